@@ -1,0 +1,228 @@
+"""The `salesbot` command line.
+
+Exit codes are a contract: 0 success, 1 a check that found something, 2 bad input or
+usage. Errors are one line on stderr, never a traceback; `--json` prints exactly one
+JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, NoReturn, TextIO
+
+from bot.clock import parse_iso_ms, system_now_ms
+from bot.policy_loader import load_policy
+from domain.errors import DomainError
+from domain.flow import to_dot, to_mermaid
+from domain.money import parse_amount, parse_fraction
+from domain.narrative import assess_narrative
+from domain.policy import Policy
+from domain.policy_check import check_policy
+from domain.presenters import number, score_lines
+from domain.quotes import QuoteRequest, compute_quote
+from domain.scoring import score_lead
+
+EXIT_OK = 0
+EXIT_FOUND = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input detected by the CLI itself (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"salesbot: error: {message}\n")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        # JSON numbers; these are weights and scores, not money (money is integer cents).
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _emit_json(data: dict[str, Any], out: TextIO) -> None:
+    out.write(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2) + "\n")
+
+
+def _policy_ref(policy: Policy) -> dict[str, str]:
+    return {"name": policy.name, "version": policy.version}
+
+
+def _now_ms(args: argparse.Namespace) -> int:
+    if args.now is None:
+        return system_now_ms()
+    try:
+        return parse_iso_ms(args.now)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
+    policy = load_policy(args.policy)
+    text = " ".join(args.text)
+    score = score_lead(text, policy.scoring)
+    if args.json:
+        _emit_json(
+            {
+                "score": score.score,
+                "band": score.band,
+                "probability": score.probability,
+                "features": score.features,
+                "weights": score.weights,
+                "contributions": score.contributions,
+                "evidence": {k: list(v) for k, v in score.evidence.items()},
+                "policy": _policy_ref(policy),
+            },
+            out,
+        )
+    else:
+        out.write(f"score {number(score.score)} ({score.band}) under policy {policy.name}\n")
+        for line in score_lines(score):
+            out.write(f"  {line}\n")
+    return EXIT_OK
+
+
+def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
+    policy = load_policy(args.policy)
+    catalog = policy.catalog
+    if args.unit is None and args.sku is None:
+        raise UsageError("give --unit PRICE or --sku CODE (or both, to override the list price)")
+    request = QuoteRequest(
+        qty=args.qty,
+        sku=args.sku,
+        unit_cents=parse_amount(args.unit, catalog.minor_units) if args.unit is not None else None,
+        discount=parse_fraction(args.discount) if args.discount is not None else Decimal(0),
+        tax_rate=parse_fraction(args.tax) if args.tax is not None else None,
+    )
+    quote = compute_quote(request, catalog, now_ms=_now_ms(args))
+    if args.json:
+        data = quote.model_dump(mode="python")
+        data["proof"] = list(quote.proof)
+        data["policy"] = _policy_ref(policy)
+        _emit_json(data, out)
+    else:
+        figures = quote.figures()
+        out.write(
+            f"Quote {quote.quote_id}: total {figures['total']}, valid until {figures['expires']}\n"
+        )
+        if quote.needs_approval:
+            out.write("  needs approval: the discount is above the rep cap\n")
+        for line in quote.proof:
+            out.write(f"  {line}\n")
+    return EXIT_OK
+
+
+def cmd_narrative(args: argparse.Namespace, out: TextIO) -> int:
+    policy = load_policy(args.policy)
+    audit = assess_narrative(" ".join(args.text), policy.narrative, policy.fairness, args.credit)
+    if args.json:
+        data = audit.model_dump(mode="python", by_alias=True)
+        data["policy"] = _policy_ref(policy)
+        _emit_json(data, out)
+    else:
+        out.write(
+            f"resonance {number(audit.resonance)}, urgency {number(audit.raw_urgency)} → "
+            f"{number(audit.penalized_urgency)} ({audit.reason}; {audit.reason_code})\n"
+        )
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    policy = load_policy(args.policy)
+    problems = check_policy(policy)
+    if args.json:
+        _emit_json({"policy": _policy_ref(policy), "violations": list(problems)}, out)
+    else:
+        for line in problems:
+            out.write(f"{line}\n")
+        if not problems:
+            out.write(f"policy {policy.name} ({policy.short_version}) is sound\n")
+    return EXIT_FOUND if problems else EXIT_OK
+
+
+def cmd_flow(args: argparse.Namespace, out: TextIO) -> int:
+    policy = load_policy(args.policy)
+    render = to_mermaid if args.format == "mermaid" else to_dot
+    out.write(render(policy.flow).rstrip("\n") + "\n")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--policy",
+        metavar="NAME|PATH",
+        help="bundled policy name or TOML path (default: $SALESBOT_POLICY or 'default')",
+    )
+    common.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    timed = _Parser(add_help=False)
+    timed.add_argument(
+        "--now", metavar="ISO8601", help="the time to decide at (default: the system clock)"
+    )
+
+    parser = _Parser(
+        prog="salesbot", description="An auditable sales assistant for Slack and Microsoft Teams."
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    p = sub.add_parser("score", parents=[common], help="lead score with per-feature contributions")
+    p.add_argument("text", nargs="+", help="the lead's text")
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("quote", parents=[common, timed], help="a quote with its arithmetic")
+    p.add_argument("--qty", type=int, required=True, help="quantity (a positive integer)")
+    p.add_argument("--unit", metavar="PRICE", help="unit price in major units, e.g. 199.00")
+    p.add_argument("--sku", metavar="CODE", help="catalog SKU, e.g. PRO")
+    p.add_argument("--discount", metavar="F", help="discount fraction (0.1) or percent (10%%)")
+    p.add_argument(
+        "--tax", metavar="F", help="tax rate fraction or percent (default: the catalog's)"
+    )
+    p.set_defaults(handler=cmd_quote)
+
+    p = sub.add_parser(
+        "narrative", parents=[common], help="resonance, urgency and the fairness penalty"
+    )
+    p.add_argument("text", nargs="+", help="the lead's text")
+    p.add_argument("--credit", type=int, help="credit score (omit when unknown)")
+    p.set_defaults(handler=cmd_narrative)
+
+    p = sub.add_parser("check", parents=[common], help="validate and verify a policy")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.set_defaults(handler=cmd_flow)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if args.policy is None:
+        import os
+
+        args.policy = os.environ.get("SALESBOT_POLICY") or None
+    handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
+    try:
+        return handler(args, out)
+    except (DomainError, UsageError) as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            err.write(f"salesbot: error: {line}\n")
+        return EXIT_USAGE

@@ -1,0 +1,79 @@
+"""Finding and reading policy files: the I/O half of `domain.policy`.
+
+A reference is either the name of a bundled policy (`default`, `seed`) or a path to a
+TOML file. `extends = "<name or path>"` chains are followed (relative paths resolve
+against the extending file) and cycles are refused.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from domain.errors import PolicyError
+from domain.policy import Document, Policy, build_policy, merge_documents, parse_document
+
+DEFAULT_POLICY = "default"
+
+
+def bundled_policy_names() -> tuple[str, ...]:
+    files = resources.files("domain.policies")
+    return tuple(
+        sorted(
+            entry.name.removesuffix(".toml")
+            for entry in files.iterdir()
+            if entry.name.endswith(".toml")
+        )
+    )
+
+
+def _is_bundled_name(ref: str) -> bool:
+    return "/" not in ref and "\\" not in ref and not ref.endswith(".toml")
+
+
+def _read(ref: str, relative_to: Path | None) -> tuple[str, str, Path | None]:
+    """Return (text, source label, directory for relative extends)."""
+    if _is_bundled_name(ref):
+        resource = resources.files("domain.policies").joinpath(f"{ref}.toml")
+        if not resource.is_file():
+            known = ", ".join(bundled_policy_names())
+            raise PolicyError(f"unknown policy {ref!r}: use a bundled name ({known}) or a path")
+        return resource.read_text(encoding="utf-8"), f"{ref}.toml", None
+    path = Path(ref)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: policy file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: cannot read policy file: {exc}") from None
+    return text, str(path), path.parent
+
+
+def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) -> Document:
+    text, source, directory = _read(ref, relative_to)
+    if source in seen:
+        chain = " -> ".join((*seen, source))
+        raise PolicyError(f"{source}: extends cycle: {chain}")
+    document = parse_document(text, source)
+    base_ref = document.get("extends")
+    if base_ref is None:
+        return document
+    if not isinstance(base_ref, str):
+        raise PolicyError(f"{source}: extends: must be a policy name or path")
+    base = _load_document(base_ref, directory, (*seen, source))
+    return merge_documents(base, document)
+
+
+def load_document(ref: str | None = None) -> Document:
+    """The merged, unvalidated document for a policy reference (for tools and tests)."""
+    return _load_document(ref or DEFAULT_POLICY, None, ())
+
+
+def load_policy(ref: str | None = None) -> Policy:
+    """Load, merge and validate a policy; every failure is a `PolicyError` naming the file."""
+    ref = ref or DEFAULT_POLICY
+    document = _load_document(ref, None, ())
+    source = f"{ref}.toml" if _is_bundled_name(ref) else ref
+    return build_policy(document, source)

@@ -1,0 +1,427 @@
+"""Card buttons: accept, request approval, approve, reject, escalate, claim, resolve,
+return to bot, mark lost.
+
+Permissions are checked here, when the click arrives, not when the button was drawn: a
+card may be forwarded, or a person's rights may have changed since. A second click on
+something already handled changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from domain.cards import Audience, Reply
+from domain.conversation import escalate, persona_values
+from domain.decision import Recorder
+from domain.errors import QuoteError
+from domain.events import (
+    ApprovalRequested,
+    ConversationClosed,
+    HandedBack,
+    QuoteAccepted,
+    QuoteApproved,
+    QuoteIssued,
+    QuoteRejected,
+    TicketClaimed,
+    TicketResolved,
+)
+from domain.flow import GuardContext
+from domain.inbound import Actor, ButtonClicked
+from domain.presenters import approval_card, quote_card, settled_quote_card, ticket_card
+from domain.quotes import approve_quote
+from domain.tickets import ticket_key
+
+Handler = Callable[[Recorder, Actor, str], None]
+
+
+def on_button(rec: Recorder, click: ButtonClicked) -> None:
+    _HANDLERS[click.action](rec, click.actor, click.target)
+
+
+def _accept(rec: Recorder, actor: Actor, target: str) -> None:
+    record = rec.state.quotes.get(target)
+    flow = rec.policy.flow
+    if record is None:
+        rec.ignore(
+            actor,
+            "accept_quote",
+            target,
+            "unknown_quote",
+            "That quote is not part of this conversation.",
+        )
+        return
+    if record.status == "accepted":
+        rec.ignore(
+            actor,
+            "accept_quote",
+            target,
+            "already_accepted",
+            f"Quote {target} was already accepted by {record.acted_by}.",
+        )
+        return
+    if record.status in ("needs_approval", "approval_requested"):
+        rec.ignore(
+            actor,
+            "accept_quote",
+            target,
+            "needs_approval",
+            f"Quote {target} needs a manager's approval before it can be accepted.",
+        )
+        return
+    if record.status in ("rejected", "superseded"):
+        rec.ignore(
+            actor,
+            "accept_quote",
+            target,
+            record.status,
+            f"Quote {target} is no longer valid ({record.status}).",
+        )
+        return
+    if rec.now_ms > record.quote.expires_at_ms:
+        rec.ignore(
+            actor,
+            "accept_quote",
+            target,
+            "expired",
+            f"Quote {target} expired on {record.quote.figures()['expires']}; ask for a new one.",
+        )
+        return
+    if rec.state.flow_state in flow.terminal:
+        rec.ignore(
+            actor,
+            "accept_quote",
+            target,
+            "conversation_closed",
+            "This conversation is already closed.",
+        )
+        return
+    rec.record(QuoteAccepted(quote_id=target, by=actor.id))
+    rec.advance("quote_accepted", GuardContext(qualified=rec.state.qualified))
+    rec.record(ConversationClosed(outcome="won", by=actor.id))
+    rec.reply(
+        Reply(
+            audience="conversation",
+            text=f"Quote {target} accepted by {actor.label}",
+            card=settled_quote_card(record.quote, rec.policy.catalog, f"Accepted by {actor.label}"),
+            replaces=target,
+        )
+    )
+    rec.say("closed_won", persona_values(rec, actor))
+
+
+def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:
+    record = rec.state.quotes.get(target)
+    if record is None:
+        rec.ignore(
+            actor,
+            "request_approval",
+            target,
+            "unknown_quote",
+            "That quote is not part of this conversation.",
+        )
+        return
+    if record.status == "approval_requested":
+        rec.ignore(
+            actor,
+            "request_approval",
+            target,
+            "already_requested",
+            f"Approval for quote {target} was already requested by {record.acted_by}.",
+        )
+        return
+    if record.status != "needs_approval":
+        rec.ignore(
+            actor,
+            "request_approval",
+            target,
+            "not_needed",
+            f"Quote {target} does not need approval ({record.status}).",
+        )
+        return
+    if actor.role == "prospect":
+        rec.ignore(
+            actor,
+            "request_approval",
+            target,
+            "reps_only",
+            "Your account team will request approval for this quote.",
+        )
+        return
+    key = ticket_key(rec.state.conversation_id, "discount_above_cap", rec.state.version + 1)
+    rec.record(ApprovalRequested(quote_id=target, by=actor.id, ticket_key=key))
+    opened = rec.open_ticket(
+        "approval",
+        "discount_above_cap",
+        f"{actor.label} requests approval for {target}",
+        quote_id=target,
+    )
+    catalog = rec.policy.catalog
+    rec.reply(
+        Reply(
+            audience="conversation",
+            text=f"Approval requested by {actor.label}",
+            card=settled_quote_card(record.quote, catalog, f"Approval requested by {actor.label}"),
+            replaces=target,
+        )
+    )
+    if opened is not None:
+        rec.reply(
+            Reply(
+                audience="approvers",
+                text=f"Discount approval needed for quote {target}",
+                card=approval_card(record.quote, catalog, opened, actor.label),
+            )
+        )
+
+
+def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) -> None:
+    action = "approve_quote" if approve else "reject_quote"
+    record = rec.state.quotes.get(target)
+    if record is None:
+        rec.ignore(
+            actor, action, target, "unknown_quote", "That quote is not part of this conversation."
+        )
+        return
+    if not actor.approver:
+        rec.ignore(
+            actor,
+            action,
+            target,
+            "not_approver",
+            "Sorry, only configured approvers can approve or reject discounts.",
+        )
+        return
+    if record.status not in ("needs_approval", "approval_requested"):
+        rec.ignore(
+            actor,
+            action,
+            target,
+            "already_decided",
+            f"Quote {target} was already handled ({record.status}, by {record.acted_by}).",
+        )
+        return
+    ticket = next(
+        (t for t in rec.state.tickets.values() if t.quote_id == target and t.status != "resolved"),
+        None,
+    )
+    catalog = rec.policy.catalog
+    if approve:
+        try:
+            approved = approve_quote(record.quote, approver=actor.label, now_ms=rec.now_ms)
+        except QuoteError as exc:
+            rec.ignore(actor, action, target, "cannot_approve", str(exc))
+            return
+        rec.record(QuoteApproved(quote_id=target, by=actor.id))
+        rec.record(QuoteIssued(quote=approved, requested_by=actor.id, replaces_quote_id=target))
+        status = f"Approved by {actor.label}"
+    else:
+        rec.record(QuoteRejected(quote_id=target, by=actor.id))
+        status = f"Rejected by {actor.label}"
+    if ticket is not None:
+        rec.record(TicketResolved(ticket_key=ticket.key, by=actor.id))
+        rec.reply(
+            Reply(
+                audience="approvers",
+                text=status,
+                card=approval_card(
+                    record.quote, catalog, ticket.key, record.acted_by or ""
+                ).model_copy(update={"buttons": (), "status": status}),
+                replaces=ticket.key,
+            )
+        )
+    rec.reply(
+        Reply(
+            audience="conversation",
+            text=status,
+            card=settled_quote_card(record.quote, catalog, status),
+            replaces=target,
+        )
+    )
+    if approve:
+        rec.say(
+            "quote_ready",
+            persona_values(rec, actor),
+            evidence=approved.figures(),
+            card=quote_card(approved, catalog),
+        )
+    else:
+        rec.reply(
+            Reply(
+                audience="team",
+                text=f"The discount on quote {target} was not approved; issue a new quote within the rep cap.",
+            )
+        )
+
+
+def _approve(rec: Recorder, actor: Actor, target: str) -> None:
+    _decide_approval(rec, actor, target, approve=True)
+
+
+def _reject(rec: Recorder, actor: Actor, target: str) -> None:
+    _decide_approval(rec, actor, target, approve=False)
+
+
+def _escalate(rec: Recorder, actor: Actor, target: str) -> None:
+    flow = rec.policy.flow
+    if rec.state.flow_state in flow.terminal:
+        rec.ignore(
+            actor, "escalate", target, "conversation_closed", "This conversation is already closed."
+        )
+        return
+    if rec.state.flow_state == flow.handoff:
+        rec.ignore(
+            actor,
+            "escalate",
+            target,
+            "already_with_a_human",
+            "A person is already looking after this conversation.",
+        )
+        return
+    rec.advance("escalation_requested", GuardContext(qualified=rec.state.qualified))
+    escalate(rec, actor, "requested")
+
+
+def _claim(rec: Recorder, actor: Actor, target: str) -> None:
+    ticket = rec.state.tickets.get(target)
+    if actor.role == "prospect":
+        rec.ignore(
+            actor, "claim_ticket", target, "reps_only", "Only the sales team can claim tickets."
+        )
+        return
+    if ticket is None:
+        rec.ignore(
+            actor,
+            "claim_ticket",
+            target,
+            "unknown_ticket",
+            "That ticket is not part of this conversation.",
+        )
+        return
+    if ticket.status == "claimed":
+        who = "you" if ticket.claimed_by == actor.id else ticket.claimed_by
+        rec.ignore(
+            actor, "claim_ticket", target, "already_claimed", f"Ticket already claimed by {who}."
+        )
+        return
+    if ticket.status == "resolved":
+        rec.ignore(
+            actor,
+            "claim_ticket",
+            target,
+            "already_resolved",
+            f"Ticket already resolved by {ticket.resolved_by}.",
+        )
+        return
+    rec.record(TicketClaimed(ticket_key=target, by=actor.id))
+    _update_ticket_card(rec, target, f"Claimed by {actor.label}", keep_buttons=True)
+
+
+def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
+    ticket = rec.state.tickets.get(target)
+    if actor.role == "prospect":
+        rec.ignore(
+            actor, "resolve_ticket", target, "reps_only", "Only the sales team can resolve tickets."
+        )
+        return
+    if ticket is None:
+        rec.ignore(
+            actor,
+            "resolve_ticket",
+            target,
+            "unknown_ticket",
+            "That ticket is not part of this conversation.",
+        )
+        return
+    if ticket.status == "resolved":
+        rec.ignore(
+            actor,
+            "resolve_ticket",
+            target,
+            "already_resolved",
+            f"Ticket already resolved by {ticket.resolved_by}.",
+        )
+        return
+    rec.record(TicketResolved(ticket_key=target, by=actor.id))
+    _update_ticket_card(rec, target, f"Resolved by {actor.label}", keep_buttons=False)
+
+
+def _return_to_bot(rec: Recorder, actor: Actor, target: str) -> None:
+    flow = rec.policy.flow
+    if actor.role == "prospect":
+        rec.ignore(
+            actor,
+            "return_to_bot",
+            target,
+            "reps_only",
+            "Only the sales team can hand a conversation back.",
+        )
+        return
+    if rec.state.flow_state != flow.handoff:
+        rec.ignore(
+            actor,
+            "return_to_bot",
+            target,
+            "not_in_handoff",
+            "The bot is already handling this conversation.",
+        )
+        return
+    ticket = rec.state.open_handoff_ticket()
+    rec.record(HandedBack(ticket_key=ticket.key if ticket else None, by=actor.id))
+    rec.advance("handed_back", GuardContext(qualified=rec.state.qualified))
+    if ticket is not None:
+        _update_ticket_card(
+            rec, ticket.key, f"Returned to the bot by {actor.label}", keep_buttons=False
+        )
+    rec.say("handed_back", persona_values(rec, actor))
+
+
+def _mark_lost(rec: Recorder, actor: Actor, target: str) -> None:
+    flow = rec.policy.flow
+    if actor.role == "prospect":
+        rec.ignore(actor, "mark_lost", target, "reps_only", "Only the sales team can close a deal.")
+        return
+    if rec.state.flow_state in flow.terminal:
+        rec.ignore(
+            actor,
+            "mark_lost",
+            target,
+            "conversation_closed",
+            "This conversation is already closed.",
+        )
+        return
+    rec.advance("deal_lost", GuardContext(qualified=rec.state.qualified))
+    rec.record(ConversationClosed(outcome="lost", by=actor.id))
+    rec.say("closed_lost", persona_values(rec, actor))
+
+
+def _open_quote_form(rec: Recorder, actor: Actor, target: str) -> None:
+    # Adapters that have forms open one themselves; elsewhere the usage line is the form.
+    from domain.quote_args import QUOTE_USAGE
+
+    rec.tell(actor, f"Type: {QUOTE_USAGE}")
+
+
+def _update_ticket_card(rec: Recorder, key: str, status: str, *, keep_buttons: bool) -> None:
+    ticket = rec.state.tickets[key]
+    card = ticket_card(rec.state, ticket)
+    update: dict[str, object] = {"status": status}
+    if not keep_buttons:
+        update["buttons"] = ()
+    audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
+    rec.reply(
+        Reply(audience=audience, text=status, card=card.model_copy(update=update), replaces=key)
+    )
+
+
+_HANDLERS: dict[str, Handler] = {
+    "accept_quote": _accept,
+    "request_approval": _request_approval,
+    "approve_quote": _approve,
+    "reject_quote": _reject,
+    "escalate": _escalate,
+    "claim_ticket": _claim,
+    "resolve_ticket": _resolve,
+    "return_to_bot": _return_to_bot,
+    "mark_lost": _mark_lost,
+    "open_quote_form": _open_quote_form,
+}

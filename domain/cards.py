@@ -1,0 +1,60 @@
+"""Platform-neutral replies and cards.
+
+The domain says *what* to show — a title, fields, the quote's arithmetic lines, buttons
+with action ids — and adapters render it as Block Kit, an Adaptive Card, HTML or plain
+text. All text here is plain text: adapters escape it for their markup.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from domain.inbound import ActionId
+from domain.model import Frozen
+
+Audience = Literal["conversation", "team", "requester", "handoff", "approvers"]
+"""Where a reply goes: the conversation (seen by the prospect), the team's view of it
+(lead thread, never shown to the prospect), only the person who acted
+(ephemeral), the human handoff channel, or the discount approvers."""
+
+ButtonStyle = Literal["default", "primary", "danger"]
+CardKind = Literal["lead", "quote", "ticket", "score", "help", "notice"]
+
+
+class Button(Frozen):
+    action: ActionId
+    label: str
+    target: str = ""
+    style: ButtonStyle = "default"
+
+
+class CardField(Frozen):
+    label: str
+    value: str
+
+
+class Card(Frozen):
+    """A structured message. `ref` identifies it (quote id, ticket key) so a later
+    reply can update it in place."""
+
+    kind: CardKind
+    title: str
+    text: str = ""
+    fields: tuple[CardField, ...] = ()
+    lines: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    status: str = ""
+    ref: str = ""
+
+
+class Reply(Frozen):
+    """One message to send. `replaces` names the `ref` of a card to update in place."""
+
+    audience: Audience
+    text: str
+    card: Card | None = None
+    replaces: str | None = None
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.audience == "requester"

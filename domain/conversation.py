@@ -1,0 +1,210 @@
+"""The qualification conversation: what a prospect's message does.
+
+For each message: score the whole conversation so far (with exact attribution), assess
+narrative resonance and urgency with the fairness correction, classify objections, take
+the flow transition those signals select, and answer through the persona. Anything the
+bot must not decide alone moves the flow to `handoff` and opens an idempotent ticket.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from domain.cards import Reply
+from domain.decision import Recorder
+from domain.events import (
+    ConversationAbandoned,
+    ConversationStarted,
+    LeadScored,
+    NarrativeAssessed,
+    ObjectionClassified,
+    ProspectMessageReceived,
+)
+from domain.flow import GuardContext
+from domain.inbound import Actor, LeadDetails
+from domain.narrative import assess_narrative
+from domain.objections import ObjectionResult, classify_objection
+from domain.persona import ESCALATE, choose_action
+from domain.presenters import lead_card, ticket_card, transcript_summary
+from domain.scoring import score_lead
+
+MESSAGE_SEPARATOR = "\n.\n"
+"""Joins a conversation's messages for scoring; the full stop ends negation windows so
+"no" at the end of one message never negates the next."""
+
+GUARD_TO_REASON = {
+    "is_sensitive": "sensitive_terms",
+    "is_low_confidence": "low_confidence",
+    "is_turn_limit_reached": "turn_limit",
+    "is_qualified": "idle_after_qualified",
+}
+
+
+def persona_values(rec: Recorder, actor: Actor | None = None) -> dict[str, str]:
+    """Values the persona may place into templates. All are plain data."""
+    persona = rec.policy.active_persona
+    values = {"persona": persona.name}
+    lead = rec.state.lead
+    name = lead.name if lead is not None else (actor.name if actor is not None else "")
+    if name.strip():
+        values["name"] = name.strip().split()[0]
+    if lead is not None and lead.company:
+        values["company"] = lead.company
+    if rec.state.last_objection:
+        values["objection"] = rec.state.last_objection
+    return values
+
+
+def start_if_new(rec: Recorder, origin: str, actor: Actor, lead: LeadDetails | None = None) -> None:
+    if not rec.state.started:
+        rec.record(
+            ConversationStarted(
+                origin="lead"
+                if origin == "lead"
+                else "command"
+                if origin == "command"
+                else "direct",
+                started_by=actor.id,
+                lead=lead,
+            )
+        )
+
+
+def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
+    first = not rec.state.started
+    start_if_new(rec, "lead", actor, lead)
+    on_prospect_message(rec, actor, lead.message)
+    if first and rec.state.score is not None and rec.state.narrative is not None:
+        rec.reply(
+            Reply(
+                audience="team",
+                text=f"New lead from {lead.name}",
+                card=lead_card(
+                    rec.state.conversation_id, lead, rec.state.score, rec.state.narrative
+                ),
+            )
+        )
+
+
+def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
+    start_if_new(rec, "direct", actor)
+    rec.record(ProspectMessageReceived(actor_id=actor.id, text=text))
+    flow = rec.policy.flow
+    state = rec.state
+    if state.flow_state in flow.terminal:
+        _after_close(rec, actor)
+        return
+    if state.flow_state == flow.handoff:
+        return  # a human holds the conversation: record, stay silent
+    objection = _analyse(rec, text)
+    guards = GuardContext(
+        sensitive=objection.escalation_reason == "sensitive_terms",
+        low_confidence=objection.escalation_reason == "low_confidence",
+        objection=objection.objection is not None,
+        qualified=rec.state.qualified,
+        turn_limit_reached=rec.state.bot_turns >= rec.policy.conversation.max_bot_turns,
+    )
+    taken = rec.advance("prospect_message", guards)
+    if rec.state.flow_state == flow.handoff:
+        guard = taken.guard if taken is not None else None
+        escalate(rec, actor, GUARD_TO_REASON.get(guard or "", "requested"))
+        return
+    action = choose_action(rec.policy.active_persona, rec.state.flow_state, objection.confidence)
+    if action == ESCALATE and rec.advance("escalation_requested", guards):
+        escalate(rec, actor, "low_confidence")
+        return
+    rec.say(_concrete_action(rec, action), persona_values(rec, actor))
+
+
+def escalate(rec: Recorder, actor: Actor, reason: str) -> None:
+    """Tell the prospect a person will help, and put a ticket in the handoff channel."""
+    rec.say(ESCALATE, persona_values(rec, actor))
+    key = rec.open_ticket("handoff", reason, transcript_summary(rec.state))
+    if key is not None:
+        ticket = rec.state.tickets[key]
+        rec.reply(
+            Reply(
+                audience="handoff",
+                text=f"Handoff needed: {ticket.reason}",
+                card=ticket_card(rec.state, ticket),
+            )
+        )
+
+
+def on_idle_check(rec: Recorder) -> None:
+    state = rec.state
+    flow = rec.policy.flow
+    if not state.started or state.flow_state in flow.terminal or state.flow_state == flow.handoff:
+        return
+    last = state.last_prospect_at_ms or state.started_at_ms or 0
+    idle = rec.now_ms - last
+    if idle < rec.policy.conversation.abandon_after_ms:
+        return
+    guards = GuardContext(qualified=state.qualified)
+    if not rec.advance("idle_timeout", guards):
+        return
+    if rec.state.flow_state == flow.handoff:
+        key = rec.open_ticket("handoff", "idle_after_qualified", transcript_summary(rec.state))
+        if key is not None:
+            ticket = rec.state.tickets[key]
+            rec.reply(
+                Reply(
+                    audience="handoff",
+                    text="A qualified lead went quiet",
+                    card=ticket_card(rec.state, ticket),
+                )
+            )
+    else:
+        rec.record(ConversationAbandoned(idle_ms=idle))
+
+
+def _analyse(rec: Recorder, text: str) -> ObjectionResult:
+    policy = rec.policy
+    state = rec.state
+    lead = state.lead
+    conversation_text = MESSAGE_SEPARATOR.join(state.prospect_texts)
+    metadata = lead.scoring_metadata() if lead is not None else None
+    score = score_lead(conversation_text, policy.scoring, metadata)
+    qualified = score.band in policy.conversation.qualified_bands
+    if score != state.score or qualified != state.qualified:
+        rec.record(LeadScored(score=score, qualified=qualified))
+    credit = lead.credit_score if lead is not None else None
+    narrative = assess_narrative(conversation_text, policy.narrative, policy.fairness, credit)
+    if narrative != state.narrative:
+        rec.record(NarrativeAssessed(audit=narrative))
+    objection = classify_objection(text, policy.objections)
+    if objection.objection is not None or objection.sensitive:
+        rec.record(ObjectionClassified(result=objection))
+    return objection
+
+
+def _concrete_action(rec: Recorder, action: str) -> str:
+    """Refine π's generic action with what the conversation knows."""
+    templates = rec.policy.active_persona.templates
+    if action == "handle_objection" and rec.state.last_objection:
+        specific = f"objection.{rec.state.last_objection}"
+        return specific if specific in templates else action
+    if action == "ask_qualifying" and rec.state.score is not None:
+        for feature in rec.policy.scoring.features:
+            if feature.weight > Decimal(0) and rec.state.score.features.get(feature.name) == 0:
+                specific = f"ask.{feature.name}"
+                if specific in templates:
+                    return specific
+    return action
+
+
+def _after_close(rec: Recorder, actor: Actor) -> None:
+    """A message after the end still reaches a person, once per open ticket."""
+    if rec.state.open_handoff_ticket() is not None:
+        return
+    rec.say("conversation_closed", persona_values(rec, actor))
+    key = rec.open_ticket("handoff", "message_after_close", transcript_summary(rec.state))
+    if key is not None:
+        ticket = rec.state.tickets[key]
+        rec.reply(
+            Reply(
+                audience="handoff",
+                text="The prospect wrote after the end",
+                card=ticket_card(rec.state, ticket),
+            )
+        )

@@ -1,0 +1,86 @@
+"""`decide(state, inbound, policy, now_ms) -> Decision`: the whole bot, as a pure function.
+
+The runtime loads the conversation's state, calls this, commits what it returns and only
+then acknowledges the platform; the outbox sends the replies afterwards. Because nothing
+here reads a clock, a file or the network, replaying the stored inbounds through the same
+policy reproduces every decision exactly.
+"""
+
+from __future__ import annotations
+
+from domain.button_handlers import on_button
+from domain.cards import Reply
+from domain.command_handlers import on_command
+from domain.commands import command_spec, parse_text_command
+from domain.conversation import on_idle_check, on_lead, on_prospect_message
+from domain.decision import Decision, Recorder
+from domain.errors import CommandError
+from domain.events import RepMessageRecorded
+from domain.inbound import (
+    ButtonClicked,
+    CommandInvoked,
+    Inbound,
+    LeadArrived,
+    MessagePosted,
+    TimerElapsed,
+)
+from domain.policy import Policy
+from domain.presenters import help_card
+from domain.state import ConversationState, initial_state
+
+
+def new_conversation(conversation_id: str, policy: Policy) -> ConversationState:
+    return initial_state(conversation_id, policy.flow.start)
+
+
+def decide(state: ConversationState, inbound: Inbound, policy: Policy, now_ms: int) -> Decision:
+    """Decide what `inbound` does to the conversation in `state` under `policy` at `now_ms`."""
+    if inbound.conversation_id != state.conversation_id:
+        raise ValueError("inbound and state belong to different conversations")
+    rec = Recorder(state, policy, now_ms, inbound.delivery_id)
+    match inbound:
+        case LeadArrived():
+            on_lead(rec, inbound.actor, inbound.lead)
+        case MessagePosted():
+            _on_message(rec, inbound)
+        case CommandInvoked():
+            try:
+                spec = command_spec(inbound.command)
+            except CommandError as exc:
+                rec.tell(inbound.actor, str(exc))
+            else:
+                on_command(rec, inbound.actor, spec, inbound.args)
+        case ButtonClicked():
+            on_button(rec, inbound)
+        case TimerElapsed():
+            on_idle_check(rec)
+    return rec.decision()
+
+
+def _on_message(rec: Recorder, message: MessagePosted) -> None:
+    actor = message.actor
+    if actor.role == "prospect":
+        on_prospect_message(rec, actor, message.text)
+        return
+    if actor.role != "rep":
+        return
+    try:
+        parsed = parse_text_command(message.text)
+    except CommandError as exc:
+        rec.tell(actor, str(exc))
+        return
+    if parsed is not None:
+        spec, args = parsed
+        on_command(rec, actor, spec, args)
+        return
+    if rec.state.started:
+        # A rep talking in a prospect's conversation: part of the record, not for the bot.
+        rec.record(RepMessageRecorded(actor_id=actor.id, text=message.text))
+        return
+    rec.reply(
+        Reply(
+            audience="requester",
+            text="I can help with quotes, lead scores, audits and metrics. Try one of these:",
+            card=help_card(),
+        )
+    )

@@ -1,0 +1,173 @@
+"""What `decide` returns, and the recorder that builds it.
+
+A `Decision` lists what should happen — events to append, replies to send, queries the
+runtime must run against the store — and the state after the events. Nothing has
+happened yet: the runtime commits the events, the delivery id, the outbox items and
+the tickets in one transaction and only then acknowledges the platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from domain.cards import Audience, Card, Reply
+from domain.events import (
+    ActionIgnored,
+    BotReplied,
+    Event,
+    EventEnvelope,
+    FlowAdvanced,
+    TicketClaimed,
+    TicketKind,
+    TicketOpened,
+    TicketResolved,
+)
+from domain.flow import GuardContext, Transition, next_transition
+from domain.inbound import Actor
+from domain.model import Frozen
+from domain.persona import render
+from domain.policy import Policy
+from domain.state import ConversationState, apply
+from domain.tickets import ticket_key
+
+
+class Query(Frozen):
+    """Work that needs the whole store (an audit, the metrics), already authorised here."""
+
+    kind: Literal["audit", "metrics"]
+    requested_by: str
+    target: str = ""
+    audience: Audience = "requester"
+
+
+class Decision(Frozen):
+    events: tuple[EventEnvelope, ...] = ()
+    replies: tuple[Reply, ...] = ()
+    queries: tuple[Query, ...] = ()
+    state: ConversationState
+
+    @property
+    def ticket_events(self) -> tuple[TicketOpened | TicketClaimed | TicketResolved, ...]:
+        """Ticket changes the runtime mirrors into the ticket store in the same commit."""
+        return tuple(
+            env.event
+            for env in self.events
+            if isinstance(env.event, TicketOpened | TicketClaimed | TicketResolved)
+        )
+
+
+class Recorder:
+    """Accumulates one decision. Each recorded event is folded into `state` at once, so
+    later steps of the same decision see its effect (and its sequence number)."""
+
+    def __init__(
+        self,
+        state: ConversationState,
+        policy: Policy,
+        now_ms: int,
+        delivery_id: str,
+    ) -> None:
+        self.state = state
+        self.policy = policy
+        self.now_ms = now_ms
+        self.delivery_id = delivery_id
+        self._events: list[EventEnvelope] = []
+        self._replies: list[Reply] = []
+        self._queries: list[Query] = []
+
+    def record(self, event: Event) -> int:
+        envelope = EventEnvelope(
+            conversation_id=self.state.conversation_id,
+            seq=self.state.version + 1,
+            at_ms=self.now_ms,
+            policy_version=self.policy.version,
+            delivery_id=self.delivery_id,
+            event=event,
+        )
+        self._events.append(envelope)
+        self.state = apply(self.state, envelope)
+        return envelope.seq
+
+    def reply(self, reply: Reply) -> None:
+        self._replies.append(reply)
+
+    def tell(self, actor: Actor, text: str, card: Card | None = None) -> None:
+        """An ephemeral answer to the person who acted."""
+        del actor  # the runtime knows the requester from the inbound
+        self._replies.append(Reply(audience="requester", text=text, card=card))
+
+    def query(self, query: Query) -> None:
+        self._queries.append(query)
+
+    def say(
+        self,
+        action: str,
+        values: Mapping[str, str],
+        *,
+        audience: Audience = "conversation",
+        evidence: Mapping[str, str] | None = None,
+        card: Card | None = None,
+    ) -> str:
+        """Speak through the persona, and record exactly what was said and why."""
+        rendered = render(self.policy.active_persona, action, values, evidence=evidence)
+        self.record(
+            BotReplied(
+                audience=audience,
+                action=rendered.action,
+                template=rendered.template_action,
+                text=rendered.text,
+                used_fallback=rendered.used_fallback,
+            )
+        )
+        self.reply(Reply(audience=audience, text=rendered.text, card=card))
+        return rendered.text
+
+    def advance(self, trigger: str, guards: GuardContext) -> Transition | None:
+        """Take the flow transition for `trigger`, if any; None when the state stays."""
+        transition = next_transition(self.policy.flow, self.state.flow_state, trigger, guards)
+        if transition is None:
+            return None
+        self.record(
+            FlowAdvanced(
+                from_state=self.state.flow_state,
+                to_state=transition.to,
+                trigger=trigger,
+                guard=transition.guard,
+                priority=transition.priority,
+            )
+        )
+        return transition
+
+    def open_ticket(
+        self, kind: TicketKind, reason: str, summary: str, *, quote_id: str | None = None
+    ) -> str | None:
+        """Open a ticket keyed by the triggering event; None if that ticket exists already."""
+        trigger_seq = self.state.version
+        key = ticket_key(self.state.conversation_id, reason, trigger_seq)
+        if key in self.state.tickets:
+            return None
+        self.record(
+            TicketOpened(
+                ticket_key=key,
+                kind=kind,
+                reason=reason,
+                trigger_seq=trigger_seq,
+                summary=summary,
+                quote_id=quote_id,
+            )
+        )
+        return key
+
+    def ignore(self, actor: Actor, action: str, target: str, reason: str, message: str) -> None:
+        """A click that changes nothing: say so to the clicker, and keep the record."""
+        self.record(ActionIgnored(action=action, target=target, by=actor.id, reason=reason))
+        self.tell(actor, message)
+
+    def decision(self) -> Decision:
+        return Decision(
+            events=tuple(self._events),
+            replies=tuple(self._replies),
+            queries=tuple(self._queries),
+            state=self.state,
+        )

@@ -1,0 +1,229 @@
+"""Facts: everything the bot decided, in the past tense.
+
+A conversation is the fold of its events (`domain.state.fold`). Events are wrapped in an
+`EventEnvelope` carrying the conversation, a gap-free sequence number, integer epoch
+milliseconds, the policy version and the delivery that caused them, so the log alone
+explains every reply, score, quote and ticket to the cent and to the feature.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from domain import GENERATOR
+from domain.cards import Audience
+from domain.inbound import LeadDetails
+from domain.model import Frozen
+from domain.narrative import NarrativeAudit
+from domain.objections import ObjectionResult
+from domain.quotes import Quote
+from domain.scoring import LeadScore
+
+EVENT_SCHEMA_VERSION = 1
+
+TicketKind = Literal["handoff", "approval"]
+Outcome = Literal["won", "lost"]
+
+
+class _Event(Frozen):
+    schema_version: int = EVENT_SCHEMA_VERSION
+
+
+class ConversationStarted(_Event):
+    type: Literal["conversation_started"] = "conversation_started"
+    origin: Literal["lead", "direct", "command"]
+    started_by: str
+    lead: LeadDetails | None = None
+
+
+class ProspectMessageReceived(_Event):
+    type: Literal["prospect_message_received"] = "prospect_message_received"
+    actor_id: str
+    text: str
+
+
+class RepMessageRecorded(_Event):
+    """A rep's words in the conversation (for example while holding a handoff ticket)."""
+
+    type: Literal["rep_message_recorded"] = "rep_message_recorded"
+    actor_id: str
+    text: str
+
+
+class LeadScored(_Event):
+    """A score with its full attribution. `subject` says whether it is the conversation's
+    own lead score or a rep's pasted text (`/lead`), which does not change the lead."""
+
+    type: Literal["lead_scored"] = "lead_scored"
+    subject: Literal["conversation", "pasted_text"] = "conversation"
+    score: LeadScore
+    qualified: bool
+
+
+class NarrativeAssessed(_Event):
+    type: Literal["narrative_assessed"] = "narrative_assessed"
+    audit: NarrativeAudit
+
+
+class ObjectionClassified(_Event):
+    type: Literal["objection_classified"] = "objection_classified"
+    result: ObjectionResult
+
+
+class FlowAdvanced(_Event):
+    type: Literal["flow_advanced"] = "flow_advanced"
+    from_state: str
+    to_state: str
+    trigger: str
+    guard: str | None = None
+    priority: int
+
+
+class BotReplied(_Event):
+    type: Literal["bot_replied"] = "bot_replied"
+    audience: Audience
+    action: str
+    template: str
+    text: str
+    used_fallback: bool = False
+
+
+class QuoteIssued(_Event):
+    type: Literal["quote_issued"] = "quote_issued"
+    quote: Quote
+    requested_by: str
+    replaces_quote_id: str | None = None
+
+
+class QuoteAccepted(_Event):
+    type: Literal["quote_accepted"] = "quote_accepted"
+    quote_id: str
+    by: str
+
+
+class ApprovalRequested(_Event):
+    type: Literal["approval_requested"] = "approval_requested"
+    quote_id: str
+    by: str
+    ticket_key: str
+
+
+class QuoteApproved(_Event):
+    type: Literal["quote_approved"] = "quote_approved"
+    quote_id: str
+    by: str
+
+
+class QuoteRejected(_Event):
+    type: Literal["quote_rejected"] = "quote_rejected"
+    quote_id: str
+    by: str
+
+
+class TicketOpened(_Event):
+    """A request for a human. The key makes it idempotent: the same trigger twice is one
+    ticket (see `domain.tickets.ticket_key`)."""
+
+    type: Literal["ticket_opened"] = "ticket_opened"
+    ticket_key: str
+    kind: TicketKind
+    reason: str
+    trigger_seq: int
+    summary: str
+    quote_id: str | None = None
+
+
+class TicketClaimed(_Event):
+    type: Literal["ticket_claimed"] = "ticket_claimed"
+    ticket_key: str
+    by: str
+
+
+class TicketResolved(_Event):
+    type: Literal["ticket_resolved"] = "ticket_resolved"
+    ticket_key: str
+    by: str
+
+
+class HandedBack(_Event):
+    type: Literal["handed_back"] = "handed_back"
+    ticket_key: str | None
+    by: str
+
+
+class ConversationClosed(_Event):
+    type: Literal["conversation_closed"] = "conversation_closed"
+    outcome: Outcome
+    by: str
+
+
+class ConversationAbandoned(_Event):
+    type: Literal["conversation_abandoned"] = "conversation_abandoned"
+    idle_ms: int
+
+
+class AuditRequested(_Event):
+    """Access to audit data is itself audited (who looked at what)."""
+
+    type: Literal["audit_requested"] = "audit_requested"
+    target: str
+    by: str
+
+
+class CommandRefused(_Event):
+    type: Literal["command_refused"] = "command_refused"
+    command: str
+    by: str
+    reason: str
+
+
+class ActionIgnored(_Event):
+    """A click that changed nothing (already handled, not allowed, expired), and why."""
+
+    type: Literal["action_ignored"] = "action_ignored"
+    action: str
+    target: str
+    by: str
+    reason: str
+
+
+Event = Annotated[
+    ConversationStarted
+    | ProspectMessageReceived
+    | RepMessageRecorded
+    | LeadScored
+    | NarrativeAssessed
+    | ObjectionClassified
+    | FlowAdvanced
+    | BotReplied
+    | QuoteIssued
+    | QuoteAccepted
+    | ApprovalRequested
+    | QuoteApproved
+    | QuoteRejected
+    | TicketOpened
+    | TicketClaimed
+    | TicketResolved
+    | HandedBack
+    | ConversationClosed
+    | ConversationAbandoned
+    | AuditRequested
+    | CommandRefused
+    | ActionIgnored,
+    Field(discriminator="type"),
+]
+
+
+class EventEnvelope(Frozen):
+    """An event as stored: where it belongs, when, under which policy, caused by what."""
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    generator: str = GENERATOR
+    conversation_id: str
+    seq: int = Field(ge=1)
+    at_ms: int = Field(ge=0)
+    policy_version: str
+    delivery_id: str
+    event: Event

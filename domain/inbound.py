@@ -1,0 +1,118 @@
+"""What arrives from outside, in platform-neutral form.
+
+Adapters turn a Slack event, a Teams activity, a playground post or a lead-feed request
+into exactly one of these. Each carries the delivery id the runtime dedupes on and the
+actor with the role the domain decides by. Inbounds are stored verbatim so any
+conversation can be replayed through `decide`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from domain.model import Frozen
+
+INBOUND_SCHEMA_VERSION = 1
+
+Role = Literal["prospect", "rep", "system"]
+
+ActionId = Literal[
+    "accept_quote",
+    "request_approval",
+    "approve_quote",
+    "reject_quote",
+    "escalate",
+    "claim_ticket",
+    "resolve_ticket",
+    "return_to_bot",
+    "mark_lost",
+    "open_quote_form",
+]
+
+
+class Actor(Frozen):
+    """Who acted, and what they may do: approver and auditor rights come from configuration."""
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    role: Role
+    approver: bool = False
+    auditor: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+SYSTEM = Actor(id="salesbot", name="salesbot", role="system")
+
+
+class LeadDetails(Frozen):
+    """A lead as a web form, CRM or mail relay submits it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    company: str = Field("", max_length=200)
+    email: str = Field("", max_length=320)
+    message: str = Field(min_length=1, max_length=20_000)
+    source: str = Field("", max_length=100)
+    external_id: str | None = Field(None, max_length=200)
+    company_size: int | None = Field(None, ge=0)
+    credit_score: int | None = Field(None, ge=0, le=1000)
+
+    def scoring_metadata(self) -> dict[str, str | int | Decimal]:
+        """Metadata the scorer may use; the credit score is deliberately absent."""
+        data: dict[str, str | int | Decimal] = {}
+        if self.company_size is not None:
+            data["company_size"] = self.company_size
+        if self.source:
+            data["source"] = self.source.lower()
+        return data
+
+
+class _InboundBase(Frozen):
+    schema_version: int = INBOUND_SCHEMA_VERSION
+    delivery_id: str = Field(min_length=1)
+    conversation_id: str = Field(min_length=1)
+    actor: Actor
+
+
+class LeadArrived(_InboundBase):
+    kind: Literal["lead"] = "lead"
+    lead: LeadDetails
+
+
+class MessagePosted(_InboundBase):
+    kind: Literal["message"] = "message"
+    text: str = Field(max_length=40_000)
+
+
+class CommandInvoked(_InboundBase):
+    """A slash command, or a text command typed in a thread or chat."""
+
+    kind: Literal["command"] = "command"
+    command: str
+    args: str = ""
+
+
+class ButtonClicked(_InboundBase):
+    """A card button; `target` names the quote or ticket it acts on."""
+
+    kind: Literal["action"] = "action"
+    action: ActionId
+    target: str = ""
+
+
+class TimerElapsed(_InboundBase):
+    """The runtime's sweeper asking whether an idle conversation is abandoned."""
+
+    kind: Literal["timer"] = "timer"
+    timer: Literal["idle_check"] = "idle_check"
+
+
+Inbound = Annotated[
+    LeadArrived | MessagePosted | CommandInvoked | ButtonClicked | TimerElapsed,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,146 @@
+"""Narrative resonance, urgency, and the fairness correction on urgency (notebook §10).
+
+Both scores are linear in binary text features, R = Σ w_R·f and U = Σ w_U·f, computed exactly
+so each contribution is the feature's whole story. When a creditworthiness proxy is below
+`c0`, operational urgency is reduced by a fraction λ of its additive contributions:
+
+    U_pen = max(0, U − λ·C_U)   when credit < c0,   C_U = Σ w_U·f
+
+Every assessment returns the raw and penalized values, the attributions, the knobs and a
+reason code, so a reviewer can recompute the penalty and query how often it applied.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from domain.model import Frozen
+from domain.scoring import Weight, exact_product, exact_sum
+from domain.text import FeatureSpec, Matching, NegationConfig, extract_features
+
+ReasonCode = Literal["no_penalty", "credit_below_threshold", "credit_unknown"]
+
+
+class NarrativeConfig(Frozen):
+    """Narrative lexicons and the two weight vectors; a feature without a weight counts 0."""
+
+    matching: Matching = "tokens"
+    negation: NegationConfig = NegationConfig()
+    features: tuple[FeatureSpec, ...] = Field(min_length=1)
+    resonance_weights: dict[str, Weight]
+    urgency_weights: dict[str, Weight]
+
+    @model_validator(mode="after")
+    def _weights_name_known_features(self) -> NarrativeConfig:
+        names = [spec.name for spec in self.features]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicates)}")
+        for table in ("resonance_weights", "urgency_weights"):
+            unknown = sorted(set(getattr(self, table)) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"{table} names unknown features: {', '.join(unknown)} "
+                    f"(known: {', '.join(names)})"
+                )
+        return self
+
+
+class FairnessConfig(Frozen):
+    """The fairness knobs: credit threshold `c0` and penalty fraction λ (TOML key `lambda`)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    c0: int = 600
+    lambda_: Decimal = Field(
+        Decimal("0.8"),
+        alias="lambda",
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        max_digits=18,
+        decimal_places=9,
+    )
+
+
+class NarrativeAudit(Frozen):
+    """One assessment as it is logged: inputs, attributions, knobs, outcome and reason."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    features: dict[str, int]
+    resonance: Decimal
+    raw_urgency: Decimal
+    penalized_urgency: Decimal
+    contrib_res: dict[str, Decimal]
+    contrib_urg: dict[str, Decimal]
+    credit: int | None
+    c0: int
+    lambda_: Decimal = Field(alias="lambda")
+    reason: str
+    reason_code: ReasonCode
+
+
+def assess_narrative(
+    text: str,
+    narrative: NarrativeConfig,
+    fairness: FairnessConfig,
+    credit: int | None,
+) -> NarrativeAudit:
+    """Resonance and urgency of `text`, with the fairness penalty applied for `credit`.
+
+    An unknown credit score is not treated as a low one: no penalty, and the reason says so,
+    so audits can tell "checked and fine" from "not checked".
+    """
+    values = extract_features(
+        text, narrative.features, matching=narrative.matching, negation=narrative.negation
+    )
+    features = {name: value.value for name, value in values.items()}
+    zero = Decimal(0)
+    contrib_res = {
+        name: exact_product(narrative.resonance_weights.get(name, zero), f)
+        for name, f in features.items()
+    }
+    contrib_urg = {
+        name: exact_product(narrative.urgency_weights.get(name, zero), f)
+        for name, f in features.items()
+    }
+    resonance = exact_sum(contrib_res.values())
+    raw_urgency = exact_sum(contrib_urg.values())
+
+    reason_code: ReasonCode
+    if credit is None:
+        penalized, reason, reason_code = (
+            raw_urgency,
+            "no penalty (credit unknown)",
+            "credit_unknown",
+        )
+    elif credit < fairness.c0:
+        c_u = exact_sum(contrib_urg.values())
+        penalty = exact_product(fairness.lambda_, c_u)
+        penalized = max(zero, exact_sum([raw_urgency, -penalty]))
+        reason = f"penalized (credit {credit} < {fairness.c0})"
+        reason_code = "credit_below_threshold"
+    else:
+        penalized, reason, reason_code = raw_urgency, "no penalty", "no_penalty"
+
+    return NarrativeAudit(
+        features=features,
+        resonance=resonance,
+        raw_urgency=raw_urgency,
+        penalized_urgency=penalized,
+        contrib_res=contrib_res,
+        contrib_urg=contrib_urg,
+        credit=credit,
+        c0=fairness.c0,
+        lambda_=fairness.lambda_,
+        reason=reason,
+        reason_code=reason_code,
+    )

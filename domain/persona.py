@@ -1,0 +1,368 @@
+"""The persona: what the bot may say, in which words, and what it says when it cannot.
+
+A persona is the notebook's π(state, confidence) → action plus a small table of templated
+utterances. Keeping the bot's words in a table instead of generating them is what makes them
+checkable: every template declares the claims it makes and the evidence it needs, and
+`check_persona` verifies those declarations against the text before a policy ships
+("no price or number claim without evidence").
+
+Rendering follows one security rule: user text is only ever a *value*. Python's `str.format`
+lets a format string read attributes of the objects passed in (`{0.__class__.__init__…}`), so
+this module never calls it. Templates are parsed with `string.Formatter().parse` (which only
+splits text, it never looks anything up) and may contain plain `{identifier}` placeholders
+only; the values are concatenated as strings.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Collection, Mapping
+from decimal import Decimal
+from typing import Literal, NamedTuple
+
+from pydantic import Field, field_validator
+
+from domain.errors import RenderError
+from domain.model import Frozen
+
+Evidence = Literal["none", "quote"]
+
+ESCALATE = "escalate"
+"""The action π returns when it is unsure; a persona must be able to render it."""
+
+DEFAULT_FALLBACK = "*"
+"""The key in `Persona.fallbacks` naming the fallback of every action without its own."""
+
+FIGURE_PLACEHOLDERS: frozenset[str] = frozenset(
+    {"qty", "unit_price", "subtotal", "discount", "discount_percent", "tax", "total", "expires"}
+)
+"""Placeholders whose values are quote figures: only a computed quote may supply them."""
+
+PLACEHOLDERS: frozenset[str] = FIGURE_PLACEHOLDERS | frozenset(
+    {
+        "name",
+        "company",
+        "persona",
+        "rep",
+        "objection",
+        "topic",
+        "question",
+        "quote_id",
+        "sku",
+        "currency",
+        "ticket",
+        "reason",
+    }
+)
+"""Every placeholder the bot supplies; a template naming another one is a typo."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PERCENT_SIGNS = frozenset("%％٪‰‱")
+_PLAIN_ONLY = (
+    "only plain {name} placeholders are allowed "
+    "(no attribute access, indexing, positions, conversions or format specs)"
+)
+
+
+class Template(Frozen):
+    """One utterance form, with the claims it makes and the evidence it needs to be said."""
+
+    text: str
+    claims: tuple[str, ...] = ()
+    evidence: Evidence = "none"
+
+
+class Persona(Frozen):
+    """A named voice: π's table, the templates it may use, and where to go when one fails.
+
+    `actions` maps a flow state to an action; `templates` maps an action to its template;
+    `fallbacks` maps an action to the action tried when it has no template or cannot be
+    rendered, with `"*"` as the fallback of every action not listed (normally `escalate`).
+    """
+
+    name: str = Field(min_length=1)
+    tone: str = Field(min_length=1)
+    allowed_claims: tuple[str, ...]
+    escalate_below: Decimal
+    actions: dict[str, str]
+    templates: dict[str, Template]
+    fallbacks: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("escalate_below")
+    @classmethod
+    def _is_a_confidence(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or not Decimal(0) <= value <= Decimal(1):
+            raise ValueError("escalate_below must be a confidence between 0 and 1")
+        return value
+
+
+class Rendered(Frozen):
+    """What the bot will say, and which template said it (for the audit trail).
+
+    `skipped` lists, in order, each action tried before `template_action` and why it could not
+    be rendered; the reasons never contain user text.
+    """
+
+    action: str
+    template_action: str
+    text: str
+    claims: tuple[str, ...]
+    used_fallback: bool
+    skipped: tuple[str, ...] = ()
+
+
+def choose_action(persona: Persona, state: str, confidence: Decimal) -> str:
+    """π(state, confidence): the persona's action for a flow state.
+
+    Escalation is the safe default: below `escalate_below` (exactly at it is confident
+    enough), for a confidence that is not a finite number, and for a state the persona has
+    no action for.
+    """
+    if not confidence.is_finite() or confidence < persona.escalate_below:
+        return ESCALATE
+    return persona.actions.get(state, ESCALATE)
+
+
+class _Scan(NamedTuple):
+    """A template split into (literal text, placeholder or None) pieces, plus its problems."""
+
+    pieces: tuple[tuple[str, str | None], ...]
+    problems: tuple[str, ...]
+
+
+def _scan(text: str) -> _Scan:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError:
+        problem = "it has an unmatched or malformed brace; write a literal brace as {{ or }}"
+        return _Scan(pieces=((text, None),), problems=(problem,))
+    pieces: list[tuple[str, str | None]] = []
+    problems: list[str] = []
+    for literal, field_name, spec, conversion in parsed:
+        if field_name is None:
+            pieces.append((literal, None))
+            continue
+        if _IDENTIFIER.fullmatch(field_name) and not spec and conversion is None:
+            pieces.append((literal, field_name))
+            continue
+        shown = field_name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        problems.append(f"the placeholder {{{shown}}} is not allowed; {_PLAIN_ONLY}")
+        pieces.append((literal, None))
+    return _Scan(pieces=tuple(pieces), problems=tuple(problems))
+
+
+def _placeholders(scan: _Scan) -> tuple[str, ...]:
+    return tuple(name for _, name in scan.pieces if name is not None)
+
+
+def _is_figure_character(char: str) -> bool:
+    return char.isnumeric() or char in _PERCENT_SIGNS or unicodedata.category(char) == "Sc"
+
+
+def _states_figures(scan: _Scan) -> bool:
+    """Whether a template states a price, percentage or number.
+
+    Deliberately blunt (any digit, percent sign or currency symbol in the template's own
+    text, or a figure placeholder): a false alarm costs sales-ops one `evidence = "quote"`,
+    a miss lets the bot invent a number.
+    """
+    if not FIGURE_PLACEHOLDERS.isdisjoint(_placeholders(scan)):
+        return True
+    return any(_is_figure_character(char) for literal, _ in scan.pieces for char in literal)
+
+
+def render_template(text: str, values: Mapping[str, str]) -> str:
+    """Substitute `values` into the template `text`, treating every value as plain text.
+
+    Only `text` is parsed; a value is never parsed or formatted, so `{0.__class__}` typed by a
+    user comes out literally. A value that is missing, empty or blank is refused, because a
+    sentence with a hole in it ("Hi , thanks…") is worse than the fallback.
+
+    Raises RenderError for forbidden placeholder syntax and for a missing value.
+    """
+    scan = _scan(text)
+    if scan.problems:
+        raise RenderError(f"The template cannot be rendered: {scan.problems[0]}.")
+    out: list[str] = []
+    for literal, name in scan.pieces:
+        out.append(literal)
+        if name is None:
+            continue
+        value = values.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise RenderError(f"The template needs a value for {{{name}}}, and none was given.")
+        out.append(value)
+    return "".join(out)
+
+
+def _render_one(
+    template: Template, values: Mapping[str, str], evidence: Mapping[str, str] | None
+) -> str:
+    # Figures come from the computed quote or not at all: a figure in `values` (which may
+    # carry user text) is dropped, so a template can only ever state the quote's numbers.
+    merged = {key: value for key, value in values.items() if key not in FIGURE_PLACEHOLDERS}
+    if template.evidence == "quote":
+        if evidence is None:
+            raise RenderError(
+                "The template states quote figures, and no computed quote is at hand."
+            )
+        merged.update(evidence)
+    return render_template(template.text, merged)
+
+
+def _next_action(persona: Persona, action: str) -> str | None:
+    """The action tried after `action`; None where the chain ends.
+
+    The default fallback's own default is itself, which ends the chain instead of looping.
+    """
+    explicit = persona.fallbacks.get(action)
+    if explicit is not None and action != DEFAULT_FALLBACK:
+        return explicit
+    default = persona.fallbacks.get(DEFAULT_FALLBACK)
+    if default is None or default == action:
+        return None
+    return default
+
+
+def render(
+    persona: Persona,
+    action: str,
+    values: Mapping[str, str],
+    *,
+    evidence: Mapping[str, str] | None = None,
+) -> Rendered:
+    """Render `action`, following the fallback chain until a template renders.
+
+    `evidence` holds the pre-formatted figures of a computed quote (quote_id, total, …) and
+    is passed only when one is in context; only `evidence = "quote"` templates see it, and
+    such a template without evidence is skipped. Each action is tried at most once, so a
+    fallback cycle in an unchecked policy ends in RenderError instead of a hang.
+    """
+    tried: list[str] = []
+    skipped: list[str] = []
+    current: str | None = action
+    while current is not None and current not in tried:
+        tried.append(current)
+        template = persona.templates.get(current)
+        if template is None:
+            skipped.append(f"{current}: no template")
+        else:
+            try:
+                text = _render_one(template, values, evidence)
+            except RenderError as error:
+                skipped.append(f"{current}: {error}")
+            else:
+                return Rendered(
+                    action=action,
+                    template_action=current,
+                    text=text,
+                    claims=template.claims,
+                    used_fallback=current != action,
+                    skipped=tuple(skipped),
+                )
+        current = _next_action(persona, current)
+    chain = " -> ".join(tried)
+    raise RenderError(
+        f"Persona {persona.name!r} has nothing it can say for {action!r} (tried {chain})."
+    )
+
+
+def _template_problems(template: Template, allowed_claims: Collection[str]) -> list[str]:
+    scan = _scan(template.text)
+    problems = list(scan.problems)
+    if not template.text.strip():
+        problems.append("the text is empty")
+    for name in dict.fromkeys(_placeholders(scan)):
+        if name not in PLACEHOLDERS:
+            problems.append(f"the placeholder {{{name}}} is not one the bot supplies")
+    if _states_figures(scan):
+        if template.evidence != "quote":
+            problems.append(
+                "it states a price, percentage or number without evidence; "
+                'figures may only come from a computed quote (evidence = "quote")'
+            )
+        if "pricing" not in template.claims:
+            problems.append("it states figures but does not declare the 'pricing' claim")
+    for claim in template.claims:
+        if claim not in allowed_claims:
+            problems.append(f"the claim {claim!r} is not in the persona's allowed_claims")
+    return problems
+
+
+def _fallback_problems(persona: Persona) -> list[str]:
+    where = f"Persona {persona.name!r}"
+    explicit = {key for key in persona.fallbacks if key != DEFAULT_FALLBACK}
+    problems: list[str] = []
+    for source, target in persona.fallbacks.items():
+        if target not in persona.templates and target not in explicit:
+            origin = "the default fallback ('*')" if source == DEFAULT_FALLBACK else repr(source)
+            problems.append(
+                f"{where}: the fallback of {origin} is {target!r}, "
+                "which has no template and no fallback of its own."
+            )
+    nodes = (
+        set(persona.templates)
+        | explicit
+        | set(persona.fallbacks.values())
+        | set(persona.actions.values())
+        | {ESCALATE}
+    )
+    seen: set[str] = set()
+    for start in sorted(nodes):
+        path: list[str] = []
+        current: str | None = start
+        while current is not None and current not in seen:
+            seen.add(current)
+            path.append(current)
+            current = _next_action(persona, current)
+        if current is not None and current in path:
+            cycle = [*path[path.index(current) :], current]
+            problems.append(f"{where}: the fallbacks form a cycle: {' -> '.join(cycle)}.")
+    return problems
+
+
+def _action_problems(persona: Persona, known_states: Collection[str]) -> list[str]:
+    where = f"Persona {persona.name!r}"
+    problems: list[str] = []
+    states_of: dict[str, list[str]] = {}
+    for state, action in persona.actions.items():
+        states_of.setdefault(action, []).append(state)
+    # An explicit fallback is required here even when "*" exists: "*" would otherwise turn a
+    # typo in `actions` into a bot that silently escalates every conversation in that state.
+    for action in sorted(states_of):
+        if action not in persona.templates and action not in persona.fallbacks:
+            states = ", ".join(repr(state) for state in states_of[action])
+            problems.append(
+                f"{where}: the action {action!r} (for state {states}) "
+                "has no template and no fallback."
+            )
+    if ESCALATE not in persona.templates and ESCALATE not in persona.fallbacks:
+        problems.append(
+            f"{where}: there is no template for {ESCALATE!r}, "
+            "which π chooses whenever confidence is low."
+        )
+    for state in sorted(set(known_states)):
+        if state not in persona.actions:
+            problems.append(f"{where}: the flow state {state!r} has no action.")
+    return problems
+
+
+def check_persona(persona: Persona, *, known_states: Collection[str] = ()) -> tuple[str, ...]:
+    """Every reason the persona is unsafe or incomplete, one complete sentence per line.
+
+    Checks templates (placeholder syntax and names, figures without quote evidence, claims
+    outside `allowed_claims`), fallbacks (unknown targets, cycles), π's table (actions with
+    neither template nor fallback, `escalate` unrenderable) and, given the flow's states,
+    states without an action. An empty tuple means the persona passes.
+    """
+    problems: list[str] = []
+    for action, template in persona.templates.items():
+        problems.extend(
+            f"Persona {persona.name!r}, template {action!r}: {problem}."
+            for problem in _template_problems(template, persona.allowed_claims)
+        )
+    problems.extend(_fallback_problems(persona))
+    problems.extend(_action_problems(persona, known_states))
+    return tuple(problems)

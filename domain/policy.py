@@ -1,0 +1,144 @@
+"""The policy: every tunable of the bot in one versioned, validated document.
+
+A policy bundles the persona(s), the conversation flow, scoring weights and lexicons,
+the objection taxonomy, the catalog and discount rules, the narrative weights and the
+fairness knobs. Its version is a hash of the *canonical parsed* content, so reformatting
+the TOML file or reordering keys does not change it, while any change of meaning does.
+Every stored event records the version it was decided under, which is what makes replay
+and audit exact.
+
+Reading files is I/O and lives in `bot/`; this module turns text into a `Policy`.
+A policy file may say `extends = "<name>"`: the loader deep-merges it over that base
+(tables merge key by key, arrays and scalars replace), so the seed policy only states
+where it differs from the product default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
+
+from domain.errors import PolicyError
+from domain.flow import FlowSpec
+from domain.model import Frozen
+from domain.narrative import FairnessConfig, NarrativeConfig
+from domain.objections import ObjectionConfig
+from domain.persona import Persona
+from domain.quotes import CatalogConfig
+from domain.scoring import Band, ScoringConfig
+
+POLICY_SCHEMA_VERSION = 1
+
+Document = dict[str, Any]
+
+
+class ConversationConfig(Frozen):
+    """How long the bot keeps a conversation to itself before a human must look."""
+
+    qualified_bands: tuple[Band, ...] = ("hot",)
+    max_bot_turns: int = Field(6, ge=1)
+    abandon_after_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000)
+
+
+class Policy(Frozen):
+    """One validated policy; `version` identifies its meaning exactly."""
+
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    description: str = ""
+    persona: str
+    personas: dict[str, Persona]
+    flow: FlowSpec
+    scoring: ScoringConfig
+    narrative: NarrativeConfig
+    fairness: FairnessConfig
+    objections: ObjectionConfig
+    catalog: CatalogConfig
+    conversation: ConversationConfig = ConversationConfig()
+
+    _version: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _persona_exists(self) -> Policy:
+        if self.persona not in self.personas:
+            known = ", ".join(sorted(self.personas)) or "none"
+            raise ValueError(f"persona {self.persona!r} is not defined (defined: {known})")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._version = hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        # A copy with changed fields is a different policy: its version must follow.
+        copy = super().model_copy(update=update, deep=deep)
+        copy.model_post_init(None)
+        return copy
+
+    @property
+    def version(self) -> str:
+        """SHA-256 of the canonical JSON form: the policy's identity in every event."""
+        return self._version
+
+    @property
+    def short_version(self) -> str:
+        return self._version[:12]
+
+    @property
+    def active_persona(self) -> Persona:
+        return self.personas[self.persona]
+
+    def canonical_json(self) -> str:
+        """The policy's meaning as text: sorted keys, Decimals as strings, no whitespace.
+
+        Stored next to events by hash so a past decision can be re-run under the exact
+        policy that made it, even after the file changed.
+        """
+        data = self.model_dump(mode="json", by_alias=True)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_document(text: str, source: str) -> Document:
+    """TOML text to a plain document; floats become `Decimal` so weights stay exact."""
+    try:
+        return tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: malformed TOML: {exc}") from None
+
+
+def merge_documents(base: Mapping[str, Any], override: Mapping[str, Any]) -> Document:
+    """Deep-merge `override` over `base`: tables merge, everything else replaces."""
+    merged: Document = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = merge_documents(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_policy(document: Mapping[str, Any], source: str) -> Policy:
+    """Validate a (merged) document; errors name the file, the key path and the reason."""
+    data = {k: v for k, v in document.items() if k != "extends"}
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            lines.append(f"{source}: {key}: {error['msg']}")
+        raise PolicyError("\n".join(lines)) from None
+
+
+def policy_from_json(text: str) -> Policy:
+    """Rebuild a policy from its stored canonical JSON (the replay path)."""
+    try:
+        return Policy.model_validate_json(text)
+    except ValidationError as exc:
+        raise PolicyError(f"stored policy does not validate: {exc.error_count()} errors") from None

@@ -1,0 +1,30 @@
+"""`salesbot check`: every rule a policy must satisfy, reported all at once.
+
+Loading already validated types and ranges; these are the rules that span sections —
+the flow's invariants, the persona's templates and claims, and the places where one
+section names something another must define.
+"""
+
+from __future__ import annotations
+
+from domain.flow import verify_flow
+from domain.persona import check_persona
+from domain.policy import Policy
+
+
+def check_policy(policy: Policy) -> tuple[str, ...]:
+    """One human-readable line per violation; empty when the policy is sound."""
+    problems: list[str] = [f"flow: {v.rule}: {v.message}" for v in verify_flow(policy.flow)]
+    states = policy.flow.states
+    for key, persona in policy.personas.items():
+        problems += [
+            f"personas.{key}: {line}" for line in check_persona(persona, known_states=states)
+        ]
+        for objection in policy.objections.classes:
+            action = f"objection.{objection.name}"
+            if action not in persona.templates and action not in persona.fallbacks:
+                problems.append(
+                    f"personas.{key}: objection class {objection.name!r} has no template "
+                    f"{action!r} and no fallback for it"
+                )
+    return tuple(problems)

@@ -1,0 +1,222 @@
+"""Neutral cards built from domain values: lead, quote, ticket, approval, score, help.
+
+One place decides what a card shows, so Slack, Teams, the playground and the terminal
+all show the same facts. Shared channels see reason *codes*, never the credit score or
+the penalty's raw text: that detail is for `/audit`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from domain.cards import Button, Card, CardField
+from domain.commands import COMMANDS
+from domain.inbound import LeadDetails
+from domain.money import format_percent
+from domain.narrative import NarrativeAudit
+from domain.quotes import CatalogConfig, Quote
+from domain.scoring import LeadScore
+from domain.state import ConversationState, TicketRecord
+
+TRANSCRIPT_LINES_ON_TICKET = 6
+
+
+def number(value: Decimal) -> str:
+    """A score for people: drop trailing zeros but keep at least one decimal place."""
+    text = format(value.normalize(), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def signed(value: Decimal) -> str:
+    return f"+{number(value)}" if value >= 0 else number(value)
+
+
+def attribution(score: LeadScore) -> str:
+    """Non-zero contributions, largest first: `budget +0.5, timeline +0.3`."""
+    parts = sorted(
+        ((name, c) for name, c in score.contributions.items() if c != 0),
+        key=lambda item: (-abs(item[1]), item[0]),
+    )
+    return ", ".join(f"{name} {signed(c)}" for name, c in parts) or "no signals"
+
+
+def score_fields(score: LeadScore) -> tuple[CardField, ...]:
+    fields = [
+        CardField(label="Score", value=f"{number(score.score)} ({score.band})"),
+        CardField(label="Signals", value=attribution(score)),
+    ]
+    if score.probability is not None:
+        fields.insert(1, CardField(label="Probability", value=number(score.probability)))
+    return tuple(fields)
+
+
+def score_lines(score: LeadScore) -> tuple[str, ...]:
+    """The arithmetic, one feature per line, that sums to the score."""
+    lines = [
+        f"{name}: {number(score.weights.get(name, Decimal(0)))} × "
+        f"{score.features.get(name, 1)} = {signed(c)}"
+        for name, c in score.contributions.items()
+    ]
+    lines.append(f"score = {number(score.score)} → {score.band}")
+    return tuple(lines)
+
+
+def score_card(score: LeadScore, text: str) -> Card:
+    return Card(
+        kind="score",
+        title="Lead score",
+        text=_clip(text, 300),
+        fields=score_fields(score),
+        lines=score_lines(score),
+    )
+
+
+def lead_card(
+    conversation_id: str, lead: LeadDetails, score: LeadScore, narrative: NarrativeAudit
+) -> Card:
+    title = f"New lead: {lead.name}" + (f" ({lead.company})" if lead.company else "")
+    fields = [
+        *score_fields(score),
+        CardField(label="Resonance", value=number(narrative.resonance)),
+        CardField(label="Urgency", value=number(narrative.penalized_urgency)),
+        CardField(label="Fairness", value=narrative.reason_code),
+    ]
+    if lead.source:
+        fields.append(CardField(label="Source", value=lead.source))
+    return Card(
+        kind="lead",
+        title=title,
+        text=_clip(lead.message, 500),
+        fields=tuple(fields),
+        buttons=(
+            Button(
+                action="open_quote_form", label="Quote", target=conversation_id, style="primary"
+            ),
+            Button(action="escalate", label="Escalate to a human", target=conversation_id),
+        ),
+        ref=f"lead:{conversation_id}",
+    )
+
+
+def quote_card(quote: Quote, catalog: CatalogConfig, status: str = "") -> Card:
+    figures = quote.figures()
+    fields = [
+        CardField(label="Item", value=f"{figures['sku']} — {quote.description}"),
+        CardField(label="Quantity", value=figures["qty"]),
+        CardField(label="Unit price", value=figures["unit_price"]),
+        CardField(label="Subtotal", value=figures["subtotal"]),
+        CardField(label="Discount", value=f"{figures['discount_percent']} ({figures['discount']})"),
+    ]
+    if quote.tax_cents or quote.tax_rate:
+        fields.append(CardField(label="Tax", value=f"{figures['tax_percent']} ({figures['tax']})"))
+    fields += [
+        CardField(label="Total", value=figures["total"]),
+        CardField(label="Valid until", value=figures["expires"]),
+    ]
+    if quote.needs_approval:
+        buttons: tuple[Button, ...] = (
+            Button(action="request_approval", label="Request approval", target=quote.quote_id),
+        )
+        default_status = (
+            f"Needs approval: {figures['discount_percent']} is above the "
+            f"rep cap of {format_percent(catalog.rep_discount_cap)}"
+        )
+    else:
+        buttons = (
+            Button(
+                action="accept_quote", label="Accept quote", target=quote.quote_id, style="primary"
+            ),
+        )
+        default_status = "Ready to accept"
+    buttons += (Button(action="escalate", label="Escalate to a human", target=quote.quote_id),)
+    return Card(
+        kind="quote",
+        title=f"Quote {quote.quote_id}" + (f" (v{quote.version})" if quote.version > 1 else ""),
+        fields=tuple(fields),
+        lines=quote.proof,
+        buttons=buttons,
+        status=status or default_status,
+        ref=quote.quote_id,
+    )
+
+
+def settled_quote_card(quote: Quote, catalog: CatalogConfig, status: str) -> Card:
+    """The quote card after someone acted on it: same facts, no buttons."""
+    return quote_card(quote, catalog, status).model_copy(update={"buttons": ()})
+
+
+def transcript_summary(state: ConversationState) -> str:
+    lines = state.transcript[-TRANSCRIPT_LINES_ON_TICKET:]
+    return "\n".join(f"{speaker}: {_clip(text, 200)}" for speaker, text in lines)
+
+
+REASON_TEXT = {
+    "sensitive_terms": "sensitive terms (contract, legal, billing…) need a human",
+    "low_confidence": "the bot is not confident it understood",
+    "turn_limit": "no qualification after the bot's turn limit",
+    "requested": "escalation requested",
+    "idle_after_qualified": "a qualified lead went quiet",
+    "message_after_close": "the prospect wrote after the conversation ended",
+    "discount_above_cap": "discount above the rep cap",
+}
+
+
+def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
+    fields = [
+        CardField(label="Conversation", value=state.conversation_id),
+        CardField(label="Reason", value=REASON_TEXT.get(ticket.reason, ticket.reason)),
+    ]
+    if state.lead is not None:
+        who = state.lead.name + (f" ({state.lead.company})" if state.lead.company else "")
+        fields.append(CardField(label="Lead", value=who))
+    if state.score is not None:
+        fields += score_fields(state.score)
+    return Card(
+        kind="ticket",
+        title=f"Handoff: {REASON_TEXT.get(ticket.reason, ticket.reason)}",
+        text=transcript_summary(state),
+        fields=tuple(fields),
+        buttons=(
+            Button(action="claim_ticket", label="Claim ticket", target=ticket.key, style="primary"),
+            Button(action="resolve_ticket", label="Resolve", target=ticket.key),
+            Button(action="return_to_bot", label="Return to bot", target=ticket.key),
+        ),
+        status="Open",
+        ref=ticket.key,
+    )
+
+
+def approval_card(quote: Quote, catalog: CatalogConfig, ticket_key: str, requested_by: str) -> Card:
+    figures = quote.figures()
+    return Card(
+        kind="ticket",
+        title=f"Discount approval for quote {quote.quote_id}",
+        text=f"{requested_by} asks to give {figures['discount_percent']} off "
+        f"(rep cap {format_percent(catalog.rep_discount_cap)}, maximum {format_percent(catalog.max_discount)}).",
+        fields=(
+            CardField(label="Total", value=figures["total"]),
+            CardField(
+                label="Discount", value=f"{figures['discount_percent']} ({figures['discount']})"
+            ),
+            CardField(label="Requested by", value=requested_by),
+        ),
+        lines=quote.proof,
+        buttons=(
+            Button(action="approve_quote", label="Approve", target=quote.quote_id, style="primary"),
+            Button(action="reject_quote", label="Reject", target=quote.quote_id, style="danger"),
+        ),
+        status="Waiting for an approver",
+        ref=ticket_key,
+    )
+
+
+def help_card() -> Card:
+    return Card(
+        kind="help",
+        title="What salesbot can do",
+        fields=tuple(CardField(label=spec.usage, value=spec.summary) for spec in COMMANDS),
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

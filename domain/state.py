@@ -1,0 +1,224 @@
+"""A conversation's current state, derived only from its events.
+
+`fold` is the single place that knows how each event changes the state, so the state
+the runtime caches, the state replay rebuilds and the state an audit shows are the same.
+It needs no policy: whatever depended on the policy was decided earlier and recorded in
+the event (for example `LeadScored.qualified`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import Field
+
+from domain.events import (
+    ActionIgnored,
+    ApprovalRequested,
+    AuditRequested,
+    BotReplied,
+    CommandRefused,
+    ConversationAbandoned,
+    ConversationClosed,
+    ConversationStarted,
+    EventEnvelope,
+    FlowAdvanced,
+    HandedBack,
+    LeadScored,
+    NarrativeAssessed,
+    ObjectionClassified,
+    Outcome,
+    ProspectMessageReceived,
+    QuoteAccepted,
+    QuoteApproved,
+    QuoteIssued,
+    QuoteRejected,
+    RepMessageRecorded,
+    TicketClaimed,
+    TicketKind,
+    TicketOpened,
+    TicketResolved,
+)
+from domain.inbound import LeadDetails
+from domain.model import Frozen
+from domain.narrative import NarrativeAudit
+from domain.quotes import Quote
+from domain.scoring import LeadScore
+
+QuoteStatus = Literal[
+    "issued", "needs_approval", "approval_requested", "accepted", "rejected", "superseded"
+]
+TicketStatus = Literal["open", "claimed", "resolved"]
+
+
+class QuoteRecord(Frozen):
+    quote: Quote
+    status: QuoteStatus
+    acted_by: str | None = None
+
+
+class TicketRecord(Frozen):
+    key: str
+    kind: TicketKind
+    reason: str
+    status: TicketStatus = "open"
+    claimed_by: str | None = None
+    resolved_by: str | None = None
+    quote_id: str | None = None
+
+
+class ConversationState(Frozen):
+    conversation_id: str
+    version: int = 0
+    flow_state: str
+    started: bool = False
+    origin: str | None = None
+    lead: LeadDetails | None = None
+    prospect_texts: tuple[str, ...] = ()
+    transcript: tuple[tuple[str, str], ...] = ()
+    bot_turns: int = 0
+    score: LeadScore | None = None
+    qualified: bool = False
+    narrative: NarrativeAudit | None = None
+    last_objection: str | None = None
+    quotes: dict[str, QuoteRecord] = Field(default_factory=dict)
+    tickets: dict[str, TicketRecord] = Field(default_factory=dict)
+    outcome: Outcome | None = None
+    started_at_ms: int | None = None
+    qualified_at_ms: int | None = None
+    last_prospect_at_ms: int | None = None
+    last_activity_ms: int = 0
+
+    def open_handoff_ticket(self) -> TicketRecord | None:
+        """The handoff ticket a human currently holds or should pick up, if any."""
+        for ticket in reversed(self.tickets.values()):
+            if ticket.kind == "handoff" and ticket.status != "resolved":
+                return ticket
+        return None
+
+    def latest_quote(self) -> QuoteRecord | None:
+        live = [r for r in self.quotes.values() if r.status != "superseded"]
+        return live[-1] if live else None
+
+
+def initial_state(conversation_id: str, start_state: str) -> ConversationState:
+    return ConversationState(conversation_id=conversation_id, flow_state=start_state)
+
+
+TRANSCRIPT_LIMIT = 50
+"""Transcript lines kept in state for ticket summaries; the full log stays in the store."""
+
+
+def _with_line(state: ConversationState, speaker: str, text: str) -> tuple[tuple[str, str], ...]:
+    return (*state.transcript, (speaker, text))[-TRANSCRIPT_LIMIT:]
+
+
+def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationState:
+    """The state after one more event."""
+    event = envelope.event
+    at = envelope.at_ms
+    update: dict[str, object] = {"version": envelope.seq, "last_activity_ms": at}
+    match event:
+        case ConversationStarted():
+            update |= {
+                "started": True,
+                "origin": event.origin,
+                "lead": event.lead,
+                "started_at_ms": at,
+            }
+        case ProspectMessageReceived():
+            update |= {
+                "prospect_texts": (*state.prospect_texts, event.text),
+                "transcript": _with_line(state, "prospect", event.text),
+                "last_prospect_at_ms": at,
+            }
+        case RepMessageRecorded():
+            update["transcript"] = _with_line(state, f"rep {event.actor_id}", event.text)
+        case LeadScored() if event.subject == "conversation":
+            update |= {"score": event.score, "qualified": event.qualified}
+            if event.qualified and state.qualified_at_ms is None:
+                update["qualified_at_ms"] = at
+        case NarrativeAssessed():
+            update["narrative"] = event.audit
+        case ObjectionClassified():
+            update["last_objection"] = event.result.objection
+        case FlowAdvanced():
+            update["flow_state"] = event.to_state
+        case BotReplied() if event.audience == "conversation":
+            update |= {
+                "bot_turns": state.bot_turns + 1,
+                "transcript": _with_line(state, "bot", event.text),
+            }
+        case QuoteIssued():
+            quotes = dict(state.quotes)
+            if event.replaces_quote_id in quotes:
+                old = quotes[event.replaces_quote_id]
+                quotes[old.quote.quote_id] = old.model_copy(update={"status": "superseded"})
+            status: QuoteStatus = "needs_approval" if event.quote.needs_approval else "issued"
+            quotes[event.quote.quote_id] = QuoteRecord(quote=event.quote, status=status)
+            update["quotes"] = quotes
+        case QuoteAccepted():
+            update["quotes"] = _set_quote(state, event.quote_id, "accepted", event.by)
+        case ApprovalRequested():
+            update["quotes"] = _set_quote(state, event.quote_id, "approval_requested", event.by)
+        case QuoteApproved():
+            # The approved re-issue follows as its own QuoteIssued that supersedes this one.
+            update["quotes"] = _set_quote(state, event.quote_id, "approval_requested", event.by)
+        case QuoteRejected():
+            update["quotes"] = _set_quote(state, event.quote_id, "rejected", event.by)
+        case TicketOpened():
+            tickets = dict(state.tickets)
+            tickets[event.ticket_key] = TicketRecord(
+                key=event.ticket_key, kind=event.kind, reason=event.reason, quote_id=event.quote_id
+            )
+            update["tickets"] = tickets
+        case TicketClaimed():
+            update["tickets"] = _set_ticket(
+                state, event.ticket_key, status="claimed", claimed_by=event.by
+            )
+        case TicketResolved():
+            update["tickets"] = _set_ticket(
+                state, event.ticket_key, status="resolved", resolved_by=event.by
+            )
+        case HandedBack() if event.ticket_key is not None:
+            update["tickets"] = _set_ticket(
+                state, event.ticket_key, status="resolved", resolved_by=event.by
+            )
+        case ConversationClosed():
+            update["outcome"] = event.outcome
+        case (
+            HandedBack()
+            | ConversationAbandoned()
+            | AuditRequested()
+            | CommandRefused()
+            | ActionIgnored()
+            | LeadScored()
+            | BotReplied()
+        ):
+            pass
+    return state.model_copy(update=update)
+
+
+def _set_quote(
+    state: ConversationState, quote_id: str, status: QuoteStatus, by: str
+) -> dict[str, QuoteRecord]:
+    quotes = dict(state.quotes)
+    record = quotes.get(quote_id)
+    if record is not None:
+        quotes[quote_id] = record.model_copy(update={"status": status, "acted_by": by})
+    return quotes
+
+
+def _set_ticket(state: ConversationState, key: str, **changes: object) -> dict[str, TicketRecord]:
+    tickets = dict(state.tickets)
+    record = tickets.get(key)
+    if record is not None:
+        tickets[key] = record.model_copy(update=changes)
+    return tickets
+
+
+def fold(state: ConversationState, envelopes: Iterable[EventEnvelope]) -> ConversationState:
+    for envelope in envelopes:
+        state = apply(state, envelope)
+    return state

@@ -1,0 +1,233 @@
+"""Term matching shared by lead scoring, narrative resonance and the objection classifier.
+
+Every lexicon in the policy is a list of *terms*: a word ("budget"), a phrase ("next month")
+or a symbol ("$"). Two matching modes exist because the product and the notebook disagree:
+
+- ``tokens`` (the product default) compares whole tokens. Words are compared by their
+  Snowball English stem, so inflections match ("contracts" → contract, "cancelled" → cancel,
+  "budgets" → budget) while substrings never do ("nextcloud" is not "next"). A derived word
+  with a different stem does not match its root ("budgetary" stems to "budgetari", so it is not
+  "budget"); lexicons list such words explicitly when they matter. A phrase matches a
+  contiguous run of tokens; symbols compare exactly.
+- ``substring`` is the notebook's naive ``term.lower() in text.lower()``. The seed policy
+  selects it so the product reproduces the notebook on any input; it never negates.
+
+Negation is deliberately simple so a reader can recompute it: in ``tokens`` mode a hit is
+negated when a negator ends within ``window`` tokens before it with no break token (a comma,
+"but", …) in between. "no budget" and "not urgent" are negated; "no, the budget is fine" is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import snowballstemmer
+from pydantic import Field, field_validator
+
+from domain.model import Frozen
+
+Matching = Literal["tokens", "substring"]
+
+# A word with at most one inner apostrophe ("don't", "i'm"), or one non-space symbol ("$", "%").
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+# Typographic apostrophes would otherwise split "don’t" into "don", "’", "t".
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
+class _Stemmer:
+    """Tokenizes to match keys (stems for words, the text for symbols), memoizing stems.
+
+    Snowball stemmers keep state while they work, so sharing one across threads is unsafe;
+    making one costs about a microsecond, which is why each call gets its own.
+    """
+
+    def __init__(self) -> None:
+        self._stemmer = snowballstemmer.stemmer("english")
+        self._memo: dict[str, str] = {}
+
+    def keys(self, text: str) -> tuple[str, ...]:
+        normalized = text.translate(_APOSTROPHES).casefold()
+        return tuple(self._key(raw) for raw in _TOKEN.findall(normalized))
+
+    def _key(self, raw: str) -> str:
+        if not (raw[0].isalnum() or raw[0] == "_"):
+            return raw
+        key = self._memo.get(raw)
+        if key is None:
+            key = str(self._stemmer.stemWord(raw))
+            self._memo[raw] = key
+        return key
+
+
+def _is_blank(term: str) -> bool:
+    return not term.strip()
+
+
+class NegationConfig(Frozen):
+    """Which words negate a following term, how far back they reach, and what stops them."""
+
+    enabled: bool = False
+    negators: tuple[str, ...] = (
+        "no",
+        "not",
+        "never",
+        "without",
+        "don't",
+        "dont",
+        "doesn't",
+        "didn't",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "won't",
+        "can't",
+        "cannot",
+        "no longer",
+    )
+    window: int = Field(3, ge=1, le=20)
+    breaks: tuple[str, ...] = (",", ".", ";", ":", "!", "?", "but", "however", "although")
+
+    @field_validator("negators", "breaks")
+    @classmethod
+    def _no_blank_entries(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if any(_is_blank(value) for value in values):
+            raise ValueError("negators and breaks must not contain blank entries")
+        return values
+
+
+class TermHit(Frozen):
+    """A term found in a text; `negated` only when every occurrence of it was negated."""
+
+    term: str
+    negated: bool
+
+
+class FeatureSpec(Frozen):
+    """A binary feature: 1 when any of its terms occurs (and is not negated, if negatable)."""
+
+    name: str = Field(min_length=1)
+    terms: tuple[str, ...] = Field(min_length=1)
+    negatable: bool = True
+
+    @field_validator("terms")
+    @classmethod
+    def _no_blank_terms(cls, terms: tuple[str, ...]) -> tuple[str, ...]:
+        if any(_is_blank(term) for term in terms):
+            raise ValueError("a feature's terms must not contain blank entries")
+        return terms
+
+
+class FeatureValue(Frozen):
+    """A feature's value with its evidence: the terms that fired and those that were negated."""
+
+    value: int = Field(ge=0, le=1)
+    hits: tuple[str, ...]
+    negated: tuple[str, ...]
+
+
+def _occurrences(haystack: tuple[str, ...], needle: tuple[str, ...]) -> list[int]:
+    width = len(needle)
+    if width == 0:
+        return []
+    return [
+        start
+        for start in range(len(haystack) - width + 1)
+        if haystack[start : start + width] == needle
+    ]
+
+
+class _Negation:
+    """Negators and breaks tokenized once per call."""
+
+    def __init__(self, config: NegationConfig, stemmer: _Stemmer) -> None:
+        self.window = config.window
+        self.negators = [stemmer.keys(n) for n in config.negators]
+        self.breaks = {key for b in config.breaks for key in stemmer.keys(b)}
+
+    def negates(self, keys: tuple[str, ...], start: int) -> bool:
+        """Whether a hit beginning at `start` is negated: walk back until a break or the window."""
+        for end in range(start - 1, max(-1, start - 1 - self.window), -1):
+            if keys[end] in self.breaks:
+                return False
+            for negator in self.negators:
+                first = end + 1 - len(negator)
+                if first >= max(0, start - self.window) and keys[first : end + 1] == negator:
+                    return True
+        return False
+
+
+class _Matcher:
+    """One text, tokenized once, against which many terms are looked up."""
+
+    def __init__(self, text: str, matching: Matching, negation: NegationConfig | None) -> None:
+        self._matching: Matching = matching
+        self._lowered = text.lower()
+        self._stemmer = _Stemmer()
+        self._keys = self._stemmer.keys(text) if matching == "tokens" else ()
+        self._negation: _Negation | None = None
+        if negation is not None and negation.enabled and matching == "tokens":
+            self._negation = _Negation(negation, self._stemmer)
+
+    def find(self, terms: Sequence[str], *, negatable: bool = True) -> tuple[TermHit, ...]:
+        hits: list[TermHit] = []
+        seen: set[tuple[str, ...]] = set()
+        for term in terms:
+            # Terms that match the same thing ("price", "pricing") are one piece of evidence.
+            needle = (term.lower(),) if self._matching == "substring" else self._stemmer.keys(term)
+            if needle in seen:
+                continue
+            seen.add(needle)
+            hit = self._find_one(term, needle, negatable=negatable)
+            if hit is not None:
+                hits.append(hit)
+        return tuple(hits)
+
+    def _find_one(self, term: str, needle: tuple[str, ...], *, negatable: bool) -> TermHit | None:
+        if self._matching == "substring":
+            return TermHit(term=term, negated=False) if needle[0] in self._lowered else None
+        starts = _occurrences(self._keys, needle)
+        if not starts:
+            return None
+        negation = self._negation if negatable else None
+        negated = negation is not None and all(negation.negates(self._keys, s) for s in starts)
+        return TermHit(term=term, negated=negated)
+
+
+def find_terms(
+    text: str,
+    terms: Sequence[str],
+    *,
+    matching: Matching,
+    negation: NegationConfig | None = None,
+) -> tuple[TermHit, ...]:
+    """The terms that occur in `text`, in the order given, each reported once.
+
+    Terms that match the same thing (same stems in ``tokens`` mode, e.g. "price" and
+    "pricing") are reported once, under the first of them, so evidence is never double-counted.
+    A term occurring several times is negated only if every occurrence is negated: "no budget
+    yet, but the budget is approved" still has a budget.
+    """
+    return _Matcher(text, matching, negation).find(terms)
+
+
+def extract_features(
+    text: str,
+    specs: Sequence[FeatureSpec],
+    *,
+    matching: Matching,
+    negation: NegationConfig | None = None,
+) -> dict[str, FeatureValue]:
+    """Binary features with their evidence, keyed by spec name in spec order.
+
+    The text is tokenized once for all specs. A spec that is not negatable counts every hit.
+    """
+    matcher = _Matcher(text, matching, negation)
+    values: dict[str, FeatureValue] = {}
+    for spec in specs:
+        found = matcher.find(spec.terms, negatable=spec.negatable)
+        hits = tuple(hit.term for hit in found if not hit.negated)
+        negated = tuple(hit.term for hit in found if hit.negated)
+        values[spec.name] = FeatureValue(value=1 if hits else 0, hits=hits, negated=negated)
+    return values
