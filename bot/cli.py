@@ -8,6 +8,7 @@ JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from bot.clock import parse_iso_ms, system_now_ms
 from bot.policy_loader import load_policy
+from bot.settings import SettingsError, load_settings
 from domain.errors import DomainError
 from domain.flow import to_dot, to_mermaid
 from domain.money import parse_amount, parse_fraction
@@ -94,7 +96,7 @@ def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     catalog = policy.catalog
     if args.unit is None and args.sku is None:
-        raise UsageError("give --unit PRICE or --sku CODE (or both, to override the list price)")
+        raise UsageError("give --unit PRICE (a custom line) or --sku CODE (a catalog item)")
     request = QuoteRequest(
         qty=args.qty,
         sku=args.sku,
@@ -212,17 +214,16 @@ def main(
     err = err or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    if args.policy is None:
-        import os
-
-        args.policy = os.environ.get("SALESBOT_POLICY") or None
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:
+        if args.policy is None:
+            args.policy = load_settings().salesbot_policy
         return handler(args, out)
-    except (DomainError, UsageError) as exc:
+    except (DomainError, UsageError, SettingsError) as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")
         return EXIT_USAGE

@@ -1,7 +1,7 @@
 """Platform-neutral replies and cards.
 
 The domain says *what* to show — a title, fields, the quote's arithmetic lines, buttons
-with action ids — and adapters render it as Block Kit, an Adaptive Card, HTML or plain
+with action ids — and each adapter renders it in its platform's card format, HTML or plain
 text. All text here is plain text: adapters escape it for their markup.
 """
 

@@ -1,8 +1,8 @@
 """The one command list.
 
-Slack's slash commands, Teams' command menu, the terminal chat, the playground composer
+Every platform's slash commands and command menus, the terminal chat, the playground composer
 and the app manifests are all generated from `COMMANDS`, so a command exists everywhere
-or nowhere. Where a platform has no slash commands (Teams, Slack threads) the same
+or nowhere. Where a platform has no slash commands (some chats, threads) the same
 commands are typed as text (`quote 10 pro 10%`), which `parse_text_command` recognises.
 """
 

@@ -1,6 +1,6 @@
 """What arrives from outside, in platform-neutral form.
 
-Adapters turn a Slack event, a Teams activity, a playground post or a lead-feed request
+Adapters turn a chat platform's event or activity, a playground post or a lead-feed request
 into exactly one of these. Each carries the delivery id the runtime dedupes on and the
 actor with the role the domain decides by. Inbounds are stored verbatim so any
 conversation can be replayed through `decide`.

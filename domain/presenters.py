@@ -1,6 +1,6 @@
 """Neutral cards built from domain values: lead, quote, ticket, approval, score, help.
 
-One place decides what a card shows, so Slack, Teams, the playground and the terminal
+One place decides what a card shows, so every chat platform, the playground and the terminal
 all show the same facts. Shared channels see reason *codes*, never the credit score or
 the penalty's raw text: that detail is for `/audit`.
 """
