@@ -90,26 +90,26 @@ def run(script: list[dict[str, Any]]) -> list[Decision]:
     now = 1_790_000_000_000
     decisions = []
     for i, move in enumerate(script):
-        base = {"delivery_id": f"d{i}", "conversation_id": CID}
+        ids: dict[str, Any] = {"delivery_id": f"d{i}", "conversation_id": CID}
         inbound: Inbound
         if move["kind"] == "lead":
             lead = LeadDetails(name="Lee", message=move["text"], credit_score=move["credit"])
-            inbound = LeadArrived(lead=lead, actor=ACTORS[0], **base)  # type: ignore[arg-type]
+            inbound = LeadArrived(lead=lead, actor=ACTORS[0], **ids)
         elif move["kind"] == "say":
-            inbound = MessagePosted(text=move["text"], actor=move["actor"], **base)  # type: ignore[arg-type]
+            inbound = MessagePosted(text=move["text"], actor=move["actor"], **ids)
         elif move["kind"] == "command":
             inbound = CommandInvoked(
-                command=move["name"], args=move["args"], actor=move["actor"], **base
-            )  # type: ignore[arg-type]
+                command=move["name"], args=move["args"], actor=move["actor"], **ids
+            )
         elif move["kind"] == "click":
             targets = sorted(state.quotes) + sorted(state.tickets) + ["unknown"]
             target = targets[move["pick"] % len(targets)]
             inbound = ButtonClicked(
-                action=move["action"], target=target, actor=move["actor"], **base
-            )  # type: ignore[arg-type]
+                action=move["action"], target=target, actor=move["actor"], **ids
+            )
         else:
             now += move["days"] * DAY
-            inbound = TimerElapsed(actor=Actor(id="sweeper", role="system"), **base)  # type: ignore[arg-type]
+            inbound = TimerElapsed(actor=Actor(id="sweeper", role="system"), **ids)
         decision = decide(state, inbound, POLICY, now)
         decisions.append(decision)
         state = decision.state
