@@ -205,7 +205,7 @@ def score_lead(
     """Score a lead's text (and optional metadata) with exact per-feature attribution."""
     values = extract_features(
         text,
-        [feature.spec() for feature in config.features],
+        config.features,
         matching=config.matching,
         negation=config.negation,
     )

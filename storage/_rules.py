@@ -1,0 +1,97 @@
+"""Rules every store applies the same way, so the implementations cannot drift apart:
+what a valid append is, how JSON is written, and how ticket events become ticket rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened, TicketResolved
+from storage.ports import Commit, TicketRow
+
+
+def check_events(
+    conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
+) -> None:
+    """Refuse events of another conversation or with a gap: the `(conversation_id, seq)`
+    UNIQUE constraint catches a repeat, but only this catches a hole."""
+    if expected_version < 0:
+        raise ValueError(f"expected_version must be 0 or more, not {expected_version}.")
+    for offset, envelope in enumerate(events, start=1):
+        if envelope.conversation_id != conversation_id:
+            raise ValueError(
+                f"An event of conversation {envelope.conversation_id!r} cannot be appended "
+                f"to conversation {conversation_id!r}."
+            )
+        if envelope.seq != expected_version + offset:
+            raise ValueError(
+                f"Event seq {envelope.seq} in conversation {conversation_id!r} should be "
+                f"{expected_version + offset}: sequence numbers continue the stream without gaps."
+            )
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; NaN and infinities are refused because they are not JSON."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def json_copy(value: dict[str, Any]) -> dict[str, Any]:
+    """What a JSON column would give back: a deep copy that shares nothing with the
+    caller, and a `TypeError`/`ValueError` now for anything that is not JSON."""
+    copied: dict[str, Any] = json.loads(dumps(value))
+    return copied
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTicket:
+    row: TicketRow
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimTicket:
+    key: str
+    by: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveTicket:
+    key: str
+    by: str
+    at_ms: int
+
+
+TicketChange = OpenTicket | ClaimTicket | ResolveTicket
+
+
+def ticket_changes(commit: Commit) -> list[TicketChange]:
+    """Ticket rows to write for a commit's ticket events. A change is timed by the event's
+    own envelope when the commit carries it, else by when the inbound was received."""
+    changes: list[TicketChange] = []
+    for event in commit.ticket_events:
+        at_ms = next(
+            (env.at_ms for env in commit.events if env.event == event), commit.received_at_ms
+        )
+        match event:
+            case TicketOpened():
+                row = TicketRow(
+                    key=event.ticket_key,
+                    conversation_id=commit.conversation_id,
+                    kind=event.kind,
+                    reason=event.reason,
+                    quote_id=event.quote_id,
+                    opened_at_ms=at_ms,
+                    updated_at_ms=at_ms,
+                )
+                changes.append(OpenTicket(row))
+            case TicketClaimed():
+                changes.append(ClaimTicket(event.ticket_key, event.by, at_ms))
+            case TicketResolved():
+                changes.append(ResolveTicket(event.ticket_key, event.by, at_ms))
+            case HandedBack() if event.ticket_key is not None:
+                changes.append(ResolveTicket(event.ticket_key, event.by, at_ms))
+            case HandedBack():
+                pass  # handed back with no ticket held: no row to change
+    return changes

@@ -1,0 +1,314 @@
+"""`MemoryStore`: the `Store` ports in process memory, for tests and `salesbot chat --memory`.
+
+It keeps the SQLite store's semantics exactly (the same contract tests run on both),
+including the all-or-nothing commit: every check and every JSON copy happens before the
+first mutation, and no method awaits between its check and its writes, so on one event
+loop each call is atomic without a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Self
+
+from domain.events import EventEnvelope
+from storage._rules import (
+    ClaimTicket,
+    OpenTicket,
+    ResolveTicket,
+    TicketChange,
+    check_events,
+    json_copy,
+    ticket_changes,
+)
+from storage.errors import ConcurrencyError, StorageError
+from storage.ports import (
+    ClaimOutcome,
+    Commit,
+    CommitResult,
+    OutboxItem,
+    StoredInbound,
+    TicketRow,
+)
+
+_UNSENT = ("pending", "in_flight")
+
+
+class MemoryStore:
+    """Everything in dicts and lists; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, list[EventEnvelope]] = {}
+        self._log: list[EventEnvelope] = []
+        self._deliveries: dict[str, int] = {}
+        self._inbounds: dict[str, list[StoredInbound]] = {}
+        self._inbound_log: list[StoredInbound] = []
+        self._outbox: dict[str, OutboxItem] = {}  # insertion order is enqueue order
+        self._tickets: dict[str, TicketRow] = {}
+        self._policies: dict[str, str] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("The store is closed.")
+
+    # -- events -------------------------------------------------------------------------
+
+    def _version(self, conversation_id: str) -> int:
+        return len(self._streams.get(conversation_id, ()))
+
+    def _append(self, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
+        if events:
+            self._streams.setdefault(conversation_id, []).extend(events)
+            self._log.extend(events)
+
+    async def append(
+        self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
+    ) -> int:
+        self._check_open()
+        check_events(conversation_id, expected_version, events)
+        actual = self._version(conversation_id)
+        if actual != expected_version:
+            raise ConcurrencyError(conversation_id, expected_version, actual)
+        self._append(conversation_id, events)
+        return self._version(conversation_id)
+
+    async def load(self, conversation_id: str) -> list[EventEnvelope]:
+        self._check_open()
+        return list(self._streams.get(conversation_id, ()))
+
+    async def version(self, conversation_id: str) -> int:
+        self._check_open()
+        return self._version(conversation_id)
+
+    async def iterate_all(self) -> AsyncIterator[EventEnvelope]:
+        self._check_open()
+        index = 0
+        while index < len(self._log):  # events appended while iterating are included
+            yield self._log[index]
+            index += 1
+
+    async def conversation_ids(self) -> list[str]:
+        self._check_open()
+        return list(self._streams)
+
+    # -- the atomic commit --------------------------------------------------------------
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        self._check_open()
+        conversation_id = commit.conversation_id
+        if commit.delivery_id in self._deliveries:
+            return CommitResult(status="duplicate", version=self._version(conversation_id))
+        check_events(conversation_id, commit.expected_version, commit.events)
+        actual = self._version(conversation_id)
+        if actual != commit.expected_version:
+            raise ConcurrencyError(conversation_id, commit.expected_version, actual)
+        inbound = None if commit.inbound is None else json_copy(commit.inbound)
+        outbox = [_copied(item) for item in commit.outbox]
+        changes = ticket_changes(commit)
+        # Everything is validated: from here on nothing can fail half-way.
+        self._append(conversation_id, commit.events)
+        self._deliveries[commit.delivery_id] = commit.received_at_ms
+        if inbound is not None:
+            stream = self._inbounds.setdefault(conversation_id, [])
+            stored = StoredInbound(
+                conversation_id=conversation_id,
+                position=len(stream) + 1,
+                delivery_id=commit.delivery_id,
+                received_at_ms=commit.received_at_ms,
+                policy_version=commit.policy_version,
+                inbound=inbound,
+            )
+            stream.append(stored)
+            self._inbound_log.append(stored)
+        self._enqueue(outbox)
+        for change in changes:
+            self._apply_ticket_change(change)
+        return CommitResult(status="committed", version=self._version(conversation_id))
+
+    # -- deliveries and inbounds --------------------------------------------------------
+
+    async def seen(self, delivery_id: str) -> bool:
+        self._check_open()
+        return delivery_id in self._deliveries
+
+    async def recent(self, since_ms: int) -> set[str]:
+        self._check_open()
+        return {key for key, at_ms in self._deliveries.items() if at_ms >= since_ms}
+
+    async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
+        self._check_open()
+        return list(self._inbounds.get(conversation_id, ()))
+
+    async def all_inbounds(self) -> AsyncIterator[StoredInbound]:
+        self._check_open()
+        index = 0
+        while index < len(self._inbound_log):
+            yield self._inbound_log[index]
+            index += 1
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def _enqueue(self, items: Sequence[OutboxItem]) -> None:
+        for item in items:
+            self._outbox.setdefault(item.key, item)
+
+    async def enqueue(self, items: Sequence[OutboxItem]) -> None:
+        self._check_open()
+        self._enqueue([_copied(item) for item in items])
+
+    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+        self._check_open()
+        claimed: list[OutboxItem] = []
+        blocked: set[str] = set()
+        for item in self._outbox.values():
+            if len(claimed) >= limit:
+                break
+            if item.status not in _UNSENT or item.channel in blocked:
+                continue
+            if not _is_due(item, now_ms):
+                blocked.add(item.channel)  # nothing newer in this channel may overtake it
+                continue
+            leased = item.model_copy(
+                update={"status": "in_flight", "lease_until_ms": now_ms + lease_ms}
+            )
+            claimed.append(leased)
+        for item in claimed:
+            self._outbox[item.key] = item
+        return claimed
+
+    def _update_unsent(self, key: str, **changes: object) -> bool:
+        item = self._outbox.get(key)
+        if item is None or item.status not in _UNSENT:
+            return False
+        self._outbox[key] = item.model_copy(update=changes)
+        return True
+
+    async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:
+        self._check_open()
+        return self._update_unsent(
+            key, status="sent", sent_at_ms=at_ms, remote_id=remote_id, lease_until_ms=None
+        )
+
+    async def fail(self, key: str, next_attempt_ms: int, error: str) -> bool:
+        self._check_open()
+        item = self._outbox.get(key)
+        attempts = 0 if item is None else item.attempts + 1
+        return self._update_unsent(
+            key,
+            status="pending",
+            attempts=attempts,
+            available_at_ms=next_attempt_ms,
+            last_error=error,
+            lease_until_ms=None,
+        )
+
+    async def dead_letter(self, key: str, error: str) -> bool:
+        self._check_open()
+        return self._update_unsent(key, status="dead", last_error=error, lease_until_ms=None)
+
+    async def dead_letters(self) -> list[OutboxItem]:
+        self._check_open()
+        return [item for item in self._outbox.values() if item.status == "dead"]
+
+    async def outbox_item(self, key: str) -> OutboxItem | None:
+        self._check_open()
+        return self._outbox.get(key)
+
+    async def pending_count(self) -> int:
+        self._check_open()
+        return sum(1 for item in self._outbox.values() if item.status in _UNSENT)
+
+    # -- tickets ------------------------------------------------------------------------
+
+    def _apply_ticket_change(self, change: TicketChange) -> None:
+        match change:
+            case OpenTicket(row):
+                self._tickets.setdefault(row.key, row)
+            case ClaimTicket(key, by, at_ms):
+                ticket = self._tickets.get(key)
+                if ticket is not None and ticket.status == "open":
+                    self._tickets[key] = ticket.model_copy(
+                        update={"status": "claimed", "claimed_by": by, "updated_at_ms": at_ms}
+                    )
+            case ResolveTicket(key, by, at_ms):
+                ticket = self._tickets.get(key)
+                if ticket is not None and ticket.status != "resolved":
+                    self._tickets[key] = ticket.model_copy(
+                        update={"status": "resolved", "resolved_by": by, "updated_at_ms": at_ms}
+                    )
+
+    async def open_ticket(self, row: TicketRow) -> bool:
+        self._check_open()
+        if row.key in self._tickets:
+            return False
+        self._tickets[row.key] = row
+        return True
+
+    async def claim_ticket(self, key: str, by: str, at_ms: int) -> ClaimOutcome:
+        self._check_open()
+        ticket = self._tickets.get(key)
+        if ticket is None:
+            return ClaimOutcome(claimed=False, holder=None)
+        if ticket.status == "open":
+            self._apply_ticket_change(ClaimTicket(key, by, at_ms))
+            return ClaimOutcome(claimed=True, holder=by)
+        if ticket.status == "claimed":
+            return ClaimOutcome(claimed=ticket.claimed_by == by, holder=ticket.claimed_by)
+        return ClaimOutcome(claimed=False, holder=ticket.resolved_by)
+
+    async def resolve_ticket(self, key: str, by: str, at_ms: int) -> bool:
+        self._check_open()
+        ticket = self._tickets.get(key)
+        if ticket is None or ticket.status == "resolved":
+            return False
+        self._apply_ticket_change(ResolveTicket(key, by, at_ms))
+        return True
+
+    async def ticket(self, key: str) -> TicketRow | None:
+        self._check_open()
+        return self._tickets.get(key)
+
+    async def open_tickets(self) -> list[TicketRow]:
+        self._check_open()
+        unresolved = [t for t in self._tickets.values() if t.status != "resolved"]
+        return sorted(unresolved, key=lambda t: t.opened_at_ms)  # stable: ties by insertion
+
+    # -- policies -----------------------------------------------------------------------
+
+    async def put_policy(self, version: str, canonical_json: str) -> None:
+        self._check_open()
+        stored = self._policies.setdefault(version, canonical_json)
+        if stored != canonical_json:
+            raise ValueError(f"Policy {version} is stored already with a different text.")
+
+    async def get_policy(self, version: str) -> str | None:
+        self._check_open()
+        return self._policies.get(version)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _copied(item: OutboxItem) -> OutboxItem:
+    return item.model_copy(update={"payload": json_copy(item.payload)})
+
+
+def _is_due(item: OutboxItem, now_ms: int) -> bool:
+    if item.status == "pending":
+        return item.available_at_ms <= now_ms
+    return item.lease_until_ms is not None and item.lease_until_ms <= now_ms

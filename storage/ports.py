@@ -1,0 +1,286 @@
+"""The storage ports: small `Protocol`s that the runtime depends on, and their value types.
+
+Every implementation (`storage.memory.MemoryStore`, `storage.sqlite.SqliteStore`, later
+PostgreSQL) passes the same contract tests (`tests/storage/`). Times are integer epoch
+milliseconds chosen by the caller: the store never reads a clock, so tests and replays
+control time completely.
+
+The central operation is `Store.commit`: everything one handled inbound produces (events,
+the delivery id, the raw inbound, outbox items, ticket changes) is written in one
+transaction, and only then may the runtime acknowledge the platform. Everything else is
+idempotent by a key, so a platform retry, a crash-restart or a replay is ordinary input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+from domain.events import (
+    EventEnvelope,
+    HandedBack,
+    TicketClaimed,
+    TicketKind,
+    TicketOpened,
+    TicketResolved,
+)
+from domain.model import Frozen
+
+OutboxStatus = Literal["pending", "in_flight", "sent", "dead"]
+TicketStatus = Literal["open", "claimed", "resolved"]
+TicketEvent = TicketOpened | TicketClaimed | TicketResolved | HandedBack
+
+
+class OutboxItem(Frozen):
+    """One message to send, with its delivery bookkeeping.
+
+    `key` is the idempotency key (the same reply enqueued twice is one item); `channel` is
+    the pacing key chosen by the runtime ("slack:C123", "playground:leads"): items of one
+    channel are handed out strictly in enqueue order. `payload` is the platform-neutral
+    reply as JSON.
+    """
+
+    key: str
+    conversation_id: str
+    channel: str
+    payload: dict[str, Any]
+    created_at_ms: int
+    available_at_ms: int
+    attempts: int = 0
+    status: OutboxStatus = "pending"
+    last_error: str | None = None
+    remote_id: str | None = None
+    lease_until_ms: int | None = None
+    sent_at_ms: int | None = None
+
+
+class TicketRow(Frozen):
+    """A request for a human, as the ticket table holds it (one row per ticket key)."""
+
+    key: str
+    conversation_id: str
+    kind: TicketKind
+    reason: str
+    status: TicketStatus = "open"
+    claimed_by: str | None = None
+    resolved_by: str | None = None
+    quote_id: str | None = None
+    opened_at_ms: int
+    updated_at_ms: int
+
+
+class ClaimOutcome(Frozen):
+    """The answer to a ticket claim. When `claimed` is False, `holder` names who has it
+    (the claimer, or for a resolved ticket the resolver); None when the ticket is unknown."""
+
+    claimed: bool
+    holder: str | None = None
+
+
+class StoredInbound(Frozen):
+    """A raw inbound as received, kept verbatim so the conversation can be replayed."""
+
+    conversation_id: str
+    position: int
+    delivery_id: str
+    received_at_ms: int
+    policy_version: str
+    inbound: dict[str, Any]
+
+
+class Commit(Frozen):
+    """Everything one handled inbound produces, written in one transaction.
+
+    `events` must belong to `conversation_id` and be numbered `expected_version + 1`,
+    `expected_version + 2`, … (as `domain.decide` numbers them). `ticket_events` are mirrored
+    into the ticket table: opened → inserted unless the key exists; claimed → claimed if still
+    open; resolved or handed back → resolved. `inbound` is the platform-neutral inbound JSON
+    (None for work with no inbound, which is then not replayable).
+    """
+
+    conversation_id: str
+    expected_version: int
+    delivery_id: str
+    received_at_ms: int
+    policy_version: str
+    inbound: dict[str, Any] | None
+    events: tuple[EventEnvelope, ...] = ()
+    outbox: tuple[OutboxItem, ...] = ()
+    ticket_events: tuple[TicketEvent, ...] = ()
+
+
+class CommitResult(Frozen):
+    """`committed`, with the stream version after the commit; or `duplicate` (the delivery
+    was committed before: nothing was written), with the stream's current version."""
+
+    status: Literal["committed", "duplicate"]
+    version: int
+
+
+class EventStore(Protocol):
+    """Per-conversation event streams with optimistic concurrency, plus a global order."""
+
+    async def append(
+        self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
+    ) -> int:
+        """Append `events` in one transaction and return the new version.
+
+        Raises `ConcurrencyError` (nothing written) when the stream is not at
+        `expected_version`, and `ValueError` when an event belongs to another conversation
+        or the sequence numbers do not continue the stream without a gap.
+        """
+        ...
+
+    async def load(self, conversation_id: str) -> list[EventEnvelope]:
+        """The conversation's events in sequence order; empty for an unknown conversation."""
+        ...
+
+    async def version(self, conversation_id: str) -> int:
+        """The sequence number of the last event (0 for an unknown conversation)."""
+        ...
+
+    def iterate_all(self) -> AsyncIterator[EventEnvelope]:
+        """Every event of every conversation, in global append order (commit order)."""
+        ...
+
+    async def conversation_ids(self) -> list[str]:
+        """Conversations with at least one event, in the order their first event arrived."""
+        ...
+
+
+class DeliveryLog(Protocol):
+    """Platform delivery ids that were committed (recorded only by `Store.commit`)."""
+
+    async def seen(self, delivery_id: str) -> bool:
+        """True when a commit with this delivery id has been made durable."""
+        ...
+
+    async def recent(self, since_ms: int) -> set[str]:
+        """Delivery ids received at or after `since_ms`: the runtime rebuilds its in-memory
+        dedupe view from this after a restart (RELIABILITY rule 2)."""
+        ...
+
+
+class Outbox(Protocol):
+    """Messages waiting to be sent, leased to a sender so a crash mid-send is resumed.
+
+    Per channel, items are handed out in enqueue order and never overtake each other: an
+    item is not claimable while an older item of its channel is still unsent and not itself
+    claimable (waiting for its retry time, or leased to a sender). That keeps replies in
+    order across retries and restarts; sent and dead-lettered items no longer block.
+    """
+
+    async def enqueue(self, items: Sequence[OutboxItem]) -> None:
+        """Add items; an item whose key exists already is ignored (first one wins)."""
+        ...
+
+    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+        """Lease up to `limit` due items, oldest first, and return them as `in_flight`.
+
+        Due means pending with `available_at_ms <= now_ms`, or in flight with a lease that
+        expired (`lease_until_ms <= now_ms`: its sender died; this is how sending resumes
+        after a crash). The lease lasts until `now_ms + lease_ms`.
+        """
+        ...
+
+    async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:
+        """Record a successful send; False when the key is unknown or already sent/dead."""
+        ...
+
+    async def fail(self, key: str, next_attempt_ms: int, error: str) -> bool:
+        """A transient failure: attempts + 1, pending again from `next_attempt_ms`.
+        False when the key is unknown or already sent/dead."""
+        ...
+
+    async def dead_letter(self, key: str, error: str) -> bool:
+        """A permanent failure: never retried. False when unknown or already sent/dead."""
+        ...
+
+    async def dead_letters(self) -> list[OutboxItem]:
+        """Dead-lettered items, oldest first."""
+        ...
+
+    async def outbox_item(self, key: str) -> OutboxItem | None:
+        """One item by key, whatever its status."""
+        ...
+
+    async def pending_count(self) -> int:
+        """Items still to send (pending or in flight); 0 means the outbox is drained."""
+        ...
+
+
+class TicketStore(Protocol):
+    """Tickets for humans: opened idempotently by key, claimed first-wins, resolved."""
+
+    async def open_ticket(self, row: TicketRow) -> bool:
+        """Insert `row`; True if it is new, False if a ticket with its key exists (unchanged)."""
+        ...
+
+    async def claim_ticket(self, key: str, by: str, at_ms: int) -> ClaimOutcome:
+        """Claim an open ticket. The first claimer wins; claiming again as the holder is a
+        success (a retry); anyone else learns the holder."""
+        ...
+
+    async def resolve_ticket(self, key: str, by: str, at_ms: int) -> bool:
+        """Resolve an open or claimed ticket; False when unknown or already resolved."""
+        ...
+
+    async def ticket(self, key: str) -> TicketRow | None: ...
+
+    async def open_tickets(self) -> list[TicketRow]:
+        """Unresolved tickets (open or claimed), oldest first."""
+        ...
+
+
+class InboundLog(Protocol):
+    """Raw inbounds, kept verbatim for replay (recorded only by `Store.commit`)."""
+
+    async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
+        """The conversation's inbounds by position (1, 2, …)."""
+        ...
+
+    def all_inbounds(self) -> AsyncIterator[StoredInbound]:
+        """Every stored inbound in commit order."""
+        ...
+
+
+class PolicyStore(Protocol):
+    """Policy texts by version, so any past decision can be re-run under its own policy."""
+
+    async def put_policy(self, version: str, canonical_json: str) -> None:
+        """Store a policy's canonical JSON. Idempotent; a different text under a stored
+        version raises `ValueError` (versions are content hashes, so that is a bug)."""
+        ...
+
+    async def get_policy(self, version: str) -> str | None: ...
+
+
+class Store(EventStore, DeliveryLog, Outbox, TicketStore, InboundLog, PolicyStore, Protocol):
+    """Everything the runtime persists, with one atomic write for a handled inbound."""
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        """Write everything in `commit` atomically, or nothing.
+
+        In order: a delivery id already recorded gives `duplicate` and writes nothing; a
+        stream not at `expected_version` raises `ConcurrencyError` and writes nothing;
+        otherwise the events are appended, the delivery id recorded, the inbound stored at
+        the conversation's next position, the outbox items enqueued (existing keys
+        ignored) and the ticket events applied. When this returns `committed`, all of it
+        is durable. Invalid events raise `ValueError` as for `append`.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Finish the writes already submitted, then release the store. Idempotent; any
+        later call raises `StorageError`."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,758 @@
+"""`SqliteStore`: the `Store` ports on one SQLite file through aiosqlite (the embedded default).
+
+Durability. The file is in WAL mode with `synchronous=FULL`: every COMMIT fsyncs the WAL
+before it returns. `NORMAL` would survive a process crash but can lose the last commits on
+power loss or an OS crash; an inbound the platform has been acknowledged for must survive
+both, because the platform will not send it again. With group commit one fsync covers a
+whole batch, so FULL costs little: a prototype on this kind of machine measured about 40k
+events/s with FULL against 47k with NORMAL (RELIABILITY.md, rules 3–4).
+
+One writer (RELIABILITY rule 3). SQLite has a single writer, and an aiosqlite connection
+shared by concurrent tasks silently merges their transactions. So every write — `commit`,
+`append`, the outbox and ticket operations, `put_policy` — is a job on an `asyncio.Queue`.
+One writer task owns the only write connection: it takes every job waiting (up to
+`max_batch`), runs them in one `BEGIN IMMEDIATE … COMMIT` with a SAVEPOINT per job, so a
+job that fails (a `ConcurrencyError`, a bad event) rolls back alone, and resolves the
+callers' futures only after the COMMIT returned. A caller that sees `committed` therefore
+holds a durable commit, and concurrent conversations share one fsync. Reads go through a
+second, read-only connection: WAL lets it read while the writer writes, and each read is
+one statement, so it always sees a committed snapshot.
+
+`busy_timeout=5000` lets a second process (the CLI reading while the bot runs) wait for the
+lock instead of failing; `foreign_keys=ON` makes the REFERENCES clauses hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar, cast
+
+import aiosqlite
+
+from domain.events import EventEnvelope
+from storage._rules import (
+    ClaimTicket,
+    OpenTicket,
+    ResolveTicket,
+    TicketChange,
+    check_events,
+    dumps,
+    ticket_changes,
+)
+from storage.errors import ConcurrencyError, CorruptDatabaseError, StorageError
+from storage.ports import (
+    ClaimOutcome,
+    Commit,
+    CommitResult,
+    OutboxItem,
+    StoredInbound,
+    TicketRow,
+)
+from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate, user_version
+
+T = TypeVar("T")
+Conn = aiosqlite.Connection
+Params = Sequence[object]
+
+BUSY_TIMEOUT_MS = 5000
+SQLITE_HEADER = b"SQLite format 3\x00"
+_PAGE = 500  # rows per read when iterating the whole log
+_CORRUPT = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+
+_OUTBOX_COLUMNS = (
+    "key, conversation_id, channel, payload, created_at_ms, available_at_ms, attempts, "
+    "status, last_error, remote_id, lease_until_ms, sent_at_ms"
+)
+_TICKET_COLUMNS = (
+    "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
+    "opened_at_ms, updated_at_ms"
+)
+_INBOUND_COLUMNS = "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound"
+
+# Claimable: pending and due, or in flight with an expired lease. Per channel, only the
+# items older than the channel's first unclaimable unsent item, so nothing overtakes.
+_CLAIM_DUE = f"""
+WITH unsent AS (
+    SELECT id, channel,
+           (status = 'pending' AND available_at_ms <= :now)
+           OR (status = 'in_flight' AND lease_until_ms <= :now) AS due
+    FROM outbox
+    WHERE status IN ('pending', 'in_flight')
+),
+blocked AS (
+    SELECT channel, MIN(id) AS first_blocked FROM unsent WHERE NOT due GROUP BY channel
+)
+SELECT o.id, {", ".join("o." + c.strip() for c in _OUTBOX_COLUMNS.split(","))}
+FROM unsent u
+JOIN outbox o ON o.id = u.id
+LEFT JOIN blocked b ON b.channel = u.channel
+WHERE u.due AND (b.first_blocked IS NULL OR u.id < b.first_blocked)
+ORDER BY u.id
+LIMIT :limit
+"""
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    run: Callable[[Conn], Awaitable[T]]
+    future: asyncio.Future[T]
+
+
+class SqliteStore:
+    """The `Store` ports on one SQLite file. Create with `await SqliteStore.open(path)`."""
+
+    def __init__(
+        self, path: Path, writer: Conn, reader: Conn, *, max_batch: int = 512
+    ) -> None:
+        """Use `open`; this only wires two already-configured connections together."""
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Job[Any] | None] = asyncio.Queue()
+        self._closing = False
+        self._closed = False
+        self._writer_task = asyncio.create_task(self._write_loop(), name=f"sqlite-writer:{path}")
+        self._writer_task.add_done_callback(self._on_writer_exit)
+
+    @classmethod
+    async def open(cls, path: str | Path, *, verify: bool = True) -> SqliteStore:
+        """Open (creating and migrating if needed) the database at `path`.
+
+        Raises `CorruptDatabaseError` for a file that is not a salesbot SQLite database or
+        (with `verify`, the default) fails `PRAGMA quick_check`, `SchemaTooNewError` for a
+        database from a newer salesbot, and `StorageError` when the file cannot be opened.
+        """
+        path = Path(path)
+        await asyncio.to_thread(_check_header, path)
+        writer = await _connect(path)
+        try:
+            await _prepare_writer(writer, path, verify=verify)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        try:
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await reader.close()
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    # -- the writer ---------------------------------------------------------------------
+
+    async def _write(self, run: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `run` in the writer task's next batch; return once that batch committed."""
+        if self._closing:
+            raise StorageError(f"The store {self.path} is closed.")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(run, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            await self._run_batch(batch)
+            if stop:
+                return
+
+    async def _run_batch(self, batch: list[_Job[Any]]) -> None:
+        # A caller that was cancelled before its turn gave up: do not write for it.
+        live = [job for job in batch if not job.future.done()]
+        if not live:
+            return
+        outcomes: list[tuple[_Job[Any], Any, BaseException | None]] = []
+        conn = self._writer
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            for job in live:
+                await conn.execute("SAVEPOINT job")
+                try:
+                    result = await job.run(conn)
+                except (StorageError, ValueError, TypeError, sqlite3.Error) as exc:
+                    await conn.execute("ROLLBACK TO job")
+                    await conn.execute("RELEASE job")
+                    outcomes.append((job, None, _wrap(exc, self.path)))
+                else:
+                    await conn.execute("RELEASE job")
+                    outcomes.append((job, result, None))
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            # BEGIN, a savepoint or the COMMIT itself failed: nothing of the batch is durable.
+            with contextlib.suppress(Exception):
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+            error = StorageError(f"Writing to {self.path} failed; nothing was written: {exc}")
+            error.__cause__ = exc
+            for job in live:
+                _settle(job.future, None, error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for job, result, error in outcomes:
+            _settle(job.future, result, error)
+
+    def _on_writer_exit(self, task: asyncio.Task[None]) -> None:
+        """If the writer dies (cancelled at shutdown, a bug), fail what is still queued
+        instead of leaving callers waiting forever."""
+        self._closing = True
+        reason = "the store was closed" if not task.cancelled() else "its writer was cancelled"
+        error = StorageError(f"The write to {self.path} was not made: {reason}.")
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is not None:
+                _settle(job.future, None, error)
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Params | dict[str, object] = ()) -> list[sqlite3.Row]:
+        if self._closing:
+            raise StorageError(f"The store {self.path} is closed.")
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    # -- events -------------------------------------------------------------------------
+
+    async def append(
+        self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
+    ) -> int:
+        check_events(conversation_id, expected_version, events)
+        rows = _event_rows(events)
+
+        async def run(conn: Conn) -> int:
+            state = await _one(
+                conn,
+                "SELECT (SELECT version FROM streams WHERE conversation_id = ?)",
+                (conversation_id,),
+            )
+            actual = state[0] or 0
+            if actual != expected_version:
+                raise ConcurrencyError(conversation_id, expected_version, actual)
+            return await _append_rows(conn, conversation_id, expected_version, events, rows)
+
+        return await self._write(run)
+
+    async def load(self, conversation_id: str) -> list[EventEnvelope]:
+        rows = await self._fetch(
+            "SELECT envelope FROM events WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,),
+        )
+        return [EventEnvelope.model_validate_json(row[0]) for row in rows]
+
+    async def version(self, conversation_id: str) -> int:
+        rows = await self._fetch(
+            "SELECT version FROM streams WHERE conversation_id = ?", (conversation_id,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def iterate_all(self) -> AsyncIterator[EventEnvelope]:
+        # Paged by the global position, so no read transaction stays open between pages.
+        after = 0
+        while True:
+            rows = await self._fetch(
+                "SELECT position, envelope FROM events WHERE position > ? "
+                "ORDER BY position LIMIT ?",
+                (after, _PAGE),
+            )
+            for row in rows:
+                yield EventEnvelope.model_validate_json(row[1])
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    async def conversation_ids(self) -> list[str]:
+        rows = await self._fetch("SELECT conversation_id FROM streams ORDER BY id")
+        return [row[0] for row in rows]
+
+    # -- the atomic commit --------------------------------------------------------------
+
+    async def commit(self, commit: Commit) -> CommitResult:
+        # Serialise in the caller's task: the writer's batch holds the lock, so it should
+        # spend its time on SQL, and a bad payload fails here before anything is queued.
+        conversation_id = commit.conversation_id
+        check_events(conversation_id, commit.expected_version, commit.events)
+        event_rows = _event_rows(commit.events)
+        inbound_json = None if commit.inbound is None else dumps(commit.inbound)
+        outbox_rows = [_outbox_row(item) for item in commit.outbox]
+        changes = ticket_changes(commit)
+
+        async def run(conn: Conn) -> CommitResult:
+            seen, version, position = await _one(
+                conn,
+                "SELECT (SELECT 1 FROM deliveries WHERE delivery_id = ?), "
+                "(SELECT version FROM streams WHERE conversation_id = ?), "
+                "(SELECT MAX(position) FROM inbounds WHERE conversation_id = ?)",
+                (commit.delivery_id, conversation_id, conversation_id),
+            )
+            version = version or 0
+            if seen:
+                return CommitResult(status="duplicate", version=version)
+            if version != commit.expected_version:
+                raise ConcurrencyError(conversation_id, commit.expected_version, version)
+            version = await _append_rows(
+                conn, conversation_id, version, commit.events, event_rows
+            )
+            await conn.execute(
+                "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
+                "committed_version) VALUES (?, ?, ?, ?)",
+                (commit.delivery_id, conversation_id, commit.received_at_ms, version),
+            )
+            if inbound_json is not None:
+                await conn.execute(
+                    f"INSERT INTO inbounds ({_INBOUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        (position or 0) + 1,
+                        commit.delivery_id,
+                        commit.received_at_ms,
+                        commit.policy_version,
+                        inbound_json,
+                    ),
+                )
+            await _insert_outbox(conn, outbox_rows)
+            for change in changes:
+                await _apply_ticket_change(conn, change)
+            return CommitResult(status="committed", version=version)
+
+        return await self._write(run)
+
+    # -- deliveries and inbounds --------------------------------------------------------
+
+    async def seen(self, delivery_id: str) -> bool:
+        rows = await self._fetch("SELECT 1 FROM deliveries WHERE delivery_id = ?", (delivery_id,))
+        return bool(rows)
+
+    async def recent(self, since_ms: int) -> set[str]:
+        rows = await self._fetch(
+            "SELECT delivery_id FROM deliveries WHERE received_at_ms >= ?", (since_ms,)
+        )
+        return {row[0] for row in rows}
+
+    async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
+        rows = await self._fetch(
+            f"SELECT {_INBOUND_COLUMNS} FROM inbounds WHERE conversation_id = ? ORDER BY position",
+            (conversation_id,),
+        )
+        return [_stored_inbound(row) for row in rows]
+
+    async def all_inbounds(self) -> AsyncIterator[StoredInbound]:
+        after = 0
+        while True:
+            rows = await self._fetch(
+                f"SELECT id, {_INBOUND_COLUMNS} FROM inbounds WHERE id > ? ORDER BY id LIMIT ?",
+                (after, _PAGE),
+            )
+            for row in rows:
+                yield _stored_inbound(row[1:])
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    # -- outbox -------------------------------------------------------------------------
+
+    async def enqueue(self, items: Sequence[OutboxItem]) -> None:
+        rows = [_outbox_row(item) for item in items]
+        await self._write(lambda conn: _insert_outbox(conn, rows))
+
+    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+        lease_until = now_ms + lease_ms
+
+        async def run(conn: Conn) -> list[OutboxItem]:
+            if limit <= 0:
+                return []
+            rows = list(await conn.execute_fetchall(_CLAIM_DUE, {"now": now_ms, "limit": limit}))
+            await conn.executemany(
+                "UPDATE outbox SET status = 'in_flight', lease_until_ms = ? WHERE id = ?",
+                [(lease_until, row[0]) for row in rows],
+            )
+            return [
+                _outbox_item(row[1:]).model_copy(
+                    update={"status": "in_flight", "lease_until_ms": lease_until}
+                )
+                for row in rows
+            ]
+
+        return await self._write(run)
+
+    async def _update_unsent(self, key: str, assignments: str, params: Params) -> bool:
+        async def run(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                f"UPDATE outbox SET {assignments}, lease_until_ms = NULL "
+                "WHERE key = ? AND status IN ('pending', 'in_flight')",
+                (*params, key),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(run)
+
+    async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:
+        return await self._update_unsent(
+            key, "status = 'sent', sent_at_ms = ?, remote_id = ?", (at_ms, remote_id)
+        )
+
+    async def fail(self, key: str, next_attempt_ms: int, error: str) -> bool:
+        return await self._update_unsent(
+            key,
+            "status = 'pending', attempts = attempts + 1, available_at_ms = ?, last_error = ?",
+            (next_attempt_ms, error),
+        )
+
+    async def dead_letter(self, key: str, error: str) -> bool:
+        return await self._update_unsent(key, "status = 'dead', last_error = ?", (error,))
+
+    async def dead_letters(self) -> list[OutboxItem]:
+        rows = await self._fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id"
+        )
+        return [_outbox_item(row) for row in rows]
+
+    async def outbox_item(self, key: str) -> OutboxItem | None:
+        rows = await self._fetch(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
+        return _outbox_item(rows[0]) if rows else None
+
+    async def pending_count(self) -> int:
+        rows = await self._fetch(
+            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'in_flight')"
+        )
+        return int(rows[0][0])
+
+    # -- tickets ------------------------------------------------------------------------
+
+    async def open_ticket(self, row: TicketRow) -> bool:
+        return await self._write(lambda conn: _insert_ticket(conn, row))
+
+    async def claim_ticket(self, key: str, by: str, at_ms: int) -> ClaimOutcome:
+        async def run(conn: Conn) -> ClaimOutcome:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT status, claimed_by, resolved_by FROM tickets WHERE key = ?", (key,)
+                )
+            )
+            if not rows:
+                return ClaimOutcome(claimed=False, holder=None)
+            status, claimed_by, resolved_by = rows[0]
+            if status == "open":
+                await _apply_ticket_change(conn, ClaimTicket(key, by, at_ms))
+                return ClaimOutcome(claimed=True, holder=by)
+            if status == "claimed":
+                return ClaimOutcome(claimed=claimed_by == by, holder=claimed_by)
+            return ClaimOutcome(claimed=False, holder=resolved_by)
+
+        return await self._write(run)
+
+    async def resolve_ticket(self, key: str, by: str, at_ms: int) -> bool:
+        return await self._write(
+            lambda conn: _apply_ticket_change(conn, ResolveTicket(key, by, at_ms))
+        )
+
+    async def ticket(self, key: str) -> TicketRow | None:
+        rows = await self._fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE key = ?", (key,))
+        return _ticket_row(rows[0]) if rows else None
+
+    async def open_tickets(self) -> list[TicketRow]:
+        rows = await self._fetch(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status != 'resolved' "
+            "ORDER BY opened_at_ms, rowid"
+        )
+        return [_ticket_row(row) for row in rows]
+
+    # -- policies -----------------------------------------------------------------------
+
+    async def put_policy(self, version: str, canonical_json: str) -> None:
+        async def run(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO policies (version, canonical_json) VALUES (?, ?) "
+                "ON CONFLICT (version) DO NOTHING",
+                (version, canonical_json),
+            )
+            stored = await _one(
+                conn, "SELECT canonical_json FROM policies WHERE version = ?", (version,)
+            )
+            if stored[0] != canonical_json:
+                raise ValueError(f"Policy {version} is stored already with a different text.")
+
+        await self._write(run)
+
+    async def get_policy(self, version: str) -> str | None:
+        rows = await self._fetch("SELECT canonical_json FROM policies WHERE version = ?", (version,))
+        return str(rows[0][0]) if rows else None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Let the writer finish every job already queued, then close both connections."""
+        if self._closing and self._closed:
+            return
+        if not self._closing:
+            self._closing = True
+            self._queue.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer_task
+        if not self._closed:
+            self._closed = True
+            await self._reader.close()
+            await self._writer.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# -- opening ----------------------------------------------------------------------------
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite before SQLite sees it (an empty file is new)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise StorageError(f"{path} is a directory, not a database file.") from None
+    except OSError as exc:
+        raise StorageError(f"{path} cannot be read: {exc.strerror}.") from None
+    if header and header != SQLITE_HEADER:
+        raise CorruptDatabaseError(path, "it is not a SQLite database file")
+
+
+async def _connect(path: Path) -> Conn:
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:
+        raise _wrap(exc, path) from exc
+    return conn
+
+
+async def _prepare_writer(conn: Conn, path: Path, *, verify: bool) -> None:
+    try:
+        found = await user_version(conn)
+        if found > SCHEMA_VERSION:
+            # Checked before anything else: a newer schema may not even be readable here.
+            await migrate(conn, path)  # raises SchemaTooNewError, writes nothing
+        (application_id,) = await _one(conn, "PRAGMA application_id")
+        if application_id not in (0, APPLICATION_ID):
+            raise CorruptDatabaseError(
+                path, f"it belongs to another application (application_id {application_id})"
+            )
+        if found == 0:
+            (tables,) = await _one(
+                conn, "SELECT COUNT(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"
+            )
+            if tables:
+                raise CorruptDatabaseError(path, "it holds tables but no salesbot schema")
+        (mode,) = await _one(conn, "PRAGMA journal_mode = WAL")
+        if str(mode).lower() != "wal":
+            raise StorageError(f"{path} cannot use write-ahead logging (journal mode {mode}).")
+        await conn.execute("PRAGMA synchronous = FULL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if verify and found:
+            problems = [row[0] for row in await conn.execute_fetchall("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise CorruptDatabaseError(path, f"its integrity check failed ({problems[0]})")
+        await migrate(conn, path)
+    except sqlite3.Error as exc:
+        raise _wrap(exc, path) from exc
+
+
+# -- SQL helpers ------------------------------------------------------------------------
+
+
+async def _one(conn: Conn, sql: str, params: Params = ()) -> sqlite3.Row:
+    rows = list(await conn.execute_fetchall(sql, params))
+    return rows[0]
+
+
+def _event_rows(events: Iterable[EventEnvelope]) -> list[tuple[object, ...]]:
+    return [
+        (
+            env.conversation_id,
+            env.seq,
+            env.at_ms,
+            env.policy_version,
+            env.event.type,
+            env.delivery_id,
+            env.model_dump_json(),
+        )
+        for env in events
+    ]
+
+
+async def _append_rows(
+    conn: Conn,
+    conversation_id: str,
+    version: int,
+    events: Sequence[EventEnvelope],
+    rows: list[tuple[object, ...]],
+) -> int:
+    """Append checked events after `version`; return the new version."""
+    if not events:
+        return version
+    new_version = version + len(events)
+    await conn.execute(
+        "INSERT INTO streams (conversation_id, version, created_at_ms, updated_at_ms) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE "
+        "SET version = excluded.version, updated_at_ms = excluded.updated_at_ms",
+        (conversation_id, new_version, events[0].at_ms, events[-1].at_ms),
+    )
+    await conn.executemany(
+        "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
+        "envelope) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return new_version
+
+
+def _outbox_row(item: OutboxItem) -> tuple[object, ...]:
+    return (
+        item.key,
+        item.conversation_id,
+        item.channel,
+        dumps(item.payload),
+        item.created_at_ms,
+        item.available_at_ms,
+        item.attempts,
+        item.status,
+        item.last_error,
+        item.remote_id,
+        item.lease_until_ms,
+        item.sent_at_ms,
+    )
+
+
+async def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:
+    if rows:
+        await conn.executemany(
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            rows,
+        )
+
+
+def _outbox_item(row: Sequence[Any]) -> OutboxItem:
+    (key, conversation_id, channel, payload, created, available, attempts, status, error,
+     remote_id, lease_until, sent_at) = row  # fmt: skip
+    return OutboxItem(
+        key=key,
+        conversation_id=conversation_id,
+        channel=channel,
+        payload=json.loads(payload),
+        created_at_ms=created,
+        available_at_ms=available,
+        attempts=attempts,
+        status=status,
+        last_error=error,
+        remote_id=remote_id,
+        lease_until_ms=lease_until,
+        sent_at_ms=sent_at,
+    )
+
+
+async def _insert_ticket(conn: Conn, row: TicketRow) -> bool:
+    cursor = await conn.execute(
+        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (key) DO NOTHING",
+        (
+            row.key,
+            row.conversation_id,
+            row.kind,
+            row.reason,
+            row.status,
+            row.claimed_by,
+            row.resolved_by,
+            row.quote_id,
+            row.opened_at_ms,
+            row.updated_at_ms,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+async def _apply_ticket_change(conn: Conn, change: TicketChange) -> bool:
+    """Apply one ticket change; True if a row changed."""
+    match change:
+        case OpenTicket(row):
+            return await _insert_ticket(conn, row)
+        case ClaimTicket(key, by, at_ms):
+            cursor = await conn.execute(
+                "UPDATE tickets SET status = 'claimed', claimed_by = ?, updated_at_ms = ? "
+                "WHERE key = ? AND status = 'open'",
+                (by, at_ms, key),
+            )
+        case ResolveTicket(key, by, at_ms):
+            cursor = await conn.execute(
+                "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ? "
+                "WHERE key = ? AND status != 'resolved'",
+                (by, at_ms, key),
+            )
+    return cursor.rowcount == 1
+
+
+def _ticket_row(row: Sequence[Any]) -> TicketRow:
+    names = [name.strip() for name in _TICKET_COLUMNS.split(",")]
+    return TicketRow.model_validate(dict(zip(names, row, strict=True)))
+
+
+def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
+    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound = row
+    return StoredInbound(
+        conversation_id=conversation_id,
+        position=position,
+        delivery_id=delivery_id,
+        received_at_ms=received_at_ms,
+        policy_version=policy_version,
+        inbound=json.loads(inbound),
+    )
+
+
+# -- errors and futures -----------------------------------------------------------------
+
+
+def _wrap(exc: BaseException, path: Path) -> BaseException:
+    """Keep our own errors and the caller's bugs as they are; turn SQLite's into ours."""
+    if not isinstance(exc, sqlite3.Error):
+        return exc
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in _CORRUPT:
+        return CorruptDatabaseError(path, str(exc))
+    return StorageError(f"The database {path} reported an error: {exc}.")
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(cast(Any, result))

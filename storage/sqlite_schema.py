@@ -1,0 +1,167 @@
+"""The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
+
+`MIGRATIONS[i]` takes a database from schema version `i` to `i + 1`. Opening a file runs
+every migration it lacks in one `BEGIN IMMEDIATE` transaction (so two processes opening
+one new file cannot both migrate it, and a crash mid-upgrade leaves the old version),
+then stamps `user_version`. Migrations are append-only: never edit a released one; add
+the next. A database with a higher `user_version` than `SCHEMA_VERSION` is refused, never
+"downgraded". `application_id` marks the file as salesbot's, so another application's
+SQLite file is refused instead of being migrated.
+
+Tables are STRICT (a wrong type is an error, not a silent conversion); times are integer
+epoch milliseconds; UNIQUE constraints carry the idempotency rules: one event per
+`(conversation_id, seq)`, one row per delivery id, outbox key, ticket key, policy version,
+and per `(conversation_id, position)` and delivery id for raw inbounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiosqlite
+
+from storage.errors import SchemaTooNewError
+
+APPLICATION_ID = 0x53424F54  # "SBOT"
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+def _statements(*sql: str) -> Migration:
+    async def run(conn: aiosqlite.Connection) -> None:
+        for statement in sql:
+            await conn.execute(statement)
+
+    return run
+
+
+_V1 = _statements(
+    # One row per conversation: its version (last seq) without scanning events, and the
+    # order conversations started in.
+    """
+    CREATE TABLE streams (
+        id              INTEGER PRIMARY KEY,
+        conversation_id TEXT    NOT NULL UNIQUE,
+        version         INTEGER NOT NULL CHECK (version >= 1),
+        created_at_ms   INTEGER NOT NULL,
+        updated_at_ms   INTEGER NOT NULL
+    ) STRICT
+    """,
+    # The envelope JSON is the record (it carries schema_version and generator); the other
+    # columns are copies for indexing and auditing with plain SQL. `position` is the
+    # global append order.
+    """
+    CREATE TABLE events (
+        position        INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT    NOT NULL REFERENCES streams (conversation_id),
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        at_ms           INTEGER NOT NULL,
+        policy_version  TEXT    NOT NULL,
+        type            TEXT    NOT NULL,
+        delivery_id     TEXT    NOT NULL,
+        envelope        TEXT    NOT NULL,
+        UNIQUE (conversation_id, seq)
+    ) STRICT
+    """,
+    "CREATE INDEX events_by_delivery ON events (delivery_id)",
+    "CREATE INDEX events_by_type ON events (type, at_ms)",
+    """
+    CREATE TABLE deliveries (
+        delivery_id       TEXT    PRIMARY KEY,
+        conversation_id   TEXT    NOT NULL,
+        received_at_ms    INTEGER NOT NULL,
+        committed_version INTEGER NOT NULL
+    ) STRICT
+    """,
+    "CREATE INDEX deliveries_by_time ON deliveries (received_at_ms)",
+    """
+    CREATE TABLE inbounds (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT    NOT NULL,
+        position        INTEGER NOT NULL CHECK (position >= 1),
+        delivery_id     TEXT    NOT NULL UNIQUE REFERENCES deliveries (delivery_id),
+        received_at_ms  INTEGER NOT NULL,
+        policy_version  TEXT    NOT NULL,
+        inbound         TEXT    NOT NULL,
+        UNIQUE (conversation_id, position)
+    ) STRICT
+    """,
+    """
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        key             TEXT    NOT NULL UNIQUE,
+        conversation_id TEXT    NOT NULL,
+        channel         TEXT    NOT NULL,
+        payload         TEXT    NOT NULL,
+        created_at_ms   INTEGER NOT NULL,
+        available_at_ms INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        status          TEXT    NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'in_flight', 'sent', 'dead')),
+        last_error      TEXT,
+        remote_id       TEXT,
+        lease_until_ms  INTEGER,
+        sent_at_ms      INTEGER
+    ) STRICT
+    """,
+    # Only unsent items are scanned by claim_due; sent ones pile up outside this index.
+    """
+    CREATE INDEX outbox_unsent ON outbox (channel, id)
+        WHERE status IN ('pending', 'in_flight')
+    """,
+    "CREATE INDEX outbox_dead ON outbox (id) WHERE status = 'dead'",
+    """
+    CREATE TABLE tickets (
+        key             TEXT    PRIMARY KEY,
+        conversation_id TEXT    NOT NULL,
+        kind            TEXT    NOT NULL CHECK (kind IN ('handoff', 'approval')),
+        reason          TEXT    NOT NULL,
+        status          TEXT    NOT NULL CHECK (status IN ('open', 'claimed', 'resolved')),
+        claimed_by      TEXT,
+        resolved_by     TEXT,
+        quote_id        TEXT,
+        opened_at_ms    INTEGER NOT NULL,
+        updated_at_ms   INTEGER NOT NULL
+    ) STRICT
+    """,
+    "CREATE INDEX tickets_unresolved ON tickets (opened_at_ms) WHERE status != 'resolved'",
+    "CREATE INDEX tickets_by_conversation ON tickets (conversation_id)",
+    """
+    CREATE TABLE policies (
+        version        TEXT PRIMARY KEY,
+        canonical_json TEXT NOT NULL
+    ) STRICT
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def migrate(
+    conn: aiosqlite.Connection, path: str | Path, target: int = SCHEMA_VERSION
+) -> int:
+    """Bring the database to schema version `target` in one transaction; return the
+    version found. `conn` must be in autocommit mode (`isolation_level=None`)."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = await user_version(conn)  # read again under the write lock
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNewError(path, found, SCHEMA_VERSION)
+        if found < target:
+            for migration in MIGRATIONS[found:target]:
+                await migration(conn)
+            # PRAGMA takes no parameters; both values are integers from this module.
+            await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            await conn.execute(f"PRAGMA user_version = {int(target)}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    return found
