@@ -339,3 +339,54 @@ def test_flow_transitions_are_recorded_with_their_guard(convo: Conversation) -> 
     assert moves[-1].to_state == "handoff"
     assert moves[-1].guard == "is_sensitive"
     assert events_of(decision, FlowAdvanced)[0].from_state == "start"
+
+
+def test_a_price_objection_gets_the_notebooks_answer_and_stays_with_the_bot(
+    convo: Conversation,
+) -> None:
+    convo.lead("Hi, we are looking at tools")
+    decision = convo.say("Honestly it's too expensive for us")
+    assert convo.state.flow_state == "objection"
+    assert replies_to(decision, "conversation")[0].text == (
+        "I understand pricing is important. Can I show value relevant to your goals?"
+    )
+    assert not events_of(decision, TicketOpened)
+
+
+def test_an_ambiguous_objection_escalates_for_low_confidence(convo: Conversation) -> None:
+    convo.lead("Hi")
+    decision = convo.say("Honestly it is too expensive, and the timing is bad.")
+    assert convo.state.flow_state == "handoff"
+    assert [t.reason for t in events_of(decision, TicketOpened)] == ["low_confidence"]
+
+
+def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) -> None:
+    metrics = convo.command("metrics")
+    assert metrics.events == ()
+    assert metrics.queries[0].kind == "metrics"
+    help_reply = convo.command("help").replies[0]
+    assert help_reply.audience == "requester"
+    assert help_reply.card is not None
+    assert [f.label.split()[0] for f in help_reply.card.fields] == [
+        "quote",
+        "lead",
+        "audit",
+        "metrics",
+        "help",
+    ]
+
+
+def test_a_prospect_cannot_quote_and_the_refusal_is_recorded(convo: Conversation) -> None:
+    decision = convo.command("quote", "10 pro", actor=PROSPECT)
+    assert events_of(decision, CommandRefused)[0].reason == "reps_only"
+    assert not events_of(decision, QuoteIssued)
+
+
+def test_a_message_after_the_deal_closed_reaches_a_human_once(convo: Conversation) -> None:
+    convo.lead("We have a $5000 budget, I am the CTO, starting next month")
+    convo.click("mark_lost", "conv-1")
+    assert convo.state.outcome == "lost"
+    first = convo.say("Wait, can we talk again?")
+    second = convo.say("Hello?")
+    assert [t.reason for t in events_of(first, TicketOpened)] == ["message_after_close"]
+    assert second.replies == ()
