@@ -11,8 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The functional core may use the standard library's pure parts, pydantic and the stemmer.
-DOMAIN_ALLOWED_THIRD_PARTY = {"pydantic", "snowballstemmer"}
+# The functional core may use the standard library's pure parts, pydantic, the stemmer and
+# scipy (pure numerics: Beta and normal quantiles for metrics intervals).
+DOMAIN_ALLOWED_THIRD_PARTY = {"pydantic", "snowballstemmer", "scipy"}
 DOMAIN_FORBIDDEN_STDLIB = {
     "asyncio",
     "logging",
