@@ -1,0 +1,212 @@
+"""The runtime: from an inbound to a durable decision, in order, exactly once.
+
+Handling one inbound (`Runtime.handle`):
+  1. dedupe — claim the delivery id in memory *before the first await* (a second delivery
+     of the same event waits for the first's outcome instead of racing it), then ask the
+     store, which knows every committed delivery;
+  2. load the conversation's state (cache, else fold the stored events);
+  3. `domain.decide` — pure;
+  4. answer queries the decision asked for (audits, metrics: reads only);
+  5. commit the events, the delivery id, the raw inbound, the outbox items and the ticket
+     changes in ONE transaction;
+  6. return — only now may the adapter acknowledge the platform. Sending happens later, in
+     the outbox worker, so a slow platform API never delays an ack (Slack retries an event
+     that is not acknowledged within 3 s: https://api.slack.com/apis/events-api#retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, Protocol
+
+from pydantic import Field, TypeAdapter
+
+from bot.lanes import Lanes
+from bot.state_cache import StateCache
+from domain.cards import Reply
+from domain.decide import decide, new_conversation
+from domain.decision import Decision, Query
+from domain.inbound import Inbound
+from domain.model import Frozen
+from domain.policy import Policy
+from domain.state import ConversationState, fold
+from storage.errors import ConcurrencyError
+from storage.ports import Commit, OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+INBOUND = TypeAdapter(Inbound)
+DEDUPE_WINDOW_MS = 7 * 24 * 3600 * 1000
+"""How far back the in-memory dedupe view is rebuilt after a restart; older deliveries are
+still found by the store (a platform retries within minutes, Teams within seconds)."""
+
+
+class Route(Frozen):
+    """Where one reply goes: the outbox channel (also the pacing key) and the platform's
+    addressing for it (a channel and thread, a conversation reference, a URL)."""
+
+    channel: str
+    target: dict[str, Any] = Field(default_factory=dict)
+
+
+class Router(Protocol):
+    """Maps a reply's neutral audience to concrete destinations; adapters provide it."""
+
+    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]: ...
+
+
+QueryAnswerer = Callable[[Query, Store], Awaitable[Sequence[Reply]]]
+
+
+class HandleResult(Frozen):
+    status: Literal["committed", "duplicate"]
+    version: int
+    decision: Decision | None = None
+
+
+def outbox_key(delivery_id: str, index: int, channel: str) -> str:
+    """Deterministic: the same delivery decided again can only enqueue the same items."""
+    digest = hashlib.sha256(f"{delivery_id}\x1f{index}\x1f{channel}".encode()).hexdigest()
+    return f"O-{digest[:32]}"
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        router: Router,
+        *,
+        clock: Callable[[], int],
+        answer_query: QueryAnswerer | None = None,
+        cache_size: int = 10_000,
+        recent_capacity: int = 200_000,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self._router = router
+        self._clock = clock
+        self._answer_query = answer_query
+        self._lanes = Lanes()
+        self._cache = StateCache(cache_size)
+        self._inflight: dict[str, asyncio.Future[HandleResult]] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent_capacity = recent_capacity
+
+    async def start(self) -> None:
+        """Record the policy text by its hash and rebuild the dedupe view (RELIABILITY rule 2)."""
+        await self.store.put_policy(self.policy.version, self.policy.canonical_json())
+        for delivery_id in await self.store.recent(self._clock() - DEDUPE_WINDOW_MS):
+            self._remember(delivery_id)
+
+    async def handle(self, inbound: Inbound) -> HandleResult:
+        """Decide and commit one inbound; returns only once it is durable (or a duplicate)."""
+        delivery_id = inbound.delivery_id
+        # Rule 1: claim synchronously, before any await.
+        if delivery_id in self._recent:
+            return HandleResult(status="duplicate", version=-1)
+        pending = self._inflight.get(delivery_id)
+        if pending is not None:
+            first = await asyncio.shield(pending)
+            return HandleResult(status="duplicate", version=first.version)
+        future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
+        self._inflight[delivery_id] = future
+        try:
+            result = await self._handle_claimed(inbound)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiting duplicates re-raise it themselves
+            raise
+        else:
+            future.set_result(result)
+            self._remember(delivery_id)
+            return result
+        finally:
+            del self._inflight[delivery_id]
+
+    async def _handle_claimed(self, inbound: Inbound) -> HandleResult:
+        conversation_id = inbound.conversation_id
+        async with self._lanes.hold(conversation_id):
+            if await self.store.seen(inbound.delivery_id):
+                return HandleResult(
+                    status="duplicate", version=await self.store.version(conversation_id)
+                )
+            for attempt in (1, 2):
+                state = await self._state(conversation_id)
+                now = self._clock()
+                decision = decide(state, inbound, self.policy, now)
+                replies = list(decision.replies)
+                if self._answer_query is not None:
+                    for query in decision.queries:
+                        replies += await self._answer_query(query, self.store)
+                try:
+                    commit = self._commit(inbound, state, decision, replies, now)
+                    result = await self.store.commit(commit)
+                except ConcurrencyError:
+                    # Another replica (or a stale cache) advanced the stream: reload, redecide.
+                    self._cache.drop(conversation_id)
+                    if attempt == 2:
+                        raise
+                    continue
+                if result.status == "committed":
+                    self._cache.put(decision.state)
+                    return HandleResult(
+                        status="committed", version=result.version, decision=decision
+                    )
+                self._cache.drop(conversation_id)
+                return HandleResult(status="duplicate", version=result.version)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _state(self, conversation_id: str) -> ConversationState:
+        state = self._cache.get(conversation_id)
+        if state is None:
+            events = await self.store.load(conversation_id)
+            state = fold(new_conversation(conversation_id, self.policy), events)
+            self._cache.put(state)
+        return state
+
+    def _commit(
+        self,
+        inbound: Inbound,
+        state: ConversationState,
+        decision: Decision,
+        replies: Sequence[Reply],
+        now: int,
+    ) -> Commit:
+        items: list[OutboxItem] = []
+        for index, reply in enumerate(replies):
+            for route in self._router.route(inbound, reply):
+                items.append(
+                    OutboxItem(
+                        key=outbox_key(inbound.delivery_id, index, route.channel),
+                        conversation_id=inbound.conversation_id,
+                        channel=route.channel,
+                        payload={
+                            "reply": reply.model_dump(mode="json"),
+                            "target": route.target,
+                            "requester": inbound.actor.id,
+                        },
+                        created_at_ms=now,
+                        available_at_ms=now,
+                    )
+                )
+        return Commit(
+            conversation_id=inbound.conversation_id,
+            expected_version=state.version,
+            delivery_id=inbound.delivery_id,
+            received_at_ms=now,
+            policy_version=self.policy.version,
+            inbound=INBOUND.dump_python(inbound, mode="json"),
+            events=decision.events,
+            outbox=tuple(items),
+            ticket_events=decision.ticket_events,
+        )
+
+    def _remember(self, delivery_id: str) -> None:
+        self._recent[delivery_id] = None
+        while len(self._recent) > self._recent_capacity:
+            self._recent.popitem(last=False)
