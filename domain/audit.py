@@ -1,0 +1,507 @@
+"""The audit report: every decision on a conversation or a quote, with its arithmetic.
+
+An audit turns the event log back into explanations a reader can check with a pencil
+(STYLE.md habit 15): each feature's weight × value, the sums, the fairness penalty with its
+knobs, the flow transition with its guard and priority, the quote's proof and the ticket
+history, each under the policy version that decided it. The audit is also the only place
+the credit score behind a fairness penalty is shown, which is why only auditors get it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from domain import GENERATOR
+from domain.errors import DomainError
+from domain.events import (
+    ActionIgnored,
+    ApprovalRequested,
+    AuditRequested,
+    BotReplied,
+    CommandRefused,
+    ConversationAbandoned,
+    ConversationClosed,
+    ConversationStarted,
+    Event,
+    EventEnvelope,
+    FlowAdvanced,
+    HandedBack,
+    LeadScored,
+    NarrativeAssessed,
+    ObjectionClassified,
+    ProspectMessageReceived,
+    QuoteAccepted,
+    QuoteApproved,
+    QuoteIssued,
+    QuoteRejected,
+    RepMessageRecorded,
+    TicketClaimed,
+    TicketOpened,
+    TicketResolved,
+)
+from domain.inbound import LeadDetails
+from domain.model import Frozen
+from domain.narrative import NarrativeAudit
+from domain.objections import ObjectionResult
+from domain.presenters import REASON_TEXT, number
+from domain.scoring import INTERCEPT, LeadScore, exact_product, exact_sum
+
+AUDIT_SCHEMA_VERSION = 1
+
+AuditKind = Literal["conversation", "quote"]
+
+SUMMARY_LIMIT = 160
+"""A summary is one line; longer texts (messages, replies) go whole into the details."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class AuditEntry(Frozen):
+    """One event explained: a one-line summary and the lines that recompute it."""
+
+    seq: int
+    at_ms: int
+    at: str
+    type: str
+    policy_version: str
+    delivery_id: str
+    summary: str
+    details: tuple[str, ...] = ()
+
+
+class AuditReport(Frozen):
+    """What `salesbot audit` prints (as text through `render_audit`, or as JSON)."""
+
+    schema_version: int = AUDIT_SCHEMA_VERSION
+    generator: str = GENERATOR
+    target: str
+    kind: AuditKind
+    conversation_id: str
+    policy_versions: tuple[str, ...]
+    entries: tuple[AuditEntry, ...]
+    tickets: tuple[str, ...]
+    quotes: tuple[str, ...]
+
+
+def iso_ms(at_ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC with milliseconds: `2026-11-24T12:00:00.000Z`."""
+    moment = _EPOCH + timedelta(milliseconds=at_ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
+
+
+def audit_conversation(conversation_id: str, events: Sequence[EventEnvelope]) -> AuditReport:
+    """Every event of the conversation, in sequence order, each with its explanation.
+
+    A lead's audit is its conversation's audit: the lead arrives as the conversation's first
+    event. Raises `DomainError` when the events hold nothing for that conversation, so an
+    unknown id is a clear message rather than an empty report.
+    """
+    stream = _stream(conversation_id, events)
+    if not stream:
+        raise DomainError(f"No conversation {conversation_id} in these events.")
+    return _report(conversation_id, "conversation", conversation_id, stream)
+
+
+def audit_quote(quote_id: str, events: Sequence[EventEnvelope]) -> AuditReport:
+    """The entries about one quote: its issue, approval, acceptance, ignored clicks on it,
+    its approval ticket, and the versions it replaced or was replaced by.
+
+    Versions are followed both ways because an approved quote is a new id whose proof
+    continues the old one: auditing either shows the whole chain.
+    """
+    conversation_id = find_quote_conversation(quote_id, events)
+    if conversation_id is None:
+        raise DomainError(f"No quote {quote_id} in these events.")
+    stream = _stream(conversation_id, events)
+    family = _quote_family(quote_id, stream)
+    tickets = _approval_tickets(family, stream)
+    related = tuple(env for env in stream if _concerns_quote(env.event, family, tickets))
+    return _report(quote_id, "quote", conversation_id, related)
+
+
+def find_quote_conversation(quote_id: str, events: Iterable[EventEnvelope]) -> str | None:
+    """The conversation that issued `quote_id`, for a caller scanning the whole store."""
+    for env in events:
+        if isinstance(env.event, QuoteIssued) and env.event.quote.quote_id == quote_id:
+            return env.conversation_id
+    return None
+
+
+def render_audit(report: AuditReport) -> tuple[str, ...]:
+    """The report as plain text lines: a header, one block per entry, the ticket history."""
+    what = "conversation" if report.kind == "conversation" else "quote"
+    lines = [
+        f"Audit of {what} {report.target} (schema {report.schema_version}, {report.generator})",
+    ]
+    if report.kind == "quote":
+        lines.append(f"Conversation: {report.conversation_id}")
+    lines.append("Policy versions: " + (", ".join(report.policy_versions) or "none"))
+    lines.append("Quotes: " + (", ".join(report.quotes) or "none"))
+    lines.append(f"Entries: {len(report.entries)}")
+    for entry in report.entries:
+        lines.append(
+            f"#{entry.seq} {entry.at} [policy {entry.policy_version[:12]}] "
+            f"{entry.type}: {entry.summary}"
+        )
+        lines.extend(f"    {detail}" for detail in entry.details)
+    lines.append("Ticket history:" if report.tickets else "Ticket history: none")
+    lines.extend(f"    {line}" for line in report.tickets)
+    return tuple(lines)
+
+
+# ---------------------------------------------------------------- building the report
+
+
+def _stream(conversation_id: str, events: Iterable[EventEnvelope]) -> tuple[EventEnvelope, ...]:
+    mine = [env for env in events if env.conversation_id == conversation_id]
+    return tuple(sorted(mine, key=lambda env: env.seq))
+
+
+def _report(
+    target: str, kind: AuditKind, conversation_id: str, stream: Sequence[EventEnvelope]
+) -> AuditReport:
+    versions: list[str] = []
+    for env in stream:
+        if env.policy_version not in versions:
+            versions.append(env.policy_version)
+    return AuditReport(
+        target=target,
+        kind=kind,
+        conversation_id=conversation_id,
+        policy_versions=tuple(versions),
+        entries=tuple(_entry(env) for env in stream),
+        tickets=tuple(line for env in stream if (line := _ticket_line(env)) is not None),
+        quotes=tuple(
+            env.event.quote.quote_id for env in stream if isinstance(env.event, QuoteIssued)
+        ),
+    )
+
+
+def _entry(env: EventEnvelope) -> AuditEntry:
+    summary, details = _explain(env.event)
+    return AuditEntry(
+        seq=env.seq,
+        at_ms=env.at_ms,
+        at=iso_ms(env.at_ms),
+        type=env.event.type,
+        policy_version=env.policy_version,
+        delivery_id=env.delivery_id,
+        summary=_one_line(summary),
+        details=details,
+    )
+
+
+def _quote_family(quote_id: str, stream: Sequence[EventEnvelope]) -> set[str]:
+    links = [
+        (env.event.replaces_quote_id, env.event.quote.quote_id)
+        for env in stream
+        if isinstance(env.event, QuoteIssued) and env.event.replaces_quote_id is not None
+    ]
+    family = {quote_id}
+    grown = True
+    while grown:
+        grown = False
+        for old, new in links:
+            if (old in family) != (new in family):
+                family |= {old, new}
+                grown = True
+    return family
+
+
+def _approval_tickets(family: set[str], stream: Sequence[EventEnvelope]) -> set[str]:
+    keys: set[str] = set()
+    for env in stream:
+        event = env.event
+        if (isinstance(event, ApprovalRequested) and event.quote_id in family) or (
+            isinstance(event, TicketOpened) and event.quote_id in family
+        ):
+            keys.add(event.ticket_key)
+    return keys
+
+
+def _concerns_quote(event: Event, family: set[str], tickets: set[str]) -> bool:
+    match event:
+        case QuoteIssued():
+            return event.quote.quote_id in family
+        case QuoteAccepted() | ApprovalRequested() | QuoteApproved() | QuoteRejected():
+            return event.quote_id in family
+        case TicketOpened() | TicketClaimed() | TicketResolved() | HandedBack():
+            return event.ticket_key in tickets
+        case ActionIgnored():
+            return event.target in family or event.target in tickets
+        case AuditRequested():
+            return event.target in family
+        case _:
+            return False
+
+
+def _ticket_line(env: EventEnvelope) -> str | None:
+    event = env.event
+    at = iso_ms(env.at_ms)
+    match event:
+        case TicketOpened():
+            about = f", quote {event.quote_id}" if event.quote_id else ""
+            return (
+                f"{at} ticket {event.ticket_key} opened: {event.kind}, {event.reason}"
+                f" (triggered by event #{event.trigger_seq}{about})"
+            )
+        case TicketClaimed():
+            return f"{at} ticket {event.ticket_key} claimed by {event.by}"
+        case TicketResolved():
+            return f"{at} ticket {event.ticket_key} resolved by {event.by}"
+        case HandedBack():
+            which = f"ticket {event.ticket_key}" if event.ticket_key else "no open ticket"
+            return f"{at} handed back to the bot by {event.by} ({which})"
+        case _:
+            return None
+
+
+# ---------------------------------------------------------------- explaining one event
+
+
+def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
+    """(one-line summary, detail lines) for one event."""
+    match event:
+        case ConversationStarted():
+            details = _lead_lines(event.lead) if event.lead is not None else ()
+            return f"Conversation started by {event.started_by} (origin {event.origin})", details
+        case ProspectMessageReceived():
+            return _said(f"Prospect {event.actor_id} wrote", event.text)
+        case RepMessageRecorded():
+            return _said(f"Rep {event.actor_id} wrote", event.text)
+        case LeadScored():
+            return _explain_score(event)
+        case NarrativeAssessed():
+            return _explain_narrative(event.audit)
+        case ObjectionClassified():
+            return _explain_objection(event.result)
+        case FlowAdvanced():
+            guard = event.guard or "no guard"
+            return (
+                f"{event.from_state} → {event.to_state} on {event.trigger} "
+                f"[{guard}, priority {event.priority}]"
+            ), ()
+        case BotReplied():
+            fallback = " (fallback template)" if event.used_fallback else ""
+            return (
+                f"Bot replied to the {event.audience}: {event.action}{fallback}",
+                (
+                    f"action: {event.action}, template: {event.template}{fallback}",
+                    *_text_lines("text", event.text),
+                ),
+            )
+        case QuoteIssued():
+            return _explain_quote(event), event.quote.proof
+        case QuoteAccepted():
+            return f"Quote {event.quote_id} accepted by {event.by}", ()
+        case ApprovalRequested():
+            return (
+                f"Approval of quote {event.quote_id} requested by {event.by} "
+                f"(ticket {event.ticket_key})"
+            ), ()
+        case QuoteApproved():
+            return f"Quote {event.quote_id} approved by {event.by}", ()
+        case QuoteRejected():
+            return f"Quote {event.quote_id} rejected by {event.by}", ()
+        case TicketOpened():
+            about = f" for quote {event.quote_id}" if event.quote_id else ""
+            return (
+                f"Ticket {event.ticket_key} opened{about}: {event.kind}, {event.reason} "
+                f"(triggered by event #{event.trigger_seq})",
+                (
+                    f"reason: {REASON_TEXT.get(event.reason, event.reason)}",
+                    *(f"> {line}" for line in event.summary.splitlines()),
+                ),
+            )
+        case TicketClaimed():
+            return f"Ticket {event.ticket_key} claimed by {event.by}", ()
+        case TicketResolved():
+            return f"Ticket {event.ticket_key} resolved by {event.by}", ()
+        case HandedBack():
+            which = f"ticket {event.ticket_key}" if event.ticket_key else "no open ticket"
+            return f"Handed back to the bot by {event.by} ({which})", ()
+        case ConversationClosed():
+            return f"Conversation closed: {event.outcome}, by {event.by}", ()
+        case ConversationAbandoned():
+            return (
+                f"Conversation abandoned after {_duration(event.idle_ms)} without a prospect message",
+                (f"idle = {event.idle_ms:,} ms = {_duration(event.idle_ms)}",),
+            )
+        case AuditRequested():
+            return f"{event.by} requested the audit of {event.target}", ()
+        case CommandRefused():
+            return f"Command /{event.command} by {event.by} refused: {event.reason}", ()
+        case ActionIgnored():
+            return (
+                f"Click {event.action} on {event.target or '(no target)'} by {event.by} "
+                f"ignored: {event.reason}"
+            ), ()
+        case _:  # an event type newer than this module still gets an entry
+            return f"{event.type} event", ()
+
+
+def _lead_lines(lead: LeadDetails) -> tuple[str, ...]:
+    lines = [f"lead: {lead.name}" + (f" ({lead.company})" if lead.company else "")]
+    if lead.email:
+        lines.append(f"email: {lead.email}")
+    if lead.source:
+        lines.append(f"source: {lead.source}")
+    if lead.company_size is not None:
+        lines.append(f"company size: {lead.company_size}")
+    if lead.external_id:
+        lines.append(f"external id: {lead.external_id}")
+    credit = "unknown" if lead.credit_score is None else str(lead.credit_score)
+    lines.append(f"credit score: {credit} (used only for the fairness penalty on urgency)")
+    return tuple(lines)
+
+
+def _said(who: str, text: str) -> tuple[str, tuple[str, ...]]:
+    summary = f"{who}: “{text}”"
+    whole = _one_line(summary) == summary and "\n" not in text
+    return summary, () if whole else _text_lines("text", text)
+
+
+def _text_lines(label: str, text: str) -> tuple[str, ...]:
+    lines = text.splitlines() or [""]
+    return (f"{label}: {lines[0]}", *(f"  {line}" for line in lines[1:]))
+
+
+def _explain_score(event: LeadScored) -> tuple[str, tuple[str, ...]]:
+    score = event.score
+    lines = [_feature_line(score, name) for name in score.contributions]
+    total = f"score = Σ = {_sum_expression(score.contributions.values())}"
+    if score.probability is not None:
+        total += f"; p = σ(score) = {number(score.probability)}"
+    if event.subject == "conversation":
+        outcome = "qualified" if event.qualified else "not qualified"
+        lines.append(f"{total} → {score.band} ({outcome})")
+        summary = f"Lead scored {number(score.score)} → {score.band}, {outcome}"
+    else:
+        lines.append(f"{total} → {score.band} (pasted text; the lead is unchanged)")
+        summary = f"Pasted text scored {number(score.score)} → {score.band} (lead unchanged)"
+    return summary, tuple(lines)
+
+
+def _feature_line(score: LeadScore, name: str) -> str:
+    contribution = score.contributions[name]
+    if name == INTERCEPT:
+        return f"{INTERCEPT}: {number(contribution)}"
+    weight = score.weights.get(name, Decimal(0))
+    line = f"{name}: {number(weight)} × {score.features.get(name, 0)} = {number(contribution)}"
+    notes = []
+    if score.evidence.get(name):
+        notes.append("matched: " + _quoted(score.evidence[name]))
+    if score.negated.get(name):
+        notes.append("negated: " + _quoted(score.negated[name]))
+    return line + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _explain_narrative(audit: NarrativeAudit) -> tuple[str, tuple[str, ...]]:
+    lines = [
+        f"{name} (f={value}): resonance {number(audit.contrib_res.get(name, Decimal(0)))}, "
+        f"urgency {number(audit.contrib_urg.get(name, Decimal(0)))}"
+        for name, value in audit.features.items()
+    ]
+    lines.append(f"R = Σ w_R·f = {_sum_expression(audit.contrib_res.values())}")
+    lines.append(f"U = Σ w_U·f = {_sum_expression(audit.contrib_urg.values())}")
+    knobs = f"c0 = {audit.c0}, λ = {number(audit.lambda_)}"
+    u = number(audit.raw_urgency)
+    if audit.reason_code == "credit_below_threshold":
+        penalty = exact_product(audit.lambda_, audit.raw_urgency)
+        lines.append(
+            f"credit {audit.credit} < c0 {audit.c0}: U_pen = max(0, U − λ·C_U) = "
+            f"max(0, {u} − {number(audit.lambda_)} × {u}) = max(0, {u} − {number(penalty)}) "
+            f"= {number(audit.penalized_urgency)}"
+        )
+    elif audit.reason_code == "no_penalty":
+        lines.append(
+            f"credit {audit.credit} ≥ c0 {audit.c0}: no penalty, U_pen = U = "
+            f"{number(audit.penalized_urgency)} ({knobs})"
+        )
+    else:
+        lines.append(
+            f"credit unknown: no penalty, U_pen = U = {number(audit.penalized_urgency)} ({knobs})"
+        )
+    lines.append(f"reason: {audit.reason} [{audit.reason_code}]")
+    summary = (
+        f"Narrative: resonance {number(audit.resonance)}, urgency {u} → "
+        f"{number(audit.penalized_urgency)} ({audit.reason_code})"
+    )
+    return summary, tuple(lines)
+
+
+def _explain_objection(result: ObjectionResult) -> tuple[str, tuple[str, ...]]:
+    total = sum(len(terms) for terms in result.hits.values())
+    lines = [
+        f"{name}: {len(terms)} hit{'s' if len(terms) != 1 else ''} ({_quoted(terms)})"
+        for name, terms in result.hits.items()
+        if terms
+    ]
+    quiet = [name for name, terms in result.hits.items() if not terms]
+    if quiet:
+        lines.append("no hits: " + ", ".join(quiet))
+    if result.objection is not None:
+        mine = len(result.hits.get(result.objection, ()))
+        lines.append(
+            f"class: {result.objection}, confidence = {mine} / {total} = "
+            f"{result.confidence} (its hits / all hits)"
+        )
+    else:
+        lines.append(f"class: none, confidence = {result.confidence} (no objection terms)")
+    lines.append("sensitive terms: " + (_quoted(result.sensitive) or "none"))
+    lines.append(f"escalation: {result.escalation_reason or 'none'}")
+    summary = (
+        f"Objection: {result.objection} (confidence {result.confidence})"
+        if result.objection is not None
+        else "No objection class"
+    )
+    if result.sensitive:
+        summary += "; sensitive terms: " + ", ".join(result.sensitive)
+    if result.escalation_reason is not None:
+        summary += f" → escalate ({result.escalation_reason})"
+    return summary, tuple(lines)
+
+
+def _explain_quote(event: QuoteIssued) -> str:
+    quote = event.quote
+    figures = quote.figures()
+    summary = f"Quote {quote.quote_id} v{quote.version} issued by {event.requested_by}: "
+    summary += f"total {figures['total']}"
+    if quote.needs_approval:
+        summary += ", needs approval"
+    if quote.approved_by:
+        summary += f", approved by {quote.approved_by}"
+    if event.replaces_quote_id:
+        summary += f", replaces {event.replaces_quote_id}"
+    return summary
+
+
+def _sum_expression(values: Iterable[Decimal]) -> str:
+    """`0.4 + 0.3 − 0.4 = 0.3` over the non-zero terms, so the sum can be redone by hand."""
+    terms = [v for v in values if v != 0]
+    total = number(exact_sum(terms))
+    if len(terms) < 2:
+        return total
+    text = number(terms[0])
+    for term in terms[1:]:
+        text += f" + {number(term)}" if term > 0 else f" − {number(-term)}"
+    return f"{text} = {total}"
+
+
+def _quoted(terms: Iterable[str]) -> str:
+    return ", ".join(f'"{term}"' for term in terms)
+
+
+def _duration(ms: int) -> str:
+    minutes, _ = divmod(ms, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h {minutes} min"
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SUMMARY_LIMIT else flat[: SUMMARY_LIMIT - 1] + "…"
