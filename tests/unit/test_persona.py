@@ -24,7 +24,7 @@ QUOTE = {
     "sku": "SEAT-PRO",
     "unit_price": "€49.00",
     "discount_percent": "10%",
-    "total": "441.00",
+    "total": "441.00 EUR",
     "currency": "EUR",
     "expires": "2025-07-01",
 }
