@@ -18,6 +18,7 @@ from domain.events import (
     Event,
     EventEnvelope,
     FlowAdvanced,
+    HandedBack,
     TicketClaimed,
     TicketKind,
     TicketOpened,
@@ -48,12 +49,15 @@ class Decision(Frozen):
     state: ConversationState
 
     @property
-    def ticket_events(self) -> tuple[TicketOpened | TicketClaimed | TicketResolved, ...]:
-        """Ticket changes the runtime mirrors into the ticket store in the same commit."""
+    def ticket_events(
+        self,
+    ) -> tuple[TicketOpened | TicketClaimed | TicketResolved | HandedBack, ...]:
+        """Ticket changes the runtime mirrors into the ticket store in the same commit
+        (handing back resolves the ticket a human held)."""
         return tuple(
             env.event
             for env in self.events
-            if isinstance(env.event, TicketOpened | TicketClaimed | TicketResolved)
+            if isinstance(env.event, TicketOpened | TicketClaimed | TicketResolved | HandedBack)
         )
 
 

@@ -1,3 +1,14 @@
 """Persistence of events, deliveries, the outbox and tickets behind small ports.
 
-Depends on `domain` types only."""
+Depends on `domain` types only.
+
+- `storage.ports`: the `Protocol`s the runtime depends on (`Store` and its parts) and the
+  value types they exchange (`Commit`, `OutboxItem`, `TicketRow`, …).
+- `storage.errors`: the error tree (`StorageError` and its subclasses).
+- `storage.memory.MemoryStore`: everything in process memory (tests, `salesbot chat --memory`).
+- `storage.sqlite.SqliteStore`: one SQLite file, one writer task with group commit;
+  `storage.sqlite_schema` holds its schema migrations.
+
+Both stores pass the same contract tests (`tests/storage/`). Only the composition root
+names a concrete store.
+"""

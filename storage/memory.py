@@ -98,9 +98,9 @@ class MemoryStore:
     async def commit(self, commit: Commit) -> CommitResult:
         self._check_open()
         conversation_id = commit.conversation_id
+        check_events(conversation_id, commit.expected_version, commit.events)
         if commit.delivery_id in self._deliveries:
             return CommitResult(status="duplicate", version=self._version(conversation_id))
-        check_events(conversation_id, commit.expected_version, commit.events)
         actual = self._version(conversation_id)
         if actual != commit.expected_version:
             raise ConcurrencyError(conversation_id, commit.expected_version, actual)

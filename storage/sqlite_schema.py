@@ -16,22 +16,23 @@ and per `(conversation_id, position)` and delivery id for raw inbounds.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-
-import aiosqlite
 
 from storage.errors import SchemaTooNewError
 
 APPLICATION_ID = 0x53424F54  # "SBOT"
 
-Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+Migration = Callable[[sqlite3.Connection], None]
+"""A step run inside the upgrade transaction; SQL-only steps use `_statements`, a step that
+must transform data in Python can be any function of the connection."""
 
 
 def _statements(*sql: str) -> Migration:
-    async def run(conn: aiosqlite.Connection) -> None:
+    def run(conn: sqlite3.Connection) -> None:
         for statement in sql:
-            await conn.execute(statement)
+            conn.execute(statement)
 
     return run
 
@@ -139,29 +140,26 @@ MIGRATIONS: tuple[Migration, ...] = (_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-async def user_version(conn: aiosqlite.Connection) -> int:
-    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
-    return int(rows[0][0])
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-async def migrate(
-    conn: aiosqlite.Connection, path: str | Path, target: int = SCHEMA_VERSION
-) -> int:
+def migrate(conn: sqlite3.Connection, path: str | Path, target: int = SCHEMA_VERSION) -> int:
     """Bring the database to schema version `target` in one transaction; return the
     version found. `conn` must be in autocommit mode (`isolation_level=None`)."""
-    await conn.execute("BEGIN IMMEDIATE")
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        found = await user_version(conn)  # read again under the write lock
+        found = user_version(conn)  # read again under the write lock
         if found > SCHEMA_VERSION:
             raise SchemaTooNewError(path, found, SCHEMA_VERSION)
         if found < target:
             for migration in MIGRATIONS[found:target]:
-                await migration(conn)
+                migration(conn)
             # PRAGMA takes no parameters; both values are integers from this module.
-            await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            await conn.execute(f"PRAGMA user_version = {int(target)}")
-        await conn.execute("COMMIT")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {int(target)}")
+        conn.execute("COMMIT")
     except BaseException:
-        await conn.execute("ROLLBACK")
+        conn.execute("ROLLBACK")
         raise
     return found

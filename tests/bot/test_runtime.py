@@ -12,9 +12,10 @@ from bot.policy_loader import load_policy
 from bot.runtime import Route, Runtime
 from domain.cards import Reply
 from domain.events import ProspectMessageReceived, TicketOpened
-from domain.inbound import Actor, Inbound, MessagePosted
+from domain.inbound import Actor, ButtonClicked, Inbound, MessagePosted
 from domain.policy import Policy
 from storage.memory import MemoryStore
+from storage.ports import Commit, CommitResult
 
 POLICY: Policy = load_policy("default")
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
@@ -119,7 +120,7 @@ async def test_a_failed_commit_releases_the_delivery_so_the_platform_retry_succe
     class FlakyStore(MemoryStore):
         fail_next = True
 
-        async def commit(self, commit):  # type: ignore[no-untyped-def]
+        async def commit(self, commit: Commit) -> CommitResult:
             if self.fail_next:
                 self.fail_next = False
                 raise OSError("disk full")
@@ -143,3 +144,34 @@ async def test_every_commit_records_the_policy_text_by_its_hash_and_the_raw_inbo
     assert stored.policy_version == POLICY.version
     events = await store.load("c1")
     assert stored.received_at_ms == events[0].at_ms
+
+
+async def test_handing_back_resolves_the_ticket_row_in_the_store() -> None:
+    store = MemoryStore()
+    runtime = await started(store)
+    await runtime.handle(message("Hi", "d1"))
+    await runtime.handle(message("Question about the SLA and a refund", "d2"))
+    (ticket,) = await store.open_tickets()
+    rep = Actor(id="R", name="Rae", role="rep")
+    await runtime.handle(
+        ButtonClicked(
+            delivery_id="d3",
+            conversation_id="c1",
+            actor=rep,
+            action="claim_ticket",
+            target=ticket.key,
+        )
+    )
+    claimed = await store.ticket(ticket.key)
+    assert claimed is not None
+    assert claimed.claimed_by == "R"
+    await runtime.handle(
+        ButtonClicked(
+            delivery_id="d4",
+            conversation_id="c1",
+            actor=rep,
+            action="return_to_bot",
+            target=ticket.key,
+        )
+    )
+    assert await store.open_tickets() == []

@@ -1,0 +1,458 @@
+"""The store contract: what the runtime relies on, checked on every implementation."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened
+from domain.policy import Policy
+from storage.errors import ConcurrencyError, StorageError
+from storage.ports import Commit, OutboxItem, Store, TicketRow
+from tests.storage.builders import (
+    INBOUND,
+    NOW,
+    OTHER_REP,
+    REFUND_QUESTION,
+    REP,
+    Script,
+    click,
+    decide_commit,
+    handoff_script,
+    lead,
+    message,
+    opened_ticket,
+)
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def outbox_item(key: str, channel: str = "slack:C1", available_at_ms: int = 0) -> OutboxItem:
+    return OutboxItem(
+        key=key,
+        conversation_id="conv-1",
+        channel=channel,
+        payload={"text": f"reply {key}", "lines": ["a", "b"]},
+        created_at_ms=available_at_ms,
+        available_at_ms=available_at_ms,
+    )
+
+
+def ticket_row(key: str, opened_at_ms: int = 0) -> TicketRow:
+    return TicketRow(
+        key=key,
+        conversation_id="conv-1",
+        kind="handoff",
+        reason="sensitive_terms",
+        opened_at_ms=opened_at_ms,
+        updated_at_ms=opened_at_ms,
+    )
+
+
+async def all_events(store: Store) -> list[EventEnvelope]:
+    return [envelope async for envelope in store.iterate_all()]
+
+
+async def assert_nothing_of(store: Store, commit: Commit) -> None:
+    """No trace of `commit` anywhere in the store."""
+    assert not await store.seen(commit.delivery_id)
+    assert commit.delivery_id not in {stored.delivery_id async for stored in store.all_inbounds()}
+    assert commit.delivery_id not in {env.delivery_id for env in await all_events(store)}
+    for item in commit.outbox:
+        assert await store.outbox_item(item.key) is None
+    for event in commit.ticket_events:
+        if isinstance(event, TicketOpened):
+            assert await store.ticket(event.ticket_key) is None
+
+
+# -- event streams ---------------------------------------------------------------------
+
+
+async def test_appended_events_load_back_equal_and_in_order(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits
+    assert await store.append("conv-1", 0, first.events) == len(first.events)
+    version = await store.append("conv-1", len(first.events), second.events)
+    loaded = await store.load("conv-1")
+    assert loaded == [*first.events, *second.events]
+    assert [env.seq for env in loaded] == list(range(1, version + 1))
+    assert await store.version("conv-1") == version
+
+
+async def test_an_unknown_conversation_is_empty_at_version_zero(store: Store) -> None:
+    assert await store.load("nobody") == []
+    assert await store.version("nobody") == 0
+
+
+async def test_iterate_all_yields_every_event_in_append_order_across_conversations(
+    store: Store, default_policy: Policy
+) -> None:
+    a = handoff_script(default_policy, "conv-a").commits
+    b = handoff_script(default_policy, "conv-b").commits
+    for commit in (a[0], b[0], a[1], b[1]):
+        await store.commit(commit)
+    expected = [*a[0].events, *b[0].events, *a[1].events, *b[1].events]
+    assert await all_events(store) == expected
+    assert await store.conversation_ids() == ["conv-a", "conv-b"]
+
+
+async def test_an_append_at_a_stale_version_raises_and_writes_nothing(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits
+    await store.append("conv-1", 0, first.events)
+    with pytest.raises(ConcurrencyError) as caught:
+        await store.append("conv-1", 0, first.events)
+    assert caught.value.actual == len(first.events)
+    assert "conv-1" in str(caught.value)
+    assert await store.load("conv-1") == list(first.events)
+    assert await store.version("conv-1") == len(first.events)
+    await store.append("conv-1", len(first.events), second.events)
+
+
+async def test_events_with_a_gap_or_from_another_conversation_are_refused(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits
+    with pytest.raises(ValueError, match="seq"):
+        await store.append("conv-1", 0, second.events)  # starts at seq 7, not 1
+    with pytest.raises(ValueError, match="conv-2"):
+        await store.append("conv-2", 0, first.events)
+    assert await all_events(store) == []
+
+
+# -- the atomic commit -------------------------------------------------------------------
+
+
+async def test_a_commit_writes_events_delivery_inbound_outbox_and_ticket_together(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits
+    assert (await store.commit(first)).status == "committed"
+    result = await store.commit(second)
+    assert result.status == "committed"
+    assert result.version == len(first.events) + len(second.events)
+    assert await store.load("conv-1") == [*first.events, *second.events]
+    assert await store.seen(second.delivery_id)
+    stored = await store.inbounds("conv-1")
+    assert [s.position for s in stored] == [1, 2]
+    assert stored[1].inbound == second.inbound
+    assert stored[1].policy_version == default_policy.version
+    handoff = [item for item in second.outbox if item.channel.endswith(":handoff")]
+    assert handoff
+    assert await store.outbox_item(handoff[0].key) == handoff[0]
+    opened = opened_ticket(second)
+    ticket = await store.ticket(opened.ticket_key)
+    assert ticket is not None
+    assert (ticket.status, ticket.kind, ticket.reason) == ("open", "handoff", opened.reason)
+    assert ticket.conversation_id == "conv-1"
+    assert ticket.opened_at_ms == second.events[-1].at_ms
+
+
+async def test_a_commit_at_a_stale_version_leaves_no_delivery_outbox_ticket_or_inbound(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits
+    await store.commit(first)
+    await store.append("conv-1", len(first.events), second.events)  # someone got there first
+    stale = second.model_copy(update={"delivery_id": "conv-1/refund-again"})
+    with pytest.raises(ConcurrencyError):
+        await store.commit(stale)
+    await assert_nothing_of(store, stale)
+    assert [s.position for s in await store.inbounds("conv-1")] == [1]
+
+
+async def test_a_commit_with_a_payload_that_is_not_json_writes_nothing(
+    store: Store, default_policy: Policy
+) -> None:
+    first = Script(default_policy, "conv-1").then(lead("conv-1", "d-1"))
+    bad_item = first.outbox[0].model_copy(update={"payload": {"when": object()}})
+    bad = first.model_copy(update={"outbox": (*first.outbox[1:], bad_item)})
+    with pytest.raises(TypeError):
+        await store.commit(bad)
+    await assert_nothing_of(store, first)
+    assert await store.version("conv-1") == 0
+
+
+async def test_a_duplicate_delivery_is_reported_and_writes_nothing(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits
+    await store.commit(first)
+    version = (await store.commit(second)).version
+    # The retry was decided against the newer state: different events, same delivery id.
+    retry = await decide_commit(
+        store, default_policy, INBOUND.validate_python(second.inbound), NOW + 60_000
+    )
+    assert retry.events != second.events
+    keys = {item.key for item in (*second.outbox, *retry.outbox)}
+    before = {key: await store.outbox_item(key) for key in keys}
+    events_before = await all_events(store)
+    result = await store.commit(retry)
+    assert (result.status, result.version) == ("duplicate", version)
+    assert await all_events(store) == events_before
+    assert len(await store.inbounds("conv-1")) == 2
+    assert {key: await store.outbox_item(key) for key in keys} == before
+
+
+async def test_the_same_delivery_four_times_gives_one_set_of_events_one_reply_and_one_ticket(
+    store: Store, default_policy: Policy
+) -> None:
+    await store.commit(handoff_script(default_policy, "conv-1").commits[0])
+    refund = message("conv-1", "slack:Ev-refund", REFUND_QUESTION)
+    commits: list[Commit] = []
+    results = []
+    for attempt in range(4):  # the original and Slack's three retries
+        commits.append(await decide_commit(store, default_policy, refund, NOW + attempt * 60_000))
+        results.append((await store.commit(commits[-1])).status)
+    assert results == ["committed", "duplicate", "duplicate", "duplicate"]
+    caused = [env for env in await store.load("conv-1") if env.delivery_id == refund.delivery_id]
+    assert caused == list(commits[0].events)
+    assert sum(isinstance(env.event, TicketOpened) for env in caused) == 1
+    assert len(await store.open_tickets()) == 1
+    delivered = [s.delivery_id for s in await store.inbounds("conv-1")]
+    assert delivered.count(refund.delivery_id) == 1
+    keys = sorted({item.key for commit in commits for item in commit.outbox})
+    stored = [item for key in keys if (item := await store.outbox_item(key)) is not None]
+    assert stored == list(commits[0].outbox)
+    assert [item.channel.rsplit(":", 1)[1] for item in stored].count("conversation") == 1
+
+
+async def test_claims_and_hand_backs_in_commits_are_mirrored_into_the_ticket_table(
+    store: Store, default_policy: Policy
+) -> None:
+    script = handoff_script(default_policy, "conv-1")
+    key = opened_ticket(script.commits[1]).ticket_key
+    claim = script.then(click("conv-1", "d-claim", "claim_ticket", key, REP))
+    late = script.then(click("conv-1", "d-claim-2", "claim_ticket", key, OTHER_REP))
+    back = script.then(click("conv-1", "d-back", "return_to_bot", key, REP))
+    assert any(isinstance(e, TicketClaimed) for e in claim.ticket_events)
+    assert any(isinstance(e, HandedBack) for e in back.ticket_events)
+    for commit in script.commits[:2]:
+        await store.commit(commit)
+    await store.commit(claim)
+    ticket = await store.ticket(key)
+    assert ticket is not None
+    assert (ticket.status, ticket.claimed_by) == ("claimed", REP.id)
+    await store.commit(late)
+    ticket = await store.ticket(key)
+    assert ticket is not None
+    assert ticket.claimed_by == REP.id
+    await store.commit(back)
+    ticket = await store.ticket(key)
+    assert ticket is not None
+    assert (ticket.status, ticket.resolved_by) == ("resolved", REP.id)
+    assert ticket.updated_at_ms == back.events[0].at_ms
+    assert await store.open_tickets() == []
+
+
+# -- deliveries and inbounds ---------------------------------------------------------------
+
+
+async def test_recent_lists_the_deliveries_received_since_a_time(
+    store: Store, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1", now_ms=10_000).commits
+    await store.commit(first)
+    await store.commit(second)
+    assert await store.recent(0) == {first.delivery_id, second.delivery_id}
+    assert await store.recent(second.received_at_ms) == {second.delivery_id}
+    assert await store.recent(second.received_at_ms + 1) == set()
+    assert not await store.seen("never-delivered")
+
+
+async def test_inbounds_come_back_verbatim_per_conversation_and_in_commit_order(
+    store: Store, default_policy: Policy
+) -> None:
+    a = handoff_script(default_policy, "conv-a").commits
+    b = handoff_script(default_policy, "conv-b").commits
+    for commit in (b[0], a[0], a[1], b[1]):
+        await store.commit(commit)
+    stored_a = await store.inbounds("conv-a")
+    assert [s.inbound for s in stored_a] == [a[0].inbound, a[1].inbound]
+    assert [s.position for s in stored_a] == [1, 2]
+    assert INBOUND.validate_python(stored_a[1].inbound).delivery_id == a[1].delivery_id
+    everything = [s.delivery_id async for s in store.all_inbounds()]
+    assert everything == [b[0].delivery_id, a[0].delivery_id, a[1].delivery_id, b[1].delivery_id]
+
+
+async def test_a_commit_without_an_inbound_still_records_its_delivery(
+    store: Store, default_policy: Policy
+) -> None:
+    first = handoff_script(default_policy, "conv-1").commits[0]
+    await store.commit(first.model_copy(update={"inbound": None}))
+    assert await store.seen(first.delivery_id)
+    assert await store.inbounds("conv-1") == []
+
+
+# -- outbox --------------------------------------------------------------------------------
+
+
+async def test_due_items_are_claimed_oldest_first_with_a_lease(store: Store) -> None:
+    await store.enqueue(
+        [outbox_item("a", "ch-1", 10), outbox_item("b", "ch-2", 20), outbox_item("c", "ch-3", 99)]
+    )
+    claimed = await store.claim_due(now_ms=50, limit=10, lease_ms=1000)
+    assert [i.key for i in claimed] == ["a", "b"]
+    assert {(i.status, i.lease_until_ms) for i in claimed} == {("in_flight", 1050)}
+    assert await store.outbox_item("a") == claimed[0]
+    assert await store.claim_due(now_ms=60, limit=10, lease_ms=1000) == []
+    assert await store.pending_count() == 3
+
+
+async def test_claim_due_honours_the_limit(store: Store) -> None:
+    await store.enqueue([outbox_item(k, f"ch-{k}") for k in "abcde"])
+    first = await store.claim_due(now_ms=0, limit=2, lease_ms=100)
+    second = await store.claim_due(now_ms=0, limit=2, lease_ms=100)
+    assert [i.key for i in first + second] == ["a", "b", "c", "d"]
+    assert await store.claim_due(now_ms=0, limit=0, lease_ms=100) == []
+
+
+async def test_enqueueing_a_key_again_keeps_the_first_item(store: Store) -> None:
+    original = outbox_item("a")
+    await store.enqueue([original])
+    await store.enqueue([original.model_copy(update={"payload": {"text": "changed"}})])
+    assert await store.outbox_item("a") == original
+    assert await store.pending_count() == 1
+
+
+async def test_an_item_whose_sender_died_is_claimed_again_when_its_lease_expires(
+    store: Store,
+) -> None:
+    await store.enqueue([outbox_item("a")])
+    await store.claim_due(now_ms=0, limit=10, lease_ms=1000)
+    assert await store.claim_due(now_ms=999, limit=10, lease_ms=1000) == []
+    resumed = await store.claim_due(now_ms=1000, limit=10, lease_ms=1000)
+    assert [(i.key, i.lease_until_ms) for i in resumed] == [("a", 2000)]
+
+
+async def test_a_sent_item_is_never_claimed_again_and_keeps_its_remote_id(store: Store) -> None:
+    await store.enqueue([outbox_item("a")])
+    await store.claim_due(now_ms=0, limit=10, lease_ms=1000)
+    assert await store.mark_sent("a", at_ms=5, remote_id="1700000000.000100")
+    sent = await store.outbox_item("a")
+    assert sent is not None
+    assert (sent.status, sent.sent_at_ms, sent.remote_id) == ("sent", 5, "1700000000.000100")
+    assert await store.claim_due(now_ms=10_000, limit=10, lease_ms=1000) == []
+    assert await store.pending_count() == 0
+    assert not await store.mark_sent("a", at_ms=6)
+    assert not await store.mark_sent("unknown", at_ms=6)
+
+
+async def test_a_failed_item_is_retried_from_its_next_attempt_time(store: Store) -> None:
+    await store.enqueue([outbox_item("a")])
+    await store.claim_due(now_ms=0, limit=10, lease_ms=1000)
+    assert await store.fail("a", next_attempt_ms=500, error="HTTP 503")
+    failed = await store.outbox_item("a")
+    assert failed is not None
+    assert (failed.status, failed.attempts, failed.last_error) == ("pending", 1, "HTTP 503")
+    assert failed.lease_until_ms is None
+    assert await store.claim_due(now_ms=499, limit=10, lease_ms=1000) == []
+    retried = await store.claim_due(now_ms=500, limit=10, lease_ms=1000)
+    assert [(i.key, i.attempts) for i in retried] == [("a", 1)]
+
+
+async def test_a_dead_letter_is_listed_and_never_sent(store: Store) -> None:
+    await store.enqueue([outbox_item("a"), outbox_item("b", "ch-2")])
+    await store.claim_due(now_ms=0, limit=10, lease_ms=1000)
+    assert await store.dead_letter("a", "channel_not_found")
+    dead = await store.dead_letters()
+    assert [(i.key, i.status, i.last_error) for i in dead] == [("a", "dead", "channel_not_found")]
+    resumed = await store.claim_due(now_ms=10**6, limit=10, lease_ms=1)
+    assert [i.key for i in resumed] == ["b"]  # b's lease expired; a stays dead
+    assert not await store.fail("a", 0, "late")
+    assert await store.pending_count() == 1
+
+
+async def test_a_newer_item_never_overtakes_an_older_one_in_its_channel(store: Store) -> None:
+    await store.enqueue(
+        [outbox_item("a1", "ch-a"), outbox_item("a2", "ch-a"), outbox_item("b1", "ch-b")]
+    )
+    first = await store.claim_due(now_ms=0, limit=1, lease_ms=100)
+    assert [i.key for i in first] == ["a1"]
+    # a1 is in flight: a2 waits for it, the other channel does not.
+    assert [i.key for i in await store.claim_due(now_ms=0, limit=10, lease_ms=100)] == ["b1"]
+    await store.fail("a1", next_attempt_ms=50, error="timeout")
+    assert await store.claim_due(now_ms=10, limit=10, lease_ms=100) == []
+    assert [i.key for i in await store.claim_due(now_ms=50, limit=10, lease_ms=100)] == [
+        "a1",
+        "a2",
+    ]
+
+
+async def test_a_dead_letter_stops_blocking_its_channel(store: Store) -> None:
+    await store.enqueue([outbox_item("a1", "ch-a"), outbox_item("a2", "ch-a")])
+    await store.claim_due(now_ms=0, limit=1, lease_ms=100)
+    await store.dead_letter("a1", "not_in_channel")
+    assert [i.key for i in await store.claim_due(now_ms=0, limit=10, lease_ms=100)] == ["a2"]
+
+
+# -- tickets -------------------------------------------------------------------------------
+
+
+async def test_opening_a_ticket_twice_keeps_the_first(store: Store) -> None:
+    assert await store.open_ticket(ticket_row("T-1"))
+    assert not await store.open_ticket(ticket_row("T-1").model_copy(update={"reason": "other"}))
+    assert await store.ticket("T-1") == ticket_row("T-1")
+    assert await store.ticket("T-unknown") is None
+
+
+async def test_the_first_claimer_wins_and_the_second_learns_who_holds_the_ticket(
+    store: Store,
+) -> None:
+    await store.open_ticket(ticket_row("T-1"))
+    won = await store.claim_ticket("T-1", "U_ALICE", at_ms=10)
+    lost = await store.claim_ticket("T-1", "U_BOB", at_ms=11)
+    again = await store.claim_ticket("T-1", "U_ALICE", at_ms=12)
+    assert (won.claimed, won.holder) == (True, "U_ALICE")
+    assert (lost.claimed, lost.holder) == (False, "U_ALICE")
+    assert (again.claimed, again.holder) == (True, "U_ALICE")
+    ticket = await store.ticket("T-1")
+    assert ticket is not None
+    assert (ticket.status, ticket.claimed_by, ticket.updated_at_ms) == ("claimed", "U_ALICE", 10)
+    unknown = await store.claim_ticket("T-unknown", "U_BOB", at_ms=13)
+    assert (unknown.claimed, unknown.holder) == (False, None)
+
+
+async def test_a_resolved_ticket_cannot_be_claimed_or_resolved_again(store: Store) -> None:
+    await store.open_ticket(ticket_row("T-1"))
+    await store.claim_ticket("T-1", "U_ALICE", at_ms=10)
+    assert await store.resolve_ticket("T-1", "U_ALICE", at_ms=20)
+    assert not await store.resolve_ticket("T-1", "U_BOB", at_ms=21)
+    late = await store.claim_ticket("T-1", "U_BOB", at_ms=22)
+    assert (late.claimed, late.holder) == (False, "U_ALICE")
+    ticket = await store.ticket("T-1")
+    assert ticket is not None
+    assert (ticket.status, ticket.resolved_by, ticket.updated_at_ms) == ("resolved", "U_ALICE", 20)
+    assert not await store.resolve_ticket("T-unknown", "U_BOB", at_ms=23)
+
+
+async def test_open_tickets_lists_the_unresolved_oldest_first(store: Store) -> None:
+    for key, opened_at in (("T-late", 30), ("T-early", 10), ("T-done", 5), ("T-mid", 20)):
+        await store.open_ticket(ticket_row(key, opened_at))
+    await store.claim_ticket("T-mid", "U_ALICE", at_ms=40)
+    await store.resolve_ticket("T-done", "U_ALICE", at_ms=41)
+    assert [t.key for t in await store.open_tickets()] == ["T-early", "T-mid", "T-late"]
+
+
+# -- policies and lifecycle ----------------------------------------------------------------
+
+
+async def test_a_policy_is_stored_once_by_version(store: Store, default_policy: Policy) -> None:
+    text = default_policy.canonical_json()
+    await store.put_policy(default_policy.version, text)
+    await store.put_policy(default_policy.version, text)
+    assert await store.get_policy(default_policy.version) == text
+    assert await store.get_policy("0" * 64) is None
+    with pytest.raises(ValueError, match=default_policy.version):
+        await store.put_policy(default_policy.version, text + " ")
+    assert await store.get_policy(default_policy.version) == text
+
+
+async def test_a_closed_store_refuses_reads_and_writes(store: Store) -> None:
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(StorageError, match="closed"):
+        await store.version("conv-1")
+    with pytest.raises(StorageError, match="closed"):
+        await store.enqueue([outbox_item("a")])
