@@ -8,13 +8,15 @@ JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import Any, NoReturn, TextIO
 
+from bot import cli_ops
 from bot.clock import parse_iso_ms, system_now_ms
 from bot.policy_loader import load_policy
 from bot.settings import SettingsError, load_settings
@@ -27,6 +29,7 @@ from domain.policy_check import check_policy
 from domain.presenters import number, score_lines
 from domain.quotes import QuoteRequest, compute_quote
 from domain.scoring import score_lead
+from storage.errors import StorageError
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -157,6 +160,15 @@ def cmd_flow(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _async(
+    command: Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace, TextIO], int]:
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        return asyncio.run(command(args, out, sys.stderr))
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -201,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="validate and verify a policy")
     p.set_defaults(handler=cmd_check)
 
+    p = sub.add_parser(
+        "replay", parents=[common], help="re-run stored conversations through decide"
+    )
+    p.add_argument(
+        "--fail-on-diff", action="store_true", help="exit 1 when any decision would change"
+    )
+    p.set_defaults(handler=_async(cli_ops.replay), policy_flag_means_candidate=True)
+
+    p = sub.add_parser(
+        "audit", parents=[common], help="every decision on a conversation, lead or quote"
+    )
+    p.add_argument("id", help="conversation id, lead id or quote id")
+    p.set_defaults(handler=_async(cli_ops.audit))
+
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     p.set_defaults(handler=cmd_flow)
@@ -220,10 +246,10 @@ def main(
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:
-        if args.policy is None:
+        if args.policy is None and not getattr(args, "policy_flag_means_candidate", False):
             args.policy = load_settings().salesbot_policy
         return handler(args, out)
-    except (DomainError, UsageError, SettingsError) as exc:
+    except (DomainError, UsageError, SettingsError, StorageError) as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")
         return EXIT_USAGE

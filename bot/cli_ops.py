@@ -1,0 +1,114 @@
+"""CLI commands that read the configured store: replay and audit (metrics and chat follow).
+
+They open the store themselves (`SALESBOT_DB`), so they work on a copy of production data
+or next to a running bot (WAL lets readers and the bot's writer work at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from pydantic import TypeAdapter
+
+from bot.bootstrap import open_store
+from bot.policy_loader import load_policy
+from bot.queries import load_audit
+from bot.settings import load_settings
+from domain.audit import render_audit
+from domain.errors import PolicyError
+from domain.inbound import Inbound
+from domain.policy import Policy, policy_from_json
+from domain.replay import ConversationReplay, RecordedInbound, replay_conversation
+from storage.ports import Store
+
+INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
+
+
+async def _recorded_policies(store: Store) -> Callable[[str], Policy]:
+    """Each inbound's own policy, rebuilt from the text stored under its hash."""
+    cache: dict[str, Policy] = {}
+    texts: dict[str, str] = {}
+    async for stored in store.all_inbounds():
+        version = stored.policy_version
+        if version not in texts:
+            text = await store.get_policy(version)
+            if text is None:
+                raise PolicyError(f"the store has no policy text for version {version[:12]}")
+            texts[version] = text
+
+    def policy_for(version: str) -> Policy:
+        if version not in cache:
+            cache[version] = policy_from_json(texts[version])
+        return cache[version]
+
+    return policy_for
+
+
+def _progress(done: int, total: int, err: TextIO) -> None:
+    if err.isatty():
+        width = 30
+        filled = width * done // max(total, 1)
+        err.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            err.write("\n")
+
+
+async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings()
+    async with open_store(settings) as store:
+        policy_for: Callable[[str], Policy]
+        if args.policy is not None:
+            candidate = load_policy(args.policy)
+            policy_for = lambda _version: candidate  # noqa: E731  (a what-if: one policy for all)
+        else:
+            policy_for = await _recorded_policies(store)
+        conversation_ids = await store.conversation_ids()
+        results: list[ConversationReplay] = []
+        for index, conversation_id in enumerate(conversation_ids, start=1):
+            recorded = [
+                RecordedInbound(
+                    inbound=INBOUND.validate_python(stored.inbound),
+                    received_at_ms=stored.received_at_ms,
+                    policy_version=stored.policy_version,
+                )
+                for stored in await store.inbounds(conversation_id)
+            ]
+            events = await store.load(conversation_id)
+            results.append(replay_conversation(conversation_id, recorded, events, policy_for))
+            _progress(index, len(conversation_ids), err)
+    diffs = [d for r in results for d in r.differences]
+    summary: dict[str, Any] = {
+        "conversations": len(results),
+        "inbounds": sum(r.inbounds for r in results),
+        "differences": len(diffs),
+        "diffs": [d.model_dump(mode="json") for d in diffs],
+    }
+    if args.json:
+        out.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for d in diffs:
+            out.write(
+                f"{d.conversation_id} #{d.position} ({d.delivery_id}) {d.aspect}: "
+                f"{d.recorded!r} → {d.replayed!r}\n"
+            )
+        against = f"policy {args.policy}" if args.policy else "the recorded policies"
+        out.write(
+            f"replayed {summary['conversations']} conversations, {summary['inbounds']} inbounds "
+            f"against {against}: {summary['differences']} differences\n"
+        )
+    return 1 if args.fail_on_diff and diffs else 0
+
+
+async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings()
+    async with open_store(settings) as store:
+        report = await load_audit(store, args.id)
+    if args.json:
+        out.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        for line in render_audit(report):
+            out.write(line + "\n")
+    return 0

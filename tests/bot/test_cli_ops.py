@@ -1,0 +1,149 @@
+"""`salesbot replay` and `salesbot audit` against a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.policy_loader import load_policy
+from bot.runtime import Route, Runtime
+from domain.cards import Reply
+from domain.events import QuoteIssued
+from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails, MessagePosted
+from storage.sqlite import SqliteStore
+
+PROSPECT = Actor(id="P", name="Pat", role="prospect")
+REP = Actor(id="R", name="Rae", role="rep")
+
+
+class OneChannel:
+    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+        return [Route(channel="test")]
+
+
+async def _seed(path: Path) -> str:
+    """Two conversations through the real runtime; returns the quote id issued."""
+    ticks = itertools.count()
+    store = await SqliteStore.open(path)
+    try:
+        runtime = Runtime(
+            store,
+            load_policy("default"),
+            OneChannel(),
+            clock=lambda: 1_790_000_000_000 + 1000 * next(ticks),
+        )
+        await runtime.start()
+        lead = LeadDetails(
+            name="Pat Lee",
+            company="Acme",
+            message="We have a $5000 budget and want to start next month",
+            credit_score=580,
+        )
+        await runtime.handle(
+            LeadArrived(delivery_id="l1", conversation_id="lead-1", actor=PROSPECT, lead=lead)
+        )
+        await runtime.handle(
+            MessagePosted(
+                delivery_id="m1", conversation_id="lead-1", actor=PROSPECT, text="I am the CTO"
+            )
+        )
+        result = await runtime.handle(
+            CommandInvoked(
+                delivery_id="q1",
+                conversation_id="lead-1",
+                actor=REP,
+                command="quote",
+                args="10 pro 10%",
+            )
+        )
+        await runtime.handle(
+            MessagePosted(
+                delivery_id="m2",
+                conversation_id="dm-2",
+                actor=PROSPECT,
+                text="Just browsing, no budget",
+            )
+        )
+        assert result.decision is not None
+        return next(
+            e.event.quote.quote_id
+            for e in result.decision.events
+            if isinstance(e.event, QuoteIssued)
+        )
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    path = tmp_path / "salesbot.db"
+    monkeypatch.setenv("SALESBOT_DB", str(path))
+    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
+    return asyncio.run(_seed(path))
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_replay_under_the_recorded_policies_finds_no_differences(seeded: str) -> None:
+    code, out, _ = run("replay", "--json", "--fail-on-diff")
+    assert code == 0
+    assert json.loads(out) == {"conversations": 2, "inbounds": 4, "differences": 0, "diffs": []}
+
+
+def test_replay_with_a_stricter_policy_lists_what_would_change(seeded: str, tmp_path: Path) -> None:
+    stricter = tmp_path / "stricter.toml"
+    stricter.write_text(
+        'extends = "default"\n[scoring.bands]\nhot = 0.95\nwarm = 0.5\n', encoding="utf-8"
+    )
+    code, out, _ = run("replay", "--policy", str(stricter), "--json", "--fail-on-diff")
+    assert code == 1
+    report = json.loads(out)
+    assert report["differences"] > 0
+    aspects = {d["aspect"] for d in report["diffs"] if d["conversation_id"] == "lead-1"}
+    assert {"score", "state"} <= aspects
+
+
+def test_audit_explains_a_conversation_to_the_feature(seeded: str) -> None:
+    code, out, _ = run("audit", "lead-1")
+    assert code == 0
+    assert "budget: 0.4 × 1" in out
+    assert "penalized (credit 580 < 600)" in out
+    assert "subtotal = 10 × 199.00" in out
+
+
+def test_audit_finds_a_quote_by_its_id(seeded: str) -> None:
+    code, out, _ = run("audit", seeded, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["kind"] == "quote"
+    assert report["conversation_id"] == "lead-1"
+
+
+def test_audit_of_an_unknown_id_is_a_clear_error(seeded: str) -> None:
+    code, out, err = run("audit", "nope-42")
+    assert code == 2
+    assert out == ""
+    assert "No conversation, lead or quote with id 'nope-42'" in err
+
+
+def test_a_corrupt_database_file_is_refused_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not a database" * 100)
+    monkeypatch.setenv("SALESBOT_DB", str(path))
+    code, _, err = run("replay")
+    assert code == 2
+    assert "broken.db" in err
+    assert "Traceback" not in err
