@@ -227,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="conversation id, lead id or quote id")
     p.set_defaults(handler=_async(cli_ops.audit))
 
+    p = sub.add_parser(
+        "metrics", parents=[common], help="conversion, time to qualify, abandonment, funnel"
+    )
+    p.set_defaults(handler=_async(cli_ops.metrics))
+
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     p.set_defaults(handler=cmd_flow)

@@ -15,8 +15,9 @@ from pydantic import TypeAdapter
 
 from bot.bootstrap import open_store
 from bot.policy_loader import load_policy
-from bot.queries import load_audit
+from bot.queries import load_audit, load_metrics
 from bot.settings import load_settings
+from domain.analytics import render_metrics
 from domain.audit import render_audit
 from domain.errors import PolicyError
 from domain.inbound import Inbound
@@ -110,5 +111,18 @@ async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
         for line in render_audit(report):
+            out.write(line + "\n")
+    return 0
+
+
+async def metrics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings()
+    policy = load_policy(args.policy)
+    async with open_store(settings) as store:
+        result = await load_metrics(store, policy)
+    if args.json:
+        out.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        for line in render_metrics(result):
             out.write(line + "\n")
     return 0

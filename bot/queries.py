@@ -7,8 +7,9 @@ returns replies for the requester. The runtime commits them with the decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from domain.analytics import Metrics, compute_metrics, render_metrics
 from domain.audit import (
     AuditReport,
     audit_conversation,
@@ -19,6 +20,7 @@ from domain.audit import (
 from domain.cards import Card, Reply
 from domain.decision import Query
 from domain.errors import DomainError
+from domain.policy import Policy
 from storage.ports import Store
 
 
@@ -33,7 +35,7 @@ async def load_audit(store: Store, target: str) -> AuditReport:
     return audit_quote(target, await store.load(conversation_id))
 
 
-async def answer_query(query: Query, store: Store) -> Sequence[Reply]:
+async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[Reply]:
     if query.kind == "audit":
         try:
             report = await load_audit(store, query.target)
@@ -47,4 +49,25 @@ async def answer_query(query: Query, store: Store) -> Sequence[Reply]:
                 audience=query.audience, text=f"{title}: {len(report.entries)} decisions", card=card
             )
         ]
-    return [Reply(audience=query.audience, text="Metrics are not available yet.")]
+    metrics = await load_metrics(store, policy)
+    lines = render_metrics(metrics)
+    card = Card(kind="notice", title="Sales metrics", lines=lines, ref="metrics")
+    return [Reply(audience=query.audience, text=lines[0] if lines else "No data yet.", card=card)]
+
+
+async def load_metrics(store: Store, policy: Policy) -> Metrics:
+    """Metrics over the whole event log, in one streaming pass."""
+    return compute_metrics(
+        [env async for env in store.iterate_all()],
+        states=policy.flow.states,
+        start=policy.flow.start,
+    )
+
+
+def query_answerer(policy: Policy) -> Callable[[Query, Store], Awaitable[Sequence[Reply]]]:
+    """The runtime's `answer_query`, bound to the policy whose flow names the funnel states."""
+
+    async def answer(query: Query, store: Store) -> Sequence[Reply]:
+        return await answer_query(query, store, policy)
+
+    return answer

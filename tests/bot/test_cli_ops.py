@@ -147,3 +147,17 @@ def test_a_corrupt_database_file_is_refused_with_exit_2(
     assert code == 2
     assert "broken.db" in err
     assert "Traceback" not in err
+
+
+def test_metrics_counts_engaged_conversations_and_warns_about_the_small_sample(seeded: str) -> None:
+    code, out, _ = run("metrics", "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert metrics["conversations"] == 2
+    assert metrics["engaged"] == 2
+    assert metrics["won"] == 0
+    assert metrics["conversion_rate"] == 0.0
+    assert metrics["funnel"]["proposal"] == 1
+    assert "treat the rates as rough" in metrics["small_sample_warning"]
+    code, text, _ = run("metrics")
+    assert "Conversion 0/2 = 0.0%" in text
