@@ -28,9 +28,9 @@ from pydantic import Field, TypeAdapter
 from bot.lanes import Lanes
 from bot.state_cache import StateCache
 from domain.cards import Reply
-from domain.decide import decide, new_conversation
+from domain.decide import ALERT_REF_PREFIX, decide, new_conversation
 from domain.decision import Decision, Query
-from domain.inbound import Inbound
+from domain.inbound import SYSTEM, DeliveryFailed, Inbound, TimerElapsed
 from domain.model import Frozen
 from domain.policy import Policy
 from domain.state import ConversationState, fold
@@ -204,6 +204,48 @@ class Runtime:
             events=decision.events,
             outbox=tuple(items),
             ticket_events=decision.ticket_events,
+        )
+
+    async def sweep_idle(self) -> int:
+        """Ask the domain whether each open conversation is abandoned; returns how many
+        changed. Only a timer that decides something is committed (its delivery id is tied
+        to the conversation's version), so quiet conversations are re-checked next sweep."""
+        changed = 0
+        flow = self.policy.flow
+        for conversation_id in await self.store.conversation_ids():
+            state = await self._state(conversation_id)
+            if (
+                not state.started
+                or state.flow_state in flow.terminal
+                or state.flow_state == flow.handoff
+            ):
+                continue
+            timer = TimerElapsed(
+                delivery_id=f"idle:{conversation_id}:{state.version}",
+                conversation_id=conversation_id,
+                actor=SYSTEM,
+            )
+            if decide(state, timer, self.policy, self._clock()).events:
+                result = await self.handle(timer)
+                changed += result.status == "committed"
+        return changed
+
+    async def report_dead_letter(self, item: OutboxItem, reason: str) -> None:
+        """The outbox gave up on `item`: record it in the conversation and alert the humans."""
+        reply = item.payload.get("reply", {})
+        card = reply.get("card") or {}
+        was_alert = str(card.get("ref", "")).startswith(ALERT_REF_PREFIX)
+        log.warning("dead-lettered outbox item %s on %s: %s", item.key, item.channel, reason)
+        await self.handle(
+            DeliveryFailed(
+                delivery_id=f"dead:{item.key}",
+                conversation_id=item.conversation_id,
+                actor=SYSTEM,
+                outbox_key=item.key,
+                channel=item.channel,
+                reason=reason,
+                was_alert=was_alert,
+            )
         )
 
     def _remember(self, delivery_id: str) -> None:

@@ -9,16 +9,17 @@ policy reproduces every decision exactly.
 from __future__ import annotations
 
 from domain.button_handlers import on_button
-from domain.cards import Reply
+from domain.cards import Card, CardField, Reply
 from domain.command_handlers import on_command
 from domain.commands import command_spec, parse_text_command
 from domain.conversation import on_idle_check, on_lead, on_prospect_message
 from domain.decision import Decision, Recorder
 from domain.errors import CommandError
-from domain.events import RepMessageRecorded
+from domain.events import DeliveryDeadLettered, RepMessageRecorded
 from domain.inbound import (
     ButtonClicked,
     CommandInvoked,
+    DeliveryFailed,
     Inbound,
     LeadArrived,
     MessagePosted,
@@ -54,7 +55,34 @@ def decide(state: ConversationState, inbound: Inbound, policy: Policy, now_ms: i
             on_button(rec, inbound)
         case TimerElapsed():
             on_idle_check(rec)
+        case DeliveryFailed():
+            _on_delivery_failed(rec, inbound)
     return rec.decision()
+
+
+ALERT_REF_PREFIX = "alert:"
+
+
+def _on_delivery_failed(rec: Recorder, failure: DeliveryFailed) -> None:
+    rec.record(
+        DeliveryDeadLettered(
+            outbox_key=failure.outbox_key, channel=failure.channel, reason=failure.reason
+        )
+    )
+    if failure.was_alert:
+        return  # an alert that cannot be delivered must not raise another alert
+    card = Card(
+        kind="notice",
+        title="A message could not be delivered",
+        fields=(
+            CardField(label="Conversation", value=rec.state.conversation_id),
+            CardField(label="Channel", value=failure.channel),
+            CardField(label="Reason", value=failure.reason),
+        ),
+        status="Dead-lettered",
+        ref=f"{ALERT_REF_PREFIX}{failure.outbox_key}",
+    )
+    rec.reply(Reply(audience="handoff", text=card.title, card=card))
 
 
 def _on_message(rec: Recorder, message: MessagePosted) -> None:

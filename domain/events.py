@@ -189,6 +189,15 @@ class ActionIgnored(_Event):
     reason: str
 
 
+class DeliveryDeadLettered(_Event):
+    """A reply that will never be delivered, and why: on-call needs to see it."""
+
+    type: Literal["delivery_dead_lettered"] = "delivery_dead_lettered"
+    outbox_key: str
+    channel: str
+    reason: str
+
+
 Event = Annotated[
     ConversationStarted
     | ProspectMessageReceived
@@ -211,7 +220,8 @@ Event = Annotated[
     | ConversationAbandoned
     | AuditRequested
     | CommandRefused
-    | ActionIgnored,
+    | ActionIgnored
+    | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]
 

@@ -112,7 +112,20 @@ class TimerElapsed(_InboundBase):
     timer: Literal["idle_check"] = "idle_check"
 
 
+class DeliveryFailed(_InboundBase):
+    """The outbox gave up on a message (a permanent error such as an unknown channel).
+
+    `was_alert` marks the failure of an alert itself, which must not raise another alert.
+    """
+
+    kind: Literal["delivery_failed"] = "delivery_failed"
+    outbox_key: str
+    channel: str
+    reason: str
+    was_alert: bool = False
+
+
 Inbound = Annotated[
-    LeadArrived | MessagePosted | CommandInvoked | ButtonClicked | TimerElapsed,
+    LeadArrived | MessagePosted | CommandInvoked | ButtonClicked | TimerElapsed | DeliveryFailed,
     Field(discriminator="kind"),
 ]

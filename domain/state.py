@@ -22,6 +22,7 @@ from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
     ConversationStarted,
+    DeliveryDeadLettered,
     EventEnvelope,
     FlowAdvanced,
     HandedBack,
@@ -193,6 +194,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | AuditRequested()
             | CommandRefused()
             | ActionIgnored()
+            | DeliveryDeadLettered()
             | LeadScored()
             | BotReplied()
         ):

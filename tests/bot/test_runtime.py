@@ -175,3 +175,35 @@ async def test_handing_back_resolves_the_ticket_row_in_the_store() -> None:
         )
     )
     assert await store.open_tickets() == []
+
+
+async def test_the_sweeper_abandons_a_quiet_unqualified_conversation_once() -> None:
+    store = MemoryStore()
+    clock = Clock()
+    runtime = await started(store, clock)
+    await runtime.handle(message("Hello", "d1", "quiet"))
+    await runtime.handle(message("We have a $5000 budget, I am the CTO, next month", "d2", "hot"))
+    assert await runtime.sweep_idle() == 0
+    clock.ms += 8 * 24 * 3600 * 1000
+    assert await runtime.sweep_idle() == 2  # quiet → abandoned; hot → handoff for a human
+    assert await runtime.sweep_idle() == 0
+    quiet = await store.load("quiet")
+    assert quiet[-1].event.type == "conversation_abandoned"
+    assert [t.reason for t in await store.open_tickets()] == ["idle_after_qualified"]
+
+
+async def test_a_dead_lettered_reply_is_recorded_and_alerts_the_humans_but_never_loops() -> None:
+    store = MemoryStore()
+    runtime = await started(store)
+    await runtime.handle(message("Hello", "d1"))
+    (item,) = [
+        i for i in await store.claim_due(10**15, 10, 1000) if i.channel == "test:conversation"
+    ]
+    await store.dead_letter(item.key, "channel_not_found")
+    await runtime.report_dead_letter(item, "channel_not_found")
+    events = await store.load("c1")
+    assert events[-1].event.type == "delivery_dead_lettered"
+    alerts = [i for i in await store.claim_due(10**15, 10, 1000) if i.channel == "test:handoff"]
+    assert len(alerts) == 1
+    await runtime.report_dead_letter(alerts[0], "channel_not_found")
+    assert [i for i in await store.claim_due(10**15, 10, 1000) if i.channel == "test:handoff"] == []
