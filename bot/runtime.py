@@ -21,10 +21,11 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import TypeAdapter
 
+from adapters.ports import Router
 from bot.lanes import Lanes
 from bot.state_cache import StateCache
 from domain.cards import Reply
@@ -43,20 +44,6 @@ INBOUND = TypeAdapter(Inbound)
 DEDUPE_WINDOW_MS = 7 * 24 * 3600 * 1000
 """How far back the in-memory dedupe view is rebuilt after a restart; older deliveries are
 still found by the store (a platform retries within minutes, Teams within seconds)."""
-
-
-class Route(Frozen):
-    """Where one reply goes: the outbox channel (also the pacing key) and the platform's
-    addressing for it (a channel and thread, a conversation reference, a URL)."""
-
-    channel: str
-    target: dict[str, Any] = Field(default_factory=dict)
-
-
-class Router(Protocol):
-    """Maps a reply's neutral audience to concrete destinations; adapters provide it."""
-
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]: ...
 
 
 QueryAnswerer = Callable[[Query, Store], Awaitable[Sequence[Reply]]]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.ports import Route
 from bot.cli import main
 from bot.policy_loader import load_policy
-from bot.runtime import Route, Runtime
+from bot.runtime import Runtime
 from domain.cards import Reply
 from domain.events import QuoteIssued
 from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails, MessagePosted

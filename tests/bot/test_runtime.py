@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from adapters.ports import Route
 from bot.policy_loader import load_policy
-from bot.runtime import Route, Runtime
+from bot.runtime import Runtime
 from domain.cards import Reply
 from domain.events import ProspectMessageReceived, TicketOpened
 from domain.inbound import Actor, ButtonClicked, Inbound, MessagePosted

@@ -1,0 +1,98 @@
+"""What adapters provide to the runtime: routing and delivery.
+
+The runtime decides *what* to say; an adapter's `Router` says *where* each neutral reply
+goes (a channel and thread, a conversation reference, a URL), and its `Sender` delivers one
+message with exactly one request — no retries of its own — and classifies the answer. The
+outbox owns retries, pacing and the look-before-resend rule, so they never stack with an
+SDK's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pydantic import Field
+
+from domain.cards import Reply
+from domain.inbound import Inbound
+from domain.model import Frozen
+
+
+class Route(Frozen):
+    """Where one reply goes: the outbox channel (also the pacing key, e.g. "slack:C123") and
+    the platform's addressing for it."""
+
+    channel: str
+    target: dict[str, Any] = Field(default_factory=dict)
+
+
+class Router(Protocol):
+    """Maps a reply's neutral audience to concrete destinations."""
+
+    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]: ...
+
+
+class Delivery(Frozen):
+    """One message to deliver, as the outbox hands it to a sender.
+
+    `key` is the idempotency key: senders tag the posted message with it (Slack message
+    metadata, an HTTP header) so `find_sent` can recognise it after an uncertain send.
+    `payload` holds the neutral reply (`payload["reply"]`) and the route's `target`.
+    """
+
+    key: str
+    conversation_id: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int = 0
+
+    @property
+    def reply(self) -> Reply:
+        return Reply.model_validate(self.payload["reply"])
+
+    @property
+    def target(self) -> dict[str, Any]:
+        target = self.payload.get("target", {})
+        return target if isinstance(target, dict) else {}
+
+
+class Sent(Frozen):
+    """Posted; `remote_id` is the platform's id for it (Slack `ts`, Teams activity id)."""
+
+    remote_id: str | None = None
+
+
+class RetryLater(Frozen):
+    """Not posted, try again: a 429 (with `retry_after_ms` from `Retry-After`), a 5xx, a reset
+    before the request was sent."""
+
+    reason: str
+    retry_after_ms: int | None = None
+
+
+class TimedOut(Frozen):
+    """No answer in time: the request may or may not have been posted."""
+
+    reason: str = "timeout"
+
+
+class Rejected(Frozen):
+    """A permanent refusal (channel_not_found, not_in_channel, invalid_auth, …): never retried."""
+
+    reason: str
+
+
+SendOutcome = Sent | RetryLater | TimedOut | Rejected
+
+
+class Sender(Protocol):
+    """One platform's delivery. It should raise only for the unexpected: every exception is
+    treated as "may have been posted"."""
+
+    async def send(self, delivery: Delivery) -> SendOutcome: ...
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        """After an uncertain send: the remote id of the message tagged with `delivery.key`
+        if it was posted after all (e.g. found in the channel's recent history), else None."""
+        ...

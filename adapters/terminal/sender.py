@@ -1,0 +1,41 @@
+"""Delivery to the terminal: the outbox's `Sender` for `salesbot chat`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from adapters.ports import Delivery, Route, Sent
+from adapters.terminal.render import buttons_of, render_reply
+from domain.cards import Button, Reply
+from domain.inbound import Inbound
+
+CHANNEL = "terminal"
+
+
+class TerminalRouter:
+    """Everything goes to the one terminal; the audience label says who would see it."""
+
+    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+        return [Route(channel=CHANNEL)]
+
+
+class TerminalSender:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._printed: dict[str, str] = {}
+        self.last_buttons: tuple[Button, ...] = ()
+
+    async def send(self, item: Delivery) -> Sent:
+        reply = item.reply
+        for line in render_reply(reply):
+            self._out.write(line + "\n")
+        self._out.flush()
+        if buttons_of(reply):
+            self.last_buttons = buttons_of(reply)
+        remote_id = f"terminal:{len(self._printed) + 1}"
+        self._printed[item.key] = remote_id
+        return Sent(remote_id=remote_id)
+
+    async def find_sent(self, item: Delivery) -> str | None:
+        return self._printed.get(item.key)

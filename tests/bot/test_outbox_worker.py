@@ -1,0 +1,526 @@
+"""The outbox worker against a scripted fake platform, on a fake clock (no real waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pytest
+
+from adapters.ports import (
+    Delivery,
+    Rejected,
+    RetryLater,
+    Sender,
+    SendOutcome,
+    Sent,
+    TimedOut,
+)
+from bot.outbox_worker import OutboxWorker
+from storage.memory import MemoryStore
+from storage.ports import OutboxItem
+
+START_MS = 1_790_000_000_000
+PACING_MS = 1000
+RETRY_AFTER_MS = 5000
+PII = "pat@example.com"
+
+Action = Literal["ok", "429", "5xx", "timeout_posted", "timeout_lost", "raise", "hang", "reject"]
+
+
+class FakeTime:
+    """The worker's clock and sleep: sleeping advances the clock instead of waiting."""
+
+    def __init__(self) -> None:
+        self.ms = START_MS
+        self.sleeps: list[float] = []
+
+    def now(self) -> int:
+        return self.ms
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.ms += round(seconds * 1000)
+        await asyncio.sleep(0)  # let other channels run, as a real sleep would
+
+
+class ScriptedPlatform:
+    """A platform whose answer to each send of a key is scripted; "ok" once the script ends.
+
+    `posts` is what really landed in each channel, in order — a "timeout_posted" lands
+    although the caller sees a timeout — so duplicates and order are visible there."""
+
+    def __init__(self, time: FakeTime, script: dict[str, list[Action]] | None = None) -> None:
+        self.time = time
+        self.script = {key: list(steps) for key, steps in (script or {}).items()}
+        self.calls: list[tuple[str, int]] = []  # (key, fake ms) of every send attempt
+        self.posts: dict[str, list[str]] = {}
+        self.remote_ids: dict[str, str] = {}
+        self.lookups: list[str] = []
+        self.lookup_failures = 0
+
+    def _post(self, item: Delivery) -> str:
+        self.posts.setdefault(item.channel, []).append(item.key)
+        remote_id = f"ts-{len(self.calls)}"
+        self.remote_ids[item.key] = remote_id
+        return remote_id
+
+    async def send(self, item: Delivery) -> SendOutcome:
+        self.calls.append((item.key, self.time.ms))
+        steps = self.script.get(item.key, [])
+        action = steps.pop(0) if steps else "ok"
+        if action == "ok":
+            return Sent(remote_id=self._post(item))
+        if action == "429":
+            return RetryLater(reason="ratelimited", retry_after_ms=RETRY_AFTER_MS)
+        if action == "5xx":
+            return RetryLater(reason="HTTP 503")
+        if action == "timeout_posted":
+            self._post(item)
+            return TimedOut()
+        if action == "timeout_lost":
+            return TimedOut()
+        if action == "raise":
+            raise ConnectionResetError(f"connection reset while posting {item.payload}")
+        if action == "hang":
+            await asyncio.Event().wait()  # never answers; the worker's send timeout ends it
+        return Rejected(reason="channel_not_found")
+
+    async def find_sent(self, item: Delivery) -> str | None:
+        self.lookups.append(item.key)
+        if self.lookup_failures > 0:
+            self.lookup_failures -= 1
+            raise TimeoutError
+        return self.remote_ids.get(item.key)
+
+    def sent_keys(self) -> list[str]:
+        return [key for key, _ in self.calls]
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.raised: list[tuple[str, str]] = []
+
+    async def __call__(self, item: OutboxItem, reason: str) -> None:
+        self.raised.append((item.key, reason))
+
+
+class MaxJitter(random.Random):
+    """Always the top of the jitter window, so the backoff bound itself is visible."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def paced(channel: str) -> int:
+    return PACING_MS if channel.startswith("slack:") else 0
+
+
+def make_worker(
+    store: MemoryStore,
+    platform: ScriptedPlatform,
+    alerts: Alerts | None = None,
+    rng: random.Random | None = None,
+    **options: Any,
+) -> OutboxWorker:
+    def sender_for(channel: str) -> Sender | None:
+        return None if channel.startswith("nowhere:") else platform
+
+    return OutboxWorker(
+        store,
+        sender_for,
+        clock=platform.time.now,
+        sleep=platform.time.sleep,
+        rng=rng or random.Random(0),
+        pacing_ms=paced,
+        on_dead_letter=alerts,
+        **options,
+    )
+
+
+async def enqueue(store: MemoryStore, *channels_and_keys: tuple[str, str]) -> None:
+    await store.enqueue(
+        [
+            OutboxItem(
+                key=key,
+                conversation_id="c1",
+                channel=channel,
+                payload={"text": f"Hi, we emailed {PII} about {key}"},
+                created_at_ms=START_MS,
+                available_at_ms=START_MS,
+            )
+            for channel, key in channels_and_keys
+        ]
+    )
+
+
+async def drain_until_empty(
+    worker: OutboxWorker, store: MemoryStore, time: FakeTime, cap: int = 1000
+) -> None:
+    for _ in range(cap):
+        await worker.drain_once()
+        if await store.pending_count() == 0:
+            return
+        time.ms += 1000
+    pytest.fail(f"the outbox still holds {await store.pending_count()} items after {cap} rounds")
+
+
+async def item(store: MemoryStore, key: str) -> OutboxItem:
+    found = await store.outbox_item(key)
+    assert found is not None
+    return found
+
+
+def times_of(platform: ScriptedPlatform, keys: Sequence[str]) -> list[int]:
+    return [ms for key, ms in platform.calls if key in keys]
+
+
+async def test_every_transient_failure_is_eventually_delivered_exactly_once_and_in_order_per_channel() -> (
+    None
+):
+    time = FakeTime()
+    platform = ScriptedPlatform(
+        time,
+        {
+            "a1": ["429"],
+            "a2": ["5xx", "5xx"],
+            "a3": ["timeout_lost"],
+            "b1": ["raise"],
+            "b2": ["timeout_posted"],
+            "b3": ["hang"],
+            "c2": ["reject"],
+        },
+    )
+    alerts = Alerts()
+    store = MemoryStore()
+    await enqueue(
+        store,
+        ("slack:A", "a1"),
+        ("slack:B", "b1"),
+        ("slack:A", "a2"),
+        ("test:C", "c1"),
+        ("slack:B", "b2"),
+        ("test:C", "c2"),
+        ("slack:A", "a3"),
+        ("slack:B", "b3"),
+        ("slack:A", "a4"),
+        ("test:C", "c3"),
+    )
+    worker = make_worker(store, platform, alerts, send_timeout_s=0.0)
+
+    await drain_until_empty(worker, store, time)
+
+    assert platform.posts == {
+        "slack:A": ["a1", "a2", "a3", "a4"],
+        "slack:B": ["b1", "b2", "b3"],
+        "test:C": ["c1", "c3"],
+    }
+    assert [i.key for i in await store.dead_letters()] == ["c2"]
+    assert alerts.raised == [("c2", "channel_not_found")]
+
+
+async def test_a_permanent_rejection_is_dead_lettered_with_an_alert_and_not_retried() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"c1": ["reject"]})
+    alerts = Alerts()
+    store = MemoryStore()
+    await enqueue(store, ("test:C", "c1"), ("test:C", "c2"))
+
+    settled = await make_worker(store, platform, alerts).drain_once()
+
+    assert settled == 2
+    assert (await item(store, "c1")).status == "dead"
+    assert (await item(store, "c2")).status == "sent"  # a dead item does not block its channel
+    assert alerts.raised == [("c1", "channel_not_found")]
+    assert platform.sent_keys() == ["c1", "c2"]
+
+
+async def test_an_item_for_a_channel_without_a_sender_is_dead_lettered_with_an_alert() -> None:
+    platform = ScriptedPlatform(FakeTime())
+    alerts = Alerts()
+    store = MemoryStore()
+    await enqueue(store, ("nowhere:X", "x1"))
+
+    await make_worker(store, platform, alerts).drain_once()
+
+    dead = await item(store, "x1")
+    assert dead.status == "dead"
+    assert dead.last_error == "no sender for channel nowhere:X"
+    assert alerts.raised == [("x1", "no sender for channel nowhere:X")]
+    assert platform.calls == []
+
+
+async def test_two_items_to_one_paced_channel_go_out_at_least_the_pacing_gap_apart_and_channels_do_not_wait_for_each_other() -> (
+    None
+):
+    time = FakeTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"), ("slack:A", "a2"), ("slack:B", "b1"), ("slack:B", "b2"))
+
+    settled = await make_worker(store, platform).drain_once()
+
+    assert settled == 4
+    a1, a2 = times_of(platform, ["a1", "a2"])
+    b1, b2 = times_of(platform, ["b1", "b2"])
+    assert a2 - a1 >= PACING_MS
+    assert b2 - b1 >= PACING_MS
+    # B's first message did not queue behind A's paced second one.
+    assert platform.sent_keys().index("b1") < platform.sent_keys().index("a2")
+
+
+async def test_a_channel_without_pacing_never_waits() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, ("test:C", "c1"), ("test:C", "c2"), ("test:C", "c3"))
+
+    assert await make_worker(store, platform).drain_once() == 3
+    assert time.sleeps == []
+
+
+async def test_a_429_holds_back_the_whole_channel_until_retry_after_while_other_channels_go_on() -> (
+    None
+):
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["429"]})
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"), ("slack:A", "a2"), ("test:B", "b1"), ("test:B", "b2"))
+    worker = make_worker(store, platform)
+
+    await worker.drain_once()
+    limited_at = times_of(platform, ["a1"])[0]
+
+    assert platform.posts == {"test:B": ["b1", "b2"]}
+    assert (await item(store, "a1")).available_at_ms == limited_at + RETRY_AFTER_MS
+    await drain_until_empty(worker, store, time)
+    assert platform.posts["slack:A"] == ["a1", "a2"]
+    resent = times_of(platform, ["a1", "a2"])[1:]
+    assert all(ms >= limited_at + RETRY_AFTER_MS for ms in resent)
+
+
+async def test_a_429_that_dead_letters_its_item_still_holds_back_the_next_item_of_the_channel() -> (
+    None
+):
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["429"]})
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"), ("slack:A", "a2"))
+    worker = make_worker(store, platform, Alerts(), max_attempts=1, batch=1)
+
+    await worker.drain_once()  # a1: 429 on its only attempt -> dead; a2 not claimed yet
+    await worker.drain_once()  # a2 is free to go, but the channel is still rate-limited
+
+    limited_at, next_send = times_of(platform, ["a1", "a2"])
+    assert (await item(store, "a1")).status == "dead"
+    assert next_send >= limited_at + RETRY_AFTER_MS
+
+
+async def test_a_timed_out_send_that_was_posted_is_found_and_not_posted_again() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["timeout_posted"]})
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"), ("slack:A", "a2"))
+    worker = make_worker(store, platform)
+
+    await worker.drain_once()
+    assert (await item(store, "a1")).last_error == "timeout: timeout"
+    await drain_until_empty(worker, store, time)
+
+    assert platform.posts == {"slack:A": ["a1", "a2"]}
+    assert platform.sent_keys().count("a1") == 1
+    assert platform.lookups == ["a1"]
+    assert (await item(store, "a1")).remote_id == platform.remote_ids["a1"]
+
+
+async def test_a_timed_out_send_that_was_not_posted_is_sent_again_after_looking() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["timeout_lost"]})
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"))
+
+    await drain_until_empty(make_worker(store, platform), store, time)
+
+    assert platform.lookups == ["a1"]
+    assert platform.sent_keys() == ["a1", "a1"]
+    assert platform.posts == {"slack:A": ["a1"]}
+
+
+async def test_a_send_that_hangs_or_raises_is_treated_as_possibly_posted() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["hang"], "b1": ["raise"]})
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a1"), ("test:B", "b1"))
+    worker = make_worker(store, platform, send_timeout_s=0.0)
+
+    await worker.drain_once()
+
+    for key in ("a1", "b1"):
+        failed = await item(store, key)
+        assert failed.status == "pending"
+        assert failed.last_error is not None
+        assert failed.last_error.startswith("timeout:")
+    await drain_until_empty(worker, store, time)
+    assert sorted(platform.lookups) == ["a1", "b1"]
+    assert platform.posts == {"test:A": ["a1"], "test:B": ["b1"]}
+
+
+async def test_a_failed_lookup_never_resends_blindly() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["timeout_posted"]})
+    platform.lookup_failures = 2
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a1"))
+
+    await drain_until_empty(make_worker(store, platform), store, time)
+
+    assert platform.lookups == ["a1", "a1", "a1"]
+    assert platform.sent_keys() == ["a1"]
+    assert platform.posts == {"test:A": ["a1"]}
+
+
+async def test_an_item_that_keeps_failing_is_dead_lettered_after_max_attempts() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["5xx"] * 10})
+    alerts = Alerts()
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a1"), ("test:A", "a2"))
+
+    await drain_until_empty(make_worker(store, platform, alerts, max_attempts=3), store, time)
+
+    assert platform.sent_keys().count("a1") == 3
+    assert (await item(store, "a1")).status == "dead"
+    assert [key for key, _ in alerts.raised] == ["a1"]
+    assert "after 3 attempts" in alerts.raised[0][1]
+    assert platform.posts == {"test:A": ["a2"]}
+
+
+async def scheduled_delays(worker: OutboxWorker, store: MemoryStore, time: FakeTime) -> list[int]:
+    """Fail one item over and over; the delay between each failure and its next attempt."""
+    delays: list[int] = []
+    while (current := await item(store, "a1")).status == "pending":
+        time.ms = current.available_at_ms
+        await worker.drain_once()
+        after = await item(store, "a1")
+        if after.status == "pending":
+            delays.append(after.available_at_ms - time.ms)
+    return delays
+
+
+async def test_the_backoff_doubles_from_the_base_up_to_its_bound() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["5xx"] * 10})
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a1"))
+    worker = make_worker(
+        store, platform, rng=MaxJitter(), max_attempts=8, base_backoff_ms=500, max_backoff_ms=4000
+    )
+
+    delays = await scheduled_delays(worker, store, time)
+
+    assert delays == [500, 1000, 2000, 4000, 4000, 4000, 4000]
+
+
+async def test_jittered_backoff_stays_inside_the_doubling_window_and_is_spread() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["5xx"] * 20})
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a1"))
+    worker = make_worker(
+        store, platform, max_attempts=16, base_backoff_ms=500, max_backoff_ms=60_000
+    )
+
+    delays = await scheduled_delays(worker, store, time)
+
+    windows = [min(60_000, 500 * 2**attempt) for attempt in range(len(delays))]
+    assert len(delays) == 15
+    assert all(0 <= delay <= window for delay, window in zip(delays, windows, strict=True))
+    assert any(delay < window * 0.9 for delay, window in zip(delays, windows, strict=True))
+
+
+async def test_items_whose_lease_ran_out_during_a_long_paced_round_are_left_for_a_later_round() -> (
+    None
+):
+    time = FakeTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"), ("slack:A", "a2"), ("slack:A", "a3"))
+    worker = make_worker(store, platform, lease_ms=1500, send_timeout_s=0.1)
+
+    assert await worker.drain_once() == 2
+    assert (await item(store, "a3")).status == "in_flight"
+    await drain_until_empty(worker, store, time)
+    assert platform.posts == {"slack:A": ["a1", "a2", "a3"]}
+
+
+async def test_run_delivers_and_stops_when_the_event_is_set() -> None:
+    time = FakeTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a1"), ("test:A", "a2"))
+    stop = asyncio.Event()
+    idle_polls = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal idle_polls
+        idle_polls += 1
+        if idle_polls == 3:
+            stop.set()
+        await time.sleep(seconds)
+
+    worker = OutboxWorker(
+        store,
+        lambda _: platform,
+        clock=time.now,
+        sleep=sleep,
+        rng=random.Random(0),
+        pacing_ms=paced,
+    )
+    async with asyncio.timeout(5):  # a safety net against a hang, not a timing assertion
+        await worker.run(stop, idle_poll_s=0.25)
+
+    assert platform.posts == {"test:A": ["a1", "a2"]}
+    assert idle_polls == 3
+
+
+class FlakyStore(MemoryStore):
+    """Claiming fails once, as a briefly unavailable database would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError(f"database locked while reading {PII}")
+        return await super().claim_due(now_ms, limit, lease_ms)
+
+
+async def test_run_keeps_going_after_a_failing_round_and_logs_no_payload(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.outbox_worker")
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a1": ["raise"], "b1": ["reject"]})
+    store = FlakyStore()
+    await enqueue(store, ("test:A", "a1"), ("test:B", "b1"))
+    worker = make_worker(store, platform, Alerts())
+    stop = asyncio.Event()
+
+    async def stop_when_drained() -> None:
+        while await store.pending_count() > 0:
+            await asyncio.sleep(0)
+        stop.set()
+
+    async with asyncio.timeout(5):  # a safety net against a hang, not a timing assertion
+        await asyncio.gather(worker.run(stop), stop_when_drained())
+
+    assert platform.posts == {"test:A": ["a1"]}
+    assert "OSError" in caplog.text
+    assert "a1" in caplog.text
+    assert "test:B" in caplog.text
+    assert PII not in caplog.text
