@@ -13,15 +13,15 @@ claim.
 
 Order per channel. Items are grouped by channel; channels are delivered concurrently, the
 items of one channel strictly in order. When an item fails transiently, the later items of
-its channel are *not* sent in that round: they stay leased, and the store will not hand
-them out again before the failed item is settled (see the `Outbox` docstring: an item is
-not claimable while an older unsent item of its channel is not claimable). The cost: those
-later items wait for their lease to expire (`lease_ms`) even when the failed one is retried
-sooner — the port has no "release" operation that would not count an attempt.
+its channel are *not* sent in that round: they are released (`Outbox.release`, which
+counts no attempt), and the store will not hand them out again before the failed item is
+settled (see the `Outbox` docstring: an item is not claimable while an older unsent item
+of its channel is not claimable).
 
 Look before you resend (RELIABILITY.md, rule 5). Slack's API has no idempotency key, so a
 send whose outcome is unknown (a timeout, or an exception that may have been raised after
-the request left) is stored with an error starting with `UNCERTAIN` ("timeout:"). Before
+the request left) is stored with an error starting with `UNCERTAIN` ("timeout:"), and the
+store marks an item whose lease expired (its sender died mid-send) the same way. Before
 sending such an item again, the worker asks `Sender.find_sent`, and marks it sent if the
 message is already there.
 """
@@ -136,17 +136,22 @@ class OutboxWorker:
         good. Never raises (but for cancellation): one channel's failure is not another's."""
         settled = 0
         current = items[0]
+        handled: set[str] = set()
         try:
             sender = self._sender_for(channel)
             for current in items:
                 if sender is None:
                     done = await self._dead(current, f"no sender for channel {channel}")
                     settled += done
+                    handled.add(current.key)
                     continue
                 done, go_on = await self._deliver(sender, current)
                 settled += done
+                if done:
+                    handled.add(current.key)
                 if not go_on:
                     break
+            await self._release([i.key for i in items if i.key not in handled])
         except Exception as exc:
             log.error(
                 "outbox channel %s stopped at item %s (attempt %d): %s",
@@ -156,6 +161,10 @@ class OutboxWorker:
                 _origin(exc),
             )
         return settled
+
+    async def _release(self, keys: list[str]) -> None:
+        if keys:
+            await self._outbox.release(keys, self._clock())
 
     async def _deliver(self, sender: Sender, item: OutboxItem) -> tuple[bool, bool]:
         """Settle one item. Returns (settled, go on with the channel's next item)."""

@@ -24,6 +24,7 @@ from storage._rules import (
 )
 from storage.errors import ConcurrencyError, StorageError
 from storage.ports import (
+    LEASE_EXPIRED,
     ClaimOutcome,
     Commit,
     CommitResult,
@@ -170,13 +171,30 @@ class MemoryStore:
             if not _is_due(item, now_ms):
                 blocked.add(item.channel)  # nothing newer in this channel may overtake it
                 continue
-            leased = item.model_copy(
-                update={"status": "in_flight", "lease_until_ms": now_ms + lease_ms}
-            )
+            update: dict[str, object] = {"status": "in_flight", "lease_until_ms": now_ms + lease_ms}
+            if item.status == "in_flight":
+                update["last_error"] = LEASE_EXPIRED
+            leased = item.model_copy(update=update)
             claimed.append(leased)
         for item in claimed:
             self._outbox[item.key] = item
         return claimed
+
+    async def release(self, keys: Sequence[str], available_at_ms: int) -> int:
+        self._check_open()
+        released = 0
+        for key in keys:
+            item = self._outbox.get(key)
+            if item is not None and item.status == "in_flight":
+                self._outbox[key] = item.model_copy(
+                    update={
+                        "status": "pending",
+                        "available_at_ms": available_at_ms,
+                        "lease_until_ms": None,
+                    }
+                )
+                released += 1
+        return released
 
     def _update_unsent(self, key: str, **changes: object) -> bool:
         item = self._outbox.get(key)

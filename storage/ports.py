@@ -28,6 +28,10 @@ from domain.events import (
 from domain.model import Frozen
 
 OutboxStatus = Literal["pending", "in_flight", "sent", "dead"]
+
+LEASE_EXPIRED = "timeout: lease expired"
+"""`last_error` of an item re-claimed after its sender's lease ran out: the sender may have
+died after posting, so the next sender must look before it resends (RELIABILITY rule 5)."""
 TicketStatus = Literal["open", "claimed", "resolved"]
 TicketEvent = TicketOpened | TicketClaimed | TicketResolved | HandedBack
 
@@ -180,8 +184,14 @@ class Outbox(Protocol):
 
         Due means pending with `available_at_ms <= now_ms`, or in flight with a lease that
         expired (`lease_until_ms <= now_ms`: its sender died; this is how sending resumes
-        after a crash). The lease lasts until `now_ms + lease_ms`.
+        after a crash). The lease lasts until `now_ms + lease_ms`. A re-claimed expired item
+        gets `last_error = LEASE_EXPIRED`, since it may have been posted before the crash.
         """
+        ...
+
+    async def release(self, keys: Sequence[str], available_at_ms: int) -> int:
+        """Give leased items back without counting an attempt (a sender that stops early,
+        e.g. behind a failed item of the same channel); returns how many were in flight."""
         ...
 
     async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:

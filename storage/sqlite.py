@@ -60,6 +60,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.ports import (
+    LEASE_EXPIRED,
     ClaimOutcome,
     Commit,
     CommitResult,
@@ -416,15 +417,33 @@ class SqliteStore:
                 return []
             rows = conn.execute(_CLAIM_DUE, {"now": now_ms, "limit": limit}).fetchall()
             conn.executemany(
-                "UPDATE outbox SET status = 'in_flight', lease_until_ms = ? WHERE id = ?",
-                [(lease_until, row[0]) for row in rows],
+                "UPDATE outbox SET lease_until_ms = ?, "
+                "last_error = CASE WHEN status = 'in_flight' THEN ? ELSE last_error END, "
+                "status = 'in_flight' WHERE id = ?",
+                [(lease_until, LEASE_EXPIRED, row[0]) for row in rows],
             )
-            return [
-                _outbox_item(row[1:]).model_copy(
-                    update={"status": "in_flight", "lease_until_ms": lease_until}
+            claimed = []
+            for row in rows:
+                item = _outbox_item(row[1:])
+                update: dict[str, object] = {"status": "in_flight", "lease_until_ms": lease_until}
+                if item.status == "in_flight":
+                    update["last_error"] = LEASE_EXPIRED
+                claimed.append(item.model_copy(update=update))
+            return claimed
+
+        return await self._write(run)
+
+    async def release(self, keys: Sequence[str], available_at_ms: int) -> int:
+        def run(conn: Conn) -> int:
+            released = 0
+            for key in keys:
+                cursor = conn.execute(
+                    "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
+                    "lease_until_ms = NULL WHERE key = ? AND status = 'in_flight'",
+                    (available_at_ms, key),
                 )
-                for row in rows
-            ]
+                released += cursor.rowcount
+            return released
 
         return await self._write(run)
 

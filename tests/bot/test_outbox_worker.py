@@ -441,7 +441,7 @@ async def test_jittered_backoff_stays_inside_the_doubling_window_and_is_spread()
     assert any(delay < window * 0.9 for delay, window in zip(delays, windows, strict=True))
 
 
-async def test_items_whose_lease_ran_out_during_a_long_paced_round_are_left_for_a_later_round() -> (
+async def test_items_whose_lease_would_run_out_in_a_long_paced_round_are_released_for_later() -> (
     None
 ):
     time = FakeTime()
@@ -451,7 +451,9 @@ async def test_items_whose_lease_ran_out_during_a_long_paced_round_are_left_for_
     worker = make_worker(store, platform, lease_ms=1500, send_timeout_s=0.1)
 
     assert await worker.drain_once() == 2
-    assert (await item(store, "a3")).status == "in_flight"
+    released = await item(store, "a3")
+    assert released.status == "pending"
+    assert released.attempts == 0
     await drain_until_empty(worker, store, time)
     assert platform.posts == {"slack:A": ["a1", "a2", "a3"]}
 

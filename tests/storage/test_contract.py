@@ -456,3 +456,45 @@ async def test_a_closed_store_refuses_reads_and_writes(store: Store) -> None:
         await store.version("conv-1")
     with pytest.raises(StorageError, match="closed"):
         await store.enqueue([outbox_item("a")])
+
+
+async def test_an_item_reclaimed_after_its_lease_expired_is_marked_uncertain(store: Store) -> None:
+    from storage.ports import LEASE_EXPIRED
+
+    item = OutboxItem(
+        key="k1", conversation_id="c", channel="ch", payload={}, created_at_ms=0, available_at_ms=0
+    )
+    await store.enqueue([item])
+    (first,) = await store.claim_due(now_ms=10, limit=5, lease_ms=100)
+    assert first.last_error is None
+    (again,) = await store.claim_due(now_ms=200, limit=5, lease_ms=100)
+    assert again.last_error == LEASE_EXPIRED
+    stored = await store.outbox_item("k1")
+    assert stored is not None
+    assert stored.last_error == LEASE_EXPIRED
+
+
+async def test_releasing_a_leased_item_counts_no_attempt_and_keeps_the_channel_order(
+    store: Store,
+) -> None:
+    items = [
+        OutboxItem(
+            key=f"k{i}",
+            conversation_id="c",
+            channel="ch",
+            payload={},
+            created_at_ms=i,
+            available_at_ms=0,
+        )
+        for i in range(3)
+    ]
+    await store.enqueue(items)
+    claimed = await store.claim_due(now_ms=10, limit=5, lease_ms=1000)
+    assert [i.key for i in claimed] == ["k0", "k1", "k2"]
+    await store.fail("k0", next_attempt_ms=500, error="retry: 503")
+    assert await store.release(["k1", "k2", "unknown"], available_at_ms=20) == 2
+    assert (
+        await store.claim_due(now_ms=30, limit=5, lease_ms=1000) == []
+    )  # k0 not due: nothing overtakes it
+    again = await store.claim_due(now_ms=600, limit=5, lease_ms=1000)
+    assert [(i.key, i.attempts) for i in again] == [("k0", 1), ("k1", 0), ("k2", 0)]
