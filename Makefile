@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run demo test lint typecheck unit bench clean
 
 # (Re)install when the venv is missing or the declared dependencies changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -13,15 +13,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Until the server lands (runtime, Slack and playground issues), `make run` shows the
-# domain primitives on the embedded default policy, and says so.
+# Until the server and playground land (Slack and playground issues), the best runnable
+# thing is the terminal chat on the embedded defaults: SQLite at ./salesbot.db, the default
+# policy, the real runtime and outbox. It says so, and ends at /quit or end of input.
 run: $(STAMP)
-	@echo "salesbot $$($(BIN)/python -c 'import domain; print(domain.GENERATOR)'): the chat server is not built yet;"
-	@echo "showing the decision primitives on the embedded default policy instead."
-	@echo
-	@echo '$$ salesbot check'
+	@echo "salesbot: the chat server and browser playground are not built yet; starting the"
+	@echo "terminal chat on the embedded defaults (SQLite $${SALESBOT_DB:-./salesbot.db})."
+	@echo "Speak as the prospect; /as rep, /quote 10 pro 10%, /click N, /audit, /metrics, /help, /quit."
 	@$(BIN)/salesbot check
-	@echo
+	@$(BIN)/salesbot chat
+
+# The decision primitives on their own, without a store.
+demo: $(STAMP)
 	@echo '$$ salesbot score "We have a $$5000 budget, I am the CTO and we want to start next month"'
 	@$(BIN)/salesbot score 'We have a $$5000 budget, I am the CTO and we want to start next month'
 	@echo

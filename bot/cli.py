@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, NoReturn, TextIO
 
@@ -214,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(
+        "chat", parents=[common], help="a conversation in the terminal (stdin lines)"
+    )
+    p.add_argument("--memory", action="store_true", help="use an in-memory store, not SALESBOT_DB")
+    p.add_argument("--conversation", metavar="ID", help="continue this conversation")
+    p.set_defaults(handler=_async(cli_ops.chat), input=None)
+
+    p = sub.add_parser(
         "replay", parents=[common], help="re-run stored conversations through decide"
     )
     p.add_argument(
@@ -239,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(
-    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: Iterable[str] | None = None,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -251,6 +261,8 @@ def main(
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:
+        if getattr(args, "input", "absent") is None:
+            args.input = stdin if stdin is not None else sys.stdin
         if args.policy is None and not getattr(args, "policy_flag_means_candidate", False):
             args.policy = load_settings().salesbot_policy
         return handler(args, out)

@@ -14,6 +14,8 @@ from typing import Any, TextIO
 from pydantic import TypeAdapter
 
 from bot.bootstrap import open_store
+from bot.chat import ChatSession
+from bot.clock import system_now_ms
 from bot.policy_loader import load_policy
 from bot.queries import load_audit, load_metrics
 from bot.settings import load_settings
@@ -125,4 +127,27 @@ async def metrics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         for line in render_metrics(result):
             out.write(line + "\n")
+    return 0
+
+
+async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings()
+    policy = load_policy(args.policy)
+    session = format(system_now_ms(), "x")
+    conversation_id = args.conversation or f"chat-{session}"
+
+    def write(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    async with open_store(settings, memory=args.memory) as store:
+        chat_session = ChatSession(
+            store,
+            policy,
+            write,
+            conversation_id=conversation_id,
+            session=session,
+            clock=system_now_ms,
+        )
+        await chat_session.run(args.input)
     return 0

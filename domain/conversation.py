@@ -119,16 +119,16 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
 def escalate(rec: Recorder, actor: Actor, reason: str) -> None:
     """Tell the prospect a person will help, and put a ticket in the handoff channel."""
     rec.say(ESCALATE, persona_values(rec, actor))
+    post_handoff_ticket(rec, reason)
+
+
+def post_handoff_ticket(rec: Recorder, reason: str) -> None:
+    """Open the handoff ticket for this trigger (once) and post its card to the humans."""
     key = rec.open_ticket("handoff", reason, transcript_summary(rec.state))
-    if key is not None:
-        ticket = rec.state.tickets[key]
-        rec.reply(
-            Reply(
-                audience="handoff",
-                text=f"Handoff needed: {ticket.reason}",
-                card=ticket_card(rec.state, ticket),
-            )
-        )
+    if key is None:
+        return
+    card = ticket_card(rec.state, rec.state.tickets[key])
+    rec.reply(Reply(audience="handoff", text=card.title, card=card))
 
 
 def on_idle_check(rec: Recorder) -> None:
@@ -144,16 +144,7 @@ def on_idle_check(rec: Recorder) -> None:
     if not rec.advance("idle_timeout", guards):
         return
     if rec.state.flow_state == flow.handoff:
-        key = rec.open_ticket("handoff", "idle_after_qualified", transcript_summary(rec.state))
-        if key is not None:
-            ticket = rec.state.tickets[key]
-            rec.reply(
-                Reply(
-                    audience="handoff",
-                    text="A qualified lead went quiet",
-                    card=ticket_card(rec.state, ticket),
-                )
-            )
+        post_handoff_ticket(rec, "idle_after_qualified")
     else:
         rec.record(ConversationAbandoned(idle_ms=idle))
 
@@ -198,13 +189,4 @@ def _after_close(rec: Recorder, actor: Actor) -> None:
     if rec.state.open_handoff_ticket() is not None:
         return
     rec.say("conversation_closed", persona_values(rec, actor))
-    key = rec.open_ticket("handoff", "message_after_close", transcript_summary(rec.state))
-    if key is not None:
-        ticket = rec.state.tickets[key]
-        rec.reply(
-            Reply(
-                audience="handoff",
-                text="The prospect wrote after the end",
-                card=ticket_card(rec.state, ticket),
-            )
-        )
+    post_handoff_ticket(rec, "message_after_close")

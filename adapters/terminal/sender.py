@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
 
 from adapters.ports import Delivery, Route, Sent
 from adapters.terminal.render import buttons_of, render_reply
@@ -21,16 +20,15 @@ class TerminalRouter:
 
 
 class TerminalSender:
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
+    def __init__(self, write_line: Callable[[str], None]) -> None:
+        self._write_line = write_line
         self._printed: dict[str, str] = {}
         self.last_buttons: tuple[Button, ...] = ()
 
     async def send(self, item: Delivery) -> Sent:
         reply = item.reply
         for line in render_reply(reply):
-            self._out.write(line + "\n")
-        self._out.flush()
+            self._write_line(line)
         if buttons_of(reply):
             self.last_buttons = buttons_of(reply)
         remote_id = f"terminal:{len(self._printed) + 1}"

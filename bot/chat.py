@@ -1,0 +1,158 @@
+"""`salesbot chat`: a whole conversation in the terminal, on the real runtime and outbox.
+
+Each stdin line is a message from the current speaker (the prospect, until `/as rep`).
+Lines starting with `/` are commands from the one command list (`/quote …`, `/audit …`,
+`/metrics`, `/lead …`, `/help`), run by the local user, who is trusted (auditor and
+approver) as the only person at this terminal. `/click N` presses button N of the last
+card; `/quit` leaves. It reads line by line, so it works from a pipe and without a TTY.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+
+from adapters.terminal.sender import CHANNEL, TerminalRouter, TerminalSender
+from bot.outbox_worker import OutboxWorker
+from bot.queries import query_answerer
+from bot.runtime import Runtime
+from domain.commands import COMMANDS, CommandSpec, command_spec
+from domain.errors import CommandError
+from domain.inbound import Actor, ButtonClicked, CommandInvoked, Inbound, MessagePosted
+from domain.policy import Policy
+from storage.ports import Store
+
+LOCAL_REP = Actor(id="local-rep", name="You (rep)", role="rep", approver=True, auditor=True)
+LOCAL_PROSPECT = Actor(id="local-prospect", name="", role="prospect")
+
+CHAT_HELP = (
+    "Type a message as the current speaker (now: {speaker}).",
+    "/as rep | /as prospect   switch who is speaking",
+    "/click N                 press button N of the last card",
+    "/quit                    leave (end of input works too)",
+    *(f"/{spec.usage}" for spec in COMMANDS),
+)
+
+
+class ChatSession:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        write: Callable[[str], None],
+        *,
+        conversation_id: str,
+        session: str,
+        clock: Callable[[], int],
+    ) -> None:
+        self._write = write
+        self._conversation_id = conversation_id
+        self._session = session
+        self._speaker = LOCAL_PROSPECT
+        self._count = 0
+        self._sender = TerminalSender(write)
+        self._runtime = Runtime(
+            store, policy, TerminalRouter(), clock=clock, answer_query=query_answerer(policy)
+        )
+        self._worker = OutboxWorker(
+            store,
+            lambda channel: self._sender if channel == CHANNEL else None,
+            clock=clock,
+            sleep=_no_wait,
+            rng=random.Random(0),
+            pacing_ms=lambda _channel: 0,
+            on_dead_letter=self._runtime.report_dead_letter,
+        )
+        self._store = store
+
+    async def start(self) -> None:
+        await self._runtime.start()
+        self._write(f"salesbot chat — conversation {self._conversation_id}. /help for commands.")
+
+    async def feed(self, line: str) -> bool:
+        """Handle one typed line; False when the session should end."""
+        text = line.rstrip("\n")
+        if not text.strip():
+            return True
+        if text.strip() == "/quit":
+            return False
+        inbound = self._inbound(text.strip())
+        if inbound is not None:
+            await self._runtime.handle(inbound)
+            await self._flush()
+        return True
+
+    async def run(self, lines: Iterable[str]) -> None:
+        await self.start()
+        for line in lines:
+            if not await self.feed(line):
+                break
+
+    def _next_id(self) -> str:
+        self._count += 1
+        return f"chat:{self._session}:{self._count}"
+
+    def _inbound(self, text: str) -> Inbound | None:
+        delivery_id, conversation_id = self._next_id(), self._conversation_id
+        if not text.startswith("/"):
+            return MessagePosted(
+                delivery_id=delivery_id,
+                conversation_id=conversation_id,
+                text=text,
+                actor=self._speaker,
+            )
+        head, _, rest = text[1:].partition(" ")
+        head = head.lower()
+        if head == "as":
+            self._switch(rest.strip().lower())
+            return None
+        if head == "click":
+            return self._click(rest.strip(), delivery_id)
+        if head == "help":
+            for line in CHAT_HELP:
+                self._write(line.format(speaker=self._speaker.role))
+            return None
+        try:
+            spec: CommandSpec = command_spec(head)
+        except CommandError as exc:
+            self._write(f"! {exc}")
+            return None
+        return CommandInvoked(
+            delivery_id=delivery_id,
+            conversation_id=conversation_id,
+            command=spec.name,
+            args=rest.strip(),
+            actor=LOCAL_REP,
+        )
+
+    def _switch(self, role: str) -> None:
+        if role not in ("rep", "prospect"):
+            self._write("! Usage: /as rep | /as prospect")
+            return
+        self._speaker = LOCAL_REP if role == "rep" else LOCAL_PROSPECT
+        self._write(f"(you are now speaking as the {role})")
+
+    def _click(self, number: str, delivery_id: str) -> Inbound | None:
+        buttons = self._sender.last_buttons
+        if not number.isdigit() or not 1 <= int(number) <= len(buttons):
+            self._write(
+                f"! Usage: /click N, with N from 1 to {len(buttons)} (the last card's buttons)"
+            )
+            return None
+        button = buttons[int(number) - 1]
+        return ButtonClicked(
+            delivery_id=delivery_id,
+            conversation_id=self._conversation_id,
+            action=button.action,
+            target=button.target,
+            actor=self._speaker,
+        )
+
+    async def _flush(self) -> None:
+        for _ in range(100):  # bounded: each round settles at least one item or stops
+            if await self._store.pending_count() == 0 or await self._worker.drain_once() == 0:
+                return
+
+
+async def _no_wait(_seconds: float) -> None:
+    """The terminal has no rate limit: pacing never waits."""

@@ -1,0 +1,101 @@
+"""`salesbot chat`: a whole conversation from stdin lines, on the real runtime and outbox."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+SCRIPT = [
+    "Hi, we are looking at CRM tools",
+    "We have a $5000 budget, I am the CTO and want to start next month",
+    "/as rep",
+    "/quote 10 pro 10%",
+    "/as prospect",
+    "/click 1",
+    "thanks!",
+]
+
+
+def chat(lines: list[str], *extra: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["chat", "--memory", *extra], out=out, err=err, stdin=[line + "\n" for line in lines]
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
+    monkeypatch.setenv("SALESBOT_DB", str(tmp_path / "chat.db"))
+
+
+def test_a_prospect_is_qualified_quoted_and_closes_the_deal_by_clicking_accept() -> None:
+    code, out, err = chat(SCRIPT)
+    assert code == 0, err
+    assert "bot> Hi, thanks for reaching out." in out
+    assert "Are you available for a short call this week?" in out
+    assert "┌ Quote Q-" in out
+    assert "[1] Accept quote" in out
+    assert "total 1,791.00 USD" in out
+    assert "Accepted by" in out
+    assert "Thank you for your decision." in out
+    # After the close, the prospect's next message reaches a human instead of the bot.
+    assert "handoff channel> Handoff: the prospect wrote after the conversation ended" in out
+
+
+def test_commands_and_buttons_misused_get_a_usage_line_and_the_session_goes_on() -> None:
+    code, out, _ = chat(["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"])
+    assert code == 0
+    assert "! Usage: /click N" in out
+    assert "! Usage: /as rep | /as prospect" in out
+    assert "Unknown command" in out
+    assert "quote <qty>" in out
+    assert "bot> Hi, thanks for reaching out." in out
+
+
+def test_quit_stops_reading_and_exits_zero() -> None:
+    code, out, _ = chat(["/quit", "hello"])
+    assert code == 0
+    assert "bot>" not in out
+
+
+def test_user_text_with_terminal_control_characters_is_neutralised() -> None:
+    code, out, _ = chat(["/as rep", "/lead we have a budget \x1b[31mred\x1b[0m"])
+    assert code == 0
+    assert "\x1b" not in out
+
+
+def test_a_piped_chat_on_sqlite_replays_with_no_differences(tmp_path: Path) -> None:
+    env = {"SALESBOT_DB": str(tmp_path / "piped.db"), "PATH": "/usr/bin:/bin"}
+    piped = subprocess.run(
+        [sys.executable, "-m", "bot", "chat"],
+        input="\n".join(SCRIPT) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "Accepted by" in piped.stdout
+    replay = subprocess.run(
+        [sys.executable, "-m", "bot", "replay", "--json", "--fail-on-diff"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    report = json.loads(replay.stdout)
+    assert report["conversations"] == 1
+    assert report["inbounds"] == len(SCRIPT) - 2  # the two /as lines are not inbounds
+    assert report["differences"] == 0
