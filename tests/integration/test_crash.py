@@ -60,6 +60,7 @@ def _run_and_kill(db: Path, acks: Path, start: int, kill_after: int) -> bool:
     assert process.returncode in (0, -signal.SIGKILL), (
         process.stderr.read().decode() if process.stderr else ""
     )
+    return process.returncode == -signal.SIGKILL
 
 
 class AcceptAll:
