@@ -7,15 +7,24 @@ report compares figures from the same run as ratios. Run with `make bench`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 import tracemalloc
 from collections.abc import Callable
 from decimal import Decimal
 
+from bench import runtime as runtime_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
-from domain.inbound import Actor, CommandInvoked, LeadArrived, LeadDetails, MessagePosted
+from domain.inbound import (
+    Actor,
+    CommandInvoked,
+    Inbound,
+    LeadArrived,
+    LeadDetails,
+    MessagePosted,
+)
 from domain.narrative import assess_narrative
 from domain.policy import Policy
 from domain.quotes import QuoteRequest, compute_quote
@@ -49,7 +58,7 @@ def conversation(policy: Policy, index: int) -> ConversationState:
     """A realistic five-inbound conversation: lead, two messages, a quote, an objection."""
     cid = f"bench-{index}"
     state = new_conversation(cid, policy)
-    script = [
+    script: list[Inbound] = [
         LeadArrived(
             delivery_id=f"{cid}-0",
             conversation_id=cid,
@@ -111,6 +120,8 @@ def main() -> int:
     tracemalloc.stop()
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     results["state_bytes_per_conversation"] = grown / len(states)
+
+    results.update(asyncio.run(runtime_bench.measure()))
 
     ratios = {
         "token_vs_substring_scoring_cost": results["score_seed_per_s"]
