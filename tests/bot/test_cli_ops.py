@@ -162,3 +162,22 @@ def test_metrics_counts_engaged_conversations_and_warns_about_the_small_sample(s
     assert "treat the rates as rough" in metrics["small_sample_warning"]
     code, text, _ = run("metrics")
     assert "Conversion 0/2 = 0.0%" in text
+
+
+def test_a_database_from_a_newer_salesbot_is_refused_and_left_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "future.db"
+    asyncio.run(_seed(path))
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    before = path.read_bytes()
+    monkeypatch.setenv("SALESBOT_DB", str(path))
+    code, out, err = run("metrics")
+    assert code == 2
+    assert out == ""
+    assert "newer" in err
+    assert "99" in err
+    assert path.read_bytes() == before
