@@ -50,7 +50,7 @@ QueryAnswerer = Callable[[Query, Store], Awaitable[Sequence[Reply]]]
 
 
 class HandleResult(Frozen):
-    status: Literal["committed", "duplicate"]
+    status: Literal["committed", "duplicate", "ignored"]
     version: int
     decision: Decision | None = None
 
@@ -127,6 +127,10 @@ class Runtime:
                 now = self._clock()
                 decision = decide(state, inbound, self.policy, now)
                 replies = list(decision.replies)
+                if not decision.events and not decision.replies and not decision.queries:
+                    # Nothing decided (e.g. reps' chatter in a thread the bot does not run):
+                    # nothing to store, so nothing of it is kept.
+                    return HandleResult(status="ignored", version=state.version, decision=decision)
                 if self._answer_query is not None:
                     for query in decision.queries:
                         replies += await self._answer_query(query, self.store)

@@ -92,6 +92,10 @@ def _on_message(rec: Recorder, message: MessagePosted) -> None:
         return
     if actor.role != "rep":
         return
+    if not message.addressed:
+        if rec.state.started:
+            rec.record(RepMessageRecorded(actor_id=actor.id, text=message.text))
+        return
     try:
         parsed = parse_text_command(message.text)
     except CommandError as exc:

@@ -85,8 +85,13 @@ class LeadArrived(_InboundBase):
 
 
 class MessagePosted(_InboundBase):
+    """A chat message. `addressed` is False for a rep's message in a shared thread that does
+    not speak to the bot (no mention): it is recorded in a conversation the bot already runs
+    (a rep answering a prospect during a handoff) and otherwise ignored."""
+
     kind: Literal["message"] = "message"
     text: str = Field(max_length=40_000)
+    addressed: bool = True
 
 
 class CommandInvoked(_InboundBase):

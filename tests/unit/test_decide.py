@@ -390,3 +390,29 @@ def test_a_message_after_the_deal_closed_reaches_a_human_once(convo: Conversatio
     second = convo.say("Hello?")
     assert [t.reason for t in events_of(first, TicketOpened)] == ["message_after_close"]
     assert second.replies == ()
+
+
+def test_a_reps_unaddressed_words_are_recorded_only_where_the_bot_runs_a_conversation(
+    convo: Conversation,
+) -> None:
+    elsewhere = Conversation(convo.policy, "some-other-thread")
+    chatter = MessagePosted(
+        delivery_id="x1",
+        conversation_id="some-other-thread",
+        actor=REP,
+        text="quote 10 pro",
+        addressed=False,
+    )
+    assert elsewhere.send(chatter) == Decision(state=elsewhere.state)
+    convo.lead("Hi")
+    convo.say("We need to talk about the contract")
+    answer = MessagePosted(
+        delivery_id="x2",
+        conversation_id="conv-1",
+        actor=REP,
+        text="Happy to walk you through it",
+        addressed=False,
+    )
+    decision = convo.send(answer)
+    assert decision.replies == ()
+    assert convo.state.transcript[-1] == ("rep U_REP", "Happy to walk you through it")

@@ -1,0 +1,372 @@
+"""Slack payload → `Inbound`: the inbound half of the Slack adapter.
+
+Pure translation (the only I/O is the injected `is_guest` look-up): events, slash commands,
+button clicks and the quote modal's submission each become exactly one `Inbound`, or an
+`Ignored` with the reason, or (slash commands only) a `CommandUsage` answered on the spot.
+Nothing here decides a business outcome; roles and rights are *stated* on the actor and
+the domain decides by them.
+
+Slack quirks this module absorbs (docs.slack.dev, "Events API", "message" event, "Slack Connect"):
+- one @mention arrives twice, as `app_mention` and as `message.channels`, with different
+  event ids: both map to `ids.message_delivery_id(channel, ts)`, so the runtime keeps one;
+- messages from other organisations (Slack Connect) carry `user_team` / `source_team`;
+- text arrives with `&`, `<`, `>` escaped as HTML entities;
+- slash commands carry no `thread_ts` (Slack offers none inside threads).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, get_args
+
+from adapters.slack import ids
+from domain.commands import COMMANDS, CommandSpec
+from domain.inbound import ActionId, Actor, ButtonClicked, CommandInvoked, MessagePosted, Role
+from domain.model import Frozen
+
+IsGuest = Callable[[str], Awaitable[bool]]
+"""Whether a member of the installing team is a guest (users.info `is_restricted` /
+`is_ultra_restricted`); the caller caches it."""
+
+
+class SlackContext(Frozen):
+    """What the translation needs to know about the installation and its configuration."""
+
+    team_id: str
+    bot_user_id: str
+    bot_id: str | None = None
+    auditors: frozenset[str] = frozenset()
+    approvers: frozenset[str] = frozenset()
+    handoff_channel: str | None = None
+
+
+class Ignored(Frozen):
+    """A payload that produces nothing: logged with its reason and acknowledged with 200."""
+
+    reason: str
+
+
+class CommandUsage(Frozen):
+    """An immediate ephemeral answer to a slash command when nothing should be stored."""
+
+    text: str
+
+
+SlackInbound = MessagePosted | CommandInvoked | ButtonClicked
+
+# The quote modal (opened by the "Quote" button). Whoever builds the view uses these ids:
+# `private_metadata` holds the conversation id; the args come either from one free-text block
+# (`QUOTE_ARGS_BLOCK`, e.g. "10 pro 10%") or from one block per field in `QUOTE_FIELDS`
+# (block_id = field name, any action_id), which become `qty=10 sku=PRO discount=10%`.
+QUOTE_VIEW_CALLBACK_ID = "quote_form"
+QUOTE_ARGS_BLOCK = "args"
+QUOTE_FIELDS = ("qty", "sku", "unit", "discount", "tax")
+_PERCENT_FIELDS = frozenset({"discount", "tax"})
+
+_ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
+# Subtypes that are still a person saying something; every other subtype (edits,
+# deletions, joins, topic changes, bot messages, …) is not input.
+_SPOKEN_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
+_BY_NAME: dict[str, CommandSpec] = {
+    key: spec for spec in COMMANDS for key in (spec.name, *spec.aliases)
+}
+_UMBRELLA = "salesbot"  # `/salesbot help`: Slack's home for the list's `help`
+
+
+async def from_event(
+    body: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest
+) -> SlackInbound | Ignored:
+    """An `event_callback` body (`message.*` or `app_mention`) as a `MessagePosted`."""
+    if body.get("type") != "event_callback":
+        return Ignored(reason=f"not an event callback: {body.get('type')!r}")
+    event = body.get("event")
+    if not isinstance(event, Mapping):
+        return Ignored(reason="event callback without an event")
+    kind = event.get("type")
+    if kind not in ("message", "app_mention"):
+        return Ignored(reason=f"event type {kind!r} is not handled")
+    skip = _not_a_person_speaking(event, ctx)
+    if skip is not None:
+        return skip
+    user, channel, ts = _str(event, "user"), _str(event, "channel"), _str(event, "ts")
+    if not (user and channel and ts):
+        return Ignored(reason="message without a user, channel or ts")
+    raw = _str(event, "text")
+    mentioned = kind == "app_mention" or _mentions(raw, ctx.bot_user_id)
+    if channel == ctx.handoff_channel and kind != "app_mention":
+        # Chatter among the people working tickets is not input; an @mention is, and it
+        # also arrives as `app_mention` (same delivery id), so the message copy can go.
+        return Ignored(reason="handoff channel: only buttons and @mentions count")
+    text = unescape(strip_mention(raw, ctx.bot_user_id))
+    if not text:
+        return Ignored(reason="empty text after the mention")
+    direct = event.get("channel_type") == "im"
+    team = _user_team(event)
+    actor = await _actor(
+        user,
+        _event_name(event),
+        foreign=team is not None and team != ctx.team_id,
+        ctx=ctx,
+        is_guest=is_guest,
+    )
+    addressed = direct or mentioned or actor.role != "rep"
+    if not addressed and not _str(event, "thread_ts"):
+        # Reps talk to each other in channels; only a DM or an @mention is addressed to the
+        # bot. In a thread, a rep's words may be an answer to a prospect the bot serves:
+        # they go to the domain unaddressed, to be recorded there (and nothing else).
+        return Ignored(reason="a rep's channel message that does not mention the bot")
+    thread = _str(event, "thread_ts") or (None if direct else ts)
+    return MessagePosted(
+        delivery_id=ids.message_delivery_id(channel, ts),
+        conversation_id=ids.conversation_id(ctx.team_id, channel, thread),
+        actor=actor,
+        text=text,
+        addressed=addressed,
+    )
+
+
+async def from_command(
+    form: Mapping[str, str], ctx: SlackContext, is_guest: IsGuest
+) -> SlackInbound | Ignored | CommandUsage:
+    """A slash command's form fields as a `CommandInvoked` in the channel (no thread).
+
+    `/salesbot` is the umbrella: `/salesbot` and `/salesbot help` are `help`, and
+    `/salesbot quote 10 pro` works like `/quote 10 pro`.
+    """
+    name = _str(form, "command").strip().lstrip("/").lower()
+    text = unescape(_str(form, "text")).strip()
+    if name == _UMBRELLA:
+        head, _, rest = text.partition(" ")
+        name, text = (head.lower() or "help"), rest.strip()
+        spec = _BY_NAME.get(name.lstrip("/"))
+        if spec is None:
+            return CommandUsage(text=f"I don't know “{head}”.\n{command_list()}")
+    else:
+        spec = _BY_NAME.get(name)
+        if spec is None or spec.name == "help":
+            return CommandUsage(text=f"I don't know “/{name}”.\n{command_list()}")
+    user, channel, trigger = (
+        _str(form, "user_id"),
+        _str(form, "channel_id"),
+        _str(form, "trigger_id"),
+    )
+    if not (user and channel and trigger):
+        return Ignored(reason="slash command without a user, channel or trigger_id")
+    team = _str(form, "team_id") or None
+    actor = await _actor(
+        user,
+        _str(form, "user_name"),
+        foreign=team is not None and team != ctx.team_id,
+        ctx=ctx,
+        is_guest=is_guest,
+    )
+    return CommandInvoked(
+        delivery_id=f"slack:cmd:{trigger}",
+        conversation_id=ids.conversation_id(ctx.team_id, channel),
+        actor=actor,
+        command=spec.name,
+        args=text,
+    )
+
+
+async def from_action(
+    payload: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest
+) -> SlackInbound | Ignored:
+    """A `block_actions` payload's first action as a `ButtonClicked`.
+
+    The conversation and target come from the button's value, not from where the card sits,
+    so a ticket card in the handoff channel acts on the prospect's conversation.
+    """
+    if payload.get("type") != "block_actions":
+        return Ignored(reason=f"not a block_actions payload: {payload.get('type')!r}")
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], Mapping):
+        return Ignored(reason="block_actions without an action")
+    action = actions[0]
+    # The renderer may suffix action ids to keep them unique in a block (`approve_quote:2`).
+    action_id = _str(action, "action_id").split(":", 1)[0]
+    if action_id not in _ACTIONS:
+        return Ignored(reason=f"unknown action {action_id!r}")
+    value = ids.parse_button_value(_str(action, "value"))
+    if value is None or not value.nonce or not _ours(value.conversation, ctx):
+        return Ignored(reason="foreign button")
+    user = payload.get("user")
+    if not isinstance(user, Mapping) or not _str(user, "id"):
+        return Ignored(reason="block_actions without a user")
+    actor = await _interactive_actor(user, ctx, is_guest)
+    return ButtonClicked(
+        # Keyed by who clicked too: a refused click (a rep pressing Approve) must not use up
+        # the button for the approver who clicks it next; a redelivery is still one delivery.
+        delivery_id=f"slack:action:{value.nonce}:{actor.id}",
+        conversation_id=value.conversation,
+        actor=actor,
+        action=action_id,  # type: ignore[arg-type]  # checked against ActionId above
+        target=value.target,
+    )
+
+
+async def from_view_submission(
+    payload: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest
+) -> SlackInbound | Ignored:
+    """The quote modal's submission as `CommandInvoked("quote", args)` in the conversation
+    named by the view's `private_metadata`."""
+    if payload.get("type") != "view_submission":
+        return Ignored(reason=f"not a view_submission payload: {payload.get('type')!r}")
+    view = payload.get("view")
+    if not isinstance(view, Mapping) or view.get("callback_id") != QUOTE_VIEW_CALLBACK_ID:
+        return Ignored(reason="not the quote form")
+    conversation = _str(view, "private_metadata")
+    if not _ours(conversation, ctx):
+        return Ignored(reason="quote form without a conversation of this workspace")
+    view_id, view_hash = _str(view, "id"), _str(view, "hash")
+    user = payload.get("user")
+    if not (view_id and isinstance(user, Mapping) and _str(user, "id")):
+        return Ignored(reason="view_submission without a view id or user")
+    return CommandInvoked(
+        delivery_id=f"slack:view:{view_id}:{view_hash}",
+        conversation_id=conversation,
+        actor=await _interactive_actor(user, ctx, is_guest),
+        command="quote",
+        args=_quote_args(_view_values(view)),
+    )
+
+
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of `&`, `<`, `>` so the domain sees what the user typed.
+
+    `&amp;` goes last, so a typed `&lt;` (sent as `&amp;lt;`) stays `&lt;`.
+    """
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def strip_mention(text: str, bot_user_id: str) -> str:
+    """The text without a leading `<@BOT>` (or `<@BOT|name>`) and the `:`/`,` after it."""
+    return re.sub(rf"^\s*<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[\s:,]*", "", text).strip()
+
+
+def command_list() -> str:
+    """The slash commands as Slack users type them: help lives under `/salesbot`."""
+    lines = [
+        f"• `/{_UMBRELLA} help` — {spec.summary}"
+        if spec.name == "help"
+        else f"• `/{spec.usage}` — {spec.summary}"
+        for spec in COMMANDS
+    ]
+    return "Commands:\n" + "\n".join(lines)
+
+
+def _not_a_person_speaking(event: Mapping[str, Any], ctx: SlackContext) -> Ignored | None:
+    subtype = event.get("subtype")
+    if subtype in ("message_changed", "message_deleted"):
+        return Ignored(reason=subtype)
+    bot_id = event.get("bot_id")
+    if event.get("user") == ctx.bot_user_id or (bot_id and bot_id == ctx.bot_id):
+        return Ignored(reason="the bot's own message")
+    # Other apps' posts can carry `bot_id` with no subtype at all (and sometimes a user).
+    if bot_id or subtype == "bot_message":
+        return Ignored(reason="another bot's message")
+    if subtype is not None and subtype not in _SPOKEN_SUBTYPES:
+        return Ignored(reason=f"message subtype {subtype!r}")
+    return None
+
+
+def _mentions(text: str, bot_user_id: str) -> bool:
+    return re.search(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", text) is not None
+
+
+def _user_team(event: Mapping[str, Any]) -> str | None:
+    """The team the speaker belongs to. `user_team` / `source_team` mark Slack Connect
+    messages; `team` is the only one some payloads (e.g. `app_mention`) carry."""
+    for key in ("user_team", "source_team", "team"):
+        value = _str(event, key)
+        if value:
+            return value
+    return None
+
+
+def _event_name(event: Mapping[str, Any]) -> str:
+    profile = event.get("user_profile")
+    if isinstance(profile, Mapping):
+        for key in ("display_name", "real_name", "name"):
+            if _str(profile, key):
+                return _str(profile, key)
+    return _str(event, "username")
+
+
+async def _interactive_actor(
+    user: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest
+) -> Actor:
+    team = _str(user, "team_id") or None
+    name = _str(user, "username") or _str(user, "name")
+    return await _actor(
+        _str(user, "id"),
+        name,
+        foreign=team is not None and team != ctx.team_id,
+        ctx=ctx,
+        is_guest=is_guest,
+    )
+
+
+async def _actor(
+    user: str, name: str, *, foreign: bool, ctx: SlackContext, is_guest: IsGuest
+) -> Actor:
+    """Role by membership: another organisation's user, or a guest of ours, is a prospect."""
+    role: Role = "prospect" if foreign or await is_guest(user) else "rep"
+    return Actor(
+        id=user,
+        name=name or user,
+        role=role,
+        approver=user in ctx.approvers,
+        auditor=user in ctx.auditors,
+    )
+
+
+def _ours(conversation: str, ctx: SlackContext) -> bool:
+    where = ids.location(conversation)
+    return where is not None and where.team == ctx.team_id and bool(where.channel)
+
+
+def _view_values(view: Mapping[str, Any]) -> dict[str, str]:
+    """block_id → the value of the block's (first) input, whatever its element type."""
+    state = view.get("state")
+    blocks = state.get("values") if isinstance(state, Mapping) else None
+    values: dict[str, str] = {}
+    if not isinstance(blocks, Mapping):
+        return values
+    for block_id, block in blocks.items():
+        if not isinstance(block, Mapping):
+            continue
+        for element in block.values():
+            if isinstance(element, Mapping):
+                values[str(block_id)] = _element_value(element).strip()
+                break
+    return values
+
+
+def _element_value(element: Mapping[str, Any]) -> str:
+    option = element.get("selected_option")
+    if isinstance(option, Mapping):
+        return _str(option, "value")
+    return _str(element, "value")
+
+
+def _quote_args(values: Mapping[str, str]) -> str:
+    if values.get(QUOTE_ARGS_BLOCK):
+        return values[QUOTE_ARGS_BLOCK]
+    parts = []
+    for field in QUOTE_FIELDS:
+        value = "".join(values.get(field, "").split())
+        if not value:
+            continue
+        # The form's labels say "%", so a bare 10 means 10% (typed as text it would be
+        # refused as ambiguous).
+        if field in _PERCENT_FIELDS and not value.endswith("%"):
+            value += "%"
+        parts.append(f"{field}={value}")
+    return " ".join(parts)
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
