@@ -7,6 +7,7 @@ or next to a running bot (WAL lets readers and the bot's writer work at once).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -150,4 +151,40 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             clock=system_now_ms,
         )
         await chat_session.run(args.input)
+    return 0
+
+
+async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run until SIGINT/SIGTERM: every configured platform in one aiohttp server."""
+    import signal
+
+    from aiohttp import web
+
+    from bot.server import build_app
+    from bot.service import build_service
+
+    settings = load_settings()
+    policy = load_policy(args.policy)
+    host = args.host or settings.salesbot_host
+    port = settings.salesbot_port if args.port is None else args.port
+    async with open_store(settings) as store:
+        service = build_service(settings, policy, store, clock=system_now_ms)
+        runner = web.AppRunner(build_app(service), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        platforms = ["slack"] if service.slack is not None else []
+        out.write(
+            f"salesbot serving on http://{host}:{port} (policy {policy.short_version}; "
+            f"platforms: {', '.join(platforms) or 'none configured — set SLACK_* (see .env.example)'})\n"
+        )
+        out.flush()
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
     return 0

@@ -1,0 +1,179 @@
+"""One running salesbot: the store, the runtime, the outbox worker, the idle sweeper and
+the platform endpoints, started and stopped together.
+
+`build_service` is the composition root for `salesbot serve`; tests call it with a
+memory store, a fake clock or a Slack client pointed at a local fake API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from adapters.slack.sender import SlackSender, make_client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.ports import Router, Sender
+from adapters.slack.app import SlackEndpoint
+from adapters.slack.directory import SlackDirectory
+from adapters.slack.router import CHANNEL_PREFIX as SLACK_PREFIX
+from adapters.slack.router import SlackRouter
+from bot.outbox_worker import OutboxWorker
+from bot.queries import query_answerer
+from bot.routing import CompositeRouter
+from bot.runtime import HandleResult, Runtime
+from bot.settings import Settings
+from domain.inbound import Inbound
+from domain.policy import Policy
+from storage.ports import Store
+
+log = logging.getLogger(__name__)
+
+SLACK_PACING_MS = 1000
+"""chat.postMessage allows about one message per second per channel."""
+SWEEP_EVERY_S = 60.0
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.inbounds = Counter(
+            "salesbot_inbounds_total",
+            "Inbounds handled",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "salesbot_outbox_pending", "Outbox items not yet sent", registry=self.registry
+        )
+        self.outbox_dead = Gauge(
+            "salesbot_outbox_dead_letters", "Outbox items given up on", registry=self.registry
+        )
+
+
+class Service:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: Policy,
+        clock: Callable[[], int],
+        routers: list[Router],
+        senders: dict[str, Sender],
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.metrics = Metrics()
+        self.runtime = Runtime(
+            store,
+            policy,
+            CompositeRouter(routers),
+            clock=clock,
+            answer_query=query_answerer(policy),
+        )
+        self._senders = senders
+        self.worker = OutboxWorker(
+            store,
+            self._sender_for,
+            clock=clock,
+            sleep=asyncio.sleep,
+            rng=random.Random(),
+            pacing_ms=lambda channel: SLACK_PACING_MS if channel.startswith(SLACK_PREFIX) else 0,
+            on_dead_letter=self.runtime.report_dead_letter,
+        )
+        self.slack: SlackEndpoint | None = None
+        self.slack_inactive = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = False
+
+    def _sender_for(self, channel: str) -> Sender | None:
+        for prefix, sender in self._senders.items():
+            if channel.startswith(prefix):
+                return sender
+        return None
+
+    async def handle(self, inbound: Inbound) -> HandleResult:
+        """What every adapter calls: decide and commit, then the adapter acknowledges."""
+        result = await self.runtime.handle(inbound)
+        self.metrics.inbounds.labels(kind=inbound.kind, status=result.status).inc()
+        return result
+
+    async def start(self) -> None:
+        await self.runtime.start()
+        self._tasks = [
+            asyncio.create_task(self.worker.run(self._stop), name="outbox"),
+            asyncio.create_task(self._sweep_loop(), name="sweeper"),
+        ]
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.runtime.sweep_idle()
+            except Exception:  # one bad sweep must not stop the next
+                log.exception("idle sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=SWEEP_EVERY_S)
+
+    async def refresh_gauges(self) -> None:
+        self.metrics.outbox_pending.set(await self.store.pending_count())
+        self.metrics.outbox_dead.set(len(await self.store.dead_letters()))
+
+
+def build_service(
+    settings: Settings,
+    policy: Policy,
+    store: Store,
+    *,
+    clock: Callable[[], int],
+    slack_client: AsyncWebClient | None = None,
+) -> Service:
+    routers: list[Router] = []
+    senders: dict[str, Sender] = {}
+    token, secret = settings.slack_bot_token, settings.slack_signing_secret
+    client: AsyncWebClient | None = None
+    if token is not None and secret is not None:
+        client = slack_client or make_client(token.get_secret_value(), settings.slack_api_url)
+        routers.append(
+            SlackRouter(
+                handoff_channel=settings.slack_handoff_channel,
+                leads_channel=settings.slack_leads_channel,
+            )
+        )
+        senders[SLACK_PREFIX] = SlackSender(client)
+    service = Service(store=store, policy=policy, clock=clock, routers=routers, senders=senders)
+    if client is not None and secret is not None:
+        directory = SlackDirectory(
+            client,
+            auditors=frozenset(settings.salesbot_auditors),
+            approvers=frozenset(settings.salesbot_approvers),
+            handoff_channel=settings.slack_handoff_channel,
+        )
+
+        async def on_uninstalled() -> None:
+            service.slack_inactive.set()
+
+        service.slack = SlackEndpoint(
+            signing_secret=secret.get_secret_value(),
+            client=client,
+            directory=directory,
+            handle=service.handle,
+            on_uninstalled=on_uninstalled,
+        )
+    return service
