@@ -160,6 +160,13 @@ def cmd_flow(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_manifest(args: argparse.Namespace, out: TextIO) -> int:
+    from adapters.slack.manifest import manifest_json
+
+    out.write(manifest_json(load_settings().salesbot_public_url))
+    return EXIT_OK
+
+
 def _async(
     command: Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]],
 ) -> Callable[[argparse.Namespace, TextIO], int]:
@@ -238,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics", parents=[common], help="conversion, time to qualify, abandonment, funnel"
     )
     p.set_defaults(handler=_async(cli_ops.metrics))
+
+    p = sub.add_parser("manifest", help="the app manifest, from the one command list")
+    p.add_argument("platform", choices=("slack",))
+    p.set_defaults(handler=cmd_manifest, policy=None, policy_flag_means_candidate=True)
 
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

@@ -14,15 +14,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from adapters.slack.sender import SlackSender, make_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.ports import Router, Sender
+from adapters.ports import Delivery, RetryLater, Router, Sender, SendOutcome
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.router import CHANNEL_PREFIX as SLACK_PREFIX
 from adapters.slack.router import SlackRouter
+from adapters.slack.sender import SlackSender, make_client
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
@@ -67,6 +67,7 @@ class Service:
         clock: Callable[[], int],
         routers: list[Router],
         senders: dict[str, Sender],
+        slack_pacing_ms: int = SLACK_PACING_MS,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -85,11 +86,10 @@ class Service:
             clock=clock,
             sleep=asyncio.sleep,
             rng=random.Random(),
-            pacing_ms=lambda channel: SLACK_PACING_MS if channel.startswith(SLACK_PREFIX) else 0,
+            pacing_ms=lambda channel: slack_pacing_ms if channel.startswith(SLACK_PREFIX) else 0,
             on_dead_letter=self.runtime.report_dead_letter,
         )
         self.slack: SlackEndpoint | None = None
-        self.slack_inactive = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
@@ -136,6 +136,28 @@ class Service:
         self.metrics.outbox_dead.set(len(await self.store.dead_letters()))
 
 
+class PausedWhile:
+    """A sender that holds its messages while an installation is inactive (the app was
+    uninstalled or its token revoked): they wait in the outbox instead of failing."""
+
+    RETRY_MS = 3_600_000
+
+    def __init__(self, inactive: asyncio.Event, sender: Sender, reason: str) -> None:
+        self._inactive = inactive
+        self._sender = sender
+        self._reason = reason
+
+    async def send(self, delivery: Delivery) -> SendOutcome:
+        if self._inactive.is_set():
+            return RetryLater(reason=self._reason, retry_after_ms=self.RETRY_MS)
+        return await self._sender.send(delivery)
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        if self._inactive.is_set():
+            return None
+        return await self._sender.find_sent(delivery)
+
+
 def build_service(
     settings: Settings,
     policy: Policy,
@@ -143,6 +165,7 @@ def build_service(
     *,
     clock: Callable[[], int],
     slack_client: AsyncWebClient | None = None,
+    slack_pacing_ms: int = SLACK_PACING_MS,
 ) -> Service:
     routers: list[Router] = []
     senders: dict[str, Sender] = {}
@@ -156,8 +179,18 @@ def build_service(
                 leads_channel=settings.slack_leads_channel,
             )
         )
-        senders[SLACK_PREFIX] = SlackSender(client)
-    service = Service(store=store, policy=policy, clock=clock, routers=routers, senders=senders)
+        inactive = asyncio.Event()
+        senders[SLACK_PREFIX] = PausedWhile(
+            inactive, SlackSender(client), "slack app uninstalled or token revoked"
+        )
+    service = Service(
+        store=store,
+        policy=policy,
+        clock=clock,
+        routers=routers,
+        senders=senders,
+        slack_pacing_ms=slack_pacing_ms,
+    )
     if client is not None and secret is not None:
         directory = SlackDirectory(
             client,
@@ -167,7 +200,7 @@ def build_service(
         )
 
         async def on_uninstalled() -> None:
-            service.slack_inactive.set()
+            inactive.set()
 
         service.slack = SlackEndpoint(
             signing_secret=secret.get_secret_value(),

@@ -37,13 +37,14 @@ from adapters.slack.inbound import (
     from_event,
     from_view_submission,
 )
+from adapters.slack.manifest import SLASH_NAMES
 from domain.commands import COMMANDS
 from domain.inbound import Inbound
 
 log = logging.getLogger(__name__)
 
 Handle = Callable[[Inbound], Awaitable[object]]
-SLASH_COMMANDS = (*(f"/{spec.name}" for spec in COMMANDS if spec.name != "help"), "/salesbot")
+SLASH_COMMANDS = tuple(f"/{SLASH_NAMES.get(spec.name, spec.name)}" for spec in COMMANDS)
 
 
 class SlackEndpoint:

@@ -1,0 +1,365 @@
+"""Delivery to Slack through the Web API: the outbox's `Sender` for Slack channels.
+
+One send is one request (an update in place adds one look-up before it), never retried here:
+the client is built with `retry_handlers=[]` and the outbox owns retries, pacing and
+`Retry-After` (adapters/ports.py). What this module adds is the classification of Slack's
+answers, and the tag that makes "look before you resend" possible (RELIABILITY.md, rule 5):
+Slack's Web API has no idempotency key, so every post carries message metadata
+
+    {"event_type": "salesbot_outbox", "event_payload": {"key": <outbox key>, "ref": <card ref>}}
+
+and `find_sent` looks for the key in the channel's (or thread's) recent history. The card's
+`ref` lets a later reply find the card again and edit it with `chat.update`.
+
+Ephemeral messages are the exception: they carry no metadata and no history shows them, so
+`find_sent` cannot see them and returns None. The outbox then sends them again, which at
+worst shows the person who acted the same private notice twice: harmless.
+
+Nothing here logs message text, blocks or tokens: log lines carry the outbox key, the
+channel id, the card ref and Slack's error code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent, TimedOut
+from domain.cards import Reply
+
+log = logging.getLogger(__name__)
+
+METADATA_EVENT = "salesbot_outbox"
+
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "no_permission",
+        "restricted_action",
+        "ekm_access_denied",
+        "user_not_in_channel",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "thread_not_found",
+    }
+)
+"""`ok: false` answers that will be the same however often the message is sent."""
+
+UNCERTAIN_ERRORS = frozenset({"fatal_error", "internal_error"})
+"""Slack documents for these that "some aspect of the operation" may have succeeded: the
+message may be posted, so the outbox must look before it resends."""
+
+RATE_LIMITED_ERRORS = frozenset({"ratelimited", "rate_limited"})
+
+_MAX_REPLY_PAGES = 25
+"""conversations.replies lists a thread oldest first: the newest messages (the ones an
+uncertain send would have added) are on its last page. Threads longer than this many pages
+(200 messages each) are only searched in their first part."""
+
+Render = Callable[..., dict[str, Any]]
+
+
+def make_client(token: str, base_url: str, timeout_s: float = 10.0) -> AsyncWebClient:
+    """The Web API client for the sender. `retry_handlers=[]`: the SDK's default handlers
+    would retry connection errors (and 429s when added) inside one send, under the outbox's
+    feet; `base_url` is `SLACK_API_URL` (tests point it at a local fake)."""
+    if not base_url.endswith("/"):
+        raise ValueError(f"SLACK_API_URL must end with '/' (got {base_url!r}).")
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        # aiohttp takes fractional seconds; the SDK's annotation says int.
+        timeout=timeout_s,  # type: ignore[arg-type]
+        retry_handlers=[],
+    )
+
+
+class SlackSender:
+    """Implements `adapters.ports.Sender` for Slack.
+
+    `delivery.target` (from `SlackRouter`) is `{"channel", "thread_ts", "ephemeral_user"}`.
+    `render(reply, *, conversation, nonce_seed)` turns the neutral reply into
+    `{"text": fallback, "blocks": [...]}` (default: `adapters.slack.blocks.message`).
+    `history_limit` bounds how many recent messages a look-up reads.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        render: Render | None = None,
+        history_limit: int = 200,
+    ) -> None:
+        if history_limit < 1:
+            raise ValueError("history_limit must be at least 1.")
+        if render is None:
+            # Imported here so the renderer's module is loaded only by who sends.
+            from adapters.slack.blocks import message
+
+            render = message
+        self._client = client
+        self._render = render
+        self._history_limit = history_limit
+
+    async def send(self, delivery: Delivery) -> SendOutcome:
+        target = delivery.target
+        channel = target.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return Rejected(reason="the delivery names no Slack channel")
+        thread_ts = _str_or_none(target.get("thread_ts"))
+        ephemeral_user = _str_or_none(target.get("ephemeral_user"))
+        reply = delivery.reply
+        rendered = self._render(
+            reply, conversation=delivery.conversation_id, nonce_seed=delivery.key
+        )
+        text = str(rendered["text"])
+        blocks = rendered.get("blocks") or []
+
+        if ephemeral_user is not None:
+            return await self._call(
+                delivery,
+                lambda: self._client.chat_postEphemeral(
+                    channel=channel,
+                    user=ephemeral_user,
+                    thread_ts=thread_ts,
+                    text=text,
+                    blocks=blocks,
+                ),
+                remote_id="message_ts",
+            )
+
+        metadata = _metadata(delivery.key, _ref(reply))
+        if reply.replaces:
+            try:
+                ts = await self._find(channel, thread_ts, "ref", reply.replaces)
+            except Exception as exc:
+                # Nothing was sent yet: whatever went wrong, trying again is safe.
+                outcome = _classify(exc, posted_maybe=False)
+                if outcome is None:
+                    raise
+                return outcome
+            if ts is not None:
+                return await self._call(
+                    delivery,
+                    lambda: self._client.chat_update(
+                        channel=channel, ts=ts, text=text, blocks=blocks, metadata=metadata
+                    ),
+                    remote_id="ts",
+                )
+            log.info(
+                "slack card %s not found in %s; posting outbox item %s as a new message",
+                reply.replaces,
+                channel,
+                delivery.key,
+            )
+
+        return await self._call(
+            delivery,
+            lambda: self._client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=text,
+                blocks=blocks,
+                metadata=metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            remote_id="ts",
+        )
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        """The ts of the message tagged with `delivery.key` in the delivery's channel (its
+        thread, if any), else None. Always None for ephemeral messages (see the module
+        docstring). Errors propagate: the outbox counts a failed look-up as "unknown"."""
+        target = delivery.target
+        channel = target.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return None
+        if _str_or_none(target.get("ephemeral_user")) is not None:
+            return None
+        return await self._find(channel, _str_or_none(target.get("thread_ts")), "key", delivery.key)
+
+    async def _call(
+        self, delivery: Delivery, request: Callable[[], Any], *, remote_id: str
+    ) -> SendOutcome:
+        try:
+            response = await request()
+        except Exception as exc:
+            outcome = _classify(exc, posted_maybe=True)
+            if outcome is None:
+                raise
+            level = logging.ERROR if isinstance(outcome, Rejected) else logging.WARNING
+            log.log(
+                level,
+                "slack send of outbox item %s to %s: %s",
+                delivery.key,
+                delivery.target.get("channel"),
+                outcome,
+            )
+            return outcome
+        value = response.get(remote_id)
+        return Sent(remote_id=str(value) if value is not None else None)
+
+    async def _find(
+        self, channel: str, thread_ts: str | None, field: str, value: str
+    ) -> str | None:
+        """The ts of the newest message of ours whose metadata payload has `field == value`."""
+        for message in await self._recent(channel, thread_ts):
+            metadata = message.get("metadata")
+            if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT:
+                continue
+            payload = metadata.get("event_payload")
+            if isinstance(payload, Mapping) and payload.get(field) == value:
+                ts = message.get("ts")
+                return str(ts) if ts is not None else None
+        return None
+
+    async def _recent(self, channel: str, thread_ts: str | None) -> list[Mapping[str, Any]]:
+        """Up to `history_limit` of the channel's (or thread's) newest messages, newest first."""
+        limit = self._history_limit
+        if thread_ts is None:
+            newest_first: list[Mapping[str, Any]] = []
+            cursor: str | None = None
+            while len(newest_first) < limit:
+                response = await self._client.conversations_history(
+                    channel=channel,
+                    limit=min(200, limit - len(newest_first)),
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+                newest_first.extend(_messages(response))
+                cursor = _next_cursor(response)
+                if cursor is None:
+                    break
+            return newest_first[:limit]
+
+        window: deque[Mapping[str, Any]] = deque(maxlen=limit)
+        cursor = None
+        for _ in range(_MAX_REPLY_PAGES):
+            response = await self._client.conversations_replies(
+                channel=channel,
+                ts=thread_ts,
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            window.extend(_messages(response))
+            cursor = _next_cursor(response)
+            if cursor is None:
+                break
+        return list(reversed(window))
+
+
+def _classify(exc: Exception, *, posted_maybe: bool) -> SendOutcome | None:
+    """Slack's answer (or its absence) as an outbox outcome; None for an exception that is
+    not about talking to Slack (a bug), which the caller re-raises.
+
+    `posted_maybe` is False while only looking up (nothing can have been posted), which
+    turns every "uncertain" answer into a plain retry."""
+    if isinstance(exc, SlackApiError):
+        return _classify_api_error(exc, posted_maybe=posted_maybe)
+    # Before isinstance(TimeoutError): a connect timeout is a TimeoutError too, but the
+    # request never left.
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return RetryLater(reason=f"could not connect to Slack ({type(exc).__name__})")
+    if isinstance(exc, TimeoutError | aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        # A read timeout, a reset or a cut-off answer: the request may have been posted.
+        if not posted_maybe:
+            return RetryLater(reason=f"look-up failed ({type(exc).__name__}); nothing was sent")
+        return TimedOut(reason=f"no complete answer from Slack ({type(exc).__name__})")
+    return None
+
+
+def _classify_api_error(exc: SlackApiError, *, posted_maybe: bool) -> SendOutcome:
+    # `response` is an AsyncSlackResponse, or a raw aiohttp response when the body was not
+    # JSON: read it defensively.
+    response = exc.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    headers = getattr(response, "headers", None) or {}
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+
+    if status == 429 or error in RATE_LIMITED_ERRORS:
+        return RetryLater(
+            reason=f"rate limited by Slack ({error or 'HTTP 429'})",
+            retry_after_ms=_retry_after_ms(headers),
+        )
+    if isinstance(status, int) and status >= 500:
+        return RetryLater(reason=f"Slack answered HTTP {status}")
+    if isinstance(error, str):
+        if error in PERMANENT_ERRORS:
+            return Rejected(reason=error)
+        if error in UNCERTAIN_ERRORS and posted_maybe:
+            return TimedOut(reason=f"Slack answered {error}: the message may have been posted")
+        return RetryLater(
+            reason=f"Slack answered {error}, not known to be permanent: retrying in case it is transient"
+        )
+    if status == 200 and posted_maybe:
+        # Accepted but unreadable: as unknown as a timeout.
+        return TimedOut(reason="Slack's answer could not be read")
+    return RetryLater(reason=f"Slack answered HTTP {status} without an error code")
+
+
+def _retry_after_ms(headers: Any) -> int | None:
+    try:
+        value = headers.get("Retry-After")
+    except AttributeError:
+        return None
+    try:
+        return max(0, round(float(value) * 1000)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _metadata(key: str, ref: str | None) -> dict[str, Any]:
+    payload: dict[str, str] = {"key": key}
+    if ref:
+        payload["ref"] = ref
+    return {"event_type": METADATA_EVENT, "event_payload": payload}
+
+
+def _ref(reply: Reply) -> str | None:
+    """The card's ref, kept on the message so a later reply can update it; an update in
+    place keeps the ref it replaces."""
+    if reply.card is not None and reply.card.ref:
+        return reply.card.ref
+    return reply.replaces or None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _messages(response: Any) -> list[Mapping[str, Any]]:
+    messages = response.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, Mapping)]
+
+
+def _next_cursor(response: Any) -> str | None:
+    meta = response.get("response_metadata")
+    cursor = meta.get("next_cursor") if isinstance(meta, Mapping) else None
+    return cursor if isinstance(cursor, str) and cursor else None

@@ -1,0 +1,488 @@
+"""A fake Slack Web API on 127.0.0.1, port 0, for pointing the real SDK client at.
+
+    async with FakeSlackApi(token="xoxb-test") as api:
+        client = AsyncWebClient(token="xoxb-test", base_url=api.base_url, retry_handlers=[])
+        ...
+        assert api.messages("C1")[0]["text"] == "hello"
+
+It speaks the wire format the SDK uses (JSON or form bodies, query strings for GET methods,
+`Authorization: Bearer`), keeps what was posted per channel, and can be scripted to fail:
+
+    api.fail_next("chat.postMessage", status=429, retry_after=7)   # rate limited
+    api.fail_next("chat.postMessage", status=500)                  # Slack having a bad day
+    api.fail_next("chat.postMessage", error="channel_not_found")   # ok:false, HTTP 200
+    release = api.hang_next("chat.postMessage")  # stores the message, answers once released
+    api.drop_next("chat.postMessage")  # stores the message, then closes the connection
+
+A hung call answers only when the test sets the returned event (or the fake shuts down), so a
+"posted but the answer never came" scenario needs no sleeps: the client's own timeout fires.
+Methods it does not know answer `unknown_method`; `api.on(method, handler)` adds one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request the fake received (the token is never kept); status 0 when the
+    connection was dropped instead of answered."""
+
+    method: str
+    params: dict[str, Any]
+    status: int
+
+
+@dataclass
+class _Fault:
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+    hang: asyncio.Event | None = None
+    drop: bool = False
+
+
+class FakeSlackApi:
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test",
+        team_id: str = "T0001",
+        team: str = "Acme",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        app_id: str = "A0001",
+        users: Mapping[str, Mapping[str, Any]] | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> None:
+        """`channels`, when given, are the only channels that exist (others answer
+        `channel_not_found`); by default every channel exists."""
+        self.token = token
+        self.team_id = team_id
+        self.team = team
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+        self.calls: list[Call] = []
+        self.views: list[dict[str, Any]] = []
+        self._users: dict[str, dict[str, Any]] = {}
+        for user_id, fields in (users or {}).items():
+            self.add_user(user_id, **dict(fields))
+        self._channels = set(channels) if channels is not None else None
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._ephemerals: dict[str, list[dict[str, Any]]] = {}
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._hangs: list[asyncio.Event] = []
+        self._extra: dict[str, Handler] = {}
+        self._seq = 0
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeSlackApi:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/api/"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for event in self._hangs:  # let hung handlers finish, or shutdown would wait for them
+            event.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- scripting and inspection ----------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next `times` calls of `method` fail without doing anything: HTTP 429 (with
+        `Retry-After`, default 1 s), another status (5xx answer with an HTML body, as a
+        proxy would), or HTTP 200 with `{"ok": false, "error": error}`."""
+        if status == 429:
+            error = error or "ratelimited"
+            retry_after = 1 if retry_after is None else retry_after
+        elif status == 200 and error is None:
+            raise ValueError("fail_next needs an error for an HTTP 200 answer")
+        queue = self._faults.setdefault(method, deque())
+        queue.extend(_Fault(status, error, retry_after) for _ in range(times))
+
+    def hang_next(self, method: str, *, times: int = 1) -> asyncio.Event:
+        """The next `times` calls of `method` take effect (a message is stored) but answer
+        only once the returned event is set: the client sees a timeout."""
+        event = asyncio.Event()
+        self._hangs.append(event)
+        queue = self._faults.setdefault(method, deque())
+        queue.extend(_Fault(hang=event) for _ in range(times))
+        return event
+
+    def drop_next(self, method: str, *, times: int = 1) -> None:
+        """The next `times` calls of `method` take effect (a message is stored), then the
+        connection is closed without an answer: the client sees a disconnect."""
+        queue = self._faults.setdefault(method, deque())
+        queue.extend(_Fault(drop=True) for _ in range(times))
+
+    def on(self, method: str, handler: Handler) -> None:
+        """Answer `method` with `handler(params)` (the `ok` key defaults to true)."""
+        self._extra[method] = handler
+
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        team_id: str | None = None,
+        name: str | None = None,
+        is_bot: bool = False,
+        is_restricted: bool = False,
+        is_ultra_restricted: bool = False,
+        **extra: Any,
+    ) -> None:
+        """A user `users.info` knows; `is_restricted` / `is_ultra_restricted` make a guest."""
+        self._users[user_id] = {
+            "id": user_id,
+            "team_id": team_id or self.team_id,
+            "name": name or user_id.lower(),
+            "deleted": False,
+            "is_bot": is_bot,
+            "is_restricted": is_restricted,
+            "is_ultra_restricted": is_ultra_restricted,
+            **extra,
+        }
+
+    def add_message(
+        self, channel: str, text: str, *, user: str = "U0HUMAN", thread_ts: str | None = None
+    ) -> str:
+        """A message someone else wrote (a prospect opening a thread); returns its ts."""
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "user": user,
+            "team": self.team_id,
+            "text": text,
+        }
+        if thread_ts is not None:
+            message["thread_ts"] = thread_ts
+        self._messages.setdefault(channel, []).append(message)
+        return str(message["ts"])
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Everything posted to `channel` (thread replies included), oldest first, with
+        metadata, as stored (copies)."""
+        return copy.deepcopy(self._messages.get(channel, []))
+
+    def ephemerals(self, channel: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._ephemerals.get(channel, []))
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [call for call in self.calls if call.method == method]
+
+    # --- the HTTP side ---------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _params(request)
+        token = params.pop("token", None)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ")
+        if not token:
+            return self._answer(method, params, {"ok": False, "error": "not_authed"})
+        if token != self.token:
+            return self._answer(method, params, {"ok": False, "error": "invalid_auth"})
+
+        queue = self._faults.get(method)
+        fault = queue.popleft() if queue else None
+        if fault is not None and fault.hang is None and not fault.drop:
+            if fault.status == 200:
+                return self._answer(method, params, {"ok": False, "error": fault.error})
+            if fault.status == 429:
+                return self._answer(
+                    method,
+                    params,
+                    {"ok": False, "error": fault.error},
+                    status=429,
+                    headers={"Retry-After": str(fault.retry_after)},
+                )
+            self.calls.append(Call(method, params, fault.status))
+            return web.Response(
+                status=fault.status, text="<html>Server error</html>", content_type="text/html"
+            )
+
+        body = self._dispatch(method, params)
+        if fault is not None and fault.drop:
+            self.calls.append(Call(method, params, 0))
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable  # never reaches the client: the socket is gone
+        if fault is not None and fault.hang is not None:
+            self.calls.append(Call(method, params, 200))
+            await fault.hang.wait()
+            return web.json_response(body)
+        return self._answer(method, params, body)
+
+    def _answer(
+        self,
+        method: str,
+        params: dict[str, Any],
+        body: dict[str, Any],
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        self.calls.append(Call(method, params, status))
+        return web.json_response(body, status=status, headers=headers)
+
+    def _dispatch(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method in self._extra:
+            return {"ok": True, **self._extra[method](params)}
+        handler = _METHODS.get(method)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        channel = params.get("channel")
+        if self._channels is not None and channel is not None and channel not in self._channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return handler(self, params)
+
+    # --- the methods -----------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        self._seq += 1
+        return f"{1_700_000_000 + self._seq // 1_000_000}.{self._seq % 1_000_000:06d}"
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"https://{self.team.lower()}.slack.com/",
+            "team": self.team,
+            "user": "salesbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        metadata = params.get("metadata")
+        if metadata is not None and not _valid_metadata(metadata):
+            return {"ok": False, "error": "invalid_metadata_format"}
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "text": params.get("text", ""),
+            "blocks": params.get("blocks") or [],
+        }
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+            if _true(params.get("reply_broadcast")):
+                message["subtype"] = "thread_broadcast"
+        if metadata is not None:
+            message["metadata"] = metadata
+        self._messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": _public(message)}
+
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("ts")
+        message = self._find(channel, ts)
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if "text" in params:
+            message["text"] = params["text"]
+        if "blocks" in params:
+            message["blocks"] = params["blocks"] or []
+        if params.get("metadata") is not None:
+            if not _valid_metadata(params["metadata"]):
+                return {"ok": False, "error": "invalid_metadata_format"}
+            message["metadata"] = params["metadata"]
+        message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": message["text"],
+            "message": _public(message),
+        }
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, user = params.get("channel"), params.get("user")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not user:
+            return {"ok": False, "error": "user_not_in_channel"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        self._ephemerals.setdefault(channel, []).append(
+            {
+                "ts": ts,
+                "user": user,
+                "thread_ts": params.get("thread_ts"),
+                "text": params.get("text", ""),
+                "blocks": params.get("blocks") or [],
+            }
+        )
+        return {"ok": True, "message_ts": ts}
+
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        stored = self._messages.get(channel, [])
+        top = [m for m in stored if "thread_ts" not in m or m.get("subtype") == "thread_broadcast"]
+        newest_first = [self._listed(m, params) for m in reversed(top)]
+        return _page(newest_first, params)
+
+    def _replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("ts")
+        parent = self._find(channel, ts)
+        if parent is None or ("thread_ts" in parent and parent["thread_ts"] != parent["ts"]):
+            return {"ok": False, "error": "thread_not_found"}
+        thread = [parent] + [
+            m
+            for m in self._messages.get(str(channel), [])
+            if m.get("thread_ts") == ts and m is not parent
+        ]
+        return _page([self._listed(m, params) for m in thread], params)
+
+    def _listed(self, message: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """A stored message as history shows it: metadata only when asked for; a parent
+        carries its own ts as thread_ts and its reply count."""
+        shown = _public(message) if not _true(params.get("include_all_metadata")) else dict(message)
+        replies = [
+            m
+            for m in self._messages.get(str(params.get("channel")), [])
+            if m.get("thread_ts") == message["ts"] and m is not message
+        ]
+        if replies:
+            shown["thread_ts"] = message["ts"]
+            shown["reply_count"] = len(replies)
+        return copy.deepcopy(shown)
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = self._users.get(str(params.get("user")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": copy.deepcopy(user)}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        view = params.get("view")
+        if not params.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        opened = {**view, "id": f"V{len(self.views) + 1:06d}", "team_id": self.team_id}
+        self.views.append(opened)
+        return {"ok": True, "view": copy.deepcopy(opened)}
+
+    def _find(self, channel: Any, ts: Any) -> dict[str, Any] | None:
+        for message in self._messages.get(str(channel), []):
+            if message["ts"] == ts:
+                return message
+        return None
+
+
+_METHODS: dict[str, Callable[[FakeSlackApi, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": FakeSlackApi._auth_test,
+    "chat.postMessage": FakeSlackApi._post_message,
+    "chat.update": FakeSlackApi._update,
+    "chat.postEphemeral": FakeSlackApi._post_ephemeral,
+    "conversations.history": FakeSlackApi._history,
+    "conversations.replies": FakeSlackApi._replies,
+    "users.info": FakeSlackApi._users_info,
+    "views.open": FakeSlackApi._views_open,
+}
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Query string and body merged; JSON-valued form fields (blocks, metadata, view)
+    decoded, as Slack does."""
+    params: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            body = await request.json()
+            if isinstance(body, dict):
+                params.update(body)
+        else:
+            form = await request.post()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    for field in _JSON_FIELDS:
+        value = params.get(field)
+        if isinstance(value, str):
+            try:
+                params[field] = json.loads(value)
+            except ValueError:
+                params[field] = None
+    return params
+
+
+def _page(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """Cursor pagination: the cursor is the offset of the next page."""
+    try:
+        limit = max(1, min(int(params.get("limit") or 100), 999))
+        start = int(params.get("cursor") or 0)
+    except ValueError:
+        return {"ok": False, "error": "invalid_cursor"}
+    page = messages[start : start + limit]
+    more = start + limit < len(messages)
+    return {
+        "ok": True,
+        "messages": page,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k != "metadata"}
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    return (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and isinstance(metadata.get("event_payload"), dict)
+    )
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")

@@ -1,0 +1,285 @@
+"""The Slack sender against a fake Slack Web API on 127.0.0.1: what gets posted where, and how
+Slack's answers become outbox outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from adapters.ports import Delivery, Rejected, RetryLater, Sent, TimedOut
+from adapters.slack.blocks import message
+from adapters.slack.sender import SlackSender, make_client
+from domain.cards import Button, Card, CardField, Reply
+from tests.fakes.slack_api import FakeSlackApi
+
+TOKEN = "xoxb-test"
+CHANNEL = "C0123"
+CONVERSATION = f"slack:T0001:{CHANNEL}:1690000000.000100"
+
+
+def quote_card(status: str = "Open") -> Card:
+    return Card(
+        kind="quote",
+        title="Quote Q-42",
+        fields=(CardField(label="Total", value="$1,791.00"),),
+        lines=("10 × 199.00 = 1,990.00", "discount 10% = -199.00"),
+        buttons=(Button(action="accept_quote", label="Accept", target="Q-42", style="primary"),),
+        status=status,
+        ref="Q-42",
+    )
+
+
+def delivery(
+    reply: Reply,
+    *,
+    key: str = "outbox-1",
+    thread_ts: str | None = None,
+    ephemeral_user: str | None = None,
+    conversation: str = CONVERSATION,
+) -> Delivery:
+    return Delivery(
+        key=key,
+        conversation_id=conversation,
+        channel=f"slack:{CHANNEL}",
+        payload={
+            "reply": reply.model_dump(mode="json"),
+            "target": {
+                "channel": CHANNEL,
+                "thread_ts": thread_ts,
+                "ephemeral_user": ephemeral_user,
+            },
+        },
+    )
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeSlackApi]:
+    async with FakeSlackApi(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sender(api: FakeSlackApi) -> SlackSender:
+    return SlackSender(make_client(TOKEN, api.base_url, timeout_s=5.0))
+
+
+def outbox_tag(posted: dict[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = posted["metadata"]
+    assert metadata["event_type"] == "salesbot_outbox"
+    payload: dict[str, Any] = metadata["event_payload"]
+    return payload
+
+
+async def test_a_post_carries_metadata_with_the_outbox_key_and_blocks(api, sender):
+    reply = Reply(audience="conversation", text="Here is your quote.", card=quote_card())
+
+    outcome = await sender.send(delivery(reply, key="outbox-7"))
+
+    [posted] = api.messages(CHANNEL)
+    assert outcome == Sent(remote_id=posted["ts"])
+    assert outbox_tag(posted) == {"key": "outbox-7", "ref": "Q-42"}
+    rendered = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
+    assert posted["blocks"] == rendered["blocks"]
+    assert posted["text"] == "Here is your quote."
+    [call] = api.calls_of("chat.postMessage")
+    assert call.params["unfurl_links"] is False
+    assert call.params["unfurl_media"] is False
+    assert "link_names" not in call.params
+
+
+async def test_a_thread_reply_goes_to_the_thread(api, sender):
+    parent = await sender.send(delivery(Reply(audience="conversation", text="Hi"), key="k1"))
+    assert isinstance(parent, Sent)
+    assert parent.remote_id is not None
+
+    await sender.send(
+        delivery(
+            Reply(audience="conversation", text="In thread"), key="k2", thread_ts=parent.remote_id
+        )
+    )
+
+    posted = api.messages(CHANNEL)
+    assert [m.get("thread_ts") for m in posted] == [None, parent.remote_id]
+
+
+async def test_an_update_finds_the_card_by_ref_and_edits_it_in_place(api, sender):
+    thread = api.add_message(CHANNEL, "Can I get a quote for 10 seats?")
+    first = await sender.send(
+        delivery(
+            Reply(audience="conversation", text="Quote", card=quote_card()),
+            key="k1",
+            thread_ts=thread,
+        )
+    )
+    await sender.send(
+        delivery(Reply(audience="conversation", text="Something else"), key="k2", thread_ts=thread)
+    )
+
+    update = Reply(
+        audience="conversation",
+        text="Quote accepted",
+        card=quote_card(status="Accepted"),
+        replaces="Q-42",
+    )
+    outcome = await sender.send(delivery(update, key="k3", thread_ts=thread))
+
+    assert isinstance(first, Sent)
+    assert outcome == Sent(remote_id=first.remote_id)
+    posted = [m for m in api.messages(CHANNEL) if m.get("bot_id")]
+    assert len(posted) == 2
+    card = next(m for m in posted if m["ts"] == first.remote_id)
+    assert card["text"] == "Quote accepted"
+    assert card["blocks"] == message(update, conversation=CONVERSATION, nonce_seed="k3")["blocks"]
+    assert outbox_tag(card) == {"key": "k3", "ref": "Q-42"}
+    assert api.calls_of("conversations.replies")[0].params["include_all_metadata"] in ("1", "true")
+
+
+async def test_an_update_whose_card_cannot_be_found_is_posted_as_a_new_message(api, sender):
+    update = Reply(
+        audience="conversation", text="Quote accepted", card=quote_card("Accepted"), replaces="Q-42"
+    )
+
+    outcome = await sender.send(delivery(update, key="k9"))
+
+    [posted] = api.messages(CHANNEL)
+    assert outcome == Sent(remote_id=posted["ts"])
+    assert outbox_tag(posted) == {"key": "k9", "ref": "Q-42"}
+    assert api.calls_of("chat.update") == []
+
+
+async def test_a_429_is_retried_later_after_the_retry_after_delay(api, sender):
+    api.fail_next("chat.postMessage", status=429, retry_after=7)
+
+    outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert isinstance(outcome, RetryLater)
+    assert outcome.retry_after_ms == 7000
+    assert api.messages(CHANNEL) == []
+
+
+async def test_a_500_is_retried_later(api, sender):
+    api.fail_next("chat.postMessage", status=500)
+
+    outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert isinstance(outcome, RetryLater)
+    assert outcome.retry_after_ms is None
+    assert api.messages(CHANNEL) == []
+
+
+async def test_channel_not_found_is_rejected_for_good(api, sender):
+    api.fail_next("chat.postMessage", error="channel_not_found")
+
+    outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert outcome == Rejected(reason="channel_not_found")
+
+
+async def test_an_unknown_slack_error_is_retried_later_with_the_reason(api, sender):
+    api.fail_next("chat.postMessage", error="something_new")
+
+    outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert isinstance(outcome, RetryLater)
+    assert "something_new" in outcome.reason
+
+
+async def test_a_fatal_error_counts_as_maybe_posted(api, sender):
+    api.fail_next("chat.postMessage", error="fatal_error")
+
+    outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert isinstance(outcome, TimedOut)
+
+
+async def test_a_timeout_after_posting_is_timed_out_and_find_sent_then_finds_the_message(api):
+    quick = SlackSender(make_client(TOKEN, api.base_url, timeout_s=0.2))
+    thread = api.add_message(CHANNEL, "Hello?")
+    release = api.hang_next("chat.postMessage")
+    item = delivery(Reply(audience="conversation", text="Hi"), key="outbox-3", thread_ts=thread)
+    other = delivery(Reply(audience="conversation", text="Other"), key="outbox-4", thread_ts=thread)
+
+    outcome = await quick.send(item)
+    release.set()
+
+    assert isinstance(outcome, TimedOut)
+    posted = [m for m in api.messages(CHANNEL) if m.get("thread_ts") == thread]
+    assert len(posted) == 1
+    assert await quick.find_sent(item) == posted[0]["ts"]
+    assert await quick.find_sent(other) is None
+
+
+async def test_find_sent_looks_in_the_channel_history_for_top_level_posts(api, sender):
+    item = delivery(Reply(audience="conversation", text="Hi"), key="outbox-5")
+    await sender.send(delivery(Reply(audience="conversation", text="Before"), key="outbox-4"))
+    outcome = await sender.send(item)
+
+    assert isinstance(outcome, Sent)
+    assert await sender.find_sent(item) == outcome.remote_id
+    assert api.calls_of("conversations.history")
+
+
+async def test_find_sent_reads_no_further_than_the_history_limit(api):
+    sender = SlackSender(make_client(TOKEN, api.base_url), history_limit=2)
+    old = delivery(Reply(audience="conversation", text="Old"), key="old")
+    await sender.send(old)
+    for n in range(2):
+        await sender.send(delivery(Reply(audience="conversation", text=f"New {n}"), key=f"new-{n}"))
+
+    assert await sender.find_sent(old) is None
+
+
+async def test_an_ephemeral_reply_goes_to_chat_post_ephemeral_and_is_never_looked_up(api, sender):
+    item = delivery(
+        Reply(audience="requester", text="Only you can see this."), ephemeral_user="U777"
+    )
+
+    outcome = await sender.send(item)
+
+    [shown] = api.ephemerals(CHANNEL)
+    assert shown["user"] == "U777"
+    assert outcome == Sent(remote_id=shown["ts"])
+    assert api.messages(CHANNEL) == []
+    assert await sender.find_sent(item) is None
+    assert api.calls_of("conversations.history") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, None), (500, None), (200, "ratelimited"), (200, "internal_error")]
+)
+async def test_the_client_never_retries_on_its_own(api, sender, status, error):
+    api.fail_next("chat.postMessage", status=status, error=error, times=3)
+
+    await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert len(api.calls_of("chat.postMessage")) == 1
+
+
+async def test_a_connection_dropped_after_posting_is_timed_out_and_not_posted_twice(api, sender):
+    # The SDK's default retry handler would resend here, and the message would appear twice.
+    api.drop_next("chat.postMessage")
+    item = delivery(Reply(audience="conversation", text="Hi"), key="outbox-8")
+
+    outcome = await sender.send(item)
+
+    assert isinstance(outcome, TimedOut)
+    [posted] = api.messages(CHANNEL)
+    assert len(api.calls_of("chat.postMessage")) == 1
+    assert await sender.find_sent(item) == posted["ts"]
+
+
+async def test_a_refused_connection_is_retried_later():
+    async with FakeSlackApi(token=TOKEN) as api:
+        base_url = api.base_url  # the port is closed once the fake has stopped
+    sender = SlackSender(make_client(TOKEN, base_url))
+
+    outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
+
+    assert isinstance(outcome, RetryLater)
+
+
+def test_the_api_url_must_end_with_a_slash():
+    with pytest.raises(ValueError, match="must end with"):
+        make_client(TOKEN, "https://slack.com/api")
