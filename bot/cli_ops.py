@@ -177,7 +177,9 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        platforms = ["slack"] if service.slack is not None else []
+        platforms = []
+        if service.slack is not None:
+            platforms.append("slack (socket mode)" if service.slack_app_token else "slack")
         out.write(
             f"salesbot serving on http://{host}:{port} (policy {policy.short_version}; "
             f"platforms: {', '.join(platforms) or 'none configured — set SLACK_* (see .env.example)'})\n"

@@ -33,7 +33,7 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    if service.slack is not None:
+    if service.slack is not None and service.slack.accepts_http:
         app.router.add_post("/slack/events", service.slack.handle_request)
     return app
 

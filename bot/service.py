@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.ports import Delivery, RetryLater, Router, Sender, SendOutcome
@@ -90,6 +91,9 @@ class Service:
             on_dead_letter=self.runtime.report_dead_letter,
         )
         self.slack: SlackEndpoint | None = None
+        self.slack_client: AsyncWebClient | None = None
+        self.slack_app_token: str | None = None
+        self._socket: AsyncSocketModeHandler | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
@@ -108,6 +112,10 @@ class Service:
 
     async def start(self) -> None:
         await self.runtime.start()
+        if self.slack is not None and self.slack_app_token and self.slack_client is not None:
+            self._socket = await self.slack.connect_socket_mode(
+                self.slack_app_token, self.slack_client
+            )
         self._tasks = [
             asyncio.create_task(self.worker.run(self._stop), name="outbox"),
             asyncio.create_task(self._sweep_loop(), name="sweeper"),
@@ -117,6 +125,8 @@ class Service:
     async def stop(self) -> None:
         self.ready = False
         self._stop.set()
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -170,8 +180,9 @@ def build_service(
     routers: list[Router] = []
     senders: dict[str, Sender] = {}
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
+    app_token = settings.slack_app_token
     client: AsyncWebClient | None = None
-    if token is not None and secret is not None:
+    if token is not None and (secret is not None or app_token is not None):
         client = slack_client or make_client(token.get_secret_value(), settings.slack_api_url)
         routers.append(
             SlackRouter(
@@ -191,7 +202,7 @@ def build_service(
         senders=senders,
         slack_pacing_ms=slack_pacing_ms,
     )
-    if client is not None and secret is not None:
+    if client is not None:
         directory = SlackDirectory(
             client,
             auditors=frozenset(settings.salesbot_auditors),
@@ -203,10 +214,12 @@ def build_service(
             inactive.set()
 
         service.slack = SlackEndpoint(
-            signing_secret=secret.get_secret_value(),
+            signing_secret=secret.get_secret_value() if secret is not None else None,
             client=client,
             directory=directory,
             handle=service.handle,
             on_uninstalled=on_uninstalled,
         )
+        service.slack_client = client
+        service.slack_app_token = app_token.get_secret_value() if app_token is not None else None
     return service

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -51,25 +52,29 @@ class SlackEndpoint:
     def __init__(
         self,
         *,
-        signing_secret: str,
+        signing_secret: str | None,
         client: AsyncWebClient,
         directory: SlackDirectory,
         handle: Handle,
         on_uninstalled: Callable[[], Awaitable[None]],
     ) -> None:
-        self._verifier = SignatureVerifier(signing_secret)
+        # Without a signing secret only Socket Mode can deliver (no HTTP route is mounted).
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._directory = directory
         self._handle = handle
         self._on_uninstalled = on_uninstalled
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
+            request_verification_enabled=signing_secret is not None,
             process_before_response=True,
             logger=logging.getLogger("slack_bolt"),
         )
         self._register()
 
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
+        if self._verifier is None:
+            return web.json_response({"error": "HTTP delivery is not configured"}, status=404)
         raw = await request.read()
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
@@ -81,6 +86,19 @@ class SlackEndpoint:
         if response.status == 404:
             return web.Response(status=200)  # nothing here wants it: acknowledged, ignored
         return await to_aiohttp_response(response)
+
+    @property
+    def accepts_http(self) -> bool:
+        return self._verifier is not None
+
+    async def connect_socket_mode(
+        self, app_token: str, client: AsyncWebClient
+    ) -> AsyncSocketModeHandler:
+        """Socket Mode: Slack delivers over a WebSocket the app opens, so no public URL is
+        needed. Envelopes run through the same bolt listeners (and runtime) as HTTP."""
+        handler = AsyncSocketModeHandler(self.app, app_token, web_client=client)
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        return handler
 
     def _register(self) -> None:
         app = self.app

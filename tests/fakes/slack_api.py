@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -61,6 +61,7 @@ class FakeSlackApi:
         self,
         *,
         token: str = "xoxb-test",
+        app_token: str = "xapp-test",
         team_id: str = "T0001",
         team: str = "Acme",
         bot_user_id: str = "UBOT",
@@ -72,7 +73,13 @@ class FakeSlackApi:
         """`channels`, when given, are the only channels that exist (others answer
         `channel_not_found`); by default every channel exists."""
         self.token = token
+        self.app_token = app_token
         self.team_id = team_id
+        # Socket Mode: the app opens a WebSocket (apps.connections.open) and acks envelopes.
+        self.socket_connected = asyncio.Event()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ws_url = ""
         self.team = team
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -97,12 +104,14 @@ class FakeSlackApi:
     async def __aenter__(self) -> FakeSlackApi:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_get("/link", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/api/"
+        self._ws_url = f"ws://127.0.0.1:{port}/link"
         return self
 
     async def __aexit__(
@@ -113,6 +122,8 @@ class FakeSlackApi:
     ) -> None:
         for event in self._hangs:  # let hung handlers finish, or shutdown would wait for them
             event.set()
+        for socket in self._sockets:
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -219,6 +230,10 @@ class FakeSlackApi:
             token = auth.removeprefix("Bearer ")
         if not token:
             return self._answer(method, params, {"ok": False, "error": "not_authed"})
+        if method == "apps.connections.open":
+            if token != self.app_token:
+                return self._answer(method, params, {"ok": False, "error": "invalid_auth"})
+            return self._answer(method, params, {"ok": True, "url": self._ws_url})
         if token != self.token:
             return self._answer(method, params, {"ok": False, "error": "invalid_auth"})
 
@@ -251,6 +266,38 @@ class FakeSlackApi:
             await fault.hang.wait()
             return web.json_response(body)
         return self._answer(method, params, body)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_json({"type": "hello", "num_connections": 1, "debug_info": {}})
+        self.socket_connected.set()
+        async for message in socket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            data = json.loads(message.data)
+            future = self._acks.pop(str(data.get("envelope_id")), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+        return socket
+
+    async def push(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deliver one Socket Mode envelope (`events_api`, `slash_commands`, `interactive`)
+        and return the app's acknowledgement."""
+        await self.socket_connected.wait()
+        envelope_id = f"env-{self._next_ts()}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = future
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+            }
+        )
+        return await future
 
     def _answer(
         self,
