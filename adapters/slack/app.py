@@ -30,6 +30,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.directory import SlackDirectory
+from adapters.slack.ids import parse_button_value
 from adapters.slack.inbound import (
     CommandUsage,
     Ignored,
@@ -39,6 +40,7 @@ from adapters.slack.inbound import (
     from_view_submission,
 )
 from adapters.slack.manifest import SLASH_NAMES
+from adapters.slack.modal import quote_modal
 from domain.commands import COMMANDS
 from domain.inbound import Inbound
 
@@ -131,10 +133,19 @@ class SlackEndpoint:
         for command in SLASH_COMMANDS:
             app.command(command)(on_command)
 
-        async def on_action(ack: Any, body: dict[str, Any]) -> None:
-            await self._dispatch(
-                await from_action(body, await self._directory.context(), self._directory.is_guest)
-            )
+        async def on_action(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+            actions = body.get("actions") or [{}]
+            if actions[0].get("action_id") == "open_quote_form":
+                # A form is UI, not a decision: open it; its submission is the decision.
+                value = parse_button_value(str(actions[0].get("value", "")))
+                if value is not None and body.get("trigger_id"):
+                    await client.views_open(
+                        trigger_id=body["trigger_id"], view=quote_modal(value.conversation)
+                    )
+                await ack()
+                return
+            context = await self._directory.context()
+            await self._dispatch(await from_action(body, context, self._directory.is_guest))
             await ack()
 
         app.action(re.compile(".*"))(on_action)

@@ -381,3 +381,57 @@ async def test_an_event_no_listener_wants_is_acknowledged(slack: Slack) -> None:
         }
     )
     assert response.status == 200
+
+
+async def test_the_quote_button_opens_a_form_whose_submission_posts_the_quote_in_the_thread(
+    slack: Slack,
+) -> None:
+    from adapters.slack.ids import button_value, conversation_id
+
+    api = slack.api
+    thread = api.add_message(SHARED, "Hello", user=PROSPECT["user"])
+    conversation = conversation_id(TEAM, SHARED, thread)
+    card = {
+        "ts": thread,
+        "blocks": [
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "open_quote_form",
+                        "value": button_value(conversation, conversation, "n-form"),
+                    }
+                ],
+            }
+        ],
+    }
+    response = await click(slack, card, "open_quote_form", REP)
+    assert response.status == 200
+    (view,) = api.views
+    assert view["private_metadata"] == conversation
+    submission = {
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": REP, "team_id": TEAM, "name": "rae"},
+        "api_app_id": "A0001",
+        "view": {
+            **view,
+            "hash": "h1",
+            "state": {
+                "values": {
+                    "qty": {"value": {"type": "plain_text_input", "value": "3"}},
+                    "sku": {"value": {"type": "plain_text_input", "value": "enterprise"}},
+                    "discount": {"value": {"type": "plain_text_input", "value": "5"}},
+                    "tax": {"value": {"type": "plain_text_input", "value": None}},
+                }
+            },
+        },
+    }
+    response = await post_form(slack, {"payload": json.dumps(submission)})
+    assert response.status == 200
+    await eventually(
+        lambda: "1,422.15 USD" in texts(bot_messages(api, SHARED)), "the quote from the form"
+    )
+    quote = next(m for m in bot_messages(api, SHARED) if "1,422.15 USD" in texts([m]))
+    assert quote["thread_ts"] == thread
