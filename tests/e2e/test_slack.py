@@ -263,7 +263,7 @@ async def test_every_event_delivered_four_times_gives_one_reply(slack: Slack) ->
     assert len(bot_messages(api, SHARED)) == 1
 
 
-async def test_an_objection_with_contract_terms_goes_to_the_handoff_channel_and_can_be_claimed(
+async def test_an_objection_with_contract_terms_goes_to_the_handoff_channel_claimed_and_resolved(
     slack: Slack,
 ) -> None:
     api = slack.api
@@ -293,6 +293,10 @@ async def test_an_objection_with_contract_terms_goes_to_the_handoff_channel_and_
     await eventually(
         lambda: any("already claimed" in e.get("text", "") for e in api.ephemerals(SHARED)),
         "the second claimer told",
+    )
+    await click(slack, bot_messages(api, HANDOFF)[0], "resolve_ticket", REP)
+    await eventually(
+        lambda: "Resolved by" in texts(bot_messages(api, HANDOFF)), "the resolved ticket"
     )
 
 
