@@ -15,16 +15,13 @@ from urllib.parse import urlencode
 
 import pytest
 from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack.sender import make_client
-from bot.policy_loader import load_policy
-from bot.server import build_app
-from bot.service import build_service
 from bot.settings import Settings
 from storage.sqlite import SqliteStore
+from tests.e2e.harness import serving
 from tests.fakes.slack_api import FakeSlackApi
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -70,17 +67,8 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
             salesbot_approvers=(BOSS,),
         )
         store = await SqliteStore.open(tmp_path / "e2e.db")
-        ticks = itertools.count()
-        service = build_service(
-            settings,
-            load_policy("default"),
-            store,
-            clock=lambda: int(time.time() * 1000) + next(ticks),
-            slack_client=make_client("xoxb-test", api.base_url, timeout_s=2),
-            slack_pacing_ms=0,
-        )
         try:
-            async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
+            async with serving(api, settings, store) as client:
                 counter = itertools.count(1)
 
                 async def post_event(

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack.sender import make_client
-from bot.policy_loader import load_policy
-from bot.server import build_app
-from bot.service import build_service
 from bot.settings import Settings
-from storage.memory import MemoryStore
+from tests.e2e.harness import serving
 from tests.fakes.slack_api import FakeSlackApi
 
 SECRET = "fixture-signing-secret"
@@ -42,15 +38,7 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
             slack_signing_secret=SecretStr(SECRET),
             slack_api_url=api.base_url,
         )
-        service = build_service(
-            settings,
-            load_policy("default"),
-            MemoryStore(),
-            clock=lambda: int(time.time() * 1000),
-            slack_client=make_client("xoxb-test", api.base_url, timeout_s=2),
-            slack_pacing_ms=0,
-        )
-        async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as test_client:
+        async with serving(api, settings) as test_client:
             yield test_client
 
 

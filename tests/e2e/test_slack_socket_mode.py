@@ -10,15 +10,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from adapters.slack.sender import make_client
-from bot.policy_loader import load_policy
-from bot.server import build_app
-from bot.service import build_service
 from bot.settings import Settings
-from storage.memory import MemoryStore
+from tests.e2e.harness import serving
 from tests.fakes.slack_api import FakeSlackApi
 
 TEAM, BOT, SHARED = "T0001", "UBOT", "C0SHARED"
@@ -36,15 +32,7 @@ async def running(
             slack_app_token=SecretStr("xapp-test"),
             slack_api_url=api.base_url,
         )
-        service = build_service(
-            settings,
-            load_policy("default"),
-            MemoryStore(),
-            clock=lambda: int(time.time() * 1000),
-            slack_client=make_client("xoxb-test", api.base_url, timeout_s=2),
-            slack_pacing_ms=0,
-        )
-        async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
+        async with serving(api, settings) as client:
             yield api, client
 
 

@@ -1,0 +1,39 @@
+"""The bot as `salesbot serve` builds it, in-process, talking to a fake Slack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.slack.sender import make_client
+from bot.policy_loader import load_policy
+from bot.server import build_app
+from bot.service import build_service
+from bot.settings import Settings
+from storage.memory import MemoryStore
+from storage.ports import Store
+from tests.fakes.slack_api import FakeSlackApi
+
+
+@asynccontextmanager
+async def serving(
+    api: FakeSlackApi, settings: Settings, store: Store | None = None
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """Wall-clock time (signatures are checked against it), strictly increasing; no pacing,
+    so tests never wait a second per Slack message."""
+    ticks = itertools.count()
+    service = build_service(
+        settings,
+        load_policy("default"),
+        store if store is not None else MemoryStore(),
+        clock=lambda: int(time.time() * 1000) + next(ticks),
+        slack_client=make_client(api.token, api.base_url, timeout_s=2),
+        slack_pacing_ms=0,
+    )
+    async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
+        yield client
