@@ -221,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser(
+        "serve", parents=[common], help="the bot: every configured platform in one server"
+    )
+    p.add_argument("--host", help="bind address (default $SALESBOT_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default $SALESBOT_PORT or 3000; 0 = any free)")
+    p.set_defaults(handler=_async(cli_ops.serve))
+
+    p = sub.add_parser(
         "chat", parents=[common], help="a conversation in the terminal (stdin lines)"
     )
     p.add_argument("--memory", action="store_true", help="use an in-memory store, not SALESBOT_DB")

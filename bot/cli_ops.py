@@ -180,8 +180,9 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         platforms = []
         if service.slack is not None:
             platforms.append("slack (socket mode)" if service.slack_app_token else "slack")
+        bound = runner.addresses[0][1] if runner.addresses else port
         out.write(
-            f"salesbot serving on http://{host}:{port} (policy {policy.short_version}; "
+            f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "
             f"platforms: {', '.join(platforms) or 'none configured — set SLACK_* (see .env.example)'})\n"
         )
         out.flush()

@@ -1,0 +1,48 @@
+"""`salesbot serve` as an operator runs it: a subprocess on a free port, answering the
+operator routes, and stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_serve_starts_answers_health_checks_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SALESBOT_DB": str(tmp_path / "serve.db"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed once the socket is listening
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert match, first + (process.stderr.read() if process.stderr else "")
+        base = f"http://127.0.0.1:{match.group(1)}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+        with urllib.request.urlopen(f"{base}/readyz", timeout=10) as response:
+            assert json.load(response)["status"] == "ready"
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            assert b"salesbot_outbox_pending" in response.read()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
