@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Slack:
     api: FakeSlackApi
     client: TestClient[web.Request, web.Application]
     events: Callable[..., Any]
+    store: SqliteStore
 
 
 def signed(body: bytes, *, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
@@ -94,7 +96,7 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
                         }
                     return await client.post("/slack/events", data=body, headers=headers)
 
-                yield Slack(api=api, client=client, events=post_event)
+                yield Slack(api=api, client=client, events=post_event, store=store)
         finally:
             await store.close()
 
@@ -427,3 +429,33 @@ async def test_the_quote_button_opens_a_form_whose_submission_posts_the_quote_in
     )
     quote = next(m for m in bot_messages(api, SHARED) if "1,422.15 USD" in texts([m]))
     assert quote["thread_ts"] == thread
+
+
+async def test_after_tokens_are_revoked_the_bot_stops_sending_and_keeps_the_replies(
+    slack: Slack,
+) -> None:
+    api = slack.api
+    response = await slack.events({"type": "tokens_revoked", "tokens": {"bot": [BOT]}})
+    assert response.status == 200
+    ts = api.add_message(SHARED, "Hello?", user=PROSPECT["user"])
+    await slack.events(
+        {
+            "type": "message",
+            "channel": SHARED,
+            "channel_type": "channel",
+            "text": "Hello?",
+            "ts": ts,
+            **PROSPECT,
+        }
+    )
+
+    def held() -> list[tuple[int, str]]:
+        with sqlite3.connect(slack.store.path) as conn:
+            rows = conn.execute(
+                "SELECT attempts, last_error FROM outbox WHERE status = 'pending'"
+            ).fetchall()
+        return [(attempts, error) for attempts, error in rows if error and "revoked" in error]
+
+    await eventually(lambda: bool(held()), "the outbox to try the reply and hold it")
+    assert held()[0][0] == 1  # tried once, kept for when the installation is back
+    assert bot_messages(api, SHARED) == []
