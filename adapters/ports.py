@@ -17,6 +17,7 @@ from pydantic import Field
 from domain.cards import Reply
 from domain.inbound import Inbound
 from domain.model import Frozen
+from domain.state import ConversationState
 
 
 class Route(Frozen):
@@ -28,9 +29,12 @@ class Route(Frozen):
 
 
 class Router(Protocol):
-    """Maps a reply's neutral audience to concrete destinations."""
+    """Maps a reply's neutral audience to concrete destinations. The conversation's state
+    (after the decision) tells where it lives, e.g. the reply URL its lead came with."""
 
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]: ...
+    def route(
+        self, inbound: Inbound, reply: Reply, state: ConversationState
+    ) -> Sequence[Route]: ...
 
 
 class Delivery(Frozen):

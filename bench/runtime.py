@@ -15,6 +15,7 @@ from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from domain.cards import Reply
 from domain.inbound import Actor, Inbound, MessagePosted
+from domain.state import ConversationState
 from storage.memory import MemoryStore
 from storage.ports import Store
 from storage.sqlite import SqliteStore
@@ -24,7 +25,7 @@ TEXTS = ("Hello", "We have a $5000 budget", "I am the CTO", "too expensive", "ne
 
 
 class OneChannelEach:
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         return [Route(channel=f"bench:{inbound.conversation_id}")]
 
 

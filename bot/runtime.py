@@ -170,7 +170,7 @@ class Runtime:
     ) -> Commit:
         items: list[OutboxItem] = []
         for index, reply in enumerate(replies):
-            for route in self._router.route(inbound, reply):
+            for route in self._router.route(inbound, reply, decision.state):
                 items.append(
                     OutboxItem(
                         key=outbox_key(inbound.delivery_id, index, route.channel),

@@ -61,6 +61,8 @@ class LeadDetails(Frozen):
     external_id: str | None = Field(None, max_length=200)
     company_size: int | None = Field(None, ge=0)
     credit_score: int | None = Field(None, ge=0, le=1000)
+    reply_url: str | None = Field(None, max_length=2000)
+    """Where the prospect hears back (a web-chat widget, an email relay, a CRM)."""
 
     def scoring_metadata(self) -> dict[str, str | int | Decimal]:
         """Metadata the scorer may use; the credit score is deliberately absent."""

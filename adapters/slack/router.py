@@ -16,6 +16,7 @@ from adapters.ports import Route
 from adapters.slack.ids import location
 from domain.cards import Reply
 from domain.inbound import Inbound
+from domain.state import ConversationState
 
 CHANNEL_PREFIX = "slack:"
 
@@ -32,7 +33,7 @@ class SlackRouter:
         self._handoff = handoff_channel
         self._leads = leads_channel
 
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         where = location(inbound.conversation_id)
         match reply.audience:
             case "conversation":

@@ -8,6 +8,7 @@ from adapters.ports import Delivery, Route, Sent
 from adapters.terminal.render import buttons_of, render_reply
 from domain.cards import Button, Reply
 from domain.inbound import Inbound
+from domain.state import ConversationState
 
 CHANNEL = "terminal"
 
@@ -15,7 +16,7 @@ CHANNEL = "terminal"
 class TerminalRouter:
     """Everything goes to the one terminal; the audience label says who would see it."""
 
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         return [Route(channel=CHANNEL)]
 
 

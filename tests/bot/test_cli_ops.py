@@ -18,6 +18,7 @@ from bot.runtime import Runtime
 from domain.cards import Reply
 from domain.events import QuoteIssued
 from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails, MessagePosted
+from domain.state import ConversationState
 from storage.sqlite import SqliteStore
 
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
@@ -25,7 +26,7 @@ REP = Actor(id="R", name="Rae", role="rep")
 
 
 class OneChannel:
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         return [Route(channel="test")]
 
 

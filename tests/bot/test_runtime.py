@@ -15,6 +15,7 @@ from domain.cards import Reply
 from domain.events import ProspectMessageReceived, TicketOpened
 from domain.inbound import Actor, ButtonClicked, Inbound, MessagePosted
 from domain.policy import Policy
+from domain.state import ConversationState
 from storage.memory import MemoryStore
 from storage.ports import Commit, CommitResult
 
@@ -23,7 +24,7 @@ PROSPECT = Actor(id="P", name="Pat", role="prospect")
 
 
 class EverythingToOneChannel:
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         return [Route(channel=f"test:{reply.audience}")]
 
 

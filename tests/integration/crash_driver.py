@@ -18,6 +18,7 @@ from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from domain.cards import Reply
 from domain.inbound import Actor, Inbound, MessagePosted
+from domain.state import ConversationState
 from storage.sqlite import SqliteStore
 
 CONVERSATIONS = 40
@@ -26,7 +27,7 @@ TEXTS = ("Hello", "We have a $5000 budget", "I am the CTO", "too expensive", "ne
 
 
 class PerConversation:
-    def route(self, inbound: Inbound, reply: Reply) -> Sequence[Route]:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         return [Route(channel=f"crash:{inbound.conversation_id}")]
 
 
