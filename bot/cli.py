@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="validate and verify a policy")
     p.set_defaults(handler=cmd_check)
 
+    p = sub.add_parser("demo", parents=[common], help="seed a few realistic leads into the store")
+    p.set_defaults(handler=_async(cli_ops.demo))
+
     p = sub.add_parser(
         "serve", parents=[common], help="the bot: every configured platform in one server"
     )

@@ -191,3 +191,20 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         finally:
             await runner.cleanup()
     return 0
+
+
+async def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.demo import seed_demo
+    from bot.service import build_service
+
+    settings = load_settings()
+    policy = load_policy(args.policy)
+    async with open_store(settings) as store:
+        service = build_service(settings, policy, store, clock=system_now_ms)
+        await service.runtime.start()
+        committed = await seed_demo(service.runtime)
+    out.write(
+        f"demo: {committed} inbounds committed to {settings.salesbot_db} "
+        f"(0 means the demo was already seeded). Try: salesbot metrics, salesbot audit lead-demo-1\n"
+    )
+    return 0
