@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit bench clean
+.PHONY: run demo test browser lint typecheck unit bench clean
 
 # (Re)install when the venv is missing or the declared dependencies changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -34,7 +34,17 @@ demo: $(STAMP)
 	@echo '$$ salesbot narrative "This is urgent, we need priority support" --credit 580'
 	@$(BIN)/salesbot narrative 'This is urgent, we need priority support' --credit 580
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) browser lint typecheck unit
+
+# The browser test drives Debian's Chromium through Playwright; nothing is downloaded from
+# anywhere but Debian's package archive.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
