@@ -142,6 +142,10 @@ class MemoryStore:
         self._check_open()
         return list(self._inbounds.get(conversation_id, ()))
 
+    async def inbound(self, delivery_id: str) -> StoredInbound | None:
+        self._check_open()
+        return next((s for s in self._inbound_log if s.delivery_id == delivery_id), None)
+
     async def all_inbounds(self) -> AsyncIterator[StoredInbound]:
         self._check_open()
         index = 0

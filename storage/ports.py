@@ -250,6 +250,10 @@ class InboundLog(Protocol):
         """The conversation's inbounds by position (1, 2, …)."""
         ...
 
+    async def inbound(self, delivery_id: str) -> StoredInbound | None:
+        """The inbound committed under a delivery id (an idempotency key's first request)."""
+        ...
+
     def all_inbounds(self) -> AsyncIterator[StoredInbound]:
         """Every stored inbound in commit order."""
         ...

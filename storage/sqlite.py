@@ -383,6 +383,12 @@ class SqliteStore:
         )
         return {row[0] for row in rows}
 
+    async def inbound(self, delivery_id: str) -> StoredInbound | None:
+        rows = await self._fetch(
+            f"SELECT {_INBOUND_COLUMNS} FROM inbounds WHERE delivery_id = ?", (delivery_id,)
+        )
+        return _stored_inbound(rows[0]) if rows else None
+
     async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
         rows = await self._fetch(
             f"SELECT {_INBOUND_COLUMNS} FROM inbounds WHERE conversation_id = ? ORDER BY position",

@@ -498,3 +498,12 @@ async def test_releasing_a_leased_item_counts_no_attempt_and_keeps_the_channel_o
     )  # k0 not due: nothing overtakes it
     again = await store.claim_due(now_ms=600, limit=5, lease_ms=1000)
     assert [(i.key, i.attempts) for i in again] == [("k0", 1), ("k1", 0), ("k2", 0)]
+
+
+async def test_an_inbound_is_found_by_its_delivery_id(store: Store, default_policy: Policy) -> None:
+    commit = await decide_commit(store, default_policy, lead("c-lookup", "d-lookup"), NOW)
+    await store.commit(commit)
+    found = await store.inbound(commit.delivery_id)
+    assert found is not None
+    assert found.conversation_id == "c-lookup"
+    assert await store.inbound("no-such-delivery") is None
