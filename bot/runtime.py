@@ -152,6 +152,13 @@ class Runtime:
                 return HandleResult(status="duplicate", version=result.version)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def conversation(self, conversation_id: str) -> ConversationState | None:
+        """The conversation's current state, or None when it has not started (for readers
+        such as the lead feed's transcript; writers go through `handle`)."""
+        async with self._lanes.hold(conversation_id):
+            state = await self._state(conversation_id)
+        return state if state.started else None
+
     async def _state(self, conversation_id: str) -> ConversationState:
         state = self._cache.get(conversation_id)
         if state is None:

@@ -33,6 +33,8 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if service.lead_feed is not None:
+        service.lead_feed.add_routes(app)
     if service.slack is not None and service.slack.accepts_http:
         app.router.add_post("/slack/events", service.slack.handle_request)
     return app

@@ -11,13 +11,16 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.leadfeed.reply import CHANNEL_PREFIX as LEAD_REPLY_PREFIX
+from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender
+from adapters.leadfeed.web import LeadFeed
 from adapters.ports import Delivery, RetryLater, Router, Sender, SendOutcome
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
@@ -27,7 +30,7 @@ from adapters.slack.sender import SlackSender, make_client
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
-from bot.runtime import HandleResult, Runtime
+from bot.runtime import INBOUND, HandleResult, Runtime
 from bot.settings import Settings
 from domain.inbound import Inbound
 from domain.policy import Policy
@@ -91,6 +94,8 @@ class Service:
             on_dead_letter=self.runtime.report_dead_letter,
         )
         self.slack: SlackEndpoint | None = None
+        self.lead_feed: LeadFeed | None = None
+        self.closers: list[Callable[[], Awaitable[None]]] = []
         self.slack_client: AsyncWebClient | None = None
         self.slack_app_token: str | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -127,6 +132,8 @@ class Service:
         self._stop.set()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        for close in self.closers:
+            await close()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,6 +201,13 @@ def build_service(
         senders[SLACK_PREFIX] = PausedWhile(
             inactive, SlackSender(client), "slack app uninstalled or token revoked"
         )
+    reply_secret = settings.salesbot_lead_reply_secret
+    reply_sender: LeadReplySender | None = None
+    if reply_secret is not None:
+        # Replies to prospects are never sent unsigned: no secret, no reply path.
+        routers.append(LeadReplyRouter(default_reply_url=settings.salesbot_lead_reply_url))
+        reply_sender = LeadReplySender(secret=reply_secret.get_secret_value())
+        senders[LEAD_REPLY_PREFIX] = reply_sender
     service = Service(
         store=store,
         policy=policy,
@@ -201,6 +215,20 @@ def build_service(
         routers=routers,
         senders=senders,
         slack_pacing_ms=slack_pacing_ms,
+    )
+    if reply_sender is not None:
+        service.closers.append(reply_sender.close)
+    leads_token = settings.salesbot_leads_token
+
+    async def first_inbound(delivery_id: str) -> Inbound | None:
+        stored = await store.inbound(delivery_id)
+        return INBOUND.validate_python(stored.inbound) if stored is not None else None
+
+    service.lead_feed = LeadFeed(
+        token=leads_token.get_secret_value() if leads_token is not None else None,
+        handle=service.handle,
+        conversation=service.runtime.conversation,
+        first_inbound=first_inbound,
     )
     if client is not None:
         directory = SlackDirectory(

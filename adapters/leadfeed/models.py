@@ -1,0 +1,120 @@
+"""What the lead feed accepts, validated at the edge so the core only sees clean leads.
+
+The request models mirror `domain.inbound.LeadDetails`'s limits, so a body that passes here
+always maps to a `LeadDetails` (a 422 with field-level errors, never a 500).
+
+`metadata` is validated (at most 50 keys of strings, numbers and booleans) and then dropped:
+the domain has no place for it and decides nothing by it. It is therefore not part of the
+idempotency comparison either: two bodies that differ only in `metadata` are the same lead.
+`company_size` and `credit_score` are top-level fields; the same names inside `metadata` are
+refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from domain.inbound import LeadDetails
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Hosts a plain-http reply URL may point at: local receivers in tests and development."""
+
+MAX_METADATA_KEYS = 50
+_RESERVED_METADATA_KEYS = frozenset({"company_size", "credit_score"})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MetadataValue = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float
+
+
+def check_reply_url(url: str) -> str:
+    """A reply URL must be absolute http(s) without credentials, and https unless it points
+    at this machine: prospects' replies carry their conversation."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError as exc:
+        raise ValueError("must be a valid http or https URL") from exc
+    if parts.scheme not in {"http", "https"} or not host:
+        raise ValueError("must be an absolute http or https URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain a user name or password")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ValueError("must use https (plain http is allowed only for 127.0.0.1 and localhost)")
+    return url
+
+
+class LeadBody(BaseModel):
+    """The JSON body of `POST /leads`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    company: str = Field("", max_length=200)
+    email: str = Field(max_length=320)
+    message: str = Field(min_length=1, max_length=20_000)
+    source: str = Field("", max_length=100)
+    external_id: str | None = Field(None, min_length=1, max_length=200)
+    reply_url: str | None = Field(None, max_length=2000)
+    company_size: int | None = Field(None, ge=0, strict=True)
+    credit_score: int | None = Field(None, ge=0, le=1000, strict=True)
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict)
+
+    @field_validator("email")
+    @classmethod
+    def _email_looks_like_one(cls, value: str) -> str:
+        # A sanity check only: whether the mailbox exists is not ours to find out here.
+        if not _EMAIL.match(value):
+            raise ValueError("must be an email address such as name@example.com")
+        return value
+
+    @field_validator("reply_url")
+    @classmethod
+    def _reply_url_is_safe(cls, value: str | None) -> str | None:
+        return None if value is None else check_reply_url(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_small(cls, value: dict[str, object]) -> dict[str, object]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"may have at most {MAX_METADATA_KEYS} keys")
+        reserved = sorted(_RESERVED_METADATA_KEYS & value.keys())
+        if reserved:
+            raise ValueError(f"send {', '.join(reserved)} as top-level fields, not in metadata")
+        return value
+
+    def details(self) -> LeadDetails:
+        """The lead as the domain sees it (metadata dropped: see the module docstring)."""
+        return LeadDetails(
+            name=self.name,
+            company=self.company,
+            email=self.email,
+            message=self.message,
+            source=self.source,
+            external_id=self.external_id,
+            company_size=self.company_size,
+            credit_score=self.credit_score,
+            reply_url=self.reply_url,
+        )
+
+
+class MessageBody(BaseModel):
+    """The JSON body of `POST /leads/{id}/messages`. `message_id`, when given, makes a retry
+    of the same message a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=40_000)
+    message_id: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("text")
+    @classmethod
+    def _text_is_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value

@@ -1,0 +1,343 @@
+"""`POST /leads`, `POST /leads/{id}/messages`, `GET /leads/{id}/messages`: the lead feed.
+
+Web forms, CRMs and mail relays post leads here; each lead becomes one conversation, whose id
+is the lead id the feed returns. Every route needs `Authorization: Bearer
+$SALESBOT_LEADS_TOKEN` (compared in constant time); without a configured token every request
+is refused, so an unconfigured feed is closed, not open.
+
+Idempotency follows Stripe's model (RELIABILITY.md). The key is the `Idempotency-Key` header,
+else the body's `external_id`; without either every POST is a new lead. The lead id and the
+delivery id are derived from the key, so a retry lands on the same conversation:
+
+    lead id     = "lead-" + sha256(key)[:16]
+    delivery id = "lead:"  + sha256(key)
+
+The inbound stored under that delivery id *is* the stored result: the same key with the same
+lead (compared as the canonical `LeadDetails`) answers 200 with the original lead id; the same
+key with a different lead answers 409. Duplicates racing each other in this process are
+serialised per key here; the runtime's own dedupe by delivery id (a duplicate waits for the
+first and is reported with `status == "duplicate"`) is the backstop. Keys live as long as the
+store keeps the inbound — at least Stripe's 24 hours.
+
+Nothing here echoes the token, the body or a traceback: errors are JSON with a sentence,
+422s list fields and messages without the rejected values, and unexpected failures are logged
+by exception type only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from adapters.leadfeed.models import LeadBody, MessageBody
+from domain.inbound import Actor, Inbound, LeadArrived, LeadDetails, MessagePosted
+from domain.state import ConversationState
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[Inbound], Awaitable[object]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_KEY_LENGTH = 255
+"""Stripe's limit for an idempotency key."""
+
+LEAD_ID = re.compile(r"^lead-[0-9a-f]{16}$")
+"""Only conversations the feed created are reachable through it: a chat thread's
+conversation must not be readable by guessing its id."""
+
+_DISABLED = "The lead feed is disabled until SALESBOT_LEADS_TOKEN is set."
+_UNAUTHORIZED = "A valid bearer token is required (Authorization: Bearer <SALESBOT_LEADS_TOKEN>)."
+
+
+def lead_ids(key: str) -> tuple[str, str]:
+    """The lead (conversation) id and the delivery id for an idempotency key."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return f"lead-{digest[:16]}", f"lead:{digest}"
+
+
+def message_delivery_id(lead_id: str, message_id: str) -> str:
+    """Scoped by lead, so two leads' clients may number their messages alike."""
+    digest = hashlib.sha256(f"{lead_id}\x1f{message_id}".encode()).hexdigest()
+    return f"lead-msg:{digest}"
+
+
+def prospect(lead_id: str, lead: LeadDetails) -> Actor:
+    return Actor(id=f"lead:{lead_id}", name=lead.name, role="prospect")
+
+
+class _EarlyAnswer(Exception):  # noqa: N818  # control flow, not an error
+    """Ends a request early with a ready answer."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+@dataclass
+class _KeyLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class LeadFeed:
+    """The feed's routes. `handle` is the runtime's (it returns once the inbound is
+    committed); `conversation` gives a conversation's folded state, or None when it has no
+    events; `first_inbound` gives the inbound stored under a delivery id, or None."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None,
+        handle: Handle,
+        conversation: Callable[[str], Awaitable[ConversationState | None]],
+        first_inbound: Callable[[str], Awaitable[Inbound | None]],
+    ) -> None:
+        self._token = token.encode("utf-8") if token else None
+        self._handle = handle
+        self._conversation = conversation
+        self._first_inbound = first_inbound
+        self._locks: dict[str, _KeyLock] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/leads", self._guarded(self._post_lead))
+        app.router.add_post("/leads/{id}/messages", self._guarded(self._post_message))
+        app.router.add_get("/leads/{id}/messages", self._guarded(self._get_messages))
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            refusal = self._refuse_unauthorized(request)
+            if refusal is not None:
+                return refusal
+            try:
+                return await handler(request)
+            except _EarlyAnswer as bad:
+                return bad.response
+            except web.HTTPException:
+                raise
+            except Exception as exc:
+                # The type only: messages of validation or database errors can carry PII.
+                log.error(
+                    "lead feed: unexpected %s on %s %s",
+                    type(exc).__name__,
+                    request.method,
+                    request.match_info.route.resource.canonical
+                    if request.match_info.route.resource
+                    else "?",
+                )
+                return _error(500, "Something went wrong on our side; please retry later.")
+
+        return guarded
+
+    def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
+        if self._token is None:
+            return _error(401, _DISABLED, headers=_CHALLENGE)
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        presented = credentials.strip().encode("utf-8")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, self._token):
+            return _error(401, _UNAUTHORIZED, headers=_CHALLENGE)
+        return None
+
+    async def _post_lead(self, request: web.Request) -> web.Response:
+        header_key = _idempotency_key(request)
+        body = _validated(LeadBody, await _json_body(request))
+        try:
+            details = body.details()
+        except ValidationError as exc:  # the models mirror LeadDetails: should not happen
+            raise _EarlyAnswer(_invalid(exc)) from None
+        key = header_key if header_key is not None else body.external_id
+        if key is None:
+            lead_id, delivery_id = f"lead-{uuid.uuid4().hex[:16]}", f"lead:{uuid.uuid4().hex}"
+        else:
+            lead_id, delivery_id = lead_ids(key)
+        inbound = LeadArrived(
+            delivery_id=delivery_id,
+            conversation_id=lead_id,
+            actor=prospect(lead_id, details),
+            lead=details,
+        )
+
+        def same(stored: Inbound) -> bool:
+            return isinstance(stored, LeadArrived) and stored.lead == details
+
+        return await self._submit(inbound, idempotent=key is not None, same=same)
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        lead_id = request.match_info["id"]
+        state = await self._lead_state(lead_id)
+        if state is None or state.lead is None:
+            return _unknown_lead()
+        body = _validated(MessageBody, await _json_body(request))
+        if body.message_id is not None:
+            delivery_id = message_delivery_id(lead_id, body.message_id)
+        else:
+            delivery_id = f"lead-msg:{uuid.uuid4().hex}"
+        inbound = MessagePosted(
+            delivery_id=delivery_id,
+            conversation_id=lead_id,
+            actor=prospect(lead_id, state.lead),
+            text=body.text,
+        )
+
+        def same(stored: Inbound) -> bool:
+            return (
+                isinstance(stored, MessagePosted)
+                and stored.conversation_id == lead_id
+                and stored.text == body.text
+            )
+
+        return await self._submit(inbound, idempotent=body.message_id is not None, same=same)
+
+    async def _get_messages(self, request: web.Request) -> web.Response:
+        lead_id = request.match_info["id"]
+        state = await self._lead_state(lead_id)
+        if state is None:
+            return _unknown_lead()
+        # The state keeps the latest TRANSCRIPT_LIMIT lines; the full log stays in the store.
+        messages = [{"from": speaker, "text": text} for speaker, text in state.transcript]
+        return web.json_response(
+            {"lead_id": lead_id, "state": state.flow_state, "messages": messages},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _lead_state(self, lead_id: str) -> ConversationState | None:
+        if not LEAD_ID.match(lead_id):
+            return None
+        state = await self._conversation(lead_id)
+        return state if state is not None and state.lead is not None else None
+
+    async def _submit(
+        self, inbound: Inbound, *, idempotent: bool, same: Callable[[Inbound], bool]
+    ) -> web.Response:
+        """Hand `inbound` to the runtime once per delivery id; a replay gets the first
+        result (200) or, when its content differs, a 409."""
+        if not idempotent:
+            await self._handle(inbound)
+            return _result(inbound, created=True)
+        async with self._exclusive(inbound.delivery_id):
+            stored = await self._first_inbound(inbound.delivery_id)
+            if stored is None:
+                result = await self._handle(inbound)
+                if getattr(result, "status", None) != "duplicate":
+                    return _result(inbound, created=True)
+                # Another process or an earlier restart got there first.
+                stored = await self._first_inbound(inbound.delivery_id)
+            if stored is not None and not same(stored):
+                return _error(
+                    409,
+                    "This idempotency key was already used with a different body; "
+                    "use a new key for a different request.",
+                )
+            return _result(stored or inbound, created=False)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.setdefault(key, _KeyLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[key]
+
+
+_M = TypeVar("_M", LeadBody, MessageBody)
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="salesbot-leads"'}
+
+
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _unknown_lead() -> web.Response:
+    return _error(404, "No lead has this id.")
+
+
+def _result(inbound: Inbound, *, created: bool) -> web.Response:
+    lead_id = inbound.conversation_id
+    return web.json_response(
+        {"lead_id": lead_id, "status": "created" if created else "existing"},
+        status=201 if created else 200,
+        headers={"Location": f"/leads/{lead_id}/messages"} if created else None,
+    )
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise _EarlyAnswer(
+            web.json_response(
+                {
+                    "error": "The request is not valid.",
+                    "errors": [
+                        {
+                            "field": "Idempotency-Key",
+                            "message": f"must be 1 to {MAX_KEY_LENGTH} characters",
+                        }
+                    ],
+                },
+                status=422,
+            )
+        )
+    return key
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The body parsed as JSON, refusing more than MAX_BODY_BYTES whatever the headers say."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise _EarlyAnswer(_too_large())
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _EarlyAnswer(_too_large())
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks).decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _EarlyAnswer(_error(400, "The body must be a JSON object in UTF-8.")) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_large() -> web.Response:
+    return _error(413, f"The body must be at most {MAX_BODY_BYTES // 1024} KB.")
+
+
+def _validated(model: type[_M], data: Any) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _EarlyAnswer(_invalid(exc)) from None
+
+
+def _invalid(exc: ValidationError) -> web.Response:
+    errors = [
+        {
+            "field": ".".join(str(part) for part in error["loc"]),
+            "message": error["msg"].removeprefix("Value error, "),
+        }
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return web.json_response({"error": "The request is not valid.", "errors": errors}, status=422)
