@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test browser lint typecheck unit bench clean
+.PHONY: run chat demo test browser lint typecheck unit bench clean
 
 # (Re)install when the venv is missing or the declared dependencies changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -13,14 +13,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Until the server and playground land (Slack and playground issues), the best runnable
-# thing is the terminal chat on the embedded defaults: SQLite at ./salesbot.db, the default
-# policy, the real runtime and outbox. It says so, and ends at /quit or end of input.
+# The bot on embedded defaults: SQLite at ./salesbot.db, the default policy and, with no
+# Slack credentials, the local playground in the browser. Ctrl-C stops it.
 run: $(STAMP)
-	@echo "salesbot: the chat server and browser playground are not built yet; starting the"
-	@echo "terminal chat on the embedded defaults (SQLite $${SALESBOT_DB:-./salesbot.db})."
-	@echo "Speak as the prospect; /as rep, /quote 10 pro 10%, /click N, /audit, /metrics, /help, /quit."
 	@$(BIN)/salesbot check
+	@echo "Open the playground at http://$${SALESBOT_HOST:-127.0.0.1}:$${SALESBOT_PORT:-3000}/ (Ctrl-C to stop)."
+	@$(BIN)/salesbot serve
+
+# A conversation in the terminal instead of the browser.
+chat: $(STAMP)
 	@$(BIN)/salesbot chat
 
 # The decision primitives on their own, without a store.

@@ -178,12 +178,16 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         platforms = []
+        if service.playground is not None:
+            platforms.append(
+                f"playground at http://{host}:{runner.addresses[0][1] if runner.addresses else port}/"
+            )
         if service.slack is not None:
             platforms.append("slack (socket mode)" if service.slack_app_token else "slack")
         bound = runner.addresses[0][1] if runner.addresses else port
         out.write(
             f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "
-            f"platforms: {', '.join(platforms) or 'none configured — set SLACK_* (see .env.example)'})\n"
+            f"platforms: {', '.join(platforms)})\n"
         )
         out.flush()
         try:

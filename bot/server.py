@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.playground.web import add_routes as add_playground_routes
 from bot.service import Service
 from domain import GENERATOR
 
@@ -35,6 +36,8 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/metrics", metrics)
     if service.lead_feed is not None:
         service.lead_feed.add_routes(app)
+    if service.playground is not None:
+        add_playground_routes(app, service.playground, service.handle, clock=service.clock)
     if service.slack is not None and service.slack.accepts_http:
         app.router.add_post("/slack/events", service.slack.handle_request)
     return app

@@ -21,6 +21,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.leadfeed.reply import CHANNEL_PREFIX as LEAD_REPLY_PREFIX
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender
 from adapters.leadfeed.web import LeadFeed
+from adapters.playground.hub import PlaygroundHub
+from adapters.playground.router import CHANNEL_PREFIX as PLAYGROUND_PREFIX
+from adapters.playground.router import PlaygroundRouter
 from adapters.ports import Delivery, RetryLater, Router, Sender, SendOutcome
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
@@ -95,6 +98,8 @@ class Service:
         )
         self.slack: SlackEndpoint | None = None
         self.lead_feed: LeadFeed | None = None
+        self.playground: PlaygroundHub | None = None
+        self.clock = clock
         self.closers: list[Callable[[], Awaitable[None]]] = []
         self.slack_client: AsyncWebClient | None = None
         self.slack_app_token: str | None = None
@@ -201,6 +206,13 @@ def build_service(
         senders[SLACK_PREFIX] = PausedWhile(
             inactive, SlackSender(client), "slack app uninstalled or token revoked"
         )
+    slack_configured = token is not None and (secret is not None or app_token is not None)
+    playground: PlaygroundHub | None = None
+    if settings.salesbot_playground or not slack_configured:
+        # The embedded default: with no platform configured, the local playground is the bot.
+        playground = PlaygroundHub(clock=clock)
+        routers.append(PlaygroundRouter())
+        senders[PLAYGROUND_PREFIX] = playground
     reply_secret = settings.salesbot_lead_reply_secret
     reply_sender: LeadReplySender | None = None
     if reply_secret is not None:
@@ -216,6 +228,7 @@ def build_service(
         senders=senders,
         slack_pacing_ms=slack_pacing_ms,
     )
+    service.playground = playground
     if reply_sender is not None:
         service.closers.append(reply_sender.close)
     leads_token = settings.salesbot_leads_token

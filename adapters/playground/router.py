@@ -1,0 +1,30 @@
+"""Where replies go in the playground: everywhere, for every conversation.
+
+The playground is a single trusted user's window onto the whole bot, so every reply is
+shown; the page files it by audience (thread, "only you / the team", handoff channel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adapters.ports import Route
+from domain.cards import Reply
+from domain.inbound import Inbound
+from domain.state import ConversationState
+
+CHANNEL_PREFIX = "playground:"
+
+
+class PlaygroundRouter:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        return [
+            Route(
+                channel=f"{CHANNEL_PREFIX}{state.conversation_id}",
+                target={
+                    "conversation": state.conversation_id,
+                    "audience": reply.audience,
+                    "requester": inbound.actor.id,
+                },
+            )
+        ]

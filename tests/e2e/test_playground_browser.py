@@ -1,0 +1,103 @@
+"""The playground in a real browser: Playwright driving Debian's Chromium (installed by
+`make test`; nothing is downloaded) against the real server, runtime, outbox and store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Page, async_playwright, expect
+
+from bot.policy_loader import load_policy
+from bot.server import build_app
+from bot.service import build_service
+from bot.settings import Settings
+from storage.sqlite import SqliteStore
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # these machines run as root
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-background-networking",  # the network is closed: no background fetches
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[str]:
+    store = await SqliteStore.open(tmp_path / "playground.db")
+    service = build_service(
+        Settings(), load_policy("default"), store, clock=lambda: int(time.time() * 1000)
+    )
+    try:
+        async with TestServer(build_app(service), host="127.0.0.1") as test_server:
+            yield str(test_server.make_url("/"))
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def page(server: str, tmp_path: Path) -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        page = await context.new_page()
+        page.set_default_timeout(15_000)  # a limit on waiting for the page, not a timing assertion
+        await page.goto(server)
+        await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+        try:
+            yield page
+        finally:
+            await page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
+            await browser.close()
+
+
+async def say(page: Page, text: str, role: str) -> None:
+    await page.get_by_test_id(f"role-{role}").check()
+    await page.get_by_test_id("composer-input").fill(text)
+    await page.get_by_test_id("composer-input").press("Enter")
+
+
+async def test_a_conversation_quote_acceptance_and_a_ticket_in_the_browser(
+    page: Page, tmp_path: Path
+) -> None:
+    thread = page.get_by_test_id("thread-messages")
+    await say(page, "Hi, we are evaluating CRMs", "prospect")
+    await expect(thread).to_contain_text("thanks for reaching out")
+
+    await say(page, "/quote 10 pro 10%", "rep")
+    quote = thread.get_by_test_id("card").filter(has_text="Quote Q-")
+    await expect(quote.get_by_test_id("card-lines")).to_contain_text(
+        "subtotal = 10 × 199.00 = 1,990.00 USD"
+    )
+    await expect(quote.get_by_test_id("card-lines")).to_contain_text(
+        "total = 1,791.00 + 0.00 = 1,791.00 USD"
+    )
+    await page.get_by_test_id("role-prospect").check()  # the prospect accepts
+    await quote.locator("[data-action=accept_quote]").click()
+    await expect(quote.get_by_test_id("card-status")).to_contain_text("Accepted by")
+
+    # A new conversation whose contract question needs a human: the ticket flow.
+    await page.get_by_test_id("new-conversation").click()
+    await say(page, "Can we cancel the contract early and get a refund?", "prospect")
+    handoff = page.get_by_test_id("handoff-pane")
+    ticket = handoff.get_by_test_id("card").filter(has_text="Handoff")
+    await expect(ticket).to_contain_text("refund")
+    await ticket.locator("[data-action=claim_ticket]").click()
+    await expect(ticket.get_by_test_id("card-status")).to_contain_text("Claimed by")
+    shot = tmp_path / "ticket.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+async def test_user_text_is_shown_as_text_never_as_markup(page: Page) -> None:
+    await say(page, "<img src=x onerror=alert(1)> {0.__class__}", "prospect")
+    thread = page.get_by_test_id("thread-messages")
+    await expect(thread).to_contain_text("<img src=x onerror=alert(1)> {0.__class__}")
+    assert await thread.locator("img").count() == 0
