@@ -1,11 +1,16 @@
-"""Who is who in the installing workspace: the bot's own identity and guest status.
+"""Who is who in the installing workspace: the bot's own identity, guest status, and the
+members of the user groups named as auditors or approvers.
 
 `auth.test` is asked once; `users.info` once per user (cached, bounded), because a rep's
 role depends on being a full member, not a guest (`is_restricted` / `is_ultra_restricted`).
+Auditors and approvers are user ids or user-group ids (`S…`); a group's members are read
+with `usergroups.users.list` and kept for `GROUP_TTL_S`, so a change in the group takes
+effect within minutes, and rights are checked when each action arrives.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -13,6 +18,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.inbound import SlackContext
+
+GROUP_TTL_S = 300.0
 
 
 class SlackDirectory:
@@ -29,22 +36,47 @@ class SlackDirectory:
         self._auditors = auditors
         self._approvers = approvers
         self._handoff = handoff_channel
-        self._context: SlackContext | None = None
+        self._identity: dict[str, Any] | None = None
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._guests: OrderedDict[str, bool] = OrderedDict()
         self._capacity = capacity
 
     async def context(self) -> SlackContext:
-        if self._context is None:
+        if self._identity is None:
             identity: Any = await self._client.auth_test()
-            self._context = SlackContext(
-                team_id=str(identity["team_id"]),
-                bot_user_id=str(identity["user_id"]),
-                bot_id=identity.get("bot_id"),
-                auditors=self._auditors,
-                approvers=self._approvers,
-                handoff_channel=self._handoff,
-            )
-        return self._context
+            self._identity = {
+                "team_id": str(identity["team_id"]),
+                "bot_user_id": str(identity["user_id"]),
+                "bot_id": identity.get("bot_id"),
+            }
+        return SlackContext(
+            **self._identity,
+            auditors=await self._expand(self._auditors),
+            approvers=await self._expand(self._approvers),
+            handoff_channel=self._handoff,
+        )
+
+    async def _expand(self, entries: frozenset[str]) -> frozenset[str]:
+        """User ids as given; user groups (`S…`) replaced by their current members."""
+        users = {entry for entry in entries if not entry.startswith("S")}
+        for group in entries - users:
+            users |= await self._members(group)
+        return frozenset(users)
+
+    async def _members(self, group: str) -> frozenset[str]:
+        now = time.monotonic()
+        cached = self._groups.get(group)
+        if cached is not None and now - cached[0] < GROUP_TTL_S:
+            return cached[1]
+        try:
+            answer: Any = await self._client.usergroups_users_list(usergroup=group)
+            members = frozenset(str(user) for user in answer.get("users") or ())
+        except SlackApiError:
+            # Slack briefly unavailable: keep the last members read; a group never read
+            # grants nothing (least rights).
+            return cached[1] if cached is not None else frozenset()
+        self._groups[group] = (now, members)
+        return members
 
     async def is_guest(self, user_id: str) -> bool:
         """True for guests; a user Slack will not describe is treated as a guest (least rights)."""

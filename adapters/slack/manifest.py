@@ -52,6 +52,8 @@ BOT_SCOPES: tuple[str, ...] = (
     "mpim:history",
     # users.info: a rep is a full member, not a guest (`is_restricted`, `is_ultra_restricted`).
     "users:read",
+    # usergroups.users.list: SALESBOT_AUDITORS / SALESBOT_APPROVERS may name user groups (S…).
+    "usergroups:read",
 )
 # im:write (conversations.open) is absent: the bot only answers in DMs people open with it,
 # and approvers are reached in the handoff channel.

@@ -1,0 +1,43 @@
+"""Auditors and approvers may be Slack user groups: their members get the rights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.slack.directory import SlackDirectory
+from adapters.slack.sender import make_client
+from tests.fakes.slack_api import FakeSlackApi
+
+
+async def test_members_of_an_approver_group_are_approvers_and_others_are_not() -> None:
+    async with FakeSlackApi(token="xoxb-test", team_id="T0001", bot_user_id="UBOT") as api:
+        asked: list[str] = []
+
+        def members(params: dict[str, Any]) -> dict[str, Any]:
+            asked.append(str(params.get("usergroup")))
+            return {"users": ["U0BOSS", "U0LEAD"]}
+
+        api.on("usergroups.users.list", members)
+        directory = SlackDirectory(
+            make_client("xoxb-test", api.base_url),
+            auditors=frozenset({"U0AUDIT"}),
+            approvers=frozenset({"S0MANAGERS"}),
+            handoff_channel=None,
+        )
+        context = await directory.context()
+        assert context.approvers == {"U0BOSS", "U0LEAD"}
+        assert context.auditors == {"U0AUDIT"}
+        assert context.team_id == "T0001"
+        await directory.context()
+        assert asked == ["S0MANAGERS"]  # cached between actions
+
+
+async def test_an_unreadable_group_grants_nothing() -> None:
+    async with FakeSlackApi(token="xoxb-test") as api:
+        directory = SlackDirectory(
+            make_client("xoxb-test", api.base_url),
+            auditors=frozenset({"S0NOPE"}),
+            approvers=frozenset(),
+            handoff_channel=None,
+        )
+        assert (await directory.context()).auditors == frozenset()
