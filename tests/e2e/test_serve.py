@@ -12,10 +12,15 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_serve_starts_answers_health_checks_and_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_starts_answers_health_checks_and_stops_cleanly(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SALESBOT_DB": str(tmp_path / "serve.db"),
@@ -40,8 +45,13 @@ def test_serve_starts_answers_health_checks_and_stops_on_sigterm(tmp_path: Path)
             assert json.load(response)["status"] == "ready"
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
             assert b"salesbot_outbox_pending" in response.read()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read()
+        # Closed cleanly: the last connection checkpointed and removed the write-ahead log.
+        assert (tmp_path / "serve.db").exists()
+        assert not (tmp_path / "serve.db-wal").exists()
     finally:
         if process.poll() is None:
             process.kill()
