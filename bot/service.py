@@ -249,6 +249,7 @@ def build_service(
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
             handoff_channel=settings.slack_handoff_channel,
+            leads_channel=settings.slack_leads_channel,
         )
 
         async def on_uninstalled() -> None:

@@ -82,7 +82,8 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
                 card=lead_card(
                     rec.state.conversation_id, lead, rec.state.score, rec.state.narrative
                 ),
-            )
+            ),
+            first=True,  # the lead's thread starts with its card; the greeting goes under it
         )
 
 

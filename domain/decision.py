@@ -93,8 +93,13 @@ class Recorder:
         self.state = apply(self.state, envelope)
         return envelope.seq
 
-    def reply(self, reply: Reply) -> None:
-        self._replies.append(reply)
+    def reply(self, reply: Reply, *, first: bool = False) -> None:
+        """Queue a reply; `first` puts it before everything queued so far (a lead card must
+        exist before the replies threaded under it)."""
+        if first:
+            self._replies.insert(0, reply)
+        else:
+            self._replies.append(reply)
 
     def tell(self, actor: Actor, text: str, card: Card | None = None) -> None:
         """An ephemeral answer to the person who acted."""

@@ -106,8 +106,11 @@ class SlackEndpoint:
         app = self.app
 
         async def on_event(body: dict[str, Any]) -> None:
+            context = await self._directory.context()
             await self._dispatch(
-                await from_event(body, await self._directory.context(), self._directory.is_guest)
+                await from_event(
+                    body, context, self._directory.is_guest, self._directory.thread_owner
+                )
             )
 
         app.event("message")(on_event)

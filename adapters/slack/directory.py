@@ -30,12 +30,15 @@ class SlackDirectory:
         auditors: frozenset[str],
         approvers: frozenset[str],
         handoff_channel: str | None,
+        leads_channel: str | None = None,
         capacity: int = 10_000,
     ) -> None:
         self._client = client
         self._auditors = auditors
         self._approvers = approvers
         self._handoff = handoff_channel
+        self._leads = leads_channel
+        self._owners: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._identity: dict[str, Any] | None = None
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._guests: OrderedDict[str, bool] = OrderedDict()
@@ -54,6 +57,7 @@ class SlackDirectory:
             auditors=await self._expand(self._auditors),
             approvers=await self._expand(self._approvers),
             handoff_channel=self._handoff,
+            leads_channel=self._leads,
         )
 
     async def _expand(self, entries: frozenset[str]) -> frozenset[str]:
@@ -77,6 +81,33 @@ class SlackDirectory:
             return cached[1] if cached is not None else frozenset()
         self._groups[group] = (now, members)
         return members
+
+    async def thread_owner(self, channel: str, thread_ts: str) -> str | None:
+        """The lead conversation whose card starts this thread (the card's metadata `ref`
+        is `lead:{conversation}`), else None. Asked once per thread."""
+        key = (channel, thread_ts)
+        if key in self._owners:
+            return self._owners[key]
+        try:
+            answer: Any = await self._client.conversations_history(
+                channel=channel,
+                latest=thread_ts,
+                inclusive=True,
+                limit=1,
+                include_all_metadata=True,
+            )
+        except SlackApiError:
+            return None  # not cached: asked again with the next message
+        owner: str | None = None
+        for message in answer.get("messages") or ():
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            ref = str(payload.get("ref") or "")
+            if message.get("ts") == thread_ts and ref.startswith("lead:"):
+                owner = ref.removeprefix("lead:")
+        self._owners[key] = owner
+        while len(self._owners) > self._capacity:
+            self._owners.popitem(last=False)
+        return owner
 
     async def is_guest(self, user_id: str) -> bool:
         """True for guests; a user Slack will not describe is treated as a guest (least rights)."""

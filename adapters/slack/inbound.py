@@ -39,6 +39,14 @@ class SlackContext(Frozen):
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
     handoff_channel: str | None = None
+    leads_channel: str | None = None
+
+
+ThreadOwner = Callable[[str, str], Awaitable[str | None]]
+"""(channel, thread_ts) → the conversation a thread is a view of (a lead's thread in the
+leads channel), or None for an ordinary thread."""
+
+LEAD_CONVERSATION_PREFIX = "lead-"
 
 
 class Ignored(Frozen):
@@ -75,7 +83,10 @@ _UMBRELLA = "salesbot"  # `/salesbot help`: Slack's home for the list's `help`
 
 
 async def from_event(
-    body: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest
+    body: Mapping[str, Any],
+    ctx: SlackContext,
+    is_guest: IsGuest,
+    thread_owner: ThreadOwner | None = None,
 ) -> SlackInbound | Ignored:
     """An `event_callback` body (`message.*` or `app_mention`) as a `MessagePosted`."""
     if body.get("type") != "event_callback":
@@ -117,9 +128,13 @@ async def from_event(
         # they go to the domain unaddressed, to be recorded there (and nothing else).
         return Ignored(reason="a rep's channel message that does not mention the bot")
     thread = _str(event, "thread_ts") or (None if direct else ts)
+    conversation = ids.conversation_id(ctx.team_id, channel, thread)
+    if thread_owner is not None and channel == ctx.leads_channel and _str(event, "thread_ts"):
+        # A lead's thread in the leads channel is a view of the lead's own conversation.
+        conversation = await thread_owner(channel, _str(event, "thread_ts")) or conversation
     return MessagePosted(
         delivery_id=ids.message_delivery_id(channel, ts),
-        conversation_id=ids.conversation_id(ctx.team_id, channel, thread),
+        conversation_id=conversation,
         actor=actor,
         text=text,
         addressed=addressed,
@@ -323,6 +338,8 @@ async def _actor(
 
 
 def _ours(conversation: str, ctx: SlackContext) -> bool:
+    if conversation.startswith(LEAD_CONVERSATION_PREFIX):
+        return True  # a lead's card or form, posted in its thread by this app
     where = ids.location(conversation)
     return where is not None and where.team == ctx.team_id and bool(where.channel)
 

@@ -1,11 +1,16 @@
 """Where each neutral reply goes in Slack.
 
-- conversation → the conversation's own channel and thread (its id is its address);
+Slack conversations (their id is their address, see `ids.py`):
+- conversation → the conversation's own channel and thread;
 - requester    → an ephemeral message to the person who acted, in that channel and thread;
 - team         → the leads channel (never the prospect's thread: in a Slack Connect channel
                  the prospect would see it), else the handoff channel;
 - handoff, approvers → the handoff channel, as top-level posts (ticket cards update there).
-Replies for conversations of other platforms get no Slack route here.
+
+Lead conversations (from the lead feed) have a view in the leads channel: the lead card
+is posted there top-level and starts the lead's thread; everything else the lead's
+conversation says (to the prospect or to the team) goes into that thread, found by the
+card's `ref` (`thread_of_ref`), so reps follow and act on the lead in one place.
 """
 
 from __future__ import annotations
@@ -19,13 +24,28 @@ from domain.inbound import Inbound
 from domain.state import ConversationState
 
 CHANNEL_PREFIX = "slack:"
+SLACK_DELIVERY_PREFIX = "slack:"
 
 
-def _route(channel: str, thread_ts: str | None = None, ephemeral_user: str | None = None) -> Route:
-    return Route(
-        channel=f"{CHANNEL_PREFIX}{channel}",
-        target={"channel": channel, "thread_ts": thread_ts, "ephemeral_user": ephemeral_user},
-    )
+def lead_thread_ref(conversation_id: str) -> str:
+    """The `ref` of a lead's card: the key of its Slack thread (see `presenters.lead_card`)."""
+    return f"lead:{conversation_id}"
+
+
+def _route(
+    channel: str,
+    thread_ts: str | None = None,
+    ephemeral_user: str | None = None,
+    thread_of_ref: str | None = None,
+) -> Route:
+    target: dict[str, str | None] = {
+        "channel": channel,
+        "thread_ts": thread_ts,
+        "ephemeral_user": ephemeral_user,
+    }
+    if thread_of_ref is not None:
+        target["thread_of_ref"] = thread_of_ref
+    return Route(channel=f"{CHANNEL_PREFIX}{channel}", target=target)
 
 
 class SlackRouter:
@@ -34,17 +54,37 @@ class SlackRouter:
         self._leads = leads_channel
 
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        if reply.audience in ("handoff", "approvers"):
+            return [_route(self._handoff)] if self._handoff else []
         where = location(inbound.conversation_id)
+        if where is None:
+            return self._lead_view(inbound, reply, state)
         match reply.audience:
             case "conversation":
-                return [_route(where.channel, where.thread_ts)] if where else []
+                return [_route(where.channel, where.thread_ts)]
             case "requester":
-                if where is None or inbound.actor.role == "system":
+                if inbound.actor.role == "system":
                     return []
                 return [_route(where.channel, where.thread_ts, ephemeral_user=inbound.actor.id)]
             case "team":
                 channel = self._leads or self._handoff
                 return [_route(channel)] if channel else []
-            case "handoff" | "approvers":
-                return [_route(self._handoff)] if self._handoff else []
         return []
+
+    def _lead_view(
+        self, inbound: Inbound, reply: Reply, state: ConversationState
+    ) -> Sequence[Route]:
+        if state.lead is None or self._leads is None:
+            return []
+        ref = lead_thread_ref(state.conversation_id)
+        if reply.card is not None and reply.card.ref == ref and reply.replaces is None:
+            return [_route(self._leads)]  # the lead card itself starts the thread
+        if reply.audience == "requester":
+            # Only someone acting from Slack can be answered privately in Slack.
+            if (
+                not inbound.delivery_id.startswith(SLACK_DELIVERY_PREFIX)
+                or inbound.actor.role == "system"
+            ):
+                return []
+            return [_route(self._leads, ephemeral_user=inbound.actor.id, thread_of_ref=ref)]
+        return [_route(self._leads, thread_of_ref=ref)]

@@ -96,10 +96,16 @@ def make_client(token: str, base_url: str, timeout_s: float = 10.0) -> AsyncWebC
     )
 
 
+_NO_THREAD_YET = "\x00no-thread-yet"
+"""A thread that does not exist yet (its card is still in the outbox): retry later."""
+THREAD_CACHE = 10_000
+
+
 class SlackSender:
     """Implements `adapters.ports.Sender` for Slack.
 
-    `delivery.target` (from `SlackRouter`) is `{"channel", "thread_ts", "ephemeral_user"}`.
+    `delivery.target` (from `SlackRouter`) is `{"channel", "thread_ts", "ephemeral_user"}`,
+    optionally with `thread_of_ref`: post in the thread of the card with that `ref`.
     `render(reply, *, conversation, nonce_seed)` turns the neutral reply into
     `{"text": fallback, "blocks": [...]}` (default: `adapters.slack.blocks.message`).
     `history_limit` bounds how many recent messages a look-up reads.
@@ -122,13 +128,22 @@ class SlackSender:
         self._client = client
         self._render = render
         self._history_limit = history_limit
+        self._threads: dict[str, str] = {}
 
     async def send(self, delivery: Delivery) -> SendOutcome:
         target = delivery.target
         channel = target.get("channel")
         if not isinstance(channel, str) or not channel:
             return Rejected(reason="the delivery names no Slack channel")
-        thread_ts = _str_or_none(target.get("thread_ts"))
+        try:
+            thread_ts = await self._thread(channel, target)
+        except Exception as exc:
+            outcome = _classify(exc, posted_maybe=False)
+            if outcome is None:
+                raise
+            return outcome
+        if thread_ts is _NO_THREAD_YET:
+            return RetryLater(reason="the lead's card is not in the channel yet")
         ephemeral_user = _str_or_none(target.get("ephemeral_user"))
         reply = delivery.reply
         rendered = self._render(
@@ -199,7 +214,26 @@ class SlackSender:
             return None
         if _str_or_none(target.get("ephemeral_user")) is not None:
             return None
-        return await self._find(channel, _str_or_none(target.get("thread_ts")), "key", delivery.key)
+        thread_ts = await self._thread(channel, target)
+        if thread_ts is _NO_THREAD_YET:
+            return None
+        return await self._find(channel, thread_ts, "key", delivery.key)
+
+    async def _thread(self, channel: str, target: Mapping[str, Any]) -> str | None:
+        """The thread to post in: given, or the thread started by the card whose `ref` is
+        `thread_of_ref` (a lead's card in the leads channel), looked up once and cached."""
+        ref = _str_or_none(target.get("thread_of_ref"))
+        if ref is None:
+            return _str_or_none(target.get("thread_ts"))
+        cached = self._threads.get(ref)
+        if cached is None:
+            cached = await self._find(channel, None, "ref", ref)
+            if cached is None:
+                return _NO_THREAD_YET
+            self._threads[ref] = cached
+            while len(self._threads) > THREAD_CACHE:
+                self._threads.pop(next(iter(self._threads)))
+        return cached
 
     async def _call(
         self, delivery: Delivery, request: Callable[[], Any], *, remote_id: str

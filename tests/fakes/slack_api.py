@@ -416,6 +416,14 @@ class FakeSlackApi:
             return {"ok": False, "error": "channel_not_found"}
         stored = self._messages.get(channel, [])
         top = [m for m in stored if "thread_ts" not in m or m.get("subtype") == "thread_broadcast"]
+        latest = params.get("latest")
+        if latest is not None:  # Slack's time range: up to `latest`, itself only if inclusive
+            inclusive = _true(params.get("inclusive"))
+            top = [
+                m
+                for m in top
+                if float(m["ts"]) < float(latest) or (inclusive and m["ts"] == latest)
+            ]
         newest_first = [self._listed(m, params) for m in reversed(top)]
         return _page(newest_first, params)
 
