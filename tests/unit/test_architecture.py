@@ -67,3 +67,17 @@ def test_the_domain_speaks_no_platform_words(path: Path) -> None:
 @pytest.mark.parametrize("path", _modules("storage") + _modules("adapters"), ids=lambda p: p.name)
 def test_storage_and_adapters_never_import_the_composition_root(path: Path) -> None:
     assert "bot" not in _imports(path)
+
+
+def test_every_package_in_the_tree_ships_in_the_distribution() -> None:
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("bot", "adapters", "domain", "storage")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
