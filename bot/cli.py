@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from bot import cli_ops
@@ -161,9 +162,35 @@ def cmd_flow(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace, out: TextIO) -> int:
-    from adapters.slack.manifest import manifest_json
+    settings = load_settings()
+    if args.platform == "slack":
+        from adapters.slack.manifest import manifest_json as slack_manifest
 
-    out.write(manifest_json(load_settings().salesbot_public_url))
+        out.write(slack_manifest(settings.salesbot_public_url))
+        return EXIT_OK
+    from adapters.teams.manifest import manifest_json as teams_manifest
+    from adapters.teams.manifest import resolve_app_id
+
+    app_id, notice = resolve_app_id(settings.teams_app_id)
+    if notice:
+        sys.stderr.write(f"salesbot: note: {notice}\n")
+    out.write(teams_manifest(app_id=app_id, public_url=settings.salesbot_public_url))
+    return EXIT_OK
+
+
+def cmd_teams_package(args: argparse.Namespace, out: TextIO) -> int:
+    from adapters.teams.manifest import build_package, resolve_app_id
+
+    settings = load_settings()
+    app_id, notice = resolve_app_id(settings.teams_app_id)
+    if notice:
+        sys.stderr.write(f"salesbot: note: {notice}\n")
+    target = Path(args.out)
+    try:
+        target.write_bytes(build_package(app_id=app_id, public_url=settings.salesbot_public_url))
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    out.write(f"wrote {target} (upload it in Teams: Apps → Manage your apps → Upload an app)\n")
     return EXIT_OK
 
 
@@ -257,8 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_async(cli_ops.metrics))
 
     p = sub.add_parser("manifest", help="the app manifest, from the one command list")
-    p.add_argument("platform", choices=("slack",))
+    p.add_argument("platform", choices=("slack", "teams"))
     p.set_defaults(handler=cmd_manifest, policy=None, policy_flag_means_candidate=True)
+
+    p = sub.add_parser("teams-package", help="the Teams app zip (manifest and icons)")
+    p.add_argument("--out", default="salesbot-teams.zip", help="where to write the zip")
+    p.set_defaults(handler=cmd_teams_package, policy=None, policy_flag_means_candidate=True)
 
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

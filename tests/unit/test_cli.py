@@ -207,3 +207,30 @@ def test_python_dash_m_bot_is_the_same_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["score"] == 0.0
+
+
+def test_the_teams_manifest_and_package_come_from_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    monkeypatch.setenv("TEAMS_APP_ID", "11111111-2222-3333-4444-555555555555")
+    code, out, _ = run("manifest", "teams")
+    assert code == 0
+    manifest = json.loads(out)
+    assert manifest["manifestVersion"] == "1.30"
+    assert manifest["bots"][0]["botId"] == "11111111-2222-3333-4444-555555555555"
+    target = tmp_path / "app.zip"
+    code, out, _ = run("teams-package", "--out", str(target))
+    assert code == 0
+    assert sorted(zipfile.ZipFile(target).namelist()) == [
+        "color.png",
+        "manifest.json",
+        "outline.png",
+    ]
+
+
+def test_the_slack_manifest_from_the_cli_is_the_checked_in_one() -> None:
+    code, out, _ = run("manifest", "slack")
+    assert code == 0
+    assert out == (Path(__file__).resolve().parents[2] / "manifest.json").read_text()
