@@ -1,0 +1,66 @@
+"""Names shared by the Teams translations in both directions.
+
+Conversation ids are `teams:{conversation.id}`, the Bot Framework conversation id verbatim:
+it already encodes the chat, the channel and, for a channel thread, the thread's root
+(`19:…@thread.tacv2;messageid=1677621221150`). The id is the address: the router reads the
+Bot Framework id back out of it.
+
+Card actions carry their own routing in their data, so a click is routed to the right
+conversation whatever message the card sits in (a ticket card in the handoff channel acts
+on the prospect's conversation). The same data serves `Action.Execute` (the `verb` is the
+action id, the data arrives as an `adaptiveCard/action` invoke's `value.action.data`) and
+its `Action.Submit` fallback (the data arrives as a message's `value`). In both, Teams
+merges the card's input values into the data, so extra keys are expected and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+PREFIX = "teams"
+_MARKER = "salesbot"  # tells our card data from other apps' (and hand-made) submissions
+
+
+def conversation_id(bf_conversation_id: str) -> str:
+    return f"{PREFIX}:{bf_conversation_id}"
+
+
+def bf_conversation(conversation: str) -> str | None:
+    """The Bot Framework conversation id of a Teams conversation id; None for other
+    platforms' ids (Bot Framework ids contain colons, so only the prefix is split off)."""
+    head, sep, rest = conversation.partition(":")
+    if head != PREFIX or not sep or not rest:
+        return None
+    return rest
+
+
+def activity_delivery_id(activity_id: str) -> str:
+    return f"{PREFIX}:act:{activity_id}"
+
+
+def action_data(conversation: str, action: str, target: str, nonce: str) -> dict[str, Any]:
+    """The data of a card button, for `Action.Execute` and its `Action.Submit` fallback."""
+    return {_MARKER: 1, "c": conversation, "a": action, "t": target, "n": nonce}
+
+
+class ActionData(NamedTuple):
+    conversation: str
+    action: str
+    target: str
+    nonce: str
+
+
+def parse_action_data(data: Any) -> ActionData | None:
+    """None for data this app did not write (another app's card, a forged submission)."""
+    if not isinstance(data, Mapping):
+        return None
+    marker = data.get(_MARKER)
+    if type(marker) is not int or marker != 1:  # `True == 1`, but True is not our marker
+        return None
+    c, a, t, n = data.get("c"), data.get("a"), data.get("t"), data.get("n")
+    if not (isinstance(c, str) and isinstance(a, str) and isinstance(t, str)):
+        return None
+    if not (isinstance(n, str) and c and a and n):
+        return None
+    return ActionData(c, a, t, n)
