@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,107 +22,24 @@ from hypothesis import strategies as st
 from adapters.slack.blocks import escape_mrkdwn, message
 from adapters.slack.ids import parse_button_value
 from domain.cards import Button, Card, CardField, Reply
-from domain.decide import decide, new_conversation
-from domain.inbound import (
-    Actor,
-    ButtonClicked,
-    CommandInvoked,
-    Inbound,
-    LeadArrived,
-    LeadDetails,
-    MessagePosted,
-)
 from domain.policy import Policy
+from tests.support.card_scripts import (
+    CARDS,
+    quote_reply,
+    ticket_reply,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_790_000_000_000
 CONVERSATION = "slack:T0001:C0001:1790000000.000100"
-FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
-PROSPECT = Actor(id="U_PROSPECT", name="Dana Prospect", role="prospect")
-REP = Actor(id="U_REP", name="Riley Rep", role="rep")
-HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month"
 EVIL = "<!channel> & <@U123> *bold*"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;@U123&gt; *bold*"
 
 
-class Script:
-    """One conversation driven through `decide` at a fixed clock, as the runtime would."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.state = new_conversation(CONVERSATION, policy)
-        self.step = 0
-
-    def send(self, make: Callable[[dict[str, Any]], Inbound]) -> tuple[Reply, ...]:
-        self.step += 1
-        base = {"delivery_id": f"d-{self.step}", "conversation_id": CONVERSATION}
-        decision = decide(self.state, make(base), self.policy, NOW + self.step * 1000)
-        self.state = decision.state
-        return decision.replies
-
-    def lead(self, message: str) -> tuple[Reply, ...]:
-        details = LeadDetails(name="Dana Prospect", company="Acme", message=message, source="web")
-        return self.send(lambda base: LeadArrived(lead=details, actor=FEED, **base))
-
-    def say(self, text: str, actor: Actor = PROSPECT) -> tuple[Reply, ...]:
-        return self.send(lambda base: MessagePosted(text=text, actor=actor, **base))
-
-    def command(self, command: str, args: str = "") -> tuple[Reply, ...]:
-        return self.send(lambda base: CommandInvoked(command=command, args=args, actor=REP, **base))
-
-    def click(self, action: Any, target: str) -> tuple[Reply, ...]:
-        return self.send(
-            lambda base: ButtonClicked(action=action, target=target, actor=REP, **base)
-        )
-
-
-def _card_reply(replies: tuple[Reply, ...], audience: str, kind: str) -> Reply:
-    return next(
-        r for r in replies if r.audience == audience and r.card is not None and r.card.kind == kind
-    )
-
-
-def quote_reply(policy: Policy) -> Reply:
-    script = Script(policy)
-    script.lead(HOT_LEAD)
-    return _card_reply(script.command("quote", "10 pro 10%"), "conversation", "quote")
-
-
-def ticket_reply(policy: Policy) -> Reply:
-    script = Script(policy)
-    script.lead("Hi, we are evaluating tools")
-    return _card_reply(
-        script.say("Can we cancel the contract early and get a refund?"), "handoff", "ticket"
-    )
-
-
-def approval_reply(policy: Policy) -> Reply:
-    script = Script(policy)
-    script.lead(HOT_LEAD)
-    quote = _card_reply(script.command("quote", "10 pro 20%"), "conversation", "quote")
-    assert quote.card is not None
-    return _card_reply(script.click("request_approval", quote.card.ref), "approvers", "ticket")
-
-
-def lead_reply(policy: Policy) -> Reply:
-    return _card_reply(Script(policy).lead(HOT_LEAD), "team", "lead")
-
-
-def help_reply(policy: Policy) -> Reply:
-    return _card_reply(Script(policy).command("help"), "requester", "help")
-
-
-CARDS: dict[str, Callable[[Policy], Reply]] = {
-    "quote_card": quote_reply,
-    "ticket_card": ticket_reply,
-    "approval_card": approval_reply,
-    "lead_card": lead_reply,
-    "help_card": help_reply,
-}
-
-
 def render_golden(name: str, policy: Policy) -> dict[str, Any]:
-    return message(CARDS[name](policy), conversation=CONVERSATION, nonce_seed=f"outbox:{name}")
+    return message(
+        CARDS[name](policy, CONVERSATION), conversation=CONVERSATION, nonce_seed=f"outbox:{name}"
+    )
 
 
 def golden_text(rendered: dict[str, Any]) -> str:
@@ -233,7 +150,7 @@ def test_the_quote_card_shows_the_arithmetic_line_by_line_with_its_buttons(
 def test_a_resend_of_the_same_outbox_entry_renders_identical_blocks(
     default_policy: Policy,
 ) -> None:
-    reply = quote_reply(default_policy)
+    reply = quote_reply(default_policy, CONVERSATION)
     first = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
     again = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
     other = message(reply, conversation=CONVERSATION, nonce_seed="outbox-8")
@@ -244,7 +161,7 @@ def test_a_resend_of_the_same_outbox_entry_renders_identical_blocks(
 def test_a_click_on_any_button_names_its_conversation_target_and_a_distinct_nonce(
     default_policy: Policy,
 ) -> None:
-    reply = ticket_reply(default_policy)
+    reply = ticket_reply(default_policy, CONVERSATION)
     assert reply.card is not None
     rendered = render(reply.card)
     buttons = rendered["blocks"][-1]["elements"]

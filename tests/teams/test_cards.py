@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +23,17 @@ from hypothesis import strategies as st
 from adapters.teams import ids
 from adapters.teams.cards import MAX_CARD_BYTES, activity, adaptive_card, escape_markdown
 from domain.cards import Button, Card, CardField, Reply
-from domain.decide import decide, new_conversation
-from domain.inbound import (
-    Actor,
-    ButtonClicked,
-    CommandInvoked,
-    Inbound,
-    LeadArrived,
-    LeadDetails,
-    MessagePosted,
-)
 from domain.policy import Policy
+from tests.support.card_scripts import (
+    CARDS,
+    approval_reply,
+    quote_reply,
+    ticket_reply,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_790_000_000_000
 CONVERSATION = ids.conversation_id("19:c0ffee0001@thread.tacv2;messageid=1790000000000")
-FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
-PROSPECT = Actor(id="prospect-aad-1", name="Dana Prospect", role="prospect")
-REP = Actor(id="rep-aad-1", name="Riley Rep", role="rep")
-HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month"
 EVIL = "*bold* [x](http://evil) <at>Boss</at> &"
 EVIL_ESCAPED = r"\*bold\* \[x\]\(http://evil\) \<at\>Boss\</at\> \&"
 MARKUP = set("\\*_~`#>[]()<&")
@@ -49,84 +41,10 @@ ELEMENTS = {"TextBlock", "FactSet", "Container"}
 ACTIONS = {"Action.Execute", "Action.Submit"}
 
 
-class Script:
-    """One conversation driven through `decide` at a fixed clock, as the runtime would."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.state = new_conversation(CONVERSATION, policy)
-        self.step = 0
-
-    def send(self, make: Callable[[dict[str, Any]], Inbound]) -> tuple[Reply, ...]:
-        self.step += 1
-        base = {"delivery_id": f"d-{self.step}", "conversation_id": CONVERSATION}
-        decision = decide(self.state, make(base), self.policy, NOW + self.step * 1000)
-        self.state = decision.state
-        return decision.replies
-
-    def lead(self, message: str) -> tuple[Reply, ...]:
-        details = LeadDetails(name="Dana Prospect", company="Acme", message=message, source="web")
-        return self.send(lambda base: LeadArrived(lead=details, actor=FEED, **base))
-
-    def say(self, text: str, actor: Actor = PROSPECT) -> tuple[Reply, ...]:
-        return self.send(lambda base: MessagePosted(text=text, actor=actor, **base))
-
-    def command(self, command: str, args: str = "") -> tuple[Reply, ...]:
-        return self.send(lambda base: CommandInvoked(command=command, args=args, actor=REP, **base))
-
-    def click(self, action: Any, target: str) -> tuple[Reply, ...]:
-        return self.send(
-            lambda base: ButtonClicked(action=action, target=target, actor=REP, **base)
-        )
-
-
-def _card_reply(replies: tuple[Reply, ...], audience: str, kind: str) -> Reply:
-    return next(
-        r for r in replies if r.audience == audience and r.card is not None and r.card.kind == kind
-    )
-
-
-def quote_reply(policy: Policy) -> Reply:
-    script = Script(policy)
-    script.lead(HOT_LEAD)
-    return _card_reply(script.command("quote", "10 pro 10%"), "conversation", "quote")
-
-
-def ticket_reply(policy: Policy) -> Reply:
-    script = Script(policy)
-    script.lead("Hi, we are evaluating tools")
-    return _card_reply(
-        script.say("Can we cancel the contract early and get a refund?"), "handoff", "ticket"
-    )
-
-
-def approval_reply(policy: Policy) -> Reply:
-    script = Script(policy)
-    script.lead(HOT_LEAD)
-    quote = _card_reply(script.command("quote", "10 pro 20%"), "conversation", "quote")
-    assert quote.card is not None
-    return _card_reply(script.click("request_approval", quote.card.ref), "approvers", "ticket")
-
-
-def lead_reply(policy: Policy) -> Reply:
-    return _card_reply(Script(policy).lead(HOT_LEAD), "team", "lead")
-
-
-def help_reply(policy: Policy) -> Reply:
-    return _card_reply(Script(policy).command("help"), "requester", "help")
-
-
-CARDS: dict[str, Callable[[Policy], Reply]] = {
-    "quote_card": quote_reply,
-    "ticket_card": ticket_reply,
-    "approval_card": approval_reply,
-    "lead_card": lead_reply,
-    "help_card": help_reply,
-}
-
-
 def render_golden(name: str, policy: Policy) -> dict[str, Any]:
-    return activity(CARDS[name](policy), conversation=CONVERSATION, nonce_seed=f"outbox:{name}")
+    return activity(
+        CARDS[name](policy, CONVERSATION), conversation=CONVERSATION, nonce_seed=f"outbox:{name}"
+    )
 
 
 def golden_text(rendered: dict[str, Any]) -> str:
@@ -243,7 +161,7 @@ def test_each_real_card_renders_exactly_as_its_reviewed_golden_file(
 def test_the_quote_card_shows_fields_as_facts_and_the_arithmetic_in_monospace_lines(
     default_policy: Policy,
 ) -> None:
-    reply = quote_reply(default_policy)
+    reply = quote_reply(default_policy, CONVERSATION)
     assert reply.card is not None
     card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k")
     [facts] = [e for e in card["body"] if e["type"] == "FactSet"]
@@ -279,7 +197,7 @@ def test_the_title_is_large_and_bold_and_the_status_subtle() -> None:
 def test_each_button_is_an_execute_action_whose_submit_fallback_carries_identical_data(
     default_policy: Policy,
 ) -> None:
-    reply = approval_reply(default_policy)
+    reply = approval_reply(default_policy, CONVERSATION)
     assert reply.card is not None
     actions = render(reply.card)["actions"]
     assert [a["verb"] for a in actions] == [b.action for b in reply.card.buttons]
@@ -309,7 +227,7 @@ def test_a_default_button_has_no_style() -> None:
 def test_a_resend_of_the_same_outbox_entry_renders_an_identical_card(
     default_policy: Policy,
 ) -> None:
-    reply = ticket_reply(default_policy)
+    reply = ticket_reply(default_policy, CONVERSATION)
     first = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
     again = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
     other = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-8")
@@ -318,7 +236,7 @@ def test_a_resend_of_the_same_outbox_entry_renders_an_identical_card(
 
 
 def test_every_button_on_a_card_has_its_own_nonce(default_policy: Policy) -> None:
-    reply = ticket_reply(default_policy)
+    reply = ticket_reply(default_policy, CONVERSATION)
     assert reply.card is not None
     actions = render(reply.card)["actions"]
     nonces = {a["data"]["n"] for a in actions}
@@ -474,7 +392,7 @@ def test_too_many_fields_are_cut_from_the_end_after_the_arithmetic() -> None:
 
 
 def test_a_card_that_fits_has_no_cut_note(default_policy: Policy) -> None:
-    reply = quote_reply(default_policy)
+    reply = quote_reply(default_policy, CONVERSATION)
     assert reply.card is not None
     card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k")
     assert not any("/audit" in t for t in markdown_texts(card))

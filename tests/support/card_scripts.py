@@ -1,0 +1,103 @@
+"""Neutral cards as the product really makes them: short conversations driven through
+`decide` at a fixed clock, for every platform's rendering tests and golden files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from domain.cards import Reply
+from domain.decide import decide, new_conversation
+from domain.inbound import (
+    Actor,
+    ButtonClicked,
+    CommandInvoked,
+    Inbound,
+    LeadArrived,
+    LeadDetails,
+    MessagePosted,
+)
+from domain.policy import Policy
+
+NOW = 1_790_000_000_000
+FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
+PROSPECT = Actor(id="U_PROSPECT", name="Dana Prospect", role="prospect")
+REP = Actor(id="U_REP", name="Riley Rep", role="rep")
+HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month"
+
+
+class Script:
+    """One conversation driven through `decide` at a fixed clock, as the runtime would."""
+
+    def __init__(self, policy: Policy, conversation: str) -> None:
+        self.policy = policy
+        self.conversation = conversation
+        self.state = new_conversation(conversation, policy)
+        self.step = 0
+
+    def send(self, make: Callable[[dict[str, Any]], Inbound]) -> tuple[Reply, ...]:
+        self.step += 1
+        base = {"delivery_id": f"d-{self.step}", "conversation_id": self.conversation}
+        decision = decide(self.state, make(base), self.policy, NOW + self.step * 1000)
+        self.state = decision.state
+        return decision.replies
+
+    def lead(self, message: str) -> tuple[Reply, ...]:
+        details = LeadDetails(name="Dana Prospect", company="Acme", message=message, source="web")
+        return self.send(lambda base: LeadArrived(lead=details, actor=FEED, **base))
+
+    def say(self, text: str, actor: Actor = PROSPECT) -> tuple[Reply, ...]:
+        return self.send(lambda base: MessagePosted(text=text, actor=actor, **base))
+
+    def command(self, command: str, args: str = "") -> tuple[Reply, ...]:
+        return self.send(lambda base: CommandInvoked(command=command, args=args, actor=REP, **base))
+
+    def click(self, action: Any, target: str) -> tuple[Reply, ...]:
+        return self.send(
+            lambda base: ButtonClicked(action=action, target=target, actor=REP, **base)
+        )
+
+
+def _card_reply(replies: tuple[Reply, ...], audience: str, kind: str) -> Reply:
+    return next(
+        r for r in replies if r.audience == audience and r.card is not None and r.card.kind == kind
+    )
+
+
+def quote_reply(policy: Policy, conversation: str) -> Reply:
+    script = Script(policy, conversation)
+    script.lead(HOT_LEAD)
+    return _card_reply(script.command("quote", "10 pro 10%"), "conversation", "quote")
+
+
+def ticket_reply(policy: Policy, conversation: str) -> Reply:
+    script = Script(policy, conversation)
+    script.lead("Hi, we are evaluating tools")
+    return _card_reply(
+        script.say("Can we cancel the contract early and get a refund?"), "handoff", "ticket"
+    )
+
+
+def approval_reply(policy: Policy, conversation: str) -> Reply:
+    script = Script(policy, conversation)
+    script.lead(HOT_LEAD)
+    quote = _card_reply(script.command("quote", "10 pro 20%"), "conversation", "quote")
+    assert quote.card is not None
+    return _card_reply(script.click("request_approval", quote.card.ref), "approvers", "ticket")
+
+
+def lead_reply(policy: Policy, conversation: str) -> Reply:
+    return _card_reply(Script(policy, conversation).lead(HOT_LEAD), "team", "lead")
+
+
+def help_reply(policy: Policy, conversation: str) -> Reply:
+    return _card_reply(Script(policy, conversation).command("help"), "requester", "help")
+
+
+CARDS: dict[str, Callable[[Policy, str], Reply]] = {
+    "quote_card": quote_reply,
+    "ticket_card": ticket_reply,
+    "approval_card": approval_reply,
+    "lead_card": lead_reply,
+    "help_card": help_reply,
+}
