@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from pydantic import TypeAdapter
 
+from adapters.ports import Route
 from bot.bootstrap import open_store
 from bot.chat import ChatSession
 from bot.clock import system_now_ms
 from bot.policy_loader import load_policy
 from bot.queries import load_audit, load_metrics
+from bot.runtime import Runtime
 from bot.settings import load_settings
 from domain.analytics import render_metrics
 from domain.audit import render_audit
+from domain.cards import Reply
 from domain.errors import PolicyError
-from domain.inbound import Inbound
+from domain.inbound import Actor, CommandInvoked, Inbound
 from domain.policy import Policy, policy_from_json
 from domain.replay import ConversationReplay, RecordedInbound, replay_conversation
+from domain.state import ConversationState
 from storage.ports import Store
 
 INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
@@ -106,10 +112,40 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1 if args.fail_on_diff and diffs else 0
 
 
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (some containers)
+        return "operator"
+
+
+class _Unrouted:
+    """Decisions taken at the command line have no chat to answer in: nothing is routed."""
+
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        return []
+
+
 async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
+    policy = load_policy(None if args.policy is None else args.policy)
     async with open_store(settings) as store:
         report = await load_audit(store, args.id)
+        # Access to audit data is itself audited, from the command line as from chat.
+        runtime = Runtime(store, policy, _Unrouted(), clock=system_now_ms)
+        await runtime.start()
+        operator = Actor(
+            id=f"cli:{getpass.getuser()}", name="command line", role="rep", auditor=True
+        )
+        await runtime.handle(
+            CommandInvoked(
+                delivery_id=f"cli-audit:{uuid.uuid4().hex}",
+                conversation_id=report.conversation_id,
+                actor=operator,
+                command="audit",
+                args=args.id,
+            )
+        )
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:

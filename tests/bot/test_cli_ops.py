@@ -6,6 +6,7 @@ import asyncio
 import io
 import itertools
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -182,3 +183,24 @@ def test_a_database_from_a_newer_salesbot_is_refused_and_left_untouched(
     assert "newer" in err
     assert "99" in err
     assert path.read_bytes() == before
+
+
+def test_an_audit_from_the_command_line_is_itself_recorded(seeded: str) -> None:
+    from domain.events import AuditRequested
+
+    async def audits() -> list[AuditRequested]:
+        store = await SqliteStore.open(Path(os.environ["SALESBOT_DB"]))
+        try:
+            return [
+                e.event for e in await store.load("lead-1") if isinstance(e.event, AuditRequested)
+            ]
+        finally:
+            await store.close()
+
+    assert asyncio.run(audits()) == []
+    assert run("audit", "lead-1")[0] == 0
+    (recorded,) = asyncio.run(audits())
+    assert recorded.by.startswith("cli:")
+    assert recorded.target == "lead-1"
+    code, _, _ = run("replay", "--fail-on-diff")
+    assert code == 0  # the access is an ordinary, replayable decision
