@@ -76,6 +76,7 @@ class OutboxWorker:
         batch: int = 50,
         on_dead_letter: Callable[[OutboxItem, str], Awaitable[None]] | None = None,
         send_timeout_s: float = 10.0,
+        round_ms: int = 3_000,
     ) -> None:
         if max_attempts < 1 or batch < 1 or lease_ms < 1:
             raise ValueError("max_attempts, batch and lease_ms must be at least 1.")
@@ -96,6 +97,11 @@ class OutboxWorker:
         self._batch = batch
         self._on_dead_letter = on_dead_letter
         self._send_timeout_s = send_timeout_s
+        # A round ends when a channel's next paced send would fall past this budget; the rest
+        # of that channel is released for the next round, so a long paced backlog in one
+        # channel never holds up the others' new messages for more than about one round.
+        self._round_ms = max(0, round_ms)
+        self._round_ends_ms = 0
         # channel -> earliest epoch ms of its next send. In memory only: after a restart the
         # first send per channel may come early once, and a 429 then paces it again.
         self._next_send_ms: dict[str, int] = {}
@@ -119,6 +125,7 @@ class OutboxWorker:
         items were settled (sent, failed with a next attempt, or dead-lettered); items left
         leased behind a failed one are not counted."""
         now = self._clock()
+        self._round_ends_ms = now + self._round_ms
         self._next_send_ms = {c: t for c, t in self._next_send_ms.items() if t > now}
         items = await self._outbox.claim_due(now, self._batch, self._lease_ms)
         by_channel: dict[str, list[OutboxItem]] = {}
@@ -139,7 +146,9 @@ class OutboxWorker:
         handled: set[str] = set()
         try:
             sender = self._sender_for(channel)
-            for current in items:
+            for index, current in enumerate(items):
+                if index > 0 and self._next_send_ms.get(channel, 0) > self._round_ends_ms:
+                    break  # the rest waits for the next round (released below)
                 if sender is None:
                     done = await self._dead(current, f"no sender for channel {channel}")
                     settled += done

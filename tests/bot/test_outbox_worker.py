@@ -526,3 +526,22 @@ async def test_run_keeps_going_after_a_failing_round_and_logs_no_payload(
     assert "a1" in caplog.text
     assert "test:B" in caplog.text
     assert PII not in caplog.text
+
+
+async def test_a_long_paced_backlog_in_one_channel_does_not_hold_up_another_channels_new_message() -> (
+    None
+):
+    time = FakeTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, *(("slack:busy", f"b{i}") for i in range(10)))
+    worker = make_worker(store, platform, round_ms=2_000)
+    await worker.drain_once()  # one round: a few paced sends, the rest released
+    sent_first_round = len(platform.posts.get("slack:busy", []))
+    assert 1 <= sent_first_round <= 3
+    assert (await item(store, f"b{sent_first_round}")).attempts == 0  # released, not failed
+    await enqueue(store, ("slack:quiet", "q1"))
+    await drain_until_empty(worker, store, time)
+    assert platform.posts["slack:busy"] == [f"b{i}" for i in range(10)]  # order kept
+    quiet_at = times_of(platform, ["q1"])[0]
+    assert quiet_at < times_of(platform, ["b9"])[0]  # not behind the whole backlog
