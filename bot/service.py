@@ -194,7 +194,9 @@ def build_service(
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
     app_token = settings.slack_app_token
     client: AsyncWebClient | None = None
-    if token is not None and (secret is not None or app_token is not None):
+    inactive = asyncio.Event()  # set when Slack uninstalls the app or revokes its token
+    slack_configured = token is not None and (secret is not None or app_token is not None)
+    if token is not None and slack_configured:
         client = slack_client or make_client(token.get_secret_value(), settings.slack_api_url)
         routers.append(
             SlackRouter(
@@ -202,11 +204,9 @@ def build_service(
                 leads_channel=settings.slack_leads_channel,
             )
         )
-        inactive = asyncio.Event()
         senders[SLACK_PREFIX] = PausedWhile(
             inactive, SlackSender(client), "slack app uninstalled or token revoked"
         )
-    slack_configured = token is not None and (secret is not None or app_token is not None)
     playground: PlaygroundHub | None = None
     if settings.salesbot_playground or not slack_configured:
         # The embedded default: with no platform configured, the local playground is the bot.
