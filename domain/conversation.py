@@ -18,6 +18,7 @@ from domain.events import (
     LeadScored,
     NarrativeAssessed,
     ObjectionClassified,
+    Origin,
     ProspectMessageReceived,
 )
 from domain.flow import GuardContext
@@ -55,15 +56,13 @@ def persona_values(rec: Recorder, actor: Actor | None = None) -> dict[str, str]:
     return values
 
 
-def start_if_new(rec: Recorder, origin: str, actor: Actor, lead: LeadDetails | None = None) -> None:
+def start_if_new(
+    rec: Recorder, origin: Origin, actor: Actor, lead: LeadDetails | None = None
+) -> None:
     if not rec.state.started:
         rec.record(
             ConversationStarted(
-                origin="lead"
-                if origin == "lead"
-                else "command"
-                if origin == "command"
-                else "direct",
+                origin=origin,
                 started_by=actor.id,
                 lead=lead,
             )

@@ -25,6 +25,7 @@ EVENT_SCHEMA_VERSION = 1
 
 TicketKind = Literal["handoff", "approval"]
 Outcome = Literal["won", "lost"]
+Origin = Literal["lead", "direct", "command"]
 
 
 class _Event(Frozen):
@@ -33,7 +34,7 @@ class _Event(Frozen):
 
 class ConversationStarted(_Event):
     type: Literal["conversation_started"] = "conversation_started"
-    origin: Literal["lead", "direct", "command"]
+    origin: Origin
     started_by: str
     lead: LeadDetails | None = None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,19 +16,12 @@ from domain.audit import (
     find_quote_conversation,
     render_audit,
 )
-from domain.decide import decide, new_conversation
 from domain.errors import DomainError
-from domain.events import EventEnvelope, QuoteIssued
+from domain.events import QuoteIssued
 from domain.inbound import (
     Actor,
-    ButtonClicked,
-    CommandInvoked,
-    Inbound,
-    LeadArrived,
-    LeadDetails,
-    MessagePosted,
 )
-from domain.policy import Policy
+from tests.support.conversation import Recording
 
 POLICY = load_policy("default")
 CID = "conv-audit"
@@ -40,50 +32,16 @@ BOSS = Actor(id="B", name="Bo", role="rep", approver=True, auditor=True)
 HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month, urgent"
 
 
-class Log:
-    """Runs inbounds through `decide` and keeps the events the store would hold."""
-
-    def __init__(self, conversation_id: str = CID, policy: Policy = POLICY) -> None:
-        self.policy = policy
-        self.state = new_conversation(conversation_id, policy)
-        self.now = NOW
-        self.events: list[EventEnvelope] = []
-
-    def send(self, inbound: Inbound, policy: Policy | None = None) -> None:
-        decision = decide(self.state, inbound, policy or self.policy, self.now)
-        self.events.extend(decision.events)
-        self.state = decision.state
-        self.now += 1000
-
-    def ids(self) -> dict[str, Any]:
-        return {
-            "delivery_id": f"d{len(self.events)}",
-            "conversation_id": self.state.conversation_id,
-        }
-
-    def lead(self, message: str, credit: int | None = None) -> None:
-        lead = LeadDetails(name="Lee", message=message, credit_score=credit)
-        self.send(LeadArrived(lead=lead, actor=PROSPECT, **self.ids()))
-
-    def say(self, text: str, actor: Actor = PROSPECT, policy: Policy | None = None) -> None:
-        self.send(MessagePosted(text=text, actor=actor, **self.ids()), policy)
-
-    def click(self, action: str, target: str, actor: Actor) -> None:
-        self.send(ButtonClicked(action=action, target=target, actor=actor, **self.ids()))  # type: ignore[arg-type]
-
-    def command(self, command: str, args: str, actor: Actor) -> None:
-        self.send(CommandInvoked(command=command, args=args, actor=actor, **self.ids()))
-
-    def quote_ids(self) -> list[str]:
-        return [e.event.quote.quote_id for e in self.events if isinstance(e.event, QuoteIssued)]
+def new_log(conversation_id: str = CID) -> Recording:
+    return Recording(POLICY, conversation_id, now=NOW, lead_actor=PROSPECT)
 
 
 def entry(report: AuditReport, type_: str) -> AuditEntry:
     return next(e for e in report.entries if e.type == type_)
 
 
-def approved_quote_log() -> Log:
-    log = Log()
+def approved_quote_log() -> Recording:
+    log = new_log()
     log.lead(HOT_LEAD, credit=580)
     log.say("quote 3 enterprise 25%", actor=REP)
     first = log.quote_ids()[0]
@@ -95,7 +53,7 @@ def approved_quote_log() -> Log:
 
 
 def test_a_lead_score_is_shown_feature_by_feature_and_sums_to_its_band() -> None:
-    log = Log()
+    log = new_log()
     log.lead(HOT_LEAD)
     details = entry(audit_conversation(CID, log.events), "lead_scored").details
     assert 'budget: 0.4 × 1 = 0.4 (matched: "budget", "$")' in details
@@ -104,7 +62,7 @@ def test_a_lead_score_is_shown_feature_by_feature_and_sums_to_its_band() -> None
 
 
 def test_negated_terms_are_named_next_to_the_feature_they_did_not_count_for() -> None:
-    log = Log()
+    log = new_log()
     log.lead("Not urgent at all, just exploring")
     details = entry(audit_conversation(CID, log.events), "lead_scored").details
     timeline = next(line for line in details if line.startswith("timeline:"))
@@ -113,7 +71,7 @@ def test_negated_terms_are_named_next_to_the_feature_they_did_not_count_for() ->
 
 
 def test_the_fairness_penalty_is_recomputable_and_the_credit_score_is_shown_to_auditors() -> None:
-    log = Log()
+    log = new_log()
     log.lead(HOT_LEAD, credit=580)
     narrative = entry(audit_conversation(CID, log.events), "narrative_assessed")
     assert (
@@ -128,7 +86,7 @@ def test_the_fairness_penalty_is_recomputable_and_the_credit_score_is_shown_to_a
 
 
 def test_an_unknown_credit_score_is_audited_as_unchecked_not_as_fine() -> None:
-    log = Log()
+    log = new_log()
     log.lead(HOT_LEAD)
     details = entry(audit_conversation(CID, log.events), "narrative_assessed").details
     assert "credit unknown: no penalty, U_pen = U = 0.8 (c0 = 600, λ = 0.8)" in details
@@ -136,14 +94,14 @@ def test_an_unknown_credit_score_is_audited_as_unchecked_not_as_fine() -> None:
 
 
 def test_a_flow_step_names_its_trigger_guard_and_priority() -> None:
-    log = Log()
+    log = new_log()
     log.lead(HOT_LEAD)
     flow = entry(audit_conversation(CID, log.events), "flow_advanced")
     assert flow.summary == "start → proposal on prospect_message [is_qualified, priority 40]"
 
 
 def test_an_objection_shows_its_hits_confidence_and_why_it_escalated() -> None:
-    log = Log()
+    log = new_log()
     log.lead("Hello")
     log.say("too expensive, and what about the contract?")
     objection = entry(audit_conversation(CID, log.events), "objection_classified")
@@ -155,7 +113,7 @@ def test_an_objection_shows_its_hits_confidence_and_why_it_escalated() -> None:
 
 
 def test_a_bot_reply_is_audited_with_its_template_and_exact_text() -> None:
-    log = Log()
+    log = new_log()
     log.lead(HOT_LEAD)
     reply = entry(audit_conversation(CID, log.events), "bot_replied")
     assert reply.details[0] == "action: propose, template: propose"
@@ -208,7 +166,7 @@ def test_an_unknown_conversation_is_a_clear_error() -> None:
 
 
 def test_the_conversation_that_issued_a_quote_is_found_among_many() -> None:
-    other = Log("conv-other")
+    other = new_log("conv-other")
     other.lead("Hello")
     log = approved_quote_log()
     everything = [*other.events, *log.events]
@@ -218,7 +176,7 @@ def test_the_conversation_that_issued_a_quote_is_found_among_many() -> None:
 
 
 def test_the_ticket_history_follows_a_handoff_from_opening_to_hand_back() -> None:
-    log = Log()
+    log = new_log()
     log.lead("Hello")
     log.say("Question about the SLA")
     key = next(iter(log.state.tickets))
@@ -237,7 +195,7 @@ def test_the_ticket_history_follows_a_handoff_from_opening_to_hand_back() -> Non
 
 
 def test_audits_and_refusals_say_who_asked_for_what_and_why() -> None:
-    log = Log()
+    log = new_log()
     log.lead("Hello")
     log.command("audit", "", BOSS)
     log.command("audit", "", REP)
@@ -252,7 +210,7 @@ def test_every_entry_names_its_policy_and_time_and_the_report_lists_policies_in_
     path = tmp_path / "candidate.toml"
     path.write_text('extends = "default"\n[scoring.bands]\nhot = 0.95\nwarm = 0.4\n', "utf-8")
     newer = load_policy(str(path))
-    log = Log()
+    log = new_log()
     log.lead("Hello")
     log.say("We have a budget", policy=newer)
     report = audit_conversation(CID, log.events)
@@ -265,7 +223,7 @@ def test_every_entry_names_its_policy_and_time_and_the_report_lists_policies_in_
 
 
 def test_a_long_multi_line_message_keeps_a_one_line_summary_and_its_full_text() -> None:
-    log = Log()
+    log = new_log()
     text = "First line of a long story\n" + "word " * 60
     log.lead(text)
     message = entry(audit_conversation(CID, log.events), "prospect_message_received")

@@ -11,22 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.policy_loader import load_policy
-from domain.decide import decide, new_conversation
 from domain.errors import DomainError
-from domain.events import EventEnvelope
 from domain.inbound import (
     ActionId,
     Actor,
     ButtonClicked,
     CommandInvoked,
-    Inbound,
-    LeadArrived,
-    LeadDetails,
-    MessagePosted,
     TimerElapsed,
 )
 from domain.policy import Policy
-from domain.replay import RecordedInbound, replay_conversation
+from domain.replay import replay_conversation
+from tests.support.conversation import Recording
 
 POLICY = load_policy("default")
 CID = "conv-replay"
@@ -41,38 +36,8 @@ VAGUE_LEAD = "Hello, tell me more about your product"
 HOT_MESSAGE = "We have a $5000 budget, I am the CTO, starting next month"
 
 
-class Recording:
-    """Runs inbounds through `decide` and keeps what the runtime would store."""
-
-    def __init__(self, policy: Policy, conversation_id: str = CID) -> None:
-        self.policy = policy
-        self.state = new_conversation(conversation_id, policy)
-        self.now = NOW
-        self.inbounds: list[RecordedInbound] = []
-        self.events: list[EventEnvelope] = []
-
-    def send(self, inbound: Inbound, policy: Policy | None = None) -> None:
-        policy = policy or self.policy
-        decision = decide(self.state, inbound, policy, self.now)
-        self.inbounds.append(
-            RecordedInbound(inbound=inbound, received_at_ms=self.now, policy_version=policy.version)
-        )
-        self.events.extend(decision.events)
-        self.state = decision.state
-        self.now += 1000
-
-    def ids(self) -> dict[str, Any]:
-        return {
-            "delivery_id": f"d{len(self.inbounds) + 1}",
-            "conversation_id": self.state.conversation_id,
-        }
-
-    def lead(self, message: str, credit: int | None = None) -> None:
-        lead = LeadDetails(name="Lee", message=message, credit_score=credit)
-        self.send(LeadArrived(lead=lead, actor=FEED, **self.ids()))
-
-    def say(self, text: str, actor: Actor = PROSPECT, policy: Policy | None = None) -> None:
-        self.send(MessagePosted(text=text, actor=actor, **self.ids()), policy)
+def recording(policy: Policy, conversation_id: str = CID) -> Recording:
+    return Recording(policy, conversation_id, now=NOW, lead_actor=FEED)
 
 
 def recorded_policy(policies: list[Policy]) -> Any:
@@ -91,7 +56,7 @@ def policy_file(tmp_path: Path, body: str) -> Policy:
 
 
 def qualified_after_two_messages() -> Recording:
-    rec = Recording(POLICY)
+    rec = recording(POLICY)
     rec.lead(VAGUE_LEAD)
     rec.say(HOT_MESSAGE)
     return rec
@@ -141,7 +106,7 @@ def test_a_smaller_budget_weight_is_reported_as_a_changed_score_and_state() -> N
 
 
 def test_qualifying_warm_leads_turns_a_qualifying_question_into_a_proposal(tmp_path: Path) -> None:
-    rec = Recording(POLICY)
+    rec = recording(POLICY)
     rec.lead(VAGUE_LEAD)
     rec.say("We have a budget for this")
     rec.say("I am the CTO")
@@ -166,7 +131,7 @@ def test_a_conversation_decided_under_two_policies_replays_each_inbound_under_it
     tmp_path: Path,
 ) -> None:
     stricter = policy_file(tmp_path, "[scoring.bands]\nhot = 0.95\nwarm = 0.4\n")
-    rec = Recording(POLICY)
+    rec = recording(POLICY)
     rec.lead(VAGUE_LEAD)
     rec.say(HOT_MESSAGE, policy=stricter)
     both = recorded_policy([POLICY, stricter])
@@ -190,7 +155,7 @@ def test_a_changed_discount_cap_is_reported_as_a_changed_quote(tmp_path: Path) -
 def test_a_sensitive_question_under_a_policy_without_that_term_loses_its_ticket(
     tmp_path: Path,
 ) -> None:
-    rec = Recording(POLICY)
+    rec = recording(POLICY)
     rec.lead(VAGUE_LEAD)
     rec.say("Can we talk about the SLA?")
     assert rec.state.flow_state == "handoff"
@@ -205,7 +170,7 @@ def test_a_sensitive_question_under_a_policy_without_that_term_loses_its_ticket(
 
 def test_events_of_other_conversations_are_not_mistaken_for_this_ones() -> None:
     rec = qualified_after_two_messages()
-    other = Recording(POLICY, "conv-other")
+    other = recording(POLICY, "conv-other")
     other.lead("Just browsing, no budget")
     mixed = [*other.events, *rec.events]
     result = replay_conversation(CID, rec.inbounds, mixed, recorded_policy([POLICY]))
@@ -213,7 +178,7 @@ def test_events_of_other_conversations_are_not_mistaken_for_this_ones() -> None:
 
 
 def test_an_inbound_of_another_conversation_is_refused_with_a_clear_message() -> None:
-    other = Recording(POLICY, "conv-other")
+    other = recording(POLICY, "conv-other")
     other.lead(VAGUE_LEAD)
     with pytest.raises(DomainError, match="belongs to conversation conv-other"):
         replay_conversation(CID, other.inbounds, other.events, recorded_policy([POLICY]))
@@ -272,7 +237,7 @@ def scripts(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def record(script: list[dict[str, Any]]) -> Recording:
-    rec = Recording(POLICY)
+    rec = recording(POLICY)
     for move in script:
         ids = rec.ids()
         if move["kind"] == "lead":
