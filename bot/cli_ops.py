@@ -202,6 +202,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
     policy = load_policy(args.policy)
     host = args.host or settings.salesbot_host
+    settings = settings.model_copy(update={"salesbot_host": host})
     port = settings.salesbot_port if args.port is None else args.port
     async with open_store(settings) as store:
         service = build_service(settings, policy, store, clock=system_now_ms)
@@ -220,6 +221,8 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
         if service.slack is not None:
             platforms.append("slack (socket mode)" if service.slack_app_token else "slack")
+        if service.teams is not None:
+            platforms.append("teams")
         bound = runner.addresses[0][1] if runner.addresses else port
         out.write(
             f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "

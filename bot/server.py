@@ -1,6 +1,7 @@
 """The HTTP server: one aiohttp application for every platform and the operator routes.
 
 POST /slack/events   Slack events, slash commands and interactivity (when configured)
+POST /api/messages   Microsoft Teams activities (when configured)
 GET  /healthz        the process is alive
 GET  /readyz         the store is open and the outbox worker is running
 GET  /metrics        Prometheus text format
@@ -38,6 +39,8 @@ def build_app(service: Service) -> web.Application:
         service.lead_feed.add_routes(app)
     if service.playground is not None:
         add_playground_routes(app, service.playground, service.handle, clock=service.clock)
+    if service.teams is not None:
+        app.router.add_post("/api/messages", service.teams.handle_request)
     if service.slack is not None and service.slack.accepts_http:
         app.router.add_post("/slack/events", service.slack.handle_request)
     return app

@@ -30,11 +30,24 @@ from adapters.slack.directory import SlackDirectory
 from adapters.slack.router import CHANNEL_PREFIX as SLACK_PREFIX
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SlackSender, make_client
+from adapters.teams.auth import TokenValidator
+from adapters.teams.connector import (
+    Connector,
+    MsalTokenProvider,
+    NoToken,
+    TokenProvider,
+    is_loopback,
+)
+from adapters.teams.endpoint import TeamsEndpoint
+from adapters.teams.inbound import TeamsContext
+from adapters.teams.router import CHANNEL_PREFIX as TEAMS_PREFIX
+from adapters.teams.router import TeamsRouter
+from adapters.teams.sender import TeamsSender
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
 from bot.runtime import INBOUND, HandleResult, Runtime
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from domain.inbound import Inbound
 from domain.policy import Policy
 from storage.ports import Store
@@ -97,6 +110,7 @@ class Service:
             on_dead_letter=self.runtime.report_dead_letter,
         )
         self.slack: SlackEndpoint | None = None
+        self.teams: TeamsEndpoint | None = None
         self.lead_feed: LeadFeed | None = None
         self.playground: PlaygroundHub | None = None
         self.clock = clock
@@ -188,7 +202,9 @@ def build_service(
     clock: Callable[[], int],
     slack_client: AsyncWebClient | None = None,
     slack_pacing_ms: int = SLACK_PACING_MS,
+    teams_tokens: TokenProvider | None = None,
 ) -> Service:
+    """`teams_tokens` replaces the bot's MSAL token source (tests: no Entra to ask)."""
     routers: list[Router] = []
     senders: dict[str, Sender] = {}
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
@@ -207,8 +223,21 @@ def build_service(
         senders[SLACK_PREFIX] = PausedWhile(
             inactive, SlackSender(client), "slack app uninstalled or token revoked"
         )
+    teams = _teams_mode(settings)
+    teams_sender: TeamsSender | None = None
+    if teams is not None:
+        connector = Connector(teams_tokens or _teams_tokens(settings))
+        routers.append(TeamsRouter())
+        teams_sender = TeamsSender(
+            connector,
+            store,
+            handoff_conversation=settings.teams_handoff_conversation,
+            leads_conversation=settings.teams_leads_conversation,
+            clock=clock,
+        )
+        senders[TEAMS_PREFIX] = teams_sender
     playground: PlaygroundHub | None = None
-    if settings.salesbot_playground or not slack_configured:
+    if settings.salesbot_playground or not (slack_configured or teams is not None):
         # The embedded default: with no platform configured, the local playground is the bot.
         playground = PlaygroundHub(clock=clock)
         routers.append(PlaygroundRouter())
@@ -231,6 +260,29 @@ def build_service(
     service.playground = playground
     if reply_sender is not None:
         service.closers.append(reply_sender.close)
+    if teams_sender is not None:
+        service.closers.append(teams_sender.close)
+        service.teams = TeamsEndpoint(
+            context=TeamsContext(
+                tenant_id=settings.teams_app_tenant_id,
+                bot_id=f"28:{settings.teams_app_id}" if settings.teams_app_id else "",
+                auditors=frozenset(settings.salesbot_auditors),
+                approvers=frozenset(settings.salesbot_approvers),
+            ),
+            validator=(
+                TokenValidator(
+                    app_id=settings.teams_app_id or "",
+                    tenant_id=settings.teams_app_tenant_id,
+                    metadata_url=settings.teams_openid_metadata_url,
+                )
+                if teams == "authenticated"
+                else None
+            ),
+            connector=teams_sender.connector,
+            states=store,
+            handle=service.handle,
+            clock=clock,
+        )
     leads_token = settings.salesbot_leads_token
 
     async def first_inbound(delivery_id: str) -> Inbound | None:
@@ -265,3 +317,33 @@ def build_service(
         service.slack_client = client
         service.slack_app_token = app_token.get_secret_value() if app_token is not None else None
     return service
+
+
+def _teams_mode(settings: Settings) -> str | None:
+    """ "authenticated" with the bot's credentials, "local" for unauthenticated local mode
+    (only on a loopback bind: a token-less endpoint must not be reachable from elsewhere),
+    None when Teams is not configured."""
+    if settings.teams_app_id and settings.teams_app_password is not None:
+        if settings.teams_allow_unauthenticated:
+            log.warning("TEAMS_ALLOW_UNAUTHENTICATED is ignored: Teams credentials are set")
+        return "authenticated"
+    if settings.teams_app_id or settings.teams_app_password is not None:
+        raise SettingsError("invalid configuration: set both TEAMS_APP_ID and TEAMS_APP_PASSWORD")
+    if not settings.teams_allow_unauthenticated:
+        return None
+    if not is_loopback(settings.salesbot_host):
+        raise SettingsError(
+            "invalid configuration: TEAMS_ALLOW_UNAUTHENTICATED=1 needs SALESBOT_HOST to be a "
+            f"loopback address (got {settings.salesbot_host!r})"
+        )
+    return "local"
+
+
+def _teams_tokens(settings: Settings) -> TokenProvider:
+    if settings.teams_app_id and settings.teams_app_password is not None:
+        return MsalTokenProvider(
+            app_id=settings.teams_app_id,
+            password=settings.teams_app_password.get_secret_value(),
+            tenant_id=settings.teams_app_tenant_id,
+        )
+    return NoToken()

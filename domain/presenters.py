@@ -71,6 +71,11 @@ def score_card(score: LeadScore, text: str) -> Card:
     )
 
 
+def lead_card_ref(conversation_id: str) -> str:
+    """The `ref` of a lead's card: platforms key the lead's thread (its view) by it."""
+    return f"lead:{conversation_id}"
+
+
 def lead_card(
     conversation_id: str, lead: LeadDetails, score: LeadScore, narrative: NarrativeAudit
 ) -> Card:
@@ -94,7 +99,7 @@ def lead_card(
             ),
             Button(action="escalate", label="Escalate to a human", target=conversation_id),
         ),
-        ref=f"lead:{conversation_id}",
+        ref=lead_card_ref(conversation_id),
     )
 
 

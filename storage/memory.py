@@ -8,9 +8,10 @@ loop each call is atomic without a lock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from domain.events import EventEnvelope
 from storage._rules import (
@@ -31,6 +32,8 @@ from storage.ports import (
     OutboxItem,
     StoredInbound,
     TicketRow,
+    check_state_key,
+    state_json,
 )
 
 _UNSENT = ("pending", "in_flight")
@@ -48,6 +51,7 @@ class MemoryStore:
         self._outbox: dict[str, OutboxItem] = {}  # insertion order is enqueue order
         self._tickets: dict[str, TicketRow] = {}
         self._policies: dict[str, str] = {}
+        self._state: dict[str, tuple[str, int]] = {}  # key -> (JSON text, updated_at_ms)
         self._closed = False
 
     def _check_open(self) -> None:
@@ -308,6 +312,27 @@ class MemoryStore:
     async def get_policy(self, version: str) -> str | None:
         self._check_open()
         return self._policies.get(version)
+
+    # -- adapter state ------------------------------------------------------------------
+
+    async def put_state(self, key: str, value: Mapping[str, Any], at_ms: int) -> None:
+        self._check_open()
+        # Kept as JSON text, as SQLite keeps it: every get decodes a copy of its own.
+        self._state[key] = (state_json(key, value), at_ms)
+
+    async def get_state(self, key: str) -> dict[str, Any] | None:
+        self._check_open()
+        check_state_key(key)
+        stored = self._state.get(key)
+        if stored is None:
+            return None
+        value: dict[str, Any] = json.loads(stored[0])
+        return value
+
+    async def delete_state(self, key: str) -> bool:
+        self._check_open()
+        check_state_key(key)
+        return self._state.pop(key, None) is not None
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ idempotent by a key, so a platform retry, a crash-restart or a replay is ordinar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -34,6 +35,14 @@ LEASE_EXPIRED = "timeout: lease expired"
 died after posting, so the next sender must look before it resends (RELIABILITY rule 5)."""
 TicketStatus = Literal["open", "claimed", "resolved"]
 TicketEvent = TicketOpened | TicketClaimed | TicketResolved | HandedBack
+
+STATE_KEY_MAX_CHARS = 1024
+STATE_VALUE_MAX_BYTES = 256 * 1024
+"""Adapter state is small by design (a conversation reference, a message id): a key or a
+value beyond these limits is a bug in the adapter, refused before anything is written."""
+STATE_SCHEMA_VERSION = 1
+"""Version of an adapter-state record as a store keeps it (key, JSON object, time). The
+JSON's own shape belongs to the adapter, which versions it inside the value if it needs to."""
 
 
 class OutboxItem(Frozen):
@@ -270,7 +279,75 @@ class PolicyStore(Protocol):
     async def get_policy(self, version: str) -> str | None: ...
 
 
-class Store(EventStore, DeliveryLog, Outbox, TicketStore, InboundLog, PolicyStore, Protocol):
+class AdapterStateStore(Protocol):
+    """Small JSON documents adapters keep between requests and across restarts: where a
+    platform conversation is reached (a Teams conversation reference), which message holds
+    a card, the answer given to a card action. Keyed by a string the adapter chooses
+    ("teams:ref:…"). Not part of the event log and not written by `Store.commit`: losing one
+    costs a look-up or a fallback, never a decision.
+
+    Keys are 1 to `STATE_KEY_MAX_CHARS` characters; a value's JSON is at most
+    `STATE_VALUE_MAX_BYTES` bytes (UTF-8). Anything else raises `ValueError` and writes nothing.
+    """
+
+    async def put_state(self, key: str, value: Mapping[str, Any], at_ms: int) -> None:
+        """Insert or replace the value under `key`; durable when this returns. `value` must
+        be JSON-serialisable (a set, an object, NaN: `ValueError`, nothing written)."""
+        ...
+
+    async def get_state(self, key: str) -> dict[str, Any] | None:
+        """The value as JSON gives it back (a fresh copy: changing it changes nothing
+        stored); None for an unknown key."""
+        ...
+
+    async def delete_state(self, key: str) -> bool:
+        """Forget `key`; True when something was deleted, False when it was unknown."""
+        ...
+
+
+def check_state_key(key: str) -> None:
+    """Refuse a key no store can hold, the same way in every store."""
+    if not isinstance(key, str) or not 1 <= len(key) <= STATE_KEY_MAX_CHARS:
+        shown = f"{len(key)} characters" if isinstance(key, str) else type(key).__name__
+        raise ValueError(
+            f"An adapter state key must be 1 to {STATE_KEY_MAX_CHARS} characters, not {shown}."
+        )
+    key.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+
+
+def state_json(key: str, value: Mapping[str, Any]) -> str:
+    """The JSON text a store keeps for `put_state(key, value)`, after every check, so the
+    stores refuse the same values with the same error (here, not in `storage._rules`,
+    because that module builds on this one)."""
+    check_state_key(key)
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"Adapter state {key!r} must be a JSON object, not {type(value).__name__}."
+        )
+    try:
+        # Written as `storage._rules.dumps` writes JSON: compact, no NaN or infinities.
+        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode("utf-8"))  # a lone surrogate cannot be stored as UTF-8
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"Adapter state {key!r} is not JSON: {exc}") from exc
+    if size > STATE_VALUE_MAX_BYTES:
+        raise ValueError(
+            f"Adapter state {key!r} is {size} bytes of JSON; the limit is "
+            f"{STATE_VALUE_MAX_BYTES} bytes."
+        )
+    return text
+
+
+class Store(
+    EventStore,
+    DeliveryLog,
+    Outbox,
+    TicketStore,
+    InboundLog,
+    PolicyStore,
+    AdapterStateStore,
+    Protocol,
+):
     """Everything the runtime persists, with one atomic write for a handled inbound."""
 
     async def commit(self, commit: Commit) -> CommitResult:

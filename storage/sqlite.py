@@ -9,12 +9,12 @@ events/s with FULL against 47k with NORMAL (RELIABILITY.md, rules 3–4).
 
 One writer (RELIABILITY rule 3). SQLite has a single writer, and a connection shared by
 concurrent tasks silently merges their transactions. So every write — `commit`, `append`,
-the outbox and ticket operations, `put_policy` — is a job on an `asyncio.Queue`. One writer
-task owns the only write connection: it takes every job waiting (up to `max_batch`), runs
-them in one `BEGIN IMMEDIATE … COMMIT` with a SAVEPOINT per job, so a job that fails (a
-`ConcurrencyError`, a bad value) rolls back alone, and resolves the callers' futures only
-after the COMMIT returned. A caller that sees `committed` therefore holds a durable commit,
-and concurrent conversations share one fsync.
+the outbox and ticket operations, `put_policy`, `put_state`/`delete_state` — is a job on an
+`asyncio.Queue`. One writer task owns the only write connection: it takes every job waiting
+(up to `max_batch`), runs them in one `BEGIN IMMEDIATE … COMMIT` with a SAVEPOINT per job, so
+a job that fails (a `ConcurrencyError`, a bad value) rolls back alone, and resolves the
+callers' futures only after the COMMIT returned. A caller that sees `committed` therefore
+holds a durable commit, and concurrent conversations share one fsync.
 
 Why the write connection is a plain `sqlite3` connection on its own thread, not aiosqlite:
 aiosqlite makes one thread hop per statement (~70 µs here) and a commit is about ten
@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 
 import aiosqlite
 
+from domain import GENERATOR
 from domain.events import EventEnvelope
 from storage._rules import (
     ClaimTicket,
@@ -61,12 +62,15 @@ from storage.errors import (
 )
 from storage.ports import (
     LEASE_EXPIRED,
+    STATE_SCHEMA_VERSION,
     ClaimOutcome,
     Commit,
     CommitResult,
     OutboxItem,
     StoredInbound,
     TicketRow,
+    check_state_key,
+    state_json,
 )
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate, user_version
 
@@ -553,6 +557,39 @@ class SqliteStore:
             "SELECT canonical_json FROM policies WHERE version = ?", (version,)
         )
         return str(rows[0][0]) if rows else None
+
+    # -- adapter state ------------------------------------------------------------------
+
+    async def put_state(self, key: str, value: Mapping[str, Any], at_ms: int) -> None:
+        text = state_json(key, value)  # checked and encoded before anything is queued
+
+        def run(conn: Conn) -> None:
+            conn.execute(
+                "INSERT INTO adapter_state (key, value, updated_at_ms, schema_version, "
+                "generator) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "value = excluded.value, updated_at_ms = excluded.updated_at_ms, "
+                "schema_version = excluded.schema_version, generator = excluded.generator",
+                (key, text, at_ms, STATE_SCHEMA_VERSION, GENERATOR),
+            )
+
+        await self._write(run)
+
+    async def get_state(self, key: str) -> dict[str, Any] | None:
+        check_state_key(key)
+        rows = await self._fetch("SELECT value FROM adapter_state WHERE key = ?", (key,))
+        if not rows:
+            return None
+        value: dict[str, Any] = json.loads(rows[0][0])
+        return value
+
+    async def delete_state(self, key: str) -> bool:
+        check_state_key(key)
+
+        def run(conn: Conn) -> bool:
+            cursor = conn.execute("DELETE FROM adapter_state WHERE key = ?", (key,))
+            return cursor.rowcount == 1
+
+        return await self._write(run)
 
     # -- lifecycle ----------------------------------------------------------------------
 

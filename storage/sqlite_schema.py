@@ -11,7 +11,7 @@ SQLite file is refused instead of being migrated.
 Tables are STRICT (a wrong type is an error, not a silent conversion); times are integer
 epoch milliseconds; UNIQUE constraints carry the idempotency rules: one event per
 `(conversation_id, seq)`, one row per delivery id, outbox key, ticket key, policy version,
-and per `(conversation_id, position)` and delivery id for raw inbounds.
+adapter state key, and per `(conversation_id, position)` and delivery id for raw inbounds.
 """
 
 from __future__ import annotations
@@ -136,7 +136,22 @@ _V1 = _statements(
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = _statements(
+    # Adapter state (`storage.ports.AdapterStateStore`): one JSON object per key, replaced
+    # in place. `schema_version` and `generator` say which record format and which salesbot
+    # wrote the row, as an event envelope does for events.
+    """
+    CREATE TABLE adapter_state (
+        key            TEXT    PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 1024),
+        value          TEXT    NOT NULL,
+        updated_at_ms  INTEGER NOT NULL,
+        schema_version INTEGER NOT NULL,
+        generator      TEXT    NOT NULL
+    ) STRICT
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

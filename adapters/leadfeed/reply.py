@@ -30,12 +30,10 @@ here logs the text, the URL's query or the secret.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +42,7 @@ import aiohttp
 
 from adapters.leadfeed.models import check_reply_url
 from adapters.ports import Delivery, Rejected, RetryLater, Route, SendOutcome, Sent, TimedOut
+from adapters.retry_after import retry_after_ms
 from domain.cards import Reply
 from domain.inbound import Inbound
 from domain.state import ConversationState
@@ -183,33 +182,18 @@ def _classify(status: int, retry_after: str | None) -> SendOutcome:
     if status == 429:
         return RetryLater(
             reason="rate limited by the reply URL (HTTP 429)",
-            retry_after_ms=_retry_after_ms(retry_after),
+            retry_after_ms=retry_after_ms(retry_after),
         )
     if status >= 500 or status == 408:
         return RetryLater(
             reason=f"the reply URL answered HTTP {status}",
-            retry_after_ms=_retry_after_ms(retry_after),
+            retry_after_ms=retry_after_ms(retry_after),
         )
     if 300 <= status < 400:
         return Rejected(
             reason=f"the reply URL redirects (HTTP {status}); redirects are not followed"
         )
     return Rejected(reason=f"the reply URL refused the reply (HTTP {status})")
-
-
-def _retry_after_ms(value: str | None) -> int | None:
-    """`Retry-After` as seconds or an HTTP date."""
-    if value is None:
-        return None
-    try:
-        return max(0, round(float(value) * 1000))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0, round((when.timestamp() - time.time()) * 1000))
 
 
 def _body(data: dict[str, Any]) -> bytes:

@@ -21,15 +21,11 @@ from adapters.ports import Route
 from adapters.slack.ids import location
 from domain.cards import Reply
 from domain.inbound import Inbound
+from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
 CHANNEL_PREFIX = "slack:"
 SLACK_DELIVERY_PREFIX = "slack:"
-
-
-def lead_thread_ref(conversation_id: str) -> str:
-    """The `ref` of a lead's card: the key of its Slack thread (see `presenters.lead_card`)."""
-    return f"lead:{conversation_id}"
 
 
 def _route(
@@ -76,7 +72,7 @@ class SlackRouter:
     ) -> Sequence[Route]:
         if state.lead is None or self._leads is None:
             return []
-        ref = lead_thread_ref(state.conversation_id)
+        ref = lead_card_ref(state.conversation_id)
         if reply.card is not None and reply.card.ref == ref and reply.replaces is None:
             return [_route(self._leads)]  # the lead card itself starts the thread
         if reply.audience == "requester":

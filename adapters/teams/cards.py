@@ -221,7 +221,7 @@ def _card(
     }
     if card.buttons:
         content["actions"] = [
-            _action(button, conversation, _nonce(nonce_seed, index))
+            _action(button, conversation, _nonce(nonce_seed, index), card.ref)
             for index, button in enumerate(card.buttons)
         ]
     return content
@@ -243,7 +243,7 @@ def _nonce(nonce_seed: str, index: int) -> str:
     return hashlib.sha256(f"{nonce_seed}:{index}".encode()).hexdigest()[:16]
 
 
-def _action(button: Button, conversation: str, nonce: str) -> dict[str, Any]:
+def _action(button: Button, conversation: str, nonce: str, ref: str | None) -> dict[str, Any]:
     """`Action.Execute` (Universal Actions: the bot answers the invoke with the refreshed card),
     falling back to an `Action.Submit` with the same data on clients without Universal Actions
     (https://learn.microsoft.com/en-us/microsoftteams/platform/task-modules-and-cards/cards/universal-actions-for-adaptive-cards/work-with-universal-actions-for-adaptive-cards#backward-compatibility).
@@ -251,7 +251,7 @@ def _action(button: Button, conversation: str, nonce: str) -> dict[str, Any]:
     Action titles are plain text, not Markdown, so they are clipped but not escaped. Adaptive
     Cards have no confirmation dialog: an irreversible click is confirmed by its refreshed card.
     """
-    data = ids.action_data(conversation, button.action, button.target, nonce)
+    data = ids.action_data(conversation, button.action, button.target, nonce, ref)
     title = _clip(button.label, MAX_ACTION_TITLE) if button.label.strip() else ELLIPSIS
     style = _STYLES.get(button.style)
     # Two copies of one value: a consumer editing one action's data cannot change the other's.

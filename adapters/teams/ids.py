@@ -39,9 +39,15 @@ def activity_delivery_id(activity_id: str) -> str:
     return f"{PREFIX}:act:{activity_id}"
 
 
-def action_data(conversation: str, action: str, target: str, nonce: str) -> dict[str, Any]:
-    """The data of a card button, for `Action.Execute` and its `Action.Submit` fallback."""
-    return {_MARKER: 1, "c": conversation, "a": action, "t": target, "n": nonce}
+def action_data(
+    conversation: str, action: str, target: str, nonce: str, ref: str | None = None
+) -> dict[str, Any]:
+    """The data of a card button, for `Action.Execute` and its `Action.Submit` fallback.
+    `ref` is the card's own ref: an invoke is answered with *that* card refreshed."""
+    data: dict[str, Any] = {_MARKER: 1, "c": conversation, "a": action, "t": target, "n": nonce}
+    if ref:
+        data["r"] = ref
+    return data
 
 
 class ActionData(NamedTuple):
@@ -49,6 +55,7 @@ class ActionData(NamedTuple):
     action: str
     target: str
     nonce: str
+    ref: str = ""
 
 
 def parse_action_data(data: Any) -> ActionData | None:
@@ -63,4 +70,5 @@ def parse_action_data(data: Any) -> ActionData | None:
         return None
     if not (isinstance(n, str) and c and a and n):
         return None
-    return ActionData(c, a, t, n)
+    r = data.get("r")
+    return ActionData(c, a, t, n, r if isinstance(r, str) else "")

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from typing import Any, cast, get_args
 
 from adapters.teams import ids
-from domain.inbound import ActionId, Actor, ButtonClicked, MessagePosted, Role
+from adapters.teams.book import THREAD_MARK
+from domain.inbound import ActionId, Actor, ButtonClicked, CommandInvoked, MessagePosted, Role
 from domain.model import Frozen
 
 EXECUTE_INVOKE = "adaptiveCard/action"
@@ -41,7 +42,6 @@ LEAD_CONVERSATION_PREFIX = "lead-"  # lead-feed conversations, whose cards we al
 _ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
 _NOT_MEMBERS = frozenset({"guest", "anonymous"})
 _BOT_ID_PREFIX = "28:"  # Teams gives bots `28:` ids and people `29:` ids
-_THREAD_MARK = ";messageid="
 
 
 class TeamsContext(Frozen):
@@ -72,6 +72,9 @@ class Greeting(Frozen):
 
     conversation_reference: dict[str, Any]
     personal: bool
+    welcome: CommandInvoked | None = None
+    """In a personal chat: `help` for the person who added the bot, so they learn what it
+    does through the runtime like any command (recorded, sent by the outbox)."""
 
 
 TeamsInbound = MessagePosted | ButtonClicked
@@ -142,7 +145,7 @@ def is_thread_reply(activity: Mapping[str, Any]) -> bool:
     """A reply inside a channel thread: the conversation names a thread root other than the
     message itself (a new channel post's conversation id names the post as its own root)."""
     conversation = _str(_map(activity, "conversation"), "id")
-    _, mark, root = conversation.partition(_THREAD_MARK)
+    _, mark, root = conversation.partition(THREAD_MARK)
     return bool(mark) and root != _str(activity, "id")
 
 
@@ -225,9 +228,20 @@ def _from_conversation_update(activity: Mapping[str, Any], ctx: TeamsContext) ->
         return Ignored(reason="conversation update that does not add the bot")
     if not _str(_map(activity, "conversation"), "id") or not _str(activity, "serviceUrl"):
         return Ignored(reason="bot added, but the activity has no conversation or serviceUrl")
+    personal = _map(activity, "conversation").get("conversationType") == "personal"
+    activity_id = _str(activity, "id")
+    welcome = None
+    if personal and activity_id and _str(_map(activity, "from"), "id"):
+        welcome = CommandInvoked(
+            delivery_id=ids.activity_delivery_id(activity_id),
+            conversation_id=ids.conversation_id(_str(_map(activity, "conversation"), "id")),
+            actor=_actor(activity, ctx),
+            command="help",
+        )
     return Greeting(
         conversation_reference=conversation_reference(activity),
-        personal=_map(activity, "conversation").get("conversationType") == "personal",
+        personal=personal,
+        welcome=welcome,
     )
 
 

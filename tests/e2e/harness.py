@@ -6,6 +6,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,18 +23,24 @@ from tests.fakes.slack_api import FakeSlackApi
 
 @asynccontextmanager
 async def serving(
-    api: FakeSlackApi, settings: Settings, store: Store | None = None
+    api: FakeSlackApi | None,
+    settings: Settings,
+    store: Store | None = None,
+    **build: Any,
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """Wall-clock time (signatures are checked against it), strictly increasing; no pacing,
-    so tests never wait a second per Slack message."""
+    """Wall-clock time (signatures and tokens are checked against it), strictly increasing;
+    no pacing, so tests never wait a second per Slack message. `api` None: no Slack.
+    `build` goes to `build_service` (e.g. `teams_tokens`)."""
     ticks = itertools.count()
+    if api is not None:
+        build["slack_client"] = make_client(api.token, api.base_url, timeout_s=2)
     service = build_service(
         settings,
         load_policy("default"),
         store if store is not None else MemoryStore(),
         clock=lambda: int(time.time() * 1000) + next(ticks),
-        slack_client=make_client(api.token, api.base_url, timeout_s=2),
         slack_pacing_ms=0,
+        **build,
     )
     async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
         yield client

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened
@@ -507,3 +509,115 @@ async def test_an_inbound_is_found_by_its_delivery_id(store: Store, default_poli
     assert found is not None
     assert found.conversation_id == "c-lookup"
     assert await store.inbound("no-such-delivery") is None
+
+
+# -- adapter state ---------------------------------------------------------------------
+
+REFERENCE = {
+    "conversation": {"id": "19:abc@thread.tacv2", "tenantId": "t-1"},
+    "serviceUrl": "https://smba.example/emea/",
+    "bot": {"id": "28:bot", "name": "Salesbot"},
+    "activityIds": ["1700000000000", "1700000000001"],
+    "reach": 3,
+    "pinned": False,
+    "note": None,
+    "greeting": "Grüße, Łódź ✓",
+}
+
+
+async def test_adapter_state_that_was_put_is_got_back_equal(store: Store) -> None:
+    await store.put_state("teams:ref:conv-1", REFERENCE, at_ms=NOW)
+    assert await store.get_state("teams:ref:conv-1") == REFERENCE
+
+
+async def test_putting_adapter_state_again_replaces_the_value(store: Store) -> None:
+    await store.put_state("teams:card:T-1", {"activity_id": "a-1", "extra": [1]}, at_ms=NOW)
+    await store.put_state("teams:card:T-1", {"activity_id": "a-2"}, at_ms=NOW + 1)
+    assert await store.get_state("teams:card:T-1") == {"activity_id": "a-2"}
+
+
+async def test_an_unknown_adapter_state_key_gives_none(store: Store) -> None:
+    await store.put_state("teams:ref:conv-1", REFERENCE, at_ms=NOW)
+    assert await store.get_state("teams:ref:conv-2") is None
+
+
+async def test_changing_adapter_state_after_put_or_get_changes_nothing_stored(
+    store: Store,
+) -> None:
+    value: dict[str, Any] = {"conversation": {"id": "c-1"}, "ids": ["a"]}
+    await store.put_state("k", value, at_ms=NOW)
+    value["conversation"]["id"] = "changed by the caller"
+    got = await store.get_state("k")
+    assert got is not None
+    got["ids"].append("b")
+    got["new"] = True
+    assert await store.get_state("k") == {"conversation": {"id": "c-1"}, "ids": ["a"]}
+    assert await store.get_state("k") is not await store.get_state("k")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"ids": {"a", "b"}}, {"when": object()}, {"score": float("nan")}, {"text": "\ud800"}],
+    ids=["a set", "an object", "nan", "a lone surrogate"],
+)
+async def test_adapter_state_that_is_not_json_is_refused_and_nothing_is_written(
+    store: Store, value: dict[str, object]
+) -> None:
+    await store.put_state("kept", {"v": 1}, at_ms=NOW)
+    with pytest.raises(ValueError, match="not JSON"):
+        await store.put_state("new", value, at_ms=NOW)
+    with pytest.raises(ValueError, match="not JSON"):
+        await store.put_state("kept", value, at_ms=NOW + 1)
+    assert await store.get_state("new") is None
+    assert await store.get_state("kept") == {"v": 1}
+
+
+async def test_adapter_state_up_to_the_limits_is_kept_and_beyond_them_refused(
+    store: Store,
+) -> None:
+    from storage.ports import STATE_KEY_MAX_CHARS, STATE_VALUE_MAX_BYTES
+
+    longest_key = "k" * STATE_KEY_MAX_CHARS
+    largest = {"v": "x" * (STATE_VALUE_MAX_BYTES - len('{"v":""}'))}
+    await store.put_state(longest_key, largest, at_ms=NOW)
+    assert await store.get_state(longest_key) == largest
+
+    too_large = {"v": largest["v"] + "x"}
+    with pytest.raises(ValueError, match=f"limit is {STATE_VALUE_MAX_BYTES} bytes"):
+        await store.put_state(longest_key, too_large, at_ms=NOW + 1)
+    assert await store.get_state(longest_key) == largest
+    # Counted in UTF-8 bytes, not characters: "é" is two.
+    with pytest.raises(ValueError, match="limit"):
+        await store.put_state("wide", {"v": "é" * (STATE_VALUE_MAX_BYTES // 2)}, at_ms=NOW)
+    assert await store.get_state("wide") is None
+
+    too_long_key = "k" * (STATE_KEY_MAX_CHARS + 1)
+    with pytest.raises(ValueError, match=f"1 to {STATE_KEY_MAX_CHARS} characters"):
+        await store.put_state(too_long_key, {"v": 1}, at_ms=NOW)
+    with pytest.raises(ValueError, match="characters"):
+        await store.put_state("", {"v": 1}, at_ms=NOW)
+    with pytest.raises(ValueError, match="characters"):
+        await store.get_state(too_long_key)
+
+
+async def test_deleting_adapter_state_says_whether_there_was_something_to_delete(
+    store: Store,
+) -> None:
+    await store.put_state("teams:invoke:i-1", {"status": 200}, at_ms=NOW)
+    await store.put_state("teams:invoke:i-2", {"status": 200}, at_ms=NOW)
+    assert await store.delete_state("teams:invoke:i-1") is True
+    assert await store.delete_state("teams:invoke:i-1") is False
+    assert await store.get_state("teams:invoke:i-1") is None
+    assert await store.get_state("teams:invoke:i-2") == {"status": 200}
+    assert await store.delete_state("never-stored") is False
+
+
+async def test_a_closed_store_refuses_adapter_state(store: Store) -> None:
+    await store.put_state("k", {"v": 1}, at_ms=NOW)
+    await store.close()
+    with pytest.raises(StorageError, match="closed"):
+        await store.put_state("k", {"v": 2}, at_ms=NOW)
+    with pytest.raises(StorageError, match="closed"):
+        await store.get_state("k")
+    with pytest.raises(StorageError, match="closed"):
+        await store.delete_state("k")

@@ -8,14 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from domain import GENERATOR
 from domain.policy import Policy
 from storage.errors import ConcurrencyError, CorruptDatabaseError, SchemaTooNewError
-from storage.ports import OutboxItem, TicketRow
+from storage.ports import STATE_SCHEMA_VERSION, OutboxItem, TicketRow
 from storage.sqlite import SqliteStore
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 from tests.storage.builders import NOW, Script, handoff_script, lead, message, opened_ticket
 
-TABLES = {"streams", "events", "deliveries", "inbounds", "outbox", "tickets", "policies"}
+TABLES = {
+    "streams",
+    "events",
+    "deliveries",
+    "inbounds",
+    "outbox",
+    "tickets",
+    "policies",
+    "adapter_state",
+}
 
 
 def pragma(path: Path, name: str) -> object:
@@ -253,3 +263,65 @@ async def test_a_commit_that_fails_half_way_is_undone_alone(
         assert await store.inbounds("conv-1") == []
         assert await store.outbox_item(first.outbox[0].key) is None
         assert await store.load("conv-2") == list(other.events)
+
+
+async def test_adapter_state_is_there_after_reopening_the_file_with_its_version_and_generator(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "salesbot.db"
+    reference = {"conversation": {"id": "19:abc@thread.tacv2"}, "serviceUrl": "https://s/"}
+    async with await SqliteStore.open(path) as store:
+        await store.put_state("teams:ref:conv-1", reference, at_ms=NOW)
+        await store.put_state("teams:card:T-1", {"activity_id": "a-1"}, at_ms=NOW)
+        await store.put_state("teams:card:T-1", {"activity_id": "a-2"}, at_ms=NOW + 5)
+        await store.put_state("teams:invoke:i-1", {"status": 200}, at_ms=NOW)
+        assert await store.delete_state("teams:invoke:i-1")
+    async with await SqliteStore.open(path) as store:
+        assert await store.get_state("teams:ref:conv-1") == reference
+        assert await store.get_state("teams:card:T-1") == {"activity_id": "a-2"}
+        assert await store.get_state("teams:invoke:i-1") is None
+    with sqlite3.connect(path) as conn:
+        row = conn.execute(
+            "SELECT updated_at_ms, schema_version, generator FROM adapter_state WHERE key = ?",
+            ("teams:card:T-1",),
+        ).fetchone()
+    assert row == (NOW + 5, STATE_SCHEMA_VERSION, GENERATOR)
+
+
+async def test_a_schema_1_database_keeps_its_data_and_gains_adapter_state_on_open(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn, path, target=1)
+        conn.execute(
+            "INSERT INTO policies (version, canonical_json) VALUES (?, ?)",
+            (default_policy.version, default_policy.canonical_json()),
+        )
+    finally:
+        conn.close()
+    assert "adapter_state" not in tables(path)
+    async with await SqliteStore.open(path) as store:
+        assert await store.get_policy(default_policy.version) == default_policy.canonical_json()
+        await store.put_state("teams:ref:conv-1", {"id": "c-1"}, at_ms=NOW)
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+    assert tables(path) == TABLES
+    async with await SqliteStore.open(path) as store:
+        assert await store.get_state("teams:ref:conv-1") == {"id": "c-1"}
+
+
+async def test_adapter_state_is_written_by_the_one_writer_in_the_batch_of_a_commit(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    first = handoff_script(default_policy, "conv-1").commits[0]
+    async with await SqliteStore.open(tmp_path / "salesbot.db") as store:
+        batches = store.batches
+        await asyncio.gather(
+            store.commit(first),
+            store.put_state("teams:ref:conv-1", {"id": "c-1"}, at_ms=NOW),
+            store.delete_state("never-stored"),
+        )
+        assert store.batches == batches + 1  # one transaction, one fsync, no second writer
+        assert await store.load("conv-1") == list(first.events)
+        assert await store.get_state("teams:ref:conv-1") == {"id": "c-1"}

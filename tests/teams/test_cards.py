@@ -210,8 +210,10 @@ def test_each_button_is_an_execute_action_whose_submit_fallback_carries_identica
         assert parsed is not None
         assert parsed.conversation == CONVERSATION
         assert (parsed.action, parsed.target) == (button.action, button.target)
+        # The card's own ref rides along: the click is answered with this card refreshed.
+        assert parsed.ref == reply.card.ref
         assert action["data"] == ids.action_data(
-            CONVERSATION, button.action, button.target, parsed.nonce
+            CONVERSATION, button.action, button.target, parsed.nonce, reply.card.ref
         )
     assert [a.get("style") for a in actions] == ["positive", "destructive"]
 

@@ -1,0 +1,277 @@
+"""`POST /api/messages`: where Teams (Bot Framework) delivers activities.
+
+Our own aiohttp handler, not the SDK's `CloudAdapter`, so swapping the SDK touches one
+package and no SDK object reaches the runtime. For each request, in order:
+1. the token is checked (`auth.TokenValidator`: issuer, audience, expiry with 5 minutes of
+   skew, the `serviceUrl` claim): failure → 401, nothing stored. Without credentials the
+   endpoint only exists in local mode (`TEAMS_ALLOW_UNAUTHENTICATED=1` on a loopback bind);
+2. a body that is not a JSON activity → 400; a `serviceUrl` that is not https (loopback http
+   in local mode) → 400, so the bot's token is never sent anywhere else;
+3. where the conversation is reached is written down (`book.py`), and the sender's role
+   looked up in the roster when only that can tell a member from a guest;
+4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
+   runtime *before* the answer, as on Slack: a 2xx means it is stored;
+5. a card's `Action.Execute` (an `adaptiveCard/action` invoke) is answered in the HTTP
+   response with the refreshed card, or a message for the person who clicked. Always 200:
+   Teams shows any other status as a broken card. The answer is kept under the click's
+   nonce, so a redelivered click gets the same answer.
+
+Nothing here logs message text or tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from adapters.teams import book
+from adapters.teams.auth import AuthError, TokenValidator
+from adapters.teams.cards import adaptive_card
+from adapters.teams.connector import Connector, ConnectorError, check_service_url
+from adapters.teams.ids import bf_conversation, parse_action_data
+from adapters.teams.inbound import (
+    EXECUTE_INVOKE,
+    Greeting,
+    Ignored,
+    TeamsContext,
+    conversation_reference,
+    from_activity,
+)
+from domain.cards import Reply
+from domain.inbound import ButtonClicked, Inbound, MessagePosted
+
+log = logging.getLogger(__name__)
+
+CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
+MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
+ROLE_CACHE = 10_000
+
+
+class HandleOutcome(Protocol):
+    """What the runtime answers (`bot.runtime.HandleResult`), as far as this endpoint reads it."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def decision(self) -> Any: ...
+
+
+Handle = Callable[[Inbound], Awaitable[HandleOutcome]]
+
+
+class TeamsEndpoint:
+    def __init__(
+        self,
+        *,
+        context: TeamsContext,
+        validator: TokenValidator | None,
+        connector: Connector,
+        states: book.StateBook,
+        handle: Handle,
+        clock: Callable[[], int],
+    ) -> None:
+        """`validator` None is local unauthenticated mode (the caller checked it is allowed)."""
+        self._ctx = context
+        self._validator = validator
+        self._connector = connector
+        self._states = states
+        self._handle = handle
+        self._clock = clock
+        self._roles: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._written: dict[str, str] = {}  # book key → the JSON last written, to skip rewrites
+
+    async def handle_request(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        activity = body if isinstance(body, dict) else {}
+        service_url = activity.get("serviceUrl")
+        if self._validator is not None:
+            try:
+                await self._validator.validate(
+                    request.headers.get("Authorization"),
+                    service_url=service_url if isinstance(service_url, str) else None,
+                )
+            except AuthError as exc:
+                log.warning("teams request refused: %s", exc.reason)
+                return web.json_response({"error": "unauthorized"}, status=401)
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            return web.json_response({"error": "the body is not a JSON activity"}, status=400)
+        if not isinstance(service_url, str):
+            return web.json_response({"error": "the activity has no serviceUrl"}, status=400)
+        try:
+            activity["serviceUrl"] = check_service_url(
+                service_url, allow_loopback_http=self._validator is None
+            )
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return await self._activity(activity)
+
+    async def _activity(self, activity: dict[str, Any]) -> web.StreamResponse:
+        await self._with_role(activity)
+        result = from_activity(activity, self._ctx)
+        invoke = activity.get("type") == "invoke" and activity.get("name") == EXECUTE_INVOKE
+        if isinstance(result, Ignored):
+            log.debug("teams activity ignored: %s", result.reason)
+            if invoke:
+                return _invoke_message("This card is not active any more.")
+            return web.Response(status=200)
+        await self._remember(activity)
+        if isinstance(result, Greeting):
+            return await self._greet(result)
+        inbound: Inbound = await self._in_lead_thread(result)
+        try:
+            outcome = await self._handle(inbound)
+        except Exception:
+            log.exception("teams activity %s could not be handled", inbound.delivery_id)
+            if invoke:  # never a broken card; the click was not recorded and can be repeated
+                return _invoke_message("That did not go through. Please try again.")
+            return web.json_response({"error": "not stored; retry"}, status=500)
+        if invoke and isinstance(inbound, ButtonClicked):
+            clicked = parse_action_data(_map(_map(activity, "value"), "action").get("data"))
+            return await self._invoke_answer(inbound, clicked.ref if clicked else "", outcome)
+        return web.Response(status=200)
+
+    async def _with_role(self, activity: dict[str, Any]) -> None:
+        """Copy the roster's `userRole` into `from`, where `inbound.py` reads it: only the
+        roster tells a guest (who has an id in our tenant) from a member. Asked only for
+        people who would otherwise count as members; a failed look-up counts as a guest."""
+        sender = activity.get("from")
+        conversation = activity.get("conversation")
+        if not isinstance(sender, dict) or not isinstance(conversation, dict):
+            return
+        if sender.get("userRole") or not sender.get("aadObjectId") or self._ctx.tenant_id is None:
+            return
+        if (
+            sender.get("tenantId")
+            and str(sender["tenantId"]).lower() != self._ctx.tenant_id.lower()
+        ):
+            return  # another tenant's user: a prospect whatever the roster says
+        channel_data = activity.get("channelData")
+        tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
+        tenant_id = tenant.get("id") if isinstance(tenant, dict) else conversation.get("tenantId")
+        if not isinstance(tenant_id, str) or tenant_id.lower() != self._ctx.tenant_id.lower():
+            return  # another tenant's user: a prospect whatever the roster says
+        user, where = sender.get("id"), conversation.get("id")
+        if not isinstance(user, str) or not isinstance(where, str):
+            return
+        key = (tenant_id.lower(), str(sender["aadObjectId"]))
+        role = self._roles.get(key)
+        if role is None:
+            try:
+                member = await self._connector.member(
+                    activity["serviceUrl"], book.base_conversation(where), user
+                )
+            except ConnectorError as exc:
+                log.warning("teams roster look-up failed (%s): treated as a guest", exc)
+                sender["userRole"] = "guest"  # not cached: the next activity asks again
+                return
+            role = str(member.get("userRole") or "user")
+            self._roles[key] = role
+            while len(self._roles) > ROLE_CACHE:
+                self._roles.popitem(last=False)
+        self._roles.move_to_end(key)
+        sender["userRole"] = role
+
+    async def _remember(self, activity: Mapping[str, Any]) -> None:
+        """The conversation's reference and the sender's account, written when they change."""
+        reference = conversation_reference(activity)
+        conversation = reference.get("conversation", {}).get("id")
+        if isinstance(conversation, str):
+            await self._write(book.conversation_key(conversation), reference)
+        await self._write(book.SERVICE_URL_KEY, {"serviceUrl": activity.get("serviceUrl")})
+        sender = activity.get("from")
+        if isinstance(sender, Mapping) and isinstance(sender.get("id"), str):
+            account = {
+                "id": sender["id"],
+                "name": sender.get("name"),
+                "aadObjectId": sender.get("aadObjectId"),
+                "serviceUrl": activity.get("serviceUrl"),
+                "tenantId": reference.get("conversation", {}).get("tenantId"),
+            }
+            for user in {sender.get("aadObjectId"), sender["id"]} - {None, ""}:
+                await self._write(book.user_key(str(user)), account)
+
+    async def _write(self, key: str, value: Mapping[str, Any]) -> None:
+        encoded = json.dumps(value, sort_keys=True)
+        if self._written.get(key) == encoded:
+            return
+        await self._states.put_state(key, value, self._clock())
+        self._written[key] = encoded
+        if len(self._written) > ROLE_CACHE:
+            self._written.pop(next(iter(self._written)))
+
+    async def _greet(self, greeting: Greeting) -> web.StreamResponse:
+        if not greeting.personal:
+            # A team or group chat: where handoff and lead posts go when no conversation is
+            # configured.
+            await self._states.put_state(
+                book.INSTALL_KEY, greeting.conversation_reference, self._clock()
+            )
+            return web.Response(status=200)
+        if greeting.welcome is not None:
+            await self._handle(greeting.welcome)
+        return web.Response(status=200)
+
+    async def _in_lead_thread(self, inbound: Inbound) -> Inbound:
+        """A message in a lead's thread belongs to the lead's conversation."""
+        if not isinstance(inbound, MessagePosted):
+            return inbound
+        conversation = bf_conversation(inbound.conversation_id)
+        if conversation is None or book.THREAD_MARK not in conversation:
+            return inbound
+        owner = await self._states.get_state(book.lead_thread_key(conversation))
+        lead = owner.get("conversation_id") if owner else None
+        if not isinstance(lead, str) or not lead:
+            return inbound
+        return inbound.model_copy(update={"conversation_id": lead})
+
+    async def _invoke_answer(
+        self, click: ButtonClicked, card_ref: str, outcome: HandleOutcome
+    ) -> web.Response:
+        key = book.invoke_key(click.delivery_id)
+        if outcome.status == "duplicate":
+            stored = await self._states.get_state(key)
+            if stored is not None:
+                return web.json_response(stored)
+            return _invoke_message("This action was already handled.")
+        answer = _answer_for(click, card_ref, outcome.decision)
+        await self._states.put_state(key, answer, self._clock())
+        return web.json_response(answer)
+
+
+def _answer_for(click: ButtonClicked, card_ref: str, decision: Any) -> dict[str, Any]:
+    """The clicked card refreshed when the decision updates it, else the first thing the
+    decision says to the person who clicked (shown to them only), else "Done."."""
+    replies: tuple[Reply, ...] = tuple(getattr(decision, "replies", ()) or ())
+    for reply in replies:
+        if reply.card is not None and card_ref and reply.replaces == card_ref:
+            card = adaptive_card(
+                reply.card, conversation=click.conversation_id, nonce_seed=click.delivery_id
+            )
+            return {"statusCode": 200, "type": CARD_RESPONSE, "value": card}
+    for reply in replies:
+        if reply.audience in ("requester", "conversation") and reply.text.strip():
+            return _message_body(reply.text)
+    return _message_body("Done.")
+
+
+def _message_body(text: str) -> dict[str, Any]:
+    return {"statusCode": 200, "type": MESSAGE_RESPONSE, "value": text}
+
+
+def _invoke_message(text: str) -> web.Response:
+    return web.json_response(_message_body(text))
+
+
+def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}

@@ -1,0 +1,95 @@
+"""Where each neutral reply goes in Teams.
+
+Teams conversations (their id is their address, see `ids.py`):
+- conversation → the conversation itself (a channel thread's id names the thread);
+- requester    → the person who acted, privately: in a personal chat that is the chat; in a
+                 channel or group chat a *targeted* message, which only they see (Teams'
+                 counterpart of Slack's ephemeral message);
+- team         → the leads conversation, else the handoff conversation;
+- handoff, approvers → the handoff conversation, as new posts (ticket cards update there).
+
+Lead conversations (from the lead feed) have a view in the leads conversation: the lead card
+is posted there and starts a thread; everything else the lead's conversation says goes into
+that thread, so reps follow and act on the lead in one place.
+
+"handoff" and "leads" are named, not resolved, here: the sender resolves them to
+`TEAMS_HANDOFF_CONVERSATION` / `TEAMS_LEADS_CONVERSATION`, or to the channel the bot was
+added to when unset (which only the store knows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from adapters.ports import Route
+from adapters.teams import ids
+from domain.cards import Reply
+from domain.inbound import Inbound
+from domain.presenters import lead_card_ref
+from domain.state import ConversationState
+
+CHANNEL_PREFIX = "teams:"
+Destination = Literal["handoff", "leads"]
+
+
+def conversation_route(conversation: str, user: str | None = None) -> Route:
+    target = {"conversation": conversation}
+    if user is not None:
+        target["user"] = user
+    return Route(channel=f"{CHANNEL_PREFIX}{conversation}", target=target)
+
+
+def destination_route(
+    destination: Destination,
+    *,
+    user: str | None = None,
+    thread_of_ref: str | None = None,
+    starts_thread: str | None = None,
+) -> Route:
+    target: dict[str, str] = {"destination": destination}
+    for key, value in (
+        ("user", user),
+        ("thread_of_ref", thread_of_ref),
+        ("starts_thread", starts_thread),
+    ):
+        if value is not None:
+            target[key] = value
+    return Route(channel=f"{CHANNEL_PREFIX}{destination}", target=target)
+
+
+class TeamsRouter:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        if reply.audience in ("handoff", "approvers"):
+            return [destination_route("handoff")]
+        conversation = ids.bf_conversation(inbound.conversation_id)
+        if conversation is None:
+            return self._lead_view(inbound, reply, state)
+        match reply.audience:
+            case "conversation":
+                return [conversation_route(conversation)]
+            case "requester":
+                if inbound.actor.role == "system":
+                    return []
+                return [conversation_route(conversation, user=inbound.actor.id)]
+            case "team":
+                return [destination_route("leads")]
+        return []
+
+    def _lead_view(
+        self, inbound: Inbound, reply: Reply, state: ConversationState
+    ) -> Sequence[Route]:
+        if state.lead is None:
+            return []
+        ref = lead_card_ref(state.conversation_id)
+        if reply.card is not None and reply.card.ref == ref and reply.replaces is None:
+            return [destination_route("leads", starts_thread=ref)]
+        if reply.audience == "requester":
+            # Only someone acting from Teams can be answered privately in Teams.
+            if (
+                not inbound.delivery_id.startswith(f"{ids.PREFIX}:")
+                or inbound.actor.role == "system"
+            ):
+                return []
+            return [destination_route("leads", user=inbound.actor.id, thread_of_ref=ref)]
+        return [destination_route("leads", thread_of_ref=ref)]

@@ -1,0 +1,189 @@
+"""Delivery to Teams through the connector: the outbox's `Sender` for Teams routes.
+
+A route's target (from `TeamsRouter`) names a conversation, or a destination ("handoff",
+"leads") resolved here to the configured conversation or the channel the bot was added to.
+Then, in order:
+- `thread_of_ref`: post in the thread the card with that ref started (a lead's thread); if
+  the card is still in the outbox, retry later;
+- `user`: a private notice — in a personal chat a plain post, elsewhere a targeted message
+  only that person sees;
+- `reply.replaces`: update the card in place (PUT) when we know which activity holds it,
+  else post it anew;
+- after a post, remember where the card is (and, for `starts_thread`, the thread it began).
+
+Every conversation is reached through the service URL its activities came from; a
+conversation the bot has never heard from (a configured handoff channel before anyone used
+the bot there) borrows the install channel's, else the latest one Teams used. With none
+known yet (no activity ever arrived), the message waits.
+
+Look before resend: Bot Framework offers bots no history to search, so `find_sent` cannot
+see whether a timed-out post arrived and says "not found"; the outbox then posts again. A
+timeout *after* Teams accepted a post can therefore show a message twice — rare (it needs a
+lost answer) and visible, which beats a lost handoff. Updates are idempotent and safe to
+repeat. Nothing here logs message text or tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent
+from adapters.teams import book
+from adapters.teams.cards import activity as render_activity
+from adapters.teams.connector import TARGETED_ENTITY, Connector, Gone
+
+log = logging.getLogger(__name__)
+
+WAIT_FOR_ADDRESS_MS = 60_000
+"""How long a message waits before asking again for a service URL nobody has given yet."""
+
+
+class TeamsSender:
+    def __init__(
+        self,
+        connector: Connector,
+        states: book.StateBook,
+        *,
+        handoff_conversation: str | None,
+        leads_conversation: str | None,
+        clock: Callable[[], int],
+    ) -> None:
+        self._connector = connector
+        self._states = states
+        self._destinations = {"handoff": handoff_conversation, "leads": leads_conversation}
+        self._clock = clock
+
+    async def send(self, delivery: Delivery) -> SendOutcome:
+        target = delivery.target
+        where = await self._conversation(target)
+        if isinstance(where, RetryLater | Rejected):
+            return where
+        conversation = where
+        reference = await self._states.get_state(book.conversation_key(conversation))
+        service_url = await self._service_url(reference)
+        if service_url is None:
+            return RetryLater(
+                reason="no Teams service URL known yet: add the bot to the team or chat",
+                retry_after_ms=WAIT_FOR_ADDRESS_MS,
+            )
+        reply = delivery.reply
+        message = render_activity(
+            reply, conversation=delivery.conversation_id, nonce_seed=delivery.key
+        )
+        user = _str(target.get("user"))
+        if user is not None:
+            return await self._notice(service_url, conversation, reference, user, message)
+
+        if reply.replaces:
+            held = await self._states.get_state(book.card_key(conversation, reply.replaces))
+            activity_id = _str(held.get("activity_id")) if held else None
+            if activity_id is not None:
+                outcome = await self._connector.update(
+                    service_url, conversation, activity_id, message
+                )
+                if isinstance(outcome, Sent) and reply.card is not None and reply.card.ref:
+                    await self._remember_card(conversation, reply.card.ref, activity_id)
+                if not isinstance(outcome, Gone):
+                    return outcome
+                log.info("teams card %s is gone; posting it anew", reply.replaces)
+
+        outcome = await self._connector.post(service_url, conversation, message, targeted=False)
+        if isinstance(outcome, Sent) and outcome.remote_id:
+            await self._after_post(delivery, conversation, outcome.remote_id)
+        return outcome
+
+    @property
+    def connector(self) -> Connector:
+        return self._connector
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        """Always None: Teams has no message history a bot can search (module docstring)."""
+        return None
+
+    async def close(self) -> None:
+        await self._connector.close()
+
+    async def _conversation(self, target: Mapping[str, Any]) -> str | RetryLater | Rejected:
+        conversation = _str(target.get("conversation"))
+        if conversation is None:
+            destination = _str(target.get("destination"))
+            if destination not in self._destinations:
+                return Rejected(reason="the delivery names no Teams conversation")
+            conversation = self._destinations[destination] or await self._installed()
+            if conversation is None:
+                return RetryLater(
+                    reason=f"no Teams {destination} conversation: set "
+                    f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team",
+                    retry_after_ms=WAIT_FOR_ADDRESS_MS,
+                )
+        ref = _str(target.get("thread_of_ref"))
+        if ref is not None:
+            thread = await self._states.get_state(book.thread_key(ref))
+            found = _str(thread.get("conversation")) if thread else None
+            if found is None:
+                return RetryLater(reason="the lead's card is not in Teams yet")
+            return found
+        return conversation
+
+    async def _installed(self) -> str | None:
+        reference = await self._states.get_state(book.INSTALL_KEY)
+        return _str(_map(reference, "conversation").get("id")) if reference else None
+
+    async def _service_url(self, reference: Mapping[str, Any] | None) -> str | None:
+        found = _str(reference.get("serviceUrl")) if reference else None
+        for fallback in (book.INSTALL_KEY, book.SERVICE_URL_KEY):
+            if found is not None:
+                break
+            known = await self._states.get_state(fallback)
+            found = _str(known.get("serviceUrl")) if known else None
+        return found
+
+    async def _notice(
+        self,
+        service_url: str,
+        conversation: str,
+        reference: Mapping[str, Any] | None,
+        user: str,
+        message: dict[str, Any],
+    ) -> SendOutcome:
+        if book.is_personal(conversation, reference):
+            return await self._connector.post(service_url, conversation, message, targeted=False)
+        account = await self._states.get_state(book.user_key(user))
+        teams_id = _str(account.get("id")) if account else None
+        if teams_id is None:
+            return Rejected(reason="a private notice for a Teams user the bot has not seen")
+        targeted = {
+            **message,
+            "recipient": {"id": teams_id, "role": "user"},
+            "entities": [*message.get("entities", []), TARGETED_ENTITY],
+        }
+        return await self._connector.post(service_url, conversation, targeted, targeted=True)
+
+    async def _after_post(self, delivery: Delivery, conversation: str, activity_id: str) -> None:
+        card = delivery.reply.card
+        if card is not None and card.ref:
+            await self._remember_card(conversation, card.ref, activity_id)
+        starts = _str(delivery.target.get("starts_thread"))
+        if starts is not None:
+            thread = book.thread_conversation(conversation, activity_id)
+            now = self._clock()
+            await self._states.put_state(book.thread_key(starts), {"conversation": thread}, now)
+            await self._states.put_state(
+                book.lead_thread_key(thread), {"conversation_id": delivery.conversation_id}, now
+            )
+
+    async def _remember_card(self, conversation: str, ref: str, activity_id: str) -> None:
+        await self._states.put_state(
+            book.card_key(conversation, ref), {"activity_id": activity_id}, self._clock()
+        )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
