@@ -14,6 +14,7 @@ import tracemalloc
 from collections.abc import Callable
 from decimal import Decimal
 
+from bench import endpoints as endpoints_bench
 from bench import runtime as runtime_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
@@ -122,6 +123,7 @@ def main() -> int:
     results["state_bytes_per_conversation"] = grown / len(states)
 
     results.update(asyncio.run(runtime_bench.measure()))
+    results.update(asyncio.run(endpoints_bench.measure()))
 
     ratios = {
         "token_vs_substring_scoring_cost": results["score_seed_per_s"]

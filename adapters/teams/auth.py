@@ -26,6 +26,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -78,10 +79,10 @@ class Claims:
 
 @dataclass(slots=True)
 class _KeySource:
-    """One fetch of the metadata document, and the key client for the `jwks_uri` it names."""
+    """One fetch of the metadata document and of the key set its `jwks_uri` names."""
 
     issuer: str | None
-    client: PyJWKClient
+    keys: dict[str, PyJWK]  # by kid: looked up without a lock or a thread
     expires_at: float  # time.monotonic()
 
 
@@ -159,6 +160,11 @@ class TokenValidator:
     async def _signing_key(self, kid: str) -> tuple[PyJWK, _KeySource]:
         """The key named `kid`, fetching the metadata and keys when they are missing, old,
         or (once per cooldown) when the key is unknown — Microsoft has rotated keys."""
+        source = self._source
+        if source is not None and time.monotonic() < source.expires_at:
+            key = source.keys.get(kid)
+            if key is not None:
+                return key, source  # the common case: a known key, no lock, no thread
         failures_before = self._failed_fetches
         async with self._lock:
             if self._failed_fetches != failures_before and self._source is None:
@@ -170,7 +176,7 @@ class TokenValidator:
             if self._source is None or now >= self._source.expires_at:
                 fresh = await self._refresh_source()
             source = self._require_source()
-            key = await self._lookup(source, kid)
+            key = source.keys.get(kid)
             if key is not None:
                 return key, source
             recently = (
@@ -183,7 +189,7 @@ class TokenValidator:
             if not await self._refresh_source():
                 raise AuthError(UNAVAILABLE)
             source = self._require_source()
-            key = await self._lookup(source, kid)
+            key = source.keys.get(kid)
             if key is None:
                 raise AuthError("unknown signing key")
             return key, source
@@ -236,29 +242,15 @@ class TokenValidator:
             # client's own unknown-kid refresh would add a second, unthrottled path.
             cooldown_duration=METADATA_TTL_S,
         )
-        client.get_signing_keys()  # fetches and caches the key set; raises if it has none
+        keys = client.get_signing_keys()  # fetches the key set; raises if it has none
         return _KeySource(
             issuer=issuer if isinstance(issuer, str) and issuer else None,
-            client=client,
+            keys={key.key_id: key for key in keys if key.key_id},
             expires_at=time.monotonic() + METADATA_TTL_S,
         )
 
-    async def _lookup(self, source: _KeySource, kid: str) -> PyJWK | None:
-        """The key from the client, or None if its key set does not have it. A thread: the
-        client fetches the set again if its cache lapsed (stale keys kept in an outage)."""
-        try:
-            return await asyncio.to_thread(source.client.get_signing_key, kid)
-        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError, OSError) as exc:
-            self._failed_fetches += 1
-            log.warning(
-                "Teams signing keys fetch from %s failed: %s: %s",
-                source.client.uri,
-                type(exc).__name__,
-                exc,
-            )
-            raise AuthError(UNAVAILABLE) from None
-        except jwt.PyJWKClientError:
-            return None
+
+_SPACE = re.compile(r"\s")
 
 
 def _bearer_token(authorization: str | None) -> str:
@@ -266,7 +258,7 @@ def _bearer_token(authorization: str | None) -> str:
         raise AuthError("missing bearer token")
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+    if scheme.lower() != "bearer" or not token or _SPACE.search(token):
         raise AuthError("authorization header is not a bearer token")
     return token
 
