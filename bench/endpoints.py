@@ -57,12 +57,12 @@ def _serve(settings: Settings, **build: Any) -> TestClient[web.Request, web.Appl
         **build,
     )
 
-    async def outbox_off(stop: asyncio.Event) -> None:
+    async def outbox_off(stop: asyncio.Event, idle_poll_s: float = 0.0) -> None:
         # The ingest path only: sends would compete for the one core differently per platform
         # (in signed mode they go to an https URL the local fake cannot answer).
         await stop.wait()
 
-    service.worker.run = outbox_off  # type: ignore[method-assign]
+    service.worker.run = outbox_off  # type: ignore[method-assign,assignment]  # bench only
     return TestClient(TestServer(build_app(service), host="127.0.0.1"))
 
 
@@ -103,7 +103,7 @@ async def _slack(conversations: int, messages: int) -> float:
                 headers = {
                     "Content-Type": "application/json",
                     "X-Slack-Request-Timestamp": ts,
-                    "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+                    "X-Slack-Signature": str(verifier.generate_signature(timestamp=ts, body=body)),
                 }
                 async with client.post("/slack/events", data=body, headers=headers) as r:
                     return r.status
