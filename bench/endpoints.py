@@ -62,7 +62,7 @@ def _serve(settings: Settings, **build: Any) -> TestClient[web.Request, web.Appl
         # (in signed mode they go to an https URL the local fake cannot answer).
         await stop.wait()
 
-    service.worker.run = outbox_off  # type: ignore[method-assign,assignment]  # bench only
+    service.worker.run = outbox_off  # type: ignore[method-assign]  # bench only
     return TestClient(TestServer(build_app(service), host="127.0.0.1"))
 
 
