@@ -22,6 +22,7 @@ never receives it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -87,7 +88,7 @@ def check_service_url(url: str, *, allow_loopback_http: bool) -> str:
     except ValueError:
         raise ValueError("serviceUrl is not a URL") from None
     host = parts.hostname or ""
-    if parts.username or parts.password or not host:
+    if parts.username or parts.password or parts.query or parts.fragment or not host:
         raise ValueError("serviceUrl must be a plain https URL")
     if parts.scheme == "http" and allow_loopback_http and is_loopback(host):
         pass
@@ -215,7 +216,7 @@ class Connector:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(json_serialize=_utf8_json)
         try:
             async with self._session.request(
                 method,
@@ -242,6 +243,18 @@ class Connector:
             raise ConnectorError(
                 TimedOut(reason=f"no complete answer from Teams ({type(exc).__name__})")
             ) from None
+
+
+def _utf8_json(body: Any) -> str:
+    """A body as UTF-8 JSON, as `cards.MAX_CARD_BYTES` is measured: `\\uXXXX` escapes (json's
+    default) make a non-ASCII card up to twice as large on the wire, past Teams' limit. Text
+    with a lone surrogate (a broken emoji a user sent) cannot be UTF-8: it is escaped instead."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body)
+    return text
 
 
 def _segment(value: str) -> str:

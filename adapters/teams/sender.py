@@ -106,25 +106,27 @@ class TeamsSender:
         await self._connector.close()
 
     async def _conversation(self, target: Mapping[str, Any]) -> str | RetryLater | Rejected:
-        conversation = _str(target.get("conversation"))
-        if conversation is None:
-            destination = _str(target.get("destination"))
-            if destination not in self._destinations:
-                return Rejected(reason="the delivery names no Teams conversation")
-            conversation = self._destinations[destination] or await self._installed()
-            if conversation is None:
-                return RetryLater(
-                    reason=f"no Teams {destination} conversation: set "
-                    f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team",
-                    retry_after_ms=WAIT_FOR_ADDRESS_MS,
-                )
         ref = _str(target.get("thread_of_ref"))
         if ref is not None:
+            # The thread, wherever its card went (configuration may have changed since).
             thread = await self._states.get_state(book.thread_key(ref))
             found = _str(thread.get("conversation")) if thread else None
             if found is None:
                 return RetryLater(reason="the lead's card is not in Teams yet")
             return found
+        conversation = _str(target.get("conversation"))
+        if conversation is not None:
+            return conversation
+        destination = _str(target.get("destination"))
+        if destination not in self._destinations:
+            return Rejected(reason="the delivery names no Teams conversation")
+        conversation = self._destinations[destination] or await self._installed()
+        if conversation is None:
+            return RetryLater(
+                reason=f"no Teams {destination} conversation: set "
+                f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team",
+                retry_after_ms=WAIT_FOR_ADDRESS_MS,
+            )
         return conversation
 
     async def _installed(self) -> str | None:
