@@ -334,6 +334,23 @@ async def test_a_guest_in_our_tenant_is_a_prospect_and_cannot_approve(teams: Tea
     assert "(v2)" not in texts(connector.posted(chat))
 
 
+async def test_an_audit_in_a_prospects_thread_is_shown_only_to_the_auditor(teams: Teams) -> None:
+    connector = teams.connector
+    thread = thread_id(SHARED, "1700000000400")
+    await teams.post(say(teams, thread, PROSPECT, "We have a $5000 budget, I am the CTO"))
+    await connector.wait_for_posts(thread, 1)
+    await teams.post(say(teams, thread, BOSS, "audit", mention=True))
+    await teams.post(say(teams, thread, REP, "audit", mention=True))  # not an auditor
+    await outbox_drained(teams)
+    public = connector.posted(thread, targeted=False)
+    assert len(public) == 1, "nothing about the audit is visible to the prospect"
+    private = connector.posted(thread, targeted=True)
+    to = {p["recipient"]["id"]: texts([p]) for p in private}
+    assert set(to) == {BOSS.teams_id, REP.teams_id}
+    assert "budget" in to[BOSS.teams_id]  # the features behind the score
+    assert "budget" not in to[REP.teams_id]
+
+
 async def test_a_personal_install_greets_with_what_the_bot_can_do(teams: Teams) -> None:
     activity = json.loads(
         (FIXTURES / "teams_conversation_update_bot_added_personal.json").read_text()
@@ -437,6 +454,27 @@ async def test_bad_requests_get_a_clear_4xx_and_unknown_activities_are_acknowled
     assert (await answer.json())["statusCode"] == 200
     await outbox_drained(teams)
     assert teams.connector.all_posts() == []
+
+
+async def test_an_oversized_body_is_refused_with_413_and_nothing_is_stored(teams: Teams) -> None:
+    huge = say(teams, SHARED, PROSPECT, "x" * (1024 * 1024 + 1))
+    response = await teams.client.post("/api/messages", json=huge)
+    assert response.status == 413
+    assert await teams.store.conversation_ids() == []
+
+
+def test_an_app_id_without_its_password_is_a_configuration_error() -> None:
+    from bot.policy_loader import load_policy
+    from bot.service import build_service
+    from storage.memory import MemoryStore
+
+    with pytest.raises(SettingsError, match="TEAMS_APP_PASSWORD"):
+        build_service(
+            Settings(teams_app_id="app-0001"),
+            load_policy("default"),
+            MemoryStore(),
+            clock=lambda: 0,
+        )
 
 
 def test_unauthenticated_mode_is_refused_unless_bound_to_loopback() -> None:
