@@ -1,0 +1,559 @@
+"""Slack/Teams parity: one scripted conversation through each adapter gives the same decisions.
+
+The script runs once per platform, end to end (the real server, runtime and outbox, and the
+fake platform on 127.0.0.1, as `test_slack` and `test_teams` do, whose helpers it reuses):
+
+1. a prospect from another organisation (a Slack Connect user from another workspace; a
+   Teams user from another tenant) opens a thread in a shared channel, "Hi, we are
+   evaluating CRMs", then says "We have a $5000 budget, I am the CTO, next month";
+2. a rep @mentions the bot in the thread: "quote 10 pro 10%";
+3. the prospect clicks Accept on the quote card (Slack `block_actions`; Teams
+   `Action.Execute` invoke);
+4. in a second thread the prospect asks "Can we cancel the contract and get a refund?": a
+   ticket card goes to the handoff channel, and the rep claims it there.
+
+Compared per conversation: the event types, the flow's state path, the quote's figures, the
+ticket, every event's whole content; then the cards each platform rendered and every post
+the prospect and the handoff channel saw, reduced to a neutral summary (title, status, text,
+facts, arithmetic lines, buttons). Only what legitimately differs by platform is normalised:
+
+- ids that come from the platform's addressing: conversation ids, actor ids, delivery ids
+  (dropped), and the quote ids and ticket keys hashed from the conversation id; each is
+  replaced by a placeholder naming its role, consistently, so "the same quote" must match;
+- people's names as each platform supplies them. A Slack click carries the clicker's handle
+  (`user.name`, e.g. "u0pat") where Teams gives the display name ("Pat Prospect"), so a card
+  says "Accepted by u0pat" on Slack and "Accepted by Pat Prospect" on Teams: both become
+  "<prospect>". The messages carry the same display name on both (Slack's `user_profile`),
+  so the greeting's "Hi Pat" is compared as it is;
+- time: the envelopes' `at_ms`; quote times are kept relative to their envelope's, and
+  rendered dates and times become placeholders;
+- markup: Block Kit's `&amp;`/`&lt;`/`&gt;` and code fences; Adaptive Cards' Markdown
+  backslash escapes and paragraph breaks; Teams' button styles named as Slack's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from bot.policy_loader import load_policy
+from bot.settings import Settings
+from domain.events import EventEnvelope, FlowAdvanced, QuoteIssued, TicketOpened
+from domain.state import ConversationState, fold, initial_state
+from storage.sqlite import SqliteStore
+from tests.e2e import test_slack as slack_e2e
+from tests.e2e import test_teams as teams_e2e
+from tests.e2e.harness import serving
+from tests.fakes.slack_api import FakeSlackApi
+from tests.fakes.teams_connector import FakeConnector, thread_id
+
+GREETING = "Hi, we are evaluating CRMs"
+DETAILS = "We have a $5000 budget, I am the CTO, next month"
+QUOTE = "quote 10 pro 10%"
+OBJECTION = "Can we cancel the contract and get a refund?"
+PROSPECT_NAME = teams_e2e.PROSPECT.name  # "Pat Prospect" on both platforms
+CARDS = ("quote", "accepted", "ticket", "claimed")
+START = load_policy("default").flow.start
+
+Client = TestClient[web.Request, web.Application]
+Summary = dict[str, Any]
+"""A card as the neutral `domain.cards.Card` it was rendered from (see `slack_card`)."""
+
+
+@dataclass
+class Run:
+    """What one platform's run left behind."""
+
+    logs: list[list[EventEnvelope]] = field(default_factory=list)  # per conversation, in order
+    names: dict[str, str] = field(default_factory=dict)  # actor ids and names -> placeholder
+    cards: dict[str, Summary] = field(default_factory=dict)  # script step -> card as shown then
+    posts: dict[str, list[Any]] = field(default_factory=dict)  # place -> final posts, neutral
+
+    def placeholders(self) -> dict[str, str]:
+        """Every platform-derived id or name in this run, and the placeholder it becomes."""
+        found = dict(self.names)
+        quotes = itertools.count(1)
+        tickets = itertools.count(1)
+        for number, log in enumerate(self.logs, 1):
+            found[log[0].conversation_id] = f"<conversation {number}>"
+            for envelope in log:
+                event = envelope.event
+                if isinstance(event, QuoteIssued):
+                    found[event.quote.quote_id] = f"<quote {next(quotes)}>"
+                elif isinstance(event, TicketOpened):
+                    found[event.ticket_key] = f"<ticket {next(tickets)}>"
+        return found
+
+
+# --- Slack ---------------------------------------------------------------------------------
+
+
+async def run_slack(db: Path) -> Run:
+    run = Run()
+    async with FakeSlackApi(
+        token="xoxb-test", team_id=slack_e2e.TEAM, bot_user_id=slack_e2e.BOT
+    ) as api:
+        api.add_user(slack_e2e.REP, name="rae")
+        api.add_user(slack_e2e.BOSS, name="morgan")
+        settings = Settings(
+            slack_bot_token=SecretStr("xoxb-test"),
+            slack_signing_secret=SecretStr(slack_e2e.SECRET),
+            slack_api_url=api.base_url,
+            slack_handoff_channel=slack_e2e.HANDOFF,
+            # As `teams_e2e.local_settings` configures Teams.
+            salesbot_approvers=(slack_e2e.BOSS,),
+            salesbot_auditors=(slack_e2e.BOSS,),
+        )
+        store = await SqliteStore.open(db)
+        try:
+            async with serving(api, settings, store) as client:
+                slack = slack_e2e.Slack(api=api, client=client, events=_poster(client), store=store)
+                await _slack_script(slack, run)
+                run.logs = [await store.load(c) for c in await store.conversation_ids()]
+        finally:
+            await store.close()
+    prospect, rep = slack_e2e.PROSPECT["user"], slack_e2e.REP
+    # Ids, the handles `click` sends (the lower-cased id), and the messages' display name.
+    run.names = {
+        prospect: "<prospect>",
+        prospect.lower(): "<prospect>",
+        PROSPECT_NAME: "<prospect>",
+    }
+    run.names |= {rep: "<rep>", rep.lower(): "<rep>"}
+    return run
+
+
+def _poster(client: Client) -> Callable[[dict[str, Any]], Awaitable[ClientResponse]]:
+    """Signed Events API deliveries, as the `slack` fixture of `test_slack` posts them."""
+    counter = itertools.count(1)
+
+    async def post_event(event: dict[str, Any]) -> ClientResponse:
+        body = json.dumps(
+            {
+                "token": "x",
+                "team_id": slack_e2e.TEAM,
+                "api_app_id": "A0001",
+                "type": "event_callback",
+                "event_id": f"Ev{next(counter)}",
+                "event_time": int(time.time()),
+                "event": event,
+                "authorizations": [
+                    {"team_id": slack_e2e.TEAM, "user_id": slack_e2e.BOT, "is_bot": True}
+                ],
+            }
+        ).encode()
+        headers = slack_e2e.signed(body) | {"Content-Type": "application/json"}
+        return await client.post("/slack/events", data=body, headers=headers)
+
+    return post_event
+
+
+async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
+    api, shared, handoff = slack.api, slack_e2e.SHARED, slack_e2e.HANDOFF
+    prospect = slack_e2e.PROSPECT
+    handle = prospect["user"].lower()  # as `click` names the clicker
+
+    def posts(channel: str, thread: str | None = None) -> list[dict[str, Any]]:
+        return [
+            m
+            for m in slack_e2e.bot_messages(api, channel)
+            if thread is None or m.get("thread_ts") == thread
+        ]
+
+    async def prospect_says(text: str, thread: str | None = None) -> str:
+        ts = api.add_message(shared, text, user=prospect["user"], thread_ts=thread)
+        event: dict[str, Any] = {"type": "message", "channel": shared, "channel_type": "channel"}
+        event |= {"text": text, "ts": ts, **prospect}
+        # Slack's message events carry the sender's profile: the same name Teams gives.
+        event["user_profile"] = {"display_name": "", "real_name": PROSPECT_NAME, "name": handle}
+        if thread is not None:
+            event["thread_ts"] = thread
+        assert (await slack.events(event)).status == 200
+        return ts
+
+    first = await prospect_says(GREETING)
+    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 1, "the greeting")
+    await prospect_says(DETAILS, first)
+    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 2, "the proposal")
+
+    mention = f"<@{slack_e2e.BOT}> {QUOTE}"
+    ts = api.add_message(shared, mention, user=slack_e2e.REP, thread_ts=first)
+    rep_says = {"type": "app_mention", "channel": shared, "user": slack_e2e.REP}
+    rep_says |= {"team": slack_e2e.TEAM, "text": mention, "ts": ts, "thread_ts": first}
+    assert (await slack.events(rep_says)).status == 200
+    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 3, "the quote card")
+    quote = posts(shared, first)[2]
+    run.cards["quote"] = slack_card(quote)
+
+    accept = await slack_e2e.click(
+        slack, quote, "accept_quote", prospect["user"], prospect["user_team"]
+    )
+    assert accept.status == 200
+    await slack_e2e.eventually(lambda: len(api.calls_of("chat.update")) == 1, "the accepted card")
+    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 4, "the thank-you")
+    run.cards["accepted"] = slack_card(_by_ts(posts(shared), quote["ts"]))
+
+    second = await prospect_says(OBJECTION)
+    await slack_e2e.eventually(lambda: len(posts(handoff)) == 1, "the ticket card")
+    ticket = posts(handoff)[0]
+    run.cards["ticket"] = slack_card(ticket)
+    claim = await slack_e2e.click(slack, ticket, "claim_ticket", slack_e2e.REP)
+    assert claim.status == 200
+    await slack_e2e.eventually(lambda: len(api.calls_of("chat.update")) == 2, "the claimed card")
+    run.cards["claimed"] = slack_card(_by_ts(posts(handoff), ticket["ts"]))
+
+    await slack_e2e.outbox_drained(slack)
+    run.posts = {
+        "quote thread": [slack_post(m) for m in posts(shared, first)],
+        "ticket thread": [slack_post(m) for m in posts(shared, second)],
+        "handoff channel": [slack_post(m) for m in posts(handoff)],
+        "private notices": [
+            _slack_text(m.get("text", "")) for c in (shared, handoff) for m in api.ephemerals(c)
+        ],
+    }
+
+
+def _by_ts(messages: list[dict[str, Any]], ts: str) -> dict[str, Any]:
+    return next(m for m in messages if m["ts"] == ts)
+
+
+# --- Teams ---------------------------------------------------------------------------------
+
+
+async def run_teams(db: Path) -> Run:
+    run = Run()
+    async with FakeConnector(members=teams_e2e.ROSTER, tenant_id=teams_e2e.TENANT) as connector:
+        store = await SqliteStore.open(db)
+        try:
+            async with serving(None, teams_e2e.local_settings(), store) as client:
+
+                async def post(activity: dict[str, Any]) -> ClientResponse:
+                    return await client.post("/api/messages", json=activity)
+
+                teams = teams_e2e.Teams(connector=connector, client=client, store=store, post=post)
+                await _teams_script(teams, run)
+                run.logs = [await store.load(c) for c in await store.conversation_ids()]
+        finally:
+            await store.close()
+    for person, role in ((teams_e2e.PROSPECT, "<prospect>"), (teams_e2e.REP, "<rep>")):
+        run.names |= {person.teams_id: role, person.aad: role, person.name: role}
+    return run
+
+
+async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
+    connector, url = teams.connector, teams.connector.base_url
+    prospect, rep, handoff = teams_e2e.PROSPECT, teams_e2e.REP, teams_e2e.HANDOFF
+
+    def click(conversation: str, who: teams_e2e.Person, verb: str, card: dict[str, Any]) -> Any:
+        data = teams_e2e.action_data(teams_e2e.card_of(card), verb)
+        return teams.post(teams_e2e.invoke(conversation, who, verb, data, service_url=url))
+
+    first = thread_id(teams_e2e.SHARED, "1700000000100")
+    await teams.post(teams_e2e.say(teams, first, prospect, GREETING))
+    await connector.wait_for_posts(first, 1)
+    await teams.post(teams_e2e.say(teams, first, prospect, DETAILS))
+    await connector.wait_for_posts(first, 2)
+    await teams.post(teams_e2e.say(teams, first, rep, QUOTE, mention=True))
+    quote = (await connector.wait_for_posts(first, 3))[2]
+    run.cards["quote"] = teams_card(teams_e2e.card_of(quote))
+
+    accept = await click(first, prospect, "accept_quote", quote)
+    assert accept.status == 200
+    answered = teams_card((await accept.json())["value"])
+    await connector.wait_for_updates(1)
+    await connector.wait_for_posts(first, 4)
+    run.cards["accepted"] = teams_card(teams_e2e.card_of(_latest(connector, first, quote)))
+    assert answered == run.cards["accepted"], "the invoke's answer is the card updated in place"
+
+    second = thread_id(teams_e2e.SHARED, "1700000000300")
+    await teams.post(teams_e2e.say(teams, second, prospect, OBJECTION))
+    (ticket,) = await connector.wait_for_posts(handoff, 1)
+    run.cards["ticket"] = teams_card(teams_e2e.card_of(ticket))
+    claim = await click(handoff, rep, "claim_ticket", ticket)
+    assert claim.status == 200
+    answered = teams_card((await claim.json())["value"])
+    await connector.wait_for_updates(2)
+    run.cards["claimed"] = teams_card(teams_e2e.card_of(_latest(connector, handoff, ticket)))
+    assert answered == run.cards["claimed"], "the invoke's answer is the card updated in place"
+
+    await teams_e2e.outbox_drained(teams)
+    run.posts = {
+        "quote thread": [teams_post(a) for a in connector.posted(first, targeted=False)],
+        "ticket thread": [teams_post(a) for a in connector.posted(second, targeted=False)],
+        "handoff channel": [teams_post(a) for a in connector.posted(handoff, targeted=False)],
+        "private notices": [
+            _teams_text(a.get("text", ""))
+            for c in (first, second, handoff)
+            for a in connector.posted(c, targeted=True)
+        ],
+    }
+
+
+def _latest(connector: FakeConnector, conversation: str, posted: dict[str, Any]) -> dict[str, Any]:
+    activity = connector.activity(conversation, posted["id"])
+    assert activity is not None
+    return activity
+
+
+# --- neutral summaries of what each platform shows -----------------------------------------
+
+
+def _summary() -> Summary:
+    return {"title": "", "status": "", "text": [], "facts": [], "lines": [], "buttons": []}
+
+
+def _slack_text(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def slack_card(message: dict[str, Any]) -> Summary:
+    """A Block Kit card read back (the layout `adapters.slack.blocks` writes)."""
+    summary = _summary()
+    for block in message["blocks"]:
+        kind = block["type"]
+        text = block.get("text", {}).get("text", "")
+        if kind == "header":
+            summary["title"] = _slack_text(text)
+        elif kind == "context":
+            status = block["elements"][0]["text"]
+            assert status.startswith("*Status:* "), block
+            summary["status"] = _slack_text(status.removeprefix("*Status:* "))
+        elif kind == "section" and "fields" in block:
+            for item in block["fields"]:
+                label, value = item["text"].split("\n", 1)
+                summary["facts"].append([_slack_text(label.strip("*")), _slack_text(value)])
+        elif kind == "section" and text.startswith("```"):
+            code = text.removeprefix("```\n").removesuffix("\n```").replace("`\u200b", "`")
+            summary["lines"] += _slack_text(code).split("\n")
+        elif kind == "section":
+            summary["text"] += _slack_text(text).split("\n")
+        elif kind == "actions":
+            summary["buttons"] += [
+                [b["action_id"], _slack_text(b["text"]["text"]), b.get("style", "default")]
+                for b in block["elements"]
+            ]
+        else:
+            raise AssertionError(f"a block the card layout does not have: {block}")
+    return summary
+
+
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_TEAMS_STYLES = {"positive": "primary", "destructive": "danger"}
+
+
+def _teams_text(text: str) -> str:
+    """Teams Markdown as plain text: a paragraph break is one line break, escapes undone."""
+    return _BACKSLASH_ESCAPE.sub(r"\1", text.replace("\n\n", "\n"))
+
+
+def teams_card(card: dict[str, Any]) -> Summary:
+    """An Adaptive Card read back (the layout `adapters.teams.cards` writes)."""
+    summary = _summary()
+    for item in card["body"]:
+        kind = item["type"]
+        if kind == "TextBlock" and item.get("style") == "heading":
+            summary["title"] = _teams_text(item["text"])
+        elif kind == "TextBlock" and item.get("color") == "Accent":
+            summary["status"] = _teams_text(item["text"])
+        elif kind == "TextBlock":
+            summary["text"] += _teams_text(item["text"]).split("\n")
+        elif kind == "FactSet":
+            summary["facts"] += [
+                [_teams_text(f["title"]), _teams_text(f["value"])] for f in item["facts"]
+            ]
+        elif kind == "Container":
+            summary["lines"] += [_teams_text(line["text"]) for line in item["items"]]
+        else:
+            raise AssertionError(f"an element the card layout does not have: {item}")
+    for action in card.get("actions", []):
+        assert action["type"] == "Action.Execute", action
+        style = _TEAMS_STYLES.get(action.get("style", ""), "default")
+        summary["buttons"].append([action["verb"], action["title"], style])
+    return summary
+
+
+def slack_post(message: dict[str, Any]) -> Any:
+    """A bot post as its card's summary, or as its text."""
+    if any(block["type"] == "header" for block in message["blocks"]):
+        return slack_card(message)
+    return _slack_text(message["text"])
+
+
+def teams_post(activity: dict[str, Any]) -> Any:
+    if activity.get("attachments"):
+        return teams_card(teams_e2e.card_of(activity))
+    return _teams_text(activity["text"])
+
+
+# --- normalisation -------------------------------------------------------------------------
+
+_CLOCK = (
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"), "<time>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
+)
+
+
+def normalised(run: Run, value: Any) -> Any:
+    """`value` with this run's platform ids and names, and clock readings, as placeholders."""
+    found = run.placeholders()
+    ids = re.compile(
+        "|".join(rf"(?<!\w){re.escape(key)}(?!\w)" for key in sorted(found, key=len, reverse=True))
+    )
+
+    def text(s: str) -> str:
+        s = ids.sub(lambda m: found[m[0]], s)
+        for pattern, placeholder in _CLOCK:
+            s = pattern.sub(placeholder, s)
+        return s
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return text(node)
+        if isinstance(node, dict):
+            return {key: walk(item) for key, item in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(value)
+
+
+def event_view(run: Run, envelope: EventEnvelope) -> dict[str, Any]:
+    """An envelope without its conversation id, delivery id and time; times inside the event
+    (a quote's issue and expiry) relative to the envelope's."""
+    data = envelope.model_dump(mode="json", exclude={"conversation_id", "delivery_id", "at_ms"})
+
+    def relative(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: item - envelope.at_ms
+                if key.endswith("_at_ms") and isinstance(item, int)
+                else relative(item)
+                for key, item in node.items()
+            }
+        if isinstance(node, list):
+            return [relative(item) for item in node]
+        return node
+
+    view: dict[str, Any] = normalised(run, relative(data))
+    return view
+
+
+def folded(log: list[EventEnvelope]) -> ConversationState:
+    return fold(initial_state(log[0].conversation_id, START), log)
+
+
+def state_path(log: list[EventEnvelope]) -> list[str]:
+    steps = [e.event for e in log if isinstance(e.event, FlowAdvanced)]
+    return [steps[0].from_state, *(step.to_state for step in steps)] if steps else []
+
+
+# --- the comparison ------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def runs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Run, Run]]:
+    """Both platforms' runs, once for the module: each test compares one aspect."""
+    tmp = tmp_path_factory.mktemp("parity")
+    yield await run_slack(tmp / "slack.db"), await run_teams(tmp / "teams.db")
+
+
+def test_both_platforms_record_the_same_events_in_each_conversation(
+    runs: tuple[Run, Run],
+) -> None:
+    slack, teams = runs
+    types = [[[e.event.type for e in log] for log in run.logs] for run in runs]
+    assert types[0] == types[1]
+    quoted, ticketed = types[0]
+    assert "quote_accepted" in quoted
+    assert "ticket_claimed" in ticketed
+    assert [len(log) for log in slack.logs] == [len(log) for log in teams.logs]
+
+
+def test_the_flow_goes_through_the_same_states_on_both_platforms(runs: tuple[Run, Run]) -> None:
+    paths = [[state_path(log) for log in run.logs] for run in runs]
+    assert paths[0] == paths[1]
+    for run, run_paths in zip(runs, paths, strict=True):
+        for log, path in zip(run.logs, run_paths, strict=True):
+            assert path[0] == START
+            assert folded(log).flow_state == path[-1]
+
+
+def test_the_quote_has_the_same_figures_on_both_platforms(runs: tuple[Run, Run]) -> None:
+    def figures(run: Run) -> list[dict[str, Any]]:
+        quotes = [
+            e.event.quote for log in run.logs for e in log if isinstance(e.event, QuoteIssued)
+        ]
+        return [
+            quote.model_dump(
+                mode="json", exclude={"quote_id", "issued_at_ms", "expires_at_ms", "proof"}
+            )
+            | {
+                "valid_ms": quote.expires_at_ms - quote.issued_at_ms,
+                "proof": normalised(run, quote.proof),
+            }
+            for quote in quotes
+        ]
+
+    slack, teams = (figures(run) for run in runs)
+    assert slack == teams
+    (quote,) = slack
+    assert (quote["sku"], quote["qty"], quote["unit_cents"]) == ("PRO", 10, 19_900)
+    assert (quote["subtotal_cents"], quote["discount_cents"]) == (199_000, 19_900)
+    assert (quote["tax_cents"], quote["total_cents"]) == (0, 179_100)
+
+
+def test_the_ticket_has_the_same_kind_and_reason_and_is_claimed_by_the_rep_on_both_platforms(
+    runs: tuple[Run, Run],
+) -> None:
+    def tickets(run: Run) -> list[tuple[str, str, str, Any]]:
+        return [
+            normalised(run, (t.kind, t.reason, t.status, t.claimed_by))
+            for log in run.logs
+            for t in folded(log).tickets.values()
+        ]
+
+    slack, teams = (tickets(run) for run in runs)
+    assert slack == teams
+    ((kind, _reason, status, holder),) = slack
+    assert (kind, status, holder) == ("handoff", "claimed", "<rep>")
+
+
+def test_every_event_says_the_same_on_both_platforms_once_ids_and_times_are_normalised(
+    runs: tuple[Run, Run],
+) -> None:
+    slack, teams = ([[event_view(run, e) for e in log] for log in run.logs] for run in runs)
+    for number, (slack_log, teams_log) in enumerate(zip(slack, teams, strict=True), 1):
+        for slack_event, teams_event in zip(slack_log, teams_log, strict=True):
+            assert slack_event == teams_event, f"conversation {number}, seq {slack_event['seq']}"
+
+
+@pytest.mark.parametrize("step", CARDS)
+def test_the_cards_are_equivalent_on_both_platforms(runs: tuple[Run, Run], step: str) -> None:
+    slack, teams = (normalised(run, run.cards[step]) for run in runs)
+    assert slack == teams
+    assert slack["title"]
+    if step in ("quote", "ticket"):
+        assert slack["buttons"], "a card to act on has buttons"
+
+
+def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platforms(
+    runs: tuple[Run, Run],
+) -> None:
+    slack, teams = (normalised(run, run.posts) for run in runs)
+    assert slack.keys() == teams.keys()
+    for place in slack:
+        assert slack[place] == teams[place], place
+    assert slack["quote thread"][0].startswith("Hi Pat,")
