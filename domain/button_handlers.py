@@ -313,7 +313,7 @@ def _claim(rec: Recorder, actor: Actor, target: str) -> None:
         )
         return
     rec.record(TicketClaimed(ticket_key=target, by=actor.id))
-    _update_ticket_card(rec, target, f"Claimed by {actor.label}", keep_buttons=True)
+    _update_ticket_card(rec, target, f"Claimed by {actor.label}", keep_buttons=True, claimed=True)
 
 
 def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
@@ -401,12 +401,17 @@ def _open_quote_form(rec: Recorder, actor: Actor, target: str) -> None:
     rec.tell(actor, f"Type: {QUOTE_USAGE}")
 
 
-def _update_ticket_card(rec: Recorder, key: str, status: str, *, keep_buttons: bool) -> None:
+def _update_ticket_card(
+    rec: Recorder, key: str, status: str, *, keep_buttons: bool, claimed: bool = False
+) -> None:
     ticket = rec.state.tickets[key]
     card = ticket_card(rec.state, ticket)
     update: dict[str, object] = {"status": status}
     if not keep_buttons:
         update["buttons"] = ()
+    elif claimed:
+        # Held by someone: Resolve and Return stay; a second claim has nothing to offer.
+        update["buttons"] = tuple(b for b in card.buttons if b.action != "claim_ticket")
     audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
     rec.reply(
         Reply(audience=audience, text=status, card=card.model_copy(update=update), replaces=key)
