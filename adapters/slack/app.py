@@ -167,6 +167,11 @@ class SlackEndpoint:
         if isinstance(result, Ignored):
             log.debug("slack payload ignored: %s", result.reason)
             return
+        name = await self._directory.display_name(result.actor.id)
+        if name and result.actor.role != "system":
+            result = result.model_copy(
+                update={"actor": result.actor.model_copy(update={"name": name})}
+            )
         await self._handle(result)
 
 

@@ -2,7 +2,8 @@
 members of the user groups named as auditors or approvers.
 
 `auth.test` is asked once; `users.info` once per user (cached, bounded), because a rep's
-role depends on being a full member, not a guest (`is_restricted` / `is_ultra_restricted`).
+role depends on being a full member, not a guest (`is_restricted` / `is_ultra_restricted`),
+and because only it gives the name people see (cards say "Accepted by Pat Lee", as on Teams).
 Auditors and approvers are user ids or user-group ids (`S…`); a group's members are read
 with `usergroups.users.list` and kept for `GROUP_TTL_S`, so a change in the group takes
 effect within minutes, and rights are checked when each action arrives.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -41,7 +42,7 @@ class SlackDirectory:
         self._owners: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._identity: dict[str, Any] | None = None
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
-        self._guests: OrderedDict[str, bool] = OrderedDict()
+        self._people: OrderedDict[str, _Person] = OrderedDict()
         self._capacity = capacity
 
     async def context(self) -> SlackContext:
@@ -111,17 +112,43 @@ class SlackDirectory:
 
     async def is_guest(self, user_id: str) -> bool:
         """True for guests; a user Slack will not describe is treated as a guest (least rights)."""
-        cached = self._guests.get(user_id)
+        person = await self._person(user_id)
+        return True if person is None else person.guest
+
+    async def display_name(self, user_id: str) -> str | None:
+        """The name people see in Slack (display name, else real name), for cards and
+        greetings: interactive payloads carry only the handle, events often nothing."""
+        person = await self._person(user_id)
+        return person.name if person is not None else None
+
+    async def _person(self, user_id: str) -> _Person | None:
+        """`users.info`, once per user (bounded cache); None when Slack will not say (not
+        cached: the next message asks again)."""
+        cached = self._people.get(user_id)
         if cached is not None:
-            self._guests.move_to_end(user_id)
+            self._people.move_to_end(user_id)
             return cached
         try:
             info: Any = await self._client.users_info(user=user_id)
-            user = info.get("user") or {}
-            guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
         except SlackApiError:
-            return True  # not cached: the next message asks again
-        self._guests[user_id] = guest
-        while len(self._guests) > self._capacity:
-            self._guests.popitem(last=False)
-        return guest
+            return None
+        user = info.get("user") or {}
+        profile = user.get("profile") or {}
+        name = (
+            str(profile.get("display_name") or "").strip()
+            or str(profile.get("real_name") or "").strip()
+            or str(user.get("real_name") or "").strip()
+        )
+        person = _Person(
+            guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+            name=name or None,
+        )
+        self._people[user_id] = person
+        while len(self._people) > self._capacity:
+            self._people.popitem(last=False)
+        return person
+
+
+class _Person(NamedTuple):
+    guest: bool
+    name: str | None

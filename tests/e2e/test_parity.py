@@ -20,11 +20,9 @@ facts, arithmetic lines, buttons). Only what legitimately differs by platform is
 - ids that come from the platform's addressing: conversation ids, actor ids, delivery ids
   (dropped), and the quote ids and ticket keys hashed from the conversation id; each is
   replaced by a placeholder naming its role, consistently, so "the same quote" must match;
-- people's names as each platform supplies them. A Slack click carries the clicker's handle
-  (`user.name`, e.g. "u0pat") where Teams gives the display name ("Pat Prospect"), so a card
-  says "Accepted by u0pat" on Slack and "Accepted by Pat Prospect" on Teams: both become
-  "<prospect>". The messages carry the same display name on both (Slack's `user_profile`),
-  so the greeting's "Hi Pat" is compared as it is;
+- nothing about people's names: both platforms show the name people see (Slack's profile
+  name from `users.info`, Teams' `from.name`), so "Accepted by Pat Prospect" and the
+  greeting's "Hi Pat" are compared as they are;
 - time: the envelopes' `at_ms`; quote times are kept relative to their envelope's, and
   rendered dates and times become placeholders;
 - markup: Block Kit's `&amp;`/`&lt;`/`&gt;` and code fences; Adaptive Cards' Markdown
@@ -105,8 +103,18 @@ async def run_slack(db: Path) -> Run:
     async with FakeSlackApi(
         token="xoxb-test", team_id=slack_e2e.TEAM, bot_user_id=slack_e2e.BOT
     ) as api:
-        api.add_user(slack_e2e.REP, name="rae")
-        api.add_user(slack_e2e.BOSS, name="morgan")
+        # The same people as in the Teams run, with the profile names users.info gives.
+        for user, team, person in (
+            (slack_e2e.REP, slack_e2e.TEAM, teams_e2e.REP),
+            (slack_e2e.BOSS, slack_e2e.TEAM, teams_e2e.BOSS),
+            (slack_e2e.PROSPECT["user"], slack_e2e.PROSPECT["user_team"], teams_e2e.PROSPECT),
+        ):
+            api.add_user(
+                user,
+                team_id=team,
+                name=user.lower(),
+                profile={"display_name": "", "real_name": person.name},
+            )
         settings = Settings(
             slack_bot_token=SecretStr("xoxb-test"),
             slack_signing_secret=SecretStr(slack_e2e.SECRET),
@@ -125,13 +133,7 @@ async def run_slack(db: Path) -> Run:
         finally:
             await store.close()
     prospect, rep = slack_e2e.PROSPECT["user"], slack_e2e.REP
-    # Ids, the handles `click` sends (the lower-cased id), and the messages' display name.
-    run.names = {
-        prospect: "<prospect>",
-        prospect.lower(): "<prospect>",
-        PROSPECT_NAME: "<prospect>",
-    }
-    run.names |= {rep: "<rep>", rep.lower(): "<rep>"}
+    run.names = {prospect: "<prospect>", rep: "<rep>"}
     return run
 
 
@@ -248,7 +250,7 @@ async def run_teams(db: Path) -> Run:
         finally:
             await store.close()
     for person, role in ((teams_e2e.PROSPECT, "<prospect>"), (teams_e2e.REP, "<rep>")):
-        run.names |= {person.teams_id: role, person.aad: role, person.name: role}
+        run.names |= {person.teams_id: role, person.aad: role}
     return run
 
 
@@ -545,6 +547,8 @@ def test_the_cards_are_equivalent_on_both_platforms(runs: tuple[Run, Run], step:
     slack, teams = (normalised(run, run.cards[step]) for run in runs)
     assert slack == teams
     assert slack["title"]
+    if step == "accepted":
+        assert slack["status"] == "Accepted by Pat Prospect"  # the name people see
     if step in ("quote", "ticket"):
         assert slack["buttons"], "a card to act on has buttons"
 

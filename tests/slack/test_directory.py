@@ -41,3 +41,25 @@ async def test_an_unreadable_group_grants_nothing() -> None:
             handoff_channel=None,
         )
         assert (await directory.context()).auditors == frozenset()
+
+
+async def test_people_are_named_as_slack_shows_them_and_asked_about_once() -> None:
+    async with FakeSlackApi(token="xoxb-test") as api:
+        api.add_user("U0PAT", name="pat", profile={"display_name": "Pat", "real_name": "Pat Lee"})
+        api.add_user("U0RAE", name="rae", profile={"display_name": "", "real_name": "Rae Rep"})
+        api.add_user("U0GUS", name="gus", is_restricted=True)
+        directory = SlackDirectory(
+            make_client("xoxb-test", api.base_url),
+            auditors=frozenset(),
+            approvers=frozenset(),
+            handoff_channel=None,
+        )
+        assert await directory.display_name("U0PAT") == "Pat"  # the display name first
+        assert await directory.display_name("U0RAE") == "Rae Rep"  # else the real name
+        assert await directory.display_name("U0GUS") is None  # no profile: the caller's name
+        assert await directory.is_guest("U0GUS")
+        assert not await directory.is_guest("U0PAT")
+        assert await directory.display_name("U0NOBODY") is None
+        assert await directory.is_guest("U0NOBODY")  # unknown: least rights
+        asked = [call.params.get("user") for call in api.calls_of("users.info")]
+        assert sorted(asked) == ["U0GUS", "U0NOBODY", "U0NOBODY", "U0PAT", "U0RAE"]
