@@ -61,5 +61,5 @@ async def test_people_are_named_as_slack_shows_them_and_asked_about_once() -> No
         assert not await directory.is_guest("U0PAT")
         assert await directory.display_name("U0NOBODY") is None
         assert await directory.is_guest("U0NOBODY")  # unknown: least rights
-        asked = [call.params.get("user") for call in api.calls_of("users.info")]
+        asked = [str(call.params.get("user")) for call in api.calls_of("users.info")]
         assert sorted(asked) == ["U0GUS", "U0NOBODY", "U0NOBODY", "U0PAT", "U0RAE"]
