@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.inbound import SlackContext
 
 GROUP_TTL_S = 300.0
+UNKNOWN_TTL_S = 60.0
 
 
 class SlackDirectory:
@@ -43,6 +44,7 @@ class SlackDirectory:
         self._identity: dict[str, Any] | None = None
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._people: OrderedDict[str, _Person] = OrderedDict()
+        self._unknown: dict[str, float] = {}  # user → when to ask again (monotonic)
         self._capacity = capacity
 
     async def context(self) -> SlackContext:
@@ -122,15 +124,22 @@ class SlackDirectory:
         return person.name if person is not None else None
 
     async def _person(self, user_id: str) -> _Person | None:
-        """`users.info`, once per user (bounded cache); None when Slack will not say (not
-        cached: the next message asks again)."""
+        """`users.info`, once per user (bounded cache); None when Slack will not say, asked
+        again after `UNKNOWN_TTL_S`."""
         cached = self._people.get(user_id)
         if cached is not None:
             self._people.move_to_end(user_id)
             return cached
+        now = time.monotonic()
+        if self._unknown.get(user_id, 0.0) > now:
+            return None
         try:
             info: Any = await self._client.users_info(user=user_id)
         except SlackApiError:
+            # Asked again after a while, not with every message of a busy thread.
+            self._unknown[user_id] = now + UNKNOWN_TTL_S
+            while len(self._unknown) > self._capacity:
+                self._unknown.pop(next(iter(self._unknown)))
             return None
         user = info.get("user") or {}
         profile = user.get("profile") or {}
