@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -260,29 +261,9 @@ def build_service(
     service.playground = playground
     if reply_sender is not None:
         service.closers.append(reply_sender.close)
-    if teams_sender is not None:
+    if teams is not None and teams_sender is not None:
         service.closers.append(teams_sender.close)
-        service.teams = TeamsEndpoint(
-            context=TeamsContext(
-                tenant_id=settings.teams_app_tenant_id,
-                bot_id=f"28:{settings.teams_app_id}" if settings.teams_app_id else "",
-                auditors=frozenset(settings.salesbot_auditors),
-                approvers=frozenset(settings.salesbot_approvers),
-            ),
-            validator=(
-                TokenValidator(
-                    app_id=settings.teams_app_id or "",
-                    tenant_id=settings.teams_app_tenant_id,
-                    metadata_url=settings.teams_openid_metadata_url,
-                )
-                if teams == "authenticated"
-                else None
-            ),
-            connector=teams_sender.connector,
-            states=store,
-            handle=service.handle,
-            clock=clock,
-        )
+        service.teams = _teams_endpoint(settings, teams, teams_sender, service)
     leads_token = settings.salesbot_leads_token
 
     async def first_inbound(delivery_id: str) -> Inbound | None:
@@ -319,7 +300,10 @@ def build_service(
     return service
 
 
-def _teams_mode(settings: Settings) -> str | None:
+TeamsMode = Literal["authenticated", "local"]
+
+
+def _teams_mode(settings: Settings) -> TeamsMode | None:
     """ "authenticated" with the bot's credentials, "local" for unauthenticated local mode
     (only on a loopback bind: a token-less endpoint must not be reachable from elsewhere),
     None when Teams is not configured."""
@@ -337,6 +321,31 @@ def _teams_mode(settings: Settings) -> str | None:
             f"loopback address (got {settings.salesbot_host!r})"
         )
     return "local"
+
+
+def _teams_endpoint(
+    settings: Settings, mode: TeamsMode, sender: TeamsSender, service: Service
+) -> TeamsEndpoint:
+    validator = None
+    if mode == "authenticated":
+        validator = TokenValidator(
+            app_id=settings.teams_app_id or "",
+            tenant_id=settings.teams_app_tenant_id,
+            metadata_url=settings.teams_openid_metadata_url,
+        )
+    return TeamsEndpoint(
+        context=TeamsContext(
+            tenant_id=settings.teams_app_tenant_id,
+            bot_id=f"28:{settings.teams_app_id}" if settings.teams_app_id else "",
+            auditors=frozenset(settings.salesbot_auditors),
+            approvers=frozenset(settings.salesbot_approvers),
+        ),
+        validator=validator,
+        connector=sender.connector,
+        states=service.store,
+        handle=service.handle,
+        clock=service.clock,
+    )
 
 
 def _teams_tokens(settings: Settings) -> TokenProvider:

@@ -42,7 +42,7 @@ from adapters.teams.inbound import (
     conversation_reference,
     from_activity,
 )
-from domain.cards import Reply
+from domain.decision import Decision
 from domain.inbound import ButtonClicked, Inbound, MessagePosted
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class HandleOutcome(Protocol):
     def status(self) -> str: ...
 
     @property
-    def decision(self) -> Any: ...
+    def decision(self) -> Decision | None: ...
 
 
 Handle = Callable[[Inbound], Awaitable[HandleOutcome]]
@@ -248,10 +248,10 @@ class TeamsEndpoint:
         return web.json_response(answer)
 
 
-def _answer_for(click: ButtonClicked, card_ref: str, decision: Any) -> dict[str, Any]:
+def _answer_for(click: ButtonClicked, card_ref: str, decision: Decision | None) -> dict[str, Any]:
     """The clicked card refreshed when the decision updates it, else the first thing the
     decision says to the person who clicked (shown to them only), else "Done."."""
-    replies: tuple[Reply, ...] = tuple(getattr(decision, "replies", ()) or ())
+    replies = decision.replies if decision is not None else ()
     for reply in replies:
         if reply.card is not None and card_ref and reply.replaces == card_ref:
             card = adaptive_card(
