@@ -182,7 +182,7 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
             actor, action, target, "unknown_quote", "That quote is not part of this conversation."
         )
         return
-    if not actor.approver:
+    if not actor.may_approve:
         rec.ignore(
             actor,
             action,

@@ -67,7 +67,7 @@ def _lead(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
 
 def _audit(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     target = args.strip() or rec.state.conversation_id
-    if not actor.auditor:
+    if not actor.may_audit:
         rec.record(CommandRefused(command=spec.name, by=actor.id, reason="not_auditor"))
         rec.tell(
             actor,

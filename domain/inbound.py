@@ -46,6 +46,17 @@ class Actor(Frozen):
     def label(self) -> str:
         return self.name or self.id
 
+    @property
+    def may_approve(self) -> bool:
+        """Configured as an approver *and* one of ours: a guest or another organisation's
+        user named in the configuration (a stale id, a typo) gets no rights."""
+        return self.approver and self.role == "rep"
+
+    @property
+    def may_audit(self) -> bool:
+        """As `may_approve`, for audits (they show credit-based penalties)."""
+        return self.auditor and self.role == "rep"
+
 
 SYSTEM = Actor(id="salesbot", name="salesbot", role="system")
 

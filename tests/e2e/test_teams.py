@@ -166,7 +166,7 @@ def local_settings(**overrides: Any) -> Settings:
         "teams_allow_unauthenticated": True,
         "teams_app_tenant_id": TENANT,
         "teams_handoff_conversation": HANDOFF,
-        "salesbot_approvers": (BOSS.aad,),
+        "salesbot_approvers": (BOSS.aad, GUEST.aad),
         "salesbot_auditors": (BOSS.aad,),
     }
     values.update(overrides)
@@ -284,15 +284,21 @@ async def test_a_contract_objection_is_a_ticket_in_the_handoff_channel_claimed_o
     assert notice["recipient"]["id"] == BOSS.teams_id
 
 
-async def test_a_discount_above_the_cap_needs_an_approver(teams: Teams) -> None:
+async def approval_requested(teams: Teams, chat: str) -> dict[str, Any]:
+    """A rep's quote above the discount cap, sent for approval: the Approve button's data."""
     connector = teams.connector
-    chat = "19:deal-room@thread.v2"
     await teams.post(say(teams, chat, REP, "quote 10 pro 20%", kind="groupChat", mention=True))
     (quote,) = await connector.wait_for_posts(chat, 1)
     request = action_data(card_of(quote), "request_approval")
     await teams.post(invoke(chat, REP, "request_approval", request, service_url=connector.base_url))
     (approval,) = await connector.wait_for_posts(HANDOFF, 1)
-    approve = action_data(card_of(approval), "approve_quote")
+    return action_data(card_of(approval), "approve_quote")
+
+
+async def test_a_discount_above_the_cap_needs_an_approver(teams: Teams) -> None:
+    connector = teams.connector
+    chat = "19:deal-room@thread.v2"
+    approve = await approval_requested(teams, chat)
 
     refused = await teams.post(
         invoke(HANDOFF, REP, "approve_quote", approve, service_url=connector.base_url)
@@ -318,16 +324,12 @@ async def test_a_discount_above_the_cap_needs_an_approver(teams: Teams) -> None:
 async def test_a_guest_in_our_tenant_is_a_prospect_and_cannot_approve(teams: Teams) -> None:
     connector = teams.connector
     chat = "19:deal-room-2@thread.v2"
-    await teams.post(say(teams, chat, REP, "quote 10 pro 20%", kind="groupChat", mention=True))
-    (quote,) = await connector.wait_for_posts(chat, 1)
-    request = action_data(card_of(quote), "request_approval")
-    await teams.post(invoke(chat, REP, "request_approval", request, service_url=connector.base_url))
-    (approval,) = await connector.wait_for_posts(HANDOFF, 1)
-    approve = action_data(card_of(approval), "approve_quote")
-    # Even when configured as an approver, a guest is not a member of the tenant.
-    await teams.post(
+    approve = await approval_requested(teams, chat)
+    # Configured as an approver (see `local_settings`), but a guest is not one of ours.
+    refused = await teams.post(
         invoke(HANDOFF, GUEST, "approve_quote", approve, service_url=connector.base_url)
     )
+    assert "only configured approvers" in (await refused.json())["value"]
     member_lookups = [c for c in connector.calls_of("member") if GUEST.teams_id in c.path]
     assert member_lookups, "the roster was asked about the guest"
     await outbox_drained(teams)

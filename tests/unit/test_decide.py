@@ -274,6 +274,22 @@ def test_audit_is_for_auditors_and_a_refusal_is_recorded(convo: Conversation) ->
     assert allowed.queries[0].kind == "audit"
 
 
+def test_rights_named_in_the_configuration_are_only_for_our_own_people(
+    convo: Conversation,
+) -> None:
+    # A guest or another organisation's user whose id is listed (a stale entry, a typo)
+    # may neither audit nor approve: both need a rep.
+    outsider = Actor(id="G1", name="Gus Guest", role="prospect", approver=True, auditor=True)
+    convo.lead("We have a $5000 budget, I am the CTO, starting next month")
+    quote = events_of(convo.command("quote", "10 pro 20%"), QuoteIssued)[0].quote
+    convo.click("request_approval", quote.quote_id, REP)
+    refused = convo.click("approve_quote", quote.quote_id, outsider)
+    assert events_of(refused, ActionIgnored)[0].reason == "not_approver"
+    audit = convo.command("audit", "conv-1", outsider)
+    assert events_of(audit, CommandRefused)[0].reason == "not_auditor"
+    assert audit.queries == ()
+
+
 def test_an_unknown_command_lists_the_known_ones_and_records_nothing(convo: Conversation) -> None:
     decision = convo.command("refund")
     assert decision.events == ()
