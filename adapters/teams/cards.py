@@ -47,7 +47,7 @@ MAX_LINE = 2000
 MAX_FACT_TITLE = 200
 MAX_FACT_VALUE = 2000
 MAX_ACTION_TITLE = 100
-# The activity's `text` is a notification and a screen-reader summary, not the record.
+# The activity's `text` / `summary` is a notification and a screen-reader summary, not the record.
 MAX_FALLBACK_TEXT = 1000
 
 _STYLES = {"primary": "positive", "danger": "destructive"}
@@ -78,24 +78,30 @@ def _markdown(text: str) -> str:
 
 
 def activity(reply: Reply, *, conversation: str, nonce_seed: str) -> dict[str, Any]:
-    """The message activity for a reply: its text, and the card as an attachment if it has one.
+    """The message activity for a reply: its text, or its card with the text as `summary`.
+
+    Teams shows a message's `text` above its card, which would say everything twice (the
+    card carries the title and status); beside a card the text goes into `summary`, which
+    Teams uses for notifications and the activity feed. `summary` is plain text, not
+    Markdown, so it is not escaped.
 
     `nonce_seed` is the outbox key: action nonces are derived from it, so a resend of the same
     outbox entry renders a byte-identical card.
     """
     fallback = reply.text
-    if not fallback.strip() and reply.card is not None:
-        # Notifications and screen readers show `text`: never leave it empty beside a card.
+    if reply.card is None:
+        return {"type": "message", "text": _markdown(_clip(fallback, MAX_FALLBACK_TEXT))}
+    if not fallback.strip():
+        # Notifications and screen readers read `summary`: never leave it empty.
         fallback = reply.card.title if reply.card.title.strip() else ELLIPSIS
     message: dict[str, Any] = {
         "type": "message",
-        "text": _markdown(_clip(fallback, MAX_FALLBACK_TEXT)),
+        "summary": _clip(fallback, MAX_FALLBACK_TEXT),
     }
-    if reply.card is not None:
-        # The limit is for the whole message: the card gets the room the text leaves.
-        room = MAX_CARD_BYTES - _size({**message, "attachments": [_attachment({})]})
-        card = _render(reply.card, conversation, nonce_seed, room)
-        message["attachments"] = [_attachment(card)]
+    # The limit is for the whole message: the card gets the room the summary leaves.
+    room = MAX_CARD_BYTES - _size({**message, "attachments": [_attachment({})]})
+    card = _render(reply.card, conversation, nonce_seed, room)
+    message["attachments"] = [_attachment(card)]
     return message
 
 

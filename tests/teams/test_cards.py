@@ -113,10 +113,13 @@ def check_card(card: dict[str, Any]) -> None:
 
 def check_activity(message: dict[str, Any]) -> dict[str, Any] | None:
     assert message["type"] == "message"
-    assert message["text"].strip()
     assert wire_bytes(message) <= MAX_CARD_BYTES
     if "attachments" not in message:
+        assert message["text"].strip()
         return None
+    # Beside a card the text is the notification summary, not shown above the card.
+    assert "text" not in message
+    assert message["summary"].strip()
     [attachment] = message["attachments"]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
     card: dict[str, Any] = attachment["content"]
@@ -270,7 +273,7 @@ def test_user_text_is_escaped_in_every_text_block_and_fact_and_links_nobody() ->
     texts = list(markdown_texts(rendered))
     assert len(texts) == 6  # title, status, text, fact title, fact value, proof line
     assert texts == [EVIL_ESCAPED] * 6
-    assert message["text"] == EVIL_ESCAPED
+    assert message["summary"] == EVIL  # plain text: shown as typed, nothing to escape
     # Action titles are plain text in Teams: shown as typed, so they are not escaped.
     assert rendered["actions"][0]["title"] == EVIL
     assert "msteams" not in rendered  # no mention entities, so `<at>` can never ping
@@ -333,7 +336,7 @@ def test_a_card_reply_without_text_falls_back_to_the_card_title() -> None:
         conversation=CONVERSATION,
         nonce_seed="k",
     )
-    assert message["text"] == r"Quote \*Q-1\*"
+    assert message["summary"] == "Quote *Q-1*"
 
 
 def test_a_blank_title_or_fact_still_renders_a_visible_placeholder() -> None:

@@ -143,7 +143,7 @@ async def test_a_card_is_posted_as_a_rendered_adaptive_card_with_user_text_escap
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard"
     assert card["body"][0]["text"] == r"\[click\]\(http://evil\)"
-    assert posted["text"] == r"\[click\]\(http://evil\)"  # the notification text too
+    assert posted["summary"] == "[click](http://evil)"  # the notification: plain text
     assert [action["verb"] for action in card["actions"]] == ["accept_quote"]
 
 
