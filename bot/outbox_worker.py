@@ -275,10 +275,11 @@ class OutboxWorker:
         else:
             delay_ms = self._backoff_ms(item.attempts)
         log.warning(
-            "outbox item %s on %s failed (attempt %d); next try in %d ms",
+            "outbox item %s on %s failed (attempt %d: %s); next try in %d ms",
             item.key,
             item.channel,
             attempt,
+            error,
             delay_ms,
         )
         return await self._outbox.fail(item.key, self._clock() + delay_ms, error)
