@@ -6,8 +6,9 @@ So the adapter writes down, as raw protocol JSON (it must survive an SDK swap):
 
     teams:conv:{conversation}    the conversation reference of its latest activity
                                  (a channel's threads share the channel's entry)
-    teams:install                the latest team or group chat the bot was added to: the
-                                 fallback for handoff and lead posts
+    teams:install                the latest team channel the bot was added to (never a group
+                                 chat: a prospect may be in it): the fallback for handoff
+                                 and lead posts
     teams:service-url            the latest service URL Teams used (a tenant's conversations
                                  share one): for a configured conversation not yet heard from
     teams:user:{user}            the person's Teams account (`29:` id, tenant, service URL),

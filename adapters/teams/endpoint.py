@@ -211,11 +211,13 @@ class TeamsEndpoint:
 
     async def _greet(self, greeting: Greeting) -> web.StreamResponse:
         if not greeting.personal:
-            # A team or group chat: where handoff and lead posts go when no conversation is
-            # configured.
-            await self._states.put_state(
-                book.INSTALL_KEY, greeting.conversation_reference, self._clock()
-            )
+            conversation = greeting.conversation_reference.get("conversation") or {}
+            if conversation.get("conversationType") == "channel":
+                # A team's channel: where handoff and lead posts go when no conversation is
+                # configured. Never a group chat: a prospect may be in it.
+                await self._states.put_state(
+                    book.INSTALL_KEY, greeting.conversation_reference, self._clock()
+                )
             return web.Response(status=200)
         if greeting.welcome is not None:
             await self._handle(greeting.welcome)

@@ -395,6 +395,33 @@ async def test_without_a_handoff_conversation_tickets_go_to_the_channel_the_bot_
             assert "legal" in texts([ticket])
 
 
+async def test_a_group_chat_the_bot_is_added_to_never_receives_tickets(tmp_path: Path) -> None:
+    added = json.loads((FIXTURES / "teams_conversation_update_bot_added_team.json").read_text())
+    added.pop("_source", None)
+    group = "19:with-a-prospect@thread.v2"
+    added["conversation"] = {"id": group, "conversationType": "groupChat", "tenantId": TENANT}
+    added["channelData"] = {"tenant": {"id": TENANT}}
+    async with FakeConnector(members=ROSTER, tenant_id=TENANT) as connector:
+        added["serviceUrl"] = connector.base_url
+        async with serving(None, local_settings(teams_handoff_conversation=None)) as client:
+            assert (await client.post("/api/messages", json=added)).status == 200
+            objection = message(
+                group,
+                PROSPECT,
+                "Can we cancel the contract?",
+                kind="groupChat",
+                service_url=connector.base_url,
+            )
+            await client.post("/api/messages", json=objection)
+            await connector.wait_for_posts(group, 1)  # the prospect is answered there
+            deadline = time.monotonic() + 10
+            # ... while the ticket waits in the outbox for a handoff channel.
+            while (await (await client.get("/readyz")).json())["outbox_pending"] != 1:
+                assert time.monotonic() < deadline, "the ticket should wait, alone"
+                await asyncio.sleep(0.01)
+            assert [conversation for conversation, _ in connector.all_posts()] == [group]
+
+
 async def test_a_lead_from_the_feed_gets_a_thread_in_the_leads_channel_where_reps_act(
     tmp_path: Path,
 ) -> None:
