@@ -13,6 +13,7 @@ So the adapter writes down, as raw protocol JSON (it must survive an SDK swap):
                                  share one): for a configured conversation not yet heard from
     teams:user:{user}            the person's Teams account (`29:` id, tenant, service URL),
                                  for private notices and personal chats
+    teams:personal:{user}        the bot's personal chat with the person (private notices)
     teams:card:{conversation}:{ref}   the activity id holding the card `ref`, to update it
     teams:thread:{ref}           the thread a lead's card started
     teams:lead-thread:{thread}   the lead conversation a thread belongs to
@@ -66,6 +67,10 @@ SERVICE_URL_KEY = "teams:service-url"
 
 def user_key(user: str) -> str:
     return f"teams:user:{user}"
+
+
+def personal_key(user: str) -> str:
+    return f"teams:personal:{user}"
 
 
 def card_key(conversation: str, ref: str) -> str:

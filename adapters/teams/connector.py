@@ -36,9 +36,6 @@ from adapters.retry_after import retry_after_ms
 log = logging.getLogger(__name__)
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
-TARGETED_ENTITY = {"type": "activityTreatment", "treatment": "targeted"}
-"""Marks a message that only its recipient sees in a group chat or channel (the SDK's
-`Activity.make_targeted_activity`); the POST also says `?isTargetedActivity=true`."""
 
 
 class TokenProvider(Protocol):
@@ -133,11 +130,10 @@ class Connector:
             self._session = None
 
     async def post(
-        self, service_url: str, conversation: str, activity: Mapping[str, Any], *, targeted: bool
+        self, service_url: str, conversation: str, activity: Mapping[str, Any]
     ) -> SendOutcome:
         url = f"{service_url}v3/conversations/{_segment(conversation)}/activities"
-        params = {"isTargetedActivity": "true"} if targeted else None
-        return await self._send("POST", url, activity, params=params)
+        return await self._send("POST", url, activity)
 
     async def update(
         self, service_url: str, conversation: str, activity_id: str, activity: Mapping[str, Any]
@@ -182,11 +178,10 @@ class Connector:
         url: str,
         activity: Mapping[str, Any],
         *,
-        params: Mapping[str, str] | None = None,
         gone_on_404: bool = False,
     ) -> SendOutcome:
         try:
-            status, data, headers = await self._request(method, url, activity, params=params)
+            status, data, headers = await self._request(method, url, activity)
         except ConnectorError as exc:
             return exc.outcome
         if status == 404 and gone_on_404:
@@ -202,8 +197,6 @@ class Connector:
         method: str,
         url: str,
         body: Mapping[str, Any] | None,
-        *,
-        params: Mapping[str, str] | None = None,
     ) -> tuple[int, Any, Mapping[str, str]]:
         try:
             token = await self._tokens.token()
@@ -222,7 +215,6 @@ class Connector:
                 method,
                 url,
                 json=dict(body) if body is not None else None,
-                params=params,
                 headers=headers,
                 allow_redirects=False,
                 timeout=self._timeout,

@@ -2,9 +2,9 @@
 
 Teams conversations (their id is their address, see `ids.py`):
 - conversation → the conversation itself (a channel thread's id names the thread);
-- requester    → the person who acted, privately: in a personal chat that is the chat; in a
-                 channel or group chat a *targeted* message, which only they see (Teams'
-                 counterpart of Slack's ephemeral message);
+- requester    → the person who acted, privately: in a personal chat that is the chat; from
+                 a channel or group chat their personal chat with the bot (where Slack
+                 would show an ephemeral message);
 - team         → the leads conversation, else the handoff conversation;
 - handoff, approvers → the handoff conversation, as new posts (ticket cards update there).
 

@@ -5,8 +5,8 @@ A route's target (from `TeamsRouter`) names a conversation, or a destination ("h
 Then, in order:
 - `thread_of_ref`: post in the thread the card with that ref started (a lead's thread); if
   the card is still in the outbox, retry later;
-- `user`: a private notice — in a personal chat a plain post, elsewhere a targeted message
-  only that person sees;
+- `user`: a private notice — in a personal chat a plain post, from a channel or group chat
+  a post in the person's personal chat with the bot;
 - `reply.replaces`: update the card in place (PUT) when we know which activity holds it,
   else post it anew;
 - after a post, remember where the card is (and, for `starts_thread`, the thread it began).
@@ -32,7 +32,7 @@ from typing import Any
 from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent
 from adapters.teams import book
 from adapters.teams.cards import activity as render_activity
-from adapters.teams.connector import TARGETED_ENTITY, Connector, Gone
+from adapters.teams.connector import Connector, ConnectorError, Gone
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class TeamsSender:
                     return outcome
                 log.info("teams card %s is gone; posting it anew", reply.replaces)
 
-        outcome = await self._connector.post(service_url, conversation, message, targeted=False)
+        outcome = await self._connector.post(service_url, conversation, message)
         if isinstance(outcome, Sent) and outcome.remote_id:
             await self._after_post(delivery, conversation, outcome.remote_id)
         return outcome
@@ -150,18 +150,51 @@ class TeamsSender:
         user: str,
         message: dict[str, Any],
     ) -> SendOutcome:
+        """A private notice: in a personal chat, there; from a channel or group chat, in the
+        person's personal chat with the bot, which only they can read (Teams' targeted
+        messages would keep it in place, but they are a developer preview: an audit must
+        not depend on one)."""
         if book.is_personal(conversation, reference):
-            return await self._connector.post(service_url, conversation, message, targeted=False)
+            return await self._connector.post(service_url, conversation, message)
         account = await self._states.get_state(book.user_key(user))
         teams_id = _str(account.get("id")) if account else None
-        if teams_id is None:
+        if account is None or teams_id is None:
             return Rejected(reason="a private notice for a Teams user the bot has not seen")
-        targeted = {
-            **message,
-            "recipient": {"id": teams_id, "role": "user"},
-            "entities": [*message.get("entities", []), TARGETED_ENTITY],
-        }
-        return await self._connector.post(service_url, conversation, targeted, targeted=True)
+        service_url = _str(account.get("serviceUrl")) or service_url
+        try:
+            chat = await self._personal_chat(service_url, reference, account, teams_id, user)
+        except ConnectorError as exc:
+            return exc.outcome
+        if isinstance(chat, Rejected):
+            return chat
+        return await self._connector.post(service_url, chat, message)
+
+    async def _personal_chat(
+        self,
+        service_url: str,
+        reference: Mapping[str, Any] | None,
+        account: Mapping[str, Any],
+        teams_id: str,
+        user: str,
+    ) -> str | Rejected:
+        """The bot's personal chat with the person: remembered, else opened (Teams answers
+        the same chat each time, so opening it twice is harmless)."""
+        known = await self._states.get_state(book.personal_key(user))
+        chat = _str(known.get("conversation")) if known else None
+        if chat is not None:
+            return chat
+        bot = _map(reference or {}, "bot") or _map(
+            await self._states.get_state(book.INSTALL_KEY) or {}, "bot"
+        )
+        if not _str(bot.get("id")):
+            return Rejected(reason="no bot account known to open a personal chat with")
+        chat = await self._connector.open_personal_chat(
+            service_url, bot=bot, user_id=teams_id, tenant_id=_str(account.get("tenantId"))
+        )
+        await self._states.put_state(
+            book.personal_key(user), {"conversation": chat}, self._clock()
+        )
+        return chat
 
     async def _after_post(self, delivery: Delivery, conversation: str, activity_id: str) -> None:
         card = delivery.reply.card

@@ -292,13 +292,14 @@ async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
 
     await teams_e2e.outbox_drained(teams)
     run.posts = {
-        "quote thread": [teams_post(a) for a in connector.posted(first, targeted=False)],
-        "ticket thread": [teams_post(a) for a in connector.posted(second, targeted=False)],
-        "handoff channel": [teams_post(a) for a in connector.posted(handoff, targeted=False)],
+        "quote thread": [teams_post(a) for a in connector.posted(first)],
+        "ticket thread": [teams_post(a) for a in connector.posted(second)],
+        "handoff channel": [teams_post(a) for a in connector.posted(handoff)],
+        # Teams' private notices go to the person's personal chat with the bot.
         "private notices": [
             _teams_text(a.get("text", ""))
-            for c in (first, second, handoff)
-            for a in connector.posted(c, targeted=True)
+            for person in (teams_e2e.PROSPECT, teams_e2e.REP)
+            for a in teams_e2e.privately(connector, person)
         ],
     }
 

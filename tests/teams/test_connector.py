@@ -17,7 +17,6 @@ from aiohttp import web
 
 from adapters.ports import Rejected, RetryLater, Sent, TimedOut
 from adapters.teams.connector import (
-    TARGETED_ENTITY,
     Connector,
     ConnectorError,
     Gone,
@@ -123,7 +122,7 @@ def closed_port() -> int:
 
 
 async def test_an_accepted_post_is_sent_with_the_activity_id_teams_gave_it(fake, connector):
-    outcome = await connector.post(fake.base_url, CHANNEL, message("hi"), targeted=False)
+    outcome = await connector.post(fake.base_url, CHANNEL, message("hi"))
 
     [posted] = fake.posted(CHANNEL)
     assert outcome == Sent(remote_id=posted["id"])
@@ -133,7 +132,7 @@ async def test_an_accepted_post_is_sent_with_the_activity_id_teams_gave_it(fake,
 async def test_a_throttled_post_waits_as_long_as_retry_after_says(fake, connector):
     fake.fail_next("send", status=429, retry_after=7)
 
-    outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert isinstance(outcome, RetryLater)
     assert outcome.retry_after_ms == 7000
@@ -143,7 +142,7 @@ async def test_a_throttled_post_waits_as_long_as_retry_after_says(fake, connecto
 async def test_a_retry_after_given_as_an_http_date_is_read_as_the_time_until_then(connector):
     later = email.utils.formatdate(time.time() + 120, usegmt=True)
     async with answering(429, {"Retry-After": later}) as server:
-        outcome = await connector.post(server.base_url, CHANNEL, message(), targeted=False)
+        outcome = await connector.post(server.base_url, CHANNEL, message())
 
     assert isinstance(outcome, RetryLater)
     assert outcome.retry_after_ms is not None
@@ -154,7 +153,7 @@ async def test_a_retry_after_given_as_an_http_date_is_read_as_the_time_until_the
 async def test_a_server_side_failure_is_retried_later_after_one_request(fake, connector, status):
     fake.fail_next("send", status=status)
 
-    outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert isinstance(outcome, RetryLater)
     assert str(status) in outcome.reason
@@ -166,7 +165,7 @@ async def test_a_server_side_failure_is_retried_later_after_one_request(fake, co
 async def test_a_refusal_is_rejected_and_never_retried(fake, connector, status):
     fake.fail_next("send", status=status)
 
-    outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert type(outcome) is Rejected
     assert str(status) in outcome.reason
@@ -176,7 +175,7 @@ async def test_a_refusal_is_rejected_and_never_retried(fake, connector, status):
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 async def test_a_redirect_is_rejected_and_not_followed(connector, status):
     async with answering(status, {"Location": "/elsewhere"}, b"") as server:
-        outcome = await connector.post(server.base_url, CHANNEL, message(), targeted=False)
+        outcome = await connector.post(server.base_url, CHANNEL, message())
 
     assert isinstance(outcome, Rejected)
     assert "redirect" in outcome.reason
@@ -187,7 +186,7 @@ async def test_a_redirect_is_rejected_and_not_followed(connector, status):
 async def test_a_refused_connection_is_retried_later_since_nothing_was_sent(connector):
     url = f"http://127.0.0.1:{closed_port()}/"
 
-    outcome = await connector.post(url, CHANNEL, message(), targeted=False)
+    outcome = await connector.post(url, CHANNEL, message())
 
     assert isinstance(outcome, RetryLater)
 
@@ -195,7 +194,7 @@ async def test_a_refused_connection_is_retried_later_since_nothing_was_sent(conn
 async def test_an_answer_that_never_comes_is_a_timeout_though_teams_posted_it(fake):
     release = fake.hang_next("send")
     async with client(timeout_s=0.2) as connector:
-        outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+        outcome = await connector.post(fake.base_url, CHANNEL, message())
     release.set()
 
     assert isinstance(outcome, TimedOut)
@@ -205,14 +204,14 @@ async def test_an_answer_that_never_comes_is_a_timeout_though_teams_posted_it(fa
 async def test_a_connection_dropped_after_the_request_is_a_timeout(fake, connector):
     fake.drop_next("send")
 
-    outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert isinstance(outcome, TimedOut)
     assert len(fake.posted(CHANNEL)) == 1
 
 
 async def test_an_update_replaces_the_card_in_place_and_a_vanished_one_is_gone(fake, connector):
-    posted = await connector.post(fake.base_url, CHANNEL, message("v1"), targeted=False)
+    posted = await connector.post(fake.base_url, CHANNEL, message("v1"))
     assert isinstance(posted, Sent)
     assert posted.remote_id is not None
 
@@ -229,21 +228,10 @@ async def test_an_update_replaces_the_card_in_place_and_a_vanished_one_is_gone(f
     assert isinstance(missing, Gone)
 
 
-async def test_a_targeted_post_says_so_in_the_query(fake, connector):
-    activity = {**message("only you"), "recipient": {"id": "29:ada"}, "entities": [TARGETED_ENTITY]}
-
-    outcome = await connector.post(fake.base_url, CHANNEL, activity, targeted=True)
-
-    assert isinstance(outcome, Sent)
-    assert outcome.remote_id is not None
-    assert fake.is_targeted(outcome.remote_id)
-    assert fake.calls[-1].targeted
-
-
 async def test_non_ascii_text_is_sent_as_utf_8_not_as_escapes(connector):
     # The card renderer measures cards as UTF-8; `\uXXXX` escapes would double their size.
     async with answering(201) as server:
-        await connector.post(server.base_url, CHANNEL, message("Größe 価格"), targeted=False)
+        await connector.post(server.base_url, CHANNEL, message("Größe 価格"))
 
     [body] = server.bodies
     assert "Größe 価格".encode() in body
@@ -252,9 +240,7 @@ async def test_non_ascii_text_is_sent_as_utf_8_not_as_escapes(connector):
 
 async def test_a_broken_emoji_from_a_user_is_still_sent(connector):
     async with answering(201) as server:
-        outcome = await connector.post(
-            server.base_url, CHANNEL, message("hi \ud83d"), targeted=False
-        )
+        outcome = await connector.post(server.base_url, CHANNEL, message("hi \ud83d"))
 
     assert isinstance(outcome, Sent)
     [body] = server.bodies
@@ -266,7 +252,7 @@ async def test_a_broken_emoji_from_a_user_is_still_sent(connector):
 
 async def test_the_bots_token_is_sent_as_a_bearer_token():
     async with FakeConnector(token="tok") as fake, client(StaticToken("tok")) as connector:
-        outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+        outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert isinstance(outcome, Sent)
     assert fake.calls[-1].authorization
@@ -274,7 +260,7 @@ async def test_the_bots_token_is_sent_as_a_bearer_token():
 
 async def test_a_token_the_connector_does_not_accept_is_rejected():
     async with FakeConnector(token="tok") as fake, client(StaticToken("stale")) as connector:
-        outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+        outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert type(outcome) is Rejected
     assert "401" in outcome.reason
@@ -282,7 +268,7 @@ async def test_a_token_the_connector_does_not_accept_is_rejected():
 
 
 async def test_without_a_token_no_authorization_header_is_sent(fake, connector):
-    outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, CHANNEL, message())
 
     assert isinstance(outcome, Sent)
     assert not fake.calls[-1].authorization
@@ -290,7 +276,7 @@ async def test_without_a_token_no_authorization_header_is_sent(fake, connector):
 
 async def test_a_token_that_cannot_be_had_is_retried_later_and_nothing_is_sent(fake):
     async with client(BrokenToken()) as connector:
-        outcome = await connector.post(fake.base_url, CHANNEL, message(), targeted=False)
+        outcome = await connector.post(fake.base_url, CHANNEL, message())
         with pytest.raises(ConnectorError) as raised:
             await connector.member(fake.base_url, CHANNEL, "29:ada")
 
@@ -364,7 +350,7 @@ def test_any_other_service_url_is_refused(url):
 async def test_a_thread_id_reaches_teams_as_that_thread(fake, connector):
     thread = thread_id(CHANNEL, "1700000000001")
 
-    outcome = await connector.post(fake.base_url, thread, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, thread, message())
 
     assert isinstance(outcome, Sent)
     assert fake.calls[-1].conversation_id == thread
@@ -375,7 +361,7 @@ async def test_a_thread_id_reaches_teams_as_that_thread(fake, connector):
 async def test_a_personal_chat_id_with_colons_and_at_signs_reaches_that_chat(fake, connector):
     chat = "a:1Xy-Z_0@unq.gbl.spaces:8"
 
-    outcome = await connector.post(fake.base_url, chat, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, chat, message())
 
     assert isinstance(outcome, Sent)
     assert fake.calls[-1].conversation_id == chat
@@ -385,7 +371,7 @@ async def test_a_personal_chat_id_with_colons_and_at_signs_reaches_that_chat(fak
 async def test_a_slash_or_question_mark_in_an_id_is_escaped_and_stays_in_its_segment(
     fake, connector, odd
 ):
-    outcome = await connector.post(fake.base_url, odd, message(), targeted=False)
+    outcome = await connector.post(fake.base_url, odd, message())
 
     assert isinstance(outcome, Sent)
     [call] = fake.calls

@@ -13,7 +13,7 @@ import pytest
 from adapters.ports import Delivery, Rejected, RetryLater, Route, Sent
 from adapters.teams import book
 from adapters.teams.cards import CARD_CONTENT_TYPE
-from adapters.teams.connector import TARGETED_ENTITY, Connector, NoToken
+from adapters.teams.connector import Connector, NoToken
 from adapters.teams.router import conversation_route, destination_route
 from adapters.teams.sender import TeamsSender
 from domain.cards import Button, Card, CardField, Reply
@@ -57,10 +57,14 @@ def delivery(
     )
 
 
+BOT = {"id": "28:app-1", "name": "salesbot"}
+
+
 def reference(conversation: str, service_url: str, kind: str = "channel") -> dict[str, Any]:
     return {
         "conversation": {"id": conversation, "conversationType": kind},
         "serviceUrl": service_url,
+        "bot": BOT,
     }
 
 
@@ -217,20 +221,40 @@ async def test_a_failed_card_update_is_not_posted_again_as_a_second_card(fake, s
 # --- private notices -------------------------------------------------------------------------
 
 
-async def test_a_notice_in_a_channel_is_a_targeted_message_only_that_person_sees(
-    fake, store, sender
-):
-    await store.put_state(book.user_key("aad-ada"), {"id": "29:ada", "name": "Ada"}, NOW)
+async def test_a_notice_from_a_channel_goes_to_that_persons_personal_chat(fake, store, sender):
+    account = {"id": "29:ada", "name": "Ada", "tenantId": fake.tenant_id}
+    await store.put_state(book.user_key("aad-ada"), account, NOW)
     notice = Reply(audience="requester", text="Only you can see this")
 
     outcome = await sender.send(delivery(notice, conversation_route(CHANNEL, user="aad-ada")))
+    again = await sender.send(
+        delivery(notice, conversation_route(CHANNEL, user="aad-ada"), key="O-2")
+    )
 
-    [posted] = fake.posted(CHANNEL, targeted=True)
-    assert outcome == Sent(remote_id=posted["id"])
-    assert fake.posted(CHANNEL, targeted=False) == []
-    assert posted["recipient"] == {"id": "29:ada", "role": "user"}
-    assert TARGETED_ENTITY in posted["entities"]
-    assert fake.calls[-1].targeted  # ?isTargetedActivity=true
+    assert fake.posted(CHANNEL) == []  # nothing in the channel, not even a targeted message
+    [creation] = fake.creations  # opened once, then remembered
+    assert creation.member_id == "29:ada"
+    assert creation.parameters["bot"] == BOT
+    posted = fake.posted(creation.conversation_id)
+    assert [p["text"] for p in posted] == ["Only you can see this"] * 2
+    assert outcome == Sent(remote_id=posted[0]["id"])
+    assert isinstance(again, Sent)
+    remembered = await store.get_state(book.personal_key("aad-ada"))
+    assert remembered == {"conversation": creation.conversation_id}
+
+
+async def test_a_personal_chat_that_cannot_be_opened_is_retried_or_refused(fake, store, sender):
+    await store.put_state(book.user_key("aad-ada"), {"id": "29:ada", "tenantId": "t"}, NOW)
+    notice = Reply(audience="requester", text="Only you can see this")
+    fake.fail_next("create", status=503)
+    fake.fail_next("create", status=403)
+
+    busy = await sender.send(delivery(notice, conversation_route(CHANNEL, user="aad-ada")))
+    refused = await sender.send(delivery(notice, conversation_route(CHANNEL, user="aad-ada")))
+
+    assert isinstance(busy, RetryLater)
+    assert type(refused) is Rejected
+    assert fake.all_posts() == []
 
 
 async def test_a_notice_in_a_personal_chat_is_a_plain_post(fake, sender):
@@ -246,8 +270,7 @@ async def test_a_notice_in_a_personal_chat_is_a_plain_post(fake, sender):
 
     [posted] = fake.posted(PERSONAL)
     assert outcome == Sent(remote_id=posted["id"])
-    assert not fake.is_targeted(posted["id"])
-    assert "recipient" not in posted
+    assert fake.creations == []
 
 
 async def test_a_chat_with_an_a_prefixed_id_is_personal_even_without_its_reference(
@@ -260,7 +283,8 @@ async def test_a_chat_with_an_a_prefixed_id_is_personal_even_without_its_referen
     outcome = await sender.send(delivery(notice, conversation_route("a:1other", user="aad-ada")))
 
     assert isinstance(outcome, Sent)
-    assert len(fake.posted("a:1other", targeted=False)) == 1
+    assert len(fake.posted("a:1other")) == 1
+    assert fake.creations == []
 
 
 async def test_a_notice_for_someone_the_bot_has_not_seen_is_rejected(fake, sender):
@@ -475,9 +499,12 @@ async def test_a_message_for_a_lead_thread_waits_until_its_card_is_posted(fake, 
     assert fake.calls == []
 
 
-async def test_a_private_notice_in_a_lead_thread_is_targeted_in_that_thread(fake, store, connector):
+async def test_a_private_notice_about_a_lead_goes_to_the_persons_personal_chat(
+    fake, store, connector
+):
     await store.put_state(book.SERVICE_URL_KEY, {"serviceUrl": fake.base_url}, NOW)
-    await store.put_state(book.user_key("aad-ada"), {"id": "29:ada"}, NOW)
+    await store.put_state(book.INSTALL_KEY, reference(INSTALLED, fake.base_url), NOW)
+    await store.put_state(book.user_key("aad-ada"), {"id": "29:ada", "tenantId": "t"}, NOW)
     sender = make_sender(connector, store, leads=LEADS)
     ref = lead_card_ref(LEAD)
     await sender.send(
@@ -500,7 +527,9 @@ async def test_a_private_notice_in_a_lead_thread_is_targeted_in_that_thread(fake
 
     thread = thread_id(LEADS, card["id"])
     assert isinstance(outcome, Sent)
-    assert [p["recipient"]["id"] for p in fake.posted(thread, targeted=True)] == ["29:ada"]
+    assert fake.posted(thread) == []
+    [creation] = fake.creations
+    assert [p["text"] for p in fake.posted(creation.conversation_id)] == ["Only you"]
 
 
 # --- look before resend -------------------------------------------------------------------------
