@@ -83,6 +83,7 @@ class _KeySource:
 
     issuer: str | None
     keys: dict[str, PyJWK]  # by kid: looked up without a lock or a thread
+    endorsements: dict[str, frozenset[str]]  # by kid: the channels a key may sign for
     expires_at: float  # time.monotonic()
 
 
@@ -111,14 +112,22 @@ class TokenValidator:
         self._last_forced_refresh: float | None = None
         self._failed_fetches = 0
 
-    async def validate(self, authorization: str | None, *, service_url: str | None) -> Claims:
+    async def validate(
+        self, authorization: str | None, *, service_url: str | None, channel_id: str | None = None
+    ) -> Claims:
         """The verified claims of the request's bearer token, or `AuthError`.
 
-        `service_url` is the activity's `serviceUrl`, which the reply will be sent to.
+        `service_url` is the activity's `serviceUrl`, which the reply will be sent to;
+        `channel_id` its `channelId` ("msteams"), which a key listing endorsements must name.
         """
         token = _bearer_token(authorization)
         kid = _key_id(token)
         key, source = await self._signing_key(kid)
+        endorsed = source.endorsements.get(kid, frozenset())
+        if channel_id is not None and endorsed and channel_id not in endorsed:
+            # Bot Framework publishes which channels each key signs for: a key endorsed for
+            # another channel must not vouch for a Teams activity.
+            raise AuthError("signing key not endorsed for this channel")
         issuers = self._accepted_issuers(source)
         try:
             payload = jwt.decode(
@@ -242,12 +251,27 @@ class TokenValidator:
             # client's own unknown-kid refresh would add a second, unthrottled path.
             cooldown_duration=METADATA_TTL_S,
         )
-        keys = client.get_signing_keys()  # fetches the key set; raises if it has none
+        raw = client.fetch_data()  # the key set as JSON: PyJWK keeps no endorsements
+        keys = client.get_signing_keys()  # from the fetch above; raises if it has none
         return _KeySource(
             issuer=issuer if isinstance(issuer, str) and issuer else None,
             keys={key.key_id: key for key in keys if key.key_id},
+            endorsements=_endorsements(raw),
             expires_at=time.monotonic() + METADATA_TTL_S,
         )
+
+
+def _endorsements(key_set: Any) -> dict[str, frozenset[str]]:
+    """`kid` → the channels in the key's `endorsements` (Bot Framework's JWKS lists them)."""
+    found: dict[str, frozenset[str]] = {}
+    entries = key_set.get("keys") if isinstance(key_set, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        channels = entry.get("endorsements")
+        if isinstance(channels, list):
+            found[entry["kid"]] = frozenset(c for c in channels if isinstance(c, str))
+    return found
 
 
 _SPACE = re.compile(r"\s")

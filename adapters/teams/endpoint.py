@@ -96,9 +96,11 @@ class TeamsEndpoint:
         service_url = activity.get("serviceUrl")
         if self._validator is not None:
             try:
+                channel = activity.get("channelId")
                 await self._validator.validate(
                     request.headers.get("Authorization"),
                     service_url=service_url if isinstance(service_url, str) else None,
+                    channel_id=channel if isinstance(channel, str) else None,
                 )
             except AuthError as exc:
                 log.warning("teams request refused: %s", exc.reason)

@@ -191,9 +191,7 @@ class TeamsSender:
         chat = await self._connector.open_personal_chat(
             service_url, bot=bot, user_id=teams_id, tenant_id=_str(account.get("tenantId"))
         )
-        await self._states.put_state(
-            book.personal_key(user), {"conversation": chat}, self._clock()
-        )
+        await self._states.put_state(book.personal_key(user), {"conversation": chat}, self._clock())
         return chat
 
     async def _after_post(self, delivery: Delivery, conversation: str, activity_id: str) -> None:

@@ -573,3 +573,19 @@ async def test_with_credentials_only_a_valid_token_is_let_in(
         headers["Authorization"] = f"Bearer {issuer.token(**overrides)}"
     response = await client.post("/api/messages", json=activity, headers=headers)
     assert response.status == status
+
+
+async def test_a_key_endorsed_only_for_teams_does_not_vouch_for_another_channel(
+    signed_in: tuple[LocalIssuer, TestClient[web.Request, web.Application], FakeConnector],
+) -> None:
+    issuer, client, connector = signed_in
+    issuer.endorsements = ["msteams"]
+    service_url = connector.base_url.replace("http://", "https://")
+    headers = {"Authorization": f"Bearer {issuer.token(serviceUrl=service_url)}"}
+    for channel, status in (("webchat", 401), ("msteams", 200)):
+        activity = message(
+            thread_id(SHARED, "1700000000901"), PROSPECT, "Hi", service_url=service_url
+        )
+        activity["channelId"] = channel
+        response = await client.post("/api/messages", json=activity, headers=headers)
+        assert response.status == status, channel

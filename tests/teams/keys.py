@@ -60,6 +60,8 @@ class LocalIssuer:
         self.kid = uuid.uuid4().hex
         self.down = False
         """True: both endpoints answer 503."""
+        self.endorsements: list[str] | None = None
+        """Set: the served key lists these channels as its endorsements (as Bot Framework's do)."""
         self.hold_metadata: asyncio.Event | None = None
         """Set: the metadata answer waits for this event."""
         self.metadata_requested = asyncio.Event()
@@ -162,4 +164,6 @@ class LocalIssuer:
             return web.Response(status=503)
         jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+        if self.endorsements is not None:
+            jwk["endorsements"] = list(self.endorsements)
         return web.json_response({"keys": [jwk]})

@@ -117,6 +117,30 @@ async def test_a_bearer_value_that_is_not_a_jwt_is_refused_before_any_key_is_fet
     assert issuer.metadata_fetches == 0
 
 
+@pytest.mark.parametrize(
+    ("endorsements", "channel", "accepted"),
+    [
+        (["msteams", "skype"], "msteams", True),
+        (["webchat"], "msteams", False),  # a key that signs for another channel only
+        (None, "msteams", True),  # keys that list no endorsements (emulators, Entra)
+        (["webchat"], None, True),  # no channel to check against
+    ],
+)
+async def test_a_key_must_be_endorsed_for_the_activitys_channel(
+    issuer, endorsements, channel, accepted
+):
+    issuer.endorsements = endorsements
+    validator = validator_for(issuer)
+    authorization = f"Bearer {issuer.token()}"
+    call = validator.validate(authorization, service_url=issuer.service_url, channel_id=channel)
+    if accepted:
+        claims = await asyncio.wait_for(call, PATIENCE_S)
+        assert claims.app_id == APP
+    else:
+        with pytest.raises(AuthError, match="not endorsed"):
+            await asyncio.wait_for(call, PATIENCE_S)
+
+
 async def test_a_token_for_another_audience_is_refused(issuer):
     validator = validator_for(issuer)
     token = issuer.token(aud="someone-else")
