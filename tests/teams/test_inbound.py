@@ -156,6 +156,11 @@ def test_the_bot_added_to_a_personal_chat_asks_for_a_greeting() -> None:
     }
     assert reference["user"] == activity["from"]
     assert reference["bot"] == activity["recipient"]
+    # The greeting is `help` for whoever added the bot, deduped by the activity id.
+    assert result.welcome is not None
+    assert (result.welcome.command, result.welcome.actor.id) == ("help", "***")
+    assert result.welcome.delivery_id == "teams:act:f:5f85c2ad"
+    assert result.welcome.conversation_id == "teams:***"
 
 
 def test_the_bot_added_to_a_team_stores_the_channel_reference_without_greeting() -> None:
@@ -163,6 +168,7 @@ def test_the_bot_added_to_a_team_stores_the_channel_reference_without_greeting()
     result = from_activity(activity, channel_ctx())
     assert isinstance(result, Greeting)
     assert not result.personal
+    assert result.welcome is None
     assert result.conversation_reference == {
         "activityId": "f:0b9079f4-d4d3-3d8e-b883-798298053c7e",
         "user": activity["from"],
