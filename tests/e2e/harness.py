@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,3 +45,24 @@ async def serving(
     )
     async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
         yield client
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    """Poll for an asynchronous effect (the outbox sends after the ack) with a time limit."""
+    deadline = time.monotonic() + 10
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def outbox_drained(
+    client: TestClient[web.Request, web.Application], *, leaving: int = 0
+) -> None:
+    """Wait until the served bot's outbox holds `leaving` items (by `/readyz`): what was
+    going to be sent has been, so a duplicate would have shown by now."""
+    deadline = time.monotonic() + 10
+    while (await (await client.get("/readyz")).json())["outbox_pending"] != leaving:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the outbox did not settle at {leaving} pending")
+        await asyncio.sleep(0.01)

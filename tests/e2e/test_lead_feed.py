@@ -3,7 +3,6 @@ and the prospect hears back at the lead's reply URL, signed, exactly once per re
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from bot.server import build_app
 from bot.service import build_service
 from bot.settings import Settings
 from storage.memory import MemoryStore
+from tests.e2e.harness import eventually
 
 TOKEN, SECRET = "leads-token", "reply-secret"
 
@@ -59,13 +59,6 @@ async def feed() -> AsyncIterator[tuple[TestClient[web.Request, web.Application]
             yield client, receiver
 
 
-async def until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_lead_from_a_web_form_is_greeted_at_its_reply_url_once_and_signed(
     feed: tuple[TestClient[web.Request, web.Application], Receiver],
 ) -> None:
@@ -85,7 +78,7 @@ async def test_a_lead_from_a_web_form_is_greeted_at_its_reply_url_once_and_signe
     again = await client.post("/leads", json=lead, headers=headers)
     assert again.status == 200
     assert (await again.json())["lead_id"] == lead_id
-    await until(lambda: len(receiver.replies) == 1, "the greeting at the reply URL")
+    await eventually(lambda: len(receiver.replies) == 1, "the greeting at the reply URL")
     (greeting,) = receiver.replies.values()
     assert greeting["lead_id"] == lead_id
     assert greeting["text"].startswith("Hi Priya")
@@ -96,7 +89,7 @@ async def test_a_lead_from_a_web_form_is_greeted_at_its_reply_url_once_and_signe
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert answer.status in (200, 201)
-    await until(lambda: len(receiver.replies) == 2, "the proposal")
+    await eventually(lambda: len(receiver.replies) == 2, "the proposal")
     transcript = await client.get(
         f"/leads/{lead_id}/messages", headers={"Authorization": f"Bearer {TOKEN}"}
     )

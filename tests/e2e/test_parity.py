@@ -53,7 +53,7 @@ from domain.state import ConversationState, fold, initial_state
 from storage.sqlite import SqliteStore
 from tests.e2e import test_slack as slack_e2e
 from tests.e2e import test_teams as teams_e2e
-from tests.e2e.harness import serving
+from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.teams_connector import FakeConnector, thread_id
 
@@ -186,16 +186,16 @@ async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
         return ts
 
     first = await prospect_says(GREETING)
-    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 1, "the greeting")
+    await eventually(lambda: len(posts(shared, first)) == 1, "the greeting")
     await prospect_says(DETAILS, first)
-    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 2, "the proposal")
+    await eventually(lambda: len(posts(shared, first)) == 2, "the proposal")
 
     mention = f"<@{slack_e2e.BOT}> {QUOTE}"
     ts = api.add_message(shared, mention, user=slack_e2e.REP, thread_ts=first)
     rep_says = {"type": "app_mention", "channel": shared, "user": slack_e2e.REP}
     rep_says |= {"team": slack_e2e.TEAM, "text": mention, "ts": ts, "thread_ts": first}
     assert (await slack.events(rep_says)).status == 200
-    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 3, "the quote card")
+    await eventually(lambda: len(posts(shared, first)) == 3, "the quote card")
     quote = posts(shared, first)[2]
     run.cards["quote"] = slack_card(quote)
 
@@ -203,20 +203,20 @@ async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
         slack, quote, "accept_quote", prospect["user"], prospect["user_team"]
     )
     assert accept.status == 200
-    await slack_e2e.eventually(lambda: len(api.calls_of("chat.update")) == 1, "the accepted card")
-    await slack_e2e.eventually(lambda: len(posts(shared, first)) == 4, "the thank-you")
+    await eventually(lambda: len(api.calls_of("chat.update")) == 1, "the accepted card")
+    await eventually(lambda: len(posts(shared, first)) == 4, "the thank-you")
     run.cards["accepted"] = slack_card(_by_ts(posts(shared), quote["ts"]))
 
     second = await prospect_says(OBJECTION)
-    await slack_e2e.eventually(lambda: len(posts(handoff)) == 1, "the ticket card")
+    await eventually(lambda: len(posts(handoff)) == 1, "the ticket card")
     ticket = posts(handoff)[0]
     run.cards["ticket"] = slack_card(ticket)
     claim = await slack_e2e.click(slack, ticket, "claim_ticket", slack_e2e.REP)
     assert claim.status == 200
-    await slack_e2e.eventually(lambda: len(api.calls_of("chat.update")) == 2, "the claimed card")
+    await eventually(lambda: len(api.calls_of("chat.update")) == 2, "the claimed card")
     run.cards["claimed"] = slack_card(_by_ts(posts(handoff), ticket["ts"]))
 
-    await slack_e2e.outbox_drained(slack)
+    await outbox_drained(slack.client)
     run.posts = {
         "quote thread": [slack_post(m) for m in posts(shared, first)],
         "ticket thread": [slack_post(m) for m in posts(shared, second)],
@@ -290,7 +290,7 @@ async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
     run.cards["claimed"] = teams_card(teams_e2e.card_of(_latest(connector, handoff, ticket)))
     assert answered == run.cards["claimed"], "the invoke's answer is the card updated in place"
 
-    await teams_e2e.outbox_drained(teams)
+    await outbox_drained(teams.client)
     run.posts = {
         "quote thread": [teams_post(a) for a in connector.posted(first)],
         "ticket thread": [teams_post(a) for a in connector.posted(second)],

@@ -3,7 +3,6 @@ fake Slack Web API on 127.0.0.1 receiving what the bot posts."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import sqlite3
@@ -22,7 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.settings import Settings
 from storage.sqlite import SqliteStore
-from tests.e2e.harness import serving
+from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.fakes.slack_api import FakeSlackApi
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -45,15 +44,6 @@ def signed(body: bytes, *, timestamp: int | None = None, secret: str = SECRET) -
     ts = str(timestamp if timestamp is not None else int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": str(signature)}
-
-
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    """Poll for an asynchronous effect (the outbox sends after the ack) with a time limit."""
-    deadline = time.monotonic() + 10
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -137,14 +127,6 @@ async def click(
         ],
     }
     return await post_form(slack, {"payload": json.dumps(payload)})
-
-
-async def outbox_drained(slack: Slack) -> None:
-    deadline = time.monotonic() + 10
-    while (await (await slack.client.get("/readyz")).json())["outbox_pending"]:
-        if time.monotonic() > deadline:
-            raise AssertionError("the outbox did not drain")
-        await asyncio.sleep(0.01)
 
 
 def bot_messages(api: FakeSlackApi, channel: str) -> list[dict[str, Any]]:
@@ -249,7 +231,7 @@ async def test_every_event_delivered_four_times_gives_one_reply(slack: Slack) ->
     await slack.events(event, event_id="EvOther")
     # Everything the five deliveries produced was committed before each ack; once the outbox
     # is drained, a duplicate reply would have been posted.
-    await outbox_drained(slack)
+    await outbox_drained(slack.client)
     assert len(bot_messages(api, SHARED)) == 1
 
 

@@ -3,7 +3,6 @@ thread, the conversation continues under it, and reps act on the lead from there
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from bot.settings import Settings
-from tests.e2e.harness import serving
+from tests.e2e.harness import eventually, serving
 from tests.fakes.slack_api import FakeSlackApi
 
 SECRET, TOKEN = "slack-secret", "leads-token"
@@ -32,13 +31,6 @@ def signed(body: bytes) -> dict[str, str]:
             SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
         ),
     }
-
-
-async def until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -74,7 +66,7 @@ async def test_a_lead_gets_a_thread_in_the_leads_channel_and_a_reps_quote_there_
     created = await client.post("/leads", json=lead, headers=auth | {"Idempotency-Key": "p-1"})
     lead_id = (await created.json())["lead_id"]
 
-    await until(lambda: len(ours(api, LEADS)) >= 2, "the lead card and the greeting")
+    await eventually(lambda: len(ours(api, LEADS)) >= 2, "the lead card and the greeting")
     card, greeting = ours(api, LEADS)[:2]
     assert "thread_ts" not in card
     assert card["metadata"]["event_payload"]["ref"] == f"lead:{lead_id}"
@@ -104,7 +96,7 @@ async def test_a_lead_gets_a_thread_in_the_leads_channel_and_a_reps_quote_there_
         "/slack/events", data=body, headers=signed(body) | {"Content-Type": "application/json"}
     )
     assert response.status == 200
-    await until(
+    await eventually(
         lambda: any("1,791.00 USD" in json.dumps(m.get("blocks", [])) for m in ours(api, LEADS)),
         "the quote card in the lead's thread",
     )
@@ -173,7 +165,7 @@ async def test_a_lead_gets_a_thread_in_the_leads_channel_and_a_reps_quote_there_
         headers=signed(form) | {"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status == 200
-    await until(
+    await eventually(
         lambda: any("98.00 USD" in json.dumps(m.get("blocks", [])) for m in ours(api, LEADS)),
         "the form's quote in the thread",
     )

@@ -5,7 +5,6 @@ the token checks have their own tests at the end."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -22,7 +21,7 @@ from pydantic import SecretStr
 from adapters.teams.connector import NoToken
 from bot.settings import Settings, SettingsError
 from storage.sqlite import SqliteStore
-from tests.e2e.harness import serving
+from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.fakes.teams_connector import FakeConnector, thread_id
 from tests.teams.keys import LocalIssuer
 
@@ -150,23 +149,6 @@ def texts(activities: list[dict[str, Any]]) -> str:
     return "\n".join(json.dumps(a, ensure_ascii=False) for a in activities)
 
 
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    """Poll for an asynchronous effect (the outbox sends after the ack) with a time limit."""
-    deadline = time.monotonic() + 10
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def outbox_drained(teams: Teams) -> None:
-    deadline = time.monotonic() + 10
-    while (await (await teams.client.get("/readyz")).json())["outbox_pending"]:
-        if time.monotonic() > deadline:
-            raise AssertionError("the outbox did not drain")
-        await asyncio.sleep(0.01)
-
-
 def local_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "teams_allow_unauthenticated": True,
@@ -243,7 +225,7 @@ async def test_a_prospect_is_qualified_quoted_in_the_thread_and_accepts_with_a_r
     await eventually(
         lambda: "Thank you for your decision" in texts(connector.posted(thread)), "the thank-you"
     )
-    await outbox_drained(teams)
+    await outbox_drained(teams.client)
     assert len(connector.updates) == 1
 
 
@@ -252,7 +234,7 @@ async def test_the_same_activity_delivered_four_times_gives_one_reply(teams: Tea
     for _ in range(4):
         response = await teams.post(activity)
         assert response.status == 200
-    await outbox_drained(teams)
+    await outbox_drained(teams.client)
     assert len(teams.connector.all_posts()) == 1
 
 
@@ -283,7 +265,7 @@ async def test_a_contract_objection_is_a_ticket_in_the_handoff_channel_claimed_o
     await eventually(
         lambda: "already claimed" in texts(privately(connector, BOSS)), "the private notice"
     )
-    await outbox_drained(teams)
+    await outbox_drained(teams.client)
     assert "already claimed" not in texts(connector.posted(thread))
 
 
@@ -335,7 +317,7 @@ async def test_a_guest_in_our_tenant_is_a_prospect_and_cannot_approve(teams: Tea
     assert "only configured approvers" in (await refused.json())["value"]
     member_lookups = [c for c in connector.calls_of("member") if GUEST.teams_id in c.path]
     assert member_lookups, "the roster was asked about the guest"
-    await outbox_drained(teams)
+    await outbox_drained(teams.client)
     assert "(v2)" not in texts(connector.posted(chat))
 
 
@@ -346,7 +328,7 @@ async def test_an_audit_in_a_prospects_thread_is_shown_only_to_the_auditor(teams
     await connector.wait_for_posts(thread, 1)
     await teams.post(say(teams, thread, BOSS, "audit", mention=True))
     await teams.post(say(teams, thread, REP, "audit", mention=True))  # not an auditor
-    await outbox_drained(teams)
+    await outbox_drained(teams.client)
     public = connector.posted(thread)
     assert len(public) == 1, "nothing about the audit is visible to the prospect"
     assert "budget" in texts(privately(connector, BOSS))  # the features behind the score
@@ -415,11 +397,8 @@ async def test_a_group_chat_the_bot_is_added_to_never_receives_tickets(tmp_path:
             )
             await client.post("/api/messages", json=objection)
             await connector.wait_for_posts(group, 1)  # the prospect is answered there
-            deadline = time.monotonic() + 10
             # ... while the ticket waits in the outbox for a handoff channel.
-            while (await (await client.get("/readyz")).json())["outbox_pending"] != 1:
-                assert time.monotonic() < deadline, "the ticket should wait, alone"
-                await asyncio.sleep(0.01)
+            await outbox_drained(client, leaving=1)
             assert [conversation for conversation, _ in connector.all_posts()] == [group]
 
 
@@ -482,7 +461,7 @@ async def test_bad_requests_get_a_clear_4xx_and_unknown_activities_are_acknowled
     answer = await client.post("/api/messages", json=unknown_verb)
     assert answer.status == 200
     assert (await answer.json())["statusCode"] == 200
-    await outbox_drained(teams)
+    await outbox_drained(teams.client)
     assert teams.connector.all_posts() == []
 
 
