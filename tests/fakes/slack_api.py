@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.local import serve_locally
+
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
@@ -105,11 +107,7 @@ class FakeSlackApi:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/link", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._runner, port = await serve_locally(app)
         self.base_url = f"http://127.0.0.1:{port}/api/"
         self._ws_url = f"ws://127.0.0.1:{port}/link"
         return self

@@ -46,6 +46,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from tests.fakes.local import serve_locally
+
 FIRST_ACTIVITY_ID = 1_700_000_000_001
 """Teams channel post ids are epoch-millisecond-like integers; the fake counts up from here."""
 
@@ -179,11 +181,7 @@ class FakeConnector:
     async def __aenter__(self) -> FakeConnector:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._runner, port = await serve_locally(app)
         self.base_url = f"http://127.0.0.1:{port}/"
         return self
 
