@@ -4,12 +4,12 @@ what a valid append is, how JSON is written, and how ticket events become ticket
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened, TicketResolved
-from storage.ports import Commit, TicketRow
+from storage.ports import STATE_KEY_MAX_CHARS, STATE_VALUE_MAX_BYTES, Commit, TicketRow
 
 
 def check_events(
@@ -95,3 +95,34 @@ def ticket_changes(commit: Commit) -> list[TicketChange]:
             case HandedBack():
                 pass  # handed back with no ticket held: no row to change
     return changes
+
+
+def check_state_key(key: str) -> None:
+    """Refuse a key no store can hold, the same way in every store."""
+    if not isinstance(key, str) or not 1 <= len(key) <= STATE_KEY_MAX_CHARS:
+        shown = f"{len(key)} characters" if isinstance(key, str) else type(key).__name__
+        raise ValueError(
+            f"An adapter state key must be 1 to {STATE_KEY_MAX_CHARS} characters, not {shown}."
+        )
+    key.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+
+
+def state_json(key: str, value: Mapping[str, Any]) -> str:
+    """The JSON text a store keeps for `put_state(key, value)`, after every check, so the
+    stores refuse the same values with the same error."""
+    check_state_key(key)
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"Adapter state {key!r} must be a JSON object, not {type(value).__name__}."
+        )
+    try:
+        text = dumps(dict(value))
+        size = len(text.encode("utf-8"))  # a lone surrogate cannot be stored as UTF-8
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"Adapter state {key!r} is not JSON: {exc}") from exc
+    if size > STATE_VALUE_MAX_BYTES:
+        raise ValueError(
+            f"Adapter state {key!r} is {size} bytes of JSON; the limit is "
+            f"{STATE_VALUE_MAX_BYTES} bytes."
+        )
+    return text

@@ -20,7 +20,9 @@ from storage._rules import (
     ResolveTicket,
     TicketChange,
     check_events,
+    check_state_key,
     json_copy,
+    state_json,
     ticket_changes,
 )
 from storage.errors import ConcurrencyError, StorageError
@@ -32,8 +34,6 @@ from storage.ports import (
     OutboxItem,
     StoredInbound,
     TicketRow,
-    check_state_key,
-    state_json,
 )
 
 _UNSENT = ("pending", "in_flight")

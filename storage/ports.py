@@ -13,7 +13,6 @@ idempotent by a key, so a platform retry, a crash-restart or a replay is ordinar
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
@@ -303,39 +302,6 @@ class AdapterStateStore(Protocol):
     async def delete_state(self, key: str) -> bool:
         """Forget `key`; True when something was deleted, False when it was unknown."""
         ...
-
-
-def check_state_key(key: str) -> None:
-    """Refuse a key no store can hold, the same way in every store."""
-    if not isinstance(key, str) or not 1 <= len(key) <= STATE_KEY_MAX_CHARS:
-        shown = f"{len(key)} characters" if isinstance(key, str) else type(key).__name__
-        raise ValueError(
-            f"An adapter state key must be 1 to {STATE_KEY_MAX_CHARS} characters, not {shown}."
-        )
-    key.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
-
-
-def state_json(key: str, value: Mapping[str, Any]) -> str:
-    """The JSON text a store keeps for `put_state(key, value)`, after every check, so the
-    stores refuse the same values with the same error (here, not in `storage._rules`,
-    because that module builds on this one)."""
-    check_state_key(key)
-    if not isinstance(value, Mapping):
-        raise ValueError(
-            f"Adapter state {key!r} must be a JSON object, not {type(value).__name__}."
-        )
-    try:
-        # Written as `storage._rules.dumps` writes JSON: compact, no NaN or infinities.
-        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        size = len(text.encode("utf-8"))  # a lone surrogate cannot be stored as UTF-8
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ValueError(f"Adapter state {key!r} is not JSON: {exc}") from exc
-    if size > STATE_VALUE_MAX_BYTES:
-        raise ValueError(
-            f"Adapter state {key!r} is {size} bytes of JSON; the limit is "
-            f"{STATE_VALUE_MAX_BYTES} bytes."
-        )
-    return text
 
 
 class Store(

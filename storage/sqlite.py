@@ -51,7 +51,9 @@ from storage._rules import (
     ResolveTicket,
     TicketChange,
     check_events,
+    check_state_key,
     dumps,
+    state_json,
     ticket_changes,
 )
 from storage.errors import (
@@ -69,8 +71,6 @@ from storage.ports import (
     OutboxItem,
     StoredInbound,
     TicketRow,
-    check_state_key,
-    state_json,
 )
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate, user_version
 
