@@ -31,6 +31,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent, TimedOut
+from adapters.retry_after import retry_after_ms
 from domain.cards import Reply
 
 log = logging.getLogger(__name__)
@@ -361,10 +362,7 @@ def _retry_after_ms(headers: Any) -> int | None:
         value = headers.get("Retry-After")
     except AttributeError:
         return None
-    try:
-        return max(0, round(float(value) * 1000)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return retry_after_ms(value if isinstance(value, str) else None)
 
 
 def _metadata(key: str, ref: str | None) -> dict[str, Any]:
