@@ -472,32 +472,23 @@ async def test_an_oversized_body_is_refused_with_413_and_nothing_is_stored(teams
     assert await teams.store.conversation_ids() == []
 
 
-def test_an_app_id_without_its_password_is_a_configuration_error() -> None:
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (Settings(teams_app_id="app-0001"), "TEAMS_APP_PASSWORD"),
+        # A token-less endpoint must not be reachable from another machine.
+        (local_settings(salesbot_host="0.0.0.0"), "loopback"),
+    ],
+)
+def test_a_teams_configuration_that_cannot_be_safe_is_refused_at_start(
+    settings: Settings, named: str
+) -> None:
     from bot.policy_loader import load_policy
     from bot.service import build_service
     from storage.memory import MemoryStore
 
-    with pytest.raises(SettingsError, match="TEAMS_APP_PASSWORD"):
-        build_service(
-            Settings(teams_app_id="app-0001"),
-            load_policy("default"),
-            MemoryStore(),
-            clock=lambda: 0,
-        )
-
-
-def test_unauthenticated_mode_is_refused_unless_bound_to_loopback() -> None:
-    from bot.policy_loader import load_policy
-    from bot.service import build_service
-    from storage.memory import MemoryStore
-
-    with pytest.raises(SettingsError, match="loopback"):
-        build_service(
-            local_settings(salesbot_host="0.0.0.0"),
-            load_policy("default"),
-            MemoryStore(),
-            clock=lambda: 0,
-        )
+    with pytest.raises(SettingsError, match=named):
+        build_service(settings, load_policy("default"), MemoryStore(), clock=lambda: 0)
 
 
 @pytest.fixture
