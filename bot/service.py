@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.action_binding import ActionKey
 from adapters.leadfeed.reply import CHANNEL_PREFIX as LEAD_REPLY_PREFIX
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender
 from adapters.leadfeed.web import LeadFeed
@@ -44,6 +46,7 @@ from adapters.teams.inbound import TeamsContext
 from adapters.teams.router import CHANNEL_PREFIX as TEAMS_PREFIX
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
+from bot.action_secret import load_action_secret
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
@@ -89,8 +92,13 @@ class Service:
         routers: list[Router],
         senders: dict[str, Sender],
         slack_pacing_ms: int = SLACK_PACING_MS,
+        action_key: ActionKey | None = None,
+        action_secret: SecretStr | None = None,
     ) -> None:
         self.store = store
+        self.action_key = action_key or ActionKey()
+        """Binds card buttons to their card; loaded in `start`, once the store is open."""
+        self._action_secret = action_secret
         self.policy = policy
         self.metrics = Metrics()
         self.runtime = Runtime(
@@ -136,6 +144,9 @@ class Service:
         return result
 
     async def start(self) -> None:
+        self.action_key.load(
+            await load_action_secret(self._action_secret, self.store, self.clock())
+        )
         await self.runtime.start()
         if self.slack is not None and self.slack_app_token and self.slack_client is not None:
             self._socket = await self.slack.connect_socket_mode(
@@ -208,6 +219,7 @@ def build_service(
     """`teams_tokens` replaces the bot's MSAL token source (tests: no Entra to ask)."""
     routers: list[Router] = []
     senders: dict[str, Sender] = {}
+    action_key = ActionKey()  # shared by the adapters that render and check buttons
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
     app_token = settings.slack_app_token
     client: AsyncWebClient | None = None
@@ -257,6 +269,8 @@ def build_service(
         routers=routers,
         senders=senders,
         slack_pacing_ms=slack_pacing_ms,
+        action_key=action_key,
+        action_secret=settings.salesbot_action_secret,
     )
     service.playground = playground
     if reply_sender is not None:

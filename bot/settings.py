@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     salesbot_auditors: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_approvers: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_playground: bool = False
+    # Required to serve the playground off loopback or beside a platform; then every
+    # playground request must present it.
+    salesbot_playground_token: SecretStr | None = None
+    # The HMAC key that binds card buttons to their card; unset, one is generated at first
+    # start and kept in the store (shared by every process on that store).
+    salesbot_action_secret: SecretStr | None = None
+    # Hosts or addresses (comma-separated; CIDR allowed) that outbound requests such as a
+    # lead's reply_url may reach although they are loopback, private or link-local.
+    salesbot_outbound_allow: Annotated[tuple[str, ...], NoDecode] = ()
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -58,7 +67,9 @@ class Settings(BaseSettings):
     )
     teams_allow_unauthenticated: bool = False
 
-    @field_validator("salesbot_auditors", "salesbot_approvers", mode="before")
+    @field_validator(
+        "salesbot_auditors", "salesbot_approvers", "salesbot_outbound_allow", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_ids(value)

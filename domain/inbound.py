@@ -41,6 +41,9 @@ class Actor(Frozen):
     role: Role
     approver: bool = False
     auditor: bool = False
+    sole_approver: bool = False
+    """Configured as the *only* approver: with four eyes, their own discount requests
+    go to the handoff channel for a manager, since no other approver can take them."""
 
     @property
     def label(self) -> str:
@@ -115,12 +118,24 @@ class CommandInvoked(_InboundBase):
     args: str = ""
 
 
+ClickBinding = Literal[
+    "ok", "unsigned", "bad_signature", "wrong_conversation", "wrong_workspace", "wrong_tenant"
+]
+"""How a click relates to the card it came from, as its adapter checked the card's
+signature (`adapters/action_binding.py`):
+- "ok": signed by us for this installation, conversation and card — acted on;
+- "unsigned": a card posted before buttons were signed — refused, the card posted again;
+- anything else: forged or replayed elsewhere — refused and recorded. Such a click is
+  recorded in the conversation where it was made, never in the one it claims."""
+
+
 class ButtonClicked(_InboundBase):
     """A card button; `target` names the quote or ticket it acts on."""
 
     kind: Literal["action"] = "action"
     action: ActionId
     target: str = ""
+    binding: ClickBinding = "ok"
 
 
 class TimerElapsed(_InboundBase):

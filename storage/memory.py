@@ -320,6 +320,15 @@ class MemoryStore:
         # Kept as JSON text, as SQLite keeps it: every get decodes a copy of its own.
         self._state[key] = (state_json(key, value), at_ms)
 
+    async def put_state_if_absent(
+        self, key: str, value: Mapping[str, Any], at_ms: int
+    ) -> dict[str, Any]:
+        self._check_open()
+        text = state_json(key, value)
+        stored = self._state.setdefault(key, (text, at_ms))
+        kept: dict[str, Any] = json.loads(stored[0])
+        return kept
+
     async def get_state(self, key: str) -> dict[str, Any] | None:
         self._check_open()
         check_state_key(key)

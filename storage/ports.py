@@ -294,6 +294,14 @@ class AdapterStateStore(Protocol):
         be JSON-serialisable (a set, an object, NaN: `ValueError`, nothing written)."""
         ...
 
+    async def put_state_if_absent(
+        self, key: str, value: Mapping[str, Any], at_ms: int
+    ) -> dict[str, Any]:
+        """Store `value` under `key` unless something is stored there already, and return
+        what is stored afterwards: the first writer wins, atomically, so processes sharing
+        one store agree on a value any of them may create (the action-signing secret)."""
+        ...
+
     async def get_state(self, key: str) -> dict[str, Any] | None:
         """The value as JSON gives it back (a fresh copy: changing it changes nothing
         stored); None for an unknown key."""

@@ -574,6 +574,23 @@ class SqliteStore:
 
         await self._write(run)
 
+    async def put_state_if_absent(
+        self, key: str, value: Mapping[str, Any], at_ms: int
+    ) -> dict[str, Any]:
+        text = state_json(key, value)
+
+        def run(conn: Conn) -> str:
+            conn.execute(
+                "INSERT INTO adapter_state (key, value, updated_at_ms, schema_version, "
+                "generator) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, text, at_ms, STATE_SCHEMA_VERSION, GENERATOR),
+            )
+            row = conn.execute("SELECT value FROM adapter_state WHERE key = ?", (key,)).fetchone()
+            return str(row[0])
+
+        kept: dict[str, Any] = json.loads(await self._write(run))
+        return kept
+
     async def get_state(self, key: str) -> dict[str, Any] | None:
         check_state_key(key)
         rows = await self._fetch("SELECT value FROM adapter_state WHERE key = ?", (key,))

@@ -530,6 +530,21 @@ async def test_adapter_state_that_was_put_is_got_back_equal(store: Store) -> Non
     assert await store.get_state("teams:ref:conv-1") == REFERENCE
 
 
+async def test_put_if_absent_keeps_the_first_value_and_returns_what_is_stored(
+    store: Store,
+) -> None:
+    first = await store.put_state_if_absent("salesbot:secret", {"v": "a"}, at_ms=NOW)
+    second = await store.put_state_if_absent("salesbot:secret", {"v": "b"}, at_ms=NOW + 1)
+    assert first == second == {"v": "a"}
+    assert await store.get_state("salesbot:secret") == {"v": "a"}
+
+
+async def test_put_if_absent_refuses_what_is_not_json_and_writes_nothing(store: Store) -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        await store.put_state_if_absent("k", {"v": {1, 2}}, at_ms=NOW)
+    assert await store.get_state("k") is None
+
+
 async def test_putting_adapter_state_again_replaces_the_value(store: Store) -> None:
     await store.put_state("teams:card:T-1", {"activity_id": "a-1", "extra": [1]}, at_ms=NOW)
     await store.put_state("teams:card:T-1", {"activity_id": "a-2"}, at_ms=NOW + 1)
