@@ -15,6 +15,7 @@ from domain.conversation import escalate, persona_values
 from domain.decision import Recorder
 from domain.errors import QuoteError
 from domain.events import (
+    ActionIgnored,
     ApprovalRequested,
     ConversationClosed,
     HandedBack,
@@ -27,15 +28,83 @@ from domain.events import (
 )
 from domain.flow import GuardContext
 from domain.inbound import Actor, ButtonClicked
-from domain.presenters import approval_card, quote_card, settled_quote_card, ticket_card
+from domain.permissions import permission, permitted
+from domain.presenters import (
+    CardView,
+    approval_card,
+    current_ticket_card,
+    quote_card,
+    settled_quote_card,
+    ticket_card,
+)
 from domain.quotes import approve_quote
+from domain.state import QuoteRecord
 from domain.tickets import ticket_key
 
 Handler = Callable[[Recorder, Actor, str], None]
 
 
 def on_button(rec: Recorder, click: ButtonClicked) -> None:
+    if click.binding != "ok":
+        _refuse_unbound(rec, click)
+        return
+    key = f"button:{click.action}"
+    if not permitted(click.actor, key, strict=rec.policy.safeguards.strict_roles):
+        rule = permission(key)
+        rec.ignore(click.actor, click.action, click.target, rule.reason, rule.message)
+        return
     _HANDLERS[click.action](rec, click.actor, click.target)
+
+
+def _refuse_unbound(rec: Recorder, click: ButtonClicked) -> None:
+    """A click its card's signature does not vouch for changes nothing. A card posted
+    before buttons were signed is posted again as it stands now, signed, so the next
+    click works; a forged or misplaced one is only recorded."""
+    actor, target = click.actor, click.target
+    if click.binding != "unsigned":
+        rec.ignore(
+            actor,
+            click.action,
+            target,
+            click.binding,
+            "That button does not belong to this conversation, so nothing was done.",
+        )
+        return
+    rec.record(ActionIgnored(action=click.action, target=target, by=actor.id, reason="unsigned"))
+    text = "That card was out of date, so nothing was done. Here it is again as it stands now."
+    quote = rec.state.quotes.get(target)
+    ticket = rec.state.tickets.get(target)
+    if quote is not None:
+        view: CardView = "rep" if actor.role == "rep" else "prospect"
+        if view == "prospect" and quote.status in ("needs_approval", "approval_requested"):
+            rec.tell(actor, "Your quote is still being prepared.")
+            return
+        card = quote_card(quote.quote, rec.policy.catalog, _quote_status(quote), view)
+        if quote.status != "issued":
+            card = card.model_copy(update={"buttons": ()})
+        rec.tell(actor, text, card=card)
+    elif ticket is not None:
+        audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
+        card = current_ticket_card(rec.state, ticket)
+        rec.tell(actor, text)
+        rec.reply(Reply(audience=audience, text=card.title, card=card, replaces=ticket.key))
+    else:
+        rec.tell(actor, "That card is out of date, so nothing was done.")
+
+
+def _quote_status(record: QuoteRecord) -> str:
+    by = f" by {record.acted_by}" if record.acted_by else ""
+    match record.status:
+        case "accepted":
+            return f"Accepted{by}"
+        case "rejected":
+            return f"Rejected{by}"
+        case "superseded":
+            return "Replaced by a newer version"
+        case "approval_requested":
+            return f"Approval requested{by}"
+        case _:
+            return ""
 
 
 def _accept(rec: Recorder, actor: Actor, target: str) -> None:
@@ -102,7 +171,12 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
         Reply(
             audience="conversation",
             text=f"Quote {target} accepted by {actor.label}",
-            card=settled_quote_card(record.quote, rec.policy.catalog, f"Accepted by {actor.label}"),
+            card=settled_quote_card(
+                record.quote,
+                rec.policy.catalog,
+                f"Accepted by {actor.label}",
+                _conversation_view(rec),
+            ),
             replaces=target,
         )
     )
@@ -138,15 +212,6 @@ def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:
             f"Quote {target} does not need approval ({record.status}).",
         )
         return
-    if actor.role == "prospect":
-        rec.ignore(
-            actor,
-            "request_approval",
-            target,
-            "reps_only",
-            "Your account team will request approval for this quote.",
-        )
-        return
     key = ticket_key(rec.state.conversation_id, "discount_above_cap", rec.state.version + 1)
     rec.record(ApprovalRequested(quote_id=target, by=actor.id, ticket_key=key))
     opened = rec.open_ticket(
@@ -156,20 +221,36 @@ def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:
         quote_id=target,
     )
     catalog = rec.policy.catalog
-    rec.reply(
-        Reply(
-            audience="conversation",
-            text=f"Approval requested by {actor.label}",
-            card=settled_quote_card(record.quote, catalog, f"Approval requested by {actor.label}"),
-            replaces=target,
-        )
-    )
-    if opened is not None:
+    status = f"Approval requested by {actor.label}"
+    if rec.policy.safeguards.prospect_view:
+        # The prospect never saw this quote: only the rep's own copy changes.
         rec.reply(
             Reply(
-                audience="approvers",
+                audience="requester",
+                text=f"{status}; the quote reaches the prospect once it is approved.",
+                card=settled_quote_card(record.quote, catalog, status),
+                replaces=target,
+            )
+        )
+    else:
+        rec.reply(
+            Reply(
+                audience="conversation",
+                text=status,
+                card=settled_quote_card(record.quote, catalog, status),
+                replaces=target,
+            )
+        )
+    if opened is not None:
+        for_manager = rec.policy.safeguards.four_eyes and actor.sole_approver
+        rec.reply(
+            Reply(
+                # With four eyes, the only approver's own request needs someone above them.
+                audience="handoff" if for_manager else "approvers",
                 text=f"Discount approval needed for quote {target}",
-                card=approval_card(record.quote, catalog, opened, actor.label),
+                card=approval_card(
+                    record.quote, catalog, opened, actor.label, for_manager=for_manager
+                ),
             )
         )
 
@@ -180,15 +261,6 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
     if record is None:
         rec.ignore(
             actor, action, target, "unknown_quote", "That quote is not part of this conversation."
-        )
-        return
-    if not actor.may_approve:
-        rec.ignore(
-            actor,
-            action,
-            target,
-            "not_approver",
-            "Sorry, only configured approvers can approve or reject discounts.",
         )
         return
     if record.status not in ("needs_approval", "approval_requested"):
@@ -204,7 +276,18 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
         (t for t in rec.state.tickets.values() if t.quote_id == target and t.status != "resolved"),
         None,
     )
+    if approve and rec.policy.safeguards.four_eyes and actor.id in _askers(record):
+        rec.ignore(
+            actor,
+            action,
+            target,
+            "four_eyes",
+            f"You asked for the discount on quote {target}, so another approver must "
+            "approve it (four eyes).",
+        )
+        return
     catalog = rec.policy.catalog
+    safe_view = rec.policy.safeguards.prospect_view
     if approve:
         try:
             approved = approve_quote(record.quote, approver=actor.label, now_ms=rec.now_ms)
@@ -229,20 +312,21 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
                 replaces=ticket.key,
             )
         )
-    rec.reply(
-        Reply(
-            audience="conversation",
-            text=status,
-            card=settled_quote_card(record.quote, catalog, status),
-            replaces=target,
+    if not safe_view:
+        rec.reply(
+            Reply(
+                audience="conversation",
+                text=status,
+                card=settled_quote_card(record.quote, catalog, status),
+                replaces=target,
+            )
         )
-    )
     if approve:
         rec.say(
             "quote_ready",
             persona_values(rec, actor),
             evidence=approved.figures(),
-            card=quote_card(approved, catalog),
+            card=quote_card(approved, catalog, view=_conversation_view(rec)),
         )
     else:
         rec.reply(
@@ -283,11 +367,6 @@ def _escalate(rec: Recorder, actor: Actor, target: str) -> None:
 
 def _claim(rec: Recorder, actor: Actor, target: str) -> None:
     ticket = rec.state.tickets.get(target)
-    if actor.role == "prospect":
-        rec.ignore(
-            actor, "claim_ticket", target, "reps_only", "Only the sales team can claim tickets."
-        )
-        return
     if ticket is None:
         rec.ignore(
             actor,
@@ -318,11 +397,6 @@ def _claim(rec: Recorder, actor: Actor, target: str) -> None:
 
 def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
     ticket = rec.state.tickets.get(target)
-    if actor.role == "prospect":
-        rec.ignore(
-            actor, "resolve_ticket", target, "reps_only", "Only the sales team can resolve tickets."
-        )
-        return
     if ticket is None:
         rec.ignore(
             actor,
@@ -347,15 +421,6 @@ def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
 
 def _return_to_bot(rec: Recorder, actor: Actor, target: str) -> None:
     flow = rec.policy.flow
-    if actor.role == "prospect":
-        rec.ignore(
-            actor,
-            "return_to_bot",
-            target,
-            "reps_only",
-            "Only the sales team can hand a conversation back.",
-        )
-        return
     if rec.state.flow_state != flow.handoff:
         rec.ignore(
             actor,
@@ -377,9 +442,6 @@ def _return_to_bot(rec: Recorder, actor: Actor, target: str) -> None:
 
 def _mark_lost(rec: Recorder, actor: Actor, target: str) -> None:
     flow = rec.policy.flow
-    if actor.role == "prospect":
-        rec.ignore(actor, "mark_lost", target, "reps_only", "Only the sales team can close a deal.")
-        return
     if rec.state.flow_state in flow.terminal:
         rec.ignore(
             actor,
@@ -399,6 +461,19 @@ def _open_quote_form(rec: Recorder, actor: Actor, target: str) -> None:
     from domain.quote_args import QUOTE_USAGE
 
     rec.tell(actor, f"Type: {QUOTE_USAGE}")
+
+
+def _conversation_view(rec: Recorder) -> CardView:
+    """How cards in the conversation are drawn: for the prospect once the policy says so."""
+    return "prospect" if rec.policy.safeguards.prospect_view else "rep"
+
+
+def _askers(record: QuoteRecord) -> set[str]:
+    """Who asked for a quote's discount: whoever issued it and whoever requested approval."""
+    askers = {record.issued_by} if record.issued_by else set()
+    if record.status == "approval_requested" and record.acted_by:
+        askers.add(record.acted_by)
+    return askers
 
 
 def _update_ticket_card(

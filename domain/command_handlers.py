@@ -14,25 +14,26 @@ from domain.errors import CommandError, QuoteError
 from domain.events import AuditRequested, CommandRefused, LeadScored, QuoteIssued
 from domain.flow import GuardContext
 from domain.inbound import Actor
-from domain.presenters import help_card, quote_card, score_card
+from domain.permissions import permission, permitted
+from domain.presenters import approval_status, help_card, quote_card, score_card
 from domain.quote_args import parse_quote_args
-from domain.quotes import compute_quote
+from domain.quotes import Quote, compute_quote
 from domain.scoring import score_lead
 
 
 def on_command(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
+    key = f"command:{spec.name}"
+    if not permitted(actor, key, strict=rec.policy.safeguards.strict_roles):
+        # Who tried to run what is part of the audit.
+        rule = permission(key)
+        rec.record(CommandRefused(command=spec.name, by=actor.id, reason=rule.reason))
+        rec.tell(actor, rule.message)
+        return
     handler = _HANDLERS[spec.name]
     handler(rec, actor, spec, args)
 
 
 def _quote(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
-    if actor.role == "prospect":
-        rec.record(CommandRefused(command=spec.name, by=actor.id, reason="reps_only"))
-        rec.tell(
-            actor,
-            "Quotes come from your account team. Tell me what you need and I will pass it on.",
-        )
-        return
     catalog = rec.policy.catalog
     try:
         request = parse_quote_args(args, catalog)
@@ -46,12 +47,39 @@ def _quote(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     flow = rec.policy.flow
     if rec.state.flow_state not in flow.terminal:
         rec.advance("quote_issued", GuardContext(qualified=rec.state.qualified))
+    if rec.policy.safeguards.prospect_view:
+        _present_quote(rec, actor, quote)
+        return
     action = "quote_pending_approval" if quote.needs_approval else "quote_ready"
     rec.say(
         action,
         persona_values(rec, actor),
         evidence=quote.figures(),
         card=quote_card(quote, catalog),
+    )
+
+
+def _present_quote(rec: Recorder, actor: Actor, quote: Quote) -> None:
+    """The prospect sees an offer they can accept, or hears that one is being prepared;
+    the rules behind it (the cap, the maximum, who must approve) reach only the rep."""
+    catalog = rec.policy.catalog
+    values = persona_values(rec, actor)
+    if not quote.needs_approval:
+        rec.say(
+            "quote_ready",
+            values,
+            evidence=quote.figures(),
+            card=quote_card(quote, catalog, view="prospect"),
+        )
+        return
+    rec.say("quote_in_preparation", values)
+    rec.reply(
+        Reply(
+            audience="requester",
+            text=f"Quote {quote.quote_id} is not shown to the prospect until it is approved. "
+            f"{approval_status(quote, catalog)}.",
+            card=quote_card(quote, catalog, approval_status(quote, catalog)),
+        )
     )
 
 
@@ -67,22 +95,11 @@ def _lead(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
 
 def _audit(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     target = args.strip() or rec.state.conversation_id
-    if not actor.may_audit:
-        rec.record(CommandRefused(command=spec.name, by=actor.id, reason="not_auditor"))
-        rec.tell(
-            actor,
-            "Sorry, audits are limited to auditors. Ask your sales-ops admin if you need access.",
-        )
-        return
     rec.record(AuditRequested(target=target, by=actor.id))
     rec.query(Query(kind="audit", requested_by=actor.id, target=target))
 
 
 def _metrics(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
-    if actor.role == "prospect":
-        rec.record(CommandRefused(command=spec.name, by=actor.id, reason="reps_only"))
-        rec.tell(actor, "Sorry, that command is for the sales team.")
-        return
     rec.query(Query(kind="metrics", requested_by=actor.id))
 
 

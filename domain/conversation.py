@@ -15,6 +15,7 @@ from domain.decision import Recorder
 from domain.events import (
     ConversationAbandoned,
     ConversationStarted,
+    FloodLimited,
     LeadScored,
     NarrativeAssessed,
     ObjectionClassified,
@@ -96,6 +97,8 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return
     if state.flow_state == flow.handoff:
         return  # a human holds the conversation: record, stay silent
+    if _flooded(rec, actor):
+        return
     objection = _analyse(rec, text)
     guards = GuardContext(
         sensitive=objection.escalation_reason == "sensitive_terms",
@@ -114,6 +117,28 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         escalate(rec, actor, "low_confidence")
         return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
+
+
+FLOOD_WINDOW_MS = 60_000
+
+
+def _flooded(rec: Recorder, actor: Actor) -> bool:
+    """More prospect messages in the last minute than the policy allows: say so once a
+    minute at most, and otherwise only record them. Replies stay bounded however fast
+    someone writes (each one costs a platform call the bot's rate limit must cover); the
+    messages themselves are kept, and the next one after the flood is read with them."""
+    limit = rec.policy.safeguards.flood_limit_per_minute
+    if limit is None:
+        return False
+    since = rec.now_ms - FLOOD_WINDOW_MS
+    recent = sum(1 for at in rec.state.prospect_message_ms if at > since)
+    if recent <= limit:
+        return False
+    noticed = rec.state.flood_noticed_at_ms
+    if noticed is None or noticed <= since:
+        rec.record(FloodLimited(messages=recent, window_ms=FLOOD_WINDOW_MS, limit=limit))
+        rec.say("flood_notice", persona_values(rec, actor))
+    return True
 
 
 def escalate(rec: Recorder, actor: Actor, reason: str) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from domain.cards import Audience, Card, Reply
+from domain.cards import Audience, Card, CardField, Reply
 from domain.events import (
     ActionIgnored,
     BotReplied,
+    ClaimRefused,
     Event,
     EventEnvelope,
     FlowAdvanced,
@@ -31,6 +32,26 @@ from domain.persona import render
 from domain.policy import Policy
 from domain.state import ConversationState, apply
 from domain.tickets import ticket_key
+
+CLAIM_ALERT_TITLE = "A reply was withheld by the claims guard"
+
+
+def _claim_alert(conversation_id: str, refused: tuple[tuple[str, tuple[str, ...]], ...]) -> Card:
+    """For sales ops: which template broke which rule; the policy needs a fix."""
+    return Card(
+        kind="notice",
+        title=CLAIM_ALERT_TITLE,
+        text="The fallback was said instead. Fix the policy's template "
+        "(`salesbot check` lists every violation).",
+        fields=(
+            CardField(label="Conversation", value=conversation_id),
+            *(
+                CardField(label=f"Template {template!r}", value="; ".join(problems))
+                for template, problems in refused
+            ),
+        ),
+        status="Withheld",
+    )
 
 
 class Query(Frozen):
@@ -118,8 +139,25 @@ class Recorder:
         evidence: Mapping[str, str] | None = None,
         card: Card | None = None,
     ) -> str:
-        """Speak through the persona, and record exactly what was said and why."""
-        rendered = render(self.policy.active_persona, action, values, evidence=evidence)
+        """Speak through the persona, and record exactly what was said and why.
+
+        With the claims guard on, a template that breaks the claims rules is withheld: its
+        fallback is said instead, the refusal recorded and the handoff channel told.
+        """
+        guard = self.policy.safeguards.claims_guard
+        rendered = render(
+            self.policy.active_persona, action, values, evidence=evidence, guard=guard
+        )
+        for template, problems in rendered.refused:
+            self.record(ClaimRefused(action=action, template=template, problems=problems))
+        if rendered.refused:
+            self.reply(
+                Reply(
+                    audience="handoff",
+                    text=CLAIM_ALERT_TITLE,
+                    card=_claim_alert(self.state.conversation_id, rendered.refused),
+                )
+            )
         self.record(
             BotReplied(
                 audience=audience,

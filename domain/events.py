@@ -190,6 +190,27 @@ class ActionIgnored(_Event):
     reason: str
 
 
+class ClaimRefused(_Event):
+    """The claims guard withheld a reply: its template broke the claims rules when it was
+    about to be said (a figure without a computed quote, a claim the persona may not make).
+    The fallback was said instead, and the handoff channel was told."""
+
+    type: Literal["claim_refused"] = "claim_refused"
+    action: str
+    template: str
+    problems: tuple[str, ...]
+
+
+class FloodLimited(_Event):
+    """More prospect messages in a minute than the policy's flood limit: answered once;
+    later ones in the flood are recorded without a reply."""
+
+    type: Literal["flood_limited"] = "flood_limited"
+    messages: int
+    window_ms: int
+    limit: int
+
+
 class DeliveryDeadLettered(_Event):
     """A reply that will never be delivered, and why: on-call needs to see it."""
 
@@ -222,6 +243,8 @@ Event = Annotated[
     | AuditRequested
     | CommandRefused
     | ActionIgnored
+    | ClaimRefused
+    | FloodLimited
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

@@ -111,6 +111,8 @@ class Rendered(Frozen):
     claims: tuple[str, ...]
     used_fallback: bool
     skipped: tuple[str, ...] = ()
+    refused: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Templates the claims guard withheld, in order: (action, the rules each broke)."""
 
 
 def choose_action(persona: Persona, state: str, confidence: Decimal) -> str:
@@ -232,8 +234,14 @@ def render(
     values: Mapping[str, str],
     *,
     evidence: Mapping[str, str] | None = None,
+    guard: bool = False,
 ) -> Rendered:
     """Render `action`, following the fallback chain until a template renders.
+
+    With `guard` (the claims guard), a template that breaks the claims rules — the ones
+    `check_persona` enforces before a policy ships — is not said: it is listed in
+    `refused` and the chain moves on to its fallback, exactly as for a template that
+    cannot be rendered. Defence in depth against a policy that was never checked.
 
     `evidence` holds the pre-formatted figures of a computed quote (quote_id, total, …) and
     is passed only when one is in context; only `evidence = "quote"` templates see it, and
@@ -242,12 +250,21 @@ def render(
     """
     tried: list[str] = []
     skipped: list[str] = []
+    refused: list[tuple[str, tuple[str, ...]]] = []
     current: str | None = action
     while current is not None and current not in tried:
         tried.append(current)
         template = persona.templates.get(current)
+        problems = (
+            tuple(_template_problems(template, persona.allowed_claims))
+            if guard and template is not None
+            else ()
+        )
         if template is None:
             skipped.append(f"{current}: no template")
+        elif problems:
+            skipped.append(f"{current}: withheld by the claims guard")
+            refused.append((current, problems))
         else:
             try:
                 text = _render_one(template, values, evidence)
@@ -261,6 +278,7 @@ def render(
                     claims=template.claims,
                     used_fallback=current != action,
                     skipped=tuple(skipped),
+                    refused=tuple(refused),
                 )
         current = _next_action(persona, current)
     chain = " -> ".join(tried)

@@ -32,6 +32,7 @@ from domain.objections import ObjectionConfig
 from domain.persona import Persona
 from domain.quotes import CatalogConfig
 from domain.scoring import Band, ScoringConfig
+from domain.state import FLOOD_WINDOW_MESSAGES
 
 POLICY_SCHEMA_VERSION = 1
 
@@ -44,6 +45,32 @@ class ConversationConfig(Frozen):
     qualified_bands: tuple[Band, ...] = ("hot",)
     max_bot_turns: int = Field(6, ge=1)
     abandon_after_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000)
+
+
+class Safeguards(Frozen):
+    """What protects prospects and the business from the bot and from each other.
+
+    Every switch defaults to off, because a stored policy written before a switch existed
+    must keep deciding as it did (replay reproduces it exactly); the shipped default policy
+    turns them all on.
+
+    - `prospect_view`: a card a prospect can see shows the offer and the buyer's actions
+      only; caps, approval rules and rep-only buttons go to reps, and a quote awaiting
+      approval is not shown to the prospect until it is approved;
+    - `strict_roles`: the roles × actions matrix of `domain.permissions` (a prospect cannot
+      score text with `/lead` or open the quote form);
+    - `four_eyes`: whoever asked for a discount (or issued it) cannot approve it;
+    - `claims_guard`: every bot-written reply is checked against the claims rules when it
+      is said; a violating one is replaced by its fallback, recorded and reported;
+    - `flood_limit_per_minute`: more prospect messages than this in one conversation within
+      a minute are answered once and then recorded without a reply until it calms down.
+    """
+
+    prospect_view: bool = False
+    strict_roles: bool = False
+    four_eyes: bool = False
+    claims_guard: bool = False
+    flood_limit_per_minute: int | None = Field(None, ge=1, le=FLOOD_WINDOW_MESSAGES - 1)
 
 
 class Policy(Frozen):
@@ -61,6 +88,7 @@ class Policy(Frozen):
     objections: ObjectionConfig
     catalog: CatalogConfig
     conversation: ConversationConfig = ConversationConfig()
+    safeguards: Safeguards = Safeguards()
 
     _version: str = PrivateAttr(default="")
 
@@ -100,6 +128,9 @@ class Policy(Frozen):
         policy that made it, even after the file changed.
         """
         data = self.model_dump(mode="json", by_alias=True)
+        if self.safeguards == Safeguards():
+            # A policy from before safeguards existed keeps the version it was stored under.
+            del data["safeguards"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

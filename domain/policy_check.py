@@ -27,4 +27,23 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
                     f"personas.{key}: objection class {objection.name!r} has no template "
                     f"{action!r} and no fallback for it"
                 )
+    problems += _safeguard_problems(policy)
     return tuple(problems)
+
+
+def _safeguard_problems(policy: Policy) -> list[str]:
+    """A switched-on safeguard needs words to say: its template, or an explicit fallback."""
+    needed: list[tuple[str, str]] = []
+    if policy.safeguards.prospect_view:
+        needed.append(("quote_in_preparation", "safeguards.prospect_view"))
+    if policy.safeguards.flood_limit_per_minute is not None:
+        needed.append(("flood_notice", "safeguards.flood_limit_per_minute"))
+    problems: list[str] = []
+    for key, persona in policy.personas.items():
+        for action, switch in needed:
+            if action not in persona.templates and action not in persona.fallbacks:
+                problems.append(
+                    f"personas.{key}: {switch} is on but there is no template {action!r} "
+                    "and no fallback for it"
+                )
+    return problems

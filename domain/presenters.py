@@ -8,6 +8,7 @@ the penalty's raw text: that detail is for `/audit`.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from domain.cards import Button, Card, CardField
 from domain.commands import COMMANDS
@@ -103,7 +104,15 @@ def lead_card(
     )
 
 
-def quote_card(quote: Quote, catalog: CatalogConfig, status: str = "") -> Card:
+CardView = Literal["rep", "prospect"]
+"""Who a card is drawn for. A prospect's card shows the offer and the buyer's actions; a
+rep's card adds the rules behind it (the cap, the maximum, who must approve) and the
+rep-only buttons."""
+
+
+def quote_card(
+    quote: Quote, catalog: CatalogConfig, status: str = "", view: CardView = "rep"
+) -> Card:
     figures = quote.figures()
     fields = [
         CardField(label="Item", value=f"{figures['sku']} — {quote.description}"),
@@ -118,8 +127,26 @@ def quote_card(quote: Quote, catalog: CatalogConfig, status: str = "") -> Card:
         CardField(label="Total", value=figures["total"]),
         CardField(label="Valid until", value=figures["expires"]),
     ]
+    title = f"Quote {quote.quote_id}" + (f" (v{quote.version})" if quote.version > 1 else "")
+    accept = Button(
+        action="accept_quote", label="Accept quote", target=quote.quote_id, style="primary"
+    )
+    if view == "prospect":
+        buttons: tuple[Button, ...] = () if quote.needs_approval else (accept,)
+        return Card(
+            kind="quote",
+            title=title,
+            fields=tuple(fields),
+            lines=quote.offer_proof(),
+            buttons=(
+                *buttons,
+                Button(action="escalate", label="Talk to a person", target=quote.quote_id),
+            ),
+            status=status or ("Being prepared" if quote.needs_approval else "Ready to accept"),
+            ref=quote.quote_id,
+        )
     if quote.needs_approval:
-        buttons: tuple[Button, ...] = (
+        buttons = (
             Button(action="request_approval", label="Request approval", target=quote.quote_id),
         )
         default_status = (
@@ -127,16 +154,12 @@ def quote_card(quote: Quote, catalog: CatalogConfig, status: str = "") -> Card:
             f"rep cap of {format_percent(catalog.rep_discount_cap)}"
         )
     else:
-        buttons = (
-            Button(
-                action="accept_quote", label="Accept quote", target=quote.quote_id, style="primary"
-            ),
-        )
+        buttons = (accept,)
         default_status = "Ready to accept"
     buttons += (Button(action="escalate", label="Escalate to a human", target=quote.quote_id),)
     return Card(
         kind="quote",
-        title=f"Quote {quote.quote_id}" + (f" (v{quote.version})" if quote.version > 1 else ""),
+        title=title,
         fields=tuple(fields),
         lines=quote.proof,
         buttons=buttons,
@@ -145,9 +168,21 @@ def quote_card(quote: Quote, catalog: CatalogConfig, status: str = "") -> Card:
     )
 
 
-def settled_quote_card(quote: Quote, catalog: CatalogConfig, status: str) -> Card:
+def approval_status(quote: Quote, catalog: CatalogConfig) -> str:
+    """The rule a discount above the cap meets, in a rep's words (never a prospect's)."""
+    figures = quote.figures()
+    return (
+        f"Needs approval: {figures['discount_percent']} is above the rep cap of "
+        f"{format_percent(catalog.rep_discount_cap)} "
+        f"(maximum {format_percent(catalog.max_discount)})"
+    )
+
+
+def settled_quote_card(
+    quote: Quote, catalog: CatalogConfig, status: str, view: CardView = "rep"
+) -> Card:
     """The quote card after someone acted on it: same facts, no buttons."""
-    return quote_card(quote, catalog, status).model_copy(update={"buttons": ()})
+    return quote_card(quote, catalog, status, view).model_copy(update={"buttons": ()})
 
 
 def transcript_summary(state: ConversationState) -> str:
@@ -191,7 +226,32 @@ def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
     )
 
 
-def approval_card(quote: Quote, catalog: CatalogConfig, ticket_key: str, requested_by: str) -> Card:
+def current_ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
+    """A handoff ticket's card as its record stands now (posted again when an old copy of it
+    is clicked): who holds it, and only the buttons that still do something."""
+    card = ticket_card(state, ticket)
+    if ticket.status == "claimed":
+        return card.model_copy(
+            update={
+                "status": f"Claimed by {ticket.claimed_by}",
+                "buttons": tuple(b for b in card.buttons if b.action != "claim_ticket"),
+            }
+        )
+    if ticket.status == "resolved":
+        return card.model_copy(
+            update={"status": f"Resolved by {ticket.resolved_by}", "buttons": ()}
+        )
+    return card
+
+
+def approval_card(
+    quote: Quote,
+    catalog: CatalogConfig,
+    ticket_key: str,
+    requested_by: str,
+    *,
+    for_manager: bool = False,
+) -> Card:
     figures = quote.figures()
     return Card(
         kind="ticket",
@@ -210,7 +270,12 @@ def approval_card(quote: Quote, catalog: CatalogConfig, ticket_key: str, request
             Button(action="approve_quote", label="Approve", target=quote.quote_id, style="primary"),
             Button(action="reject_quote", label="Reject", target=quote.quote_id, style="danger"),
         ),
-        status="Waiting for an approver",
+        status=(
+            f"Waiting for a manager: {requested_by} is the only approver and cannot approve "
+            "their own request (four eyes)"
+            if for_manager
+            else "Waiting for an approver"
+        ),
         ref=ticket_key,
     )
 

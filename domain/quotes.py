@@ -160,6 +160,11 @@ class Quote(Frozen):
             raise ValueError("a quote must expire after it is issued")
         return self
 
+    def offer_proof(self) -> tuple[str, ...]:
+        """The proof as the buyer may read it: the arithmetic of the offer, without the
+        internal lines (the rep cap, the maximum, who approved the discount)."""
+        return tuple(line for line in self.proof if not line.startswith(_INTERNAL_PROOF_LINES))
+
     def figures(self) -> dict[str, str]:
         """Display strings for templates; amounts already end with the currency code."""
 
@@ -287,7 +292,7 @@ def approve_quote(quote: Quote, *, approver: str, now_ms: int) -> Quote:
     version = quote.version + 1
     expires_at_ms = now_ms + (quote.expires_at_ms - quote.issued_at_ms)
     line = (
-        f"approved by {approver} at {_iso(now_ms)}: version {version} of {quote.quote_id}, "
+        f"{APPROVED_LINE}{approver} at {_iso(now_ms)}: version {version} of {quote.quote_id}, "
         f"discount {format_percent(quote.discount)} accepted, expires {_iso(expires_at_ms)}"
     )
     return Quote.model_validate(
@@ -388,17 +393,20 @@ def _rounded_line(
     )
 
 
+APPROVAL_LINE = "approval = "
+APPROVED_LINE = "approved by "
+_INTERNAL_PROOF_LINES = (APPROVAL_LINE, APPROVED_LINE)
+
+
 def _approval_line(discount: Decimal, catalog: CatalogConfig) -> str:
     cap = format_percent(catalog.rep_discount_cap)
     maximum = format_percent(catalog.max_discount)
     if discount > catalog.rep_discount_cap:
         return (
-            f"approval = needed: discount {format_percent(discount)} is above the rep cap "
+            f"{APPROVAL_LINE}needed: discount {format_percent(discount)} is above the rep cap "
             f"of {cap} (maximum {maximum})"
         )
-    return (
-        f"approval = not needed: discount {format_percent(discount)} is within the rep cap of {cap}"
-    )
+    return f"{APPROVAL_LINE}not needed: discount {format_percent(discount)} is within the rep cap of {cap}"
 
 
 def _quote_id(fields: dict[str, Any]) -> str:

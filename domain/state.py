@@ -18,12 +18,14 @@ from domain.events import (
     ApprovalRequested,
     AuditRequested,
     BotReplied,
+    ClaimRefused,
     CommandRefused,
     ConversationAbandoned,
     ConversationClosed,
     ConversationStarted,
     DeliveryDeadLettered,
     EventEnvelope,
+    FloodLimited,
     FlowAdvanced,
     HandedBack,
     LeadScored,
@@ -52,11 +54,16 @@ QuoteStatus = Literal[
 ]
 TicketStatus = Literal["open", "claimed", "resolved"]
 
+FLOOD_WINDOW_MESSAGES = 200
+"""How many recent prospect-message times a conversation keeps for the flood limit."""
+
 
 class QuoteRecord(Frozen):
     quote: Quote
     status: QuoteStatus
     acted_by: str | None = None
+    issued_by: str | None = None
+    """Who issued it (the rep who ran `/quote`, or the approver of a re-issue)."""
 
 
 class TicketRecord(Frozen):
@@ -89,6 +96,10 @@ class ConversationState(Frozen):
     started_at_ms: int | None = None
     qualified_at_ms: int | None = None
     last_prospect_at_ms: int | None = None
+    prospect_message_ms: tuple[int, ...] = ()
+    """When the latest prospect messages arrived (at most `FLOOD_WINDOW_MESSAGES`), for the
+    flood limit."""
+    flood_noticed_at_ms: int | None = None
     last_activity_ms: int = 0
 
     def open_handoff_ticket(self) -> TicketRecord | None:
@@ -133,6 +144,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 "prospect_texts": (*state.prospect_texts, event.text),
                 "transcript": _with_line(state, "prospect", event.text),
                 "last_prospect_at_ms": at,
+                "prospect_message_ms": (*state.prospect_message_ms, at)[-FLOOD_WINDOW_MESSAGES:],
             }
         case RepMessageRecorded():
             update["transcript"] = _with_line(state, f"rep {event.actor_id}", event.text)
@@ -157,7 +169,9 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 old = quotes[event.replaces_quote_id]
                 quotes[old.quote.quote_id] = old.model_copy(update={"status": "superseded"})
             status: QuoteStatus = "needs_approval" if event.quote.needs_approval else "issued"
-            quotes[event.quote.quote_id] = QuoteRecord(quote=event.quote, status=status)
+            quotes[event.quote.quote_id] = QuoteRecord(
+                quote=event.quote, status=status, issued_by=event.requested_by
+            )
             update["quotes"] = quotes
         case QuoteAccepted():
             update["quotes"] = _set_quote(state, event.quote_id, "accepted", event.by)
@@ -188,6 +202,8 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             )
         case ConversationClosed():
             update["outcome"] = event.outcome
+        case FloodLimited():
+            update["flood_noticed_at_ms"] = at
         case (
             HandedBack()
             | ConversationAbandoned()
@@ -195,6 +211,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | CommandRefused()
             | ActionIgnored()
             | DeliveryDeadLettered()
+            | ClaimRefused()
             | LeadScored()
             | BotReplied()
         ):

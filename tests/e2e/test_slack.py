@@ -290,8 +290,16 @@ async def test_a_discount_above_the_cap_goes_through_approval_by_an_approver(sla
         },
     )
     assert response.status == 200
-    await eventually(lambda: len(bot_messages(api, SHARED)) == 1, "the quote card")
-    card = bot_messages(api, SHARED)[0]
+    # The shared channel (a prospect may read it) hears a quote is being prepared; the
+    # quote, its rule and the Request approval button reach only the rep.
+    await eventually(lambda: len(bot_messages(api, SHARED)) == 1, "the note to the channel")
+    assert "preparing your quote" in bot_messages(api, SHARED)[0]["text"]
+    assert "request_approval" not in texts(bot_messages(api, SHARED))
+    await eventually(
+        lambda: any(e.get("blocks") for e in api.ephemerals(SHARED)), "the rep's private card"
+    )
+    card = next(e for e in api.ephemerals(SHARED) if e.get("blocks"))
+    assert "rep cap of 15%" in json.dumps(card["blocks"])
     await click(slack, card, "request_approval", REP)
     await eventually(lambda: len(bot_messages(api, HANDOFF)) == 1, "the approval card")
     approval = bot_messages(api, HANDOFF)[0]
@@ -304,6 +312,7 @@ async def test_a_discount_above_the_cap_goes_through_approval_by_an_approver(sla
     )
     await click(slack, approval, "approve_quote", BOSS)
     await eventually(lambda: "(v2)" in texts(bot_messages(api, SHARED)), "the approved quote v2")
+    assert "rep cap" not in texts(bot_messages(api, SHARED))
 
 
 @pytest.mark.parametrize(

@@ -273,9 +273,18 @@ async def approval_requested(teams: Teams, chat: str) -> dict[str, Any]:
     """A rep's quote above the discount cap, sent for approval: the Approve button's data."""
     connector = teams.connector
     await teams.post(say(teams, chat, REP, "quote 10 pro 20%", kind="groupChat", mention=True))
-    (quote,) = await connector.wait_for_posts(chat, 1)
+    # The chat (a prospect may be in it) hears a quote is being prepared; the quote, its
+    # rule and Request approval reach the rep in their personal chat with the bot.
+    (note,) = await connector.wait_for_posts(chat, 1)
+    assert "preparing your quote" in texts([note])
+    await eventually(lambda: bool(privately(connector, REP)), "the rep's private card")
+    (quote,) = privately(connector, REP)
+    assert "rep cap of 15%" in texts([quote])
+    personal = next(c.conversation_id for c in connector.creations if c.member_id == REP.teams_id)
     request = action_data(card_of(quote), "request_approval")
-    await teams.post(invoke(chat, REP, "request_approval", request, service_url=connector.base_url))
+    await teams.post(
+        invoke(personal, REP, "request_approval", request, service_url=connector.base_url)
+    )
     (approval,) = await connector.wait_for_posts(HANDOFF, 1)
     return action_data(card_of(approval), "approve_quote")
 
@@ -301,9 +310,9 @@ async def test_a_discount_above_the_cap_needs_an_approver(teams: Teams) -> None:
     v2 = card_of(connector.posted(chat)[1])
     assert v2["body"][0]["text"].replace("\\", "").endswith("(v2)")
     assert "1,592.00 USD" in json.dumps(v2)
-    # The refusal also reached the rep privately.
-    (refusal,) = privately(connector, REP)
-    assert "only configured approvers" in refusal["text"]
+    # The refusal also reached the rep privately (after their own copy of the quote).
+    assert "only configured approvers" in privately(connector, REP)[-1]["text"]
+    assert "rep cap" not in texts(connector.posted(chat))
 
 
 async def test_a_guest_in_our_tenant_is_a_prospect_and_cannot_approve(teams: Teams) -> None:

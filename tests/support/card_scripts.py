@@ -81,9 +81,17 @@ def ticket_reply(policy: Policy, conversation: str) -> Reply:
 def approval_reply(policy: Policy, conversation: str) -> Reply:
     script = Script(policy, conversation)
     script.lead(HOT_LEAD)
-    quote = _card_reply(script.command("quote", "10 pro 20%"), "conversation", "quote")
+    # A quote awaiting approval is shown to the rep who made it, never to the prospect.
+    quote = _card_reply(script.command("quote", "10 pro 20%"), "requester", "quote")
     assert quote.card is not None
     return _card_reply(script.click("request_approval", quote.card.ref), "approvers", "ticket")
+
+
+def pending_quote_reply(policy: Policy, conversation: str) -> Reply:
+    """The rep's own copy of a quote awaiting approval: the rule and Request approval."""
+    script = Script(policy, conversation)
+    script.lead(HOT_LEAD)
+    return _card_reply(script.command("quote", "10 pro 20%"), "requester", "quote")
 
 
 def lead_reply(policy: Policy, conversation: str) -> Reply:
@@ -98,6 +106,7 @@ CARDS: dict[str, Callable[[Policy, str], Reply]] = {
     "quote_card": quote_reply,
     "ticket_card": ticket_reply,
     "approval_card": approval_reply,
+    "pending_quote_card": pending_quote_reply,
     "lead_card": lead_reply,
     "help_card": help_reply,
 }

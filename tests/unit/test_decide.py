@@ -220,9 +220,12 @@ def test_a_discount_above_the_cap_goes_through_approval_and_is_reissued(
     decision = convo.command("quote", "10 pro 20%")
     quote = events_of(decision, QuoteIssued)[0].quote
     assert quote.needs_approval
-    card = replies_to(decision, "conversation")[0].card
+    # The prospect hears a quote is being prepared; only the rep sees it, and why it waits.
+    assert [r.card for r in replies_to(decision, "conversation")] == [None]
+    card = replies_to(decision, "requester")[0].card
     assert card is not None
     assert next(b.action for b in card.buttons) == "request_approval"
+    assert "rep cap of 15%" in card.status
 
     blocked = convo.click("accept_quote", quote.quote_id, PROSPECT)
     assert events_of(blocked, ActionIgnored)[0].reason == "needs_approval"
@@ -230,6 +233,7 @@ def test_a_discount_above_the_cap_goes_through_approval_and_is_reissued(
     requested = convo.click("request_approval", quote.quote_id, REP)
     assert [t.kind for t in events_of(requested, TicketOpened)] == ["approval"]
     assert replies_to(requested, "approvers")
+    assert not replies_to(requested, "conversation")
 
     refused = convo.click("approve_quote", quote.quote_id, OTHER_REP)
     assert events_of(refused, ActionIgnored)[0].reason == "not_approver"
@@ -241,6 +245,10 @@ def test_a_discount_above_the_cap_goes_through_approval_and_is_reissued(
     assert not reissued.quote.needs_approval
     assert any("Morgan Manager" in line for line in reissued.quote.proof)
     assert reissued.quote.total_cents == quote.total_cents
+    shown = replies_to(approved, "conversation")[0].card
+    assert shown is not None
+    assert [b.action for b in shown.buttons] == ["accept_quote", "escalate"]
+    assert not any("Morgan Manager" in line or "cap" in line for line in shown.lines)
 
     convo.click("accept_quote", reissued.quote.quote_id, PROSPECT)
     assert convo.state.outcome == "won"

@@ -1,0 +1,208 @@
+"""Who may do what: the roles × actions matrix, one table for every command and button.
+
+Every platform states who acted (`Actor.role`, approver and auditor rights) and the domain
+decides here, so every chat platform, the playground, the terminal and the lead feed
+refuse the same things. The table is data: handlers ask `permitted`, the README shows
+`matrix_markdown()` (a test keeps the two equal), and tests walk it row by row.
+
+Capacities, from the actor:
+- *prospect*: the lead side of a conversation (a lead, a user of another workspace or
+  tenant, a guest);
+- *rep*: a member of the installing workspace or tenant (not a guest);
+- *approver*, *auditor*: a rep configured in `SALESBOT_APPROVERS` / `SALESBOT_AUDITORS`
+  (the rights count only for reps: a listed guest or outsider gets none).
+
+A user of another workspace or tenant is a prospect wherever they speak; on top of that a
+click they make on a card of this installation from their own is refused by the card's
+signature (`ButtonClicked.binding`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from domain.inbound import Actor
+from domain.model import Frozen
+
+Capacity = Literal["prospect", "rep", "approver", "auditor"]
+RefusalReason = Literal["reps_only", "not_approver", "not_auditor"]
+
+CAPACITIES: tuple[Capacity, ...] = ("prospect", "rep", "approver", "auditor")
+
+
+class Permission(Frozen):
+    """One row: an action, who may take it, and what everyone else is told."""
+
+    key: str
+    """`command:<name>` or `button:<action id>`."""
+    label: str
+    allowed: frozenset[Capacity]
+    reason: RefusalReason
+    message: str
+    strict_only: bool = False
+    """Enforced only with the policy's `safeguards.strict_roles` (open to all before)."""
+
+
+_REPS = frozenset[Capacity]({"rep"})
+_EVERYONE = frozenset[Capacity]({"prospect", "rep"})
+_SALES_TEAM = "Sorry, that is for the sales team."
+
+MATRIX: tuple[Permission, ...] = (
+    Permission(
+        key="command:quote",
+        label="`quote`",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Quotes come from your account team. Tell me what you need and I will pass it on.",
+    ),
+    Permission(
+        key="command:lead",
+        label="`lead` (score pasted text)",
+        allowed=_REPS,
+        reason="reps_only",
+        message=_SALES_TEAM,
+        strict_only=True,
+    ),
+    Permission(
+        key="command:audit",
+        label="`audit`",
+        allowed=frozenset({"auditor"}),
+        reason="not_auditor",
+        message="Sorry, audits are limited to auditors. "
+        "Ask your sales-ops admin if you need access.",
+    ),
+    Permission(
+        key="command:metrics",
+        label="`metrics`",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Sorry, that command is for the sales team.",
+    ),
+    Permission(
+        key="command:help",
+        label="`help`",
+        allowed=_EVERYONE,
+        reason="reps_only",
+        message=_SALES_TEAM,
+    ),
+    Permission(
+        key="button:accept_quote",
+        label="*Accept quote*",
+        allowed=_EVERYONE,
+        reason="reps_only",
+        message=_SALES_TEAM,
+    ),
+    Permission(
+        key="button:escalate",
+        label="*Talk to a person* / *Escalate*",
+        allowed=_EVERYONE,
+        reason="reps_only",
+        message=_SALES_TEAM,
+    ),
+    Permission(
+        key="button:request_approval",
+        label="*Request approval*",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Your account team will request approval for this quote.",
+    ),
+    Permission(
+        key="button:approve_quote",
+        label="*Approve* a discount",
+        allowed=frozenset({"approver"}),
+        reason="not_approver",
+        message="Sorry, only configured approvers can approve or reject discounts.",
+    ),
+    Permission(
+        key="button:reject_quote",
+        label="*Reject* a discount",
+        allowed=frozenset({"approver"}),
+        reason="not_approver",
+        message="Sorry, only configured approvers can approve or reject discounts.",
+    ),
+    Permission(
+        key="button:claim_ticket",
+        label="*Claim ticket*",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Only the sales team can claim tickets.",
+    ),
+    Permission(
+        key="button:resolve_ticket",
+        label="*Resolve*",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Only the sales team can resolve tickets.",
+    ),
+    Permission(
+        key="button:return_to_bot",
+        label="*Return to bot*",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Only the sales team can hand a conversation back.",
+    ),
+    Permission(
+        key="button:mark_lost",
+        label="*Mark lost*",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Only the sales team can close a deal.",
+    ),
+    Permission(
+        key="button:open_quote_form",
+        label="*Quote* (open the quote form)",
+        allowed=_REPS,
+        reason="reps_only",
+        message=_SALES_TEAM,
+        strict_only=True,
+    ),
+)
+
+_BY_KEY = {permission.key: permission for permission in MATRIX}
+
+
+def permission(key: str) -> Permission:
+    return _BY_KEY[key]
+
+
+def capacities(actor: Actor) -> frozenset[Capacity]:
+    """What an actor counts as. A rep's approver and auditor rights add to being a rep."""
+    if actor.role == "prospect":
+        return frozenset({"prospect"})
+    if actor.role != "rep":
+        return frozenset()
+    held: set[Capacity] = {"rep"}
+    if actor.may_approve:
+        held.add("approver")
+    if actor.may_audit:
+        held.add("auditor")
+    return frozenset(held)
+
+
+def permitted(actor: Actor, key: str, *, strict: bool) -> bool:
+    """Whether `actor` may take the action `key` (`command:quote`, `button:approve_quote`)."""
+    rule = _BY_KEY[key]
+    if rule.strict_only and not strict:
+        return True
+    return not rule.allowed.isdisjoint(capacities(actor))
+
+
+def allowed_for(rule: Permission, capacity: Capacity) -> bool:
+    """Whether someone holding exactly `capacity` (and what it implies) may take `rule`."""
+    implied: set[Capacity] = {capacity}
+    if capacity in ("approver", "auditor"):
+        implied.add("rep")  # approver and auditor rights are a rep's
+    return not rule.allowed.isdisjoint(implied)
+
+
+def matrix_markdown() -> str:
+    """The matrix as the README shows it (generated, so the two never disagree)."""
+    header = (
+        "| action | prospect | rep | approver | auditor | user of another workspace or tenant |"
+    )
+    lines = [header, "|---|:-:|:-:|:-:|:-:|:-:|"]
+    for rule in MATRIX:
+        cells = ["✓" if allowed_for(rule, capacity) else "—" for capacity in CAPACITIES]
+        outsider = "as a prospect" if allowed_for(rule, "prospect") else "—"
+        lines.append(f"| {rule.label} | {' | '.join(cells)} | {outsider} |")
+    return "\n".join(lines)
