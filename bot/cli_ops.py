@@ -20,7 +20,7 @@ from adapters.ports import Route
 from bot.bootstrap import open_store
 from bot.chat import ChatSession
 from bot.clock import system_now_ms
-from bot.policy_loader import load_policy
+from bot.policy_loader import load_checked_policy, load_policy
 from bot.queries import load_audit, load_metrics
 from bot.runtime import Runtime
 from bot.settings import load_settings
@@ -169,7 +169,7 @@ async def metrics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
-    policy = load_policy(args.policy)
+    policy = load_checked_policy(args.policy)
     session = format(system_now_ms(), "x")
     conversation_id = args.conversation or f"chat-{session}"
 
@@ -200,7 +200,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.service import build_service
 
     settings = load_settings()
-    policy = load_policy(args.policy)
+    policy = load_checked_policy(args.policy)
     host = args.host or settings.salesbot_host
     settings = settings.model_copy(update={"salesbot_host": host})
     port = settings.salesbot_port if args.port is None else args.port

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from domain.errors import PolicyError
 from domain.policy import Document, Policy, build_policy, merge_documents, parse_document
+from domain.policy_check import check_policy
 
 DEFAULT_POLICY = "default"
 
@@ -77,3 +78,15 @@ def load_policy(ref: str | None = None) -> Policy:
     document = _load_document(ref, None, ())
     source = f"{ref}.toml" if _is_bundled_name(ref) else ref
     return build_policy(document, source)
+
+
+def load_checked_policy(ref: str | None = None) -> Policy:
+    """A policy the bot may run: loaded as `load_policy` does, and refused with one line per
+    violation when `salesbot check` would reject it, so what `check` forbids is never said
+    (`serve` and `chat` exit 2 with those lines)."""
+    policy = load_policy(ref)
+    problems = check_policy(policy)
+    if problems:
+        lines = [f"policy {policy.name} fails `salesbot check` ({len(problems)} violations):"]
+        raise PolicyError("\n".join([*lines, *problems]))
+    return policy

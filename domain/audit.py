@@ -21,12 +21,14 @@ from domain.events import (
     ApprovalRequested,
     AuditRequested,
     BotReplied,
+    ClaimRefused,
     CommandRefused,
     ConversationAbandoned,
     ConversationClosed,
     ConversationStarted,
     Event,
     EventEnvelope,
+    FloodLimited,
     FlowAdvanced,
     HandedBack,
     LeadScored,
@@ -339,6 +341,19 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 f"Click {event.action} on {event.target or '(no target)'} by {event.by} "
                 f"ignored: {event.reason}"
             ), ()
+        case ClaimRefused():
+            return (
+                f"Reply {event.action!r} withheld by the claims guard (template "
+                f"{event.template!r}); its fallback was said",
+                tuple(f"rule broken: {problem}" for problem in event.problems),
+            )
+        case FloodLimited():
+            return (
+                f"Flood limit: {event.messages} prospect messages within "
+                f"{_duration(event.window_ms)} (limit {event.limit}); answered once, "
+                "later ones recorded without a reply",
+                (f"{event.messages} > {event.limit} per {event.window_ms:,} ms",),
+            )
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
 
