@@ -71,18 +71,13 @@ def _refuse_unbound(rec: Recorder, click: ButtonClicked) -> None:
         )
         return
     rec.record(ActionIgnored(action=click.action, target=target, by=actor.id, reason="unsigned"))
-    text = "That card was out of date, so nothing was done. Here it is again as it stands now."
+    text = (
+        "That card was out of date, so nothing was done. It has been posted again as it stands now."
+    )
     quote = rec.state.quotes.get(target)
     ticket = rec.state.tickets.get(target)
     if quote is not None:
-        view: CardView = "rep" if actor.role == "rep" else "prospect"
-        if view == "prospect" and quote.status in ("needs_approval", "approval_requested"):
-            rec.tell(actor, "Your quote is still being prepared.")
-            return
-        card = quote_card(quote.quote, rec.policy.catalog, _quote_status(quote), view)
-        if quote.status != "issued":
-            card = card.model_copy(update={"buttons": ()})
-        rec.tell(actor, text, card=card)
+        _repost_quote(rec, actor, quote, text)
     elif ticket is not None:
         audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
         card = current_ticket_card(rec.state, ticket)
@@ -90,6 +85,27 @@ def _refuse_unbound(rec: Recorder, click: ButtonClicked) -> None:
         rec.reply(Reply(audience=audience, text=card.title, card=card, replaces=ticket.key))
     else:
         rec.tell(actor, "That card is out of date, so nothing was done.")
+
+
+def _repost_quote(rec: Recorder, actor: Actor, record: QuoteRecord, text: str) -> None:
+    """The quote's card again, where it lives: in the conversation, or — while it awaits
+    approval and the prospect must not see it — privately to the rep who clicked."""
+    catalog = rec.policy.catalog
+    pending = record.status in ("needs_approval", "approval_requested")
+    if pending and rec.policy.safeguards.prospect_view:
+        if actor.role != "rep":
+            rec.tell(actor, "Your quote is still being prepared.")
+            return
+        card = quote_card(record.quote, catalog, _quote_status(record))
+        if record.status != "needs_approval":
+            card = card.model_copy(update={"buttons": ()})
+        rec.reply(Reply(audience="requester", text=text, card=card, replaces=card.ref))
+        return
+    card = quote_card(record.quote, catalog, _quote_status(record), _conversation_view(rec))
+    if record.status not in ("issued", "needs_approval"):
+        card = card.model_copy(update={"buttons": ()})
+    rec.reply(Reply(audience="conversation", text=card.title, card=card, replaces=card.ref))
+    rec.tell(actor, text)
 
 
 def _quote_status(record: QuoteRecord) -> str:

@@ -419,11 +419,39 @@ def test_a_click_on_a_card_from_before_signing_posts_the_current_card_again(
     )
     assert events_of(decision, ActionIgnored)[0].reason == "unsigned"
     assert convo.state.quotes[quote].status == "issued"
-    (again,) = replies_to(decision, "requester")
+    (again,) = replies_to(decision, "conversation")
     assert again.card is not None
-    assert again.card.ref == quote
+    assert again.replaces == again.card.ref == quote
     assert [b.action for b in again.card.buttons] == ["accept_quote", "escalate"]
     assert not INTERNAL.search(card_text(again.card))
+    assert "out of date" in replies_to(decision, "requester")[0].text
+
+
+def test_an_old_copy_of_a_quote_awaiting_approval_goes_again_only_to_the_rep(
+    convo: Conversation,
+) -> None:
+    convo.lead(HOT)
+    quote = events_of(convo.command("quote", "10 pro 20%"), QuoteIssued)[0].quote.quote_id
+    for actor, expected in ((REP, ["request_approval", "escalate"]), (PROSPECT, None)):
+        decision = convo.send(
+            ButtonClicked(
+                delivery_id=f"old-{actor.id}",
+                conversation_id=convo.state.conversation_id,
+                actor=actor,
+                action="request_approval",
+                target=quote,
+                binding="unsigned",
+            )
+        )
+        assert not replies_to(decision, "conversation")
+        (private,) = replies_to(decision, "requester")
+        if expected is None:
+            assert private.card is None
+            assert "being prepared" in private.text
+        else:
+            assert private.card is not None
+            assert [b.action for b in private.card.buttons] == expected
+    assert convo.state.quotes[quote].status == "needs_approval"
 
 
 def test_an_old_ticket_card_is_posted_again_in_its_channel(convo: Conversation) -> None:
