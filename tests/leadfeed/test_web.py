@@ -16,11 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.leadfeed.web import LeadFeed
+from adapters.outbound import OutboundPolicy
 from domain.inbound import Inbound, LeadArrived, LeadDetails, MessagePosted
 from domain.state import ConversationState
 
 TOKEN = "leads-token-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}
 
 Client = TestClient[web.Request, web.Application]
 
@@ -110,6 +112,11 @@ def runtime() -> FakeRuntime:
     return FakeRuntime()
 
 
+async def public_dns(host: str, port: int) -> list[str]:
+    """No network: every name is a public (documentation-free) address."""
+    return ["93.184.215.14"]
+
+
 async def serve(runtime: FakeRuntime, token: str | None = TOKEN) -> Client:
     app = web.Application()
     LeadFeed(
@@ -117,6 +124,8 @@ async def serve(runtime: FakeRuntime, token: str | None = TOKEN) -> Client:
         handle=runtime.handle,
         conversation=runtime.conversation,
         first_inbound=runtime.first_inbound,
+        # As with SALESBOT_OUTBOUND_ALLOW=127.0.0.1: a local receiver may use plain http.
+        outbound=OutboundPolicy(["127.0.0.1"], lookup=public_dns),
     ).add_routes(app)
     return TestClient(TestServer(app, host="127.0.0.1"))
 
@@ -285,7 +294,7 @@ async def test_a_chunked_body_over_64_kb_is_refused_without_a_content_length(cli
             yield b" " * 4096  # whitespace: valid JSON padding, so only the size can refuse it
         yield json.dumps(lead()).encode()
 
-    response = await client.post("/leads", data=chunks(), headers=AUTH)
+    response = await client.post("/leads", data=chunks(), headers=AUTH | JSON)
 
     assert response.status == 413
     assert runtime.commits == []
@@ -293,7 +302,7 @@ async def test_a_chunked_body_over_64_kb_is_refused_without_a_content_length(cli
 
 @pytest.mark.parametrize("raw", [b'{"name": "Dana",', b"\xff\xfe", b'{"credit_score": NaN}'])
 async def test_a_body_that_is_not_json_is_a_bad_request(client, runtime, raw):
-    response = await client.post("/leads", data=raw, headers=AUTH)
+    response = await client.post("/leads", data=raw, headers=AUTH | JSON)
 
     assert response.status == 400
     assert "JSON" in (await response.json())["error"]
