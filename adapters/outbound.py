@@ -298,7 +298,8 @@ class OutboundPolicy:
             if kind == "loopback":
                 if not any(self.allow.allows_address(a) for a in _LOCALHOST_ADDRESSES):
                     raise OutboundRefused(
-                        f"must not point at this machine unless {ALLOW_SETTING} lists it"
+                        f"must not name a loopback host unless {ALLOW_SETTING} lists its "
+                        "address"
                     )
             elif kind is not None:
                 raise OutboundRefused(
