@@ -49,7 +49,7 @@ INTAKE_LOOKUP_TIMEOUT_S = 2.0
 again)."""
 
 
-class OutboundRefused(OSError):
+class OutboundRefusedError(OSError):
     """A destination the rules forbid. `reason` completes a sentence about the URL ("must
     use https", "resolves to a private address (10.0.0.7), …").
 
@@ -151,7 +151,9 @@ _LOCALHOST_ADDRESSES: tuple[IPAddress, ...] = (
     ipaddress.IPv6Address("::1"),
 )
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_CANONICAL_V4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
+_CANONICAL_V4 = re.compile(
+    r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
+)
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|\d+)$")
 
 
@@ -179,12 +181,12 @@ class Host:
 
 def parse_host(raw: str) -> Host:
     """`raw` as yarl or aiohttp hold it (IDNA-encoded, lower case, no brackets). Raises
-    OutboundRefused for what is neither a usual IP address nor a valid host name."""
+    OutboundRefusedError for what is neither a usual IP address nor a valid host name."""
     if ":" in raw:
         try:
             return Host(address=ipaddress.IPv6Address(raw))
         except ValueError:
-            raise OutboundRefused("must name a valid host") from None
+            raise OutboundRefusedError("must name a valid host") from None
     name = raw.lower()
     if name.endswith("."):
         name = name[:-1]  # the root: "example.com." is "example.com"
@@ -194,9 +196,9 @@ def parse_host(raw: str) -> Host:
     if _NUMERIC_LABEL.match(labels[-1]):
         # A numeric last label makes it an IPv4 address to URL parsers and to inet_aton:
         # only the four-decimal spelling is accepted, so there is one way to read it.
-        raise OutboundRefused("must write an IPv4 address as four decimal numbers (a.b.c.d)")
+        raise OutboundRefusedError("must write an IPv4 address as four decimal numbers (a.b.c.d)")
     if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise OutboundRefused("must name a valid host")
+        raise OutboundRefusedError("must name a valid host")
     return Host(name=name)
 
 
@@ -218,12 +220,11 @@ class AllowList:
                 pass
             try:
                 host = parse_host(URL.build(scheme="https", host=entry).raw_host or "")
-            except (ValueError, TypeError, OutboundRefused):
+            except (ValueError, TypeError, OutboundRefusedError):
                 host = None
             if host is None or host.name is None:
                 raise ValueError(
-                    f"{ALLOW_SETTING}: {entry!r} is not a host name, an IP address or a "
-                    "CIDR range"
+                    f"{ALLOW_SETTING}: {entry!r} is not a host name, an IP address or a CIDR range"
                 )
             names.add(host.name)
         self._networks = tuple(networks)
@@ -270,43 +271,43 @@ class OutboundPolicy:
         self._lookup = lookup or system_lookup
 
     def check_url(self, url: str) -> Destination:
-        """Everything that can be said without DNS. Raises OutboundRefused."""
+        """Everything that can be said without DNS. Raises OutboundRefusedError."""
         try:
             parsed = URL(url)
             raw_host = parsed.raw_host
             port = parsed.port
         except (ValueError, TypeError, UnicodeError):
-            raise OutboundRefused("must be a valid URL") from None
+            raise OutboundRefusedError("must be a valid URL") from None
         if parsed.scheme not in {"http", "https"} or not raw_host or not parsed.is_absolute():
-            raise OutboundRefused("must be an absolute https URL")
+            raise OutboundRefusedError("must be an absolute https URL")
         if parsed.raw_user is not None or parsed.raw_password is not None:
-            raise OutboundRefused("must not contain a user name or password")
+            raise OutboundRefusedError("must not contain a user name or password")
         host = parse_host(raw_host)
         if parsed.scheme == "http" and not self._plain_http_allowed(host):
-            raise OutboundRefused(
-                "must use https (plain http only to a loopback address listed in "
-                f"{ALLOW_SETTING})"
+            raise OutboundRefusedError(
+                f"must use https (plain http only to a loopback address listed in {ALLOW_SETTING})"
             )
         if host.address is not None:
             kind = forbidden_kind(host.address)
             if kind is not None and not self.allow.allows_address(host.address):
-                raise OutboundRefused(
+                raise OutboundRefusedError(
                     f"must not point at a {kind} address unless {ALLOW_SETTING} lists it"
                 )
         elif host.name is not None and not self.allow.allows_name(host.name):
             kind = name_kind(host.name)
             if kind == "loopback":
                 if not any(self.allow.allows_address(a) for a in _LOCALHOST_ADDRESSES):
-                    raise OutboundRefused(
-                        f"must not name a loopback host unless {ALLOW_SETTING} lists its "
-                        "address"
+                    raise OutboundRefusedError(
+                        f"must not name a loopback host unless {ALLOW_SETTING} lists its address"
                     )
             elif kind is not None:
-                raise OutboundRefused(
+                raise OutboundRefusedError(
                     f"must not name a {kind} host unless {ALLOW_SETTING} lists it"
                 )
             elif "." not in host.name:
-                raise OutboundRefused("must name a fully qualified host (e.g. crm.example.com)")
+                raise OutboundRefusedError(
+                    "must name a fully qualified host (e.g. crm.example.com)"
+                )
         return Destination(url=parsed, host=host, port=port or 443)
 
     async def check_resolved(self, url: str) -> Destination:
@@ -327,14 +328,14 @@ class OutboundPolicy:
         refused = [a for a in addresses if not self._allowed(a)]
         if addresses and len(refused) == len(addresses):
             kind = forbidden_kind(refused[0]) or "reserved"
-            raise OutboundRefused(
+            raise OutboundRefusedError(
                 f"must not resolve to a {kind} address unless {ALLOW_SETTING} lists it"
             )
         return destination
 
     async def addresses(self, raw_host: str, port: int) -> list[IPAddress]:
         """Send time: the addresses a connection to `raw_host` may use — the allowed ones
-        among one look-up's answers. Raises OutboundRefused when none is allowed, OSError
+        among one look-up's answers. Raises OutboundRefusedError when none is allowed, OSError
         when the name does not resolve."""
         host = parse_host(raw_host)
         if host.address is not None:
@@ -346,7 +347,7 @@ class OutboundPolicy:
             answers: Sequence[IPAddress] = _LOCALHOST_ADDRESSES
         else:
             if name_kind(name) is not None and not self.allow.allows_name(name):
-                raise OutboundRefused(
+                raise OutboundRefusedError(
                     f"names a {name_kind(name)} host, which {ALLOW_SETTING} does not list"
                 )
             answers = _addresses(await self._lookup(name, port))
@@ -365,9 +366,8 @@ class OutboundPolicy:
     def _refuse_unless_allowed(self, address: IPAddress) -> None:
         kind = forbidden_kind(address)
         if kind is not None and not self.allow.allows_address(address):
-            raise OutboundRefused(
-                f"resolves to a {kind} address ({address}), which {ALLOW_SETTING} does "
-                "not list"
+            raise OutboundRefusedError(
+                f"resolves to a {kind} address ({address}), which {ALLOW_SETTING} does not list"
             )
 
     def _plain_http_allowed(self, host: Host) -> bool:

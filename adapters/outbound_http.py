@@ -2,7 +2,7 @@
 
 aiohttp asks its connector's resolver for the addresses of a URL's host and connects to
 what it gets back. `CheckedResolver` answers with `OutboundPolicy.addresses`: one look-up,
-the forbidden answers dropped (none left: `OutboundRefused`). So the address checked is
+the forbidden answers dropped (none left: `OutboundRefusedError`). So the address checked is
 the address connected to — there is no second look-up a DNS-rebinding server could answer
 differently — while TLS still verifies the certificate for the URL's own host name (SNI and
 `Host` come from the URL, not from the address).

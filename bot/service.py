@@ -271,9 +271,7 @@ def build_service(
             )
         except ValueError as exc:
             raise SettingsError(f"invalid configuration: {exc}") from None
-        reply_sender = LeadReplySender(
-            secret=reply_secret.get_secret_value(), outbound=outbound
-        )
+        reply_sender = LeadReplySender(secret=reply_secret.get_secret_value(), outbound=outbound)
         senders[LEAD_REPLY_PREFIX] = reply_sender
     service = Service(
         store=store,

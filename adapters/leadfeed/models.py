@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from adapters.outbound import OutboundPolicy, OutboundRefused
+from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from domain.inbound import LeadDetails
 
 STRICT = OutboundPolicy()
@@ -49,7 +49,7 @@ def check_reply_url(url: str, outbound: OutboundPolicy) -> str:
     ValueError with the reason; the reason never repeats the URL."""
     try:
         outbound.check_url(url)
-    except OutboundRefused as exc:
+    except OutboundRefusedError as exc:
         raise ValueError(exc.reason) from None
     return url
 

@@ -50,7 +50,7 @@ import aiohttp
 from yarl import URL
 
 from adapters.leadfeed.models import check_reply_url
-from adapters.outbound import OutboundPolicy, OutboundRefused
+from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from adapters.outbound_http import checked_session
 from adapters.ports import Delivery, Rejected, RetryLater, Route, SendOutcome, Sent, TimedOut
 from adapters.retry_after import retry_after_ms
@@ -138,7 +138,7 @@ class LeadReplySender:
             return Rejected(reason="the delivery names no reply URL")
         try:
             checked = self._outbound.check_url(url).url
-        except OutboundRefused as exc:
+        except OutboundRefusedError as exc:
             return Rejected(reason=f"the reply URL {exc.reason}")
         lead_id = target.get("lead_id")
         reply = delivery.reply
@@ -181,7 +181,7 @@ class LeadReplySender:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, OutboundRefused):
+            if isinstance(exc.os_error, OutboundRefusedError):
                 # Found at connect time, after the look-up: permanent, nothing was sent.
                 return Rejected(reason=f"the reply URL {exc.os_error.reason}")
             return RetryLater(reason=f"could not connect to the reply URL ({type(exc).__name__})")

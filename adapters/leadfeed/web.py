@@ -51,7 +51,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.leadfeed.models import LeadBody, MessageBody
-from adapters.outbound import OutboundPolicy, OutboundRefused
+from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from domain.inbound import Actor, Inbound, LeadArrived, LeadDetails, MessagePosted
 from domain.state import ConversationState
 
@@ -175,7 +175,7 @@ class LeadFeed:
         if body.reply_url is not None:
             try:
                 await self._outbound.check_resolved(body.reply_url)
-            except OutboundRefused as refused:
+            except OutboundRefusedError as refused:
                 raise _EarlyAnswer(_field_error("reply_url", refused.reason)) from None
         try:
             details = body.details()
@@ -317,9 +317,7 @@ def _idempotency_key(request: web.Request) -> str | None:
     # bytes that are not UTF-8: such a key could not be hashed into a lead id.
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise _EarlyAnswer(
-            _field_error(
-                "Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters"
-            )
+            _field_error("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters")
         )
     return key
 
@@ -361,7 +359,9 @@ async def _json_body(request: web.Request) -> Any:
     try:
         text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
-        raise _EarlyAnswer(_error(400, "The body must be JSON in UTF-8; it is not valid UTF-8.")) from None
+        raise _EarlyAnswer(
+            _error(400, "The body must be JSON in UTF-8; it is not valid UTF-8.")
+        ) from None
     if _deeper_than(text, MAX_DEPTH):
         raise _EarlyAnswer(
             _error(400, f"The body must be JSON nested at most {MAX_DEPTH} levels deep.")
@@ -372,7 +372,10 @@ async def _json_body(request: web.Request) -> Any:
         raise _EarlyAnswer(_error(400, "The body must be a JSON object in UTF-8.")) from None
     if _has_lone_surrogate(data):
         raise _EarlyAnswer(
-            _error(400, "The body's strings must be valid Unicode (no unpaired \\ud800-\\udfff escapes).")
+            _error(
+                400,
+                "The body's strings must be valid Unicode: no unpaired surrogate escapes (\\ud800-\\udfff).",
+            )
         )
     return data
 

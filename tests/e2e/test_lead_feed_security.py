@@ -229,4 +229,3 @@ def test_serve_refuses_a_forbidden_default_reply_url_in_one_line(
         "salesbot: error: invalid configuration: SALESBOT_LEAD_REPLY_URL must not point at a "
         "private address unless SALESBOT_OUTBOUND_ALLOW lists it.\n"
     )
-

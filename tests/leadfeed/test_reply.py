@@ -121,7 +121,9 @@ def delivery(reply: Reply, route: Route, key: str = "outbox-1") -> Delivery:
 
 
 def routed(url: str, reply: Reply, key: str = "outbox-1") -> Delivery:
-    [route] = LeadReplyRouter(default_reply_url=None, outbound=LOCAL).route(INBOUND, reply, lead_state(url))
+    [route] = LeadReplyRouter(default_reply_url=None, outbound=LOCAL).route(
+        INBOUND, reply, lead_state(url)
+    )
     return delivery(reply, route, key)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -69,7 +70,7 @@ class Site:
     receiver: Receiver
     trap: Trap
     port: int
-    client_tls: object
+    client_tls: ssl.SSLContext
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ async def send(site: Site, dns: ScriptedDns, url: str, *, allow: Sequence[str] =
     sender = LeadReplySender(
         secret=SECRET,
         outbound=OutboundPolicy(allow, lookup=dns),
-        ssl_context=site.client_tls,  # type: ignore[arg-type]
+        ssl_context=site.client_tls,
         timeout_s=5.0,
     )
     try:
@@ -171,7 +172,9 @@ async def test_of_mixed_answers_only_the_allowed_address_is_connected_to(site):
 async def test_an_allow_listed_name_is_reached_whatever_it_resolves_to(site):
     dns = ScriptedDns([PUBLIC])
 
-    outcomes = await send(site, dns, f"https://crm.internal:{site.port}/replies", allow=["crm.internal"])
+    outcomes = await send(
+        site, dns, f"https://crm.internal:{site.port}/replies", allow=["crm.internal"]
+    )
 
     assert outcomes == [Sent(), Sent()]
 
