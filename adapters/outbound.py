@@ -13,7 +13,11 @@ operator's exceptions (`SALESBOT_OUTBOUND_ALLOW`):
   forms that carry an IPv4 address (`::ffff:127.0.0.1`, NAT64, 6to4) are judged by that
   address — unless the allow-list names the host, the address or a range holding it;
 - plain `http` only to a loopback address the allow-list names (a receiver on this
-  machine: nothing crosses a network).
+  machine: nothing crosses a network);
+- names that mean this machine, a metadata service or a private network by definition
+  (`localhost`, `metadata.google.internal`, `*.internal`, `*.local`, `*.home.arpa`) and
+  single-label names (`intranet`, resolved through search domains) are refused without
+  asking DNS, unless the allow-list names them.
 
 A URL is checked twice. At intake (`check_url`, then `check_resolved`, which asks DNS once
 and refuses a host whose every address is forbidden; a name that does not resolve yet is
