@@ -24,6 +24,7 @@ from adapters.action_binding import ActionKey
 from adapters.leadfeed.reply import CHANNEL_PREFIX as LEAD_REPLY_PREFIX
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender
 from adapters.leadfeed.web import LeadFeed
+from adapters.outbound import Lookup, OutboundPolicy
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX as PLAYGROUND_PREFIX
 from adapters.playground.router import PlaygroundRouter
@@ -215,9 +216,12 @@ def build_service(
     slack_client: AsyncWebClient | None = None,
     slack_pacing_ms: int = SLACK_PACING_MS,
     teams_tokens: TokenProvider | None = None,
+    outbound_lookup: Lookup | None = None,
 ) -> Service:
-    """`teams_tokens` replaces the bot's MSAL token source (tests: no Entra to ask)."""
+    """`teams_tokens` replaces the bot's MSAL token source (tests: no Entra to ask);
+    `outbound_lookup` the DNS look-up for outbound URLs (tests: no DNS to ask)."""
     routers: list[Router] = []
+    outbound = _outbound_policy(settings, outbound_lookup)
     senders: dict[str, Sender] = {}
     action_key = ActionKey()  # shared by the adapters that render and check buttons
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
@@ -259,8 +263,15 @@ def build_service(
     reply_sender: LeadReplySender | None = None
     if reply_secret is not None:
         # Replies to prospects are never sent unsigned: no secret, no reply path.
-        routers.append(LeadReplyRouter(default_reply_url=settings.salesbot_lead_reply_url))
-        reply_sender = LeadReplySender(secret=reply_secret.get_secret_value())
+        try:
+            routers.append(
+                LeadReplyRouter(
+                    default_reply_url=settings.salesbot_lead_reply_url, outbound=outbound
+                )
+            )
+        except ValueError as exc:
+            raise SettingsError(f"invalid configuration: {exc}") from None
+        reply_sender = LeadReplySender(secret=reply_secret.get_secret_value(), outbound=outbound)
         senders[LEAD_REPLY_PREFIX] = reply_sender
     service = Service(
         store=store,
@@ -289,6 +300,7 @@ def build_service(
         handle=service.handle,
         conversation=service.runtime.conversation,
         first_inbound=first_inbound,
+        outbound=outbound,
     )
     if client is not None:
         directory = SlackDirectory(
@@ -312,6 +324,13 @@ def build_service(
         service.slack_client = client
         service.slack_app_token = app_token.get_secret_value() if app_token is not None else None
     return service
+
+
+def _outbound_policy(settings: Settings, lookup: Lookup | None) -> OutboundPolicy:
+    try:
+        return OutboundPolicy(settings.salesbot_outbound_allow, lookup=lookup)
+    except ValueError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from None
 
 
 TeamsMode = Literal["authenticated", "local"]

@@ -8,20 +8,32 @@ the domain has no place for it and decides nothing by it. It is therefore not pa
 idempotency comparison either: two bodies that differ only in `metadata` are the same lead.
 `company_size` and `credit_score` are top-level fields; the same names inside `metadata` are
 refused rather than silently ignored.
+
+`reply_url` is checked against the feed's `OutboundPolicy`, passed as validation context
+(`LeadBody.model_validate(data, context={"outbound": policy})`); without one, the strict
+policy with an empty allow-list applies. Only what needs no DNS is checked here; the feed
+then asks DNS once (`OutboundPolicy.check_resolved`).
 """
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
+from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from domain.inbound import LeadDetails
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-"""Hosts a plain-http reply URL may point at: local receivers in tests and development."""
+STRICT = OutboundPolicy()
+"""The rules with nothing allow-listed, for validation without a context."""
 
 MAX_METADATA_KEYS = 50
 _RESERVED_METADATA_KEYS = frozenset({"company_size", "credit_score"})
@@ -31,21 +43,14 @@ MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 MetadataValue = Annotated[str, StringConstraints(max_length=1000)] | bool | int | float
 
 
-def check_reply_url(url: str) -> str:
-    """A reply URL must be absolute http(s) without credentials, and https unless it points
-    at this machine: prospects' replies carry their conversation."""
+def check_reply_url(url: str, outbound: OutboundPolicy) -> str:
+    """A reply URL must be one `outbound` allows (see `adapters.outbound`): https, no
+    credentials, not this machine or a private network unless allow-listed. Raises
+    ValueError with the reason; the reason never repeats the URL."""
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises ValueError for a malformed port
-    except ValueError as exc:
-        raise ValueError("must be a valid http or https URL") from exc
-    if parts.scheme not in {"http", "https"} or not host:
-        raise ValueError("must be an absolute http or https URL")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain a user name or password")
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        raise ValueError("must use https (plain http is allowed only for 127.0.0.1 and localhost)")
+        outbound.check_url(url)
+    except OutboundRefusedError as exc:
+        raise ValueError(exc.reason) from None
     return url
 
 
@@ -75,8 +80,12 @@ class LeadBody(BaseModel):
 
     @field_validator("reply_url")
     @classmethod
-    def _reply_url_is_safe(cls, value: str | None) -> str | None:
-        return None if value is None else check_reply_url(value)
+    def _reply_url_is_allowed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        context = info.context if isinstance(info.context, dict) else {}
+        outbound = context.get("outbound")
+        return check_reply_url(value, outbound if isinstance(outbound, OutboundPolicy) else STRICT)
 
     @field_validator("metadata")
     @classmethod

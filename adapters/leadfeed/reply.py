@@ -26,6 +26,13 @@ One send is one request: no retries, no redirects followed (a 3xx is a refusal �
 that moves is not one we were given), the outbox owns retries and `Retry-After`. Replies are
 never sent unsigned: without a secret every send is rejected, loudly, by the outbox. Nothing
 here logs the text, the URL's query or the secret.
+
+A reply URL is attacker-controlled (whoever posts the lead chooses it): it is checked again
+at send time against `adapters.outbound.OutboundPolicy` — the feed checked it at intake, but
+rules, the allow-list and DNS answers change — and the request goes through
+`adapters.outbound_http.checked_session`, which connects only to an address that passed the
+check. A forbidden destination is a permanent `Rejected` (dead-lettered, with the reason),
+never a retry; a name that does not resolve is retried.
 """
 
 from __future__ import annotations
@@ -34,13 +41,17 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Sequence
+import ssl
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from adapters.leadfeed.models import check_reply_url
+from adapters.outbound import OutboundPolicy, OutboundRefusedError
+from adapters.outbound_http import checked_session
 from adapters.ports import Delivery, Rejected, RetryLater, Route, SendOutcome, Sent, TimedOut
 from adapters.retry_after import retry_after_ms
 from domain.cards import Reply
@@ -71,10 +82,11 @@ class LeadReplyRouter:
     the lead's reply URL, else the configured default; conversations that are not leads, and
     leads with nowhere to reply, get no route here."""
 
-    def __init__(self, *, default_reply_url: str | None) -> None:
+    def __init__(self, *, default_reply_url: str | None, outbound: OutboundPolicy) -> None:
         if default_reply_url is not None:
+            # Checked without DNS: a name's addresses may change, an address or a scheme not.
             try:
-                check_reply_url(default_reply_url)
+                check_reply_url(default_reply_url, outbound)
             except ValueError as exc:
                 raise ValueError(f"SALESBOT_LEAD_REPLY_URL {exc}.") from None
         self._default = default_reply_url
@@ -94,20 +106,23 @@ class LeadReplyRouter:
 class LeadReplySender:
     """Implements `adapters.ports.Sender` for reply URLs (see the module docstring).
 
-    `session_factory` builds the HTTP session on first use (inside the running loop); by
-    default a plain `aiohttp.ClientSession`. `timeout_s` bounds one request, connect included.
+    `outbound` decides where a reply may go (the session is built from it on first use,
+    inside the running loop); `ssl_context` replaces the default verified TLS context (tests:
+    a local certificate authority). `timeout_s` bounds one request, connect included.
     """
 
     def __init__(
         self,
-        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         *,
         secret: str | None,
+        outbound: OutboundPolicy,
+        ssl_context: ssl.SSLContext | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive.")
-        self._factory = session_factory or aiohttp.ClientSession
+        self._outbound = outbound
+        self._ssl = ssl_context
         self._secret = secret or None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -122,9 +137,9 @@ class LeadReplySender:
         if not isinstance(url, str) or not url:
             return Rejected(reason="the delivery names no reply URL")
         try:
-            check_reply_url(url)
-        except ValueError as exc:
-            return Rejected(reason=f"the reply URL {exc}")
+            checked = self._outbound.check_url(url).url
+        except OutboundRefusedError as exc:
+            return Rejected(reason=f"the reply URL {exc.reason}")
         lead_id = target.get("lead_id")
         reply = delivery.reply
         body = _body(
@@ -140,7 +155,7 @@ class LeadReplySender:
             "Idempotency-Key": delivery.key,
             SIGNATURE_HEADER: sign(self._secret, body),
         }
-        outcome = await self._post(url, body, headers)
+        outcome = await self._post(checked, body, headers)
         if not isinstance(outcome, Sent):
             level = logging.ERROR if isinstance(outcome, Rejected) else logging.WARNING
             log.log(level, "lead reply %s to %s: %s", delivery.key, _host(url), outcome)
@@ -156,17 +171,22 @@ class LeadReplySender:
             await self._session.close()
             self._session = None
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> SendOutcome:
+    async def _post(self, url: URL, body: bytes, headers: dict[str, str]) -> SendOutcome:
         if self._session is None or self._session.closed:
-            self._session = self._factory()
+            self._session = checked_session(self._outbound, ssl_context=self._ssl)
         try:
             async with self._session.post(
                 url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # Checked first: a connect timeout is a TimeoutError too, but nothing was sent.
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, OutboundRefusedError):
+                # Found at connect time, after the look-up: permanent, nothing was sent.
+                return Rejected(reason=f"the reply URL {exc.os_error.reason}")
+            return RetryLater(reason=f"could not connect to the reply URL ({type(exc).__name__})")
+        except aiohttp.ConnectionTimeoutError as exc:
+            # Before TimeoutError: a connect timeout is one too, but nothing was sent.
             return RetryLater(reason=f"could not connect to the reply URL ({type(exc).__name__})")
         except aiohttp.InvalidURL:
             return Rejected(reason="the reply URL is not a valid URL")

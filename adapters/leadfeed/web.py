@@ -19,6 +19,15 @@ serialised per key here; the runtime's own dedupe by delivery id (a duplicate wa
 first and is reported with `status == "duplicate"`) is the backstop. Keys live as long as the
 store keeps the inbound — at least Stripe's 24 hours.
 
+Hostile input is refused before anything parses it, each with a one-line JSON reason:
+the Authorization header must be printable ASCII (else 401), the Idempotency-Key printable
+text of 1 to 255 characters (422), the Content-Type absent or JSON in UTF-8 (415), the body
+at most 64 KB (413), UTF-8 (400), nested at most MAX_DEPTH levels (400, counted on the text
+before parsing), JSON (400), without unpaired surrogates (`"\\ud800"`, 400: such a string
+cannot be stored or hashed), and then the models' fields (422). A `reply_url` must be one
+the `OutboundPolicy` allows: checked without DNS with the other fields, then with one DNS
+look-up (a name that does not resolve yet is accepted; the sender checks again).
+
 Nothing here echoes the token, the body or a traceback: errors are JSON with a sentence,
 422s list fields and messages without the rejected values, and unexpected failures are logged
 by exception type only.
@@ -42,6 +51,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.leadfeed.models import LeadBody, MessageBody
+from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from domain.inbound import Actor, Inbound, LeadArrived, LeadDetails, MessagePosted
 from domain.state import ConversationState
 
@@ -53,6 +63,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 64 * 1024
 MAX_KEY_LENGTH = 255
 """Stripe's limit for an idempotency key."""
+MAX_DEPTH = 16
+"""A lead is two levels deep (the body, its metadata); anything much deeper is hostile."""
 
 LEAD_ID = re.compile(r"^lead-[0-9a-f]{16}$")
 """Only conversations the feed created are reachable through it: a chat thread's
@@ -95,7 +107,8 @@ class _KeyLock:
 class LeadFeed:
     """The feed's routes. `handle` is the runtime's (it returns once the inbound is
     committed); `conversation` gives a conversation's folded state, or None when it has no
-    events; `first_inbound` gives the inbound stored under a delivery id, or None."""
+    events; `first_inbound` gives the inbound stored under a delivery id, or None;
+    `outbound` says which reply URLs a lead may carry."""
 
     def __init__(
         self,
@@ -104,8 +117,10 @@ class LeadFeed:
         handle: Handle,
         conversation: Callable[[str], Awaitable[ConversationState | None]],
         first_inbound: Callable[[str], Awaitable[Inbound | None]],
+        outbound: OutboundPolicy,
     ) -> None:
         self._token = token.encode("utf-8") if token else None
+        self._outbound = outbound
         self._handle = handle
         self._conversation = conversation
         self._first_inbound = first_inbound
@@ -144,15 +159,24 @@ class LeadFeed:
     def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
         if self._token is None:
             return _error(401, _DISABLED, headers=_CHALLENGE)
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        presented = credentials.strip().encode("utf-8")
+        header = request.headers.get("Authorization", "")
+        if not (header.isascii() and header.isprintable()):
+            # Not a token we issued; and a byte aiohttp could not decode is a surrogate here.
+            return _error(401, _UNAUTHORIZED, headers=_CHALLENGE)
+        scheme, _, credentials = header.partition(" ")
+        presented = credentials.strip().encode("ascii")
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented, self._token):
             return _error(401, _UNAUTHORIZED, headers=_CHALLENGE)
         return None
 
     async def _post_lead(self, request: web.Request) -> web.Response:
         header_key = _idempotency_key(request)
-        body = _validated(LeadBody, await _json_body(request))
+        body = _validated(LeadBody, await _json_body(request), outbound=self._outbound)
+        if body.reply_url is not None:
+            try:
+                await self._outbound.check_resolved(body.reply_url)
+            except OutboundRefusedError as refused:
+                raise _EarlyAnswer(_field_error("reply_url", refused.reason)) from None
         try:
             details = body.details()
         except ValidationError as exc:  # the models mirror LeadDetails: should not happen
@@ -277,31 +301,52 @@ def _result(inbound: Inbound, *, created: bool) -> web.Response:
     )
 
 
+def _field_error(name: str, message: str) -> web.Response:
+    return web.json_response(
+        {"error": "The request is not valid.", "errors": [{"field": name, "message": message}]},
+        status=422,
+    )
+
+
 def _idempotency_key(request: web.Request) -> str | None:
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
         return None
     key = raw.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
+    # isprintable() is False for control characters and for the surrogates aiohttp uses for
+    # bytes that are not UTF-8: such a key could not be hashed into a lead id.
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise _EarlyAnswer(
-            web.json_response(
-                {
-                    "error": "The request is not valid.",
-                    "errors": [
-                        {
-                            "field": "Idempotency-Key",
-                            "message": f"must be 1 to {MAX_KEY_LENGTH} characters",
-                        }
-                    ],
-                },
-                status=422,
-            )
+            _field_error("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters")
         )
     return key
 
 
+_JSON_TYPE = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
+_UNSUPPORTED_TYPE = "The body must be JSON in UTF-8 (Content-Type: application/json)."
+
+
+def _check_content_type(request: web.Request) -> None:
+    """No Content-Type, or JSON with no charset but UTF-8's; anything else is a 415."""
+    header = request.headers.get("Content-Type")
+    if header is None:
+        return
+    media_type, *params = header.split(";")
+    if not _JSON_TYPE.match(media_type.strip().lower()):
+        raise _EarlyAnswer(_error(415, _UNSUPPORTED_TYPE))
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {
+            "utf-8",
+            "utf8",
+        }:
+            raise _EarlyAnswer(_error(415, _UNSUPPORTED_TYPE))
+
+
 async def _json_body(request: web.Request) -> Any:
-    """The body parsed as JSON, refusing more than MAX_BODY_BYTES whatever the headers say."""
+    """The body parsed as JSON, after the checks that need no parsing (module docstring);
+    more than MAX_BODY_BYTES is refused whatever the headers say."""
+    _check_content_type(request)
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise _EarlyAnswer(_too_large())
     chunks: list[bytes] = []
@@ -312,9 +357,67 @@ async def _json_body(request: web.Request) -> Any:
             raise _EarlyAnswer(_too_large())
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks).decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _EarlyAnswer(
+            _error(400, "The body must be JSON in UTF-8; it is not valid UTF-8.")
+        ) from None
+    if _deeper_than(text, MAX_DEPTH):
+        raise _EarlyAnswer(
+            _error(400, f"The body must be JSON nested at most {MAX_DEPTH} levels deep.")
+        )
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise _EarlyAnswer(_error(400, "The body must be a JSON object in UTF-8.")) from None
+    if _has_lone_surrogate(data):
+        raise _EarlyAnswer(
+            _error(
+                400,
+                "The body's strings must be valid Unicode: no unpaired surrogate escapes (\\ud800-\\udfff).",
+            )
+        )
+    return data
+
+
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def _deeper_than(text: str, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects more than `limit` deep, counted on the
+    text (strings skipped), so nothing deep is ever handed to a parser."""
+    depth = 0
+    in_string = False
+    escaped = -1  # the position of a character a backslash escapes
+    for match in _STRUCTURE.finditer(text):
+        char, at = match.group(), match.start()
+        if in_string:
+            if at == escaped:
+                continue
+            if char == "\\":
+                escaped = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _has_lone_surrogate(data: object) -> bool:
+    """JSON escapes can spell a surrogate half (`"\\ud800"`) that no UTF-8 can hold."""
+    if isinstance(data, str):
+        return any("\ud800" <= char <= "\udfff" for char in data)
+    if isinstance(data, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in data.items())
+    if isinstance(data, list):
+        return any(_has_lone_surrogate(item) for item in data)
+    return False
 
 
 def _no_constant(name: str) -> Any:
@@ -325,9 +428,9 @@ def _too_large() -> web.Response:
     return _error(413, f"The body must be at most {MAX_BODY_BYTES // 1024} KB.")
 
 
-def _validated(model: type[_M], data: Any) -> _M:
+def _validated(model: type[_M], data: Any, *, outbound: OutboundPolicy | None = None) -> _M:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"outbound": outbound} if outbound else None)
     except ValidationError as exc:
         raise _EarlyAnswer(_invalid(exc)) from None
 

@@ -51,6 +51,7 @@ async def feed() -> AsyncIterator[tuple[TestClient[web.Request, web.Application]
         settings = Settings(
             salesbot_leads_token=SecretStr(TOKEN),
             salesbot_lead_reply_secret=SecretStr(SECRET),
+            salesbot_outbound_allow=("127.0.0.1",),  # the widget below listens there
         )
         service = build_service(
             settings, load_policy("default"), MemoryStore(), clock=lambda: int(time.time() * 1000)

@@ -1,5 +1,6 @@
 """The prospect hears back: replies routed to a lead's reply URL and POSTed, signed, to a
-local receiver on 127.0.0.1, and each receiver answer classified for the outbox."""
+local receiver on 127.0.0.1 (allow-listed, as SALESBOT_OUTBOUND_ALLOW=127.0.0.1 would), and
+each receiver answer classified for the outbox."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender, sign, verify_signature
+from adapters.outbound import OutboundPolicy
 from adapters.ports import Delivery, Rejected, RetryLater, Route, Sent, TimedOut
 from domain.cards import Button, Card, CardField, Reply
 from domain.inbound import SYSTEM, LeadDetails, TimerElapsed
@@ -22,6 +24,8 @@ from domain.state import ConversationState
 
 SECRET = "reply-secret"
 LEAD_ID = "lead-0123456789abcdef"
+LOCAL = OutboundPolicy(["127.0.0.1"])
+"""The receivers below listen on 127.0.0.1 over plain http."""
 
 
 @dataclass
@@ -82,7 +86,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[LeadReplySender]:
-    lead_sender = LeadReplySender(secret=SECRET, timeout_s=5.0)
+    lead_sender = LeadReplySender(secret=SECRET, outbound=LOCAL, timeout_s=5.0)
     yield lead_sender
     await lead_sender.close()
 
@@ -117,12 +121,14 @@ def delivery(reply: Reply, route: Route, key: str = "outbox-1") -> Delivery:
 
 
 def routed(url: str, reply: Reply, key: str = "outbox-1") -> Delivery:
-    [route] = LeadReplyRouter(default_reply_url=None).route(INBOUND, reply, lead_state(url))
+    [route] = LeadReplyRouter(default_reply_url=None, outbound=LOCAL).route(
+        INBOUND, reply, lead_state(url)
+    )
     return delivery(reply, route, key)
 
 
 def test_a_reply_to_the_conversation_goes_to_the_leads_own_reply_url():
-    router = LeadReplyRouter(default_reply_url="https://crm.example/default")
+    router = LeadReplyRouter(default_reply_url="https://crm.example/default", outbound=LOCAL)
     reply = Reply(audience="conversation", text="Hi Dana")
 
     routes = router.route(INBOUND, reply, lead_state("https://widget.example/r"))
@@ -138,8 +144,8 @@ def test_a_reply_to_the_conversation_goes_to_the_leads_own_reply_url():
 def test_a_lead_without_a_reply_url_uses_the_configured_default_or_gets_none():
     reply = Reply(audience="conversation", text="Hi Dana")
 
-    with_default = LeadReplyRouter(default_reply_url="https://crm.example/default")
-    without = LeadReplyRouter(default_reply_url=None)
+    with_default = LeadReplyRouter(default_reply_url="https://crm.example/default", outbound=LOCAL)
+    without = LeadReplyRouter(default_reply_url=None, outbound=LOCAL)
 
     [route] = with_default.route(INBOUND, reply, lead_state(None))
     assert route.target["url"] == "https://crm.example/default"
@@ -148,14 +154,14 @@ def test_a_lead_without_a_reply_url_uses_the_configured_default_or_gets_none():
 
 @pytest.mark.parametrize("audience", ["team", "requester", "handoff", "approvers"])
 def test_the_prospect_never_gets_messages_meant_for_the_team(audience):
-    router = LeadReplyRouter(default_reply_url="https://crm.example/default")
+    router = LeadReplyRouter(default_reply_url="https://crm.example/default", outbound=LOCAL)
     reply = Reply(audience=audience, text="Credit penalty applied")
 
     assert router.route(INBOUND, reply, lead_state("https://widget.example/r")) == []
 
 
 def test_conversations_that_are_not_leads_get_no_reply_route():
-    router = LeadReplyRouter(default_reply_url="https://crm.example/default")
+    router = LeadReplyRouter(default_reply_url="https://crm.example/default", outbound=LOCAL)
     chat = ConversationState(conversation_id="chat-1", flow_state="greeting")
 
     assert router.route(INBOUND, Reply(audience="conversation", text="Hi"), chat) == []
@@ -163,7 +169,7 @@ def test_conversations_that_are_not_leads_get_no_reply_route():
 
 def test_a_plain_http_default_reply_url_to_a_public_host_is_refused_at_start():
     with pytest.raises(ValueError, match="SALESBOT_LEAD_REPLY_URL"):
-        LeadReplyRouter(default_reply_url="http://crm.example/replies")
+        LeadReplyRouter(default_reply_url="http://crm.example/replies", outbound=LOCAL)
 
 
 async def test_the_receiver_gets_each_reply_once_with_a_valid_signature(receiver, sender):
@@ -256,7 +262,7 @@ async def test_a_redirect_is_refused_and_never_followed(receiver, sender):
 
 async def test_no_answer_in_time_is_timed_out(receiver):
     receiver.script.append("hang")
-    impatient = LeadReplySender(secret=SECRET, timeout_s=0.2)
+    impatient = LeadReplySender(secret=SECRET, outbound=LOCAL, timeout_s=0.2)
     try:
         outcome = await impatient.send(
             routed(receiver.url, Reply(audience="conversation", text="Hi"))
@@ -291,7 +297,7 @@ async def test_a_refused_connection_is_retried_later(sender):
 
 
 async def test_without_a_secret_nothing_is_sent_unsigned(receiver):
-    unsigned = LeadReplySender(secret=None)
+    unsigned = LeadReplySender(secret=None, outbound=LOCAL)
     try:
         outcome = await unsigned.send(
             routed(receiver.url, Reply(audience="conversation", text="Hi"))

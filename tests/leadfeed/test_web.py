@@ -16,11 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.leadfeed.web import LeadFeed
+from adapters.outbound import OutboundPolicy
 from domain.inbound import Inbound, LeadArrived, LeadDetails, MessagePosted
 from domain.state import ConversationState
 
 TOKEN = "leads-token-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}
 
 Client = TestClient[web.Request, web.Application]
 
@@ -110,6 +112,11 @@ def runtime() -> FakeRuntime:
     return FakeRuntime()
 
 
+async def public_dns(host: str, port: int) -> list[str]:
+    """No network: every name is a public (documentation-free) address."""
+    return ["93.184.215.14"]
+
+
 async def serve(runtime: FakeRuntime, token: str | None = TOKEN) -> Client:
     app = web.Application()
     LeadFeed(
@@ -117,6 +124,8 @@ async def serve(runtime: FakeRuntime, token: str | None = TOKEN) -> Client:
         handle=runtime.handle,
         conversation=runtime.conversation,
         first_inbound=runtime.first_inbound,
+        # As with SALESBOT_OUTBOUND_ALLOW=127.0.0.1: a local receiver may use plain http.
+        outbound=OutboundPolicy(["127.0.0.1"], lookup=public_dns),
     ).add_routes(app)
     return TestClient(TestServer(app, host="127.0.0.1"))
 
@@ -285,7 +294,7 @@ async def test_a_chunked_body_over_64_kb_is_refused_without_a_content_length(cli
             yield b" " * 4096  # whitespace: valid JSON padding, so only the size can refuse it
         yield json.dumps(lead()).encode()
 
-    response = await client.post("/leads", data=chunks(), headers=AUTH)
+    response = await client.post("/leads", data=chunks(), headers=AUTH | JSON)
 
     assert response.status == 413
     assert runtime.commits == []
@@ -293,7 +302,7 @@ async def test_a_chunked_body_over_64_kb_is_refused_without_a_content_length(cli
 
 @pytest.mark.parametrize("raw", [b'{"name": "Dana",', b"\xff\xfe", b'{"credit_score": NaN}'])
 async def test_a_body_that_is_not_json_is_a_bad_request(client, runtime, raw):
-    response = await client.post("/leads", data=raw, headers=AUTH)
+    response = await client.post("/leads", data=raw, headers=AUTH | JSON)
 
     assert response.status == 400
     assert "JSON" in (await response.json())["error"]
@@ -462,3 +471,159 @@ async def test_an_unexpected_failure_is_a_500_that_reveals_nothing(client, runti
     assert "Traceback" not in text
     assert "RuntimeError" in caplog.text
     assert "dana@acme.example" not in caplog.text
+
+
+async def raw_post(
+    client: Client, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> int:
+    """A request as bytes on the socket: header values no HTTP client library would send."""
+    request = b"".join(
+        [
+            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
+            *(name + b": " + value + b"\r\n" for name, value in headers),
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n",
+            body,
+        ]
+    )
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        status_line = await reader.readline()
+        await reader.read()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "status"),
+    [
+        (b"Authorization", b"Bearer \xff\xfe", 401),
+        (b"Authorization", b"Bearer " + TOKEN.encode() + b"\x80", 401),
+        (b"Idempotency-Key", b"key-\xff", 422),
+        (b"Idempotency-Key", b"\xc3\x28", 422),
+    ],
+)
+async def test_a_header_that_is_not_utf8_is_refused_with_a_4xx_not_a_500(
+    client, runtime, header, value, status
+):
+    headers = [
+        (b"Authorization", f"Bearer {TOKEN}".encode()),
+        (b"Content-Type", b"application/json"),
+    ]
+    headers = [(name, value if name == header else v) for name, v in headers]
+    if header not in dict(headers):
+        headers.append((header, value))
+
+    assert await raw_post(client, "/leads", headers, json.dumps(lead()).encode()) == status
+    assert runtime.commits == []
+
+
+@pytest.mark.parametrize("key", ["tab\tinside", " ", "k" * 256])
+async def test_an_idempotency_key_that_is_not_printable_text_of_1_to_255_is_refused(
+    client, runtime, key
+):
+    status, answer = await post_lead(client, lead(), **{"Idempotency-Key": key})
+
+    assert status == 422
+    assert answer["errors"] == [
+        {"field": "Idempotency-Key", "message": "must be 1 to 255 printable characters"}
+    ]
+    assert runtime.commits == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=latin-1",
+        "application/octet-stream",
+        "json",
+    ],
+)
+async def test_a_body_declared_as_anything_but_utf8_json_is_415(client, runtime, content_type):
+    response = await client.post(
+        "/leads",
+        data=json.dumps(lead()).encode(),
+        headers=AUTH | {"Content-Type": content_type},
+    )
+
+    assert response.status == 415
+    assert "application/json" in (await response.json())["error"]
+    assert runtime.commits == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/json", 'Application/JSON; charset="UTF-8"', "application/vnd.crm+json"],
+)
+async def test_a_json_body_with_or_without_a_content_type_is_accepted(
+    client, runtime, content_type
+):
+    headers = AUTH | ({"Content-Type": content_type} if content_type else {})
+    response = await client.post(
+        "/leads",
+        data=json.dumps(lead()).encode(),
+        headers=headers,
+        skip_auto_headers=["Content-Type"],
+    )
+
+    assert response.status == 201
+    assert len(runtime.commits) == 1
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+async def test_a_body_nested_too_deep_is_refused_before_it_is_parsed(
+    client, runtime, monkeypatch, opener
+):
+    from adapters.leadfeed import web as feed_web
+
+    class NoParser:
+        @staticmethod
+        def loads(*args: object, **kwargs: object) -> object:
+            raise AssertionError("parsed a body that was too deep")
+
+    monkeypatch.setattr(feed_web, "json", NoParser)
+    closer = "]" if opener == "[" else "}"
+    body = (opener * 17 + "1" + closer * 17).encode()
+
+    response = await client.post("/leads", data=body, headers=AUTH | JSON)
+
+    assert response.status == 400
+    assert "16 levels" in (await response.json())["error"]
+    assert runtime.commits == []
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting(client, runtime):
+    text = '[[[[[[[[[[[[[[[[[[[[ {{{{{{{{{{{{{{{{{{{{ \\" [[[[[[[[[[[[[[[[[[[['
+    response = await client.post(
+        "/leads", data=json.dumps(lead(message=text)).encode(), headers=AUTH | JSON
+    )
+
+    assert response.status == 201
+    assert runtime.commits[0].lead.message == text
+
+
+@pytest.mark.parametrize("field", ["name", "external_id", "metadata"])
+async def test_a_lone_surrogate_escape_is_refused_as_a_bad_request(client, runtime, field):
+    value: object = {"\ud800": 1} if field == "metadata" else "Dana \ud800"
+    body = json.dumps(lead(**{field: value})).encode()  # ascii JSON with a \ud800 escape
+
+    response = await client.post("/leads", data=body, headers=AUTH | JSON)
+
+    assert response.status == 400
+    assert "surrogate" in (await response.json())["error"]
+    assert runtime.commits == []
+
+
+async def test_a_message_with_a_lone_surrogate_is_refused_as_a_bad_request(client, runtime):
+    lead_id = await created_lead(client)
+    body = json.dumps({"text": "hi \udfff", "message_id": "m-1"}).encode()
+
+    response = await client.post(f"/leads/{lead_id}/messages", data=body, headers=AUTH | JSON)
+
+    assert response.status == 400
+    assert len(runtime.commits) == 1  # the lead only
