@@ -38,7 +38,14 @@ def build_app(service: Service) -> web.Application:
     if service.lead_feed is not None:
         service.lead_feed.add_routes(app)
     if service.playground is not None:
-        add_playground_routes(app, service.playground, service.handle, clock=service.clock)
+        add_playground_routes(
+            app,
+            service.playground,
+            service.handle,
+            clock=service.clock,
+            action_key=service.action_key,
+            access=service.playground_access,
+        )
     if service.teams is not None:
         app.router.add_post("/api/messages", service.teams.handle_request)
     if service.slack is not None and service.slack.accepts_http:

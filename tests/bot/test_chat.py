@@ -55,7 +55,7 @@ def test_commands_and_buttons_misused_get_a_usage_line_and_the_session_goes_on()
     code, out, _ = chat(["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"])
     assert code == 0
     assert "! Usage: /click N" in out
-    assert "! Usage: /as rep | /as prospect" in out
+    assert "! Usage: /as prospect | /as rep | /as manager" in out
     assert "Unknown command" in out
     assert "quote <qty>" in out
     assert "bot> Hi, thanks for reaching out." in out
