@@ -36,7 +36,7 @@ class PlaygroundRefusedError(ValueError):
     """A configuration in which the playground must not start; the message says why."""
 
 
-class AccessDenied(Exception):
+class AccessDeniedError(Exception):
     """A request that may not use the playground: its status and one-line reason."""
 
     def __init__(self, message: str, status: int) -> None:
@@ -70,9 +70,7 @@ class PlaygroundAccess:
     """Why a token is required (off loopback, beside Slack…); empty when it was simply set."""
 
     @classmethod
-    def decide(
-        cls, *, host: str, token: str | None, platforms: Sequence[str]
-    ) -> PlaygroundAccess:
+    def decide(cls, *, host: str, token: str | None, platforms: Sequence[str]) -> PlaygroundAccess:
         """Local only, or token required; refused (`PlaygroundRefusedError`) when the
         playground would be reachable by others and no token is set."""
         reasons: list[str] = []
@@ -122,18 +120,18 @@ class PlaygroundAccess:
         )
 
     def check(self, request: web.Request, *, with_token: bool = True) -> None:
-        """Raise `AccessDenied` unless `request` may use the playground (`with_token`
+        """Raise `AccessDeniedError` unless `request` may use the playground (`with_token`
         False: everything but the token, for the request that brings it)."""
         host = request.headers.get("Host", "")
         if self.token is None and not _loopback_host_header(host):
-            raise AccessDenied(
+            raise AccessDeniedError(
                 "This playground answers only on 127.0.0.1, localhost or [::1].", 403
             )
         origin = request.headers.get("Origin")
         if origin is not None and not _same_origin(origin, host):
-            raise AccessDenied("Cross-origin requests are not accepted.", 403)
+            raise AccessDeniedError("Cross-origin requests are not accepted.", 403)
         if with_token and self.token is not None and not self._presents_token(request):
-            raise AccessDenied(
+            raise AccessDeniedError(
                 "This playground needs its token: open /?token=… once in the browser, "
                 "or send Authorization: Bearer ….",
                 401,

@@ -39,7 +39,7 @@ from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
 from adapters.action_binding import ActionKey
-from adapters.playground.access import COOKIE, AccessDenied, PlaygroundAccess
+from adapters.playground.access import COOKIE, AccessDeniedError, PlaygroundAccess
 from adapters.playground.hub import SIGNED_AS, PlaygroundHub
 from adapters.playground.identities import IDENTITIES, MANAGER, PROSPECT, REP, ROLE_CHOICES
 from domain.commands import COMMANDS, command_spec
@@ -59,6 +59,7 @@ __all__ = ["MANAGER", "PROSPECT", "REP", "add_routes", "to_click", "to_inbound"]
 log = logging.getLogger(__name__)
 
 Handle = Callable[[Inbound], Awaitable[object]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
 
@@ -87,9 +88,9 @@ PAGE_CSP = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SIGNED_IN_PAGE = (
-    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-    "<meta http-equiv=\"refresh\" content=\"0; url=/\"><title>salesbot playground</title>"
-    "</head><body><p>Token accepted. <a href=\"/\">Open the playground</a>.</p></body></html>"
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta http-equiv="refresh" content="0; url=/"><title>salesbot playground</title>'
+    '</head><body><p>Token accepted. <a href="/">Open the playground</a>.</p></body></html>'
 )
 """The answer to `/?token=…`: the cookie is set and the page moves on to `/`, so the
 token leaves the address bar. A same-page refresh rather than a 3xx, so the cookie
@@ -320,13 +321,12 @@ def add_routes(
     decided at start (default: local only)."""
     gate = access or PlaygroundAccess()
     sockets: set[web.WebSocketResponse] = set()
-    Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
     def guarded(handler: Handler) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
             try:
                 gate.check(request)
-            except AccessDenied as exc:
+            except AccessDeniedError as exc:
                 return _denied(exc)
             return await handler(request)
 
@@ -343,8 +343,8 @@ def add_routes(
         try:
             gate.check(request, with_token=False)
             if not gate.token_matches(request.query.get("token", "")):
-                raise AccessDenied("That is not this playground's token.", 401)
-        except AccessDenied as exc:
+                raise AccessDeniedError("That is not this playground's token.", 401)
+        except AccessDeniedError as exc:
             return _denied(exc)
         response = web.Response(
             text=SIGNED_IN_PAGE,
@@ -374,9 +374,7 @@ def add_routes(
         name = request.match_info["name"]
         content_type = STATIC_FILES.get(name)
         if content_type is None:
-            return web.json_response(
-                {"error": "Not found."}, status=404, headers=SECURITY_HEADERS
-            )
+            return web.json_response({"error": "Not found."}, status=404, headers=SECURITY_HEADERS)
         body = (STATIC_DIR / name).read_bytes()
         return web.Response(body=body, headers={**SECURITY_HEADERS, "Content-Type": content_type})
 
@@ -459,7 +457,7 @@ def _is_handshake(request: web.Request, ws: web.WebSocketResponse) -> bool:
         return False
 
 
-def _denied(exc: AccessDenied) -> web.Response:
+def _denied(exc: AccessDeniedError) -> web.Response:
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="salesbot playground"'

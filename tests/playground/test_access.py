@@ -179,9 +179,7 @@ async def test_a_dns_rebinding_page_is_refused_on_every_route(
 ) -> None:
     """The attacker's name resolves to 127.0.0.1, so the browser connects here, but it
     says whose page it is in `Host` (and `Origin`, same-origin to the attacker)."""
-    status, text = await _request(
-        local, method, path, {"Host": host, "Origin": f"http://{host}"}
-    )
+    status, text = await _request(local, method, path, {"Host": host, "Origin": f"http://{host}"})
     assert status == 403, text
     assert "127.0.0.1, localhost or [::1]" in text
     assert handle.inbounds == []
@@ -264,7 +262,8 @@ async def test_the_token_in_the_address_is_exchanged_for_a_strict_http_only_cook
     assert 'http-equiv="refresh" content="0; url=/"' in page
     assert TOKEN not in page
     cookie = response.cookies[COOKIE]
-    assert cookie.value and cookie.value != TOKEN
+    assert cookie.value
+    assert cookie.value != TOKEN
     assert cookie["httponly"]
     assert cookie["samesite"] == "Strict"
     assert cookie["path"] == "/"

@@ -502,9 +502,12 @@ async def test_the_manager_is_a_second_approver_with_its_own_id(
     )
     command, click = handle.inbounds
     assert command.actor == click.actor == MANAGER
-    assert MANAGER.id != REP.id and MANAGER.name != REP.name
-    assert MANAGER.may_approve and MANAGER.may_audit and REP.may_approve
-    assert not MANAGER.sole_approver and not REP.sole_approver
+    assert MANAGER.id != REP.id
+    assert MANAGER.name != REP.name
+    for approver in (REP, MANAGER):
+        assert approver.may_approve
+        assert approver.may_audit
+        assert not approver.sole_approver
     (typed,) = hub.history()
     assert typed["author"] == "manager"
 
@@ -565,7 +568,9 @@ async def test_the_history_keeps_buttons_that_still_verify(
     (message,) = (await (await client.get("/playground/history")).json())["messages"]
     button = message["reply"]["card"]["buttons"][0]
     await client.post("/playground/click", json=_click_of(message, button))
-    assert handle.inbounds[0].binding == "ok"
+    (click,) = handle.inbounds
+    assert isinstance(click, ButtonClicked)
+    assert click.binding == "ok"
 
 
 @pytest.mark.parametrize(
@@ -622,7 +627,7 @@ async def test_a_signature_of_the_wrong_type_is_refused(client: Client, handle: 
 async def test_a_button_in_a_conversation_that_cannot_be_signed_is_left_unsigned(
     hub: PlaygroundHub,
 ) -> None:
-    message, button = await _delivered_button(hub, conversation="a\x1fb")
+    _message, button = await _delivered_button(hub, conversation="a\x1fb")
     assert "signature" not in button
 
 
