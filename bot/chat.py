@@ -82,7 +82,10 @@ class ChatSession:
 
     async def start(self) -> None:
         await self._runtime.start()
-        self._write(f"salesbot chat — conversation {self._conversation_id}. /help for commands.")
+        self._write(
+            f"salesbot chat — conversation {self._conversation_id}. You speak as the prospect "
+            "(/as rep or /as manager to switch); /help for commands."
+        )
 
     async def feed(self, line: str) -> bool:
         """Handle one typed line; False when the session should end."""

@@ -2,6 +2,7 @@
 
 POST /slack/events   Slack events, slash commands and interactivity (when configured)
 POST /api/messages   Microsoft Teams activities (when configured)
+GET  /, /playground/…  the playground (local only, or behind SALESBOT_PLAYGROUND_TOKEN)
 GET  /healthz        the process is alive
 GET  /readyz         the store is open and the outbox worker is running
 GET  /metrics        Prometheus text format
