@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -65,7 +65,7 @@ def _as_bytes(value: str) -> bytes:
 class PlaygroundAccess:
     """The playground's mode, decided once at start (`decide`) and checked per request."""
 
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # a secret: never in a log line
     reasons: tuple[str, ...] = ()
     """Why a token is required (off loopback, beside Slack…); empty when it was simply set."""
 

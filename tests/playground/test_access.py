@@ -87,6 +87,12 @@ def test_with_a_token_it_starts_and_the_line_says_the_token_is_required(
     assert TOKEN not in line
 
 
+def test_the_token_never_shows_in_a_repr() -> None:
+    access = PlaygroundAccess.decide(host="0.0.0.0", token=TOKEN, platforms=[])
+    assert TOKEN not in repr(access)
+    assert TOKEN not in str(access)
+
+
 def test_a_short_token_is_refused() -> None:
     with pytest.raises(PlaygroundRefusedError, match="at least 16 characters"):
         PlaygroundAccess.decide(host="0.0.0.0", token="short", platforms=[])
