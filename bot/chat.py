@@ -1,16 +1,23 @@
 """`salesbot chat`: a whole conversation in the terminal, on the real runtime and outbox.
 
-Each stdin line is a message from the current speaker (the prospect, until `/as rep`).
-Lines starting with `/` are commands from the one command list (`/quote …`, `/audit …`,
-`/metrics`, `/lead …`, `/help`), run by the local user, who is trusted (auditor and
-approver) as the only person at this terminal. `/click N` presses button N of the last
-card; `/quit` leaves. It reads line by line, so it works from a pipe and without a TTY.
+Each stdin line is a message from the current speaker (the prospect, until `/as rep` or
+`/as manager`). Lines starting with `/` are commands from the one command list (`/quote …`,
+`/audit …`, `/metrics`, `/lead …`, `/help`), run by the rep or the manager speaking (by the
+rep while the prospect speaks): the only people at this terminal, trusted as auditors and
+approvers. They are two approvers with different ids, so the rep's discount request can be
+approved by the manager (four eyes) from one keyboard. `/click N` presses button N of the
+last card as the current speaker; `/quit` leaves. It reads line by line, so it works from a
+pipe and without a TTY. A line the domain cannot take (over 40,000 characters, bytes that
+are not text) gets a `!` line and the session goes on.
 """
 
 from __future__ import annotations
 
 import random
+import unicodedata
 from collections.abc import Callable, Iterable
+
+from pydantic import ValidationError
 
 from adapters.terminal.sender import CHANNEL, TerminalRouter, TerminalSender
 from bot.outbox_worker import OutboxWorker
@@ -23,13 +30,21 @@ from domain.policy import Policy
 from storage.ports import Store
 
 LOCAL_REP = Actor(id="local-rep", name="You (rep)", role="rep", approver=True, auditor=True)
+LOCAL_MANAGER = Actor(
+    id="local-manager", name="You (manager)", role="rep", approver=True, auditor=True
+)
 LOCAL_PROSPECT = Actor(id="local-prospect", name="", role="prospect")
+SPEAKERS = {"prospect": LOCAL_PROSPECT, "rep": LOCAL_REP, "manager": LOCAL_MANAGER}
+SPEAKER_USAGE = "/as prospect | /as rep | /as manager"
 
 CHAT_HELP = (
     "Type a message as the current speaker (now: {speaker}).",
-    "/as rep | /as prospect   switch who is speaking",
-    "/click N                 press button N of the last card",
-    "/quit                    leave (end of input works too)",
+    f"{SPEAKER_USAGE}  switch who is speaking and clicking;",
+    f"{'':37}rep and manager are two approvers and auditors:",
+    f"{'':37}the manager approves the rep's discount requests",
+    f"{'':37}(four eyes); the prospect's commands run as the rep",
+    f"{'/click N':37}press button N of the last card, as the speaker",
+    f"{'/quit':37}leave (end of input works too)",
     *(f"/{spec.usage}" for spec in COMMANDS),
 )
 
@@ -67,7 +82,10 @@ class ChatSession:
 
     async def start(self) -> None:
         await self._runtime.start()
-        self._write(f"salesbot chat — conversation {self._conversation_id}. /help for commands.")
+        self._write(
+            f"salesbot chat — conversation {self._conversation_id}. You speak as the prospect "
+            "(/as rep or /as manager to switch); /help for commands."
+        )
 
     async def feed(self, line: str) -> bool:
         """Handle one typed line; False when the session should end."""
@@ -76,7 +94,14 @@ class ChatSession:
             return True
         if text.strip() == "/quit":
             return False
-        inbound = self._inbound(text.strip())
+        if any(unicodedata.category(char) == "Cs" for char in text):
+            self._write("! Not sent: the line is not valid text (bytes that are not UTF-8)")
+            return True
+        try:
+            inbound = self._inbound(text.strip())
+        except ValidationError as exc:
+            self._write(f"! Not sent: {_reason(exc)}")
+            return True
         if inbound is not None:
             await self._runtime.handle(inbound)
             await self._flush()
@@ -110,7 +135,7 @@ class ChatSession:
             return self._click(rest.strip(), delivery_id)
         if head == "help":
             for line in CHAT_HELP:
-                self._write(line.format(speaker=self._speaker.role))
+                self._write(line.format(speaker=self._speaker_name))
             return None
         try:
             spec: CommandSpec = command_spec(head)
@@ -122,14 +147,19 @@ class ChatSession:
             conversation_id=conversation_id,
             command=spec.name,
             args=rest.strip(),
-            actor=LOCAL_REP,
+            actor=self._speaker if self._speaker.role == "rep" else LOCAL_REP,
         )
 
+    @property
+    def _speaker_name(self) -> str:
+        return next(name for name, actor in SPEAKERS.items() if actor == self._speaker)
+
     def _switch(self, role: str) -> None:
-        if role not in ("rep", "prospect"):
-            self._write("! Usage: /as rep | /as prospect")
+        speaker = SPEAKERS.get(role)
+        if speaker is None:
+            self._write(f"! Usage: {SPEAKER_USAGE}")
             return
-        self._speaker = LOCAL_REP if role == "rep" else LOCAL_PROSPECT
+        self._speaker = speaker
         self._write(f"(you are now speaking as the {role})")
 
     def _click(self, number: str, delivery_id: str) -> Inbound | None:
@@ -152,6 +182,13 @@ class ChatSession:
         for _ in range(100):  # bounded: each round settles at least one item or stops
             if await self._store.pending_count() == 0 or await self._worker.drain_once() == 0:
                 return
+
+
+def _reason(exc: ValidationError) -> str:
+    """One line naming what the domain refused, never the text itself."""
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in error["loc"]) or "line"
+    return f"{field}: {error['msg']}"
 
 
 async def _no_wait(_seconds: float) -> None:

@@ -228,6 +228,9 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "
             f"platforms: {', '.join(platforms)})\n"
         )
+        if service.playground is not None:
+            shown = f"[{host}]" if ":" in host else host
+            out.write(service.playground_access.startup_line(f"http://{shown}:{bound}/") + "\n")
         out.flush()
         try:
             await stop.wait()

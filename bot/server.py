@@ -2,6 +2,7 @@
 
 POST /slack/events   Slack events, slash commands and interactivity (when configured)
 POST /api/messages   Microsoft Teams activities (when configured)
+GET  /, /playground/…  the playground (local only, or behind SALESBOT_PLAYGROUND_TOKEN)
 GET  /healthz        the process is alive
 GET  /readyz         the store is open and the outbox worker is running
 GET  /metrics        Prometheus text format
@@ -38,7 +39,14 @@ def build_app(service: Service) -> web.Application:
     if service.lead_feed is not None:
         service.lead_feed.add_routes(app)
     if service.playground is not None:
-        add_playground_routes(app, service.playground, service.handle, clock=service.clock)
+        add_playground_routes(
+            app,
+            service.playground,
+            service.handle,
+            clock=service.clock,
+            action_key=service.action_key,
+            access=service.playground_access,
+        )
     if service.teams is not None:
         app.router.add_post("/api/messages", service.teams.handle_request)
     if service.slack is not None and service.slack.accepts_http:

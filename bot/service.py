@@ -25,6 +25,7 @@ from adapters.leadfeed.reply import CHANNEL_PREFIX as LEAD_REPLY_PREFIX
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender
 from adapters.leadfeed.web import LeadFeed
 from adapters.outbound import Lookup, OutboundPolicy
+from adapters.playground.access import PlaygroundAccess, PlaygroundRefusedError
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX as PLAYGROUND_PREFIX
 from adapters.playground.router import PlaygroundRouter
@@ -123,6 +124,7 @@ class Service:
         self.teams: TeamsEndpoint | None = None
         self.lead_feed: LeadFeed | None = None
         self.playground: PlaygroundHub | None = None
+        self.playground_access = PlaygroundAccess()
         self.clock = clock
         self.closers: list[Callable[[], Awaitable[None]]] = []
         self.slack_client: AsyncWebClient | None = None
@@ -254,9 +256,24 @@ def build_service(
         )
         senders[TEAMS_PREFIX] = teams_sender
     playground: PlaygroundHub | None = None
+    playground_access = PlaygroundAccess()
     if settings.salesbot_playground or not (slack_configured or teams is not None):
         # The embedded default: with no platform configured, the local playground is the bot.
-        playground = PlaygroundHub(clock=clock)
+        # Its people are trusted, so off loopback or beside a platform it needs its token.
+        playground_token = settings.salesbot_playground_token
+        try:
+            playground_access = PlaygroundAccess.decide(
+                host=settings.salesbot_host,
+                token=playground_token.get_secret_value() if playground_token else None,
+                platforms=[
+                    name
+                    for name, on in (("Slack", slack_configured), ("Teams", teams is not None))
+                    if on
+                ],
+            )
+        except PlaygroundRefusedError as exc:
+            raise SettingsError(f"invalid configuration: {exc}") from None
+        playground = PlaygroundHub(clock=clock, action_key=action_key)
         routers.append(PlaygroundRouter())
         senders[PLAYGROUND_PREFIX] = playground
     reply_secret = settings.salesbot_lead_reply_secret
@@ -284,6 +301,7 @@ def build_service(
         action_secret=settings.salesbot_action_secret,
     )
     service.playground = playground
+    service.playground_access = playground_access
     if reply_sender is not None:
         service.closers.append(reply_sender.close)
     if teams is not None and teams_sender is not None:

@@ -1,19 +1,24 @@
 """The playground's HTTP side: the page, its static files, the live feed and two posts.
 
-GET  /                          the page
+GET  /                          the page (`/?token=…` once, when a token is required)
 GET  /playground/static/{name}  its stylesheet and script (only those; no listing)
 GET  /playground/history        {"messages": [...]}: what a page shows when it (re)opens
 GET  /playground/ws             every message delivered from now on, as JSON
 POST /playground/send           a line typed in the composer → CommandInvoked | MessagePosted
 POST /playground/click          a card button → ButtonClicked
 
-The local user is trusted (auditor and approver), as in `salesbot chat`. The posts only
-translate; the runtime decides. Like every adapter they answer after the injected `handle`
-has committed, and the replies arrive later over the WebSocket, from the outbox.
+Nobody logs in: the page says who acts — the prospect, the rep or the manager (both
+trusted: approvers and auditors), as in `salesbot chat`. So every route first passes
+`PlaygroundAccess` (loopback `Host` only, or the token; a same-origin `Origin`). The posts
+only translate; the runtime decides. Like every adapter they answer after the injected
+`handle` has committed, and the replies arrive later over the WebSocket, from the outbox.
 
-The posts require `Content-Type: application/json` and, from a browser, a same-origin
-`Origin`: another site open in the same browser must not be able to speak as the rep
-(a cross-site form or `text/plain` post would otherwise be a "simple" request).
+The posts require `Content-Type: application/json` (a cross-site form or `text/plain` post
+would otherwise be a "simple" request), and everything in them is checked before an
+inbound is built — size, nesting, types, Unicode — so bad input is a 4xx with a one-line
+JSON reason and never reaches the store. A click must carry the signature its button was
+delivered with; one that does not is still handed on, marked (`binding`), for the domain
+to record and refuse.
 """
 
 from __future__ import annotations
@@ -23,38 +28,49 @@ import contextlib
 import html
 import json
 import logging
+import re
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, get_args
-from urllib.parse import urlsplit
+from typing import Any, TypeVar, get_args
 
 from aiohttp import WSCloseCode, web
+from pydantic import ValidationError
 
-from adapters.playground.hub import PlaygroundHub
+from adapters.action_binding import ActionKey
+from adapters.playground.access import COOKIE, AccessDeniedError, PlaygroundAccess
+from adapters.playground.hub import SIGNED_AS, PlaygroundHub
+from adapters.playground.identities import IDENTITIES, MANAGER, PROSPECT, REP, ROLE_CHOICES
 from domain.commands import COMMANDS, command_spec
 from domain.errors import CommandError
 from domain.inbound import (
     ActionId,
     Actor,
     ButtonClicked,
+    ClickBinding,
     CommandInvoked,
     Inbound,
     MessagePosted,
 )
 
+__all__ = ["MANAGER", "PROSPECT", "REP", "add_routes", "to_click", "to_inbound"]
+
 log = logging.getLogger(__name__)
 
 Handle = Callable[[Inbound], Awaitable[object]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REP = Actor(id="playground-rep", name="You (rep)", role="rep", approver=True, auditor=True)
-PROSPECT = Actor(id="playground-prospect", name="", role="prospect")
-ACTORS = {"rep": REP, "prospect": PROSPECT}
 ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_NESTING = 16
+"""The posts are flat objects; deeper JSON is refused before it is parsed."""
 MAX_TEXT_CHARS = 40_000
 MAX_ID_CHARS = 200
+MAX_SIGNATURE_CHARS = 100
+MAX_WS_MESSAGE_BYTES = 4096
+"""The page only listens on its socket; anything larger sent to it closes the socket."""
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
     "playground.css": "text/css; charset=utf-8",
@@ -71,6 +87,14 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+SIGNED_IN_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta http-equiv="refresh" content="0; url=/"><title>salesbot playground</title>'
+    '</head><body><p>Token accepted. <a href="/">Open the playground</a>.</p></body></html>'
+)
+"""The answer to `/?token=…`: the cookie is set and the page moves on to `/`, so the
+token leaves the address bar. A same-page refresh rather than a 3xx, so the cookie
+(SameSite=Strict) is sent even when the link was opened from another site."""
 
 
 class RequestError(Exception):
@@ -82,7 +106,9 @@ class RequestError(Exception):
         self.extra = extra
 
     def response(self) -> web.Response:
-        return web.json_response({"error": str(self), **self.extra}, status=self.status)
+        return web.json_response(
+            {"error": str(self), **self.extra}, status=self.status, headers=SECURITY_HEADERS
+        )
 
 
 def new_conversation_id() -> str:
@@ -93,13 +119,18 @@ def new_delivery_id() -> str:
     return f"playground:{uuid.uuid4().hex}"
 
 
+def _actor(body: dict[str, Any], default: str | None = None) -> Actor:
+    role = body.get("role", default)
+    actor = IDENTITIES.get(role) if isinstance(role, str) else None
+    if actor is None:
+        raise RequestError(f'"role" must be {ROLE_CHOICES}.')
+    return actor
+
+
 def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
     """A composer line as an inbound, and whether it is a command. A line starting with
     `/` must name a command from the one command list; anything else is a message."""
-    role = body.get("role")
-    actor = ACTORS.get(role) if isinstance(role, str) else None
-    if actor is None:
-        raise RequestError('"role" must be "prospect" or "rep".')
+    actor = _actor(body)
     conversation = _conversation(body.get("conversation"), allow_new=True)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -107,74 +138,142 @@ def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
     text = text.strip()
     if len(text) > MAX_TEXT_CHARS:
         raise RequestError(f'"text" is longer than {MAX_TEXT_CHARS} characters.', status=413)
+    _check_text(text, '"text"')
     if not text.startswith("/"):
-        message = MessagePosted(
+        return _built(
+            MessagePosted,
             delivery_id=new_delivery_id(),
             conversation_id=conversation,
             actor=actor,
             text=text,
             addressed=True,
-        )
-        return message, False
+        ), False
     head, _, rest = text.partition(" ")
     try:
         spec = command_spec(head)
     except CommandError as exc:
         raise RequestError(str(exc), commands=[f"/{spec.usage}" for spec in COMMANDS]) from exc
-    command = CommandInvoked(
+    return _built(
+        CommandInvoked,
         delivery_id=new_delivery_id(),
         conversation_id=conversation,
         actor=actor,
         command=spec.name,
         args=rest.strip(),
-    )
-    return command, True
+    ), True
 
 
-def to_click(body: dict[str, Any]) -> ButtonClicked:
-    """A card button. The page says who clicked: the composer's role in a thread, the rep
-    in the handoff channel; without a role it is the rep, who may press every button."""
-    role = body.get("role", "rep")
-    actor = ACTORS.get(role) if isinstance(role, str) else None
-    if actor is None:
-        raise RequestError('"role" must be "prospect" or "rep".')
+def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
+    """A card button. The page says who clicked (the chooser's identity; without a role it
+    is the rep) and sends back the signature the button was delivered with. A click
+    without one is "unsigned" (a page from before buttons were signed); one whose
+    signature does not cover exactly this conversation, action, target, card and nonce is
+    "bad_signature". Either way it is recorded in the conversation posted, by the domain."""
+    actor = _actor(body, default="rep")
     action = body.get("action")
     if not isinstance(action, str) or action not in ACTIONS:
         raise RequestError(f'"action" must be one of: {", ".join(sorted(ACTIONS))}.')
-    target = body.get("target", "")
-    if not isinstance(target, str) or len(target) > MAX_ID_CHARS:
-        raise RequestError(f'"target" must be a string of at most {MAX_ID_CHARS} characters.')
-    return ButtonClicked(
+    conversation = _conversation(body.get("conversation"), allow_new=False)
+    target = _short_string(body, "target")
+    ref = _short_string(body, "ref")
+    nonce = _short_string(body, "nonce")
+    signature = body.get("signature")
+    binding: ClickBinding
+    if signature is None:
+        binding = "unsigned"
+    elif not isinstance(signature, str) or len(signature) > MAX_SIGNATURE_CHARS:
+        raise RequestError(
+            f'"signature" must be a string of at most {MAX_SIGNATURE_CHARS} characters.'
+        )
+    elif action_key.verify(signature, SIGNED_AS, conversation, action, target, ref, nonce):
+        binding = "ok"
+    else:
+        binding = "bad_signature"
+    return _built(
+        ButtonClicked,
         delivery_id=new_delivery_id(),
-        conversation_id=_conversation(body.get("conversation"), allow_new=False),
+        conversation_id=conversation,
         actor=actor,
-        action=action,  # type: ignore[arg-type]  # checked against ActionId above
+        action=action,
         target=target,
+        binding=binding,
     )
+
+
+_InboundT = TypeVar("_InboundT", MessagePosted, CommandInvoked, ButtonClicked)
+
+
+def _built(kind: type[_InboundT], **fields: Any) -> _InboundT:
+    """The inbound, or a 4xx naming the field the domain refuses (never a 500 later)."""
+    try:
+        return kind(**fields)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        raise RequestError(f'"{where}": {error["msg"]}.', status=422) from None
+
+
+def _check_text(text: str, name: str) -> None:
+    """Refuse what cannot be stored or shown: lone surrogates (not Unicode text at all) and
+    control characters other than tab and line breaks."""
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise RequestError(f"{name} is not valid Unicode (a lone surrogate).")
+        if category == "Cc" and char not in "\t\n\r":
+            raise RequestError(f"{name} contains a control character (U+{ord(char):04X}).")
+
+
+def _is_id(value: str) -> bool:
+    return bool(value.strip()) and len(value) <= MAX_ID_CHARS and value.isprintable()
+
+
+def _short_string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str) or (value and not _is_id(value)):
+        raise RequestError(
+            f'"{name}" must be a string of at most {MAX_ID_CHARS} printable characters.'
+        )
+    return value
 
 
 def _conversation(value: object, *, allow_new: bool) -> str:
     if value is None and allow_new:
         return new_conversation_id()
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_CHARS:
+    if not isinstance(value, str) or not _is_id(value):
         raise RequestError(
-            f'"conversation" must be a conversation id (at most {MAX_ID_CHARS} characters)'
-            + (", or null for a new one." if allow_new else ".")
+            f'"conversation" must be a conversation id (at most {MAX_ID_CHARS} printable '
+            "characters)" + (", or null for a new one." if allow_new else ".")
         )
     return value
 
 
-def is_same_origin(request: web.Request) -> bool:
-    """Browsers send `Origin` on posts and WebSocket handshakes; tools usually do not."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()
+def nesting_depth(raw: bytes, limit: int) -> int:
+    """How deeply `raw` (JSON text) nests arrays and objects, counted up to `limit + 1`:
+    checked before parsing, so a deep body is a 400 and never a recursion error."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    if not is_same_origin(request):
-        raise RequestError("Cross-origin requests are not accepted.", status=403)
     if request.content_type != "application/json":
         raise RequestError("Send a JSON body with Content-Type: application/json.", status=415)
     too_large = RequestError(f"The body is larger than {MAX_BODY_BYTES // 1024} KB.", status=413)
@@ -186,10 +285,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             raise too_large
+    if nesting_depth(bytes(raw), MAX_NESTING) > MAX_NESTING:
+        raise RequestError(f"The body nests deeper than {MAX_NESTING} levels.")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError("The body is not valid JSON.") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RequestError("The body is not valid JSON (UTF-8).") from exc
     if not isinstance(body, dict):
         raise RequestError("The body must be a JSON object.")
     return body
@@ -212,11 +313,56 @@ def add_routes(
     handle: Handle,
     *,
     clock: Callable[[], int],
+    action_key: ActionKey,
+    access: PlaygroundAccess | None = None,
 ) -> None:
-    """Mount the playground on `app`. `clock` (epoch ms) stamps the lines typed here."""
+    """Mount the playground on `app`. `clock` (epoch ms) stamps the lines typed here;
+    `action_key` checks clicks (the hub's, which signed the buttons); `access` is the mode
+    decided at start (default: local only)."""
+    gate = access or PlaygroundAccess()
     sockets: set[web.WebSocketResponse] = set()
 
-    async def page(request: web.Request) -> web.Response:
+    def guarded(handler: Handler) -> Handler:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            try:
+                gate.check(request)
+            except AccessDeniedError as exc:
+                return _denied(exc)
+            return await handler(request)
+
+        return checked
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        if gate.token_required and "token" in request.query:
+            return sign_in(request)
+        return await guarded(show_page)(request)
+
+    def sign_in(request: web.Request) -> web.StreamResponse:
+        """`/?token=…`: the token for a cookie, then on to `/` without it in the URL."""
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+        try:
+            gate.check(request, with_token=False)
+            if not gate.token_matches(request.query.get("token", "")):
+                raise AccessDeniedError("That is not this playground's token.", 401)
+        except AccessDeniedError as exc:
+            return _denied(exc)
+        response = web.Response(
+            text=SIGNED_IN_PAGE,
+            content_type="text/html",
+            charset="utf-8",
+            headers={**headers, "Content-Security-Policy": PAGE_CSP},
+        )
+        response.set_cookie(
+            COOKIE,
+            gate.cookie_value(),
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+        )
+        return response
+
+    async def show_page(request: web.Request) -> web.StreamResponse:
         return web.Response(
             text=render_page(),
             content_type="text/html",
@@ -224,23 +370,25 @@ def add_routes(
             headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP},
         )
 
-    async def static(request: web.Request) -> web.Response:
+    async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         content_type = STATIC_FILES.get(name)
         if content_type is None:
-            raise web.HTTPNotFound(text="Not found.")
+            return web.json_response({"error": "Not found."}, status=404, headers=SECURITY_HEADERS)
         body = (STATIC_DIR / name).read_bytes()
         return web.Response(body=body, headers={**SECURITY_HEADERS, "Content-Type": content_type})
 
-    async def history(request: web.Request) -> web.Response:
+    async def history(request: web.Request) -> web.StreamResponse:
         return web.json_response({"messages": hub.history()}, headers=SECURITY_HEADERS)
 
     async def websocket(request: web.Request) -> web.StreamResponse:
-        if not is_same_origin(request):
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WS_MESSAGE_BYTES)
+        if not _is_handshake(request, ws):
             return web.json_response(
-                {"error": "Cross-origin connections are not accepted."}, status=403
+                {"error": "This is a WebSocket: connect with a WebSocket handshake."},
+                status=400,
+                headers=SECURITY_HEADERS,
             )
-        ws = web.WebSocketResponse(heartbeat=30.0)
         # Subscribe before the handshake completes, so nothing sent after the client's
         # connect returns can be missed.
         queue = hub.subscribe()
@@ -260,7 +408,7 @@ def add_routes(
             sockets.discard(ws)
         return ws
 
-    async def send(request: web.Request) -> web.Response:
+    async def send(request: web.Request) -> web.StreamResponse:
         try:
             body = await read_json_object(request)
             inbound, is_command = to_inbound(body)
@@ -275,9 +423,9 @@ def add_routes(
         )
         return await _handled(handle, inbound, {"conversation": inbound.conversation_id})
 
-    async def click(request: web.Request) -> web.Response:
+    async def click(request: web.Request) -> web.StreamResponse:
         try:
-            inbound = to_click(await read_json_object(request))
+            inbound = to_click(await read_json_object(request), action_key)
         except RequestError as exc:
             return exc.response()
         return await _handled(handle, inbound, {"conversation": inbound.conversation_id})
@@ -288,15 +436,38 @@ def add_routes(
 
     app.on_shutdown.append(close_sockets)
     app.router.add_get("/", page)
-    app.router.add_get("/playground/static/{name}", static)
-    app.router.add_get("/playground/history", history)
-    app.router.add_get("/playground/ws", websocket)
-    app.router.add_post("/playground/send", send)
-    app.router.add_post("/playground/click", click)
+    app.router.add_get("/playground/static/{name}", guarded(static))
+    app.router.add_get("/playground/history", guarded(history))
+    app.router.add_get("/playground/ws", guarded(websocket))
+    app.router.add_post("/playground/send", guarded(send))
+    app.router.add_post("/playground/click", guarded(click))
+
+
+WS_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
+
+
+def _is_handshake(request: web.Request, ws: web.WebSocketResponse) -> bool:
+    """A well-formed WebSocket handshake. The key's format is checked first: aiohttp's own
+    check raises a bare ValueError (a 500) on a key that is not ASCII."""
+    if not WS_KEY.fullmatch(request.headers.get("Sec-WebSocket-Key", "").strip()):
+        return False
+    try:
+        return ws.can_prepare(request).ok
+    except ValueError:
+        return False
+
+
+def _denied(exc: AccessDeniedError) -> web.Response:
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="salesbot playground"'
+    return web.json_response({"error": str(exc)}, status=exc.status, headers=headers)
 
 
 async def _handled(handle: Handle, inbound: Inbound, answer: dict[str, Any]) -> web.Response:
-    """Answer after the runtime has committed; a failure is logged, never shown raw."""
+    """Answer after the runtime has committed. Everything a request can get wrong was
+    refused (4xx) before this point, so a failure here is the server's own (the store):
+    logged, answered 500 in one line, never shown raw."""
     try:
         await handle(inbound)
     except Exception:
@@ -304,8 +475,9 @@ async def _handled(handle: Handle, inbound: Inbound, answer: dict[str, Any]) -> 
         return web.json_response(
             {"error": "The bot could not handle that; the server log has the details."},
             status=500,
+            headers=SECURITY_HEADERS,
         )
-    return web.json_response(answer)
+    return web.json_response(answer, headers=SECURITY_HEADERS)
 
 
 async def _push(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any] | None]) -> None:

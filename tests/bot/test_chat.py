@@ -55,10 +55,46 @@ def test_commands_and_buttons_misused_get_a_usage_line_and_the_session_goes_on()
     code, out, _ = chat(["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"])
     assert code == 0
     assert "! Usage: /click N" in out
-    assert "! Usage: /as rep | /as prospect" in out
+    assert "! Usage: /as prospect | /as rep | /as manager" in out
     assert "Unknown command" in out
     assert "quote <qty>" in out
     assert "bot> Hi, thanks for reaching out." in out
+
+
+def test_the_manager_approves_the_reps_discount_request_from_the_same_terminal() -> None:
+    code, out, err = chat(
+        [
+            "Hi, we are looking at CRM tools",
+            "/as rep",
+            "/quote 10 pro 20%",
+            "/click 1",  # Request approval, as the rep
+            "/as manager",
+            "/click 1",  # Approve, as the manager
+        ]
+    )
+    assert code == 0, err
+    assert "(you are now speaking as the manager)" in out
+    assert "Approval requested by You (rep)" in out
+    assert "approvers> (updated) Approved by You (manager)" in out
+    assert "[1] Accept quote" in out.rsplit("Approved by You (manager)", 1)[1]
+
+
+def test_the_manager_runs_commands_as_itself_and_the_help_names_both_approvers() -> None:
+    code, out, _ = chat(["/as manager", "/help", "/quote 10 pro 10%"])
+    assert code == 0
+    assert "(now: manager)" in out
+    assert "/as prospect | /as rep | /as manager" in out
+    assert "four eyes" in out
+    assert "┌ Quote Q-" in out
+
+
+def test_a_line_the_domain_cannot_take_is_refused_and_the_session_goes_on() -> None:
+    code, out, err = chat(["x" * 40_001, "bad \udcff bytes", "/lead \ud800", "Hello"])
+    assert code == 0, err
+    assert "! Not sent: text: String should have at most 40000 characters" in out
+    assert out.count("! Not sent: the line is not valid text") == 2
+    assert "bot> Hi, thanks for reaching out." in out
+    assert "Traceback" not in out + err
 
 
 def test_quit_stops_reading_and_exits_zero() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, async_playwright, expect
+from pydantic import SecretStr
 
 from bot.policy_loader import load_policy
 from bot.server import build_app
@@ -29,11 +30,26 @@ CHROMIUM_ARGS = [
 ]
 
 
+TOKEN = "browser-test-playground-token"
+
+
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[str]:
+def settings() -> Settings:
+    """The server's settings; a test parametrizes this to serve with a token."""
+    return Settings()
+
+
+@pytest.fixture
+def entry() -> str:
+    """What the browser opens first, after the server's URL."""
+    return ""
+
+
+@pytest.fixture
+async def server(tmp_path: Path, settings: Settings) -> AsyncIterator[str]:
     store = await SqliteStore.open(tmp_path / "playground.db")
     service = build_service(
-        Settings(), load_policy("default"), store, clock=lambda: int(time.time() * 1000)
+        settings, load_policy("default"), store, clock=lambda: int(time.time() * 1000)
     )
     try:
         async with TestServer(build_app(service), host="127.0.0.1") as test_server:
@@ -43,13 +59,13 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def page(server: str, tmp_path: Path) -> AsyncIterator[Page]:
+async def page(server: str, entry: str, tmp_path: Path) -> AsyncIterator[Page]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         page = await context.new_page()
         page.set_default_timeout(15_000)  # a limit on waiting for the page, not a timing assertion
-        await page.goto(server)
+        await page.goto(server + entry)
         await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
         try:
             yield page
@@ -101,3 +117,46 @@ async def test_user_text_is_shown_as_text_never_as_markup(page: Page) -> None:
     thread = page.get_by_test_id("thread-messages")
     await expect(thread).to_contain_text("<img src=x onerror=alert(1)> {0.__class__}")
     assert await thread.locator("img").count() == 0
+
+
+async def test_the_manager_approves_the_reps_discount_request_in_the_browser(page: Page) -> None:
+    thread = page.get_by_test_id("thread-messages")
+    await say(page, "Hi, we are evaluating CRMs", "prospect")
+    await expect(thread).to_contain_text("thanks for reaching out")
+    await say(page, "/quote 10 pro 20%", "rep")
+    quote = thread.get_by_test_id("card").filter(has_text="Quote Q-").first
+    await quote.locator("[data-action=request_approval]").click()
+
+    approval = (
+        page.get_by_test_id("handoff-pane")
+        .get_by_test_id("card")
+        .filter(has_text="Discount approval")
+    )
+    await expect(approval.get_by_test_id("card-status")).to_contain_text("Waiting for an approver")
+    await page.get_by_test_id("role-manager").check()  # the second local approver
+    await approval.locator("[data-action=approve_quote]").click()
+    await expect(approval.get_by_test_id("card-status")).to_contain_text(
+        "Approved by You (manager)"
+    )
+    await expect(thread.get_by_test_id("card").filter(has_text="(v2)")).to_contain_text(
+        "Ready to accept"
+    )
+    await expect(page.get_by_test_id("composer-error")).to_have_text("")
+
+
+@pytest.mark.parametrize("settings", [Settings(salesbot_playground_token=SecretStr(TOKEN))])
+@pytest.mark.parametrize("entry", [f"?token={TOKEN}"])
+async def test_with_a_token_the_browser_enters_it_once_and_the_address_drops_it(
+    page: Page, server: str
+) -> None:
+    assert page.url == server  # moved on to `/`: the token is no longer in the address
+    cookies = await page.context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [
+        ("salesbot_playground", True, "Strict")
+    ]
+    assert TOKEN not in cookies[0]["value"]
+    await say(page, "Hello from behind the token", "prospect")
+    await expect(page.get_by_test_id("thread-messages")).to_contain_text("thanks for reaching out")
+    await page.reload()  # the cookie carries on: no token needed again
+    await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    await expect(page.get_by_test_id("thread-list")).to_contain_text("Hello from behind")

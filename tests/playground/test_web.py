@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.action_binding import ActionKey
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX, PlaygroundRouter
-from adapters.playground.web import REP, add_routes
+from adapters.playground.web import MANAGER, REP, add_routes, nesting_depth, render_page
 from adapters.ports import Delivery
 from domain.cards import Button, Card, Reply
 from domain.inbound import Actor, ButtonClicked, CommandInvoked, Inbound, MessagePosted
@@ -21,6 +23,7 @@ from domain.state import ConversationState
 
 STATIC = Path(__file__).resolve().parents[2] / "adapters" / "playground" / "static"
 NOW_MS = 1_790_000_000_000
+KEY = ActionKey(b"playground unit-test key")
 
 Client = TestClient[web.Request, web.Application]
 
@@ -41,7 +44,7 @@ class Recorder:
 
 @pytest.fixture
 def hub() -> PlaygroundHub:
-    return PlaygroundHub(history_limit=50, clock=lambda: NOW_MS)
+    return PlaygroundHub(action_key=KEY, history_limit=50, clock=lambda: NOW_MS)
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def handle() -> Recorder:
 @pytest.fixture
 async def client(hub: PlaygroundHub, handle: Recorder) -> AsyncIterator[Client]:
     app = web.Application()
-    add_routes(app, hub, handle, clock=lambda: NOW_MS)
+    add_routes(app, hub, handle, clock=lambda: NOW_MS, action_key=KEY)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 
@@ -371,14 +374,14 @@ async def test_the_same_delivery_sent_twice_is_shown_once(hub: PlaygroundHub) ->
 
 
 async def test_the_history_keeps_only_the_most_recent_messages() -> None:
-    hub = PlaygroundHub(history_limit=3)
+    hub = PlaygroundHub(action_key=KEY, history_limit=3)
     for index in range(5):
         await hub.send(delivery(f"K{index}", Reply(audience="conversation", text=f"m{index}")))
     assert [message["key"] for message in hub.history()] == ["K2", "K3", "K4"]
 
 
 async def test_a_page_that_stops_reading_is_dropped_instead_of_blocking_the_outbox() -> None:
-    hub = PlaygroundHub(history_limit=10)
+    hub = PlaygroundHub(action_key=KEY, history_limit=10)
     queue = hub.subscribe()
     for index in range(queue.maxsize + 5):
         await hub.send(delivery(f"K{index}", Reply(audience="conversation", text="x")))
@@ -393,7 +396,7 @@ async def test_an_open_page_is_closed_cleanly_when_the_server_shuts_down(
     hub: PlaygroundHub, handle: Recorder
 ) -> None:
     app = web.Application()
-    add_routes(app, hub, handle, clock=lambda: NOW_MS)
+    add_routes(app, hub, handle, clock=lambda: NOW_MS, action_key=KEY)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         ws = await test_client.ws_connect("/playground/ws")
         await test_client.server.close()
@@ -482,3 +485,278 @@ def test_every_form_control_on_the_page_is_labelled() -> None:
         assert f'<label for="{control_id}"' in page
     for button in re.findall(r"<button[^>]*>([^<]*)</button>", page):
         assert button.strip()
+
+
+# --- two local approvers: the rep and the manager ---------------------------------------------
+
+
+async def test_the_manager_is_a_second_approver_with_its_own_id(
+    client: Client, handle: Recorder, hub: PlaygroundHub
+) -> None:
+    await client.post(
+        "/playground/send", json={"role": "manager", "conversation": "c", "text": "/audit c"}
+    )
+    await client.post(
+        "/playground/click",
+        json={"conversation": "c", "action": "approve_quote", "target": "Q-1", "role": "manager"},
+    )
+    command, click = handle.inbounds
+    assert command.actor == click.actor == MANAGER
+    assert MANAGER.id != REP.id
+    assert MANAGER.name != REP.name
+    for approver in (REP, MANAGER):
+        assert approver.may_approve
+        assert approver.may_audit
+        assert not approver.sole_approver
+    (typed,) = hub.history()
+    assert typed["author"] == "manager"
+
+
+def test_the_page_offers_the_manager_and_says_what_each_person_may_do() -> None:
+    page = render_page()
+    assert 'data-testid="role-manager"' in page
+    assert "Manager (approver, auditor)" in page
+    assert "four eyes" in page
+
+
+# --- clicks are bound to the button that was delivered ------------------------------------
+
+
+async def _delivered_button(hub: PlaygroundHub, conversation: str = "playground:abc") -> Any:
+    button = Button(action="accept_quote", label="Accept", target="Q-1")
+    reply = Reply(audience="conversation", text="Quote", card=quote_card("Issued", (button,)))
+    await hub.send(delivery("K1", reply, conversation=conversation))
+    (message,) = hub.history()
+    return message, message["reply"]["card"]["buttons"][0]
+
+
+def _click_of(message: dict[str, Any], button: dict[str, Any], **override: Any) -> dict[str, Any]:
+    return {
+        "conversation": message["conversation"],
+        "action": button["action"],
+        "target": button["target"],
+        "ref": message["reply"]["card"]["ref"],
+        "nonce": button["nonce"],
+        "signature": button["signature"],
+        "role": "prospect",
+        **override,
+    }
+
+
+async def test_each_delivered_button_is_signed_and_its_click_is_bound(
+    client: Client, hub: PlaygroundHub, handle: Recorder
+) -> None:
+    message, button = await _delivered_button(hub)
+    assert button["signature"].startswith("v1.")
+    assert re.fullmatch(r"[0-9a-f]{16}", button["nonce"])
+    response = await client.post("/playground/click", json=_click_of(message, button))
+    assert response.status == 200
+    (click,) = handle.inbounds
+    assert isinstance(click, ButtonClicked)
+    assert click.binding == "ok"
+    assert (click.conversation_id, click.action, click.target) == (
+        "playground:abc",
+        "accept_quote",
+        "Q-1",
+    )
+
+
+async def test_the_history_keeps_buttons_that_still_verify(
+    client: Client, hub: PlaygroundHub, handle: Recorder
+) -> None:
+    await _delivered_button(hub)
+    (message,) = (await (await client.get("/playground/history")).json())["messages"]
+    button = message["reply"]["card"]["buttons"][0]
+    await client.post("/playground/click", json=_click_of(message, button))
+    (click,) = handle.inbounds
+    assert isinstance(click, ButtonClicked)
+    assert click.binding == "ok"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"conversation": "playground:other"},  # a button of one thread pressed in another
+        {"target": "Q-2"},
+        {"action": "approve_quote"},
+        {"ref": "Q-2"},
+        {"nonce": "0000000000000000"},
+        {"signature": "v1.00000000000000000000000000000000"},
+        {"signature": "v2.anything"},
+        {"signature": ""},
+    ],
+    ids=["conversation", "target", "action", "ref", "nonce", "forged", "version", "empty"],
+)
+async def test_a_click_that_does_not_match_its_signature_is_marked_bad_signature(
+    client: Client, hub: PlaygroundHub, handle: Recorder, override: dict[str, Any]
+) -> None:
+    message, button = await _delivered_button(hub)
+    response = await client.post("/playground/click", json=_click_of(message, button, **override))
+    assert response.status == 200  # handed on, for the domain to record and refuse
+    (click,) = handle.inbounds
+    assert isinstance(click, ButtonClicked)
+    assert click.binding == "bad_signature"
+    # Recorded where it was made: the conversation the page posted.
+    expected = override.get("conversation", "playground:abc")
+    assert click.conversation_id == expected
+
+
+async def test_a_click_without_a_signature_is_marked_unsigned(
+    client: Client, handle: Recorder
+) -> None:
+    await client.post(
+        "/playground/click",
+        json={"conversation": "c", "action": "accept_quote", "target": "Q-1"},
+    )
+    (click,) = handle.inbounds
+    assert isinstance(click, ButtonClicked)
+    assert click.binding == "unsigned"
+    assert click.conversation_id == "c"
+
+
+async def test_a_signature_of_the_wrong_type_is_refused(client: Client, handle: Recorder) -> None:
+    response = await client.post(
+        "/playground/click",
+        json={"conversation": "c", "action": "accept_quote", "signature": ["v1.x"]},
+    )
+    assert response.status == 400
+    assert '"signature"' in (await response.json())["error"]
+    assert handle.inbounds == []
+
+
+async def test_a_button_in_a_conversation_that_cannot_be_signed_is_left_unsigned(
+    hub: PlaygroundHub,
+) -> None:
+    _message, button = await _delivered_button(hub, conversation="a\x1fb")
+    assert "signature" not in button
+
+
+# --- bad input: a clear 4xx before anything is handled ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"role": "rep", "text": "hi \ud800"}, 400, "lone surrogate"),
+        ({"role": "rep", "text": "/quote 10 pro \udfff"}, 400, "lone surrogate"),
+        ({"role": "rep", "text": "a\x00b"}, 400, "U+0000"),
+        ({"role": "prospect", "text": "bell \x07"}, 400, "U+0007"),
+        ({"role": "prospect", "text": "del \x7f"}, 400, "U+007F"),
+        ({"role": "prospect", "text": "c1 \x85 next line"}, 400, "U+0085"),
+        ({"role": "prospect", "conversation": "\ud800", "text": "hi"}, 400, "conversation"),
+        ({"role": "prospect", "conversation": "a\x1fb", "text": "hi"}, 400, "conversation"),
+        ({"role": "prospect", "conversation": "x" * 201, "text": "hi"}, 400, "conversation"),
+        ({"role": "manager ", "text": "hi"}, 400, '"role"'),
+    ],
+)
+async def test_text_the_domain_cannot_take_is_refused_before_it_is_handled(
+    client: Client, handle: Recorder, hub: PlaygroundHub, body: Any, status: int, message: str
+) -> None:
+    raw = json.dumps(body).encode()  # escapes lone surrogates as \ud800, as a browser would
+    response = await client.post(
+        "/playground/send", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == status
+    assert message in (await response.json())["error"]
+    assert handle.inbounds == []
+    assert hub.history() == []
+
+
+async def test_tabs_and_line_breaks_are_text(client: Client, handle: Recorder) -> None:
+    response = await client.post(
+        "/playground/send", json={"role": "prospect", "text": "one\n\ttwo\r\nthree"}
+    )
+    assert response.status == 200
+    assert isinstance(handle.inbounds[0], MessagePosted)
+
+
+async def test_a_click_naming_an_odd_target_is_refused(client: Client, handle: Recorder) -> None:
+    for target in ("\ud800", "Q\x00", "x" * 201):
+        response = await client.post(
+            "/playground/click",
+            data=json.dumps({"conversation": "c", "action": "escalate", "target": target}),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status == 400
+    assert handle.inbounds == []
+
+
+@pytest.mark.parametrize("depth", [17, 5000, 60_000])
+async def test_a_deeply_nested_body_is_refused_before_it_is_parsed(
+    client: Client, handle: Recorder, depth: int
+) -> None:
+    raw = b'{"role": "rep", "text": "hi", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    response = await client.post(
+        "/playground/send", data=raw[: 64 * 1024], headers={"Content-Type": "application/json"}
+    )
+    assert response.status in (400, 413)
+    assert handle.inbounds == []
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert nesting_depth(b'{"text": "[[[[{{{{\\"[[["}', 16) == 1
+    assert nesting_depth(b'[[{"a": [1]}]]', 16) == 4
+
+
+async def test_a_body_that_is_not_utf8_is_refused(client: Client, handle: Recorder) -> None:
+    response = await client.post(
+        "/playground/send",
+        data=b'{"role": "rep", "text": "\xff\xfe"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    assert handle.inbounds == []
+
+
+# --- the WebSocket: odd handshakes and messages sent to it ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Upgrade": "websocket", "Connection": "Upgrade"},
+        {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "99",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "Ã©Ã©Ã©Ã©Ã©Ã©Ã©Ã©Ã©Ã©Ã©==",
+        },
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "short==",
+        },
+    ],
+    ids=["plain-get", "no-version", "no-key", "bad-version", "non-ascii-key", "short-key"],
+)
+async def test_an_odd_websocket_handshake_is_a_400(
+    client: Client, hub: PlaygroundHub, headers: dict[str, str]
+) -> None:
+    response = await client.get("/playground/ws", headers=headers)
+    assert response.status == 400
+    assert "WebSocket" in (await response.json())["error"]
+    assert hub.subscriber_count == 0
+
+
+async def test_what_a_page_sends_on_its_socket_is_ignored_and_a_flood_closes_it(
+    client: Client, hub: PlaygroundHub, handle: Recorder
+) -> None:
+    async with client.ws_connect("/playground/ws") as ws:
+        await ws.send_str('{"role": "rep", "text": "/audit everything"}')
+        await ws.send_bytes(b"\x00\xff")
+        await hub.send(delivery("K1", Reply(audience="conversation", text="still here")))
+        assert (await ws.receive_json(timeout=5))["key"] == "K1"
+        await ws.send_str("x" * 10_000)
+        closed = await ws.receive(timeout=5)
+        assert closed.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+    assert handle.inbounds == []
+    assert (await client.get("/playground/history")).status == 200

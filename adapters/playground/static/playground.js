@@ -10,7 +10,7 @@
     requester: "Only you see this",
     approvers: "Approvers",
   };
-  const AUTHORS = { bot: "salesbot", prospect: "Prospect (you)", rep: "You (rep)" };
+  const AUTHORS = { bot: "salesbot", prospect: "Prospect (you)", rep: "You (rep)", manager: "You (manager)" };
   const TITLE_CHARS = 60;
   const BACKOFF_START_MS = 500;
   const BACKOFF_MAX_MS = 10000;
@@ -285,23 +285,30 @@
   // ---- actions ----
   async function press(button, message, node) {
     if (button.action === "open_quote_form") {
-      // The playground's quote form is the composer, prefilled, speaking as the rep.
+      // The playground's quote form is the composer, prefilled, speaking as a rep.
       select(message.conversation, false);
-      setRole("rep");
+      if (role() === "prospect") setRole("rep");
       ui.input.value = "/quote ";
       ui.input.focus();
       return;
     }
     const inHandoff = HANDOFF_AUDIENCES.has(message.audience);
+    const card = (message.reply && message.reply.card) || {};
+    // The handoff channel is the team's: its buttons are pressed by the person chosen, or
+    // by the rep while the prospect is chosen (a prospect never sees that channel).
+    const who = role();
     node.disabled = true;
     showError("");
     try {
+      // The button's nonce and signature come back as delivered: the server checks them.
       await postJson("/playground/click", {
         conversation: message.conversation,
         action: button.action,
         target: button.target || "",
-        // The handoff channel is the team's: its buttons are pressed by the rep.
-        role: inHandoff ? "rep" : role(),
+        ref: card.ref || "",
+        nonce: button.nonce,
+        signature: button.signature,
+        role: inHandoff && who === "prospect" ? "rep" : who,
       });
     } catch (error) {
       showError(error.message);
