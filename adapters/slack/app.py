@@ -125,6 +125,9 @@ class SlackEndpoint:
         if isinstance(headers, wire.Refused):
             return _refusal(headers)
         timestamp, signature = headers
+        if not wire.is_utf8(raw):
+            # Slack's bodies are UTF-8, and slack-sdk's verifier decodes before it hashes.
+            return _refusal(wire.Refused(status=400, reason="the body is not UTF-8"))
         if not self._verifier.is_valid(body=raw, timestamp=timestamp, signature=signature):
             return _refusal(wire.Refused(status=401, reason="invalid or stale signature"))
         parsed = wire.parse(raw, request.content_type, request.charset)
@@ -172,6 +175,8 @@ class SlackEndpoint:
         if kind != "event_callback" or not isinstance(event, Mapping):
             return Ack()
         event_type = event.get("type")
+        if not isinstance(event_type, str):
+            return Ack()
         if event_type in _MESSAGE_EVENTS:
             context = await self._directory.context()
             await self._dispatch(

@@ -10,8 +10,9 @@ One request URL takes three kinds of body (https://docs.slack.dev/apis/events-ap
 Everything is checked in the order that lets nothing fail later: body size (413), the
 signature headers' format (401: a missing or non-integer timestamp, or a signature that is
 not `v0=` and 64 hex digits, cannot be a request from Slack; checking the format first
-also keeps slack-sdk's verifier from raising on them), the signature on the raw bytes
-(401), the media type (415), UTF-8 (400), then the structure: form fields (strict: every
+also keeps slack-sdk's verifier from raising on them), UTF-8 (400: Slack's bodies are, and
+the verifier decodes the body before hashing it), the signature on the raw bytes (401),
+the media type (415), then the structure: form fields (strict: every
 field has a `=`, no field twice, percent-escapes decode to UTF-8) and JSON (no nesting
 deeper than `MAX_JSON_DEPTH` — measured on the text *before* parsing, so a hostile
 `[[[[…` never reaches the parser's recursion — no lone surrogate such as `\\ud800`, an
@@ -93,6 +94,14 @@ def signature_headers(headers: Mapping[str, str]) -> tuple[str, str] | Refused:
     if not _SIGNATURE.fullmatch(signature):
         return Refused(status=401, reason="missing or malformed X-Slack-Signature")
     return timestamp, signature
+
+
+def is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def parse(raw: bytes, content_type: str, charset: str | None) -> SlackBody | Refused:
