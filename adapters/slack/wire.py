@@ -159,7 +159,7 @@ def _form(text: str) -> SlackBody | Refused:
         return Refused(status=400, reason="malformed form body")
     twice = sorted(name for name, values in parsed.items() if len(values) > 1)
     if twice:
-        return Refused(status=400, reason=f"form field given twice: {twice[0][:40]}")
+        return Refused(status=400, reason=f"form field given twice: {twice[0][:40]!r}")
     fields = {name: values[0] for name, values in parsed.items()}
     if "command" in fields:
         return CommandForm(fields=fields)

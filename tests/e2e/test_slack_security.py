@@ -5,17 +5,23 @@ were not bound to their card."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
 from adapters.slack.inbound import CUT_MARKER
-from tests.e2e.harness import eventually, outbox_drained
+from bot.settings import Settings
+from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.e2e.test_slack import (
     HANDOFF,
     PROSPECT,
@@ -30,6 +36,7 @@ from tests.e2e.test_slack import (
     slack,
     texts,
 )
+from tests.fakes.slack_api import FakeSlackApi
 
 __all__ = ["slack"]  # the fixture, shared with test_slack
 
@@ -394,3 +401,42 @@ async def test_a_ticket_card_in_the_handoff_channel_is_bound_to_the_prospects_co
 
 def _pat() -> dict[str, str]:
     return {"user": PROSPECT["user"]}
+
+
+# ---- Socket Mode goes through the same handlers -------------------------------------------
+
+
+@pytest.fixture
+async def socket() -> AsyncIterator[tuple[FakeSlackApi, TestClient[web.Request, web.Application]]]:
+    async with FakeSlackApi(token="xoxb-test", app_token="xapp-test", team_id=TEAM) as api:
+        api.add_user(REP, name="rae")
+        settings = Settings(
+            slack_bot_token=SecretStr("xoxb-test"),
+            slack_app_token=SecretStr("xapp-test"),
+            slack_api_url=api.base_url,
+        )
+        async with serving(api, settings) as client:
+            yield api, client
+
+
+async def test_over_socket_mode_a_command_saying_payload_outside_the_bots_channels_is_answered(
+    socket: tuple[FakeSlackApi, TestClient[web.Request, web.Application]],
+) -> None:
+    api, _ = socket
+    api.not_a_member(OUTSIDE)
+    url = api.response_url(OUTSIDE, REP)
+
+    ack = await asyncio.wait_for(
+        api.push(
+            "slash_commands",
+            command("/lead", "payload: we need a CRM", response_url=url, channel=OUTSIDE),
+        ),
+        timeout=10,  # a safety net against a hang, not a timing assertion
+    )
+    usage = await asyncio.wait_for(
+        api.push("slash_commands", command("/nope", "payload", response_url=url)), timeout=10
+    )
+
+    assert ack["envelope_id"].startswith("env-")
+    await eventually(lambda: bool(api.response_posts(url)), "the answer to /lead")
+    assert "/quote" in usage["payload"]["text"]
