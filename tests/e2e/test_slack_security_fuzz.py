@@ -383,7 +383,8 @@ names = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled
 class Invocation(NamedTuple):
     name: str
     text: str
-    channel: str
+    member: bool
+    """Whether the bot is in the channel the command is run in."""
     user: str
     channel_name: str
     user_name: str
@@ -394,7 +395,7 @@ invocations = st.builds(
     Invocation,
     name=st.sampled_from([*SLASH_COMMANDS, "/salesbot", "/nope"]),
     text=names | st.sampled_from(["10 pro 10%", "help", "quote 10 pro", "payload=%7B%7D"]),
-    channel=st.sampled_from([SHARED, OUTSIDE]),
+    member=st.booleans(),
     user=st.sampled_from([REP, BOSS, PROSPECT["user"]]),
     channel_name=names,
     user_name=names,
@@ -411,15 +412,18 @@ async def test_every_correctly_signed_slash_command_gets_an_answer(
     all their answers: an answer on the spot (the usage line), through the command's
     response_url, or a message where it was run."""
     api = slack.api
-    waiting: list[tuple[Invocation, str, tuple[int, int]]] = []
+    waiting: list[tuple[Invocation, str, str]] = []
     for command in batch:
-        url = api.response_url(command.channel, command.user)
-        seen = (len(api.messages(command.channel)), len(api.ephemerals(command.channel)))
+        # A channel of its own, so each answer is told apart from the others'.
+        channel = f"C0{'IN' if command.member else 'OUT'}{next(_serial)}"
+        if not command.member:
+            api.not_a_member(channel)
+        url = api.response_url(channel, command.user)
         form = {
             "token": "x",
             "team_id": PROSPECT["user_team"] if command.user == PROSPECT["user"] else TEAM,
             "team_domain": command.team_domain,
-            "channel_id": command.channel,
+            "channel_id": channel,
             "channel_name": command.channel_name,
             "user_id": command.user,
             "user_name": command.user_name,
@@ -436,14 +440,13 @@ async def test_every_correctly_signed_slash_command_gets_an_answer(
             assert json.loads(ack)["text"]
             event("answered in the ack")
         else:
-            waiting.append((command, url, seen))
+            waiting.append((command, url, channel))
 
     def unanswered() -> list[Invocation]:
         return [
             command
-            for command, url, seen in waiting
-            if not api.response_posts(url)
-            and (len(api.messages(command.channel)), len(api.ephemerals(command.channel))) == seen
+            for command, url, channel in waiting
+            if not (api.response_posts(url) or api.messages(channel) or api.ephemerals(channel))
         ]
 
     deadline = time.monotonic() + 5  # the outbox polls every 0.25 s; a miss shrinks faster
