@@ -32,6 +32,7 @@ from adapters.playground.router import PlaygroundRouter
 from adapters.ports import Delivery, RetryLater, Router, Sender, SendOutcome
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
+from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import CHANNEL_PREFIX as SLACK_PREFIX
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SlackSender, make_client
@@ -231,16 +232,29 @@ def build_service(
     client: AsyncWebClient | None = None
     inactive = asyncio.Event()  # set when Slack uninstalls the app or revokes its token
     slack_configured = token is not None and (secret is not None or app_token is not None)
+    directory: SlackDirectory | None = None
+    responses: ResponseUrls | None = None
     if token is not None and slack_configured:
         client = slack_client or make_client(token.get_secret_value(), settings.slack_api_url)
+        directory = SlackDirectory(
+            client,
+            auditors=frozenset(settings.salesbot_auditors),
+            approvers=frozenset(settings.salesbot_approvers),
+            handoff_channel=settings.slack_handoff_channel,
+            leads_channel=settings.slack_leads_channel,
+        )
+        responses = ResponseUrls(store, clock, api_url=settings.slack_api_url)
         routers.append(
             SlackRouter(
                 handoff_channel=settings.slack_handoff_channel,
                 leads_channel=settings.slack_leads_channel,
             )
         )
+        slack_sender = SlackSender(
+            client, action_key=action_key, team_id=directory.team_id, responses=responses
+        )
         senders[SLACK_PREFIX] = PausedWhile(
-            inactive, SlackSender(client), "slack app uninstalled or token revoked"
+            inactive, slack_sender, "slack app uninstalled or token revoked"
         )
     teams = _teams_mode(settings)
     teams_sender: TeamsSender | None = None
@@ -320,14 +334,9 @@ def build_service(
         first_inbound=first_inbound,
         outbound=outbound,
     )
-    if client is not None:
-        directory = SlackDirectory(
-            client,
-            auditors=frozenset(settings.salesbot_auditors),
-            approvers=frozenset(settings.salesbot_approvers),
-            handoff_channel=settings.slack_handoff_channel,
-            leads_channel=settings.slack_leads_channel,
-        )
+    if client is not None and directory is not None:
+        if responses is not None:
+            service.closers.append(responses.close)
 
         async def on_uninstalled() -> None:
             inactive.set()
@@ -338,6 +347,8 @@ def build_service(
             directory=directory,
             handle=service.handle,
             on_uninstalled=on_uninstalled,
+            action_key=action_key,
+            responses=responses,
         )
         service.slack_client = client
         service.slack_app_token = app_token.get_secret_value() if app_token is not None else None

@@ -7,6 +7,9 @@ link is disguised. Every mrkdwn object is also `verbatim`, so Slack does not aut
 `@here` or `#channel` in it (https://docs.slack.dev/reference/block-kit/composition-objects/text-object).
 Senders must never pass `link_names`.
 
+Every button's value is signed for its installation, conversation, action, target, card and
+nonce (`ids.ButtonSigner`), so a click can be bound to the card it came from.
+
 Slack rejects a message that breaks a Block Kit limit (`invalid_blocks`), and a card that cannot be
 posted helps nobody: every limit below is enforced by cutting with "…", and a message cut short
 points to `/audit`, where the full record lives.
@@ -72,25 +75,30 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def message(reply: Reply, *, conversation: str, nonce_seed: str) -> dict[str, Any]:
-    """The `text` and `blocks` arguments of chat.postMessage, chat.update and chat.postEphemeral.
+def message(
+    reply: Reply, *, conversation: str, nonce_seed: str, signer: ids.ButtonSigner
+) -> dict[str, Any]:
+    """The `text` and `blocks` arguments of chat.postMessage, chat.update and chat.postEphemeral
+    (and of a `response_url` post).
 
     `nonce_seed` is the outbox key: button nonces are derived from it, so a resend of the same
-    outbox entry renders byte-identical blocks.
+    outbox entry renders byte-identical blocks. `signer` signs every button's value.
     """
     fallback = reply.text
     if not fallback.strip() and reply.card is not None:
         # Notifications and screen readers show only `text`: never leave it empty beside blocks.
         fallback = reply.card.title if reply.card.title.strip() else ELLIPSIS
     blocks = (
-        _card_blocks(reply.card, conversation, nonce_seed)
+        _card_blocks(reply.card, conversation, nonce_seed, signer)
         if reply.card is not None
         else _fit(list(_text_sections(reply.text)), fixed=0, ref="")
     )
     return {"text": _clip(escape_mrkdwn(fallback), MAX_FALLBACK_TEXT), "blocks": blocks}
 
 
-def _card_blocks(card: Card, conversation: str, nonce_seed: str) -> list[dict[str, Any]]:
+def _card_blocks(
+    card: Card, conversation: str, nonce_seed: str, signer: ids.ButtonSigner
+) -> list[dict[str, Any]]:
     head: list[dict[str, Any]] = [{"type": "header", "text": _plain(card.title, MAX_HEADER_TEXT)}]
     if card.status.strip():
         status = _clip(f"*Status:* {escape_mrkdwn(card.status)}", MAX_TEXT_OBJECT)
@@ -102,7 +110,7 @@ def _card_blocks(card: Card, conversation: str, nonce_seed: str) -> list[dict[st
     ]
     tail: list[dict[str, Any]] = []
     if card.buttons:
-        tail.append(_actions(card.buttons, conversation, nonce_seed))
+        tail.append(_actions(card.buttons, conversation, nonce_seed, card.ref, signer))
     return [*head, *_fit(body, fixed=len(head) + len(tail), ref=card.ref), *tail]
 
 
@@ -201,7 +209,13 @@ def _mrkdwn(escaped: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": escaped, "verbatim": True}
 
 
-def _actions(buttons: Sequence[Button], conversation: str, nonce_seed: str) -> dict[str, Any]:
+def _actions(
+    buttons: Sequence[Button],
+    conversation: str,
+    nonce_seed: str,
+    ref: str,
+    signer: ids.ButtonSigner,
+) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
     for index, button in enumerate(buttons[:MAX_ACTIONS]):
         nonce = hashlib.sha256(f"{nonce_seed}:{index}".encode()).hexdigest()[:16]
@@ -209,7 +223,9 @@ def _actions(buttons: Sequence[Button], conversation: str, nonce_seed: str) -> d
             "type": "button",
             "action_id": button.action,
             "text": _plain(button.label, MAX_BUTTON_TEXT),
-            "value": ids.button_value(conversation, button.target, nonce),
+            "value": ids.button_value(
+                conversation, button.target, nonce, action=button.action, ref=ref, signer=signer
+            ),
         }
         if button.style != "default":
             element["style"] = button.style

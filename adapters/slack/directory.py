@@ -48,6 +48,20 @@ class SlackDirectory:
         self._capacity = capacity
 
     async def context(self) -> SlackContext:
+        return SlackContext(
+            **await self._installation(),
+            auditors=await self._expand(self._auditors),
+            approvers=await self._expand(self._approvers),
+            handoff_channel=self._handoff,
+            leads_channel=self._leads,
+        )
+
+    async def team_id(self) -> str:
+        """The installing workspace (`auth.test`, asked once): button values are signed for
+        it, and a click from elsewhere is refused."""
+        return str((await self._installation())["team_id"])
+
+    async def _installation(self) -> dict[str, Any]:
         if self._identity is None:
             identity: Any = await self._client.auth_test()
             self._identity = {
@@ -55,13 +69,7 @@ class SlackDirectory:
                 "bot_user_id": str(identity["user_id"]),
                 "bot_id": identity.get("bot_id"),
             }
-        return SlackContext(
-            **self._identity,
-            auditors=await self._expand(self._auditors),
-            approvers=await self._expand(self._approvers),
-            handoff_channel=self._handoff,
-            leads_channel=self._leads,
-        )
+        return self._identity
 
     async def _expand(self, entries: frozenset[str]) -> frozenset[str]:
         """User ids as given; user groups (`S…`) replaced by their current members."""

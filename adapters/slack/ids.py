@@ -7,9 +7,13 @@ Conversation ids:
   `slack:{team}:{channel}`.
 The id is the address: the router reads the channel and thread back out of it.
 
-Button values carry the conversation and the target (quote id, ticket key) plus a nonce,
-so a click is routed to the right conversation whatever message the card sits in, and a
-redelivered click is recognised.
+Button values carry the conversation, the target (quote id, ticket key), the card's ref and
+a nonce, so a click is routed to the right conversation whatever message the card sits in,
+and a redelivered click is recognised. Since card actions are bound to their card, a value
+also carries a signature (`adapters.action_binding.ActionKey`) over the installing team,
+the conversation, the action, the target, the card's ref and the nonce: a click is acted on
+only when it verifies (see `inbound.from_action`). A value without `s` is one written
+before signing existed.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from adapters.action_binding import ActionKey
+
 PREFIX = "slack"
 MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
+COMMAND_DELIVERY_PREFIX = f"{PREFIX}:cmd:"
+RESPONSE_KEY_PREFIX = f"{PREFIX}:response:"
 
 
 class SlackLocation(NamedTuple):
@@ -47,8 +55,55 @@ def message_delivery_id(channel: str, ts: str) -> str:
     return f"{PREFIX}:msg:{channel}:{ts}"
 
 
-def button_value(conversation: str, target: str, nonce: str) -> str:
-    value = json.dumps({"c": conversation, "t": target, "n": nonce}, separators=(",", ":"))
+def command_delivery_id(trigger_id: str) -> str:
+    """A slash command, keyed by its trigger id (unique per invocation)."""
+    return f"{COMMAND_DELIVERY_PREFIX}{trigger_id}"
+
+
+def response_key(delivery_id: str) -> str | None:
+    """The adapter-state key under which a slash command's `response_url` is kept (its
+    expiry and use count): the endpoint writes it before the command is decided, the router
+    names it on the routes of the command's replies, the sender posts through it. None for
+    deliveries that are not slash commands."""
+    if not delivery_id.startswith(COMMAND_DELIVERY_PREFIX):
+        return None
+    return f"{RESPONSE_KEY_PREFIX}{delivery_id.removeprefix(COMMAND_DELIVERY_PREFIX)}"
+
+
+class ButtonSigner(NamedTuple):
+    """Signs and checks button values for one installation (the team that installed the
+    app: lead conversations have no team in their id, but their cards are posted by this
+    app in its own workspace)."""
+
+    key: ActionKey
+    team: str
+
+    def sign(self, conversation: str, action: str, target: str, ref: str, nonce: str) -> str:
+        return self.key.sign(self.team, conversation, action, target, ref, nonce)
+
+    def verify(
+        self, signature: str, conversation: str, action: str, target: str, ref: str, nonce: str
+    ) -> bool:
+        return self.key.verify(signature, self.team, conversation, action, target, ref, nonce)
+
+
+def button_value(
+    conversation: str,
+    target: str,
+    nonce: str,
+    *,
+    action: str | None = None,
+    ref: str = "",
+    signer: ButtonSigner | None = None,
+) -> str:
+    """A button's value; signed when `signer` (and the button's `action`) are given."""
+    data = {"c": conversation, "t": target, "n": nonce}
+    if signer is not None:
+        if action is None:
+            raise ValueError("a signed button value needs its action")
+        data["r"] = ref
+        data["s"] = signer.sign(conversation, action, target, ref, nonce)
+    value = json.dumps(data, separators=(",", ":"))
     if len(value) > MAX_BUTTON_VALUE:
         raise ValueError("button value longer than Slack allows")
     return value
@@ -58,17 +113,23 @@ class ButtonValue(NamedTuple):
     conversation: str
     target: str
     nonce: str
+    ref: str = ""
+    signature: str = ""
+    """Empty for a value written before buttons were signed."""
 
 
 def parse_button_value(value: str) -> ButtonValue | None:
     """None for a value this app did not write (a forged or foreign button)."""
     try:
         data = json.loads(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
     c, t, n = data.get("c"), data.get("t"), data.get("n")
     if not (isinstance(c, str) and isinstance(t, str) and isinstance(n, str)) or not c:
         return None
-    return ButtonValue(c, t, n)
+    r, s = data.get("r", ""), data.get("s", "")
+    if not (isinstance(r, str) and isinstance(s, str)):
+        return None
+    return ButtonValue(c, t, n, r, s)

@@ -11,18 +11,32 @@ Slack quirks this module absorbs (docs.slack.dev, "Events API", "message" event,
   event ids: both map to `ids.message_delivery_id(channel, ts)`, so the runtime keeps one;
 - messages from other organisations (Slack Connect) carry `user_team` / `source_team`;
 - text arrives with `&`, `<`, `>` escaped as HTML entities;
-- slash commands carry no `thread_ts` (Slack offers none inside threads).
+- slash commands carry no `thread_ts` (Slack offers none inside threads);
+- a message may be longer than the domain keeps (`MessagePosted.text`, 40,000 characters,
+  which is also where Slack itself truncates): it is cut there with a visible marker,
+  so it is answered and the record says it was cut, rather than refused or failing.
+
+Clicks are bound to their card (`from_action`): a click is "ok" only when its value's
+signature verifies for this installation and it was made where the card lives.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 from adapters.slack import ids
 from domain.commands import COMMANDS, CommandSpec
-from domain.inbound import ActionId, Actor, ButtonClicked, CommandInvoked, MessagePosted, Role
+from domain.inbound import (
+    ActionId,
+    Actor,
+    ButtonClicked,
+    ClickBinding,
+    CommandInvoked,
+    MessagePosted,
+    Role,
+)
 from domain.model import Frozen
 
 IsGuest = Callable[[str], Awaitable[bool]]
@@ -80,6 +94,13 @@ _BY_NAME: dict[str, CommandSpec] = {
     key: spec for spec in COMMANDS for key in (spec.name, *spec.aliases)
 }
 _UMBRELLA = "salesbot"  # `/salesbot help`: Slack's home for the list's `help`
+MAX_TEXT: int = next(
+    getattr(m, "max_length")  # noqa: B009  # annotated_types.MaxLen, as pydantic keeps it
+    for m in MessagePosted.model_fields["text"].metadata
+    if getattr(m, "max_length", None) is not None
+)
+"""The longest text the domain keeps (`MessagePosted.text`)."""
+CUT_MARKER = f" … [cut: the message was longer than {MAX_TEXT:,} characters]"
 
 
 async def from_event(
@@ -109,7 +130,7 @@ async def from_event(
         # Chatter among the people working tickets is not input; an @mention is, and it
         # also arrives as `app_mention` (same delivery id), so the message copy can go.
         return Ignored(reason="handoff channel: only buttons and @mentions count")
-    text = unescape(strip_mention(raw, ctx.bot_user_id))
+    text = _fit(unescape(strip_mention(raw, ctx.bot_user_id)))
     if not text:
         return Ignored(reason="empty text after the mention")
     direct = event.get("channel_type") == "im"
@@ -177,7 +198,7 @@ async def from_command(
         is_guest=is_guest,
     )
     return CommandInvoked(
-        delivery_id=f"slack:cmd:{trigger}",
+        delivery_id=ids.command_delivery_id(trigger),
         conversation_id=ids.conversation_id(ctx.team_id, channel),
         actor=actor,
         command=spec.name,
@@ -186,12 +207,24 @@ async def from_command(
 
 
 async def from_action(
-    payload: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest
+    payload: Mapping[str, Any], ctx: SlackContext, is_guest: IsGuest, signer: ids.ButtonSigner
 ) -> SlackInbound | Ignored:
-    """A `block_actions` payload's first action as a `ButtonClicked`.
+    """A `block_actions` payload's first action as a `ButtonClicked`, bound to its card.
 
     The conversation and target come from the button's value, not from where the card sits,
-    so a ticket card in the handoff channel acts on the prospect's conversation.
+    so a ticket card in the handoff channel acts on the prospect's conversation. The value
+    is only believed when (in this order; the first that fails names the refusal):
+    - the click happened in the installing workspace (`payload.team.id`; a Slack Connect
+      user of another organisation clicking in our channel still has our team there, and
+      their own in `user.team_id`) — else "wrong_workspace";
+    - a signed value verifies for (team, conversation, action, target, card ref, nonce) —
+      else "bad_signature";
+    - the message holding the button is where that conversation's cards live: its channel
+      (and thread, when the container names one), or the handoff or leads channel, where
+      ticket, approval and lead cards are posted — else "wrong_conversation";
+    - the value is signed at all — else "unsigned" (a card posted before signing existed).
+    A refused click is recorded in the conversation where it was made: the claimed one
+    when the click came from where that conversation's cards live, else the container's.
     """
     if payload.get("type") != "block_actions":
         return Ignored(reason=f"not a block_actions payload: {payload.get('type')!r}")
@@ -209,16 +242,79 @@ async def from_action(
     user = payload.get("user")
     if not isinstance(user, Mapping) or not _str(user, "id"):
         return Ignored(reason="block_actions without a user")
+    place = _click_place(payload)
+    if place is None:
+        return Ignored(reason="block_actions without the channel the click was made in")
+    team = payload.get("team")
+    at_home = _place_holds(value.conversation, place, ctx)
+    binding: ClickBinding = "ok"
+    if not (isinstance(team, Mapping) and _str(team, "id") == ctx.team_id):
+        binding = "wrong_workspace"
+    elif value.signature and not signer.verify(
+        value.signature, value.conversation, action_id, value.target, value.ref, value.nonce
+    ):
+        binding = "bad_signature"
+    elif not at_home:
+        binding = "wrong_conversation"
+    elif not value.signature:
+        binding = "unsigned"
+    conversation = (
+        value.conversation
+        if at_home
+        else ids.conversation_id(ctx.team_id, place.channel, place.thread_ts)
+    )
     actor = await _interactive_actor(user, ctx, is_guest)
+    # Keyed by who clicked too: a refused click (a rep pressing Approve) must not use up
+    # the button for the approver who clicks it next; a redelivery is still one delivery.
+    # A click refused for its binding is keyed apart, so it cannot use up the real one.
+    delivery = f"slack:action:{value.nonce}:{actor.id}"
+    if binding != "ok":
+        delivery += f":{binding}"
     return ButtonClicked(
-        # Keyed by who clicked too: a refused click (a rep pressing Approve) must not use up
-        # the button for the approver who clicks it next; a redelivery is still one delivery.
-        delivery_id=f"slack:action:{value.nonce}:{actor.id}",
-        conversation_id=value.conversation,
+        delivery_id=delivery,
+        conversation_id=conversation,
         actor=actor,
         action=action_id,  # type: ignore[arg-type]  # checked against ActionId above
         target=value.target,
+        binding=binding,
     )
+
+
+class _Place(NamedTuple):
+    """Where a click was made: the channel of the message holding the button, and its
+    thread when the message is a reply in one."""
+
+    channel: str
+    thread_ts: str | None
+
+
+def _click_place(payload: Mapping[str, Any]) -> _Place | None:
+    container = payload.get("container")
+    container = container if isinstance(container, Mapping) else {}
+    channel = _str(container, "channel_id")
+    if not channel:
+        outer = payload.get("channel")
+        channel = _str(outer, "id") if isinstance(outer, Mapping) else ""
+    if not channel:
+        return None
+    thread = _str(container, "thread_ts")
+    if thread and thread == _str(container, "message_ts"):
+        thread = ""  # the parent of a thread is a top-level message
+    return _Place(channel, thread or None)
+
+
+def _place_holds(conversation: str, place: _Place, ctx: SlackContext) -> bool:
+    """Whether cards of `conversation` live where the click was made."""
+    if place.channel in (ctx.handoff_channel, ctx.leads_channel):
+        return True  # tickets, approvals and lead cards (and lead threads) live there
+    where = ids.location(conversation)
+    if where is None or where.channel != place.channel:
+        return False
+    if place.thread_ts is None:
+        # A container without a thread: a top-level card, or one that does not say (an
+        # ephemeral message); the channel is all there is to compare.
+        return True
+    return place.thread_ts == where.thread_ts
 
 
 async def from_view_submission(
@@ -326,7 +422,8 @@ async def _interactive_actor(
 async def _actor(
     user: str, name: str, *, foreign: bool, ctx: SlackContext, is_guest: IsGuest
 ) -> Actor:
-    """Role by membership: another organisation's user, or a guest of ours, is a prospect."""
+    """Role by membership: another organisation's user, or a guest of ours, is a prospect.
+    `sole_approver` when the configured approvers (groups expanded) are exactly this user."""
     role: Role = "prospect" if foreign or await is_guest(user) else "rep"
     return Actor(
         id=user,
@@ -334,7 +431,15 @@ async def _actor(
         role=role,
         approver=user in ctx.approvers,
         auditor=user in ctx.auditors,
+        sole_approver=ctx.approvers == frozenset({user}),
     )
+
+
+def _fit(text: str) -> str:
+    """`text`, cut with a visible marker when it is longer than the domain keeps."""
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[: MAX_TEXT - len(CUT_MARKER)] + CUT_MARKER
 
 
 def _ours(conversation: str, ctx: SlackContext) -> bool:

@@ -7,6 +7,14 @@ Slack conversations (their id is their address, see `ids.py`):
                  the prospect would see it), else the handoff channel;
 - handoff, approvers → the handoff channel, as top-level posts (ticket cards update there).
 
+Replies to a slash command also name the key of the command's `response_url`
+(`response_key`, see `response_url.py`), so they reach the person who ran it even in a
+channel the bot is not in: the `requester` reply goes through the response URL first (an
+ephemeral message needs no membership there), and a new message to the `conversation`
+(the command's channel) goes through chat.postMessage first — a posted message carries our
+metadata, so a card can be updated in place later and found after a timeout — and through
+the response URL (`in_channel`) when Slack answers that the bot is not in the channel.
+
 Lead conversations (from the lead feed) have a view in the leads channel: the lead card
 is posted there top-level and starts the lead's thread; everything else the lead's
 conversation says (to the prospect or to the team) goes into that thread, found by the
@@ -18,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.ports import Route
-from adapters.slack.ids import location
+from adapters.slack.ids import location, response_key
 from domain.cards import Reply
 from domain.inbound import Inbound
 from domain.presenters import lead_card_ref
@@ -33,6 +41,7 @@ def _route(
     thread_ts: str | None = None,
     ephemeral_user: str | None = None,
     thread_of_ref: str | None = None,
+    response: str | None = None,
 ) -> Route:
     target: dict[str, str | None] = {
         "channel": channel,
@@ -41,6 +50,8 @@ def _route(
     }
     if thread_of_ref is not None:
         target["thread_of_ref"] = thread_of_ref
+    if response is not None:
+        target["response_key"] = response
     return Route(channel=f"{CHANNEL_PREFIX}{channel}", target=target)
 
 
@@ -55,13 +66,24 @@ class SlackRouter:
         where = location(inbound.conversation_id)
         if where is None:
             return self._lead_view(inbound, reply, state)
+        command = response_key(inbound.delivery_id)
         match reply.audience:
             case "conversation":
-                return [_route(where.channel, where.thread_ts)]
+                # A card replacing another is updated in place with chat.update: a response
+                # URL cannot address it.
+                answer = command if reply.replaces is None else None
+                return [_route(where.channel, where.thread_ts, response=answer)]
             case "requester":
                 if inbound.actor.role == "system":
                     return []
-                return [_route(where.channel, where.thread_ts, ephemeral_user=inbound.actor.id)]
+                return [
+                    _route(
+                        where.channel,
+                        where.thread_ts,
+                        ephemeral_user=inbound.actor.id,
+                        response=command,
+                    )
+                ]
             case "team":
                 channel = self._leads or self._handoff
                 return [_route(channel)] if channel else []

@@ -15,6 +15,16 @@ Ephemeral messages are the exception: they carry no metadata and no history show
 `find_sent` cannot see them and returns None. The outbox then sends them again, which at
 worst shows the person who acted the same private notice twice: harmless.
 
+Replies to a slash command may go through the command's `response_url` (`response_url.py`;
+the route names its key): a private reply first through it, a new channel message through
+it when Slack says the bot is not in the channel (`not_in_channel`, `channel_not_found`,
+so nothing was posted and the second request cannot duplicate the first). Messages posted
+that way carry no metadata (a response URL takes none), so `find_sent` cannot see them
+either.
+
+Every card's buttons are signed for the installing workspace (`ids.ButtonSigner`, with the
+service's `ActionKey` and the team id from `auth.test`), so clicks can be bound to them.
+
 Nothing here logs message text, blocks or tokens: log lines carry the outbox key, the
 channel id, the card ref and Slack's error code.
 """
@@ -23,15 +33,18 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.action_binding import ActionKey
 from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from adapters.retry_after import retry_after_ms
+from adapters.slack.ids import ButtonSigner
+from adapters.slack.response_url import ResponseUrls, rejected_for_membership
 from domain.cards import Reply
 
 log = logging.getLogger(__name__)
@@ -106,9 +119,11 @@ class SlackSender:
     """Implements `adapters.ports.Sender` for Slack.
 
     `delivery.target` (from `SlackRouter`) is `{"channel", "thread_ts", "ephemeral_user"}`,
-    optionally with `thread_of_ref`: post in the thread of the card with that `ref`.
-    `render(reply, *, conversation, nonce_seed)` turns the neutral reply into
-    `{"text": fallback, "blocks": [...]}` (default: `adapters.slack.blocks.message`).
+    optionally with `thread_of_ref`: post in the thread of the card with that `ref`, and
+    `response_key`: the command's response URL kept in `responses`.
+    `render(reply, *, conversation, nonce_seed, signer)` turns the neutral reply into
+    `{"text": fallback, "blocks": [...]}` (default: `adapters.slack.blocks.message`);
+    buttons are signed with `action_key` for the team `team_id()` names.
     `history_limit` bounds how many recent messages a look-up reads.
     """
 
@@ -116,6 +131,9 @@ class SlackSender:
         self,
         client: AsyncWebClient,
         *,
+        action_key: ActionKey,
+        team_id: Callable[[], Awaitable[str]],
+        responses: ResponseUrls | None = None,
         render: Render | None = None,
         history_limit: int = 200,
     ) -> None:
@@ -127,6 +145,9 @@ class SlackSender:
 
             render = message
         self._client = client
+        self._action_key = action_key
+        self._team_id = team_id
+        self._responses = responses
         self._render = render
         self._history_limit = history_limit
         self._threads: dict[str, str] = {}
@@ -138,6 +159,7 @@ class SlackSender:
             return Rejected(reason="the delivery names no Slack channel")
         try:
             thread_ts = await self._thread(channel, target)
+            signer = ButtonSigner(self._action_key, await self._team_id())
         except Exception as exc:
             outcome = _classify(exc, posted_maybe=False)
             if outcome is None:
@@ -146,14 +168,21 @@ class SlackSender:
         if thread_ts is _NO_THREAD_YET:
             return RetryLater(reason="the lead's card is not in the channel yet")
         ephemeral_user = _str_or_none(target.get("ephemeral_user"))
+        response_key = _str_or_none(target.get("response_key"))
         reply = delivery.reply
         rendered = self._render(
-            reply, conversation=delivery.conversation_id, nonce_seed=delivery.key
+            reply, conversation=delivery.conversation_id, nonce_seed=delivery.key, signer=signer
         )
         text = str(rendered["text"])
         blocks = rendered.get("blocks") or []
 
         if ephemeral_user is not None:
+            if response_key is not None and self._responses is not None:
+                answered = await self._responses.post(
+                    response_key, ephemeral=True, text=text, blocks=blocks
+                )
+                if answered is not None:
+                    return answered
             return await self._call(
                 delivery,
                 lambda: self._client.chat_postEphemeral(
@@ -191,7 +220,7 @@ class SlackSender:
                 delivery.key,
             )
 
-        return await self._call(
+        posted = await self._call(
             delivery,
             lambda: self._client.chat_postMessage(
                 channel=channel,
@@ -203,7 +232,19 @@ class SlackSender:
                 unfurl_media=False,
             ),
             remote_id="ts",
+            fallback=response_key is not None and self._responses is not None,
         )
+        if (
+            rejected_for_membership(posted)
+            and response_key is not None
+            and self._responses is not None
+        ):
+            answered = await self._responses.post(
+                response_key, ephemeral=False, text=text, blocks=blocks
+            )
+            if answered is not None:
+                return answered
+        return posted
 
     async def find_sent(self, delivery: Delivery) -> str | None:
         """The ts of the message tagged with `delivery.key` in the delivery's channel (its
@@ -237,8 +278,15 @@ class SlackSender:
         return cached
 
     async def _call(
-        self, delivery: Delivery, request: Callable[[], Any], *, remote_id: str
+        self,
+        delivery: Delivery,
+        request: Callable[[], Any],
+        *,
+        remote_id: str,
+        fallback: bool = False,
     ) -> SendOutcome:
+        """One request and its outcome; `fallback`: a membership refusal is not an error
+        yet (the caller has another way to post)."""
         try:
             response = await request()
         except Exception as exc:
@@ -246,6 +294,8 @@ class SlackSender:
             if outcome is None:
                 raise
             level = logging.ERROR if isinstance(outcome, Rejected) else logging.WARNING
+            if fallback and rejected_for_membership(outcome):
+                level = logging.INFO
             log.log(
                 level,
                 "slack send of outbox item %s to %s: %s",

@@ -25,6 +25,7 @@ from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.fakes.slack_api import FakeSlackApi
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ACTION_SECRET = "e2e-action-secret"
 TEAM, BOT = "T0001", "UBOT"
 SHARED, HANDOFF = "C0SHARED", "C0HANDOFF"
 PROSPECT = {"user": "U0PAT", "user_team": "T0ACME"}  # Slack Connect: another workspace
@@ -57,6 +58,7 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
             slack_api_url=api.base_url,
             slack_handoff_channel=HANDOFF,
             salesbot_approvers=(BOSS,),
+            salesbot_action_secret=SecretStr(ACTION_SECRET),
         )
         store = await SqliteStore.open(tmp_path / "e2e.db")
         try:
@@ -98,8 +100,17 @@ async def post_form(slack: Slack, fields: dict[str, str]) -> Any:
 
 
 async def click(
-    slack: Slack, message: dict[str, Any], action: str, user: str, user_team: str = TEAM
+    slack: Slack,
+    message: dict[str, Any],
+    action: str,
+    user: str,
+    user_team: str = TEAM,
+    *,
+    channel: str = SHARED,
+    team: str = TEAM,
+    value: str | None = None,
 ) -> Any:
+    """`user` clicks `action` on `message` as it sits in `channel` (and its thread)."""
     button = next(
         element
         for block in message["blocks"]
@@ -107,21 +118,24 @@ async def click(
         for element in block["elements"]
         if element["action_id"] == action
     )
+    container = {"type": "message", "message_ts": message["ts"], "channel_id": channel}
+    if message.get("thread_ts"):
+        container["thread_ts"] = message["thread_ts"]
     payload = {
         "type": "block_actions",
         "user": {"id": user, "team_id": user_team, "name": user.lower()},
-        "team": {"id": TEAM},
+        "team": {"id": team},
         "api_app_id": "A0001",
         "trigger_id": f"trigger-{time.monotonic_ns()}",
-        "channel": {"id": SHARED},
-        "container": {"type": "message", "message_ts": message["ts"], "channel_id": SHARED},
+        "channel": {"id": channel},
+        "container": container,
         "message": message,
         "actions": [
             {
                 "type": "button",
                 "action_id": action,
                 "block_id": "b",
-                "value": button["value"],
+                "value": value if value is not None else button["value"],
                 "action_ts": str(time.time()),
             }
         ],
@@ -255,20 +269,20 @@ async def test_an_objection_with_contract_terms_goes_to_the_handoff_channel_clai
     await eventually(lambda: len(bot_messages(api, HANDOFF)) == 1, "the ticket card")
     ticket = bot_messages(api, HANDOFF)[0]
     assert "refund" in texts([ticket])
-    response = await click(slack, ticket, "claim_ticket", REP)
+    response = await click(slack, ticket, "claim_ticket", REP, channel=HANDOFF)
     assert response.status == 200
     await eventually(
         lambda: "Claimed by" in texts(bot_messages(api, HANDOFF)), "the claimed ticket"
     )
     assert "claim_ticket" not in texts(bot_messages(api, HANDOFF)), "a held ticket offers no claim"
     # A second person who clicked on the card as it was before the update:
-    second = await click(slack, ticket, "claim_ticket", BOSS)
+    second = await click(slack, ticket, "claim_ticket", BOSS, channel=HANDOFF)
     assert second.status == 200
     await eventually(
         lambda: any("already claimed" in e.get("text", "") for e in api.ephemerals(SHARED)),
         "the second claimer told",
     )
-    await click(slack, bot_messages(api, HANDOFF)[0], "resolve_ticket", REP)
+    await click(slack, bot_messages(api, HANDOFF)[0], "resolve_ticket", REP, channel=HANDOFF)
     await eventually(
         lambda: "Resolved by" in texts(bot_messages(api, HANDOFF)), "the resolved ticket"
     )
@@ -303,14 +317,14 @@ async def test_a_discount_above_the_cap_goes_through_approval_by_an_approver(sla
     await click(slack, card, "request_approval", REP)
     await eventually(lambda: len(bot_messages(api, HANDOFF)) == 1, "the approval card")
     approval = bot_messages(api, HANDOFF)[0]
-    await click(slack, approval, "approve_quote", REP)  # not an approver
+    await click(slack, approval, "approve_quote", REP, channel=HANDOFF)  # not an approver
     await eventually(
         lambda: any(
             "only configured approvers" in e.get("text", "") for e in api.ephemerals(SHARED)
         ),
         "the refusal",
     )
-    await click(slack, approval, "approve_quote", BOSS)
+    await click(slack, approval, "approve_quote", BOSS, channel=HANDOFF)
     await eventually(lambda: "(v2)" in texts(bot_messages(api, SHARED)), "the approved quote v2")
     assert "rep cap" not in texts(bot_messages(api, SHARED))
 
@@ -373,7 +387,8 @@ async def test_an_event_no_listener_wants_is_acknowledged(slack: Slack) -> None:
 async def test_the_quote_button_opens_a_form_whose_submission_posts_the_quote_in_the_thread(
     slack: Slack,
 ) -> None:
-    from adapters.slack.ids import button_value, conversation_id
+    from adapters.action_binding import ActionKey
+    from adapters.slack.ids import ButtonSigner, button_value, conversation_id
 
     api = slack.api
     thread = api.add_message(SHARED, "Hello", user=PROSPECT["user"])
@@ -387,7 +402,13 @@ async def test_the_quote_button_opens_a_form_whose_submission_posts_the_quote_in
                     {
                         "type": "button",
                         "action_id": "open_quote_form",
-                        "value": button_value(conversation, conversation, "n-form"),
+                        "value": button_value(
+                            conversation,
+                            conversation,
+                            "n-form",
+                            action="open_quote_form",
+                            signer=ButtonSigner(ActionKey(ACTION_SECRET.encode()), TEAM),
+                        ),
                     }
                 ],
             }

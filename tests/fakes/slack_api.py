@@ -17,6 +17,20 @@ It speaks the wire format the SDK uses (JSON or form bodies, query strings for G
 A hung call answers only when the test sets the returned event (or the fake shuts down), so a
 "posted but the answer never came" scenario needs no sleeps: the client's own timeout fires.
 Methods it does not know answer `unknown_method`; `api.on(method, handler)` adds one.
+
+Channels the bot is not a member of answer `not_in_channel` to chat.* and history calls:
+
+    api.not_a_member("C0ELSEWHERE")
+
+Slash commands' response URLs live on the same server, as Slack's do on hooks.slack.com:
+each posts into its channel (an ephemeral message for its user, or `in_channel` a message
+everyone sees) — whether or not the bot is a member — for 5 uses, and records what it got:
+
+    url = api.response_url("C0ELSEWHERE", "U0REP")
+    api.response_posts(url)             # [{"response_type": "ephemeral", "text": …}, …]
+    api.expire(url)                     # answers 404 expired_url from now on
+    api.response_url(c, u, redirect_to="http://127.0.0.1:1/")   # answers 302
+    api.fail_next("response_url", status=500)
 """
 
 from __future__ import annotations
@@ -47,6 +61,18 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str
+    user: str
+    redirect_to: str | None = None
+    uses: int = 0
+    expired: bool = False
+
+
+MAX_RESPONSE_URL_USES = 5
 
 
 @dataclass
@@ -92,6 +118,10 @@ class FakeSlackApi:
         for user_id, fields in (users or {}).items():
             self.add_user(user_id, **dict(fields))
         self._channels = set(channels) if channels is not None else None
+        self._outside: set[str] = set()
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._response_posts: dict[str, list[dict[str, Any]]] = {}
+        self._root = ""
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._ephemerals: dict[str, list[dict[str, Any]]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
@@ -107,8 +137,10 @@ class FakeSlackApi:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/link", self._socket)
+        app.router.add_post("/response/{id}", self._respond)
         self._runner, port = await serve_locally(app)
-        self.base_url = f"http://127.0.0.1:{port}/api/"
+        self._root = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self._root}/api/"
         self._ws_url = f"ws://127.0.0.1:{port}/link"
         return self
 
@@ -162,6 +194,23 @@ class FakeSlackApi:
         connection is closed without an answer: the client sees a disconnect."""
         queue = self._faults.setdefault(method, deque())
         queue.extend(_Fault(drop=True) for _ in range(times))
+
+    def not_a_member(self, channel: str) -> None:
+        """The bot is not in `channel`: chat.* and history answer `not_in_channel` there."""
+        self._outside.add(channel)
+
+    def response_url(self, channel: str, user: str, *, redirect_to: str | None = None) -> str:
+        """A slash command's response URL for `user` in `channel` (see the module docstring)."""
+        token = f"R{len(self._response_urls) + 1:06d}"
+        self._response_urls[token] = _ResponseUrl(channel, user, redirect_to)
+        return f"{self._root}/response/{token}"
+
+    def response_posts(self, url: str) -> list[dict[str, Any]]:
+        """The JSON bodies posted to `url` that it accepted, oldest first."""
+        return copy.deepcopy(self._response_posts.get(url.rsplit("/", 1)[-1], []))
+
+    def expire(self, url: str) -> None:
+        self._response_urls[url.rsplit("/", 1)[-1]].expired = True
 
     def on(self, method: str, handler: Handler) -> None:
         """Answer `method` with `handler(params)` (the `ok` key defaults to true)."""
@@ -265,6 +314,52 @@ class FakeSlackApi:
             return web.json_response(body)
         return self._answer(method, params, body)
 
+    async def _respond(self, request: web.Request) -> web.Response:
+        """A response URL, as hooks.slack.com answers one: plain-text `ok` or an error."""
+        token = request.match_info["id"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        queue = self._faults.get("response_url")
+        fault = queue.popleft() if queue else None
+        self.calls.append(Call("response_url", {"id": token, "body": body}, 0))
+        if fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
+            return web.Response(
+                status=fault.status, text=fault.error or "server_error", headers=headers
+            )
+        hook = self._response_urls.get(token)
+        if hook is None:
+            return web.Response(status=404, text="no_service")
+        if hook.redirect_to is not None:
+            raise web.HTTPFound(hook.redirect_to)
+        if hook.expired:
+            return web.Response(status=404, text="expired_url")
+        if hook.uses >= MAX_RESPONSE_URL_USES:
+            return web.Response(status=404, text="used_url")
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+            return web.Response(status=400, text="no_text")
+        hook.uses += 1
+        self._response_posts.setdefault(token, []).append(body)
+        shown = {"text": body.get("text", ""), "blocks": body.get("blocks") or []}
+        if body.get("response_type") == "in_channel":
+            message = {
+                "type": "message",
+                "ts": self._next_ts(),
+                "user": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "app_id": self.app_id,
+                "team": self.team_id,
+                **shown,
+            }
+            self._messages.setdefault(hook.channel, []).append(message)
+        else:
+            self._ephemerals.setdefault(hook.channel, []).append(
+                {"ts": self._next_ts(), "user": hook.user, "thread_ts": None, **shown}
+            )
+        return web.Response(text="ok")
+
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
@@ -318,6 +413,8 @@ class FakeSlackApi:
         channel = params.get("channel")
         if self._channels is not None and channel is not None and channel not in self._channels:
             return {"ok": False, "error": "channel_not_found"}
+        if channel in self._outside and method in _MEMBERS_ONLY:
+            return {"ok": False, "error": "not_in_channel"}
         return handler(self, params)
 
     # --- the methods -----------------------------------------------------------------------
@@ -484,6 +581,17 @@ _METHODS: dict[str, Callable[[FakeSlackApi, dict[str, Any]], dict[str, Any]]] = 
     "users.info": FakeSlackApi._users_info,
     "views.open": FakeSlackApi._views_open,
 }
+
+
+_MEMBERS_ONLY = frozenset(
+    {
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "chat.update",
+        "conversations.history",
+        "conversations.replies",
+    }
+)
 
 
 async def _params(request: web.Request) -> dict[str, Any]:

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.action_binding import ActionKey
 from adapters.slack.blocks import escape_mrkdwn, message
-from adapters.slack.ids import parse_button_value
+from adapters.slack.ids import ButtonSigner, parse_button_value
 from domain.cards import Button, Card, CardField, Reply
 from domain.policy import Policy
 from tests.support.card_scripts import (
@@ -34,11 +35,15 @@ NOW = 1_790_000_000_000
 CONVERSATION = "slack:T0001:C0001:1790000000.000100"
 EVIL = "<!channel> & <@U123> *bold*"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;@U123&gt; *bold*"
+SIGNER = ButtonSigner(ActionKey(b"golden-action-secret"), "T0001")
 
 
 def render_golden(name: str, policy: Policy) -> dict[str, Any]:
     return message(
-        CARDS[name](policy, CONVERSATION), conversation=CONVERSATION, nonce_seed=f"outbox:{name}"
+        CARDS[name](policy, CONVERSATION),
+        conversation=CONVERSATION,
+        nonce_seed=f"outbox:{name}",
+        signer=SIGNER,
     )
 
 
@@ -111,7 +116,7 @@ def check_slack_limits(rendered: dict[str, Any]) -> None:
 
 def render(card: Card | None = None, text: str = "notice", seed: str = "k1") -> dict[str, Any]:
     reply = Reply(audience="conversation", text=text, card=card)
-    rendered = message(reply, conversation=CONVERSATION, nonce_seed=seed)
+    rendered = message(reply, conversation=CONVERSATION, nonce_seed=seed, signer=SIGNER)
     check_slack_limits(rendered)
     return rendered
 
@@ -151,9 +156,9 @@ def test_a_resend_of_the_same_outbox_entry_renders_identical_blocks(
     default_policy: Policy,
 ) -> None:
     reply = quote_reply(default_policy, CONVERSATION)
-    first = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
-    again = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
-    other = message(reply, conversation=CONVERSATION, nonce_seed="outbox-8")
+    first = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7", signer=SIGNER)
+    again = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7", signer=SIGNER)
+    other = message(reply, conversation=CONVERSATION, nonce_seed="outbox-8", signer=SIGNER)
     assert first == again
     assert first != other
 
@@ -170,6 +175,26 @@ def test_a_click_on_any_button_names_its_conversation_target_and_a_distinct_nonc
     assert {v.conversation for v in values if v} == {CONVERSATION}
     assert {v.target for v in values if v} == {reply.card.ref}
     assert len({v.nonce for v in values if v}) == len(buttons)
+
+
+def test_every_button_is_signed_for_its_workspace_conversation_action_target_and_card(
+    default_policy: Policy,
+) -> None:
+    reply = quote_reply(default_policy, CONVERSATION)
+    assert reply.card is not None
+    for button in render(reply.card)["blocks"][-1]["elements"]:
+        value = parse_button_value(button["value"])
+        assert value is not None
+        assert value.ref == reply.card.ref
+        parts = (value.conversation, button["action_id"], value.target, value.ref, value.nonce)
+        assert SIGNER.verify(value.signature, *parts)
+        other_workspace = ButtonSigner(SIGNER.key, "T0OTHER")
+        assert not other_workspace.verify(value.signature, *parts)
+        assert not SIGNER.verify(value.signature, "slack:T0001:C0OTHER", *parts[1:])
+        assert not SIGNER.verify(value.signature, value.conversation, "approve_quote", *parts[2:])
+        assert not SIGNER.verify(value.signature, *parts[:2], "Q-other", *parts[3:])
+        other_key = ButtonSigner(ActionKey(b"rotated"), "T0001")
+        assert not other_key.verify(value.signature, *parts)
 
 
 def test_reject_and_mark_lost_ask_for_confirmation_but_approve_does_not() -> None:

@@ -10,8 +10,11 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from adapters.action_binding import ActionKey
 from adapters.slack import ids
 from adapters.slack.inbound import (
+    CUT_MARKER,
+    MAX_TEXT,
     QUOTE_VIEW_CALLBACK_ID,
     CommandUsage,
     Ignored,
@@ -29,6 +32,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slack"
 TEAM = "T111"
 BOT = "W111"  # the bot in the event fixtures; a human in the interactivity fixtures
 HANDOFF = "C0HANDOFF"
+SIGNER = ids.ButtonSigner(ActionKey(b"test-action-secret"), TEAM)
+CHANNEL, THREAD = "C222", "1700000000.000100"
 
 
 def load_json(name: str) -> dict[str, Any]:
@@ -77,15 +82,28 @@ def mention(**event_changes: Any) -> dict[str, Any]:
     return body
 
 
-def human_click(action_id: str = "accept_quote", **value: str) -> dict[str, Any]:
-    """The recorded block_actions payload, on a button this app rendered; W333 clicks it."""
+def human_click(
+    action_id: str = "accept_quote", *, signed: bool = True, **value: str
+) -> dict[str, Any]:
+    """The recorded block_actions payload, on a button this app rendered (signed, or as
+    before signing existed) in the conversation's own thread; W333 clicks it."""
     payload = load_json("block_actions.bolt_fixture.json")
     payload["user"]["id"] = "W333"
+    payload["team"]["id"] = TEAM
+    payload["channel"]["id"] = CHANNEL
+    payload["container"] |= {"channel_id": CHANNEL, "thread_ts": THREAD, "is_ephemeral": False}
     button = payload["actions"][0]
     button["action_id"] = action_id
-    fields = {"conversation": ids.conversation_id(TEAM, "C222", "1700000000.000100")}
+    fields = {"conversation": ids.conversation_id(TEAM, CHANNEL, THREAD)}
     fields |= {"target": "Q-1", "nonce": "n-1"} | value
-    button["value"] = ids.button_value(fields["conversation"], fields["target"], fields["nonce"])
+    button["value"] = ids.button_value(
+        fields["conversation"],
+        fields["target"],
+        fields["nonce"],
+        action=action_id.split(":")[0],
+        ref="Q-1",
+        signer=SIGNER if signed else None,
+    )
     return payload
 
 
@@ -305,6 +323,30 @@ async def test_configured_approvers_and_auditors_carry_their_rights() -> None:
     assert (plain.actor.approver, plain.actor.auditor) == (False, False)
 
 
+@pytest.mark.parametrize(
+    ("approvers", "sole"),
+    [({"W222"}, True), ({"W222", "W999"}, False), ({"W999"}, False), (set(), False)],
+)
+async def test_the_only_configured_approver_is_marked_sole_approver(
+    approvers: set[str], sole: bool
+) -> None:
+    result = await from_event(mention(), context(approvers=frozenset(approvers)), Guests())
+
+    assert isinstance(result, MessagePosted)
+    assert result.actor.sole_approver is sole
+
+
+async def test_a_message_longer_than_the_domain_keeps_is_cut_with_a_visible_marker() -> None:
+    result = await from_event(mention(text="a" * (MAX_TEXT + 5000)), context(), Guests())
+
+    assert isinstance(result, MessagePosted)
+    assert len(result.text) == MAX_TEXT
+    assert result.text.endswith(CUT_MARKER)
+    exact = await from_event(mention(text="b" * MAX_TEXT), context(), Guests())
+    assert isinstance(exact, MessagePosted)
+    assert exact.text == "b" * MAX_TEXT
+
+
 async def test_events_nobody_handles_are_ignored() -> None:
     body = load_json("event_callback_message.bolt_fixture.json")
     body["event"] = {"type": "reaction_added", "user": "W222"}
@@ -408,14 +450,14 @@ async def test_the_recorded_click_on_a_button_we_did_not_render_is_ignored() -> 
     payload = json.loads(wire["payload"])
     assert payload == load_json("block_actions.bolt_fixture.json")
 
-    assert isinstance(await from_action(payload, context(), Guests()), Ignored)
+    assert isinstance(await from_action(payload, context(), Guests(), SIGNER), Ignored)
     payload["actions"][0]["action_id"] = "accept_quote"  # a known action, a foreign value
-    result = await from_action(payload, context(), Guests())
+    result = await from_action(payload, context(), Guests(), SIGNER)
     assert result == Ignored(reason="foreign button")
 
 
 async def test_a_click_acts_on_the_conversation_and_target_in_the_button() -> None:
-    result = await from_action(human_click(), context(), Guests())
+    result = await from_action(human_click(), context(), Guests(), SIGNER)
 
     assert isinstance(result, ButtonClicked)
     assert result.action == "accept_quote"
@@ -427,11 +469,11 @@ async def test_a_click_acts_on_the_conversation_and_target_in_the_button() -> No
 
 
 async def test_a_redelivered_click_is_the_same_delivery_but_another_persons_is_not() -> None:
-    first = await from_action(human_click(), context(), Guests())
-    again = await from_action(human_click(), context(), Guests())
+    first = await from_action(human_click(), context(), Guests(), SIGNER)
+    again = await from_action(human_click(), context(), Guests(), SIGNER)
     other = human_click()
     other["user"]["id"] = "W444"
-    someone_else = await from_action(other, context(), Guests())
+    someone_else = await from_action(other, context(), Guests(), SIGNER)
 
     assert isinstance(first, ButtonClicked)
     assert isinstance(again, ButtonClicked)
@@ -443,7 +485,7 @@ async def test_a_redelivered_click_is_the_same_delivery_but_another_persons_is_n
 async def test_an_approver_clicking_approve_carries_the_approver_right() -> None:
     ctx = context(approvers=frozenset({"W333"}))
 
-    result = await from_action(human_click("approve_quote"), ctx, Guests())
+    result = await from_action(human_click("approve_quote"), ctx, Guests(), SIGNER)
 
     assert isinstance(result, ButtonClicked)
     assert result.action == "approve_quote"
@@ -454,14 +496,14 @@ async def test_a_click_from_another_organisation_is_a_prospects() -> None:
     payload = human_click()
     payload["user"]["team_id"] = "T999"
 
-    result = await from_action(payload, context(), Guests())
+    result = await from_action(payload, context(), Guests(), SIGNER)
 
     assert isinstance(result, ButtonClicked)
     assert result.actor.role == "prospect"
 
 
 async def test_a_suffixed_action_id_still_names_its_action() -> None:
-    result = await from_action(human_click("claim_ticket:2"), context(), Guests())
+    result = await from_action(human_click("claim_ticket:2"), context(), Guests(), SIGNER)
 
     assert isinstance(result, ButtonClicked)
     assert result.action == "claim_ticket"
@@ -473,9 +515,143 @@ async def test_a_suffixed_action_id_still_names_its_action() -> None:
 async def test_a_button_naming_a_conversation_outside_this_workspace_is_ignored(
     conversation: str,
 ) -> None:
-    result = await from_action(human_click(conversation=conversation), context(), Guests())
+    result = await from_action(human_click(conversation=conversation), context(), Guests(), SIGNER)
 
     assert result == Ignored(reason="foreign button")
+
+
+# ---------------------------------------------------------------- clicks bound to their card
+
+CLAIMED = ids.conversation_id(TEAM, CHANNEL, THREAD)
+
+
+async def test_a_signed_click_where_its_card_lives_is_ok() -> None:
+    result = await from_action(human_click(), context(), Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert (result.binding, result.conversation_id) == ("ok", CLAIMED)
+
+
+async def test_a_click_on_a_card_from_before_signing_is_unsigned_in_its_conversation() -> None:
+    result = await from_action(human_click(signed=False), context(), Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert (result.binding, result.conversation_id) == ("unsigned", CLAIMED)
+
+
+@pytest.mark.parametrize("field", ["t", "c", "r", "n", "s"])
+async def test_a_value_changed_after_signing_has_a_bad_signature(field: str) -> None:
+    payload = human_click()
+    button = payload["actions"][0]
+    value = json.loads(button["value"])
+    value[field] = {
+        "t": "Q-other",
+        "c": ids.conversation_id(TEAM, CHANNEL, "1700000000.000999"),
+        "r": "Q-other",
+        "n": "n-2",
+        "s": "v1." + "0" * 32,
+    }[field]
+    payload["container"]["thread_ts"] = ids.location(value["c"]).thread_ts  # type: ignore[union-attr]
+    button["value"] = json.dumps(value)
+
+    result = await from_action(payload, context(), Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert result.binding == "bad_signature"
+
+
+async def test_a_value_signed_with_another_key_or_for_another_action_has_a_bad_signature() -> None:
+    rotated = ids.ButtonSigner(ActionKey(b"another-secret"), TEAM)
+    stale = await from_action(human_click(), context(), Guests(), rotated)
+    as_approve = human_click()
+    as_approve["actions"][0]["action_id"] = "approve_quote"  # the value is accept_quote's
+    other_action = await from_action(as_approve, context(), Guests(), SIGNER)
+
+    assert isinstance(stale, ButtonClicked)
+    assert stale.binding == "bad_signature"
+    assert isinstance(other_action, ButtonClicked)
+    assert other_action.binding == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    ("channel", "thread", "recorded_in"),
+    [
+        ("C333", THREAD, ids.conversation_id(TEAM, "C333", THREAD)),
+        ("C333", None, ids.conversation_id(TEAM, "C333")),
+        (CHANNEL, "1700000000.000999", ids.conversation_id(TEAM, CHANNEL, "1700000000.000999")),
+    ],
+)
+async def test_a_value_copied_into_another_conversation_is_refused_where_it_was_clicked(
+    channel: str, thread: str | None, recorded_in: str
+) -> None:
+    payload = human_click()
+    payload["channel"]["id"] = channel
+    payload["container"]["channel_id"] = channel
+    if thread is None:
+        del payload["container"]["thread_ts"]
+    else:
+        payload["container"]["thread_ts"] = thread
+
+    result = await from_action(payload, context(), Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert (result.binding, result.conversation_id) == ("wrong_conversation", recorded_in)
+    assert result.target == "Q-1"
+
+
+async def test_a_click_from_another_workspace_is_refused_where_it_was_clicked() -> None:
+    payload = human_click()
+    payload["team"]["id"] = "T999"
+    payload["container"]["channel_id"] = payload["channel"]["id"] = "C999"
+
+    result = await from_action(payload, context(), Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert result.binding == "wrong_workspace"
+    assert result.conversation_id == ids.conversation_id(TEAM, "C999", THREAD)
+
+
+async def test_a_slack_connect_user_clicking_in_our_channel_is_not_another_workspace() -> None:
+    payload = human_click()
+    payload["user"]["team_id"] = "T999"  # their organisation; `team` is still ours
+
+    result = await from_action(payload, context(), Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert (result.binding, result.actor.role) == ("ok", "prospect")
+
+
+@pytest.mark.parametrize("where", ["handoff", "leads"])
+async def test_cards_in_the_handoff_and_leads_channels_act_on_their_conversation(
+    where: str,
+) -> None:
+    payload = human_click("claim_ticket")
+    payload["container"] = {"type": "message", "message_ts": "1.2", "channel_id": "C0WHERE"}
+    ctx = context(**{f"{where}_channel": "C0WHERE"})
+
+    result = await from_action(payload, ctx, Guests(), SIGNER)
+
+    assert isinstance(result, ButtonClicked)
+    assert (result.binding, result.conversation_id) == ("ok", CLAIMED)
+
+
+async def test_a_refused_click_does_not_use_up_the_button_for_the_real_one() -> None:
+    moved = human_click()
+    moved["container"]["channel_id"] = "C333"
+    refused = await from_action(moved, context(), Guests(), SIGNER)
+    real = await from_action(human_click(), context(), Guests(), SIGNER)
+
+    assert isinstance(refused, ButtonClicked)
+    assert isinstance(real, ButtonClicked)
+    assert refused.delivery_id != real.delivery_id
+
+
+async def test_a_click_that_says_nowhere_it_was_made_is_ignored() -> None:
+    payload = human_click()
+    del payload["container"]["channel_id"]
+    del payload["channel"]
+
+    assert isinstance(await from_action(payload, context(), Guests(), SIGNER), Ignored)
 
 
 # ---------------------------------------------------------------- the quote form

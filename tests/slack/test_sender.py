@@ -8,15 +8,37 @@ from typing import Any
 
 import pytest
 
+from adapters.action_binding import ActionKey
 from adapters.ports import Delivery, Rejected, RetryLater, Sent, TimedOut
 from adapters.slack.blocks import message
+from adapters.slack.ids import ButtonSigner
+from adapters.slack.response_url import ResponseUrls, allowed
 from adapters.slack.sender import SlackSender, make_client
 from domain.cards import Button, Card, CardField, Reply
+from storage.memory import MemoryStore
 from tests.fakes.slack_api import FakeSlackApi
 
 TOKEN = "xoxb-test"
 CHANNEL = "C0123"
 CONVERSATION = f"slack:T0001:{CHANNEL}:1690000000.000100"
+KEY = ActionKey(b"sender-test-secret")
+SIGNER = ButtonSigner(KEY, "T0001")
+
+
+async def team_id() -> str:
+    return "T0001"
+
+
+def make_sender(
+    base_url: str, *, timeout_s: float = 5.0, responses: ResponseUrls | None = None, **kw: Any
+) -> SlackSender:
+    return SlackSender(
+        make_client(TOKEN, base_url, timeout_s=timeout_s),
+        action_key=KEY,
+        team_id=team_id,
+        responses=responses,
+        **kw,
+    )
 
 
 def quote_card(status: str = "Open") -> Card:
@@ -38,19 +60,21 @@ def delivery(
     thread_ts: str | None = None,
     ephemeral_user: str | None = None,
     conversation: str = CONVERSATION,
+    channel: str = CHANNEL,
+    response_key: str | None = None,
 ) -> Delivery:
+    target: dict[str, Any] = {
+        "channel": channel,
+        "thread_ts": thread_ts,
+        "ephemeral_user": ephemeral_user,
+    }
+    if response_key is not None:
+        target["response_key"] = response_key
     return Delivery(
         key=key,
         conversation_id=conversation,
-        channel=f"slack:{CHANNEL}",
-        payload={
-            "reply": reply.model_dump(mode="json"),
-            "target": {
-                "channel": CHANNEL,
-                "thread_ts": thread_ts,
-                "ephemeral_user": ephemeral_user,
-            },
-        },
+        channel=f"slack:{channel}",
+        payload={"reply": reply.model_dump(mode="json"), "target": target},
     )
 
 
@@ -62,7 +86,7 @@ async def api() -> AsyncIterator[FakeSlackApi]:
 
 @pytest.fixture
 def sender(api: FakeSlackApi) -> SlackSender:
-    return SlackSender(make_client(TOKEN, api.base_url, timeout_s=5.0))
+    return make_sender(api.base_url)
 
 
 def outbox_tag(posted: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +104,7 @@ async def test_a_post_carries_metadata_with_the_outbox_key_and_blocks(api, sende
     [posted] = api.messages(CHANNEL)
     assert outcome == Sent(remote_id=posted["ts"])
     assert outbox_tag(posted) == {"key": "outbox-7", "ref": "Q-42"}
-    rendered = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
+    rendered = message(reply, conversation=CONVERSATION, nonce_seed="outbox-7", signer=SIGNER)
     assert posted["blocks"] == rendered["blocks"]
     assert posted["text"] == "Here is your quote."
     [call] = api.calls_of("chat.postMessage")
@@ -131,7 +155,8 @@ async def test_an_update_finds_the_card_by_ref_and_edits_it_in_place(api, sender
     assert len(posted) == 2
     card = next(m for m in posted if m["ts"] == first.remote_id)
     assert card["text"] == "Quote accepted"
-    assert card["blocks"] == message(update, conversation=CONVERSATION, nonce_seed="k3")["blocks"]
+    rendered = message(update, conversation=CONVERSATION, nonce_seed="k3", signer=SIGNER)
+    assert card["blocks"] == rendered["blocks"]
     assert outbox_tag(card) == {"key": "k3", "ref": "Q-42"}
     assert api.calls_of("conversations.replies")[0].params["include_all_metadata"] in ("1", "true")
 
@@ -195,7 +220,7 @@ async def test_a_fatal_error_counts_as_maybe_posted(api, sender):
 
 
 async def test_a_timeout_after_posting_is_timed_out_and_find_sent_then_finds_the_message(api):
-    quick = SlackSender(make_client(TOKEN, api.base_url, timeout_s=0.2))
+    quick = make_sender(api.base_url, timeout_s=0.2)
     thread = api.add_message(CHANNEL, "Hello?")
     release = api.hang_next("chat.postMessage")
     item = delivery(Reply(audience="conversation", text="Hi"), key="outbox-3", thread_ts=thread)
@@ -222,7 +247,7 @@ async def test_find_sent_looks_in_the_channel_history_for_top_level_posts(api, s
 
 
 async def test_find_sent_reads_no_further_than_the_history_limit(api):
-    sender = SlackSender(make_client(TOKEN, api.base_url), history_limit=2)
+    sender = make_sender(api.base_url, history_limit=2)
     old = delivery(Reply(audience="conversation", text="Old"), key="old")
     await sender.send(old)
     for n in range(2):
@@ -273,7 +298,7 @@ async def test_a_connection_dropped_after_posting_is_timed_out_and_not_posted_tw
 async def test_a_refused_connection_is_retried_later():
     async with FakeSlackApi(token=TOKEN) as api:
         base_url = api.base_url  # the port is closed once the fake has stopped
-    sender = SlackSender(make_client(TOKEN, base_url))
+    sender = make_sender(base_url)
 
     outcome = await sender.send(delivery(Reply(audience="conversation", text="Hi")))
 
@@ -283,3 +308,198 @@ async def test_a_refused_connection_is_retried_later():
 def test_the_api_url_must_end_with_a_slash():
     with pytest.raises(ValueError, match="must end with"):
         make_client(TOKEN, "https://slack.com/api")
+
+
+# ---- a slash command's response_url -------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def states() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+async def responses(
+    api: FakeSlackApi, states: MemoryStore, clock: Clock
+) -> AsyncIterator[ResponseUrls]:
+    urls = ResponseUrls(states, clock, api_url=api.base_url)
+    yield urls
+    await urls.close()
+
+
+COMMAND = "slack:cmd:trig-1"
+RESPONSE_KEY = "slack:response:trig-1"
+
+
+async def test_a_private_reply_to_a_command_goes_through_its_response_url(
+    api: FakeSlackApi, responses: ResponseUrls, states: MemoryStore
+) -> None:
+    url = api.response_url(CHANNEL, "U777")
+    assert await responses.remember(COMMAND, url)
+    sender = make_sender(api.base_url, responses=responses)
+    item = delivery(
+        Reply(audience="requester", text="Only you.", card=quote_card()),
+        ephemeral_user="U777",
+        response_key=RESPONSE_KEY,
+    )
+
+    outcome = await sender.send(item)
+
+    assert outcome == Sent(remote_id=None)
+    [posted] = api.response_posts(url)
+    assert posted["response_type"] == "ephemeral"
+    assert posted["text"] == "Only you."
+    button = posted["blocks"][-1]["elements"][0]
+    assert '"s":"v1.' in button["value"]  # signed for the workspace, like any card
+    assert api.calls_of("chat.postEphemeral") == []
+    assert (await states.get_state(RESPONSE_KEY) or {})["uses"] == 1
+
+
+async def test_after_five_uses_or_thirty_minutes_replies_take_the_chat_path(
+    api: FakeSlackApi, responses: ResponseUrls, clock: Clock
+) -> None:
+    url = api.response_url(CHANNEL, "U777")
+    await responses.remember(COMMAND, url)
+    sender = make_sender(api.base_url, responses=responses)
+
+    def private(n: int) -> Delivery:
+        reply = Reply(audience="requester", text=f"notice {n}")
+        return delivery(reply, key=f"k{n}", ephemeral_user="U777", response_key=RESPONSE_KEY)
+
+    for n in range(6):
+        assert isinstance(await sender.send(private(n)), Sent)
+    assert len(api.response_posts(url)) == 5
+    assert [e["text"] for e in api.ephemerals(CHANNEL)][-1] == "notice 5"
+    assert len(api.calls_of("chat.postEphemeral")) == 1
+
+    other = api.response_url(CHANNEL, "U777")
+    await responses.remember("slack:cmd:trig-2", other)
+    clock.now += 30 * 60 * 1000
+    reply = Reply(audience="requester", text="late")
+    late = delivery(reply, key="late", ephemeral_user="U777", response_key="slack:response:trig-2")
+    assert isinstance(await sender.send(late), Sent)
+    assert api.response_posts(other) == []
+    assert len(api.calls_of("chat.postEphemeral")) == 2
+
+
+async def test_an_expired_or_redirecting_response_url_falls_back_and_is_never_followed(
+    api: FakeSlackApi, responses: ResponseUrls
+) -> None:
+    elsewhere = api.response_url("C0OTHER", "U777")
+    expired = api.response_url(CHANNEL, "U777")
+    redirecting = api.response_url(CHANNEL, "U777", redirect_to=elsewhere)
+    api.expire(expired)
+    await responses.remember("slack:cmd:a", expired)
+    await responses.remember("slack:cmd:b", redirecting)
+    sender = make_sender(api.base_url, responses=responses)
+
+    for n, key in enumerate(("slack:response:a", "slack:response:b")):
+        reply = Reply(audience="requester", text=f"answer {n}")
+        item = delivery(reply, key=f"k{n}", ephemeral_user="U777", response_key=key)
+        assert isinstance(await sender.send(item), Sent)
+
+    assert [e["text"] for e in api.ephemerals(CHANNEL)] == ["answer 0", "answer 1"]
+    assert api.response_posts(elsewhere) == []
+
+
+async def test_a_response_url_that_fails_is_retried_later(
+    api: FakeSlackApi, responses: ResponseUrls
+) -> None:
+    url = api.response_url(CHANNEL, "U777")
+    await responses.remember(COMMAND, url)
+    sender = make_sender(api.base_url, responses=responses)
+    api.fail_next("response_url", status=500)
+    item = delivery(
+        Reply(audience="requester", text="x"), ephemeral_user="U777", response_key=RESPONSE_KEY
+    )
+
+    assert isinstance(await sender.send(item), RetryLater)
+    assert api.calls_of("chat.postEphemeral") == []
+
+
+async def test_a_command_answered_in_a_channel_the_bot_is_not_in_goes_through_the_response_url(
+    api: FakeSlackApi, responses: ResponseUrls
+) -> None:
+    api.not_a_member("C0OUT")
+    url = api.response_url("C0OUT", "U777")
+    await responses.remember(COMMAND, url)
+    sender = make_sender(api.base_url, responses=responses)
+    reply = Reply(audience="conversation", text="Here is your quote.", card=quote_card())
+
+    outcome = await sender.send(
+        delivery(
+            reply, channel="C0OUT", conversation="slack:T0001:C0OUT", response_key=RESPONSE_KEY
+        )
+    )
+
+    assert outcome == Sent(remote_id=None)
+    [posted] = api.response_posts(url)
+    assert posted["response_type"] == "in_channel"
+    assert [m["text"] for m in api.messages("C0OUT")] == ["Here is your quote."]
+    without = await sender.send(delivery(reply, key="k2", channel="C0OUT"))
+    assert without == Rejected(reason="not_in_channel")
+
+
+async def test_where_the_bot_is_a_member_a_commands_card_is_posted_with_its_metadata(
+    api: FakeSlackApi, responses: ResponseUrls
+) -> None:
+    url = api.response_url(CHANNEL, "U777")
+    await responses.remember(COMMAND, url)
+    sender = make_sender(api.base_url, responses=responses)
+    reply = Reply(audience="conversation", text="Here is your quote.", card=quote_card())
+
+    outcome = await sender.send(delivery(reply, key="k9", response_key=RESPONSE_KEY))
+
+    [posted] = api.messages(CHANNEL)
+    assert outcome == Sent(remote_id=posted["ts"])
+    assert outbox_tag(posted) == {"key": "k9", "ref": "Q-42"}  # updatable in place later
+    assert api.response_posts(url) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback", "allowed_"),
+    [
+        ("https://hooks.slack.com/commands/T1/2/x", False, True),
+        ("https://hooks.slack.com:443/commands/T1/2/x", False, True),
+        ("http://hooks.slack.com/commands/T1/2/x", False, False),
+        ("https://hooks.slack.com.evil.example/commands", False, False),
+        ("https://evil.example/hooks.slack.com/", False, False),
+        ("https://user:pw@hooks.slack.com/commands", False, False),
+        ("https://hooks.slack.com:8443/commands", False, False),
+        ("http://127.0.0.1:9/response/R1", False, False),
+        ("http://169.254.169.254/latest/meta-data", False, False),
+        ("http://127.0.0.1:9/response/R1", True, True),
+        ("http://[::1]:9/response/R1", True, True),
+        ("https://hooks.slack.com/commands/T1/2/x", True, False),
+        ("http://10.0.0.1/x", True, False),
+        ("http://[::1/x", True, False),
+        ("", False, False),
+        (None, False, False),
+        ("https://hooks.slack.com/" + "a" * 3000, False, False),
+    ],
+)
+def test_only_slacks_hooks_host_or_loopback_for_a_local_slack_is_a_response_url(
+    url: object, loopback: bool, allowed_: bool
+) -> None:
+    assert allowed(url, loopback=loopback) is allowed_
+
+
+async def test_a_response_url_that_is_not_allowed_is_not_kept(
+    responses: ResponseUrls, states: MemoryStore
+) -> None:
+    assert not await responses.remember(COMMAND, "https://evil.example/x")
+    assert not await responses.remember("slack:msg:C1:1.2", "http://127.0.0.1:1/x")
+    assert await states.get_state(RESPONSE_KEY) is None
