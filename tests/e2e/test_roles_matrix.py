@@ -1,0 +1,152 @@
+"""The roles × actions matrix on every platform, table-driven.
+
+The domain decides every command and button by the actor's capacities
+(`domain.permissions`), and `tests/unit/test_safeguards.py` walks that table through
+`decide`. What differs per platform is only *who counts as what*: each adapter states the
+actor. So for every platform and every kind of person it can carry — a prospect, a rep, an
+approver, an auditor, a user of another workspace or tenant — this test builds the actor
+the adapter really produces and checks every row of the matrix against the table below,
+which is written down independently of the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from adapters.leadfeed.web import prospect as lead_prospect
+from adapters.playground.web import to_inbound as playground_inbound
+from adapters.slack.inbound import SlackContext, from_command
+from bot.chat import SPEAKERS
+from domain.inbound import Actor, CommandInvoked, LeadDetails
+from domain.permissions import MATRIX, capacities, permitted
+from tests.unit.test_safeguards import EXPECTED
+
+Person = str
+"""prospect | rep | approver | auditor | outsider (another workspace or tenant) | guest
+listed as approver and auditor (rights count only for reps)."""
+
+# What each kind of person counts as, on any platform that can carry them.
+COUNTS_AS: dict[Person, set[str]] = {
+    "prospect": {"prospect"},
+    "rep": {"rep"},
+    "approver": {"rep", "approver"},
+    "auditor": {"rep", "auditor"},
+    "outsider": {"prospect"},
+    "listed_guest": {"prospect"},
+    # The local tools' people: trusted reps with both rights (rep and manager).
+    "local_rep": {"rep", "approver", "auditor"},
+}
+
+# -- Slack -------------------------------------------------------------------------------
+
+TEAM = "T_OURS"
+SLACK = SlackContext(
+    team_id=TEAM,
+    bot_user_id="U_BOT",
+    approvers=frozenset({"U_APPR", "U_GUEST", "U_EXT"}),
+    auditors=frozenset({"U_AUD", "U_GUEST", "U_EXT"}),
+)
+SLACK_PEOPLE: dict[Person, tuple[str, str]] = {
+    "prospect": ("U_PROSPECT", "T_THEIRS"),  # Slack Connect: another organisation
+    "rep": ("U_REP", TEAM),
+    "approver": ("U_APPR", TEAM),
+    "auditor": ("U_AUD", TEAM),
+    "outsider": ("U_EXT", "T_ELSEWHERE"),
+    "listed_guest": ("U_GUEST", TEAM),
+}
+
+
+async def slack_actor(person: Person) -> Actor:
+    user, team = SLACK_PEOPLE[person]
+
+    async def is_guest(user_id: str) -> bool:
+        return user_id == "U_GUEST"
+
+    form = {
+        "command": "/metrics",
+        "text": "",
+        "team_id": team,
+        "channel_id": "C_SHARED",
+        "user_id": user,
+        "user_name": user.lower(),
+        "trigger_id": f"trig-{user}",
+    }
+    inbound = await from_command(form, SLACK, is_guest)
+    actor: Actor = inbound.actor  # type: ignore[union-attr]
+    return actor
+
+
+# -- the playground, the terminal chat, the lead feed ------------------------------------
+
+
+async def playground_actor(person: Person) -> Actor:
+    role = {"prospect": "prospect", "local_rep": "rep", "manager": "manager"}[person]
+    inbound, _ = playground_inbound({"role": role, "text": "hello", "conversation": None})
+    return inbound.actor
+
+
+async def chat_actor(person: Person) -> Actor:
+    return SPEAKERS[{"prospect": "prospect", "local_rep": "rep", "manager": "manager"}[person]]
+
+
+async def lead_actor(person: Person) -> Actor:
+    assert person == "prospect"
+    return lead_prospect("lead-1", LeadDetails(name="Dana", message="Hello"))
+
+
+PLATFORMS: dict[str, tuple[Callable[[Person], Awaitable[Actor]], dict[Person, str]]] = {
+    "slack": (slack_actor, {person: person for person in SLACK_PEOPLE}),
+    "playground": (
+        playground_actor,
+        {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_rep"},
+    ),
+    "chat": (
+        chat_actor,
+        {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_rep"},
+    ),
+    "lead feed": (lead_actor, {"prospect": "prospect"}),
+}
+
+
+def _cases() -> list[tuple[str, Person]]:
+    return [(platform, person) for platform, (_, people) in PLATFORMS.items() for person in people]
+
+
+@pytest.mark.parametrize(("platform", "person"), _cases(), ids=[f"{p}-{q}" for p, q in _cases()])
+async def test_every_person_a_platform_carries_may_do_exactly_what_the_matrix_says(
+    platform: str, person: Person
+) -> None:
+    make, people = PLATFORMS[platform]
+    actor = await make(person)
+    expected = COUNTS_AS[people[person]]
+    assert set(capacities(actor)) == expected, f"{platform} {person}: {actor}"
+    for rule in MATRIX:
+        allowed = bool(EXPECTED[rule.key] & expected)
+        assert permitted(actor, rule.key, strict=True) is allowed, (platform, person, rule.key)
+
+
+def test_local_tools_have_two_approvers_so_four_eyes_works_from_one_keyboard() -> None:
+    approvers = [actor for actor in SPEAKERS.values() if actor.may_approve]
+    assert len(approvers) == 2
+    assert not any(actor.sole_approver for actor in approvers)
+
+
+async def test_a_slack_approver_configured_alone_is_the_sole_approver() -> None:
+    alone = SLACK.model_copy(update={"approvers": frozenset({"U_APPR"})})
+
+    async def is_guest(user_id: str) -> bool:
+        return False
+
+    form = {
+        "command": "/metrics",
+        "team_id": TEAM,
+        "channel_id": "C1",
+        "user_id": "U_APPR",
+        "trigger_id": "t",
+    }
+    inbound = await from_command(form, alone, is_guest)
+    assert isinstance(inbound, CommandInvoked)
+    assert inbound.actor.sole_approver
+    assert not (await slack_actor("approver")).sole_approver  # others are listed too
