@@ -11,6 +11,10 @@ on the prospect's conversation). The same data serves `Action.Execute` (the `ver
 action id, the data arrives as an `adaptiveCard/action` invoke's `value.action.data`) and
 its `Action.Submit` fallback (the data arrives as a message's `value`). In both, Teams
 merges the card's input values into the data, so extra keys are expected and ignored.
+
+Each button's data is also signed for the place its card is posted (`binding.py`): the
+tenant (`tn`), the Bot Framework conversation holding the card (`w`) and the signature
+(`s`). Data with our marker but no `s` comes from a card posted before buttons were signed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, NamedTuple
 
 PREFIX = "teams"
 _MARKER = "salesbot"  # tells our card data from other apps' (and hand-made) submissions
+_SIGNATURE = "s"
 
 
 def conversation_id(bf_conversation_id: str) -> str:
@@ -56,6 +61,13 @@ class ActionData(NamedTuple):
     target: str
     nonce: str
     ref: str = ""
+    tenant: str = ""
+    """The tenant the card was posted for ("" when unknown then)."""
+    where: str = ""
+    """The Bot Framework conversation the card was posted in."""
+    signature: str | None = None
+    """None: unsigned (a card from before signing). A present but non-string `s` is kept
+    as "", which verifies against nothing."""
 
 
 def parse_action_data(data: Any) -> ActionData | None:
@@ -70,5 +82,18 @@ def parse_action_data(data: Any) -> ActionData | None:
         return None
     if not (isinstance(n, str) and c and a and n):
         return None
-    r = data.get("r")
-    return ActionData(c, a, t, n, r if isinstance(r, str) else "")
+    r, tenant, where = data.get("r"), data.get("tn"), data.get("w")
+    return ActionData(
+        c,
+        a,
+        t,
+        n,
+        r if isinstance(r, str) else "",
+        tenant if isinstance(tenant, str) else "",
+        where if isinstance(where, str) else "",
+        _text(data.get(_SIGNATURE)) if _SIGNATURE in data else None,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
