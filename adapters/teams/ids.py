@@ -25,6 +25,10 @@ from typing import Any, NamedTuple
 PREFIX = "teams"
 _MARKER = "salesbot"  # tells our card data from other apps' (and hand-made) submissions
 _SIGNATURE = "s"
+MAX_SHORT_FIELD = 64
+"""The longest action, nonce or signature in data we wrote (ours are under 40 characters)."""
+MAX_FIELD = 1024
+"""The longest conversation, target, ref, tenant or place in data we wrote."""
 
 
 def conversation_id(bf_conversation_id: str) -> str:
@@ -82,17 +86,21 @@ def parse_action_data(data: Any) -> ActionData | None:
         return None
     if not (isinstance(n, str) and c and a and n):
         return None
-    r, tenant, where = data.get("r"), data.get("tn"), data.get("w")
-    return ActionData(
+    parsed = ActionData(
         c,
         a,
         t,
         n,
-        r if isinstance(r, str) else "",
-        tenant if isinstance(tenant, str) else "",
-        where if isinstance(where, str) else "",
+        _text(data.get("r")),
+        _text(data.get("tn")),
+        _text(data.get("w")),
         _text(data.get(_SIGNATURE)) if _SIGNATURE in data else None,
     )
+    if max(len(a), len(n), len(parsed.signature or "")) > MAX_SHORT_FIELD:
+        return None  # longer than any we write: not ours
+    if max(len(c), len(t), len(parsed.ref), len(parsed.tenant), len(parsed.where)) > MAX_FIELD:
+        return None
+    return parsed
 
 
 def _text(value: Any) -> str:

@@ -120,8 +120,10 @@ def conversation_reference(activity: Mapping[str, Any]) -> dict[str, Any]:
     """The Bot Framework ConversationReference of an activity, as raw protocol JSON.
 
     Stored as JSON (not an SDK object) so proactive posts survive an SDK swap. Absent fields
-    are left out. The tenant is copied into `conversation.tenantId` when only `channelData`
-    has it (as in personal chats), because proactive sends need it there.
+    are left out, and so are fields of the accounts and the conversation that a reference
+    does not use (`REFERENCE_FIELDS`): a reference stays small whatever an activity carries.
+    The tenant is copied into `conversation.tenantId` when only `channelData` has it (as in
+    personal chats), because proactive sends need it there.
     """
     reference: dict[str, Any] = {}
     for key, source in (
@@ -134,13 +136,27 @@ def conversation_reference(activity: Mapping[str, Any]) -> dict[str, Any]:
         ("locale", "locale"),
     ):
         value = activity.get(source)
-        if value is not None:
-            reference[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+        if isinstance(value, Mapping):
+            kept = REFERENCE_FIELDS[key]
+            reference[key] = {k: copy.deepcopy(v) for k, v in value.items() if k in kept}
+        elif value is not None:
+            reference[key] = copy.deepcopy(value)
     tenant = _str(_map(_map(activity, "channelData"), "tenant"), "id")
     conversation = reference.get("conversation")
     if tenant and isinstance(conversation, dict) and not conversation.get("tenantId"):
         conversation["tenantId"] = tenant
     return reference
+
+
+_ACCOUNT_FIELDS = frozenset({"id", "name", "aadObjectId", "role"})
+REFERENCE_FIELDS: dict[str, frozenset[str]] = {
+    "user": _ACCOUNT_FIELDS,
+    "bot": _ACCOUNT_FIELDS,
+    "conversation": frozenset(
+        {"id", "name", "conversationType", "tenantId", "isGroup", "aadObjectId", "role"}
+    ),
+}
+"""The ChannelAccount and ConversationAccount fields of the Bot Framework schema."""
 
 
 def clip_text(text: str) -> str:

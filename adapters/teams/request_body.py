@@ -15,7 +15,8 @@ check, which needs the body's `serviceUrl` and `channelId`:
 then the token (401, `auth.py`), then `check_shape`:
 6. the body is an object with a string `type` and `serviceUrl`: 400;
 7. every field the adapter reads has the type the Bot Framework schema gives it (an account
-   is an object, its `id` a string, `entities` a list, …): 422 naming the first field.
+   is an object, its `id` a string, `entities` a list, …) and ids a sane length
+   (`MAX_ID`): 422 naming the first field.
 Everything else about an activity (unknown fields, odd `value`s, other activity types) is
 the translation's to ignore.
 """
@@ -25,10 +26,10 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 MAX_BODY_BYTES = 1024 * 1024
 """The largest activity accepted; Teams' own messages stay far below it."""
@@ -102,6 +103,17 @@ def nests_deeper_than(text: str, limit: int) -> bool:
     return max(accumulate(map(_STEP.__getitem__, brackets))) > limit
 
 
+MAX_ID = 512
+"""The longest id accepted (a conversation, an account, an activity, a tenant): Teams' are
+under 200 characters; the bound keeps every key the adapter derives from one within what a
+store holds (`book.py`)."""
+MAX_WORD = 128
+"""The longest activity type, invoke name, channel id, role, locale or conversation type."""
+
+_Id = Annotated[str, StringConstraints(max_length=MAX_ID)]
+_Word = Annotated[str, StringConstraints(max_length=MAX_WORD)]
+
+
 class _Loose(BaseModel):
     """Fields of the Bot Framework schema that the adapter reads, with their types; any other
     field is allowed and left alone. Strict: a number is not a string."""
@@ -110,40 +122,43 @@ class _Loose(BaseModel):
 
 
 class _Account(_Loose):
-    id: str | None = None
-    name: str | None = None
-    aadObjectId: str | None = None  # noqa: N815 - the wire name
-    tenantId: str | None = None  # noqa: N815
-    userRole: str | None = None  # noqa: N815
+    id: _Id | None = None
+    name: _Id | None = None
+    aadObjectId: _Id | None = None  # noqa: N815 - the wire name
+    tenantId: _Id | None = None  # noqa: N815
+    userRole: _Word | None = None  # noqa: N815
+    role: _Word | None = None
 
 
 class _Conversation(_Loose):
-    id: str | None = None
-    conversationType: str | None = None  # noqa: N815
-    tenantId: str | None = None  # noqa: N815
+    id: _Id | None = None
+    name: _Id | None = None
+    conversationType: _Word | None = None  # noqa: N815
+    tenantId: _Id | None = None  # noqa: N815
+    isGroup: bool | None = None  # noqa: N815
 
 
 class _Tenant(_Loose):
-    id: str | None = None
+    id: _Id | None = None
 
 
 class _ChannelData(_Loose):
     tenant: _Tenant | None = None
-    userRole: str | None = None  # noqa: N815
+    userRole: _Word | None = None  # noqa: N815
 
 
 class _Activity(_Loose):
-    type: str
-    serviceUrl: str  # noqa: N815
-    id: str | None = None
-    name: str | None = None
-    channelId: str | None = None  # noqa: N815
+    type: _Word
+    serviceUrl: Annotated[str, StringConstraints(max_length=2048)]  # noqa: N815
+    id: _Id | None = None
+    name: _Word | None = None
+    channelId: _Word | None = None  # noqa: N815
     sender: _Account | None = Field(None, alias="from")
     recipient: _Account | None = None
     conversation: _Conversation | None = None
     channelData: _ChannelData | None = None  # noqa: N815
     text: str | None = None
-    locale: str | None = None
+    locale: _Word | None = None
     entities: list[Any] | None = None
     membersAdded: list[Any] | None = None  # noqa: N815
     attachments: list[Any] | None = None

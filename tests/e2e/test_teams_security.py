@@ -387,6 +387,23 @@ async def test_text_over_forty_thousand_characters_is_heard_cut_with_a_note(
     await teams.connector.wait_for_posts(thread, 1)  # and answered
 
 
+async def test_an_account_carrying_a_huge_unknown_field_is_accepted_and_its_reference_kept_small(
+    bot_with_db: tuple[Teams, Path],
+) -> None:
+    """Was a 500: the whole `from` went into the stored conversation reference, over the
+    store's limit for one value."""
+    teams, _ = bot_with_db
+    thread = thread_id(SHARED, "1700000001400")
+    activity = say(teams, thread, PROSPECT, "Hello")
+    activity["from"]["padding"] = "x" * 300_000
+    activity["conversation"]["padding"] = ["y" * 1000] * 200
+    assert (await teams.post(activity)).status == 200
+    reference = await teams.store.get_state(f"teams:conv:{SHARED}")
+    assert reference is not None
+    assert "padding" not in json.dumps(reference)
+    assert reference["user"]["id"] == PROSPECT.teams_id
+
+
 async def test_a_huge_list_of_mentions_is_handled_quickly(bot_with_db: tuple[Teams, Path]) -> None:
     teams, _ = bot_with_db
     thread = thread_id(SHARED, "1700000001300")

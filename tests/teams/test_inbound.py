@@ -591,6 +591,19 @@ def test_other_activity_types_are_ignored_with_the_reason(kind: str) -> None:
     )
 
 
+def test_a_conversation_reference_keeps_only_the_fields_of_a_reference() -> None:
+    activity = load("teams_message_channel_mention.json")
+    activity["from"]["padding"] = "x" * 1000
+    activity["recipient"]["extra"] = {"nested": [1, 2]}
+    activity["conversation"]["junk"] = True
+    reference = conversation_reference(activity)
+    assert set(reference["user"]) <= {"id", "name", "aadObjectId", "role"}
+    assert set(reference["bot"]) <= {"id", "name", "aadObjectId", "role"}
+    assert "junk" not in reference["conversation"]
+    assert reference["conversation"]["id"] == activity["conversation"]["id"]
+    assert reference["conversation"]["tenantId"] == CHANNEL_TENANT
+
+
 # --- ids -----------------------------------------------------------------------------------
 
 
