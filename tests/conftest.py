@@ -12,6 +12,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from bot.policy_loader import load_policy
+from domain.policy import Policy
+
 settings.register_profile(
     "ci",
     derandomize=True,
@@ -22,9 +25,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
-
-from bot.policy_loader import load_policy
-from domain.policy import Policy
 
 
 @pytest.fixture(scope="session")
