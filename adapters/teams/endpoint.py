@@ -2,19 +2,28 @@
 
 Our own aiohttp handler, not the SDK's `CloudAdapter`, so swapping the SDK touches one
 package and no SDK object reaches the runtime. For each request, in order:
-1. the token is checked (`auth.TokenValidator`: issuer, audience, expiry with 5 minutes of
+1. the body is checked before anything parses it (`request_body.py`): JSON by its
+   Content-Type (else 415), at most 1 MiB (413), UTF-8 (400), nested at most 64 deep,
+   counted on the text (400), parsed, with no lone surrogate (400) — each with a one-line
+   JSON reason, nothing stored;
+2. the token is checked (`auth.TokenValidator`: issuer, audience, expiry with 5 minutes of
    skew, the `serviceUrl` claim): failure → 401, nothing stored. Without credentials the
    endpoint only exists in local mode (`TEAMS_ALLOW_UNAUTHENTICATED=1` on a loopback bind);
-2. a body that is not a JSON activity → 400; a `serviceUrl` that is not https (loopback http
-   in local mode) → 400, so the bot's token is never sent anywhere else;
+   then the activity's shape: not an object with a `type` and `serviceUrl` → 400, a field
+   the adapter reads of the wrong type (or an id over 512 characters) → 422 naming it (an
+   `Action.Execute` click gets its 200 and a message instead); a `serviceUrl` that is not
+   https (loopback http in local mode) → 400, so the bot's token is never sent anywhere
+   else;
 3. where the conversation is reached is written down (`book.py`), and the sender's role
    looked up in the roster when only that can tell a member from a guest;
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
-   runtime *before* the answer, as on Slack: a 2xx means it is stored;
+   runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
+   does not match is recorded, refused, in the conversation it was made in;
 5. a card's `Action.Execute` (an `adaptiveCard/action` invoke) is answered in the HTTP
-   response with the refreshed card, or a message for the person who clicked. Always 200:
-   Teams shows any other status as a broken card. The answer is kept under the click's
-   nonce, so a redelivered click gets the same answer.
+   response with the refreshed card (signed for where it was clicked), or a message for
+   the person who clicked (always a message for a refused click). Always 200: Teams shows
+   any other status as a broken card. The answer is kept under the click's nonce, so a
+   redelivered click gets the same answer.
 
 Nothing here logs message text or tokens.
 """
