@@ -51,7 +51,7 @@ ACTIVITIES = (
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # the tenant of most of the fixtures
 APP_ID = "app-0001"
 FUZZ = settings(
-    max_examples=120,
+    max_examples=200,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     deadline=None,
 )
@@ -333,7 +333,7 @@ async def test_mutated_activities_never_get_a_5xx_locally(
     await check(local_bot, json.dumps(activity).encode(), "application/json", None)
 
 
-@settings(parent=FUZZ, max_examples=80)
+@settings(parent=FUZZ, max_examples=120)
 @given(data=st.data())
 async def test_mutated_activities_never_get_a_5xx_with_a_valid_token(
     signed_in_bot: Bot, data: st.DataObject
@@ -355,7 +355,7 @@ async def test_mutated_activities_never_get_a_5xx_with_a_valid_token(
     await check(bot, json.dumps(activity).encode(), "application/json", authorization)
 
 
-@settings(parent=FUZZ, max_examples=60)
+@settings(parent=FUZZ, max_examples=80)
 @given(body=GARBAGE, content_type=CONTENT_TYPES)
 async def test_garbage_with_a_valid_token_never_gets_a_5xx_and_stores_nothing(
     signed_in_bot: Bot, body: bytes, content_type: str

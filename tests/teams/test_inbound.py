@@ -604,6 +604,21 @@ def test_a_conversation_reference_keeps_only_the_fields_of_a_reference() -> None
     assert reference["conversation"]["tenantId"] == CHANNEL_TENANT
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n": "n" * 65},
+        {"a": "approve_quote" + " " * 60},
+        {"s": "v1." + "0" * 62},
+        {"t": "Q" * 1025},
+        {"c": QUOTE_CONVERSATION + "x" * 1025},
+        {"w": "a:" + "x" * 1023},
+    ],
+)
+def test_card_data_longer_than_any_we_write_is_not_ours(change: dict[str, Any]) -> None:
+    assert ids.parse_action_data({**approve_data(), **change}) is None
+
+
 # --- ids -----------------------------------------------------------------------------------
 
 
@@ -617,10 +632,10 @@ def test_a_teams_conversation_id_gives_back_its_bot_framework_id() -> None:
 
 @settings(deadline=None)
 @given(
-    conversation=st.text(min_size=1),
-    action=st.text(min_size=1),
-    target=st.text(),
-    nonce=st.text(min_size=1),
+    conversation=st.text(min_size=1, max_size=ids.MAX_FIELD),
+    action=st.text(min_size=1, max_size=ids.MAX_SHORT_FIELD),
+    target=st.text(max_size=ids.MAX_FIELD),
+    nonce=st.text(min_size=1, max_size=ids.MAX_SHORT_FIELD),
 )
 def test_card_data_survives_the_trip_through_json(
     conversation: str, action: str, target: str, nonce: str
