@@ -87,7 +87,9 @@ def bases(client: Client, service_url: str) -> list[dict[str, Any]]:
     """The recorded activities, and clicks carrying real signed data (signed with the running
     service's key for the fixture's own conversation), so the click path is fuzzed too."""
     found = [recorded(name, service_url) for name in ACTIVITIES]
-    key = client.server.app[SERVICE_KEY].action_key
+    app = client.app
+    assert app is not None
+    key = app[SERVICE_KEY].action_key
     submit = recorded("teams_message_action_submit.json", service_url)
     where = submit["conversation"]["id"]
     data = Placement(key, TENANT, where).action_data(

@@ -556,7 +556,7 @@ def test_no_edit_of_a_signed_field_is_acted_on(field: str, value: str) -> None:
     if isinstance(result, Ignored):  # no longer our data at all (an emptied nonce, …)
         return
     same = ids.parse_action_data(forged) == ids.parse_action_data(original)  # "r": "" is no ref
-    assert result.binding == ("ok" if same else "bad_signature")
+    assert as_click(result).binding == ("ok" if same else "bad_signature")
 
 
 def test_a_lead_conversations_card_is_ours() -> None:
