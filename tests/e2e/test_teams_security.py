@@ -11,6 +11,7 @@ the domain's, tested there).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -313,6 +314,59 @@ async def test_a_hostile_body_gets_a_clear_4xx_before_the_token_and_stores_nothi
                 assert response.status == status
                 assert reason in (await response.json())["error"]
                 assert (await client.get("/healthz")).status == 200
+        finally:
+            await store.close()
+    assert teams_rows(db) == NOTHING
+
+
+async def raw_post(client: Any, headers: bytes, body: bytes) -> tuple[int, bytes]:
+    """A request written byte for byte (an HTTP client would refuse such headers): its
+    status and body."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + headers
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"Content-Type: application/json\r\nAuthorization: Bearer \xff\xfe.a.b\r\n", 401),
+        (b"Content-Type: application/json\r\nAuthorization: Bearer eyJ\xc3(.x.y\r\n", 401),
+        (b"Content-Type: application/json\r\nAuthorization: \xff\r\n", 401),
+        (b"Content-Type: application/json; charset=\xff\r\n", 415),
+        (b"Content-Type: \xff\xfe\r\n", 415),
+    ],
+    ids=["token-latin-1", "token-bad-utf-8", "scheme", "charset", "content-type"],
+)
+async def test_headers_that_are_not_ascii_get_a_4xx_not_a_500(
+    tmp_path: Path, headers: bytes, status: int
+) -> None:
+    db = tmp_path / "teams.db"
+    async with LocalIssuer(app_id="app-0001") as issuer:
+        settings = Settings(
+            teams_app_id="app-0001",
+            teams_app_password=SecretStr("not-used-in-tests"),
+            teams_app_tenant_id=TENANT,
+            teams_openid_metadata_url=issuer.metadata_url,
+        )
+        store = await SqliteStore.open(db)
+        try:
+            async with serving(None, settings, store, teams_tokens=NoToken()) as client:
+                activity = e2e.message(
+                    SHARED, PROSPECT, "Hello", service_url="https://127.0.0.1:1/"
+                )
+                got, body = await raw_post(client, headers, json.dumps(activity).encode())
+                assert (got, "error" in json.loads(body)) == (status, True)
         finally:
             await store.close()
     assert teams_rows(db) == NOTHING
