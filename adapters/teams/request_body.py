@@ -6,7 +6,9 @@ stored), so the cheap checks run before any parsing that can fail and before the
 check, which needs the body's `serviceUrl` and `channelId`:
 
 1. `Content-Type` is `application/json` (a charset other than UTF-8 is refused too): 415;
-2. the body is at most `MAX_BODY_BYTES` (1 MiB, as the server's limit): 413;
+2. the body is at most `MAX_BODY_BYTES` (1 MiB, as the server's limit; decompressed, when
+   sent with a Content-Encoding aiohttp decodes): 413; one that cannot be read as sent
+   (bad gzip, broken chunks): 400;
 3. it is UTF-8: 400;
 4. its arrays and objects nest at most `MAX_DEPTH` deep, counted on the text *before* it is
    parsed (Python's parser recurses once per level: a few thousand `[` would exhaust it): 400;
@@ -29,6 +31,7 @@ from itertools import accumulate
 from typing import Annotated, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -71,6 +74,10 @@ async def read_json(request: web.Request) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise RequestRefusedError(413, f"the body is over {MAX_BODY_BYTES} bytes") from None
+    except (web.RequestPayloadError, HttpProcessingError):
+        # A body that does not decode as its Content-Encoding says (bad gzip), or a broken
+        # chunked encoding: aiohttp reports it when the body is read.
+        raise RequestRefusedError(400, "the body could not be read as sent") from None
     if len(raw) > MAX_BODY_BYTES:
         raise RequestRefusedError(413, f"the body is over {MAX_BODY_BYTES} bytes")
     try:

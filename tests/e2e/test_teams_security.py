@@ -12,6 +12,7 @@ the domain's, tested there).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import sqlite3
 import time
@@ -369,6 +370,25 @@ async def test_headers_that_are_not_ascii_get_a_4xx_not_a_500(
                 assert (got, "error" in json.loads(body)) == (status, True)
         finally:
             await store.close()
+    assert teams_rows(db) == NOTHING
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b"not gzip at all", 400, "could not be read"),
+        (gzip.compress(b"[" * 5_000_000), 413, "over"),  # 5 KB that inflate to 5 MB
+    ],
+    ids=["bad-gzip", "gzip-bomb"],
+)
+async def test_a_compressed_body_is_read_within_the_limits_or_refused(
+    bot_with_db: tuple[Teams, Path], body: bytes, status: int, reason: str
+) -> None:
+    teams, db = bot_with_db
+    headers = b"Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    got, answer = await raw_post(teams.client, headers, body)
+    assert got == status
+    assert reason in json.loads(answer)["error"]
     assert teams_rows(db) == NOTHING
 
 
