@@ -52,13 +52,18 @@ LEAD_CONVERSATION_PREFIX = "lead-"  # lead-feed conversations, whose cards we al
 _ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
 _NOT_MEMBERS = frozenset({"guest", "anonymous"})
 _BOT_ID_PREFIX = "28:"  # Teams gives bots `28:` ids and people `29:` ids
-MAX_TEXT = next(
-    int(limit)
-    for limit in (
-        getattr(m, "max_length", None) for m in MessagePosted.model_fields["text"].metadata
-    )
-    if limit is not None
-)
+
+
+def _max_length(model: type[Frozen], field: str) -> int:
+    """A string field's `max_length`, read from the model so the two never disagree."""
+    for constraint in model.model_fields[field].metadata:
+        limit = getattr(constraint, "max_length", None)
+        if isinstance(limit, int):
+            return limit
+    raise LookupError(f"{model.__name__}.{field} has no max_length")
+
+
+MAX_TEXT = _max_length(MessagePosted, "text")
 CUT_NOTE = " […cut: the message was too long]"
 MAX_ENTITIES = 64
 
