@@ -267,6 +267,8 @@ def build_service(
             handoff_conversation=settings.teams_handoff_conversation,
             leads_conversation=settings.teams_leads_conversation,
             clock=clock,
+            action_key=action_key,
+            tenant_id=settings.teams_app_tenant_id,
         )
         senders[TEAMS_PREFIX] = teams_sender
     playground: PlaygroundHub | None = None
@@ -399,6 +401,7 @@ def _teams_endpoint(
         context=TeamsContext(
             tenant_id=settings.teams_app_tenant_id,
             bot_id=f"28:{settings.teams_app_id}" if settings.teams_app_id else "",
+            action_key=service.action_key,
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
         ),

@@ -275,6 +275,10 @@ def _endorsements(key_set: Any) -> dict[str, frozenset[str]]:
 
 
 _SPACE = re.compile(r"\s")
+_COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+"""A JWS in compact serialization: three base64url parts (RFC 7515, section 7.1). Checked
+before PyJWT sees the token: a header with bytes that are not UTF-8 reaches us as lone
+surrogates, which PyJWT cannot encode."""
 
 
 def _bearer_token(authorization: str | None) -> str:
@@ -284,6 +288,8 @@ def _bearer_token(authorization: str | None) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or _SPACE.search(token):
         raise AuthError("authorization header is not a bearer token")
+    if not _COMPACT_JWT.fullmatch(token):
+        raise AuthError("malformed token")
     return token
 
 

@@ -23,9 +23,9 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from adapters.teams import ids
+from adapters.teams.binding import Placement
 from domain.cards import Button, Card, CardField, Reply
 
 ELLIPSIS = "…"
@@ -77,7 +77,9 @@ def _markdown(text: str) -> str:
     return "\n\n".join(_escape_line(line) for line in text.splitlines())
 
 
-def activity(reply: Reply, *, conversation: str, nonce_seed: str) -> dict[str, Any]:
+def activity(
+    reply: Reply, *, conversation: str, nonce_seed: str, placement: Placement
+) -> dict[str, Any]:
     """The message activity for a reply: its text, or its card with the text as `summary`.
 
     Teams shows a message's `text` above its card, which would say everything twice (the
@@ -86,7 +88,8 @@ def activity(reply: Reply, *, conversation: str, nonce_seed: str) -> dict[str, A
     Markdown, so it is not escaped.
 
     `nonce_seed` is the outbox key: action nonces are derived from it, so a resend of the same
-    outbox entry renders a byte-identical card.
+    outbox entry renders a byte-identical card. `placement` is where the message is posted:
+    every button is signed for it (`binding.py`).
     """
     fallback = reply.text
     if reply.card is None:
@@ -100,15 +103,17 @@ def activity(reply: Reply, *, conversation: str, nonce_seed: str) -> dict[str, A
     }
     # The limit is for the whole message: the card gets the room the summary leaves.
     room = MAX_CARD_BYTES - _size({**message, "attachments": [_attachment({})]})
-    card = _render(reply.card, conversation, nonce_seed, room)
+    card = _render(reply.card, conversation, nonce_seed, placement, room)
     message["attachments"] = [_attachment(card)]
     return message
 
 
-def adaptive_card(card: Card, *, conversation: str, nonce_seed: str) -> dict[str, Any]:
+def adaptive_card(
+    card: Card, *, conversation: str, nonce_seed: str, placement: Placement
+) -> dict[str, Any]:
     """The card alone: an attachment's `content`, or the refreshed card an
     `adaptiveCard/action` invoke answers with."""
-    return _render(card, conversation, nonce_seed, MAX_CARD_BYTES)
+    return _render(card, conversation, nonce_seed, placement, MAX_CARD_BYTES)
 
 
 def _attachment(content: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +127,9 @@ def _size(node: Any) -> int:
     return len(json.dumps(node, ensure_ascii=False).encode("utf-8"))
 
 
-def _render(card: Card, conversation: str, nonce_seed: str, room: int) -> dict[str, Any]:
+def _render(
+    card: Card, conversation: str, nonce_seed: str, placement: Placement, room: int
+) -> dict[str, Any]:
     """The card, holding as much of its body as fits in `room` bytes.
 
     The title, status and actions always stay: they say what the card is and what can be done.
@@ -134,13 +141,19 @@ def _render(card: Card, conversation: str, nonce_seed: str, room: int) -> dict[s
     fields = card.fields
     lines = tuple(line for line in card.lines if line.strip())
     total = len(text) + len(fields) + len(lines)
+    buttons = _Buttons(conversation, nonce_seed, placement)
 
     def build(keep: int) -> dict[str, Any]:
         kept_text = text[:keep]
         kept_fields = fields[: max(0, keep - len(text))]
         kept_lines = lines[: max(0, keep - len(text) - len(fields))]
         return _card(
-            card, kept_text, kept_fields, kept_lines, keep < total, conversation, nonce_seed
+            card,
+            kept_text,
+            kept_fields,
+            kept_lines,
+            keep < total,
+            buttons,
         )
 
     full = build(total)
@@ -162,8 +175,7 @@ def _card(
     fields: Sequence[CardField],
     lines: Sequence[str],
     cut: bool,
-    conversation: str,
-    nonce_seed: str,
+    buttons: _Buttons,
 ) -> dict[str, Any]:
     body: list[dict[str, Any]] = [
         {
@@ -227,7 +239,7 @@ def _card(
     }
     if card.buttons:
         content["actions"] = [
-            _action(button, conversation, _nonce(nonce_seed, index), card.ref)
+            _action(button, buttons.data(button, index, card.ref))
             for index, button in enumerate(card.buttons)
         ]
     return content
@@ -245,11 +257,22 @@ def _fact_text(text: str, limit: int) -> str:
     return _markdown(_clip(text, limit)) if text.strip() else ELLIPSIS
 
 
-def _nonce(nonce_seed: str, index: int) -> str:
-    return hashlib.sha256(f"{nonce_seed}:{index}".encode()).hexdigest()[:16]
+class _Buttons(NamedTuple):
+    """What a card's buttons' data is made from: the conversation they act on, the seed of
+    their nonces and where the card is posted (what they are signed for)."""
+
+    conversation: str
+    nonce_seed: str
+    placement: Placement
+
+    def data(self, button: Button, index: int, ref: str | None) -> dict[str, Any]:
+        nonce = hashlib.sha256(f"{self.nonce_seed}:{index}".encode()).hexdigest()[:16]
+        return self.placement.action_data(
+            self.conversation, button.action, button.target, nonce, ref
+        )
 
 
-def _action(button: Button, conversation: str, nonce: str, ref: str | None) -> dict[str, Any]:
+def _action(button: Button, data: dict[str, Any]) -> dict[str, Any]:
     """`Action.Execute` (Universal Actions: the bot answers the invoke with the refreshed card),
     falling back to an `Action.Submit` with the same data on clients without Universal Actions
     (https://learn.microsoft.com/en-us/microsoftteams/platform/task-modules-and-cards/cards/universal-actions-for-adaptive-cards/work-with-universal-actions-for-adaptive-cards#backward-compatibility).
@@ -257,7 +280,6 @@ def _action(button: Button, conversation: str, nonce: str, ref: str | None) -> d
     Action titles are plain text, not Markdown, so they are clipped but not escaped. Adaptive
     Cards have no confirmation dialog: an irreversible click is confirmed by its refreshed card.
     """
-    data = ids.action_data(conversation, button.action, button.target, nonce, ref)
     title = _clip(button.label, MAX_ACTION_TITLE) if button.label.strip() else ELLIPSIS
     style = _STYLES.get(button.style)
     # Two copies of one value: a consumer editing one action's data cannot change the other's.

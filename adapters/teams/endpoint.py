@@ -2,19 +2,28 @@
 
 Our own aiohttp handler, not the SDK's `CloudAdapter`, so swapping the SDK touches one
 package and no SDK object reaches the runtime. For each request, in order:
-1. the token is checked (`auth.TokenValidator`: issuer, audience, expiry with 5 minutes of
+1. the body is checked before anything parses it (`request_body.py`): JSON by its
+   Content-Type (else 415), at most 1 MiB (413), UTF-8 (400), nested at most 64 deep,
+   counted on the text (400), parsed, with no lone surrogate (400) — each with a one-line
+   JSON reason, nothing stored;
+2. the token is checked (`auth.TokenValidator`: issuer, audience, expiry with 5 minutes of
    skew, the `serviceUrl` claim): failure → 401, nothing stored. Without credentials the
    endpoint only exists in local mode (`TEAMS_ALLOW_UNAUTHENTICATED=1` on a loopback bind);
-2. a body that is not a JSON activity → 400; a `serviceUrl` that is not https (loopback http
-   in local mode) → 400, so the bot's token is never sent anywhere else;
+   then the activity's shape: not an object with a `type` and `serviceUrl` → 400, a field
+   the adapter reads of the wrong type (or an id over 512 characters) → 422 naming it (an
+   `Action.Execute` click gets its 200 and a message instead); a `serviceUrl` that is not
+   https (loopback http in local mode) → 400, so the bot's token is never sent anywhere
+   else;
 3. where the conversation is reached is written down (`book.py`), and the sender's role
    looked up in the roster when only that can tell a member from a guest;
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
-   runtime *before* the answer, as on Slack: a 2xx means it is stored;
+   runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
+   does not match is recorded, refused, in the conversation it was made in;
 5. a card's `Action.Execute` (an `adaptiveCard/action` invoke) is answered in the HTTP
-   response with the refreshed card, or a message for the person who clicked. Always 200:
-   Teams shows any other status as a broken card. The answer is kept under the click's
-   nonce, so a redelivered click gets the same answer.
+   response with the refreshed card (signed for where it was clicked), or a message for
+   the person who clicked (always a message for a refused click). Always 200: Teams shows
+   any other status as a broken card. The answer is kept under the click's nonce, so a
+   redelivered click gets the same answer.
 
 Nothing here logs message text or tokens.
 """
@@ -31,6 +40,7 @@ from aiohttp import web
 
 from adapters.teams import book
 from adapters.teams.auth import AuthError, TokenValidator
+from adapters.teams.binding import Placement, click_placement
 from adapters.teams.cards import adaptive_card
 from adapters.teams.connector import Connector, ConnectorError, check_service_url
 from adapters.teams.ids import bf_conversation, parse_action_data
@@ -42,6 +52,7 @@ from adapters.teams.inbound import (
     conversation_reference,
     from_activity,
 )
+from adapters.teams.request_body import RequestRefusedError, check_shape, read_json
 from domain.decision import Decision
 from domain.inbound import ButtonClicked, Inbound, MessagePosted
 
@@ -87,12 +98,12 @@ class TeamsEndpoint:
         self._written: dict[str, str] = {}  # book key → the JSON last written, to skip rewrites
 
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
         try:
-            body: Any = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            body = None
-        activity = body if isinstance(body, dict) else {}
+            body = await read_json(request)
+        except RequestRefusedError as exc:
+            log.info("teams request refused (%s): %s", exc.status, exc.reason)
+            return exc.response()
+        activity: dict[str, Any] = body if isinstance(body, dict) else {}
         service_url = activity.get("serviceUrl")
         if self._validator is not None:
             try:
@@ -105,22 +116,25 @@ class TeamsEndpoint:
             except AuthError as exc:
                 log.warning("teams request refused: %s", exc.reason)
                 return web.json_response({"error": "unauthorized"}, status=401)
-        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-            return web.json_response({"error": "the body is not a JSON activity"}, status=400)
-        if not isinstance(service_url, str):
-            return web.json_response({"error": "the activity has no serviceUrl"}, status=400)
         try:
+            activity = check_shape(body)
             activity["serviceUrl"] = check_service_url(
-                service_url, allow_loopback_http=self._validator is None
+                activity["serviceUrl"], allow_loopback_http=self._validator is None
             )
-        except ValueError as exc:
+        except ValueError as exc:  # the service URL
             return web.json_response({"error": str(exc)}, status=400)
+        except RequestRefusedError as exc:
+            log.info("teams activity refused (%s): %s", exc.status, exc.reason)
+            if exc.status == 422 and _is_execute(activity):
+                # Teams shows anything but a 200 on a card as a broken card.
+                return _invoke_message("This card action could not be read.")
+            return exc.response()
         return await self._activity(activity)
 
     async def _activity(self, activity: dict[str, Any]) -> web.StreamResponse:
         await self._with_role(activity)
         result = from_activity(activity, self._ctx)
-        invoke = activity.get("type") == "invoke" and activity.get("name") == EXECUTE_INVOKE
+        invoke = _is_execute(activity)
         if isinstance(result, Ignored):
             log.debug("teams activity ignored: %s", result.reason)
             if invoke:
@@ -139,7 +153,10 @@ class TeamsEndpoint:
             return web.json_response({"error": "not stored; retry"}, status=500)
         if invoke and isinstance(inbound, ButtonClicked):
             clicked = parse_action_data(_map(_map(activity, "value"), "action").get("data"))
-            return await self._invoke_answer(inbound, clicked.ref if clicked else "", outcome)
+            placement = click_placement(self._ctx.action_key, activity)
+            return await self._invoke_answer(
+                inbound, clicked.ref if clicked else "", outcome, placement
+            )
         return web.Response(status=200)
 
     async def _with_role(self, activity: dict[str, Any]) -> None:
@@ -226,8 +243,10 @@ class TeamsEndpoint:
         return web.Response(status=200)
 
     async def _in_lead_thread(self, inbound: Inbound) -> Inbound:
-        """A message in a lead's thread belongs to the lead's conversation."""
-        if not isinstance(inbound, MessagePosted):
+        """A message in a lead's thread belongs to the lead's conversation; so does a refused
+        click made there (it is recorded where it was made)."""
+        refused = isinstance(inbound, ButtonClicked) and inbound.binding != "ok"
+        if not (isinstance(inbound, MessagePosted) or refused):
             return inbound
         conversation = bf_conversation(inbound.conversation_id)
         if conversation is None or book.THREAD_MARK not in conversation:
@@ -239,7 +258,7 @@ class TeamsEndpoint:
         return inbound.model_copy(update={"conversation_id": lead})
 
     async def _invoke_answer(
-        self, click: ButtonClicked, card_ref: str, outcome: HandleOutcome
+        self, click: ButtonClicked, card_ref: str, outcome: HandleOutcome, placement: Placement
     ) -> web.Response:
         key = book.invoke_key(click.delivery_id)
         if outcome.status == "duplicate":
@@ -247,24 +266,36 @@ class TeamsEndpoint:
             if stored is not None:
                 return web.json_response(stored)
             return _invoke_message("This action was already handled.")
-        answer = _answer_for(click, card_ref, outcome.decision)
+        answer = _answer_for(click, card_ref, outcome.decision, placement)
         await self._states.put_state(key, answer, self._clock())
         return web.json_response(answer)
 
 
-def _answer_for(click: ButtonClicked, card_ref: str, decision: Decision | None) -> dict[str, Any]:
-    """The clicked card refreshed when the decision updates it, else the first thing the
-    decision says to the person who clicked (shown to them only), else "Done."."""
+def _answer_for(
+    click: ButtonClicked, card_ref: str, decision: Decision | None, placement: Placement
+) -> dict[str, Any]:
+    """The clicked card refreshed when the decision updates it (signed for where it was
+    clicked), else the first thing the decision says to the person who clicked (shown to
+    them only), else "Done.". A refused click is answered with a message only: the card it
+    came from is not ours to redraw."""
     replies = decision.replies if decision is not None else ()
-    for reply in replies:
-        if reply.card is not None and card_ref and reply.replaces == card_ref:
-            card = adaptive_card(
-                reply.card, conversation=click.conversation_id, nonce_seed=click.delivery_id
-            )
-            return {"statusCode": 200, "type": CARD_RESPONSE, "value": card}
+    if click.binding == "ok":
+        for reply in replies:
+            if reply.card is not None and card_ref and reply.replaces == card_ref:
+                card = adaptive_card(
+                    reply.card,
+                    conversation=click.conversation_id,
+                    nonce_seed=click.delivery_id,
+                    placement=placement,
+                )
+                return {"statusCode": 200, "type": CARD_RESPONSE, "value": card}
     for reply in replies:
         if reply.audience in ("requester", "conversation") and reply.text.strip():
             return _message_body(reply.text)
+    if click.binding == "unsigned":
+        return _message_body("This card is out of date: use the current one.")
+    if click.binding != "ok":
+        return _message_body("This button cannot be used here.")
     return _message_body("Done.")
 
 
@@ -274,6 +305,11 @@ def _message_body(text: str) -> dict[str, Any]:
 
 def _invoke_message(text: str) -> web.Response:
     return web.json_response(_message_body(text))
+
+
+def _is_execute(activity: Mapping[str, Any]) -> bool:
+    """An `Action.Execute` click, which Teams needs answered 200 with a message or card."""
+    return activity.get("type") == "invoke" and activity.get("name") == EXECUTE_INVOKE
 
 
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -11,6 +11,10 @@ on the prospect's conversation). The same data serves `Action.Execute` (the `ver
 action id, the data arrives as an `adaptiveCard/action` invoke's `value.action.data`) and
 its `Action.Submit` fallback (the data arrives as a message's `value`). In both, Teams
 merges the card's input values into the data, so extra keys are expected and ignored.
+
+Each button's data is also signed for the place its card is posted (`binding.py`): the
+tenant (`tn`), the Bot Framework conversation holding the card (`w`) and the signature
+(`s`). Data with our marker but no `s` comes from a card posted before buttons were signed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from typing import Any, NamedTuple
 
 PREFIX = "teams"
 _MARKER = "salesbot"  # tells our card data from other apps' (and hand-made) submissions
+_SIGNATURE = "s"
+MAX_SHORT_FIELD = 64
+"""The longest action, nonce or signature in data we wrote (ours are under 40 characters)."""
+MAX_FIELD = 1024
+"""The longest conversation, target, ref, tenant or place in data we wrote."""
 
 
 def conversation_id(bf_conversation_id: str) -> str:
@@ -56,6 +65,13 @@ class ActionData(NamedTuple):
     target: str
     nonce: str
     ref: str = ""
+    tenant: str = ""
+    """The tenant the card was posted for ("" when unknown then)."""
+    where: str = ""
+    """The Bot Framework conversation the card was posted in."""
+    signature: str | None = None
+    """None: unsigned (a card from before signing). A present but non-string `s` is kept
+    as "", which verifies against nothing."""
 
 
 def parse_action_data(data: Any) -> ActionData | None:
@@ -70,5 +86,22 @@ def parse_action_data(data: Any) -> ActionData | None:
         return None
     if not (isinstance(n, str) and c and a and n):
         return None
-    r = data.get("r")
-    return ActionData(c, a, t, n, r if isinstance(r, str) else "")
+    parsed = ActionData(
+        c,
+        a,
+        t,
+        n,
+        _text(data.get("r")),
+        _text(data.get("tn")),
+        _text(data.get("w")),
+        _text(data.get(_SIGNATURE)) if _SIGNATURE in data else None,
+    )
+    if max(len(a), len(n), len(parsed.signature or "")) > MAX_SHORT_FIELD:
+        return None  # longer than any we write: not ours
+    if max(len(c), len(t), len(parsed.ref), len(parsed.tenant), len(parsed.where)) > MAX_FIELD:
+        return None
+    return parsed
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

@@ -29,11 +29,21 @@ import copy
 import html
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast, get_args
 
-from adapters.teams import ids
+from adapters.action_binding import ActionKey
+from adapters.teams import binding, ids
 from adapters.teams.book import THREAD_MARK
-from domain.inbound import ActionId, Actor, ButtonClicked, CommandInvoked, MessagePosted, Role
+from domain.inbound import (
+    ActionId,
+    Actor,
+    ButtonClicked,
+    ClickBinding,
+    CommandInvoked,
+    MessagePosted,
+    Role,
+)
 from domain.model import Frozen
 
 EXECUTE_INVOKE = "adaptiveCard/action"
@@ -44,17 +54,34 @@ _NOT_MEMBERS = frozenset({"guest", "anonymous"})
 _BOT_ID_PREFIX = "28:"  # Teams gives bots `28:` ids and people `29:` ids
 
 
-class TeamsContext(Frozen):
+def _max_length(model: type[Frozen], field: str) -> int:
+    """A string field's `max_length`, read from the model so the two never disagree."""
+    for constraint in model.model_fields[field].metadata:
+        limit = getattr(constraint, "max_length", None)
+        if isinstance(limit, int):
+            return limit
+    raise LookupError(f"{model.__name__}.{field} has no max_length")
+
+
+MAX_TEXT = _max_length(MessagePosted, "text")
+CUT_NOTE = " […cut: the message was too long]"
+MAX_ENTITIES = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeamsContext:
     """What the translation needs to know about the bot and its configuration.
 
     `tenant_id` is the bot's tenant, whose members (not guests) are reps. None — a
     multi-tenant registration without a home tenant — leaves no one provably a member, so
     everyone is a prospect: the safe side for discount approval and audits.
     The user id sets hold ids as Teams gives them: `aadObjectId`, or `from.id`.
+    `action_key` checks the signature on a clicked button's data (`binding.py`).
     """
 
     tenant_id: str | None
     bot_id: str
+    action_key: ActionKey
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
 
@@ -98,8 +125,10 @@ def conversation_reference(activity: Mapping[str, Any]) -> dict[str, Any]:
     """The Bot Framework ConversationReference of an activity, as raw protocol JSON.
 
     Stored as JSON (not an SDK object) so proactive posts survive an SDK swap. Absent fields
-    are left out. The tenant is copied into `conversation.tenantId` when only `channelData`
-    has it (as in personal chats), because proactive sends need it there.
+    are left out, and so are fields of the accounts and the conversation that a reference
+    does not use (`REFERENCE_FIELDS`): a reference stays small whatever an activity carries.
+    The tenant is copied into `conversation.tenantId` when only `channelData` has it (as in
+    personal chats), because proactive sends need it there.
     """
     reference: dict[str, Any] = {}
     for key, source in (
@@ -112,13 +141,36 @@ def conversation_reference(activity: Mapping[str, Any]) -> dict[str, Any]:
         ("locale", "locale"),
     ):
         value = activity.get(source)
-        if value is not None:
-            reference[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+        if isinstance(value, Mapping):
+            kept = REFERENCE_FIELDS[key]
+            reference[key] = {k: copy.deepcopy(v) for k, v in value.items() if k in kept}
+        elif value is not None:
+            reference[key] = copy.deepcopy(value)
     tenant = _str(_map(_map(activity, "channelData"), "tenant"), "id")
     conversation = reference.get("conversation")
     if tenant and isinstance(conversation, dict) and not conversation.get("tenantId"):
         conversation["tenantId"] = tenant
     return reference
+
+
+_ACCOUNT_FIELDS = frozenset({"id", "name", "aadObjectId", "role"})
+REFERENCE_FIELDS: dict[str, frozenset[str]] = {
+    "user": _ACCOUNT_FIELDS,
+    "bot": _ACCOUNT_FIELDS,
+    "conversation": frozenset(
+        {"id", "name", "conversationType", "tenantId", "isGroup", "aadObjectId", "role"}
+    ),
+}
+"""The ChannelAccount and ConversationAccount fields of the Bot Framework schema."""
+
+
+def clip_text(text: str) -> str:
+    """Text over what a message may hold (`MessagePosted.text`, 40,000 characters), cut with
+    a note saying so: the message is still heard and recorded, its end visibly missing.
+    (Teams itself caps a message at about 28 KB, so only a hand-made activity gets here.)"""
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[: MAX_TEXT - len(CUT_NOTE)] + CUT_NOTE
 
 
 def strip_bot_mention(activity: Mapping[str, Any], bot_ids: frozenset[str]) -> tuple[str, bool]:
@@ -127,7 +179,8 @@ def strip_bot_mention(activity: Mapping[str, Any], bot_ids: frozenset[str]) -> t
     mentioned. Mentions are removed before unescaping, so typed `&lt;at&gt;` stays text."""
     text = _str(activity, "text")
     mentioned = False
-    for entity in _list(activity, "entities"):
+    # Only the first entities: each mention is a pass over the text, and Teams sends a few.
+    for entity in _list(activity, "entities")[:MAX_ENTITIES]:
         if not isinstance(entity, Mapping) or entity.get("type") != "mention":
             continue
         who = _map(entity, "mentioned")
@@ -165,6 +218,7 @@ def _from_message(activity: Mapping[str, Any], ctx: TeamsContext) -> TeamsInboun
     text, mentioned = strip_bot_mention(activity, _bot_ids(activity, ctx))
     if not text:
         return Ignored(reason="empty text after the mention")
+    text = clip_text(text)
     actor = _actor(activity, ctx)
     personal = _map(activity, "conversation").get("conversationType") == "personal"
     addressed = personal or mentioned or actor.role != "rep"
@@ -197,8 +251,9 @@ def _from_invoke(activity: Mapping[str, Any], ctx: TeamsContext) -> TeamsInbound
 
 
 def _click(activity: Mapping[str, Any], data: Any, ctx: TeamsContext) -> ButtonClicked | Ignored:
-    """A card action: the conversation, action and target come from the data we wrote, not
-    from where the card sits."""
+    """A card action. Its conversation, action and target come from the data we wrote, once
+    its signature shows we wrote it for the place it was clicked in (`binding.py`); any
+    other click is recorded, refused, in the conversation it was made in."""
     parsed = ids.parse_action_data(data)
     if parsed is None:
         return Ignored(reason="foreign card data")
@@ -208,16 +263,23 @@ def _click(activity: Mapping[str, Any], data: Any, ctx: TeamsContext) -> ButtonC
         return Ignored(reason="card data naming another platform's conversation")
     if not _str(_map(activity, "from"), "id"):
         return Ignored(reason="card action without a sender")
+    clicked_in = _str(_map(activity, "conversation"), "id")
+    if not clicked_in:
+        return Ignored(reason="card action without a conversation")
     actor = _actor(activity, ctx)
+    bound: ClickBinding = binding.check(ctx.action_key, parsed, activity)
+    # The nonce, not the activity id: Teams' redelivery of a click has a new activity id.
+    # Keyed by who clicked too, as on Slack: a refused click (a rep pressing Approve)
+    # must not use up the button for the approver who clicks it next; and by the binding,
+    # so a forged click naming a real button's nonce never takes that button's place.
+    delivery = f"{ids.PREFIX}:action:{parsed.nonce}:{actor.id}"
     return ButtonClicked(
-        # The nonce, not the activity id: Teams' redelivery of a click has a new activity id.
-        # Keyed by who clicked too, as on Slack: a refused click (a rep pressing Approve)
-        # must not use up the button for the approver who clicks it next.
-        delivery_id=f"{ids.PREFIX}:action:{parsed.nonce}:{actor.id}",
-        conversation_id=parsed.conversation,
+        delivery_id=delivery if bound == "ok" else f"{delivery}:{bound}",
+        conversation_id=(parsed.conversation if bound == "ok" else ids.conversation_id(clicked_in)),
         actor=actor,
         action=cast(ActionId, parsed.action),  # checked against ActionId above
         target=parsed.target,
+        binding=bound,
     )
 
 
@@ -257,6 +319,9 @@ def _actor(activity: Mapping[str, Any], ctx: TeamsContext) -> Actor:
         role=role,
         approver=bool(known & ctx.approvers),
         auditor=bool(known & ctx.auditors),
+        # Every configured approver names this person (their object id, their Teams id or
+        # both): nobody else can approve their requests.
+        sole_approver=bool(ctx.approvers) and ctx.approvers <= known,
     )
 
 

@@ -11,6 +11,10 @@ Then, in order:
   else post it anew;
 - after a post, remember where the card is (and, for `starts_thread`, the thread it began).
 
+A card is rendered for the conversation it is finally posted in (a private notice's for the
+person's personal chat): its buttons are signed for that conversation and its tenant
+(`binding.py`), so a click on them counts there only.
+
 Every conversation is reached through the service URL its activities came from; a
 conversation the bot has never heard from (a configured handoff channel before anyone used
 the bot there) borrows the install channel's, else the latest one Teams used. With none
@@ -29,8 +33,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from adapters.action_binding import ActionKey
 from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent
 from adapters.teams import book
+from adapters.teams.binding import Placement
 from adapters.teams.cards import activity as render_activity
 from adapters.teams.connector import Connector, ConnectorError, Gone
 
@@ -49,7 +55,13 @@ class TeamsSender:
         handoff_conversation: str | None,
         leads_conversation: str | None,
         clock: Callable[[], int],
+        action_key: ActionKey,
+        tenant_id: str | None = None,
     ) -> None:
+        """`action_key` signs every button (`binding.py`); `tenant_id` is the bot's tenant,
+        which cards are signed for where no conversation reference says otherwise."""
+        self._key = action_key
+        self._tenant_id = tenant_id
         self._connector = connector
         self._states = states
         self._destinations = {"handoff": handoff_conversation, "leads": leads_conversation}
@@ -69,13 +81,11 @@ class TeamsSender:
                 retry_after_ms=WAIT_FOR_ADDRESS_MS,
             )
         reply = delivery.reply
-        message = render_activity(
-            reply, conversation=delivery.conversation_id, nonce_seed=delivery.key
-        )
         user = _str(target.get("user"))
         if user is not None:
-            return await self._notice(service_url, conversation, reference, user, message)
+            return await self._notice(service_url, conversation, reference, user, delivery)
 
+        message = self._render(delivery, conversation, self._tenant(reference))
         if reply.replaces:
             held = await self._states.get_state(book.card_key(conversation, reply.replaces))
             activity_id = _str(held.get("activity_id")) if held else None
@@ -93,6 +103,23 @@ class TeamsSender:
         if isinstance(outcome, Sent) and outcome.remote_id:
             await self._after_post(delivery, conversation, outcome.remote_id)
         return outcome
+
+    def _render(self, delivery: Delivery, posted_in: str, tenant: str) -> dict[str, Any]:
+        """The message for `posted_in`: its buttons are signed for that conversation and
+        tenant (`binding.py`), so they work there and nowhere else."""
+        return render_activity(
+            delivery.reply,
+            conversation=delivery.conversation_id,
+            nonce_seed=delivery.key,
+            placement=Placement(self._key, tenant, posted_in),
+        )
+
+    def _tenant(self, reference: Mapping[str, Any] | None) -> str:
+        """The tenant a conversation's cards are signed for: the one its reference states;
+        for a conversation not heard from yet, the bot's own (`TEAMS_APP_TENANT_ID`)."""
+        if reference is None:
+            return self._tenant_id or ""
+        return _str(_map(reference, "conversation").get("tenantId")) or ""
 
     @property
     def connector(self) -> Connector:
@@ -148,13 +175,14 @@ class TeamsSender:
         conversation: str,
         reference: Mapping[str, Any] | None,
         user: str,
-        message: dict[str, Any],
+        delivery: Delivery,
     ) -> SendOutcome:
         """A private notice: in a personal chat, there; from a channel or group chat, in the
         person's personal chat with the bot, which only they can read (Teams' targeted
         messages would keep it in place, but they are a developer preview: an audit must
         not depend on one)."""
         if book.is_personal(conversation, reference):
+            message = self._render(delivery, conversation, self._tenant(reference))
             return await self._connector.post(service_url, conversation, message)
         account = await self._states.get_state(book.user_key(user))
         teams_id = _str(account.get("id")) if account else None
@@ -167,6 +195,9 @@ class TeamsSender:
             return exc.outcome
         if isinstance(chat, Rejected):
             return chat
+        # The person's personal chat is in their own tenant.
+        tenant = _str(account.get("tenantId")) or self._tenant_id or ""
+        message = self._render(delivery, chat, tenant)
         return await self._connector.post(service_url, chat, message)
 
     async def _personal_chat(

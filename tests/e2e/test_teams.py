@@ -454,7 +454,10 @@ async def test_bad_requests_get_a_clear_4xx_and_unknown_activities_are_acknowled
     teams: Teams,
 ) -> None:
     client = teams.client
-    assert (await client.post("/api/messages", data=b"{not json")).status == 400
+    json_type = {"Content-Type": "application/json"}
+    not_json = await client.post("/api/messages", data=b"{not json", headers=json_type)
+    assert not_json.status == 400
+    assert (await client.post("/api/messages", data=b"{not json")).status == 415  # no type
     assert (await client.post("/api/messages", json=["a list"])).status == 400
     remote = say(teams, SHARED, PROSPECT, "hi")
     remote["serviceUrl"] = "http://evil.example.com/"

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.teams import ids
+from adapters.teams import binding, ids
+from adapters.teams.binding import Placement
 from adapters.teams.cards import MAX_CARD_BYTES, activity, adaptive_card, escape_markdown
 from domain.cards import Button, Card, CardField, Reply
 from domain.policy import Policy
@@ -30,10 +31,14 @@ from tests.support.card_scripts import (
     quote_reply,
     ticket_reply,
 )
+from tests.teams.signing import KEY
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_790_000_000_000
 CONVERSATION = ids.conversation_id("19:c0ffee0001@thread.tacv2;messageid=1790000000000")
+TENANT = "c0ffee00-0000-4000-8000-000000000001"
+# The cards are posted in the conversation they act on, unless a test says otherwise.
+PLACEMENT = Placement(KEY, TENANT, "19:c0ffee0001@thread.tacv2;messageid=1790000000000")
 EVIL = "*bold* [x](http://evil) <at>Boss</at> &"
 EVIL_ESCAPED = r"\*bold\* \[x\]\(http://evil\) \<at\>Boss\</at\> \&"
 MARKUP = set("\\*_~`#>[]()<&")
@@ -43,7 +48,10 @@ ACTIONS = {"Action.Execute", "Action.Submit"}
 
 def render_golden(name: str, policy: Policy) -> dict[str, Any]:
     return activity(
-        CARDS[name](policy, CONVERSATION), conversation=CONVERSATION, nonce_seed=f"outbox:{name}"
+        CARDS[name](policy, CONVERSATION),
+        conversation=CONVERSATION,
+        nonce_seed=f"outbox:{name}",
+        placement=PLACEMENT,
     )
 
 
@@ -133,6 +141,7 @@ def render(card: Card, text: str = "notice", seed: str = "k1") -> dict[str, Any]
             Reply(audience="conversation", text=text, card=card),
             conversation=CONVERSATION,
             nonce_seed=seed,
+            placement=PLACEMENT,
         )
     )
     assert rendered is not None
@@ -166,7 +175,7 @@ def test_the_quote_card_shows_fields_as_facts_and_the_arithmetic_in_monospace_li
 ) -> None:
     reply = quote_reply(default_policy, CONVERSATION)
     assert reply.card is not None
-    card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k")
+    card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k", placement=PLACEMENT)
     [facts] = [e for e in card["body"] if e["type"] == "FactSet"]
     assert [(f["title"], f["value"]) for f in facts["facts"]] == [
         (escape_markdown(f.label), escape_markdown(f.value)) for f in reply.card.fields
@@ -215,10 +224,34 @@ def test_each_button_is_an_execute_action_whose_submit_fallback_carries_identica
         assert (parsed.action, parsed.target) == (button.action, button.target)
         # The card's own ref rides along: the click is answered with this card refreshed.
         assert parsed.ref == reply.card.ref
-        assert action["data"] == ids.action_data(
+        assert action["data"] == PLACEMENT.action_data(
             CONVERSATION, button.action, button.target, parsed.nonce, reply.card.ref
         )
     assert [a.get("style") for a in actions] == ["positive", "destructive"]
+
+
+def test_every_button_is_signed_for_the_place_its_card_is_posted(
+    default_policy: Policy,
+) -> None:
+    reply = ticket_reply(default_policy, CONVERSATION)
+    assert reply.card is not None
+    handoff = Placement(KEY, TENANT, "19:handoff@thread.tacv2")
+    card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k", placement=handoff)
+
+    def clicked(where: str, tenant: str = TENANT) -> dict[str, Any]:
+        return {"conversation": {"id": where}, "channelData": {"tenant": {"id": tenant}}}
+
+    for action in card["actions"]:
+        for data in (action["data"], action["fallback"]["data"]):
+            parsed = ids.parse_action_data(data)
+            assert parsed is not None
+            assert parsed.conversation == CONVERSATION  # what it acts on ...
+            assert (parsed.tenant, parsed.where) == (TENANT, "19:handoff@thread.tacv2")  # ... from
+            in_thread = clicked("19:handoff@thread.tacv2;messageid=1790000000001")
+            assert binding.check(KEY, parsed, in_thread) == "ok"
+            assert binding.check(KEY, parsed, clicked(PLACEMENT.where)) == "wrong_conversation"
+            other_tenant = clicked("19:handoff@thread.tacv2", "someone-else")
+            assert binding.check(KEY, parsed, other_tenant) == "wrong_tenant"
 
 
 def test_a_default_button_has_no_style() -> None:
@@ -233,9 +266,9 @@ def test_a_resend_of_the_same_outbox_entry_renders_an_identical_card(
     default_policy: Policy,
 ) -> None:
     reply = ticket_reply(default_policy, CONVERSATION)
-    first = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
-    again = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-7")
-    other = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-8")
+    first = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-7", placement=PLACEMENT)
+    again = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-7", placement=PLACEMENT)
+    other = activity(reply, conversation=CONVERSATION, nonce_seed="outbox-8", placement=PLACEMENT)
     assert json.dumps(first) == json.dumps(again)
     assert first != other
 
@@ -267,6 +300,7 @@ def test_user_text_is_escaped_in_every_text_block_and_fact_and_links_nobody() ->
         Reply(audience="conversation", text=EVIL, card=card),
         conversation=CONVERSATION,
         nonce_seed="k",
+        placement=PLACEMENT,
     )
     rendered = check_activity(message)
     assert rendered is not None
@@ -326,6 +360,7 @@ def test_a_text_only_reply_is_an_escaped_message_without_attachments() -> None:
         Reply(audience="conversation", text=f"Hello {EVIL}"),
         conversation=CONVERSATION,
         nonce_seed="k",
+        placement=PLACEMENT,
     )
     assert message == {"type": "message", "text": f"Hello {EVIL_ESCAPED}"}
 
@@ -335,6 +370,7 @@ def test_a_card_reply_without_text_falls_back_to_the_card_title() -> None:
         Reply(audience="conversation", text="", card=Card(kind="notice", title="Quote *Q-1*")),
         conversation=CONVERSATION,
         nonce_seed="k",
+        placement=PLACEMENT,
     )
     assert message["summary"] == "Quote *Q-1*"
 
@@ -363,6 +399,7 @@ def test_a_5000_line_proof_is_cut_to_fit_and_points_to_audit() -> None:
         Reply(audience="conversation", text="Quote", card=card),
         conversation=CONVERSATION,
         nonce_seed="k",
+        placement=PLACEMENT,
     )
     rendered = check_activity(message)
     assert rendered is not None
@@ -376,7 +413,7 @@ def test_a_5000_line_proof_is_cut_to_fit_and_points_to_audit() -> None:
     assert note["text"] == "… see /audit Q-1"
     assert [a["verb"] for a in rendered["actions"]] == ["accept_quote"]  # the button survives
     assert rendered["body"][2]["type"] == "FactSet"  # facts come before the cut arithmetic
-    alone = adaptive_card(card, conversation=CONVERSATION, nonce_seed="k")
+    alone = adaptive_card(card, conversation=CONVERSATION, nonce_seed="k", placement=PLACEMENT)
     check_card(alone)
     assert wire_bytes(alone) > wire_bytes(rendered)  # a bare card has the envelope's room too
 
@@ -399,7 +436,7 @@ def test_too_many_fields_are_cut_from_the_end_after_the_arithmetic() -> None:
 def test_a_card_that_fits_has_no_cut_note(default_policy: Policy) -> None:
     reply = quote_reply(default_policy, CONVERSATION)
     assert reply.card is not None
-    card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k")
+    card = adaptive_card(reply.card, conversation=CONVERSATION, nonce_seed="k", placement=PLACEMENT)
     assert not any("/audit" in t for t in markdown_texts(card))
 
 
@@ -425,7 +462,7 @@ def test_any_user_text_renders_a_valid_card_under_the_size_cap(
         ref=label,
     )
     render(card, text=text)
-    check_card(adaptive_card(card, conversation=CONVERSATION, nonce_seed="k"))
+    check_card(adaptive_card(card, conversation=CONVERSATION, nonce_seed="k", placement=PLACEMENT))
 
 
 def regenerate() -> None:

@@ -10,8 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.action_binding import ActionKey
 from adapters.teams import ids
+from adapters.teams.binding import Placement
 from adapters.teams.inbound import (
+    CUT_NOTE,
+    MAX_TEXT,
     Greeting,
     Ignored,
     TeamsContext,
@@ -19,6 +23,7 @@ from adapters.teams.inbound import (
     from_activity,
 )
 from domain.inbound import ButtonClicked, MessagePosted
+from tests.teams.signing import KEY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "teams"
 
@@ -46,7 +51,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 def context(tenant_id: str | None = PERSONAL_TENANT, **changes: Any) -> TeamsContext:
-    values: dict[str, Any] = {"tenant_id": tenant_id, "bot_id": PERSONAL_BOT}
+    values: dict[str, Any] = {"tenant_id": tenant_id, "bot_id": PERSONAL_BOT, "action_key": KEY}
     values.update(changes)
     return TeamsContext(**values)
 
@@ -91,8 +96,20 @@ def execute(verb: str, data: Any, **changes: Any) -> dict[str, Any]:
     return activity
 
 
-def approve_data(nonce: str = "n-1") -> dict[str, Any]:
-    return ids.action_data(QUOTE_CONVERSATION, "approve_quote", "Q-1042", nonce)
+# Where the submit fixture's click is made: the card was posted there, for that tenant.
+CLICKED_IN = "a:1pL6i0oY3C0K8oAj8"
+POSTED = Placement(KEY, PERSONAL_TENANT, CLICKED_IN)
+
+
+def approve_data(nonce: str = "n-1", placement: Placement = POSTED) -> dict[str, Any]:
+    """A signed Approve button, as a card posted at `placement` carries it."""
+    return placement.action_data(QUOTE_CONVERSATION, "approve_quote", "Q-1042", nonce, None)
+
+
+def clicked_in_personal_chat(activity: dict[str, Any]) -> dict[str, Any]:
+    """The execute fixture (a click in a group space) moved to the submit fixture's chat."""
+    activity["conversation"] = load("teams_message_action_submit.json")["conversation"]
+    return activity
 
 
 def as_message(result: object) -> MessagePosted:
@@ -242,12 +259,41 @@ def test_approvers_and_auditors_are_recognised_by_entra_id_or_teams_id(configure
     assert (plain.approver, plain.auditor) == (False, False)
 
 
+@pytest.mark.parametrize(
+    ("configured", "sole"),
+    [
+        ({USER_AAD}, True),
+        ({CLICKER_ID}, True),
+        ({USER_AAD, CLICKER_ID}, True),  # the same person by both ids
+        ({USER_AAD, "aad-someone-else"}, False),
+        ({"aad-someone-else"}, False),
+        (set(), False),
+    ],
+)
+def test_the_sole_approver_is_the_one_person_all_configured_approvers_name(
+    configured: set[str], sole: bool
+) -> None:
+    actor = as_click(
+        from_activity(submit(approve_data()), card_ctx(approvers=frozenset(configured)))
+    ).actor
+    assert actor.sole_approver is sole
+
+
 # --- messages ------------------------------------------------------------------------------
 
 
 def test_a_text_command_passes_as_a_message_for_the_domain_to_recognise() -> None:
     result = as_message(from_activity(personal("  quote 10 pro 10%\n"), context()))
     assert result.text == "quote 10 pro 10%"
+
+
+def test_text_over_what_a_message_may_hold_is_cut_with_a_note_saying_so() -> None:
+    long = as_message(from_activity(personal("x" * 50_000), context())).text
+    assert len(long) == MAX_TEXT == 40_000
+    assert long.endswith(CUT_NOTE)
+    assert long.startswith("x" * 39_000)
+    exact = as_message(from_activity(personal("y" * MAX_TEXT), context())).text
+    assert exact == "y" * MAX_TEXT
 
 
 def test_the_bots_mention_and_a_colon_after_it_are_stripped_in_a_channel() -> None:
@@ -321,8 +367,13 @@ def test_the_bots_own_message_and_other_bots_messages_are_ignored() -> None:
 
 def test_action_submit_and_action_execute_give_the_same_click_for_the_same_nonce() -> None:
     submitted = as_click(from_activity(submit(approve_data()), card_ctx()))
-    executed = as_click(from_activity(execute("approve_quote", approve_data()), card_ctx()))
+    executed = as_click(
+        from_activity(
+            clicked_in_personal_chat(execute("approve_quote", approve_data())), card_ctx()
+        )
+    )
     assert submitted == executed
+    assert submitted.binding == "ok"
     assert submitted.delivery_id == f"teams:action:n-1:{USER_AAD}"
     assert (submitted.conversation_id, submitted.action, submitted.target) == (
         QUOTE_CONVERSATION,
@@ -385,8 +436,131 @@ def test_an_execute_with_a_known_verb_but_foreign_data_is_ignored() -> None:
     assert as_ignored(result).reason == "foreign card data"
 
 
+# --- clicks bound to their card ------------------------------------------------------------
+
+
+def test_a_legacy_unsigned_click_is_refused_where_it_was_made() -> None:
+    legacy = ids.action_data(QUOTE_CONVERSATION, "approve_quote", "Q-1042", "n-1")
+    click = as_click(from_activity(submit(legacy), card_ctx()))
+    assert click.binding == "unsigned"
+    assert click.conversation_id == ids.conversation_id(CLICKED_IN)
+    assert (click.action, click.target) == ("approve_quote", "Q-1042")
+    assert click.delivery_id == f"teams:action:n-1:{USER_AAD}:unsigned"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"t": "Q-9999"},  # another quote
+        {"c": ids.conversation_id("19:another@thread.tacv2")},  # another conversation
+        {"r": "Q-9999"},
+        {"n": "n-2"},
+        {"tn": OTHER_TENANT},
+        {"w": "a:someone-elses-chat"},
+        {"s": "v1.00000000000000000000000000000000"},
+        {"s": "v2.made-up"},
+        {"s": 12},
+        {"s": None},
+    ],
+)
+def test_edited_card_data_is_a_bad_signature(change: dict[str, Any]) -> None:
+    forged = {**approve_data(), **change}
+    click = as_click(from_activity(submit(forged), card_ctx()))
+    assert click.binding == "bad_signature"
+    assert click.conversation_id == ids.conversation_id(CLICKED_IN)
+
+
+def test_data_signed_with_another_key_is_a_bad_signature() -> None:
+    elsewhere = Placement(ActionKey(b"another installation"), PERSONAL_TENANT, CLICKED_IN)
+    click = as_click(from_activity(submit(approve_data(placement=elsewhere)), card_ctx()))
+    assert click.binding == "bad_signature"
+
+
+def test_a_click_from_another_tenant_is_refused_where_it_was_made() -> None:
+    # A user of another tenant submits a real button copied from our tenant's card, from
+    # their own personal chat with the bot.
+    theirs = submit(approve_data())
+    theirs["conversation"] = {"id": "a:theirs", "conversationType": "personal"}
+    theirs["conversation"]["tenantId"] = OTHER_TENANT
+    theirs["channelData"]["tenant"] = {"id": OTHER_TENANT}
+    click = as_click(from_activity(theirs, card_ctx()))
+    assert click.binding == "wrong_tenant"
+    assert click.conversation_id == ids.conversation_id("a:theirs")
+
+
+def test_an_activity_stating_two_tenants_is_not_the_signed_one() -> None:
+    mixed = submit(approve_data())
+    mixed["channelData"]["tenant"] = {"id": OTHER_TENANT}
+    assert as_click(from_activity(mixed, card_ctx())).binding == "wrong_tenant"
+
+
+def test_tenant_ids_of_a_click_compare_without_regard_to_case() -> None:
+    upper = Placement(KEY, PERSONAL_TENANT.upper(), CLICKED_IN)
+    assert as_click(from_activity(submit(approve_data(placement=upper)), card_ctx())).binding == (
+        "ok"
+    )
+
+
+def test_a_card_posted_where_the_tenant_was_unknown_binds_the_conversation_only() -> None:
+    unknown = Placement(KEY, "", CLICKED_IN)
+    activity = submit(approve_data(placement=unknown))
+    activity["channelData"]["tenant"] = {"id": OTHER_TENANT}
+    activity["conversation"]["tenantId"] = OTHER_TENANT
+    assert as_click(from_activity(activity, card_ctx())).binding == "ok"
+
+
+def test_a_click_in_another_conversation_of_the_same_tenant_is_refused_there() -> None:
+    elsewhere = submit(approve_data())
+    elsewhere["conversation"]["id"] = "a:another-personal-chat"
+    click = as_click(from_activity(elsewhere, card_ctx()))
+    assert click.binding == "wrong_conversation"
+    assert click.conversation_id == ids.conversation_id("a:another-personal-chat")
+
+
+@pytest.mark.parametrize(
+    ("posted_in", "clicked_in", "binding"),
+    [
+        # A card posted to a channel starts its own thread: clicks come from that thread.
+        (CHANNEL, f"{CHANNEL};messageid=1677621221150", "ok"),
+        (CHANNEL, CHANNEL, "ok"),
+        (f"{CHANNEL};messageid=1", f"{CHANNEL};messageid=1", "ok"),
+        (f"{CHANNEL};messageid=1", CHANNEL, "ok"),  # the thread's own channel
+        (f"{CHANNEL};messageid=1", f"{CHANNEL};messageid=2", "wrong_conversation"),
+        (CHANNEL, "19:another@thread.tacv2;messageid=1", "wrong_conversation"),
+        (CLICKED_IN, f"{CHANNEL};messageid=1", "wrong_conversation"),
+    ],
+)
+def test_a_click_counts_in_the_conversation_or_thread_its_card_was_posted_in(
+    posted_in: str, clicked_in: str, binding: str
+) -> None:
+    activity = submit(approve_data(placement=Placement(KEY, PERSONAL_TENANT, posted_in)))
+    activity["conversation"]["id"] = clicked_in
+    assert as_click(from_activity(activity, card_ctx())).binding == binding
+
+
+def test_a_refused_click_never_shares_a_delivery_with_the_real_one() -> None:
+    real = as_click(from_activity(submit(approve_data()), card_ctx()))
+    forged = as_click(from_activity(submit({**approve_data(), "t": "Q-1"}), card_ctx()))
+    assert real.delivery_id != forged.delivery_id
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    field=st.sampled_from(["c", "t", "n", "r", "tn", "w"]),
+    value=st.text(max_size=40),
+)
+def test_no_edit_of_a_signed_field_is_acted_on(field: str, value: str) -> None:
+    original = approve_data()
+    forged = {**original, field: value}
+    result = from_activity(submit(forged), card_ctx())
+    if isinstance(result, Ignored):  # no longer our data at all (an emptied nonce, …)
+        return
+    same = ids.parse_action_data(forged) == ids.parse_action_data(original)  # "r": "" is no ref
+    assert as_click(result).binding == ("ok" if same else "bad_signature")
+
+
 def test_a_lead_conversations_card_is_ours() -> None:
-    data = ids.action_data("lead-0123456789abcdef", "claim_ticket", "T-1", "n-9")
+    data = POSTED.action_data("lead-0123456789abcdef", "claim_ticket", "T-1", "n-9", None)
     assert as_click(from_activity(submit(data), card_ctx())).conversation_id == (
         "lead-0123456789abcdef"
     )
@@ -417,6 +591,34 @@ def test_other_activity_types_are_ignored_with_the_reason(kind: str) -> None:
     )
 
 
+def test_a_conversation_reference_keeps_only_the_fields_of_a_reference() -> None:
+    activity = load("teams_message_channel_mention.json")
+    activity["from"]["padding"] = "x" * 1000
+    activity["recipient"]["extra"] = {"nested": [1, 2]}
+    activity["conversation"]["junk"] = True
+    reference = conversation_reference(activity)
+    assert set(reference["user"]) <= {"id", "name", "aadObjectId", "role"}
+    assert set(reference["bot"]) <= {"id", "name", "aadObjectId", "role"}
+    assert "junk" not in reference["conversation"]
+    assert reference["conversation"]["id"] == activity["conversation"]["id"]
+    assert reference["conversation"]["tenantId"] == CHANNEL_TENANT
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n": "n" * 65},
+        {"a": "approve_quote" + " " * 60},
+        {"s": "v1." + "0" * 62},
+        {"t": "Q" * 1025},
+        {"c": QUOTE_CONVERSATION + "x" * 1025},
+        {"w": "a:" + "x" * 1023},
+    ],
+)
+def test_card_data_longer_than_any_we_write_is_not_ours(change: dict[str, Any]) -> None:
+    assert ids.parse_action_data({**approve_data(), **change}) is None
+
+
 # --- ids -----------------------------------------------------------------------------------
 
 
@@ -430,10 +632,10 @@ def test_a_teams_conversation_id_gives_back_its_bot_framework_id() -> None:
 
 @settings(deadline=None)
 @given(
-    conversation=st.text(min_size=1),
-    action=st.text(min_size=1),
-    target=st.text(),
-    nonce=st.text(min_size=1),
+    conversation=st.text(min_size=1, max_size=ids.MAX_FIELD),
+    action=st.text(min_size=1, max_size=ids.MAX_SHORT_FIELD),
+    target=st.text(max_size=ids.MAX_FIELD),
+    nonce=st.text(min_size=1, max_size=ids.MAX_SHORT_FIELD),
 )
 def test_card_data_survives_the_trip_through_json(
     conversation: str, action: str, target: str, nonce: str

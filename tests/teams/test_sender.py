@@ -20,6 +20,7 @@ from domain.cards import Button, Card, CardField, Reply
 from domain.presenters import lead_card_ref
 from storage.memory import MemoryStore
 from tests.fakes.teams_connector import FakeConnector, thread_id
+from tests.teams.signing import KEY
 
 NOW = 1_700_000_000_000
 CHANNEL = "19:x@thread.tacv2"
@@ -107,6 +108,7 @@ def make_sender(
         handoff_conversation=handoff,
         leads_conversation=leads,
         clock=lambda: NOW,
+        action_key=KEY,
     )
 
 
