@@ -276,10 +276,12 @@ def _answer_for(
 ) -> dict[str, Any]:
     """The clicked card refreshed when the decision updates it (signed for where it was
     clicked), else the first thing the decision says to the person who clicked (shown to
-    them only), else "Done.". A refused click is answered with a message only: the card it
-    came from is not ours to redraw."""
+    them only), else "Done.". A forged or misplaced click is answered with a message only:
+    the card it came from is not ours to redraw."""
     replies = decision.replies if decision is not None else ()
-    if click.binding == "ok":
+    # A card from before signing comes back as it stands now, signed for where it was
+    # clicked: its next click works.
+    if click.binding in ("ok", "unsigned"):
         for reply in replies:
             if reply.card is not None and card_ref and reply.replaces == card_ref:
                 card = adaptive_card(

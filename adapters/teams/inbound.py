@@ -275,12 +275,29 @@ def _click(activity: Mapping[str, Any], data: Any, ctx: TeamsContext) -> ButtonC
     delivery = f"{ids.PREFIX}:action:{parsed.nonce}:{actor.id}"
     return ButtonClicked(
         delivery_id=delivery if bound == "ok" else f"{delivery}:{bound}",
-        conversation_id=(parsed.conversation if bound == "ok" else ids.conversation_id(clicked_in)),
+        conversation_id=(
+            parsed.conversation
+            if bound == "ok" or _legacy_in_place(bound, parsed, clicked_in, actor)
+            else ids.conversation_id(clicked_in)
+        ),
         actor=actor,
         action=cast(ActionId, parsed.action),  # checked against ActionId above
         target=parsed.target,
         binding=bound,
     )
+
+
+def _legacy_in_place(
+    bound: ClickBinding, data: ids.ActionData, clicked_in: str, actor: Actor
+) -> bool:
+    """A card from before signing, clicked where its own conversation lives or by one of our
+    reps (a ticket card in the handoff channel): refused in the conversation it names, so
+    the domain can post that card again as it stands now. Anyone else's unsigned click is
+    recorded where it was made."""
+    if bound != "unsigned":
+        return False
+    own = ids.bf_conversation(data.conversation)
+    return actor.role == "rep" or (own is not None and binding.same_place(clicked_in, own))
 
 
 def _from_conversation_update(activity: Mapping[str, Any], ctx: TeamsContext) -> Greeting | Ignored:

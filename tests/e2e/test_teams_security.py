@@ -221,6 +221,47 @@ async def test_a_click_on_a_card_from_before_signing_is_recorded_as_unsigned(
     assert answer["type"] == "application/vnd.microsoft.activity.message"  # never a broken card
     click = await stored_click(teams, thread)
     assert (click["binding"], click["conversation_id"]) == ("unsigned", ids.conversation_id(thread))
+    assert "quote_accepted" not in await event_types(teams, ids.conversation_id(thread))
+
+
+async def test_an_old_quote_card_clicked_in_place_comes_back_signed(teams: Teams) -> None:
+    url = teams.connector.base_url
+    thread, accept = await quoted_thread(teams, "1700000000950")
+    legacy = {k: v for k, v in accept.items() if k not in ("tn", "w", "s")} | {"r": accept["t"]}
+    answer = await clicked(teams, invoke(thread, PROSPECT, "accept_quote", legacy, service_url=url))
+    # The clicked card is answered with the current card, its buttons signed for this thread.
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+    fresh = action_data(answer["value"], "accept_quote")
+    assert fresh["s"].startswith("v1.")
+    accepted = await clicked(
+        teams, invoke(thread, PROSPECT, "accept_quote", fresh, service_url=url)
+    )
+    assert "Accepted by" in json.dumps(accepted)
+    assert "quote_accepted" in await event_types(teams, ids.conversation_id(thread))
+
+
+async def test_an_old_ticket_card_in_the_handoff_channel_is_posted_again_signed(
+    teams: Teams,
+) -> None:
+    thread = thread_id(SHARED, "1700000001100")
+    await teams.post(say(teams, thread, PROSPECT, "Can we cancel the contract and get a refund?"))
+    (ticket,) = await teams.connector.wait_for_posts(HANDOFF, 1)
+    claim = action_data(card_of(ticket), "claim_ticket")
+    legacy = {k: v for k, v in claim.items() if k not in ("tn", "w", "s")}
+    in_its_thread = thread_id(HANDOFF, ticket["id"])
+    url = teams.connector.base_url
+    await clicked(teams, invoke(in_its_thread, REP, "claim_ticket", legacy, service_url=url))
+    conversation = ids.conversation_id(thread)
+    assert "ticket_claimed" not in await event_types(teams, conversation)
+    assert (await stored_click(teams, thread))["binding"] == "unsigned"
+    (update,) = await teams.connector.wait_for_updates(1)
+    assert (update.conversation_id, update.activity_id) == (HANDOFF, ticket["id"])
+    again = action_data(card_of(update.activity), "claim_ticket")
+    assert again["s"].startswith("v1.")
+    answer = await clicked(
+        teams, invoke(in_its_thread, REP, "claim_ticket", again, service_url=url)
+    )
+    assert "Claimed by" in json.dumps(answer)
 
 
 async def test_a_ticket_card_in_the_handoff_channel_works_from_its_thread(teams: Teams) -> None:
