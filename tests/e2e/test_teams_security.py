@@ -218,7 +218,8 @@ async def test_a_click_on_a_card_from_before_signing_is_recorded_as_unsigned(
     thread, accept = await quoted_thread(teams, "1700000000900")
     legacy = {k: v for k, v in accept.items() if k not in ("tn", "w", "s")}
     answer = await clicked(teams, invoke(thread, PROSPECT, "accept_quote", legacy, service_url=url))
-    assert answer["type"] == "application/vnd.microsoft.activity.message"  # never a broken card
+    # Never a broken card: the current card comes back, signed (see the next test).
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"
     click = await stored_click(teams, thread)
     assert (click["binding"], click["conversation_id"]) == ("unsigned", ids.conversation_id(thread))
     assert "quote_accepted" not in await event_types(teams, ids.conversation_id(thread))
