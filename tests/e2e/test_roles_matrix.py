@@ -15,11 +15,14 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from adapters.action_binding import ActionKey
 from adapters.leadfeed.web import prospect as lead_prospect
 from adapters.playground.web import to_inbound as playground_inbound
 from adapters.slack.inbound import SlackContext, from_command
+from adapters.teams.inbound import TeamsContext
+from adapters.teams.inbound import from_activity as teams_from_activity
 from bot.chat import SPEAKERS
-from domain.inbound import Actor, CommandInvoked, LeadDetails
+from domain.inbound import Actor, CommandInvoked, LeadDetails, MessagePosted
 from domain.permissions import MATRIX, capacities, permitted
 from tests.unit.test_safeguards import EXPECTED
 
@@ -78,6 +81,44 @@ async def slack_actor(person: Person) -> Actor:
     return actor
 
 
+# -- Microsoft Teams -----------------------------------------------------------------------
+
+TENANT = "tenant-ours"
+TEAMS = TeamsContext(
+    tenant_id=TENANT,
+    bot_id="28:bot",
+    action_key=ActionKey(b"k"),
+    approvers=frozenset({"aad-appr", "aad-guest", "aad-ext"}),
+    auditors=frozenset({"aad-aud", "aad-guest", "aad-ext"}),
+)
+TEAMS_PEOPLE: dict[Person, tuple[str, str, str]] = {  # aad id, tenant, roster role
+    "prospect": ("aad-prospect", TENANT, "guest"),
+    "rep": ("aad-rep", TENANT, "user"),
+    "approver": ("aad-appr", TENANT, "user"),
+    "auditor": ("aad-aud", TENANT, "user"),
+    "outsider": ("aad-ext", "tenant-elsewhere", "user"),
+    "listed_guest": ("aad-guest", TENANT, "guest"),
+}
+
+
+async def teams_actor(person: Person) -> Actor:
+    aad, tenant, role = TEAMS_PEOPLE[person]
+    activity = {
+        "type": "message",
+        "id": f"act-{aad}",
+        "text": "metrics",
+        "serviceUrl": "https://smba.example/",
+        "channelId": "msteams",
+        "from": {"id": f"29:{aad}", "aadObjectId": aad, "name": aad, "userRole": role},
+        "recipient": {"id": "28:bot"},
+        "conversation": {"id": "a:personal", "conversationType": "personal", "tenantId": tenant},
+        "channelData": {"tenant": {"id": tenant}},
+    }
+    inbound = teams_from_activity(activity, TEAMS)
+    assert isinstance(inbound, MessagePosted), inbound
+    return inbound.actor
+
+
 # -- the playground, the terminal chat, the lead feed ------------------------------------
 
 
@@ -98,6 +139,7 @@ async def lead_actor(person: Person) -> Actor:
 
 PLATFORMS: dict[str, tuple[Callable[[Person], Awaitable[Actor]], dict[Person, str]]] = {
     "slack": (slack_actor, {person: person for person in SLACK_PEOPLE}),
+    "teams": (teams_actor, {person: person for person in TEAMS_PEOPLE}),
     "playground": (
         playground_actor,
         {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_rep"},
