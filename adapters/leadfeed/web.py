@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
+from adapters.json_text import has_lone_surrogate, nests_deeper_than
 from adapters.leadfeed.models import LeadBody, MessageBody
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from domain.inbound import Actor, Inbound, LeadArrived, LeadDetails, MessagePosted
@@ -362,7 +363,7 @@ async def _json_body(request: web.Request) -> Any:
         raise _EarlyAnswer(
             _error(400, "The body must be JSON in UTF-8; it is not valid UTF-8.")
         ) from None
-    if _deeper_than(text, MAX_DEPTH):
+    if nests_deeper_than(text, MAX_DEPTH):
         raise _EarlyAnswer(
             _error(400, f"The body must be JSON nested at most {MAX_DEPTH} levels deep.")
         )
@@ -370,7 +371,7 @@ async def _json_body(request: web.Request) -> Any:
         data = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise _EarlyAnswer(_error(400, "The body must be a JSON object in UTF-8.")) from None
-    if _has_lone_surrogate(data):
+    if has_lone_surrogate(data):
         raise _EarlyAnswer(
             _error(
                 400,
@@ -378,46 +379,6 @@ async def _json_body(request: web.Request) -> Any:
             )
         )
     return data
-
-
-_STRUCTURE = re.compile(r'[\[\]{}"\\]')
-
-
-def _deeper_than(text: str, limit: int) -> bool:
-    """Whether the JSON text nests arrays and objects more than `limit` deep, counted on the
-    text (strings skipped), so nothing deep is ever handed to a parser."""
-    depth = 0
-    in_string = False
-    escaped = -1  # the position of a character a backslash escapes
-    for match in _STRUCTURE.finditer(text):
-        char, at = match.group(), match.start()
-        if in_string:
-            if at == escaped:
-                continue
-            if char == "\\":
-                escaped = at + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
-def _has_lone_surrogate(data: object) -> bool:
-    """JSON escapes can spell a surrogate half (`"\\ud800"`) that no UTF-8 can hold."""
-    if isinstance(data, str):
-        return any("\ud800" <= char <= "\udfff" for char in data)
-    if isinstance(data, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in data.items())
-    if isinstance(data, list):
-        return any(_has_lone_surrogate(item) for item in data)
-    return False
 
 
 def _no_constant(name: str) -> Any:

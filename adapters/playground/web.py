@@ -39,6 +39,7 @@ from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
 from adapters.action_binding import ActionKey
+from adapters.json_text import nests_deeper_than
 from adapters.playground.access import COOKIE, AccessDeniedError, PlaygroundAccess
 from adapters.playground.hub import SIGNED_AS, PlaygroundHub
 from adapters.playground.identities import IDENTITIES, MANAGER, PROSPECT, REP, ROLE_CHOICES
@@ -248,31 +249,6 @@ def _conversation(value: object, *, allow_new: bool) -> str:
     return value
 
 
-def nesting_depth(raw: bytes, limit: int) -> int:
-    """How deeply `raw` (JSON text) nests arrays and objects, counted up to `limit + 1`:
-    checked before parsing, so a deep body is a 400 and never a recursion error."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-    return deepest
-
-
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise RequestError("Send a JSON body with Content-Type: application/json.", status=415)
@@ -285,11 +261,15 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             raise too_large
-    if nesting_depth(bytes(raw), MAX_NESTING) > MAX_NESTING:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError("The body is not valid JSON (UTF-8).") from exc
+    if nests_deeper_than(text, MAX_NESTING):
         raise RequestError(f"The body nests deeper than {MAX_NESTING} levels.")
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        body = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise RequestError("The body is not valid JSON (UTF-8).") from exc
     if not isinstance(body, dict):
         raise RequestError("The body must be a JSON object.")

@@ -29,10 +29,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from itertools import accumulate
 from typing import Any
 from urllib.parse import parse_qs
 
+from adapters.json_text import has_lone_surrogate, nests_deeper_than
 from domain.model import Frozen
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -44,11 +44,6 @@ MAX_FORM_FIELDS = 100
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
-_JSON_STRING = re.compile(
-    r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL
-)  # an unclosed string runs to the end: linear
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
@@ -123,7 +118,7 @@ def parse(raw: bytes, content_type: str, charset: str | None) -> SlackBody | Ref
 def json_object(text: str) -> dict[str, Any] | Refused:
     """`text` as a JSON object, checked for depth before parsing and for lone surrogates
     after (they cannot be stored or sent on as UTF-8)."""
-    if json_depth(text) > MAX_JSON_DEPTH:
+    if nests_deeper_than(text, MAX_JSON_DEPTH):
         return Refused(status=400, reason=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(text)
@@ -131,18 +126,9 @@ def json_object(text: str) -> dict[str, Any] | Refused:
         return Refused(status=400, reason="malformed JSON")
     if not isinstance(value, dict):
         return Refused(status=400, reason="the JSON body is not an object")
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
+    if has_lone_surrogate(value):
         return Refused(status=400, reason="JSON with a lone surrogate (not Unicode text)")
     return value
-
-
-def json_depth(text: str) -> int:
-    """How deeply `text`'s arrays and objects nest, counted outside strings (an upper bound
-    for text that is not JSON, which the parser then refuses anyway)."""
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(accumulate(_DEPTH_STEP[c] for c in brackets), default=0)
 
 
 def _form(text: str) -> SlackBody | Refused:

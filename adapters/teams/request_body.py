@@ -26,13 +26,13 @@ the translation's to ignore.
 from __future__ import annotations
 
 import json
-import re
-from itertools import accumulate
 from typing import Annotated, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from adapters.json_text import has_lone_surrogate, nests_deeper_than
 
 MAX_BODY_BYTES = 1024 * 1024
 """The largest activity accepted; Teams' own messages stay far below it."""
@@ -43,9 +43,6 @@ Adaptive Card in an attachment, some twenty."""
 # A JSON string, or an unterminated one up to the end of the text. The unrolled loop can only
 # stop at a quote, at a backslash ending the text, or at the end, and each is accepted: every
 # match attempt succeeds without backtracking, so removing strings takes linear time.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class RequestRefusedError(Exception):
@@ -90,24 +87,9 @@ async def read_json(request: web.Request) -> Any:
         body = json.loads(text)
     except (ValueError, RecursionError):
         raise RequestRefusedError(400, "the body is not JSON") from None
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise RequestRefusedError(
-            400, "the JSON holds a lone surrogate (not valid Unicode)"
-        ) from None
+    if has_lone_surrogate(body):
+        raise RequestRefusedError(400, "the JSON holds a lone surrogate (not valid Unicode)")
     return body
-
-
-def nests_deeper_than(text: str, limit: int) -> bool:
-    """Whether arrays and objects in a JSON text nest deeper than `limit`, found without
-    parsing it: brackets inside strings do not count. For any text, true whenever
-    `json.loads` would recurse deeper (an unterminated string leaves its brackets counted,
-    which only errs towards refusing text that is not JSON anyway). Linear time."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    if brackets.count("[") + brackets.count("{") <= limit:
-        return False  # it cannot nest deeper than it opens
-    return max(accumulate(map(_STEP.__getitem__, brackets))) > limit
 
 
 MAX_ID = 512

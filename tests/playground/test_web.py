@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.action_binding import ActionKey
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX, PlaygroundRouter
-from adapters.playground.web import MANAGER, REP, add_routes, nesting_depth, render_page
+from adapters.playground.web import MANAGER, REP, add_routes, render_page
 from adapters.ports import Delivery
 from domain.cards import Button, Card, Reply
 from domain.inbound import Actor, ButtonClicked, CommandInvoked, Inbound, MessagePosted
@@ -691,11 +691,6 @@ async def test_a_deeply_nested_body_is_refused_before_it_is_parsed(
     )
     assert response.status in (400, 413)
     assert handle.inbounds == []
-
-
-def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
-    assert nesting_depth(b'{"text": "[[[[{{{{\\"[[["}', 16) == 1
-    assert nesting_depth(b'[[{"a": [1]}]]', 16) == 4
 
 
 async def test_a_body_that_is_not_utf8_is_refused(client: Client, handle: Recorder) -> None:
