@@ -24,6 +24,7 @@ from adapters.action_binding import ActionKey
 from adapters.leadfeed.reply import CHANNEL_PREFIX as LEAD_REPLY_PREFIX
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender
 from adapters.leadfeed.web import LeadFeed
+from adapters.loopback import is_loopback_host
 from adapters.outbound import Lookup, OutboundPolicy
 from adapters.playground.access import PlaygroundAccess, PlaygroundRefusedError
 from adapters.playground.hub import PlaygroundHub
@@ -42,7 +43,6 @@ from adapters.teams.connector import (
     MsalTokenProvider,
     NoToken,
     TokenProvider,
-    is_loopback,
 )
 from adapters.teams.endpoint import TeamsEndpoint
 from adapters.teams.inbound import TeamsContext
@@ -379,7 +379,7 @@ def _teams_mode(settings: Settings) -> TeamsMode | None:
         raise SettingsError("invalid configuration: set both TEAMS_APP_ID and TEAMS_APP_PASSWORD")
     if not settings.teams_allow_unauthenticated:
         return None
-    if not is_loopback(settings.salesbot_host):
+    if not is_loopback_host(settings.salesbot_host):
         raise SettingsError(
             "invalid configuration: TEAMS_ALLOW_UNAUTHENTICATED=1 needs SALESBOT_HOST to be a "
             f"loopback address (got {settings.salesbot_host!r})"

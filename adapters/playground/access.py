@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from adapters.loopback import is_loopback_host
 
 COOKIE = "salesbot_playground"
 MIN_TOKEN_CHARS = 16
@@ -44,19 +45,6 @@ class AccessDeniedError(Exception):
         self.status = status
 
 
-def is_loopback_name(host: str) -> bool:
-    """`localhost` or a loopback address (127.0.0.0/8, ::1); brackets are allowed."""
-    name = host.strip().lower().rstrip(".")
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def _as_bytes(value: str) -> bytes:
     return value.encode("utf-8", "replace")
 
@@ -74,13 +62,13 @@ class PlaygroundAccess:
         """Local only, or token required; refused (`PlaygroundRefusedError`) when the
         playground would be reachable by others and no token is set."""
         reasons: list[str] = []
-        if not is_loopback_name(host):
+        if not is_loopback_host(host):
             reasons.append("off loopback")
         if platforms:
             reasons.append(f"beside {' and '.join(platforms)}")
         if token is None:
             if reasons:
-                where = f"on {host!r}" if not is_loopback_name(host) else ""
+                where = f"on {host!r}" if not is_loopback_host(host) else ""
                 where += (" and " if where and platforms else "") + (
                     f"beside {' and '.join(platforms)}" if platforms else ""
                 )
@@ -158,7 +146,7 @@ def _loopback_host_header(host: str) -> bool:
         "@" not in host
         and parts.netloc == host
         and parts.hostname is not None
-        and is_loopback_name(parts.hostname)
+        and is_loopback_host(parts.hostname)
     )
 
 

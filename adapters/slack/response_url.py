@@ -21,7 +21,6 @@ Slack's commands — and redirects are never followed.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from adapters.loopback import is_loopback_url
 from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from adapters.retry_after import retry_after_ms
 from adapters.slack import ids
@@ -55,21 +55,6 @@ class StateBook(Protocol):
     async def get_state(self, key: str) -> dict[str, Any] | None: ...
 
     async def delete_state(self, key: str) -> bool: ...
-
-
-def is_loopback_url(url: str) -> bool:
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def allowed(url: object, *, loopback: bool) -> bool:

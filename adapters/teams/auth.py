@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import ipaddress
 import json
 import logging
 import re
@@ -36,6 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 from jwt import PyJWK, PyJWKClient
+
+from adapters.loopback import is_loopback_url
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,9 @@ class TokenValidator:
         if not isinstance(jwks_uri, str):
             raise ValueError("the metadata document has no jwks_uri")
         _require_trusted_url(
-            jwks_uri, what="jwks_uri", loopback_http=_is_loopback_http(self._metadata_url)
+            jwks_uri,
+            what="jwks_uri",
+            loopback_http=is_loopback_url(self._metadata_url, scheme="http"),
         )
         algorithms = metadata.get("id_token_signing_alg_values_supported")
         if isinstance(algorithms, list) and ALGORITHM not in algorithms:
@@ -346,24 +349,12 @@ def _normalized_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
 
 
-def _is_loopback_http(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "http" or not parts.hostname:
-        return False
-    if parts.hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
-
-
 def _require_trusted_url(url: str, *, what: str, loopback_http: bool = True) -> None:
     """Keys are trusted because of where they come from: https, or plain http to this
     machine (tests, a local issuer). Anything else could be answered by whoever sits on the
     network path."""
     scheme = urlsplit(url).scheme.lower()
-    if scheme == "https" or (loopback_http and _is_loopback_http(url)):
+    if scheme == "https" or (loopback_http and is_loopback_url(url, scheme="http")):
         return
     raise ValueError(f"the {what} must be https (or http on loopback): {url!r}")
 

@@ -21,7 +21,6 @@ never receives it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from adapters.loopback import is_loopback_host
 from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from adapters.retry_after import retry_after_ms
 
@@ -87,20 +87,11 @@ def check_service_url(url: str, *, allow_loopback_http: bool) -> str:
     host = parts.hostname or ""
     if parts.username or parts.password or parts.query or parts.fragment or not host:
         raise ValueError("serviceUrl must be a plain https URL")
-    if parts.scheme == "http" and allow_loopback_http and is_loopback(host):
+    if parts.scheme == "http" and allow_loopback_http and is_loopback_host(host):
         pass
     elif parts.scheme != "https":
         raise ValueError("serviceUrl must use https")
     return url if url.endswith("/") else url + "/"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Gone(Rejected):

@@ -10,11 +10,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.action_binding import ActionKey
+from adapters.loopback import is_loopback_host
 from adapters.playground.access import (
     COOKIE,
     PlaygroundAccess,
     PlaygroundRefusedError,
-    is_loopback_name,
 )
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.web import add_routes
@@ -111,7 +111,7 @@ def test_a_short_token_is_refused() -> None:
     ],
 )
 def test_loopback_names(name: str, loopback: bool) -> None:
-    assert is_loopback_name(name) is loopback
+    assert is_loopback_host(name) is loopback
 
 
 # --- every request, through the routes --------------------------------------------------
