@@ -100,13 +100,26 @@ class LeadArrived(_InboundBase):
     lead: LeadDetails
 
 
+MAX_MESSAGE_CHARS = 40_000
+"""The longest message text the domain keeps."""
+CUT_MARKER = f" … [cut: the message was longer than {MAX_MESSAGE_CHARS:,} characters]"
+
+
+def fit_message(text: str) -> str:
+    """`text` as a message may hold it: a longer one is cut with a visible marker, so it is
+    still answered and the record shows what was cut, on every platform alike."""
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return text[: MAX_MESSAGE_CHARS - len(CUT_MARKER)] + CUT_MARKER
+
+
 class MessagePosted(_InboundBase):
     """A chat message. `addressed` is False for a rep's message in a shared thread that does
     not speak to the bot (no mention): it is recorded in a conversation the bot already runs
     (a rep answering a prospect during a handoff) and otherwise ignored."""
 
     kind: Literal["message"] = "message"
-    text: str = Field(max_length=40_000)
+    text: str = Field(max_length=MAX_MESSAGE_CHARS)
     addressed: bool = True
 
 

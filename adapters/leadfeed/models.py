@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
-from domain.inbound import LeadDetails
+from domain.inbound import MAX_MESSAGE_CHARS, LeadDetails
 
 STRICT = OutboundPolicy()
 """The rules with nothing allow-listed, for validation without a context."""
@@ -118,7 +118,7 @@ class MessageBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=40_000)
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     message_id: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("text")

@@ -46,6 +46,7 @@ from adapters.playground.identities import IDENTITIES, MANAGER, PROSPECT, REP, R
 from domain.commands import COMMANDS, command_spec
 from domain.errors import CommandError
 from domain.inbound import (
+    MAX_MESSAGE_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
@@ -67,7 +68,7 @@ ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
 MAX_BODY_BYTES = 64 * 1024
 MAX_NESTING = 16
 """The posts are flat objects; deeper JSON is refused before it is parsed."""
-MAX_TEXT_CHARS = 40_000
+MAX_TEXT_CHARS = MAX_MESSAGE_CHARS
 MAX_ID_CHARS = 200
 MAX_SIGNATURE_CHARS = 100
 MAX_WS_MESSAGE_BYTES = 4096

@@ -36,6 +36,7 @@ from domain.inbound import (
     CommandInvoked,
     MessagePosted,
     Role,
+    fit_message,
 )
 from domain.model import Frozen
 
@@ -94,13 +95,6 @@ _BY_NAME: dict[str, CommandSpec] = {
     key: spec for spec in COMMANDS for key in (spec.name, *spec.aliases)
 }
 _UMBRELLA = "salesbot"  # `/salesbot help`: Slack's home for the list's `help`
-MAX_TEXT: int = next(
-    getattr(m, "max_length")  # noqa: B009  # annotated_types.MaxLen, as pydantic keeps it
-    for m in MessagePosted.model_fields["text"].metadata
-    if getattr(m, "max_length", None) is not None
-)
-"""The longest text the domain keeps (`MessagePosted.text`)."""
-CUT_MARKER = f" … [cut: the message was longer than {MAX_TEXT:,} characters]"
 
 
 async def from_event(
@@ -130,7 +124,7 @@ async def from_event(
         # Chatter among the people working tickets is not input; an @mention is, and it
         # also arrives as `app_mention` (same delivery id), so the message copy can go.
         return Ignored(reason="handoff channel: only buttons and @mentions count")
-    text = _fit(unescape(strip_mention(raw, ctx.bot_user_id)))
+    text = fit_message(unescape(strip_mention(raw, ctx.bot_user_id)))
     if not text:
         return Ignored(reason="empty text after the mention")
     direct = event.get("channel_type") == "im"
@@ -433,13 +427,6 @@ async def _actor(
         auditor=user in ctx.auditors,
         sole_approver=ctx.approvers == frozenset({user}),
     )
-
-
-def _fit(text: str) -> str:
-    """`text`, cut with a visible marker when it is longer than the domain keeps."""
-    if len(text) <= MAX_TEXT:
-        return text
-    return text[: MAX_TEXT - len(CUT_MARKER)] + CUT_MARKER
 
 
 def _ours(conversation: str, ctx: SlackContext) -> bool:

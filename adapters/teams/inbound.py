@@ -43,6 +43,7 @@ from domain.inbound import (
     CommandInvoked,
     MessagePosted,
     Role,
+    fit_message,
 )
 from domain.model import Frozen
 
@@ -54,17 +55,6 @@ _NOT_MEMBERS = frozenset({"guest", "anonymous"})
 _BOT_ID_PREFIX = "28:"  # Teams gives bots `28:` ids and people `29:` ids
 
 
-def _max_length(model: type[Frozen], field: str) -> int:
-    """A string field's `max_length`, read from the model so the two never disagree."""
-    for constraint in model.model_fields[field].metadata:
-        limit = getattr(constraint, "max_length", None)
-        if isinstance(limit, int):
-            return limit
-    raise LookupError(f"{model.__name__}.{field} has no max_length")
-
-
-MAX_TEXT = _max_length(MessagePosted, "text")
-CUT_NOTE = " […cut: the message was too long]"
 MAX_ENTITIES = 64
 
 
@@ -164,15 +154,6 @@ REFERENCE_FIELDS: dict[str, frozenset[str]] = {
 """The ChannelAccount and ConversationAccount fields of the Bot Framework schema."""
 
 
-def clip_text(text: str) -> str:
-    """Text over what a message may hold (`MessagePosted.text`, 40,000 characters), cut with
-    a note saying so: the message is still heard and recorded, its end visibly missing.
-    (Teams itself caps a message at about 28 KB, so only a hand-made activity gets here.)"""
-    if len(text) <= MAX_TEXT:
-        return text
-    return text[: MAX_TEXT - len(CUT_NOTE)] + CUT_NOTE
-
-
 def strip_bot_mention(activity: Mapping[str, Any], bot_ids: frozenset[str]) -> tuple[str, bool]:
     """The text without the bot's `<at>…</at>` (and a `:`/`,` after a leading one), other
     people's mentions reduced to their names, entities unescaped; and whether the bot was
@@ -218,7 +199,7 @@ def _from_message(activity: Mapping[str, Any], ctx: TeamsContext) -> TeamsInboun
     text, mentioned = strip_bot_mention(activity, _bot_ids(activity, ctx))
     if not text:
         return Ignored(reason="empty text after the mention")
-    text = clip_text(text)
+    text = fit_message(text)
     actor = _actor(activity, ctx)
     personal = _map(activity, "conversation").get("conversationType") == "personal"
     addressed = personal or mentioned or actor.role != "rep"

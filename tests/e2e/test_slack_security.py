@@ -19,8 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from adapters.slack.inbound import CUT_MARKER
 from bot.settings import Settings
+from domain.inbound import CUT_MARKER
 from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.e2e.test_slack import (
     HANDOFF,

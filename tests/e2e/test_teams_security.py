@@ -26,8 +26,8 @@ from pydantic import SecretStr
 
 from adapters.teams import ids
 from adapters.teams.connector import NoToken
-from adapters.teams.inbound import CUT_NOTE
 from bot.settings import Settings
+from domain.inbound import CUT_MARKER
 from storage.sqlite import SqliteStore
 from tests.e2e import test_teams as e2e
 from tests.e2e.harness import outbox_drained, serving
@@ -499,7 +499,7 @@ async def test_text_over_forty_thousand_characters_is_heard_cut_with_a_note(
     assert response.status == 200
     (stored,) = await teams.store.inbounds(ids.conversation_id(thread))
     assert len(stored.inbound["text"]) == 40_000
-    assert stored.inbound["text"].endswith(CUT_NOTE)
+    assert stored.inbound["text"].endswith(CUT_MARKER)
     await teams.connector.wait_for_posts(thread, 1)  # and answered
 
 

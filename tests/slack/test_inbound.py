@@ -13,8 +13,6 @@ import pytest
 from adapters.action_binding import ActionKey
 from adapters.slack import ids
 from adapters.slack.inbound import (
-    CUT_MARKER,
-    MAX_TEXT,
     QUOTE_VIEW_CALLBACK_ID,
     CommandUsage,
     Ignored,
@@ -24,7 +22,13 @@ from adapters.slack.inbound import (
     from_event,
     from_view_submission,
 )
-from domain.inbound import ButtonClicked, CommandInvoked, MessagePosted
+from domain.inbound import (
+    CUT_MARKER,
+    MAX_MESSAGE_CHARS,
+    ButtonClicked,
+    CommandInvoked,
+    MessagePosted,
+)
 from domain.policy import Policy
 from domain.quote_args import parse_quote_args
 
@@ -337,14 +341,14 @@ async def test_the_only_configured_approver_is_marked_sole_approver(
 
 
 async def test_a_message_longer_than_the_domain_keeps_is_cut_with_a_visible_marker() -> None:
-    result = await from_event(mention(text="a" * (MAX_TEXT + 5000)), context(), Guests())
+    result = await from_event(mention(text="a" * (MAX_MESSAGE_CHARS + 5000)), context(), Guests())
 
     assert isinstance(result, MessagePosted)
-    assert len(result.text) == MAX_TEXT
+    assert len(result.text) == MAX_MESSAGE_CHARS
     assert result.text.endswith(CUT_MARKER)
-    exact = await from_event(mention(text="b" * MAX_TEXT), context(), Guests())
+    exact = await from_event(mention(text="b" * MAX_MESSAGE_CHARS), context(), Guests())
     assert isinstance(exact, MessagePosted)
-    assert exact.text == "b" * MAX_TEXT
+    assert exact.text == "b" * MAX_MESSAGE_CHARS
 
 
 async def test_events_nobody_handles_are_ignored() -> None:

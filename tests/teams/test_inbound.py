@@ -14,15 +14,13 @@ from adapters.action_binding import ActionKey
 from adapters.teams import ids
 from adapters.teams.binding import Placement
 from adapters.teams.inbound import (
-    CUT_NOTE,
-    MAX_TEXT,
     Greeting,
     Ignored,
     TeamsContext,
     conversation_reference,
     from_activity,
 )
-from domain.inbound import ButtonClicked, MessagePosted
+from domain.inbound import CUT_MARKER, MAX_MESSAGE_CHARS, ButtonClicked, MessagePosted
 from tests.teams.signing import KEY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "teams"
@@ -289,11 +287,11 @@ def test_a_text_command_passes_as_a_message_for_the_domain_to_recognise() -> Non
 
 def test_text_over_what_a_message_may_hold_is_cut_with_a_note_saying_so() -> None:
     long = as_message(from_activity(personal("x" * 50_000), context())).text
-    assert len(long) == MAX_TEXT == 40_000
-    assert long.endswith(CUT_NOTE)
+    assert len(long) == MAX_MESSAGE_CHARS == 40_000
+    assert long.endswith(CUT_MARKER)
     assert long.startswith("x" * 39_000)
-    exact = as_message(from_activity(personal("y" * MAX_TEXT), context())).text
-    assert exact == "y" * MAX_TEXT
+    exact = as_message(from_activity(personal("y" * MAX_MESSAGE_CHARS), context())).text
+    assert exact == "y" * MAX_MESSAGE_CHARS
 
 
 def test_the_bots_mention_and_a_colon_after_it_are_stripped_in_a_channel() -> None:
