@@ -9,17 +9,23 @@ it into a refused click (`ButtonClicked.binding`), which the domain records and 
 
 The key is loaded once the store is open (`SALESBOT_ACTION_SECRET`, else a secret kept in
 the store), so every process on one store signs and verifies alike. Signatures are
-versioned (`v1.`), so a future scheme can tell its own from these.
+versioned (`v1.`), so a future scheme can tell its own from these. Rotation keeps the old
+secrets as *retired* keys: a card they signed is recognised as ours but out of date, so
+its click is refused once and the card posted again under the current key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from typing import Literal
 
 SIGNATURE_VERSION = "v1"
 _HEX_CHARS = 32  # 128 bits: enough against forgery, short enough for Slack's 2,000-char values
 _SEPARATOR = "\x1f"
+
+Verdict = Literal["ok", "retired", "bad"]
 
 
 class ActionKeyNotLoadedError(RuntimeError):
@@ -29,13 +35,16 @@ class ActionKeyNotLoadedError(RuntimeError):
 class ActionKey:
     """The HMAC key for card actions, shared by every adapter of one service."""
 
-    def __init__(self, secret: bytes | None = None) -> None:
+    def __init__(self, secret: bytes | None = None, retired: Sequence[bytes] = ()) -> None:
         self._secret = secret
+        self._retired = tuple(retired)
 
-    def load(self, secret: bytes) -> None:
-        if not secret:
+    def load(self, secret: bytes, retired: Sequence[bytes] = ()) -> None:
+        """`secret` signs; `retired` secrets (from before a rotation) only recognise cards."""
+        if not secret or not all(retired):
             raise ValueError("the action secret must not be empty")
         self._secret = secret
+        self._retired = tuple(retired)
 
     @property
     def loaded(self) -> bool:
@@ -45,11 +54,7 @@ class ActionKey:
         """`v1.<hex>` over `parts` in order; a part may contain anything but U+001F."""
         if self._secret is None:
             raise ActionKeyNotLoadedError("the action key is not loaded yet")
-        if any(_SEPARATOR in part for part in parts):
-            raise ValueError("a signed part contains the separator U+001F")
-        message = _SEPARATOR.join((SIGNATURE_VERSION, *parts)).encode("utf-8", "surrogatepass")
-        digest = hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:_HEX_CHARS]
-        return f"{SIGNATURE_VERSION}.{digest}"
+        return _signature(self._secret, parts)
 
     def verify(self, signature: object, *parts: str) -> bool:
         """Whether `signature` is ours for exactly these parts (constant-time compare)."""
@@ -60,3 +65,27 @@ class ActionKey:
         except ValueError:
             return False
         return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+    def verdict(self, signature: object, *parts: str) -> Verdict:
+        """ "ok" for the current key, "retired" for a key from before a rotation (a card of
+        ours, out of date), "bad" for anything else."""
+        if self.verify(signature, *parts):
+            return "ok"
+        if not isinstance(signature, str):
+            return "bad"
+        for secret in self._retired:
+            try:
+                expected = _signature(secret, parts)
+            except ValueError:
+                return "bad"
+            if hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+                return "retired"
+        return "bad"
+
+
+def _signature(secret: bytes, parts: Sequence[str]) -> str:
+    if any(_SEPARATOR in part for part in parts):
+        raise ValueError("a signed part contains the separator U+001F")
+    message = _SEPARATOR.join((SIGNATURE_VERSION, *parts)).encode("utf-8", "surrogatepass")
+    digest = hmac.new(secret, message, hashlib.sha256).hexdigest()[:_HEX_CHARS]
+    return f"{SIGNATURE_VERSION}.{digest}"

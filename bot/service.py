@@ -148,9 +148,8 @@ class Service:
         return result
 
     async def start(self) -> None:
-        self.action_key.load(
-            await load_action_secret(self._action_secret, self.store, self.clock())
-        )
+        secret, retired = await load_action_secret(self._action_secret, self.store, self.clock())
+        self.action_key.load(secret, retired)
         await self.runtime.start()
         if self.slack is not None and self.slack_app_token and self.slack_client is not None:
             self._socket = await self.slack.connect_socket_mode(

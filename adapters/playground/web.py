@@ -38,7 +38,7 @@ from typing import Any, TypeVar, get_args
 from aiohttp import WSCloseCode, web
 from pydantic import ValidationError
 
-from adapters.action_binding import ActionKey
+from adapters.action_binding import ActionKey, Verdict
 from adapters.json_text import nests_deeper_than
 from adapters.playground.access import COOKIE, AccessDeniedError, PlaygroundAccess
 from adapters.playground.hub import SIGNED_AS, PlaygroundHub
@@ -165,6 +165,13 @@ def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
     ), True
 
 
+_BINDING_OF: dict[Verdict, ClickBinding] = {
+    "ok": "ok",
+    "retired": "unsigned",
+    "bad": "bad_signature",
+}
+
+
 def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
     """A card button. The page says who clicked (the chooser's identity; without a role it
     is the rep) and sends back the signature the button was delivered with. A click
@@ -187,10 +194,10 @@ def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
         raise RequestError(
             f'"signature" must be a string of at most {MAX_SIGNATURE_CHARS} characters.'
         )
-    elif action_key.verify(signature, SIGNED_AS, conversation, action, target, ref, nonce):
-        binding = "ok"
     else:
-        binding = "bad_signature"
+        verdict = action_key.verdict(signature, SIGNED_AS, conversation, action, target, ref, nonce)
+        # A card signed before a rotation is ours but out of date, as an unsigned one is.
+        binding = _BINDING_OF[verdict]
     return _built(
         ButtonClicked,
         delivery_id=new_delivery_id(),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from adapters.action_binding import ActionKey
+from adapters.action_binding import ActionKey, Verdict
 
 PREFIX = "slack"
 MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
@@ -81,10 +81,10 @@ class ButtonSigner(NamedTuple):
     def sign(self, conversation: str, action: str, target: str, ref: str, nonce: str) -> str:
         return self.key.sign(self.team, conversation, action, target, ref, nonce)
 
-    def verify(
+    def verdict(
         self, signature: str, conversation: str, action: str, target: str, ref: str, nonce: str
-    ) -> bool:
-        return self.key.verify(signature, self.team, conversation, action, target, ref, nonce)
+    ) -> Verdict:
+        return self.key.verdict(signature, self.team, conversation, action, target, ref, nonce)
 
 
 def button_value(

@@ -241,16 +241,21 @@ async def from_action(
         return Ignored(reason="block_actions without the channel the click was made in")
     team = payload.get("team")
     at_home = _place_holds(value.conversation, place, ctx)
+    verdict = (
+        signer.verdict(
+            value.signature, value.conversation, action_id, value.target, value.ref, value.nonce
+        )
+        if value.signature
+        else "retired"  # a card from before signing is as out of date as a retired key's
+    )
     binding: ClickBinding = "ok"
     if not (isinstance(team, Mapping) and _str(team, "id") == ctx.team_id):
         binding = "wrong_workspace"
-    elif value.signature and not signer.verify(
-        value.signature, value.conversation, action_id, value.target, value.ref, value.nonce
-    ):
+    elif verdict == "bad":
         binding = "bad_signature"
     elif not at_home:
         binding = "wrong_conversation"
-    elif not value.signature:
+    elif verdict == "retired":
         binding = "unsigned"
     conversation = (
         value.conversation

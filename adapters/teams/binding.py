@@ -24,7 +24,8 @@ the Teams adapter renders therefore carries a signature (the shared `ActionKey`,
 A click (an `adaptiveCard/action` invoke, or its `Action.Submit` fallback as a message with
 `value`) is checked in this order, and the first failure names its `binding`:
 1. our marker but no signature: "unsigned" (a card posted before signing existed);
-2. the signature does not verify: "bad_signature" (edited or made-up data);
+2. the signature does not verify: "bad_signature" (edited or made-up data); one made
+   with a retired key (before a rotation) is checked on, and ends "unsigned";
 3. a tenant was signed and the activity's tenants (`conversation.tenantId`,
    `channelData.tenant.id`) are not exactly that one: "wrong_tenant";
 4. the click was made in a conversation other than `where` or a thread of it (or, for a
@@ -84,7 +85,7 @@ def check(key: ActionKey, data: ids.ActionData, activity: Mapping[str, Any]) -> 
     """How a click relates to the card its data came from (module docstring)."""
     if data.signature is None:
         return "unsigned"
-    signed = key.verify(
+    verdict = key.verdict(
         data.signature,
         _signed(
             data.tenant,
@@ -96,13 +97,14 @@ def check(key: ActionKey, data: ids.ActionData, activity: Mapping[str, Any]) -> 
             data.nonce,
         ),
     )
-    if not signed:
+    if verdict == "bad":
         return "bad_signature"
     if data.tenant and activity_tenants(activity) != {data.tenant.lower()}:
         return "wrong_tenant"
     if not same_place(_str(_map(activity, "conversation"), "id"), data.where):
         return "wrong_conversation"
-    return "ok"
+    # Signed before a rotation: ours, in its place, but out of date (as an unsigned card).
+    return "unsigned" if verdict == "retired" else "ok"
 
 
 def same_place(clicked_in: str, where: str) -> bool:

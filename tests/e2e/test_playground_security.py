@@ -431,3 +431,34 @@ async def test_a_click_without_its_signature_is_marked_unsigned_in_its_conversat
         ]
         assert [click["binding"] for click in clicks] == ["unsigned", "bad_signature"]
         assert {click["conversation_id"] for click in clicks} == {conversation}
+
+
+async def test_after_a_rotation_an_old_card_is_posted_again_under_the_new_secret() -> None:
+    """`SALESBOT_ACTION_SECRET=new,old`: a button signed with the old secret is ours but out
+    of date — refused once, its card posted again signed with the new one, which works.
+    With the old secret dropped, the same button is a bad signature."""
+    store = MemoryStore()
+    async with serving(None, Settings(salesbot_action_secret=SecretStr("old")), store) as client:
+        conversation = await _conversation_with_quote(client)
+        message, button = await _card_button(client, conversation, "accept_quote")
+    old_click = _click(message, button, "prospect")
+    rotated = Settings(salesbot_action_secret=SecretStr("new,old"))
+    async with serving(None, rotated, store) as client:
+        assert (await client.post("/playground/click", json=old_click)).status == 200
+        message, button = await _card_button(client, conversation, "accept_quote")
+        assert button["signature"] != old_click["signature"]
+        assert "quote_accepted" not in await _types(store, conversation)
+        fresh = _click(message, button, "prospect")
+        assert (await client.post("/playground/click", json=fresh)).status == 200
+        await outbox_drained(client)
+        assert "quote_accepted" in await _types(store, conversation)
+    dropped = Settings(salesbot_action_secret=SecretStr("new"))
+    async with serving(None, dropped, store) as client:
+        assert (await client.post("/playground/click", json=old_click)).status == 200
+        await outbox_drained(client)
+    bindings = [
+        stored.inbound["binding"]
+        for stored in await store.inbounds(conversation)
+        if stored.inbound["kind"] == "action"
+    ]
+    assert bindings == ["unsigned", "ok", "bad_signature"]

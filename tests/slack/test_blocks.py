@@ -35,7 +35,8 @@ NOW = 1_790_000_000_000
 CONVERSATION = "slack:T0001:C0001:1790000000.000100"
 EVIL = "<!channel> & <@U123> *bold*"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;@U123&gt; *bold*"
-SIGNER = ButtonSigner(ActionKey(b"golden-action-secret"), "T0001")
+GOLDEN_SECRET = b"golden-action-secret"
+SIGNER = ButtonSigner(ActionKey(GOLDEN_SECRET), "T0001")
 
 
 def render_golden(name: str, policy: Policy) -> dict[str, Any]:
@@ -187,14 +188,17 @@ def test_every_button_is_signed_for_its_workspace_conversation_action_target_and
         assert value is not None
         assert value.ref == reply.card.ref
         parts = (value.conversation, button["action_id"], value.target, value.ref, value.nonce)
-        assert SIGNER.verify(value.signature, *parts)
+        assert SIGNER.verdict(value.signature, *parts) == "ok"
         other_workspace = ButtonSigner(SIGNER.key, "T0OTHER")
-        assert not other_workspace.verify(value.signature, *parts)
-        assert not SIGNER.verify(value.signature, "slack:T0001:C0OTHER", *parts[1:])
-        assert not SIGNER.verify(value.signature, value.conversation, "approve_quote", *parts[2:])
-        assert not SIGNER.verify(value.signature, *parts[:2], "Q-other", *parts[3:])
-        other_key = ButtonSigner(ActionKey(b"rotated"), "T0001")
-        assert not other_key.verify(value.signature, *parts)
+        assert other_workspace.verdict(value.signature, *parts) == "bad"
+        assert SIGNER.verdict(value.signature, "slack:T0001:C0OTHER", *parts[1:]) == "bad"
+        changed_action = (value.conversation, "approve_quote", *parts[2:])
+        assert SIGNER.verdict(value.signature, *changed_action) == "bad"
+        assert SIGNER.verdict(value.signature, *parts[:2], "Q-other", *parts[3:]) == "bad"
+        rotated = ButtonSigner(ActionKey(b"rotated"), "T0001")
+        assert rotated.verdict(value.signature, *parts) == "bad"
+        rotated_keeping_ours = ButtonSigner(ActionKey(b"rotated", [GOLDEN_SECRET]), "T0001")
+        assert rotated_keeping_ours.verdict(value.signature, *parts) == "retired"
 
 
 def test_reject_and_mark_lost_ask_for_confirmation_but_approve_does_not() -> None:

@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from adapters.action_binding import ActionKey, ActionKeyNotLoadedError
 from bot.action_secret import STATE_KEY, load_action_secret
+from bot.settings import SettingsError
 from storage.memory import MemoryStore
 
 PARTS = ("T123", "slack:T123:C1:1.0", "accept_quote", "Q-1", "Q-1", "nonce-1")
@@ -49,14 +50,33 @@ def test_nothing_is_signed_before_the_key_is_loaded() -> None:
 
 async def test_the_configured_secret_wins_and_nothing_is_stored() -> None:
     store = MemoryStore()
-    assert await load_action_secret(SecretStr("from-env"), store, 1) == b"from-env"
+    assert await load_action_secret(SecretStr("from-env"), store, 1) == (b"from-env", ())
     assert await store.get_state(STATE_KEY) is None
 
 
 async def test_without_configuration_one_secret_is_generated_and_kept_for_every_process() -> None:
     store = MemoryStore()
-    first = await load_action_secret(None, store, 1)
-    second = await load_action_secret(None, store, 2)  # another process on the same store
+    first, retired = await load_action_secret(None, store, 1)
+    second, _ = await load_action_secret(None, store, 2)  # another process on the same store
+    assert retired == ()
     assert first == second
     assert len(first) == 64
-    assert await load_action_secret(None, MemoryStore(), 1) != first
+    assert (await load_action_secret(None, MemoryStore(), 1))[0] != first
+
+
+async def test_a_rotation_lists_the_new_secret_first_and_keeps_the_old_ones_retired() -> None:
+    secret, retired = await load_action_secret(SecretStr("new, old ,older"), MemoryStore(), 1)
+    assert (secret, retired) == (b"new", (b"old", b"older"))
+    with pytest.raises(SettingsError, match="SALESBOT_ACTION_SECRET"):
+        await load_action_secret(SecretStr("new,,old"), MemoryStore(), 1)
+
+
+def test_a_card_signed_before_a_rotation_is_recognised_as_ours_but_out_of_date() -> None:
+    old = ActionKey(b"old").sign(*PARTS)
+    rotated = ActionKey(b"new", [b"old"])
+    assert rotated.verdict(old, *PARTS) == "retired"
+    assert rotated.verdict(rotated.sign(*PARTS), *PARTS) == "ok"
+    assert not rotated.verify(old, *PARTS)  # never accepted as current
+    assert rotated.verdict(old, *PARTS[:-1], "other nonce") == "bad"
+    assert ActionKey(b"new").verdict(old, *PARTS) == "bad"  # once the old one is dropped
+    assert rotated.verdict(None, *PARTS) == "bad"
