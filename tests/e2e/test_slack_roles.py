@@ -19,7 +19,7 @@ from tests.e2e.test_slack import (
     bot_messages,
     click,
     post_form,
-    slack,  # the fixture
+    slack,
     texts,
 )
 
@@ -35,6 +35,9 @@ def command(name: str, text: str, user: str, team: str, trigger: str) -> dict[st
         "trigger_id": trigger,
         "response_url": "https://hooks.slack.com/commands/x",
     }
+
+
+__all__ = ["slack"]  # the fixture, shared with test_slack
 
 
 async def stored_events(slack: Slack, conversation: str) -> list[Any]:
