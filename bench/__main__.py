@@ -27,7 +27,7 @@ from domain.inbound import (
     MessagePosted,
 )
 from domain.narrative import assess_narrative
-from domain.policy import Policy
+from domain.policy import Policy, Safeguards
 from domain.quotes import QuoteRequest, compute_quote
 from domain.scoring import score_lead
 from domain.state import ConversationState
@@ -112,6 +112,12 @@ def main() -> int:
         lambda: conversation(default, next(counter))
     )
     results["decide_per_s"] = results["conversation_5_inbounds_per_s"] * 5
+    # The same conversations under the default policy with its safeguards switched off
+    # (prospect view, roles matrix, four eyes, claims guard, flood limit): what they cost.
+    unguarded = default.model_copy(update={"safeguards": Safeguards()})
+    results["decide_without_safeguards_per_s"] = 5 * best_rate(
+        lambda: conversation(unguarded, next(counter))
+    )
     results["policy_load_per_s"] = best_rate(lambda: load_policy("default"), rounds=3)
 
     tracemalloc.start()
@@ -130,6 +136,8 @@ def main() -> int:
         / results["score_default_per_s"],
         "decide_cost_in_scores": results["score_default_per_s"] / results["decide_per_s"],
         "share_of_3s_ack_budget_per_decision": (1 / results["decide_per_s"]) / 3.0,
+        "safeguards_cost_per_decide": results["decide_without_safeguards_per_s"]
+        / results["decide_per_s"],
     }
     if args.json:
         print(json.dumps({"results": results, "ratios": ratios}, indent=2))

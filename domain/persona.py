@@ -15,6 +15,7 @@ only; the values are concatenated as strings.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -256,7 +257,7 @@ def render(
         tried.append(current)
         template = persona.templates.get(current)
         problems = (
-            tuple(_template_problems(template, persona.allowed_claims))
+            _guard_problems(template, persona.allowed_claims)
             if guard and template is not None
             else ()
         )
@@ -285,6 +286,13 @@ def render(
     raise RenderError(
         f"Persona {persona.name!r} has nothing it can say for {action!r} (tried {chain})."
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _guard_problems(template: Template, allowed_claims: tuple[str, ...]) -> tuple[str, ...]:
+    """The claims guard's verdict on one template: a pure function of the template and the
+    persona's allowed claims, so it is worked out once per template, not at every reply."""
+    return tuple(_template_problems(template, allowed_claims))
 
 
 def _template_problems(template: Template, allowed_claims: Collection[str]) -> list[str]:
