@@ -69,10 +69,16 @@ class Sent(Frozen):
 
 class RetryLater(Frozen):
     """Not posted, try again: a 429 (with `retry_after_ms` from `Retry-After`), a 5xx, a reset
-    before the request was sent."""
+    before the request was sent.
+
+    `attempted=False`: nothing was even tried, because the destination is paused (a Slack
+    installation whose bot token was revoked). The item goes back to the outbox after
+    `retry_after_ms` without counting an attempt, so a pause of any length dead-letters
+    nothing and the channel's order is kept."""
 
     reason: str
     retry_after_ms: int | None = None
+    attempted: bool = True
 
 
 class TimedOut(Frozen):

@@ -205,11 +205,13 @@ class OutboxWorker:
                 return await self._outbox.mark_sent(item.key, self._clock(), remote_id), True
             case Rejected(reason=reason):
                 return await self._dead(item, reason), True
-            case RetryLater(reason=reason, retry_after_ms=retry_after_ms):
+            case RetryLater(reason=reason, retry_after_ms=retry_after_ms, attempted=attempted):
                 if retry_after_ms is not None:
                     until = self._clock() + max(0, retry_after_ms)
                     channel = item.channel
                     self._next_send_ms[channel] = max(self._next_send_ms.get(channel, 0), until)
+                if not attempted:
+                    return await self._hold(item, reason, retry_after_ms), False
                 return await self._retry(item, f"retry: {reason}", retry_after_ms), False
             case TimedOut(reason=reason):
                 return await self._retry(item, f"{UNCERTAIN} {reason}", None), False
@@ -283,6 +285,15 @@ class OutboxWorker:
             delay_ms,
         )
         return await self._outbox.fail(item.key, self._clock() + delay_ms, error)
+
+    async def _hold(self, item: OutboxItem, reason: str, retry_after_ms: int | None) -> bool:
+        """The sender did not try (its destination is paused): give the item back for later
+        without counting an attempt, so however long the pause, nothing is dead-lettered.
+        Not settled: the worker idles instead of spinning on held items."""
+        delay_ms = max(0, retry_after_ms if retry_after_ms is not None else self._base_backoff_ms)
+        log.debug("outbox item %s on %s held (%s)", item.key, item.channel, reason)
+        await self._outbox.release([item.key], self._clock() + delay_ms)
+        return False
 
     def _backoff_ms(self, attempts: int) -> int:
         """Full jitter: uniform in [0, min(max, base · 2^attempts)]. Spreading retries over

@@ -67,7 +67,12 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception:
         return web.json_response({"status": "store unavailable"}, status=503)
     return web.json_response(
-        {"status": "ready", "outbox_pending": pending, "policy": service.policy.short_version}
+        {
+            "status": "ready",
+            "outbox_pending": pending,
+            "policy": service.policy.short_version,
+            **service.platform_status(),
+        }
     )
 
 

@@ -30,9 +30,10 @@ from adapters.playground.access import PlaygroundAccess, PlaygroundRefusedError
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX as PLAYGROUND_PREFIX
 from adapters.playground.router import PlaygroundRouter
-from adapters.ports import Delivery, RetryLater, Router, Sender, SendOutcome
+from adapters.ports import Router, Sender
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
+from adapters.slack.installation import SlackInstallation
 from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import CHANNEL_PREFIX as SLACK_PREFIX
 from adapters.slack.router import SlackRouter
@@ -51,6 +52,7 @@ from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
 from bot.action_secret import load_action_secret
 from bot.outbox_worker import OutboxWorker
+from bot.pause import PausedWhile
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
 from bot.runtime import INBOUND, HandleResult, Runtime
@@ -130,6 +132,7 @@ class Service:
         self.closers: list[Callable[[], Awaitable[None]]] = []
         self.slack_client: AsyncWebClient | None = None
         self.slack_app_token: str | None = None
+        self.slack_installation: SlackInstallation | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +154,8 @@ class Service:
         secret, retired = await load_action_secret(self._action_secret, self.store, self.clock())
         self.action_key.load(secret, retired)
         await self.runtime.start()
+        if self.slack_installation is not None:
+            await self.slack_installation.start()  # a persisted pause holds from the start
         if self.slack is not None and self.slack_app_token and self.slack_client is not None:
             self._socket = await self.slack.connect_socket_mode(
                 self.slack_app_token, self.slack_client
@@ -159,6 +164,10 @@ class Service:
             asyncio.create_task(self.worker.run(self._stop), name="outbox"),
             asyncio.create_task(self._sweep_loop(), name="sweeper"),
         ]
+        if self.slack_installation is not None:
+            self._tasks.append(
+                asyncio.create_task(self.slack_installation.run(self._stop), name="slack-check")
+            )
         self.ready = True
 
     async def stop(self) -> None:
@@ -182,31 +191,16 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=SWEEP_EVERY_S)
 
+    def platform_status(self) -> dict[str, str]:
+        """For `/readyz`: a paused platform is reported, never a reason to fail readiness
+        (the endpoints must keep acknowledging)."""
+        if self.slack_installation is None:
+            return {}
+        return {"slack": self.slack_installation.status}
+
     async def refresh_gauges(self) -> None:
         self.metrics.outbox_pending.set(await self.store.pending_count())
         self.metrics.outbox_dead.set(len(await self.store.dead_letters()))
-
-
-class PausedWhile:
-    """A sender that holds its messages while an installation is inactive (the app was
-    uninstalled or its token revoked): they wait in the outbox instead of failing."""
-
-    RETRY_MS = 3_600_000
-
-    def __init__(self, inactive: asyncio.Event, sender: Sender, reason: str) -> None:
-        self._inactive = inactive
-        self._sender = sender
-        self._reason = reason
-
-    async def send(self, delivery: Delivery) -> SendOutcome:
-        if self._inactive.is_set():
-            return RetryLater(reason=self._reason, retry_after_ms=self.RETRY_MS)
-        return await self._sender.send(delivery)
-
-    async def find_sent(self, delivery: Delivery) -> str | None:
-        if self._inactive.is_set():
-            return None
-        return await self._sender.find_sent(delivery)
 
 
 def build_service(
@@ -229,7 +223,7 @@ def build_service(
     token, secret = settings.slack_bot_token, settings.slack_signing_secret
     app_token = settings.slack_app_token
     client: AsyncWebClient | None = None
-    inactive = asyncio.Event()  # set when Slack uninstalls the app or revokes its token
+    installation: SlackInstallation | None = None  # paused when the bot token stops working
     slack_configured = token is not None and (secret is not None or app_token is not None)
     directory: SlackDirectory | None = None
     responses: ResponseUrls | None = None
@@ -252,9 +246,8 @@ def build_service(
         slack_sender = SlackSender(
             client, action_key=action_key, team_id=directory.team_id, responses=responses
         )
-        senders[SLACK_PREFIX] = PausedWhile(
-            inactive, slack_sender, "slack app uninstalled or token revoked"
-        )
+        installation = SlackInstallation(client, store, clock)
+        senders[SLACK_PREFIX] = PausedWhile(installation, slack_sender)
     teams = _teams_mode(settings)
     teams_sender: TeamsSender | None = None
     if teams is not None:
@@ -335,19 +328,17 @@ def build_service(
         first_inbound=first_inbound,
         outbound=outbound,
     )
-    if client is not None and directory is not None:
+    if client is not None and directory is not None and installation is not None:
         if responses is not None:
             service.closers.append(responses.close)
-
-        async def on_uninstalled() -> None:
-            inactive.set()
-
+        service.slack_installation = installation
+        service.closers.append(installation.close)
         service.slack = SlackEndpoint(
             signing_secret=secret.get_secret_value() if secret is not None else None,
             client=client,
             directory=directory,
             handle=service.handle,
-            on_uninstalled=on_uninstalled,
+            installation=installation,
             action_key=action_key,
             responses=responses,
         )

@@ -23,6 +23,11 @@ bolt remains for Socket Mode only, where envelopes arrive as already-parsed JSON
 (`AsyncBoltRequest(body=dict)`: nothing to misparse) and its listeners call the same
 handlers as HTTP.
 
+`tokens_revoked` and `app_uninstalled` are reported to the installation's state
+(`installation.py`): a revoked user token changes nothing, a revoked bot token or an
+uninstall pauses that workspace's replies; any other signed request from a paused workspace
+prompts a check of the token.
+
 Slash commands are answered where they were run, also in channels the bot is not in:
 before a command is decided, its `response_url` is kept (`response_url.py`), and the
 command's replies go through it when chat.* cannot reach the channel.
@@ -55,6 +60,7 @@ from adapters.slack.inbound import (
     from_event,
     from_view_submission,
 )
+from adapters.slack.installation import SlackInstallation
 from adapters.slack.manifest import SLASH_NAMES
 from adapters.slack.modal import quote_modal
 from adapters.slack.response_url import ResponseUrls
@@ -66,7 +72,6 @@ log = logging.getLogger(__name__)
 Handle = Callable[[Inbound], Awaitable[object]]
 SLASH_COMMANDS = tuple(f"/{SLASH_NAMES.get(spec.name, spec.name)}" for spec in COMMANDS)
 _MESSAGE_EVENTS = frozenset({"message", "app_mention"})
-_INACTIVE_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
 _CHUNK = 64 * 1024
 
 
@@ -87,7 +92,7 @@ class SlackEndpoint:
         client: AsyncWebClient,
         directory: SlackDirectory,
         handle: Handle,
-        on_uninstalled: Callable[[], Awaitable[None]],
+        installation: SlackInstallation,
         action_key: ActionKey,
         responses: ResponseUrls | None = None,
     ) -> None:
@@ -96,7 +101,7 @@ class SlackEndpoint:
         self._client = client
         self._directory = directory
         self._handle = handle
-        self._on_uninstalled = on_uninstalled
+        self._installation = installation
         self._action_key = action_key
         self._responses = responses
         # Socket Mode only (see the module docstring): HTTP is verified and parsed above.
@@ -177,6 +182,19 @@ class SlackEndpoint:
         event_type = event.get("type")
         if not isinstance(event_type, str):
             return Ack()
+        team = body.get("team_id")
+        team = team if isinstance(team, str) and team else None
+        if event_type == "tokens_revoked":
+            tokens = event.get("tokens")
+            tokens = tokens if isinstance(tokens, Mapping) else {}
+            await self._installation.tokens_revoked(
+                team, bot=_ids(tokens.get("bot")), users=len(_ids(tokens.get("oauth")))
+            )
+            return Ack()
+        if event_type == "app_uninstalled":
+            await self._installation.uninstalled(team)
+            return Ack()
+        self._installation.heard_from(team)
         if event_type in _MESSAGE_EVENTS:
             context = await self._directory.context()
             await self._dispatch(
@@ -184,12 +202,10 @@ class SlackEndpoint:
                     body, context, self._directory.is_guest, self._directory.thread_owner
                 )
             )
-        elif event_type in _INACTIVE_EVENTS:
-            log.warning("slack installation inactive: %s", event_type)
-            await self._on_uninstalled()
         return Ack()
 
     async def on_command(self, form: Mapping[str, str]) -> Answer:
+        self._installation.heard_from(form.get("team_id"))
         result = await from_command(form, await self._directory.context(), self._directory.is_guest)
         if isinstance(result, CommandUsage):
             return Ack({"response_type": "ephemeral", "text": result.text})
@@ -203,6 +219,8 @@ class SlackEndpoint:
 
     async def on_interaction(self, payload: Mapping[str, Any]) -> Answer:
         kind = payload.get("type")
+        team = payload.get("team")
+        self._installation.heard_from(team.get("id") if isinstance(team, Mapping) else None)
         context = await self._directory.context()
         if kind == "block_actions":
             signer = ButtonSigner(self._action_key, context.team_id)
@@ -291,6 +309,13 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _ids(value: object) -> list[str]:
+    """A `tokens_revoked` list of user ids; anything else in its place names nobody."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str) and item]
 
 
 def _unusable(exc: ValidationError) -> wire.Refused:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -443,33 +442,3 @@ async def test_the_quote_button_opens_a_form_whose_submission_posts_the_quote_in
     )
     quote = next(m for m in bot_messages(api, SHARED) if "1,422.15 USD" in texts([m]))
     assert quote["thread_ts"] == thread
-
-
-async def test_after_tokens_are_revoked_the_bot_stops_sending_and_keeps_the_replies(
-    slack: Slack,
-) -> None:
-    api = slack.api
-    response = await slack.events({"type": "tokens_revoked", "tokens": {"bot": [BOT]}})
-    assert response.status == 200
-    ts = api.add_message(SHARED, "Hello?", user=PROSPECT["user"])
-    await slack.events(
-        {
-            "type": "message",
-            "channel": SHARED,
-            "channel_type": "channel",
-            "text": "Hello?",
-            "ts": ts,
-            **PROSPECT,
-        }
-    )
-
-    def held() -> list[tuple[int, str]]:
-        with sqlite3.connect(slack.store.path) as conn:
-            rows = conn.execute(
-                "SELECT attempts, last_error FROM outbox WHERE status = 'pending'"
-            ).fetchall()
-        return [(attempts, error) for attempts, error in rows if error and "revoked" in error]
-
-    await eventually(lambda: bool(held()), "the outbox to try the reply and hold it")
-    assert held()[0][0] == 1  # tried once, kept for when the installation is back
-    assert bot_messages(api, SHARED) == []

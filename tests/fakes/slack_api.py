@@ -22,6 +22,12 @@ Channels the bot is not a member of answer `not_in_channel` to chat.* and histor
 
     api.not_a_member("C0ELSEWHERE")
 
+The bot token can be revoked (the app uninstalled): every Web API call with it answers
+`{"ok": false, "error": "token_revoked"}` until it is restored (a reinstall):
+
+    api.revoke_token()
+    api.restore_token()
+
 Slash commands' response URLs live on the same server, as Slack's do on hooks.slack.com:
 each posts into its channel (an ephemeral message for its user, or `in_channel` a message
 everyone sees) — whether or not the bot is a member — for 5 uses, and records what it got:
@@ -127,6 +133,7 @@ class FakeSlackApi:
         self._faults: dict[str, deque[_Fault]] = {}
         self._hangs: list[asyncio.Event] = []
         self._extra: dict[str, Handler] = {}
+        self._revoked: str | None = None
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -194,6 +201,15 @@ class FakeSlackApi:
         connection is closed without an answer: the client sees a disconnect."""
         queue = self._faults.setdefault(method, deque())
         queue.extend(_Fault(drop=True) for _ in range(times))
+
+    def revoke_token(self, error: str = "token_revoked") -> None:
+        """From now on every Web API call with the bot token answers `ok: false, error`
+        (Slack answers `token_revoked` once a bot token is revoked or the app uninstalled)."""
+        self._revoked = error
+
+    def restore_token(self) -> None:
+        """The bot token works again (the app was installed again with it)."""
+        self._revoked = None
 
     def not_a_member(self, channel: str) -> None:
         """The bot is not in `channel`: chat.* and history answer `not_in_channel` there."""
@@ -283,6 +299,8 @@ class FakeSlackApi:
             return self._answer(method, params, {"ok": True, "url": self._ws_url})
         if token != self.token:
             return self._answer(method, params, {"ok": False, "error": "invalid_auth"})
+        if self._revoked is not None:
+            return self._answer(method, params, {"ok": False, "error": self._revoked})
 
         queue = self._faults.get(method)
         fault = queue.popleft() if queue else None
