@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -218,8 +219,9 @@ async def test_a_revoked_user_token_leaves_the_bots_replies_flowing(
 
 
 async def test_a_revoked_bot_token_pauses_until_auth_test_succeeds_even_across_a_restart(
-    api: FakeSlackApi, tmp_path: Path
+    api: FakeSlackApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     path, clock = tmp_path / "bot.db", Clock()
     async with serving(api, path, clock) as bot:
         thread = await open_thread(api, bot)
@@ -247,6 +249,13 @@ async def test_a_revoked_bot_token_pauses_until_auth_test_succeeds_even_across_a
         await outbox_drained(bot.client)
         assert (await bot.ready())["slack"] == "ok"
     assert len(kept) >= 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "adapters.slack.installation"]
+    assert [line.split(":")[0] for line in lines if "paused:" in line or "resumed:" in line] == [
+        "slack installation T0001 paused",
+        "slack installation T0001 resumed",
+    ]
+    assert "xoxb" not in caplog.text
+    assert not any(word in caplog.text for word in WORDS)
     assert posted_keys(api)[1:] == kept  # in the order they were decided
     assert all(m.get("thread_ts") == thread for m in bot_posts(api)[1:])
 
