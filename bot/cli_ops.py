@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -113,10 +114,14 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _login() -> str:
+    """Who ran the command, for the audit trail: the login name ($LOGNAME, $USER, the
+    account entry), else `uid:<n>`. A container's user often has no account entry, and
+    `getpass.getuser()` then raises (KeyError; OSError from Python 3.13)."""
     try:
         return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (some containers)
-        return "operator"
+    except (KeyError, OSError, ImportError):
+        getuid = getattr(os, "getuid", None)
+        return f"uid:{getuid()}" if getuid is not None else "unknown"
 
 
 class _Unrouted:
@@ -134,9 +139,7 @@ async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # Access to audit data is itself audited, from the command line as from chat.
         runtime = Runtime(store, policy, _Unrouted(), clock=system_now_ms)
         await runtime.start()
-        operator = Actor(
-            id=f"cli:{getpass.getuser()}", name="command line", role="rep", auditor=True
-        )
+        operator = Actor(id=f"cli:{_login()}", name="command line", role="rep", auditor=True)
         await runtime.handle(
             CommandInvoked(
                 delivery_id=f"cli-audit:{uuid.uuid4().hex}",
