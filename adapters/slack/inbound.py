@@ -376,6 +376,8 @@ def _not_a_person_speaking(event: Mapping[str, Any], ctx: SlackContext) -> Ignor
     # Other apps' posts can carry `bot_id` with no subtype at all (and sometimes a user).
     if bot_id or subtype == "bot_message":
         return Ignored(reason="another bot's message")
+    if subtype is not None and not isinstance(subtype, str):
+        return Ignored(reason="a message subtype that is not a string")  # never a 500
     if subtype is not None and subtype not in _SPOKEN_SUBTYPES:
         return Ignored(reason=f"message subtype {subtype!r}")
     return None

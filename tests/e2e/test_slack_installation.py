@@ -341,10 +341,10 @@ async def test_a_token_slack_refuses_while_sending_pauses_instead_of_dead_letter
         api.fail_next("chat.postMessage", error="token_revoked")
         assert (await bot.event(prospect_says(api, "Hello?", thread))).status == 200
         await eventually(lambda: len(api.calls_of("chat.postMessage")) == 2, "the refused send")
-        assert (await bot.ready())["slack"] == "paused: Slack answered token_revoked"
         kept = [key for key, status, *_ in outbox(path) if status != "sent"]
         assert len(kept) == 1
         await held(path, kept[0], clock)
+        assert (await bot.ready())["slack"] == "paused: Slack answered token_revoked"
         assert_kept(path, kept, clock)
         clock.advance(CHECK_EVERY_MS)  # the token works again (the fault was one answer)
         await eventually(lambda: len(bot_posts(api)) == 2, "the kept reply")

@@ -254,6 +254,8 @@ async def test_a_shared_file_with_a_comment_counts_as_a_message() -> None:
         {"subtype": "message_changed"},
         {"subtype": "message_deleted"},
         {"subtype": "channel_join"},
+        {"subtype": ["thread_broadcast"]},  # not a value Slack sends: ignored, never a 500
+        {"subtype": {"type": "file_share"}},
         {"subtype": "bot_message", "bot_id": "B999"},
         {"bot_id": "B999"},  # another app's post with no subtype at all
         {"bot_id": "B111"},  # our own post, under another user id
