@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
+import logging
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -35,6 +38,11 @@ from domain.state import ConversationState
 from storage.ports import Store
 
 INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bot cannot start where it was asked to (a busy port): one line, exit 2."""
 
 
 async def _recorded_policies(store: Store) -> Callable[[str], Policy]:
@@ -113,10 +121,13 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _login() -> str:
+    """Who runs the command, for the audit trail. `getpass.getuser` reads $LOGNAME, $USER,
+    $LNAME, $USERNAME, then the password database, which has no entry for the user id a
+    container often runs as (KeyError; OSError from Python 3.13): then the numeric id."""
     try:
         return getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (some containers)
-        return "operator"
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "operator"
 
 
 class _Unrouted:
@@ -134,9 +145,7 @@ async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # Access to audit data is itself audited, from the command line as from chat.
         runtime = Runtime(store, policy, _Unrouted(), clock=system_now_ms)
         await runtime.start()
-        operator = Actor(
-            id=f"cli:{getpass.getuser()}", name="command line", role="rep", auditor=True
-        )
+        operator = Actor(id=f"cli:{_login()}", name="command line", role="rep", auditor=True)
         await runtime.handle(
             CommandInvoked(
                 delivery_id=f"cli-audit:{uuid.uuid4().hex}",
@@ -206,10 +215,15 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     port = settings.salesbot_port if args.port is None else args.port
     async with open_store(settings) as store:
         service = build_service(settings, policy, store, clock=system_now_ms)
-        runner = web.AppRunner(build_app(service), handle_signals=False)
+        # aiohttp's access log is off: it logs the raw path (ids, a playground ?token=);
+        # bot.server's middleware logs one line per request with the route pattern instead.
+        runner = web.AppRunner(build_app(service), handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StartupError(_listen_failure(host, port, exc)) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -228,6 +242,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "
             f"platforms: {', '.join(platforms)})\n"
         )
+        log.info("serving on %s:%s (platforms: %s)", host, bound, ", ".join(platforms))
         if service.playground is not None:
             shown = f"[{host}]" if ":" in host else host
             out.write(service.playground_access.startup_line(f"http://{shown}:{bound}/") + "\n")
@@ -237,6 +252,20 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         finally:
             await runner.cleanup()
     return 0
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {shown}:{port}: the address is already in use (another "
+            "salesbot? choose another with --port or SALESBOT_PORT)"
+        )
+    if exc.errno is not None and exc.errno > 0:
+        reason = os.strerror(exc.errno)
+    else:  # a host name that does not resolve (socket.gaierror)
+        reason = exc.strerror or type(exc).__name__
+    return f"cannot listen on {shown}:{port}: {reason}"
 
 
 async def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
