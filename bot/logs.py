@@ -59,7 +59,8 @@ QUIET_LIBRARIES = (
     "urllib3",
     "dotenv",
 )
-"""Libraries held at WARNING explicitly, in case one of them sets a level of its own."""
+"""Libraries held at WARNING (or the configured level, when higher) explicitly, in case one
+of them sets a level of its own."""
 FIELDS_ATTRIBUTE = "salesbot_fields"
 """`extra={FIELDS_ATTRIBUTE: {...}}` adds structured fields to a line (the request log)."""
 MIN_SECRET_CHARS = 6
@@ -213,7 +214,9 @@ def configure_logging(
     first). Loggers created before keep working (`disable_existing_loggers` is off)."""
     mask_secrets(*secrets)
     numeric = logging.getLevelName(level)
-    root_level = max(numeric, logging.WARNING) if isinstance(numeric, int) else logging.WARNING
+    others = logging.getLevelName(
+        max(numeric, logging.WARNING) if isinstance(numeric, int) else logging.WARNING
+    )
     formatter = JsonFormatter if resolve_format(log_format) == "json" else TextFormatter
     logging.config.dictConfig(
         {
@@ -226,9 +229,9 @@ def configure_logging(
             },
             "loggers": {
                 **{name: {"level": level} for name in OWN_PACKAGES},
-                **{name: {"level": "WARNING"} for name in QUIET_LIBRARIES},
+                **{name: {"level": others} for name in QUIET_LIBRARIES},
             },
-            "root": {"level": logging.getLevelName(root_level), "handlers": ["stderr"]},
+            "root": {"level": others, "handlers": ["stderr"]},
         }
     )
     logging.captureWarnings(True)

@@ -91,6 +91,11 @@ class Runtime:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
 
+    @property
+    def state_cache(self) -> StateCache:
+        """The cached conversation states (monitoring reads their count and size)."""
+        return self._cache
+
     async def start(self) -> None:
         """Record the policy text by its hash and rebuild the dedupe view (RELIABILITY rule 2)."""
         await self.store.put_policy(self.policy.version, self.policy.canonical_json())

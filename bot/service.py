@@ -160,6 +160,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.state_cache_bytes = Gauge(
+            "salesbot_state_cache_bytes",
+            "Estimated serialised size of the conversation states kept in memory "
+            "(bounded by SALESBOT_STATE_CACHE_MB)",
+            registry=self.registry,
+        )
+        self.state_cache_entries = Gauge(
+            "salesbot_state_cache_entries",
+            "Conversation states kept in memory",
+            registry=self.registry,
+        )
+
     def observe_request(
         self, method: str, route: str, status: int, seconds: float, *, timed: bool = True
     ) -> None:
@@ -298,6 +310,9 @@ class Service:
         stats = await self.store.outbox_stats()
         platforms = sorted({platform_of(prefix) for prefix in self._senders})
         self.metrics.set_outbox(stats, self.clock(), platforms)
+        cache = self.runtime.state_cache
+        self.metrics.state_cache_bytes.set(cache.nbytes)
+        self.metrics.state_cache_entries.set(len(cache))
 
     async def store_problem(self) -> str | None:
         """Why the store cannot take a write now, or None. Asks with a write (an upsert of

@@ -15,8 +15,8 @@ of quotes and tickets), plus the UTF-8 length of every text in `prospect_texts` 
 counted once: a conversation's next state shares the earlier texts (a new tuple of the
 same string objects), so only the new ones at its end are measured. The estimate leaves
 out JSON escaping (a quote or a control character in a text counts as one byte), so it can
-be below the exact length by the number of such characters; for ordinary text they agree
-within a few bytes (tests/bot/test_operations_state_cache.py).
+be below the exact length by the number of such characters, and above it by two bytes;
+otherwise it is exact (tests/bot/test_operations_state_cache.py).
 """
 
 from __future__ import annotations
