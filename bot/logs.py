@@ -86,6 +86,13 @@ def log_context(**ids: str | None) -> Iterator[None]:
         _ids.reset(token)
 
 
+def bind_ids(**ids: str | None) -> None:
+    """Bind ids for the rest of the running task: for a task of its own (asyncio gives each
+    task a copy of the context, so nothing leaks to its parent or siblings)."""
+    added = tuple((name, value) for name, value in ids.items() if value is not None)
+    _ids.set(tuple(pair for pair in _ids.get() if pair[0] not in ids) + added)
+
+
 def bound_ids() -> dict[str, str]:
     """The ids bound in the running context."""
     return dict(_ids.get())

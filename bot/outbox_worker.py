@@ -44,6 +44,7 @@ from adapters.ports import (
     Sent,
     TimedOut,
 )
+from bot.logs import bind_ids
 from storage.ports import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ class OutboxWorker:
         try:
             sender = self._sender_for(channel)
             for index, current in enumerate(items):
+                bind_ids(conversation_id=current.conversation_id, outbox_key=current.key)
                 if index > 0 and self._next_send_ms.get(channel, 0) > self._round_ends_ms:
                     break  # the rest waits for the next round (released below)
                 if sender is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,8 @@ class FlakyStore(MemoryStore):
 Client = TestClient[web.Request, web.Application]
 
 
-async def _serve(store: Store, clock: Clock) -> AsyncIterator[Client]:
+@asynccontextmanager
+async def serve(store: Store, clock: Clock) -> AsyncIterator[Client]:
     service = build_service(Settings(), load_policy("default"), store, clock=clock)
     async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
         yield client
@@ -75,7 +77,7 @@ def flaky() -> FlakyStore:
 
 @pytest.fixture
 async def client(flaky: FlakyStore, clock: Clock) -> AsyncIterator[Client]:
-    async for served in _serve(flaky, clock):
+    async with serve(flaky, clock) as served:
         yield served
 
 
@@ -132,7 +134,7 @@ async def test_a_store_whose_write_never_returns_is_not_ready(
 async def test_a_read_only_sqlite_database_is_not_ready(tmp_path: Path, clock: Clock) -> None:
     store = await SqliteStore.open(tmp_path / "salesbot.db")
     try:
-        async for client in _serve(store, clock):
+        async with serve(store, clock) as client:
             assert (await client.get("/readyz")).status == 200
             # What a read-only file or a file system remounted read-only does to SQLite,
             # on the store's one write connection (root ignores file permissions).

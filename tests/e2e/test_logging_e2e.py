@@ -259,6 +259,9 @@ async def test_a_debug_log_of_real_traffic_has_ids_and_routes_and_no_secret_or_p
     assert runtime, "the runtime logs each inbound at DEBUG"
     assert all(line.get("conversation_id") and line.get("delivery_id") for line in runtime)
     assert lead_id in {line["conversation_id"] for line in runtime}
+    worker = [line for line in lines if line["logger"] == "bot.outbox_worker"]
+    assert worker, "the outbox worker logs each send at DEBUG"
+    assert all(line.get("conversation_id") and line.get("outbox_key") for line in worker)
     [traced] = [line for line in lines if "exception" in line]
     assert traced["logger"] == "adapters.playground.web"
     assert traced["exception"]["type"].endswith("ValidationError")
