@@ -153,13 +153,12 @@ class Metrics:
         )
         self.sends = Counter(
             "salesbot_outbox_sends_total",
-            "Send attempts by platform and outcome: sent; retry (the platform asked to "
-            "try later, e.g. 429); timeout (no answer: looked up before resending); "
-            "rejected (dead-lettered)",
+            "Send attempts by platform and outcome: sent; retry (rate limited, a 5xx or "
+            "no connection: tried again later); timeout (no complete answer: looked up "
+            "before resending); rejected (refused for good: dead-lettered)",
             ["platform", "outcome"],
             registry=self.registry,
         )
-
         self.state_cache_bytes = Gauge(
             "salesbot_state_cache_bytes",
             "Estimated serialised size of the conversation states kept in memory "
