@@ -136,7 +136,7 @@ class _SafeFormatter(logging.Formatter):
                 continue
             with contextlib.suppress(Exception):
                 said = str(exc)
-                if said:
+                if len(said) >= 4:  # shorter: too likely to be an ordinary word
                     text = text.replace(said, f"<{type(exc).__name__} message withheld>")
         return text
 
@@ -275,9 +275,15 @@ def _safe_traceback(exc: BaseException) -> str:
     """Like Python's traceback, with each exception's message withheld unless its type is
     one whose messages describe the environment only."""
     lines: list[str] = []
-    for index, link in enumerate(reversed(_chain(exc))):
-        if index:
-            lines.append("During handling of the above exception, another exception occurred:")
+    previous: BaseException | None = None
+    for link in reversed(_chain(exc)):
+        if previous is not None:
+            lines.append(
+                "The above exception was the direct cause of the following exception:"
+                if link.__cause__ is previous
+                else "During handling of the above exception, another exception occurred:"
+            )
+        previous = link
         lines.append("Traceback (most recent call last):")
         lines.extend(
             entry.rstrip("\n")
