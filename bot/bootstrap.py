@@ -6,10 +6,13 @@ runs at import time.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from bot.settings import Settings
+from storage.errors import StorageError
 from storage.memory import MemoryStore
 from storage.ports import Store
 from storage.sqlite import SqliteStore
@@ -18,8 +21,40 @@ from storage.sqlite import SqliteStore
 @asynccontextmanager
 async def open_store(settings: Settings, *, memory: bool = False) -> AsyncIterator[Store]:
     """The configured store (SQLite at `SALESBOT_DB`), or an in-memory one for `--memory`."""
-    store: Store = MemoryStore() if memory else await SqliteStore.open(settings.salesbot_db)
+    store: Store = MemoryStore() if memory else await _open_sqlite(Path(settings.salesbot_db))
     try:
         yield store
     finally:
         await store.close()
+
+
+async def _open_sqlite(path: Path) -> SqliteStore:
+    try:
+        return await SqliteStore.open(path)
+    except StorageError as exc:
+        if type(exc) is not StorageError:  # corrupt, too new: their messages say it all
+            raise
+        problem = location_problem(path)
+        if problem is None:
+            raise
+        raise StorageError(f"cannot open the database {path} (SALESBOT_DB): {problem}") from None
+
+
+def location_problem(path: Path) -> str | None:
+    """Why SQLite could not open `path`, in an operator's words, when the file system says
+    so (SQLite itself only says "unable to open database file"). Asked after a failure,
+    never instead of trying: permissions, ACLs and read-only mounts are SQLite's to judge."""
+    directory = path.absolute().parent
+    user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+    if not directory.exists():
+        return f"its directory {directory} does not exist"
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"this user ({user}) cannot write in its directory {directory}, where SQLite "
+            f"keeps {path.name}-wal and {path.name}-shm beside it"
+        )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"this user ({user}) cannot read and write the file"
+    return None

@@ -19,8 +19,9 @@ from typing import Any, NoReturn, TextIO
 
 from bot import cli_ops
 from bot.clock import parse_iso_ms, system_now_ms
+from bot.logs import configure_logging
 from bot.policy_loader import load_policy
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, load_log_settings, load_settings
 from domain.errors import DomainError
 from domain.flow import to_dot, to_mermaid
 from domain.money import parse_amount, parse_fraction
@@ -313,12 +314,14 @@ def main(
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:
+        logging_settings = load_log_settings()
+        configure_logging(logging_settings.salesbot_log_level, logging_settings.salesbot_log_format)
         if getattr(args, "input", "absent") is None:
             args.input = stdin if stdin is not None else sys.stdin
         if args.policy is None and not getattr(args, "policy_flag_means_candidate", False):
             args.policy = load_settings().salesbot_policy
         return handler(args, out)
-    except (DomainError, UsageError, SettingsError, StorageError) as exc:
+    except (DomainError, UsageError, SettingsError, StorageError, cli_ops.StartupError) as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")
         return EXIT_USAGE

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +38,11 @@ from domain.state import ConversationState
 from storage.ports import Store
 
 INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bot cannot start where it was asked to (a busy port): one line, exit 2."""
 
 
 async def _recorded_policies(store: Store) -> Callable[[str], Policy]:
@@ -209,10 +216,15 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     port = settings.salesbot_port if args.port is None else args.port
     async with open_store(settings) as store:
         service = build_service(settings, policy, store, clock=system_now_ms)
-        runner = web.AppRunner(build_app(service), handle_signals=False)
+        # aiohttp's access log is off: it logs the raw path (ids, a playground ?token=);
+        # bot.server's middleware logs one line per request with the route pattern instead.
+        runner = web.AppRunner(build_app(service), handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StartupError(_listen_failure(host, port, exc)) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -231,6 +243,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "
             f"platforms: {', '.join(platforms)})\n"
         )
+        log.info("serving on %s:%s (platforms: %s)", host, bound, ", ".join(platforms))
         if service.playground is not None:
             shown = f"[{host}]" if ":" in host else host
             out.write(service.playground_access.startup_line(f"http://{shown}:{bound}/") + "\n")
@@ -240,6 +253,20 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         finally:
             await runner.cleanup()
     return 0
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {shown}:{port}: the address is already in use (another "
+            "salesbot? choose another with --port or SALESBOT_PORT)"
+        )
+    if exc.errno is not None and exc.errno > 0:
+        reason = os.strerror(exc.errno)
+    else:  # a host name that does not resolve (socket.gaierror)
+        reason = exc.strerror or type(exc).__name__
+    return f"cannot listen on {shown}:{port}: {reason}"
 
 
 async def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -44,6 +44,7 @@ from adapters.ports import (
     Sent,
     TimedOut,
 )
+from bot.logs import bind_ids
 from storage.ports import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class OutboxWorker:
         on_dead_letter: Callable[[OutboxItem, str], Awaitable[None]] | None = None,
         send_timeout_s: float = 10.0,
         round_ms: int = 3_000,
+        on_send: Callable[[str, SendOutcome], None] | None = None,
     ) -> None:
         if max_attempts < 1 or batch < 1 or lease_ms < 1:
             raise ValueError("max_attempts, batch and lease_ms must be at least 1.")
@@ -96,6 +98,7 @@ class OutboxWorker:
         self._lease_ms = lease_ms
         self._batch = batch
         self._on_dead_letter = on_dead_letter
+        self._on_send = on_send  # hears every attempt's outcome, by channel (metrics)
         self._send_timeout_s = send_timeout_s
         # A round ends when a channel's next paced send would fall past this budget; the rest
         # of that channel is released for the next round, so a long paced backlog in one
@@ -147,6 +150,7 @@ class OutboxWorker:
         try:
             sender = self._sender_for(channel)
             for index, current in enumerate(items):
+                bind_ids(conversation_id=current.conversation_id, outbox_key=current.key)
                 if index > 0 and self._next_send_ms.get(channel, 0) > self._round_ends_ms:
                     break  # the rest waits for the next round (released below)
                 if sender is None:
@@ -192,6 +196,8 @@ class OutboxWorker:
                 return await self._outbox.mark_sent(item.key, self._clock(), remote_id), True
 
         outcome = await self._send(sender, item)
+        if outcome is not None and self._on_send is not None:
+            self._on_send(item.channel, outcome)
         match outcome:
             case None:
                 return False, False

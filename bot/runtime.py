@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
@@ -27,7 +28,8 @@ from pydantic import TypeAdapter
 
 from adapters.ports import Router
 from bot.lanes import Lanes
-from bot.state_cache import StateCache
+from bot.logs import log_context
+from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
 from domain.cards import Reply
 from domain.decide import ALERT_REF_PREFIX, decide, new_conversation
 from domain.decision import Decision, Query
@@ -70,19 +72,29 @@ class Runtime:
         *,
         clock: Callable[[], int],
         answer_query: QueryAnswerer | None = None,
-        cache_size: int = 10_000,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+        cache_bytes: int = DEFAULT_MAX_BYTES,
         recent_capacity: int = 200_000,
+        on_decided: Callable[[float], None] | None = None,
     ) -> None:
+        """`cache_bytes` bounds the state cache by serialised size (`cache_size` by count);
+        `on_decided` hears how long each `decide` took, in seconds (metrics)."""
         self.store = store
         self.policy = policy
         self._router = router
         self._clock = clock
         self._answer_query = answer_query
         self._lanes = Lanes()
-        self._cache = StateCache(cache_size)
+        self._cache = StateCache(max_bytes=cache_bytes, max_entries=cache_size)
+        self._on_decided = on_decided
         self._inflight: dict[str, asyncio.Future[HandleResult]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
+
+    @property
+    def state_cache(self) -> StateCache:
+        """The cached conversation states (monitoring reads their count and size)."""
+        return self._cache
 
     async def start(self) -> None:
         """Record the policy text by its hash and rebuild the dedupe view (RELIABILITY rule 2)."""
@@ -103,7 +115,11 @@ class Runtime:
         future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
         self._inflight[delivery_id] = future
         try:
-            result = await self._handle_claimed(inbound)
+            with log_context(conversation_id=inbound.conversation_id, delivery_id=delivery_id):
+                result = await self._handle_claimed(inbound)
+                log.debug(
+                    "%s handled: %s at version %d", inbound.kind, result.status, result.version
+                )
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiting duplicates re-raise it themselves
@@ -125,7 +141,7 @@ class Runtime:
             for attempt in (1, 2):
                 state = await self._state(conversation_id)
                 now = self._clock()
-                decision = decide(state, inbound, self.policy, now)
+                decision = self._decide(state, inbound, now)
                 replies = list(decision.replies)
                 if not decision.events and not decision.replies and not decision.queries:
                     # Nothing decided (e.g. reps' chatter in a thread the bot does not run):
@@ -151,6 +167,15 @@ class Runtime:
                 self._cache.drop(conversation_id)
                 return HandleResult(status="duplicate", version=result.version)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decide(self, state: ConversationState, inbound: Inbound, now: int) -> Decision:
+        if self._on_decided is None:
+            return decide(state, inbound, self.policy, now)
+        started = time.perf_counter()
+        try:
+            return decide(state, inbound, self.policy, now)
+        finally:
+            self._on_decided(time.perf_counter() - started)
 
     async def conversation(self, conversation_id: str) -> ConversationState | None:
         """The conversation's current state, or None when it has not started (for readers
@@ -233,10 +258,12 @@ class Runtime:
         reply = item.payload.get("reply", {})
         card = reply.get("card") or {}
         was_alert = str(card.get("ref", "")).startswith(ALERT_REF_PREFIX)
-        log.warning("dead-lettered outbox item %s on %s: %s", item.key, item.channel, reason)
+        delivery_id = f"dead:{item.key}"
+        with log_context(conversation_id=item.conversation_id, delivery_id=delivery_id):
+            log.warning("dead-lettered outbox item %s on %s: %s", item.key, item.channel, reason)
         await self.handle(
             DeliveryFailed(
-                delivery_id=f"dead:{item.key}",
+                delivery_id=delivery_id,
                 conversation_id=item.conversation_id,
                 actor=SYSTEM,
                 outbox_key=item.key,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -30,7 +30,15 @@ from adapters.playground.access import PlaygroundAccess, PlaygroundRefusedError
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX as PLAYGROUND_PREFIX
 from adapters.playground.router import PlaygroundRouter
-from adapters.ports import Router, Sender
+from adapters.ports import (
+    Rejected,
+    RetryLater,
+    Router,
+    Sender,
+    SendOutcome,
+    Sent,
+    TimedOut,
+)
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.installation import SlackInstallation
@@ -51,25 +59,52 @@ from adapters.teams.router import CHANNEL_PREFIX as TEAMS_PREFIX
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
 from bot.action_secret import load_action_secret
+from bot.logs import mask_secrets
 from bot.outbox_worker import OutboxWorker
 from bot.pause import PausedWhile
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
 from bot.runtime import INBOUND, HandleResult, Runtime
 from bot.settings import Settings, SettingsError
+from bot.state_cache import DEFAULT_MAX_BYTES, MIB
 from domain.inbound import Inbound
 from domain.policy import Policy
-from storage.ports import Store
+from storage.errors import StorageError
+from storage.ports import OutboxStats, Store
 
 log = logging.getLogger(__name__)
 
 SLACK_PACING_MS = 1000
 """chat.postMessage allows about one message per second per channel."""
 SWEEP_EVERY_S = 60.0
+READY_PROBE_EVERY_MS = 5_000
+"""`/readyz` writes to the store at most this often; between probes it repeats the last
+verdict (a probe is one durable write: an fsync)."""
+READY_PROBE_TIMEOUT_S = 2.0
+READY_PROBE_KEY = "salesbot:ready-probe"
+
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+"""Seconds; 3 s is Slack's acknowledgement deadline (Teams allows about 15 s)."""
+DECIDE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+SEND_OUTCOMES: dict[type, str] = {
+    Sent: "sent",
+    RetryLater: "retry",
+    TimedOut: "timeout",
+    Rejected: "rejected",
+}
+
+
+def platform_of(channel: str) -> str:
+    """The platform of a channel ("slack" for "slack:C123"): the label of every
+    per-platform figure, as in the store's `outbox_stats`."""
+    return channel.split(":", 1)[0]
 
 
 @dataclass
 class Metrics:
+    """What `/metrics` shows. Request figures are labelled by route *pattern* (never a raw
+    path: ids would make a series per conversation); outbox figures by platform."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
@@ -79,12 +114,90 @@ class Metrics:
             ["kind", "status"],
             registry=self.registry,
         )
+        self.requests = Counter(
+            "salesbot_http_requests_total",
+            "HTTP requests answered, by method, route pattern and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "salesbot_http_request_duration_seconds",
+            "From a request's arrival to its answer (for platforms: the acknowledgement), "
+            "by route pattern; WebSocket sessions are not timed",
+            ["route"],
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.decide_seconds = Histogram(
+            "salesbot_decide_duration_seconds",
+            "Time one decide call takes (the pure decision, without the store)",
+            buckets=DECIDE_BUCKETS,
+            registry=self.registry,
+        )
         self.outbox_pending = Gauge(
-            "salesbot_outbox_pending", "Outbox items not yet sent", registry=self.registry
+            "salesbot_outbox_pending",
+            "Outbox items not yet sent (pending or in flight), by platform",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "salesbot_outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox item not yet sent, by platform (0 when none)",
+            ["platform"],
+            registry=self.registry,
         )
         self.outbox_dead = Gauge(
-            "salesbot_outbox_dead_letters", "Outbox items given up on", registry=self.registry
+            "salesbot_outbox_dead_letters",
+            "Outbox items given up on, by platform",
+            ["platform"],
+            registry=self.registry,
         )
+        self.sends = Counter(
+            "salesbot_outbox_sends_total",
+            "Send attempts by platform and outcome: sent; retry (rate limited, a 5xx or "
+            "no connection: tried again later); timeout (no complete answer: looked up "
+            "before resending); rejected (refused for good: dead-lettered)",
+            ["platform", "outcome"],
+            registry=self.registry,
+        )
+        self.state_cache_bytes = Gauge(
+            "salesbot_state_cache_bytes",
+            "Estimated serialised size of the conversation states kept in memory "
+            "(bounded by SALESBOT_STATE_CACHE_MB)",
+            registry=self.registry,
+        )
+        self.state_cache_entries = Gauge(
+            "salesbot_state_cache_entries",
+            "Conversation states kept in memory",
+            registry=self.registry,
+        )
+
+    def observe_request(
+        self, method: str, route: str, status: int, seconds: float, *, timed: bool = True
+    ) -> None:
+        self.requests.labels(method=method, route=route, status=str(status)).inc()
+        if timed:
+            self.ack_seconds.labels(route=route).observe(seconds)
+
+    def count_send(self, channel: str, outcome: SendOutcome) -> None:
+        name = SEND_OUTCOMES.get(type(outcome), type(outcome).__name__.lower())
+        self.sends.labels(platform=platform_of(channel), outcome=name).inc()
+
+    def set_outbox(self, stats: list[OutboxStats], now_ms: int, platforms: list[str]) -> None:
+        """Replace the outbox gauges: a platform whose items are all sent shows 0 (and the
+        configured platforms always show), instead of keeping its last figures."""
+        for gauge in (self.outbox_pending, self.outbox_oldest_age, self.outbox_dead):
+            gauge.clear()
+        for platform in platforms:
+            self.outbox_pending.labels(platform=platform).set(0)
+            self.outbox_oldest_age.labels(platform=platform).set(0)
+            self.outbox_dead.labels(platform=platform).set(0)
+        for row in stats:
+            oldest = row.oldest_pending_created_at_ms
+            age_s = max(0, now_ms - oldest) / 1000 if oldest is not None else 0
+            self.outbox_pending.labels(platform=row.platform).set(row.pending)
+            self.outbox_oldest_age.labels(platform=row.platform).set(age_s)
+            self.outbox_dead.labels(platform=row.platform).set(row.dead)
 
 
 class Service:
@@ -99,6 +212,7 @@ class Service:
         slack_pacing_ms: int = SLACK_PACING_MS,
         action_key: ActionKey | None = None,
         action_secret: SecretStr | None = None,
+        state_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.store = store
         self.action_key = action_key or ActionKey()
@@ -112,6 +226,8 @@ class Service:
             CompositeRouter(routers),
             clock=clock,
             answer_query=query_answerer(policy),
+            cache_bytes=state_cache_bytes,
+            on_decided=self.metrics.decide_seconds.observe,
         )
         self._senders = senders
         self.worker = OutboxWorker(
@@ -122,6 +238,7 @@ class Service:
             rng=random.Random(),
             pacing_ms=lambda channel: slack_pacing_ms if channel.startswith(SLACK_PREFIX) else 0,
             on_dead_letter=self.runtime.report_dead_letter,
+            on_send=self.metrics.count_send,
         )
         self.slack: SlackEndpoint | None = None
         self.teams: TeamsEndpoint | None = None
@@ -137,6 +254,9 @@ class Service:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
+        self._probe_lock = asyncio.Lock()
+        self._probed_at_ms: int | None = None
+        self._probe_problem: str | None = None
 
     def _sender_for(self, channel: str) -> Sender | None:
         for prefix, sender in self._senders.items():
@@ -152,6 +272,7 @@ class Service:
 
     async def start(self) -> None:
         secret, retired = await load_action_secret(self._action_secret, self.store, self.clock())
+        mask_secrets(*(value.decode("utf-8") for value in (secret, *retired)))
         self.action_key.load(secret, retired)
         await self.runtime.start()
         if self.slack_installation is not None:
@@ -199,8 +320,39 @@ class Service:
         return {"slack": self.slack_installation.status}
 
     async def refresh_gauges(self) -> None:
-        self.metrics.outbox_pending.set(await self.store.pending_count())
-        self.metrics.outbox_dead.set(len(await self.store.dead_letters()))
+        """Read what the gauges show from the store, at scrape time."""
+        stats = await self.store.outbox_stats()
+        platforms = sorted({platform_of(prefix) for prefix in self._senders})
+        self.metrics.set_outbox(stats, self.clock(), platforms)
+        cache = self.runtime.state_cache
+        self.metrics.state_cache_bytes.set(cache.nbytes)
+        self.metrics.state_cache_entries.set(len(cache))
+
+    async def store_problem(self) -> str | None:
+        """Why the store cannot take a write now, or None. Asks with a write (an upsert of
+        one adapter-state row), at most every `READY_PROBE_EVERY_MS`: a read-only file, a
+        full disk or a stuck writer fail it, while reads — all the old check did — work."""
+        async with self._probe_lock:
+            now = self.clock()
+            if self._probed_at_ms is not None and now - self._probed_at_ms < READY_PROBE_EVERY_MS:
+                return self._probe_problem
+            problem: str | None = None
+            try:
+                async with asyncio.timeout(READY_PROBE_TIMEOUT_S):
+                    await self.store.put_state(READY_PROBE_KEY, {"at_ms": now}, now)
+            except TimeoutError:
+                problem = f"the store did not complete a write within {READY_PROBE_TIMEOUT_S:g} s"
+            except StorageError as exc:  # our own messages: the file and SQLite's reason
+                problem = f"the store cannot write: {exc}"
+            except Exception as exc:
+                problem = f"the store cannot write ({type(exc).__name__})"
+            if problem != self._probe_problem:
+                if problem is not None:
+                    log.error("not ready: %s", problem)
+                else:
+                    log.warning("ready again: the store takes writes")
+            self._probed_at_ms, self._probe_problem = now, problem
+            return problem
 
 
 def build_service(
@@ -216,6 +368,7 @@ def build_service(
 ) -> Service:
     """`teams_tokens` replaces the bot's MSAL token source (tests: no Entra to ask);
     `outbound_lookup` the DNS look-up for outbound URLs (tests: no DNS to ask)."""
+    mask_secrets(*settings.secret_values())
     routers: list[Router] = []
     outbound = _outbound_policy(settings, outbound_lookup)
     senders: dict[str, Sender] = {}
@@ -307,6 +460,7 @@ def build_service(
         slack_pacing_ms=slack_pacing_ms,
         action_key=action_key,
         action_secret=settings.salesbot_action_secret,
+        state_cache_bytes=settings.salesbot_state_cache_mb * MIB,
     )
     service.playground = playground
     service.playground_access = playground_access

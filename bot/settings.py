@@ -3,11 +3,18 @@
 Every variable is documented in `.env.example`. Secrets are `SecretStr`, so they print
 as `**********` in logs, reprs and error messages. Settings are read once, by the
 composition root, and passed down; nothing reads the environment at import time.
+
+`.env` in the working directory is read too when it exists (the README says to copy
+`.env.example` there); a variable set in the environment wins over the file. The file's
+name comes from `SALESBOT_ENV_FILE` (only from the environment itself): the test suite
+sets it to `/dev/null`, so a developer's `.env` never changes what a test sees.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,10 +31,36 @@ def _split_ids(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+ENV_FILE_VARIABLE = "SALESBOT_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
+
+
+class LogSettings(BaseSettings):
+    """What logging needs, read before anything else (and alone, so that a bad value of an
+    unrelated variable does not stop `salesbot score` from logging)."""
+
     # `.env.example` lists every variable with an empty value: empty means "not set".
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
 
+    salesbot_log_level: LogLevel = "INFO"
+    # Unset: text when stderr is a terminal, JSON lines otherwise (a collector reads it).
+    salesbot_log_format: LogFormat | None = None
+
+    @field_validator("salesbot_log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("salesbot_log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class Settings(LogSettings):
     salesbot_policy: str | None = None
     salesbot_db: str = "./salesbot.db"
     salesbot_host: str = "127.0.0.1"
@@ -49,6 +82,8 @@ class Settings(BaseSettings):
     # Hosts or addresses (comma-separated; CIDR allowed) that outbound requests such as a
     # lead's reply_url may reach although they are loopback, private or link-local.
     salesbot_outbound_allow: Annotated[tuple[str, ...], NoDecode] = ()
+    # The conversation states kept in memory, by their serialised size (MiB; 0 keeps none).
+    salesbot_state_cache_mb: int = Field(256, ge=0, le=1_048_576)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -74,11 +109,44 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_ids(value)
 
+    def secret_values(self) -> list[str]:
+        """Every secret's value, and each part of a comma-separated one (a rotated action
+        secret): what the log masks."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                raw = value.get_secret_value()
+                values += [raw, *(part.strip() for part in raw.split(",") if part.strip())]
+        return values
+
+
+def env_file() -> Path:
+    """The dotenv file to read: `$SALESBOT_ENV_FILE`, else `.env` in the working directory
+    (read only when it exists)."""
+    return Path(os.environ.get(ENV_FILE_VARIABLE) or DEFAULT_ENV_FILE)
+
 
 def load_settings() -> Settings:
-    """Read the environment once; a bad value raises SettingsError naming the variable."""
+    """Read the environment (and `.env`) once; a bad value raises SettingsError naming the
+    variable."""
+    return _load(Settings)
+
+
+def load_log_settings() -> LogSettings:
+    """Only the logging variables: read first, before any command can log."""
+    return _load(LogSettings)
+
+
+_S = TypeVar("_S", bound=LogSettings)
+
+
+def _load(kind: type[_S]) -> _S:
+    path = env_file()
+    if path.is_file() and not os.access(path, os.R_OK):
+        raise SettingsError(f"invalid configuration: {path} cannot be read")
     try:
-        return Settings()
+        return kind(_env_file=path, _env_file_encoding="utf-8")
     except ValidationError as exc:
         lines = [
             f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"

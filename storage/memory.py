@@ -32,6 +32,7 @@ from storage.ports import (
     Commit,
     CommitResult,
     OutboxItem,
+    OutboxStats,
     StoredInbound,
     TicketRow,
 )
@@ -245,6 +246,26 @@ class MemoryStore:
     async def pending_count(self) -> int:
         self._check_open()
         return sum(1 for item in self._outbox.values() if item.status in _UNSENT)
+
+    async def outbox_stats(self) -> list[OutboxStats]:
+        self._check_open()
+        found: dict[str, tuple[int, int | None, int]] = {}
+        for item in self._outbox.values():
+            if item.status == "sent":
+                continue
+            platform = item.channel.split(":", 1)[0]
+            pending, oldest, dead = found.get(platform, (0, None, 0))
+            if item.status == "dead":
+                dead += 1
+            else:
+                pending += 1
+                created = item.created_at_ms
+                oldest = created if oldest is None else min(oldest, created)
+            found[platform] = (pending, oldest, dead)
+        return [
+            OutboxStats(platform=name, pending=p, oldest_pending_created_at_ms=o, dead=d)
+            for name, (p, o, d) in sorted(found.items())
+        ]
 
     # -- tickets ------------------------------------------------------------------------
 

@@ -67,6 +67,20 @@ class OutboxItem(Frozen):
     sent_at_ms: int | None = None
 
 
+class OutboxStats(Frozen):
+    """The outbox of one platform at a glance, for monitoring (`/metrics`). A platform is
+    the part of a channel before its first ":" ("slack" for "slack:C123"; the whole
+    channel when it has none)."""
+
+    platform: str
+    pending: int
+    """Items still to send (pending or in flight)."""
+    oldest_pending_created_at_ms: int | None
+    """When the oldest of them was enqueued; None when none is pending."""
+    dead: int
+    """Dead-lettered items."""
+
+
 class TicketRow(Frozen):
     """A request for a human, as the ticket table holds it (one row per ticket key)."""
 
@@ -225,6 +239,11 @@ class Outbox(Protocol):
 
     async def pending_count(self) -> int:
         """Items still to send (pending or in flight); 0 means the outbox is drained."""
+        ...
+
+    async def outbox_stats(self) -> list[OutboxStats]:
+        """Per platform with any pending or dead item, by platform name: a read only, for
+        monitoring; it never scans the items already sent."""
         ...
 
 

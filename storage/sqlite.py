@@ -69,6 +69,7 @@ from storage.ports import (
     Commit,
     CommitResult,
     OutboxItem,
+    OutboxStats,
     StoredInbound,
     TicketRow,
 )
@@ -113,6 +114,22 @@ LEFT JOIN blocked b ON b.channel = u.channel
 WHERE u.due AND (b.first_blocked IS NULL OR u.id < b.first_blocked)
 ORDER BY u.id
 LIMIT :limit
+"""
+
+_PLATFORM = (
+    "CASE WHEN instr(channel, ':') > 0 THEN substr(channel, 1, instr(channel, ':') - 1) "
+    "ELSE channel END"
+)
+_OUTBOX_STATS = f"""
+SELECT platform, SUM(pending), MIN(oldest), SUM(dead) FROM (
+    SELECT {_PLATFORM} AS platform, COUNT(*) AS pending, MIN(created_at_ms) AS oldest,
+           0 AS dead
+    FROM outbox WHERE status IN ('pending', 'in_flight') GROUP BY platform
+    UNION ALL
+    SELECT {_PLATFORM} AS platform, 0, NULL, COUNT(*)
+    FROM outbox WHERE status = 'dead' GROUP BY platform
+)
+GROUP BY platform ORDER BY platform
 """
 
 
@@ -498,6 +515,16 @@ class SqliteStore:
             "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'in_flight')"
         )
         return int(rows[0][0])
+
+    async def outbox_stats(self) -> list[OutboxStats]:
+        # Two partial indexes (outbox_unsent, outbox_dead) keep both scans off sent items.
+        rows = await self._fetch(_OUTBOX_STATS)
+        return [
+            OutboxStats(
+                platform=platform, pending=pending, oldest_pending_created_at_ms=oldest, dead=dead
+            )
+            for platform, pending, oldest, dead in rows
+        ]
 
     # -- tickets ------------------------------------------------------------------------
 

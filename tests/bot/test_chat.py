@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,7 +111,11 @@ def test_user_text_with_terminal_control_characters_is_neutralised() -> None:
 
 
 def test_a_piped_chat_on_sqlite_replays_with_no_differences(tmp_path: Path) -> None:
-    env = {"SALESBOT_DB": str(tmp_path / "piped.db"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "SALESBOT_DB": str(tmp_path / "piped.db"),
+        "PATH": "/usr/bin:/bin",
+        "SALESBOT_ENV_FILE": os.devnull,  # never a developer's .env
+    }
     piped = subprocess.run(
         [sys.executable, "-m", "bot", "chat"],
         input="\n".join(SCRIPT) + "\n",

@@ -48,7 +48,7 @@ async def test_metrics_are_in_prometheus_text_format(
     response = await client.get("/metrics")
     assert response.status == 200
     text = await response.text()
-    assert "salesbot_outbox_pending 0.0" in text
+    assert 'salesbot_outbox_pending{platform="playground"} 0.0' in text
     assert "# TYPE salesbot_inbounds_total counter" in text
 
 

@@ -112,6 +112,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SALESBOT_DB": str(tmp_path / "serve.db"),
+        "SALESBOT_ENV_FILE": os.devnull,  # never a developer's .env
         **extra,
     }
 

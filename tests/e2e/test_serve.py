@@ -24,6 +24,7 @@ def test_serve_starts_answers_health_checks_and_stops_cleanly(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SALESBOT_DB": str(tmp_path / "serve.db"),
+        "SALESBOT_ENV_FILE": os.devnull,  # never a developer's .env
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", "0"],
