@@ -277,7 +277,8 @@ clicks = st.fixed_dictionaries(
                                 signed_value,
                                 st.sampled_from(["accept_quote", "claim_ticket"]),
                                 st.just(conversation_id(TEAM, SHARED, THREAD)),
-                                st.text(max_size=12),
+                                # Any target we could have signed: ours never hold U+001F.
+                                st.text(st.characters(blacklist_characters="\x1f"), max_size=12),
                             )
                             | words
                         ),
