@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from pydantic import TypeAdapter
 
 from adapters.ports import Route
+from bot.boot_slot import BootSlot
 from bot.bootstrap import open_store
 from bot.chat import ChatSession
 from bot.clock import system_now_ms
@@ -178,6 +179,7 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.flush()
 
     async with open_store(settings, memory=args.memory) as store:
+        slot = None if args.memory else BootSlot.acquire(settings.salesbot_db)
         chat_session = ChatSession(
             store,
             policy,
@@ -185,8 +187,14 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             conversation_id=conversation_id,
             session=session,
             clock=system_now_ms,
+            outbox_identity=None if slot is None else slot.identity,
         )
-        await chat_session.run(args.input)
+        try:
+            await chat_session.run(args.input)
+        finally:
+            await chat_session.close()
+            if slot is not None:
+                slot.release()
     return 0
 
 
@@ -196,7 +204,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from aiohttp import web
 
-    from bot.server import build_app
+    from bot.server import SHUTDOWN_TIMEOUT_S, build_app
     from bot.service import build_service
 
     settings = load_settings()
@@ -205,8 +213,20 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings.model_copy(update={"salesbot_host": host})
     port = settings.salesbot_port if args.port is None else args.port
     async with open_store(settings) as store:
-        service = build_service(settings, policy, store, clock=system_now_ms)
-        runner = web.AppRunner(build_app(service), handle_signals=False)
+        slot = BootSlot.acquire(settings.salesbot_db)  # held until this process ends
+        service = build_service(
+            settings,
+            policy,
+            store,
+            clock=system_now_ms,
+            outbox_identity=None if slot is None else slot.identity,
+        )
+        # On SIGTERM/SIGINT `cleanup` stops listening, lets the requests under way finish
+        # (up to SHUTDOWN_TIMEOUT_S), then stops the service: the outbox finishes its sends
+        # and releases its leases, so the next start delivers the pending replies at once.
+        runner = web.AppRunner(
+            build_app(service), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -236,6 +256,8 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             await stop.wait()
         finally:
             await runner.cleanup()
+            if slot is not None:
+                slot.release()
     return 0
 
 

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,7 @@ from storage.ports import (
     ClaimOutcome,
     Commit,
     CommitResult,
+    LeaseOwner,
     OutboxItem,
     StoredInbound,
     TicketRow,
@@ -85,7 +86,7 @@ _CORRUPT = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
 _OUTBOX_COLUMNS = (
     "key, conversation_id, channel, payload, created_at_ms, available_at_ms, attempts, "
-    "status, last_error, remote_id, lease_until_ms, sent_at_ms"
+    "status, last_error, remote_id, lease_until_ms, sent_at_ms, lease_owner"
 )
 _TICKET_COLUMNS = (
     "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
@@ -93,25 +94,41 @@ _TICKET_COLUMNS = (
 )
 _INBOUND_COLUMNS = "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound"
 
-# Claimable: pending and due, or in flight with an expired lease. Per channel, only the
-# items older than the channel's first unclaimable unsent item, so nothing overtakes.
+# Claimable: pending and due, or in flight with an expired lease or a gone owner (no live
+# heartbeat). Per channel, only the items older than the channel's first unclaimable unsent
+# item, so nothing overtakes; at most :per_channel of them; ranked round-robin (every
+# channel's first item, oldest first, then every second one). Channels are filtered by
+# prefix (:every_channel, or one of the JSON array :prefixes) and :exclude (a JSON array).
 _CLAIM_DUE = f"""
 WITH unsent AS (
     SELECT id, channel,
            (status = 'pending' AND available_at_ms <= :now)
-           OR (status = 'in_flight' AND lease_until_ms <= :now) AS due
+           OR (status = 'in_flight' AND (
+                lease_until_ms <= :now
+                OR (lease_owner IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM outbox_owners w
+                    WHERE w.owner = outbox.lease_owner AND w.alive_until_ms > :now)))) AS due
     FROM outbox
     WHERE status IN ('pending', 'in_flight')
+      AND (:every_channel OR EXISTS (
+            SELECT 1 FROM json_each(:prefixes) p
+            WHERE substr(outbox.channel, 1, length(p.value)) = p.value))
+      AND channel NOT IN (SELECT value FROM json_each(:exclude))
 ),
 blocked AS (
     SELECT channel, MIN(id) AS first_blocked FROM unsent WHERE NOT due GROUP BY channel
+),
+claimable AS (
+    SELECT u.id, ROW_NUMBER() OVER (PARTITION BY u.channel ORDER BY u.id) AS rank
+    FROM unsent u
+    LEFT JOIN blocked b ON b.channel = u.channel
+    WHERE u.due AND (b.first_blocked IS NULL OR u.id < b.first_blocked)
 )
 SELECT o.id, {", ".join("o." + c.strip() for c in _OUTBOX_COLUMNS.split(","))}
-FROM unsent u
-JOIN outbox o ON o.id = u.id
-LEFT JOIN blocked b ON b.channel = u.channel
-WHERE u.due AND (b.first_blocked IS NULL OR u.id < b.first_blocked)
-ORDER BY u.id
+FROM claimable c
+JOIN outbox o ON o.id = c.id
+WHERE c.rank <= :per_channel
+ORDER BY c.rank, c.id
 LIMIT :limit
 """
 
@@ -419,23 +436,45 @@ class SqliteStore:
         rows = [_outbox_row(item) for item in items]
         await self._write(lambda conn: _insert_outbox(conn, rows))
 
-    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+    async def claim_due(
+        self,
+        now_ms: int,
+        limit: int,
+        lease_ms: int,
+        *,
+        owner: str | None = None,
+        prefixes: Sequence[str] | None = None,
+        exclude: Collection[str] = (),
+        per_channel: int | None = None,
+    ) -> list[OutboxItem]:
         lease_until = now_ms + lease_ms
+        params: dict[str, object] = {
+            "now": now_ms,
+            "limit": limit,
+            "every_channel": prefixes is None,
+            "prefixes": dumps(list(prefixes or ())),
+            "exclude": dumps(sorted(exclude)),
+            "per_channel": limit if per_channel is None else per_channel,
+        }
 
         def run(conn: Conn) -> list[OutboxItem]:
             if limit <= 0:
                 return []
-            rows = conn.execute(_CLAIM_DUE, {"now": now_ms, "limit": limit}).fetchall()
+            rows = conn.execute(_CLAIM_DUE, params).fetchall()
             conn.executemany(
-                "UPDATE outbox SET lease_until_ms = ?, "
+                "UPDATE outbox SET lease_until_ms = ?, lease_owner = ?, "
                 "last_error = CASE WHEN status = 'in_flight' THEN ? ELSE last_error END, "
                 "status = 'in_flight' WHERE id = ?",
-                [(lease_until, LEASE_EXPIRED, row[0]) for row in rows],
+                [(lease_until, owner, LEASE_EXPIRED, row[0]) for row in rows],
             )
             claimed = []
             for row in rows:
                 item = _outbox_item(row[1:])
-                update: dict[str, object] = {"status": "in_flight", "lease_until_ms": lease_until}
+                update: dict[str, object] = {
+                    "status": "in_flight",
+                    "lease_until_ms": lease_until,
+                    "lease_owner": owner,
+                }
                 if item.status == "in_flight":
                     update["last_error"] = LEASE_EXPIRED
                 claimed.append(item.model_copy(update=update))
@@ -443,14 +482,73 @@ class SqliteStore:
 
         return await self._write(run)
 
-    async def release(self, keys: Sequence[str], available_at_ms: int) -> int:
+    async def heartbeat(
+        self, owner: str, now_ms: int, alive_until_ms: int, *, identity: str | None = None
+    ) -> list[str]:
+        def run(conn: Conn) -> list[str]:
+            previous: list[str] = []
+            if identity is not None:
+                previous = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT owner FROM outbox_owners WHERE identity = ? AND owner != ? "
+                        "ORDER BY started_at_ms, rowid",
+                        (identity, owner),
+                    )
+                ]
+                conn.execute(
+                    "DELETE FROM outbox_owners WHERE identity = ? AND owner != ?",
+                    (identity, owner),
+                )
+            conn.execute(
+                "DELETE FROM outbox_owners WHERE alive_until_ms <= ? AND owner != ?",
+                (now_ms, owner),
+            )
+            conn.execute(
+                "INSERT INTO outbox_owners (owner, identity, started_at_ms, alive_until_ms) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (owner) DO UPDATE SET "
+                "alive_until_ms = excluded.alive_until_ms, "
+                "identity = COALESCE(excluded.identity, identity)",
+                (owner, identity, now_ms, alive_until_ms),
+            )
+            return previous
+
+        return await self._write(run)
+
+    async def release_owner(self, owner: str, now_ms: int) -> int:
+        def run(conn: Conn) -> int:
+            cursor = conn.execute(
+                "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
+                "lease_until_ms = NULL, lease_owner = NULL, last_error = ? "
+                "WHERE status = 'in_flight' AND lease_owner = ?",
+                (now_ms, LEASE_EXPIRED, owner),
+            )
+            conn.execute("DELETE FROM outbox_owners WHERE owner = ?", (owner,))
+            return cursor.rowcount
+
+        return await self._write(run)
+
+    async def lease_owners(self) -> list[LeaseOwner]:
+        rows = await self._fetch(
+            "SELECT owner, identity, started_at_ms, alive_until_ms FROM outbox_owners "
+            "ORDER BY started_at_ms, rowid"
+        )
+        return [
+            LeaseOwner(owner=row[0], identity=row[1], started_at_ms=row[2], alive_until_ms=row[3])
+            for row in rows
+        ]
+
+    async def release(
+        self, keys: Sequence[str], available_at_ms: int, *, owner: str | None = None
+    ) -> int:
         def run(conn: Conn) -> int:
             released = 0
             for key in keys:
                 cursor = conn.execute(
                     "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
-                    "lease_until_ms = NULL WHERE key = ? AND status = 'in_flight'",
-                    (available_at_ms, key),
+                    "lease_until_ms = NULL, lease_owner = NULL "
+                    "WHERE key = ? AND status = 'in_flight' AND (? IS NULL OR lease_owner = ?)",
+                    (available_at_ms, key, owner, owner),
                 )
                 released += cursor.rowcount
             return released
@@ -460,7 +558,7 @@ class SqliteStore:
     async def _update_unsent(self, key: str, assignments: str, params: Params) -> bool:
         def run(conn: Conn) -> bool:
             cursor = conn.execute(
-                f"UPDATE outbox SET {assignments}, lease_until_ms = NULL "
+                f"UPDATE outbox SET {assignments}, lease_until_ms = NULL, lease_owner = NULL "
                 "WHERE key = ? AND status IN ('pending', 'in_flight')",
                 (*params, key),
             )
@@ -799,13 +897,14 @@ def _outbox_row(item: OutboxItem) -> tuple[object, ...]:
         item.remote_id,
         item.lease_until_ms,
         item.sent_at_ms,
+        item.lease_owner,
     )
 
 
 def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:
     if rows:
         conn.executemany(
-            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO NOTHING",
             rows,
         )
@@ -813,7 +912,7 @@ def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:
 
 def _outbox_item(row: Sequence[Any]) -> OutboxItem:
     (key, conversation_id, channel, payload, created, available, attempts, status, error,
-     remote_id, lease_until, sent_at) = row  # fmt: skip
+     remote_id, lease_until, sent_at, lease_owner) = row  # fmt: skip
     return OutboxItem(
         key=key,
         conversation_id=conversation_id,
@@ -827,6 +926,7 @@ def _outbox_item(row: Sequence[Any]) -> OutboxItem:
         remote_id=remote_id,
         lease_until_ms=lease_until,
         sent_at_ms=sent_at,
+        lease_owner=lease_owner,
     )
 
 

@@ -495,11 +495,13 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.failures = 1
 
-    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+    async def claim_due(
+        self, now_ms: int, limit: int, lease_ms: int, **scope: Any
+    ) -> list[OutboxItem]:
         if self.failures > 0:
             self.failures -= 1
             raise OSError(f"database locked while reading {PII}")
-        return await super().claim_due(now_ms, limit, lease_ms)
+        return await super().claim_due(now_ms, limit, lease_ms, **scope)
 
 
 async def test_run_keeps_going_after_a_failing_round_and_logs_no_payload(

@@ -22,6 +22,7 @@ TABLES = {
     "deliveries",
     "inbounds",
     "outbox",
+    "outbox_owners",
     "tickets",
     "policies",
     "adapter_state",
