@@ -180,6 +180,7 @@ class OutboxWorker:
         sent, and every lease is given back (`release`): the next process resumes at once."""
         self._stopping.clear()
         active: dict[str, asyncio.Task[int]] = {}
+        cancelled = False
         try:
             while not stop.is_set():
                 full = False
@@ -200,8 +201,11 @@ class OutboxWorker:
                     await self._idle(stop, active, idle_poll_s)
                 for channel in [c for c, task in active.items() if task.done()]:
                     del active[channel]
+        except asyncio.CancelledError:
+            cancelled = True  # a deadline passed: cut the sends under way short
+            raise
         finally:
-            await self._wind_down(active)
+            await self._wind_down(active, wait=not cancelled)
 
     async def drain_once(self) -> int:
         """Claim the due items once and deliver them, one task per channel, and wait for
@@ -287,11 +291,12 @@ class OutboxWorker:
                 waiter.cancel()
             self._wake.clear()
 
-    async def _wind_down(self, active: dict[str, asyncio.Task[int]]) -> None:
-        """Let the sends under way finish (pacing waits end at once), then release."""
+    async def _wind_down(self, active: dict[str, asyncio.Task[int]], *, wait: bool) -> None:
+        """Let the sends under way finish (`wait`; pacing waits end at once) or cut them
+        short, then release everything: what was being sent is released as uncertain."""
         self._stopping.set()
         try:
-            if active:
+            if active and wait:
                 await asyncio.wait(active.values())
         finally:
             for task in active.values():
