@@ -50,6 +50,7 @@ never take (and dead-letter) each other's messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -145,11 +146,11 @@ class OutboxWorker:
         self._batch = batch
         self._on_dead_letter = on_dead_letter
         self._send_timeout_s = send_timeout_s
-        # A round ends when a channel's next paced send would fall past this budget; the rest
-        # of that channel is released for the next round, so a long paced backlog in one
-        # channel never holds up the others' new messages for more than about one round.
+        # `drain_once` only (it waits for every channel): a round ends when a channel's next
+        # paced send would fall past this budget, and the rest of that channel is released
+        # for the next round, so a paced backlog cannot hold a round up for long. `run`
+        # needs no budget: it never waits for one channel to serve another.
         self._round_ms = max(0, round_ms)
-        self._round_ends_ms = 0
         # channel -> earliest epoch ms of its next send. In memory only: after a restart the
         # first send per channel may come early once, and a 429 then paces it again.
         self._next_send_ms: dict[str, int] = {}
@@ -354,6 +355,10 @@ class OutboxWorker:
                 current.attempts + 1,
                 _origin(exc),
             )
+            # Best effort: what was not begun goes back now rather than when its lease
+            # runs out; an item whose send began stays leased (it may have been posted).
+            with contextlib.suppress(Exception):
+                await self._release([i.key for i in items if i.key not in handled])
         return settled
 
     def _settled(self, item: OutboxItem) -> None:

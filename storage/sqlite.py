@@ -94,43 +94,29 @@ _TICKET_COLUMNS = (
 )
 _INBOUND_COLUMNS = "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound"
 
-# Claimable: pending and due, or in flight with an expired lease or a gone owner (no live
-# heartbeat). Per channel, only the items older than the channel's first unclaimable unsent
-# item, so nothing overtakes; at most :per_channel of them; ranked round-robin (every
-# channel's first item, oldest first, then every second one). Channels are filtered by
-# prefix (:every_channel, or one of the JSON array :prefixes) and :exclude (a JSON array).
-_CLAIM_DUE = f"""
-WITH unsent AS (
-    SELECT id, channel,
-           (status = 'pending' AND available_at_ms <= :now)
-           OR (status = 'in_flight' AND (
-                lease_until_ms <= :now
-                OR (lease_owner IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM outbox_owners w
-                    WHERE w.owner = outbox.lease_owner AND w.alive_until_ms > :now)))) AS due
-    FROM outbox
-    WHERE status IN ('pending', 'in_flight')
-      AND (:every_channel OR EXISTS (
-            SELECT 1 FROM json_each(:prefixes) p
-            WHERE substr(outbox.channel, 1, length(p.value)) = p.value))
-      AND channel NOT IN (SELECT value FROM json_each(:exclude))
-),
-blocked AS (
-    SELECT channel, MIN(id) AS first_blocked FROM unsent WHERE NOT due GROUP BY channel
-),
-claimable AS (
-    SELECT u.id, ROW_NUMBER() OVER (PARTITION BY u.channel ORDER BY u.id) AS rank
-    FROM unsent u
-    LEFT JOIN blocked b ON b.channel = u.channel
-    WHERE u.due AND (b.first_blocked IS NULL OR u.id < b.first_blocked)
+# Claims walk the partial index `outbox_unsent (channel, id)`: each channel's first unsent
+# item, then at most `per_channel` unsent items of each channel in order. One query with a
+# window function over every unsent item gave the same answer but cost ~6x the previous
+# FIFO claim on a backlog of 10,000 items in 500 channels; this reads a few index entries
+# and rows per channel and costs less than that FIFO claim (see `_claim_rows`).
+_UNSENT_HEADS = """
+WITH RECURSIVE channels(channel) AS (
+    SELECT MIN(channel) FROM outbox WHERE status IN ('pending', 'in_flight')
+    UNION ALL
+    SELECT (SELECT MIN(channel) FROM outbox
+            WHERE status IN ('pending', 'in_flight') AND channel > channels.channel)
+    FROM channels WHERE channels.channel IS NOT NULL
 )
-SELECT o.id, {", ".join("o." + c.strip() for c in _OUTBOX_COLUMNS.split(","))}
-FROM claimable c
-JOIN outbox o ON o.id = c.id
-WHERE c.rank <= :per_channel
-ORDER BY c.rank, c.id
-LIMIT :limit
+SELECT channel, (SELECT MIN(id) FROM outbox
+                 WHERE status IN ('pending', 'in_flight') AND outbox.channel = channels.channel)
+FROM channels WHERE channel IS NOT NULL
 """
+"""Each channel with unsent items and its oldest one: a skip scan of the index (one seek
+per channel), not a scan of every unsent item as GROUP BY would be."""
+_UNSENT_OF_CHANNEL = (
+    f"SELECT id, {_OUTBOX_COLUMNS} FROM outbox "
+    "WHERE channel = ? AND status IN ('pending', 'in_flight') ORDER BY id LIMIT ?"
+)
 
 
 @dataclass(slots=True)
@@ -448,19 +434,13 @@ class SqliteStore:
         per_channel: int | None = None,
     ) -> list[OutboxItem]:
         lease_until = now_ms + lease_ms
-        params: dict[str, object] = {
-            "now": now_ms,
-            "limit": limit,
-            "every_channel": prefixes is None,
-            "prefixes": dumps(list(prefixes or ())),
-            "exclude": dumps(sorted(exclude)),
-            "per_channel": limit if per_channel is None else per_channel,
-        }
+        scope = (tuple(prefixes) if prefixes is not None else None, frozenset(exclude))
+        per_channel_limit = limit if per_channel is None else per_channel
 
         def run(conn: Conn) -> list[OutboxItem]:
             if limit <= 0:
                 return []
-            rows = conn.execute(_CLAIM_DUE, params).fetchall()
+            rows = _claim_rows(conn, now_ms, limit, per_channel_limit, *scope)
             conn.executemany(
                 "UPDATE outbox SET lease_until_ms = ?, lease_owner = ?, "
                 "last_error = CASE WHEN status = 'in_flight' THEN ? ELSE last_error END, "
@@ -837,6 +817,47 @@ def _transact(conn: Conn, runs: Sequence[Callable[[Conn], Any]]) -> list[Outcome
 
 
 # -- SQL helpers ------------------------------------------------------------------------
+
+
+def _claim_rows(
+    conn: Conn,
+    now_ms: int,
+    limit: int,
+    per_channel: int,
+    prefixes: tuple[str, ...] | None,
+    exclude: frozenset[str],
+) -> list[Sequence[Any]]:
+    """The rows `Outbox.claim_due` hands out, as `(id, *_OUTBOX_COLUMNS)`, in claim order."""
+    heads = sorted(
+        (head, channel)
+        for channel, head in conn.execute(_UNSENT_HEADS)
+        if channel not in exclude and (prefixes is None or channel.startswith(prefixes))
+    )
+    alive = {
+        row[0]
+        for row in conn.execute(
+            "SELECT owner FROM outbox_owners WHERE alive_until_ms > ?", (now_ms,)
+        )
+    }
+    queues: list[list[Sequence[Any]]] = []
+    for _head, channel in heads:
+        if len(queues) >= limit:
+            break  # the first items of `limit` channels already fill the claim
+        queue = []
+        for row in conn.execute(_UNSENT_OF_CHANNEL, (channel, per_channel)):
+            status, available, lease_until, owner = row[8], row[6], row[11], row[13]
+            if status == "pending":
+                due = available <= now_ms
+            else:
+                expired = lease_until is not None and lease_until <= now_ms
+                due = expired or (owner is not None and owner not in alive)
+            if not due:
+                break  # nothing newer in this channel may overtake it
+            queue.append(row)
+        if queue:
+            queues.append(queue)
+    ranked = sorted(((rank, row[0]), row) for queue in queues for rank, row in enumerate(queue))
+    return [row for _position, row in ranked[:limit]]
 
 
 def _one(conn: Conn, sql: str, params: Params = ()) -> Any:
