@@ -75,8 +75,9 @@ class _FakeSlack:
         return delivery.key if delivery.key in self.arrived else None
 
 
-async def _dm_latencies(backlog: int) -> tuple[list[float], int]:
-    """Latency of SAMPLES DM replies (seconds), and how many backlog items went out meanwhile."""
+async def _dm_latencies(backlog: int) -> tuple[list[float], int, int]:
+    """Latency of SAMPLES DM replies (seconds), how many outbox items the `backlog` leads
+    made, and how many of them went out meanwhile."""
     with tempfile.TemporaryDirectory() as directory:
         store = await SqliteStore.open(Path(directory) / "bench.db")
         try:
@@ -103,6 +104,7 @@ async def _dm_latencies(backlog: int) -> tuple[list[float], int]:
                         lead=LeadDetails(name="Dana", company="Acme", message="Evaluating"),
                     )
                 )
+            items = await store.pending_count()
             stop = asyncio.Event()
             running = asyncio.create_task(worker.run(stop))
             await asyncio.sleep(1.5)  # the backlog is being paced out by now
@@ -126,7 +128,7 @@ async def _dm_latencies(backlog: int) -> tuple[list[float], int]:
             leads_sent = sum(1 for c in slack.conversations if c.startswith("lead-"))
             stop.set()
             await running
-            return latencies, leads_sent
+            return latencies, items, leads_sent
         finally:
             await store.close()
 
@@ -169,8 +171,9 @@ async def _restart(
 
 async def measure() -> dict[str, float]:
     results: dict[str, float] = {}
-    quiet, _ = await _dm_latencies(0)
-    busy, leads_sent = await _dm_latencies(BACKLOG)
+    quiet, _, _ = await _dm_latencies(0)
+    busy, items, leads_sent = await _dm_latencies(BACKLOG)
+    results["outbox_backlog_items_of_150_leads"] = float(items)
     results["outbox_dm_latency_ms_no_backlog"] = 1000 * statistics.median(quiet)
     results["outbox_dm_latency_ms_backlog_150"] = 1000 * statistics.median(busy)
     results["outbox_dm_latency_ms_backlog_150_max"] = 1000 * max(busy)
