@@ -40,7 +40,7 @@ and forgets the owner, so the next boot claims at once; a killed process's lease
 claimable as soon as its heartbeat runs out, or at once when its next boot names the same
 `identity` (a slot that only one live process can hold). A worker never starts a send it
 could not finish while its lease and its heartbeat both hold, so a lease taken over from
-an owner presumed gone is never sent twice by two live workers.
+an owner presumed gone is never sent by two workers at once (on one machine's clock).
 
 Only its own channels. `prefixes` are the channels this process has a sender for; the
 worker claims nothing else, so a terminal chat on the server's database and the server
