@@ -59,7 +59,9 @@ class ChatSession:
         conversation_id: str,
         session: str,
         clock: Callable[[], int],
+        outbox_identity: str | None = None,
     ) -> None:
+        """`outbox_identity`: this process's boot slot on the database (`bot.boot_slot`)."""
         self._write = write
         self._conversation_id = conversation_id
         self._session = session
@@ -77,6 +79,10 @@ class ChatSession:
             rng=random.Random(0),
             pacing_ms=lambda _channel: 0,
             on_dead_letter=self._runtime.report_dead_letter,
+            identity=outbox_identity,
+            # Only the terminal's own items: on a live server's database the server's
+            # replies are the server's to send, and the terminal's are never the server's.
+            prefixes=(CHANNEL,),
         )
         self._store = store
 
@@ -112,6 +118,10 @@ class ChatSession:
         for line in lines:
             if not await self.feed(line):
                 break
+
+    async def close(self) -> None:
+        """Give back whatever the outbox still holds, for the next session."""
+        await self._worker.release()
 
     def _next_id(self) -> str:
         self._count += 1

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from pydantic import TypeAdapter
 
 from adapters.ports import Route
+from bot.boot_slot import BootSlot
 from bot.bootstrap import open_store
 from bot.chat import ChatSession
 from bot.clock import system_now_ms
@@ -188,6 +189,7 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.flush()
 
     async with open_store(settings, memory=args.memory) as store:
+        slot = None if args.memory else BootSlot.acquire(settings.salesbot_db)
         chat_session = ChatSession(
             store,
             policy,
@@ -195,8 +197,14 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             conversation_id=conversation_id,
             session=session,
             clock=system_now_ms,
+            outbox_identity=None if slot is None else slot.identity,
         )
-        await chat_session.run(args.input)
+        try:
+            await chat_session.run(args.input)
+        finally:
+            await chat_session.close()
+            if slot is not None:
+                slot.release()
     return 0
 
 
@@ -206,7 +214,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from aiohttp import web
 
-    from bot.server import build_app
+    from bot.server import SHUTDOWN_TIMEOUT_S, build_app
     from bot.service import build_service
 
     settings = load_settings()
@@ -215,10 +223,25 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings.model_copy(update={"salesbot_host": host})
     port = settings.salesbot_port if args.port is None else args.port
     async with open_store(settings) as store:
-        service = build_service(settings, policy, store, clock=system_now_ms)
+        slot = BootSlot.acquire(settings.salesbot_db)  # held until this process ends
+        service = build_service(
+            settings,
+            policy,
+            store,
+            clock=system_now_ms,
+            outbox_identity=None if slot is None else slot.identity,
+        )
+        # On SIGTERM/SIGINT `cleanup` stops listening, lets the requests under way finish
+        # (up to SHUTDOWN_TIMEOUT_S), then stops the service: the outbox finishes its sends
+        # and releases its leases, so the next start delivers the pending replies at once.
         # aiohttp's access log is off: it logs the raw path (ids, a playground ?token=);
         # bot.server's middleware logs one line per request with the route pattern instead.
-        runner = web.AppRunner(build_app(service), handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            build_app(service),
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            access_log=None,
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
@@ -252,6 +275,8 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             await stop.wait()
         finally:
             await runner.cleanup()
+            if slot is not None:
+                slot.release()
     return 0
 
 

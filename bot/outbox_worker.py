@@ -11,6 +11,14 @@ in a stack frame: a crash forgets it, and while it sleeps it holds the item's le
 channel. Hence the exponential backoff with full jitter is computed here, one attempt per
 claim.
 
+Fair delivery (RELIABILITY.md, rule 7). Pacing is per channel (Slack allows about one
+message per second in one channel), so `run` keeps one delivery task per channel and never
+waits for one channel before serving another: it claims again whenever a channel's task
+ends, a new item is committed (`wake`), a channel's pace comes due, or every poll interval,
+and each claim skips the channels it is already serving or whose pace is not due yet. The
+store hands out claims round-robin (every channel's oldest item before any channel's
+second), so a backlog of 150 leads in one channel costs an unrelated DM nothing.
+
 Order per channel. Items are grouped by channel; channels are delivered concurrently, the
 items of one channel strictly in order. When an item fails transiently, the later items of
 its channel are *not* sent in that round: they are released (`Outbox.release`, which
@@ -24,15 +32,32 @@ the request left) is stored with an error starting with `UNCERTAIN` ("timeout:")
 store marks an item whose lease expired (its sender died mid-send) the same way. Before
 sending such an item again, the worker asks `Sender.find_sent`, and marks it sent if the
 message is already there.
+
+Restarts (RELIABILITY.md, rule 8). Every lease carries this worker's owner id, one per
+process boot, kept alive by a heartbeat in the store (every `heartbeat_ms`, valid for
+`owner_ttl_ms`). A graceful stop finishes the sends under way, releases everything else
+and forgets the owner, so the next boot claims at once; a killed process's leases are
+claimable as soon as its heartbeat runs out, or at once when its next boot names the same
+`identity` (a slot that only one live process can hold). A worker never starts a send it
+could not finish while its lease and its heartbeat both hold, so a lease taken over from
+an owner presumed gone is never sent by two workers at once (on one machine's clock).
+
+Only its own channels. `prefixes` are the channels this process has a sender for; the
+worker claims nothing else, so a terminal chat on the server's database and the server
+never take (and dead-letter) each other's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 from adapters.ports import (
@@ -51,6 +76,19 @@ log = logging.getLogger(__name__)
 
 UNCERTAIN = "timeout:"
 """Prefix of a stored error whose send may or may not have been posted: look before resending."""
+
+HEARTBEAT_EVERY_MS = 4_000
+"""How often a worker renews its owner's heartbeat in the store."""
+OWNER_TTL_MS = 20_000
+"""How long a heartbeat keeps an owner alive: a killed process's leases are taken over at
+most this long after its last heartbeat (instead of when the 60 s lease runs out)."""
+PER_CHANNEL = 10
+"""Items of one channel claimed at once: about ten seconds of a Slack channel's pace."""
+
+
+def new_owner_id() -> str:
+    """One per process boot: readable for an operator (host and pid), unique by its suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class OutboxWorker:
@@ -79,13 +117,24 @@ class OutboxWorker:
         send_timeout_s: float = 10.0,
         round_ms: int = 3_000,
         on_send: Callable[[str, SendOutcome], None] | None = None,
+        owner: str | None = None,
+        identity: str | None = None,
+        prefixes: Sequence[str] | None = None,
+        per_channel: int = PER_CHANNEL,
+        heartbeat_ms: int = HEARTBEAT_EVERY_MS,
+        owner_ttl_ms: int = OWNER_TTL_MS,
     ) -> None:
-        if max_attempts < 1 or batch < 1 or lease_ms < 1:
-            raise ValueError("max_attempts, batch and lease_ms must be at least 1.")
+        """`owner` defaults to a new id (one per boot); `identity` names what survives a
+        restart (see `bot.boot_slot`): the first heartbeat takes over the leases of every
+        earlier owner of that identity. `prefixes`: the channels to claim (None: all)."""
+        if max_attempts < 1 or batch < 1 or lease_ms < 1 or per_channel < 1:
+            raise ValueError("max_attempts, batch, per_channel and lease_ms must be at least 1.")
         if base_backoff_ms < 0 or max_backoff_ms < 0 or send_timeout_s < 0:
             raise ValueError("Backoff times and the send timeout cannot be negative.")
         if lease_ms <= send_timeout_s * 1000:
             raise ValueError("lease_ms must be longer than the send timeout.")
+        if heartbeat_ms < 1 or owner_ttl_ms <= heartbeat_ms + send_timeout_s * 1000:
+            raise ValueError("owner_ttl_ms must exceed heartbeat_ms plus the send timeout.")
         self._outbox = outbox
         self._sender_for = sender_for
         self._clock = clock
@@ -100,50 +149,180 @@ class OutboxWorker:
         self._on_dead_letter = on_dead_letter
         self._on_send = on_send  # hears every attempt's outcome, by channel (metrics)
         self._send_timeout_s = send_timeout_s
-        # A round ends when a channel's next paced send would fall past this budget; the rest
-        # of that channel is released for the next round, so a long paced backlog in one
-        # channel never holds up the others' new messages for more than about one round.
+        # `drain_once` only (it waits for every channel): a round ends when a channel's next
+        # paced send would fall past this budget, and the rest of that channel is released
+        # for the next round, so a paced backlog cannot hold a round up for long. `run`
+        # needs no budget: it never waits for one channel to serve another.
         self._round_ms = max(0, round_ms)
-        self._round_ends_ms = 0
         # channel -> earliest epoch ms of its next send. In memory only: after a restart the
         # first send per channel may come early once, and a 429 then paces it again.
         self._next_send_ms: dict[str, int] = {}
+        self.owner = owner or new_owner_id()
+        self.identity = identity
+        self._prefixes = None if prefixes is None else tuple(prefixes)
+        self._per_channel = per_channel
+        self._heartbeat_ms = heartbeat_ms
+        self._owner_ttl_ms = owner_ttl_ms
+        self._beaten_at_ms: int | None = None  # when the last heartbeat was written
+        self._alive_until_ms: int | None = None  # what it promised the other owners
+        self._held: set[str] = set()  # claimed by us and not yet settled or released
+        self._sending: set[str] = set()  # of those, the ones whose send may have begun
+        self._stopping = asyncio.Event()  # set while `run` winds down: start no new send
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was committed to the outbox: claim now instead of at the next poll."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event, idle_poll_s: float = 0.25) -> None:
-        """Deliver until `stop` is set, polling every `idle_poll_s` when there is nothing to
-        do. A failing round (e.g. the store is briefly unavailable) is logged and retried:
-        nothing stops the loop but `stop` or cancellation."""
-        while not stop.is_set():
-            try:
-                settled = await self.drain_once()
-            except Exception as exc:
-                # The type only: messages of storage or SDK errors may quote the payload.
-                log.error("outbox round failed (%s); polling again", _origin(exc))
-                settled = 0
-            if settled == 0 and not stop.is_set():
-                await self._sleep(idle_poll_s)
+        """Deliver until `stop` is set: one task per channel with claimed items, claiming
+        again whenever a channel's task ends, `wake` is called, a paced channel comes due
+        or `idle_poll_s` passes. A failing claim (e.g. the store is briefly unavailable) is
+        logged and retried: nothing stops the loop but `stop` or cancellation.
+
+        On the way out (stop or cancellation) the sends under way finish, nothing new is
+        sent, and every lease is given back (`release`): the next process resumes at once."""
+        self._stopping.clear()
+        active: dict[str, asyncio.Task[int]] = {}
+        cancelled = False
+        try:
+            while not stop.is_set():
+                full = False
+                try:
+                    now = await self._prepare_round()
+                    paced = {c for c, t in self._next_send_ms.items() if t > now}
+                    items = await self._claim(now, exclude=paced | active.keys())
+                    full = len(items) >= self._batch
+                    for channel, channel_items in _by_channel(items).items():
+                        active[channel] = asyncio.create_task(
+                            self._deliver_channel(channel, channel_items, None),
+                            name=f"outbox:{channel}",
+                        )
+                except Exception as exc:
+                    # The type only: messages of storage or SDK errors may quote the payload.
+                    log.error("outbox round failed (%s); polling again", _origin(exc))
+                if not full:
+                    await self._idle(stop, active, idle_poll_s)
+                for channel in [c for c, task in active.items() if task.done()]:
+                    del active[channel]
+        except asyncio.CancelledError:
+            cancelled = True  # a deadline passed: cut the sends under way short
+            raise
+        finally:
+            await self._wind_down(active, wait=not cancelled)
 
     async def drain_once(self) -> int:
-        """Claim the due items once and deliver them, one task per channel. Returns how many
+        """Claim the due items once and deliver them, one task per channel, and wait for
+        all of them (`salesbot chat` and tests; the server uses `run`). Returns how many
         items were settled (sent, failed with a next attempt, or dead-lettered); items left
         leased behind a failed one are not counted."""
-        now = self._clock()
-        self._round_ends_ms = now + self._round_ms
-        self._next_send_ms = {c: t for c, t in self._next_send_ms.items() if t > now}
-        items = await self._outbox.claim_due(now, self._batch, self._lease_ms)
-        by_channel: dict[str, list[OutboxItem]] = {}
-        for item in items:
-            by_channel.setdefault(item.channel, []).append(item)
+        now = await self._prepare_round()
+        items = await self._claim(now, exclude=())
+        round_ends_ms = now + self._round_ms
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(self._deliver_channel(channel, channel_items))
-                for channel, channel_items in by_channel.items()
+                group.create_task(self._deliver_channel(channel, channel_items, round_ends_ms))
+                for channel, channel_items in _by_channel(items).items()
             ]
         return sum(task.result() for task in tasks)
 
-    async def _deliver_channel(self, channel: str, items: list[OutboxItem]) -> int:
+    async def release(self) -> int:
+        """Give back everything this worker holds and forget its owner: items it had not
+        started to send are pending again as they were; an item whose send was cut short
+        is pending as uncertain (looked up before it is resent). Returns how many."""
+        now = self._clock()
+        clean = sorted(self._held - self._sending)
+        released = await self._outbox.release(clean, now, owner=self.owner) if clean else 0
+        released += await self._outbox.release_owner(self.owner, now)
+        self._held.clear()
+        self._sending.clear()
+        self._beaten_at_ms = self._alive_until_ms = None
+        return released
+
+    async def _prepare_round(self) -> int:
+        """Renew the heartbeat when due (before any claim: a lease of an owner without a
+        live heartbeat is anybody's) and forget paces that have passed; returns now."""
+        now = self._clock()
+        if self._beaten_at_ms is None or now - self._beaten_at_ms >= self._heartbeat_ms:
+            first = self._beaten_at_ms is None
+            alive_until = now + self._owner_ttl_ms
+            previous = await self._outbox.heartbeat(
+                self.owner, now, alive_until, identity=self.identity if first else None
+            )
+            self._beaten_at_ms, self._alive_until_ms = now, alive_until
+            if previous:
+                log.info(
+                    "outbox owner %s took over the leases of %d previous boot(s) of %s",
+                    self.owner,
+                    len(previous),
+                    self.identity,
+                )
+        self._next_send_ms = {c: t for c, t in self._next_send_ms.items() if t > now}
+        return now
+
+    async def _claim(self, now: int, *, exclude: Collection[str]) -> list[OutboxItem]:
+        items = await self._outbox.claim_due(
+            now,
+            self._batch,
+            self._lease_ms,
+            owner=self.owner,
+            prefixes=self._prefixes,
+            exclude=exclude,
+            per_channel=self._per_channel,
+        )
+        self._held.update(item.key for item in items)
+        return items
+
+    async def _idle(
+        self, stop: asyncio.Event, active: dict[str, asyncio.Task[int]], idle_poll_s: float
+    ) -> None:
+        """Wait for the first of: a channel task ending, `wake`, `stop`, the next paced
+        channel coming due, or `idle_poll_s`."""
+        now = self._clock()
+        due = [t for c, t in self._next_send_ms.items() if c not in active]
+        wait_s = idle_poll_s
+        if due:
+            wait_s = max(0.0, min(wait_s, (min(due) - now) / 1000))
+        waiters = {
+            asyncio.ensure_future(self._sleep(wait_s)),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        }
+        try:
+            await asyncio.wait({*waiters, *active.values()}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
+
+    async def _wind_down(self, active: dict[str, asyncio.Task[int]], *, wait: bool) -> None:
+        """Let the sends under way finish (`wait`; pacing waits end at once) or cut them
+        short, then release everything: what was being sent is released as uncertain."""
+        self._stopping.set()
+        try:
+            if active and wait:
+                await asyncio.wait(active.values())
+        finally:
+            for task in active.values():
+                task.cancel()
+            if active:
+                await asyncio.gather(*active.values(), return_exceptions=True)
+            try:
+                released = await self.release()
+            except Exception as exc:
+                log.error(
+                    "outbox owner %s could not release its leases (%s)", self.owner, _origin(exc)
+                )
+            else:
+                log.info("outbox owner %s stopped; %d item(s) released", self.owner, released)
+
+    async def _deliver_channel(
+        self, channel: str, items: list[OutboxItem], round_ends_ms: int | None
+    ) -> int:
         """Deliver one channel's items in order; stop at the first that is not settled for
-        good. Never raises (but for cancellation): one channel's failure is not another's."""
+        good, when the worker stops, or (with `round_ends_ms`) when the next paced send
+        would fall past the round. Never raises (but for cancellation): one channel's
+        failure is not another's."""
         settled = 0
         current = items[0]
         handled: set[str] = set()
@@ -151,12 +330,19 @@ class OutboxWorker:
             sender = self._sender_for(channel)
             for index, current in enumerate(items):
                 bind_ids(conversation_id=current.conversation_id, outbox_key=current.key)
-                if index > 0 and self._next_send_ms.get(channel, 0) > self._round_ends_ms:
+                if self._stopping.is_set():
+                    break
+                if (
+                    index > 0
+                    and round_ends_ms is not None
+                    and self._next_send_ms.get(channel, 0) > round_ends_ms
+                ):
                     break  # the rest waits for the next round (released below)
                 if sender is None:
                     done = await self._dead(current, f"no sender for channel {channel}")
                     settled += done
                     handled.add(current.key)
+                    self._settled(current)
                     continue
                 done, go_on = await self._deliver(sender, current)
                 settled += done
@@ -173,11 +359,25 @@ class OutboxWorker:
                 current.attempts + 1,
                 _origin(exc),
             )
+            # Best effort: what was not begun goes back now rather than when its lease
+            # runs out; an item whose send began stays leased (it may have been posted).
+            with contextlib.suppress(Exception):
+                await self._release([i.key for i in items if i.key not in handled])
         return settled
+
+    def _settled(self, item: OutboxItem) -> None:
+        """The store has the item's outcome (or another owner has it): no longer ours."""
+        self._held.discard(item.key)
+        self._sending.discard(item.key)
 
     async def _release(self, keys: list[str]) -> None:
         if keys:
-            await self._outbox.release(keys, self._clock())
+            # Only what we still hold: an item whose send began and then failed to settle
+            # stays ours, to be released as uncertain when the worker stops.
+            clean = [key for key in keys if key not in self._sending]
+            if clean:
+                await self._outbox.release(clean, self._clock(), owner=self.owner)
+            self._held.difference_update(clean)
 
     async def _deliver(self, sender: Sender, item: OutboxItem) -> tuple[bool, bool]:
         """Settle one item. Returns (settled, go on with the channel's next item)."""
@@ -193,7 +393,7 @@ class OutboxWorker:
                     item.key,
                     item.channel,
                 )
-                return await self._outbox.mark_sent(item.key, self._clock(), remote_id), True
+                return await self._mark_sent(item, remote_id), True
 
         outcome = await self._send(sender, item)
         if outcome is not None and self._on_send is not None:
@@ -208,7 +408,7 @@ class OutboxWorker:
                     item.channel,
                     item.attempts + 1,
                 )
-                return await self._outbox.mark_sent(item.key, self._clock(), remote_id), True
+                return await self._mark_sent(item, remote_id), True
             case Rejected(reason=reason):
                 return await self._dead(item, reason), True
             case RetryLater(reason=reason, retry_after_ms=retry_after_ms, attempted=attempted):
@@ -221,6 +421,11 @@ class OutboxWorker:
                 return await self._retry(item, f"retry: {reason}", retry_after_ms), False
             case TimedOut(reason=reason):
                 return await self._retry(item, f"{UNCERTAIN} {reason}", None), False
+
+    async def _mark_sent(self, item: OutboxItem, remote_id: str | None) -> bool:
+        marked = await self._outbox.mark_sent(item.key, self._clock(), remote_id)
+        self._settled(item)
+        return marked
 
     async def _look_up(self, sender: Sender, item: OutboxItem) -> tuple[bool, str | None]:
         """(whether the lookup answered, the remote id if the item was posted)."""
@@ -237,26 +442,40 @@ class OutboxWorker:
             return False, None
 
     def _lease_lost(self, item: OutboxItem) -> bool:
-        """True when our lease may run out before a request could finish (a long paced
-        round): the store may then hand the item to another worker, and sending it here too
-        would race that worker into a duplicate. The rest of the channel is left to the
-        store, which hands it out again once the leases expire."""
-        if item.lease_until_ms is None:
-            return False
-        if self._clock() + self._send_timeout_s * 1000 < item.lease_until_ms:
+        """True when our lease, or our heartbeat, may run out before a request could
+        finish (a long paced round, a stalled process): the store may then hand the item to
+        another worker, and sending it here too would race that worker into a duplicate.
+        The item and the rest of its channel are released for the next claim."""
+        deadlines = [t for t in (item.lease_until_ms, self._alive_until_ms) if t is not None]
+        if not deadlines or self._clock() + self._send_timeout_s * 1000 < min(deadlines):
             return False
         log.warning("outbox item %s on %s: lease too short to send; left", item.key, item.channel)
         return True
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but no longer than until the worker starts stopping."""
+        if self._stopping.is_set():
+            return
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
     async def _send(self, sender: Sender, item: OutboxItem) -> SendOutcome | None:
         """Wait for the channel's pace, then send once, bounded by the send timeout. None
-        when the lease ran out while waiting: nothing was sent."""
+        when the lease ran out while waiting or the worker is stopping: nothing was sent."""
         channel = item.channel
         wait_ms = self._next_send_ms.get(channel, 0) - self._clock()
         if wait_ms > 0:
-            await self._sleep(wait_ms / 1000)
+            await self._pause(wait_ms / 1000)
             if self._lease_lost(item):
                 return None
+        if self._stopping.is_set():
+            return None
+        self._sending.add(item.key)  # from here on the message may reach the platform
         started = self._clock()
         # Counted from the start of every attempt, whatever its outcome: a timed-out request
         # may have reached the platform and counts against its rate limit.
@@ -290,7 +509,9 @@ class OutboxWorker:
             error,
             delay_ms,
         )
-        return await self._outbox.fail(item.key, self._clock() + delay_ms, error)
+        failed = await self._outbox.fail(item.key, self._clock() + delay_ms, error)
+        self._settled(item)
+        return failed
 
     async def _hold(self, item: OutboxItem, reason: str, retry_after_ms: int | None) -> bool:
         """The sender did not try (its destination is paused): give the item back for later
@@ -298,7 +519,7 @@ class OutboxWorker:
         Not settled: the worker idles instead of spinning on held items."""
         delay_ms = max(0, retry_after_ms if retry_after_ms is not None else self._base_backoff_ms)
         log.debug("outbox item %s on %s held (%s)", item.key, item.channel, reason)
-        await self._outbox.release([item.key], self._clock() + delay_ms)
+        await self._outbox.release([item.key], self._clock() + delay_ms, owner=self.owner)
         return False
 
     def _backoff_ms(self, attempts: int) -> int:
@@ -310,6 +531,7 @@ class OutboxWorker:
     async def _dead(self, item: OutboxItem, reason: str) -> bool:
         """Dead-letter, then raise the alert (only if this call dead-lettered it)."""
         dead = await self._outbox.dead_letter(item.key, reason)
+        self._settled(item)
         if not dead:
             return False
         log.error(
@@ -339,6 +561,13 @@ def _origin(exc: BaseException) -> str:
         return type(exc).__name__
     last = frames[-1]
     return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno} in {last.name}"
+
+
+def _by_channel(items: list[OutboxItem]) -> dict[str, list[OutboxItem]]:
+    by_channel: dict[str, list[OutboxItem]] = {}
+    for item in items:
+        by_channel.setdefault(item.channel, []).append(item)
+    return by_channel
 
 
 def _delivery(item: OutboxItem) -> Delivery:

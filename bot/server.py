@@ -31,6 +31,9 @@ from bot.service import Service
 from domain import GENERATOR
 
 MAX_BODY_BYTES = 1024 * 1024
+SHUTDOWN_TIMEOUT_S = 10.0
+"""On SIGTERM/SIGINT, how long `salesbot serve` lets the requests under way finish after it
+stops listening (aiohttp's default is 60 s: longer than most orchestrators wait)."""
 SERVICE_KEY = web.AppKey("service", Service)
 UNMATCHED = "unmatched"
 """The route label of a request no route matched (404, 405): never the raw path, which

@@ -100,6 +100,11 @@ def platform_of(channel: str) -> str:
     return channel.split(":", 1)[0]
 
 
+WORKER_STOP_S = 15.0
+"""How long a stop waits for the outbox's sends under way (each bounded by the worker's
+10 s send timeout) before cutting them short; either way the leases are released."""
+
+
 @dataclass
 class Metrics:
     """What `/metrics` shows. Request figures are labelled by route *pattern* (never a raw
@@ -213,7 +218,10 @@ class Service:
         action_key: ActionKey | None = None,
         action_secret: SecretStr | None = None,
         state_cache_bytes: int = DEFAULT_MAX_BYTES,
+        outbox_identity: str | None = None,
     ) -> None:
+        """`outbox_identity`: this process's boot slot (`bot.boot_slot`), so a restart takes
+        over its previous boot's outbox leases at once; None: they expire by heartbeat."""
         self.store = store
         self.action_key = action_key or ActionKey()
         """Binds card buttons to their card; loaded in `start`, once the store is open."""
@@ -239,6 +247,8 @@ class Service:
             pacing_ms=lambda channel: slack_pacing_ms if channel.startswith(SLACK_PREFIX) else 0,
             on_dead_letter=self.runtime.report_dead_letter,
             on_send=self.metrics.count_send,
+            identity=outbox_identity,
+            prefixes=tuple(senders),  # never claim what another process has the sender for
         )
         self.slack: SlackEndpoint | None = None
         self.teams: TeamsEndpoint | None = None
@@ -253,6 +263,7 @@ class Service:
         self._socket: AsyncSocketModeHandler | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._worker_task: asyncio.Task[None] | None = None
         self.ready = False
         self._probe_lock = asyncio.Lock()
         self._probed_at_ms: int | None = None
@@ -268,6 +279,7 @@ class Service:
         """What every adapter calls: decide and commit, then the adapter acknowledges."""
         result = await self.runtime.handle(inbound)
         self.metrics.inbounds.labels(kind=inbound.kind, status=result.status).inc()
+        self.worker.wake()  # its replies are committed: deliver now, not at the next poll
         return result
 
     async def start(self) -> None:
@@ -281,10 +293,8 @@ class Service:
             self._socket = await self.slack.connect_socket_mode(
                 self.slack_app_token, self.slack_client
             )
-        self._tasks = [
-            asyncio.create_task(self.worker.run(self._stop), name="outbox"),
-            asyncio.create_task(self._sweep_loop(), name="sweeper"),
-        ]
+        self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="outbox")
+        self._tasks = [asyncio.create_task(self._sweep_loop(), name="sweeper")]
         if self.slack_installation is not None:
             self._tasks.append(
                 asyncio.create_task(self.slack_installation.run(self._stop), name="slack-check")
@@ -292,10 +302,20 @@ class Service:
         self.ready = True
 
     async def stop(self) -> None:
+        """Stop the worker first, while the senders are still open: the sends under way
+        finish (up to `WORKER_STOP_S`), and every lease is released, so the next process
+        delivers the pending replies at once instead of after the leases expire."""
         self.ready = False
         self._stop.set()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        if self._worker_task is not None:
+            try:
+                await asyncio.wait_for(self._worker_task, timeout=WORKER_STOP_S)
+            except TimeoutError:
+                log.warning("outbox sends still under way after %.0f s; cut short", WORKER_STOP_S)
+            except Exception:
+                log.exception("outbox worker failed")
         for close in self.closers:
             await close()
         for task in self._tasks:
@@ -365,9 +385,11 @@ def build_service(
     slack_pacing_ms: int = SLACK_PACING_MS,
     teams_tokens: TokenProvider | None = None,
     outbound_lookup: Lookup | None = None,
+    outbox_identity: str | None = None,
 ) -> Service:
     """`teams_tokens` replaces the bot's MSAL token source (tests: no Entra to ask);
-    `outbound_lookup` the DNS look-up for outbound URLs (tests: no DNS to ask)."""
+    `outbound_lookup` the DNS look-up for outbound URLs (tests: no DNS to ask);
+    `outbox_identity` is this process's boot slot (see `Service`)."""
     mask_secrets(*settings.secret_values())
     routers: list[Router] = []
     outbound = _outbound_policy(settings, outbound_lookup)
@@ -461,6 +483,7 @@ def build_service(
         action_key=action_key,
         action_secret=settings.salesbot_action_secret,
         state_cache_bytes=settings.salesbot_state_cache_mb * MIB,
+        outbox_identity=outbox_identity,
     )
     service.playground = playground
     service.playground_access = playground_access

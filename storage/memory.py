@@ -9,7 +9,7 @@ loop each call is atomic without a lock.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,6 +31,7 @@ from storage.ports import (
     ClaimOutcome,
     Commit,
     CommitResult,
+    LeaseOwner,
     OutboxItem,
     OutboxStats,
     StoredInbound,
@@ -53,6 +54,7 @@ class MemoryStore:
         self._tickets: dict[str, TicketRow] = {}
         self._policies: dict[str, str] = {}
         self._state: dict[str, tuple[str, int]] = {}  # key -> (JSON text, updated_at_ms)
+        self._owners: dict[str, LeaseOwner] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -168,38 +170,126 @@ class MemoryStore:
         self._check_open()
         self._enqueue([_copied(item) for item in items])
 
-    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+    async def claim_due(
+        self,
+        now_ms: int,
+        limit: int,
+        lease_ms: int,
+        *,
+        owner: str | None = None,
+        prefixes: Sequence[str] | None = None,
+        exclude: Collection[str] = (),
+        per_channel: int | None = None,
+    ) -> list[OutboxItem]:
         self._check_open()
-        claimed: list[OutboxItem] = []
+        skipped = set(exclude)
+        queues: dict[str, list[tuple[int, OutboxItem]]] = {}  # channel -> (enqueue order, item)
         blocked: set[str] = set()
-        for item in self._outbox.values():
-            if len(claimed) >= limit:
-                break
-            if item.status not in _UNSENT or item.channel in blocked:
+        for order, item in enumerate(self._outbox.values()):
+            channel = item.channel
+            if item.status not in _UNSENT or channel in blocked or channel in skipped:
                 continue
-            if not _is_due(item, now_ms):
-                blocked.add(item.channel)  # nothing newer in this channel may overtake it
+            if prefixes is not None and not channel.startswith(tuple(prefixes)):
                 continue
-            update: dict[str, object] = {"status": "in_flight", "lease_until_ms": now_ms + lease_ms}
+            if not self._is_due(item, now_ms):
+                blocked.add(channel)  # nothing newer in this channel may overtake it
+                continue
+            queue = queues.setdefault(channel, [])
+            if per_channel is None or len(queue) < per_channel:
+                queue.append((order, item))
+        # Round-robin: every channel's first item (oldest first), then every second, ...
+        ranked = sorted(
+            (
+                ((rank, order), item)
+                for queue in queues.values()
+                for rank, (order, item) in enumerate(queue)
+            ),
+            key=lambda ranked_item: ranked_item[0],
+        )
+        claimed: list[OutboxItem] = []
+        for _position, item in ranked[: max(0, limit)]:
+            update: dict[str, object] = {
+                "status": "in_flight",
+                "lease_until_ms": now_ms + lease_ms,
+                "lease_owner": owner,
+            }
             if item.status == "in_flight":
                 update["last_error"] = LEASE_EXPIRED
-            leased = item.model_copy(update=update)
-            claimed.append(leased)
+            claimed.append(item.model_copy(update=update))
         for item in claimed:
             self._outbox[item.key] = item
         return claimed
 
-    async def release(self, keys: Sequence[str], available_at_ms: int) -> int:
+    def _is_due(self, item: OutboxItem, now_ms: int) -> bool:
+        if item.status == "pending":
+            return item.available_at_ms <= now_ms
+        if item.lease_until_ms is not None and item.lease_until_ms <= now_ms:
+            return True
+        return item.lease_owner is not None and not self._alive(item.lease_owner, now_ms)
+
+    def _alive(self, owner: str, now_ms: int) -> bool:
+        known = self._owners.get(owner)
+        return known is not None and known.alive_until_ms > now_ms
+
+    async def heartbeat(
+        self, owner: str, now_ms: int, alive_until_ms: int, *, identity: str | None = None
+    ) -> list[str]:
+        self._check_open()
+        previous = [
+            other.owner
+            for other in self._owners.values()
+            if identity is not None and other.identity == identity and other.owner != owner
+        ]
+        expired = [o.owner for o in self._owners.values() if o.alive_until_ms <= now_ms]
+        for gone in {*previous, *expired} - {owner}:
+            del self._owners[gone]
+        known = self._owners.get(owner)
+        if known is None:
+            known = LeaseOwner(owner=owner, started_at_ms=now_ms, alive_until_ms=alive_until_ms)
+        update: dict[str, object] = {"alive_until_ms": alive_until_ms}
+        if identity is not None:
+            update["identity"] = identity
+        self._owners[owner] = known.model_copy(update=update)
+        return previous
+
+    async def release_owner(self, owner: str, now_ms: int) -> int:
+        self._check_open()
+        released = 0
+        for key, item in self._outbox.items():
+            if item.status == "in_flight" and item.lease_owner == owner:
+                self._outbox[key] = item.model_copy(
+                    update={
+                        "status": "pending",
+                        "available_at_ms": now_ms,
+                        "lease_until_ms": None,
+                        "lease_owner": None,
+                        "last_error": LEASE_EXPIRED,
+                    }
+                )
+                released += 1
+        self._owners.pop(owner, None)
+        return released
+
+    async def lease_owners(self) -> list[LeaseOwner]:
+        self._check_open()
+        return sorted(self._owners.values(), key=lambda o: o.started_at_ms)
+
+    async def release(
+        self, keys: Sequence[str], available_at_ms: int, *, owner: str | None = None
+    ) -> int:
         self._check_open()
         released = 0
         for key in keys:
             item = self._outbox.get(key)
-            if item is not None and item.status == "in_flight":
+            if item is None or (owner is not None and item.lease_owner != owner):
+                continue
+            if item.status == "in_flight":
                 self._outbox[key] = item.model_copy(
                     update={
                         "status": "pending",
                         "available_at_ms": available_at_ms,
                         "lease_until_ms": None,
+                        "lease_owner": None,
                     }
                 )
                 released += 1
@@ -209,7 +299,7 @@ class MemoryStore:
         item = self._outbox.get(key)
         if item is None or item.status not in _UNSENT:
             return False
-        self._outbox[key] = item.model_copy(update=changes)
+        self._outbox[key] = item.model_copy(update={**changes, "lease_owner": None})
         return True
 
     async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:
@@ -383,9 +473,3 @@ class MemoryStore:
 
 def _copied(item: OutboxItem) -> OutboxItem:
     return item.model_copy(update={"payload": json_copy(item.payload)})
-
-
-def _is_due(item: OutboxItem, now_ms: int) -> bool:
-    if item.status == "pending":
-        return item.available_at_ms <= now_ms
-    return item.lease_until_ms is not None and item.lease_until_ms <= now_ms

@@ -13,7 +13,7 @@ idempotent by a key, so a platform retry, a crash-restart or a replay is ordinar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -65,6 +65,20 @@ class OutboxItem(Frozen):
     remote_id: str | None = None
     lease_until_ms: int | None = None
     sent_at_ms: int | None = None
+    lease_owner: str | None = None
+    """The process boot holding the lease (in flight only; None for a claim without one)."""
+
+
+class LeaseOwner(Frozen):
+    """A process boot that may hold outbox leases, as its last heartbeat left it.
+
+    `owner` is unique per boot; `identity` names what survives a restart (a slot only one
+    live process can hold at a time), so a new boot recognises its own previous boots."""
+
+    owner: str
+    identity: str | None = None
+    started_at_ms: int
+    alive_until_ms: int
 
 
 class OutboxStats(Frozen):
@@ -195,25 +209,75 @@ class Outbox(Protocol):
     item is not claimable while an older item of its channel is still unsent and not itself
     claimable (waiting for its retry time, or leased to a sender). That keeps replies in
     order across retries and restarts; sent and dead-lettered items no longer block.
+
+    Across channels, claims are fair: each channel's oldest claimable item comes before any
+    channel's second one, so a backlog in one channel never crowds out another's reply.
+
+    Leases belong to owners, one per process boot, which renew a heartbeat
+    (`heartbeat`). A lease is taken over when it expires, or at once when its owner is
+    gone: it released its leases on a graceful stop (`release_owner`), its heartbeat ran
+    out (it was killed), or a new boot of the same identity declared it a previous boot.
+    A live owner's unexpired leases are never taken.
     """
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> None:
         """Add items; an item whose key exists already is ignored (first one wins)."""
         ...
 
-    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
-        """Lease up to `limit` due items, oldest first, and return them as `in_flight`.
+    async def claim_due(
+        self,
+        now_ms: int,
+        limit: int,
+        lease_ms: int,
+        *,
+        owner: str | None = None,
+        prefixes: Sequence[str] | None = None,
+        exclude: Collection[str] = (),
+        per_channel: int | None = None,
+    ) -> list[OutboxItem]:
+        """Lease up to `limit` due items to `owner` and return them as `in_flight`.
 
         Due means pending with `available_at_ms <= now_ms`, or in flight with a lease that
-        expired (`lease_until_ms <= now_ms`: its sender died; this is how sending resumes
-        after a crash). The lease lasts until `now_ms + lease_ms`. A re-claimed expired item
-        gets `last_error = LEASE_EXPIRED`, since it may have been posted before the crash.
+        expired (`lease_until_ms <= now_ms`) or whose owner is gone (no heartbeat alive at
+        `now_ms`): its sender died or stopped; this is how sending resumes after a restart.
+        A re-claimed item gets `last_error = LEASE_EXPIRED`, since it may have been posted.
+
+        Only channels starting with one of `prefixes` (all when None: a process claims
+        only what it has a sender for), never a channel in `exclude` (e.g. one whose pacing
+        is not due yet), at most `per_channel` items of one channel (all when None).
+        Round-robin: every channel's first claimable item, oldest first, then every
+        channel's second, and so on. The lease lasts until `now_ms + lease_ms`.
         """
         ...
 
-    async def release(self, keys: Sequence[str], available_at_ms: int) -> int:
+    async def heartbeat(
+        self, owner: str, now_ms: int, alive_until_ms: int, *, identity: str | None = None
+    ) -> list[str]:
+        """Record that `owner` is alive until `alive_until_ms` (insert or renew).
+
+        With `identity` — a name only one live process holds at a time — every other
+        owner recorded under it is a previous boot of this process, hence gone: it is
+        forgotten and its leases are claimable at once. Owners whose heartbeat ran out
+        before `now_ms` are forgotten too. Returns the previous boots forgotten.
+        """
+        ...
+
+    async def release_owner(self, owner: str, now_ms: int) -> int:
+        """A graceful stop: every item still leased to `owner` is pending again from
+        `now_ms` (marked `LEASE_EXPIRED`: its send may have been cut short, so the next
+        sender looks before resending), and the owner is forgotten. Returns how many."""
+        ...
+
+    async def lease_owners(self) -> list[LeaseOwner]:
+        """The owners with a recorded heartbeat, oldest boot first."""
+        ...
+
+    async def release(
+        self, keys: Sequence[str], available_at_ms: int, *, owner: str | None = None
+    ) -> int:
         """Give leased items back without counting an attempt (a sender that stops early,
-        e.g. behind a failed item of the same channel); returns how many were in flight."""
+        e.g. behind a failed item of the same channel); returns how many were in flight.
+        With `owner`, only items still leased to that owner (not one taken over since)."""
         ...
 
     async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:

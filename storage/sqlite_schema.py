@@ -151,7 +151,29 @@ _V2 = _statements(
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V_OUTBOX_OWNERS = _statements(
+    # Who holds each lease (`storage.ports.Outbox`): one owner per process boot. An owner
+    # renews `alive_until_ms` while it runs; a lease whose owner has no live row here is
+    # claimable at once (the owner stopped, was killed, or was replaced by its next boot),
+    # instead of only when the lease itself runs out.
+    """
+    CREATE TABLE outbox_owners (
+        owner          TEXT    PRIMARY KEY,
+        identity       TEXT,
+        started_at_ms  INTEGER NOT NULL,
+        alive_until_ms INTEGER NOT NULL
+    ) STRICT
+    """,
+    "CREATE INDEX outbox_owners_by_identity ON outbox_owners (identity)",
+    "ALTER TABLE outbox ADD COLUMN lease_owner TEXT",
+    # Leases taken before owners existed belong to no recorded owner: the process that
+    # took them is the previous release, stopped for this upgrade, so they are claimable at
+    # once (and looked up before resending) rather than after up to a minute.
+    "UPDATE outbox SET lease_owner = 'before-owners' WHERE status = 'in_flight'",
+    "CREATE INDEX outbox_by_lease_owner ON outbox (lease_owner) WHERE status = 'in_flight'",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V_OUTBOX_OWNERS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import random
+import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -19,9 +23,17 @@ from adapters.ports import (
     Sent,
     TimedOut,
 )
-from bot.outbox_worker import OutboxWorker
+from adapters.terminal.sender import TerminalRouter
+from bot.chat import LOCAL_PROSPECT, ChatSession
+from bot.outbox_worker import OWNER_TTL_MS, OutboxWorker
+from bot.runtime import Runtime
+from bot.service import build_service
+from bot.settings import Settings
+from domain.inbound import MessagePosted
+from domain.policy import Policy
 from storage.memory import MemoryStore
-from storage.ports import OutboxItem
+from storage.ports import LEASE_EXPIRED, OutboxItem
+from storage.sqlite import SqliteStore
 
 START_MS = 1_790_000_000_000
 PACING_MS = 1000
@@ -61,6 +73,7 @@ class ScriptedPlatform:
         self.remote_ids: dict[str, str] = {}
         self.lookups: list[str] = []
         self.lookup_failures = 0
+        self.unhang = asyncio.Event()
 
     def _post(self, item: Delivery) -> str:
         self.posts.setdefault(item.channel, []).append(item.key)
@@ -86,7 +99,7 @@ class ScriptedPlatform:
         if action == "raise":
             raise ConnectionResetError(f"connection reset while posting {item.payload}")
         if action == "hang":
-            await asyncio.Event().wait()  # never answers; the worker's send timeout ends it
+            await self.unhang.wait()  # no answer (until the test says); the send timeout ends it
         return Rejected(reason="channel_not_found")
 
     async def find_sent(self, item: Delivery) -> str | None:
@@ -495,11 +508,13 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.failures = 1
 
-    async def claim_due(self, now_ms: int, limit: int, lease_ms: int) -> list[OutboxItem]:
+    async def claim_due(
+        self, now_ms: int, limit: int, lease_ms: int, **scope: Any
+    ) -> list[OutboxItem]:
         if self.failures > 0:
             self.failures -= 1
             raise OSError(f"database locked while reading {PII}")
-        return await super().claim_due(now_ms, limit, lease_ms)
+        return await super().claim_due(now_ms, limit, lease_ms, **scope)
 
 
 async def test_run_keeps_going_after_a_failing_round_and_logs_no_payload(
@@ -545,3 +560,313 @@ async def test_a_long_paced_backlog_in_one_channel_does_not_hold_up_another_chan
     assert platform.posts["slack:busy"] == [f"b{i}" for i in range(10)]  # order kept
     quiet_at = times_of(platform, ["q1"])[0]
     assert quiet_at < times_of(platform, ["b9"])[0]  # not behind the whole backlog
+
+
+# -- fair delivery, restarts, own channels (issue 11) ----------------------------------------
+
+
+class SteppedTime(FakeTime):
+    """A clock that moves only when the test advances it; a sleeper wakes once the clock
+    reaches its time. So `run`'s concurrency plays out with nothing but the test moving time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sleepers: list[tuple[int, asyncio.Future[None]]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        due = self.ms + round(seconds * 1000)
+        if due <= self.ms:
+            await asyncio.sleep(0)
+            return
+        woken = asyncio.get_running_loop().create_future()
+        self._sleepers.append((due, woken))
+        await woken
+
+    async def advance(self, ms: int) -> None:
+        self.ms += ms
+        for due, woken in self._sleepers:
+            if due <= self.ms and not woken.done():
+                woken.set_result(None)
+        self._sleepers = [(due, woken) for due, woken in self._sleepers if not woken.done()]
+        await settle()
+
+
+async def settle() -> None:
+    """Let every task run until it waits for the clock (the memory store never blocks)."""
+    for _ in range(200):
+        await asyncio.sleep(0)
+
+
+async def test_while_one_channel_paces_a_backlog_of_150_a_reply_in_another_channel_goes_out_at_once() -> (
+    None
+):
+    time = SteppedTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, *(("slack:CLEADS", f"lead-{n}") for n in range(150)))
+    worker = make_worker(store, platform)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await settle()
+    assert platform.sent_keys() == ["lead-0"]  # the next lead waits a second for its pace
+
+    await enqueue(store, ("slack:D1", "dm-1"))
+    worker.wake()  # what the service does once a reply is committed
+    await settle()
+    assert platform.sent_keys() == ["lead-0", "dm-1"]
+    assert times_of(platform, ["dm-1"]) == [START_MS]  # not a moment of the backlog's pace
+
+    await enqueue(store, ("slack:D2", "dm-2"))  # no wake: the next poll finds it
+    await time.advance(250)
+    assert platform.sent_keys() == ["lead-0", "dm-1", "dm-2"]
+
+    for _ in range(200):
+        if len(platform.posts["slack:CLEADS"]) == 150:
+            break
+        await time.advance(1000)
+    assert platform.posts["slack:CLEADS"] == [f"lead-{n}" for n in range(150)]  # order kept
+    leads = times_of(platform, [f"lead-{n}" for n in range(150)])
+    assert all(b - a >= PACING_MS for a, b in itertools.pairwise(leads))  # paced throughout
+    stop.set()
+    await running
+
+
+async def test_a_channel_whose_pace_is_not_due_is_skipped_by_the_claim_not_leased() -> None:
+    time = SteppedTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, ("slack:A", "a1"))
+    worker = make_worker(store, platform, per_channel=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await settle()
+    await enqueue(store, ("slack:A", "a2"))
+    await time.advance(500)  # polls twice while slack:A's next send is half a second away
+    waiting = await item(store, "a2")
+    assert (waiting.status, waiting.lease_until_ms) == ("pending", None)
+    await time.advance(500)
+    assert platform.sent_keys() == ["a1", "a2"]
+    stop.set()
+    await running
+
+
+async def test_a_graceful_stop_releases_every_lease_so_the_next_boot_claims_at_once() -> None:
+    time = SteppedTime()
+    platform = ScriptedPlatform(time)
+    store = MemoryStore()
+    await enqueue(store, *(("slack:A", f"a{n}") for n in range(5)), ("slack:B", "b0"))
+    first = make_worker(store, platform, owner="boot-1")
+    stop = asyncio.Event()
+    running = asyncio.create_task(first.run(stop))
+    await settle()
+    assert sorted(platform.sent_keys()) == ["a0", "b0"]  # a1..a4 claimed, waiting for pace
+    assert (await item(store, "a1")).lease_owner == "boot-1"
+
+    stop.set()
+    await running  # no time passes: the pacing wait ends at the stop
+
+    for key in ("a1", "a2", "a3", "a4"):
+        released = await item(store, key)
+        assert (released.status, released.attempts, released.last_error) == ("pending", 0, None)
+    assert await store.lease_owners() == []
+    resumed = await store.claim_due(time.ms, 10, 60_000, owner="boot-2")
+    assert [i.key for i in resumed] == ["a1", "a2", "a3", "a4"]
+
+
+async def test_a_stop_that_cuts_a_send_short_leaves_it_to_be_looked_up_before_resending() -> None:
+    time = SteppedTime()
+    platform = ScriptedPlatform(time, {"a0": ["hang"]})
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a0"), ("test:A", "a1"))
+    first = make_worker(store, platform, owner="boot-1")
+    running = asyncio.create_task(first.run(asyncio.Event()))
+    await settle()
+    running.cancel()  # the service's stop deadline passed while a0 was being sent
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    cut = await item(store, "a0")
+    assert (cut.status, cut.last_error) == ("pending", LEASE_EXPIRED)
+    assert (await item(store, "a1")).last_error is None
+    second = make_worker(store, ScriptedPlatform(time), owner="boot-2")
+    assert await second.drain_once() == 2
+    assert await store.pending_count() == 0
+
+
+async def test_a_killed_workers_leases_are_taken_over_once_its_heartbeat_runs_out_and_looked_up() -> (
+    None
+):
+    frozen = SteppedTime()  # the killed process: its clock never moves again
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a0": ["hang"]})
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a0"), ("test:A", "a1"), ("test:B", "b0"))
+    killed = OutboxWorker(
+        store,
+        lambda _channel: platform,
+        clock=frozen.now,
+        sleep=frozen.sleep,
+        rng=random.Random(0),
+        pacing_ms=paced,
+        owner="boot-1",
+    )
+    dead = asyncio.create_task(killed.run(asyncio.Event()))
+    await settle()  # boot-1 hangs sending a0, holding a1; b0 went out
+
+    survivor = make_worker(store, platform, owner="boot-2")
+    time.ms = START_MS + 1000
+    assert await survivor.drain_once() == 0  # boot-1's heartbeat still holds
+    assert (await item(store, "a1")).lease_owner == "boot-1"
+    time.ms = START_MS + OWNER_TTL_MS  # well before the 60 s lease runs out
+    assert await survivor.drain_once() == 2
+    assert platform.lookups == ["a0", "a1"]  # both may have been posted: looked up first
+    assert platform.posts == {"test:B": ["b0"], "test:A": ["a0", "a1"]}
+
+    # Had boot-1 only stalled (paused, not killed), it comes back with its heartbeat run
+    # out: it sends nothing more of what it held.
+    frozen.ms = time.ms
+    platform.unhang.set()
+    await settle()
+    dead.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dead
+    assert platform.posts == {"test:B": ["b0"], "test:A": ["a0", "a1"]}  # nothing twice
+    assert await store.dead_letters() == []
+
+
+async def test_a_new_boot_of_the_same_identity_resumes_at_once_after_a_kill() -> None:
+    frozen = SteppedTime()
+    time = FakeTime()
+    platform = ScriptedPlatform(time, {"a0": ["hang"]})
+    store = MemoryStore()
+    await enqueue(store, ("test:A", "a0"), ("test:A", "a1"))
+    killed = OutboxWorker(
+        store,
+        lambda _channel: platform,
+        clock=frozen.now,
+        sleep=frozen.sleep,
+        rng=random.Random(0),
+        pacing_ms=paced,
+        owner="boot-1",
+        identity="slot-0",
+    )
+    dead = asyncio.create_task(killed.run(asyncio.Event()))
+    await settle()
+
+    time.ms = START_MS + 1  # the restart, a moment later
+    restarted = make_worker(store, platform, owner="boot-2", identity="slot-0")
+    assert await restarted.drain_once() == 2
+    assert platform.posts == {"test:A": ["a0", "a1"]}
+    assert [o.owner for o in await store.lease_owners()] == ["boot-2"]
+
+    dead.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dead
+
+
+async def test_a_worker_claims_only_the_channels_it_has_a_sender_for_and_alerts_about_none() -> (
+    None
+):
+    time = FakeTime()
+    server_platform, chat_platform = ScriptedPlatform(time), ScriptedPlatform(time)
+    server_alerts, chat_alerts = Alerts(), Alerts()
+    store = MemoryStore()
+    await enqueue(
+        store, ("terminal", "t1"), ("slack:C1", "s1"), ("playground:c1", "p1"), ("terminal", "t2")
+    )
+    server = make_worker(
+        store, server_platform, server_alerts, owner="server", prefixes=("slack:", "playground:")
+    )
+    chat = make_worker(store, chat_platform, chat_alerts, owner="chat", prefixes=("terminal",))
+
+    for _ in range(3):
+        await server.drain_once()
+        time.ms += 3_600_000  # hours pass: nothing of the terminal's is ever the server's
+    assert server_platform.posts == {"slack:C1": ["s1"], "playground:c1": ["p1"]}
+    assert [(await item(store, k)).status for k in ("t1", "t2")] == ["pending", "pending"]
+    await chat.drain_once()
+    assert chat_platform.posts == {"terminal": ["t1", "t2"]}
+    assert await store.dead_letters() == []
+    assert server_alerts.raised == chat_alerts.raised == []
+
+
+def unsent(path: Path) -> list[tuple[str, str]]:
+    """(key, channel) of every unsent item, read as another process would read the file."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT key, channel FROM outbox WHERE status IN ('pending', 'in_flight') ORDER BY id"
+        ).fetchall()
+    return [(str(key), str(channel)) for key, channel in rows]
+
+
+async def test_a_terminal_chat_and_the_server_on_one_database_each_deliver_only_their_own(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    """Two processes on one SQLite file: `salesbot serve` (the playground) and
+    `salesbot chat`. Neither claims, dead-letters or alerts about the other's replies."""
+    now = [START_MS]
+
+    def clock() -> int:
+        return now[0]
+
+    path = tmp_path / "shared.db"
+    server_store = await SqliteStore.open(path)
+    chat_store = await SqliteStore.open(path)
+    try:
+        service = build_service(Settings(), default_policy, server_store, clock=clock)
+        hub = service.playground
+        assert hub is not None
+        printed: list[str] = []
+        chat = ChatSession(
+            chat_store, default_policy, printed.append, conversation_id="chat-1", session="s",
+            clock=clock,
+        )  # fmt: skip
+        await chat.start()
+        # The chat has committed a reply it has not printed yet (as between its commit and
+        # its flush), and the server one for the playground.
+        chat_runtime = Runtime(chat_store, default_policy, TerminalRouter(), clock=clock)
+        await chat_runtime.start()
+        await chat_runtime.handle(
+            MessagePosted(delivery_id="chat:s:0", conversation_id="chat-1", text="Hello",
+                          actor=LOCAL_PROSPECT)
+        )  # fmt: skip
+        await service.handle(
+            MessagePosted(delivery_id="pg-1", conversation_id="pg-conv", text="Hello",
+                          actor=LOCAL_PROSPECT)
+        )  # fmt: skip
+        chat_items = [entry for entry in unsent(path) if entry[1] == "terminal"]
+        assert chat_items
+
+        for _ in range(3):
+            await service.worker.drain_once()
+            now[0] += 3_600_000  # hours pass: any lease would have run out long ago
+        assert {message["conversation"] for message in hub.history()} == {"pg-conv"}
+        assert unsent(path) == chat_items  # not claimed, not dead-lettered
+        assert await server_store.dead_letters() == []
+
+        await service.handle(
+            MessagePosted(delivery_id="pg-2", conversation_id="pg-conv", text="Thanks",
+                          actor=LOCAL_PROSPECT)
+        )  # fmt: skip
+        server_items = unsent(path)[len(chat_items) :]
+        assert server_items
+        assert all(channel.startswith("playground:") for _key, channel in server_items)
+        await chat.feed("We have a $5000 budget")
+        assert any(line.startswith("bot> Hi") for line in printed)  # the earlier reply too
+        assert unsent(path) == server_items  # the chat left the server's alone
+        leased = await chat_store.outbox_item(server_items[0][0])
+        assert leased is not None
+        assert (leased.status, leased.attempts, leased.lease_owner) == ("pending", 0, None)
+        await chat.close()
+
+        await service.worker.drain_once()
+        assert unsent(path) == []
+        assert await chat_store.dead_letters() == []
+        # No false "could not be delivered" in either conversation.
+        for conversation in ("chat-1", "pg-conv"):
+            types = {env.event.type for env in await chat_store.load(conversation)}
+            assert "delivery_dead_lettered" not in types
+    finally:
+        await chat_store.close()
+        await server_store.close()

@@ -9,7 +9,7 @@ import pytest
 from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened
 from domain.policy import Policy
 from storage.errors import ConcurrencyError, StorageError
-from storage.ports import Commit, OutboxItem, Store, TicketRow
+from storage.ports import LEASE_EXPIRED, Commit, OutboxItem, Store, TicketRow
 from tests.storage.builders import (
     INBOUND,
     NOW,
@@ -387,6 +387,189 @@ async def test_a_dead_letter_stops_blocking_its_channel(store: Store) -> None:
     await store.claim_due(now_ms=0, limit=1, lease_ms=100)
     await store.dead_letter("a1", "not_in_channel")
     assert [i.key for i in await store.claim_due(now_ms=0, limit=10, lease_ms=100)] == ["a2"]
+
+
+# -- fair claims ---------------------------------------------------------------------------
+
+LEASE_MS = 60_000
+
+
+async def test_after_a_backlog_of_150_in_one_channel_a_new_item_in_another_is_claimed_at_once(
+    store: Store,
+) -> None:
+    await store.enqueue([outbox_item(f"lead-{n}", "slack:CLEADS") for n in range(150)])
+    await store.enqueue([outbox_item("dm-reply", "slack:D1", available_at_ms=5)])
+    claimed = await store.claim_due(now_ms=10, limit=50, lease_ms=LEASE_MS)
+    # Round-robin: each channel's first item before any channel's second.
+    assert [i.key for i in claimed[:3]] == ["lead-0", "dm-reply", "lead-1"]
+    assert [i.key for i in claimed if i.channel == "slack:CLEADS"] == [
+        f"lead-{n}" for n in range(49)
+    ]  # within the channel, strictly in order
+
+
+async def test_claims_take_every_channels_first_item_oldest_first_then_every_second(
+    store: Store,
+) -> None:
+    await store.enqueue(
+        [
+            outbox_item("b1", "ch-b"),
+            outbox_item("a1", "ch-a"),
+            outbox_item("b2", "ch-b"),
+            outbox_item("c1", "ch-c"),
+            outbox_item("a2", "ch-a"),
+            outbox_item("b3", "ch-b"),
+        ]
+    )
+    claimed = await store.claim_due(now_ms=0, limit=10, lease_ms=100)
+    assert [i.key for i in claimed] == ["b1", "a1", "c1", "b2", "a2", "b3"]
+
+
+async def test_claims_take_at_most_per_channel_items_of_one_channel(store: Store) -> None:
+    await store.enqueue([outbox_item(f"a{n}", "ch-a") for n in range(5)])
+    await store.enqueue([outbox_item("b0", "ch-b")])
+    first = await store.claim_due(now_ms=0, limit=10, lease_ms=100, per_channel=2)
+    assert [i.key for i in first] == ["a0", "b0", "a1"]
+    # a2 waits behind a0 and a1, which are in flight.
+    assert await store.claim_due(now_ms=0, limit=10, lease_ms=100, per_channel=2) == []
+
+
+async def test_an_excluded_channel_is_skipped_without_claiming_or_blocking_others(
+    store: Store,
+) -> None:
+    await store.enqueue([outbox_item("a1", "slack:A"), outbox_item("b1", "slack:B")])
+    claimed = await store.claim_due(now_ms=0, limit=10, lease_ms=100, exclude={"slack:A"})
+    assert [i.key for i in claimed] == ["b1"]
+    waiting = await store.outbox_item("a1")
+    assert waiting is not None
+    assert (waiting.status, waiting.lease_until_ms) == ("pending", None)
+    assert [i.key for i in await store.claim_due(now_ms=0, limit=10, lease_ms=100)] == ["a1"]
+
+
+async def test_only_channels_with_a_given_prefix_are_claimed_and_the_others_are_untouched(
+    store: Store,
+) -> None:
+    await store.enqueue(
+        [
+            outbox_item("t1", "terminal"),
+            outbox_item("p1", "playground:conv-1:all"),
+            outbox_item("s1", "slack:C1"),
+        ]
+    )
+    server = await store.claim_due(
+        now_ms=0, limit=10, lease_ms=100, prefixes=("slack:", "playground:")
+    )
+    assert [i.key for i in server] == ["p1", "s1"]
+    # Long after any lease: the terminal's item is still the terminal's, never dead.
+    assert await store.claim_due(10**9, 10, 100, prefixes=("slack:", "playground:")) == [
+        i.model_copy(update={"last_error": LEASE_EXPIRED, "lease_until_ms": 10**9 + 100})
+        for i in server
+    ]
+    assert await store.claim_due(now_ms=0, limit=10, lease_ms=100, prefixes=()) == []
+    terminal = await store.outbox_item("t1")
+    assert terminal is not None
+    assert (terminal.status, terminal.attempts) == ("pending", 0)
+    assert [i.key for i in await store.claim_due(0, 10, 100, prefixes=("terminal",))] == ["t1"]
+
+
+# -- lease owners ---------------------------------------------------------------------------
+
+
+async def test_a_lease_names_its_owner_until_the_item_is_settled_or_released(store: Store) -> None:
+    await store.heartbeat("boot-a", now_ms=0, alive_until_ms=20_000)
+    await store.enqueue([outbox_item("a"), outbox_item("b", "ch-2"), outbox_item("c", "ch-3")])
+    claimed = await store.claim_due(now_ms=0, limit=10, lease_ms=LEASE_MS, owner="boot-a")
+    assert {i.lease_owner for i in claimed} == {"boot-a"}
+    assert await store.outbox_item("a") == claimed[0]
+    await store.mark_sent("a", at_ms=1)
+    await store.fail("b", next_attempt_ms=2, error="HTTP 503")
+    await store.release(["c"], available_at_ms=3)
+    for key in "abc":
+        settled = await store.outbox_item(key)
+        assert settled is not None
+        assert (settled.lease_owner, settled.lease_until_ms) == (None, None)
+
+
+async def test_a_live_owners_leases_are_never_taken(store: Store) -> None:
+    await store.heartbeat("boot-a", now_ms=0, alive_until_ms=20_000)
+    await store.heartbeat("boot-b", now_ms=0, alive_until_ms=20_000)
+    await store.enqueue([outbox_item("a1", "ch-a"), outbox_item("a2", "ch-a")])
+    await store.claim_due(now_ms=0, limit=1, lease_ms=LEASE_MS, owner="boot-a")
+    for now in (0, 10_000, 19_999):
+        await store.heartbeat("boot-b", now_ms=now, alive_until_ms=now + 20_000)
+        assert await store.claim_due(now, 10, LEASE_MS, owner="boot-b") == []
+    # boot-a keeps renewing: its lease holds until the lease itself runs out.
+    await store.heartbeat("boot-a", now_ms=19_999, alive_until_ms=60_000)
+    assert await store.claim_due(59_999, 10, LEASE_MS, owner="boot-b") == []
+    assert not await store.release(["a1"], available_at_ms=0, owner="boot-b")
+    leased = await store.outbox_item("a1")
+    assert leased is not None
+    assert (leased.status, leased.lease_owner) == ("in_flight", "boot-a")
+
+
+async def test_after_a_crash_the_leases_are_claimable_once_the_owners_heartbeat_runs_out(
+    store: Store,
+) -> None:
+    await store.heartbeat("boot-a", now_ms=0, alive_until_ms=20_000)
+    await store.enqueue([outbox_item("a1", "ch-a"), outbox_item("a2", "ch-a")])
+    await store.claim_due(now_ms=0, limit=10, lease_ms=LEASE_MS, owner="boot-a")
+    # boot-a is killed: no release, no more heartbeats. Its leases run until 60 s.
+    await store.heartbeat("boot-b", now_ms=19_999, alive_until_ms=39_999)
+    assert await store.claim_due(19_999, 10, LEASE_MS, owner="boot-b") == []
+    resumed = await store.claim_due(20_000, 10, LEASE_MS, owner="boot-b")
+    assert [(i.key, i.lease_owner, i.last_error) for i in resumed] == [
+        ("a1", "boot-b", LEASE_EXPIRED),  # it may have been posted: look before resending
+        ("a2", "boot-b", LEASE_EXPIRED),
+    ]
+    await store.heartbeat("boot-b", now_ms=20_000, alive_until_ms=40_000)
+    assert [o.owner for o in await store.lease_owners()] == ["boot-b"]  # boot-a forgotten
+
+
+async def test_after_a_graceful_stop_every_pending_item_is_claimable_at_once(store: Store) -> None:
+    await store.heartbeat("boot-a", now_ms=0, alive_until_ms=20_000)
+    await store.enqueue([outbox_item(f"a{n}", "ch-a") for n in range(3)])
+    await store.enqueue([outbox_item("b0", "ch-b")])
+    await store.claim_due(now_ms=0, limit=10, lease_ms=LEASE_MS, owner="boot-a")
+    assert await store.release(["a1", "a2"], available_at_ms=5, owner="boot-a") == 2
+    assert await store.release_owner("boot-a", now_ms=5) == 2  # a0 and b0, cut short
+    assert await store.lease_owners() == []
+    await store.heartbeat("boot-b", now_ms=5, alive_until_ms=20_005)
+    resumed = await store.claim_due(now_ms=5, limit=10, lease_ms=LEASE_MS, owner="boot-b")
+    assert [(i.key, i.last_error) for i in resumed] == [
+        ("a0", LEASE_EXPIRED),
+        ("b0", LEASE_EXPIRED),
+        ("a1", None),  # released before its send began: nothing to look up
+        ("a2", None),
+    ]
+    assert await store.pending_count() == 4
+
+
+async def test_a_new_boot_of_the_same_identity_takes_over_its_previous_boots_leases_at_once(
+    store: Store,
+) -> None:
+    await store.heartbeat("boot-1", now_ms=0, alive_until_ms=20_000, identity="slot-0")
+    await store.heartbeat("other", now_ms=0, alive_until_ms=20_000, identity="slot-1")
+    await store.enqueue([outbox_item("a1", "ch-a"), outbox_item("o1", "ch-o")])
+    await store.claim_due(0, 10, LEASE_MS, owner="boot-1", exclude={"ch-o"})
+    await store.claim_due(0, 10, LEASE_MS, owner="other")
+    # boot-1 was killed a moment ago; its heartbeat would still hold for 20 s.
+    previous = await store.heartbeat("boot-2", now_ms=1, alive_until_ms=20_001, identity="slot-0")
+    assert previous == ["boot-1"]
+    resumed = await store.claim_due(1, 10, LEASE_MS, owner="boot-2")
+    assert [(i.key, i.last_error) for i in resumed] == [("a1", LEASE_EXPIRED)]
+    owners = await store.lease_owners()
+    assert [(o.owner, o.identity) for o in owners] == [("other", "slot-1"), ("boot-2", "slot-0")]
+
+
+async def test_a_heartbeat_renews_an_owner_and_keeps_its_identity_and_start(store: Store) -> None:
+    assert await store.heartbeat("boot-1", now_ms=0, alive_until_ms=20, identity="slot-0") == []
+    assert await store.heartbeat("boot-1", now_ms=10, alive_until_ms=30) == []
+    (owner,) = await store.lease_owners()
+    assert (owner.owner, owner.identity, owner.started_at_ms, owner.alive_until_ms) == (
+        "boot-1",
+        "slot-0",
+        0,
+        30,
+    )
 
 
 # -- tickets -------------------------------------------------------------------------------

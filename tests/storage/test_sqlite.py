@@ -11,7 +11,7 @@ import pytest
 from domain import GENERATOR
 from domain.policy import Policy
 from storage.errors import ConcurrencyError, CorruptDatabaseError, SchemaTooNewError
-from storage.ports import STATE_SCHEMA_VERSION, OutboxItem, TicketRow
+from storage.ports import LEASE_EXPIRED, STATE_SCHEMA_VERSION, OutboxItem, TicketRow
 from storage.sqlite import SqliteStore
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 from tests.storage.builders import NOW, Script, handoff_script, lead, message, opened_ticket
@@ -22,6 +22,7 @@ TABLES = {
     "deliveries",
     "inbounds",
     "outbox",
+    "outbox_owners",
     "tickets",
     "policies",
     "adapter_state",
@@ -325,3 +326,49 @@ async def test_adapter_state_is_written_by_the_one_writer_in_the_batch_of_a_comm
         assert store.batches == batches + 1  # one transaction, one fsync, no second writer
         assert await store.load("conv-1") == list(first.events)
         assert await store.get_state("teams:ref:conv-1") == {"id": "c-1"}
+
+
+async def test_a_lease_taken_before_owners_existed_is_claimable_at_once_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "salesbot.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn, path, target=2)  # the schema of the release before lease owners
+        conn.execute(
+            "INSERT INTO outbox (key, conversation_id, channel, payload, created_at_ms, "
+            "available_at_ms, status, lease_until_ms) VALUES "
+            "('k1', 'c', 'slack:C1', '{}', ?, ?, 'in_flight', ?), "
+            "('k2', 'c', 'slack:C1', '{}', ?, ?, 'pending', NULL)",
+            (NOW, NOW, NOW + 60_000, NOW, NOW),
+        )
+    finally:
+        conn.close()
+    async with await SqliteStore.open(path) as store:
+        # The process that leased k1 was the previous release, stopped for this upgrade.
+        resumed = await store.claim_due(now_ms=NOW + 1, limit=10, lease_ms=60_000, owner="new")
+        assert [(i.key, i.last_error) for i in resumed] == [("k1", LEASE_EXPIRED), ("k2", None)]
+
+
+async def test_owners_and_their_leases_survive_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "salesbot.db"
+    item = OutboxItem(
+        key="k1", conversation_id="c", channel="slack:C1", payload={}, created_at_ms=0,
+        available_at_ms=0,
+    )  # fmt: skip
+    async with await SqliteStore.open(path) as store:
+        await store.heartbeat("boot-1", now_ms=NOW, alive_until_ms=NOW + 20_000, identity="slot-0")
+        await store.enqueue([item])
+        await store.claim_due(NOW, 10, 60_000, owner="boot-1")
+    # Killed: nothing released. Another process (another slot) waits for the heartbeat...
+    async with await SqliteStore.open(path) as store:
+        await store.heartbeat(
+            "other", now_ms=NOW + 1, alive_until_ms=NOW + 20_001, identity="slot-1"
+        )
+        assert await store.claim_due(NOW + 1, 10, 60_000, owner="other") == []
+        # ...while the next boot of slot-0 takes over at once.
+        assert await store.heartbeat(
+            "boot-2", now_ms=NOW + 2, alive_until_ms=NOW + 20_002, identity="slot-0"
+        ) == ["boot-1"]
+        resumed = await store.claim_due(NOW + 2, 10, 60_000, owner="boot-2")
+        assert [(i.key, i.lease_owner) for i in resumed] == [("k1", "boot-2")]
