@@ -25,6 +25,11 @@ TABLES = {
     "tickets",
     "policies",
     "adapter_state",
+    "projection_streams",
+    "projection_counters",
+    "projection_qualified",
+    "quote_index",
+    "pending_answers",
 }
 
 
