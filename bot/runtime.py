@@ -44,6 +44,7 @@ decided later in the same channel may be enqueued before the answer (a few milli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import OrderedDict
@@ -62,7 +63,7 @@ from domain.inbound import SYSTEM, DeliveryFailed, Inbound, TimerElapsed
 from domain.model import Frozen
 from domain.policy import Policy
 from domain.state import ConversationState, fold
-from storage.errors import ConcurrencyError
+from storage.errors import ConcurrencyError, StorageError
 from storage.ports import Commit, OutboxItem, PendingAnswer, Store
 
 log = logging.getLogger(__name__)
@@ -318,8 +319,9 @@ class Runtime:
             requester = str(answer.payload["requester"])
         except (KeyError, TypeError, ValidationError):
             # Unreadable (written by another salesbot?): it can never be answered.
-            log.warning("dropped unreadable pending answer %s", answer.key)
-            await self.store.settle_answer(answer.key, [])
+            log.warning("dropping unreadable pending answer %s", answer.key)
+            with contextlib.suppress(StorageError):
+                await self.store.settle_answer(answer.key, [])
             return False
         try:
             replies = await answer_query(query, self.store)
@@ -341,6 +343,14 @@ class Runtime:
                 for route in routes
             ]
             return await self.store.settle_answer(answer.key, items)
+        except StorageError as exc:  # e.g. the store closed at shutdown: not a bug
+            log.warning(
+                "the %s answer %s was not enqueued (%s); it stays pending for the next start",
+                query.kind,
+                answer.key,
+                exc,
+            )
+            return False
         except Exception:
             log.exception(
                 "the %s answer %s was not enqueued; it stays pending for the next start",
