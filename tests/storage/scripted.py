@@ -73,9 +73,9 @@ class SalesDay:
     async def start(self) -> None:
         await self.runtime.start()
 
-    def _ids(self, conversation_id: str) -> dict[str, str]:
+    def _delivery(self) -> str:
         self._deliveries += 1
-        return {"delivery_id": f"d-{self._deliveries}", "conversation_id": conversation_id}
+        return f"d-{self._deliveries}"
 
     async def send(self, inbound: Inbound) -> None:
         result = await self.runtime.handle(inbound)
@@ -86,17 +86,35 @@ class SalesDay:
 
     async def lead(self, cid: str, message: str = HOT) -> None:
         lead = LeadDetails(name="Dana Prospect", company="Acme", message=message)
-        await self.send(LeadArrived(lead=lead, actor=FEED, **self._ids(cid)))
+        await self.send(
+            LeadArrived(delivery_id=self._delivery(), conversation_id=cid, lead=lead, actor=FEED)
+        )
 
     async def say(self, cid: str, text: str, actor: Actor = PROSPECT) -> None:
-        await self.send(MessagePosted(text=text, actor=actor, **self._ids(cid)))
+        await self.send(
+            MessagePosted(delivery_id=self._delivery(), conversation_id=cid, text=text, actor=actor)
+        )
 
     async def command(self, cid: str, command: str, args: str = "", actor: Actor = REP) -> None:
-        await self.send(CommandInvoked(command=command, args=args, actor=actor, **self._ids(cid)))
+        await self.send(
+            CommandInvoked(
+                delivery_id=self._delivery(),
+                conversation_id=cid,
+                command=command,
+                args=args,
+                actor=actor,
+            )
+        )
 
     async def click(self, cid: str, action: str, target: str, actor: Actor) -> None:
         await self.send(
-            ButtonClicked(action=action, target=target, actor=actor, **self._ids(cid))  # type: ignore[arg-type]
+            ButtonClicked(
+                delivery_id=self._delivery(),
+                conversation_id=cid,
+                action=action,  # type: ignore[arg-type]
+                target=target,
+                actor=actor,
+            )
         )
 
     async def run(self, conversations: int = 36) -> None:

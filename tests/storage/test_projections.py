@@ -149,13 +149,13 @@ async def test_an_audit_and_the_metrics_read_one_stream_and_the_counters_never_t
     await day.run(conversations=6)
     spy = OneStreamOnly(store)
     quote = day.quotes[0]
-    report = await load_audit(spy, quote)  # type: ignore[arg-type]
+    report = await load_audit(spy, quote)
     assert (report.kind, report.conversation_id) == ("quote", "conv-0")
     assert spy.loaded == [quote, "conv-0"]  # not a conversation id, then the quote's own
-    conversation = await load_audit(spy, "conv-1")  # type: ignore[arg-type]
+    conversation = await load_audit(spy, "conv-1")
     assert conversation.kind == "conversation"
     spy.loaded.clear()
-    await load_metrics(spy, default_policy)  # type: ignore[arg-type]
+    await load_metrics(spy, default_policy)
     assert spy.loaded == []
 
 
@@ -315,7 +315,7 @@ def _event(kind: int, rng: random.Random) -> Event:
             return ProspectMessageReceived(actor_id="P", text="hi")
         case 2:
             return LeadScored(
-                subject=rng.choice(("conversation", "pasted_text")),  # type: ignore[arg-type]
+                subject=rng.choice(("conversation", "pasted_text")),
                 score=SCORE,
                 qualified=rng.random() < 0.6,
             )
@@ -327,7 +327,7 @@ def _event(kind: int, rng: random.Random) -> Event:
                 priority=1,
             )
         case 4:
-            return ConversationClosed(outcome=rng.choice(("won", "lost")), by="P")  # type: ignore[arg-type]
+            return ConversationClosed(outcome=rng.choice(("won", "lost")), by="P")
         case 5:
             return ConversationAbandoned(idle_ms=1)
         case _:
