@@ -15,6 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from bench import endpoints as endpoints_bench
+from bench import queries as queries_bench
 from bench import runtime as runtime_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
@@ -130,6 +131,7 @@ def main() -> int:
 
     results.update(asyncio.run(runtime_bench.measure()))
     results.update(asyncio.run(endpoints_bench.measure()))
+    results.update(asyncio.run(queries_bench.measure()))
 
     ratios = {
         "token_vs_substring_scoring_cost": results["score_seed_per_s"]
