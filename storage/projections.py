@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from domain.analytics import (
@@ -122,36 +122,52 @@ NO_FACTS = StreamFacts()
 
 def fold_facts(facts: StreamFacts, envelope: EventEnvelope) -> StreamFacts:
     """`facts` after one more event of the conversation (events come in seq order)."""
-    event = envelope.event
-    match event:
-        case ConversationStarted():
-            return replace(facts, started_at_ms=envelope.at_ms)
-        case ProspectMessageReceived():
-            return replace(facts, prospect_messages=facts.prospect_messages + 1)
-        case LeadScored(subject="conversation", qualified=True) if facts.qualified_at_ms is None:
-            return replace(facts, qualified_at_ms=envelope.at_ms)
-        case FlowAdvanced():
-            reached = facts.reached
-            if event.to_state not in reached:
-                reached = tuple(sorted((*reached, event.to_state)))
-            first = facts.first_from_state if facts.reached else event.from_state
-            return replace(
-                facts, reached=reached, first_from_state=first, current_state=event.to_state
-            )
-        case ConversationClosed():
-            return replace(facts, ending=event.outcome)
-        case ConversationAbandoned():
-            return replace(facts, ending="abandoned")
-        case _:
-            return facts
+    return _fold(facts, (envelope,))[0]
 
 
-def contribution(facts: StreamFacts) -> Counter[CounterKey]:
+def _fold(
+    facts: StreamFacts, events: Iterable[EventEnvelope]
+) -> tuple[StreamFacts, tuple[str, ...]]:
+    """The facts after `events`, and the quote ids they issue. Locals, not a `replace` per
+    event: this runs inside the writer's transaction for every commit."""
+    started, messages, qualified = (
+        facts.started_at_ms,
+        facts.prospect_messages,
+        facts.qualified_at_ms,
+    )
+    ending, first, current = facts.ending, facts.first_from_state, facts.current_state
+    reached, advanced = facts.reached, bool(facts.reached)
+    quotes: list[str] = []
+    for envelope in events:
+        event = envelope.event
+        if isinstance(event, ProspectMessageReceived):
+            messages += 1
+        elif isinstance(event, FlowAdvanced):
+            if not advanced:
+                first, advanced = event.from_state, True
+            current = event.to_state
+            if current not in reached:
+                reached = tuple(sorted((*reached, current)))
+        elif isinstance(event, LeadScored):
+            if qualified is None and event.qualified and event.subject == "conversation":
+                qualified = envelope.at_ms
+        elif isinstance(event, ConversationStarted):
+            started = envelope.at_ms
+        elif isinstance(event, ConversationClosed):
+            ending = event.outcome
+        elif isinstance(event, ConversationAbandoned):
+            ending = "abandoned"
+        elif isinstance(event, QuoteIssued):
+            quotes.append(event.quote.quote_id)
+    after = StreamFacts(started, messages, qualified, ending, first, current, reached)
+    return (facts if after == facts else after), tuple(quotes)
+
+
+def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
     """The counters one conversation adds: nothing until it has started."""
-    counts: Counter[CounterKey] = Counter()
     if facts.started_at_ms is None:
-        return counts
-    counts[CONVERSATIONS, ""] = 1
+        return {}
+    counts = {(CONVERSATIONS, ""): 1}
     if facts.prospect_messages > 0:
         counts[ENGAGED, ""] = 1
         counts[ENDING, facts.ending or OPEN] = 1
@@ -160,7 +176,8 @@ def contribution(facts: StreamFacts) -> Counter[CounterKey]:
         counts[NEVER_ADVANCED, ""] = 1
         return counts
     counts[FIRST_FROM, origin] = 1
-    for state in {origin, *facts.reached}:
+    counts[REACHED, origin] = 1
+    for state in facts.reached:
         counts[REACHED, state] = 1
     counts[CURRENT, facts.current_state or origin] = 1
     return counts
@@ -183,19 +200,14 @@ class StreamChange:
 
 def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChange:
     """Fold a conversation's next events; the counters move by the contribution's change."""
-    after = before
-    quotes: list[str] = []
-    for envelope in events:
-        after = fold_facts(after, envelope)
-        if isinstance(envelope.event, QuoteIssued):
-            quotes.append(envelope.event.quote.quote_id)
+    after, quotes = _fold(before, events)
     deltas: dict[CounterKey, int] = {}
     if after != before:
         old, new = contribution(before), contribution(after)
         for key in old.keys() | new.keys():
-            if (delta := new[key] - old[key]) != 0:
+            if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
                 deltas[key] = delta
-    return StreamChange(before, after, deltas, tuple(quotes))
+    return StreamChange(before, after, deltas, quotes)
 
 
 def is_projected(envelope: EventEnvelope) -> bool:
