@@ -3,21 +3,22 @@
 `domain.analytics.compute_metrics` reads the whole event log: a small accumulator per
 conversation, then counts, intervals and percentiles over all of them. Its cost grows with
 the log (0.8 s at 33k events). Here the same accumulator is kept *stored*, one row per
-conversation (`StreamFacts`), together with what the metrics add up from those rows:
+conversation (`StreamFacts`), with an index from quote id to the conversation that issued
+it (for `/audit <quote id>`). What the metrics add up from those rows:
 
-- counters (`Counts`): conversations started, engaged, engaged outcomes (won, lost,
-  abandoned, open), the funnel (`reached`, `current`, keyed by state) and what the funnel
-  needs to place conversations that never advanced (`first_from`, `never_advanced`);
-- one qualification time per qualified conversation (percentiles need the values, not a
-  count);
-- an index from quote id to the conversation that issued it (for `/audit <quote id>`).
+- counters: conversations started, engaged, engaged outcomes (won, lost, abandoned, open),
+  the funnel (`reached`, `current`, keyed by state) and what the funnel needs to place
+  conversations that never advanced (`first_from`, `never_advanced`) — each conversation's
+  share is `contribution(facts)`;
+- one qualification time per qualified conversation (percentiles need the values).
 
-Every store updates them in the same transaction as the events they fold (`Store.commit`,
-`EventStore.append`), so they cannot disagree with the log, not even after a crash. A commit
-changes one conversation: its facts are folded forward (`advance`) and the counters move by
-the difference between what the conversation contributed before and after
-(`contribution`), so a commit costs the same at 1k events as at 1M. A read costs one row
-per counter plus one integer per qualified conversation.
+Every store updates the facts in the same transaction as the events they fold
+(`Store.commit`, `EventStore.append`), so they cannot disagree with the log, not even after
+a crash. A commit changes one conversation's row (`fold_events`), so it costs the same at
+1k events as at 1M. `MemoryStore` also keeps the counters, moved by each conversation's
+change of contribution (`advance`, `Projection`); `SqliteStore` sums them from the rows in
+one read statement instead, which keeps its commit path short
+(`storage.sqlite_projections`).
 
 Reading is `metrics_from_projection`: the same interval and percentile functions as
 `compute_metrics`, fed from the counters. `tests/storage/test_projections.py` compares the
@@ -122,14 +123,15 @@ NO_FACTS = StreamFacts()
 
 def fold_facts(facts: StreamFacts, envelope: EventEnvelope) -> StreamFacts:
     """`facts` after one more event of the conversation (events come in seq order)."""
-    return _fold(facts, (envelope,))[0]
+    return fold_events(facts, (envelope,))[0]
 
 
-def _fold(
+def fold_events(
     facts: StreamFacts, events: Iterable[EventEnvelope]
 ) -> tuple[StreamFacts, tuple[str, ...]]:
-    """The facts after `events`, and the quote ids they issue. Locals, not a `replace` per
-    event: this runs inside the writer's transaction for every commit."""
+    """The facts after `events` (one conversation's next events, in seq order), and the
+    quote ids they issue. Locals, not a `replace` per event: this runs inside the writer's
+    transaction for every commit."""
     started, messages, qualified = (
         facts.started_at_ms,
         facts.prospect_messages,
@@ -200,7 +202,7 @@ class StreamChange:
 
 def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChange:
     """Fold a conversation's next events; the counters move by the contribution's change."""
-    after, quotes = _fold(before, events)
+    after, quotes = fold_events(before, events)
     deltas: dict[CounterKey, int] = {}
     if after != before:
         old, new = contribution(before), contribution(after)
@@ -339,19 +341,10 @@ def _funnel(
     return {name: reached[name] for name in order}, {name: now[name] for name in order}
 
 
-def differences(
-    old: Projection, new: Projection, *, old_qualified: Mapping[str, int] | None = None
-) -> int:
-    """How many projection rows differ between two projections: conversations' facts,
-    counters, qualification times (`old_qualified` when stored apart from the facts) and
-    quote index entries."""
-    stored_times = old.qualified() if old_qualified is None else old_qualified
-    return (
-        _differing(old.facts, new.facts)
-        + _differing(old.counts, new.counts)
-        + _differing(stored_times, new.qualified())
-        + _differing(old.quotes, new.quotes)
-    )
+def differences(old: Projection, new: Projection) -> int:
+    """How many stored rows differ between two projections: conversations' facts and quote
+    index entries (counters and qualification times are functions of the facts)."""
+    return _differing(old.facts, new.facts) + _differing(old.quotes, new.quotes)
 
 
 def _differing(a: Mapping[K, V], b: Mapping[K, V]) -> int:

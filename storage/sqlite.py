@@ -658,8 +658,7 @@ class SqliteStore:
             for envelope in projected_events(conn, after_position=position):
                 projection.apply(envelope.conversation_id, (envelope,))
             _, events = log_position(conn)
-            stored, stored_times = stored_projection(conn)
-            changed = differences(stored, projection, old_qualified=stored_times)
+            changed = differences(stored_projection(conn), projection)
             replace_all(conn, projection)
             return RebuildSummary(
                 events=events,

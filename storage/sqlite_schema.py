@@ -154,7 +154,7 @@ _V2 = _statements(
 
 _V_PROJECTIONS: Migration = create_and_fill
 """The projections `/metrics` and `/audit` read instead of the whole log (per-conversation
-facts, counters, qualification times, the quote index) and the pending-answers table,
+facts, the quote index) and the pending-answers table,
 each row with its schema version and generator (`storage.sqlite_projections`). The
 projections are filled from the events already stored, in this same transaction, so an
 upgraded store answers `/metrics` at once. On a large log this takes about as long as

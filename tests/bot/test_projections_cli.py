@@ -105,8 +105,10 @@ def test_a_rebuild_repairs_projections_that_disagree_with_the_log(
 
     asyncio.run(seed())
     expected = full_recomputation(path)
-    with sqlite3.connect(path) as conn:  # damage: a counter and a quote entry gone astray
-        conn.execute("UPDATE projection_counters SET value = value + 3 WHERE kind = 'engaged'")
+    with sqlite3.connect(path) as conn:  # damage: a conversation's row and a quote entry
+        conn.execute(
+            "UPDATE projection_streams SET ending = 'lost' WHERE ending = 'won' AND rowid = (SELECT MIN(rowid) FROM projection_streams WHERE ending = 'won')"
+        )
         conn.execute(
             "DELETE FROM quote_index WHERE rowid IN (SELECT rowid FROM quote_index LIMIT 1)"
         )

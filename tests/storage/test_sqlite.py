@@ -26,8 +26,6 @@ TABLES = {
     "policies",
     "adapter_state",
     "projection_streams",
-    "projection_counters",
-    "projection_qualified",
     "quote_index",
     "pending_answers",
 }

@@ -26,12 +26,7 @@ from tests.storage.builders import handoff_script
 from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_projections import assert_same_metrics
 
-PROJECTION_TABLES = (
-    "projection_streams",
-    "projection_counters",
-    "projection_qualified",
-    "quote_index",
-)
+PROJECTION_TABLES = ("projection_streams", "quote_index")
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "release-4e9bee1.db"
 
 
@@ -194,7 +189,7 @@ async def test_projections_of_another_schema_version_are_refused_until_rebuilt(
     expected = await recomputed(day.store, default_policy)
     await day.store.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE projection_counters SET schema_version = 99, value = value + 5")
+        conn.execute("UPDATE projection_streams SET schema_version = 99, prospect_messages = 0")
     async with await SqliteStore.open(path) as store:
         with pytest.raises(StorageError, match="salesbot projections rebuild"):
             await store.metrics_projection()
