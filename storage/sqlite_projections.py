@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,10 @@ from storage.projections import (
     NO_FACTS,
     PROJECTED_TYPES,
     PROJECTION_SCHEMA_VERSION,
+    CounterKey,
     Projection,
     StreamFacts,
+    contribution,
     count_table,
     fold_events,
     is_projected,
@@ -97,28 +100,19 @@ _FACT_COLUMNS = (
 _VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
 
 METRICS_READ = """
-WITH s AS (SELECT * FROM projection_streams WHERE started_at_ms IS NOT NULL),
-advanced AS (SELECT * FROM s WHERE first_from_state <> '')
-SELECT 'conversations', '', COUNT(*) FROM s
-UNION ALL SELECT 'engaged', '', COUNT(*) FROM s WHERE prospect_messages > 0
-UNION ALL SELECT 'ending', COALESCE(ending, 'open'), COUNT(*) FROM s
-    WHERE prospect_messages > 0 GROUP BY 2
-UNION ALL SELECT 'never_advanced', '', COUNT(*) FROM s
-    WHERE first_from_state IS NULL OR first_from_state = ''
-UNION ALL SELECT 'first_from', first_from_state, COUNT(*) FROM advanced GROUP BY 2
-UNION ALL SELECT 'current', COALESCE(current_state, first_from_state), COUNT(*) FROM advanced
-    GROUP BY 2
-UNION ALL SELECT 'reached', state, COUNT(*) FROM (
-    SELECT conversation_id, first_from_state AS state FROM advanced
-    UNION SELECT a.conversation_id, j.value FROM advanced AS a, json_each(a.reached) AS j
-) GROUP BY 2
-UNION ALL SELECT 'time', NULL, qualified_at_ms - started_at_ms FROM s
-    WHERE qualified_at_ms IS NOT NULL
-UNION ALL SELECT 'schema', NULL, schema_version FROM projection_streams
-    GROUP BY schema_version
+SELECT 'profile', schema_version, prospect_messages > 0, ending, first_from_state,
+       current_state, reached, COUNT(*)
+FROM projection_streams WHERE started_at_ms IS NOT NULL
+GROUP BY 2, 3, 4, 5, 6, 7
+UNION ALL
+SELECT 'time', schema_version, NULL, NULL, NULL, NULL, NULL, qualified_at_ms - started_at_ms
+FROM projection_streams WHERE started_at_ms IS NOT NULL AND qualified_at_ms IS NOT NULL
 """
-"""The counters (`storage.projections.contribution`, summed) and the qualification times,
-in one statement, so all of it comes from one committed snapshot."""
+"""The started conversations grouped by what they contribute to the counters (engaged or
+not, outcome, first state, current state, states reached: few distinct *profiles*), and
+the qualification times; one statement, so all of it comes from one committed snapshot.
+Each profile's counters are `storage.projections.contribution` times its count: the same
+function `MemoryStore` keeps its counters with."""
 
 
 def create_and_fill(conn: Conn) -> None:
@@ -201,21 +195,29 @@ def facts_from_row(row: Sequence[Any]) -> StreamFacts:
 def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int]], list[int]]:
     """`METRICS_READ`'s rows as the counters table and the ascending times. Rows of another
     projection schema mean the projections were not rebuilt after an upgrade: refused."""
-    counters: list[tuple[tuple[str, str], int]] = []
+    counters: Counter[CounterKey] = Counter()
     times: list[int] = []
-    for kind, name, value in rows:
+    for kind, schema_version, engaged, ending, first, current, reached, value in rows:
+        if schema_version != PROJECTION_SCHEMA_VERSION:
+            raise ValueError(
+                f"The stored projections are schema version {schema_version}, this salesbot "
+                f"reads version {PROJECTION_SCHEMA_VERSION}: run `salesbot projections rebuild`."
+            )
         if kind == "time":
             times.append(value)
-        elif kind == "schema":
-            if value != PROJECTION_SCHEMA_VERSION:
-                raise ValueError(
-                    f"The stored projections are schema version {value}, this salesbot reads "
-                    f"version {PROJECTION_SCHEMA_VERSION}: run `salesbot projections rebuild`."
-                )
-        else:
-            counters.append(((kind, name), value))
+            continue
+        profile = StreamFacts(
+            started_at_ms=0,
+            prospect_messages=int(engaged),
+            ending=ending,
+            first_from_state=first,
+            current_state=current,
+            reached=tuple(json.loads(reached)),
+        )
+        for key, one in contribution(profile).items():
+            counters[key] += one * value
     times.sort()
-    return count_table(counters), times
+    return count_table(counters.items()), times
 
 
 def stored_projection(conn: Conn) -> Projection:
