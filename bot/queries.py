@@ -5,10 +5,10 @@ access; this module reads the store, builds the report with the pure domain func
 returns replies for the requester. The runtime enqueues them after the decision's commit
 (`bot.runtime`: the acknowledgement never waits for these reads).
 
-Neither read grows with the log: the metrics come from the projections the store keeps in
-step with the events (`storage.projections`: counters and one qualification time per
-qualified conversation), and an audit reads one conversation's stream — a quote id is
-found through the store's quote index, not by scanning every event.
+Neither read parses the log: the metrics come from the projections the store keeps in
+step with the events (`storage.projections`: each conversation's contribution to the
+counters, and its time to qualify), and an audit reads one conversation's stream — a quote
+id is found through the store's quote index, not by scanning every event.
 """
 
 from __future__ import annotations
