@@ -18,9 +18,10 @@ Handling one inbound (`Runtime.handle`):
 Why queries are answered after the acknowledgement. An audit reads a whole conversation
 and the metrics read about one small row per conversation (`storage.projections`): cheap
 now (they used to scan the whole log, 0.8 s at 33k events), but still growing with the
-data, and a read must never be able to push an acknowledgement past Slack's 3 s. The reply always went through the outbox anyway, so answering after the ack
-costs the requester nothing visible; fast reads the decision itself needs (dedupe, state)
-stay inline. Both query kinds are deferred alike, with no timing-dependent choice, so what
+data, and a read must never be able to push an acknowledgement past Slack's 3 s. The
+reply always went through the outbox anyway, so answering after the ack costs the
+requester nothing visible; fast reads the decision itself needs (dedupe, state) stay
+inline. Both query kinds are deferred alike, with no timing-dependent choice, so what
 happens does not depend on how loaded the machine is.
 
 How an answer survives a crash. The commit records a `PendingAnswer` per query with
