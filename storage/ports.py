@@ -346,8 +346,9 @@ class MetricsProjection(Frozen):
 
 
 class RebuildSummary(Frozen):
-    """What `rebuild_projections` did: `changed` counts the projection rows (conversations,
-    counters, qualification times, quotes) whose stored value differed from the log's."""
+    """What `rebuild_projections` did: `changed` counts the stored projection rows (one per
+    conversation, one per quote id) that differed from what the log says, 0 when the
+    projections were consistent."""
 
     events: int
     conversations: int
