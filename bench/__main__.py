@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from bench import endpoints as endpoints_bench
 from bench import outbox as outbox_bench
+from bench import queries as queries_bench
 from bench import runtime as runtime_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
@@ -132,6 +133,7 @@ def main() -> int:
     results.update(asyncio.run(runtime_bench.measure()))
     results.update(asyncio.run(endpoints_bench.measure()))
     results.update(asyncio.run(outbox_bench.measure()))
+    results.update(asyncio.run(queries_bench.measure()))
 
     ratios = {
         "token_vs_substring_scoring_cost": results["score_seed_per_s"]

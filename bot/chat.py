@@ -110,6 +110,7 @@ class ChatSession:
             return True
         if inbound is not None:
             await self._runtime.handle(inbound)
+            await self._runtime.settled()  # audits and metrics are answered after the commit
             await self._flush()
         return True
 

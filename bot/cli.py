@@ -284,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_async(cli_ops.metrics))
 
+    p = sub.add_parser("projections", help="the stored projections /metrics and /audit read")
+    actions = p.add_subparsers(
+        dest="projections_action", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    q = actions.add_parser(
+        "rebuild", parents=[common], help="recompute them from the event log (idempotent)"
+    )
+    q.set_defaults(handler=_async(cli_ops.projections_rebuild))
+
     p = sub.add_parser("manifest", help="the app manifest, from the one command list")
     p.add_argument("platform", choices=("slack", "teams"))
     p.set_defaults(handler=cmd_manifest, policy=None, policy_flag_means_candidate=True)

@@ -2,34 +2,36 @@
 
 The domain has already authorised the query (auditors only for audits) and recorded the
 access; this module reads the store, builds the report with the pure domain functions and
-returns replies for the requester. The runtime commits them with the decision.
+returns replies for the requester. The runtime enqueues them after the decision's commit
+(`bot.runtime`: the acknowledgement never waits for these reads).
+
+Neither read parses the log: the metrics come from the projections the store keeps in
+step with the events (`storage.projections`: each conversation's contribution to the
+counters, and its time to qualify), and an audit reads one conversation's stream — a quote
+id is found through the store's quote index, not by scanning every event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from domain.analytics import Metrics, compute_metrics, render_metrics
-from domain.audit import (
-    AuditReport,
-    audit_conversation,
-    audit_quote,
-    find_quote_conversation,
-    render_audit,
-)
+from domain.analytics import Metrics, render_metrics
+from domain.audit import AuditReport, audit_conversation, audit_quote, render_audit
 from domain.cards import Card, Reply
 from domain.decision import Query
 from domain.errors import DomainError
 from domain.policy import Policy
 from storage.ports import Store
+from storage.projections import metrics_from_projection
 
 
 async def load_audit(store: Store, target: str) -> AuditReport:
-    """A conversation (or lead) by id, else a quote by id; DomainError when neither exists."""
+    """A conversation (or lead) by id, else a quote by id; DomainError when neither exists.
+    Reads one conversation's events only."""
     events = await store.load(target)
     if events:
         return audit_conversation(target, events)
-    conversation_id = find_quote_conversation(target, [env async for env in store.iterate_all()])
+    conversation_id = await store.quote_conversation(target)
     if conversation_id is None:
         raise DomainError(f"No conversation, lead or quote with id {target!r}.")
     return audit_quote(target, await store.load(conversation_id))
@@ -56,9 +58,12 @@ async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[R
 
 
 async def load_metrics(store: Store, policy: Policy) -> Metrics:
-    """Metrics over the whole event log, in one streaming pass."""
-    return compute_metrics(
-        [env async for env in store.iterate_all()],
+    """Metrics of the whole event log, from its projections: what `compute_metrics` would
+    say after reading every event, at the cost of reading the counters."""
+    projection = await store.metrics_projection()
+    return metrics_from_projection(
+        projection.counts,
+        projection.qualification_ms,
         states=policy.flow.states,
         start=policy.flow.start,
     )

@@ -6,17 +6,45 @@ Handling one inbound (`Runtime.handle`):
      store, which knows every committed delivery;
   2. load the conversation's state (cache, else fold the stored events);
   3. `domain.decide` — pure;
-  4. answer queries the decision asked for (audits, metrics: reads only);
-  5. commit the events, the delivery id, the raw inbound, the outbox items and the ticket
-     changes in ONE transaction;
-  6. return — only now may the adapter acknowledge the platform. Sending happens later, in
+  4. commit the events, the delivery id, the raw inbound, the outbox items, the ticket
+     changes, the projections' update (inside the store) and the queries still to answer
+     in ONE transaction;
+  5. return — only now may the adapter acknowledge the platform. Sending happens later, in
      the outbox worker, so a slow platform API never delays an ack (Slack retries an event
-     that is not acknowledged within 3 s: https://api.slack.com/apis/events-api#retries).
+     that is not acknowledged within 3 s: https://api.slack.com/apis/events-api#retries);
+  6. answer the queries the decision asked for (audits, metrics) in a task of their own,
+     after the commit: their replies join the outbox in a second transaction.
+
+Why queries are answered after the acknowledgement. An audit reads a whole conversation
+and the metrics read about one small row per conversation (`storage.projections`): cheap
+now (they used to scan the whole log, 0.8 s at 33k events), but still growing with the
+data, and a read must never be able to push an acknowledgement past Slack's 3 s. The
+reply always went through the outbox anyway, so answering after the ack costs the
+requester nothing visible; fast reads the decision itself needs (dedupe, state) stay
+inline. Both query kinds are deferred alike, with no timing-dependent choice, so what
+happens does not depend on how loaded the machine is.
+
+How an answer survives a crash. The commit records a `PendingAnswer` per query with
+everything the answer needs that only this moment knows: the query, who asked, and the
+routes of a reply to them — computed by this runtime's router now, so the answer reaches
+only the requester, privately, exactly where an inline answer would have gone (routers
+place a query's reply by its audience; a process that later recovers it needs no router of
+its own). The answer's outbox items have deterministic keys (`answer_outbox_key`) and are
+enqueued in the same transaction that removes the record (`Store.settle_answer`), so the
+answer is sent once or the record is still there: `start` answers every record left by a
+crash between the two transactions, and a record answered twice (two processes
+recovering it) is enqueued once. The store counts a pending answer as an unsent message,
+so "the outbox is drained" still means every reply was sent.
+
+What a requester may notice: an audit of the conversation it is asked in now lists its own
+`audit_requested` entry (the access is recorded before the report is read), and a reply
+decided later in the same channel may be enqueued before the answer (a few milliseconds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -24,9 +52,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
-from adapters.ports import Router
+from adapters.ports import Route, Router
 from bot.lanes import Lanes
 from bot.logs import log_context
 from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
@@ -37,8 +65,8 @@ from domain.inbound import SYSTEM, DeliveryFailed, Inbound, TimerElapsed
 from domain.model import Frozen
 from domain.policy import Policy
 from domain.state import ConversationState, fold
-from storage.errors import ConcurrencyError
-from storage.ports import Commit, OutboxItem, Store
+from storage.errors import ConcurrencyError, StorageError
+from storage.ports import Commit, OutboxItem, PendingAnswer, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +89,20 @@ def outbox_key(delivery_id: str, index: int, channel: str) -> str:
     """Deterministic: the same delivery decided again can only enqueue the same items."""
     digest = hashlib.sha256(f"{delivery_id}\x1f{index}\x1f{channel}".encode()).hexdigest()
     return f"O-{digest[:32]}"
+
+
+def answer_key(delivery_id: str, index: int) -> str:
+    """The pending answer to the delivery's `index`-th query: the same delivery decided
+    again can only record the same one."""
+    digest = hashlib.sha256(f"{delivery_id}\x1fquery\x1f{index}".encode()).hexdigest()
+    return f"Q-{digest[:32]}"
+
+
+def answer_outbox_key(answer: str, index: int, channel: str) -> str:
+    """Deterministic: an answer recovered after a crash, or by two processes, enqueues the
+    same items (never the keys of the decision's own replies: those start with `O-`)."""
+    digest = hashlib.sha256(f"{answer}\x1f{index}\x1f{channel}".encode()).hexdigest()
+    return f"A-{digest[:32]}"
 
 
 class Runtime:
@@ -90,6 +132,7 @@ class Runtime:
         self._inflight: dict[str, asyncio.Future[HandleResult]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
+        self._answering: dict[str, asyncio.Task[bool]] = {}
 
     @property
     def state_cache(self) -> StateCache:
@@ -97,10 +140,12 @@ class Runtime:
         return self._cache
 
     async def start(self) -> None:
-        """Record the policy text by its hash and rebuild the dedupe view (RELIABILITY rule 2)."""
+        """Record the policy text by its hash, rebuild the dedupe view (RELIABILITY rule 2)
+        and answer the queries a previous run committed but did not answer."""
         await self.store.put_policy(self.policy.version, self.policy.canonical_json())
         for delivery_id in await self.store.recent(self._clock() - DEDUPE_WINDOW_MS):
             self._remember(delivery_id)
+        await self.answer_pending()
 
     async def handle(self, inbound: Inbound) -> HandleResult:
         """Decide and commit one inbound; returns only once it is durable (or a duplicate)."""
@@ -147,11 +192,9 @@ class Runtime:
                     # Nothing decided (e.g. reps' chatter in a thread the bot does not run):
                     # nothing to store, so nothing of it is kept.
                     return HandleResult(status="ignored", version=state.version, decision=decision)
-                if self._answer_query is not None:
-                    for query in decision.queries:
-                        replies += await self._answer_query(query, self.store)
+                answers = self._pending_answers(inbound, decision, now)
                 try:
-                    commit = self._commit(inbound, state, decision, replies, now)
+                    commit = self._commit(inbound, state, decision, replies, now, answers)
                     result = await self.store.commit(commit)
                 except ConcurrencyError:
                     # Another replica (or a stale cache) advanced the stream: reload, redecide.
@@ -161,6 +204,8 @@ class Runtime:
                     continue
                 if result.status == "committed":
                     self._cache.put(decision.state)
+                    for answer in answers:
+                        self._answer_soon(answer)
                     return HandleResult(
                         status="committed", version=result.version, decision=decision
                     )
@@ -199,6 +244,7 @@ class Runtime:
         decision: Decision,
         replies: Sequence[Reply],
         now: int,
+        answers: Sequence[PendingAnswer] = (),
     ) -> Commit:
         items: list[OutboxItem] = []
         for index, reply in enumerate(replies):
@@ -227,7 +273,116 @@ class Runtime:
             events=decision.events,
             outbox=tuple(items),
             ticket_events=decision.ticket_events,
+            answers=tuple(answers),
         )
+
+    # -- queries, answered after the commit -----------------------------------------------
+
+    def _pending_answers(
+        self, inbound: Inbound, decision: Decision, now: int
+    ) -> list[PendingAnswer]:
+        """One record per query that has somewhere to go. The routes are decided now, by
+        the router that would have placed an inline answer: a query's reply is placed by
+        its audience, so a stand-in reply with that audience is routed."""
+        if self._answer_query is None:
+            return []
+        answers = []
+        for index, query in enumerate(decision.queries):
+            stand_in = Reply(audience=query.audience, text=f"{query.kind} answer")
+            routes = self._router.route(inbound, stand_in, decision.state)
+            if not routes:
+                continue
+            answers.append(
+                PendingAnswer(
+                    key=answer_key(inbound.delivery_id, index),
+                    conversation_id=inbound.conversation_id,
+                    delivery_id=inbound.delivery_id,
+                    payload={
+                        "query": query.model_dump(mode="json"),
+                        "requester": inbound.actor.id,
+                        "routes": [route.model_dump(mode="json") for route in routes],
+                    },
+                    created_at_ms=now,
+                )
+            )
+        return answers
+
+    def _answer_soon(self, answer: PendingAnswer) -> None:
+        if answer.key in self._answering:
+            return
+        task = asyncio.create_task(self._answer(answer), name=f"answer:{answer.key}")
+        self._answering[answer.key] = task
+        task.add_done_callback(lambda _: self._answering.pop(answer.key, None))
+
+    async def answer_pending(self) -> int:
+        """Answer every query recorded but not answered yet (left by a crash between a
+        commit and its answer, or by a failed read); returns how many this call answered.
+        A runtime without an answerer (the CLI's) leaves them to one that has one."""
+        if self._answer_query is None:
+            return 0
+        answered = 0
+        for answer in await self.store.pending_answers():
+            running = self._answering.get(answer.key)
+            answered += await (running if running is not None else self._answer(answer))
+        return answered
+
+    async def settled(self) -> None:
+        """Wait until every answer started so far is in the outbox (or has failed and is
+        left for `answer_pending`): the terminal chat prints the answer with its command."""
+        while self._answering:
+            await asyncio.gather(*self._answering.values(), return_exceptions=True)
+
+    async def _answer(self, answer: PendingAnswer) -> bool:
+        """Read, build the replies and enqueue them, removing the record in the same
+        transaction. Never raises: a failure leaves the record for the next try."""
+        answer_query = self._answer_query
+        if answer_query is None:  # recorded only by runtimes that answer
+            return False
+        try:
+            query = Query.model_validate(answer.payload["query"])
+            routes = [Route.model_validate(route) for route in answer.payload["routes"]]
+            requester = str(answer.payload["requester"])
+        except (KeyError, TypeError, ValidationError):
+            # Unreadable (written by another salesbot?): it can never be answered.
+            log.warning("dropping unreadable pending answer %s", answer.key)
+            with contextlib.suppress(StorageError):
+                await self.store.settle_answer(answer.key, [])
+            return False
+        try:
+            replies = await answer_query(query, self.store)
+            now = self._clock()
+            items = [
+                OutboxItem(
+                    key=answer_outbox_key(answer.key, index, route.channel),
+                    conversation_id=answer.conversation_id,
+                    channel=route.channel,
+                    payload={
+                        "reply": reply.model_dump(mode="json"),
+                        "target": route.target,
+                        "requester": requester,
+                    },
+                    created_at_ms=now,
+                    available_at_ms=now,
+                )
+                for index, reply in enumerate(replies)
+                for route in routes
+            ]
+            return await self.store.settle_answer(answer.key, items)
+        except StorageError as exc:  # e.g. the store closed at shutdown: not a bug
+            log.warning(
+                "the %s answer %s was not enqueued (%s); it stays pending for the next start",
+                query.kind,
+                answer.key,
+                exc,
+            )
+            return False
+        except Exception:
+            log.exception(
+                "the %s answer %s was not enqueued; it stays pending for the next start",
+                query.kind,
+                answer.key,
+            )
+            return False
 
     async def sweep_idle(self) -> int:
         """Ask the domain whether each open conversation is abandoned; returns how many

@@ -100,6 +100,8 @@ def platform_of(channel: str) -> str:
     return channel.split(":", 1)[0]
 
 
+ANSWERS_STOP_S = 5.0
+"""How long a stop waits for audit and metrics answers still being computed."""
 WORKER_STOP_S = 15.0
 """How long a stop waits for the outbox's sends under way (each bounded by the worker's
 10 s send timeout) before cutting them short; either way the leases are released."""
@@ -306,9 +308,17 @@ class Service:
         finish (up to `WORKER_STOP_S`), and every lease is released, so the next process
         delivers the pending replies at once instead of after the leases expire."""
         self.ready = False
-        self._stop.set()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        # Audits and metrics asked for just before the stop are written to the outbox first
+        # (bounded: one left over is answered at the next start), so this process sends them.
+        try:
+            await asyncio.wait_for(self.runtime.settled(), timeout=ANSWERS_STOP_S)
+        except TimeoutError:
+            log.warning(
+                "answers still being computed after %.0f s; left for the next start", ANSWERS_STOP_S
+            )
+        self._stop.set()
         if self._worker_task is not None:
             try:
                 await asyncio.wait_for(self._worker_task, timeout=WORKER_STOP_S)

@@ -8,6 +8,9 @@ Depends on `domain` types only.
 - `storage.memory.MemoryStore`: everything in process memory (tests, `salesbot chat --memory`).
 - `storage.sqlite.SqliteStore`: one SQLite file, one writer task with group commit;
   `storage.sqlite_schema` holds its schema migrations.
+- `storage.projections`: what `/metrics` and `/audit` read instead of the whole log (the
+  per-conversation fold and its sums), kept by both stores in the events' transaction;
+  `storage.sqlite_projections` holds their tables and SQL.
 
 Both stores pass the same contract tests (`tests/storage/`). Only the composition root
 names a concrete store.

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from domain import GENERATOR
 from domain.events import EventEnvelope
 from storage._rules import (
     ClaimTicket,
@@ -32,11 +33,15 @@ from storage.ports import (
     Commit,
     CommitResult,
     LeaseOwner,
+    MetricsProjection,
     OutboxItem,
     OutboxStats,
+    PendingAnswer,
+    RebuildSummary,
     StoredInbound,
     TicketRow,
 )
+from storage.projections import PROJECTION_SCHEMA_VERSION, Projection, differences
 
 _UNSENT = ("pending", "in_flight")
 
@@ -55,6 +60,8 @@ class MemoryStore:
         self._policies: dict[str, str] = {}
         self._state: dict[str, tuple[str, int]] = {}  # key -> (JSON text, updated_at_ms)
         self._owners: dict[str, LeaseOwner] = {}
+        self._projection = Projection()
+        self._answers: dict[str, PendingAnswer] = {}  # insertion order is commit order
         self._closed = False
 
     def _check_open(self) -> None:
@@ -70,6 +77,7 @@ class MemoryStore:
         if events:
             self._streams.setdefault(conversation_id, []).extend(events)
             self._log.extend(events)
+            self._projection.apply(conversation_id, events)
 
     async def append(
         self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
@@ -114,6 +122,10 @@ class MemoryStore:
             raise ConcurrencyError(conversation_id, commit.expected_version, actual)
         inbound = None if commit.inbound is None else json_copy(commit.inbound)
         outbox = [_copied(item) for item in commit.outbox]
+        answers = [
+            answer.model_copy(update={"payload": json_copy(answer.payload)})
+            for answer in commit.answers
+        ]
         changes = ticket_changes(commit)
         # Everything is validated: from here on nothing can fail half-way.
         self._append(conversation_id, commit.events)
@@ -133,6 +145,8 @@ class MemoryStore:
         self._enqueue(outbox)
         for change in changes:
             self._apply_ticket_change(change)
+        for answer in answers:
+            self._answers.setdefault(answer.key, answer)
         return CommitResult(status="committed", version=self._version(conversation_id))
 
     # -- deliveries and inbounds --------------------------------------------------------
@@ -335,7 +349,8 @@ class MemoryStore:
 
     async def pending_count(self) -> int:
         self._check_open()
-        return sum(1 for item in self._outbox.values() if item.status in _UNSENT)
+        unsent = sum(1 for item in self._outbox.values() if item.status in _UNSENT)
+        return unsent + len(self._answers)
 
     async def outbox_stats(self) -> list[OutboxStats]:
         self._check_open()
@@ -453,6 +468,48 @@ class MemoryStore:
         self._check_open()
         check_state_key(key)
         return self._state.pop(key, None) is not None
+
+    # -- projections --------------------------------------------------------------------
+
+    async def metrics_projection(self) -> MetricsProjection:
+        self._check_open()
+        return MetricsProjection(
+            counts=self._projection.count_table(),
+            qualification_ms=tuple(self._projection.qualification_times()),
+        )
+
+    async def quote_conversation(self, quote_id: str) -> str | None:
+        self._check_open()
+        return self._projection.quotes.get(quote_id)
+
+    async def rebuild_projections(self) -> RebuildSummary:
+        self._check_open()
+        rebuilt = Projection.of(self._log)
+        changed = differences(self._projection, rebuilt)
+        self._projection = rebuilt
+        return RebuildSummary(
+            events=len(self._log),
+            conversations=len(rebuilt.facts),
+            qualified=len(rebuilt.qualified()),
+            quotes=len(rebuilt.quotes),
+            changed=changed,
+            schema_version=PROJECTION_SCHEMA_VERSION,
+            generator=GENERATOR,
+        )
+
+    # -- deferred answers -----------------------------------------------------------------
+
+    async def pending_answers(self) -> list[PendingAnswer]:
+        self._check_open()
+        return list(self._answers.values())
+
+    async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
+        self._check_open()
+        copies = [_copied(item) for item in items]  # checked before anything changes
+        if self._answers.pop(key, None) is None:
+            return False
+        self._enqueue(copies)
+        return True
 
     # -- lifecycle ----------------------------------------------------------------------
 

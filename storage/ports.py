@@ -6,8 +6,9 @@ milliseconds chosen by the caller: the store never reads a clock, so tests and r
 control time completely.
 
 The central operation is `Store.commit`: everything one handled inbound produces (events,
-the delivery id, the raw inbound, outbox items, ticket changes) is written in one
-transaction, and only then may the runtime acknowledge the platform. Everything else is
+the delivery id, the raw inbound, outbox items, ticket changes, the projections' update and
+the queries still to answer) is written in one transaction, and only then may the runtime
+acknowledge the platform. Everything else is
 idempotent by a key, so a platform retry, a crash-restart or a replay is ordinary input.
 """
 
@@ -129,6 +130,25 @@ class StoredInbound(Frozen):
     inbound: dict[str, Any]
 
 
+PENDING_ANSWER_SCHEMA_VERSION = 1
+"""Version of a pending-answer record as a store keeps it (the payload is the runtime's)."""
+
+
+class PendingAnswer(Frozen):
+    """A query a commit asked for, to be answered after it (`DeferredAnswers`).
+
+    `key` is deterministic (from the delivery id and the query's index), so the same
+    delivery can only record the same pending answer. `payload` belongs to the runtime
+    (the query, who asked, where the answer goes); the store keeps it as JSON.
+    """
+
+    key: str
+    conversation_id: str
+    delivery_id: str
+    payload: dict[str, Any]
+    created_at_ms: int
+
+
 class Commit(Frozen):
     """Everything one handled inbound produces, written in one transaction.
 
@@ -148,6 +168,8 @@ class Commit(Frozen):
     events: tuple[EventEnvelope, ...] = ()
     outbox: tuple[OutboxItem, ...] = ()
     ticket_events: tuple[TicketEvent, ...] = ()
+    answers: tuple[PendingAnswer, ...] = ()
+    """Queries to answer after this commit (see `DeferredAnswers`); recorded with it."""
 
 
 class CommitResult(Frozen):
@@ -302,7 +324,8 @@ class Outbox(Protocol):
         ...
 
     async def pending_count(self) -> int:
-        """Items still to send (pending or in flight); 0 means the outbox is drained."""
+        """Items still to send (pending or in flight), plus answers still to compose
+        (`DeferredAnswers`); 0 means the outbox is drained."""
         ...
 
     async def outbox_stats(self) -> list[OutboxStats]:
@@ -395,6 +418,71 @@ class AdapterStateStore(Protocol):
         ...
 
 
+class MetricsProjection(Frozen):
+    """What `/metrics` reads: the counters the metrics add up from, and the qualification
+    times their percentiles need (`storage.projections` defines both)."""
+
+    counts: dict[str, dict[str, int]]
+    """kind → name → how many conversations (no zeros)."""
+    qualification_ms: tuple[int, ...]
+    """One time to qualify per qualified conversation, ascending."""
+
+
+class RebuildSummary(Frozen):
+    """What `rebuild_projections` did: `changed` counts the stored projection rows (one per
+    conversation, one per quote id) that differed from what the log says, 0 when the
+    projections were consistent."""
+
+    events: int
+    conversations: int
+    qualified: int
+    quotes: int
+    changed: int
+    schema_version: int
+    generator: str
+
+
+class ProjectionStore(Protocol):
+    """Projections of the event log, updated in the same transaction as the events they
+    fold (by `Store.commit` and `EventStore.append`), so reads never scan the log.
+
+    Every stored projection row carries the projection schema version and the generator
+    that wrote it.
+    """
+
+    async def metrics_projection(self) -> MetricsProjection:
+        """The metrics' counters and qualification times, as of one committed state."""
+        ...
+
+    async def quote_conversation(self, quote_id: str) -> str | None:
+        """The conversation that issued `quote_id` (the first, if several did); None when
+        no conversation did. An index look-up, not a scan."""
+        ...
+
+    async def rebuild_projections(self) -> RebuildSummary:
+        """Recompute every projection from the log and replace the stored ones. Idempotent:
+        a second rebuild changes nothing (`changed == 0`). Commits made meanwhile are
+        folded in, so the result agrees with the log as of its own transaction."""
+        ...
+
+
+class DeferredAnswers(Protocol):
+    """Queries answered after the commit that asked for them (an audit, the metrics), so
+    their reads never delay the platform's acknowledgement. The commit records a
+    `PendingAnswer`; the answer's outbox items are then enqueued and the record removed in
+    one transaction. A record still there after a crash is answered at the next start."""
+
+    async def pending_answers(self) -> list[PendingAnswer]:
+        """Recorded and not yet answered, oldest first."""
+        ...
+
+    async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
+        """Enqueue `items` (existing keys ignored) and remove the pending answer `key`, in
+        one transaction. False, and nothing written, when `key` is not pending (answered
+        already, e.g. by another process)."""
+        ...
+
+
 class Store(
     EventStore,
     DeliveryLog,
@@ -403,6 +491,8 @@ class Store(
     InboundLog,
     PolicyStore,
     AdapterStateStore,
+    ProjectionStore,
+    DeferredAnswers,
     Protocol,
 ):
     """Everything the runtime persists, with one atomic write for a handled inbound."""
@@ -414,8 +504,9 @@ class Store(
         stream not at `expected_version` raises `ConcurrencyError` and writes nothing;
         otherwise the events are appended, the delivery id recorded, the inbound stored at
         the conversation's next position, the outbox items enqueued (existing keys
-        ignored) and the ticket events applied. When this returns `committed`, all of it
-        is durable. Invalid events raise `ValueError` as for `append`.
+        ignored), the ticket events applied, the projections updated and the pending
+        answers recorded. When this returns `committed`, all of it is durable. Invalid
+        events raise `ValueError` as for `append`.
         """
         ...
 

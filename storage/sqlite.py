@@ -64,15 +64,30 @@ from storage.errors import (
 )
 from storage.ports import (
     LEASE_EXPIRED,
+    PENDING_ANSWER_SCHEMA_VERSION,
     STATE_SCHEMA_VERSION,
     ClaimOutcome,
     Commit,
     CommitResult,
     LeaseOwner,
+    MetricsProjection,
     OutboxItem,
     OutboxStats,
+    PendingAnswer,
+    RebuildSummary,
     StoredInbound,
     TicketRow,
+)
+from storage.projections import PROJECTION_SCHEMA_VERSION, differences
+from storage.sqlite_projections import (
+    METRICS_READ,
+    apply_events,
+    fold_snapshot,
+    log_position,
+    metrics_rows,
+    projected_events,
+    replace_all,
+    stored_projection,
 )
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate, user_version
 
@@ -355,6 +370,7 @@ class SqliteStore:
         event_rows = _event_rows(commit.events)
         inbound_json = None if commit.inbound is None else dumps(commit.inbound)
         outbox_rows = [_outbox_row(item) for item in commit.outbox]
+        answer_rows = [_answer_row(answer) for answer in commit.answers]
         changes = ticket_changes(commit)
 
         def run(conn: Conn) -> CommitResult:
@@ -391,6 +407,7 @@ class SqliteStore:
             _insert_outbox(conn, outbox_rows)
             for change in changes:
                 _apply_ticket_change(conn, change)
+            _insert_answers(conn, answer_rows)
             return CommitResult(status="committed", version=version)
 
         return await self._write(run)
@@ -590,7 +607,8 @@ class SqliteStore:
 
     async def pending_count(self) -> int:
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'in_flight')"
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'in_flight')) "
+            "+ (SELECT COUNT(*) FROM pending_answers)"
         )
         return int(rows[0][0])
 
@@ -710,6 +728,82 @@ class SqliteStore:
         def run(conn: Conn) -> bool:
             cursor = conn.execute("DELETE FROM adapter_state WHERE key = ?", (key,))
             return cursor.rowcount == 1
+
+        return await self._write(run)
+
+    # -- projections --------------------------------------------------------------------
+
+    async def metrics_projection(self) -> MetricsProjection:
+        rows = await self._fetch(METRICS_READ)
+        try:
+            counts, times = metrics_rows(rows)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
+        return MetricsProjection(counts=counts, qualification_ms=tuple(times))
+
+    async def quote_conversation(self, quote_id: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT conversation_id FROM quote_index WHERE quote_id = ?", (quote_id,)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def rebuild_projections(self) -> RebuildSummary:
+        if self._closing:
+            raise StorageError(f"The store {self.path} is closed.")
+        try:
+            projection, position = await asyncio.to_thread(
+                fold_snapshot, self.path, BUSY_TIMEOUT_MS
+            )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+        def run(conn: Conn) -> RebuildSummary:
+            # What was committed after the snapshot, folded under the write lock; then the
+            # rows are swapped (always: they then all carry this generator).
+            for envelope in projected_events(conn, after_position=position):
+                projection.apply(envelope.conversation_id, (envelope,))
+            _, events = log_position(conn)
+            changed = differences(stored_projection(conn), projection)
+            replace_all(conn, projection)
+            return RebuildSummary(
+                events=events,
+                conversations=len(projection.facts),
+                qualified=len(projection.qualified()),
+                quotes=len(projection.quotes),
+                changed=changed,
+                schema_version=PROJECTION_SCHEMA_VERSION,
+                generator=GENERATOR,
+            )
+
+        return await self._write(run)
+
+    # -- deferred answers -----------------------------------------------------------------
+
+    async def pending_answers(self) -> list[PendingAnswer]:
+        rows = await self._fetch(
+            "SELECT key, conversation_id, delivery_id, payload, created_at_ms "
+            "FROM pending_answers ORDER BY id"
+        )
+        return [
+            PendingAnswer(
+                key=key,
+                conversation_id=conversation_id,
+                delivery_id=delivery_id,
+                payload=json.loads(payload),
+                created_at_ms=created,
+            )
+            for key, conversation_id, delivery_id, payload, created in rows
+        ]
+
+    async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
+        rows = [_outbox_row(item) for item in items]
+
+        def run(conn: Conn) -> bool:
+            cursor = conn.execute("DELETE FROM pending_answers WHERE key = ?", (key,))
+            if cursor.rowcount != 1:
+                return False
+            _insert_outbox(conn, rows)
+            return True
 
         return await self._write(run)
 
@@ -928,6 +1022,7 @@ def _append_rows(
         "envelope) VALUES (?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+    apply_events(conn, conversation_id, events)  # the projections, in the same transaction
     return new_version
 
 
@@ -976,6 +1071,28 @@ def _outbox_item(row: Sequence[Any]) -> OutboxItem:
         sent_at_ms=sent_at,
         lease_owner=lease_owner,
     )
+
+
+def _answer_row(answer: PendingAnswer) -> tuple[object, ...]:
+    return (
+        answer.key,
+        answer.conversation_id,
+        answer.delivery_id,
+        dumps(answer.payload),
+        answer.created_at_ms,
+        PENDING_ANSWER_SCHEMA_VERSION,
+        GENERATOR,
+    )
+
+
+def _insert_answers(conn: Conn, rows: list[tuple[object, ...]]) -> None:
+    if rows:
+        conn.executemany(
+            "INSERT INTO pending_answers (key, conversation_id, delivery_id, payload, "
+            "created_at_ms, schema_version, generator) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            rows,
+        )
 
 
 def _insert_ticket(conn: Conn, row: TicketRow) -> bool:

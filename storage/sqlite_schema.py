@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from storage.errors import SchemaTooNewError
+from storage.sqlite_projections import create_and_fill
 
 APPLICATION_ID = 0x53424F54  # "SBOT"
 
@@ -173,7 +174,15 @@ _V_OUTBOX_OWNERS = _statements(
     "CREATE INDEX outbox_by_lease_owner ON outbox (lease_owner) WHERE status = 'in_flight'",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V_OUTBOX_OWNERS)
+_V_PROJECTIONS: Migration = create_and_fill
+"""The projections `/metrics` and `/audit` read instead of the whole log (per-conversation
+facts, the quote index) and the pending-answers table,
+each row with its schema version and generator (`storage.sqlite_projections`). The
+projections are filled from the events already stored, in this same transaction, so an
+upgraded store answers `/metrics` at once. On a large log this takes about as long as
+reading it once (the rows of the seven projected event types only)."""
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V_OUTBOX_OWNERS, _V_PROJECTIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

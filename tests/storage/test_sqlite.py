@@ -26,6 +26,9 @@ TABLES = {
     "tickets",
     "policies",
     "adapter_state",
+    "projection_streams",
+    "quote_index",
+    "pending_answers",
 }
 
 

@@ -1,0 +1,351 @@
+"""Projections: the metrics' inputs kept current with the log, so `/metrics` never scans it.
+
+`domain.analytics.compute_metrics` reads the whole event log: a small accumulator per
+conversation, then counts, intervals and percentiles over all of them. Its cost grows with
+the log (0.8 s at 33k events). Here the same accumulator is kept *stored*, one row per
+conversation (`StreamFacts`), with an index from quote id to the conversation that issued
+it (for `/audit <quote id>`). What the metrics add up from those rows:
+
+- counters: conversations started, engaged, engaged outcomes (won, lost, abandoned, open),
+  the funnel (`reached`, `current`, keyed by state) and what the funnel needs to place
+  conversations that never advanced (`first_from`, `never_advanced`) — each conversation's
+  share is `contribution(facts)`;
+- one qualification time per qualified conversation (percentiles need the values).
+
+Every store updates the facts in the same transaction as the events they fold
+(`Store.commit`, `EventStore.append`), so they cannot disagree with the log, not even after
+a crash. A commit changes one conversation's row (`fold_events`), so it costs the same at
+1k events as at 1M. `MemoryStore` also keeps the counters, moved by each conversation's
+change of contribution (`advance`, `Projection`); `SqliteStore` sums them from the rows in
+one read statement instead, which keeps its commit path short
+(`storage.sqlite_projections`).
+
+Reading is `metrics_from_projection`: the same interval and percentile functions as
+`compute_metrics`, fed from the counters. `tests/storage/test_projections.py` compares the
+two field by field after scripted conversations, after a rebuild and after an older store is
+migrated.
+
+Everything here is pure (no I/O, no clock) and could move to `domain/` (next to
+`domain.analytics`, whose definitions it mirrors); it lives in `storage/` for now because
+`domain/` is owned elsewhere. The fold relies on one thing the stores guarantee and
+`compute_metrics` does not need: a conversation's events arrive in `seq` order.
+
+Definitions that matter for equality with `compute_metrics` (see its module docstring):
+"first" qualification and the `from_state` of the first advance are the earliest by seq,
+the outcome and the current state the latest; only `ConversationStarted` streams count,
+however late in the stream it comes; the origin of a conversation that never advanced is
+decided at read time (the policy's `flow.start`, or the most common first state).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from domain.analytics import (
+    SMALL_SAMPLE,
+    Metrics,
+    jeffreys_interval,
+    percentiles,
+    wilson_interval,
+)
+from domain.events import (
+    ConversationAbandoned,
+    ConversationClosed,
+    ConversationStarted,
+    EventEnvelope,
+    FlowAdvanced,
+    LeadScored,
+    ProspectMessageReceived,
+    QuoteIssued,
+)
+
+PROJECTION_SCHEMA_VERSION = 1
+"""Version of the projection rows' format. A change to the fold or the row layout bumps it
+and adds a migration that rebuilds them (`salesbot projections rebuild` does the same)."""
+
+PROJECTED_TYPES: frozenset[str] = frozenset(
+    {
+        "conversation_started",
+        "prospect_message_received",
+        "lead_scored",
+        "flow_advanced",
+        "conversation_closed",
+        "conversation_abandoned",
+        "quote_issued",
+    }
+)
+"""Event types the projections read; a rebuild parses only these (the rest is most of
+the log: replies, narratives, objections)."""
+
+# Counter kinds. A counter is (kind, name) → how many conversations; names are "" for the
+# plain counts and a state or an outcome otherwise.
+CONVERSATIONS = "conversations"
+ENGAGED = "engaged"
+ENDING = "ending"  # names: won, lost, abandoned, open (engaged conversations only)
+REACHED = "reached"  # conversations that advanced, by every state they reached or left
+CURRENT = "current"  # conversations that advanced, by the state they are in now
+FIRST_FROM = "first_from"  # conversations that advanced, by the state they first left
+NEVER_ADVANCED = "never_advanced"  # started, no advance yet: placed at read time
+OPEN = "open"
+
+Ending = Literal["won", "lost", "abandoned"]
+K = TypeVar("K")
+V = TypeVar("V")
+CounterKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFacts:
+    """What one conversation contributes to the metrics (`domain.analytics._Stream`,
+    folded in seq order). `reached` is sorted so equal facts compare and store equal."""
+
+    started_at_ms: int | None = None
+    prospect_messages: int = 0
+    qualified_at_ms: int | None = None
+    ending: Ending | None = None
+    first_from_state: str | None = None
+    current_state: str | None = None
+    reached: tuple[str, ...] = ()
+
+    @property
+    def qualification_ms(self) -> int | None:
+        """Time to qualify, for a started conversation that qualified; else None."""
+        if self.started_at_ms is None or self.qualified_at_ms is None:
+            return None
+        return self.qualified_at_ms - self.started_at_ms
+
+
+NO_FACTS = StreamFacts()
+
+
+def fold_facts(facts: StreamFacts, envelope: EventEnvelope) -> StreamFacts:
+    """`facts` after one more event of the conversation (events come in seq order)."""
+    return fold_events(facts, (envelope,))[0]
+
+
+def fold_events(
+    facts: StreamFacts, events: Iterable[EventEnvelope]
+) -> tuple[StreamFacts, tuple[str, ...]]:
+    """The facts after `events` (one conversation's next events, in seq order), and the
+    quote ids they issue. Locals, not a `replace` per event: this runs inside the writer's
+    transaction for every commit."""
+    started, messages, qualified = (
+        facts.started_at_ms,
+        facts.prospect_messages,
+        facts.qualified_at_ms,
+    )
+    ending, first, current = facts.ending, facts.first_from_state, facts.current_state
+    reached, advanced = facts.reached, bool(facts.reached)
+    quotes: list[str] = []
+    for envelope in events:
+        event = envelope.event
+        if isinstance(event, ProspectMessageReceived):
+            messages += 1
+        elif isinstance(event, FlowAdvanced):
+            if not advanced:
+                first, advanced = event.from_state, True
+            current = event.to_state
+            if current not in reached:
+                reached = tuple(sorted((*reached, current)))
+        elif isinstance(event, LeadScored):
+            if qualified is None and event.qualified and event.subject == "conversation":
+                qualified = envelope.at_ms
+        elif isinstance(event, ConversationStarted):
+            started = envelope.at_ms
+        elif isinstance(event, ConversationClosed):
+            ending = event.outcome
+        elif isinstance(event, ConversationAbandoned):
+            ending = "abandoned"
+        elif isinstance(event, QuoteIssued):
+            quotes.append(event.quote.quote_id)
+    after = StreamFacts(started, messages, qualified, ending, first, current, reached)
+    return (facts if after == facts else after), tuple(quotes)
+
+
+def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
+    """The counters one conversation adds: nothing until it has started."""
+    if facts.started_at_ms is None:
+        return {}
+    counts = {(CONVERSATIONS, ""): 1}
+    if facts.prospect_messages > 0:
+        counts[ENGAGED, ""] = 1
+        counts[ENDING, facts.ending or OPEN] = 1
+    origin = facts.first_from_state
+    if not origin:
+        counts[NEVER_ADVANCED, ""] = 1
+        return counts
+    counts[FIRST_FROM, origin] = 1
+    counts[REACHED, origin] = 1
+    for state in facts.reached:
+        counts[REACHED, state] = 1
+    counts[CURRENT, facts.current_state or origin] = 1
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChange:
+    """What a batch of one conversation's events changes in the projections."""
+
+    before: StreamFacts
+    after: StreamFacts
+    counter_deltas: dict[CounterKey, int]
+    quotes: tuple[str, ...]
+    """Quote ids issued by these events, in order."""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChange:
+    """Fold a conversation's next events; the counters move by the contribution's change."""
+    after, quotes = fold_events(before, events)
+    deltas: dict[CounterKey, int] = {}
+    if after != before:
+        old, new = contribution(before), contribution(after)
+        for key in old.keys() | new.keys():
+            if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
+                deltas[key] = delta
+    return StreamChange(before, after, deltas, quotes)
+
+
+def is_projected(envelope: EventEnvelope) -> bool:
+    return envelope.event.type in PROJECTED_TYPES
+
+
+@dataclass(slots=True)
+class Projection:
+    """The whole projection in memory: `MemoryStore` keeps one, and a rebuild folds the
+    log into one before writing it out. `quotes` keeps the first conversation that issued
+    an id, as `domain.audit.find_quote_conversation` finds it in log order."""
+
+    facts: dict[str, StreamFacts] = field(default_factory=dict)
+    counts: Counter[CounterKey] = field(default_factory=Counter)
+    quotes: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, conversation_id: str, events: Sequence[EventEnvelope]) -> StreamChange:
+        change = advance(self.facts.get(conversation_id, NO_FACTS), events)
+        if change.changed:
+            self.facts[conversation_id] = change.after
+        for key, delta in change.counter_deltas.items():
+            self.counts[key] += delta
+            if self.counts[key] == 0:
+                del self.counts[key]
+        for quote_id in change.quotes:
+            self.quotes.setdefault(quote_id, conversation_id)
+        return change
+
+    @classmethod
+    def of(cls, events: Iterable[EventEnvelope]) -> Projection:
+        """Fold a log in append order (each conversation's events in seq order)."""
+        projection = cls()
+        for envelope in events:
+            if is_projected(envelope):
+                projection.apply(envelope.conversation_id, (envelope,))
+        return projection
+
+    def qualified(self) -> dict[str, int]:
+        """Time to qualify by conversation, for the qualified ones."""
+        return {cid: t for cid, f in self.facts.items() if (t := f.qualification_ms) is not None}
+
+    def qualification_times(self) -> list[int]:
+        """One time to qualify per qualified conversation, ascending."""
+        return sorted(self.qualified().values())
+
+    def count_table(self) -> dict[str, dict[str, int]]:
+        return count_table(self.counts.items())
+
+
+def count_table(rows: Iterable[tuple[CounterKey, int]]) -> dict[str, dict[str, int]]:
+    """Counters as kind → name → value, without zeros (a row may be kept at 0)."""
+    table: dict[str, dict[str, int]] = {}
+    for (kind, name), value in sorted(rows):
+        if value:
+            table.setdefault(kind, {})[name] = value
+    return table
+
+
+# -- reading: the metrics from the counters ------------------------------------------------
+
+_PLACES = 4  # as domain.analytics rounds its rates
+
+
+def _rate(k: int, n: int) -> float | None:
+    return round(k / n, _PLACES) if n else None
+
+
+def _small_sample_warning(engaged: int) -> str | None:
+    """`domain.analytics`' warning, word for word (the equality tests hold it to that)."""
+    if engaged >= SMALL_SAMPLE:
+        return None
+    if engaged == 0:
+        return "No engaged conversations yet, so there are no rates to report."
+    noun = "conversation" if engaged == 1 else "conversations"
+    return f"Only {engaged} engaged {noun}: treat the rates as rough (fewer than {SMALL_SAMPLE})."
+
+
+def metrics_from_projection(
+    counts: Mapping[str, Mapping[str, int]],
+    qualification_ms: Sequence[int],
+    *,
+    states: Sequence[str] = (),
+    start: str | None = None,
+) -> Metrics:
+    """The `Metrics` that `compute_metrics` would give for the log these counters fold,
+    with `states` and `start` meaning what they mean there."""
+
+    def count(kind: str, name: str = "") -> int:
+        return counts.get(kind, {}).get(name, 0)
+
+    engaged = count(ENGAGED)
+    won = count(ENDING, "won")
+    abandoned = count(ENDING, "abandoned")
+    funnel, current = _funnel(counts, states, start)
+    return Metrics(
+        conversations=count(CONVERSATIONS),
+        engaged=engaged,
+        won=won,
+        lost=count(ENDING, "lost"),
+        abandoned=abandoned,
+        open=count(ENDING, OPEN),
+        conversion_rate=_rate(won, engaged),
+        wilson_95=wilson_interval(won, engaged),
+        jeffreys_95=jeffreys_interval(won, engaged),
+        time_to_qualify=percentiles(qualification_ms),
+        abandonment_rate=_rate(abandoned, engaged),
+        funnel=funnel,
+        current=current,
+        small_sample_warning=_small_sample_warning(engaged),
+    )
+
+
+def _funnel(
+    counts: Mapping[str, Mapping[str, int]], states: Sequence[str], start: str | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    if start is None:
+        firsts = {name: n for name, n in counts.get(FIRST_FROM, {}).items() if n > 0}
+        # The most common first state, ties broken by name (as domain.analytics does).
+        seen = min(firsts, key=lambda name: (-firsts[name], name)) if firsts else None
+        start = seen or (states[0] if states else "start")
+    reached: Counter[str] = Counter({k: v for k, v in counts.get(REACHED, {}).items() if v > 0})
+    now: Counter[str] = Counter({k: v for k, v in counts.get(CURRENT, {}).items() if v > 0})
+    unplaced = counts.get(NEVER_ADVANCED, {}).get("", 0)
+    if unplaced > 0:
+        reached[start] += unplaced
+        now[start] += unplaced
+    extra = sorted(set(reached) - set(states), key=lambda name: (-reached[name], name))
+    order = [*dict.fromkeys(states), *extra]
+    return {name: reached[name] for name in order}, {name: now[name] for name in order}
+
+
+def differences(old: Projection, new: Projection) -> int:
+    """How many stored rows differ between two projections: conversations' facts and quote
+    index entries (counters and qualification times are functions of the facts)."""
+    return _differing(old.facts, new.facts) + _differing(old.quotes, new.quotes)
+
+
+def _differing(a: Mapping[K, V], b: Mapping[K, V]) -> int:
+    return sum(1 for key in a.keys() | b.keys() if a.get(key) != b.get(key))
