@@ -188,12 +188,22 @@ class SlackInstallation:
     async def run(self, stop: asyncio.Event) -> None:
         """Check at once, then every `check_every_ms` while paused, until `stop` is set."""
         while not stop.is_set():
-            if self._last_check_ms is None or (
-                self._team in self._pauses and self._due(self._check_every_ms)
-            ):
-                self._kick()
+            self.tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.tick_s)
+
+    def tick(self) -> None:
+        """One turn of `run`: start a check if none was made yet, or if paused and due by
+        the injected clock."""
+        if self._last_check_ms is None or (
+            self._team in self._pauses and self._due(self._check_every_ms)
+        ):
+            self._kick()
+
+    async def checked(self) -> None:
+        """Wait for the check under way, if any: what it decided is then in effect."""
+        if self._checking is not None:
+            await self._checking
 
     async def close(self) -> None:
         if self._checking is not None and not self._checking.done():

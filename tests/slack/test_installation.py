@@ -232,24 +232,27 @@ async def test_while_paused_the_token_is_checked_when_due_and_when_the_workspace
     await slack.uninstalled(TEAM)
     slack.heard_from(TEAM)  # just checked: not yet
     assert slack.held_because() == "app_uninstalled"
-    await asyncio.sleep(0)
+    await slack.checked()
     assert client.calls == 1
 
     clock.ms += RECHECK_MS
     slack.heard_from("T0OTHER")  # another workspace: not ours to check
     slack.heard_from(TEAM)
-    await asyncio.wait_for(_until(lambda: client.calls == 2), 5)
+    await slack.checked()
+    assert client.calls == 2
     slack.heard_from(TEAM)  # checked again just now: not again
-    await asyncio.sleep(0.01)
+    await slack.checked()
     assert client.calls == 2
     assert slack.status == "paused: app_uninstalled"
 
     clock.ms += CHECK_EVERY_MS
     assert slack.held_because() == "app_uninstalled"  # the sender's question starts a check
-    await asyncio.wait_for(_until(lambda: client.calls == 3), 5)
+    await slack.checked()
+    assert client.calls == 3
     clock.ms += CHECK_EVERY_MS
     slack.held_because()
-    await asyncio.wait_for(_until(lambda: slack.status == "ok"), 5)
+    await slack.checked()
+    assert slack.status == "ok"
     assert client.calls == 4
     await slack.close()
 
@@ -260,28 +263,43 @@ async def test_the_loop_checks_at_start_and_every_interval_while_paused(
     clock = Clock()
     client = AuthTest(OK, slack_error("token_revoked"))
     slack = installation(store, client, clock)
-    slack.tick_s = 0.001
-    stop = asyncio.Event()
     await slack.start()
-    loop = asyncio.create_task(slack.run(stop))
-    try:
-        await asyncio.wait_for(_until(lambda: client.calls == 1), 5)
-        await slack.uninstalled(TEAM)
-        await asyncio.sleep(0.02)
-        assert client.calls == 1  # nothing due yet by the injected clock
-        clock.ms += CHECK_EVERY_MS
-        await asyncio.wait_for(_until(lambda: client.calls == 2), 5)
-        clock.ms += CHECK_EVERY_MS
-        await asyncio.wait_for(_until(lambda: slack.status == "ok"), 5)
-        clock.ms += CHECK_EVERY_MS
-        await asyncio.sleep(0.02)
-        assert client.calls == 3  # not paused: no more checks
-    finally:
-        stop.set()
-        await loop
-        await slack.close()
+    slack.tick()  # the first turn checks at once
+    await slack.checked()
+    assert client.calls == 1
+    await slack.uninstalled(TEAM)
+    slack.tick()
+    await slack.checked()
+    assert client.calls == 1  # nothing due yet by the injected clock
+    clock.ms += CHECK_EVERY_MS
+    slack.tick()
+    await slack.checked()
+    assert client.calls == 2
+    assert slack.status == "paused: app_uninstalled"  # still refused
+    clock.ms += CHECK_EVERY_MS
+    slack.tick()
+    await slack.checked()
+    assert slack.status == "ok"
+    clock.ms += CHECK_EVERY_MS
+    slack.tick()
+    await slack.checked()
+    assert client.calls == 3  # not paused: no more checks
+    await slack.close()
 
 
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.001)
+async def test_the_running_loop_checks_the_token_at_once_and_stops_when_told(
+    store: MemoryStore,
+) -> None:
+    stop = asyncio.Event()
+
+    class StopsWhenAsked(AuthTest):
+        async def auth_test(self) -> dict[str, Any]:
+            stop.set()  # the loop's first turn asked: end it after this check
+            return await super().auth_test()
+
+    client = StopsWhenAsked(slack_error("token_revoked"))
+    slack = installation(store, client, Clock())
+    await asyncio.wait_for(slack.run(stop), 5)  # returns once stopped
+    await slack.checked()
+    assert client.calls == 1
+    assert slack.status == "paused: auth.test answered token_revoked"
