@@ -20,12 +20,15 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from itertools import count
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -47,12 +50,21 @@ from tests.e2e.test_slack import (
     SECRET,
     SHARED,
     TEAM,
-    Slack,
     bot_messages,
 )
 from tests.fakes.slack_api import FakeSlackApi
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass
+class Slack:
+    """The served bot, its fake Slack and its store (this module posts its own bodies)."""
+
+    api: FakeSlackApi
+    client: TestClient[web.Request, web.Application]
+    store: SqliteStore
+
 
 FUZZ = settings(
     max_examples=40,
@@ -85,13 +97,9 @@ async def slack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Slack
         store = await SqliteStore.open(tmp_path_factory.mktemp("fuzz") / "fuzz.db")
         try:
             async with serving(api, settings, store) as client:
-                yield Slack(api=api, client=client, events=_no_event_poster, store=store)
+                yield Slack(api=api, client=client, store=store)
         finally:
             await store.close()
-
-
-async def _no_event_poster(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("this module posts its own bodies")
 
 
 def signed(body: bytes) -> dict[str, str]:
