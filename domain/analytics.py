@@ -165,21 +165,49 @@ def compute_metrics(
         if s.qualified_at_ms is not None and s.started_at_ms is not None
     ]
     funnel, current = _funnel(conversations, states, start)
-    return Metrics(
+    return metrics_from_counts(
         conversations=len(conversations),
         engaged=n,
         won=won,
         lost=endings["lost"],
         abandoned=abandoned,
-        open=endings[None],
-        conversion_rate=_rate(won, n),
-        wilson_95=wilson_interval(won, n),
-        jeffreys_95=jeffreys_interval(won, n),
-        time_to_qualify=percentiles(durations),
-        abandonment_rate=_rate(abandoned, n),
+        still_open=endings[None],
+        qualification_ms=durations,
         funnel=funnel,
         current=current,
-        small_sample_warning=_small_sample_warning(n),
+    )
+
+
+def metrics_from_counts(
+    *,
+    conversations: int,
+    engaged: int,
+    won: int,
+    lost: int,
+    abandoned: int,
+    still_open: int,
+    qualification_ms: Sequence[int],
+    funnel: dict[str, int],
+    current: dict[str, int],
+) -> Metrics:
+    """The metrics of counts already taken: the rates, intervals, percentiles and warning
+    are worked out here only, whether the counts come from folding the log or from the
+    store's projections of it."""
+    return Metrics(
+        conversations=conversations,
+        engaged=engaged,
+        won=won,
+        lost=lost,
+        abandoned=abandoned,
+        open=still_open,
+        conversion_rate=_rate(won, engaged),
+        wilson_95=wilson_interval(won, engaged),
+        jeffreys_95=jeffreys_interval(won, engaged),
+        time_to_qualify=percentiles(qualification_ms),
+        abandonment_rate=_rate(abandoned, engaged),
+        funnel=funnel,
+        current=current,
+        small_sample_warning=_small_sample_warning(engaged),
     )
 
 

@@ -44,13 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from domain.analytics import (
-    SMALL_SAMPLE,
-    Metrics,
-    jeffreys_interval,
-    percentiles,
-    wilson_interval,
-)
+from domain.analytics import Metrics, metrics_from_counts
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
@@ -270,22 +264,6 @@ def count_table(rows: Iterable[tuple[CounterKey, int]]) -> dict[str, dict[str, i
 
 # -- reading: the metrics from the counters ------------------------------------------------
 
-_PLACES = 4  # as domain.analytics rounds its rates
-
-
-def _rate(k: int, n: int) -> float | None:
-    return round(k / n, _PLACES) if n else None
-
-
-def _small_sample_warning(engaged: int) -> str | None:
-    """`domain.analytics`' warning, word for word (the equality tests hold it to that)."""
-    if engaged >= SMALL_SAMPLE:
-        return None
-    if engaged == 0:
-        return "No engaged conversations yet, so there are no rates to report."
-    noun = "conversation" if engaged == 1 else "conversations"
-    return f"Only {engaged} engaged {noun}: treat the rates as rough (fewer than {SMALL_SAMPLE})."
-
 
 def metrics_from_projection(
     counts: Mapping[str, Mapping[str, int]],
@@ -300,25 +278,17 @@ def metrics_from_projection(
     def count(kind: str, name: str = "") -> int:
         return counts.get(kind, {}).get(name, 0)
 
-    engaged = count(ENGAGED)
-    won = count(ENDING, "won")
-    abandoned = count(ENDING, "abandoned")
     funnel, current = _funnel(counts, states, start)
-    return Metrics(
+    return metrics_from_counts(
         conversations=count(CONVERSATIONS),
-        engaged=engaged,
-        won=won,
+        engaged=count(ENGAGED),
+        won=count(ENDING, "won"),
         lost=count(ENDING, "lost"),
-        abandoned=abandoned,
-        open=count(ENDING, OPEN),
-        conversion_rate=_rate(won, engaged),
-        wilson_95=wilson_interval(won, engaged),
-        jeffreys_95=jeffreys_interval(won, engaged),
-        time_to_qualify=percentiles(qualification_ms),
-        abandonment_rate=_rate(abandoned, engaged),
+        abandoned=count(ENDING, "abandoned"),
+        still_open=count(ENDING, OPEN),
+        qualification_ms=qualification_ms,
         funnel=funnel,
         current=current,
-        small_sample_warning=_small_sample_warning(engaged),
     )
 
 
