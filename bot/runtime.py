@@ -250,17 +250,13 @@ class Runtime:
         for index, reply in enumerate(replies):
             for route in self._router.route(inbound, reply, decision.state):
                 items.append(
-                    OutboxItem(
-                        key=outbox_key(inbound.delivery_id, index, route.channel),
-                        conversation_id=inbound.conversation_id,
-                        channel=route.channel,
-                        payload={
-                            "reply": reply.model_dump(mode="json"),
-                            "target": route.target,
-                            "requester": inbound.actor.id,
-                        },
-                        created_at_ms=now,
-                        available_at_ms=now,
+                    _outbox_item(
+                        outbox_key(inbound.delivery_id, index, route.channel),
+                        inbound.conversation_id,
+                        reply,
+                        route,
+                        inbound.actor.id,
+                        now,
                     )
                 )
         return Commit(
@@ -352,17 +348,13 @@ class Runtime:
             replies = await answer_query(query, self.store)
             now = self._clock()
             items = [
-                OutboxItem(
-                    key=answer_outbox_key(answer.key, index, route.channel),
-                    conversation_id=answer.conversation_id,
-                    channel=route.channel,
-                    payload={
-                        "reply": reply.model_dump(mode="json"),
-                        "target": route.target,
-                        "requester": requester,
-                    },
-                    created_at_ms=now,
-                    available_at_ms=now,
+                _outbox_item(
+                    answer_outbox_key(answer.key, index, route.channel),
+                    answer.conversation_id,
+                    reply,
+                    route,
+                    requester,
+                    now,
                 )
                 for index, reply in enumerate(replies)
                 for route in routes
@@ -432,3 +424,21 @@ class Runtime:
         self._recent[delivery_id] = None
         while len(self._recent) > self._recent_capacity:
             self._recent.popitem(last=False)
+
+
+def _outbox_item(
+    key: str, conversation_id: str, reply: Reply, route: Route, requester: str, now: int
+) -> OutboxItem:
+    """One reply for one route, as the outbox keeps it: due at once."""
+    return OutboxItem(
+        key=key,
+        conversation_id=conversation_id,
+        channel=route.channel,
+        payload={
+            "reply": reply.model_dump(mode="json"),
+            "target": route.target,
+            "requester": requester,
+        },
+        created_at_ms=now,
+        available_at_ms=now,
+    )

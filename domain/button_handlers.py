@@ -249,14 +249,7 @@ def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:
             )
         )
     else:
-        rec.reply(
-            Reply(
-                audience="conversation",
-                text=status,
-                card=settled_quote_card(record.quote, catalog, status),
-                replaces=target,
-            )
-        )
+        _settle_in_conversation(rec, record, status)
     if opened is not None:
         for_manager = rec.policy.safeguards.four_eyes and actor.sole_approver
         rec.reply(
@@ -329,14 +322,7 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
             )
         )
     if not safe_view:
-        rec.reply(
-            Reply(
-                audience="conversation",
-                text=status,
-                card=settled_quote_card(record.quote, catalog, status),
-                replaces=target,
-            )
-        )
+        _settle_in_conversation(rec, record, status)
     if approve:
         rec.say(
             "quote_ready",
@@ -477,6 +463,13 @@ def _open_quote_form(rec: Recorder, actor: Actor, target: str) -> None:
     from domain.quote_args import QUOTE_USAGE
 
     rec.tell(actor, f"Type: {QUOTE_USAGE}")
+
+
+def _settle_in_conversation(rec: Recorder, record: QuoteRecord, status: str) -> None:
+    """The quote's card in the conversation, updated in place with who acted (policies
+    from before the prospect's view, where the pending quote was shown there)."""
+    card = settled_quote_card(record.quote, rec.policy.catalog, status)
+    rec.reply(Reply(audience="conversation", text=status, card=card, replaces=card.ref))
 
 
 def _conversation_view(rec: Recorder) -> CardView:
