@@ -47,9 +47,10 @@ async def serving(
         yield client
 
 
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    """Poll for an asynchronous effect (the outbox sends after the ack) with a time limit."""
-    deadline = time.monotonic() + 10
+async def eventually(check: Callable[[], bool], what: str, *, limit_s: float = 10) -> None:
+    """Poll for an asynchronous effect (the outbox sends after the ack) with a time limit:
+    a safety net against a hang, not a timing assertion."""
+    deadline = time.monotonic() + limit_s
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

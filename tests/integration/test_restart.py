@@ -8,25 +8,20 @@ state and what reached Slack are asserted.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
+from tests.e2e.harness import eventually
 from tests.fakes.slack_api import FakeSlackApi
 from tests.integration.served import BOT, TEAM, Served, bot_keys, outbox_rows, owners
 
 
 async def _eventually(check: Callable[[], bool], what: str) -> None:
-    """A safety net against a hang, not a timing assertion."""
-    deadline = time.monotonic() + 30
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+    """`eventually` with room for interpreter start-ups on a loaded machine."""
+    await eventually(check, what, limit_s=30)
 
 
 async def test_restarts_release_or_take_over_every_lease_and_post_each_reply_once(
