@@ -516,10 +516,12 @@ class OutboxWorker:
     async def _hold(self, item: OutboxItem, reason: str, retry_after_ms: int | None) -> bool:
         """The sender did not try (its destination is paused): give the item back for later
         without counting an attempt, so however long the pause, nothing is dead-lettered.
-        Not settled: the worker idles instead of spinning on held items."""
+        No longer ours once given back; not counted as settled, so the worker idles instead
+        of spinning on held items."""
         delay_ms = max(0, retry_after_ms if retry_after_ms is not None else self._base_backoff_ms)
         log.debug("outbox item %s on %s held (%s)", item.key, item.channel, reason)
         await self._outbox.release([item.key], self._clock() + delay_ms, owner=self.owner)
+        self._settled(item)
         return False
 
     def _backoff_ms(self, attempts: int) -> int:
