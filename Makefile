@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run chat demo test browser lint typecheck unit bench clean
+.PHONY: run chat demo test browser lint typecheck unit bench clean model eval
 
 # (Re)install when the venv is missing or the declared dependencies changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -61,3 +61,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
+
+# Retrain the reader on data/understanding/train (same inputs, same file), then put the
+# printed SHA-256 into domain/policies/default.toml's [understanding] table.
+model: $(STAMP)
+	$(BIN)/salesbot train --data data/understanding/train --out domain/policies/models/default-reader.json --verbose
+
+# The held-out figures of docs/understanding.md: the frozen test split, then the conversations.
+eval: $(STAMP)
+	$(BIN)/salesbot eval --data data/understanding/test
+	$(BIN)/salesbot eval --data data/understanding/conversations.jsonl

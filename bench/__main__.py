@@ -18,6 +18,7 @@ from bench import endpoints as endpoints_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
 from bench import runtime as runtime_bench
+from bench import understanding as understanding_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
 from domain.inbound import (
@@ -130,6 +131,7 @@ def main() -> int:
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     results["state_bytes_per_conversation"] = grown / len(states)
 
+    results.update(understanding_bench.measure())
     results.update(asyncio.run(runtime_bench.measure()))
     results.update(asyncio.run(endpoints_bench.measure()))
     results.update(asyncio.run(outbox_bench.measure()))
@@ -140,6 +142,8 @@ def main() -> int:
         / results["score_default_per_s"],
         "decide_cost_in_scores": results["score_default_per_s"] / results["decide_per_s"],
         "share_of_3s_ack_budget_per_decision": (1 / results["decide_per_s"]) / 3.0,
+        "reader_vs_seed_lexicons_cost": results["understand_seed_lexicons_msgs_per_s"]
+        / results["understand_reader_msgs_per_s"],
         "safeguards_cost_per_decide": results["decide_without_safeguards_per_s"]
         / results["decide_per_s"],
     }

@@ -13,11 +13,12 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bot import cli_ops
+from bot import cli_ops, cli_understand
 from bot.clock import parse_iso_ms, system_now_ms
 from bot.logs import configure_logging
 from bot.policy_loader import load_policy
@@ -31,6 +32,7 @@ from domain.policy_check import check_policy
 from domain.presenters import number, score_lines
 from domain.quotes import QuoteRequest, compute_quote
 from domain.scoring import score_lead
+from domain.understanding.scores import score_text
 from storage.errors import StorageError
 
 EXIT_OK = 0
@@ -75,7 +77,11 @@ def _now_ms(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     text = " ".join(args.text)
-    score = score_lead(text, policy.scoring)
+    if policy.understanding is not None:
+        today = datetime.fromtimestamp(system_now_ms() / 1000, tz=UTC).date()
+        score = score_text(policy.understanding.reader, text, today=today)
+    else:
+        score = score_lead(text, policy.scoring)
     if args.json:
         _emit_json(
             {
@@ -301,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="salesbot-teams.zip", help="where to write the zip")
     p.set_defaults(handler=cmd_teams_package, policy=None, policy_flag_means_candidate=True)
 
+    cli_understand.add_commands(sub, common, _Parser)
+
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     p.set_defaults(handler=cmd_flow)
@@ -329,7 +337,10 @@ def main(
             args.input = stdin if stdin is not None else sys.stdin
         if args.policy is None and not getattr(args, "policy_flag_means_candidate", False):
             args.policy = load_settings().salesbot_policy
-        return handler(args, out)
+        if err is sys.stderr:
+            return handler(args, out)
+        with contextlib.redirect_stderr(err):
+            return handler(args, out)
     except (DomainError, UsageError, SettingsError, StorageError, cli_ops.StartupError) as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")

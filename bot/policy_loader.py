@@ -7,12 +7,19 @@ against the extending file) and cycles are refused.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from domain.errors import PolicyError
 from domain.policy import Document, Policy, build_policy, merge_documents, parse_document
 from domain.policy_check import check_policy
+from domain.understanding.model import ReaderModel
 
 DEFAULT_POLICY = "default"
 
@@ -52,12 +59,58 @@ def _read(ref: str, relative_to: Path | None) -> tuple[str, str, Path | None]:
     return text, str(path), path.parent
 
 
+@functools.lru_cache(maxsize=16)
+def _reader(raw: bytes, source: str) -> ReaderModel:
+    """A model file's content, validated once per distinct content (models are large and
+    policies are loaded often; a `ReaderModel` is immutable, so sharing it is safe)."""
+    try:
+        document = json.loads(raw.decode("utf-8"))
+        return ReaderModel.model_validate(document)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"{source}: the model file is not JSON: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise PolicyError(
+            f"{source}: the model file does not validate ({exc.error_count()} errors; "
+            f"first: {where}: {first['msg']})"
+        ) from None
+
+
+def _attach_reader(document: Document, source: str, directory: Path | None) -> None:
+    """Read the model file an `[understanding]` table names and check its SHA-256."""
+    table = document.get("understanding")
+    if not isinstance(table, dict) or "reader" in table:
+        return
+    model = table.get("model")
+    expected = table.get("sha256")
+    if not isinstance(model, str) or not isinstance(expected, str):
+        raise PolicyError(f"{source}: understanding: needs model (a path) and sha256")
+    location: Traversable | Path
+    if directory is None:
+        location = resources.files("domain.policies").joinpath(model)
+    else:
+        location = directory / model
+    try:
+        raw = location.read_bytes()
+    except (OSError, FileNotFoundError) as exc:
+        raise PolicyError(f"{source}: understanding.model: cannot read {model}: {exc}") from None
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise PolicyError(
+            f"{source}: understanding.sha256: {model} has SHA-256 {actual}, the policy says "
+            f"{expected}; retrain or update the hash"
+        )
+    table["reader"] = _reader(raw, f"{source}: {model}")
+
+
 def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) -> Document:
     text, source, directory = _read(ref, relative_to)
     if source in seen:
         chain = " -> ".join((*seen, source))
         raise PolicyError(f"{source}: extends cycle: {chain}")
     document = parse_document(text, source)
+    _attach_reader(document, source, directory)
     base_ref = document.get("extends")
     if base_ref is None:
         return document

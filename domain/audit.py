@@ -32,6 +32,7 @@ from domain.events import (
     FlowAdvanced,
     HandedBack,
     LeadScored,
+    MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
     ProspectMessageReceived,
@@ -278,6 +279,8 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _explain_score(event)
         case NarrativeAssessed():
             return _explain_narrative(event.audit)
+        case MessageRead():
+            return _explain_reading(event)
         case ObjectionClassified():
             return _explain_objection(event.result)
         case FlowAdvanced():
@@ -397,6 +400,39 @@ def _explain_score(event: LeadScored) -> tuple[str, tuple[str, ...]]:
     else:
         lines.append(f"{total} → {score.band} (pasted text; the lead is unchanged)")
         summary = f"Pasted text scored {number(score.score)} → {score.band} (lead unchanged)"
+    return summary, tuple(lines)
+
+
+def _explain_reading(event: MessageRead) -> tuple[str, tuple[str, ...]]:
+    """The reader's verdict, then for each head that fired: its w × x, sum and threshold."""
+    said = [f"language {event.language}, band {event.band} (score {number(event.score)})"]
+    signals = [name for name, on in event.signals.items() if on]
+    said.append("signals: " + (", ".join(signals) or "none"))
+    if event.retracted:
+        said.append("taken back: " + ", ".join(event.retracted))
+    said.append(f"objection: {event.objection or 'none'}")
+    if event.needs_human:
+        said.append("needs a human: " + ", ".join(event.reasons))
+    if event.intents:
+        said.append("intents: " + ", ".join(event.intents))
+    lines = list(said)
+    for explanation in event.explanations:
+        lines.append(f"{explanation.head}:")
+        for feature, weight, value, contribution in explanation.terms:
+            evidence = event.evidence.get(feature)
+            note = f" (matched: {_quoted(evidence)})" if evidence else ""
+            lines.append(f"  {feature}: {number(weight)} × {value} = {number(contribution)}{note}")
+        if explanation.bias:
+            lines.append(f"  bias: {number(explanation.bias)}")
+        relation = "≥" if explanation.total >= explanation.threshold else "<"
+        lines.append(
+            f"  sum = {number(explanation.total)} {relation} threshold {number(explanation.threshold)}"
+        )
+    summary = (
+        f"Message read: {event.band}"
+        + (f", {event.objection} objection" if event.objection else "")
+        + (", needs a human (" + ", ".join(event.reasons) + ")" if event.needs_human else "")
+    )
     return summary, tuple(lines)
 
 

@@ -6,6 +6,8 @@ of sensitive commands are recorded, because who tried to see what is part of the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from domain.cards import Reply
 from domain.commands import CommandSpec, help_lines
 from domain.conversation import persona_values, start_if_new
@@ -19,6 +21,7 @@ from domain.presenters import approval_status, help_card, quote_card, score_card
 from domain.quote_args import parse_quote_args
 from domain.quotes import Quote, compute_quote
 from domain.scoring import score_lead
+from domain.understanding.scores import score_text
 
 
 def on_command(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
@@ -87,7 +90,12 @@ def _lead(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     if not args.strip():
         rec.tell(actor, f"Usage: {spec.usage}")
         return
-    score = score_lead(args, rec.policy.scoring)
+    understanding = rec.policy.understanding
+    if understanding is not None:
+        today = datetime.fromtimestamp(rec.now_ms / 1000, tz=UTC).date()
+        score = score_text(understanding.reader, args, today=today)
+    else:
+        score = score_lead(args, rec.policy.scoring)
     qualified = score.band in rec.policy.conversation.qualified_bands
     rec.record(LeadScored(subject="pasted_text", score=score, qualified=qualified))
     rec.tell(actor, f"Score {score.score} ({score.band})", card=score_card(score, args))

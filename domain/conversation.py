@@ -8,7 +8,10 @@ bot must not decide alone moves the flow to `handoff` and opens an idempotent ti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from domain.cards import Reply
 from domain.decision import Recorder
@@ -16,7 +19,9 @@ from domain.events import (
     ConversationAbandoned,
     ConversationStarted,
     FloodLimited,
+    HeadExplanation,
     LeadScored,
+    MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
     Origin,
@@ -24,11 +29,25 @@ from domain.events import (
 )
 from domain.flow import GuardContext
 from domain.inbound import Actor, LeadDetails
+from domain.model import Frozen
 from domain.narrative import assess_narrative
-from domain.objections import ObjectionResult, classify_objection
+from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
 from domain.scoring import score_lead
+from domain.understanding.model import ReaderModel, from_micro
+from domain.understanding.reading import (
+    Reading,
+    aggregate,
+    explain,
+    read,
+    read_conversation,
+    retracted,
+)
+from domain.understanding.scores import reader_score
+
+ASKED_SIGNALS = ("budget", "timeline", "authority")
+"""What the bot asks about, in this order, while the trained reader has not heard it."""
 
 MESSAGE_SEPARATOR = "\n.\n"
 """Joins a conversation's messages for scoring; the full stop ends negation windows so
@@ -99,20 +118,21 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return  # a human holds the conversation: record, stay silent
     if _flooded(rec, actor):
         return
-    objection = _analyse(rec, text)
+    analysis = _analyse(rec, text)
     guards = GuardContext(
-        sensitive=objection.escalation_reason == "sensitive_terms",
-        low_confidence=objection.escalation_reason == "low_confidence",
-        objection=objection.objection is not None,
+        sensitive=analysis.sensitive,
+        low_confidence=analysis.low_confidence,
+        objection=analysis.objection is not None,
         qualified=rec.state.qualified,
         turn_limit_reached=rec.state.bot_turns >= rec.policy.conversation.max_bot_turns,
     )
     taken = rec.advance("prospect_message", guards)
     if rec.state.flow_state == flow.handoff:
         guard = taken.guard if taken is not None else None
-        escalate(rec, actor, GUARD_TO_REASON.get(guard or "", "requested"))
+        reason = analysis.reason if guard == "is_sensitive" and analysis.reason else None
+        escalate(rec, actor, reason or GUARD_TO_REASON.get(guard or "", "requested"))
         return
-    action = choose_action(rec.policy.active_persona, rec.state.flow_state, objection.confidence)
+    action = choose_action(rec.policy.active_persona, rec.state.flow_state, analysis.confidence)
     if action == ESCALATE and rec.advance("escalation_requested", guards):
         escalate(rec, actor, "low_confidence")
         return
@@ -174,24 +194,128 @@ def on_idle_check(rec: Recorder) -> None:
         rec.record(ConversationAbandoned(idle_ms=idle))
 
 
-def _analyse(rec: Recorder, text: str) -> ObjectionResult:
+class Analysis(Frozen):
+    """What one prospect message means for the flow's guards."""
+
+    sensitive: bool
+    low_confidence: bool
+    objection: str | None
+    confidence: Decimal
+    reason: str | None = None
+    """Why a human is needed, when the reader says so (the ticket's reason)."""
+
+
+def _analyse(rec: Recorder, text: str) -> Analysis:
     policy = rec.policy
     state = rec.state
     lead = state.lead
-    conversation_text = MESSAGE_SEPARATOR.join(state.prospect_texts)
     metadata = lead.scoring_metadata() if lead is not None else None
-    score = score_lead(conversation_text, policy.scoring, metadata)
-    qualified = score.band in policy.conversation.qualified_bands
-    if score != state.score or qualified != state.qualified:
-        rec.record(LeadScored(score=score, qualified=qualified))
+    conversation_text = MESSAGE_SEPARATOR.join(state.prospect_texts)
+    if policy.understanding is not None:
+        analysis = _read(rec, text, policy.understanding.reader, metadata)
+    else:
+        score = score_lead(conversation_text, policy.scoring, metadata)
+        qualified = score.band in policy.conversation.qualified_bands
+        if score != state.score or qualified != state.qualified:
+            rec.record(LeadScored(score=score, qualified=qualified))
     credit = lead.credit_score if lead is not None else None
     narrative = assess_narrative(conversation_text, policy.narrative, policy.fairness, credit)
     if narrative != state.narrative:
         rec.record(NarrativeAssessed(audit=narrative))
+    if policy.understanding is not None:
+        return analysis
     objection = classify_objection(text, policy.objections)
     if objection.objection is not None or objection.sensitive:
         rec.record(ObjectionClassified(result=objection))
-    return objection
+    return Analysis(
+        sensitive=objection.escalation_reason == "sensitive_terms",
+        low_confidence=objection.escalation_reason == "low_confidence",
+        objection=objection.objection,
+        confidence=objection.confidence,
+    )
+
+
+def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation, ...]:
+    """The band head and every head that fired on this message, term by term."""
+    fired = ["band", *(f"signal:{name}" for name, on in reading.signals.items() if on)]
+    if reading.objection is not None:
+        fired.append(f"objection:{reading.objection}")
+    if reading.needs_human:
+        fired.append("needs_human")
+    fired += [f"reason:{name}" for name in reading.reasons]
+    fired += [f"intent:{name}" for name in reading.intents]
+    result = []
+    for head in fired:
+        terms, total, threshold = explain(model, head, reading.features)
+        if head == "band" and reading.band == "hot":
+            threshold = from_micro(model.band.hot)
+        result.append(
+            HeadExplanation(
+                head=head,
+                terms=tuple((t.feature, t.weight, t.value, t.contribution) for t in terms),
+                bias=from_micro(model.head(head).bias),
+                total=total,
+                threshold=threshold,
+            )
+        )
+    return tuple(result)
+
+
+def plain_json(value: object) -> Any:
+    """A value with exact decimals as text, so a stored event reads back equal to itself."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(item) for item in value]
+    return value
+
+
+def _read(
+    rec: Recorder, text: str, model: ReaderModel, metadata: Mapping[str, object] | None
+) -> Analysis:
+    """Read the message with the trained reader, add it to the conversation, and score the
+    conversation from its aggregate features (see `domain.understanding.reading`)."""
+    state = rec.state
+    today = datetime.fromtimestamp(rec.now_ms / 1000, tz=UTC).date()
+    reading, extraction = read(text, model, today=today, metadata=metadata)
+    taken_back = retracted(model, reading)
+    held = {
+        name: (state.signals.get(name, False) or on) and name not in taken_back
+        for name, on in reading.signals.items()
+    }
+    features = aggregate(state.read_features, reading.features, taken_back)
+    conversation = read_conversation(model, reading.language, features, held)
+    rec.record(
+        MessageRead(
+            language=reading.language,
+            features=reading.features,
+            evidence=extraction.evidence,
+            entities=plain_json(extraction.entities.as_json()),
+            band=reading.band,
+            score=reading.score,
+            signals=reading.signals,
+            objection=reading.objection,
+            needs_human=reading.needs_human,
+            reasons=reading.reasons,
+            intents=reading.intents,
+            retracted=taken_back,
+            conversation_signals=conversation.signals,
+            explanations=explanations(model, reading),
+        )
+    )
+    score = reader_score(model, conversation, extraction.evidence)
+    qualified = score.band in rec.policy.conversation.qualified_bands
+    if score != state.score or qualified != state.qualified:
+        rec.record(LeadScored(score=score, qualified=qualified))
+    return Analysis(
+        sensitive=reading.needs_human,
+        low_confidence=False,
+        objection=reading.objection,
+        confidence=Decimal(1),
+        reason=", ".join(reading.reasons) or None,
+    )
 
 
 def _concrete_action(rec: Recorder, action: str) -> str:
@@ -200,6 +324,12 @@ def _concrete_action(rec: Recorder, action: str) -> str:
     if action == "handle_objection" and rec.state.last_objection:
         specific = f"objection.{rec.state.last_objection}"
         return specific if specific in templates else action
+    if action == "ask_qualifying" and rec.policy.understanding is not None:
+        for signal in ASKED_SIGNALS:
+            specific = f"ask.{signal}"
+            if not rec.state.signals.get(signal) and specific in templates:
+                return specific
+        return action
     if action == "ask_qualifying" and rec.state.score is not None:
         for feature in rec.policy.scoring.features:
             if feature.weight > Decimal(0) and rec.state.score.features.get(feature.name) == 0:

@@ -8,7 +8,8 @@ explains every reply, score, quote and ticket to the cent and to the feature.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -61,6 +62,45 @@ class LeadScored(_Event):
     subject: Literal["conversation", "pasted_text"] = "conversation"
     score: LeadScore
     qualified: bool
+
+
+class HeadExplanation(Frozen):
+    """Why one of the reader's heads fired: each non-zero `w × x`, their sum with the bias,
+    and the threshold it was compared with (all exact)."""
+
+    head: str
+    terms: tuple[tuple[str, Decimal, int, Decimal], ...]
+    """(feature, weight, value, weight × value), largest contribution first."""
+    bias: Decimal
+    total: Decimal
+    threshold: Decimal
+
+
+class MessageRead(_Event):
+    """What the trained reader made of one prospect message, with the features it read.
+
+    The features are recorded so the audit can list every `w × x` of the policy's weights
+    and a retrained model can be evaluated on past messages without re-reading them.
+    `conversation_signals` are the signals the conversation holds after this message
+    (said once, true until `retracted`).
+    """
+
+    type: Literal["message_read"] = "message_read"
+    language: str
+    features: dict[str, int]
+    evidence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    entities: dict[str, Any] = Field(default_factory=dict)
+    band: str
+    score: Decimal
+    signals: dict[str, bool]
+    objection: str | None
+    needs_human: bool
+    reasons: tuple[str, ...]
+    intents: tuple[str, ...]
+    retracted: tuple[str, ...] = ()
+    conversation_signals: dict[str, bool]
+    explanations: tuple[HeadExplanation, ...] = ()
+    """The heads that fired (and the band's), for the audit."""
 
 
 class NarrativeAssessed(_Event):
@@ -226,6 +266,7 @@ Event = Annotated[
     | RepMessageRecorded
     | LeadScored
     | NarrativeAssessed
+    | MessageRead
     | ObjectionClassified
     | FlowAdvanced
     | BotReplied

@@ -33,6 +33,7 @@ from domain.persona import Persona
 from domain.quotes import CatalogConfig
 from domain.scoring import Band, ScoringConfig
 from domain.state import FLOOD_WINDOW_MESSAGES
+from domain.understanding.model import ReaderModel
 
 POLICY_SCHEMA_VERSION = 1
 
@@ -73,6 +74,21 @@ class Safeguards(Frozen):
     flood_limit_per_minute: int | None = Field(None, ge=1, le=FLOOD_WINDOW_MESSAGES - 1)
 
 
+class UnderstandingConfig(Frozen):
+    """The trained reader the policy decides with (`docs/understanding.md`).
+
+    The policy file names the model file by `model` (a path relative to the policy file) and
+    its `sha256`; the loader checks the hash and hands the content in as `reader`, so the
+    weights are part of the policy's meaning: its version hash covers them, and a stored
+    policy replays with exactly the weights it decided with. A policy without this table
+    reads messages with its lexicons (`scoring`, `objections`) as before.
+    """
+
+    model: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reader: ReaderModel
+
+
 class Policy(Frozen):
     """One validated policy; `version` identifies its meaning exactly."""
 
@@ -89,6 +105,7 @@ class Policy(Frozen):
     catalog: CatalogConfig
     conversation: ConversationConfig = ConversationConfig()
     safeguards: Safeguards = Safeguards()
+    understanding: UnderstandingConfig | None = None
 
     _version: str = PrivateAttr(default="")
 
@@ -131,6 +148,9 @@ class Policy(Frozen):
         if self.safeguards == Safeguards():
             # A policy from before safeguards existed keeps the version it was stored under.
             del data["safeguards"]
+        if self.understanding is None:
+            # Likewise for a policy from before the trained reader.
+            del data["understanding"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -157,6 +177,10 @@ def merge_documents(base: Mapping[str, Any], override: Mapping[str, Any]) -> Doc
 def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     """Validate a (merged) document; errors name the file, the key path and the reason."""
     data = {k: v for k, v in document.items() if k != "extends"}
+    if data.get("understanding") is False:
+        # `understanding = false`: a policy extending one with a trained reader keeps reading
+        # with its lexicons (the seed policy does).
+        del data["understanding"]
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

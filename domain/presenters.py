@@ -38,7 +38,15 @@ def attribution(score: LeadScore) -> str:
         ((name, c) for name, c in score.contributions.items() if c != 0),
         key=lambda item: (-abs(item[1]), item[0]),
     )
-    return ", ".join(f"{name} {signed(c)}" for name, c in parts) or "no signals"
+    shown = ", ".join(f"{name} {signed(c)}" for name, c in parts[:ATTRIBUTION_SHOWN])
+    more = len(parts) - ATTRIBUTION_SHOWN
+    if more > 0:
+        shown += f" and {more} more (see the audit)"
+    return shown or "no signals"
+
+
+ATTRIBUTION_SHOWN = 8
+"""A card lists this many contributions at most; the audit lists them all."""
 
 
 def score_fields(score: LeadScore) -> tuple[CardField, ...]:

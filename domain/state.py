@@ -29,6 +29,7 @@ from domain.events import (
     FlowAdvanced,
     HandedBack,
     LeadScored,
+    MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
     Outcome,
@@ -48,6 +49,7 @@ from domain.model import Frozen
 from domain.narrative import NarrativeAudit
 from domain.quotes import Quote
 from domain.scoring import LeadScore
+from domain.understanding.reading import aggregate
 
 QuoteStatus = Literal[
     "issued", "needs_approval", "approval_requested", "accepted", "rejected", "superseded"
@@ -90,6 +92,12 @@ class ConversationState(Frozen):
     qualified: bool = False
     narrative: NarrativeAudit | None = None
     last_objection: str | None = None
+    language: str | None = None
+    """The language of the latest prospect message the trained reader identified."""
+    read_features: dict[str, int] = Field(default_factory=dict)
+    """The conversation's features so far (`domain.understanding.reading.aggregate`)."""
+    signals: dict[str, bool] = Field(default_factory=dict)
+    """Signals the prospect stated and has not taken back (trained reader only)."""
     quotes: dict[str, QuoteRecord] = Field(default_factory=dict)
     tickets: dict[str, TicketRecord] = Field(default_factory=dict)
     outcome: Outcome | None = None
@@ -156,6 +164,14 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             update["narrative"] = event.audit
         case ObjectionClassified():
             update["last_objection"] = event.result.objection
+        case MessageRead():
+            update |= {
+                "language": event.language,
+                "read_features": aggregate(state.read_features, event.features, event.retracted),
+                "signals": event.conversation_signals,
+            }
+            if event.objection is not None:
+                update["last_objection"] = event.objection
         case FlowAdvanced():
             update["flow_state"] = event.to_state
         case BotReplied() if event.audience == "conversation":

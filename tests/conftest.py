@@ -42,6 +42,14 @@ def default_policy() -> Policy:
 
 
 @pytest.fixture(scope="session")
+def lexicon_policy() -> Policy:
+    """The default policy reading with its lexicons, as every policy did before the trained
+    reader (and as stored policies without `[understanding]` still do): for tests of the
+    lexicon classifier's own mechanics (hits, negation, confidence, weights)."""
+    return load_policy("default").model_copy(update={"understanding": None})
+
+
+@pytest.fixture(scope="session")
 def seed_policy() -> Policy:
     return load_policy("seed")
 

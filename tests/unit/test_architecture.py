@@ -12,8 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # The functional core may use the standard library's pure parts, pydantic, the stemmer and
-# scipy (pure numerics: Beta and normal quantiles for metrics intervals).
-DOMAIN_ALLOWED_THIRD_PARTY = {"pydantic", "snowballstemmer", "scipy"}
+# scipy (pure numerics: Beta and normal quantiles for metrics intervals) and numpy (the
+# reader's exact integer dot products).
+DOMAIN_ALLOWED_THIRD_PARTY = {"pydantic", "snowballstemmer", "scipy", "numpy"}
 DOMAIN_FORBIDDEN_STDLIB = {
     "asyncio",
     "logging",

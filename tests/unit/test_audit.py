@@ -23,7 +23,10 @@ from domain.inbound import (
 )
 from tests.support.conversation import Recording
 
-POLICY = load_policy("default")
+# Most entries below are the lexicon classifier's (hits, negation, confidence): the default
+# policy as it read before the trained reader. The reader's own entry is tested at the end.
+READER = load_policy("default")
+POLICY = READER.model_copy(update={"understanding": None})
 CID = "conv-audit"
 NOW = 1_795_521_600_000  # 2026-11-24T12:00:00.000Z
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
@@ -249,3 +252,22 @@ def test_the_rendered_audit_has_a_header_entries_with_short_policy_hashes_and_ti
 def test_the_report_round_trips_through_json_for_audit_json() -> None:
     report = audit_conversation(CID, approved_quote_log().events)
     assert AuditReport.model_validate_json(report.model_dump_json()) == report
+
+
+def test_a_reading_lists_each_head_that_fired_with_its_terms_sum_and_threshold() -> None:
+    log = Recording(READER, CID, now=NOW, lead_actor=PROSPECT)
+    log.lead("We'll need an NDA signed before we share our data model.")
+    report = audit_conversation(CID, log.events)
+    reading = entry(report, "message_read")
+    assert "needs a human" in reading.summary
+    assert "legal" in reading.summary
+    assert any(line.startswith("language en") for line in reading.details)
+    assert "reason:legal:" in reading.details
+    start = reading.details.index("reason:legal:")
+    block = []
+    for line in reading.details[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    assert any(line.startswith("  lex:legal: ") for line in block)
+    assert re.fullmatch(r"  sum = -?[0-9.]+ ≥ threshold -?[0-9.]+", block[-1])

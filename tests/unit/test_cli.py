@@ -40,7 +40,7 @@ def test_score_json_has_the_contract_keys_and_exact_contributions() -> None:
     assert {"score", "band", "features", "contributions", "policy"} <= set(data)
     assert data["score"] == 0.8
     assert data["band"] == "hot"
-    assert data["contributions"] == {"budget": 0.5, "timeline": 0.3, "decision_maker": 0.0}
+    assert data["contributions"] == {"budget": 0.5, "timeline": 0.3, "authority": 0.0}
     assert data["policy"]["name"] == "seed"
     assert len(data["policy"]["version"]) == 64
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -49,7 +50,26 @@ def test_reformatting_a_policy_file_keeps_its_version(
     )
     path = tmp_path / "reformatted.toml"
     path.write_text(reformatted, encoding="utf-8")
+    (tmp_path / "models").mkdir()
+    model = resources.files("domain.policies").joinpath("models/default-reader.json")
+    (tmp_path / "models" / "default-reader.json").write_bytes(model.read_bytes())
     assert load_policy(str(path)).version == default_policy.version
+
+
+def test_a_model_file_that_does_not_match_its_hash_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    model = resources.files("domain.policies").joinpath("models/default-reader.json")
+    tampered = model.read_bytes().replace(b'"warm"', b'"warm" ', 1)
+    (tmp_path / "models" / "default-reader.json").write_bytes(tampered)
+    path = tmp_path / "copy.toml"
+    path.write_text(_default_text(), encoding="utf-8")
+    with pytest.raises(PolicyError, match="understanding.sha256"):
+        load_policy(str(path))
+
+
+def test_the_seed_policy_reads_with_lexicons_and_keeps_no_reader(seed_policy: Policy) -> None:
+    assert seed_policy.understanding is None
+    assert "understanding" not in json.loads(seed_policy.canonical_json())
 
 
 def test_changing_a_weight_changes_the_version(tmp_path: Path, default_policy: Policy) -> None:

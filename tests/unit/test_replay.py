@@ -23,7 +23,10 @@ from domain.policy import Policy
 from domain.replay import replay_conversation
 from tests.support.conversation import Recording
 
-POLICY = load_policy("default")
+# These replays change the lexicon scorer's weights and bands, so they run on the default
+# policy as it read before the trained reader; `test_a_retrained_reader_*` replays the reader.
+READER = load_policy("default")
+POLICY = READER.model_copy(update={"understanding": None})
 CID = "conv-replay"
 NOW = 1_790_000_000_000
 DAY = 24 * 3600 * 1000
@@ -51,7 +54,7 @@ def always(policy: Policy) -> Any:
 
 def policy_file(tmp_path: Path, body: str) -> Policy:
     path = tmp_path / "candidate.toml"
-    path.write_text(f'extends = "default"\n{body}', encoding="utf-8")
+    path.write_text(f'extends = "default"\nunderstanding = false\n{body}', encoding="utf-8")
     return load_policy(str(path))
 
 
@@ -269,3 +272,24 @@ def test_replaying_any_conversation_under_its_recorded_policy_changes_nothing(
     result = replay_conversation(CID, rec.inbounds, rec.events, recorded_policy([POLICY]))
     assert result.inbounds == len(script)
     assert result.differences == ()
+
+
+def test_a_retrained_reader_lists_what_its_new_weights_change() -> None:
+    """`replay --policy` after a retrain: the same conversation under a reader whose band
+    thresholds moved (every lead now hot) reports the changed score and state."""
+    rec = Recording(READER, CID, now=NOW, lead_actor=FEED)
+    rec.lead(VAGUE_LEAD)
+    rec.say(HOT_MESSAGE)
+    assert READER.understanding is not None
+    reader = READER.understanding.reader
+    looser = reader.model_copy(
+        update={"band": reader.band.model_copy(update={"hot": -(10**12), "warm": -(10**12) - 1})}
+    )
+    candidate = READER.model_copy(
+        update={"understanding": READER.understanding.model_copy(update={"reader": looser})}
+    )
+    same = replay_conversation(CID, rec.inbounds, rec.events, always(READER))
+    assert same.differences == ()
+    changed = replay_conversation(CID, rec.inbounds, rec.events, always(candidate))
+    aspects = {d.aspect for d in changed.differences}
+    assert {"score", "state"} <= aspects

@@ -35,8 +35,8 @@ def notebook_score(text: str) -> Decimal:
     t = text.lower()
     budget = 1 if "budget" in t or "$" in t else 0
     timeline = 1 if "soon" in t or "next" in t or "month" in t else 0
-    decision_maker = 1 if "i am" in t or "we are" in t else 0
-    return Decimal("0.5") * budget + Decimal("0.3") * timeline + Decimal("0.2") * decision_maker
+    authority = 1 if "i am" in t or "we are" in t else 0
+    return Decimal("0.5") * budget + Decimal("0.3") * timeline + Decimal("0.2") * authority
 
 
 @pytest.mark.parametrize(("text", "expected"), NOTEBOOK_EXAMPLES)
@@ -97,9 +97,9 @@ def test_the_default_does_not_count_not_urgent_as_a_timeline():
 
 def test_the_default_names_the_words_behind_each_point():
     result = score_lead("I'm the CTO and we need this by the end of March", DEFAULT)
-    assert result.evidence["decision_maker"] == ("i'm the", "cto")
+    assert result.evidence["authority"] == ("i'm the", "cto")
     assert result.evidence["timeline"] == ("by the end of",)
-    assert result.contributions["decision_maker"] == Decimal("0.2")
+    assert result.contributions["authority"] == Decimal("0.2")
 
 
 @pytest.mark.parametrize(
@@ -231,4 +231,4 @@ def test_the_default_draft_has_all_signal_sections():
     assert DEFAULT.negation.enabled
     assert SEED.matching == "substring"
     assert SEED.metadata == ()
-    assert [f.name for f in SEED.features] == ["budget", "timeline", "decision_maker"]
+    assert [f.name for f in SEED.features] == ["budget", "timeline", "authority"]

@@ -1,0 +1,336 @@
+"""From a message to named integer features, with the evidence behind each.
+
+Feature names say where they come from, so an audit line reads on its own:
+
+- `lang:<xx>`            the identified language (none when undetermined);
+- `lex:<name>`           a term of the policy's lexicon `name` occurs, not negated;
+- `lex:<name>:not`       a term of it occurs inside a negation ("no budget", "price isn't
+                         the issue": negators reach forwards and, for phrases like "is not an
+                         issue", backwards);
+- `typo:<name>`          a lexicon word was found only after repairing a one-letter typo
+                         ("budjet" → budget); the repaired word also feeds the features below;
+- `w:<key>` / `n:<key>`  a word (its stem) outside / inside a negation;
+- `p:<key>_<key>`        two adjacent words;
+- `ent:…`                entities: money (and its magnitude), dates (and how soon), team size,
+                         a competitor's name;
+- `shape:…`              a question, a very short or a long message;
+- `meta:…`               the lead's metadata (company size at least N, source).
+
+Every value is 1 (present); absent features are not listed. Extraction reads no clock: the
+decision date is passed in, so a replay extracts the same features.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from domain.understanding.entities import Entities, extract_entities
+from domain.understanding.model import ReaderModel, ReaderSpec
+from domain.understanding.text import (
+    LANGUAGES,
+    UNDETERMINED,
+    identify_language,
+    is_word,
+    key,
+    phrase_keys,
+    tokens,
+)
+
+Metadata = Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """A message's features, language and entities, with the evidence for each feature."""
+
+    language: str
+    features: dict[str, int]
+    entities: Entities
+    evidence: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    lexicon: str
+    term: str
+    keys: tuple[str, ...]
+    negatable: bool
+
+
+class _LanguageIndex:
+    """One language's lexicon terms (indexed by first key), negators and breaks."""
+
+    def __init__(self, spec: ReaderSpec, language: str) -> None:
+        self.language = language
+        profile = spec.languages.get(language)
+        self.terms_by_first: dict[str, list[_Term]] = {}
+        for name, lexicon in spec.lexicons.items():
+            for listed_language in (language, "any"):
+                for term in lexicon.terms.get(listed_language, ()):
+                    term_keys = phrase_keys(term, language)
+                    if term_keys:
+                        self.terms_by_first.setdefault(term_keys[0], []).append(
+                            _Term(name, term, term_keys, lexicon.negatable)
+                        )
+        self.negators = [phrase_keys(n, language) for n in (profile.negators if profile else ())]
+        self.post_negators = [
+            phrase_keys(n, language) for n in (profile.post_negators if profile else ())
+        ]
+        self.breaks = {
+            k for b in (profile.breaks if profile else ()) for k in phrase_keys(b, language)
+        }
+        self.negator_firsts = {n[0] for n in self.negators if n}
+        self.post_firsts = {n[0] for n in self.post_negators if n}
+
+
+class CompiledSpec:
+    """A spec made ready to read with: indexes per language, the typo index, markers."""
+
+    def __init__(self, spec: ReaderSpec, vocabulary: Iterable[str]) -> None:
+        self.spec = spec
+        self.indexes = {language: _LanguageIndex(spec, language) for language in LANGUAGES}
+        self.markers = {
+            language: frozenset(profile.markers)
+            for language, profile in spec.languages.items()
+            if language in LANGUAGES
+        }
+        self.letters = {
+            language: profile.letters
+            for language, profile in spec.languages.items()
+            if language in LANGUAGES and profile.letters
+        }
+        self.vocabulary = frozenset(vocabulary)
+        self.lexicon_words: dict[str, set[str]] = {}
+        for name, lexicon in spec.lexicons.items():
+            for listed in lexicon.terms.values():
+                for term in listed:
+                    for word in tokens(term):
+                        if is_word(word) and len(word) >= spec.fuzzy_min_length:
+                            self.lexicon_words.setdefault(word, set()).add(name)
+        self.known = self.vocabulary | self.lexicon_words.keys()
+        self.deletions: dict[str, set[str]] = {}
+        for word in self.lexicon_words:
+            for variant in (word, *_deletions(word)):
+                self.deletions.setdefault(variant, set()).add(word)
+        self.competitors = spec.competitors
+
+    def repair(self, word: str) -> str | None:
+        """The lexicon word `word` misspells by one letter (insert, drop, change), if any.
+
+        Known words are never repaired; several candidates resolve to the alphabetically
+        first, so the choice is stable.
+        """
+        if len(word) < self.spec.fuzzy_min_length or word in self.known or not word.isalpha():
+            return None
+        found: set[str] = set(self.deletions.get(word, ()))
+        for variant in _deletions(word):
+            found.update(self.deletions.get(variant, ()))
+        found.discard(word)
+        return min(found) if found else None
+
+
+def _deletions(word: str) -> list[str]:
+    return [word[:i] + word[i + 1 :] for i in range(len(word))]
+
+
+# Compiling a spec costs milliseconds; a model is read many times. Keyed by identity and kept
+# alive with the entry, like the flow's index (`domain.flow`).
+_COMPILED: dict[int, tuple[ReaderModel, CompiledSpec]] = {}
+_COMPILED_KEPT = 8
+
+
+def compiled(model: ReaderModel) -> CompiledSpec:
+    entry = _COMPILED.get(id(model))
+    if entry is not None and entry[0] is model:
+        return entry[1]
+    result = CompiledSpec(model.spec, model.vocabulary)
+    while len(_COMPILED) >= _COMPILED_KEPT:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[id(model)] = (model, result)
+    return result
+
+
+@functools.lru_cache(maxsize=100_000)
+def _repair_cached(word: str, compiled_spec: CompiledSpec) -> str | None:
+    return compiled_spec.repair(word)
+
+
+def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> list[bool]:
+    """Which positions a negation covers: after a negator, or before a post-negator."""
+    scope = [False] * len(keys_)
+    if not (index.negator_firsts or index.post_firsts):
+        return scope
+    breaks = index.breaks
+    n = len(keys_)
+    for i, k in enumerate(keys_):
+        if k in index.negator_firsts:
+            for negator in index.negators:
+                end = i + len(negator)
+                if tuple(keys_[i:end]) == negator:
+                    for j in range(end, min(n, end + window)):
+                        if keys_[j] in breaks:
+                            break
+                        scope[j] = True
+        if k in index.post_firsts:
+            for negator in index.post_negators:
+                if tuple(keys_[i : i + len(negator)]) == negator:
+                    for j in range(i - 1, max(-1, i - 1 - window), -1):
+                        if keys_[j] in breaks:
+                            break
+                        scope[j] = True
+    return scope
+
+
+# "25k", "1.5M", "60 000": an amount written without a currency is not money (it may be
+# users or seats), but the learner may still weigh it.
+_BARE_AMOUNT = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)?\s?(?:k|m|mio|mn)\b", re.IGNORECASE)
+
+
+def _magnitudes(features: dict[str, int], entities: Entities, today: date, text: str) -> None:
+    if not entities.money and _BARE_AMOUNT.search(text):
+        features["ent:amount"] = 1
+    if entities.money:
+        features["ent:money"] = 1
+        largest = max(m.amount for m in entities.money)
+        for floor, name in ((1_000, "1k"), (10_000, "10k"), (100_000, "100k")):
+            if largest >= floor:
+                features[f"ent:money_{name}"] = 1
+    if entities.dates:
+        features["ent:date"] = 1
+        for mention in entities.dates:
+            if mention.end < today:
+                features["ent:date_past"] = 1
+                continue
+            ahead = (mention.start - today).days
+            for days in (30, 120, 365):
+                if ahead <= days:
+                    features[f"ent:date_{days}d"] = 1
+    if entities.team_size is not None:
+        features["ent:team"] = 1
+        for floor in (10, 50, 200):
+            if entities.team_size >= floor:
+                features[f"ent:team_{floor}"] = 1
+    if entities.competitor is not None:
+        features["ent:competitor"] = 1
+
+
+def _metadata(features: dict[str, int], spec: ReaderSpec, metadata: Metadata | None) -> None:
+    if not metadata:
+        return
+    size = metadata.get("company_size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        for floor in spec.company_sizes:
+            if size >= floor:
+                features[f"meta:size_{floor}"] = 1
+    source = metadata.get("source")
+    if isinstance(source, str):
+        normalized = source.strip().casefold()
+        if normalized in spec.sources:
+            features[f"meta:source_{normalized}"] = 1
+
+
+def extract(
+    text: str,
+    model: ReaderModel,
+    *,
+    today: date,
+    metadata: Metadata | None = None,
+) -> Extraction:
+    """The features of one message under `model`'s spec, at the decision date `today`."""
+    spec_index = compiled(model)
+    spec = spec_index.spec
+    raw = tokens(text)
+    words = [t for t in raw if is_word(t)]
+    language = identify_language(words, spec_index.markers, spec_index.letters, text)
+    features: dict[str, int] = {}
+    evidence: dict[str, list[str]] = {}
+    if language != UNDETERMINED:
+        features[f"lang:{language}"] = 1
+
+    # Typo repair, once per distinct word: the repaired word replaces the typo everywhere.
+    repaired: list[str] = []
+    shortest = spec.fuzzy_min_length
+    known = spec_index.known
+    for token in raw:
+        fixed = (
+            _repair_cached(token, spec_index)
+            if len(token) >= shortest and token not in known and token.isalpha()
+            else None
+        )
+        if fixed is not None:
+            for name in sorted(spec_index.lexicon_words[fixed]):
+                features[f"typo:{name}"] = 1
+                evidence.setdefault(f"typo:{name}", []).append(f"{token}→{fixed}")
+            repaired.append(fixed)
+        else:
+            repaired.append(token)
+
+    primary = language if language != UNDETERMINED else "en"
+    lexicon_languages = (
+        LANGUAGES
+        if language == UNDETERMINED
+        else ((primary,) if primary == "en" else (primary, "en"))
+    )
+    window = spec.negation_window
+    primary_scope: list[bool] = []
+    primary_keys: list[str] = []
+    for lang in lexicon_languages:
+        index = spec_index.indexes[lang]
+        keys_ = [key(token, lang) for token in repaired]
+        scope: list[bool] | None = None
+        if lang == primary:
+            scope = _negation_scope(keys_, index, window)
+            primary_keys, primary_scope = keys_, scope
+        by_first = index.terms_by_first
+        for start, first in enumerate(keys_):
+            candidates = by_first.get(first)
+            if not candidates:
+                continue
+            for term in candidates:
+                width = len(term.keys)
+                if width > 1 and tuple(keys_[start : start + width]) != term.keys:
+                    continue
+                if term.negatable and scope is None:
+                    scope = _negation_scope(keys_, index, window)
+                negated = term.negatable and scope is not None and scope[start]
+                name = f"lex:{term.lexicon}:not" if negated else f"lex:{term.lexicon}"
+                features[name] = 1
+                hits = evidence.setdefault(name, [])
+                if term.term not in hits:
+                    hits.append(term.term)
+
+    if spec.words or spec.pairs:
+        previous: str | None = None
+        for position, token in enumerate(repaired):
+            if not is_word(token):
+                previous = None
+                continue
+            word_key = "#" if token.isdigit() else primary_keys[position]
+            if spec.words:
+                features[("n:" if primary_scope[position] else "w:") + word_key] = 1
+            if spec.pairs and previous is not None:
+                features[f"p:{previous}_{word_key}"] = 1
+            previous = word_key
+
+    if "?" in raw or "¿" in raw:
+        features["shape:question"] = 1
+    if len(words) <= 3:
+        features["shape:short"] = 1
+    elif len(words) >= 40:
+        features["shape:long"] = 1
+
+    entities = extract_entities(
+        text, language=language, today=today, competitors=spec_index.competitors
+    )
+    _magnitudes(features, entities, today, text)
+    _metadata(features, spec, metadata)
+    return Extraction(
+        language=language,
+        features=features,
+        entities=entities,
+        evidence={name: tuple(hits) for name, hits in evidence.items()},
+    )

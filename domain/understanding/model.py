@@ -1,0 +1,195 @@
+"""The reader's data: what features to extract (the spec) and the linear heads over them.
+
+A trained model is a document (`salesbot train` writes it; the policy references it by path
+and SHA-256 and the loader hands its content in). Weights, biases and thresholds are stored
+as decimals with at most six places in the file and held here as integer millionths
+("micro"), so every sum is integer arithmetic: exact, and identical on every machine.
+
+Heads are named `band`, `signal:<name>`, `objection:<class>`, `needs_human`,
+`reason:<reason>` and `intent:<intent>`. A binary head fires when `bias + Σ wᵢ·xᵢ ≥
+threshold`; the band head compares the same sum with its `hot` and `warm` thresholds.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from domain.model import Frozen
+
+MICRO = 1_000_000
+READER_SCHEMA_VERSION = 1
+
+SIGNALS = ("budget", "timeline", "authority", "need")
+OBJECTIONS = ("contract", "price", "authority", "competitor", "timing", "needs")
+"""The objection classes, in the labelling guide's precedence order (ties go to the first)."""
+REASONS = (
+    "legal",
+    "privacy_security",
+    "billing_refund",
+    "pricing_exception",
+    "complaint",
+    "human_request",
+)
+INTENTS = (
+    "greeting",
+    "question",
+    "pricing_question",
+    "meeting_request",
+    "buying_signal",
+    "human_request",
+    "not_interested",
+    "chose_competitor",
+    "goodbye",
+    "smalltalk",
+)
+BINARY_HEADS = (
+    *(f"signal:{name}" for name in SIGNALS),
+    *(f"objection:{name}" for name in OBJECTIONS),
+    "needs_human",
+    *(f"reason:{name}" for name in REASONS),
+    *(f"intent:{name}" for name in INTENTS),
+)
+HEADS = ("band", *BINARY_HEADS)
+
+
+def to_micro(value: object) -> int:
+    """A decimal with at most six places as integer millionths; anything else is refused.
+
+    Floats from a JSON file are read through their shortest text form, so 0.1 is 100000.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a weight must be a number, not a boolean")
+    if isinstance(value, int):
+        return value * MICRO
+    if isinstance(value, float | str | Decimal):
+        try:
+            number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal: {value!r}") from None
+        if not number.is_finite():
+            raise ValueError("a weight must be finite")
+        scaled = number * MICRO
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than six decimal places")
+        return int(scaled)
+    raise ValueError(f"not a number: {value!r}")
+
+
+def from_micro(value: int) -> Decimal:
+    """Integer millionths back to the exact decimal (normalized: 0.5, not 0.500000)."""
+    number = Decimal(value).scaleb(-6)
+    return number.normalize() if number else Decimal(0)
+
+
+class Head(Frozen):
+    """One linear head: fires when `bias + Σ weights[f]·x_f ≥ threshold` (all micro)."""
+
+    bias: int = 0
+    threshold: int = 0
+    weights: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("bias", "threshold", mode="before")
+    @classmethod
+    def _micro(cls, value: object) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else to_micro(value)
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _micro_weights(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        return {
+            str(name): (w if isinstance(w, int) and not isinstance(w, bool) else to_micro(w))
+            for name, w in value.items()
+        }
+
+
+class BandHead(Head):
+    """The band score: one sum, two thresholds (`hot` above `warm`)."""
+
+    hot: int
+    warm: int
+
+    @field_validator("hot", "warm", mode="before")
+    @classmethod
+    def _micro_band(cls, value: object) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else to_micro(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BandHead:
+        if self.hot <= self.warm:
+            raise ValueError("the band's hot threshold must be above its warm threshold")
+        return self
+
+
+class LanguageSpec(Frozen):
+    """How one language is recognised and where its negation reaches."""
+
+    markers: tuple[str, ...] = ()
+    """Common words of the language (function words, greetings): its evidence."""
+    letters: str = ""
+    """Letters that point to the language (ß, ñ, ç …)."""
+    negators: tuple[str, ...] = ()
+    """Words that negate what follows them ("not", "kein", "pas", "sin")."""
+    post_negators: tuple[str, ...] = ()
+    """Phrases that negate what comes before them ("is not an issue", "ist kein Problem")."""
+    breaks: tuple[str, ...] = (",", ".", ";", ":", "!", "?")
+
+
+class Lexicon(Frozen):
+    """Domain knowledge: terms per language for one concept; symbols go under `any`."""
+
+    negatable: bool = True
+    terms: dict[str, tuple[str, ...]]
+
+    @field_validator("terms")
+    @classmethod
+    def _no_blank_terms(cls, terms: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for language, listed in terms.items():
+            if any(not term.strip() for term in listed):
+                raise ValueError(f"lexicon terms for {language!r} must not be blank")
+        return terms
+
+
+class ReaderSpec(Frozen):
+    """What the reader extracts. Changing it changes every feature: retrain after."""
+
+    languages: dict[str, LanguageSpec]
+    lexicons: dict[str, Lexicon]
+    competitors: tuple[str, ...] = ()
+    negation_window: int = Field(3, ge=1, le=10)
+    fuzzy_min_length: int = Field(5, ge=3, le=20)
+    words: bool = True
+    pairs: bool = True
+    company_sizes: tuple[int, ...] = (50, 200, 1000)
+    sources: tuple[str, ...] = ("referral", "partner", "event", "website", "ads")
+
+
+class ReaderModel(Frozen):
+    """A trained reader: its spec, the words it knows (for typo repair) and its heads."""
+
+    schema_version: Literal[1] = 1
+    generator_version: str
+    spec: ReaderSpec
+    vocabulary: tuple[str, ...] = ()
+    """Words seen in training; a word listed here is never "corrected" as a typo."""
+    band: BandHead
+    heads: dict[str, Head]
+    training: dict[str, Any] = Field(default_factory=dict)
+    """Where the weights came from: data hash, seed, library versions, cross-validation."""
+
+    @model_validator(mode="after")
+    def _all_heads(self) -> ReaderModel:
+        missing = [name for name in BINARY_HEADS if name not in self.heads]
+        if missing:
+            raise ValueError(f"the model lacks heads: {', '.join(missing)}")
+        unknown = sorted(set(self.heads) - set(BINARY_HEADS))
+        if unknown:
+            raise ValueError(f"unknown heads: {', '.join(unknown)}")
+        return self
+
+    def head(self, name: str) -> Head:
+        return self.band if name == "band" else self.heads[name]

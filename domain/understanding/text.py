@@ -1,0 +1,121 @@
+"""Tokens, stems and the language of a message, for the four languages the reader knows.
+
+Everything here is a pure function of the text and of data handed in (the reader spec), so
+the same message always yields the same tokens on any machine: the tokeniser is one regular
+expression, the stemmer is Snowball (pinned in `constraints.txt`), and language
+identification is a count of each language's marker words and letters, which a reader can
+redo by hand ("hola" and "ñ" are Spanish; "und" and "ß" German).
+
+A *key* is what words are compared by: the Snowball stem of the case-folded word in the
+message's language, with diacritics removed afterwards so "résiliation" and "resiliation"
+meet. French elisions ("l'équipe", "n'avons") are split so the word after the apostrophe is
+a word of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+
+import snowballstemmer
+
+LANGUAGES = ("en", "de", "fr", "es")
+UNDETERMINED = "und"
+
+STEMMERS: Mapping[str, str] = {
+    "en": "english",
+    "de": "german",
+    "fr": "french",
+    "es": "spanish",
+}
+
+# A word (letters, digits, at most one inner apostrophe), or a single visible symbol.
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_ELISION = re.compile(r"^(l|d|n|qu|j|s|c|m|t|jusqu|lorsqu|puisqu)'(\w.*)$")
+
+
+def normalize(text: str) -> str:
+    """Case-folded text with typographic apostrophes made plain."""
+    return text.translate(_APOSTROPHES).casefold()
+
+
+def tokens(text: str) -> list[str]:
+    """The normalized text's tokens; French-style elisions split into two tokens."""
+    out: list[str] = []
+    for raw in _TOKEN.findall(normalize(text)):
+        if "'" in raw:
+            elided = _ELISION.match(raw)
+            if elided is not None:
+                out.append(elided.group(1) + "'")
+                out.append(elided.group(2))
+                continue
+        out.append(raw)
+    return out
+
+
+def is_word(token: str) -> bool:
+    return token[0].isalnum() or token[0] == "_"
+
+
+@functools.lru_cache(maxsize=8)
+def _stemmer(language: str) -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer(STEMMERS.get(language, "english"))
+
+
+def strip_accents(word: str) -> str:
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word.replace("ß", "ss"))
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+@functools.lru_cache(maxsize=200_000)
+def key(word: str, language: str) -> str:
+    """A word's comparison key in `language`: its stem without diacritics, memoized.
+
+    Symbols and numbers are their own key. A fresh stemmer per miss would cost more than a
+    lookup, and Snowball stemmers are not re-entrant, so the per-language stemmer is used
+    only inside this (single-threaded) memoized call.
+    """
+    if not is_word(word) or word.isdigit():
+        return word
+    stem = str(_stemmer(language).stemWord(word))
+    return strip_accents(stem)
+
+
+def keys(words: Sequence[str], language: str) -> tuple[str, ...]:
+    return tuple(key(word, language) for word in words)
+
+
+@functools.lru_cache(maxsize=4096)
+def phrase_keys(phrase: str, language: str) -> tuple[str, ...]:
+    """A lexicon term's keys (a phrase is a run of keys), memoized: lexicons are fixed."""
+    return keys(tokens(phrase), language)
+
+
+def identify_language(
+    words: Sequence[str],
+    markers: Mapping[str, frozenset[str]],
+    letters: Mapping[str, str],
+    text: str,
+) -> str:
+    """The language with the most marker words and letters, or "und" when none leads.
+
+    Each distinct marker word counts 2 and each distinct marker letter 1; a language must
+    score at least 2 and strictly more than every other.
+    """
+    scores = dict.fromkeys(markers, 0)
+    seen = set(words)
+    for language, words_of in markers.items():
+        scores[language] += 2 * len(seen & words_of)
+    if not text.isascii():
+        lowered = text.casefold()
+        for language, chars in letters.items():
+            scores[language] = scores.get(language, 0) + sum(1 for c in chars if c in lowered)
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+        return UNDETERMINED
+    return ranked[0][0]

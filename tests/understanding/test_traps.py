@@ -1,0 +1,72 @@
+"""The trap families of the understanding issue, as paraphrases: each family passes at ≥ 90%.
+
+Each line of `traps.jsonl` states only what its family is about (a budget amount must read as
+budget; "price isn't the issue" must not read as a price objection …). The messages are kept
+out of training, so a family passing is the reader generalising, not remembering.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.policy_loader import load_policy
+from domain.understand import Understanding, understand
+
+TRAPS = [
+    json.loads(line)
+    for line in Path(__file__).with_name("traps.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+]
+FAMILIES: dict[str, list[dict[str, Any]]] = defaultdict(list)
+for trap in TRAPS:
+    FAMILIES[trap["family"]].append(trap)
+POLICY = load_policy("default")
+TODAY = date(2026, 12, 5)
+
+
+def failures(reading: Understanding, expect: dict[str, Any]) -> list[str]:
+    problems = []
+    for key in ("band", "objection", "needs_human"):
+        if key in expect and getattr(reading, key) != expect[key]:
+            problems.append(f"{key} {getattr(reading, key)!r} != {expect[key]!r}")
+    if "objection_not" in expect and reading.objection == expect["objection_not"]:
+        problems.append(f"objection is {reading.objection!r}")
+    for name, value in expect.get("signals", {}).items():
+        if reading.signals[name] != value:
+            problems.append(f"signal {name} is {reading.signals[name]}")
+    for reason in expect.get("reasons_include", ()):
+        if reason not in reading.reasons:
+            problems.append(f"reason {reason} missing")
+    for reason in expect.get("reasons_exclude", ()):
+        if reason in reading.reasons:
+            problems.append(f"reason {reason} present")
+    for intent in expect.get("intents_include", ()):
+        if intent not in reading.intents:
+            problems.append(f"intent {intent} missing")
+    for intent in expect.get("intents_exclude", ()):
+        if intent in reading.intents:
+            problems.append(f"intent {intent} present")
+    return problems
+
+
+def test_every_family_has_at_least_15_paraphrases() -> None:
+    assert len(FAMILIES) >= 14
+    assert {name: len(items) for name, items in FAMILIES.items() if len(items) < 15} == {}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_family_passes_at_90_percent(family: str) -> None:
+    missed = []
+    for trap in FAMILIES[family]:
+        reading = understand(POLICY, [trap["text"]], today=TODAY)
+        problems = failures(reading, trap["expect"])
+        if problems:
+            missed.append((trap["text"], problems))
+    passed = 1 - len(missed) / len(FAMILIES[family])
+    assert passed >= 0.9, f"{family}: {passed:.0%}; missed: {missed}"

@@ -1,0 +1,133 @@
+"""The reader's features and arithmetic: what a rep sees in the audit must be recomputable."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from bot.corpus import load_spec
+from bot.training import blank_model
+from domain.understanding.features import extract
+from domain.understanding.model import BINARY_HEADS, BandHead, Head, ReaderModel, to_micro
+from domain.understanding.reading import explain, head_sums, read
+from domain.understanding.text import key, tokens
+
+SPEC, _CONFIG, _SHA = load_spec(Path("data/understanding/features.toml"))
+MODEL = blank_model(SPEC, ("budget", "expensive", "approved", "the", "price"))
+TODAY = date(2026, 12, 5)
+
+
+def features(text: str) -> dict[str, int]:
+    return extract(text, MODEL, today=TODAY).features
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Hello, we are looking for a CRM for our team", "en"),
+        ("Hallo, wir suchen eine Lösung für unser Team", "de"),
+        ("Bonjour, nous cherchons un outil pour notre équipe", "fr"),
+        ("Hola, buscamos una herramienta para nuestro equipo", "es"),
+        ("ok", "und"),
+    ],
+)
+def test_the_language_is_identified_from_marker_words_and_letters(text: str, language: str) -> None:
+    assert extract(text, MODEL, today=TODAY).language == language
+
+
+def test_negation_reaches_forwards_from_a_negator() -> None:
+    assert "lex:budget:not" in features("We have no budget for this")
+    assert "lex:budget" not in features("We have no budget for this")
+
+
+def test_negation_reaches_backwards_from_a_phrase_like_is_not_an_issue() -> None:
+    found = features("Price is not an issue for us")
+    assert "lex:pricing:not" in found
+    assert "lex:pricing" not in found
+
+
+def test_a_break_stops_negation() -> None:
+    found = features("No, the budget is approved")
+    assert "lex:budget" in found
+    assert "lex:budget:not" not in found
+
+
+def test_sensitive_lexicons_count_even_when_negated() -> None:
+    assert "lex:billing" in features("we do not want to cancel")
+
+
+def test_a_one_letter_typo_of_a_lexicon_word_is_repaired_and_marked() -> None:
+    found = extract("the budjet is aproved", MODEL, today=TODAY)
+    assert found.features.get("typo:budget") == 1
+    assert "lex:budget" in found.features
+    assert "budjet→budget" in found.evidence["typo:budget"]
+
+
+def test_known_words_are_never_repaired() -> None:
+    assert "typo:budget" not in features("the budget is fine")
+
+
+def test_a_substring_is_not_a_word() -> None:
+    assert "ent:competitor" not in features("we run Nextcloud and Driftwood")
+
+
+def test_french_elisions_are_split() -> None:
+    assert tokens("l'équipe n'a pas") == ["l'", "équipe", "n'", "a", "pas"]
+
+
+def test_keys_ignore_accents_after_stemming() -> None:
+    assert key("résiliation", "fr") == key("resiliation", "fr")
+
+
+def test_every_feature_value_is_an_integer() -> None:
+    found = features("We can spend $15k by March, team of 40, we use HubSpot. Not urgent?")
+    assert found
+    assert all(type(value) is int for value in found.values())
+
+
+def _tiny_model() -> ReaderModel:
+    heads = {name: Head() for name in BINARY_HEADS}
+    heads["signal:budget"] = Head.model_validate(
+        {"bias": "-0.5", "threshold": 0, "weights": {"lex:budget": "0.75"}}
+    )
+    return ReaderModel(
+        generator_version="test",
+        spec=SPEC,
+        vocabulary=MODEL.vocabulary,
+        band=BandHead.model_validate(
+            {"hot": "1.2", "warm": "0.3", "weights": {"lex:budget": "0.5", "lex:timeline": "0.4"}}
+        ),
+        heads=heads,
+    )
+
+
+def test_sums_are_exact_integer_millionths_and_explanations_add_up() -> None:
+    model = _tiny_model()
+    reading, extraction = read("Budget is approved and we need it asap", model, today=TODAY)
+    assert reading.sums["band"] == 900_000
+    assert reading.score == Decimal("0.9")
+    assert reading.band == "warm"
+    terms, total, threshold = explain(model, "band", extraction.features)
+    assert sum(t.contribution for t in terms) == total == Decimal("0.9")
+    assert threshold == Decimal("0.3")
+    assert reading.signals["budget"] is True  # -0.5 + 0.75 >= 0
+
+
+def test_weights_with_more_than_six_places_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        Head.model_validate({"weights": {"w:x": "0.1234567"}})
+    assert to_micro(0.1) == 100_000
+    assert to_micro("-1.5") == -1_500_000
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_read_without_error(text: str) -> None:
+    reading, _ = read(text, _tiny_model(), today=TODAY)
+    assert reading.band in {"hot", "warm", "cold"}
+    assert set(head_sums(_tiny_model(), reading.features)) >= {"band", *BINARY_HEADS}
