@@ -337,10 +337,8 @@ def main(
             args.input = stdin if stdin is not None else sys.stdin
         if args.policy is None and not getattr(args, "policy_flag_means_candidate", False):
             args.policy = load_settings().salesbot_policy
-        if err is sys.stderr:
-            return handler(args, out)
-        with contextlib.redirect_stderr(err):
-            return handler(args, out)
+        args.err = err
+        return handler(args, out)
     except (DomainError, UsageError, SettingsError, StorageError, cli_ops.StartupError) as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")

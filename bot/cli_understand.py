@@ -117,7 +117,7 @@ def _refusal(record: object) -> str | None:
 
 
 def cmd_understand(args: argparse.Namespace, out: TextIO) -> int:
-    err = sys.stderr
+    err: TextIO = getattr(args, "err", sys.stderr)
     try:
         policy = load_policy(args.policy)
         default_today = _today(args.now) if args.now else _today_now()
@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here: training needs numpy and scipy's optimiser, which serving never loads.
     from bot.training import check_model, model_text, train
 
-    err = sys.stderr
+    err: TextIO = getattr(args, "err", sys.stderr)
     try:
         spec, config, spec_sha = load_spec(Path(args.spec))
         if args.corrections:
@@ -235,7 +235,7 @@ def _export_corrections(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
-    err = sys.stderr
+    err: TextIO = getattr(args, "err", sys.stderr)
     try:
         examples = load_examples([Path(p) for p in args.data])
         refs: Sequence[str] = args.policies or ["default", "seed"]

@@ -83,6 +83,13 @@ class _LanguageIndex:
         self.breaks = {
             k for b in (profile.breaks if profile else ()) for k in phrase_keys(b, language)
         }
+        self.openers = [
+            phrase_keys(n, language) for n in (profile.self_openers if profile else ())
+        ]
+        self.opener_firsts = {n[0] for n in self.openers if n}
+        self.self_stops = {
+            k for stop in (profile.self_stops if profile else ()) for k in phrase_keys(stop, language)
+        } | self.breaks
         self.negator_firsts = {n[0] for n in self.negators if n}
         self.post_firsts = {n[0] for n in self.post_negators if n}
 
@@ -190,6 +197,27 @@ def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> lis
 _BARE_AMOUNT = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)?\s?(?:k|m|mio|mn)\b", re.IGNORECASE)
 
 
+SELF_WINDOW = 7
+"""How many words after "we are a" / "we sell" still describe the writer's own business."""
+
+
+def _self_scope(keys_: list[str], index: _LanguageIndex) -> list[bool] | None:
+    """Which positions describe the writer's own business; None when nothing does."""
+    if not index.opener_firsts or not index.opener_firsts.intersection(keys_):
+        return None
+    scope = [False] * len(keys_)
+    for i, k in enumerate(keys_):
+        if k in index.opener_firsts:
+            for opener in index.openers:
+                end = i + len(opener)
+                if tuple(keys_[i:end]) == opener:
+                    for j in range(end, min(len(keys_), end + SELF_WINDOW)):
+                        if keys_[j] in index.self_stops:
+                            break
+                        scope[j] = True
+    return scope
+
+
 def _magnitudes(features: dict[str, int], entities: Entities, today: date, text: str) -> None:
     if not entities.money and _BARE_AMOUNT.search(text):
         features["ent:amount"] = 1
@@ -286,6 +314,7 @@ def extract(
             scope = _negation_scope(keys_, index, window)
             primary_keys, primary_scope = keys_, scope
         by_first = index.terms_by_first
+        own = _self_scope(keys_, index)
         for start, first in enumerate(keys_):
             candidates = by_first.get(first)
             if not candidates:
@@ -297,7 +326,12 @@ def extract(
                 if term.negatable and scope is None:
                     scope = _negation_scope(keys_, index, window)
                 negated = term.negatable and scope is not None and scope[start]
-                name = f"lex:{term.lexicon}:not" if negated else f"lex:{term.lexicon}"
+                if negated:
+                    name = f"lex:{term.lexicon}:not"
+                elif own is not None and own[start]:
+                    name = f"lex:{term.lexicon}:self"
+                else:
+                    name = f"lex:{term.lexicon}"
                 features[name] = 1
                 hits = evidence.setdefault(name, [])
                 if term.term not in hits:

@@ -137,6 +137,12 @@ class LanguageSpec(Frozen):
     post_negators: tuple[str, ...] = ()
     """Phrases that negate what comes before them ("is not an issue", "ist kein Problem")."""
     breaks: tuple[str, ...] = (",", ".", ";", ":", "!", "?")
+    self_openers: tuple[str, ...] = ()
+    """Phrases after which the writer describes their own business ("we are a", "we sell"):
+    a lexicon term there ("a legal services firm") is not a request, so it is its own feature
+    (`lex:<name>:self`)."""
+    self_stops: tuple[str, ...] = ()
+    """Words that end such a description ("and", "need", "looking"): what follows is a request."""
 
 
 class Lexicon(Frozen):
