@@ -286,7 +286,9 @@ def tasks_for(examples: Sequence[Example]) -> list[HeadTask]:
         )
     for name in OBJECTIONS:
         tasks.append(
-            HeadTask(f"objection:{name}", "objections", [column(e.objection == name for e in examples)])
+            HeadTask(
+                f"objection:{name}", "objections", [column(e.objection == name for e in examples)]
+            )
         )
     tasks.append(HeadTask("needs_human", "reasons", [column(e.needs_human for e in examples)]))
     for name in REASONS:

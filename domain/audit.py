@@ -49,7 +49,7 @@ from domain.inbound import LeadDetails
 from domain.model import Frozen
 from domain.narrative import NarrativeAudit
 from domain.objections import ObjectionResult
-from domain.presenters import REASON_TEXT, number
+from domain.presenters import number, reason_text
 from domain.scoring import INTERCEPT, LeadScore, exact_product, exact_sum
 
 AUDIT_SCHEMA_VERSION = 1
@@ -317,7 +317,7 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 f"Ticket {event.ticket_key} opened{about}: {event.kind}, {event.reason} "
                 f"(triggered by event #{event.trigger_seq})",
                 (
-                    f"reason: {REASON_TEXT.get(event.reason, event.reason)}",
+                    f"reason: {reason_text(event.reason)}",
                     *(f"> {line}" for line in event.summary.splitlines()),
                 ),
             )

@@ -286,7 +286,7 @@ def _read(
         for name, on in reading.signals.items()
     }
     features = aggregate(state.read_features, reading.features, taken_back)
-    conversation = read_conversation(model, reading.language, features, held)
+    conversation = read_conversation(model, reading, features, held, taken_back)
     rec.record(
         MessageRead(
             language=reading.language,

@@ -206,13 +206,30 @@ REASON_TEXT = {
     "idle_after_qualified": "a qualified lead went quiet",
     "message_after_close": "the prospect wrote after the conversation ended",
     "discount_above_cap": "discount above the rep cap",
+    # The trained reader's reasons (a ticket's reason lists them, comma-separated).
+    "legal": "legal or contract paperwork",
+    "privacy_security": "a privacy or security review",
+    "billing_refund": "billing, a refund or a cancellation",
+    "pricing_exception": "a discount or pricing exception",
+    "complaint": "a complaint",
+    "human_request": "the prospect asked for a person",
 }
+
+
+def reason_text(reason: str) -> str:
+    """A ticket's reason for people; several reader reasons read as one sentence."""
+    if reason in REASON_TEXT:
+        return REASON_TEXT[reason]
+    parts = [part.strip() for part in reason.split(",")]
+    if len(parts) > 1 and all(part in REASON_TEXT for part in parts):
+        return "; ".join(REASON_TEXT[part] for part in parts)
+    return reason
 
 
 def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
     fields = [
         CardField(label="Conversation", value=state.conversation_id),
-        CardField(label="Reason", value=REASON_TEXT.get(ticket.reason, ticket.reason)),
+        CardField(label="Reason", value=reason_text(ticket.reason)),
     ]
     if state.lead is not None:
         who = state.lead.name + (f" ({state.lead.company})" if state.lead.company else "")
@@ -221,7 +238,7 @@ def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
         fields += score_fields(state.score)
     return Card(
         kind="ticket",
-        title=f"Handoff: {REASON_TEXT.get(ticket.reason, ticket.reason)}",
+        title=f"Handoff: {reason_text(ticket.reason)}",
         text=transcript_summary(state),
         fields=tuple(fields),
         buttons=(

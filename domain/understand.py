@@ -113,7 +113,7 @@ def _with_reader(
         signals = reading.signals
         band, score = reading.band, reading.score
     else:
-        conversation = read_conversation(model, language, features, held)
+        conversation = read_conversation(model, reading, features, held, taken_back)
         signals, band, score = conversation.signals, conversation.band, conversation.score
     return Understanding(
         language=language,

@@ -83,12 +83,12 @@ class _LanguageIndex:
         self.breaks = {
             k for b in (profile.breaks if profile else ()) for k in phrase_keys(b, language)
         }
-        self.openers = [
-            phrase_keys(n, language) for n in (profile.self_openers if profile else ())
-        ]
+        self.openers = [phrase_keys(n, language) for n in (profile.self_openers if profile else ())]
         self.opener_firsts = {n[0] for n in self.openers if n}
         self.self_stops = {
-            k for stop in (profile.self_stops if profile else ()) for k in phrase_keys(stop, language)
+            k
+            for stop in (profile.self_stops if profile else ())
+            for k in phrase_keys(stop, language)
         } | self.breaks
         self.negator_firsts = {n[0] for n in self.negators if n}
         self.post_firsts = {n[0] for n in self.post_negators if n}

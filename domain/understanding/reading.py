@@ -16,8 +16,9 @@ labelling guide (`docs/labelling.md`):
   for a person is both an intent and a reason; `needs_human` is exactly "some reason".
 
 Conversations add up (`aggregate`): a conversation's features are the union of its
-messages' features, so a signal stated once stays; a later message that states a signal in
-a negation ("actually, there is no budget") retracts it, and the band is the band head over
+messages' features (a message's shape — short, long, a question — only while it is the
+latest), so a signal stated once stays; a later message that states a signal only in a
+negation ("actually, there is no budget") retracts it, and the band is the band head over
 the aggregate.
 """
 
@@ -185,19 +186,27 @@ def read(
 
 
 def retracted(model: ReaderModel, reading: Reading) -> tuple[str, ...]:
-    """Signals this message takes back: stated in a negation and not affirmed by its head."""
+    """Signals this message takes back: it states the signal only in a negation ("actually
+    there is no budget": `lex:budget:not` or `lex:no_budget`) and nowhere affirmatively."""
+    del model  # the rule reads the message's lexicon features only
+    features = reading.features
     return tuple(
         name
         for name in SIGNALS
-        if reading.features.get(f"lex:{name}:not") and not reading.signals[name]
+        if (features.get(f"lex:{name}:not") or features.get(f"lex:no_{name}"))
+        and not features.get(f"lex:{name}")
     )
 
 
 def aggregate(
     previous: Mapping[str, int], message: Mapping[str, int], taken_back: tuple[str, ...]
 ) -> dict[str, int]:
-    """A conversation's features after one more message: the union, minus what it retracts."""
-    merged = dict(previous)
+    """A conversation's features after one more message: the union, minus what it retracts.
+
+    A message's shape (a question, very short, long) describes that message, not the
+    conversation: only the latest message's shape is kept.
+    """
+    merged = {name: value for name, value in previous.items() if not name.startswith("shape:")}
     for feature, value in message.items():
         if merged.get(feature, 0) < value:
             merged[feature] = value
@@ -207,23 +216,39 @@ def aggregate(
 
 
 def read_conversation(
-    model: ReaderModel, language: str, features: dict[str, int], held: Mapping[str, bool]
+    model: ReaderModel,
+    latest: Reading,
+    features: dict[str, int],
+    held: Mapping[str, bool],
+    taken_back: tuple[str, ...] = (),
 ) -> Reading:
-    """The conversation's reading from its aggregate features; `held` are the signals said
-    so far (and not taken back), which stay true whatever the aggregate's heads say."""
-    reading = decide_reading(model, language, features, head_sums(model, features))
-    signals = {name: reading.signals[name] or held.get(name, False) for name in SIGNALS}
+    """The conversation's reading after its latest message.
+
+    The band score is the band head over the aggregate `features`, or the latest message's
+    own score when that is higher: what the prospect just said counts in full, and earlier
+    messages add what they stated (a cautious first "tell me more" does not hold back a buyer
+    who then names budget and date). Signals are those `held` (said and not taken back) plus
+    any the aggregate's heads read, minus those the latest message took back. The returned
+    `features` are those the band score was computed from, so its `w × x` add up to it.
+    """
+    reading = decide_reading(model, latest.language, features, head_sums(model, features))
+    signals = {
+        name: (reading.signals[name] or held.get(name, False)) and name not in taken_back
+        for name in SIGNALS
+    }
+    latest_wins = latest.sums["band"] > reading.sums["band"]
+    total = latest.sums["band"] if latest_wins else reading.sums["band"]
     return Reading(
         language=reading.language,
-        band=reading.band,
-        score=reading.score,
+        band=band_of(model, total),
+        score=from_micro(total),
         signals=signals,
         objection=reading.objection,
         needs_human=reading.needs_human,
         reasons=reading.reasons,
         intents=reading.intents,
-        features=features,
-        sums=reading.sums,
+        features=latest.features if latest_wins else features,
+        sums={**reading.sums, "band": total},
     )
 
 

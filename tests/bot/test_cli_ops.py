@@ -6,8 +6,8 @@ import asyncio
 import io
 import itertools
 import json
-import re
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 

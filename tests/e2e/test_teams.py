@@ -378,7 +378,7 @@ async def test_without_a_handoff_conversation_tickets_go_to_the_channel_the_bot_
             objection = message(
                 "a:personal-pat",
                 PROSPECT,
-                "We need a custom contract with our legal team",
+                "Our lawyer needs to redline your MSA before we sign.",
                 kind="personal",
                 service_url=connector.base_url,
             )

@@ -174,7 +174,7 @@ def test_claiming_a_ticket_is_first_wins_and_the_second_claimer_is_told_who_has_
 
 def test_handing_back_resumes_the_flow_and_the_bot_speaks_again(convo: Conversation) -> None:
     convo.lead("Hi")
-    convo.say("Question about the SLA")
+    convo.say("Can our legal team review the contract terms and the SLA first?")
     key = next(iter(convo.state.tickets))
     convo.click("claim_ticket", key)
     decision = convo.click("return_to_bot", key)
