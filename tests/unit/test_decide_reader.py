@@ -9,6 +9,7 @@ guarantees that make them auditable: the reading is recorded with its features, 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
@@ -38,7 +39,7 @@ def say(policy: Policy, *texts: str) -> tuple[ConversationState, list[Decision]]
     return state, decisions
 
 
-def events_of(decisions: list[Decision], kind: type) -> list:
+def events_of(decisions: list[Decision], kind: type) -> list[Any]:
     return [env.event for d in decisions for env in d.events if isinstance(env.event, kind)]
 
 

@@ -63,7 +63,7 @@ def test_a_model_file_that_does_not_match_its_hash_is_refused(tmp_path: Path) ->
     (tmp_path / "models" / "default-reader.json").write_bytes(tampered)
     path = tmp_path / "copy.toml"
     path.write_text(_default_text(), encoding="utf-8")
-    with pytest.raises(PolicyError, match="understanding.sha256"):
+    with pytest.raises(PolicyError, match=r"understanding\.sha256"):
         load_policy(str(path))
 
 
