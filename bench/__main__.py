@@ -121,6 +121,11 @@ def main() -> int:
     results["decide_without_safeguards_per_s"] = 5 * best_rate(
         lambda: conversation(unguarded, next(counter))
     )
+    # The same conversations read with the policy's lexicons instead of the trained reader.
+    lexicons = default.model_copy(update={"understanding": None})
+    results["decide_with_lexicons_per_s"] = 5 * best_rate(
+        lambda: conversation(lexicons, next(counter))
+    )
     results["policy_load_per_s"] = best_rate(lambda: load_policy("default"), rounds=3)
 
     tracemalloc.start()
@@ -142,6 +147,7 @@ def main() -> int:
         / results["score_default_per_s"],
         "decide_cost_in_scores": results["score_default_per_s"] / results["decide_per_s"],
         "share_of_3s_ack_budget_per_decision": (1 / results["decide_per_s"]) / 3.0,
+        "reader_cost_per_decide": results["decide_with_lexicons_per_s"] / results["decide_per_s"],
         "reader_vs_seed_lexicons_cost": results["understand_seed_lexicons_msgs_per_s"]
         / results["understand_reader_msgs_per_s"],
         "safeguards_cost_per_decide": results["decide_without_safeguards_per_s"]

@@ -9,6 +9,7 @@ of one or more policies side by side.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +31,9 @@ from bot.corpus import (
 from bot.evaluation import evaluate, render_report
 from bot.policy_loader import load_policy
 from domain import GENERATOR
+from domain.corrections import corrected_example
 from domain.errors import DomainError
+from domain.events import MessageRead, ProspectMessageReceived, ReadingCorrected
 from domain.policy import Policy
 from domain.understand import UNDERSTAND_SCHEMA_VERSION, Understanding, understand
 
@@ -194,9 +197,9 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 
     err: TextIO = getattr(args, "err", sys.stderr)
     try:
-        spec, config, spec_sha = load_spec(Path(args.spec))
         if args.corrections:
             return _export_corrections(args, out)
+        spec, config, spec_sha = load_spec(Path(args.spec))
         if not args.out or not args.data:
             raise CorpusError("train needs --data FILE|DIR and --out PATH")
         paths = [Path(p) for p in args.data]
@@ -231,7 +234,48 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export_corrections(args: argparse.Namespace, out: TextIO) -> int:
-    raise CorpusError("--corrections needs a store: not available yet")
+    """Reps' corrections in the store (SALESBOT_DB) as labelled corpus lines."""
+    lines = asyncio.run(_corrections())
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    if args.out:
+        target = Path(args.out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        out.write(f"wrote {target} ({len(lines)} corrected readings)\n")
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+async def _corrections() -> list[dict[str, Any]]:
+    from bot.bootstrap import open_store
+    from bot.settings import load_settings
+
+    found: list[dict[str, Any]] = []
+    async with open_store(load_settings()) as store:
+        for conversation_id in await store.conversation_ids():
+            envelopes = await store.load(conversation_id)
+            by_seq = {env.seq: env for env in envelopes}
+            texts = {
+                env.delivery_id: env.event.text
+                for env in envelopes
+                if isinstance(env.event, ProspectMessageReceived)
+            }
+            corrections: dict[int, list[ReadingCorrected]] = {}
+            for env in envelopes:
+                if isinstance(env.event, ReadingCorrected):
+                    corrections.setdefault(env.event.message_seq, []).append(env.event)
+            for seq, made in sorted(corrections.items()):
+                target = by_seq.get(seq)
+                if target is None or not isinstance(target.event, MessageRead):
+                    continue
+                text = texts.get(target.delivery_id)
+                if text is None:
+                    continue
+                found.append(
+                    corrected_example(f"correction:{conversation_id}:{seq}", text, target.event, made)
+                )
+    return found
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:

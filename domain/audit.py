@@ -33,6 +33,7 @@ from domain.events import (
     HandedBack,
     LeadScored,
     MessageRead,
+    ReadingCorrected,
     NarrativeAssessed,
     ObjectionClassified,
     ProspectMessageReceived,
@@ -281,6 +282,12 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _explain_narrative(event.audit)
         case MessageRead():
             return _explain_reading(event)
+        case ReadingCorrected():
+            name = f" {event.name}" if event.name else ""
+            return (
+                f"{event.by} corrected the reading of event {event.message_seq}: "
+                f"{event.field}{name} → {event.value}"
+            ), ()
         case ObjectionClassified():
             return _explain_objection(event.result)
         case FlowAdvanced():

@@ -1,4 +1,4 @@
-"""Commands: quote, lead (score pasted text), audit, metrics, help.
+"""Commands: quote, lead (score pasted text), audit, metrics, help, correct (a reading).
 
 Usage mistakes are answered privately with the usage line and change nothing. Refusals
 of sensitive commands are recorded, because who tried to see what is part of the audit.
@@ -13,7 +13,14 @@ from domain.commands import CommandSpec, help_lines
 from domain.conversation import persona_values, start_if_new
 from domain.decision import Query, Recorder
 from domain.errors import CommandError, QuoteError
-from domain.events import AuditRequested, CommandRefused, LeadScored, QuoteIssued
+from domain.corrections import describe, parse_correction
+from domain.events import (
+    AuditRequested,
+    CommandRefused,
+    LeadScored,
+    QuoteIssued,
+    ReadingCorrected,
+)
 from domain.flow import GuardContext
 from domain.inbound import Actor
 from domain.permissions import permission, permitted
@@ -118,10 +125,33 @@ def _help(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     rec.reply(Reply(audience="requester", text="\n".join(help_lines()), card=help_card()))
 
 
+def _correct(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
+    """Mark the reader wrong about the latest prospect message (reps teach the model)."""
+    del spec
+    if rec.state.last_read_seq is None:
+        rec.tell(actor, "There is no reading to correct here yet: the reader has not read a message.")
+        return
+    try:
+        field, name, value = parse_correction(args)
+    except CommandError as exc:
+        rec.tell(actor, str(exc))
+        return
+    correction = ReadingCorrected(
+        message_seq=rec.state.last_read_seq, field=field, name=name, value=value, by=actor.id
+    )
+    rec.record(correction)
+    rec.tell(
+        actor,
+        f"Noted: {describe(correction)}. The next training run can learn from it "
+        "(salesbot train --corrections).",
+    )
+
+
 _HANDLERS = {
     "quote": _quote,
     "lead": _lead,
     "audit": _audit,
     "metrics": _metrics,
     "help": _help,
+    "correct": _correct,
 }

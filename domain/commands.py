@@ -45,6 +45,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         usage="metrics",
     ),
     CommandSpec(
+        name="correct",
+        summary="Mark the bot's reading of the latest prospect message wrong; it teaches the next training run",
+        usage="correct band warm | objection none | signal budget no | human yes legal | intent meeting_request yes",
+    ),
+    CommandSpec(
         name="help",
         summary="What salesbot can do",
         usage="help",

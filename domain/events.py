@@ -103,6 +103,19 @@ class MessageRead(_Event):
     """The heads that fired (and the band's), for the audit."""
 
 
+class ReadingCorrected(_Event):
+    """A rep marked part of the reader's reading of one message wrong (`correct …`): the
+    next training run can learn from it (`salesbot train --corrections`)."""
+
+    type: Literal["reading_corrected"] = "reading_corrected"
+    message_seq: int
+    """The sequence number of the corrected `message_read` event."""
+    field: Literal["band", "objection", "signal", "intent", "human"]
+    name: str | None = None
+    value: str
+    by: str
+
+
 class NarrativeAssessed(_Event):
     type: Literal["narrative_assessed"] = "narrative_assessed"
     audit: NarrativeAudit
@@ -267,6 +280,7 @@ Event = Annotated[
     | LeadScored
     | NarrativeAssessed
     | MessageRead
+    | ReadingCorrected
     | ObjectionClassified
     | FlowAdvanced
     | BotReplied

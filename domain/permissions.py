@@ -79,6 +79,13 @@ MATRIX: tuple[Permission, ...] = (
         message="Sorry, that command is for the sales team.",
     ),
     Permission(
+        key="command:correct",
+        label="`correct` (a reading)",
+        allowed=_REPS,
+        reason="reps_only",
+        message=_SALES_TEAM,
+    ),
+    Permission(
         key="command:help",
         label="`help`",
         allowed=_EVERYONE,

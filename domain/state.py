@@ -38,6 +38,7 @@ from domain.events import (
     QuoteApproved,
     QuoteIssued,
     QuoteRejected,
+    ReadingCorrected,
     RepMessageRecorded,
     TicketClaimed,
     TicketKind,
@@ -98,6 +99,8 @@ class ConversationState(Frozen):
     """The conversation's features so far (`domain.understanding.reading.aggregate`)."""
     signals: dict[str, bool] = Field(default_factory=dict)
     """Signals the prospect stated and has not taken back (trained reader only)."""
+    last_read_seq: int | None = None
+    """The sequence number of the latest `message_read` (what `correct …` corrects)."""
     quotes: dict[str, QuoteRecord] = Field(default_factory=dict)
     tickets: dict[str, TicketRecord] = Field(default_factory=dict)
     outcome: Outcome | None = None
@@ -169,6 +172,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 "language": event.language,
                 "read_features": aggregate(state.read_features, event.features, event.retracted),
                 "signals": event.conversation_signals,
+                "last_read_seq": envelope.seq,
             }
             if event.objection is not None:
                 update["last_objection"] = event.objection
@@ -230,6 +234,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | ClaimRefused()
             | LeadScored()
             | BotReplied()
+            | ReadingCorrected()
         ):
             pass
     return state.model_copy(update=update)

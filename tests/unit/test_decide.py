@@ -399,6 +399,7 @@ def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) 
         "lead",
         "audit",
         "metrics",
+        "correct",
         "help",
     ]
 

@@ -142,6 +142,7 @@ EXPECTED: dict[str, set[str]] = {
     "command:lead": {R, A, U},
     "command:audit": {U},
     "command:metrics": {R, A, U},
+    "command:correct": {R, A, U},
     "command:help": {P, R, A, U},
     "button:accept_quote": {P, R, A, U},
     "button:escalate": {P, R, A, U},
