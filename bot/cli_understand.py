@@ -273,7 +273,9 @@ async def _corrections() -> list[dict[str, Any]]:
                 if text is None:
                     continue
                 found.append(
-                    corrected_example(f"correction:{conversation_id}:{seq}", text, target.event, made)
+                    corrected_example(
+                        f"correction:{conversation_id}:{seq}", text, target.event, made
+                    )
                 )
     return found
 

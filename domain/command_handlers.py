@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from domain.cards import Reply
 from domain.commands import CommandSpec, help_lines
 from domain.conversation import persona_values, start_if_new
+from domain.corrections import describe, parse_correction
 from domain.decision import Query, Recorder
 from domain.errors import CommandError, QuoteError
-from domain.corrections import describe, parse_correction
 from domain.events import (
     AuditRequested,
     CommandRefused,
@@ -129,7 +129,9 @@ def _correct(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     """Mark the reader wrong about the latest prospect message (reps teach the model)."""
     del spec
     if rec.state.last_read_seq is None:
-        rec.tell(actor, "There is no reading to correct here yet: the reader has not read a message.")
+        rec.tell(
+            actor, "There is no reading to correct here yet: the reader has not read a message."
+        )
         return
     try:
         field, name, value = parse_correction(args)

@@ -10,7 +10,7 @@ latest prospect message wrong. Each is a `reading_corrected` event; `salesbot tr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from domain.errors import CommandError
 from domain.events import MessageRead, ReadingCorrected
@@ -21,6 +21,8 @@ CORRECT_USAGE = (
     " · signal <budget|timeline|authority|need> yes|no · human yes <reason>|no"
     " · intent <name> yes|no"
 )
+
+Field = Literal["band", "objection", "signal", "intent", "human"]
 
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
@@ -34,7 +36,7 @@ def _flag(word: str) -> bool:
     raise CommandError(f"Say yes or no, not {word!r}. Usage: {CORRECT_USAGE}")
 
 
-def parse_correction(args: str) -> tuple[str, str | None, str]:
+def parse_correction(args: str) -> tuple[Field, str | None, str]:
     """(field, name, value) from the command's words; a clear error for anything else."""
     words = args.lower().split()
     if not words:
