@@ -35,11 +35,14 @@ from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
 from domain.scoring import score_lead
+from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro
 from domain.understanding.reading import (
     Reading,
     aggregate,
+    decide_reading,
     explain,
+    head_sums,
     read,
     read_conversation,
     retracted,
@@ -278,8 +281,19 @@ def _read(
     """Read the message with the trained reader, add it to the conversation, and score the
     conversation from its aggregate features (see `domain.understanding.reading`)."""
     state = rec.state
-    today = datetime.fromtimestamp(rec.now_ms / 1000, tz=UTC).date()
-    reading, extraction = read(text, model, today=today, metadata=metadata)
+    reader = fingerprint(model)
+    recorded = rec.recorded_reading
+    if recorded is not None and recorded.reader == reader:
+        # A replay under the same features: reuse what was extracted, re-weigh it.
+        features = dict(recorded.features)
+        reading = decide_reading(model, recorded.language, features, head_sums(model, features))
+        evidence = dict(recorded.evidence)
+        entities = dict(recorded.entities)
+    else:
+        today = datetime.fromtimestamp(rec.now_ms / 1000, tz=UTC).date()
+        reading, extraction = read(text, model, today=today, metadata=metadata)
+        evidence = extraction.evidence
+        entities = plain_json(extraction.entities.as_json())
     taken_back = retracted(model, reading)
     held = {
         name: (state.signals.get(name, False) or on) and name not in taken_back
@@ -289,10 +303,11 @@ def _read(
     conversation = read_conversation(model, reading, features, held, taken_back)
     rec.record(
         MessageRead(
+            reader=reader,
             language=reading.language,
             features=reading.features,
-            evidence=extraction.evidence,
-            entities=plain_json(extraction.entities.as_json()),
+            evidence=evidence,
+            entities=entities,
             band=reading.band,
             score=reading.score,
             signals=reading.signals,
@@ -305,7 +320,7 @@ def _read(
             explanations=explanations(model, reading),
         )
     )
-    score = reader_score(model, conversation, extraction.evidence)
+    score = reader_score(model, conversation, evidence)
     qualified = score.band in rec.policy.conversation.qualified_bands
     if score != state.score or qualified != state.qualified:
         rec.record(LeadScored(score=score, qualified=qualified))

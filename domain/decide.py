@@ -15,7 +15,7 @@ from domain.commands import command_spec, parse_text_command
 from domain.conversation import on_idle_check, on_lead, on_prospect_message
 from domain.decision import Decision, Recorder
 from domain.errors import CommandError
-from domain.events import DeliveryDeadLettered, RepMessageRecorded
+from domain.events import DeliveryDeadLettered, MessageRead, RepMessageRecorded
 from domain.inbound import (
     ButtonClicked,
     CommandInvoked,
@@ -34,11 +34,23 @@ def new_conversation(conversation_id: str, policy: Policy) -> ConversationState:
     return initial_state(conversation_id, policy.flow.start)
 
 
-def decide(state: ConversationState, inbound: Inbound, policy: Policy, now_ms: int) -> Decision:
-    """Decide what `inbound` does to the conversation in `state` under `policy` at `now_ms`."""
+def decide(
+    state: ConversationState,
+    inbound: Inbound,
+    policy: Policy,
+    now_ms: int,
+    *,
+    recorded_reading: MessageRead | None = None,
+) -> Decision:
+    """Decide what `inbound` does to the conversation in `state` under `policy` at `now_ms`.
+
+    `recorded_reading` is for replay only: the `message_read` this inbound produced when it
+    was decided, whose features stand in for extracting them again when the policy's reader
+    has the same fingerprint (a what-if under retrained weights).
+    """
     if inbound.conversation_id != state.conversation_id:
         raise ValueError("inbound and state belong to different conversations")
-    rec = Recorder(state, policy, now_ms, inbound.delivery_id)
+    rec = Recorder(state, policy, now_ms, inbound.delivery_id, recorded_reading)
     match inbound:
         case LeadArrived():
             on_lead(rec, inbound.actor, inbound.lead)

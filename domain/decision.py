@@ -20,6 +20,7 @@ from domain.events import (
     EventEnvelope,
     FlowAdvanced,
     HandedBack,
+    MessageRead,
     TicketClaimed,
     TicketKind,
     TicketOpened,
@@ -92,11 +93,15 @@ class Recorder:
         policy: Policy,
         now_ms: int,
         delivery_id: str,
+        recorded_reading: MessageRead | None = None,
     ) -> None:
         self.state = state
         self.policy = policy
         self.now_ms = now_ms
         self.delivery_id = delivery_id
+        self.recorded_reading = recorded_reading
+        """A replay's recorded reading of this inbound's message: its features are reused
+        when the policy's reader extracts the same features (same fingerprint)."""
         self._events: list[EventEnvelope] = []
         self._replies: list[Reply] = []
         self._queries: list[Query] = []

@@ -86,6 +86,9 @@ class MessageRead(_Event):
     """
 
     type: Literal["message_read"] = "message_read"
+    reader: str = ""
+    """The fingerprint of the reader's spec and vocabulary the features were extracted with
+    (`domain.understanding.features.fingerprint`)."""
     language: str
     features: dict[str, int]
     evidence: dict[str, tuple[str, ...]] = Field(default_factory=dict)

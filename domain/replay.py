@@ -20,6 +20,7 @@ from domain.events import (
     EventEnvelope,
     FlowAdvanced,
     LeadScored,
+    MessageRead,
     QuoteIssued,
     TicketOpened,
 )
@@ -89,10 +90,17 @@ def replay_conversation(
                 f"Inbound {inbound.delivery_id} belongs to conversation "
                 f"{inbound.conversation_id}, not {conversation_id}."
             )
-        decision = decide(state, inbound, policy_for(item.policy_version), item.received_at_ms)
-        state = decision.state
         # A delivery is decided once; a repeated id (which dedupe prevents) gets no events.
         mine = sorted(groups.pop(inbound.delivery_id, []), key=lambda env: env.seq)
+        reading = next((env.event for env in mine if isinstance(env.event, MessageRead)), None)
+        decision = decide(
+            state,
+            inbound,
+            policy_for(item.policy_version),
+            item.received_at_ms,
+            recorded_reading=reading,
+        )
+        state = decision.state
         for env in mine:
             if isinstance(env.event, FlowAdvanced):
                 recorded_flow = env.event.to_state

@@ -23,6 +23,8 @@ decision date is passed in, so a replay extracts the same features.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -159,6 +161,29 @@ def compiled(model: ReaderModel) -> CompiledSpec:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[id(model)] = (model, result)
     return result
+
+
+_FINGERPRINTS: dict[int, tuple[ReaderModel, str]] = {}
+
+
+def fingerprint(model: ReaderModel) -> str:
+    """What the model's features depend on (its spec and vocabulary), as a SHA-256: two models
+    with the same fingerprint extract the same features from the same message, so a replay
+    under retrained weights can reuse the features a `message_read` recorded."""
+    entry = _FINGERPRINTS.get(id(model))
+    if entry is not None and entry[0] is model:
+        return entry[1]
+    text = json.dumps(
+        {"spec": model.spec.model_dump(mode="json"), "vocabulary": list(model.vocabulary)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    while len(_FINGERPRINTS) >= _COMPILED_KEPT:
+        _FINGERPRINTS.pop(next(iter(_FINGERPRINTS)))
+    _FINGERPRINTS[id(model)] = (model, digest)
+    return digest
 
 
 @functools.lru_cache(maxsize=100_000)

@@ -293,3 +293,35 @@ def test_a_retrained_reader_lists_what_its_new_weights_change() -> None:
     changed = replay_conversation(CID, rec.inbounds, rec.events, always(candidate))
     aspects = {d.aspect for d in changed.differences}
     assert {"score", "state"} <= aspects
+
+
+def test_a_replay_under_retrained_weights_reuses_the_recorded_features(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same spec and vocabulary (the fingerprint), new weights: the recorded `message_read`
+    features are re-weighed, nothing is extracted again; a different spec extracts."""
+    rec = Recording(READER, CID, now=NOW, lead_actor=FEED)
+    rec.lead(VAGUE_LEAD)
+    rec.say(HOT_MESSAGE)
+    assert READER.understanding is not None
+    reader = READER.understanding.reader
+    looser = reader.model_copy(
+        update={"band": reader.band.model_copy(update={"hot": -(10**12), "warm": -(10**12) - 1})}
+    )
+    candidate = READER.model_copy(
+        update={"understanding": READER.understanding.model_copy(update={"reader": looser})}
+    )
+
+    def no_extraction(*args: object, **kwargs: object) -> None:
+        raise AssertionError("features were extracted again")
+
+    monkeypatch.setattr("domain.conversation.read", no_extraction)
+    changed = replay_conversation(CID, rec.inbounds, rec.events, always(candidate))
+    assert "score" in {d.aspect for d in changed.differences}
+
+    respelled = reader.model_copy(update={"vocabulary": (*reader.vocabulary, "zzzz")})
+    other = READER.model_copy(
+        update={"understanding": READER.understanding.model_copy(update={"reader": respelled})}
+    )
+    with pytest.raises(AssertionError, match="extracted again"):
+        replay_conversation(CID, rec.inbounds, rec.events, always(other))
