@@ -22,8 +22,6 @@ from bot.clock import parse_iso_ms, system_now_ms
 from bot.corpus import (
     SPEC_FILE,
     CorpusError,
-    Example,
-    TrainingConfig,
     data_hash,
     load_examples,
     load_spec,
@@ -341,6 +339,3 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, parser_class: type) 
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=cmd_eval, policy_flag_means_candidate=True, policy=None)
-
-
-__all__ = ["Example", "TrainingConfig", "add_commands"]

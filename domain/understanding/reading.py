@@ -32,10 +32,8 @@ from typing import Literal
 
 import numpy as np
 
-from domain.understanding.entities import Entities
 from domain.understanding.features import Extraction, Metadata, extract
 from domain.understanding.model import (
-    BINARY_HEADS,
     HEADS,
     INTENTS,
     OBJECTIONS,
@@ -281,20 +279,3 @@ def explain(
     total = spec.bias + sum(spec.weights.get(f, 0) * v for f, v in features.items())
     threshold = model.band.warm if head == "band" else spec.threshold
     return tuple(terms), from_micro(total), from_micro(threshold)
-
-
-def entities_json(entities: Entities) -> dict[str, object]:
-    return entities.as_json()
-
-
-__all__ = [
-    "BINARY_HEADS",
-    "Reading",
-    "aggregate",
-    "decide_reading",
-    "explain",
-    "head_sums",
-    "read",
-    "read_conversation",
-    "retracted",
-]
