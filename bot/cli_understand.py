@@ -33,7 +33,8 @@ from domain.corrections import corrected_example
 from domain.errors import DomainError
 from domain.events import MessageRead, ProspectMessageReceived, ReadingCorrected
 from domain.policy import Policy
-from domain.understand import UNDERSTAND_SCHEMA_VERSION, Understanding, understand
+from domain.understand import UNDERSTAND_SCHEMA_VERSION, understand
+from domain.understanding.reading import Reading
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
@@ -46,7 +47,7 @@ def _number(value: Decimal) -> int | float:
     return float(value)
 
 
-def reading_json(ident: object, reading: Understanding, policy: Policy) -> dict[str, Any]:
+def reading_json(ident: object, reading: Reading, policy: Policy) -> dict[str, Any]:
     return {
         "id": ident,
         "language": reading.language,

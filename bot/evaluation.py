@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.corpus import TRAINING_DATE, Example
+from bot.corpus import BANDS, TRAINING_DATE, Example
 from bot.metrics import bootstrap, confusion, f1, macro_f1, precision_recall
 from domain.policy import Policy
-from domain.understand import Understanding, understand
+from domain.understand import understand
 from domain.understanding.model import INTENTS, OBJECTIONS, SIGNALS
+from domain.understanding.reading import Reading
 
-BANDS = ("hot", "warm", "cold")
 OBJECTION_CLASSES = (*OBJECTIONS, "none")
 
 
-def predict(policy: Policy, example: Example) -> Understanding:
+def predict(policy: Policy, example: Example) -> Reading:
     today = example.now.date() if example.now is not None else TRAINING_DATE
     return understand(policy, example.messages, today=today, metadata=example.metadata)
 
@@ -32,7 +32,7 @@ def _interval(count: int, statistic: Callable[[Sequence[int]], float]) -> dict[s
     return {"value": round(value, 4), "low": round(low, 4), "high": round(high, 4)}
 
 
-def figures(examples: Sequence[Example], readings: Sequence[Understanding]) -> dict[str, Any]:
+def figures(examples: Sequence[Example], readings: Sequence[Reading]) -> dict[str, Any]:
     n = len(examples)
     band_truth = [e.band for e in examples]
     band_pred = [r.band for r in readings]

@@ -250,8 +250,6 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
     result = []
     for head in fired:
         terms, total, threshold = explain(model, head, reading.features)
-        if head == "band" and reading.band == "hot":
-            threshold = from_micro(model.band.hot)
         result.append(
             HeadExplanation(
                 head=head,

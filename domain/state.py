@@ -93,8 +93,6 @@ class ConversationState(Frozen):
     qualified: bool = False
     narrative: NarrativeAudit | None = None
     last_objection: str | None = None
-    language: str | None = None
-    """The language of the latest prospect message the trained reader identified."""
     read_features: dict[str, int] = Field(default_factory=dict)
     """The conversation's features so far (`domain.understanding.reading.aggregate`)."""
     signals: dict[str, bool] = Field(default_factory=dict)
@@ -169,7 +167,6 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             update["last_objection"] = event.result.objection
         case MessageRead():
             update |= {
-                "language": event.language,
                 "read_features": aggregate(state.read_features, event.features, event.retracted),
                 "signals": event.conversation_signals,
                 "last_read_seq": envelope.seq,

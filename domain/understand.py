@@ -15,15 +15,21 @@ through still stands); the objection is the latest one raised; intents are the u
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 from domain.objections import classify_objection
 from domain.policy import Policy
 from domain.scoring import score_lead
-from domain.understanding.model import REASONS, SIGNALS, ReaderModel
-from domain.understanding.reading import aggregate, read, read_conversation, retracted
+from domain.understanding.model import OBJECTIONS, REASONS, SIGNALS, ReaderModel
+from domain.understanding.reading import (
+    Reading,
+    aggregate,
+    read,
+    read_conversation,
+    retracted,
+)
 
 UNDERSTAND_SCHEMA_VERSION = 1
 
@@ -53,28 +59,13 @@ _SENSITIVE_REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Understanding:
-    """One reading in the contract's terms (README, "Understanding")."""
-
-    language: str
-    band: str
-    score: Decimal
-    signals: dict[str, bool]
-    objection: str | None
-    needs_human: bool
-    reasons: tuple[str, ...]
-    intents: tuple[str, ...]
-    entities: dict[str, object]
-
-
 def understand(
     policy: Policy,
     messages: Sequence[str],
     *,
     today: date,
     metadata: Mapping[str, object] | None = None,
-) -> Understanding:
+) -> Reading:
     """Read one message (or a conversation's messages, in order) under `policy`."""
     if not messages:
         raise ValueError("nothing to read")
@@ -88,7 +79,7 @@ def _with_reader(
     messages: Sequence[str],
     today: date,
     metadata: Mapping[str, object] | None,
-) -> Understanding:
+) -> Reading:
     features: dict[str, int] = {}
     held = dict.fromkeys(SIGNALS, False)
     reasons: set[str] = set()
@@ -110,16 +101,11 @@ def _with_reader(
         entities = extraction.entities.as_json()
         language = reading.language
     if len(messages) == 1:
-        signals = reading.signals
-        band, score = reading.band, reading.score
-    else:
-        conversation = read_conversation(model, reading, features, held, taken_back)
-        signals, band, score = conversation.signals, conversation.band, conversation.score
-    return Understanding(
+        return replace(reading, entities=entities)
+    conversation = read_conversation(model, reading, features, held, taken_back)
+    return replace(
+        conversation,
         language=language,
-        band=band,
-        score=score,
-        signals=dict(signals),
         objection=objection,
         needs_human=bool(reasons),
         reasons=tuple(sorted(reasons)),
@@ -130,7 +116,7 @@ def _with_reader(
 
 def _with_lexicons(
     policy: Policy, messages: Sequence[str], metadata: Mapping[str, object] | None
-) -> Understanding:
+) -> Reading:
     scoring_metadata = {
         key: value
         for key, value in (metadata or {}).items()
@@ -144,12 +130,12 @@ def _with_lexicons(
     objection: str | None = None
     for text in messages:
         result = classify_objection(text, policy.objections)
-        objection = result.objection if result.objection in _OBJECTION_NAMES else objection
+        objection = result.objection if result.objection in OBJECTIONS else objection
         if result.escalation_reason == "sensitive_terms":
             reasons.update(
                 _SENSITIVE_REASONS.get(term.casefold(), "legal") for term in result.sensitive
             )
-    return Understanding(
+    return Reading(
         language="und",
         band=score.band,
         score=score.probability if score.probability is not None else score.score,
@@ -158,8 +144,7 @@ def _with_lexicons(
         needs_human=bool(reasons),
         reasons=tuple(sorted(reasons & set(REASONS))),
         intents=(),
+        features=score.features,
+        sums={},
         entities=dict(NEUTRAL_ENTITIES),
     )
-
-
-_OBJECTION_NAMES = frozenset({"price", "timing", "needs", "competitor", "authority", "contract"})

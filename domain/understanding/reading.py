@@ -25,7 +25,7 @@ the aggregate.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Literal
@@ -63,6 +63,8 @@ class Reading:
     features: dict[str, int]
     sums: dict[str, int]
     """Each head's exact sum in millionths, for the audit."""
+    entities: dict[str, object] = field(default_factory=dict)
+    """The message's entities as JSON values (`Entities.as_json`), when it was read."""
 
 
 class _Heads:
@@ -277,5 +279,8 @@ def explain(
     ]
     terms.sort(key=lambda t: (-abs(t.contribution), t.feature))
     total = spec.bias + sum(spec.weights.get(f, 0) * v for f, v in features.items())
-    threshold = model.band.warm if head == "band" else spec.threshold
+    if head == "band":  # the threshold that decided: hot when reached, else warm
+        threshold = model.band.hot if total >= model.band.hot else model.band.warm
+    else:
+        threshold = spec.threshold
     return tuple(terms), from_micro(total), from_micro(threshold)

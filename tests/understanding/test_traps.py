@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from bot.policy_loader import load_policy
-from domain.understand import Understanding, understand
+from domain.understand import understand
+from domain.understanding.reading import Reading
 
 TRAPS = [
     json.loads(line)
@@ -38,7 +39,7 @@ FLOORS: dict[str, float] = json.loads(
 TODAY = date(2026, 12, 5)
 
 
-def failures(reading: Understanding, expect: dict[str, Any]) -> list[str]:
+def failures(reading: Reading, expect: dict[str, Any]) -> list[str]:
     problems = []
     for key in ("band", "objection", "needs_human"):
         if key in expect and getattr(reading, key) != expect[key]:
@@ -48,18 +49,11 @@ def failures(reading: Understanding, expect: dict[str, Any]) -> list[str]:
     for name, value in expect.get("signals", {}).items():
         if reading.signals[name] != value:
             problems.append(f"signal {name} is {reading.signals[name]}")
-    for reason in expect.get("reasons_include", ()):
-        if reason not in reading.reasons:
-            problems.append(f"reason {reason} missing")
-    for reason in expect.get("reasons_exclude", ()):
-        if reason in reading.reasons:
-            problems.append(f"reason {reason} present")
-    for intent in expect.get("intents_include", ()):
-        if intent not in reading.intents:
-            problems.append(f"intent {intent} missing")
-    for intent in expect.get("intents_exclude", ()):
-        if intent in reading.intents:
-            problems.append(f"intent {intent} present")
+    for key, present in (("include", True), ("exclude", False)):
+        for field in ("reasons", "intents"):
+            for name in expect.get(f"{field}_{key}", ()):
+                if (name in getattr(reading, field)) != present:
+                    problems.append(f"{field[:-1]} {name} {'missing' if present else 'present'}")
     return problems
 
 

@@ -274,20 +274,33 @@ def test_replaying_any_conversation_under_its_recorded_policy_changes_nothing(
     assert result.differences == ()
 
 
-def test_a_retrained_reader_lists_what_its_new_weights_change() -> None:
-    """`replay --policy` after a retrain: the same conversation under a reader whose band
-    thresholds moved (every lead now hot) reports the changed score and state."""
+def _read_by_the_reader() -> Recording:
     rec = Recording(READER, CID, now=NOW, lead_actor=FEED)
     rec.lead(VAGUE_LEAD)
     rec.say(HOT_MESSAGE)
+    return rec
+
+
+def _with_reader(**changes: Any) -> Policy:
+    """The default policy with its trained reader changed (a retrain, in effect)."""
     assert READER.understanding is not None
-    reader = READER.understanding.reader
-    looser = reader.model_copy(
-        update={"band": reader.band.model_copy(update={"hot": -(10**12), "warm": -(10**12) - 1})}
+    reader = READER.understanding.reader.model_copy(update=changes)
+    return READER.model_copy(
+        update={"understanding": READER.understanding.model_copy(update={"reader": reader})}
     )
-    candidate = READER.model_copy(
-        update={"understanding": READER.understanding.model_copy(update={"reader": looser})}
-    )
+
+
+def _everyone_hot() -> Policy:
+    assert READER.understanding is not None
+    band = READER.understanding.reader.band
+    return _with_reader(band=band.model_copy(update={"hot": -(10**12), "warm": -(10**12) - 1}))
+
+
+def test_a_retrained_reader_lists_what_its_new_weights_change() -> None:
+    """`replay --policy` after a retrain: the same conversation under a reader whose band
+    thresholds moved (every lead now hot) reports the changed score and state."""
+    rec = _read_by_the_reader()
+    candidate = _everyone_hot()
     same = replay_conversation(CID, rec.inbounds, rec.events, always(READER))
     assert same.differences == ()
     changed = replay_conversation(CID, rec.inbounds, rec.events, always(candidate))
@@ -300,17 +313,8 @@ def test_a_replay_under_retrained_weights_reuses_the_recorded_features(
 ) -> None:
     """Same spec and vocabulary (the fingerprint), new weights: the recorded `message_read`
     features are re-weighed, nothing is extracted again; a different spec extracts."""
-    rec = Recording(READER, CID, now=NOW, lead_actor=FEED)
-    rec.lead(VAGUE_LEAD)
-    rec.say(HOT_MESSAGE)
-    assert READER.understanding is not None
-    reader = READER.understanding.reader
-    looser = reader.model_copy(
-        update={"band": reader.band.model_copy(update={"hot": -(10**12), "warm": -(10**12) - 1})}
-    )
-    candidate = READER.model_copy(
-        update={"understanding": READER.understanding.model_copy(update={"reader": looser})}
-    )
+    rec = _read_by_the_reader()
+    candidate = _everyone_hot()
 
     def no_extraction(*args: object, **kwargs: object) -> None:
         raise AssertionError("features were extracted again")
@@ -319,9 +323,7 @@ def test_a_replay_under_retrained_weights_reuses_the_recorded_features(
     changed = replay_conversation(CID, rec.inbounds, rec.events, always(candidate))
     assert "score" in {d.aspect for d in changed.differences}
 
-    respelled = reader.model_copy(update={"vocabulary": (*reader.vocabulary, "zzzz")})
-    other = READER.model_copy(
-        update={"understanding": READER.understanding.model_copy(update={"reader": respelled})}
-    )
+    assert READER.understanding is not None
+    other = _with_reader(vocabulary=(*READER.understanding.reader.vocabulary, "zzzz"))
     with pytest.raises(AssertionError, match="extracted again"):
         replay_conversation(CID, rec.inbounds, rec.events, always(other))
