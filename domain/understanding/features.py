@@ -22,7 +22,6 @@ decision date is passed in, so a replay extracts the same features.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -53,6 +52,19 @@ class Extraction:
     features: dict[str, int]
     entities: Entities
     evidence: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """What reading needs of one distinct token, worked out once per spec: its typo repair
+    (the word it stands for and the `typo:` features with their evidence), whether it is a
+    word or a number, and its key in each language (in `LANGUAGES` order)."""
+
+    text: str
+    typos: tuple[tuple[str, str], ...]
+    word: bool
+    digit: bool
+    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,35 @@ class CompiledSpec:
             for variant in (word, *_deletions(word)):
                 self.deletions.setdefault(variant, set()).add(word)
         self.competitors = spec.competitors
+        self.seen: dict[str, _Token] = {}
+
+    def token(self, raw: str) -> _Token:
+        """`raw`'s record, memoized: a running bot meets the same words again and again."""
+        found = self.seen.get(raw)
+        if found is not None:
+            return found
+        fixed = (
+            self.repair(raw)
+            if len(raw) >= self.spec.fuzzy_min_length and raw not in self.known and raw.isalpha()
+            else None
+        )
+        typos: tuple[tuple[str, str], ...] = ()
+        if fixed is not None:
+            typos = tuple(
+                (f"typo:{name}", f"{raw}→{fixed}") for name in sorted(self.lexicon_words[fixed])
+            )
+        text = fixed if fixed is not None else raw
+        record = _Token(
+            text=text,
+            typos=typos,
+            word=is_word(text),
+            digit=text.isdigit(),
+            keys=tuple(key(text, language) for language in LANGUAGES),
+        )
+        if len(self.seen) >= _TOKENS_KEPT:
+            self.seen.clear()  # a bound on memory; records are recomputed identically
+        self.seen[raw] = record
+        return record
 
     def repair(self, word: str) -> str | None:
         """The lexicon word `word` misspells by one letter (insert, drop, change), if any.
@@ -142,9 +183,14 @@ class CompiledSpec:
         return min(found) if found else None
 
 
+_LANGUAGE_POSITION = {language: position for position, language in enumerate(LANGUAGES)}
+
+
 def _deletions(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(len(word))]
 
+
+_TOKENS_KEPT = 200_000
 
 # Compiling a spec costs milliseconds; a model is read many times. Keyed by identity and kept
 # alive with the entry, like the flow's index (`domain.flow`).
@@ -186,15 +232,10 @@ def fingerprint(model: ReaderModel) -> str:
     return digest
 
 
-@functools.lru_cache(maxsize=100_000)
-def _repair_cached(word: str, compiled_spec: CompiledSpec) -> str | None:
-    return compiled_spec.repair(word)
-
-
 def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> list[bool]:
     """Which positions a negation covers: after a negator, or before a post-negator."""
     scope = [False] * len(keys_)
-    if not (index.negator_firsts or index.post_firsts):
+    if index.negator_firsts.isdisjoint(keys_) and index.post_firsts.isdisjoint(keys_):
         return scope
     breaks = index.breaks
     n = len(keys_)
@@ -228,7 +269,7 @@ SELF_WINDOW = 7
 
 def _self_scope(keys_: list[str], index: _LanguageIndex) -> list[bool] | None:
     """Which positions describe the writer's own business; None when nothing does."""
-    if not index.opener_firsts or not index.opener_firsts.intersection(keys_):
+    if index.opener_firsts.isdisjoint(keys_):
         return None
     scope = [False] * len(keys_)
     for i, k in enumerate(keys_):
@@ -297,30 +338,20 @@ def extract(
     spec_index = compiled(model)
     spec = spec_index.spec
     raw = tokens(text)
-    words = [t for t in raw if is_word(t)]
+    seen = spec_index.seen
+    records = [seen.get(token) or spec_index.token(token) for token in raw]
+    words = [token for token, record in zip(raw, records, strict=True) if record.word]
     language = identify_language(words, spec_index.markers, spec_index.letters, text)
     features: dict[str, int] = {}
     evidence: dict[str, list[str]] = {}
     if language != UNDETERMINED:
         features[f"lang:{language}"] = 1
 
-    # Typo repair, once per distinct word: the repaired word replaces the typo everywhere.
-    repaired: list[str] = []
-    shortest = spec.fuzzy_min_length
-    known = spec_index.known
-    for token in raw:
-        fixed = (
-            _repair_cached(token, spec_index)
-            if len(token) >= shortest and token not in known and token.isalpha()
-            else None
-        )
-        if fixed is not None:
-            for name in sorted(spec_index.lexicon_words[fixed]):
-                features[f"typo:{name}"] = 1
-                evidence.setdefault(f"typo:{name}", []).append(f"{token}→{fixed}")
-            repaired.append(fixed)
-        else:
-            repaired.append(token)
+    # Typo repair ("budjet" → budget): the repaired word replaces the typo everywhere.
+    for record in records:
+        for name, shown in record.typos:
+            features[name] = 1
+            evidence.setdefault(name, []).append(shown)
 
     primary = language if language != UNDETERMINED else "en"
     lexicon_languages = (
@@ -333,12 +364,15 @@ def extract(
     primary_keys: list[str] = []
     for lang in lexicon_languages:
         index = spec_index.indexes[lang]
-        keys_ = [key(token, lang) for token in repaired]
+        position_of_language = _LANGUAGE_POSITION[lang]
+        keys_ = [record.keys[position_of_language] for record in records]
         scope: list[bool] | None = None
         if lang == primary:
             scope = _negation_scope(keys_, index, window)
             primary_keys, primary_scope = keys_, scope
         by_first = index.terms_by_first
+        if by_first.keys().isdisjoint(keys_):
+            continue
         own = _self_scope(keys_, index)
         for start, first in enumerate(keys_):
             candidates = by_first.get(first)
@@ -364,11 +398,11 @@ def extract(
 
     if spec.words or spec.pairs:
         previous: str | None = None
-        for position, token in enumerate(repaired):
-            if not is_word(token):
+        for position, record in enumerate(records):
+            if not record.word:
                 previous = None
                 continue
-            word_key = "#" if token.isdigit() else primary_keys[position]
+            word_key = "#" if record.digit else primary_keys[position]
             if spec.words:
                 features[("n:" if primary_scope[position] else "w:") + word_key] = 1
             if spec.pairs and previous is not None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from domain.understanding.features import Extraction, Metadata, extract
 from domain.understanding.model import (
+    BINARY_HEADS,
     HEADS,
     INTENTS,
     OBJECTIONS,
@@ -74,6 +75,7 @@ class _Heads:
     def __init__(self, model: ReaderModel) -> None:
         self.names = HEADS
         self.bias = np.array([model.head(name).bias for name in HEADS], dtype=np.int64)
+        self.thresholds = {name: model.heads[name].threshold for name in BINARY_HEADS}
         columns: dict[str, int] = {}
         entries: list[tuple[int, int, int]] = []
         for head_index, name in enumerate(HEADS):
@@ -105,23 +107,27 @@ def head_sums(model: ReaderModel, features: Mapping[str, int]) -> dict[str, int]
     """Every head's `bias + Σ wᵢ·xᵢ`, in millionths (exact: integers throughout)."""
     heads = _heads(model)
     rows = heads.rows
-    present = [(rows[f], x) for f, x in features.items() if x and f in rows]
+    present = [f for f in features if f in rows]
     if not present:
         totals = heads.bias
-    elif all(x == 1 for _, x in present):
-        totals = heads.bias + heads.matrix[[r for r, _ in present]].sum(axis=0)
     else:
-        values = np.array([x for _, x in present], dtype=np.int64)
-        totals = heads.bias + (heads.matrix[[r for r, _ in present]] * values[:, None]).sum(axis=0)
-    return dict(zip(heads.names, (int(t) for t in totals), strict=True))
-
-
-def _fires(model: ReaderModel, sums: Mapping[str, int], name: str) -> bool:
-    return sums[name] >= model.heads[name].threshold
+        values = [features[f] for f in present]
+        picked = heads.matrix[[rows[f] for f in present]]
+        if values.count(1) == len(values):  # indicators (the usual case): a column sum
+            totals = heads.bias + picked.sum(axis=0)
+        else:
+            totals = heads.bias + (picked * np.array(values, dtype=np.int64)[:, None]).sum(axis=0)
+    return dict(zip(heads.names, totals.tolist(), strict=True))
 
 
 def _margin(model: ReaderModel, sums: Mapping[str, int], name: str) -> int:
     return sums[name] - model.heads[name].threshold
+
+
+_SIGNAL_HEADS = tuple((name, f"signal:{name}") for name in SIGNALS)
+_OBJECTION_HEADS = tuple((name, f"objection:{name}") for name in OBJECTIONS)
+_REASON_HEADS = tuple((name, f"reason:{name}") for name in REASONS)
+_INTENT_HEADS = tuple((name, f"intent:{name}") for name in INTENTS)
 
 
 def band_of(model: ReaderModel, total: int) -> Band:
@@ -136,8 +142,9 @@ def decide_reading(
     model: ReaderModel, language: str, features: dict[str, int], sums: dict[str, int]
 ) -> Reading:
     """Turn head sums into the reading, applying the labelling guide's consistency rules."""
-    signals = {name: _fires(model, sums, f"signal:{name}") for name in SIGNALS}
-    firing = [name for name in OBJECTIONS if _fires(model, sums, f"objection:{name}")]
+    thresholds = _heads(model).thresholds
+    signals = {name: sums[head] >= thresholds[head] for name, head in _SIGNAL_HEADS}
+    firing = [name for name, head in _OBJECTION_HEADS if sums[head] >= thresholds[head]]
     objection = (
         max(
             firing,
@@ -146,9 +153,9 @@ def decide_reading(
         if firing
         else None
     )
-    reasons = {name for name in REASONS if _fires(model, sums, f"reason:{name}")}
-    intents = {name for name in INTENTS if _fires(model, sums, f"intent:{name}")}
-    if not reasons and _fires(model, sums, "needs_human"):
+    reasons = {name for name, head in _REASON_HEADS if sums[head] >= thresholds[head]}
+    intents = {name for name, head in _INTENT_HEADS if sums[head] >= thresholds[head]}
+    if not reasons and sums["needs_human"] >= thresholds["needs_human"]:
         reasons.add(_most_likely(model, sums, REASONS))
     if objection == "contract" and not reasons & set(_CONTRACT_REASONS):
         reasons.add(_most_likely(model, sums, _CONTRACT_REASONS))

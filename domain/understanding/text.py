@@ -44,8 +44,12 @@ def normalize(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The normalized text's tokens; French-style elisions split into two tokens."""
+    normalized = normalize(text)
+    found: list[str] = _TOKEN.findall(normalized)
+    if "'" not in normalized:
+        return found  # no elision to split (most messages): the regex's list as it is
     out: list[str] = []
-    for raw in _TOKEN.findall(normalize(text)):
+    for raw in found:
         if "'" in raw:
             elided = _ELISION.match(raw)
             if elided is not None:
@@ -110,7 +114,8 @@ def identify_language(
     scores = dict.fromkeys(markers, 0)
     seen = set(words)
     for language, words_of in markers.items():
-        scores[language] += 2 * len(seen & words_of)
+        if not words_of.isdisjoint(seen):
+            scores[language] += 2 * len(seen & words_of)
     if not text.isascii():
         lowered = text.casefold()
         for language, chars in letters.items():
