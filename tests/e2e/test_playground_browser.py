@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -138,9 +139,9 @@ async def test_the_manager_approves_the_reps_discount_request_in_the_browser(pag
     await expect(approval.get_by_test_id("card-status")).to_contain_text(
         "Approved by You (manager)"
     )
-    await expect(thread.get_by_test_id("card").filter(has_text="(v2)")).to_contain_text(
-        "Ready to accept"
-    )
+    await expect(
+        thread.get_by_test_id("card").filter(has_text=re.compile(r"Quote Q-[0-9a-f]{10} v2"))
+    ).to_contain_text("Ready to accept")
     await expect(page.get_by_test_id("composer-error")).to_have_text("")
 
 
