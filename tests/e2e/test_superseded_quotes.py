@@ -10,7 +10,7 @@ import copy
 import json
 from typing import Any
 
-from domain.events import EventEnvelope
+from domain.events import EventEnvelope, QuoteAccepted, QuoteAcceptRefused, QuoteIssued
 from tests.e2e import test_slack as slack_e2e
 from tests.e2e import test_teams as teams_e2e
 from tests.e2e.harness import eventually, outbox_drained
@@ -24,7 +24,7 @@ DETAILS = "We have a $5000 budget, I am the CTO, next month"
 
 
 def quote_ids(events: list[EventEnvelope]) -> list[str]:
-    return [e.event.quote.quote_id for e in events if e.event.type == "quote_issued"]  # type: ignore[union-attr]
+    return [e.event.quote.quote_id for e in events if isinstance(e.event, QuoteIssued)]
 
 
 def event_types(events: list[EventEnvelope]) -> list[str]:
@@ -105,8 +105,8 @@ async def test_slack_updates_the_first_card_in_place_and_refuses_its_stale_accep
     )
     assert f"Superseded by {current}" in slack_e2e.texts([posts()[1]])
     events = await slack.store.load((await slack.store.conversation_ids())[0])
-    accepted = [e.event for e in events if e.event.type == "quote_accepted"]
-    assert [a.quote_id for a in accepted] == [current]  # type: ignore[union-attr]
+    accepted = [e.event for e in events if isinstance(e.event, QuoteAccepted)]
+    assert [a.quote_id for a in accepted] == [current]
     assert old != current
 
 
@@ -195,8 +195,8 @@ async def test_teams_updates_the_first_card_in_place_and_refuses_its_stale_accep
     assert '"accept_quote"' not in json.dumps(answer["value"])
     await outbox_drained(teams.client)
     events = await teams.store.load((await teams.store.conversation_ids())[0])
-    refused = [e.event for e in events if e.event.type == "quote_accept_refused"]
-    assert [(r.quote_id, r.current_quote_id) for r in refused] == [(old, current)]  # type: ignore[union-attr]
+    refused = [e.event for e in events if isinstance(e.event, QuoteAcceptRefused)]
+    assert [(r.quote_id, r.current_quote_id) for r in refused] == [(old, current)]
     assert "conversation_closed" not in event_types(events)
     # The prospect is offered the current quote privately, never in the thread.
     offered = [

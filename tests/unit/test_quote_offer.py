@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from domain.analytics import Metrics, QuoteCounts, compute_metrics, render_metrics
 from domain.cards import Card, Reply
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
@@ -373,6 +374,28 @@ def test_such_a_conversation_replays_with_no_differences_and_folds_to_the_same_s
     assert deal.replay_differences() == 0
     start = initial_state(deal.state.conversation_id, default_policy.flow.start)
     assert fold(start, deal.events) == deal.state
+
+
+def test_the_metrics_count_one_quote_id_per_deal_with_its_versions_and_superseded_quotes(
+    default_policy: Policy, separate_ids: Policy
+) -> None:
+    def approved_then_requoted(policy: Policy) -> Metrics:
+        deal = Deal(policy)
+        deal.lead()
+        _, pending = deal.quote("10 pro 20%")
+        deal.click("request_approval", pending, REP)
+        deal.click("approve_quote", pending, APPROVER)
+        deal.quote("12 pro 10%")
+        return compute_metrics(deal.events)
+
+    metrics = approved_then_requoted(default_policy)
+    assert metrics.quotes == QuoteCounts(issued=2, revised=1, superseded=1)
+    assert (
+        "Quotes: 2 issued; 1 approved as a new version under the same id (Q-… v2); "
+        "1 superseded by a newer quote."
+    ) in render_metrics(metrics)
+    # Before `[quotes]`, the approval was a second quote id for the same deal.
+    assert approved_then_requoted(separate_ids).quotes == QuoteCounts(issued=3)
 
 
 # ---- a policy without [quotes] keeps deciding as before -----------------------------------
