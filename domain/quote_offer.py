@@ -127,11 +127,12 @@ def refuse_stale_accept(
         )
     )
     expires = quote.figures()["expires"]
-    status = (
-        f"Superseded by {_label(rec.state, record.superseded_by)}"
-        if reason == "superseded" and record.superseded_by
-        else f"Expired on {expires}"
-    )
+    if reason == "expired":
+        status = f"Expired on {expires}"
+    elif record.superseded_by:
+        status = f"Superseded by {_label(rec.state, record.superseded_by)}"
+    else:  # re-issued under a new id after an approval (`approval_keeps_id` off)
+        status = "Replaced by a newer version"
     catalog = rec.policy.catalog
     view = conversation_view(rec)
     if shown_in_conversation(rec, quote):

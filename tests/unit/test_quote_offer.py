@@ -350,6 +350,27 @@ def test_an_approved_discount_is_version_two_of_the_same_quote_and_the_deal_clos
     assert list(deal.state.quotes) == [quote_id], "one deal, one quote id"
 
 
+def test_with_supersede_alone_an_approval_reissued_under_a_new_id_offers_the_new_one(
+    default_policy: Policy,
+) -> None:
+    policy = default_policy.model_copy(
+        update={
+            "quotes": QuoteRules(supersede_open=True),
+            "safeguards": default_policy.safeguards.model_copy(update={"prospect_view": False}),
+        }
+    )
+    deal = Deal(policy)
+    deal.lead()
+    _, pending = deal.quote("10 pro 20%")
+    deal.click("request_approval", pending, REP)
+    (reissued,) = events_of(deal.click("approve_quote", pending, APPROVER), QuoteIssued)
+    refused = deal.click("accept_quote", pending)
+    assert events_of(refused, QuoteAcceptRefused)[0].current_quote_id == reissued.quote.quote_id
+    (update,) = replies_to(refused, "conversation")
+    assert card_of(update).status == "Replaced by a newer version"
+    assert deal.replay_differences() == 0
+
+
 # ---- replay and folding --------------------------------------------------------------------
 
 
