@@ -17,7 +17,11 @@ Definitions (what a reader needs to recompute every number):
   `LeadScored(subject="conversation", qualified=True)`; pasted-text scores (`/lead`) describe
   someone else's words and are ignored;
 - the *funnel* counts conversations that ever reached a state (the start state counts every
-  conversation); *current* counts where they are now.
+  conversation); *current* counts where they are now;
+- *quotes* count, over started conversations, the quotes issued (`QuoteIssued`: each is a
+  quote id), the new versions made under the same id after an approved discount
+  (`QuoteRevised`: `Q-… v2`), and the quotes a newer one superseded (`QuoteSuperseded`).
+  Under a policy without `[quotes]` an approved discount is a second quote id instead.
 
 Rates are floats rounded to four places: they come out of scipy's quantile functions and are
 statistics for display, not amounts anyone is charged (money stays in integer cents).
@@ -43,6 +47,9 @@ from domain.events import (
     FlowAdvanced,
     LeadScored,
     ProspectMessageReceived,
+    QuoteIssued,
+    QuoteRevised,
+    QuoteSuperseded,
 )
 from domain.model import Frozen
 
@@ -67,6 +74,14 @@ class Percentiles(Frozen):
     p90_ms: int | None
 
 
+class QuoteCounts(Frozen):
+    """Quotes in started conversations (the module docstring's definition)."""
+
+    issued: int = 0
+    revised: int = 0
+    superseded: int = 0
+
+
 class Metrics(Frozen):
     schema_version: int = METRICS_SCHEMA_VERSION
     conversations: int
@@ -83,6 +98,7 @@ class Metrics(Frozen):
     funnel: dict[str, int]
     current: dict[str, int]
     small_sample_warning: str | None
+    quotes: QuoteCounts = QuoteCounts()
 
 
 _Ending = Literal["won", "lost", "abandoned"]
@@ -103,6 +119,9 @@ class _Stream:
     last_flow_seq: int = 0
     current_state: str | None = None
     reached: set[str] = field(default_factory=set)
+    quotes_issued: int = 0
+    quotes_revised: int = 0
+    quotes_superseded: int = 0
 
 
 def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
@@ -125,6 +144,12 @@ def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
             if seq > stream.last_flow_seq:
                 stream.last_flow_seq = seq
                 stream.current_state = event.to_state
+        case QuoteIssued():
+            stream.quotes_issued += 1
+        case QuoteRevised():
+            stream.quotes_revised += 1
+        case QuoteSuperseded():
+            stream.quotes_superseded += 1
         case ConversationClosed() | ConversationAbandoned():
             if seq > stream.ending_seq:
                 stream.ending_seq = seq
@@ -175,6 +200,11 @@ def compute_metrics(
         qualification_ms=durations,
         funnel=funnel,
         current=current,
+        quotes=QuoteCounts(
+            issued=sum(s.quotes_issued for s in conversations),
+            revised=sum(s.quotes_revised for s in conversations),
+            superseded=sum(s.quotes_superseded for s in conversations),
+        ),
     )
 
 
@@ -189,6 +219,7 @@ def metrics_from_counts(
     qualification_ms: Sequence[int],
     funnel: dict[str, int],
     current: dict[str, int],
+    quotes: QuoteCounts | None = None,
 ) -> Metrics:
     """The metrics of counts already taken: the rates, intervals, percentiles and warning
     are worked out here only, whether the counts come from folding the log or from the
@@ -208,6 +239,7 @@ def metrics_from_counts(
         funnel=funnel,
         current=current,
         small_sample_warning=_small_sample_warning(engaged),
+        quotes=quotes or QuoteCounts(),
     )
 
 
@@ -340,6 +372,12 @@ def render_metrics(metrics: Metrics) -> tuple[str, ...]:
     if m.funnel:
         lines.append("Reached: " + ", ".join(f"{k} {v}" for k, v in m.funnel.items()))
         lines.append("Now in: " + ", ".join(f"{k} {v}" for k, v in m.current.items()))
+    if m.quotes.issued:
+        q = m.quotes
+        lines.append(
+            f"Quotes: {q.issued} issued; {q.revised} approved as a new version under the same "
+            f"id (Q-… v2); {q.superseded} superseded by a newer quote."
+        )
     if m.small_sample_warning is not None:
         lines.append(m.small_sample_warning)
     return tuple(lines)

@@ -37,9 +37,12 @@ from domain.events import (
     ObjectionClassified,
     ProspectMessageReceived,
     QuoteAccepted,
+    QuoteAcceptRefused,
     QuoteApproved,
     QuoteIssued,
     QuoteRejected,
+    QuoteRevised,
+    QuoteSuperseded,
     ReadingCorrected,
     RepMessageRecorded,
     TicketClaimed,
@@ -51,6 +54,7 @@ from domain.model import Frozen
 from domain.narrative import NarrativeAudit
 from domain.objections import ObjectionResult
 from domain.presenters import number, reason_text
+from domain.quotes import Quote
 from domain.scoring import INTERCEPT, LeadScore, exact_product, exact_sum
 
 AUDIT_SCHEMA_VERSION = 1
@@ -176,16 +180,37 @@ def _report(
         kind=kind,
         conversation_id=conversation_id,
         policy_versions=tuple(versions),
-        entries=tuple(_entry(env) for env in stream),
+        entries=_entries(stream),
         tickets=tuple(line for env in stream if (line := _ticket_line(env)) is not None),
+        # Quote ids as issued; a revision under the same id is listed with its version.
         quotes=tuple(
-            env.event.quote.quote_id for env in stream if isinstance(env.event, QuoteIssued)
+            env.event.quote.label
+            if isinstance(env.event, QuoteRevised)
+            else env.event.quote.quote_id
+            for env in stream
+            if isinstance(env.event, QuoteIssued | QuoteRevised)
         ),
     )
 
 
-def _entry(env: EventEnvelope) -> AuditEntry:
-    summary, details = _explain(env.event)
+def _entries(stream: Sequence[EventEnvelope]) -> tuple[AuditEntry, ...]:
+    """Each event explained; an acceptance names the version and total it was for (the
+    quote as last issued or revised before it)."""
+    on_offer: dict[str, Quote] = {}
+    entries = []
+    for env in stream:
+        event = env.event
+        if isinstance(event, QuoteIssued | QuoteRevised):
+            on_offer[event.quote.quote_id] = event.quote
+        if isinstance(event, QuoteAccepted) and event.quote_id in on_offer:
+            entries.append(_entry(env, _explain_acceptance(event, on_offer[event.quote_id])))
+        else:
+            entries.append(_entry(env))
+    return tuple(entries)
+
+
+def _entry(env: EventEnvelope, explained: tuple[str, tuple[str, ...]] | None = None) -> AuditEntry:
+    summary, details = explained or _explain(env.event)
     return AuditEntry(
         seq=env.seq,
         at_ms=env.at_ms,
@@ -228,8 +253,12 @@ def _approval_tickets(family: set[str], stream: Sequence[EventEnvelope]) -> set[
 
 def _concerns_quote(event: Event, family: set[str], tickets: set[str]) -> bool:
     match event:
-        case QuoteIssued():
+        case QuoteIssued() | QuoteRevised():
             return event.quote.quote_id in family
+        case QuoteSuperseded():
+            return event.quote_id in family or event.by_quote_id in family
+        case QuoteAcceptRefused():
+            return event.quote_id in family or event.current_quote_id in family
         case QuoteAccepted() | ApprovalRequested() | QuoteApproved() | QuoteRejected():
             return event.quote_id in family
         case TicketOpened() | TicketClaimed() | TicketResolved() | HandedBack():
@@ -307,6 +336,23 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             )
         case QuoteIssued():
             return _explain_quote(event), event.quote.proof
+        case QuoteRevised():
+            return _explain_revision(event), event.quote.proof
+        case QuoteSuperseded():
+            return (
+                f"{_versioned(event.quote_id, event.version)} superseded by {event.by_quote_id} "
+                f"(issued by {event.by}); it can no longer be accepted"
+            ), ()
+        case QuoteAcceptRefused():
+            offered = (
+                f"{event.current_quote_id} offered instead"
+                if event.current_quote_id
+                else "no other quote could be offered"
+            )
+            return (
+                f"Accept of {_versioned(event.quote_id, event.version)} by {event.by} refused: "
+                f"{event.reason}; {offered}; nothing about the deal changed"
+            ), ()
         case QuoteAccepted():
             return f"Quote {event.quote_id} accepted by {event.by}", ()
         case ApprovalRequested():
@@ -535,6 +581,25 @@ def _explain_quote(event: QuoteIssued) -> str:
     if event.replaces_quote_id:
         summary += f", replaces {event.replaces_quote_id}"
     return summary
+
+
+def _explain_revision(event: QuoteRevised) -> str:
+    quote = event.quote
+    summary = f"{quote.label} after the approved discount (approved by {event.by}): "
+    summary += f"total {quote.figures()['total']}, replaces v{event.previous_version}"
+    return summary
+
+
+def _explain_acceptance(event: QuoteAccepted, quote: Quote) -> tuple[str, tuple[str, ...]]:
+    """The deal closes on exactly this version and amount."""
+    return (
+        f"Quote {event.quote_id} v{quote.version} accepted by {event.by}: "
+        f"total {quote.figures()['total']}"
+    ), ()
+
+
+def _versioned(quote_id: str, version: int) -> str:
+    return quote_id if version == 1 else f"{quote_id} v{version}"
 
 
 def _sum_expression(values: Iterable[Decimal]) -> str:

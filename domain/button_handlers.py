@@ -23,6 +23,7 @@ from domain.events import (
     QuoteApproved,
     QuoteIssued,
     QuoteRejected,
+    QuoteRevised,
     TicketClaimed,
     TicketResolved,
 )
@@ -30,13 +31,13 @@ from domain.flow import GuardContext
 from domain.inbound import Actor, ButtonClicked
 from domain.permissions import permission, permitted
 from domain.presenters import (
-    CardView,
     approval_card,
     current_ticket_card,
     quote_card,
     settled_quote_card,
     ticket_card,
 )
+from domain.quote_offer import conversation_view, refuse_stale_accept, stale_reason
 from domain.quotes import approve_quote
 from domain.state import QuoteRecord
 from domain.tickets import ticket_key
@@ -101,7 +102,7 @@ def _repost_quote(rec: Recorder, actor: Actor, record: QuoteRecord, text: str) -
             card = card.model_copy(update={"buttons": ()})
         rec.reply(Reply(audience="requester", text=text, card=card, replaces=card.ref))
         return
-    card = quote_card(record.quote, catalog, _quote_status(record), _conversation_view(rec))
+    card = quote_card(record.quote, catalog, _quote_status(record), conversation_view(rec))
     if record.status not in ("issued", "needs_approval"):
         card = card.model_copy(update={"buttons": ()})
     rec.reply(Reply(audience="conversation", text=card.title, card=card, replaces=card.ref))
@@ -115,6 +116,8 @@ def _quote_status(record: QuoteRecord) -> str:
             return f"Accepted{by}"
         case "rejected":
             return f"Rejected{by}"
+        case "superseded" if record.superseded_by:
+            return f"Superseded by {record.superseded_by}"
         case "superseded":
             return "Replaced by a newer version"
         case "approval_requested":
@@ -153,6 +156,10 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
             f"Quote {target} needs a manager's approval before it can be accepted.",
         )
         return
+    stale = stale_reason(rec, record)
+    if stale is not None:
+        refuse_stale_accept(rec, actor, record, stale)
+        return
     if record.status in ("rejected", "superseded"):
         rec.ignore(
             actor,
@@ -186,12 +193,12 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
     rec.reply(
         Reply(
             audience="conversation",
-            text=f"Quote {target} accepted by {actor.label}",
+            text=f"Quote {record.quote.label} accepted by {actor.label}",
             card=settled_quote_card(
                 record.quote,
                 rec.policy.catalog,
                 f"Accepted by {actor.label}",
-                _conversation_view(rec),
+                conversation_view(rec),
             ),
             replaces=target,
         )
@@ -297,15 +304,29 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
         return
     catalog = rec.policy.catalog
     safe_view = rec.policy.safeguards.prospect_view
+    keep_id = rec.policy.quotes.approval_keeps_id
     if approve:
         try:
-            approved = approve_quote(record.quote, approver=actor.label, now_ms=rec.now_ms)
+            approved = approve_quote(
+                record.quote, approver=actor.label, now_ms=rec.now_ms, keep_id=keep_id
+            )
         except QuoteError as exc:
             rec.ignore(actor, action, target, "cannot_approve", str(exc))
             return
         rec.record(QuoteApproved(quote_id=target, by=actor.id))
-        rec.record(QuoteIssued(quote=approved, requested_by=actor.id, replaces_quote_id=target))
-        status = f"Approved by {actor.label}"
+        if keep_id:
+            rec.record(
+                QuoteRevised(
+                    quote=approved,
+                    previous_version=record.quote.version,
+                    reason="discount_approved",
+                    by=actor.id,
+                )
+            )
+            status = f"Approved by {actor.label}: now {approved.label}"
+        else:
+            rec.record(QuoteIssued(quote=approved, requested_by=actor.id, replaces_quote_id=target))
+            status = f"Approved by {actor.label}"
     else:
         rec.record(QuoteRejected(quote_id=target, by=actor.id))
         status = f"Rejected by {actor.label}"
@@ -328,7 +349,7 @@ def _decide_approval(rec: Recorder, actor: Actor, target: str, approve: bool) ->
             "quote_ready",
             persona_values(rec, actor),
             evidence=approved.figures(),
-            card=quote_card(approved, catalog, view=_conversation_view(rec)),
+            card=quote_card(approved, catalog, view=conversation_view(rec)),
         )
     else:
         rec.reply(
@@ -470,11 +491,6 @@ def _settle_in_conversation(rec: Recorder, record: QuoteRecord, status: str) -> 
     from before the prospect's view, where the pending quote was shown there)."""
     card = settled_quote_card(record.quote, rec.policy.catalog, status)
     rec.reply(Reply(audience="conversation", text=status, card=card, replaces=card.ref))
-
-
-def _conversation_view(rec: Recorder) -> CardView:
-    """How cards in the conversation are drawn: for the prospect once the policy says so."""
-    return "prospect" if rec.policy.safeguards.prospect_view else "rep"
 
 
 def _askers(record: QuoteRecord) -> set[str]:

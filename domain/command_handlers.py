@@ -26,6 +26,7 @@ from domain.inbound import Actor
 from domain.permissions import permission, permitted
 from domain.presenters import approval_status, help_card, quote_card, score_card
 from domain.quote_args import parse_quote_args
+from domain.quote_offer import supersede_open_quotes
 from domain.quotes import Quote, compute_quote
 from domain.scoring import score_lead
 from domain.understanding.scores import score_text
@@ -54,6 +55,7 @@ def _quote(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
         return
     start_if_new(rec, "command", actor)
     rec.record(QuoteIssued(quote=quote, requested_by=actor.id))
+    supersede_open_quotes(rec, actor, quote)
     flow = rec.policy.flow
     if rec.state.flow_state not in flow.terminal:
         rec.advance("quote_issued", GuardContext(qualified=rec.state.qualified))

@@ -154,6 +154,43 @@ class QuoteIssued(_Event):
     replaces_quote_id: str | None = None
 
 
+class QuoteSuperseded(_Event):
+    """A newer quote in the conversation took the place of this open one (the policy's
+    `quotes.supersede_open`): it can no longer be accepted, and its card says which quote
+    replaced it."""
+
+    type: Literal["quote_superseded"] = "quote_superseded"
+    quote_id: str
+    version: int
+    by_quote_id: str
+    by: str
+    """Who issued the newer quote."""
+
+
+class QuoteRevised(_Event):
+    """A new version of a quote under the same id (the policy's `quotes.approval_keeps_id`):
+    the quote with its discount approved, so one deal keeps one quote id."""
+
+    type: Literal["quote_revised"] = "quote_revised"
+    quote: Quote
+    previous_version: int
+    reason: Literal["discount_approved"]
+    by: str
+
+
+class QuoteAcceptRefused(_Event):
+    """Accept was pressed on a quote that is no longer the one on offer (superseded, or
+    expired): nothing about the deal changed, and `current_quote_id`, when there is a
+    current quote that can be accepted, was offered instead."""
+
+    type: Literal["quote_accept_refused"] = "quote_accept_refused"
+    quote_id: str
+    version: int
+    reason: Literal["superseded", "expired"]
+    by: str
+    current_quote_id: str | None = None
+
+
 class QuoteAccepted(_Event):
     type: Literal["quote_accepted"] = "quote_accepted"
     quote_id: str
@@ -288,6 +325,9 @@ Event = Annotated[
     | FlowAdvanced
     | BotReplied
     | QuoteIssued
+    | QuoteSuperseded
+    | QuoteRevised
+    | QuoteAcceptRefused
     | QuoteAccepted
     | ApprovalRequested
     | QuoteApproved

@@ -30,7 +30,7 @@ from domain.model import Frozen
 from domain.narrative import FairnessConfig, NarrativeConfig
 from domain.objections import ObjectionConfig
 from domain.persona import Persona
-from domain.quotes import CatalogConfig
+from domain.quotes import CatalogConfig, QuoteRules
 from domain.scoring import Band, ScoringConfig
 from domain.state import FLOOD_WINDOW_MESSAGES
 from domain.understanding.model import ReaderModel
@@ -105,6 +105,7 @@ class Policy(Frozen):
     catalog: CatalogConfig
     conversation: ConversationConfig = ConversationConfig()
     safeguards: Safeguards = Safeguards()
+    quotes: QuoteRules = QuoteRules()
     understanding: UnderstandingConfig | None = None
 
     _version: str = PrivateAttr(default="")
@@ -148,6 +149,9 @@ class Policy(Frozen):
         if self.safeguards == Safeguards():
             # A policy from before safeguards existed keeps the version it was stored under.
             del data["safeguards"]
+        if self.quotes == QuoteRules():
+            # Likewise for a policy from before `[quotes]`.
+            del data["quotes"]
         if self.understanding is None:
             # Likewise for a policy from before the trained reader.
             del data["understanding"]

@@ -135,7 +135,7 @@ def quote_card(
         CardField(label="Total", value=figures["total"]),
         CardField(label="Valid until", value=figures["expires"]),
     ]
-    title = f"Quote {quote.quote_id}" + (f" (v{quote.version})" if quote.version > 1 else "")
+    title = f"Quote {quote.label}"
     accept = Button(
         action="accept_quote", label="Accept quote", target=quote.quote_id, style="primary"
     )

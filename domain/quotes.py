@@ -110,6 +110,25 @@ class CatalogConfig(Frozen):
         raise QuoteError(f"Unknown SKU “{code.strip()[:40]}”. Known codes: {known}.")
 
 
+class QuoteRules(Frozen):
+    """How the quotes of one conversation relate to each other (the policy's `[quotes]`).
+
+    Both switches are off in a policy without the key, because a stored policy written
+    before they existed must keep deciding as it did (replay reproduces it exactly); the
+    shipped default policy turns them on.
+
+    - `supersede_open`: a new quote in a conversation supersedes the quotes still open
+      there (their cards read "Superseded by Q-…" and lose their Accept button), and
+      accepting a superseded or expired quote is refused with the current quote offered,
+      so a deal can only close on the quote the prospect was last given;
+    - `approval_keeps_id`: an approved discount makes version 2 of the same quote
+      (`Q-… v2`) instead of a quote under a new id, so one deal carries one quote id.
+    """
+
+    supersede_open: bool = False
+    approval_keeps_id: bool = False
+
+
 class QuoteRequest(Frozen):
     """What someone asked for. Checked by `compute_quote`, which owns the rules and messages."""
 
@@ -159,6 +178,11 @@ class Quote(Frozen):
         if self.expires_at_ms <= self.issued_at_ms:
             raise ValueError("a quote must expire after it is issued")
         return self
+
+    @property
+    def label(self) -> str:
+        """How people name this version: `Q-…` for the first, `Q-… v2` after a revision."""
+        return self.quote_id if self.version == 1 else f"{self.quote_id} v{self.version}"
 
     def offer_proof(self) -> tuple[str, ...]:
         """The proof as the buyer may read it: the arithmetic of the offer, without the
@@ -271,12 +295,14 @@ def compute_quote(
     )
 
 
-def approve_quote(quote: Quote, *, approver: str, now_ms: int) -> Quote:
+def approve_quote(quote: Quote, *, approver: str, now_ms: int, keep_id: bool = False) -> Quote:
     """Re-issue a quote that needs approval as version+1, approved by `approver` at `now_ms`.
 
-    The new id depends only on the old id and the new version, so a double-clicked
-    "approve" produces the same approved quote twice, which storage deduplicates. The
-    validity period restarts: the customer gets the full period from the approval.
+    With `keep_id` (the policy's `quotes.approval_keeps_id`) the new version keeps the
+    quote's id: one deal, one quote id, `Q-… v2`. Without it (policies from before) the new
+    id depends only on the old id and the new version, so a double-clicked "approve"
+    produces the same approved quote twice, which storage deduplicates. The validity period
+    restarts: the customer gets the full period from the approval.
     """
     approver = approver.strip()
     if not approver:
@@ -298,7 +324,11 @@ def approve_quote(quote: Quote, *, approver: str, now_ms: int) -> Quote:
     return Quote.model_validate(
         {
             **quote.model_dump(),
-            "quote_id": _quote_id({"approved_from": quote.quote_id, "version": version}),
+            "quote_id": (
+                quote.quote_id
+                if keep_id
+                else _quote_id({"approved_from": quote.quote_id, "version": version})
+            ),
             "version": version,
             "needs_approval": False,
             "approved_by": approver,

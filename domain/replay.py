@@ -22,6 +22,7 @@ from domain.events import (
     LeadScored,
     MessageRead,
     QuoteIssued,
+    QuoteRevised,
     TicketOpened,
 )
 from domain.inbound import Inbound
@@ -146,6 +147,9 @@ def _facts(events: Sequence[EventEnvelope], flow_state: str) -> dict[Aspect, tup
             quote = event.quote
             approval = "needs approval" if quote.needs_approval else "no approval needed"
             quotes.append(f"{quote.quote_id} total {quote.figures()['total']}, {approval}")
+        elif isinstance(event, QuoteRevised):
+            quote = event.quote
+            quotes.append(f"{quote.label} total {quote.figures()['total']}, {event.reason}")
         elif isinstance(event, TicketOpened):
             tickets.append(f"{event.kind}: {event.reason}")
     return {

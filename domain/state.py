@@ -35,9 +35,12 @@ from domain.events import (
     Outcome,
     ProspectMessageReceived,
     QuoteAccepted,
+    QuoteAcceptRefused,
     QuoteApproved,
     QuoteIssued,
     QuoteRejected,
+    QuoteRevised,
+    QuoteSuperseded,
     ReadingCorrected,
     RepMessageRecorded,
     TicketClaimed,
@@ -67,6 +70,8 @@ class QuoteRecord(Frozen):
     acted_by: str | None = None
     issued_by: str | None = None
     """Who issued it (the rep who ran `/quote`, or the approver of a re-issue)."""
+    superseded_by: str | None = None
+    """The quote that took its place (`quote_superseded`), once it is superseded."""
 
 
 class TicketRecord(Frozen):
@@ -190,6 +195,25 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 quote=event.quote, status=status, issued_by=event.requested_by
             )
             update["quotes"] = quotes
+        case QuoteSuperseded():
+            quotes = dict(state.quotes)
+            if event.quote_id in quotes:
+                quotes[event.quote_id] = quotes[event.quote_id].model_copy(
+                    update={
+                        "status": "superseded",
+                        "acted_by": event.by,
+                        "superseded_by": event.by_quote_id,
+                    }
+                )
+            update["quotes"] = quotes
+        case QuoteRevised():
+            # The same id, a new version: the record now holds the version on offer.
+            quotes = dict(state.quotes)
+            revised: QuoteStatus = "needs_approval" if event.quote.needs_approval else "issued"
+            quotes[event.quote.quote_id] = QuoteRecord(
+                quote=event.quote, status=revised, issued_by=event.by
+            )
+            update["quotes"] = quotes
         case QuoteAccepted():
             update["quotes"] = _set_quote(state, event.quote_id, "accepted", event.by)
         case ApprovalRequested():
@@ -232,6 +256,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | LeadScored()
             | BotReplied()
             | ReadingCorrected()
+            | QuoteAcceptRefused()
         ):
             pass
     return state.model_copy(update=update)

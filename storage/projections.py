@@ -10,7 +10,8 @@ it (for `/audit <quote id>`). What the metrics add up from those rows:
   the funnel (`reached`, `current`, keyed by state) and what the funnel needs to place
   conversations that never advanced (`first_from`, `never_advanced`) — each conversation's
   share is `contribution(facts)`;
-- one qualification time per qualified conversation (percentiles need the values).
+- one qualification time per qualified conversation (percentiles need the values);
+- the quotes of started conversations: issued, revised under the same id, superseded.
 
 Every store updates the facts in the same transaction as the events they fold
 (`Store.commit`, `EventStore.append`), so they cannot disagree with the log, not even after
@@ -44,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from domain.analytics import Metrics, metrics_from_counts
+from domain.analytics import Metrics, QuoteCounts, metrics_from_counts
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
@@ -54,11 +55,14 @@ from domain.events import (
     LeadScored,
     ProspectMessageReceived,
     QuoteIssued,
+    QuoteRevised,
+    QuoteSuperseded,
 )
 
-PROJECTION_SCHEMA_VERSION = 1
+PROJECTION_SCHEMA_VERSION = 2
 """Version of the projection rows' format. A change to the fold or the row layout bumps it
-and adds a migration that rebuilds them (`salesbot projections rebuild` does the same)."""
+and adds a migration that rebuilds them (`salesbot projections rebuild` does the same).
+2: the quote counts (`quotes_issued`, `quotes_revised`, `quotes_superseded`)."""
 
 PROJECTED_TYPES: frozenset[str] = frozenset(
     {
@@ -69,6 +73,8 @@ PROJECTED_TYPES: frozenset[str] = frozenset(
         "conversation_closed",
         "conversation_abandoned",
         "quote_issued",
+        "quote_revised",
+        "quote_superseded",
     }
 )
 """Event types the projections read; a rebuild parses only these (the rest is most of
@@ -83,6 +89,7 @@ REACHED = "reached"  # conversations that advanced, by every state they reached 
 CURRENT = "current"  # conversations that advanced, by the state they are in now
 FIRST_FROM = "first_from"  # conversations that advanced, by the state they first left
 NEVER_ADVANCED = "never_advanced"  # started, no advance yet: placed at read time
+QUOTES = "quotes"  # names: issued, revised, superseded (quotes, not conversations)
 OPEN = "open"
 
 Ending = Literal["won", "lost", "abandoned"]
@@ -103,6 +110,9 @@ class StreamFacts:
     first_from_state: str | None = None
     current_state: str | None = None
     reached: tuple[str, ...] = ()
+    quotes_issued: int = 0
+    quotes_revised: int = 0
+    quotes_superseded: int = 0
 
     @property
     def qualification_ms(self) -> int | None:
@@ -133,6 +143,11 @@ def fold_events(
     )
     ending, first, current = facts.ending, facts.first_from_state, facts.current_state
     reached, advanced = facts.reached, bool(facts.reached)
+    issued, revised, superseded = (
+        facts.quotes_issued,
+        facts.quotes_revised,
+        facts.quotes_superseded,
+    )
     quotes: list[str] = []
     for envelope in events:
         event = envelope.event
@@ -155,7 +170,14 @@ def fold_events(
             ending = "abandoned"
         elif isinstance(event, QuoteIssued):
             quotes.append(event.quote.quote_id)
-    after = StreamFacts(started, messages, qualified, ending, first, current, reached)
+            issued += 1
+        elif isinstance(event, QuoteRevised):
+            revised += 1
+        elif isinstance(event, QuoteSuperseded):
+            superseded += 1
+    after = StreamFacts(
+        started, messages, qualified, ending, first, current, reached, issued, revised, superseded
+    )
     return (facts if after == facts else after), tuple(quotes)
 
 
@@ -164,6 +186,13 @@ def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
     if facts.started_at_ms is None:
         return {}
     counts = {(CONVERSATIONS, ""): 1}
+    for name, value in (
+        ("issued", facts.quotes_issued),
+        ("revised", facts.quotes_revised),
+        ("superseded", facts.quotes_superseded),
+    ):
+        if value:
+            counts[QUOTES, name] = value
     if facts.prospect_messages > 0:
         counts[ENGAGED, ""] = 1
         counts[ENDING, facts.ending or OPEN] = 1
@@ -289,6 +318,11 @@ def metrics_from_projection(
         qualification_ms=qualification_ms,
         funnel=funnel,
         current=current,
+        quotes=QuoteCounts(
+            issued=count(QUOTES, "issued"),
+            revised=count(QUOTES, "revised"),
+            superseded=count(QUOTES, "superseded"),
+        ),
     )
 
 

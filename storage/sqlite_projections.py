@@ -38,6 +38,7 @@ from storage.projections import (
     NO_FACTS,
     PROJECTED_TYPES,
     PROJECTION_SCHEMA_VERSION,
+    QUOTES,
     CounterKey,
     Projection,
     StreamFacts,
@@ -93,11 +94,23 @@ DDL: tuple[str, ...] = (
 
 _TYPES = tuple(sorted(PROJECTED_TYPES))
 _TYPE_MARKS = ", ".join("?" for _ in _TYPES)
-_FACT_COLUMNS = (
+_V4_FACT_COLUMNS = (
     "started_at_ms, prospect_messages, qualified_at_ms, ending, first_from_state, "
     "current_state, reached"
 )
+"""The columns the projections migration created (schema version 1 of the rows)."""
+_FACT_COLUMNS = f"{_V4_FACT_COLUMNS}, quotes_issued, quotes_revised, quotes_superseded"
 _VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
+
+QUOTE_COUNT_COLUMNS: tuple[str, ...] = (
+    # Row schema version 2: the quotes of each conversation (`storage.projections`).
+    "ALTER TABLE projection_streams ADD COLUMN quotes_issued INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (quotes_issued >= 0)",
+    "ALTER TABLE projection_streams ADD COLUMN quotes_revised INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (quotes_revised >= 0)",
+    "ALTER TABLE projection_streams ADD COLUMN quotes_superseded INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (quotes_superseded >= 0)",
+)
 
 METRICS_READ = """
 SELECT 'profile', schema_version, prospect_messages > 0, ending, first_from_state,
@@ -107,17 +120,44 @@ GROUP BY 2, 3, 4, 5, 6, 7
 UNION ALL
 SELECT 'time', schema_version, NULL, NULL, NULL, NULL, NULL, qualified_at_ms - started_at_ms
 FROM projection_streams WHERE started_at_ms IS NOT NULL AND qualified_at_ms IS NOT NULL
+UNION ALL
+SELECT 'quotes', schema_version, SUM(quotes_issued), SUM(quotes_revised),
+       SUM(quotes_superseded), NULL, NULL, NULL
+FROM projection_streams WHERE started_at_ms IS NOT NULL GROUP BY 2
 """
 """The started conversations grouped by what they contribute to the counters (engaged or
-not, outcome, first state, current state, states reached: few distinct *profiles*), and
-the qualification times; one statement, so all of it comes from one committed snapshot.
+not, outcome, first state, current state, states reached: few distinct *profiles*), the
+qualification times, and the quote counts summed (issued, revised and superseded in the
+third to fifth columns); one statement, so all of it comes from one committed snapshot.
 Each profile's counters are `storage.projections.contribution` times its count: the same
 function `MemoryStore` keeps its counters with."""
 
 
 def create_and_fill(conn: Conn) -> None:
-    """The migration step: the tables, filled from the events already stored."""
+    """The projections migration: the tables, filled from the events already stored, as
+    that release wrote them (row schema version 1, without the quote counts: the next
+    migration, `add_quote_counts`, adds them and writes every row again)."""
     for statement in DDL:
+        conn.execute(statement)
+    projection = Projection()
+    for envelope in projected_events(conn):
+        projection.apply(envelope.conversation_id, (envelope,))
+    conn.executemany(
+        f"INSERT INTO projection_streams (conversation_id, {_V4_FACT_COLUMNS}, schema_version, "
+        "generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(cid, *_fact_values(facts)[:7], 1, GENERATOR) for cid, facts in projection.facts.items()],
+    )
+    conn.executemany(
+        "INSERT INTO quote_index (quote_id, conversation_id, schema_version, generator) "
+        "VALUES (?, ?, ?, ?)",
+        [(qid, cid, 1, GENERATOR) for qid, cid in projection.quotes.items()],
+    )
+
+
+def add_quote_counts(conn: Conn) -> None:
+    """The quote counts migration: three columns, then every row folded again from the log
+    (row schema version 2), so an upgraded store answers `/metrics` at once."""
+    for statement in QUOTE_COUNT_COLUMNS:
         conn.execute(statement)
     projection = Projection()
     for envelope in projected_events(conn):
@@ -153,12 +193,14 @@ def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelop
 def _put_facts(conn: Conn, conversation_id: str, facts: StreamFacts) -> None:
     conn.execute(
         f"INSERT INTO projection_streams (conversation_id, {_FACT_COLUMNS}, schema_version, "
-        "generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO "
-        "UPDATE SET started_at_ms = excluded.started_at_ms, prospect_messages = "
-        "excluded.prospect_messages, qualified_at_ms = excluded.qualified_at_ms, ending = "
-        "excluded.ending, first_from_state = excluded.first_from_state, current_state = "
-        "excluded.current_state, reached = excluded.reached, schema_version = "
-        "excluded.schema_version, generator = excluded.generator",
+        "generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+        "(conversation_id) DO UPDATE SET started_at_ms = excluded.started_at_ms, "
+        "prospect_messages = excluded.prospect_messages, qualified_at_ms = "
+        "excluded.qualified_at_ms, ending = excluded.ending, first_from_state = "
+        "excluded.first_from_state, current_state = excluded.current_state, reached = "
+        "excluded.reached, quotes_issued = excluded.quotes_issued, quotes_revised = "
+        "excluded.quotes_revised, quotes_superseded = excluded.quotes_superseded, "
+        "schema_version = excluded.schema_version, generator = excluded.generator",
         (conversation_id, *_fact_values(facts), *_VERSIONS),
     )
 
@@ -172,11 +214,14 @@ def _fact_values(facts: StreamFacts) -> tuple[object, ...]:
         facts.first_from_state,
         facts.current_state,
         json.dumps(list(facts.reached), ensure_ascii=False),
+        facts.quotes_issued,
+        facts.quotes_revised,
+        facts.quotes_superseded,
     )
 
 
 def facts_from_row(row: Sequence[Any]) -> StreamFacts:
-    started, messages, qualified, ending, first, current, reached = row
+    started, messages, qualified, ending, first, current, reached, issued, revised, gone = row
     ending_value: _Ending | None = ending
     return StreamFacts(
         started_at_ms=started,
@@ -186,6 +231,9 @@ def facts_from_row(row: Sequence[Any]) -> StreamFacts:
         first_from_state=first,
         current_state=current,
         reached=tuple(json.loads(reached)),
+        quotes_issued=issued,
+        quotes_revised=revised,
+        quotes_superseded=gone,
     )
 
 
@@ -205,6 +253,12 @@ def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int
             )
         if kind == "time":
             times.append(value)
+            continue
+        if kind == "quotes":
+            # Sums of the quote columns, in the third to fifth places (`METRICS_READ`).
+            for name, total in (("issued", engaged), ("revised", ending), ("superseded", first)):
+                if total:
+                    counters[QUOTES, name] += int(total)
             continue
         profile = StreamFacts(
             started_at_ms=0,
@@ -275,7 +329,7 @@ def replace_all(conn: Conn, projection: Projection) -> None:
     conn.execute("DELETE FROM quote_index")
     conn.executemany(
         f"INSERT INTO projection_streams (conversation_id, {_FACT_COLUMNS}, schema_version, "
-        "generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(cid, *_fact_values(facts), *_VERSIONS) for cid, facts in projection.facts.items()],
     )
     conn.executemany(

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from storage.errors import SchemaTooNewError
-from storage.sqlite_projections import create_and_fill
+from storage.sqlite_projections import add_quote_counts, create_and_fill
 
 APPLICATION_ID = 0x53424F54  # "SBOT"
 
@@ -182,7 +182,18 @@ projections are filled from the events already stored, in this same transaction,
 upgraded store answers `/metrics` at once. On a large log this takes about as long as
 reading it once (the rows of the seven projected event types only)."""
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V_OUTBOX_OWNERS, _V_PROJECTIONS)
+_V_QUOTE_COUNTS: Migration = add_quote_counts
+"""The quotes each conversation issued, revised under the same id and saw superseded, as
+three columns of the per-conversation projection (row schema version 2), filled from the
+log in the same transaction (`storage.sqlite_projections.add_quote_counts`)."""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1,
+    _V2,
+    _V_OUTBOX_OWNERS,
+    _V_PROJECTIONS,
+    _V_QUOTE_COUNTS,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

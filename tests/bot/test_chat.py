@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,36 @@ def test_the_manager_approves_the_reps_discount_request_from_the_same_terminal()
     assert "Approval requested by You (rep)" in out
     assert "approvers> (updated) Approved by You (manager)" in out
     assert "[1] Accept quote" in out.rsplit("Approved by You (manager)", 1)[1]
+
+
+def test_a_second_quote_shows_the_first_as_superseded_and_an_approval_as_version_two() -> None:
+    """On SQLite (not `--memory`), so the session can be replayed afterwards."""
+    out, err = io.StringIO(), io.StringIO()
+    lines = [
+        "Hi, we are looking at CRM tools",
+        "/as rep",
+        "/quote 10 pro 10%",
+        "/quote 10 pro 20%",
+        "/click 1",  # Request approval, as the rep
+        "/as manager",
+        "/click 1",  # Approve, as the manager
+        "/as prospect",
+        "/click 1",  # Accept version 2
+    ]
+    code = main(["chat"], out=out, err=err, stdin=[line + "\n" for line in lines])
+    text = out.getvalue()
+    assert code == 0, err.getvalue()
+    first, second = dict.fromkeys(re.findall(r"┌ Quote (Q-[0-9a-f]{10})", text))
+    assert f"bot> (updated) Superseded by {second}" in text
+    assert f"  ┌ Quote {first}  [Superseded by {second}]" in text
+    assert f"┌ Quote {second} v2  [Ready to accept]" in text
+    assert f"approvers> (updated) Approved by You (manager): now {second} v2" in text
+    assert f"bot> (updated) Quote {second} v2 accepted by" in text
+
+    out = io.StringIO()
+    assert main(["replay", "--json", "--fail-on-diff"], out=out) == 0
+    report = json.loads(out.getvalue())
+    assert (report["conversations"], report["differences"]) == (1, 0)
 
 
 def test_the_manager_runs_commands_as_itself_and_the_help_names_both_approvers() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,6 +113,27 @@ async def test_a_conversation_quote_acceptance_and_a_ticket_in_the_browser(
     assert shot.stat().st_size > 10_000
 
 
+async def test_a_second_quote_turns_the_first_card_into_superseded_in_the_browser(
+    page: Page,
+) -> None:
+    thread = page.get_by_test_id("thread-messages")
+    await say(page, "Hi, we are evaluating CRMs", "prospect")
+    await expect(thread).to_contain_text("thanks for reaching out")
+    await say(page, "/quote 10 pro 10%", "rep")
+    cards = thread.get_by_test_id("card").filter(has_text="Quote Q-")
+    await expect(cards).to_have_count(1)
+    first = await cards.first.get_by_role("heading").text_content()
+    await say(page, "/quote 12 pro 10%", "rep")
+    await expect(cards).to_have_count(2)
+    # The first card was replaced where it stood (no third card), and says by which quote.
+    old = cards.first
+    await expect(old.get_by_test_id("card-status")).to_contain_text("Superseded by Q-")
+    assert first is not None
+    await expect(old).to_contain_text(first)
+    await expect(old.locator("[data-action=accept_quote]")).to_have_count(0)
+    await expect(cards.last.get_by_test_id("card-status")).to_contain_text("Ready to accept")
+
+
 async def test_user_text_is_shown_as_text_never_as_markup(page: Page) -> None:
     await say(page, "<img src=x onerror=alert(1)> {0.__class__}", "prospect")
     thread = page.get_by_test_id("thread-messages")
@@ -138,9 +160,9 @@ async def test_the_manager_approves_the_reps_discount_request_in_the_browser(pag
     await expect(approval.get_by_test_id("card-status")).to_contain_text(
         "Approved by You (manager)"
     )
-    await expect(thread.get_by_test_id("card").filter(has_text="(v2)")).to_contain_text(
-        "Ready to accept"
-    )
+    await expect(
+        thread.get_by_test_id("card").filter(has_text=re.compile(r"Quote Q-[0-9a-f]{10} v2"))
+    ).to_contain_text("Ready to accept")
     await expect(page.get_by_test_id("composer-error")).to_have_text("")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -324,7 +325,10 @@ async def test_a_discount_above_the_cap_goes_through_approval_by_an_approver(sla
         "the refusal",
     )
     await click(slack, approval, "approve_quote", BOSS, channel=HANDOFF)
-    await eventually(lambda: "(v2)" in texts(bot_messages(api, SHARED)), "the approved quote v2")
+    await eventually(
+        lambda: re.search(r"Quote Q-[0-9a-f]{10} v2", texts(bot_messages(api, SHARED))) is not None,
+        "the approved quote v2",
+    )
     assert "rep cap" not in texts(bot_messages(api, SHARED))
 
 

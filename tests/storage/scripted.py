@@ -122,8 +122,9 @@ class SalesDay:
         for i in range(conversations):
             cid = f"conv-{i}"
             match i % 6:
-                case 0:  # a hot lead, quoted and accepted: won, qualified at once
+                case 0:  # a hot lead, quoted twice (the first superseded), accepted: won
                     await self.lead(cid)
+                    await self.command(cid, "quote", "12 pro 10%")
                     await self.command(cid, "quote", "10 pro 10%")
                     await self.click(cid, "accept_quote", self.quotes[-1], PROSPECT)
                 case 1:  # warm at first, qualified minutes later, then marked lost

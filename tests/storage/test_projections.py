@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.queries import load_audit, load_metrics
+from domain import GENERATOR
 from domain.analytics import Metrics, compute_metrics
 from domain.events import (
     ConversationAbandoned,
@@ -37,7 +38,7 @@ from domain.scoring import LeadScore
 from storage.errors import ConcurrencyError
 from storage.memory import MemoryStore
 from storage.ports import Commit, OutboxItem, PendingAnswer, Store
-from storage.projections import metrics_from_projection
+from storage.projections import PROJECTION_SCHEMA_VERSION, metrics_from_projection
 from storage.sqlite import SqliteStore
 from tests.storage.builders import NOW, handoff_script
 from tests.storage.scripted import SalesDay, recomputed
@@ -76,6 +77,8 @@ async def test_the_metrics_from_the_projections_equal_a_full_recomputation_after
     assert full.time_to_qualify.n == 18
     assert full.time_to_qualify.p90_ms != full.time_to_qualify.p50_ms
     assert full.small_sample_warning is None
+    # Quotes: 6 superseded by a second quote, 6 approved as version 2 of the same id.
+    assert (full.quotes.superseded, full.quotes.revised) == (6, 6)
     assert_same_metrics(await load_metrics(store, default_policy), full)
     # Without the policy's states the funnel's order and start come from the data alone.
     assert_same_metrics(await projected(store), await recomputed(store))
@@ -94,7 +97,7 @@ async def test_a_rebuild_of_consistent_projections_changes_nothing_and_is_idempo
     assert second == first
     assert first.events == len([env async for env in store.iterate_all()])
     assert first.quotes == len(day.quotes)
-    assert (first.schema_version, first.generator) == (1, "salesbot/0.1.0")
+    assert (first.schema_version, first.generator) == (PROJECTION_SCHEMA_VERSION, GENERATOR)
     assert await store.metrics_projection() == before
 
 

@@ -106,11 +106,27 @@ async def test_the_projections_are_there_after_reopening_the_file(
         assert_same_metrics(await load_metrics(store, default_policy), expected)
 
 
+BEFORE_PROJECTIONS = 3
+"""The schema version of a store from before the projections (`MIGRATIONS[3]` creates them)."""
+QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
+
+
 def downgrade_to_before_projections(path: Path) -> None:
     """What a store written before this migration looks like: no projection tables."""
     with sqlite3.connect(path, isolation_level=None) as conn:
         for table in (*PROJECTION_TABLES, "pending_answers"):
             conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"PRAGMA user_version = {BEFORE_PROJECTIONS}")
+
+
+def downgrade_to_before_quote_counts(path: Path) -> None:
+    """What a store of the release before the quote counts looks like: projection rows of
+    schema version 1, without the three columns."""
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        for column in QUOTE_COUNTS:
+            conn.execute(f"ALTER TABLE projection_streams DROP COLUMN {column}")
+        for table in PROJECTION_TABLES:
+            conn.execute(f"UPDATE {table} SET schema_version = 1")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
 
 
@@ -127,6 +143,24 @@ async def test_the_migration_creates_the_projections_and_fills_them_from_the_eve
         assert_same_metrics(await load_metrics(store, default_policy), expected)
         assert (await load_audit(store, quote)).kind == "quote"
         assert (await store.rebuild_projections()).changed == 0
+
+
+async def test_the_quote_counts_migration_fills_them_from_the_events(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy)
+    expected = await recomputed(day.store, default_policy)
+    assert expected.quotes.superseded > 0
+    assert expected.quotes.revised > 0
+    await day.store.close()
+    downgrade_to_before_quote_counts(path)
+    async with await SqliteStore.open(path) as store:
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
+        assert (await store.rebuild_projections()).changed == 0
+    for table in PROJECTION_TABLES:
+        versions = rows(path, f"SELECT DISTINCT schema_version FROM {table}")
+        assert versions == [(PROJECTION_SCHEMA_VERSION,)], table
 
 
 @pytest.mark.parametrize("policy_name", ["default", "seed"])

@@ -23,6 +23,7 @@ NOW = 1_790_000_000_000
 FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
 PROSPECT = Actor(id="U_PROSPECT", name="Dana Prospect", role="prospect")
 REP = Actor(id="U_REP", name="Riley Rep", role="rep")
+MANAGER = Actor(id="U_BOSS", name="Morgan Manager", role="rep", approver=True)
 HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month"
 
 
@@ -52,9 +53,9 @@ class Script:
     def command(self, command: str, args: str = "") -> tuple[Reply, ...]:
         return self.send(lambda base: CommandInvoked(command=command, args=args, actor=REP, **base))
 
-    def click(self, action: Any, target: str) -> tuple[Reply, ...]:
+    def click(self, action: Any, target: str, actor: Actor = REP) -> tuple[Reply, ...]:
         return self.send(
-            lambda base: ButtonClicked(action=action, target=target, actor=REP, **base)
+            lambda base: ButtonClicked(action=action, target=target, actor=actor, **base)
         )
 
 
@@ -94,6 +95,27 @@ def pending_quote_reply(policy: Policy, conversation: str) -> Reply:
     return _card_reply(script.command("quote", "10 pro 20%"), "requester", "quote")
 
 
+def superseded_quote_reply(policy: Policy, conversation: str) -> Reply:
+    """A quote's card after a newer quote took its place: updated in place, no Accept."""
+    script = Script(policy, conversation)
+    script.lead(HOT_LEAD)
+    script.command("quote", "10 pro 10%")
+    return next(
+        r for r in script.command("quote", "12 pro 10%") if r.replaces and r.card is not None
+    )
+
+
+def approved_quote_reply(policy: Policy, conversation: str) -> Reply:
+    """Version 2 of a quote whose discount a manager approved: the same id, `v2`."""
+    script = Script(policy, conversation)
+    script.lead(HOT_LEAD)
+    quote = _card_reply(script.command("quote", "10 pro 20%"), "requester", "quote")
+    assert quote.card is not None
+    script.click("request_approval", quote.card.ref)
+    approved = script.click("approve_quote", quote.card.ref, MANAGER)
+    return _card_reply(approved, "conversation", "quote")
+
+
 def lead_reply(policy: Policy, conversation: str) -> Reply:
     return _card_reply(Script(policy, conversation).lead(HOT_LEAD), "team", "lead")
 
@@ -107,6 +129,8 @@ CARDS: dict[str, Callable[[Policy, str], Reply]] = {
     "ticket_card": ticket_reply,
     "approval_card": approval_reply,
     "pending_quote_card": pending_quote_reply,
+    "superseded_quote_card": superseded_quote_reply,
+    "approved_quote_card": approved_quote_reply,
     "lead_card": lead_reply,
     "help_card": help_reply,
 }

@@ -17,10 +17,12 @@ from domain.audit import (
     render_audit,
 )
 from domain.errors import DomainError
-from domain.events import QuoteIssued
+from domain.events import QuoteIssued, QuoteRevised
 from domain.inbound import (
     Actor,
 )
+from domain.policy import Policy
+from domain.quotes import QuoteRules
 from tests.support.conversation import Recording
 
 # Most entries below are the lexicon classifier's (hits, negation, confidence): the default
@@ -35,16 +37,21 @@ BOSS = Actor(id="B", name="Bo", role="rep", approver=True, auditor=True)
 HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month, urgent"
 
 
-def new_log(conversation_id: str = CID) -> Recording:
-    return Recording(POLICY, conversation_id, now=NOW, lead_actor=PROSPECT)
+# Quotes as every policy handled them before `[quotes]`: an approval re-issues the quote
+# under a new id, and a new quote leaves the older ones open.
+SEPARATE_IDS = POLICY.model_copy(update={"quotes": QuoteRules()})
+
+
+def new_log(conversation_id: str = CID, policy: Policy = POLICY) -> Recording:
+    return Recording(policy, conversation_id, now=NOW, lead_actor=PROSPECT)
 
 
 def entry(report: AuditReport, type_: str) -> AuditEntry:
     return next(e for e in report.entries if e.type == type_)
 
 
-def approved_quote_log() -> Recording:
-    log = new_log()
+def approved_quote_log(policy: Policy = SEPARATE_IDS) -> Recording:
+    log = new_log(policy=policy)
     log.lead(HOT_LEAD, credit=580)
     log.say("quote 3 enterprise 25%", actor=REP)
     first = log.quote_ids()[0]
@@ -157,6 +164,63 @@ def test_a_quote_audit_follows_its_approval_and_leaves_out_the_rest() -> None:
     assert audit_quote(approved, log.events).entries == report.entries
 
 
+def test_an_approved_discount_is_audited_as_version_two_of_the_same_quote() -> None:
+    log = approved_quote_log(POLICY)
+    first, later = log.quote_ids()
+    revised = next(e.event for e in log.events if isinstance(e.event, QuoteRevised))
+    assert revised.quote.quote_id == first
+    report = audit_quote(first, log.events)
+    assert [e.type for e in report.entries] == [
+        "quote_issued",
+        "action_ignored",
+        "approval_requested",
+        "ticket_opened",
+        "quote_approved",
+        "quote_revised",
+        "ticket_resolved",
+        "quote_superseded",
+    ]
+    assert report.quotes == (first, f"{first} v2")
+    assert entry(report, "quote_revised").summary.startswith(
+        f"{first} v2 after the approved discount (approved by B): total "
+    )
+    assert entry(report, "quote_revised").details == revised.quote.proof
+    assert entry(report, "quote_superseded").summary == (
+        f"{first} v2 superseded by {later} (issued by R); it can no longer be accepted"
+    )
+    assert any(line == f"Quotes: {first}, {first} v2" for line in render_audit(report))
+
+
+def test_an_accepted_quote_is_audited_with_the_version_and_total_the_deal_closed_on() -> None:
+    log = new_log()
+    log.lead(HOT_LEAD)
+    log.say("quote 3 enterprise 25%", actor=REP)
+    (quote_id,) = log.quote_ids()
+    log.click("request_approval", quote_id, REP)
+    log.click("approve_quote", quote_id, BOSS)
+    log.click("accept_quote", quote_id, PROSPECT)
+    total = log.state.quotes[quote_id].quote.figures()["total"]
+    accepted = entry(audit_conversation(CID, log.events), "quote_accepted")
+    assert accepted.summary == f"Quote {quote_id} v2 accepted by P: total {total}"
+
+
+def test_a_refused_accept_is_audited_with_what_was_offered_instead() -> None:
+    log = new_log()
+    log.lead(HOT_LEAD)
+    log.say("quote 10 pro", actor=REP)
+    log.say("quote 12 pro", actor=REP)
+    old, current = log.quote_ids()
+    log.click("accept_quote", old, PROSPECT)
+    report = audit_quote(old, log.events)
+    assert entry(report, "quote_superseded").summary == (
+        f"{old} superseded by {current} (issued by R); it can no longer be accepted"
+    )
+    assert entry(report, "quote_accept_refused").summary == (
+        f"Accept of {old} by P refused: superseded; {current} offered instead; "
+        "nothing about the deal changed"
+    )
+
+
 def test_an_unknown_quote_is_a_clear_error() -> None:
     log = approved_quote_log()
     with pytest.raises(DomainError, match=r"^No quote Q-0000000000 in these events\.$"):
@@ -236,7 +300,7 @@ def test_a_long_multi_line_message_keeps_a_one_line_summary_and_its_full_text() 
 
 
 def test_the_rendered_audit_has_a_header_entries_with_short_policy_hashes_and_tickets() -> None:
-    log = approved_quote_log()
+    log = approved_quote_log(POLICY)
     lines = render_audit(audit_conversation(CID, log.events))
     assert lines[0] == f"Audit of conversation {CID} (schema 1, salesbot/0.1.0)"
     assert lines[1] == f"Policy versions: {POLICY.version}"

@@ -19,6 +19,7 @@ from domain.events import (
     FlowAdvanced,
     LeadScored,
     QuoteIssued,
+    QuoteRevised,
     TicketOpened,
 )
 from domain.inbound import (
@@ -214,7 +215,7 @@ def test_a_second_click_on_accept_changes_nothing_and_says_so(convo: Conversatio
     assert convo.state.version == version + 1
 
 
-def test_a_discount_above_the_cap_goes_through_approval_and_is_reissued(
+def test_a_discount_above_the_cap_goes_through_approval_and_becomes_version_two(
     convo: Conversation,
 ) -> None:
     convo.lead("We have a $5000 budget, I am the CTO, starting next month")
@@ -240,14 +241,16 @@ def test_a_discount_above_the_cap_goes_through_approval_and_is_reissued(
     assert events_of(refused, ActionIgnored)[0].reason == "not_approver"
 
     approved = convo.click("approve_quote", quote.quote_id, APPROVER)
-    reissued = events_of(approved, QuoteIssued)[0]
-    assert reissued.replaces_quote_id == quote.quote_id
+    assert not events_of(approved, QuoteIssued)
+    reissued = events_of(approved, QuoteRevised)[0]
+    assert reissued.quote.quote_id == quote.quote_id
     assert reissued.quote.version == 2
     assert not reissued.quote.needs_approval
     assert any("Morgan Manager" in line for line in reissued.quote.proof)
     assert reissued.quote.total_cents == quote.total_cents
     shown = replies_to(approved, "conversation")[0].card
     assert shown is not None
+    assert shown.title == f"Quote {quote.quote_id} v2"
     assert [b.action for b in shown.buttons] == ["accept_quote", "escalate"]
     assert not any("Morgan Manager" in line or "cap" in line for line in shown.lines)
 
