@@ -27,13 +27,14 @@ from domain.events import (
     Origin,
     ProspectMessageReceived,
 )
-from domain.flow import GuardContext
+from domain.flow import GuardContext, next_transition
 from domain.inbound import Actor, LeadDetails
 from domain.model import Frozen
 from domain.narrative import assess_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
+from domain.questions import ANSWER_ACTION, GENERIC_ACTIONS, Plan, plan_question
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro
@@ -139,7 +140,41 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     if action == ESCALATE and rec.advance("escalation_requested", guards):
         escalate(rec, actor, "low_confidence")
         return
+    plan = plan_question(
+        rec.policy.knowledge,
+        rec.policy.catalog,
+        text=text,
+        language=analysis.language,
+        intents=analysis.intents,
+        generic_action=action in GENERIC_ACTIONS,
+        last_reply_template=rec.state.last_reply_template,
+        values={"persona": rec.policy.active_persona.name},
+    )
+    if plan is not None and _carry_out(rec, plan, guards):
+        return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
+
+
+def _carry_out(rec: Recorder, plan: Plan, guards: GuardContext) -> bool:
+    """Do what the question's plan says; False when the flow's own reply is still to be
+    said (the plan defers to it, its text was withheld, or no way to a person exists)."""
+    if plan.kind == "refused":
+        rec.refused(ANSWER_ACTION, plan.refused)
+        return False
+    if plan.handoff is not None:
+        flow = rec.policy.flow
+        step = next_transition(flow, rec.state.flow_state, "escalation_requested", guards)
+        if step is None or step.to != flow.handoff:
+            return False
+        rec.advance("escalation_requested", guards)
+    if plan.event is not None:
+        rec.record(plan.event)
+    if plan.kind == "flow":
+        return False
+    rec.speak(plan.action, plan.template, plan.text)
+    if plan.handoff is not None:
+        post_handoff_ticket(rec, plan.handoff)
+    return True
 
 
 FLOOD_WINDOW_MS = 60_000
@@ -206,6 +241,10 @@ class Analysis(Frozen):
     confidence: Decimal
     reason: str | None = None
     """Why a human is needed, when the reader says so (the ticket's reason)."""
+    language: str = "und"
+    """The message's language, when the trained reader read it."""
+    intents: tuple[str, ...] = ()
+    """The reader's intents for the message (none under lexicons)."""
 
 
 def _analyse(rec: Recorder, text: str) -> Analysis:
@@ -328,6 +367,8 @@ def _read(
         objection=reading.objection,
         confidence=Decimal(1),
         reason=", ".join(reading.reasons) or None,
+        language=reading.language,
+        intents=reading.intents,
     )
 
 

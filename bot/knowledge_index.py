@@ -1,0 +1,100 @@
+"""Building the knowledge base's BM25 index with bm25s, once per knowledge file.
+
+Why a library, and why here: BM25 has several variants whose details (the IDF's smoothing,
+how length is normalised) change which entry wins, and bm25s implements the standard ones
+and is maintained; it is pinned exactly in `constraints.txt`. It cannot run in `domain/`:
+it reads the environment and configures its logger when imported, and it can save, load
+and download indexes. It is also not needed there: a BM25 score is a sum over the query's
+terms of a weight that depends only on the term and the document, so the index *is* that
+table of weights. We ask bm25s for each term's weights (its public `get_scores_from_ids`
+with one term), round them to integer millionths and hand the table to the domain, whose
+`domain.knowledge.retrieve` only adds integers. A decision therefore never depends on
+floating point, and the table is part of the policy (its version hash covers it, and a
+stored policy replays with exactly the weights it decided with).
+
+One document per entry and language: the entry's example questions in that language,
+tokenised with the reader's own normaliser (`domain.knowledge.document_terms`) after
+dropping bm25s's stop words for that language, so "how", "wie" and "comment" weigh nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import bm25s
+from bm25s import stopwords
+
+from domain.knowledge import KnowledgeBase, KnowledgeIndex, document_terms
+from domain.understanding.model import MICRO
+from domain.understanding.text import strip_accents
+
+# bm25s sets its logger to DEBUG when imported; its progress notes are not for operators.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+K1 = 1.5
+B = 0.75
+METHOD = "lucene"
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(stopwords.STOPWORDS_EN_PLUS),
+    "de": frozenset(stopwords.STOPWORDS_GERMAN),
+    "fr": frozenset(stopwords.STOPWORDS_FRENCH),
+    "es": frozenset(stopwords.STOPWORDS_SPANISH),
+}
+
+
+def _stop_words(language: str) -> frozenset[str]:
+    """The language's stop words, compared without accents (a prospect who types "quien"
+    for "quién" asks the same); French elisions ("l'", "qu'") are stop words too."""
+    words = STOPWORDS.get(language, frozenset())
+    return frozenset(strip_accents(word) for word in words)
+
+
+def _is_content(word: str, stop: frozenset[str]) -> bool:
+    return not word.endswith("'") and strip_accents(word) not in stop
+
+
+def method() -> str:
+    """How the weights were computed, for the audit and the policy's canonical form."""
+    return f"bm25s {bm25s.__version__} {METHOD} k1={K1} b={B}, weights in millionths"
+
+
+def build_index(base: KnowledgeBase) -> KnowledgeIndex:
+    """Each term's BM25 weight in each entry's document, per language, in millionths."""
+    postings: dict[str, dict[str, dict[str, int]]] = {}
+    for language in base.languages:
+        ids = [entry.id for entry in base.entries]
+        stop = _stop_words(language)
+        corpus = [
+            [
+                term
+                for example in entry.examples.get(language, ())
+                for term in document_terms(example, language, lambda word: _is_content(word, stop))
+            ]
+            for entry in base.entries
+        ]
+        if not any(corpus):
+            postings[language] = {}
+            continue
+        # float64: the weights are rounded to millionths below, so keep every digit until then.
+        retriever = bm25s.BM25(k1=K1, b=B, method=METHOD, dtype="float64")
+        retriever.index(corpus, show_progress=False)
+        table: dict[str, dict[str, int]] = {}
+        for term, token_id in sorted(retriever.vocab_dict.items()):
+            if term == "":  # bm25s's placeholder for empty queries
+                continue
+            scores = retriever.get_scores_from_ids([token_id])
+            weights = {
+                ids[doc]: _micro(float(score)) for doc, score in enumerate(scores) if score > 0
+            }
+            weights = {entry_id: weight for entry_id, weight in weights.items() if weight > 0}
+            if weights:
+                table[term] = weights
+        postings[language] = table
+    return KnowledgeIndex(method=method(), postings=postings)
+
+
+def _micro(value: float) -> int:
+    """A float weight as integer millionths, rounded half-even from its exact binary value."""
+    return int((Decimal(value) * MICRO).to_integral_value(rounding=ROUND_HALF_EVEN))
