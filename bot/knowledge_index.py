@@ -19,6 +19,7 @@ dropping bm25s's stop words for that language, so "how", "wie" and "comment" wei
 
 from __future__ import annotations
 
+import functools
 import logging
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -44,10 +45,24 @@ STOPWORDS: dict[str, frozenset[str]] = {
 }
 
 
+QUESTION_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset({"please", "could", "would", "may", "get", "tell", "know", "also", "us"}),
+    "de": frozenset({"gibt", "bitte", "kurz", "eigentlich", "mal", "gerne"}),
+    "fr": frozenset(
+        {"puis", "peut", "peux", "pouvez", "pouvons", "peuvent", "quel", "quelle", "quels"}
+        | {"quelles", "ça"}
+    ),
+    "es": frozenset({"puedo", "puede", "pueden", "podemos", "podría", "cuál", "cuáles"}),
+}
+"""What every question is built with beyond the stop word lists (modal verbs, "is there",
+"please"): a prospect's "où puis-je…" must not match an entry because one example says
+"puis-je" too."""
+
+
 def _stop_words(language: str) -> frozenset[str]:
     """The language's stop words, compared without accents (a prospect who types "quien"
     for "quién" asks the same); French elisions ("l'", "qu'") are stop words too."""
-    words = STOPWORDS.get(language, frozenset())
+    words = STOPWORDS.get(language, frozenset()) | QUESTION_WORDS.get(language, frozenset())
     return frozenset(strip_accents(word) for word in words)
 
 
@@ -65,12 +80,12 @@ def build_index(base: KnowledgeBase) -> KnowledgeIndex:
     postings: dict[str, dict[str, dict[str, int]]] = {}
     for language in base.languages:
         ids = [entry.id for entry in base.entries]
-        stop = _stop_words(language)
+        keep = functools.partial(_is_content, stop=_stop_words(language))
         corpus = [
             [
                 term
                 for example in entry.examples.get(language, ())
-                for term in document_terms(example, language, lambda word: _is_content(word, stop))
+                for term in document_terms(example, language, keep)
             ]
             for entry in base.entries
         ]

@@ -145,8 +145,17 @@ def _attach_knowledge(document: Document, source: str, directory: Path | None) -
     table = document.get("knowledge")
     if not isinstance(table, dict) or "base" in table:
         return
+    if "file" not in table and "sha256" not in table:
+        return  # a policy tuning its base's table (`min_score`, …): the base names the file
     raw = _referenced_file(table, "file", "knowledge", source, directory)
     table["base"], table["index"] = _knowledge(raw, f"{source}: {table['file']}")
+
+
+def _knowledge_named(document: Document, source: str) -> None:
+    """A `[knowledge]` table that no file of the `extends` chain gave a file to."""
+    table = document.get("knowledge")
+    if isinstance(table, dict) and "base" not in table:
+        raise PolicyError(f"{source}: knowledge: needs file (a path) and sha256")
 
 
 def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) -> Document:
@@ -168,15 +177,21 @@ def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) ->
 
 def load_document(ref: str | None = None) -> Document:
     """The merged, unvalidated document for a policy reference (for tools and tests)."""
-    return _load_document(ref or DEFAULT_POLICY, None, ())
+    ref = ref or DEFAULT_POLICY
+    document = _load_document(ref, None, ())
+    _knowledge_named(document, _source(ref))
+    return document
+
+
+def _source(ref: str) -> str:
+    return f"{ref}.toml" if _is_bundled_name(ref) else ref
 
 
 def load_policy(ref: str | None = None) -> Policy:
     """Load, merge and validate a policy; every failure is a `PolicyError` naming the file."""
     ref = ref or DEFAULT_POLICY
-    document = _load_document(ref, None, ())
-    source = f"{ref}.toml" if _is_bundled_name(ref) else ref
-    return build_policy(document, source)
+    document = load_document(ref)
+    return build_policy(document, _source(ref))
 
 
 def load_checked_policy(ref: str | None = None) -> Policy:

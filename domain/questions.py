@@ -5,6 +5,8 @@ speaks and opens tickets), so the choice itself is a small pure function with it
 tests. The rules, in order, for a message the reader gives a `question` or
 `pricing_question` intent, under a policy with a knowledge base:
 
+0. a message the reader reads as an objection keeps the flow's objection reply: "we
+   already use HubSpot, why switch?" asks for a reason to switch, not for the integration;
 1. the best entry (BM25 over the examples, `domain.knowledge.retrieve`) scores at least
    `min_score`: its answer, in the prospect's language (the knowledge base's first language
    when it does not speak the prospect's). An entry with a `handoff` reason says its answer
@@ -49,6 +51,12 @@ UNANSWERED_REASON = "unanswered_question"
 
 GENERIC_ACTIONS = frozenset({"greet", "ask_qualifying"})
 """π's actions that a clarifying question may replace: they say nothing the prospect asked."""
+OBJECTION_ACTION = "handle_objection"
+"""π's action for an objection: a question that comes with one gets the objection reply."""
+
+FlowReply = Literal["generic", "objection", "other"]
+"""What the flow would say instead: a generic greeting or qualifying question, an objection
+reply, or something else worth saying (a proposal)."""
 
 
 class Plan(Frozen):
@@ -72,13 +80,15 @@ def plan_question(
     text: str,
     language: str,
     intents: Collection[str],
-    generic_action: bool,
+    flow_reply: FlowReply,
     last_reply_template: str | None,
     values: Mapping[str, str],
 ) -> Plan | None:
     """The plan for a prospect's message, or None when it is not a question for the
-    knowledge base (no knowledge base, or no question intent)."""
+    knowledge base (no knowledge base, no question intent, or an objection to answer)."""
     if config is None or not QUESTION_INTENTS.intersection(intents):
+        return None
+    if flow_reply == "objection":
         return None
     base = config.base
     spoken = answer_language(base, language)
@@ -116,7 +126,7 @@ def plan_question(
             text=said,
             handoff=entry.handoff,
         )
-    if not generic_action:
+    if flow_reply != "generic":
         outcome: Literal["clarify", "person", "flow"] = "flow"
     elif config.below_threshold == "person" or last_reply_template == CLARIFY_TEMPLATE:
         outcome = "person"
