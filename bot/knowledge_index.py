@@ -100,10 +100,8 @@ def build_index(base: KnowledgeBase) -> KnowledgeIndex:
             if term == "":  # bm25s's placeholder for empty queries
                 continue
             scores = retriever.get_scores_from_ids([token_id])
-            weights = {
-                ids[doc]: _micro(float(score)) for doc, score in enumerate(scores) if score > 0
-            }
-            weights = {entry_id: weight for entry_id, weight in weights.items() if weight > 0}
+            micro = ((ids[doc], _micro(float(score))) for doc, score in enumerate(scores))
+            weights = {entry_id: weight for entry_id, weight in micro if weight > 0}
             if weights:
                 table[term] = weights
         postings[language] = table

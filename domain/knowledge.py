@@ -46,9 +46,6 @@ QUESTION_INTENTS = frozenset({"question", "pricing_question"})
 PRICE_PREFIX = "price_"
 FACT_PREFIX = "fact_"
 
-CLARIFY = "clarify"
-PERSON = "person"
-
 _ENTRY_ID = r"^[a-z][a-z0-9_]{0,63}$"
 
 
@@ -142,7 +139,7 @@ class KnowledgeConfig(Frozen):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     min_score: Decimal
     """A question scoring below this is not answered from the knowledge base."""
-    below_threshold: Literal["clarify", "person"] = CLARIFY
+    below_threshold: Literal["clarify", "person"] = "clarify"
     """`clarify`: ask what the prospect means, and hand a second unanswered question in a
     row to a person; `person`: hand every unanswered question to a person at once."""
     pricing_entry: str | None = None

@@ -7,6 +7,8 @@ retrieval score recorded, shown in the audit, and reproduced exactly by replay.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from domain.audit import audit_conversation, render_audit
@@ -43,7 +45,7 @@ def said(rec: Recording) -> list[str]:
     ]
 
 
-def of(rec: Recording, kind: type) -> list:
+def of(rec: Recording, kind: type) -> list[Any]:
     return [env.event for env in rec.events if isinstance(env.event, kind)]
 
 
