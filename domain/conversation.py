@@ -143,9 +143,15 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         reason = analysis.reason if guard == "is_sensitive" and analysis.reason else None
         reason = reason or GUARD_TO_REASON.get(guard or "", "requested")
         plan = _question_plan(rec, text, analysis, flow_reply="other")
-        if plan is not None and plan.kind == "answer" and plan.handoff is not None:
-            # A question a person must take up, which the knowledge base words for the
-            # prospect (a security review, contract terms): its answer says what happens.
+        if (
+            plan is not None
+            and plan.kind == "answer"
+            and plan.handoff is not None
+            and plan.handoff in reason.split(", ")
+        ):
+            # A question a person must take up, for the reason the reader gave, which the
+            # knowledge base words for the prospect (a security review, contract terms):
+            # its answer says what happens next, in their language.
             _carry_out(rec, plan, guards, ticket_reason=reason)
         else:
             escalate(rec, actor, reason)

@@ -38,8 +38,6 @@ from domain.quotes import CatalogConfig
 from domain.understanding.model import REASONS, from_micro, to_micro
 from domain.understanding.text import LANGUAGES, is_word, key, tokens
 
-KNOWLEDGE_SCHEMA_VERSION = 1
-
 QUESTION_INTENTS = frozenset({"question", "pricing_question"})
 """The reader's intents that send a message to the knowledge base."""
 
