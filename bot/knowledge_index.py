@@ -6,8 +6,9 @@ and is maintained; it is pinned exactly in `constraints.txt`. It cannot run in `
 it reads the environment and configures its logger when imported, and it can save, load
 and download indexes. It is also not needed there: a BM25 score is a sum over the query's
 terms of a weight that depends only on the term and the document, so the index *is* that
-table of weights. We ask bm25s for each term's weights (its public `get_scores_from_ids`
-with one term), round them to integer millionths and hand the table to the domain, whose
+table of weights. We read each term's weights from the index bm25s builds (its `scores`
+matrix, one column per term: exactly what its `get_scores_from_ids` adds up), round them to
+integer millionths and hand the table to the domain, whose
 `domain.knowledge.retrieve` only adds integers. A decision therefore never depends on
 floating point, and the table is part of the policy (its version hash covers it, and a
 stored policy replays with exactly the weights it decided with).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import bm25s
@@ -70,6 +72,11 @@ def _is_content(word: str, stop: frozenset[str]) -> bool:
     return not word.endswith("'") and strip_accents(word) not in stop
 
 
+def content_words(language: str) -> Callable[[str], bool]:
+    """Whether a word of `language` is indexed: not a stop word, not an elision."""
+    return functools.partial(_is_content, stop=_stop_words(language))
+
+
 def method() -> str:
     """How the weights were computed, for the audit and the policy's canonical form."""
     return f"bm25s {bm25s.__version__} {METHOD} k1={K1} b={B}, weights in millionths"
@@ -80,7 +87,7 @@ def build_index(base: KnowledgeBase) -> KnowledgeIndex:
     postings: dict[str, dict[str, dict[str, int]]] = {}
     for language in base.languages:
         ids = [entry.id for entry in base.entries]
-        keep = functools.partial(_is_content, stop=_stop_words(language))
+        keep = content_words(language)
         corpus = [
             [
                 term
@@ -95,13 +102,16 @@ def build_index(base: KnowledgeBase) -> KnowledgeIndex:
         # float64: the weights are rounded to millionths below, so keep every digit until then.
         retriever = bm25s.BM25(k1=K1, b=B, method=METHOD, dtype="float64")
         retriever.index(corpus, show_progress=False)
+        # The index bm25s built: a sparse matrix with one column per term holding the term's
+        # weight in each document (what `get_scores_from_ids([term])` sums, read at once).
+        data, docs, starts = (retriever.scores[name] for name in ("data", "indices", "indptr"))
         table: dict[str, dict[str, int]] = {}
-        for term, token_id in sorted(retriever.vocab_dict.items()):
+        for term, column in sorted(retriever.vocab_dict.items()):
             if term == "":  # bm25s's placeholder for empty queries
                 continue
-            scores = retriever.get_scores_from_ids([token_id])
-            micro = ((ids[doc], _micro(float(score))) for doc, score in enumerate(scores))
-            weights = {entry_id: weight for entry_id, weight in micro if weight > 0}
+            cells = range(int(starts[column]), int(starts[column + 1]))
+            micro = ((ids[int(docs[cell])], _micro(float(data[cell]))) for cell in cells)
+            weights = {entry_id: weight for entry_id, weight in sorted(micro) if weight > 0}
             if weights:
                 table[term] = weights
         postings[language] = table

@@ -4,17 +4,22 @@ file that is part of the policy's meaning."""
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 import re
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from bot import knowledge_index
+from bot.cli import main
 from bot.policy_loader import load_policy
 from domain.errors import PolicyError
 from domain.knowledge import (
     KnowledgeConfig,
     answer_language,
+    document_terms,
     evidence_values,
     query_terms,
     retrieve,
@@ -377,3 +382,55 @@ def test_a_policy_extending_the_default_can_change_the_threshold_and_keep_the_en
     stricter = load_policy(str(path))
     assert _knowledge(stricter).threshold == 3_000_000
     assert _knowledge(stricter).base == _knowledge(default_policy).base
+
+
+def test_salesbot_check_rejects_a_knowledge_file_with_an_invented_price_and_chat_refuses_it(
+    tmp_path: Path,
+) -> None:
+    source = POLICIES.joinpath("knowledge/default.toml").read_text(encoding="utf-8")
+    invented = source.replace(
+        "We have three plans, each priced per user for a year: Starter at {price_STARTER},",
+        "We have three plans, each priced per user for a year: Starter at $39,",
+    )
+    assert invented != source
+    knowledge = tmp_path / "kb.toml"
+    knowledge.write_text(invented, encoding="utf-8")
+    digest = hashlib.sha256(knowledge.read_bytes()).hexdigest()
+    policy = tmp_path / "cheaper.toml"
+    policy.write_text(
+        f'extends = "default"\nname = "cheaper"\n[knowledge]\nfile = "kb.toml"\nsha256 = "{digest}"\n',
+        encoding="utf-8",
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["check", "--policy", str(policy)], out=out, err=err) == 1
+    assert (
+        "knowledge: entry 'plans_and_prices', answer (en): it states a price, percentage, "
+        "number or date in its own words" in out.getvalue()
+    )
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["chat", "--memory", "--policy", str(policy)], out=out, err=err, stdin=[])
+    assert code == 2
+    assert "fails `salesbot check`" in err.getvalue()
+
+
+def test_a_weight_is_bm25_as_a_reader_can_recompute_it(default_policy: Policy) -> None:
+    """Lucene's BM25, by hand: idf = ln(1 + (N − df + ½) / (df + ½)), weight = idf × tf /
+    (tf + k1 × (1 − b + b × |d| / avgdl)), rounded to millionths."""
+    knowledge = _knowledge(default_policy)
+    keep = knowledge_index.content_words("en")
+    documents = {
+        entry.id: [
+            term for example in entry.examples["en"] for term in document_terms(example, "en", keep)
+        ]
+        for entry in knowledge.base.entries
+    }
+    average = sum(len(terms) for terms in documents.values()) / len(documents)
+    term = "salesforc"
+    df = sum(1 for terms in documents.values() if term in terms)
+    idf = math.log(1 + (len(documents) - df + 0.5) / (df + 0.5))
+    for entry_id, weight in knowledge.index.postings["en"][term].items():
+        tf = documents[entry_id].count(term)
+        length = len(documents[entry_id])
+        k1, b = knowledge_index.K1, knowledge_index.B
+        expected = idf * tf / (tf + k1 * (1 - b + b * length / average))
+        assert abs(weight - expected * 1_000_000) <= 1
