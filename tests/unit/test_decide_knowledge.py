@@ -306,3 +306,26 @@ def test_replay_without_the_knowledge_base_shows_what_it_changed(
     result = replay_conversation("conv-kb-whatif", rec.inbounds, rec.events, lambda v: without)
     aspects = {difference.aspect for difference in result.differences}
     assert {"reply", "events"} <= aspects
+
+
+def test_a_question_in_a_language_the_reader_cannot_tell_is_answered_in_english(
+    default_policy: Policy,
+) -> None:
+    rec = converse(default_policy, "Y a-t-il un essai gratuit ?")
+    (answered,) = of(rec, KnowledgeAnswered)
+    assert (answered.read_language, answered.matched_language) == ("und", "fr")
+    assert answered.language == "en"
+    assert said(rec) == [answer(default_policy, "free_trial", "en")]
+
+
+def test_a_policy_can_bring_in_a_person_at_the_first_unanswered_question(
+    default_policy: Policy,
+) -> None:
+    knowledge = _knowledge(default_policy)
+    at_once = default_policy.model_copy(
+        update={"knowledge": knowledge.model_copy(update={"below_threshold": "person"})}
+    )
+    rec = converse(at_once, "Hi there", "What's the capital of Peru?")
+    assert said(rec)[1] == knowledge.base.person["en"]
+    (ticket,) = of(rec, TicketOpened)
+    assert ticket.reason == "unanswered_question"
