@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot.knowledge_index import build_index
 from domain.errors import PolicyError
+from domain.knowledge import KnowledgeBase, KnowledgeIndex
 from domain.policy import Document, Policy, build_policy, merge_documents, parse_document
 from domain.policy_check import check_policy
 from domain.understanding.model import ReaderModel
@@ -82,26 +85,77 @@ def _attach_reader(document: Document, source: str, directory: Path | None) -> N
     table = document.get("understanding")
     if not isinstance(table, dict) or "reader" in table:
         return
-    model = table.get("model")
+    raw = _referenced_file(table, "model", "understanding", source, directory, "retrain or")
+    table["reader"] = _reader(raw, f"{source}: {table['model']}")
+
+
+def _referenced_file(
+    table: dict[str, object],
+    key: str,
+    section: str,
+    source: str,
+    directory: Path | None,
+    remedy: str = "review the change, then",
+) -> bytes:
+    """The bytes of the file a section names by path (`key`) and `sha256`, checked."""
+    name = table.get(key)
     expected = table.get("sha256")
-    if not isinstance(model, str) or not isinstance(expected, str):
-        raise PolicyError(f"{source}: understanding: needs model (a path) and sha256")
+    if not isinstance(name, str) or not isinstance(expected, str):
+        raise PolicyError(f"{source}: {section}: needs {key} (a path) and sha256")
     location: Traversable | Path
     if directory is None:
-        location = resources.files("domain.policies").joinpath(model)
+        location = resources.files("domain.policies").joinpath(name)
     else:
-        location = directory / model
+        location = directory / name
     try:
         raw = location.read_bytes()
     except (OSError, FileNotFoundError) as exc:
-        raise PolicyError(f"{source}: understanding.model: cannot read {model}: {exc}") from None
+        raise PolicyError(f"{source}: {section}.{key}: cannot read {name}: {exc}") from None
     actual = hashlib.sha256(raw).hexdigest()
     if actual != expected:
         raise PolicyError(
-            f"{source}: understanding.sha256: {model} has SHA-256 {actual}, the policy says "
-            f"{expected}; retrain or update the hash"
+            f"{source}: {section}.sha256: {name} has SHA-256 {actual}, the policy says "
+            f"{expected}; {remedy} update the hash"
         )
-    table["reader"] = _reader(raw, f"{source}: {model}")
+    return raw
+
+
+@functools.lru_cache(maxsize=16)
+def _knowledge(raw: bytes, source: str) -> tuple[KnowledgeBase, KnowledgeIndex]:
+    """A knowledge file's content and its BM25 index, built once per distinct content."""
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"{source}: the knowledge file is not TOML: {exc}") from None
+    try:
+        base = KnowledgeBase.model_validate(document)
+    except ValidationError as exc:
+        lines = [
+            f"{source}: {'.'.join(str(part) for part in error['loc']) or '(top level)'}: "
+            f"{error['msg']}"
+            for error in exc.errors(include_url=False)
+        ]
+        raise PolicyError("\n".join(lines)) from None
+    return base, build_index(base)
+
+
+def _attach_knowledge(document: Document, source: str, directory: Path | None) -> None:
+    """Read the knowledge file a `[knowledge]` table names, check its SHA-256, and hand in
+    its entries and their index (as `_attach_reader` does for the reader's model)."""
+    table = document.get("knowledge")
+    if not isinstance(table, dict) or "base" in table:
+        return
+    if "file" not in table and "sha256" not in table:
+        return  # a policy tuning its base's table (`min_score`, …): the base names the file
+    raw = _referenced_file(table, "file", "knowledge", source, directory)
+    table["base"], table["index"] = _knowledge(raw, f"{source}: {table['file']}")
+
+
+def _knowledge_named(document: Document, source: str) -> None:
+    """A `[knowledge]` table that no file of the `extends` chain gave a file to."""
+    table = document.get("knowledge")
+    if isinstance(table, dict) and "base" not in table:
+        raise PolicyError(f"{source}: knowledge: needs file (a path) and sha256")
 
 
 def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) -> Document:
@@ -111,6 +165,7 @@ def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) ->
         raise PolicyError(f"{source}: extends cycle: {chain}")
     document = parse_document(text, source)
     _attach_reader(document, source, directory)
+    _attach_knowledge(document, source, directory)
     base_ref = document.get("extends")
     if base_ref is None:
         return document
@@ -122,15 +177,21 @@ def _load_document(ref: str, relative_to: Path | None, seen: tuple[str, ...]) ->
 
 def load_document(ref: str | None = None) -> Document:
     """The merged, unvalidated document for a policy reference (for tools and tests)."""
-    return _load_document(ref or DEFAULT_POLICY, None, ())
+    ref = ref or DEFAULT_POLICY
+    document = _load_document(ref, None, ())
+    _knowledge_named(document, _source(ref))
+    return document
+
+
+def _source(ref: str) -> str:
+    return f"{ref}.toml" if _is_bundled_name(ref) else ref
 
 
 def load_policy(ref: str | None = None) -> Policy:
     """Load, merge and validate a policy; every failure is a `PolicyError` naming the file."""
     ref = ref or DEFAULT_POLICY
-    document = _load_document(ref, None, ())
-    source = f"{ref}.toml" if _is_bundled_name(ref) else ref
-    return build_policy(document, source)
+    document = load_document(ref)
+    return build_policy(document, _source(ref))
 
 
 def load_checked_policy(ref: str | None = None) -> Policy:

@@ -31,6 +31,8 @@ from domain.events import (
     FloodLimited,
     FlowAdvanced,
     HandedBack,
+    KnowledgeAnswered,
+    KnowledgeUnanswered,
     LeadScored,
     MessageRead,
     NarrativeAssessed,
@@ -56,6 +58,7 @@ from domain.objections import ObjectionResult
 from domain.presenters import number, reason_text
 from domain.quotes import Quote
 from domain.scoring import INTERCEPT, LeadScore, exact_product, exact_sum
+from domain.understanding.model import from_micro
 
 AUDIT_SCHEMA_VERSION = 1
 
@@ -410,8 +413,84 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 "later ones recorded without a reply",
                 (f"{event.messages} > {event.limit} per {event.window_ms:,} ms",),
             )
+        case KnowledgeAnswered():
+            return _explain_answer(event)
+        case KnowledgeUnanswered():
+            return _explain_unanswered(event)
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
+
+
+def _languages(language: str, read_language: str, matched: str | None) -> str:
+    said = f"answered in {language}"
+    said += f" (the reader read {read_language}"
+    if matched is not None and matched != read_language:
+        said += f"; matched the {matched} examples"
+    return said + ")"
+
+
+def _explain_answer(event: KnowledgeAnswered) -> tuple[str, tuple[str, ...]]:
+    """Which entry answered, and the retrieval arithmetic that chose it."""
+    score = number(from_micro(event.score))
+    threshold = number(from_micro(event.threshold))
+    lines = [
+        f"entry: {event.entry_id}, "
+        + _languages(event.language, event.read_language, event.matched_language)
+    ]
+    if event.via == "pricing_question":
+        summary = (
+            f"Pricing question answered from the knowledge base with the pricing entry "
+            f"{event.entry_id!r} (no entry reached the threshold)"
+        )
+        lines.append(
+            f"retrieval: the best score was {score} < threshold {threshold}; a pricing "
+            "question gets the policy's pricing entry (its prices come from the catalog)"
+        )
+    else:
+        summary = (
+            f"Question answered from the knowledge base: entry {event.entry_id!r} "
+            f"(retrieval score {score} ≥ threshold {threshold})"
+        )
+        weights = [from_micro(weight) for _, weight in event.terms]
+        lines.append(
+            f"retrieval score = Σ BM25 weights of the matching terms = "
+            f"{_sum_expression(weights)} ≥ threshold {threshold}"
+        )
+        lines += [
+            f"  {term}: {number(weight)}"
+            for term, weight in zip((term for term, _ in event.terms), weights, strict=True)
+        ]
+    if event.handoff is not None:
+        summary += "; a person takes over"
+        lines.append(f"handed to a person: {reason_text(event.handoff)}")
+    return summary, tuple(lines)
+
+
+_UNANSWERED_OUTCOMES = {
+    "clarify": "asked the prospect what they would like to know",
+    "person": "brought in a person",
+    "flow": "the flow's own reply was said",
+}
+
+
+def _explain_unanswered(event: KnowledgeUnanswered) -> tuple[str, tuple[str, ...]]:
+    score = number(from_micro(event.score))
+    threshold = number(from_micro(event.threshold))
+    best = (
+        f"best entry {event.best_entry_id!r} scored {score}"
+        if event.best_entry_id is not None
+        else "no entry shares a word with it (score 0)"
+    )
+    outcome = _UNANSWERED_OUTCOMES[event.outcome]
+    summary = (
+        f"Question not answered from the knowledge base: {best} < threshold {threshold}; {outcome}"
+    )
+    lines = (
+        f"{best}, below the threshold {threshold}",
+        f"language {event.language} (the reader read {event.read_language})",
+        f"outcome: {outcome}",
+    )
+    return summary, lines
 
 
 def _lead_lines(lead: LeadDetails) -> tuple[str, ...]:

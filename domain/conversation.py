@@ -27,13 +27,21 @@ from domain.events import (
     Origin,
     ProspectMessageReceived,
 )
-from domain.flow import GuardContext
+from domain.flow import GuardContext, next_transition
 from domain.inbound import Actor, LeadDetails
 from domain.model import Frozen
 from domain.narrative import assess_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
+from domain.questions import (
+    ANSWER_ACTION,
+    GENERIC_ACTIONS,
+    OBJECTION_ACTION,
+    FlowReply,
+    Plan,
+    plan_question,
+)
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro
@@ -133,13 +141,76 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     if rec.state.flow_state == flow.handoff:
         guard = taken.guard if taken is not None else None
         reason = analysis.reason if guard == "is_sensitive" and analysis.reason else None
-        escalate(rec, actor, reason or GUARD_TO_REASON.get(guard or "", "requested"))
+        reason = reason or GUARD_TO_REASON.get(guard or "", "requested")
+        plan = _question_plan(rec, text, analysis, flow_reply="other")
+        if (
+            plan is not None
+            and plan.kind == "answer"
+            and plan.handoff is not None
+            and plan.handoff in reason.split(", ")
+        ):
+            # A question a person must take up, for the reason the reader gave, which the
+            # knowledge base words for the prospect (a security review, contract terms):
+            # its answer says what happens next, in their language.
+            _carry_out(rec, plan, guards, ticket_reason=reason)
+        else:
+            escalate(rec, actor, reason)
         return
     action = choose_action(rec.policy.active_persona, rec.state.flow_state, analysis.confidence)
     if action == ESCALATE and rec.advance("escalation_requested", guards):
         escalate(rec, actor, "low_confidence")
         return
+    flow_reply: FlowReply = (
+        "generic"
+        if action in GENERIC_ACTIONS
+        else "objection"
+        if action == OBJECTION_ACTION
+        else "other"
+    )
+    plan = _question_plan(rec, text, analysis, flow_reply=flow_reply)
+    if plan is not None and _carry_out(rec, plan, guards):
+        return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
+
+
+def _question_plan(
+    rec: Recorder, text: str, analysis: Analysis, *, flow_reply: FlowReply
+) -> Plan | None:
+    return plan_question(
+        rec.policy.knowledge,
+        rec.policy.catalog,
+        text=text,
+        language=analysis.language,
+        intents=analysis.intents,
+        flow_reply=flow_reply,
+        last_reply_template=rec.state.last_reply_template,
+        values={"persona": rec.policy.active_persona.name},
+    )
+
+
+def _carry_out(
+    rec: Recorder, plan: Plan, guards: GuardContext, *, ticket_reason: str | None = None
+) -> bool:
+    """Do what the question's plan says; False when the flow's own reply is still to be
+    said (the plan defers to it, its text was withheld, or no way to a person exists).
+    With `ticket_reason` the flow is already in handoff, and the ticket gets that reason."""
+    if plan.kind == "refused":
+        rec.refused(ANSWER_ACTION, plan.refused)
+        return False
+    if plan.handoff is not None and ticket_reason is None:
+        flow = rec.policy.flow
+        step = next_transition(flow, rec.state.flow_state, "escalation_requested", guards)
+        if step is None or step.to != flow.handoff:
+            return False
+        rec.advance("escalation_requested", guards)
+    if plan.event is not None:
+        rec.record(plan.event)
+    if plan.kind == "flow":
+        return False
+    rec.speak(plan.action, plan.template, plan.text)
+    if plan.handoff is not None:
+        post_handoff_ticket(rec, ticket_reason or plan.handoff)
+    return True
 
 
 FLOOD_WINDOW_MS = 60_000
@@ -206,6 +277,10 @@ class Analysis(Frozen):
     confidence: Decimal
     reason: str | None = None
     """Why a human is needed, when the reader says so (the ticket's reason)."""
+    language: str = "und"
+    """The message's language, when the trained reader read it."""
+    intents: tuple[str, ...] = ()
+    """The reader's intents for the message (none under lexicons)."""
 
 
 def _analyse(rec: Recorder, text: str) -> Analysis:
@@ -328,6 +403,8 @@ def _read(
         objection=reading.objection,
         confidence=Decimal(1),
         reason=", ".join(reading.reasons) or None,
+        language=reading.language,
+        intents=reading.intents,
     )
 
 

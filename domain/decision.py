@@ -153,27 +153,53 @@ class Recorder:
         rendered = render(
             self.policy.active_persona, action, values, evidence=evidence, guard=guard
         )
-        for template, problems in rendered.refused:
+        self.refused(action, rendered.refused)
+        self.speak(
+            rendered.action,
+            rendered.template_action,
+            rendered.text,
+            audience=audience,
+            used_fallback=rendered.used_fallback,
+            card=card,
+        )
+        return rendered.text
+
+    def speak(
+        self,
+        action: str,
+        template: str,
+        text: str,
+        *,
+        audience: Audience = "conversation",
+        used_fallback: bool = False,
+        card: Card | None = None,
+    ) -> None:
+        """Say `text`, already rendered and checked, recording which template said it.
+        `say` uses this after the persona rendered a template; a knowledge answer uses it
+        directly (its claims were checked by `domain.knowledge`)."""
+        self.record(
+            BotReplied(
+                audience=audience,
+                action=action,
+                template=template,
+                text=text,
+                used_fallback=used_fallback,
+            )
+        )
+        self.reply(Reply(audience=audience, text=text, card=card))
+
+    def refused(self, action: str, refused: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        """Record each reply the claims guard withheld, and tell the handoff channel."""
+        for template, problems in refused:
             self.record(ClaimRefused(action=action, template=template, problems=problems))
-        if rendered.refused:
+        if refused:
             self.reply(
                 Reply(
                     audience="handoff",
                     text=CLAIM_ALERT_TITLE,
-                    card=_claim_alert(self.state.conversation_id, rendered.refused),
+                    card=_claim_alert(self.state.conversation_id, refused),
                 )
             )
-        self.record(
-            BotReplied(
-                audience=audience,
-                action=rendered.action,
-                template=rendered.template_action,
-                text=rendered.text,
-                used_fallback=rendered.used_fallback,
-            )
-        )
-        self.reply(Reply(audience=audience, text=rendered.text, card=card))
-        return rendered.text
 
     def advance(self, trigger: str, guards: GuardContext) -> Transition | None:
         """Take the flow transition for `trigger`, if any; None when the state stays."""

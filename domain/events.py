@@ -304,6 +304,47 @@ class FloodLimited(_Event):
     limit: int
 
 
+class KnowledgeAnswered(_Event):
+    """A prospect's question answered from the policy's knowledge base.
+
+    `score` and `threshold` are the retrieval score and the policy's `min_score` in integer
+    millionths, `terms` each matching term with its weight (they add up to `score`), so the
+    audit can show why this entry was chosen. `via` is `pricing_question` when a pricing
+    question matched no entry well enough and got the policy's pricing entry; `score` is
+    then the best score any entry reached (below the threshold) and `terms` is empty.
+    `handoff` is the reason when the entry hands the conversation to a person.
+    """
+
+    type: Literal["knowledge_answered"] = "knowledge_answered"
+    entry_id: str
+    language: str
+    """The language the answer was given in."""
+    read_language: str
+    """The language the reader detected ("und" when it could not tell)."""
+    matched_language: str | None = None
+    """The language whose examples matched (the detected one, or the best of all)."""
+    score: int
+    threshold: int
+    terms: tuple[tuple[str, int], ...] = ()
+    via: Literal["retrieval", "pricing_question"] = "retrieval"
+    handoff: str | None = None
+
+
+class KnowledgeUnanswered(_Event):
+    """A prospect's question the knowledge base could not answer well enough: the best
+    entry (if any word matched) scored below the threshold. `outcome` is what the bot did:
+    asked what they meant (`clarify`), brought in a person (`person`), or let the flow's
+    own reply stand (`flow`: an objection reply or a proposal says more than a question)."""
+
+    type: Literal["knowledge_unanswered"] = "knowledge_unanswered"
+    best_entry_id: str | None
+    language: str
+    read_language: str
+    score: int
+    threshold: int
+    outcome: Literal["clarify", "person", "flow"]
+
+
 class DeliveryDeadLettered(_Event):
     """A reply that will never be delivered, and why: on-call needs to see it."""
 
@@ -343,6 +384,8 @@ Event = Annotated[
     | ActionIgnored
     | ClaimRefused
     | FloodLimited
+    | KnowledgeAnswered
+    | KnowledgeUnanswered
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

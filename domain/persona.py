@@ -317,6 +317,56 @@ def _template_problems(template: Template, allowed_claims: Collection[str]) -> l
     return problems
 
 
+ANSWER_PLACEHOLDERS: frozenset[str] = frozenset({"persona"})
+"""Plain-word placeholders a knowledge answer may use besides its cited evidence (the
+persona's name is always known; a prospect's name or company is not)."""
+
+
+def answer_problems(
+    text: str,
+    claims: Collection[str],
+    allowed_claims: Collection[str],
+    evidence: Mapping[str, str],
+) -> list[str]:
+    """The claims rules for a knowledge answer, one complete clause per broken rule.
+
+    Stricter than a template's rules, because an answer has no computed quote behind it:
+    every figure it states — a price, a percentage, a date, a duration, an SLA — must come
+    from a cited placeholder in `evidence` (placeholder → the claim citing it makes: a
+    catalog price makes "pricing", a declared fact its own claim). Such a claim must be
+    declared, and every declared claim allowed. Figures written out in the text itself
+    (any digit, percent sign or currency sign) are refused, since nothing backs them.
+    """
+    scan = _scan(text)
+    problems = list(scan.problems)
+    if not text.strip():
+        problems.append("the text is empty")
+    cited: list[str] = []
+    for name in dict.fromkeys(_placeholders(scan)):
+        if name in evidence:
+            cited.append(name)
+        elif name not in ANSWER_PLACEHOLDERS:
+            problems.append(
+                f"the placeholder {{{name}}} is not one the bot supplies; cite a price as "
+                "{price_<SKU>} (a SKU of the catalog) and another figure as {fact_<name>} "
+                "(a fact the policy declares)"
+            )
+    if any(_is_figure_character(char) for literal, _ in scan.pieces for char in literal):
+        problems.append(
+            "it states a price, percentage, number or date in its own words; cite its "
+            "evidence instead: {price_<SKU>} from the catalog or {fact_<name>} from the "
+            "policy's declared facts"
+        )
+    for name in cited:
+        needed = evidence[name]
+        if needed not in claims:
+            problems.append(f"it cites {{{name}}} but does not declare the {needed!r} claim")
+    for claim in claims:
+        if claim not in allowed_claims:
+            problems.append(f"the claim {claim!r} is not allowed")
+    return problems
+
+
 def _fallback_problems(persona: Persona) -> list[str]:
     where = f"Persona {persona.name!r}"
     explicit = {key for key in persona.fallbacks if key != DEFAULT_FALLBACK}

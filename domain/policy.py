@@ -26,6 +26,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from domain.errors import PolicyError
 from domain.flow import FlowSpec
+from domain.knowledge import KnowledgeConfig
 from domain.model import Frozen
 from domain.narrative import FairnessConfig, NarrativeConfig
 from domain.objections import ObjectionConfig
@@ -107,6 +108,9 @@ class Policy(Frozen):
     safeguards: Safeguards = Safeguards()
     quotes: QuoteRules = QuoteRules()
     understanding: UnderstandingConfig | None = None
+    knowledge: KnowledgeConfig | None = None
+    """Answers to product questions (`domain.knowledge`); without it, questions get the
+    flow's replies as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -155,6 +159,9 @@ class Policy(Frozen):
         if self.understanding is None:
             # Likewise for a policy from before the trained reader.
             del data["understanding"]
+        if self.knowledge is None:
+            # And for a policy from before the knowledge base.
+            del data["knowledge"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -185,6 +192,9 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
         # `understanding = false`: a policy extending one with a trained reader keeps reading
         # with its lexicons (the seed policy does).
         del data["understanding"]
+    if data.get("knowledge") is False:
+        # `knowledge = false`: a policy extending one with a knowledge base answers without it.
+        del data["knowledge"]
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

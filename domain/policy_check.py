@@ -1,13 +1,14 @@
 """`salesbot check`: every rule a policy must satisfy, reported all at once.
 
 Loading already validated types and ranges; these are the rules that span sections —
-the flow's invariants, the persona's templates and claims, and the places where one
-section names something another must define.
+the flow's invariants, the persona's templates and claims, the knowledge base's answers and
+claims, and the places where one section names something another must define.
 """
 
 from __future__ import annotations
 
 from domain.flow import verify_flow
+from domain.knowledge import check_knowledge
 from domain.persona import check_persona
 from domain.policy import Policy
 
@@ -28,6 +29,10 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
                     f"{action!r} and no fallback for it"
                 )
     problems += _safeguard_problems(policy)
+    if policy.knowledge is not None:
+        problems += check_knowledge(
+            policy.knowledge, policy.catalog, has_reader=policy.understanding is not None
+        )
     return tuple(problems)
 
 

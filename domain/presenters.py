@@ -206,6 +206,7 @@ REASON_TEXT = {
     "idle_after_qualified": "a qualified lead went quiet",
     "message_after_close": "the prospect wrote after the conversation ended",
     "discount_above_cap": "discount above the rep cap",
+    "unanswered_question": "a question the knowledge base could not answer",
     # The trained reader's reasons (a ticket's reason lists them, comma-separated).
     "legal": "legal or contract paperwork",
     "privacy_security": "a privacy or security review",

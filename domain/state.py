@@ -28,6 +28,8 @@ from domain.events import (
     FloodLimited,
     FlowAdvanced,
     HandedBack,
+    KnowledgeAnswered,
+    KnowledgeUnanswered,
     LeadScored,
     MessageRead,
     NarrativeAssessed,
@@ -94,6 +96,9 @@ class ConversationState(Frozen):
     prospect_texts: tuple[str, ...] = ()
     transcript: tuple[tuple[str, str], ...] = ()
     bot_turns: int = 0
+    last_reply_template: str | None = None
+    """The template of the bot's latest reply in the conversation (a knowledge base asks to
+    clarify at most once in a row)."""
     score: LeadScore | None = None
     qualified: bool = False
     narrative: NarrativeAudit | None = None
@@ -183,6 +188,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case BotReplied() if event.audience == "conversation":
             update |= {
                 "bot_turns": state.bot_turns + 1,
+                "last_reply_template": event.template,
                 "transcript": _with_line(state, "bot", event.text),
             }
         case QuoteIssued():
@@ -257,6 +263,8 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | BotReplied()
             | ReadingCorrected()
             | QuoteAcceptRefused()
+            | KnowledgeAnswered()
+            | KnowledgeUnanswered()
         ):
             pass
     return state.model_copy(update=update)

@@ -53,6 +53,9 @@ def test_reformatting_a_policy_file_keeps_its_version(
     (tmp_path / "models").mkdir()
     model = resources.files("domain.policies").joinpath("models/default-reader.json")
     (tmp_path / "models" / "default-reader.json").write_bytes(model.read_bytes())
+    (tmp_path / "knowledge").mkdir()
+    knowledge = resources.files("domain.policies").joinpath("knowledge/default.toml")
+    (tmp_path / "knowledge" / "default.toml").write_bytes(knowledge.read_bytes())
     assert load_policy(str(path)).version == default_policy.version
 
 
