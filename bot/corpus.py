@@ -177,6 +177,8 @@ class TrainingConfig:
     needs_human_recall: float
     constraints: dict[str, dict[str, int]]
     """head → feature → +1 (weight ≥ 0) or -1 (weight ≤ 0)."""
+    rules: tuple[str, ...] = ()
+    """The labelling guide's consistency rules the trained model applies (`model.Rule`)."""
 
 
 def load_spec(path: Path) -> tuple[ReaderSpec, TrainingConfig, str]:
@@ -187,6 +189,7 @@ def load_spec(path: Path) -> tuple[ReaderSpec, TrainingConfig, str]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CorpusError(f"{path}: cannot read the reader spec: {exc}") from None
     training = document.pop("training", {})
+    rules = tuple(str(rule) for rule in document.pop("rules", ()))
     constraints_doc = document.pop("constraints", {})
     lexicons = {
         name: {"negatable": body.get("negatable", True), "terms": body.get("terms", {})}
@@ -206,6 +209,7 @@ def load_spec(path: Path) -> tuple[ReaderSpec, TrainingConfig, str]:
         l1_ratio=float(training.get("l1_ratio", 0.0)),
         needs_human_recall=float(training.get("needs_human_recall", 0.95)),
         constraints=constraints,
+        rules=rules,
     )
     return spec, config, hashlib.sha256(raw).hexdigest()
 

@@ -450,6 +450,7 @@ def train(
         "vocabulary": list(words),
         "band": band_document,
         "heads": heads,
+        **({"rules": list(config.rules)} if config.rules else {}),
         "training": {
             **provenance,
             "seed": config.seed,

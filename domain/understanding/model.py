@@ -15,7 +15,13 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from domain.model import Frozen
 
@@ -53,6 +59,16 @@ BINARY_HEADS = (
     *(f"intent:{name}" for name in INTENTS),
 )
 HEADS = ("band", *BINARY_HEADS)
+
+Rule = Literal["contract_reasons_object", "authority_signal_not_objection"]
+"""Consistency rules of the labelling guide a model may opt into (`ReaderModel.rules`):
+
+- `contract_reasons_object`: a legal, privacy/security or billing reason makes the objection
+  `contract` (the guide's first objection), whatever the objection heads read.
+- `authority_signal_not_objection`: a writer who is (or speaks for) the decision maker does not
+  raise the authority objection ("someone else must decide"); when the authority signal fires,
+  the objection is the best of the other firing objection heads, or none.
+"""
 
 
 def to_micro(value: object) -> int:
@@ -186,6 +202,18 @@ class ReaderModel(Frozen):
     heads: dict[str, Head]
     training: dict[str, Any] = Field(default_factory=dict)
     """Where the weights came from: data hash, seed, library versions, cross-validation."""
+    rules: tuple[Rule, ...] = ()
+    """Consistency rules applied after the heads (see `Rule`). A model written before a rule
+    existed does not list it, so its stored readings replay unchanged."""
+
+    @model_serializer(mode="wrap")
+    def _without_unused_rules(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A model without rules serialises as it did before rules existed: a stored policy's
+        # canonical JSON, and so its version hash, stays what it was.
+        data = handler(self)
+        if isinstance(data, dict) and not self.rules:
+            data.pop("rules", None)
+        return data
 
     @model_validator(mode="after")
     def _all_heads(self) -> ReaderModel:

@@ -12,8 +12,12 @@ labelling guide (`docs/labelling.md`):
 - the guide's consistency rules, applied last and in this order: the `needs_human` head
   firing with no reason adds the reason with the largest margin; a `contract` objection
   always needs a human (its most likely reason among legal, privacy/security and billing is
-  added when none is); a pricing exception with no objection is a `price` objection; asking
-  for a person is both an intent and a reason; `needs_human` is exactly "some reason".
+  added when none is); under a model with the `contract_reasons_object` rule, such a reason
+  makes the objection `contract` (the guide's first objection); under one with
+  `authority_signal_not_objection`, a writer read as the decision maker raises no authority
+  objection (the best other firing objection, or none, is taken); a pricing exception with no
+  objection is a `price` objection; asking for a person is both an intent and a reason;
+  `needs_human` is exactly "some reason".
 
 Conversations add up (`aggregate`): a conversation's features are the union of its
 messages' features (a message's shape — short, long, a question — only while it is the
@@ -139,12 +143,26 @@ def band_of(model: ReaderModel, total: int) -> Band:
 
 
 def decide_reading(
-    model: ReaderModel, language: str, features: dict[str, int], sums: dict[str, int]
+    model: ReaderModel,
+    language: str,
+    features: dict[str, int],
+    sums: dict[str, int],
+    *,
+    one_message: bool = True,
 ) -> Reading:
-    """Turn head sums into the reading, applying the labelling guide's consistency rules."""
+    """Turn head sums into the reading, applying the labelling guide's consistency rules.
+
+    The model's opt-in `rules` are rules about one message ("a writer who signs raises no
+    authority objection in the same breath"); over a conversation's union of features
+    (`one_message=False`) they would join what different messages said, so they are not
+    applied there.
+    """
+    rules = model.rules if one_message else ()
     thresholds = _heads(model).thresholds
     signals = {name: sums[head] >= thresholds[head] for name, head in _SIGNAL_HEADS}
     firing = [name for name, head in _OBJECTION_HEADS if sums[head] >= thresholds[head]]
+    if "authority_signal_not_objection" in rules and signals["authority"]:
+        firing = [name for name in firing if name != "authority"]
     objection = (
         max(
             firing,
@@ -159,6 +177,8 @@ def decide_reading(
         reasons.add(_most_likely(model, sums, REASONS))
     if objection == "contract" and not reasons & set(_CONTRACT_REASONS):
         reasons.add(_most_likely(model, sums, _CONTRACT_REASONS))
+    if "contract_reasons_object" in rules and reasons & set(_CONTRACT_REASONS):
+        objection = "contract"
     if objection is None and "pricing_exception" in reasons:
         objection = "price"
     if "human_request" in reasons or "human_request" in intents:
@@ -238,7 +258,9 @@ def read_conversation(
     any the aggregate's heads read, minus those the latest message took back. The returned
     `features` are those the band score was computed from, so its `w × x` add up to it.
     """
-    reading = decide_reading(model, latest.language, features, head_sums(model, features))
+    reading = decide_reading(
+        model, latest.language, features, head_sums(model, features), one_message=False
+    )
     signals = {
         name: (reading.signals[name] or held.get(name, False)) and name not in taken_back
         for name in SIGNALS

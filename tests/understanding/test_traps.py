@@ -23,9 +23,13 @@ from bot.policy_loader import load_policy
 from domain.understand import understand
 from domain.understanding.reading import Reading
 
+TRAP_FILES = ("traps.jsonl", "traps-fresh.jsonl")
+"""`traps-fresh.jsonl` was written later, by a writer who saw neither the reader's lexicons, its
+training data nor the first file: a family that passes both is generalising."""
 TRAPS = [
     json.loads(line)
-    for line in Path(__file__).with_name("traps.jsonl").read_text(encoding="utf-8").splitlines()
+    for name in TRAP_FILES
+    for line in Path(__file__).with_name(name).read_text(encoding="utf-8").splitlines()
     if line.strip()
 ]
 FAMILIES: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -131,3 +131,64 @@ def test_any_text_is_read_without_error(text: str) -> None:
     reading, _ = read(text, _tiny_model(), today=TODAY)
     assert reading.band in {"hot", "warm", "cold"}
     assert set(head_sums(_tiny_model(), reading.features)) >= {"band", *BINARY_HEADS}
+
+
+def _model_with(weights: dict[str, dict[str, int]], rules: tuple[str, ...]) -> ReaderModel:
+    """Every head off (bias -1) except through the given lexicon weights, with `rules`."""
+    heads = {
+        name: Head(bias=-1_000_000, weights=weights.get(name, {})) for name in BINARY_HEADS
+    }
+    return ReaderModel.model_validate(
+        {
+            "generator_version": "test",
+            "spec": SPEC,
+            "band": BandHead(hot=2_000_000, warm=1_000_000),
+            "heads": heads,
+            "rules": rules,
+        }
+    )
+
+
+def _legal_reason_model(rules: tuple[str, ...]) -> ReaderModel:
+    """`lex:legal` fires the legal reason but no objection head: only a rule can object."""
+    return _model_with({"reason:legal": {"lex:legal": 2_000_000}}, rules)
+
+
+def test_the_contract_reasons_rule_makes_a_legal_reason_a_contract_objection() -> None:
+    text = "Our lawyer wants to change the governing law clause"
+    with_rule, _ = read(text, _legal_reason_model(("contract_reasons_object",)), today=TODAY)
+    without, _ = read(text, _legal_reason_model(()), today=TODAY)
+    assert with_rule.reasons == ("legal",)
+    assert with_rule.objection == "contract"
+    # A model written before the rule existed reads as it did: its stored readings replay.
+    assert without.reasons == ("legal",)
+    assert without.objection is None
+
+
+def test_a_model_without_rules_serialises_as_before_rules_existed() -> None:
+    assert "rules" not in _legal_reason_model(()).model_dump(mode="json")
+    dumped = _legal_reason_model(("contract_reasons_object",)).model_dump(mode="json")
+    assert dumped["rules"] == ["contract_reasons_object"]
+    with pytest.raises(ValidationError):
+        _legal_reason_model(("an_unknown_rule",))
+
+
+def test_the_authority_rule_keeps_a_decision_maker_from_raising_the_authority_objection() -> None:
+    """The writer signs ("I'm the CFO") while an approver word is present ("procurement"):
+    both heads fire; under the rule the next firing objection (here price) is taken."""
+    weights = {
+        "signal:authority": {"lex:authority": 2_000_000},
+        "objection:authority": {"lex:approver": 3_000_000},
+        "objection:price": {"lex:expensive": 2_000_000},
+    }
+
+    def reader(rules: tuple[str, ...]) -> ReaderModel:
+        return _model_with(weights, rules)
+
+    text = "I'm the CFO and I sign; procurement says it's too expensive"
+    ruled, _ = read(text, reader(("authority_signal_not_objection",)), today=TODAY)
+    plain, _ = read(text, reader(()), today=TODAY)
+    assert ruled.signals["authority"]
+    assert ruled.objection == "price"
+    assert plain.signals["authority"]
+    assert plain.objection == "authority"
