@@ -21,6 +21,7 @@ from domain.events import (
     ApprovalRequested,
     AuditRequested,
     BotReplied,
+    ReplyRedirected,
     ClaimRefused,
     CommandRefused,
     ConversationAbandoned,
@@ -327,12 +328,19 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             ), ()
         case BotReplied():
             fallback = " (fallback template)" if event.used_fallback else ""
+            wording = "" if event.variant is None else f", variant {event.variant}"
             return (
                 f"Bot replied to the {event.audience}: {event.action}{fallback}",
                 (
-                    f"action: {event.action}, template: {event.template}{fallback}",
+                    f"action: {event.action}, template: {event.template}{fallback}{wording}",
+                    *_acknowledgement_lines(event),
                     *_text_lines("text", event.text),
                 ),
+            )
+        case ReplyRedirected():
+            return (
+                f"Moved on instead of repeating: {event.planned} skipped, {event.said} said",
+                tuple(f"skipped {template}: {why}" for template, why in event.skipped),
             )
         case QuoteIssued():
             return _explain_quote(event), event.quote.proof
@@ -412,6 +420,18 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             )
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
+
+
+def _acknowledgement_lines(event: BotReplied) -> tuple[str, ...]:
+    """What the reply echoed of the prospect's own words (not claims of the bot)."""
+    lines = []
+    if event.acknowledged is not None:
+        lines.append(f"acknowledged first: {event.acknowledged}")
+    lines += [
+        f"echoed the prospect's words: {{{name}}} = “{value}”"
+        for name, value in sorted(event.echoed.items())
+    ]
+    return tuple(lines)
 
 
 def _lead_lines(lead: LeadDetails) -> tuple[str, ...]:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from domain.cards import Reply
 from domain.decision import Recorder
 from domain.events import (
@@ -34,6 +36,7 @@ from domain.narrative import assess_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
+from domain.reply_plan import escalation_action, plan_reply
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro
@@ -139,7 +142,23 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     if action == ESCALATE and rec.advance("escalation_requested", guards):
         escalate(rec, actor, "low_confidence")
         return
+    if rec.policy.replies.active:
+        _answer_without_parroting(rec, actor, action, analysis, guards)
+        return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
+
+
+def _answer_without_parroting(
+    rec: Recorder, actor: Actor, action: str, analysis: Analysis, guards: GuardContext
+) -> None:
+    """The policy's `[replies]`: move on instead of asking the same thing again
+    (`domain.reply_plan`); when nothing new is left to say, a person takes over."""
+    values = persona_values(rec, actor)
+    plan = plan_reply(rec, action, values, analysis.entities)
+    if plan.handoff_reason is not None and rec.advance("escalation_requested", guards):
+        escalate(rec, actor, plan.handoff_reason)
+        return
+    rec.say(plan.action, values, echoes=plan.echoes, acknowledge=plan.acknowledge)
 
 
 FLOOD_WINDOW_MS = 60_000
@@ -166,7 +185,7 @@ def _flooded(rec: Recorder, actor: Actor) -> bool:
 
 def escalate(rec: Recorder, actor: Actor, reason: str) -> None:
     """Tell the prospect a person will help, and put a ticket in the handoff channel."""
-    rec.say(ESCALATE, persona_values(rec, actor))
+    rec.say(escalation_action(rec, reason), persona_values(rec, actor))
     post_handoff_ticket(rec, reason)
 
 
@@ -206,6 +225,8 @@ class Analysis(Frozen):
     confidence: Decimal
     reason: str | None = None
     """Why a human is needed, when the reader says so (the ticket's reason)."""
+    entities: dict[str, Any] = Field(default_factory=dict)
+    """The message's entities, when the trained reader read it (what a reply may echo)."""
 
 
 def _analyse(rec: Recorder, text: str) -> Analysis:
@@ -328,6 +349,7 @@ def _read(
         objection=reading.objection,
         confidence=Decimal(1),
         reason=", ".join(reading.reasons) or None,
+        entities=entities,
     )
 
 

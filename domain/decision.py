@@ -29,7 +29,8 @@ from domain.events import (
 from domain.flow import GuardContext, Transition, next_transition
 from domain.inbound import Actor
 from domain.model import Frozen
-from domain.persona import render
+from domain.errors import RenderError
+from domain.persona import Rendered, guard_problems, render, variant_seed
 from domain.policy import Policy
 from domain.state import ConversationState, apply
 from domain.tickets import ticket_key
@@ -143,37 +144,84 @@ class Recorder:
         audience: Audience = "conversation",
         evidence: Mapping[str, str] | None = None,
         card: Card | None = None,
+        echoes: Mapping[str, str] | None = None,
+        acknowledge: str | None = None,
     ) -> str:
         """Speak through the persona, and record exactly what was said and why.
 
         With the claims guard on, a template that breaks the claims rules is withheld: its
         fallback is said instead, the refusal recorded and the handoff channel told.
+
+        A template with variants says the wording a hash of the conversation id and the turn
+        picks, never the text the prospect read last while another wording renders.
+        `echoes` are the prospect's own words (the reading's entities) for echo
+        placeholders; `acknowledge` names an `ack.*` template said first, when it renders.
         """
+        persona = self.policy.active_persona
         guard = self.policy.safeguards.claims_guard
+        seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
+        avoid = self.state.last_said if audience == "conversation" else None
+        lead_in = self._acknowledgement(acknowledge, values, echoes, guard)
         rendered = render(
-            self.policy.active_persona, action, values, evidence=evidence, guard=guard
+            persona,
+            action,
+            values,
+            evidence=evidence,
+            guard=guard,
+            echoes=echoes,
+            seed=seed,
+            avoid=avoid,
         )
-        for template, problems in rendered.refused:
-            self.record(ClaimRefused(action=action, template=template, problems=problems))
-        if rendered.refused:
-            self.reply(
-                Reply(
-                    audience="handoff",
-                    text=CLAIM_ALERT_TITLE,
-                    card=_claim_alert(self.state.conversation_id, rendered.refused),
-                )
-            )
+        self._refused(action, rendered.refused)
+        text = rendered.text if lead_in is None else f"{lead_in.text} {rendered.text}"
         self.record(
             BotReplied(
                 audience=audience,
                 action=rendered.action,
                 template=rendered.template_action,
-                text=rendered.text,
+                text=text,
                 used_fallback=rendered.used_fallback,
+                variant=rendered.variant,
+                acknowledged=None if lead_in is None else lead_in.template_action,
+                echoed={**(lead_in.echoed if lead_in else {}), **rendered.echoed},
             )
         )
-        self.reply(Reply(audience=audience, text=rendered.text, card=card))
-        return rendered.text
+        self.reply(Reply(audience=audience, text=text, card=card))
+        return text
+
+    def _acknowledgement(
+        self,
+        action: str | None,
+        values: Mapping[str, str],
+        echoes: Mapping[str, str] | None,
+        guard: bool,
+    ) -> Rendered | None:
+        """The `ack.*` lead-in as written, or None: it has no fallback, and one the claims
+        guard withholds is recorded and reported like any other."""
+        if action is None:
+            return None
+        persona = self.policy.active_persona
+        problems = guard_problems(persona, action) if guard else ()
+        if problems:
+            self._refused(action, ((action, problems),))
+            return None
+        seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
+        try:
+            return render(persona, action, values, echoes=echoes, seed=seed, fallbacks=False)
+        except RenderError:
+            return None
+
+    def _refused(self, action: str, refused: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        for template, problems in refused:
+            self.record(ClaimRefused(action=action, template=template, problems=problems))
+        if refused:
+            self.reply(
+                Reply(
+                    audience="handoff",
+                    text=CLAIM_ALERT_TITLE,
+                    card=_claim_alert(self.state.conversation_id, refused),
+                )
+            )
 
     def advance(self, trigger: str, guards: GuardContext) -> Transition | None:
         """Take the flow transition for `trigger`, if any; None when the state stays."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from domain.flow import verify_flow
 from domain.persona import check_persona
 from domain.policy import Policy
+from domain.reply_plan import SAID_AGAIN_UNPLANNED
 
 
 def check_policy(policy: Policy) -> tuple[str, ...]:
@@ -28,7 +29,26 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
                     f"{action!r} and no fallback for it"
                 )
     problems += _safeguard_problems(policy)
+    problems += _no_repeat_problems(policy)
     return tuple(problems)
+
+
+def _no_repeat_problems(policy: Policy) -> list[str]:
+    """With `replies.no_repeat`, a template the bot may say in two messages in a row outside
+    the reply plan (a flood notice a minute after another, two quotes in preparation) needs a
+    second wording, or the prospect would read the same line twice."""
+    if not policy.replies.no_repeat:
+        return []
+    problems: list[str] = []
+    for key, persona in policy.personas.items():
+        for action in SAID_AGAIN_UNPLANNED:
+            template = persona.templates.get(action)
+            if template is not None and len(set(template.texts)) < 2:
+                problems.append(
+                    f"personas.{key}: replies.no_repeat is on but template {action!r} has one "
+                    "wording, and the bot may say it twice in a row; add a variant"
+                )
+    return problems
 
 
 def _safeguard_problems(policy: Policy) -> list[str]:

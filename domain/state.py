@@ -43,6 +43,7 @@ from domain.events import (
     QuoteSuperseded,
     ReadingCorrected,
     RepMessageRecorded,
+    ReplyRedirected,
     TicketClaimed,
     TicketKind,
     TicketOpened,
@@ -94,6 +95,10 @@ class ConversationState(Frozen):
     prospect_texts: tuple[str, ...] = ()
     transcript: tuple[tuple[str, str], ...] = ()
     bot_turns: int = 0
+    last_said: str | None = None
+    """The text of the bot's latest message to the prospect (what a reply must not repeat)."""
+    said_counts: dict[str, int] = Field(default_factory=dict)
+    """How often each template was said to the prospect (how often a question was asked)."""
     score: LeadScore | None = None
     qualified: bool = False
     narrative: NarrativeAudit | None = None
@@ -181,9 +186,13 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case FlowAdvanced():
             update["flow_state"] = event.to_state
         case BotReplied() if event.audience == "conversation":
+            counts = dict(state.said_counts)
+            counts[event.template] = counts.get(event.template, 0) + 1
             update |= {
                 "bot_turns": state.bot_turns + 1,
                 "transcript": _with_line(state, "bot", event.text),
+                "last_said": event.text,
+                "said_counts": counts,
             }
         case QuoteIssued():
             quotes = dict(state.quotes)
@@ -255,6 +264,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | ClaimRefused()
             | LeadScored()
             | BotReplied()
+            | ReplyRedirected()
             | ReadingCorrected()
             | QuoteAcceptRefused()
         ):
