@@ -81,8 +81,8 @@ class RepliesConfig(Frozen):
       reply would repeat the last one and no other wording exists, it moves on (another
       question, the proposal, or a person);
     - `max_asks_per_slot`: each qualification question (budget, timeline, authority, need,
-      the generic one) and the proposal offer is said at most this many times in a
-      conversation; then the bot moves on the same way.
+      the generic one), the proposal offer and each objection class's reply is said at most
+      this many times in a conversation; then the bot moves on the same way.
 
     Both default to off, so a stored policy without `[replies]` decides exactly as before.
     """

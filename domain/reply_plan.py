@@ -5,13 +5,15 @@ row: they ask something else, offer a call, or bring in a colleague. `plan_reply
 action into the template to say under two rules of the policy:
 
 - `max_asks_per_slot`: each qualification question (`ask.<slot>`, the generic
-  `ask_qualifying`) and the proposal offer (`propose`) is said at most that many times;
+  `ask_qualifying`), the proposal offer (`propose`) and each objection class's reply
+  (`objection.<class>`) is said at most that many times;
 - `no_repeat`: a template whose every wording would repeat the prospect's last bot message
   is not said.
 
 Questions go to the slots the prospect has not answered, the least asked first (so the same
-question is not asked twice in a row while another is open); when none is left, the bot
-offers the proposal; when that is used up too, a person takes over with a ticket that says
+question is not asked twice in a row while another is open; after an objection's replies are
+used up, its closest slot first: price → budget); when none is left, the bot offers the
+proposal; when that is used up too, a person takes over with a ticket that says
 why. Every prospect message still gets a reply or reaches a person.
 
 Where the prospect just stated something the bot asks about (an amount, a head count, a
@@ -38,6 +40,22 @@ OBJECTION_PREFIX: Final = "objection."
 
 SLOTS: Final = ("budget", "timeline", "authority", "need")
 """The qualification slots the trained reader hears, in the order they are first asked."""
+
+OBJECTION_SLOTS: Final = {
+    "price": "budget",
+    "timing": "timeline",
+    "needs": "need",
+    "competitor": "need",
+}
+"""After an objection class's reply is used up, the question closest to it comes first: "too
+expensive" leads to the budget, "not now" to the timeline."""
+
+OBJECTION_ANSWERS: Final = {"authority": ("authority",)}
+"""Objections that answer a question themselves: "I need to check with my boss" says who
+else decides, so the bot does not ask it in the same turn."""
+
+ENTITY_SLOTS: Final = {"budget": "budget", "date": "timeline"}
+"""Echoed entities that answer a question in the turn they are said (an amount, a date)."""
 
 ACKNOWLEDGED: Final = ("budget", "team_size", "date")
 """Entities an `ack.*` template may acknowledge before a question, first found first."""
@@ -90,7 +108,16 @@ def echoes_from(entities: Mapping[str, object]) -> dict[str, str]:
 
 
 def is_limited(template: str) -> bool:
-    """Whether `max_asks_per_slot` counts this template: a question or the proposal."""
+    """Whether `max_asks_per_slot` counts this template: a question, the proposal, or the
+    reply to one objection class (the third "not now" gets something else than the first)."""
+    return template.startswith((QUESTION_PREFIX, OBJECTION_PREFIX)) or template in (
+        GENERIC_QUESTION,
+        PROPOSAL,
+    )
+
+
+def is_question(template: str) -> bool:
+    """A qualification question or the proposal: what an acknowledgement may open."""
     return template.startswith(QUESTION_PREFIX) or template in (GENERIC_QUESTION, PROPOSAL)
 
 
@@ -106,7 +133,7 @@ def plan_reply(
     """
     config = rec.policy.replies
     echoes = echoes_from(entities)
-    candidates = _candidates(rec, action)
+    candidates = _candidates(rec, action, echoes)
     skipped: list[tuple[str, str]] = []
     chosen: str | None = None
     for candidate in candidates:
@@ -142,28 +169,41 @@ def escalation_action(rec: Recorder, reason: str) -> str:
     return specific if specific in rec.policy.active_persona.templates else ESCALATE
 
 
-def _candidates(rec: Recorder, action: str) -> list[str]:
+def _candidates(rec: Recorder, action: str, echoes: Mapping[str, str]) -> list[str]:
     """π's action made concrete, then where to move on to, in order of preference."""
     templates = rec.policy.active_persona.templates
+    # What the prospect just said answers a question for this turn, even where the reader
+    # does not count it as the slot's signal: no "When…?" right after "next quarter".
+    answered = {slot for entity, slot in ENTITY_SLOTS.items() if entity in echoes}
     if action == "handle_objection":
-        objection = rec.state.last_objection
+        objection = rec.state.last_objection or ""
         specific = f"{OBJECTION_PREFIX}{objection}" if objection else action
         first = specific if specific in templates else action
-        return [first, *_questions(rec), PROPOSAL]
+        answered |= set(OBJECTION_ANSWERS.get(objection, ()))
+        related = OBJECTION_SLOTS.get(objection)
+        return [first, *_questions(rec, answered, first=related), PROPOSAL]
     if action == GENERIC_QUESTION:
-        return [*_questions(rec), PROPOSAL]
+        return [*_questions(rec, answered), PROPOSAL]
     return [action]
 
 
-def _questions(rec: Recorder) -> list[str]:
+def _questions(rec: Recorder, answered: set[str], *, first: str | None = None) -> list[str]:
     """Questions about the slots the prospect has not answered, the least asked first (ties
-    in slot order), then the generic question."""
+    in slot order; the slot `first` names ahead of all), then the generic question."""
     templates = rec.policy.active_persona.templates
-    open_slots = [slot for slot in _unheard_slots(rec) if f"{QUESTION_PREFIX}{slot}" in templates]
+    open_slots = [
+        slot
+        for slot in _unheard_slots(rec)
+        if slot not in answered and f"{QUESTION_PREFIX}{slot}" in templates
+    ]
     counts = rec.state.said_counts
     ranked = sorted(
         enumerate(open_slots),
-        key=lambda item: (counts.get(f"{QUESTION_PREFIX}{item[1]}", 0), item[0]),
+        key=lambda item: (
+            item[1] != first,
+            counts.get(f"{QUESTION_PREFIX}{item[1]}", 0),
+            item[0],
+        ),
     )
     return [f"{QUESTION_PREFIX}{slot}" for _, slot in ranked] + [GENERIC_QUESTION]
 
@@ -208,7 +248,7 @@ def _unsayable(
 def _acknowledgement(rec: Recorder, action: str, echoes: Mapping[str, str]) -> str | None:
     """The `ack.<entity>` template to open a question or the proposal with, when the prospect
     just stated that entity."""
-    if not is_limited(action):
+    if not is_question(action):
         return None
     templates = rec.policy.active_persona.templates
     for entity in ACKNOWLEDGED:
