@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from domain.cards import Audience, Card, CardField, Reply
+from domain.errors import RenderError
 from domain.events import (
     ActionIgnored,
     BotReplied,
@@ -29,7 +30,6 @@ from domain.events import (
 from domain.flow import GuardContext, Transition, next_transition
 from domain.inbound import Actor
 from domain.model import Frozen
-from domain.errors import RenderError
 from domain.persona import Rendered, guard_problems, render, variant_seed
 from domain.policy import Policy
 from domain.state import ConversationState, apply

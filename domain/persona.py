@@ -60,21 +60,25 @@ wrote it, a head count, a date as they wrote it, a competitor's name). Only `ech
 supply them, and the claims guard treats them as what the prospect said, not as the bot's
 claims: "{budget}" echoing "$40k" states no price of ours."""
 
-PLACEHOLDERS: frozenset[str] = FIGURE_PLACEHOLDERS | ECHO_PLACEHOLDERS | frozenset(
-    {
-        "name",
-        "company",
-        "persona",
-        "rep",
-        "objection",
-        "topic",
-        "question",
-        "quote_id",
-        "sku",
-        "currency",
-        "ticket",
-        "reason",
-    }
+PLACEHOLDERS: frozenset[str] = (
+    FIGURE_PLACEHOLDERS
+    | ECHO_PLACEHOLDERS
+    | frozenset(
+        {
+            "name",
+            "company",
+            "persona",
+            "rep",
+            "objection",
+            "topic",
+            "question",
+            "quote_id",
+            "sku",
+            "currency",
+            "ticket",
+            "reason",
+        }
+    )
 )
 """Every placeholder the bot supplies; a template naming another one is a typo."""
 
@@ -271,7 +275,7 @@ def _render_one(
 
 
 class _Wording(NamedTuple):
-    index: int
+    number: int
     text: str
     echoed: dict[str, str]
 
@@ -303,7 +307,7 @@ def _choose_wording(
             continue
         names = ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(texts[index])))
         echoed = {name: (echoes or {})[name] for name in sorted(names)}
-        rendered.append(_Wording(index=index, text=out, echoed=echoed))
+        rendered.append(_Wording(number=index, text=out, echoed=echoed))
     if not rendered:
         assert first_error is not None
         raise first_error
@@ -392,7 +396,7 @@ def render(
                     used_fallback=current != action,
                     skipped=tuple(skipped),
                     refused=tuple(refused),
-                    variant=wording.index if template.variants else None,
+                    variant=wording.number if template.variants else None,
                     echoed=wording.echoed,
                     repeated=repeats(wording.text, avoid),
                 )

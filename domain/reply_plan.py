@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 
+from pydantic import Field
+
 from domain.decision import Recorder
 from domain.errors import RenderError
 from domain.events import ReplyRedirected
@@ -83,7 +85,7 @@ class ReplyPlan(Frozen):
 
     action: str
     acknowledge: str | None = None
-    echoes: dict[str, str] = {}
+    echoes: dict[str, str] = Field(default_factory=dict)
     handoff_reason: str | None = None
 
 
@@ -91,7 +93,7 @@ def echoes_from(entities: Mapping[str, object]) -> dict[str, str]:
     """The prospect's own words the echo placeholders may repeat, from one message's entities
     (`Entities.as_json`): the first amount and the first date as written, the head count and
     the competitor's name."""
-    echoes: dict[str, str] = {}
+    echoes: dict[str, str] = Field(default_factory=dict)
     for key, placeholder in (("money", "budget"), ("dates", "date")):
         mentions = entities.get(key)
         if isinstance(mentions, list) and mentions and isinstance(mentions[0], dict):

@@ -39,7 +39,9 @@ def says(*lines: str, pause_s: int = 30) -> list[Move]:
     return [{"kind": "prospect", "text": line, "pause_s": pause_s} for line in lines]
 
 
-def inbound_for(move: Move, state: ConversationState, ids: dict[str, str]) -> Inbound:
+def inbound_for(move: Move, state: ConversationState, delivery_id: str) -> Inbound:
+    """The inbound a move makes in the conversation `state` belongs to."""
+    ids: dict[str, Any] = {"delivery_id": delivery_id, "conversation_id": state.conversation_id}
     kind = move["kind"]
     if kind == "lead":
         lead = LeadDetails(name="Pat Prospect", message=move["text"])
@@ -74,8 +76,7 @@ def record(
     recorded: list[RecordedInbound] = []
     for number, move in enumerate(moves):
         now += move.get("pause_s", 0) * 1000 + move.get("days", 0) * DAY
-        ids = {"delivery_id": f"{cid}-d{number}", "conversation_id": cid}
-        inbound = inbound_for(move, state, ids)
+        inbound = inbound_for(move, state, f"{cid}-d{number}")
         decision = decide(state, inbound, policy, now)
         recorded.append(
             RecordedInbound(inbound=inbound, received_at_ms=now, policy_version=policy.version)

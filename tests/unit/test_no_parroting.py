@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -352,7 +353,7 @@ def echo_persona(ack: str, *, guard_target: str = "Who decides?") -> Persona:
         name="Tester",
         tone="plain",
         allowed_claims=("pricing",),
-        escalate_below=0,
+        escalate_below=Decimal(0),
         actions={},
         templates={
             "escalate": Template(text="A colleague will reply here."),
