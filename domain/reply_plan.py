@@ -93,7 +93,7 @@ def echoes_from(entities: Mapping[str, object]) -> dict[str, str]:
     """The prospect's own words the echo placeholders may repeat, from one message's entities
     (`Entities.as_json`): the first amount and the first date as written, the head count and
     the competitor's name."""
-    echoes: dict[str, str] = Field(default_factory=dict)
+    echoes: dict[str, str] = {}
     for key, placeholder in (("money", "budget"), ("dates", "date")):
         mentions = entities.get(key)
         if isinstance(mentions, list) and mentions and isinstance(mentions[0], dict):
