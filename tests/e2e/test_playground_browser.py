@@ -20,7 +20,9 @@ from bot.settings import Settings
 from storage.sqlite import SqliteStore
 
 # The bot's greeting, in whichever wording the conversation id's hash picks.
-BOT_GREETING = re.compile("thanks for reaching out|good to hear from you|thanks for getting in touch")
+BOT_GREETING = re.compile(
+    "thanks for reaching out|good to hear from you|thanks for getting in touch"
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
