@@ -339,7 +339,7 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             )
         case ReplyRedirected():
             return (
-                f"Moved on instead of repeating: {event.planned} skipped, {event.said} said",
+                f"Moved on (no parroting): {event.planned} skipped, {event.said} said",
                 tuple(f"skipped {template}: {why}" for template, why in event.skipped),
             )
         case QuoteIssued():

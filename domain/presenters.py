@@ -206,10 +206,8 @@ REASON_TEXT = {
     "idle_after_qualified": "a qualified lead went quiet",
     "message_after_close": "the prospect wrote after the conversation ended",
     "discount_above_cap": "discount above the rep cap",
-    "questions_exhausted": "the bot asked each qualifying question as often as the policy "
-    "allows and the lead has not qualified",
-    "qualified_follow_up": "a qualified lead needs a person: the bot offered a call and a "
-    "quote as often as the policy allows",
+    "questions_exhausted": "no qualification after the bot asked each question as often as it may",
+    "qualified_follow_up": "a qualified lead to follow up: the bot's call and quote offers are used up",
     # The trained reader's reasons (a ticket's reason lists them, comma-separated).
     "legal": "legal or contract paperwork",
     "privacy_security": "a privacy or security review",

@@ -471,7 +471,7 @@ def test_the_audit_says_which_wording_what_was_echoed_and_why_the_bot_moved_on(
     steps = talk(default_policy, says(*lines))
     report = audit_conversation("conv-props", envelopes(steps))
     text = "\n".join(line for entry in report.entries for line in (entry.summary, *entry.details))
-    assert "Moved on instead of repeating: objection.price skipped, ask.budget said" in text
+    assert "Moved on (no parroting): objection.price skipped, ask.budget said" in text
     assert "skipped objection.price: already said 2 times (the limit is 2)" in text
     assert "acknowledged first: ack.team_size" in text
     assert "echoed the prospect's words: {team_size} = “12”" in text
