@@ -8,9 +8,10 @@ section names something another must define.
 from __future__ import annotations
 
 from domain.flow import verify_flow
-from domain.persona import check_persona
+from domain.persona import ESCALATE, check_persona
 from domain.policy import Policy
-from domain.reply_plan import SAID_AGAIN_UNPLANNED
+from domain.presenters import REASON_TEXT
+from domain.reply_plan import ACKNOWLEDGED, SAID_AGAIN_UNPLANNED
 
 
 def check_policy(policy: Policy) -> tuple[str, ...]:
@@ -30,7 +31,29 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
                 )
     problems += _safeguard_problems(policy)
     problems += _no_repeat_problems(policy)
+    problems += _unused_template_problems(policy)
     return tuple(problems)
+
+
+def _unused_template_problems(policy: Policy) -> list[str]:
+    """An `ack.*` or `escalate.*` template whose name the bot never looks up is a typo that
+    would otherwise pass silently (the prospect would get the generic line)."""
+    problems: list[str] = []
+    for key, persona in policy.personas.items():
+        for action in persona.templates:
+            kind, _, name = action.partition(".")
+            if kind == "ack" and name not in ACKNOWLEDGED:
+                known = ", ".join(ACKNOWLEDGED)
+                problems.append(
+                    f"personas.{key}: template {action!r} is never said; acknowledgements "
+                    f"exist for {known}"
+                )
+            elif kind == ESCALATE and name and name not in REASON_TEXT:
+                problems.append(
+                    f"personas.{key}: template {action!r} is never said; {name!r} is not a "
+                    "handoff reason"
+                )
+    return problems
 
 
 def _no_repeat_problems(policy: Policy) -> list[str]:

@@ -495,3 +495,17 @@ def test_a_handoff_tells_the_prospect_why_a_person_is_coming(
     last = bot_messages_to_the_prospect(steps)[-1]
     assert "for that request" not in last
     assert words.lower() in last.lower()
+
+
+def test_an_acknowledgement_or_handoff_line_under_a_name_never_looked_up_is_reported(
+    default_policy: Policy,
+) -> None:
+    templates = dict(default_policy.active_persona.templates)
+    templates["ack.budgett"] = Template(text="Noted: {budget}.")
+    templates["escalate.legall"] = Template(text="A colleague will reply here.")
+    persona = default_policy.active_persona.model_copy(update={"templates": templates})
+    typos = default_policy.model_copy(update={"personas": {"salespro": persona}})
+    problems = check_policy(typos)
+    assert len(problems) == 2
+    assert "'ack.budgett' is never said" in problems[0]
+    assert "'escalate.legall' is never said" in problems[1]
