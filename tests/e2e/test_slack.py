@@ -177,7 +177,7 @@ async def test_a_prospect_is_qualified_quoted_in_the_thread_and_accepts(slack: S
     await eventually(lambda: len(bot_messages(api, SHARED)) == 1, "the greeting")
     greeting = bot_messages(api, SHARED)[0]
     assert greeting["thread_ts"] == thread
-    assert greeting["text"].startswith("Hi ")  # a greeting, in the wording the hash picked
+    assert greeting["text"].startswith("Hi")  # a greeting, in the wording the hash picked
 
     ts = api.add_message(
         SHARED,
