@@ -46,6 +46,7 @@ from domain.events import (
     QuoteRevised,
     QuoteSuperseded,
     ReadingCorrected,
+    ReplyRedirected,
     RepMessageRecorded,
     TicketClaimed,
     TicketOpened,
@@ -330,12 +331,19 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             ), ()
         case BotReplied():
             fallback = " (fallback template)" if event.used_fallback else ""
+            wording = "" if event.variant is None else f", variant {event.variant}"
             return (
                 f"Bot replied to the {event.audience}: {event.action}{fallback}",
                 (
-                    f"action: {event.action}, template: {event.template}{fallback}",
+                    f"action: {event.action}, template: {event.template}{fallback}{wording}",
+                    *_acknowledgement_lines(event),
                     *_text_lines("text", event.text),
                 ),
+            )
+        case ReplyRedirected():
+            return (
+                f"Moved on (no parroting): {event.planned} skipped, {event.said} said",
+                tuple(f"skipped {template}: {why}" for template, why in event.skipped),
             )
         case QuoteIssued():
             return _explain_quote(event), event.quote.proof
@@ -482,6 +490,17 @@ def _explain_unanswered(event: KnowledgeUnanswered) -> tuple[str, tuple[str, ...
         else "no entry shares a word with it (score 0)"
     )
     outcome = _UNANSWERED_OUTCOMES[event.outcome]
+    if event.repeated:
+        summary = (
+            f"Question asked again: entry {event.best_entry_id!r} was the last answer and is "
+            f"not said twice in a row (no parroting); {outcome}"
+        )
+        lines: tuple[str, ...] = (
+            f"{best} ≥ threshold {threshold}, but it was the bot's last answer",
+            f"language {event.language} (the reader read {event.read_language})",
+            f"outcome: {outcome}",
+        )
+        return summary, lines
     summary = (
         f"Question not answered from the knowledge base: {best} < threshold {threshold}; {outcome}"
     )
@@ -491,6 +510,18 @@ def _explain_unanswered(event: KnowledgeUnanswered) -> tuple[str, tuple[str, ...
         f"outcome: {outcome}",
     )
     return summary, lines
+
+
+def _acknowledgement_lines(event: BotReplied) -> tuple[str, ...]:
+    """What the reply echoed of the prospect's own words (not claims of the bot)."""
+    lines = []
+    if event.acknowledged is not None:
+        lines.append(f"acknowledged first: {event.acknowledged}")
+    lines += [
+        f"echoed the prospect's words: {{{name}}} = “{value}”"
+        for name, value in sorted(event.echoed.items())
+    ]
+    return tuple(lines)
 
 
 def _lead_lines(lead: LeadDetails) -> tuple[str, ...]:

@@ -203,7 +203,8 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
             replaces=target,
         )
     )
-    rec.say("closed_won", persona_values(rec, actor))
+    # The accepted quote's id lets the thank-you say which deal was closed (Q-… v2 included).
+    rec.say("closed_won", {**persona_values(rec, actor), "quote_id": record.quote.label})
 
 
 def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from domain.cards import Reply
 from domain.decision import Recorder
 from domain.events import (
@@ -42,6 +44,7 @@ from domain.questions import (
     Plan,
     plan_question,
 )
+from domain.reply_plan import escalation_action, plan_reply
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro
@@ -170,6 +173,9 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     plan = _question_plan(rec, text, analysis, flow_reply=flow_reply)
     if plan is not None and _carry_out(rec, plan, guards):
         return
+    if rec.policy.replies.active:
+        _answer_without_parroting(rec, actor, action, analysis, guards)
+        return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
 
 
@@ -185,6 +191,8 @@ def _question_plan(
         flow_reply=flow_reply,
         last_reply_template=rec.state.last_reply_template,
         values={"persona": rec.policy.active_persona.name},
+        no_repeat=rec.policy.replies.no_repeat,
+        said_counts=rec.state.said_counts,
     )
 
 
@@ -213,6 +221,19 @@ def _carry_out(
     return True
 
 
+def _answer_without_parroting(
+    rec: Recorder, actor: Actor, action: str, analysis: Analysis, guards: GuardContext
+) -> None:
+    """The policy's `[replies]`: move on instead of asking the same thing again
+    (`domain.reply_plan`); when nothing new is left to say, a person takes over."""
+    values = persona_values(rec, actor)
+    plan = plan_reply(rec, action, values, analysis.entities)
+    if plan.handoff_reason is not None and rec.advance("escalation_requested", guards):
+        escalate(rec, actor, plan.handoff_reason)
+        return
+    rec.say(plan.action, values, echoes=plan.echoes, acknowledge=plan.acknowledge)
+
+
 FLOOD_WINDOW_MS = 60_000
 
 
@@ -237,7 +258,7 @@ def _flooded(rec: Recorder, actor: Actor) -> bool:
 
 def escalate(rec: Recorder, actor: Actor, reason: str) -> None:
     """Tell the prospect a person will help, and put a ticket in the handoff channel."""
-    rec.say(ESCALATE, persona_values(rec, actor))
+    rec.say(escalation_action(rec, reason), persona_values(rec, actor))
     post_handoff_ticket(rec, reason)
 
 
@@ -281,6 +302,8 @@ class Analysis(Frozen):
     """The message's language, when the trained reader read it."""
     intents: tuple[str, ...] = ()
     """The reader's intents for the message (none under lexicons)."""
+    entities: dict[str, Any] = Field(default_factory=dict)
+    """The message's entities, when the trained reader read it (what a reply may echo)."""
 
 
 def _analyse(rec: Recorder, text: str) -> Analysis:
@@ -405,6 +428,7 @@ def _read(
         reason=", ".join(reading.reasons) or None,
         language=reading.language,
         intents=reading.intents,
+        entities=entities,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from domain.cards import Audience, Card, CardField, Reply
+from domain.errors import RenderError
 from domain.events import (
     ActionIgnored,
     BotReplied,
@@ -29,7 +30,7 @@ from domain.events import (
 from domain.flow import GuardContext, Transition, next_transition
 from domain.inbound import Actor
 from domain.model import Frozen
-from domain.persona import render
+from domain.persona import Rendered, guard_problems, render, variant_seed
 from domain.policy import Policy
 from domain.state import ConversationState, apply
 from domain.tickets import ticket_key
@@ -143,26 +144,48 @@ class Recorder:
         audience: Audience = "conversation",
         evidence: Mapping[str, str] | None = None,
         card: Card | None = None,
+        echoes: Mapping[str, str] | None = None,
+        acknowledge: str | None = None,
     ) -> str:
         """Speak through the persona, and record exactly what was said and why.
 
         With the claims guard on, a template that breaks the claims rules is withheld: its
         fallback is said instead, the refusal recorded and the handoff channel told.
+
+        A template with variants says the wording a hash of the conversation id and the turn
+        picks, never the text the prospect read last while another wording renders.
+        `echoes` are the prospect's own words (the reading's entities) for echo
+        placeholders; `acknowledge` names an `ack.*` template said first, when it renders.
         """
+        persona = self.policy.active_persona
         guard = self.policy.safeguards.claims_guard
+        seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
+        avoid = self.state.last_said if audience == "conversation" else None
+        lead_in = self._acknowledgement(acknowledge, values, echoes, guard)
         rendered = render(
-            self.policy.active_persona, action, values, evidence=evidence, guard=guard
+            persona,
+            action,
+            values,
+            evidence=evidence,
+            guard=guard,
+            echoes=echoes,
+            seed=seed,
+            avoid=avoid,
         )
         self.refused(action, rendered.refused)
+        text = rendered.text if lead_in is None else f"{lead_in.text} {rendered.text}"
         self.speak(
             rendered.action,
             rendered.template_action,
-            rendered.text,
+            text,
             audience=audience,
             used_fallback=rendered.used_fallback,
             card=card,
+            variant=rendered.variant,
+            acknowledged=None if lead_in is None else lead_in.template_action,
+            echoed={**(lead_in.echoed if lead_in else {}), **rendered.echoed},
         )
-        return rendered.text
+        return text
 
     def speak(
         self,
@@ -173,10 +196,13 @@ class Recorder:
         audience: Audience = "conversation",
         used_fallback: bool = False,
         card: Card | None = None,
+        variant: int | None = None,
+        acknowledged: str | None = None,
+        echoed: Mapping[str, str] | None = None,
     ) -> None:
-        """Say `text`, already rendered and checked, recording which template said it.
-        `say` uses this after the persona rendered a template; a knowledge answer uses it
-        directly (its claims were checked by `domain.knowledge`)."""
+        """Say `text`, already rendered and checked, recording which template (and which of
+        its wordings) said it. `say` uses this after the persona rendered a template; a
+        knowledge answer uses it directly (its claims were checked by `domain.knowledge`)."""
         self.record(
             BotReplied(
                 audience=audience,
@@ -184,9 +210,34 @@ class Recorder:
                 template=template,
                 text=text,
                 used_fallback=used_fallback,
+                variant=variant,
+                acknowledged=acknowledged,
+                echoed=dict(echoed or {}),
             )
         )
         self.reply(Reply(audience=audience, text=text, card=card))
+
+    def _acknowledgement(
+        self,
+        action: str | None,
+        values: Mapping[str, str],
+        echoes: Mapping[str, str] | None,
+        guard: bool,
+    ) -> Rendered | None:
+        """The `ack.*` lead-in as written, or None: it has no fallback, and one the claims
+        guard withholds is recorded and reported like any other."""
+        if action is None:
+            return None
+        persona = self.policy.active_persona
+        problems = guard_problems(persona, action) if guard else ()
+        if problems:
+            self.refused(action, ((action, problems),))
+            return None
+        seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
+        try:
+            return render(persona, action, values, echoes=echoes, seed=seed, fallbacks=False)
+        except RenderError:
+            return None
 
     def refused(self, action: str, refused: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
         """Record each reply the claims guard withheld, and tell the handoff channel."""

@@ -145,6 +145,26 @@ class BotReplied(_Event):
     template: str
     text: str
     used_fallback: bool = False
+    variant: int | None = None
+    """Which wording of the template was said (0 its main text, 1… its variants), chosen
+    by a hash of the conversation id and the turn; None for a template without variants."""
+    acknowledged: str | None = None
+    """The `ack.*` template said first, acknowledging what the prospect just stated."""
+    echoed: dict[str, str] = Field(default_factory=dict)
+    """The prospect's own words the reply echoes (from the reading's entities), by
+    placeholder: what they said, not a claim of the bot."""
+
+
+class ReplyRedirected(_Event):
+    """The bot said something other than its first choice, so as not to parrot the prospect
+    (the policy's `[replies]`): `planned` was skipped for each reason in `skipped` (template,
+    why), and `said` was said instead — another question, the proposal, or `escalate` with a
+    handoff ticket when nothing new was left to say."""
+
+    type: Literal["reply_redirected"] = "reply_redirected"
+    planned: str
+    said: str
+    skipped: tuple[tuple[str, str], ...]
 
 
 class QuoteIssued(_Event):
@@ -343,6 +363,9 @@ class KnowledgeUnanswered(_Event):
     score: int
     threshold: int
     outcome: Literal["clarify", "person", "flow"]
+    repeated: bool = False
+    """The best entry did reach the threshold, but it was the bot's last answer: under the
+    policy's `[replies] no_repeat` the same answer is not said twice in a row."""
 
 
 class DeliveryDeadLettered(_Event):
@@ -365,6 +388,7 @@ Event = Annotated[
     | ObjectionClassified
     | FlowAdvanced
     | BotReplied
+    | ReplyRedirected
     | QuoteIssued
     | QuoteSuperseded
     | QuoteRevised

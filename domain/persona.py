@@ -6,6 +6,14 @@ checkable: every template declares the claims it makes and the evidence it needs
 `check_persona` verifies those declarations against the text before a policy ships
 ("no price or number claim without evidence").
 
+A template may have `variants`: other wordings of the same reply, with the same claims and
+evidence. Which one is said is chosen deterministically from a seed (the runtime hashes the
+conversation id and the turn, so a replay says the same words), skipping the text the
+prospect just read. A variant may *echo* what the prospect just said (`{budget}`,
+`{team_size}`, `{date}`, `{competitor}`): those values are the prospect's own words from the
+reading's entities, supplied only through `echoes`, never claims of the bot; a variant that
+can echo is preferred when the prospect gave the value.
+
 Rendering follows one security rule: user text is only ever a *value*. Python's `str.format`
 lets a format string read attributes of the objects passed in (`{0.__class__.__init__…}`), so
 this module never calls it. Templates are parsed with `string.Formatter().parse` (which only
@@ -16,14 +24,15 @@ only; the values are concatenated as strings.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import string
 import unicodedata
 from collections.abc import Collection, Mapping
 from decimal import Decimal
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from domain.errors import RenderError
 from domain.model import Frozen
@@ -33,6 +42,10 @@ Evidence = Literal["none", "quote"]
 ESCALATE = "escalate"
 """The action π returns when it is unsure; a persona must be able to render it."""
 
+ACKNOWLEDGEMENT_PREFIX = "ack."
+"""`ack.<entity>` templates acknowledge what the prospect just stated before the bot's next
+question ("A team of {team_size} — thanks."); they are said only when the value is there."""
+
 DEFAULT_FALLBACK = "*"
 """The key in `Persona.fallbacks` naming the fallback of every action without its own."""
 
@@ -41,21 +54,31 @@ FIGURE_PLACEHOLDERS: frozenset[str] = frozenset(
 )
 """Placeholders whose values are quote figures: only a computed quote may supply them."""
 
-PLACEHOLDERS: frozenset[str] = FIGURE_PLACEHOLDERS | frozenset(
-    {
-        "name",
-        "company",
-        "persona",
-        "rep",
-        "objection",
-        "topic",
-        "question",
-        "quote_id",
-        "sku",
-        "currency",
-        "ticket",
-        "reason",
-    }
+ECHO_PLACEHOLDERS: frozenset[str] = frozenset({"budget", "team_size", "date", "competitor"})
+"""Placeholders that echo the prospect's own words (the reading's entities: an amount as they
+wrote it, a head count, a date as they wrote it, a competitor's name). Only `echoes` may
+supply them, and the claims guard treats them as what the prospect said, not as the bot's
+claims: "{budget}" echoing "$40k" states no price of ours."""
+
+PLACEHOLDERS: frozenset[str] = (
+    FIGURE_PLACEHOLDERS
+    | ECHO_PLACEHOLDERS
+    | frozenset(
+        {
+            "name",
+            "company",
+            "persona",
+            "rep",
+            "objection",
+            "topic",
+            "question",
+            "quote_id",
+            "sku",
+            "currency",
+            "ticket",
+            "reason",
+        }
+    )
 )
 """Every placeholder the bot supplies; a template naming another one is a typo."""
 
@@ -68,11 +91,30 @@ _PLAIN_ONLY = (
 
 
 class Template(Frozen):
-    """One utterance form, with the claims it makes and the evidence it needs to be said."""
+    """One utterance form, with the claims it makes and the evidence it needs to be said.
+
+    `variants` are other wordings of the same utterance (same claims, same evidence); a
+    template without them says `text` every time, exactly as before variants existed.
+    """
 
     text: str
     claims: tuple[str, ...] = ()
     evidence: Evidence = "none"
+    variants: tuple[str, ...] = ()
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every wording, the main text first (variant 0)."""
+        return (self.text, *self.variants)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_variants(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A template without variants serialises exactly as before they existed, so a
+        # stored policy keeps its canonical JSON and therefore its version hash.
+        data = handler(self)
+        if isinstance(data, dict) and not self.variants:
+            data.pop("variants", None)
+        return data
 
 
 class Persona(Frozen):
@@ -114,6 +156,13 @@ class Rendered(Frozen):
     skipped: tuple[str, ...] = ()
     refused: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Templates the claims guard withheld, in order: (action, the rules each broke)."""
+    variant: int | None = None
+    """Which wording of `template_action` was said (0 its main text, 1… its variants);
+    None when the template has no variants."""
+    echoed: dict[str, str] = Field(default_factory=dict)
+    """The prospect's words the text echoes, by placeholder."""
+    repeated: bool = False
+    """Every wording that could be rendered repeats `avoid` (the text said last)."""
 
 
 def choose_action(persona: Persona, state: str, confidence: Decimal) -> str:
@@ -200,19 +249,77 @@ def render_template(text: str, values: Mapping[str, str]) -> str:
     return "".join(out)
 
 
+_SUPPLIED_APART = FIGURE_PLACEHOLDERS | ECHO_PLACEHOLDERS
+
+
 def _render_one(
-    template: Template, values: Mapping[str, str], evidence: Mapping[str, str] | None
+    template: Template,
+    text: str,
+    values: Mapping[str, str],
+    evidence: Mapping[str, str] | None,
+    echoes: Mapping[str, str] | None,
 ) -> str:
-    # Figures come from the computed quote or not at all: a figure in `values` (which may
-    # carry user text) is dropped, so a template can only ever state the quote's numbers.
-    merged = {key: value for key, value in values.items() if key not in FIGURE_PLACEHOLDERS}
+    # Figures come from the computed quote or not at all, and echoes from the reading of the
+    # prospect's message or not at all: either kind in `values` (which may carry user text)
+    # is dropped, so a template can only state the quote's numbers and the prospect's words.
+    merged = {key: value for key, value in values.items() if key not in _SUPPLIED_APART}
+    if echoes:
+        merged.update((key, value) for key, value in echoes.items() if key in ECHO_PLACEHOLDERS)
     if template.evidence == "quote":
         if evidence is None:
             raise RenderError(
                 "The template states quote figures, and no computed quote is at hand."
             )
         merged.update(evidence)
-    return render_template(template.text, merged)
+    return render_template(text, merged)
+
+
+class _Wording(NamedTuple):
+    number: int
+    text: str
+    echoed: dict[str, str]
+
+
+def _choose_wording(
+    template: Template,
+    values: Mapping[str, str],
+    evidence: Mapping[str, str] | None,
+    echoes: Mapping[str, str] | None,
+    seed: int,
+    avoid: str | None,
+) -> _Wording:
+    """The wording to say: deterministic in `seed`, never `avoid` while another renders.
+
+    Wordings are tried from `seed % n` onwards; among those that render and differ from
+    `avoid`, one that echoes the prospect's words comes first. Raises the first wording's
+    RenderError when none renders.
+    """
+    texts = template.texts
+    start = seed % len(texts)
+    rendered: list[_Wording] = []
+    first_error: RenderError | None = None
+    for offset in range(len(texts)):
+        index = (start + offset) % len(texts)
+        try:
+            out = _render_one(template, texts[index], values, evidence, echoes)
+        except RenderError as error:
+            first_error = first_error or error
+            continue
+        names = ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(texts[index])))
+        echoed = {name: (echoes or {})[name] for name in sorted(names)}
+        rendered.append(_Wording(number=index, text=out, echoed=echoed))
+    if not rendered:
+        assert first_error is not None
+        raise first_error
+    fresh = [wording for wording in rendered if not repeats(wording.text, avoid)] or rendered
+    echoing = [wording for wording in fresh if wording.echoed]
+    return (echoing or fresh)[0]
+
+
+def repeats(text: str, last: str | None) -> bool:
+    """Whether saying `text` repeats `last` for the reader: the same text, or the same
+    sentence after the acknowledgement that opened the last message."""
+    return last is not None and (text == last or last.endswith(f" {text}"))
 
 
 def _next_action(persona: Persona, action: str) -> str | None:
@@ -236,8 +343,17 @@ def render(
     *,
     evidence: Mapping[str, str] | None = None,
     guard: bool = False,
+    echoes: Mapping[str, str] | None = None,
+    seed: int = 0,
+    avoid: str | None = None,
+    fallbacks: bool = True,
 ) -> Rendered:
     """Render `action`, following the fallback chain until a template renders.
+
+    Of a template with variants, the wording is chosen by `seed` (`_choose_wording`),
+    avoiding `avoid` (the text the prospect read last) whenever another wording renders;
+    `echoes` are the prospect's words for the echo placeholders. Without `fallbacks`, only
+    `action` itself is tried (an acknowledgement is said as written or not at all).
 
     With `guard` (the claims guard), a template that breaks the claims rules — the ones
     `check_persona` enforces before a policy ships — is not said: it is listed in
@@ -268,24 +384,41 @@ def render(
             refused.append((current, problems))
         else:
             try:
-                text = _render_one(template, values, evidence)
+                wording = _choose_wording(template, values, evidence, echoes, seed, avoid)
             except RenderError as error:
                 skipped.append(f"{current}: {error}")
             else:
                 return Rendered(
                     action=action,
                     template_action=current,
-                    text=text,
+                    text=wording.text,
                     claims=template.claims,
                     used_fallback=current != action,
                     skipped=tuple(skipped),
                     refused=tuple(refused),
+                    variant=wording.number if template.variants else None,
+                    echoed=wording.echoed,
+                    repeated=repeats(wording.text, avoid),
                 )
-        current = _next_action(persona, current)
+        current = _next_action(persona, current) if fallbacks else None
     chain = " -> ".join(tried)
     raise RenderError(
         f"Persona {persona.name!r} has nothing it can say for {action!r} (tried {chain})."
     )
+
+
+def guard_problems(persona: Persona, action: str) -> tuple[str, ...]:
+    """The claims guard's verdict on the persona's template for `action` (empty: it may be
+    said, or there is no such template)."""
+    template = persona.templates.get(action)
+    return () if template is None else _guard_problems(template, persona.allowed_claims)
+
+
+def variant_seed(conversation_id: str, turn: int, action: str) -> int:
+    """The seed that picks a template's wording: a hash of the conversation id, the turn and
+    the action, so two conversations vary independently and a replay says the same words."""
+    digest = hashlib.sha256(f"{conversation_id}\n{turn}\n{action}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -296,9 +429,25 @@ def _guard_problems(template: Template, allowed_claims: tuple[str, ...]) -> tupl
 
 
 def _template_problems(template: Template, allowed_claims: Collection[str]) -> list[str]:
-    scan = _scan(template.text)
+    problems: list[str] = []
+    for index, text in enumerate(template.texts):
+        # Variant 0 is the main text; its problems read exactly as before variants existed.
+        where = "" if index == 0 else f"variant {index}: "
+        problems += [f"{where}{problem}" for problem in _text_problems(template, text)]
+    for claim in template.claims:
+        if claim not in allowed_claims:
+            problems.append(f"the claim {claim!r} is not in the persona's allowed_claims")
+    return problems
+
+
+def _text_problems(template: Template, text: str) -> list[str]:
+    """The claims rules for one wording of `template` (its claims and evidence are shared).
+
+    Echo placeholders are the prospect's words, not figures: "{budget}" states no price.
+    """
+    scan = _scan(text)
     problems = list(scan.problems)
-    if not template.text.strip():
+    if not text.strip():
         problems.append("the text is empty")
     for name in dict.fromkeys(_placeholders(scan)):
         if name not in PLACEHOLDERS:
@@ -311,9 +460,6 @@ def _template_problems(template: Template, allowed_claims: Collection[str]) -> l
             )
         if "pricing" not in template.claims:
             problems.append("it states figures but does not declare the 'pricing' claim")
-    for claim in template.claims:
-        if claim not in allowed_claims:
-            problems.append(f"the claim {claim!r} is not in the persona's allowed_claims")
     return problems
 
 
@@ -439,6 +585,14 @@ def check_persona(persona: Persona, *, known_states: Collection[str] = ()) -> tu
             f"Persona {persona.name!r}, template {action!r}: {problem}."
             for problem in _template_problems(template, persona.allowed_claims)
         )
+        if not action.startswith(ACKNOWLEDGEMENT_PREFIX) and all(
+            ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(text))) for text in template.texts
+        ):
+            problems.append(
+                f"Persona {persona.name!r}, template {action!r}: every wording echoes the "
+                "prospect's words, so it cannot be said when they gave none; add a wording "
+                f"without {{{', '.join(sorted(ECHO_PLACEHOLDERS))}}} placeholders."
+            )
     problems.extend(_fallback_problems(persona))
     problems.extend(_action_problems(persona, known_states))
     return tuple(problems)

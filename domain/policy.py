@@ -75,6 +75,27 @@ class Safeguards(Frozen):
     flood_limit_per_minute: int | None = Field(None, ge=1, le=FLOOD_WINDOW_MESSAGES - 1)
 
 
+class RepliesConfig(Frozen):
+    """How the bot avoids parroting the prospect (`[replies]`; `domain.reply_plan`).
+
+    - `no_repeat`: the bot never sends the prospect the same text twice in a row; where a
+      reply would repeat the last one and no other wording exists, it moves on (another
+      question, the proposal, or a person);
+    - `max_asks_per_slot`: each qualification question (budget, timeline, authority, need,
+      the generic one), the proposal offer and each objection class's reply is said at most
+      this many times in a conversation; then the bot moves on the same way.
+
+    Both default to off, so a stored policy without `[replies]` decides exactly as before.
+    """
+
+    no_repeat: bool = False
+    max_asks_per_slot: int | None = Field(None, ge=1)
+
+    @property
+    def active(self) -> bool:
+        return self.no_repeat or self.max_asks_per_slot is not None
+
+
 class UnderstandingConfig(Frozen):
     """The trained reader the policy decides with (`docs/understanding.md`).
 
@@ -107,6 +128,7 @@ class Policy(Frozen):
     conversation: ConversationConfig = ConversationConfig()
     safeguards: Safeguards = Safeguards()
     quotes: QuoteRules = QuoteRules()
+    replies: RepliesConfig = RepliesConfig()
     understanding: UnderstandingConfig | None = None
     knowledge: KnowledgeConfig | None = None
     """Answers to product questions (`domain.knowledge`); without it, questions get the
@@ -156,6 +178,9 @@ class Policy(Frozen):
         if self.quotes == QuoteRules():
             # Likewise for a policy from before `[quotes]`.
             del data["quotes"]
+        if self.replies == RepliesConfig():
+            # Likewise for a policy from before `[replies]`.
+            del data["replies"]
         if self.understanding is None:
             # Likewise for a policy from before the trained reader.
             del data["understanding"]

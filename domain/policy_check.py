@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from domain.flow import verify_flow
 from domain.knowledge import check_knowledge
-from domain.persona import check_persona
+from domain.persona import ESCALATE, check_persona
 from domain.policy import Policy
+from domain.presenters import REASON_TEXT
+from domain.reply_plan import ACKNOWLEDGED, SAID_AGAIN_UNPLANNED
 
 
 def check_policy(policy: Policy) -> tuple[str, ...]:
@@ -33,7 +35,48 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
         problems += check_knowledge(
             policy.knowledge, policy.catalog, has_reader=policy.understanding is not None
         )
+    problems += _no_repeat_problems(policy)
+    problems += _unused_template_problems(policy)
     return tuple(problems)
+
+
+def _unused_template_problems(policy: Policy) -> list[str]:
+    """An `ack.*` or `escalate.*` template whose name the bot never looks up is a typo that
+    would otherwise pass silently (the prospect would get the generic line)."""
+    problems: list[str] = []
+    for key, persona in policy.personas.items():
+        for action in persona.templates:
+            kind, _, name = action.partition(".")
+            if kind == "ack" and name not in ACKNOWLEDGED:
+                known = ", ".join(ACKNOWLEDGED)
+                problems.append(
+                    f"personas.{key}: template {action!r} is never said; acknowledgements "
+                    f"exist for {known}"
+                )
+            elif kind == ESCALATE and name and name not in REASON_TEXT:
+                problems.append(
+                    f"personas.{key}: template {action!r} is never said; {name!r} is not a "
+                    "handoff reason"
+                )
+    return problems
+
+
+def _no_repeat_problems(policy: Policy) -> list[str]:
+    """With `replies.no_repeat`, a template the bot may say in two messages in a row outside
+    the reply plan (a flood notice a minute after another, two quotes in preparation) needs a
+    second wording, or the prospect would read the same line twice."""
+    if not policy.replies.no_repeat:
+        return []
+    problems: list[str] = []
+    for key, persona in policy.personas.items():
+        for action in SAID_AGAIN_UNPLANNED:
+            template = persona.templates.get(action)
+            if template is not None and len(set(template.texts)) < 2:
+                problems.append(
+                    f"personas.{key}: replies.no_repeat is on but template {action!r} has one "
+                    "wording, and the bot may say it twice in a row; add a variant"
+                )
+    return problems
 
 
 def _safeguard_problems(policy: Policy) -> list[str]:

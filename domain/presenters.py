@@ -207,6 +207,8 @@ REASON_TEXT = {
     "message_after_close": "the prospect wrote after the conversation ended",
     "discount_above_cap": "discount above the rep cap",
     "unanswered_question": "a question the knowledge base could not answer",
+    "questions_exhausted": "no qualification after the bot asked each question as often as it may",
+    "qualified_follow_up": "a qualified lead to follow up: the bot's call and quote offers are used up",
     # The trained reader's reasons (a ticket's reason lists them, comma-separated).
     "legal": "legal or contract paperwork",
     "privacy_security": "a privacy or security review",

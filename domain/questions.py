@@ -83,9 +83,16 @@ def plan_question(
     flow_reply: FlowReply,
     last_reply_template: str | None,
     values: Mapping[str, str],
+    no_repeat: bool = False,
+    said_counts: Mapping[str, int] | None = None,
 ) -> Plan | None:
     """The plan for a prospect's message, or None when it is not a question for the
-    knowledge base (no knowledge base, no question intent, or an objection to answer)."""
+    knowledge base (no knowledge base, no question intent, or an objection to answer).
+
+    With `no_repeat` (the policy's `[replies]`), the entry the bot answered with last is
+    not said again right away: the prospect asking again means the answer did not help, so
+    the bot asks what they would like to know, as below the threshold; the same question
+    once more after that (`said_counts` shows the entry was said) brings in a person."""
     if config is None or not QUESTION_INTENTS.intersection(intents):
         return None
     if flow_reply == "objection":
@@ -100,6 +107,17 @@ def plan_question(
         entry_id = match.entry_id
     elif "pricing_question" in intents and config.pricing_entry is not None:
         entry_id, via = config.pricing_entry, "pricing_question"
+    said_before = (said_counts or {}).get(f"knowledge.{entry_id}", 0) > 0
+    repeated = (
+        no_repeat
+        and entry_id is not None
+        and (
+            last_reply_template == f"knowledge.{entry_id}"
+            or (last_reply_template == CLARIFY_TEMPLATE and said_before)
+        )
+    )
+    if repeated:
+        entry_id = None
     merged = {**values, **evidence_values(config, catalog)}
     if entry_id is not None:
         entry = base.entry(entry_id)
@@ -139,6 +157,7 @@ def plan_question(
         score=match.score if match is not None else 0,
         threshold=threshold,
         outcome=outcome,
+        repeated=repeated,
     )
     if outcome == "flow":
         return Plan(kind="flow", event=event)

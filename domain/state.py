@@ -44,6 +44,7 @@ from domain.events import (
     QuoteRevised,
     QuoteSuperseded,
     ReadingCorrected,
+    ReplyRedirected,
     RepMessageRecorded,
     TicketClaimed,
     TicketKind,
@@ -99,6 +100,10 @@ class ConversationState(Frozen):
     last_reply_template: str | None = None
     """The template of the bot's latest reply in the conversation (a knowledge base asks to
     clarify at most once in a row)."""
+    last_said: str | None = None
+    """The text of the bot's latest message to the prospect (what a reply must not repeat)."""
+    said_counts: dict[str, int] = Field(default_factory=dict)
+    """How often each template was said to the prospect (how often a question was asked)."""
     score: LeadScore | None = None
     qualified: bool = False
     narrative: NarrativeAudit | None = None
@@ -186,10 +191,14 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case FlowAdvanced():
             update["flow_state"] = event.to_state
         case BotReplied() if event.audience == "conversation":
+            counts = dict(state.said_counts)
+            counts[event.template] = counts.get(event.template, 0) + 1
             update |= {
                 "bot_turns": state.bot_turns + 1,
                 "last_reply_template": event.template,
                 "transcript": _with_line(state, "bot", event.text),
+                "last_said": event.text,
+                "said_counts": counts,
             }
         case QuoteIssued():
             quotes = dict(state.quotes)
@@ -261,6 +270,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | ClaimRefused()
             | LeadScored()
             | BotReplied()
+            | ReplyRedirected()
             | ReadingCorrected()
             | QuoteAcceptRefused()
             | KnowledgeAnswered()

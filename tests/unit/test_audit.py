@@ -126,8 +126,12 @@ def test_a_bot_reply_is_audited_with_its_template_and_exact_text() -> None:
     log = new_log()
     log.lead(HOT_LEAD)
     reply = entry(audit_conversation(CID, log.events), "bot_replied")
-    assert reply.details[0] == "action: propose, template: propose"
-    assert reply.details[1].startswith("text: Are you available for a short call")
+    wordings = load_policy("default").active_persona.templates["propose"].texts
+    assert reply.details[0].startswith("action: propose, template: propose, variant ")
+    variant = int(reply.details[0].rsplit(" ", 1)[1])
+    # An acknowledgement of the lead's budget may open the reply; the proposal follows.
+    assert reply.details[-1].startswith("text: ")
+    assert reply.details[-1].endswith(wordings[variant])
 
 
 def test_a_quote_entry_carries_its_proof_verbatim() -> None:

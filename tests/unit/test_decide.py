@@ -147,7 +147,8 @@ def test_a_contract_question_always_goes_to_a_human_with_one_ticket(convo: Conve
     assert handoff
     assert handoff[0].card is not None
     assert "refund" in handoff[0].card.text
-    assert "specialist" in replies_to(decision, "conversation")[0].text
+    # The prospect hears who takes over, not "a specialist for that request".
+    assert "colleague who handles billing" in replies_to(decision, "conversation")[0].text
 
 
 def test_while_a_human_holds_the_conversation_the_bot_records_but_stays_silent(
@@ -369,16 +370,27 @@ def test_flow_transitions_are_recorded_with_their_guard(convo: Conversation) -> 
     assert events_of(decision, FlowAdvanced)[0].from_state == "start"
 
 
-def test_a_price_objection_gets_the_notebooks_answer_and_stays_with_the_bot(
+def test_a_price_objection_gets_a_price_answer_and_stays_with_the_bot(
     convo: Conversation,
 ) -> None:
+    convo.lead("Hi, we are looking at tools")
+    decision = convo.say("Honestly it's too expensive for us")
+    assert convo.state.flow_state == "objection"
+    wordings = convo.policy.active_persona.templates["objection.price"].texts
+    assert replies_to(decision, "conversation")[0].text in wordings
+    assert not events_of(decision, TicketOpened)
+
+
+def test_under_the_seed_policy_a_price_objection_gets_the_notebooks_answer(
+    seed_policy: Policy,
+) -> None:
+    convo = Conversation(seed_policy)
     convo.lead("Hi, we are looking at tools")
     decision = convo.say("Honestly it's too expensive for us")
     assert convo.state.flow_state == "objection"
     assert replies_to(decision, "conversation")[0].text == (
         "I understand pricing is important. Can I show value relevant to your goals?"
     )
-    assert not events_of(decision, TicketOpened)
 
 
 def test_an_ambiguous_objection_escalates_for_low_confidence(lexicon_policy: Policy) -> None:

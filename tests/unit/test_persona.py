@@ -67,14 +67,17 @@ def test_the_draft_persona_parses_and_passes_the_check(salespro):
     assert check_persona(salespro, known_states=set(salespro.actions)) == ()
 
 
-def test_the_draft_keeps_the_notebook_objection_texts(salespro):
-    assert render(salespro, "objection.price", {}).text == (
+def test_the_seed_keeps_the_notebook_objection_texts():
+    document = load_document("seed")
+    seed = Persona.model_validate(document["personas"]["salespro"])
+    assert seed.templates["objection.price"].variants == ()
+    assert render(seed, "objection.price", {}).text == (
         "I understand pricing is important. Can I show value relevant to your goals?"
     )
-    assert render(salespro, "objection.timing", {}).text == (
+    assert render(seed, "objection.timing", {}).text == (
         "I hear timing is tight. Would a short trial or phased roll-out help?"
     )
-    assert render(salespro, "objection.needs", {}).text == (
+    assert render(seed, "objection.needs", {}).text == (
         "Thanks for sharing that. Can you tell me which features matter most?"
     )
 
@@ -90,8 +93,15 @@ def test_the_draft_greets_by_name_and_falls_back_to_a_generic_greeting(salespro)
     assert "{" not in anonymous.text
 
 
-def test_the_draft_sends_contract_objections_to_a_specialist(salespro):
-    assert "specialist" in render(salespro, "objection.contract", {}).text
+def test_the_draft_promises_no_handoff_it_does_not_make(salespro):
+    """Contract terms in an objection stay with the bot (no ticket is opened), so its words
+    must not say a person is being connected; every handoff line does open a ticket."""
+    for text in salespro.templates["objection.contract"].texts:
+        assert "contract terms" in text.lower()
+        assert "connect you" not in text
+    every_text = [text for template in salespro.templates.values() for text in template.texts]
+    assert not any("for that request" in text for text in every_text)
+    assert not any("Thank you for your decision" in text for text in every_text)
 
 
 def test_a_state_the_flow_knows_but_the_persona_does_not_map_is_reported(salespro):
