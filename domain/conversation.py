@@ -247,9 +247,7 @@ def follow_language(rec: Recorder, text: str, read_language: str) -> None:
     current = rec.state.reply_language or config.fallback
     language = next_language(config, current, read_language, text)
     if language is not None:
-        rec.record(
-            ReplyLanguageChosen(language=language, previous=current, words=word_count(text))
-        )
+        rec.record(ReplyLanguageChosen(language=language, previous=current, words=word_count(text)))
 
 
 FLOOD_WINDOW_MS = 60_000
