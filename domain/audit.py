@@ -46,6 +46,7 @@ from domain.events import (
     QuoteRevised,
     QuoteSuperseded,
     ReadingCorrected,
+    ReplyLanguageChosen,
     ReplyRedirected,
     RepMessageRecorded,
     TicketClaimed,
@@ -53,6 +54,7 @@ from domain.events import (
     TicketResolved,
 )
 from domain.inbound import LeadDetails
+from domain.languages import LANGUAGE_NAMES
 from domain.model import Frozen
 from domain.narrative import NarrativeAudit
 from domain.objections import ObjectionResult
@@ -332,14 +334,26 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
         case BotReplied():
             fallback = " (fallback template)" if event.used_fallback else ""
             wording = "" if event.variant is None else f", variant {event.variant}"
+            said_in = (
+                ""
+                if event.language is None
+                else f" in {LANGUAGE_NAMES.get(event.language, event.language)}"
+            )
             return (
-                f"Bot replied to the {event.audience}: {event.action}{fallback}",
+                f"Bot replied to the {event.audience}{said_in}: {event.action}{fallback}",
                 (
                     f"action: {event.action}, template: {event.template}{fallback}{wording}",
                     *_acknowledgement_lines(event),
                     *_text_lines("text", event.text),
                 ),
             )
+        case ReplyLanguageChosen():
+            name = LANGUAGE_NAMES.get(event.language, event.language)
+            before = LANGUAGE_NAMES.get(event.previous, event.previous)
+            return (
+                f"Replies now in {name} (was {before}): the prospect wrote {event.words} "
+                f"words in {name}"
+            ), ()
         case ReplyRedirected():
             return (
                 f"Moved on (no parroting): {event.planned} skipped, {event.said} said",

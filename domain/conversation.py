@@ -28,9 +28,11 @@ from domain.events import (
     ObjectionClassified,
     Origin,
     ProspectMessageReceived,
+    ReplyLanguageChosen,
 )
 from domain.flow import GuardContext, next_transition
 from domain.inbound import Actor, LeadDetails
+from domain.languages import next_language, word_count
 from domain.model import Frozen
 from domain.narrative import assess_narrative
 from domain.objections import classify_objection
@@ -133,6 +135,7 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     if _flooded(rec, actor):
         return
     analysis = _analyse(rec, text)
+    follow_language(rec, text, analysis.language)
     guards = GuardContext(
         sensitive=analysis.sensitive,
         low_confidence=analysis.low_confidence,
@@ -187,6 +190,7 @@ def _question_plan(
         rec.policy.catalog,
         text=text,
         language=analysis.language,
+        answer_in=rec.language_for("conversation"),
         intents=analysis.intents,
         flow_reply=flow_reply,
         last_reply_template=rec.state.last_reply_template,
@@ -232,6 +236,18 @@ def _answer_without_parroting(
         escalate(rec, actor, plan.handoff_reason)
         return
     rec.say(plan.action, values, echoes=plan.echoes, acknowledge=plan.acknowledge)
+
+
+def follow_language(rec: Recorder, text: str, read_language: str) -> None:
+    """Answer in the prospect's language from now on, when their message says so clearly
+    enough (`domain.languages.next_language`); recorded, so a replay follows the same way."""
+    config = rec.policy.languages
+    if config is None:
+        return
+    current = rec.state.reply_language or config.fallback
+    language = next_language(config, current, read_language, text)
+    if language is not None:
+        rec.record(ReplyLanguageChosen(language=language, previous=current, words=word_count(text)))
 
 
 FLOOD_WINDOW_MS = 60_000

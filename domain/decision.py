@@ -29,11 +29,15 @@ from domain.events import (
 )
 from domain.flow import GuardContext, Transition, next_transition
 from domain.inbound import Actor
+from domain.languages import localized
 from domain.model import Frozen
-from domain.persona import Rendered, guard_problems, render, variant_seed
+from domain.persona import Persona, Rendered, guard_problems, render, variant_seed
 from domain.policy import Policy
 from domain.state import ConversationState, apply
 from domain.tickets import ticket_key
+
+PROSPECT_AUDIENCES: tuple[Audience, ...] = ("conversation", "requester")
+"""Audiences that hear the prospect's language; every other one hears the team's."""
 
 CLAIM_ALERT_TITLE = "A reply was withheld by the claims guard"
 
@@ -157,11 +161,11 @@ class Recorder:
         `echoes` are the prospect's own words (the reading's entities) for echo
         placeholders; `acknowledge` names an `ack.*` template said first, when it renders.
         """
-        persona = self.policy.active_persona
+        persona = self.persona_for(audience)
         guard = self.policy.safeguards.claims_guard
         seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
         avoid = self.state.last_said if audience == "conversation" else None
-        lead_in = self._acknowledgement(acknowledge, values, echoes, guard)
+        lead_in = self._acknowledgement(persona, acknowledge, values, echoes, guard)
         rendered = render(
             persona,
             action,
@@ -213,12 +217,34 @@ class Recorder:
                 variant=variant,
                 acknowledged=acknowledged,
                 echoed=dict(echoed or {}),
+                language=self.language_for(audience),
             )
         )
         self.reply(Reply(audience=audience, text=text, card=card))
 
+    def language_for(self, audience: Audience) -> str | None:
+        """The language of a message to `audience` under the policy's `[languages]`: the
+        prospect's (the conversation, or a prospect asking for help) or the team's; None
+        without `[languages]` (templates are said as written)."""
+        config = self.policy.languages
+        if config is None:
+            return None
+        if audience in PROSPECT_AUDIENCES:
+            return self.state.reply_language or config.fallback
+        return config.team
+
+    def persona_for(self, audience: Audience) -> Persona:
+        """The active persona speaking the language of `audience` (`language_for`)."""
+        persona = self.policy.active_persona
+        config = self.policy.languages
+        language = self.language_for(audience)
+        if config is None or language is None:
+            return persona
+        return localized(persona, config, language)
+
     def _acknowledgement(
         self,
+        persona: Persona,
         action: str | None,
         values: Mapping[str, str],
         echoes: Mapping[str, str] | None,
@@ -228,7 +254,6 @@ class Recorder:
         guard withholds is recorded and reported like any other."""
         if action is None:
             return None
-        persona = self.policy.active_persona
         problems = guard_problems(persona, action) if guard else ()
         if problems:
             self.refused(action, ((action, problems),))

@@ -153,6 +153,9 @@ class BotReplied(_Event):
     echoed: dict[str, str] = Field(default_factory=dict)
     """The prospect's own words the reply echoes (from the reading's entities), by
     placeholder: what they said, not a claim of the bot."""
+    language: str | None = None
+    """The language the reply was said in, under a policy with `[languages]` (None: the
+    template as written, as before)."""
 
 
 class ReplyRedirected(_Event):
@@ -368,6 +371,17 @@ class KnowledgeUnanswered(_Event):
     policy's `[replies] no_repeat` the same answer is not said twice in a row."""
 
 
+class ReplyLanguageChosen(_Event):
+    """The bot answers in another language from now on: the prospect's message was read as
+    `language` (which the policy speaks) and had enough words to tell (`words`, at least the
+    policy's `switch_min_words`)."""
+
+    type: Literal["reply_language_chosen"] = "reply_language_chosen"
+    language: str
+    previous: str
+    words: int
+
+
 class DeliveryDeadLettered(_Event):
     """A reply that will never be delivered, and why: on-call needs to see it."""
 
@@ -410,6 +424,7 @@ Event = Annotated[
     | FloodLimited
     | KnowledgeAnswered
     | KnowledgeUnanswered
+    | ReplyLanguageChosen
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

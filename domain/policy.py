@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from domain.errors import PolicyError
 from domain.flow import FlowSpec
 from domain.knowledge import KnowledgeConfig
+from domain.languages import LanguagesConfig
 from domain.model import Frozen
 from domain.narrative import FairnessConfig, NarrativeConfig
 from domain.objections import ObjectionConfig
@@ -133,6 +134,9 @@ class Policy(Frozen):
     knowledge: KnowledgeConfig | None = None
     """Answers to product questions (`domain.knowledge`); without it, questions get the
     flow's replies as before."""
+    languages: LanguagesConfig | None = None
+    """The languages the bot speaks (`domain.languages`); without it, every reply is said as
+    its template is written, as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -187,6 +191,9 @@ class Policy(Frozen):
         if self.knowledge is None:
             # And for a policy from before the knowledge base.
             del data["knowledge"]
+        if self.languages is None:
+            # And for a policy from before `[languages]`.
+            del data["languages"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -220,6 +227,9 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("knowledge") is False:
         # `knowledge = false`: a policy extending one with a knowledge base answers without it.
         del data["knowledge"]
+    if data.get("languages") is False:
+        # `languages = false`: a policy extending a multilingual one speaks as written.
+        del data["languages"]
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from domain.flow import verify_flow
 from domain.knowledge import check_knowledge
+from domain.languages import check_languages
 from domain.persona import ESCALATE, check_persona
 from domain.policy import Policy
 from domain.presenters import REASON_TEXT
@@ -35,6 +36,9 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
         problems += check_knowledge(
             policy.knowledge, policy.catalog, has_reader=policy.understanding is not None
         )
+    if policy.languages is not None:
+        for key, persona in policy.personas.items():
+            problems += check_languages(key, persona, policy.languages)
     problems += _no_repeat_problems(policy)
     problems += _unused_template_problems(policy)
     return tuple(problems)

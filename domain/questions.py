@@ -81,6 +81,7 @@ def plan_question(
     language: str,
     intents: Collection[str],
     flow_reply: FlowReply,
+    answer_in: str | None = None,
     last_reply_template: str | None,
     values: Mapping[str, str],
     no_repeat: bool = False,
@@ -98,7 +99,9 @@ def plan_question(
     if flow_reply == "objection":
         return None
     base = config.base
-    spoken = answer_language(base, language)
+    # Retrieval searches the language the message was read in; the answer is said in the
+    # conversation's language (`answer_in`, under the policy's `[languages]`) when given.
+    spoken = answer_language(base, answer_in or language)
     threshold = config.threshold
     match = retrieve(config, text, language)
     entry_id: str | None = None

@@ -227,7 +227,7 @@ def _unsayable(
     rec: Recorder, action: str, values: Mapping[str, str], echoes: Mapping[str, str]
 ) -> str | None:
     """Why `action` cannot be said now without parroting, or None when it can."""
-    persona = rec.policy.active_persona
+    persona = rec.persona_for("conversation")
     try:
         rendered = render(
             persona,

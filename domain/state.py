@@ -44,6 +44,7 @@ from domain.events import (
     QuoteRevised,
     QuoteSuperseded,
     ReadingCorrected,
+    ReplyLanguageChosen,
     ReplyRedirected,
     RepMessageRecorded,
     TicketClaimed,
@@ -124,6 +125,9 @@ class ConversationState(Frozen):
     """When the latest prospect messages arrived (at most `FLOOD_WINDOW_MESSAGES`), for the
     flood limit."""
     flood_noticed_at_ms: int | None = None
+    reply_language: str | None = None
+    """The language the bot answers the prospect in (`domain.languages`); None: the policy's
+    first language."""
     last_activity_ms: int = 0
 
     def open_handoff_ticket(self) -> TicketRecord | None:
@@ -260,6 +264,8 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             update["outcome"] = event.outcome
         case FloodLimited():
             update["flood_noticed_at_ms"] = at
+        case ReplyLanguageChosen():
+            update["reply_language"] = event.language
         case (
             HandedBack()
             | ConversationAbandoned()

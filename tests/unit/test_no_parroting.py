@@ -427,7 +427,10 @@ def test_no_repeat_needs_a_second_wording_where_the_bot_may_repeat_itself(
     templates = dict(default_policy.active_persona.templates)
     templates["flood_notice"] = Template(text="Slow down, please.")
     persona = default_policy.active_persona.model_copy(update={"templates": templates})
-    one_wording = default_policy.model_copy(update={"personas": {"salespro": persona}})
+    # Without `[languages]`: a translation of one wording per language is its own finding.
+    one_wording = default_policy.model_copy(
+        update={"personas": {"salespro": persona}, "languages": None}
+    )
     problems = check_policy(one_wording)
     assert len(problems) == 1
     assert "'flood_notice'" in problems[0]
@@ -507,7 +510,8 @@ def test_an_acknowledgement_or_handoff_line_under_a_name_never_looked_up_is_repo
     templates["ack.budgett"] = Template(text="Noted: {budget}.")
     templates["escalate.legall"] = Template(text="A colleague will reply here.")
     persona = default_policy.active_persona.model_copy(update={"templates": templates})
-    typos = default_policy.model_copy(update={"personas": {"salespro": persona}})
+    # Without `[languages]`: a missing translation of the typo is its own finding.
+    typos = default_policy.model_copy(update={"personas": {"salespro": persona}, "languages": None})
     problems = check_policy(typos)
     assert len(problems) == 2
     assert "'ack.budgett' is never said" in problems[0]
