@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from domain.errors import PolicyError
 from domain.flow import FlowSpec
 from domain.knowledge import KnowledgeConfig
+from domain.meetings_config import MeetingsConfig, TeamPostsConfig
 from domain.model import Frozen
 from domain.narrative import FairnessConfig, NarrativeConfig
 from domain.objections import ObjectionConfig
@@ -133,6 +134,10 @@ class Policy(Frozen):
     knowledge: KnowledgeConfig | None = None
     """Answers to product questions (`domain.knowledge`); without it, questions get the
     flow's replies as before."""
+    meetings: MeetingsConfig | None = None
+    """Booking links for meeting requests (`domain.meetings`); without it, as before."""
+    team_posts: TeamPostsConfig | None = None
+    """What the team hears in the lead's thread (`domain.meetings`); without it, nothing."""
 
     _version: str = PrivateAttr(default="")
 
@@ -187,6 +192,10 @@ class Policy(Frozen):
         if self.knowledge is None:
             # And for a policy from before the knowledge base.
             del data["knowledge"]
+        for key in ("meetings", "team_posts"):
+            if getattr(self, key) is None:
+                # And for a policy from before meetings and team posts.
+                del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -220,6 +229,11 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("knowledge") is False:
         # `knowledge = false`: a policy extending one with a knowledge base answers without it.
         del data["knowledge"]
+    for key in ("meetings", "team_posts"):
+        if data.get(key) is False:
+            # `meetings = false`, `team_posts = false`: a policy extending the default
+            # without booking links or team posts (the seed policy does).
+            del data[key]
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
