@@ -7,6 +7,7 @@ policy.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -48,7 +49,7 @@ class TeamPostsConfig(Frozen):
 
 def booking_link(
     config: MeetingsConfig, conversation_id: str, owner: str | None = None
-) -> tuple[str, str]:
+) -> tuple[str, Literal["owner", "hash"]]:
     """The link to offer and how it was chosen: the owner's own, else one of `links` by a
     SHA-256 of the conversation id (stable across processes and replays)."""
     if owner is not None and owner in config.owners:
