@@ -352,7 +352,8 @@ def test_the_same_question_asked_again_is_not_answered_in_the_same_words(
     assert lines[1] != lines[0]
     assert said_templates(rec)[1:] == ["knowledge.clarify", "knowledge.person"]
     first, second = of(rec, KnowledgeUnanswered)
-    assert first.repeated and first.best_entry_id == "free_trial"
+    assert first.repeated
+    assert first.best_entry_id == "free_trial"
     assert (first.outcome, second.outcome) == ("clarify", "person")
     (ticket,) = of(rec, TicketOpened)
     assert ticket.reason == "unanswered_question"
