@@ -47,9 +47,14 @@ def post_to_team(
     competitor: str | None = None,
 ) -> bool:
     """Tell the team in the lead's thread, once per kind and conversation, if the policy
-    asks for this kind. True when posted."""
+    asks for this kind and the conversation is a lead's. True when posted."""
     config = rec.policy.team_posts
     if config is None or kind not in config.on or kind in rec.state.team_notified:
+        return False
+    if rec.state.lead is None:
+        # Only a lead has a thread in the leads channel. A direct conversation happens where
+        # the team already reads it (a shared channel, the playground); a leads channel every
+        # platform can address without one is a later step.
         return False
     owner = conversation_owner(rec)
     rec.record(
@@ -60,15 +65,12 @@ def post_to_team(
 
 
 def _who(rec: Recorder) -> str:
-    """Who the post is about: the lead's name in its own thread; elsewhere the conversation,
-    so the team can find it."""
+    """Who the post is about, as the lead's thread names them."""
     lead = rec.state.lead
     if lead is not None and lead.name.strip():
         company = f" ({lead.company})" if lead.company else ""
         return f"{lead.name.strip()}{company}"
-    if lead is not None:
-        return "the prospect"
-    return f"the prospect in {rec.state.conversation_id}"
+    return "The prospect"
 
 
 _TIME_OF_DAY = re.compile(

@@ -50,6 +50,11 @@ def team_posts(steps: Steps) -> list[str]:
     return [r.text for _, d in steps for r in d.replies if r.audience == "team"]
 
 
+def lead(text: str = "Hi, we are looking at CRMs") -> list[Move]:
+    """A lead from the feed: the conversation with a thread in the leads channel."""
+    return [{"kind": "lead", "text": text}]
+
+
 def without_meetings(policy: Policy) -> Policy:
     return policy.model_copy(update={"meetings": None, "team_posts": None})
 
@@ -59,14 +64,14 @@ def test_a_demo_request_gets_a_booking_link_with_the_stated_time_and_the_team_on
     default_policy: Policy, message: str
 ) -> None:
     assert default_policy.meetings is not None
-    steps = talk(default_policy, says("Hi", message))
+    steps = talk(default_policy, [*lead(), *says(message)])
     said = bot_messages_to_the_prospect(steps)[-1]
     link, _ = booking_link(default_policy.meetings, "conv-props")
     assert link in said
     assert DEMO_REQUESTS[message] in said
     meeting_posts = [post for post in team_posts(steps) if post.startswith("Meeting requested")]
     assert meeting_posts == [
-        f"Meeting requested: the prospect in conv-props asked to meet for "
+        f"Meeting requested: Pat Prospect asked to meet for "
         f"{DEMO_REQUESTS[message]}. Booking link sent: {link}"
     ]
     (event,) = events(steps, MeetingRequested)
@@ -78,8 +83,13 @@ def test_asking_again_gets_the_same_link_and_the_team_is_not_told_twice(
 ) -> None:
     steps = talk(
         default_policy,
-        says("Could we book a demo for Thursday afternoon?", "Can we do a demo call on Friday?"),
+        [
+            *lead("Could we book a demo for Thursday afternoon?"),
+            *says("Can we do a demo call on Friday?"),
+        ],
     )
+    first_decision = steps[0][1]
+    assert first_decision.replies[0].text == "New lead from Pat Prospect"  # the thread's start
     said = bot_messages_to_the_prospect(steps)
     link, _ = booking_link(
         default_policy.meetings or MeetingsConfig(links=("https://x",)), "conv-props"
@@ -109,16 +119,18 @@ def test_the_link_is_chosen_by_the_conversation_and_an_owner_gets_their_own() ->
 def test_a_hot_lead_is_posted_once_not_once_per_message(default_policy: Policy) -> None:
     steps = talk(
         default_policy,
-        says(
-            "Hi there",
-            "We have a 50k budget, I'm the VP and we need it next month",
-            "Great, and we need SSO",
-            "We're 40 people in sales",
-            "ok thanks",
-        ),
+        [
+            *lead("Hi there"),
+            *says(
+                "We have a 50k budget, I'm the VP and we need it next month",
+                "Great, and we need SSO",
+                "We're 40 people in sales",
+                "ok thanks",
+            ),
+        ],
     )
     hot = [post for post in team_posts(steps) if post.startswith("Hot lead")]
-    assert hot == ["Hot lead: the prospect in conv-props is qualified."]
+    assert hot == ["Hot lead: Pat Prospect is qualified."]
     assert [e.kind for e in events(steps, TeamNotified)].count("hot_lead") == 1
 
 
@@ -157,12 +169,12 @@ def test_a_lost_deal_is_posted_once_with_the_reason(default_policy: Policy) -> N
 def test_a_prospect_who_chose_a_competitor_is_posted_lost_with_the_competitor(
     default_policy: Policy, message: str
 ) -> None:
-    steps = talk(default_policy, says("Hi", message, "bye"))
+    steps = talk(default_policy, [*lead(), *says(message, "bye")])
     (notice,) = [e for e in events(steps, TeamNotified) if e.kind == "lost"]
     assert notice.reason == "chose_competitor"
     assert notice.competitor == "HubSpot"
     assert [p for p in team_posts(steps) if p.startswith("Lost")] == [
-        "Lost: the prospect in conv-props chose another vendor (HubSpot)."
+        "Lost: Pat Prospect chose another vendor (HubSpot)."
     ]
 
 
@@ -175,10 +187,10 @@ def test_without_the_new_keys_nothing_changes_and_the_hash_is_as_before(
     assert "team_posts" not in data
     assert "meetings" not in json.loads(seed_policy.canonical_json())
     assert "team_posts" not in json.loads(seed_policy.canonical_json())
-    steps = talk(old, says("Could we book a demo for Thursday afternoon?"))
+    steps = talk(old, lead("Could we book a demo for Thursday afternoon?"))
     assert events(steps, MeetingRequested) == []
     assert events(steps, TeamNotified) == []
-    assert team_posts(steps) == []
+    assert team_posts(steps) == ["New lead from Pat Prospect"]  # the lead card, as before
     assert all("meet.example.com" not in text for text in bot_messages_to_the_prospect(steps))
     shipped = json.loads(default_policy.canonical_json())
     assert shipped["team_posts"] == {"on": ["hot_lead", "meeting", "won", "lost"]}
@@ -222,7 +234,7 @@ def test_metrics_count_meetings_requested_from_the_log_and_the_projections(
 def test_the_audit_says_what_was_offered_and_what_the_team_was_told(
     default_policy: Policy,
 ) -> None:
-    steps = talk(default_policy, says("Could we book a demo for Thursday afternoon?"))
+    steps = talk(default_policy, lead("Could we book a demo for Thursday afternoon?"))
     report = audit_conversation("conv-props", envelopes(steps))
     text = "\n".join(line for entry in report.entries for line in (entry.summary, *entry.details))
     assert "Meeting requested, for Thursday afternoon (their words): the booking link" in text
@@ -252,8 +264,18 @@ def test_check_refuses_a_booking_link_the_persona_may_not_claim(default_policy: 
 
 def test_a_policy_may_post_only_some_kinds(default_policy: Policy) -> None:
     quiet = default_policy.model_copy(update={"team_posts": TeamPostsConfig(on=("meeting",))})
-    steps = talk(quiet, says("Hi", "We have a 50k budget, I'm the VP and we need it next month"))
+    steps = talk(quiet, [*lead(), *says("We have a 50k budget, I'm the VP, next month")])
+    assert [p for p in team_posts(steps) if not p.startswith("New lead")] == []
+
+
+def test_a_direct_conversation_gets_the_link_but_has_no_leads_thread_to_post_in(
+    default_policy: Policy,
+) -> None:
+    steps = talk(default_policy, says("Could we book a demo for Thursday afternoon?"))
+    assert "Thursday afternoon" in bot_messages_to_the_prospect(steps)[-1]
+    assert len(events(steps, MeetingRequested)) == 1
     assert team_posts(steps) == []
+    assert events(steps, TeamNotified) == []
 
 
 def test_the_stated_time_is_the_prospects_own_words() -> None:
