@@ -21,7 +21,9 @@ Definitions (what a reader needs to recompute every number):
 - *quotes* count, over started conversations, the quotes issued (`QuoteIssued`: each is a
   quote id), the new versions made under the same id after an approved discount
   (`QuoteRevised`: `Q-… v2`), and the quotes a newer one superseded (`QuoteSuperseded`).
-  Under a policy without `[quotes]` an approved discount is a second quote id instead.
+  Under a policy without `[quotes]` an approved discount is a second quote id instead;
+- *meetings requested* counts started conversations with a `MeetingRequested` (the prospect
+  asked for a meeting or demo and got a booking link).
 
 Rates are floats rounded to four places: they come out of scipy's quantile functions and are
 statistics for display, not amounts anyone is charged (money stays in integer cents).
@@ -46,6 +48,7 @@ from domain.events import (
     EventEnvelope,
     FlowAdvanced,
     LeadScored,
+    MeetingRequested,
     ProspectMessageReceived,
     QuoteIssued,
     QuoteRevised,
@@ -99,6 +102,9 @@ class Metrics(Frozen):
     current: dict[str, int]
     small_sample_warning: str | None
     quotes: QuoteCounts = QuoteCounts()
+    meetings_requested: int = 0
+    """Started conversations in which the prospect asked for a meeting (`MeetingRequested`):
+    the funnel stage between qualified and won."""
 
 
 _Ending = Literal["won", "lost", "abandoned"]
@@ -122,6 +128,7 @@ class _Stream:
     quotes_issued: int = 0
     quotes_revised: int = 0
     quotes_superseded: int = 0
+    meeting_requested: bool = False
 
 
 def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
@@ -150,6 +157,8 @@ def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
             stream.quotes_revised += 1
         case QuoteSuperseded():
             stream.quotes_superseded += 1
+        case MeetingRequested():
+            stream.meeting_requested = True
         case ConversationClosed() | ConversationAbandoned():
             if seq > stream.ending_seq:
                 stream.ending_seq = seq
@@ -205,6 +214,7 @@ def compute_metrics(
             revised=sum(s.quotes_revised for s in conversations),
             superseded=sum(s.quotes_superseded for s in conversations),
         ),
+        meetings_requested=sum(1 for s in conversations if s.meeting_requested),
     )
 
 
@@ -220,6 +230,7 @@ def metrics_from_counts(
     funnel: dict[str, int],
     current: dict[str, int],
     quotes: QuoteCounts | None = None,
+    meetings_requested: int = 0,
 ) -> Metrics:
     """The metrics of counts already taken: the rates, intervals, percentiles and warning
     are worked out here only, whether the counts come from folding the log or from the
@@ -240,6 +251,7 @@ def metrics_from_counts(
         current=current,
         small_sample_warning=_small_sample_warning(engaged),
         quotes=quotes or QuoteCounts(),
+        meetings_requested=meetings_requested,
     )
 
 
@@ -372,6 +384,10 @@ def render_metrics(metrics: Metrics) -> tuple[str, ...]:
     if m.funnel:
         lines.append("Reached: " + ", ".join(f"{k} {v}" for k, v in m.funnel.items()))
         lines.append("Now in: " + ", ".join(f"{k} {v}" for k, v in m.current.items()))
+    if m.meetings_requested:
+        lines.append(
+            f"Meetings requested: {m.meetings_requested} of {m.conversations} conversations."
+        )
     if m.quotes.issued:
         q = m.quotes
         lines.append(

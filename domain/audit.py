@@ -34,6 +34,7 @@ from domain.events import (
     KnowledgeAnswered,
     KnowledgeUnanswered,
     LeadScored,
+    MeetingRequested,
     MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
@@ -49,6 +50,7 @@ from domain.events import (
     ReplyLanguageChosen,
     ReplyRedirected,
     RepMessageRecorded,
+    TeamNotified,
     TicketClaimed,
     TicketOpened,
     TicketResolved,
@@ -435,6 +437,26 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 "later ones recorded without a reply",
                 (f"{event.messages} > {event.limit} per {event.window_ms:,} ms",),
             )
+        case MeetingRequested():
+            when = f", for {event.when} (their words)" if event.when else ""
+            how = (
+                "the owner's own link"
+                if event.chosen_by == "owner"
+                else "chosen from the policy's links by a hash of the conversation id"
+            )
+            return (
+                f"Meeting requested{when}: the booking link {event.link} was offered",
+                (how,),
+            )
+        case TeamNotified():
+            why = []
+            if event.reason is not None:
+                why.append(f"lost reason: {event.reason.replace('_', ' ')}")
+            if event.competitor is not None:
+                why.append(f"competitor: {event.competitor}")
+            if event.mention is not None:
+                why.append(f"mentioned {event.mention}")
+            return f"The team was told in the lead's thread: {event.text}", tuple(why)
         case KnowledgeAnswered():
             return _explain_answer(event)
         case KnowledgeUnanswered():

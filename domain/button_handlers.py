@@ -29,6 +29,7 @@ from domain.events import (
 )
 from domain.flow import GuardContext
 from domain.inbound import Actor, ButtonClicked
+from domain.meetings import post_lost, post_won
 from domain.permissions import permission, permitted
 from domain.presenters import (
     approval_card,
@@ -205,6 +206,7 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
     )
     # The accepted quote's id lets the thank-you say which deal was closed (Q-… v2 included).
     rec.say("closed_won", {**persona_values(rec, actor), "quote_id": record.quote.label})
+    post_won(rec, record.quote.label)
 
 
 def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:
@@ -478,6 +480,7 @@ def _mark_lost(rec: Recorder, actor: Actor, target: str) -> None:
     rec.advance("deal_lost", GuardContext(qualified=rec.state.qualified))
     rec.record(ConversationClosed(outcome="lost", by=actor.id))
     rec.say("closed_lost", persona_values(rec, actor))
+    post_lost(rec, "marked_lost")
 
 
 def _open_quote_form(rec: Recorder, actor: Actor, target: str) -> None:

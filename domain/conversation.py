@@ -33,6 +33,7 @@ from domain.events import (
 from domain.flow import GuardContext, next_transition
 from domain.inbound import Actor, LeadDetails
 from domain.languages import next_language, word_count
+from domain.meetings import on_hot_lead, on_lost_intent, on_meeting_request
 from domain.model import Frozen
 from domain.narrative import assess_narrative
 from domain.objections import classify_objection
@@ -136,6 +137,7 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return
     analysis = _analyse(rec, text)
     follow_language(rec, text, analysis.language)
+    _tell_team(rec, analysis)
     guards = GuardContext(
         sensitive=analysis.sensitive,
         low_confidence=analysis.low_confidence,
@@ -162,6 +164,10 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         else:
             escalate(rec, actor, reason)
         return
+    if on_meeting_request(
+        rec, text, analysis.intents, analysis.entities, persona_values(rec, actor)
+    ):
+        return
     action = choose_action(rec.policy.active_persona, rec.state.flow_state, analysis.confidence)
     if action == ESCALATE and rec.advance("escalation_requested", guards):
         escalate(rec, actor, "low_confidence")
@@ -180,6 +186,12 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         _answer_without_parroting(rec, actor, action, analysis, guards)
         return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
+
+
+def _tell_team(rec: Recorder, analysis: Analysis) -> None:
+    """`[team_posts]`: a hot lead, or a prospect who is gone, posted once to the lead's thread."""
+    on_hot_lead(rec)
+    on_lost_intent(rec, analysis.intents, analysis.entities)
 
 
 def _question_plan(

@@ -327,6 +327,35 @@ class FloodLimited(_Event):
     limit: int
 
 
+class MeetingRequested(_Event):
+    """The prospect asked for a meeting or a demo (the reading's `meeting_request` intent):
+    the bot offered `link` from the policy's `[meetings]` (chosen by `chosen_by`: "owner"
+    or "hash"), echoing the day or time they named (`when`, their words) if any."""
+
+    type: Literal["meeting_requested"] = "meeting_requested"
+    link: str
+    chosen_by: Literal["owner", "hash"]
+    when: str | None = None
+
+
+TeamPostKind = Literal["hot_lead", "meeting", "won", "lost"]
+
+
+class TeamNotified(_Event):
+    """The team was told of something that matters in the lead's thread (`[team_posts]`):
+    a hot lead, a meeting request, a won deal or a lost one — once per kind and
+    conversation. `reason` and `competitor` say why a deal was lost (the reading's intent
+    and entities); `text` is the post as sent. `mention` is the owner the post named: none
+    until conversations have owners (the handoff desk's routing)."""
+
+    type: Literal["team_notified"] = "team_notified"
+    kind: TeamPostKind
+    text: str
+    reason: str | None = None
+    competitor: str | None = None
+    mention: str | None = None
+
+
 class KnowledgeAnswered(_Event):
     """A prospect's question answered from the policy's knowledge base.
 
@@ -425,6 +454,8 @@ Event = Annotated[
     | KnowledgeAnswered
     | KnowledgeUnanswered
     | ReplyLanguageChosen
+    | MeetingRequested
+    | TeamNotified
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

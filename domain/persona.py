@@ -77,6 +77,7 @@ PLACEHOLDERS: frozenset[str] = (
             "currency",
             "ticket",
             "reason",
+            "link",
         }
     )
 )

@@ -28,6 +28,7 @@ from domain.errors import PolicyError
 from domain.flow import FlowSpec
 from domain.knowledge import KnowledgeConfig
 from domain.languages import LanguagesConfig
+from domain.meetings_config import MeetingsConfig, TeamPostsConfig
 from domain.model import Frozen
 from domain.narrative import FairnessConfig, NarrativeConfig
 from domain.objections import ObjectionConfig
@@ -137,6 +138,10 @@ class Policy(Frozen):
     languages: LanguagesConfig | None = None
     """The languages the bot speaks (`domain.languages`); without it, every reply is said as
     its template is written, as before."""
+    meetings: MeetingsConfig | None = None
+    """Booking links for meeting requests (`domain.meetings`); without it, as before."""
+    team_posts: TeamPostsConfig | None = None
+    """What the team hears in the lead's thread (`domain.meetings`); without it, nothing."""
 
     _version: str = PrivateAttr(default="")
 
@@ -194,6 +199,10 @@ class Policy(Frozen):
         if self.languages is None:
             # And for a policy from before `[languages]`.
             del data["languages"]
+        for key in ("meetings", "team_posts"):
+            if getattr(self, key) is None:
+                # And for a policy from before meetings and team posts.
+                del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -230,6 +239,11 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
+    for key in ("meetings", "team_posts"):
+        if data.get(key) is False:
+            # `meetings = false`, `team_posts = false`: a policy extending the default
+            # without booking links or team posts (the seed policy does).
+            del data[key]
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from domain.flow import verify_flow
 from domain.knowledge import check_knowledge
 from domain.languages import check_languages
+from domain.meetings import BOOKING_TEMPLATE
 from domain.persona import ESCALATE, check_persona
 from domain.policy import Policy
 from domain.presenters import REASON_TEXT
@@ -41,7 +42,41 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
             problems += check_languages(key, persona, policy.languages)
     problems += _no_repeat_problems(policy)
     problems += _unused_template_problems(policy)
+    problems += _meeting_problems(policy)
     return tuple(problems)
+
+
+def _meeting_problems(policy: Policy) -> list[str]:
+    """`[meetings]`: the booking link is a declared fact making `meetings.claim`; the
+    persona must allow that claim, and `meeting.booking` must exist, state `{link}` in every
+    wording and declare the claim (else a meeting request gets the flow's reply)."""
+    config = policy.meetings
+    if config is None:
+        return []
+    problems: list[str] = []
+    for key, persona in policy.personas.items():
+        if config.claim not in persona.allowed_claims:
+            problems.append(
+                f"personas.{key}: the booking link's claim {config.claim!r} "
+                "(meetings.claim) is not allowed"
+            )
+        template = persona.templates.get(BOOKING_TEMPLATE)
+        if template is None:
+            problems.append(
+                f"personas.{key}: [meetings] is set but there is no {BOOKING_TEMPLATE!r} template"
+            )
+            continue
+        if config.claim not in template.claims:
+            problems.append(
+                f"personas.{key}: template {BOOKING_TEMPLATE!r} states the booking link but "
+                f"does not declare the {config.claim!r} claim"
+            )
+        if any("{link}" not in text for text in template.texts):
+            problems.append(
+                f"personas.{key}: template {BOOKING_TEMPLATE!r}: every wording must give the "
+                "booking link ({link})"
+            )
+    return problems
 
 
 def _unused_template_problems(policy: Policy) -> list[str]:

@@ -31,6 +31,7 @@ from domain.events import (
     KnowledgeAnswered,
     KnowledgeUnanswered,
     LeadScored,
+    MeetingRequested,
     MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
@@ -47,6 +48,7 @@ from domain.events import (
     ReplyLanguageChosen,
     ReplyRedirected,
     RepMessageRecorded,
+    TeamNotified,
     TicketClaimed,
     TicketKind,
     TicketOpened,
@@ -118,6 +120,11 @@ class ConversationState(Frozen):
     quotes: dict[str, QuoteRecord] = Field(default_factory=dict)
     tickets: dict[str, TicketRecord] = Field(default_factory=dict)
     outcome: Outcome | None = None
+    team_notified: tuple[str, ...] = ()
+    """The kinds of team post already made in the lead's thread (`TeamNotified`): each is
+    posted once per conversation."""
+    meetings_requested: int = 0
+    """How often the prospect asked for a meeting (`MeetingRequested`)."""
     started_at_ms: int | None = None
     qualified_at_ms: int | None = None
     last_prospect_at_ms: int | None = None
@@ -266,6 +273,11 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             update["flood_noticed_at_ms"] = at
         case ReplyLanguageChosen():
             update["reply_language"] = event.language
+        case MeetingRequested():
+            update["meetings_requested"] = state.meetings_requested + 1
+        case TeamNotified():
+            if event.kind not in state.team_notified:
+                update["team_notified"] = (*state.team_notified, event.kind)
         case (
             HandedBack()
             | ConversationAbandoned()

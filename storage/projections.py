@@ -53,6 +53,7 @@ from domain.events import (
     EventEnvelope,
     FlowAdvanced,
     LeadScored,
+    MeetingRequested,
     ProspectMessageReceived,
     QuoteIssued,
     QuoteRevised,
@@ -75,6 +76,7 @@ PROJECTED_TYPES: frozenset[str] = frozenset(
         "quote_issued",
         "quote_revised",
         "quote_superseded",
+        "meeting_requested",
     }
 )
 """Event types the projections read; a rebuild parses only these (the rest is most of
@@ -90,6 +92,10 @@ CURRENT = "current"  # conversations that advanced, by the state they are in now
 FIRST_FROM = "first_from"  # conversations that advanced, by the state they first left
 NEVER_ADVANCED = "never_advanced"  # started, no advance yet: placed at read time
 QUOTES = "quotes"  # names: issued, revised, superseded (quotes, not conversations)
+MEETINGS = "meetings"  # name: requested (conversations that asked for a meeting)
+MEETING_MARK = "+meeting_requested"
+"""Kept in a conversation's `reached` (a stage, not a flow state: no state name starts with
+"+"), so the stored rows need no new column and a store from before meetings is unchanged."""
 OPEN = "open"
 
 Ending = Literal["won", "lost", "abandoned"]
@@ -142,7 +148,7 @@ def fold_events(
         facts.qualified_at_ms,
     )
     ending, first, current = facts.ending, facts.first_from_state, facts.current_state
-    reached, advanced = facts.reached, bool(facts.reached)
+    reached, advanced = facts.reached, facts.first_from_state is not None
     issued, revised, superseded = (
         facts.quotes_issued,
         facts.quotes_revised,
@@ -175,6 +181,8 @@ def fold_events(
             revised += 1
         elif isinstance(event, QuoteSuperseded):
             superseded += 1
+        elif isinstance(event, MeetingRequested) and MEETING_MARK not in reached:
+            reached = tuple(sorted((*reached, MEETING_MARK)))
     after = StreamFacts(
         started, messages, qualified, ending, first, current, reached, issued, revised, superseded
     )
@@ -193,6 +201,8 @@ def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
     ):
         if value:
             counts[QUOTES, name] = value
+    if MEETING_MARK in facts.reached:
+        counts[MEETINGS, "requested"] = 1
     if facts.prospect_messages > 0:
         counts[ENGAGED, ""] = 1
         counts[ENDING, facts.ending or OPEN] = 1
@@ -203,7 +213,8 @@ def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
     counts[FIRST_FROM, origin] = 1
     counts[REACHED, origin] = 1
     for state in facts.reached:
-        counts[REACHED, state] = 1
+        if state != MEETING_MARK:
+            counts[REACHED, state] = 1
     counts[CURRENT, facts.current_state or origin] = 1
     return counts
 
@@ -323,6 +334,7 @@ def metrics_from_projection(
             revised=count(QUOTES, "revised"),
             superseded=count(QUOTES, "superseded"),
         ),
+        meetings_requested=count(MEETINGS, "requested"),
     )
 
 
