@@ -363,7 +363,7 @@ def test_folding_the_stored_events_rebuilds_the_state(convo: Conversation) -> No
 
 def test_flow_transitions_are_recorded_with_their_guard(convo: Conversation) -> None:
     decision = convo.lead("Hi")
-    convo_decision = convo.say("We need to talk about the contract terms")
+    convo_decision = convo.say("Our lawyer has to review the contract terms before we sign")
     moves = events_of(convo_decision, FlowAdvanced)
     assert moves[-1].to_state == "handoff"
     assert moves[-1].guard == "is_sensitive"
