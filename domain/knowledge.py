@@ -36,7 +36,7 @@ from domain.money import format_amount
 from domain.persona import answer_problems, render_template
 from domain.quotes import CatalogConfig
 from domain.understanding.model import REASONS, from_micro, to_micro
-from domain.understanding.text import LANGUAGES, is_word, key, tokens
+from domain.understanding.text import is_word, key, known_languages, tokens
 
 QUESTION_INTENTS = frozenset({"question", "pricing_question"})
 """The reader's intents that send a message to the knowledge base."""
@@ -85,14 +85,7 @@ class KnowledgeBase(Frozen):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [language for language in value if language not in LANGUAGES]
-        if unknown:
-            raise ValueError(
-                f"unknown language {unknown[0]!r}; the reader knows {', '.join(LANGUAGES)}"
-            )
-        if len(set(value)) != len(value):
-            raise ValueError("a language is listed twice")
-        return value
+        return known_languages(value)
 
     @model_validator(mode="after")
     def _ids_are_unique(self) -> KnowledgeBase:

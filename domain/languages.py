@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from domain.model import Frozen
 from domain.persona import Persona, Template, check_persona
-from domain.understanding.text import LANGUAGES
+from domain.understanding.text import LANGUAGES, known_languages
 
 LANGUAGE_NAMES: Final = {"en": "English", "de": "German", "fr": "French", "es": "Spanish"}
 
@@ -54,14 +54,7 @@ class LanguagesConfig(Frozen):
     @field_validator("spoken")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [language for language in value if language not in LANGUAGES]
-        if unknown:
-            raise ValueError(
-                f"unknown language {unknown[0]!r}; the reader knows {', '.join(LANGUAGES)}"
-            )
-        if len(set(value)) != len(value):
-            raise ValueError("a language is listed twice")
-        return value
+        return known_languages(value)
 
     @model_validator(mode="after")
     def _languages_known(self) -> LanguagesConfig:

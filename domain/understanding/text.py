@@ -24,6 +24,20 @@ import snowballstemmer
 LANGUAGES = ("en", "de", "fr", "es")
 UNDETERMINED = "und"
 
+
+def known_languages(value: tuple[str, ...]) -> tuple[str, ...]:
+    """`value` when it lists each language the reader knows at most once (a validator shared
+    by the policy tables that name languages); a clear error otherwise."""
+    unknown = [language for language in value if language not in LANGUAGES]
+    if unknown:
+        raise ValueError(
+            f"unknown language {unknown[0]!r}; the reader knows {', '.join(LANGUAGES)}"
+        )
+    if len(set(value)) != len(value):
+        raise ValueError("a language is listed twice")
+    return value
+
+
 STEMMERS: Mapping[str, str] = {
     "en": "english",
     "de": "german",
