@@ -94,12 +94,30 @@ def next_language(
     return read_language
 
 
+# Building a translated persona validates a few dozen templates (≈ 0.2 ms): too much for every
+# reply. Policies are immutable and few, so each (persona, languages, language) is built once,
+# keyed by identity and kept alive with its entry, like the reader's compiled spec.
+_LOCALIZED: dict[tuple[int, int, str], tuple[Persona, LanguagesConfig, Persona]] = {}
+_LOCALIZED_KEPT = 32
+
+
 def localized(persona: Persona, config: LanguagesConfig, language: str) -> Persona:
     """The persona speaking `language`: each template with a translation into it says the
-    translation (with the original's claims and evidence); the others say their own text.
-    Cheap (a few dozen small objects), so it is built when needed, not cached."""
+    translation (with the original's claims and evidence); the others say their own text."""
     if language == config.written_in:
         return persona
+    key = (id(persona), id(config), language)
+    entry = _LOCALIZED.get(key)
+    if entry is not None and entry[0] is persona and entry[1] is config:
+        return entry[2]
+    result = _translated(persona, config, language)
+    while len(_LOCALIZED) >= _LOCALIZED_KEPT:
+        _LOCALIZED.pop(next(iter(_LOCALIZED)))
+    _LOCALIZED[key] = (persona, config, result)
+    return result
+
+
+def _translated(persona: Persona, config: LanguagesConfig, language: str) -> Persona:
     translations = config.templates.get(language, {})
     templates = {
         action: (

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from tests.support.talk import FIVE_PRODUCT_QUESTIONS
 
-QUESTIONS = [
-    "what does your product do?",
-    "does it integrate with Salesforce?",
-    "how many users?",
-    "is there a free trial?",
-    "do you have an API?",
-]
+QUESTIONS = FIVE_PRODUCT_QUESTIONS
 
 ANSWERS = [
     "bot> We make a sales assistant for your team:",
@@ -56,35 +48,13 @@ def test_a_pricing_question_in_the_terminal_shows_the_catalog_prices() -> None:
     assert "Starter at 49.00 USD, Pro at 199.00 USD and Enterprise at 499.00 USD" in out.getvalue()
 
 
-def test_a_chat_with_knowledge_answers_on_sqlite_replays_with_no_differences(
-    tmp_path: Path,
-) -> None:
-    env = {
-        "SALESBOT_DB": str(tmp_path / "piped.db"),
-        "PATH": "/usr/bin:/bin",
-        "SALESBOT_ENV_FILE": os.devnull,  # never a developer's .env
-    }
+def test_a_chat_with_knowledge_answers_on_sqlite_replays_with_no_differences() -> None:
     script = [*QUESTIONS, "Was kostet Pro?", "What's the capital of Peru?"]
-    piped = subprocess.run(
-        [sys.executable, "-m", "bot", "chat"],
-        input="\n".join(script) + "\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert piped.returncode == 0, piped.stderr
-    assert "bot> Wir haben drei Pläne" in piped.stdout
-    audit = subprocess.run(
-        [sys.executable, "-m", "bot", "replay", "--json", "--fail-on-diff"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    report = json.loads(audit.stdout)
-    assert report["inbounds"] == len(script)
-    assert report["differences"] == 0
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["chat"], out=out, err=err, stdin=[line + "\n" for line in script])
+    assert code == 0, err.getvalue()
+    assert "bot> Wir haben drei Pläne" in out.getvalue()
+    replayed = io.StringIO()
+    code = main(["replay", "--json", "--fail-on-diff"], out=replayed)
+    report = json.loads(replayed.getvalue())
+    assert (code, report["inbounds"], report["differences"]) == (0, len(script), 0)

@@ -12,15 +12,9 @@ import pytest
 
 from bot.cli import main
 from bot.policy_loader import load_policy
-from tests.support.talk import repeated_in_a_row
+from tests.support.talk import FIVE_PRODUCT_QUESTIONS, repeated_in_a_row
 
-FIVE_QUESTIONS = [
-    "what does your product do?",
-    "does it integrate with Salesforce?",
-    "how many users?",
-    "is there a free trial?",
-    "do you have an API?",
-]
+FIVE_QUESTIONS = FIVE_PRODUCT_QUESTIONS
 
 
 @pytest.fixture(autouse=True)

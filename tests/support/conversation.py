@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.decide import decide, new_conversation
+from domain.decision import Decision
 from domain.events import EventEnvelope, QuoteIssued
 from domain.inbound import (
     Actor,
@@ -39,7 +40,7 @@ class Recording:
         self.inbounds: list[RecordedInbound] = []
         self.events: list[EventEnvelope] = []
 
-    def send(self, inbound: Inbound, policy: Policy | None = None) -> None:
+    def send(self, inbound: Inbound, policy: Policy | None = None) -> Decision:
         policy = policy or self.policy
         decision = decide(self.state, inbound, policy, self.now)
         self.inbounds.append(
@@ -48,6 +49,7 @@ class Recording:
         self.events.extend(decision.events)
         self.state = decision.state
         self.now += 1000
+        return decision
 
     def ids(self) -> dict[str, Any]:
         return {
@@ -55,18 +57,18 @@ class Recording:
             "conversation_id": self.state.conversation_id,
         }
 
-    def lead(self, message: str, credit: int | None = None) -> None:
+    def lead(self, message: str, credit: int | None = None) -> Decision:
         lead = LeadDetails(name="Lee", message=message, credit_score=credit)
-        self.send(LeadArrived(lead=lead, actor=self.lead_actor, **self.ids()))
+        return self.send(LeadArrived(lead=lead, actor=self.lead_actor, **self.ids()))
 
-    def say(self, text: str, actor: Actor = PROSPECT, policy: Policy | None = None) -> None:
-        self.send(MessagePosted(text=text, actor=actor, **self.ids()), policy)
+    def say(self, text: str, actor: Actor = PROSPECT, policy: Policy | None = None) -> Decision:
+        return self.send(MessagePosted(text=text, actor=actor, **self.ids()), policy)
 
-    def click(self, action: Any, target: str, actor: Actor) -> None:
-        self.send(ButtonClicked(action=action, target=target, actor=actor, **self.ids()))
+    def click(self, action: Any, target: str, actor: Actor) -> Decision:
+        return self.send(ButtonClicked(action=action, target=target, actor=actor, **self.ids()))
 
-    def command(self, command: str, args: str, actor: Actor) -> None:
-        self.send(CommandInvoked(command=command, args=args, actor=actor, **self.ids()))
+    def command(self, command: str, args: str, actor: Actor) -> Decision:
+        return self.send(CommandInvoked(command=command, args=args, actor=actor, **self.ids()))
 
     def quote_ids(self) -> list[str]:
         return [e.event.quote.quote_id for e in self.events if isinstance(e.event, QuoteIssued)]

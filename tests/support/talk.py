@@ -29,6 +29,14 @@ PROSPECT = Actor(id="P", name="Pat Prospect", role="prospect")
 REP = Actor(id="R", name="Rae Rep", role="rep")
 MANAGER = Actor(id="M", name="Max Manager", role="rep", approver=True, auditor=True)
 TEAM_AUDIENCES = frozenset({"handoff", "team", "approvers"})
+FIVE_PRODUCT_QUESTIONS = [
+    "what does your product do?",
+    "does it integrate with Salesforce?",
+    "how many users?",
+    "is there a free trial?",
+    "do you have an API?",
+]
+"""The issue's five product questions in a row (each once got the same budget question)."""
 
 Move = dict[str, Any]
 Steps = list[tuple[Move, Decision]]

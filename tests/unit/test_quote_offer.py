@@ -6,7 +6,6 @@ with 0 differences."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import Any
 
@@ -14,12 +13,10 @@ import pytest
 
 from domain.analytics import Metrics, QuoteCounts, compute_metrics, render_metrics
 from domain.cards import Card, Reply
-from domain.decide import decide, new_conversation
 from domain.decision import Decision
 from domain.events import (
     ActionIgnored,
     ConversationClosed,
-    EventEnvelope,
     QuoteAccepted,
     QuoteAcceptRefused,
     QuoteIssued,
@@ -29,17 +26,12 @@ from domain.events import (
 )
 from domain.inbound import (
     Actor,
-    ButtonClicked,
-    CommandInvoked,
-    Inbound,
-    LeadArrived,
-    LeadDetails,
-    MessagePosted,
 )
 from domain.policy import Policy, policy_from_json
 from domain.quotes import QuoteRules
-from domain.replay import RecordedInbound, replay_conversation
+from domain.replay import replay_conversation
 from domain.state import fold, initial_state
+from tests.support.conversation import Recording
 
 NOW = 1_790_000_000_000
 DAY = 24 * 3600 * 1000
@@ -49,53 +41,23 @@ APPROVER = Actor(id="U_BOSS", name="Morgan Manager", role="rep", approver=True)
 FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
 HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month"
 
-_ids = itertools.count(1)
-
-
-class Deal:
-    """One conversation through `decide`, keeping what the runtime would store (the inbounds
-    for replay, the events for folding) and each decision's replies."""
+class Deal(Recording):
+    """One deal's conversation through `decide` (a lead from the feed, quotes by the rep),
+    keeping what the runtime would store and returning each decision."""
 
     def __init__(self, policy: Policy, conversation_id: str = "conv-q7") -> None:
-        self.policy = policy
-        self.state = new_conversation(conversation_id, policy)
-        self.now = NOW
-        self.inbounds: list[RecordedInbound] = []
-        self.events: list[EventEnvelope] = []
+        super().__init__(policy, conversation_id, now=NOW, lead_actor=FEED)
 
-    def send(self, inbound: Inbound) -> Decision:
-        decision = decide(self.state, inbound, self.policy, self.now)
-        self.inbounds.append(
-            RecordedInbound(
-                inbound=inbound, received_at_ms=self.now, policy_version=self.policy.version
-            )
-        )
-        self.events.extend(decision.events)
-        self.state = decision.state
-        self.now += 1000
-        return decision
-
-    def _base(self, actor: Actor) -> dict[str, Any]:
-        return {
-            "delivery_id": f"d-{next(_ids)}",
-            "conversation_id": self.state.conversation_id,
-            "actor": actor,
-        }
-
-    def lead(self, message: str = HOT_LEAD) -> Decision:
-        lead = LeadDetails(name="Dana Prospect", message=message)
-        return self.send(LeadArrived(lead=lead, **self._base(FEED)))
-
-    def say(self, text: str, actor: Actor = PROSPECT) -> Decision:
-        return self.send(MessagePosted(text=text, **self._base(actor)))
+    def lead(self, message: str = HOT_LEAD, credit: int | None = None) -> Decision:
+        return super().lead(message, credit)
 
     def quote(self, args: str) -> tuple[Decision, str]:
-        decision = self.send(CommandInvoked(command="quote", args=args, **self._base(REP)))
+        decision = self.command("quote", args, REP)
         (issued,) = events_of(decision, QuoteIssued)
         return decision, issued.quote.quote_id
 
-    def click(self, action: str, target: str, actor: Actor = PROSPECT) -> Decision:
-        return self.send(ButtonClicked(action=action, target=target, **self._base(actor)))  # type: ignore[arg-type]
+    def click(self, action: Any, target: str, actor: Actor = PROSPECT) -> Decision:
+        return super().click(action, target, actor)
 
     def replay_differences(self) -> int:
         policy = policy_from_json(self.policy.canonical_json())  # as the store keeps it
