@@ -34,9 +34,9 @@ from domain.understanding.model import ReaderModel, ReaderSpec
 from domain.understanding.text import (
     LANGUAGES,
     UNDETERMINED,
-    identify_language,
     is_word,
     key,
+    language_of,
     phrase_keys,
     tokens,
 )
@@ -58,13 +58,21 @@ class Extraction:
 class _Token:
     """What reading needs of one distinct token, worked out once per spec: its typo repair
     (the word it stands for and the `typo:` features with their evidence), whether it is a
-    word or a number, and its key in each language (in `LANGUAGES` order)."""
+    word or a number, the languages it is a marker word of, and per language (in `LANGUAGES`
+    order) its key, its key as a word feature ("#" for a number) and that feature's names
+    outside and inside a negation (`w:…`, `n:…`)."""
 
     text: str
     typos: tuple[tuple[str, str], ...]
     word: bool
     digit: bool
     keys: tuple[str, ...]
+    marks: tuple[str, ...]
+    word_keys: tuple[str, ...]
+    plain: tuple[str, ...]
+    negated: tuple[str, ...]
+    terms: tuple[tuple[_Term, ...], ...]
+    """Per language, the lexicon terms whose first key is this token's key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,15 @@ class _Term:
     term: str
     keys: tuple[str, ...]
     negatable: bool
+    name: str = ""
+    negated_name: str = ""
+    self_name: str = ""
+
+    def __post_init__(self) -> None:
+        # The feature names a match yields, built once rather than per match.
+        object.__setattr__(self, "name", f"lex:{self.lexicon}")
+        object.__setattr__(self, "negated_name", f"lex:{self.lexicon}:not")
+        object.__setattr__(self, "self_name", f"lex:{self.lexicon}:self")
 
 
 class _LanguageIndex:
@@ -124,6 +141,7 @@ class CompiledSpec:
             for language, profile in spec.languages.items()
             if language in LANGUAGES and profile.letters
         }
+        self.marker_languages = tuple(self.markers)
         self.vocabulary = frozenset(vocabulary)
         self.lexicon_words: dict[str, set[str]] = {}
         for name, lexicon in spec.lexicons.items():
@@ -156,12 +174,25 @@ class CompiledSpec:
                 (f"typo:{name}", f"{raw}→{fixed}") for name in sorted(self.lexicon_words[fixed])
             )
         text = fixed if fixed is not None else raw
+        word = is_word(text)
+        keys = tuple(key(text, language) for language in LANGUAGES)
+        word_keys = ("#",) * len(LANGUAGES) if text.isdigit() else keys
         record = _Token(
             text=text,
             typos=typos,
-            word=is_word(text),
+            word=word,
             digit=text.isdigit(),
-            keys=tuple(key(text, language) for language in LANGUAGES),
+            keys=keys,
+            marks=tuple(language for language, words_of in self.markers.items() if raw in words_of)
+            if word
+            else (),
+            word_keys=word_keys,
+            plain=tuple("w:" + k for k in word_keys),
+            negated=tuple("n:" + k for k in word_keys),
+            terms=tuple(
+                tuple(self.indexes[language].terms_by_first.get(k, ()))
+                for language, k in zip(LANGUAGES, keys, strict=True)
+            ),
         )
         if len(self.seen) >= _TOKENS_KEPT:
             self.seen.clear()  # a bound on memory; records are recomputed identically
@@ -327,6 +358,63 @@ def _metadata(features: dict[str, int], spec: ReaderSpec, metadata: Metadata | N
             features[f"meta:source_{normalized}"] = 1
 
 
+def _lexicon(
+    features: dict[str, int],
+    evidence: dict[str, list[str]],
+    hits: list[tuple[int, tuple[_Term, ...]]],
+    keys_: list[str],
+    index: _LanguageIndex,
+    scope: list[bool] | None,
+    window: int = 0,
+) -> None:
+    """The `lex:` features of one language's terms starting at `hits`' positions, negated
+    inside `scope` (worked out here, with `window`, when not given and a term is negatable)
+    and marked `:self` where the words describe the writer's own business."""
+    own = _self_scope(keys_, index)
+    for start, candidates in hits:
+        for term in candidates:
+            width = len(term.keys)
+            if width > 1 and tuple(keys_[start : start + width]) != term.keys:
+                continue
+            if term.negatable and scope is None:
+                scope = _negation_scope(keys_, index, window)
+            if term.negatable and scope is not None and scope[start]:
+                name = term.negated_name
+            elif own is not None and own[start]:
+                name = term.self_name
+            else:
+                name = term.name
+            features[name] = 1
+            found = evidence.get(name)
+            if found is None:
+                evidence[name] = [term.term]
+            elif term.term not in found:
+                found.append(term.term)
+
+
+def _words(
+    features: dict[str, int],
+    records: list[_Token],
+    scope: list[bool],
+    position: int,
+    spec: ReaderSpec,
+) -> None:
+    """The word (`w:`/`n:`) and adjacent-pair (`p:`) features, in the text's order."""
+    words, pairs = spec.words, spec.pairs
+    any_negated = True in scope
+    previous: str | None = None
+    for record, negated in zip(records, scope, strict=True):
+        if not record.word:
+            previous = None
+            continue
+        if words:
+            features[(record.negated if any_negated and negated else record.plain)[position]] = 1
+        word_key = record.word_keys[position]
+        if pairs and previous is not None:
+            features["p:" + previous + "_" + word_key] = 1
+        previous = word_key
+
+
 def extract(
     text: str,
     model: ReaderModel,
@@ -340,18 +428,27 @@ def extract(
     raw = tokens(text)
     seen = spec_index.seen
     records = [seen.get(token) or spec_index.token(token) for token in raw]
-    words = [token for token, record in zip(raw, records, strict=True) if record.word]
-    language = identify_language(words, spec_index.markers, spec_index.letters, text)
+    # One pass for what the language and the typo features need.
+    marked: dict[str, tuple[str, ...]] = {}
+    typos: list[tuple[str, str]] = []
+    word_count = 0
+    for token, record in zip(raw, records, strict=True):
+        if record.word:
+            word_count += 1
+            if record.marks:
+                marked[token] = record.marks
+            if record.typos:
+                typos.extend(record.typos)
+    language = language_of(marked, spec_index.marker_languages, spec_index.letters, text)
     features: dict[str, int] = {}
     evidence: dict[str, list[str]] = {}
     if language != UNDETERMINED:
         features[f"lang:{language}"] = 1
 
     # Typo repair ("budjet" → budget): the repaired word replaces the typo everywhere.
-    for record in records:
-        for name, shown in record.typos:
-            features[name] = 1
-            evidence.setdefault(name, []).append(shown)
+    for name, shown in typos:
+        features[name] = 1
+        evidence.setdefault(name, []).append(shown)
 
     primary = language if language != UNDETERMINED else "en"
     lexicon_languages = (
@@ -361,59 +458,31 @@ def extract(
     )
     window = spec.negation_window
     primary_scope: list[bool] = []
-    primary_keys: list[str] = []
     for lang in lexicon_languages:
         index = spec_index.indexes[lang]
-        position_of_language = _LANGUAGE_POSITION[lang]
-        keys_ = [record.keys[position_of_language] for record in records]
-        scope: list[bool] | None = None
+        position = _LANGUAGE_POSITION[lang]
+        hits = [
+            (start, terms)
+            for start, record in enumerate(records)
+            if (terms := record.terms[position])
+        ]
         if lang == primary:
-            scope = _negation_scope(keys_, index, window)
-            primary_keys, primary_scope = keys_, scope
-        by_first = index.terms_by_first
-        if by_first.keys().isdisjoint(keys_):
-            continue
-        own = _self_scope(keys_, index)
-        for start, first in enumerate(keys_):
-            candidates = by_first.get(first)
-            if not candidates:
-                continue
-            for term in candidates:
-                width = len(term.keys)
-                if width > 1 and tuple(keys_[start : start + width]) != term.keys:
-                    continue
-                if term.negatable and scope is None:
-                    scope = _negation_scope(keys_, index, window)
-                negated = term.negatable and scope is not None and scope[start]
-                if negated:
-                    name = f"lex:{term.lexicon}:not"
-                elif own is not None and own[start]:
-                    name = f"lex:{term.lexicon}:self"
-                else:
-                    name = f"lex:{term.lexicon}"
-                features[name] = 1
-                hits = evidence.setdefault(name, [])
-                if term.term not in hits:
-                    hits.append(term.term)
+            keys_ = [record.keys[position] for record in records]
+            primary_scope = _negation_scope(keys_, index, window)
+            if hits:
+                _lexicon(features, evidence, hits, keys_, index, primary_scope)
+        elif hits:
+            keys_ = [record.keys[position] for record in records]
+            _lexicon(features, evidence, hits, keys_, index, None, window)
 
     if spec.words or spec.pairs:
-        previous: str | None = None
-        for position, record in enumerate(records):
-            if not record.word:
-                previous = None
-                continue
-            word_key = "#" if record.digit else primary_keys[position]
-            if spec.words:
-                features[("n:" if primary_scope[position] else "w:") + word_key] = 1
-            if spec.pairs and previous is not None:
-                features[f"p:{previous}_{word_key}"] = 1
-            previous = word_key
+        _words(features, records, primary_scope, _LANGUAGE_POSITION[primary], spec)
 
     if "?" in raw or "¿" in raw:
         features["shape:question"] = 1
-    if len(words) <= 3:
+    if word_count <= 3:
         features["shape:short"] = 1
-    elif len(words) >= 40:
+    elif word_count >= 40:
         features["shape:long"] = 1
 
     entities = extract_entities(

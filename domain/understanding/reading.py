@@ -28,13 +28,12 @@ the aggregate.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Literal
-
-import numpy as np
 
 from domain.understanding.features import Extraction, Metadata, extract
 from domain.understanding.model import (
@@ -72,25 +71,63 @@ class Reading:
     """The message's entities as JSON values (`Entities.as_json`), when it was read."""
 
 
+_LANE = 64
+"""Bits per head in a packed row (see `_Heads`)."""
+
+
 class _Heads:
-    """All heads fused into one integer matrix (feature × head), so a message is read with
-    one gather and one column sum: exact int64 arithmetic, ~30 heads at the cost of one."""
+    """All heads fused into one table, so a message is read with one addition per feature.
+
+    Each feature's weights in every head (in `HEADS` order) are packed into one Python
+    integer, head `h` in bits `64·h … 64·h+63` (`Σ_h w_h·2^(64h)`). Adding packed rows adds
+    every head's sum at once, exactly: the sum is linear, and after adding 2^63 to every lane
+    each lane holds `S_h + 2^63`, which is in `[0, 2^64)` whenever `|S_h| < 2^63`. That holds
+    for any message of indicator features when the sum of every head's absolute weights is
+    below 2^62, which the table checks when it is built (a model outside that bound, or a
+    feature valued other than 0 or 1, is summed head by head instead). One big-integer
+    addition per feature costs less than a column sum over an array gather at this size
+    (~30 heads, a few dozen features).
+    """
 
     def __init__(self, model: ReaderModel) -> None:
         self.names = HEADS
-        self.bias = np.array([model.head(name).bias for name in HEADS], dtype=np.int64)
+        self.bias = tuple(model.head(name).bias for name in HEADS)
         self.thresholds = {name: model.heads[name].threshold for name in BINARY_HEADS}
-        columns: dict[str, int] = {}
-        entries: list[tuple[int, int, int]] = []
+        dense: dict[str, list[int]] = {}
         for head_index, name in enumerate(HEADS):
             for feature, weight in model.head(name).weights.items():
                 if weight:
-                    row = columns.setdefault(feature, len(columns))
-                    entries.append((row, head_index, weight))
-        self.rows = columns
-        self.matrix = np.zeros((len(columns) + 1, len(HEADS)), dtype=np.int64)
-        for row, head_index, weight in entries:
-            self.matrix[row, head_index] = weight
+                    dense.setdefault(feature, [0] * len(HEADS))[head_index] = weight
+        self.rows = {feature: tuple(row) for feature, row in dense.items()}
+        bound = [abs(b) for b in self.bias]
+        for row in self.rows.values():
+            for head_index, weight in enumerate(row):
+                bound[head_index] += abs(weight)
+        self.packable = max(bound, default=0) < 1 << (_LANE - 2)
+        self.packed = {feature: _pack(row) for feature, row in self.rows.items()}
+        self.half = 1 << (_LANE - 1)
+        self.start = _pack(self.bias) + _pack((self.half,) * len(HEADS))
+        self.lanes = struct.Struct(f"<{len(HEADS)}Q")
+
+        def table(names: tuple[str, ...], prefix: str) -> tuple[tuple[str, str, int], ...]:
+            return tuple(
+                (name, f"{prefix}:{name}", self.thresholds[f"{prefix}:{name}"]) for name in names
+            )
+
+        self.signal_heads = table(SIGNALS, "signal")
+        self.objection_heads = table(OBJECTIONS, "objection")
+        self.reason_heads = table(REASONS, "reason")
+        self.intent_heads = table(INTENTS, "intent")
+
+    def unpack(self, total: int) -> list[int]:
+        half = self.half
+        return [
+            lane - half for lane in self.lanes.unpack(total.to_bytes(self.lanes.size, "little"))
+        ]
+
+
+def _pack(row: tuple[int, ...]) -> int:
+    return sum(weight << (_LANE * head_index) for head_index, weight in enumerate(row))
 
 
 _FUSED: dict[int, tuple[ReaderModel, _Heads]] = {}
@@ -110,28 +147,29 @@ def _heads(model: ReaderModel) -> _Heads:
 def head_sums(model: ReaderModel, features: Mapping[str, int]) -> dict[str, int]:
     """Every head's `bias + Σ wᵢ·xᵢ`, in millionths (exact: integers throughout)."""
     heads = _heads(model)
-    rows = heads.rows
-    present = [f for f in features if f in rows]
-    if not present:
-        totals = heads.bias
-    else:
-        values = [features[f] for f in present]
-        picked = heads.matrix[[rows[f] for f in present]]
-        if values.count(1) == len(values):  # indicators (the usual case): a column sum
-            totals = heads.bias + picked.sum(axis=0)
+    if heads.packable:
+        total = heads.start
+        packed = heads.packed
+        for feature, value in features.items():
+            row = packed.get(feature)
+            if row is not None and value:
+                if value != 1:
+                    break
+                total += row
         else:
-            totals = heads.bias + (picked * np.array(values, dtype=np.int64)[:, None]).sum(axis=0)
-    return dict(zip(heads.names, totals.tolist(), strict=True))
+            return dict(zip(heads.names, heads.unpack(total), strict=True))
+    sums = list(heads.bias)
+    rows = heads.rows
+    for feature, value in features.items():
+        weights = rows.get(feature)
+        if weights is not None and value:
+            for head_index, weight in enumerate(weights):
+                sums[head_index] += weight * value
+    return dict(zip(heads.names, sums, strict=True))
 
 
 def _margin(model: ReaderModel, sums: Mapping[str, int], name: str) -> int:
     return sums[name] - model.heads[name].threshold
-
-
-_SIGNAL_HEADS = tuple((name, f"signal:{name}") for name in SIGNALS)
-_OBJECTION_HEADS = tuple((name, f"objection:{name}") for name in OBJECTIONS)
-_REASON_HEADS = tuple((name, f"reason:{name}") for name in REASONS)
-_INTENT_HEADS = tuple((name, f"intent:{name}") for name in INTENTS)
 
 
 def band_of(model: ReaderModel, total: int) -> Band:
@@ -158,21 +196,20 @@ def decide_reading(
     applied there.
     """
     rules = model.rules if one_message else ()
-    thresholds = _heads(model).thresholds
-    signals = {name: sums[head] >= thresholds[head] for name, head in _SIGNAL_HEADS}
-    firing = [name for name, head in _OBJECTION_HEADS if sums[head] >= thresholds[head]]
+    heads = _heads(model)
+    signals = {name: sums[head] >= threshold for name, head, threshold in heads.signal_heads}
+    # (margin over the threshold, the guide's precedence as a tie-break, name)
+    firing = [
+        (sums[head] - threshold, -precedence, name)
+        for precedence, (name, head, threshold) in enumerate(heads.objection_heads)
+        if sums[head] >= threshold
+    ]
     if "authority_signal_not_objection" in rules and signals["authority"]:
-        firing = [name for name in firing if name != "authority"]
-    objection = (
-        max(
-            firing,
-            key=lambda name: (_margin(model, sums, f"objection:{name}"), -OBJECTIONS.index(name)),
-        )
-        if firing
-        else None
-    )
-    reasons = {name for name, head in _REASON_HEADS if sums[head] >= thresholds[head]}
-    intents = {name for name, head in _INTENT_HEADS if sums[head] >= thresholds[head]}
+        firing = [entry for entry in firing if entry[2] != "authority"]
+    objection = max(firing)[2] if firing else None
+    reasons = {name for name, head, threshold in heads.reason_heads if sums[head] >= threshold}
+    intents = {name for name, head, threshold in heads.intent_heads if sums[head] >= threshold}
+    thresholds = heads.thresholds
     if not reasons and sums["needs_human"] >= thresholds["needs_human"]:
         reasons.add(_most_likely(model, sums, REASONS))
     if objection == "contract" and not reasons & set(_CONTRACT_REASONS):

@@ -7,16 +7,24 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bot.corpus import load_spec
+from bot.policy_loader import load_policy
 from bot.training import blank_model
 from domain.understanding.features import extract
-from domain.understanding.model import BINARY_HEADS, BandHead, Head, ReaderModel, to_micro
+from domain.understanding.model import (
+    BINARY_HEADS,
+    HEADS,
+    BandHead,
+    Head,
+    ReaderModel,
+    to_micro,
+)
 from domain.understanding.reading import explain, head_sums, read
-from domain.understanding.text import key, tokens
+from domain.understanding.text import _ELISION, _TOKEN, key, normalize, tokens
 
 SPEC, _CONFIG, _SHA = load_spec(Path("data/understanding/features.toml"))
 MODEL = blank_model(SPEC, ("budget", "expensive", "approved", "the", "price"))
@@ -135,9 +143,7 @@ def test_any_text_is_read_without_error(text: str) -> None:
 
 def _model_with(weights: dict[str, dict[str, int]], rules: tuple[str, ...]) -> ReaderModel:
     """Every head off (bias -1) except through the given lexicon weights, with `rules`."""
-    heads = {
-        name: Head(bias=-1_000_000, weights=weights.get(name, {})) for name in BINARY_HEADS
-    }
+    heads = {name: Head(bias=-1_000_000, weights=weights.get(name, {})) for name in BINARY_HEADS}
     return ReaderModel.model_validate(
         {
             "generator_version": "test",
@@ -192,3 +198,60 @@ def test_the_authority_rule_keeps_a_decision_maker_from_raising_the_authority_ob
     assert ruled.objection == "price"
     assert plain.signals["authority"]
     assert plain.objection == "authority"
+
+
+@given(st.text(max_size=200))
+def test_splitting_on_white_space_first_tokenises_exactly_as_the_expression_over_the_text(
+    text: str,
+) -> None:
+    # `tokens` splits on white space and runs the expression only on pieces that are not a
+    # plain word: the result must be the expression's over the whole (normalized) text.
+    normalized = normalize(text)
+    expected: list[str] = []
+    for raw in _TOKEN.findall(normalized):
+        elided = _ELISION.match(raw) if "'" in raw else None
+        expected.extend((elided.group(1) + "'", elided.group(2)) if elided else (raw,))
+    assert tokens(text) == expected
+    assert normalize(text) == text.translate(_QUOTES).casefold()
+
+
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def _sums_head_by_head(model: ReaderModel, features: dict[str, int]) -> dict[str, int]:
+    return {
+        name: model.head(name).bias
+        + sum(model.head(name).weights.get(f, 0) * v for f, v in features.items())
+        for name in HEADS
+    }
+
+
+@settings(max_examples=60, derandomize=True)
+@given(st.data())
+def test_packed_head_sums_equal_the_sums_head_by_head_on_the_shipped_model(
+    data: st.DataObject,
+) -> None:
+    # All heads are added at once as 64-bit lanes of one integer; a borrow or a carry
+    # between lanes would silently shift another head's sum.
+    understanding = load_policy("default").understanding
+    assert understanding is not None
+    model = understanding.reader
+    names = sorted({f for name in HEADS for f in model.head(name).weights})
+    chosen = data.draw(st.lists(st.sampled_from(names), max_size=80, unique=True))
+    indicators = dict.fromkeys(chosen, 1)
+    assert head_sums(model, indicators) == _sums_head_by_head(model, indicators)
+    counts = {f: data.draw(st.integers(min_value=0, max_value=5)) for f in chosen}
+    assert head_sums(model, counts) == _sums_head_by_head(model, counts)
+
+
+def test_a_model_whose_weights_could_overflow_a_lane_is_summed_head_by_head() -> None:
+    model = _tiny_model()
+    huge = model.model_copy(
+        update={
+            "band": model.band.model_copy(
+                update={"weights": {"w:budget": 2**62, "w:approv": -(2**62)}}
+            )
+        }
+    )
+    assert head_sums(huge, {"w:budget": 1, "w:approv": 1})["band"] == model.band.bias
+    assert head_sums(huge, {"w:budget": 1})["band"] == model.band.bias + 2**62
