@@ -217,6 +217,7 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             session=session,
             clock=system_now_ms,
             outbox_identity=None if slot is None else slot.identity,
+            json_lines=args.json,
         )
         try:
             await chat_session.run(args.input)
