@@ -88,8 +88,12 @@ def card_json(card: Card | None) -> dict[str, Any] | None:
         "fields": [{"label": field.label, "value": field.value} for field in card.fields],
         "lines": list(card.lines),
         "buttons": [
-            {"number": number, "label": button.label, "action": button.action,
-             "target": button.target}
+            {
+                "number": number,
+                "label": button.label,
+                "action": button.action,
+                "target": button.target,
+            }
             for number, button in enumerate(card.buttons, start=1)
         ],
     }

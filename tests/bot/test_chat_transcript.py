@@ -24,9 +24,13 @@ from typing import Any
 
 import pytest
 
+from adapters.terminal.render import render_output
+from adapters.terminal.transcript import Output, output_json
 from bot.chat import ChatSession
 from bot.cli import main
+from domain.cards import Button, Card, CardField
 from domain.policy import Policy
+from domain.state import ConversationState
 from storage.memory import MemoryStore
 
 LABELS = ("bot", "rep", "manager", "bot → team", "bot → you", "handoff channel", "approvers")
@@ -155,6 +159,34 @@ def test_the_grammar_catches_a_line_that_names_no_audience() -> None:
         assert violations(good + bad) != [], bad
 
 
+def test_text_over_several_lines_and_control_characters_keep_to_the_grammar() -> None:
+    card = Card(
+        kind="notice",
+        title="Two\nlines",
+        text="first\n\nthird",
+        fields=(CardField(label="Note", value="one\ntwo \x1b[31mred"),),
+        lines=("a\nb",),
+        buttons=(Button(action="escalate", label="Talk\nto a person"),),
+    )
+    for audience in ("conversation", "team", "requester", "handoff", "approvers"):
+        output = Output(audience=audience, text="Hello\nthere\u2028\r", card=card)
+        lines = render_output(output)
+        assert violations("".join(f"{line}\n" for line in lines)) == [], lines
+        assert not any("\x1b" in line or "\r" in line for line in lines)
+        assert "  │ [1] Talk" in lines
+
+
+def test_a_json_line_stays_one_line_whatever_the_text_holds() -> None:
+    text = "a\u2028b\u2029c\x85d\ne\x1bf\udcff"
+    line = output_json(
+        Output(audience="conversation", text=text),
+        ConversationState(conversation_id="c", flow_state="greeting"),
+    )
+    assert len(line.splitlines()) == 1
+    assert line.encode("utf-8")  # no lone surrogate left to fail on
+    assert json.loads(line)["text"] == text
+
+
 def test_every_audience_appears_across_the_scripts_with_its_label() -> None:
     seen = {
         line.split("> ", 1)[0]
@@ -199,7 +231,8 @@ async def test_an_input_that_gets_no_answer_prints_nothing(default_policy: Polic
     await session.close()
     assert shown["Great, thanks Alex!"] == []  # the bot is silent while a person holds it
     assert shown["Hello? Is anyone there?"] == []
-    assert shown[""] == [] and shown["   "] == []
+    assert shown[""] == []
+    assert shown["   "] == []
     assert shown["Hi, I'm Alex from sales. How can I help?"] == [
         "rep> Hi, I'm Alex from sales. How can I help?"
     ]
@@ -306,8 +339,7 @@ def test_chat_json_and_the_text_transcript_show_the_same_outputs() -> None:
         "handoff": "handoff channel", "approvers": "approvers",
     }  # fmt: skip
     assert heads == [
-        o["author"] if o["author"] in ("rep", "manager") else labels[o["audience"]]
-        for o in outputs
+        o["author"] if o["author"] in ("rep", "manager") else labels[o["audience"]] for o in outputs
     ]
     assert len(cards(text)) == sum(o["card"] is not None for o in outputs)
 
