@@ -350,3 +350,27 @@ def test_chat_json_with_a_bad_policy_is_one_error_line_and_an_empty_stdout(tmp_p
     assert ran.stdout == ""
     assert len(ran.stderr.splitlines()) == 1
     assert ran.stderr.startswith("salesbot: error: ")
+
+
+def test_a_reader_that_goes_away_ends_the_chat_quietly(tmp_path: Path) -> None:
+    """`salesbot chat --json | head -1`: the next write finds the pipe closed; the session
+    stops without a traceback or a retried send on stderr."""
+    env = {
+        "SALESBOT_DB": str(tmp_path / "gone.db"),
+        "PATH": "/usr/bin:/bin",
+        "SALESBOT_ENV_FILE": os.devnull,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "chat", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    banner = json.loads(process.stdout.readline())
+    assert banner["author"] == "chat"
+    process.stdout.close()  # the reader is gone before the bot's first answer
+    _, err = process.communicate(b"Hello\n/as rep\n/quote 10 pro 10%\n", timeout=120)
+    assert process.returncode == 0
+    assert err.decode() == ""
