@@ -66,7 +66,9 @@ def chat_help_card() -> Card:
             "two approvers and auditors: the manager approves the rep's discount requests "
             "(four eyes); the prospect's commands run as the rep",
         ),
-        CardField(label="/click N", value="press button N of the last card, as the speaker"),
+        CardField(
+            label="/click N", value="press button N of the last card with buttons, as the speaker"
+        ),
         CardField(label="/quit", value="leave (end of input works too)"),
     )
     listed = tuple(CardField(label=f"/{spec.usage}", value=spec.summary) for spec in COMMANDS)
