@@ -344,12 +344,18 @@ def test_chat_json_and_the_text_transcript_show_the_same_outputs() -> None:
     assert len(cards(text)) == sum(o["card"] is not None for o in outputs)
 
 
-def test_chat_json_with_a_bad_policy_is_one_error_line_and_an_empty_stdout(tmp_path: Path) -> None:
-    ran = run_json(["Hello"], tmp_path, "--policy", "no-such-policy")
-    assert ran.returncode == 2
-    assert ran.stdout == ""
-    assert len(ran.stderr.splitlines()) == 1
-    assert ran.stderr.startswith("salesbot: error: ")
+def test_chat_json_with_a_bad_policy_is_one_error_line_and_an_empty_stdout() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["chat", "--memory", "--json", "--policy", "no-such-policy"],
+        out=out,
+        err=err,
+        stdin=["Hello\n"],
+    )
+    assert code == 2
+    assert out.getvalue() == ""
+    assert len(err.getvalue().splitlines()) == 1
+    assert err.getvalue().startswith("salesbot: error: ")
 
 
 def test_a_reader_that_goes_away_ends_the_chat_quietly(tmp_path: Path) -> None:
