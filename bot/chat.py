@@ -1,14 +1,21 @@
 """`salesbot chat`: a whole conversation in the terminal, on the real runtime and outbox.
 
 Each stdin line is a message from the current speaker (the prospect, until `/as rep` or
-`/as manager`). Lines starting with `/` are commands from the one command list (`/quote …`,
-`/audit …`, `/metrics`, `/lead …`, `/help`), run by the rep or the manager speaking (by the
-rep while the prospect speaks): the only people at this terminal, trusted as auditors and
-approvers. They are two approvers with different ids, so the rep's discount request can be
-approved by the manager (four eyes) from one keyboard. `/click N` presses button N of the
-last card as the current speaker; `/quit` leaves. It reads line by line, so it works from a
-pipe and without a TTY. A line the domain cannot take (over 40,000 characters, bytes that
-are not text) gets a `!` line and the session goes on.
+`/as manager`). A plain line from the rep or the manager is said in the prospect's
+conversation, as a rep writes in a shared thread: the prospect sees it (the transcript
+shows it as `rep> …` / `manager> …`) and the bot records it. Lines starting with `/` are
+commands from the one command list (`/quote …`, `/audit …`, `/metrics`, `/lead …`,
+`/help`), run by the rep or the manager speaking (by the rep while the prospect speaks):
+the only people at this terminal, trusted as auditors and approvers. They are two
+approvers with different ids, so the rep's discount request can be approved by the manager
+(four eyes) from one keyboard. `/click N` presses button N of the last card as the current
+speaker; `/quit` leaves. It reads line by line, so it works from a pipe and without a TTY.
+A line the domain cannot take (over 40,000 characters, bytes that are not text) gets a
+private notice and the session goes on.
+
+What it prints follows the transcript grammar in `adapters/terminal/render.py` (text) or
+`adapters/terminal/transcript.py` (`--json`: one JSON object per output); an input that
+gets no answer prints nothing.
 """
 
 from __future__ import annotations
@@ -19,14 +26,19 @@ from collections.abc import Callable, Iterable
 
 from pydantic import ValidationError
 
+from adapters.terminal.render import render_output
 from adapters.terminal.sender import CHANNEL, TerminalRouter, TerminalSender
+from adapters.terminal.transcript import Author, Output, notice, output_json
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.runtime import Runtime
+from domain.cards import Card, CardField
 from domain.commands import COMMANDS, CommandSpec, command_spec
+from domain.decide import new_conversation
 from domain.errors import CommandError
 from domain.inbound import Actor, ButtonClicked, CommandInvoked, Inbound, MessagePosted
 from domain.policy import Policy
+from domain.state import ConversationState
 from storage.ports import Store
 
 LOCAL_REP = Actor(id="local-rep", name="You (rep)", role="rep", approver=True, auditor=True)
@@ -34,19 +46,33 @@ LOCAL_MANAGER = Actor(
     id="local-manager", name="You (manager)", role="rep", approver=True, auditor=True
 )
 LOCAL_PROSPECT = Actor(id="local-prospect", name="", role="prospect")
-SPEAKERS = {"prospect": LOCAL_PROSPECT, "rep": LOCAL_REP, "manager": LOCAL_MANAGER}
+SPEAKERS: dict[str, Actor] = {
+    "prospect": LOCAL_PROSPECT,
+    "rep": LOCAL_REP,
+    "manager": LOCAL_MANAGER,
+}
+PERSON_AUTHORS: dict[str, Author] = {LOCAL_REP.id: "rep", LOCAL_MANAGER.id: "manager"}
+"""The label of a local person's line in the conversation (`rep> …`, `manager> …`)."""
 SPEAKER_USAGE = "/as prospect | /as rep | /as manager"
 
-CHAT_HELP = (
-    "Type a message as the current speaker (now: {speaker}).",
-    f"{SPEAKER_USAGE}  switch who is speaking and clicking;",
-    f"{'':37}rep and manager are two approvers and auditors:",
-    f"{'':37}the manager approves the rep's discount requests",
-    f"{'':37}(four eyes); the prospect's commands run as the rep",
-    f"{'/click N':37}press button N of the last card, as the speaker",
-    f"{'/quit':37}leave (end of input works too)",
-    *(f"/{spec.usage}" for spec in COMMANDS),
-)
+
+def chat_help_card() -> Card:
+    """The terminal's own commands, then the one command list."""
+    own = (
+        CardField(
+            label=SPEAKER_USAGE,
+            value="switch who is speaking and clicking. A plain line from the rep or the "
+            "manager is said in the conversation: the prospect sees it. Rep and manager are "
+            "two approvers and auditors: the manager approves the rep's discount requests "
+            "(four eyes); the prospect's commands run as the rep",
+        ),
+        CardField(
+            label="/click N", value="press button N of the last card with buttons, as the speaker"
+        ),
+        CardField(label="/quit", value="leave (end of input works too)"),
+    )
+    listed = tuple(CardField(label=f"/{spec.usage}", value=spec.summary) for spec in COMMANDS)
+    return Card(kind="help", title="salesbot chat", fields=own + listed)
 
 
 class ChatSession:
@@ -60,14 +86,19 @@ class ChatSession:
         session: str,
         clock: Callable[[], int],
         outbox_identity: str | None = None,
+        json_lines: bool = False,
     ) -> None:
-        """`outbox_identity`: this process's boot slot on the database (`bot.boot_slot`)."""
+        """`write` prints one line; `json_lines` prints each output as one JSON object
+        instead of transcript text. `outbox_identity`: this process's boot slot on the
+        database (`bot.boot_slot`)."""
         self._write = write
+        self._json_lines = json_lines
+        self._policy = policy
         self._conversation_id = conversation_id
         self._session = session
         self._speaker = LOCAL_PROSPECT
         self._count = 0
-        self._sender = TerminalSender(write)
+        self._sender = TerminalSender(self._show)
         self._runtime = Runtime(
             store, policy, TerminalRouter(), clock=clock, answer_query=query_answerer(policy)
         )
@@ -88,8 +119,8 @@ class ChatSession:
 
     async def start(self) -> None:
         await self._runtime.start()
-        self._write(
-            f"salesbot chat — conversation {self._conversation_id}. You speak as the prospect "
+        await self._tell(
+            f"salesbot chat, conversation {self._conversation_id}: you speak as the prospect "
             "(/as rep or /as manager to switch); /help for commands."
         )
 
@@ -101,17 +132,24 @@ class ChatSession:
         if text.strip() == "/quit":
             return False
         if any(unicodedata.category(char) == "Cs" for char in text):
-            self._write("! Not sent: the line is not valid text (bytes that are not UTF-8)")
+            await self._tell("Not sent: the line is not valid text (bytes that are not UTF-8).")
             return True
         try:
             inbound = self._inbound(text.strip())
         except ValidationError as exc:
-            self._write(f"! Not sent: {_reason(exc)}")
+            await self._tell(f"Not sent: {_reason(exc)}")
             return True
-        if inbound is not None:
-            await self._runtime.handle(inbound)
-            await self._runtime.settled()  # audits and metrics are answered after the commit
-            await self._flush()
+        if isinstance(inbound, Output):
+            await self._show(inbound, self._conversation_id)
+            return True
+        await self._runtime.handle(inbound)
+        await self._runtime.settled()  # audits and metrics are answered after the commit
+        author = PERSON_AUTHORS.get(inbound.actor.id)
+        if isinstance(inbound, MessagePosted) and author is not None:
+            # The person's own words, as the prospect reads them in the conversation.
+            said = Output(audience="conversation", author=author, text=inbound.text)
+            await self._show(said, inbound.conversation_id)
+        await self._flush()
         return True
 
     async def run(self, lines: Iterable[str]) -> None:
@@ -124,11 +162,28 @@ class ChatSession:
         """Give back whatever the outbox still holds, for the next session."""
         await self._worker.release()
 
+    async def _show(self, output: Output, conversation_id: str) -> None:
+        """Print one output: transcript lines, or one JSON object with the state of its
+        conversation now (after the input that caused it was decided)."""
+        if not self._json_lines:
+            for line in render_output(output):
+                self._write(line)
+            return
+        self._write(output_json(output, await self._state_of(conversation_id)))
+
+    async def _tell(self, text: str, card: Card | None = None) -> None:
+        await self._show(notice(text, card), self._conversation_id)
+
+    async def _state_of(self, conversation_id: str) -> ConversationState:
+        state = await self._runtime.conversation(conversation_id)
+        return state if state is not None else new_conversation(conversation_id, self._policy)
+
     def _next_id(self) -> str:
         self._count += 1
         return f"chat:{self._session}:{self._count}"
 
-    def _inbound(self, text: str) -> Inbound | None:
+    def _inbound(self, text: str) -> Inbound | Output:
+        """The inbound a typed line makes, or the notice that answers it at the terminal."""
         delivery_id, conversation_id = self._next_id(), self._conversation_id
         if not text.startswith("/"):
             return MessagePosted(
@@ -136,23 +191,25 @@ class ChatSession:
                 conversation_id=conversation_id,
                 text=text,
                 actor=self._speaker,
+                # The rep and the manager speak in the prospect's conversation (a shared
+                # thread), not to the bot: their commands start with "/".
+                addressed=self._speaker.role != "rep",
             )
         head, _, rest = text[1:].partition(" ")
         head = head.lower()
         if head == "as":
-            self._switch(rest.strip().lower())
-            return None
+            return self._switch(rest.strip().lower())
         if head == "click":
             return self._click(rest.strip(), delivery_id)
         if head == "help":
-            for line in CHAT_HELP:
-                self._write(line.format(speaker=self._speaker_name))
-            return None
+            return notice(
+                f"You speak as the {self._speaker_name}. Type a message, or a command:",
+                chat_help_card(),
+            )
         try:
             spec: CommandSpec = command_spec(head)
         except CommandError as exc:
-            self._write(f"! {exc}")
-            return None
+            return notice(str(exc))
         return CommandInvoked(
             delivery_id=delivery_id,
             conversation_id=conversation_id,
@@ -165,21 +222,26 @@ class ChatSession:
     def _speaker_name(self) -> str:
         return next(name for name, actor in SPEAKERS.items() if actor == self._speaker)
 
-    def _switch(self, role: str) -> None:
+    def _switch(self, role: str) -> Output:
         speaker = SPEAKERS.get(role)
         if speaker is None:
-            self._write(f"! Usage: {SPEAKER_USAGE}")
-            return
+            return notice(f"Usage: {SPEAKER_USAGE}")
         self._speaker = speaker
-        self._write(f"(you are now speaking as the {role})")
-
-    def _click(self, number: str, delivery_id: str) -> Inbound | None:
-        buttons = self._sender.last_buttons
-        if not number.isdigit() or not 1 <= int(number) <= len(buttons):
-            self._write(
-                f"! Usage: /click N, with N from 1 to {len(buttons)} (the last card's buttons)"
+        if speaker.role == "rep":
+            return notice(
+                f"You speak as the {role} now: a plain line is said in the conversation "
+                "(the prospect sees it); commands run as you."
             )
-            return None
+        return notice(f"You speak as the {role} now.")
+
+    def _click(self, number: str, delivery_id: str) -> Inbound | Output:
+        buttons = self._sender.last_buttons
+        if not buttons:
+            return notice("There is no card with buttons to click yet.")
+        if not number.isdigit() or not 1 <= int(number) <= len(buttons):
+            return notice(
+                f"Usage: /click N, with N from 1 to {len(buttons)} (the last card's buttons)"
+            )
         button = buttons[int(number) - 1]
         return ButtonClicked(
             delivery_id=delivery_id,

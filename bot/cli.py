@@ -265,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_async(cli_ops.serve))
 
     p = sub.add_parser(
-        "chat", parents=[common], help="a conversation in the terminal (stdin lines)"
+        "chat",
+        parents=[common],
+        help="a conversation in the terminal (stdin lines; --json: one JSON object per output)",
     )
     p.add_argument("--memory", action="store_true", help="use an in-memory store, not SALESBOT_DB")
     p.add_argument("--conversation", metavar="ID", help="continue this conversation")

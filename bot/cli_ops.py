@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import getpass
+import io
 import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from pydantic import TypeAdapter
@@ -197,29 +199,55 @@ async def projections_rebuild(args: argparse.Namespace, out: TextIO, err: TextIO
     return 0
 
 
+class _Output:
+    """The chat's stdout. When the reader goes away (`salesbot chat --json | head -3`), the
+    session stops reading input and ends quietly: no traceback, no retried sends logged."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.closed = False
+
+    def write(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._out.write(line + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            # Python flushes stdout once more at exit: point it at /dev/null first.
+            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._out.fileno())
+
+    def while_open(self, lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            if self.closed:
+                return
+            yield line
+
+
 async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
     policy = load_checked_policy(args.policy)
     session = format(system_now_ms(), "x")
     conversation_id = args.conversation or f"chat-{session}"
 
-    def write(line: str) -> None:
-        out.write(line + "\n")
-        out.flush()
-
+    output = _Output(out)
     async with open_store(settings, memory=args.memory) as store:
         slot = None if args.memory else BootSlot.acquire(settings.salesbot_db)
         chat_session = ChatSession(
             store,
             policy,
-            write,
+            output.write,
             conversation_id=conversation_id,
             session=session,
             clock=system_now_ms,
             outbox_identity=None if slot is None else slot.identity,
+            json_lines=args.json,
         )
         try:
-            await chat_session.run(args.input)
+            await chat_session.run(output.while_open(args.input))
         finally:
             await chat_session.close()
             if slot is not None:

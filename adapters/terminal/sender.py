@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from adapters.ports import Delivery, Route, Sent
-from adapters.terminal.render import buttons_of, render_reply
+from adapters.terminal.transcript import Output, from_reply
 from domain.cards import Button, Reply
 from domain.inbound import Inbound
 from domain.state import ConversationState
@@ -21,17 +21,20 @@ class TerminalRouter:
 
 
 class TerminalSender:
-    def __init__(self, write_line: Callable[[str], None]) -> None:
-        self._write_line = write_line
+    """Hands each delivered reply to `show` with its conversation id (the session prints
+    it as text or JSON) and remembers the buttons of the last card that had any, for
+    `/click N`."""
+
+    def __init__(self, show: Callable[[Output, str], Awaitable[None]]) -> None:
+        self._show = show
         self._printed: dict[str, str] = {}
         self.last_buttons: tuple[Button, ...] = ()
 
     async def send(self, item: Delivery) -> Sent:
         reply = item.reply
-        for line in render_reply(reply):
-            self._write_line(line)
-        if buttons_of(reply):
-            self.last_buttons = buttons_of(reply)
+        await self._show(from_reply(reply), item.conversation_id)
+        if reply.card is not None and reply.card.buttons:
+            self.last_buttons = reply.card.buttons
         remote_id = f"terminal:{len(self._printed) + 1}"
         self._printed[item.key] = remote_id
         return Sent(remote_id=remote_id)

@@ -62,13 +62,15 @@ def test_a_prospect_is_qualified_quoted_and_closes_the_deal_by_clicking_accept()
     assert "handoff channel> Handoff: the prospect wrote after the conversation ended" in out
 
 
-def test_commands_and_buttons_misused_get_a_usage_line_and_the_session_goes_on() -> None:
-    code, out, _ = chat(["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"])
+def test_commands_and_buttons_misused_get_a_private_notice_and_the_session_goes_on() -> None:
+    code, out, _ = chat(
+        ["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"]
+    )
     assert code == 0
-    assert "! Usage: /click N" in out
-    assert "! Usage: /as prospect | /as rep | /as manager" in out
-    assert "Unknown command" in out
-    assert "quote <qty>" in out
+    assert "\nbot → you> There is no card with buttons to click yet.\n" in out
+    assert "\nbot → you> Usage: /as prospect | /as rep | /as manager\n" in out
+    assert "\nbot → you> Unknown command 'frobnicate'." in out
+    assert "\nbot → you> The quantity “lots” is not a whole number. Usage: quote <qty>" in out
     assert greeted(out)
 
 
@@ -84,7 +86,7 @@ def test_the_manager_approves_the_reps_discount_request_from_the_same_terminal()
         ]
     )
     assert code == 0, err
-    assert "(you are now speaking as the manager)" in out
+    assert "\nbot → you> You speak as the manager now: " in out
     assert "Approval requested by You (rep)" in out
     assert "approvers> (updated) Approved by You (manager)" in out
     assert "[1] Accept quote" in out.rsplit("Approved by You (manager)", 1)[1]
@@ -123,17 +125,19 @@ def test_a_second_quote_shows_the_first_as_superseded_and_an_approval_as_version
 def test_the_manager_runs_commands_as_itself_and_the_help_names_both_approvers() -> None:
     code, out, _ = chat(["/as manager", "/help", "/quote 10 pro 10%"])
     assert code == 0
-    assert "(now: manager)" in out
-    assert "/as prospect | /as rep | /as manager" in out
+    assert "\nbot → you> You speak as the manager. Type a message, or a command:\n" in out
+    assert "  ┌ salesbot chat\n" in out
+    assert "  │ /as prospect | /as rep | /as manager: switch who is speaking" in out
     assert "four eyes" in out
+    assert "  │ /quote <qty> <sku> [discount%]" in out
     assert "┌ Quote Q-" in out
 
 
 def test_a_line_the_domain_cannot_take_is_refused_and_the_session_goes_on() -> None:
     code, out, err = chat(["x" * 40_001, "bad \udcff bytes", "/lead \ud800", "Hello"])
     assert code == 0, err
-    assert "! Not sent: text: String should have at most 40000 characters" in out
-    assert out.count("! Not sent: the line is not valid text") == 2
+    assert "\nbot → you> Not sent: text: String should have at most 40000 characters" in out
+    assert out.count("\nbot → you> Not sent: the line is not valid text") == 2
     assert greeted(out)
     assert "Traceback" not in out + err
 
