@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
+from domain import GENERATOR
 from domain.events import (
     EventEnvelope,
     HandedBack,
@@ -96,8 +97,13 @@ class OutboxStats(Frozen):
     """Dead-lettered items."""
 
 
+TICKET_SCHEMA_VERSION = 1
+"""Version of a ticket row as a store keeps it (`TicketRow`)."""
+
+
 class TicketRow(Frozen):
-    """A request for a human, as the ticket table holds it (one row per ticket key)."""
+    """A request for a human, as the ticket table holds it (one row per ticket key), with
+    the row's schema version and the salesbot that last wrote it."""
 
     key: str
     conversation_id: str
@@ -109,6 +115,10 @@ class TicketRow(Frozen):
     quote_id: str | None = None
     opened_at_ms: int
     updated_at_ms: int
+    schema_version: int = TICKET_SCHEMA_VERSION
+    generator_version: str | None = GENERATOR
+    """The salesbot that opened, claimed or resolved the ticket last; None for a row last
+    written before ticket rows recorded it (a store migrated from an earlier release)."""
 
 
 class ClaimOutcome(Frozen):

@@ -66,6 +66,7 @@ from storage.ports import (
     LEASE_EXPIRED,
     PENDING_ANSWER_SCHEMA_VERSION,
     STATE_SCHEMA_VERSION,
+    TICKET_SCHEMA_VERSION,
     ClaimOutcome,
     Commit,
     CommitResult,
@@ -106,7 +107,7 @@ _OUTBOX_COLUMNS = (
 )
 _TICKET_COLUMNS = (
     "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
-    "opened_at_ms, updated_at_ms"
+    "opened_at_ms, updated_at_ms, schema_version, generator"
 )
 _INBOUND_COLUMNS = "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound"
 
@@ -1097,7 +1098,7 @@ def _insert_answers(conn: Conn, rows: list[tuple[object, ...]]) -> None:
 
 def _insert_ticket(conn: Conn, row: TicketRow) -> bool:
     cursor = conn.execute(
-        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (key) DO NOTHING",
         (
             row.key,
@@ -1110,6 +1111,8 @@ def _insert_ticket(conn: Conn, row: TicketRow) -> bool:
             row.quote_id,
             row.opened_at_ms,
             row.updated_at_ms,
+            row.schema_version,
+            row.generator_version,
         ),
     )
     return cursor.rowcount == 1
@@ -1122,23 +1125,25 @@ def _apply_ticket_change(conn: Conn, change: TicketChange) -> bool:
             return _insert_ticket(conn, row)
         case ClaimTicket(key, by, at_ms):
             cursor = conn.execute(
-                "UPDATE tickets SET status = 'claimed', claimed_by = ?, updated_at_ms = ? "
-                "WHERE key = ? AND status = 'open'",
-                (by, at_ms, key),
+                "UPDATE tickets SET status = 'claimed', claimed_by = ?, updated_at_ms = ?, "
+                "schema_version = ?, generator = ? WHERE key = ? AND status = 'open'",
+                (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
             )
             return cursor.rowcount == 1
         case ResolveTicket(key, by, at_ms):
             cursor = conn.execute(
-                "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ? "
-                "WHERE key = ? AND status != 'resolved'",
-                (by, at_ms, key),
+                "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ?, "
+                "schema_version = ?, generator = ? WHERE key = ? AND status != 'resolved'",
+                (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
             )
             return cursor.rowcount == 1
 
 
 def _ticket_row(row: Sequence[Any]) -> TicketRow:
     names = [name.strip() for name in _TICKET_COLUMNS.split(",")]
-    return TicketRow.model_validate(dict(zip(names, row, strict=True)))
+    values = dict(zip(names, row, strict=True))
+    values["generator_version"] = values.pop("generator")
+    return TicketRow.model_validate(values)
 
 
 def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
