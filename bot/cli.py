@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bot import cli_ops, cli_understand
+from bot import cli_ops, cli_schema, cli_understand
 from bot.clock import parse_iso_ms, system_now_ms
 from bot.logs import configure_logging
 from bot.policy_loader import load_policy
@@ -288,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_teams_package, policy=None, policy_flag_means_candidate=True)
 
     cli_understand.add_commands(sub, common, _Parser)
+    cli_schema.add_commands(sub, _Parser)
 
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

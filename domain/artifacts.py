@@ -170,7 +170,8 @@ class UnderstandReading(Frozen):
 
     id: str | int
     """The input line's id, unchanged."""
-    language: str
+    language: str = Field(pattern=r"^[a-z]{2,3}$")
+    """An ISO 639 code; "und" when the reader cannot tell."""
     band: Band
     score: Decimal
     """The number the band's two thresholds are compared with."""

@@ -35,6 +35,9 @@ from domain.cards import Card
 from domain.inbound import MAX_MESSAGE_CHARS, LeadDetails
 from domain.model import Frozen
 
+LEAD_SCHEMA_VERSION = 1
+"""Version of the `POST /leads` body's schema. The body is the caller's document and carries
+no version of its own: a change that refuses bodies accepted before needs a new route."""
 LEAD_REPLY_SCHEMA_VERSION = 1
 
 STRICT = OutboundPolicy()
