@@ -22,6 +22,7 @@ from domain import GENERATOR
 from domain.cards import Button, Card, CardField, Reply
 from domain.inbound import SYSTEM, LeadDetails, TimerElapsed
 from domain.state import ConversationState
+from tests.support.schemas import assert_valid
 
 SECRET = "reply-secret"
 LEAD_ID = "lead-0123456789abcdef"
@@ -83,6 +84,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield fake
     fake.release.set()  # let a hung handler finish, or shutdown would wait for it
     await server.close()
+    for body in fake.replies.values():  # every body received is the published contract
+        assert_valid("lead_reply", body)
 
 
 @pytest.fixture
