@@ -130,7 +130,8 @@ class ClaimOutcome(Frozen):
 
 
 class StoredInbound(Frozen):
-    """A raw inbound as received, kept verbatim so the conversation can be replayed."""
+    """A raw inbound as received, kept verbatim so the conversation can be replayed. The
+    inbound's JSON carries its schema version; the row, the salesbot that stored it."""
 
     conversation_id: str
     position: int
@@ -138,6 +139,9 @@ class StoredInbound(Frozen):
     received_at_ms: int
     policy_version: str
     inbound: dict[str, Any]
+    generator_version: str | None = GENERATOR
+    """None for an inbound stored before rows recorded it (a store migrated from an earlier
+    release): the `generator` of the events its delivery caused says the same."""
 
 
 PENDING_ANSWER_SCHEMA_VERSION = 1

@@ -109,7 +109,9 @@ _TICKET_COLUMNS = (
     "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
     "opened_at_ms, updated_at_ms, schema_version, generator"
 )
-_INBOUND_COLUMNS = "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound"
+_INBOUND_COLUMNS = (
+    "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator"
+)
 
 # Claims walk the partial index `outbox_unsent (channel, id)`: each channel's first unsent
 # item, then at most `per_channel` unsent items of each channel in order. One query with a
@@ -395,7 +397,7 @@ class SqliteStore:
             )
             if inbound_json is not None:
                 conn.execute(
-                    f"INSERT INTO inbounds ({_INBOUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO inbounds ({_INBOUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         conversation_id,
                         (position or 0) + 1,
@@ -403,6 +405,7 @@ class SqliteStore:
                         commit.received_at_ms,
                         commit.policy_version,
                         inbound_json,
+                        GENERATOR,
                     ),
                 )
             _insert_outbox(conn, outbox_rows)
@@ -1147,7 +1150,7 @@ def _ticket_row(row: Sequence[Any]) -> TicketRow:
 
 
 def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
-    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound = row
+    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator = row
     return StoredInbound(
         conversation_id=conversation_id,
         position=position,
@@ -1155,6 +1158,7 @@ def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
         received_at_ms=received_at_ms,
         policy_version=policy_version,
         inbound=json.loads(inbound),
+        generator_version=generator,
     )
 
 

@@ -165,9 +165,13 @@ def test_every_stored_event_validates_and_every_quote_made_is_an_offer(
             assert_valid("offer", envelope)
 
 
-def test_every_stored_inbound_validates(sales_day_store: Path) -> None:
-    for (text,) in rows(sales_day_store, "SELECT inbound FROM inbounds"):
-        assert_valid("inbound", json.loads(text))
+def test_every_stored_inbound_validates_and_its_row_names_the_salesbot_that_stored_it(
+    sales_day_store: Path,
+) -> None:
+    for text, generator in rows(sales_day_store, "SELECT inbound, generator FROM inbounds"):
+        inbound = json.loads(text)
+        assert_valid("inbound", inbound)
+        assert (inbound["schema_version"], generator) == (1, GENERATOR)
 
 
 def test_every_outbox_payload_validates_and_names_its_adapter(sales_day_store: Path) -> None:
@@ -311,3 +315,4 @@ def test_everything_an_earlier_release_stored_still_validates(
         assert_valid("ticket", ticket)
         assert ticket["schema_version"] == 1
         assert ticket["generator_version"] is None  # unknown: written before rows said
+    assert rows(copy, "SELECT DISTINCT generator FROM inbounds") == [(None,)]

@@ -113,9 +113,10 @@ QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
 
 
 def _drop_later_migrations(conn: sqlite3.Connection) -> None:
-    """Undo what migrations after the quote counts added (the ticket rows' versions)."""
+    """Undo what migrations after the quote counts added (ticket and inbound versions)."""
     for column in ("schema_version", "generator"):
         conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
+    conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
 
 
 def downgrade_to_before_projections(path: Path) -> None:
