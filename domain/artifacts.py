@@ -22,7 +22,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, WithJsonSchema
 
 from domain import GENERATOR
-from domain.events import EventEnvelope, QuoteIssued, QuoteRevised
+from domain.events import EVENT_SCHEMA_VERSION, EventEnvelope, QuoteIssued, QuoteRevised
 from domain.model import Frozen
 from domain.narrative import NarrativeAudit
 from domain.policy import Policy
@@ -36,8 +36,8 @@ LEAD_SCORE_SCHEMA_VERSION = 1
 NARRATIVE_SCHEMA_VERSION = 1
 CHECK_SCHEMA_VERSION = 1
 REPLAY_SCHEMA_VERSION = 1
-OFFER_SCHEMA_VERSION = 1
-"""An offer is an event envelope: its version follows `domain.events.EVENT_SCHEMA_VERSION`."""
+OFFER_SCHEMA_VERSION = EVENT_SCHEMA_VERSION
+"""An offer is an event envelope: its version is the events'."""
 
 
 class PolicyRef(Frozen):
