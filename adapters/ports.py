@@ -20,6 +20,7 @@ from domain.model import Frozen
 from domain.state import ConversationState
 
 OUTBOX_PAYLOAD_SCHEMA_VERSION = 1
+"""Version of an `OutboxPayload` as the outbox stores it."""
 
 
 class Route(Frozen):
