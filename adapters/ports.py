@@ -19,13 +19,40 @@ from domain.inbound import Inbound
 from domain.model import Frozen
 from domain.state import ConversationState
 
+OUTBOX_PAYLOAD_SCHEMA_VERSION = 1
+"""Version of an `OutboxPayload` as the outbox stores it."""
+
 
 class Route(Frozen):
     """Where one reply goes: the outbox channel (also the pacing key, e.g. "slack:C123") and
-    the platform's addressing for it."""
+    the platform's addressing for it.
+
+    `adapter` and `adapter_version` name the adapter that chose it (its package: "slack",
+    "teams", …) and the version of what it keeps in `target` and of how its sender renders
+    a reply; the outbox payload records both, so a stored item says which adapter code it
+    was written for. Empty for a route recorded before routes carried them (a pending
+    answer from an earlier release)."""
 
     channel: str
     target: dict[str, Any] = Field(default_factory=dict)
+    adapter: str = ""
+    adapter_version: int = 0
+
+
+class OutboxPayload(Frozen):
+    """What an outbox item holds for its sender (`storage.ports.OutboxItem.payload`, stored
+    as JSON): the platform-neutral reply, the route's `target`, who the reply answers, and
+    the versions — of this record, of the salesbot that wrote it and of the adapter whose
+    route it follows. Items written before payloads were versioned have none of the four
+    (null here); they are still sent as before."""
+
+    reply: Reply
+    target: dict[str, Any] = Field(default_factory=dict)
+    requester: str
+    schema_version: int | None = None
+    generator_version: str | None = None
+    adapter: str | None = None
+    adapter_version: int | None = None
 
 
 class Router(Protocol):

@@ -18,16 +18,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bot import cli_ops, cli_understand
+from bot import cli_ops, cli_schema, cli_understand
 from bot.clock import parse_iso_ms, system_now_ms
 from bot.logs import configure_logging
 from bot.policy_loader import load_policy
 from bot.settings import SettingsError, load_log_settings, load_settings
+from domain.artifacts import CheckReport, LeadScoreReport, NarrativeReport, PolicyRef, QuoteReport
 from domain.errors import DomainError
 from domain.flow import to_dot, to_mermaid
 from domain.money import parse_amount, parse_fraction
 from domain.narrative import assess_narrative
-from domain.policy import Policy
 from domain.policy_check import check_policy
 from domain.presenters import number, score_lines
 from domain.quotes import QuoteRequest, compute_quote
@@ -61,10 +61,6 @@ def _emit_json(data: dict[str, Any], out: TextIO) -> None:
     out.write(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2) + "\n")
 
 
-def _policy_ref(policy: Policy) -> dict[str, str]:
-    return {"name": policy.name, "version": policy.version}
-
-
 def _now_ms(args: argparse.Namespace) -> int:
     if args.now is None:
         return system_now_ms()
@@ -83,19 +79,7 @@ def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
     else:
         score = score_lead(text, policy.scoring)
     if args.json:
-        _emit_json(
-            {
-                "score": score.score,
-                "band": score.band,
-                "probability": score.probability,
-                "features": score.features,
-                "weights": score.weights,
-                "contributions": score.contributions,
-                "evidence": {k: list(v) for k, v in score.evidence.items()},
-                "policy": _policy_ref(policy),
-            },
-            out,
-        )
+        _emit_json(LeadScoreReport.of(score, policy).model_dump(mode="python"), out)
     else:
         out.write(f"score {number(score.score)} ({score.band}) under policy {policy.name}\n")
         for line in score_lines(score):
@@ -117,10 +101,7 @@ def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
     )
     quote = compute_quote(request, catalog, now_ms=_now_ms(args))
     if args.json:
-        data = quote.model_dump(mode="python")
-        data["proof"] = list(quote.proof)
-        data["policy"] = _policy_ref(policy)
-        _emit_json(data, out)
+        _emit_json(QuoteReport.of(quote, policy).model_dump(mode="python"), out)
     else:
         figures = quote.figures()
         out.write(
@@ -137,9 +118,7 @@ def cmd_narrative(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     audit = assess_narrative(" ".join(args.text), policy.narrative, policy.fairness, args.credit)
     if args.json:
-        data = audit.model_dump(mode="python", by_alias=True)
-        data["policy"] = _policy_ref(policy)
-        _emit_json(data, out)
+        _emit_json(NarrativeReport.of(audit, policy).model_dump(mode="python"), out)
     else:
         out.write(
             f"resonance {number(audit.resonance)}, urgency {number(audit.raw_urgency)} → "
@@ -152,7 +131,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     problems = check_policy(policy)
     if args.json:
-        _emit_json({"policy": _policy_ref(policy), "violations": list(problems)}, out)
+        report = CheckReport(policy=PolicyRef.of(policy), violations=problems)
+        _emit_json(report.model_dump(mode="python"), out)
     else:
         for line in problems:
             out.write(f"{line}\n")
@@ -310,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_teams_package, policy=None, policy_flag_means_candidate=True)
 
     cli_understand.add_commands(sub, common, _Parser)
+    cli_schema.add_commands(sub, _Parser)
 
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

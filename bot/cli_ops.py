@@ -31,6 +31,7 @@ from bot.queries import load_audit, load_metrics
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from domain.analytics import render_metrics
+from domain.artifacts import ReplayReport
 from domain.audit import render_audit
 from domain.cards import Reply
 from domain.errors import PolicyError
@@ -100,15 +101,15 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             events = await store.load(conversation_id)
             results.append(replay_conversation(conversation_id, recorded, events, policy_for))
             _progress(index, len(conversation_ids), err)
-    diffs = [d for r in results for d in r.differences]
-    summary: dict[str, Any] = {
-        "conversations": len(results),
-        "inbounds": sum(r.inbounds for r in results),
-        "differences": len(diffs),
-        "diffs": [d.model_dump(mode="json") for d in diffs],
-    }
+    diffs = tuple(d for r in results for d in r.differences)
+    summary = ReplayReport(
+        conversations=len(results),
+        inbounds=sum(r.inbounds for r in results),
+        differences=len(diffs),
+        diffs=diffs,
+    )
     if args.json:
-        out.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        out.write(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
     else:
         for d in diffs:
             out.write(
@@ -117,8 +118,8 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
         against = f"policy {args.policy}" if args.policy else "the recorded policies"
         out.write(
-            f"replayed {summary['conversations']} conversations, {summary['inbounds']} inbounds "
-            f"against {against}: {summary['differences']} differences\n"
+            f"replayed {summary.conversations} conversations, {summary.inbounds} inbounds "
+            f"against {against}: {summary.differences} differences\n"
         )
     return 1 if args.fail_on_diff and diffs else 0
 

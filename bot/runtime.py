@@ -54,10 +54,11 @@ from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.ports import Route, Router
+from adapters.ports import OUTBOX_PAYLOAD_SCHEMA_VERSION, OutboxPayload, Route, Router
 from bot.lanes import Lanes
 from bot.logs import log_context
 from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
+from domain import GENERATOR
 from domain.cards import Reply
 from domain.decide import ALERT_REF_PREFIX, decide, new_conversation
 from domain.decision import Decision, Query
@@ -429,16 +430,22 @@ class Runtime:
 def _outbox_item(
     key: str, conversation_id: str, reply: Reply, route: Route, requester: str, now: int
 ) -> OutboxItem:
-    """One reply for one route, as the outbox keeps it: due at once."""
+    """One reply for one route, as the outbox keeps it: due at once, stamped with the
+    payload's schema version, this salesbot and the adapter that routed it."""
+    payload = OutboxPayload(
+        reply=reply,
+        target=route.target,
+        requester=requester,
+        schema_version=OUTBOX_PAYLOAD_SCHEMA_VERSION,
+        generator_version=GENERATOR,
+        adapter=route.adapter or None,
+        adapter_version=route.adapter_version or None,
+    )
     return OutboxItem(
         key=key,
         conversation_id=conversation_id,
         channel=route.channel,
-        payload={
-            "reply": reply.model_dump(mode="json"),
-            "target": route.target,
-            "requester": requester,
-        },
+        payload=payload.model_dump(mode="json"),
         created_at_ms=now,
         available_at_ms=now,
     )

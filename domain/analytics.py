@@ -41,6 +41,7 @@ from typing import Literal
 
 from scipy.stats import beta, norm
 
+from domain import GENERATOR
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
@@ -86,6 +87,9 @@ class QuoteCounts(Frozen):
 
 
 class Metrics(Frozen):
+    """What `salesbot metrics --json` prints (and `/metrics` shows in words): the report
+    data, with its schema and generator versions."""
+
     schema_version: int = METRICS_SCHEMA_VERSION
     conversations: int
     engaged: int
@@ -105,6 +109,7 @@ class Metrics(Frozen):
     meetings_requested: int = 0
     """Started conversations in which the prospect asked for a meeting (`MeetingRequested`):
     the funnel stage between qualified and won."""
+    generator_version: str = GENERATOR
 
 
 _Ending = Literal["won", "lost", "abandoned"]

@@ -45,6 +45,9 @@ from domain.money import (
     round_half_up,
 )
 
+QUOTE_SCHEMA_VERSION = 1
+"""Version of a quote's JSON, in events and in `salesbot quote --json`."""
+
 MAX_QTY = 1_000_000
 """Largest quantity on one line; bigger numbers are typos, and would overflow displays."""
 
@@ -146,7 +149,7 @@ class Quote(Frozen):
     bug) fails to load instead of showing a total that does not add up.
     """
 
-    schema_version: int = 1
+    schema_version: int = QUOTE_SCHEMA_VERSION
     quote_id: str = Field(pattern=r"^Q-[0-9a-f]{10}$")
     version: int = Field(default=1, ge=1)
     currency: str

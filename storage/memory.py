@@ -382,13 +382,23 @@ class MemoryStore:
                 ticket = self._tickets.get(key)
                 if ticket is not None and ticket.status == "open":
                     self._tickets[key] = ticket.model_copy(
-                        update={"status": "claimed", "claimed_by": by, "updated_at_ms": at_ms}
+                        update={
+                            "status": "claimed",
+                            "claimed_by": by,
+                            "updated_at_ms": at_ms,
+                            "generator_version": GENERATOR,
+                        }
                     )
             case ResolveTicket(key, by, at_ms):
                 ticket = self._tickets.get(key)
                 if ticket is not None and ticket.status != "resolved":
                     self._tickets[key] = ticket.model_copy(
-                        update={"status": "resolved", "resolved_by": by, "updated_at_ms": at_ms}
+                        update={
+                            "status": "resolved",
+                            "resolved_by": by,
+                            "updated_at_ms": at_ms,
+                            "generator_version": GENERATOR,
+                        }
                     )
 
     async def open_ticket(self, row: TicketRow) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
+from domain import GENERATOR
 from domain.events import (
     EventEnvelope,
     HandedBack,
@@ -96,8 +97,13 @@ class OutboxStats(Frozen):
     """Dead-lettered items."""
 
 
+TICKET_SCHEMA_VERSION = 1
+"""Version of a ticket row as a store keeps it (`TicketRow`)."""
+
+
 class TicketRow(Frozen):
-    """A request for a human, as the ticket table holds it (one row per ticket key)."""
+    """A request for a human, as the ticket table holds it (one row per ticket key), with
+    the row's schema version and the salesbot that last wrote it."""
 
     key: str
     conversation_id: str
@@ -109,6 +115,10 @@ class TicketRow(Frozen):
     quote_id: str | None = None
     opened_at_ms: int
     updated_at_ms: int
+    schema_version: int = TICKET_SCHEMA_VERSION
+    generator_version: str | None = GENERATOR
+    """The salesbot that opened, claimed or resolved the ticket last; None for a row last
+    written before ticket rows recorded it (a store migrated from an earlier release)."""
 
 
 class ClaimOutcome(Frozen):
@@ -120,7 +130,8 @@ class ClaimOutcome(Frozen):
 
 
 class StoredInbound(Frozen):
-    """A raw inbound as received, kept verbatim so the conversation can be replayed."""
+    """A raw inbound as received, kept verbatim so the conversation can be replayed. The
+    inbound's JSON carries its schema version; the row, the salesbot that stored it."""
 
     conversation_id: str
     position: int
@@ -128,6 +139,9 @@ class StoredInbound(Frozen):
     received_at_ms: int
     policy_version: str
     inbound: dict[str, Any]
+    generator_version: str | None = GENERATOR
+    """None for an inbound stored before rows recorded it (a store migrated from an earlier
+    release): the `generator` of the events its delivery caused says the same."""
 
 
 PENDING_ANSWER_SCHEMA_VERSION = 1

@@ -66,6 +66,7 @@ from storage.ports import (
     LEASE_EXPIRED,
     PENDING_ANSWER_SCHEMA_VERSION,
     STATE_SCHEMA_VERSION,
+    TICKET_SCHEMA_VERSION,
     ClaimOutcome,
     Commit,
     CommitResult,
@@ -106,9 +107,11 @@ _OUTBOX_COLUMNS = (
 )
 _TICKET_COLUMNS = (
     "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
-    "opened_at_ms, updated_at_ms"
+    "opened_at_ms, updated_at_ms, schema_version, generator"
 )
-_INBOUND_COLUMNS = "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound"
+_INBOUND_COLUMNS = (
+    "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator"
+)
 
 # Claims walk the partial index `outbox_unsent (channel, id)`: each channel's first unsent
 # item, then at most `per_channel` unsent items of each channel in order. One query with a
@@ -394,7 +397,7 @@ class SqliteStore:
             )
             if inbound_json is not None:
                 conn.execute(
-                    f"INSERT INTO inbounds ({_INBOUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO inbounds ({_INBOUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         conversation_id,
                         (position or 0) + 1,
@@ -402,6 +405,7 @@ class SqliteStore:
                         commit.received_at_ms,
                         commit.policy_version,
                         inbound_json,
+                        GENERATOR,
                     ),
                 )
             _insert_outbox(conn, outbox_rows)
@@ -1097,7 +1101,7 @@ def _insert_answers(conn: Conn, rows: list[tuple[object, ...]]) -> None:
 
 def _insert_ticket(conn: Conn, row: TicketRow) -> bool:
     cursor = conn.execute(
-        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (key) DO NOTHING",
         (
             row.key,
@@ -1110,6 +1114,8 @@ def _insert_ticket(conn: Conn, row: TicketRow) -> bool:
             row.quote_id,
             row.opened_at_ms,
             row.updated_at_ms,
+            row.schema_version,
+            row.generator_version,
         ),
     )
     return cursor.rowcount == 1
@@ -1122,27 +1128,29 @@ def _apply_ticket_change(conn: Conn, change: TicketChange) -> bool:
             return _insert_ticket(conn, row)
         case ClaimTicket(key, by, at_ms):
             cursor = conn.execute(
-                "UPDATE tickets SET status = 'claimed', claimed_by = ?, updated_at_ms = ? "
-                "WHERE key = ? AND status = 'open'",
-                (by, at_ms, key),
+                "UPDATE tickets SET status = 'claimed', claimed_by = ?, updated_at_ms = ?, "
+                "schema_version = ?, generator = ? WHERE key = ? AND status = 'open'",
+                (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
             )
             return cursor.rowcount == 1
         case ResolveTicket(key, by, at_ms):
             cursor = conn.execute(
-                "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ? "
-                "WHERE key = ? AND status != 'resolved'",
-                (by, at_ms, key),
+                "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ?, "
+                "schema_version = ?, generator = ? WHERE key = ? AND status != 'resolved'",
+                (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
             )
             return cursor.rowcount == 1
 
 
 def _ticket_row(row: Sequence[Any]) -> TicketRow:
     names = [name.strip() for name in _TICKET_COLUMNS.split(",")]
-    return TicketRow.model_validate(dict(zip(names, row, strict=True)))
+    values = dict(zip(names, row, strict=True))
+    values["generator_version"] = values.pop("generator")
+    return TicketRow.model_validate(values)
 
 
 def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
-    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound = row
+    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator = row
     return StoredInbound(
         conversation_id=conversation_id,
         position=position,
@@ -1150,6 +1158,7 @@ def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
         received_at_ms=received_at_ms,
         policy_version=policy_version,
         inbound=json.loads(inbound),
+        generator_version=generator,
     )
 
 

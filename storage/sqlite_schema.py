@@ -187,12 +187,23 @@ _V_QUOTE_COUNTS: Migration = add_quote_counts
 three columns of the per-conversation projection (row schema version 2), filled from the
 log in the same transaction (`storage.sqlite_projections.add_quote_counts`)."""
 
+_V_ARTIFACT_VERSIONS = _statements(
+    # Ticket rows carry their format's version and the salesbot that last wrote them, as
+    # events, adapter state and projection rows do; stored inbounds (whose JSON carries its
+    # schema version) the salesbot that stored them. Rows from before say schema 1 (their
+    # format is version 1) and no generator (unknown: NULL).
+    "ALTER TABLE tickets ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE tickets ADD COLUMN generator TEXT",
+    "ALTER TABLE inbounds ADD COLUMN generator TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _V2,
     _V_OUTBOX_OWNERS,
     _V_PROJECTIONS,
     _V_QUOTE_COUNTS,
+    _V_ARTIFACT_VERSIONS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

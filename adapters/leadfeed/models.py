@@ -30,7 +30,15 @@ from pydantic import (
 )
 
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
+from domain import GENERATOR
+from domain.cards import Card
 from domain.inbound import MAX_MESSAGE_CHARS, LeadDetails
+from domain.model import Frozen
+
+LEAD_SCHEMA_VERSION = 1
+"""Version of the `POST /leads` body's schema. The body is the caller's document and carries
+no version of its own: a change that refuses bodies accepted before needs a new route."""
+LEAD_REPLY_SCHEMA_VERSION = 1
 
 STRICT = OutboundPolicy()
 """The rules with nothing allow-listed, for validation without a context."""
@@ -127,3 +135,16 @@ class MessageBody(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+class LeadReply(Frozen):
+    """The JSON body POSTed to a lead's reply URL (`adapters.leadfeed.reply`): one reply of
+    the bot to the prospect, the card as neutral JSON (null without one), and the outbox key
+    the receiver dedupes by (also the `Idempotency-Key` header)."""
+
+    lead_id: str
+    text: str
+    card: Card | None
+    reply_key: str
+    schema_version: int = LEAD_REPLY_SCHEMA_VERSION
+    generator_version: str = GENERATOR

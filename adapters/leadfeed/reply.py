@@ -10,7 +10,10 @@ through the outbox as
     Idempotency-Key: <outbox key>
     X-Salesbot-Signature: sha256=<hex HMAC-SHA256(SALESBOT_LEAD_REPLY_SECRET, raw body)>
 
-    {"lead_id": "lead-…", "text": "…", "card": {…} | null, "reply_key": "<outbox key>"}
+    {"lead_id": "lead-…", "text": "…", "card": {…} | null, "reply_key": "<outbox key>",
+     "schema_version": 1, "generator_version": "salesbot/…"}
+
+(`adapters.leadfeed.models.LeadReply`; its JSON Schema is `docs/schemas/lead_reply.schema.json`.)
 
 The signature covers the raw body, which includes `reply_key`, so a receiver that verifies it
 (`verify_signature`) knows both the content and the key are ours. There is no timestamp:
@@ -49,7 +52,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from adapters.leadfeed.models import check_reply_url
+from adapters.leadfeed.models import LeadReply, check_reply_url
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from adapters.outbound_http import checked_session
 from adapters.ports import Delivery, Rejected, RetryLater, Route, SendOutcome, Sent, TimedOut
@@ -61,6 +64,11 @@ from domain.state import ConversationState
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "lead-reply:"
+ADAPTER = "leadfeed"
+ADAPTER_VERSION = 1
+"""The lead feed's reply adapter version: the version of what this adapter keeps in a route's `target` and of how its
+sender renders a reply. Recorded in every outbox payload it routes; bump it when either
+changes meaning."""
 SIGNATURE_HEADER = "X-Salesbot-Signature"
 SIGNATURE_PREFIX = "sha256="
 
@@ -99,7 +107,12 @@ class LeadReplyRouter:
             return []
         lead_id = state.conversation_id
         return [
-            Route(channel=f"{CHANNEL_PREFIX}{lead_id}", target={"url": url, "lead_id": lead_id})
+            Route(
+                channel=f"{CHANNEL_PREFIX}{lead_id}",
+                target={"url": url, "lead_id": lead_id},
+                adapter=ADAPTER,
+                adapter_version=ADAPTER_VERSION,
+            )
         ]
 
 
@@ -143,12 +156,12 @@ class LeadReplySender:
         lead_id = target.get("lead_id")
         reply = delivery.reply
         body = _body(
-            {
-                "lead_id": lead_id if isinstance(lead_id, str) else delivery.conversation_id,
-                "text": reply.text,
-                "card": reply.card.model_dump(mode="json") if reply.card is not None else None,
-                "reply_key": delivery.key,
-            }
+            LeadReply(
+                lead_id=lead_id if isinstance(lead_id, str) else delivery.conversation_id,
+                text=reply.text,
+                card=reply.card,
+                reply_key=delivery.key,
+            ).model_dump(mode="json")
         )
         headers = {
             "Content-Type": "application/json",

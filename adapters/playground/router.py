@@ -14,6 +14,11 @@ from domain.inbound import Inbound
 from domain.state import ConversationState
 
 CHANNEL_PREFIX = "playground:"
+ADAPTER = "playground"
+ADAPTER_VERSION = 1
+"""The playground adapter's version: the version of what this adapter keeps in a route's `target` and of how its
+sender renders a reply. Recorded in every outbox payload it routes; bump it when either
+changes meaning."""
 
 
 class PlaygroundRouter:
@@ -26,5 +31,7 @@ class PlaygroundRouter:
                     "audience": reply.audience,
                     "requester": inbound.actor.id,
                 },
+                adapter=ADAPTER,
+                adapter_version=ADAPTER_VERSION,
             )
         ]

@@ -33,6 +33,11 @@ from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
 CHANNEL_PREFIX = "slack:"
+ADAPTER = "slack"
+ADAPTER_VERSION = 1
+"""The Slack adapter's version: the version of what this adapter keeps in a route's `target` and of how its
+sender renders a reply. Recorded in every outbox payload it routes; bump it when either
+changes meaning."""
 SLACK_DELIVERY_PREFIX = "slack:"
 
 
@@ -52,7 +57,12 @@ def _route(
         target["thread_of_ref"] = thread_of_ref
     if response is not None:
         target["response_key"] = response
-    return Route(channel=f"{CHANNEL_PREFIX}{channel}", target=target)
+    return Route(
+        channel=f"{CHANNEL_PREFIX}{channel}",
+        target=target,
+        adapter=ADAPTER,
+        adapter_version=ADAPTER_VERSION,
+    )
 
 
 class SlackRouter:

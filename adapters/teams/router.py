@@ -30,6 +30,11 @@ from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
 CHANNEL_PREFIX = "teams:"
+ADAPTER = "teams"
+ADAPTER_VERSION = 1
+"""The Teams adapter's version: the version of what this adapter keeps in a route's `target` and of how its
+sender renders a reply. Recorded in every outbox payload it routes; bump it when either
+changes meaning."""
 Destination = Literal["handoff", "leads"]
 
 
@@ -37,7 +42,12 @@ def conversation_route(conversation: str, user: str | None = None) -> Route:
     target = {"conversation": conversation}
     if user is not None:
         target["user"] = user
-    return Route(channel=f"{CHANNEL_PREFIX}{conversation}", target=target)
+    return Route(
+        channel=f"{CHANNEL_PREFIX}{conversation}",
+        target=target,
+        adapter=ADAPTER,
+        adapter_version=ADAPTER_VERSION,
+    )
 
 
 def destination_route(
@@ -55,7 +65,12 @@ def destination_route(
     ):
         if value is not None:
             target[key] = value
-    return Route(channel=f"{CHANNEL_PREFIX}{destination}", target=target)
+    return Route(
+        channel=f"{CHANNEL_PREFIX}{destination}",
+        target=target,
+        adapter=ADAPTER,
+        adapter_version=ADAPTER_VERSION,
+    )
 
 
 class TeamsRouter:

@@ -11,13 +11,18 @@ from domain.inbound import Inbound
 from domain.state import ConversationState
 
 CHANNEL = "terminal"
+ADAPTER = "terminal"
+ADAPTER_VERSION = 1
+"""The terminal adapter's version: the version of what this adapter keeps in a route's `target` and of how its
+sender renders a reply. Recorded in every outbox payload it routes; bump it when either
+changes meaning."""
 
 
 class TerminalRouter:
     """Everything goes to the one terminal; the audience label says who would see it."""
 
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
-        return [Route(channel=CHANNEL)]
+        return [Route(channel=CHANNEL, adapter=ADAPTER, adapter_version=ADAPTER_VERSION)]
 
 
 class TerminalSender:

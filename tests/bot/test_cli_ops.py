@@ -17,6 +17,7 @@ from adapters.ports import Route
 from bot.cli import main
 from bot.policy_loader import load_policy
 from bot.runtime import Runtime
+from domain import GENERATOR
 from domain.cards import Reply
 from domain.events import QuoteIssued
 from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails, MessagePosted
@@ -102,7 +103,14 @@ def run(*argv: str) -> tuple[int, str, str]:
 def test_replay_under_the_recorded_policies_finds_no_differences(seeded: str) -> None:
     code, out, _ = run("replay", "--json", "--fail-on-diff")
     assert code == 0
-    assert json.loads(out) == {"conversations": 2, "inbounds": 4, "differences": 0, "diffs": []}
+    assert json.loads(out) == {
+        "conversations": 2,
+        "inbounds": 4,
+        "differences": 0,
+        "diffs": [],
+        "schema_version": 1,
+        "generator_version": GENERATOR,
+    }
 
 
 def test_replay_with_a_stricter_policy_lists_what_would_change(seeded: str, tmp_path: Path) -> None:

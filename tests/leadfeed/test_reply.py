@@ -18,9 +18,11 @@ from aiohttp.test_utils import TestServer
 from adapters.leadfeed.reply import LeadReplyRouter, LeadReplySender, sign, verify_signature
 from adapters.outbound import OutboundPolicy
 from adapters.ports import Delivery, Rejected, RetryLater, Route, Sent, TimedOut
+from domain import GENERATOR
 from domain.cards import Button, Card, CardField, Reply
 from domain.inbound import SYSTEM, LeadDetails, TimerElapsed
 from domain.state import ConversationState
+from tests.support.schemas import assert_valid
 
 SECRET = "reply-secret"
 LEAD_ID = "lead-0123456789abcdef"
@@ -82,6 +84,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield fake
     fake.release.set()  # let a hung handler finish, or shutdown would wait for it
     await server.close()
+    for body in fake.replies.values():  # every body received is the published contract
+        assert_valid("lead_reply", body)
 
 
 @pytest.fixture
@@ -137,6 +141,8 @@ def test_a_reply_to_the_conversation_goes_to_the_leads_own_reply_url():
         Route(
             channel=f"lead-reply:{LEAD_ID}",
             target={"url": "https://widget.example/r", "lead_id": LEAD_ID},
+            adapter="leadfeed",
+            adapter_version=1,
         )
     ]
 
@@ -186,13 +192,21 @@ async def test_the_receiver_gets_each_reply_once_with_a_valid_signature(receiver
     for received in receiver.requests:
         assert verify_signature(SECRET, received.body, received.headers["X-Salesbot-Signature"])
         assert received.headers["Content-Type"] == "application/json"
+    versions = {"schema_version": 1, "generator_version": GENERATOR}
     assert receiver.replies == {
-        "k-1": {"lead_id": LEAD_ID, "text": hello.text, "card": None, "reply_key": "k-1"},
+        "k-1": {
+            "lead_id": LEAD_ID,
+            "text": hello.text,
+            "card": None,
+            "reply_key": "k-1",
+            **versions,
+        },
         "k-2": {
             "lead_id": LEAD_ID,
             "text": quote.text,
             "card": QUOTE.model_dump(mode="json"),
             "reply_key": "k-2",
+            **versions,
         },
     }
 

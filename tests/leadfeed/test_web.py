@@ -19,6 +19,7 @@ from adapters.leadfeed.web import LeadFeed
 from adapters.outbound import OutboundPolicy
 from domain.inbound import Inbound, LeadArrived, LeadDetails, MessagePosted
 from domain.state import ConversationState
+from tests.support.schemas import assert_valid, problems
 
 TOKEN = "leads-token-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -137,7 +138,13 @@ async def client(runtime: FakeRuntime) -> AsyncIterator[Client]:
 
 
 async def post_lead(client: Client, body: Any, **headers: str) -> tuple[int, Any]:
+    """POST a lead. The published schema (`docs/schemas/lead.schema.json`) holds: a body the
+    feed accepts validates, and one that breaks the schema is refused."""
     response = await client.post("/leads", json=body, headers={**AUTH, **headers})
+    if response.status < 300:
+        assert_valid("lead", body)
+    if problems("lead", body):
+        assert response.status >= 400
     return response.status, await response.json()
 
 

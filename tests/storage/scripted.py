@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.ports import Route
+from adapters.ports import Route, Router
 from bot.queries import query_answerer
 from bot.runtime import Runtime
 from domain.analytics import Metrics, compute_metrics
@@ -56,14 +56,20 @@ class Clock:
 class SalesDay:
     """Drives conversations through a `Runtime` on `store` with a controllable clock."""
 
-    def __init__(self, store: Store, policy: Policy, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        clock: Clock | None = None,
+        router: Router | None = None,
+    ) -> None:
         self.store = store
         self.policy = policy
         self.clock = clock or Clock()
         self.runtime = Runtime(
             store,
             policy,
-            OneChannelEach(),
+            router or OneChannelEach(),
             clock=self.clock,
             answer_query=query_answerer(policy),
         )

@@ -21,7 +21,6 @@ from storage.errors import StorageError
 from storage.ports import PENDING_ANSWER_SCHEMA_VERSION
 from storage.projections import PROJECTION_SCHEMA_VERSION
 from storage.sqlite import SqliteStore
-from storage.sqlite_schema import SCHEMA_VERSION
 from tests.storage.builders import handoff_script
 from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_projections import assert_same_metrics
@@ -108,7 +107,16 @@ async def test_the_projections_are_there_after_reopening_the_file(
 
 BEFORE_PROJECTIONS = 3
 """The schema version of a store from before the projections (`MIGRATIONS[3]` creates them)."""
+BEFORE_QUOTE_COUNTS = 4
+"""The schema version of a store from before the quote counts (`MIGRATIONS[4]`)."""
 QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
+
+
+def _drop_later_migrations(conn: sqlite3.Connection) -> None:
+    """Undo what migrations after the quote counts added (ticket and inbound versions)."""
+    for column in ("schema_version", "generator"):
+        conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
+    conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
 
 
 def downgrade_to_before_projections(path: Path) -> None:
@@ -116,6 +124,7 @@ def downgrade_to_before_projections(path: Path) -> None:
     with sqlite3.connect(path, isolation_level=None) as conn:
         for table in (*PROJECTION_TABLES, "pending_answers"):
             conn.execute(f"DROP TABLE {table}")
+        _drop_later_migrations(conn)
         conn.execute(f"PRAGMA user_version = {BEFORE_PROJECTIONS}")
 
 
@@ -127,7 +136,8 @@ def downgrade_to_before_quote_counts(path: Path) -> None:
             conn.execute(f"ALTER TABLE projection_streams DROP COLUMN {column}")
         for table in PROJECTION_TABLES:
             conn.execute(f"UPDATE {table} SET schema_version = 1")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        _drop_later_migrations(conn)
+        conn.execute(f"PRAGMA user_version = {BEFORE_QUOTE_COUNTS}")
 
 
 async def test_the_migration_creates_the_projections_and_fills_them_from_the_events(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from tests.support.schemas import assert_valid
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -20,11 +21,16 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+SCHEMA_OF = {"score": "lead_score", "quote": "quote", "narrative": "narrative", "check": "check"}
+"""The published schema (`docs/schemas/`) of each command's JSON."""
+
+
 def run_json(*argv: str) -> dict[str, Any]:
     code, out, err = run(*argv, "--json")
     assert code == 0, err
     data = json.loads(out)
     assert isinstance(data, dict)
+    assert_valid(SCHEMA_OF[argv[0]], data)
     return data
 
 

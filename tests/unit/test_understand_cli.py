@@ -13,6 +13,7 @@ import pytest
 
 from bot.cli import main
 from bot.policy_loader import bundled_policy_names
+from tests.support.schemas import assert_valid
 
 KEYS = {
     "id",
@@ -69,6 +70,7 @@ def record(ident: object, text: str, **extra: object) -> str:
 
 
 def assert_contract(reading: dict[str, Any]) -> None:
+    assert_valid("understand", reading)  # the published schema, docs/schemas/understand.schema.json
     assert set(reading) == KEYS
     assert reading["language"] in {"en", "de", "fr", "es", "und"}
     assert reading["band"] in {"hot", "warm", "cold"}
