@@ -34,6 +34,7 @@ from domain.errors import DomainError
 from domain.events import MessageRead, ProspectMessageReceived, ReadingCorrected
 from domain.policy import Policy
 from domain.understand import UNDERSTAND_SCHEMA_VERSION, understand
+from domain.understanding.model import to_micro
 from domain.understanding.reading import Reading
 
 EXIT_OK = 0
@@ -48,11 +49,20 @@ def _number(value: Decimal) -> int | float:
 
 
 def reading_json(ident: object, reading: Reading, policy: Policy) -> dict[str, Any]:
+    calibration = (
+        policy.understanding.reader.band.calibration if policy.understanding is not None else None
+    )
+    calibrated = (
+        {"hot_probability": _number(calibration.probability(to_micro(reading.score)))}
+        if calibration is not None
+        else {}
+    )
     return {
         "id": ident,
         "language": reading.language,
         "band": reading.band,
         "score": _number(reading.score),
+        **calibrated,
         "signals": reading.signals,
         "objection": reading.objection,
         "needs_human": reading.needs_human,

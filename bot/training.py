@@ -11,7 +11,10 @@ Cross-validation (folds assigned by a hash of each example's id, so adding an ex
 reshuffles the others) picks the L2 strength per head family and gives the out-of-fold
 scores on which thresholds are chosen: F1-optimal for signals, objections, reasons and
 intents; the highest threshold that keeps the `needs_human` recall target; the band pair
-with the best macro-F1. Weights and thresholds are rounded to six places. The output
+with the best macro-F1. Each head also gets a Platt calibration fitted on the same
+out-of-fold scores (Platt's smoothed targets), for display: the probability a rep is shown
+next to a sum that decided nothing by itself. Weights, thresholds and calibrations are
+rounded to six places. The output
 records the data's and the spec's SHA-256, the seed and the library versions; the same
 inputs give the same file.
 """
@@ -218,6 +221,33 @@ def best_f1_threshold(scores: np.ndarray, truth: np.ndarray) -> float:
     return threshold
 
 
+def platt(scores: np.ndarray, truth: np.ndarray) -> dict[str, float] | None:
+    """`a`, `b` of `P(truth | s) = 1 / (1 + e^-(a·s + b))`, by Platt's method: a logistic fit
+    of the out-of-fold scores with targets smoothed to `(N₊+1)/(N₊+2)` and `1/(N₋+2)`, so a
+    perfectly separated head is not made certain. None when one class is absent."""
+    positive = truth > 0
+    n_positive = int(positive.sum())
+    n_negative = len(truth) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        return None
+    target = np.where(positive, (n_positive + 1) / (n_positive + 2), 1 / (n_negative + 2))
+
+    def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
+        z = ab[0] * scores + ab[1]
+        value = float(np.sum(np.logaddexp(0.0, z) - target * z))
+        residual = expit(z) - target
+        return value, np.array([float(residual @ scores), float(residual.sum())])
+
+    result = scipy.optimize.minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return {"a": round6(float(result.x[0])), "b": round6(float(result.x[1]))}
+
+
+def brier(scores: np.ndarray, truth: np.ndarray, calibration: dict[str, float]) -> float:
+    """The mean squared error of the calibrated probabilities (lower is better)."""
+    p = expit(calibration["a"] * scores + calibration["b"])
+    return float(np.mean((p - (truth > 0)) ** 2))
+
+
 def needs_human_threshold(
     scores: np.ndarray, truth: np.ndarray, already: np.ndarray, min_recall: float
 ) -> float:
@@ -375,6 +405,7 @@ def train(
     band_document: dict[str, Any] = {}
     figures: dict[str, Any] = {"l2": chosen}
     fired: dict[str, np.ndarray] = {}
+    brier_scores: dict[str, float] = {}
     deferred: tuple[HeadTask, float, dict[str, float], np.ndarray, np.ndarray] | None = None
     for task in tasks:
         l2 = chosen[task.family]
@@ -407,6 +438,11 @@ def train(
                 "weights": learned,
             }
             figures["band_macro_f1"] = round(score, 4)
+            hot_truth = (band_truth == 2).astype(float)
+            calibration = platt(scores, hot_truth)
+            if calibration is not None:
+                band_document["calibration"] = calibration
+                brier_scores["band (hot)"] = round(brier(scores, hot_truth, calibration), 4)
             continue
         if task.name == "needs_human":
             deferred = (task, float(offsets[0]), learned, scores, truth)
@@ -424,6 +460,10 @@ def train(
             "threshold": round6(threshold),
             "weights": learned,
         }
+        calibration = platt(scores, truth)
+        if calibration is not None:
+            heads[task.name]["calibration"] = calibration
+            brier_scores[task.name] = round(brier(scores, truth, calibration), 4)
 
     # needs_human last: it only has to catch what the reasons miss (a person is needed when
     # any reason fires or this head does), so its threshold is chosen on the out-of-fold
@@ -442,6 +482,11 @@ def train(
         "f1": round(f1(precision, recall), 4),
     }
     heads[task.name] = {"bias": round6(bias), "threshold": round6(threshold), "weights": learned}
+    calibration = platt(scores, truth)
+    if calibration is not None:
+        heads[task.name]["calibration"] = calibration
+        brier_scores[task.name] = round(brier(scores, truth, calibration), 4)
+    figures["calibration_brier"] = brier_scores
 
     return {
         "schema_version": 1,

@@ -175,6 +175,9 @@ class UnderstandReading(Frozen):
     band: Band
     score: Decimal
     """The number the band's two thresholds are compared with."""
+    hot_probability: Decimal | None = Field(None, ge=0, le=1)
+    """The band's calibrated probability of hot, for display; only under a reader whose band
+    is calibrated (absent otherwise)."""
     signals: dict[Annotated[str, _one_of(SIGNALS)], bool]
     objection: Objection | None
     needs_human: bool

@@ -624,8 +624,13 @@ def _explain_reading(event: MessageRead) -> tuple[str, tuple[str, ...]]:
         if explanation.bias:
             lines.append(f"  bias: {number(explanation.bias)}")
         relation = "≥" if explanation.total >= explanation.threshold else "<"
+        calibrated = ""
+        if explanation.probability is not None:
+            what = "probability hot" if explanation.head == "band" else "probability"
+            calibrated = f" ({what} {number(explanation.probability)}, calibrated, for display)"
         lines.append(
-            f"  sum = {number(explanation.total)} {relation} threshold {number(explanation.threshold)}"
+            f"  sum = {number(explanation.total)} {relation} threshold "
+            f"{number(explanation.threshold)}{calibrated}"
         )
     summary = (
         f"Message read: {event.band}"

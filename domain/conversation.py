@@ -50,7 +50,7 @@ from domain.questions import (
 from domain.reply_plan import escalation_action, plan_reply
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
-from domain.understanding.model import ReaderModel, from_micro
+from domain.understanding.model import ReaderModel, from_micro, to_micro
 from domain.understanding.reading import (
     Reading,
     aggregate,
@@ -376,6 +376,7 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
     result = []
     for head in fired:
         terms, total, threshold = explain(model, head, reading.features)
+        calibration = model.head(head).calibration
         result.append(
             HeadExplanation(
                 head=head,
@@ -383,6 +384,9 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
                 bias=from_micro(model.head(head).bias),
                 total=total,
                 threshold=threshold,
+                probability=(
+                    calibration.probability(to_micro(total)) if calibration is not None else None
+                ),
             )
         )
     return tuple(result)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from domain import GENERATOR
 from domain.cards import Audience
@@ -74,6 +74,17 @@ class HeadExplanation(Frozen):
     bias: Decimal
     total: Decimal
     threshold: Decimal
+    probability: Decimal | None = None
+    """The head's calibrated probability for this sum (the band's: that the lead is hot),
+    for display; none when the model has no calibration (`Calibration`)."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_probability(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Recorded before calibrations existed, an explanation reads and writes as it did.
+        data = handler(self)
+        if isinstance(data, dict) and self.probability is None:
+            data.pop("probability", None)
+        return data
 
 
 class MessageRead(_Event):

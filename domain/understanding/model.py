@@ -12,7 +12,7 @@ threshold`; the band head compares the same sum with its `hot` and `warm` thresh
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Literal
 
 from pydantic import (
@@ -100,12 +100,46 @@ def from_micro(value: int) -> Decimal:
     return number.normalize() if number else Decimal(0)
 
 
+class Calibration(Frozen):
+    """A Platt scaling of a head's sum `s`: `P = 1 / (1 + e^-(a·s + b))`, `a` and `b` in
+    millionths, fitted on the out-of-fold sums of training. For display only: decisions
+    compare the exact sum with the threshold. A binary head's `P` is that its label holds;
+    the band's is that the lead is hot."""
+
+    a: int
+    b: int
+
+    @field_validator("a", "b", mode="before")
+    @classmethod
+    def _micro(cls, value: object) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else to_micro(value)
+
+    def probability(self, total: int) -> Decimal:
+        """`P` for the sum `total` (millionths), to four places: Decimal's `exp` is correctly
+        rounded, so every machine shows the same figure."""
+        with localcontext(Context(prec=28, Emin=-999_999, Emax=999_999)):
+            z = Decimal(self.a * total).scaleb(-12) + Decimal(self.b).scaleb(-6)
+            p = Decimal(1) / (Decimal(1) + (-z).exp())
+            return p.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+
+
 class Head(Frozen):
     """One linear head: fires when `bias + Σ weights[f]·x_f ≥ threshold` (all micro)."""
 
     bias: int = 0
     threshold: int = 0
     weights: dict[str, int] = Field(default_factory=dict)
+    calibration: Calibration | None = None
+    """The head's display probability (`Calibration`); none in a model trained before it."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_calibration(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A head without a calibration serialises as before calibrations existed, so a stored
+        # policy's canonical JSON and version hash stay what they were.
+        data = handler(self)
+        if isinstance(data, dict) and self.calibration is None:
+            data.pop("calibration", None)
+        return data
 
     @field_validator("bias", "threshold", mode="before")
     @classmethod
