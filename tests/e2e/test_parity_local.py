@@ -1,0 +1,449 @@
+"""The playground, `salesbot chat` and the lead feed decide as Slack does.
+
+The conversation every surface runs (`parity.QUESTIONS`: a question the knowledge base
+answers, a meeting request, a pricing question in Spanish, a request for a person) goes
+through each local surface by its own entry point:
+
+- the playground: `POST /playground/send` as the prospect, the page's own route; what the
+  page shows read back from `GET /playground/history`;
+- the lead feed: `POST /leads` with the first question as the lead's message, then
+  `POST /leads/{id}/messages`; the prospect's replies arrive at the lead's reply URL (a
+  receiver on 127.0.0.1 that checks each signature); the team's posts and the ticket go to
+  the playground, which is the leads pane and the handoff channel of a server with no
+  platform configured (the playground and the feed are served together, as `salesbot
+  serve` does without Slack or Teams);
+- `salesbot chat`: the command in-process (`bot.cli.main`, stdin lines) on SQLite, its
+  log read back from the store afterwards.
+
+Each is compared with the Slack run of `test_parity` (its third conversation, the same
+four messages; `conftest.slack_run` runs it once for both modules): the event types and
+what was decided for each message (flow steps, the template and its language, the knowledge
+entry, the reply language, the meeting, the ticket's kind and reason), the state path, the
+ticket, every event's content once ids are normalised as `test_parity` normalises them, and
+what the prospect and the handoff channel were shown.
+
+What legitimately differs by surface is normalised explicitly, each where it is done:
+- the lead feed's first message arrives as a lead (`LeadArrived`, not a message): its
+  `conversation_started` says where it came from and carries the lead's details;
+- a lead has a thread in the leads channel, so the team hears of the hot lead and the
+  meeting there (`team_notified`); a direct conversation has no lead thread and no team
+  post (`domain.meetings.post_to_team`). Asserted on the lead feed, then set aside;
+- the terminal's printed lines are its transcript contract (prefixes, card layout), which
+  another change is reworking: the chat is compared by its events, and its transcript only
+  by each reply's text appearing in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+import bot.logs
+from adapters.leadfeed.web import prospect as lead_prospect
+from adapters.playground.identities import PROSPECT as PLAYGROUND
+from bot.chat import LOCAL_PROSPECT
+from bot.cli import main
+from bot.settings import ENV_FILE_VARIABLE, Settings
+from domain.events import (
+    BotReplied,
+    ConversationStarted,
+    EventEnvelope,
+    MeetingRequested,
+    ProspectMessageReceived,
+    TeamNotified,
+    TicketOpened,
+)
+from domain.inbound import LeadDetails
+from storage.sqlite import SqliteStore
+from tests.e2e.harness import eventually, outbox_drained, serving
+from tests.e2e.parity import (
+    QUESTIONS,
+    START,
+    Run,
+    by_inbound,
+    decisions,
+    event_view,
+    folded,
+    meets_expectations,
+    normalised,
+    state_path,
+)
+from tests.e2e.test_lead_feed import SECRET, TOKEN, Receiver
+
+Client = TestClient[web.Request, web.Application]
+SURFACES = ("playground", "chat", "lead feed")
+CHAT_CONVERSATION = "chat-parity"
+LEAD = {"name": "Pat Prospect", "company": "Acme", "email": "pat@acme.example"}
+LEAD_DETAILS = LeadDetails.model_validate(LEAD | {"message": QUESTIONS[0]})
+
+
+@dataclass
+class Surface:
+    """One local surface's run of `QUESTIONS`: its log, and what it showed."""
+
+    run: Run
+    prospect_saw: list[str] = field(default_factory=list)  # the bot's posts, in order
+    handoff: list[dict[str, Any]] = field(default_factory=list)  # ticket cards, neutral
+    team: list[dict[str, Any]] = field(default_factory=list)  # the leads pane's posts
+    printed: str = ""  # the terminal's transcript
+
+    @property
+    def log(self) -> list[EventEnvelope]:
+        (log,) = self.run.logs
+        return log
+
+
+def card_summary(card: dict[str, Any]) -> dict[str, Any]:
+    """A neutral `domain.cards.Card` (as the playground delivers it) in the summary
+    `test_parity.slack_card` reads back from Block Kit."""
+    return {
+        "title": card["title"],
+        "status": card["status"],
+        "text": card["text"].split("\n") if card["text"].strip() else [],
+        "facts": [[f["label"], f["value"]] for f in card["fields"]],
+        "lines": list(card["lines"]),
+        "buttons": [[b["action"], b["label"], b["style"]] for b in card["buttons"]],
+    }
+
+
+# --- the playground and the lead feed, served together -------------------------------------
+
+
+async def _playground(client: Client, store: SqliteStore) -> Surface:
+    conversation = None
+    for text in QUESTIONS:
+        sent = await client.post(
+            "/playground/send",
+            json={"role": "prospect", "conversation": conversation, "text": text},
+        )
+        assert sent.status == 200, await sent.text()
+        conversation = (await sent.json())["conversation"]
+        await outbox_drained(client)  # the reply reached the page before the next line
+    assert conversation is not None
+    history = await _history(client)
+    return Surface(
+        run=Run(logs=[await store.load(conversation)], names={PLAYGROUND.id: "<prospect>"}),
+        prospect_saw=[m["reply"]["text"] for m in _shown(history, conversation, "conversation")],
+        handoff=[
+            card_summary(m["reply"]["card"]) for m in _shown(history, conversation, "handoff")
+        ],
+    )
+
+
+async def _lead_feed(client: Client, store: SqliteStore, receiver: Receiver) -> Surface:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    first, *rest = QUESTIONS
+    lead = LEAD | {"message": first, "reply_url": receiver.url}
+    created = await client.post("/leads", json=lead, headers=auth | {"Idempotency-Key": "parity"})
+    assert created.status == 201, await created.text()
+    lead_id = (await created.json())["lead_id"]
+    await eventually(lambda: len(receiver.replies) == 1, "the lead's first reply")
+    for number, text in enumerate(rest, 2):
+        message = {"text": text, "message_id": f"m-{number}"}
+        posted = await client.post(f"/leads/{lead_id}/messages", json=message, headers=auth)
+        assert posted.status == 201, await posted.text()
+
+        def replied(count: int = number) -> bool:
+            return len(receiver.replies) == count
+
+        await eventually(replied, f"the lead's reply {number}")
+    await outbox_drained(client)
+    assert receiver.bad_signatures == 0
+    history = await _history(client)
+    return Surface(
+        run=Run(
+            logs=[await store.load(lead_id)],
+            names={lead_prospect(lead_id, LEAD_DETAILS).id: "<prospect>"},
+        ),
+        prospect_saw=[reply["text"] for reply in receiver.replies.values()],
+        handoff=[card_summary(m["reply"]["card"]) for m in _shown(history, lead_id, "handoff")],
+        team=[m["reply"] for m in _shown(history, lead_id, "team")],
+    )
+
+
+def _shown(history: list[dict[str, Any]], conversation: str, audience: str) -> list[dict[str, Any]]:
+    """What the bot showed on the page for `conversation`, to `audience`."""
+    return [
+        m
+        for m in history
+        if m["conversation"] == conversation and m["audience"] == audience and m["author"] == "bot"
+    ]
+
+
+async def _history(client: Client) -> list[dict[str, Any]]:
+    answer = await client.get("/playground/history")
+    assert answer.status == 200
+    messages: list[dict[str, Any]] = (await answer.json())["messages"]
+    return messages
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Surface]]:
+    """The playground's and the lead feed's runs, on one server with no platform."""
+    receiver = Receiver()
+    widget = web.Application()
+    widget.router.add_post("/reply", receiver.handle)
+    async with TestServer(widget, host="127.0.0.1") as widget_server:
+        receiver.url = str(widget_server.make_url("/reply"))
+        settings = Settings(
+            salesbot_leads_token=SecretStr(TOKEN),
+            salesbot_lead_reply_secret=SecretStr(SECRET),
+            salesbot_outbound_allow=("127.0.0.1",),  # the receiver above listens there
+        )
+        store = await SqliteStore.open(tmp_path_factory.mktemp("parity-local") / "served.db")
+        try:
+            async with serving(None, settings, store) as client:
+                yield {
+                    "playground": await _playground(client, store),
+                    "lead feed": await _lead_feed(client, store, receiver),
+                }
+        finally:
+            await store.close()
+
+
+# --- salesbot chat ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _isolated_like_a_test(db: Path) -> Iterator[None]:
+    """What `tests/conftest.py` does around each test (no developer `.env`; logging, which
+    a `salesbot` command configures for the whole process, restored), for a run the whole
+    module shares; and the chat's own database."""
+    names = [None, *bot.logs.OWN_PACKAGES, *bot.logs.QUIET_LIBRARIES]
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg, lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in loggers]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV_FILE_VARIABLE, os.devnull)
+        patch.setenv("SALESBOT_DB", str(db))
+        patch.delenv("SALESBOT_POLICY", raising=False)
+        patch.setattr(bot.logs, "_masked", bot.logs._masked)
+        try:
+            yield
+        finally:
+            logging.captureWarnings(False)
+            for lg, level, handlers, propagate, disabled in saved:
+                lg.setLevel(level)
+                lg.handlers[:] = handlers
+                lg.propagate, lg.disabled = propagate, disabled
+
+
+@pytest.fixture(scope="module")
+def chatted(tmp_path_factory: pytest.TempPathFactory) -> Surface:
+    """`salesbot chat --conversation chat-parity`, the four lines on stdin."""
+    db = tmp_path_factory.mktemp("parity-chat") / "chat.db"
+    out, err = io.StringIO(), io.StringIO()
+    with _isolated_like_a_test(db):
+        code = main(
+            ["chat", "--conversation", CHAT_CONVERSATION],
+            out=out,
+            err=err,
+            stdin=[line + "\n" for line in QUESTIONS],
+        )
+    assert code == 0, err.getvalue()
+
+    async def stored() -> list[EventEnvelope]:
+        store = await SqliteStore.open(db)
+        try:
+            return await store.load(CHAT_CONVERSATION)
+        finally:
+            await store.close()
+
+    log = asyncio.run(stored())
+    run = Run(logs=[log], names={LOCAL_PROSPECT.id: "<prospect>"})
+    return Surface(run=run, printed=out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def surfaces(served: dict[str, Surface], chatted: Surface) -> dict[str, Surface]:
+    return served | {"chat": chatted}
+
+
+@pytest.fixture(scope="module")
+def slack(slack_run: Run) -> Surface:
+    """The Slack run's questions conversation (`test_parity`'s third thread)."""
+    log = slack_run.logs[2]
+    heard = [e.event.text for e in log if isinstance(e.event, ProspectMessageReceived)]
+    assert heard == list(QUESTIONS)
+    return Surface(
+        run=Run(logs=[log], names=slack_run.names),
+        prospect_saw=slack_run.posts["questions thread"],  # the thread's posts, as text
+        handoff=[slack_run.cards["person"]],
+    )
+
+
+# --- what legitimately differs, set aside explicitly ------------------------------------------
+
+
+def comparable(name: str, surface: Surface) -> list[EventEnvelope]:
+    """`surface`'s log as a direct conversation's would be: for the lead feed, without the
+    team posts a lead's thread gets (checked by `test_the_lead_feed_tells_the_team_…`), and
+    with its first event's origin and lead details (checked below) as a direct one's, its
+    sequence numbers counted without the team posts. The other surfaces' logs as they are."""
+    log = surface.log
+    if name != "lead feed":
+        return log
+    started = log[0].event
+    assert isinstance(started, ConversationStarted)
+    assert started.origin == "lead"
+    assert started.lead is not None
+    assert (started.lead.name, started.lead.message) == (LEAD["name"], QUESTIONS[0])
+    kept = [e for e in log if not isinstance(e.event, TeamNotified)]
+    renumbered = {e.seq: number for number, e in enumerate(kept, 1)}
+    direct = started.model_copy(update={"origin": "direct", "lead": None})
+    found = []
+    for envelope in kept:
+        event = direct if envelope.event is started else envelope.event
+        if isinstance(event, TicketOpened):
+            event = event.model_copy(update={"trigger_seq": renumbered[event.trigger_seq]})
+        found.append(envelope.model_copy(update={"seq": renumbered[envelope.seq], "event": event}))
+    return found
+
+
+def _run_of(surface: Surface, log: list[EventEnvelope]) -> Run:
+    return Run(logs=[log], names=surface.run.names)
+
+
+# --- the comparison ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_each_message_records_the_same_events_as_in_slack(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    def types(log: list[EventEnvelope]) -> list[list[str]]:
+        return [[e.event.type for e in caused] for caused in by_inbound(log)]
+
+    surface = surfaces[name]
+    assert types(comparable(name, surface)) == types(slack.log)
+    assert len(types(slack.log)) == len(QUESTIONS)
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_each_message_is_decided_as_in_slack_and_as_the_policy_says(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    """The knowledge entry and its language, the booking link offered for "Thursday
+    afternoon", the switch to Spanish and back, the ticket for the person asked for."""
+    surface = surfaces[name]
+    decided = decisions(surface.run, surface.log)
+    meets_expectations(decided)
+    log = comparable(name, surface)
+    assert decisions(_run_of(surface, log), log) == decisions(slack.run, slack.log)
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_the_flow_goes_through_the_same_states_as_in_slack(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    log = surfaces[name].log
+    assert state_path(log) == state_path(slack.log)
+    assert state_path(log)[0] == START
+    assert folded(log).flow_state == "handoff"
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_the_ticket_has_the_same_kind_reason_and_status_as_in_slack(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    def tickets(surface: Surface) -> list[Any]:
+        return [
+            normalised(surface.run, (t.kind, t.reason, t.status, t.claimed_by))
+            for t in folded(surface.log).tickets.values()
+        ]
+
+    assert tickets(surfaces[name]) == tickets(slack) == [["handoff", "human_request", "open", None]]
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_every_event_says_the_same_as_in_slack_once_ids_and_times_are_normalised(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    surface = surfaces[name]
+    log = comparable(name, surface)
+    run = _run_of(surface, log)
+    mine = [event_view(run, e) for e in log]
+    theirs = [event_view(slack.run, e) for e in slack.log]
+    for here, there in zip(mine, theirs, strict=True):
+        assert here == there, f"seq {there['seq']}"
+
+
+@pytest.mark.parametrize("name", ["playground", "lead feed"])
+def test_the_prospect_is_shown_the_same_replies_as_in_slack(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    """The playground's thread and the lead's reply URL show what Slack's thread showed:
+    both knowledge answers word for word, the other replies by their template (the
+    wording, and the booking link, are picked by a hash of the conversation id)."""
+    surface = surfaces[name]
+    shown = normalised(surface.run, surface.prospect_saw)
+    assert shown == normalised(slack.run, slack.prospect_saw)
+    assert len(shown) == len(QUESTIONS)
+    assert shown[1] == "<meeting.booking reply>"
+    link = next(e.event.link for e in surface.log if isinstance(e.event, MeetingRequested))
+    assert link in surface.prospect_saw[1]
+
+
+def test_the_terminal_prints_every_reply_the_log_says_the_prospect_was_sent(
+    surfaces: dict[str, Surface], slack: Surface
+) -> None:
+    """The chat's transcript format is its own contract (`tests/bot/test_chat*.py`); here
+    only that each reply and the ticket reached the terminal, and are Slack's replies."""
+    chat = surfaces["chat"]
+    said = [
+        e.event.text
+        for e in chat.log
+        if isinstance(e.event, BotReplied) and e.event.audience == "conversation"
+    ]
+    assert normalised(chat.run, said) == normalised(slack.run, slack.prospect_saw)
+    for text in said:
+        assert text in chat.printed
+    assert slack.handoff[0]["title"] in chat.printed
+
+
+@pytest.mark.parametrize("name", ["playground", "lead feed"])
+def test_the_handoff_channel_gets_the_same_ticket_card_as_in_slack(
+    surfaces: dict[str, Surface], slack: Surface, name: str
+) -> None:
+    surface = surfaces[name]
+    (card,) = surface.handoff
+    assert card["title"] == "Handoff: the prospect asked for a person"
+    if name == "lead feed":
+        # A lead's ticket names the lead (`presenters.ticket_card`); a direct conversation
+        # has no lead to name.
+        card = card | {"facts": [f for f in card["facts"] if f != ["Lead", "Pat Prospect (Acme)"]]}
+        assert len(card["facts"]) == len(surface.handoff[0]["facts"]) - 1
+    assert normalised(surface.run, card) == normalised(slack.run, slack.handoff[0])
+
+
+def test_the_lead_feed_tells_the_team_in_the_leads_pane_of_the_hot_lead_and_the_meeting(
+    surfaces: dict[str, Surface],
+) -> None:
+    """A lead's thread hears what matters (`[team_posts]`): the lead card when it arrives,
+    then once it is hot and when it asks to meet, with the link the prospect was sent."""
+    lead = surfaces["lead feed"]
+    posted = [e.event for e in lead.log if isinstance(e.event, TeamNotified)]
+    assert [p.kind for p in posted] == ["hot_lead", "meeting"]
+    meeting = next(e.event for e in lead.log if isinstance(e.event, MeetingRequested))
+    assert meeting.link in posted[1].text
+    assert "Pat Prospect (Acme)" in posted[1].text
+    (card, *posts) = lead.team
+    assert card["card"]["kind"] == "lead"
+    assert [p["text"] for p in posts] == [p.text for p in posted]
+    by_message = [
+        [e.event.kind for e in caused if isinstance(e.event, TeamNotified)]
+        for caused in by_inbound(lead.log)
+    ]
+    assert by_message == [[], ["hot_lead", "meeting"], [], []]
