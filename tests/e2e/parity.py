@@ -22,6 +22,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from adapters.leadfeed.web import prospect
 from bot.policy_loader import load_policy
 from domain.events import (
     BotReplied,
@@ -34,7 +38,9 @@ from domain.events import (
     TeamNotified,
     TicketOpened,
 )
+from domain.inbound import LeadDetails
 from domain.state import ConversationState, fold, initial_state
+from tests.e2e.harness import outbox_drained
 
 START = load_policy("default").flow.start
 
@@ -46,6 +52,17 @@ QUESTIONS = (KNOWLEDGE, MEETING, SWITCH, HUMAN)
 """One conversation, every surface: a product question the knowledge base answers, a
 meeting request, a question in Spanish (long enough to switch the reply language; answered
 from the knowledge base with the catalog's prices, in Spanish), a request for a person."""
+
+LEAD = {"name": "Pat Prospect", "company": "Acme", "email": "pat@acme.example"}
+"""The lead whose first message is `QUESTIONS[0]`, on every surface that takes leads."""
+LEAD_DETAILS = LeadDetails.model_validate(LEAD | {"message": QUESTIONS[0]})
+FEED_TOKEN = "parity-feed-token"
+
+
+def lead_prospect(lead_id: str) -> str:
+    """The actor id the feed gives the lead's prospect."""
+    return prospect(lead_id, LEAD_DETAILS).id
+
 
 EXPECTED: tuple[dict[str, Any], ...] = (
     {"knowledge": [("api", "en")], "said": [("knowledge.api", "en")]},
@@ -67,6 +84,29 @@ default policy's knowledge base, `[meetings]`, `[languages]` and handoff reasons
 key's value must appear in that message's `decisions`. A surface that silently stops
 answering from the knowledge base, booking, switching language or handing off fails here,
 not only when it differs from another surface."""
+
+
+async def feed_questions(
+    client: TestClient[web.Request, web.Application], *, reply_url: str | None = None
+) -> str:
+    """`QUESTIONS` through the lead feed of the served bot: the first as the lead's message
+    (`POST /leads`), the others as its later messages; each sent on (the outbox drained)
+    before the next. The lead's id."""
+    auth = {"Authorization": f"Bearer {FEED_TOKEN}"}
+    first, *rest = QUESTIONS
+    lead: dict[str, Any] = LEAD | {"message": first}
+    if reply_url is not None:
+        lead["reply_url"] = reply_url
+    created = await client.post("/leads", json=lead, headers=auth | {"Idempotency-Key": "parity"})
+    assert created.status == 201, await created.text()
+    lead_id: str = (await created.json())["lead_id"]
+    await outbox_drained(client)
+    for number, text in enumerate(rest, 2):
+        message = {"text": text, "message_id": f"m-{number}"}
+        posted = await client.post(f"/leads/{lead_id}/messages", json=message, headers=auth)
+        assert posted.status == 201, await posted.text()
+        await outbox_drained(client)
+    return lead_id
 
 
 @dataclass

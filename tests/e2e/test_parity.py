@@ -16,11 +16,16 @@ fake platform on 127.0.0.1, as `test_slack` and `test_teams` do, whose helpers i
    feed): "Do you have an API?" (a knowledge answer), "Could we book a demo for Thursday
    afternoon?" (the booking link), a pricing question in Spanish (the reply language switches;
    the catalog's prices from the knowledge base, in Spanish), "Can I talk to a real person
-   please?" (back to English, and a handoff ticket in the handoff channel at once).
+   please?" (back to English, and a handoff ticket in the handoff channel at once);
+6. the same four messages arrive through the lead feed (`POST /leads` with the first as the
+   lead's message, then `POST /leads/{id}/messages`): the lead card starts a thread in the
+   leads channel (Slack's leads channel; Teams' leads conversation, as a reply chain), the
+   conversation goes on under it, and the thread also hears of the hot lead and the meeting.
 
 Compared per conversation: the event types, the flow's state path, the quote's figures, the
-ticket, every event's whole content; then the cards each platform rendered and every post
-the prospect and the handoff channel saw, reduced to a neutral summary (title, status, text,
+tickets, what each of the questions decided (`parity.decisions`, also checked against
+`parity.EXPECTED`), every event's whole content; then the cards each platform rendered and
+every post the prospect, the lead's thread and the handoff channel saw, reduced to a neutral summary (title, status, text,
 facts, arithmetic lines, buttons). Only what legitimately differs by platform is normalised:
 
 - ids that come from the platform's addressing: conversation ids, actor ids, delivery ids
@@ -56,18 +61,21 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from bot.settings import Settings
-from domain.events import BotReplied, QuoteIssued
+from domain.events import BotReplied, QuoteIssued, TeamNotified
 from storage.sqlite import SqliteStore
 from tests.e2e import test_slack as slack_e2e
 from tests.e2e import test_teams as teams_e2e
 from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.e2e.parity import (
+    FEED_TOKEN,
     QUESTIONS,
     START,
     Run,
     decisions,
     event_view,
+    feed_questions,
     folded,
+    lead_prospect,
     meets_expectations,
     normalised,
     state_path,
@@ -80,7 +88,8 @@ DETAILS = "We have a $5000 budget, I am the CTO, next month"
 QUOTE = "quote 10 pro 10%"
 OBJECTION = "Can we cancel the contract and get a refund?"
 PROSPECT_NAME = teams_e2e.PROSPECT.name  # "Pat Prospect" on both platforms
-CARDS = ("quote", "accepted", "ticket", "claimed", "person")
+CARDS = ("quote", "accepted", "ticket", "claimed", "person", "lead")
+LEADS = "C0LEADS"  # Slack's leads channel (Teams': `teams_e2e.LEADS`)
 
 Client = TestClient[web.Request, web.Application]
 Summary = dict[str, Any]
@@ -112,6 +121,8 @@ async def run_slack(db: Path) -> Run:
             slack_signing_secret=SecretStr(slack_e2e.SECRET),
             slack_api_url=api.base_url,
             slack_handoff_channel=slack_e2e.HANDOFF,
+            slack_leads_channel=LEADS,
+            salesbot_leads_token=SecretStr(FEED_TOKEN),
             # As `teams_e2e.local_settings` configures Teams.
             salesbot_approvers=(slack_e2e.BOSS,),
             salesbot_auditors=(slack_e2e.BOSS,),
@@ -125,7 +136,7 @@ async def run_slack(db: Path) -> Run:
         finally:
             await store.close()
     prospect, rep = slack_e2e.PROSPECT["user"], slack_e2e.REP
-    run.names = {prospect: "<prospect>", rep: "<rep>"}
+    run.names |= {prospect: "<prospect>", rep: "<rep>"}
     return run
 
 
@@ -220,11 +231,19 @@ async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
     await eventually(lambda: len(posts(handoff)) == 2, "the person's ticket card")
     run.cards["person"] = slack_card(posts(handoff)[1])
 
+    lead_id = await feed_questions(slack.client)
+    run.names[lead_prospect(lead_id)] = "<prospect>"
+    (lead, *_) = posts(LEADS)
+    run.cards["lead"] = slack_card(lead)
+
     await outbox_drained(slack.client)
     run.posts = {
         "quote thread": [slack_post(m) for m in posts(shared, first)],
         "ticket thread": [slack_post(m) for m in posts(shared, second)],
         "questions thread": [slack_post(m) for m in posts(shared, third)],
+        "lead thread": [
+            slack_post(m) for m in posts(LEADS) if m["ts"] == lead["ts"] or m.get("thread_ts")
+        ],
         "handoff channel": [slack_post(m) for m in posts(handoff)],
         "private notices": [
             _slack_text(m.get("text", "")) for c in (shared, handoff) for m in api.ephemerals(c)
@@ -244,7 +263,11 @@ async def run_teams(db: Path) -> Run:
     async with FakeConnector(members=teams_e2e.ROSTER, tenant_id=teams_e2e.TENANT) as connector:
         store = await SqliteStore.open(db)
         try:
-            async with serving(None, teams_e2e.local_settings(), store) as client:
+            settings = teams_e2e.local_settings(
+                teams_leads_conversation=teams_e2e.LEADS,
+                salesbot_leads_token=SecretStr(FEED_TOKEN),
+            )
+            async with serving(None, settings, store) as client:
 
                 async def post(activity: dict[str, Any]) -> ClientResponse:
                     return await client.post("/api/messages", json=activity)
@@ -302,11 +325,19 @@ async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
     person = (await connector.wait_for_posts(handoff, 2))[1]
     run.cards["person"] = teams_card(teams_e2e.card_of(person))
 
+    lead_id = await feed_questions(teams.client)
+    run.names[lead_prospect(lead_id)] = "<prospect>"
+    (lead,) = connector.posted(teams_e2e.LEADS)
+    run.cards["lead"] = teams_card(teams_e2e.card_of(lead))
+
     await outbox_drained(teams.client)
     run.posts = {
         "quote thread": [teams_post(a) for a in connector.posted(first)],
         "ticket thread": [teams_post(a) for a in connector.posted(second)],
         "questions thread": [teams_post(a) for a in connector.posted(third)],
+        "lead thread": [
+            teams_post(a) for a in [lead, *connector.posted(thread_id(teams_e2e.LEADS, lead["id"]))]
+        ],
         "handoff channel": [teams_post(a) for a in connector.posted(handoff)],
         # Teams' private notices go to the person's personal chat with the bot.
         "private notices": [
@@ -429,12 +460,15 @@ def test_both_platforms_record_the_same_events_in_each_conversation(
     slack, teams = runs
     types = [[[e.event.type for e in log] for log in run.logs] for run in runs]
     assert types[0] == types[1]
-    quoted, ticketed, questions = types[0]
+    quoted, ticketed, questions, lead = types[0]
     assert "quote_accepted" in quoted
     assert "ticket_claimed" in ticketed
-    for decided in ("knowledge_answered", "meeting_requested", "reply_language_chosen"):
-        assert decided in questions
-    assert "ticket_opened" in questions
+    for asked in (questions, lead):
+        for decided in ("knowledge_answered", "meeting_requested", "reply_language_chosen"):
+            assert decided in asked
+        assert "ticket_opened" in asked
+    assert "team_notified" not in questions  # a direct conversation has no lead thread
+    assert lead.count("team_notified") == 2  # the hot lead, the meeting
     assert [len(log) for log in slack.logs] == [len(log) for log in teams.logs]
 
 
@@ -442,12 +476,19 @@ def test_each_question_is_decided_the_same_on_both_platforms_and_as_the_policy_s
     runs: tuple[Run, Run],
 ) -> None:
     """Message by message: a knowledge answer, the booking link, the switch to Spanish with
-    a Spanish knowledge answer, then back to English and a handoff for the person asked for."""
-    slack, teams = (decisions(run, run.logs[2]) for run in runs)
-    assert slack == teams
-    assert len(slack) == len(QUESTIONS)
-    meets_expectations(slack)
-    meets_expectations(teams)
+    a Spanish knowledge answer, then back to English and a handoff for the person asked for;
+    in a shared channel's thread and through the lead feed, whose lead's thread in the leads
+    channel also hears of the hot lead and the meeting."""
+    for conversation in (2, 3):
+        slack, teams = (decisions(run, run.logs[conversation]) for run in runs)
+        assert slack == teams
+        assert len(slack) == len(QUESTIONS)
+        meets_expectations(slack)
+        meets_expectations(teams)
+        told = [[kind for kind, _text in message["team"]] for message in slack]
+        assert told == (
+            [[], [], [], []] if conversation == 2 else [[], ["hot_lead", "meeting"], [], []]
+        )
 
 
 def test_the_flow_goes_through_the_same_states_on_both_platforms(runs: tuple[Run, Run]) -> None:
@@ -495,9 +536,9 @@ def test_the_ticket_has_the_same_kind_and_reason_and_is_claimed_by_the_rep_on_bo
 
     slack, teams = (tickets(run) for run in runs)
     assert slack == teams
-    (kind, _reason, status, holder), person = slack
+    (kind, _reason, status, holder), *people = slack
     assert (kind, status, holder) == ("handoff", "claimed", "<rep>")
-    assert list(person) == ["handoff", "human_request", "open", None]
+    assert [list(person) for person in people] == [["handoff", "human_request", "open", None]] * 2
 
 
 def test_every_event_says_the_same_on_both_platforms_once_ids_and_times_are_normalised(
@@ -545,6 +586,22 @@ def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platfor
     assert [type(post) for post in slack["questions thread"]] == [str] * len(QUESTIONS)
     assert slack["questions thread"][1] == "<meeting.booking reply>"
     assert "Pro a 199.00 USD" in slack["questions thread"][2]
-    assert [post["title"] for post in slack["handoff channel"]][-1] == (
-        "Handoff: the prospect asked for a person"
+    assert [post["title"] for post in slack["handoff channel"]][-2:] == (
+        ["Handoff: the prospect asked for a person"] * 2
     )
+    # The lead's thread: its card, then everything the lead's conversation said, to the
+    # prospect and to the team (its `team_notified` posts), in the order it was decided.
+    said_there = [
+        e.event.text
+        for e in slack_run.logs[3]
+        if isinstance(e.event, TeamNotified)
+        or (isinstance(e.event, BotReplied) and e.event.audience == "conversation")
+    ]
+    card, *thread = slack["lead thread"]
+    assert card["title"] == "New lead: Pat Prospect (Acme)"
+    assert thread == normalised(slack_run, said_there)
+    assert [post for post in thread if post.startswith(("Hot lead:", "Meeting requested:"))] == [
+        "Hot lead: Pat Prospect (Acme) is qualified.",
+        "Meeting requested: Pat Prospect (Acme) asked to meet for Thursday afternoon. "
+        "Booking link sent: <booking link>",
+    ]

@@ -15,22 +15,30 @@ through each local surface by its own entry point:
 - `salesbot chat`: the command in-process (`bot.cli.main`, stdin lines) on SQLite, its
   log read back from the store afterwards.
 
-Each is compared with the Slack run of `test_parity` (its third conversation, the same
-four messages; `conftest.slack_run` runs it once for both modules): the event types and
-what was decided for each message (flow steps, the template and its language, the knowledge
-entry, the reply language, the meeting, the ticket's kind and reason), the state path, the
-ticket, every event's content once ids are normalised as `test_parity` normalises them, and
-what the prospect and the handoff channel were shown.
+Each is compared with the Slack run of `test_parity` (`conftest.slack_run` runs it once
+for both modules), which has the same four messages twice: in a shared channel's thread
+(the playground's and the terminal's reference: direct conversations) and through the lead
+feed into Slack's leads channel (the feed's reference). Compared: the event types and what
+was decided for each message (flow steps, the template and its language, the knowledge
+entry, the reply language, the meeting, the ticket's kind and reason, the team's posts),
+the state path, the ticket, every event's content once ids are normalised as `test_parity`
+normalises them, what the prospect was shown, the ticket card in the handoff channel and
+the lead's posts to the team. Then the feed's lead is compared with the direct thread.
 
 What legitimately differs by surface is normalised explicitly, each where it is done:
-- the lead feed's first message arrives as a lead (`LeadArrived`, not a message): its
-  `conversation_started` says where it came from and carries the lead's details;
-- a lead has a thread in the leads channel, so the team hears of the hot lead and the
-  meeting there (`team_notified`); a direct conversation has no lead thread and no team
-  post (`domain.meetings.post_to_team`). Asserted on the lead feed, then set aside;
-- the terminal's printed lines are its transcript contract (prefixes, card layout), which
-  another change is reworking: the chat is compared by its events, and its transcript only
-  by each reply's text appearing in it.
+- ids, a template's wording and the booking link, all derived from the conversation id, as
+  `test_parity` does (`parity.normalised`); the playground's and the terminal's prospect
+  have local ids and no name (nobody logs in), which no reply here uses;
+- the feed's lead has a reply URL (the receiver on 127.0.0.1); Slack's lead has none, its
+  replies are read in its thread (`comparable`);
+- compared with a direct conversation, a lead arrives as a lead (`LeadArrived`: its
+  `conversation_started` says so and carries the lead's details) and its thread in the
+  leads channel hears of the hot lead and the meeting (`team_notified`); a direct
+  conversation has no lead thread (`domain.meetings.post_to_team`). Asserted, then set
+  aside (`as_direct`);
+- the terminal's printed lines are its transcript contract (prefixes, card layout), tested
+  with it and being reworked by another change: the chat is compared by its events, and its
+  transcript only by each reply's text, and the ticket's title, appearing in it.
 """
 
 from __future__ import annotations
@@ -52,7 +60,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 import bot.logs
-from adapters.leadfeed.web import prospect as lead_prospect
 from adapters.playground.identities import PROSPECT as PLAYGROUND
 from bot.chat import LOCAL_PROSPECT
 from bot.cli import main
@@ -66,28 +73,29 @@ from domain.events import (
     TeamNotified,
     TicketOpened,
 )
-from domain.inbound import LeadDetails
 from storage.sqlite import SqliteStore
-from tests.e2e.harness import eventually, outbox_drained, serving
+from tests.e2e.harness import outbox_drained, serving
 from tests.e2e.parity import (
+    FEED_TOKEN,
+    LEAD_DETAILS,
     QUESTIONS,
     START,
     Run,
     by_inbound,
     decisions,
     event_view,
+    feed_questions,
     folded,
+    lead_prospect,
     meets_expectations,
     normalised,
     state_path,
 )
-from tests.e2e.test_lead_feed import SECRET, TOKEN, Receiver
+from tests.e2e.test_lead_feed import SECRET, Receiver
 
 Client = TestClient[web.Request, web.Application]
 SURFACES = ("playground", "chat", "lead feed")
 CHAT_CONVERSATION = "chat-parity"
-LEAD = {"name": "Pat Prospect", "company": "Acme", "email": "pat@acme.example"}
-LEAD_DETAILS = LeadDetails.model_validate(LEAD | {"message": QUESTIONS[0]})
 
 
 @dataclass
@@ -144,30 +152,12 @@ async def _playground(client: Client, store: SqliteStore) -> Surface:
 
 
 async def _lead_feed(client: Client, store: SqliteStore, receiver: Receiver) -> Surface:
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    first, *rest = QUESTIONS
-    lead = LEAD | {"message": first, "reply_url": receiver.url}
-    created = await client.post("/leads", json=lead, headers=auth | {"Idempotency-Key": "parity"})
-    assert created.status == 201, await created.text()
-    lead_id = (await created.json())["lead_id"]
-    await eventually(lambda: len(receiver.replies) == 1, "the lead's first reply")
-    for number, text in enumerate(rest, 2):
-        message = {"text": text, "message_id": f"m-{number}"}
-        posted = await client.post(f"/leads/{lead_id}/messages", json=message, headers=auth)
-        assert posted.status == 201, await posted.text()
-
-        def replied(count: int = number) -> bool:
-            return len(receiver.replies) == count
-
-        await eventually(replied, f"the lead's reply {number}")
-    await outbox_drained(client)
+    lead_id = await feed_questions(client, reply_url=receiver.url)
+    assert len(receiver.replies) == len(QUESTIONS)
     assert receiver.bad_signatures == 0
     history = await _history(client)
     return Surface(
-        run=Run(
-            logs=[await store.load(lead_id)],
-            names={lead_prospect(lead_id, LEAD_DETAILS).id: "<prospect>"},
-        ),
+        run=Run(logs=[await store.load(lead_id)], names={lead_prospect(lead_id): "<prospect>"}),
         prospect_saw=[reply["text"] for reply in receiver.replies.values()],
         handoff=[card_summary(m["reply"]["card"]) for m in _shown(history, lead_id, "handoff")],
         team=[m["reply"] for m in _shown(history, lead_id, "team")],
@@ -199,7 +189,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict
     async with TestServer(widget, host="127.0.0.1") as widget_server:
         receiver.url = str(widget_server.make_url("/reply"))
         settings = Settings(
-            salesbot_leads_token=SecretStr(TOKEN),
+            salesbot_leads_token=SecretStr(FEED_TOKEN),
             salesbot_lead_reply_secret=SecretStr(SECRET),
             salesbot_outbound_allow=("127.0.0.1",),  # the receiver above listens there
         )
@@ -272,35 +262,76 @@ def surfaces(served: dict[str, Surface], chatted: Surface) -> dict[str, Surface]
 
 
 @pytest.fixture(scope="module")
-def slack(slack_run: Run) -> Surface:
-    """The Slack run's questions conversation (`test_parity`'s third thread)."""
-    log = slack_run.logs[2]
-    heard = [e.event.text for e in log if isinstance(e.event, ProspectMessageReceived)]
-    assert heard == list(QUESTIONS)
-    return Surface(
-        run=Run(logs=[log], names=slack_run.names),
-        prospect_saw=slack_run.posts["questions thread"],  # the thread's posts, as text
-        handoff=[slack_run.cards["person"]],
-    )
+def slack(slack_run: Run) -> dict[str, Surface]:
+    """The Slack run's two conversations of `QUESTIONS` (`test_parity`, steps 5 and 6): the
+    shared channel's thread ("direct"), and the lead through the feed, whose thread is in the
+    leads channel ("lead"). What each showed is read from the posts `test_parity` compares
+    with Teams."""
+    direct, lead = slack_run.logs[2], slack_run.logs[3]
+    for log in (direct, lead):
+        heard = [e.event.text for e in log if isinstance(e.event, ProspectMessageReceived)]
+        assert heard == list(QUESTIONS)
+    told = [e.event.text for e in lead if isinstance(e.event, TeamNotified)]
+    card, *thread = slack_run.posts["lead thread"]
+    return {
+        "direct": Surface(
+            run=Run(logs=[direct], names=slack_run.names),
+            prospect_saw=slack_run.posts["questions thread"],
+            handoff=[slack_run.cards["person"]],
+        ),
+        "lead": Surface(
+            run=Run(logs=[lead], names=slack_run.names),
+            # The lead's prospect is not in Slack: the thread shows the team what they
+            # were sent, between the team's own posts.
+            prospect_saw=[post for post in thread if post not in told],
+            handoff=[slack_run.posts["handoff channel"][-1]],
+            team=[card, *(post for post in thread if post in told)],
+        ),
+    }
+
+
+REFERENCE = {"playground": "direct", "chat": "direct", "lead feed": "lead"}
+"""Which of the Slack run's conversations each surface's is compared with: the playground's
+and the terminal's are direct conversations, the feed's is a lead."""
+
+
+def reference(slack: dict[str, Surface], name: str) -> Surface:
+    return slack[REFERENCE[name]]
 
 
 # --- what legitimately differs, set aside explicitly ------------------------------------------
 
 
 def comparable(name: str, surface: Surface) -> list[EventEnvelope]:
-    """`surface`'s log as a direct conversation's would be: for the lead feed, without the
-    team posts a lead's thread gets (checked by `test_the_lead_feed_tells_the_team_…`), and
-    with its first event's origin and lead details (checked below) as a direct one's, its
-    sequence numbers counted without the team posts. The other surfaces' logs as they are."""
+    """`surface`'s log as its Slack reference's would be. The lead's reply URL is set aside:
+    the feed's lead gives one (the receiver on 127.0.0.1), the lead in the Slack run has
+    none (its replies are read in the lead's thread). Other surfaces' logs as they are."""
     log = surface.log
     if name != "lead feed":
         return log
     started = log[0].event
     assert isinstance(started, ConversationStarted)
+    assert started.lead is not None
+    assert started.lead.reply_url is not None
+    assert started.lead.reply_url.startswith("http://127.0.0.1:")
+    without_url = started.model_copy(
+        update={"lead": started.lead.model_copy(update={"reply_url": None})}
+    )
+    return [log[0].model_copy(update={"event": without_url}), *log[1:]]
+
+
+def as_direct(log: list[EventEnvelope]) -> list[EventEnvelope]:
+    """A lead's log as a direct conversation's would be: without the posts to the lead's
+    thread (a direct conversation has none: `domain.meetings.post_to_team`), with its first
+    event's origin and lead details as a direct one's (checked here), its sequence numbers
+    counted without those posts."""
+    started = log[0].event
+    assert isinstance(started, ConversationStarted)
     assert started.origin == "lead"
     assert started.lead is not None
-    assert (started.lead.name, started.lead.message) == (LEAD["name"], QUESTIONS[0])
+    assert started.lead.model_copy(update={"reply_url": None}) == LEAD_DETAILS
     kept = [e for e in log if not isinstance(e.event, TeamNotified)]
+    assert len(kept) == len(log) - 2  # the hot lead and the meeting (checked below)
     renumbered = {e.seq: number for number, e in enumerate(kept, 1)}
     direct = started.model_copy(update={"origin": "direct", "lead": None})
     found = []
@@ -321,42 +352,41 @@ def _run_of(surface: Surface, log: list[EventEnvelope]) -> Run:
 
 @pytest.mark.parametrize("name", list(SURFACES))
 def test_each_message_records_the_same_events_as_in_slack(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
     def types(log: list[EventEnvelope]) -> list[list[str]]:
         return [[e.event.type for e in caused] for caused in by_inbound(log)]
 
-    surface = surfaces[name]
-    assert types(comparable(name, surface)) == types(slack.log)
-    assert len(types(slack.log)) == len(QUESTIONS)
+    theirs = reference(slack, name).log
+    assert types(comparable(name, surfaces[name])) == types(theirs)
+    assert len(types(theirs)) == len(QUESTIONS)
 
 
 @pytest.mark.parametrize("name", list(SURFACES))
 def test_each_message_is_decided_as_in_slack_and_as_the_policy_says(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
     """The knowledge entry and its language, the booking link offered for "Thursday
     afternoon", the switch to Spanish and back, the ticket for the person asked for."""
-    surface = surfaces[name]
-    decided = decisions(surface.run, surface.log)
-    meets_expectations(decided)
+    surface, theirs = surfaces[name], reference(slack, name)
+    meets_expectations(decisions(surface.run, surface.log))
     log = comparable(name, surface)
-    assert decisions(_run_of(surface, log), log) == decisions(slack.run, slack.log)
+    assert decisions(_run_of(surface, log), log) == decisions(theirs.run, theirs.log)
 
 
 @pytest.mark.parametrize("name", list(SURFACES))
 def test_the_flow_goes_through_the_same_states_as_in_slack(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
     log = surfaces[name].log
-    assert state_path(log) == state_path(slack.log)
+    assert state_path(log) == state_path(reference(slack, name).log)
     assert state_path(log)[0] == START
     assert folded(log).flow_state == "handoff"
 
 
 @pytest.mark.parametrize("name", list(SURFACES))
 def test_the_ticket_has_the_same_kind_reason_and_status_as_in_slack(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
     def tickets(surface: Surface) -> list[Any]:
         return [
@@ -364,32 +394,32 @@ def test_the_ticket_has_the_same_kind_reason_and_status_as_in_slack(
             for t in folded(surface.log).tickets.values()
         ]
 
-    assert tickets(surfaces[name]) == tickets(slack) == [["handoff", "human_request", "open", None]]
+    expected = [["handoff", "human_request", "open", None]]
+    assert tickets(surfaces[name]) == tickets(reference(slack, name)) == expected
 
 
 @pytest.mark.parametrize("name", list(SURFACES))
 def test_every_event_says_the_same_as_in_slack_once_ids_and_times_are_normalised(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
-    surface = surfaces[name]
+    surface, theirs = surfaces[name], reference(slack, name)
     log = comparable(name, surface)
     run = _run_of(surface, log)
     mine = [event_view(run, e) for e in log]
-    theirs = [event_view(slack.run, e) for e in slack.log]
-    for here, there in zip(mine, theirs, strict=True):
+    for here, there in zip(mine, [event_view(theirs.run, e) for e in theirs.log], strict=True):
         assert here == there, f"seq {there['seq']}"
 
 
 @pytest.mark.parametrize("name", ["playground", "lead feed"])
 def test_the_prospect_is_shown_the_same_replies_as_in_slack(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
-    """The playground's thread and the lead's reply URL show what Slack's thread showed:
-    both knowledge answers word for word, the other replies by their template (the
-    wording, and the booking link, are picked by a hash of the conversation id)."""
-    surface = surfaces[name]
+    """The playground's thread and the lead's reply URL show what Slack showed: both
+    knowledge answers word for word, the other replies by their template (the wording, and
+    the booking link, are picked by a hash of the conversation id)."""
+    surface, theirs = surfaces[name], reference(slack, name)
     shown = normalised(surface.run, surface.prospect_saw)
-    assert shown == normalised(slack.run, slack.prospect_saw)
+    assert shown == normalised(theirs.run, theirs.prospect_saw)
     assert len(shown) == len(QUESTIONS)
     assert shown[1] == "<meeting.booking reply>"
     link = next(e.event.link for e in surface.log if isinstance(e.event, MeetingRequested))
@@ -397,53 +427,63 @@ def test_the_prospect_is_shown_the_same_replies_as_in_slack(
 
 
 def test_the_terminal_prints_every_reply_the_log_says_the_prospect_was_sent(
-    surfaces: dict[str, Surface], slack: Surface
+    surfaces: dict[str, Surface], slack: dict[str, Surface]
 ) -> None:
-    """The chat's transcript format is its own contract (`tests/bot/test_chat*.py`); here
-    only that each reply and the ticket reached the terminal, and are Slack's replies."""
-    chat = surfaces["chat"]
+    """The chat's printed lines are its transcript contract, tested with it
+    (`tests/bot/test_chat*.py`): here only that each reply, and the ticket, reached the
+    terminal, and that the replies are Slack's."""
+    chat, theirs = surfaces["chat"], reference(slack, "chat")
     said = [
         e.event.text
         for e in chat.log
         if isinstance(e.event, BotReplied) and e.event.audience == "conversation"
     ]
-    assert normalised(chat.run, said) == normalised(slack.run, slack.prospect_saw)
+    assert normalised(chat.run, said) == normalised(theirs.run, theirs.prospect_saw)
     for text in said:
         assert text in chat.printed
-    assert slack.handoff[0]["title"] in chat.printed
+    assert theirs.handoff[0]["title"] in chat.printed
 
 
 @pytest.mark.parametrize("name", ["playground", "lead feed"])
 def test_the_handoff_channel_gets_the_same_ticket_card_as_in_slack(
-    surfaces: dict[str, Surface], slack: Surface, name: str
+    surfaces: dict[str, Surface], slack: dict[str, Surface], name: str
 ) -> None:
-    surface = surfaces[name]
+    surface, theirs = surfaces[name], reference(slack, name)
     (card,) = surface.handoff
     assert card["title"] == "Handoff: the prospect asked for a person"
-    if name == "lead feed":
-        # A lead's ticket names the lead (`presenters.ticket_card`); a direct conversation
-        # has no lead to name.
-        card = card | {"facts": [f for f in card["facts"] if f != ["Lead", "Pat Prospect (Acme)"]]}
-        assert len(card["facts"]) == len(surface.handoff[0]["facts"]) - 1
-    assert normalised(surface.run, card) == normalised(slack.run, slack.handoff[0])
+    assert normalised(surface.run, card) == normalised(theirs.run, theirs.handoff[0])
 
 
-def test_the_lead_feed_tells_the_team_in_the_leads_pane_of_the_hot_lead_and_the_meeting(
-    surfaces: dict[str, Surface],
+def test_the_lead_feed_tells_the_team_in_the_leads_pane_as_slack_does_in_the_leads_thread(
+    surfaces: dict[str, Surface], slack: dict[str, Surface]
 ) -> None:
     """A lead's thread hears what matters (`[team_posts]`): the lead card when it arrives,
     then once it is hot and when it asks to meet, with the link the prospect was sent."""
-    lead = surfaces["lead feed"]
+    lead, theirs = surfaces["lead feed"], reference(slack, "lead feed")
     posted = [e.event for e in lead.log if isinstance(e.event, TeamNotified)]
     assert [p.kind for p in posted] == ["hot_lead", "meeting"]
     meeting = next(e.event for e in lead.log if isinstance(e.event, MeetingRequested))
     assert meeting.link in posted[1].text
-    assert "Pat Prospect (Acme)" in posted[1].text
-    (card, *posts) = lead.team
-    assert card["card"]["kind"] == "lead"
+    card, *posts = lead.team
     assert [p["text"] for p in posts] == [p.text for p in posted]
-    by_message = [
+    shown = [card_summary(card["card"]), *(p["text"] for p in posts)]
+    assert normalised(lead.run, shown) == normalised(theirs.run, theirs.team)
+
+
+def test_a_lead_is_decided_as_a_direct_conversation_except_that_its_thread_hears_of_it(
+    surfaces: dict[str, Surface], slack: dict[str, Surface]
+) -> None:
+    """The lead feed's replies are the same decisions as a conversation started in a chat:
+    what differs is only where it came from and what the lead's thread is told."""
+    lead, direct = surfaces["lead feed"], slack["direct"]
+    told = [
         [e.event.kind for e in caused if isinstance(e.event, TeamNotified)]
         for caused in by_inbound(lead.log)
     ]
-    assert by_message == [[], ["hot_lead", "meeting"], [], []]
+    assert told == [[], ["hot_lead", "meeting"], [], []]
+    log = as_direct(lead.log)
+    run = _run_of(lead, log)
+    assert decisions(run, log) == decisions(direct.run, direct.log)
+    mine = [event_view(run, e) for e in log]
+    for here, there in zip(mine, [event_view(direct.run, e) for e in direct.log], strict=True):
+        assert here == there, f"seq {there['seq']}"
