@@ -105,7 +105,7 @@ class Surface:
     run: Run
     prospect_saw: list[str] = field(default_factory=list)  # the bot's posts, in order
     handoff: list[dict[str, Any]] = field(default_factory=list)  # ticket cards, neutral
-    team: list[dict[str, Any]] = field(default_factory=list)  # the leads pane's posts
+    team: list[Any] = field(default_factory=list)  # a lead's posts to the team, neutral
     printed: str = ""  # the terminal's transcript
 
     @property
@@ -160,8 +160,13 @@ async def _lead_feed(client: Client, store: SqliteStore, receiver: Receiver) -> 
         run=Run(logs=[await store.load(lead_id)], names={lead_prospect(lead_id): "<prospect>"}),
         prospect_saw=[reply["text"] for reply in receiver.replies.values()],
         handoff=[card_summary(m["reply"]["card"]) for m in _shown(history, lead_id, "handoff")],
-        team=[m["reply"] for m in _shown(history, lead_id, "team")],
+        team=[_post(m["reply"]) for m in _shown(history, lead_id, "team")],
     )
+
+
+def _post(reply: dict[str, Any]) -> Any:
+    """A post as its card's summary, or as its text (as `test_parity.slack_post`)."""
+    return card_summary(reply["card"]) if reply["card"] else reply["text"]
 
 
 def _shown(history: list[dict[str, Any]], conversation: str, audience: str) -> list[dict[str, Any]]:
@@ -465,9 +470,9 @@ def test_the_lead_feed_tells_the_team_in_the_leads_pane_as_slack_does_in_the_lea
     meeting = next(e.event for e in lead.log if isinstance(e.event, MeetingRequested))
     assert meeting.link in posted[1].text
     card, *posts = lead.team
-    assert [p["text"] for p in posts] == [p.text for p in posted]
-    shown = [card_summary(card["card"]), *(p["text"] for p in posts)]
-    assert normalised(lead.run, shown) == normalised(theirs.run, theirs.team)
+    assert card["title"] == "New lead: Pat Prospect (Acme)"
+    assert posts == [p.text for p in posted]
+    assert normalised(lead.run, lead.team) == normalised(theirs.run, theirs.team)
 
 
 def test_a_lead_is_decided_as_a_direct_conversation_except_that_its_thread_hears_of_it(
