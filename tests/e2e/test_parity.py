@@ -10,11 +10,22 @@ fake platform on 127.0.0.1, as `test_slack` and `test_teams` do, whose helpers i
 3. the prospect clicks Accept on the quote card (Slack `block_actions`; Teams
    `Action.Execute` invoke);
 4. in a second thread the prospect asks "Can we cancel the contract and get a refund?": a
-   ticket card goes to the handoff channel, and the rep claims it there.
+   ticket card goes to the handoff channel, and the rep claims it there;
+5. in a third thread the prospect has the conversation every surface runs (`parity.QUESTIONS`,
+   which `test_parity_local` also runs through the playground, `salesbot chat` and the lead
+   feed): "Do you have an API?" (a knowledge answer), "Could we book a demo for Thursday
+   afternoon?" (the booking link), a pricing question in Spanish (the reply language switches;
+   the catalog's prices from the knowledge base, in Spanish), "Can I talk to a real person
+   please?" (back to English, and a handoff ticket in the handoff channel at once);
+6. the same four messages arrive through the lead feed (`POST /leads` with the first as the
+   lead's message, then `POST /leads/{id}/messages`): the lead card starts a thread in the
+   leads channel (Slack's leads channel; Teams' leads conversation, as a reply chain), the
+   conversation goes on under it, and the thread also hears of the hot lead and the meeting.
 
 Compared per conversation: the event types, the flow's state path, the quote's figures, the
-ticket, every event's whole content; then the cards each platform rendered and every post
-the prospect and the handoff channel saw, reduced to a neutral summary (title, status, text,
+tickets, what each of the questions decided (`parity.decisions`, also checked against
+`parity.EXPECTED`), every event's whole content; then the cards each platform rendered and
+every post the prospect, the lead's thread and the handoff channel saw, reduced to a neutral summary (title, status, text,
 facts, arithmetic lines, buttons). Only what legitimately differs by platform is normalised:
 
 - ids that come from the platform's addressing: conversation ids, actor ids, delivery ids
@@ -26,6 +37,8 @@ facts, arithmetic lines, buttons). Only what legitimately differs by platform is
 - a reply's wording: a template's variant is picked by a hash of the conversation id, so the
   same template may be worded differently on each platform; its texts become `<template
   reply>` and its variant number `<wording>` (which template was said must still match);
+  likewise the booking link, one of the policy's links picked by the same hash, becomes
+  `<booking link>` (that a link was offered, and how it was chosen, must still match);
 - time: the envelopes' `at_ms`; quote times are kept relative to their envelope's, and
   rendered dates and times become placeholders;
 - markup: Block Kit's `&amp;`/`&lt;`/`&gt;` and code fences; Adaptive Cards' Markdown
@@ -38,25 +51,35 @@ import itertools
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from bot.policy_loader import load_policy
 from bot.settings import Settings
-from domain.events import BotReplied, EventEnvelope, FlowAdvanced, QuoteIssued, TicketOpened
-from domain.state import ConversationState, fold, initial_state
+from domain.events import BotReplied, QuoteIssued, TeamNotified
 from storage.sqlite import SqliteStore
 from tests.e2e import test_slack as slack_e2e
 from tests.e2e import test_teams as teams_e2e
 from tests.e2e.harness import eventually, outbox_drained, serving
+from tests.e2e.parity import (
+    FEED_TOKEN,
+    QUESTIONS,
+    START,
+    Run,
+    decisions,
+    event_view,
+    feed_questions,
+    folded,
+    lead_prospect,
+    meets_expectations,
+    normalised,
+    state_path,
+)
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.teams_connector import FakeConnector, thread_id
 
@@ -65,41 +88,12 @@ DETAILS = "We have a $5000 budget, I am the CTO, next month"
 QUOTE = "quote 10 pro 10%"
 OBJECTION = "Can we cancel the contract and get a refund?"
 PROSPECT_NAME = teams_e2e.PROSPECT.name  # "Pat Prospect" on both platforms
-CARDS = ("quote", "accepted", "ticket", "claimed")
-START = load_policy("default").flow.start
+CARDS = ("quote", "accepted", "ticket", "claimed", "person", "lead")
+LEADS = "C0LEADS"  # Slack's leads channel (Teams': `teams_e2e.LEADS`)
 
 Client = TestClient[web.Request, web.Application]
 Summary = dict[str, Any]
 """A card as the neutral `domain.cards.Card` it was rendered from (see `slack_card`)."""
-
-
-@dataclass
-class Run:
-    """What one platform's run left behind."""
-
-    logs: list[list[EventEnvelope]] = field(default_factory=list)  # per conversation, in order
-    names: dict[str, str] = field(default_factory=dict)  # actor ids and names -> placeholder
-    cards: dict[str, Summary] = field(default_factory=dict)  # script step -> card as shown then
-    posts: dict[str, list[Any]] = field(default_factory=dict)  # place -> final posts, neutral
-
-    def placeholders(self) -> dict[str, str]:
-        """Every platform-derived id or name in this run, and the placeholder it becomes."""
-        found = dict(self.names)
-        quotes = itertools.count(1)
-        tickets = itertools.count(1)
-        for number, log in enumerate(self.logs, 1):
-            found[log[0].conversation_id] = f"<conversation {number}>"
-            for envelope in log:
-                event = envelope.event
-                if isinstance(event, QuoteIssued):
-                    found[event.quote.quote_id] = f"<quote {next(quotes)}>"
-                elif isinstance(event, TicketOpened):
-                    found[event.ticket_key] = f"<ticket {next(tickets)}>"
-                elif isinstance(event, BotReplied) and event.variant is not None:
-                    # The wording is picked by a hash of the conversation id, which differs by
-                    # platform; which template was said must match, not which of its wordings.
-                    found[event.text] = f"<{event.template} reply>"
-        return found
 
 
 # --- Slack ---------------------------------------------------------------------------------
@@ -127,6 +121,8 @@ async def run_slack(db: Path) -> Run:
             slack_signing_secret=SecretStr(slack_e2e.SECRET),
             slack_api_url=api.base_url,
             slack_handoff_channel=slack_e2e.HANDOFF,
+            slack_leads_channel=LEADS,
+            salesbot_leads_token=SecretStr(FEED_TOKEN),
             # As `teams_e2e.local_settings` configures Teams.
             salesbot_approvers=(slack_e2e.BOSS,),
             salesbot_auditors=(slack_e2e.BOSS,),
@@ -140,7 +136,7 @@ async def run_slack(db: Path) -> Run:
         finally:
             await store.close()
     prospect, rep = slack_e2e.PROSPECT["user"], slack_e2e.REP
-    run.names = {prospect: "<prospect>", rep: "<rep>"}
+    run.names |= {prospect: "<prospect>", rep: "<rep>"}
     return run
 
 
@@ -223,10 +219,31 @@ async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
     await eventually(lambda: len(api.calls_of("chat.update")) == 2, "the claimed card")
     run.cards["claimed"] = slack_card(_by_ts(posts(handoff), ticket["ts"]))
 
+    third = await prospect_says(QUESTIONS[0])
+    await eventually(lambda: len(posts(shared, third)) == 1, "the knowledge answer")
+    for number, text in enumerate(QUESTIONS[1:], 2):
+        await prospect_says(text, third)
+
+        def replied(count: int = number) -> bool:
+            return len(posts(shared, third)) == count
+
+        await eventually(replied, f"reply {number}")
+    await eventually(lambda: len(posts(handoff)) == 2, "the person's ticket card")
+    run.cards["person"] = slack_card(posts(handoff)[1])
+
+    lead_id = await feed_questions(slack.client)
+    run.names[lead_prospect(lead_id)] = "<prospect>"
+    (lead, *_) = posts(LEADS)
+    run.cards["lead"] = slack_card(lead)
+
     await outbox_drained(slack.client)
     run.posts = {
         "quote thread": [slack_post(m) for m in posts(shared, first)],
         "ticket thread": [slack_post(m) for m in posts(shared, second)],
+        "questions thread": [slack_post(m) for m in posts(shared, third)],
+        "lead thread": [
+            slack_post(m) for m in posts(LEADS) if m["ts"] == lead["ts"] or m.get("thread_ts")
+        ],
         "handoff channel": [slack_post(m) for m in posts(handoff)],
         "private notices": [
             _slack_text(m.get("text", "")) for c in (shared, handoff) for m in api.ephemerals(c)
@@ -246,7 +263,11 @@ async def run_teams(db: Path) -> Run:
     async with FakeConnector(members=teams_e2e.ROSTER, tenant_id=teams_e2e.TENANT) as connector:
         store = await SqliteStore.open(db)
         try:
-            async with serving(None, teams_e2e.local_settings(), store) as client:
+            settings = teams_e2e.local_settings(
+                teams_leads_conversation=teams_e2e.LEADS,
+                salesbot_leads_token=SecretStr(FEED_TOKEN),
+            )
+            async with serving(None, settings, store) as client:
 
                 async def post(activity: dict[str, Any]) -> ClientResponse:
                     return await client.post("/api/messages", json=activity)
@@ -297,10 +318,26 @@ async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
     run.cards["claimed"] = teams_card(teams_e2e.card_of(_latest(connector, handoff, ticket)))
     assert answered == run.cards["claimed"], "the invoke's answer is the card updated in place"
 
+    third = thread_id(teams_e2e.SHARED, "1700000000500")
+    for number, text in enumerate(QUESTIONS, 1):
+        await teams.post(teams_e2e.say(teams, third, prospect, text))
+        await connector.wait_for_posts(third, number)
+    person = (await connector.wait_for_posts(handoff, 2))[1]
+    run.cards["person"] = teams_card(teams_e2e.card_of(person))
+
+    lead_id = await feed_questions(teams.client)
+    run.names[lead_prospect(lead_id)] = "<prospect>"
+    (lead,) = connector.posted(teams_e2e.LEADS)
+    run.cards["lead"] = teams_card(teams_e2e.card_of(lead))
+
     await outbox_drained(teams.client)
     run.posts = {
         "quote thread": [teams_post(a) for a in connector.posted(first)],
         "ticket thread": [teams_post(a) for a in connector.posted(second)],
+        "questions thread": [teams_post(a) for a in connector.posted(third)],
+        "lead thread": [
+            teams_post(a) for a in [lead, *connector.posted(thread_id(teams_e2e.LEADS, lead["id"]))]
+        ],
         "handoff channel": [teams_post(a) for a in connector.posted(handoff)],
         # Teams' private notices go to the person's personal chat with the bot.
         "private notices": [
@@ -407,79 +444,14 @@ def teams_post(activity: dict[str, Any]) -> Any:
     return _teams_text(activity["text"])
 
 
-# --- normalisation -------------------------------------------------------------------------
-
-_CLOCK = (
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"), "<time>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
-)
-
-
-def normalised(run: Run, value: Any) -> Any:
-    """`value` with this run's platform ids and names, and clock readings, as placeholders."""
-    found = run.placeholders()
-    ids = re.compile(
-        "|".join(rf"(?<!\w){re.escape(key)}(?!\w)" for key in sorted(found, key=len, reverse=True))
-    )
-
-    def text(s: str) -> str:
-        s = ids.sub(lambda m: found[m[0]], s)
-        for pattern, placeholder in _CLOCK:
-            s = pattern.sub(placeholder, s)
-        return s
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, str):
-            return text(node)
-        if isinstance(node, dict):
-            return {key: walk(item) for key, item in node.items()}
-        if isinstance(node, list | tuple):
-            return [walk(item) for item in node]
-        return node
-
-    return walk(value)
-
-
-def event_view(run: Run, envelope: EventEnvelope) -> dict[str, Any]:
-    """An envelope without its conversation id, delivery id and time; times inside the event
-    (a quote's issue and expiry) relative to the envelope's."""
-    data = envelope.model_dump(mode="json", exclude={"conversation_id", "delivery_id", "at_ms"})
-
-    def relative(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                key: item - envelope.at_ms
-                if key.endswith("_at_ms") and isinstance(item, int)
-                else relative(item)
-                for key, item in node.items()
-            }
-        if isinstance(node, list):
-            return [relative(item) for item in node]
-        return node
-
-    view: dict[str, Any] = normalised(run, relative(data))
-    if view["event"]["type"] == "bot_replied" and view["event"]["variant"] is not None:
-        view["event"]["variant"] = "<wording>"  # picked by the conversation id's hash
-    return view
-
-
-def folded(log: list[EventEnvelope]) -> ConversationState:
-    return fold(initial_state(log[0].conversation_id, START), log)
-
-
-def state_path(log: list[EventEnvelope]) -> list[str]:
-    steps = [e.event for e in log if isinstance(e.event, FlowAdvanced)]
-    return [steps[0].from_state, *(step.to_state for step in steps)] if steps else []
-
-
 # --- the comparison ------------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Run, Run]]:
-    """Both platforms' runs, once for the module: each test compares one aspect."""
-    tmp = tmp_path_factory.mktemp("parity")
-    yield await run_slack(tmp / "slack.db"), await run_teams(tmp / "teams.db")
+@pytest.fixture(scope="module")
+def runs(slack_run: Run, teams_run: Run) -> tuple[Run, Run]:
+    """Both platforms' runs, once for the session (`conftest`: `test_parity_local` compares
+    the other surfaces with the Slack run): each test compares one aspect."""
+    return slack_run, teams_run
 
 
 def test_both_platforms_record_the_same_events_in_each_conversation(
@@ -488,10 +460,35 @@ def test_both_platforms_record_the_same_events_in_each_conversation(
     slack, teams = runs
     types = [[[e.event.type for e in log] for log in run.logs] for run in runs]
     assert types[0] == types[1]
-    quoted, ticketed = types[0]
+    quoted, ticketed, questions, lead = types[0]
     assert "quote_accepted" in quoted
     assert "ticket_claimed" in ticketed
+    for asked in (questions, lead):
+        for decided in ("knowledge_answered", "meeting_requested", "reply_language_chosen"):
+            assert decided in asked
+        assert "ticket_opened" in asked
+    assert "team_notified" not in questions  # a direct conversation has no lead thread
+    assert lead.count("team_notified") == 2  # the hot lead, the meeting
     assert [len(log) for log in slack.logs] == [len(log) for log in teams.logs]
+
+
+def test_each_question_is_decided_the_same_on_both_platforms_and_as_the_policy_says(
+    runs: tuple[Run, Run],
+) -> None:
+    """Message by message: a knowledge answer, the booking link, the switch to Spanish with
+    a Spanish knowledge answer, then back to English and a handoff for the person asked for;
+    in a shared channel's thread and through the lead feed, whose lead's thread in the leads
+    channel also hears of the hot lead and the meeting."""
+    for conversation in (2, 3):
+        slack, teams = (decisions(run, run.logs[conversation]) for run in runs)
+        assert slack == teams
+        assert len(slack) == len(QUESTIONS)
+        meets_expectations(slack)
+        meets_expectations(teams)
+        told = [[kind for kind, _text in message["team"]] for message in slack]
+        assert told == (
+            [[], [], [], []] if conversation == 2 else [[], ["hot_lead", "meeting"], [], []]
+        )
 
 
 def test_the_flow_goes_through_the_same_states_on_both_platforms(runs: tuple[Run, Run]) -> None:
@@ -539,8 +536,9 @@ def test_the_ticket_has_the_same_kind_and_reason_and_is_claimed_by_the_rep_on_bo
 
     slack, teams = (tickets(run) for run in runs)
     assert slack == teams
-    ((kind, _reason, status, holder),) = slack
+    (kind, _reason, status, holder), *people = slack
     assert (kind, status, holder) == ("handoff", "claimed", "<rep>")
+    assert [list(person) for person in people] == [["handoff", "human_request", "open", None]] * 2
 
 
 def test_every_event_says_the_same_on_both_platforms_once_ids_and_times_are_normalised(
@@ -559,13 +557,16 @@ def test_the_cards_are_equivalent_on_both_platforms(runs: tuple[Run, Run], step:
     assert slack["title"]
     if step == "accepted":
         assert slack["status"] == "Accepted by Pat Prospect"  # the name people see
-    if step in ("quote", "ticket"):
+    if step in ("quote", "ticket", "person"):
         assert slack["buttons"], "a card to act on has buttons"
+    if step == "person":
+        assert slack["title"] == "Handoff: the prospect asked for a person"
 
 
 def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platforms(
     runs: tuple[Run, Run],
 ) -> None:
+    slack_run, _ = runs
     slack, teams = (normalised(run, run.posts) for run in runs)
     assert slack.keys() == teams.keys()
     for place in slack:
@@ -574,3 +575,33 @@ def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platfor
     for run in runs:  # the name people see, in whichever wording each platform's hash picked
         greeting = next(e.event for e in run.logs[0] if isinstance(e.event, BotReplied))
         assert greeting.text.startswith("Hi Pat,")
+    # The questions' thread shows the prospect what the log says the bot said to them:
+    # the two knowledge answers word for word, the booking link's wording by its template.
+    said = [
+        e.event.text
+        for e in slack_run.logs[2]
+        if isinstance(e.event, BotReplied) and e.event.audience == "conversation"
+    ]
+    assert slack["questions thread"] == normalised(slack_run, said)
+    assert [type(post) for post in slack["questions thread"]] == [str] * len(QUESTIONS)
+    assert slack["questions thread"][1] == "<meeting.booking reply>"
+    assert "Pro a 199.00 USD" in slack["questions thread"][2]
+    assert [post["title"] for post in slack["handoff channel"]][-2:] == (
+        ["Handoff: the prospect asked for a person"] * 2
+    )
+    # The lead's thread: its card, then everything the lead's conversation said, to the
+    # prospect and to the team (its `team_notified` posts), in the order it was decided.
+    said_there = [
+        e.event.text
+        for e in slack_run.logs[3]
+        if isinstance(e.event, TeamNotified)
+        or (isinstance(e.event, BotReplied) and e.event.audience == "conversation")
+    ]
+    card, *thread = slack["lead thread"]
+    assert card["title"] == "New lead: Pat Prospect (Acme)"
+    assert thread == normalised(slack_run, said_there)
+    assert [post for post in thread if post.startswith(("Hot lead:", "Meeting requested:"))] == [
+        "Hot lead: Pat Prospect (Acme) is qualified.",
+        "Meeting requested: Pat Prospect (Acme) asked to meet for Thursday afternoon. "
+        "Booking link sent: <booking link>",
+    ]
