@@ -17,6 +17,16 @@ from pydantic import Field
 
 from domain.cards import Reply
 from domain.decision import Recorder
+from domain.dialog import (
+    AGAIN_TEMPLATE,
+    BUYING_GUARD,
+    LEAVING_GUARD,
+    DialogSignals,
+    dialog_signals,
+    record_leaving,
+    reopen_if_back,
+    say_goodbye,
+)
 from domain.events import (
     ConversationAbandoned,
     ConversationStarted,
@@ -135,17 +145,30 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return  # a human holds the conversation: record, stay silent
     if _flooded(rec, actor):
         return
+    was_qualified = state.qualified
     analysis = _analyse(rec, text)
     follow_language(rec, text, analysis.language)
     _tell_team(rec, analysis)
+    moves = dialog_signals(
+        rec.policy.dialog,
+        intents=analysis.intents,
+        evidence=analysis.evidence,
+        signals=analysis.signals,
+        newly_qualified=rec.state.qualified and not was_qualified,
+    )
     guards = GuardContext(
         sensitive=analysis.sensitive,
         low_confidence=analysis.low_confidence,
         objection=analysis.objection is not None,
         qualified=rec.state.qualified,
         turn_limit_reached=rec.state.bot_turns >= rec.policy.conversation.max_bot_turns,
+        buying=moves.buying,
+        leaving=moves.leaving is not None,
+        engaged=moves.engaged,
     )
+    before = rec.state.flow_state
     taken = rec.advance("prospect_message", guards)
+    reopen_if_back(rec, before, taken)
     if rec.state.flow_state == flow.handoff:
         guard = taken.guard if taken is not None else None
         reason = analysis.reason if guard == "is_sensitive" and analysis.reason else None
@@ -164,6 +187,9 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         else:
             escalate(rec, actor, reason)
         return
+    if taken is not None and taken.guard == LEAVING_GUARD and moves.leaving is not None:
+        _close_politely(rec, actor, text, analysis, moves, guards)
+        return
     if on_meeting_request(
         rec, text, analysis.intents, analysis.entities, persona_values(rec, actor)
     ):
@@ -174,24 +200,56 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return
     flow_reply: FlowReply = (
         "generic"
-        if action in GENERIC_ACTIONS
+        if action in GENERIC_ACTIONS or action == AGAIN_TEMPLATE
         else "objection"
         if action == OBJECTION_ACTION
         else "other"
     )
     plan = _question_plan(rec, text, analysis, flow_reply=flow_reply)
     if plan is not None and _carry_out(rec, plan, guards):
+        if taken is not None and taken.guard == BUYING_GUARD and plan.kind == "answer":
+            # A buyer's question answered: the proposal follows, so the answer does not
+            # leave a qualified buyer without a next step.
+            _answer_without_parroting(rec, actor, action, analysis, guards)
         return
-    if rec.policy.replies.active:
+    if rec.policy.replies.active or (
+        action == OBJECTION_ACTION and _moves_on_after_objections(rec)
+    ):
         _answer_without_parroting(rec, actor, action, analysis, guards)
         return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
 
 
+def _moves_on_after_objections(rec: Recorder) -> bool:
+    dialog = rec.policy.dialog
+    return dialog is not None and dialog.move_on_after_objection
+
+
+def _close_politely(
+    rec: Recorder,
+    actor: Actor,
+    text: str,
+    analysis: Analysis,
+    moves: DialogSignals,
+    guards: GuardContext,
+) -> None:
+    """`[dialog]`: the prospect is leaving. Record why (and a lost deal), answer a question
+    that came with the goodbye, then say goodbye in their language (`domain.dialog`)."""
+    assert moves.leaving is not None
+    left = record_leaving(rec, actor, moves.leaving, text, analysis.entities)
+    plan = _question_plan(rec, text, analysis, flow_reply="other")
+    if plan is not None and plan.kind == "answer" and plan.handoff is None:
+        _carry_out(rec, plan, guards)
+    say_goodbye(rec, left, persona_values(rec, actor))
+
+
 def _tell_team(rec: Recorder, analysis: Analysis) -> None:
-    """`[team_posts]`: a hot lead, or a prospect who is gone, posted once to the lead's thread."""
+    """`[team_posts]`: a hot lead, or a prospect who is gone, posted once to the lead's thread.
+    Under `[dialog]` the polite close tells the team of a lost deal (with its reason), so a
+    goodbye while the deal is alive is not posted as lost."""
     on_hot_lead(rec)
-    on_lost_intent(rec, analysis.intents, analysis.entities)
+    if rec.policy.dialog is None:
+        on_lost_intent(rec, analysis.intents, analysis.entities)
 
 
 def _question_plan(
@@ -332,6 +390,10 @@ class Analysis(Frozen):
     """The reader's intents for the message (none under lexicons)."""
     entities: dict[str, Any] = Field(default_factory=dict)
     """The message's entities, when the trained reader read it (what a reply may echo)."""
+    evidence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """The words the trained reader heard, by feature (`[dialog] not_a_buyer` reads them)."""
+    signals: tuple[str, ...] = ()
+    """The qualification signals this message states (trained reader only)."""
 
 
 def _analyse(rec: Recorder, text: str) -> Analysis:
@@ -457,6 +519,8 @@ def _read(
         language=reading.language,
         intents=reading.intents,
         entities=entities,
+        evidence={feature: tuple(terms) for feature, terms in evidence.items()},
+        signals=tuple(name for name, on in reading.signals.items() if on),
     )
 
 

@@ -33,7 +33,7 @@ Everything here is pure (no I/O, no clock) and could move to `domain/` (next to
 
 Definitions that matter for equality with `compute_metrics` (see its module docstring):
 "first" qualification and the `from_state` of the first advance are the earliest by seq,
-the outcome and the current state the latest; only `ConversationStarted` streams count,
+the outcome (open again after a `ConversationReopened`) and the current state the latest; only `ConversationStarted` streams count,
 however late in the stream it comes; the origin of a conversation that never advanced is
 decided at read time (the policy's `flow.start`, or the most common first state).
 """
@@ -49,6 +49,7 @@ from domain.analytics import Metrics, QuoteCounts, metrics_from_counts
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
+    ConversationReopened,
     ConversationStarted,
     EventEnvelope,
     FlowAdvanced,
@@ -73,6 +74,7 @@ PROJECTED_TYPES: frozenset[str] = frozenset(
         "flow_advanced",
         "conversation_closed",
         "conversation_abandoned",
+        "conversation_reopened",
         "quote_issued",
         "quote_revised",
         "quote_superseded",
@@ -174,6 +176,8 @@ def fold_events(
             ending = event.outcome
         elif isinstance(event, ConversationAbandoned):
             ending = "abandoned"
+        elif isinstance(event, ConversationReopened):
+            ending = None  # open again: the prospect who left wrote again
         elif isinstance(event, QuoteIssued):
             quotes.append(event.quote.quote_id)
             issued += 1
