@@ -57,7 +57,7 @@ from domain.questions import (
     Plan,
     plan_question,
 )
-from domain.reply_plan import escalation_action, plan_reply
+from domain.reply_plan import echoes_from, escalation_action, plan_reply
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro
@@ -154,6 +154,7 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         intents=analysis.intents,
         evidence=analysis.evidence,
         signals=analysis.signals,
+        stated=tuple(echoes_from(analysis.entities)),
         newly_qualified=rec.state.qualified and not was_qualified,
     )
     guards = GuardContext(

@@ -28,8 +28,9 @@ still reaches a person (the flow's idle rule). After a won deal the conversation
 for good: a goodbye there reaches the colleague who closed it, as every later message does.
 
 The conversation then waits in the state the close moved it to (`farewell` in the default
-flow). A message that gives the bot something to work on again — a qualification signal, a
-buying signal, a meeting request (`is_engaged`), an objection, a person's matter — moves the
+flow). A message that gives the bot something to work on again — a qualification signal, an
+amount, a date or a head count, a buying signal, a meeting request (`is_engaged`), an
+objection, a person's matter — moves the
 flow on and reopens it (`conversation_reopened`: the metrics count it open again); anything
 else ("thanks!", a question) is answered where it stands, without sales questions.
 """
@@ -55,6 +56,9 @@ BUYING_INTENT: Final = "buying_signal"
 MEETING_INTENT: Final = "meeting_request"
 ENGAGING_INTENTS: Final = (BUYING_INTENT, MEETING_INTENT)
 """Intents that bring a prospect who left back into the conversation (with any signal)."""
+STATED_FACTS: Final = ("budget", "date", "team_size")
+"""Facts a message may state that bring a prospect who left back too (an amount, a date, a
+head count: the reading's entities, as `domain.reply_plan.echoes_from` names them)."""
 
 CLOSE_PREFIX: Final = "close."
 KEPT_OPEN_TEMPLATE: Final = "close.goodbye_open"
@@ -135,9 +139,12 @@ def dialog_signals(
     intents: Collection[str],
     evidence: Mapping[str, Collection[str]],
     signals: Collection[str],
+    stated: Collection[str] = (),
     newly_qualified: bool,
 ) -> DialogSignals:
-    """The `[dialog]` guards' signals for one message (none without `[dialog]`)."""
+    """The `[dialog]` guards' signals for one message (none without `[dialog]`). `signals`
+    are the qualification signals the message states, `stated` the facts it gives that the
+    bot asks about (`budget`, `date`, `team_size`: "we're 20 people")."""
     if config is None:
         return DialogSignals()
     buying = BUYING_INTENT in intents or newly_qualified
@@ -148,7 +155,11 @@ def dialog_signals(
         and (buying or MEETING_INTENT in intents)
     ):
         leaving = None  # "send me the quote, thanks bye" is a buyer saying goodbye
-    engaged = bool(signals) or any(intent in intents for intent in ENGAGING_INTENTS)
+    engaged = (
+        bool(signals)
+        or any(fact in STATED_FACTS for fact in stated)
+        or any(intent in intents for intent in ENGAGING_INTENTS)
+    )
     return DialogSignals(buying=buying, leaving=leaving, engaged=engaged)
 
 

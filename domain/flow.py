@@ -108,8 +108,8 @@ class GuardContext(Frozen):
     reader's buying intent, or the lead qualified with this very message); the prospect is
     taking their leave (a `close_on` reason, unless a buying signal or a meeting request in
     the same message outranks it — a chosen competitor outranks both); the message gives the
-    bot something to work on again (a qualification signal, a buying signal or a meeting
-    request) after the prospect left.
+    bot something to work on again (a qualification signal, an amount, a date or a head count,
+    a buying signal or a meeting request) after the prospect left.
     """
 
     sensitive: bool = False

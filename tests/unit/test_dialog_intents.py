@@ -235,6 +235,16 @@ def test_someone_who_says_they_are_not_a_student_is_not_closed(default_policy: P
     assert not to_prospect(steps)[-1].template.startswith("close.")
 
 
+@pytest.mark.parametrize("line", ["ok", "ok thanks", "cool", "merci", "danke", "no"])
+def test_a_bare_ok_or_no_is_not_taken_for_a_goodbye(default_policy: Policy, line: str) -> None:
+    # The reader reads these as goodbye or not interested, without a word that says so; the
+    # policy's `heard` asks for one, so a buyer answering "ok" to a call offer is not closed.
+    opening = "We have a $40k budget and need to go live next month, I am the CTO"
+    steps = talk(default_policy, says(opening, line))
+    assert events(steps, ProspectLeft) == []
+    assert to_prospect(steps)[-1].template == "propose"
+
+
 # -- buyers: a proposal or a meeting, never an objection reply ------------------------------
 
 BUYERS_WITH_AN_OBJECTION = [
@@ -368,6 +378,18 @@ def test_a_prospect_who_comes_back_with_a_need_reopens_the_conversation(
         "The prospect wrote again after leaving (said goodbye): the conversation is open "
         "again (farewell → qualify)"
     )
+
+
+@pytest.mark.parametrize(
+    "line", ["we are 20 people", "our budget is 10k dollars", "could we do a call on Friday?"]
+)
+def test_a_stated_fact_or_a_meeting_request_after_a_close_reopens_it(
+    default_policy: Policy, line: str
+) -> None:
+    steps = talk(default_policy, says("hi", "not interested, thanks", line))
+    (reopened,) = events(steps, ConversationReopened)
+    assert reopened.was_lost
+    assert not to_prospect(steps)[-1].template.startswith("close.")
 
 
 def test_a_prospect_who_left_can_still_ask_questions_without_being_sold_to(
