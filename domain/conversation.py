@@ -4,6 +4,8 @@ For each message: score the whole conversation so far (with exact attribution), 
 narrative resonance and urgency with the fairness correction, classify objections, take
 the flow transition those signals select, and answer through the persona. Anything the
 bot must not decide alone moves the flow to `handoff` and opens an idempotent ticket.
+Under the policy's `[dialog]`, a prospect who leaves gets a polite close and a buyer the
+proposal, ahead of any objection reply (`domain.dialog`: the order, and why).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from domain.dialog import (
     AGAIN_TEMPLATE,
     BUYING_GUARD,
     LEAVING_GUARD,
-    DialogSignals,
+    Leaving,
     dialog_signals,
     record_leaving,
     reopen_if_back,
@@ -189,7 +191,7 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
             escalate(rec, actor, reason)
         return
     if taken is not None and taken.guard == LEAVING_GUARD and moves.leaving is not None:
-        _close_politely(rec, actor, text, analysis, moves, guards)
+        _close_politely(rec, actor, text, analysis, moves.leaving, guards)
         return
     if on_meeting_request(
         rec, text, analysis.intents, analysis.entities, persona_values(rec, actor)
@@ -231,13 +233,12 @@ def _close_politely(
     actor: Actor,
     text: str,
     analysis: Analysis,
-    moves: DialogSignals,
+    leaving: Leaving,
     guards: GuardContext,
 ) -> None:
     """`[dialog]`: the prospect is leaving. Record why (and a lost deal), answer a question
     that came with the goodbye, then say goodbye in their language (`domain.dialog`)."""
-    assert moves.leaving is not None
-    left = record_leaving(rec, actor, moves.leaving, text, analysis.entities)
+    left = record_leaving(rec, actor, leaving, text, analysis.entities)
     plan = _question_plan(rec, text, analysis, flow_reply="other")
     if plan is not None and plan.kind == "answer" and plan.handoff is None:
         _carry_out(rec, plan, guards)

@@ -79,6 +79,27 @@ def test_a_lost_deal_left_idle_is_not_abandoned_but_a_qualified_one_reaches_a_pe
     assert step(flow, "farewell", "idle_timeout", GuardContext(qualified=True)) == "handoff"
 
 
+def test_the_new_transitions_are_verified_like_the_old_ones(default_policy: Policy) -> None:
+    # Determinism: a close at the buyer's priority could fire together with it.
+    clash = Transition(
+        source="qualify", on="prospect_message", to="farewell", guard="is_leaving", priority=25
+    )
+    broken = with_transitions(
+        default_policy, lambda t: not (t.source == "qualify" and t.guard == "is_leaving"), clash
+    )
+    assert any(
+        line.startswith("flow: nondeterministic: In 'qualify' on 'prospect_message'")
+        for line in check_policy(broken)
+    )
+    # Reachability: without the closes, nothing leads to the farewell state.
+    unreached = with_transitions(
+        default_policy, lambda t: t.guard != "is_leaving" or t.source == "farewell"
+    )
+    assert (
+        "flow: unreachable_state: State 'farewell' cannot be reached from the start state 'start'."
+    ) in check_policy(unreached)
+
+
 def test_a_state_without_a_buyer_transition_is_reported(default_policy: Policy) -> None:
     broken = with_transitions(
         default_policy, lambda t: not (t.source == "objection" and t.guard == "is_buying")
