@@ -363,9 +363,13 @@ def _funnel(
 
 def differences(old: Projection, new: Projection) -> int:
     """How many stored rows differ between two projections: conversations' facts and quote
-    index entries (counters and qualification times are functions of the facts)."""
-    return _differing(old.facts, new.facts) + _differing(old.quotes, new.quotes)
+    index entries (counters and qualification times are functions of the facts). A
+    conversation whose facts are empty contributes nothing, with or without a row: a stream
+    without a start whose only outcome was undone (`ConversationReopened` after
+    `ConversationAbandoned`) is empty again, whether folded one event at a time or in one
+    commit."""
+    return _differing(old.facts, new.facts, NO_FACTS) + _differing(old.quotes, new.quotes)
 
 
-def _differing(a: Mapping[K, V], b: Mapping[K, V]) -> int:
-    return sum(1 for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+def _differing(a: Mapping[K, V], b: Mapping[K, V], absent: V | None = None) -> int:
+    return sum(1 for key in a.keys() | b.keys() if a.get(key, absent) != b.get(key, absent))
