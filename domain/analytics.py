@@ -12,7 +12,8 @@ Definitions (what a reader needs to recompute every number):
 - *engaged* conversations have at least one `ProspectMessageReceived`. They are the
   denominator of every rate, and `won + lost + abandoned + open == engaged`: the outcome
   counts partition the engaged conversations, so "3 won of 10 engaged" is literally k/n.
-  The outcome is the one the *latest* `ConversationClosed` or `ConversationAbandoned` says;
+  The outcome is the one the *latest* `ConversationClosed` or `ConversationAbandoned` says,
+  unless a later `ConversationReopened` made it open again (a prospect who left wrote again);
 - *time to qualify* runs from `ConversationStarted.at_ms` to the first
   `LeadScored(subject="conversation", qualified=True)`; pasted-text scores (`/lead`) describe
   someone else's words and are ignored;
@@ -45,6 +46,7 @@ from domain import GENERATOR
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
+    ConversationReopened,
     ConversationStarted,
     EventEnvelope,
     FlowAdvanced,
@@ -164,11 +166,15 @@ def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
             stream.quotes_superseded += 1
         case MeetingRequested():
             stream.meeting_requested = True
-        case ConversationClosed() | ConversationAbandoned():
+        case ConversationClosed() | ConversationAbandoned() | ConversationReopened():
             if seq > stream.ending_seq:
                 stream.ending_seq = seq
                 stream.ending = (
-                    event.outcome if isinstance(event, ConversationClosed) else "abandoned"
+                    event.outcome
+                    if isinstance(event, ConversationClosed)
+                    else "abandoned"
+                    if isinstance(event, ConversationAbandoned)
+                    else None
                 )
         case _:
             pass

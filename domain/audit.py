@@ -25,6 +25,7 @@ from domain.events import (
     CommandRefused,
     ConversationAbandoned,
     ConversationClosed,
+    ConversationReopened,
     ConversationStarted,
     Event,
     EventEnvelope,
@@ -38,6 +39,7 @@ from domain.events import (
     MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
+    ProspectLeft,
     ProspectMessageReceived,
     QuoteAccepted,
     QuoteAcceptRefused,
@@ -410,6 +412,15 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return f"Handed back to the bot by {event.by} ({which})", ()
         case ConversationClosed():
             return f"Conversation closed: {event.outcome}, by {event.by}", ()
+        case ProspectLeft():
+            return _explain_leaving(event)
+        case ConversationReopened():
+            lost = "recorded as lost; counted open again" if event.was_lost else "not lost"
+            return (
+                f"The prospect wrote again after leaving ({_LEFT_WORDS.get(event.reason, event.reason)}): "
+                f"the conversation is open again ({event.from_state} → {event.to_state})",
+                (f"it had been {lost}",),
+            )
         case ConversationAbandoned():
             return (
                 f"Conversation abandoned after {_duration(event.idle_ms)} without a prospect message",
@@ -463,6 +474,49 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _explain_unanswered(event)
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
+
+
+_LEFT_WORDS = {
+    "chose_competitor": "chose another vendor",
+    "not_interested": "not interested",
+    "not_a_buyer": "not a buyer",
+    "goodbye": "said goodbye",
+}
+
+_KEPT_OPEN_WORDS = {
+    "meeting_requested": "a meeting was requested",
+    "open_quote": "a quote is open",
+    "qualified": "the lead is qualified",
+}
+
+
+def _explain_leaving(event: ProspectLeft) -> tuple[str, tuple[str, ...]]:
+    """A polite close: why the prospect left, the competitor, and whether the deal is lost."""
+    why = _LEFT_WORDS.get(event.reason, event.reason)
+    named = f" ({event.competitor})" if event.competitor else ""
+    if event.lost:
+        outcome = "recorded as lost"
+    else:
+        kept = _KEPT_OPEN_WORDS.get(event.kept_open or "", event.kept_open or "")
+        outcome = f"not a lost deal: {kept}; the deal stays open"
+    details = [
+        f"reason: {event.reason}"
+        + (" (the reader's words: " + _quoted(event.words) + ")" if event.words else "")
+    ]
+    if event.competitor is not None:
+        if event.competitor_read is None:
+            source = "a spelling from [competitors] in the message"
+        elif event.competitor_read == event.competitor:
+            source = "the reader's competitor entity"
+        else:
+            source = (
+                f"the reader read “{event.competitor_read}”, which [competitors] records as this"
+            )
+        details.append(f"competitor: {event.competitor} ({source})")
+    details.append(
+        f"the conversation waits in {event.state}; a message that moves it on reopens it"
+    )
+    return f"The prospect left: {why}{named}; polite close, {outcome}", tuple(details)
 
 
 def _languages(language: str, read_language: str, matched: str | None) -> str:

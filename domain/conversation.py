@@ -4,6 +4,8 @@ For each message: score the whole conversation so far (with exact attribution), 
 narrative resonance and urgency with the fairness correction, classify objections, take
 the flow transition those signals select, and answer through the persona. Anything the
 bot must not decide alone moves the flow to `handoff` and opens an idempotent ticket.
+Under the policy's `[dialog]`, a prospect who leaves gets a polite close and a buyer the
+proposal, ahead of any objection reply (`domain.dialog`: the order, and why).
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from pydantic import Field
 
 from domain.cards import Reply
 from domain.decision import Recorder
+from domain.dialog import (
+    AGAIN_TEMPLATE,
+    BUYING_GUARD,
+    LEAVING_GUARD,
+    Leaving,
+    dialog_signals,
+    record_leaving,
+    reopen_if_back,
+    say_goodbye,
+)
 from domain.events import (
     ConversationAbandoned,
     ConversationStarted,
@@ -47,7 +59,7 @@ from domain.questions import (
     Plan,
     plan_question,
 )
-from domain.reply_plan import escalation_action, plan_reply
+from domain.reply_plan import echoes_from, escalation_action, plan_reply
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro, to_micro
@@ -135,17 +147,31 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return  # a human holds the conversation: record, stay silent
     if _flooded(rec, actor):
         return
+    was_qualified = state.qualified
     analysis = _analyse(rec, text)
     follow_language(rec, text, analysis.language)
     _tell_team(rec, analysis)
+    moves = dialog_signals(
+        rec.policy.dialog,
+        intents=analysis.intents,
+        evidence=analysis.evidence,
+        signals=analysis.signals,
+        stated=tuple(echoes_from(analysis.entities)),
+        newly_qualified=rec.state.qualified and not was_qualified,
+    )
     guards = GuardContext(
         sensitive=analysis.sensitive,
         low_confidence=analysis.low_confidence,
         objection=analysis.objection is not None,
         qualified=rec.state.qualified,
         turn_limit_reached=rec.state.bot_turns >= rec.policy.conversation.max_bot_turns,
+        buying=moves.buying,
+        leaving=moves.leaving is not None,
+        engaged=moves.engaged,
     )
+    before = rec.state.flow_state
     taken = rec.advance("prospect_message", guards)
+    reopen_if_back(rec, before, taken)
     if rec.state.flow_state == flow.handoff:
         guard = taken.guard if taken is not None else None
         reason = analysis.reason if guard == "is_sensitive" and analysis.reason else None
@@ -164,6 +190,9 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         else:
             escalate(rec, actor, reason)
         return
+    if taken is not None and taken.guard == LEAVING_GUARD and moves.leaving is not None:
+        _close_politely(rec, actor, text, analysis, moves.leaving, guards)
+        return
     if on_meeting_request(
         rec, text, analysis.intents, analysis.entities, persona_values(rec, actor)
     ):
@@ -174,24 +203,55 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
         return
     flow_reply: FlowReply = (
         "generic"
-        if action in GENERIC_ACTIONS
+        if action in GENERIC_ACTIONS or action == AGAIN_TEMPLATE
         else "objection"
         if action == OBJECTION_ACTION
         else "other"
     )
     plan = _question_plan(rec, text, analysis, flow_reply=flow_reply)
     if plan is not None and _carry_out(rec, plan, guards):
+        if taken is not None and taken.guard == BUYING_GUARD and plan.kind == "answer":
+            # A buyer's question answered: the proposal follows, so the answer does not
+            # leave a qualified buyer without a next step.
+            _answer_without_parroting(rec, actor, action, analysis, guards)
         return
-    if rec.policy.replies.active:
+    if rec.policy.replies.active or (
+        action == OBJECTION_ACTION and _moves_on_after_objections(rec)
+    ):
         _answer_without_parroting(rec, actor, action, analysis, guards)
         return
     rec.say(_concrete_action(rec, action), persona_values(rec, actor))
 
 
+def _moves_on_after_objections(rec: Recorder) -> bool:
+    dialog = rec.policy.dialog
+    return dialog is not None and dialog.move_on_after_objection
+
+
+def _close_politely(
+    rec: Recorder,
+    actor: Actor,
+    text: str,
+    analysis: Analysis,
+    leaving: Leaving,
+    guards: GuardContext,
+) -> None:
+    """`[dialog]`: the prospect is leaving. Record why (and a lost deal), answer a question
+    that came with the goodbye, then say goodbye in their language (`domain.dialog`)."""
+    left = record_leaving(rec, actor, leaving, text, analysis.entities)
+    plan = _question_plan(rec, text, analysis, flow_reply="other")
+    if plan is not None and plan.kind == "answer" and plan.handoff is None:
+        _carry_out(rec, plan, guards)
+    say_goodbye(rec, left, persona_values(rec, actor))
+
+
 def _tell_team(rec: Recorder, analysis: Analysis) -> None:
-    """`[team_posts]`: a hot lead, or a prospect who is gone, posted once to the lead's thread."""
+    """`[team_posts]`: a hot lead, or a prospect who is gone, posted once to the lead's thread.
+    Under `[dialog]` the polite close tells the team of a lost deal (with its reason), so a
+    goodbye while the deal is alive is not posted as lost."""
     on_hot_lead(rec)
-    on_lost_intent(rec, analysis.intents, analysis.entities)
+    if rec.policy.dialog is None:
+        on_lost_intent(rec, analysis.intents, analysis.entities)
 
 
 def _question_plan(
@@ -332,6 +392,10 @@ class Analysis(Frozen):
     """The reader's intents for the message (none under lexicons)."""
     entities: dict[str, Any] = Field(default_factory=dict)
     """The message's entities, when the trained reader read it (what a reply may echo)."""
+    evidence: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """The words the trained reader heard, by feature (`[dialog] not_a_buyer` reads them)."""
+    signals: tuple[str, ...] = ()
+    """The qualification signals this message states (trained reader only)."""
 
 
 def _analyse(rec: Recorder, text: str) -> Analysis:
@@ -461,6 +525,8 @@ def _read(
         language=reading.language,
         intents=reading.intents,
         entities=entities,
+        evidence={feature: tuple(terms) for feature, terms in evidence.items()},
+        signals=tuple(name for name, on in reading.signals.items() if on),
     )
 
 

@@ -287,6 +287,44 @@ class ConversationClosed(_Event):
     by: str
 
 
+class ProspectLeft(_Event):
+    """The prospect took their leave (the policy's `[dialog] close_on`), and the bot closed
+    politely instead of asking its next question.
+
+    `reason` is the strongest of the reader's reasons: `chose_competitor`, `not_interested`,
+    `not_a_buyer` or `goodbye`; `words` are the reader's words that said so ("student",
+    "bye"), where the policy asks for them (`[dialog] not_a_buyer`, `heard`).
+    `competitor` is the competitor named, as `[competitors]` records it; `competitor_read` is
+    the reader's entity it came from (None when a spelling from the table was found in the
+    message instead). `lost` says whether the deal was recorded as lost (a
+    `conversation_closed` with outcome `lost` follows, the first time); a goodbye while a deal
+    is alive is not lost, and `kept_open` says why: `meeting_requested`, `open_quote` or
+    `qualified`. `state` is the flow state the conversation waits in; a later message that
+    moves it elsewhere reopens it (`conversation_reopened`)."""
+
+    type: Literal["prospect_left"] = "prospect_left"
+    reason: str
+    lost: bool
+    state: str
+    competitor: str | None = None
+    competitor_read: str | None = None
+    words: tuple[str, ...] = ()
+    kept_open: Literal["meeting_requested", "open_quote", "qualified"] | None = None
+
+
+class ConversationReopened(_Event):
+    """The prospect wrote again after leaving (`prospect_left`), and the message moved the
+    conversation on (`from_state` → `to_state`): it is open again. `was_lost` says whether it
+    had been recorded as lost; metrics count it open until it ends again."""
+
+    type: Literal["conversation_reopened"] = "conversation_reopened"
+    reason: str
+    """The reason the prospect had left for."""
+    was_lost: bool
+    from_state: str
+    to_state: str
+
+
 class ConversationAbandoned(_Event):
     type: Literal["conversation_abandoned"] = "conversation_abandoned"
     idle_ms: int
@@ -456,6 +494,8 @@ Event = Annotated[
     | TicketResolved
     | HandedBack
     | ConversationClosed
+    | ProspectLeft
+    | ConversationReopened
     | ConversationAbandoned
     | AuditRequested
     | CommandRefused

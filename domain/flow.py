@@ -101,13 +101,25 @@ class FlowSpec(Frozen):
 
 
 class GuardContext(Frozen):
-    """The signals a guard may look at, computed by the caller before stepping."""
+    """The signals a guard may look at, computed by the caller before stepping.
+
+    `buying`, `leaving` and `engaged` are set only under a policy with `[dialog]`
+    (`domain.dialog.dialog_signals`): the message shows the prospect wants to buy (the
+    reader's buying intent, or the lead qualified with this very message); the prospect is
+    taking their leave (a `close_on` reason, unless a buying signal or a meeting request in
+    the same message outranks it — a chosen competitor outranks both); the message gives the
+    bot something to work on again (a qualification signal, an amount, a date or a head count,
+    a buying signal or a meeting request) after the prospect left.
+    """
 
     sensitive: bool = False
     low_confidence: bool = False
     objection: bool = False
     qualified: bool = False
     turn_limit_reached: bool = False
+    buying: bool = False
+    leaving: bool = False
+    engaged: bool = False
 
 
 def is_sensitive(ctx: GuardContext) -> bool:
@@ -134,6 +146,18 @@ def is_turn_limit_reached(ctx: GuardContext) -> bool:
     return ctx.turn_limit_reached
 
 
+def is_buying(ctx: GuardContext) -> bool:
+    return ctx.buying
+
+
+def is_leaving(ctx: GuardContext) -> bool:
+    return ctx.leaving
+
+
+def is_engaged(ctx: GuardContext) -> bool:
+    return ctx.engaged
+
+
 GUARDS: Mapping[str, Callable[[GuardContext], bool]] = MappingProxyType(
     {
         "is_sensitive": is_sensitive,
@@ -142,12 +166,15 @@ GUARDS: Mapping[str, Callable[[GuardContext], bool]] = MappingProxyType(
         "is_qualified": is_qualified,
         "is_not_qualified": is_not_qualified,
         "is_turn_limit_reached": is_turn_limit_reached,
+        "is_buying": is_buying,
+        "is_leaving": is_leaving,
+        "is_engaged": is_engaged,
     }
 )
 
 
 def all_guard_contexts() -> tuple[GuardContext, ...]:
-    """Every combination of guard signals, for exhaustive checks and tests (2^5 contexts)."""
+    """Every combination of guard signals, for exhaustive checks and tests (2^8 contexts)."""
     names = tuple(GuardContext.model_fields)
     return tuple(
         GuardContext.model_validate(dict(zip(names, values, strict=True)))

@@ -163,6 +163,8 @@ def on_lost_intent(rec: Recorder, intents: tuple[str, ...], entities: Mapping[st
 LOST_WORDS: Final = {
     "chose_competitor": "chose another vendor",
     "not_interested": "is not interested",
+    "not_a_buyer": "is not a buyer (a student or a school project)",
+    "goodbye": "said goodbye before any next step",
     "marked_lost": "was marked lost",
 }
 

@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from domain.dialog_config import Competitors, DialogConfig, check_competitors
 from domain.errors import PolicyError
 from domain.flow import FlowSpec
 from domain.knowledge import KnowledgeConfig
@@ -142,8 +143,19 @@ class Policy(Frozen):
     """Booking links for meeting requests (`domain.meetings`); without it, as before."""
     team_posts: TeamPostsConfig | None = None
     """What the team hears in the lead's thread (`domain.meetings`); without it, nothing."""
+    dialog: DialogConfig | None = None
+    """Polite closes, buying signals ahead of objections, moving on after an objection
+    (`domain.dialog`); without it, the flow decides as before."""
+    competitors: Competitors | None = None
+    """The competitors' names to record a lost deal under, with their other spellings
+    (`domain.dialog_config.competitor_named`)."""
 
     _version: str = PrivateAttr(default="")
+
+    @field_validator("competitors")
+    @classmethod
+    def _competitors(cls, value: Competitors | None) -> Competitors | None:
+        return None if value is None else check_competitors(value)
 
     @model_validator(mode="after")
     def _persona_exists(self) -> Policy:
@@ -199,9 +211,10 @@ class Policy(Frozen):
         if self.languages is None:
             # And for a policy from before `[languages]`.
             del data["languages"]
-        for key in ("meetings", "team_posts"):
+        for key in ("meetings", "team_posts", "dialog", "competitors"):
             if getattr(self, key) is None:
-                # And for a policy from before meetings and team posts.
+                # And for a policy from before meetings and team posts, or `[dialog]` and
+                # `[competitors]`.
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -239,10 +252,11 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
-    for key in ("meetings", "team_posts"):
+    for key in ("meetings", "team_posts", "dialog", "competitors"):
         if data.get(key) is False:
-            # `meetings = false`, `team_posts = false`: a policy extending the default
-            # without booking links or team posts (the seed policy does).
+            # `meetings = false`, `team_posts = false`, `dialog = false`,
+            # `competitors = false`: a policy extending the default without booking links,
+            # team posts or the dialog's closes (the seed policy does).
             del data[key]
     try:
         return Policy.model_validate(data)

@@ -2,11 +2,13 @@
 
 Loading already validated types and ranges; these are the rules that span sections —
 the flow's invariants, the persona's templates and claims, the knowledge base's answers and
-claims, and the places where one section names something another must define.
+claims, the order `[dialog]` promises (`domain.dialog_check`), and the places where one
+section names something another must define.
 """
 
 from __future__ import annotations
 
+from domain.dialog_check import check_dialog
 from domain.flow import verify_flow
 from domain.knowledge import check_knowledge
 from domain.languages import check_languages
@@ -43,6 +45,7 @@ def check_policy(policy: Policy) -> tuple[str, ...]:
     problems += _no_repeat_problems(policy)
     problems += _unused_template_problems(policy)
     problems += _meeting_problems(policy)
+    problems += check_dialog(policy)
     return tuple(problems)
 
 

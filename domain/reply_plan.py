@@ -8,7 +8,9 @@ action into the template to say under two rules of the policy:
   `ask_qualifying`), the proposal offer (`propose`) and each objection class's reply
   (`objection.<class>`) is said at most that many times;
 - `no_repeat`: a template whose every wording would repeat the prospect's last bot message
-  is not said.
+  is not said;
+- `[dialog] move_on_after_objection`: an objection class's reply is not said right after
+  itself ("too expensive" twice in a row gets the budget question the second time).
 
 Questions go to the slots the prospect has not answered, the least asked first (so the same
 question is not asked twice in a row while another is open; after an objection's replies are
@@ -138,7 +140,16 @@ def plan_reply(
     candidates = _candidates(rec, action, echoes)
     skipped: list[tuple[str, str]] = []
     chosen: str | None = None
+    dialog = rec.policy.dialog
+    move_on = dialog is not None and dialog.move_on_after_objection
     for candidate in candidates:
+        if (
+            move_on
+            and candidate.startswith(OBJECTION_PREFIX)
+            and candidate == rec.state.last_reply_template
+        ):
+            skipped.append((candidate, "was the reply just before (answered once, then move on)"))
+            continue
         asked = rec.state.said_counts.get(candidate, 0)
         limit = config.max_asks_per_slot
         if limit is not None and is_limited(candidate) and asked >= limit:

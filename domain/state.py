@@ -22,6 +22,7 @@ from domain.events import (
     CommandRefused,
     ConversationAbandoned,
     ConversationClosed,
+    ConversationReopened,
     ConversationStarted,
     DeliveryDeadLettered,
     EventEnvelope,
@@ -36,6 +37,7 @@ from domain.events import (
     NarrativeAssessed,
     ObjectionClassified,
     Outcome,
+    ProspectLeft,
     ProspectMessageReceived,
     QuoteAccepted,
     QuoteAcceptRefused,
@@ -125,6 +127,11 @@ class ConversationState(Frozen):
     posted once per conversation."""
     meetings_requested: int = 0
     """How often the prospect asked for a meeting (`MeetingRequested`)."""
+    left_reason: str | None = None
+    """Why the prospect left (`ProspectLeft`), until a later message reopens the
+    conversation (`ConversationReopened`)."""
+    left_state: str | None = None
+    """The flow state the conversation waits in since the prospect left."""
     started_at_ms: int | None = None
     qualified_at_ms: int | None = None
     last_prospect_at_ms: int | None = None
@@ -269,6 +276,10 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             )
         case ConversationClosed():
             update["outcome"] = event.outcome
+        case ProspectLeft():
+            update |= {"left_reason": event.reason, "left_state": event.state}
+        case ConversationReopened():
+            update |= {"left_reason": None, "left_state": None, "outcome": None}
         case FloodLimited():
             update["flood_noticed_at_ms"] = at
         case ReplyLanguageChosen():

@@ -33,7 +33,7 @@ Everything here is pure (no I/O, no clock) and could move to `domain/` (next to
 
 Definitions that matter for equality with `compute_metrics` (see its module docstring):
 "first" qualification and the `from_state` of the first advance are the earliest by seq,
-the outcome and the current state the latest; only `ConversationStarted` streams count,
+the outcome (open again after a `ConversationReopened`) and the current state the latest; only `ConversationStarted` streams count,
 however late in the stream it comes; the origin of a conversation that never advanced is
 decided at read time (the policy's `flow.start`, or the most common first state).
 """
@@ -49,6 +49,7 @@ from domain.analytics import Metrics, QuoteCounts, metrics_from_counts
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
+    ConversationReopened,
     ConversationStarted,
     EventEnvelope,
     FlowAdvanced,
@@ -73,6 +74,7 @@ PROJECTED_TYPES: frozenset[str] = frozenset(
         "flow_advanced",
         "conversation_closed",
         "conversation_abandoned",
+        "conversation_reopened",
         "quote_issued",
         "quote_revised",
         "quote_superseded",
@@ -174,6 +176,8 @@ def fold_events(
             ending = event.outcome
         elif isinstance(event, ConversationAbandoned):
             ending = "abandoned"
+        elif isinstance(event, ConversationReopened):
+            ending = None  # open again: the prospect who left wrote again
         elif isinstance(event, QuoteIssued):
             quotes.append(event.quote.quote_id)
             issued += 1
@@ -359,9 +363,13 @@ def _funnel(
 
 def differences(old: Projection, new: Projection) -> int:
     """How many stored rows differ between two projections: conversations' facts and quote
-    index entries (counters and qualification times are functions of the facts)."""
-    return _differing(old.facts, new.facts) + _differing(old.quotes, new.quotes)
+    index entries (counters and qualification times are functions of the facts). A
+    conversation whose facts are empty contributes nothing, with or without a row: a stream
+    without a start whose only outcome was undone (`ConversationReopened` after
+    `ConversationAbandoned`) is empty again, whether folded one event at a time or in one
+    commit."""
+    return _differing(old.facts, new.facts, NO_FACTS) + _differing(old.quotes, new.quotes)
 
 
-def _differing(a: Mapping[K, V], b: Mapping[K, V]) -> int:
-    return sum(1 for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+def _differing(a: Mapping[K, V], b: Mapping[K, V], absent: V | None = None) -> int:
+    return sum(1 for key in a.keys() | b.keys() if a.get(key, absent) != b.get(key, absent))

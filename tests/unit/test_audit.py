@@ -107,7 +107,9 @@ def test_a_flow_step_names_its_trigger_guard_and_priority() -> None:
     log = new_log()
     log.lead(HOT_LEAD)
     flow = entry(audit_conversation(CID, log.events), "flow_advanced")
-    assert flow.summary == "start → proposal on prospect_message [is_qualified, priority 40]"
+    # A lead hot from its first message is a buyer ([dialog]): the proposal, ahead of any
+    # objection.
+    assert flow.summary == "start → proposal on prospect_message [is_buying, priority 25]"
 
 
 def test_an_objection_shows_its_hits_confidence_and_why_it_escalated() -> None:

@@ -8,6 +8,9 @@ button, idle timers and reps talking in the thread:
 2. every prospect message gets a reply, or a post the team sees (the handoff channel, the
    team's thread, the approvers), or arrives while a person holds the conversation (an open
    handoff ticket: the bot stays silent so it does not talk over them).
+3. a prospect who takes their leave (`prospect_left`) is never asked a sales question, sent
+   an objection reply or offered a proposal in the same turn, and the team hears of a lost
+   deal at most once per conversation.
 
 A bot message to the prospect is a reply to the conversation that is a new message (not a
 card updated in place). Private notices to whoever clicked or typed a command (`requester`)
@@ -22,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.policy_loader import load_policy
+from domain.events import BotReplied, ProspectLeft, TeamNotified
 from domain.inbound import ActionId
 from tests.support.talk import (
     MANAGER,
@@ -67,6 +71,12 @@ PROSPECT_LINES = [
     "ok",
     "thanks bye",
     "just browsing",
+    # leaving, in several ways and languages; buyers with an objection
+    "not interested, thanks",
+    "we went with Pipedrive in the end",
+    "I'm a student doing a school project",
+    "Vielen Dank, schönen Tag noch",
+    "cfo here. $40k approved. want to buy before EOQ, but is there a discount?",
 ]
 prospect_text = st.one_of(
     st.sampled_from(PROSPECT_LINES), st.sampled_from(PROSPECT_LINES), st.text(max_size=40)
@@ -111,6 +121,23 @@ def test_the_bot_never_says_the_same_thing_twice_in_a_row_and_never_ignores_the_
     said = bot_messages_to_the_prospect(steps)
     assert repeated_in_a_row(said) == [], said
     assert unanswered(steps) == []
+    for _, decision in steps:
+        found = [env.event for env in decision.events]
+        if any(isinstance(event, ProspectLeft) for event in found):
+            sales = [
+                event.template
+                for event in found
+                if isinstance(event, BotReplied)
+                and event.template.startswith(("ask", "objection", "propose"))
+            ]
+            assert sales == [], sales
+    lost_posts = [
+        env.event
+        for _, decision in steps
+        for env in decision.events
+        if isinstance(env.event, TeamNotified) and env.event.kind == "lost"
+    ]
+    assert len(lost_posts) <= 1
 
 
 @settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])

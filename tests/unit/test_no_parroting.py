@@ -215,9 +215,11 @@ def test_a_repeated_objection_is_answered_at_most_twice_then_the_bot_moves_on(
 def test_a_timing_objector_who_names_a_date_is_not_asked_when_right_after(
     default_policy: Policy,
 ) -> None:
-    steps = talk(default_policy, says(*REPEATED_OBJECTIONS["timing"][:4]))
+    # The second timing objection in a row ("maybe later this year") gets a question, not the
+    # timing reply again ([dialog] move_on_after_objection): never the one about timing.
+    steps = talk(default_policy, says(*REPEATED_OBJECTIONS["timing"][:3]))
     last = bot_messages_to_the_prospect(steps)[-1]
-    assert "next quarter" in last  # acknowledged
+    assert "this year" in last  # acknowledged
     assert not any(
         text in last for text in default_policy.active_persona.templates["ask.timeline"].texts
     )
@@ -463,7 +465,9 @@ def test_without_replies_the_old_rule_asks_the_same_question_again(
 ) -> None:
     """What a stored policy without `[replies]` (nor a knowledge base) keeps doing (so its
     replay matches)."""
-    old = default_policy.model_copy(update={"replies": RepliesConfig(), "knowledge": None})
+    old = default_policy.model_copy(
+        update={"replies": RepliesConfig(), "knowledge": None, "dialog": None}
+    )
     steps = talk(old, says(*PRODUCT_QUESTIONS["plain"][:5]))
     templates = [e.template for e in events(steps, BotReplied)]
     assert templates[1:] == ["ask.budget"] * 4
@@ -474,14 +478,28 @@ def test_the_audit_says_which_wording_what_was_echoed_and_why_the_bot_moved_on(
     default_policy: Policy,
 ) -> None:
     lines = [*REPEATED_OBJECTIONS["price"], "we're a team of 12"]
-    steps = talk(default_policy, says(*lines))
-    report = audit_conversation("conv-props", envelopes(steps))
-    text = "\n".join(line for entry in report.entries for line in (entry.summary, *entry.details))
-    assert "Moved on (no parroting): objection.price skipped, ask.budget said" in text
-    assert "skipped objection.price: already said 2 times (the limit is 2)" in text
-    assert "acknowledged first: ack.team_size" in text
-    assert "echoed the prospect's words: {team_size} = “12”" in text
-    assert ", variant " in text
+    assert default_policy.dialog is not None
+    # The [replies] limit alone (a policy without [dialog]'s move-on rule) …
+    limit_only = default_policy.model_copy(
+        update={
+            "dialog": default_policy.dialog.model_copy(update={"move_on_after_objection": False})
+        }
+    )
+    # … and the default, where an objection reply is not said twice in a row either.
+    for policy, why in (
+        (limit_only, "already said 2 times (the limit is 2)"),
+        (default_policy, "was the reply just before (answered once, then move on)"),
+    ):
+        steps = talk(policy, says(*lines))
+        report = audit_conversation("conv-props", envelopes(steps))
+        text = "\n".join(
+            line for entry in report.entries for line in (entry.summary, *entry.details)
+        )
+        assert "Moved on (no parroting): objection.price skipped, ask.budget said" in text
+        assert f"skipped objection.price: {why}" in text
+        assert "acknowledged first: ack.team_size" in text
+        assert "echoed the prospect's words: {team_size} = “12”" in text
+        assert ", variant " in text
 
 
 @pytest.mark.parametrize(
