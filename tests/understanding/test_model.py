@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
 from bot.corpus import SPEC_FILE, TRAINING_DIR, data_hash, load_examples, load_spec
 from bot.policy_loader import load_policy
 from bot.training import model_text, train
-from domain.understanding.model import BINARY_HEADS, MICRO
+from domain.understanding.model import BINARY_HEADS, MICRO, ReaderModel
 
 MODEL = resources.files("domain.policies").joinpath("models/default-reader.json")
 
@@ -46,3 +47,28 @@ def test_the_same_inputs_give_the_same_model_file(tmp_path: Path) -> None:
     second = model_text(train(list(examples), spec, small, provenance=provenance))
     assert first == second
     assert json.loads(first)["training"]["examples"] == 90
+
+
+def test_every_shipped_head_has_a_calibrated_probability_that_rises_with_its_sum() -> None:
+    policy = load_policy("default")
+    assert policy.understanding is not None
+    reader = policy.understanding.reader
+    for name in ("band", *BINARY_HEADS):
+        calibration = reader.head(name).calibration
+        assert calibration is not None, name
+        assert calibration.a > 0, name
+        threshold = reader.band.hot if name == "band" else reader.head(name).threshold
+        below = calibration.probability(threshold - MICRO)
+        above = calibration.probability(threshold + MICRO)
+        assert Decimal(0) <= below < above <= Decimal(1), name
+
+
+def test_a_model_without_calibrations_hashes_and_serialises_as_before(tmp_path: Path) -> None:
+    document = json.loads(MODEL.read_text(encoding="utf-8"))
+    for head in (document["band"], *document["heads"].values()):
+        head.pop("calibration", None)
+    reader = ReaderModel.model_validate(document)
+    assert all(reader.head(name).calibration is None for name in ("band", *BINARY_HEADS))
+    dumped = json.loads(reader.model_dump_json())
+    assert "calibration" not in dumped["band"]
+    assert not any("calibration" in head for head in dumped["heads"].values())

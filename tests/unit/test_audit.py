@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -340,4 +341,23 @@ def test_a_reading_lists_each_head_that_fired_with_its_terms_sum_and_threshold()
             break
         block.append(line)
     assert any(line.startswith("  lex:legal: ") for line in block)
-    assert re.fullmatch(r"  sum = -?[0-9.]+ ≥ threshold -?[0-9.]+", block[-1])
+    assert re.fullmatch(
+        r"  sum = -?[0-9.]+ ≥ threshold -?[0-9.]+ \(probability 0\.[0-9]+, calibrated, for display\)",
+        block[-1],
+    )
+
+
+def test_the_band_shows_its_calibrated_probability_of_hot_beside_the_sum_that_decided() -> None:
+    log = Recording(READER, CID, now=NOW, lead_actor=PROSPECT)
+    log.lead("I'm the CFO, $40k is approved and we want to sign before the end of the quarter.")
+    reading = entry(audit_conversation(CID, log.events), "message_read")
+    start = reading.details.index("band:")
+    sum_line = next(line for line in reading.details[start:] if line.startswith("  sum = "))
+    shown = re.fullmatch(
+        r"  sum = (-?[0-9.]+) [≥<] threshold -?[0-9.]+ "
+        r"\(probability hot (0\.[0-9]+|1), calibrated, for display\)",
+        sum_line,
+    )
+    assert shown is not None, sum_line
+    assert reading.summary.startswith("Message read: hot")
+    assert Decimal(shown.group(2)) > Decimal("0.5")  # a hot reading is more likely hot than not

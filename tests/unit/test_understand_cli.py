@@ -71,7 +71,9 @@ def record(ident: object, text: str, **extra: object) -> str:
 
 def assert_contract(reading: dict[str, Any]) -> None:
     assert_valid("understand", reading)  # the published schema, docs/schemas/understand.schema.json
-    assert set(reading) == KEYS
+    assert set(reading) - {"hot_probability"} == KEYS
+    if "hot_probability" in reading:  # a reader with a calibrated band
+        assert 0 <= reading["hot_probability"] <= 1
     assert reading["language"] in {"en", "de", "fr", "es", "und"}
     assert reading["band"] in {"hot", "warm", "cold"}
     assert isinstance(reading["score"], int | float)
@@ -176,6 +178,18 @@ def test_the_seed_policy_gives_neutral_values_for_what_lexicons_cannot_tell() ->
     assert reading["language"] == "und"
     assert reading["intents"] == []
     assert reading["entities"] == {"money": [], "dates": [], "team_size": None, "competitor": None}
+
+
+def test_a_calibrated_reader_says_how_likely_the_lead_is_hot_and_lexicons_do_not() -> None:
+    lines = [
+        record(1, "I'm the CFO, $40k is approved and we sign before the end of the quarter."),
+        record(2, "just browsing, thanks"),
+    ]
+    readings = understand(lines, "--now", NOW)[1]
+    assert readings[0]["band"] == "hot"
+    assert readings[0]["hot_probability"] > 0.5 > readings[1]["hot_probability"]
+    seed = understand(lines, "--policy", "seed", "--now", NOW)[1]
+    assert all("hot_probability" not in reading for reading in seed)
 
 
 def test_an_unknown_policy_is_one_stderr_line_exit_2_and_nothing_on_stdout() -> None:
