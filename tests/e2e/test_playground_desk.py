@@ -119,6 +119,7 @@ def card_of(messages: list[dict[str, Any]], kind: str, conversation: str) -> dic
         and m["reply"]["card"]["kind"] == kind
         and m["audience"] == "handoff"
     ]
+    assert isinstance(card, dict)
     return card
 
 

@@ -12,7 +12,14 @@ from adapters.playground.identities import MANAGER, PROSPECT, REP
 from adapters.playground.router import PlaygroundRouter
 from adapters.ports import Delivery
 from domain.cards import Button, Card, Reply
-from domain.inbound import Actor, ButtonClicked, CommandInvoked, LeadArrived, MessagePosted
+from domain.inbound import (
+    Actor,
+    ButtonClicked,
+    CommandInvoked,
+    Inbound,
+    LeadArrived,
+    MessagePosted,
+)
 from domain.state import ConversationState
 
 KEY = ActionKey(b"playground history test key")
@@ -126,7 +133,7 @@ async def test_a_restored_reply_keeps_the_id_the_page_knew_and_is_never_sent_twi
 def test_lines_typed_by_the_pages_people_are_restored_and_nothing_else() -> None:
     playground = hub()
     conversation = "playground:a"
-    typed = [
+    typed: list[Inbound] = [
         MessagePosted(delivery_id="d1", conversation_id=conversation, actor=PROSPECT, text="Hi"),
         CommandInvoked(
             delivery_id="d2",
@@ -139,7 +146,7 @@ def test_lines_typed_by_the_pages_people_are_restored_and_nothing_else() -> None
             delivery_id="d3", conversation_id=conversation, actor=MANAGER, command="metrics"
         ),
     ]
-    others = [
+    others: list[Inbound] = [
         ButtonClicked(
             delivery_id="d4", conversation_id=conversation, actor=REP, action="claim_ticket"
         ),
