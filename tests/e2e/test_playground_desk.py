@@ -5,79 +5,28 @@ cards in their current state, and the open tickets with their age and holder."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
 from adapters.playground.identities import PROSPECT
 from bot.policy_loader import load_policy
-from bot.server import build_app
 from bot.service import build_service
 from bot.settings import Settings
 from domain.inbound import MessagePosted
 from storage.sqlite import SqliteStore
+from tests.e2e.desk import (
+    MINUTE,
+    Clock,
+    drained,
+    handoff_card,
+    history,
+    say,
+    seed_desk,
+    serving,
+    tickets,
+)
 
-Client = TestClient[web.Request, web.Application]
 START_MS = 1_790_000_000_000
-MINUTE = 60_000
-
-
-class Clock:
-    """The service's clock, set by the test; it stands still in between."""
-
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
-@asynccontextmanager
-async def serving(db: Path, clock: Clock) -> AsyncIterator[Client]:
-    """One process's life: the store opened, the bot served, then both closed."""
-    store = await SqliteStore.open(db)
-    try:
-        service = build_service(Settings(), load_policy("default"), store, clock=clock)
-        async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
-            yield client
-    finally:
-        await store.close()
-
-
-async def drained(client: Client) -> None:
-    """Until the outbox has sent everything (a limit against a hang, not a timing check)."""
-    deadline = time.monotonic() + 10
-    while (await (await client.get("/readyz")).json())["outbox_pending"] != 0:
-        assert time.monotonic() < deadline, "the outbox did not drain"
-        await asyncio.sleep(0.01)
-
-
-async def say(client: Client, role: str, text: str, conversation: str | None) -> str:
-    response = await client.post(
-        "/playground/send", json={"role": role, "conversation": conversation, "text": text}
-    )
-    assert response.status == 200, await response.text()
-    await drained(client)
-    answer: str = (await response.json())["conversation"]
-    return answer
-
-
-async def history(client: Client) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = (await (await client.get("/playground/history")).json())[
-        "messages"
-    ]
-    return messages
-
-
-async def tickets(client: Client) -> dict[str, Any]:
-    answer: dict[str, Any] = await (await client.get("/playground/tickets")).json()
-    return answer
 
 
 def thread_view(messages: list[dict[str, Any]], conversation: str) -> list[tuple[str, str]]:
@@ -110,58 +59,20 @@ def unsigned(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return copies
 
 
-def card_of(messages: list[dict[str, Any]], kind: str, conversation: str) -> dict[str, Any]:
-    (card,) = [
-        m["reply"]["card"]
-        for m in messages
-        if m["conversation"] == conversation
-        and m["reply"]["card"]
-        and m["reply"]["card"]["kind"] == kind
-        and m["audience"] == "handoff"
-    ]
-    assert isinstance(card, dict)
-    return card
-
-
 async def test_after_a_restart_the_playground_shows_every_thread_card_and_open_ticket_as_it_stands(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "salesbot.db"
     clock = Clock(START_MS)
     async with serving(db, clock) as client:
-        deal = await say(client, "prospect", "Hi, we are evaluating CRMs", None)
-        await say(client, "rep", "/quote 10 pro 10%", deal)
-        clock.now_ms += MINUTE
-        await say(client, "rep", "/quote 12 pro 10%", deal)  # supersedes the first quote
-        clock.now_ms += MINUTE
-        refund = await say(
-            client, "prospect", "Can we cancel the contract early and get a refund?", None
-        )
-        clock.now_ms += MINUTE
-        human = await say(client, "prospect", "I want to talk to a human please", None)
+        desk = await seed_desk(client, clock)
         before = await history(client)
-        claim = next(
-            button
-            for button in card_of(before, "ticket", refund)["buttons"]
-            if button["action"] == "claim_ticket"
-        )
-        response = await client.post(
-            "/playground/click",
-            json={
-                "conversation": refund,
-                "role": "rep",
-                **{k: claim[k] for k in ("action", "target", "nonce", "signature")},
-                "ref": claim["target"],
-            },
-        )
-        assert response.status == 200
-        await drained(client)
-        before = await history(client)
+    deal, refund, human = desk.deal, desk.refund, desk.human
 
     clock.now_ms += 10 * MINUTE
     async with serving(db, clock) as client:  # a fresh process on the same file
         after = await history(client)
-        desk = await tickets(client)
+        listed = await tickets(client)
 
     # Every thread, message and card, as the page showed it before the restart (the same
     # ids, so a page left open shows nothing twice); only the buttons are signed afresh.
@@ -177,21 +88,21 @@ async def test_after_a_restart_the_playground_shows_every_thread_card_and_open_t
         "prospect",
         "Can we cancel the contract early and get a refund?",
     )
-    claimed = card_of(after, "ticket", refund)
+    claimed = handoff_card(after, refund)
     assert claimed["status"] == "Claimed by You (rep)"
     assert [b["action"] for b in claimed["buttons"]] == ["resolve_ticket", "return_to_bot"]
     assert all(b["signature"].startswith("v1.") for b in claimed["buttons"])
-    assert card_of(after, "ticket", human)["status"] == "Open"
+    assert handoff_card(after, human)["status"] == "Open"
 
     # The handoff pane: both tickets open, newest first, with their age and holder.
-    assert desk["now"] == clock.now_ms
+    assert listed["now"] == clock.now_ms
     assert [
-        (t["conversation"], t["status"], t["holder_name"], t["age_ms"]) for t in desk["tickets"]
+        (t["conversation"], t["status"], t["holder_name"], t["age_ms"]) for t in listed["tickets"]
     ] == [
         (human, "open", None, 10 * MINUTE),
         (refund, "claimed", "You (rep)", 11 * MINUTE),
     ]
-    assert desk["tickets"][1]["title"] == "Handoff: billing, a refund or a cancellation"
+    assert listed["tickets"][1]["title"] == "Handoff: billing, a refund or a cancellation"
 
 
 async def test_a_reply_still_pending_at_the_restart_is_shown_once_after_what_was_shown(
