@@ -2,8 +2,10 @@
 
 GET  /                          the page (`/?token=…` once, when a token is required)
 GET  /playground/static/{name}  its stylesheet and script (only those; no listing)
-GET  /playground/history        {"messages": [...]}: what a page shows when it (re)opens
-GET  /playground/tickets        the open tickets with their age and holder (`desk`)
+GET  /playground/history        {"messages": [...]}: what a page shows when it (re)opens,
+                                every card as it stands (rebuilt from the store at start)
+GET  /playground/tickets        the open tickets, newest first, with their age and holder
+                                (`desk`; read from the store at each request)
 GET  /playground/ws             every message delivered from now on, as JSON
 POST /playground/send           a line typed in the composer → CommandInvoked | MessagePosted
 POST /playground/click          a card button → ButtonClicked
