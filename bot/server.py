@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.playground.web import add_routes as add_playground_routes
 from bot.logs import FIELDS_ATTRIBUTE, log_context, origin
+from bot.playground_desk import open_desk_tickets
 from bot.service import Service
 from domain import GENERATOR
 
@@ -65,6 +66,7 @@ def build_app(service: Service) -> web.Application:
             clock=service.clock,
             action_key=service.action_key,
             access=service.playground_access,
+            tickets=lambda: open_desk_tickets(service.store),
         )
     if service.teams is not None:
         app.router.add_post("/api/messages", service.teams.handle_request)

@@ -62,6 +62,7 @@ from bot.action_secret import load_action_secret
 from bot.logs import mask_secrets
 from bot.outbox_worker import OutboxWorker
 from bot.pause import PausedWhile
+from bot.playground_desk import restore_playground
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
 from bot.runtime import INBOUND, HandleResult, Runtime
@@ -289,6 +290,11 @@ class Service:
         mask_secrets(*(value.decode("utf-8") for value in (secret, *retired)))
         self.action_key.load(secret, retired)
         await self.runtime.start()
+        if self.playground is not None:
+            # Before the worker starts: what was shown comes back first, then what is still
+            # pending is delivered after it. The buttons are signed with the key just loaded.
+            restored = await restore_playground(self.playground, self.store)
+            log.info("playground history: %d messages rebuilt from the store", restored)
         if self.slack_installation is not None:
             await self.slack_installation.start()  # a persisted pause holds from the start
         if self.slack is not None and self.slack_app_token and self.slack_client is not None:

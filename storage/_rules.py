@@ -97,6 +97,12 @@ def ticket_changes(commit: Commit) -> list[TicketChange]:
     return changes
 
 
+def check_limit(limit: int) -> None:
+    """Refuse a read limit that asks for nothing, the same way in every store."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")
+
+
 def check_state_key(key: str) -> None:
     """Refuse a key no store can hold, the same way in every store."""
     if not isinstance(key, str) or not 1 <= len(key) <= STATE_KEY_MAX_CHARS:

@@ -21,6 +21,7 @@ from storage._rules import (
     ResolveTicket,
     TicketChange,
     check_events,
+    check_limit,
     check_state_key,
     json_copy,
     state_json,
@@ -346,6 +347,17 @@ class MemoryStore:
     async def outbox_item(self, key: str) -> OutboxItem | None:
         self._check_open()
         return self._outbox.get(key)
+
+    async def sent_items(self, channel_prefix: str, limit: int) -> list[OutboxItem]:
+        self._check_open()
+        check_limit(limit)
+        found: list[OutboxItem] = []
+        for item in reversed(self._outbox.values()):  # enqueue order, newest first
+            if item.status == "sent" and item.channel.startswith(channel_prefix):
+                found.append(_copied(item))
+                if len(found) == limit:
+                    break
+        return found[::-1]
 
     async def pending_count(self) -> int:
         self._check_open()

@@ -337,6 +337,14 @@ class Outbox(Protocol):
         """One item by key, whatever its status."""
         ...
 
+    async def sent_items(self, channel_prefix: str, limit: int) -> list[OutboxItem]:
+        """The latest `limit` items that were sent in channels starting with
+        `channel_prefix`, oldest first (enqueue order): what a window onto the conversations
+        shows when it opens (the playground rebuilds its history from this at start). It
+        reads sent items from the newest back until it has `limit` of them, so it is a
+        start-up read, not a per-request one. `limit` below 1 raises `ValueError`."""
+        ...
+
     async def pending_count(self) -> int:
         """Items still to send (pending or in flight), plus answers still to compose
         (`DeferredAnswers`); 0 means the outbox is drained."""

@@ -51,6 +51,7 @@ from storage._rules import (
     ResolveTicket,
     TicketChange,
     check_events,
+    check_limit,
     check_state_key,
     dumps,
     state_json,
@@ -608,6 +609,18 @@ class SqliteStore:
     async def outbox_item(self, key: str) -> OutboxItem | None:
         rows = await self._fetch(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
         return _outbox_item(rows[0]) if rows else None
+
+    async def sent_items(self, channel_prefix: str, limit: int) -> list[OutboxItem]:
+        check_limit(limit)
+        # Newest first through the rowid, stopping at `limit` matches; `substr` rather than
+        # LIKE, so a "%" or "_" in the prefix is only itself. No index covers sent items by
+        # channel (outbox_unsent is partial): this is a start-up read, not a per-request one.
+        rows = await self._fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'sent' "
+            "AND substr(channel, 1, ?) = ? ORDER BY id DESC LIMIT ?",
+            (len(channel_prefix), channel_prefix, limit),
+        )
+        return [_outbox_item(row) for row in reversed(rows)]
 
     async def pending_count(self) -> int:
         rows = await self._fetch(

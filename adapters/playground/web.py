@@ -2,7 +2,10 @@
 
 GET  /                          the page (`/?token=…` once, when a token is required)
 GET  /playground/static/{name}  its stylesheet and script (only those; no listing)
-GET  /playground/history        {"messages": [...]}: what a page shows when it (re)opens
+GET  /playground/history        {"messages": [...]}: what a page shows when it (re)opens,
+                                every card as it stands (rebuilt from the store at start)
+GET  /playground/tickets        the open tickets, newest first, with their age and holder
+                                (`desk`; read from the store at each request)
 GET  /playground/ws             every message delivered from now on, as JSON
 POST /playground/send           a line typed in the composer → CommandInvoked | MessagePosted
 POST /playground/click          a card button → ButtonClicked
@@ -41,6 +44,7 @@ from pydantic import ValidationError
 from adapters.action_binding import ActionKey, Verdict
 from adapters.json_text import nests_deeper_than
 from adapters.playground.access import COOKIE, AccessDeniedError, PlaygroundAccess
+from adapters.playground.desk import TicketSource, desk_json
 from adapters.playground.hub import SIGNED_AS, PlaygroundHub
 from adapters.playground.identities import IDENTITIES, MANAGER, PROSPECT, REP, ROLE_CHOICES
 from domain.commands import COMMANDS, command_spec
@@ -303,10 +307,12 @@ def add_routes(
     clock: Callable[[], int],
     action_key: ActionKey,
     access: PlaygroundAccess | None = None,
+    tickets: TicketSource | None = None,
 ) -> None:
-    """Mount the playground on `app`. `clock` (epoch ms) stamps the lines typed here;
-    `action_key` checks clicks (the hub's, which signed the buttons); `access` is the mode
-    decided at start (default: local only)."""
+    """Mount the playground on `app`. `clock` (epoch ms) stamps the lines typed here and
+    ages the tickets; `action_key` checks clicks (the hub's, which signed the buttons);
+    `access` is the mode decided at start (default: local only); `tickets` reads the open
+    tickets from the store (none without it)."""
     gate = access or PlaygroundAccess()
     sockets: set[web.WebSocketResponse] = set()
 
@@ -369,6 +375,10 @@ def add_routes(
     async def history(request: web.Request) -> web.StreamResponse:
         return web.json_response({"messages": hub.history()}, headers=SECURITY_HEADERS)
 
+    async def open_tickets(request: web.Request) -> web.StreamResponse:
+        found = await tickets() if tickets is not None else ()
+        return web.json_response(desk_json(found, hub, clock()), headers=SECURITY_HEADERS)
+
     async def websocket(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WS_MESSAGE_BYTES)
         if not _is_handshake(request, ws):
@@ -408,6 +418,7 @@ def add_routes(
             text=str(body["text"]).strip(),
             command=is_command,
             at=clock(),
+            delivery_id=inbound.delivery_id,
         )
         return await _handled(handle, inbound, {"conversation": inbound.conversation_id})
 
@@ -426,6 +437,7 @@ def add_routes(
     app.router.add_get("/", page)
     app.router.add_get("/playground/static/{name}", guarded(static))
     app.router.add_get("/playground/history", guarded(history))
+    app.router.add_get("/playground/tickets", guarded(open_tickets))
     app.router.add_get("/playground/ws", guarded(websocket))
     app.router.add_post("/playground/send", guarded(send))
     app.router.add_post("/playground/click", guarded(click))

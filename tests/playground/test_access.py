@@ -155,6 +155,7 @@ ROUTES = [
     ("GET", "/"),
     ("GET", "/playground/static/playground.js"),
     ("GET", "/playground/history"),
+    ("GET", "/playground/tickets"),
     ("GET", "/playground/ws"),
     ("POST", "/playground/send"),
     ("POST", "/playground/click"),

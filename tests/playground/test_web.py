@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.action_binding import ActionKey
+from adapters.playground.desk import DeskTicket
 from adapters.playground.hub import PlaygroundHub
 from adapters.playground.router import CHANNEL_PREFIX, PlaygroundRouter
 from adapters.playground.web import MANAGER, REP, add_routes, render_page
@@ -421,6 +422,53 @@ def test_the_router_shows_every_audience_in_the_playground() -> None:
         (route,) = PlaygroundRouter().route(inbound, reply, state)
         assert route.channel == f"{CHANNEL_PREFIX}lead-7"
         assert route.target == {"conversation": "lead-7", "audience": audience, "requester": "u1"}
+
+
+# --- GET /playground/tickets ------------------------------------------------------------------
+
+
+async def test_the_open_tickets_come_from_the_injected_source_aged_by_the_clock(
+    hub: PlaygroundHub, handle: Recorder
+) -> None:
+    opened = DeskTicket(
+        key="T-1",
+        conversation_id="playground:abc",
+        kind="handoff",
+        reason="human_request",
+        status="claimed",
+        claimed_by=MANAGER.id,
+        opened_at_ms=NOW_MS - 125_000,
+        updated_at_ms=NOW_MS - 5_000,
+    )
+
+    async def source() -> list[DeskTicket]:
+        return [opened]
+
+    app = web.Application()
+    add_routes(app, hub, handle, clock=lambda: NOW_MS, action_key=KEY, tickets=source)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        response = await test_client.get("/playground/tickets")
+        assert response.status == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        body = await response.json()
+        refused = await test_client.get(
+            "/playground/tickets", headers={"Origin": "http://evil.example"}
+        )
+    assert refused.status == 403
+    assert body["now"] == NOW_MS
+    (ticket,) = body["tickets"]
+    assert (ticket["key"], ticket["age_ms"], ticket["holder"], ticket["holder_name"]) == (
+        "T-1",
+        125_000,
+        MANAGER.id,
+        "You (manager)",
+    )
+    assert ticket["title"] == "Handoff: the prospect asked for a person"
+
+
+async def test_without_a_ticket_source_no_ticket_is_open(client: Client) -> None:
+    body = await (await client.get("/playground/tickets")).json()
+    assert body["tickets"] == []
 
 
 # --- the page and its files ------------------------------------------------------------------

@@ -14,6 +14,11 @@
   const TITLE_CHARS = 60;
   const BACKOFF_START_MS = 500;
   const BACKOFF_MAX_MS = 10000;
+  // Read marks: per conversation, the time (server ms) of the newest message it held when
+  // you last had it open in this browser. Kept in localStorage, the newest READ_MARKS_MAX.
+  const READ_KEY = "salesbot.playground.read.v1";
+  const READ_MARKS_MAX = 1000;
+  const AGE_REFRESH_MS = 30000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -26,6 +31,9 @@
     thread: $("thread-messages"),
     handoff: $("handoff-messages"),
     handoffEmpty: $("handoff-empty"),
+    tickets: $("open-tickets-list"),
+    ticketCount: $("open-tickets-count"),
+    ticketsEmpty: $("open-tickets-empty"),
     composer: $("composer"),
     input: $("composer-input"),
     send: $("composer-send"),
@@ -33,13 +41,16 @@
   };
 
   // The model: what has been seen, each conversation's messages in order (a card update
-  // takes the place of the card it replaces), and the handoff channel's messages.
+  // takes the place of the card it replaces), the handoff channel's messages, the open
+  // tickets as the server last listed them, and your read marks.
   const model = {
     seen: new Set(),
-    threads: new Map(), // conversation id -> {id, title, messages: [], unread: bool}
+    threads: new Map(), // conversation id -> {id, title, messages: []}
     handoff: [],
     selected: null,
-    composingNew: false, // "New conversation" was pressed: do not jump to other threads
+    tickets: [],
+    ticketsAt: 0, // performance.now() when the tickets were listed
+    readMarks: loadReadMarks(),
   };
 
   // ---- small DOM helpers (text only) ----
@@ -56,6 +67,59 @@
       node.append(typeof child === "string" ? document.createTextNode(child) : child);
     }
     return node;
+  }
+
+  // ---- read marks (localStorage; a page without storage simply forgets them) ----
+  function loadReadMarks() {
+    try {
+      const data = JSON.parse(window.localStorage.getItem(READ_KEY) || "{}");
+      if (!data || typeof data !== "object" || Array.isArray(data)) return new Map();
+      return new Map(Object.entries(data).filter(([, at]) => typeof at === "number"));
+    } catch (_) {
+      return new Map();
+    }
+  }
+
+  function saveReadMarks() {
+    const newest = [...model.readMarks].sort((a, b) => b[1] - a[1]).slice(0, READ_MARKS_MAX);
+    try {
+      window.localStorage.setItem(READ_KEY, JSON.stringify(Object.fromEntries(newest)));
+    } catch (_) {
+      // storage full or refused: the marks last as long as the page
+    }
+  }
+
+  function lastAtOf(entry) {
+    let last = 0;
+    for (const message of entry.messages) {
+      if (typeof message.at === "number" && message.at > last) last = message.at;
+    }
+    return last;
+  }
+
+  // Unread: the bot's messages (replies, cards, card updates, notices) newer than your mark.
+  // What you typed yourself, as any of the three people, is never unread.
+  function unreadCount(entry) {
+    const mark = model.readMarks.get(entry.id) || 0;
+    return entry.messages.filter((m) => m.author === "bot" && typeof m.at === "number" && m.at > mark).length;
+  }
+
+  function markRead(entry) {
+    const last = lastAtOf(entry);
+    if (last > (model.readMarks.get(entry.id) || 0)) {
+      model.readMarks.set(entry.id, last);
+      saveReadMarks();
+    }
+  }
+
+  // ---- ages ----
+  function formatAge(ms) {
+    const minutes = Math.floor(Math.max(0, ms) / 60000);
+    if (minutes < 1) return "just now";
+    if (minutes < 60) return `${minutes} min ago`;
+    const hours = Math.floor(minutes / 60);
+    if (hours < 24) return `${hours} h ${minutes % 60} min ago`;
+    return `${Math.floor(hours / 24)} d ${hours % 24} h ago`;
   }
 
   function role() {
@@ -162,10 +226,9 @@
       meta.lastChild.addEventListener("click", () => select(message.conversation, true));
     }
     node.append(meta);
-    const text = reply.text || "";
-    const cardTitle = reply.card ? reply.card.title : "";
-    if (text && text !== cardTitle) node.append(el("p", { className: "text", "data-testid": "message-text", text }));
+    // Beside a card its text is the notification's (as on Slack and Teams): the card shows it.
     if (reply.card) node.append(renderCard(reply.card, message));
+    else if (reply.text) node.append(el("p", { className: "text", "data-testid": "message-text", text: reply.text }));
     return node;
   }
 
@@ -173,7 +236,7 @@
   function thread(conversation) {
     let entry = model.threads.get(conversation);
     if (!entry) {
-      entry = { id: conversation, title: "", messages: [], unread: false };
+      entry = { id: conversation, title: "", messages: [] };
       model.threads.set(conversation, entry);
     }
     return entry;
@@ -191,9 +254,12 @@
     return line.length > TITLE_CHARS ? `${line.slice(0, TITLE_CHARS - 1)}…` : line || entry.id;
   }
 
+  // Newest activity first: the thread whose latest message is newest is on top.
   function renderThreadList() {
     const items = [];
-    for (const entry of model.threads.values()) {
+    const entries = [...model.threads.values()].map((entry, index) => ({ entry, index, last: lastAtOf(entry) }));
+    entries.sort((a, b) => b.last - a.last || b.index - a.index);
+    for (const { entry } of entries) {
       const current = entry.id === model.selected;
       const button = el(
         "button",
@@ -207,7 +273,10 @@
         el("span", { className: "thread-name", text: titleFor(entry) }),
         el("span", { className: "thread-meta", text: `${entry.messages.length} message${entry.messages.length === 1 ? "" : "s"}` }),
       );
-      if (entry.unread && !current) button.append(el("span", { className: "unread", text: "new" }));
+      const unread = current ? 0 : unreadCount(entry);
+      if (unread) {
+        button.append(el("span", { className: "unread", "data-testid": "unread-badge", text: `${unread} unread` }));
+      }
       button.addEventListener("click", () => select(entry.id, true));
       items.push(el("li", {}, button));
     }
@@ -225,8 +294,7 @@
 
   function select(conversation, focusThread) {
     model.selected = conversation;
-    model.composingNew = false;
-    if (conversation) thread(conversation).unread = false;
+    if (conversation) markRead(thread(conversation));
     renderThreadList();
     renderThread();
     if (focusThread) ui.thread.focus();
@@ -241,7 +309,8 @@
     return -1;
   }
 
-  function place(list, container, message) {
+  // `newestFirst`: the container shows the newest message on top (the handoff channel).
+  function place(list, container, message, newestFirst) {
     const index = replaceIn(list, message);
     if (index >= 0) {
       const old = list[index];
@@ -249,37 +318,126 @@
       if (container) {
         const node = container.querySelector(`[data-id="${CSS.escape(old.id)}"]`);
         if (node) node.replaceWith(renderMessage(message));
+        else if (newestFirst) container.prepend(renderMessage(message));
         else container.append(renderMessage(message));
       }
       return;
     }
     list.push(message);
-    if (container) {
+    if (container && newestFirst) {
+      container.prepend(renderMessage(message));
+    } else if (container) {
       const nearBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
       container.append(renderMessage(message));
       if (nearBottom) container.scrollTop = container.scrollHeight;
     }
   }
 
-  function apply(message) {
+  // `live`: pushed now (not loaded with the history): the lists are redrawn at once, and a
+  // change in the handoff channel has the open tickets listed again.
+  function apply(message, live) {
     if (!message || !message.id || model.seen.has(message.id)) return;
     model.seen.add(message.id);
     const audience = message.audience || (message.reply && message.reply.audience);
     if (HANDOFF_AUDIENCES.has(audience)) {
-      place(model.handoff, ui.handoff, message);
+      place(model.handoff, ui.handoff, message, true);
       ui.handoffEmpty.hidden = true;
+      if (live) refreshTickets();
       return;
     }
     const entry = thread(message.conversation);
     const visible = model.selected === message.conversation;
-    place(entry.messages, visible ? ui.thread : null, message);
-    if (!visible) entry.unread = true;
-    if (!model.selected && !model.composingNew) {
-      select(message.conversation, false);
+    place(entry.messages, visible ? ui.thread : null, message, false);
+    if (visible) {
+      markRead(entry);
+      ui.threadTitle.textContent = titleFor(entry);
+    }
+    if (live) renderThreadList();
+  }
+
+  // ---- the open tickets (handoff pane): listed by the server, aged here ----
+  let ticketsLoading = false;
+  let ticketsAgain = false;
+
+  async function refreshTickets() {
+    if (ticketsLoading) {
+      ticketsAgain = true; // one more listing after the one under way
       return;
     }
-    if (visible) ui.threadTitle.textContent = titleFor(entry);
-    renderThreadList();
+    ticketsLoading = true;
+    try {
+      do {
+        ticketsAgain = false;
+        try {
+          const response = await fetch("/playground/tickets", { cache: "no-store" });
+          if (!response.ok) continue;
+          const data = await response.json();
+          model.tickets = Array.isArray(data.tickets) ? data.tickets : [];
+          model.ticketsAt = window.performance.now();
+          renderTickets();
+        } catch (_) {
+          // listed again at the next change or reconnect
+        }
+      } while (ticketsAgain);
+    } finally {
+      ticketsLoading = false;
+    }
+  }
+
+  function holderText(ticket) {
+    if (ticket.status === "claimed") return `Claimed by ${ticket.holder_name || ticket.holder || "someone"}`;
+    return ticket.kind === "approval" ? "Waiting for an approver" : "Unclaimed";
+  }
+
+  function ageText(ticket) {
+    const age = (Number(ticket.age_ms) || 0) + (window.performance.now() - model.ticketsAt);
+    return `opened ${formatAge(age)}`;
+  }
+
+  function renderTickets() {
+    const items = model.tickets.map((ticket) => {
+      const opened = typeof ticket.opened_at === "number" ? new Date(ticket.opened_at) : null;
+      const open = el("button", {
+        type: "button",
+        className: "link ticket-title",
+        "data-testid": "open-ticket-thread",
+        text: ticket.title || ticket.reason || ticket.key,
+      });
+      open.addEventListener("click", () => select(ticket.conversation, true));
+      return el(
+        "li",
+        {
+          className: `ticket ticket-${ticket.status === "claimed" ? "claimed" : "open"}`,
+          "data-testid": "open-ticket",
+          "data-key": ticket.key,
+          "data-status": ticket.status,
+        },
+        open,
+        el(
+          "span",
+          { className: "ticket-meta" },
+          el("time", {
+            className: "ticket-age",
+            "data-testid": "ticket-age",
+            datetime: opened ? opened.toISOString() : null,
+            title: opened ? opened.toLocaleString() : null,
+            text: ageText(ticket),
+          }),
+          el("span", { className: "ticket-holder", "data-testid": "ticket-holder", text: holderText(ticket) }),
+        ),
+      );
+    });
+    ui.tickets.replaceChildren(...items);
+    ui.ticketCount.textContent = String(items.length);
+    ui.ticketsEmpty.hidden = items.length > 0;
+  }
+
+  function renderTicketAges() {
+    for (const node of ui.tickets.querySelectorAll("[data-testid=open-ticket]")) {
+      const ticket = model.tickets.find((t) => t.key === node.dataset.key);
+      const age = node.querySelector("[data-testid=ticket-age]");
+      if (ticket && age) age.textContent = ageText(ticket);
+    }
   }
 
   // ---- actions ----
@@ -347,7 +505,6 @@
 
   function newConversation() {
     model.selected = null;
-    model.composingNew = true;
     renderThreadList();
     renderThread();
     showError("");
@@ -374,13 +531,16 @@
       try {
         const response = await fetch("/playground/history", { cache: "no-store" });
         const data = await response.json();
-        for (const message of data.messages || []) apply(message);
+        for (const message of data.messages || []) apply(message, false);
       } catch (_) {
         setConnection("Live (history unavailable)", "live");
       }
       loaded = true;
-      for (const message of buffered) apply(message);
+      for (const message of buffered) apply(message, false);
       buffered = [];
+      renderThreadList();
+      renderThread();
+      refreshTickets();
     });
 
     socket.addEventListener("message", (event) => {
@@ -390,7 +550,7 @@
       } catch (_) {
         return;
       }
-      if (loaded) apply(message);
+      if (loaded) apply(message, true);
       else buffered.push(message);
     });
 
@@ -405,7 +565,15 @@
 
   ui.composer.addEventListener("submit", submit);
   ui.newConversation.addEventListener("click", newConversation);
+  // Another tab of this page read a thread: its marks count here too.
+  window.addEventListener("storage", (event) => {
+    if (event.key !== READ_KEY) return;
+    model.readMarks = loadReadMarks();
+    renderThreadList();
+  });
+  window.setInterval(renderTicketAges, AGE_REFRESH_MS);
   renderThreadList();
   renderThread();
+  renderTickets();
   connect();
 })();
