@@ -228,7 +228,7 @@ def fill_chain(
             (*after, page),
         ).fetchall()
         updates: list[tuple[str, int]] = []
-        for position, conversation_id, seq, envelope, stored in rows:
+        for position, conversation_id, _seq, envelope, stored in rows:
             if conversation_id != stream:
                 stream, previous = conversation_id, GENESIS
             if stored is not None:
