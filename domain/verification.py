@@ -4,8 +4,9 @@
 the chain (`domain.chain.first_break`) shows any stored event changed, removed or cut off
 after it was written; the replay (`domain.replay`) re-decides every stored inbound under
 the policy recorded with it and shows any decision the log no longer agrees with (an
-inbound edited, a policy text swapped). The first problem by sequence number is reported,
-one per conversation (a broken link before a replay difference at the same event).
+inbound edited, a policy text swapped). One problem is reported per conversation: its
+first broken link; when the chain holds, its first replay difference. (A broken chain
+explains any replay difference after it: the recorded decisions are what changed.)
 
 A conversation holding an `erased` event is verified by its chain alone: erasure removes
 what the inbounds said, so they cannot be re-decided (`domain.chain`, "Erasure").
@@ -104,11 +105,10 @@ def verify_conversation(
     """Check one conversation's chain (against the stream `version` or a recorded `head`,
     see `first_break`) and replay its `inbounds` (stored rows, by position) under their
     recorded policies."""
-    broken = first_break(conversation_id, stored, version=version, head=head)
     erased = has_erasure(stored)
-    differing = None if erased else _replay(conversation_id, stored, inbounds, policy_for)
-    candidates = [found for found in (broken, differing) if found is not None]
-    first = min(candidates, key=_order) if candidates else None
+    first = first_break(conversation_id, stored, version=version, head=head)
+    if first is None and not erased:
+        first = _replay(conversation_id, stored, inbounds, policy_for)
     return ConversationCheck(
         conversation_id=conversation_id,
         events=len(stored),
@@ -117,12 +117,6 @@ def verify_conversation(
         head=head_of(stored),
         finding=first,
     )
-
-
-def _order(finding: Finding) -> tuple[int, int]:
-    # By the event where it shows; a broken link before anything replay says there.
-    seq = finding.seq if finding.seq is not None else 1 << 62
-    return (seq, 0 if finding.problem != "replay difference" else 1)
 
 
 def _replay(
