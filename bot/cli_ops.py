@@ -72,13 +72,15 @@ async def _recorded_policies(store: Store) -> Callable[[str], Policy]:
     return policy_for
 
 
-def _progress(done: int, total: int, err: TextIO) -> None:
+def progress_bar(done: int, total: int, err: TextIO, label: str = "replaying") -> None:
+    """`label [#####.....] done/total` on stderr, redrawn in place; on a terminal only."""
     if err.isatty():
         width = 30
         filled = width * done // max(total, 1)
-        err.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
         if done == total:
             err.write("\n")
+        err.flush()
 
 
 async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -103,7 +105,7 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ]
             events = await store.load(conversation_id)
             results.append(replay_conversation(conversation_id, recorded, events, policy_for))
-            _progress(index, len(conversation_ids), err)
+            progress_bar(index, len(conversation_ids), err)
     diffs = tuple(d for r in results for d in r.differences)
     summary = ReplayReport(
         conversations=len(results),

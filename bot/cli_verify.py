@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from bot import audit_bundle
 from bot.bootstrap import open_store
+from bot.cli_ops import progress_bar
 from bot.settings import load_settings
 from domain.audit_bundle import BundleError, verify_bundle
 from domain.errors import PolicyError
@@ -80,14 +81,8 @@ async def verify_store(store: Store, progress: Progress | None = None) -> Verify
 
 def _progress(err: TextIO) -> Progress:
     def show(done: int, total: int) -> None:
-        if total < PROGRESS_FROM or not err.isatty():
-            return
-        width = 30
-        filled = width * done // max(total, 1)
-        err.write(f"\rverifying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            err.write("\n")
-        err.flush()
+        if total >= PROGRESS_FROM:
+            progress_bar(done, total, err, "verifying")
 
     return show
 

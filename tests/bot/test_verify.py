@@ -222,3 +222,22 @@ def test_a_missing_database_is_not_created_by_verify(
     assert code == 2
     assert "SALESBOT_DB" in err
     assert not (tmp_path / "none.db").exists()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_large_store_shows_progress_on_a_terminal_only(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.cli_verify.PROGRESS_FROM", 2)  # two conversations count as large
+    out, err = io.StringIO(), Terminal()
+    assert main(["verify"], out=out, err=err) == 0
+    assert err.getvalue().endswith("verifying [" + "#" * 30 + "] 2/2\n")
+    assert "verifying" not in out.getvalue()
+    monkeypatch.setattr("bot.cli_verify.PROGRESS_FROM", 3)
+    err = Terminal()
+    assert main(["verify"], out=io.StringIO(), err=err) == 0
+    assert err.getvalue() == ""
