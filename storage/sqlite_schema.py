@@ -8,6 +8,10 @@ the next. A database with a higher `user_version` than `SCHEMA_VERSION` is refus
 "downgraded". `application_id` marks the file as salesbot's, so another application's
 SQLite file is refused instead of being migrated.
 
+Each event row carries `chain_hash`, its link in its conversation's hash chain
+(`domain.chain`), written in the transaction that appends it (migration 7 linked the events
+stored before).
+
 Tables are STRICT (a wrong type is an error, not a silent conversion); times are integer
 epoch milliseconds; UNIQUE constraints carry the idempotency rules: one event per
 `(conversation_id, seq)`, one row per delivery id, outbox key, ticket key, policy version,
