@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bot import cli_ops, cli_schema, cli_understand
+from bot import cli_ops, cli_schema, cli_understand, cli_verify
 from bot.clock import parse_iso_ms, system_now_ms
 from bot.logs import configure_logging
 from bot.policy_loader import load_policy
@@ -265,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
         "audit", parents=[common], help="every decision on a conversation, lead or quote"
     )
     p.add_argument("id", help="conversation id, lead id or quote id")
+    p.add_argument(
+        "--bundle",
+        metavar="FILE",
+        help="write the conversation's tamper-evident audit bundle (a zip) to FILE instead",
+    )
     p.set_defaults(handler=_async(cli_ops.audit))
 
     p = sub.add_parser(
@@ -291,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_understand.add_commands(sub, common, _Parser)
     cli_schema.add_commands(sub, _Parser)
+    cli_verify.add_commands(sub, _Parser)
 
     p = sub.add_parser("flow", parents=[common], help="print the conversation flow graph")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

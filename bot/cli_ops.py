@@ -17,11 +17,13 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from pydantic import TypeAdapter
 
 from adapters.ports import Route
+from bot.audit_bundle import build_bundle, write_file
 from bot.boot_slot import BootSlot
 from bot.bootstrap import open_store
 from bot.chat import ChatSession
@@ -33,8 +35,9 @@ from bot.settings import load_settings
 from domain.analytics import render_metrics
 from domain.artifacts import ReplayReport
 from domain.audit import render_audit
+from domain.audit_bundle import BundleManifest
 from domain.cards import Reply
-from domain.errors import PolicyError
+from domain.errors import DomainError, PolicyError
 from domain.inbound import Actor, CommandInvoked, Inbound
 from domain.policy import Policy, policy_from_json
 from domain.replay import ConversationReplay, RecordedInbound, replay_conversation
@@ -69,13 +72,15 @@ async def _recorded_policies(store: Store) -> Callable[[str], Policy]:
     return policy_for
 
 
-def _progress(done: int, total: int, err: TextIO) -> None:
+def progress_bar(done: int, total: int, err: TextIO, label: str = "replaying") -> None:
+    """`label [#####.....] done/total` on stderr, redrawn in place; on a terminal only."""
     if err.isatty():
         width = 30
         filled = width * done // max(total, 1)
-        err.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
         if done == total:
             err.write("\n")
+        err.flush()
 
 
 async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -100,7 +105,7 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ]
             events = await store.load(conversation_id)
             results.append(replay_conversation(conversation_id, recorded, events, policy_for))
-            _progress(index, len(conversation_ids), err)
+            progress_bar(index, len(conversation_ids), err)
     diffs = tuple(d for r in results for d in r.differences)
     summary = ReplayReport(
         conversations=len(results),
@@ -145,27 +150,59 @@ class _Unrouted:
 async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
     policy = load_policy(None if args.policy is None else args.policy)
+    bundle: Path | None = None if args.bundle is None else Path(args.bundle)
     async with open_store(settings) as store:
         report = await load_audit(store, args.id)
+        manifest = None
+        if bundle is not None:
+            # Written before the access is recorded, so a path that cannot be written
+            # records nothing; the bundle therefore holds the record as it was before.
+            data, manifest = await build_bundle(store, report.conversation_id)
+            try:
+                write_file(bundle, data)
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise DomainError(f"cannot write the bundle to {bundle}: {reason}") from None
         # Access to audit data is itself audited, from the command line as from chat.
         runtime = Runtime(store, policy, _Unrouted(), clock=system_now_ms)
         await runtime.start()
         operator = Actor(id=f"cli:{_login()}", name="command line", role="rep", auditor=True)
-        await runtime.handle(
-            CommandInvoked(
-                delivery_id=f"cli-audit:{uuid.uuid4().hex}",
-                conversation_id=report.conversation_id,
-                actor=operator,
-                command="audit",
-                args=args.id,
+        try:
+            await runtime.handle(
+                CommandInvoked(
+                    delivery_id=f"cli-audit:{uuid.uuid4().hex}",
+                    conversation_id=report.conversation_id,
+                    actor=operator,
+                    command="audit",
+                    args=args.id,
+                )
             )
-        )
+        except BaseException:
+            if bundle is not None:  # no bundle leaves without its access on record
+                bundle.unlink(missing_ok=True)
+            raise
+    if manifest is not None and bundle is not None:
+        _bundle_written(bundle, manifest, args.json, out)
+        return 0
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
         for line in render_audit(report):
             out.write(line + "\n")
     return 0
+
+
+def _bundle_written(path: Path, manifest: BundleManifest, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(manifest.model_dump_json(indent=2) + "\n")
+        return
+    head = manifest.chain.head
+    where = "no chain head" if head is None else f"chain head seq {head.seq} {head.hash}"
+    out.write(
+        f"wrote {path}: conversation {manifest.conversation_id}, {manifest.events} events "
+        f"({where}), {manifest.inbounds} inbounds, {len(manifest.policies)} policies, "
+        f"{len(manifest.schemas)} schemas. Check it with: salesbot verify {path}\n"
+    )
 
 
 async def metrics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

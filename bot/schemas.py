@@ -53,10 +53,12 @@ from domain.artifacts import (
     UnderstandReading,
 )
 from domain.audit import AUDIT_SCHEMA_VERSION, AuditReport
+from domain.audit_bundle import BUNDLE_SCHEMA_VERSION, BundleManifest
 from domain.events import EVENT_SCHEMA_VERSION, EventEnvelope
 from domain.inbound import INBOUND_SCHEMA_VERSION, Inbound
 from domain.quotes import QUOTE_SCHEMA_VERSION
 from domain.understand import UNDERSTAND_SCHEMA_VERSION
+from domain.verification import VERIFY_SCHEMA_VERSION, VerifyReport
 from storage.ports import TICKET_SCHEMA_VERSION, TicketRow
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -95,6 +97,17 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "quote, each explained, under the policy versions that decided them.",
         AuditReport,
         AUDIT_SCHEMA_VERSION,
+    ),
+    Artifact(
+        "audit_bundle",
+        "Audit bundle manifest",
+        "`manifest.json` of the zip `salesbot audit ID --bundle FILE` writes: the SHA-256 of "
+        "every other file (events.jsonl, the events as stored; inbounds.jsonl, the raw "
+        "inbounds; policies/<version>.json, the policy texts, each named by its own SHA-256; "
+        "schemas/), the conversation's hash chain (each event's stored link, the head, the "
+        "rule) and the schema versions bundled.",
+        BundleManifest,
+        BUNDLE_SCHEMA_VERSION,
     ),
     Artifact(
         "check",
@@ -206,6 +219,16 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "(null for a row last written before rows recorded it).",
         TicketRow,
         TICKET_SCHEMA_VERSION,
+    ),
+    Artifact(
+        "verify",
+        "Verification report",
+        "What `salesbot verify --json` prints, on the live store or an audit bundle: what was "
+        "verified, the first problem found in each conversation (a content hash mismatch, a "
+        "missing link, a replay difference, something unreadable) or bundle file, and each "
+        "conversation's chain head.",
+        VerifyReport,
+        VERIFY_SCHEMA_VERSION,
     ),
     Artifact(
         "understand",

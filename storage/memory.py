@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from domain import GENERATOR
+from domain.chain import GENESIS, Link, link
 from domain.events import EventEnvelope
 from storage._rules import (
     ClaimTicket,
@@ -52,6 +53,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._streams: dict[str, list[EventEnvelope]] = {}
+        self._chains: dict[str, list[Link]] = {}
+        """Each stream's events as SQLite stores them: JSON text and link (`domain.chain`)."""
         self._log: list[EventEnvelope] = []
         self._deliveries: dict[str, int] = {}
         self._inbounds: dict[str, list[StoredInbound]] = {}
@@ -76,6 +79,12 @@ class MemoryStore:
 
     def _append(self, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
         if events:
+            chain = self._chains.setdefault(conversation_id, [])
+            previous: str | None = chain[-1].chain_hash if chain else GENESIS
+            for envelope in events:
+                text = envelope.model_dump_json()  # the bytes SQLite would store
+                previous = None if previous is None else link(previous, text)
+                chain.append(Link(seq=envelope.seq, envelope=text, chain_hash=previous))
             self._streams.setdefault(conversation_id, []).extend(events)
             self._log.extend(events)
             self._projection.apply(conversation_id, events)
@@ -94,6 +103,10 @@ class MemoryStore:
     async def load(self, conversation_id: str) -> list[EventEnvelope]:
         self._check_open()
         return list(self._streams.get(conversation_id, ()))
+
+    async def stored_events(self, conversation_id: str) -> list[Link]:
+        self._check_open()
+        return list(self._chains.get(conversation_id, ()))
 
     async def version(self, conversation_id: str) -> int:
         self._check_open()

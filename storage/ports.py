@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from domain import GENERATOR
+from domain.chain import Link
 from domain.events import (
     EventEnvelope,
     HandedBack,
@@ -210,6 +211,13 @@ class EventStore(Protocol):
 
     async def load(self, conversation_id: str) -> list[EventEnvelope]:
         """The conversation's events in sequence order; empty for an unknown conversation."""
+        ...
+
+    async def stored_events(self, conversation_id: str) -> list[Link]:
+        """The conversation's events exactly as stored — each one's JSON text, the bytes its
+        link hashes, and its link in the stream's hash chain (`domain.chain`) — in sequence
+        order, unvalidated (an event this release cannot read is still returned). Every
+        append links its events in its own transaction; empty for an unknown conversation."""
         ...
 
     async def version(self, conversation_id: str) -> int:

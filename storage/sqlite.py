@@ -44,6 +44,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 import aiosqlite
 
 from domain import GENERATOR
+from domain.chain import GENESIS, Link, link
 from domain.events import EventEnvelope
 from storage._rules import (
     ClaimTicket,
@@ -338,6 +339,13 @@ class SqliteStore:
             (conversation_id,),
         )
         return [EventEnvelope.model_validate_json(row[0]) for row in rows]
+
+    async def stored_events(self, conversation_id: str) -> list[Link]:
+        rows = await self._fetch(
+            "SELECT seq, envelope, chain_hash FROM events WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,),
+        )
+        return [Link(seq=seq, envelope=envelope, chain_hash=chain) for seq, envelope, chain in rows]
 
     async def version(self, conversation_id: str) -> int:
         rows = await self._fetch(
@@ -1036,11 +1044,34 @@ def _append_rows(
     )
     conn.executemany(
         "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
-        "envelope) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "envelope, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        _linked(conn, conversation_id, version, rows),
     )
     apply_events(conn, conversation_id, events)  # the projections, in the same transaction
     return new_version
+
+
+def _linked(
+    conn: Conn, conversation_id: str, version: int, rows: list[tuple[object, ...]]
+) -> list[tuple[object, ...]]:
+    """`rows` with each event's link in its stream's hash chain (`domain.chain`), computed
+    here, in the appending transaction, from the JSON about to be stored and the link of
+    the event before (read under the write lock, so it is the one committed or written
+    earlier in this batch). A stream whose previous event has no link (a store damaged by
+    hand) gets none either: verification reports the first missing one."""
+    previous: str | None = GENESIS
+    if version:
+        found = _one(
+            conn,
+            "SELECT chain_hash FROM events WHERE conversation_id = ? AND seq = ?",
+            (conversation_id, version),
+        )
+        previous = None if found is None else found[0]
+    linked = []
+    for row in rows:
+        previous = None if previous is None else link(previous, str(row[6]))
+        linked.append((*row, previous))
+    return linked
 
 
 def _outbox_row(item: OutboxItem) -> tuple[object, ...]:

@@ -8,6 +8,10 @@ the next. A database with a higher `user_version` than `SCHEMA_VERSION` is refus
 "downgraded". `application_id` marks the file as salesbot's, so another application's
 SQLite file is refused instead of being migrated.
 
+Each event row carries `chain_hash`, its link in its conversation's hash chain
+(`domain.chain`), written in the transaction that appends it (migration 7 linked the events
+stored before).
+
 Tables are STRICT (a wrong type is an error, not a silent conversion); times are integer
 epoch milliseconds; UNIQUE constraints carry the idempotency rules: one event per
 `(conversation_id, seq)`, one row per delivery id, outbox key, ticket key, policy version,
@@ -20,6 +24,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from domain.chain import GENESIS, link
 from storage.errors import SchemaTooNewError
 from storage.sqlite_projections import add_quote_counts, create_and_fill
 
@@ -197,6 +202,63 @@ _V_ARTIFACT_VERSIONS = _statements(
     "ALTER TABLE inbounds ADD COLUMN generator TEXT",
 )
 
+CHAIN_PAGE = 1000
+"""Events linked per step of the chain migration: one page is read, linked and written
+before the next is read, so memory stays flat however large the log is."""
+
+
+def fill_chain(
+    conn: sqlite3.Connection,
+    *,
+    page: int = CHAIN_PAGE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Compute and store the link (`domain.chain`) of every event that has none, stream by
+    stream in sequence order, from the bytes as stored; return how many were linked.
+
+    Deterministic: the same events give the same links, whatever the page size, and a
+    stream's links continue from its last linked event. The walk goes in the order of the
+    `(conversation_id, seq)` index, a page at a time (keyset pagination: no OFFSET
+    rescans); `progress` is told the running count after each page.
+    """
+    done = 0
+    after: tuple[str, int] = ("", 0)
+    stream: str | None = None
+    previous = GENESIS
+    while True:
+        rows = conn.execute(
+            "SELECT position, conversation_id, seq, envelope, chain_hash FROM events "
+            "WHERE (conversation_id, seq) > (?, ?) ORDER BY conversation_id, seq LIMIT ?",
+            (*after, page),
+        ).fetchall()
+        updates: list[tuple[str, int]] = []
+        for position, conversation_id, _seq, envelope, stored in rows:
+            if conversation_id != stream:
+                stream, previous = conversation_id, GENESIS
+            if stored is not None:
+                previous = stored  # linked already (a second run): continue from it
+                continue
+            previous = link(previous, envelope)
+            updates.append((previous, position))
+        conn.executemany("UPDATE events SET chain_hash = ? WHERE position = ?", updates)
+        done += len(updates)
+        if progress is not None:
+            progress(done)
+        if len(rows) < page:
+            return done
+        after = (rows[-1][1], rows[-1][2])
+
+
+def _v_event_chain(conn: sqlite3.Connection) -> None:
+    """Every event gains its link in its stream's hash chain (`domain.chain`), computed
+    for the events already stored in this same transaction, from their stored bytes.
+    Events appended later are linked by the writer as it appends them."""
+    conn.execute("ALTER TABLE events ADD COLUMN chain_hash TEXT")
+    fill_chain(conn)
+
+
+_V_EVENT_CHAIN: Migration = _v_event_chain
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _V2,
@@ -204,6 +266,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_PROJECTIONS,
     _V_QUOTE_COUNTS,
     _V_ARTIFACT_VERSIONS,
+    _V_EVENT_CHAIN,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -223,6 +223,24 @@ def test_the_audits_metrics_and_replay_of_the_day_validate(on_the_day: Path) -> 
     assert replay["differences"] == 0
 
 
+def test_the_verification_of_the_day_and_its_audit_bundles_validate(
+    on_the_day: Path, tmp_path: Path
+) -> None:
+    # Every kind of event on every platform's routes: the store verifies clean.
+    report = json.loads(run("verify", "--json"))
+    assert_valid("verify", report)
+    assert_versioned("verify", report)
+    assert (report["problems"], report["conversations"]) == (0, len(report["heads"]))
+    for target in ("conv-0", "lead-kb", SLACK_THREAD):
+        bundle = tmp_path / f"{len(list(tmp_path.iterdir()))}.zip"
+        manifest = json.loads(run("audit", target, "--bundle", str(bundle), "--json"))
+        assert_valid("audit_bundle", manifest)
+        assert_versioned("audit_bundle", manifest)
+        checked = json.loads(run("verify", str(bundle), "--json"))
+        assert_valid("verify", checked)
+        assert checked["problems"] == 0
+
+
 def test_a_replay_with_differences_validates(on_the_day: Path) -> None:
     replay = json.loads(run("replay", "--policy", "seed", "--json"))
 

@@ -113,10 +113,12 @@ QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
 
 
 def _drop_later_migrations(conn: sqlite3.Connection) -> None:
-    """Undo what migrations after the quote counts added (ticket and inbound versions)."""
+    """Undo what migrations after the quote counts added (ticket and inbound versions, the
+    events' hash chain)."""
     for column in ("schema_version", "generator"):
         conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
     conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
+    conn.execute("ALTER TABLE events DROP COLUMN chain_hash")
 
 
 def downgrade_to_before_projections(path: Path) -> None:

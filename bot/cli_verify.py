@@ -1,0 +1,166 @@
+"""`salesbot verify [BUNDLE] [--db PATH]`: is the record what was written?
+
+On the live store (`SALESBOT_DB`, or `--db`), every conversation's hash chain is recomputed
+and its inbounds replayed under their recorded policies; on an audit bundle
+(`salesbot audit ID --bundle out.zip`), the same for the bundled conversation, after every
+file is checked against the manifest (`domain.verification`, `domain.audit_bundle`).
+
+One line per conversation found wrong — its first broken link (conversation, seq, what
+broke: content hash mismatch, missing link, replay difference, unreadable) — then a
+summary. Exit 0 when everything holds, 1 when anything does not, 2 for bad input (no such
+database or bundle, not a bundle): one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot import audit_bundle
+from bot.bootstrap import open_store
+from bot.cli_ops import progress_bar
+from bot.settings import load_settings
+from domain.audit_bundle import BundleError, verify_bundle
+from domain.errors import PolicyError
+from domain.policy import Policy, policy_from_json
+from domain.verification import ConversationCheck, VerifyReport, verify_conversation
+from storage.ports import Store
+
+EXIT_OK = 0
+EXIT_FOUND = 1
+EXIT_USAGE = 2
+PROGRESS_FROM = 200
+"""Conversations from which a progress bar is worth drawing (on a terminal only)."""
+
+Progress = Callable[[int, int], None]
+
+
+async def verify_store(store: Store, progress: Progress | None = None) -> VerifyReport:
+    """Verify every conversation of `store`, in the order they started.
+
+    Reads per conversation, next to a running bot: the stream's version first, then its
+    inbounds, then its events, so a commit landing in between only adds events after the
+    version read (never a false missing link) and events of an inbound not read (which
+    replay leaves aside)."""
+    texts: dict[str, str | None] = {}
+    cache: dict[str, Policy] = {}
+
+    def policy_for(version: str) -> Policy:
+        if version not in cache:
+            text = texts.get(version)
+            if text is None:
+                raise PolicyError(f"the store has no policy text for version {version[:12]}")
+            cache[version] = policy_from_json(text)
+        return cache[version]
+
+    conversation_ids = await store.conversation_ids()
+    checks: list[ConversationCheck] = []
+    for done, conversation_id in enumerate(conversation_ids, start=1):
+        version = await store.version(conversation_id)
+        inbounds = await store.inbounds(conversation_id)
+        stored = await store.stored_events(conversation_id)
+        for needed in {row.policy_version for row in inbounds} - texts.keys():
+            texts[needed] = await store.get_policy(needed)
+        checks.append(
+            verify_conversation(
+                conversation_id,
+                stored,
+                [row.model_dump() for row in inbounds],
+                policy_for,
+                version=version,
+            )
+        )
+        if progress is not None:
+            progress(done, len(conversation_ids))
+    return VerifyReport.of("store", checks)
+
+
+def _progress(err: TextIO) -> Progress:
+    def show(done: int, total: int) -> None:
+        if total >= PROGRESS_FROM:
+            progress_bar(done, total, err, "verifying")
+
+    return show
+
+
+async def _verify_live(args: argparse.Namespace, err: TextIO) -> VerifyReport | str:
+    settings = load_settings()
+    path = Path(args.db) if args.db is not None else Path(settings.salesbot_db)
+    origin = "--db" if args.db is not None else "SALESBOT_DB"
+    if not path.is_file():
+        return f"cannot verify {path} ({origin}): there is no database file there"
+    settings = settings.model_copy(update={"salesbot_db": str(path)})
+    async with open_store(settings) as store:
+        return await verify_store(store, _progress(err))
+
+
+def _verify_file(path: Path) -> VerifyReport | str:
+    try:
+        return verify_bundle(audit_bundle.read_zip(path))
+    except BundleError as exc:
+        return f"{path} is not an audit bundle: {exc}"
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    err: TextIO = getattr(args, "err", sys.stderr)
+    if args.bundle is not None and args.db is not None:
+        err.write("salesbot: error: give a bundle or --db, not both\n")
+        return EXIT_USAGE
+    if args.bundle is not None:
+        found = _verify_file(Path(args.bundle))
+        what = f"bundle {args.bundle}"
+    else:
+        found = asyncio.run(_verify_live(args, err))
+        what = "the store"
+    if isinstance(found, str):
+        err.write(f"salesbot: error: {found}\n")
+        return EXIT_USAGE
+    if args.json:
+        out.write(found.model_dump_json(indent=2) + "\n")
+    else:
+        for finding in found.findings:
+            out.write(finding.line() + "\n")
+        out.write(_summary(what, found) + "\n")
+    return EXIT_FOUND if found.problems else EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _summary(what: str, report: VerifyReport) -> str:
+    counted = ", ".join(
+        (
+            _count(report.conversations, "conversation"),
+            _count(report.events, "event"),
+            _count(report.inbounds, "inbound"),
+        )
+    )
+    skipped = ""
+    if report.replay_skipped:
+        skipped = (
+            f"; {_count(len(report.replay_skipped), 'conversation')} with an erasure, by chain only"
+        )
+    if report.problems:
+        return f"verified {what}: {counted}: {_count(report.problems, 'problem')}{skipped}"
+    return f"verified {what}: {counted}: every chain holds, every decision replays{skipped}"
+
+
+def add_commands(sub: Any, parser_class: type) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="recompute the hash chains and replay the decisions (the store, or a bundle)",
+    )
+    p.add_argument(
+        "bundle",
+        nargs="?",
+        metavar="BUNDLE",
+        help="an audit bundle (salesbot audit ID --bundle FILE); default: the store",
+    )
+    p.add_argument("--db", metavar="PATH", help="the database to verify (default: $SALESBOT_DB)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=cmd_verify, policy=None, policy_flag_means_candidate=True)
