@@ -415,6 +415,7 @@ def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) 
         "audit",
         "metrics",
         "correct",
+        "resume",
         "help",
     ]
 
