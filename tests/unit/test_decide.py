@@ -157,7 +157,11 @@ def test_while_a_human_holds_the_conversation_the_bot_records_but_stays_silent(
     convo.lead("Hi")
     convo.say("I need to talk about our legal terms")
     decision = convo.say("Hello? Anyone there?")
-    assert decision.replies == ()
+    # The prospect hears nothing from the bot; the team's ticket card shows the message.
+    (card,) = decision.replies
+    assert card.audience == "handoff"
+    assert card.card is not None and card.replaces == card.card.ref
+    assert card.card.text.endswith("prospect: Hello? Anyone there?")
     assert convo.state.transcript[-1] == ("prospect", "Hello? Anyone there?")
 
 
@@ -433,7 +437,9 @@ def test_a_message_after_the_deal_closed_reaches_a_human_once(convo: Conversatio
     first = convo.say("Wait, can we talk again?")
     second = convo.say("Hello?")
     assert [t.reason for t in events_of(first, TicketOpened)] == ["message_after_close"]
-    assert second.replies == ()
+    # Once: the second message opens no ticket and gets no reply; it refreshes the card.
+    assert events_of(second, TicketOpened) == []
+    assert [reply.audience for reply in second.replies] == ["handoff"]
 
 
 def test_a_reps_unaddressed_words_are_recorded_only_where_the_bot_runs_a_conversation(
