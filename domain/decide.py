@@ -103,7 +103,8 @@ def _on_delivery_failed(rec: Recorder, failure: DeliveryFailed) -> None:
 def _rep_wrote(rec: Recorder, actor: Actor, text: str) -> None:
     """A rep's words in the conversation: recorded, and under `[handoff]
     takeover_by_presence` a takeover (`domain.handoff.take_over`)."""
-    rec.record(RepMessageRecorded(actor_id=actor.id, text=text))
+    name = actor.label if rec.policy.handoff is not None else None
+    rec.record(RepMessageRecorded(actor_id=actor.id, text=text, name=name))
     take_over(rec, actor)
 
 

@@ -87,9 +87,10 @@ def status_text(ticket: TicketRecord) -> str:
     match ticket.phase:
         case "open":
             return "Open"
+        case "claimed" if ticket.via == "presence":
+            return f"Taken over by {holder}"
         case "claimed":
-            took = " (took over by writing in the conversation)" if ticket.via == "presence" else ""
-            return f"Claimed by {holder}{took}"
+            return f"Claimed by {holder}"
         case "reopened":
             held = f"Claimed by {holder}" if holder else "Open"
             return f"{held}: {WROTE_AGAIN}" if ticket.wrote_again else held

@@ -62,12 +62,16 @@ class ProspectMessageReceived(_Event):
     text: str
 
 
-class RepMessageRecorded(_Event):
-    """A rep's words in the conversation (for example while holding a handoff ticket)."""
+class RepMessageRecorded(_Sparse):
+    """A rep's words in the conversation (for example while holding a handoff ticket);
+    `name` is the rep's name as people see it (recorded under `[handoff]`, for the ticket
+    card's transcript)."""
 
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("name",)
     type: Literal["rep_message_recorded"] = "rep_message_recorded"
     actor_id: str
     text: str
+    name: str | None = None
 
 
 class LeadScored(_Event):

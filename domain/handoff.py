@@ -74,7 +74,7 @@ def take_over(rec: Recorder, actor: Actor) -> None:
         rec.record(
             TicketClaimed(ticket_key=ticket.key, by=actor.id, via="presence", name=actor.label)
         )
-        _show(rec, config, ticket.key, f"Claimed by {actor.label}")
+        _show(rec, config, ticket.key, f"Taken over by {actor.label}")
         return
     resolved = settled(rec)
     if resolved is not None:
@@ -89,7 +89,7 @@ def take_over(rec: Recorder, actor: Actor) -> None:
     if config.ticket_card:
         card = desk_card(rec.state, ticket, rec.now_ms)
     else:
-        card = _claimed(ticket_card(rec.state, ticket), f"Claimed by {actor.label}")
+        card = _claimed(ticket_card(rec.state, ticket), f"Taken over by {actor.label}")
     rec.reply(Reply(audience="handoff", text=card.title, card=card))
 
 

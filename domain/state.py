@@ -234,7 +234,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             }
         case RepMessageRecorded():
             update |= {
-                "transcript": _with_line(state, f"rep {event.actor_id}", event.text),
+                "transcript": _with_line(state, f"rep {event.name or event.actor_id}", event.text),
                 "last_rep_at_ms": at,
             }
         case LeadScored() if event.subject == "conversation":
