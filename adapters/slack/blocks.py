@@ -217,11 +217,17 @@ def _actions(
     signer: ids.ButtonSigner,
 ) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for index, button in enumerate(buttons[:MAX_ACTIONS]):
         nonce = hashlib.sha256(f"{nonce_seed}:{index}".encode()).hexdigest()[:16]
+        # Slack refuses two elements of one block with the same action_id; a card may offer
+        # one action on several targets (the outcome picker's Resolve buttons), so the later
+        # ones carry a suffix the inbound side strips (`resolve_ticket:2`).
+        action_id = button.action if button.action not in seen else f"{button.action}:{index}"
+        seen.add(button.action)
         element: dict[str, Any] = {
             "type": "button",
-            "action_id": button.action,
+            "action_id": action_id,
             "text": _plain(button.label, MAX_BUTTON_TEXT),
             "value": ids.button_value(
                 conversation, button.target, nonce, action=button.action, ref=ref, signer=signer

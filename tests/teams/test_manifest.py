@@ -86,6 +86,7 @@ def test_every_scope_gets_its_own_menu_with_every_command_and_its_summary() -> N
         "audit",
         "metrics",
         "correct",
+        "resume",
         "help",
     ]
 
