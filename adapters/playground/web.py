@@ -131,7 +131,9 @@ def _actor(body: dict[str, Any], default: str | None = None) -> Actor:
 
 def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
     """A composer line as an inbound, and whether it is a command. A line starting with
-    `/` must name a command from the one command list; anything else is a message."""
+    `/` must name a command from the one command list; anything else is a message — from
+    the rep or the manager, words in the prospect's conversation (the prospect reads them),
+    which under the policy's `[handoff]` take the conversation over."""
     actor = _actor(body)
     conversation = _conversation(body.get("conversation"), allow_new=True)
     text = body.get("text")
@@ -148,7 +150,9 @@ def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
             conversation_id=conversation,
             actor=actor,
             text=text,
-            addressed=True,
+            # The rep and the manager speak in the prospect's conversation (as in a shared
+            # thread), not to the bot: their commands start with "/".
+            addressed=actor.role != "rep",
         ), False
     head, _, rest = text.partition(" ")
     try:

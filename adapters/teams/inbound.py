@@ -201,12 +201,14 @@ def _from_message(activity: Mapping[str, Any], ctx: TeamsContext) -> TeamsInboun
         return Ignored(reason="empty text after the mention")
     text = fit_message(text)
     actor = _actor(activity, ctx)
-    personal = _map(activity, "conversation").get("conversationType") == "personal"
+    kind = _map(activity, "conversation").get("conversationType")
+    personal = kind == "personal"
     addressed = personal or mentioned or actor.role != "rep"
-    if not addressed and not is_thread_reply(activity):
-        # Reps talk to each other in channels and group chats; only a personal chat or an
-        # @mention is addressed to the bot. In a thread, a rep's words may answer a prospect
-        # the bot serves: they go to the domain unaddressed, to be recorded (nothing else).
+    if not addressed and not is_thread_reply(activity) and kind != "groupChat":
+        # Reps talk to each other in channels; only a personal chat or an @mention is
+        # addressed to the bot. In a thread or a group chat (one a guest may share), a rep's
+        # words may answer a prospect the bot serves: they go to the domain unaddressed, to
+        # be recorded (and, under the policy's `[handoff]`, to take the conversation over).
         return Ignored(reason="a rep's message that does not mention the bot")
     return MessagePosted(
         delivery_id=ids.activity_delivery_id(activity_id),
