@@ -75,7 +75,9 @@ def at_desk(rec: Recorder) -> bool:
     if ticket is None or config.after_outcome is None:
         return False
     if config.after_outcome == "reopen":
-        reopen(rec, ticket, holder=ticket.claimed_by, name=ticket.holder_name, cause="prospect_wrote")
+        reopen(
+            rec, ticket, holder=ticket.claimed_by, name=ticket.holder_name, cause="prospect_wrote"
+        )
         return True
     flow = rec.policy.flow
     if rec.state.flow_state == flow.handoff:

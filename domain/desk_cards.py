@@ -158,9 +158,7 @@ def _buttons(ticket: TicketRecord) -> tuple[Button, ...]:
     return (resolve, back)
 
 
-def outcome_picker(
-    state: ConversationState, ticket: TicketRecord, now_ms: int, by: str
-) -> Card:
+def outcome_picker(state: ConversationState, ticket: TicketRecord, now_ms: int, by: str) -> Card:
     """*Resolve* pressed: the ticket's card asks how it ended."""
     card = desk_card(state, ticket, now_ms, status=f"{by} is resolving it: how did it end?")
     buttons = tuple(
@@ -172,7 +170,9 @@ def outcome_picker(
         )
         for outcome, label in OUTCOME_LABELS.items()
     )
-    cancel = Button(action="resolve_ticket", label="Back", target=outcome_target(ticket.key, "back"))
+    cancel = Button(
+        action="resolve_ticket", label="Back", target=outcome_target(ticket.key, "back")
+    )
     return card.model_copy(update={"buttons": (*buttons, cancel)})
 
 
@@ -194,7 +194,9 @@ def lost_picker(
         )
         for reason in config.lost_reasons
     )
-    cancel = Button(action="resolve_ticket", label="Back", target=outcome_target(ticket.key, "back"))
+    cancel = Button(
+        action="resolve_ticket", label="Back", target=outcome_target(ticket.key, "back")
+    )
     return card.model_copy(update={"buttons": (*buttons, cancel)})
 
 

@@ -158,7 +158,9 @@ def hand_back_if_idle(rec: Recorder) -> bool:
     if rec.state.flow_state == flow.handoff:
         rec.advance("handed_back", GuardContext(qualified=rec.state.qualified))
         rec.say("handed_back", persona_values(rec))
-    _show(rec, config, ticket.key, f"Returned to the bot: {holder} was silent for {age_words(idle)}")
+    _show(
+        rec, config, ticket.key, f"Returned to the bot: {holder} was silent for {age_words(idle)}"
+    )
     return True
 
 
