@@ -13,6 +13,7 @@ from collections.abc import Callable
 from domain.cards import Audience, Reply
 from domain.conversation import escalate, persona_values
 from domain.decision import Recorder
+from domain.desk_cards import desk_card, parse_outcome_target
 from domain.errors import QuoteError
 from domain.events import (
     ActionIgnored,
@@ -26,7 +27,6 @@ from domain.events import (
     TicketClaimed,
     TicketResolved,
 )
-from domain.desk_cards import desk_card, parse_outcome_target
 from domain.flow import GuardContext
 from domain.handoff import hand_back, resolve, update_ticket_card
 from domain.inbound import Actor, ButtonClicked

@@ -19,6 +19,8 @@ from pydantic import Field
 
 from domain.cards import Reply
 from domain.decision import Recorder
+from domain.desk import at_desk
+from domain.desk_cards import desk_card
 from domain.dialog import (
     AGAIN_TEMPLATE,
     BUYING_GUARD,
@@ -29,8 +31,6 @@ from domain.dialog import (
     reopen_if_back,
     say_goodbye,
 )
-from domain.desk import at_desk
-from domain.desk_cards import desk_card
 from domain.events import (
     ConversationAbandoned,
     ConversationStarted,

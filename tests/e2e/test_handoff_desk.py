@@ -167,7 +167,8 @@ async def test_slack_after_resolve_the_prospects_next_message_comes_back_to_the_
     await _prospect_says(slack, "Sorry, one more question about invoices", thread)
     await eventually(
         lambda: (
-            _status(bot_messages(slack.api, HANDOFF)[0]) == "Claimed by Rae Rep: prospect wrote again"
+            _status(bot_messages(slack.api, HANDOFF)[0])
+            == "Claimed by Rae Rep: prospect wrote again"
         ),
         "the ticket back with its holder",
     )

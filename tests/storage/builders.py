@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
-from domain.events import HandedBack, TicketClaimed, TicketOpened, TicketResolved
+from domain.events import TicketOpened
 from domain.inbound import (
     ActionId,
     Actor,

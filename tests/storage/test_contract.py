@@ -275,9 +275,11 @@ async def test_a_ticket_reopened_after_its_outcome_is_held_again_in_the_ticket_t
             )
             assert ticket.updated_at_ms == again.events[0].at_ms
             assert [t.key for t in await store.open_tickets()] == [key]
-    assert claim.ticket_events and done.ticket_events
+    assert claim.ticket_events
+    assert done.ticket_events
     ticket = await store.ticket(key)
-    assert ticket is not None and ticket.status == "resolved"
+    assert ticket is not None
+    assert ticket.status == "resolved"
     assert await store.open_tickets() == []
 
 

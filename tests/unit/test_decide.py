@@ -160,7 +160,8 @@ def test_while_a_human_holds_the_conversation_the_bot_records_but_stays_silent(
     # The prospect hears nothing from the bot; the team's ticket card shows the message.
     (card,) = decision.replies
     assert card.audience == "handoff"
-    assert card.card is not None and card.replaces == card.card.ref
+    assert card.card is not None
+    assert card.replaces == card.card.ref
     assert card.card.text.endswith("prospect: Hello? Anyone there?")
     assert convo.state.transcript[-1] == ("prospect", "Hello? Anyone there?")
 

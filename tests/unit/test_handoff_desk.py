@@ -100,7 +100,8 @@ def test_a_rep_who_writes_takes_the_conversation_over_and_the_bot_goes_silent(
     assert [e.trigger for e in events_of(taken, FlowAdvanced)] == ["rep_took_over"]
     assert to_prospect(taken) == []  # the prospect reads the rep, not the bot
     (card,) = cards_for_team(taken)
-    assert card.card is not None and card.replaces is None
+    assert card.card is not None
+    assert card.replaces is None
     assert card.card.status == "Taken over by Rae Rep"  # the team sees who holds it
     assert ("Held by", "Rae Rep") in [(f.label, f.value) for f in card.card.fields]
     assert card.card.text.endswith("rep Rae Rep: Hi Pat, Rae from sales here. Happy to help.")
@@ -125,7 +126,8 @@ def test_a_rep_who_writes_claims_the_open_ticket_instead_of_opening_another(
     assert (claimed.ticket_key, claimed.via) == (key, "presence")
     (card,) = cards_for_team(taken)
     assert card.replaces == key
-    assert card.card is not None and card.card.status == "Taken over by Rae Rep"
+    assert card.card is not None
+    assert card.card.status == "Taken over by Rae Rep"
     assert [b.action for b in card.card.buttons] == ["resolve_ticket", "return_to_bot"]
 
 
@@ -134,7 +136,8 @@ def test_a_colleague_writing_too_leaves_the_ticket_with_its_holder(thread: Desk)
     joined = thread.rep_writes("And I'm Sam, from solutions.", OTHER)
     assert events_of(joined, TicketClaimed) == []
     ticket = thread.state.open_handoff_ticket()
-    assert ticket is not None and ticket.claimed_by == "U_RAE"
+    assert ticket is not None
+    assert ticket.claimed_by == "U_RAE"
 
 
 def test_a_rep_writing_in_a_leads_thread_takes_nothing_over(default_policy: Policy) -> None:
@@ -165,9 +168,10 @@ def test_resume_hands_the_conversation_back_and_the_bot_answers_again(
     assert (handed.ticket_key, handed.by) == (key, "U_RAE")
     assert events_of(back, RepMessageRecorded) == []  # a command, not words for the prospect
     assert thread.state.flow_state != "handoff"
-    assert [r.text for r in to_prospect(back)][0].startswith("Thanks for")
+    assert next(r.text for r in to_prospect(back)).startswith("Thanks for")
     (card,) = cards_for_team(back)
-    assert card.card is not None and card.card.status == "Returned to the bot by Rae Rep"
+    assert card.card is not None
+    assert card.card.status == "Returned to the bot by Rae Rep"
     assert card.card.buttons == ()
     answered = thread.say("What does the Pro plan cost?")
     assert to_prospect(answered), "the bot answers the prospect again"
@@ -186,7 +190,8 @@ def test_the_policy_hands_back_from_a_rep_who_went_silent_and_replay_agrees(
     late = thread.timer(2 * MINUTE)
     (handed,) = events_of(late, HandedBack)
     assert (handed.reason, handed.by, handed.ticket_key) == ("rep_idle", "salesbot", key)
-    assert handed.idle_ms is not None and handed.idle_ms >= 30 * MINUTE
+    assert handed.idle_ms is not None
+    assert handed.idle_ms >= 30 * MINUTE
     assert to_prospect(late), "the prospect hears the bot is back"
     (card,) = cards_for_team(late)
     assert card.card is not None
@@ -212,7 +217,8 @@ def test_resolve_asks_for_the_outcome_on_the_card_and_changes_nothing_yet(thread
     asked = thread.click("resolve_ticket", key, REP)
     assert asked.events == ()
     (card,) = cards_for_team(asked)
-    assert card.replaces == key and card.card is not None
+    assert card.replaces == key
+    assert card.card is not None
     assert [(b.label, b.target) for b in card.card.buttons] == [
         ("Won", f"{key}:won"),
         ("Lost…", f"{key}:lost"),
@@ -231,7 +237,8 @@ def test_resolve_asks_for_the_outcome_on_the_card_and_changes_nothing_yet(thread
     ]
     back = thread.click("resolve_ticket", f"{key}:back", REP)
     (held,) = cards_for_team(back)
-    assert held.card is not None and held.card.status == "Taken over by Rae Rep"
+    assert held.card is not None
+    assert held.card.status == "Taken over by Rae Rep"
 
 
 def test_resolve_as_won_closes_the_conversation_as_won(thread: Desk) -> None:
@@ -243,7 +250,8 @@ def test_resolve_as_won_closes_the_conversation_as_won(thread: Desk) -> None:
     assert [e.trigger for e in events_of(won, FlowAdvanced)] == ["deal_won"]
     assert thread.state.outcome == "won"
     (card,) = cards_for_team(won)
-    assert card.card is not None and card.card.status == "Resolved by Rae Rep: won"
+    assert card.card is not None
+    assert card.card.status == "Resolved by Rae Rep: won"
     assert to_prospect(won) == []
 
 
@@ -323,7 +331,8 @@ def test_after_resolve_the_prospects_next_message_reopens_the_ticket_for_the_sam
     )
     assert to_prospect(wrote) == []  # the holder answers, not the bot
     (card,) = cards_for_team(wrote)
-    assert card.replaces == key and card.card is not None
+    assert card.replaces == key
+    assert card.card is not None
     assert card.card.status == "Claimed by Rae Rep: prospect wrote again"
     assert card.card.text.endswith("prospect: Sorry, one more question about invoices")
     assert [b.action for b in card.card.buttons] == ["resolve_ticket", "return_to_bot"]
@@ -360,7 +369,8 @@ def test_a_rep_writing_after_an_outcome_reopens_the_ticket_as_theirs(thread: Des
     (reopened,) = events_of(again, TicketReopened)
     assert (reopened.holder, reopened.cause) == ("U_SAM", "rep_wrote")
     (card,) = cards_for_team(again)
-    assert card.card is not None and card.card.status == "Taken over by Sam Other"
+    assert card.card is not None
+    assert card.card.status == "Taken over by Sam Other"
 
 
 # --- the ticket card: transcript and age -------------------------------------------------
@@ -374,8 +384,9 @@ def test_the_ticket_card_shows_the_transcript_and_its_age_refreshed_when_the_pro
     thread.now += 12 * MINUTE
     wrote = thread.say("Hello? Is anyone there?")
     (card,) = cards_for_team(wrote)
-    assert card.replaces == key and card.card is not None
-    fields = dict((f.label, f.value) for f in card.card.fields)
+    assert card.replaces == key
+    assert card.card is not None
+    fields = {f.label: f.value for f in card.card.fields}
     assert fields["Age"] == "12 min"
     assert fields["Held by"] == "nobody yet"
     lines = card.card.text.splitlines()
@@ -432,5 +443,5 @@ def test_the_handoff_table_is_validated() -> None:
         HandoffConfig(lost_reasons=("price", "price"))
     with pytest.raises(ValueError, match="lower-case name"):
         HandoffConfig(lost_reasons=("Too Expensive",))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="greater than or equal to 60000"):
         HandoffConfig(rep_idle_handback_ms=1000)
