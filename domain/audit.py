@@ -315,7 +315,7 @@ def _ticket_change(
             return f"Ticket {event.ticket_key} claimed by {_person(event.by, event.name)}", ()
         case TicketResolved() if event.outcome is not None:
             details = []
-            how = event.outcome
+            how: str = event.outcome
             if event.outcome == "lost" and event.reason:
                 how = f"lost ({event.reason}: {lost_words(event.reason)})"
             elif event.outcome == "handled":

@@ -86,10 +86,12 @@ async def _press(slack: Slack, message: dict[str, Any], label: str) -> None:
 
 
 def _status(message: dict[str, Any]) -> str:
-    return next(
-        block["elements"][0]["text"].removeprefix("*Status:* ")
-        for block in message["blocks"]
-        if block["type"] == "context"
+    return str(
+        next(
+            block["elements"][0]["text"].removeprefix("*Status:* ")
+            for block in message["blocks"]
+            if block["type"] == "context"
+        )
     )
 
 
@@ -187,7 +189,7 @@ async def test_slack_after_resolve_the_prospects_next_message_comes_back_to_the_
 
 
 def _teams_status(card: dict[str, Any]) -> str:
-    return next(item["text"] for item in card["body"] if item.get("color") == "Accent")
+    return str(next(item["text"] for item in card["body"] if item.get("color") == "Accent"))
 
 
 def _teams_text(card: dict[str, Any]) -> str:
