@@ -55,6 +55,9 @@ def on_button(rec: Recorder, click: ButtonClicked) -> None:
         rule = permission(key)
         rec.ignore(click.actor, click.action, click.target, rule.reason, rule.message)
         return
+    if click.action == "resolve_ticket":
+        _resolve(rec, click.actor, click.target, note=click.note)
+        return
     _HANDLERS[click.action](rec, click.actor, click.target)
 
 
@@ -428,7 +431,7 @@ def _claim(rec: Recorder, actor: Actor, target: str) -> None:
     update_ticket_card(rec, target, f"Claimed by {actor.label}", keep_buttons=True, claimed=True)
 
 
-def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
+def _resolve(rec: Recorder, actor: Actor, target: str, note: str = "") -> None:
     key, choice = parse_outcome_target(target)
     ticket = rec.state.tickets.get(key)
     desk = rec.policy.handoff
@@ -442,7 +445,7 @@ def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
                 f"Ticket already resolved by {ticket.resolved_by}.",
             )
             return
-        resolve(rec, actor, ticket, choice)
+        resolve(rec, actor, ticket, choice, note=note)
         return
     if ticket is None:
         rec.ignore(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from domain.cards import Button, Card, CardField
+from domain.cards import Button, Card, CardField, CardInput
 from domain.handoff_config import HandoffConfig, lost_words
 from domain.presenters import reason_text, score_fields
 from domain.state import ConversationState, TicketRecord
@@ -197,7 +197,12 @@ def lost_picker(
     cancel = Button(
         action="resolve_ticket", label="Back", target=outcome_target(ticket.key, "back")
     )
-    return card.model_copy(update={"buttons": (*buttons, cancel)})
+    note = CardInput(label=NOTE_LABEL, placeholder=NOTE_PLACEHOLDER)
+    return card.model_copy(update={"buttons": (*buttons, cancel), "input": note})
+
+
+NOTE_LABEL: Final = "Note (optional): what happened, in your words"
+NOTE_PLACEHOLDER: Final = "Went with another vendor for the price"
 
 
 def _clip(text: str) -> str:

@@ -164,8 +164,16 @@ def hand_back_if_idle(rec: Recorder) -> bool:
     return True
 
 
-def resolve(rec: Recorder, actor: Actor, ticket: TicketRecord, choice: tuple[str, ...]) -> None:
-    """*Resolve* and the outcome picker's buttons (`domain.desk_cards`)."""
+def resolve(
+    rec: Recorder,
+    actor: Actor,
+    ticket: TicketRecord,
+    choice: tuple[str, ...],
+    *,
+    note: str = "",
+) -> None:
+    """*Resolve* and the outcome picker's buttons (`domain.desk_cards`); `note` is what the
+    rep typed in the lost reasons' text box."""
     config = rec.policy.handoff or HandoffConfig()
     key = ticket.key
     match choice:
@@ -180,7 +188,8 @@ def resolve(rec: Recorder, actor: Actor, ticket: TicketRecord, choice: tuple[str
         case ("lost",):
             settle(rec, actor, ticket, "lost")
         case ("lost", reason) if reason in config.lost_reasons or rec.policy.handoff is None:
-            settle(rec, actor, ticket, "lost", reason=reason)
+            said = " ".join(note.split()) or None
+            settle(rec, actor, ticket, "lost", reason=reason, note=said)
         case ("won",):
             settle(rec, actor, ticket, "won")
         case ("handled",):
@@ -243,7 +252,8 @@ def settle(
             post_lost(rec, reason or "marked_lost", competitor)
             why = f" ({lost_words(reason)})" if reason else ""
             named = f", to {competitor}" if competitor else ""
-            status = f"Resolved by {actor.label}: lost{why}{named}"
+            said = f": “{note}”" if note else ""
+            status = f"Resolved by {actor.label}: lost{why}{named}{said}"
         case "handled":
             rec.record(TicketResolved(ticket_key=key, by=actor.id, outcome="handled"))
             rec.record(HandedBack(ticket_key=key, by=actor.id))

@@ -5,7 +5,7 @@ GET  /playground/static/{name}  its stylesheet and script (only those; no listin
 GET  /playground/history        {"messages": [...]}: what a page shows when it (re)opens
 GET  /playground/ws             every message delivered from now on, as JSON
 POST /playground/send           a line typed in the composer → CommandInvoked | MessagePosted
-POST /playground/click          a card button → ButtonClicked
+POST /playground/click          a card button (and the card's text box, if any) → ButtonClicked
 
 Nobody logs in: the page says who acts — the prospect, the rep or the manager (both
 trusted: approvers and auditors), as in `salesbot chat`. So every route first passes
@@ -47,6 +47,7 @@ from domain.commands import COMMANDS, command_spec
 from domain.errors import CommandError
 from domain.inbound import (
     MAX_MESSAGE_CHARS,
+    NOTE_MAX_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
@@ -190,6 +191,7 @@ def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
     target = _short_string(body, "target")
     ref = _short_string(body, "ref")
     nonce = _short_string(body, "nonce")
+    note = _note(body)
     signature = body.get("signature")
     binding: ClickBinding
     if signature is None:
@@ -210,7 +212,17 @@ def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
         action=action,
         target=target,
         binding=binding,
+        note=note,
     )
+
+
+def _note(body: dict[str, Any]) -> str:
+    """What the clicker typed in the card's text box (absent or "" when it has none)."""
+    value = body.get("note", "")
+    if not isinstance(value, str) or len(value) > NOTE_MAX_CHARS:
+        raise RequestError(f'"note" must be a string of at most {NOTE_MAX_CHARS} characters.')
+    _check_text(value, '"note"')
+    return value.strip()
 
 
 _InboundT = TypeVar("_InboundT", MessagePosted, CommandInvoked, ButtonClicked)

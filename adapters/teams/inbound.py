@@ -35,7 +35,9 @@ from typing import Any, cast, get_args
 from adapters.action_binding import ActionKey
 from adapters.teams import binding, ids
 from adapters.teams.book import THREAD_MARK
+from adapters.teams.cards import NOTE_ID
 from domain.inbound import (
+    NOTE_MAX_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
@@ -267,7 +269,15 @@ def _click(activity: Mapping[str, Any], data: Any, ctx: TeamsContext) -> ButtonC
         action=cast(ActionId, parsed.action),  # checked against ActionId above
         target=parsed.target,
         binding=bound,
+        note=_typed_note(data),
     )
+
+
+def _typed_note(data: Any) -> str:
+    """What the clicker typed in the card's text box: Teams merges an input's value into the
+    pressed action's data under the input's id (`cards.NOTE_ID`); "" when there is none."""
+    typed = data.get(NOTE_ID) if isinstance(data, Mapping) else None
+    return typed.strip()[:NOTE_MAX_CHARS] if isinstance(typed, str) else ""
 
 
 def _legacy_in_place(

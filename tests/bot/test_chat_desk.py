@@ -88,3 +88,25 @@ async def test_after_resolve_the_prospects_next_line_comes_back_to_the_holder() 
     assert "  │ prospect: Sorry, one more question about invoices" in wrote
     assert "  │ [1] Resolve" in wrote
     assert "  │ [2] Return to bot" in wrote
+
+
+async def test_a_lost_deal_is_resolved_with_a_reason_and_the_reps_own_words() -> None:
+    *_, reasons, lost = await chat_outputs(
+        [
+            "Can I talk to a real person please?",
+            "/as rep",
+            "/click 1",  # Claim ticket
+            "/click 1",  # Resolve
+            "/click 2",  # Lost…: the policy's reasons, and a text box for a note
+            "/click 2 Budget frozen until next year",  # Price, with the note
+        ]
+    )
+    assert (
+        "  │ ✎ Note (optional): what happened, in your words — type it after the number: "
+        "/click N your words"
+    ) in reasons
+    assert "  │ [2] Price" in reasons
+    assert heads(lost) == [
+        "handoff channel> (updated) Resolved by You (rep): lost (found it too expensive): "
+        "“Budget frozen until next year”"
+    ]

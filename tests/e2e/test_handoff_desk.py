@@ -18,6 +18,7 @@ prospect sees in their thread and what the team sees in the handoff channel, for
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -54,8 +55,9 @@ async def _rep_says(slack: Slack, text: str, thread: str, *, mention: bool = Fal
     assert (await slack.events(event)).status == 200
 
 
-async def _press(slack: Slack, message: dict[str, Any], label: str) -> None:
-    """The rep presses the button labelled `label` on `message` in the handoff channel."""
+async def _press(slack: Slack, message: dict[str, Any], label: str, note: str = "") -> None:
+    """The rep presses the button labelled `label` on `message` in the handoff channel,
+    with `note` typed in the card's text box (Slack sends it in `state.values`)."""
     button = next(
         element
         for block in message["blocks"]
@@ -82,6 +84,10 @@ async def _press(slack: Slack, message: dict[str, Any], label: str) -> None:
             }
         ],
     }
+    if note:
+        payload["state"] = {
+            "values": {"note": {"note": {"type": "plain_text_input", "value": note}}}
+        }
     assert (await post_form(slack, {"payload": json.dumps(payload)})).status == 200
 
 
@@ -189,7 +195,9 @@ async def test_slack_after_resolve_the_prospects_next_message_comes_back_to_the_
 
 
 def _teams_status(card: dict[str, Any]) -> str:
-    return str(next(item["text"] for item in card["body"] if item.get("color") == "Accent"))
+    """The card's status line as plain text (its Markdown backslash escapes undone)."""
+    status = str(next(item["text"] for item in card["body"] if item.get("color") == "Accent"))
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", status)
 
 
 def _teams_text(card: dict[str, Any]) -> str:
@@ -200,15 +208,19 @@ def _teams_text(card: dict[str, Any]) -> str:
     )
 
 
-async def _teams_press(teams: Teams, card: dict[str, Any], label: str) -> dict[str, Any]:
-    """The rep presses `label` on the handoff `card` as they see it; the invoke's answer
+async def _teams_press(
+    teams: Teams, card: dict[str, Any], label: str, note: str = ""
+) -> dict[str, Any]:
+    """The rep presses `label` on the handoff `card` as they see it, with `note` typed in its
+    text box (Teams merges the input's value into the action's data); the invoke's answer
     (the card refreshed in place)."""
     action = next(a for a in card["actions"] if a["title"] == label)
+    data = dict(action["data"]) | ({"note": note} if note else {})
     activity = invoke(
         teams_e2e.HANDOFF,
         teams_e2e.REP,
         action["verb"],
-        action["data"],
+        data,
         service_url=teams.connector.base_url,
     )
     response = await teams.post(activity)
@@ -305,3 +317,41 @@ async def test_teams_after_resolve_the_prospects_next_message_comes_back_to_the_
     assert [a["title"] for a in card["actions"]] == ["Resolve", "Return to bot"]
     await outbox_drained(teams.client)
     assert len(connector.posted(thread)) == said_before, "the holder answers, not the bot"
+
+
+async def test_slack_a_lost_deal_is_resolved_with_a_reason_and_the_reps_note(slack: Slack) -> None:
+    _named(slack)
+    await _prospect_says(slack, "Can I talk to a real person please?")
+    await eventually(lambda: len(bot_messages(slack.api, HANDOFF)) == 1, "the ticket card")
+    for label, shown in (
+        ("Claim ticket", "Claimed by Rae Rep"),
+        ("Resolve", "Rae Rep is resolving it: how did it end?"),
+        ("Lost…", "Rae Rep is resolving it as lost: why?"),
+    ):
+        await _press(slack, bot_messages(slack.api, HANDOFF)[0], label)
+        await eventually(lambda s=shown: _status(bot_messages(slack.api, HANDOFF)[0]) == s, shown)
+    reasons = bot_messages(slack.api, HANDOFF)[0]
+    assert any(block["type"] == "input" for block in reasons["blocks"]), "the note's text box"
+    await _press(slack, reasons, "Price", note="Budget frozen until next year")
+    await eventually(
+        lambda: (
+            _status(bot_messages(slack.api, HANDOFF)[0])
+            == "Resolved by Rae Rep: lost (found it too expensive): “Budget frozen until next year”"
+        ),
+        "the lost deal with its reason and note",
+    )
+
+
+async def test_teams_a_lost_deal_is_resolved_with_a_reason_and_the_reps_note(teams: Teams) -> None:
+    connector = teams.connector
+    thread = thread_id(teams_e2e.SHARED, "1700000001100")
+    await teams.post(say(teams, thread, teams_e2e.PROSPECT, "Can I talk to a real person please?"))
+    (ticket,) = await connector.wait_for_posts(teams_e2e.HANDOFF, 1)
+    claimed = await _teams_press(teams, card_of(ticket), "Claim ticket")
+    picker = await _teams_press(teams, claimed, "Resolve")
+    reasons = await _teams_press(teams, picker, "Lost…")
+    assert [item["id"] for item in reasons["body"] if item["type"] == "Input.Text"] == ["note"]
+    lost = await _teams_press(teams, reasons, "Price", note="Budget frozen until next year")
+    assert _teams_status(lost) == (
+        "Resolved by Rae Rep: lost (found it too expensive): “Budget frozen until next year”"
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from domain.audit import audit_conversation
 from domain.cards import Reply
 from domain.decision import Decision
 from domain.events import (
@@ -33,7 +34,7 @@ from domain.events import (
     TicketResolved,
 )
 from domain.handoff_config import HandoffConfig
-from domain.inbound import SYSTEM, Actor, MessagePosted, TimerElapsed
+from domain.inbound import SYSTEM, Actor, ButtonClicked, MessagePosted, TimerElapsed
 from domain.policy import Policy, build_policy
 from domain.replay import replay_conversation
 from tests.support.conversation import Recording
@@ -282,6 +283,43 @@ def test_resolve_as_lost_for_a_competitor_names_it_as_the_policy_records_it(
     assert card.card is not None
     assert card.card.status == (
         "Resolved by Rae Rep: lost (chose another vendor), to Microsoft Dynamics"
+    )
+
+
+def test_a_lost_deal_keeps_the_reps_note_and_the_competitor_it_names(thread: Desk) -> None:
+    thread.rep_writes("Hi Pat, Rae here.")
+    key = thread.ticket_key()
+    reasons = thread.click("resolve_ticket", f"{key}:lost", REP)
+    (card,) = cards_for_team(reasons)
+    assert card.card is not None
+    assert card.card.input is not None
+    lost = thread.send(
+        ButtonClicked(
+            action="resolve_ticket",
+            target=f"{key}:lost:price",
+            actor=REP,
+            note="  They went with  Hubspot CRM, half our price ",
+            **thread.ids(),
+        )
+    )
+    (resolved,) = events_of(lost, TicketResolved)
+    assert (resolved.reason, resolved.note, resolved.competitor) == (
+        "price",
+        "They went with Hubspot CRM, half our price",
+        "HubSpot",  # as `[competitors]` records it
+    )
+    (shown,) = cards_for_team(lost)
+    assert shown.card is not None
+    assert shown.card.status == (
+        "Resolved by Rae Rep: lost (found it too expensive), to HubSpot: "
+        "“They went with Hubspot CRM, half our price”"
+    )
+    audit = audit_conversation(thread.state.conversation_id, thread.events)
+    entry = next(e for e in audit.entries if e.type == "ticket_resolved")
+    assert entry.summary == f"Ticket {key} resolved by U_RAE: lost (price: found it too expensive)"
+    assert entry.details == (
+        "competitor: HubSpot",
+        "note: They went with Hubspot CRM, half our price",
     )
 
 
