@@ -329,7 +329,11 @@ async def test_slack_a_lost_deal_is_resolved_with_a_reason_and_the_reps_note(sla
         ("Lost…", "Rae Rep is resolving it as lost: why?"),
     ):
         await _press(slack, bot_messages(slack.api, HANDOFF)[0], label)
-        await eventually(lambda s=shown: _status(bot_messages(slack.api, HANDOFF)[0]) == s, shown)
+
+        def shows(status: str = shown) -> bool:
+            return _status(bot_messages(slack.api, HANDOFF)[0]) == status
+
+        await eventually(shows, shown)
     reasons = bot_messages(slack.api, HANDOFF)[0]
     assert any(block["type"] == "input" for block in reasons["blocks"]), "the note's text box"
     await _press(slack, reasons, "Price", note="Budget frozen until next year")
