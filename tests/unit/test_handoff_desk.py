@@ -19,10 +19,12 @@ import pytest
 
 from domain.audit import audit_conversation
 from domain.cards import Reply
+from domain.commands import COMMANDS
 from domain.decision import Decision
 from domain.events import (
     ActionIgnored,
     BotReplied,
+    CommandRefused,
     ConversationClosed,
     FlowAdvanced,
     HandedBack,
@@ -35,6 +37,7 @@ from domain.events import (
 )
 from domain.handoff_config import HandoffConfig
 from domain.inbound import SYSTEM, Actor, ButtonClicked, MessagePosted, TimerElapsed
+from domain.permissions import MATRIX, permission
 from domain.policy import Policy, build_policy
 from domain.replay import replay_conversation
 from tests.support.conversation import Recording
@@ -209,6 +212,17 @@ def test_without_the_idle_hand_back_a_silent_rep_keeps_the_conversation(thread: 
     assert thread.state.flow_state == "handoff"
 
 
+def test_resume_is_the_sales_teams_as_return_to_bot_is(thread: Desk) -> None:
+    """`resume` shares the roles matrix's row of *Return to bot*: a prospect is refused."""
+    thread.rep_writes("Hi Pat, Rae here.")
+    refused = thread.command("resume", "", PROSPECT)
+    (event,) = events_of(refused, CommandRefused)
+    assert (event.command, event.reason) == ("resume", "reps_only")
+    assert [r.text for r in refused.replies] == [permission("button:return_to_bot").message]
+    assert thread.state.flow_state == "handoff"
+    assert {spec.permission_key for spec in COMMANDS} <= {rule.key for rule in MATRIX}
+
+
 # --- Resolve asks for the outcome ----------------------------------------------------------
 
 
@@ -375,6 +389,18 @@ def test_after_resolve_the_prospects_next_message_reopens_the_ticket_for_the_sam
     assert card.card.text.endswith("prospect: Sorry, one more question about invoices")
     assert [b.action for b in card.card.buttons] == ["resolve_ticket", "return_to_bot"]
     assert thread.state.tickets[key].phase == "reopened"
+    replayed = replay_conversation(
+        thread.state.conversation_id, thread.inbounds, thread.events, lambda _v: thread.policy
+    )
+    assert replayed.differences == ()
+    history = audit_conversation(thread.state.conversation_id, thread.events).tickets
+    assert [line.split(" ", 1)[1] for line in history[1:]] == [
+        f"ticket {key} taken over by Rae Rep (U_RAE), who wrote in the conversation: the bot "
+        "stays silent towards the prospect",
+        f"ticket {key} resolved by U_RAE: closed",
+        f"ticket {key} reopened: the prospect wrote after its outcome; held by Rae Rep (U_RAE) "
+        "again",
+    ]
 
 
 def test_after_a_lost_outcome_the_prospects_message_reopens_the_ticket_too(thread: Desk) -> None:
