@@ -10,8 +10,8 @@ Kept apart from `domain.handoff` because the policy holds this table and the rec
   there is none) is claimed by that rep. A lead-feed conversation is not shared: its lead's
   thread is the team's room, so a rep writing there takes nothing over;
 - `rep_idle_handback_ms`: the bot takes the conversation back from a rep who has been silent
-  this long (no message in the conversation since they took it or claimed its ticket); off
-  when unset;
+  this long (no rep has written in the conversation since the holder took it or claimed its
+  ticket); off when unset;
 - `ask_outcome`: *Resolve* asks for the outcome (won, lost with a reason, handled — back to
   the bot —, or closed) instead of resolving at once;
 - `lost_reasons`: the reasons *Resolve → Lost* offers (at most `MAX_LOST_REASONS`, each a

@@ -270,7 +270,7 @@ KEYS = {
     "schema_version", "conversation", "audience", "author", "text", "replaces", "card",
     "state", "ticket",
 }  # fmt: skip
-CARD_KEYS = {"kind", "title", "status", "text", "ref", "fields", "lines", "buttons"}
+CARD_KEYS = {"kind", "title", "status", "text", "ref", "fields", "lines", "buttons", "input"}
 TICKET_KEYS = {"id", "kind", "status", "reason", "claimed_by"}
 AUDIENCES = {"conversation", "team", "requester", "handoff", "approvers"}
 AUTHORS = {"bot", "rep", "manager", "chat"}

@@ -465,5 +465,6 @@ def test_a_reps_unaddressed_words_are_recorded_only_where_the_bot_runs_a_convers
         addressed=False,
     )
     decision = convo.send(answer)
-    assert decision.replies == ()
-    assert convo.state.transcript[-1] == ("rep U_REP", "Happy to walk you through it")
+    assert decision.replies == ()  # a lead's thread: recorded, nothing taken over
+    # Under `[handoff]` the record names the rep as people see them (the ticket card shows it).
+    assert convo.state.transcript[-1] == ("rep Riley Rep", "Happy to walk you through it")
