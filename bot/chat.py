@@ -67,7 +67,9 @@ def chat_help_card() -> Card:
             "(four eyes); the prospect's commands run as the rep",
         ),
         CardField(
-            label="/click N", value="press button N of the last card with buttons, as the speaker"
+            label="/click N [words]",
+            value="press button N of the last card with buttons, as the speaker; words after "
+            "the number fill the card's text box (a lost deal's note)",
         ),
         CardField(label="/quit", value="leave (end of input works too)"),
     )
@@ -234,10 +236,13 @@ class ChatSession:
             )
         return notice(f"You speak as the {role} now.")
 
-    def _click(self, number: str, delivery_id: str) -> Inbound | Output:
+    def _click(self, args: str, delivery_id: str) -> Inbound | Output:
+        """`/click N`, or `/click N your words`: the words are what the card's text box
+        would hold (a lost deal's note), sent with button N."""
         buttons = self._sender.last_buttons
         if not buttons:
             return notice("There is no card with buttons to click yet.")
+        number, _, note = args.partition(" ")
         if not number.isdigit() or not 1 <= int(number) <= len(buttons):
             return notice(
                 f"Usage: /click N, with N from 1 to {len(buttons)} (the last card's buttons)"
@@ -249,6 +254,7 @@ class ChatSession:
             action=button.action,
             target=button.target,
             actor=self._speaker,
+            note=note.strip(),
         )
 
     async def _flush(self) -> None:

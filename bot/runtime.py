@@ -378,17 +378,23 @@ class Runtime:
             return False
 
     async def sweep_idle(self) -> int:
-        """Ask the domain whether each open conversation is abandoned; returns how many
+        """Ask the domain whether each open conversation is abandoned (or, under the policy's
+        `[handoff] rep_idle_handback_ms`, whether a silent rep's hold ends); returns how many
         changed. Only a timer that decides something is committed (its delivery id is tied
         to the conversation's version), so quiet conversations are re-checked next sweep."""
         changed = 0
         flow = self.policy.flow
+        desk = self.policy.handoff
+        # A person holds a conversation in handoff: the bot's idle rules stop there, unless
+        # the policy hands a conversation back from a silent rep (`[handoff]
+        # rep_idle_handback_ms`), which the same timer decides.
+        handback = desk is not None and desk.rep_idle_handback_ms is not None
         for conversation_id in await self.store.conversation_ids():
             state = await self._state(conversation_id)
             if (
                 not state.started
                 or state.flow_state in flow.terminal
-                or state.flow_state == flow.handoff
+                or (state.flow_state == flow.handoff and not handback)
             ):
                 continue
             timer = TimerElapsed(

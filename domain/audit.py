@@ -55,8 +55,10 @@ from domain.events import (
     TeamNotified,
     TicketClaimed,
     TicketOpened,
+    TicketReopened,
     TicketResolved,
 )
+from domain.handoff_config import lost_words
 from domain.inbound import LeadDetails
 from domain.languages import LANGUAGE_NAMES
 from domain.model import Frozen
@@ -271,7 +273,7 @@ def _concerns_quote(event: Event, family: set[str], tickets: set[str]) -> bool:
             return event.quote_id in family or event.current_quote_id in family
         case QuoteAccepted() | ApprovalRequested() | QuoteApproved() | QuoteRejected():
             return event.quote_id in family
-        case TicketOpened() | TicketClaimed() | TicketResolved() | HandedBack():
+        case TicketOpened() | TicketClaimed() | TicketResolved() | TicketReopened() | HandedBack():
             return event.ticket_key in tickets
         case ActionIgnored():
             return event.target in family or event.target in tickets
@@ -291,15 +293,72 @@ def _ticket_line(env: EventEnvelope) -> str | None:
                 f"{at} ticket {event.ticket_key} opened: {event.kind}, {event.reason}"
                 f" (triggered by event #{event.trigger_seq}{about})"
             )
-        case TicketClaimed():
-            return f"{at} ticket {event.ticket_key} claimed by {event.by}"
-        case TicketResolved():
-            return f"{at} ticket {event.ticket_key} resolved by {event.by}"
-        case HandedBack():
-            which = f"ticket {event.ticket_key}" if event.ticket_key else "no open ticket"
-            return f"{at} handed back to the bot by {event.by} ({which})"
+        case TicketClaimed() | TicketResolved() | TicketReopened() | HandedBack():
+            return f"{at} {_ticket_change(event)[0][0].lower()}{_ticket_change(event)[0][1:]}"
         case _:
             return None
+
+
+def _ticket_change(
+    event: TicketClaimed | TicketResolved | TicketReopened | HandedBack,
+) -> tuple[str, tuple[str, ...]]:
+    """A ticket's transition in plain words (the handoff desk's, `domain.handoff`)."""
+    match event:
+        case TicketClaimed() if event.via == "presence":
+            who = _person(event.by, event.name)
+            return (
+                f"Ticket {event.ticket_key} taken over by {who}, who wrote in the "
+                "conversation: the bot stays silent towards the prospect",
+                (),
+            )
+        case TicketClaimed():
+            return f"Ticket {event.ticket_key} claimed by {_person(event.by, event.name)}", ()
+        case TicketResolved() if event.outcome is not None:
+            details = []
+            how: str = event.outcome
+            if event.outcome == "lost" and event.reason:
+                how = f"lost ({event.reason}: {lost_words(event.reason)})"
+            elif event.outcome == "handled":
+                how = "handled, the conversation back to the bot"
+            if event.competitor:
+                details.append(f"competitor: {event.competitor}")
+            if event.note:
+                details.append(f"note: {event.note}")
+            return f"Ticket {event.ticket_key} resolved by {event.by}: {how}", tuple(details)
+        case TicketResolved():
+            return f"Ticket {event.ticket_key} resolved by {event.by}", ()
+        case TicketReopened():
+            held = (
+                f"held by {_person(event.holder, event.name)} again"
+                if event.holder
+                else "waiting to be claimed"
+            )
+            why = (
+                "the prospect wrote after its outcome"
+                if event.cause == "prospect_wrote"
+                else f"{_person(event.holder or '', event.name)} wrote in the conversation"
+            )
+            return f"Ticket {event.ticket_key} reopened: {why}; {held}", ()
+        case HandedBack():
+            which = f"ticket {event.ticket_key}" if event.ticket_key else "no open ticket"
+            if event.reason == "rep_idle":
+                idle = event.idle_ms or 0
+                return (
+                    f"Handed back to the bot ({which}): the person holding it wrote nothing "
+                    f"for {_duration(idle)} (the policy's rep_idle_handback_ms)",
+                    (f"silent for {idle:,} ms",),
+                )
+            if event.reason == "prospect_wrote":
+                return (
+                    f"Handed back to the bot ({which}): the prospect wrote after the ticket's "
+                    "outcome (the policy's after_outcome = bot)",
+                    (),
+                )
+            return f"Handed back to the bot by {event.by} ({which})", ()
+
+
+def _person(actor_id: str, name: str | None) -> str:
+    return f"{name} ({actor_id})" if name and name != actor_id else actor_id
 
 
 # ---------------------------------------------------------------- explaining one event
@@ -403,13 +462,8 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                     *(f"> {line}" for line in event.summary.splitlines()),
                 ),
             )
-        case TicketClaimed():
-            return f"Ticket {event.ticket_key} claimed by {event.by}", ()
-        case TicketResolved():
-            return f"Ticket {event.ticket_key} resolved by {event.by}", ()
-        case HandedBack():
-            which = f"ticket {event.ticket_key}" if event.ticket_key else "no open ticket"
-            return f"Handed back to the bot by {event.by} ({which})", ()
+        case TicketClaimed() | TicketResolved() | TicketReopened() | HandedBack():
+            return _ticket_change(event)
         case ConversationClosed():
             return f"Conversation closed: {event.outcome}, by {event.by}", ()
         case ProspectLeft():

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from domain.cards import Audience, Reply
 from domain.conversation import escalate, persona_values
 from domain.decision import Recorder
+from domain.desk_cards import desk_card, parse_outcome_target
 from domain.errors import QuoteError
 from domain.events import (
     ActionIgnored,
     ApprovalRequested,
     ConversationClosed,
-    HandedBack,
     QuoteAccepted,
     QuoteApproved,
     QuoteIssued,
@@ -28,6 +28,7 @@ from domain.events import (
     TicketResolved,
 )
 from domain.flow import GuardContext
+from domain.handoff import hand_back, resolve, update_ticket_card
 from domain.inbound import Actor, ButtonClicked
 from domain.meetings import post_lost, post_won
 from domain.permissions import permission, permitted
@@ -36,7 +37,6 @@ from domain.presenters import (
     current_ticket_card,
     quote_card,
     settled_quote_card,
-    ticket_card,
 )
 from domain.quote_offer import conversation_view, refuse_stale_accept, stale_reason
 from domain.quotes import approve_quote
@@ -54,6 +54,9 @@ def on_button(rec: Recorder, click: ButtonClicked) -> None:
     if not permitted(click.actor, key, strict=rec.policy.safeguards.strict_roles):
         rule = permission(key)
         rec.ignore(click.actor, click.action, click.target, rule.reason, rule.message)
+        return
+    if click.action == "resolve_ticket":
+        _resolve(rec, click.actor, click.target, note=click.note)
         return
     _HANDLERS[click.action](rec, click.actor, click.target)
 
@@ -77,12 +80,17 @@ def _refuse_unbound(rec: Recorder, click: ButtonClicked) -> None:
         "That card was out of date, so nothing was done. It has been posted again as it stands now."
     )
     quote = rec.state.quotes.get(target)
-    ticket = rec.state.tickets.get(target)
+    ticket = rec.state.tickets.get(parse_outcome_target(target)[0])
     if quote is not None:
         _repost_quote(rec, actor, quote, text)
     elif ticket is not None:
         audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
-        card = current_ticket_card(rec.state, ticket)
+        desk = rec.policy.handoff
+        card = (
+            desk_card(rec.state, ticket, rec.now_ms)
+            if desk is not None and desk.ticket_card and ticket.kind == "handoff"
+            else current_ticket_card(rec.state, ticket)
+        )
         rec.tell(actor, text)
         rec.reply(Reply(audience=audience, text=card.title, card=card, replaces=ticket.key))
     else:
@@ -417,12 +425,28 @@ def _claim(rec: Recorder, actor: Actor, target: str) -> None:
             f"Ticket already resolved by {ticket.resolved_by}.",
         )
         return
-    rec.record(TicketClaimed(ticket_key=target, by=actor.id))
-    _update_ticket_card(rec, target, f"Claimed by {actor.label}", keep_buttons=True, claimed=True)
+    # Under `[handoff]` the claim names the holder as people see them (the card shows it).
+    name = actor.label if rec.policy.handoff is not None else None
+    rec.record(TicketClaimed(ticket_key=target, by=actor.id, name=name))
+    update_ticket_card(rec, target, f"Claimed by {actor.label}", keep_buttons=True, claimed=True)
 
 
-def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
-    ticket = rec.state.tickets.get(target)
+def _resolve(rec: Recorder, actor: Actor, target: str, note: str = "") -> None:
+    key, choice = parse_outcome_target(target)
+    ticket = rec.state.tickets.get(key)
+    desk = rec.policy.handoff
+    if ticket is not None and ticket.kind == "handoff" and (choice or (desk and desk.ask_outcome)):
+        if ticket.status == "resolved":
+            rec.ignore(
+                actor,
+                "resolve_ticket",
+                key,
+                "already_resolved",
+                f"Ticket already resolved by {ticket.resolved_by}.",
+            )
+            return
+        resolve(rec, actor, ticket, choice, note=note)
+        return
     if ticket is None:
         rec.ignore(
             actor,
@@ -442,28 +466,11 @@ def _resolve(rec: Recorder, actor: Actor, target: str) -> None:
         )
         return
     rec.record(TicketResolved(ticket_key=target, by=actor.id))
-    _update_ticket_card(rec, target, f"Resolved by {actor.label}", keep_buttons=False)
+    update_ticket_card(rec, target, f"Resolved by {actor.label}", keep_buttons=False)
 
 
 def _return_to_bot(rec: Recorder, actor: Actor, target: str) -> None:
-    flow = rec.policy.flow
-    if rec.state.flow_state != flow.handoff:
-        rec.ignore(
-            actor,
-            "return_to_bot",
-            target,
-            "not_in_handoff",
-            "The bot is already handling this conversation.",
-        )
-        return
-    ticket = rec.state.open_handoff_ticket()
-    rec.record(HandedBack(ticket_key=ticket.key if ticket else None, by=actor.id))
-    rec.advance("handed_back", GuardContext(qualified=rec.state.qualified))
-    if ticket is not None:
-        _update_ticket_card(
-            rec, ticket.key, f"Returned to the bot by {actor.label}", keep_buttons=False
-        )
-    rec.say("handed_back", persona_values(rec, actor))
+    hand_back(rec, actor, target)
 
 
 def _mark_lost(rec: Recorder, actor: Actor, target: str) -> None:
@@ -503,23 +510,6 @@ def _askers(record: QuoteRecord) -> set[str]:
     if record.status == "approval_requested" and record.acted_by:
         askers.add(record.acted_by)
     return askers
-
-
-def _update_ticket_card(
-    rec: Recorder, key: str, status: str, *, keep_buttons: bool, claimed: bool = False
-) -> None:
-    ticket = rec.state.tickets[key]
-    card = ticket_card(rec.state, ticket)
-    update: dict[str, object] = {"status": status}
-    if not keep_buttons:
-        update["buttons"] = ()
-    elif claimed:
-        # Held by someone: Resolve and Return stay; a second claim has nothing to offer.
-        update["buttons"] = tuple(b for b in card.buttons if b.action != "claim_ticket")
-    audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
-    rec.reply(
-        Reply(audience=audience, text=status, card=card.model_copy(update=update), replaces=key)
-    )
 
 
 _HANDLERS: dict[str, Handler] = {

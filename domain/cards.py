@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
+from domain.inbound import NOTE_MAX_CHARS as INBOUND_NOTE_MAX_CHARS
 from domain.inbound import ActionId
 from domain.model import Frozen
 
@@ -33,9 +36,23 @@ class CardField(Frozen):
     value: str
 
 
+NOTE_MAX_CHARS = INBOUND_NOTE_MAX_CHARS
+"""The longest note a card's text box takes (`CardInput`, `ButtonClicked.note`)."""
+
+
+class CardInput(Frozen):
+    """A one-line text box on a card: what is typed there comes back with the button pressed
+    next (`ButtonClicked.note`), as the rep's own words (a lost deal's note)."""
+
+    label: str
+    placeholder: str = ""
+    max_chars: int = Field(NOTE_MAX_CHARS, ge=1, le=NOTE_MAX_CHARS)
+
+
 class Card(Frozen):
     """A structured message. `ref` identifies it (quote id, ticket key) so a later
-    reply can update it in place."""
+    reply can update it in place. `input`, when set, is a text box whose content the card's
+    buttons send along."""
 
     kind: CardKind
     title: str
@@ -45,6 +62,7 @@ class Card(Frozen):
     buttons: tuple[Button, ...] = ()
     status: str = ""
     ref: str = ""
+    input: CardInput | None = None
 
 
 class Reply(Frozen):

@@ -22,6 +22,7 @@ from domain.events import (
     ReadingCorrected,
 )
 from domain.flow import GuardContext
+from domain.handoff import hand_back
 from domain.inbound import Actor
 from domain.permissions import permission, permitted
 from domain.presenters import approval_status, help_card, quote_card, score_card
@@ -33,7 +34,7 @@ from domain.understanding.scores import score_text
 
 
 def on_command(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
-    key = f"command:{spec.name}"
+    key = spec.permission_key
     if not permitted(actor, key, strict=rec.policy.safeguards.strict_roles):
         # Who tried to run what is part of the audit.
         rule = permission(key)
@@ -151,6 +152,12 @@ def _correct(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     )
 
 
+def _resume(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
+    """`resume`: the rep hands the conversation back to the bot (as *Return to bot*)."""
+    del spec, args
+    hand_back(rec, actor, "")
+
+
 _HANDLERS = {
     "quote": _quote,
     "lead": _lead,
@@ -158,4 +165,5 @@ _HANDLERS = {
     "metrics": _metrics,
     "help": _help,
     "correct": _correct,
+    "resume": _resume,
 }

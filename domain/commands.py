@@ -19,6 +19,14 @@ class CommandSpec(Frozen):
     usage: str
     aliases: tuple[str, ...] = ()
     auditors_only: bool = False
+    permission: str | None = None
+    """The row of the roles × actions matrix (`domain.permissions`) the command shares with
+    a button that does the same (`button:return_to_bot` for `resume`); None: its own row,
+    `command:<name>`."""
+
+    @property
+    def permission_key(self) -> str:
+        return self.permission or f"command:{self.name}"
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -48,6 +56,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         name="correct",
         summary="Mark the bot's reading of the latest prospect message wrong; it teaches the next training run",
         usage="correct band warm | objection none | signal budget no | human yes legal | intent meeting_request yes",
+    ),
+    CommandSpec(
+        name="resume",
+        summary="Hand the conversation back to the bot after you took it over (Return to bot)",
+        usage="resume",
+        permission="button:return_to_bot",
     ),
     CommandSpec(
         name="help",

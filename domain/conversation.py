@@ -19,6 +19,8 @@ from pydantic import Field
 
 from domain.cards import Reply
 from domain.decision import Recorder
+from domain.desk import at_desk
+from domain.desk_cards import desk_card
 from domain.dialog import (
     AGAIN_TEMPLATE,
     BUYING_GUARD,
@@ -138,6 +140,8 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
 def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     start_if_new(rec, "direct", actor)
     rec.record(ProspectMessageReceived(actor_id=actor.id, text=text))
+    if at_desk(rec):
+        return  # `[handoff]`: a person holds the conversation, or has it back (reopened)
     flow = rec.policy.flow
     state = rec.state
     if state.flow_state in flow.terminal:
@@ -355,7 +359,13 @@ def post_handoff_ticket(rec: Recorder, reason: str) -> None:
     key = rec.open_ticket("handoff", reason, transcript_summary(rec.state))
     if key is None:
         return
-    card = ticket_card(rec.state, rec.state.tickets[key])
+    desk = rec.policy.handoff
+    ticket = rec.state.tickets[key]
+    card = (
+        desk_card(rec.state, ticket, rec.now_ms)
+        if desk is not None and desk.ticket_card
+        else ticket_card(rec.state, ticket)
+    )
     rec.reply(Reply(audience="handoff", text=card.title, card=card))
 
 

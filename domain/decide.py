@@ -16,7 +16,9 @@ from domain.conversation import on_idle_check, on_lead, on_prospect_message
 from domain.decision import Decision, Recorder
 from domain.errors import CommandError
 from domain.events import DeliveryDeadLettered, MessageRead, RepMessageRecorded
+from domain.handoff import RESUME_WORD, hand_back_if_idle, is_resume, take_over
 from domain.inbound import (
+    Actor,
     ButtonClicked,
     CommandInvoked,
     DeliveryFailed,
@@ -66,7 +68,8 @@ def decide(
         case ButtonClicked():
             on_button(rec, inbound)
         case TimerElapsed():
-            on_idle_check(rec)
+            if not hand_back_if_idle(rec):
+                on_idle_check(rec)
         case DeliveryFailed():
             _on_delivery_failed(rec, inbound)
     return rec.decision()
@@ -97,6 +100,14 @@ def _on_delivery_failed(rec: Recorder, failure: DeliveryFailed) -> None:
     rec.reply(Reply(audience="handoff", text=card.title, card=card))
 
 
+def _rep_wrote(rec: Recorder, actor: Actor, text: str) -> None:
+    """A rep's words in the conversation: recorded, and under `[handoff]
+    takeover_by_presence` a takeover (`domain.handoff.take_over`)."""
+    name = actor.label if rec.policy.handoff is not None else None
+    rec.record(RepMessageRecorded(actor_id=actor.id, text=text, name=name))
+    take_over(rec, actor)
+
+
 def _on_message(rec: Recorder, message: MessagePosted) -> None:
     actor = message.actor
     if actor.role == "prospect":
@@ -104,9 +115,14 @@ def _on_message(rec: Recorder, message: MessagePosted) -> None:
         return
     if actor.role != "rep":
         return
+    if rec.policy.handoff is not None and is_resume(message.text):
+        # `resume`, typed where the rep's words go to the conversation (a thread, the
+        # terminal): the rep hands the conversation back, whether or not it names the bot.
+        on_command(rec, actor, command_spec(RESUME_WORD), "")
+        return
     if not message.addressed:
         if rec.state.started:
-            rec.record(RepMessageRecorded(actor_id=actor.id, text=message.text))
+            _rep_wrote(rec, actor, message.text)
         return
     try:
         parsed = parse_text_command(message.text)
@@ -119,7 +135,7 @@ def _on_message(rec: Recorder, message: MessagePosted) -> None:
         return
     if rec.state.started:
         # A rep talking in a prospect's conversation: part of the record, not for the bot.
-        rec.record(RepMessageRecorded(actor_id=actor.id, text=message.text))
+        _rep_wrote(rec, actor, message.text)
         return
     rec.reply(
         Reply(

@@ -25,6 +25,7 @@ from domain.events import (
     TicketClaimed,
     TicketKind,
     TicketOpened,
+    TicketReopened,
     TicketResolved,
 )
 from domain.flow import GuardContext, Transition, next_transition
@@ -78,13 +79,16 @@ class Decision(Frozen):
     @property
     def ticket_events(
         self,
-    ) -> tuple[TicketOpened | TicketClaimed | TicketResolved | HandedBack, ...]:
+    ) -> tuple[TicketOpened | TicketClaimed | TicketResolved | TicketReopened | HandedBack, ...]:
         """Ticket changes the runtime mirrors into the ticket store in the same commit
         (handing back resolves the ticket a human held)."""
         return tuple(
             env.event
             for env in self.events
-            if isinstance(env.event, TicketOpened | TicketClaimed | TicketResolved | HandedBack)
+            if isinstance(
+                env.event,
+                TicketOpened | TicketClaimed | TicketResolved | TicketReopened | HandedBack,
+            )
         )
 
 

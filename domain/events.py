@@ -9,7 +9,7 @@ explains every reply, score, quote and ticket to the cent and to the feature.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -33,6 +33,22 @@ class _Event(Frozen):
     schema_version: int = EVENT_SCHEMA_VERSION
 
 
+class _Sparse(_Event):
+    """An event with fields added after it was first stored: each of `OPTIONAL` is left out
+    of its JSON while None, so an event decided as before reads and writes as it did."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.OPTIONAL:
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
+
+
 class ConversationStarted(_Event):
     type: Literal["conversation_started"] = "conversation_started"
     origin: Origin
@@ -46,12 +62,16 @@ class ProspectMessageReceived(_Event):
     text: str
 
 
-class RepMessageRecorded(_Event):
-    """A rep's words in the conversation (for example while holding a handoff ticket)."""
+class RepMessageRecorded(_Sparse):
+    """A rep's words in the conversation (for example while holding a handoff ticket);
+    `name` is the rep's name as people see it (recorded under `[handoff]`, for the ticket
+    card's transcript)."""
 
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("name",)
     type: Literal["rep_message_recorded"] = "rep_message_recorded"
     actor_id: str
     text: str
+    name: str | None = None
 
 
 class LeadScored(_Event):
@@ -263,22 +283,64 @@ class TicketOpened(_Event):
     quote_id: str | None = None
 
 
-class TicketClaimed(_Event):
+class TicketClaimed(_Sparse):
+    """Someone holds the ticket: the bot stays silent towards the prospect while they do.
+    `via` is `presence` when a rep took the conversation over by writing in it (the policy's
+    `[handoff] takeover_by_presence`); `name` is the holder's name as people see it."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("via", "name")
     type: Literal["ticket_claimed"] = "ticket_claimed"
     ticket_key: str
     by: str
+    via: Literal["presence"] | None = None
+    name: str | None = None
 
 
-class TicketResolved(_Event):
+TicketOutcome = Literal["won", "lost", "handled", "closed"]
+"""What *Resolve* recorded (`[handoff] ask_outcome`): the deal won or lost, the matter
+handled (the bot takes the conversation back), or closed with nothing more to do."""
+
+
+class TicketResolved(_Sparse):
+    """The ticket is done. Under `[handoff] ask_outcome` it says how: `outcome`, and for a
+    lost deal the `reason` (from the policy's `lost_reasons`), the rep's `note` (their own
+    words) and the `competitor` named there or by the prospect (as `[competitors]`
+    records it)."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("outcome", "reason", "note", "competitor")
     type: Literal["ticket_resolved"] = "ticket_resolved"
     ticket_key: str
     by: str
+    outcome: TicketOutcome | None = None
+    reason: str | None = None
+    note: str | None = None
+    competitor: str | None = None
 
 
-class HandedBack(_Event):
+class TicketReopened(_Event):
+    """A resolved ticket is live again (`[handoff] after_outcome = "reopen"`): the prospect
+    wrote after its outcome (`cause` `prospect_wrote`), or a rep wrote in the conversation
+    again (`rep_wrote`). `holder` holds it again (the same person as before when the prospect
+    wrote; the writer when a rep did); None: it waits to be claimed."""
+
+    type: Literal["ticket_reopened"] = "ticket_reopened"
+    ticket_key: str
+    cause: Literal["prospect_wrote", "rep_wrote"]
+    holder: str | None = None
+    name: str | None = None
+
+
+class HandedBack(_Sparse):
+    """The bot has the conversation again. `reason` `rep_idle`: the policy handed it back
+    after the holder was silent for `idle_ms` (`[handoff] rep_idle_handback_ms`); `prospect_wrote`:
+    the prospect wrote after the ticket's outcome (`[handoff] after_outcome = "bot"`)."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("reason", "idle_ms")
     type: Literal["handed_back"] = "handed_back"
     ticket_key: str | None
     by: str
+    reason: Literal["rep_idle", "prospect_wrote"] | None = None
+    idle_ms: int | None = None
 
 
 class ConversationClosed(_Event):
@@ -492,6 +554,7 @@ Event = Annotated[
     | TicketOpened
     | TicketClaimed
     | TicketResolved
+    | TicketReopened
     | HandedBack
     | ConversationClosed
     | ProspectLeft

@@ -142,13 +142,18 @@ signature (`adapters/action_binding.py`):
   recorded in the conversation where it was made, never in the one it claims."""
 
 
+NOTE_MAX_CHARS = 500
+
+
 class ButtonClicked(_InboundBase):
-    """A card button; `target` names the quote or ticket it acts on."""
+    """A card button; `target` names the quote or ticket it acts on. `note` is what the
+    clicker typed in the card's text box (`domain.cards.CardInput`), if it has one."""
 
     kind: Literal["action"] = "action"
     action: ActionId
     target: str = ""
     binding: ClickBinding = "ok"
+    note: str = Field("", max_length=NOTE_MAX_CHARS)
 
 
 class TimerElapsed(_InboundBase):

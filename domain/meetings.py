@@ -21,6 +21,7 @@ from typing import Final
 from domain.cards import Reply
 from domain.decision import Recorder
 from domain.events import MeetingRequested, TeamNotified, TeamPostKind
+from domain.handoff_config import lost_words
 from domain.meetings_config import booking_link
 from domain.reply_plan import echoes_from
 
@@ -170,7 +171,7 @@ LOST_WORDS: Final = {
 
 
 def post_lost(rec: Recorder, reason: str, competitor: str | None = None) -> None:
-    words = LOST_WORDS.get(reason, reason)
+    words = LOST_WORDS.get(reason) or lost_words(reason)
     named = f" ({competitor})" if competitor else ""
     post_to_team(
         rec, "lost", f"Lost: {_who(rec)} {words}{named}.", reason=reason, competitor=competitor
@@ -179,3 +180,8 @@ def post_lost(rec: Recorder, reason: str, competitor: str | None = None) -> None
 
 def post_won(rec: Recorder, quote_label: str) -> None:
     post_to_team(rec, "won", f"Won: {_who(rec)} accepted quote {quote_label}.")
+
+
+def post_marked_won(rec: Recorder, by: str) -> None:
+    """A deal a rep resolved as won (the handoff desk's *Resolve → Won*)."""
+    post_to_team(rec, "won", f"Won: {_who(rec)}, marked won by {by}.")

@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from domain.dialog_config import Competitors, DialogConfig, check_competitors
 from domain.errors import PolicyError
 from domain.flow import FlowSpec
+from domain.handoff_config import HandoffConfig
 from domain.knowledge import KnowledgeConfig
 from domain.languages import LanguagesConfig
 from domain.meetings_config import MeetingsConfig, TeamPostsConfig
@@ -149,6 +150,9 @@ class Policy(Frozen):
     competitors: Competitors | None = None
     """The competitors' names to record a lost deal under, with their other spellings
     (`domain.dialog_config.competitor_named`)."""
+    handoff: HandoffConfig | None = None
+    """Takeover by presence, outcomes on *Resolve*, what a prospect message after an outcome
+    does, the ticket card's transcript and age (`domain.handoff`); without it, as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -211,10 +215,10 @@ class Policy(Frozen):
         if self.languages is None:
             # And for a policy from before `[languages]`.
             del data["languages"]
-        for key in ("meetings", "team_posts", "dialog", "competitors"):
+        for key in ("meetings", "team_posts", "dialog", "competitors", "handoff"):
             if getattr(self, key) is None:
-                # And for a policy from before meetings and team posts, or `[dialog]` and
-                # `[competitors]`.
+                # And for a policy from before meetings and team posts, `[dialog]` and
+                # `[competitors]`, or `[handoff]`.
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -252,11 +256,11 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
-    for key in ("meetings", "team_posts", "dialog", "competitors"):
+    for key in ("meetings", "team_posts", "dialog", "competitors", "handoff"):
         if data.get(key) is False:
             # `meetings = false`, `team_posts = false`, `dialog = false`,
-            # `competitors = false`: a policy extending the default without booking links,
-            # team posts or the dialog's closes (the seed policy does).
+            # `competitors = false`, `handoff = false`: a policy extending the default
+            # without booking links, team posts, the dialog's closes or the handoff desk.
             del data[key]
     try:
         return Policy.model_validate(data)

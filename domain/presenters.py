@@ -216,6 +216,8 @@ REASON_TEXT = {
     "pricing_exception": "a discount or pricing exception",
     "complaint": "a complaint",
     "human_request": "the prospect asked for a person",
+    # The handoff desk's.
+    "rep_took_over": "a rep took over the conversation",
 }
 
 

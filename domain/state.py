@@ -54,6 +54,8 @@ from domain.events import (
     TicketClaimed,
     TicketKind,
     TicketOpened,
+    TicketOutcome,
+    TicketReopened,
     TicketResolved,
 )
 from domain.inbound import LeadDetails
@@ -82,6 +84,12 @@ class QuoteRecord(Frozen):
     """The quote that took its place (`quote_superseded`), once it is superseded."""
 
 
+TicketPhase = Literal["open", "claimed", "reopened", "resolved", "returned"]
+"""A handoff ticket's place in its small state machine, for people: open → claimed →
+resolved | returned, and resolved → reopened (held again) when the prospect writes after
+its outcome. `status` is the coarse form the ticket store mirrors."""
+
+
 class TicketRecord(Frozen):
     key: str
     kind: TicketKind
@@ -90,6 +98,33 @@ class TicketRecord(Frozen):
     claimed_by: str | None = None
     resolved_by: str | None = None
     quote_id: str | None = None
+    opened_at_ms: int | None = None
+    claimed_at_ms: int | None = None
+    """When the current holder took it (a claim, a takeover, a reopening)."""
+    holder_name: str | None = None
+    """The holder's name as people see it, when the claim recorded one."""
+    via: str | None = None
+    """`presence`: the holder took the conversation over by writing in it."""
+    outcome: TicketOutcome | None = None
+    lost_reason: str | None = None
+    returned: bool = False
+    """Handed back to the bot (*Return to bot*, `resume`, the policy's idle hand-back)."""
+    reopened: int = 0
+    """How often the ticket came back after an outcome (`ticket_reopened`)."""
+    wrote_again: bool = False
+    """Reopened because the prospect wrote after its outcome (until it is resolved again)."""
+
+    @property
+    def phase(self) -> TicketPhase:
+        if self.status == "resolved":
+            return "returned" if self.returned else "resolved"
+        if self.reopened and (self.wrote_again or self.status == "open"):
+            return "reopened"
+        return self.status
+
+    @property
+    def holder_label(self) -> str | None:
+        return self.holder_name or self.claimed_by
 
 
 class ConversationState(Frozen):
@@ -143,11 +178,20 @@ class ConversationState(Frozen):
     """The language the bot answers the prospect in (`domain.languages`); None: the policy's
     first language."""
     last_activity_ms: int = 0
+    last_rep_at_ms: int | None = None
+    """When a rep last wrote in the conversation (`rep_message_recorded`)."""
 
     def open_handoff_ticket(self) -> TicketRecord | None:
         """The handoff ticket a human currently holds or should pick up, if any."""
         for ticket in reversed(self.tickets.values()):
             if ticket.kind == "handoff" and ticket.status != "resolved":
+                return ticket
+        return None
+
+    def latest_handoff_ticket(self) -> TicketRecord | None:
+        """The conversation's most recent handoff ticket, whatever its phase."""
+        for ticket in reversed(self.tickets.values()):
+            if ticket.kind == "handoff":
                 return ticket
         return None
 
@@ -189,7 +233,10 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 "prospect_message_ms": (*state.prospect_message_ms, at)[-FLOOD_WINDOW_MESSAGES:],
             }
         case RepMessageRecorded():
-            update["transcript"] = _with_line(state, f"rep {event.actor_id}", event.text)
+            update |= {
+                "transcript": _with_line(state, f"rep {event.name or event.actor_id}", event.text),
+                "last_rep_at_ms": at,
+            }
         case LeadScored() if event.subject == "conversation":
             update |= {"score": event.score, "qualified": event.qualified}
             if event.qualified and state.qualified_at_ms is None:
@@ -259,20 +306,53 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case TicketOpened():
             tickets = dict(state.tickets)
             tickets[event.ticket_key] = TicketRecord(
-                key=event.ticket_key, kind=event.kind, reason=event.reason, quote_id=event.quote_id
+                key=event.ticket_key,
+                kind=event.kind,
+                reason=event.reason,
+                quote_id=event.quote_id,
+                opened_at_ms=at,
             )
             update["tickets"] = tickets
         case TicketClaimed():
             update["tickets"] = _set_ticket(
-                state, event.ticket_key, status="claimed", claimed_by=event.by
+                state,
+                event.ticket_key,
+                status="claimed",
+                claimed_by=event.by,
+                claimed_at_ms=at,
+                holder_name=event.name,
+                via=event.via,
+                wrote_again=False,
             )
         case TicketResolved():
             update["tickets"] = _set_ticket(
-                state, event.ticket_key, status="resolved", resolved_by=event.by
+                state,
+                event.ticket_key,
+                status="resolved",
+                resolved_by=event.by,
+                outcome=event.outcome,
+                lost_reason=event.reason,
+                wrote_again=False,
+            )
+        case TicketReopened():
+            update["tickets"] = _set_ticket(
+                state,
+                event.ticket_key,
+                status="open" if event.holder is None else "claimed",
+                claimed_by=event.holder,
+                claimed_at_ms=at,
+                holder_name=event.name,
+                resolved_by=None,
+                outcome=None,
+                lost_reason=None,
+                returned=False,
+                reopened=_reopened(state, event.ticket_key),
+                wrote_again=event.cause == "prospect_wrote",
+                via="presence" if event.cause == "rep_wrote" else _via(state, event.ticket_key),
             )
         case HandedBack() if event.ticket_key is not None:
             update["tickets"] = _set_ticket(
-                state, event.ticket_key, status="resolved", resolved_by=event.by
+                state, event.ticket_key, status="resolved", resolved_by=event.by, returned=True
             )
         case ConversationClosed():
             update["outcome"] = event.outcome
@@ -325,6 +405,16 @@ def _set_ticket(state: ConversationState, key: str, **changes: object) -> dict[s
     if record is not None:
         tickets[key] = record.model_copy(update=changes)
     return tickets
+
+
+def _reopened(state: ConversationState, key: str) -> int:
+    record = state.tickets.get(key)
+    return 1 if record is None else record.reopened + 1
+
+
+def _via(state: ConversationState, key: str) -> str | None:
+    record = state.tickets.get(key)
+    return None if record is None else record.via
 
 
 def fold(state: ConversationState, envelopes: Iterable[EventEnvelope]) -> ConversationState:

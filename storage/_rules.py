@@ -8,7 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened, TicketResolved
+from domain.events import (
+    EventEnvelope,
+    HandedBack,
+    TicketClaimed,
+    TicketOpened,
+    TicketReopened,
+    TicketResolved,
+)
 from storage.ports import STATE_KEY_MAX_CHARS, STATE_VALUE_MAX_BYTES, Commit, TicketRow
 
 
@@ -63,11 +70,22 @@ class ResolveTicket:
     at_ms: int
 
 
-TicketChange = OpenTicket | ClaimTicket | ResolveTicket
+@dataclass(frozen=True, slots=True)
+class ReopenTicket:
+    """A resolved ticket live again: claimed by `holder`, or open when None."""
+
+    key: str
+    holder: str | None
+    at_ms: int
+
+
+TicketChange = OpenTicket | ClaimTicket | ResolveTicket | ReopenTicket
 
 
 def ticket_changes(commit: Commit) -> list[TicketChange]:
-    """Ticket rows to write for a commit's ticket events. A change is timed by the event's
+    """Ticket rows to write for a commit's ticket events (opened → inserted unless the key
+    exists; claimed → claimed if still open; resolved or handed back → resolved; reopened →
+    claimed by its holder, or open, if resolved). A change is timed by the event's
     own envelope when the commit carries it, else by when the inbound was received."""
     changes: list[TicketChange] = []
     for event in commit.ticket_events:
@@ -90,6 +108,8 @@ def ticket_changes(commit: Commit) -> list[TicketChange]:
                 changes.append(ClaimTicket(event.ticket_key, event.by, at_ms))
             case TicketResolved():
                 changes.append(ResolveTicket(event.ticket_key, event.by, at_ms))
+            case TicketReopened():
+                changes.append(ReopenTicket(event.ticket_key, event.holder, at_ms))
             case HandedBack() if event.ticket_key is not None:
                 changes.append(ResolveTicket(event.ticket_key, event.by, at_ms))
             case HandedBack():

@@ -19,6 +19,7 @@ from domain.events import EventEnvelope
 from storage._rules import (
     ClaimTicket,
     OpenTicket,
+    ReopenTicket,
     ResolveTicket,
     TicketChange,
     check_events,
@@ -421,6 +422,18 @@ class MemoryStore:
                         update={
                             "status": "resolved",
                             "resolved_by": by,
+                            "updated_at_ms": at_ms,
+                            "generator_version": GENERATOR,
+                        }
+                    )
+            case ReopenTicket(key, holder, at_ms):
+                ticket = self._tickets.get(key)
+                if ticket is not None and ticket.status == "resolved":
+                    self._tickets[key] = ticket.model_copy(
+                        update={
+                            "status": "open" if holder is None else "claimed",
+                            "claimed_by": holder,
+                            "resolved_by": None,
                             "updated_at_ms": at_ms,
                             "generator_version": GENERATOR,
                         }

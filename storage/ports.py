@@ -26,6 +26,7 @@ from domain.events import (
     TicketClaimed,
     TicketKind,
     TicketOpened,
+    TicketReopened,
     TicketResolved,
 )
 from domain.model import Frozen
@@ -36,7 +37,7 @@ LEASE_EXPIRED = "timeout: lease expired"
 """`last_error` of an item re-claimed after its sender's lease ran out: the sender may have
 died after posting, so the next sender must look before it resends (RELIABILITY rule 5)."""
 TicketStatus = Literal["open", "claimed", "resolved"]
-TicketEvent = TicketOpened | TicketClaimed | TicketResolved | HandedBack
+TicketEvent = TicketOpened | TicketClaimed | TicketResolved | TicketReopened | HandedBack
 
 STATE_KEY_MAX_CHARS = 1024
 STATE_VALUE_MAX_BYTES = 256 * 1024
@@ -170,7 +171,8 @@ class Commit(Frozen):
     `events` must belong to `conversation_id` and be numbered `expected_version + 1`,
     `expected_version + 2`, … (as `domain.decide` numbers them). `ticket_events` are mirrored
     into the ticket table: opened → inserted unless the key exists; claimed → claimed if still
-    open; resolved or handed back → resolved. `inbound` is the platform-neutral inbound JSON
+    open; resolved or handed back → resolved; reopened → claimed by its holder (or open) if
+    resolved. `inbound` is the platform-neutral inbound JSON
     (None for work with no inbound, which is then not replayable).
     """
 

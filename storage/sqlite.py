@@ -49,6 +49,7 @@ from domain.events import EventEnvelope
 from storage._rules import (
     ClaimTicket,
     OpenTicket,
+    ReopenTicket,
     ResolveTicket,
     TicketChange,
     check_events,
@@ -1182,6 +1183,21 @@ def _apply_ticket_change(conn: Conn, change: TicketChange) -> bool:
                 "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ?, "
                 "schema_version = ?, generator = ? WHERE key = ? AND status != 'resolved'",
                 (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
+            )
+            return cursor.rowcount == 1
+        case ReopenTicket(key, holder, at_ms):
+            cursor = conn.execute(
+                "UPDATE tickets SET status = ?, claimed_by = ?, resolved_by = NULL, "
+                "updated_at_ms = ?, schema_version = ?, generator = ? "
+                "WHERE key = ? AND status = 'resolved'",
+                (
+                    "open" if holder is None else "claimed",
+                    holder,
+                    at_ms,
+                    TICKET_SCHEMA_VERSION,
+                    GENERATOR,
+                    key,
+                ),
             )
             return cursor.rowcount == 1
 

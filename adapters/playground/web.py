@@ -8,7 +8,7 @@ GET  /playground/tickets        the open tickets, newest first, with their age a
                                 (`desk`; read from the store at each request)
 GET  /playground/ws             every message delivered from now on, as JSON
 POST /playground/send           a line typed in the composer → CommandInvoked | MessagePosted
-POST /playground/click          a card button → ButtonClicked
+POST /playground/click          a card button (and the card's text box, if any) → ButtonClicked
 
 Nobody logs in: the page says who acts — the prospect, the rep or the manager (both
 trusted: approvers and auditors), as in `salesbot chat`. So every route first passes
@@ -51,6 +51,7 @@ from domain.commands import COMMANDS, command_spec
 from domain.errors import CommandError
 from domain.inbound import (
     MAX_MESSAGE_CHARS,
+    NOTE_MAX_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
@@ -135,7 +136,9 @@ def _actor(body: dict[str, Any], default: str | None = None) -> Actor:
 
 def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
     """A composer line as an inbound, and whether it is a command. A line starting with
-    `/` must name a command from the one command list; anything else is a message."""
+    `/` must name a command from the one command list; anything else is a message — from
+    the rep or the manager, words in the prospect's conversation (the prospect reads them),
+    which under the policy's `[handoff]` take the conversation over."""
     actor = _actor(body)
     conversation = _conversation(body.get("conversation"), allow_new=True)
     text = body.get("text")
@@ -152,7 +155,9 @@ def to_inbound(body: dict[str, Any]) -> tuple[Inbound, bool]:
             conversation_id=conversation,
             actor=actor,
             text=text,
-            addressed=True,
+            # The rep and the manager speak in the prospect's conversation (as in a shared
+            # thread), not to the bot: their commands start with "/".
+            addressed=actor.role != "rep",
         ), False
     head, _, rest = text.partition(" ")
     try:
@@ -190,6 +195,7 @@ def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
     target = _short_string(body, "target")
     ref = _short_string(body, "ref")
     nonce = _short_string(body, "nonce")
+    note = _note(body)
     signature = body.get("signature")
     binding: ClickBinding
     if signature is None:
@@ -210,7 +216,17 @@ def to_click(body: dict[str, Any], action_key: ActionKey) -> ButtonClicked:
         action=action,
         target=target,
         binding=binding,
+        note=note,
     )
+
+
+def _note(body: dict[str, Any]) -> str:
+    """What the clicker typed in the card's text box (absent or "" when it has none)."""
+    value = body.get("note", "")
+    if not isinstance(value, str) or len(value) > NOTE_MAX_CHARS:
+        raise RequestError(f'"note" must be a string of at most {NOTE_MAX_CHARS} characters.')
+    _check_text(value, '"note"')
+    return value.strip()
 
 
 _InboundT = TypeVar("_InboundT", MessagePosted, CommandInvoked, ButtonClicked)

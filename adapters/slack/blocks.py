@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from adapters.slack import ids
-from domain.cards import Button, Card, CardField, Reply
+from domain.cards import Button, Card, CardField, CardInput, Reply
 from domain.inbound import ActionId
 
 ELLIPSIS = "…"
@@ -44,6 +44,13 @@ MAX_ACTIONS = 25
 # https://docs.slack.dev/reference/block-kit/block-elements/button-element — text ≤ 75
 # characters (value ≤ 2000 is enforced by `ids.button_value`).
 MAX_BUTTON_TEXT = 75
+# https://docs.slack.dev/reference/block-kit/blocks/input-block — label ≤ 2000 characters;
+# https://docs.slack.dev/reference/block-kit/block-elements/plain-text-input-element —
+# placeholder ≤ 150 characters.
+MAX_INPUT_LABEL = 2000
+MAX_PLACEHOLDER = 150
+NOTE_ID = "note"
+"""The block and action id of a card's text box (`domain.cards.CardInput`)."""
 # https://docs.slack.dev/reference/block-kit/composition-objects/confirmation-dialog-object
 MAX_CONFIRM_TITLE = 100
 MAX_CONFIRM_TEXT = 300
@@ -109,6 +116,8 @@ def _card_blocks(
         *_code_sections(card.lines),
     ]
     tail: list[dict[str, Any]] = []
+    if card.input is not None:
+        tail.append(_input(card.input))
     if card.buttons:
         tail.append(_actions(card.buttons, conversation, nonce_seed, card.ref, signer))
     return [*head, *_fit(body, fixed=len(head) + len(tail), ref=card.ref), *tail]
@@ -217,11 +226,17 @@ def _actions(
     signer: ids.ButtonSigner,
 ) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for index, button in enumerate(buttons[:MAX_ACTIONS]):
         nonce = hashlib.sha256(f"{nonce_seed}:{index}".encode()).hexdigest()[:16]
+        # Slack refuses two elements of one block with the same action_id; a card may offer
+        # one action on several targets (the outcome picker's Resolve buttons), so the later
+        # ones carry a suffix the inbound side strips (`resolve_ticket:2`).
+        action_id = button.action if button.action not in seen else f"{button.action}:{index}"
+        seen.add(button.action)
         element: dict[str, Any] = {
             "type": "button",
-            "action_id": button.action,
+            "action_id": action_id,
             "text": _plain(button.label, MAX_BUTTON_TEXT),
             "value": ids.button_value(
                 conversation, button.target, nonce, action=button.action, ref=ref, signer=signer
@@ -233,6 +248,25 @@ def _actions(
             element["confirm"] = _confirm(*_CONFIRM[button.action])
         elements.append(element)
     return {"type": "actions", "elements": elements}
+
+
+def _input(box: CardInput) -> dict[str, Any]:
+    """A card's text box: an input block in the message, whose value Slack sends with the
+    next button pressed (`state.values`, read by `inbound.from_action`)."""
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": NOTE_ID,
+        "max_length": box.max_chars,
+    }
+    if box.placeholder.strip():
+        element["placeholder"] = _plain(box.placeholder, MAX_PLACEHOLDER)
+    return {
+        "type": "input",
+        "block_id": NOTE_ID,
+        "optional": True,
+        "label": _plain(box.label, MAX_INPUT_LABEL),
+        "element": element,
+    }
 
 
 def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:

@@ -27,8 +27,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, get_args
 
 from adapters.slack import ids
+from adapters.slack.blocks import NOTE_ID
 from domain.commands import COMMANDS, CommandSpec
 from domain.inbound import (
+    NOTE_MAX_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
@@ -276,7 +278,19 @@ async def from_action(
         action=action_id,  # type: ignore[arg-type]  # checked against ActionId above
         target=value.target,
         binding=binding,
+        note=_typed_note(payload),
     )
+
+
+def _typed_note(payload: Mapping[str, Any]) -> str:
+    """What the clicker typed in the card's text box (`blocks.NOTE_ID`), sent by Slack in the
+    payload's `state.values`; "" when the card has none or it was left empty."""
+    state = payload.get("state")
+    values = state.get("values") if isinstance(state, Mapping) else None
+    block = values.get(NOTE_ID) if isinstance(values, Mapping) else None
+    element = block.get(NOTE_ID) if isinstance(block, Mapping) else None
+    typed = _str(element, "value") if isinstance(element, Mapping) else ""
+    return typed.strip()[:NOTE_MAX_CHARS]  # a text box's value arrives as typed, unescaped
 
 
 class _Place(NamedTuple):

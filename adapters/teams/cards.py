@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from adapters.teams.binding import Placement
-from domain.cards import Button, Card, CardField, Reply
+from domain.cards import Button, Card, CardField, CardInput, Reply
 
 ELLIPSIS = "…"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -231,6 +231,8 @@ def _card(
                 "wrap": True,
             }
         )
+    if card.input is not None:
+        body.append(_input(card.input))
     content: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": CARD_SCHEMA,
@@ -243,6 +245,25 @@ def _card(
             for index, button in enumerate(card.buttons)
         ]
     return content
+
+
+NOTE_ID = "note"
+"""The id of a card's text box: Teams merges its value into the pressed action's data under
+this key (Universal Actions and `Action.Submit` alike), where `inbound` reads it."""
+
+
+def _input(box: CardInput) -> dict[str, Any]:
+    """A card's text box (`Input.Text`). Label and placeholder are plain text."""
+    element: dict[str, Any] = {
+        "type": "Input.Text",
+        "id": NOTE_ID,
+        "label": _clip(box.label, MAX_LINE),
+        "maxLength": box.max_chars,
+        "isRequired": False,
+    }
+    if box.placeholder.strip():
+        element["placeholder"] = _clip(box.placeholder, MAX_LINE)
+    return element
 
 
 def _fact(field: CardField) -> dict[str, str]:

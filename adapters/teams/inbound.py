@@ -35,7 +35,9 @@ from typing import Any, cast, get_args
 from adapters.action_binding import ActionKey
 from adapters.teams import binding, ids
 from adapters.teams.book import THREAD_MARK
+from adapters.teams.cards import NOTE_ID
 from domain.inbound import (
+    NOTE_MAX_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
@@ -201,12 +203,14 @@ def _from_message(activity: Mapping[str, Any], ctx: TeamsContext) -> TeamsInboun
         return Ignored(reason="empty text after the mention")
     text = fit_message(text)
     actor = _actor(activity, ctx)
-    personal = _map(activity, "conversation").get("conversationType") == "personal"
+    kind = _map(activity, "conversation").get("conversationType")
+    personal = kind == "personal"
     addressed = personal or mentioned or actor.role != "rep"
-    if not addressed and not is_thread_reply(activity):
-        # Reps talk to each other in channels and group chats; only a personal chat or an
-        # @mention is addressed to the bot. In a thread, a rep's words may answer a prospect
-        # the bot serves: they go to the domain unaddressed, to be recorded (nothing else).
+    if not addressed and not is_thread_reply(activity) and kind != "groupChat":
+        # Reps talk to each other in channels; only a personal chat or an @mention is
+        # addressed to the bot. In a thread or a group chat (one a guest may share), a rep's
+        # words may answer a prospect the bot serves: they go to the domain unaddressed, to
+        # be recorded (and, under the policy's `[handoff]`, to take the conversation over).
         return Ignored(reason="a rep's message that does not mention the bot")
     return MessagePosted(
         delivery_id=ids.activity_delivery_id(activity_id),
@@ -265,7 +269,15 @@ def _click(activity: Mapping[str, Any], data: Any, ctx: TeamsContext) -> ButtonC
         action=cast(ActionId, parsed.action),  # checked against ActionId above
         target=parsed.target,
         binding=bound,
+        note=_typed_note(data),
     )
+
+
+def _typed_note(data: Any) -> str:
+    """What the clicker typed in the card's text box: Teams merges an input's value into the
+    pressed action's data under the input's id (`cards.NOTE_ID`); "" when there is none."""
+    typed = data.get(NOTE_ID) if isinstance(data, Mapping) else None
+    return typed.strip()[:NOTE_MAX_CHARS] if isinstance(typed, str) else ""
 
 
 def _legacy_in_place(

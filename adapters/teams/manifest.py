@@ -52,6 +52,11 @@ BOT_SCOPES: tuple[str, ...] = ("personal", "team", "groupChat")
 # `identity`: who is writing (a rep or a guest decides the role). `messageTeamMembers`: proactive
 # handoff, approval and lead posts in channels nobody has just written in.
 PERMISSIONS: tuple[str, ...] = ("identity", "messageTeamMembers")
+# Resource-specific consent to receive the messages that do not @mention the bot, in the teams
+# and chats it is added to (https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/conversations/channel-messages-with-rsc):
+# a rep answering a guest in a thread or a group chat takes the conversation over (the handoff
+# desk), and the bot must see that to go quiet. Reps' other chatter is dropped by the adapter.
+RESOURCE_SPECIFIC: tuple[str, ...] = ("ChannelMessage.Read.Group", "ChatMessage.Read.Chat")
 
 # Teams' command menu limits (https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/create-a-bot-commands-menu);
 # stricter than the v1.30 JSON schema (12 commands, 128-character titles, 4000-character text).
@@ -105,6 +110,13 @@ def build_manifest(
             }
         ],
         "permissions": list(PERMISSIONS),
+        "authorization": {
+            "permissions": {
+                "resourceSpecific": [
+                    {"name": name, "type": "Application"} for name in RESOURCE_SPECIFIC
+                ]
+            }
+        },
         "validDomains": [host],
     }
 

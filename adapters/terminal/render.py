@@ -10,7 +10,8 @@ sees it from its first characters:
   private notice only the person at the terminal sees. A text that runs over several lines
   repeats its label on each, so no line's audience is ever in doubt.
 - a card line, indented two spaces, under the head line it belongs to: `  ┌ title`,
-  `  │ …` for the card's text, fields and arithmetic, `  │ [N] label` for its buttons
+  `  │ …` for the card's text, fields and arithmetic, `  │ ✎ label …` for its text box (a
+  note: `/click N your words` sends it with button N), `  │ [N] label` for its buttons
   (`/click N` presses one), and `  └` to close it.
 
 Nothing else is printed: no blank lines, no bare acknowledgements.
@@ -42,6 +43,9 @@ def render_card(card: Card) -> list[str]:
         lines += [f"  │ {line}" for line in _split(f"{field.label}: {field.value}")]
     for entry in card.lines:
         lines += [f"  │   {line}" for line in _split(entry)]
+    if card.input is not None:
+        box = f"✎ {card.input.label} — type it after the number: /click N your words"
+        lines += [f"  │ {line}" for line in _split(box)]
     for number, button in enumerate(card.buttons, start=1):
         lines += [f"  │ {line}" for line in _split(f"[{number}] {button.label}")]
     lines.append("  └")

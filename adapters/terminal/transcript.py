@@ -96,6 +96,10 @@ def card_json(card: Card | None) -> dict[str, Any] | None:
             }
             for number, button in enumerate(card.buttons, start=1)
         ],
+        # The card's text box, if it has one: `/click N <note>` sends the note with button N.
+        "input": None
+        if card.input is None
+        else {"label": card.input.label, "placeholder": card.input.placeholder},
     }
 
 

@@ -211,11 +211,11 @@ def test_a_reps_plain_line_is_not_taken_as_a_command_or_a_request_for_help() -> 
     assert transcript[-2:] == ["rep> quote 10 pro 10%", "rep> help"]
 
 
-async def test_an_input_that_gets_no_answer_prints_nothing(default_policy: Policy) -> None:
+async def _silence_run(policy: Policy) -> tuple[dict[str, list[str]], list[str]]:
     printed: list[str] = []
     session = ChatSession(
         MemoryStore(),
-        default_policy,
+        policy,
         printed.append,
         conversation_id="chat-silence",
         session="s",
@@ -229,8 +229,33 @@ async def test_an_input_that_gets_no_answer_prints_nothing(default_policy: Polic
         shown[line] = printed[before:]
     assert await session.feed("/quit\n") is False
     await session.close()
+    return shown, printed
+
+
+async def test_an_input_that_gets_no_answer_prints_nothing(default_policy: Policy) -> None:
+    """Under a policy without `[handoff]`: the bot is silent while a person holds the
+    conversation, and nothing else is printed either."""
+    shown, printed = await _silence_run(default_policy.model_copy(update={"handoff": None}))
     assert shown["Great, thanks Alex!"] == []  # the bot is silent while a person holds it
     assert shown["Hello? Is anyone there?"] == []
+    assert shown[""] == []
+    assert shown["   "] == []
+    assert shown["Hi, I'm Alex from sales. How can I help?"] == [
+        "rep> Hi, I'm Alex from sales. How can I help?"
+    ]
+    assert violations("".join(f"{line}\n" for line in printed)) == []
+
+
+async def test_while_a_person_holds_it_the_prospect_hears_nothing_and_the_ticket_card_shows_their_words(
+    default_policy: Policy,
+) -> None:
+    """The handoff desk (`[handoff] ticket_card`): the prospect's message refreshes the
+    ticket's card in place in the handoff channel; the bot says nothing to them."""
+    shown, printed = await _silence_run(default_policy)
+    for line in ("Great, thanks Alex!", "Hello? Is anyone there?"):
+        heads = [out for out in shown[line] if not out.startswith("  ")]
+        assert heads == ["handoff channel> (updated) Claimed by You (rep)"], shown[line]
+        assert f"  │ prospect: {line}" in shown[line]
     assert shown[""] == []
     assert shown["   "] == []
     assert shown["Hi, I'm Alex from sales. How can I help?"] == [
@@ -245,7 +270,7 @@ KEYS = {
     "schema_version", "conversation", "audience", "author", "text", "replaces", "card",
     "state", "ticket",
 }  # fmt: skip
-CARD_KEYS = {"kind", "title", "status", "text", "ref", "fields", "lines", "buttons"}
+CARD_KEYS = {"kind", "title", "status", "text", "ref", "fields", "lines", "buttons", "input"}
 TICKET_KEYS = {"id", "kind", "status", "reason", "claimed_by"}
 AUDIENCES = {"conversation", "team", "requester", "handoff", "approvers"}
 AUTHORS = {"bot", "rep", "manager", "chat"}

@@ -209,3 +209,35 @@ async def test_a_dead_lettered_reply_is_recorded_and_alerts_the_humans_but_never
     assert len(alerts) == 1
     await runtime.report_dead_letter(alerts[0], "channel_not_found")
     assert [i for i in await store.claim_due(10**15, 10, 1000) if i.channel == "test:handoff"] == []
+
+
+async def test_the_sweeper_hands_a_conversation_back_from_a_silent_rep_when_the_policy_says() -> (
+    None
+):
+    """`[handoff] rep_idle_handback_ms`: the sweeper's timer, on the injected clock, gives the
+    conversation back to the bot once the rep who took it over has been silent that long; the
+    ticket row is resolved in the same commit. Without the setting it never does."""
+    assert POLICY.handoff is not None
+    desk = POLICY.handoff.model_copy(update={"rep_idle_handback_ms": 30 * 60_000})
+    for policy, handed_back in (
+        (POLICY.model_copy(update={"handoff": desk}), True),
+        (POLICY, False),
+    ):
+        store, clock = MemoryStore(), Clock()
+        runtime = Runtime(store, policy, EverythingToOneChannel(), clock=clock)
+        await runtime.start()
+        await runtime.handle(message("Hi, we are evaluating CRMs", "d1"))
+        rep = Actor(id="R", name="Rae", role="rep")
+        words = MessagePosted(
+            delivery_id="d2", conversation_id="c1", actor=rep, text="Hi, Rae here", addressed=False
+        )
+        await runtime.handle(words)
+        (ticket,) = await store.open_tickets()
+        assert (ticket.status, ticket.claimed_by) == ("claimed", "R")
+        clock.ms += 29 * 60_000
+        assert await runtime.sweep_idle() == 0
+        clock.ms += 2 * 60_000
+        assert await runtime.sweep_idle() == (1 if handed_back else 0)
+        assert (await store.open_tickets() == []) is handed_back
+        types = [envelope.event.type for envelope in await store.load("c1")]
+        assert ("handed_back" in types) is handed_back

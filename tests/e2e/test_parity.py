@@ -20,7 +20,12 @@ fake platform on 127.0.0.1, as `test_slack` and `test_teams` do, whose helpers i
 6. the same four messages arrive through the lead feed (`POST /leads` with the first as the
    lead's message, then `POST /leads/{id}/messages`): the lead card starts a thread in the
    leads channel (Slack's leads channel; Teams' leads conversation, as a reply chain), the
-   conversation goes on under it, and the thread also hears of the hot lead and the meeting.
+   conversation goes on under it, and the thread also hears of the hot lead and the meeting;
+7. the handoff desk, in a fourth thread: the prospect says hello, a rep answers in the thread
+   without pressing *Claim* (a takeover by presence: the ticket card says who holds it, the
+   bot stays quiet when the prospect thanks them), the rep resolves the ticket as *Closed*
+   on its card, and the prospect writes again (the ticket comes back to the rep: "prospect
+   wrote again", the bot still quiet).
 
 Compared per conversation: the event types, the flow's state path, the quote's figures, the
 tickets, what each of the questions decided (`parity.decisions`, also checked against
@@ -88,7 +93,11 @@ DETAILS = "We have a $5000 budget, I am the CTO, next month"
 QUOTE = "quote 10 pro 10%"
 OBJECTION = "Can we cancel the contract and get a refund?"
 PROSPECT_NAME = teams_e2e.PROSPECT.name  # "Pat Prospect" on both platforms
-CARDS = ("quote", "accepted", "ticket", "claimed", "person", "lead")
+DESK_HELLO = "Hi, we are looking at CRMs for our sales team"
+DESK_REP = "Hi Pat, Rae from sales here. Happy to help."
+DESK_THANKS = "Great, thanks Rae!"
+DESK_AGAIN = "Sorry, one more question about invoices"
+CARDS = ("quote", "accepted", "ticket", "claimed", "person", "lead", "taken over", "wrote again")
 LEADS = "C0LEADS"  # Slack's leads channel (Teams': `teams_e2e.LEADS`)
 
 Client = TestClient[web.Request, web.Application]
@@ -236,11 +245,39 @@ async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
     (lead, *_) = posts(LEADS)
     run.cards["lead"] = slack_card(lead)
 
+    fourth = await prospect_says(DESK_HELLO)
+    await eventually(lambda: len(posts(shared, fourth)) == 1, "the desk thread's greeting")
+    ts = api.add_message(shared, DESK_REP, user=slack_e2e.REP, thread_ts=fourth)
+    rep_writes = {"type": "message", "channel": shared, "channel_type": "channel"}
+    rep_writes |= {"user": slack_e2e.REP, "team": slack_e2e.TEAM, "text": DESK_REP}
+    rep_writes |= {"ts": ts, "thread_ts": fourth}
+    assert (await slack.events(rep_writes)).status == 200
+    await eventually(lambda: len(posts(handoff)) == 4, "the takeover's ticket card")
+    desk = posts(handoff)[3]
+    run.cards["taken over"] = slack_card(desk)
+
+    def desk_status() -> str:
+        return str(slack_card(_by_ts(posts(handoff), desk["ts"]))["status"])
+
+    def desk_text() -> list[str]:
+        return list(slack_card(_by_ts(posts(handoff), desk["ts"]))["text"])
+
+    await prospect_says(DESK_THANKS, fourth)
+    await eventually(lambda: f"prospect: {DESK_THANKS}" in desk_text(), "the card refreshed")
+    await _slack_press(slack, _by_ts(posts(handoff), desk["ts"]), "Resolve")
+    await eventually(lambda: desk_status().endswith("how did it end?"), "the outcome picker")
+    await _slack_press(slack, _by_ts(posts(handoff), desk["ts"]), "Closed")
+    await eventually(lambda: desk_status().startswith("Closed by"), "the ticket closed")
+    await prospect_says(DESK_AGAIN, fourth)
+    await eventually(lambda: desk_status().endswith("prospect wrote again"), "reopened")
+    run.cards["wrote again"] = slack_card(_by_ts(posts(handoff), desk["ts"]))
+
     await outbox_drained(slack.client)
     run.posts = {
         "quote thread": [slack_post(m) for m in posts(shared, first)],
         "ticket thread": [slack_post(m) for m in posts(shared, second)],
         "questions thread": [slack_post(m) for m in posts(shared, third)],
+        "desk thread": [slack_post(m) for m in posts(shared, fourth)],
         "lead thread": [
             slack_post(m) for m in posts(LEADS) if m["ts"] == lead["ts"] or m.get("thread_ts")
         ],
@@ -253,6 +290,23 @@ async def _slack_script(slack: slack_e2e.Slack, run: Run) -> None:
 
 def _by_ts(messages: list[dict[str, Any]], ts: str) -> dict[str, Any]:
     return next(m for m in messages if m["ts"] == ts)
+
+
+async def _slack_press(slack: slack_e2e.Slack, message: dict[str, Any], label: str) -> None:
+    """The rep presses the button labelled `label` on a card in the handoff channel (the
+    outcome picker has several `resolve_ticket` buttons, told apart by their values)."""
+    button = next(
+        element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["text"]["text"] == label
+    )
+    action = button["action_id"].split(":", 1)[0]
+    pressed = await slack_e2e.click(
+        slack, message, action, slack_e2e.REP, channel=slack_e2e.HANDOFF, value=button["value"]
+    )
+    assert pressed.status == 200
 
 
 # --- Teams ---------------------------------------------------------------------------------
@@ -330,11 +384,33 @@ async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
     (lead,) = connector.posted(teams_e2e.LEADS)
     run.cards["lead"] = teams_card(teams_e2e.card_of(lead))
 
+    fourth = thread_id(teams_e2e.SHARED, "1700000000700")
+    await teams.post(teams_e2e.say(teams, fourth, prospect, DESK_HELLO))
+    await connector.wait_for_posts(fourth, 1)
+    # The rep answers in the thread without mentioning the bot (the app's RSC delivers it).
+    await teams.post(teams_e2e.say(teams, fourth, rep, DESK_REP))
+    desk = (await connector.wait_for_posts(handoff, 4))[3]
+    run.cards["taken over"] = teams_card(teams_e2e.card_of(desk))
+
+    def desk_card() -> Summary:
+        return teams_card(teams_e2e.card_of(_latest(connector, handoff, desk)))
+
+    await teams.post(teams_e2e.say(teams, fourth, prospect, DESK_THANKS))
+    await eventually(lambda: f"prospect: {DESK_THANKS}" in desk_card()["text"], "refreshed")
+    picker = await _teams_press(teams, handoff, rep, teams_e2e.card_of(desk), "Resolve")
+    closed = await _teams_press(teams, handoff, rep, picker, "Closed")
+    assert teams_card(closed)["status"].startswith("Closed by")
+    await eventually(lambda: desk_card()["status"].startswith("Closed by"), "the ticket closed")
+    await teams.post(teams_e2e.say(teams, fourth, prospect, DESK_AGAIN))
+    await eventually(lambda: desk_card()["status"].endswith("prospect wrote again"), "reopened")
+    run.cards["wrote again"] = desk_card()
+
     await outbox_drained(teams.client)
     run.posts = {
         "quote thread": [teams_post(a) for a in connector.posted(first)],
         "ticket thread": [teams_post(a) for a in connector.posted(second)],
         "questions thread": [teams_post(a) for a in connector.posted(third)],
+        "desk thread": [teams_post(a) for a in connector.posted(fourth)],
         "lead thread": [
             teams_post(a) for a in [lead, *connector.posted(thread_id(teams_e2e.LEADS, lead["id"]))]
         ],
@@ -346,6 +422,24 @@ async def _teams_script(teams: teams_e2e.Teams, run: Run) -> None:
             for a in teams_e2e.privately(connector, person)
         ],
     }
+
+
+async def _teams_press(
+    teams: teams_e2e.Teams,
+    conversation: str,
+    who: teams_e2e.Person,
+    card: dict[str, Any],
+    title: str,
+) -> dict[str, Any]:
+    """`who` presses the button titled `title` on `card` (as they see it): the invoke's
+    answer, the card refreshed in place."""
+    action = next(a for a in card["actions"] if a["title"] == title)
+    url = teams.connector.base_url
+    activity = teams_e2e.invoke(conversation, who, action["verb"], action["data"], service_url=url)
+    response = await teams.post(activity)
+    assert response.status == 200
+    answered: dict[str, Any] = (await response.json())["value"]
+    return answered
 
 
 def _latest(connector: FakeConnector, conversation: str, posted: dict[str, Any]) -> dict[str, Any]:
@@ -460,9 +554,11 @@ def test_both_platforms_record_the_same_events_in_each_conversation(
     slack, teams = runs
     types = [[[e.event.type for e in log] for log in run.logs] for run in runs]
     assert types[0] == types[1]
-    quoted, ticketed, questions, lead = types[0]
+    quoted, ticketed, questions, lead, desk = types[0]
     assert "quote_accepted" in quoted
     assert "ticket_claimed" in ticketed
+    for transition in ("ticket_opened", "ticket_claimed", "ticket_resolved", "ticket_reopened"):
+        assert transition in desk, transition
     for asked in (questions, lead):
         for decided in ("knowledge_answered", "meeting_requested", "reply_language_chosen"):
             assert decided in asked
@@ -536,9 +632,11 @@ def test_the_ticket_has_the_same_kind_and_reason_and_is_claimed_by_the_rep_on_bo
 
     slack, teams = (tickets(run) for run in runs)
     assert slack == teams
-    (kind, _reason, status, holder), *people = slack
+    (kind, _reason, status, holder), *people, desk = slack
     assert (kind, status, holder) == ("handoff", "claimed", "<rep>")
     assert [list(person) for person in people] == [["handoff", "human_request", "open", None]] * 2
+    # The desk's ticket: opened by the rep's words, closed, and held by them again.
+    assert list(desk) == ["handoff", "rep_took_over", "claimed", "<rep>"]
 
 
 def test_every_event_says_the_same_on_both_platforms_once_ids_and_times_are_normalised(
@@ -561,6 +659,13 @@ def test_the_cards_are_equivalent_on_both_platforms(runs: tuple[Run, Run], step:
         assert slack["buttons"], "a card to act on has buttons"
     if step == "person":
         assert slack["title"] == "Handoff: the prospect asked for a person"
+    if step == "taken over":
+        assert slack["status"] == "Taken over by Rae Rep"  # the team sees who holds it
+        assert slack["text"][-1] == f"rep Rae Rep: {DESK_REP}"
+    if step == "wrote again":
+        assert slack["status"] == "Claimed by Rae Rep: prospect wrote again"
+        assert slack["text"][-1] == f"prospect: {DESK_AGAIN}"
+        assert [b[1] for b in slack["buttons"]] == ["Resolve", "Return to bot"]
 
 
 def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platforms(
@@ -586,9 +691,13 @@ def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platfor
     assert [type(post) for post in slack["questions thread"]] == [str] * len(QUESTIONS)
     assert slack["questions thread"][1] == "<meeting.booking reply>"
     assert "Pro a 199.00 USD" in slack["questions thread"][2]
-    assert [post["title"] for post in slack["handoff channel"]][-2:] == (
-        ["Handoff: the prospect asked for a person"] * 2
-    )
+    assert [post["title"] for post in slack["handoff channel"]][1:] == [
+        *["Handoff: the prospect asked for a person"] * 2,
+        "Handoff: a rep took over the conversation",
+    ]
+    # The desk's thread: the bot greeted the prospect, then let the rep talk, even when the
+    # prospect thanked the rep and when they wrote again after the ticket was closed.
+    assert slack["desk thread"] == ["<greet reply>"]
     # The lead's thread: its card, then everything the lead's conversation said, to the
     # prospect and to the team (its `team_notified` posts), in the order it was decided.
     said_there = [

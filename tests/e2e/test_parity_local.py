@@ -289,7 +289,9 @@ def slack(slack_run: Run) -> dict[str, Surface]:
             # The lead's prospect is not in Slack: the thread shows the team what they
             # were sent, between the team's own posts.
             prospect_saw=[post for post in thread if post not in told],
-            handoff=[slack_run.posts["handoff channel"][-1]],
+            # The lead's ticket card, as the handoff channel shows it at the end (the third
+            # card posted there; the desk's thread, step 7, posts the fourth).
+            handoff=[slack_run.posts["handoff channel"][2]],
             team=[card, *(post for post in thread if post in told)],
         ),
     }

@@ -284,9 +284,20 @@ async def test_an_objection_with_contract_terms_goes_to_the_handoff_channel_clai
         "the second claimer told",
     )
     await click(slack, bot_messages(api, HANDOFF)[0], "resolve_ticket", REP, channel=HANDOFF)
+    # Resolve asks for the outcome on the card (the policy's `[handoff] ask_outcome`).
     await eventually(
-        lambda: "Resolved by" in texts(bot_messages(api, HANDOFF)), "the resolved ticket"
+        lambda: "how did it end?" in texts(bot_messages(api, HANDOFF)), "the outcome picker"
     )
+    picker = bot_messages(api, HANDOFF)[0]
+    closed = next(
+        element["value"]
+        for block in picker["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["text"]["text"] == "Closed"
+    )
+    await click(slack, picker, "resolve_ticket", REP, channel=HANDOFF, value=closed)
+    await eventually(lambda: "Closed by" in texts(bot_messages(api, HANDOFF)), "the closed ticket")
 
 
 async def test_a_discount_above_the_cap_goes_through_approval_by_an_approver(slack: Slack) -> None:

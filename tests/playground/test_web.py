@@ -198,6 +198,37 @@ async def test_a_card_button_becomes_a_click_by_the_rep(client: Client, handle: 
     assert inbound.actor == REP
 
 
+async def test_a_click_carries_what_was_typed_in_the_cards_text_box(
+    client: Client, handle: Recorder
+) -> None:
+    await client.post(
+        "/playground/click",
+        json={
+            "conversation": "c",
+            "action": "resolve_ticket",
+            "target": "T-1:lost:price",
+            "note": "  Budget frozen until next year ",
+        },
+    )
+    (inbound,) = handle.inbounds
+    assert isinstance(inbound, ButtonClicked)
+    assert inbound.note == "Budget frozen until next year"
+
+
+async def test_a_rep_line_is_said_in_the_conversation_not_to_the_bot(
+    client: Client, handle: Recorder
+) -> None:
+    """The handoff desk: the rep's words reach the prospect, and take the conversation over."""
+    await client.post(
+        "/playground/send",
+        json={"role": "rep", "conversation": "playground:abc", "text": "Hi, Rae here"},
+    )
+    (inbound,) = handle.inbounds
+    assert isinstance(inbound, MessagePosted)
+    assert not inbound.addressed
+    assert inbound.actor == REP
+
+
 async def test_a_click_may_say_the_prospect_pressed_it(client: Client, handle: Recorder) -> None:
     await client.post(
         "/playground/click",
@@ -231,6 +262,18 @@ async def test_a_click_may_say_the_prospect_pressed_it(client: Client, handle: R
             b'{"conversation": "c", "action": "escalate", "target": 3}',
             400,
             '"target"',
+        ),
+        (
+            "/playground/click",
+            b'{"conversation": "c", "action": "escalate", "note": 3}',
+            400,
+            '"note"',
+        ),
+        (
+            "/playground/click",
+            b'{"conversation": "c", "action": "escalate", "note": "' + b"x" * 501 + b'"}',
+            400,
+            '"note"',
         ),
     ],
 )

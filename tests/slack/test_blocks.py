@@ -97,8 +97,19 @@ def check_slack_limits(rendered: dict[str, Any]) -> None:
                 assert 1 <= len(block["elements"]) <= 10
                 for element in block["elements"]:
                     _text(element, 3000)
+            case "input":
+                # https://docs.slack.dev/reference/block-kit/blocks/input-block
+                _text(block["label"], 2000, "plain_text")
+                element = block["element"]
+                assert element["type"] == "plain_text_input"
+                assert 1 <= len(element["action_id"]) <= 255
+                assert 1 <= element["max_length"] <= 3000
+                if "placeholder" in element:
+                    _text(element["placeholder"], 150, "plain_text")
             case "actions":
                 assert 1 <= len(block["elements"]) <= 25
+                ids = [button["action_id"] for button in block["elements"]]
+                assert len(set(ids)) == len(ids), "Slack refuses a repeated action_id in a block"
                 for button in block["elements"]:
                     assert button["type"] == "button"
                     assert 1 <= len(button["action_id"]) <= 255

@@ -51,6 +51,7 @@ def test_every_command_becomes_a_slash_command_and_help_lives_under_salesbot() -
         "/audit",
         "/metrics",
         "/correct",
+        "/resume",
         "/salesbot",
     ]
     assert [c["description"] for c in commands] == [spec.summary for spec in COMMANDS]

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
-from domain.events import HandedBack, TicketClaimed, TicketOpened, TicketResolved
+from domain.events import TicketOpened
 from domain.inbound import (
     ActionId,
     Actor,
@@ -91,11 +91,7 @@ def to_commit(
         )
         for index, reply in enumerate(decision.replies)
     )
-    ticket_events: tuple[TicketEvent, ...] = tuple(
-        env.event
-        for env in decision.events
-        if isinstance(env.event, TicketOpened | TicketClaimed | TicketResolved | HandedBack)
-    )
+    ticket_events: tuple[TicketEvent, ...] = decision.ticket_events
     return Commit(
         conversation_id=inbound.conversation_id,
         expected_version=expected_version,

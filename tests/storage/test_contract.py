@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened
+from domain.events import EventEnvelope, HandedBack, TicketClaimed, TicketOpened, TicketReopened
 from domain.policy import Policy
 from storage.errors import ConcurrencyError, StorageError
 from storage.ports import LEASE_EXPIRED, Commit, OutboxItem, Store, TicketRow
@@ -245,6 +245,41 @@ async def test_claims_and_hand_backs_in_commits_are_mirrored_into_the_ticket_tab
     assert ticket is not None
     assert (ticket.status, ticket.resolved_by) == ("resolved", REP.id)
     assert ticket.updated_at_ms == back.events[0].at_ms
+    assert await store.open_tickets() == []
+
+
+async def test_a_ticket_reopened_after_its_outcome_is_held_again_in_the_ticket_table(
+    store: Store, default_policy: Policy
+) -> None:
+    """The handoff desk: resolved, then the prospect writes; the row is claimed by the
+    same holder again, and resolving it again resolves it."""
+    script = handoff_script(default_policy, "conv-1")
+    key = opened_ticket(script.commits[1]).ticket_key
+    claim = script.then(click("conv-1", "d-claim", "claim_ticket", key, REP))
+    closed = script.then(click("conv-1", "d-closed", "resolve_ticket", f"{key}:closed", REP))
+    again = script.then(message("conv-1", "d-again", "Sorry, one more question"))
+    done = script.then(click("conv-1", "d-won", "resolve_ticket", f"{key}:won", REP))
+    assert any(isinstance(e, TicketReopened) for e in again.ticket_events)
+    for commit in script.commits:
+        await store.commit(commit)
+        ticket = await store.ticket(key)
+        if commit is closed:
+            assert ticket is not None
+            assert (ticket.status, ticket.resolved_by) == ("resolved", REP.id)
+        if commit is again:
+            assert ticket is not None
+            assert (ticket.status, ticket.claimed_by, ticket.resolved_by) == (
+                "claimed",
+                REP.id,
+                None,
+            )
+            assert ticket.updated_at_ms == again.events[0].at_ms
+            assert [t.key for t in await store.open_tickets()] == [key]
+    assert claim.ticket_events
+    assert done.ticket_events
+    ticket = await store.ticket(key)
+    assert ticket is not None
+    assert ticket.status == "resolved"
     assert await store.open_tickets() == []
 
 

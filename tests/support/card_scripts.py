@@ -120,6 +120,49 @@ def lead_reply(policy: Policy, conversation: str) -> Reply:
     return _card_reply(Script(policy, conversation).lead(HOT_LEAD), "team", "lead")
 
 
+def _taken_over(policy: Policy, conversation: str) -> tuple[Script, Reply]:
+    """A prospect in a shared thread; a rep writes there and so takes it over."""
+    script = Script(policy, conversation)
+    script.say("Hi, we are evaluating tools for a team of 12")
+    taken = script.send(
+        lambda base: MessagePosted(
+            text="Hi Dana, Riley from sales here. Happy to help.",
+            actor=REP,
+            addressed=False,
+            **base,
+        )
+    )
+    return script, _card_reply(taken, "handoff", "ticket")
+
+
+def takeover_reply(policy: Policy, conversation: str) -> Reply:
+    """The handoff desk: the ticket a rep's words in the conversation opened and hold."""
+    return _taken_over(policy, conversation)[1]
+
+
+def outcome_picker_reply(policy: Policy, conversation: str) -> Reply:
+    """*Resolve* pressed: the ticket's card asks how it ended, updated in place."""
+    script, card = _taken_over(policy, conversation)
+    assert card.card is not None
+    return _card_reply(script.click("resolve_ticket", card.card.ref), "handoff", "ticket")
+
+
+def lost_reasons_reply(policy: Policy, conversation: str) -> Reply:
+    """*Resolve → Lost…*: the policy's lost reasons."""
+    script, card = _taken_over(policy, conversation)
+    assert card.card is not None
+    script.click("resolve_ticket", card.card.ref)
+    return _card_reply(script.click("resolve_ticket", f"{card.card.ref}:lost"), "handoff", "ticket")
+
+
+def wrote_again_reply(policy: Policy, conversation: str) -> Reply:
+    """Resolved as closed; the prospect writes again: reopened for the same holder."""
+    script, card = _taken_over(policy, conversation)
+    assert card.card is not None
+    script.click("resolve_ticket", f"{card.card.ref}:closed")
+    return _card_reply(script.say("Sorry, one more question about invoices"), "handoff", "ticket")
+
+
 def help_reply(policy: Policy, conversation: str) -> Reply:
     return _card_reply(Script(policy, conversation).command("help"), "requester", "help")
 
@@ -133,4 +176,8 @@ CARDS: dict[str, Callable[[Policy, str], Reply]] = {
     "approved_quote_card": approved_quote_reply,
     "lead_card": lead_reply,
     "help_card": help_reply,
+    "takeover_card": takeover_reply,
+    "outcome_picker_card": outcome_picker_reply,
+    "lost_reasons_card": lost_reasons_reply,
+    "wrote_again_card": wrote_again_reply,
 }

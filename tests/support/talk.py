@@ -61,9 +61,13 @@ def inbound_for(move: Move, state: ConversationState, delivery_id: str) -> Inbou
     if kind == "click":
         targets = sorted(state.quotes) + sorted(state.tickets) + [""]
         target = targets[move["pick"] % len(targets)]
+        if move.get("choice") and target in state.tickets:
+            # A button of the ticket's outcome picker (`domain.desk_cards.outcome_target`).
+            target = ":".join((target, *move["choice"].split()))
         return ButtonClicked(action=move["action"], target=target, actor=move["actor"], **ids)
     if kind == "rep_says":
-        return MessagePosted(text=move["text"], actor=REP, **ids)
+        # A rep writing in the prospect's conversation (a shared thread: not to the bot).
+        return MessagePosted(text=move["text"], actor=REP, addressed=False, **ids)
     if kind == "help":
         return CommandInvoked(command="help", args="", actor=PROSPECT, **ids)
     return TimerElapsed(actor=Actor(id="sweeper", role="system"), **ids)

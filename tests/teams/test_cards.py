@@ -42,7 +42,7 @@ PLACEMENT = Placement(KEY, TENANT, "19:c0ffee0001@thread.tacv2;messageid=1790000
 EVIL = "*bold* [x](http://evil) <at>Boss</at> &"
 EVIL_ESCAPED = r"\*bold\* \[x\]\(http://evil\) \<at\>Boss\</at\> \&"
 MARKUP = set("\\*_~`#>[]()<&")
-ELEMENTS = {"TextBlock", "FactSet", "Container"}
+ELEMENTS = {"TextBlock", "FactSet", "Container", "Input.Text"}
 ACTIONS = {"Action.Execute", "Action.Submit"}
 
 
@@ -108,6 +108,12 @@ def check_card(card: dict[str, Any]) -> None:
                     assert fact["value"].strip()
             case "Container":
                 assert element["items"]
+            case "Input.Text":
+                # https://adaptivecards.io/explorer/Input.Text.html (1.5: `label`)
+                assert element["id"]
+                assert element["label"].strip()
+                assert element["maxLength"] >= 1
+                assert card.get("actions"), "an input's value travels with an action"
     for action in card.get("actions", []):
         assert action["type"] == "Action.Execute"
         assert action["verb"]

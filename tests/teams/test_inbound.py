@@ -333,15 +333,21 @@ def test_a_reps_unmentioned_new_channel_post_is_ignored() -> None:
     assert result.reason == "a rep's message that does not mention the bot"
 
 
-def test_a_reps_unmentioned_group_chat_message_is_ignored() -> None:
-    activity = channel("lunch?", mention=False)
+def test_a_reps_unmentioned_group_chat_message_goes_to_the_domain_unaddressed() -> None:
+    """A group chat may be shared with a guest: a rep's words there are recorded where the
+    bot serves the guest (and take the conversation over under `[handoff]`); elsewhere the
+    domain does nothing with them."""
+    activity = channel("Hi Pat, Alex from sales here", mention=False)
     activity["conversation"] = {
         "isGroup": True,
         "conversationType": "groupChat",
         "tenantId": CHANNEL_TENANT,
         "id": "19:meeting_abc@thread.v2",
     }
-    assert isinstance(from_activity(activity, channel_ctx()), Ignored)
+    result = as_message(from_activity(activity, channel_ctx()))
+    assert not result.addressed
+    assert result.actor.role == "rep"
+    assert result.conversation_id == "teams:19:meeting_abc@thread.v2"
 
 
 def test_a_prospects_unmentioned_channel_message_is_addressed() -> None:

@@ -86,6 +86,7 @@ def test_every_scope_gets_its_own_menu_with_every_command_and_its_summary() -> N
         "audit",
         "metrics",
         "correct",
+        "resume",
         "help",
     ]
 
@@ -161,3 +162,15 @@ def test_the_manifest_text_is_stable_two_space_json_ending_with_a_newline() -> N
     assert "https://sales.acme.test/terms" in manifest_json(
         app_id=APP_ID, public_url="https://sales.acme.test"
     )
+
+
+def test_the_app_asks_to_read_the_messages_that_do_not_mention_it() -> None:
+    """The handoff desk: a rep answering a guest in a thread or a group chat takes the
+    conversation over, so the bot must receive that message (resource-specific consent)."""
+    manifest = build_manifest(app_id=APP_ID)
+    granted = manifest["authorization"]["permissions"]["resourceSpecific"]
+    assert granted == [
+        {"name": "ChannelMessage.Read.Group", "type": "Application"},
+        {"name": "ChatMessage.Read.Chat", "type": "Application"},
+    ]
+    assert schema_errors(manifest) == []

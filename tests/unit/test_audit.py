@@ -261,7 +261,7 @@ def test_the_ticket_history_follows_a_handoff_from_opening_to_hand_back() -> Non
     history = [line.split(" ", 1)[1] for line in report.tickets]
     assert history[0].startswith(f"ticket {key} opened: handoff, sensitive_terms")
     assert history[1:] == [
-        f"ticket {key} claimed by R",
+        f"ticket {key} claimed by Rae (R)",  # the holder's name, recorded under `[handoff]`
         f"handed back to the bot by R (ticket {key})",
     ]
     ignored = entry(report, "action_ignored")

@@ -2,7 +2,9 @@
 
 The shared property test of the conversation issue (issue 13; the handoff-desk issue extends
 it). Whatever the prospect writes, in whatever order, mixed with reps' quotes, clicks on every
-button, idle timers and reps talking in the thread:
+button, idle timers, reps talking in the thread (a takeover under `[handoff]`) and random
+sequences of ticket actions (claim, resolve with each outcome of the picker, return to the
+bot, `resume`):
 
 1. no two consecutive bot messages to the prospect are the same text;
 2. every prospect message gets a reply, or a post the team sees (the handoff channel, the
@@ -83,6 +85,24 @@ prospect_text = st.one_of(
 )
 
 
+REP_LINES = ["Happy to help, Pat.", "Let me check.", "resume", "/resume"]
+"""What reps write in the conversation: words for the prospect (a takeover), and `resume`."""
+TICKET_ACTIONS = ["claim_ticket", "resolve_ticket", "resolve_ticket", "return_to_bot"]
+OUTCOME_CHOICES = [
+    "",
+    "won",
+    "lost",
+    "lost price",
+    "lost chose_competitor",
+    "lost made_up_reason",
+    "handled",
+    "closed",
+    "closed",
+    "back",
+]
+"""Resolve's picker: each outcome, a lost reason, one the policy does not list, and Back."""
+
+
 @st.composite
 def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
     """A conversation: mostly the prospect, with the team's moves in between."""
@@ -92,7 +112,8 @@ def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
     for _ in range(draw(st.integers(min_value=1, max_value=14))):
         kind = draw(
             st.sampled_from(
-                ["prospect"] * 6 + ["quote", "click", "click", "rep_says", "timer", "help"]
+                ["prospect"] * 6
+                + ["quote", "click", "click", "rep_says", "timer", "help", "ticket", "ticket"]
             )
         )
         move: dict[str, Any] = {"kind": kind, "pause_s": draw(st.integers(5, 120))}
@@ -105,7 +126,15 @@ def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
             move["actor"] = draw(st.sampled_from([PROSPECT, REP, MANAGER]))
             move["pick"] = draw(st.integers(0, 5))
         elif kind == "rep_says":
-            move["text"] = draw(st.sampled_from(["Happy to help, Pat.", "Let me check."]))
+            move["text"] = draw(st.sampled_from(REP_LINES))
+        elif kind == "ticket":
+            # The team working the conversation's ticket: its buttons and the outcome picker's.
+            move["kind"] = "click"
+            move["action"] = draw(st.sampled_from(TICKET_ACTIONS))
+            move["actor"] = draw(st.sampled_from([REP, MANAGER]))
+            move["pick"] = draw(st.integers(0, 5))
+            if move["action"] == "resolve_ticket":
+                move["choice"] = draw(st.sampled_from(OUTCOME_CHOICES))
         elif kind == "timer":
             move["days"] = draw(st.integers(0, 9))
         moves.append(move)

@@ -157,7 +157,12 @@ def test_while_a_human_holds_the_conversation_the_bot_records_but_stays_silent(
     convo.lead("Hi")
     convo.say("I need to talk about our legal terms")
     decision = convo.say("Hello? Anyone there?")
-    assert decision.replies == ()
+    # The prospect hears nothing from the bot; the team's ticket card shows the message.
+    (card,) = decision.replies
+    assert card.audience == "handoff"
+    assert card.card is not None
+    assert card.replaces == card.card.ref
+    assert card.card.text.endswith("prospect: Hello? Anyone there?")
     assert convo.state.transcript[-1] == ("prospect", "Hello? Anyone there?")
 
 
@@ -415,6 +420,7 @@ def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) 
         "audit",
         "metrics",
         "correct",
+        "resume",
         "help",
     ]
 
@@ -432,7 +438,9 @@ def test_a_message_after_the_deal_closed_reaches_a_human_once(convo: Conversatio
     first = convo.say("Wait, can we talk again?")
     second = convo.say("Hello?")
     assert [t.reason for t in events_of(first, TicketOpened)] == ["message_after_close"]
-    assert second.replies == ()
+    # Once: the second message opens no ticket and gets no reply; it refreshes the card.
+    assert events_of(second, TicketOpened) == []
+    assert [reply.audience for reply in second.replies] == ["handoff"]
 
 
 def test_a_reps_unaddressed_words_are_recorded_only_where_the_bot_runs_a_conversation(
@@ -457,5 +465,6 @@ def test_a_reps_unaddressed_words_are_recorded_only_where_the_bot_runs_a_convers
         addressed=False,
     )
     decision = convo.send(answer)
-    assert decision.replies == ()
-    assert convo.state.transcript[-1] == ("rep U_REP", "Happy to walk you through it")
+    assert decision.replies == ()  # a lead's thread: recorded, nothing taken over
+    # Under `[handoff]` the record names the rep as people see them (the ticket card shows it).
+    assert convo.state.transcript[-1] == ("rep Riley Rep", "Happy to walk you through it")

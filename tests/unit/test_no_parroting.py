@@ -302,7 +302,14 @@ def after_close(follow_ups: list[str]) -> list[Move]:
     for line in follow_ups:
         moves += says(line)
         moves.append(
-            {"kind": "click", "action": "resolve_ticket", "actor": REP, "pick": 1, "pause_s": 60}
+            {
+                "kind": "click",
+                "action": "resolve_ticket",
+                "actor": REP,
+                "pick": 1,
+                "choice": "closed",
+                "pause_s": 60,
+            }
         )
     return moves
 
@@ -320,7 +327,11 @@ AFTER_CLOSE = {
 def test_after_the_close_each_message_reaches_a_person_in_new_words(
     default_policy: Policy, follow_ups: list[str]
 ) -> None:
-    steps = talk(default_policy, after_close(follow_ups))
+    # The bot answers each message after an outcome (`[handoff] after_outcome = "bot"`; the
+    # default reopens the ticket for its holder instead, and the bot stays silent).
+    assert default_policy.handoff is not None
+    desk = default_policy.handoff.model_copy(update={"after_outcome": "bot"})
+    steps = talk(default_policy.model_copy(update={"handoff": desk}), after_close(follow_ups))
     said = assert_no_parroting(steps)
     won = next(text for text in said if "in touch here" in text)
     assert "paperwork" in won

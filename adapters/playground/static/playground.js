@@ -184,6 +184,20 @@
     if (card.lines && card.lines.length) {
       node.append(el("pre", { className: "lines", "data-testid": "card-lines", text: card.lines.join("\n") }));
     }
+    let box = null;
+    if (card.input) {
+      // A text box whose content the card's buttons send along (a lost deal's note).
+      const id = `note-${card.ref || "card"}-${message.id || ""}`;
+      box = el("input", {
+        type: "text",
+        id,
+        className: "card-input",
+        "data-testid": "card-input",
+        maxlength: card.input.max_chars,
+        placeholder: card.input.placeholder || "",
+      });
+      node.append(el("label", { className: "card-input-label", for: id, text: card.input.label }), box);
+    }
     if (card.buttons && card.buttons.length) {
       const row = el("div", { className: "buttons", role: "group", "aria-label": `Actions for ${card.title}` });
       for (const button of card.buttons) {
@@ -195,7 +209,7 @@
           "data-target": button.target || "",
           text: button.label,
         });
-        node.addEventListener("click", () => press(button, message, node));
+        node.addEventListener("click", () => press(button, message, node, box ? box.value : ""));
         row.append(node);
       }
       node.append(row);
@@ -441,7 +455,7 @@
   }
 
   // ---- actions ----
-  async function press(button, message, node) {
+  async function press(button, message, node, note) {
     if (button.action === "open_quote_form") {
       // The playground's quote form is the composer, prefilled, speaking as a rep.
       select(message.conversation, false);
@@ -467,6 +481,7 @@
         nonce: button.nonce,
         signature: button.signature,
         role: inHandoff && who === "prospect" ? "rep" : who,
+        note: note || "",
       });
     } catch (error) {
       showError(error.message);

@@ -1,0 +1,88 @@
+"""The policy's `[handoff]` table: how people take a conversation over and hand it back
+(`domain.handoff` acts on it).
+
+Kept apart from `domain.handoff` because the policy holds this table and the recorder (which
+`domain.handoff` needs) holds the policy, as `domain.dialog_config` is for the dialog.
+
+- `takeover_by_presence`: in a conversation the prospect shares (a shared channel's thread or
+  a chat with a guest, the playground, `salesbot chat`), a rep who writes takes
+  it over: the bot goes silent towards the prospect, and the conversation's ticket (opened if
+  there is none) is claimed by that rep. A lead-feed conversation is not shared: its lead's
+  thread is the team's room, so a rep writing there takes nothing over;
+- `rep_idle_handback_ms`: the bot takes the conversation back from a rep who has been silent
+  this long (no rep has written in the conversation since the holder took it or claimed its
+  ticket); off when unset;
+- `ask_outcome`: *Resolve* asks for the outcome (won, lost with a reason, handled — back to
+  the bot —, or closed) instead of resolving at once;
+- `lost_reasons`: the reasons *Resolve → Lost* offers (at most `MAX_LOST_REASONS`, each a
+  name from `domain.handoff_config.LOST_REASON_WORDS` or the policy's own);
+- `after_outcome`: what a prospect message after a ticket's outcome does: `reopen` the ticket
+  (the same holder; its card reads "prospect wrote again"), or hand the conversation to the
+  `bot`. Unset, the message is recorded and nobody hears of it (the behaviour of stored
+  policies from before this table);
+- `ticket_card`: the ticket card shows the transcript so far and the ticket's age, and is
+  refreshed in place each time the prospect writes.
+
+A policy without the table decides exactly as before (its canonical JSON omits it).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import Field, field_validator
+
+from domain.model import Frozen
+
+AfterOutcome = Literal["reopen", "bot"]
+
+MAX_LOST_REASONS: Final = 5
+"""The lost reasons' card has one button per reason and *Back*: six actions, the most every
+chat platform shows on one card."""
+
+LOST_REASON_WORDS: Final = {
+    # The dialog's reasons for a prospect who leaves (`domain.dialog_config.CLOSE_REASONS`).
+    "chose_competitor": "chose another vendor",
+    "not_interested": "is not interested",
+    "not_a_buyer": "is not a buyer",
+    # The objection classes a deal is commonly lost on.
+    "price": "found it too expensive",
+    "timing": "is not ready yet",
+    "needs": "needs something we do not offer",
+    "authority": "could not get sign-off",
+    "no_response": "stopped answering",
+    "other": "for another reason",
+}
+"""A lost reason in the team's words, completing "Lost: Pat Prospect …"."""
+
+
+class HandoffConfig(Frozen):
+    """`[handoff]` (see the module doc)."""
+
+    takeover_by_presence: bool = False
+    rep_idle_handback_ms: int | None = Field(None, ge=60_000)
+    ask_outcome: bool = False
+    lost_reasons: tuple[str, ...] = ()
+    after_outcome: AfterOutcome | None = None
+    ticket_card: bool = False
+
+    @field_validator("lost_reasons")
+    @classmethod
+    def _reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > MAX_LOST_REASONS:
+            raise ValueError(
+                f"at most {MAX_LOST_REASONS} lost reasons fit on a card; there are {len(value)}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("lost_reasons lists a reason more than once")
+        for reason in value:
+            if not reason or not reason.replace("_", "").isalnum() or not reason.islower():
+                raise ValueError(
+                    f"lost reason {reason!r} must be a lower-case name (letters, digits, _)"
+                )
+        return value
+
+
+def lost_words(reason: str) -> str:
+    """A lost reason in the team's words (its name, spaced, when the policy invented it)."""
+    return LOST_REASON_WORDS.get(reason, reason.replace("_", " "))
