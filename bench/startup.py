@@ -65,10 +65,17 @@ def _salesbot() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
 
 
+LOCALE = ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")
+"""Kept from the caller: with a locale set, argparse looks up a translation catalogue for
+each of its own strings (≈ 4 ms more per `--help` here), as it does for a user."""
+
+
 def _env(directory: Path) -> dict[str, str]:
-    """Nothing of the caller's configuration: embedded defaults, a database of our own."""
+    """Nothing of the caller's configuration but its locale: embedded defaults, a database
+    of our own."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **{name: os.environ[name] for name in LOCALE if name in os.environ},
         "SALESBOT_ENV_FILE": os.devnull,
         "SALESBOT_DB": str(directory / "startup.db"),
     }
@@ -130,29 +137,39 @@ def _best(
     return best
 
 
-def measure(rounds: int = ROUNDS, serve_rounds: int = SERVE_ROUNDS) -> dict[str, float]:
+def measure(
+    rounds: int = ROUNDS, serve_rounds: int = SERVE_ROUNDS, baseline: Path | None = None
+) -> dict[str, float]:
+    """The figures, in milliseconds. With `baseline` (the source tree of another release,
+    e.g. a `git archive` of it), the same commands run as `python -m bot` from that tree
+    and from this one too (`baseline_*`, `module_*`), interleaved with the rest."""
     results: dict[str, float] = {}
-    salesbot = _salesbot()
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         env = _env(directory)
-        commands = {
-            "python_c_pass": [sys.executable, "-c", "pass"],
-            "salesbot_help": [*salesbot, "--help"],
-            "salesbot_check_help": [*salesbot, "check", "--help"],
-            "salesbot_score_seed": [*salesbot, "score", TEXT, "--policy", "seed"],
-        }
+        trees: dict[str, tuple[list[str], dict[str, str]]] = {"salesbot": (_salesbot(), env)}
+        if baseline is not None:
+            module = [sys.executable, "-m", "bot"]
+            trees["module"] = (module, {**env, "PYTHONPATH": str(ROOT)})
+            trees["baseline"] = (module, {**env, "PYTHONPATH": str(baseline.resolve())})
 
-        def timed(argv: list[str]) -> Callable[[], float]:
+        def timed(argv: list[str], env: dict[str, str]) -> Callable[[], float]:
             return lambda: _run_s(argv, env, directory)
 
-        best = _best({key: timed(argv) for key, argv in commands.items()}, rounds)
-        for key, seconds in best.items():
+        bare = timed([sys.executable, "-c", "pass"], env)
+        runs = {"python_c_pass": bare}
+        for tree, (command, tree_env) in trees.items():
+            runs[f"{tree}_help"] = timed([*command, "--help"], tree_env)
+            runs[f"{tree}_check_help"] = timed([*command, "check", "--help"], tree_env)
+            runs[f"{tree}_score_seed"] = timed(
+                [*command, "score", TEXT, "--policy", "seed"], tree_env
+            )
+        for key, seconds in _best(runs, rounds).items():
             results[f"startup_{key}_ms"] = 1000 * seconds
 
         listening: dict[str, float] = {}
 
-        def served(key: str, argv: list[str]) -> Callable[[], float]:
+        def served(key: str, argv: list[str], env: dict[str, str]) -> Callable[[], float]:
             def run() -> float:
                 with tempfile.TemporaryDirectory(dir=directory) as fresh:
                     db_env = {**env, "SALESBOT_DB": str(Path(fresh) / "serve.db")}
@@ -162,21 +179,18 @@ def measure(rounds: int = ROUNDS, serve_rounds: int = SERVE_ROUNDS) -> dict[str,
 
             return run
 
-        ready = _best(
-            {
-                "python_c_pass": timed(commands["python_c_pass"]),
-                "bare_aiohttp": served("bare_aiohttp", [sys.executable, "-c", BARE_AIOHTTP]),
-                "salesbot_serve": served(
-                    "salesbot_serve", [*salesbot, "serve", "--host", "127.0.0.1", "--port", "0"]
-                ),
-            },
-            serve_rounds,
-        )
-    results["startup_serve_round_python_c_pass_ms"] = 1000 * ready["python_c_pass"]
-    results["startup_bare_aiohttp_listening_ms"] = 1000 * listening["bare_aiohttp"]
-    results["startup_bare_aiohttp_ready_ms"] = 1000 * ready["bare_aiohttp"]
-    results["startup_salesbot_serve_listening_ms"] = 1000 * listening["salesbot_serve"]
-    results["startup_salesbot_serve_ready_ms"] = 1000 * ready["salesbot_serve"]
+        serving = {
+            "python_c_pass": bare,
+            "bare_aiohttp": served("bare_aiohttp", [sys.executable, "-c", BARE_AIOHTTP], env),
+        }
+        for tree, (command, tree_env) in trees.items():
+            serve = [*command, "serve", "--host", "127.0.0.1", "--port", "0"]
+            serving[f"{tree}_serve"] = served(f"{tree}_serve", serve, tree_env)
+        ready = _best(serving, serve_rounds)
+    results["startup_serve_round_python_c_pass_ms"] = 1000 * ready.pop("python_c_pass")
+    for key, seconds in ready.items():
+        results[f"startup_{key}_listening_ms"] = 1000 * listening[key]
+        results[f"startup_{key}_ready_ms"] = 1000 * seconds
     return results
 
 
@@ -192,6 +206,12 @@ def ratios(results: dict[str, float]) -> dict[str, float]:
         / serve_bare,
         "startup_serve_ready_vs_bare_aiohttp_ready": results["startup_salesbot_serve_ready_ms"]
         / results["startup_bare_aiohttp_ready_ms"],
+        **{
+            f"startup_{figure}_baseline_vs_this_tree": results[f"startup_baseline_{figure}_ms"]
+            / results[f"startup_module_{figure}_ms"]
+            for figure in ("help", "check_help", "score_seed", "serve_ready")
+            if f"startup_baseline_{figure}_ms" in results
+        },
     }
 
 
@@ -201,7 +221,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.startup")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--serve-rounds", type=int, default=SERVE_ROUNDS)
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="another release's source tree to compare"
+    )
     options = parser.parse_args()
-    figures = measure(options.rounds, options.serve_rounds)
+    figures = measure(options.rounds, options.serve_rounds, options.baseline)
     for key, value in {**figures, **ratios(figures)}.items():
         print(f"{key:48} {value:12,.4g}")
