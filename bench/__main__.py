@@ -18,6 +18,7 @@ from bench import endpoints as endpoints_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
 from bench import runtime as runtime_bench
+from bench import startup as startup_bench
 from bench import understanding as understanding_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
@@ -141,6 +142,7 @@ def main() -> int:
     results.update(asyncio.run(endpoints_bench.measure()))
     results.update(asyncio.run(outbox_bench.measure()))
     results.update(asyncio.run(queries_bench.measure()))
+    results.update(startup_bench.measure())
 
     ratios = {
         "token_vs_substring_scoring_cost": results["score_seed_per_s"]
@@ -152,6 +154,7 @@ def main() -> int:
         / results["understand_reader_msgs_per_s"],
         "safeguards_cost_per_decide": results["decide_without_safeguards_per_s"]
         / results["decide_per_s"],
+        **startup_bench.ratios(results),
     }
     if args.json:
         print(json.dumps({"results": results, "ratios": ratios}, indent=2))

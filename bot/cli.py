@@ -8,32 +8,19 @@ JSON object on stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bot import cli_ops, cli_schema, cli_understand, cli_verify
-from bot.clock import parse_iso_ms, system_now_ms
-from bot.logs import configure_logging
-from bot.policy_loader import load_policy
-from bot.settings import SettingsError, load_log_settings, load_settings
-from domain.artifacts import CheckReport, LeadScoreReport, NarrativeReport, PolicyRef, QuoteReport
+from bot import cli_schema, cli_understand, cli_verify
 from domain.errors import DomainError
-from domain.flow import to_dot, to_mermaid
-from domain.money import parse_amount, parse_fraction
-from domain.narrative import assess_narrative
-from domain.policy_check import check_policy
-from domain.presenters import number, score_lines
-from domain.quotes import QuoteRequest, compute_quote
-from domain.scoring import score_lead
-from domain.understanding.scores import score_text
 from storage.errors import StorageError
+
+# Start-up is part of the contract (issue 18): `salesbot --help` and building the parser
+# import argparse and this package's parser modules, nothing else. Each command imports
+# what it needs when it runs (pydantic, the policy, the store, aiohttp, SciPy…);
+# tests/unit/test_cli_startup.py fails when an eager import comes back.
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -51,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _json_default(value: object) -> object:
+    from decimal import Decimal
+
     if isinstance(value, Decimal):
         # JSON numbers; these are weights and scores, not money (money is integer cents).
         return float(value)
@@ -58,10 +47,14 @@ def _json_default(value: object) -> object:
 
 
 def _emit_json(data: dict[str, Any], out: TextIO) -> None:
+    import json
+
     out.write(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2) + "\n")
 
 
 def _now_ms(args: argparse.Namespace) -> int:
+    from bot.clock import parse_iso_ms, system_now_ms
+
     if args.now is None:
         return system_now_ms()
     try:
@@ -71,9 +64,19 @@ def _now_ms(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import UTC, datetime
+
+    from bot.clock import system_now_ms
+    from bot.policy_loader import load_policy
+    from domain.artifacts import LeadScoreReport
+    from domain.presenters import number, score_lines
+    from domain.scoring import score_lead
+
     policy = load_policy(args.policy)
     text = " ".join(args.text)
     if policy.understanding is not None:
+        from domain.understanding.scores import score_text
+
         today = datetime.fromtimestamp(system_now_ms() / 1000, tz=UTC).date()
         score = score_text(policy.understanding.reader, text, today=today)
     else:
@@ -88,6 +91,13 @@ def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
+    from decimal import Decimal
+
+    from bot.policy_loader import load_policy
+    from domain.artifacts import QuoteReport
+    from domain.money import parse_amount, parse_fraction
+    from domain.quotes import QuoteRequest, compute_quote
+
     policy = load_policy(args.policy)
     catalog = policy.catalog
     if args.unit is None and args.sku is None:
@@ -115,6 +125,11 @@ def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_narrative(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.policy_loader import load_policy
+    from domain.artifacts import NarrativeReport
+    from domain.narrative import assess_narrative
+    from domain.presenters import number
+
     policy = load_policy(args.policy)
     audit = assess_narrative(" ".join(args.text), policy.narrative, policy.fairness, args.credit)
     if args.json:
@@ -128,6 +143,10 @@ def cmd_narrative(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.policy_loader import load_policy
+    from domain.artifacts import CheckReport, PolicyRef
+    from domain.policy_check import check_policy
+
     policy = load_policy(args.policy)
     problems = check_policy(policy)
     if args.json:
@@ -142,6 +161,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_flow(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.policy_loader import load_policy
+    from domain.flow import to_dot, to_mermaid
+
     policy = load_policy(args.policy)
     render = to_mermaid if args.format == "mermaid" else to_dot
     out.write(render(policy.flow).rstrip("\n") + "\n")
@@ -149,6 +171,8 @@ def cmd_flow(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.settings import load_settings
+
     settings = load_settings()
     if args.platform == "slack":
         from adapters.slack.manifest import manifest_json as slack_manifest
@@ -166,7 +190,10 @@ def cmd_manifest(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_teams_package(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
     from adapters.teams.manifest import build_package, resolve_app_id
+    from bot.settings import load_settings
 
     settings = load_settings()
     app_id, notice = resolve_app_id(settings.teams_app_id)
@@ -181,11 +208,22 @@ def cmd_teams_package(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _async(
-    command: Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]],
-) -> Callable[[argparse.Namespace, TextIO], int]:
+def _ops(name: str) -> Callable[[argparse.Namespace, TextIO], int]:
+    """The async command `name` of `bot.cli_ops`, imported when it runs: those commands open
+    the store and build the runtime (aiohttp, SciPy through the analytics), which `--help`
+    and every other command must not pay for at start-up."""
+
     def run(args: argparse.Namespace, out: TextIO) -> int:
-        return asyncio.run(command(args, out, sys.stderr))
+        import asyncio
+
+        from bot import cli_ops
+
+        command: Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]]
+        command = getattr(cli_ops, name)
+        try:
+            return asyncio.run(command(args, out, sys.stderr))
+        except cli_ops.StartupError as exc:  # a busy port: one line, exit 2, like bad usage
+            raise UsageError(str(exc)) from None
 
     return run
 
@@ -235,14 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("demo", parents=[common], help="seed a few realistic leads into the store")
-    p.set_defaults(handler=_async(cli_ops.demo))
+    p.set_defaults(handler=_ops("demo"))
 
     p = sub.add_parser(
         "serve", parents=[common], help="the bot: every configured platform in one server"
     )
     p.add_argument("--host", help="bind address (default $SALESBOT_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default $SALESBOT_PORT or 3000; 0 = any free)")
-    p.set_defaults(handler=_async(cli_ops.serve))
+    p.set_defaults(handler=_ops("serve"))
 
     p = sub.add_parser(
         "chat",
@@ -251,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--memory", action="store_true", help="use an in-memory store, not SALESBOT_DB")
     p.add_argument("--conversation", metavar="ID", help="continue this conversation")
-    p.set_defaults(handler=_async(cli_ops.chat), input=None)
+    p.set_defaults(handler=_ops("chat"), input=None)
 
     p = sub.add_parser(
         "replay", parents=[common], help="re-run stored conversations through decide"
@@ -259,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-diff", action="store_true", help="exit 1 when any decision would change"
     )
-    p.set_defaults(handler=_async(cli_ops.replay), policy_flag_means_candidate=True)
+    p.set_defaults(handler=_ops("replay"), policy_flag_means_candidate=True)
 
     p = sub.add_parser(
         "audit", parents=[common], help="every decision on a conversation, lead or quote"
@@ -270,12 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the conversation's tamper-evident audit bundle (a zip) to FILE instead",
     )
-    p.set_defaults(handler=_async(cli_ops.audit))
+    p.set_defaults(handler=_ops("audit"))
 
     p = sub.add_parser(
         "metrics", parents=[common], help="conversion, time to qualify, abandonment, funnel"
     )
-    p.set_defaults(handler=_async(cli_ops.metrics))
+    p.set_defaults(handler=_ops("metrics"))
 
     p = sub.add_parser("projections", help="the stored projections /metrics and /audit read")
     actions = p.add_subparsers(
@@ -284,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = actions.add_parser(
         "rebuild", parents=[common], help="recompute them from the event log (idempotent)"
     )
-    q.set_defaults(handler=_async(cli_ops.projections_rebuild))
+    q.set_defaults(handler=_ops("projections_rebuild"))
 
     p = sub.add_parser("manifest", help="the app manifest, from the one command list")
     p.add_argument("platform", choices=("slack", "teams"))
@@ -319,6 +357,9 @@ def main(
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
+    from bot.logs import configure_logging
+    from bot.settings import SettingsError, load_log_settings, load_settings
+
     try:
         logging_settings = load_log_settings()
         configure_logging(logging_settings.salesbot_log_level, logging_settings.salesbot_log_format)
@@ -328,7 +369,7 @@ def main(
             args.policy = load_settings().salesbot_policy
         args.err = err
         return handler(args, out)
-    except (DomainError, UsageError, SettingsError, StorageError, cli_ops.StartupError) as exc:
+    except (DomainError, UsageError, SettingsError, StorageError) as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")
         return EXIT_USAGE

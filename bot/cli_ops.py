@@ -356,6 +356,10 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             shown = f"[{host}]" if ":" in host else host
             out.write(service.playground_access.startup_line(f"http://{shown}:{bound}/") + "\n")
         out.flush()
+        # SciPy (the conversion intervals of the `/metrics` command) loads on a worker
+        # thread once the bot listens: readiness does not wait for it, and the first
+        # `/metrics` does not stall the event loop for the second it takes to import.
+        loop.run_in_executor(None, _preload, "scipy.stats")
         try:
             await stop.wait()
         finally:
@@ -363,6 +367,14 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if slot is not None:
                 slot.release()
     return 0
+
+
+def _preload(module: str) -> None:
+    """Import `module` ahead of its first use; if it cannot be, that use will say why."""
+    import importlib
+
+    with contextlib.suppress(ImportError):
+        importlib.import_module(module)
 
 
 def _listen_failure(host: str, port: int, exc: OSError) -> str:

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import schemas
-
 EXIT_OK = 0
 EXIT_USAGE = 2
 
 
 def cmd_schema_export(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported here: the schemas import every artifact's model, which the parser never needs.
+    from bot import schemas
+
     err: TextIO = getattr(args, "err", sys.stderr)
     target = Path(args.dir)
     try:

@@ -9,33 +9,22 @@ of one or more policies side by side.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.clock import parse_iso_ms, system_now_ms
-from bot.corpus import (
-    SPEC_FILE,
-    CorpusError,
-    data_hash,
-    load_examples,
-    load_spec,
-)
-from bot.evaluation import evaluate, render_report
-from bot.policy_loader import load_policy
-from domain import GENERATOR
-from domain.corrections import corrected_example
 from domain.errors import DomainError
-from domain.events import MessageRead, ProspectMessageReceived, ReadingCorrected
-from domain.policy import Policy
-from domain.understand import UNDERSTAND_SCHEMA_VERSION, understand
-from domain.understanding.model import to_micro
-from domain.understanding.reading import Reading
+
+if TYPE_CHECKING:
+    from datetime import date
+    from decimal import Decimal
+
+    from domain.policy import Policy
+    from domain.understanding.reading import Reading
+
+# Only argparse at import: `add_commands` runs for every `salesbot` invocation (and
+# `--help`), so the reader, the corpus tools and the store are imported by the commands.
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
@@ -49,6 +38,10 @@ def _number(value: Decimal) -> int | float:
 
 
 def reading_json(ident: object, reading: Reading, policy: Policy) -> dict[str, Any]:
+    from domain import GENERATOR
+    from domain.understand import UNDERSTAND_SCHEMA_VERSION
+    from domain.understanding.model import to_micro
+
     calibration = (
         policy.understanding.reader.band.calibration if policy.understanding is not None else None
     )
@@ -76,6 +69,9 @@ def reading_json(ident: object, reading: Reading, policy: Policy) -> dict[str, A
 
 
 def _json_default(value: object) -> object:
+    from datetime import date
+    from decimal import Decimal
+
     if isinstance(value, Decimal):
         return _number(value)
     if isinstance(value, date):
@@ -84,6 +80,10 @@ def _json_default(value: object) -> object:
 
 
 def _today(now: str) -> date:
+    from datetime import UTC, datetime
+
+    from bot.clock import parse_iso_ms
+
     return datetime.fromtimestamp(parse_iso_ms(now) / 1000, tz=UTC).date()
 
 
@@ -129,6 +129,11 @@ def _refusal(record: object) -> str | None:
 
 
 def cmd_understand(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from bot.policy_loader import load_policy
+    from domain.understand import understand
+
     err: TextIO = getattr(args, "err", sys.stderr)
     try:
         policy = load_policy(args.policy)
@@ -185,6 +190,10 @@ def cmd_understand(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _today_now() -> date:
+    from datetime import UTC, datetime
+
+    from bot.clock import system_now_ms
+
     return datetime.fromtimestamp(system_now_ms() / 1000, tz=UTC).date()
 
 
@@ -202,13 +211,14 @@ def _quiet(message: str) -> None:
 
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     # Imported here: training needs numpy and scipy's optimiser, which serving never loads.
+    from bot.corpus import SPEC_FILE, CorpusError, data_hash, load_examples, load_spec
     from bot.training import check_model, model_text, train
 
     err: TextIO = getattr(args, "err", sys.stderr)
     try:
         if args.corrections:
             return _export_corrections(args, out)
-        spec, config, spec_sha = load_spec(Path(args.spec))
+        spec, config, spec_sha = load_spec(Path(args.spec) if args.spec else SPEC_FILE)
         if not args.out or not args.data:
             raise CorpusError("train needs --data FILE|DIR and --out PATH")
         paths = [Path(p) for p in args.data]
@@ -244,6 +254,9 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 
 def _export_corrections(args: argparse.Namespace, out: TextIO) -> int:
     """Reps' corrections in the store (SALESBOT_DB) as labelled corpus lines."""
+    import asyncio
+    import json
+
     lines = asyncio.run(_corrections())
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     if args.out:
@@ -259,6 +272,8 @@ def _export_corrections(args: argparse.Namespace, out: TextIO) -> int:
 async def _corrections() -> list[dict[str, Any]]:
     from bot.bootstrap import open_store
     from bot.settings import load_settings
+    from domain.corrections import corrected_example
+    from domain.events import MessageRead, ProspectMessageReceived, ReadingCorrected
 
     found: list[dict[str, Any]] = []
     async with open_store(load_settings()) as store:
@@ -290,6 +305,12 @@ async def _corrections() -> list[dict[str, Any]]:
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from bot.corpus import CorpusError, load_examples
+    from bot.evaluation import evaluate, render_report
+    from bot.policy_loader import load_policy
+
     err: TextIO = getattr(args, "err", sys.stderr)
     try:
         examples = load_examples([Path(p) for p in args.data])
@@ -330,7 +351,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, parser_class: type) 
         help="labelled JSON Lines (repeatable; a directory means its *.jsonl)",
     )
     p.add_argument("--out", metavar="PATH", help="where to write the model file")
-    p.add_argument("--spec", default=str(SPEC_FILE), help=f"the reader spec (default {SPEC_FILE})")
+    # The default is bot.corpus.SPEC_FILE, named here so that the parser need not import it.
+    p.add_argument("--spec", help="the reader spec (default data/understanding/features.toml)")
     p.add_argument(
         "--corrections", action="store_true", help="export reps' corrections as labelled data"
     )

@@ -18,17 +18,14 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot import audit_bundle
-from bot.bootstrap import open_store
-from bot.cli_ops import progress_bar
-from bot.settings import load_settings
-from domain.audit_bundle import BundleError, verify_bundle
-from domain.errors import PolicyError
-from domain.policy import Policy, policy_from_json
-from domain.verification import ConversationCheck, VerifyReport, verify_conversation
-from storage.ports import Store
+# The parser registers `verify` without importing what it runs (start-up, issue 18): the
+# store, the policy, the replay and the bundle reader are imported when the command runs.
+if TYPE_CHECKING:
+    from domain.policy import Policy
+    from domain.verification import ConversationCheck, VerifyReport
+    from storage.ports import Store
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -46,6 +43,10 @@ async def verify_store(store: Store, progress: Progress | None = None) -> Verify
     inbounds, then its events, so a commit landing in between only adds events after the
     version read (never a false missing link) and events of an inbound not read (which
     replay leaves aside)."""
+    from domain.errors import PolicyError
+    from domain.policy import policy_from_json
+    from domain.verification import VerifyReport, verify_conversation
+
     texts: dict[str, str | None] = {}
     cache: dict[str, Policy] = {}
 
@@ -80,6 +81,8 @@ async def verify_store(store: Store, progress: Progress | None = None) -> Verify
 
 
 def _progress(err: TextIO) -> Progress:
+    from bot.cli_ops import progress_bar
+
     def show(done: int, total: int) -> None:
         if total >= PROGRESS_FROM:
             progress_bar(done, total, err, "verifying")
@@ -88,6 +91,9 @@ def _progress(err: TextIO) -> Progress:
 
 
 async def _verify_live(args: argparse.Namespace, err: TextIO) -> VerifyReport | str:
+    from bot.bootstrap import open_store
+    from bot.settings import load_settings
+
     settings = load_settings()
     path = Path(args.db) if args.db is not None else Path(settings.salesbot_db)
     origin = "--db" if args.db is not None else "SALESBOT_DB"
@@ -99,6 +105,9 @@ async def _verify_live(args: argparse.Namespace, err: TextIO) -> VerifyReport | 
 
 
 def _verify_file(path: Path) -> VerifyReport | str:
+    from bot import audit_bundle
+    from domain.audit_bundle import BundleError, verify_bundle
+
     try:
         return verify_bundle(audit_bundle.read_zip(path))
     except BundleError as exc:

@@ -40,8 +40,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Literal
 
-from scipy.stats import beta, norm
-
 from domain import GENERATOR
 from domain.events import (
     ConversationAbandoned,
@@ -279,6 +277,8 @@ def wilson_interval(k: int, n: int) -> Interval | None:
     """Wilson score interval at 95%: well-behaved near 0 and 1, unlike the Wald interval."""
     if n == 0:
         return None
+    from scipy.stats import norm  # here, not at import: SciPy takes most of a second to load
+
     z = float(norm.ppf(0.975))
     p = k / n
     denominator = 1 + z * z / n
@@ -295,6 +295,8 @@ def jeffreys_interval(k: int, n: int) -> Interval | None:
     """
     if n == 0:
         return None
+    from scipy.stats import beta  # here, not at import: SciPy takes most of a second to load
+
     a, b = k + 0.5, n - k + 0.5
     low = 0.0 if k == 0 else float(beta.ppf(0.025, a, b))
     high = 1.0 if k == n else float(beta.ppf(0.975, a, b))
