@@ -14,7 +14,6 @@ database or bundle, not a bundle): one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +122,8 @@ def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
         found = _verify_file(Path(args.bundle))
         what = f"bundle {args.bundle}"
     else:
+        import asyncio
+
         found = asyncio.run(_verify_live(args, err))
         what = "the store"
     if isinstance(found, str):
