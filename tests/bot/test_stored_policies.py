@@ -4,6 +4,7 @@ template `variants`) — which is what lets its decisions replay with 0 differen
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -30,4 +31,9 @@ def test_every_stored_policy_keeps_its_canonical_json_and_version(fixture: Path)
         policy = policy_from_json(text)
         assert policy.canonical_json() == text
         assert policy.version == version
-        assert not policy.replies.active  # written before [replies]: the old rules apply
+        tables = json.loads(text)
+        if "replies" not in tables:  # written before [replies]: the old rules apply
+            assert not policy.replies.active
+        for key in ("dialog", "competitors", "handoff"):  # newer than every stored release
+            assert key not in tables
+            assert getattr(policy, key) is None
