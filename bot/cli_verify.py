@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 # The parser registers `verify` without importing what it runs (start-up, issue 18): the
 # store, the policy, the replay and the bundle reader are imported when the command runs.
 if TYPE_CHECKING:
-    from domain.policy import Policy
     from domain.verification import ConversationCheck, VerifyReport
     from storage.ports import Store
 
@@ -42,21 +41,10 @@ async def verify_store(store: Store, progress: Progress | None = None) -> Verify
     inbounds, then its events, so a commit landing in between only adds events after the
     version read (never a false missing link) and events of an inbound not read (which
     replay leaves aside)."""
-    from domain.errors import PolicyError
-    from domain.policy import policy_from_json
-    from domain.verification import VerifyReport, verify_conversation
+    from domain.verification import VerifyReport, policies_from, verify_conversation
 
     texts: dict[str, str | None] = {}
-    cache: dict[str, Policy] = {}
-
-    def policy_for(version: str) -> Policy:
-        if version not in cache:
-            text = texts.get(version)
-            if text is None:
-                raise PolicyError(f"the store has no policy text for version {version[:12]}")
-            cache[version] = policy_from_json(text)
-        return cache[version]
-
+    policy_for = policies_from(texts, "the store")
     conversation_ids = await store.conversation_ids()
     checks: list[ConversationCheck] = []
     for done, conversation_id in enumerate(conversation_ids, start=1):

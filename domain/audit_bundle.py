@@ -26,7 +26,7 @@ live store's, or the one printed when the bundle was written).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,8 +35,13 @@ from domain import GENERATOR
 from domain.chain import CHAIN_RULE, GENESIS, ChainHead, Finding, Link, head_of, sha256_hex
 from domain.errors import DomainError
 from domain.model import Frozen
-from domain.policy import Policy, policy_from_json
-from domain.verification import ConversationCheck, VerifyReport, first_error, verify_conversation
+from domain.verification import (
+    ConversationCheck,
+    VerifyReport,
+    first_error,
+    policies_from,
+    verify_conversation,
+)
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -177,7 +182,7 @@ def verify_bundle(files: Mapping[str, bytes]) -> VerifyReport:
         conversation_id,
         stored,
         inbounds,
-        _policies(texts),
+        policies_from(texts, "the bundle"),
         version=len(manifest.chain.links),
         head=manifest.chain.head,
     )
@@ -255,17 +260,3 @@ def _inbound_rows(data: bytes) -> list[dict[str, Any]]:
             row = None
         rows.append(row if isinstance(row, dict) else {})
     return rows
-
-
-def _policies(texts: Mapping[str, str]) -> Callable[[str], Policy]:
-    cache: dict[str, Policy] = {}
-
-    def policy_for(version: str) -> Policy:
-        if version not in cache:
-            text = texts.get(version)
-            if text is None:
-                raise DomainError(f"the bundle holds no policy text for version {version[:12]}")
-            cache[version] = policy_from_json(text)
-        return cache[version]
-
-    return policy_for

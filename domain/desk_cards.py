@@ -14,7 +14,7 @@ from typing import Final
 
 from domain.cards import Button, Card, CardField, CardInput
 from domain.handoff_config import HandoffConfig, lost_words
-from domain.presenters import reason_text, score_fields
+from domain.presenters import reason_text, score_fields, ticket_head_fields
 from domain.state import ConversationState, TicketRecord
 
 TRANSCRIPT_LINES: Final = 12
@@ -121,13 +121,7 @@ def desk_card(
 ) -> Card:
     """The ticket as it stands at `now_ms`; `status` words a change just made (who acted, and
     how) where the record alone would say less."""
-    fields = [
-        CardField(label="Conversation", value=state.conversation_id),
-        CardField(label="Reason", value=reason_text(ticket.reason)),
-    ]
-    if state.lead is not None:
-        who = state.lead.name + (f" ({state.lead.company})" if state.lead.company else "")
-        fields.append(CardField(label="Lead", value=who))
+    fields = ticket_head_fields(state, ticket)
     if ticket.opened_at_ms is not None:
         fields.append(CardField(label="Age", value=age_words(now_ms - ticket.opened_at_ms)))
     if ticket.status != "resolved":

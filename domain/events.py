@@ -11,12 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field
 
 from domain import GENERATOR
 from domain.cards import Audience
 from domain.inbound import LeadDetails
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 from domain.narrative import NarrativeAudit
 from domain.objections import ObjectionResult
 from domain.quotes import Quote
@@ -33,20 +33,9 @@ class _Event(Frozen):
     schema_version: int = EVENT_SCHEMA_VERSION
 
 
-class _Sparse(_Event):
-    """An event with fields added after it was first stored: each of `OPTIONAL` is left out
-    of its JSON while None, so an event decided as before reads and writes as it did."""
-
-    OPTIONAL: ClassVar[tuple[str, ...]] = ()
-
-    @model_serializer(mode="wrap")
-    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in self.OPTIONAL:
-                if data.get(name) is None:
-                    data.pop(name, None)
-        return data
+class _Sparse(_Event, Sparse):
+    """An event with fields added after it was first stored (`ADDED_LATER`, left out of its
+    JSON while unset), so an event decided as before reads and writes as it did."""
 
 
 class ConversationStarted(_Event):
@@ -67,7 +56,7 @@ class RepMessageRecorded(_Sparse):
     `name` is the rep's name as people see it (recorded under `[handoff]`, for the ticket
     card's transcript)."""
 
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("name",)
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("name",)
     type: Literal["rep_message_recorded"] = "rep_message_recorded"
     actor_id: str
     text: str
@@ -84,7 +73,7 @@ class LeadScored(_Event):
     qualified: bool
 
 
-class HeadExplanation(Frozen):
+class HeadExplanation(Sparse):
     """Why one of the reader's heads fired: each non-zero `w × x`, their sum with the bias,
     and the threshold it was compared with (all exact)."""
 
@@ -98,13 +87,7 @@ class HeadExplanation(Frozen):
     """The head's calibrated probability for this sum (the band's: that the lead is hot),
     for display; none when the model has no calibration (`Calibration`)."""
 
-    @model_serializer(mode="wrap")
-    def _without_absent_probability(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Recorded before calibrations existed, an explanation reads and writes as it did.
-        data = handler(self)
-        if isinstance(data, dict) and self.probability is None:
-            data.pop("probability", None)
-        return data
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("probability",)
 
 
 class MessageRead(_Event):
@@ -288,7 +271,7 @@ class TicketClaimed(_Sparse):
     `via` is `presence` when a rep took the conversation over by writing in it (the policy's
     `[handoff] takeover_by_presence`); `name` is the holder's name as people see it."""
 
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("via", "name")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("via", "name")
     type: Literal["ticket_claimed"] = "ticket_claimed"
     ticket_key: str
     by: str
@@ -307,7 +290,7 @@ class TicketResolved(_Sparse):
     words) and the `competitor` named there or by the prospect (as `[competitors]`
     records it)."""
 
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("outcome", "reason", "note", "competitor")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("outcome", "reason", "note", "competitor")
     type: Literal["ticket_resolved"] = "ticket_resolved"
     ticket_key: str
     by: str
@@ -335,7 +318,7 @@ class HandedBack(_Sparse):
     after the holder was silent for `idle_ms` (`[handoff] rep_idle_handback_ms`); `prospect_wrote`:
     the prospect wrote after the ticket's outcome (`[handoff] after_outcome = "bot"`)."""
 
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("reason", "idle_ms")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("reason", "idle_ms")
     type: Literal["handed_back"] = "handed_back"
     ticket_key: str | None
     by: str

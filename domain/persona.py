@@ -30,12 +30,12 @@ import string
 import unicodedata
 from collections.abc import Collection, Mapping
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import Field, field_validator
 
 from domain.errors import RenderError
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 
 Evidence = Literal["none", "quote"]
 
@@ -91,7 +91,7 @@ _PLAIN_ONLY = (
 )
 
 
-class Template(Frozen):
+class Template(Sparse):
     """One utterance form, with the claims it makes and the evidence it needs to be said.
 
     `variants` are other wordings of the same utterance (same claims, same evidence); a
@@ -103,19 +103,12 @@ class Template(Frozen):
     evidence: Evidence = "none"
     variants: tuple[str, ...] = ()
 
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("variants",)
+
     @property
     def texts(self) -> tuple[str, ...]:
         """Every wording, the main text first (variant 0)."""
         return (self.text, *self.variants)
-
-    @model_serializer(mode="wrap")
-    def _without_empty_variants(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # A template without variants serialises exactly as before they existed, so a
-        # stored policy keeps its canonical JSON and therefore its version hash.
-        data = handler(self)
-        if isinstance(data, dict) and not self.variants:
-            data.pop("variants", None)
-        return data
 
 
 class Persona(Frozen):

@@ -231,7 +231,8 @@ def reason_text(reason: str) -> str:
     return reason
 
 
-def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
+def ticket_head_fields(state: ConversationState, ticket: TicketRecord) -> list[CardField]:
+    """What every ticket card opens with: the conversation, the reason, the lead."""
     fields = [
         CardField(label="Conversation", value=state.conversation_id),
         CardField(label="Reason", value=reason_text(ticket.reason)),
@@ -239,6 +240,11 @@ def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
     if state.lead is not None:
         who = state.lead.name + (f" ({state.lead.company})" if state.lead.company else "")
         fields.append(CardField(label="Lead", value=who))
+    return fields
+
+
+def ticket_card(state: ConversationState, ticket: TicketRecord) -> Card:
+    fields = ticket_head_fields(state, ticket)
     if state.score is not None:
         fields += score_fields(state.score)
     return Card(

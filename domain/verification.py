@@ -21,15 +21,34 @@ from pydantic import ValidationError
 
 from domain import GENERATOR
 from domain.chain import ChainHead, Finding, Link, first_break, has_erasure, head_of
-from domain.errors import DomainError
+from domain.errors import DomainError, PolicyError
 from domain.events import EventEnvelope
 from domain.model import Frozen
-from domain.policy import Policy
+from domain.policy import Policy, policy_from_json
 from domain.replay import RecordedInbound, replay_conversation
 
 VERIFY_SCHEMA_VERSION = 1
 
 PolicyFor = Callable[[str], Policy]
+
+
+def policies_from(texts: Mapping[str, str | None], where: str) -> PolicyFor:
+    """The recorded policy of each version, parsed once from its canonical text in `texts`
+    (read when asked, so a caller may fill `texts` as it goes); a version whose text `where`
+    lacks is a `PolicyError`, which verification reports as unreadable."""
+    cache: dict[str, Policy] = {}
+
+    def policy_for(version: str) -> Policy:
+        if version not in cache:
+            text = texts.get(version)
+            if text is None:
+                raise PolicyError(f"{where} holds no policy text for version {version[:12]}")
+            cache[version] = policy_from_json(text)
+        return cache[version]
+
+    return policy_for
+
+
 """The policy stored under a version; raises `DomainError` when there is none."""
 
 

@@ -13,17 +13,15 @@ threshold`; the band head compares the same sum with its `hot` and `warm` thresh
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     Field,
-    SerializerFunctionWrapHandler,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 
 MICRO = 1_000_000
 READER_SCHEMA_VERSION = 1
@@ -123,7 +121,7 @@ class Calibration(Frozen):
             return p.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
 
 
-class Head(Frozen):
+class Head(Sparse):
     """One linear head: fires when `bias + Σ weights[f]·x_f ≥ threshold` (all micro)."""
 
     bias: int = 0
@@ -132,14 +130,7 @@ class Head(Frozen):
     calibration: Calibration | None = None
     """The head's display probability (`Calibration`); none in a model trained before it."""
 
-    @model_serializer(mode="wrap")
-    def _without_absent_calibration(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # A head without a calibration serialises as before calibrations existed, so a stored
-        # policy's canonical JSON and version hash stay what they were.
-        data = handler(self)
-        if isinstance(data, dict) and self.calibration is None:
-            data.pop("calibration", None)
-        return data
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("calibration",)
 
     @field_validator("bias", "threshold", mode="before")
     @classmethod
@@ -224,7 +215,7 @@ class ReaderSpec(Frozen):
     sources: tuple[str, ...] = ("referral", "partner", "event", "website", "ads")
 
 
-class ReaderModel(Frozen):
+class ReaderModel(Sparse):
     """A trained reader: its spec, the words it knows (for typo repair) and its heads."""
 
     schema_version: Literal[1] = 1
@@ -240,14 +231,7 @@ class ReaderModel(Frozen):
     """Consistency rules applied after the heads (see `Rule`). A model written before a rule
     existed does not list it, so its stored readings replay unchanged."""
 
-    @model_serializer(mode="wrap")
-    def _without_unused_rules(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # A model without rules serialises as it did before rules existed: a stored policy's
-        # canonical JSON, and so its version hash, stays what it was.
-        data = handler(self)
-        if isinstance(data, dict) and not self.rules:
-            data.pop("rules", None)
-        return data
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("rules",)
 
     @model_validator(mode="after")
     def _all_heads(self) -> ReaderModel:
