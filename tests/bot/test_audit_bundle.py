@@ -19,7 +19,7 @@ from bot.audit_bundle import build_bundle
 from bot.cli import main
 from bot.schemas import export_texts
 from storage.sqlite import SqliteStore
-from tests.bot.chain_store import LEAD, VISITOR, rows, seed
+from tests.bot.seeded_store import LEAD, VISITOR, rows, seed
 from tests.support.schemas import assert_valid
 
 

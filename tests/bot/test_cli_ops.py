@@ -4,86 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import json
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from adapters.ports import Route
 from bot.cli import main
-from bot.policy_loader import load_policy
-from bot.runtime import Runtime
 from domain import GENERATOR
-from domain.cards import Reply
-from domain.events import QuoteIssued
-from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails, MessagePosted
-from domain.state import ConversationState
 from storage.sqlite import SqliteStore
-
-PROSPECT = Actor(id="P", name="Pat", role="prospect")
-REP = Actor(id="R", name="Rae", role="rep")
+from tests.bot.seeded_store import seed
 
 
-class OneChannel:
-    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
-        return [Route(channel="test")]
-
-
-async def _seed(path: Path) -> str:
+def _seed(path: Path) -> str:
     """Two conversations through the real runtime; returns the quote id issued."""
-    ticks = itertools.count()
-    store = await SqliteStore.open(path)
-    try:
-        runtime = Runtime(
-            store,
-            load_policy("default"),
-            OneChannel(),
-            clock=lambda: 1_790_000_000_000 + 1000 * next(ticks),
-        )
-        await runtime.start()
-        lead = LeadDetails(
-            name="Pat Lee",
-            company="Acme",
-            message="We have a $5000 budget and want to start next month",
-            credit_score=580,
-        )
-        await runtime.handle(
-            LeadArrived(delivery_id="l1", conversation_id="lead-1", actor=PROSPECT, lead=lead)
-        )
-        await runtime.handle(
-            MessagePosted(
-                delivery_id="m1", conversation_id="lead-1", actor=PROSPECT, text="I am the CTO"
-            )
-        )
-        result = await runtime.handle(
-            CommandInvoked(
-                delivery_id="q1",
-                conversation_id="lead-1",
-                actor=REP,
-                command="quote",
-                args="10 pro 10%",
-            )
-        )
-        await runtime.handle(
-            MessagePosted(
-                delivery_id="m2",
-                conversation_id="dm-2",
-                actor=PROSPECT,
-                text="Just browsing, no budget",
-            )
-        )
-        assert result.decision is not None
-        return next(
-            e.event.quote.quote_id
-            for e in result.decision.events
-            if isinstance(e.event, QuoteIssued)
-        )
-    finally:
-        await store.close()
+    return asyncio.run(seed(path, "We have a $5000 budget and want to start next month"))
 
 
 @pytest.fixture
@@ -91,7 +27,7 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     path = tmp_path / "salesbot.db"
     monkeypatch.setenv("SALESBOT_DB", str(path))
     monkeypatch.delenv("SALESBOT_POLICY", raising=False)
-    return asyncio.run(_seed(path))
+    return _seed(path)
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -182,7 +118,7 @@ def test_a_database_from_a_newer_salesbot_is_refused_and_left_untouched(
     import sqlite3
 
     path = tmp_path / "future.db"
-    asyncio.run(_seed(path))
+    _seed(path)
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
     before = path.read_bytes()

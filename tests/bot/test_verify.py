@@ -15,7 +15,7 @@ import pytest
 
 from bot.cli import main
 from domain.chain import link
-from tests.bot.chain_store import LEAD, VISITOR, edit_event, event_of, rows, seed
+from tests.bot.seeded_store import LEAD, VISITOR, edit_event, event_of, rows, seed
 from tests.support.schemas import assert_valid
 
 

@@ -1,7 +1,7 @@
-"""A small store for the verification tests, written through the real runtime: a lead whose
+"""A small store written through the real runtime, for the command-line tests: a lead whose
 credit score (580, below the policy's 600) has the fairness penalty applied, who names
 their role and gets a quote; and a visitor just browsing. Plus the hand edits an
-operator with SQLite could make."""
+operator with SQLite could make (the verification tests)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,12 @@ class OneChannel:
         return [Route(channel="test")]
 
 
-async def seed(path: Path) -> str:
-    """Write the two conversations; return the quote id issued to the lead."""
+URGENT = "We need this urgently, before the end of the week, budget is $5000"
+
+
+async def seed(path: Path, message: str = URGENT) -> str:
+    """Write the two conversations, the lead's first message being `message`; return the
+    quote id issued to the lead."""
     ticks = itertools.count()
     async with await SqliteStore.open(path) as store:
         runtime = Runtime(
@@ -46,7 +50,7 @@ async def seed(path: Path) -> str:
         lead = LeadDetails(
             name="Pat Lee",
             company="Acme",
-            message="We need this urgently, before the end of the week, budget is $5000",
+            message=message,
             credit_score=580,
         )
         await runtime.handle(
