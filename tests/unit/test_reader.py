@@ -19,6 +19,7 @@ from domain.understanding.model import (
     BINARY_HEADS,
     HEADS,
     BandHead,
+    Calibration,
     Head,
     ReaderModel,
     to_micro,
@@ -255,3 +256,17 @@ def test_a_model_whose_weights_could_overflow_a_lane_is_summed_head_by_head() ->
     )
     assert head_sums(huge, {"w:budget": 1, "w:approv": 1})["band"] == model.band.bias
     assert head_sums(huge, {"w:budget": 1})["band"] == model.band.bias + 2**62
+
+
+@settings(max_examples=400, derandomize=True)
+@given(
+    st.integers(min_value=-5_000_000, max_value=5_000_000),
+    st.integers(min_value=-20_000_000, max_value=20_000_000),
+    st.integers(min_value=-10**9, max_value=10**9),
+)
+def test_the_fast_calibrated_probability_is_the_exact_one_to_the_last_place(
+    a: int, b: int, total: int
+) -> None:
+    # Recorded with every reading, so it must not depend on the platform's floating point.
+    calibration = Calibration(a=a, b=b)
+    assert str(calibration.probability(total)) == str(calibration.exact_probability(total))
