@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, NoReturn, TextIO
@@ -315,6 +316,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_ops("metrics"))
 
+    p = sub.add_parser(
+        "fairness",
+        parents=[common],
+        help="what the fairness penalty changes: stored leads pursued now with and without it",
+    )
+    p.add_argument("--c0", type=int, metavar="N", help="credit threshold (default: the policy's)")
+    p.add_argument(
+        "--lambda",
+        dest="lambda_",
+        metavar="X",
+        help="penalty fraction, 0 to 1 (default: the policy's)",
+    )
+    p.add_argument(
+        "--min-urgency",
+        metavar="X",
+        help="urgency a hot lead needs to be pursued now (default: the policy's [pursuit])",
+    )
+    p.add_argument("--sweep", action="store_true", help="also sweep c0 (±50, ±100) and λ 0…1")
+    p.set_defaults(handler=_ops("fairness"))
+
     p = sub.add_parser("projections", help="the stored projections /metrics and /audit read")
     actions = p.add_subparsers(
         dest="projections_action", required=True, metavar="ACTION", parser_class=_Parser
@@ -373,3 +394,10 @@ def main(
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"salesbot: error: {line}\n")
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`salesbot fairness | head`): stop quietly, as other Unix
+        # tools do. Python would otherwise print a traceback, then fail flushing stdout at
+        # exit; pointing stdout at /dev/null makes that final flush harmless.
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

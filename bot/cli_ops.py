@@ -17,6 +17,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TextIO
 
@@ -38,7 +39,9 @@ from domain.audit import render_audit
 from domain.audit_bundle import BundleManifest
 from domain.cards import Reply
 from domain.errors import DomainError, PolicyError
+from domain.fairness_report import LeadSample, fairness_report, lead_sample, render_fairness
 from domain.inbound import Actor, CommandInvoked, Inbound
+from domain.narrative import FairnessConfig
 from domain.policy import Policy, policy_from_json
 from domain.replay import ConversationReplay, RecordedInbound, replay_conversation
 from domain.state import ConversationState
@@ -214,6 +217,57 @@ async def metrics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(result.model_dump_json(indent=2) + "\n")
     else:
         for line in render_metrics(result):
+            out.write(line + "\n")
+    return 0
+
+
+def _decimal_option(text: str | None, name: str, default: Decimal) -> Decimal:
+    if text is None:
+        return default
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise DomainError(f"{name} must be a number, not {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise DomainError(f"{name} must be a finite number ≥ 0, not {text!r}")
+    return value
+
+
+async def fairness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Stored leads decided with and without the fairness penalty (`domain.fairness_report`),
+    under the policy's knobs or those given. The figures are about groups, but they come from
+    credit scores: auditors' data (the operator's shell access is the boundary)."""
+    settings = load_settings()
+    policy = load_policy(args.policy)
+    floor = policy.pursuit.min_urgency if policy.pursuit is not None else None
+    if args.min_urgency is None and floor is None:
+        raise DomainError(
+            f"policy {policy.name} has no [pursuit]: nothing is pursued now; "
+            "give --min-urgency to ask what it would be"
+        )
+    min_urgency = _decimal_option(args.min_urgency, "--min-urgency", floor or Decimal(0))
+    lam = _decimal_option(args.lambda_, "--lambda", policy.fairness.lambda_)
+    if lam > 1:
+        raise DomainError(f"--lambda must be between 0 and 1, not {args.lambda_!r}")
+    knobs = FairnessConfig(c0=policy.fairness.c0 if args.c0 is None else args.c0, lambda_=lam)
+    samples: list[LeadSample] = []
+    async with open_store(settings) as store:
+        for conversation_id in await store.conversation_ids():
+            sample = lead_sample(conversation_id, await store.load(conversation_id))
+            if sample is not None:
+                samples.append(sample)
+    report = fairness_report(
+        samples,
+        policy_version=policy.version,
+        urgency_weights=dict(policy.narrative.urgency_weights),
+        fairness=knobs,
+        min_urgency=min_urgency,
+        sweep=args.sweep,
+    )
+    if args.json:
+        out.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        for line in render_fairness(report):
             out.write(line + "\n")
     return 0
 

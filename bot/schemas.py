@@ -55,6 +55,7 @@ from domain.artifacts import (
 from domain.audit import AUDIT_SCHEMA_VERSION, AuditReport
 from domain.audit_bundle import BUNDLE_SCHEMA_VERSION, BundleManifest
 from domain.events import EVENT_SCHEMA_VERSION, EventEnvelope
+from domain.fairness_report import FAIRNESS_REPORT_SCHEMA_VERSION, FairnessReport
 from domain.inbound import INBOUND_SCHEMA_VERSION, Inbound
 from domain.quotes import QUOTE_SCHEMA_VERSION
 from domain.understand import UNDERSTAND_SCHEMA_VERSION
@@ -159,6 +160,15 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "contributions (they add up to the score).",
         LeadScoreReport,
         LEAD_SCORE_SCHEMA_VERSION,
+    ),
+    Artifact(
+        "fairness",
+        "Fairness report",
+        "What `salesbot fairness --json` prints: stored leads pursued now with and without "
+        "the fairness penalty, by band, lead source and company size, the ratio of pursued-now "
+        "rates between the credit groups (flagged below 0.8) and an optional sweep of c0 and λ.",
+        FairnessReport,
+        FAIRNESS_REPORT_SCHEMA_VERSION,
     ),
     Artifact(
         "metrics",

@@ -41,6 +41,7 @@ from domain.events import (
     ObjectionClassified,
     ProspectLeft,
     ProspectMessageReceived,
+    PursuitDecided,
     QuoteAccepted,
     QuoteAcceptRefused,
     QuoteApproved,
@@ -521,13 +522,35 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 why.append(f"competitor: {event.competitor}")
             if event.mention is not None:
                 why.append(f"mentioned {event.mention}")
+            if event.priority == "now":
+                why.append("posted as a priority: the lead is pursued now")
             return f"The team was told in the lead's thread: {event.text}", tuple(why)
+        case PursuitDecided():
+            return _explain_pursuit(event)
         case KnowledgeAnswered():
             return _explain_answer(event)
         case KnowledgeUnanswered():
             return _explain_unanswered(event)
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
+
+
+def _explain_pursuit(event: PursuitDecided) -> tuple[str, tuple[str, ...]]:
+    urgency, floor = number(event.urgency), number(event.min_urgency)
+    penalised = event.urgency != event.raw_urgency
+    after = f" after the fairness penalty (raw {number(event.raw_urgency)})" if penalised else ""
+    if event.pursue_now:
+        return (
+            f"Pursued now: qualified, urgency {urgency} reaches {floor}",
+            (f"urgency {urgency}{after} ≥ min_urgency {floor}",),
+        )
+    if not event.qualified:
+        return "No longer pursued now: the lead is no longer qualified", ()
+    because = "the fairness penalty lowered urgency" if penalised else "urgency is low"
+    return (
+        f"Qualified but not pursued now: {because} to {urgency}, below {floor}",
+        (f"urgency {urgency}{after} < min_urgency {floor}",),
+    )
 
 
 _LEFT_WORDS = {

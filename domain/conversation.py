@@ -53,6 +53,7 @@ from domain.narrative import assess_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
+from domain.pursuit import pursuit_decision
 from domain.questions import (
     ANSWER_ACTION,
     GENERIC_ACTIONS,
@@ -425,6 +426,15 @@ def _analyse(rec: Recorder, text: str) -> Analysis:
     narrative = assess_narrative(conversation_text, policy.narrative, policy.fairness, credit)
     if narrative != state.narrative:
         rec.record(NarrativeAssessed(audit=narrative))
+    pursuit = pursuit_decision(
+        policy.pursuit,
+        qualified=rec.state.qualified,
+        urgency=narrative.penalized_urgency,
+        raw_urgency=narrative.raw_urgency,
+        current=rec.state.pursue_now,
+    )
+    if pursuit is not None:
+        rec.record(pursuit)
     if policy.understanding is not None:
         return analysis
     objection = classify_objection(text, policy.objections)

@@ -435,7 +435,7 @@ class MeetingRequested(_Event):
 TeamPostKind = Literal["hot_lead", "meeting", "won", "lost"]
 
 
-class TeamNotified(_Event):
+class TeamNotified(_Sparse):
     """The team was told of something that matters in the lead's thread (`[team_posts]`):
     a hot lead, a meeting request, a won deal or a lost one — once per kind and
     conversation. `reason` and `competitor` say why a deal was lost (the reading's intent
@@ -448,6 +448,25 @@ class TeamNotified(_Event):
     reason: str | None = None
     competitor: str | None = None
     mention: str | None = None
+    priority: Literal["now"] | None = None
+    """`now`: a hot lead to pursue now (`[pursuit]`), announced as a priority."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("priority",)
+
+
+class PursuitDecided(_Event):
+    """Whether the lead is pursued now (`[pursuit]`): it is qualified and its urgency after
+    the fairness penalty reaches `min_urgency`. Recorded when the answer changes, with the
+    urgency before and after the penalty, so the audit shows when the penalty decided it.
+    A lead pursued now is announced to the team as a priority."""
+
+    type: Literal["pursuit_decided"] = "pursuit_decided"
+    pursue_now: bool
+    urgency: Decimal
+    """The urgency the decision compared: after the fairness penalty."""
+    raw_urgency: Decimal
+    min_urgency: Decimal
+    qualified: bool
 
 
 class KnowledgeAnswered(_Event):
@@ -553,6 +572,7 @@ Event = Annotated[
     | ReplyLanguageChosen
     | MeetingRequested
     | TeamNotified
+    | PursuitDecided
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal
 
 from domain.cards import Reply
 from domain.decision import Recorder
@@ -46,6 +46,7 @@ def post_to_team(
     *,
     reason: str | None = None,
     competitor: str | None = None,
+    priority: Literal["now"] | None = None,
 ) -> bool:
     """Tell the team in the lead's thread, once per kind and conversation, if the policy
     asks for this kind and the conversation is a lead's. True when posted."""
@@ -59,7 +60,14 @@ def post_to_team(
         return False
     owner = conversation_owner(rec)
     rec.record(
-        TeamNotified(kind=kind, text=text, reason=reason, competitor=competitor, mention=owner)
+        TeamNotified(
+            kind=kind,
+            text=text,
+            reason=reason,
+            competitor=competitor,
+            mention=owner,
+            priority=priority,
+        )
     )
     rec.reply(Reply(audience="team", text=text))
     return True
@@ -146,8 +154,16 @@ def on_meeting_request(
 
 
 def on_hot_lead(rec: Recorder) -> None:
-    """The lead just became qualified (hot): the team hears it once, not on every message."""
-    if rec.state.qualified:
+    """The lead just became qualified (hot): the team hears it once, not on every message.
+    A lead pursued now (`[pursuit]`) is announced as a priority; the words never say why a
+    lead is not (the credit score behind a fairness penalty is for auditors)."""
+    if not rec.state.qualified:
+        return
+    if rec.state.pursue_now:
+        post_to_team(
+            rec, "hot_lead", f"Hot lead, pursue now: {_who(rec)} is qualified.", priority="now"
+        )
+    else:
         post_to_team(rec, "hot_lead", f"Hot lead: {_who(rec)} is qualified.")
 
 

@@ -88,6 +88,17 @@ class NarrativeAudit(Frozen):
     reason_code: ReasonCode
 
 
+def penalized_urgency(
+    raw_urgency: Decimal, credit: int | None, fairness: FairnessConfig
+) -> Decimal:
+    """`max(0, U − λ·C_U)` when the credit score is known and below `c0`, else `U`. `C_U`, the
+    sum of urgency's additive contributions, is `U` itself: urgency is linear with no bias."""
+    if credit is None or credit >= fairness.c0:
+        return raw_urgency
+    penalty = exact_product(fairness.lambda_, raw_urgency)
+    return max(Decimal(0), exact_sum([raw_urgency, -penalty]))
+
+
 def assess_narrative(
     text: str,
     narrative: NarrativeConfig,
@@ -123,9 +134,7 @@ def assess_narrative(
             "credit_unknown",
         )
     elif credit < fairness.c0:
-        c_u = exact_sum(contrib_urg.values())
-        penalty = exact_product(fairness.lambda_, c_u)
-        penalized = max(zero, exact_sum([raw_urgency, -penalty]))
+        penalized = penalized_urgency(raw_urgency, credit, fairness)
         reason = f"penalized (credit {credit} < {fairness.c0})"
         reason_code = "credit_below_threshold"
     else:

@@ -35,6 +35,7 @@ from domain.model import Frozen
 from domain.narrative import FairnessConfig, NarrativeConfig
 from domain.objections import ObjectionConfig
 from domain.persona import Persona
+from domain.pursuit import PursuitConfig
 from domain.quotes import CatalogConfig, QuoteRules
 from domain.scoring import Band, ScoringConfig
 from domain.state import FLOOD_WINDOW_MESSAGES
@@ -153,6 +154,9 @@ class Policy(Frozen):
     handoff: HandoffConfig | None = None
     """Takeover by presence, outcomes on *Resolve*, what a prospect message after an outcome
     does, the ticket card's transcript and age (`domain.handoff`); without it, as before."""
+    pursuit: PursuitConfig | None = None
+    """Which qualified leads are pursued now: the fairness penalty on urgency decides it
+    (`domain.pursuit`); without it, penalised urgency is only displayed, as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -215,10 +219,10 @@ class Policy(Frozen):
         if self.languages is None:
             # And for a policy from before `[languages]`.
             del data["languages"]
-        for key in ("meetings", "team_posts", "dialog", "competitors", "handoff"):
+        for key in ("meetings", "team_posts", "dialog", "competitors", "handoff", "pursuit"):
             if getattr(self, key) is None:
                 # And for a policy from before meetings and team posts, `[dialog]` and
-                # `[competitors]`, or `[handoff]`.
+                # `[competitors]`, `[handoff]` or `[pursuit]`.
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -256,11 +260,12 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
-    for key in ("meetings", "team_posts", "dialog", "competitors", "handoff"):
+    for key in ("meetings", "team_posts", "dialog", "competitors", "handoff", "pursuit"):
         if data.get(key) is False:
             # `meetings = false`, `team_posts = false`, `dialog = false`,
-            # `competitors = false`, `handoff = false`: a policy extending the default
-            # without booking links, team posts, the dialog's closes or the handoff desk.
+            # `competitors = false`, `handoff = false`, `pursuit = false`: a policy extending
+            # the default without booking links, team posts, the dialog's closes, the
+            # handoff desk or pursuit by urgency.
             del data[key]
     try:
         return Policy.model_validate(data)

@@ -21,8 +21,10 @@ from domain.events import (
     FlowAdvanced,
     LeadScored,
     MessageRead,
+    PursuitDecided,
     QuoteIssued,
     QuoteRevised,
+    TeamNotified,
     TicketOpened,
 )
 from domain.inbound import Inbound
@@ -30,7 +32,7 @@ from domain.model import Frozen
 from domain.policy import Policy
 from domain.presenters import number
 
-Aspect = Literal["state", "reply", "score", "quote", "ticket", "events"]
+Aspect = Literal["state", "reply", "score", "quote", "ticket", "team", "events"]
 
 SHOWN_LIMIT = 300
 """Differences are read by people: long replies are clipped when shown (not when compared)."""
@@ -136,6 +138,7 @@ def _facts(events: Sequence[EventEnvelope], flow_state: str) -> dict[Aspect, tup
     scores: list[str] = []
     quotes: list[str] = []
     tickets: list[str] = []
+    team: list[str] = []  # what the team is told, and who is pursued now
     for env in events:
         event = env.event
         if isinstance(event, BotReplied):
@@ -152,12 +155,18 @@ def _facts(events: Sequence[EventEnvelope], flow_state: str) -> dict[Aspect, tup
             quotes.append(f"{quote.label} total {quote.figures()['total']}, {event.reason}")
         elif isinstance(event, TicketOpened):
             tickets.append(f"{event.kind}: {event.reason}")
+        elif isinstance(event, TeamNotified):
+            team.append(event.text)
+        elif isinstance(event, PursuitDecided):
+            pursuit = "pursue now" if event.pursue_now else "not pursued now"
+            team.append(f"{pursuit} (urgency {number(event.urgency)})")
     return {
         "state": (flow_state,),
         "reply": tuple(replies),
         "score": tuple(scores),
         "quote": tuple(quotes),
         "ticket": tuple(tickets),
+        "team": tuple(team),
         "events": tuple(env.event.type for env in events),
     }
 

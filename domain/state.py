@@ -39,6 +39,7 @@ from domain.events import (
     Outcome,
     ProspectLeft,
     ProspectMessageReceived,
+    PursuitDecided,
     QuoteAccepted,
     QuoteAcceptRefused,
     QuoteApproved,
@@ -157,6 +158,9 @@ class ConversationState(Frozen):
     quotes: dict[str, QuoteRecord] = Field(default_factory=dict)
     tickets: dict[str, TicketRecord] = Field(default_factory=dict)
     outcome: Outcome | None = None
+    pursue_now: bool | None = None
+    """A qualified lead urgent enough, after the fairness penalty, to pursue now
+    (`PursuitDecided`, `domain.pursuit`); None until the lead first qualifies."""
     team_notified: tuple[str, ...] = ()
     """The kinds of team post already made in the lead's thread (`TeamNotified`): each is
     posted once per conversation."""
@@ -366,6 +370,8 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             update["reply_language"] = event.language
         case MeetingRequested():
             update["meetings_requested"] = state.meetings_requested + 1
+        case PursuitDecided():
+            update["pursue_now"] = event.pursue_now
         case TeamNotified():
             if event.kind not in state.team_notified:
                 update["team_notified"] = (*state.team_notified, event.kind)

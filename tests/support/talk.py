@@ -52,7 +52,13 @@ def inbound_for(move: Move, state: ConversationState, delivery_id: str) -> Inbou
     ids: dict[str, Any] = {"delivery_id": delivery_id, "conversation_id": state.conversation_id}
     kind = move["kind"]
     if kind == "lead":
-        lead = LeadDetails(name="Pat Prospect", message=move["text"])
+        lead = LeadDetails(
+            name="Pat Prospect",
+            message=move["text"],
+            credit_score=move.get("credit"),
+            source=move.get("source", ""),
+            company_size=move.get("company_size"),
+        )
         return LeadArrived(lead=lead, actor=PROSPECT, **ids)
     if kind == "prospect":
         return MessagePosted(text=move["text"], actor=PROSPECT, **ids)
