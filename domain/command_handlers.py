@@ -25,7 +25,7 @@ from domain.flow import GuardContext
 from domain.handoff import hand_back
 from domain.inbound import Actor
 from domain.permissions import permission, permitted
-from domain.presenters import approval_status, help_card, quote_card, score_card
+from domain.presenters import approval_status, band_text, help_card, quote_card, score_card
 from domain.quote_args import parse_quote_args
 from domain.quote_offer import supersede_open_quotes
 from domain.quotes import Quote, compute_quote
@@ -108,7 +108,7 @@ def _lead(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
         score = score_lead(args, rec.policy.scoring)
     qualified = score.band in rec.policy.conversation.qualified_bands
     rec.record(LeadScored(subject="pasted_text", score=score, qualified=qualified))
-    rec.tell(actor, f"Score {score.score} ({score.band})", card=score_card(score, args))
+    rec.tell(actor, f"Band: {band_text(score)}", card=score_card(score, args))
 
 
 def _audit(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:

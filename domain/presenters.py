@@ -1,17 +1,19 @@
 """Neutral cards built from domain values: lead, quote, ticket, approval, score, help.
 
 One place decides what a card shows, so every chat platform, the playground and the terminal
-all show the same facts. Shared channels see reason *codes*, never the credit score or
-the penalty's raw text: that detail is for `/audit`.
+all show the same facts, in words a rep can act on: a band with its calibrated chance, not
+a score in a model's units. Shared channels never see the credit score, the fairness
+penalty or its reason code: that detail is for `/audit`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from domain.cards import Button, Card, CardField
 from domain.commands import COMMANDS
+from domain.feature_words import feature_words
 from domain.inbound import LeadDetails
 from domain.money import format_percent
 from domain.narrative import NarrativeAudit
@@ -33,30 +35,53 @@ def signed(value: Decimal) -> str:
 
 
 def attribution(score: LeadScore) -> str:
-    """Non-zero contributions, largest first: `budget +0.5, timeline +0.3`."""
+    """Non-zero contributions, largest first, in words with the prospect's own words where
+    the score kept them: `budget +0.81 (“$40k approved”), timeline +0.3`. Two places on a
+    card; the audit has every contribution exactly, under its feature's name."""
     parts = sorted(
         ((name, c) for name, c in score.contributions.items() if c != 0),
         key=lambda item: (-abs(item[1]), item[0]),
     )
-    shown = ", ".join(f"{name} {signed(c)}" for name, c in parts[:ATTRIBUTION_SHOWN])
+    shown = ", ".join(
+        f"{feature_words(name)} {signed(_two_places(c))}{_quoted(score.evidence.get(name))}"
+        for name, c in parts[:ATTRIBUTION_SHOWN]
+    )
     more = len(parts) - ATTRIBUTION_SHOWN
     if more > 0:
         shown += f" and {more} more (see the audit)"
     return shown or "no signals"
 
 
-ATTRIBUTION_SHOWN = 8
-"""A card lists this many contributions at most; the audit lists them all."""
+def _two_places(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _quoted(words: tuple[str, ...] | None) -> str:
+    return f" (“{_clip(words[0], 40)}”)" if words else ""
+
+
+ATTRIBUTION_SHOWN = 5
+"""A card lists this many contributions at most (the ones that moved the band most); the
+audit lists them all."""
+
+
+def band_text(score: LeadScore) -> str:
+    """The band in words a rep can weigh: with the trained reader's calibrated chance of hot
+    where it has one, the probability under a logistic link, else the points with a warning
+    that they are not a probability (a "1.2" would otherwise read as 120%)."""
+    if score.hot_probability is not None:
+        percent = (score.hot_probability * 100).quantize(Decimal(1), ROUND_HALF_UP)
+        return f"{score.band} — {percent}% chance it is a hot lead (calibrated)"
+    if score.probability is not None:
+        return f"{score.band} — probability {number(score.probability)}"
+    return f"{score.band} — {number(score.score)} points (not a probability)"
 
 
 def score_fields(score: LeadScore) -> tuple[CardField, ...]:
-    fields = [
-        CardField(label="Score", value=f"{number(score.score)} ({score.band})"),
+    return (
+        CardField(label="Band", value=band_text(score)),
         CardField(label="Signals", value=attribution(score)),
-    ]
-    if score.probability is not None:
-        fields.insert(1, CardField(label="Probability", value=number(score.probability)))
-    return tuple(fields)
+    )
 
 
 def score_lines(score: LeadScore) -> tuple[str, ...]:
@@ -91,9 +116,14 @@ def lead_card(
     title = f"New lead: {lead.name}" + (f" ({lead.company})" if lead.company else "")
     fields = [
         *score_fields(score),
-        CardField(label="Resonance", value=number(narrative.resonance)),
-        CardField(label="Urgency", value=number(narrative.penalized_urgency)),
-        CardField(label="Fairness", value=narrative.reason_code),
+        CardField(
+            label="Resonance",
+            value=f"{number(narrative.resonance)} — how closely their words match what we sell",
+        ),
+        CardField(
+            label="Urgency",
+            value=f"{number(narrative.penalized_urgency)} — how soon they say they need it",
+        ),
     ]
     if lead.source:
         fields.append(CardField(label="Source", value=lead.source))

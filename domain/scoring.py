@@ -22,11 +22,11 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 from domain.text import FeatureSpec, Matching, NegationConfig, extract_features
 
 Band = Literal["hot", "warm", "cold"]
@@ -160,7 +160,7 @@ class ScoringConfig(Frozen):
         return self
 
 
-class LeadScore(Frozen):
+class LeadScore(Sparse):
     """A score with everything needed to recompute it by hand.
 
     `contributions` holds wᵢ·xᵢ for every feature (plus the intercept when it is not zero)
@@ -175,6 +175,11 @@ class LeadScore(Frozen):
     contributions: dict[str, Decimal]
     evidence: dict[str, tuple[str, ...]]
     negated: dict[str, tuple[str, ...]]
+    hot_probability: Decimal | None = None
+    """The trained reader's calibrated probability that the lead is hot, for display (cards
+    show it instead of the score, whose units mean nothing to a rep); it decides nothing."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("hot_probability",)
 
 
 def logistic(score: Decimal) -> Decimal:

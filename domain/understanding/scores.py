@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from domain.scoring import LeadScore
-from domain.understanding.model import ReaderModel, from_micro
+from domain.understanding.model import ReaderModel, from_micro, to_micro
 from domain.understanding.reading import Reading, read
 
 
@@ -31,9 +31,13 @@ def reader_score(
     }
     if model.band.bias:
         contributions["intercept"] = from_micro(model.band.bias)
+    calibration = model.head("band").calibration
     return LeadScore(
         score=reading.score,
         probability=None,
+        hot_probability=(
+            calibration.probability(to_micro(reading.score)) if calibration is not None else None
+        ),
         band=reading.band,
         features=features,
         weights=weights,

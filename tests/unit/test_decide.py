@@ -115,8 +115,15 @@ def test_a_hot_lead_goes_straight_to_a_proposal_and_the_team_sees_its_attributio
     assert lead_card.kind == "lead"
     shown = " ".join(f"{f.label} {f.value}" for f in lead_card.fields)
     assert "budget +" in shown
-    assert "credit_below_threshold" in shown
-    assert "580" not in shown  # the credit score never reaches a shared channel
+    # The band in words with its calibrated chance, not a score in the model's units.
+    band = next(f.value for f in lead_card.fields if f.label == "Band")
+    assert band.startswith("hot — ")
+    assert band.endswith("% chance it is a hot lead (calibrated)")
+    assert "Score" not in [f.label for f in lead_card.fields]
+    # The credit score and the fairness penalty never reach a shared channel (the audit).
+    assert "580" not in shown
+    assert "credit" not in shown
+    assert "penal" not in shown
 
 
 def test_a_vague_lead_is_greeted_by_name_and_asked_a_qualifying_question(
