@@ -85,7 +85,12 @@ def cmd_score(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _emit_json(LeadScoreReport.of(score, policy).model_dump(mode="python"), out)
     else:
-        out.write(f"score {number(score.score)} ({score.band}) under policy {policy.name}\n")
+        chance = ""
+        if score.hot_probability is not None:
+            chance = f"; {number(score.hot_probability)} calibrated probability of hot"
+        out.write(
+            f"score {number(score.score)} ({score.band}{chance}) under policy {policy.name}\n"
+        )
         for line in score_lines(score):
             out.write(f"  {line}\n")
     return EXIT_OK

@@ -59,6 +59,9 @@ class LeadScoreReport(Frozen):
     band: Band
     probability: Decimal | None
     """The calibrated probability, under a policy whose scorer has one; else null."""
+    hot_probability: Decimal | None = None
+    """The trained reader's calibrated chance that the lead is hot (for display; the band
+    decides); null under lexicons or a reader without calibration."""
     features: dict[str, int]
     weights: dict[str, Decimal]
     contributions: dict[str, Decimal]
@@ -73,6 +76,7 @@ class LeadScoreReport(Frozen):
             score=score.score,
             band=score.band,
             probability=score.probability,
+            hot_probability=score.hot_probability,
             features=score.features,
             weights=score.weights,
             contributions=score.contributions,
