@@ -66,7 +66,10 @@ def inbound_for(move: Move, state: ConversationState, delivery_id: str) -> Inbou
         return CommandInvoked(command="quote", args=move["args"], actor=REP, **ids)
     if kind == "click":
         targets = sorted(state.quotes) + sorted(state.tickets) + [""]
-        target = targets[move["pick"] % len(targets)]
+        if move["pick"] == "latest_ticket":  # the ticket opened last, whatever its key
+            target = next(reversed(state.tickets), "")
+        else:
+            target = targets[move["pick"] % len(targets)]
         if move.get("choice") and target in state.tickets:
             # A button of the ticket's outcome picker (`domain.desk_cards.outcome_target`).
             target = ":".join((target, *move["choice"].split()))

@@ -306,7 +306,7 @@ def after_close(follow_ups: list[str]) -> list[Move]:
                 "kind": "click",
                 "action": "resolve_ticket",
                 "actor": REP,
-                "pick": 1,
+                "pick": "latest_ticket",
                 "choice": "closed",
                 "pause_s": 60,
             }
