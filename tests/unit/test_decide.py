@@ -421,6 +421,8 @@ def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) 
         "metrics",
         "correct",
         "resume",
+        "won",
+        "lost",
         "help",
     ]
 
