@@ -4,6 +4,7 @@ and *Accept quote* as the prospect's act (`[quotes] accept_on_behalf`)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from domain.audit import audit_conversation, render_audit
@@ -161,3 +162,25 @@ def test_a_rep_pressing_accept_is_refused_unless_the_policy_allows_it_on_behalf(
         "by": "U_RAE",
     }
     assert legacy.canonical_json() != default_policy.canonical_json()
+
+
+def test_a_stored_policy_without_the_new_keys_hashes_and_draws_as_before(
+    default_policy: Policy,
+) -> None:
+    """Without `[handoff] outcome_buttons` and `[quotes] accept_on_behalf` the canonical JSON
+    (so the version) leaves them out, the cards carry no Won / Lost, and *Mark lost* closes
+    the deal at once as it always did."""
+    assert default_policy.handoff is not None
+    desk = default_policy.handoff.model_copy(update={"outcome_buttons": False})
+    rules = default_policy.quotes.model_copy(update={"accept_on_behalf": None})
+    old = default_policy.model_copy(update={"handoff": desk, "quotes": rules})
+    stored = json.loads(old.canonical_json())
+    assert "outcome_buttons" not in stored["handoff"]
+    assert "accept_on_behalf" not in stored["quotes"]
+    lead = Recording(old, "lead-1")
+    first = lead.lead(HOT)
+    (card,) = [r.card for r in first.replies if r.card is not None and r.card.kind == "lead"]
+    assert [b.action for b in card.buttons] == ["open_quote_form", "escalate"]
+    lost = lead.click("mark_lost", "lead-1", REP)
+    assert events_of(lost, DealMarked) == []
+    assert events_of(lost, ConversationClosed)[0].outcome == "lost"
