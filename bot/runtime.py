@@ -55,6 +55,7 @@ from typing import Literal
 from pydantic import TypeAdapter, ValidationError
 
 from adapters.ports import OUTBOX_PAYLOAD_SCHEMA_VERSION, OutboxPayload, Route, Router
+from bot.addressing import readdressed
 from bot.lanes import Lanes
 from bot.logs import log_context
 from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
@@ -149,7 +150,9 @@ class Runtime:
         await self.answer_pending()
 
     async def handle(self, inbound: Inbound) -> HandleResult:
-        """Decide and commit one inbound; returns only once it is durable (or a duplicate)."""
+        """Decide and commit one inbound; returns only once it is durable (or a duplicate).
+        A rep's `won ID` / `lost ID …` is decided in the conversation ID names
+        (`bot.addressing`)."""
         delivery_id = inbound.delivery_id
         # Rule 1: claim synchronously, before any await.
         if delivery_id in self._recent:
@@ -161,6 +164,7 @@ class Runtime:
         future: asyncio.Future[HandleResult] = asyncio.get_running_loop().create_future()
         self._inflight[delivery_id] = future
         try:
+            inbound = await readdressed(inbound, self.store)
             with log_context(conversation_id=inbound.conversation_id, delivery_id=delivery_id):
                 result = await self._handle_claimed(inbound)
                 log.debug(

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Literal
+
+from pydantic import Field
 
 from domain import GENERATOR
 from domain.events import (
@@ -46,15 +48,19 @@ from domain.events import (
     ConversationClosed,
     ConversationReopened,
     ConversationStarted,
+    DealMarked,
     EventEnvelope,
     FlowAdvanced,
     LeadScored,
     MeetingRequested,
     ProspectMessageReceived,
+    QuoteAccepted,
     QuoteIssued,
     QuoteRevised,
     QuoteSuperseded,
+    TicketResolved,
 )
+from domain.handoff_config import lost_words
 from domain.model import Frozen
 
 METRICS_SCHEMA_VERSION = 1
@@ -109,6 +115,13 @@ class Metrics(Frozen):
     meetings_requested: int = 0
     """Started conversations in which the prospect asked for a meeting (`MeetingRequested`):
     the funnel stage between qualified and won."""
+    lost_reasons: dict[str, int] = Field(default_factory=dict)
+    """Engaged conversations lost, by the reason a rep recorded (`lost … REASON`, *Lost*,
+    *Resolve → Lost*: the policy's `[handoff] lost_reasons`), sorted by name; a deal lost
+    without a recorded reason is in `lost` only."""
+    accepted_on_behalf: int = 0
+    """Started conversations in which a rep accepted a quote on the prospect's behalf
+    (`[quotes] accept_on_behalf`): counted in `won`, shown apart."""
     generator_version: str = GENERATOR
 
 
@@ -134,6 +147,9 @@ class _Stream:
     quotes_revised: int = 0
     quotes_superseded: int = 0
     meeting_requested: bool = False
+    lost_reason_seq: int = 0
+    lost_reason: str | None = None
+    on_behalf: bool = False
 
 
 def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
@@ -164,6 +180,12 @@ def _accumulate(stream: _Stream, envelope: EventEnvelope) -> None:
             stream.quotes_superseded += 1
         case MeetingRequested():
             stream.meeting_requested = True
+        case DealMarked(outcome="lost") | TicketResolved(outcome="lost") if event.reason:
+            if seq > stream.lost_reason_seq:
+                stream.lost_reason_seq = seq
+                stream.lost_reason = event.reason
+        case QuoteAccepted(on_behalf=True):
+            stream.on_behalf = True
         case ConversationClosed() | ConversationAbandoned() | ConversationReopened():
             if seq > stream.ending_seq:
                 stream.ending_seq = seq
@@ -224,6 +246,10 @@ def compute_metrics(
             superseded=sum(s.quotes_superseded for s in conversations),
         ),
         meetings_requested=sum(1 for s in conversations if s.meeting_requested),
+        lost_reasons=Counter(
+            s.lost_reason for s in engaged if s.ending == "lost" and s.lost_reason is not None
+        ),
+        accepted_on_behalf=sum(1 for s in conversations if s.on_behalf),
     )
 
 
@@ -240,6 +266,8 @@ def metrics_from_counts(
     current: dict[str, int],
     quotes: QuoteCounts | None = None,
     meetings_requested: int = 0,
+    lost_reasons: Mapping[str, int] | None = None,
+    accepted_on_behalf: int = 0,
 ) -> Metrics:
     """The metrics of counts already taken: the rates, intervals, percentiles and warning
     are worked out here only, whether the counts come from folding the log or from the
@@ -261,6 +289,8 @@ def metrics_from_counts(
         small_sample_warning=_small_sample_warning(engaged),
         quotes=quotes or QuoteCounts(),
         meetings_requested=meetings_requested,
+        lost_reasons={name: n for name, n in sorted((lost_reasons or {}).items()) if n},
+        accepted_on_behalf=accepted_on_behalf,
     )
 
 
@@ -400,6 +430,13 @@ def render_metrics(metrics: Metrics) -> tuple[str, ...]:
     if m.meetings_requested:
         lines.append(
             f"Meetings requested: {m.meetings_requested} of {m.conversations} conversations."
+        )
+    if m.lost_reasons:
+        why = ", ".join(f"{lost_words(name)} {n}" for name, n in m.lost_reasons.items())
+        lines.append(f"Lost, by the reason recorded: {why}.")
+    if m.accepted_on_behalf:
+        lines.append(
+            f"Won on a quote a rep accepted on the prospect's behalf: {m.accepted_on_behalf}."
         )
     if m.quotes.issued:
         q = m.quotes

@@ -27,6 +27,7 @@ from domain.events import (
     ConversationClosed,
     ConversationReopened,
     ConversationStarted,
+    DealMarked,
     Event,
     EventEnvelope,
     FloodLimited,
@@ -358,6 +359,22 @@ def _ticket_change(
             return f"Handed back to the bot by {event.by} ({which})", ()
 
 
+def _explain_mark(event: DealMarked) -> tuple[str, tuple[str, ...]]:
+    """A rep's `won` / `lost` (command or button) in plain words."""
+    how: str = event.outcome
+    if event.reason:
+        how = f"lost ({event.reason}: {lost_words(event.reason)})"
+    means = "the command" if event.via == "command" else "the card's button"
+    details = []
+    if event.ticket_key:
+        details.append(f"ticket {event.ticket_key} resolved with it")
+    if event.competitor:
+        details.append(f"competitor: {event.competitor}")
+    if event.note:
+        details.append(f"note: {event.note}")
+    return f"Deal marked {how} by {event.by} (with {means})", tuple(details)
+
+
 def _person(actor_id: str, name: str | None) -> str:
     return f"{name} ({actor_id})" if name and name != actor_id else actor_id
 
@@ -442,6 +459,11 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 f"Accept of {_versioned(event.quote_id, event.version)} by {event.by} refused: "
                 f"{event.reason}; {offered}; nothing about the deal changed"
             ), ()
+        case QuoteAccepted() if event.on_behalf:
+            return (
+                f"Quote {event.quote_id} accepted by {event.by} on the prospect's behalf "
+                "(the policy's accept_on_behalf)"
+            ), ()
         case QuoteAccepted():
             return f"Quote {event.quote_id} accepted by {event.by}", ()
         case ApprovalRequested():
@@ -467,6 +489,8 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _ticket_change(event)
         case ConversationClosed():
             return f"Conversation closed: {event.outcome}, by {event.by}", ()
+        case DealMarked():
+            return _explain_mark(event)
         case ProspectLeft():
             return _explain_leaving(event)
         case ConversationReopened():

@@ -1,5 +1,5 @@
 """Card buttons: accept, request approval, approve, reject, escalate, claim, resolve,
-return to bot, mark lost.
+return to bot, won and lost (`domain.outcomes`).
 
 Permissions are checked here, when the click arrives, not when the button was drawn: a
 card may be forwarded, or a person's rights may have changed since. A second click on
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from domain import outcomes
 from domain.cards import Audience, Reply
 from domain.conversation import escalate, persona_values
 from domain.decision import Recorder
@@ -50,6 +51,11 @@ def on_button(rec: Recorder, click: ButtonClicked) -> None:
     if click.binding != "ok":
         _refuse_unbound(rec, click)
         return
+    if click.action == "accept_quote":
+        on_behalf = _may_accept(rec, click.actor, click.target)
+        if on_behalf is not None:
+            _accept(rec, click.actor, click.target, on_behalf=on_behalf)
+        return
     key = f"button:{click.action}"
     if not permitted(click.actor, key, strict=rec.policy.safeguards.strict_roles):
         rule = permission(key)
@@ -57,6 +63,9 @@ def on_button(rec: Recorder, click: ButtonClicked) -> None:
         return
     if click.action == "resolve_ticket":
         _resolve(rec, click.actor, click.target, note=click.note)
+        return
+    if click.action == "mark_lost" and rec.policy.handoff and rec.policy.handoff.outcome_buttons:
+        outcomes.on_lost_button(rec, click.actor, click.target, click.note)
         return
     _HANDLERS[click.action](rec, click.actor, click.target)
 
@@ -87,7 +96,7 @@ def _refuse_unbound(rec: Recorder, click: ButtonClicked) -> None:
         audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
         desk = rec.policy.handoff
         card = (
-            desk_card(rec.state, ticket, rec.now_ms)
+            desk_card(rec.state, ticket, rec.now_ms, marks=desk.outcome_buttons)
             if desk is not None and desk.ticket_card and ticket.kind == "handoff"
             else current_ticket_card(rec.state, ticket)
         )
@@ -135,7 +144,27 @@ def _quote_status(record: QuoteRecord) -> str:
             return ""
 
 
-def _accept(rec: Recorder, actor: Actor, target: str) -> None:
+def _may_accept(rec: Recorder, actor: Actor, target: str) -> bool | None:
+    """Whether `actor` may accept: False for the prospect's own click (or anyone's, under a
+    policy from before `[quotes] accept_on_behalf`), True for a rep accepting on the
+    prospect's behalf where the policy allows it; None when refused (recorded, and the
+    clicker told)."""
+    setting = rec.policy.quotes.accept_on_behalf
+    strict = rec.policy.safeguards.strict_roles
+    if permitted(actor, "button:accept_quote", strict=strict, on_behalf_set=setting is not None):
+        return False
+    if setting and permitted(actor, "button:accept_quote_on_behalf", strict=strict):
+        return True
+    if setting is None:
+        # A policy from before the key: refused as before (nobody of ours or theirs).
+        rec.ignore(actor, "accept_quote", target, "reps_only", "Sorry, that is for the sales team.")
+        return None
+    rule = permission("button:accept_quote")
+    rec.ignore(actor, "accept_quote", target, rule.reason, rule.message)
+    return None
+
+
+def _accept(rec: Recorder, actor: Actor, target: str, *, on_behalf: bool = False) -> None:
     record = rec.state.quotes.get(target)
     flow = rec.policy.flow
     if record is None:
@@ -196,17 +225,18 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
             "This conversation is already closed.",
         )
         return
-    rec.record(QuoteAccepted(quote_id=target, by=actor.id))
+    rec.record(QuoteAccepted(quote_id=target, by=actor.id, on_behalf=on_behalf))
     rec.advance("quote_accepted", GuardContext(qualified=rec.state.qualified))
     rec.record(ConversationClosed(outcome="won", by=actor.id))
+    behalf = " on the prospect's behalf" if on_behalf else ""
     rec.reply(
         Reply(
             audience="conversation",
-            text=f"Quote {record.quote.label} accepted by {actor.label}",
+            text=f"Quote {record.quote.label} accepted by {actor.label}{behalf}",
             card=settled_quote_card(
                 record.quote,
                 rec.policy.catalog,
-                f"Accepted by {actor.label}",
+                f"Accepted by {actor.label}{behalf}",
                 conversation_view(rec),
             ),
             replaces=target,
@@ -214,7 +244,7 @@ def _accept(rec: Recorder, actor: Actor, target: str) -> None:
     )
     # The accepted quote's id lets the thank-you say which deal was closed (Q-… v2 included).
     rec.say("closed_won", {**persona_values(rec, actor), "quote_id": record.quote.label})
-    post_won(rec, record.quote.label)
+    post_won(rec, record.quote.label, actor.label if on_behalf else None)
 
 
 def _request_approval(rec: Recorder, actor: Actor, target: str) -> None:
@@ -490,6 +520,10 @@ def _mark_lost(rec: Recorder, actor: Actor, target: str) -> None:
     post_lost(rec, "marked_lost")
 
 
+def _mark_won(rec: Recorder, actor: Actor, target: str) -> None:
+    outcomes.on_won_button(rec, actor, target)
+
+
 def _open_quote_form(rec: Recorder, actor: Actor, target: str) -> None:
     # Adapters that have forms open one themselves; elsewhere the usage line is the form.
     from domain.quote_args import QUOTE_USAGE
@@ -523,4 +557,5 @@ _HANDLERS: dict[str, Handler] = {
     "return_to_bot": _return_to_bot,
     "mark_lost": _mark_lost,
     "open_quote_form": _open_quote_form,
+    "mark_won": _mark_won,
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from domain import outcomes
 from domain.cards import Reply
 from domain.commands import CommandSpec, help_lines
 from domain.conversation import persona_values, start_if_new
@@ -152,6 +153,18 @@ def _correct(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     )
 
 
+def _won(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
+    """`won [ID] [note]`: the deal is won (`domain.outcomes`)."""
+    del spec
+    outcomes.on_command(rec, actor, "won", args)
+
+
+def _lost(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
+    """`lost [ID] REASON [note]`: the deal is lost, for one of the policy's reasons."""
+    del spec
+    outcomes.on_command(rec, actor, "lost", args)
+
+
 def _resume(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     """`resume`: the rep hands the conversation back to the bot (as *Return to bot*)."""
     del spec, args
@@ -166,4 +179,6 @@ _HANDLERS = {
     "help": _help,
     "correct": _correct,
     "resume": _resume,
+    "won": _won,
+    "lost": _lost,
 }

@@ -64,6 +64,18 @@ COMMANDS: tuple[CommandSpec, ...] = (
         permission="button:return_to_bot",
     ),
     CommandSpec(
+        name="won",
+        summary="Record the deal as won (this conversation, or the conversation or ticket ID)",
+        usage="won [ID]",
+        permission="button:mark_won",
+    ),
+    CommandSpec(
+        name="lost",
+        summary="Record the deal as lost, with one of the policy's lost reasons and a note",
+        usage="lost [ID] REASON [note]",
+        permission="button:mark_lost",
+    ),
+    CommandSpec(
         name="help",
         summary="What salesbot can do",
         usage="help",

@@ -131,7 +131,12 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
                 audience="team",
                 text=f"New lead from {lead.name}",
                 card=lead_card(
-                    rec.state.conversation_id, lead, rec.state.score, rec.state.narrative
+                    rec.state.conversation_id,
+                    lead,
+                    rec.state.score,
+                    rec.state.narrative,
+                    outcome_buttons=rec.policy.handoff is not None
+                    and rec.policy.handoff.outcome_buttons,
                 ),
             ),
             first=True,  # the lead's thread starts with its card; the greeting goes under it
@@ -363,7 +368,7 @@ def post_handoff_ticket(rec: Recorder, reason: str) -> None:
     desk = rec.policy.handoff
     ticket = rec.state.tickets[key]
     card = (
-        desk_card(rec.state, ticket, rec.now_ms)
+        desk_card(rec.state, ticket, rec.now_ms, marks=desk.outcome_buttons)
         if desk is not None and desk.ticket_card
         else ticket_card(rec.state, ticket)
     )

@@ -28,7 +28,9 @@ from domain.state import TicketRecord
 def show_ticket(rec: Recorder, key: str, status: str | None = None) -> None:
     """The ticket's card updated in place where it lives, as its record stands now."""
     ticket = rec.state.tickets[key]
-    card = desk_card(rec.state, ticket, rec.now_ms, status=status)
+    config = rec.policy.handoff
+    marks = config is not None and config.outcome_buttons and ticket.kind == "handoff"
+    card = desk_card(rec.state, ticket, rec.now_ms, status=status, marks=marks)
     audience: Audience = "approvers" if ticket.kind == "approval" else "handoff"
     rec.reply(Reply(audience=audience, text=card.status, card=card, replaces=key))
 

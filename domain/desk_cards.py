@@ -117,10 +117,16 @@ def outcome_words(ticket: TicketRecord) -> str:
 
 
 def desk_card(
-    state: ConversationState, ticket: TicketRecord, now_ms: int, *, status: str | None = None
+    state: ConversationState,
+    ticket: TicketRecord,
+    now_ms: int,
+    *,
+    status: str | None = None,
+    marks: bool = False,
 ) -> Card:
     """The ticket as it stands at `now_ms`; `status` words a change just made (who acted, and
-    how) where the record alone would say less."""
+    how) where the record alone would say less. `marks`: *Won* and *Lost* too
+    (`[handoff] outcome_buttons`, `domain.outcomes`)."""
     fields = ticket_head_fields(state, ticket)
     if ticket.opened_at_ms is not None:
         fields.append(CardField(label="Age", value=age_words(now_ms - ticket.opened_at_ms)))
@@ -133,23 +139,31 @@ def desk_card(
         title=f"Handoff: {reason_text(ticket.reason)}",
         text=transcript_text(state),
         fields=tuple(fields),
-        buttons=_buttons(ticket),
+        buttons=_buttons(ticket, marks),
         status=status or status_text(ticket),
         ref=ticket.key,
     )
 
 
-def _buttons(ticket: TicketRecord) -> tuple[Button, ...]:
+def _buttons(ticket: TicketRecord, marks: bool) -> tuple[Button, ...]:
     if ticket.status == "resolved":
         return ()
     resolve = Button(action="resolve_ticket", label="Resolve", target=ticket.key)
     back = Button(action="return_to_bot", label="Return to bot", target=ticket.key)
+    outcomes = (
+        (
+            Button(action="mark_won", label="Won", target=ticket.key),
+            Button(action="mark_lost", label="Lost…", target=ticket.key),
+        )
+        if marks
+        else ()
+    )
     if ticket.status == "open":
         claim = Button(
             action="claim_ticket", label="Claim ticket", target=ticket.key, style="primary"
         )
-        return (claim, resolve, back)
-    return (resolve, back)
+        return (claim, resolve, back, *outcomes)
+    return (resolve, back, *outcomes)
 
 
 def outcome_picker(state: ConversationState, ticket: TicketRecord, now_ms: int, by: str) -> Card:

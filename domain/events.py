@@ -228,10 +228,15 @@ class QuoteAcceptRefused(_Event):
     current_quote_id: str | None = None
 
 
-class QuoteAccepted(_Event):
+class QuoteAccepted(_Sparse):
+    """The quote was accepted: by the prospect, or — `on_behalf` — by a rep for them, which
+    only a policy with `[quotes] accept_on_behalf = true` allows (`by` says which rep)."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("on_behalf",)
     type: Literal["quote_accepted"] = "quote_accepted"
     quote_id: str
     by: str
+    on_behalf: bool = False
 
 
 class ApprovalRequested(_Event):
@@ -330,6 +335,25 @@ class ConversationClosed(_Event):
     type: Literal["conversation_closed"] = "conversation_closed"
     outcome: Outcome
     by: str
+
+
+class DealMarked(_Event):
+    """A rep recorded how the deal ended: `won [ID]`, `lost [ID] REASON [note]` (`via`
+    "command"), or the *Won* / *Lost* buttons of the lead card and the ticket card (`via`
+    "button"). For a lost deal `reason` is one of the policy's `[handoff] lost_reasons`
+    (None when the policy lists none), `note` the rep's own words after it and `competitor`
+    the vendor they name there (as `[competitors]` records it). `ticket_key`: the handoff
+    ticket the mark resolved, if one was live. What follows is recorded as for *Resolve*:
+    `ticket_resolved`, `flow_advanced`, `conversation_closed`, `team_notified`."""
+
+    type: Literal["deal_marked"] = "deal_marked"
+    outcome: Outcome
+    by: str
+    via: Literal["command", "button"]
+    reason: str | None = None
+    note: str | None = None
+    competitor: str | None = None
+    ticket_key: str | None = None
 
 
 class ProspectLeft(_Event):
@@ -559,6 +583,7 @@ Event = Annotated[
     | TicketReopened
     | HandedBack
     | ConversationClosed
+    | DealMarked
     | ProspectLeft
     | ConversationReopened
     | ConversationAbandoned

@@ -87,7 +87,7 @@ def take_over(rec: Recorder, actor: Actor) -> None:
     rec.record(TicketClaimed(ticket_key=key, by=actor.id, via="presence", name=actor.label))
     ticket = rec.state.tickets[key]
     if config.ticket_card:
-        card = desk_card(rec.state, ticket, rec.now_ms)
+        card = desk_card(rec.state, ticket, rec.now_ms, marks=config.outcome_buttons)
     else:
         card = _claimed(ticket_card(rec.state, ticket), f"Taken over by {actor.label}")
     rec.reply(Reply(audience="handoff", text=card.title, card=card))
@@ -219,7 +219,7 @@ def settle(
     key = ticket.key
     competitor = competitor_named(rec.policy.competitors, None, note) if note else None
     if outcome == "lost" and competitor is None and reason == "chose_competitor":
-        competitor = _competitor_from_prospect(rec)
+        competitor = competitor_from_prospect(rec)
     flow = rec.policy.flow
     guards = GuardContext(qualified=rec.state.qualified)
     closed = rec.state.flow_state in flow.terminal
@@ -267,7 +267,7 @@ def settle(
     _show(rec, config, key, status)
 
 
-def _competitor_from_prospect(rec: Recorder) -> str | None:
+def competitor_from_prospect(rec: Recorder) -> str | None:
     """The competitor the prospect named last, as `[competitors]` records it."""
     for text in reversed(rec.state.prospect_texts):
         named = competitor_named(rec.policy.competitors, None, text)

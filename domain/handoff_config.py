@@ -21,18 +21,22 @@ Kept apart from `domain.handoff` because the policy holds this table and the rec
   `bot`. Unset, the message is recorded and nobody hears of it (the behaviour of stored
   policies from before this table);
 - `ticket_card`: the ticket card shows the transcript so far and the ticket's age, and is
-  refreshed in place each time the prospect writes.
+  refreshed in place each time the prospect writes;
+- `outcome_buttons`: the lead card and the ticket card carry *Won* and *Lost* (Lost asks
+  for one of `lost_reasons`, as *Resolve → Lost* does), for reps to record how the deal
+  ended without resolving through the outcome picker (`domain.outcomes`). The commands
+  `won` and `lost` work under any policy; only the buttons are drawn by this key.
 
 A policy without the table decides exactly as before (its canonical JSON omits it).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import Field, field_validator
 
-from domain.model import Frozen
+from domain.model import Sparse
 
 AfterOutcome = Literal["reopen", "bot"]
 
@@ -56,8 +60,10 @@ LOST_REASON_WORDS: Final = {
 """A lost reason in the team's words, completing "Lost: Pat Prospect …"."""
 
 
-class HandoffConfig(Frozen):
+class HandoffConfig(Sparse):
     """`[handoff]` (see the module doc)."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("outcome_buttons",)
 
     takeover_by_presence: bool = False
     rep_idle_handback_ms: int | None = Field(None, ge=60_000)
@@ -65,6 +71,7 @@ class HandoffConfig(Frozen):
     lost_reasons: tuple[str, ...] = ()
     after_outcome: AfterOutcome | None = None
     ticket_card: bool = False
+    outcome_buttons: bool = False
 
     @field_validator("lost_reasons")
     @classmethod

@@ -30,6 +30,7 @@ ActionId = Literal[
     "return_to_bot",
     "mark_lost",
     "open_quote_form",
+    "mark_won",
 ]
 
 

@@ -194,7 +194,16 @@ def post_lost(rec: Recorder, reason: str, competitor: str | None = None) -> None
     )
 
 
-def post_won(rec: Recorder, quote_label: str) -> None:
+def post_won(rec: Recorder, quote_label: str, on_behalf_by: str | None = None) -> None:
+    """The prospect accepted a quote (or `on_behalf_by` a rep did it for them, where the
+    policy allows it: `[quotes] accept_on_behalf`)."""
+    if on_behalf_by is not None:
+        post_to_team(
+            rec,
+            "won",
+            f"Won: {on_behalf_by} accepted quote {quote_label} on behalf of {_who(rec)}.",
+        )
+        return
     post_to_team(rec, "won", f"Won: {_who(rec)} accepted quote {quote_label}.")
 
 

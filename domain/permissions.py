@@ -25,7 +25,7 @@ from domain.inbound import Actor
 from domain.model import Frozen
 
 Capacity = Literal["prospect", "rep", "approver", "auditor"]
-RefusalReason = Literal["reps_only", "not_approver", "not_auditor"]
+RefusalReason = Literal["reps_only", "not_approver", "not_auditor", "prospects_act"]
 
 CAPACITIES: tuple[Capacity, ...] = ("prospect", "rep", "approver", "auditor")
 
@@ -41,6 +41,9 @@ class Permission(Frozen):
     message: str
     strict_only: bool = False
     """Enforced only with the policy's `safeguards.strict_roles` (open to all before)."""
+    on_behalf_rule: bool = False
+    """Enforced only when the policy sets `[quotes] accept_on_behalf` (a stored policy
+    without the key lets a rep accept, as before)."""
 
 
 _REPS = frozenset[Capacity]({"rep"})
@@ -95,7 +98,16 @@ MATRIX: tuple[Permission, ...] = (
     Permission(
         key="button:accept_quote",
         label="*Accept quote*",
-        allowed=_EVERYONE,
+        allowed=frozenset({"prospect"}),
+        reason="prospects_act",
+        message="Accepting a quote is the prospect's decision, so nothing was done: ask them "
+        "to press Accept, or record the deal with `won`.",
+        on_behalf_rule=True,
+    ),
+    Permission(
+        key="button:accept_quote_on_behalf",
+        label="*Accept quote* for the prospect (`[quotes] accept_on_behalf = true`)",
+        allowed=_REPS,
         reason="reps_only",
         message=_SALES_TEAM,
     ),
@@ -149,8 +161,15 @@ MATRIX: tuple[Permission, ...] = (
         message="Only the sales team can hand a conversation back.",
     ),
     Permission(
+        key="button:mark_won",
+        label="*Won* / `won`",
+        allowed=_REPS,
+        reason="reps_only",
+        message="Only the sales team can close a deal.",
+    ),
+    Permission(
         key="button:mark_lost",
-        label="*Mark lost*",
+        label="*Lost* / `lost`",
         allowed=_REPS,
         reason="reps_only",
         message="Only the sales team can close a deal.",
@@ -186,11 +205,14 @@ def capacities(actor: Actor) -> frozenset[Capacity]:
     return frozenset(held)
 
 
-def permitted(actor: Actor, key: str, *, strict: bool) -> bool:
-    """Whether `actor` may take the action `key` (`command:quote`, `button:approve_quote`)."""
+def permitted(actor: Actor, key: str, *, strict: bool, on_behalf_set: bool = True) -> bool:
+    """Whether `actor` may take the action `key` (`command:quote`, `button:approve_quote`).
+    `on_behalf_set`: the policy sets `[quotes] accept_on_behalf` (either way)."""
     rule = _BY_KEY[key]
     if rule.strict_only and not strict:
         return True
+    if rule.on_behalf_rule and not on_behalf_set and capacities(actor):
+        return True  # a policy from before the key: anyone of ours or theirs may accept
     return not rule.allowed.isdisjoint(capacities(actor))
 
 

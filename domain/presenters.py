@@ -111,8 +111,17 @@ def lead_card_ref(conversation_id: str) -> str:
 
 
 def lead_card(
-    conversation_id: str, lead: LeadDetails, score: LeadScore, narrative: NarrativeAudit
+    conversation_id: str,
+    lead: LeadDetails,
+    score: LeadScore,
+    narrative: NarrativeAudit,
+    *,
+    outcome_buttons: bool = False,
+    status: str = "",
 ) -> Card:
+    """The lead as the team first sees it. `outcome_buttons`: *Won* and *Lost* for reps
+    (`[handoff] outcome_buttons`); `status`: how the deal ended, once a rep marked it (the
+    card then has no buttons: it is updated in place by `domain.outcomes`)."""
     title = f"New lead: {lead.name}" + (f" ({lead.company})" if lead.company else "")
     fields = [
         *score_fields(score),
@@ -132,12 +141,23 @@ def lead_card(
         title=title,
         text=_clip(lead.message, 500),
         fields=tuple(fields),
-        buttons=(
+        buttons=()
+        if status
+        else (
             Button(
                 action="open_quote_form", label="Quote", target=conversation_id, style="primary"
             ),
             Button(action="escalate", label="Escalate to a human", target=conversation_id),
+            *(
+                (
+                    Button(action="mark_won", label="Won", target=conversation_id),
+                    Button(action="mark_lost", label="Lost…", target=conversation_id),
+                )
+                if outcome_buttons
+                else ()
+            ),
         ),
+        status=status,
         ref=lead_card_ref(conversation_id),
     )
 

@@ -27,12 +27,12 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
 from domain.errors import QuoteError
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 from domain.money import (
     MAX_AMOUNT_MINOR,
     canonical_fraction,
@@ -113,7 +113,7 @@ class CatalogConfig(Frozen):
         raise QuoteError(f"Unknown SKU “{code.strip()[:40]}”. Known codes: {known}.")
 
 
-class QuoteRules(Frozen):
+class QuoteRules(Sparse):
     """How the quotes of one conversation relate to each other (the policy's `[quotes]`).
 
     Both switches are off in a policy without the key, because a stored policy written
@@ -125,11 +125,19 @@ class QuoteRules(Frozen):
       accepting a superseded or expired quote is refused with the current quote offered,
       so a deal can only close on the quote the prospect was last given;
     - `approval_keeps_id`: an approved discount makes version 2 of the same quote
-      (`Q-… v2`) instead of a quote under a new id, so one deal carries one quote id.
+      (`Q-… v2`) instead of a quote under a new id, so one deal carries one quote id;
+    - `accept_on_behalf` (below; left out of the canonical JSON while unset).
     """
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("accept_on_behalf",)
 
     supersede_open: bool = False
     approval_keeps_id: bool = False
+    accept_on_behalf: bool | None = None
+    """Accepting a quote is the prospect's act. False: a rep (or manager) pressing *Accept
+    quote* is refused and told so; True: it is accepted and recorded as on the prospect's
+    behalf (`quote_accepted.on_behalf`, the audit and the metrics say so). Unset (a stored
+    policy from before the key): a rep's click is accepted as before."""
 
 
 class QuoteRequest(Frozen):

@@ -51,14 +51,17 @@ from domain.events import (
     ConversationClosed,
     ConversationReopened,
     ConversationStarted,
+    DealMarked,
     EventEnvelope,
     FlowAdvanced,
     LeadScored,
     MeetingRequested,
     ProspectMessageReceived,
+    QuoteAccepted,
     QuoteIssued,
     QuoteRevised,
     QuoteSuperseded,
+    TicketResolved,
 )
 
 PROJECTION_SCHEMA_VERSION = 2
@@ -79,6 +82,9 @@ PROJECTED_TYPES: frozenset[str] = frozenset(
         "quote_revised",
         "quote_superseded",
         "meeting_requested",
+        "deal_marked",
+        "ticket_resolved",
+        "quote_accepted",
     }
 )
 """Event types the projections read; a rebuild parses only these (the rest is most of
@@ -95,6 +101,12 @@ FIRST_FROM = "first_from"  # conversations that advanced, by the state they firs
 NEVER_ADVANCED = "never_advanced"  # started, no advance yet: placed at read time
 QUOTES = "quotes"  # names: issued, revised, superseded (quotes, not conversations)
 MEETINGS = "meetings"  # name: requested (conversations that asked for a meeting)
+LOST_REASONS = "lost_reasons"  # names: a lost reason (engaged conversations lost with one)
+ON_BEHALF = "accepted_on_behalf"  # name: "" (a rep accepted a quote for the prospect)
+LOST_MARK = "+lost:"
+"""Kept in `reached` like `MEETING_MARK`, followed by the latest lost reason a rep recorded
+(`deal_marked`, `ticket_resolved`); counted while the conversation's ending is lost."""
+ON_BEHALF_MARK = "+accepted_on_behalf"
 MEETING_MARK = "+meeting_requested"
 """Kept in a conversation's `reached` (a stage, not a flow state: no state name starts with
 "+"), so the stored rows need no new column and a store from before meetings is unchanged."""
@@ -187,6 +199,15 @@ def fold_events(
             superseded += 1
         elif isinstance(event, MeetingRequested) and MEETING_MARK not in reached:
             reached = tuple(sorted((*reached, MEETING_MARK)))
+        elif (
+            isinstance(event, DealMarked | TicketResolved)
+            and event.outcome == "lost"
+            and event.reason
+        ):
+            kept = (mark for mark in reached if not mark.startswith(LOST_MARK))
+            reached = tuple(sorted((*kept, LOST_MARK + event.reason)))
+        elif isinstance(event, QuoteAccepted) and event.on_behalf and ON_BEHALF_MARK not in reached:
+            reached = tuple(sorted((*reached, ON_BEHALF_MARK)))
     after = StreamFacts(
         started, messages, qualified, ending, first, current, reached, issued, revised, superseded
     )
@@ -207,9 +228,15 @@ def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
             counts[QUOTES, name] = value
     if MEETING_MARK in facts.reached:
         counts[MEETINGS, "requested"] = 1
+    if ON_BEHALF_MARK in facts.reached:
+        counts[ON_BEHALF, ""] = 1
     if facts.prospect_messages > 0:
         counts[ENGAGED, ""] = 1
         counts[ENDING, facts.ending or OPEN] = 1
+        if facts.ending == "lost":
+            for mark in facts.reached:
+                if mark.startswith(LOST_MARK):
+                    counts[LOST_REASONS, mark.removeprefix(LOST_MARK)] = 1
     origin = facts.first_from_state
     if not origin:
         counts[NEVER_ADVANCED, ""] = 1
@@ -217,7 +244,7 @@ def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
     counts[FIRST_FROM, origin] = 1
     counts[REACHED, origin] = 1
     for state in facts.reached:
-        if state != MEETING_MARK:
+        if not state.startswith("+"):  # the marks above are stages, not flow states
             counts[REACHED, state] = 1
     counts[CURRENT, facts.current_state or origin] = 1
     return counts
@@ -339,6 +366,8 @@ def metrics_from_projection(
             superseded=count(QUOTES, "superseded"),
         ),
         meetings_requested=count(MEETINGS, "requested"),
+        lost_reasons=counts.get(LOST_REASONS, {}),
+        accepted_on_behalf=count(ON_BEHALF),
     )
 
 

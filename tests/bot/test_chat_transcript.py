@@ -339,7 +339,7 @@ def test_chat_json_prints_one_object_per_output_and_nothing_else(
     assert handoff["ticket"]["kind"] == "handoff"
     assert handoff["ticket"]["status"] == "open"
     assert [b["label"] for b in handoff["card"]["buttons"]] == [
-        "Claim ticket", "Resolve", "Return to bot",
+        "Claim ticket", "Resolve", "Return to bot", "Won", "Lost…",
     ]  # fmt: skip
     claimed = next(o for o in outputs if o["text"].startswith("Claimed by"))
     assert claimed["replaces"] == handoff["card"]["ref"]

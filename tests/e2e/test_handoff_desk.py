@@ -185,7 +185,7 @@ async def test_slack_after_resolve_the_prospects_next_message_comes_back_to_the_
     labels = [
         e["text"]["text"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]
-    assert labels == ["Resolve", "Return to bot"]
+    assert labels == ["Resolve", "Return to bot", "Won", "Lost…"]
     await outbox_drained(slack.client)
     assert len(_in_thread(slack, thread)) == said_before, "the holder answers, not the bot"
     assert len(bot_messages(slack.api, HANDOFF)) == 1
@@ -314,7 +314,7 @@ async def test_teams_after_resolve_the_prospects_next_message_comes_back_to_the_
     )
     card = card_of(_latest(teams, ticket))
     assert "one more question about invoices" in _teams_text(card)
-    assert [a["title"] for a in card["actions"]] == ["Resolve", "Return to bot"]
+    assert [a["title"] for a in card["actions"]] == ["Resolve", "Return to bot", "Won", "Lost…"]
     await outbox_drained(teams.client)
     assert len(connector.posted(thread)) == said_before, "the holder answers, not the bot"
 

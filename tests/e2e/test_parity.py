@@ -665,7 +665,7 @@ def test_the_cards_are_equivalent_on_both_platforms(runs: tuple[Run, Run], step:
     if step == "wrote again":
         assert slack["status"] == "Claimed by Rae Rep: prospect wrote again"
         assert slack["text"][-1] == f"prospect: {DESK_AGAIN}"
-        assert [b[1] for b in slack["buttons"]] == ["Resolve", "Return to bot"]
+        assert [b[1] for b in slack["buttons"]] == ["Resolve", "Return to bot", "Won", "Lost…"]
 
 
 def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platforms(

@@ -90,7 +90,12 @@ async def test_after_a_restart_the_playground_shows_every_thread_card_and_open_t
     )
     claimed = handoff_card(after, refund)
     assert claimed["status"] == "Claimed by You (rep)"
-    assert [b["action"] for b in claimed["buttons"]] == ["resolve_ticket", "return_to_bot"]
+    assert [b["action"] for b in claimed["buttons"]] == [
+        "resolve_ticket",
+        "return_to_bot",
+        "mark_won",
+        "mark_lost",
+    ]
     assert all(b["signature"].startswith("v1.") for b in claimed["buttons"])
     assert handoff_card(after, human)["status"] == "Open"
 

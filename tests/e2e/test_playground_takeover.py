@@ -127,5 +127,5 @@ async def test_after_resolve_the_prospects_next_message_comes_back_to_the_holder
     card = await ticket_card(client, conversation)
     assert card["status"] == "Claimed by You (rep): prospect wrote again"
     assert card["text"].endswith("prospect: Sorry, one more question about invoices")
-    assert [b["label"] for b in card["buttons"]] == ["Resolve", "Return to bot"]
+    assert [b["label"] for b in card["buttons"]] == ["Resolve", "Return to bot", "Won", "Lost…"]
     assert len(await history(client, conversation, "conversation")) == said, "no bot reply"

@@ -52,6 +52,8 @@ def test_every_command_becomes_a_slash_command_and_help_lives_under_salesbot() -
         "/metrics",
         "/correct",
         "/resume",
+        "/won",
+        "/lost",
         "/salesbot",
     ]
     assert [c["description"] for c in commands] == [spec.summary for spec in COMMANDS]

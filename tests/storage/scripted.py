@@ -137,7 +137,7 @@ class SalesDay:
                     await self.say(cid, "Hello, we are looking at CRM tools")
                     self.clock.now += (i + 1) * 7 * MINUTE
                     await self.say(cid, HOT)
-                    await self.click(cid, "mark_lost", cid, REP)
+                    await self.click(cid, "mark_lost", f"{cid}:no_response", REP)
                 case 2:  # a hello and then silence: abandoned by the idle sweep later
                     await self.say(cid, "Hello")
                 case 3:  # a sensitive question: handed to a human

@@ -77,6 +77,8 @@ def inbound_for(move: Move, state: ConversationState, delivery_id: str) -> Inbou
     if kind == "rep_says":
         # A rep writing in the prospect's conversation (a shared thread: not to the bot).
         return MessagePosted(text=move["text"], actor=REP, addressed=False, **ids)
+    if kind == "command":
+        return CommandInvoked(command=move["command"], args=move["args"], actor=REP, **ids)
     if kind == "help":
         return CommandInvoked(command="help", args="", actor=PROSPECT, **ids)
     return TimerElapsed(actor=Actor(id="sweeper", role="system"), **ids)

@@ -284,8 +284,8 @@ def test_every_button_on_a_card_has_its_own_nonce(default_policy: Policy) -> Non
     assert reply.card is not None
     actions = render(reply.card)["actions"]
     nonces = {a["data"]["n"] for a in actions}
-    assert len(actions) == 3
-    assert len(nonces) == 3
+    assert len(actions) == 5  # Claim, Resolve, Return to bot, Won, Lost…
+    assert len(nonces) == 5
 
 
 # ---- user text is data --------------------------------------------------------------------

@@ -87,6 +87,8 @@ def test_every_scope_gets_its_own_menu_with_every_command_and_its_summary() -> N
         "metrics",
         "correct",
         "resume",
+        "won",
+        "lost",
         "help",
     ]
 

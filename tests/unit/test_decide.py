@@ -428,6 +428,8 @@ def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) 
         "metrics",
         "correct",
         "resume",
+        "won",
+        "lost",
         "help",
     ]
 
@@ -440,7 +442,7 @@ def test_a_prospect_cannot_quote_and_the_refusal_is_recorded(convo: Conversation
 
 def test_a_message_after_the_deal_closed_reaches_a_human_once(convo: Conversation) -> None:
     convo.lead("We have a $5000 budget, I am the CTO, starting next month")
-    convo.click("mark_lost", "conv-1")
+    convo.click("mark_lost", "conv-1:no_response")
     assert convo.state.outcome == "lost"
     first = convo.say("Wait, can we talk again?")
     second = convo.say("Hello?")

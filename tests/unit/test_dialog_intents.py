@@ -25,7 +25,7 @@ from domain.events import (
 from domain.policy import Policy
 from domain.replay import replay_conversation
 from tests.support.talk import (
-    REP,
+    PROSPECT,
     Move,
     Steps,
     bot_messages_to_the_prospect,
@@ -438,7 +438,7 @@ def test_a_goodbye_after_a_won_deal_reaches_the_colleague_and_is_never_lost(
     moves: list[Move] = [
         *says("hi"),
         {"kind": "quote", "args": "5 starter"},
-        {"kind": "click", "action": "accept_quote", "actor": REP, "pick": 0},
+        {"kind": "click", "action": "accept_quote", "actor": PROSPECT, "pick": 0},
         *says("thanks bye"),
     ]
     steps = talk(default_policy, moves)

@@ -132,7 +132,12 @@ def test_a_rep_who_writes_claims_the_open_ticket_instead_of_opening_another(
     assert card.replaces == key
     assert card.card is not None
     assert card.card.status == "Taken over by Rae Rep"
-    assert [b.action for b in card.card.buttons] == ["resolve_ticket", "return_to_bot"]
+    assert [b.action for b in card.card.buttons] == [
+        "resolve_ticket",
+        "return_to_bot",
+        "mark_won",
+        "mark_lost",
+    ]
 
 
 def test_a_colleague_writing_too_leaves_the_ticket_with_its_holder(thread: Desk) -> None:
@@ -387,7 +392,12 @@ def test_after_resolve_the_prospects_next_message_reopens_the_ticket_for_the_sam
     assert card.card is not None
     assert card.card.status == "Claimed by Rae Rep: prospect wrote again"
     assert card.card.text.endswith("prospect: Sorry, one more question about invoices")
-    assert [b.action for b in card.card.buttons] == ["resolve_ticket", "return_to_bot"]
+    assert [b.action for b in card.card.buttons] == [
+        "resolve_ticket",
+        "return_to_bot",
+        "mark_won",
+        "mark_lost",
+    ]
     assert thread.state.tickets[key].phase == "reopened"
     replayed = replay_conversation(
         thread.state.conversation_id, thread.inbounds, thread.events, lambda _v: thread.policy
@@ -461,6 +471,8 @@ def test_the_ticket_card_shows_the_transcript_and_its_age_refreshed_when_the_pro
         "claim_ticket",
         "resolve_ticket",
         "return_to_bot",
+        "mark_won",
+        "mark_lost",
     ]
 
 

@@ -23,7 +23,6 @@ from domain.replay import replay_conversation
 from storage.projections import Projection, metrics_from_projection
 from tests.support.talk import (
     PROSPECT,
-    REP,
     Move,
     Steps,
     bot_messages_to_the_prospect,
@@ -151,10 +150,10 @@ def test_a_won_deal_is_posted_once_in_the_leads_thread(default_policy: Policy) -
 
 
 def test_a_lost_deal_is_posted_once_with_the_reason(default_policy: Policy) -> None:
-    lost: Move = {"kind": "click", "action": "mark_lost", "pick": 99, "actor": REP}
+    lost: Move = {"kind": "command", "command": "lost", "args": "price"}
     steps = talk(default_policy, quote_then(lost, lost))
     assert [p for p in team_posts(steps) if p.startswith("Lost")] == [
-        "Lost: Pat Prospect was marked lost."
+        "Lost: Pat Prospect found it too expensive."
     ]
 
 

@@ -430,6 +430,7 @@ def test_a_policy_without_quotes_keeps_its_version_and_the_default_turns_both_on
     assert json.loads(default_policy.canonical_json())["quotes"] == {
         "supersede_open": True,
         "approval_keeps_id": True,
+        "accept_on_behalf": False,
     }
     stored = policy_from_json(separate_ids.canonical_json())
     assert stored.quotes == QuoteRules()
