@@ -21,18 +21,31 @@ Kept apart from `domain.handoff` because the policy holds this table and the rec
   `bot`. Unset, the message is recorded and nobody hears of it (the behaviour of stored
   policies from before this table);
 - `ticket_card`: the ticket card shows the transcript so far and the ticket's age, and is
-  refreshed in place each time the prospect writes.
+  refreshed in place each time the prospect writes;
+- the SLA ladder (`domain.sla`) for a handoff ticket nobody has claimed:
+  `unclaimed_reping_ms` — after this long its card is refreshed with its age, the on-call
+  group is mentioned in the handoff channel, and a prospect who wrote is told once that a
+  person will answer (with the business hours when outside them);
+  `unclaimed_escalate_ms` — after this long (later than the re-ping) the ticket is posted to
+  the escalation target. Each off when unset;
+- `escalation`: the escalation target per platform, by the platform's name (a channel or
+  conversation id); a platform without one posts the escalation in its handoff channel;
+- `on_call`: the on-call group to mention per platform, by the platform's name (what the
+  platform mentions: a user group, a tag); a platform without one mentions nobody;
+- `business_hours`: when the team answers (`domain.business_hours`), told to a waiting
+  prospect outside them.
 
 A policy without the table decides exactly as before (its canonical JSON omits it).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from domain.model import Frozen
+from domain.business_hours import BusinessHours
+from domain.model import Sparse
 
 AfterOutcome = Literal["reopen", "bot"]
 
@@ -56,15 +69,52 @@ LOST_REASON_WORDS: Final = {
 """A lost reason in the team's words, completing "Lost: Pat Prospect …"."""
 
 
-class HandoffConfig(Frozen):
+class HandoffConfig(Sparse):
     """`[handoff]` (see the module doc)."""
 
+    ADDED_LATER: ClassVar[tuple[str, ...]] = (
+        "unclaimed_reping_ms",
+        "unclaimed_escalate_ms",
+        "escalation",
+        "on_call",
+        "business_hours",
+    )
     takeover_by_presence: bool = False
     rep_idle_handback_ms: int | None = Field(None, ge=60_000)
     ask_outcome: bool = False
     lost_reasons: tuple[str, ...] = ()
     after_outcome: AfterOutcome | None = None
     ticket_card: bool = False
+    unclaimed_reping_ms: int | None = Field(None, ge=60_000)
+    unclaimed_escalate_ms: int | None = Field(None, ge=60_000)
+    escalation: dict[str, str] = Field(default_factory=dict)
+    on_call: dict[str, str] = Field(default_factory=dict)
+    business_hours: BusinessHours | None = None
+
+    @field_validator("escalation", "on_call")
+    @classmethod
+    def _per_platform(cls, value: dict[str, str]) -> dict[str, str]:
+        for platform, where in value.items():
+            if not platform or not platform.replace("_", "").isalnum() or not platform.islower():
+                raise ValueError(f"{platform!r} must be a platform's lower-case name")
+            if not where.strip() or where != where.strip():
+                raise ValueError(f"{platform}: {where!r} must be a non-empty id")
+        return value
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> HandoffConfig:
+        reping, escalate = self.unclaimed_reping_ms, self.unclaimed_escalate_ms
+        if reping is not None and escalate is not None and escalate <= reping:
+            raise ValueError(
+                f"unclaimed_escalate_ms ({escalate}) must be later than "
+                f"unclaimed_reping_ms ({reping}): the ladder re-pings before it escalates"
+            )
+        return self
+
+    @property
+    def ladder(self) -> bool:
+        """The SLA ladder runs: a re-ping or an escalation delay is set."""
+        return self.unclaimed_reping_ms is not None or self.unclaimed_escalate_ms is not None
 
     @field_validator("lost_reasons")
     @classmethod
