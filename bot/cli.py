@@ -149,12 +149,13 @@ def cmd_narrative(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.business_hours import zone_problems
     from bot.policy_loader import load_policy
     from domain.artifacts import CheckReport, PolicyRef
     from domain.policy_check import check_policy
 
     policy = load_policy(args.policy)
-    problems = check_policy(policy)
+    problems = check_policy(policy) + zone_problems(policy)
     if args.json:
         report = CheckReport(policy=PolicyRef.of(policy), violations=problems)
         _emit_json(report.model_dump(mode="python"), out)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot.business_hours import zone_problems
 from bot.knowledge_index import build_index
 from domain.errors import PolicyError
 from domain.knowledge import KnowledgeBase, KnowledgeIndex
@@ -199,7 +200,7 @@ def load_checked_policy(ref: str | None = None) -> Policy:
     violation when `salesbot check` would reject it, so what `check` forbids is never said
     (`serve` and `chat` exit 2 with those lines)."""
     policy = load_policy(ref)
-    problems = check_policy(policy)
+    problems = check_policy(policy) + zone_problems(policy)
     if problems:
         lines = [f"policy {policy.name} fails `salesbot check` ({len(problems)} violations):"]
         raise PolicyError("\n".join([*lines, *problems]))

@@ -56,6 +56,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from adapters.ports import OUTBOX_PAYLOAD_SCHEMA_VERSION, OutboxPayload, Route, Router
 from bot.addressing import readdressed
+from bot.business_hours import timer_hours
 from bot.lanes import Lanes
 from bot.logs import log_context
 from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
@@ -66,9 +67,10 @@ from domain.decision import Decision, Query
 from domain.inbound import SYSTEM, DeliveryFailed, Inbound, TimerElapsed
 from domain.model import Frozen
 from domain.policy import Policy
+from domain.sla import next_timer_ms
 from domain.state import ConversationState, fold
 from storage.errors import ConcurrencyError, StorageError
-from storage.ports import Commit, OutboxItem, PendingAnswer, Store
+from storage.ports import Commit, OutboxItem, PendingAnswer, Store, TimerDue
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,11 @@ INBOUND = TypeAdapter(Inbound)
 DEDUPE_WINDOW_MS = 7 * 24 * 3600 * 1000
 """How far back the in-memory dedupe view is rebuilt after a restart; older deliveries are
 still found by the store (a platform retries within minutes, Teams within seconds)."""
+
+SWEEP_BATCH = 1000
+"""Due conversations one sweep delivers timers to; the rest are due still, at the next."""
+RECHECK_MS = 60_000
+"""When a due conversation whose timer decided nothing is looked at again."""
 
 
 QueryAnswerer = Callable[[Query, Store], Awaitable[Sequence[Reply]]]
@@ -135,6 +142,7 @@ class Runtime:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
         self._answering: dict[str, asyncio.Task[bool]] = {}
+        self._swept_all = False
 
     @property
     def state_cache(self) -> StateCache:
@@ -191,6 +199,7 @@ class Runtime:
             for attempt in (1, 2):
                 state = await self._state(conversation_id)
                 now = self._clock()
+                inbound = self._with_facts(inbound, now)
                 decision = self._decide(state, inbound, now)
                 replies = list(decision.replies)
                 if not decision.events and not decision.replies and not decision.queries:
@@ -217,6 +226,14 @@ class Runtime:
                 self._cache.drop(conversation_id)
                 return HandleResult(status="duplicate", version=result.version)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _with_facts(self, inbound: Inbound, now: int) -> Inbound:
+        """A timer carries what the domain may not work out itself, for the very instant it
+        is decided: the business hours in the policy's time zone (`bot.business_hours`).
+        Recorded with the inbound, so a replay decides with the same fact."""
+        if not isinstance(inbound, TimerElapsed):
+            return inbound
+        return inbound.model_copy(update={"hours": timer_hours(self.policy, now)})
 
     def _decide(self, state: ConversationState, inbound: Inbound, now: int) -> Decision:
         if self._on_decided is None:
@@ -275,6 +292,7 @@ class Runtime:
             outbox=tuple(items),
             ticket_events=decision.ticket_events,
             answers=tuple(answers),
+            timer=TimerDue(due_at_ms=next_timer_ms(decision.state, self.policy)),
         )
 
     # -- queries, answered after the commit -----------------------------------------------
@@ -382,34 +400,53 @@ class Runtime:
             return False
 
     async def sweep_idle(self) -> int:
-        """Ask the domain whether each open conversation is abandoned (or, under the policy's
-        `[handoff] rep_idle_handback_ms`, whether a silent rep's hold ends); returns how many
-        changed. Only a timer that decides something is committed (its delivery id is tied
-        to the conversation's version), so quiet conversations are re-checked next sweep."""
+        """Deliver a timer to each conversation whose timers are due (`domain.sla.next_timer_ms`:
+        an idle conversation's abandonment, a silent rep's hold under `[handoff]
+        rep_idle_handback_ms`, an unclaimed ticket's SLA ladder); returns how many changed.
+
+        Conversations are read from the store's due-timer index, so a sweep loads only those
+        due. The first sweep of this runtime looks at every conversation instead (as every
+        sweep did before the index), scheduling each under the policy it runs now: a schedule
+        computed under another policy, or by an older release, is never trusted.
+
+        Only a timer that decides something is committed (its delivery id is tied to the
+        conversation's version), with the conversation's next timer; a due conversation whose
+        timer decides nothing is rescheduled from its state."""
         changed = 0
-        flow = self.policy.flow
-        desk = self.policy.handoff
-        # A person holds a conversation in handoff: the bot's idle rules stop there, unless
-        # the policy hands a conversation back from a silent rep (`[handoff]
-        # rep_idle_handback_ms`), which the same timer decides.
-        handback = desk is not None and desk.rep_idle_handback_ms is not None
-        for conversation_id in await self.store.conversation_ids():
+        now = self._clock()
+        if self._swept_all:
+            due = await self.store.due_timers(now, SWEEP_BATCH)
+        else:
+            due = await self.store.conversation_ids()
+            self._swept_all = True
+        hours = timer_hours(self.policy, now)
+        for conversation_id in due:
             state = await self._state(conversation_id)
-            if (
-                not state.started
-                or state.flow_state in flow.terminal
-                or (state.flow_state == flow.handoff and not handback)
-            ):
-                continue
             timer = TimerElapsed(
                 delivery_id=f"idle:{conversation_id}:{state.version}",
                 conversation_id=conversation_id,
                 actor=SYSTEM,
+                hours=hours,
             )
-            if decide(state, timer, self.policy, self._clock()).events:
+            if decide(state, timer, self.policy, now).events:
                 result = await self.handle(timer)
-                changed += result.status == "committed"
+                if result.status == "committed":
+                    changed += 1
+                    continue
+            await self._reschedule(conversation_id, now)
         return changed
+
+    async def _reschedule(self, conversation_id: str, now: int) -> None:
+        """Schedule the conversation's next timer from its current state (in its lane, so a
+        commit in between is not overwritten by an older computation). A time already past
+        that decided nothing (the flow has no idle transition there) is looked at again a
+        sweep later rather than at every sweep."""
+        async with self._lanes.hold(conversation_id):
+            state = await self._state(conversation_id)
+            due = next_timer_ms(state, self.policy)
+            if due is not None and due <= now:
+                due = now + RECHECK_MS
+            await self.store.schedule_timer(conversation_id, due, state.version)
 
     async def report_dead_letter(self, item: OutboxItem, reason: str) -> None:
         """The outbox gave up on `item`: record it in the conversation and alert the humans."""

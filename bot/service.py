@@ -407,6 +407,9 @@ def build_service(
     `outbound_lookup` the DNS look-up for outbound URLs (tests: no DNS to ask);
     `outbox_identity` is this process's boot slot (see `Service`)."""
     mask_secrets(*settings.secret_values())
+    desk = policy.handoff
+    escalation = desk.escalation if desk is not None else {}
+    on_call = desk.on_call if desk is not None else {}
     routers: list[Router] = []
     outbound = _outbound_policy(settings, outbound_lookup)
     senders: dict[str, Sender] = {}
@@ -432,6 +435,8 @@ def build_service(
             SlackRouter(
                 handoff_channel=settings.slack_handoff_channel,
                 leads_channel=settings.slack_leads_channel,
+                escalation_channel=escalation.get("slack"),
+                on_call=on_call.get("slack"),
             )
         )
         slack_sender = SlackSender(
@@ -443,7 +448,11 @@ def build_service(
     teams_sender: TeamsSender | None = None
     if teams is not None:
         connector = Connector(teams_tokens or _teams_tokens(settings))
-        routers.append(TeamsRouter())
+        routers.append(
+            TeamsRouter(
+                escalation_conversation=escalation.get("teams"), on_call=on_call.get("teams")
+            )
+        )
         teams_sender = TeamsSender(
             connector,
             store,

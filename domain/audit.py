@@ -56,8 +56,10 @@ from domain.events import (
     RepMessageRecorded,
     TeamNotified,
     TicketClaimed,
+    TicketEscalated,
     TicketOpened,
     TicketReopened,
+    TicketRepinged,
     TicketResolved,
 )
 from domain.handoff_config import lost_words
@@ -555,6 +557,8 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _explain_answer(event)
         case KnowledgeUnanswered():
             return _explain_unanswered(event)
+        case TicketRepinged() | TicketEscalated():
+            return _explain_ladder(event)
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
 
@@ -574,6 +578,29 @@ def _explain_pursuit(event: PursuitDecided) -> tuple[str, tuple[str, ...]]:
     return (
         f"Qualified but not pursued now: {because} to {urgency}, below {floor}",
         (f"urgency {urgency}{after} < min_urgency {floor}",),
+    )
+
+
+def _explain_ladder(event: TicketRepinged | TicketEscalated) -> tuple[str, tuple[str, ...]]:
+    """The SLA ladder's steps (`domain.sla`) in plain words."""
+    waited = _duration(event.age_ms)
+    if isinstance(event, TicketEscalated):
+        return (
+            f"Ticket {event.ticket_key} escalated: nobody claimed it for {waited}; "
+            "posted to the escalation target with the on-call group mentioned",
+            (),
+        )
+    details: list[str] = []
+    if event.told_prospect:
+        details.append("the prospect was told a person will answer")
+    if event.open_now is True:
+        details.append("within business hours")
+    elif event.open_now is False and event.next_open_ms is not None:
+        details.append(f"outside business hours; they next open at {iso_ms(event.next_open_ms)}")
+    return (
+        f"Ticket {event.ticket_key} re-pinged: nobody claimed it for {waited}; "
+        "its card refreshed and the on-call group mentioned",
+        tuple(details),
     )
 
 

@@ -7,18 +7,24 @@ text. All text here is plain text: adapters escape it for their markup.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from domain.inbound import NOTE_MAX_CHARS as INBOUND_NOTE_MAX_CHARS
 from domain.inbound import ActionId
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 
-Audience = Literal["conversation", "team", "requester", "handoff", "approvers"]
+Audience = Literal["conversation", "team", "requester", "handoff", "approvers", "escalation"]
 """Where a reply goes: the conversation (seen by the prospect), the team's view of it
 (lead thread, never shown to the prospect), only the person who acted
-(ephemeral), the human handoff channel, or the discount approvers."""
+(ephemeral), the human handoff channel, the discount approvers, or the escalation target
+of an unclaimed ticket (`[handoff] escalation`; the handoff channel where a platform has
+none)."""
+
+Mention = Literal["on_call"]
+"""A group a reply mentions, by role; each platform resolves it from the policy's
+`[handoff] on_call` (and mentions nobody where it has none)."""
 
 ButtonStyle = Literal["default", "primary", "danger"]
 CardKind = Literal["lead", "quote", "ticket", "score", "help", "notice"]
@@ -65,13 +71,16 @@ class Card(Frozen):
     input: CardInput | None = None
 
 
-class Reply(Frozen):
-    """One message to send. `replaces` names the `ref` of a card to update in place."""
+class Reply(Sparse):
+    """One message to send. `replaces` names the `ref` of a card to update in place;
+    `mention` a group to notify with it."""
 
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention",)
     audience: Audience
     text: str
     card: Card | None = None
     replaces: str | None = None
+    mention: Mention | None = None
 
     @property
     def ephemeral(self) -> bool:

@@ -29,6 +29,7 @@ from domain.inbound import (
 )
 from domain.policy import Policy
 from domain.presenters import help_card
+from domain.sla import climb
 from domain.state import ConversationState, initial_state
 
 
@@ -68,6 +69,9 @@ def decide(
         case ButtonClicked():
             on_button(rec, inbound)
         case TimerElapsed():
+            # The SLA ladder acts on a ticket nobody holds, the hand-back on one held: at most
+            # one of them (and the idle check, outside handoff) has anything to decide.
+            climb(rec, inbound.hours)
             if not hand_back_if_idle(rec):
                 on_idle_check(rec)
         case DeliveryFailed():

@@ -318,6 +318,31 @@ class TicketReopened(_Event):
     name: str | None = None
 
 
+class TicketRepinged(_Event):
+    """The SLA ladder's first step (`[handoff] unclaimed_reping_ms`): nobody claimed the
+    handoff ticket for `age_ms`, so its card was refreshed with its age and the on-call group
+    mentioned. `told_prospect`: the prospect, who wrote in the conversation, was told a person
+    will answer. `open_now` and `next_open_ms` are the runtime's fact about
+    `[handoff.business_hours]` at that instant (None without business hours)."""
+
+    type: Literal["ticket_repinged"] = "ticket_repinged"
+    ticket_key: str
+    age_ms: int
+    told_prospect: bool = False
+    open_now: bool | None = None
+    next_open_ms: int | None = None
+
+
+class TicketEscalated(_Event):
+    """The SLA ladder's second step (`[handoff] unclaimed_escalate_ms`): nobody claimed the
+    handoff ticket for `age_ms`, so it was posted to the escalation target with the on-call
+    group mentioned."""
+
+    type: Literal["ticket_escalated"] = "ticket_escalated"
+    ticket_key: str
+    age_ms: int
+
+
 class HandedBack(_Sparse):
     """The bot has the conversation again. `reason` `rep_idle`: the policy handed it back
     after the holder was silent for `idle_ms` (`[handoff] rep_idle_handback_ms`); `prospect_wrote`:
@@ -581,6 +606,8 @@ Event = Annotated[
     | TicketClaimed
     | TicketResolved
     | TicketReopened
+    | TicketRepinged
+    | TicketEscalated
     | HandedBack
     | ConversationClosed
     | DealMarked

@@ -26,6 +26,18 @@ Kept apart from `domain.handoff` because the policy holds this table and the rec
   for one of `lost_reasons`, as *Resolve → Lost* does), for reps to record how the deal
   ended without resolving through the outcome picker (`domain.outcomes`). The commands
   `won` and `lost` work under any policy; only the buttons are drawn by this key.
+- the SLA ladder (`domain.sla`) for a handoff ticket nobody has claimed:
+  `unclaimed_reping_ms` — after this long its card is refreshed with its age, the on-call
+  group is mentioned in the handoff channel, and a prospect who wrote is told once that a
+  person will answer (with the business hours when outside them);
+  `unclaimed_escalate_ms` — after this long (later than the re-ping) the ticket is posted to
+  the escalation target. Each off when unset;
+- `escalation`: the escalation target per platform, by the platform's name (a channel or
+  conversation id); a platform without one posts the escalation in its handoff channel;
+- `on_call`: the on-call group to mention per platform, by the platform's name (what the
+  platform mentions: a user group, a tag); a platform without one mentions nobody;
+- `business_hours`: when the team answers (`domain.business_hours`), told to a waiting
+  prospect outside them.
 
 A policy without the table decides exactly as before (its canonical JSON omits it).
 """
@@ -34,8 +46,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Final, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from domain.business_hours import BusinessHours
 from domain.model import Sparse
 
 AfterOutcome = Literal["reopen", "bot"]
@@ -63,8 +76,14 @@ LOST_REASON_WORDS: Final = {
 class HandoffConfig(Sparse):
     """`[handoff]` (see the module doc)."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("outcome_buttons",)
-
+    ADDED_LATER: ClassVar[tuple[str, ...]] = (
+        "outcome_buttons",
+        "unclaimed_reping_ms",
+        "unclaimed_escalate_ms",
+        "escalation",
+        "on_call",
+        "business_hours",
+    )
     takeover_by_presence: bool = False
     rep_idle_handback_ms: int | None = Field(None, ge=60_000)
     ask_outcome: bool = False
@@ -72,6 +91,36 @@ class HandoffConfig(Sparse):
     after_outcome: AfterOutcome | None = None
     ticket_card: bool = False
     outcome_buttons: bool = False
+    unclaimed_reping_ms: int | None = Field(None, ge=60_000)
+    unclaimed_escalate_ms: int | None = Field(None, ge=60_000)
+    escalation: dict[str, str] = Field(default_factory=dict)
+    on_call: dict[str, str] = Field(default_factory=dict)
+    business_hours: BusinessHours | None = None
+
+    @field_validator("escalation", "on_call")
+    @classmethod
+    def _per_platform(cls, value: dict[str, str]) -> dict[str, str]:
+        for platform, where in value.items():
+            if not platform or not platform.replace("_", "").isalnum() or not platform.islower():
+                raise ValueError(f"{platform!r} must be a platform's lower-case name")
+            if not where.strip() or where != where.strip():
+                raise ValueError(f"{platform}: {where!r} must be a non-empty id")
+        return value
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> HandoffConfig:
+        reping, escalate = self.unclaimed_reping_ms, self.unclaimed_escalate_ms
+        if reping is not None and escalate is not None and escalate <= reping:
+            raise ValueError(
+                f"unclaimed_escalate_ms ({escalate}) must be later than "
+                f"unclaimed_reping_ms ({reping}): the ladder re-pings before it escalates"
+            )
+        return self
+
+    @property
+    def ladder(self) -> bool:
+        """The SLA ladder runs: a re-ping or an escalation delay is set."""
+        return self.unclaimed_reping_ms is not None or self.unclaimed_escalate_ms is not None
 
     @field_validator("lost_reasons")
     @classmethod

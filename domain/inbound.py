@@ -9,11 +9,12 @@ conversation can be replayed through `decide`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from domain.model import Frozen
+from domain.business_hours import HoursFact
+from domain.model import Frozen, Sparse
 
 INBOUND_SCHEMA_VERSION = 1
 
@@ -157,11 +158,18 @@ class ButtonClicked(_InboundBase):
     note: str = Field("", max_length=NOTE_MAX_CHARS)
 
 
-class TimerElapsed(_InboundBase):
-    """The runtime's sweeper asking whether an idle conversation is abandoned."""
+class TimerElapsed(_InboundBase, Sparse):
+    """The runtime's sweeper asking whether a conversation's timers decide something now: an
+    idle conversation abandoned, a silent rep's hold ended, an unclaimed ticket's SLA ladder.
 
+    `hours` is the runtime's fact about the policy's `[handoff.business_hours]` at the
+    instant the timer is decided (`domain.business_hours`): recorded with the timer, so a
+    replay decides with it and needs no zone database. None without business hours."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("hours",)
     kind: Literal["timer"] = "timer"
     timer: Literal["idle_check"] = "idle_check"
+    hours: HoursFact | None = None
 
 
 class DeliveryFailed(_InboundBase):

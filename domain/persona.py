@@ -78,6 +78,7 @@ PLACEHOLDERS: frozenset[str] = (
             "ticket",
             "reason",
             "link",
+            "hours",
         }
     )
 )

@@ -53,10 +53,12 @@ from domain.events import (
     RepMessageRecorded,
     TeamNotified,
     TicketClaimed,
+    TicketEscalated,
     TicketKind,
     TicketOpened,
     TicketOutcome,
     TicketReopened,
+    TicketRepinged,
     TicketResolved,
 )
 from domain.inbound import LeadDetails
@@ -114,6 +116,13 @@ class TicketRecord(Frozen):
     """How often the ticket came back after an outcome (`ticket_reopened`)."""
     wrote_again: bool = False
     """Reopened because the prospect wrote after its outcome (until it is resolved again)."""
+    waiting_since_ms: int | None = None
+    """Since when it waits to be claimed (opened, or reopened with nobody holding it): what
+    the SLA ladder (`domain.sla`) counts from."""
+    repinged: bool = False
+    """The ladder re-pinged it (`ticket_repinged`) since it last started waiting."""
+    escalated: bool = False
+    """The ladder escalated it (`ticket_escalated`) since it last started waiting."""
 
     @property
     def phase(self) -> TicketPhase:
@@ -315,6 +324,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 reason=event.reason,
                 quote_id=event.quote_id,
                 opened_at_ms=at,
+                waiting_since_ms=at,
             )
             update["tickets"] = tickets
         case TicketClaimed():
@@ -353,7 +363,14 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 reopened=_reopened(state, event.ticket_key),
                 wrote_again=event.cause == "prospect_wrote",
                 via="presence" if event.cause == "rep_wrote" else _via(state, event.ticket_key),
+                waiting_since_ms=at if event.holder is None else None,
+                repinged=False,
+                escalated=False,
             )
+        case TicketRepinged():
+            update["tickets"] = _set_ticket(state, event.ticket_key, repinged=True)
+        case TicketEscalated():
+            update["tickets"] = _set_ticket(state, event.ticket_key, escalated=True)
         case HandedBack() if event.ticket_key is not None:
             update["tickets"] = _set_ticket(
                 state, event.ticket_key, status="resolved", resolved_by=event.by, returned=True

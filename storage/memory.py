@@ -67,6 +67,7 @@ class MemoryStore:
         self._owners: dict[str, LeaseOwner] = {}
         self._projection = Projection()
         self._answers: dict[str, PendingAnswer] = {}  # insertion order is commit order
+        self._timers: dict[str, tuple[int | None, int]] = {}  # id -> (due_at_ms, version)
         self._closed = False
 
     def _check_open(self) -> None:
@@ -162,7 +163,35 @@ class MemoryStore:
             self._apply_ticket_change(change)
         for answer in answers:
             self._answers.setdefault(answer.key, answer)
-        return CommitResult(status="committed", version=self._version(conversation_id))
+        version = self._version(conversation_id)
+        if commit.timer is not None:
+            self._schedule(conversation_id, commit.timer.due_at_ms, version)
+        return CommitResult(status="committed", version=version)
+
+    # -- timers -------------------------------------------------------------------------
+
+    def _schedule(self, conversation_id: str, due_at_ms: int | None, version: int) -> bool:
+        current = self._timers.get(conversation_id)
+        if current is not None and current[1] > version:
+            return False
+        self._timers[conversation_id] = (due_at_ms, version)
+        return True
+
+    async def schedule_timer(
+        self, conversation_id: str, due_at_ms: int | None, version: int
+    ) -> bool:
+        self._check_open()
+        return self._schedule(conversation_id, due_at_ms, version)
+
+    async def due_timers(self, now_ms: int, limit: int) -> list[str]:
+        self._check_open()
+        check_limit(limit)
+        due = sorted(
+            (at, conversation_id)
+            for conversation_id, (at, _) in self._timers.items()
+            if at is not None and at <= now_ms
+        )
+        return [conversation_id for _, conversation_id in due[:limit]]
 
     # -- deliveries and inbounds --------------------------------------------------------
 

@@ -165,6 +165,13 @@ class PendingAnswer(Frozen):
     created_at_ms: int
 
 
+class TimerDue(Frozen):
+    """A conversation's next timer: `due_at_ms`, or None when nothing is due until its next
+    inbound (`domain.sla.next_timer_ms`)."""
+
+    due_at_ms: int | None
+
+
 class Commit(Frozen):
     """Everything one handled inbound produces, written in one transaction.
 
@@ -187,6 +194,9 @@ class Commit(Frozen):
     ticket_events: tuple[TicketEvent, ...] = ()
     answers: tuple[PendingAnswer, ...] = ()
     """Queries to answer after this commit (see `DeferredAnswers`); recorded with it."""
+    timer: TimerDue | None = None
+    """When the conversation's timers next have something to decide, as of the version this
+    commit reaches (see `Timers`); None leaves the schedule as it was."""
 
 
 class CommitResult(Frozen):
@@ -515,6 +525,26 @@ class DeferredAnswers(Protocol):
         ...
 
 
+class Timers(Protocol):
+    """When each conversation's timers next have something to decide, so the sweeper visits
+    only those that are due instead of loading every conversation. One row per conversation
+    at most, stamped with the stream version it was computed for: an older computation never
+    overwrites a newer one. A store from before this schedule has every conversation due at
+    once (the first sweep reschedules each)."""
+
+    async def schedule_timer(
+        self, conversation_id: str, due_at_ms: int | None, version: int
+    ) -> bool:
+        """Set (None: clear) the conversation's next timer as computed at stream `version`;
+        False, and nothing written, when the schedule holds a later version's."""
+        ...
+
+    async def due_timers(self, now_ms: int, limit: int) -> list[str]:
+        """Up to `limit` conversation ids whose timer is due at `now_ms`, earliest first
+        (ties by id)."""
+        ...
+
+
 class Store(
     EventStore,
     DeliveryLog,
@@ -525,6 +555,7 @@ class Store(
     AdapterStateStore,
     ProjectionStore,
     DeferredAnswers,
+    Timers,
     Protocol,
 ):
     """Everything the runtime persists, with one atomic write for a handled inbound."""
@@ -537,7 +568,8 @@ class Store(
         otherwise the events are appended, the delivery id recorded, the inbound stored at
         the conversation's next position, the outbox items enqueued (existing keys
         ignored), the ticket events applied, the projections updated and the pending
-        answers recorded. When this returns `committed`, all of it is durable. Invalid
+        answers recorded, and the timer scheduled (`commit.timer`, at the version
+        reached). When this returns `committed`, all of it is durable. Invalid
         events raise `ValueError` as for `append`.
         """
         ...

@@ -422,6 +422,8 @@ class SqliteStore:
             for change in changes:
                 _apply_ticket_change(conn, change)
             _insert_answers(conn, answer_rows)
+            if commit.timer is not None:
+                _schedule(conn, conversation_id, commit.timer.due_at_ms, version)
             return CommitResult(status="committed", version=version)
 
         return await self._write(run)
@@ -833,6 +835,23 @@ class SqliteStore:
 
         return await self._write(run)
 
+    # -- timers -------------------------------------------------------------------------
+
+    async def schedule_timer(
+        self, conversation_id: str, due_at_ms: int | None, version: int
+    ) -> bool:
+        return await self._write(lambda conn: _schedule(conn, conversation_id, due_at_ms, version))
+
+    async def due_timers(self, now_ms: int, limit: int) -> list[str]:
+        check_limit(limit)
+        # The partial index `timers_due` holds only scheduled rows, in due order.
+        rows = await self._fetch(
+            "SELECT conversation_id FROM timers WHERE due_at_ms IS NOT NULL AND due_at_ms <= ? "
+            "ORDER BY due_at_ms, conversation_id LIMIT ?",
+            (now_ms, limit),
+        )
+        return [row[0] for row in rows]
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -1005,6 +1024,17 @@ def _claim_rows(
             queues.append(queue)
     ranked = sorted(((rank, row[0]), row) for queue in queues for rank, row in enumerate(queue))
     return [row for _position, row in ranked[:limit]]
+
+
+def _schedule(conn: Conn, conversation_id: str, due_at_ms: int | None, version: int) -> bool:
+    """Set the conversation's next timer unless the row holds a later version's."""
+    cursor = conn.execute(
+        "INSERT INTO timers (conversation_id, due_at_ms, version) VALUES (?, ?, ?) "
+        "ON CONFLICT (conversation_id) DO UPDATE SET due_at_ms = excluded.due_at_ms, "
+        "version = excluded.version WHERE excluded.version >= timers.version",
+        (conversation_id, due_at_ms, version),
+    )
+    return cursor.rowcount == 1
 
 
 def _one(conn: Conn, sql: str, params: Params = ()) -> Any:

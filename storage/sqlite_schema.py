@@ -259,6 +259,28 @@ def _v_event_chain(conn: sqlite3.Connection) -> None:
 
 _V_EVENT_CHAIN: Migration = _v_event_chain
 
+_V_TIMERS = _statements(
+    # When each conversation's timers next decide something (`storage.ports.Timers`), so the
+    # sweeper reads the due ones through `timers_due` instead of loading every conversation.
+    # `version` is the stream version the time was computed at: an older computation never
+    # overwrites a newer one. NULL `due_at_ms`: nothing due until the next inbound.
+    """
+    CREATE TABLE timers (
+        conversation_id TEXT    PRIMARY KEY,
+        due_at_ms       INTEGER,
+        version         INTEGER NOT NULL CHECK (version >= 0)
+    ) STRICT
+    """,
+    """
+    CREATE INDEX timers_due ON timers (due_at_ms, conversation_id)
+        WHERE due_at_ms IS NOT NULL
+    """,
+    # Conversations stored before: due at once, so the first sweep looks at each (as every
+    # sweep did before) and schedules it from its state.
+    "INSERT INTO timers (conversation_id, due_at_ms, version) "
+    "SELECT conversation_id, 0, version FROM streams",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _V2,
@@ -267,6 +289,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_QUOTE_COUNTS,
     _V_ARTIFACT_VERSIONS,
     _V_EVENT_CHAIN,
+    _V_TIMERS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

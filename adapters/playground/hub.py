@@ -44,7 +44,7 @@ SIGNED_AS = "playground"
 SUBSCRIBER_QUEUE = 500
 """Messages a page may lag behind before it is asked to reconnect and reload."""
 
-HANDOFF_AUDIENCES = frozenset({"handoff", "approvers"})
+HANDOFF_AUDIENCES = frozenset({"handoff", "approvers", "escalation"})
 """The audiences the page shows in its handoff pane, one list for every conversation; the
 others are shown in their conversation's thread. A card is replaced within its list."""
 LOCAL_IDS = frozenset(actor.id for actor in IDENTITIES.values())

@@ -5,7 +5,13 @@ Slack conversations (their id is their address, see `ids.py`):
 - requester    → an ephemeral message to the person who acted, in that channel and thread;
 - team         → the leads channel (never the prospect's thread: in a Slack Connect channel
                  the prospect would see it), else the handoff channel;
-- handoff, approvers → the handoff channel, as top-level posts (ticket cards update there).
+- handoff, approvers → the handoff channel, as top-level posts (ticket cards update there);
+- escalation   → the policy's escalation channel (`[handoff.escalation] slack`), else the
+                 handoff channel.
+
+A reply that mentions a group (`Reply.mention`, the on-call group) carries the policy's
+`[handoff.on_call] slack` user group in its route's target (`mention`), which the sender puts
+in front of the text; without one it mentions nobody.
 
 Replies to a slash command also name the key of the command's `response_url`
 (`response_key`, see `response_url.py`), so they reach the person who ran it even in a
@@ -66,13 +72,33 @@ def _route(
 
 
 class SlackRouter:
-    def __init__(self, *, handoff_channel: str | None, leads_channel: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        handoff_channel: str | None,
+        leads_channel: str | None,
+        escalation_channel: str | None = None,
+        on_call: str | None = None,
+    ) -> None:
         self._handoff = handoff_channel
         self._leads = leads_channel
+        self._escalation = escalation_channel or handoff_channel
+        self._on_call = on_call
 
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        routes = self._routes(inbound, reply, state)
+        if reply.mention == "on_call" and self._on_call:
+            routes = [
+                route.model_copy(update={"target": {**route.target, "mention": self._on_call}})
+                for route in routes
+            ]
+        return routes
+
+    def _routes(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         if reply.audience in ("handoff", "approvers"):
             return [_route(self._handoff)] if self._handoff else []
+        if reply.audience == "escalation":
+            return [_route(self._escalation)] if self._escalation else []
         where = location(inbound.conversation_id)
         if where is None:
             return self._lead_view(inbound, reply, state)

@@ -32,6 +32,7 @@ channel id, the card ref and Slack's error code.
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -175,6 +176,11 @@ class SlackSender:
         )
         text = str(rendered["text"])
         blocks = rendered.get("blocks") or []
+        mention = mention_markup(_str_or_none(target.get("mention")))
+        if mention is not None:
+            # The group is notified by the message's text and sees its mention on top.
+            text = f"{mention} {text}"
+            blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": mention}}, *blocks]
 
         if ephemeral_user is not None:
             if response_key is not None and self._responses is not None:
@@ -445,3 +451,19 @@ def _next_cursor(response: Any) -> str | None:
     meta = response.get("response_metadata")
     cursor = meta.get("next_cursor") if isinstance(meta, Mapping) else None
     return cursor if isinstance(cursor, str) and cursor else None
+
+
+_SLACK_ID = re.compile(r"^[A-Z][A-Z0-9]{1,30}$")
+
+
+def mention_markup(group: str | None) -> str | None:
+    """The policy's `[handoff.on_call] slack` as Slack mentions it: a user group id (`S…`) as
+    `<!subteam^S…>`, a user id (`U…`, `W…`) as `<@U…>`, `here` or `channel` as `<!here>` /
+    `<!channel>`; None for anything else (never markup from a free string)."""
+    if group is None:
+        return None
+    if group in ("here", "channel"):
+        return f"<!{group}>"
+    if not _SLACK_ID.match(group):
+        return None
+    return f"<!subteam^{group}>" if group.startswith("S") else f"<@{group}>"

@@ -6,7 +6,12 @@ Teams conversations (their id is their address, see `ids.py`):
                  a channel or group chat their personal chat with the bot (where Slack
                  would show an ephemeral message);
 - team         → the leads conversation, else the handoff conversation;
-- handoff, approvers → the handoff conversation, as new posts (ticket cards update there).
+- handoff, approvers → the handoff conversation, as new posts (ticket cards update there);
+- escalation   → the policy's escalation conversation (`[handoff.escalation] teams`), else
+                 the handoff conversation.
+
+A reply that mentions a group (`Reply.mention`) carries the policy's `[handoff.on_call] teams`
+(`TAG_ID|Name`) in its route's target (`mention`), which the sender turns into a tag mention.
 
 Lead conversations (from the lead feed) have a view in the leads conversation: the lead card
 is posted there and starts a thread; everything else the lead's conversation says goes into
@@ -74,8 +79,27 @@ def destination_route(
 
 
 class TeamsRouter:
+    def __init__(
+        self, *, escalation_conversation: str | None = None, on_call: str | None = None
+    ) -> None:
+        self._escalation = escalation_conversation
+        self._on_call = on_call
+
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        routes = self._routes(inbound, reply, state)
+        if reply.mention == "on_call" and self._on_call:
+            routes = [
+                route.model_copy(update={"target": {**route.target, "mention": self._on_call}})
+                for route in routes
+            ]
+        return routes
+
+    def _routes(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         if reply.audience in ("handoff", "approvers"):
+            return [destination_route("handoff")]
+        if reply.audience == "escalation":
+            if self._escalation:
+                return [conversation_route(self._escalation)]
             return [destination_route("handoff")]
         conversation = ids.bf_conversation(inbound.conversation_id)
         if conversation is None:

@@ -85,7 +85,10 @@ class TeamsSender:
         if user is not None:
             return await self._notice(service_url, conversation, reference, user, delivery)
 
-        message = self._render(delivery, conversation, self._tenant(reference))
+        message = with_mention(
+            self._render(delivery, conversation, self._tenant(reference)),
+            _str(target.get("mention")),
+        )
         if reply.replaces:
             held = await self._states.get_state(book.card_key(conversation, reply.replaces))
             activity_id = _str(held.get("activity_id")) if held else None
@@ -251,3 +254,23 @@ def _str(value: Any) -> str | None:
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key)
     return value if isinstance(value, Mapping) else {}
+
+
+def with_mention(message: dict[str, Any], group: str | None) -> dict[str, Any]:
+    """The message with the policy's `[handoff.on_call] teams` mentioned in front of its text:
+    `TAG_ID|Name` mentions the tag `TAG_ID` as "@Name" (a tag mention, which notifies its
+    members); anything without a name is left alone."""
+    if group is None or "|" not in group:
+        return message
+    tag, name = (part.strip() for part in group.split("|", 1))
+    name = "".join(ch for ch in name if ch not in "<>&")
+    if not tag or not name:
+        return message
+    at = f"<at>{name}</at>"
+    text = str(message.get("text") or "")
+    entity = {"type": "mention", "text": at, "mentioned": {"id": tag, "name": name, "type": "tag"}}
+    return {
+        **message,
+        "text": f"{at} {text}".strip(),
+        "entities": [*message.get("entities", []), entity],
+    }

@@ -6,7 +6,7 @@ version 1 (a field is only ever added under a new version):
 
     {"schema_version": 1,
      "conversation": "chat-…",            the conversation the output belongs to
-     "audience": "conversation" | "team" | "requester" | "handoff" | "approvers",
+     "audience": "conversation" | "team" | "requester" | "handoff" | "approvers" | "escalation",
      "author": "bot" | "rep" | "manager" | "chat",
      "text": "…",                         as the audience reads it (plain text, never markup)
      "replaces": "Q-…" | null,            the card this output updates in place
@@ -42,6 +42,7 @@ AUDIENCE_LABEL: dict[Audience, str] = {
     "requester": "bot → you",
     "handoff": "handoff channel",
     "approvers": "approvers",
+    "escalation": "escalation",
 }
 """The head-line label of what the bot (or the terminal) says, by who sees it."""
 

@@ -63,9 +63,7 @@ def test_a_prospect_is_qualified_quoted_and_closes_the_deal_by_clicking_accept()
 
 
 def test_commands_and_buttons_misused_get_a_private_notice_and_the_session_goes_on() -> None:
-    code, out, _ = chat(
-        ["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"]
-    )
+    code, out, _ = chat(["/click 3", "/as boss", "/frobnicate", "/quote lots", "hello"])
     assert code == 0
     assert "\nbot → you> There is no card with buttons to click yet.\n" in out
     assert "\nbot → you> Usage: /as prospect | /as rep | /as manager\n" in out

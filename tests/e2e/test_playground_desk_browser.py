@@ -64,9 +64,12 @@ async def test_after_a_restart_the_page_is_a_desk_newest_first_with_unread_count
         # the greeting and two quote cards (what you typed yourself never counts).
         deal = thread_link(page, "Hi, we are evaluating CRMs")
         await expect(deal.get_by_test_id("unread-badge")).to_have_text("3 unread")
+        # The person-please thread: the bot's handoff reply, and — its ticket unclaimed for two
+        # hours, so the restarted sweeper's SLA ladder re-pinged it — the one notice that a
+        # person will answer.
         await expect(
             thread_link(page, "I want to talk").get_by_test_id("unread-badge")
-        ).to_have_text("1 unread")
+        ).to_have_text("2 unread")
 
         # The handoff pane: both tickets, newest first, with their age and holder.
         desk = page.get_by_test_id("open-tickets")
@@ -115,7 +118,7 @@ async def test_after_a_restart_the_page_is_a_desk_newest_first_with_unread_count
         await expect(links).to_have_count(3)
         await expect(
             thread_link(page, "I want to talk").get_by_test_id("unread-badge")
-        ).to_have_text("1 unread")
+        ).to_have_text("2 unread")
         await expect(deal.get_by_test_id("unread-badge")).to_have_count(0)
 
         # The ticket's title opens its thread.

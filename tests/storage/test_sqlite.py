@@ -29,6 +29,7 @@ TABLES = {
     "projection_streams",
     "quote_index",
     "pending_answers",
+    "timers",
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 from domain.chain import first_break
 from domain.policy import Policy
 from storage.sqlite import SqliteStore
-from storage.sqlite_schema import SCHEMA_VERSION, fill_chain, migrate
+from storage.sqlite_schema import _V_EVENT_CHAIN, MIGRATIONS, SCHEMA_VERSION, fill_chain, migrate
 from tests.storage.builders import NOW, decide_commit, handoff_script, message
 from tests.storage.test_contract_chain import expected_links
 
@@ -31,7 +31,11 @@ def store_at(path: Path, version: int) -> sqlite3.Connection:
     return conn
 
 
-@pytest.mark.parametrize("start", range(1, SCHEMA_VERSION))
+BEFORE_CHAIN = MIGRATIONS.index(_V_EVENT_CHAIN)
+"""The last schema version whose events carry no link (a release of it stored none)."""
+
+
+@pytest.mark.parametrize("start", range(1, BEFORE_CHAIN + 1))
 async def test_a_store_at_an_earlier_schema_version_gets_the_links_appending_would_give(
     tmp_path: Path, start: int, default_policy: Policy
 ) -> None:

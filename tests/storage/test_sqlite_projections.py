@@ -114,11 +114,12 @@ QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
 
 def _drop_later_migrations(conn: sqlite3.Connection) -> None:
     """Undo what migrations after the quote counts added (ticket and inbound versions, the
-    events' hash chain)."""
+    events' hash chain, the due timers)."""
     for column in ("schema_version", "generator"):
         conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
     conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
     conn.execute("ALTER TABLE events DROP COLUMN chain_hash")
+    conn.execute("DROP TABLE timers")
 
 
 def downgrade_to_before_projections(path: Path) -> None:

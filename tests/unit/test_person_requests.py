@@ -1,4 +1,4 @@
-""""Can I talk to a person?" in any language: the prospect is handed to a person at once,
+""" "Can I talk to a person?" in any language: the prospect is handed to a person at once,
 hears why in their own language, and the team gets a ticket that says so (issue 13's first
 family). Paraphrases, not the issue's sentences alone."""
 

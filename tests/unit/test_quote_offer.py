@@ -41,6 +41,7 @@ APPROVER = Actor(id="U_BOSS", name="Morgan Manager", role="rep", approver=True)
 FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
 HOT_LEAD = "We have a $5000 budget, I am the CTO, starting next month"
 
+
 class Deal(Recording):
     """One deal's conversation through `decide` (a lead from the feed, quotes by the rep),
     keeping what the runtime would store and returning each decision."""

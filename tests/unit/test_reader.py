@@ -262,7 +262,7 @@ def test_a_model_whose_weights_could_overflow_a_lane_is_summed_head_by_head() ->
 @given(
     st.integers(min_value=-5_000_000, max_value=5_000_000),
     st.integers(min_value=-20_000_000, max_value=20_000_000),
-    st.integers(min_value=-10**9, max_value=10**9),
+    st.integers(min_value=-(10**9), max_value=10**9),
 )
 def test_the_fast_calibrated_probability_is_the_exact_one_to_the_last_place(
     a: int, b: int, total: int

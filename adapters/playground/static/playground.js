@@ -4,11 +4,12 @@
 "use strict";
 
 (() => {
-  const HANDOFF_AUDIENCES = new Set(["handoff", "approvers"]);
+  const HANDOFF_AUDIENCES = new Set(["handoff", "approvers", "escalation"]);
   const AUDIENCE_NOTES = {
     team: "Only you and the team see this",
     requester: "Only you see this",
     approvers: "Approvers",
+    escalation: "Escalation",
   };
   const AUTHORS = { bot: "salesbot", prospect: "Prospect (you)", rep: "You (rep)", manager: "You (manager)" };
   const TITLE_CHARS = 60;
