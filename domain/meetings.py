@@ -69,7 +69,8 @@ def post_to_team(
             priority=priority,
         )
     )
-    rec.reply(Reply(audience="team", text=text))
+    # A lead to pursue now pages the on-call group (`[handoff.on_call]`) with the post.
+    rec.reply(Reply(audience="team", text=text, mention="on_call" if priority == "now" else None))
     return True
 
 

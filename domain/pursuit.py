@@ -3,7 +3,8 @@
 The notebook (§10) penalises urgency when a creditworthiness proxy is low because "the
 penalty reduces immediate pursuit". Under a policy with `[pursuit]` a lead is *pursued now*
 when it is qualified (hot) and its penalised urgency reaches `min_urgency`: the hot-lead post
-in the lead's thread is then a priority. Without `[pursuit]` penalised urgency is only
+in the lead's thread is then a priority (it pages the on-call group) and its handoff
+ticket climbs the SLA ladder on the priority tier's delays. Without `[pursuit]` penalised urgency is only
 displayed, as before — which is why replaying with the penalty switched off changed nothing.
 
 The rule is a pure function of the conversation's state, so `salesbot fairness` can apply it
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from domain.events import PursuitDecided
 from domain.model import Frozen
@@ -25,6 +26,20 @@ class PursuitConfig(Frozen):
     pursued now."""
 
     min_urgency: Decimal = Field(ge=0, allow_inf_nan=False, max_digits=18, decimal_places=9)
+    unclaimed_reping_ms: int | None = Field(None, ge=60_000)
+    unclaimed_escalate_ms: int | None = Field(None, ge=60_000)
+    """The priority SLA tier: a handoff ticket of a lead pursued now climbs the ladder
+    (`domain.sla`) after these delays instead of `[handoff]`'s, each where set."""
+
+    @model_validator(mode="after")
+    def _tier_in_order(self) -> PursuitConfig:
+        reping, escalate = self.unclaimed_reping_ms, self.unclaimed_escalate_ms
+        if reping is not None and escalate is not None and escalate <= reping:
+            raise ValueError(
+                f"unclaimed_escalate_ms ({escalate}) must be later than "
+                f"unclaimed_reping_ms ({reping})"
+            )
+        return self
 
 
 def pursued_now(config: PursuitConfig, qualified: bool, urgency: Decimal) -> bool:

@@ -56,21 +56,34 @@ def waiting_ticket(state: ConversationState, policy: Policy) -> TicketRecord | N
     return ticket
 
 
+def ladder_delays(state: ConversationState, policy: Policy) -> tuple[int | None, int | None]:
+    """(re-ping, escalate) delays for this conversation's ticket: the priority tier's
+    (`[pursuit] unclaimed_reping_ms`, `unclaimed_escalate_ms`) for a lead pursued now, each
+    where set, else `[handoff]`'s. None where a step is off."""
+    config = policy.handoff
+    if config is None:
+        return None, None
+    reping, escalate = config.unclaimed_reping_ms, config.unclaimed_escalate_ms
+    tier = policy.pursuit
+    if tier is not None and state.pursue_now:
+        reping = tier.unclaimed_reping_ms or reping
+        escalate = tier.unclaimed_escalate_ms or escalate
+    return reping, escalate
+
+
 def climb(rec: Recorder, hours: HoursFact | None) -> bool:
     """The sweeper's timer: take the ladder's steps that are due; True when one was taken."""
-    config = rec.policy.handoff
-    if config is None or not config.ladder or not rec.state.started:
+    reping, escalate = ladder_delays(rec.state, rec.policy)
+    if (reping is None and escalate is None) or not rec.state.started:
         return False
     ticket = waiting_ticket(rec.state, rec.policy)
     if ticket is None or ticket.waiting_since_ms is None:
         return False
     age = rec.now_ms - ticket.waiting_since_ms
     climbed = False
-    reping = config.unclaimed_reping_ms
     if reping is not None and not ticket.repinged and age >= reping:
         _reping(rec, ticket, age, hours)
         climbed = True
-    escalate = config.unclaimed_escalate_ms
     if escalate is not None and not ticket.escalated and age >= escalate:
         _escalate(rec, ticket, age)
         climbed = True
@@ -147,12 +160,13 @@ def next_timer_ms(state: ConversationState, policy: Policy) -> int | None:
     config = policy.handoff
     dues: list[int] = []
     waiting = waiting_ticket(state, policy)
-    if config is not None and config.ladder and waiting is not None:
+    reping, escalate = ladder_delays(state, policy)
+    if waiting is not None:
         since = waiting.waiting_since_ms or 0
-        if config.unclaimed_reping_ms is not None and not waiting.repinged:
-            dues.append(since + config.unclaimed_reping_ms)
-        if config.unclaimed_escalate_ms is not None and not waiting.escalated:
-            dues.append(since + config.unclaimed_escalate_ms)
+        if reping is not None and not waiting.repinged:
+            dues.append(since + reping)
+        if escalate is not None and not waiting.escalated:
+            dues.append(since + escalate)
     if state.flow_state in flow.terminal:
         return min(dues, default=None)
     ticket = state.open_handoff_ticket()

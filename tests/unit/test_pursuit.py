@@ -13,13 +13,14 @@ from decimal import Decimal
 import pytest
 
 from domain.audit import audit_conversation, render_audit
-from domain.events import PursuitDecided, TeamNotified
+from domain.events import PursuitDecided, TeamNotified, TicketEscalated, TicketRepinged
 from domain.fairness_report import LeadSample, fairness_report, render_fairness, size_segment
 from domain.narrative import FairnessConfig
 from domain.policy import Policy
 from domain.pursuit import PursuitConfig, pursued_now
 from domain.replay import replay_conversation
 from tests.support.talk import Move, Steps, envelopes, events, record, says, talk
+from tests.unit.test_handoff_desk import MINUTE, PROSPECT, Desk, events_of
 
 BUYER = "We have a 50k budget, I'm the VP and we need it urgently, next month"
 """Hot under the default reader, raw urgency 0.8 ("urgently")."""
@@ -47,6 +48,9 @@ def test_an_urgent_hot_lead_is_announced_as_a_priority(
     )
     (post,) = [e for e in events(steps, TeamNotified) if e.kind == "hot_lead"]
     assert post.priority == "now"
+    # The post pages the on-call group (each platform resolves it from `[handoff.on_call]`).
+    (reply,) = [r for _, d in steps for r in d.replies if "Hot lead" in r.text]
+    assert reply.mention == "on_call"
 
 
 @pytest.mark.parametrize("credit", [0, 450, 599])
@@ -57,6 +61,7 @@ def test_a_low_credit_score_keeps_the_same_lead_from_priority_and_the_audit_says
     # The team still hears of the hot lead, without priority and without the reason:
     # the credit score behind it is for auditors.
     assert hot_posts(steps) == ["Hot lead: Pat Prospect is qualified."]
+    assert all(r.mention is None for _, d in steps for r in d.replies)
     (decided,) = events(steps, PursuitDecided)
     # U_pen = max(0, 0.8 − 0.8 × 0.8) = 0.16 < 0.5
     assert (decided.pursue_now, decided.urgency, decided.qualified) == (
@@ -225,3 +230,44 @@ def test_no_leads_and_size_segments() -> None:
         "200-999",
         "1000+",
     ]
+
+
+# ------------------------------------------------------------------ the priority SLA tier
+
+
+def waiting_after(policy: Policy, first: str) -> Desk:
+    thread = Desk(policy, "slack:T1:C1:1700000000.000300", lead_actor=PROSPECT)
+    thread.say(first)
+    thread.say("Can I talk to a person please?")
+    ticket = thread.state.open_handoff_ticket()
+    assert ticket is not None
+    assert ticket.status == "open"
+    return thread
+
+
+def test_a_lead_pursued_now_climbs_the_ladder_on_the_priority_tier(
+    default_policy: Policy,
+) -> None:
+    assert default_policy.pursuit is not None
+    assert default_policy.pursuit.unclaimed_reping_ms == 5 * MINUTE
+    urgent = waiting_after(default_policy, BUYER)
+    assert urgent.state.pursue_now
+    assert events_of(urgent.timer(4 * MINUTE), TicketRepinged) == []
+    assert len(events_of(urgent.timer(2 * MINUTE), TicketRepinged)) == 1  # 6 min: re-pinged
+    assert len(events_of(urgent.timer(15 * MINUTE), TicketEscalated)) == 1  # 21 min
+
+    # Hot but not urgent: the ordinary ladder (15 min).
+    calm = waiting_after(default_policy, "We have a 50k budget, I'm the VP, next quarter")
+    assert calm.state.qualified
+    assert not calm.state.pursue_now
+    assert events_of(calm.timer(6 * MINUTE), TicketRepinged) == []
+    assert len(events_of(calm.timer(10 * MINUTE), TicketRepinged)) == 1
+
+
+def test_the_tier_s_delays_are_in_order() -> None:
+    with pytest.raises(ValueError, match="must be later than"):
+        PursuitConfig(
+            min_urgency=Decimal("0.5"),
+            unclaimed_reping_ms=20 * MINUTE,
+            unclaimed_escalate_ms=10 * MINUTE,
+        )
