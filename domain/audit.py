@@ -319,7 +319,9 @@ def _entry(
         policy_version=env.policy_version,
         delivery_id=env.delivery_id,
         # An event with nothing to tell a reader says its summary (a newer event type).
-        plain=_one_line(plain if plain is not None else summary),
+        # Plain lines are short by construction (quoted texts are cut); a score's reasons
+        # are kept whole.
+        plain=" ".join(plain.split()) if plain is not None else _one_line(summary),
         summary=_one_line(summary),
         details=details,
         event=env.event,

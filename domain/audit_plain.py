@@ -167,9 +167,16 @@ def top_contributions(score: LeadScore, shown: int = REASONS_SHOWN) -> list[tupl
     return parts[:shown]
 
 
+EVIDENCE_SHOWN = 3
+"""A reason quotes at most this many of the words that triggered it."""
+
+
 def reason_phrase(name: str, contribution: Decimal, evidence: Iterable[str]) -> str:
     """`budget +0.40 (“$40k”, “approved”)`."""
-    heard = ", ".join(f"“{term}”" for term in evidence)
+    terms = list(evidence)
+    heard = ", ".join(f"“{term}”" for term in terms[:EVIDENCE_SHOWN])
+    if len(terms) > EVIDENCE_SHOWN:
+        heard += ", …"
     return f"{feature_words(name)} {signed(contribution)}" + (f" ({heard})" if heard else "")
 
 

@@ -400,7 +400,8 @@ def _who_words(who: Who) -> str:
     parts = [name + (f" ({who.company})" if who.company else "")]
     if who.email:
         parts.append(who.email)
-    parts.append(f"on {who.platform}" + (f", lead source {who.source}" if who.source else ""))
+    platform = who.platform[:1].upper() + who.platform[1:]
+    parts.append(f"on {platform}" + (f", lead source {who.source}" if who.source else ""))
     return ", ".join(parts)
 
 
