@@ -186,7 +186,7 @@ def render_audit(report: AuditReport, *, detail: bool = False) -> tuple[str, ...
     """The report as plain text lines: the title, the summary, then the decisions in plain
     words, one line each under one heading. With `detail`, a second, titled section holds
     the engineering detail: each event's type, policy and arithmetic, the ticket history."""
-    lines = [_title(report), *summary_lines(report.summary)]
+    lines = [_title(report), *_opening(report)]
     lines += _plain_decisions(report.entries)
     if detail:
         lines += ["", *_detail_lines(report)]
@@ -197,7 +197,7 @@ def audit_card(report: AuditReport) -> Card:
     """`/audit` in chat: the summary and the latest decisions in plain words. The title
     says what it is once; the engineering detail stays on the command line (`--detail`)."""
     shown = [e for e in report.entries if e.plain]
-    lines = list(summary_lines(report.summary))
+    lines = _opening(report)
     cut = len(shown) - CARD_DECISIONS
     lines += _plain_decisions(tuple(shown[-CARD_DECISIONS:]), cut_before=max(cut, 0))
     return Card(
@@ -207,10 +207,15 @@ def audit_card(report: AuditReport) -> Card:
 
 def _title(report: AuditReport) -> str:
     what = "conversation" if report.kind == "conversation" else "quote"
-    title = f"Audit of {what} {report.target}"
+    return f"Audit of {what} {report.target}"
+
+
+def _opening(report: AuditReport) -> list[str]:
+    """The summary; a quote's audit first names the conversation it belongs to."""
+    lines = list(summary_lines(report.summary))
     if report.kind == "quote":
-        title += f" (conversation {report.conversation_id})"
-    return title
+        lines.insert(0, f"Conversation: {report.conversation_id}")
+    return lines
 
 
 def _plain_decisions(entries: Sequence[AuditEntry], cut_before: int = 0) -> list[str]:
