@@ -56,7 +56,9 @@ def test_the_audit_opens_with_the_summary_and_lists_decisions_in_plain_words(sto
     )
     assert f"  {store}: 10 × Pro seat (annual, per user), 10% off, total 1,791.00 USD" in out
     assert sum(line.startswith("Decisions (") for line in lines) == 1
-    assert "lead_scored" not in out and "U_pen" not in out and "lex:" not in out
+    assert "lead_scored" not in out
+    assert "U_pen" not in out
+    assert "lex:" not in out
 
 
 def test_detail_adds_the_engineering_section(store: str) -> None:
@@ -79,7 +81,8 @@ def test_the_json_audit_holds_numbers_and_validates_against_its_schema(store: st
     summary = report["summary"]
     assert summary["first_message_ms"] == 1_790_000_001_000
     score = summary["score"]
-    assert isinstance(score["score"], float) and isinstance(score["hot_probability"], float)
+    assert isinstance(score["score"], float)
+    assert isinstance(score["hot_probability"], float)
     assert [r["contribution"] for r in score["reasons"]] == [1.2321, 1.128964, 1.052798]
     assert sum(r["contribution"] for r in score["reasons"]) + score["rest"] == pytest.approx(
         score["score"], abs=1e-9
@@ -91,7 +94,8 @@ def test_the_json_audit_holds_numbers_and_validates_against_its_schema(store: st
         19900,
     )
     scored = next(e for e in report["entries"] if e["type"] == "lead_scored")
-    assert isinstance(scored["at_ms"], int) and "at" not in scored
+    assert isinstance(scored["at_ms"], int)
+    assert "at" not in scored
     assert scored["event"]["score"]["contributions"]["lex:authority"] == 1.2321
     assert scored["plain"].startswith("Scored 9.06 — hot, qualified (probability hot 0.99)")
 

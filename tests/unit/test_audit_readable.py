@@ -11,6 +11,7 @@ from domain.audit import DETAIL_HEADING, audit_card, audit_conversation, render_
 from domain.audit_summary import hot_calibration
 from domain.events import MessageRead
 from domain.inbound import Actor, LeadArrived, LeadDetails
+from domain.policy import Policy
 from tests.support.conversation import Recording
 
 READER = load_policy("default")
@@ -39,7 +40,7 @@ ENGINEERING = {
 }
 
 
-def seeded(policy=LEXICONS) -> Recording:  # type: ignore[no-untyped-def]
+def seeded(policy: Policy = LEXICONS) -> Recording:
     """A referred lead from a 500-person company names budget, role, need and date; the rep
     quotes 10 Pro seats at 10% off; the prospect asks about the contract (a person takes
     over)."""
@@ -69,7 +70,8 @@ def test_the_summary_figures_match_the_hand_computed_score_and_quote() -> None:
     ]
     assert (score.rest, score.rest_count) == (Decimal("0.3"), 3)
     assert sum(r.contribution for r in score.reasons) + score.rest == score.score
-    assert "$" in score.reasons[0].evidence and "cfo" in score.reasons[2].evidence
+    assert "$" in score.reasons[0].evidence
+    assert "cfo" in score.reasons[2].evidence
     assert score.hot_probability is None  # the lexicon scorer's identity link has none
     (quote,) = summary.quotes
     # 10 × 199.00 = 1,990.00; 10% off = 199.00; total 1,791.00 — in cents.
@@ -119,9 +121,11 @@ def test_the_decisions_read_in_plain_words_under_one_heading() -> None:
     assert sum(line.startswith("Audit of") for line in lines) == 1
     plain = "\n".join(lines)
     assert "Scored 1.20 — hot, qualified: budget +0.40" in plain
-    assert "Quote Q-" in plain and "issued by R: 10 × Pro seat" in plain
+    assert "Quote Q-" in plain
+    assert "issued by R: 10 × Pro seat" in plain
     assert "A person was asked to take over: sensitive terms" in plain
-    assert "Resonance" in plain and "(credit score 700: no fairness penalty)" in plain
+    assert "Resonance" in plain
+    assert "(credit score 700: no fairness penalty)" in plain
     assert engineering_tokens(lines) == {}
 
 
