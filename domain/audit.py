@@ -178,8 +178,8 @@ def find_quote_conversation(quote_id: str, events: Iterable[EventEnvelope]) -> s
 DETAIL_HEADING = "Engineering detail (event types, formulas, policy hashes):"
 
 CARD_DECISIONS = 40
-"""A chat card lists at most this many decisions (the latest): Slack allows 50 blocks and
-Teams about 28 KB per card; the command line lists them all."""
+"""A chat card lists at most this many decisions (the latest), well inside every chat
+platform's card limits (blocks, bytes); the command line lists them all."""
 
 
 def render_audit(report: AuditReport, *, detail: bool = False) -> tuple[str, ...]:
