@@ -311,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("id", help="conversation id, lead id or quote id")
     p.add_argument(
+        "--detail",
+        action="store_true",
+        help="add the engineering detail: event types, formulas, policy hashes",
+    )
+    p.add_argument(
         "--bundle",
         metavar="FILE",
         help="write the conversation's tamper-evident audit bundle (a zip) to FILE instead",

@@ -188,11 +188,20 @@ async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _bundle_written(bundle, manifest, args.json, out)
         return 0
     if args.json:
-        out.write(report.model_dump_json(indent=2) + "\n")
+        # Numbers as JSON numbers (scores, weights, contributions; money is integer cents),
+        # as every other command's --json prints them.
+        out.write(json.dumps(report.model_dump(mode="python"), default=_json_number, indent=2))
+        out.write("\n")
     else:
-        for line in render_audit(report):
+        for line in render_audit(report, detail=args.detail):
             out.write(line + "\n")
     return 0
+
+
+def _json_number(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _bundle_written(path: Path, manifest: BundleManifest, as_json: bool, out: TextIO) -> None:

@@ -14,27 +14,50 @@ id is found through the store's quote index, not by scanning every event.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 
 from domain.analytics import Metrics, render_metrics
-from domain.audit import AuditReport, audit_conversation, audit_quote, render_audit
+from domain.audit import AuditReport, audit_card, audit_conversation, audit_quote
+from domain.audit_plain import HotCalibration
+from domain.audit_summary import hot_calibration
 from domain.cards import Card, Reply
 from domain.decision import Query
-from domain.errors import DomainError
-from domain.policy import Policy
+from domain.errors import DomainError, PolicyError
+from domain.events import EventEnvelope
+from domain.policy import Policy, policy_from_json
 from storage.ports import Store
 from storage.projections import metrics_from_projection
 
 
 async def load_audit(store: Store, target: str) -> AuditReport:
     """A conversation (or lead) by id, else a quote by id; DomainError when neither exists.
-    Reads one conversation's events only."""
+    Reads one conversation's events only (and the policies they were decided under)."""
     events = await store.load(target)
     if events:
-        return audit_conversation(target, events)
+        return audit_conversation(target, events, await _calibration(store, events))
     conversation_id = await store.quote_conversation(target)
     if conversation_id is None:
         raise DomainError(f"No conversation, lead or quote with id {target!r}.")
-    return audit_quote(target, await store.load(conversation_id))
+    events = await store.load(conversation_id)
+    return audit_quote(target, events, await _calibration(store, events))
+
+
+async def _calibration(store: Store, events: Sequence[EventEnvelope]) -> HotCalibration:
+    """A score's calibrated hot probability under the policy that decided it, read from the
+    policy texts the store keeps; a policy it lacks (or cannot read) claims none."""
+    policies: dict[str, Policy | None] = {}
+    for version in {env.policy_version for env in events}:
+        text = await store.get_policy(version)
+        try:
+            policies[version] = None if text is None else policy_from_json(text)
+        except PolicyError:
+            policies[version] = None
+
+    def calibrate(version: str, score: Decimal) -> Decimal | None:
+        policy = policies.get(version)
+        return None if policy is None else hot_calibration(policy, score)
+
+    return calibrate
 
 
 async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[Reply]:
@@ -43,14 +66,8 @@ async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[R
             report = await load_audit(store, query.target)
         except DomainError as exc:
             return [Reply(audience=query.audience, text=str(exc))]
-        lines = render_audit(report)
-        title = f"Audit of {report.kind} {report.target}"
-        card = Card(kind="notice", title=title, lines=lines, ref=f"audit:{report.target}")
-        return [
-            Reply(
-                audience=query.audience, text=f"{title}: {len(report.entries)} decisions", card=card
-            )
-        ]
+        card = audit_card(report)
+        return [Reply(audience=query.audience, text=card.title, card=card)]
     metrics = await load_metrics(store, policy)
     lines = render_metrics(metrics)
     card = Card(kind="notice", title="Sales metrics", lines=lines, ref="metrics")

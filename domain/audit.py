@@ -15,6 +15,9 @@ from decimal import Decimal
 from typing import Literal
 
 from domain import GENERATOR
+from domain.audit_plain import HotCalibration, PlainContext, plain_line
+from domain.audit_summary import AuditSummary, iso_seconds, summarize, summary_lines
+from domain.cards import Card
 from domain.errors import DomainError
 from domain.events import (
     ActionIgnored,
@@ -73,7 +76,10 @@ from domain.quotes import Quote
 from domain.scoring import INTERCEPT, LeadScore, exact_product, exact_sum
 from domain.understanding.model import from_micro
 
-AUDIT_SCHEMA_VERSION = 1
+AUDIT_SCHEMA_VERSION = 2
+"""2: the report opens with a `summary` of numbers, each entry says what happened in `plain`
+words and carries its `event` as recorded (numbers, not text); `at` (ISO text) is gone,
+`at_ms` stays; `generator` is `generator_version`."""
 
 AuditKind = Literal["conversation", "quote"]
 
@@ -84,26 +90,37 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class AuditEntry(Frozen):
-    """One event explained: a one-line summary and the lines that recompute it."""
+    """One event explained: what happened in plain words, the event as recorded, and for
+    the detail section a one-line technical summary and the lines that recompute it."""
 
     seq: int
     at_ms: int
-    at: str
     type: str
     policy_version: str
     delivery_id: str
+    plain: str
+    """What happened, for a sales-ops reader (`domain.audit_plain`); "" when the event has
+    nothing to tell one (the flow staying where it was): the plain decisions leave it out."""
     summary: str
     details: tuple[str, ...] = ()
+    event: Event
+    """The event as the log holds it: every input and figure as a number."""
+
+    @property
+    def at(self) -> str:
+        return iso_ms(self.at_ms)
 
 
 class AuditReport(Frozen):
     """What `salesbot audit` prints (as text through `render_audit`, or as JSON)."""
 
     schema_version: int = AUDIT_SCHEMA_VERSION
-    generator: str = GENERATOR
+    generator_version: str = GENERATOR
     target: str
     kind: AuditKind
     conversation_id: str
+    summary: AuditSummary
+    """The conversation's summary (for a quote's audit too: the deal it belongs to)."""
     policy_versions: tuple[str, ...]
     entries: tuple[AuditEntry, ...]
     tickets: tuple[str, ...]
@@ -116,7 +133,11 @@ def iso_ms(at_ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
 
 
-def audit_conversation(conversation_id: str, events: Sequence[EventEnvelope]) -> AuditReport:
+def audit_conversation(
+    conversation_id: str,
+    events: Sequence[EventEnvelope],
+    calibrate: HotCalibration | None = None,
+) -> AuditReport:
     """Every event of the conversation, in sequence order, each with its explanation.
 
     A lead's audit is its conversation's audit: the lead arrives as the conversation's first
@@ -126,10 +147,14 @@ def audit_conversation(conversation_id: str, events: Sequence[EventEnvelope]) ->
     stream = _stream(conversation_id, events)
     if not stream:
         raise DomainError(f"No conversation {conversation_id} in these events.")
-    return _report(conversation_id, "conversation", conversation_id, stream)
+    return _report(conversation_id, "conversation", stream, stream, calibrate)
 
 
-def audit_quote(quote_id: str, events: Sequence[EventEnvelope]) -> AuditReport:
+def audit_quote(
+    quote_id: str,
+    events: Sequence[EventEnvelope],
+    calibrate: HotCalibration | None = None,
+) -> AuditReport:
     """The entries about one quote: its issue, approval, acceptance, ignored clicks on it,
     its approval ticket, and the versions it replaced or was replaced by.
 
@@ -143,7 +168,7 @@ def audit_quote(quote_id: str, events: Sequence[EventEnvelope]) -> AuditReport:
     family = _quote_family(quote_id, stream)
     tickets = _approval_tickets(family, stream)
     related = tuple(env for env in stream if _concerns_quote(env.event, family, tickets))
-    return _report(quote_id, "quote", conversation_id, related)
+    return _report(quote_id, "quote", stream, related, calibrate)
 
 
 def find_quote_conversation(quote_id: str, events: Iterable[EventEnvelope]) -> str | None:
@@ -154,17 +179,66 @@ def find_quote_conversation(quote_id: str, events: Iterable[EventEnvelope]) -> s
     return None
 
 
-def render_audit(report: AuditReport) -> tuple[str, ...]:
-    """The report as plain text lines: a header, one block per entry, the ticket history."""
+DETAIL_HEADING = "Engineering detail (event types, formulas, policy hashes):"
+
+CARD_DECISIONS = 40
+"""A chat card lists at most this many decisions (the latest), well inside every chat
+platform's card limits (blocks, bytes); the command line lists them all."""
+
+
+def render_audit(report: AuditReport, *, detail: bool = False) -> tuple[str, ...]:
+    """The report as plain text lines: the title, the summary, then the decisions in plain
+    words, one line each under one heading. With `detail`, a second, titled section holds
+    the engineering detail: each event's type, policy and arithmetic, the ticket history."""
+    lines = [_title(report), *_opening(report)]
+    lines += _plain_decisions(report.entries)
+    if detail:
+        lines += ["", *_detail_lines(report)]
+    return tuple(lines)
+
+
+def audit_card(report: AuditReport) -> Card:
+    """`/audit` in chat: the summary and the latest decisions in plain words. The title
+    says what it is once; the engineering detail stays on the command line (`--detail`)."""
+    shown = [e for e in report.entries if e.plain]
+    lines = _opening(report)
+    cut = len(shown) - CARD_DECISIONS
+    lines += _plain_decisions(tuple(shown[-CARD_DECISIONS:]), cut_before=max(cut, 0))
+    return Card(
+        kind="notice", title=_title(report), lines=tuple(lines), ref=f"audit:{report.target}"
+    )
+
+
+def _title(report: AuditReport) -> str:
     what = "conversation" if report.kind == "conversation" else "quote"
-    lines = [
-        f"Audit of {what} {report.target} (schema {report.schema_version}, {report.generator})",
-    ]
+    return f"Audit of {what} {report.target}"
+
+
+def _opening(report: AuditReport) -> list[str]:
+    """The summary; a quote's audit first names the conversation it belongs to."""
+    lines = list(summary_lines(report.summary))
     if report.kind == "quote":
-        lines.append(f"Conversation: {report.conversation_id}")
-    lines.append("Policy versions: " + (", ".join(report.policy_versions) or "none"))
-    lines.append("Quotes: " + (", ".join(report.quotes) or "none"))
-    lines.append(f"Entries: {len(report.entries)}")
+        lines.insert(0, f"Conversation: {report.conversation_id}")
+    return lines
+
+
+def _plain_decisions(entries: Sequence[AuditEntry], cut_before: int = 0) -> list[str]:
+    shown = [e for e in entries if e.plain]
+    lines = [f"Decisions ({len(shown) + cut_before}):" if shown else "Decisions: none"]
+    if cut_before:
+        lines.append(f"  … {cut_before} earlier, on the command line: salesbot audit ID")
+    lines += [f"  {iso_seconds(e.at_ms)}  {e.plain}" for e in shown]
+    return lines
+
+
+def _detail_lines(report: AuditReport) -> list[str]:
+    lines = [
+        DETAIL_HEADING,
+        f"Schema {report.schema_version}, {report.generator_version}",
+        "Policy versions: " + (", ".join(report.policy_versions) or "none"),
+        "Quotes: " + (", ".join(report.quotes) or "none"),
+        f"Entries: {len(report.entries)}",
+    ]
     for entry in report.entries:
         lines.append(
             f"#{entry.seq} {entry.at} [policy {entry.policy_version[:12]}] "
@@ -173,7 +247,7 @@ def render_audit(report: AuditReport) -> tuple[str, ...]:
         lines.extend(f"    {detail}" for detail in entry.details)
     lines.append("Ticket history:" if report.tickets else "Ticket history: none")
     lines.extend(f"    {line}" for line in report.tickets)
-    return tuple(lines)
+    return lines
 
 
 # ---------------------------------------------------------------- building the report
@@ -185,8 +259,15 @@ def _stream(conversation_id: str, events: Iterable[EventEnvelope]) -> tuple[Even
 
 
 def _report(
-    target: str, kind: AuditKind, conversation_id: str, stream: Sequence[EventEnvelope]
+    target: str,
+    kind: AuditKind,
+    conversation: Sequence[EventEnvelope],
+    stream: Sequence[EventEnvelope],
+    calibrate: HotCalibration | None,
 ) -> AuditReport:
+    """The report on `stream`, a part of (or all) the `conversation`'s events; `calibrate`
+    gives a score's hot probability under its recorded policy, when the caller has it."""
+    conversation_id = conversation[0].conversation_id
     versions: list[str] = []
     for env in stream:
         if env.policy_version not in versions:
@@ -195,8 +276,9 @@ def _report(
         target=target,
         kind=kind,
         conversation_id=conversation_id,
+        summary=summarize(conversation_id, conversation, calibrate),
         policy_versions=tuple(versions),
-        entries=_entries(stream),
+        entries=_entries(conversation, {env.seq for env in stream}, calibrate),
         tickets=tuple(line for env in stream if (line := _ticket_line(env)) is not None),
         # Quote ids as issued; a revision under the same id is listed with its version.
         quotes=tuple(
@@ -209,33 +291,49 @@ def _report(
     )
 
 
-def _entries(stream: Sequence[EventEnvelope]) -> tuple[AuditEntry, ...]:
-    """Each event explained; an acceptance names the version and total it was for (the
-    quote as last issued or revised before it)."""
+def _entries(
+    conversation: Sequence[EventEnvelope], shown: set[int], calibrate: HotCalibration | None
+) -> tuple[AuditEntry, ...]:
+    """Each event whose seq is `shown`, explained. Every earlier event of the conversation
+    is read for context: an acceptance names the version and total it was for (the quote
+    as last issued or revised before it), a score the reading that calibrated it."""
     on_offer: dict[str, Quote] = {}
+    context = PlainContext(calibrate)
     entries = []
-    for env in stream:
+    for env in conversation:
         event = env.event
         if isinstance(event, QuoteIssued | QuoteRevised):
             on_offer[event.quote.quote_id] = event.quote
-        if isinstance(event, QuoteAccepted) and event.quote_id in on_offer:
-            entries.append(_entry(env, _explain_acceptance(event, on_offer[event.quote_id])))
-        else:
-            entries.append(_entry(env))
+        if env.seq in shown:
+            plain = plain_line(env, context)
+            if isinstance(event, QuoteAccepted) and event.quote_id in on_offer:
+                explained = _explain_acceptance(event, on_offer[event.quote_id])
+                entries.append(_entry(env, plain, explained))
+            else:
+                entries.append(_entry(env, plain))
+        context.saw(event)
     return tuple(entries)
 
 
-def _entry(env: EventEnvelope, explained: tuple[str, tuple[str, ...]] | None = None) -> AuditEntry:
+def _entry(
+    env: EventEnvelope,
+    plain: str | None,
+    explained: tuple[str, tuple[str, ...]] | None = None,
+) -> AuditEntry:
     summary, details = explained or _explain(env.event)
     return AuditEntry(
         seq=env.seq,
         at_ms=env.at_ms,
-        at=iso_ms(env.at_ms),
         type=env.event.type,
         policy_version=env.policy_version,
         delivery_id=env.delivery_id,
+        # An event with nothing to tell a reader says its summary (a newer event type).
+        # Plain lines are short by construction (quoted texts are cut); a score's reasons
+        # are kept whole.
+        plain=" ".join(plain.split()) if plain is not None else _one_line(summary),
         summary=_one_line(summary),
         details=details,
+        event=env.event,
     )
 
 
@@ -574,9 +672,13 @@ def _explain_pursuit(event: PursuitDecided) -> tuple[str, tuple[str, ...]]:
         )
     if not event.qualified:
         return "No longer pursued now: the lead is no longer qualified", ()
-    because = "the fairness penalty lowered urgency" if penalised else "urgency is low"
+    because = (
+        f"the fairness penalty lowered urgency to {urgency}, below {floor}"
+        if penalised
+        else f"urgency {urgency} is below {floor}"
+    )
     return (
-        f"Qualified but not pursued now: {because} to {urgency}, below {floor}",
+        f"Qualified but not pursued now: {because}",
         (f"urgency {urgency}{after} < min_urgency {floor}",),
     )
 

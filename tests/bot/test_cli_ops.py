@@ -64,7 +64,7 @@ def test_replay_with_a_stricter_policy_lists_what_would_change(seeded: str, tmp_
 
 
 def test_audit_explains_a_conversation_to_the_feature(seeded: str) -> None:
-    code, out, _ = run("audit", "lead-1")
+    code, out, _ = run("audit", "lead-1", "--detail")
     assert code == 0
     assert re.search(r"lex:budget: [0-9.]+ × 1 = [0-9.]+", out)
     assert "penalized (credit 580 < 600)" in out

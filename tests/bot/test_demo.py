@@ -33,7 +33,7 @@ def test_the_demo_seeds_once_and_gives_metrics_audit_and_replay_something_to_sho
     assert metrics["funnel"]["handoff"] == 1
 
     code, out = run("audit", "lead-demo-5")
-    assert "penalized (credit 540 < 600)" in out
+    assert "by the fairness penalty (credit score 540 below 600)" in out
     code, out = run("replay", "--json", "--fail-on-diff")
     assert code == 0
     assert json.loads(out)["differences"] == 0

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from domain.audit import audit_card, audit_conversation
+from domain.audit_summary import hot_calibration
 from domain.cards import Reply
 from domain.decide import decide, new_conversation
+from domain.events import EventEnvelope
 from domain.inbound import (
     Actor,
     ButtonClicked,
@@ -35,12 +38,14 @@ class Script:
         self.conversation = conversation
         self.state = new_conversation(conversation, policy)
         self.step = 0
+        self.events: list[EventEnvelope] = []
 
     def send(self, make: Callable[[dict[str, Any]], Inbound]) -> tuple[Reply, ...]:
         self.step += 1
         base = {"delivery_id": f"d-{self.step}", "conversation_id": self.conversation}
         decision = decide(self.state, make(base), self.policy, NOW + self.step * 1000)
         self.state = decision.state
+        self.events.extend(decision.events)
         return decision.replies
 
     def lead(self, message: str) -> tuple[Reply, ...]:
@@ -163,6 +168,20 @@ def wrote_again_reply(policy: Policy, conversation: str) -> Reply:
     return _card_reply(script.say("Sorry, one more question about invoices"), "handoff", "ticket")
 
 
+def audit_reply(policy: Policy, conversation: str) -> Reply:
+    """`/audit` in chat: a hot lead quoted, then a question that needs a person; the card
+    as `bot.queries` answers it (the summary and the decisions in plain words)."""
+    script = Script(policy, conversation)
+    script.lead(HOT_LEAD)
+    script.command("quote", "10 pro 10%")
+    script.say("Can we cancel the contract early and get a refund?")
+    report = audit_conversation(
+        conversation, script.events, lambda _version, score: hot_calibration(policy, score)
+    )
+    card = audit_card(report)
+    return Reply(audience="requester", text=card.title, card=card)
+
+
 def help_reply(policy: Policy, conversation: str) -> Reply:
     return _card_reply(Script(policy, conversation).command("help"), "requester", "help")
 
@@ -180,4 +199,5 @@ CARDS: dict[str, Callable[[Policy, str], Reply]] = {
     "outcome_picker_card": outcome_picker_reply,
     "lost_reasons_card": lost_reasons_reply,
     "wrote_again_card": wrote_again_reply,
+    "audit_card": audit_reply,
 }

@@ -10,6 +10,7 @@ import pytest
 
 from bot.policy_loader import load_policy
 from domain.audit import (
+    DETAIL_HEADING,
     AuditEntry,
     AuditReport,
     audit_conversation,
@@ -195,7 +196,7 @@ def test_an_approved_discount_is_audited_as_version_two_of_the_same_quote() -> N
     assert entry(report, "quote_superseded").summary == (
         f"{first} v2 superseded by {later} (issued by R); it can no longer be accepted"
     )
-    assert any(line == f"Quotes: {first}, {first} v2" for line in render_audit(report))
+    assert f"Quotes: {first}, {first} v2" in render_audit(report, detail=True)
 
 
 def test_an_accepted_quote_is_audited_with_the_version_and_total_the_deal_closed_on() -> None:
@@ -306,11 +307,13 @@ def test_a_long_multi_line_message_keeps_a_one_line_summary_and_its_full_text() 
     assert message.details[0] == "text: First line of a long story"
 
 
-def test_the_rendered_audit_has_a_header_entries_with_short_policy_hashes_and_tickets() -> None:
+def test_the_detail_section_has_entries_with_short_policy_hashes_and_tickets() -> None:
     log = approved_quote_log(POLICY)
-    lines = render_audit(audit_conversation(CID, log.events))
-    assert lines[0] == f"Audit of conversation {CID} (schema 1, salesbot/0.1.0)"
-    assert lines[1] == f"Policy versions: {POLICY.version}"
+    lines = render_audit(audit_conversation(CID, log.events), detail=True)
+    assert lines[0] == f"Audit of conversation {CID}"
+    detail = lines[lines.index(DETAIL_HEADING) :]
+    assert detail[1] == "Schema 2, salesbot/0.1.0"
+    assert detail[2] == f"Policy versions: {POLICY.version}"
     first_entry = next(line for line in lines if line.startswith("#1 "))
     assert first_entry.startswith(
         f"#1 2026-11-24T12:00:00.000Z [policy {POLICY.short_version}] conversation_started:"

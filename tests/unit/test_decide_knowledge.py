@@ -279,7 +279,7 @@ def test_the_audit_says_which_entry_answered_and_why(default_policy: Policy) -> 
     rec = converse(
         default_policy, "Gibt es eine kostenlose Testphase?", "What's the capital of Peru?"
     )
-    lines = render_audit(audit_conversation("conv-kb", rec.events))
+    lines = render_audit(audit_conversation("conv-kb", rec.events), detail=True)
     text = "\n".join(lines)
     assert (
         "knowledge_answered: Question answered from the knowledge base: entry 'free_trial'" in text
@@ -357,7 +357,7 @@ def test_the_same_question_asked_again_is_not_answered_in_the_same_words(
     assert (first.outcome, second.outcome) == ("clarify", "person")
     (ticket,) = of(rec, TicketOpened)
     assert ticket.reason == "unanswered_question"
-    text = "\n".join(render_audit(audit_conversation("conv-kb", rec.events)))
+    text = "\n".join(render_audit(audit_conversation("conv-kb", rec.events), detail=True))
     assert "Question asked again: entry 'free_trial' was the last answer" in text
 
 
