@@ -7,13 +7,15 @@ text. All text here is plain text: adapters escape it for their markup.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Literal
 
 from pydantic import Field
 
 from domain.inbound import NOTE_MAX_CHARS as INBOUND_NOTE_MAX_CHARS
 from domain.inbound import ActionId
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 
 Audience = Literal["conversation", "team", "requester", "handoff", "approvers"]
 """Where a reply goes: the conversation (seen by the prospect), the team's view of it
@@ -65,13 +67,56 @@ class Card(Frozen):
     input: CardInput | None = None
 
 
-class Reply(Frozen):
-    """One message to send. `replaces` names the `ref` of a card to update in place."""
+IMAGE_MAX_BYTES = 112_000
+"""The largest image a reply carries: its base64 (4/3 of the bytes, ~150 KB) still fits in a
+Teams message as an inline data URI, the tightest of the platforms' limits."""
+
+
+class ReplyImage(Frozen):
+    """A picture sent with a reply (the `/metrics` chart): PNG bytes, base64 in `data` so
+    the reply stays JSON in the outbox. `alt` says in words what it shows (screen readers,
+    platforms that cannot show it); `filename` is what it is saved or uploaded as."""
+
+    media_type: Literal["image/png"] = "image/png"
+    filename: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.png$")
+    alt: str
+    data: str = Field(max_length=(IMAGE_MAX_BYTES + 2) // 3 * 4)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+    @classmethod
+    def of_png(
+        cls, png: bytes, *, filename: str, alt: str, width: int, height: int
+    ) -> ReplyImage:
+        return cls(
+            filename=filename,
+            alt=alt,
+            data=base64.b64encode(png).decode("ascii"),
+            width=width,
+            height=height,
+        )
+
+    @property
+    def png(self) -> bytes:
+        return base64.b64decode(self.data, validate=True)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.png).hexdigest()
+
+
+class Reply(Sparse):
+    """One message to send. `replaces` names the `ref` of a card to update in place;
+    `image`, a picture sent with it (left out of the stored reply when there is none, so
+    replies without one serialise exactly as before it existed)."""
+
+    ADDED_LATER = ("image",)
 
     audience: Audience
     text: str
     card: Card | None = None
     replaces: str | None = None
+    image: ReplyImage | None = None
 
     @property
     def ephemeral(self) -> bool:
