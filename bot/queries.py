@@ -30,6 +30,9 @@ from storage.projections import metrics_from_projection
 
 log = logging.getLogger(__name__)
 
+CHART_TEXT = "Sales metrics chart"
+"""The chart reply's text: its caption where the picture shows, its fallback where not."""
+
 
 async def load_audit(store: Store, target: str) -> AuditReport:
     """A conversation (or lead) by id, else a quote by id; DomainError when neither exists.
@@ -85,7 +88,7 @@ async def metrics_chart_reply(
     except Exception:
         log.exception("the metrics chart could not be drawn; the card is sent without it")
         return None
-    return Reply(audience=query.audience, text=f"Chart: {image.alt}", image=image)
+    return Reply(audience=query.audience, text=CHART_TEXT, image=image)
 
 
 def _draw_chart(metrics: Metrics, qualification_ms: Sequence[int]) -> ReplyImage:
