@@ -68,8 +68,8 @@ class Card(Frozen):
 
 
 IMAGE_MAX_BYTES = 112_000
-"""The largest image a reply carries: its base64 (4/3 of the bytes, ~150 KB) still fits in a
-Teams message as an inline data URI, the tightest of the platforms' limits."""
+"""The largest image a reply carries: its base64 (4/3 of the bytes, ~150 KB) still fits the
+tightest platform limit on an inline image (a data URI of at most 150 KB)."""
 
 
 class ReplyImage(Frozen):
