@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from adapters.terminal.render import render_output
 from adapters.terminal.sender import CHANNEL, TerminalRouter, TerminalSender
 from adapters.terminal.transcript import Author, Output, notice, output_json
+from bot.chart_files import ChartFolder
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.runtime import Runtime
@@ -100,7 +101,7 @@ class ChatSession:
         self._session = session
         self._speaker = LOCAL_PROSPECT
         self._count = 0
-        self._sender = TerminalSender(self._show)
+        self._sender = TerminalSender(self._show, ChartFolder().save)
         self._runtime = Runtime(
             store, policy, TerminalRouter(), clock=clock, answer_query=query_answerer(policy)
         )

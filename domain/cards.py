@@ -7,6 +7,8 @@ text. All text here is plain text: adapters escape it for their markup.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -71,16 +73,56 @@ class Card(Frozen):
     input: CardInput | None = None
 
 
+IMAGE_MAX_BYTES = 112_000
+"""The largest image a reply carries: its base64 (4/3 of the bytes, ~150 KB) still fits the
+tightest platform limit on an inline image (a data URI of at most 150 KB)."""
+
+
+class ReplyImage(Frozen):
+    """A picture sent with a reply (the `/metrics` chart): PNG bytes, base64 in `data` so
+    the reply stays JSON in the outbox. `alt` says in words what it shows (screen readers,
+    platforms that cannot show it); `filename` is what it is saved or uploaded as."""
+
+    media_type: Literal["image/png"] = "image/png"
+    filename: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.png$")
+    alt: str
+    data: str = Field(max_length=(IMAGE_MAX_BYTES + 2) // 3 * 4)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+    @classmethod
+    def of_png(
+        cls, png: bytes, *, filename: str, alt: str, width: int, height: int
+    ) -> ReplyImage:
+        return cls(
+            filename=filename,
+            alt=alt,
+            data=base64.b64encode(png).decode("ascii"),
+            width=width,
+            height=height,
+        )
+
+    @property
+    def png(self) -> bytes:
+        return base64.b64decode(self.data, validate=True)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.png).hexdigest()
+
+
 class Reply(Sparse):
     """One message to send. `replaces` names the `ref` of a card to update in place;
-    `mention` a group to notify with it."""
+    `mention` a group to notify with it; `image`, a picture sent with it (each left out of
+    the stored reply while unset, so replies without them serialise exactly as before)."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention",)
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention", "image")
     audience: Audience
     text: str
     card: Card | None = None
     replaces: str | None = None
     mention: Mention | None = None
+    image: ReplyImage | None = None
 
     @property
     def ephemeral(self) -> bool:

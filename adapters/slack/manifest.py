@@ -54,9 +54,15 @@ BOT_SCOPES: tuple[str, ...] = (
     "users:read",
     # usergroups.users.list: SALESBOT_AUDITORS / SALESBOT_APPROVERS may name user groups (S…).
     "usergroups:read",
+    # files.getUploadURLExternal / files.completeUploadExternal (`files_upload_v2`): the
+    # /metrics chart as an image. Added after the first releases: existing installs must
+    # re-authorise (reinstall the app) for charts; until then the card still answers.
+    # A chart for one person is shared with their user id (`channels`), which puts it in
+    # their DM with the bot without im:write.
+    "files:write",
 )
 # im:write (conversations.open) is absent: the bot only answers in DMs people open with it,
-# and approvers are reached in the handoff channel.
+# approvers are reached in the handoff channel, and a private chart is shared by user id.
 
 BOT_EVENTS: tuple[str, ...] = (
     "app_mention",

@@ -31,6 +31,7 @@ channel id, the card ref and Slack's error code.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import deque
@@ -38,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.action_binding import ActionKey
@@ -171,6 +172,8 @@ class SlackSender:
         ephemeral_user = _str_or_none(target.get("ephemeral_user"))
         response_key = _str_or_none(target.get("response_key"))
         reply = delivery.reply
+        if reply.image is not None:
+            return await self._send_image(delivery, channel, thread_ts, ephemeral_user)
         rendered = self._render(
             reply, conversation=delivery.conversation_id, nonce_seed=delivery.key, signer=signer
         )
@@ -252,20 +255,94 @@ class SlackSender:
                 return answered
         return posted
 
+    async def _send_image(
+        self,
+        delivery: Delivery,
+        channel: str,
+        thread_ts: str | None,
+        ephemeral_user: str | None,
+    ) -> SendOutcome:
+        """A reply's image as a Slack file, with `files_upload_v2`: files.getUploadURLExternal,
+        the bytes POSTed to the URL it returns, files.completeUploadExternal sharing it.
+
+        Slack cannot upload a file ephemerally, and a file shared in a channel is seen by
+        everyone there (a prospect in a Slack Connect channel, too). So an image for one
+        person (`ephemeral_user`: the `/metrics` chart answers its requester) is shared with
+        that person's user id (`channels`: Slack puts it in their DM with the bot), never in
+        the channel the command was typed in. Needs `files:write`; an install without it
+        answers `missing_scope` (Rejected: the outbox dead-letters it and alerts).
+
+        The file's name carries a tag of the outbox key (`_image_name`): Slack keeps no
+        metadata on a file share, so `find_sent` recognises an uncertain upload in a channel
+        by it. In a DM it cannot look (reading the DM needs its id, conversations.open,
+        im:write), as for ephemeral messages: at worst the requester gets the chart twice."""
+        image = delivery.reply.image
+        assert image is not None
+        private = ephemeral_user is not None
+        try:
+            response = await self._client.files_upload_v2(
+                filename=_image_name(image.filename, delivery.key),
+                file=image.png,
+                title=delivery.reply.text,
+                alt_txt=image.alt,
+                channel=None if private else channel,
+                channels=[ephemeral_user] if ephemeral_user is not None else None,
+                thread_ts=None if private else thread_ts,
+            )
+        except SlackRequestError as exc:
+            # The SDK raises this when the upload URL refused the bytes: the file was never
+            # completed, so nothing was shared.
+            log.warning("slack upload of outbox item %s failed: %s", delivery.key, exc)
+            return RetryLater(reason="Slack's upload URL refused the file")
+        except Exception as exc:
+            # Only the last step (files.completeUploadExternal) can have shared the file.
+            outcome = _classify(exc, posted_maybe=_may_have_shared(exc))
+            if outcome is None:
+                raise
+            level = logging.ERROR if isinstance(outcome, Rejected) else logging.WARNING
+            log.log(level, "slack upload of outbox item %s: %s", delivery.key, outcome)
+            return outcome
+        shared = response.get("file")
+        file_id = shared.get("id") if isinstance(shared, Mapping) else None
+        return Sent(remote_id=str(file_id) if file_id is not None else None)
+
     async def find_sent(self, delivery: Delivery) -> str | None:
         """The ts of the message tagged with `delivery.key` in the delivery's channel (its
         thread, if any), else None. Always None for ephemeral messages (see the module
-        docstring). Errors propagate: the outbox counts a failed look-up as "unknown"."""
+        docstring). Errors propagate: the outbox counts a failed look-up as "unknown".
+        An image is found by its file's name in the channel it was shared in."""
         target = delivery.target
         channel = target.get("channel")
         if not isinstance(channel, str) or not channel:
             return None
+        image = delivery.reply.image
+        if image is not None:
+            return await self._find_image(delivery, channel, image.filename)
         if _str_or_none(target.get("ephemeral_user")) is not None:
             return None
         thread_ts = await self._thread(channel, target)
         if thread_ts is _NO_THREAD_YET:
             return None
         return await self._find(channel, thread_ts, "key", delivery.key)
+
+    async def _find_image(self, delivery: Delivery, channel: str, filename: str) -> str | None:
+        """The ts of the message sharing this delivery's file in its channel (or thread);
+        None for a DM share (`_send_image`)."""
+        target = delivery.target
+        if _str_or_none(target.get("ephemeral_user")) is not None:
+            return None
+        thread_ts = await self._thread(channel, target)
+        if thread_ts is _NO_THREAD_YET:
+            return None
+        name = _image_name(filename, delivery.key)
+        for message in await self._recent(channel, thread_ts):
+            files = message.get("files")
+            if isinstance(files, list) and any(
+                isinstance(f, Mapping) and f.get("name") == name for f in files
+            ):
+                ts = message.get("ts")
+                return str(ts) if ts is not None else None
+        return None
 
     async def _thread(self, channel: str, target: Mapping[str, Any]) -> str | None:
         """The thread to post in: given, or the thread started by the card whose `ref` is
@@ -419,6 +496,23 @@ def _retry_after_ms(headers: Any) -> int | None:
     except AttributeError:
         return None
     return retry_after_ms(value if isinstance(value, str) else None)
+
+
+def _image_name(filename: str, key: str) -> str:
+    """The uploaded file's name: the image's own, tagged with a digest of the outbox key, so
+    an uncertain upload can be recognised in the channel (`find_sent`) and a second chart
+    with the same picture is not mistaken for it."""
+    stem = filename.removesuffix(".png")
+    return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.png"
+
+
+def _may_have_shared(exc: Exception) -> bool:
+    """Whether the failed files_upload_v2 may have shared the file: an API error names its
+    method (only files.completeUploadExternal shares), a lost answer could be any step."""
+    if isinstance(exc, SlackApiError):
+        api_url = str(getattr(exc.response, "api_url", ""))
+        return api_url.endswith("files.completeUploadExternal")
+    return True
 
 
 def _metadata(key: str, ref: str | None) -> dict[str, Any]:

@@ -92,6 +92,8 @@ def activity(
     every button is signed for it (`binding.py`).
     """
     fallback = reply.text
+    if reply.image is not None:
+        return _image_message(reply)
     if reply.card is None:
         return {"type": "message", "text": _markdown(_clip(fallback, MAX_FALLBACK_TEXT))}
     if not fallback.strip():
@@ -106,6 +108,33 @@ def activity(
     card = _render(reply.card, conversation, nonce_seed, placement, room)
     message["attachments"] = [_attachment(card)]
     return message
+
+
+MAX_INLINE_IMAGE_BYTES = 150 * 1024
+"""The largest inline image (its data URI) a message carries: Teams refuses or drops larger
+ones. `domain.cards.IMAGE_MAX_BYTES` keeps every reply's image under it; this is the check."""
+IMAGE_TOO_LARGE = "The picture is too large to show in Teams."
+
+
+def _image_message(reply: Reply) -> dict[str, Any]:
+    """A reply's image as an inline attachment: Bot Framework's image attachment with the
+    PNG as a `data:` URI, so no public URL or file consent is needed and only the people
+    in the conversation it is posted in see it. The text is its caption; the name is the
+    file's, which Teams offers when the picture is saved. Larger than
+    `MAX_INLINE_IMAGE_BYTES`: the caption alone, saying so."""
+    assert reply.image is not None
+    image = reply.image
+    text = _clip(reply.text, MAX_FALLBACK_TEXT)
+    uri = f"data:{image.media_type};base64,{image.data}"
+    if len(uri) > MAX_INLINE_IMAGE_BYTES:
+        return {"type": "message", "text": _markdown(f"{text}: {IMAGE_TOO_LARGE}")}
+    return {
+        "type": "message",
+        "text": _markdown(text),
+        "attachments": [
+            {"contentType": image.media_type, "contentUrl": uri, "name": image.filename}
+        ],
+    }
 
 
 def adaptive_card(

@@ -76,8 +76,14 @@ async def test_the_answer_is_not_in_the_commit_but_follows_it_to_the_requester_o
     assert await store.pending_count() == 1  # "drained" still means every reply was sent
     await day.runtime.settled()
     assert await store.pending_answers() == []
-    [item] = await answers_in(store)
+    # The metrics card, then its chart (a second reply with the PNG), both to the requester.
+    item, chart = await answers_in(store)
     assert item.key == answer_outbox_key(answer_key("d-q", 0), 0, "dm:U_REP")
+    assert chart.key == answer_outbox_key(answer_key("d-q", 0), 1, "dm:U_REP")
+    assert chart.channel == item.channel
+    assert chart.payload["reply"]["audience"] == "requester"
+    assert chart.payload["reply"]["image"]["media_type"] == "image/png"
+    assert "image" not in item.payload["reply"]  # the card's reply is stored as before
     # Exactly where an inline answer went: the requester's own route, nowhere else.
     assert item.channel == "dm:U_REP"
     assert item.payload["target"] == {"user": "U_REP"}
@@ -142,8 +148,8 @@ async def test_an_answer_lost_to_a_crash_is_given_at_the_next_start_exactly_once
             answer_query=query_answerer(POLICY),
         )
         await first.start()
-        [item] = await answers_in(reopened)
-        assert item.channel == "dm:U_REP"
+        item, chart = await answers_in(reopened)
+        assert item.channel == chart.channel == "dm:U_REP"
         assert await reopened.pending_answers() == []
         # A second start, or a second process recovering it too, adds nothing.
         await first.start()
@@ -151,7 +157,7 @@ async def test_an_answer_lost_to_a_crash_is_given_at_the_next_start_exactly_once
             reopened, POLICY, OneChannelEach(), clock=Clock(), answer_query=query_answerer(POLICY)
         )
         await second.start()
-        assert [i.key for i in await answers_in(reopened)] == [item.key]
+        assert [i.key for i in await answers_in(reopened)] == [item.key, chart.key]
         # The redelivered command is a duplicate and asks nothing again.
         assert (await second.handle(command("metrics"))).status == "duplicate"
         assert await reopened.pending_answers() == []
@@ -171,7 +177,7 @@ async def test_two_processes_recovering_one_answer_enqueue_it_once() -> None:
     await asyncio.gather(*(other.start() for other in others))
     gate.opened.set()
     await asker.settled()
-    assert len(await answers_in(store)) == 1
+    assert len(await answers_in(store)) == 2  # the card and its chart, once
 
 
 async def test_a_runtime_that_cannot_answer_records_nothing_and_leaves_others_answers() -> None:
@@ -188,7 +194,7 @@ async def test_a_runtime_that_cannot_answer_records_nothing_and_leaves_others_an
     assert [p.delivery_id for p in await store.pending_answers()] == ["d-q"]
     gate.opened.set()
     await asker.settled()
-    assert len(await answers_in(store)) == 1
+    assert len(await answers_in(store)) == 2  # the card and its chart
 
 
 class Nowhere:

@@ -139,6 +139,26 @@ async def test_a_second_quote_turns_the_first_card_into_superseded_in_the_browse
     await expect(cards.last.get_by_test_id("card-status")).to_contain_text("Ready to accept")
 
 
+async def test_metrics_answer_with_their_card_and_the_chart_drawn_inline(page: Page) -> None:
+    await say(page, "Hi, we are evaluating CRMs", "prospect")
+    thread = page.get_by_test_id("thread-messages")
+    await expect(thread).to_contain_text(BOT_GREETING)
+
+    await say(page, "/metrics", "rep")
+
+    # The first chart of a process imports matplotlib (seconds on a busy machine): a limit on
+    # waiting, not a timing assertion.
+    chart = thread.get_by_test_id("message-image")
+    await expect(chart).to_have_count(1, timeout=60_000)
+    await expect(thread.get_by_test_id("card").filter(has_text="Sales metrics")).to_have_count(1)
+    await expect(chart).to_have_attribute(
+        "alt", re.compile("^Sales metrics chart: 0 won of 1 engaged")
+    )
+    # Decoded and drawn by the browser (a broken image has no natural size).
+    await expect(chart).to_have_js_property("complete", True)
+    assert await chart.evaluate("img => img.naturalWidth") == 1000
+
+
 async def test_user_text_is_shown_as_text_never_as_markup(page: Page) -> None:
     await say(page, "<img src=x onerror=alert(1)> {0.__class__}", "prospect")
     thread = page.get_by_test_id("thread-messages")

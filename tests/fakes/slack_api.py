@@ -28,6 +28,16 @@ The bot token can be revoked (the app uninstalled): every Web API call with it a
     api.revoke_token()
     api.restore_token()
 
+Files arrive as `files_upload_v2` sends them: `files.getUploadURLExternal` (a file id and an
+upload URL on this server), a POST of the bytes to that URL (its length must match), then
+`files.completeUploadExternal`, which shares the uploaded files in `channel_id` (and
+`thread_ts`), or with the users and channels listed in `channels` (a user id: the bot's DM
+with them, kept as channel "D" + the user id), as one message with `files` and the
+`initial_comment` as its text:
+
+    api.files()                         # [{"id", "name", "title", "alt_txt", "content", …}]
+    api.messages("DU0REP")              # the DM, with the file's message
+
 Slash commands' response URLs live on the same server, as Slack's do on hooks.slack.com:
 each posts into its channel (an ephemeral message for its user, or `in_channel` a message
 everyone sees) — whether or not the bot is a member — for 5 uses, and records what it got:
@@ -56,7 +66,7 @@ from tests.fakes.local import serve_locally
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
-_JSON_FIELDS = ("blocks", "attachments", "metadata", "view")
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files")
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ class FakeSlackApi:
         self._hangs: list[asyncio.Event] = []
         self._extra: dict[str, Handler] = {}
         self._revoked: str | None = None
+        self._uploads: dict[str, dict[str, Any]] = {}
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -145,6 +156,7 @@ class FakeSlackApi:
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/link", self._socket)
         app.router.add_post("/response/{id}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner, port = await serve_locally(app)
         self._root = f"http://127.0.0.1:{port}"
         self.base_url = f"{self._root}/api/"
@@ -279,6 +291,10 @@ class FakeSlackApi:
     def ephemerals(self, channel: str) -> list[dict[str, Any]]:
         return copy.deepcopy(self._ephemerals.get(channel, []))
 
+    def files(self) -> list[dict[str, Any]]:
+        """Every file whose upload was completed, in order, with its bytes (`content`)."""
+        return [copy.deepcopy(f) for f in self._uploads.values() if f["completed"]]
+
     def calls_of(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
 
@@ -331,6 +347,26 @@ class FakeSlackApi:
             await fault.hang.wait()
             return web.json_response(body)
         return self._answer(method, params, body)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """An upload URL from files.getUploadURLExternal, as files.slack.com answers one:
+        `OK - <length>`, or 404 for an unknown or already used URL, 400 for a wrong length."""
+        pending = self._uploads.get(request.match_info["file_id"])
+        body = await request.read()
+        queue = self._faults.get("upload")
+        fault = queue.popleft() if queue else None
+        if fault is not None:
+            self.calls.append(Call("upload", {}, fault.status))
+            return web.Response(status=fault.status, text="upload failed")
+        if pending is None or pending["content"] is not None:
+            self.calls.append(Call("upload", {}, 404))
+            return web.Response(status=404, text="not found")
+        if len(body) != pending["length"]:
+            self.calls.append(Call("upload", {"length": len(body)}, 400))
+            return web.Response(status=400, text="length mismatch")
+        pending["content"] = body
+        self.calls.append(Call("upload", {"file_id": pending["id"], "length": len(body)}, 200))
+        return web.Response(text=f"OK - {len(body)}")
 
     async def _respond(self, request: web.Request) -> web.Response:
         """A response URL, as hooks.slack.com answers one: plain-text `ok` or an error."""
@@ -582,6 +618,71 @@ class FakeSlackApi:
         self.views.append(opened)
         return {"ok": True, "view": copy.deepcopy(opened)}
 
+    def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = params.get("filename")
+        try:
+            length = int(params.get("length") or 0)
+        except ValueError:
+            length = 0
+        if not filename or length < 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{len(self._uploads) + 1:08d}"
+        self._uploads[file_id] = {
+            "id": file_id,
+            "name": str(filename),
+            "length": length,
+            "alt_txt": params.get("alt_txt"),
+            "content": None,
+            "completed": False,
+        }
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self._root}/upload/{file_id}"}
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        found = []
+        for entry in files:
+            upload = self._uploads.get(str(entry.get("id"))) if isinstance(entry, dict) else None
+            if upload is None or upload["content"] is None or upload["completed"]:
+                return {"ok": False, "error": "file_not_found"}
+            found.append((upload, entry))
+        destinations = [str(params["channel_id"])] if params.get("channel_id") else []
+        destinations += [c for c in str(params.get("channels") or "").split(",") if c]
+        if len(destinations) > 1 and params.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        shared_in = []
+        for destination in destinations:
+            if destination.startswith("U"):
+                shared_in.append(f"D{destination}")
+                continue
+            if self._channels is not None and destination not in self._channels:
+                return {"ok": False, "error": "channel_not_found"}
+            if destination in self._outside:
+                return {"ok": False, "error": "not_in_channel"}
+            shared_in.append(destination)
+        for upload, entry in found:
+            upload["completed"] = True
+            upload["title"] = entry.get("title") or upload["name"]
+            upload["channels"] = shared_in
+        for channel in shared_in:
+            message: dict[str, Any] = {
+                "type": "message",
+                "ts": self._next_ts(),
+                "user": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "text": params.get("initial_comment") or "",
+                "files": [
+                    {"id": u["id"], "name": u["name"], "title": u["title"], "mimetype": "image/png"}
+                    for u, _ in found
+                ],
+                "upload": True,
+            }
+            if params.get("thread_ts"):
+                message["thread_ts"] = str(params["thread_ts"])
+            self._messages.setdefault(channel, []).append(message)
+        return {"ok": True, "files": [{"id": u["id"], "title": u["title"]} for u, _ in found]}
+
     def _find(self, channel: Any, ts: Any) -> dict[str, Any] | None:
         for message in self._messages.get(str(channel), []):
             if message["ts"] == ts:
@@ -598,6 +699,8 @@ _METHODS: dict[str, Callable[[FakeSlackApi, dict[str, Any]], dict[str, Any]]] = 
     "conversations.replies": FakeSlackApi._replies,
     "users.info": FakeSlackApi._users_info,
     "views.open": FakeSlackApi._views_open,
+    "files.getUploadURLExternal": FakeSlackApi._get_upload_url,
+    "files.completeUploadExternal": FakeSlackApi._complete_upload,
 }
 
 

@@ -71,6 +71,10 @@ def thread_id(channel_conversation_id: str, message_id: str) -> str:
     return f"{channel_conversation_id.split(';', 1)[0]};messageid={message_id}"
 
 
+MAX_INLINE_IMAGE = 150 * 1024
+"""An inline image (a `data:` URI attachment) larger than this is refused, as Teams does."""
+
+
 @dataclass(frozen=True)
 class Call:
     """One HTTP request the fake received. `kind` is the scriptable name ("send", "update",
@@ -425,6 +429,10 @@ class FakeConnector:
             raise ConnectorError(
                 400, "BadArgument", "A targeted activity needs the recipient it is meant for."
             )
+        for attachment in activity.get("attachments") or []:
+            url = attachment.get("contentUrl") if isinstance(attachment, dict) else None
+            if isinstance(url, str) and url.startswith("data:") and len(url) > MAX_INLINE_IMAGE:
+                raise ConnectorError(413, "MessageSizeTooBig", "The inline image is too large.")
         new_id = self._store(conversation_id, activity, targeted)
         return _Outcome(201, {"id": new_id}, conversation_id, new_id)
 

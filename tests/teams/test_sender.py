@@ -4,6 +4,7 @@ threads work, and when a message waits because Teams has not told the bot where 
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,11 +13,12 @@ import pytest
 
 from adapters.ports import Delivery, Rejected, RetryLater, Route, Sent
 from adapters.teams import book
+from adapters.teams import cards as teams_cards
 from adapters.teams.cards import CARD_CONTENT_TYPE
 from adapters.teams.connector import Connector, NoToken
 from adapters.teams.router import conversation_route, destination_route
 from adapters.teams.sender import TeamsSender
-from domain.cards import Button, Card, CardField, Reply
+from domain.cards import Audience, Button, Card, CardField, Reply, ReplyImage
 from domain.presenters import lead_card_ref
 from storage.memory import MemoryStore
 from tests.fakes.teams_connector import FakeConnector, thread_id
@@ -542,3 +544,65 @@ async def test_find_sent_never_finds_anything_since_teams_has_no_history_to_sear
     await sender.send(posted)
 
     assert await sender.find_sent(posted) is None
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+CHART_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+def chart(audience: Audience = "requester") -> Reply:
+    image = ReplyImage.of_png(
+        CHART_PNG,
+        filename="salesbot-metrics-0123456789ab.png",
+        alt="Sales metrics chart",
+        width=1000,
+        height=750,
+    )
+    return Reply(audience=audience, text="Sales metrics chart", image=image)
+
+
+async def test_a_chart_for_one_person_is_an_inline_png_in_their_personal_chat(fake, store, sender):
+    await store.put_state(
+        book.user_key("aad-ada"), {"id": "29:ada", "tenantId": fake.tenant_id}, NOW
+    )
+
+    outcome = await sender.send(delivery(chart(), conversation_route(CHANNEL, user="aad-ada")))
+
+    assert isinstance(outcome, Sent)
+    assert fake.posted(CHANNEL) == []  # the team's channel never sees it
+    [creation] = fake.creations
+    [posted] = fake.posted(creation.conversation_id)
+    assert posted["text"] == "Sales metrics chart"
+    [attachment] = posted["attachments"]
+    assert attachment["contentType"] == "image/png"
+    assert attachment["name"] == "salesbot-metrics-0123456789ab.png"
+    prefix = "data:image/png;base64,"
+    assert attachment["contentUrl"].startswith(prefix)
+    assert base64.b64decode(attachment["contentUrl"][len(prefix) :]) == CHART_PNG
+
+
+async def test_an_image_over_teams_inline_limit_is_sent_as_its_caption_saying_so(
+    fake, sender, monkeypatch
+):
+    """The chart is drawn to fit (`bot.charts`); if one ever did not, the message still goes."""
+    monkeypatch.setattr(teams_cards, "MAX_INLINE_IMAGE_BYTES", 100)
+
+    outcome = await sender.send(delivery(chart("conversation"), conversation_route(CHANNEL)))
+
+    assert isinstance(outcome, Sent)
+    [posted] = fake.posted(CHANNEL)
+    assert "attachments" not in posted
+    assert posted["text"] == f"Sales metrics chart: {teams_cards.IMAGE_TOO_LARGE}"
+
+
+async def test_the_fake_connector_refuses_an_inline_image_over_150_kb(fake, connector):
+    """The fake enforces the limit the sender keeps (`domain.cards.IMAGE_MAX_BYTES`)."""
+    uri = "data:image/png;base64," + "A" * (150 * 1024)
+    activity = {"type": "message", "attachments": [{"contentType": "image/png", "contentUrl": uri}]}
+
+    outcome = await connector.post(fake.base_url, CHANNEL, activity)
+
+    assert type(outcome) is Rejected
+    assert fake.posted(CHANNEL) == []

@@ -36,6 +36,7 @@ HEAVY = (
     "jwt",
     "cryptography",
     "microsoft_agents",
+    "matplotlib",  # ≈ 0.5–2 s: only the process that draws a /metrics chart imports it
 )
 """Packages that the parser and `--help` never need: each command imports its own."""
 

@@ -244,7 +244,24 @@
     // Beside a card its text is the notification's (as on Slack and Teams): the card shows it.
     if (reply.card) node.append(renderCard(reply.card, message));
     else if (reply.text) node.append(el("p", { className: "text", "data-testid": "message-text", text: reply.text }));
+    if (reply.image) node.append(renderImage(reply.image));
     return node;
+  }
+
+  // A reply's picture (the /metrics chart), inline from its base64 PNG: a data: URI, which
+  // the page's CSP allows for images only. Only PNG is drawn; the alt text says what it shows.
+  function renderImage(image) {
+    if (image.media_type !== "image/png" || !/^[A-Za-z0-9+/=]+$/.test(image.data || "")) {
+      return el("p", { className: "text", text: image.alt || "" });
+    }
+    return el("img", {
+      className: "chart",
+      "data-testid": "message-image",
+      src: `data:image/png;base64,${image.data}`,
+      alt: image.alt || "",
+      width: image.width,
+      height: image.height,
+    });
   }
 
   // ---- the leads channel ----
