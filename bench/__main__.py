@@ -14,6 +14,7 @@ import tracemalloc
 from collections.abc import Callable
 from decimal import Decimal
 
+from bench import append as append_bench
 from bench import endpoints as endpoints_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
@@ -139,6 +140,7 @@ def main() -> int:
 
     results.update(understanding_bench.measure())
     results.update(asyncio.run(runtime_bench.measure()))
+    results.update({f"append_{k}": v for k, v in asyncio.run(append_bench.measure()).items()})
     results.update(asyncio.run(endpoints_bench.measure()))
     results.update(asyncio.run(outbox_bench.measure()))
     results.update(asyncio.run(queries_bench.measure()))
