@@ -34,11 +34,11 @@ TEXTS = ("Hello", "We have a $5000 budget", "I am the CTO", "too expensive", "ne
 NOW_MS = 1_790_000_000_000
 
 
-def build_commits(conversations: int, messages: int) -> list[list[Commit]]:
-    """Each conversation's commits, decided once before anything is timed."""
+def build_commits(conversations: int, messages: int, first: int = 0) -> list[list[Commit]]:
+    """Each conversation's commits (`c<first>` on), decided once before anything is timed."""
     policy = load_policy("default")
     result = []
-    for c in range(conversations):
+    for c in range(first, first + conversations):
         state = new_conversation(f"c{c}", policy)
         commits = []
         for m in range(messages):
