@@ -26,6 +26,13 @@ Kept apart from `domain.handoff` because the policy holds this table and the rec
   for one of `lost_reasons`, as *Resolve → Lost* does), for reps to record how the deal
   ended without resolving through the outcome picker (`domain.outcomes`). The commands
   `won` and `lost` work under any policy; only the buttons are drawn by this key.
+- `lead_room`: a lead's thread is the team's room, and the prospect of a lead (the lead
+  feed) hears only what is meant for them (`domain.lead_room`): their messages after the
+  first are posted there, quoted as their words; a rep's words in the thread stay there
+  unless marked for the prospect (the lead card's *Reply to prospect*, `@salesbot say …`,
+  a leading `>`), which sends them through the lead's reply URL and takes the
+  conversation over. Off, a prospect's later messages reach the team only through a ticket
+  card, and a rep's words in the thread never reach the prospect.
 
 A policy without the table decides exactly as before (its canonical JSON omits it).
 """
@@ -63,7 +70,7 @@ LOST_REASON_WORDS: Final = {
 class HandoffConfig(Sparse):
     """`[handoff]` (see the module doc)."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("outcome_buttons",)
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("outcome_buttons", "lead_room")
 
     takeover_by_presence: bool = False
     rep_idle_handback_ms: int | None = Field(None, ge=60_000)
@@ -72,6 +79,7 @@ class HandoffConfig(Sparse):
     after_outcome: AfterOutcome | None = None
     ticket_card: bool = False
     outcome_buttons: bool = False
+    lead_room: bool = False
 
     @field_validator("lost_reasons")
     @classmethod
