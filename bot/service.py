@@ -496,7 +496,12 @@ def build_service(
             )
         except ValueError as exc:
             raise SettingsError(f"invalid configuration: {exc}") from None
-        reply_sender = LeadReplySender(secret=reply_secret.get_secret_value(), outbound=outbound)
+        reply_sender = LeadReplySender(
+            secret=reply_secret.get_secret_value(),
+            outbound=outbound,
+            action_key=action_key,
+            public_url=settings.salesbot_public_url,
+        )
         senders[LEAD_REPLY_PREFIX] = reply_sender
     service = Service(
         store=store,
@@ -529,6 +534,7 @@ def build_service(
         conversation=service.runtime.conversation,
         first_inbound=first_inbound,
         outbound=outbound,
+        action_key=action_key,
     )
     if client is not None and directory is not None and installation is not None:
         if responses is not None:

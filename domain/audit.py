@@ -45,6 +45,7 @@ from domain.events import (
     ObjectionClassified,
     ProspectLeft,
     ProspectMessageReceived,
+    ProspectMessageShown,
     PursuitDecided,
     QuoteAccepted,
     QuoteAcceptRefused,
@@ -57,6 +58,7 @@ from domain.events import (
     ReplyLanguageChosen,
     ReplyRedirected,
     RepMessageRecorded,
+    RepRepliedToProspect,
     TeamNotified,
     TicketClaimed,
     TicketEscalated,
@@ -413,6 +415,13 @@ def _ticket_change(
                 "conversation: the bot stays silent towards the prospect",
                 (),
             )
+        case TicketClaimed() if event.via == "reply":
+            who = _person(event.by, event.name)
+            return (
+                f"Ticket {event.ticket_key} taken over by {who}, who wrote to the lead's "
+                "prospect: the bot stays silent towards the prospect",
+                (),
+            )
         case TicketClaimed():
             return f"Ticket {event.ticket_key} claimed by {_person(event.by, event.name)}", ()
         case TicketResolved() if event.outcome is not None:
@@ -475,6 +484,14 @@ def _explain_mark(event: DealMarked) -> tuple[str, tuple[str, ...]]:
     return f"Deal marked {how} by {event.by} (with {means})", tuple(details)
 
 
+_REPLY_MARKS = {
+    "button": "the lead card's Reply to prospect",
+    "say": "@salesbot say",
+    "quote_mark": "a line starting with >",
+}
+"""How a rep marked words for a lead's prospect, in the audit's words."""
+
+
 def _person(actor_id: str, name: str | None) -> str:
     return f"{name} ({actor_id})" if name and name != actor_id else actor_id
 
@@ -492,6 +509,18 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _said(f"Prospect {event.actor_id} wrote", event.text)
         case RepMessageRecorded():
             return _said(f"Rep {event.actor_id} wrote", event.text)
+        case ProspectMessageShown():
+            return (
+                "The prospect's message was posted to the lead's thread, as their words, "
+                "for the team"
+            ), ()
+        case RepRepliedToProspect():
+            how = _REPLY_MARKS[event.via]
+            return _said(
+                f"Rep {_person(event.actor_id, event.name)} wrote to the prospect ({how}); "
+                "sent to the lead's reply URL",
+                event.text,
+            )
         case LeadScored():
             return _explain_score(event)
         case NarrativeAssessed():

@@ -29,8 +29,9 @@ from domain.events import (
     TicketResolved,
 )
 from domain.flow import GuardContext
-from domain.handoff import hand_back, resolve, update_ticket_card
+from domain.handoff import hand_back, resolve, take_over_by_reply, update_ticket_card
 from domain.inbound import Actor, ButtonClicked
+from domain.lead_room import in_lead_room, send_to_prospect
 from domain.meetings import post_lost, post_won
 from domain.permissions import permission, permitted
 from domain.presenters import (
@@ -56,7 +57,7 @@ def on_button(rec: Recorder, click: ButtonClicked) -> None:
         if on_behalf is not None:
             _accept(rec, click.actor, click.target, on_behalf=on_behalf)
         return
-    key = f"button:{click.action}"
+    key = _ROW_OF.get(click.action, f"button:{click.action}")
     if not permitted(click.actor, key, strict=rec.policy.safeguards.strict_roles):
         rule = permission(key)
         rec.ignore(click.actor, click.action, click.target, rule.reason, rule.message)
@@ -64,10 +65,34 @@ def on_button(rec: Recorder, click: ButtonClicked) -> None:
     if click.action == "resolve_ticket":
         _resolve(rec, click.actor, click.target, note=click.note)
         return
+    if click.action == "reply_to_prospect":
+        _reply_to_prospect(rec, click.actor, click.target, click.note)
+        return
     if click.action == "mark_lost" and rec.policy.handoff and rec.policy.handoff.outcome_buttons:
         outcomes.on_lost_button(rec, click.actor, click.target, click.note)
         return
     _HANDLERS[click.action](rec, click.actor, click.target)
+
+
+_ROW_OF = {"reply_to_prospect": "button:claim_ticket"}
+"""Buttons that share a row of the roles × actions matrix with another: *Reply to prospect*
+takes the conversation over, as claiming its ticket does (reps only)."""
+
+
+def _reply_to_prospect(rec: Recorder, actor: Actor, target: str, note: str) -> None:
+    """The lead card's *Reply to prospect* (`[handoff] lead_room`): what the rep typed in
+    the card's text box goes to the lead's prospect, and the rep holds the conversation."""
+    if not in_lead_room(rec) or target != rec.state.conversation_id:
+        rec.ignore(
+            actor,
+            "reply_to_prospect",
+            target,
+            "not_a_lead",
+            "Only a lead's card sends words to its prospect; nothing was sent.",
+        )
+        return
+    if send_to_prospect(rec, actor, note, "button"):
+        take_over_by_reply(rec, actor)
 
 
 def _refuse_unbound(rec: Recorder, click: ButtonClicked) -> None:

@@ -47,6 +47,7 @@ from domain.events import (
 from domain.flow import GuardContext, next_transition
 from domain.inbound import Actor, LeadDetails
 from domain.languages import next_language, word_count
+from domain.lead_room import show_prospect_words
 from domain.meetings import on_hot_lead, on_lost_intent, on_meeting_request
 from domain.model import Frozen
 from domain.narrative import assess_narrative
@@ -137,15 +138,20 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
                     rec.state.narrative,
                     outcome_buttons=rec.policy.handoff is not None
                     and rec.policy.handoff.outcome_buttons,
+                    reply_box=rec.policy.handoff is not None and rec.policy.handoff.lead_room,
                 ),
             ),
             first=True,  # the lead's thread starts with its card; the greeting goes under it
         )
 
 
-def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
+def on_prospect_message(rec: Recorder, actor: Actor, text: str, *, later: bool = False) -> None:
+    """`later`: a message after the one that started the conversation (a lead's first is
+    on its card; later ones are shown in its thread under `[handoff] lead_room`)."""
     start_if_new(rec, "direct", actor)
     rec.record(ProspectMessageReceived(actor_id=actor.id, text=text))
+    if later:
+        show_prospect_words(rec, actor, text)
     if at_desk(rec):
         return  # `[handoff]`: a person holds the conversation, or has it back (reopened)
     flow = rec.policy.flow

@@ -16,7 +16,13 @@ from domain.conversation import on_idle_check, on_lead, on_prospect_message
 from domain.decision import Decision, Recorder
 from domain.errors import CommandError
 from domain.events import DeliveryDeadLettered, MessageRead, RepMessageRecorded
-from domain.handoff import RESUME_WORD, hand_back_if_idle, is_resume, take_over
+from domain.handoff import (
+    RESUME_WORD,
+    hand_back_if_idle,
+    is_resume,
+    take_over,
+    take_over_by_reply,
+)
 from domain.inbound import (
     Actor,
     ButtonClicked,
@@ -27,6 +33,7 @@ from domain.inbound import (
     MessagePosted,
     TimerElapsed,
 )
+from domain.lead_room import in_lead_room, marked_for_prospect, send_to_prospect
 from domain.policy import Policy
 from domain.presenters import help_card
 from domain.sla import climb
@@ -115,7 +122,7 @@ def _rep_wrote(rec: Recorder, actor: Actor, text: str) -> None:
 def _on_message(rec: Recorder, message: MessagePosted) -> None:
     actor = message.actor
     if actor.role == "prospect":
-        on_prospect_message(rec, actor, message.text)
+        on_prospect_message(rec, actor, message.text, later=True)
         return
     if actor.role != "rep":
         return
@@ -123,6 +130,12 @@ def _on_message(rec: Recorder, message: MessagePosted) -> None:
         # `resume`, typed where the rep's words go to the conversation (a thread, the
         # terminal): the rep hands the conversation back, whether or not it names the bot.
         on_command(rec, actor, command_spec(RESUME_WORD), "")
+        return
+    marked = marked_for_prospect(message.text, addressed=message.addressed)
+    if marked is not None and in_lead_room(rec):
+        # `> …` or `@salesbot say …` in a lead's thread: words for the prospect.
+        if send_to_prospect(rec, actor, *marked):
+            take_over_by_reply(rec, actor)
         return
     if not message.addressed:
         if rec.state.started:

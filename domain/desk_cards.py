@@ -87,7 +87,7 @@ def status_text(ticket: TicketRecord) -> str:
     match ticket.phase:
         case "open":
             return "Open"
-        case "claimed" if ticket.via == "presence":
+        case "claimed" if ticket.via in ("presence", "reply"):
             return f"Taken over by {holder}"
         case "claimed":
             return f"Claimed by {holder}"

@@ -63,6 +63,32 @@ class RepMessageRecorded(_Sparse):
     name: str | None = None
 
 
+ReplyMark = Literal["button", "say", "quote_mark"]
+"""How a rep marked words for a lead's prospect (`[handoff] lead_room`): the lead card's
+*Reply to prospect*, `@salesbot say …`, or a leading `>`."""
+
+
+class ProspectMessageShown(_Event):
+    """`[handoff] lead_room`: a lead's prospect wrote again (the `prospect_message_received`
+    before this one), and their words were posted to the lead's thread, quoted as theirs, so
+    the team reads them where it works the lead."""
+
+    type: Literal["prospect_message_shown"] = "prospect_message_shown"
+
+
+class RepRepliedToProspect(_Event):
+    """`[handoff] lead_room`: a rep's words, marked for the prospect of a lead (`via`), sent
+    to them through the lead's reply URL. Everything else a rep writes in the lead's thread
+    stays with the team (`rep_message_recorded`). `name` is the rep as the prospect sees
+    them."""
+
+    type: Literal["rep_replied_to_prospect"] = "rep_replied_to_prospect"
+    actor_id: str
+    name: str
+    text: str
+    via: ReplyMark
+
+
 class LeadScored(_Event):
     """A score with its full attribution. `subject` says whether it is the conversation's
     own lead score or a rep's pasted text (`/lead`), which does not change the lead."""
@@ -274,13 +300,14 @@ class TicketOpened(_Event):
 class TicketClaimed(_Sparse):
     """Someone holds the ticket: the bot stays silent towards the prospect while they do.
     `via` is `presence` when a rep took the conversation over by writing in it (the policy's
-    `[handoff] takeover_by_presence`); `name` is the holder's name as people see it."""
+    `[handoff] takeover_by_presence`), `reply` when a rep sent a lead's prospect words marked
+    for them (`[handoff] lead_room`); `name` is the holder's name as people see it."""
 
     ADDED_LATER: ClassVar[tuple[str, ...]] = ("via", "name")
     type: Literal["ticket_claimed"] = "ticket_claimed"
     ticket_key: str
     by: str
-    via: Literal["presence"] | None = None
+    via: Literal["presence", "reply"] | None = None
     name: str | None = None
 
 
@@ -586,6 +613,8 @@ Event = Annotated[
     ConversationStarted
     | ProspectMessageReceived
     | RepMessageRecorded
+    | ProspectMessageShown
+    | RepRepliedToProspect
     | LeadScored
     | NarrativeAssessed
     | MessageRead

@@ -21,7 +21,7 @@ Without `[handoff]` every action does exactly what it did before.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from domain.cards import Audience, Card, Reply
 from domain.conversation import persona_values
@@ -66,14 +66,29 @@ def take_over(rec: Recorder, actor: Actor) -> None:
         return
     if not shared_with_prospect(rec.state):
         return
+    _hold(rec, config, actor, "presence")
+
+
+def take_over_by_reply(rec: Recorder, actor: Actor) -> None:
+    """A rep sent a lead's prospect words marked for them (`[handoff] lead_room`, recorded
+    already): as a takeover by presence, they hold the conversation now."""
+    config = rec.policy.handoff
+    if config is None or not config.lead_room or actor.role != "rep":
+        return
+    _hold(rec, config, actor, "reply")
+
+
+def _hold(
+    rec: Recorder, config: HandoffConfig, actor: Actor, via: Literal["presence", "reply"]
+) -> None:
+    """`actor` holds the conversation: its open ticket claimed (unless someone holds it),
+    the ticket its outcome left with nobody reopened, or a new ticket claimed."""
     ticket = rec.state.open_handoff_ticket()
     if ticket is not None:
         if ticket.status == "claimed":
             return  # someone holds it already (this rep, or a colleague they are helping)
         _to_handoff_state(rec)
-        rec.record(
-            TicketClaimed(ticket_key=ticket.key, by=actor.id, via="presence", name=actor.label)
-        )
+        rec.record(TicketClaimed(ticket_key=ticket.key, by=actor.id, via=via, name=actor.label))
         _show(rec, config, ticket.key, f"Taken over by {actor.label}")
         return
     resolved = settled(rec)
@@ -84,7 +99,7 @@ def take_over(rec: Recorder, actor: Actor) -> None:
     key = rec.open_ticket("handoff", TAKEOVER_REASON, transcript_summary(rec.state))
     if key is None:
         return
-    rec.record(TicketClaimed(ticket_key=key, by=actor.id, via="presence", name=actor.label))
+    rec.record(TicketClaimed(ticket_key=key, by=actor.id, via=via, name=actor.label))
     ticket = rec.state.tickets[key]
     if config.ticket_card:
         card = desk_card(rec.state, ticket, rec.now_ms, marks=config.outcome_buttons)

@@ -38,6 +38,13 @@ Kept apart from `domain.handoff` because the policy holds this table and the rec
   platform mentions: a user group, a tag); a platform without one mentions nobody;
 - `business_hours`: when the team answers (`domain.business_hours`), told to a waiting
   prospect outside them.
+- `lead_room`: a lead's thread is the team's room, and the prospect of a lead (the lead
+  feed) hears only what is meant for them (`domain.lead_room`): their messages after the
+  first are posted there, quoted as their words; a rep's words in the thread stay there
+  unless marked for the prospect (the lead card's *Reply to prospect*, `@salesbot say …`,
+  a leading `>`), which sends them through the lead's reply URL and takes the
+  conversation over. Off, a prospect's later messages reach the team only through a ticket
+  card, and a rep's words in the thread never reach the prospect.
 
 A policy without the table decides exactly as before (its canonical JSON omits it).
 """
@@ -83,6 +90,7 @@ class HandoffConfig(Sparse):
         "escalation",
         "on_call",
         "business_hours",
+        "lead_room",
     )
     takeover_by_presence: bool = False
     rep_idle_handback_ms: int | None = Field(None, ge=60_000)
@@ -96,6 +104,7 @@ class HandoffConfig(Sparse):
     escalation: dict[str, str] = Field(default_factory=dict)
     on_call: dict[str, str] = Field(default_factory=dict)
     business_hours: BusinessHours | None = None
+    lead_room: bool = False
 
     @field_validator("escalation", "on_call")
     @classmethod

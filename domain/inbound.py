@@ -32,6 +32,7 @@ ActionId = Literal[
     "mark_lost",
     "open_quote_form",
     "mark_won",
+    "reply_to_prospect",
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from domain.cards import Button, Card, CardField
+from domain.cards import Button, Card, CardField, CardInput
 from domain.commands import COMMANDS
 from domain.feature_words import feature_words
 from domain.inbound import LeadDetails
@@ -117,11 +117,14 @@ def lead_card(
     narrative: NarrativeAudit,
     *,
     outcome_buttons: bool = False,
+    reply_box: bool = False,
     status: str = "",
 ) -> Card:
     """The lead as the team first sees it. `outcome_buttons`: *Won* and *Lost* for reps
-    (`[handoff] outcome_buttons`); `status`: how the deal ended, once a rep marked it (the
-    card then has no buttons: it is updated in place by `domain.outcomes`)."""
+    (`[handoff] outcome_buttons`); `reply_box`: a text box and *Reply to prospect*, which
+    sends what is typed there to the lead's prospect (`[handoff] lead_room`); `status`: how
+    the deal ended, once a rep marked it (the card then has no buttons: it is updated in
+    place by `domain.outcomes`)."""
     title = f"New lead: {lead.name}" + (f" ({lead.company})" if lead.company else "")
     fields = [
         *score_fields(score),
@@ -149,6 +152,11 @@ def lead_card(
             ),
             Button(action="escalate", label="Escalate to a human", target=conversation_id),
             *(
+                (Button(action="reply_to_prospect", label=REPLY_LABEL, target=conversation_id),)
+                if reply_box
+                else ()
+            ),
+            *(
                 (
                     Button(action="mark_won", label="Won", target=conversation_id),
                     Button(action="mark_lost", label="Lost…", target=conversation_id),
@@ -159,7 +167,16 @@ def lead_card(
         ),
         status=status,
         ref=lead_card_ref(conversation_id),
+        input=REPLY_BOX if reply_box and not status else None,
     )
+
+
+REPLY_LABEL = "Reply to prospect"
+REPLY_BOX = CardInput(
+    label="Reply to the prospect",
+    placeholder="What the prospect reads (anything else said here stays with the team)",
+)
+"""The lead card's text box: its words go to the prospect with *Reply to prospect*."""
 
 
 CardView = Literal["rep", "prospect"]

@@ -51,6 +51,7 @@ from domain.events import (
     ReplyLanguageChosen,
     ReplyRedirected,
     RepMessageRecorded,
+    RepRepliedToProspect,
     TeamNotified,
     TicketClaimed,
     TicketEscalated,
@@ -217,6 +218,10 @@ def initial_state(conversation_id: str, start_state: str) -> ConversationState:
     return ConversationState(conversation_id=conversation_id, flow_state=start_state)
 
 
+TO_PROSPECT = ", to the prospect"
+"""Ends a transcript speaker whose words a rep sent to a lead's prospect
+(`rep_replied_to_prospect`); a rep's line without it stayed with the team."""
+
 TRANSCRIPT_LIMIT = 50
 """Transcript lines kept in state for ticket summaries; the full log stays in the store."""
 
@@ -244,6 +249,11 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
                 "transcript": _with_line(state, "prospect", event.text),
                 "last_prospect_at_ms": at,
                 "prospect_message_ms": (*state.prospect_message_ms, at)[-FLOOD_WINDOW_MESSAGES:],
+            }
+        case RepRepliedToProspect():
+            update |= {
+                "transcript": _with_line(state, f"rep {event.name}{TO_PROSPECT}", event.text),
+                "last_rep_at_ms": at,
             }
         case RepMessageRecorded():
             update |= {

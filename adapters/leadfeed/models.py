@@ -18,7 +18,7 @@ then asks DNS once (`OutboundPolicy.check_resolved`).
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -38,7 +38,8 @@ from domain.model import Frozen
 LEAD_SCHEMA_VERSION = 1
 """Version of the `POST /leads` body's schema. The body is the caller's document and carries
 no version of its own: a change that refuses bodies accepted before needs a new route."""
-LEAD_REPLY_SCHEMA_VERSION = 1
+LEAD_REPLY_SCHEMA_VERSION = 2
+"""2: `actions`, the signed links of the card's buttons a prospect may press."""
 
 STRICT = OutboundPolicy()
 """The rules with nothing allow-listed, for validation without a context."""
@@ -137,14 +138,28 @@ class MessageBody(BaseModel):
         return value
 
 
+class LeadAction(Frozen):
+    """A button of the reply's card the prospect may press, as a signed link
+    (`adapters.leadfeed.links`): send `method` to `url` (no body, no token needed)."""
+
+    label: str
+    url: str
+    method: Literal["POST"] = "POST"
+    action: str
+    target: str
+
+
 class LeadReply(Frozen):
-    """The JSON body POSTed to a lead's reply URL (`adapters.leadfeed.reply`): one reply of
-    the bot to the prospect, the card as neutral JSON (null without one), and the outbox key
-    the receiver dedupes by (also the `Idempotency-Key` header)."""
+    """The JSON body POSTed to a lead's reply URL (`adapters.leadfeed.reply`): one reply to
+    the prospect (the bot's, or a rep's words sent to them: its card then names the rep), the
+    card as neutral JSON (null without one), the links that press its buttons a prospect may
+    press (`actions`, schema version 2), and the outbox key the receiver dedupes by (also the
+    `Idempotency-Key` header)."""
 
     lead_id: str
     text: str
     card: Card | None
+    actions: tuple[LeadAction, ...] = ()
     reply_key: str
     schema_version: int = LEAD_REPLY_SCHEMA_VERSION
     generator_version: str = GENERATOR

@@ -10,8 +10,13 @@ through the outbox as
     Idempotency-Key: <outbox key>
     X-Salesbot-Signature: sha256=<hex HMAC-SHA256(SALESBOT_LEAD_REPLY_SECRET, raw body)>
 
-    {"lead_id": "lead-…", "text": "…", "card": {…} | null, "reply_key": "<outbox key>",
-     "schema_version": 1, "generator_version": "salesbot/…"}
+    {"lead_id": "lead-…", "text": "…", "card": {…} | null,
+     "actions": [{"label", "url", "method": "POST", "action", "target"}, …],
+     "reply_key": "<outbox key>", "schema_version": 2, "generator_version": "salesbot/…"}
+
+`actions` are signed links that press the card's buttons a prospect may press (*Accept
+quote*, *Talk to a person*; `adapters.leadfeed.links`), built when the reply is sent with the
+action key and `SALESBOT_PUBLIC_URL`.
 
 (`adapters.leadfeed.models.LeadReply`; its JSON Schema is `docs/schemas/lead_reply.schema.json`.)
 
@@ -52,6 +57,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from adapters.action_binding import ActionKey
+from adapters.leadfeed.links import action_links
 from adapters.leadfeed.models import LeadReply, check_reply_url
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
 from adapters.outbound_http import checked_session
@@ -65,10 +72,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "lead-reply:"
 ADAPTER = "leadfeed"
-ADAPTER_VERSION = 1
+ADAPTER_VERSION = 2
 """The lead feed's reply adapter version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
-changes meaning."""
+changes meaning. 2: the body carries the card's buttons as signed links (`actions`)."""
 SIGNATURE_HEADER = "X-Salesbot-Signature"
 SIGNATURE_PREFIX = "sha256="
 
@@ -131,9 +138,13 @@ class LeadReplySender:
         outbound: OutboundPolicy,
         ssl_context: ssl.SSLContext | None = None,
         timeout_s: float = 10.0,
+        action_key: ActionKey | None = None,
+        public_url: str = "",
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive.")
+        self._action_key = action_key
+        self._public_url = public_url
         self._outbound = outbound
         self._ssl = ssl_context
         self._secret = secret or None
@@ -155,11 +166,18 @@ class LeadReplySender:
             return Rejected(reason=f"the reply URL {exc.reason}")
         lead_id = target.get("lead_id")
         reply = delivery.reply
+        lead = lead_id if isinstance(lead_id, str) else delivery.conversation_id
+        links = (
+            action_links(self._action_key, self._public_url, lead, delivery.key, reply.card)
+            if self._action_key is not None and self._action_key.loaded
+            else ()
+        )
         body = _body(
             LeadReply(
-                lead_id=lead_id if isinstance(lead_id, str) else delivery.conversation_id,
+                lead_id=lead,
                 text=reply.text,
                 card=reply.card,
+                actions=links,
                 reply_key=delivery.key,
             ).model_dump(mode="json")
         )

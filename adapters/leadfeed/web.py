@@ -50,10 +50,20 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
+from adapters.action_binding import ActionKey
 from adapters.json_text import has_lone_surrogate, nests_deeper_than
+from adapters.leadfeed.links import PROSPECT_ACTIONS, SCOPE
+from adapters.leadfeed.links import delivery_id as link_delivery_id
 from adapters.leadfeed.models import LeadBody, MessageBody
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
-from domain.inbound import Actor, Inbound, LeadArrived, LeadDetails, MessagePosted
+from domain.inbound import (
+    Actor,
+    ButtonClicked,
+    Inbound,
+    LeadArrived,
+    LeadDetails,
+    MessagePosted,
+)
 from domain.state import ConversationState
 
 log = logging.getLogger(__name__)
@@ -119,8 +129,10 @@ class LeadFeed:
         conversation: Callable[[str], Awaitable[ConversationState | None]],
         first_inbound: Callable[[str], Awaitable[Inbound | None]],
         outbound: OutboundPolicy,
+        action_key: ActionKey | None = None,
     ) -> None:
         self._token = token.encode("utf-8") if token else None
+        self._action_key = action_key
         self._outbound = outbound
         self._handle = handle
         self._conversation = conversation
@@ -131,10 +143,17 @@ class LeadFeed:
         app.router.add_post("/leads", self._guarded(self._post_lead))
         app.router.add_post("/leads/{id}/messages", self._guarded(self._post_message))
         app.router.add_get("/leads/{id}/messages", self._guarded(self._get_messages))
+        # A signed link is its own credential (`adapters.leadfeed.links`): no bearer token.
+        app.router.add_post("/leads/{id}/actions", self._guarded(self._post_action, token=False))
 
-    def _guarded(self, handler: Handler) -> Handler:
+    def _guarded(self, handler: Handler, *, token: bool = True) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            refusal = self._refuse_unauthorized(request)
+            if token:
+                refusal = self._refuse_unauthorized(request)
+            elif self._token is None:
+                refusal = _error(401, _DISABLED, headers=_CHALLENGE)
+            else:
+                refusal = None
             if refusal is not None:
                 return refusal
             try:
@@ -225,6 +244,43 @@ class LeadFeed:
 
         return await self._submit(inbound, idempotent=body.message_id is not None, same=same)
 
+    async def _post_action(self, request: web.Request) -> web.Response:
+        """A signed link pressed (`adapters.leadfeed.links`): the button it stands for, clicked
+        by the lead's prospect, once per link. The body, if any, is not read."""
+        lead_id = request.match_info["id"]
+        fields = {name: _link_field(request, name) for name in _LINK_FIELDS}
+        named, target, link, signature = (fields[name] for name in _LINK_FIELDS)
+        action = next((a for a in PROSPECT_ACTIONS if a == named), None)
+        if action is None:
+            return _field_error("action", "must be one of: " + ", ".join(sorted(PROSPECT_ACTIONS)))
+        state = await self._lead_state(lead_id)
+        if state is None or state.lead is None:
+            return _unknown_lead()
+        key = self._action_key
+        if key is None or not key.loaded:
+            return _error(503, "Links cannot be checked yet; please retry shortly.")
+        verdict = key.verdict(signature, SCOPE, lead_id, action, target, link)
+        if verdict != "ok":
+            log.warning("lead feed: refused a %s action link on %s", verdict, lead_id)
+            return _error(
+                403,
+                "This link is out of date; use the one in the latest message."
+                if verdict == "retired"
+                else "This link is not valid for this lead.",
+            )
+        inbound = ButtonClicked(
+            delivery_id=link_delivery_id(lead_id, action, target, link),
+            conversation_id=lead_id,
+            actor=prospect(lead_id, state.lead),
+            action=action,
+            target=target,
+        )
+
+        def same(stored: Inbound) -> bool:
+            return isinstance(stored, ButtonClicked) and stored.conversation_id == lead_id
+
+        return await self._submit(inbound, idempotent=True, same=same)
+
     async def _get_messages(self, request: web.Request) -> web.Response:
         lead_id = request.match_info["id"]
         state = await self._lead_state(lead_id)
@@ -281,6 +337,23 @@ class LeadFeed:
 
 
 _M = TypeVar("_M", LeadBody, MessageBody)
+
+_LINK_FIELDS = ("action", "target", "link", "sig")
+MAX_LINK_FIELD = 200
+
+
+def _link_field(request: web.Request, name: str) -> str:
+    """A link's query field: present once, printable, at most MAX_LINK_FIELD characters."""
+    values = request.query.getall(name, [])
+    value = values[0] if len(values) == 1 else None
+    if value is None or len(value) > MAX_LINK_FIELD or not (value.isprintable() and value):
+        if name == "target" and values == [""]:
+            return ""
+        raise _EarlyAnswer(
+            _field_error(name, f"must be given once, 1 to {MAX_LINK_FIELD} printable characters")
+        )
+    return value
+
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="salesbot-leads"'}
 

@@ -34,6 +34,9 @@ def test_every_stored_policy_keeps_its_canonical_json_and_version(fixture: Path)
         tables = json.loads(text)
         if "replies" not in tables:  # written before [replies]: the old rules apply
             assert not policy.replies.active
-        for key in ("dialog", "competitors", "handoff"):  # newer than every stored release
+        for key in ("pursuit", "routing", "retention"):  # newer than every stored release
             assert key not in tables
-            assert getattr(policy, key) is None
+            assert getattr(policy, key, None) is None
+        handoff = tables.get("handoff") or {}
+        for key in ("outcome_buttons", "unclaimed_reping_ms", "lead_room"):  # likewise
+            assert key not in handoff

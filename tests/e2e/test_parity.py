@@ -66,7 +66,13 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from bot.settings import Settings
-from domain.events import BotReplied, QuoteIssued, TeamNotified
+from domain.events import (
+    BotReplied,
+    ProspectMessageReceived,
+    ProspectMessageShown,
+    QuoteIssued,
+    TeamNotified,
+)
 from storage.sqlite import SqliteStore
 from tests.e2e import test_slack as slack_e2e
 from tests.e2e import test_teams as teams_e2e
@@ -480,6 +486,9 @@ def slack_card(message: dict[str, Any]) -> Summary:
             summary["lines"] += _slack_text(code).split("\n")
         elif kind == "section":
             summary["text"] += _slack_text(text).split("\n")
+        elif kind == "input":
+            element = block["element"]
+            summary["input"] = [block["label"]["text"], element["placeholder"]["text"]]
         elif kind == "actions":
             summary["buttons"] += [
                 [b["action_id"], _slack_text(b["text"]["text"]), b.get("style", "default")]
@@ -516,6 +525,8 @@ def teams_card(card: dict[str, Any]) -> Summary:
             ]
         elif kind == "Container":
             summary["lines"] += [_teams_text(line["text"]) for line in item["items"]]
+        elif kind == "Input.Text":
+            summary["input"] = [item["label"], item["placeholder"]]
         else:
             raise AssertionError(f"an element the card layout does not have: {item}")
     for action in card.get("actions", []):
@@ -699,13 +710,20 @@ def test_the_prospect_and_the_handoff_channel_see_the_same_posts_on_both_platfor
     # prospect thanked the rep and when they wrote again after the ticket was closed.
     assert slack["desk thread"] == ["<greet reply>"]
     # The lead's thread: its card, then everything the lead's conversation said, to the
-    # prospect and to the team (its `team_notified` posts), in the order it was decided.
-    said_there = [
-        e.event.text
-        for e in slack_run.logs[3]
-        if isinstance(e.event, TeamNotified)
-        or (isinstance(e.event, BotReplied) and e.event.audience == "conversation")
-    ]
+    # prospect and to the team (its `team_notified` posts), and the prospect's later
+    # messages as their words (`prospect_message_shown`, `[handoff] lead_room`), in the order
+    # it was decided.
+    said_there = []
+    heard = ""
+    for e in slack_run.logs[3]:
+        if isinstance(e.event, ProspectMessageReceived):
+            heard = e.event.text
+        elif isinstance(e.event, ProspectMessageShown):
+            said_there.append(f"Pat Prospect wrote: “{heard}”")
+        elif isinstance(e.event, TeamNotified) or (
+            isinstance(e.event, BotReplied) and e.event.audience == "conversation"
+        ):
+            said_there.append(e.event.text)
     card, *thread = slack["lead thread"]
     assert card["title"] == "New lead: Pat Prospect (Acme)"
     assert thread == normalised(slack_run, said_there)

@@ -70,6 +70,7 @@ from domain.events import (
     EventEnvelope,
     MeetingRequested,
     ProspectMessageReceived,
+    ProspectMessageShown,
     TeamNotified,
     TicketOpened,
 )
@@ -117,7 +118,7 @@ class Surface:
 def card_summary(card: dict[str, Any]) -> dict[str, Any]:
     """A neutral `domain.cards.Card` (as the playground delivers it) in the summary
     `test_parity.slack_card` reads back from Block Kit."""
-    return {
+    summary = {
         "title": card["title"],
         "status": card["status"],
         "text": card["text"].split("\n") if card["text"].strip() else [],
@@ -125,6 +126,9 @@ def card_summary(card: dict[str, Any]) -> dict[str, Any]:
         "lines": list(card["lines"]),
         "buttons": [[b["action"], b["label"], b["style"]] for b in card["buttons"]],
     }
+    if card.get("input"):
+        summary["input"] = [card["input"]["label"], card["input"]["placeholder"]]
+    return summary
 
 
 # --- the playground and the lead feed, served together -------------------------------------
@@ -277,6 +281,7 @@ def slack(slack_run: Run) -> dict[str, Surface]:
         heard = [e.event.text for e in log if isinstance(e.event, ProspectMessageReceived)]
         assert heard == list(QUESTIONS)
     told = [e.event.text for e in lead if isinstance(e.event, TeamNotified)]
+    told += [f"Pat Prospect wrote: “{text}”" for text in QUESTIONS[1:]]  # `lead_room`
     card, *thread = slack_run.posts["lead thread"]
     return {
         "direct": Surface(
@@ -337,8 +342,10 @@ def as_direct(log: list[EventEnvelope]) -> list[EventEnvelope]:
     assert started.origin == "lead"
     assert started.lead is not None
     assert started.lead.model_copy(update={"reply_url": None}) == LEAD_DETAILS
-    kept = [e for e in log if not isinstance(e.event, TeamNotified)]
-    assert len(kept) == len(log) - 2  # the hot lead and the meeting (checked below)
+    kept = [e for e in log if not isinstance(e.event, TeamNotified | ProspectMessageShown)]
+    # The hot lead and the meeting (checked below), and the prospect's words after the
+    # first (`[handoff] lead_room`).
+    assert len(kept) == len(log) - 2 - (len(QUESTIONS) - 1)
     renumbered = {e.seq: number for number, e in enumerate(kept, 1)}
     direct = started.model_copy(update={"origin": "direct", "lead": None})
     found = []
@@ -473,7 +480,10 @@ def test_the_lead_feed_tells_the_team_in_the_leads_pane_as_slack_does_in_the_lea
     assert meeting.link in posted[1].text
     card, *posts = lead.team
     assert card["title"] == "New lead: Pat Prospect (Acme)"
-    assert posts == [p.text for p in posted]
+    words = [f"Pat Prospect wrote: “{text}”" for text in QUESTIONS[1:]]
+    assert [post for post in posts if post not in words] == [p.text for p in posted]
+    # `[handoff] lead_room`: each message after the first is shown there as the prospect's.
+    assert [post for post in posts if post in words] == words
     assert normalised(lead.run, lead.team) == normalised(theirs.run, theirs.team)
 
 
@@ -488,6 +498,11 @@ def test_a_lead_is_decided_as_a_direct_conversation_except_that_its_thread_hears
         for caused in by_inbound(lead.log)
     ]
     assert told == [[], ["hot_lead", "meeting"], [], []]
+    shown = [
+        sum(isinstance(e.event, ProspectMessageShown) for e in caused)
+        for caused in by_inbound(lead.log)
+    ]
+    assert shown == [0, 1, 1, 1]
     log = as_direct(lead.log)
     run = _run_of(lead, log)
     assert decisions(run, log) == decisions(direct.run, direct.log)

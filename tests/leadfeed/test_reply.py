@@ -142,7 +142,7 @@ def test_a_reply_to_the_conversation_goes_to_the_leads_own_reply_url():
             channel=f"lead-reply:{LEAD_ID}",
             target={"url": "https://widget.example/r", "lead_id": LEAD_ID},
             adapter="leadfeed",
-            adapter_version=1,
+            adapter_version=2,
         )
     ]
 
@@ -192,12 +192,13 @@ async def test_the_receiver_gets_each_reply_once_with_a_valid_signature(receiver
     for received in receiver.requests:
         assert verify_signature(SECRET, received.body, received.headers["X-Salesbot-Signature"])
         assert received.headers["Content-Type"] == "application/json"
-    versions = {"schema_version": 1, "generator_version": GENERATOR}
+    versions = {"schema_version": 2, "generator_version": GENERATOR}
     assert receiver.replies == {
         "k-1": {
             "lead_id": LEAD_ID,
             "text": hello.text,
             "card": None,
+            "actions": [],
             "reply_key": "k-1",
             **versions,
         },
@@ -205,6 +206,7 @@ async def test_the_receiver_gets_each_reply_once_with_a_valid_signature(receiver
             "lead_id": LEAD_ID,
             "text": quote.text,
             "card": QUOTE.model_dump(mode="json"),
+            "actions": [],  # no action key: no links (see tests/leadfeed/test_links.py)
             "reply_key": "k-2",
             **versions,
         },

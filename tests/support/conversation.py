@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.cards import Reply
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
 from domain.events import EventEnvelope, QuoteIssued
@@ -72,3 +73,9 @@ class Recording:
 
     def quote_ids(self) -> list[str]:
         return [e.event.quote.quote_id for e in self.events if isinstance(e.event, QuoteIssued)]
+
+
+def shows_prospects_words(reply: Reply) -> bool:
+    """A post of the prospect's own words in the lead's thread (`[handoff] lead_room`), not
+    something the bot tells the team."""
+    return reply.audience == "team" and reply.card is None and " wrote: “" in reply.text

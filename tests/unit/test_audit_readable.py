@@ -115,9 +115,9 @@ def test_the_summary_says_who_when_how_it_stands_and_who_must_act() -> None:
 def test_the_decisions_read_in_plain_words_under_one_heading() -> None:
     report = audit_conversation(CID, seeded().events)
     lines = render_audit(report)
-    # 17 events; the flow staying in proposal after the quote has nothing to tell.
-    assert len(report.entries) == 17
-    assert [line for line in lines if line.startswith("Decisions")] == ["Decisions (16):"]
+    # 18 events; the flow staying in proposal after the quote has nothing to tell.
+    assert len(report.entries) == 18
+    assert [line for line in lines if line.startswith("Decisions")] == ["Decisions (17):"]
     assert sum(line.startswith("Audit of") for line in lines) == 1
     plain = "\n".join(lines)
     assert "Scored 1.20 — hot, qualified: budget +0.40" in plain

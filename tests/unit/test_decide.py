@@ -34,6 +34,7 @@ from domain.inbound import (
 )
 from domain.policy import Policy
 from domain.state import ConversationState, fold, initial_state
+from tests.support.conversation import shows_prospects_words
 
 NOW = 1_790_000_000_000
 DAY = 24 * 3600 * 1000
@@ -164,8 +165,9 @@ def test_while_a_human_holds_the_conversation_the_bot_records_but_stays_silent(
     convo.lead("Hi")
     convo.say("I need to talk about our legal terms")
     decision = convo.say("Hello? Anyone there?")
-    # The prospect hears nothing from the bot; the team's ticket card shows the message.
-    (card,) = decision.replies
+    # The prospect hears nothing from the bot; the team's ticket card shows the message (and
+    # the lead's thread the prospect's words).
+    (card,) = [r for r in decision.replies if not shows_prospects_words(r)]
     assert card.audience == "handoff"
     assert card.card is not None
     assert card.replaces == card.card.ref
@@ -449,7 +451,8 @@ def test_a_message_after_the_deal_closed_reaches_a_human_once(convo: Conversatio
     assert [t.reason for t in events_of(first, TicketOpened)] == ["message_after_close"]
     # Once: the second message opens no ticket and gets no reply; it refreshes the card.
     assert events_of(second, TicketOpened) == []
-    assert [reply.audience for reply in second.replies] == ["handoff"]
+    assert [reply.audience for reply in second.replies] == ["team", "handoff"]
+    assert shows_prospects_words(second.replies[0])  # the lead's thread shows their words
 
 
 def test_a_reps_unaddressed_words_are_recorded_only_where_the_bot_runs_a_conversation(

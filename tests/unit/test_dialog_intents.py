@@ -24,6 +24,7 @@ from domain.events import (
 )
 from domain.policy import Policy
 from domain.replay import replay_conversation
+from tests.support.conversation import shows_prospects_words
 from tests.support.talk import (
     PROSPECT,
     Move,
@@ -63,7 +64,7 @@ def team_posts(steps: Steps) -> list[str]:
         reply.text
         for _, decision in steps
         for reply in decision.replies
-        if reply.audience == "team" and reply.card is None
+        if reply.audience == "team" and reply.card is None and not shows_prospects_words(reply)
     ]
 
 

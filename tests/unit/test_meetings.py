@@ -21,6 +21,7 @@ from domain.policy import Policy
 from domain.policy_check import check_policy
 from domain.replay import replay_conversation
 from storage.projections import Projection, metrics_from_projection
+from tests.support.conversation import shows_prospects_words
 from tests.support.talk import (
     PROSPECT,
     Move,
@@ -45,8 +46,14 @@ DEMO_REQUESTS = {
 
 
 def team_posts(steps: Steps) -> list[str]:
-    """What the team read in the lead's thread / leads channel."""
-    return [r.text for _, d in steps for r in d.replies if r.audience == "team"]
+    """What the bot told the team in the lead's thread / leads channel (the prospect's own
+    words, shown there too, aside)."""
+    return [
+        r.text
+        for _, d in steps
+        for r in d.replies
+        if r.audience == "team" and not shows_prospects_words(r)
+    ]
 
 
 def lead(text: str = "Hi, we are looking at CRMs") -> list[Move]:

@@ -169,6 +169,7 @@ def test_without_the_keys_nothing_climbs_and_the_policy_hashes_as_before(
         on_call={},
         business_hours=None,
         outcome_buttons=False,
+        lead_room=False,
     )
     assert off.handoff is not None
     assert not off.handoff.ladder

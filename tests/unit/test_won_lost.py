@@ -171,7 +171,7 @@ def test_a_stored_policy_without_the_new_keys_hashes_and_draws_as_before(
     (so the version) leaves them out, the cards carry no Won / Lost, and *Mark lost* closes
     the deal at once as it always did."""
     assert default_policy.handoff is not None
-    desk = default_policy.handoff.model_copy(update={"outcome_buttons": False})
+    desk = default_policy.handoff.model_copy(update={"outcome_buttons": False, "lead_room": False})
     rules = default_policy.quotes.model_copy(update={"accept_on_behalf": None})
     old = default_policy.model_copy(update={"handoff": desk, "quotes": rules})
     stored = json.loads(old.canonical_json())
