@@ -71,16 +71,27 @@ class Card(Frozen):
     input: CardInput | None = None
 
 
+class Person(Frozen):
+    """Someone a reply mentions by name: their id as their platform states it (the user id
+    the platform's inbounds carry) and their name as people read it."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
 class Reply(Sparse):
     """One message to send. `replaces` names the `ref` of a card to update in place;
-    `mention` a group to notify with it."""
+    `mention` a group to notify with it; `notify` a person (the conversation's owner, under
+    the policy's `[routing]`). A platform that cannot mention them by their id sends the
+    reply without the mention."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention",)
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention", "notify")
     audience: Audience
     text: str
     card: Card | None = None
     replaces: str | None = None
     mention: Mention | None = None
+    notify: Person | None = None
 
     @property
     def ephemeral(self) -> bool:

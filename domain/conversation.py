@@ -63,6 +63,7 @@ from domain.questions import (
     plan_question,
 )
 from domain.reply_plan import echoes_from, escalation_action, plan_reply
+from domain.routing import assign_owner, owner_label, owner_person
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro, to_micro
@@ -137,7 +138,9 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
                     rec.state.narrative,
                     outcome_buttons=rec.policy.handoff is not None
                     and rec.policy.handoff.outcome_buttons,
+                    owner=owner_label(rec.state),
                 ),
+                notify=owner_person(rec.state),
             ),
             first=True,  # the lead's thread starts with its card; the greeting goes under it
         )
@@ -145,6 +148,7 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
 
 def on_prospect_message(rec: Recorder, actor: Actor, text: str) -> None:
     start_if_new(rec, "direct", actor)
+    assign_owner(rec)  # `[routing]`: once per conversation, when the prospect first speaks
     rec.record(ProspectMessageReceived(actor_id=actor.id, text=text))
     if at_desk(rec):
         return  # `[handoff]`: a person holds the conversation, or has it back (reopened)
@@ -372,7 +376,7 @@ def post_handoff_ticket(rec: Recorder, reason: str) -> None:
         if desk is not None and desk.ticket_card
         else ticket_card(rec.state, ticket)
     )
-    rec.reply(Reply(audience="handoff", text=card.title, card=card))
+    rec.reply(Reply(audience="handoff", text=card.title, card=card, notify=owner_person(rec.state)))
 
 
 def on_idle_check(rec: Recorder) -> None:

@@ -211,6 +211,7 @@ def _lead(rec: Recorder, status: str = "", *, buttons: bool = True) -> Card | No
         state.narrative,
         outcome_buttons=buttons and config is not None and config.outcome_buttons,
         status=status,
+        owner=state.owner_name or state.owner,
     )
 
 
