@@ -18,6 +18,7 @@ from domain.decision import Recorder
 from domain.desk_cards import age_words
 from domain.events import OwnerAssigned, TicketClaimRefused
 from domain.inbound import Actor, LeadDetails
+from domain.permissions import capacities, permission
 from domain.routing_config import RoutingConfig, RoutingRule
 from domain.state import ConversationState, TicketRecord
 
@@ -114,8 +115,11 @@ def refuse_claim(rec: Recorder, actor: Actor, ticket: TicketRecord) -> bool:
     refused."""
     owner = rec.state.owner
     until = exclusive_until(rec, ticket)
-    if until is None or owner is None or actor.id == owner or actor.may_manage:
+    fresh_only = permission("button:claim_ticket").while_fresh
+    if until is None or owner is None or fresh_only is None:
         return False
+    if not fresh_only.isdisjoint(capacities(actor, owner)):
+        return False  # the owner, or a manager (the roles matrix, `domain.permissions`)
     rec.record(TicketClaimRefused(ticket_key=ticket.key, by=actor.id, owner=owner, until_ms=until))
     rec.tell(
         actor,
