@@ -223,15 +223,28 @@ def capacities(actor: Actor, owner: str | None = None) -> frozenset[Capacity]:
     return frozenset(held)
 
 
-def permitted(actor: Actor, key: str, *, strict: bool, on_behalf_set: bool = True) -> bool:
+def permitted(
+    actor: Actor,
+    key: str,
+    *,
+    strict: bool,
+    on_behalf_set: bool = True,
+    owner: str | None = None,
+    fresh: bool = False,
+) -> bool:
     """Whether `actor` may take the action `key` (`command:quote`, `button:approve_quote`).
-    `on_behalf_set`: the policy sets `[quotes] accept_on_behalf` (either way)."""
+    `on_behalf_set`: the policy sets `[quotes] accept_on_behalf` (either way); `owner`: the
+    conversation's owner; `fresh`: the routed ticket acted on is still its owner's alone
+    (`[routing] owner_exclusive_ms`)."""
     rule = _BY_KEY[key]
+    held = capacities(actor, owner)
     if rule.strict_only and not strict:
         return True
-    if rule.on_behalf_rule and not on_behalf_set and capacities(actor):
+    if rule.on_behalf_rule and not on_behalf_set and held:
         return True  # a policy from before the key: anyone of ours or theirs may accept
-    return not rule.allowed.isdisjoint(capacities(actor))
+    if fresh and rule.while_fresh is not None and rule.while_fresh.isdisjoint(held):
+        return False
+    return not rule.allowed.isdisjoint(held)
 
 
 def _implied(capacity: Capacity) -> frozenset[Capacity]:

@@ -18,7 +18,7 @@ from domain.decision import Recorder
 from domain.desk_cards import age_words
 from domain.events import OwnerAssigned, TicketClaimRefused
 from domain.inbound import Actor, LeadDetails
-from domain.permissions import capacities, permission
+from domain.permissions import permitted
 from domain.routing_config import RoutingConfig, RoutingRule
 from domain.state import ConversationState, TicketRecord
 
@@ -115,10 +115,10 @@ def refuse_claim(rec: Recorder, actor: Actor, ticket: TicketRecord) -> bool:
     refused."""
     owner = rec.state.owner
     until = exclusive_until(rec, ticket)
-    fresh_only = permission("button:claim_ticket").while_fresh
-    if until is None or owner is None or fresh_only is None:
+    if until is None or owner is None:
         return False
-    if not fresh_only.isdisjoint(capacities(actor, owner)):
+    strict = rec.policy.safeguards.strict_roles
+    if permitted(actor, "button:claim_ticket", strict=strict, owner=owner, fresh=True):
         return False  # the owner, or a manager (the roles matrix, `domain.permissions`)
     rec.record(TicketClaimRefused(ticket_key=ticket.key, by=actor.id, owner=owner, until_ms=until))
     rec.tell(
