@@ -147,8 +147,8 @@ def actor_for(capacity: Capacity, convo: Conversation) -> Actor:
     return ACTORS[capacity]
 
 
-P, R, O, M, A, U = "prospect", "rep", "owner", "manager", "approver", "auditor"
-TEAM = {R, O, M, A, U}
+P, R, OW, M, A, U = "prospect", "rep", "owner", "manager", "approver", "auditor"
+TEAM = {R, OW, M, A, U}
 EXPECTED: dict[str, set[str]] = {
     "command:quote": TEAM,
     "command:lead": TEAM,
@@ -171,7 +171,7 @@ EXPECTED: dict[str, set[str]] = {
 }
 """The matrix, stated independently of `domain.permissions` (and of the README)."""
 
-EXPECTED_WHILE_FRESH: dict[str, set[str]] = {"button:claim_ticket": {O, M}}
+EXPECTED_WHILE_FRESH: dict[str, set[str]] = {"button:claim_ticket": {OW, M}}
 """Who may take an action on a routed ticket while it is fresh (`[routing]
 owner_exclusive_ms`), where that differs from `EXPECTED`."""
 
