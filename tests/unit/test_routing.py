@@ -108,7 +108,8 @@ def test_a_lead_goes_to_the_owner_of_the_first_rule_its_fields_match(
     if owner is not None:
         assert assigned.owner == owner
     else:
-        assert assigned.owner in SPREAD and assigned.matched is None
+        assert assigned.owner in SPREAD
+        assert assigned.matched is None
     assert convo.state.owner == assigned.owner
 
 
@@ -148,7 +149,8 @@ def test_the_spread_is_a_hash_of_the_conversation_id_the_same_in_every_process()
     # Pinned: a stored conversation's owner never moves between releases.
     assert spread_index("conv-1", 3) == 1
     chosen = choose_owner(ROUTING, "conv-1", None)
-    assert chosen is not None and chosen.owner == SPREAD[1]
+    assert chosen is not None
+    assert chosen.owner == SPREAD[1]
 
 
 def test_the_owner_is_chosen_once_and_recorded_with_the_rule_that_chose_it(
@@ -193,7 +195,8 @@ def test_a_ticket_card_names_the_owner_and_mentions_them_when_posted(routed: Pol
     convo = Conversation(routed)
     decision = convo.lead(CONTRACT, company_size=4000)
     (posted,) = replies_to(decision, "handoff")
-    assert posted.card is not None and posted.card.kind == "ticket"
+    assert posted.card is not None
+    assert posted.card.kind == "ticket"
     assert field(posted.card, "Owner") == "Erin Enterprise"
     assert posted.notify == Person(id=ERIN, name="Erin Enterprise")
 
@@ -347,7 +350,8 @@ def test_values_stored_before_routing_serialise_as_they_did() -> None:
 def test_the_shipped_default_routes_and_seed_does_not(default_policy: Policy) -> None:
     from bot.policy_loader import load_policy
 
-    assert default_policy.routing is not None and default_policy.routing.spread
+    assert default_policy.routing is not None
+    assert default_policy.routing.spread
     assert load_policy("seed").routing is None
 
 
