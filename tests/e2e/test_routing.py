@@ -22,7 +22,7 @@ from storage.sqlite import SqliteStore
 from tests.e2e import test_teams as teams_e2e
 from tests.e2e.harness import eventually, serving
 from tests.fakes.slack_api import FakeSlackApi
-from tests.fakes.teams_connector import FakeConnector
+from tests.fakes.teams_connector import FakeConnector, thread_id
 
 SECRET, TOKEN, ACTION_SECRET = "slack-secret-routing", "leads-token", "routing-action-secret"
 TEAM, BOT = "T0001", "UBOT"
@@ -160,7 +160,7 @@ async def test_teams_mentions_the_owner_on_the_ticket_and_refuses_a_rep_while_fr
             settings = teams_e2e.local_settings(salesbot_managers=(teams_e2e.BOSS.aad,))
             policy = routed_policy(OWNER_AAD, "Olive Owner")
             async with serving(None, settings, store, policy=policy) as client:
-                thread = teams_e2e.thread_id(teams_e2e.SHARED, "1700000000900")
+                thread = thread_id(teams_e2e.SHARED, "1700000000900")
                 activity = teams_e2e.message(
                     thread, teams_e2e.PROSPECT, CONTRACT, service_url=connector.base_url
                 )
