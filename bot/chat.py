@@ -8,7 +8,8 @@ commands from the one command list (`/quote …`, `/audit …`, `/metrics`, `/le
 `/help`), run by the rep or the manager speaking (by the rep while the prospect speaks):
 the only people at this terminal, trusted as auditors and approvers. They are two
 approvers with different ids, so the rep's discount request can be approved by the manager
-(four eyes) from one keyboard. `/click N` presses button N of the last card as the current
+(four eyes) from one keyboard; the manager also has a manager's rights (a routed ticket
+still its owner's alone may be claimed by them). `/click N` presses button N of the last card as the current
 speaker; `/quit` leaves. It reads line by line, so it works from a pipe and without a TTY.
 A line the domain cannot take (over 40,000 characters, bytes that are not text) gets a
 private notice and the session goes on.
@@ -44,7 +45,12 @@ from storage.ports import Store
 
 LOCAL_REP = Actor(id="local-rep", name="You (rep)", role="rep", approver=True, auditor=True)
 LOCAL_MANAGER = Actor(
-    id="local-manager", name="You (manager)", role="rep", approver=True, auditor=True
+    id="local-manager",
+    name="You (manager)",
+    role="rep",
+    approver=True,
+    auditor=True,
+    manager=True,
 )
 LOCAL_PROSPECT = Actor(id="local-prospect", name="", role="prospect")
 SPEAKERS: dict[str, Actor] = {

@@ -427,6 +427,7 @@ def build_service(
             client,
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
+            managers=frozenset(settings.salesbot_managers),
             handoff_channel=settings.slack_handoff_channel,
             leads_channel=settings.slack_leads_channel,
         )
@@ -602,6 +603,7 @@ def _teams_endpoint(
             action_key=service.action_key,
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
+            managers=frozenset(settings.salesbot_managers),
         ),
         validator=validator,
         connector=sender.connector,

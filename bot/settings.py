@@ -72,6 +72,7 @@ class Settings(LogSettings):
     # Comma-separated user ids or group names (Slack or Teams).
     salesbot_auditors: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_approvers: Annotated[tuple[str, ...], NoDecode] = ()
+    salesbot_managers: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_playground: bool = False
     # Required to serve the playground off loopback or beside a platform; then every
     # playground request must present it.
@@ -103,7 +104,11 @@ class Settings(LogSettings):
     teams_allow_unauthenticated: bool = False
 
     @field_validator(
-        "salesbot_auditors", "salesbot_approvers", "salesbot_outbound_allow", mode="before"
+        "salesbot_auditors",
+        "salesbot_approvers",
+        "salesbot_managers",
+        "salesbot_outbound_allow",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -43,6 +43,7 @@ from domain.events import (
     MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
+    OwnerAssigned,
     ProspectLeft,
     ProspectMessageReceived,
     ProspectMessageShown,
@@ -61,6 +62,7 @@ from domain.events import (
     RepRepliedToProspect,
     TeamNotified,
     TicketClaimed,
+    TicketClaimRefused,
     TicketEscalated,
     TicketOpened,
     TicketReopened,
@@ -667,6 +669,14 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 f"Meeting requested{when}: the booking link {event.link} was offered",
                 (how,),
             )
+        case OwnerAssigned():
+            return _explain_owner(event)
+        case TicketClaimRefused():
+            return (
+                f"Claim of ticket {event.ticket_key} by {event.by} refused: the ticket is "
+                f"routed to its owner {event.owner} until {iso_ms(event.until_ms)}",
+                ("only the owner or a manager may claim it while fresh (owner_exclusive_ms)",),
+            )
         case TeamNotified():
             why = []
             if event.reason is not None:
@@ -709,6 +719,21 @@ def _explain_pursuit(event: PursuitDecided) -> tuple[str, tuple[str, ...]]:
     return (
         f"Qualified but not pursued now: {because}",
         (f"urgency {urgency}{after} < min_urgency {floor}",),
+    )
+
+
+def _explain_owner(event: OwnerAssigned) -> tuple[str, tuple[str, ...]]:
+    """Who owns the conversation and which of the policy's `[routing]` rules said so."""
+    who = event.name if event.name == event.owner else f"{event.name} ({event.owner})"
+    if event.rule == "spread":
+        return (
+            f"Owner: {who}, spread by a hash of the conversation id",
+            ("no routing rule matched; SHA-256 of the conversation id over [routing] spread",),
+        )
+    number = event.rule.removeprefix("rule:")
+    return (
+        f"Owner: {who}, by routing rule {number}" + (f": {event.matched}" if event.matched else ""),
+        (f"[[routing.rules]] #{number}",),
     )
 
 

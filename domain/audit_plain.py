@@ -39,6 +39,7 @@ from domain.events import (
     MessageRead,
     NarrativeAssessed,
     ObjectionClassified,
+    OwnerAssigned,
     ProspectMessageReceived,
     QuoteAccepted,
     QuoteAcceptRefused,
@@ -49,6 +50,7 @@ from domain.events import (
     ReadingCorrected,
     ReplyRedirected,
     RepMessageRecorded,
+    TicketClaimRefused,
     TicketOpened,
 )
 from domain.languages import LANGUAGE_NAMES
@@ -323,6 +325,16 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return (
                 "A reply was held back because it said something the policy does not allow; "
                 "a safe wording was said instead"
+            )
+        case OwnerAssigned() if event.rule == "spread":
+            return f"{event.name} owns this conversation (spread evenly among the owners)"
+        case OwnerAssigned():
+            because = f": {event.matched}" if event.matched else ""
+            return f"{event.name} owns this conversation (routing rule{because})"
+        case TicketClaimRefused():
+            return (
+                f"{event.by} could not claim the ticket yet: it is routed to its owner "
+                f"{event.owner} for now"
             )
         case MeetingRequested():
             when = f" for {event.when}" if event.when else ""

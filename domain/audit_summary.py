@@ -155,6 +155,8 @@ class AuditSummary(Frozen):
     score: ScoreSummary | None
     open_tickets: tuple[TicketSummary, ...]
     quotes: tuple[QuoteSummary, ...]
+    owner: str | None = None
+    """The conversation's owner as people read them (`[routing]`); None: nobody owns it."""
 
 
 def hot_calibration(policy: Policy, score: Decimal) -> Decimal | None:
@@ -198,6 +200,7 @@ def summarize(
     return AuditSummary(
         conversation_id=conversation_id,
         who=_who(conversation_id, state, stream),
+        owner=state.owner_name or state.owner,
         started_at_ms=state.started_at_ms,
         first_message_ms=min(messages, default=None),
         last_message_ms=max(messages, default=None),
@@ -371,10 +374,11 @@ def iso_seconds(at_ms: int) -> str:
 
 
 def summary_lines(summary: AuditSummary) -> tuple[str, ...]:
-    """Who, When, Outcome, State, Score, Open tickets, Quotes: one line each (a quote or a
+    """Who, Owner (when routed), When, Outcome, State, Score, Open tickets, Quotes: one line each (a quote or a
     ticket more per line)."""
     lines = [
         f"Who: {_who_words(summary.who)}",
+        *([f"Owner: {summary.owner}"] if summary.owner is not None else []),
         f"When: {_when_words(summary)}",
         f"Outcome: {_outcome_words(summary.outcome)}",
         f"State: {words(summary.state)}",

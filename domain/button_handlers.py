@@ -42,6 +42,7 @@ from domain.presenters import (
 )
 from domain.quote_offer import conversation_view, refuse_stale_accept, stale_reason
 from domain.quotes import approve_quote
+from domain.routing import refuse_claim
 from domain.state import QuoteRecord
 from domain.tickets import ticket_key
 
@@ -480,6 +481,8 @@ def _claim(rec: Recorder, actor: Actor, target: str) -> None:
             f"Ticket already resolved by {ticket.resolved_by}.",
         )
         return
+    if refuse_claim(rec, actor, ticket):
+        return  # `[routing] owner_exclusive_ms`: the owner's alone while fresh
     # Under `[handoff]` the claim names the holder as people see them (the card shows it).
     name = actor.label if rec.policy.handoff is not None else None
     rec.record(TicketClaimed(ticket_key=target, by=actor.id, name=name))

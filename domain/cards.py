@@ -111,18 +111,29 @@ class ReplyImage(Frozen):
         return hashlib.sha256(self.png).hexdigest()
 
 
+class Person(Frozen):
+    """Someone a reply mentions by name: their id as their platform states it (the user id
+    the platform's inbounds carry) and their name as people read it."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
 class Reply(Sparse):
     """One message to send. `replaces` names the `ref` of a card to update in place;
-    `mention` a group to notify with it; `image`, a picture sent with it (each left out of
-    the stored reply while unset, so replies without them serialise exactly as before)."""
+    `mention` a group to notify with it; `notify` a person (the conversation's owner, under
+    the policy's `[routing]`; a platform that cannot mention them by their id sends the reply
+    without the mention); `image`, a picture sent with it. Each is left out of the stored
+    reply while unset, so replies without them serialise exactly as before."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention", "image")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("mention", "image", "notify")
     audience: Audience
     text: str
     card: Card | None = None
     replaces: str | None = None
     mention: Mention | None = None
     image: ReplyImage | None = None
+    notify: Person | None = None
 
     @property
     def ephemeral(self) -> bool:

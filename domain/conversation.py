@@ -64,6 +64,7 @@ from domain.questions import (
     plan_question,
 )
 from domain.reply_plan import echoes_from, escalation_action, plan_reply
+from domain.routing import assign_owner, owner_label, owner_person
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
 from domain.understanding.model import ReaderModel, from_micro, to_micro
@@ -139,7 +140,9 @@ def on_lead(rec: Recorder, actor: Actor, lead: LeadDetails) -> None:
                     outcome_buttons=rec.policy.handoff is not None
                     and rec.policy.handoff.outcome_buttons,
                     reply_box=rec.policy.handoff is not None and rec.policy.handoff.lead_room,
+                    owner=owner_label(rec.state),
                 ),
+                notify=owner_person(rec.state),
             ),
             first=True,  # the lead's thread starts with its card; the greeting goes under it
         )
@@ -149,6 +152,7 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str, *, later: bool =
     """`later`: a message after the one that started the conversation (a lead's first is
     on its card; later ones are shown in its thread under `[handoff] lead_room`)."""
     start_if_new(rec, "direct", actor)
+    assign_owner(rec)  # `[routing]`: once per conversation, when the prospect first speaks
     rec.record(ProspectMessageReceived(actor_id=actor.id, text=text))
     if later:
         show_prospect_words(rec, actor, text)
@@ -378,7 +382,7 @@ def post_handoff_ticket(rec: Recorder, reason: str) -> None:
         if desk is not None and desk.ticket_card
         else ticket_card(rec.state, ticket)
     )
-    rec.reply(Reply(audience="handoff", text=card.title, card=card))
+    rec.reply(Reply(audience="handoff", text=card.title, card=card, notify=owner_person(rec.state)))
 
 
 def on_idle_check(rec: Recorder) -> None:

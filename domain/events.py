@@ -497,6 +497,31 @@ class FloodLimited(_Event):
     limit: int
 
 
+class OwnerAssigned(_Event):
+    """The conversation's owner, chosen once by the policy's `[routing]`: `rule` says how —
+    `rule:N` (the Nth of `[[routing.rules]]`, from 1, whose `matched` words say what it
+    read, such as "territory is EMEA") or `spread` (a SHA-256 of the conversation id over
+    `[routing] spread`). `name` is the owner as people read them."""
+
+    type: Literal["owner_assigned"] = "owner_assigned"
+    owner: str
+    rule: str
+    name: str
+    matched: str | None = None
+
+
+class TicketClaimRefused(_Event):
+    """*Claim* was pressed on a routed ticket while it was fresh (`[routing]
+    owner_exclusive_ms`) by someone who is neither its owner nor a manager: nothing changed,
+    and they were told who owns it and until when (`until_ms`)."""
+
+    type: Literal["ticket_claim_refused"] = "ticket_claim_refused"
+    ticket_key: str
+    by: str
+    owner: str
+    until_ms: int
+
+
 class MeetingRequested(_Event):
     """The prospect asked for a meeting or a demo (the reading's `meeting_request` intent):
     the bot offered `link` from the policy's `[meetings]` (chosen by `chosen_by`: "owner"
@@ -515,8 +540,8 @@ class TeamNotified(_Sparse):
     """The team was told of something that matters in the lead's thread (`[team_posts]`):
     a hot lead, a meeting request, a won deal or a lost one — once per kind and
     conversation. `reason` and `competitor` say why a deal was lost (the reading's intent
-    and entities); `text` is the post as sent. `mention` is the owner the post named: none
-    until conversations have owners (the handoff desk's routing)."""
+    and entities); `text` is the post as sent. `mention` is the owner the post named (the
+    conversation's owner under `[routing]`, `owner_assigned`); none without one."""
 
     type: Literal["team_notified"] = "team_notified"
     kind: TeamPostKind
@@ -652,6 +677,8 @@ Event = Annotated[
     | KnowledgeUnanswered
     | ReplyLanguageChosen
     | MeetingRequested
+    | OwnerAssigned
+    | TicketClaimRefused
     | TeamNotified
     | PursuitDecided
     | DeliveryDeadLettered,

@@ -36,8 +36,11 @@ ActionId = Literal[
 ]
 
 
-class Actor(Frozen):
-    """Who acted, and what they may do: approver and auditor rights come from configuration."""
+class Actor(Sparse):
+    """Who acted, and what they may do: approver, auditor and manager rights come from
+    configuration."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("manager",)
 
     id: str = Field(min_length=1)
     name: str = ""
@@ -47,6 +50,9 @@ class Actor(Frozen):
     sole_approver: bool = False
     """Configured as the *only* approver: with four eyes, their own discount requests
     go to the handoff channel for a manager, since no other approver can take them."""
+    manager: bool = False
+    """Configured as a manager (`SALESBOT_MANAGERS`): may claim a routed ticket while it is
+    its owner's alone (`[routing] owner_exclusive_ms`)."""
 
     @property
     def label(self) -> str:
@@ -63,12 +69,20 @@ class Actor(Frozen):
         """As `may_approve`, for audits (they show credit-based penalties)."""
         return self.auditor and self.role == "rep"
 
+    @property
+    def may_manage(self) -> bool:
+        """As `may_approve`, for a manager's rights."""
+        return self.manager and self.role == "rep"
+
 
 SYSTEM = Actor(id="salesbot", name="salesbot", role="system")
 
 
-class LeadDetails(Frozen):
-    """A lead as a web form, CRM or mail relay submits it."""
+class LeadDetails(Sparse):
+    """A lead as a web form, CRM or mail relay submits it. `territory` and `segment` are
+    the sender's own labels, read only by the policy's `[routing]` rules."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("territory", "segment")
 
     name: str = Field(min_length=1, max_length=200)
     company: str = Field("", max_length=200)
@@ -80,6 +94,8 @@ class LeadDetails(Frozen):
     credit_score: int | None = Field(None, ge=0, le=1000)
     reply_url: str | None = Field(None, max_length=2000)
     """Where the prospect hears back (a web-chat widget, an email relay, a CRM)."""
+    territory: str = Field("", max_length=100)
+    segment: str = Field("", max_length=100)
 
     def scoring_metadata(self) -> dict[str, str | int | Decimal]:
         """Metadata the scorer may use; the credit score is deliberately absent."""

@@ -24,6 +24,7 @@ from domain.events import MeetingRequested, TeamNotified, TeamPostKind
 from domain.handoff_config import lost_words
 from domain.meetings_config import booking_link
 from domain.reply_plan import echoes_from
+from domain.routing import owner_person
 
 MEETING_INTENT: Final = "meeting_request"
 LOST_INTENTS: Final = ("chose_competitor", "not_interested")
@@ -33,10 +34,9 @@ BOOKING_TEMPLATE: Final = "meeting.booking"
 
 
 def conversation_owner(rec: Recorder) -> str | None:
-    """The conversation's owner. Seam: none until the handoff desk's routing assigns owners;
-    then the booking link and the team post's mention follow it."""
-    del rec
-    return None
+    """The conversation's owner (`[routing]`, `domain.routing`): the booking link and the
+    team post's mention follow it. None in a conversation nobody owns."""
+    return rec.state.owner
 
 
 def post_to_team(
@@ -70,7 +70,14 @@ def post_to_team(
         )
     )
     # A lead to pursue now pages the on-call group (`[handoff.on_call]`) with the post.
-    rec.reply(Reply(audience="team", text=text, mention="on_call" if priority == "now" else None))
+    rec.reply(
+        Reply(
+            audience="team",
+            text=text,
+            mention="on_call" if priority == "now" else None,
+            notify=owner_person(rec.state),
+        )
+    )
     return True
 
 

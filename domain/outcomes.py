@@ -212,6 +212,7 @@ def _lead(rec: Recorder, status: str = "", *, buttons: bool = True) -> Card | No
         outcome_buttons=buttons and config is not None and config.outcome_buttons,
         reply_box=buttons and config is not None and config.lead_room,
         status=status,
+        owner=state.owner_name or state.owner,
     )
 
 

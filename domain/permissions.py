@@ -9,8 +9,15 @@ Capacities, from the actor:
 - *prospect*: the lead side of a conversation (a lead, a user of another workspace or
   tenant, a guest);
 - *rep*: a member of the installing workspace or tenant (not a guest);
+- *owner*: the rep who owns the conversation (the policy's `[routing]`, `owner_assigned`);
+- *manager*: a rep configured in `SALESBOT_MANAGERS`;
 - *approver*, *auditor*: a rep configured in `SALESBOT_APPROVERS` / `SALESBOT_AUDITORS`
   (the rights count only for reps: a listed guest or outsider gets none).
+
+Owner and manager rights are a rep's, plus one: while a routed ticket is fresh (`[routing]
+owner_exclusive_ms`), only its owner or a manager may claim it (`Permission.while_fresh`).
+A manager is no approver or auditor by being one: approving discounts and reading audits
+stay configured rights of their own (four eyes stays four eyes).
 
 A user of another workspace or tenant is a prospect wherever they speak; on top of that a
 click they make on a card of this installation from their own is refused by the card's
@@ -24,10 +31,12 @@ from typing import Literal
 from domain.inbound import Actor
 from domain.model import Frozen
 
-Capacity = Literal["prospect", "rep", "approver", "auditor"]
+Capacity = Literal["prospect", "rep", "owner", "manager", "approver", "auditor"]
 RefusalReason = Literal["reps_only", "not_approver", "not_auditor", "prospects_act"]
 
-CAPACITIES: tuple[Capacity, ...] = ("prospect", "rep", "approver", "auditor")
+CAPACITIES: tuple[Capacity, ...] = ("prospect", "rep", "owner", "manager", "approver", "auditor")
+_RIGHTS_OF_A_REP = frozenset[Capacity]({"owner", "manager", "approver", "auditor"})
+"""Capacities that are a rep's, with something more."""
 
 
 class Permission(Frozen):
@@ -44,6 +53,9 @@ class Permission(Frozen):
     on_behalf_rule: bool = False
     """Enforced only when the policy sets `[quotes] accept_on_behalf` (a stored policy
     without the key lets a rep accept, as before)."""
+    while_fresh: frozenset[Capacity] | None = None
+    """Who may take the action on a routed ticket while it is fresh (`[routing]
+    owner_exclusive_ms`, `domain.routing.refuse_claim`); None: no such window."""
 
 
 _REPS = frozenset[Capacity]({"rep"})
@@ -145,6 +157,7 @@ MATRIX: tuple[Permission, ...] = (
         allowed=_REPS,
         reason="reps_only",
         message="Only the sales team can claim tickets.",
+        while_fresh=frozenset({"owner", "manager"}),
     ),
     Permission(
         key="button:resolve_ticket",
@@ -191,13 +204,18 @@ def permission(key: str) -> Permission:
     return _BY_KEY[key]
 
 
-def capacities(actor: Actor) -> frozenset[Capacity]:
-    """What an actor counts as. A rep's approver and auditor rights add to being a rep."""
+def capacities(actor: Actor, owner: str | None = None) -> frozenset[Capacity]:
+    """What an actor counts as; `owner` is the conversation's owner, if it has one. A rep's
+    owner, manager, approver and auditor rights add to being a rep."""
     if actor.role == "prospect":
         return frozenset({"prospect"})
     if actor.role != "rep":
         return frozenset()
     held: set[Capacity] = {"rep"}
+    if owner is not None and actor.id == owner:
+        held.add("owner")
+    if actor.may_manage:
+        held.add("manager")
     if actor.may_approve:
         held.add("approver")
     if actor.may_audit:
@@ -205,33 +223,70 @@ def capacities(actor: Actor) -> frozenset[Capacity]:
     return frozenset(held)
 
 
-def permitted(actor: Actor, key: str, *, strict: bool, on_behalf_set: bool = True) -> bool:
+def permitted(
+    actor: Actor,
+    key: str,
+    *,
+    strict: bool,
+    on_behalf_set: bool = True,
+    owner: str | None = None,
+    fresh: bool = False,
+) -> bool:
     """Whether `actor` may take the action `key` (`command:quote`, `button:approve_quote`).
-    `on_behalf_set`: the policy sets `[quotes] accept_on_behalf` (either way)."""
+    `on_behalf_set`: the policy sets `[quotes] accept_on_behalf` (either way); `owner`: the
+    conversation's owner; `fresh`: the routed ticket acted on is still its owner's alone
+    (`[routing] owner_exclusive_ms`)."""
     rule = _BY_KEY[key]
+    held = capacities(actor, owner)
     if rule.strict_only and not strict:
         return True
-    if rule.on_behalf_rule and not on_behalf_set and capacities(actor):
+    if rule.on_behalf_rule and not on_behalf_set and held:
         return True  # a policy from before the key: anyone of ours or theirs may accept
-    return not rule.allowed.isdisjoint(capacities(actor))
+    if fresh and rule.while_fresh is not None and rule.while_fresh.isdisjoint(held):
+        return False
+    return not rule.allowed.isdisjoint(held)
+
+
+def _implied(capacity: Capacity) -> frozenset[Capacity]:
+    if capacity in _RIGHTS_OF_A_REP:
+        return frozenset({capacity, "rep"})  # owner, manager, approver, auditor: a rep's
+    return frozenset({capacity})
 
 
 def allowed_for(rule: Permission, capacity: Capacity) -> bool:
     """Whether someone holding exactly `capacity` (and what it implies) may take `rule`."""
-    implied: set[Capacity] = {capacity}
-    if capacity in ("approver", "auditor"):
-        implied.add("rep")  # approver and auditor rights are a rep's
-    return not rule.allowed.isdisjoint(implied)
+    return not rule.allowed.isdisjoint(_implied(capacity))
+
+
+def allowed_while_fresh(rule: Permission, capacity: Capacity) -> bool:
+    """Whether someone holding exactly `capacity` may take `rule` on a routed ticket while
+    it is fresh (its owner's alone)."""
+    if not allowed_for(rule, capacity):
+        return False
+    return rule.while_fresh is None or not rule.while_fresh.isdisjoint(_implied(capacity))
+
+
+FRESH_NOTE = (
+    "¹ while a routed ticket is fresh (`[routing] owner_exclusive_ms`), only its owner or a "
+    "manager may claim it; anyone on the team after that."
+)
 
 
 def matrix_markdown() -> str:
     """The matrix as the README shows it (generated, so the two never disagree)."""
     header = (
-        "| action | prospect | rep | approver | auditor | user of another workspace or tenant |"
+        "| action | prospect | rep | owner | manager | approver | auditor "
+        "| user of another workspace or tenant |"
     )
-    lines = [header, "|---|:-:|:-:|:-:|:-:|:-:|"]
+    lines = [header, "|---|:-:|:-:|:-:|:-:|:-:|:-:|:-:|"]
     for rule in MATRIX:
-        cells = ["✓" if allowed_for(rule, capacity) else "—" for capacity in CAPACITIES]
+        cells = [_cell(rule, capacity) for capacity in CAPACITIES]
         outsider = "as a prospect" if allowed_for(rule, "prospect") else "—"
         lines.append(f"| {rule.label} | {' | '.join(cells)} | {outsider} |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", FRESH_NOTE])
+
+
+def _cell(rule: Permission, capacity: Capacity) -> str:
+    if not allowed_for(rule, capacity):
+        return "—"
+    return "✓" if allowed_while_fresh(rule, capacity) else "✓ after ¹"

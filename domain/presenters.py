@@ -119,12 +119,14 @@ def lead_card(
     outcome_buttons: bool = False,
     reply_box: bool = False,
     status: str = "",
+    owner: str | None = None,
 ) -> Card:
     """The lead as the team first sees it. `outcome_buttons`: *Won* and *Lost* for reps
     (`[handoff] outcome_buttons`); `reply_box`: a text box and *Reply to prospect*, which
     sends what is typed there to the lead's prospect (`[handoff] lead_room`); `status`: how
     the deal ended, once a rep marked it (the card then has no buttons: it is updated in
-    place by `domain.outcomes`)."""
+    place by `domain.outcomes`); `owner`: who owns the lead (`[routing]`), as people read
+    them."""
     title = f"New lead: {lead.name}" + (f" ({lead.company})" if lead.company else "")
     fields = [
         *score_fields(score),
@@ -139,6 +141,8 @@ def lead_card(
     ]
     if lead.source:
         fields.append(CardField(label="Source", value=lead.source))
+    if owner is not None:
+        fields.append(CardField(label="Owner", value=owner))
     return Card(
         kind="lead",
         title=title,
@@ -307,6 +311,9 @@ def ticket_head_fields(state: ConversationState, ticket: TicketRecord) -> list[C
     if state.lead is not None:
         who = state.lead.name + (f" ({state.lead.company})" if state.lead.company else "")
         fields.append(CardField(label="Lead", value=who))
+    if state.owner is not None:
+        # The conversation's owner (`[routing]`): whom the ticket is routed to.
+        fields.append(CardField(label="Owner", value=state.owner_name or state.owner))
     return fields
 
 

@@ -37,6 +37,7 @@ from domain.events import (
     NarrativeAssessed,
     ObjectionClassified,
     Outcome,
+    OwnerAssigned,
     ProspectLeft,
     ProspectMessageReceived,
     PursuitDecided,
@@ -54,6 +55,7 @@ from domain.events import (
     RepRepliedToProspect,
     TeamNotified,
     TicketClaimed,
+    TicketClaimRefused,
     TicketEscalated,
     TicketKind,
     TicketOpened,
@@ -194,6 +196,10 @@ class ConversationState(Frozen):
     last_activity_ms: int = 0
     last_rep_at_ms: int | None = None
     """When a rep last wrote in the conversation (`rep_message_recorded`)."""
+    owner: str | None = None
+    """The conversation's owner (`owner_assigned`, the policy's `[routing]`); None: unrouted."""
+    owner_name: str | None = None
+    """The owner as people read them."""
 
     def open_handoff_ticket(self) -> TicketRecord | None:
         """The handoff ticket a human currently holds or should pick up, if any."""
@@ -399,6 +405,8 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             update["meetings_requested"] = state.meetings_requested + 1
         case PursuitDecided():
             update["pursue_now"] = event.pursue_now
+        case OwnerAssigned():
+            update |= {"owner": event.owner, "owner_name": event.name}
         case TeamNotified():
             if event.kind not in state.team_notified:
                 update["team_notified"] = (*state.team_notified, event.kind)
@@ -415,6 +423,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | ReplyRedirected()
             | ReadingCorrected()
             | QuoteAcceptRefused()
+            | TicketClaimRefused()
             | KnowledgeAnswered()
             | KnowledgeUnanswered()
         ):

@@ -7,7 +7,8 @@ always maps to a `LeadDetails` (a 422 with field-level errors, never a 500).
 the domain has no place for it and decides nothing by it. It is therefore not part of the
 idempotency comparison either: two bodies that differ only in `metadata` are the same lead.
 `company_size` and `credit_score` are top-level fields; the same names inside `metadata` are
-refused rather than silently ignored.
+refused rather than silently ignored. `territory` and `segment` are top-level fields too, read
+only by the policy's `[routing]` rules.
 
 `reply_url` is checked against the feed's `OutboundPolicy`, passed as validation context
 (`LeadBody.model_validate(data, context={"outbound": policy})`); without one, the strict
@@ -77,6 +78,8 @@ class LeadBody(BaseModel):
     reply_url: str | None = Field(None, max_length=2000)
     company_size: int | None = Field(None, ge=0, strict=True)
     credit_score: int | None = Field(None, ge=0, le=1000, strict=True)
+    territory: str = Field("", max_length=100)
+    segment: str = Field("", max_length=100)
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict)
 
     @field_validator("email")
@@ -118,6 +121,8 @@ class LeadBody(BaseModel):
             company_size=self.company_size,
             credit_score=self.credit_score,
             reply_url=self.reply_url,
+            territory=self.territory,
+            segment=self.segment,
         )
 
 

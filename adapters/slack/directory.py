@@ -31,6 +31,7 @@ class SlackDirectory:
         *,
         auditors: frozenset[str],
         approvers: frozenset[str],
+        managers: frozenset[str] = frozenset(),
         handoff_channel: str | None,
         leads_channel: str | None = None,
         capacity: int = 10_000,
@@ -38,6 +39,7 @@ class SlackDirectory:
         self._client = client
         self._auditors = auditors
         self._approvers = approvers
+        self._managers = managers
         self._handoff = handoff_channel
         self._leads = leads_channel
         self._owners: OrderedDict[tuple[str, str], str | None] = OrderedDict()
@@ -52,6 +54,7 @@ class SlackDirectory:
             **await self._installation(),
             auditors=await self._expand(self._auditors),
             approvers=await self._expand(self._approvers),
+            managers=await self._expand(self._managers),
             handoff_channel=self._handoff,
             leads_channel=self._leads,
         )

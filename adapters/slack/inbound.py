@@ -55,6 +55,7 @@ class SlackContext(Frozen):
     bot_id: str | None = None
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
+    managers: frozenset[str] = frozenset()
     handoff_channel: str | None = None
     leads_channel: str | None = None
 
@@ -447,6 +448,7 @@ async def _actor(
         approver=user in ctx.approvers,
         auditor=user in ctx.auditors,
         sole_approver=ctx.approvers == frozenset({user}),
+        manager=user in ctx.managers,
     )
 
 

@@ -47,7 +47,7 @@ from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent, Ti
 from adapters.retry_after import retry_after_ms
 from adapters.slack.ids import ButtonSigner
 from adapters.slack.response_url import ResponseUrls, rejected_for_membership
-from domain.cards import Reply
+from domain.cards import Person, Reply
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +179,18 @@ class SlackSender:
         )
         text = str(rendered["text"])
         blocks = rendered.get("blocks") or []
-        mention = mention_markup(_str_or_none(target.get("mention")))
-        if mention is not None:
-            # The group is notified by the message's text and sees its mention on top.
+        mentions = [
+            markup
+            for markup in (
+                mention_markup(_str_or_none(target.get("mention"))),
+                None if reply.replaces else person_markup(reply.notify),
+            )
+            if markup is not None
+        ]
+        if mentions:
+            # The group and the owner are notified by the message's text and see their
+            # mention on top (an update in place notifies nobody, so it mentions nobody).
+            mention = " ".join(mentions)
             text = f"{mention} {text}"
             blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": mention}}, *blocks]
 
@@ -548,6 +557,17 @@ def _next_cursor(response: Any) -> str | None:
 
 
 _SLACK_ID = re.compile(r"^[A-Z][A-Z0-9]{1,30}$")
+
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{1,30}$")
+
+
+def person_markup(person: Person | None) -> str | None:
+    """A person a reply notifies (the conversation's owner) as Slack mentions them: a user id
+    (`U…`, `W…`) as `<@U…>`; None for any other id (never markup from a free string)."""
+    if person is None or not _SLACK_USER.match(person.id):
+        return None
+    return f"<@{person.id}>"
 
 
 def mention_markup(group: str | None) -> str | None:

@@ -76,6 +76,7 @@ class TeamsContext:
     action_key: ActionKey
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
+    managers: frozenset[str] = frozenset()
 
 
 class Ignored(Frozen):
@@ -332,6 +333,7 @@ def _actor(activity: Mapping[str, Any], ctx: TeamsContext) -> Actor:
         # Every configured approver names this person (their object id, their Teams id or
         # both): nobody else can approve their requests.
         sole_approver=bool(ctx.approvers) and ctx.approvers <= known,
+        manager=bool(known & ctx.managers),
     )
 
 

@@ -30,6 +30,7 @@ repeat. Nothing here logs message text or tokens.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ from adapters.teams import book
 from adapters.teams.binding import Placement
 from adapters.teams.cards import activity as render_activity
 from adapters.teams.connector import Connector, ConnectorError, Gone
+from domain.cards import Person
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ class TeamsSender:
             self._render(delivery, conversation, self._tenant(reference)),
             _str(target.get("mention")),
         )
+        if not reply.replaces:
+            # The owner (`[routing]`) is notified by a new post; an update notifies nobody.
+            message = with_person(message, reply.notify)
         if reply.replaces:
             held = await self._states.get_state(book.card_key(conversation, reply.replaces))
             activity_id = _str(held.get("activity_id")) if held else None
@@ -254,6 +259,30 @@ def _str(value: Any) -> str | None:
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key)
     return value if isinstance(value, Mapping) else {}
+
+
+_TEAMS_USER = re.compile(
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|29:[A-Za-z0-9_\-]{1,200})$"
+)
+"""A user Teams can mention: an Entra object id (a GUID) or a Teams user id (`29:…`)."""
+
+
+def with_person(message: dict[str, Any], person: Person | None) -> dict[str, Any]:
+    """The message with `person` (the conversation's owner) mentioned in front of its text,
+    as "@Name" (a user mention, which notifies them); an id Teams cannot mention is left
+    alone."""
+    if person is None or not _TEAMS_USER.match(person.id):
+        return message
+    name = "".join(ch for ch in person.name if ch not in "<>&").strip() or person.id
+    at = f"<at>{name}</at>"
+    text = str(message.get("text") or "")
+    entity = {"type": "mention", "text": at, "mentioned": {"id": person.id, "name": name}}
+    return {
+        **message,
+        "text": f"{at} {text}".strip(),
+        "entities": [*message.get("entities", []), entity],
+    }
 
 
 def with_mention(message: dict[str, Any], group: str | None) -> dict[str, Any]:

@@ -42,8 +42,9 @@ def test_the_audit_opens_with_the_summary_and_lists_decisions_in_plain_words(sto
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "Audit of conversation lead-1"
-    assert [line.split(":", 1)[0] for line in lines[1:6]] == [
+    assert [line.split(":", 1)[0] for line in lines[1:7]] == [
         "Who",
+        "Owner",  # the default policy's `[routing]` gave the lead an owner
         "When",
         "Outcome",
         "State",
@@ -51,7 +52,7 @@ def test_the_audit_opens_with_the_summary_and_lists_decisions_in_plain_words(sto
     ]
     assert lines[1] == "Who: Pat Lee (Acme), on Lead feed"
     # The recorded policy's calibration gives the hot probability of the current score.
-    assert lines[5].startswith(
+    assert lines[6].startswith(
         "Score: 8.99 — hot, qualified (probability hot 0.99): authority +1.23"
     )
     assert f"  {store}: 10 × Pro seat (annual, per user), 10% off, total 1,791.00 USD" in out

@@ -38,7 +38,7 @@ def test_an_untouched_store_verifies_clean(db: Path) -> None:
     code, out, err = run("verify")
     assert (code, err) == (0, "")
     assert out == (
-        "verified the store: 2 conversations, 25 events, 4 inbounds: every chain holds, "
+        "verified the store: 2 conversations, 27 events, 4 inbounds: every chain holds, "
         "every decision replays\n"
     )
     code, out, _ = run("verify", "--json")

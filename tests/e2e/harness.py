@@ -17,6 +17,7 @@ from bot.policy_loader import load_policy
 from bot.server import build_app
 from bot.service import build_service
 from bot.settings import Settings
+from domain.policy import Policy
 from storage.memory import MemoryStore
 from storage.ports import Store
 from tests.fakes.slack_api import FakeSlackApi
@@ -27,17 +28,20 @@ async def serving(
     api: FakeSlackApi | None,
     settings: Settings,
     store: Store | None = None,
+    *,
+    policy: Policy | None = None,
     **build: Any,
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """Wall-clock time (signatures and tokens are checked against it), strictly increasing;
     no pacing, so tests never wait a second per Slack message. `api` None: no Slack.
-    `build` goes to `build_service` (e.g. `teams_tokens`)."""
+    `policy`: the default policy unless given. `build` goes to `build_service` (e.g.
+    `teams_tokens`)."""
     ticks = itertools.count()
     if api is not None:
         build["slack_client"] = make_client(api.token, api.base_url, timeout_s=2)
     service = build_service(
         settings,
-        load_policy("default"),
+        policy if policy is not None else load_policy("default"),
         store if store is not None else MemoryStore(),
         clock=lambda: int(time.time() * 1000) + next(ticks),
         slack_pacing_ms=0,

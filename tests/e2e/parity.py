@@ -7,7 +7,7 @@ and compares with the Slack run. Both read a run's event log through the helpers
 
 - `Run.placeholders` names every value a surface's addressing decides (conversation, actor
   and delivery ids; quote ids and ticket keys hashed from the conversation id; a template's
-  wording and the booking link, both picked by a hash of the conversation id), and
+  wording, the booking link and the owner, all picked by a hash of the conversation id), and
   `normalised` swaps them for placeholders naming their role, consistently, so "the same
   quote" or "the same link" must still match;
 - `event_view` is an envelope without its ids and times;
@@ -33,6 +33,7 @@ from domain.events import (
     FlowAdvanced,
     KnowledgeAnswered,
     MeetingRequested,
+    OwnerAssigned,
     QuoteIssued,
     ReplyLanguageChosen,
     TeamNotified,
@@ -139,6 +140,11 @@ class Run:
                     # One of the policy's links, picked by a hash of the conversation id (as a
                     # wording is): that a link was offered, and how it was chosen, must match.
                     found[event.link] = "<booking link>"
+                elif isinstance(event, OwnerAssigned) and event.rule == "spread":
+                    # The owner, spread by a hash of the conversation id (`[routing] spread`):
+                    # that the conversation got one, by the spread, must match; not which.
+                    found[event.owner] = "<owner>"
+                    found[event.name] = "<owner's name>"
         return found
 
 

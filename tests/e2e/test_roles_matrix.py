@@ -4,7 +4,7 @@ The domain decides every command and button by the actor's capacities
 (`domain.permissions`), and `tests/unit/test_safeguards.py` walks that table through
 `decide`. What differs per platform is only *who counts as what*: each adapter states the
 actor. So for every platform and every kind of person it can carry — a prospect, a rep, an
-approver, an auditor, a user of another workspace or tenant — this test builds the actor
+approver, an auditor, a manager, a user of another workspace or tenant — this test builds the actor
 the adapter really produces and checks every row of the matrix against the table below,
 which is written down independently of the code.
 """
@@ -24,10 +24,10 @@ from adapters.teams.inbound import from_activity as teams_from_activity
 from bot.chat import SPEAKERS
 from domain.inbound import Actor, CommandInvoked, LeadDetails, MessagePosted
 from domain.permissions import MATRIX, capacities, permitted
-from tests.unit.test_safeguards import EXPECTED
+from tests.unit.test_safeguards import EXPECTED, EXPECTED_WHILE_FRESH
 
 Person = str
-"""prospect | rep | approver | auditor | outsider (another workspace or tenant) | guest
+"""prospect | rep | approver | auditor | manager | outsider (another workspace or tenant) | guest
 listed as approver and auditor (rights count only for reps)."""
 
 # What each kind of person counts as, on any platform that can carry them.
@@ -38,8 +38,10 @@ COUNTS_AS: dict[Person, set[str]] = {
     "auditor": {"rep", "auditor"},
     "outsider": {"prospect"},
     "listed_guest": {"prospect"},
-    # The local tools' people: trusted reps with both rights (rep and manager).
+    "manager": {"rep", "manager"},
+    # The local tools' people: trusted reps with both rights; the manager is also a manager.
     "local_rep": {"rep", "approver", "auditor"},
+    "local_manager": {"rep", "approver", "auditor", "manager"},
 }
 
 # -- Slack -------------------------------------------------------------------------------
@@ -50,12 +52,14 @@ SLACK = SlackContext(
     bot_user_id="U_BOT",
     approvers=frozenset({"U_APPR", "U_GUEST", "U_EXT"}),
     auditors=frozenset({"U_AUD", "U_GUEST", "U_EXT"}),
+    managers=frozenset({"U_MGR", "U_GUEST", "U_EXT"}),
 )
 SLACK_PEOPLE: dict[Person, tuple[str, str]] = {
     "prospect": ("U_PROSPECT", "T_THEIRS"),  # Slack Connect: another organisation
     "rep": ("U_REP", TEAM),
     "approver": ("U_APPR", TEAM),
     "auditor": ("U_AUD", TEAM),
+    "manager": ("U_MGR", TEAM),
     "outsider": ("U_EXT", "T_ELSEWHERE"),
     "listed_guest": ("U_GUEST", TEAM),
 }
@@ -90,12 +94,14 @@ TEAMS = TeamsContext(
     action_key=ActionKey(b"k"),
     approvers=frozenset({"aad-appr", "aad-guest", "aad-ext"}),
     auditors=frozenset({"aad-aud", "aad-guest", "aad-ext"}),
+    managers=frozenset({"aad-mgr", "aad-guest", "aad-ext"}),
 )
 TEAMS_PEOPLE: dict[Person, tuple[str, str, str]] = {  # aad id, tenant, roster role
     "prospect": ("aad-prospect", TENANT, "guest"),
     "rep": ("aad-rep", TENANT, "user"),
     "approver": ("aad-appr", TENANT, "user"),
     "auditor": ("aad-aud", TENANT, "user"),
+    "manager": ("aad-mgr", TENANT, "user"),
     "outsider": ("aad-ext", "tenant-elsewhere", "user"),
     "listed_guest": ("aad-guest", TENANT, "guest"),
 }
@@ -142,11 +148,11 @@ PLATFORMS: dict[str, tuple[Callable[[Person], Awaitable[Actor]], dict[Person, st
     "teams": (teams_actor, {person: person for person in TEAMS_PEOPLE}),
     "playground": (
         playground_actor,
-        {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_rep"},
+        {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_manager"},
     ),
     "chat": (
         chat_actor,
-        {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_rep"},
+        {"prospect": "prospect", "local_rep": "local_rep", "manager": "local_manager"},
     ),
     "lead feed": (lead_actor, {"prospect": "prospect"}),
 }
@@ -167,6 +173,14 @@ async def test_every_person_a_platform_carries_may_do_exactly_what_the_matrix_sa
     for rule in MATRIX:
         allowed = bool(EXPECTED[rule.key] & expected)
         assert permitted(actor, rule.key, strict=True) is allowed, (platform, person, rule.key)
+        # The same person as the conversation's owner (a rep's right only), and on a routed
+        # ticket while it is fresh: the owner or a manager claims it.
+        owning = expected | {"owner"} if "rep" in expected else expected
+        assert set(capacities(actor, owner=actor.id)) == owning
+        fresh = bool(EXPECTED_WHILE_FRESH.get(rule.key, EXPECTED[rule.key]) & owning)
+        assert permitted(actor, rule.key, strict=True, owner=actor.id, fresh=True) is fresh
+        fresh_other = bool(EXPECTED_WHILE_FRESH.get(rule.key, EXPECTED[rule.key]) & expected)
+        assert permitted(actor, rule.key, strict=True, owner="someone", fresh=True) is fresh_other
 
 
 def test_local_tools_have_two_approvers_so_four_eyes_works_from_one_keyboard() -> None:

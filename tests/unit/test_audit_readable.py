@@ -96,9 +96,10 @@ def test_the_summary_says_who_when_how_it_stands_and_who_must_act() -> None:
     (ticket,) = summary.open_tickets
     assert (ticket.kind, ticket.phase, ticket.holder) == ("handoff", "open", None)
     lines = render_audit(report)
-    assert lines[:6] == (
+    assert lines[:7] == (
         f"Audit of conversation {CID}",
         "Who: Pat Lee (Acme), pat@acme.example, on Lead feed, lead source referral",
+        "Owner: Alex (example owner)",
         "When: first message 2026-11-24T12:00:00Z, last 2026-11-24T12:00:02Z "
         "(2 messages from the prospect)",
         "Outcome: open",
@@ -115,15 +116,16 @@ def test_the_summary_says_who_when_how_it_stands_and_who_must_act() -> None:
 def test_the_decisions_read_in_plain_words_under_one_heading() -> None:
     report = audit_conversation(CID, seeded().events)
     lines = render_audit(report)
-    # 18 events; the flow staying in proposal after the quote has nothing to tell.
-    assert len(report.entries) == 18
-    assert [line for line in lines if line.startswith("Decisions")] == ["Decisions (17):"]
+    # 19 events; the flow staying in proposal after the quote has nothing to tell.
+    assert len(report.entries) == 19
+    assert [line for line in lines if line.startswith("Decisions")] == ["Decisions (18):"]
     assert sum(line.startswith("Audit of") for line in lines) == 1
     plain = "\n".join(lines)
     assert "Scored 1.20 — hot, qualified: budget +0.40" in plain
     assert "Quote Q-" in plain
     assert "issued by R: 10 × Pro seat" in plain
     assert "A person was asked to take over: sensitive terms" in plain
+    assert "Alex (example owner) owns this conversation (spread evenly among the owners)" in plain
     assert "Resonance" in plain
     assert "(credit score 700: no fairness penalty)" in plain
     assert "Qualified but not pursued now: urgency 0.0 is below 0.5" in plain

@@ -30,6 +30,7 @@ from domain.permissions import (
     Capacity,
     Permission,
     allowed_for,
+    allowed_while_fresh,
     matrix_markdown,
     permitted,
 )
@@ -128,36 +129,51 @@ def test_after_an_unchecked_policy_the_old_cards_are_kept_for_replay(
 
 # -- the roles × actions matrix ----------------------------------------------------------
 
+MANAGER = Actor(id="U_MGR", name="Mo Manager", role="rep", manager=True)
 ACTORS: dict[Capacity, Actor] = {
     "prospect": PROSPECT,
     "rep": REP,
+    "manager": MANAGER,
     "approver": Actor(id="U_APPR", name="Avery Approver", role="rep", approver=True),
     "auditor": AUDITOR,
 }
+"""The owner is whoever the policy routed the conversation to (`actor_for`)."""
 
 
-P, R, A, U = "prospect", "rep", "approver", "auditor"
+def actor_for(capacity: Capacity, convo: Conversation) -> Actor:
+    if capacity == "owner":
+        assert convo.state.owner is not None, "the default policy routes every conversation"
+        return Actor(id=convo.state.owner, name="Olive Owner", role="rep")
+    return ACTORS[capacity]
+
+
+P, R, OW, M, A, U = "prospect", "rep", "owner", "manager", "approver", "auditor"
+TEAM = {R, OW, M, A, U}
 EXPECTED: dict[str, set[str]] = {
-    "command:quote": {R, A, U},
-    "command:lead": {R, A, U},
+    "command:quote": TEAM,
+    "command:lead": TEAM,
     "command:audit": {U},
-    "command:metrics": {R, A, U},
-    "command:correct": {R, A, U},
-    "command:help": {P, R, A, U},
+    "command:metrics": TEAM,
+    "command:correct": TEAM,
+    "command:help": {P} | TEAM,
     "button:accept_quote": {P},
-    "button:accept_quote_on_behalf": {R, A, U},
-    "button:escalate": {P, R, A, U},
-    "button:request_approval": {R, A, U},
+    "button:accept_quote_on_behalf": TEAM,
+    "button:escalate": {P} | TEAM,
+    "button:request_approval": TEAM,
     "button:approve_quote": {A},
     "button:reject_quote": {A},
-    "button:claim_ticket": {R, A, U},
-    "button:resolve_ticket": {R, A, U},
-    "button:return_to_bot": {R, A, U},
-    "button:mark_won": {R, A, U},
-    "button:mark_lost": {R, A, U},
-    "button:open_quote_form": {R, A, U},
+    "button:claim_ticket": TEAM,
+    "button:resolve_ticket": TEAM,
+    "button:return_to_bot": TEAM,
+    "button:mark_won": TEAM,
+    "button:mark_lost": TEAM,
+    "button:open_quote_form": TEAM,
 }
 """The matrix, stated independently of `domain.permissions` (and of the README)."""
+
+EXPECTED_WHILE_FRESH: dict[str, set[str]] = {"button:claim_ticket": {OW, M}}
+"""Who may take an action on a routed ticket while it is fresh (`[routing]
+owner_exclusive_ms`), where that differs from `EXPECTED`."""
 
 
 def test_the_matrix_is_what_the_security_review_agreed() -> None:
@@ -165,6 +181,8 @@ def test_the_matrix_is_what_the_security_review_agreed() -> None:
     for rule in MATRIX:
         held = {capacity for capacity in CAPACITIES if allowed_for(rule, capacity)}
         assert held == EXPECTED[rule.key], rule.key
+        fresh = {capacity for capacity in CAPACITIES if allowed_while_fresh(rule, capacity)}
+        assert fresh == EXPECTED_WHILE_FRESH.get(rule.key, EXPECTED[rule.key]), rule.key
 
 
 def _rows() -> list[tuple[Permission, Capacity]]:
@@ -189,7 +207,7 @@ def test_every_action_is_allowed_or_refused_as_the_matrix_says(
     convo = Conversation(policy)
     convo.lead(HOT)
     quote = events_of(convo.command("quote", "10 pro 20%"), QuoteIssued)[0].quote
-    actor = ACTORS[capacity]
+    actor = actor_for(capacity, convo)
     if kind == "command":
         args = {"quote": "1 pro", "lead": "budget of 5k", "audit": "conv-1"}.get(name, "")
         decision = convo.command(name, args, actor)
@@ -198,7 +216,7 @@ def test_every_action_is_allowed_or_refused_as_the_matrix_says(
         decision = convo.click(name, quote.quote_id, actor)
         refused = [e for e in events_of(decision, ActionIgnored) if e.reason == rule.reason]
     allowed = allowed_for(rule, capacity)
-    assert permitted(actor, rule.key, strict=True) is allowed
+    assert permitted(actor, rule.key, strict=True, owner=convo.state.owner) is allowed
     assert bool(refused) is not allowed, decision
     if not allowed:
         assert replies_to(decision, "requester")[0].text == rule.message
@@ -224,9 +242,13 @@ def test_prospects_may_score_text_only_under_a_policy_from_before_the_matrix(
 
 def test_the_matrix_as_documented_lists_every_command_and_button() -> None:
     table = matrix_markdown()
-    assert table.count("\n") == len(MATRIX) + 1
-    assert "| `audit` | — | — | — | ✓ | — |" in table
-    assert "| *Accept quote* | ✓ | — | — | — | as a prospect |" in table
+    assert table.count("\n") == len(MATRIX) + 3  # the header, its rule, a blank, the note
+    assert "| `audit` | — | — | — | — | — | ✓ | — |" in table
+    assert "| *Accept quote* | ✓ | — | — | — | — | — | as a prospect |" in table
+    assert "| *Claim ticket* | — | ✓ after ¹ | ✓ | ✓ | ✓ after ¹ | ✓ after ¹ | — |" in table
+    assert table.endswith(
+        "only its owner or a manager may claim it; anyone on the team after that."
+    )
 
 
 # -- four eyes ---------------------------------------------------------------------------
