@@ -457,23 +457,31 @@ class Runtime:
         *,
         by: str,
         reason: Literal["request", "retention"],
-        idle_ms: int | None = None,
+        idle_before_ms: int | None = None,
     ) -> EventEnvelope | None:
         """Erase the prospect's personal data in the conversation (`storage.ports.Erasure`):
         its key deleted, its copies outside the chain redacted, an `erased` event recorded
         (who, when, why). In the conversation's lane, so no decision interleaves; the cached
         state is dropped, so what is read next reads `[erased]`. Returns the `erased`
         envelope; None when there is no such conversation or it is erased already (its last
-        event is an erasure)."""
+        event is an erasure). `idle_before_ms` (retention): erase only while the last event
+        is still before it — a message that arrived meanwhile keeps the conversation."""
         async with self._lanes.hold(conversation_id):
             stored = await self.store.stored_events(conversation_id)
             if not stored or event_type(stored[-1].envelope) == ERASED_EVENT_TYPE:
                 return None
+            now = self._clock()
+            idle_ms = None
+            if idle_before_ms is not None:
+                last = EventEnvelope.model_validate_json(stored[-1].envelope).at_ms
+                if last >= idle_before_ms:
+                    return None
+                idle_ms = now - last
             version = await self.store.version(conversation_id)
             envelope = EventEnvelope(
                 conversation_id=conversation_id,
                 seq=version + 1,
-                at_ms=self._clock(),
+                at_ms=now,
                 policy_version=self.policy.version,
                 delivery_id=f"erase:{conversation_id}:{version}",
                 event=Erased(
@@ -485,6 +493,22 @@ class Runtime:
         with log_context(conversation_id=conversation_id):
             log.info("erased the conversation's personal data (%s, by %s)", reason, by)
         return envelope
+
+    async def sweep_retention(self) -> int:
+        """Erase the personal data of every conversation idle longer than the policy's
+        `[retention] erase_after_days` (`domain.retention`), least recently active first, a
+        batch per sweep; returns how many were erased. Nothing without `[retention]`."""
+        retention = self.policy.retention
+        if retention is None:
+            return 0
+        cutoff = retention.cutoff_ms(self._clock())
+        erased = 0
+        for conversation_id in await self.store.idle_conversations(cutoff, SWEEP_BATCH):
+            done = await self.erase(
+                conversation_id, by=SYSTEM.id, reason="retention", idle_before_ms=cutoff
+            )
+            erased += done is not None
+        return erased
 
     async def report_dead_letter(self, item: OutboxItem, reason: str) -> None:
         """The outbox gave up on `item`: record it in the conversation and alert the humans."""

@@ -59,7 +59,7 @@ EVENT_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
     "bot_replied": (("text",), ("echoed", MASK_ALL)),
     "lead_scored": (("score", "evidence", MASK_ALL), ("score", "negated", MASK_ALL)),
     "message_read": (("evidence", MASK_ALL), ("entities", MASK_ALL)),
-    "narrative_assessed": (("audit", "credit"),),
+    "narrative_assessed": (("audit", "credit"), ("audit", "reason")),
     "ticket_opened": (("summary",),),
     "ticket_resolved": (("note",),),
     "deal_marked": (("note",),),
@@ -68,8 +68,8 @@ EVENT_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
     "team_notified": (("text",),),
 }
 """Per event type, the personal values of its `event` object. The prospect's words, what
-the bot echoed of them, the lead's details, the credit score, and the notes and posts that
-quote them."""
+the bot echoed of them, the lead's details, the credit score (and the narrative's reason,
+which names it), and the notes and posts that quote them."""
 
 INBOUND_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
     "message": (("text",), ("actor", "name")),

@@ -37,6 +37,7 @@ from domain.objections import ObjectionConfig
 from domain.persona import Persona
 from domain.pursuit import PursuitConfig
 from domain.quotes import CatalogConfig, QuoteRules
+from domain.retention import RetentionConfig
 from domain.scoring import Band, ScoringConfig
 from domain.state import FLOOD_WINDOW_MESSAGES
 from domain.understanding.model import ReaderModel
@@ -157,6 +158,9 @@ class Policy(Frozen):
     pursuit: PursuitConfig | None = None
     """Which qualified leads are pursued now: the fairness penalty on urgency decides it
     (`domain.pursuit`); without it, penalised urgency is only displayed, as before."""
+    retention: RetentionConfig | None = None
+    """How long prospects' personal data is kept after a conversation's last activity
+    (`domain.retention`); without it, it is kept until erased on request, as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -219,10 +223,18 @@ class Policy(Frozen):
         if self.languages is None:
             # And for a policy from before `[languages]`.
             del data["languages"]
-        for key in ("meetings", "team_posts", "dialog", "competitors", "handoff", "pursuit"):
+        for key in (
+            "meetings",
+            "team_posts",
+            "dialog",
+            "competitors",
+            "handoff",
+            "pursuit",
+            "retention",
+        ):
             if getattr(self, key) is None:
                 # And for a policy from before meetings and team posts, `[dialog]` and
-                # `[competitors]`, `[handoff]` or `[pursuit]`.
+                # `[competitors]`, `[handoff]`, `[pursuit]` or `[retention]`.
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -260,12 +272,21 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
-    for key in ("meetings", "team_posts", "dialog", "competitors", "handoff", "pursuit"):
+    for key in (
+        "meetings",
+        "team_posts",
+        "dialog",
+        "competitors",
+        "handoff",
+        "pursuit",
+        "retention",
+    ):
         if data.get(key) is False:
             # `meetings = false`, `team_posts = false`, `dialog = false`,
-            # `competitors = false`, `handoff = false`, `pursuit = false`: a policy extending
-            # the default without booking links, team posts, the dialog's closes, the
-            # handoff desk or pursuit by urgency.
+            # `competitors = false`, `handoff = false`, `pursuit = false`,
+            # `retention = false`: a policy extending the default without booking links,
+            # team posts, the dialog's closes, the handoff desk, pursuit by urgency or
+            # erasure by time.
             del data[key]
     try:
         return Policy.model_validate(data)
