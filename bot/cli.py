@@ -323,6 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_ops("audit"))
 
     p = sub.add_parser(
+        "erase",
+        parents=[common],
+        help="erase a prospect's personal data in a conversation (its key is deleted)",
+    )
+    p.add_argument("id", help="conversation id, lead id or quote id")
+    p.add_argument(
+        "--reason",
+        default="request",
+        help="why: request (the prospect asked; the default) or retention",
+    )
+    p.add_argument("--by", metavar="NAME", help="who erases it (default: cli:<login name>)")
+    p.set_defaults(handler=_ops("erase"))
+
+    p = sub.add_parser(
         "metrics", parents=[common], help="conversion, time to qualify, abandonment, funnel"
     )
     p.set_defaults(handler=_ops("metrics"))

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from pydantic import TypeAdapter
 
@@ -38,7 +38,9 @@ from domain.artifacts import ReplayReport
 from domain.audit import render_audit
 from domain.audit_bundle import BundleManifest
 from domain.cards import Reply
+from domain.chain import ERASED_EVENT_TYPE
 from domain.errors import DomainError, PolicyError
+from domain.events import Erased
 from domain.fairness_report import LeadSample, fairness_report, lead_sample, render_fairness
 from domain.inbound import Actor, CommandInvoked, Inbound
 from domain.narrative import FairnessConfig
@@ -97,7 +99,14 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             policy_for = await _recorded_policies(store)
         conversation_ids = await store.conversation_ids()
         results: list[ConversationReplay] = []
+        erased: list[str] = []
         for index, conversation_id in enumerate(conversation_ids, start=1):
+            events = await store.load(conversation_id)
+            if any(env.event.type == ERASED_EVENT_TYPE for env in events):
+                # The inbounds' words are gone: nothing to re-decide (`domain.chain`).
+                erased.append(conversation_id)
+                progress_bar(index, len(conversation_ids), err)
+                continue
             recorded = [
                 RecordedInbound(
                     inbound=INBOUND.validate_python(stored.inbound),
@@ -106,7 +115,6 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 )
                 for stored in await store.inbounds(conversation_id)
             ]
-            events = await store.load(conversation_id)
             results.append(replay_conversation(conversation_id, recorded, events, policy_for))
             progress_bar(index, len(conversation_ids), err)
     diffs = tuple(d for r in results for d in r.differences)
@@ -115,6 +123,7 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         inbounds=sum(r.inbounds for r in results),
         differences=len(diffs),
         diffs=diffs,
+        erased=tuple(erased),
     )
     if args.json:
         out.write(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
@@ -124,6 +133,8 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{d.conversation_id} #{d.position} ({d.delivery_id}) {d.aspect}: "
                 f"{d.recorded!r} → {d.replayed!r}\n"
             )
+        for conversation_id in erased:
+            out.write(f"{conversation_id}: [erased]: verified by its chain (salesbot verify)\n")
         against = f"policy {args.policy}" if args.policy else "the recorded policies"
         out.write(
             f"replayed {summary.conversations} conversations, {summary.inbounds} inbounds "
@@ -195,6 +206,59 @@ async def audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         for line in render_audit(report, detail=args.detail):
             out.write(line + "\n")
+    return 0
+
+
+async def erase(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`salesbot erase ID [--reason request|retention] [--by NAME]`: erase the prospect's
+    personal data in the conversation of ID (a conversation, lead or quote id), as
+    `Runtime.erase` does; one line (or `--json`) saying what was erased and what remains.
+    Whoever can run this has the store: the operator's shell access is the boundary."""
+    settings = load_settings()
+    policy = load_policy(None if args.policy is None else args.policy)
+    if args.reason not in ("request", "retention"):
+        raise DomainError(f"--reason must be request or retention, not {args.reason!r}")
+    reason: Literal["request", "retention"] = args.reason
+    by = args.by.strip() if args.by is not None else f"cli:{_login()}"
+    if not by or len(by) > 200 or not by.isprintable():
+        raise DomainError("--by must be 1 to 200 printable characters")
+    async with open_store(settings) as store:
+        conversation_id: str | None = args.id
+        if not await store.version(args.id):
+            conversation_id = await store.quote_conversation(args.id)
+        if conversation_id is None:
+            raise DomainError(f"No conversation, lead or quote with id {args.id!r}.")
+        runtime = Runtime(store, policy, _Unrouted(), clock=system_now_ms)
+        await store.put_policy(policy.version, policy.canonical_json())
+        envelope = await runtime.erase(conversation_id, by=by, reason=reason)
+        if envelope is None:
+            result: dict[str, object] = {"conversation_id": conversation_id, "erased": False}
+            line = f"{conversation_id}: already erased; nothing more to erase"
+        else:
+            event = envelope.event
+            assert isinstance(event, Erased)
+            result = {
+                "conversation_id": conversation_id,
+                "erased": True,
+                "seq": envelope.seq,
+                "at_ms": envelope.at_ms,
+                "by": event.by,
+                "reason": event.reason,
+                "legacy_events": event.legacy_events,
+            }
+            line = (
+                f"{conversation_id}: erased ({event.reason}, by {event.by}) at seq "
+                f"{envelope.seq}: its key is deleted, its words read [erased]"
+            )
+            if event.legacy_events:
+                line += (
+                    f"; {event.legacy_events} events stored before sealing existed keep "
+                    "their words (README, 'Personal data')"
+                )
+    if args.json:
+        out.write(json.dumps(result, indent=2) + "\n")
+    else:
+        out.write(line + "\n")
     return 0
 
 

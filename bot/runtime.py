@@ -62,10 +62,13 @@ from bot.logs import log_context
 from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
 from domain import GENERATOR
 from domain.cards import Reply
+from domain.chain import ERASED_EVENT_TYPE, event_type
 from domain.decide import ALERT_REF_PREFIX, decide, new_conversation
 from domain.decision import Decision, Query
+from domain.events import Erased, EventEnvelope
 from domain.inbound import SYSTEM, DeliveryFailed, Inbound, TimerElapsed
 from domain.model import Frozen
+from domain.personal import legacy_events
 from domain.policy import Policy
 from domain.sla import next_timer_ms
 from domain.state import ConversationState, fold
@@ -447,6 +450,65 @@ class Runtime:
             if due is not None and due <= now:
                 due = now + RECHECK_MS
             await self.store.schedule_timer(conversation_id, due, state.version)
+
+    async def erase(
+        self,
+        conversation_id: str,
+        *,
+        by: str,
+        reason: Literal["request", "retention"],
+        idle_before_ms: int | None = None,
+    ) -> EventEnvelope | None:
+        """Erase the prospect's personal data in the conversation (`storage.ports.Erasure`):
+        its key deleted, its copies outside the chain redacted, an `erased` event recorded
+        (who, when, why). In the conversation's lane, so no decision interleaves; the cached
+        state is dropped, so what is read next reads `[erased]`. Returns the `erased`
+        envelope; None when there is no such conversation or it is erased already (its last
+        event is an erasure). `idle_before_ms` (retention): erase only while the last event
+        is still before it — a message that arrived meanwhile keeps the conversation."""
+        async with self._lanes.hold(conversation_id):
+            stored = await self.store.stored_events(conversation_id)
+            if not stored or event_type(stored[-1].envelope) == ERASED_EVENT_TYPE:
+                return None
+            now = self._clock()
+            idle_ms = None
+            if idle_before_ms is not None:
+                last = EventEnvelope.model_validate_json(stored[-1].envelope).at_ms
+                if last >= idle_before_ms:
+                    return None
+                idle_ms = now - last
+            version = await self.store.version(conversation_id)
+            envelope = EventEnvelope(
+                conversation_id=conversation_id,
+                seq=version + 1,
+                at_ms=now,
+                policy_version=self.policy.version,
+                delivery_id=f"erase:{conversation_id}:{version}",
+                event=Erased(
+                    by=by, reason=reason, legacy_events=legacy_events(stored), idle_ms=idle_ms
+                ),
+            )
+            await self.store.erase(conversation_id, version, envelope)
+            self._cache.drop(conversation_id)
+        with log_context(conversation_id=conversation_id):
+            log.info("erased the conversation's personal data (%s, by %s)", reason, by)
+        return envelope
+
+    async def sweep_retention(self) -> int:
+        """Erase the personal data of every conversation idle longer than the policy's
+        `[retention] erase_after_days` (`domain.retention`), least recently active first, a
+        batch per sweep; returns how many were erased. Nothing without `[retention]`."""
+        retention = self.policy.retention
+        if retention is None:
+            return 0
+        cutoff = retention.cutoff_ms(self._clock())
+        erased = 0
+        for conversation_id in await self.store.idle_conversations(cutoff, SWEEP_BATCH):
+            done = await self.erase(
+                conversation_id, by=SYSTEM.id, reason="retention", idle_before_ms=cutoff
+            )
+            erased += done is not None
+        return erased
 
     async def report_dead_letter(self, item: OutboxItem, reason: str) -> None:
         """The outbox gave up on `item`: record it in the conversation and alert the humans."""

@@ -345,6 +345,10 @@ class Service:
                 await self.runtime.sweep_idle()
             except Exception:  # one bad sweep must not stop the next
                 log.exception("idle sweep failed")
+            try:
+                await self.runtime.sweep_retention()
+            except Exception:
+                log.exception("retention sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=SWEEP_EVERY_S)
 

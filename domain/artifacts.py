@@ -129,6 +129,10 @@ class ReplayReport(Frozen):
     inbounds: int
     differences: int
     diffs: tuple[Difference, ...]
+    erased: tuple[str, ...] = ()
+    """Conversations not re-decided because their personal data was erased (an `erased`
+    event): what the inbounds said is gone, so they are verified by their hash chain alone
+    (`salesbot verify`). Not counted in `conversations`."""
     schema_version: int = REPLAY_SCHEMA_VERSION
     generator_version: str = GENERATOR
 

@@ -31,6 +31,7 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     DealMarked,
+    Erased,
     Event,
     EventEnvelope,
     FloodLimited,
@@ -696,6 +697,17 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return _explain_unanswered(event)
         case TicketRepinged() | TicketEscalated():
             return _explain_ladder(event)
+        case Erased():
+            idle = () if event.idle_ms is None else (f"idle for {event.idle_ms} ms",)
+            legacy = (
+                (f"{event.legacy_events} events stored before sealing keep their words",)
+                if event.legacy_events
+                else ()
+            )
+            return (
+                f"Personal data erased ({event.reason}) by {event.by}: its key was deleted",
+                (*idle, *legacy),
+            )
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
 

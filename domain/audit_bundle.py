@@ -5,7 +5,11 @@
     events.jsonl             the events, one per line, each exactly as stored (the bytes
                              its link hashes), in sequence order
     inbounds.jsonl           the raw inbounds as stored for replay (what arrived, when, the
-                             policy version it was decided under), by position
+                             policy version it was decided under), by position, with their
+                             sealed personal values opened (`[erased]` once erased)
+    opened.jsonl             for each event whose personal values the store sealed
+                             (`domain.personal`), `{"seq", "envelope"}`: the event with them
+                             opened, for replay (absent when none is sealed, or all erased)
     policies/<version>.json  the canonical text of every policy those name; the file name
                              is the text's SHA-256 (a policy's version is its content hash)
     schemas/…                the JSON Schemas of this release (`salesbot schema export`)
@@ -35,6 +39,7 @@ from domain import GENERATOR
 from domain.chain import CHAIN_RULE, GENESIS, ChainHead, Finding, Link, head_of, sha256_hex
 from domain.errors import DomainError
 from domain.model import Frozen
+from domain.personal import event_paths, split
 from domain.verification import (
     ConversationCheck,
     VerifyReport,
@@ -47,6 +52,7 @@ BUNDLE_SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
 INBOUNDS = "inbounds.jsonl"
+OPENED = "opened.jsonl"
 POLICIES = "policies/"
 SCHEMAS = "schemas/"
 
@@ -110,6 +116,13 @@ def bundle_files(
         EVENTS: jsonl([event.envelope for event in stored]),
         INBOUNDS: jsonl(inbounds),
     }
+    opened = [
+        json.dumps({"seq": event.seq, "envelope": event.opened}, ensure_ascii=False)
+        for event in stored
+        if event.opened is not None
+    ]
+    if opened:
+        files[OPENED] = jsonl(opened)
     for version, text in policies.items():
         files[policy_file(version)] = text.encode("utf-8")
     for name, text in schemas.items():
@@ -172,6 +185,7 @@ def verify_bundle(files: Mapping[str, bytes]) -> VerifyReport:
     conversation_id = manifest.conversation_id
     findings = _file_findings(files, manifest)
     stored = _stored_events(files.get(EVENTS, b""), manifest.chain.links)
+    stored, opened_findings = _with_opened(stored, files.get(OPENED, b""))
     inbounds = _inbound_rows(files.get(INBOUNDS, b""))
     texts = {
         version: files[policy_file(version)].decode("utf-8", errors="replace")
@@ -186,6 +200,8 @@ def verify_bundle(files: Mapping[str, bytes]) -> VerifyReport:
         version=len(manifest.chain.links),
         head=manifest.chain.head,
     )
+    if check.finding is None:  # an opened event that disagrees matters while the chain holds
+        findings.extend(opened_findings)
     return VerifyReport.of("bundle", [check], findings)
 
 
@@ -249,6 +265,56 @@ def _stored_events(data: bytes, links: Sequence[str | None]) -> list[Link]:
         chain_hash = links[index] if index < len(links) else None
         stored.append(Link(seq=seq, envelope=envelope, chain_hash=chain_hash))
     return stored
+
+
+def _with_opened(stored: list[Link], data: bytes) -> tuple[list[Link], list[Finding]]:
+    """The events with their opened form (`opened.jsonl`) attached for replay. An opened
+    event must be its stored event with the personal values put back: masked again it must
+    give the stored event exactly (the values themselves are only in the chained ciphertext,
+    which the bundle cannot open without the key)."""
+    opened: dict[int, str] = {}
+    for line in _lines(data):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if (
+            isinstance(row, dict)
+            and isinstance(row.get("seq"), int)
+            and isinstance(row.get("envelope"), str)
+        ):
+            opened[row["seq"]] = row["envelope"]
+    findings: list[Finding] = []
+    attached = []
+    for event in stored:
+        text = opened.get(event.seq)
+        if text is not None and not _masks_to(text, event.envelope):
+            findings.append(
+                Finding(
+                    problem="content hash mismatch",
+                    file=OPENED,
+                    detail=f"the opened event seq {event.seq} is not the stored event with "
+                    "its personal values put back",
+                )
+            )
+            text = None
+        attached.append(event.model_copy(update={"opened": text}))
+    return attached, findings
+
+
+def _masks_to(opened: str, stored: str) -> bool:
+    try:
+        plain, kept = json.loads(opened), json.loads(stored)
+    except ValueError:
+        return False
+    if not (isinstance(plain, dict) and isinstance(kept, dict)):
+        return False
+    kept.pop("sealed", None)
+    event = plain.get("event")
+    if not isinstance(event, dict):
+        return False
+    plain["event"] = split(event, event_paths(str(event.get("type"))))[0]
+    return bool(plain == kept)
 
 
 def _inbound_rows(data: bytes) -> list[dict[str, Any]]:

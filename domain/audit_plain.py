@@ -29,6 +29,7 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     DeliveryDeadLettered,
+    Erased,
     Event,
     EventEnvelope,
     FlowAdvanced,
@@ -350,8 +351,25 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return f"{event.by} corrected what the bot read: {what} is {words(event.value)}"
         case DeliveryDeadLettered():
             return f"A message could not be delivered: {event.reason}"
+        case Erased():
+            return _erased_line(event)
         case _:
             return None
+
+
+def _erased_line(event: Erased) -> str:
+    why = (
+        "at the prospect's request"
+        if event.reason == "request"
+        else "as the retention period ran out"
+    )
+    line = (
+        f"Personal data erased {why} by {event.by}: the prospect's words, the lead's details "
+        "and the credit score read [erased]; scores, readings and amounts remain"
+    )
+    if event.legacy_events:
+        line += f" ({event.legacy_events} events stored before sealing existed keep their words)"
+    return line
 
 
 def _reading_line(event: MessageRead) -> str:

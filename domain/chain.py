@@ -84,6 +84,9 @@ class Link(Frozen):
     seq: int
     envelope: str
     chain_hash: str | None
+    opened: str | None = None
+    """The event's JSON with its sealed personal values put back (`domain.personal`), for
+    replay; None when nothing of it is sealed (or its key is gone). Never hashed."""
 
 
 class ChainHead(Frozen):

@@ -625,6 +625,26 @@ class ReplyLanguageChosen(_Event):
     words: int
 
 
+class Erased(_Event):
+    """The prospect's personal data in this conversation was erased (issue 15, item 6):
+    the key its events and inbounds were sealed with was deleted (`domain.personal`), so
+    their text, the lead's details and the credit score now read `[erased]`. Nothing stored
+    was rewritten, so the hash chain still holds; this event is an ordinary link.
+
+    `by` is who erased it (the operator's name, or `salesbot` for retention); `reason`
+    `request` (the prospect asked) or `retention` (the policy's `[retention]
+    erase_after_days` ran out since the last activity). `legacy_events` counts the events
+    stored before sealing existed, which keep their text: the chain hashes their bytes
+    (README, "Personal data"). `idle_ms`: for retention, how long the conversation had been
+    idle."""
+
+    type: Literal["erased"] = "erased"
+    by: str
+    reason: Literal["request", "retention"]
+    legacy_events: int = 0
+    idle_ms: int | None = None
+
+
 class DeliveryDeadLettered(_Event):
     """A reply that will never be delivered, and why: on-call needs to see it."""
 
@@ -681,13 +701,21 @@ Event = Annotated[
     | TicketClaimRefused
     | TeamNotified
     | PursuitDecided
+    | Erased
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]
 
 
-class EventEnvelope(Frozen):
-    """An event as stored: where it belongs, when, under which policy, caused by what."""
+class EventEnvelope(Sparse):
+    """An event as stored: where it belongs, when, under which policy, caused by what.
+
+    `sealed` exists only in the stored JSON: the event's personal values, encrypted by the
+    store with the conversation's key (`domain.personal`, `storage.sealing`), while the
+    event itself holds placeholders there. An envelope read from the store has them put
+    back (or `[erased]`), and `sealed` None."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("sealed",)
 
     schema_version: int = EVENT_SCHEMA_VERSION
     generator: str = GENERATOR
@@ -697,3 +725,4 @@ class EventEnvelope(Frozen):
     policy_version: str
     delivery_id: str
     event: Event
+    sealed: str | None = None

@@ -37,6 +37,7 @@ from domain.objections import ObjectionConfig
 from domain.persona import Persona
 from domain.pursuit import PursuitConfig
 from domain.quotes import CatalogConfig, QuoteRules
+from domain.retention import RetentionConfig
 from domain.routing_config import RoutingConfig
 from domain.scoring import Band, ScoringConfig
 from domain.state import FLOOD_WINDOW_MESSAGES
@@ -161,6 +162,9 @@ class Policy(Frozen):
     routing: RoutingConfig | None = None
     """Who owns a conversation, and for how long their routed ticket is theirs alone
     (`domain.routing`); without it, nobody owns one, as before."""
+    retention: RetentionConfig | None = None
+    """How long prospects' personal data is kept after a conversation's last activity
+    (`domain.retention`); without it, it is kept until erased on request, as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -231,10 +235,11 @@ class Policy(Frozen):
             "handoff",
             "pursuit",
             "routing",
+            "retention",
         ):
             if getattr(self, key) is None:
                 # And for a policy from before meetings and team posts, `[dialog]` and
-                # `[competitors]`, `[handoff]`, `[pursuit]` or `[routing]`.
+                # `[competitors]`, `[handoff]`, `[pursuit]`, `[routing]` or `[retention]`.
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -272,12 +277,22 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
-    for key in ("meetings", "team_posts", "dialog", "competitors", "handoff", "pursuit", "routing"):
+    for key in (
+        "meetings",
+        "team_posts",
+        "dialog",
+        "competitors",
+        "handoff",
+        "pursuit",
+        "routing",
+        "retention",
+    ):
         if data.get(key) is False:
             # `meetings = false`, `team_posts = false`, `dialog = false`,
-            # `competitors = false`, `handoff = false`, `pursuit = false`, `routing = false`:
-            # a policy extending the default without booking links, team posts, the dialog's
-            # closes, the handoff desk, pursuit by urgency or owners.
+            # `competitors = false`, `handoff = false`, `pursuit = false`, `routing = false`,
+            # `retention = false`: a policy extending the default without booking links,
+            # team posts, the dialog's closes, the handoff desk, pursuit by urgency, owners
+            # or erasure by time.
             del data[key]
     try:
         return Policy.model_validate(data)

@@ -25,6 +25,7 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     DeliveryDeadLettered,
+    Erased,
     EventEnvelope,
     FloodLimited,
     FlowAdvanced,
@@ -426,6 +427,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | TicketClaimRefused()
             | KnowledgeAnswered()
             | KnowledgeUnanswered()
+            | Erased()
         ):
             pass
     return state.model_copy(update=update)

@@ -156,7 +156,8 @@ def _replay(
     events: list[EventEnvelope] = []
     for event in stored:
         try:
-            events.append(EventEnvelope.model_validate_json(event.envelope))
+            # Sealed personal values (`domain.personal`) are replayed as opened by the store.
+            events.append(EventEnvelope.model_validate_json(event.opened or event.envelope))
         except ValidationError as exc:
             return unreadable(
                 f"the stored event does not read as an event ({first_error(exc)})", event.seq

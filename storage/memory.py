@@ -16,6 +16,8 @@ from typing import Any, Self
 from domain import GENERATOR
 from domain.chain import GENESIS, Link, link
 from domain.events import EventEnvelope
+from domain.personal import erased, paths_of_inbound
+from storage import sealing
 from storage._rules import (
     ClaimTicket,
     OpenTicket,
@@ -68,6 +70,8 @@ class MemoryStore:
         self._projection = Projection()
         self._answers: dict[str, PendingAnswer] = {}  # insertion order is commit order
         self._timers: dict[str, tuple[int | None, int]] = {}  # id -> (due_at_ms, version)
+        self._keys: dict[str, dict[int, bytes]] = {}
+        """Each conversation's live keys by id (`storage.sealing`), as `conversation_keys`."""
         self._closed = False
 
     def _check_open(self) -> None:
@@ -84,12 +88,25 @@ class MemoryStore:
             chain = self._chains.setdefault(conversation_id, [])
             previous: str | None = chain[-1].chain_hash if chain else GENESIS
             for envelope in events:
-                text = envelope.model_dump_json()  # the bytes SQLite would store
+                text = self._sealed(envelope) or envelope.model_dump_json()  # as SQLite stores
                 previous = None if previous is None else link(previous, text)
                 chain.append(Link(seq=envelope.seq, envelope=text, chain_hash=previous))
             self._streams.setdefault(conversation_id, []).extend(events)
             self._log.extend(events)
             self._projection.apply(conversation_id, events)
+
+    def _key(self, conversation_id: str, version: int) -> tuple[int, bytes]:
+        keys = self._keys.setdefault(conversation_id, {})
+        if not keys:
+            keys[version] = sealing.new_key()
+        key_id = max(keys)
+        return key_id, keys[key_id]
+
+    def _sealed(self, envelope: EventEnvelope) -> str | None:
+        if not sealing.has_personal_event(envelope):
+            return None
+        key_id, key = self._key(envelope.conversation_id, envelope.seq)
+        return sealing.seal_event(envelope, key_id, key)
 
     async def append(
         self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
@@ -108,7 +125,11 @@ class MemoryStore:
 
     async def stored_events(self, conversation_id: str) -> list[Link]:
         self._check_open()
-        return list(self._chains.get(conversation_id, ()))
+        keys = self._keys.get(conversation_id, {})
+        return [
+            stored.model_copy(update={"opened": sealing.opened_json(stored.envelope, keys)})
+            for stored in self._chains.get(conversation_id, ())
+        ]
 
     async def version(self, conversation_id: str) -> int:
         self._check_open()
@@ -146,6 +167,8 @@ class MemoryStore:
         # Everything is validated: from here on nothing can fail half-way.
         self._append(conversation_id, commit.events)
         self._deliveries[commit.delivery_id] = commit.received_at_ms
+        if inbound is not None and sealing.has_personal_inbound(inbound):
+            self._key(conversation_id, self._version(conversation_id))  # as SQLite: keyed
         if inbound is not None:
             stream = self._inbounds.setdefault(conversation_id, [])
             stored = StoredInbound(
@@ -589,6 +612,59 @@ class MemoryStore:
         return True
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    # -- erasure ------------------------------------------------------------------------
+
+    async def erase(self, conversation_id: str, expected_version: int, event: EventEnvelope) -> int:
+        self._check_open()
+        check_events(conversation_id, expected_version, (event,))
+        actual = self._version(conversation_id)
+        if actual != expected_version:
+            raise ConcurrencyError(conversation_id, expected_version, actual)
+        # What SQLite reads once the key is deleted: the stored (sealed) JSON opened
+        # without it; the inbounds and outbox payloads redacted as it redacts them.
+        self._keys.pop(conversation_id, None)
+        opened = [
+            sealing.open_event(stored.envelope, {})
+            for stored in self._chains.get(conversation_id, ())
+        ]
+        self._streams[conversation_id] = opened
+        by_seq = {envelope.seq: envelope for envelope in opened}
+        self._log = [
+            by_seq[env.seq] if env.conversation_id == conversation_id else env for env in self._log
+        ]
+        redacted = {
+            stored.delivery_id: stored.model_copy(
+                update={"inbound": erased(stored.inbound, paths_of_inbound(stored.inbound))}
+            )
+            for stored in self._inbounds.get(conversation_id, ())
+        }
+        self._inbounds[conversation_id] = list(redacted.values())
+        self._inbound_log = [redacted.get(s.delivery_id, s) for s in self._inbound_log]
+        for key, item in self._outbox.items():
+            if item.conversation_id != conversation_id:
+                continue
+            changes: dict[str, Any] = {"payload": sealing.redacted_payload(item.payload)}
+            if item.status in _UNSENT:
+                changes.update(
+                    status="dead",
+                    last_error="erased before it was sent",
+                    lease_until_ms=None,
+                    lease_owner=None,
+                )
+            self._outbox[key] = item.model_copy(update=changes)
+        self._append(conversation_id, (event,))
+        return self._version(conversation_id)
+
+    async def idle_conversations(self, before_ms: int, limit: int) -> list[str]:
+        self._check_open()
+        check_limit(limit)
+        idle = sorted(
+            (events[-1].at_ms, conversation_id)
+            for conversation_id, events in self._streams.items()
+            if events and events[-1].at_ms < before_ms and events[-1].event.type != "erased"
+        )
+        return [conversation_id for _, conversation_id in idle[:limit]]
 
     async def close(self) -> None:
         self._closed = True

@@ -545,6 +545,24 @@ class Timers(Protocol):
         ...
 
 
+class Erasure(Protocol):
+    """Erasing a conversation's personal data (`storage.sealing`, `domain.personal`) and
+    finding the conversations the policy's retention erases."""
+
+    async def erase(self, conversation_id: str, expected_version: int, event: EventEnvelope) -> int:
+        """In one transaction: delete the conversation's key (its sealed events and inbounds
+        then read `[erased]`), redact its copies outside the hash chain (inbounds stored
+        before sealing existed, outbox payloads; replies not yet sent are dead-lettered,
+        never sent), and append `event` (its `erased` event) at `expected_version` + 1.
+        Returns the new version; `ConcurrencyError` when the stream moved on."""
+        ...
+
+    async def idle_conversations(self, before_ms: int, limit: int) -> list[str]:
+        """Up to `limit` conversation ids whose last event is before `before_ms` and is not an
+        erasure, least recently active first (ties by id)."""
+        ...
+
+
 class Store(
     EventStore,
     DeliveryLog,
@@ -556,6 +574,7 @@ class Store(
     ProjectionStore,
     DeferredAnswers,
     Timers,
+    Erasure,
     Protocol,
 ):
     """Everything the runtime persists, with one atomic write for a handled inbound."""

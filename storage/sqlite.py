@@ -46,6 +46,9 @@ import aiosqlite
 from domain import GENERATOR
 from domain.chain import GENESIS, Link, link
 from domain.events import EventEnvelope
+from domain.personal import erased as erased_record
+from domain.personal import paths_of_inbound
+from storage import sealing
 from storage._rules import (
     ClaimTicket,
     OpenTicket,
@@ -115,6 +118,14 @@ _TICKET_COLUMNS = (
 _INBOUND_COLUMNS = (
     "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator"
 )
+_INBOUND_KEYED = (
+    "i.conversation_id, i.position, i.delivery_id, i.received_at_ms, i.policy_version, "
+    "i.inbound, i.generator, (SELECT json_group_object(k.key_id, hex(k.key)) "
+    "FROM conversation_keys AS k WHERE k.conversation_id = i.conversation_id) "
+    "FROM inbounds AS i"
+)
+"""A stored inbound's columns and its conversation's keys (to open what is sealed), as a
+JSON object of key id → hex."""
 
 # Claims walk the partial index `outbox_unsent (channel, id)`: each channel's first unsent
 # item, then at most `per_channel` unsent items of each channel in order. One query with a
@@ -334,19 +345,36 @@ class SqliteStore:
 
         return await self._write(run)
 
+    async def _keys(self, conversation_id: str) -> dict[int, bytes]:
+        rows = await self._fetch(
+            "SELECT key_id, key FROM conversation_keys WHERE conversation_id = ?",
+            (conversation_id,),
+        )
+        return {int(key_id): bytes(key) for key_id, key in rows}
+
     async def load(self, conversation_id: str) -> list[EventEnvelope]:
         rows = await self._fetch(
             "SELECT envelope FROM events WHERE conversation_id = ? ORDER BY seq",
             (conversation_id,),
         )
-        return [EventEnvelope.model_validate_json(row[0]) for row in rows]
+        keys = await self._keys(conversation_id) if rows else {}
+        return [sealing.open_event(row[0], keys) for row in rows]
 
     async def stored_events(self, conversation_id: str) -> list[Link]:
         rows = await self._fetch(
             "SELECT seq, envelope, chain_hash FROM events WHERE conversation_id = ? ORDER BY seq",
             (conversation_id,),
         )
-        return [Link(seq=seq, envelope=envelope, chain_hash=chain) for seq, envelope, chain in rows]
+        keys = await self._keys(conversation_id) if rows else {}
+        return [
+            Link(
+                seq=seq,
+                envelope=envelope,
+                chain_hash=chain,
+                opened=sealing.opened_json(envelope, keys),
+            )
+            for seq, envelope, chain in rows
+        ]
 
     async def version(self, conversation_id: str) -> int:
         rows = await self._fetch(
@@ -359,12 +387,15 @@ class SqliteStore:
         after = 0
         while True:
             rows = await self._fetch(
-                "SELECT position, envelope FROM events WHERE position > ? "
+                "SELECT position, envelope, conversation_id FROM events WHERE position > ? "
                 "ORDER BY position LIMIT ?",
                 (after, _PAGE),
             )
+            keys: dict[str, dict[int, bytes]] = {}
             for row in rows:
-                yield EventEnvelope.model_validate_json(row[1])
+                if row[2] not in keys and '"sealed":' in row[1]:
+                    keys[row[2]] = await self._keys(row[2])
+                yield sealing.open_event(row[1], keys.get(row[2], {}))
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]
@@ -381,7 +412,7 @@ class SqliteStore:
         conversation_id = commit.conversation_id
         check_events(conversation_id, commit.expected_version, commit.events)
         event_rows = _event_rows(commit.events)
-        inbound_json = None if commit.inbound is None else dumps(commit.inbound)
+        inbound = commit.inbound
         outbox_rows = [_outbox_row(item) for item in commit.outbox]
         answer_rows = [_answer_row(answer) for answer in commit.answers]
         changes = ticket_changes(commit)
@@ -400,6 +431,17 @@ class SqliteStore:
             if version != commit.expected_version:
                 raise ConcurrencyError(conversation_id, commit.expected_version, version)
             version = _append_rows(conn, conversation_id, version, commit.events, event_rows)
+            inbound_json = None
+            if inbound is not None:
+                if sealing.has_personal_inbound(inbound):
+                    key_id, key = _conversation_key(
+                        conn, conversation_id, version, commit.received_at_ms
+                    )
+                    inbound_json = dumps(
+                        sealing.seal_inbound(inbound, key_id, key, conversation_id)
+                    )
+                else:
+                    inbound_json = dumps(inbound)
             conn.execute(
                 "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
                 "committed_version) VALUES (?, ?, ?, ?)",
@@ -441,14 +483,12 @@ class SqliteStore:
         return {row[0] for row in rows}
 
     async def inbound(self, delivery_id: str) -> StoredInbound | None:
-        rows = await self._fetch(
-            f"SELECT {_INBOUND_COLUMNS} FROM inbounds WHERE delivery_id = ?", (delivery_id,)
-        )
+        rows = await self._fetch(f"SELECT {_INBOUND_KEYED} WHERE i.delivery_id = ?", (delivery_id,))
         return _stored_inbound(rows[0]) if rows else None
 
     async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
         rows = await self._fetch(
-            f"SELECT {_INBOUND_COLUMNS} FROM inbounds WHERE conversation_id = ? ORDER BY position",
+            f"SELECT {_INBOUND_KEYED} WHERE i.conversation_id = ? ORDER BY i.position",
             (conversation_id,),
         )
         return [_stored_inbound(row) for row in rows]
@@ -457,7 +497,7 @@ class SqliteStore:
         after = 0
         while True:
             rows = await self._fetch(
-                f"SELECT id, {_INBOUND_COLUMNS} FROM inbounds WHERE id > ? ORDER BY id LIMIT ?",
+                f"SELECT i.id, {_INBOUND_KEYED} WHERE i.id > ? ORDER BY i.id LIMIT ?",
                 (after, _PAGE),
             )
             for row in rows:
@@ -854,6 +894,48 @@ class SqliteStore:
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    # -- erasure ------------------------------------------------------------------------
+
+    async def erase(self, conversation_id: str, expected_version: int, event: EventEnvelope) -> int:
+        check_events(conversation_id, expected_version, (event,))
+        rows = _event_rows((event,))
+
+        def run(conn: Conn) -> int:
+            (actual,) = _one(
+                conn,
+                "SELECT (SELECT version FROM streams WHERE conversation_id = ?)",
+                (conversation_id,),
+            )
+            if (actual or 0) != expected_version:
+                raise ConcurrencyError(conversation_id, expected_version, actual or 0)
+            conn.execute(
+                "DELETE FROM conversation_keys WHERE conversation_id = ?", (conversation_id,)
+            )
+            _redact_copies(conn, conversation_id)
+            return _append_rows(conn, conversation_id, expected_version, (event,), rows)
+
+        version = await self._write(run)
+        # The key's old page may still sit in the write-ahead log: fold the log into the
+        # file (where `secure_delete` zeroed it) and truncate it. Best effort: a reader
+        # holding an old snapshot only delays it to the next checkpoint.
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(sqlite3.Error):
+            await loop.run_in_executor(
+                self._executor, self._writer.execute, "PRAGMA wal_checkpoint(TRUNCATE)"
+            )
+        return version
+
+    async def idle_conversations(self, before_ms: int, limit: int) -> list[str]:
+        check_limit(limit)
+        rows = await self._fetch(
+            "SELECT s.conversation_id FROM streams AS s "
+            "JOIN events AS e ON e.conversation_id = s.conversation_id AND e.seq = s.version "
+            "WHERE s.updated_at_ms < ? AND e.type != 'erased' "
+            "ORDER BY s.updated_at_ms, s.conversation_id LIMIT ?",
+            (before_ms, limit),
+        )
+        return [row[0] for row in rows]
+
     async def close(self) -> None:
         """Let the writer finish every job already queued, then close both connections."""
         if not self._closing:
@@ -931,6 +1013,8 @@ def _prepare_writer(conn: Conn, path: Path, *, verify: bool) -> None:
             raise StorageError(f"{path} cannot use write-ahead logging (journal mode {mode}).")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # A deleted row (an erased conversation's key) is overwritten, not left in free pages.
+        conn.execute("PRAGMA secure_delete = ON")
         if verify and found:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
@@ -1076,10 +1160,81 @@ def _append_rows(
     conn.executemany(
         "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
         "envelope, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        _linked(conn, conversation_id, version, rows),
+        _linked(conn, conversation_id, version, _sealed_rows(conn, conversation_id, events, rows)),
     )
     apply_events(conn, conversation_id, events)  # the projections, in the same transaction
     return new_version
+
+
+def _redact_copies(conn: Conn, conversation_id: str) -> None:
+    """An erased conversation's copies outside the hash chain, rewritten in place (these
+    bytes are not linked, so rewriting them breaks nothing): inbounds stored before sealing
+    existed read `[erased]` where their personal values were; every outbox payload has its
+    words redacted, and a reply not yet sent is dead-lettered instead of being sent."""
+    legacy = conn.execute(
+        "SELECT id, inbound FROM inbounds WHERE conversation_id = ?", (conversation_id,)
+    ).fetchall()
+    updates = []
+    for row_id, text in legacy:
+        data = json.loads(text)
+        if isinstance(data, dict) and sealing.SEALED_FIELD not in data:
+            redacted = erased_record(data, paths_of_inbound(data))
+            updates.append((dumps(redacted), row_id))
+    conn.executemany("UPDATE inbounds SET inbound = ? WHERE id = ?", updates)
+    payloads = conn.execute(
+        "SELECT id, payload FROM outbox WHERE conversation_id = ?", (conversation_id,)
+    ).fetchall()
+    conn.executemany(
+        "UPDATE outbox SET payload = ? WHERE id = ?",
+        [(dumps(sealing.redacted_payload(json.loads(text))), row_id) for row_id, text in payloads],
+    )
+    conn.execute(
+        "UPDATE outbox SET status = 'dead', last_error = 'erased before it was sent', "
+        "lease_owner = NULL, lease_until_ms = NULL "
+        "WHERE conversation_id = ? AND status IN ('pending', 'in_flight')",
+        (conversation_id,),
+    )
+
+
+def _conversation_key(
+    conn: Conn, conversation_id: str, version: int, at_ms: int
+) -> tuple[int, bytes]:
+    """The key (and its id) the conversation's personal data is sealed with, created with
+    its first sealed value at stream `version` (again after an erasure, under a new id:
+    what arrives later is sealed with a new key)."""
+    found = _one(
+        conn,
+        "SELECT key_id, key FROM conversation_keys WHERE conversation_id = ? "
+        "ORDER BY key_id DESC LIMIT 1",
+        (conversation_id,),
+    )
+    if found is not None:
+        return int(found[0]), bytes(found[1])
+    key = sealing.new_key()
+    conn.execute(
+        "INSERT INTO conversation_keys (conversation_id, key_id, key, created_at_ms) "
+        "VALUES (?, ?, ?, ?)",
+        (conversation_id, version, key, at_ms),
+    )
+    return version, key
+
+
+def _sealed_rows(
+    conn: Conn,
+    conversation_id: str,
+    events: Sequence[EventEnvelope],
+    rows: list[tuple[object, ...]],
+) -> list[tuple[object, ...]]:
+    """`rows` with the JSON of each event holding personal data replaced by its sealed form
+    (`storage.sealing`), under the conversation's key."""
+    if not any(sealing.has_personal_event(env) for env in events):
+        return rows
+    key_id, key = _conversation_key(conn, conversation_id, events[0].seq, events[0].at_ms)
+    sealed_rows = []
+    for env, row in zip(events, rows, strict=True):
+        text = sealing.seal_event(env, key_id, key) if sealing.has_personal_event(env) else None
+        sealed_rows.append(row if text is None else (*row[:6], text))
+    return sealed_rows
 
 
 def _linked(
@@ -1240,14 +1395,24 @@ def _ticket_row(row: Sequence[Any]) -> TicketRow:
 
 
 def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
-    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator = row
+    (
+        conversation_id,
+        position,
+        delivery_id,
+        received_at_ms,
+        policy_version,
+        inbound,
+        generator,
+        key_json,
+    ) = row
+    keys = {int(k): bytes.fromhex(v) for k, v in json.loads(key_json or "{}").items()}
     return StoredInbound(
         conversation_id=conversation_id,
         position=position,
         delivery_id=delivery_id,
         received_at_ms=received_at_ms,
         policy_version=policy_version,
-        inbound=json.loads(inbound),
+        inbound=sealing.open_inbound(json.loads(inbound), keys, conversation_id),
         generator_version=generator,
     )
 

@@ -10,7 +10,8 @@ SQLite file is refused instead of being migrated.
 
 Each event row carries `chain_hash`, its link in its conversation's hash chain
 (`domain.chain`), written in the transaction that appends it (migration 7 linked the events
-stored before).
+stored before). An event's personal values are sealed with its conversation's key
+(`conversation_keys`, migration 9; `storage.sealing`).
 
 Tables are STRICT (a wrong type is an error, not a silent conversion); times are integer
 epoch milliseconds; UNIQUE constraints carry the idempotency rules: one event per
@@ -281,6 +282,26 @@ _V_TIMERS = _statements(
     "SELECT conversation_id, 0, version FROM streams",
 )
 
+_V_CONVERSATION_KEYS = _statements(
+    # The key each conversation's personal data is sealed with (`storage.sealing`): created
+    # with the conversation's first sealed event or inbound (its id: the stream version then;
+    # a conversation written to after an erasure gets a new one), deleted to erase it (crypto-
+    # shredding; the store writes with `secure_delete` on, so the deleted key is overwritten,
+    # and checkpoints the WAL after an erasure). Conversations stored before have no key:
+    # their events stay as stored (README, "Personal data").
+    """
+    CREATE TABLE conversation_keys (
+        conversation_id TEXT    NOT NULL,
+        key_id          INTEGER NOT NULL CHECK (key_id >= 0),
+        key             BLOB    NOT NULL CHECK (length(key) = 32),
+        created_at_ms   INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, key_id)
+    ) STRICT
+    """,
+    # Retention (`[retention] erase_after_days`) looks for conversations idle since a time.
+    "CREATE INDEX streams_by_activity ON streams (updated_at_ms)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _V2,
@@ -290,6 +311,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_ARTIFACT_VERSIONS,
     _V_EVENT_CHAIN,
     _V_TIMERS,
+    _V_CONVERSATION_KEYS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -44,6 +44,7 @@ def test_replay_under_the_recorded_policies_finds_no_differences(seeded: str) ->
         "inbounds": 4,
         "differences": 0,
         "diffs": [],
+        "erased": [],
         "schema_version": 1,
         "generator_version": GENERATOR,
     }

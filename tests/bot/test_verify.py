@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from domain.chain import link
 from tests.bot.seeded_store import LEAD, VISITOR, edit_event, event_of, rows, seed
 from tests.support.schemas import assert_valid
 
@@ -140,49 +139,9 @@ def test_an_inbound_edited_by_hand_is_a_replay_difference(db: Path) -> None:
 def test_an_erasure_is_a_valid_link_and_its_conversation_is_verified_by_its_chain(
     db: Path,
 ) -> None:
-    # Erasure (issue 15, item 6) is not built yet; its event, appended and linked as the
-    # store links every event, must verify. Its fields here are invented on purpose.
-    (last, previous) = rows(
-        db,
-        "SELECT seq, chain_hash FROM events WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1",
-        (VISITOR,),
-    )[0]
-    erased = json.dumps(
-        {
-            "schema_version": 1,
-            "generator": "salesbot/9.9.9",
-            "conversation_id": VISITOR,
-            "seq": last + 1,
-            "at_ms": 1_800_000_000_000,
-            "policy_version": "0" * 64,
-            "delivery_id": "erase-1",
-            "event": {"schema_version": 1, "type": "erased", "prospect": "P", "fields": ["text"]},
-        },
-        separators=(",", ":"),
-    )
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, "
-            "delivery_id, envelope, chain_hash) VALUES (?, ?, ?, ?, 'erased', ?, ?, ?)",
-            (
-                VISITOR,
-                last + 1,
-                1_800_000_000_000,
-                "0" * 64,
-                "erase-1",
-                erased,
-                link(previous, erased),
-            ),
-        )
-        conn.execute(
-            "UPDATE streams SET version = ? WHERE conversation_id = ?", (last + 1, VISITOR)
-        )
-        # What the erasure removes: the inbound's text (so it can no longer be replayed).
-        conn.execute(
-            "UPDATE inbounds SET inbound = json_set(inbound, '$.text', '[erased]') "
-            "WHERE conversation_id = ?",
-            (VISITOR,),
-        )
+    (last,) = rows(db, "SELECT version FROM streams WHERE conversation_id = ?", (VISITOR,))[0]
+    code, out, _ = run("erase", VISITOR, "--by", "dpo@example.org")
+    assert code == 0, out
     code, out, _ = run("verify")
     assert code == 0, out
     assert out.rstrip().endswith("; 1 conversation with an erasure, by chain only")

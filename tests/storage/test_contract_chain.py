@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 
 import pytest
 
@@ -39,9 +40,19 @@ async def test_every_appended_event_is_linked_to_the_one_before_over_its_stored_
     stored = await store.stored_events("conv-1")
     events = [*first.events, *second.events]
     assert [link.seq for link in stored] == list(range(1, len(events) + 1))
-    # The stored JSON is the event's own serialisation, and reads back as the event.
-    assert [link.envelope for link in stored] == [env.model_dump_json() for env in events]
-    assert [EventEnvelope.model_validate_json(link.envelope) for link in stored] == events
+    # The stored JSON is the event's own serialisation — with its personal values sealed
+    # (`storage.sealing`): those read "[sealed]" there, and the store's reading gives them
+    # back, as `opened` does for replay.
+    for env, kept in zip(events, stored, strict=True):
+        if kept.opened is None:
+            assert kept.envelope == env.model_dump_json()
+        else:
+            assert json.loads(kept.envelope)["sealed"].startswith("k")
+            assert "[sealed]" in kept.envelope
+            assert kept.opened == env.model_dump_json()
+        assert EventEnvelope.model_validate_json(kept.envelope).seq == env.seq
+    assert any(kept.opened is not None for kept in stored)
+    assert await store.load("conv-1") == events
     assert [link.chain_hash for link in stored] == expected_links(
         [link.envelope for link in stored]
     )

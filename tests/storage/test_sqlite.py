@@ -17,6 +17,7 @@ from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 from tests.storage.builders import NOW, Script, handoff_script, lead, message, opened_ticket
 
 TABLES = {
+    "conversation_keys",
     "streams",
     "events",
     "deliveries",

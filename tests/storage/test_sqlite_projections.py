@@ -120,6 +120,8 @@ def _drop_later_migrations(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
     conn.execute("ALTER TABLE events DROP COLUMN chain_hash")
     conn.execute("DROP TABLE timers")
+    conn.execute("DROP TABLE conversation_keys")
+    conn.execute("DROP INDEX streams_by_activity")
 
 
 def downgrade_to_before_projections(path: Path) -> None:

@@ -1,0 +1,225 @@
+"""Which parts of a stored event or inbound are a prospect's personal data, and how they are
+taken out and put back: what makes a conversation erasable (issue 15, item 6).
+
+The store keeps every event and inbound in two parts (`storage.sealing`):
+
+* the *masked* JSON — the record with every personal value below replaced by a
+  placeholder (`SEALED` for a string, `null` for the credit score) — which is what the hash
+  chain links (`domain.chain`), and
+* the personal values themselves, `{path: value}`, encrypted with the conversation's key
+  and kept inside the same stored JSON (the envelope's `sealed`), so the chain covers the
+  ciphertext too.
+
+Deleting the key erases the personal values everywhere at once without changing one
+stored byte: the chain still holds, and reading the conversation gives `ERASED` where the
+text was. What is *not* personal data here, and stays after an erasure: ids, times, the
+flow, the reader's features and readings (counts, bands, scores, signals), every quote
+figure in cents, the lead's source and company size, ticket reasons, policy versions and
+hashes (see `PATHS`).
+
+A path is a tuple of keys into the JSON object; `MASK_ALL` at the end masks every string
+inside the value found there (lists and objects included; keys, numbers and booleans stay),
+so a dict of the prospect's words by placeholder keeps its keys. Pure data: no I/O, no
+cryptography (that is the store's).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from domain.chain import Link
+
+SEALED: Final = "[sealed]"
+"""What a personal string reads as in the stored (masked) JSON."""
+ERASED: Final = "[erased]"
+"""What a personal string reads as once its key is deleted."""
+MASK_ALL: Final = "*"
+"""The last step of a path that masks every string inside the value (keys stay)."""
+
+Path = tuple[str, ...]
+
+_LEAD: tuple[Path, ...] = (
+    ("name",),
+    ("company",),
+    ("email",),
+    ("message",),
+    ("credit_score",),
+    ("external_id",),
+    ("reply_url",),
+)
+"""A lead's personal data (`domain.inbound.LeadDetails`); its source and company size stay."""
+
+EVENT_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
+    "conversation_started": tuple(("lead", *path) for path in _LEAD),
+    "prospect_message_received": (("text",),),
+    "rep_message_recorded": (("text",),),
+    "bot_replied": (("text",), ("echoed", MASK_ALL)),
+    "lead_scored": (("score", "evidence", MASK_ALL), ("score", "negated", MASK_ALL)),
+    "message_read": (("evidence", MASK_ALL), ("entities", MASK_ALL)),
+    "narrative_assessed": (("audit", "credit"), ("audit", "reason")),
+    "ticket_opened": (("summary",),),
+    "ticket_resolved": (("note",),),
+    "deal_marked": (("note",),),
+    "prospect_left": (("words", MASK_ALL),),
+    "meeting_requested": (("when",),),
+    "team_notified": (("text",),),
+}
+"""Per event type, the personal values of its `event` object. The prospect's words, what
+the bot echoed of them, the lead's details, the credit score (and the narrative's reason,
+which names it), and the notes and posts that quote them."""
+
+INBOUND_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
+    "message": (("text",), ("actor", "name")),
+    "lead": (*(("lead", *path) for path in _LEAD), ("actor", "name")),
+    "command": (("args",), ("actor", "name")),
+    "button": (("note",), ("actor", "name")),
+}
+"""Per inbound kind, the personal values of a stored inbound (`domain.inbound`): what the
+prospect wrote, a lead's details, a command's words (`/lead` takes pasted text), a button's
+note, and the name the platform gave the person."""
+
+_NULLED: Final = frozenset({"credit_score", "credit"})
+"""Personal numbers: masked as null (an unknown credit score), never as a string."""
+
+
+def legacy_events(stored: Iterable[Link]) -> int:
+    """The stored events with personal values in clear: written before sealing existed (or
+    by a store that does not seal). An erasure cannot remove their words without changing
+    the bytes the hash chain links, so they keep them (README, "Personal data")."""
+    count = 0
+    for event in stored:
+        if '"sealed":' in event.envelope:
+            continue
+        data = _json_object(event.envelope)
+        if data is None:
+            continue
+        kind = data["event"].get("type")
+        if isinstance(kind, str) and split(data["event"], event_paths(kind))[1]:
+            count += 1
+    return count
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("event"), dict) else None
+
+
+def event_paths(event_type: str) -> tuple[Path, ...]:
+    return EVENT_PATHS.get(event_type, ())
+
+
+PERSONAL_COMMANDS: Final = frozenset({"lead"})
+"""Commands whose words are a prospect's (`lead` scores pasted text); the others' words are
+the team's (a quote's terms, an id to audit) and stay readable for replay."""
+
+
+def inbound_paths(kind: str, command: str | None = None) -> tuple[Path, ...]:
+    """The personal paths of a stored inbound of `kind` (for a command, which `command`)."""
+    paths = INBOUND_PATHS.get(kind, ())
+    if kind == "command" and command not in PERSONAL_COMMANDS:
+        paths = tuple(path for path in paths if path != ("args",))
+    return paths
+
+
+def paths_of_inbound(data: Mapping[str, Any]) -> tuple[Path, ...]:
+    """`inbound_paths` for a stored inbound's JSON object."""
+    command = data.get("command")
+    return inbound_paths(str(data.get("kind", "")), command if isinstance(command, str) else None)
+
+
+def split(
+    data: Mapping[str, Any], paths: tuple[Path, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`data` masked (a deep copy: every value at `paths` replaced by its placeholder) and
+    the personal values taken out, by path key (`key_of`). A path absent from `data`, or
+    holding null or an empty string, takes nothing out."""
+    masked = copy.deepcopy(dict(data))
+    taken: dict[str, Any] = {}
+    for path in paths:
+        parent, last = _parent(masked, path)
+        if parent is None or last not in parent:
+            continue
+        value = parent[last]
+        if value is None or value == "" or value == {} or value == []:
+            continue
+        taken[key_of(path)] = value
+        parent[last] = _placeholder(value, path, SEALED)
+    return masked, taken
+
+
+def join(masked: Mapping[str, Any], taken: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The record again from its masked form and its personal values; with `taken` None
+    (the key is gone), every placeholder reads `ERASED` instead."""
+    data = copy.deepcopy(dict(masked))
+    return _fill(data, taken, ERASED)
+
+
+def erased(masked: Mapping[str, Any], paths: tuple[Path, ...]) -> dict[str, Any]:
+    """A record written before sealing existed, read as erased: every personal value at
+    `paths` replaced by `ERASED` (for copies outside the chain, such as a stored inbound)."""
+    data = copy.deepcopy(dict(masked))
+    for path in paths:
+        parent, last = _parent(data, path)
+        if parent is None or last not in parent or parent[last] in (None, "", {}, []):
+            continue
+        parent[last] = _placeholder(parent[last], path, ERASED)
+    return data
+
+
+def key_of(path: Path) -> str:
+    return "/".join(path)
+
+
+def _fill(data: dict[str, Any], taken: Mapping[str, Any] | None, mark: str) -> dict[str, Any]:
+    if taken is not None:
+        for key, value in taken.items():
+            path = tuple(key.split("/"))
+            parent, last = _parent(data, path)
+            if parent is not None:
+                parent[last] = copy.deepcopy(value)
+        return data
+    replaced: dict[str, Any] = _replace_strings(data, SEALED, mark)
+    return replaced
+
+
+def _replace_strings(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return new if value == old else value
+    if isinstance(value, list):
+        return [_replace_strings(item, old, new) for item in value]
+    if isinstance(value, dict):
+        return {key: _replace_strings(item, old, new) for key, item in value.items()}
+    return value
+
+
+def _parent(data: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, str]:
+    """The object holding the path's value and its key (the path without `MASK_ALL`)."""
+    steps = path[:-1] if path[-1] == MASK_ALL else path
+    node: Any = data
+    for step in steps[:-1]:
+        node = node.get(step) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), steps[-1]
+
+
+def _placeholder(value: Any, path: Path, mark: str) -> Any:
+    if path[-1] == MASK_ALL:
+        return _mask_strings(value, mark)
+    if path[-1] in _NULLED or not isinstance(value, str):
+        return None if path[-1] in _NULLED else _mask_strings(value, mark)
+    return mark
+
+
+def _mask_strings(value: Any, mark: str) -> Any:
+    if isinstance(value, str):
+        return mark
+    if isinstance(value, list):
+        return [_mask_strings(item, mark) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_strings(item, mark) for key, item in value.items()}
+    return value

@@ -1,0 +1,187 @@
+"""Sealing personal data with a key per conversation, so deleting the key erases it.
+
+What is personal is the domain's rule (`domain.personal`); this module does the
+cryptography. Every store seals the same way (the memory store too, so the contract suite
+checks both):
+
+* an event with personal values is stored as its envelope with those values masked and
+  `sealed` = "k<key id>:" + base64(nonce ‖ AES-256-GCM(key, nonce, JSON of the values,
+  aad)); an event without any is stored exactly as before (no `sealed`);
+* a stored inbound likewise, with `sealed` beside its fields.
+
+The associated data binds each ciphertext to where it is stored (the conversation and the
+event's seq, or the inbound's delivery id): a sealed value moved to another event does not
+open. A conversation's key has an id (the stream version it was created at): after an
+erasure, what the prospect sends next is sealed with a new key, and the old values stay
+unreadable. The hash chain (`domain.chain`) links the stored JSON, ciphertext included, so an
+erasure (the key deleted) changes no stored byte and no link.
+
+Why AES-GCM from `cryptography` (pinned in pyproject.toml and constraints.txt): it is the
+Python Cryptographic Authority's maintained binding to OpenSSL, already installed here (PyJWT
+and MSAL use it), and AES-GCM is an authenticated cipher: a changed ciphertext fails to
+open instead of reading as other text. A random 96-bit nonce per value, a fresh 256-bit key
+per conversation; nothing here is hand-rolled.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from domain.events import EventEnvelope
+from domain.personal import ERASED, event_paths, join, paths_of_inbound, split
+from storage.errors import StorageError
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+SEALED_FIELD = "sealed"
+
+
+def new_key() -> bytes:
+    """A fresh AES-256 key for one conversation."""
+    return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+
+
+def event_aad(conversation_id: str, seq: int) -> bytes:
+    return f"salesbot/event/{conversation_id}/{seq}".encode()
+
+
+def inbound_aad(conversation_id: str, delivery_id: str) -> bytes:
+    return f"salesbot/inbound/{conversation_id}/{delivery_id}".encode()
+
+
+def has_personal_event(envelope: EventEnvelope) -> bool:
+    return bool(event_paths(envelope.event.type))
+
+
+def has_personal_inbound(inbound: Mapping[str, Any]) -> bool:
+    return bool(paths_of_inbound(inbound))
+
+
+Keys = Mapping[int, bytes]
+"""A conversation's live keys by id (empty once erased)."""
+
+
+def seal_event(envelope: EventEnvelope, key_id: int, key: bytes) -> str | None:
+    """The JSON to store for `envelope`, its personal values sealed with `key`; None when
+    it holds none (store `envelope.model_dump_json()`, as before sealing existed)."""
+    data = envelope.model_dump(mode="json")
+    masked, taken = split(data["event"], event_paths(envelope.event.type))
+    if not taken:
+        return None
+    data["event"] = masked
+    data[SEALED_FIELD] = _encrypt(
+        key_id, key, taken, event_aad(envelope.conversation_id, envelope.seq)
+    )
+    return EventEnvelope.model_validate(data).model_dump_json()
+
+
+def open_event(stored: str, keys: Keys) -> EventEnvelope:
+    """An event as the domain reads it from its stored JSON: sealed values put back, or
+    `[erased]` where they were when the key is gone."""
+    data = json.loads(stored)
+    sealed = data.pop(SEALED_FIELD, None) if isinstance(data, dict) else None
+    if sealed is None:
+        return EventEnvelope.model_validate(data)
+    aad = event_aad(str(data.get("conversation_id")), int(data.get("seq", 0)))
+    data["event"] = join(data["event"], _decrypt(keys, sealed, aad))
+    return EventEnvelope.model_validate(data)
+
+
+def opened_json(stored: str, keys: Keys) -> str | None:
+    """The stored event's JSON with its sealed values put back, for replay (`Link.opened`);
+    None when nothing of it is sealed or its key is gone."""
+    if not keys or f'"{SEALED_FIELD}":' not in stored:
+        return None
+    sealed = json.loads(stored).get(SEALED_FIELD)
+    if not isinstance(sealed, str) or _key_id(sealed) not in keys:
+        return None
+    return open_event(stored, keys).model_dump_json()
+
+
+def seal_inbound(
+    inbound: Mapping[str, Any], key_id: int, key: bytes, conversation_id: str
+) -> dict[str, Any]:
+    """A stored inbound's JSON object with its personal values sealed (unchanged when it
+    holds none)."""
+    masked, taken = split(inbound, paths_of_inbound(inbound))
+    if not taken:
+        return dict(inbound)
+    delivery_id = str(inbound.get("delivery_id", ""))
+    masked[SEALED_FIELD] = _encrypt(key_id, key, taken, inbound_aad(conversation_id, delivery_id))
+    return masked
+
+
+def open_inbound(stored: Mapping[str, Any], keys: Keys, conversation_id: str) -> dict[str, Any]:
+    """A stored inbound as replay reads it: sealed values put back, or `[erased]` when its
+    key is gone."""
+    data = dict(stored)
+    sealed = data.pop(SEALED_FIELD, None)
+    if sealed is None:
+        return data
+    delivery_id = str(data.get("delivery_id", ""))
+    return join(data, _decrypt(keys, sealed, inbound_aad(conversation_id, delivery_id)))
+
+
+def redacted_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An outbox payload of an erased conversation: the reply's text and its card's words
+    read `[erased]` (its kind, buttons, refs and routing stay, so a card can still be
+    found and updated)."""
+    data: dict[str, Any] = json.loads(json.dumps(payload))
+    reply = data.get("reply")
+    if isinstance(reply, dict):
+        if isinstance(reply.get("text"), str) and reply["text"]:
+            reply["text"] = ERASED
+        card = reply.get("card")
+        if isinstance(card, dict):
+            for name in ("title", "text"):
+                if isinstance(card.get(name), str) and card[name]:
+                    card[name] = ERASED
+            if isinstance(card.get("lines"), list):
+                card["lines"] = [ERASED for _ in card["lines"]]
+            fields = card.get("fields")
+            if isinstance(fields, list):
+                for field in fields:
+                    if isinstance(field, dict) and "value" in field:
+                        field["value"] = ERASED
+    return data
+
+
+def _encrypt(key_id: int, key: bytes, values: Mapping[str, Any], aad: bytes) -> str:
+    nonce = os.urandom(NONCE_BYTES)
+    plain = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, aad)).decode("ascii")
+    return f"k{key_id}:{body}"
+
+
+def _key_id(sealed: str) -> int | None:
+    head, _, _ = sealed.partition(":")
+    return int(head[1:]) if head.startswith("k") and head[1:].isdigit() else None
+
+
+def _decrypt(keys: Keys, sealed: str, aad: bytes) -> dict[str, Any] | None:
+    """The sealed values; None when their key is gone (erased)."""
+    key_id = _key_id(sealed)
+    if key_id is None:
+        raise StorageError("A sealed value names no key: it was changed after it was stored.")
+    key = keys.get(key_id)
+    if key is None:
+        return None
+    try:
+        raw = base64.b64decode(sealed.partition(":")[2], validate=True)
+        plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+        values = json.loads(plain)
+    except (InvalidTag, ValueError) as exc:
+        raise StorageError(
+            "A sealed value does not open with its conversation's key: it was changed or "
+            "moved after it was stored (`salesbot verify` shows where)."
+        ) from exc
+    if not isinstance(values, dict):
+        raise StorageError("A sealed value does not hold personal data as stored.")
+    return values
