@@ -5,12 +5,15 @@ operator with SQLite could make (the verification tests)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from adapters.ports import Route
 from bot.policy_loader import load_policy
@@ -107,3 +110,14 @@ def edit_event(path: Path, conversation_id: str, seq: int, envelope: dict[str, A
             "UPDATE events SET envelope = ? WHERE conversation_id = ? AND seq = ?",
             (json.dumps(envelope, separators=(",", ":")), conversation_id, seq),
         )
+
+
+def seeded_store_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, message: str = URGENT
+) -> tuple[Path, str]:
+    """A seeded store at `tmp_path/salesbot.db` that the CLI under test opens
+    (`SALESBOT_DB`, the default policy); returns its path and the quote id issued."""
+    path = tmp_path / "salesbot.db"
+    monkeypatch.setenv("SALESBOT_DB", str(path))
+    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
+    return path, asyncio.run(seed(path, message))

@@ -16,26 +16,16 @@ from typing import Any
 import pytest
 
 from bot.audit_bundle import build_bundle
-from bot.cli import main
 from bot.schemas import export_texts
 from storage.sqlite import SqliteStore
-from tests.bot.seeded_store import LEAD, VISITOR, rows, seed
+from tests.bot.seeded_store import LEAD, VISITOR, rows, seeded_store_file
+from tests.support.cli import run
 from tests.support.schemas import assert_valid
 
 
 @pytest.fixture
 def store_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "salesbot.db"
-    monkeypatch.setenv("SALESBOT_DB", str(path))
-    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
-    asyncio.run(seed(path))
-    return path
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return seeded_store_file(tmp_path, monkeypatch)[0]
 
 
 def members(path: Path) -> dict[str, bytes]:

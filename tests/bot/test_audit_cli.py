@@ -4,8 +4,6 @@ this release's store and on every earlier release's."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import shutil
 import sqlite3
@@ -14,27 +12,18 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
 from domain import GENERATOR
-from tests.bot.seeded_store import seed
+from tests.bot.seeded_store import seeded_store_file
+from tests.support.cli import run
 from tests.support.schemas import assert_valid, schema
 
 STORES = sorted((Path(__file__).parents[1] / "fixtures" / "stores").glob("release-*.db"))
 CFO = "I'm the CFO, $40k is approved and we want to sign before the end of the quarter."
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    path = tmp_path / "salesbot.db"
-    monkeypatch.setenv("SALESBOT_DB", str(path))
-    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
-    return asyncio.run(seed(path, CFO))
+    return seeded_store_file(tmp_path, monkeypatch, CFO)[1]
 
 
 def test_the_audit_opens_with_the_summary_and_lists_decisions_in_plain_words(store: str) -> None:

@@ -5,7 +5,6 @@ ratio between credit groups, a sweep, and `replay` with the penalty off listing 
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 import json
 from decimal import Decimal
@@ -13,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from domain.inbound import LeadArrived, LeadDetails
 from storage.sqlite import SqliteStore
 from tests.bot.seeded_store import PROSPECT, OneChannel
+from tests.support.cli import run
 
 BUYER = "We have a 50k budget, I'm the VP and we need it urgently, next month"
 CURIOUS = "We need this urgently, can you tell me more?"
@@ -68,12 +67,6 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("SALESBOT_POLICY", raising=False)
     asyncio.run(_seed(path))
     return path
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_the_report_counts_what_the_penalty_changed(store: Path) -> None:

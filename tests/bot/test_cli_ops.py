@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import re
@@ -11,29 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from domain import GENERATOR
 from storage.sqlite import SqliteStore
-from tests.bot.seeded_store import seed
+from tests.bot.seeded_store import seed, seeded_store_file
+from tests.support.cli import run
+
+BUYER = "We have a $5000 budget and want to start next month"
 
 
 def _seed(path: Path) -> str:
     """Two conversations through the real runtime; returns the quote id issued."""
-    return asyncio.run(seed(path, "We have a $5000 budget and want to start next month"))
+    return asyncio.run(seed(path, BUYER))
 
 
 @pytest.fixture
 def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    path = tmp_path / "salesbot.db"
-    monkeypatch.setenv("SALESBOT_DB", str(path))
-    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
-    return _seed(path)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return seeded_store_file(tmp_path, monkeypatch, BUYER)[1]
 
 
 def test_replay_under_the_recorded_policies_finds_no_differences(seeded: str) -> None:

@@ -8,14 +8,12 @@ erased as far as its chain allows."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from domain.chain import first_break
@@ -24,7 +22,15 @@ from domain.inbound import LeadArrived, LeadDetails, MessagePosted
 from storage import sealing
 from storage.memory import MemoryStore
 from storage.sqlite import SqliteStore
-from tests.bot.seeded_store import LEAD, PROSPECT, VISITOR, OneChannel, rows, seed
+from tests.bot.seeded_store import (
+    LEAD,
+    PROSPECT,
+    VISITOR,
+    OneChannel,
+    rows,
+    seeded_store_file,
+)
+from tests.support.cli import run
 
 STORES = sorted((Path(__file__).parents[1] / "fixtures" / "stores").glob("release-*.db"))
 DAY_MS = 86_400_000
@@ -32,17 +38,7 @@ DAY_MS = 86_400_000
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "salesbot.db"
-    monkeypatch.setenv("SALESBOT_DB", str(path))
-    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
-    asyncio.run(seed(path))
-    return path
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return seeded_store_file(tmp_path, monkeypatch)[0]
 
 
 def file_bytes(path: Path) -> bytes:

@@ -7,7 +7,6 @@ read from the working directory when present, beneath the real environment; neve
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import pwd
 import socket
@@ -16,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.settings import ENV_FILE_VARIABLE, load_settings
 from domain.events import AuditRequested
 from storage.sqlite import SqliteStore
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+from tests.support.cli import run
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import shutil
@@ -12,23 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.policy_loader import load_policy
 from domain.analytics import compute_metrics
 from storage.sqlite import SqliteStore
 from tests.storage.scripted import SalesDay
+from tests.support.cli import run
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "release-4e9bee1.db"
 SUMMARY = re.compile(
     r"projections rebuilt from (\d+) events: (\d+) conversations, (\d+) qualified, "
     r"(\d+) quotes indexed; (\d+) stored rows differed \(schema 2, salesbot/[\w.]+\)\n"
 )
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ inbound. An erasure is a valid link."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import sqlite3
@@ -14,23 +13,21 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from tests.bot.seeded_store import LEAD, VISITOR, edit_event, event_of, rows, seed
+from tests.bot.seeded_store import (
+    LEAD,
+    VISITOR,
+    edit_event,
+    event_of,
+    rows,
+    seeded_store_file,
+)
+from tests.support.cli import run
 from tests.support.schemas import assert_valid
 
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "salesbot.db"
-    monkeypatch.setenv("SALESBOT_DB", str(path))
-    monkeypatch.delenv("SALESBOT_POLICY", raising=False)
-    asyncio.run(seed(path))
-    return path
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return seeded_store_file(tmp_path, monkeypatch)[0]
 
 
 def test_an_untouched_store_verifies_clean(db: Path) -> None:
