@@ -172,14 +172,13 @@ def _decide(
     samples: Sequence[LeadSample], weights: dict[str, Decimal], knobs: Knobs
 ) -> list[_Decided]:
     zero = Decimal(0)
+    fairness = FairnessConfig(c0=knobs.c0, lambda_=knobs.lambda_)
     decided = []
     for sample in samples:
         raw = exact_sum(
             exact_product(weights.get(name, zero), value) for name, value in sample.features.items()
         )
-        penalised = penalized_urgency(
-            raw, sample.credit, FairnessConfig(c0=knobs.c0, lambda_=knobs.lambda_)
-        )
+        penalised = penalized_urgency(raw, sample.credit, fairness)
         decided.append(
             _Decided(
                 sample=sample,
