@@ -11,7 +11,6 @@ the files' contents, stay the same everywhere).
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import zipfile
@@ -26,6 +25,7 @@ from domain.audit_bundle import (
     bundle_files,
     read_manifest,
 )
+from domain.chain import policy_version_of
 from storage.ports import Store
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -40,7 +40,7 @@ async def build_bundle(store: Store, conversation_id: str) -> tuple[bytes, Bundl
     inbounds = await store.inbounds(conversation_id)
     versions = {row.policy_version for row in inbounds}
     for event in stored:
-        recorded = _policy_version(event.envelope)
+        recorded = policy_version_of(event.envelope)
         if recorded is not None:
             versions.add(recorded)
     policies: dict[str, str] = {}
@@ -57,14 +57,6 @@ async def build_bundle(store: Store, conversation_id: str) -> tuple[bytes, Bundl
         {artifact.name: artifact.schema_version for artifact in schemas.ARTIFACTS},
     )
     return zip_bytes(files), read_manifest(files)
-
-
-def _policy_version(envelope: str) -> str | None:
-    try:
-        found = json.loads(envelope).get("policy_version")
-    except (ValueError, AttributeError):
-        return None
-    return found if isinstance(found, str) else None
 
 
 def zip_bytes(files: Mapping[str, bytes]) -> bytes:

@@ -45,6 +45,7 @@ from domain.fairness_report import LeadSample, fairness_report, lead_sample, ren
 from domain.inbound import Actor, CommandInvoked, Inbound
 from domain.narrative import FairnessConfig
 from domain.policy import Policy, policy_from_json
+from domain.recorded_decisions import RecordedCheck, check_recorded_decisions
 from domain.replay import ConversationReplay, RecordedInbound, replay_conversation
 from domain.state import ConversationState
 from storage.ports import Store
@@ -99,12 +100,13 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             policy_for = await _recorded_policies(store)
         conversation_ids = await store.conversation_ids()
         results: list[ConversationReplay] = []
-        erased: list[str] = []
+        erased: list[RecordedCheck] = []
         for index, conversation_id in enumerate(conversation_ids, start=1):
             events = await store.load(conversation_id)
             if any(env.event.type == ERASED_EVENT_TYPE for env in events):
-                # The inbounds' words are gone: nothing to re-decide (`domain.chain`).
-                erased.append(conversation_id)
+                # The inbounds' words are gone: the decisions are re-derived from the
+                # numbers they recorded instead (`domain.recorded_decisions`).
+                erased.append(check_recorded_decisions(conversation_id, events, policy_for))
                 progress_bar(index, len(conversation_ids), err)
                 continue
             recorded = [
@@ -117,13 +119,17 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ]
             results.append(replay_conversation(conversation_id, recorded, events, policy_for))
             progress_bar(index, len(conversation_ids), err)
-    diffs = tuple(d for r in results for d in r.differences)
+    diffs = (
+        *(d for r in results for d in r.differences),
+        *(d for check in erased for d in check.differences),
+    )
     summary = ReplayReport(
         conversations=len(results),
         inbounds=sum(r.inbounds for r in results),
         differences=len(diffs),
         diffs=diffs,
-        erased=tuple(erased),
+        erased=tuple(check.conversation_id for check in erased),
+        rederived=sum(check.checked for check in erased),
     )
     if args.json:
         out.write(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
@@ -133,8 +139,11 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{d.conversation_id} #{d.position} ({d.delivery_id}) {d.aspect}: "
                 f"{d.recorded!r} → {d.replayed!r}\n"
             )
-        for conversation_id in erased:
-            out.write(f"{conversation_id}: [erased]: verified by its chain (salesbot verify)\n")
+        for check in erased:
+            out.write(
+                f"{check.conversation_id}: [erased]: {check.checked} recorded decisions "
+                f"re-derived from their recorded features, {len(check.differences)} differences\n"
+            )
         against = f"policy {args.policy}" if args.policy else "the recorded policies"
         out.write(
             f"replayed {summary.conversations} conversations, {summary.inbounds} inbounds "

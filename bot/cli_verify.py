@@ -41,6 +41,7 @@ async def verify_store(store: Store, progress: Progress | None = None) -> Verify
     inbounds, then its events, so a commit landing in between only adds events after the
     version read (never a false missing link) and events of an inbound not read (which
     replay leaves aside)."""
+    from domain.chain import has_erasure, policy_version_of
     from domain.verification import VerifyReport, policies_from, verify_conversation
 
     texts: dict[str, str | None] = {}
@@ -51,7 +52,10 @@ async def verify_store(store: Store, progress: Progress | None = None) -> Verify
         version = await store.version(conversation_id)
         inbounds = await store.inbounds(conversation_id)
         stored = await store.stored_events(conversation_id)
-        for needed in {row.policy_version for row in inbounds} - texts.keys():
+        needs = {row.policy_version for row in inbounds}
+        if has_erasure(stored):  # its decisions are re-derived under each event's policy
+            needs |= {policy_version_of(link.envelope) or "" for link in stored} - {""}
+        for needed in needs - texts.keys():
             texts[needed] = await store.get_policy(needed)
         checks.append(
             verify_conversation(
@@ -141,7 +145,8 @@ def _summary(what: str, report: VerifyReport) -> str:
     skipped = ""
     if report.replay_skipped:
         skipped = (
-            f"; {_count(len(report.replay_skipped), 'conversation')} with an erasure, by chain only"
+            f"; {_count(len(report.replay_skipped), 'conversation')} with an erasure: "
+            f"{_count(report.rederived, 'decision')} re-derived from recorded features"
         )
     if report.problems:
         return f"verified {what}: {counted}: {_count(report.problems, 'problem')}{skipped}"

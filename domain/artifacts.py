@@ -131,8 +131,12 @@ class ReplayReport(Frozen):
     diffs: tuple[Difference, ...]
     erased: tuple[str, ...] = ()
     """Conversations not re-decided because their personal data was erased (an `erased`
-    event): what the inbounds said is gone, so they are verified by their hash chain alone
-    (`salesbot verify`). Not counted in `conversations`."""
+    event): what the inbounds said is gone, so each recorded decision is re-derived from
+    the numbers it recorded instead (`domain.recorded_decisions`); their differences are in
+    `diffs`, with the event's sequence number as `position`. Not counted in
+    `conversations`."""
+    rederived: int = 0
+    """How many recorded decisions of the `erased` conversations were re-derived."""
     schema_version: int = REPLAY_SCHEMA_VERSION
     generator_version: str = GENERATOR
 

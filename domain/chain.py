@@ -29,8 +29,9 @@ with, never by rewriting a stored event, and the erasure is recorded as an event
 `erased` appended to the stream. By design that event is an ordinary link: it is hashed as
 stored like any other, whatever its fields are, and this module never reads an event's
 type to link or verify it. What an erasure changes is replay: the erased inbounds can no
-longer be re-decided, so a stream holding an `erased` event is verified by its chain alone
-(`has_erasure`; its replay is reported as skipped, not as a difference).
+longer be re-decided, so a stream holding an `erased` event (`has_erasure`) has its replay
+reported as skipped, and its decisions are re-derived from the numbers they recorded
+instead (`domain.recorded_decisions`, `domain.verification`).
 """
 
 from __future__ import annotations
@@ -204,6 +205,18 @@ def event_type(envelope_json: str) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+def policy_version_of(envelope_json: str) -> str | None:
+    """The `policy_version` a stored event was decided under, read without validating the
+    event; None when the JSON has none."""
+    try:
+        data = json.loads(envelope_json)
+    except ValueError:
+        return None
+    found = data.get("policy_version") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
+
+
 def has_erasure(stored: Iterable[Link]) -> bool:
-    """True when the stream holds an `erased` event (verified by its chain alone)."""
+    """True when the stream holds an `erased` event (its decisions are then re-derived from
+    their recorded features instead of replayed: `domain.verification`)."""
     return any(event_type(event.envelope) == ERASED_EVENT_TYPE for event in stored)

@@ -8,8 +8,10 @@ inbound edited, a policy text swapped). One problem is reported per conversation
 first broken link; when the chain holds, its first replay difference. (A broken chain
 explains any replay difference after it: the recorded decisions are what changed.)
 
-A conversation holding an `erased` event is verified by its chain alone: erasure removes
-what the inbounds said, so they cannot be re-decided (`domain.chain`, "Erasure").
+A conversation holding an `erased` event cannot be re-decided: erasure removed what its
+inbounds said (`domain.chain`, "Erasure"). Its chain is checked as any other, and each of
+its recorded decisions is re-derived from the numbers it recorded (the reader's features,
+every `w × x`, the quote's inputs: `domain.recorded_decisions`) under its recorded policy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from domain.errors import DomainError, PolicyError
 from domain.events import EventEnvelope
 from domain.model import Frozen
 from domain.policy import Policy, policy_from_json
+from domain.recorded_decisions import check_recorded_decisions
 from domain.replay import RecordedInbound, replay_conversation
 
 VERIFY_SCHEMA_VERSION = 1
@@ -62,6 +65,9 @@ class ConversationCheck(Frozen):
     """False when the replay was skipped (the conversation holds an `erased` event)."""
     head: ChainHead | None
     finding: Finding | None
+    rederived: int = 0
+    """For an erased conversation: how many recorded decisions were re-derived from their
+    recorded features instead."""
 
 
 class VerifyReport(Frozen):
@@ -76,10 +82,14 @@ class VerifyReport(Frozen):
     problems: int
     findings: tuple[Finding, ...]
     replay_skipped: tuple[str, ...]
-    """Conversations verified by their chain alone (they hold an `erased` event)."""
+    """Conversations not re-decided (they hold an `erased` event): their chain is verified,
+    and their decisions are re-derived from their recorded features (`rederived`)."""
     heads: dict[str, ChainHead]
     """Each conversation's chain head (its last event's seq and link): keep them elsewhere
     to notice later a log rewritten together with its links."""
+    rederived: int = 0
+    """How many recorded decisions of the erased conversations were re-derived from their
+    recorded features (`domain.recorded_decisions`)."""
     schema_version: int = VERIFY_SCHEMA_VERSION
     generator_version: str = GENERATOR
 
@@ -100,6 +110,7 @@ class VerifyReport(Frozen):
             findings=findings,
             replay_skipped=tuple(c.conversation_id for c in checks if not c.replayed),
             heads={c.conversation_id: c.head for c in checks if c.head is not None},
+            rederived=sum(c.rederived for c in checks),
         )
 
 
@@ -126,8 +137,11 @@ def verify_conversation(
     recorded policies."""
     erased = has_erasure(stored)
     first = first_break(conversation_id, stored, version=version, head=head)
+    rederived = 0
     if first is None and not erased:
         first = _replay(conversation_id, stored, inbounds, policy_for)
+    elif first is None:
+        first, rederived = _rederive(conversation_id, stored, policy_for)
     return ConversationCheck(
         conversation_id=conversation_id,
         events=len(stored),
@@ -135,7 +149,62 @@ def verify_conversation(
         replayed=not erased,
         head=head_of(stored),
         finding=first,
+        rederived=rederived,
     )
+
+
+def _unreadable(
+    conversation_id: str, detail: str, seq: int | None = None, position: int | None = None
+) -> Finding:
+    return Finding(
+        problem="unreadable",
+        conversation_id=conversation_id,
+        seq=seq,
+        position=position,
+        detail=detail,
+    )
+
+
+def _events(conversation_id: str, stored: Sequence[Link]) -> list[EventEnvelope] | Finding:
+    """The stored events as envelopes, or the first that does not read as one."""
+    events: list[EventEnvelope] = []
+    for event in stored:
+        try:
+            # Sealed personal values (`domain.personal`) are replayed as opened by the store.
+            events.append(EventEnvelope.model_validate_json(event.opened or event.envelope))
+        except ValidationError as exc:
+            return _unreadable(
+                conversation_id,
+                f"the stored event does not read as an event ({first_error(exc)})",
+                event.seq,
+            )
+    return events
+
+
+def _rederive(
+    conversation_id: str, stored: Sequence[Link], policy_for: PolicyFor
+) -> tuple[Finding | None, int]:
+    """An erased conversation's first recorded decision that its recorded features do not
+    give again, and how many were re-derived."""
+    events = _events(conversation_id, stored)
+    if isinstance(events, Finding):
+        return events, 0
+    try:
+        result = check_recorded_decisions(conversation_id, events, policy_for)
+    except DomainError as exc:
+        return _unreadable(conversation_id, f"cannot re-derive its decisions: {exc}"), 0
+    if not result.differences:
+        return None, result.checked
+    difference = result.differences[0]
+    return Finding(
+        problem="replay difference",
+        conversation_id=conversation_id,
+        seq=difference.position,
+        detail=(
+            f"{difference.aspect} recorded {difference.recorded!r}, re-derived from the "
+            f"recorded features {difference.replayed!r} (delivery {difference.delivery_id})"
+        ),
+    ), result.checked
 
 
 def _replay(
@@ -145,23 +214,11 @@ def _replay(
     policy_for: PolicyFor,
 ) -> Finding | None:
     def unreadable(detail: str, seq: int | None = None, position: int | None = None) -> Finding:
-        return Finding(
-            problem="unreadable",
-            conversation_id=conversation_id,
-            seq=seq,
-            position=position,
-            detail=detail,
-        )
+        return _unreadable(conversation_id, detail, seq, position)
 
-    events: list[EventEnvelope] = []
-    for event in stored:
-        try:
-            # Sealed personal values (`domain.personal`) are replayed as opened by the store.
-            events.append(EventEnvelope.model_validate_json(event.opened or event.envelope))
-        except ValidationError as exc:
-            return unreadable(
-                f"the stored event does not read as an event ({first_error(exc)})", event.seq
-            )
+    events = _events(conversation_id, stored)
+    if isinstance(events, Finding):
+        return events
     recorded: list[RecordedInbound] = []
     for position, row in enumerate(inbounds, start=1):
         try:

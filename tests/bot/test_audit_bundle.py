@@ -239,3 +239,23 @@ def test_a_file_that_is_not_a_bundle_is_exit_2_in_one_line(
     assert (code, out) == (2, "")
     assert err.startswith(f"salesbot: error: {path} is not an audit bundle: {reason}")
     assert len(err.splitlines()) == 1
+
+
+def test_an_erased_conversations_bundle_verifies_its_decisions_from_their_numbers(
+    store_file: Path, tmp_path: Path
+) -> None:
+    # The auditor holds no key and no words: the bundle's decisions are re-derived from the
+    # numbers they recorded, under the bundled policies.
+    assert run("erase", LEAD)[0] == 0
+    bundle = tmp_path / "erased.zip"
+    assert run("audit", LEAD, "--bundle", str(bundle))[0] == 0
+    assert b"I am the CTO" not in bundle.read_bytes()
+    code, out, _ = run("verify", str(bundle))
+    assert code == 0, out
+    report = json.loads(run("verify", str(bundle), "--json")[1])
+    assert report["replay_skipped"] == [LEAD]
+    assert report["rederived"] >= 7
+    assert out.rstrip().endswith(
+        f"every decision replays; 1 conversation with an erasure: {report['rederived']} "
+        "decisions re-derived from recorded features"
+    )

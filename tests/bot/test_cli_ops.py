@@ -37,6 +37,7 @@ def test_replay_under_the_recorded_policies_finds_no_differences(seeded: str) ->
         "differences": 0,
         "diffs": [],
         "erased": [],
+        "rederived": 0,
         "schema_version": 1,
         "generator_version": GENERATOR,
     }

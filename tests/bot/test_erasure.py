@@ -78,19 +78,55 @@ def test_an_erased_conversation_reads_erased_everywhere_and_still_verifies(db: P
     assert "[erased]" in audit
     assert "Personal data erased at the prospect's request by dpo@example.org" in audit
     assert "USD" in audit  # the quote's amounts stay
-    # Replay: the erased conversation is not re-decided; the other one still is.
+    # Replay: the erased conversation is not re-decided (its words are gone) but each of
+    # its decisions is re-derived from the numbers it recorded; the other one is replayed.
+    report = json.loads(run("replay", "--json")[1])
+    assert report["erased"] == [LEAD]
+    assert report["differences"] == 0, report["diffs"]
+    # The lead's two readings and scores, three narratives, the pursuit and the quote.
+    assert report["rederived"] >= 7
     code, replay, _ = run("replay", "--fail-on-diff")
     assert code == 0
-    assert f"{LEAD}: [erased]: verified by its chain (salesbot verify)" in replay
+    assert (
+        f"{LEAD}: [erased]: {report['rederived']} recorded decisions re-derived from their "
+        "recorded features, 0 differences"
+    ) in replay
     assert replay.rstrip().endswith(
         "replayed 1 conversations, 1 inbounds against the recorded policies: 0 differences"
     )
-    report = json.loads(run("replay", "--json")[1])
-    assert report["erased"] == [LEAD]
-    # Verify: every chain holds (the erasure is an ordinary link).
+    # Verify: every chain holds (the erasure is an ordinary link), and so do the decisions.
     code, verified, _ = run("verify")
     assert code == 0, verified
-    assert verified.rstrip().endswith("; 1 conversation with an erasure, by chain only")
+    assert verified.rstrip().endswith(
+        f"; 1 conversation with an erasure: {report['rederived']} decisions re-derived from "
+        "recorded features"
+    )
+    assert json.loads(run("verify", "--json")[1])["rederived"] == report["rederived"]
+
+
+def test_a_what_if_reaches_erased_conversations_through_their_recorded_features(
+    db: Path, tmp_path: Path
+) -> None:
+    # The lead's credit (580) is below c0: its urgency was halved by the penalty. Erased,
+    # the credit score is gone, but the outcome of the check is recorded, so a candidate
+    # policy without the penalty still shows what it would change for this lead.
+    assert run("erase", LEAD)[0] == 0
+    off = tmp_path / "off.toml"
+    off.write_text('extends = "default"\n[fairness]\nlambda = 0\n', encoding="utf-8")
+    code, out, _ = run("replay", "--policy", str(off), "--json", "--fail-on-diff")
+    assert code == 1
+    report = json.loads(out)
+    mine = [d for d in report["diffs"] if d["conversation_id"] == LEAD]
+    assert mine
+    first = mine[0]
+    assert first["aspect"] == "score"
+    assert "after the fairness penalty" in first["recorded"]
+    recorded_urgency = first["recorded"].split("urgency ")[1].split(" →")[0]
+    # Without the penalty, urgency after the "penalty" is the raw urgency itself.
+    assert first["replayed"].endswith(
+        f"urgency {recorded_urgency} → {recorded_urgency} after the fairness penalty"
+    )
+    assert not first["recorded"].endswith(f"→ {recorded_urgency} after the fairness penalty")
 
 
 def test_the_key_is_gone_and_the_ciphertext_cannot_be_read_back(db: Path) -> None:

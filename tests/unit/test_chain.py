@@ -20,6 +20,7 @@ from domain.chain import (
     links,
 )
 from domain.errors import PolicyError
+from domain.events import AuditRequested, Erased, Event, EventEnvelope
 from domain.policy import Policy
 from domain.verification import verify_conversation
 
@@ -121,12 +122,19 @@ def test_an_event_without_a_stored_link_is_a_missing_link() -> None:
     assert head_of([stored[0], stored[1].model_copy(update={"chain_hash": None})]) is None
 
 
-def test_an_erased_event_is_a_valid_link_and_its_stream_is_verified_by_its_chain_alone() -> None:
-    # The erasure of item 6 does not exist yet: whatever its fields, an `erased` event
-    # appended to a stream is hashed as stored like any other, and the stream's inbounds
-    # (whose text it erased) are not replayed.
-    erased = envelope(3, "erased", prospect="P-1", keys_deleted=1)
-    stored = stream(envelope(1), envelope(2), erased)
+def recorded(seq: int, event: Event) -> str:
+    return EventEnvelope(
+        conversation_id="c-1", seq=seq, at_ms=seq, policy_version="v", delivery_id="d", event=event
+    ).model_dump_json()
+
+
+def test_an_erased_event_is_a_valid_link_and_its_stream_is_not_replayed() -> None:
+    # An `erased` event appended to a stream is hashed as stored like any other, and the
+    # stream's inbounds (whose text it erased) are not replayed: its decisions are
+    # re-derived from what they recorded instead (none here, so no policy is asked for).
+    looked = AuditRequested(target="c-1", by="R")
+    erased = recorded(3, Erased(by="dpo", reason="request"))
+    stored = stream(recorded(1, looked), recorded(2, looked), erased)
     assert has_erasure(stored)
     assert not has_erasure(stored[:2])
     assert first_break("c-1", stored, version=3) is None
@@ -138,6 +146,7 @@ def test_an_erased_event_is_a_valid_link_and_its_stream_is_verified_by_its_chain
     assert check.head == head_of(stored)
     # A change before the erasure still shows.
     edited = [stored[0].model_copy(update={"envelope": envelope(1, text="x")}), *stored[1:]]
+    assert check.rederived == 0
     found = verify_conversation("c-1", edited, [inbound], no_policy, version=3).finding
     assert found is not None
     assert (found.problem, found.seq) == ("content hash mismatch", 1)
