@@ -30,6 +30,7 @@ from domain.events import (
     ConversationClosed,
     ConversationReopened,
     ConversationStarted,
+    CrmSyncRequested,
     DealMarked,
     Erased,
     Event,
@@ -74,6 +75,7 @@ from domain.handoff_config import lost_words
 from domain.inbound import LeadDetails
 from domain.languages import LANGUAGE_NAMES
 from domain.model import Frozen
+from domain.money import format_amount
 from domain.narrative import NarrativeAudit
 from domain.objections import ObjectionResult
 from domain.presenters import number, reason_text
@@ -708,8 +710,28 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 f"Personal data erased ({event.reason}) by {event.by}: its key was deleted",
                 (*idle, *legacy),
             )
+        case CrmSyncRequested():
+            return _explain_crm(event)
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
+
+
+def _explain_crm(event: CrmSyncRequested) -> tuple[str, tuple[str, ...]]:
+    deal = event.deal
+    what = {
+        "deal": f"the deal, at {deal.stage.replace('_', ' ')} ({deal.crm_stage})",
+        "quote": f"quote {event.quote_id} v{event.quote_version} as part of the deal",
+        "note": f"a {event.note} note on the deal",
+    }[event.artifact]
+    detail = [f"record id {event.external_id} (a retried write updates the same record)"]
+    if deal.amount_cents is not None and deal.currency is not None:
+        units = 2 if deal.minor_units is None else deal.minor_units
+        detail.append(f"amount {format_amount(deal.amount_cents, deal.currency, units)}")
+    if deal.owner is not None:
+        detail.append(f"owner {deal.owner}")
+    if deal.lost_reason is not None:
+        detail.append(f"lost reason: {deal.lost_reason.replace('_', ' ')}")
+    return f"CRM sync requested: {what} ({event.reason})", tuple(detail)
 
 
 def _explain_pursuit(event: PursuitDecided) -> tuple[str, tuple[str, ...]]:

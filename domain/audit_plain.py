@@ -28,6 +28,7 @@ from domain.events import (
     ConversationClosed,
     ConversationReopened,
     ConversationStarted,
+    CrmSyncRequested,
     DeliveryDeadLettered,
     Erased,
     Event,
@@ -353,6 +354,12 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return f"A message could not be delivered: {event.reason}"
         case Erased():
             return _erased_line(event)
+        case CrmSyncRequested() if event.artifact == "deal":
+            return f"The CRM deal was set to {words(event.deal.stage)}"
+        case CrmSyncRequested() if event.artifact == "quote":
+            return f"Quote {event.quote_id} was sent to the CRM"
+        case CrmSyncRequested():
+            return f"A {event.note} note was added to the CRM deal"
         case _:
             return None
 

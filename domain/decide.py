@@ -13,6 +13,7 @@ from domain.cards import Card, CardField, Reply
 from domain.command_handlers import on_command
 from domain.commands import command_spec, parse_text_command
 from domain.conversation import on_idle_check, on_lead, on_prospect_message
+from domain.crm_sync import crm_events
 from domain.decision import Decision, Recorder
 from domain.errors import CommandError
 from domain.events import DeliveryDeadLettered, MessageRead, RepMessageRecorded
@@ -83,6 +84,10 @@ def decide(
                 on_idle_check(rec)
         case DeliveryFailed():
             _on_delivery_failed(rec, inbound)
+    if policy.crm is not None:
+        # What the team's CRM should now show, one write per changed record (`domain.crm`).
+        for event in crm_events(state, rec.state, policy.crm):
+            rec.record(event)
     return rec.decision()
 
 

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from domain import GENERATOR
 from domain.cards import Audience
+from domain.crm import CrmArtifact, CrmDeal, NoteKind
 from domain.inbound import LeadDetails
 from domain.model import Frozen, Sparse
 from domain.narrative import NarrativeAudit
@@ -645,6 +646,23 @@ class Erased(_Event):
     idle_ms: int | None = None
 
 
+class CrmSyncRequested(_Event):
+    """The team's CRM should receive one write (`[crm]`, `domain.crm`): the deal moved or
+    changed, a quote was issued, or a note is due. `external_id` is the record's identity
+    there, derived from the artifact it mirrors, so a retried write upserts the same record.
+    No personal data: the contact and the notes' text are added when the write is prepared
+    (`domain.crm_sync.crm_record`)."""
+
+    type: Literal["crm_sync_requested"] = "crm_sync_requested"
+    artifact: CrmArtifact
+    external_id: str
+    reason: str
+    deal: CrmDeal
+    quote_id: str | None = None
+    quote_version: int | None = None
+    note: NoteKind | None = None
+
+
 class DeliveryDeadLettered(_Event):
     """A reply that will never be delivered, and why: on-call needs to see it."""
 
@@ -702,6 +720,7 @@ Event = Annotated[
     | TeamNotified
     | PursuitDecided
     | Erased
+    | CrmSyncRequested
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

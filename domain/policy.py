@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from domain.crm import CrmConfig
 from domain.dialog_config import Competitors, DialogConfig, check_competitors
 from domain.errors import PolicyError
 from domain.flow import FlowSpec
@@ -165,6 +166,9 @@ class Policy(Frozen):
     retention: RetentionConfig | None = None
     """How long prospects' personal data is kept after a conversation's last activity
     (`domain.retention`); without it, it is kept until erased on request, as before."""
+    crm: CrmConfig | None = None
+    """How conversations map onto the team's CRM pipeline (`domain.crm`); without it,
+    nothing is synced, as before."""
 
     _version: str = PrivateAttr(default="")
 
@@ -227,21 +231,28 @@ class Policy(Frozen):
         if self.languages is None:
             # And for a policy from before `[languages]`.
             del data["languages"]
-        for key in (
-            "meetings",
-            "team_posts",
-            "dialog",
-            "competitors",
-            "handoff",
-            "pursuit",
-            "routing",
-            "retention",
-        ):
+        for key in OPTIONAL_TABLES:
             if getattr(self, key) is None:
                 # And for a policy from before meetings and team posts, `[dialog]` and
-                # `[competitors]`, `[handoff]`, `[pursuit]`, `[routing]` or `[retention]`.
+                # `[competitors]`, `[handoff]`, `[pursuit]`, `[routing]`, `[retention]` or
+                # `[crm]`.
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+OPTIONAL_TABLES: tuple[str, ...] = (
+    "meetings",
+    "team_posts",
+    "dialog",
+    "competitors",
+    "handoff",
+    "pursuit",
+    "routing",
+    "retention",
+    "crm",
+)
+"""Policy tables added after policies were first stored: left out of the canonical JSON
+while unset (so a stored policy keeps its version), and `key = false` drops one inherited."""
 
 
 def parse_document(text: str, source: str) -> Document:
@@ -277,22 +288,13 @@ def build_policy(document: Mapping[str, Any], source: str) -> Policy:
     if data.get("languages") is False:
         # `languages = false`: a policy extending a multilingual one speaks as written.
         del data["languages"]
-    for key in (
-        "meetings",
-        "team_posts",
-        "dialog",
-        "competitors",
-        "handoff",
-        "pursuit",
-        "routing",
-        "retention",
-    ):
+    for key in OPTIONAL_TABLES:
         if data.get(key) is False:
             # `meetings = false`, `team_posts = false`, `dialog = false`,
             # `competitors = false`, `handoff = false`, `pursuit = false`, `routing = false`,
-            # `retention = false`: a policy extending the default without booking links,
-            # team posts, the dialog's closes, the handoff desk, pursuit by urgency, owners
-            # or erasure by time.
+            # `retention = false`, `crm = false`: a policy extending the default without
+            # booking links, team posts, the dialog's closes, the handoff desk, pursuit by
+            # urgency, owners, erasure by time or the CRM sync.
             del data[key]
     try:
         return Policy.model_validate(data)

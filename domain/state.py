@@ -24,6 +24,8 @@ from domain.events import (
     ConversationClosed,
     ConversationReopened,
     ConversationStarted,
+    CrmSyncRequested,
+    DealMarked,
     DeliveryDeadLettered,
     Erased,
     EventEnvelope,
@@ -201,6 +203,8 @@ class ConversationState(Frozen):
     """The conversation's owner (`owner_assigned`, the policy's `[routing]`); None: unrouted."""
     owner_name: str | None = None
     """The owner as people read them."""
+    lost_reason: str | None = None
+    """Why the deal was lost (`deal_marked`), while it stays lost."""
 
     def open_handoff_ticket(self) -> TicketRecord | None:
         """The handoff ticket a human currently holds or should pick up, if any."""
@@ -397,7 +401,14 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case ProspectLeft():
             update |= {"left_reason": event.reason, "left_state": event.state}
         case ConversationReopened():
-            update |= {"left_reason": None, "left_state": None, "outcome": None}
+            update |= {
+                "left_reason": None,
+                "left_state": None,
+                "outcome": None,
+                "lost_reason": None,
+            }
+        case DealMarked():
+            update["lost_reason"] = event.reason if event.outcome == "lost" else None
         case FloodLimited():
             update["flood_noticed_at_ms"] = at
         case ReplyLanguageChosen():
@@ -428,6 +439,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | KnowledgeAnswered()
             | KnowledgeUnanswered()
             | Erased()
+            | CrmSyncRequested()
         ):
             pass
     return state.model_copy(update=update)

@@ -1,0 +1,307 @@
+"""What the team's CRM should hold about a conversation, decided in the domain (issue 16).
+
+A sales team reports from its CRM, so every conversation with a prospect becomes one deal
+there, moved along the pipeline as the conversation moves: new → qualified → meeting →
+quote sent → won | lost (with the reason). Quotes follow as their own records and the
+transcript and the score's attribution as notes. This module decides *what* to sync and
+*when*, as `crm_sync_requested` events, so each write is on the record, replays, and can be
+traced to the decision that caused it. Sending is an adapter's job (`adapters/crm/`), through
+the outbox like every other side effect.
+
+Idempotency lives here too: every record's `external_id` is derived from the identity of
+the artifact it mirrors (the conversation, the quote and its version, the note's event), so
+a write retried after a timeout or a restart upserts the same record, never a second one.
+
+What an event holds is not personal data (stages, amounts in cents, ids, the band): the
+contact's name and e-mail and the notes' text are added from the conversation when the
+write is prepared (`crm_record`), so erasing a conversation (`domain.personal`) leaves
+nothing of the prospect's in the log's CRM events. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import ClassVar, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from domain.model import Frozen, Sparse
+
+CrmStage = Literal["new", "qualified", "meeting", "quote_sent", "won", "lost"]
+"""Where a deal stands, in salesbot's words; `[crm.stages]` names each in the CRM."""
+STAGES: tuple[CrmStage, ...] = get_args(CrmStage)
+
+CrmArtifact = Literal["deal", "quote", "note"]
+NoteKind = Literal["transcript", "score"]
+
+CRM_RECORD_SCHEMA_VERSION = 1
+EXTERNAL_ID_PREFIX = "salesbot"
+"""Every external id starts with it: a CRM webhook carrying one came from salesbot itself."""
+
+
+class CrmConfig(Sparse):
+    """`[crm]`: how conversations map onto the CRM's pipeline. Without it nothing is synced,
+    as before."""
+
+    stages: dict[CrmStage, str]
+    """The CRM's own stage for each of salesbot's (HubSpot's deal stage ids, Salesforce's
+    `StageName` values)."""
+    pipeline: str = Field("default", min_length=1, max_length=100)
+    owners: dict[str, str] = Field(default_factory=dict)
+    """salesbot owner id (`[routing]`) → the CRM's owner id; an owner not listed is synced
+    without one (the CRM's default assignment applies)."""
+    quote_as: Literal["line_items", "note"] = "line_items"
+    notes: tuple[NoteKind, ...] = ("transcript", "score")
+    """Which notes to write: the transcript when the deal closes, the score's attribution
+    when the band changes."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _every_stage_named(self) -> CrmConfig:
+        missing = [stage for stage in STAGES if not self.stages.get(stage, "").strip()]
+        if missing:
+            raise ValueError(f"[crm.stages] must name every stage; missing: {', '.join(missing)}")
+        return self
+
+
+class CrmDeal(Frozen):
+    """The deal as the CRM should show it: no personal data, only what the conversation
+    decided (the band, the amount of its latest live quote, its owner, how it ended)."""
+
+    external_id: str
+    stage: CrmStage
+    crm_stage: str
+    pipeline: str
+    amount_cents: int | None = None
+    currency: str | None = None
+    minor_units: int | None = None
+    owner: str | None = None
+    """The CRM's owner id, when `[crm] owners` maps the conversation's owner."""
+    band: str | None = None
+    hot_probability: Decimal | None = None
+    lost_reason: str | None = None
+    source: str | None = None
+    """The lead's source (web form, event, …), when it came as a lead."""
+
+
+class CrmFacts(Frozen):
+    """What a conversation has reached, as the CRM sync reads it (see `deal_of`)."""
+
+    conversation_id: str
+    has_prospect: bool
+    qualified_once: bool
+    meetings_requested: int
+    quotes: tuple[tuple[str, int, int, str, int], ...] = ()
+    """Live quotes in issue order: (quote id, version, total cents, currency, minor units)."""
+    outcome: Literal["won", "lost"] | None = None
+    lost_reason: str | None = None
+    band: str | None = None
+    hot_probability: Decimal | None = None
+    owner: str | None = None
+    source: str | None = None
+
+
+def deal_external_id(conversation_id: str) -> str:
+    return f"{EXTERNAL_ID_PREFIX}:deal:{conversation_id}"
+
+
+def quote_external_id(quote_id: str, version: int) -> str:
+    return f"{EXTERNAL_ID_PREFIX}:quote:{quote_id}:v{version}"
+
+
+def note_external_id(conversation_id: str, kind: NoteKind, seq: int) -> str:
+    """A note is written once per event that asked for it: `seq` is that event's."""
+    return f"{EXTERNAL_ID_PREFIX}:note:{conversation_id}:{kind}:{seq}"
+
+
+def contact_external_id(conversation_id: str) -> str:
+    """The contact's id when the lead gave no e-mail (otherwise the e-mail identifies it)."""
+    return f"{EXTERNAL_ID_PREFIX}:contact:{conversation_id}"
+
+
+def from_salesbot(external_id: str | None) -> bool:
+    """A record carrying one of our external ids came from salesbot: its webhook is ours."""
+    return bool(external_id) and str(external_id).startswith(f"{EXTERNAL_ID_PREFIX}:")
+
+
+def stage_of(facts: CrmFacts) -> CrmStage:
+    """The furthest stage the conversation has reached; an outcome ends it."""
+    if facts.outcome is not None:
+        return facts.outcome
+    if facts.quotes:
+        return "quote_sent"
+    if facts.meetings_requested:
+        return "meeting"
+    if facts.qualified_once:
+        return "qualified"
+    return "new"
+
+
+def deal_of(facts: CrmFacts, config: CrmConfig) -> CrmDeal | None:
+    """The deal the CRM should hold for the conversation; None while it has no prospect (a
+    rep's own scratch conversation is nobody's deal)."""
+    if not facts.has_prospect:
+        return None
+    stage = stage_of(facts)
+    latest = facts.quotes[-1] if facts.quotes else None
+    return CrmDeal(
+        external_id=deal_external_id(facts.conversation_id),
+        stage=stage,
+        crm_stage=config.stages[stage],
+        pipeline=config.pipeline,
+        amount_cents=latest[2] if latest else None,
+        currency=latest[3] if latest else None,
+        minor_units=latest[4] if latest else None,
+        owner=config.owners.get(facts.owner) if facts.owner is not None else None,
+        band=facts.band,
+        hot_probability=facts.hot_probability,
+        lost_reason=facts.lost_reason if stage == "lost" else None,
+        source=facts.source,
+    )
+
+
+class SyncRequest(Frozen):
+    """One write the CRM should receive (recorded as `crm_sync_requested`)."""
+
+    artifact: CrmArtifact
+    external_id: str
+    reason: str
+    deal: CrmDeal
+    quote_id: str | None = None
+    quote_version: int | None = None
+    note: NoteKind | None = None
+
+
+def sync_requests(
+    before: CrmFacts, after: CrmFacts, config: CrmConfig, *, first_seq: int
+) -> list[SyncRequest]:
+    """The writes one decision calls for, comparing the conversation before and after it.
+
+    The deal is written when anything the CRM shows changed; each quote (and each new
+    version of one) once, when it is issued; the score's note when the band changes and the
+    transcript's when the deal closes. `first_seq` is the sequence number the first request
+    will be recorded at: each note is named after its own event's.
+    """
+    deal = deal_of(after, config)
+    if deal is None:
+        return []
+    requests: list[SyncRequest] = []
+    previous = deal_of(before, config)
+    if deal != previous:
+        requests.append(
+            SyncRequest(
+                artifact="deal",
+                external_id=deal.external_id,
+                reason=_deal_reason(previous, deal),
+                deal=deal,
+            )
+        )
+    known = {(quote_id, version) for quote_id, version, *_ in before.quotes}
+    for quote_id, version, *_ in after.quotes:
+        if (quote_id, version) not in known:
+            requests.append(
+                SyncRequest(
+                    artifact="quote",
+                    external_id=quote_external_id(quote_id, version),
+                    reason=f"quote {quote_id} v{version} issued",
+                    deal=deal,
+                    quote_id=quote_id,
+                    quote_version=version,
+                )
+            )
+    notes: list[tuple[NoteKind, str]] = []
+    if "score" in config.notes and after.band is not None and after.band != before.band:
+        notes.append(("score", f"scored {after.band}"))
+    if "transcript" in config.notes and after.outcome is not None and before.outcome is None:
+        notes.append(("transcript", f"deal {after.outcome}"))
+    for kind, reason in notes:
+        seq = first_seq + len(requests)
+        requests.append(
+            SyncRequest(
+                artifact="note",
+                external_id=note_external_id(after.conversation_id, kind, seq),
+                reason=reason,
+                deal=deal,
+                note=kind,
+            )
+        )
+    return requests
+
+
+def _deal_reason(previous: CrmDeal | None, deal: CrmDeal) -> str:
+    if previous is None:
+        return f"new deal at {deal.stage}"
+    if previous.stage != deal.stage:
+        return f"stage {previous.stage} → {deal.stage}"
+    changed = [
+        name
+        for name in ("amount_cents", "owner", "band", "hot_probability", "lost_reason")
+        if getattr(previous, name) != getattr(deal, name)
+    ]
+    return "updated " + ", ".join(changed) if changed else "updated"
+
+
+class CrmContact(Frozen):
+    """The person behind the deal: personal data, added when the write is prepared."""
+
+    external_id: str
+    email: str | None = None
+    name: str | None = None
+    company: str | None = None
+
+
+class CrmQuote(Frozen):
+    """A quote as a CRM line item (or a note with the arithmetic: `[crm] quote_as`)."""
+
+    quote_id: str
+    version: int
+    sku: str | None
+    description: str
+    qty: int
+    unit_cents: int
+    discount: Decimal
+    discount_cents: int
+    tax_cents: int
+    total_cents: int
+    currency: str
+    minor_units: int
+    proof: tuple[str, ...]
+    """The arithmetic as the buyer may read it (no internal approval lines)."""
+
+
+class CrmRecord(Frozen):
+    """Everything one CRM write needs, vendor-neutral: what the outbox hands the CRM sender.
+    `adapter` fields are filled by the sender; everything here was decided."""
+
+    schema_version: int = CRM_RECORD_SCHEMA_VERSION
+    artifact: CrmArtifact
+    external_id: str
+    conversation_id: str
+    event_seq: int
+    """The `crm_sync_requested` event this write carries out (what the CRM record traces
+    back to)."""
+    deal: CrmDeal
+    contact: CrmContact | None = None
+    quote: CrmQuote | None = None
+    quote_as: Literal["line_items", "note"] = "line_items"
+    note: NoteKind | None = None
+    note_lines: tuple[str, ...] = ()
+    """The note's text, line by line (user text: data, escaped by the adapter)."""
+
+
+def crm_contact(conversation_id: str, lead: Mapping[str, object] | None) -> CrmContact:
+    """The contact from a lead's details (`LeadDetails` as JSON); unnamed without a lead."""
+    lead = lead or {}
+
+    def text(key: str) -> str | None:
+        value = lead.get(key)
+        return value if isinstance(value, str) and value.strip() else None
+
+    return CrmContact(
+        external_id=contact_external_id(conversation_id),
+        email=text("email"),
+        name=text("name"),
+        company=text("company"),
+    )
