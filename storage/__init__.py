@@ -6,8 +6,9 @@ Depends on `domain` types only.
   value types they exchange (`Commit`, `OutboxItem`, `TicketRow`, …).
 - `storage.errors`: the error tree (`StorageError` and its subclasses).
 - `storage.memory.MemoryStore`: everything in process memory (tests, `salesbot chat --memory`).
-- `storage.sqlite.SqliteStore`: one SQLite file, one writer task with group commit;
-  `storage.sqlite_schema` holds its schema migrations.
+- `storage.sqlite.SqliteStore`: one SQLite file, one writer task with group commit
+  (`storage.sqlite_writer`); its outbox and tickets are `storage.sqlite_outbox` and
+  `storage.sqlite_tickets`, and `storage.sqlite_schema` holds its schema migrations.
 - `storage.projections`: what `/metrics` and `/audit` read instead of the whole log (the
   per-conversation fold and its sums), kept by both stores in the events' transaction;
   `storage.sqlite_projections` holds their tables and SQL.

@@ -1,0 +1,132 @@
+"""The tickets of `SqliteStore` (`storage.ports.TicketStore`): one row per handoff or
+approval ticket, claimed once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from domain import GENERATOR
+from storage._rules import (
+    ClaimTicket,
+    OpenTicket,
+    ReopenTicket,
+    ResolveTicket,
+    TicketChange,
+)
+from storage.ports import (
+    TICKET_SCHEMA_VERSION,
+    ClaimOutcome,
+    TicketRow,
+)
+from storage.sqlite_writer import Conn, SqliteConnections, _one
+
+_TICKET_COLUMNS = (
+    "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
+    "opened_at_ms, updated_at_ms, schema_version, generator"
+)
+
+
+class SqliteTickets(SqliteConnections):
+    """`storage.ports.TicketStore` on the SQLite file."""
+
+    async def open_ticket(self, row: TicketRow) -> bool:
+        return await self._write(lambda conn: _insert_ticket(conn, row))
+
+    async def claim_ticket(self, key: str, by: str, at_ms: int) -> ClaimOutcome:
+        def run(conn: Conn) -> ClaimOutcome:
+            row = _one(
+                conn, "SELECT status, claimed_by, resolved_by FROM tickets WHERE key = ?", (key,)
+            )
+            if row is None:
+                return ClaimOutcome(claimed=False, holder=None)
+            status, claimed_by, resolved_by = row
+            if status == "open":
+                _apply_ticket_change(conn, ClaimTicket(key, by, at_ms))
+                return ClaimOutcome(claimed=True, holder=by)
+            if status == "claimed":
+                return ClaimOutcome(claimed=claimed_by == by, holder=claimed_by)
+            return ClaimOutcome(claimed=False, holder=resolved_by)
+
+        return await self._write(run)
+
+    async def resolve_ticket(self, key: str, by: str, at_ms: int) -> bool:
+        return await self._write(
+            lambda conn: _apply_ticket_change(conn, ResolveTicket(key, by, at_ms))
+        )
+
+    async def ticket(self, key: str) -> TicketRow | None:
+        rows = await self._fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE key = ?", (key,))
+        return _ticket_row(rows[0]) if rows else None
+
+    async def open_tickets(self) -> list[TicketRow]:
+        rows = await self._fetch(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status != 'resolved' "
+            "ORDER BY opened_at_ms, rowid"
+        )
+        return [_ticket_row(row) for row in rows]
+
+
+def _insert_ticket(conn: Conn, row: TicketRow) -> bool:
+    cursor = conn.execute(
+        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (key) DO NOTHING",
+        (
+            row.key,
+            row.conversation_id,
+            row.kind,
+            row.reason,
+            row.status,
+            row.claimed_by,
+            row.resolved_by,
+            row.quote_id,
+            row.opened_at_ms,
+            row.updated_at_ms,
+            row.schema_version,
+            row.generator_version,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+def _apply_ticket_change(conn: Conn, change: TicketChange) -> bool:
+    """Apply one ticket change; True if a row changed."""
+    match change:
+        case OpenTicket(row):
+            return _insert_ticket(conn, row)
+        case ClaimTicket(key, by, at_ms):
+            cursor = conn.execute(
+                "UPDATE tickets SET status = 'claimed', claimed_by = ?, updated_at_ms = ?, "
+                "schema_version = ?, generator = ? WHERE key = ? AND status = 'open'",
+                (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
+            )
+            return cursor.rowcount == 1
+        case ResolveTicket(key, by, at_ms):
+            cursor = conn.execute(
+                "UPDATE tickets SET status = 'resolved', resolved_by = ?, updated_at_ms = ?, "
+                "schema_version = ?, generator = ? WHERE key = ? AND status != 'resolved'",
+                (by, at_ms, TICKET_SCHEMA_VERSION, GENERATOR, key),
+            )
+            return cursor.rowcount == 1
+        case ReopenTicket(key, holder, at_ms):
+            cursor = conn.execute(
+                "UPDATE tickets SET status = ?, claimed_by = ?, resolved_by = NULL, "
+                "updated_at_ms = ?, schema_version = ?, generator = ? "
+                "WHERE key = ? AND status = 'resolved'",
+                (
+                    "open" if holder is None else "claimed",
+                    holder,
+                    at_ms,
+                    TICKET_SCHEMA_VERSION,
+                    GENERATOR,
+                    key,
+                ),
+            )
+            return cursor.rowcount == 1
+
+
+def _ticket_row(row: Sequence[Any]) -> TicketRow:
+    names = [name.strip() for name in _TICKET_COLUMNS.split(",")]
+    values = dict(zip(names, row, strict=True))
+    values["generator_version"] = values.pop("generator")
+    return TicketRow.model_validate(values)
