@@ -79,6 +79,27 @@ class BootSlot:
         )
         return None
 
+    @staticmethod
+    def held(database: str | Path) -> list[Path]:
+        """The slots of `database` a live process holds now (each tried without waiting and
+        let go at once): a running `salesbot serve` holds one. Empty without locking."""
+        if fcntl is None:
+            return []
+        database = Path(database)
+        held = []
+        for path in sorted(database.parent.glob(f"{database.name}.boot-*.lock")):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                held.append(path)
+            finally:
+                os.close(fd)  # also drops the lock just taken
+        return held
+
     def release(self) -> None:
         """Give the slot up (idempotent): the next process to start may take it."""
         if self._fd is not None:
