@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,8 @@ import pytest
 from storage.memory import MemoryStore
 from storage.ports import Store
 from storage.sqlite import SqliteStore
+from tests.support.postgres import Cluster
+from tests.support.postgres import start as start_cluster
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -21,3 +23,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         opened = await SqliteStore.open(tmp_path / "salesbot.db")
     async with opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session (`tests.support.postgres`): it fails,
+    never skips, when PostgreSQL cannot be started."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
