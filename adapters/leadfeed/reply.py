@@ -58,6 +58,7 @@ import aiohttp
 from yarl import URL
 
 from adapters.action_binding import ActionKey
+from adapters.ids import LEADS
 from adapters.leadfeed.links import action_links
 from adapters.leadfeed.models import LeadReply, check_reply_url
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
@@ -70,8 +71,8 @@ from domain.state import ConversationState
 
 log = logging.getLogger(__name__)
 
-CHANNEL_PREFIX = "lead-reply:"
-ADAPTER = "leadfeed"
+CHANNEL_PREFIX = LEADS.channel_prefix
+ADAPTER = LEADS.adapter
 ADAPTER_VERSION = 2
 """The lead feed's reply adapter version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
@@ -115,7 +116,7 @@ class LeadReplyRouter:
         lead_id = state.conversation_id
         return [
             Route(
-                channel=f"{CHANNEL_PREFIX}{lead_id}",
+                channel=LEADS.channel(lead_id),
                 target={"url": url, "lead_id": lead_id},
                 adapter=ADAPTER,
                 adapter_version=ADAPTER_VERSION,

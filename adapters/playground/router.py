@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from adapters.playground.ids import SCHEME
 from adapters.ports import Route
 from domain.cards import Reply
 from domain.inbound import Inbound
 from domain.state import ConversationState
 
-CHANNEL_PREFIX = "playground:"
-ADAPTER = "playground"
+CHANNEL_PREFIX = SCHEME.channel_prefix
+ADAPTER = SCHEME.adapter
 ADAPTER_VERSION = 1
 """The playground adapter's version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
@@ -25,7 +26,7 @@ class PlaygroundRouter:
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         return [
             Route(
-                channel=f"{CHANNEL_PREFIX}{state.conversation_id}",
+                channel=SCHEME.channel(state.conversation_id),
                 target={
                     "conversation": state.conversation_id,
                     "audience": reply.audience,

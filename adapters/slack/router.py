@@ -32,19 +32,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.ports import Route
-from adapters.slack.ids import location, response_key
+from adapters.slack.ids import SCHEME, location, response_key
 from domain.cards import Reply
 from domain.inbound import Inbound
 from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
-CHANNEL_PREFIX = "slack:"
-ADAPTER = "slack"
+CHANNEL_PREFIX = SCHEME.channel_prefix
+ADAPTER = SCHEME.adapter
 ADAPTER_VERSION = 1
 """The Slack adapter's version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
 changes meaning."""
-SLACK_DELIVERY_PREFIX = "slack:"
 
 
 def _route(
@@ -64,7 +63,7 @@ def _route(
     if response is not None:
         target["response_key"] = response
     return Route(
-        channel=f"{CHANNEL_PREFIX}{channel}",
+        channel=SCHEME.channel(channel),
         target=target,
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
@@ -135,10 +134,7 @@ class SlackRouter:
             return [_route(self._leads)]  # the lead card itself starts the thread
         if reply.audience == "requester":
             # Only someone acting from Slack can be answered privately in Slack.
-            if (
-                not inbound.delivery_id.startswith(SLACK_DELIVERY_PREFIX)
-                or inbound.actor.role == "system"
-            ):
+            if not SCHEME.owns_delivery(inbound.delivery_id) or inbound.actor.role == "system":
                 return []
             return [_route(self._leads, ephemeral_user=inbound.actor.id, thread_of_ref=ref)]
         return [_route(self._leads, thread_of_ref=ref)]

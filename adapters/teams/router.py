@@ -34,8 +34,8 @@ from domain.inbound import Inbound
 from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
-CHANNEL_PREFIX = "teams:"
-ADAPTER = "teams"
+CHANNEL_PREFIX = ids.SCHEME.channel_prefix
+ADAPTER = ids.SCHEME.adapter
 ADAPTER_VERSION = 1
 """The Teams adapter's version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
@@ -48,7 +48,7 @@ def conversation_route(conversation: str, user: str | None = None) -> Route:
     if user is not None:
         target["user"] = user
     return Route(
-        channel=f"{CHANNEL_PREFIX}{conversation}",
+        channel=ids.SCHEME.channel(conversation),
         target=target,
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
@@ -71,7 +71,7 @@ def destination_route(
         if value is not None:
             target[key] = value
     return Route(
-        channel=f"{CHANNEL_PREFIX}{destination}",
+        channel=ids.SCHEME.channel(destination),
         target=target,
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
@@ -125,10 +125,7 @@ class TeamsRouter:
             return [destination_route("leads", starts_thread=ref)]
         if reply.audience == "requester":
             # Only someone acting from Teams can be answered privately in Teams.
-            if (
-                not inbound.delivery_id.startswith(f"{ids.PREFIX}:")
-                or inbound.actor.role == "system"
-            ):
+            if not ids.SCHEME.owns_delivery(inbound.delivery_id) or inbound.actor.role == "system":
                 return []
             return [destination_route("leads", user=inbound.actor.id, thread_of_ref=ref)]
         return [destination_route("leads", thread_of_ref=ref)]
