@@ -51,7 +51,7 @@ import json
 import logging
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -79,6 +79,14 @@ sender renders a reply. Recorded in every outbox payload it routes; bump it when
 changes meaning. 2: the body carries the card's buttons as signed links (`actions`)."""
 SIGNATURE_HEADER = "X-Salesbot-Signature"
 SIGNATURE_PREFIX = "sha256="
+
+
+class LeadReplyTarget(TypedDict):
+    """A reply route's `target`, as the outbox payload stores it: where to POST, for which
+    lead."""
+
+    url: str
+    lead_id: str
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -114,10 +122,11 @@ class LeadReplyRouter:
         if not url:
             return []
         lead_id = state.conversation_id
+        target: LeadReplyTarget = {"url": url, "lead_id": lead_id}
         return [
             Route(
                 channel=LEADS.channel(lead_id),
-                target={"url": url, "lead_id": lead_id},
+                target=dict(target),
                 adapter=ADAPTER,
                 adapter_version=ADAPTER_VERSION,
             )

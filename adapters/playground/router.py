@@ -7,6 +7,7 @@ shown; the page files it by audience (thread, "only you / the team", handoff cha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 from adapters.playground.ids import SCHEME
 from adapters.ports import Route
@@ -22,16 +23,26 @@ sender renders a reply. Recorded in every outbox payload it routes; bump it when
 changes meaning."""
 
 
+class PlaygroundTarget(TypedDict):
+    """A playground route's `target`, as the outbox payload stores it: which thread and
+    pane shows the reply, and who asked (a private answer is theirs)."""
+
+    conversation: str
+    audience: str
+    requester: str
+
+
 class PlaygroundRouter:
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        target: PlaygroundTarget = {
+            "conversation": state.conversation_id,
+            "audience": reply.audience,
+            "requester": inbound.actor.id,
+        }
         return [
             Route(
                 channel=SCHEME.channel(state.conversation_id),
-                target={
-                    "conversation": state.conversation_id,
-                    "audience": reply.audience,
-                    "requester": inbound.actor.id,
-                },
+                target=dict(target),
                 adapter=ADAPTER,
                 adapter_version=ADAPTER_VERSION,
             )

@@ -30,6 +30,7 @@ card's `ref` (`thread_of_ref`), so reps follow and act on the lead in one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Required, TypedDict
 
 from adapters.ports import Route
 from adapters.slack.ids import SCHEME, location, response_key
@@ -46,6 +47,19 @@ sender renders a reply. Recorded in every outbox payload it routes; bump it when
 changes meaning."""
 
 
+class SlackTarget(TypedDict, total=False):
+    """A Slack route's `target`, as the outbox payload stores it (in this key order).
+    `thread_of_ref`: post in the thread its lead card started; `response_key`: the slash
+    command's response URL (`response_url.py`); `mention`: the on-call group to mention."""
+
+    channel: Required[str]
+    thread_ts: Required[str | None]
+    ephemeral_user: Required[str | None]
+    thread_of_ref: str
+    response_key: str
+    mention: str
+
+
 def _route(
     channel: str,
     thread_ts: str | None = None,
@@ -53,7 +67,7 @@ def _route(
     thread_of_ref: str | None = None,
     response: str | None = None,
 ) -> Route:
-    target: dict[str, str | None] = {
+    target: SlackTarget = {
         "channel": channel,
         "thread_ts": thread_ts,
         "ephemeral_user": ephemeral_user,
@@ -64,7 +78,7 @@ def _route(
         target["response_key"] = response
     return Route(
         channel=SCHEME.channel(channel),
-        target=target,
+        target=dict(target),
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
     )

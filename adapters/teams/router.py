@@ -25,7 +25,7 @@ added to when unset (which only the store knows).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypedDict
 
 from adapters.ports import Route
 from adapters.teams import ids
@@ -43,13 +43,27 @@ changes meaning."""
 Destination = Literal["handoff", "leads"]
 
 
+class TeamsTarget(TypedDict, total=False):
+    """A Teams route's `target`, as the outbox payload stores it (in this key order): a Bot
+    Framework `conversation`, or a `destination` the sender resolves; `user` for a private
+    reply; `thread_of_ref` / `starts_thread` for a lead's thread in the leads conversation;
+    `mention` the on-call tag (`TAG_ID|Name`)."""
+
+    conversation: str
+    destination: Destination
+    user: str
+    thread_of_ref: str
+    starts_thread: str
+    mention: str
+
+
 def conversation_route(conversation: str, user: str | None = None) -> Route:
-    target = {"conversation": conversation}
+    target: TeamsTarget = {"conversation": conversation}
     if user is not None:
         target["user"] = user
     return Route(
         channel=ids.SCHEME.channel(conversation),
-        target=target,
+        target=dict(target),
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
     )
@@ -62,17 +76,16 @@ def destination_route(
     thread_of_ref: str | None = None,
     starts_thread: str | None = None,
 ) -> Route:
-    target: dict[str, str] = {"destination": destination}
-    for key, value in (
-        ("user", user),
-        ("thread_of_ref", thread_of_ref),
-        ("starts_thread", starts_thread),
-    ):
-        if value is not None:
-            target[key] = value
+    target: TeamsTarget = {"destination": destination}
+    if user is not None:
+        target["user"] = user
+    if thread_of_ref is not None:
+        target["thread_of_ref"] = thread_of_ref
+    if starts_thread is not None:
+        target["starts_thread"] = starts_thread
     return Route(
         channel=ids.SCHEME.channel(destination),
-        target=target,
+        target=dict(target),
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
     )

@@ -12,16 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.ids import LEADS, IdScheme
+from adapters.leadfeed.reply import LeadReplyRouter, LeadReplyTarget
+from adapters.outbound import OutboundPolicy
 from adapters.playground.ids import SCHEME as PLAYGROUND
+from adapters.playground.router import PlaygroundRouter, PlaygroundTarget
 from adapters.ports import Delivery, Route, SendOutcome, Sent
 from adapters.slack import ids as slack_ids
+from adapters.slack.router import SlackRouter, SlackTarget
 from adapters.teams import ids as teams_ids
+from adapters.teams.router import TeamsRouter, TeamsTarget, conversation_route, destination_route
 from adapters.terminal.ids import SCHEME as TERMINAL
 from bot.policy_loader import load_policy
 from bot.server import build_app
@@ -30,7 +36,9 @@ from bot.settings import Settings
 from bot.surfaces import default_registrations
 from bot.surfaces.base import Registration, Surface, Wiring
 from domain.cards import Reply
-from domain.inbound import Actor, Inbound, MessagePosted
+from domain.decide import new_conversation
+from domain.inbound import Actor, CommandInvoked, Inbound, LeadDetails, MessagePosted
+from domain.policy import Policy
 from domain.state import ConversationState
 from storage.memory import MemoryStore
 from tests.e2e.harness import eventually, outbox_drained
@@ -259,3 +267,57 @@ def test_the_schemes_describe_the_ids_earlier_releases_stored() -> None:
         "lead-reply",
         "terminal",
     ]
+
+
+def _conforms(target: dict[str, object], shape: Any) -> None:
+    """`target` has the shape's required keys and no key the shape does not declare."""
+    keys = set(target)
+    assert shape.__required_keys__ <= keys, (shape.__name__, target)
+    assert keys <= shape.__required_keys__ | shape.__optional_keys__, (shape.__name__, target)
+
+
+def test_every_built_in_route_target_has_its_declared_typed_shape(default_policy: Policy) -> None:
+    """The typed shapes (`SlackTarget`, `TeamsTarget`, …) describe what the routers store,
+    key for key — so they stay true of the outbox rows written before they existed."""
+    rep = Actor(id="U0REP", role="rep", approver=True)
+    command = CommandInvoked(
+        delivery_id=slack_ids.command_delivery_id("trig-9"),
+        conversation_id=slack_ids.conversation_id("T1", "C0SALES", "1.2"),
+        actor=rep,
+        command="quote",
+        args="10 pro",
+    )
+    slack = SlackRouter(handoff_channel="C0HANDOFF", leads_channel="C0LEADS", on_call="S0ONCALL")
+    teams = TeamsRouter(on_call="tag|On call")
+    playground = PlaygroundRouter()
+    state = new_conversation(command.conversation_id, default_policy)
+    replies = [
+        Reply(audience=audience, text="x", mention="on_call" if audience == "handoff" else None)
+        for audience in ("conversation", "requester", "team", "handoff", "escalation")
+    ]
+    for reply in replies:
+        for route in slack.route(command, reply, state):
+            _conforms(route.target, SlackTarget)
+        for route in playground.route(command, reply, state):
+            _conforms(route.target, PlaygroundTarget)
+    teams_command = command.model_copy(
+        update={"conversation_id": teams_ids.conversation_id("19:abc@thread.tacv2")}
+    )
+    teams_state = new_conversation(teams_command.conversation_id, default_policy)
+    for reply in replies:
+        for route in teams.route(teams_command, reply, teams_state):
+            _conforms(route.target, TeamsTarget)
+    for route in (
+        destination_route("leads", user="u", thread_of_ref="lead:x", starts_thread="lead:x"),
+        conversation_route("19:abc", user="u"),
+    ):
+        _conforms(route.target, TeamsTarget)
+    lead_reply = LeadReplyRouter(
+        default_reply_url="https://example.com/r", outbound=OutboundPolicy()
+    )
+    lead_state = new_conversation(LEADS.conversation_id("0123456789abcdef"), default_policy)
+    lead_state = lead_state.model_copy(
+        update={"lead": LeadDetails(name="Ada", email="ada@example.com", message="Hi")}
+    )
+    (route,) = lead_reply.route(command, replies[0], lead_state)
+    _conforms(route.target, LeadReplyTarget)
