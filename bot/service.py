@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import SecretStr
@@ -24,11 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.action_binding import ActionKey
 from adapters.ids import platform_of
 from adapters.outbound import Lookup, OutboundPolicy
-from adapters.playground.access import PlaygroundAccess
-from adapters.playground.hub import PlaygroundHub
 from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
-from adapters.slack.installation import SlackInstallation
-from adapters.teams.connector import TokenProvider
 from bot.action_secret import load_action_secret
 from bot.logs import mask_secrets
 from bot.outbox_worker import OutboxWorker
@@ -37,8 +33,8 @@ from bot.routing import CompositeRouter
 from bot.runtime import HandleResult, Runtime
 from bot.settings import Settings, SettingsError
 from bot.state_cache import DEFAULT_MAX_BYTES, MIB
-from bot.surfaces import SLACK_PACING_MS, default_registrations
-from bot.surfaces.base import Dispatch, Registration, Relay, Surface, build_surfaces, part_of
+from bot.surfaces import SLACK_PACING_MS, BuiltInViews, TokenProvider, default_registrations
+from bot.surfaces.base import Dispatch, Registration, Relay, Surface, build_surfaces
 from domain.inbound import Inbound
 from domain.policy import Policy
 from domain.state import ConversationState
@@ -48,8 +44,6 @@ from storage.ports import OutboxStats, Store
 __all__ = ["SLACK_PACING_MS", "Metrics", "Service", "build_service", "platform_of"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 SWEEP_EVERY_S = 60.0
 READY_PROBE_EVERY_MS = 5_000
@@ -176,7 +170,7 @@ class Metrics:
             self.outbox_dead.labels(platform=row.platform).set(row.dead)
 
 
-class Service:
+class Service(BuiltInViews):
     def __init__(
         self,
         *,
@@ -230,24 +224,6 @@ class Service:
         self._probe_lock = asyncio.Lock()
         self._probed_at_ms: int | None = None
         self._probe_problem: str | None = None
-
-    def part(self, kind: type[T]) -> T | None:
-        """The adapter object of type `kind` behind a configured surface, if any (for
-        tests and tools; the wiring itself never looks inside a surface)."""
-        return part_of(self.surfaces, kind)
-
-    # Views kept for the tests written before surfaces were registered.
-    @property
-    def playground(self) -> PlaygroundHub | None:
-        return self.part(PlaygroundHub)
-
-    @property
-    def playground_access(self) -> PlaygroundAccess:
-        return self.part(PlaygroundAccess) or PlaygroundAccess()
-
-    @property
-    def slack_installation(self) -> SlackInstallation | None:
-        return self.part(SlackInstallation)
 
     async def handle(self, inbound: Inbound) -> HandleResult:
         """What every adapter calls: decide and commit, then the adapter acknowledges."""

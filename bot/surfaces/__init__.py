@@ -7,16 +7,22 @@ Their order is the order a reply is routed in (and so the order of its outbox it
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.playground.access import PlaygroundAccess
+from adapters.playground.hub import PlaygroundHub
+from adapters.slack.installation import SlackInstallation
 from adapters.teams.connector import TokenProvider
 from bot.surfaces import leadfeed, playground, slack, teams
-from bot.surfaces.base import Registration
+from bot.surfaces.base import Registration, Surface, part_of
 from bot.surfaces.slack import SLACK_PACING_MS
 
-__all__ = ["SLACK_PACING_MS", "default_registrations"]
+__all__ = ["SLACK_PACING_MS", "BuiltInViews", "TokenProvider", "default_registrations"]
+
+T = TypeVar("T")
 
 
 def default_registrations(
@@ -33,3 +39,28 @@ def default_registrations(
         playground.registration(),
         leadfeed.registration(),
     ]
+
+
+class BuiltInViews:
+    """The service's handles on the adapter objects behind its surfaces, for tests and
+    tools (the wiring itself never looks inside a surface). The named views are the
+    built-ins' that tests written before the registrations reach for."""
+
+    surfaces: Sequence[Surface]
+
+    def part(self, kind: type[T]) -> T | None:
+        """The adapter object of type `kind` behind a configured surface, if any."""
+        return part_of(self.surfaces, kind)
+
+    @property
+    def playground(self) -> PlaygroundHub | None:
+        return self.part(PlaygroundHub)
+
+    @property
+    def playground_access(self) -> PlaygroundAccess:
+        """The playground's access mode (local only when it is not served)."""
+        return self.part(PlaygroundAccess) or PlaygroundAccess()
+
+    @property
+    def slack_installation(self) -> SlackInstallation | None:
+        return self.part(SlackInstallation)

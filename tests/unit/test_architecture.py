@@ -175,3 +175,18 @@ def test_no_bot_module_spells_a_surfaces_id_prefix(path: Path) -> None:
         if any(text.startswith(prefix) for prefix in prefixes)
     ]
     assert not spelled, f"{path.name}: {spelled}"
+
+
+COMPOSITION_ROOT = ["service.py", "server.py", "outbox_worker.py", "runtime.py", "routing.py"]
+
+
+@pytest.mark.parametrize("name", COMPOSITION_ROOT)
+def test_the_composition_root_reaches_the_surfaces_only_through_their_registrations(
+    name: str,
+) -> None:
+    """Adding a surface (a CRM, a web widget) touches `bot/surfaces/`, never these: they
+    import the shared adapter modules (ports, id schemes) and no adapter package."""
+    for module in _imported_modules(ROOT / "bot" / name):
+        top, _, rest = module.partition(".")
+        if top == "adapters" and rest:
+            assert rest.split(".")[0] in ADAPTERS_SHARED, f"{name} imports {module}"
