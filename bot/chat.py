@@ -27,13 +27,16 @@ from collections.abc import Callable, Iterable
 
 from pydantic import ValidationError
 
+from adapters.terminal.ids import SCHEME
 from adapters.terminal.render import render_output
-from adapters.terminal.sender import CHANNEL, TerminalRouter, TerminalSender
+from adapters.terminal.sender import TerminalSender
 from adapters.terminal.transcript import Author, Output, notice, output_json
 from bot.chart_files import ChartFolder
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.runtime import Runtime
+from bot.surfaces import terminal
+from bot.surfaces.base import Dispatch
 from domain.cards import Card, CardField
 from domain.commands import COMMANDS, CommandSpec, command_spec
 from domain.decide import new_conversation
@@ -108,21 +111,24 @@ class ChatSession:
         self._speaker = LOCAL_PROSPECT
         self._count = 0
         self._sender = TerminalSender(self._show, ChartFolder().save)
+        surface = terminal.surface(self._sender)
+        assert surface.router is not None
         self._runtime = Runtime(
-            store, policy, TerminalRouter(), clock=clock, answer_query=query_answerer(policy)
+            store, policy, surface.router, clock=clock, answer_query=query_answerer(policy)
         )
+        dispatch = Dispatch([surface])
         self._worker = OutboxWorker(
             store,
-            lambda channel: self._sender if channel == CHANNEL else None,
+            dispatch.sender_for,
             clock=clock,
             sleep=_no_wait,
             rng=random.Random(0),
-            pacing_ms=lambda _channel: 0,
+            pacing_ms=dispatch.pacing_ms,
             on_dead_letter=self._runtime.report_dead_letter,
             identity=outbox_identity,
             # Only the terminal's own items: on a live server's database the server's
             # replies are the server's to send, and the terminal's are never the server's.
-            prefixes=(CHANNEL,),
+            prefixes=dispatch.prefixes,
         )
         self._store = store
 
@@ -189,7 +195,7 @@ class ChatSession:
 
     def _next_id(self) -> str:
         self._count += 1
-        return f"chat:{self._session}:{self._count}"
+        return SCHEME.delivery_id(f"{self._session}:{self._count}")
 
     def _inbound(self, text: str) -> Inbound | Output:
         """The inbound a typed line makes, or the notice that answers it at the terminal."""

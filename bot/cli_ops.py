@@ -24,6 +24,7 @@ from typing import Literal, TextIO
 from pydantic import TypeAdapter
 
 from adapters.ports import Route
+from adapters.terminal.ids import SCHEME as TERMINAL
 from bot.audit_bundle import build_bundle, write_file
 from bot.boot_slot import BootSlot
 from bot.bootstrap import open_store
@@ -405,7 +406,7 @@ async def chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
     policy = load_checked_policy(args.policy)
     session = format(system_now_ms(), "x")
-    conversation_id = args.conversation or f"chat-{session}"
+    conversation_id = args.conversation or TERMINAL.conversation_id(session)
 
     output = _Output(out)
     async with open_store(settings, memory=args.memory) as store:
@@ -473,24 +474,15 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        platforms = []
-        if service.playground is not None:
-            platforms.append(
-                f"playground at http://{host}:{runner.addresses[0][1] if runner.addresses else port}/"
-            )
-        if service.slack is not None:
-            platforms.append("slack (socket mode)" if service.slack_app_token else "slack")
-        if service.teams is not None:
-            platforms.append("teams")
         bound = runner.addresses[0][1] if runner.addresses else port
+        platforms, notices = service.startup_lines(host, bound)
         out.write(
             f"salesbot serving on http://{host}:{bound} (policy {policy.short_version}; "
             f"platforms: {', '.join(platforms)})\n"
         )
         log.info("serving on %s:%s (platforms: %s)", host, bound, ", ".join(platforms))
-        if service.playground is not None:
-            shown = f"[{host}]" if ":" in host else host
-            out.write(service.playground_access.startup_line(f"http://{shown}:{bound}/") + "\n")
+        for line in notices:
+            out.write(line + "\n")
         out.flush()
         # SciPy (the conversion intervals of the `/metrics` command) loads on a worker
         # thread once the bot listens: readiness does not wait for it, and the first

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from adapters.ids import LEADS as LEAD_IDS
+from adapters.ids import lead_actor_id
 from bot.runtime import Runtime
 from domain.events import QuoteIssued
 from domain.inbound import (
@@ -70,7 +72,7 @@ LEADS: Sequence[LeadDetails] = (
 
 
 def _lead_id(index: int) -> str:
-    return f"lead-demo-{index + 1}"
+    return LEAD_IDS.conversation_id(f"demo-{index + 1}")
 
 
 async def seed_demo(runtime: Runtime) -> int:
@@ -84,7 +86,7 @@ async def seed_demo(runtime: Runtime) -> int:
 
     for index, lead in enumerate(LEADS):
         conversation = _lead_id(index)
-        prospect = Actor(id=f"lead:{conversation}", name=lead.name, role="prospect")
+        prospect = Actor(id=lead_actor_id(conversation), name=lead.name, role="prospect")
         await send(
             LeadArrived(
                 delivery_id=f"demo:{conversation}:lead",
@@ -96,7 +98,7 @@ async def seed_demo(runtime: Runtime) -> int:
     # The hot lead is quoted and accepts: a won deal for the metrics.
     hot, hot_prospect = (
         _lead_id(0),
-        Actor(id=f"lead:{_lead_id(0)}", name=LEADS[0].name, role="prospect"),
+        Actor(id=lead_actor_id(_lead_id(0)), name=LEADS[0].name, role="prospect"),
     )
     quoted = await runtime.handle(
         CommandInvoked(
@@ -129,7 +131,7 @@ async def seed_demo(runtime: Runtime) -> int:
         MessagePosted(
             delivery_id=f"demo:{objection}:contract",
             conversation_id=objection,
-            actor=Actor(id=f"lead:{objection}", name=LEADS[3].name, role="prospect"),
+            actor=Actor(id=lead_actor_id(objection), name=LEADS[3].name, role="prospect"),
             text="And can we cancel the contract at any time?",
         )
     )

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from adapters.playground.desk import DeskTicket
 from adapters.playground.hub import PlaygroundHub
-from adapters.playground.router import CHANNEL_PREFIX
+from adapters.playground.ids import SCHEME
 from adapters.ports import Delivery
 from bot.runtime import INBOUND, outbox_key
 from domain.inbound import Inbound
@@ -37,7 +37,7 @@ async def restore_playground(hub: PlaygroundHub, store: Store) -> int:
     what was already shown. A record that no longer parses is skipped with a warning:
     the playground starts anyway.
     """
-    items = await store.sent_items(CHANNEL_PREFIX, hub.history_limit)
+    items = await store.sent_items(SCHEME.channel_prefix, hub.history_limit)
     if not items:
         return 0
     by_key = {item.key: item for item in items}
@@ -46,7 +46,7 @@ async def restore_playground(hub: PlaygroundHub, store: Store) -> int:
     conversations = dict.fromkeys(item.conversation_id for item in items)
     timeline: list[tuple[tuple[int, int, int, int], Inbound | None, list[OutboxItem]]] = []
     for number, conversation in enumerate(conversations):
-        channel = f"{CHANNEL_PREFIX}{conversation}"
+        channel = SCHEME.channel(conversation)
         for stored in await store.inbounds(conversation):
             caused = []
             for index in count():

@@ -1,8 +1,11 @@
-"""The HTTP server: one aiohttp application for every platform and the operator routes.
+"""The HTTP server: one aiohttp application for every surface and the operator routes.
 
+Each configured surface mounts its own routes (`bot.surfaces`), e.g.
 POST /slack/events   Slack events, slash commands and interactivity (when configured)
 POST /api/messages   Microsoft Teams activities (when configured)
+POST /leads, …       the lead feed
 GET  /, /playground/…  the playground (local only, or behind SALESBOT_PLAYGROUND_TOKEN)
+and the operator routes are:
 GET  /healthz        the process is alive
 GET  /readyz         the store takes writes and the outbox worker is running (else 503)
 GET  /metrics        Prometheus text format
@@ -25,9 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.playground.web import add_routes as add_playground_routes
 from bot.logs import FIELDS_ATTRIBUTE, log_context, origin
-from bot.playground_desk import open_desk_tickets
 from bot.service import Service
 from domain import GENERATOR
 
@@ -56,22 +57,9 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    if service.lead_feed is not None:
-        service.lead_feed.add_routes(app)
-    if service.playground is not None:
-        add_playground_routes(
-            app,
-            service.playground,
-            service.handle,
-            clock=service.clock,
-            action_key=service.action_key,
-            access=service.playground_access,
-            tickets=lambda: open_desk_tickets(service.store),
-        )
-    if service.teams is not None:
-        app.router.add_post("/api/messages", service.teams.handle_request)
-    if service.slack is not None and service.slack.accepts_http:
-        app.router.add_post("/slack/events", service.slack.handle_request)
+    for surface in service.surfaces:
+        if surface.mount is not None:
+            surface.mount(app)
     return app
 
 

@@ -25,6 +25,7 @@ from typing import Final
 from urllib.parse import quote, urlencode
 
 from adapters.action_binding import ActionKey
+from adapters.ids import LEAD_ACTION_DELIVERY, LEADS
 from adapters.leadfeed.models import LeadAction
 from domain.cards import Card
 from domain.inbound import ActionId
@@ -48,7 +49,7 @@ def sign_link(key: ActionKey, lead_id: str, action: str, target: str, link: str)
 def delivery_id(lead_id: str, action: str, target: str, link: str) -> str:
     """One press per link: the same link posted again is the same delivery."""
     digest = hashlib.sha256("\x1f".join((lead_id, action, target, link)).encode()).hexdigest()
-    return f"lead-action:{digest}"
+    return LEADS.delivery_id(digest, kind=LEAD_ACTION_DELIVERY)
 
 
 def action_links(

@@ -51,13 +51,14 @@ import json
 import logging
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
 from adapters.action_binding import ActionKey
+from adapters.ids import LEADS
 from adapters.leadfeed.links import action_links
 from adapters.leadfeed.models import LeadReply, check_reply_url
 from adapters.outbound import OutboundPolicy, OutboundRefusedError
@@ -70,14 +71,22 @@ from domain.state import ConversationState
 
 log = logging.getLogger(__name__)
 
-CHANNEL_PREFIX = "lead-reply:"
-ADAPTER = "leadfeed"
+CHANNEL_PREFIX = LEADS.channel_prefix
+ADAPTER = LEADS.adapter
 ADAPTER_VERSION = 2
 """The lead feed's reply adapter version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
 changes meaning. 2: the body carries the card's buttons as signed links (`actions`)."""
 SIGNATURE_HEADER = "X-Salesbot-Signature"
 SIGNATURE_PREFIX = "sha256="
+
+
+class LeadReplyTarget(TypedDict):
+    """A reply route's `target`, as the outbox payload stores it: where to POST, for which
+    lead."""
+
+    url: str
+    lead_id: str
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -113,10 +122,11 @@ class LeadReplyRouter:
         if not url:
             return []
         lead_id = state.conversation_id
+        target: LeadReplyTarget = {"url": url, "lead_id": lead_id}
         return [
             Route(
-                channel=f"{CHANNEL_PREFIX}{lead_id}",
-                target={"url": url, "lead_id": lead_id},
+                channel=LEADS.channel(lead_id),
+                target=dict(target),
                 adapter=ADAPTER,
                 adapter_version=ADAPTER_VERSION,
             )

@@ -51,6 +51,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.action_binding import ActionKey
+from adapters.ids import LEAD_DELIVERY, LEAD_MESSAGE_DELIVERY, LEADS, lead_actor_id
 from adapters.json_text import has_lone_surrogate, nests_deeper_than
 from adapters.leadfeed.links import PROSPECT_ACTIONS, SCOPE
 from adapters.leadfeed.links import delivery_id as link_delivery_id
@@ -77,7 +78,7 @@ MAX_KEY_LENGTH = 255
 MAX_DEPTH = 16
 """A lead is two levels deep (the body, its metadata); anything much deeper is hostile."""
 
-LEAD_ID = re.compile(r"^lead-[0-9a-f]{16}$")
+LEAD_ID = re.compile(rf"^{re.escape(LEADS.conversation_id(''))}[0-9a-f]{{16}}$")
 """Only conversations the feed created are reachable through it: a chat thread's
 conversation must not be readable by guessing its id."""
 
@@ -88,17 +89,17 @@ _UNAUTHORIZED = "A valid bearer token is required (Authorization: Bearer <SALESB
 def lead_ids(key: str) -> tuple[str, str]:
     """The lead (conversation) id and the delivery id for an idempotency key."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return f"lead-{digest[:16]}", f"lead:{digest}"
+    return LEADS.conversation_id(digest[:16]), LEADS.delivery_id(digest, kind=LEAD_DELIVERY)
 
 
 def message_delivery_id(lead_id: str, message_id: str) -> str:
     """Scoped by lead, so two leads' clients may number their messages alike."""
     digest = hashlib.sha256(f"{lead_id}\x1f{message_id}".encode()).hexdigest()
-    return f"lead-msg:{digest}"
+    return LEADS.delivery_id(digest, kind=LEAD_MESSAGE_DELIVERY)
 
 
 def prospect(lead_id: str, lead: LeadDetails) -> Actor:
-    return Actor(id=f"lead:{lead_id}", name=lead.name, role="prospect")
+    return Actor(id=lead_actor_id(lead_id), name=lead.name, role="prospect")
 
 
 class _EarlyAnswer(Exception):  # noqa: N818  # control flow, not an error
@@ -203,7 +204,8 @@ class LeadFeed:
             raise _EarlyAnswer(_invalid(exc)) from None
         key = header_key if header_key is not None else body.external_id
         if key is None:
-            lead_id, delivery_id = f"lead-{uuid.uuid4().hex[:16]}", f"lead:{uuid.uuid4().hex}"
+            lead_id = LEADS.conversation_id(uuid.uuid4().hex[:16])
+            delivery_id = LEADS.delivery_id(uuid.uuid4().hex, kind=LEAD_DELIVERY)
         else:
             lead_id, delivery_id = lead_ids(key)
         inbound = LeadArrived(
@@ -227,7 +229,7 @@ class LeadFeed:
         if body.message_id is not None:
             delivery_id = message_delivery_id(lead_id, body.message_id)
         else:
-            delivery_id = f"lead-msg:{uuid.uuid4().hex}"
+            delivery_id = LEADS.delivery_id(uuid.uuid4().hex, kind=LEAD_MESSAGE_DELIVERY)
         inbound = MessagePosted(
             delivery_id=delivery_id,
             conversation_id=lead_id,

@@ -47,6 +47,7 @@ from adapters.playground.access import COOKIE, AccessDeniedError, PlaygroundAcce
 from adapters.playground.desk import TicketSource, desk_json
 from adapters.playground.hub import SIGNED_AS, PlaygroundHub
 from adapters.playground.identities import IDENTITIES, MANAGER, PROSPECT, REP, ROLE_CHOICES
+from adapters.playground.ids import SCHEME
 from domain.commands import COMMANDS, command_spec
 from domain.errors import CommandError
 from domain.inbound import (
@@ -119,11 +120,11 @@ class RequestError(Exception):
 
 
 def new_conversation_id() -> str:
-    return f"playground:{uuid.uuid4().hex[:12]}"
+    return SCHEME.conversation_id(uuid.uuid4().hex[:12])
 
 
 def new_delivery_id() -> str:
-    return f"playground:{uuid.uuid4().hex}"
+    return SCHEME.delivery_id(uuid.uuid4().hex)
 
 
 def _actor(body: dict[str, Any], default: str | None = None) -> Actor:

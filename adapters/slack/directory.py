@@ -19,7 +19,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.inbound import SlackContext
+from domain.presenters import lead_card_ref
 
+LEAD_CARD_REF = lead_card_ref("")
+"""What a lead card's ref starts with: the rest is its conversation."""
 GROUP_TTL_S = 300.0
 UNKNOWN_TTL_S = 60.0
 
@@ -116,8 +119,8 @@ class SlackDirectory:
         for message in answer.get("messages") or ():
             payload = (message.get("metadata") or {}).get("event_payload") or {}
             ref = str(payload.get("ref") or "")
-            if message.get("ts") == thread_ts and ref.startswith("lead:"):
-                owner = ref.removeprefix("lead:")
+            if message.get("ts") == thread_ts and ref.startswith(LEAD_CARD_REF):
+                owner = ref.removeprefix(LEAD_CARD_REF)
         self._owners[key] = owner
         while len(self._owners) > self._capacity:
             self._owners.popitem(last=False)

@@ -22,10 +22,19 @@ import json
 from typing import NamedTuple
 
 from adapters.action_binding import ActionKey, Verdict
+from adapters.ids import IdScheme
 
 PREFIX = "slack"
+SCHEME = IdScheme(
+    adapter=PREFIX,
+    channel_prefix=f"{PREFIX}:",
+    delivery_prefixes=(f"{PREFIX}:",),
+    conversation_prefix=f"{PREFIX}:",
+)
+"""Slack's ids: channels `slack:{channel}`, deliveries `slack:…` (messages, commands,
+clicks, views), conversations `slack:{team}:{channel}[:{thread_ts}]`."""
 MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
-COMMAND_DELIVERY_PREFIX = f"{PREFIX}:cmd:"
+COMMAND_DELIVERY_PREFIX = SCHEME.delivery_id("cmd:")
 RESPONSE_KEY_PREFIX = f"{PREFIX}:response:"
 
 
@@ -37,8 +46,8 @@ class SlackLocation(NamedTuple):
 
 def conversation_id(team: str, channel: str, thread_ts: str | None = None) -> str:
     if thread_ts:
-        return f"{PREFIX}:{team}:{channel}:{thread_ts}"
-    return f"{PREFIX}:{team}:{channel}"
+        return SCHEME.conversation_id(f"{team}:{channel}:{thread_ts}")
+    return SCHEME.conversation_id(f"{team}:{channel}")
 
 
 def location(conversation: str) -> SlackLocation | None:
@@ -52,7 +61,7 @@ def location(conversation: str) -> SlackLocation | None:
 def message_delivery_id(channel: str, ts: str) -> str:
     """One message, however it arrives (`message.*` and `app_mention` carry different
     event ids for the same @mention; retries repeat the event id): dedupe on (channel, ts)."""
-    return f"{PREFIX}:msg:{channel}:{ts}"
+    return SCHEME.delivery_id(f"msg:{channel}:{ts}")
 
 
 def command_delivery_id(trigger_id: str) -> str:

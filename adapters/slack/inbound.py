@@ -26,6 +26,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, get_args
 
+from adapters.ids import LEADS
 from adapters.slack import ids
 from adapters.slack.blocks import NOTE_ID
 from domain.commands import COMMANDS, CommandSpec
@@ -63,8 +64,6 @@ class SlackContext(Frozen):
 ThreadOwner = Callable[[str, str], Awaitable[str | None]]
 """(channel, thread_ts) → the conversation a thread is a view of (a lead's thread in the
 leads channel), or None for an ordinary thread."""
-
-LEAD_CONVERSATION_PREFIX = "lead-"
 
 
 class Ignored(Frozen):
@@ -269,7 +268,7 @@ async def from_action(
     # Keyed by who clicked too: a refused click (a rep pressing Approve) must not use up
     # the button for the approver who clicks it next; a redelivery is still one delivery.
     # A click refused for its binding is keyed apart, so it cannot use up the real one.
-    delivery = f"slack:action:{value.nonce}:{actor.id}"
+    delivery = ids.SCHEME.delivery_id(f"action:{value.nonce}:{actor.id}")
     if binding != "ok":
         delivery += f":{binding}"
     return ButtonClicked(
@@ -349,7 +348,7 @@ async def from_view_submission(
     if not (view_id and isinstance(user, Mapping) and _str(user, "id")):
         return Ignored(reason="view_submission without a view id or user")
     return CommandInvoked(
-        delivery_id=f"slack:view:{view_id}:{view_hash}",
+        delivery_id=ids.SCHEME.delivery_id(f"view:{view_id}:{view_hash}"),
         conversation_id=conversation,
         actor=await _interactive_actor(user, ctx, is_guest),
         command="quote",
@@ -453,7 +452,7 @@ async def _actor(
 
 
 def _ours(conversation: str, ctx: SlackContext) -> bool:
-    if conversation.startswith(LEAD_CONVERSATION_PREFIX):
+    if LEADS.owns_conversation(conversation):
         return True  # a lead's card or form, posted in its thread by this app
     where = ids.location(conversation)
     return where is not None and where.team == ctx.team_id and bool(where.channel)

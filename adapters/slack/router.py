@@ -30,21 +30,34 @@ card's `ref` (`thread_of_ref`), so reps follow and act on the lead in one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Required, TypedDict
 
 from adapters.ports import Route
-from adapters.slack.ids import location, response_key
+from adapters.slack.ids import SCHEME, location, response_key
 from domain.cards import Reply
 from domain.inbound import Inbound
 from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
-CHANNEL_PREFIX = "slack:"
-ADAPTER = "slack"
+CHANNEL_PREFIX = SCHEME.channel_prefix
+ADAPTER = SCHEME.adapter
 ADAPTER_VERSION = 1
 """The Slack adapter's version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
 changes meaning."""
-SLACK_DELIVERY_PREFIX = "slack:"
+
+
+class SlackTarget(TypedDict, total=False):
+    """A Slack route's `target`, as the outbox payload stores it (in this key order).
+    `thread_of_ref`: post in the thread its lead card started; `response_key`: the slash
+    command's response URL (`response_url.py`); `mention`: the on-call group to mention."""
+
+    channel: Required[str]
+    thread_ts: Required[str | None]
+    ephemeral_user: Required[str | None]
+    thread_of_ref: str
+    response_key: str
+    mention: str
 
 
 def _route(
@@ -54,7 +67,7 @@ def _route(
     thread_of_ref: str | None = None,
     response: str | None = None,
 ) -> Route:
-    target: dict[str, str | None] = {
+    target: SlackTarget = {
         "channel": channel,
         "thread_ts": thread_ts,
         "ephemeral_user": ephemeral_user,
@@ -64,8 +77,8 @@ def _route(
     if response is not None:
         target["response_key"] = response
     return Route(
-        channel=f"{CHANNEL_PREFIX}{channel}",
-        target=target,
+        channel=SCHEME.channel(channel),
+        target=dict(target),
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
     )
@@ -135,10 +148,7 @@ class SlackRouter:
             return [_route(self._leads)]  # the lead card itself starts the thread
         if reply.audience == "requester":
             # Only someone acting from Slack can be answered privately in Slack.
-            if (
-                not inbound.delivery_id.startswith(SLACK_DELIVERY_PREFIX)
-                or inbound.actor.role == "system"
-            ):
+            if not SCHEME.owns_delivery(inbound.delivery_id) or inbound.actor.role == "system":
                 return []
             return [_route(self._leads, ephemeral_user=inbound.actor.id, thread_of_ref=ref)]
         return [_route(self._leads, thread_of_ref=ref)]

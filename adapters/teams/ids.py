@@ -22,7 +22,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from adapters.ids import IdScheme
+
 PREFIX = "teams"
+SCHEME = IdScheme(
+    adapter=PREFIX,
+    channel_prefix=f"{PREFIX}:",
+    delivery_prefixes=(f"{PREFIX}:",),
+    conversation_prefix=f"{PREFIX}:",
+)
+"""Teams' ids: channels `teams:{conversation or destination}`, deliveries `teams:act:…`,
+conversations `teams:{Bot Framework conversation id}`."""
 _MARKER = "salesbot"  # tells our card data from other apps' (and hand-made) submissions
 _SIGNATURE = "s"
 MAX_SHORT_FIELD = 64
@@ -32,20 +42,19 @@ MAX_FIELD = 1024
 
 
 def conversation_id(bf_conversation_id: str) -> str:
-    return f"{PREFIX}:{bf_conversation_id}"
+    return SCHEME.conversation_id(bf_conversation_id)
 
 
 def bf_conversation(conversation: str) -> str | None:
     """The Bot Framework conversation id of a Teams conversation id; None for other
     platforms' ids (Bot Framework ids contain colons, so only the prefix is split off)."""
-    head, sep, rest = conversation.partition(":")
-    if head != PREFIX or not sep or not rest:
+    if not SCHEME.owns_conversation(conversation):
         return None
-    return rest
+    return conversation.removeprefix(f"{PREFIX}:") or None
 
 
 def activity_delivery_id(activity_id: str) -> str:
-    return f"{PREFIX}:act:{activity_id}"
+    return SCHEME.delivery_id(f"act:{activity_id}")
 
 
 def action_data(

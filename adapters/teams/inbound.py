@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, cast, get_args
 
 from adapters.action_binding import ActionKey
+from adapters.ids import LEADS
 from adapters.teams import binding, ids
 from adapters.teams.book import THREAD_MARK
 from adapters.teams.cards import NOTE_ID
@@ -50,7 +51,6 @@ from domain.inbound import (
 from domain.model import Frozen
 
 EXECUTE_INVOKE = "adaptiveCard/action"
-LEAD_CONVERSATION_PREFIX = "lead-"  # lead-feed conversations, whose cards we also post
 
 _ACTIONS: frozenset[str] = frozenset(get_args(ActionId))
 _NOT_MEMBERS = frozenset({"guest", "anonymous"})
@@ -258,7 +258,7 @@ def _click(activity: Mapping[str, Any], data: Any, ctx: TeamsContext) -> ButtonC
     # Keyed by who clicked too, as on Slack: a refused click (a rep pressing Approve)
     # must not use up the button for the approver who clicks it next; and by the binding,
     # so a forged click naming a real button's nonce never takes that button's place.
-    delivery = f"{ids.PREFIX}:action:{parsed.nonce}:{actor.id}"
+    delivery = ids.SCHEME.delivery_id(f"action:{parsed.nonce}:{actor.id}")
     return ButtonClicked(
         delivery_id=delivery if bound == "ok" else f"{delivery}:{bound}",
         conversation_id=(
@@ -361,9 +361,8 @@ def _bot_ids(activity: Mapping[str, Any], ctx: TeamsContext) -> frozenset[str]:
 
 
 def _ours(conversation: str) -> bool:
-    return conversation.startswith(LEAD_CONVERSATION_PREFIX) or bool(
-        ids.bf_conversation(conversation)
-    )
+    # Lead conversations (the lead feed's) are ours too: their cards are posted here.
+    return LEADS.owns_conversation(conversation) or bool(ids.bf_conversation(conversation))
 
 
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:

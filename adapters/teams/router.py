@@ -25,7 +25,7 @@ added to when unset (which only the store knows).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypedDict
 
 from adapters.ports import Route
 from adapters.teams import ids
@@ -34,8 +34,8 @@ from domain.inbound import Inbound
 from domain.presenters import lead_card_ref
 from domain.state import ConversationState
 
-CHANNEL_PREFIX = "teams:"
-ADAPTER = "teams"
+CHANNEL_PREFIX = ids.SCHEME.channel_prefix
+ADAPTER = ids.SCHEME.adapter
 ADAPTER_VERSION = 1
 """The Teams adapter's version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either
@@ -43,13 +43,27 @@ changes meaning."""
 Destination = Literal["handoff", "leads"]
 
 
+class TeamsTarget(TypedDict, total=False):
+    """A Teams route's `target`, as the outbox payload stores it (in this key order): a Bot
+    Framework `conversation`, or a `destination` the sender resolves; `user` for a private
+    reply; `thread_of_ref` / `starts_thread` for a lead's thread in the leads conversation;
+    `mention` the on-call tag (`TAG_ID|Name`)."""
+
+    conversation: str
+    destination: Destination
+    user: str
+    thread_of_ref: str
+    starts_thread: str
+    mention: str
+
+
 def conversation_route(conversation: str, user: str | None = None) -> Route:
-    target = {"conversation": conversation}
+    target: TeamsTarget = {"conversation": conversation}
     if user is not None:
         target["user"] = user
     return Route(
-        channel=f"{CHANNEL_PREFIX}{conversation}",
-        target=target,
+        channel=ids.SCHEME.channel(conversation),
+        target=dict(target),
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
     )
@@ -62,17 +76,16 @@ def destination_route(
     thread_of_ref: str | None = None,
     starts_thread: str | None = None,
 ) -> Route:
-    target: dict[str, str] = {"destination": destination}
-    for key, value in (
-        ("user", user),
-        ("thread_of_ref", thread_of_ref),
-        ("starts_thread", starts_thread),
-    ):
-        if value is not None:
-            target[key] = value
+    target: TeamsTarget = {"destination": destination}
+    if user is not None:
+        target["user"] = user
+    if thread_of_ref is not None:
+        target["thread_of_ref"] = thread_of_ref
+    if starts_thread is not None:
+        target["starts_thread"] = starts_thread
     return Route(
-        channel=f"{CHANNEL_PREFIX}{destination}",
-        target=target,
+        channel=ids.SCHEME.channel(destination),
+        target=dict(target),
         adapter=ADAPTER,
         adapter_version=ADAPTER_VERSION,
     )
@@ -125,10 +138,7 @@ class TeamsRouter:
             return [destination_route("leads", starts_thread=ref)]
         if reply.audience == "requester":
             # Only someone acting from Teams can be answered privately in Teams.
-            if (
-                not inbound.delivery_id.startswith(f"{ids.PREFIX}:")
-                or inbound.actor.role == "system"
-            ):
+            if not ids.SCHEME.owns_delivery(inbound.delivery_id) or inbound.actor.role == "system":
                 return []
             return [destination_route("leads", user=inbound.actor.id, thread_of_ref=ref)]
         return [destination_route("leads", thread_of_ref=ref)]

@@ -6,13 +6,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from adapters.ports import Delivery, Route, Sent
+from adapters.terminal.ids import SCHEME
 from adapters.terminal.transcript import Output, from_reply
 from domain.cards import Button, Reply, ReplyImage
 from domain.inbound import Inbound
 from domain.state import ConversationState
 
-CHANNEL = "terminal"
-ADAPTER = "terminal"
+CHANNEL = SCHEME.channel()
+ADAPTER = SCHEME.adapter
 ADAPTER_VERSION = 1
 """The terminal adapter's version: the version of what this adapter keeps in a route's `target` and of how its
 sender renders a reply. Recorded in every outbox payload it routes; bump it when either

@@ -1,0 +1,147 @@
+"""Microsoft Teams' registration: Bot Framework activities at `POST /api/messages`,
+replies through the Bot Connector."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from adapters.loopback import is_loopback_host
+from adapters.teams.auth import TokenValidator
+from adapters.teams.connector import Connector, MsalTokenProvider, NoToken, TokenProvider
+from adapters.teams.endpoint import TeamsEndpoint
+from adapters.teams.ids import SCHEME
+from adapters.teams.inbound import TeamsContext
+from adapters.teams.router import TeamsRouter
+from adapters.teams.sender import TeamsSender
+from bot.settings import Settings, SettingsError
+from bot.surfaces.base import Registration, Surface, Wiring
+
+log = logging.getLogger(__name__)
+
+NAME = SCHEME.adapter
+TeamsMode = Literal["authenticated", "local"]
+
+
+@dataclass(frozen=True)
+class TeamsSection:
+    """`TEAMS_*`. `mode` is "authenticated" with the bot's credentials, "local" for the
+    unauthenticated local mode (only on a loopback bind)."""
+
+    mode: TeamsMode
+    app_id: str | None
+    app_password: SecretStr | None
+    tenant_id: str | None
+    handoff_conversation: str | None
+    leads_conversation: str | None
+    openid_metadata_url: str
+
+
+def section(settings: Settings) -> TeamsSection | None:
+    mode = _mode(settings)
+    if mode is None:
+        return None
+    return TeamsSection(
+        mode=mode,
+        app_id=settings.teams_app_id,
+        app_password=settings.teams_app_password,
+        tenant_id=settings.teams_app_tenant_id,
+        handoff_conversation=settings.teams_handoff_conversation,
+        leads_conversation=settings.teams_leads_conversation,
+        openid_metadata_url=settings.teams_openid_metadata_url,
+    )
+
+
+def _mode(settings: Settings) -> TeamsMode | None:
+    """None when Teams is not configured. A token-less endpoint must not be reachable from
+    elsewhere, so the local mode needs a loopback bind."""
+    if settings.teams_app_id and settings.teams_app_password is not None:
+        if settings.teams_allow_unauthenticated:
+            log.warning("TEAMS_ALLOW_UNAUTHENTICATED is ignored: Teams credentials are set")
+        return "authenticated"
+    if settings.teams_app_id or settings.teams_app_password is not None:
+        raise SettingsError("invalid configuration: set both TEAMS_APP_ID and TEAMS_APP_PASSWORD")
+    if not settings.teams_allow_unauthenticated:
+        return None
+    if not is_loopback_host(settings.salesbot_host):
+        raise SettingsError(
+            "invalid configuration: TEAMS_ALLOW_UNAUTHENTICATED=1 needs SALESBOT_HOST to be a "
+            f"loopback address (got {settings.salesbot_host!r})"
+        )
+    return "local"
+
+
+def registration(*, tokens: TokenProvider | None = None) -> Registration[TeamsSection]:
+    """`tokens` replaces the bot's MSAL token source (tests: no Entra to ask)."""
+
+    def build(config: TeamsSection, wiring: Wiring) -> Surface:
+        return _build(config, wiring, tokens or _tokens(config))
+
+    return Registration(name=NAME, scheme=SCHEME, section=section, build=build, platform="Teams")
+
+
+def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surface:
+    settings = wiring.settings
+    connector = Connector(tokens)
+    router = TeamsRouter(
+        escalation_conversation=wiring.escalation(NAME), on_call=wiring.on_call(NAME)
+    )
+    sender = TeamsSender(
+        connector,
+        wiring.store,
+        handoff_conversation=config.handoff_conversation,
+        leads_conversation=config.leads_conversation,
+        clock=wiring.clock,
+        action_key=wiring.action_key,
+        tenant_id=config.tenant_id,
+    )
+    validator = None
+    if config.mode == "authenticated":
+        validator = TokenValidator(
+            app_id=config.app_id or "",
+            tenant_id=config.tenant_id,
+            metadata_url=config.openid_metadata_url,
+        )
+    endpoint = TeamsEndpoint(
+        context=TeamsContext(
+            tenant_id=config.tenant_id,
+            bot_id=f"28:{config.app_id}" if config.app_id else "",
+            action_key=wiring.action_key,
+            auditors=frozenset(settings.salesbot_auditors),
+            approvers=frozenset(settings.salesbot_approvers),
+            managers=frozenset(settings.salesbot_managers),
+        ),
+        validator=validator,
+        connector=sender.connector,
+        states=wiring.store,
+        handle=wiring.host.handle,
+        clock=wiring.clock,
+    )
+
+    def mount(app: web.Application) -> None:
+        app.router.add_post("/api/messages", endpoint.handle_request)
+
+    return Surface(
+        name=NAME,
+        scheme=SCHEME,
+        router=router,
+        sender=sender,
+        mount=mount,
+        close=sender.close,
+        describe=lambda _host, _port: "teams",
+        parts=(endpoint, sender),
+    )
+
+
+def _tokens(config: TeamsSection) -> TokenProvider:
+    if config.app_id and config.app_password is not None:
+        return MsalTokenProvider(
+            app_id=config.app_id,
+            password=config.app_password.get_secret_value(),
+            tenant_id=config.tenant_id,
+        )
+    return NoToken()
