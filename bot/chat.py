@@ -32,6 +32,7 @@ from adapters.terminal.render import render_output
 from adapters.terminal.sender import TerminalSender
 from adapters.terminal.transcript import Author, Output, notice, output_json
 from bot.chart_files import ChartFolder
+from bot.crm_outbox import crm_items
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
 from bot.runtime import Runtime
@@ -114,7 +115,12 @@ class ChatSession:
         surface = terminal.surface(self._sender)
         assert surface.router is not None
         self._runtime = Runtime(
-            store, policy, surface.router, clock=clock, answer_query=query_answerer(policy)
+            store,
+            policy,
+            surface.router,
+            clock=clock,
+            answer_query=query_answerer(policy),
+            effects=crm_items,  # parked on the CRM's channel for the server to send
         )
         dispatch = Dispatch([surface])
         self._worker = OutboxWorker(

@@ -91,6 +91,10 @@ RECHECK_MS = 60_000
 QueryAnswerer = Callable[[Query, Store], Awaitable[Sequence[Reply]]]
 
 
+Effects = Callable[[Decision, Policy, int], Sequence[OutboxItem]]
+"""Outbox items a decision's events call for beyond its replies (decision, policy, now)."""
+
+
 class HandleResult(Frozen):
     status: Literal["committed", "duplicate", "ignored"]
     version: int
@@ -130,9 +134,12 @@ class Runtime:
         cache_bytes: int = DEFAULT_MAX_BYTES,
         recent_capacity: int = 200_000,
         on_decided: Callable[[float], None] | None = None,
+        effects: Effects | None = None,
     ) -> None:
         """`cache_bytes` bounds the state cache by serialised size (`cache_size` by count);
-        `on_decided` hears how long each `decide` took, in seconds (metrics)."""
+        `on_decided` hears how long each `decide` took, in seconds (metrics); `effects`
+        turns a decision's events into outbox items of their own, committed with it (the
+        CRM writes: `bot.crm_outbox`)."""
         self.store = store
         self.policy = policy
         self._router = router
@@ -141,6 +148,7 @@ class Runtime:
         self._lanes = Lanes()
         self._cache = StateCache(max_bytes=cache_bytes, max_entries=cache_size)
         self._on_decided = on_decided
+        self._effects = effects
         self._inflight: dict[str, asyncio.Future[HandleResult]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
@@ -284,6 +292,8 @@ class Runtime:
                         now,
                     )
                 )
+        if self._effects is not None:
+            items.extend(self._effects(decision, self.policy, now))
         return Commit(
             conversation_id=inbound.conversation_id,
             expected_version=state.version,

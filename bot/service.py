@@ -26,6 +26,7 @@ from adapters.ids import platform_of
 from adapters.outbound import Lookup, OutboundPolicy
 from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from bot.action_secret import load_action_secret
+from bot.crm_outbox import crm_items
 from bot.logs import mask_secrets
 from bot.outbox_worker import OutboxWorker
 from bot.queries import query_answerer
@@ -202,6 +203,7 @@ class Service(BuiltInViews):
             answer_query=query_answerer(policy),
             cache_bytes=state_cache_bytes,
             on_decided=self.metrics.decide_seconds.observe,
+            effects=crm_items,
         )
         self._dispatch = Dispatch(self.surfaces)
         self.worker = OutboxWorker(

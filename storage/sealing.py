@@ -132,8 +132,18 @@ def open_inbound(stored: Mapping[str, Any], keys: Keys, conversation_id: str) ->
 def redacted_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """An outbox payload of an erased conversation: the reply's text and its card's words
     read `[erased]` (its kind, buttons, refs and routing stay, so a card can still be
-    found and updated)."""
+    found and updated); a CRM write's contact and note lines too."""
     data: dict[str, Any] = json.loads(json.dumps(payload))
+    crm = data.get("crm")
+    if isinstance(crm, dict):
+        # A CRM write (`domain.crm.CrmRecord`): the contact and the note's lines.
+        contact = crm.get("contact")
+        if isinstance(contact, dict):
+            for name in ("email", "name", "company"):
+                if isinstance(contact.get(name), str):
+                    contact[name] = ERASED
+        if isinstance(crm.get("note_lines"), list):
+            crm["note_lines"] = [ERASED for _ in crm["note_lines"]]
     reply = data.get("reply")
     if isinstance(reply, dict):
         if isinstance(reply.get("text"), str) and reply["text"]:

@@ -1,0 +1,162 @@
+"""CRM writes through the outbox (issue 16, item 2): each `crm_sync_requested` a decision
+records is committed with it as one item on the CRM's channel, carrying the full record; a
+redelivered inbound enqueues nothing twice; with no CRM sender in the process the items are
+parked, never dead-lettered; an erased conversation's CRM items lose the prospect's data
+and are never sent."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from adapters.crm.common import record_of
+from adapters.crm.ids import CHANNEL
+from adapters.ports import Delivery, Route
+from bot.crm_outbox import crm_items
+from bot.policy_loader import load_policy
+from bot.runtime import Runtime
+from bot.service import build_service
+from bot.settings import Settings
+from domain.cards import Reply
+from domain.events import CrmSyncRequested, EventEnvelope
+from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails
+from domain.policy import Policy
+from domain.state import ConversationState
+from storage.memory import MemoryStore
+from storage.ports import OutboxItem
+
+CRM = """
+[crm]
+[crm.stages]
+new = "appointmentscheduled"
+qualified = "qualifiedtobuy"
+meeting = "presentationscheduled"
+quote_sent = "decisionmakerboughtin"
+won = "closedwon"
+lost = "closedlost"
+"""
+LEAD = "lead-crm-outbox"
+FEED = Actor(id="feed", role="prospect")
+REP = Actor(id="R", name="Rae", role="rep")
+DETAILS = LeadDetails(
+    name="Dana Fox",
+    email="dana@example.com",
+    company="Foxco",
+    message="I'm the CTO, $40k budget approved, we want to start next month",
+)
+
+
+class Nowhere:
+    def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> list[Route]:
+        return []
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    path = tmp_path / "crm.toml"
+    path.write_text(f'extends = "default"\n{CRM}', encoding="utf-8")
+    return load_policy(str(path))
+
+
+def inbounds() -> list[Inbound]:
+    return [
+        LeadArrived(delivery_id="l1", conversation_id=LEAD, actor=FEED, lead=DETAILS),
+        CommandInvoked(
+            delivery_id="q1", conversation_id=LEAD, actor=REP, command="quote", args="10 pro"
+        ),
+        CommandInvoked(delivery_id="w1", conversation_id=LEAD, actor=REP, command="won", args=""),
+    ]
+
+
+async def decided(store: MemoryStore, policy: Policy) -> list[EventEnvelope]:
+    ticks = itertools.count()
+    runtime = Runtime(
+        store,
+        policy,
+        Nowhere(),
+        clock=lambda: 1_790_000_000_000 + 1000 * next(ticks),
+        effects=crm_items,
+    )
+    await runtime.start()
+    for inbound in inbounds():
+        await runtime.handle(inbound)
+    await runtime.handle(inbounds()[1])  # a redelivery: decided once
+    return list(await store.load(LEAD))
+
+
+async def crm_outbox(store: MemoryStore, events: list[EventEnvelope]) -> list[OutboxItem]:
+    items = []
+    for env in events:
+        if isinstance(env.event, CrmSyncRequested):
+            item = await store.outbox_item(f"{CHANNEL}:{LEAD}:{env.seq}")
+            assert item is not None, f"no outbox item for event {env.seq}"
+            items.append(item)
+    return items
+
+
+async def test_each_sync_request_is_committed_as_one_item_with_its_record(policy: Policy) -> None:
+    store = MemoryStore()
+    events = await decided(store, policy)
+    requests = [env for env in events if isinstance(env.event, CrmSyncRequested)]
+    assert [env.event.artifact for env in requests] == [  # type: ignore[union-attr]
+        "deal",
+        "note",
+        "deal",
+        "quote",
+        "deal",
+        "note",
+    ]
+    items = await crm_outbox(store, events)
+    assert {item.channel for item in items} == {CHANNEL}
+    records = [
+        record_of(Delivery(key=i.key, conversation_id=LEAD, channel=i.channel, payload=i.payload))
+        for i in items
+    ]
+    assert [r.event_seq for r in records] == [env.seq for env in requests]
+    assert records[0].contact is not None
+    assert records[0].contact.email == "dana@example.com"
+    assert records[-1].note == "transcript"
+    assert any("CTO" in line for line in records[-1].note_lines)
+    assert items[0].payload["adapter"] == "crm"
+    assert await store.pending_count() == len(items)  # nothing else, nothing twice
+
+
+async def test_without_a_crm_sender_the_writes_are_parked_not_dead_lettered(
+    policy: Policy,
+) -> None:
+    store = MemoryStore()
+    service = build_service(Settings(), policy, store, clock=lambda: 1_790_000_000_000)
+    await service.runtime.start()
+    for inbound in inbounds():
+        await service.handle(inbound)
+    events = list(await store.load(LEAD))
+    await service.worker.drain_once()
+    items = await crm_outbox(store, events)
+    assert items
+    assert {item.status for item in items} == {"pending"}
+    assert await store.dead_letters() == []
+
+
+async def test_an_erased_conversations_crm_writes_are_redacted_and_never_sent(
+    policy: Policy,
+) -> None:
+    store = MemoryStore()
+    events = await decided(store, policy)
+    ticks = itertools.count()
+    runtime = Runtime(
+        store,
+        policy,
+        Nowhere(),
+        clock=lambda: 1_790_000_100_000 + next(ticks),
+        effects=crm_items,
+    )
+    await runtime.start()
+    assert await runtime.erase(LEAD, by="dpo", reason="request") is not None
+    items = await crm_outbox(store, events)
+    assert {item.status for item in items} == {"dead"}
+    for item in items:
+        text = str(item.payload)
+        for words in ("Dana", "dana@example.com", "Foxco", "CTO"):
+            assert words not in text
