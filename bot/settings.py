@@ -103,6 +103,20 @@ class Settings(LogSettings):
     )
     teams_allow_unauthenticated: bool = False
 
+    # The CRM the policy's `[crm]` writes go to (README, "CRM"); `none` parks them.
+    salesbot_crm: Literal["hubspot", "salesforce", "none"] = "none"
+    hubspot_access_token: SecretStr | None = None
+    hubspot_api_url: str = "https://api.hubapi.com"
+    salesforce_login_url: str = "https://login.salesforce.com"
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_username: str | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_api_version: str = "62.0"
+    # What a deal is in Salesforce: a Lead, or a Contact with an Opportunity.
+    salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
+
     @field_validator(
         "salesbot_auditors",
         "salesbot_approvers",
