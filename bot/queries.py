@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 from bot import charts
+from bot.report_reads import load_segments
 from domain.analytics import Metrics, render_metrics
 from domain.audit import AuditReport, audit_card, audit_conversation, audit_quote
 from domain.audit_plain import HotCalibration
@@ -27,7 +28,7 @@ from domain.cards import Card, Reply, ReplyImage
 from domain.decision import Query
 from domain.errors import DomainError, PolicyError
 from domain.events import EventEnvelope
-from domain.metrics_chart import metrics_chart
+from domain.metrics_chart import Segment, metrics_chart
 from domain.policy import Policy, policy_from_json
 from storage.ports import Store
 from storage.projections import metrics_from_projection
@@ -83,14 +84,22 @@ async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[R
     replies = [
         Reply(audience=query.audience, text=lines[0] if lines else "No data yet.", card=card)
     ]
-    chart = await metrics_chart_reply(query, metrics, qualification_ms)
+    try:
+        segments = await load_segments(store)
+    except Exception:
+        log.exception("the metrics by persona and lead source could not be read")
+        segments = ()
+    chart = await metrics_chart_reply(query, metrics, qualification_ms, segments)
     if chart is not None:
         replies.append(chart)
     return replies
 
 
 async def metrics_chart_reply(
-    query: Query, metrics: Metrics, qualification_ms: Sequence[int]
+    query: Query,
+    metrics: Metrics,
+    qualification_ms: Sequence[int],
+    segments: Sequence[Segment] = (),
 ) -> Reply | None:
     """The chart that follows the metrics card, as a second reply with the PNG (None, and
     the card alone, if drawing failed: the numbers matter more than the picture).
@@ -101,16 +110,19 @@ async def metrics_chart_reply(
     (base64, under ~150 KB): a retry or a restart sends exactly the picture of the moment it
     was asked for, with no re-reading or re-drawing at send time."""
     try:
-        image = await asyncio.to_thread(_draw_chart, metrics, qualification_ms)
+        image = await asyncio.to_thread(_draw_chart, metrics, qualification_ms, segments)
     except Exception:
         log.exception("the metrics chart could not be drawn; the card is sent without it")
         return None
     return Reply(audience=query.audience, text=CHART_TEXT, image=image)
 
 
-def _draw_chart(metrics: Metrics, qualification_ms: Sequence[int]) -> ReplyImage:
-    """Runs in the worker thread: the chart's data (its bootstrap) and its drawing."""
-    return charts.chart_image(metrics_chart(metrics, qualification_ms))
+def _draw_chart(
+    metrics: Metrics, qualification_ms: Sequence[int], segments: Sequence[Segment]
+) -> ReplyImage:
+    """Runs in the worker thread: the chart's data (its bootstrap) and its drawing, with
+    the row by persona and lead source (`bot.report_reads.load_segments`)."""
+    return charts.chart_image(metrics_chart(metrics, qualification_ms, segments))
 
 
 async def load_metrics(store: Store, policy: Policy) -> Metrics:

@@ -152,7 +152,13 @@ async def test_metrics_answer_their_card_then_the_chart_drawn_off_the_event_loop
     assert chart.audience == card.audience == "requester"
     assert chart.text == CHART_TEXT
     assert chart.image is not None
-    assert png_size(chart.image.png) == (1000, 750)
+    # The day's conversations add the row by persona and by lead source (1000 × 1100 at
+    # full size; drawn again smaller when that is over the platforms' image limit).
+    assert png_size(chart.image.png) == (chart.image.width, chart.image.height)
+    assert chart.image.width * 1100 == chart.image.height * 1000
+    assert len(chart.image.png) <= IMAGE_MAX_BYTES
+    assert "by persona: salespro" in chart.image.alt
+    assert "by lead source:" in chart.image.alt
     # Drawn in a worker thread: the loop (this coroutine's thread) was free meanwhile.
     assert len(threads) == 1
     assert threads[0] != threading.get_ident()
