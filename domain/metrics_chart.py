@@ -320,10 +320,12 @@ def segment_facts(events: Iterable[EventEnvelope]) -> dict[str, SegmentFacts]:
                 )
         elif isinstance(event, ProspectMessageReceived):
             fold.messages += 1
-        elif isinstance(event, ConversationClosed | ConversationAbandoned | ConversationReopened):
-            if envelope.seq > fold.ending_seq:
-                fold.ending_seq = envelope.seq
-                fold.won = isinstance(event, ConversationClosed) and event.outcome == "won"
+        elif (
+            isinstance(event, ConversationClosed | ConversationAbandoned | ConversationReopened)
+            and envelope.seq > fold.ending_seq
+        ):
+            fold.ending_seq = envelope.seq
+            fold.won = isinstance(event, ConversationClosed) and event.outcome == "won"
     return {
         conversation_id: SegmentFacts(
             policy_version=fold.policy_version,

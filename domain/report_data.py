@@ -164,6 +164,19 @@ class FlowEdge(Frozen):
     in_policy: bool = True
 
 
+class FlowPair(Frozen):
+    """All transitions from one state to another together, as the picture draws them:
+    conversations that went from `source` to `to` at least once, times in all, and the
+    labels of the transitions they took."""
+
+    source: str
+    to: str
+    conversations: int
+    taken: int
+    labels: tuple[str, ...]
+    in_policy: bool = True
+
+
 class FlowTraffic(Frozen):
     """The report policy's flow with the window's traffic on every transition."""
 
@@ -174,6 +187,7 @@ class FlowTraffic(Frozen):
     terminal: tuple[str, ...]
     handoff: str
     edges: tuple[FlowEdge, ...]
+    pairs: tuple[FlowPair, ...]
 
 
 class ReportData(Frozen):
@@ -283,7 +297,11 @@ def _qualification_ms(streams: Sequence[Sequence[EventEnvelope]]) -> list[int]:
         start = _started_at(stream)
         for envelope in stream:
             event = envelope.event
-            if isinstance(event, LeadScored) and event.subject == "conversation" and event.qualified:
+            if (
+                isinstance(event, LeadScored)
+                and event.subject == "conversation"
+                and event.qualified
+            ):
                 times.append(envelope.at_ms - start)
                 break
     return times
@@ -515,13 +533,30 @@ def flow_traffic(spec: FlowSpec, streams: Sequence[Sequence[EventEnvelope]]) -> 
         Transition.model_validate({"from": s, "to": to, "on": on, "guard": guard or None})
         for s, to, on, guard in sorted(k for k in taken if k not in known)
     ]
+    edges = tuple(edge(t) for t in ordered) + tuple(edge(t, False) for t in others)
+    pairs: dict[tuple[str, str], list[FlowEdge]] = {}
+    for found in edges:
+        pairs.setdefault((found.source, found.to), []).append(found)
     return FlowTraffic(
         start=spec.start,
         started=len(streams),
         states=tuple(spec.states),
         terminal=tuple(spec.terminal),
         handoff=spec.handoff,
-        edges=tuple(edge(t) for t in ordered) + tuple(edge(t, False) for t in others),
+        edges=edges,
+        pairs=tuple(
+            FlowPair(
+                source=source,
+                to=to,
+                conversations=len(
+                    set().union(*(who[_edge_key(e.source, e.to, e.on, e.guard)] for e in group))
+                ),
+                taken=sum(e.taken for e in group),
+                labels=tuple(e.label for e in group if e.taken),
+                in_policy=any(e.in_policy for e in group),
+            )
+            for (source, to), group in pairs.items()
+        ),
     )
 
 

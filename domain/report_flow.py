@@ -1,16 +1,19 @@
 """The flow diagram with its traffic, as Graphviz DOT text (`bot.report_flow` runs `dot`).
 
-The same graph `salesbot flow --format dot` prints (terminal states double-circled, the
-handoff state bold, the start arrow), each edge labelled with its transition and how many
-conversations took it in the report's window; the width of an edge grows with its traffic,
-and a transition nobody took is grey and dashed. Transitions taken that the policy no longer
-has (decided under an earlier one) are drawn red. The text is a function of `FlowTraffic`
-only, so the picture is the same for the same window.
+The states of `salesbot flow --format dot` (terminal states double-circled, the handoff
+state bold, the start arrow), with one edge per pair of states rather than per transition:
+the default policy has about sixty transitions, mostly several guarded ones between the same
+two states, and drawn one by one their labels bury the picture. An edge someone took is
+labelled with how many conversations went that way in the report's window and the
+transitions they took (the table under the picture lists every transition, taken or not);
+its width grows with its traffic. A pair nobody took is a thin grey dashed line without a
+label. A pair taken only under another policy (an earlier one) is red. The text is a
+function of `FlowTraffic` only, so the picture is the same for the same window.
 """
 
 from __future__ import annotations
 
-from domain.report_data import FlowEdge, FlowTraffic
+from domain.report_data import FlowPair, FlowTraffic
 
 _UNUSED = "#9e9e9e"
 _USED = "#1f3a5f"
@@ -23,15 +26,23 @@ def quoted(text: str) -> str:
     return f'"{escaped}"'
 
 
-def traffic_label(edge: FlowEdge) -> str:
-    noun = "conversation" if edge.conversations == 1 else "conversations"
-    times = f", {edge.taken}×" if edge.taken != edge.conversations else ""
-    return f"{edge.label}\n{edge.conversations} {noun}{times}"
+LABELS_SHOWN = 3
+"""Transition labels written on one edge; more are counted ("+2 more")."""
+
+
+def traffic_label(pair: FlowPair) -> str:
+    """ "N conversations" (and "M×" when some went more than once), then what they took."""
+    noun = "conversation" if pair.conversations == 1 else "conversations"
+    times = f", {pair.taken}×" if pair.taken != pair.conversations else ""
+    lines = [f"{pair.conversations} {noun}{times}", *pair.labels[:LABELS_SHOWN]]
+    if len(pair.labels) > LABELS_SHOWN:
+        lines.append(f"+{len(pair.labels) - LABELS_SHOWN} more")
+    return "\n".join(lines)
 
 
 def flow_dot(traffic: FlowTraffic) -> str:
     """The digraph (the module docstring)."""
-    busiest = max((edge.conversations for edge in traffic.edges), default=0)
+    busiest = max((pair.conversations for pair in traffic.pairs), default=0)
     terminal = set(traffic.terminal)
     lines = [
         "digraph flow {",
@@ -53,18 +64,16 @@ def flow_dot(traffic: FlowTraffic) -> str:
         f'    "__start__" -> {quoted(traffic.start)} '
         f"[label={quoted(f'{traffic.started} started')}, color={quoted(_USED)}];"
     )
-    for edge in traffic.edges:
-        if not edge.in_policy:
-            color, style = _FOREIGN, "solid"
-        elif edge.conversations == 0:
-            color, style = _UNUSED, "dashed"
-        else:
-            color, style = _USED, "solid"
-        width = 1 + (4 * edge.conversations / busiest if busiest else 0)
+    for pair in traffic.pairs:
+        head = f"    {quoted(pair.source)} -> {quoted(pair.to)} "
+        if pair.taken == 0:
+            lines.append(head + f"[color={quoted(_UNUSED)}, style=dashed, penwidth=0.6];")
+            continue
+        color = _USED if pair.in_policy else _FOREIGN
+        width = 1 + 4 * pair.conversations / busiest
         lines.append(
-            f"    {quoted(edge.source)} -> {quoted(edge.to)} "
-            f"[label={quoted(traffic_label(edge))}, color={quoted(color)}, "
-            f"fontcolor={quoted(color)}, style={style}, penwidth={width:.2f}];"
+            head + f"[label={quoted(traffic_label(pair))}, color={quoted(color)}, "
+            f"fontcolor={quoted(color)}, penwidth={width:.2f}];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
