@@ -211,3 +211,22 @@ if __name__ == "__main__":
 
     Path(sys.argv[1]).write_bytes(charts.render_png(fixed_chart()))
     print(hashlib.sha256(charts.render_png(fixed_chart())).hexdigest())
+
+
+def test_the_row_by_persona_and_lead_source_is_drawn_the_same_every_time() -> None:
+    from domain.metrics_chart import Segment
+
+    segments = (
+        Segment.of("persona", "salespro", 3, 8),
+        Segment.of("lead source", "web", 2, 5),
+        Segment.of("lead source", "a very long partner referral source name", 1, 5),
+    )
+    chart = fixed_chart().model_copy(update={"segments": segments})
+    first = charts.render_png(chart)
+    assert first == charts.render_png(chart)
+    assert png_size(first) == (1000, 1100)  # the four panels, then the segments' row
+    assert first != charts.render_png(fixed_chart())
+    other = chart.model_copy(
+        update={"segments": (*segments[:2], Segment.of("lead source", "web", 3, 5))}
+    )
+    assert charts.render_png(other) != first
