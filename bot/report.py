@@ -125,7 +125,7 @@ async def _report_data(
             for conversation_id in ids:
                 conversations.append(await store.load(conversation_id))
                 bar.update(1)
-        versions = {e.policy_version for events in conversations for e in events[:1]}
+        versions = {e.policy_version for events in conversations for e in events}
         personas = await persona_names(store, versions)
     return report_data(
         conversations,

@@ -3,7 +3,8 @@
 Seeds a throw-away store with `salesbot demo` (five realistic leads), writes its report
 (`salesbot report`), opens it in Debian's Chromium through Playwright (a dev dependency;
 `make test` installs the browser) and saves a full-page screenshot. Run by hand when the
-report's look changes; the test suite never writes into docs/.
+report's look changes; the test suite never writes into docs/. The page is long: the PNG
+is reduced to 256 colours (Pillow, installed with matplotlib) to keep the repository light.
 """
 
 from __future__ import annotations
@@ -28,9 +29,22 @@ async def screenshot(page_path: Path, target: Path, width: int = 1280) -> None:
         try:
             page = await browser.new_page(viewport={"width": width, "height": 900})
             await page.goto(page_path.resolve().as_uri())
-            await page.screenshot(path=str(target), full_page=True)
+            png = await page.screenshot(full_page=True)
         finally:
             await browser.close()
+    _save_small(png, target)
+
+
+def _save_small(png: bytes, target: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        reduced = image.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+        reduced.save(target, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
