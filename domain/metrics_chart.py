@@ -301,6 +301,18 @@ class _Fold:
     won: bool = False
 
 
+def source_label(event: ConversationStarted) -> str:
+    """The lead source a conversation is grouped under (the module docstring)."""
+    if event.lead is None:
+        return NOT_A_LEAD
+    return event.lead.source.strip().lower() or UNKNOWN_SOURCE
+
+
+SOURCE_KEY = "source:"
+POLICY_KEY = "policy:"
+"""Prefixes of the keys `segments_from_counts` reads: `source:<label>`, `policy:<version>`."""
+
+
 def segment_facts(events: Iterable[EventEnvelope]) -> dict[str, SegmentFacts]:
     """Conversation id → its `SegmentFacts`, for conversations with a `ConversationStarted`
     (other streams, a rep's `/lead` or `/metrics`, are not conversations). One pass; the
@@ -313,11 +325,7 @@ def segment_facts(events: Iterable[EventEnvelope]) -> dict[str, SegmentFacts]:
             if fold.started_seq is None or envelope.seq < fold.started_seq:
                 fold.started_seq = envelope.seq
                 fold.policy_version = envelope.policy_version
-                fold.source = (
-                    NOT_A_LEAD
-                    if event.lead is None
-                    else event.lead.source.strip().lower() or UNKNOWN_SOURCE
-                )
+                fold.source = source_label(event)
         elif isinstance(event, ProspectMessageReceived):
             fold.messages += 1
         elif (
@@ -343,34 +351,45 @@ def conversion_segments(
     persona_of: Callable[[str], str],
 ) -> tuple[Segment, ...]:
     """Conversion by persona (`persona_of(policy_version)`), then by lead source, over the
-    engaged conversations; each dimension's groups most engaged first (ties by name), the
-    groups past `SEGMENTS_SHOWN` added up as "other"."""
+    engaged conversations (`segments_from_counts`)."""
     rows = list(facts.values()) if isinstance(facts, Mapping) else list(facts)
-    engaged = [f for f in rows if f.engaged]
-    personas: dict[str, str] = {}
+    engaged: Counter[str] = Counter()
+    won: Counter[str] = Counter()
+    for fact in rows:
+        if fact.engaged:
+            for key in (POLICY_KEY + fact.policy_version, SOURCE_KEY + fact.source):
+                engaged[key] += 1
+                won[key] += fact.won
+    return segments_from_counts(engaged, won, persona_of)
+
+
+def segments_from_counts(
+    engaged: Mapping[str, int], won: Mapping[str, int], persona_of: Callable[[str], str]
+) -> tuple[Segment, ...]:
+    """The segments from counts of engaged and won conversations keyed `policy:<version>`
+    and `source:<label>` (what the projections keep, `storage.projections`): policy
+    versions are added up by the persona they speak with; each dimension's groups most
+    engaged first (ties by name), the groups past `SEGMENTS_SHOWN` added up as "other"."""
     found: list[Segment] = []
-    for dimension in ("persona", "lead source"):
+    for dimension, prefix in (("persona", POLICY_KEY), ("lead source", SOURCE_KEY)):
         totals: Counter[str] = Counter()
-        won: Counter[str] = Counter()
-        for fact in engaged:
-            if dimension == "persona":
-                if fact.policy_version not in personas:
-                    personas[fact.policy_version] = persona_of(fact.policy_version)
-                label = personas[fact.policy_version]
-            else:
-                label = fact.source
-            totals[label] += 1
-            won[label] += fact.won
+        wins: Counter[str] = Counter()
+        for key, n in engaged.items():
+            if key.startswith(prefix) and n > 0:
+                rest = key.removeprefix(prefix)
+                label = persona_of(rest) if prefix == POLICY_KEY else rest
+                totals[label] += n
+                wins[label] += won.get(key, 0)
         ordered = sorted(totals, key=lambda name: (-totals[name], name))
-        shown, rest = ordered[:SEGMENTS_SHOWN], ordered[SEGMENTS_SHOWN:]
-        found += [Segment.of(dimension, n, won[n], totals[n]) for n in shown]
-        if rest:
+        shown, others = ordered[:SEGMENTS_SHOWN], ordered[SEGMENTS_SHOWN:]
+        found += [Segment.of(dimension, n, wins[n], totals[n]) for n in shown]  # type: ignore[arg-type]
+        if others:
             found.append(
                 Segment.of(
-                    dimension,
-                    f"other ({len(rest)})",
-                    sum(won[n] for n in rest),
-                    sum(totals[n] for n in rest),
+                    dimension,  # type: ignore[arg-type]
+                    f"other ({len(others)})",
+                    sum(wins[n] for n in others),
+                    sum(totals[n] for n in others),
                 )
             )
     return tuple(found)
