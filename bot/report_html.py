@@ -215,10 +215,6 @@ Ratio {{ g.ratio if g.ratio is not none else "n/a" }} (without the penalty: {{ g
 """
 
 
-def data_uri(media_type: str, payload: bytes) -> str:
-    return f"data:{media_type};base64,{base64.b64encode(payload).decode('ascii')}"
-
-
 def iso(ms: int | None) -> str:
     if ms is None:
         return "—"
