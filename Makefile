@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run chat demo test browser postgresql lint typecheck unit bench clean model eval
+.PHONY: run chat demo test browser graphviz postgresql lint typecheck unit bench clean model eval
 
 # (Re)install when the venv is missing or the declared dependencies changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -35,7 +35,7 @@ demo: $(STAMP)
 	@echo '$$ salesbot narrative "This is urgent, we need priority support" --credit 580'
 	@$(BIN)/salesbot narrative 'This is urgent, we need priority support' --credit 580
 
-test: $(STAMP) browser postgresql lint typecheck unit
+test: $(STAMP) browser graphviz postgresql lint typecheck unit
 
 # The browser test drives Debian's Chromium through Playwright; nothing is downloaded from
 # anywhere but Debian's package archive.
@@ -46,6 +46,16 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# `salesbot report` draws the flow diagram with Graphviz's `dot` (Debian's package, as the
+# browser test's Chromium); the report still writes without it and says so on stderr.
+DOT ?= /usr/bin/dot
+graphviz:
+	@test -x $(DOT) || { \
+	  echo "installing Debian's graphviz for the report's flow diagram"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
 
 # The store's PostgreSQL tests start a throwaway cluster from Debian's server binaries
 # (tests/support/postgres.py); nothing is installed as a service that stays running.

@@ -25,15 +25,18 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from domain.cards import IMAGE_MAX_BYTES, ReplyImage
-from domain.metrics_chart import Bar, MetricsChart, duration_unit, scaled
+from domain.metrics_chart import Bar, MetricsChart, Segment, duration_unit, scaled
 
 WIDTH_IN = 10.0
 HEIGHT_IN = 7.5
 DPI = 100
 """1000 × 750 px: readable in a chat pane, ~60 KB."""
+SEGMENTS_HEIGHT_IN = 3.5
+"""The row by persona and by lead source, below the four panels when the chart has it."""
 _MIN_DPI = 40
 
 _STYLE: dict[str, Any] = {
@@ -47,7 +50,7 @@ _STYLE: dict[str, Any] = {
     "savefig.facecolor": "white",
     "svg.hashsalt": "salesbot",
 }
-_COLORS = {
+COLORS = {
     "bar": "#1f3a5f",
     "won": "#2e7d32",
     "lost": "#c62828",
@@ -57,6 +60,9 @@ _COLORS = {
     "Wilson": "#1f3a5f",
     "Jeffreys": "#ef6c00",
     "warning": "#b71c1c",
+    "hot": "#c62828",
+    "warm": "#ef6c00",
+    "cold": "#1565c0",
 }
 
 _LOCK = threading.Lock()
@@ -65,6 +71,14 @@ _LOCK = threading.Lock()
 
 def render_png(chart: MetricsChart, *, dpi: int = DPI) -> bytes:
     """The chart as PNG bytes, byte-identical for equal charts (the module docstring)."""
+    return render_figure(lambda figure: _draw(figure, chart), WIDTH_IN, height_in(chart), dpi)
+
+
+def render_figure(
+    draw: Callable[[Any], None], width_in: float, height_in: float, dpi: int = DPI
+) -> bytes:
+    """PNG bytes of whatever `draw(figure)` draws, under the deterministic settings of the
+    module docstring (the report's other pictures are drawn through this too)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -75,12 +89,17 @@ def render_png(chart: MetricsChart, *, dpi: int = DPI) -> bytes:
     }
     style.update(_STYLE)
     with _LOCK, matplotlib.rc_context(rc=style):
-        figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=dpi)
+        figure = Figure(figsize=(width_in, height_in), dpi=dpi)
         FigureCanvasAgg(figure)
-        _draw(figure, chart)
+        draw(figure)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def height_in(chart: MetricsChart) -> float:
+    """The picture's height: the four panels, and the segments' row when there is one."""
+    return HEIGHT_IN + (SEGMENTS_HEIGHT_IN if chart.segments else 0.0)
 
 
 def chart_image(chart: MetricsChart) -> ReplyImage:
@@ -97,14 +116,34 @@ def chart_image(chart: MetricsChart) -> ReplyImage:
         filename=f"salesbot-metrics-{hashlib.sha256(png).hexdigest()[:12]}.png",
         alt=chart.alt_text,
         width=round(WIDTH_IN * dpi),
-        height=round(HEIGHT_IN * dpi),
+        height=round(height_in(chart) * dpi),
     )
 
 
 def _draw(figure: Any, chart: MetricsChart) -> None:
-    grid = figure.add_gridspec(
-        2, 2, left=0.17, right=0.97, top=0.9, bottom=0.12, hspace=0.45, wspace=0.45
-    )
+    if chart.segments:
+        # The same four panels in the top 7.5 inches, the segments' row below them.
+        grid = figure.add_gridspec(
+            3,
+            2,
+            left=0.17,
+            right=0.97,
+            top=0.93,
+            bottom=0.14,
+            hspace=0.55,
+            wspace=0.45,
+            height_ratios=(1.0, 1.0, 1.0),
+        )
+        for column, dimension in enumerate(("persona", "lead source")):
+            _segments(
+                figure.add_subplot(grid[2, column]),
+                dimension,
+                tuple(s for s in chart.segments if s.dimension == dimension),
+            )
+    else:
+        grid = figure.add_gridspec(
+            2, 2, left=0.17, right=0.97, top=0.9, bottom=0.12, hspace=0.45, wspace=0.45
+        )
     figure.suptitle(chart.title, fontsize=14, fontweight="bold")
     _funnel(figure.add_subplot(grid[0, 0]), chart.funnel)
     _outcomes(figure.add_subplot(grid[0, 1]), chart)
@@ -117,10 +156,10 @@ def _draw(figure: Any, chart: MetricsChart) -> None:
             "⚠ " + chart.warning,
             ha="center",
             va="bottom",
-            color=_COLORS["warning"],
+            color=COLORS["warning"],
             fontsize=11,
             fontweight="bold",
-            bbox={"boxstyle": "round", "facecolor": "#ffebee", "edgecolor": _COLORS["warning"]},
+            bbox={"boxstyle": "round", "facecolor": "#ffebee", "edgecolor": COLORS["warning"]},
         )
 
 
@@ -139,7 +178,7 @@ def _barh(axes: Any, bars: tuple[Bar, ...], colors: list[str]) -> None:
 
 def _funnel(axes: Any, bars: tuple[Bar, ...]) -> None:
     axes.set_title("Funnel (conversations)")
-    colors = [_COLORS["won"] if bar.label == "won" else _COLORS["bar"] for bar in bars]
+    colors = [COLORS["won"] if bar.label == "won" else COLORS["bar"] for bar in bars]
     _barh(axes, bars, colors)
 
 
@@ -149,7 +188,7 @@ def _outcomes(axes: Any, chart: MetricsChart) -> None:
     bars = list(chart.outcomes) + [
         Bar(label=f"lost: {reason.label}", value=reason.value) for reason in chart.lost_reasons
     ]
-    colors = [_COLORS.get(bar.label, _COLORS["reason"]) for bar in bars]
+    colors = [COLORS.get(bar.label, COLORS["reason"]) for bar in bars]
     _barh(axes, tuple(bars), colors)
 
 
@@ -172,7 +211,7 @@ def _conversion(axes: Any, chart: MetricsChart) -> None:
             fmt="o",
             capsize=8,
             markersize=8,
-            color=_COLORS[estimate.method],
+            color=COLORS[estimate.method],
         )
         axes.text(position + 0.08, high, f"{low:.0%}–{high:.0%}", va="bottom", fontsize=9)
     axes.set_xticks(positions, [f"{e.method} 95%" for e in chart.conversion])
@@ -192,7 +231,7 @@ def _time_to_qualify(axes: Any, chart: MetricsChart) -> None:
     unit, size = duration_unit(top)
     positions = list(range(len(chart.time_to_qualify)))
     heights = [scaled(d.ms, size) for d in chart.time_to_qualify]
-    axes.bar(positions, heights, color=_COLORS["bar"], width=0.5)
+    axes.bar(positions, heights, color=COLORS["bar"], width=0.5)
     for position, duration, height in zip(positions, chart.time_to_qualify, heights, strict=True):
         if duration.interval_ms is not None:
             low, high = (scaled(v, size) for v in duration.interval_ms)
@@ -202,7 +241,7 @@ def _time_to_qualify(axes: Any, chart: MetricsChart) -> None:
                 yerr=[[max(0.0, height - low)], [max(0.0, high - height)]],
                 fmt="none",
                 capsize=8,
-                color=_COLORS["Jeffreys"],
+                color=COLORS["Jeffreys"],
             )
         axes.text(position + 0.28, height, f"{height:.1f}", va="center", fontsize=9)
     labels = [
@@ -212,3 +251,49 @@ def _time_to_qualify(axes: Any, chart: MetricsChart) -> None:
     axes.set_xticks(positions, labels)
     axes.set_ylabel(unit)
     axes.set_ylim(0, scaled(top, size) * 1.15 or 1)
+
+
+def _segments(axes: Any, dimension: str, segments: tuple[Segment, ...]) -> None:
+    """Conversion per group: the rate with its Wilson (above) and Jeffreys (below) 95 %
+    intervals, one row per group labelled with its won of engaged."""
+    axes.set_title(f"Conversion by {dimension}")
+    axes.set_xlim(0, 1)
+    axes.xaxis.set_major_formatter("{x:.0%}")
+    axes.set_xlabel("won / engaged")
+    if not segments:
+        axes.set_yticks([])
+        axes.text(0.5, 0.5, "no engaged conversations yet", ha="center", transform=axes.transAxes)
+        return
+    positions = list(range(len(segments)))
+    for position, segment in zip(positions, segments, strict=True):
+        if segment.rate is None:
+            continue
+        for offset, method, interval in (
+            (-0.15, "Wilson", segment.wilson_95),
+            (0.15, "Jeffreys", segment.jeffreys_95),
+        ):
+            if interval is None:
+                continue
+            axes.errorbar(
+                [segment.rate],
+                [position + offset],
+                xerr=[
+                    [max(0.0, segment.rate - interval.low)],
+                    [max(0.0, interval.high - segment.rate)],
+                ],
+                fmt="o",
+                capsize=4,
+                markersize=5,
+                color=COLORS[method],
+                label=f"{method} 95%" if position == 0 else None,
+            )
+    axes.set_yticks(
+        positions, [f"{_short(s.label)} ({s.won}/{s.engaged})" for s in segments], fontsize=9
+    )
+    axes.set_ylim(len(segments) - 0.5, -0.5)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=8, frameon=False)
+
+
+def _short(label: str, limit: int = 18) -> str:
+    """A group's name as a tick label: long names (a lead source is free text) cut short."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"

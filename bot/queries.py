@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 from bot import charts
+from bot.report_reads import projected_segments
 from domain.analytics import Metrics, render_metrics
 from domain.audit import AuditReport, audit_card, audit_conversation, audit_quote
 from domain.audit_plain import HotCalibration
@@ -27,7 +28,7 @@ from domain.cards import Card, Reply, ReplyImage
 from domain.decision import Query
 from domain.errors import DomainError, PolicyError
 from domain.events import EventEnvelope
-from domain.metrics_chart import metrics_chart
+from domain.metrics_chart import Segment, metrics_chart
 from domain.policy import Policy, policy_from_json
 from storage.ports import Store
 from storage.projections import metrics_from_projection
@@ -77,20 +78,28 @@ async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[R
             return [Reply(audience=query.audience, text=str(exc))]
         card = audit_card(report)
         return [Reply(audience=query.audience, text=card.title, card=card)]
-    metrics, qualification_ms = await _metrics_and_times(store, policy)
+    metrics, qualification_ms, counts = await _metrics_and_times(store, policy)
     lines = render_metrics(metrics)
     card = Card(kind="notice", title="Sales metrics", lines=lines, ref="metrics")
     replies = [
         Reply(audience=query.audience, text=lines[0] if lines else "No data yet.", card=card)
     ]
-    chart = await metrics_chart_reply(query, metrics, qualification_ms)
+    try:
+        segments = await projected_segments(store, counts)
+    except Exception:
+        log.exception("the metrics by persona and lead source could not be read")
+        segments = ()
+    chart = await metrics_chart_reply(query, metrics, qualification_ms, segments)
     if chart is not None:
         replies.append(chart)
     return replies
 
 
 async def metrics_chart_reply(
-    query: Query, metrics: Metrics, qualification_ms: Sequence[int]
+    query: Query,
+    metrics: Metrics,
+    qualification_ms: Sequence[int],
+    segments: Sequence[Segment] = (),
 ) -> Reply | None:
     """The chart that follows the metrics card, as a second reply with the PNG (None, and
     the card alone, if drawing failed: the numbers matter more than the picture).
@@ -101,28 +110,34 @@ async def metrics_chart_reply(
     (base64, under ~150 KB): a retry or a restart sends exactly the picture of the moment it
     was asked for, with no re-reading or re-drawing at send time."""
     try:
-        image = await asyncio.to_thread(_draw_chart, metrics, qualification_ms)
+        image = await asyncio.to_thread(_draw_chart, metrics, qualification_ms, segments)
     except Exception:
         log.exception("the metrics chart could not be drawn; the card is sent without it")
         return None
     return Reply(audience=query.audience, text=CHART_TEXT, image=image)
 
 
-def _draw_chart(metrics: Metrics, qualification_ms: Sequence[int]) -> ReplyImage:
-    """Runs in the worker thread: the chart's data (its bootstrap) and its drawing."""
-    return charts.chart_image(metrics_chart(metrics, qualification_ms))
+def _draw_chart(
+    metrics: Metrics, qualification_ms: Sequence[int], segments: Sequence[Segment]
+) -> ReplyImage:
+    """Runs in the worker thread: the chart's data (its bootstrap) and its drawing, with
+    the row by persona and lead source (`bot.report_reads.projected_segments`)."""
+    return charts.chart_image(metrics_chart(metrics, qualification_ms, segments))
 
 
 async def load_metrics(store: Store, policy: Policy) -> Metrics:
     """Metrics of the whole event log, from its projections: what `compute_metrics` would
     say after reading every event, at the cost of reading the counters."""
-    metrics, _ = await _metrics_and_times(store, policy)
+    metrics, _, _ = await _metrics_and_times(store, policy)
     return metrics
 
 
-async def _metrics_and_times(store: Store, policy: Policy) -> tuple[Metrics, tuple[int, ...]]:
-    """The metrics and the qualification times behind their percentiles (the chart's
-    bootstrap needs the times themselves)."""
+async def _metrics_and_times(
+    store: Store, policy: Policy
+) -> tuple[Metrics, tuple[int, ...], dict[str, dict[str, int]]]:
+    """The metrics, the qualification times behind their percentiles (the chart's
+    bootstrap needs the times themselves) and the counters they came from (the segments
+    by persona and lead source are read from them too)."""
     projection = await store.metrics_projection()
     metrics = metrics_from_projection(
         projection.counts,
@@ -130,7 +145,7 @@ async def _metrics_and_times(store: Store, policy: Policy) -> tuple[Metrics, tup
         states=policy.flow.states,
         start=policy.flow.start,
     )
-    return metrics, tuple(projection.qualification_ms)
+    return metrics, tuple(projection.qualification_ms), projection.counts
 
 
 def query_answerer(policy: Policy) -> Callable[[Query, Store], Awaitable[Sequence[Reply]]]:

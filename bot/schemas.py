@@ -58,6 +58,7 @@ from domain.events import EVENT_SCHEMA_VERSION, EventEnvelope
 from domain.fairness_report import FAIRNESS_REPORT_SCHEMA_VERSION, FairnessReport
 from domain.inbound import INBOUND_SCHEMA_VERSION, Inbound
 from domain.quotes import QUOTE_SCHEMA_VERSION
+from domain.report_data import REPORT_SCHEMA_VERSION, ReportData
 from domain.understand import UNDERSTAND_SCHEMA_VERSION
 from domain.verification import VERIFY_SCHEMA_VERSION, VerifyReport
 from storage.ports import TICKET_SCHEMA_VERSION, TicketRow
@@ -220,6 +221,17 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "every aspect decided differently.",
         ReplayReport,
         REPLAY_SCHEMA_VERSION,
+    ),
+    Artifact(
+        "report",
+        "Report data",
+        "What `salesbot report --out DIR --json` prints, and what DIR/report.html shows: "
+        "the window, store and policy; the metrics and their chart's data with conversion "
+        "by persona and lead source; latest scores by band; Σ w×x per feature; objection "
+        "classes and escalations; tickets by reason with time to claim; the narrative "
+        "scatter's points; the fairness counterfactual; the flow's traffic per transition.",
+        ReportData,
+        REPORT_SCHEMA_VERSION,
     ),
     Artifact(
         "ticket",

@@ -17,20 +17,36 @@ always gives the same interval, and the same picture. It says how much p50 and p
 move with another sample of the same size; with fewer than `BOOTSTRAP_MIN_N` times it is
 not shown (an interval from two values means nothing).
 
-By persona and by lead source: the metrics (and the projections they are read from) keep no
-per-persona or per-source counts yet, so `segments` is empty and no such panel is drawn; a
-breakdown added to `Metrics` becomes a panel by filling `segments` (`Segment`).
+By persona and by lead source (`segments`, a fifth row of the picture when there are any):
+conversion won / engaged within each group, with its Wilson and Jeffreys 95 % intervals, as
+`Metrics` defines them (the same denominators, the same interval functions). A
+conversation's *persona* is the persona of the policy that started it (`Policy.persona`:
+the bot's voice, which a policy change may switch, so the picture shows whether a new one
+converts better); its *lead source* is the lead's `source` (lower-cased, "unknown" when a
+lead gave none), or "not a lead" for a conversation a prospect began in chat.
+`segment_facts` folds the log into what each conversation contributes, in one pass and in
+any order (by `seq`, as `domain.analytics`); `conversion_segments` groups it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
 from domain import GENERATOR
-from domain.analytics import Interval, Metrics, _type7
+from domain.analytics import Interval, Metrics, _type7, jeffreys_interval, wilson_interval
+from domain.events import (
+    ConversationAbandoned,
+    ConversationClosed,
+    ConversationReopened,
+    ConversationStarted,
+    EventEnvelope,
+    ProspectMessageReceived,
+)
 from domain.model import Frozen
 
 METRICS_CHART_SCHEMA_VERSION = 1
@@ -39,6 +55,10 @@ BOOTSTRAP_SEED = 20_240_601
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_MIN_N = 5
 """Fewer qualification times than this: p50/p90 are drawn without an interval."""
+SEGMENTS_SHOWN = 8
+"""Groups drawn per dimension, most engaged first; the rest are added up as "other"."""
+NOT_A_LEAD = "not a lead"
+UNKNOWN_SOURCE = "unknown"
 
 
 class Bar(Frozen):
@@ -64,13 +84,32 @@ class DurationEstimate(Frozen):
     interval_ms: tuple[int, int] | None = None
 
 
-class Segment(Frozen):
-    """Conversion within one group (a persona, a lead source): won of engaged."""
+Dimension = Literal["persona", "lead source"]
 
-    dimension: Literal["persona", "lead source"]
+
+class Segment(Frozen):
+    """Conversion within one group (a persona, a lead source): won of engaged, with both
+    intervals (None when nothing in the group was engaged)."""
+
+    dimension: Dimension
     label: str
     won: int
     engaged: int
+    rate: float | None = None
+    wilson_95: Interval | None = None
+    jeffreys_95: Interval | None = None
+
+    @classmethod
+    def of(cls, dimension: Dimension, label: str, won: int, engaged: int) -> Segment:
+        return cls(
+            dimension=dimension,
+            label=label,
+            won=won,
+            engaged=engaged,
+            rate=round(won / engaged, 4) if engaged else None,
+            wilson_95=wilson_interval(won, engaged),
+            jeffreys_95=jeffreys_interval(won, engaged),
+        )
 
 
 class MetricsChart(Frozen):
@@ -100,12 +139,24 @@ class MetricsChart(Frozen):
             )
         for duration in self.time_to_qualify:
             parts.append(f"time to qualify {duration.label} {duration.ms / 60_000:.1f} min")
+        for dimension in ("persona", "lead source"):
+            groups = [s for s in self.segments if s.dimension == dimension]
+            if groups:
+                parts.append(
+                    f"by {dimension}: "
+                    + ", ".join(f"{s.label} {s.won} of {s.engaged}" for s in groups)
+                )
         return "Sales metrics chart: " + "; ".join(parts) + "."
 
 
-def metrics_chart(metrics: Metrics, qualification_ms: Sequence[int] = ()) -> MetricsChart:
+def metrics_chart(
+    metrics: Metrics,
+    qualification_ms: Sequence[int] = (),
+    segments: Sequence[Segment] = (),
+) -> MetricsChart:
     """The chart of `metrics`. `qualification_ms` are the times behind its p50/p90 (the
-    projection keeps them); without them the percentiles are drawn without intervals."""
+    projection keeps them); without them the percentiles are drawn without intervals.
+    `segments` (`conversion_segments`) add the row by persona and by lead source."""
     m = metrics
     funnel = [Bar(label="started", value=m.conversations), Bar(label="engaged", value=m.engaged)]
     funnel += [Bar(label=f"reached {state}", value=count) for state, count in m.funnel.items()]
@@ -136,6 +187,7 @@ def metrics_chart(metrics: Metrics, qualification_ms: Sequence[int] = ()) -> Met
         conversion=tuple(conversion),
         time_to_qualify=_durations(m, qualification_ms),
         qualified=m.time_to_qualify.n,
+        segments=tuple(segments),
         warning=m.small_sample_warning,
     )
 
@@ -226,3 +278,118 @@ def duration_unit(ms: int) -> tuple[str, int]:
 def scaled(ms: int, size: int) -> float:
     """`ms` in units of `size` ms, for an axis (display only)."""
     return ms / size if size else math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFacts:
+    """What one conversation contributes to the segments: the policy version that started
+    it (its persona is that policy's), its lead source label, engaged or not, won or not."""
+
+    policy_version: str
+    source: str
+    engaged: bool
+    won: bool
+
+
+@dataclass(slots=True)
+class _Fold:
+    started_seq: int | None = None
+    policy_version: str = ""
+    source: str = NOT_A_LEAD
+    messages: int = 0
+    ending_seq: int = 0
+    won: bool = False
+
+
+def source_label(event: ConversationStarted) -> str:
+    """The lead source a conversation is grouped under (the module docstring)."""
+    if event.lead is None:
+        return NOT_A_LEAD
+    return event.lead.source.strip().lower() or UNKNOWN_SOURCE
+
+
+SOURCE_KEY = "source:"
+POLICY_KEY = "policy:"
+"""Prefixes of the keys `segments_from_counts` reads: `source:<label>`, `policy:<version>`."""
+
+
+def segment_facts(events: Iterable[EventEnvelope]) -> dict[str, SegmentFacts]:
+    """Conversation id → its `SegmentFacts`, for conversations with a `ConversationStarted`
+    (other streams, a rep's `/lead` or `/metrics`, are not conversations). One pass; the
+    outcome is the latest (by seq) close, abandonment or reopening, as `domain.analytics`."""
+    folds: dict[str, _Fold] = {}
+    for envelope in events:
+        fold = folds.setdefault(envelope.conversation_id, _Fold())
+        event = envelope.event
+        if isinstance(event, ConversationStarted):
+            if fold.started_seq is None or envelope.seq < fold.started_seq:
+                fold.started_seq = envelope.seq
+                fold.policy_version = envelope.policy_version
+                fold.source = source_label(event)
+        elif isinstance(event, ProspectMessageReceived):
+            fold.messages += 1
+        elif (
+            isinstance(event, ConversationClosed | ConversationAbandoned | ConversationReopened)
+            and envelope.seq > fold.ending_seq
+        ):
+            fold.ending_seq = envelope.seq
+            fold.won = isinstance(event, ConversationClosed) and event.outcome == "won"
+    return {
+        conversation_id: SegmentFacts(
+            policy_version=fold.policy_version,
+            source=fold.source,
+            engaged=fold.messages > 0,
+            won=fold.messages > 0 and fold.won,
+        )
+        for conversation_id, fold in folds.items()
+        if fold.started_seq is not None
+    }
+
+
+def conversion_segments(
+    facts: Mapping[str, SegmentFacts] | Iterable[SegmentFacts],
+    persona_of: Callable[[str], str],
+) -> tuple[Segment, ...]:
+    """Conversion by persona (`persona_of(policy_version)`), then by lead source, over the
+    engaged conversations (`segments_from_counts`)."""
+    rows = list(facts.values()) if isinstance(facts, Mapping) else list(facts)
+    engaged: Counter[str] = Counter()
+    won: Counter[str] = Counter()
+    for fact in rows:
+        if fact.engaged:
+            for key in (POLICY_KEY + fact.policy_version, SOURCE_KEY + fact.source):
+                engaged[key] += 1
+                won[key] += fact.won
+    return segments_from_counts(engaged, won, persona_of)
+
+
+def segments_from_counts(
+    engaged: Mapping[str, int], won: Mapping[str, int], persona_of: Callable[[str], str]
+) -> tuple[Segment, ...]:
+    """The segments from counts of engaged and won conversations keyed `policy:<version>`
+    and `source:<label>` (what the projections keep, `storage.projections`): policy
+    versions are added up by the persona they speak with; each dimension's groups most
+    engaged first (ties by name), the groups past `SEGMENTS_SHOWN` added up as "other"."""
+    found: list[Segment] = []
+    for dimension, prefix in (("persona", POLICY_KEY), ("lead source", SOURCE_KEY)):
+        totals: Counter[str] = Counter()
+        wins: Counter[str] = Counter()
+        for key, n in engaged.items():
+            if key.startswith(prefix) and n > 0:
+                rest = key.removeprefix(prefix)
+                label = persona_of(rest) if prefix == POLICY_KEY else rest
+                totals[label] += n
+                wins[label] += won.get(key, 0)
+        ordered = sorted(totals, key=lambda name: (-totals[name], name))
+        shown, others = ordered[:SEGMENTS_SHOWN], ordered[SEGMENTS_SHOWN:]
+        found += [Segment.of(dimension, n, wins[n], totals[n]) for n in shown]  # type: ignore[arg-type]
+        if others:
+            found.append(
+                Segment.of(
+                    dimension,  # type: ignore[arg-type]
+                    f"other ({len(others)})",
+                    sum(wins[n] for n in others),
+                    sum(totals[n] for n in others),
+                )
+            )
+    return tuple(found)

@@ -11,7 +11,9 @@ it (for `/audit <quote id>`). What the metrics add up from those rows:
   conversations that never advanced (`first_from`, `never_advanced`) — each conversation's
   share is `contribution(facts)`;
 - one qualification time per qualified conversation (percentiles need the values);
-- the quotes of started conversations: issued, revised under the same id, superseded.
+- the quotes of started conversations: issued, revised under the same id, superseded;
+- engaged and won conversations by lead source and by the policy that started them (the
+  `/metrics` chart's conversion by persona and by lead source: `SOURCE_MARK`).
 
 Every store updates the facts in the same transaction as the events they fold
 (`Store.commit`, `EventStore.append`), so they cannot disagree with the log, not even after
@@ -63,11 +65,14 @@ from domain.events import (
     QuoteSuperseded,
     TicketResolved,
 )
+from domain.metrics_chart import POLICY_KEY, SOURCE_KEY, source_label
 
-PROJECTION_SCHEMA_VERSION = 2
+PROJECTION_SCHEMA_VERSION = 3
 """Version of the projection rows' format. A change to the fold or the row layout bumps it
 and adds a migration that rebuilds them (`salesbot projections rebuild` does the same).
-2: the quote counts (`quotes_issued`, `quotes_revised`, `quotes_superseded`)."""
+2: the quote counts (`quotes_issued`, `quotes_revised`, `quotes_superseded`).
+3: the lead source and starting policy marks (`SOURCE_MARK`, `POLICY_MARK`), for
+conversion by lead source and by persona."""
 
 PROJECTED_TYPES: frozenset[str] = frozenset(
     {
@@ -110,6 +115,15 @@ ON_BEHALF_MARK = "+accepted_on_behalf"
 MEETING_MARK = "+meeting_requested"
 """Kept in a conversation's `reached` (a stage, not a flow state: no state name starts with
 "+"), so the stored rows need no new column and a store from before meetings is unchanged."""
+SEGMENT_ENGAGED = "segment_engaged"  # names: source:<label>, policy:<version> (engaged)
+SEGMENT_WON = "segment_won"  # the same names, engaged conversations won
+SOURCE_MARK = "+" + SOURCE_KEY
+POLICY_MARK = "+" + POLICY_KEY
+"""Kept in `reached` like `MEETING_MARK`: the lead source a conversation is grouped under
+(`domain.metrics_chart.source_label`) and the version of the policy that started it (the
+persona is that policy's, read at query time), set by its `ConversationStarted`. Counted,
+for engaged conversations, as `SEGMENT_ENGAGED` and, when won, `SEGMENT_WON`: the
+`/metrics` chart's conversion by persona and by lead source without reading the log."""
 OPEN = "open"
 
 Ending = Literal["won", "lost", "abandoned"]
@@ -184,6 +198,9 @@ def fold_events(
                 qualified = envelope.at_ms
         elif isinstance(event, ConversationStarted):
             started = envelope.at_ms
+            marks = (SOURCE_MARK + source_label(event), POLICY_MARK + envelope.policy_version)
+            if any(mark not in reached for mark in marks):
+                reached = tuple(sorted({*reached, *marks}))
         elif isinstance(event, ConversationClosed):
             ending = event.outcome
         elif isinstance(event, ConversationAbandoned):
@@ -237,6 +254,11 @@ def contribution(facts: StreamFacts) -> dict[CounterKey, int]:
             for mark in facts.reached:
                 if mark.startswith(LOST_MARK):
                     counts[LOST_REASONS, mark.removeprefix(LOST_MARK)] = 1
+        for mark in facts.reached:
+            if mark.startswith((SOURCE_MARK, POLICY_MARK)):
+                counts[SEGMENT_ENGAGED, mark[1:]] = 1
+                if facts.ending == "won":
+                    counts[SEGMENT_WON, mark[1:]] = 1
     origin = facts.first_from_state
     if not origin:
         counts[NEVER_ADVANCED, ""] = 1

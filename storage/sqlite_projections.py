@@ -165,6 +165,15 @@ def add_quote_counts(conn: Conn) -> None:
     replace_all(conn, projection)
 
 
+def refold(conn: Conn) -> None:
+    """The segment marks migration (row schema version 3): every row folded again from the
+    log, so an upgraded store draws conversion by persona and lead source at once."""
+    projection = Projection()
+    for envelope in projected_events(conn):
+        projection.apply(envelope.conversation_id, (envelope,))
+    replace_all(conn, projection)
+
+
 # -- the commit path ------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from domain.chain import GENESIS, link
 from storage.errors import SchemaTooNewError
-from storage.sqlite_projections import add_quote_counts, create_and_fill
+from storage.sqlite_projections import add_quote_counts, create_and_fill, refold
 
 APPLICATION_ID = 0x53424F54  # "SBOT"
 
@@ -193,6 +193,11 @@ _V_QUOTE_COUNTS: Migration = add_quote_counts
 three columns of the per-conversation projection (row schema version 2), filled from the
 log in the same transaction (`storage.sqlite_projections.add_quote_counts`)."""
 
+_V_SEGMENT_MARKS: Migration = refold
+"""Each conversation's lead source and starting policy as marks in its projection row (row
+schema version 3; `storage.projections.SOURCE_MARK`, `POLICY_MARK`), folded again from the
+log, for the `/metrics` chart's conversion by persona and by lead source."""
+
 _V_ARTIFACT_VERSIONS = _statements(
     # Ticket rows carry their format's version and the salesbot that last wrote them, as
     # events, adapter state and projection rows do; stored inbounds (whose JSON carries its
@@ -312,6 +317,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_EVENT_CHAIN,
     _V_TIMERS,
     _V_CONVERSATION_KEYS,
+    _V_SEGMENT_MARKS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -152,7 +152,13 @@ async def test_metrics_answer_their_card_then_the_chart_drawn_off_the_event_loop
     assert chart.audience == card.audience == "requester"
     assert chart.text == CHART_TEXT
     assert chart.image is not None
-    assert png_size(chart.image.png) == (1000, 750)
+    # The day's conversations add the row by persona and by lead source (1000 × 1100 at
+    # full size; drawn again smaller when that is over the platforms' image limit).
+    assert png_size(chart.image.png) == (chart.image.width, chart.image.height)
+    assert chart.image.width * 1100 == chart.image.height * 1000
+    assert len(chart.image.png) <= IMAGE_MAX_BYTES
+    assert "by persona: salespro" in chart.image.alt
+    assert "by lead source:" in chart.image.alt
     # Drawn in a worker thread: the loop (this coroutine's thread) was free meanwhile.
     assert len(threads) == 1
     assert threads[0] != threading.get_ident()
@@ -205,3 +211,22 @@ if __name__ == "__main__":
 
     Path(sys.argv[1]).write_bytes(charts.render_png(fixed_chart()))
     print(hashlib.sha256(charts.render_png(fixed_chart())).hexdigest())
+
+
+def test_the_row_by_persona_and_lead_source_is_drawn_the_same_every_time() -> None:
+    from domain.metrics_chart import Segment
+
+    segments = (
+        Segment.of("persona", "salespro", 3, 8),
+        Segment.of("lead source", "web", 2, 5),
+        Segment.of("lead source", "a very long partner referral source name", 1, 5),
+    )
+    chart = fixed_chart().model_copy(update={"segments": segments})
+    first = charts.render_png(chart)
+    assert first == charts.render_png(chart)
+    assert png_size(first) == (1000, 1100)  # the four panels, then the segments' row
+    assert first != charts.render_png(fixed_chart())
+    other = chart.model_copy(
+        update={"segments": (*segments[:2], Segment.of("lead source", "web", 3, 5))}
+    )
+    assert charts.render_png(other) != first

@@ -120,3 +120,95 @@ def test_the_alt_text_says_the_numbers_in_words() -> None:
     alt = metrics_chart(metrics(), TIMES).alt_text
     assert alt.startswith("Sales metrics chart: 3 won of 10 engaged conversations; Wilson 95% ")
     assert "time to qualify p50 13.0 min" in alt
+
+
+def _envelope(conversation: str, seq: int, event: object, version: str = "v1"):
+    from domain.events import EventEnvelope
+
+    return EventEnvelope.model_validate(
+        {
+            "conversation_id": conversation,
+            "seq": seq,
+            "at_ms": seq,
+            "policy_version": version,
+            "delivery_id": f"d{seq}",
+            "event": event,
+        }
+    )
+
+
+def test_segments_count_engaged_conversations_by_persona_and_lead_source_in_any_order() -> None:
+    from domain.events import (
+        ConversationClosed,
+        ConversationReopened,
+        ConversationStarted,
+        ProspectMessageReceived,
+    )
+    from domain.inbound import LeadDetails
+    from domain.metrics_chart import conversion_segments, segment_facts
+
+    def lead(source: str) -> ConversationStarted:
+        return ConversationStarted(
+            origin="lead", started_by="P", lead=LeadDetails(name="N", message="m", source=source)
+        )
+
+    said = ProspectMessageReceived(actor_id="P", text="hi")
+    events = [
+        # Won from the web form under policy v1.
+        _envelope("a", 1, lead(" Web ")),
+        _envelope("a", 2, said),
+        _envelope("a", 3, ConversationClosed(outcome="won", by="R")),
+        # Won, then reopened: open again, not won (the latest ending by seq decides).
+        _envelope("b", 1, lead("web"), version="v2"),
+        _envelope("b", 2, said),
+        _envelope("b", 3, ConversationClosed(outcome="won", by="R")),
+        _envelope(
+            "b",
+            4,
+            ConversationReopened(
+                reason="prospect_wrote", was_lost=False, from_state="closed", to_state="greeting"
+            ),
+        ),
+        # A chat that never said anything: started, not engaged, in no group.
+        _envelope("c", 1, ConversationStarted(origin="direct", started_by="P")),
+        # A rep's stream without a start: not a conversation.
+        _envelope("rep", 1, said),
+    ]
+    personas = {"v1": "salespro", "v2": "concise"}
+    forward = conversion_segments(segment_facts(events), personas.__getitem__)
+    backward = conversion_segments(segment_facts(reversed(events)), personas.__getitem__)
+    assert forward == backward
+    assert [(s.dimension, s.label, s.won, s.engaged) for s in forward] == [
+        ("persona", "concise", 0, 1),
+        ("persona", "salespro", 1, 1),
+        ("lead source", "web", 1, 2),
+    ]
+    web = forward[-1]
+    m = metrics(won=1, engaged=2)
+    assert web.rate == 0.5
+    # The same interval functions as the metrics' own conversion.
+    assert (web.wilson_95, web.jeffreys_95) == (m.wilson_95, m.jeffreys_95)
+
+
+def test_groups_past_the_eighth_are_added_up_as_other() -> None:
+    from domain.metrics_chart import SegmentFacts, conversion_segments
+
+    facts = [
+        SegmentFacts(policy_version="v", source=f"s{i:02}", engaged=True, won=i % 2 == 0)
+        for i in range(11)
+    ]
+    segments = conversion_segments(facts, lambda v: "p")
+    sources = [s for s in segments if s.dimension == "lead source"]
+    assert [s.label for s in sources] == [f"s{i:02}" for i in range(8)] + ["other (3)"]
+    assert (sources[-1].won, sources[-1].engaged) == (2, 3)  # s08 and s10 won, s09 did not
+
+
+def test_the_alt_text_names_the_segments() -> None:
+    from domain.metrics_chart import Segment
+
+    chart = metrics_chart(
+        metrics(),
+        TIMES,
+        (Segment.of("persona", "salespro", 3, 10), Segment.of("lead source", "web", 2, 4)),
+    )
+    assert chart.alt_text.endswith("by persona: salespro 3 of 10; by lead source: web 2 of 4.")

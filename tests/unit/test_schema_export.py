@@ -26,9 +26,10 @@ ISSUE_ARTIFACTS = {
     "outbox_payload",
     "understand",
     "metrics",
+    "report",
 }
 """The issue's list: the lead, quote, offer, audit record, ticket, event, outbox payload,
-`understand` output and report data (the metrics, until there is a report)."""
+`understand` output and report data (`salesbot report --json`; the metrics too)."""
 
 
 def export(target: Path) -> tuple[int, str, str]:
