@@ -15,13 +15,15 @@ the record's deal — as of the event that asked for this write — is written f
 
 Idempotency. Contacts, deals and line items are upserts keyed by a unique property, so a
 retry after a timeout, a 5xx or a restart updates what the first try created. Notes have
-no unique property: each ends with a marker line naming its external id, and before a note
-is sent again (any attempt after the first, and in `find_sent` after an uncertain send) the
-deal's notes are read and the marker looked for. The residual window, stated plainly: a
-note whose create request HubSpot is still processing when the look happens is not seen,
-so a resend can then duplicate it. That takes a send that timed out *and* a retry that
-starts before HubSpot finished the first request; the outbox's backoff makes it rare, not
-impossible.
+no unique property: each ends with a marker line naming its external id, and before any
+note is created (and in `find_sent`, after an uncertain send) the deal's notes are read and
+the marker looked for — every time, not only on a retry, because the same record can also
+come back under another outbox key (a backfill) or after a 5xx that HubSpot's edge returned
+for a request its backend applied. That costs two reads per note; notes are few (two per
+conversation by default). The residual window, stated plainly: a note whose create
+request HubSpot is still processing when the look happens is not seen, so the resend
+duplicates it. That takes a send that timed out *and* a retry that starts before HubSpot
+finished the first request; the outbox's backoff makes it rare, not impossible.
 
 The client is synchronous: calls run in a worker thread (`asyncio.to_thread`). It is built
 with no retries (`retry=False`: the outbox owns retries and backoff, so they never stack),
@@ -256,7 +258,7 @@ class HubSpotSender:
             record = record_of(delivery)
         except ValueError as exc:
             return Rejected(reason=f"not a CRM record this adapter can send: {exc}")
-        outcome = await asyncio.to_thread(self._send, record, delivery.attempts)
+        outcome = await asyncio.to_thread(self._send, record)
         log.info("hubspot %s %s: %s", record.artifact, record.external_id, type(outcome).__name__)
         return outcome
 
@@ -272,7 +274,7 @@ class HubSpotSender:
 
     # What runs in the worker thread.
 
-    def _send(self, record: CrmRecord, attempts: int) -> SendOutcome:
+    def _send(self, record: CrmRecord) -> SendOutcome:
         budget = Budget(self._timeout_s)
         try:
             if record.artifact == "deal":
@@ -281,7 +283,7 @@ class HubSpotSender:
                 return Rejected(reason=f"{record.external_id}: the quote is not in the record")
             deal_id = self._deal_id(budget, record)
             if _is_note(record):
-                found = self._find_note(budget, deal_id, record.external_id) if attempts else None
+                found = self._find_note(budget, deal_id, record.external_id)
                 return Sent(remote_id=found or self._create_note(budget, record, deal_id))
             assert record.quote is not None
             line_item_id = self._upsert(
