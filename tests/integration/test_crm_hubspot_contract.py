@@ -15,6 +15,7 @@ import asyncio
 import copy
 import itertools
 import json
+import logging
 import random
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -1052,3 +1053,21 @@ async def test_through_the_outbox_every_fault_ends_in_exactly_one_of_each_record
     assert len(hubspot.associated("deals", deal["id"], "notes")) == 2
     assert alerts == [(delivery(records[-1]).key, "400: Property values were not valid: dealstage")]
     assert hubspot.faults == []  # every fault was met
+
+
+async def test_no_secret_and_nothing_of_the_prospects_is_logged(
+    hubspot: FakeHubSpot, policy: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    records = lead_to_won(policy)
+    hubspot.fail_next(
+        "POST",
+        "/crm/v3/objects/contacts/batch/upsert",
+        400,
+        message="dana@example.com is not valid",
+    )
+    await send_all(sender(hubspot), records)
+    await send_all(sender(hubspot), records)
+    assert "hubspot" in caplog.text  # the adapter does log its outcomes
+    for secret in (TOKEN, "dana@example.com", "Dana", "Foxco", "$40k", "alert("):
+        assert secret not in caplog.text
