@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import itertools
 import json
 import logging
@@ -248,6 +249,8 @@ class FakeHubSpot:
                 object_type, f"{object_type.rstrip('s')}information"
             )
             self.groups[object_type] = {group}
+            # HubSpot lets contacts be upserted by `email` although its property metadata
+            # does not flag it unique; the fake models that as a unique property.
             self.properties[object_type] = {
                 name: self._property(name, group, unique=name == "email", hubspot=True)
                 for name in ("hs_object_id", *names)
@@ -1071,3 +1074,31 @@ async def test_no_secret_and_nothing_of_the_prospects_is_logged(
     assert "hubspot" in caplog.text  # the adapter does log its outcomes
     for secret in (TOKEN, "dana@example.com", "Dana", "Foxco", "$40k", "alert("):
         assert secret not in caplog.text
+
+
+async def test_a_quote_can_be_a_note_with_the_buyers_arithmetic_instead(
+    hubspot: FakeHubSpot, tmp_path: Path
+) -> None:
+    from tests.unit.test_crm import CRM
+
+    policy = crm_policy(
+        tmp_path, CRM.replace('pipeline = "sales"', 'pipeline = "sales"\nquote_as = "note"')
+    )
+    records = lead_to_won(policy)
+    quote = next(r for r in records if r.artifact == "quote")
+    assert quote.quote is not None
+    outcomes = await send_all(sender(hubspot), records)
+    assert all(isinstance(o, Sent) for o in outcomes), outcomes
+    assert hubspot.objects["line_items"] == {}
+    (note,) = [
+        n
+        for n in hubspot.objects["notes"].values()
+        if quote.external_id in n["properties"]["hs_note_body"]
+    ]
+    lines = note["properties"]["hs_note_body"].split("<br>")
+    assert lines[0] == f"salesbot quote {quote.quote.quote_id}"
+    assert lines[1:-1] == [html.escape(line) for line in quote.quote.proof]
+    assert len(lines) > 3
+    (deal,) = hubspot.objects["deals"].values()
+    assert note["id"] in hubspot.associated("deals", deal["id"], "notes")
+    assert len(hubspot.objects["notes"]) == 3  # the quote, the score, the transcript
