@@ -40,12 +40,23 @@ class FieldSpec:
     kind: str
     """The wizard's data type and its sizes, as the admin types them."""
     external_id: bool = False
+    unique: bool = False
+    """Must be Unique too: an upsert by a non-unique external id needs the View All Data
+    permission (REST API, "sObject Rows by External ID")."""
 
 
 ID = FieldSpec(
     EXTERNAL_ID_FIELD,
     "Salesbot Id",
     "Text, Length 255; check Unique (case sensitive) and External ID",
+    external_id=True,
+    unique=True,
+)
+ACTIVITY_ID = FieldSpec(
+    EXTERNAL_ID_FIELD,
+    "Salesbot Id",
+    "Text, Length 255; check External ID, and Unique (case sensitive) where Setup offers it "
+    "for activity fields; where it does not, the integration user needs View All Data",
     external_id=True,
 )
 ADAPTER = FieldSpec(ADAPTER_FIELD, "Salesbot Adapter", "Text, Length 64")
@@ -69,12 +80,12 @@ def required_fields(mode: Mode) -> dict[str, tuple[FieldSpec, ...]]:
                 *DEAL,
                 FieldSpec(AMOUNT_FIELD, "Salesbot Amount", "Currency, Length 16, Decimal Places 2"),
             ),
-            "Task": (ID, ADAPTER),
+            "Task": (ACTIVITY_ID, ADAPTER),
         }
     return {
         "Contact": (ID, ADAPTER),
         "Opportunity": (ID, ADAPTER, *DEAL),
-        "Task": (ID, ADAPTER),
+        "Task": (ACTIVITY_ID, ADAPTER),
     }
 
 
@@ -113,8 +124,8 @@ def check(
     verify: bool | str = True,
 ) -> list[str]:
     """One line per problem (empty: ready): the token, the API version, and each field
-    `required_fields(mode)` lists — present, and the external ids marked External ID and
-    Unique."""
+    `required_fields(mode)` lists — present, writable, and the external ids marked External
+    ID (and Unique, except on activities)."""
     sender = SalesforceSender(
         credentials, mode=mode, api_version=api_version, timeout_s=timeout_s, verify=verify
     )
@@ -159,10 +170,10 @@ def check(
                     f"{sobject}: field {spec.name} missing ({spec.label}: {spec.kind}; "
                     "see `setup_steps`, docs/crm.md)"
                 )
-            elif spec.external_id and not (found.get("externalId") and found.get("unique")):
-                problems.append(
-                    f"{sobject}: field {spec.name} must be marked External ID and Unique"
-                )
+            elif spec.external_id and not found.get("externalId"):
+                problems.append(f"{sobject}: field {spec.name} must be marked External ID")
+            elif spec.unique and not found.get("unique"):
+                problems.append(f"{sobject}: field {spec.name} must be marked Unique")
             elif not found.get("updateable") or not found.get("createable"):
                 problems.append(
                     f"{sobject}: field {spec.name} is read-only for this user "

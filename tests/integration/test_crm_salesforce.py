@@ -10,6 +10,8 @@ Salesforce's documented shapes (`tests/fixtures/crm/salesforce/`)."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -21,11 +23,14 @@ from adapters.crm.salesforce import SalesforceSender
 from adapters.crm.salesforce_records import Mode
 from adapters.crm.salesforce_setup import check, setup_steps
 from adapters.ports import Delivery, Rejected, RetryLater, Sent, TimedOut
+from bot.outbox_worker import OutboxWorker
 from bot.policy_loader import load_policy
 from domain.crm import CrmRecord
 from domain.crm_sync import crm_record
 from domain.events import CrmSyncRequested
 from domain.inbound import Actor, LeadArrived, LeadDetails
+from storage.memory import MemoryStore
+from storage.ports import OutboxItem
 from tests.integration.test_crm_salesforce_fake import FakeSalesforce
 from tests.support.conversation import Recording
 
@@ -85,9 +90,15 @@ def lead_to_won(
     ]
 
 
+def item_key(record: CrmRecord) -> str:
+    """One outbox item per `crm_sync_requested` event: a deal's external id is the same for
+    every update of it, so it cannot be the item's key (the outbox would keep only one)."""
+    return f"crm:{record.conversation_id}:{record.event_seq}"
+
+
 def delivery(record: CrmRecord) -> Delivery:
     return Delivery(
-        key=f"crm:{record.external_id}",
+        key=item_key(record),
         conversation_id=record.conversation_id,
         channel="crm:salesforce",
         payload=payload_for(record),
@@ -391,6 +402,20 @@ def test_check_reports_each_missing_field_on_its_own_line(org: FakeSalesforce) -
     assert [p.split(":")[0] for p in lead_problems] == ["Task"]
 
 
+def test_check_reports_an_external_id_that_is_not_unique_or_not_writable(
+    org: FakeSalesforce,
+) -> None:
+    org.alter_field("Lead", "Salesbot_Id__c", unique=False)
+    org.alter_field("Lead", "Salesbot_Band__c", updateable=False)
+    assert check(
+        org.credentials(), mode="lead", api_version=org.api_version, verify=org.ca_file
+    ) == [
+        "Lead: field Salesbot_Id__c must be marked Unique",
+        "Lead: field Salesbot_Band__c is read-only for this user "
+        "(Field-Level Security: give Edit access)",
+    ]
+
+
 def test_check_reports_a_bad_secret_and_an_unserved_api_version(org: FakeSalesforce) -> None:
     assert check(
         org.credentials(secret="wrong"),
@@ -410,3 +435,62 @@ def test_setup_steps_name_every_field_check_looks_for() -> None:
         assert "Unique (case sensitive) and External ID" in steps
     assert "Salesbot_Amount__c" in "\n".join(setup_steps("lead"))
     assert "Object Manager → Activity" in "\n".join(setup_steps("contact_opportunity"))
+
+
+async def test_through_the_outbox_every_write_lands_once_despite_busy_limits_and_timeouts(
+    org: FakeSalesforce, tmp_path: Path
+) -> None:
+    """The outbox worker as it will run the sender: a 503, the daily limit and an answer
+    that never came are retried until everything is in Salesforce, each record once."""
+    records = lead_to_won(tmp_path, "contact_opportunity")
+    store = MemoryStore()
+    now = [1_790_000_000_000]
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += round(seconds * 1000)
+        await asyncio.sleep(0)
+
+    await store.enqueue(
+        [
+            OutboxItem(
+                key=item_key(r),
+                conversation_id=r.conversation_id,
+                channel="crm:salesforce",
+                payload=payload_for(r),
+                created_at_ms=now[0],
+                available_at_ms=now[0],
+            )
+            for r in records
+        ]
+    )
+    sender = sender_for(org, "contact_opportunity", timeout_s=0.5, limit_retry_ms=60_000)
+    worker = OutboxWorker(
+        store,
+        lambda channel: sender if channel.startswith("crm:") else None,
+        clock=lambda: now[0],
+        sleep=fake_sleep,
+        rng=random.Random(0),
+        pacing_ms=lambda _channel: 0,
+        send_timeout_s=5.0,
+    )
+    org.fail_next("Opportunity", 503, "SERVER_UNAVAILABLE", "Server busy")
+    org.fail_next("Task", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+    release = org.hang_next("Task")
+    try:
+        for _ in range(200):
+            await worker.drain_once()
+            if await store.pending_count() == 0:
+                break
+            now[0] += 1000
+    finally:
+        release.set()
+    assert await store.pending_count() == 0
+    assert await store.dead_letters() == []
+    assert len(org.records("Contact")) == len(org.records("Opportunity")) == 1
+    assert sorted(org.records("Task")) == sorted(
+        r.external_id for r in records if r.artifact != "deal"
+    )
+    (opportunity,) = org.records("Opportunity").values()
+    assert opportunity["StageName"] == "Closed Won"
+    sent = [await store.outbox_item(item_key(r)) for r in records]
+    assert all(item is not None and item.remote_id for item in sent)

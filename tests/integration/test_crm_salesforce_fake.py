@@ -123,6 +123,7 @@ class FakeSalesforce:
         self._dropped: set[tuple[str, str]] = set()
         self._duplicate_rules: dict[str, str] = {}
         self._picklists: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._altered: dict[tuple[str, str], dict[str, Any]] = {}
         self.api_calls = 0
         self.violations: list[str] = []
         """Requests the fake could not judge (a bug in the fake or a value no field keeps)."""
@@ -220,6 +221,11 @@ class FakeSalesforce:
         with self._lock:
             self._required.setdefault(sobject, set()).add(field)
 
+    def alter_field(self, sobject: str, field: str, **properties: Any) -> None:
+        """A field created with other settings than docs/crm.md asks (e.g. not Unique)."""
+        with self._lock:
+            self._altered[(sobject, field)] = properties
+
     def drop_field(self, sobject: str, field: str) -> None:
         with self._lock:
             self._dropped.add((sobject, field))
@@ -243,6 +249,9 @@ class FakeSalesforce:
         for (picklist_object, name), values in self._picklists.items():
             if picklist_object == sobject:
                 fields[name] = {**fields[name], "values": list(values)}
+        for (altered_object, name), properties in self._altered.items():
+            if altered_object == sobject:
+                fields[name] = {**fields[name], **properties}
         if _version(self.api_version) < Decimal("46.0"):
             fields = {k: v for k, v in fields.items() if "since_version" not in v}
         return {k: v for k, v in fields.items() if (sobject, k) not in self._dropped}
