@@ -46,6 +46,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 from simple_salesforce.util import Usage
+from urllib3.exceptions import NewConnectionError
 
 from adapters.crm.common import outcome_for_status, record_of
 from adapters.crm.salesforce_auth import (
@@ -151,6 +152,7 @@ class SalesforceSender:
         self._session.verify = verify
         self._session.hooks["response"].append(self._observe)
         self._lock = threading.Lock()
+        self._writing = threading.Lock()
         self._client: Salesforce | None = None
         self._usage: ApiUsage | None = None
 
@@ -184,7 +186,16 @@ class SalesforceSender:
         return None
 
     def write(self, record: CrmRecord) -> SendOutcome:
-        """Carry out one record synchronously (what `send` runs in a worker thread)."""
+        """Carry out one record synchronously (what `send` runs in a worker thread).
+
+        One write at a time: a thread cannot be cancelled, so when the outbox gives up on a
+        send (its own timeout) the thread may still finish its upserts later; holding the
+        lock until then keeps a late, older write of a deal from landing after a newer one.
+        """
+        with self._writing:
+            return self._write_now(record)
+
+    def _write_now(self, record: CrmRecord) -> SendOutcome:
         try:
             client = self._current_client()
             try:
@@ -201,10 +212,14 @@ class SalesforceSender:
             return self._outcome(exc, record)
         except requests.ConnectTimeout:
             return RetryLater(reason="connection to Salesforce timed out")
+        except requests.exceptions.SSLError:
+            return RetryLater(reason="TLS handshake with Salesforce failed")
+        except requests.ConnectionError as exc:
+            if not _never_connected(exc):
+                return TimedOut(reason=f"connection to Salesforce lost: {type(exc).__name__}")
+            return RetryLater(reason="could not connect to Salesforce")
         except requests.Timeout:
             return TimedOut(reason=f"no answer from Salesforce within {self._timeout_s} s")
-        except requests.ConnectionError as exc:
-            return TimedOut(reason=f"connection to Salesforce lost: {type(exc).__name__}")
 
     # -- the writes -------------------------------------------------------------------
 
@@ -314,6 +329,12 @@ class SalesforceSender:
                 "the field must be Unique (docs/crm.md, Salesforce)"
             )
         return outcome_for_status(exc.status, reason)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """The connection was refused or never opened: nothing reached Salesforce."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
 
 
 def first_error(content: Any) -> tuple[str, str]:

@@ -43,6 +43,14 @@ class SalesforceCredentials:
     password: str | None = field(default=None, repr=False)
     security_token: str | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if not self.login_url.startswith("https://"):
+            raise ValueError("SALESFORCE_LOGIN_URL must be an https:// URL (secrets go there)")
+        if not self.client_id or not self.client_secret:
+            raise ValueError("SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are required")
+        if self.username and not self.password:
+            raise ValueError("SALESFORCE_USERNAME needs SALESFORCE_PASSWORD")
+
     @property
     def flow(self) -> Literal["client_credentials", "password"]:
         return "password" if self.username else "client_credentials"

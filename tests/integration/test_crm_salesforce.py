@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from adapters.crm.common import payload_for
-from adapters.crm.salesforce import SalesforceSender
+from adapters.crm.salesforce import SalesforceCredentials, SalesforceSender
 from adapters.crm.salesforce_records import Mode
 from adapters.crm.salesforce_setup import check, setup_steps
 from adapters.ports import Delivery, Rejected, RetryLater, Sent, TimedOut
@@ -494,3 +494,30 @@ async def test_through_the_outbox_every_write_lands_once_despite_busy_limits_and
     assert opportunity["StageName"] == "Closed Won"
     sent = [await store.outbox_item(item_key(r)) for r in records]
     assert all(item is not None and item.remote_id for item in sent)
+
+
+async def test_an_unreachable_salesforce_is_retried_not_refused(tmp_path: Path) -> None:
+    deal = lead_to_won(tmp_path, "lead")[0]
+    ca_file = tmp_path / "ca.pem"
+    with FakeSalesforce() as gone:
+        ca_file.write_bytes(Path(gone.ca_file).read_bytes())
+        sender = SalesforceSender(gone.credentials(), verify=str(ca_file))
+    outcome = await sender.send(delivery(deal))  # the port is closed now
+    assert outcome == RetryLater(reason="token request failed: ConnectionError")
+
+
+def test_credentials_go_to_https_only_and_never_show_their_secrets() -> None:
+    with pytest.raises(ValueError, match="https"):
+        SalesforceCredentials(
+            login_url="http://example.my.salesforce.com", client_id="a", client_secret="b"
+        )
+    credentials = SalesforceCredentials(
+        login_url="https://example.my.salesforce.com",
+        client_id="key",
+        client_secret="s3cr3t",
+        username="u@example.com",
+        password="pw-42",
+        security_token="tok-7",
+    )
+    assert not {"s3cr3t", "pw-42", "tok-7"} & set(repr(credentials).replace("'", " ").split())
+    assert credentials.form()["password"] == "pw-42tok-7"
