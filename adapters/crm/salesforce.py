@@ -21,8 +21,8 @@ Answers become outbox outcomes (`adapters.crm.common.outcome_for_status`):
   300 (the external id is not unique), with Salesforce's errorCode and message.
 
 No retries inside: the outbox owns them. The client is synchronous, so each item's calls run
-in a worker thread; `timeout_s` bounds each HTTP request and should stay below the outbox's
-send timeout. Nothing here logs: not the secrets, not the token, not the prospect's words
+in a worker thread; `timeout_s` bounds all the HTTP requests of one item together and should
+stay below the outbox's send timeout. Nothing here logs: not the secrets, not the token, not the prospect's words
 (Salesforce's messages are stripped of the record's personal values before they become an
 outcome's reason, which the outbox stores and alerts with).
 """
@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -100,18 +102,35 @@ class ApiUsage:
 
 
 class _Session(requests.Session):
-    """A requests session whose every request has a timeout (simple-salesforce's upsert
-    passes none of its own) and uses the session's `verify`: requests otherwise lets
-    `REQUESTS_CA_BUNDLE` from the environment replace a session's own CA bundle."""
+    """A requests session whose requests share one time budget per item (simple-salesforce's
+    upsert passes no timeout of its own; one item may take several requests, and together
+    they must end before the outbox gives up on the send), and use the session's `verify`:
+    requests otherwise lets `REQUESTS_CA_BUNDLE` from the environment replace it."""
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
         self._timeout_s = timeout_s
+        self._local = threading.local()
+
+    @contextmanager
+    def budget(self) -> Iterator[None]:
+        """Every request in this block (on this thread) shares `timeout_s`."""
+        self._local.deadline = time.monotonic() + self._timeout_s
+        try:
+            yield
+        finally:
+            self._local.deadline = None
 
     def request(
         self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout_s)
+        timeout = self._timeout_s
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is not None:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise requests.ReadTimeout("the item's time budget is spent")
+        kwargs.setdefault("timeout", timeout)
         kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
@@ -192,7 +211,7 @@ class SalesforceSender:
         send (its own timeout) the thread may still finish its upserts later; holding the
         lock until then keeps a late, older write of a deal from landing after a newer one.
         """
-        with self._writing:
+        with self._writing, self._session.budget():
             return self._write_now(record)
 
     def _write_now(self, record: CrmRecord) -> SendOutcome:
@@ -292,7 +311,7 @@ class SalesforceSender:
         with self._lock:
             if self._client is not None and self._client is not stale:
                 return self._client
-            token = fetch_token(self._session, self._credentials, self._timeout_s)
+            token = fetch_token(self._session, self._credentials)
             self._client = self.client_for(token)
             return self._client
 

@@ -90,18 +90,20 @@ class SalesforceAuthError(Exception):
 
 
 def fetch_token(
-    session: requests.Session, credentials: SalesforceCredentials, timeout_s: float
+    session: requests.Session, credentials: SalesforceCredentials, timeout_s: float | None = None
 ) -> SalesforceToken:
     """One token request; `SalesforceAuthError` when it fails (timeouts and resets are
-    transient: nothing was written to Salesforce yet)."""
+    transient: nothing was written to Salesforce yet). Without `timeout_s`, the session's
+    own (the sender's sessions always have one)."""
     url = credentials.login_url.rstrip("/") + TOKEN_PATH
+    headers = {"Accept": "application/json"}
     try:
-        response = session.post(
-            url,
-            data=credentials.form(),
-            headers={"Accept": "application/json"},
-            timeout=timeout_s,
-        )
+        if timeout_s is None:
+            response = session.post(url, data=credentials.form(), headers=headers)
+        else:
+            response = session.post(
+                url, data=credentials.form(), headers=headers, timeout=timeout_s
+            )
     except requests.RequestException as exc:
         raise SalesforceAuthError(
             0, f"token request failed: {type(exc).__name__}", transient=True

@@ -131,7 +131,7 @@ def check(
     )
     session = sender.session  # the same timeouts and CA as sending
     try:
-        token = fetch_token(session, credentials, timeout_s)
+        token = fetch_token(session, credentials)
     except SalesforceAuthError as exc:
         return [f"token: {exc}"]
     problems: list[str] = []

@@ -22,7 +22,7 @@ from adapters.crm.common import payload_for
 from adapters.crm.salesforce import SalesforceCredentials, SalesforceSender
 from adapters.crm.salesforce_records import Mode
 from adapters.crm.salesforce_setup import check, setup_steps
-from adapters.ports import Delivery, Rejected, RetryLater, Sent, TimedOut
+from adapters.ports import Delivery, Rejected, RetryLater, Sender, Sent, TimedOut
 from bot.outbox_worker import OutboxWorker
 from bot.policy_loader import load_policy
 from domain.crm import CrmRecord
@@ -220,7 +220,7 @@ async def test_every_item_sent_twice_makes_no_duplicate(
     org: FakeSalesforce, tmp_path: Path, mode: Mode
 ) -> None:
     records = lead_to_won(tmp_path, mode)
-    sender = sender_for(org, mode)
+    sender: Sender = sender_for(org, mode)  # what the outbox will be handed
     first = [await sender.send(delivery(r)) for r in records]
     again = [await sender.send(delivery(r)) for r in records]
     assert again == first
