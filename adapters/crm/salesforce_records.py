@@ -97,9 +97,12 @@ def _cut(name: str, value: str) -> str:
 
 
 def _text_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Text cut to its field's length; an e-mail address too long for the field is left out
+    rather than cut into another address."""
     return {
         name: _cut(name, value) if isinstance(value, str) else value
         for name, value in fields.items()
+        if not (name == "Email" and isinstance(value, str) and len(value) > _LENGTHS["Email"])
     }
 
 

@@ -132,3 +132,14 @@ def test_a_long_transcript_is_cut_to_the_description_field() -> None:
     assert (fields["WhoId"], fields["Status"]) == ("00QX", "Completed")
     assert "WhatId" not in fields
     assert fields["Subject"] == "salesbot transcript (deal qualified)"
+
+
+def test_an_address_too_long_for_the_email_field_is_left_out_not_cut() -> None:
+    long = record().model_copy(
+        update={
+            "contact": CrmContact(external_id="k", email="x" * 75 + "@example.com", name="Dana Fox")
+        }
+    )
+    assert "Email" not in lead_fields(long)
+    assert "Email" not in contact_fields(long)
+    assert lead_fields(record())["Email"] == "dana@example.com"
