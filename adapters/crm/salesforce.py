@@ -16,15 +16,20 @@ Answers become outbox outcomes (`adapters.crm.common.outcome_for_status`):
   opened, a token endpoint that is down;
 - `TimedOut` — no answer within `timeout_s`, or the connection lost mid-request: the write
   may have happened; resending is safe because it is an upsert;
-- `Rejected` — 400 (`REQUIRED_FIELD_MISSING`, `INVALID_FIELD`, `MALFORMED_QUERY`,
+- `Rejected` — 400 (`REQUIRED_FIELD_MISSING`, `INVALID_FIELD`, `MALFORMED_ID`,
   `DUPLICATES_DETECTED` from a duplicate rule, …), 401 after one token refresh, 403, 404,
   300 (the external id is not unique), with Salesforce's errorCode and message.
 
 No retries inside: the outbox owns them. The client is synchronous, so each item's calls run
 in a worker thread; `timeout_s` bounds all the HTTP requests of one item together and should
-stay below the outbox's send timeout. Nothing here logs: not the secrets, not the token, not the prospect's words
-(Salesforce's messages are stripped of the record's personal values before they become an
-outcome's reason, which the outbox stores and alerts with).
+stay below the outbox's send timeout. Nothing here logs: not the secrets, not the token, not
+the prospect's words (Salesforce's messages are stripped of the record's personal values
+before they become an outcome's reason, which the outbox stores and alerts with).
+
+For the wiring: items of one conversation must reach the sender in event order, on one
+outbox channel (a quote's or note's Task looks its deal's record up, and a deal's later
+stage must not be overtaken by an earlier one), and the item key must be per event
+(`crm_sync_requested`'s seq): a deal's external id is the same for every update of it.
 """
 
 from __future__ import annotations
