@@ -66,7 +66,7 @@ class SlackBodies:
             {"team_id": TEAM, "user_id": BOT, "is_bot": True, "is_enterprise_install": False}
         ]
 
-    def body(self, conversation: int, message: int) -> dict[str, Any]:
+    def body(self, conversation: int, message: int, stamp: str | None = None) -> dict[str, Any]:
         data = copy.deepcopy(self.template)
         text = TEXTS[message % len(TEXTS)]
         channel = f"C{self.run}{conversation:05d}"
@@ -87,18 +87,20 @@ class SlackBodies:
         event["blocks"][0]["elements"][0]["elements"][0]["text"] = text
         data.update(
             event_id=f"Ev{self.run}x{conversation}x{message}",
-            event_time=int(self.stamp),
+            event_time=int(stamp or self.stamp),
             event_context=f"1-message-{TEAM}-{channel}",
         )
         return data
 
-    def request(self, conversation: int, message: int) -> Request:
-        raw = json.dumps(self.body(conversation, message), separators=(",", ":")).encode()
-        base = b"v0:" + self.stamp.encode() + b":" + raw
+    def request(self, conversation: int, message: int, *, timestamp: int | None = None) -> Request:
+        """Signed at `timestamp` (epoch seconds; default the one given at construction)."""
+        stamp = self.stamp if timestamp is None else str(timestamp)
+        raw = json.dumps(self.body(conversation, message, stamp), separators=(",", ":")).encode()
+        base = b"v0:" + stamp.encode() + b":" + raw
         signature = "v0=" + hmac.new(self.secret, base, hashlib.sha256).hexdigest()
         return raw, {
             "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": self.stamp,
+            "X-Slack-Request-Timestamp": stamp,
             "X-Slack-Signature": signature,
         }
 

@@ -12,8 +12,9 @@ Two ways to load a server, both over HTTP/1.1 keep-alive connections on 127.0.0.
   percentiles instead of quietly sending less (no coordinated omission).
 
 Each request is a new message: request `i` is message `i // conversations` of conversation
-`i % conversations` (`bench.ingest_bodies`). All requests are built and signed before the
-clock starts; `warmup_s` of the same load precede the measured part (JIT-free Python still
+`i % conversations` (`bench.ingest_bodies`). In `closed` mode every request is built and signed
+before the clock starts; in `open` mode each is built when it is due (Slack refuses a
+signature more than five minutes old, and a soak runs longer); `warmup_s` of the same load precede the measured part (JIT-free Python still
 warms: imports on first use, caches, the SQLite page cache).
 """
 
@@ -42,19 +43,41 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-def build(job: dict[str, Any], count: int) -> list[Request]:
-    kind = job["kind"]
-    conversations = int(job["conversations"])
-    bodies: SlackBodies | TeamsBodies
-    if kind == "slack":
-        bodies = SlackBodies(job["secret"], run=job["run"], timestamp=int(time.time()))
-    elif kind == "teams":
-        bodies = TeamsBodies(
-            job["service_url"], run=job["run"], authorization=job.get("authorization")
-        )
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    return [bodies.request(i % conversations, i // conversations) for i in range(count)]
+def place(i: int, conversations: int, per: int | None) -> tuple[int, int]:
+    """(conversation, message) of request `i`: round-robin over `conversations`; with
+    `per`, each block of conversations gets `per` messages, then the next block starts (new
+    conversations arriving, as in a long run), else the same ones get ever more."""
+    if not per:
+        return i % conversations, i // conversations
+    block, rest = divmod(i, conversations * per)
+    return block * conversations + rest % conversations, rest // conversations
+
+
+class Source:
+    """Request `i`, built (and signed, with the current time) when asked."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.conversations = int(job["conversations"])
+        self.per = job.get("messages_per_conversation")
+        self.slack: SlackBodies | None = None
+        self.teams: TeamsBodies | None = None
+        if job["kind"] == "slack":
+            self.slack = SlackBodies(job["secret"], run=job["run"], timestamp=int(time.time()))
+        elif job["kind"] == "teams":
+            self.teams = TeamsBodies(
+                job["service_url"], run=job["run"], authorization=job.get("authorization")
+            )
+        else:
+            raise ValueError(f"unknown kind {job['kind']!r}")
+
+    def __call__(self, i: int, *, fresh: bool = False) -> Request:
+        conversation, message = place(i, self.conversations, self.per)
+        if self.slack is not None:
+            # Slack refuses a signature more than 5 minutes old: long runs sign as they go.
+            stamp = int(time.time()) if fresh else None
+            return self.slack.request(conversation, message, timestamp=stamp)
+        assert self.teams is not None
+        return self.teams.request(conversation, message)
 
 
 async def _send(
@@ -98,20 +121,23 @@ async def closed(
 
 
 async def opened(
-    session: aiohttp.ClientSession, url: str, requests: Sequence[Request], rate: float
+    session: aiohttp.ClientSession, url: str, source: Source, first: int, count: int, rate: float
 ) -> tuple[Tally, float, int]:
-    """Every request sent at its due time (start + i / rate); (tally, elapsed, sent)."""
+    """Requests `first` … `first + count - 1`, each sent at its due time (start + k / rate)
+    and built just before; (tally, elapsed, sent)."""
     tally = Tally()
-    tasks: list[asyncio.Task[None]] = []
+    tasks: set[asyncio.Task[None]] = set()
     start = time.perf_counter()
-    for i, request in enumerate(requests):
-        due = start + i / rate
+    for k in range(count):
+        due = start + k / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_send(session, url, request, due, tally)))
+        task = asyncio.create_task(_send(session, url, source(first + k, fresh=True), due, tally))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
-    return tally, time.perf_counter() - start, len(requests)
+    return tally, time.perf_counter() - start, count
 
 
 def summary(tally: Tally, elapsed: float, cpu_s: float, sent: int) -> dict[str, Any]:
@@ -142,22 +168,23 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     seconds = float(job["seconds"])
     warmup_s = float(job.get("warmup_s", 0))
     mode = job["mode"]
+    source = Source(job)
     if mode == "open":
         rate = float(job["rate"])
         warm, timed = int(rate * warmup_s), int(rate * seconds)
-        count = warm + timed
+        requests: list[Request] = []
     else:
         count = int(job["max_requests"])
-    requests = build(job, count)
+        requests = [source(i) for i in range(count)]
     connector = aiohttp.TCPConnector(limit=int(job.get("connections", 256)))
     timeout = aiohttp.ClientTimeout(total=float(job.get("timeout_s", 30)))
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         if mode == "open":
             if warm:
-                await opened(session, url, requests[:warm], rate)
+                await opened(session, url, source, 0, warm, rate)
             _say("start")
             cpu = time.process_time()
-            tally, elapsed, sent = await opened(session, url, requests[warm:], rate)
+            tally, elapsed, sent = await opened(session, url, source, warm, timed, rate)
             _say("end")
             exhausted = False
         else:

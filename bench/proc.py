@@ -57,7 +57,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     is the 999th, of 10,000 the 9,990th)."""
     if not sorted_values:
         return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    # 99.9 / 100 * 1000 is 999.0000000000001 in binary floating point: not rank 1000.
+    rank = max(1, math.ceil(q * len(sorted_values) / 100 - 1e-9))
     return sorted_values[rank - 1]
 
 
