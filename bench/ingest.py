@@ -4,6 +4,7 @@ each charged the server's own CPU from /proc, flattened into `make bench`'s figu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bench.served import Server, loadgen
@@ -13,9 +14,11 @@ CONCURRENCY = 32
 WARMUP_S = 2.0
 
 
-async def phase(server: Server, job: dict[str, Any]) -> dict[str, Any]:
+async def phase(
+    server: Server, job: dict[str, Any], on_start: Callable[[], object] | None = None
+) -> dict[str, Any]:
     """The generator's figures plus the server's CPU per acknowledged request."""
-    result, before, after = await loadgen(job, server)
+    result, before, after = await loadgen(job, server, on_start)
     assert before is not None
     assert after is not None
     cpu = after.cpu_s - before.cpu_s
@@ -28,10 +31,16 @@ async def phase(server: Server, job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def saturate(server: Server, job: dict[str, Any], seconds: float, cap: int) -> dict[str, Any]:
+async def saturate(
+    server: Server,
+    job: dict[str, Any],
+    seconds: float,
+    cap: int,
+    on_start: Callable[[], object] | None = None,
+) -> dict[str, Any]:
     """`CONCURRENCY` requests in flight for `seconds` (at most `cap` requests)."""
     load = {"mode": "closed", "concurrency": CONCURRENCY, "seconds": seconds, "max_requests": cap}
-    return await phase(server, {**job, **load})
+    return await phase(server, {**job, **load}, on_start)
 
 
 async def at_rate(

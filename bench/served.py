@@ -11,7 +11,7 @@ import re
 import signal
 import sqlite3
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,9 @@ def base_env(db: Path) -> dict[str, str]:
     }
 
 
-def salesbot_serve(profile: Path | None = None) -> list[str]:
-    """`python -m bot serve` on a free loopback port; under cProfile when `profile` is set
-    (the main thread only: the SQLite writer's thread is not in it)."""
-    head = [sys.executable]
-    if profile is not None:
-        head += ["-m", "cProfile", "-o", str(profile)]
-    return [*head, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"]
+def salesbot_serve() -> list[str]:
+    """`python -m bot serve` on a free loopback port."""
+    return [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"]
 
 
 class Server:
@@ -90,10 +86,13 @@ class Server:
 
 
 async def loadgen(
-    job: Mapping[str, Any], server: Server | None = None
+    job: Mapping[str, Any],
+    server: Server | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> tuple[dict[str, Any], proc.Sample | None, proc.Sample | None]:
     """Run `bench.loadgen` in its own process; with `server`, sample it when the measured
-    part starts and ends (the generator says when on its stdout)."""
+    part starts and ends (the generator says when on its stdout), and call `on_start`
+    then."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -109,6 +108,8 @@ async def loadgen(
         message = json.loads(line)
         if message.get("event") == "start":
             before = server.sample() if server else None
+            if on_start is not None:
+                on_start()
         elif message.get("event") == "end":
             after = server.sample() if server else None
         else:

@@ -19,23 +19,23 @@ Measured, each server charged its own CPU from /proc:
 
     python -m bench.slack_ingest [--seconds 8] [--profile FILE]
 
-`--profile FILE` runs one more salesbot saturation under cProfile and writes its top 10 by
-cumulative time to FILE (the main thread: the SQLite writer's thread is not in it).
+`--profile FILE` runs one more salesbot saturation sampled by py-spy (the `bench` extra;
+every thread, during the measured part only) and writes its top 10 functions by cumulative
+share of the samples to FILE (`bench.profile`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import pstats
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, proc
+from bench import ingest, proc, profile
 from bench.ingest import CONCURRENCY, at_rate, backlog, flat, saturate
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.slack_api import FakeSlackApi
@@ -147,30 +147,31 @@ def ratios(results: dict[str, float]) -> dict[str, float]:
 
 
 async def _profile(api: FakeSlackApi, directory: Path, seconds: float, out: Path) -> None:
-    """One more saturation of a fresh salesbot under cProfile; its top 10 cumulative."""
-    raw = directory / "serve.prof"
+    """One more saturation of a fresh salesbot, sampled by py-spy while it is measured."""
+    raw = directory / "serve.pyspy"
     db = directory / "profiled.db"
-    product = await Server.start(
-        salesbot_serve(profile=raw), _slack_env(db, api), directory / "serve-prof.log"
-    )
+    product = await Server.start(salesbot_serve(), _slack_env(db, api), directory / "prof.log")
+    sampler: list[subprocess.Popen[bytes]] = []
     try:
-        result = await saturate(product, _job(product, "p"), seconds, cap=20_000)
+        result = await saturate(
+            product,
+            _job(product, "p"),
+            seconds,
+            cap=20_000,
+            on_start=lambda: sampler.append(profile.record(product.pid, seconds, raw)),
+        )
     finally:
+        for process in sampler:
+            await asyncio.to_thread(process.wait)
         await product.stop()
-    text = io.StringIO()
-    stats = pstats.Stats(str(raw), stream=text)
-    text.write("== top 10 by cumulative time, the product's own functions ==\n")
-    stats.sort_stats("cumulative").print_stats(r"/(bot|domain|adapters|storage)/", 10)
-    text.write("== top 10 by cumulative time, everything (start-up imports included) ==\n")
-    stats.sort_stats("cumulative").print_stats(10)
-    text.write("== top 25 by own time ==\n")
-    stats.sort_stats("tottime").print_stats(25)
     header = (
-        f"salesbot serve under cProfile, Slack saturation ({CONCURRENCY} in flight, "
-        f"{result['sent']} requests in {result['elapsed_s']:.1f} s, "
-        f"{result['acks_per_s']:.0f} acks/s under the profiler), {time.strftime('%Y-%m-%d %H:%M')}\n"
+        f"salesbot serve sampled by py-spy during a Slack saturation ({CONCURRENCY} in "
+        f"flight, {result['sent']} requests in {result['elapsed_s']:.1f} s, "
+        f"{result['acks_per_s']:.0f} acks/s while sampled, server CPU "
+        f"{result['server_cpu_ms_per_request']:.1f} ms per request), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {proc.load_average()[0]:.1f}\n"
     )
-    out.write_text(header + text.getvalue())
+    out.write_text(header + profile.report(raw.read_text() if raw.exists() else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
