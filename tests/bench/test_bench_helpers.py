@@ -16,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.inbound import SlackContext, from_event
 from adapters.teams.inbound import TeamsContext, from_activity
-from bench import growth, proc
+from bench import growth, proc, profile
 from bench.ingest_bodies import BOT, TEAM, SlackBodies, TeamsBodies
 from bench.loadgen import place
 from bench.soak import verdict
@@ -114,3 +114,20 @@ def test_the_grown_store_holds_real_conversations(tmp_path: Path, monkeypatch):
     code, out, err = run("verify", "--db", str(path))
     assert code == 0, out + err
     assert "4 conversations" in out
+
+
+def test_a_profile_counts_a_function_once_per_sample_and_keeps_the_product_apart():
+    raw = (
+        "run (asyncio/events.py:78);handle (bot/runtime.py:163);decide (domain/decide.py:47) 6\n"
+        "run (asyncio/events.py:78);handle (bot/runtime.py:163);"
+        "handle (bot/runtime.py:163);commit (storage/sqlite.py:409) 2\n"
+        "poll (selectors.py:451) 2\n"
+    )
+    total, inclusive, own = profile.summarise(raw)
+    assert total == 10
+    assert inclusive["handle (bot/runtime.py:163)"] == 8
+    assert own["decide (domain/decide.py:47)"] == 6
+    report = profile.report(raw)
+    product = report.split("cumulative, everything")[0]
+    assert "80.0 %  handle (bot/runtime.py:163)" in product
+    assert "asyncio" not in product
