@@ -70,7 +70,7 @@ def summarise(raw: str) -> tuple[int, Counter[str], Counter[str]]:
     return total, inclusive, own
 
 
-def report(raw: str, top: int = 10) -> str:
+def report(raw: str, top: int = 10, product_top: int = 10) -> str:
     total, inclusive, own = summarise(raw)
     if not total:
         return "no samples\n"
@@ -84,8 +84,8 @@ def report(raw: str, top: int = 10) -> str:
         return [f"  {100 * count / total:5.1f} %  {frame}" for count, frame in rows]
 
     lines = [f"{total} samples (100 Hz, threads on CPU)"]
-    lines += [f"top {top} cumulative, the product's own functions:"]
-    lines += table(inclusive, PRODUCT, top)
+    lines += [f"top {product_top} cumulative, the product's own functions:"]
+    lines += table(inclusive, PRODUCT, product_top)
     lines += [f"top {top} cumulative, everything:"]
     lines += table(inclusive, None, top)
     lines += ["top 20 by own time:"]

@@ -171,7 +171,15 @@ async def _profile(api: FakeSlackApi, directory: Path, seconds: float, out: Path
         f"{result['server_cpu_ms_per_request']:.1f} ms per request), "
         f"{time.strftime('%Y-%m-%d %H:%M')}, load average {proc.load_average()[0]:.1f}\n"
     )
-    out.write_text(header + profile.report(raw.read_text() if raw.exists() else ""))
+    text = raw.read_text() if raw.exists() else ""
+    out.with_suffix(".raw").write_text(text)  # py-spy's stacks, for a flame graph
+    out.write_text(header + profile.report(text, product_top=30))
+
+
+async def profile_only(seconds: float, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        async with FakeSlackApi(token=TOKEN) as api:
+            await _profile(api, Path(name), seconds, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="saturation runs (s)")
     parser.add_argument("--rate-seconds", type=float, default=15.0, help="half-rate runs (s)")
     parser.add_argument("--profile", type=Path, metavar="FILE")
+    parser.add_argument("--profile-only", action="store_true", help="only the profiled run")
     options = parser.parse_args(argv)
+    if options.profile_only:
+        if options.profile is None:
+            parser.error("--profile-only needs --profile FILE")
+        asyncio.run(profile_only(options.seconds, options.profile))
+        return 0
     figures = asyncio.run(measure(options.seconds, options.rate_seconds, options.profile))
     for key, value in figures.items():
         print(f"{key:58} {value:12,.4g}")
