@@ -17,7 +17,7 @@ Measured, each server charged its own CPU from /proc:
 3. the outbox backlog (items not yet sent) when each salesbot run ends: replies are paced
    one per second per channel, so acknowledgements, not sends, are the throughput.
 
-    python -m bench.slack_ingest [--seconds 8] [--profile FILE]
+    python -m bench.slack_ingest [--seconds 8] [--rate-seconds 10] [--profile FILE]
 
 `--profile FILE` runs one more salesbot saturation sampled by py-spy (the `bench` extra;
 every thread, during the measured part only) and writes its top 10 functions by cumulative
@@ -83,7 +83,7 @@ def _job(server: Server, run: str) -> dict[str, Any]:
 
 
 async def measure(
-    seconds: float = 8.0, rate_seconds: float = 15.0, profile: Path | None = None
+    seconds: float = 8.0, rate_seconds: float = 10.0, profile: Path | None = None
 ) -> dict[str, float]:
     results: dict[str, float] = {"slack_ingest_load_average_1m_start": proc.load_average()[0]}
     with tempfile.TemporaryDirectory() as name:
@@ -185,7 +185,7 @@ async def profile_only(seconds: float, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.slack_ingest")
     parser.add_argument("--seconds", type=float, default=8.0, help="saturation runs (s)")
-    parser.add_argument("--rate-seconds", type=float, default=15.0, help="half-rate runs (s)")
+    parser.add_argument("--rate-seconds", type=float, default=10.0, help="half-rate runs (s)")
     parser.add_argument("--profile", type=Path, metavar="FILE")
     parser.add_argument("--profile-only", action="store_true", help="only the profiled run")
     options = parser.parse_args(argv)

@@ -26,7 +26,7 @@ decision is committed, and its outbox posts the reply afterwards (paced per conv
 The SDK is in the `bench` extra only (`pip install -e '.[bench]'`); without it the
 baseline is skipped with one line and salesbot is measured alone.
 
-    python -m bench.teams_ingest [--seconds 8] [--rate-seconds 20]
+    python -m bench.teams_ingest [--seconds 8] [--rate-seconds 10]
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _job(server: Server, run: str, connector: FakeConnector) -> dict[str, Any]:
     return ingest.job(url, "teams", run, service_url=connector.base_url)
 
 
-async def measure(seconds: float = 8.0, rate_seconds: float = 20.0) -> dict[str, float]:
+async def measure(seconds: float = 8.0, rate_seconds: float = 10.0) -> dict[str, float]:
     results: dict[str, float] = {"teams_ingest_load_average_1m_start": proc.load_average()[0]}
     with_sdk = sdk_installed()
     if not with_sdk:
@@ -184,7 +184,7 @@ def ratios(results: dict[str, float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.teams_ingest")
     parser.add_argument("--seconds", type=float, default=8.0, help="saturation runs (s)")
-    parser.add_argument("--rate-seconds", type=float, default=20.0, help="half-rate runs (s)")
+    parser.add_argument("--rate-seconds", type=float, default=10.0, help="half-rate runs (s)")
     options = parser.parse_args(argv)
     figures = asyncio.run(measure(options.seconds, options.rate_seconds))
     for key, value in figures.items():
