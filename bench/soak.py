@@ -16,7 +16,7 @@ after it. The state cache is bounded (`SALESBOT_STATE_CACHE_MB`, 256 MiB by defa
 RSS may legitimately grow while it fills; its own figures say how much of the growth
 it is.
 
-    python -m bench.soak [--minutes 10] [--rate R] [--every 5] [--samples FILE]
+    python -m bench.soak [--minutes 10] [--rate R] [--every 5] [--samples FILE] [--cache-mb N]
 """
 
 from __future__ import annotations
@@ -76,7 +76,11 @@ async def measure(
         directory = Path(name)
         db = directory / "soak.db"
         async with FakeSlackApi(token=TOKEN) as api, aiohttp.ClientSession() as session:
-            server = await Server.start(salesbot_serve(), _slack_env(db, api), directory / "s.log")
+            env = _slack_env(db, api)
+            if cache_mb is not None:
+                env["SALESBOT_STATE_CACHE_MB"] = str(cache_mb)
+                results["soak_state_cache_bound_mb"] = float(cache_mb)
+            server = await Server.start(salesbot_serve(), env, directory / "s.log")
             try:
                 url = f"{server.base_url}/slack/events"
                 if rate is None:
@@ -157,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="requests/s (default: half the measured max)")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--samples", type=Path, metavar="FILE", help="every sample, JSON lines")
+    parser.add_argument("--cache-mb", type=int, help="the server's SALESBOT_STATE_CACHE_MB")
     options = parser.parse_args(argv)
-    figures = asyncio.run(measure(options.minutes, options.rate, options.every, options.samples))
+    figures = asyncio.run(
+        measure(options.minutes, options.rate, options.every, options.samples, options.cache_mb)
+    )
     for key, value in figures.items():
         print(f"{key:48} {value:14,.4g}")
     return 0
