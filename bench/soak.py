@@ -68,7 +68,10 @@ async def measure(
     rate: float | None = None,
     every: float = 5.0,
     samples: Path | None = None,
+    cache_mb: int | None = None,
 ) -> dict[str, float]:
+    """`cache_mb`: the server's `SALESBOT_STATE_CACHE_MB` (default: the product's), small
+    to see whether memory is flat once the state cache is full."""
     results: dict[str, float] = {"soak_load_average_1m_start": proc.load_average()[0]}
     seconds = minutes * 60
     rows: list[dict[str, float]] = []
