@@ -131,3 +131,20 @@ def test_a_profile_counts_a_function_once_per_sample_and_keeps_the_product_apart
     product = report.split("cumulative, everything")[0]
     assert "80.0 %  handle (bot/runtime.py:163)" in product
     assert "asyncio" not in product
+
+
+def test_make_bench_leaves_the_long_benches_out_unless_asked():
+    from bench.__main__ import BENCHES, chosen, parser
+
+    default = chosen(parser().parse_args([]))
+    assert "slack_ingest" in default
+    assert "teams_ingest" in default
+    assert "growth" not in default
+    assert "soak" not in default
+    assert chosen(parser().parse_args(["--soak"])) == [n for n in BENCHES if n != "growth"]
+    assert chosen(parser().parse_args(["--only", "growth, slack_ingest"])) == [
+        "growth",
+        "slack_ingest",
+    ]
+    with pytest.raises(SystemExit, match="unknown bench nope"):
+        chosen(parser().parse_args(["--only", "nope"]))
