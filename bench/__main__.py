@@ -1,7 +1,11 @@
-"""Domain benchmarks: how much of Slack's 3-second ack budget one decision uses.
+"""Benchmarks: how much of Slack's 3-second ack budget one decision uses, and the whole
+product against the frameworks it sits on.
 
 The machines are shared and noisy, so each figure is the best of several rounds and the
-report compares figures from the same run as ratios. Run with `make bench`.
+report compares figures from the same run as ratios. Run with `make bench`
+(`python -m bench`): every bench but the long ones. `--only NAME,…` runs the named ones
+(`--list` names them); `--growth` and `--soak` add the long ones (cost growth to a
+1M-event store, a few minutes; the soak, `--soak-minutes`, 10 by default).
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ from decimal import Decimal
 
 from bench import append as append_bench
 from bench import endpoints as endpoints_bench
+from bench import growth as growth_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
 from bench import runtime as runtime_bench
+from bench import slack_ingest as slack_ingest_bench
+from bench import soak as soak_bench
 from bench import startup as startup_bench
+from bench import teams_ingest as teams_ingest_bench
 from bench import understanding as understanding_bench
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
@@ -99,10 +107,8 @@ def conversation(policy: Policy, index: int) -> ConversationState:
     return state
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+def domain_figures() -> dict[str, float]:
+    """The decision primitives and `decide`, in this process."""
     default, seed = load_policy("default"), load_policy("seed")
     results: dict[str, float] = {}
     results["score_default_per_s"] = best_rate(lambda: score_lead(TEXT, default.scoring))
@@ -137,28 +143,88 @@ def main() -> int:
     tracemalloc.stop()
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     results["state_bytes_per_conversation"] = grown / len(states)
+    return results
 
-    results.update(understanding_bench.measure())
-    results.update(asyncio.run(runtime_bench.measure()))
-    results.update({f"append_{k}": v for k, v in asyncio.run(append_bench.measure()).items()})
-    results.update(asyncio.run(endpoints_bench.measure()))
-    results.update(asyncio.run(outbox_bench.measure()))
-    results.update(asyncio.run(queries_bench.measure()))
-    results.update(startup_bench.measure())
 
+def domain_ratios(results: dict[str, float]) -> dict[str, float]:
     ratios = {
         "token_vs_substring_scoring_cost": results["score_seed_per_s"]
         / results["score_default_per_s"],
         "decide_cost_in_scores": results["score_default_per_s"] / results["decide_per_s"],
         "share_of_3s_ack_budget_per_decision": (1 / results["decide_per_s"]) / 3.0,
-        "reader_cost_per_decide": results["decide_with_lexicons_per_s"] / results["decide_per_s"],
-        "reader_vs_seed_lexicons_cost": results["understand_seed_lexicons_msgs_per_s"]
-        / results["understand_reader_msgs_per_s"],
         "safeguards_cost_per_decide": results["decide_without_safeguards_per_s"]
         / results["decide_per_s"],
-        **startup_bench.ratios(results),
+        "reader_cost_per_decide": results["decide_with_lexicons_per_s"] / results["decide_per_s"],
     }
-    if args.json:
+    if "understand_seed_lexicons_msgs_per_s" in results:
+        ratios["reader_vs_seed_lexicons_cost"] = (
+            results["understand_seed_lexicons_msgs_per_s"] / results["understand_reader_msgs_per_s"]
+        )
+    return ratios
+
+
+Bench = Callable[[argparse.Namespace], dict[str, float]]
+
+BENCHES: dict[str, Bench] = {
+    "domain": lambda _: domain_figures(),
+    "understanding": lambda _: understanding_bench.measure(),
+    "runtime": lambda _: asyncio.run(runtime_bench.measure()),
+    "append": lambda _: {f"append_{k}": v for k, v in asyncio.run(append_bench.measure()).items()},
+    "endpoints": lambda _: asyncio.run(endpoints_bench.measure()),
+    "outbox": lambda _: asyncio.run(outbox_bench.measure()),
+    "queries": lambda _: asyncio.run(queries_bench.measure()),
+    "startup": lambda _: startup_bench.measure(),
+    "slack_ingest": lambda _: asyncio.run(slack_ingest_bench.measure()),
+    "teams_ingest": lambda _: asyncio.run(teams_ingest_bench.measure()),
+    "growth": lambda options: growth_bench.measure(options.events),
+    "soak": lambda options: asyncio.run(soak_bench.measure(options.soak_minutes)),
+}
+"""Every bench by name, in the order `make bench` runs them."""
+
+LONG = ("growth", "soak")
+"""Not run by default: minutes each (`--growth`, `--soak`, or `--only`)."""
+
+
+def chosen(options: argparse.Namespace) -> list[str]:
+    """The benches to run: `--only`'s, else every one but the long ones (plus those asked
+    for with `--growth` / `--soak`)."""
+    if options.only:
+        names = [name.strip() for name in options.only.split(",") if name.strip()]
+        unknown = [name for name in names if name not in BENCHES]
+        if unknown:
+            raise SystemExit(f"unknown bench {', '.join(unknown)}; --list names them")
+        return names
+    wanted = {"growth": options.growth, "soak": options.soak}
+    return [name for name in BENCHES if name not in LONG or wanted[name]]
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--list", action="store_true", help="name every bench and exit")
+    parser.add_argument("--only", metavar="NAME,…", help="run only these benches")
+    parser.add_argument("--growth", action="store_true", help="add cost growth (minutes)")
+    parser.add_argument("--events", type=int, default=1_000_000, help="growth's large store")
+    parser.add_argument("--soak", action="store_true", help="add the soak (minutes)")
+    parser.add_argument("--soak-minutes", type=float, default=10.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    if options.list:
+        for name in BENCHES:
+            print(f"{name}{'  (long: not run by default)' if name in LONG else ''}")
+        return 0
+    results: dict[str, float] = {}
+    for name in chosen(options):
+        results.update(BENCHES[name](options))
+    ratios: dict[str, float] = {}
+    if "decide_per_s" in results:
+        ratios.update(domain_ratios(results))
+    if "startup_python_c_pass_ms" in results:
+        ratios.update(startup_bench.ratios(results))
+    if options.json:
         print(json.dumps({"results": results, "ratios": ratios}, indent=2))
     else:
         for name, value in {**results, **ratios}.items():

@@ -1,0 +1,215 @@
+"""The load generator of the whole-product ingest benches: a process of its own, so that
+its work is not charged to the server it measures (`python -m bench.loadgen JOB`, JOB a JSON
+object; it prints one JSON object of results).
+
+Two ways to load a server, both over HTTP/1.1 keep-alive connections on 127.0.0.1:
+
+- `closed`: `concurrency` requests always in flight, each sent as soon as one is answered,
+  for `seconds`: the server's maximum (acknowledgements per second at saturation);
+- `open`: requests sent on a fixed schedule at `rate` per second for `seconds`, whether or
+  not earlier ones were answered; a request's latency is counted from the moment it was
+  due, not from when it left, so a server (or generator) that falls behind shows it in the
+  percentiles instead of quietly sending less (no coordinated omission).
+
+Each request is a new message: request `i` is message `i // conversations` of conversation
+`i % conversations` (`bench.ingest_bodies`). In `closed` mode every request is built and signed
+before the clock starts; in `open` mode each is built when it is due (Slack refuses a
+signature more than five minutes old, and a soak runs longer); `warmup_s` of the same load precede the measured part (JIT-free Python still
+warms: imports on first use, caches, the SQLite page cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bench.ingest_bodies import Request, SlackBodies, TeamsBodies
+from bench.proc import percentile
+
+
+@dataclass
+class Tally:
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies_s: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def place(i: int, conversations: int, per: int | None) -> tuple[int, int]:
+    """(conversation, message) of request `i`: round-robin over `conversations`; with
+    `per`, each block of conversations gets `per` messages, then the next block starts (new
+    conversations arriving, as in a long run), else the same ones get ever more."""
+    if not per:
+        return i % conversations, i // conversations
+    block, rest = divmod(i, conversations * per)
+    return block * conversations + rest % conversations, rest // conversations
+
+
+class Source:
+    """Request `i`, built (and signed, with the current time) when asked."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.conversations = int(job["conversations"])
+        self.per = job.get("messages_per_conversation")
+        self.slack: SlackBodies | None = None
+        self.teams: TeamsBodies | None = None
+        if job["kind"] == "slack":
+            self.slack = SlackBodies(job["secret"], run=job["run"], timestamp=int(time.time()))
+        elif job["kind"] == "teams":
+            self.teams = TeamsBodies(
+                job["service_url"], run=job["run"], authorization=job.get("authorization")
+            )
+        else:
+            raise ValueError(f"unknown kind {job['kind']!r}")
+
+    def __call__(self, i: int, *, fresh: bool = False) -> Request:
+        conversation, message = place(i, self.conversations, self.per)
+        if self.slack is not None:
+            # Slack refuses a signature more than 5 minutes old: long runs sign as they go.
+            stamp = int(time.time()) if fresh else None
+            return self.slack.request(conversation, message, timestamp=stamp)
+        assert self.teams is not None
+        return self.teams.request(conversation, message)
+
+
+async def _send(
+    session: aiohttp.ClientSession, url: str, request: Request, due: float, tally: Tally
+) -> None:
+    body, headers = request
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            tally.statuses[response.status] += 1
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        tally.errors[type(exc).__name__] += 1
+        return
+    tally.latencies_s.append(time.perf_counter() - due)
+
+
+async def closed(
+    session: aiohttp.ClientSession,
+    url: str,
+    requests: Sequence[Request],
+    concurrency: int,
+    seconds: float,
+) -> tuple[Tally, float, int]:
+    """(tally, elapsed, requests used) with `concurrency` in flight until `seconds` pass
+    or the requests run out."""
+    tally = Tally()
+    cursor = iter(range(len(requests)))
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker() -> None:
+        for i in cursor:
+            await _send(session, url, requests[i], time.perf_counter(), tally)
+            if time.perf_counter() >= deadline:
+                return
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    used = sum(tally.statuses.values()) + sum(tally.errors.values())
+    return tally, elapsed, used
+
+
+async def opened(
+    session: aiohttp.ClientSession, url: str, source: Source, first: int, count: int, rate: float
+) -> tuple[Tally, float, int]:
+    """Requests `first` … `first + count - 1`, each sent at its due time (start + k / rate)
+    and built just before; (tally, elapsed, sent)."""
+    tally = Tally()
+    tasks: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    for k in range(count):
+        due = start + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(_send(session, url, source(first + k, fresh=True), due, tally))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    return tally, time.perf_counter() - start, count
+
+
+def summary(tally: Tally, elapsed: float, cpu_s: float, sent: int) -> dict[str, Any]:
+    acked = sum(n for status, n in tally.statuses.items() if 200 <= status < 300)
+    ordered = sorted(tally.latencies_s)
+    return {
+        "sent": sent,
+        "acked": acked,
+        "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
+        "errors": dict(tally.errors),
+        "elapsed_s": elapsed,
+        "acks_per_s": acked / elapsed if elapsed else 0.0,
+        "latency_ms": {
+            name: 1000 * percentile(ordered, q)
+            for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
+        },
+        "generator_cpu_share": cpu_s / elapsed if elapsed else 0.0,
+    }
+
+
+def _say(event: str) -> None:
+    sys.stdout.write(json.dumps({"event": event}) + "\n")
+    sys.stdout.flush()
+
+
+async def run(job: dict[str, Any]) -> dict[str, Any]:
+    url = job["url"]
+    seconds = float(job["seconds"])
+    warmup_s = float(job.get("warmup_s", 0))
+    mode = job["mode"]
+    source = Source(job)
+    if mode == "open":
+        rate = float(job["rate"])
+        warm, timed = int(rate * warmup_s), int(rate * seconds)
+        requests: list[Request] = []
+    else:
+        count = int(job["max_requests"])
+        requests = [source(i) for i in range(count)]
+    connector = aiohttp.TCPConnector(limit=int(job.get("connections", 256)))
+    timeout = aiohttp.ClientTimeout(total=float(job.get("timeout_s", 30)))
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        if mode == "open":
+            if warm:
+                await opened(session, url, source, 0, warm, rate)
+            _say("start")
+            cpu = time.process_time()
+            tally, elapsed, sent = await opened(session, url, source, warm, timed, rate)
+            _say("end")
+            exhausted = False
+        else:
+            concurrency = int(job["concurrency"])
+            warm = 0
+            if warmup_s:
+                _, _, warm = await closed(session, url, requests, concurrency, warmup_s)
+            _say("start")
+            cpu = time.process_time()
+            tally, elapsed, sent = await closed(session, url, requests[warm:], concurrency, seconds)
+            _say("end")
+            exhausted = warm + sent >= count
+    result = summary(tally, elapsed, time.process_time() - cpu, sent)
+    result["warmup_requests"] = warm
+    result["exhausted"] = exhausted
+    return result
+
+
+def main(argv: Sequence[str]) -> int:
+    job = json.loads(argv[0]) if argv else json.load(sys.stdin)
+    result = asyncio.run(run(job))
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # nothing left to clean up; skip the interpreter's teardown
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

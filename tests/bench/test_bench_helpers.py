@@ -1,0 +1,150 @@
+"""The whole-product benches' helpers (issue 18): that what they send is what a platform
+sends and the product treats as a prospect's message, that the generated store is a real
+store, and that their arithmetic (percentiles, the soak's verdict) says what it claims.
+The benches themselves are not run here (`make bench`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from adapters.slack.inbound import SlackContext, from_event
+from adapters.teams.inbound import TeamsContext, from_activity
+from bench import growth, proc, profile
+from bench.ingest_bodies import BOT, TEAM, SlackBodies, TeamsBodies
+from bench.loadgen import place
+from bench.soak import verdict
+from domain.inbound import MessagePosted
+from tests.support.cli import run
+from tests.teams.signing import KEY
+
+SECRET = "bench-secret"
+
+
+async def _not_guest(user: str) -> bool:
+    return False
+
+
+def test_slack_bodies_are_signed_prospect_messages_one_conversation_per_channel():
+    bodies = SlackBodies(SECRET, run="t", timestamp=int(time.time()))
+    ctx = SlackContext(team_id=TEAM, bot_user_id=BOT)
+    seen = {}
+    for conversation, message in ((0, 0), (0, 1), (1, 0)):
+        raw, headers = bodies.request(conversation, message)
+        assert SignatureVerifier(SECRET).is_valid_request(raw, headers)
+        inbound = asyncio.run(from_event(json.loads(raw), ctx, _not_guest))
+        assert isinstance(inbound, MessagePosted)
+        assert inbound.actor.role == "prospect"
+        seen[(conversation, message)] = inbound
+    assert seen[(0, 0)].conversation_id == seen[(0, 1)].conversation_id
+    assert seen[(0, 0)].conversation_id != seen[(1, 0)].conversation_id
+    assert len({inbound.delivery_id for inbound in seen.values()}) == 3
+
+
+def test_a_slack_body_signed_later_carries_the_later_timestamp():
+    bodies = SlackBodies(SECRET, run="t", timestamp=1_000)
+    now = int(time.time())
+    raw, headers = bodies.request(3, 4, timestamp=now)
+    assert headers["X-Slack-Request-Timestamp"] == str(now)
+    assert SignatureVerifier(SECRET).is_valid_request(raw, headers)
+
+
+def test_teams_bodies_are_prospect_messages_in_their_own_conversations():
+    bodies = TeamsBodies("http://127.0.0.1:9/", run="t")
+    ctx = TeamsContext(tenant_id="tenant-0001", bot_id="28:bot", action_key=KEY)
+    first = from_activity(json.loads(bodies.request(0, 0)[0]), ctx)
+    second = from_activity(json.loads(bodies.request(1, 0)[0]), ctx)
+    assert isinstance(first, MessagePosted)
+    assert isinstance(second, MessagePosted)
+    assert first.actor.role == "prospect"
+    assert first.conversation_id != second.conversation_id
+
+
+def test_requests_rotate_to_new_conversations_after_their_share_of_messages():
+    assert [place(i, 2, None) for i in range(5)] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+    assert [place(i, 2, 2) for i in range(6)] == [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0)]
+
+
+def test_percentiles_are_nearest_rank():
+    values = [float(v) for v in range(1, 1001)]
+    assert proc.percentile(values, 50) == 500
+    assert proc.percentile(values, 99) == 990
+    assert proc.percentile(values, 99.9) == 999
+    assert proc.percentile(values, 100) == 1000
+    assert proc.percentile([7.0], 99.9) == 7.0
+
+
+def test_the_soak_verdict_flags_growth_after_the_warm_up_only():
+    warm_then_flat = [50.0, 80.0, 100.0, 104.0, 97.0, 109.0]
+    flat, deviation = verdict(warm_then_flat, 2)
+    assert flat
+    assert deviation == pytest.approx(0.09)
+    growing = [100.0, 103.0, 107.0, 112.0]
+    flat, deviation = verdict(growing, 0)
+    assert not flat
+    assert deviation == pytest.approx(0.12)
+
+
+def test_a_process_reads_its_own_cpu_memory_and_descriptors():
+    pid = os.getpid()
+    before = proc.sample(pid)
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    after = proc.sample(pid)
+    assert after.cpu_s > before.cpu_s
+    assert after.rss_bytes > 10 * 2**20
+    assert after.fds >= 3
+
+
+def test_the_grown_store_holds_real_conversations(tmp_path: Path, monkeypatch):
+    """Cloned conversations open with their own keys, their chains hold, and every
+    decision in them replays: `salesbot verify` checks all of it."""
+    path = tmp_path / "growth.db"
+    per = asyncio.run(growth.write_template(path))
+    growth.clone(path, 1, 3)
+    assert growth.counts(path) == (4, 4 * per)
+    monkeypatch.setenv("SALESBOT_ENV_FILE", os.devnull)
+    code, out, err = run("verify", "--db", str(path))
+    assert code == 0, out + err
+    assert "4 conversations" in out
+
+
+def test_a_profile_counts_a_function_once_per_sample_and_keeps_the_product_apart():
+    raw = (
+        "run (asyncio/events.py:78);handle (bot/runtime.py:163);decide (domain/decide.py:47) 6\n"
+        "run (asyncio/events.py:78);handle (bot/runtime.py:163);"
+        "handle (bot/runtime.py:163);commit (storage/sqlite.py:409) 2\n"
+        "poll (selectors.py:451) 2\n"
+    )
+    total, inclusive, own = profile.summarise(raw)
+    assert total == 10
+    assert inclusive["handle (bot/runtime.py:163)"] == 8
+    assert own["decide (domain/decide.py:47)"] == 6
+    report = profile.report(raw)
+    product = report.split("cumulative, everything")[0]
+    assert "80.0 %  handle (bot/runtime.py:163)" in product
+    assert "asyncio" not in product
+
+
+def test_make_bench_leaves_the_long_benches_out_unless_asked():
+    from bench.__main__ import BENCHES, chosen, parser
+
+    default = chosen(parser().parse_args([]))
+    assert "slack_ingest" in default
+    assert "teams_ingest" in default
+    assert "growth" not in default
+    assert "soak" not in default
+    assert chosen(parser().parse_args(["--soak"])) == [n for n in BENCHES if n != "growth"]
+    assert chosen(parser().parse_args(["--only", "growth, slack_ingest"])) == [
+        "growth",
+        "slack_ingest",
+    ]
+    with pytest.raises(SystemExit, match="unknown bench nope"):
+        chosen(parser().parse_args(["--only", "nope"]))
