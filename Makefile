@@ -75,7 +75,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+# The benches' own extras (the Agents SDK echo bot the Teams bench compares against, py-spy
+# for --profile) are installed here only, never by `make run` or `make test`.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean:
