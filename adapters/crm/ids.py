@@ -1,5 +1,5 @@
 """The CRM's ids (`adapters.ids.IdScheme`): every CRM write waits on one outbox channel,
-`crm`, whichever vendor is configured, so writes go out in the order they were decided (a
+`crm:writes`, whichever vendor is configured, so writes go out in the order they were decided (a
 deal before its quote and notes) and items decided while no vendor was configured are
 parked there — claimed only by a process that has a CRM sender — instead of failing."""
 
@@ -9,8 +9,8 @@ from typing import Final
 
 from adapters.ids import IdScheme
 
-SCHEME: Final = IdScheme(adapter="crm", channel_prefix="crm", delivery_prefixes=("crm:",))
-CHANNEL: Final = SCHEME.channel()
+SCHEME: Final = IdScheme(adapter="crm", channel_prefix="crm:", delivery_prefixes=("crm:",))
+CHANNEL: Final = SCHEME.channel("writes")
 """The one outbox channel of CRM writes."""
 
 

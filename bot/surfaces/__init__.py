@@ -16,7 +16,7 @@ from adapters.playground.access import PlaygroundAccess
 from adapters.playground.hub import PlaygroundHub
 from adapters.slack.installation import SlackInstallation
 from adapters.teams.connector import TokenProvider
-from bot.surfaces import leadfeed, playground, slack, teams
+from bot.surfaces import crm, leadfeed, playground, slack, teams
 from bot.surfaces.base import Registration, Surface, part_of
 from bot.surfaces.slack import SLACK_PACING_MS
 
@@ -38,6 +38,7 @@ def default_registrations(
         teams.registration(tokens=teams_tokens),
         playground.registration(),
         leadfeed.registration(),
+        crm.registration(),
     ]
 
 

@@ -265,6 +265,7 @@ def test_the_schemes_describe_the_ids_earlier_releases_stored() -> None:
         "teams",
         "playground",
         "lead-reply",
+        "crm",
         "terminal",
     ]
 
