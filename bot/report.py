@@ -112,8 +112,9 @@ async def _report_data(
     err: TextIO,
 ) -> Any:
     from bot.bootstrap import open_store
+    from bot.clock import system_now_ms
     from bot.policy_loader import load_policy
-    from bot.report_reads import persona_names
+    from bot.report_reads import crm_deliveries, persona_names
     from bot.settings import load_settings
     from domain.report_data import persona_lookup, report_data
 
@@ -127,6 +128,7 @@ async def _report_data(
                 bar.update(1)
         versions = {e.policy_version for events in conversations for e in events}
         personas = await persona_names(store, versions)
+        deliveries = await crm_deliveries(store, conversations)
     return report_data(
         conversations,
         policy=policy,
@@ -134,6 +136,8 @@ async def _report_data(
         persona_of=persona_lookup(personas),
         since_ms=since_ms,
         until_ms=until_ms,
+        crm_deliveries=deliveries,
+        now_ms=system_now_ms(),
     )
 
 

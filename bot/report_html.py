@@ -30,7 +30,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("scores", "Lead scores by band"),
     ("drivers", "What drives scores"),
     ("objections", "Objections and escalations"),
-    ("tickets", "Tickets by reason and time to claim"),
+    ("tickets", "Tickets by reason and time to claim; the CRM sync"),
     ("narrative", "Narrative resonance and penalized urgency"),
     ("fairness", "The fairness penalty's effect"),
     ("flow", "The conversation flow and its traffic"),
@@ -163,6 +163,18 @@ for auditors only. Whoever can run <code>salesbot report</code> on the store can
 {% for r in data.tickets %}<tr><td>{{ r.words }} (<code>{{ r.reason }}</code>)</td><td class="n">{{ r.opened }}</td><td class="n">{{ r.claimed }}</td><td class="n">{{ r.claim_p50_ms | duration }}</td><td class="n">{{ r.claim_p90_ms | duration }}</td></tr>
 {% else %}<tr><td colspan="5">No tickets in the window.</td></tr>{% endfor %}
 </table>
+{% if data.crm %}
+<p>The CRM writes the window's decisions requested (<code>[crm]</code>): sent, with the time
+from the decision to the send; waiting in the outbox (parked while no CRM is configured,
+or being retried){% if data.crm.oldest_waiting_ms is not none %}, the oldest for
+{{ data.crm.oldest_waiting_ms | duration }}{% endif %}; failed (dead-lettered, with an alert
+in the handoff channel).</p>
+<table><caption>CRM sync</caption>
+<tr><th>record</th><th class="n">requested</th><th class="n">sent</th><th class="n">waiting</th><th class="n">failed</th><th class="n">lag p50</th><th class="n">p90</th></tr>
+{% for r in data.crm.artifacts %}<tr><td>{{ r.artifact }}</td><td class="n">{{ r.requested }}</td><td class="n">{{ r.sent }}</td><td class="n">{{ r.waiting }}</td><td class="n">{{ r.failed }}</td><td class="n">{{ r.lag_p50_ms | duration }}</td><td class="n">{{ r.lag_p90_ms | duration }}</td></tr>
+{% endfor %}
+</table>
+{% endif %}
 </section>
 
 <section id="narrative">

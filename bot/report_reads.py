@@ -1,5 +1,5 @@
-"""Persona names for the pictures, and the `/metrics` chart's conversion by persona and by
-lead source read from the projections.
+"""Persona names for the pictures, the `/metrics` chart's conversion by persona and by lead
+source read from the projections, and where the CRM writes stand in the outbox.
 
 The projections count engaged and won conversations by lead source and by the version of
 the policy that started them (`storage.projections.SEGMENT_ENGAGED`, `SEGMENT_WON`), so
@@ -10,11 +10,14 @@ per version per process (a version is the hash of its text, so its persona never
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
+from adapters.crm.ids import outbox_key as crm_outbox_key
 from domain.errors import PolicyError
+from domain.events import CrmSyncRequested, EventEnvelope
 from domain.metrics_chart import Segment, segments_from_counts
 from domain.policy import policy_from_json
+from domain.report_data import CrmDelivery
 from storage.ports import Store
 from storage.projections import SEGMENT_ENGAGED, SEGMENT_WON
 
@@ -56,3 +59,22 @@ async def projected_segments(
     versions = [key.removeprefix("policy:") for key in engaged if key.startswith("policy:")]
     personas = await persona_names(store, versions)
     return segments_from_counts(engaged, won, lambda v: personas.get(v, unknown(v)))
+
+
+async def crm_deliveries(
+    store: Store, conversations: Iterable[Sequence[EventEnvelope]]
+) -> dict[tuple[str, int], CrmDelivery]:
+    """Where each `crm_sync_requested` stands in the outbox (its item's key is derived from
+    the event: `bot.crm_outbox`), by conversation and seq; a write never enqueued (decided
+    by a runtime without the CRM hook) is absent."""
+    found: dict[tuple[str, int], CrmDelivery] = {}
+    for events in conversations:
+        for envelope in events:
+            if not isinstance(envelope.event, CrmSyncRequested):
+                continue
+            item = await store.outbox_item(crm_outbox_key(envelope.conversation_id, envelope.seq))
+            if item is not None:
+                found[envelope.conversation_id, envelope.seq] = CrmDelivery(
+                    status=item.status, created_at_ms=item.created_at_ms, sent_at_ms=item.sent_at_ms
+                )
+    return found

@@ -45,6 +45,7 @@ from domain import GENERATOR
 from domain.analytics import Metrics, compute_metrics, percentiles
 from domain.events import (
     ConversationStarted,
+    CrmSyncRequested,
     EventEnvelope,
     FlowAdvanced,
     LeadScored,
@@ -132,6 +133,36 @@ class TicketReason(Frozen):
     claim_p90_ms: int | None
 
 
+class CrmDelivery(Frozen):
+    """Where one requested CRM write stands in the outbox (read by the caller, which knows
+    the store): `status` pending, in_flight, sent or dead; when it was enqueued and sent."""
+
+    status: str
+    created_at_ms: int
+    sent_at_ms: int | None = None
+
+
+class CrmArtifactSync(Frozen):
+    """The CRM writes of one kind (deal, quote, note) the window's decisions requested, and
+    where they stand: sent (with the lag from decision to send), waiting, or failed."""
+
+    artifact: str
+    requested: int
+    sent: int
+    waiting: int
+    failed: int
+    lag_p50_ms: int | None
+    lag_p90_ms: int | None
+
+
+class CrmSync(Frozen):
+    """The CRM sync over the window (`[crm]`): by artifact, and the oldest write still
+    waiting (its age at `as_of_ms`: how far the CRM is behind)."""
+
+    artifacts: tuple[CrmArtifactSync, ...]
+    oldest_waiting_ms: int | None
+
+
 class NarrativePoint(Frozen):
     """One conversation on the narrative scatter: its latest assessment."""
 
@@ -215,6 +246,8 @@ class ReportData(Frozen):
     fairness: FairnessReport | None
     fairness_note: str | None = None
     flow: FlowTraffic
+    crm: CrmSync | None = None
+    """The CRM writes the window's decisions requested, when there are any."""
 
 
 def in_window(
@@ -239,9 +272,13 @@ def report_data(
     persona_of: Callable[[str], str],
     since_ms: int | None = None,
     until_ms: int | None = None,
+    crm_deliveries: Mapping[tuple[str, int], CrmDelivery] | None = None,
+    now_ms: int | None = None,
 ) -> ReportData:
     """The report over `conversations` (each one conversation's events, any order), under
-    `policy` (its flow, states and fairness knobs), for the window [since_ms, until_ms)."""
+    `policy` (its flow, states and fairness knobs), for the window [since_ms, until_ms).
+    `crm_deliveries`: the outbox's state of each `crm_sync_requested` (by conversation and
+    seq), read at `now_ms`."""
     streams: list[list[EventEnvelope]] = []
     for events in conversations:
         kept = in_window(events, since_ms, until_ms)
@@ -274,6 +311,54 @@ def report_data(
         fairness=fairness,
         fairness_note=note,
         flow=flow_traffic(policy.flow, streams),
+        crm=crm_sync(streams, crm_deliveries or {}, now_ms),
+    )
+
+
+def crm_sync(
+    streams: Sequence[Sequence[EventEnvelope]],
+    deliveries: Mapping[tuple[str, int], CrmDelivery],
+    now_ms: int | None,
+) -> CrmSync | None:
+    """The window's CRM writes by artifact: sent (lag from the decision to the send),
+    waiting (never claimed, or retried), failed (dead-lettered); None without any."""
+    requested: dict[str, list[tuple[int, CrmDelivery | None]]] = defaultdict(list)
+    for stream in streams:
+        for envelope in stream:
+            if isinstance(envelope.event, CrmSyncRequested):
+                delivery = deliveries.get((envelope.conversation_id, envelope.seq))
+                requested[envelope.event.artifact].append((envelope.at_ms, delivery))
+    if not requested:
+        return None
+    rows = []
+    waiting_since: list[int] = []
+    for artifact in ("deal", "quote", "note"):
+        writes = requested.get(artifact, [])
+        if not writes:
+            continue
+        lags = [
+            d.sent_at_ms - at
+            for at, d in writes
+            if d is not None and d.status == "sent" and d.sent_at_ms is not None
+        ]
+        waiting = [at for at, d in writes if d is None or d.status in ("pending", "in_flight")]
+        waiting_since += waiting
+        lag = percentiles(lags)
+        rows.append(
+            CrmArtifactSync(
+                artifact=artifact,
+                requested=len(writes),
+                sent=len(lags),
+                waiting=len(waiting),
+                failed=sum(1 for _, d in writes if d is not None and d.status == "dead"),
+                lag_p50_ms=lag.p50_ms,
+                lag_p90_ms=lag.p90_ms,
+            )
+        )
+    oldest = min(waiting_since, default=None)
+    return CrmSync(
+        artifacts=tuple(rows),
+        oldest_waiting_ms=None if oldest is None or now_ms is None else max(0, now_ms - oldest),
     )
 
 

@@ -6,7 +6,9 @@ and are never sent."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,9 @@ from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDeta
 from domain.policy import Policy
 from domain.state import ConversationState
 from storage.memory import MemoryStore
-from storage.ports import OutboxItem
+from storage.ports import OutboxItem, Store
+from storage.sqlite import SqliteStore
+from tests.support.cli import run
 
 CRM = """
 [crm]
@@ -70,7 +74,7 @@ def inbounds() -> list[Inbound]:
     ]
 
 
-async def decided(store: MemoryStore, policy: Policy) -> list[EventEnvelope]:
+async def decided(store: Store, policy: Policy) -> list[EventEnvelope]:
     ticks = itertools.count()
     runtime = Runtime(
         store,
@@ -160,3 +164,23 @@ async def test_an_erased_conversations_crm_writes_are_redacted_and_never_sent(
         text = str(item.payload)
         for words in ("Dana", "dana@example.com", "Foxco", "CTO"):
             assert words not in text
+
+
+async def test_the_report_shows_what_waits_for_the_crm(
+    policy: Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "salesbot.db"
+    async with await SqliteStore.open(db) as store:
+        events = await decided(store, policy)
+    requested = [env for env in events if isinstance(env.event, CrmSyncRequested)]
+    monkeypatch.setenv("SALESBOT_DB", str(db))
+    code, out, err = await asyncio.to_thread(run, "report", "--out", str(tmp_path / "r"), "--json")
+    assert code == 0, err
+    crm = json.loads(out)["crm"]
+    by_kind = {row["artifact"]: row for row in crm["artifacts"]}
+    assert sum(row["requested"] for row in by_kind.values()) == len(requested)
+    assert sum(row["waiting"] for row in by_kind.values()) == len(requested)  # parked
+    assert all(row["sent"] == 0 and row["failed"] == 0 for row in by_kind.values())
+    assert crm["oldest_waiting_ms"] >= 0
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "<caption>CRM sync</caption>" in html

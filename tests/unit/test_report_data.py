@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from bot.policy_loader import load_policy
+from domain.crm import CrmDeal
 from domain.events import (
     ConversationClosed,
     ConversationStarted,
+    CrmSyncRequested,
     EventEnvelope,
     FlowAdvanced,
     ObjectionClassified,
@@ -21,7 +23,7 @@ from domain.events import (
 )
 from domain.inbound import LeadDetails
 from domain.objections import ObjectionResult
-from domain.report_data import contributions, report_data, score_bins
+from domain.report_data import CrmDelivery, contributions, report_data, score_bins
 from domain.report_flow import flow_dot, quoted
 from domain.scoring import LeadScore
 
@@ -71,9 +73,18 @@ def ticket(
     return events
 
 
-def build(conversations: Sequence[Sequence[EventEnvelope]], **window: int):
+def build(
+    conversations: Sequence[Sequence[EventEnvelope]],
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+):
     return report_data(
-        conversations, policy=POLICY, store="test.db", persona_of=lambda v: f"persona-{v}", **window
+        conversations,
+        policy=POLICY,
+        store="test.db",
+        persona_of=lambda v: f"persona-{v}",
+        since_ms=since_ms,
+        until_ms=until_ms,
     )
 
 
@@ -259,3 +270,58 @@ def test_conversion_by_persona_and_lead_source_in_the_report() -> None:
         ("lead source", "unknown", 0, 1),
         ("lead source", "web", 1, 1),
     ]
+
+
+def crm_write(conversation: str, at_ms: int, artifact: str) -> EventEnvelope:
+    deal = CrmDeal(
+        external_id=f"salesbot:deal:{conversation}",
+        stage="qualified",
+        crm_stage="qualifiedtobuy",
+        pipeline="default",
+    )
+    return envelope(
+        conversation,
+        at_ms,
+        CrmSyncRequested(
+            artifact=artifact,  # type: ignore[arg-type]
+            external_id=f"salesbot:{artifact}:{conversation}:{at_ms}",
+            reason="r",
+            deal=deal,
+        ),
+    )
+
+
+def test_the_crm_sync_by_artifact_with_its_lag_what_waits_and_what_failed() -> None:
+    a = [started("a", 0), crm_write("a", 1 * MINUTE, "deal"), crm_write("a", 2 * MINUTE, "note")]
+    b = [started("b", 0), crm_write("b", 3 * MINUTE, "deal"), crm_write("b", 4 * MINUTE, "deal")]
+    c = [started("c", 0), crm_write("c", 5 * MINUTE, "quote")]
+    seqs = {(env.conversation_id, env.at_ms): env.seq for env in [*a, *b, *c]}
+    deliveries = {
+        ("a", seqs["a", 1 * MINUTE]): CrmDelivery(
+            status="sent", created_at_ms=MINUTE, sent_at_ms=MINUTE + 2000
+        ),
+        ("a", seqs["a", 2 * MINUTE]): CrmDelivery(status="dead", created_at_ms=2 * MINUTE),
+        ("b", seqs["b", 3 * MINUTE]): CrmDelivery(
+            status="sent", created_at_ms=3 * MINUTE, sent_at_ms=3 * MINUTE + 10_000
+        ),
+        ("b", seqs["b", 4 * MINUTE]): CrmDelivery(status="pending", created_at_ms=4 * MINUTE),
+        # c's quote was never enqueued (a runtime without the CRM hook): it waits too.
+    }
+    sync = report_data(
+        [a, b, c],
+        policy=POLICY,
+        store="test.db",
+        persona_of=str,
+        crm_deliveries=deliveries,
+        now_ms=10 * MINUTE,
+    ).crm
+    assert sync is not None
+    rows = {row.artifact: row for row in sync.artifacts}
+    assert [row.artifact for row in sync.artifacts] == ["deal", "quote", "note"]
+    deal = rows["deal"]
+    assert (deal.requested, deal.sent, deal.waiting, deal.failed) == (3, 2, 1, 0)
+    # Type 7 (linear), as the metrics: of 2 s and 10 s, p50 = 6 s and p90 = 2 + 0.9 × 8 = 9.2 s.
+    assert (deal.lag_p50_ms, deal.lag_p90_ms) == (6000, 9200)
+    assert (rows["note"].failed, rows["quote"].waiting) == (1, 1)
+    assert sync.oldest_waiting_ms == 10 * MINUTE - 4 * MINUTE
+    assert build([a[:1]]).crm is None
