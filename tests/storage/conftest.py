@@ -1,28 +1,58 @@
-"""The store fixture: every contract test runs once per implementation."""
+"""The store fixture: every contract test runs once per implementation — in memory, on a
+SQLite file, and on a fresh PostgreSQL database of the session's throwaway cluster."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from storage.memory import MemoryStore
 from storage.ports import Store
+from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
 from tests.support.postgres import Cluster
 from tests.support.postgres import start as start_cluster
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     opened: Store
     if request.param == "memory":
         opened = MemoryStore()
-    else:
+    elif request.param == "sqlite":
         opened = await SqliteStore.open(tmp_path / "salesbot.db")
+    else:
+        cluster: Cluster = request.getfixturevalue("postgres_cluster")
+        async with fresh_database(cluster) as dsn:
+            async with await PostgresStore.open(dsn) as opened:
+                yield opened
+        return
     async with opened:
         yield opened
+
+
+@asynccontextmanager
+async def fresh_database(cluster: Cluster) -> AsyncIterator[str]:
+    """A new, empty database on the cluster (its DSN), dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(cluster.dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield cluster.dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(cluster.dsn)
+        try:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture(scope="session")
