@@ -93,6 +93,12 @@ _INSERT_ANSWERS = (
 )
 
 
+def is_postgres_url(database: str) -> bool:
+    """True for a `SALESBOT_DB` that names a PostgreSQL database (`postgresql://…` or
+    `postgres://…`) rather than a SQLite file's path."""
+    return database.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
 class PostgresStore(PostgresOutbox, PostgresTickets):
     """The `Store` ports on PostgreSQL. Create with `await PostgresStore.open(dsn)`."""
 
@@ -127,8 +133,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
 
     async def stored_events(self, conversation_id: str) -> list[Link]:
         rows = await self._fetch(
-            "SELECT seq, envelope, chain_hash FROM events WHERE conversation_id = $1 "
-            "ORDER BY seq",
+            "SELECT seq, envelope, chain_hash FROM events WHERE conversation_id = $1 ORDER BY seq",
             conversation_id,
         )
         keys = await self._keys(conversation_id) if rows else {}
@@ -299,9 +304,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
         await self._transaction(run)
 
     async def get_policy(self, version: str) -> str | None:
-        rows = await self._fetch(
-            "SELECT canonical_json FROM policies WHERE version = $1", version
-        )
+        rows = await self._fetch("SELECT canonical_json FROM policies WHERE version = $1", version)
         return str(rows[0][0]) if rows else None
 
     # -- adapter state ------------------------------------------------------------------
@@ -356,7 +359,9 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
         check_state_key(key)
 
         async def run(conn: Conn) -> bool:
-            return affected(await conn.execute("DELETE FROM adapter_state WHERE key = $1", key)) == 1
+            return (
+                affected(await conn.execute("DELETE FROM adapter_state WHERE key = $1", key)) == 1
+            )
 
         return await self._transaction(run)
 
@@ -626,4 +631,3 @@ async def _redact_copies(conn: Conn, conversation_id: str) -> None:
         "WHERE conversation_id = $1 AND status IN ('pending', 'in_flight')",
         conversation_id,
     )
-

@@ -314,8 +314,13 @@ async def _claim_rows(
     kept: set[int] = set()
     for queue in queues:
         for item_id in queue:
-            row = locked.get(item_id)
-            if item_id not in chosen or row is None or not due(row[8], row[6], row[11], row[13]):
+            held = locked.get(item_id)
+            if item_id not in chosen or held is None or not due(*_lease(held)):
                 break  # held by another claimer or changed meanwhile: nothing may overtake
             kept.add(item_id)
     return [locked[item_id] for _rank, item_id in ranked if item_id in kept]
+
+
+def _lease(row: Row) -> tuple[str, int, int | None, str | None]:
+    """A locked row's status, availability, lease end and lease owner."""
+    return row[8], row[6], row[11], row[13]

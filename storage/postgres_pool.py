@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import asyncpg.pool
 
 from storage.errors import StorageError
 from storage.postgres_schema import migrate
@@ -40,27 +41,21 @@ T = TypeVar("T")
 
 Row = asyncpg.Record
 if TYPE_CHECKING:  # generic in asyncpg-stubs only
-    Conn = asyncpg.Connection[Row]
+    Conn = asyncpg.pool.PoolConnectionProxy[Row]
 else:
-    Conn = asyncpg.Connection
+    Conn = asyncpg.pool.PoolConnectionProxy
 
 POOL_MIN = 1
 POOL_MAX = 10
 CONNECT_TIMEOUT_S = 10.0
 
+_PASSWORD = re.compile(r"(://[^:/@?#]*):[^@/?#]*@")
+
 
 def redacted(dsn: str) -> str:
-    """The DSN as errors may show it: without its password."""
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is None:
-            return dsn
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-    except ValueError:
-        return "the configured PostgreSQL database"
+    """The DSN as errors may show it: without its password (`user:***@host`), and without
+    parsing it, so even an address that does not parse is shown as it was given."""
+    return _PASSWORD.sub(r"\1:***@", dsn.strip())
 
 
 class PostgresConnections:
@@ -178,7 +173,9 @@ def wrap(exc: BaseException, where: str) -> StorageError:
     """PostgreSQL's or the network's error as one sentence naming the database."""
     if isinstance(exc, StorageError):
         return exc
-    if isinstance(exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError):
+    if isinstance(
+        exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
         return StorageError(f"PostgreSQL refused {where}: {exc}.")
     if isinstance(exc, asyncpg.PostgresError):
         return StorageError(f"The database {where} reported an error: {exc}.")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from domain import GENERATOR
 from domain.events import EventEnvelope
+from storage.postgres_pool import Conn, execute_many
 from storage.projections import (
     NO_FACTS,
     PROJECTED_TYPES,
@@ -23,7 +24,6 @@ from storage.projections import (
     fold_events,
     is_projected,
 )
-from storage.postgres_pool import Conn, execute_many
 from storage.sqlite_projections import _fact_values, facts_from_row
 
 FACT_COLUMNS = (
@@ -91,9 +91,7 @@ async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventE
 async def stored_projection(conn: Conn) -> Projection:
     """The stored rows as a `Projection` (facts and quotes; its counters are not kept)."""
     projection = Projection()
-    for row in await conn.fetch(
-        f"SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams"
-    ):
+    for row in await conn.fetch(f"SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams"):
         projection.facts[row[0]] = facts_from_row(tuple(row)[1:])
     for quote_id, conversation_id in await conn.fetch(
         "SELECT quote_id, conversation_id FROM quote_index"
@@ -137,4 +135,3 @@ async def replace_all(conn: Conn, projection: Projection) -> None:
         _INSERT_QUOTE,
         [(qid, cid, *_VERSIONS) for qid, cid in projection.quotes.items()],
     )
-

@@ -259,7 +259,7 @@ async def migrate(conn: asyncpg.Connection[Any], where: str, target: int = SCHEM
         if found < target:
             await conn.execute(_VERSION_TABLE)
             for version in range(found + 1, target + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    await conn.execute(statement)
+                # One round trip per migration (the simple query protocol runs a script).
+                await conn.execute(";\n".join(MIGRATIONS[version - 1]))
                 await conn.execute(_STAMP, version, GENERATOR)
     return found
