@@ -3,7 +3,7 @@
 Selected by `SALESBOT_DB=postgresql://…` (`bot.bootstrap.open_store`); SQLite stays the
 default for a path. The same contract suite as `MemoryStore` and `SqliteStore` runs against
 it, and the rules every store shares come from the same modules (`storage._rules`,
-`storage.sealing`, `storage.projections`; the row conversions from the SQLite parts).
+`storage.sealing`, `storage.projections`, and the row conversions of `storage.sql_rows`).
 
 The store is composed of parts named for what they hold: `storage.postgres_pool` (the pool,
 transactions, lanes, errors), `storage.postgres_outbox` (claimed with `FOR UPDATE SKIP
@@ -64,9 +64,7 @@ from storage.postgres_projections import (
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.projections import PROJECTION_SCHEMA_VERSION, differences
-from storage.sqlite import _answer_row, _event_rows, _stored_inbound
-from storage.sqlite_outbox import _outbox_row
-from storage.sqlite_projections import metrics_rows
+from storage.sql_rows import answer_row, event_rows, metrics_rows, outbox_row, stored_inbound
 
 _PAGE = 500  # rows per read when iterating the whole log
 
@@ -181,8 +179,8 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
         conversation_id = commit.conversation_id
         check_events(conversation_id, commit.expected_version, commit.events)
         inbound = commit.inbound
-        outbox_rows = [_outbox_row(item) for item in commit.outbox]
-        answer_rows = [_answer_row(answer) for answer in commit.answers]
+        outbox_rows = [outbox_row(item) for item in commit.outbox]
+        answer_rows = [answer_row(answer) for answer in commit.answers]
         changes = ticket_changes(commit)
         new_version = commit.expected_version + len(commit.events)
 
@@ -262,14 +260,14 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
 
     async def inbound(self, delivery_id: str) -> StoredInbound | None:
         rows = await self._fetch(f"SELECT {_INBOUND_KEYED} WHERE i.delivery_id = $1", delivery_id)
-        return _stored_inbound(tuple(rows[0])) if rows else None
+        return stored_inbound(tuple(rows[0])) if rows else None
 
     async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
         rows = await self._fetch(
             f"SELECT {_INBOUND_KEYED} WHERE i.conversation_id = $1 ORDER BY i.position",
             conversation_id,
         )
-        return [_stored_inbound(tuple(row)) for row in rows]
+        return [stored_inbound(tuple(row)) for row in rows]
 
     async def all_inbounds(self) -> AsyncIterator[StoredInbound]:
         after = 0
@@ -280,7 +278,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
                 _PAGE,
             )
             for row in rows:
-                yield _stored_inbound(tuple(row)[1:])
+                yield stored_inbound(tuple(row)[1:])
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]
@@ -421,7 +419,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
         ]
 
     async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
-        rows = [_outbox_row(item) for item in items]
+        rows = [outbox_row(item) for item in items]
 
         async def run(conn: Conn) -> bool:
             status = await conn.execute("DELETE FROM pending_answers WHERE key = $1", key)
@@ -546,7 +544,7 @@ async def _append_rows(
     `_advance`, so this transaction holds it); return the new version."""
     if not events:
         return version
-    rows = await _sealed_rows(conn, conversation_id, events, _event_rows(events))
+    rows = await _sealed_rows(conn, conversation_id, events, event_rows(events))
     previous: str | None = GENESIS
     if version:
         found = await conn.fetchrow(

@@ -20,12 +20,8 @@ from collections.abc import Collection, Sequence
 from storage._rules import check_limit
 from storage.ports import LEASE_EXPIRED, LeaseOwner, OutboxItem, OutboxStats
 from storage.postgres_pool import Conn, PostgresConnections, Row, affected, execute_many
-from storage.sqlite_outbox import _outbox_item, _outbox_row
+from storage.sql_rows import OUTBOX_COLUMNS, outbox_item, outbox_row
 
-OUTBOX_COLUMNS = (
-    "key, conversation_id, channel, payload, created_at_ms, available_at_ms, attempts, "
-    "status, last_error, remote_id, lease_until_ms, sent_at_ms, lease_owner"
-)
 _MARKS = ", ".join(f"${i}" for i in range(1, 14))
 
 INSERT_OUTBOX = (
@@ -67,7 +63,7 @@ class PostgresOutbox(PostgresConnections):
     """`storage.ports.Outbox` on PostgreSQL."""
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> None:
-        rows = [_outbox_row(item) for item in items]
+        rows = [outbox_row(item) for item in items]
 
         async def run(conn: Conn) -> None:
             await execute_many(conn, INSERT_OUTBOX, rows)
@@ -105,7 +101,7 @@ class PostgresOutbox(PostgresConnections):
             )
             claimed = []
             for row in rows:
-                item = _outbox_item(tuple(row)[1:])
+                item = outbox_item(tuple(row)[1:])
                 update: dict[str, object] = {
                     "status": "in_flight",
                     "lease_until_ms": lease_until,
@@ -224,11 +220,11 @@ class PostgresOutbox(PostgresConnections):
         rows = await self._fetch(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id"
         )
-        return [_outbox_item(tuple(row)) for row in rows]
+        return [outbox_item(tuple(row)) for row in rows]
 
     async def outbox_item(self, key: str) -> OutboxItem | None:
         rows = await self._fetch(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE key = $1", key)
-        return _outbox_item(tuple(rows[0])) if rows else None
+        return outbox_item(tuple(rows[0])) if rows else None
 
     async def sent_items(self, channel_prefix: str, limit: int) -> list[OutboxItem]:
         check_limit(limit)
@@ -240,7 +236,7 @@ class PostgresOutbox(PostgresConnections):
             channel_prefix,
             limit,
         )
-        return [_outbox_item(tuple(row)) for row in reversed(rows)]
+        return [outbox_item(tuple(row)) for row in reversed(rows)]
 
     async def pending_count(self) -> int:
         rows = await self._fetch(

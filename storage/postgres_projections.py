@@ -24,7 +24,7 @@ from storage.projections import (
     fold_events,
     is_projected,
 )
-from storage.sqlite_projections import _fact_values, facts_from_row
+from storage.sql_rows import fact_values, facts_from_row
 
 FACT_COLUMNS = (
     "started_at_ms, prospect_messages, qualified_at_ms, ending, first_from_state, "
@@ -66,7 +66,7 @@ FROM projection_streams WHERE started_at_ms IS NOT NULL GROUP BY 2
 """
 """`storage.sqlite_projections.METRICS_READ` in PostgreSQL's types (a UNION's columns
 share one type: the quote sums in text columns come back as text, which
-`sqlite_projections.metrics_rows` reads with `int`); one statement, one snapshot."""
+`storage.sql_rows.metrics_rows` reads with `int`); one statement, one snapshot."""
 
 
 async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
@@ -82,7 +82,7 @@ async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventE
     before = NO_FACTS if row is None else facts_from_row(tuple(row))
     after, quotes = fold_events(before, relevant)
     if after != before:
-        await conn.execute(_PUT_FACTS, conversation_id, *_fact_values(after), *_VERSIONS)
+        await conn.execute(_PUT_FACTS, conversation_id, *fact_values(after), *_VERSIONS)
     await execute_many(
         conn, _INSERT_QUOTE, [(quote_id, conversation_id, *_VERSIONS) for quote_id in quotes]
     )
@@ -128,7 +128,7 @@ async def replace_all(conn: Conn, projection: Projection) -> None:
     await execute_many(
         conn,
         _INSERT_FACTS,
-        [(cid, *_fact_values(facts), *_VERSIONS) for cid, facts in projection.facts.items()],
+        [(cid, *fact_values(facts), *_VERSIONS) for cid, facts in projection.facts.items()],
     )
     await execute_many(
         conn,

@@ -7,7 +7,7 @@ from domain import GENERATOR
 from storage._rules import ClaimTicket, OpenTicket, ReopenTicket, ResolveTicket, TicketChange
 from storage.ports import TICKET_SCHEMA_VERSION, ClaimOutcome, TicketRow
 from storage.postgres_pool import Conn, PostgresConnections, affected
-from storage.sqlite_tickets import _TICKET_COLUMNS, _ticket_row
+from storage.sql_rows import TICKET_COLUMNS, ticket_row
 
 _MARKS = ", ".join(f"${i}" for i in range(1, 13))
 
@@ -42,20 +42,20 @@ class PostgresTickets(PostgresConnections):
         )
 
     async def ticket(self, key: str) -> TicketRow | None:
-        rows = await self._fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE key = $1", key)
-        return _ticket_row(tuple(rows[0])) if rows else None
+        rows = await self._fetch(f"SELECT {TICKET_COLUMNS} FROM tickets WHERE key = $1", key)
+        return ticket_row(tuple(rows[0])) if rows else None
 
     async def open_tickets(self) -> list[TicketRow]:
         rows = await self._fetch(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status != 'resolved' "
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE status != 'resolved' "
             "ORDER BY opened_at_ms, id"
         )
-        return [_ticket_row(tuple(row)) for row in rows]
+        return [ticket_row(tuple(row)) for row in rows]
 
 
 async def insert_ticket(conn: Conn, row: TicketRow) -> bool:
     status = await conn.execute(
-        f"INSERT INTO tickets ({_TICKET_COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (key) DO NOTHING",
+        f"INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (key) DO NOTHING",
         row.key,
         row.conversation_id,
         row.kind,
