@@ -164,6 +164,9 @@ async def test_two_processes_claiming_one_outbox_never_get_the_same_item_nor_ove
 async def test_a_claim_racing_another_takes_nothing_the_other_holds(dsn: str) -> None:
     async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
         await one.enqueue([outbox_item(f"{c}-{n}", f"slack:{c}") for c in "AB" for n in range(3)])
+        # Both owners alive: a lease of an owner without a heartbeat is claimable at once.
+        await one.heartbeat("one", 0, 10**12)
+        await two.heartbeat("two", 0, 10**12)
         results = await held_back(
             dsn,
             "outbox",
