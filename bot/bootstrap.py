@@ -15,13 +15,21 @@ from bot.settings import Settings
 from storage.errors import StorageError
 from storage.memory import MemoryStore
 from storage.ports import Store
+from storage.postgres import PostgresStore, is_postgres_url
 from storage.sqlite import SqliteStore
 
 
 @asynccontextmanager
 async def open_store(settings: Settings, *, memory: bool = False) -> AsyncIterator[Store]:
-    """The configured store (SQLite at `SALESBOT_DB`), or an in-memory one for `--memory`."""
-    store: Store = MemoryStore() if memory else await _open_sqlite(Path(settings.salesbot_db))
+    """The configured store — PostgreSQL when `SALESBOT_DB` is a `postgresql://` URL, else
+    SQLite at that path — or an in-memory one for `--memory`."""
+    store: Store
+    if memory:
+        store = MemoryStore()
+    elif is_postgres_url(settings.salesbot_db):
+        store = await PostgresStore.open(settings.salesbot_db)
+    else:
+        store = await _open_sqlite(Path(settings.salesbot_db))
     try:
         yield store
     finally:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from domain import GENERATOR
@@ -38,7 +38,6 @@ from storage.errors import (
     StorageError,
 )
 from storage.ports import (
-    PENDING_ANSWER_SCHEMA_VERSION,
     STATE_SCHEMA_VERSION,
     Commit,
     CommitResult,
@@ -49,13 +48,17 @@ from storage.ports import (
     StoredInbound,
 )
 from storage.projections import PROJECTION_SCHEMA_VERSION, differences
-from storage.sqlite_outbox import SqliteOutbox, _insert_outbox, _outbox_row
+from storage.sql_rows import answer_row as _answer_row
+from storage.sql_rows import event_rows as _event_rows
+from storage.sql_rows import metrics_rows
+from storage.sql_rows import outbox_row as _outbox_row
+from storage.sql_rows import stored_inbound as _stored_inbound
+from storage.sqlite_outbox import SqliteOutbox, _insert_outbox
 from storage.sqlite_projections import (
     METRICS_READ,
     apply_events,
     fold_snapshot,
     log_position,
-    metrics_rows,
     projected_events,
     replace_all,
     stored_projection,
@@ -490,21 +493,6 @@ def _schedule(conn: Conn, conversation_id: str, due_at_ms: int | None, version: 
     return cursor.rowcount == 1
 
 
-def _event_rows(events: Iterable[EventEnvelope]) -> list[tuple[object, ...]]:
-    return [
-        (
-            env.conversation_id,
-            env.seq,
-            env.at_ms,
-            env.policy_version,
-            env.event.type,
-            env.delivery_id,
-            env.model_dump_json(),
-        )
-        for env in events
-    ]
-
-
 def _append_rows(
     conn: Conn,
     conversation_id: str,
@@ -625,18 +613,6 @@ def _linked(
     return linked
 
 
-def _answer_row(answer: PendingAnswer) -> tuple[object, ...]:
-    return (
-        answer.key,
-        answer.conversation_id,
-        answer.delivery_id,
-        dumps(answer.payload),
-        answer.created_at_ms,
-        PENDING_ANSWER_SCHEMA_VERSION,
-        GENERATOR,
-    )
-
-
 def _insert_answers(conn: Conn, rows: list[tuple[object, ...]]) -> None:
     if rows:
         conn.executemany(
@@ -645,26 +621,3 @@ def _insert_answers(conn: Conn, rows: list[tuple[object, ...]]) -> None:
             "ON CONFLICT (key) DO NOTHING",
             rows,
         )
-
-
-def _stored_inbound(row: Sequence[Any]) -> StoredInbound:
-    (
-        conversation_id,
-        position,
-        delivery_id,
-        received_at_ms,
-        policy_version,
-        inbound,
-        generator,
-        key_json,
-    ) = row
-    keys = {int(k): bytes.fromhex(v) for k, v in json.loads(key_json or "{}").items()}
-    return StoredInbound(
-        conversation_id=conversation_id,
-        position=position,
-        delivery_id=delivery_id,
-        received_at_ms=received_at_ms,
-        policy_version=policy_version,
-        inbound=sealing.open_inbound(json.loads(inbound), keys, conversation_id),
-        generator_version=generator,
-    )

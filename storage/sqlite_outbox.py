@@ -3,13 +3,11 @@ waiting to be sent, claimed per channel in order with leases that carry their ow
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from storage._rules import (
     check_limit,
-    dumps,
 )
 from storage.ports import (
     LEASE_EXPIRED,
@@ -17,12 +15,10 @@ from storage.ports import (
     OutboxItem,
     OutboxStats,
 )
+from storage.sql_rows import OUTBOX_COLUMNS as _OUTBOX_COLUMNS
+from storage.sql_rows import outbox_item as _outbox_item
+from storage.sql_rows import outbox_row as _outbox_row
 from storage.sqlite_writer import Conn, Params, SqliteConnections
-
-_OUTBOX_COLUMNS = (
-    "key, conversation_id, channel, payload, created_at_ms, available_at_ms, attempts, "
-    "status, last_error, remote_id, lease_until_ms, sent_at_ms, lease_owner"
-)
 
 # Claims walk the partial index `outbox_unsent (channel, id)`: each channel's first unsent
 # item, then at most `per_channel` unsent items of each channel in order. One query with a
@@ -294,24 +290,6 @@ def _claim_rows(
     return [row for _position, row in ranked[:limit]]
 
 
-def _outbox_row(item: OutboxItem) -> tuple[object, ...]:
-    return (
-        item.key,
-        item.conversation_id,
-        item.channel,
-        dumps(item.payload),
-        item.created_at_ms,
-        item.available_at_ms,
-        item.attempts,
-        item.status,
-        item.last_error,
-        item.remote_id,
-        item.lease_until_ms,
-        item.sent_at_ms,
-        item.lease_owner,
-    )
-
-
 def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:
     if rows:
         conn.executemany(
@@ -319,23 +297,3 @@ def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:
             "ON CONFLICT (key) DO NOTHING",
             rows,
         )
-
-
-def _outbox_item(row: Sequence[Any]) -> OutboxItem:
-    (key, conversation_id, channel, payload, created, available, attempts, status, error,
-     remote_id, lease_until, sent_at, lease_owner) = row  # fmt: skip
-    return OutboxItem(
-        key=key,
-        conversation_id=conversation_id,
-        channel=channel,
-        payload=json.loads(payload),
-        created_at_ms=created,
-        available_at_ms=available,
-        attempts=attempts,
-        status=status,
-        last_error=error,
-        remote_id=remote_id,
-        lease_until_ms=lease_until,
-        sent_at_ms=sent_at,
-        lease_owner=lease_owner,
-    )

@@ -25,12 +25,9 @@ one short write job folds whatever was committed since the snapshot and replaces
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from domain import GENERATOR
 from domain.events import EventEnvelope
@@ -38,16 +35,13 @@ from storage.projections import (
     NO_FACTS,
     PROJECTED_TYPES,
     PROJECTION_SCHEMA_VERSION,
-    QUOTES,
-    CounterKey,
     Projection,
     StreamFacts,
-    contribution,
-    count_table,
     fold_events,
     is_projected,
 )
-from storage.projections import Ending as _Ending
+from storage.sql_rows import fact_values as _fact_values
+from storage.sql_rows import facts_from_row
 
 Conn = sqlite3.Connection
 
@@ -130,7 +124,7 @@ not, outcome, first state, current state, states reached: few distinct *profiles
 qualification times, and the quote counts summed (issued, revised and superseded in the
 third to fifth columns); one statement, so all of it comes from one committed snapshot.
 Each profile's counters are `storage.projections.contribution` times its count: the same
-function `MemoryStore` keeps its counters with."""
+function `MemoryStore` keeps its counters with (`storage.sql_rows.metrics_rows`)."""
 
 
 def create_and_fill(conn: Conn) -> None:
@@ -214,73 +208,7 @@ def _put_facts(conn: Conn, conversation_id: str, facts: StreamFacts) -> None:
     )
 
 
-def _fact_values(facts: StreamFacts) -> tuple[object, ...]:
-    return (
-        facts.started_at_ms,
-        facts.prospect_messages,
-        facts.qualified_at_ms,
-        facts.ending,
-        facts.first_from_state,
-        facts.current_state,
-        json.dumps(list(facts.reached), ensure_ascii=False),
-        facts.quotes_issued,
-        facts.quotes_revised,
-        facts.quotes_superseded,
-    )
-
-
-def facts_from_row(row: Sequence[Any]) -> StreamFacts:
-    started, messages, qualified, ending, first, current, reached, issued, revised, gone = row
-    ending_value: _Ending | None = ending
-    return StreamFacts(
-        started_at_ms=started,
-        prospect_messages=messages,
-        qualified_at_ms=qualified,
-        ending=ending_value,
-        first_from_state=first,
-        current_state=current,
-        reached=tuple(json.loads(reached)),
-        quotes_issued=issued,
-        quotes_revised=revised,
-        quotes_superseded=gone,
-    )
-
-
 # -- reading ----------------------------------------------------------------------------
-
-
-def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int]], list[int]]:
-    """`METRICS_READ`'s rows as the counters table and the ascending times. Rows of another
-    projection schema mean the projections were not rebuilt after an upgrade: refused."""
-    counters: Counter[CounterKey] = Counter()
-    times: list[int] = []
-    for kind, schema_version, engaged, ending, first, current, reached, value in rows:
-        if schema_version != PROJECTION_SCHEMA_VERSION:
-            raise ValueError(
-                f"The stored projections are schema version {schema_version}, this salesbot "
-                f"reads version {PROJECTION_SCHEMA_VERSION}: run `salesbot projections rebuild`."
-            )
-        if kind == "time":
-            times.append(value)
-            continue
-        if kind == "quotes":
-            # Sums of the quote columns, in the third to fifth places (`METRICS_READ`).
-            for name, total in (("issued", engaged), ("revised", ending), ("superseded", first)):
-                if total:
-                    counters[QUOTES, name] += int(total)
-            continue
-        profile = StreamFacts(
-            started_at_ms=0,
-            prospect_messages=int(engaged),
-            ending=ending,
-            first_from_state=first,
-            current_state=current,
-            reached=tuple(json.loads(reached)),
-        )
-        for key, one in contribution(profile).items():
-            counters[key] += one * value
-    times.sort()
-    return count_table(counters.items()), times
 
 
 def stored_projection(conn: Conn) -> Projection:

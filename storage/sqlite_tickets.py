@@ -3,9 +3,6 @@ approval ticket, claimed once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from domain import GENERATOR
 from storage._rules import (
     ClaimTicket,
@@ -19,12 +16,9 @@ from storage.ports import (
     ClaimOutcome,
     TicketRow,
 )
+from storage.sql_rows import TICKET_COLUMNS as _TICKET_COLUMNS
+from storage.sql_rows import ticket_row as _ticket_row
 from storage.sqlite_writer import Conn, SqliteConnections, _one
-
-_TICKET_COLUMNS = (
-    "key, conversation_id, kind, reason, status, claimed_by, resolved_by, quote_id, "
-    "opened_at_ms, updated_at_ms, schema_version, generator"
-)
 
 
 class SqliteTickets(SqliteConnections):
@@ -123,10 +117,3 @@ def _apply_ticket_change(conn: Conn, change: TicketChange) -> bool:
                 ),
             )
             return cursor.rowcount == 1
-
-
-def _ticket_row(row: Sequence[Any]) -> TicketRow:
-    names = [name.strip() for name in _TICKET_COLUMNS.split(",")]
-    values = dict(zip(names, row, strict=True))
-    values["generator_version"] = values.pop("generator")
-    return TicketRow.model_validate(values)

@@ -1,0 +1,265 @@
+"""The PostgreSQL schema and its migrations, versioned in the table `schema_version`.
+
+`MIGRATIONS[i]` takes a database from schema version `i` to `i + 1`; each applied version
+is one row of `schema_version` (the version, when, and which salesbot applied it), so the
+database's version is the highest row. Opening a store runs every migration it lacks in one
+transaction under a transaction-level advisory lock (`MIGRATION_LOCK`): two replicas
+starting together on a new database cannot both migrate it, and a crash mid-upgrade
+leaves the old version (PostgreSQL's DDL is transactional). Migrations are append-only:
+never edit a released one; add the next. A database with a higher version than
+`SCHEMA_VERSION` is refused (`SchemaTooNewError`), never "downgraded"; a database that
+holds tables but no `schema_version` is refused too (`CorruptDatabaseError`), instead of
+being migrated on top of another application's data.
+
+The tables are those of the SQLite store (`storage.sqlite_schema`, at its schema version 9),
+with PostgreSQL's types: times and money are `bigint` (integer epoch milliseconds, integer
+minor units), keys `bytea`, and every JSON document is `text`. An event's envelope is kept
+as the exact text its hash-chain link (`domain.chain`) was computed over: `jsonb` would
+re-serialise it (key order, whitespace, number forms) and break the chain. Global orders
+(the log's `position`, the outbox's and inbounds' `id`, the order streams, tickets and
+lease owners were created in) are identity columns, as SQLite's rowids are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from domain import GENERATOR
+from storage.errors import CorruptDatabaseError, SchemaTooNewError
+
+MIGRATION_LOCK = 0x53424F54_0001
+"""The advisory lock key migrations run under ("SBOT", 1)."""
+
+_V1: tuple[str, ...] = (
+    """
+    CREATE TABLE streams (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        conversation_id text   NOT NULL UNIQUE,
+        version         bigint NOT NULL CHECK (version >= 1),
+        created_at_ms   bigint NOT NULL,
+        updated_at_ms   bigint NOT NULL
+    )
+    """,
+    "CREATE INDEX streams_by_activity ON streams (updated_at_ms)",
+    """
+    CREATE TABLE events (
+        position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        conversation_id text   NOT NULL REFERENCES streams (conversation_id),
+        seq             bigint NOT NULL CHECK (seq >= 1),
+        at_ms           bigint NOT NULL,
+        policy_version  text   NOT NULL,
+        type            text   NOT NULL,
+        delivery_id     text   NOT NULL,
+        envelope        text   NOT NULL,
+        chain_hash      text,
+        UNIQUE (conversation_id, seq)
+    )
+    """,
+    "CREATE INDEX events_by_delivery ON events (delivery_id)",
+    "CREATE INDEX events_by_type ON events (type, at_ms)",
+    """
+    CREATE TABLE deliveries (
+        delivery_id       text   PRIMARY KEY,
+        conversation_id   text   NOT NULL,
+        received_at_ms    bigint NOT NULL,
+        committed_version bigint NOT NULL
+    )
+    """,
+    "CREATE INDEX deliveries_by_time ON deliveries (received_at_ms)",
+    """
+    CREATE TABLE inbounds (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        conversation_id text   NOT NULL,
+        position        bigint NOT NULL CHECK (position >= 1),
+        delivery_id     text   NOT NULL UNIQUE REFERENCES deliveries (delivery_id),
+        received_at_ms  bigint NOT NULL,
+        policy_version  text   NOT NULL,
+        inbound         text   NOT NULL,
+        generator       text,
+        UNIQUE (conversation_id, position)
+    )
+    """,
+    """
+    CREATE TABLE outbox (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key             text   NOT NULL UNIQUE,
+        conversation_id text   NOT NULL,
+        channel         text   NOT NULL,
+        payload         text   NOT NULL,
+        created_at_ms   bigint NOT NULL,
+        available_at_ms bigint NOT NULL,
+        attempts        bigint NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        status          text   NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'in_flight', 'sent', 'dead')),
+        last_error      text,
+        remote_id       text,
+        lease_until_ms  bigint,
+        sent_at_ms      bigint,
+        lease_owner     text
+    )
+    """,
+    """
+    CREATE INDEX outbox_unsent ON outbox (channel, id)
+        WHERE status IN ('pending', 'in_flight')
+    """,
+    "CREATE INDEX outbox_dead ON outbox (id) WHERE status = 'dead'",
+    "CREATE INDEX outbox_sent ON outbox (id) WHERE status = 'sent'",
+    "CREATE INDEX outbox_by_lease_owner ON outbox (lease_owner) WHERE status = 'in_flight'",
+    "CREATE INDEX outbox_by_conversation ON outbox (conversation_id)",
+    """
+    CREATE TABLE outbox_owners (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner          text   NOT NULL UNIQUE,
+        identity       text,
+        started_at_ms  bigint NOT NULL,
+        alive_until_ms bigint NOT NULL
+    )
+    """,
+    "CREATE INDEX outbox_owners_by_identity ON outbox_owners (identity)",
+    """
+    CREATE TABLE tickets (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key             text   NOT NULL UNIQUE,
+        conversation_id text   NOT NULL,
+        kind            text   NOT NULL CHECK (kind IN ('handoff', 'approval')),
+        reason          text   NOT NULL,
+        status          text   NOT NULL CHECK (status IN ('open', 'claimed', 'resolved')),
+        claimed_by      text,
+        resolved_by     text,
+        quote_id        text,
+        opened_at_ms    bigint NOT NULL,
+        updated_at_ms   bigint NOT NULL,
+        schema_version  bigint NOT NULL DEFAULT 1,
+        generator       text
+    )
+    """,
+    "CREATE INDEX tickets_unresolved ON tickets (opened_at_ms, id) WHERE status != 'resolved'",
+    "CREATE INDEX tickets_by_conversation ON tickets (conversation_id)",
+    """
+    CREATE TABLE policies (
+        version        text PRIMARY KEY,
+        canonical_json text NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE adapter_state (
+        key            text   PRIMARY KEY CHECK (char_length(key) BETWEEN 1 AND 1024),
+        value          text   NOT NULL,
+        updated_at_ms  bigint NOT NULL,
+        schema_version bigint NOT NULL,
+        generator      text   NOT NULL
+    )
+    """,
+    # The projections (`storage.postgres_projections`), at row schema version 2.
+    """
+    CREATE TABLE projection_streams (
+        conversation_id   text   PRIMARY KEY,
+        started_at_ms     bigint,
+        prospect_messages bigint NOT NULL CHECK (prospect_messages >= 0),
+        qualified_at_ms   bigint,
+        ending            text   CHECK (ending IN ('won', 'lost', 'abandoned')),
+        first_from_state  text,
+        current_state     text,
+        reached           text   NOT NULL,
+        quotes_issued     bigint NOT NULL DEFAULT 0 CHECK (quotes_issued >= 0),
+        quotes_revised    bigint NOT NULL DEFAULT 0 CHECK (quotes_revised >= 0),
+        quotes_superseded bigint NOT NULL DEFAULT 0 CHECK (quotes_superseded >= 0),
+        schema_version    bigint NOT NULL,
+        generator         text   NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE quote_index (
+        quote_id        text   PRIMARY KEY,
+        conversation_id text   NOT NULL,
+        schema_version  bigint NOT NULL,
+        generator       text   NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE pending_answers (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key             text   NOT NULL UNIQUE,
+        conversation_id text   NOT NULL,
+        delivery_id     text   NOT NULL REFERENCES deliveries (delivery_id),
+        payload         text   NOT NULL,
+        created_at_ms   bigint NOT NULL,
+        schema_version  bigint NOT NULL,
+        generator       text   NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE timers (
+        conversation_id text   PRIMARY KEY,
+        due_at_ms       bigint,
+        version         bigint NOT NULL CHECK (version >= 0)
+    )
+    """,
+    """
+    CREATE INDEX timers_due ON timers (due_at_ms, conversation_id)
+        WHERE due_at_ms IS NOT NULL
+    """,
+    """
+    CREATE TABLE conversation_keys (
+        conversation_id text   NOT NULL,
+        key_id          bigint NOT NULL CHECK (key_id >= 0),
+        key             bytea  NOT NULL CHECK (octet_length(key) = 32),
+        created_at_ms   bigint NOT NULL,
+        PRIMARY KEY (conversation_id, key_id)
+    )
+    """,
+)
+"""Everything the SQLite store holds at its schema version 9, in one step: PostgreSQL
+support starts there, so there is no earlier PostgreSQL schema to upgrade from."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version       integer PRIMARY KEY CHECK (version >= 1),
+    applied_at_ms bigint  NOT NULL,
+    generator     text    NOT NULL
+)
+"""
+
+_FOUND = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+
+_OTHER_TABLES = """
+SELECT COUNT(*) FROM pg_catalog.pg_tables
+WHERE schemaname = current_schema() AND tablename != 'schema_version'
+"""
+
+_STAMP = (
+    "INSERT INTO schema_version (version, applied_at_ms, generator) "
+    "VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $2)"
+)
+
+
+async def schema_version(conn: asyncpg.Connection[Any]) -> int:
+    """The database's schema version (0 for a database salesbot never migrated)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    if not exists:
+        return 0
+    return int(await conn.fetchval(_FOUND))
+
+
+async def migrate(conn: asyncpg.Connection[Any], where: str, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to schema version `target` in one transaction; return the
+    version found. `where` names the database in errors (the DSN without its password)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        found = await schema_version(conn)  # read again under the lock
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNewError(where, found, SCHEMA_VERSION)
+        if found == 0 and await conn.fetchval(_OTHER_TABLES):
+            raise CorruptDatabaseError(where, "it holds tables but no salesbot schema")
+        if found < target:
+            await conn.execute(_VERSION_TABLE)
+            for version in range(found + 1, target + 1):
+                # One round trip per migration (the simple query protocol runs a script).
+                await conn.execute(";\n".join(MIGRATIONS[version - 1]))
+                await conn.execute(_STAMP, version, GENERATOR)
+    return found

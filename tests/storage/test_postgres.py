@@ -1,0 +1,306 @@
+"""PostgreSQL beyond the contract suite (issue 17, items 1–2): what two processes sharing
+one database may do at once — commit the same delivery, commit at the same expected
+version, claim the same outbox — each with a store of its own (its own pool), as two
+replicas would; the schema's migrations from an empty database; and how `SALESBOT_DB`
+selects PostgreSQL and reports a database it cannot use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import asyncpg
+import pytest
+
+from bot.bootstrap import open_store
+from bot.settings import Settings
+from domain.chain import GENESIS, link
+from domain.policy import Policy
+from storage.errors import (
+    ConcurrencyError,
+    CorruptDatabaseError,
+    SchemaTooNewError,
+    StorageError,
+)
+from storage.ports import Commit, CommitResult, OutboxItem
+from storage.postgres import PostgresStore
+from storage.postgres_schema import SCHEMA_VERSION
+from tests.storage.builders import handoff_script
+from tests.storage.conftest import fresh_database
+from tests.storage.test_contract import outbox_item
+from tests.support.cli import run as run_cli
+from tests.support.postgres import Cluster
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def dsn(postgres_cluster: Cluster) -> AsyncIterator[str]:
+    async with fresh_database(postgres_cluster) as address:
+        yield address
+
+
+async def held_back(
+    dsn: str, table: str, racers: Sequence[Callable[[], Awaitable[T]]]
+) -> list[T | BaseException]:
+    """Run `racers` at once, all held back on a lock of `table` until every one of them
+    waits for it, then let them go together: a race that is really run every time."""
+    holder = await asyncpg.connect(dsn)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        tasks = [asyncio.ensure_future(racer()) for racer in racers]
+        for _ in range(2000):
+            waiting = await holder.fetchval(
+                "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
+                table,
+            )
+            if waiting >= len(racers):
+                break
+            await asyncio.sleep(0.005)
+        else:
+            raise AssertionError(f"the racers never all waited for {table}")
+        await transaction.rollback()
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+    finally:
+        await holder.close()
+
+
+async def test_the_same_delivery_committed_by_two_processes_at_once_is_stored_once(
+    dsn: str, default_policy: Policy
+) -> None:
+    commit = handoff_script(default_policy, "conv-1").commits[0]
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        results = await held_back(
+            dsn, "deliveries", [lambda: one.commit(commit), lambda: two.commit(commit)]
+        )
+        assert sorted(results, key=str) == sorted(
+            [
+                CommitResult(status="committed", version=len(commit.events)),
+                CommitResult(status="duplicate", version=len(commit.events)),
+            ],
+            key=str,
+        )
+        assert await one.load("conv-1") == list(commit.events)
+        assert [i.delivery_id for i in await two.inbounds("conv-1")] == [commit.delivery_id]
+        keys = [item.key for item in commit.outbox]
+        assert [await one.outbox_item(key) is not None for key in keys] == [True] * len(keys)
+        assert await one.pending_count() == len(keys) + len(commit.answers)
+
+
+async def test_two_processes_at_the_same_expected_version_one_wins_and_nothing_is_lost(
+    dsn: str, default_policy: Policy
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits[:2]
+    rival = second.model_copy(update={"delivery_id": "rival"})
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        await one.commit(first)
+        results = await held_back(
+            dsn, "streams", [lambda: one.commit(second), lambda: two.commit(rival)]
+        )
+        won = [r for r in results if isinstance(r, CommitResult)]
+        lost = [r for r in results if isinstance(r, ConcurrencyError)]
+        assert len(won) == 1, results
+        assert len(lost) == 1, results
+        version = len(first.events) + len(second.events)
+        assert won[0] == CommitResult(status="committed", version=version)
+        assert (lost[0].expected, lost[0].actual) == (len(first.events), version)
+        assert await two.version("conv-1") == version
+        # The loser left nothing: one delivery of the two, one chain without a fork.
+        assert [await one.seen(d) for d in ("rival", second.delivery_id)].count(True) == 1
+        stored = await one.stored_events("conv-1")
+        assert [link_.seq for link_ in stored] == list(range(1, version + 1))
+        previous = GENESIS
+        for link_ in stored:
+            previous = link(previous, link_.envelope)
+            assert link_.chain_hash == previous
+
+
+async def test_a_new_conversation_started_by_two_processes_at_once_is_started_once(
+    dsn: str, default_policy: Policy
+) -> None:
+    first = handoff_script(default_policy, "conv-1").commits[0]
+    rival = first.model_copy(update={"delivery_id": "rival"})
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        results = await held_back(
+            dsn, "streams", [lambda: one.commit(first), lambda: two.commit(rival)]
+        )
+    assert sorted(type(r).__name__ for r in results) == ["CommitResult", "ConcurrencyError"]
+
+
+async def test_two_processes_claiming_one_outbox_never_get_the_same_item_nor_overtake(
+    dsn: str,
+) -> None:
+    items = [
+        outbox_item(f"{channel}-{n}", f"slack:{channel}")
+        for n in range(12)
+        for channel in ("A", "B", "C", "D", "E")
+    ]
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        await one.enqueue(items)
+        await one.heartbeat("one", 0, 10**12)
+        await two.heartbeat("two", 0, 10**12)
+        claimed: dict[str, list[OutboxItem]] = {"one": [], "two": []}
+
+        async def sender(store: PostgresStore, owner: str) -> None:
+            # Claim, send what was claimed in order, claim again, until nothing is left.
+            while batch := await store.claim_due(0, 3, 10**9, owner=owner, per_channel=2):
+                claimed[owner].extend(batch)
+                for item in batch:
+                    assert await store.mark_sent(item.key, 1)
+
+        await asyncio.gather(*(sender(one, "one") for _ in range(3)), sender(two, "two"))
+        everything = claimed["one"] + claimed["two"]
+        assert sorted(item.key for item in everything) == sorted(item.key for item in items)
+        assert await one.pending_count() == 0
+        sent = await one.sent_items("slack:", 1000)
+        for channel in "ABCDE":
+            in_order = [item.key for item in sent if item.channel == f"slack:{channel}"]
+            assert in_order == [f"{channel}-{n}" for n in range(12)]
+
+
+async def test_a_claim_racing_another_takes_nothing_the_other_holds(dsn: str) -> None:
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        await one.enqueue([outbox_item(f"{c}-{n}", f"slack:{c}") for c in "AB" for n in range(3)])
+        # Both owners alive: a lease of an owner without a heartbeat is claimable at once.
+        await one.heartbeat("one", 0, 10**12)
+        await two.heartbeat("two", 0, 10**12)
+        results = await held_back(
+            dsn,
+            "outbox",
+            [
+                lambda: one.claim_due(0, 10, 10**9, owner="one"),
+                lambda: two.claim_due(0, 10, 10**9, owner="two"),
+            ],
+        )
+    batches = [r for r in results if isinstance(r, list)]
+    assert len(batches) == 2
+    keys = [item.key for batch in batches for item in batch]
+    assert len(keys) == len(set(keys))
+    assert sorted(keys) == sorted(f"{c}-{n}" for c in "AB" for n in range(3))
+
+
+# -- the schema ---------------------------------------------------------------------------
+
+
+async def test_an_empty_database_is_migrated_once_to_the_current_schema(dsn: str) -> None:
+    async with await PostgresStore.open(dsn):
+        pass
+    async with await PostgresStore.open(dsn):
+        pass
+    conn = await asyncpg.connect(dsn)
+    try:
+        versions = [row[0] for row in await conn.fetch("SELECT version FROM schema_version")]
+        types = {
+            (row[0], row[1]): row[2]
+            for row in await conn.fetch(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema()"
+            )
+        }
+    finally:
+        await conn.close()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    # Events keep the exact text their chain links; times and counts are integers.
+    assert types["events", "envelope"] == "text"
+    assert types["events", "at_ms"] == "bigint"
+    assert types["outbox", "payload"] == "text"
+    assert types["conversation_keys", "key"] == "bytea"
+    assert not [column for column, kind in types.items() if kind in ("jsonb", "json")]
+    assert not [c for c, kind in types.items() if c[1].endswith("_ms") and kind != "bigint"]
+
+
+async def test_two_processes_opening_one_empty_database_at_once_both_get_one_schema(
+    dsn: str,
+) -> None:
+    stores = await asyncio.gather(PostgresStore.open(dsn), PostgresStore.open(dsn))
+    for store in stores:
+        assert await store.version("nobody") == 0
+        await store.close()
+
+
+async def test_a_database_from_a_newer_salesbot_is_refused(dsn: str) -> None:
+    async with await PostgresStore.open(dsn):
+        pass
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO schema_version VALUES ($1, 0, 'salesbot from the future')",
+            SCHEMA_VERSION + 1,
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(SchemaTooNewError) as refused:
+        await PostgresStore.open(dsn)
+    assert refused.value.found == SCHEMA_VERSION + 1
+
+
+async def test_a_database_holding_another_applications_tables_is_refused(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE customers (id integer)")
+    finally:
+        await conn.close()
+    with pytest.raises(CorruptDatabaseError, match="no salesbot schema"):
+        await PostgresStore.open(dsn)
+
+
+# -- selecting it -----------------------------------------------------------------------
+
+
+async def test_a_postgresql_url_in_salesbot_db_opens_postgresql_and_a_path_sqlite(
+    dsn: str, tmp_path: object
+) -> None:
+    async with open_store(Settings(salesbot_db=dsn)) as store:
+        assert isinstance(store, PostgresStore)
+    async with open_store(Settings(salesbot_db=str(tmp_path) + "/salesbot.db")) as store:
+        assert type(store).__name__ == "SqliteStore"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "postgresql://salesbot@127.0.0.1:1/salesbot",  # nothing listens on port 1
+        "postgresql://salesbot@127.0.0.1:notaport/salesbot",
+    ],
+)
+def test_a_database_that_cannot_be_reached_is_one_line_naming_it(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALESBOT_DB", address)
+    code, _out, err = run_cli("replay")
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith("salesbot: error: ")
+    assert "Traceback" not in err
+    assert "127.0.0.1" in err
+
+
+def test_a_missing_database_and_a_password_are_reported_without_the_password(
+    postgres_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = postgres_cluster.dsn.replace("salesbot@", "salesbot:s3cret@")
+    monkeypatch.setenv("SALESBOT_DB", address.rsplit("/", 1)[0] + "/no_such_database")
+    code, _out, err = run_cli("replay")
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert "no_such_database" in err
+    assert "s3cret" not in err
+
+
+async def test_a_closed_store_refuses_and_says_so_in_storage_terms(dsn: str) -> None:
+    store = await PostgresStore.open(dsn)
+    await store.close()
+    with pytest.raises(StorageError, match="closed"):
+        await store.commit(
+            Commit(
+                conversation_id="c",
+                expected_version=0,
+                delivery_id="d",
+                received_at_ms=0,
+                policy_version="p",
+                inbound=None,
+            )
+        )
