@@ -45,8 +45,11 @@ class BootSlot:
 
     @classmethod
     def acquire(cls, database: str | Path, *, slots: int = MAX_SLOTS) -> BootSlot | None:
-        """The lowest free slot of `database`, or None when none can be held."""
-        if fcntl is None:
+        """The lowest free slot of `database`, or None when none can be held. A database
+        server (a `postgresql://` URL) has no file to lock beside it, and its processes may
+        run on several hosts: they resume by heartbeat (and the URL, which may hold a
+        password, is never logged)."""
+        if fcntl is None or "://" in str(database):
             return None
         database = Path(database)
         for number in range(slots):
@@ -82,8 +85,9 @@ class BootSlot:
     @staticmethod
     def held(database: str | Path) -> list[Path]:
         """The slots of `database` a live process holds now (each tried without waiting and
-        let go at once): a running `salesbot serve` holds one. Empty without locking."""
-        if fcntl is None:
+        let go at once): a running `salesbot serve` holds one. Empty without locking, and
+        for a database server."""
+        if fcntl is None or "://" in str(database):
             return []
         database = Path(database)
         held = []

@@ -20,8 +20,16 @@ EXIT_OK = 0
 
 def _store_path(args: argparse.Namespace) -> Path:
     from bot.settings import load_settings
+    from storage.errors import StorageError
+    from storage.postgres import is_postgres_url
 
-    return Path(args.db) if args.db is not None else Path(load_settings().salesbot_db)
+    database = args.db if args.db is not None else load_settings().salesbot_db
+    if is_postgres_url(database):
+        raise StorageError(
+            "backup and restore copy the SQLite store; back PostgreSQL up with its own tools "
+            "(pg_dump, or the server's base backups)"
+        )
+    return Path(database)
 
 
 def _report(verb: str, snapshot: Any, out: TextIO, as_json: bool) -> None:

@@ -84,13 +84,14 @@ def _progress(err: TextIO) -> Progress:
 async def _verify_live(args: argparse.Namespace, err: TextIO) -> VerifyReport | str:
     from bot.bootstrap import open_store
     from bot.settings import load_settings
+    from storage.postgres import is_postgres_url
 
     settings = load_settings()
-    path = Path(args.db) if args.db is not None else Path(settings.salesbot_db)
+    database = args.db if args.db is not None else settings.salesbot_db
     origin = "--db" if args.db is not None else "SALESBOT_DB"
-    if not path.is_file():
-        return f"cannot verify {path} ({origin}): there is no database file there"
-    settings = settings.model_copy(update={"salesbot_db": str(path)})
+    if not is_postgres_url(database) and not Path(database).is_file():
+        return f"cannot verify {database} ({origin}): there is no database file there"
+    settings = settings.model_copy(update={"salesbot_db": str(database)})
     async with open_store(settings) as store:
         return await verify_store(store, _progress(err))
 

@@ -189,3 +189,18 @@ def test_json_says_what_the_copy_holds(db: Path, tmp_path: Path) -> None:
     assert data["events"] == rows(db, "SELECT COUNT(*) FROM events")[0][0]
     assert data["bytes"] == copy.stat().st_size
     assert data["schema_version"] == SCHEMA_VERSION
+
+
+def test_backup_and_restore_say_in_one_line_that_postgresql_has_its_own_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALESBOT_DB", "postgresql://salesbot:secret@db.internal:5432/salesbot")
+    for argv in (("backup", str(tmp_path / "b.db")), ("restore", str(tmp_path / "b.db"))):
+        code, out, err = run(*argv)
+        assert (code, out) == (2, "")
+        assert err == (
+            "salesbot: error: backup and restore copy the SQLite store; back PostgreSQL up "
+            "with its own tools (pg_dump, or the server's base backups)\n"
+        )
+    assert BootSlot.acquire("postgresql://salesbot:secret@db.internal/salesbot") is None
+    assert BootSlot.held("postgresql://salesbot:secret@db.internal/salesbot") == []
