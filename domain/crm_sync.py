@@ -59,15 +59,7 @@ def crm_events(
     """The `crm_sync_requested` events one decision calls for, to be recorded right after
     its last event (`after.version`)."""
     return [
-        CrmSyncRequested(
-            artifact=request.artifact,
-            external_id=request.external_id,
-            reason=request.reason,
-            deal=request.deal,
-            quote_id=request.quote_id,
-            quote_version=request.quote_version,
-            note=request.note,
-        )
+        CrmSyncRequested(**dict(request))  # the event is the request, on the record
         for request in sync_requests(
             crm_facts(before), crm_facts(after), config, first_seq=after.version + 1
         )

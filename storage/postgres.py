@@ -63,8 +63,17 @@ from storage.postgres_projections import (
     stored_projection,
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
-from storage.projections import PROJECTION_SCHEMA_VERSION, differences
-from storage.sql_rows import answer_row, event_rows, metrics_rows, outbox_row, stored_inbound
+from storage.projections import differences
+from storage.sql_rows import (
+    answer_row,
+    event_rows,
+    links,
+    metrics_projection,
+    outbox_row,
+    pending_answers,
+    rebuild_summary,
+    stored_inbound,
+)
 
 _PAGE = 500  # rows per read when iterating the whole log
 
@@ -135,15 +144,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
             conversation_id,
         )
         keys = await self._keys(conversation_id) if rows else {}
-        return [
-            Link(
-                seq=seq,
-                envelope=envelope,
-                chain_hash=chain,
-                opened=sealing.opened_json(envelope, keys),
-            )
-            for seq, envelope, chain in rows
-        ]
+        return links(rows, keys)
 
     async def version(self, conversation_id: str) -> int:
         rows = await self._fetch(
@@ -366,12 +367,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
     # -- projections --------------------------------------------------------------------
 
     async def metrics_projection(self) -> MetricsProjection:
-        rows = await self._fetch(METRICS_READ)
-        try:
-            counts, times = metrics_rows([tuple(row) for row in rows])
-        except ValueError as exc:
-            raise StorageError(str(exc)) from None
-        return MetricsProjection(counts=counts, qualification_ms=tuple(times))
+        return metrics_projection(await self._fetch(METRICS_READ))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(
@@ -388,15 +384,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
             events = int(await conn.fetchval("SELECT COUNT(*) FROM events"))
             changed = differences(await stored_projection(conn), projection)
             await replace_all(conn, projection)
-            return RebuildSummary(
-                events=events,
-                conversations=len(projection.facts),
-                qualified=len(projection.qualified()),
-                quotes=len(projection.quotes),
-                changed=changed,
-                schema_version=PROJECTION_SCHEMA_VERSION,
-                generator=GENERATOR,
-            )
+            return rebuild_summary(events, projection, changed)
 
         return await self._transaction(run)
 
@@ -407,16 +395,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets):
             "SELECT key, conversation_id, delivery_id, payload, created_at_ms "
             "FROM pending_answers ORDER BY id"
         )
-        return [
-            PendingAnswer(
-                key=key,
-                conversation_id=conversation_id,
-                delivery_id=delivery_id,
-                payload=json.loads(payload),
-                created_at_ms=created,
-            )
-            for key, conversation_id, delivery_id, payload, created in rows
-        ]
+        return pending_answers(rows)
 
     async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
         rows = [outbox_row(item) for item in items]

@@ -10,13 +10,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from domain import GENERATOR
+from domain.chain import Link
 from domain.events import EventEnvelope
 from storage import sealing
 from storage._rules import dumps
+from storage.errors import StorageError
 from storage.ports import (
     PENDING_ANSWER_SCHEMA_VERSION,
+    MetricsProjection,
     OutboxItem,
     PendingAnswer,
+    RebuildSummary,
     StoredInbound,
     TicketRow,
 )
@@ -24,6 +28,7 @@ from storage.projections import (
     PROJECTION_SCHEMA_VERSION,
     QUOTES,
     CounterKey,
+    Projection,
     StreamFacts,
     contribution,
     count_table,
@@ -211,3 +216,52 @@ def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int
             counters[key] += one * value
     times.sort()
     return count_table(counters.items()), times
+
+
+def links(rows: Iterable[Any], keys: dict[int, bytes]) -> list[Link]:
+    """A stream's stored events (`seq, envelope, chain_hash` rows) as chain links, each
+    with its sealed values opened by the conversation's `keys`."""
+    return [
+        Link(
+            seq=seq, envelope=envelope, chain_hash=chain, opened=sealing.opened_json(envelope, keys)
+        )
+        for seq, envelope, chain in rows
+    ]
+
+
+def pending_answers(rows: Iterable[Any]) -> list[PendingAnswer]:
+    """`key, conversation_id, delivery_id, payload, created_at_ms` rows, in order."""
+    return [
+        PendingAnswer(
+            key=key,
+            conversation_id=conversation_id,
+            delivery_id=delivery_id,
+            payload=json.loads(payload),
+            created_at_ms=created,
+        )
+        for key, conversation_id, delivery_id, payload, created in rows
+    ]
+
+
+def metrics_projection(rows: Iterable[Any]) -> MetricsProjection:
+    """The metrics read's rows as the projection `/metrics` reads; rows of another
+    projection schema are a `StorageError` (run `salesbot projections rebuild`)."""
+    try:
+        counts, times = metrics_rows([tuple(row) for row in rows])
+    except ValueError as exc:
+        raise StorageError(str(exc)) from None
+    return MetricsProjection(counts=counts, qualification_ms=tuple(times))
+
+
+def rebuild_summary(events: int, projection: Projection, changed: int) -> RebuildSummary:
+    """What `rebuild_projections` reports, for `events` stored events folded into
+    `projection`, of whose rows `changed` differed from the stored ones."""
+    return RebuildSummary(
+        events=events,
+        conversations=len(projection.facts),
+        qualified=len(projection.qualified()),
+        quotes=len(projection.quotes),
+        changed=changed,
+        schema_version=PROJECTION_SCHEMA_VERSION,
+        generator=GENERATOR,
+    )

@@ -47,10 +47,15 @@ from storage.ports import (
     RebuildSummary,
     StoredInbound,
 )
-from storage.projections import PROJECTION_SCHEMA_VERSION, differences
+from storage.projections import differences
 from storage.sql_rows import answer_row as _answer_row
 from storage.sql_rows import event_rows as _event_rows
-from storage.sql_rows import metrics_rows
+from storage.sql_rows import (
+    links,
+    metrics_projection,
+    pending_answers,
+    rebuild_summary,
+)
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sql_rows import stored_inbound as _stored_inbound
 from storage.sqlite_outbox import SqliteOutbox, _insert_outbox
@@ -132,15 +137,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             (conversation_id,),
         )
         keys = await self._keys(conversation_id) if rows else {}
-        return [
-            Link(
-                seq=seq,
-                envelope=envelope,
-                chain_hash=chain,
-                opened=sealing.opened_json(envelope, keys),
-            )
-            for seq, envelope, chain in rows
-        ]
+        return links(rows, keys)
 
     async def version(self, conversation_id: str) -> int:
         rows = await self._fetch(
@@ -346,12 +343,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
     # -- projections --------------------------------------------------------------------
 
     async def metrics_projection(self) -> MetricsProjection:
-        rows = await self._fetch(METRICS_READ)
-        try:
-            counts, times = metrics_rows(rows)
-        except ValueError as exc:
-            raise StorageError(str(exc)) from None
-        return MetricsProjection(counts=counts, qualification_ms=tuple(times))
+        return metrics_projection(await self._fetch(METRICS_READ))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(
@@ -377,15 +369,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             _, events = log_position(conn)
             changed = differences(stored_projection(conn), projection)
             replace_all(conn, projection)
-            return RebuildSummary(
-                events=events,
-                conversations=len(projection.facts),
-                qualified=len(projection.qualified()),
-                quotes=len(projection.quotes),
-                changed=changed,
-                schema_version=PROJECTION_SCHEMA_VERSION,
-                generator=GENERATOR,
-            )
+            return rebuild_summary(events, projection, changed)
 
         return await self._write(run)
 
@@ -396,16 +380,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             "SELECT key, conversation_id, delivery_id, payload, created_at_ms "
             "FROM pending_answers ORDER BY id"
         )
-        return [
-            PendingAnswer(
-                key=key,
-                conversation_id=conversation_id,
-                delivery_id=delivery_id,
-                payload=json.loads(payload),
-                created_at_ms=created,
-            )
-            for key, conversation_id, delivery_id, payload, created in rows
-        ]
+        return pending_answers(rows)
 
     async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
         rows = [_outbox_row(item) for item in items]
