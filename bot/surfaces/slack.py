@@ -17,7 +17,7 @@ from adapters.slack.ids import SCHEME
 from adapters.slack.installation import SlackInstallation
 from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
-from adapters.slack.sender import SlackSender, make_client
+from adapters.slack.sender import SharedSession, SlackSender, make_client
 from bot.pause import PausedWhile
 from bot.settings import Settings
 from bot.surfaces.base import Registration, Surface, Wiring
@@ -90,6 +90,7 @@ def _build(
 ) -> Surface:
     settings, store, clock = wiring.settings, wiring.store, wiring.clock
     client = client or make_client(config.bot_token.get_secret_value(), config.api_url)
+    connections = SharedSession(client)
     directory = SlackDirectory(
         client,
         auditors=frozenset(settings.salesbot_auditors),
@@ -126,6 +127,7 @@ def _build(
     )
 
     async def start() -> None:
+        connections.open()  # before the first call: every call reuses its connections
         await installation.start()  # a persisted pause holds from the start
         if socket is not None:
             await socket.connect()
@@ -139,6 +141,7 @@ def _build(
     async def close() -> None:
         await responses.close()
         await installation.close()
+        await connections.close()
 
     return Surface(
         name=NAME,

@@ -129,6 +129,9 @@ class FakeSlackApi:
         self.bot_id = bot_id
         self.app_id = app_id
         self.calls: list[Call] = []
+        self.peers: list[tuple[str, object]] = []
+        """(method, the client's address and port) per Web API request: which connection
+        carried it, so a test can tell a kept-alive connection from a new one per call."""
         self.views: list[dict[str, Any]] = []
         self._users: dict[str, dict[str, Any]] = {}
         for user_id, fields in (users or {}).items():
@@ -302,6 +305,8 @@ class FakeSlackApi:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        transport = request.transport
+        self.peers.append((method, transport.get_extra_info("peername") if transport else None))
         params = await _params(request)
         token = params.pop("token", None)
         auth = request.headers.get("Authorization", "")
