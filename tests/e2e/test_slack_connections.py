@@ -3,6 +3,8 @@ call, instead of a new TCP connection (a TLS handshake against slack.com) per me
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import SecretStr
 
 from bot.settings import Settings
@@ -10,6 +12,10 @@ from tests.e2e.harness import eventually, serving
 from tests.fakes.slack_api import FakeSlackApi
 
 TOKEN, LEADS = "leads-token", "C0LEADS"
+
+
+def cards_reach(api: FakeSlackApi, count: int) -> Callable[[], bool]:
+    return lambda: len(api.messages(LEADS)) >= count
 
 
 async def test_cards_posted_one_after_another_reuse_one_connection() -> None:
@@ -32,9 +38,7 @@ async def test_cards_posted_one_after_another_reuse_one_connection() -> None:
                     "/leads", json=lead, headers={"Authorization": f"Bearer {TOKEN}"}
                 )
                 assert created.status in (200, 201)
-                await eventually(
-                    lambda n=number: len(api.messages(LEADS)) >= n, f"lead card {number}"
-                )
+                await eventually(cards_reach(api, number), f"lead card {number}")
     posts = [peer for method, peer in api.peers if method == "chat.postMessage"]
     assert len(posts) >= 3
     assert len(set(posts)) == 1, f"{len(set(posts))} connections for {len(posts)} posts"
