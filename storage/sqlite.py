@@ -560,7 +560,11 @@ def _sealed_rows(
     key_id, key = _conversation_key(conn, conversation_id, events[0].seq, events[0].at_ms)
     sealed_rows = []
     for env, row in zip(events, rows, strict=True):
-        text = sealing.seal_event(env, key_id, key) if sealing.has_personal_event(env) else None
+        text = (
+            sealing.seal_event(env, key_id, key, dumped=str(row[6]))
+            if sealing.has_personal_event(env)
+            else None
+        )
         sealed_rows.append(row if text is None else (*row[:6], text))
     return sealed_rows
 

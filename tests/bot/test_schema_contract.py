@@ -31,6 +31,7 @@ from bot.cli import main
 from bot.policy_loader import load_policy
 from bot.routing import CompositeRouter
 from domain import GENERATOR
+from domain.events import EventEnvelope
 from domain.inbound import LeadArrived, LeadDetails
 from storage.sqlite import SqliteStore
 from tests.storage.scripted import FEED, MANAGER, PROSPECT, REP, SalesDay
@@ -163,6 +164,18 @@ def test_every_stored_event_validates_and_every_quote_made_is_an_offer(
         assert (envelope["schema_version"], envelope["generator"]) == (1, GENERATOR)
         if kind in ("quote_issued", "quote_revised"):
             assert_valid("offer", envelope)
+
+
+def test_every_sealed_event_is_stored_as_the_envelope_model_writes_it(
+    sales_day_store: Path,
+) -> None:
+    """The chain links the stored bytes; sealing writes them without the model round trip,
+    so they must be exactly what the model would write for the same data."""
+    events = rows(sales_day_store, "SELECT envelope FROM events ORDER BY position")
+    sealed = [text for (text,) in events if '"sealed":' in text]
+    assert len(sealed) > 20
+    for text in sealed:
+        assert EventEnvelope.model_validate_json(text).model_dump_json() == text
 
 
 def test_every_stored_inbound_validates_and_its_row_names_the_salesbot_that_stored_it(
