@@ -136,13 +136,13 @@ def paths_of_inbound(data: Mapping[str, Any]) -> tuple[Path, ...]:
 def split(
     data: Mapping[str, Any], paths: tuple[Path, ...]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`data` masked (a deep copy: every value at `paths` replaced by its placeholder) and
+    """`data` masked (a copy: every value at `paths` replaced by its placeholder) and
     the personal values taken out, by path key (`key_of`). A path absent from `data`, or
     holding null or an empty string, takes nothing out."""
-    masked = copy.deepcopy(dict(data))
+    masked = dict(data)
     taken: dict[str, Any] = {}
     for path in paths:
-        parent, last = _parent(masked, path)
+        parent, last = _own_parent(masked, path)
         if parent is None or last not in parent:
             continue
         value = parent[last]
@@ -205,6 +205,23 @@ def _parent(data: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, st
     for step in steps[:-1]:
         node = node.get(step) if isinstance(node, dict) else None
     return (node if isinstance(node, dict) else None), steps[-1]
+
+
+def _own_parent(masked: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, str]:
+    """`_parent` in `masked`, a copy of the record that shares its unchanged parts with the
+    record: every object on the way to the path's value is copied first, so the value can
+    be replaced without touching the record (a deep copy of the whole record cost most of
+    sealing an event). Placeholders are new values, so nothing of the record is changed."""
+    steps = path[:-1] if path[-1] == MASK_ALL else path
+    node = masked
+    for step in steps[:-1]:
+        child = node.get(step)
+        if not isinstance(child, dict):
+            return None, steps[-1]
+        copied = dict(child)
+        node[step] = copied
+        node = copied
+    return node, steps[-1]
 
 
 def _placeholder(value: Any, path: Path, mark: str) -> Any:
