@@ -30,8 +30,25 @@ class Sparse(Frozen):
     def _without_unused_later_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if isinstance(data, dict):
-            fields = type(self).model_fields
-            for name in self.ADDED_LATER:
-                if getattr(self, name) == fields[name].get_default(call_default_factory=True):
+            for name, default in _later_defaults(type(self)):
+                if getattr(self, name) == default:
                     data.pop(name, None)
         return data
+
+
+_DEFAULTS: dict[type[Sparse], tuple[tuple[str, Any], ...]] = {}
+
+
+def _later_defaults(cls: type[Sparse]) -> tuple[tuple[str, Any], ...]:
+    """Each later field's default, worked out once per class rather than at every dump (a
+    default factory built a new default for every comparison). The defaults are only ever
+    compared with, never handed out, so one instance each is safe."""
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        fields = cls.model_fields
+        found = tuple(
+            (name, fields[name].get_default(call_default_factory=True))
+            for name in cls.ADDED_LATER
+        )
+        _DEFAULTS[cls] = found
+    return found
