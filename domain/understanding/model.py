@@ -94,9 +94,23 @@ def to_micro(value: object) -> int:
 
 
 def from_micro(value: int) -> Decimal:
-    """Integer millionths back to the exact decimal (normalized: 0.5, not 0.500000)."""
-    number = Decimal(value).scaleb(-6)
-    return number.normalize() if number else Decimal(0)
+    """Integer millionths back to the exact decimal (normalized: 0.5, not 0.500000).
+
+    Memoized: an explanation turns every weight and product of a message's features into a
+    decimal (about seventy per head, several heads per message), and a model has a few
+    thousand distinct weights. Decimals are immutable, so one instance per value is safe."""
+    found = _DECIMALS.get(value)
+    if found is None:
+        number = Decimal(value).scaleb(-6)
+        found = number.normalize() if number else Decimal(0)
+        if len(_DECIMALS) >= _DECIMALS_KEPT:
+            _DECIMALS.clear()  # a bound on memory; values are recomputed identically
+        _DECIMALS[value] = found
+    return found
+
+
+_DECIMALS: dict[int, Decimal] = {}
+_DECIMALS_KEPT = 100_000
 
 
 class Calibration(Frozen):

@@ -333,18 +333,20 @@ def explain(
 ) -> tuple[tuple[Term, ...], Decimal, Decimal]:
     """The non-zero `w × x` of one head, largest first, with the exact sum and threshold."""
     spec = model.head(head)
+    weights = spec.weights
+    total = spec.bias
+    found: list[tuple[int, str, int, int]] = []
+    for feature, value in features.items():
+        weight = weights.get(feature)
+        if weight and value:
+            product = weight * value
+            total += product
+            found.append((-abs(product), feature, weight, value))
+    found.sort()  # largest |w × x| first, then by name: |w × x| in millionths orders alike
     terms = [
-        Term(
-            feature,
-            from_micro(spec.weights[feature]),
-            value,
-            from_micro(spec.weights[feature] * value),
-        )
-        for feature, value in features.items()
-        if spec.weights.get(feature) and value
+        Term(feature, from_micro(weight), value, from_micro(weight * value))
+        for _, feature, weight, value in found
     ]
-    terms.sort(key=lambda t: (-abs(t.contribution), t.feature))
-    total = spec.bias + sum(spec.weights.get(f, 0) * v for f, v in features.items())
     if head == "band":  # the threshold that decided: hot when reached, else warm
         threshold = model.band.hot if total >= model.band.hot else model.band.warm
     else:
