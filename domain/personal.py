@@ -155,17 +155,26 @@ def split(
 
 def join(masked: Mapping[str, Any], taken: Mapping[str, Any] | None) -> dict[str, Any]:
     """The record again from its masked form and its personal values; with `taken` None
-    (the key is gone), every placeholder reads `ERASED` instead."""
-    data = copy.deepcopy(dict(masked))
-    return _fill(data, taken, ERASED)
+    (the key is gone), every placeholder reads `ERASED` instead. A new record that shares
+    its unchanged parts with `masked` (as `split`'s: copying the whole record was a third of
+    reading a conversation back), never changing `masked`."""
+    if taken is None:
+        replaced: dict[str, Any] = _replace_strings(masked, SEALED, ERASED)  # all new objects
+        return replaced
+    data = dict(masked)
+    for key, value in taken.items():
+        parent, last = _own_parent(data, tuple(key.split("/")))
+        if parent is not None:
+            parent[last] = copy.deepcopy(value)
+    return data
 
 
 def erased(masked: Mapping[str, Any], paths: tuple[Path, ...]) -> dict[str, Any]:
     """A record written before sealing existed, read as erased: every personal value at
     `paths` replaced by `ERASED` (for copies outside the chain, such as a stored inbound)."""
-    data = copy.deepcopy(dict(masked))
+    data = dict(masked)
     for path in paths:
-        parent, last = _parent(data, path)
+        parent, last = _own_parent(data, path)
         if parent is None or last not in parent or parent[last] in (None, "", {}, []):
             continue
         parent[last] = _placeholder(parent[last], path, ERASED)
@@ -174,18 +183,6 @@ def erased(masked: Mapping[str, Any], paths: tuple[Path, ...]) -> dict[str, Any]
 
 def key_of(path: Path) -> str:
     return "/".join(path)
-
-
-def _fill(data: dict[str, Any], taken: Mapping[str, Any] | None, mark: str) -> dict[str, Any]:
-    if taken is not None:
-        for key, value in taken.items():
-            path = tuple(key.split("/"))
-            parent, last = _parent(data, path)
-            if parent is not None:
-                parent[last] = copy.deepcopy(value)
-        return data
-    replaced: dict[str, Any] = _replace_strings(data, SEALED, mark)
-    return replaced
 
 
 def _replace_strings(value: Any, old: str, new: str) -> Any:
@@ -198,22 +195,14 @@ def _replace_strings(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _parent(data: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, str]:
-    """The object holding the path's value and its key (the path without `MASK_ALL`)."""
+def _own_parent(copied: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, str]:
+    """The object holding the path's value and its key (the path without `MASK_ALL`), in
+    `copied`: a shallow copy of a record, sharing its unchanged parts with it. Every object
+    on the way to the value is copied first, so the value can be replaced without touching
+    the record (a deep copy of the whole record cost most of sealing an event, and a third
+    of reading a conversation back). Placeholders and filled values are new objects."""
     steps = path[:-1] if path[-1] == MASK_ALL else path
-    node: Any = data
-    for step in steps[:-1]:
-        node = node.get(step) if isinstance(node, dict) else None
-    return (node if isinstance(node, dict) else None), steps[-1]
-
-
-def _own_parent(masked: dict[str, Any], path: Path) -> tuple[dict[str, Any] | None, str]:
-    """`_parent` in `masked`, a copy of the record that shares its unchanged parts with the
-    record: every object on the way to the path's value is copied first, so the value can
-    be replaced without touching the record (a deep copy of the whole record cost most of
-    sealing an event). Placeholders are new values, so nothing of the record is changed."""
-    steps = path[:-1] if path[-1] == MASK_ALL else path
-    node = masked
+    node = copied
     for step in steps[:-1]:
         child = node.get(step)
         if not isinstance(child, dict):
