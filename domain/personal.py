@@ -25,7 +25,6 @@ cryptography (that is the store's).
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -156,8 +155,9 @@ def split(
 def join(masked: Mapping[str, Any], taken: Mapping[str, Any] | None) -> dict[str, Any]:
     """The record again from its masked form and its personal values; with `taken` None
     (the key is gone), every placeholder reads `ERASED` instead. A new record that shares
-    its unchanged parts with `masked` (as `split`'s: copying the whole record was a third of
-    reading a conversation back), never changing `masked`."""
+    its unchanged parts with `masked` and holds `taken`'s values themselves (as `split`'s:
+    copying the whole record was a third of reading a conversation back); `masked` is never
+    changed."""
     if taken is None:
         replaced: dict[str, Any] = _replace_strings(masked, SEALED, ERASED)  # all new objects
         return replaced
@@ -165,7 +165,7 @@ def join(masked: Mapping[str, Any], taken: Mapping[str, Any] | None) -> dict[str
     for key, value in taken.items():
         parent, last = _own_parent(data, tuple(key.split("/")))
         if parent is not None:
-            parent[last] = copy.deepcopy(value)
+            parent[last] = value
     return data
 
 
