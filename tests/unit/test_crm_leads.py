@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.policy_loader import load_policy
 from domain.audit import audit_conversation, render_audit
-from domain.events import BotReplied, LeadLeftForRep, LeadScored
+from domain.events import BotReplied, CrmSyncRequested, LeadLeftForRep, LeadScored
 from domain.inbound import LeadArrived, LeadDetails
 from domain.policy import Policy
 from domain.replay import replay_conversation
@@ -53,8 +53,8 @@ def test_a_crm_lead_is_scored_and_posted_for_a_rep_and_the_prospect_hears_nothin
 
 def test_a_crm_lead_still_goes_to_the_crm_as_a_deal(tmp_path: Path) -> None:
     rec = _arrive(crm_policy(tmp_path), FROM_HUBSPOT)
-    deals = [e.event for e in rec.events if e.event.type == "crm_sync_requested"]
-    assert deals and deals[0].artifact == "deal"
+    synced = [e.event for e in rec.events if isinstance(e.event, CrmSyncRequested)]
+    assert [(e.artifact, e.note) for e in synced] == [("deal", None), ("note", "score")]
 
 
 def test_a_rep_marking_words_for_a_crm_prospect_is_told_to_reply_in_the_crm(
