@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adapters.leadfeed.reply import LeadReplyRouter
+from adapters.outbound import OutboundPolicy
 from bot.policy_loader import load_policy
 from domain.audit import audit_conversation, render_audit
+from domain.cards import Reply
 from domain.events import BotReplied, CrmSyncRequested, LeadLeftForRep, LeadScored
 from domain.inbound import LeadArrived, LeadDetails
 from domain.policy import Policy
@@ -92,3 +95,20 @@ def test_a_lead_without_reply_in_is_answered_and_stored_as_before(tmp_path: Path
     rec = _arrive(policy, lead)
     assert [e for e in rec.events if isinstance(e.event, BotReplied)]
     assert not [e for e in rec.events if isinstance(e.event, LeadLeftForRep)]
+
+
+def test_the_lead_feed_never_routes_a_reply_to_a_crm_prospect(tmp_path: Path) -> None:
+    """Whatever the bot says in a CRM lead's conversation (a rep's quote card, say) stays
+    with the team: not even `SALESBOT_LEAD_REPLY_URL` is a way to the prospect."""
+    router = LeadReplyRouter(
+        default_reply_url="https://replies.example.org/in", outbound=OutboundPolicy()
+    )
+    reply = Reply(audience="conversation", text="Quote Q-1")
+    crm = _arrive(crm_policy(tmp_path), FROM_HUBSPOT)
+    quoted = crm.command("quote", "10 pro", REP)
+    assert [r for r in quoted.replies if r.audience == "conversation"]
+    inbound = LeadArrived(lead=FROM_HUBSPOT, actor=FEED, **crm.ids())
+    assert router.route(inbound, reply, crm.state) == []
+    feed = _arrive(crm_policy(tmp_path), FROM_HUBSPOT.model_copy(update={"reply_in": ""}))
+    (route,) = router.route(inbound, reply, feed.state)
+    assert route.target["url"] == "https://replies.example.org/in"
