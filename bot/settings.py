@@ -116,6 +116,12 @@ class Settings(LogSettings):
     salesforce_api_version: str = "62.0"
     # What a deal is in Salesforce: a Lead, or a Contact with an Opportunity.
     salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
+    # Leads that start in the CRM (docs/crm.md, "Leads from the CRM"): HubSpot's app client
+    # secret, which signs its webhooks (signature v3); Salesforce's organization id, which
+    # its outbound messages carry, and the secret in their endpoint URL's path.
+    hubspot_client_secret: SecretStr | None = None
+    salesforce_org_id: str | None = None
+    salesforce_webhook_secret: SecretStr | None = None
 
     @field_validator(
         "salesbot_auditors",

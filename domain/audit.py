@@ -40,6 +40,7 @@ from domain.events import (
     HandedBack,
     KnowledgeAnswered,
     KnowledgeUnanswered,
+    LeadLeftForRep,
     LeadScored,
     MeetingRequested,
     MessageRead,
@@ -519,6 +520,11 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 "The prospect's message was posted to the lead's thread, as their words, "
                 "for the team"
             ), ()
+        case LeadLeftForRep():
+            return (
+                f"The bot did not answer the prospect: the lead came from {event.reply_in}, "
+                f"with no chat to them; a rep replies in {event.reply_in}"
+            ), ()
         case RepRepliedToProspect():
             how = _REPLY_MARKS[event.via]
             return _said(
@@ -942,6 +948,8 @@ def _lead_lines(lead: LeadDetails) -> tuple[str, ...]:
         lines.append(f"company size: {lead.company_size}")
     if lead.external_id:
         lines.append(f"external id: {lead.external_id}")
+    if lead.reply_in:
+        lines.append(f"came from: {lead.reply_in} (no chat with the prospect; reps reply there)")
     credit = "unknown" if lead.credit_score is None else str(lead.credit_score)
     lines.append(f"credit score: {credit} (used only for the fairness penalty on urgency)")
     return tuple(lines)

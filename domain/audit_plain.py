@@ -36,6 +36,7 @@ from domain.events import (
     FlowAdvanced,
     KnowledgeAnswered,
     KnowledgeUnanswered,
+    LeadLeftForRep,
     LeadScored,
     MeetingRequested,
     MessageRead,
@@ -352,6 +353,11 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return f"{event.by} corrected what the bot read: {what} is {words(event.value)}"
         case DeliveryDeadLettered():
             return f"A message could not be delivered: {event.reason}"
+        case LeadLeftForRep():
+            return (
+                f"The lead came from {event.reply_in}: there is no chat with the prospect, so "
+                f"the bot did not write to them; a rep replies in {event.reply_in}"
+            )
         case Erased():
             return _erased_line(event)
         case CrmSyncRequested() if event.artifact == "deal":

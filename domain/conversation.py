@@ -36,6 +36,7 @@ from domain.events import (
     ConversationStarted,
     FloodLimited,
     HeadExplanation,
+    LeadLeftForRep,
     LeadScored,
     MessageRead,
     NarrativeAssessed,
@@ -169,6 +170,12 @@ def on_prospect_message(rec: Recorder, actor: Actor, text: str, *, later: bool =
         return
     was_qualified = state.qualified
     analysis = _analyse(rec, text)
+    if state.lead is not None and not state.lead.reachable:
+        # No way back to this prospect (a lead from a CRM): read and scored for the team,
+        # who reply in the system the lead came from; nothing is said to the prospect.
+        _tell_team(rec, analysis)
+        rec.record(LeadLeftForRep(reply_in=state.lead.reply_in))
+        return
     follow_language(rec, text, analysis.language)
     _tell_team(rec, analysis)
     moves = dialog_signals(
@@ -390,6 +397,8 @@ def on_idle_check(rec: Recorder) -> None:
     flow = rec.policy.flow
     if not state.started or state.flow_state in flow.terminal or state.flow_state == flow.handoff:
         return
+    if state.lead is not None and not state.lead.reachable:
+        return  # no chat with the prospect to abandon: the lead is its rep's (`reply_in`)
     last = state.last_prospect_at_ms or state.started_at_ms or 0
     idle = rec.now_ms - last
     if idle < rec.policy.conversation.abandon_after_ms:

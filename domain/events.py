@@ -77,6 +77,15 @@ class ProspectMessageShown(_Event):
     type: Literal["prospect_message_shown"] = "prospect_message_shown"
 
 
+class LeadLeftForRep(_Event):
+    """A lead created in another system with no way back to the prospect
+    (`LeadDetails.reply_in`, e.g. a CRM's webhook): the prospect's words were read and
+    scored, and the bot said nothing to them — a rep replies in `reply_in`."""
+
+    type: Literal["lead_left_for_rep"] = "lead_left_for_rep"
+    reply_in: str
+
+
 class RepRepliedToProspect(_Event):
     """`[handoff] lead_room`: a rep's words, marked for the prospect of a lead (`via`), sent
     to them through the lead's reply URL. Everything else a rep writes in the lead's thread
@@ -677,6 +686,7 @@ Event = Annotated[
     | ProspectMessageReceived
     | RepMessageRecorded
     | ProspectMessageShown
+    | LeadLeftForRep
     | RepRepliedToProspect
     | LeadScored
     | NarrativeAssessed

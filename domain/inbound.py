@@ -80,9 +80,15 @@ SYSTEM = Actor(id="salesbot", name="salesbot", role="system")
 
 class LeadDetails(Sparse):
     """A lead as a web form, CRM or mail relay submits it. `territory` and `segment` are
-    the sender's own labels, read only by the policy's `[routing]` rules."""
+    the sender's own labels, read only by the policy's `[routing]` rules.
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("territory", "segment")
+    `reply_in` names the system a lead was created in when salesbot has no way back to the
+    prospect (a CRM's webhook: "HubSpot", "Salesforce"): there is no chat with them, so the
+    bot scores the lead and posts it for a rep, never speaks to the prospect, and the rep
+    replies there. Empty (every lead before it existed): the prospect is answered as
+    before."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("territory", "segment", "reply_in")
 
     name: str = Field(min_length=1, max_length=200)
     company: str = Field("", max_length=200)
@@ -96,6 +102,12 @@ class LeadDetails(Sparse):
     """Where the prospect hears back (a web-chat widget, an email relay, a CRM)."""
     territory: str = Field("", max_length=100)
     segment: str = Field("", max_length=100)
+    reply_in: str = Field("", max_length=100)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the bot may speak to the prospect at all (see `reply_in`)."""
+        return not self.reply_in
 
     def scoring_metadata(self) -> dict[str, str | int | Decimal]:
         """Metadata the scorer may use; the credit score is deliberately absent."""

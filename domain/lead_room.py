@@ -26,6 +26,7 @@ from domain.cards import Card, Reply
 from domain.decision import Recorder
 from domain.events import ProspectMessageShown, ReplyMark, RepRepliedToProspect
 from domain.inbound import Actor
+from domain.presenters import no_chat_words
 
 QUOTE_MARK: Final = ">"
 SAY_WORD: Final = "say"
@@ -65,6 +66,10 @@ def marked_for_prospect(text: str, *, addressed: bool) -> tuple[str, ReplyMark] 
 def send_to_prospect(rec: Recorder, actor: Actor, words: str, via: ReplyMark) -> bool:
     """Send `words` to the lead's prospect as `actor`'s; False (the rep told why) when there
     is nothing to send."""
+    lead = rec.state.lead
+    if lead is not None and not lead.reachable:
+        rec.tell(actor, f"Nothing was sent: {no_chat_words(lead.reply_in)}.")
+        return False
     words = words.strip()
     if not words:
         rec.tell(actor, NOTHING_TO_SEND)

@@ -143,6 +143,9 @@ def lead_card(
         fields.append(CardField(label="Source", value=lead.source))
     if owner is not None:
         fields.append(CardField(label="Owner", value=owner))
+    if not lead.reachable:
+        fields.append(CardField(label="Reply", value=no_chat_words(lead.reply_in)))
+        reply_box = False  # nothing typed here could reach the prospect
     return Card(
         kind="lead",
         title=title,
@@ -173,6 +176,12 @@ def lead_card(
         ref=lead_card_ref(conversation_id),
         input=REPLY_BOX if reply_box and not status else None,
     )
+
+
+def no_chat_words(reply_in: str) -> str:
+    """What a rep reads on a lead that came from a system with no way back to the prospect
+    (`LeadDetails.reply_in`)."""
+    return f"Came from {reply_in} — no chat with this prospect; reply in {reply_in}"
 
 
 REPLY_LABEL = "Reply to prospect"

@@ -103,8 +103,9 @@ def verify_signature(secret: str, body: bytes, header: str) -> bool:
 
 class LeadReplyRouter:
     """Implements `adapters.ports.Router`: a lead conversation's prospect-facing replies go to
-    the lead's reply URL, else the configured default; conversations that are not leads, and
-    leads with nowhere to reply, get no route here."""
+    the lead's reply URL, else the configured default; conversations that are not leads,
+    leads with nowhere to reply, and leads from a system with no way back to the prospect
+    (`LeadDetails.reply_in`, a CRM's webhook) get no route here."""
 
     def __init__(self, *, default_reply_url: str | None, outbound: OutboundPolicy) -> None:
         if default_reply_url is not None:
@@ -118,6 +119,8 @@ class LeadReplyRouter:
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         if reply.audience != "conversation" or state.lead is None:
             return []
+        if not state.lead.reachable:
+            return []  # a lead from a CRM: no reply path, whatever the default says
         url = state.lead.reply_url or self._default
         if not url:
             return []

@@ -7,7 +7,7 @@ refuse the start in one line naming the variable."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from adapters.crm.hubspot import HubSpotSender
@@ -17,6 +17,7 @@ from adapters.crm.salesforce_auth import SalesforceCredentials
 from adapters.ports import Sender
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
+from bot.surfaces.crm_inbound import CrmInboundSection, inbound_section, webhooks
 
 NAME = SCHEME.adapter
 
@@ -38,6 +39,8 @@ class CrmSection:
     salesforce: SalesforceCredentials | None = None
     salesforce_api_version: str = ""
     salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
+    inbound: CrmInboundSection = field(default_factory=CrmInboundSection)
+    """Leads that start in the CRM: its webhook's secrets (`bot.surfaces.crm_inbound`)."""
 
 
 def section(settings: Settings) -> CrmSection | None:
@@ -53,12 +56,14 @@ def section(settings: Settings) -> CrmSection | None:
             vendor="hubspot",
             hubspot_token=settings.hubspot_access_token.get_secret_value(),
             hubspot_api_url=settings.hubspot_api_url,
+            inbound=inbound_section(settings),
         )
     return CrmSection(
         vendor="salesforce",
         salesforce=salesforce_credentials(settings),
         salesforce_api_version=settings.salesforce_api_version,
         salesforce_records=settings.salesforce_records,
+        inbound=inbound_section(settings),
     )
 
 
@@ -107,12 +112,21 @@ def _build(config: CrmSection, wiring: Wiring) -> Surface:
             return config.vendor
         return f"{config.vendor} (API calls today {usage.used:,} of {usage.total:,})"
 
+    inbound = webhooks(
+        config.vendor,
+        config.inbound,
+        hubspot_token=config.hubspot_token,
+        hubspot_api_url=config.hubspot_api_url,
+        handle=wiring.host.handle,
+        now_ms=wiring.clock,
+    )
     return Surface(
         name=NAME,
         scheme=SCHEME,
         sender=sender,
         pacing_ms=pacing,
+        mount=inbound.add_routes,
         status=status,
         describe=lambda _host, _port: f"crm ({config.vendor})",
-        parts=(sender,),
+        parts=(sender, inbound),
     )
