@@ -17,6 +17,7 @@ from itertools import accumulate
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_depth(text: str) -> int:
@@ -37,7 +38,8 @@ def nests_deeper_than(text: str, limit: int) -> bool:
 def has_lone_surrogate(value: object) -> bool:
     """Whether parsed JSON holds a string with a surrogate half in it (keys included)."""
     if isinstance(value, str):
-        return any("\ud800" <= char <= "\udfff" for char in value)
+        # ASCII (a flag on the string, O(1)) holds no surrogate; otherwise one C-level scan.
+        return not value.isascii() and _SURROGATE.search(value) is not None
     if isinstance(value, dict):
         return any(
             has_lone_surrogate(key) or has_lone_surrogate(item) for key, item in value.items()
