@@ -40,7 +40,7 @@ from typing import Any
 import asyncpg
 
 from storage.errors import StorageError
-from storage.postgres_pool import wrap
+from storage.postgres_pool import CONNECT_TIMEOUT_S, redacted, wrap
 from storage.postgres_schema import MIGRATION_LOCK, migrate, schema_version
 
 PAGE = 5000
@@ -197,8 +197,6 @@ async def target_counts(dsn: str, tables: tuple[str, ...] = TABLE_ORDER) -> dict
 async def connect(dsn: str) -> asyncpg.Connection[Any]:
     """One connection to `dsn`, or a one-line `StorageError` naming it (without its
     password) when the address is unusable or the server unreachable or refusing."""
-    from storage.postgres_pool import CONNECT_TIMEOUT_S
-
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
     except OverflowError as exc:  # a port out of range, found while connecting
@@ -230,7 +228,13 @@ async def copy_store(
             await _refuse_rows(conn, where, tuple(sorted(columns)))
             plans = plan(snapshot_path, columns)
             for table_plan in plans:
-                await _copy_table(conn, snapshot_path, table_plan, progress, page)
+                try:
+                    await _copy_table(conn, snapshot_path, table_plan, progress, page)
+                except asyncpg.PostgresError as exc:
+                    raise StorageError(
+                        f"{where} refused a row of {table_plan.table}: "
+                        f"{str(exc).rstrip('.')}. Nothing was written."
+                    ) from None
             await _restart_identities(conn, identities)
             copied = {
                 p.table: int(await conn.fetchval(f'SELECT COUNT(*) FROM "{p.table}"'))
@@ -254,8 +258,6 @@ async def copy_store(
 
 
 def _where(dsn: str) -> str:
-    from storage.postgres_pool import redacted
-
     return redacted(dsn)
 
 
@@ -284,7 +286,8 @@ async def _refuse_rows(conn: asyncpg.Connection[Any], where: str, tables: tuple[
         conversations = int(await conn.fetchval('SELECT COUNT(*) FROM "streams"'))
         raise TargetNotEmptyError(
             f"{where} is not empty: a salesbot store with {conversations} conversations "
-            f"(rows in {', '.join(held[:3])}); migrate into an empty database or schema"
+            f"(rows in {', '.join(held[:3])}); migrate into an empty database or schema, "
+            "before any salesbot serves from it"
         )
 
 

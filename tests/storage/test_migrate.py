@@ -239,6 +239,7 @@ async def test_a_row_postgresql_refuses_fails_the_whole_migrate_in_one_line_and_
     code, out, err = await migrate(source, target)
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
+    assert "refused a row of adapter_state" in err
     assert "Nothing was written." in err
     assert "Traceback" not in err
     assert await pg_tables(target) == []
