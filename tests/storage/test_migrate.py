@@ -7,6 +7,7 @@ was, a failure mid-copy leaves the target empty, and bad input is one line, exit
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import asyncpg
 import pytest
 
 from bot.boot_slot import BootSlot
+from bot.cli import main
 from domain.policy import Policy
 from storage.errors import StorageError
 from storage.pg_import import TABLE_ORDER, copy_store, snapshot, source_counts
@@ -310,3 +312,27 @@ async def test_a_store_a_running_bot_holds_is_refused(
     assert "is in use (a running salesbot holds it): stop it, then migrate" in err
     assert await pg_tables(target) == []
     assert os.path.exists(source)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_a_progress_bar_is_drawn_on_a_terminal_only(
+    target: str, tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "salesbot.db"
+    shutil.copy(STORES[0], source)
+    out, err = io.StringIO(), Terminal()
+    argv = ["migrate", "--to", target, "--from", str(source)]
+    code = await asyncio.to_thread(main, argv, out, err)
+    assert code == 0
+    assert "copying" in err.getvalue()
+    assert "rows" in err.getvalue()
+    # stdout keeps its three summary lines only (elsewhere, off a terminal, stderr is empty)
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == [
+        "migrated",
+        "verified:",
+        "serve",
+    ]
