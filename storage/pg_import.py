@@ -181,6 +181,17 @@ def source_counts(snapshot_path: Path) -> dict[str, int]:
         }
 
 
+def stored_heads(snapshot_path: Path) -> dict[str, tuple[int, str | None]]:
+    """Each conversation's chain head as the snapshot stores it: its last event's seq and
+    link. Equal heads recomputed from the copied bytes mean equal logs (`domain.chain`)."""
+    with contextlib.closing(_read_only(snapshot_path)) as conn:
+        rows = conn.execute(
+            "SELECT e.conversation_id, e.seq, e.chain_hash FROM streams AS s "
+            "JOIN events AS e ON e.conversation_id = s.conversation_id AND e.seq = s.version"
+        ).fetchall()
+    return {str(cid): (int(seq), chain) for cid, seq, chain in rows}
+
+
 async def target_counts(dsn: str, tables: tuple[str, ...] = TABLE_ORDER) -> dict[str, int]:
     """Rows per table of the PostgreSQL database at `dsn`, read afresh (after the commit)."""
     conn = await connect(dsn)

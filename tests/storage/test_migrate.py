@@ -21,6 +21,7 @@ import pytest
 
 from bot.boot_slot import BootSlot
 from bot.cli import main
+from domain.chain import link
 from domain.policy import Policy
 from storage.errors import StorageError
 from storage.pg_import import TABLE_ORDER, copy_store, snapshot, source_counts
@@ -336,3 +337,57 @@ async def test_a_progress_bar_is_drawn_on_a_terminal_only(
         "verified:",
         "serve",
     ]
+
+
+async def test_a_copy_that_differs_from_its_source_is_reported_line_by_line(
+    target: str, tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    from bot.cli_migrate import verify_copy
+
+    source = tmp_path / "salesbot.db"
+    shutil.copy(STORES[-1], source)
+    copy = await snapshot(source, tmp_path)
+    await copy_store(copy, target)
+    assert (await verify_copy(copy, target, io.StringIO())).differences == []
+
+    # What the verification is for: a row lost on the way, and a log rewritten together
+    # with its links (its chain holds, but it is not the source's).
+    conn = await asyncpg.connect(target)
+    try:
+        await conn.execute("DELETE FROM outbox WHERE id = (SELECT MAX(id) FROM outbox)")
+        last = await conn.fetchrow(
+            "SELECT conversation_id, seq, envelope FROM events ORDER BY position DESC LIMIT 1"
+        )
+        assert last is not None
+        cid, seq, text = last
+        previous = await conn.fetchval(
+            "SELECT chain_hash FROM events WHERE conversation_id = $1 AND seq = $2", cid, seq - 1
+        )
+        rewritten = text + " "
+        await conn.execute(
+            "UPDATE events SET envelope = $3, chain_hash = $4 "
+            "WHERE conversation_id = $1 AND seq = $2",
+            cid,
+            seq,
+            rewritten,
+            link(previous, rewritten),
+        )
+        found = await verify_copy(copy, target, io.StringIO())
+        assert found.differences[0].startswith("outbox: ")
+        assert "in PostgreSQL" in found.differences[0]
+        assert found.differences[1].startswith("1 conversations' chain heads differ")
+        assert found.target_report.problems == 0
+        assert found.source_report is None  # the source is verified only when needed
+
+        # An event changed without its link: verify finds it, the source does not.
+        await conn.execute(
+            "UPDATE events SET envelope = envelope || ' ' WHERE position = "
+            "(SELECT MIN(position) FROM events)"
+        )
+    finally:
+        await conn.close()
+    found = await verify_copy(copy, target, io.StringIO())
+    assert any(line.startswith("verify reads differently") for line in found.differences)
+    assert found.source_report is not None
+    assert found.source_report.problems == 0
+    assert found.target_report.problems == 1
