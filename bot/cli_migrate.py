@@ -180,15 +180,22 @@ def _verify_bar(err: TextIO, label: str) -> Any:
     return show
 
 
-async def _migrate(source: Path, dsn: str, err: TextIO) -> tuple[ImportSummary, Verification]:
+async def _migrate(
+    source: Path, dsn: str, err: TextIO
+) -> tuple[ImportSummary, float, Verification, float]:
+    """Snapshot, copy and verify; with the seconds the copy (snapshot included) and the
+    verification took."""
     from storage.pg_import import copy_store, snapshot, source_counts
 
+    started = time.monotonic()
     with _workdir(source) as workdir:
         copy = await snapshot(source, workdir)
         total = sum(source_counts(copy).values())
         with _bar(total, err, "copying", " rows") as bar:
             summary = await copy_store(copy, dsn, bar.update)
-        return summary, await verify_copy(copy, dsn, err)
+        copied = time.monotonic()
+        verification = await verify_copy(copy, dsn, err)
+    return summary, copied - started, verification, time.monotonic() - copied
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
@@ -199,9 +206,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     err: TextIO = getattr(args, "err", sys.stderr)
     source, _origin = _source(args)
     dsn = _target(args)
-    started = time.monotonic()
-    summary, verification = asyncio.run(_migrate(source, dsn, err))
-    seconds = time.monotonic() - started
+    summary, seconds, verification, verify_seconds = asyncio.run(_migrate(source, dsn, err))
     where = redacted(dsn)
     report = verification.target_report
     if args.json:
@@ -211,6 +216,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
             "tables": dict(summary.tables),
             "rows": summary.rows,
             "seconds": round(seconds, 3),
+            "verify_seconds": round(verify_seconds, 3),
             "verified": not verification.differences,
             "differences": verification.differences,
             "conversations": report.conversations,
@@ -235,7 +241,8 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
             out.write(
                 f"verified: every table's row count matches, every conversation's chain head "
                 f"is the source's; {report.conversations} conversations, {report.events} "
-                f"events, {report.inbounds} inbounds: {holds}; /metrics reads the same\n"
+                f"events, {report.inbounds} inbounds: {holds}; /metrics reads the same "
+                f"({verify_seconds:.1f} s)\n"
             )
             out.write(f"serve from it with SALESBOT_DB={where}\n")
     return EXIT_FOUND if verification.differences else EXIT_OK
