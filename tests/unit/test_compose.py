@@ -160,6 +160,8 @@ def test_only_the_proxy_is_published_and_it_round_robins_over_both_replicas_by_r
     assert re.search(r"^\s*lb_policy round_robin$", caddyfile, re.MULTILINE)
     assert re.search(r"^\s*health_uri /readyz$", caddyfile, re.MULTILINE)
     assert re.search(r"^\s*lb_try_duration \d+s$", caddyfile, re.MULTILINE)
+    # The per-process Prometheus counters stay on the compose network.
+    assert re.search(r"^\s*respond /metrics 404$", caddyfile, re.MULTILINE)
     for name in salesbot_services():
         assert proxy["depends_on"][name]["condition"] == "service_healthy"
     for spec in salesbot_services().values():
