@@ -21,6 +21,7 @@ from decimal import Decimal
 from bench import append as append_bench
 from bench import endpoints as endpoints_bench
 from bench import growth as growth_bench
+from bench import growth_pg as growth_pg_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
 from bench import runtime as runtime_bench
@@ -177,12 +178,14 @@ BENCHES: dict[str, Bench] = {
     "slack_ingest": lambda _: asyncio.run(slack_ingest_bench.measure()),
     "teams_ingest": lambda _: asyncio.run(teams_ingest_bench.measure()),
     "growth": lambda options: growth_bench.measure(options.events),
+    "growth_pg": lambda options: growth_pg_bench.measure(options.events),
     "soak": lambda options: asyncio.run(soak_bench.measure(options.soak_minutes)),
 }
 """Every bench by name, in the order `make bench` runs them."""
 
-LONG = ("growth", "soak")
-"""Not run by default: minutes each (`--growth`, `--soak`, or `--only`)."""
+LONG = ("growth", "growth_pg", "soak")
+"""Not run by default: minutes each (`--growth` runs both growth benches, `--soak`, or
+`--only`)."""
 
 
 def chosen(options: argparse.Namespace) -> list[str]:
@@ -194,7 +197,7 @@ def chosen(options: argparse.Namespace) -> list[str]:
         if unknown:
             raise SystemExit(f"unknown bench {', '.join(unknown)}; --list names them")
         return names
-    wanted = {"growth": options.growth, "soak": options.soak}
+    wanted = {"growth": options.growth, "growth_pg": options.growth, "soak": options.soak}
     return [name for name in BENCHES if name not in LONG or wanted[name]]
 
 

@@ -44,7 +44,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storage.ports import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "growthtemplate00"
@@ -256,7 +259,16 @@ def counts(path: Path) -> tuple[int, int]:
 
 
 async def per_message(path: Path, label: str, conversations: int) -> dict[str, float]:
-    """Per-message latency and `/metrics` at the store's current size."""
+    """Per-message latency and `/metrics` at the SQLite store's current size."""
+    from storage.sqlite import SqliteStore
+
+    async with await SqliteStore.open(path) as store:
+        return await per_message_on(store, label, conversations)
+
+
+async def per_message_on(store: Store, label: str, conversations: int) -> dict[str, float]:
+    """Per-message latency and `/metrics` on an open store (any backend; `bench.growth_pg`
+    runs it on PostgreSQL too) holding `conversations` clones."""
     from bench.queries import REP, ToRequester
     from bot.clock import system_now_ms
     from bot.policy_loader import load_policy
@@ -264,7 +276,6 @@ async def per_message(path: Path, label: str, conversations: int) -> dict[str, f
     from bot.runtime import Runtime
     from domain.analytics import render_metrics
     from domain.inbound import Actor, CommandInvoked, MessagePosted
-    from storage.sqlite import SqliteStore
 
     policy = load_policy("default")
     prospect = Actor(id="P", name="Pat", role="prospect")
@@ -272,53 +283,52 @@ async def per_message(path: Path, label: str, conversations: int) -> dict[str, f
     picks = rng.sample(range(1, conversations), min(conversations - 1, SAMPLES + WARM))
     results: dict[str, float] = {}
     deliveries = itertools.count()
-    async with await SqliteStore.open(path) as store:
-        runtime = Runtime(
-            store, policy, ToRequester(), clock=system_now_ms, answer_query=query_answerer(policy)
+    runtime = Runtime(
+        store, policy, ToRequester(), clock=system_now_ms, answer_query=query_answerer(policy)
+    )
+    await runtime.start()
+    latencies = []
+    for i, n in enumerate(picks):
+        inbound = MessagePosted(
+            delivery_id=f"growth-{label}-{next(deliveries)}",
+            conversation_id=_clone_id(n),
+            actor=prospect,
+            text="We are a team of 40 and want to start next month",
         )
-        await runtime.start()
-        latencies = []
-        for i, n in enumerate(picks):
-            inbound = MessagePosted(
+        start = time.perf_counter()
+        await runtime.handle(inbound)
+        if i >= WARM:
+            latencies.append(time.perf_counter() - start)
+    latencies.sort()
+    results[f"growth_message_ms_p50_{label}"] = 1000 * statistics.median(latencies)
+    results[f"growth_message_ms_p90_{label}"] = 1000 * latencies[int(0.9 * len(latencies))]
+    results[f"growth_message_ms_p99_{label}"] = 1000 * latencies[int(0.99 * len(latencies))]
+    results[f"growth_message_ms_mean_{label}"] = 1000 * statistics.fmean(latencies)
+    results[f"growth_message_samples_{label}"] = float(len(latencies))
+
+    async def answer() -> None:
+        render_metrics(await load_metrics(store, policy))
+
+    async def ack() -> None:
+        await runtime.handle(
+            CommandInvoked(
                 delivery_id=f"growth-{label}-{next(deliveries)}",
-                conversation_id=_clone_id(n),
-                actor=prospect,
-                text="We are a team of 40 and want to start next month",
+                conversation_id="rep-dm",
+                actor=REP,
+                command="metrics",
+                args="",
             )
+        )
+
+    for name, run in (("metrics_answer", answer), ("metrics_ack", ack)):
+        best = float("inf")
+        for _ in range(3):
             start = time.perf_counter()
-            await runtime.handle(inbound)
-            if i >= WARM:
-                latencies.append(time.perf_counter() - start)
-        latencies.sort()
-        results[f"growth_message_ms_p50_{label}"] = 1000 * statistics.median(latencies)
-        results[f"growth_message_ms_p90_{label}"] = 1000 * latencies[int(0.9 * len(latencies))]
-        results[f"growth_message_ms_p99_{label}"] = 1000 * latencies[int(0.99 * len(latencies))]
-        results[f"growth_message_ms_mean_{label}"] = 1000 * statistics.fmean(latencies)
-        results[f"growth_message_samples_{label}"] = float(len(latencies))
-
-        async def answer() -> None:
-            render_metrics(await load_metrics(store, policy))
-
-        async def ack() -> None:
-            await runtime.handle(
-                CommandInvoked(
-                    delivery_id=f"growth-{label}-{next(deliveries)}",
-                    conversation_id="rep-dm",
-                    actor=REP,
-                    command="metrics",
-                    args="",
-                )
-            )
-
-        for name, run in (("metrics_answer", answer), ("metrics_ack", ack)):
-            best = float("inf")
-            for _ in range(3):
-                start = time.perf_counter()
-                await run()
-                best = min(best, time.perf_counter() - start)
-                await runtime.settled()
-            results[f"growth_{name}_ms_{label}"] = 1000 * best
-        await runtime.settled()
+            await run()
+            best = min(best, time.perf_counter() - start)
+            await runtime.settled()
+        results[f"growth_{name}_ms_{label}"] = 1000 * best
+    await runtime.settled()
     return results
 
 

@@ -14,7 +14,15 @@ import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from bot import cli_backup, cli_crm, cli_schema, cli_understand, cli_verify, report
+from bot import (
+    cli_backup,
+    cli_crm,
+    cli_migrate,
+    cli_schema,
+    cli_understand,
+    cli_verify,
+    report,
+)
 from domain.errors import DomainError
 from storage.errors import StorageError
 
@@ -382,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_schema.add_commands(sub, _Parser)
     cli_verify.add_commands(sub, _Parser)
     cli_backup.add_commands(sub, _Parser)
+    cli_migrate.add_commands(sub, _Parser)
     cli_crm.add_commands(sub, common, _Parser)
     report.add_commands(sub, common, _Parser)
 

@@ -141,7 +141,10 @@ def test_make_bench_leaves_the_long_benches_out_unless_asked():
     assert "teams_ingest" in default
     assert "growth" not in default
     assert "soak" not in default
-    assert chosen(parser().parse_args(["--soak"])) == [n for n in BENCHES if n != "growth"]
+    assert "growth_pg" not in default
+    growing = ("growth", "growth_pg")
+    assert chosen(parser().parse_args(["--soak"])) == [n for n in BENCHES if n not in growing]
+    assert chosen(parser().parse_args(["--growth"])) == [n for n in BENCHES if n != "soak"]
     assert chosen(parser().parse_args(["--only", "growth, slack_ingest"])) == [
         "growth",
         "slack_ingest",

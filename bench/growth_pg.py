@@ -1,0 +1,146 @@
+"""`/metrics` at 1k and at 1M stored events, on SQLite and on PostgreSQL, in one run (issue 17,
+item 5; target: the 1M/1k ratio at most 1.2 on both).
+
+The stores hold the same rows. The SQLite store grows as `bench.growth` grows it (one
+template conversation committed through the store, then cloned at the SQL level with fresh
+keys, re-sealed values and recomputed chain links); at each size it is copied into a fresh
+PostgreSQL schema by `salesbot migrate`'s own copy (`storage.pg_import.copy_store`: COPY in
+pages of 5,000 rows, one transaction), which is timed too. Then, on each store, the
+measurements of `bench.growth.per_message_on`: per-message latency through the runtime
+(load, `decide`, the durable commit) and `/metrics` — the answer (`bot.queries.load_metrics`
+and its rendering, read from the projections) and its acknowledgement through the runtime;
+best of three for `/metrics`.
+
+PostgreSQL is the tests' throwaway cluster (`tests.support.postgres`: Debian's binaries,
+loopback, `fsync=off` and `synchronous_commit=off`), or `--dsn` for a server of yours (an
+empty database: each size gets a schema of its own, dropped afterwards). With the throwaway
+cluster a commit does not wait for the disk, so PostgreSQL's per-message figures flatter it
+against SQLite's `synchronous=FULL`; `/metrics` is a read and is not affected.
+
+    python -m bench.growth_pg [--events 1000000] [--dsn postgresql://…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from bench.growth import clone, counts, per_message_on, write_template
+
+
+@contextmanager
+def server(dsn: str | None) -> Iterator[str]:
+    """The DSN to measure on: `dsn`, or a throwaway cluster's, stopped afterwards."""
+    if dsn is not None:
+        yield dsn
+        return
+    from tests.support.postgres import start
+
+    cluster = start()
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.stop()
+
+
+@asynccontextmanager
+async def fresh_schema(dsn: str) -> AsyncIterator[str]:
+    """An empty schema on the server, as a DSN whose search path is that schema."""
+    import asyncpg
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{name}"')
+        separator = "&" if "?" in dsn else "?"
+        yield f"{dsn}{separator}search_path={name}"
+    finally:
+        try:
+            await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        finally:
+            await admin.close()
+
+
+async def on_postgres(path: Path, dsn: str, label: str, conversations: int) -> dict[str, float]:
+    """Copy the SQLite store into a fresh schema, then measure there."""
+    from storage.pg_import import copy_store
+    from storage.postgres import PostgresStore
+
+    async with fresh_schema(dsn) as target:
+        start = time.perf_counter()
+        summary = await copy_store(path, target)
+        took = time.perf_counter() - start
+        figures = {
+            f"copy_rows_{label}": float(summary.rows),
+            f"copy_events_per_s_{label}": summary.tables["events"] / took,
+            f"copy_seconds_{label}": took,
+        }
+        async with await PostgresStore.open(target) as store:
+            figures.update(await per_message_on(store, label, conversations))
+    return figures
+
+
+async def on_sqlite(path: Path, label: str, conversations: int) -> dict[str, float]:
+    from storage.sqlite import SqliteStore
+
+    async with await SqliteStore.open(path) as store:
+        return await per_message_on(store, label, conversations)
+
+
+def measure(events: int = 1_000_000, dsn: str | None = None) -> dict[str, float]:
+    from bench import proc
+
+    results: dict[str, float] = {"growth_pg_load_average_1m_start": proc.load_average()[0]}
+    big = f"{events // 1000}k"
+    with server(dsn) as base, tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "growth.db"
+        per = asyncio.run(write_template(path))
+        have = 1
+        for size, label in ((1_000, "1k"), (events, big)):
+            wanted = max(-(-size // per), 2)
+            clone(path, have, wanted - have)
+            have = wanted
+            stored_conversations, stored_events = counts(path)
+            results[f"growth_pg_stored_events_{label}"] = float(stored_events)
+            # Copied first, so both stores hold the same rows when measured.
+            pg = asyncio.run(on_postgres(path, base, label, stored_conversations))
+            lite = asyncio.run(on_sqlite(path, label, stored_conversations))
+            for key, value in pg.items():
+                results[f"pg_{key.removeprefix('growth_')}"] = value
+            for key, value in lite.items():
+                results[f"sqlite_{key.removeprefix('growth_')}"] = value
+    for backend in ("sqlite", "pg"):
+        for what in ("metrics_answer_ms", "metrics_ack_ms", "message_ms_p50"):
+            results[f"{backend}_{what}_{big}_vs_1k"] = (
+                results[f"{backend}_{what}_{big}"] / results[f"{backend}_{what}_1k"]
+            )
+    results["pg_vs_sqlite_metrics_answer_ms_1k"] = (
+        results["pg_metrics_answer_ms_1k"] / results["sqlite_metrics_answer_ms_1k"]
+    )
+    results[f"pg_vs_sqlite_metrics_answer_ms_{big}"] = (
+        results[f"pg_metrics_answer_ms_{big}"] / results[f"sqlite_metrics_answer_ms_{big}"]
+    )
+    results["growth_pg_load_average_1m_end"] = proc.load_average()[0]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.growth_pg")
+    parser.add_argument("--events", type=int, default=1_000_000, help="the large store's size")
+    parser.add_argument(
+        "--dsn", help="an empty PostgreSQL database (default: a throwaway local cluster)"
+    )
+    options = parser.parse_args(argv)
+    for key, value in measure(options.events, options.dsn).items():
+        print(f"{key:48} {value:14,.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
