@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
 from bot.lanes import SharedStore, turn
 from bot.logs import ContextFilter, JsonFormatter
+from bot.outbox_worker import HEARTBEAT_EVERY_MS, OWNER_TTL_MS, OutboxWorker
 from bot.runtime import IDLE_SWEEP, RETENTION_SWEEP, Runtime
+from bot.service import outbox_timing
+from bot.settings import Settings
 from domain.events import Erased, EventEnvelope, ProspectMessageReceived
 from storage.errors import ConcurrencyError
 from storage.memory import MemoryStore
@@ -278,3 +283,33 @@ async def test_only_postgres_is_shared_and_on_the_embedded_stores_every_turn_is_
             async with turn(store, IDLE_SWEEP) as mine, turn(store, IDLE_SWEEP) as again:
                 assert mine
                 assert again
+
+
+@pytest.mark.parametrize("lease_ms", [2_000, 3_000, 7_500, 20_000, 600_000])
+def test_the_outbox_lease_setting_fits_a_heartbeat_and_a_whole_send_inside_the_lease(
+    lease_ms: int,
+) -> None:
+    timing = outbox_timing(lease_ms)
+    # The worker refuses timings under which a send could outlive its lease.
+    OutboxWorker(
+        MemoryStore(),
+        lambda _channel: None,
+        clock=Clock(),
+        sleep=asyncio.sleep,
+        rng=random.Random(0),
+        pacing_ms=lambda _channel: 0,
+        **timing,
+    )
+    assert timing["owner_ttl_ms"] == lease_ms
+    assert timing["heartbeat_ms"] + timing["send_timeout_s"] * 1000 < lease_ms
+
+
+def test_the_default_lease_keeps_the_worker_s_own_timing_and_a_tiny_one_is_refused() -> None:
+    default = Settings().salesbot_outbox_lease_ms
+    assert outbox_timing(default) == {
+        "owner_ttl_ms": OWNER_TTL_MS,
+        "heartbeat_ms": HEARTBEAT_EVERY_MS,
+        "send_timeout_s": 10.0,
+    }
+    with pytest.raises(ValidationError, match="salesbot_outbox_lease_ms"):
+        Settings(salesbot_outbox_lease_ms=500)
