@@ -36,6 +36,19 @@ crash between the two transactions, and a record answered twice (two processes
 recovering it) is enqueued once. The store counts a pending answer as an unsent message,
 so "the outbox is drained" still means every reply was sent.
 
+Several processes on one store (replicas on PostgreSQL). A lane (`bot.lanes`) orders one
+conversation's inbounds inside this process only; across processes the store's
+expected-version check decides. A commit refused because another process advanced the
+conversation first is decided again on the state reloaded from the store, up to
+`DECIDE_ATTEMPTS` times in all, each refusal logged in one line (ids and versions, never
+what anyone said); after the last, the error reaches the adapter, which does not
+acknowledge, so the platform delivers the event again. Each refusal means another
+process committed, so the attempts run out only under a pile-up on one conversation. On a
+shared store (`bot.lanes.SharedStore`) a cached state is compared with the store's head
+before it is decided on (one indexed read), so a conversation another replica moved on is
+re-read rather than decided stale and refused; and each sweep runs in its turn, one
+replica per tick.
+
 What a requester may notice: an audit of the conversation it is asked in now lists its own
 `audit_requested` entry (the access is recorded before the report is read), and a reply
 decided later in the same channel may be enqueued before the answer (a few milliseconds).
@@ -57,8 +70,8 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.ports import OUTBOX_PAYLOAD_SCHEMA_VERSION, OutboxPayload, Route, Router
 from bot.addressing import readdressed
 from bot.business_hours import timer_hours
-from bot.lanes import Lanes
-from bot.logs import log_context
+from bot.lanes import Lanes, SharedStore, turn
+from bot.logs import FIELDS_ATTRIBUTE, log_context
 from bot.state_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, StateCache
 from domain import GENERATOR
 from domain.cards import Reply
@@ -86,6 +99,11 @@ SWEEP_BATCH = 1000
 """Due conversations one sweep delivers timers to; the rest are due still, at the next."""
 RECHECK_MS = 60_000
 """When a due conversation whose timer decided nothing is looked at again."""
+DECIDE_ATTEMPTS = 5
+"""How many times one inbound is decided when other processes keep committing to its
+conversation first (each refusal is another process's commit); then the error is raised."""
+IDLE_SWEEP, RETENTION_SWEEP = "sweep:idle", "sweep:retention"
+"""The turns (`bot.lanes.turn`) the sweeps take on a store shared by several processes."""
 
 
 QueryAnswerer = Callable[[Query, Store], Awaitable[Sequence[Reply]]]
@@ -135,11 +153,15 @@ class Runtime:
         recent_capacity: int = 200_000,
         on_decided: Callable[[float], None] | None = None,
         effects: Effects | None = None,
+        decide_attempts: int = DECIDE_ATTEMPTS,
     ) -> None:
         """`cache_bytes` bounds the state cache by serialised size (`cache_size` by count);
         `on_decided` hears how long each `decide` took, in seconds (metrics); `effects`
         turns a decision's events into outbox items of their own, committed with it (the
-        CRM writes: `bot.crm_outbox`)."""
+        CRM writes: `bot.crm_outbox`); `decide_attempts` bounds the decisions of one
+        inbound whose commits other processes keep refusing."""
+        if decide_attempts < 1:
+            raise ValueError("decide_attempts must be at least 1.")
         self.store = store
         self.policy = policy
         self._router = router
@@ -149,6 +171,8 @@ class Runtime:
         self._cache = StateCache(max_bytes=cache_bytes, max_entries=cache_size)
         self._on_decided = on_decided
         self._effects = effects
+        self._decide_attempts = decide_attempts
+        self._shared = isinstance(store, SharedStore)
         self._inflight: dict[str, asyncio.Future[HandleResult]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
@@ -207,7 +231,7 @@ class Runtime:
                 return HandleResult(
                     status="duplicate", version=await self.store.version(conversation_id)
                 )
-            for attempt in (1, 2):
+            for attempt in range(1, self._decide_attempts + 1):
                 state = await self._state(conversation_id)
                 now = self._clock()
                 inbound = self._with_facts(inbound, now)
@@ -221,10 +245,11 @@ class Runtime:
                 try:
                     commit = self._commit(inbound, state, decision, replies, now, answers)
                     result = await self.store.commit(commit)
-                except ConcurrencyError:
-                    # Another replica (or a stale cache) advanced the stream: reload, redecide.
+                except ConcurrencyError as conflict:
+                    # Another process advanced the stream first: reload, decide again.
                     self._cache.drop(conversation_id)
-                    if attempt == 2:
+                    _log_conflict(inbound, conflict, attempt, self._decide_attempts)
+                    if attempt == self._decide_attempts:
                         raise
                     continue
                 if result.status == "committed":
@@ -263,7 +288,16 @@ class Runtime:
         return state if state.started else None
 
     async def _state(self, conversation_id: str) -> ConversationState:
+        """The conversation's state: cached, else folded from the store. On a shared store
+        a cached state is used only while it is still the store's head."""
         state = self._cache.get(conversation_id)
+        if (
+            state is not None
+            and self._shared
+            and await self.store.version(conversation_id) != state.version
+        ):
+            self._cache.drop(conversation_id)  # another process committed since
+            state = None
         if state is None:
             events = await self.store.load(conversation_id)
             state = fold(new_conversation(conversation_id, self.policy), events)
@@ -424,7 +458,17 @@ class Runtime:
 
         Only a timer that decides something is committed (its delivery id is tied to the
         conversation's version), with the conversation's next timer; a due conversation whose
-        timer decides nothing is rescheduled from its state."""
+        timer decides nothing is rescheduled from its state.
+
+        On a store shared by several processes one sweeps at a time (`IDLE_SWEEP`'s turn);
+        a sweep that finds another process sweeping returns 0 and leaves this tick to it."""
+        async with turn(self.store, IDLE_SWEEP) as mine:
+            if not mine:
+                log.debug("idle sweep skipped: another process is sweeping")
+                return 0
+            return await self._sweep_idle()
+
+    async def _sweep_idle(self) -> int:
         changed = 0
         now = self._clock()
         if self._swept_all:
@@ -477,29 +521,41 @@ class Runtime:
         event is an erasure). `idle_before_ms` (retention): erase only while the last event
         is still before it — a message that arrived meanwhile keeps the conversation."""
         async with self._lanes.hold(conversation_id):
-            stored = await self.store.stored_events(conversation_id)
-            if not stored or event_type(stored[-1].envelope) == ERASED_EVENT_TYPE:
-                return None
-            now = self._clock()
-            idle_ms = None
-            if idle_before_ms is not None:
-                last = EventEnvelope.model_validate_json(stored[-1].envelope).at_ms
-                if last >= idle_before_ms:
+            for attempt in range(1, self._decide_attempts + 1):
+                stored = await self.store.stored_events(conversation_id)
+                if not stored or event_type(stored[-1].envelope) == ERASED_EVENT_TYPE:
                     return None
-                idle_ms = now - last
-            version = await self.store.version(conversation_id)
-            envelope = EventEnvelope(
-                conversation_id=conversation_id,
-                seq=version + 1,
-                at_ms=now,
-                policy_version=self.policy.version,
-                delivery_id=f"erase:{conversation_id}:{version}",
-                event=Erased(
-                    by=by, reason=reason, legacy_events=legacy_events(stored), idle_ms=idle_ms
-                ),
-            )
-            await self.store.erase(conversation_id, version, envelope)
-            self._cache.drop(conversation_id)
+                now = self._clock()
+                idle_ms = None
+                if idle_before_ms is not None:
+                    last = EventEnvelope.model_validate_json(stored[-1].envelope).at_ms
+                    if last >= idle_before_ms:
+                        return None
+                    idle_ms = now - last
+                # The version of the events just read: an event committed since (by another
+                # process) refuses the erasure, which then looks again at what is stored.
+                version = stored[-1].seq
+                envelope = EventEnvelope(
+                    conversation_id=conversation_id,
+                    seq=version + 1,
+                    at_ms=now,
+                    policy_version=self.policy.version,
+                    delivery_id=f"erase:{conversation_id}:{version}",
+                    event=Erased(
+                        by=by, reason=reason, legacy_events=legacy_events(stored), idle_ms=idle_ms
+                    ),
+                )
+                try:
+                    await self.store.erase(conversation_id, version, envelope)
+                except ConcurrencyError as conflict:
+                    self._cache.drop(conversation_id)
+                    with log_context(conversation_id=conversation_id):
+                        _log_conflict(None, conflict, attempt, self._decide_attempts)
+                    if attempt == self._decide_attempts:
+                        raise
+                    continue
+                self._cache.drop(conversation_id)
+                break
         with log_context(conversation_id=conversation_id):
             log.info("erased the conversation's personal data (%s, by %s)", reason, by)
         return envelope
@@ -511,7 +567,13 @@ class Runtime:
         retention = self.policy.retention
         if retention is None:
             return 0
-        cutoff = retention.cutoff_ms(self._clock())
+        async with turn(self.store, RETENTION_SWEEP) as mine:
+            if not mine:
+                log.debug("retention sweep skipped: another process is sweeping")
+                return 0
+            return await self._sweep_retention(retention.cutoff_ms(self._clock()))
+
+    async def _sweep_retention(self, cutoff: int) -> int:
         erased = 0
         for conversation_id in await self.store.idle_conversations(cutoff, SWEEP_BATCH):
             done = await self.erase(
@@ -544,6 +606,32 @@ class Runtime:
         self._recent[delivery_id] = None
         while len(self._recent) > self._recent_capacity:
             self._recent.popitem(last=False)
+
+
+def _log_conflict(
+    inbound: Inbound | None, conflict: ConcurrencyError, attempt: int, attempts: int
+) -> None:
+    """One line per refused commit: the ids (bound by the caller's `log_context`) and the
+    versions, never what anyone said."""
+    last = attempt == attempts
+    log.log(
+        logging.WARNING if last else logging.INFO,
+        "conversation moved on in another process (expected version %d, found %d): %s",
+        conflict.expected,
+        conflict.actual,
+        f"giving up after {attempts} attempts"
+        if last
+        else f"deciding again ({attempt + 1} of {attempts})",
+        extra={
+            FIELDS_ATTRIBUTE: {
+                "kind": inbound.kind if inbound is not None else "erasure",
+                "attempt": attempt,
+                "attempts": attempts,
+                "expected_version": conflict.expected,
+                "found_version": conflict.actual,
+            }
+        },
+    )
 
 
 def _outbox_item(

@@ -28,7 +28,7 @@ from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from bot.action_secret import load_action_secret
 from bot.crm_outbox import crm_items
 from bot.logs import mask_secrets
-from bot.outbox_worker import OutboxWorker
+from bot.outbox_worker import OWNER_TTL_MS, OutboxWorker
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
 from bot.runtime import HandleResult, Runtime
@@ -183,10 +183,14 @@ class Service(BuiltInViews):
         action_secret: SecretStr | None = None,
         state_cache_bytes: int = DEFAULT_MAX_BYTES,
         outbox_identity: str | None = None,
+        outbox_lease_ms: int = OWNER_TTL_MS,
     ) -> None:
         """`surfaces` are the configured surfaces, in routing order (`bot.surfaces`).
         `outbox_identity`: this process's boot slot (`bot.boot_slot`), so a restart takes
-        over its previous boot's outbox leases at once; None: they expire by heartbeat."""
+        over its previous boot's outbox leases at once; None: they expire by heartbeat.
+        `outbox_lease_ms` (`SALESBOT_OUTBOX_LEASE_MS`): how long this process's outbox
+        claims outlive its last heartbeat, so how soon another replica takes over the
+        replies of one that died (`outbox_timing`)."""
         self.store = store
         self.action_key = action_key or ActionKey()
         """Binds card buttons to their card; loaded in `start`, once the store is open."""
@@ -217,6 +221,7 @@ class Service(BuiltInViews):
             on_send=self.metrics.count_send,
             identity=outbox_identity,
             prefixes=self._dispatch.prefixes,  # never claim what another process sends
+            **outbox_timing(outbox_lease_ms),
         )
         self.clock = clock
         self._stop = asyncio.Event()
@@ -347,6 +352,19 @@ class Service(BuiltInViews):
             return problem
 
 
+def outbox_timing(lease_ms: int) -> dict[str, Any]:
+    """The outbox worker's heartbeat and send timeout for an owner lease of `lease_ms`:
+    a heartbeat every fifth of it, and a send given up after half of it (at most the
+    worker's 10 s), so a heartbeat plus a whole send always fit in the lease — the worker
+    never starts a send its lease might not cover. 20 s (the default) gives the worker's
+    own defaults: 4 s and 10 s."""
+    return {
+        "owner_ttl_ms": lease_ms,
+        "heartbeat_ms": max(1, lease_ms // 5),
+        "send_timeout_s": min(10.0, lease_ms / 2000),
+    }
+
+
 def build_service(
     settings: Settings,
     policy: Policy,
@@ -400,6 +418,7 @@ def build_service(
         action_secret=settings.salesbot_action_secret,
         state_cache_bytes=settings.salesbot_state_cache_mb * MIB,
         outbox_identity=outbox_identity,
+        outbox_lease_ms=settings.salesbot_outbox_lease_ms,
     )
     relay.bind(service)
     return service

@@ -85,6 +85,9 @@ class Settings(LogSettings):
     salesbot_outbound_allow: Annotated[tuple[str, ...], NoDecode] = ()
     # The conversation states kept in memory, by their serialised size (MiB; 0 keeps none).
     salesbot_state_cache_mb: int = Field(256, ge=0, le=1_048_576)
+    # How long the outbox items a process claimed stay its own after its last heartbeat:
+    # a killed replica's replies are taken over by another within this (`bot.service`).
+    salesbot_outbox_lease_ms: int = Field(20_000, ge=2_000, le=3_600_000)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -8,8 +8,8 @@ it, and the rules every store shares come from the same modules (`storage._rules
 The store is composed of parts named for what they hold: `storage.postgres_pool` (the pool,
 transactions, lanes, errors), `storage.postgres_outbox` (claimed with `FOR UPDATE SKIP
 LOCKED`), `storage.postgres_tickets`, `storage.postgres_projections` and
-`storage.postgres_schema` (migrations). This module holds the event log and what commits
-with it.
+`storage.postgres_schema` (migrations) and `storage.postgres_turns` (which replica runs a
+sweep now). This module holds the event log and what commits with it.
 
 Across processes: the expected-version check is the stream row's update (`_advance`):
 `UPDATE streams SET version = $new WHERE conversation_id = $1 AND version = $expected`, or
@@ -63,6 +63,7 @@ from storage.postgres_projections import (
     stored_projection,
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
+from storage.postgres_turns import PostgresTurns
 from storage.projections import differences
 from storage.sql_rows import (
     answer_row,
@@ -106,7 +107,7 @@ def is_postgres_url(database: str) -> bool:
     return database.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
-class PostgresStore(PostgresOutbox, PostgresTickets):
+class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
     """The `Store` ports on PostgreSQL. Create with `await PostgresStore.open(dsn)`."""
 
     # -- events -------------------------------------------------------------------------
