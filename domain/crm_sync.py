@@ -73,11 +73,12 @@ def crm_events(
 def crm_backfill(rec: Recorder) -> None:
     """`salesbot crm backfill` for one conversation: record a `crm_sync_requested` for every
     write that brings the CRM up to what the conversation has reached (`domain.crm.backfill`)
-    — nothing without `[crm]`, nothing once the CRM was asked for all of it."""
+    — nothing without `[crm]`, nothing once the CRM was asked for all of it, and nothing for
+    a conversation whose personal data was erased."""
     config = rec.policy.crm
-    if config is None:
-        return
     state = rec.state
+    if config is None or state.erased:
+        return
     plan = backfill(state.crm_told, crm_facts(state), config, first_seq=state.version + 1)
     for request in plan.requests:
         rec.record(CrmSyncRequested(**dict(request)))

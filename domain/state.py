@@ -207,6 +207,9 @@ class ConversationState(Frozen):
     """The owner as people read them."""
     lost_reason: str | None = None
     """Why the deal was lost (`deal_marked`), while it stays lost."""
+    erased: bool = False
+    """The conversation's personal data was erased (`erased`): nothing of it goes to the
+    CRM again."""
     crm_told: dict[str, CrmTold] = Field(default_factory=dict)
     """By external id, what the CRM was last asked to hold and how that write ended
     (`crm_sync_requested`, `crm_sync_settled`): what `salesbot crm backfill` compares."""
@@ -427,6 +430,8 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case TeamNotified():
             if event.kind not in state.team_notified:
                 update["team_notified"] = (*state.team_notified, event.kind)
+        case Erased():
+            update["erased"] = True
         case CrmSyncRequested():
             update["crm_told"] = {
                 **state.crm_told,
@@ -461,7 +466,6 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | TicketClaimRefused()
             | KnowledgeAnswered()
             | KnowledgeUnanswered()
-            | Erased()
         ):
             pass
     return state.model_copy(update=update)

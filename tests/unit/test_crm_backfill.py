@@ -11,10 +11,11 @@ from pathlib import Path
 from bot.policy_loader import load_policy
 from domain.audit import audit_conversation, render_audit
 from domain.crm_sync import CRM_ALERT_TITLE
-from domain.events import CrmSyncRequested, CrmSyncSettled, EventEnvelope
+from domain.events import CrmSyncRequested, CrmSyncSettled, Erased, EventEnvelope
 from domain.inbound import SYSTEM, CrmBackfillRequested, CrmWriteSettled
 from domain.policy import Policy
 from domain.replay import replay_conversation
+from domain.state import apply
 from tests.support.conversation import Recording
 from tests.unit.test_crm import crm_policy, lead_to_won, synced
 
@@ -133,3 +134,18 @@ def test_the_audit_says_what_each_write_became_and_what_wrote_it(tmp_path: Path)
     assert "CRM write done: the deal salesbot:deal:lead-crm-1 as record 5501 in hubspot" in text
     assert "written by salesbot's hubspot adapter v1, hubspot-api-client 12.0.0" in text
     assert "hubspot said: 403: missing scopes" in text
+
+
+def test_an_erased_conversation_is_never_backfilled(tmp_path: Path) -> None:
+    before, policy = load_policy("default"), crm_policy(tmp_path)
+    rec = lead_to_won(before)
+    erased = EventEnvelope(
+        conversation_id="lead-crm-1",
+        seq=rec.state.version + 1,
+        at_ms=rec.now,
+        policy_version=before.version,
+        delivery_id="erase:lead-crm-1",
+        event=Erased(by="ops", reason="request"),
+    )
+    rec.state = apply(rec.state, erased)
+    assert backfill(policy, rec) == []
