@@ -22,8 +22,6 @@ changed since or refused last time), unchanged (already as they should be), fail
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
@@ -117,6 +115,9 @@ class BackfillSummary:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+    import json
+
     from bot.cli import UsageError
     from bot.clock import parse_iso_ms
     from bot.policy_loader import load_policy
@@ -151,6 +152,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
 async def _backfill(
     config: Any, policy: Any, since_ms: int | None, wait_s: float, err: TextIO
 ) -> BackfillSummary:
+    import asyncio
     import random
 
     from adapters.crm.ids import CHANNEL, outbox_key
@@ -233,6 +235,8 @@ async def _send_all(
 ) -> None:
     """Send until every write is settled (written or dead-lettered) or `wait_s` passes;
     count each by its outcome. Another process (a `salesbot serve`) may settle some."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     open_keys = set(written)
