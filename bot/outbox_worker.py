@@ -117,6 +117,7 @@ class OutboxWorker:
         send_timeout_s: float = 10.0,
         round_ms: int = 3_000,
         on_send: Callable[[str, SendOutcome], None] | None = None,
+        on_sent: Callable[[OutboxItem, str | None], Awaitable[None]] | None = None,
         owner: str | None = None,
         identity: str | None = None,
         prefixes: Sequence[str] | None = None,
@@ -148,6 +149,9 @@ class OutboxWorker:
         self._batch = batch
         self._on_dead_letter = on_dead_letter
         self._on_send = on_send  # hears every attempt's outcome, by channel (metrics)
+        # Hears each item this worker marked sent, with the remote id (the CRM records the
+        # write's outcome in its conversation: `bot.crm_outbox`).
+        self._on_sent = on_sent
         self._send_timeout_s = send_timeout_s
         # `drain_once` only (it waits for every channel): a round ends when a channel's next
         # paced send would fall past this budget, and the rest of that channel is released
@@ -425,6 +429,16 @@ class OutboxWorker:
     async def _mark_sent(self, item: OutboxItem, remote_id: str | None) -> bool:
         marked = await self._outbox.mark_sent(item.key, self._clock(), remote_id)
         self._settled(item)
+        if marked and self._on_sent is not None:
+            try:
+                await self._on_sent(item, remote_id)
+            except Exception as exc:
+                log.error(
+                    "outbox item %s on %s: recording the send failed (%s)",
+                    item.key,
+                    item.channel,
+                    _origin(exc),
+                )
         return marked
 
     async def _look_up(self, sender: Sender, item: OutboxItem) -> tuple[bool, str | None]:

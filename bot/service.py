@@ -26,7 +26,7 @@ from adapters.ids import platform_of
 from adapters.outbound import Lookup, OutboundPolicy
 from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from bot.action_secret import load_action_secret
-from bot.crm_outbox import crm_items
+from bot.crm_outbox import CrmOutcomes, crm_items
 from bot.logs import mask_secrets
 from bot.outbox_worker import OWNER_TTL_MS, OutboxWorker
 from bot.queries import query_answerer
@@ -210,6 +210,14 @@ class Service(BuiltInViews):
             effects=crm_items,
         )
         self._dispatch = Dispatch(self.surfaces)
+        # A CRM write's outcome is recorded in its conversation (and alerted when refused).
+        self.crm_outcomes = CrmOutcomes(
+            self.handle,
+            self._dispatch.sender_for,
+            self.runtime.report_dead_letter,
+            clock=clock,
+            registry=self.metrics.registry,
+        )
         self.worker = OutboxWorker(
             store,
             self._dispatch.sender_for,
@@ -217,8 +225,9 @@ class Service(BuiltInViews):
             sleep=asyncio.sleep,
             rng=random.Random(),
             pacing_ms=self._dispatch.pacing_ms,
-            on_dead_letter=self.runtime.report_dead_letter,
+            on_dead_letter=self.crm_outcomes.on_dead_letter,
             on_send=self.metrics.count_send,
+            on_sent=self.crm_outcomes.on_sent,
             identity=outbox_identity,
             prefixes=self._dispatch.prefixes,  # never claim what another process sends
             **outbox_timing(outbox_lease_ms),

@@ -31,6 +31,7 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     CrmSyncRequested,
+    CrmSyncSettled,
     DealMarked,
     Erased,
     Event,
@@ -718,6 +719,8 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             )
         case CrmSyncRequested():
             return _explain_crm(event)
+        case CrmSyncSettled():
+            return _explain_crm_settled(event)
         case _:  # an event type newer than this module still gets an entry
             return f"{event.type} event", ()
 
@@ -738,6 +741,21 @@ def _explain_crm(event: CrmSyncRequested) -> tuple[str, tuple[str, ...]]:
     if deal.lost_reason is not None:
         detail.append(f"lost reason: {deal.lost_reason.replace('_', ' ')}")
     return f"CRM sync requested: {what} ({event.reason})", tuple(detail)
+
+
+def _explain_crm_settled(event: CrmSyncSettled) -> tuple[str, tuple[str, ...]]:
+    what = f"the {event.artifact} {event.external_id}"
+    library = f", {event.library}" if event.library else ""
+    writer = f"written by salesbot's {event.adapter} adapter v{event.adapter_version}{library}"
+    request = f"the write requested at event {event.request_seq}"
+    if event.outcome == "sent":
+        record = f" as record {event.remote_id}" if event.remote_id else ""
+        return f"CRM write done: {what}{record} in {event.adapter}", (request, writer)
+    said = f"{event.adapter} said: {event.reason}" if event.reason else "no message"
+    return (
+        f"CRM write refused for good (dead-lettered, the team alerted): {what}",
+        (request, said, writer),
+    )
 
 
 def _explain_pursuit(event: PursuitDecided) -> tuple[str, tuple[str, ...]]:

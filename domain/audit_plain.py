@@ -29,6 +29,7 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     CrmSyncRequested,
+    CrmSyncSettled,
     DeliveryDeadLettered,
     Erased,
     Event,
@@ -366,6 +367,10 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return f"Quote {event.quote_id} was sent to the CRM"
         case CrmSyncRequested():
             return f"A {event.note} note was added to the CRM deal"
+        case CrmSyncSettled() if event.outcome == "sent":
+            return f"The CRM {event.artifact} was written in {event.adapter}"
+        case CrmSyncSettled():
+            return f"{event.adapter} refused the CRM {event.artifact}: {event.reason}"
         case _:
             return None
 

@@ -243,6 +243,117 @@ def _deal_reason(previous: CrmDeal | None, deal: CrmDeal) -> str:
     return "updated " + ", ".join(changed) if changed else "updated"
 
 
+SyncOutcome = Literal["pending", "sent", "dead_lettered"]
+
+
+class CrmTold(Frozen):
+    """What the CRM was last asked to hold for one external id (`crm_sync_requested`), and
+    how that write ended (`crm_sync_settled`): what a backfill compares against."""
+
+    seq: int
+    """The `crm_sync_requested` event of the latest write for this record."""
+    artifact: CrmArtifact
+    deal: CrmDeal
+    """The deal as that request carried it (for a quote or a note: the deal it belongs to,
+    so a score note says which band it was written for)."""
+    note: NoteKind | None = None
+    outcome: SyncOutcome = "pending"
+    remote_id: str | None = None
+
+
+class Backfill(Frozen):
+    """What a backfill decides for one conversation: the writes it requests, and how many of
+    the records the CRM should hold are already as they should be."""
+
+    requests: tuple[SyncRequest, ...] = ()
+    unchanged: int = 0
+
+
+BACKFILL_REASON = "backfill"
+
+
+def backfill(
+    told: Mapping[str, CrmTold], facts: CrmFacts, config: CrmConfig, *, first_seq: int
+) -> Backfill:
+    """The writes that bring the CRM up to what the conversation has reached, whatever
+    `[crm]` decided (or did not, before it was configured) along the way: the deal when the
+    CRM was never told it or was told something else, each live quote never requested, the
+    score's note for the current band and the transcript's once the deal is closed. A write
+    the CRM refused for good (dead-lettered) counts as never told, so a backfill retries it.
+
+    Idempotent: once its requests are recorded, the same call asks for nothing, so running a
+    backfill twice writes nothing new. External ids are those the live sync uses."""
+    deal = deal_of(facts, config)
+    if deal is None:
+        return Backfill()
+
+    def live(external_id: str) -> CrmTold | None:
+        record = told.get(external_id)
+        return record if record is not None and record.outcome != "dead_lettered" else None
+
+    requests: list[SyncRequest] = []
+    unchanged = 0
+    previous = live(deal.external_id)
+    if previous is not None and previous.deal == deal:
+        unchanged += 1
+    else:
+        if deal.external_id in told and previous is None:
+            reason = "written again: the CRM refused the last write"
+        else:
+            reason = _deal_reason(previous.deal if previous is not None else None, deal)
+        requests.append(
+            SyncRequest(
+                artifact="deal",
+                external_id=deal.external_id,
+                reason=f"{BACKFILL_REASON}: {reason}",
+                deal=deal,
+            )
+        )
+    for quote_id, version, *_ in facts.quotes:
+        external_id = quote_external_id(quote_id, version)
+        if live(external_id) is not None:
+            unchanged += 1
+            continue
+        requests.append(
+            SyncRequest(
+                artifact="quote",
+                external_id=external_id,
+                reason=f"{BACKFILL_REASON}: quote {quote_id} v{version}",
+                deal=deal,
+                quote_id=quote_id,
+                quote_version=version,
+            )
+        )
+    notes: list[tuple[NoteKind, str]] = []
+    live_notes = [
+        record
+        for external_id, record in told.items()
+        if record.note is not None and live(external_id) is not None
+    ]
+    if "score" in config.notes and facts.band is not None:
+        if any(r.note == "score" and r.deal.band == facts.band for r in live_notes):
+            unchanged += 1
+        else:
+            notes.append(("score", f"{BACKFILL_REASON}: scored {facts.band}"))
+    if "transcript" in config.notes and facts.outcome is not None:
+        if any(r.note == "transcript" and r.deal.stage == facts.outcome for r in live_notes):
+            unchanged += 1
+        else:
+            notes.append(("transcript", f"{BACKFILL_REASON}: deal {facts.outcome}"))
+    for kind, reason in notes:
+        seq = first_seq + len(requests)
+        requests.append(
+            SyncRequest(
+                artifact="note",
+                external_id=note_external_id(facts.conversation_id, kind, seq),
+                reason=reason,
+                deal=deal,
+                note=kind,
+            )
+        )
+    return Backfill(requests=tuple(requests), unchanged=unchanged)
+
+
 class CrmContact(Frozen):
     """The person behind the deal: personal data, added when the write is prepared."""
 

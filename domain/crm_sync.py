@@ -8,15 +8,19 @@ conversation's state, which itself folds the CRM events.
 
 from __future__ import annotations
 
+from domain.cards import Card, CardField, Reply
 from domain.crm import (
     CrmConfig,
     CrmFacts,
     CrmQuote,
     CrmRecord,
+    backfill,
     crm_contact,
     sync_requests,
 )
-from domain.events import CrmSyncRequested, EventEnvelope
+from domain.decision import Recorder
+from domain.events import CrmSyncRequested, CrmSyncSettled, EventEnvelope
+from domain.inbound import CrmWriteSettled
 from domain.state import ConversationState
 
 _LIVE = ("issued", "needs_approval", "approval_requested", "accepted")
@@ -64,6 +68,58 @@ def crm_events(
             crm_facts(before), crm_facts(after), config, first_seq=after.version + 1
         )
     ]
+
+
+def crm_backfill(rec: Recorder) -> None:
+    """`salesbot crm backfill` for one conversation: record a `crm_sync_requested` for every
+    write that brings the CRM up to what the conversation has reached (`domain.crm.backfill`)
+    — nothing without `[crm]`, nothing once the CRM was asked for all of it, and nothing for
+    a conversation whose personal data was erased."""
+    config = rec.policy.crm
+    state = rec.state
+    if config is None or state.erased:
+        return
+    plan = backfill(state.crm_told, crm_facts(state), config, first_seq=state.version + 1)
+    for request in plan.requests:
+        rec.record(CrmSyncRequested(**dict(request)))
+
+
+CRM_ALERT_TITLE = "A CRM write was refused"
+
+
+def crm_settled(rec: Recorder, settled: CrmWriteSettled, *, alert_ref: str) -> None:
+    """Record how a CRM write ended; a write refused for good also alerts the handoff
+    channel, naming the record (its kind and external id: never the prospect's e-mail) and
+    the CRM's words."""
+    rec.record(
+        CrmSyncSettled(
+            request_seq=settled.request_seq,
+            artifact=settled.artifact,
+            external_id=settled.external_id,
+            outbox_key=settled.outbox_key,
+            outcome=settled.outcome,
+            remote_id=settled.remote_id,
+            adapter=settled.adapter,
+            adapter_version=settled.adapter_version,
+            library=settled.library,
+            reason=settled.reason,
+        )
+    )
+    if settled.outcome != "dead_lettered":
+        return
+    card = Card(
+        kind="notice",
+        title=CRM_ALERT_TITLE,
+        fields=(
+            CardField(label="Conversation", value=rec.state.conversation_id),
+            CardField(label="Record", value=f"{settled.artifact} {settled.external_id}"),
+            CardField(label="CRM", value=f"{settled.adapter} v{settled.adapter_version}"),
+            CardField(label="The CRM said", value=settled.reason or "(no message)"),
+        ),
+        status="Dead-lettered",
+        ref=alert_ref,
+    )
+    rec.reply(Reply(audience="handoff", text=card.title, card=card))
 
 
 def crm_record(envelope: EventEnvelope, state: ConversationState, config: CrmConfig) -> CrmRecord:

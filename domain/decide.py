@@ -13,7 +13,7 @@ from domain.cards import Card, CardField, Reply
 from domain.command_handlers import on_command
 from domain.commands import command_spec, parse_text_command
 from domain.conversation import on_idle_check, on_lead, on_prospect_message
-from domain.crm_sync import crm_events
+from domain.crm_sync import crm_backfill, crm_events, crm_settled
 from domain.decision import Decision, Recorder
 from domain.errors import CommandError
 from domain.events import DeliveryDeadLettered, MessageRead, RepMessageRecorded
@@ -28,6 +28,8 @@ from domain.inbound import (
     Actor,
     ButtonClicked,
     CommandInvoked,
+    CrmBackfillRequested,
+    CrmWriteSettled,
     DeliveryFailed,
     Inbound,
     LeadArrived,
@@ -84,6 +86,10 @@ def decide(
                 on_idle_check(rec)
         case DeliveryFailed():
             _on_delivery_failed(rec, inbound)
+        case CrmBackfillRequested():
+            crm_backfill(rec)
+        case CrmWriteSettled():
+            crm_settled(rec, inbound, alert_ref=f"{ALERT_REF_PREFIX}{inbound.outbox_key}")
     if policy.crm is not None:
         # What the team's CRM should now show, one write per changed record (`domain.crm`).
         for event in crm_events(state, rec.state, policy.crm):

@@ -672,6 +672,26 @@ class CrmSyncRequested(_Event):
     note: NoteKind | None = None
 
 
+class CrmSyncSettled(_Event):
+    """How one CRM write ended, once the CRM sender finished it: written (`sent`, with the
+    CRM's own id of the record) or refused for good (`dead_lettered`, with the CRM's words,
+    any e-mail address in them redacted). `adapter`, `adapter_version` and `library` name
+    what wrote it (the vendor's adapter and its client library), so every record in the CRM
+    traces back to the request (`request_seq`) and the code that carried it out."""
+
+    type: Literal["crm_sync_settled"] = "crm_sync_settled"
+    request_seq: int
+    artifact: CrmArtifact
+    external_id: str
+    outbox_key: str
+    outcome: Literal["sent", "dead_lettered"]
+    remote_id: str | None = None
+    adapter: str
+    adapter_version: int
+    library: str | None = None
+    reason: str | None = None
+
+
 class DeliveryDeadLettered(_Event):
     """A reply that will never be delivered, and why: on-call needs to see it."""
 
@@ -731,6 +751,7 @@ Event = Annotated[
     | PursuitDecided
     | Erased
     | CrmSyncRequested
+    | CrmSyncSettled
     | DeliveryDeadLettered,
     Field(discriminator="type"),
 ]

@@ -14,6 +14,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from domain.business_hours import HoursFact
+from domain.crm import CrmArtifact
 from domain.model import Frozen, Sparse
 
 INBOUND_SCHEMA_VERSION = 1
@@ -214,7 +215,41 @@ class DeliveryFailed(_InboundBase):
     was_alert: bool = False
 
 
+class CrmBackfillRequested(_InboundBase):
+    """An operator asked the CRM to be brought up to what this conversation has reached
+    (`salesbot crm backfill`): the domain records the writes the policy's `[crm]` calls for
+    that the CRM was never asked for (`domain.crm.backfill`); none without `[crm]`."""
+
+    kind: Literal["crm_backfill"] = "crm_backfill"
+
+
+class CrmWriteSettled(_InboundBase):
+    """The CRM sender finished one write of the conversation's: written, or refused for good
+    (dead-lettered). The runtime's facts, recorded as they came, so replay reproduces the
+    `crm_sync_settled` event and the alert. `reason`: the CRM's words, e-mail addresses
+    redacted by the adapter."""
+
+    kind: Literal["crm_write_settled"] = "crm_write_settled"
+    outbox_key: str
+    request_seq: int
+    artifact: CrmArtifact
+    external_id: str
+    outcome: Literal["sent", "dead_lettered"]
+    remote_id: str | None = None
+    adapter: str
+    adapter_version: int
+    library: str | None = None
+    reason: str | None = None
+
+
 Inbound = Annotated[
-    LeadArrived | MessagePosted | CommandInvoked | ButtonClicked | TimerElapsed | DeliveryFailed,
+    LeadArrived
+    | MessagePosted
+    | CommandInvoked
+    | ButtonClicked
+    | TimerElapsed
+    | DeliveryFailed
+    | CrmBackfillRequested
+    | CrmWriteSettled,
     Field(discriminator="kind"),
 ]

@@ -65,6 +65,7 @@ EVENT_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
     "prospect_left": (("words", MASK_ALL),),
     "meeting_requested": (("when",),),
     "team_notified": (("text",),),
+    "crm_sync_settled": (("reason",),),
 }
 """Per event type, the personal values of its `event` object. The prospect's words, what
 the bot echoed of them, the lead's details, the credit score (and the narrative's reason,
@@ -75,6 +76,7 @@ INBOUND_PATHS: Final[Mapping[str, tuple[Path, ...]]] = {
     "lead": (*(("lead", *path) for path in _LEAD), ("actor", "name")),
     "command": (("args",), ("actor", "name")),
     "button": (("note",), ("actor", "name")),
+    "crm_write_settled": (("reason",),),
 }
 """Per inbound kind, the personal values of a stored inbound (`domain.inbound`): what the
 prospect wrote, a lead's details, a command's words (`/lead` takes pasted text), a button's

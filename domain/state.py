@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from domain.crm import CrmTold
 from domain.events import (
     ActionIgnored,
     ApprovalRequested,
@@ -25,6 +26,7 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     CrmSyncRequested,
+    CrmSyncSettled,
     DealMarked,
     DeliveryDeadLettered,
     Erased,
@@ -205,6 +207,12 @@ class ConversationState(Frozen):
     """The owner as people read them."""
     lost_reason: str | None = None
     """Why the deal was lost (`deal_marked`), while it stays lost."""
+    erased: bool = False
+    """The conversation's personal data was erased (`erased`): nothing of it goes to the
+    CRM again."""
+    crm_told: dict[str, CrmTold] = Field(default_factory=dict)
+    """By external id, what the CRM was last asked to hold and how that write ended
+    (`crm_sync_requested`, `crm_sync_settled`): what `salesbot crm backfill` compares."""
 
     def open_handoff_ticket(self) -> TicketRecord | None:
         """The handoff ticket a human currently holds or should pick up, if any."""
@@ -422,6 +430,26 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         case TeamNotified():
             if event.kind not in state.team_notified:
                 update["team_notified"] = (*state.team_notified, event.kind)
+        case Erased():
+            update["erased"] = True
+        case CrmSyncRequested():
+            update["crm_told"] = {
+                **state.crm_told,
+                event.external_id: CrmTold(
+                    seq=envelope.seq, artifact=event.artifact, deal=event.deal, note=event.note
+                ),
+            }
+        case CrmSyncSettled():
+            told = state.crm_told.get(event.external_id)
+            if told is not None and told.seq == event.request_seq:
+                # Only the latest request's outcome counts: an older write settling late
+                # says nothing about what the CRM holds now.
+                update["crm_told"] = {
+                    **state.crm_told,
+                    event.external_id: told.model_copy(
+                        update={"outcome": event.outcome, "remote_id": event.remote_id}
+                    ),
+                }
         case (
             HandedBack()
             | ConversationAbandoned()
@@ -438,8 +466,6 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | TicketClaimRefused()
             | KnowledgeAnswered()
             | KnowledgeUnanswered()
-            | Erased()
-            | CrmSyncRequested()
         ):
             pass
     return state.model_copy(update=update)

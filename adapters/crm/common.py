@@ -12,10 +12,12 @@ the outbox retries only the first two kinds and dead-letters the last with an al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
-from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome
+from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, TimedOut
 from adapters.retry_after import retry_after_ms
 from domain.crm import CrmRecord
 
@@ -39,12 +41,44 @@ def payload_for(record: CrmRecord) -> dict[str, Any]:
     return {PAYLOAD_KEY: record.model_dump(mode="json")}
 
 
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+"""An e-mail address as a vendor's message may quote one (a duplicate contact, an invalid
+address): redacted before the message reaches the outbox row, the log, an event or an
+alert, because the alert names the record by its external id instead."""
+REDACTED_EMAIL = "[e-mail]"
+
+
+def redact(text: str) -> str:
+    """`text` with every e-mail address in it replaced by `[e-mail]`."""
+    return EMAIL.sub(REDACTED_EMAIL, text)
+
+
+def redacted(outcome: SendOutcome) -> SendOutcome:
+    """The outcome with any e-mail address in its reason redacted (every CRM sender answers
+    through this)."""
+    match outcome:
+        case Rejected(reason=reason) | TimedOut(reason=reason) if EMAIL.search(reason):
+            return outcome.model_copy(update={"reason": redact(reason)})
+        case RetryLater(reason=reason) if EMAIL.search(reason):
+            return outcome.model_copy(update={"reason": redact(reason)})
+    return outcome
+
+
+def library_version(distribution: str) -> str:
+    """`name version` of the vendor's client library as installed, for the record of which
+    code wrote to the CRM (`crm_sync_settled`)."""
+    try:
+        return f"{distribution} {metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return distribution
+
+
 def outcome_for_status(
     status: int, vendor_message: str, headers: Mapping[str, str] | None = None
 ) -> SendOutcome:
     """A vendor's error status as an outbox outcome: transient ones retried (a 429 after
     its `Retry-After`), the others rejected with the vendor's own words."""
-    reason = f"{status}: {vendor_message}".strip().rstrip(":")
+    reason = redact(f"{status}: {vendor_message}".strip().rstrip(":"))
     if status in TRANSIENT_STATUSES or status >= 500:
         after = None
         if headers is not None:

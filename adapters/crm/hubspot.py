@@ -61,7 +61,7 @@ import hubspot.crm.line_items as hs_line_items
 import hubspot.crm.objects.notes as hs_notes
 import urllib3.exceptions
 
-from adapters.crm.common import outcome_for_status, record_of
+from adapters.crm.common import library_version, outcome_for_status, record_of, redacted
 from adapters.crm.hubspot_mapping import (
     ADAPTER,
     ADAPTER_TAG,
@@ -235,6 +235,7 @@ class HubSpotSender:
 
     adapter = ADAPTER
     adapter_version = ADAPTER_VERSION
+    library = library_version("hubspot-api-client")
 
     def __init__(
         self,
@@ -258,7 +259,7 @@ class HubSpotSender:
             record = record_of(delivery)
         except ValueError as exc:
             return Rejected(reason=f"not a CRM record this adapter can send: {exc}")
-        outcome = await asyncio.to_thread(self._send, record)
+        outcome = redacted(await asyncio.to_thread(self._send, record))
         log.info("hubspot %s %s: %s", record.artifact, record.external_id, type(outcome).__name__)
         return outcome
 

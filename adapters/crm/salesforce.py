@@ -55,7 +55,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.util import Usage
 from urllib3.exceptions import NewConnectionError
 
-from adapters.crm.common import outcome_for_status, record_of
+from adapters.crm.common import library_version, outcome_for_status, record_of, redacted
 from adapters.crm.salesforce_auth import (
     SalesforceAuthError,
     SalesforceCredentials,
@@ -151,6 +151,10 @@ class SalesforceSender:
     Opportunity); `verify` is requests' (a CA bundle path in tests); `today` dates the
     opportunities (CloseDate)."""
 
+    adapter = ADAPTER_NAME
+    adapter_version = ADAPTER_VERSION
+    library = library_version("simple-salesforce")
+
     def __init__(
         self,
         credentials: SalesforceCredentials,
@@ -200,7 +204,7 @@ class SalesforceSender:
             record = record_of(delivery)
         except ValueError as exc:
             return Rejected(reason=f"not a CRM record: {type(exc).__name__}")
-        return await asyncio.to_thread(self.write, record)
+        return redacted(await asyncio.to_thread(self.write, record))
 
     async def find_sent(self, delivery: Delivery) -> str | None:
         """Always None: every write is an upsert by external id, so sending it again *is*

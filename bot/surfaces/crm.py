@@ -98,13 +98,18 @@ def sender_of(config: CrmSection) -> Sender:
     )
 
 
+def pacing_ms(config: CrmSection) -> int:
+    """The least gap between two writes to the configured vendor."""
+    return HUBSPOT_PACING_MS if config.vendor == "hubspot" else SALESFORCE_PACING_MS
+
+
 def registration() -> Registration[CrmSection]:
     return Registration(name=NAME, scheme=SCHEME, section=section, build=_build)
 
 
 def _build(config: CrmSection, wiring: Wiring) -> Surface:
     sender = sender_of(config)
-    pacing = HUBSPOT_PACING_MS if config.vendor == "hubspot" else SALESFORCE_PACING_MS
+    pacing = pacing_ms(config)
 
     def status() -> str:
         usage = getattr(sender, "api_usage", None)

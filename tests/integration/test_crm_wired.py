@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from bot.service import build_service
 from bot.settings import Settings, SettingsError
+from domain.events import CrmSyncRequested, CrmSyncSettled
 from domain.inbound import Actor, CommandInvoked, LeadArrived, LeadDetails
 from domain.policy import Policy
 from storage.memory import MemoryStore
@@ -120,3 +122,74 @@ def test_crm_commands_without_a_crm_say_so_in_one_line(monkeypatch: pytest.Monke
     assert err == (
         "salesbot: error: no CRM is configured: set SALESBOT_CRM to hubspot or salesforce\n"
     )
+
+
+async def test_each_write_records_its_outcome_and_a_refusal_alerts_the_handoff_channel(
+    hubspot: FakeHubSpot, policy: Policy
+) -> None:
+    """Item 2 and 3: every write the CRM sender finishes is an event in its conversation
+    naming the record in HubSpot and the adapter that wrote it; a write HubSpot refuses for
+    good is dead-lettered, recorded and alerted naming the record, with the e-mail address
+    HubSpot quoted redacted everywhere salesbot keeps or shows it."""
+    settings = Settings(
+        salesbot_crm="hubspot",
+        hubspot_access_token=SecretStr(TOKEN),
+        hubspot_api_url=hubspot.base_url,
+    )
+    ticks = itertools.count()
+    store = MemoryStore()
+    service = build_service(
+        settings, policy, store, clock=lambda: 1_790_000_000_000 + 1000 * next(ticks)
+    )
+    hubspot.fail_next(
+        "POST",
+        "/crm/v3/objects/notes",
+        400,
+        message="Property values were not valid: dana@example.com",
+        category="VALIDATION_ERROR",
+    )
+    lead = LeadDetails(
+        name="Dana Fox",
+        email="dana@example.com",
+        company="Foxco",
+        message="I'm the CTO, $40k budget approved, we want to start next month",
+    )
+    await service.handle(LeadArrived(delivery_id="l1", conversation_id=LEAD, actor=FEED, lead=lead))
+    for _ in range(10):
+        if not await service.worker.drain_once():
+            break
+    events = [e.event for e in await store.load(LEAD)]
+    settled = [e for e in events if isinstance(e, CrmSyncSettled)]
+    requested = [e for e in events if isinstance(e, CrmSyncRequested)]
+    assert [(s.artifact, s.outcome) for s in settled] == [
+        ("deal", "sent"),
+        ("note", "dead_lettered"),
+    ]
+    deal, note = settled
+    (hubspot_deal,) = hubspot.objects["deals"].values()
+    assert deal.remote_id == hubspot_deal["id"]
+    assert (deal.adapter, deal.adapter_version) == ("hubspot", 1)
+    assert deal.library == "hubspot-api-client 12.0.0"
+    assert [s.request_seq for s in settled] == [
+        e.seq for e in await store.load(LEAD) if isinstance(e.event, CrmSyncRequested)
+    ]
+    assert note.external_id == requested[1].external_id
+    assert note.reason == "400: Property values were not valid: [e-mail]"
+    (dead,) = await store.dead_letters()
+    assert dead.last_error == "400: Property values were not valid: [e-mail]"
+    # The alert is an outbox item for the handoff channel, whatever surface delivers it.
+    (card,) = [
+        item.payload["reply"]["card"]
+        for item in store._outbox.values()  # every item, sent or not
+        if ((item.payload.get("reply") or {}).get("card") or {}).get("title")
+        == "A CRM write was refused"
+    ]
+    fields = {f["label"]: f["value"] for f in card["fields"]}
+    assert fields["Record"] == f"note {note.external_id}"
+    assert fields["The CRM said"] == "400: Property values were not valid: [e-mail]"
+    assert fields["CRM"] == "hubspot v1"
+    assert "dana@example.com" not in str(card)
+    metrics = generate_latest(service.metrics.registry).decode()
+    assert 'salesbot_crm_writes_total{artifact="deal",outcome="sent"} 1.0' in metrics
+    assert 'salesbot_crm_writes_total{artifact="note",outcome="dead_lettered"} 1.0' in metrics
+    assert 'salesbot_crm_sync_lag_seconds_count{artifact="deal"} 1.0' in metrics

@@ -42,3 +42,17 @@ def test_a_record_rides_in_an_outbox_item_unchanged() -> None:
     assert record_of(delivery) == record
     with pytest.raises(ValueError, match="carries no CRM record"):
         record_of(Delivery(key="k2", conversation_id="c-1", channel="crm", payload={}))
+
+
+def test_a_vendors_words_never_carry_an_e_mail_address_into_salesbots_records() -> None:
+    from adapters.crm.common import redacted
+    from adapters.ports import Sent, TimedOut
+
+    outcome = outcome_for_status(409, "Contact already exists: dana.fox+crm@example.co.uk")
+    assert outcome == Rejected(reason="409: Contact already exists: [e-mail]")
+    assert outcome_for_status(503, "busy for j@x.io", {"Retry-After": "2"}) == RetryLater(
+        reason="503: busy for [e-mail]", retry_after_ms=2000
+    )
+    assert redacted(TimedOut(reason="lost a@b.org")) == TimedOut(reason="lost [e-mail]")
+    assert redacted(Rejected(reason="400: no address")) == Rejected(reason="400: no address")
+    assert redacted(Sent(remote_id="a@b.org")) == Sent(remote_id="a@b.org")  # an id, not words
