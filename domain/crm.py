@@ -354,13 +354,18 @@ def backfill(
     return Backfill(requests=tuple(requests), unchanged=unchanged)
 
 
-class CrmContact(Frozen):
+class CrmContact(Sparse):
     """The person behind the deal: personal data, added when the write is prepared."""
 
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("origin",)
     external_id: str
     email: str | None = None
     name: str | None = None
     company: str | None = None
+    origin: str | None = None
+    """The CRM record the lead came from, as the lead's `external_id` (a lead with no reply
+    path, `LeadDetails.reply_in`): the CRM adapter updates that record rather than create a
+    second one for the same person. Left out of the payload while unset."""
 
 
 class CrmQuote(Frozen):
@@ -415,4 +420,5 @@ def crm_contact(conversation_id: str, lead: Mapping[str, object] | None) -> CrmC
         email=text("email"),
         name=text("name"),
         company=text("company"),
+        origin=text("external_id") if text("reply_in") else None,
     )

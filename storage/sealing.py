@@ -154,7 +154,7 @@ def redacted_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
         # A CRM write (`domain.crm.CrmRecord`): the contact and the note's lines.
         contact = crm.get("contact")
         if isinstance(contact, dict):
-            for name in ("email", "name", "company"):
+            for name in ("email", "name", "company", "origin"):
                 if isinstance(contact.get(name), str):
                     contact[name] = ERASED
         if isinstance(crm.get("note_lines"), list):

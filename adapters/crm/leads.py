@@ -62,6 +62,16 @@ def lead_key(vendor: str, account: str, kind: str, record_id: str) -> str:
     return f"{vendor.lower()}:{account}:{kind}:{record_id}"
 
 
+def parse_lead_key(key: str | None) -> tuple[str, str, str, str] | None:
+    """(vendor, account, kind, record id) of a key `lead_key` made; None for anything else
+    (a feed lead's own external id, say)."""
+    parts = (key or "").split(":")
+    if len(parts) != 4 or not all(parts):
+        return None
+    vendor, account, kind, record_id = parts
+    return vendor, account, kind, record_id
+
+
 def lead_ids(key: str) -> tuple[str, str]:
     """The lead (conversation) id and the delivery id of the CRM record `key`."""
     digest = hashlib.sha256(f"{_SALT}{key}".encode()).hexdigest()

@@ -56,6 +56,7 @@ from simple_salesforce.util import Usage
 from urllib3.exceptions import NewConnectionError
 
 from adapters.crm.common import library_version, outcome_for_status, record_of, redacted
+from adapters.crm.leads import parse_lead_key
 from adapters.crm.salesforce_auth import (
     SalesforceAuthError,
     SalesforceCredentials,
@@ -256,6 +257,9 @@ class SalesforceSender:
         if record.artifact == "deal":
             if self._mode == "lead":
                 fields = lead_fields(record, multicurrency=self._multicurrency)
+                origin = _origin_lead(record)
+                if origin is not None:
+                    return self._claim(client, "Lead", origin, deal.external_id, fields)
                 return self._upsert(client, "Lead", deal.external_id, fields)
             existing = self._find(client, "Opportunity", deal.external_id)
             contact_id = None
@@ -298,6 +302,23 @@ class SalesforceSender:
             found = self._find(client, sobject, external_id)
             return str(found["Id"]) if found is not None else ""
         return str(response.json()["id"])
+
+    def _claim(
+        self,
+        client: Salesforce,
+        sobject: str,
+        record_id: str,
+        external_id: str,
+        fields: Mapping[str, Any],
+    ) -> str:
+        """Update the record the lead came from by its Id, giving it our external id, so
+        this and every later write lands on it rather than on a second record for the same
+        person (an update by Id is as safe to resend as an upsert)."""
+        sf_type = getattr(client, sobject)
+        if not isinstance(sf_type, SFType):
+            raise TypeError(f"{sobject} is not an sObject type")
+        sf_type.update(record_id, {**fields, EXTERNAL_ID_FIELD: external_id})
+        return record_id
 
     def _find(self, client: Salesforce, sobject: str, external_id: str) -> dict[str, Any] | None:
         """The record with this external id (GET sObject Rows by External ID), or None."""
@@ -357,6 +378,15 @@ class SalesforceSender:
                 "the field must be Unique (docs/crm.md, Salesforce)"
             )
         return outcome_for_status(exc.status, reason)
+
+
+def _origin_lead(record: CrmRecord) -> str | None:
+    """The Id of the Salesforce Lead a lead came from (`CrmContact.origin`), if it did."""
+    origin = parse_lead_key(record.contact.origin if record.contact is not None else None)
+    if origin is None:
+        return None
+    vendor, _org, kind, record_id = origin
+    return record_id if vendor == "salesforce" and kind == "Lead" else None
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -195,6 +195,14 @@ class FakeSalesforce:
                         return dict(record)
         return None
 
+    def create(self, sobject: str, **fields: Any) -> str:
+        """A record a person made in Salesforce (no external id): its new Id."""
+        with self._lock:
+            prefix = OBJECTS[sobject]["id_prefix"]
+            record_id = f"{prefix}{next(self._ids):012d}AAA"
+            self._records[sobject][f"#{record_id}"] = {"Id": record_id, **fields}
+        return record_id
+
     # -- scripted trouble ---------------------------------------------------------------
 
     def fail_next(self, sobject: str, status: int, code: str, message: str) -> None:
@@ -350,6 +358,53 @@ class FakeSalesforce:
             **record,
         }
 
+    def _update_by_id(self, sobject: str, record_id: str, body: Any) -> tuple[int, Any]:
+        """PATCH sObject Rows by Id (`update_by_id`): the fields given change, an external id
+        among them included (the record is then found by it), and nothing is answered."""
+        if not isinstance(body, dict):
+            raise _RefusalError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        with self._lock:
+            found = [
+                (key, record)
+                for key, record in self._records[sobject].items()
+                if record["Id"][:15] == record_id[:15]
+            ]
+            if not found:
+                missing = SHAPES["update_by_id"]["missing"]
+                raise _RefusalError(404, missing["errorCode"], missing["message"])
+            key, record = found[0]
+            known = self.fields(sobject)
+            for name, given in body.items():
+                spec = known.get(name)
+                if spec is None or name == "Id":
+                    raise _RefusalError(
+                        400,
+                        "INVALID_FIELD",
+                        f"No such column '{name}' on sobject of type {sobject}",
+                    )
+                if spec.get("updateable", True) is False:
+                    raise _RefusalError(
+                        400,
+                        "INVALID_FIELD_FOR_INSERT_UPDATE",
+                        f"Unable to create/update fields: {name}.",
+                        (name,),
+                    )
+                self._check_value(sobject, name, spec, given)
+            external = body.get("Salesbot_Id__c")
+            if isinstance(external, str) and external != key:
+                if external in self._records[sobject]:
+                    raise _RefusalError(
+                        400,
+                        "DUPLICATE_VALUE",
+                        "duplicate value found: Salesbot_Id__c duplicates value on record",
+                        ("Salesbot_Id__c",),
+                    )
+                del self._records[sobject][key]
+                self._records[sobject][external] = record
+            record.update(body)
+            self.writes.append((sobject, record["Id"], dict(body)))
+        return SHAPES["update_by_id"]["updated"]["status"], None
+
     def _external_id_field(self, sobject: str, field: str) -> None:
         spec = self.fields(sobject).get(field)
         if spec is None or not spec.get("externalId"):
@@ -498,6 +553,7 @@ def _oauth_error(spec: dict[str, Any]) -> dict[str, str]:
 
 API = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/(?P<rest>.*)$")
 ROW = re.compile(r"^sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)$")
+BY_ID = re.compile(r"^sobjects/(?P<sobject>\w+)/(?P<id>[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?)$")
 DESCRIBE = re.compile(r"^sobjects/(?P<sobject>\w+)/describe/?$")
 
 
@@ -595,6 +651,21 @@ def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                 described = DESCRIBE.match(rest)
                 if method == "GET" and described and described["sobject"] in OBJECTS:
                     self._answer(200, org.describe(described["sobject"]), limit=True)
+                    return
+                by_id = BY_ID.match(rest)
+                if method == "PATCH" and by_id is not None and by_id["sobject"] in OBJECTS:
+                    if not self.headers.get("Content-Type", "").startswith("application/json"):
+                        raise _RefusalError(
+                            415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"
+                        )
+                    try:
+                        data = json.loads(body, parse_float=Decimal)
+                    except ValueError:
+                        raise _RefusalError(
+                            400, "JSON_PARSER_ERROR", "Unexpected character"
+                        ) from None
+                    status, answer = org._update_by_id(by_id["sobject"], by_id["id"], data)
+                    self._answer(status, answer, limit=True)
                     return
                 row = ROW.match(rest)
                 if row is None or row["sobject"] not in OBJECTS:
