@@ -521,3 +521,49 @@ def test_credentials_go_to_https_only_and_never_show_their_secrets() -> None:
     )
     assert not {"s3cr3t", "pw-42", "tok-7"} & set(repr(credentials).replace("'", " ").split())
     assert credentials.form()["password"] == "pw-42tok-7"
+
+
+async def test_a_lead_that_came_from_salesforce_is_written_back_to_its_own_lead_not_a_second(
+    org: FakeSalesforce, tmp_path: Path
+) -> None:
+    """A Lead created in Salesforce comes in as a lead (`adapters.crm.salesforce_outbound`)
+    with no chat; its deal, quote and notes go back onto that Lead — claimed by Id with our
+    external id — never onto a second Lead for the same person, however often resent."""
+    own = org.create("Lead", LastName="Fox", Company="Foxco", Email="dana@example.com")
+    path = tmp_path / "crm-lead.toml"
+    path.write_text(crm_toml("lead"), encoding="utf-8")
+    policy = load_policy(str(path))
+    assert policy.crm is not None
+    rec = Recording(policy, "lead-from-sf", lead_actor=FEED)
+    lead = LeadDetails(
+        name="Dana Fox",
+        email="dana@example.com",
+        company="Foxco",
+        message=HOT,
+        external_id=f"salesforce:00D000000000001:Lead:{own}",
+        reply_in="Salesforce",
+    )
+    rec.send(LeadArrived(lead=lead, actor=FEED, **rec.ids()))
+    rec.command("quote", "10 pro 5%", REP)
+    rec.command("won", "", REP)
+    records = [
+        crm_record(env, rec.state, policy.crm)
+        for env in rec.events
+        if isinstance(env.event, CrmSyncRequested)
+    ]
+    assert {r.artifact for r in records} >= {"deal", "quote", "note"}
+    sender = sender_for(org, "lead")
+    ids = await send_all(sender, records)
+    await send_all(sender, records)  # every write again: still the one Lead
+
+    (only,) = org.records("Lead").values()
+    assert only["Id"] == own
+    assert set(ids) >= {own}
+    deal = next(r for r in records if r.artifact == "deal")
+    assert only["Salesbot_Id__c"] == deal.deal.external_id
+    assert only["Status"] == "Won"
+    assert only["Salesbot_Adapter__c"] == "salesbot salesforce/1"
+    tasks = org.records("Task")
+    assert tasks
+    assert {t["WhoId"] for t in tasks.values()} == {own}
+
