@@ -32,6 +32,9 @@ async def browsing(url: str, width: int = 1400) -> AsyncIterator[Page]:
             context = await browser.new_context(viewport={"width": width, "height": 900})
             page = await context.new_page()
             page.set_default_timeout(15_000)  # a limit on waiting, not a timing assertion
+            # The same limit for `expect` (5 s by default: a /help card once took longer to
+            # appear while the 2-core machine ran four test suites at once).
+            expect.set_options(timeout=15_000)
             await page.goto(url)
             await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
             yield page
