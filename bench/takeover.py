@@ -93,8 +93,7 @@ async def one(cluster: Cluster, lease_ms: int, logs: Path) -> dict[str, float]:
 
             async def taken_over() -> bool:
                 sent = await watcher.fetch(
-                    "SELECT COUNT(*) FROM outbox WHERE key = ANY($1::text[]) "
-                    "AND status = 'sent'",
+                    "SELECT COUNT(*) FROM outbox WHERE key = ANY($1::text[]) AND status = 'sent'",
                     keys,
                 )
                 return int(sent[0][0]) == len(keys)
