@@ -73,7 +73,7 @@ from domain.understanding.reading import (
     Reading,
     aggregate,
     decide_reading,
-    explain,
+    explain_rows,
     head_sums,
     read,
     read_conversation,
@@ -482,13 +482,13 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
     fired += [f"reason:{name}" for name in reading.reasons]
     fired += [f"intent:{name}" for name in reading.intents]
     result = []
-    for head in fired:
-        terms, total, threshold = explain(model, head, reading.features)
+    explained = explain_rows(model, fired, reading.features)
+    for head, (terms, total, threshold) in zip(fired, explained, strict=True):
         calibration = model.head(head).calibration
         result.append(
             HeadExplanation(
                 head=head,
-                terms=tuple((t.feature, t.weight, t.value, t.contribution) for t in terms),
+                terms=terms,
                 bias=from_micro(model.head(head).bias),
                 total=total,
                 threshold=threshold,

@@ -29,7 +29,7 @@ the aggregate.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -91,6 +91,7 @@ class _Heads:
 
     def __init__(self, model: ReaderModel) -> None:
         self.names = HEADS
+        self.position = {name: index for index, name in enumerate(HEADS)}
         self.bias = tuple(model.head(name).bias for name in HEADS)
         self.thresholds = {name: model.heads[name].threshold for name in BINARY_HEADS}
         dense: dict[str, list[int]] = {}
@@ -332,23 +333,49 @@ def explain(
     model: ReaderModel, head: str, features: Mapping[str, int]
 ) -> tuple[tuple[Term, ...], Decimal, Decimal]:
     """The non-zero `w × x` of one head, largest first, with the exact sum and threshold."""
-    spec = model.head(head)
-    weights = spec.weights
-    total = spec.bias
-    found: list[tuple[int, str, int, int]] = []
+    ((rows, total, threshold),) = explain_rows(model, (head,), features)
+    return tuple(Term(*row) for row in rows), total, threshold
+
+
+ExplainedRow = tuple[str, Decimal, int, Decimal]
+"""(feature, weight, value, weight × value), exact."""
+
+
+def explain_rows(
+    model: ReaderModel, heads: Sequence[str], features: Mapping[str, int]
+) -> list[tuple[tuple[ExplainedRow, ...], Decimal, Decimal]]:
+    """`explain` for several heads at once, as plain rows: one pass over the message's
+    features, each feature's weights in every head read from the fused table (`_Heads`),
+    since every message stores the explanation of each head that fired on it. Terms are
+    ordered by their exact integer |w × x| (in millionths), then by name."""
+    fused = _heads(model)
+    positions = [fused.position[head] for head in heads]
+    found: list[list[tuple[int, str, int, int]]] = [[] for _ in heads]
+    totals = [model.head(head).bias for head in heads]
+    table = fused.rows
     for feature, value in features.items():
-        weight = weights.get(feature)
-        if weight and value:
-            product = weight * value
-            total += product
-            found.append((-abs(product), feature, weight, value))
-    found.sort()  # largest |w × x| first, then by name: |w × x| in millionths orders alike
-    terms = [
-        Term(feature, from_micro(weight), value, from_micro(weight * value))
-        for _, feature, weight, value in found
-    ]
-    if head == "band":  # the threshold that decided: hot when reached, else warm
-        threshold = model.band.hot if total >= model.band.hot else model.band.warm
-    else:
-        threshold = spec.threshold
-    return tuple(terms), from_micro(total), from_micro(threshold)
+        row = table.get(feature) if value else None
+        if row is None:
+            continue
+        for k, position in enumerate(positions):
+            weight = row[position]
+            if weight:
+                product = weight * value
+                totals[k] += product
+                found[k].append((-abs(product), feature, weight, value))
+    results = []
+    for head, entries, total in zip(heads, found, totals, strict=True):
+        entries.sort()
+        rows: list[ExplainedRow] = []
+        for _, feature, weight, value in entries:
+            exact = from_micro(weight)
+            # Features are indicators (1) but for a few counts: w × 1 is the weight itself.
+            rows.append(
+                (feature, exact, value, exact if value == 1 else from_micro(weight * value))
+            )
+        if head == "band":  # the threshold that decided: hot when reached, else warm
+            threshold = model.band.hot if total >= model.band.hot else model.band.warm
+        else:
+            threshold = model.head(head).threshold
+        results.append((tuple(rows), from_micro(total), from_micro(threshold)))
+    return results
