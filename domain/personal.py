@@ -161,7 +161,7 @@ def join(masked: Mapping[str, Any], taken: Mapping[str, Any] | None) -> dict[str
     copying the whole record was a third of reading a conversation back); `masked` is never
     changed."""
     if taken is None:
-        replaced: dict[str, Any] = _replace_strings(masked, SEALED, ERASED)  # all new objects
+        replaced: dict[str, Any] = _replace_strings(dict(masked), SEALED, ERASED)  # all new
         return replaced
     data = dict(masked)
     for key, value in taken.items():
@@ -209,9 +209,9 @@ def _own_parent(copied: dict[str, Any], path: Path) -> tuple[dict[str, Any] | No
         child = node.get(step)
         if not isinstance(child, dict):
             return None, steps[-1]
-        copied = dict(child)
-        node[step] = copied
-        node = copied
+        fresh = dict(child)
+        node[step] = fresh
+        node = fresh
     return node, steps[-1]
 
 
