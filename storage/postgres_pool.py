@@ -173,15 +173,21 @@ def wrap(exc: BaseException, where: str) -> StorageError:
     """PostgreSQL's or the network's error as one sentence naming the database."""
     if isinstance(exc, StorageError):
         return exc
+    said = _clause(str(exc))
     if isinstance(
         exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError
     ):
-        return StorageError(f"PostgreSQL refused {where}: {exc}.")
+        return StorageError(f"PostgreSQL refused {where}: {said}.")
     if isinstance(exc, asyncpg.PostgresError):
-        return StorageError(f"The database {where} reported an error: {exc}.")
+        return StorageError(f"The database {where} reported an error: {said}.")
     if isinstance(exc, OSError | asyncio.TimeoutError):
-        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return StorageError(f"Cannot reach the PostgreSQL server of {where}: {detail}.")
+        detail = getattr(exc, "strerror", None) or said or type(exc).__name__
+        return StorageError(f"Cannot reach the PostgreSQL server of {where}: {_clause(detail)}.")
     if isinstance(exc, ValueError | asyncpg.InterfaceError | asyncpg.ClientConfigurationError):
-        return StorageError(f"{where} is not a usable PostgreSQL address: {exc}.")
-    return StorageError(f"The database {where} failed: {type(exc).__name__}: {exc}.")
+        return StorageError(f"{where} is not a usable PostgreSQL address: {said}.")
+    return StorageError(f"The database {where} failed: {type(exc).__name__}: {said}.")
+
+
+def _clause(text: str) -> str:
+    """A message placed inside our sentence: without its own final full stop (no "..")."""
+    return text.strip().rstrip(".")
