@@ -23,10 +23,13 @@ from bot.settings import Settings
 from storage.sqlite import SqliteStore
 from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.fakes.slack_api import FakeSlackApi
+from tests.support.slack_clicks import BOT as BOT
+from tests.support.slack_clicks import TEAM as TEAM
+from tests.support.slack_clicks import block_actions
+from tests.support.slack_clicks import bot_messages as bot_messages
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ACTION_SECRET = "e2e-action-secret"
-TEAM, BOT = "T0001", "UBOT"
 SHARED, HANDOFF = "C0SHARED", "C0HANDOFF"
 PROSPECT = {"user": "U0PAT", "user_team": "T0ACME"}  # Slack Connect: another workspace
 REP, BOSS = "U0REP", "U0BOSS"
@@ -111,40 +114,10 @@ async def click(
     value: str | None = None,
 ) -> Any:
     """`user` clicks `action` on `message` as it sits in `channel` (and its thread)."""
-    button = next(
-        element
-        for block in message["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"] == action
+    payload = block_actions(
+        message, action, user, channel=channel, user_team=user_team, team=team, value=value
     )
-    container = {"type": "message", "message_ts": message["ts"], "channel_id": channel}
-    if message.get("thread_ts"):
-        container["thread_ts"] = message["thread_ts"]
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "team_id": user_team, "name": user.lower()},
-        "team": {"id": team},
-        "api_app_id": "A0001",
-        "trigger_id": f"trigger-{time.monotonic_ns()}",
-        "channel": {"id": channel},
-        "container": container,
-        "message": message,
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action,
-                "block_id": "b",
-                "value": value if value is not None else button["value"],
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
     return await post_form(slack, {"payload": json.dumps(payload)})
-
-
-def bot_messages(api: FakeSlackApi, channel: str) -> list[dict[str, Any]]:
-    return [m for m in api.messages(channel) if m.get("user") == BOT or m.get("bot_id")]
 
 
 def texts(messages: list[dict[str, Any]]) -> str:

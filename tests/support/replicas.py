@@ -34,10 +34,13 @@ from slack_sdk.signature import SignatureVerifier
 from adapters.slack.ids import message_delivery_id
 from tests.fakes.local import serve_locally
 from tests.fakes.slack_api import FakeSlackApi
+from tests.support.slack_clicks import BOT as BOT
+from tests.support.slack_clicks import TEAM as TEAM
+from tests.support.slack_clicks import block_actions
+from tests.support.slack_clicks import bot_messages as bot_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TEAM, BOT = "T0001", "UBOT"
 HANDOFF = "C0HANDOFF"
 REP, BOSS = "U0REP", "U0BOSS"
 PROSPECT_TEAM = "T0ACME"  # Slack Connect: the prospects write from another workspace
@@ -125,40 +128,10 @@ def click(
     value: str | None = None,
 ) -> Request:
     """`user` clicks the button `action` of `message` as it sits in `channel`."""
-    button = next(
-        element
-        for block in message["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"] == action
+    payload = block_actions(
+        message, action, user, channel=channel, user_team=user_team, value=value
     )
-    container = {"type": "message", "message_ts": message["ts"], "channel_id": channel}
-    if message.get("thread_ts"):
-        container["thread_ts"] = message["thread_ts"]
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "team_id": user_team, "name": user.lower()},
-        "team": {"id": TEAM},
-        "api_app_id": "A0001",
-        "trigger_id": f"trigger-{time.monotonic_ns()}",
-        "channel": {"id": channel},
-        "container": container,
-        "message": dict(message),
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action,
-                "block_id": "b",
-                "value": value if value is not None else button["value"],
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
     return slack_form({"payload": json.dumps(payload)})
-
-
-def bot_messages(api: FakeSlackApi, channel: str) -> list[dict[str, Any]]:
-    return [m for m in api.messages(channel) if m.get("user") == BOT or m.get("bot_id")]
 
 
 def posted_keys(api: FakeSlackApi, channels: list[str]) -> list[str]:
