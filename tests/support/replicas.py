@@ -16,9 +16,7 @@ import asyncio
 import itertools
 import json
 import os
-import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +30,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.ids import message_delivery_id
+from bench.served import Server, salesbot_serve
 from tests.fakes.local import serve_locally
 from tests.fakes.slack_api import FakeSlackApi
 from tests.support.slack_clicks import BOT as BOT
@@ -44,8 +43,6 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 HANDOFF = "C0HANDOFF"
 REP, BOSS = "U0REP", "U0BOSS"
 PROSPECT_TEAM = "T0ACME"  # Slack Connect: the prospects write from another workspace
-START_TIMEOUT_S = 60.0
-"""A safety net for an interpreter start on a loaded machine, not a timing assertion."""
 _EVENT_IDS = itertools.count(1)
 
 
@@ -178,32 +175,11 @@ class Replica:
             "SALESBOT_APPROVERS": BOSS,
             **env,
         }
-        with log.open("wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "serve",
-                "--port",
-                "0",
-                cwd=ROOT,
-                env=environment,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-            )
-        assert process.stdout is not None
         try:
-            first = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
-        except TimeoutError:
-            first = b""
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", first.decode())
-        if match is None:
-            process.kill()
-            await process.wait()
-            raise RuntimeError(
-                f"replica {name} did not start: {first.decode()}{log.read_text()[-3000:]}"
-            )
-        return cls(process, f"http://127.0.0.1:{match.group(1)}", log, name)
+            server = await Server.start(salesbot_serve(), environment, log)
+        except RuntimeError as exc:
+            raise RuntimeError(f"replica {name} did not start: {exc}") from None
+        return cls(server.process, server.base_url, log, name)
 
     def freeze(self) -> None:
         """SIGSTOP: the process runs no more code (a kill -9 then ends it as it was)."""
