@@ -38,7 +38,6 @@ from tests.support.slack_clicks import TEAM as TEAM
 from tests.support.slack_clicks import block_actions
 from tests.support.slack_clicks import bot_messages as bot_messages
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 HANDOFF = "C0HANDOFF"
 REP, BOSS = "U0REP", "U0BOSS"
