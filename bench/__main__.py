@@ -24,10 +24,13 @@ from bench import growth as growth_bench
 from bench import growth_pg as growth_pg_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
+from bench import replay as replay_bench
+from bench import replicas as replicas_bench
 from bench import runtime as runtime_bench
 from bench import slack_ingest as slack_ingest_bench
 from bench import soak as soak_bench
 from bench import startup as startup_bench
+from bench import takeover as takeover_bench
 from bench import teams_ingest as teams_ingest_bench
 from bench import understanding as understanding_bench
 from bot.policy_loader import load_policy
@@ -180,12 +183,15 @@ BENCHES: dict[str, Bench] = {
     "growth": lambda options: growth_bench.measure(options.events),
     "growth_pg": lambda options: growth_pg_bench.measure(options.events),
     "soak": lambda options: asyncio.run(soak_bench.measure(options.soak_minutes)),
+    "replay": lambda options: replay_bench.measure(options.replay_events),
+    "replicas": lambda options: asyncio.run(replicas_bench.measure(options.replicas_seconds)),
+    "takeover": lambda _: asyncio.run(takeover_bench.measure_async([3000, 10000])),
 }
 """Every bench by name, in the order `make bench` runs them."""
 
-LONG = ("growth", "growth_pg", "soak")
+LONG = ("growth", "growth_pg", "soak", "replay", "replicas", "takeover")
 """Not run by default: minutes each (`--growth` runs both growth benches, `--soak`, or
-`--only`)."""
+`--only`); `replicas` and `takeover` start a throwaway PostgreSQL cluster of their own."""
 
 
 def chosen(options: argparse.Namespace) -> list[str]:
@@ -198,7 +204,7 @@ def chosen(options: argparse.Namespace) -> list[str]:
             raise SystemExit(f"unknown bench {', '.join(unknown)}; --list names them")
         return names
     wanted = {"growth": options.growth, "growth_pg": options.growth, "soak": options.soak}
-    return [name for name in BENCHES if name not in LONG or wanted[name]]
+    return [name for name in BENCHES if name not in LONG or wanted.get(name, False)]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -210,6 +216,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=int, default=1_000_000, help="growth's large store")
     parser.add_argument("--soak", action="store_true", help="add the soak (minutes)")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument("--replay-events", type=int, default=100_000, help="replay's store")
+    parser.add_argument("--replicas-seconds", type=float, default=8.0, help="each replicas run")
     return parser
 
 

@@ -142,9 +142,17 @@ def test_make_bench_leaves_the_long_benches_out_unless_asked():
     assert "growth" not in default
     assert "soak" not in default
     assert "growth_pg" not in default
-    growing = ("growth", "growth_pg")
-    assert chosen(parser().parse_args(["--soak"])) == [n for n in BENCHES if n not in growing]
-    assert chosen(parser().parse_args(["--growth"])) == [n for n in BENCHES if n != "soak"]
+    for alone in ("replay", "replicas", "takeover"):
+        assert alone not in default
+    short = [
+        n
+        for n in BENCHES
+        if n not in ("growth", "growth_pg", "soak", "replay", "replicas", "takeover")
+    ]
+    assert default == short
+    assert chosen(parser().parse_args(["--soak"])) == [*short, "soak"]
+    assert chosen(parser().parse_args(["--growth"])) == [*short, "growth", "growth_pg"]
+    assert chosen(parser().parse_args(["--only", "takeover"])) == ["takeover"]
     assert chosen(parser().parse_args(["--only", "growth, slack_ingest"])) == [
         "growth",
         "slack_ingest",
