@@ -26,7 +26,10 @@ decision is committed, and its outbox posts the reply afterwards (paced per conv
 The SDK is in the `bench` extra only (`pip install -e '.[bench]'`); without it the
 baseline is skipped with one line and salesbot is measured alone.
 
-    python -m bench.teams_ingest [--seconds 8] [--rate-seconds 10]
+    python -m bench.teams_ingest [--seconds 8] [--rate-seconds 10] [--profile FILE]
+
+`--profile FILE --profile-only` runs one salesbot saturation sampled by py-spy (the `bench`
+extra) and writes where the server's time goes, as `bench.slack_ingest` does.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, proc
+from bench import ingest, proc, profile
 from bench.ingest import at_rate, backlog, flat, saturate
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.teams_connector import FakeConnector
@@ -181,11 +186,51 @@ def ratios(results: dict[str, float]) -> dict[str, float]:
     }
 
 
+async def profile_only(seconds: float, out: Path) -> None:
+    """One saturation of a fresh salesbot, sampled by py-spy while it is measured."""
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        raw = directory / "serve.pyspy"
+        async with FakeConnector(tenant_id=TENANT) as connector:
+            product = await Server.start(
+                salesbot_serve(), _teams_env(directory / "p.db"), directory / "prof.log"
+            )
+            sampler: list[subprocess.Popen[bytes]] = []
+            try:
+                result = await saturate(
+                    product,
+                    _job(product, "p", connector),
+                    seconds,
+                    20_000,
+                    on_start=lambda: sampler.append(profile.record(product.pid, seconds, raw)),
+                )
+            finally:
+                for process in sampler:
+                    await asyncio.to_thread(process.wait)
+                await product.stop()
+        header = (
+            f"salesbot serve sampled by py-spy during a Teams saturation ({result['sent']} "
+            f"requests in {result['elapsed_s']:.1f} s, {result['acks_per_s']:.0f} acks/s while "
+            f"sampled, server CPU {result['server_cpu_ms_per_request']:.1f} ms per request), "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, load average {proc.load_average()[0]:.1f}\n"
+        )
+        text = raw.read_text() if raw.exists() else ""
+    out.with_suffix(".raw").write_text(text)  # py-spy's stacks, for a flame graph
+    out.write_text(header + profile.report(text, product_top=30))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.teams_ingest")
     parser.add_argument("--seconds", type=float, default=8.0, help="saturation runs (s)")
     parser.add_argument("--rate-seconds", type=float, default=10.0, help="half-rate runs (s)")
+    parser.add_argument("--profile", type=Path, metavar="FILE")
+    parser.add_argument("--profile-only", action="store_true", help="only the profiled run")
     options = parser.parse_args(argv)
+    if options.profile_only:
+        if options.profile is None:
+            parser.error("--profile-only needs --profile FILE")
+        asyncio.run(profile_only(options.seconds, options.profile))
+        return 0
     figures = asyncio.run(measure(options.seconds, options.rate_seconds))
     for key, value in figures.items():
         print(f"{key:58} {value:12,.4g}")

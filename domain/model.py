@@ -6,7 +6,7 @@ stored event is an error instead of a silently ignored key.
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict
 
 
 class Frozen(BaseModel):
@@ -22,18 +22,44 @@ class Sparse(Frozen):
     default, so a value that does not use it serialises exactly as it did before the field
     existed: a stored policy keeps its canonical JSON (and so its version hash), a stored
     event its bytes, a model file its hash.
+
+    The leaving out is each such field's `exclude_if`, set once per class when the class is
+    made, so pydantic's compiled serialiser asks only about those fields. A model-wide wrap
+    serialiser did the same through Python at every dump of every instance, nested ones
+    included: a third of an event's serialisation time.
     """
 
     ADDED_LATER: ClassVar[tuple[str, ...]] = ()
 
-    @model_serializer(mode="wrap")
-    def _without_unused_later_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name, default in _later_defaults(type(self)):
-                if getattr(self, name) == default:
-                    data.pop(name, None)
-        return data
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        later = dict(_later_defaults(cls))
+        changed = False
+        for name, info in cls.model_fields.items():
+            if name in later:
+                rule = info.exclude_if
+                if not (isinstance(rule, _EqualsDefault) and rule.default == later[name]):
+                    info.exclude_if = _EqualsDefault(later[name])
+                    changed = True
+            elif isinstance(info.exclude_if, _EqualsDefault):
+                # Inherited from a parent that added it later; this class always had it.
+                info.exclude_if = None
+                changed = True
+        if changed:
+            cls.model_rebuild(force=True)
+
+
+class _EqualsDefault:
+    """`exclude_if` for a later field: true while the value is the field's default."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+    def __call__(self, value: Any) -> bool:
+        return bool(value == self.default)
 
 
 _DEFAULTS: dict[type[Sparse], tuple[tuple[str, Any], ...]] = {}

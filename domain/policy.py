@@ -195,8 +195,14 @@ class Policy(Frozen):
 
     @property
     def version(self) -> str:
-        """SHA-256 of the canonical JSON form: the policy's identity in every event."""
-        return self._version
+        """SHA-256 of the canonical JSON form: the policy's identity in every event.
+
+        Read from the private values directly: `self._version` goes through pydantic's
+        `__getattr__` fallback (≈ 2 µs), and every event of every decision asks."""
+        private = self.__pydantic_private__
+        assert private is not None  # set by model_post_init
+        version: str = private["_version"]
+        return version
 
     @property
     def short_version(self) -> str:
