@@ -4,9 +4,14 @@ each charged the server's own CPU from /proc, flattened into `make bench`'s figu
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from bench import proc, profile
 from bench.served import Server, loadgen
 
 CONVERSATIONS = 500
@@ -82,3 +87,36 @@ def backlog(prefix: str, counts: dict[str, int]) -> dict[str, float]:
         f"{prefix}_sent_at_end": float(counts["sent"]),
         f"{prefix}_dead_at_end": float(counts["dead"]),
     }
+
+
+async def profiled(
+    server: Server, job: dict[str, Any], seconds: float, out: Path, what: str
+) -> None:
+    """One saturation of `server` (stopped afterwards) sampled by py-spy while it is
+    measured: where the server's time goes to `out`, py-spy's stacks beside it (`.raw`, for
+    a flame graph)."""
+    raw = out.with_suffix(".pyspy")
+    sampler: list[subprocess.Popen[bytes]] = []
+    try:
+        result = await saturate(
+            server,
+            job,
+            seconds,
+            cap=20_000,
+            on_start=lambda: sampler.append(profile.record(server.pid, seconds, raw)),
+        )
+    finally:
+        for process in sampler:
+            await asyncio.to_thread(process.wait)
+        await server.stop()
+    header = (
+        f"salesbot serve sampled by py-spy during a {what} saturation ({CONCURRENCY} in "
+        f"flight, {result['sent']} requests in {result['elapsed_s']:.1f} s, "
+        f"{result['acks_per_s']:.0f} acks/s while sampled, server CPU "
+        f"{result['server_cpu_ms_per_request']:.1f} ms per request), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {proc.load_average()[0]:.1f}\n"
+    )
+    text = raw.read_text() if raw.exists() else ""
+    raw.unlink(missing_ok=True)
+    out.with_suffix(".raw").write_text(text)
+    out.write_text(header + profile.report(text, product_top=30))

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, proc, profile
-from bench.ingest import CONCURRENCY, at_rate, backlog, flat, saturate
+from bench import ingest, proc
+from bench.ingest import at_rate, backlog, flat, saturate
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.slack_api import FakeSlackApi
 
@@ -148,32 +146,9 @@ def ratios(results: dict[str, float]) -> dict[str, float]:
 
 async def _profile(api: FakeSlackApi, directory: Path, seconds: float, out: Path) -> None:
     """One more saturation of a fresh salesbot, sampled by py-spy while it is measured."""
-    raw = directory / "serve.pyspy"
     db = directory / "profiled.db"
     product = await Server.start(salesbot_serve(), _slack_env(db, api), directory / "prof.log")
-    sampler: list[subprocess.Popen[bytes]] = []
-    try:
-        result = await saturate(
-            product,
-            _job(product, "p"),
-            seconds,
-            cap=20_000,
-            on_start=lambda: sampler.append(profile.record(product.pid, seconds, raw)),
-        )
-    finally:
-        for process in sampler:
-            await asyncio.to_thread(process.wait)
-        await product.stop()
-    header = (
-        f"salesbot serve sampled by py-spy during a Slack saturation ({CONCURRENCY} in "
-        f"flight, {result['sent']} requests in {result['elapsed_s']:.1f} s, "
-        f"{result['acks_per_s']:.0f} acks/s while sampled, server CPU "
-        f"{result['server_cpu_ms_per_request']:.1f} ms per request), "
-        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {proc.load_average()[0]:.1f}\n"
-    )
-    text = raw.read_text() if raw.exists() else ""
-    out.with_suffix(".raw").write_text(text)  # py-spy's stacks, for a flame graph
-    out.write_text(header + profile.report(text, product_top=30))
+    await ingest.profiled(product, _job(product, "p"), seconds, out, "Slack")
 
 
 async def profile_only(seconds: float, out: Path) -> None:

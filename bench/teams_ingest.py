@@ -37,14 +37,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, proc, profile
+from bench import ingest, proc
 from bench.ingest import at_rate, backlog, flat, saturate
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.teams_connector import FakeConnector
@@ -190,33 +188,11 @@ async def profile_only(seconds: float, out: Path) -> None:
     """One saturation of a fresh salesbot, sampled by py-spy while it is measured."""
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
-        raw = directory / "serve.pyspy"
         async with FakeConnector(tenant_id=TENANT) as connector:
             product = await Server.start(
                 salesbot_serve(), _teams_env(directory / "p.db"), directory / "prof.log"
             )
-            sampler: list[subprocess.Popen[bytes]] = []
-            try:
-                result = await saturate(
-                    product,
-                    _job(product, "p", connector),
-                    seconds,
-                    20_000,
-                    on_start=lambda: sampler.append(profile.record(product.pid, seconds, raw)),
-                )
-            finally:
-                for process in sampler:
-                    await asyncio.to_thread(process.wait)
-                await product.stop()
-        header = (
-            f"salesbot serve sampled by py-spy during a Teams saturation ({result['sent']} "
-            f"requests in {result['elapsed_s']:.1f} s, {result['acks_per_s']:.0f} acks/s while "
-            f"sampled, server CPU {result['server_cpu_ms_per_request']:.1f} ms per request), "
-            f"{time.strftime('%Y-%m-%d %H:%M')}, load average {proc.load_average()[0]:.1f}\n"
-        )
-        text = raw.read_text() if raw.exists() else ""
-    out.with_suffix(".raw").write_text(text)  # py-spy's stacks, for a flame graph
-    out.write_text(header + profile.report(text, product_top=30))
+            await ingest.profiled(product, _job(product, "p", connector), seconds, out, "Teams")
 
 
 def main(argv: list[str] | None = None) -> int:
