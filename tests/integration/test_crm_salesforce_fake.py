@@ -109,6 +109,7 @@ class FakeSalesforce:
         security_token: str = "TOKEN123",
         api_version: str = "62.0",
         multicurrency: bool = False,
+        quotes_enabled: bool = True,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -117,6 +118,9 @@ class FakeSalesforce:
         self.security_token = security_token
         self.api_version = api_version
         self.multicurrency = multicurrency
+        self.quotes_enabled = quotes_enabled
+        """False: an org where Setup → Quote Settings was never switched on, which has no
+        Quote or QuoteLineItem object (describe and writes answer 404 NOT_FOUND)."""
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
@@ -801,6 +805,13 @@ def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                         org._trouble(queried["sobject"])
                     self._answer(200, org._query(soql), limit=True)
                     return
+                named = re.match(r"^sobjects/(\w+)", rest)
+                if (
+                    named is not None
+                    and named[1] in ("Quote", "QuoteLineItem")
+                    and not org.quotes_enabled
+                ):
+                    raise _RefusalError(404, "NOT_FOUND", "The requested resource does not exist")
                 described = DESCRIBE.match(rest)
                 if method == "GET" and described and described["sobject"] in OBJECTS:
                     self._answer(200, org.describe(described["sobject"]), limit=True)
