@@ -385,14 +385,16 @@ class FakeSalesforce:
         if not valid:
             raise _RefusalError(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
-    def _trouble(self, sobject: str) -> threading.Event | None:
+    def _trouble(self, sobject: str, *, writing: bool = True) -> threading.Event | None:
+        """The next scripted fault for any call touching `sobject`; the next hang only for
+        a write (a look-up before the write leaves it for the write)."""
         with self._lock:
             faults = self._faults.get(sobject)
             if faults:
                 fault = faults.pop(0)
                 raise _RefusalError(fault.status, fault.code, fault.message)
             hangs = self._hangs.get(sobject)
-            return hangs.pop(0) if hangs else None
+            return hangs.pop(0) if hangs and writing else None
 
     def _get(self, sobject: str, field: str, value: str) -> dict[str, Any]:
         self._external_id_field(sobject, field)
@@ -802,7 +804,7 @@ def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                     soql = parse_qs(urlsplit(self.path).query).get("q", [""])[0]
                     queried = SOQL.match(soql)
                     if queried is not None and queried["sobject"] in OBJECTS:
-                        org._trouble(queried["sobject"])
+                        org._trouble(queried["sobject"], writing=False)
                     self._answer(200, org._query(soql), limit=True)
                     return
                 named = re.match(r"^sobjects/(\w+)", rest)
@@ -835,7 +837,7 @@ def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                 if row is None or row["sobject"] not in OBJECTS:
                     raise _RefusalError(404, "NOT_FOUND", "The requested resource does not exist")
                 sobject, field, value = row["sobject"], row["field"], unquote(row["value"])
-                hang = org._trouble(sobject)
+                hang = org._trouble(sobject, writing=method == "PATCH")
                 if method == "GET":
                     self._answer(200, org._get(sobject, field, value), limit=True)
                     return
