@@ -422,3 +422,28 @@ def test_salesbot_crm_setup_prints_the_quote_steps_when_the_policy_asks_for_quot
     assert (code, err) == (0, "")
     assert "  Quotes: Setup → Quote Settings → Enable" in out
     assert "Quote Line Item" in out
+
+
+# -- HubSpot has no Quote to write: the switch means line items there ------------------------
+
+
+async def test_hubspot_writes_a_quote_as_line_items_when_the_policy_asks_for_quotes(
+    tmp_path: Path,
+) -> None:
+    from tests.integration.test_crm_hubspot_contract import FakeHubSpot
+    from tests.integration.test_crm_hubspot_contract import lead_to_won as hubspot_lead_to_won
+    from tests.integration.test_crm_hubspot_contract import send_all as hubspot_send_all
+    from tests.integration.test_crm_hubspot_contract import sender as hubspot_sender
+    from tests.unit.test_crm import CRM, crm_policy
+
+    policy = crm_policy(
+        tmp_path, CRM.replace('pipeline = "sales"', 'pipeline = "sales"\nquote_as = "quote"')
+    )
+    records = hubspot_lead_to_won(policy)
+    quote = next(r for r in records if r.artifact == "quote")
+    async with FakeHubSpot() as hubspot:
+        hubspot.set_up_salesbot_properties()
+        outcomes = await hubspot_send_all(hubspot_sender(hubspot), records)
+        assert all(isinstance(o, Sent) for o in outcomes), outcomes
+        (line_item,) = hubspot.objects["line_items"].values()
+        assert line_item["properties"]["salesbot_id"] == quote.external_id
