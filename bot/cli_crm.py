@@ -62,6 +62,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
             config.salesforce,
             mode=config.salesforce_records,
             api_version=config.salesforce_api_version,
+            quotes=policy.crm is not None and policy.crm.quote_as == "quote",
         )
     for problem in problems:
         out.write(f"{config.vendor}: {problem}\n")
@@ -87,9 +88,15 @@ def cmd_setup(args: argparse.Namespace, out: TextIO) -> int:
             out.write("hubspot: every property salesbot needs is there; nothing created\n")
         return EXIT_OK
     from adapters.crm import salesforce_setup
+    from bot.policy_loader import load_policy
+    from bot.settings import load_settings
 
+    # The policy says whether quotes are Quote objects (`[crm] quote_as = "quote"`), which
+    # need Quotes turned on and fields on two more objects.
+    policy = load_policy(args.policy or load_settings().salesbot_policy)
+    quotes = policy.crm is not None and policy.crm.quote_as == "quote"
     out.write("salesforce: its REST API cannot create fields; in Setup, as an administrator:\n")
-    for line in salesforce_setup.setup_steps(config.salesforce_records):
+    for line in salesforce_setup.setup_steps(config.salesforce_records, quotes=quotes):
         out.write(f"  {line}\n")
     return EXIT_OK
 

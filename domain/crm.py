@@ -34,6 +34,9 @@ STAGES: tuple[CrmStage, ...] = get_args(CrmStage)
 
 CrmArtifact = Literal["deal", "quote", "note"]
 NoteKind = Literal["transcript", "score"]
+QuoteAs = Literal["line_items", "note", "quote"]
+"""`[crm] quote_as`: "quote" came later (a Salesforce Quote object); a policy without it
+keeps its behaviour and its canonical JSON."""
 
 CRM_RECORD_SCHEMA_VERSION = 1
 EXTERNAL_ID_PREFIX = "salesbot"
@@ -51,12 +54,20 @@ class CrmConfig(Sparse):
     owners: dict[str, str] = Field(default_factory=dict)
     """salesbot owner id (`[routing]`) → the CRM's owner id; an owner not listed is synced
     without one (the CRM's default assignment applies)."""
-    quote_as: Literal["line_items", "note"] = "line_items"
+    quote_as: QuoteAs = "line_items"
+    """How a quote reaches the CRM: "line_items" (HubSpot: a line item on the deal;
+    Salesforce: a completed Task with the arithmetic), "note" (a note/Task with the
+    arithmetic), or "quote" (Salesforce, mode `contact_opportunity`: a Quote with one
+    QuoteLineItem per line, priced from `price_book`; HubSpot writes line items, as for
+    "line_items"; Salesforce's mode `lead` keeps the Task, a Lead having no Opportunity)."""
     notes: tuple[NoteKind, ...] = ("transcript", "score")
     """Which notes to write: the transcript when the deal closes, the score's attribution
     when the band changes."""
+    price_book: str | None = Field(None, pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+    """With `quote_as = "quote"`: the Salesforce Pricebook2 Id whose entries price the quote
+    lines (a SKU is a Product2 `ProductCode`); unset, the org's standard price book."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ()
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("price_book",)
 
     @model_validator(mode="after")
     def _every_stage_named(self) -> CrmConfig:
@@ -368,8 +379,11 @@ class CrmContact(Sparse):
     second one for the same person. Left out of the payload while unset."""
 
 
-class CrmQuote(Frozen):
-    """A quote as a CRM line item (or a note with the arithmetic: `[crm] quote_as`)."""
+class CrmQuote(Sparse):
+    """A quote as a CRM line item (or a note with the arithmetic, or a Salesforce Quote:
+    `[crm] quote_as`)."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("status", "expires_at_ms")
 
     quote_id: str
     version: int
@@ -385,9 +399,16 @@ class CrmQuote(Frozen):
     minor_units: int
     proof: tuple[str, ...]
     """The arithmetic as the buyer may read it (no internal approval lines)."""
+    status: str | None = None
+    """salesbot's status of this version when the write was prepared (`issued`,
+    `needs_approval`, …); filled only for `quote_as = "quote"` (a Quote has a Status), so
+    other writes keep their payload as it was."""
+    expires_at_ms: int | None = None
+    """When the quote expires (a Quote's ExpirationDate); filled only for
+    `quote_as = "quote"`, like `status`."""
 
 
-class CrmRecord(Frozen):
+class CrmRecord(Sparse):
     """Everything one CRM write needs, vendor-neutral: what the outbox hands the CRM sender.
     `adapter` fields are filled by the sender; everything here was decided."""
 
@@ -401,10 +422,14 @@ class CrmRecord(Frozen):
     deal: CrmDeal
     contact: CrmContact | None = None
     quote: CrmQuote | None = None
-    quote_as: Literal["line_items", "note"] = "line_items"
+    quote_as: QuoteAs = "line_items"
     note: NoteKind | None = None
     note_lines: tuple[str, ...] = ()
     """The note's text, line by line (user text: data, escaped by the adapter)."""
+    price_book: str | None = None
+    """`[crm] price_book`, for a Salesforce Quote's lines (left out of the payload unset)."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("price_book",)
 
 
 def crm_contact(conversation_id: str, lead: Mapping[str, object] | None) -> CrmContact:

@@ -150,6 +150,9 @@ def crm_record(envelope: EventEnvelope, state: ConversationState, config: CrmCon
                 currency=q.currency,
                 minor_units=q.minor_units,
                 proof=q.offer_proof(),
+                # Only a Quote object needs these: other writes keep their payload as it was.
+                status=record.status if config.quote_as == "quote" else None,
+                expires_at_ms=q.expires_at_ms if config.quote_as == "quote" else None,
             )
     lines: tuple[str, ...] = ()
     if event.note == "transcript":
@@ -175,4 +178,5 @@ def crm_record(envelope: EventEnvelope, state: ConversationState, config: CrmCon
         quote_as=config.quote_as,
         note=event.note,
         note_lines=lines,
+        price_book=config.price_book,
     )

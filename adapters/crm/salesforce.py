@@ -69,9 +69,18 @@ from adapters.crm.salesforce_records import (
     EXTERNAL_ID_FIELD,
     MODES,
     Mode,
+    QuoteLine,
+    QuoteRefusedError,
     contact_fields,
+    discount_percent,
     lead_fields,
     opportunity_fields,
+    price_book_name,
+    pricebook_entry_query,
+    quote_fields,
+    quote_line_external_id,
+    quote_line_fields,
+    quote_lines,
     task_fields,
 )
 from adapters.ports import Delivery, Rejected, RetryLater, SendOutcome, Sent, TimedOut
@@ -237,6 +246,8 @@ class SalesforceSender:
             return RetryLater(reason=reason) if exc.transient else Rejected(reason=reason)
         except _MissingParentError as exc:
             return Rejected(reason=f"404: NOT_FOUND: {exc}")
+        except QuoteRefusedError as exc:
+            return Rejected(reason=f"not written as a Salesforce Quote: {exc}")
         except SalesforceError as exc:
             return self._outcome(exc, record)
         except requests.ConnectTimeout:
@@ -280,6 +291,13 @@ class SalesforceSender:
         if parent is None:
             raise _MissingParentError(f"{parent_type} {deal.external_id} is not in Salesforce")
         parent_id = str(parent["Id"])
+        if (
+            record.artifact == "quote"
+            and record.quote_as == "quote"
+            and self._mode == "contact_opportunity"
+        ):
+            contact = parent.get("ContactId")
+            return self._write_quote(client, record, parent_id, str(contact) if contact else None)
         who_id: str | None = parent_id
         what_id: str | None = None
         if self._mode == "contact_opportunity":
@@ -287,6 +305,84 @@ class SalesforceSender:
             who_id, what_id = (str(contact) if contact else None), parent_id
         fields = task_fields(record, who_id=who_id, what_id=what_id)
         return self._upsert(client, "Task", record.external_id, fields)
+
+    def _write_quote(
+        self, client: Salesforce, record: CrmRecord, opportunity_id: str, contact_id: str | None
+    ) -> str:
+        """A quote as a Quote on the opportunity and one QuoteLineItem per line.
+
+        Every line's price book entry is found first, so a SKU Salesforce cannot price
+        refuses the write before the Quote exists (no half-written quote); then the Quote
+        and each line are upserted by their own external ids, so a resent item updates them
+        and never adds a second Quote or line. Each record is looked up first because its
+        parent ids (`OpportunityId`, `QuoteId`, `PricebookEntryId`) can be set only on
+        create. Its Salesforce id is the Quote's."""
+        quote = record.quote
+        if quote is None:
+            raise QuoteRefusedError(f"quote {record.external_id} is no longer in the conversation")
+        lines = quote_lines(quote)
+        entries = [self._price_entry(client, record, line) for line in lines]
+        pricebook_id = str(entries[0]["Pricebook2Id"])
+        existing = self._find(client, "Quote", record.external_id)
+        fields = quote_fields(
+            record,
+            creating=existing is None,
+            opportunity_id=opportunity_id,
+            pricebook_id=pricebook_id,
+            contact_id=contact_id,
+        )
+        quote_id = self._upsert(client, "Quote", record.external_id, fields)
+        if not quote_id and existing is not None:
+            quote_id = str(existing["Id"])
+        for line, entry in zip(lines, entries, strict=True):
+            line_id = quote_line_external_id(record.external_id, line)
+            found = self._find(client, "QuoteLineItem", line_id)
+            line_fields = quote_line_fields(
+                record,
+                line,
+                creating=found is None,
+                quote_id=quote_id,
+                pricebook_entry_id=str(entry["Id"]),
+            )
+            self._upsert(client, "QuoteLineItem", line_id, line_fields)
+        return quote_id
+
+    def _price_entry(
+        self, client: Salesforce, record: CrmRecord, line: QuoteLine
+    ) -> Mapping[str, Any]:
+        """The active PricebookEntry pricing this line (REST "Query" resource, SOQL), or a
+        refusal naming the SKU: without one Salesforce cannot hold the line."""
+        assert record.quote is not None
+        currency = record.quote.currency
+        where = price_book_name(record.price_book)
+        if line.discount:
+            discount_percent(line.discount)  # refused now, before anything is written
+        if line.sku is None:
+            raise QuoteRefusedError(
+                f"line {line.number} has a custom unit price and no SKU, and a QuoteLineItem "
+                f"needs a product's price book entry; quote catalog SKUs, or set "
+                '[crm] quote_as = "line_items"'
+            )
+        soql = pricebook_entry_query(
+            line.sku,
+            currency=currency,
+            price_book=record.price_book,
+            multicurrency=self._multicurrency,
+        )
+        found = client.query(soql)
+        rows = found.get("records", []) if isinstance(found, Mapping) else []
+        if not rows:
+            in_currency = f" in {currency}" if self._multicurrency else ""
+            raise QuoteRefusedError(
+                f"SKU {line.sku!r} has no active price book entry in {where}{in_currency}: "
+                f"add the product with Product Code {line.sku!r} to it in Salesforce"
+            )
+        if len(rows) > 1:
+            raise QuoteRefusedError(
+                f"SKU {line.sku!r} matches more than one active price book entry in {where}: "
+                "give the product codes one product each"
+            )
+        return dict(rows[0])
 
     def _upsert(
         self, client: Salesforce, sobject: str, external_id: str, fields: Mapping[str, Any]

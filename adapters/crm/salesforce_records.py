@@ -12,8 +12,13 @@ Pure translation, no I/O, so every field the sender writes can be read and teste
 Why a Task for the quote too, not a Note or ContentNote: neither can carry an External ID
 field (classic Notes take no custom fields; a ContentNote is a ContentVersion facade that
 REST cannot upsert), so neither could be written exactly once under retries. A Task upserts
-by `Salesbot_Id__c` like everything else and shows on the record's activity timeline. The
-Quote object (and line items, which need a price book entry per product) are not written.
+by `Salesbot_Id__c` like everything else and shows on the record's activity timeline.
+
+With `[crm] quote_as = "quote"` in mode "contact_opportunity", a quote is instead a
+**Quote** on the opportunity (`quote_fields`) with one **QuoteLineItem** per line
+(`quote_line_fields`), each priced by the PricebookEntry of its SKU (`pricebook_entry_query`:
+the SKU is the product's `ProductCode`), each upserted by its own `Salesbot_Id__c`. Mode
+"lead" keeps the Task: a Quote belongs to an Opportunity, and a Lead has none.
 
 Every record carries `Salesbot_Id__c` (its external id, in the URL of the upsert, never in
 the body: Salesforce refuses the external id field in the sObject data) and
@@ -23,11 +28,14 @@ salesbot record and the code that wrote it.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from domain.crm import CrmRecord
+from simple_salesforce.format import format_soql
+
+from domain.crm import CrmQuote, CrmRecord
 
 ADAPTER_NAME = "salesforce"
 ADAPTER_VERSION = 1
@@ -64,6 +72,23 @@ _LENGTHS = {
     SOURCE_FIELD: 80,
     BAND_FIELD: 20,
 }
+_LINE_DESCRIPTION_LENGTH = 255
+"""QuoteLineItem.Description is a 255-character string (Task's and Quote's are 32000)."""
+
+QUOTE_STATUS: dict[str, str] = {
+    "issued": "Presented",
+    "needs_approval": "Needs Review",
+    "approval_requested": "In Review",
+    "accepted": "Accepted",
+    "rejected": "Rejected",
+}
+"""salesbot's quote status → a Quote `Status` of a new org's picklist (Draft, Needs Review,
+In Review, Approved, Rejected, Presented, Accepted, Denied). An issued quote was sent to the
+buyer: "Presented". Not listed (superseded, or no status known): no Status is written, so
+a new Quote takes the org's default ("Draft") and an existing one keeps its own."""
+
+DISCOUNT_PLACES = 2
+"""QuoteLineItem.Discount is a percent with 2 decimal places."""
 """Field lengths (standard ones from the object reference; ours from `setup_steps`):
 longer text is cut rather than refused with STRING_TOO_LONG."""
 
@@ -244,3 +269,176 @@ def task_fields(record: CrmRecord, *, who_id: str | None, what_id: str | None) -
     if what_id is not None:
         fields["WhatId"] = what_id
     return _text_fields(fields)
+
+
+# -- a quote as a Quote (quote_as = "quote", mode contact_opportunity) ---------------------
+
+
+class QuoteRefusedError(ValueError):
+    """A quote Salesforce's Quote object cannot hold as salesbot issued it (no SKU, a
+    discount finer than the Discount field): refused for good, before anything is written."""
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    """One line of a quote as a QuoteLineItem: its number (1, 2, …) and figures."""
+
+    number: int
+    sku: str | None
+    qty: int
+    unit_cents: int
+    discount: Decimal
+    discount_cents: int
+    description: str
+
+
+def quote_lines(quote: CrmQuote) -> tuple[QuoteLine, ...]:
+    """The quote's lines (a salesbot quote has one: a SKU or a custom price, a quantity)."""
+    return (
+        QuoteLine(
+            number=1,
+            sku=quote.sku,
+            qty=quote.qty,
+            unit_cents=quote.unit_cents,
+            discount=quote.discount,
+            discount_cents=quote.discount_cents,
+            description=quote.description,
+        ),
+    )
+
+
+def quote_line_external_id(quote_external_id: str, line: QuoteLine) -> str:
+    """`salesbot:quote:<id>:v<version>:line:<n>`: each line its own record, so a resent
+    quote updates its lines instead of adding them again."""
+    return f"{quote_external_id}:line:{line.number}"
+
+
+def pricebook_entry_query(
+    sku: str, *, currency: str, price_book: str | None, multicurrency: bool
+) -> str:
+    """The SOQL finding the active price book entry of `sku` (a Product2 `ProductCode`) in
+    `price_book` (a Pricebook2 Id) or, without one, the org's standard price book; in a
+    multi-currency org, the entry in the quote's currency. `LIMIT 2`: two answers mean two
+    products share the code, which the sender refuses rather than pick one."""
+    where = ["ProductCode = {sku}", "IsActive = true"]
+    values: dict[str, Any] = {"sku": sku}
+    if price_book is not None:
+        where.append("Pricebook2Id = {book}")
+        values["book"] = price_book
+    else:
+        where.append("Pricebook2.IsStandard = true")
+    if multicurrency:
+        where.append("CurrencyIsoCode = {currency}")
+        values["currency"] = currency
+    return format_soql(
+        "SELECT Id, Pricebook2Id, UnitPrice FROM PricebookEntry WHERE "
+        + " AND ".join(where)
+        + " LIMIT 2",
+        **values,
+    )
+
+
+def price_book_name(price_book: str | None) -> str:
+    return f"price book {price_book}" if price_book is not None else "the standard price book"
+
+
+def discount_percent(discount: Decimal) -> float:
+    """The discount fraction as Salesforce's percent (0.05 → 5), refused when it has more
+    decimals than the Discount field keeps (it would round, and the line would show another
+    total than the buyer was quoted)."""
+    percent = discount.scaleb(2).normalize()
+    exponent = percent.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > DISCOUNT_PLACES:
+        raise QuoteRefusedError(
+            f"the discount {percent:f}% has more than {DISCOUNT_PLACES} decimal places, which "
+            'Salesforce\'s QuoteLineItem Discount keeps; set [crm] quote_as = "line_items" '
+            "for such quotes"
+        )
+    return exact_number(percent)
+
+
+def quote_name(quote: CrmQuote) -> str:
+    return f"salesbot {quote.quote_id} v{quote.version}"
+
+
+def quote_fields(
+    record: CrmRecord,
+    *,
+    creating: bool,
+    opportunity_id: str,
+    pricebook_id: str,
+    contact_id: str | None = None,
+) -> dict[str, Any]:
+    """The Quote for a quote version. Creating it sets the opportunity, the price book and
+    the contact (`OpportunityId` cannot change after; the price book cannot once it has
+    lines); an update writes the rest again, unchanged, which a retry may do safely.
+
+    `Tax` is salesbot's tax, so Salesforce's Grand Total (the lines' total plus tax) is the
+    quote's total; the Description is the buyer's arithmetic, line by line."""
+    quote = record.quote
+    if quote is None:
+        raise QuoteRefusedError(f"quote {record.external_id} is no longer in the conversation")
+    lines = (*quote.proof, "", adapter_stamp())
+    fields: dict[str, Any] = {
+        "Name": quote_name(quote),
+        "Description": "\n".join(lines),
+        "Tax": amount(quote.tax_cents, quote.minor_units),
+        ADAPTER_FIELD: adapter_stamp(),
+    }
+    status = QUOTE_STATUS.get(quote.status or "")
+    if status is not None:
+        fields["Status"] = status
+    if quote.expires_at_ms is not None:
+        expires = datetime.fromtimestamp(quote.expires_at_ms / 1000, tz=UTC).date()
+        fields["ExpirationDate"] = expires.isoformat()
+    if creating:
+        fields["OpportunityId"] = opportunity_id
+        fields["Pricebook2Id"] = pricebook_id
+        if contact_id is not None:
+            fields["ContactId"] = contact_id
+    return _text_fields(fields)
+
+
+def line_description(quote: CrmQuote, line: QuoteLine) -> str:
+    """The line's arithmetic in one line (cut to the field's 255 characters)."""
+    units = quote.minor_units
+    subtotal = line.qty * line.unit_cents
+    text = (
+        f"{line.description}: {line.qty:,} × {amount_text(line.unit_cents, units)} = "
+        f"{amount_text(subtotal, units)} {quote.currency}"
+    )
+    if line.discount_cents:
+        text += (
+            f"; discount {line.discount.scaleb(2).normalize():f}% = "
+            f"{amount_text(line.discount_cents, units)}; net "
+            f"{amount_text(subtotal - line.discount_cents, units)} {quote.currency}"
+        )
+    return text[:_LINE_DESCRIPTION_LENGTH]
+
+
+def quote_line_fields(
+    record: CrmRecord,
+    line: QuoteLine,
+    *,
+    creating: bool,
+    quote_id: str,
+    pricebook_entry_id: str,
+) -> dict[str, Any]:
+    """One QuoteLineItem: Quantity, UnitPrice (exact, from integer minor units), Discount
+    (percent) and the arithmetic as Description. `QuoteId` and `PricebookEntryId` are set
+    when it is created (neither can change after)."""
+    quote = record.quote
+    if quote is None:
+        raise QuoteRefusedError(f"quote {record.external_id} is no longer in the conversation")
+    fields: dict[str, Any] = {
+        "Quantity": line.qty,
+        "UnitPrice": amount(line.unit_cents, quote.minor_units),
+        "Description": line_description(quote, line),
+        ADAPTER_FIELD: adapter_stamp(),
+    }
+    if line.discount:
+        fields["Discount"] = discount_percent(line.discount)
+    if creating:
+        fields["QuoteId"] = quote_id
+        fields["PricebookEntryId"] = pricebook_entry_id
+    return fields

@@ -1,6 +1,6 @@
 """What a Salesforce org needs before salesbot can write to it, and checking that it has it.
 
-`setup_steps(mode)` prints the exact Setup clicks for each custom field: creating fields
+`setup_steps(mode, quotes=...)` prints the exact Setup clicks for each custom field: creating fields
 takes the Metadata API (SOAP, deploy of CustomField metadata), which `simple-salesforce`'s
 REST calls do not reach simply, and an admin should see what is added to the org anyway.
 `check(...)` is what `salesbot crm check` will run: the token, the API version, and every
@@ -70,8 +70,9 @@ DEAL = (
 )
 
 
-def required_fields(mode: Mode) -> dict[str, tuple[FieldSpec, ...]]:
-    """sObject → the custom fields salesbot writes on it in this mode."""
+def required_fields(mode: Mode, *, quotes: bool = False) -> dict[str, tuple[FieldSpec, ...]]:
+    """sObject → the custom fields salesbot writes on it in this mode; with `quotes`
+    (`[crm] quote_as = "quote"`, mode contact_opportunity) the Quote and QuoteLineItem too."""
     if mode == "lead":
         return {
             "Lead": (
@@ -82,11 +83,14 @@ def required_fields(mode: Mode) -> dict[str, tuple[FieldSpec, ...]]:
             ),
             "Task": (ACTIVITY_ID, ADAPTER),
         }
-    return {
+    fields = {
         "Contact": (ID, ADAPTER),
         "Opportunity": (ID, ADAPTER, *DEAL),
         "Task": (ACTIVITY_ID, ADAPTER),
     }
+    if quotes:
+        fields |= {"Quote": (ID, ADAPTER), "QuoteLineItem": (ID, ADAPTER)}
+    return fields
 
 
 _WHERE = {
@@ -95,13 +99,35 @@ _WHERE = {
     "Opportunity": "Setup → Object Manager → Opportunity → Fields & Relationships → New",
     "Task": "Setup → Object Manager → Activity → Fields & Relationships → New "
     "(activity fields are shared by Task and Event)",
+    "Quote": "Setup → Object Manager → Quote → Fields & Relationships → New",
+    "QuoteLineItem": "Setup → Object Manager → Quote Line Item → Fields & Relationships → New",
 }
 
+QUOTE_STEPS = (
+    "Quotes: Setup → Quote Settings → Enable (Quotes are off in a new org; the Quote and "
+    "Quote Line Item objects appear in Object Manager once they are on)",
+    "Quotes: the integration user's permission set needs Read, Create and Edit on Quotes "
+    "(Quote Line Items follow their Quote) and Read on Products and Price Books",
+    "Quotes: each catalog SKU must be a Product (Product Code = the SKU, Active) with an "
+    "active entry in the standard price book, or in [crm] price_book (a Pricebook2 Id), in "
+    "the quote's currency",
+)
 
-def setup_steps(mode: Mode) -> list[str]:
-    """The exact Setup steps to create every field this mode needs, one line each."""
+LEAD_QUOTES = (
+    '[crm] quote_as = "quote" needs SALESFORCE_RECORDS=contact_opportunity (a Quote belongs '
+    "to an Opportunity): in mode lead quotes are written as Tasks"
+)
+
+
+def setup_steps(mode: Mode, *, quotes: bool = False) -> list[str]:
+    """The exact Setup steps to create every field this mode needs, one line each; with
+    `quotes` (`[crm] quote_as = "quote"`) turning Quotes on and pricing the SKUs first."""
     lines: list[str] = []
-    for sobject, specs in required_fields(mode).items():
+    if quotes and mode == "contact_opportunity":
+        lines.extend(QUOTE_STEPS)
+    elif quotes:
+        lines.append(f"Note: {LEAD_QUOTES}")
+    for sobject, specs in required_fields(mode, quotes=quotes).items():
         lines.append(f"{sobject}: {_WHERE[sobject]}")
         for spec in specs:
             lines.append(
@@ -122,10 +148,13 @@ def check(
     api_version: str = DEFAULT_API_VERSION,
     timeout_s: float = 10.0,
     verify: bool | str = True,
+    quotes: bool = False,
 ) -> list[str]:
     """One line per problem (empty: ready): the token, the API version, and each field
-    `required_fields(mode)` lists — present, writable, and the external ids marked External
-    ID (and Unique, except on activities)."""
+    `required_fields(mode, quotes=...)` lists — present, writable, and the external ids
+    marked External ID (and Unique, except on activities). With `quotes` in mode lead, the
+    mismatch itself is a problem (quotes would stay Tasks); a Quote object the org cannot
+    describe means Quotes are not enabled."""
     sender = SalesforceSender(
         credentials, mode=mode, api_version=api_version, timeout_s=timeout_s, verify=verify
     )
@@ -135,6 +164,8 @@ def check(
     except SalesforceAuthError as exc:
         return [f"token: {exc}"]
     problems: list[str] = []
+    if quotes and mode == "lead":
+        problems.append(LEAD_QUOTES)
     version = api_version.removeprefix("v")
     try:
         versions = session.get(f"{token.instance_url}/services/data/").json()
@@ -149,7 +180,7 @@ def check(
     except (requests.RequestException, ValueError, TypeError) as exc:
         return [f"API versions: {type(exc).__name__}"]
     client = sender.client_for(token)
-    for sobject, specs in required_fields(mode).items():
+    for sobject, specs in required_fields(mode, quotes=quotes).items():
         try:
             sf_type = getattr(client, sobject)
             if not isinstance(sf_type, SFType):
@@ -157,6 +188,11 @@ def check(
             described: Any = sf_type.describe()
         except SalesforceError as exc:
             code, message = first_error(exc.content)
+            if sobject.startswith("Quote") and exc.status == 404:
+                problems.append(
+                    f"{sobject}: not in this org: enable Quotes (Setup → Quote Settings)"
+                )
+                continue
             problems.append(f"{sobject}: cannot describe ({exc.status} {code}: {message})")
             continue
         except requests.RequestException as exc:

@@ -7,7 +7,8 @@
         org.records("Lead")      # {external id: record}
 
 It serves the OAuth token endpoint and the REST resources the sender uses — upsert and get
-by external id, describe, limits, versions — over TLS with a certificate from a throwaway
+by external id, update by Id, describe, limits, versions, and the SOQL Query resource for
+the one query the sender makes (a PricebookEntry by product code) — over TLS with a certificate from a throwaway
 authority (`trustme`), because simple-salesforce speaks https only. Every request is
 checked against `tests/fixtures/crm/salesforce/rest_shapes.json` (Salesforce's documented
 shapes, sources named beside it): the form of the token request, the bearer token, the JSON
@@ -25,6 +26,10 @@ Scripted trouble, each for the next call touching an sObject:
     org.require("Lead", "Industry")   # an org-specific required field
     org.drop_field("Task", "Salesbot_Id__c")  # a set-up step skipped
     org.duplicate_rule("Lead", "Email")       # a duplicate rule blocking on create
+
+Price books, for Quotes (`[crm] quote_as = "quote"`): `org.price_book_entry("pro", 99)`
+adds a product with that Product Code and its entry in the standard price book (the book
+made the first time); a QuoteLineItem is refused unless its entry is in its Quote's book.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ CUSTOM_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
             "Salesbot_Id__c": {"type": "string", "length": 255, "externalId": True, "unique": True},
             "Salesbot_Adapter__c": {"type": "string", "length": 64},
         }
-        for sobject in ("Lead", "Contact", "Opportunity", "Task")
+        for sobject in ("Lead", "Contact", "Opportunity", "Task", "Quote", "QuoteLineItem")
     }
 }
 for _deal_object in ("Lead", "Opportunity"):
@@ -103,6 +108,8 @@ class FakeSalesforce:
         password: str = "pa55word",
         security_token: str = "TOKEN123",
         api_version: str = "62.0",
+        multicurrency: bool = False,
+        quotes_enabled: bool = True,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -110,6 +117,10 @@ class FakeSalesforce:
         self.password = password
         self.security_token = security_token
         self.api_version = api_version
+        self.multicurrency = multicurrency
+        self.quotes_enabled = quotes_enabled
+        """False: an org where Setup → Quote Settings was never switched on, which has no
+        Quote or QuoteLineItem object (describe and writes answer 404 NOT_FOUND)."""
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
@@ -128,6 +139,9 @@ class FakeSalesforce:
         self.violations: list[str] = []
         """Requests the fake could not judge (a bug in the fake or a value no field keeps)."""
         self.token_requests: list[dict[str, str]] = []
+        self.queries: list[str] = []
+        """Every SOQL query asked, as the `q` parameter read it."""
+        self._standard_book: str | None = None
         self.writes: list[tuple[str, str, dict[str, Any]]] = []
         """(sObject, external id, body) of every upsert that reached the org's data."""
         self._ca = trustme.CA()
@@ -250,10 +264,47 @@ class FakeSalesforce:
         with self._lock:
             self._duplicate_rules[sobject] = field
 
+    def price_book(self, name: str = "Standard Price Book", *, standard: bool = False) -> str:
+        """A Pricebook2 (the org's standard one once, made on first need): its Id."""
+        with self._lock:
+            if standard and self._standard_book is not None:
+                return self._standard_book
+            book = self.create("Pricebook2", Name=name, IsActive=True, IsStandard=standard)
+            if standard:
+                self._standard_book = book
+            return book
+
+    def price_book_entry(
+        self,
+        sku: str,
+        unit_price: int | str,
+        *,
+        book: str | None = None,
+        currency: str = "USD",
+        active: bool = True,
+    ) -> str:
+        """A product with Product Code `sku` and its entry in `book` (the standard price book
+        by default): the entry's Id, what a QuoteLineItem's PricebookEntryId names."""
+        book = book or self.price_book(standard=True)
+        product = self.create("Product2", Name=f"Product {sku}", ProductCode=sku, IsActive=True)
+        fields: dict[str, Any] = {
+            "Pricebook2Id": book,
+            "Product2Id": product,
+            "ProductCode": sku,
+            "Name": f"Product {sku}",
+            "UnitPrice": Decimal(unit_price),
+            "IsActive": active,
+        }
+        if self.multicurrency:
+            fields["CurrencyIsoCode"] = currency
+        return self.create("PricebookEntry", **fields)
+
     # -- the org's schema ---------------------------------------------------------------
 
     def fields(self, sobject: str) -> dict[str, dict[str, Any]]:
-        fields = {**OBJECTS[sobject]["fields"], **CUSTOM_FIELDS[sobject]}
+        fields = {**OBJECTS[sobject]["fields"], **CUSTOM_FIELDS.get(sobject, {})}
+        if not self.multicurrency:
+            fields = {k: v for k, v in fields.items() if not v.get("multicurrency_only")}
         for (picklist_object, name), values in self._picklists.items():
             if picklist_object == sobject:
                 fields[name] = {**fields[name], "values": list(values)}
@@ -285,7 +336,7 @@ class FakeSalesforce:
                         "length": spec.get("length", 0),
                         "externalId": spec.get("externalId", False),
                         "unique": spec.get("unique", False),
-                        "createable": True,
+                        "createable": spec.get("createable", True),
                         "updateable": spec.get("updateable", True),
                         "nillable": name not in OBJECTS[sobject]["required_on_create"],
                     }
@@ -334,14 +385,16 @@ class FakeSalesforce:
         if not valid:
             raise _RefusalError(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
-    def _trouble(self, sobject: str) -> threading.Event | None:
+    def _trouble(self, sobject: str, *, writing: bool = True) -> threading.Event | None:
+        """The next scripted fault for any call touching `sobject`; the next hang only for
+        a write (a look-up before the write leaves it for the write)."""
         with self._lock:
             faults = self._faults.get(sobject)
             if faults:
                 fault = faults.pop(0)
                 raise _RefusalError(fault.status, fault.code, fault.message)
             hangs = self._hangs.get(sobject)
-            return hangs.pop(0) if hangs else None
+            return hangs.pop(0) if hangs and writing else None
 
     def _get(self, sobject: str, field: str, value: str) -> dict[str, Any]:
         self._external_id_field(sobject, field)
@@ -437,7 +490,9 @@ class FakeSalesforce:
                         "INVALID_FIELD",
                         f"No such column '{name}' on sobject of type {sobject}",
                     )
-                if not creating and spec.get("updateable", True) is False:
+                if spec.get("createable", True) is False or (
+                    not creating and spec.get("updateable", True) is False
+                ):
                     raise _RefusalError(
                         400,
                         "INVALID_FIELD_FOR_INSERT_UPDATE",
@@ -460,6 +515,8 @@ class FakeSalesforce:
                         f"Required fields are missing: [{', '.join(missing)}]",
                         tuple(missing),
                     )
+                if sobject == "QuoteLineItem":
+                    self._same_price_book(body)
                 rule = self._duplicate_rules.get(sobject)
                 if (
                     rule
@@ -483,6 +540,91 @@ class FakeSalesforce:
         if _version(self.api_version) < Decimal("46.0"):
             return 204, None
         return 200, result
+
+    def _same_price_book(self, body: dict[str, Any]) -> None:
+        """A quote line's entry must be in its Quote's price book (and the Quote have one)."""
+        quote = self.by_id(str(body.get("QuoteId")))
+        entry = self.by_id(str(body.get("PricebookEntryId")))
+        book = quote.get("Pricebook2Id") if quote is not None else None
+        if entry is None or book is None or entry.get("Pricebook2Id") != book:
+            rule = OBJECTS["QuoteLineItem"]["pricebook_rule"]
+            raise _RefusalError(
+                400,
+                rule["errorCode"],
+                "field integrity exception: PricebookEntryId (pricebook entry is in a different "
+                "pricebook than the one assigned to the Quote, or the Quote has none)",
+                ("PricebookEntryId",),
+            )
+
+    def _query(self, soql: str) -> dict[str, Any]:
+        """The Query resource, for the shape of query the sender makes: `SELECT fields FROM
+        PricebookEntry WHERE a = 'x' AND b = true … LIMIT n`, every field known to the object
+        (a relationship's field through its reference, e.g. `Pricebook2.IsStandard`)."""
+        self.queries.append(soql)
+        match = SOQL.match(soql)
+        if match is None:
+            raise _RefusalError(400, "MALFORMED_QUERY", f"unexpected token in: {soql[:40]}")
+        sobject = match["sobject"]
+        if sobject not in OBJECTS:
+            raise _RefusalError(400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
+        known = {"Id": {"type": "id"}, **self.fields(sobject)}
+        selected = [name.strip() for name in match["fields"].split(",")]
+        conditions: list[tuple[str, Any]] = []
+        for clause in match["where"].split(" AND "):
+            condition = CONDITION.match(clause.strip())
+            if condition is None:
+                raise _RefusalError(400, "MALFORMED_QUERY", f"unexpected token: {clause[:40]}")
+            raw = condition["value"]
+            value: Any = (
+                raw == "true" if raw in ("true", "false") else re.sub(r"\\(.)", r"\1", raw[1:-1])
+            )
+            conditions.append((condition["field"], value))
+        for name in [*selected, *(field for field, _ in conditions)]:
+            if not self._queryable(sobject, name, known):
+                raise _RefusalError(
+                    400, "INVALID_FIELD", f"No such column '{name}' on entity '{sobject}'."
+                )
+        with self._lock:
+            rows = [
+                record
+                for record in self._records[sobject].values()
+                if all(self._value(record, field) == value for field, value in conditions)
+            ]
+        limit = int(match["limit"]) if match["limit"] else len(rows)
+        rows = rows[:limit]
+        return {
+            "totalSize": len(rows),
+            "done": True,
+            "records": [
+                {
+                    "attributes": {
+                        "type": sobject,
+                        "url": f"/services/data/v{self.api_version}/sobjects/{sobject}/{row['Id']}",
+                    },
+                    **{name: row.get(name) for name in selected},
+                }
+                for row in rows
+            ],
+        }
+
+    def _queryable(self, sobject: str, name: str, known: dict[str, Any]) -> bool:
+        if "." not in name:
+            return name in known
+        relation, field = name.split(".", 1)
+        spec = known.get(f"{relation}Id")
+        return (
+            spec is not None
+            and spec["type"] == "reference"
+            and relation in spec["refers_to"]
+            and (field == "Id" or field in self.fields(relation))
+        )
+
+    def _value(self, record: dict[str, Any], name: str) -> Any:
+        if "." not in name:
+            return record.get(name)
+        relation, field = name.split(".", 1)
+        parent = self.by_id(str(record.get(f"{relation}Id")))
+        return parent.get(field) if parent is not None else None
 
     def _check_value(self, sobject: str, name: str, spec: dict[str, Any], given: Any) -> None:
         kind = spec["type"]
@@ -509,7 +651,12 @@ class FakeSalesforce:
                     f"{name}: bad value for restricted picklist field: {given}",
                     (name,),
                 )
-        elif kind in ("currency", "double"):
+        elif kind == "boolean":
+            if not isinstance(given, bool):
+                raise _RefusalError(
+                    400, "JSON_PARSER_ERROR", f"Cannot deserialize {name} as a boolean"
+                )
+        elif kind in ("currency", "double", "percent"):
             if isinstance(given, bool) or not isinstance(given, Decimal | int):
                 raise _RefusalError(
                     400, "JSON_PARSER_ERROR", f"Cannot deserialize {name} as a number"
@@ -555,6 +702,11 @@ API = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/(?P<rest>.*)$")
 ROW = re.compile(r"^sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)$")
 BY_ID = re.compile(r"^sobjects/(?P<sobject>\w+)/(?P<id>[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?)$")
 DESCRIBE = re.compile(r"^sobjects/(?P<sobject>\w+)/describe/?$")
+SOQL = re.compile(
+    r"^SELECT (?P<fields>[\w.]+(?:, ?[\w.]+)*) FROM (?P<sobject>\w+) "
+    r"WHERE (?P<where>.+?)(?: LIMIT (?P<limit>\d+))?$"
+)
+CONDITION = re.compile(r"^(?P<field>[\w.]+) = (?P<value>'(?:[^'\\]|\\.)*'|true|false)$")
 
 
 def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
@@ -648,6 +800,20 @@ def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                         limit=True,
                     )
                     return
+                if method == "GET" and rest.rstrip("/") == "query":
+                    soql = parse_qs(urlsplit(self.path).query).get("q", [""])[0]
+                    queried = SOQL.match(soql)
+                    if queried is not None and queried["sobject"] in OBJECTS:
+                        org._trouble(queried["sobject"], writing=False)
+                    self._answer(200, org._query(soql), limit=True)
+                    return
+                named = re.match(r"^sobjects/(\w+)", rest)
+                if (
+                    named is not None
+                    and named[1] in ("Quote", "QuoteLineItem")
+                    and not org.quotes_enabled
+                ):
+                    raise _RefusalError(404, "NOT_FOUND", "The requested resource does not exist")
                 described = DESCRIBE.match(rest)
                 if method == "GET" and described and described["sobject"] in OBJECTS:
                     self._answer(200, org.describe(described["sobject"]), limit=True)
@@ -671,7 +837,7 @@ def _handler_for(org: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                 if row is None or row["sobject"] not in OBJECTS:
                     raise _RefusalError(404, "NOT_FOUND", "The requested resource does not exist")
                 sobject, field, value = row["sobject"], row["field"], unquote(row["value"])
-                hang = org._trouble(sobject)
+                hang = org._trouble(sobject, writing=method == "PATCH")
                 if method == "GET":
                     self._answer(200, org._get(sobject, field, value), limit=True)
                     return
