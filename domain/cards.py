@@ -91,9 +91,7 @@ class ReplyImage(Frozen):
     height: int = Field(ge=1)
 
     @classmethod
-    def of_png(
-        cls, png: bytes, *, filename: str, alt: str, width: int, height: int
-    ) -> ReplyImage:
+    def of_png(cls, png: bytes, *, filename: str, alt: str, width: int, height: int) -> ReplyImage:
         return cls(
             filename=filename,
             alt=alt,

@@ -73,8 +73,7 @@ def _later_defaults(cls: type[Sparse]) -> tuple[tuple[str, Any], ...]:
     if found is None:
         fields = cls.model_fields
         found = tuple(
-            (name, fields[name].get_default(call_default_factory=True))
-            for name in cls.ADDED_LATER
+            (name, fields[name].get_default(call_default_factory=True)) for name in cls.ADDED_LATER
         )
         _DEFAULTS[cls] = found
     return found
