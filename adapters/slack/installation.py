@@ -141,6 +141,13 @@ class SlackInstallation:
     async def uninstalled(self, team: str | None) -> None:
         await self._pause(team or self._team, UNINSTALLED)
 
+    async def installed(self, installation: Any) -> None:
+        """A workspace installed the app through "Add to Slack" (`oauth.py`): a pause of
+        that workspace (its uninstall) is over, whatever token the next send uses."""
+        team = getattr(installation, "team_id", None)
+        if isinstance(team, str) and team:
+            await self._lift(team, "installed again through Add to Slack")
+
     def heard_from(self, team: object) -> None:
         """A signed request from `team`: if that installation is paused, Slack is talking to
         the app again (a reinstall?), so check the token now rather than in a minute."""

@@ -9,17 +9,22 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import SCHEME
 from adapters.slack.installation import SlackInstallation
+from adapters.slack.manifest import BOT_SCOPES, DEFAULT_PUBLIC_URL
+from adapters.slack.oauth import REDIRECT_PATH, SlackOAuth
+from adapters.slack.oauth_store import StoreInstallations, StoreOAuthStates, TokenSeal
 from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
+from bot.logs import mask_secrets
 from bot.pause import PausedWhile
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
 
 NAME = SCHEME.adapter
@@ -38,6 +43,14 @@ class SlackSection:
     api_url: str
     handoff_channel: str | None
     leads_channel: str | None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    public_url: str = DEFAULT_PUBLIC_URL
+
+    @property
+    def oauth(self) -> bool:
+        """ "Add to Slack" is served (`SLACK_CLIENT_ID` and `SLACK_CLIENT_SECRET`)."""
+        return self.client_id is not None and self.client_secret is not None
 
 
 def section(settings: Settings) -> SlackSection | None:
@@ -46,6 +59,13 @@ def section(settings: Settings) -> SlackSection | None:
         settings.slack_signing_secret,
         settings.slack_app_token,
     )
+    client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
+    if (client_id is None) != (client_secret is None):
+        missing = "SLACK_CLIENT_SECRET" if client_secret is None else "SLACK_CLIENT_ID"
+        raise SettingsError(
+            f"invalid configuration: {missing} is unset; SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET go together (both for the Add to Slack flow, or neither)"
+        )
     if token is None or (secret is None and app_token is None):
         return None
     return SlackSection(
@@ -55,6 +75,9 @@ def section(settings: Settings) -> SlackSection | None:
         api_url=settings.slack_api_url,
         handoff_channel=settings.slack_handoff_channel,
         leads_channel=settings.slack_leads_channel,
+        client_id=client_id,
+        client_secret=client_secret,
+        public_url=settings.salesbot_public_url,
     )
 
 
@@ -126,6 +149,28 @@ def _build(
         else None
     )
 
+    async def installed(new: Installation) -> None:
+        # Masked in every log line from now on, as the configured secrets are.
+        mask_secrets(new.bot_token, new.user_token, new.bot_refresh_token)
+        await installation.installed(new)
+
+    oauth: SlackOAuth | None = None
+    if config.client_id is not None and config.client_secret is not None:
+        seal = TokenSeal.from_setting(config.client_secret.get_secret_value())
+        installations = StoreInstallations(store, clock, seal)
+        oauth = SlackOAuth(
+            client_id=config.client_id,
+            # The first listed secret is the current one (older ones only open tokens).
+            client_secret=config.client_secret.get_secret_value().split(",")[0].strip(),
+            redirect_uri=config.public_url.rstrip("/") + REDIRECT_PATH,
+            scopes=BOT_SCOPES,
+            installations=installations,
+            states=StoreOAuthStates(store, clock),
+            client=make_client("", config.api_url),
+            clock=clock,
+            on_installed=installed,
+        )
+
     async def start() -> None:
         connections.open()  # before the first call: every call reuses its connections
         await installation.start()  # a persisted pause holds from the start
@@ -136,7 +181,10 @@ def _build(
         await installation.run(stop)
 
     def mount(app: web.Application) -> None:
-        app.router.add_post("/slack/events", endpoint.handle_request)
+        if endpoint.accepts_http:
+            app.router.add_post("/slack/events", endpoint.handle_request)
+        if oauth is not None:
+            oauth.mount(app)
 
     async def close() -> None:
         await responses.close()
@@ -149,8 +197,9 @@ def _build(
         router=router,
         sender=PausedWhile(installation, sender),
         pacing_ms=pacing_ms,
-        # Without a signing secret only Socket Mode delivers: no HTTP route is mounted.
-        mount=mount if endpoint.accepts_http else None,
+        # Without a signing secret only Socket Mode delivers: no events route is mounted
+        # (the install routes are, when configured: a browser reaches them).
+        mount=mount if endpoint.accepts_http or oauth is not None else None,
         start=start,
         run=run,
         stop=socket.close if socket is not None else None,
@@ -158,5 +207,5 @@ def _build(
         # For `/readyz`: a paused installation is reported, never a reason to fail readiness.
         status=lambda: installation.status,
         describe=lambda _host, _port: "slack (socket mode)" if socket is not None else "slack",
-        parts=(endpoint, installation, client, directory),
+        parts=(endpoint, installation, client, directory) + ((oauth,) if oauth is not None else ()),
     )
