@@ -12,6 +12,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.ports import Delivery, SendOutcome
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import SCHEME
@@ -22,6 +23,7 @@ from adapters.slack.oauth_store import StoreInstallations, StoreOAuthStates, Tok
 from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
+from adapters.slack.workspaces import Workspaces
 from bot.logs import mask_secrets
 from bot.pause import PausedWhile
 from bot.settings import Settings, SettingsError
@@ -108,20 +110,65 @@ class _SocketMode:
             await self._handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
 
 
+class _ScopedPause:
+    """A `Sender`: deliveries that go out with a workspace's own installation are sent
+    directly; the others are held while the configured token's installation is paused."""
+
+    def __init__(self, paused: PausedWhile, sender: SlackSender, workspaces: Workspaces) -> None:
+        self._paused, self._sender, self._workspaces = paused, sender, workspaces
+
+    async def _direct(self, delivery: Delivery) -> bool:
+        client, _ = await self._workspaces.for_delivery(delivery)
+        return client is not self._workspaces.default_client
+
+    async def send(self, delivery: Delivery) -> SendOutcome:
+        if await self._direct(delivery):
+            return await self._sender.send(delivery)
+        return await self._paused.send(delivery)
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        if await self._direct(delivery):
+            return await self._sender.find_sent(delivery)
+        return await self._paused.find_sent(delivery)
+
+
 def _build(
     config: SlackSection, wiring: Wiring, *, client: AsyncWebClient | None, pacing_ms: int
 ) -> Surface:
     settings, store, clock = wiring.settings, wiring.store, wiring.clock
     client = client or make_client(config.bot_token.get_secret_value(), config.api_url)
     connections = SharedSession(client)
-    directory = SlackDirectory(
-        client,
-        auditors=frozenset(settings.salesbot_auditors),
-        approvers=frozenset(settings.salesbot_approvers),
-        managers=frozenset(settings.salesbot_managers),
-        handoff_channel=config.handoff_channel,
-        leads_channel=config.leads_channel,
+
+    def new_directory(
+        client: AsyncWebClient, handoff: str | None = None, leads: str | None = None
+    ) -> SlackDirectory:
+        # Roles come from SALESBOT_AUDITORS, … for every workspace (user ids are unique
+        # across workspaces; per-installation roles are the next step).
+        return SlackDirectory(
+            client,
+            auditors=frozenset(settings.salesbot_auditors),
+            approvers=frozenset(settings.salesbot_approvers),
+            managers=frozenset(settings.salesbot_managers),
+            handoff_channel=handoff,
+            leads_channel=leads,
+        )
+
+    directory = new_directory(client, config.handoff_channel, config.leads_channel)
+    installations: StoreInstallations | None = None
+    if config.client_secret is not None:
+        seal = TokenSeal.from_setting(config.client_secret.get_secret_value())
+        installations = StoreInstallations(
+            store, clock, seal, on_change=lambda team: workspaces.forget(team)
+        )
+    workspaces = Workspaces(
+        default_client=client,
+        default_directory=directory,
+        installations=installations,
+        new_directory=lambda client, _team: new_directory(client),
+        api_url=config.api_url,
+        clock=clock,
     )
+    multi = installations is not None
     responses = ResponseUrls(store, clock, api_url=config.api_url)
     router = SlackRouter(
         handoff_channel=config.handoff_channel,
@@ -130,7 +177,11 @@ def _build(
         on_call=wiring.on_call(NAME),
     )
     sender = SlackSender(
-        client, action_key=wiring.action_key, team_id=directory.team_id, responses=responses
+        client,
+        action_key=wiring.action_key,
+        team_id=directory.team_id,
+        responses=responses,
+        workspace=workspaces.for_delivery if multi else None,
     )
     installation = SlackInstallation(client, store, clock)  # paused when the token stops working
     secret = config.signing_secret
@@ -142,6 +193,7 @@ def _build(
         installation=installation,
         action_key=wiring.action_key,
         responses=responses,
+        workspaces=workspaces if multi else None,
     )
     socket = (
         _SocketMode(endpoint, config.app_token.get_secret_value(), client)
@@ -155,9 +207,8 @@ def _build(
         await installation.installed(new)
 
     oauth: SlackOAuth | None = None
-    if config.client_id is not None and config.client_secret is not None:
-        seal = TokenSeal.from_setting(config.client_secret.get_secret_value())
-        installations = StoreInstallations(store, clock, seal)
+    if installations is not None and config.client_id is not None:
+        assert config.client_secret is not None
         oauth = SlackOAuth(
             client_id=config.client_id,
             # The first listed secret is the current one (older ones only open tokens).
@@ -170,6 +221,7 @@ def _build(
             clock=clock,
             on_installed=installed,
         )
+    paused = PausedWhile(installation, sender)
 
     async def start() -> None:
         connections.open()  # before the first call: every call reuses its connections
@@ -195,7 +247,9 @@ def _build(
         name=NAME,
         scheme=SCHEME,
         router=router,
-        sender=PausedWhile(installation, sender),
+        # The configured token's pause holds its own workspace's replies, never those of a
+        # workspace with an installation of its own.
+        sender=_ScopedPause(paused, sender, workspaces) if multi else paused,
         pacing_ms=pacing_ms,
         # Without a signing secret only Socket Mode delivers: no events route is mounted
         # (the install routes are, when configured: a browser reaches them).
