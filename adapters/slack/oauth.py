@@ -42,10 +42,13 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.manifest import REDIRECT_PATH
+
 log = logging.getLogger(__name__)
 
+__all__ = ["INSTALL_PATH", "REDIRECT_PATH", "STATE_COOKIE", "SlackOAuth"]
+
 INSTALL_PATH = "/slack/install"
-REDIRECT_PATH = "/slack/oauth_redirect"
 AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 STATE_COOKIE = "slack-app-oauth-state"
 """bolt's default cookie name: a deployment moving from bolt's flow keeps its links."""
