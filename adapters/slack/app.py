@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -76,6 +77,7 @@ Handle = Callable[[Inbound], Awaitable[object]]
 SLASH_COMMANDS = tuple(f"/{SLASH_NAMES.get(spec.name, spec.name)}" for spec in COMMANDS)
 _MESSAGE_EVENTS = frozenset({"message", "app_mention"})
 _CHUNK = 64 * 1024
+NOT_INSTALLED_TEXT = "salesbot is not installed in this workspace: ask an admin to add it."
 
 
 class Ack(NamedTuple):
@@ -99,7 +101,10 @@ class SlackEndpoint:
         action_key: ActionKey,
         responses: ResponseUrls | None = None,
         workspaces: Workspaces | None = None,
+        installation_store: AsyncInstallationStore | None = None,
     ) -> None:
+        """`installation_store`: Socket Mode without a configured bot token authorises each
+        envelope from the workspace's own installation (bolt's `authorize`)."""
         # Without a signing secret only Socket Mode can deliver (no HTTP route is mounted).
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._client = client
@@ -116,6 +121,7 @@ class SlackEndpoint:
             request_verification_enabled=False,
             process_before_response=True,
             logger=logging.getLogger("slack_bolt"),
+            installation_store=installation_store if not client.token else None,
         )
         self._register()
 
@@ -195,6 +201,8 @@ class SlackEndpoint:
         self._installation.heard_from(team)
         if event_type in _MESSAGE_EVENTS:
             directory = await self._directory_for(team)
+            if directory is None:
+                return Ack()
             context = await directory.context()
             await self._dispatch(
                 await from_event(body, context, directory.is_guest, directory.thread_owner),
@@ -221,14 +229,21 @@ class SlackEndpoint:
         else:
             await self._installation.uninstalled(team)
 
-    async def _directory_for(self, team: object) -> SlackDirectory:
+    async def _directory_for(self, team: object) -> SlackDirectory | None:
+        """The directory of the request's workspace; None (the request is acknowledged and
+        ignored) when no bot serves it: no SLACK_BOT_TOKEN and no installation of its own."""
         if self._workspaces is None:
             return self._directory
-        return await self._workspaces.directory_for(team)
+        directory = await self._workspaces.directory_for(team)
+        if directory is None:
+            log.info("slack request from workspace %s, which has not installed the app", team)
+        return directory
 
     async def on_command(self, form: Mapping[str, str]) -> Answer:
         self._installation.heard_from(form.get("team_id"))
         directory = await self._directory_for(form.get("team_id"))
+        if directory is None:
+            return Ack({"response_type": "ephemeral", "text": NOT_INSTALLED_TEXT})
         result = await from_command(form, await directory.context(), directory.is_guest)
         if isinstance(result, CommandUsage):
             return Ack({"response_type": "ephemeral", "text": result.text})
@@ -246,6 +261,8 @@ class SlackEndpoint:
         team_id = team.get("id") if isinstance(team, Mapping) else None
         self._installation.heard_from(team_id)
         directory = await self._directory_for(team_id)
+        if directory is None:
+            return Ack()
         context = await directory.context()
         if kind == "block_actions":
             signer = ButtonSigner(self._action_key, context.team_id)

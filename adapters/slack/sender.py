@@ -95,9 +95,11 @@ uncertain send would have added) are on its last page. Threads longer than this 
 (200 messages each) are only searched in their first part."""
 
 Render = Callable[..., dict[str, Any]]
-WorkspaceOf = Callable[[Delivery], Awaitable[tuple[AsyncWebClient, str]]]
+WorkspaceOf = Callable[[Delivery], Awaitable[tuple[AsyncWebClient, str] | None]]
 """The Web API client (the workspace's bot token) and the team id a delivery goes out with
-and its buttons are signed for (`workspaces.Workspaces.for_delivery`)."""
+and its buttons are signed for, None when no bot serves its workspace
+(`workspaces.Workspaces.for_delivery`)."""
+NOT_INSTALLED = "no Slack installation serves this delivery's workspace"
 
 
 def make_client(token: str, base_url: str, timeout_s: float = 10.0) -> AsyncWebClient:
@@ -200,7 +202,10 @@ class SlackSender:
         if not isinstance(channel, str) or not channel:
             return Rejected(reason="the delivery names no Slack channel")
         try:
-            api, team = await self._speaker(delivery)
+            speaker = await self._speaker(delivery)
+            if speaker is None:
+                return Rejected(reason=NOT_INSTALLED)
+            api, team = speaker
             thread_ts = await self._thread(api, channel, target)
             signer = ButtonSigner(self._action_key, team)
         except Exception as exc:
@@ -366,7 +371,10 @@ class SlackSender:
         channel = target.get("channel")
         if not isinstance(channel, str) or not channel:
             return None
-        api, _ = await self._speaker(delivery)
+        speaker = await self._speaker(delivery)
+        if speaker is None:
+            return None
+        api, _ = speaker
         image = delivery.reply.image
         if image is not None:
             return await self._find_image(api, delivery, channel, image.filename)
@@ -377,7 +385,7 @@ class SlackSender:
             return None
         return await self._find(api, channel, thread_ts, "key", delivery.key)
 
-    async def _speaker(self, delivery: Delivery) -> tuple[AsyncWebClient, str]:
+    async def _speaker(self, delivery: Delivery) -> tuple[AsyncWebClient, str] | None:
         """Which workspace's bot speaks for this delivery, and the team its buttons are
         signed for: the configured token's, unless `workspace` says otherwise."""
         if self._workspace is not None:

@@ -47,6 +47,10 @@ class _Speaker(NamedTuple):
     directory: SlackDirectory
     own: bool
     """True: the workspace's own installation; False: the configured token's."""
+
+
+class _Cached(NamedTuple):
+    speaker: _Speaker | None
     at_ms: int
 
 
@@ -63,13 +67,18 @@ class Workspaces:
         new_directory: Callable[[AsyncWebClient, str], SlackDirectory],
         api_url: str,
         clock: Callable[[], int],
+        has_default: bool = True,
     ) -> None:
-        self._default = _Speaker(default_client, default_directory, False, 0)
+        """`has_default` False: no `SLACK_BOT_TOKEN`, only workspaces installed through Add
+        to Slack are served (a request from any other is ignored, a delivery to one
+        refused)."""
+        self._default = _Speaker(default_client, default_directory, False)
+        self._has_default = has_default
         self._installations = installations
         self._new_directory = new_directory
         self._api_url = api_url
         self._clock = clock
-        self._speakers: dict[str, _Speaker] = {}
+        self._speakers: dict[str, _Cached] = {}
 
     @property
     def default_client(self) -> AsyncWebClient:
@@ -102,46 +111,58 @@ class Workspaces:
         if team is not None:
             self._speakers.pop(team, None)
 
-    async def client_for(self, team: str | None) -> AsyncWebClient:
-        return (await self._speaker(team)).client
+    async def client_for(self, team: str | None) -> AsyncWebClient | None:
+        speaker = await self._speaker(team)
+        return None if speaker is None else speaker.client
 
-    async def directory_for(self, team: object) -> SlackDirectory:
-        return (await self._speaker(team if isinstance(team, str) and team else None)).directory
+    async def directory_for(self, team: object) -> SlackDirectory | None:
+        """The directory of the workspace a request names; None when no bot serves it."""
+        speaker = await self._speaker(team if isinstance(team, str) and team else None)
+        return None if speaker is None else speaker.directory
 
     async def has_own(self, team: str | None) -> bool:
         """Whether `team` has an installation of its own (not the configured token)."""
-        return (await self._speaker(team)).own
+        speaker = await self._speaker(team)
+        return speaker is not None and speaker.own
 
-    async def for_delivery(self, delivery: Delivery) -> tuple[AsyncWebClient, str]:
+    async def for_delivery(self, delivery: Delivery) -> tuple[AsyncWebClient, str] | None:
         """The client a delivery is sent with and the team its buttons are signed for (the
-        module docstring says which workspace that is)."""
+        module docstring says which workspace that is); None when no bot serves it."""
         where = location(delivery.conversation_id)
         channel = delivery.target.get("channel")
         team = where.team if where is not None and where.channel == channel else None
+        if team is None and not self._has_default and where is not None:
+            # No first workspace: the configured channels are the conversation's workspace's.
+            team = where.team
         speaker = await self._speaker(team)
+        if speaker is None:
+            return None
         if not speaker.own:
             return speaker.client, await self._default.directory.team_id()
         assert team is not None
         return speaker.client, team
 
-    async def _speaker(self, team: str | None) -> _Speaker:
+    async def _speaker(self, team: str | None) -> _Speaker | None:
+        fallback = self._default if self._has_default else None
         if team is None or self._installations is None:
-            return self._default
+            return fallback
         now = self._clock()
         cached = self._speakers.get(team)
         if cached is not None and now - cached.at_ms < CACHE_MS:
-            return cached
+            return cached.speaker
         bot = await self._installations.async_find_bot(enterprise_id=None, team_id=team)
+        known = cached.speaker if cached is not None else None
+        speaker: _Speaker | None
         if bot is None or not bot.bot_token:
-            speaker = self._default._replace(at_ms=now)
-        elif cached is not None and cached.own and cached.client.token == bot.bot_token:
-            speaker = cached._replace(at_ms=now)  # the same token: keep its directory's cache
+            speaker = fallback
+        elif known is not None and known.own and known.client.token == bot.bot_token:
+            speaker = known  # the same token: keep its directory's caches
         else:
             default = self._default.client
             client = make_client(bot.bot_token, self._api_url, timeout_s=default.timeout)
             client.session = default.session  # one connection pool for all
-            speaker = _Speaker(client, self._new_directory(client, team), True, now)
-        self._speakers[team] = speaker
+            speaker = _Speaker(client, self._new_directory(client, team), True)
+        self._speakers[team] = _Cached(speaker, now)
         while len(self._speakers) > MAX_CACHED:
             self._speakers.pop(next(iter(self._speakers)))
         return speaker

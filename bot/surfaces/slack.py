@@ -36,10 +36,11 @@ SLACK_PACING_MS = 1000
 
 @dataclass(frozen=True)
 class SlackSection:
-    """`SLACK_*`: configured with a bot token and a way in (a signing secret for HTTP, an
-    app-level token for Socket Mode)."""
+    """`SLACK_*`: configured with a bot token (the first workspace's) or the app's client id
+    and secret ("Add to Slack", more workspaces), or both, and a way in (a signing secret
+    for HTTP, an app-level token for Socket Mode)."""
 
-    bot_token: SecretStr
+    bot_token: SecretStr | None
     signing_secret: SecretStr | None
     app_token: SecretStr | None
     api_url: str
@@ -68,7 +69,7 @@ def section(settings: Settings) -> SlackSection | None:
             f"invalid configuration: {missing} is unset; SLACK_CLIENT_ID and "
             "SLACK_CLIENT_SECRET go together (both for the Add to Slack flow, or neither)"
         )
-    if token is None or (secret is None and app_token is None):
+    if (token is None and client_id is None) or (secret is None and app_token is None):
         return None
     return SlackSection(
         bot_token=token,
@@ -118,8 +119,8 @@ class _ScopedPause:
         self._paused, self._sender, self._workspaces = paused, sender, workspaces
 
     async def _direct(self, delivery: Delivery) -> bool:
-        client, _ = await self._workspaces.for_delivery(delivery)
-        return client is not self._workspaces.default_client
+        speaker = await self._workspaces.for_delivery(delivery)
+        return speaker is None or speaker[0] is not self._workspaces.default_client
 
     async def send(self, delivery: Delivery) -> SendOutcome:
         if await self._direct(delivery):
@@ -136,7 +137,8 @@ def _build(
     config: SlackSection, wiring: Wiring, *, client: AsyncWebClient | None, pacing_ms: int
 ) -> Surface:
     settings, store, clock = wiring.settings, wiring.store, wiring.clock
-    client = client or make_client(config.bot_token.get_secret_value(), config.api_url)
+    token = config.bot_token.get_secret_value() if config.bot_token is not None else ""
+    client = client or make_client(token, config.api_url)
     connections = SharedSession(client)
 
     def new_directory(
@@ -167,6 +169,7 @@ def _build(
         new_directory=lambda client, _team: new_directory(client),
         api_url=config.api_url,
         clock=clock,
+        has_default=bool(client.token),
     )
     multi = installations is not None
     responses = ResponseUrls(store, clock, api_url=config.api_url)
@@ -183,7 +186,8 @@ def _build(
         responses=responses,
         workspace=workspaces.for_delivery if multi else None,
     )
-    installation = SlackInstallation(client, store, clock)  # paused when the token stops working
+    # Paused when the configured token stops working (without one there is nothing to pause).
+    installation = SlackInstallation(client, store, clock, configured=bool(client.token))
     secret = config.signing_secret
     endpoint = SlackEndpoint(
         signing_secret=secret.get_secret_value() if secret is not None else None,
@@ -194,6 +198,7 @@ def _build(
         action_key=wiring.action_key,
         responses=responses,
         workspaces=workspaces if multi else None,
+        installation_store=installations,
     )
     socket = (
         _SocketMode(endpoint, config.app_token.get_secret_value(), client)

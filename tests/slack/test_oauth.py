@@ -270,3 +270,16 @@ def test_a_client_id_without_its_secret_is_refused_naming_the_variable() -> None
     )
     with pytest.raises(SettingsError, match="SLACK_CLIENT_SECRET"):
         section(settings)
+
+
+def test_client_credentials_alone_configure_slack_without_a_bot_token() -> None:
+    settings = Settings(
+        slack_signing_secret=SecretStr(SIGNING),
+        slack_client_id="1111.2222",
+        slack_client_secret=SecretStr("secret"),
+    )
+    configured = section(settings)
+    assert configured is not None
+    assert configured.bot_token is None
+    assert configured.oauth
+    assert section(Settings(slack_signing_secret=SecretStr(SIGNING))) is None

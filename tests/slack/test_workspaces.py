@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from aiohttp import web
@@ -87,6 +87,20 @@ class Site:
         response = await self.client.post("/slack/events", data=body, headers=headers)
         assert response.status == 200
 
+    async def command(self, form: dict[str, str]) -> dict[str, Any]:
+        body = urlencode(form).encode()
+        ts = str(int(time.time()))
+        signature = SignatureVerifier(SIGNING).generate_signature(timestamp=ts, body=body)
+        headers = {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": str(signature),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        response = await self.client.post("/slack/events", data=body, headers=headers)
+        assert response.status == 200
+        answer: dict[str, Any] = await response.json()
+        return answer
+
     async def prospect_says(self, team: str, channel: str, text: str) -> None:
         ts = self.api.add_message(channel, text, user=PROSPECT["user"])
         event = {"type": "message", "channel": channel, "channel_type": "channel", "text": text}
@@ -108,10 +122,13 @@ class Site:
 
 
 @asynccontextmanager
-async def serving(api: FakeSlackApi, path: Path) -> AsyncIterator[Site]:
+async def serving(
+    api: FakeSlackApi, path: Path, token: str | None = "xoxb-test"
+) -> AsyncIterator[Site]:
+    """`token` None: no SLACK_BOT_TOKEN, only Add to Slack installations."""
     store = await SqliteStore.open(path)
     settings = Settings(
-        slack_bot_token=SecretStr("xoxb-test"),
+        slack_bot_token=SecretStr(token) if token else None,
         slack_signing_secret=SecretStr(SIGNING),
         slack_api_url=api.base_url,
         salesbot_public_url="https://bot.example.org",
@@ -125,7 +142,7 @@ async def serving(api: FakeSlackApi, path: Path) -> AsyncIterator[Site]:
             load_policy("default"),
             store,
             clock=lambda: int(time.time() * 1000),
-            slack_client=make_client("xoxb-test", api.base_url, timeout_s=2),
+            slack_client=make_client(token or "", api.base_url, timeout_s=2),
             slack_pacing_ms=0,
         )
         async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
@@ -202,4 +219,29 @@ async def test_a_reinstall_after_an_uninstall_answers_again(
         await site.install("code-again")
         await site.prospect_says(SECOND, SECOND_CHANNEL, "Back again")
         await eventually(lambda: bool(site.bot_posts(SECOND_CHANNEL)), "the reply")
+    assert site.bot_posts(SECOND_CHANNEL)[0]["team"] == SECOND
+
+
+async def test_without_a_configured_token_only_installed_workspaces_are_served(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    async with serving(api, tmp_path / "bot.db", token=None) as site:
+        assert await site.slack_status() == "ok"
+        await site.prospect_says(FIRST, FIRST_CHANNEL, "Hello, pricing please")  # not installed
+        await site.install("code-globex")
+        await site.prospect_says(SECOND, SECOND_CHANNEL, "Hi, we are evaluating CRMs")
+        await eventually(lambda: bool(site.bot_posts(SECOND_CHANNEL)), "the second's reply")
+        form = {
+            "command": "/salesbot",
+            "text": "help",
+            "team_id": FIRST,
+            "channel_id": FIRST_CHANNEL,
+            "user_id": "U0SOMEONE",
+            "trigger_id": "1.2.3",
+            "response_url": "https://hooks.slack.com/commands/T0001/1/x",
+        }
+        answer = await site.command(form)
+        assert "not installed in this workspace" in answer["text"]
+        assert await site.slack_status() == "ok"
+    assert site.bot_posts(FIRST_CHANNEL) == []
     assert site.bot_posts(SECOND_CHANNEL)[0]["team"] == SECOND
