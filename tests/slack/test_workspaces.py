@@ -6,6 +6,7 @@ token holds only its own workspace's replies."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -123,12 +124,14 @@ class Site:
 
 @asynccontextmanager
 async def serving(
-    api: FakeSlackApi, path: Path, token: str | None = "xoxb-test"
+    api: FakeSlackApi, path: Path, token: str | None = "xoxb-test", *, socket: bool = False
 ) -> AsyncIterator[Site]:
-    """`token` None: no SLACK_BOT_TOKEN, only Add to Slack installations."""
+    """`token` None: no SLACK_BOT_TOKEN, only Add to Slack installations; `socket`: Socket
+    Mode too (SLACK_APP_TOKEN)."""
     store = await SqliteStore.open(path)
     settings = Settings(
         slack_bot_token=SecretStr(token) if token else None,
+        slack_app_token=SecretStr(api.app_token) if socket else None,
         slack_signing_secret=SecretStr(SIGNING),
         slack_api_url=api.base_url,
         salesbot_public_url="https://bot.example.org",
@@ -245,3 +248,31 @@ async def test_without_a_configured_token_only_installed_workspaces_are_served(
         assert await site.slack_status() == "ok"
     assert site.bot_posts(FIRST_CHANNEL) == []
     assert site.bot_posts(SECOND_CHANNEL)[0]["team"] == SECOND
+
+
+async def test_socket_mode_without_a_configured_token_serves_an_installed_workspace(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    async with serving(api, tmp_path / "bot.db", token=None, socket=True) as site:
+        await site.install("code-globex")
+        ts = api.add_message(SECOND_CHANNEL, "Hi, we are evaluating CRMs", user="U0PAT")
+        envelope = {
+            "type": "event_callback",
+            "team_id": SECOND,
+            "api_app_id": "A0001",
+            "event_id": "EvSocket1",
+            "event_time": int(time.time()),
+            "event": {
+                "type": "message",
+                "channel": SECOND_CHANNEL,
+                "channel_type": "channel",
+                "text": "Hi, we are evaluating CRMs",
+                "ts": ts,
+                **PROSPECT,
+            },
+            "authorizations": [{"team_id": SECOND, "user_id": "UBOTT0002", "is_bot": True}],
+        }
+        await asyncio.wait_for(api.push("events_api", envelope), timeout=10)  # a safety net
+        await eventually(lambda: bool(site.bot_posts(SECOND_CHANNEL)), "the reply")
+    reply = site.bot_posts(SECOND_CHANNEL)[0]
+    assert (reply["team"], reply["user"], reply["thread_ts"]) == (SECOND, "UBOTT0002", ts)
