@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
@@ -151,12 +152,11 @@ class SlackInstallation:
             return
         await self._pause(team or self._team, UNINSTALLED)
 
-    async def installed(self, installation: Any) -> None:
+    async def installed(self, installation: Installation) -> None:
         """A workspace installed the app through "Add to Slack" (`oauth.py`): a pause of
         that workspace (its uninstall) is over, whatever token the next send uses."""
-        team = getattr(installation, "team_id", None)
-        if isinstance(team, str) and team:
-            await self._lift(team, "installed again through Add to Slack")
+        if installation.team_id:
+            await self._lift(installation.team_id, "installed again through Add to Slack")
 
     def heard_from(self, team: object) -> None:
         """A signed request from `team`: if that installation is paused, Slack is talking to
