@@ -7,7 +7,8 @@ adapter state (`storage.ports.AdapterStateStore`: small JSON documents by key), 
 are on PostgreSQL when the events are, are copied by `salesbot migrate`, and need no
 table or migration of their own.
 
-Keys (`{E}` the enterprise id or `-`, `{T}` the team id or `-` for an org-wide install):
+Keys (`{E}:{T}` is `-:{team}` for a workspace, also inside an Enterprise Grid org, and
+`{enterprise}:-` for an org-wide install; `workspace_key`):
 
     slack:oauth:bot:{E}:{T}                   the workspace's bot (what sending needs)
     slack:oauth:installation:{E}:{T}          the workspace's latest installation
@@ -139,9 +140,14 @@ def _id(value: str | None) -> str:
 
 
 def workspace_key(enterprise_id: str | None, team_id: str | None, is_enterprise: bool) -> str:
-    """`{E}:{T}`: an org-wide install is keyed by its enterprise alone (bolt does the same:
-    its events name a team, but the installation is the org's)."""
-    return f"{_id(enterprise_id)}:{NONE_ID if is_enterprise else _id(team_id)}"
+    """`{E}:{T}`. A workspace's installation is keyed by its team alone (`-:{T}`), also
+    inside an Enterprise Grid org: team ids are unique across Slack, and an event or a
+    conversation id names the team, not always its org. An org-wide install is keyed by its
+    enterprise alone (`{E}:-`), as bolt's stores do (its events name a team, but the
+    installation is the org's)."""
+    if is_enterprise:
+        return f"{_id(enterprise_id)}:{NONE_ID}"
+    return f"{NONE_ID}:{_id(team_id)}"
 
 
 class StoreInstallations(AsyncInstallationStore):

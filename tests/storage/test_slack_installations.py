@@ -221,3 +221,19 @@ async def test_unknown_or_malformed_states_are_refused(store: Store) -> None:
     states = StoreOAuthStates(store, Clock())
     for state in ("", "short", "x" * 40, "../../etc/passwd" * 3, "é" * 30, "a" * 5000):
         assert not await states.async_consume(state)
+
+
+async def test_a_workspace_of_an_enterprise_grid_org_is_found_by_its_team_alone(
+    store: Store,
+) -> None:
+    """Events and conversation ids name the team; the install named its org too."""
+    installations = StoreInstallations(store, Clock(), TokenSeal([SECRET]))
+    grid = installation("T0005", "xoxb-grid")
+    grid.enterprise_id = "E0001"
+    await installations.async_save(grid)
+    for enterprise in (None, "E0001"):
+        bot = await installations.async_find_bot(enterprise_id=enterprise, team_id="T0005")
+        assert bot is not None
+        assert (bot.bot_token, bot.enterprise_id) == ("xoxb-grid", "E0001")
+    await installations.async_delete_all(enterprise_id="E0001", team_id="T0005")
+    assert await installations.async_find_bot(enterprise_id=None, team_id="T0005") is None
