@@ -52,7 +52,7 @@ class SlackSection:
 
     @property
     def oauth(self) -> bool:
-        """ "Add to Slack" is served (`SLACK_CLIENT_ID` and `SLACK_CLIENT_SECRET`)."""
+        """Whether Add to Slack is served (`SLACK_CLIENT_ID` and `SLACK_CLIENT_SECRET`)."""
         return self.client_id is not None and self.client_secret is not None
 
 
@@ -142,12 +142,12 @@ def _build(
     connections = SharedSession(client)
 
     def new_directory(
-        client: AsyncWebClient, handoff: str | None = None, leads: str | None = None
+        api: AsyncWebClient, handoff: str | None = None, leads: str | None = None
     ) -> SlackDirectory:
         # Roles come from SALESBOT_AUDITORS, … for every workspace (user ids are unique
         # across workspaces; per-installation roles are the next step).
         return SlackDirectory(
-            client,
+            api,
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
             managers=frozenset(settings.salesbot_managers),
@@ -166,7 +166,7 @@ def _build(
         default_client=client,
         default_directory=directory,
         installations=installations,
-        new_directory=lambda client, _team: new_directory(client),
+        new_directory=lambda api, _team: new_directory(api),
         api_url=config.api_url,
         clock=clock,
         has_default=bool(client.token),
@@ -212,8 +212,7 @@ def _build(
         await installation.installed(new)
 
     oauth: SlackOAuth | None = None
-    if installations is not None and config.client_id is not None:
-        assert config.client_secret is not None
+    if installations is not None and config.client_id is not None and config.client_secret:
         oauth = SlackOAuth(
             client_id=config.client_id,
             # The first listed secret is the current one (older ones only open tokens).
