@@ -95,6 +95,11 @@ class Settings(LogSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_handoff_channel: str | None = None
     slack_leads_channel: str | None = None
+    # "Add to Slack" for other workspaces (docs/slack-install.md): both set, the OAuth
+    # routes are served. The secret may list older secrets after the current one
+    # ("new,old"): tokens stored under an older one still open, and are sealed again.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
 
     teams_app_id: str | None = None
     teams_app_password: SecretStr | None = None

@@ -26,7 +26,9 @@ handlers as HTTP.
 `tokens_revoked` and `app_uninstalled` are reported to the installation's state
 (`installation.py`): a revoked user token changes nothing, a revoked bot token or an
 uninstall pauses that workspace's replies; any other signed request from a paused workspace
-prompts a check of the token.
+prompts a check of the token. A workspace installed through "Add to Slack" (`oauth.py`)
+loses its stored installation instead (`workspaces.py`), and each request is read with
+the directory of the workspace it names (its own bot token).
 
 Slash commands are answered where they were run, also in channels the bot is not in:
 before a command is decided, its `response_url` is kept (`response_url.py`), and the
@@ -45,6 +47,7 @@ from pydantic import ValidationError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -64,6 +67,7 @@ from adapters.slack.installation import SlackInstallation
 from adapters.slack.manifest import SLASH_NAMES
 from adapters.slack.modal import quote_modal
 from adapters.slack.response_url import ResponseUrls
+from adapters.slack.workspaces import Workspaces
 from domain.commands import COMMANDS
 from domain.inbound import ButtonClicked, Inbound
 
@@ -73,6 +77,7 @@ Handle = Callable[[Inbound], Awaitable[object]]
 SLASH_COMMANDS = tuple(f"/{SLASH_NAMES.get(spec.name, spec.name)}" for spec in COMMANDS)
 _MESSAGE_EVENTS = frozenset({"message", "app_mention"})
 _CHUNK = 64 * 1024
+NOT_INSTALLED_TEXT = "salesbot is not installed in this workspace: ask an admin to add it."
 
 
 class Ack(NamedTuple):
@@ -95,11 +100,16 @@ class SlackEndpoint:
         installation: SlackInstallation,
         action_key: ActionKey,
         responses: ResponseUrls | None = None,
+        workspaces: Workspaces | None = None,
+        installation_store: AsyncInstallationStore | None = None,
     ) -> None:
+        """`installation_store`: Socket Mode without a configured bot token authorises each
+        envelope from the workspace's own installation (bolt's `authorize`)."""
         # Without a signing secret only Socket Mode can deliver (no HTTP route is mounted).
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._client = client
         self._directory = directory
+        self._workspaces = workspaces
         self._handle = handle
         self._installation = installation
         self._action_key = action_key
@@ -111,6 +121,7 @@ class SlackEndpoint:
             request_verification_enabled=False,
             process_before_response=True,
             logger=logging.getLogger("slack_bolt"),
+            installation_store=installation_store if not client.token else None,
         )
         self._register()
 
@@ -184,29 +195,56 @@ class SlackEndpoint:
             return Ack()
         team = body.get("team_id")
         team = team if isinstance(team, str) and team else None
-        if event_type == "tokens_revoked":
-            tokens = event.get("tokens")
-            tokens = tokens if isinstance(tokens, Mapping) else {}
-            await self._installation.tokens_revoked(
-                team, bot=_ids(tokens.get("bot")), users=len(_ids(tokens.get("oauth")))
-            )
-            return Ack()
-        if event_type == "app_uninstalled":
-            await self._installation.uninstalled(team)
+        if event_type in ("tokens_revoked", "app_uninstalled"):
+            await self._revoked(event_type, team, event)
             return Ack()
         self._installation.heard_from(team)
         if event_type in _MESSAGE_EVENTS:
-            context = await self._directory.context()
+            directory = await self._directory_for(team)
+            if directory is None:
+                return Ack()
+            context = await directory.context()
             await self._dispatch(
-                await from_event(
-                    body, context, self._directory.is_guest, self._directory.thread_owner
-                )
+                await from_event(body, context, directory.is_guest, directory.thread_owner),
+                directory,
             )
         return Ack()
 
+    async def _revoked(self, event_type: str, team: str | None, event: Mapping[str, Any]) -> None:
+        """A workspace with an installation of its own loses it (all of it when the app
+        was uninstalled, its bot when the bot's token was revoked); the configured token's
+        workspace is paused (`installation.py`)."""
+        tokens = event.get("tokens")
+        tokens = tokens if isinstance(tokens, Mapping) else {}
+        bot = _ids(tokens.get("bot"))
+        workspaces = self._workspaces
+        if workspaces is not None and team is not None and await workspaces.has_own(team):
+            if event_type == "app_uninstalled" or bot:
+                await workspaces.removed(team, uninstalled=event_type == "app_uninstalled")
+            return
+        if event_type == "tokens_revoked":
+            await self._installation.tokens_revoked(
+                team, bot=bot, users=len(_ids(tokens.get("oauth")))
+            )
+        else:
+            await self._installation.uninstalled(team)
+
+    async def _directory_for(self, team: object) -> SlackDirectory | None:
+        """The directory of the request's workspace; None (the request is acknowledged and
+        ignored) when no bot serves it: no SLACK_BOT_TOKEN and no installation of its own."""
+        if self._workspaces is None:
+            return self._directory
+        directory = await self._workspaces.directory_for(team)
+        if directory is None:
+            log.info("slack request from workspace %s, which has not installed the app", team)
+        return directory
+
     async def on_command(self, form: Mapping[str, str]) -> Answer:
         self._installation.heard_from(form.get("team_id"))
-        result = await from_command(form, await self._directory.context(), self._directory.is_guest)
+        directory = await self._directory_for(form.get("team_id"))
+        if directory is None:
+            return Ack({"response_type": "ephemeral", "text": NOT_INSTALLED_TEXT})
+        result = await from_command(form, await directory.context(), directory.is_guest)
         if isinstance(result, CommandUsage):
             return Ack({"response_type": "ephemeral", "text": result.text})
         if isinstance(result, Ignored):
@@ -214,45 +252,53 @@ class SlackEndpoint:
         if self._responses is not None:
             # Kept before the command is decided: its replies are routed to it.
             await self._responses.remember(result.delivery_id, form.get("response_url"))
-        await self._dispatch(result)
+        await self._dispatch(result, directory)
         return Ack()
 
     async def on_interaction(self, payload: Mapping[str, Any]) -> Answer:
         kind = payload.get("type")
         team = payload.get("team")
-        self._installation.heard_from(team.get("id") if isinstance(team, Mapping) else None)
-        context = await self._directory.context()
+        team_id = team.get("id") if isinstance(team, Mapping) else None
+        self._installation.heard_from(team_id)
+        directory = await self._directory_for(team_id)
+        if directory is None:
+            return Ack()
+        context = await directory.context()
         if kind == "block_actions":
             signer = ButtonSigner(self._action_key, context.team_id)
-            result = await from_action(payload, context, self._directory.is_guest, signer)
+            result = await from_action(payload, context, directory.is_guest, signer)
             if (
                 isinstance(result, ButtonClicked)
                 and result.action == "open_quote_form"
                 and result.binding == "ok"
             ):
                 # A form is UI, not a decision: open it; its submission is the decision.
-                await self._open_quote_form(payload.get("trigger_id"), result.conversation_id)
+                await self._open_quote_form(
+                    directory.client, payload.get("trigger_id"), result.conversation_id
+                )
                 return Ack()
-            await self._dispatch(result)
+            await self._dispatch(result, directory)
         elif kind == "view_submission":
             await self._dispatch(
-                await from_view_submission(payload, context, self._directory.is_guest)
+                await from_view_submission(payload, context, directory.is_guest), directory
             )
         return Ack()
 
-    async def _open_quote_form(self, trigger: object, conversation: str) -> None:
+    async def _open_quote_form(
+        self, client: AsyncWebClient, trigger: object, conversation: str
+    ) -> None:
         if not isinstance(trigger, str) or not trigger:
             return
         try:
-            await self._client.views_open(trigger_id=trigger, view=quote_modal(conversation))
+            await client.views_open(trigger_id=trigger, view=quote_modal(conversation))
         except SlackApiError as exc:  # an expired trigger: the person clicks again
             log.warning("views.open failed: %s", exc.response.get("error"))
 
-    async def _dispatch(self, result: Inbound | Ignored) -> None:
+    async def _dispatch(self, result: Inbound | Ignored, directory: SlackDirectory) -> None:
         if isinstance(result, Ignored):
             log.debug("slack payload ignored: %s", result.reason)
             return
-        name = await self._directory.display_name(result.actor.id)
+        name = await directory.display_name(result.actor.id)
         if name and result.actor.role != "system":
             result = result.model_copy(
                 update={"actor": result.actor.model_copy(update={"name": name})}

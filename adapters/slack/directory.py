@@ -52,6 +52,11 @@ class SlackDirectory:
         self._unknown: dict[str, float] = {}  # user → when to ask again (monotonic)
         self._capacity = capacity
 
+    @property
+    def client(self) -> AsyncWebClient:
+        """The Web API client of this directory's workspace (its bot token)."""
+        return self._client
+
     async def context(self) -> SlackContext:
         return SlackContext(
             **await self._installation(),

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,12 @@ class SlackInstallation:
         check_every_ms: int = CHECK_EVERY_MS,
         recheck_ms: int = RECHECK_MS,
         tick_s: float = TICK_S,
+        configured: bool = True,
     ) -> None:
         self._client = client
+        # False: no SLACK_BOT_TOKEN (only workspaces installed through Add to Slack, whose
+        # uninstall deletes their installation): there is no configured token to pause.
+        self._configured = configured
         self._states = states
         self._clock = clock
         self._check_every_ms = check_every_ms
@@ -115,7 +120,7 @@ class SlackInstallation:
     async def refused(self, error: str) -> bool:
         """A send was refused with `error`: True (and the installation paused) when it means
         the bot token does not work, so the reply is kept rather than dead-lettered."""
-        if error not in AUTH_ERRORS:
+        if error not in AUTH_ERRORS or not self._configured:
             return False
         await self._pause(self._team, f"Slack answered {error}")
         return True
@@ -123,6 +128,9 @@ class SlackInstallation:
     # --- what the endpoint reports ---------------------------------------------------------
 
     async def tokens_revoked(self, team: str | None, *, bot: Iterable[str], users: int) -> None:
+        if not self._configured:
+            log.info("slack tokens_revoked in %s, a workspace not installed here", team or "?")
+            return
         bot_users = frozenset(bot)
         if not bot_users:
             log.info(
@@ -139,7 +147,16 @@ class SlackInstallation:
         await self._pause(team or self._team, "bot token revoked")
 
     async def uninstalled(self, team: str | None) -> None:
+        if not self._configured:
+            log.info("slack app_uninstalled in %s, a workspace not installed here", team or "?")
+            return
         await self._pause(team or self._team, UNINSTALLED)
+
+    async def installed(self, installation: Installation) -> None:
+        """A workspace installed the app through "Add to Slack" (`oauth.py`): a pause of
+        that workspace (its uninstall) is over, whatever token the next send uses."""
+        if installation.team_id:
+            await self._lift(installation.team_id, "installed again through Add to Slack")
 
     def heard_from(self, team: object) -> None:
         """A signed request from `team`: if that installation is paused, Slack is talking to
@@ -156,6 +173,8 @@ class SlackInstallation:
         token is checked at once (for at most `START_CHECK_S`), so a restart after the token
         was fixed sends the kept replies without waiting; otherwise the check at start runs
         in the background (`run`), and a slow Slack delays nothing."""
+        if not self._configured:
+            return
         await self._load()
         if self._team in self._pauses:
             try:
@@ -195,6 +214,8 @@ class SlackInstallation:
     def tick(self) -> None:
         """One turn of `run`: start a check if none was made yet, or if paused and due by
         the injected clock."""
+        if not self._configured:
+            return
         if self._last_check_ms is None or (
             self._team in self._pauses and self._due(self._check_every_ms)
         ):

@@ -5,7 +5,9 @@ it declares is what the app may do, so the scopes are exactly those the code use
 checked-in file carries `DEFAULT_PUBLIC_URL`; `salesbot manifest slack` renders it for the
 deployment's `SALESBOT_PUBLIC_URL`.
 
-One request URL serves events, slash commands and interactivity (`POST /slack/events`). For
+One request URL serves events, slash commands and interactivity (`POST /slack/events`);
+the redirect URL (`GET /slack/oauth_redirect`) serves "Add to Slack" for more workspaces
+(docs/slack-install.md). For
 Socket Mode (`SLACK_APP_TOKEN`, no public URL), set `settings.socket_mode_enabled` to true
 in the app's settings; Slack then ignores the request URLs.
 """
@@ -19,6 +21,8 @@ from domain.commands import COMMANDS, CommandSpec
 
 DEFAULT_PUBLIC_URL = "https://salesbot.example.com"
 EVENTS_PATH = "/slack/events"
+REDIRECT_PATH = "/slack/oauth_redirect"
+"""Where Slack sends an installer back with the code ("Add to Slack", `oauth.py`)."""
 
 APP_NAME = "salesbot"
 APP_DESCRIPTION = (
@@ -95,7 +99,11 @@ def build_manifest(public_url: str = DEFAULT_PUBLIC_URL) -> dict[str, Any]:
             "bot_user": {"display_name": APP_NAME, "always_online": True},
             "slash_commands": [_slash_command(spec, request_url) for spec in COMMANDS],
         },
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "oauth_config": {
+            # Used by "Add to Slack" (SLACK_CLIENT_ID); harmless for a single workspace.
+            "redirect_urls": [public_url.rstrip("/") + REDIRECT_PATH],
+            "scopes": {"bot": list(BOT_SCOPES)},
+        },
         "settings": {
             "event_subscriptions": {"request_url": request_url, "bot_events": list(BOT_EVENTS)},
             "interactivity": {"is_enabled": True, "request_url": request_url},

@@ -95,6 +95,11 @@ uncertain send would have added) are on its last page. Threads longer than this 
 (200 messages each) are only searched in their first part."""
 
 Render = Callable[..., dict[str, Any]]
+WorkspaceOf = Callable[[Delivery], Awaitable[tuple[AsyncWebClient, str] | None]]
+"""The Web API client (the workspace's bot token) and the team id a delivery goes out with
+and its buttons are signed for, None when no bot serves its workspace
+(`workspaces.Workspaces.for_delivery`)."""
+NOT_INSTALLED = "no Slack installation serves this delivery's workspace"
 
 
 def make_client(token: str, base_url: str, timeout_s: float = 10.0) -> AsyncWebClient:
@@ -173,6 +178,7 @@ class SlackSender:
         responses: ResponseUrls | None = None,
         render: Render | None = None,
         history_limit: int = 200,
+        workspace: WorkspaceOf | None = None,
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1.")
@@ -184,6 +190,7 @@ class SlackSender:
         self._client = client
         self._action_key = action_key
         self._team_id = team_id
+        self._workspace = workspace
         self._responses = responses
         self._render = render
         self._history_limit = history_limit
@@ -195,8 +202,12 @@ class SlackSender:
         if not isinstance(channel, str) or not channel:
             return Rejected(reason="the delivery names no Slack channel")
         try:
-            thread_ts = await self._thread(channel, target)
-            signer = ButtonSigner(self._action_key, await self._team_id())
+            speaker = await self._speaker(delivery)
+            if speaker is None:
+                return Rejected(reason=NOT_INSTALLED)
+            api, team = speaker
+            thread_ts = await self._thread(api, channel, target)
+            signer = ButtonSigner(self._action_key, team)
         except Exception as exc:
             outcome = _classify(exc, posted_maybe=False)
             if outcome is None:
@@ -208,7 +219,7 @@ class SlackSender:
         response_key = _str_or_none(target.get("response_key"))
         reply = delivery.reply
         if reply.image is not None:
-            return await self._send_image(delivery, channel, thread_ts, ephemeral_user)
+            return await self._send_image(api, delivery, channel, thread_ts, ephemeral_user)
         rendered = self._render(
             reply, conversation=delivery.conversation_id, nonce_seed=delivery.key, signer=signer
         )
@@ -238,7 +249,7 @@ class SlackSender:
                     return answered
             return await self._call(
                 delivery,
-                lambda: self._client.chat_postEphemeral(
+                lambda: api.chat_postEphemeral(
                     channel=channel,
                     user=ephemeral_user,
                     thread_ts=thread_ts,
@@ -251,7 +262,7 @@ class SlackSender:
         metadata = _metadata(delivery.key, _ref(reply))
         if reply.replaces:
             try:
-                ts = await self._find(channel, thread_ts, "ref", reply.replaces)
+                ts = await self._find(api, channel, thread_ts, "ref", reply.replaces)
             except Exception as exc:
                 # Nothing was sent yet: whatever went wrong, trying again is safe.
                 outcome = _classify(exc, posted_maybe=False)
@@ -261,7 +272,7 @@ class SlackSender:
             if ts is not None:
                 return await self._call(
                     delivery,
-                    lambda: self._client.chat_update(
+                    lambda: api.chat_update(
                         channel=channel, ts=ts, text=text, blocks=blocks, metadata=metadata
                     ),
                     remote_id="ts",
@@ -275,7 +286,7 @@ class SlackSender:
 
         posted = await self._call(
             delivery,
-            lambda: self._client.chat_postMessage(
+            lambda: api.chat_postMessage(
                 channel=channel,
                 thread_ts=thread_ts,
                 text=text,
@@ -301,6 +312,7 @@ class SlackSender:
 
     async def _send_image(
         self,
+        api: AsyncWebClient,
         delivery: Delivery,
         channel: str,
         thread_ts: str | None,
@@ -324,7 +336,7 @@ class SlackSender:
         assert image is not None
         private = ephemeral_user is not None
         try:
-            response = await self._client.files_upload_v2(
+            response = await api.files_upload_v2(
                 filename=_image_name(image.filename, delivery.key),
                 file=image.png,
                 title=delivery.reply.text,
@@ -359,27 +371,40 @@ class SlackSender:
         channel = target.get("channel")
         if not isinstance(channel, str) or not channel:
             return None
+        speaker = await self._speaker(delivery)
+        if speaker is None:
+            return None
+        api, _ = speaker
         image = delivery.reply.image
         if image is not None:
-            return await self._find_image(delivery, channel, image.filename)
+            return await self._find_image(api, delivery, channel, image.filename)
         if _str_or_none(target.get("ephemeral_user")) is not None:
             return None
-        thread_ts = await self._thread(channel, target)
+        thread_ts = await self._thread(api, channel, target)
         if thread_ts is _NO_THREAD_YET:
             return None
-        return await self._find(channel, thread_ts, "key", delivery.key)
+        return await self._find(api, channel, thread_ts, "key", delivery.key)
 
-    async def _find_image(self, delivery: Delivery, channel: str, filename: str) -> str | None:
+    async def _speaker(self, delivery: Delivery) -> tuple[AsyncWebClient, str] | None:
+        """Which workspace's bot speaks for this delivery, and the team its buttons are
+        signed for: the configured token's, unless `workspace` says otherwise."""
+        if self._workspace is not None:
+            return await self._workspace(delivery)
+        return self._client, await self._team_id()
+
+    async def _find_image(
+        self, api: AsyncWebClient, delivery: Delivery, channel: str, filename: str
+    ) -> str | None:
         """The ts of the message sharing this delivery's file in its channel (or thread);
         None for a DM share (`_send_image`)."""
         target = delivery.target
         if _str_or_none(target.get("ephemeral_user")) is not None:
             return None
-        thread_ts = await self._thread(channel, target)
+        thread_ts = await self._thread(api, channel, target)
         if thread_ts is _NO_THREAD_YET:
             return None
         name = _image_name(filename, delivery.key)
-        for message in await self._recent(channel, thread_ts):
+        for message in await self._recent(api, channel, thread_ts):
             files = message.get("files")
             if isinstance(files, list) and any(
                 isinstance(f, Mapping) and f.get("name") == name for f in files
@@ -388,7 +413,9 @@ class SlackSender:
                 return str(ts) if ts is not None else None
         return None
 
-    async def _thread(self, channel: str, target: Mapping[str, Any]) -> str | None:
+    async def _thread(
+        self, api: AsyncWebClient, channel: str, target: Mapping[str, Any]
+    ) -> str | None:
         """The thread to post in: given, or the thread started by the card whose `ref` is
         `thread_of_ref` (a lead's card in the leads channel), looked up once and cached."""
         ref = _str_or_none(target.get("thread_of_ref"))
@@ -396,7 +423,7 @@ class SlackSender:
             return _str_or_none(target.get("thread_ts"))
         cached = self._threads.get(ref)
         if cached is None:
-            cached = await self._find(channel, None, "ref", ref)
+            cached = await self._find(api, channel, None, "ref", ref)
             if cached is None:
                 return _NO_THREAD_YET
             self._threads[ref] = cached
@@ -435,10 +462,10 @@ class SlackSender:
         return Sent(remote_id=str(value) if value is not None else None)
 
     async def _find(
-        self, channel: str, thread_ts: str | None, field: str, value: str
+        self, api: AsyncWebClient, channel: str, thread_ts: str | None, field: str, value: str
     ) -> str | None:
         """The ts of the newest message of ours whose metadata payload has `field == value`."""
-        for message in await self._recent(channel, thread_ts):
+        for message in await self._recent(api, channel, thread_ts):
             metadata = message.get("metadata")
             if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT:
                 continue
@@ -448,14 +475,16 @@ class SlackSender:
                 return str(ts) if ts is not None else None
         return None
 
-    async def _recent(self, channel: str, thread_ts: str | None) -> list[Mapping[str, Any]]:
+    async def _recent(
+        self, api: AsyncWebClient, channel: str, thread_ts: str | None
+    ) -> list[Mapping[str, Any]]:
         """Up to `history_limit` of the channel's (or thread's) newest messages, newest first."""
         limit = self._history_limit
         if thread_ts is None:
             newest_first: list[Mapping[str, Any]] = []
             cursor: str | None = None
             while len(newest_first) < limit:
-                response = await self._client.conversations_history(
+                response = await api.conversations_history(
                     channel=channel,
                     limit=min(200, limit - len(newest_first)),
                     include_all_metadata=True,
@@ -470,7 +499,7 @@ class SlackSender:
         window: deque[Mapping[str, Any]] = deque(maxlen=limit)
         cursor = None
         for _ in range(_MAX_REPLY_PAGES):
-            response = await self._client.conversations_replies(
+            response = await api.conversations_replies(
                 channel=channel,
                 ts=thread_ts,
                 limit=200,

@@ -9,17 +9,24 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.ports import Delivery, SendOutcome
 from adapters.slack.app import SlackEndpoint
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import SCHEME
 from adapters.slack.installation import SlackInstallation
+from adapters.slack.manifest import BOT_SCOPES, DEFAULT_PUBLIC_URL
+from adapters.slack.oauth import REDIRECT_PATH, SlackOAuth
+from adapters.slack.oauth_store import StoreInstallations, StoreOAuthStates, TokenSeal
 from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
+from adapters.slack.workspaces import Workspaces
+from bot.logs import mask_secrets
 from bot.pause import PausedWhile
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
 
 NAME = SCHEME.adapter
@@ -29,15 +36,24 @@ SLACK_PACING_MS = 1000
 
 @dataclass(frozen=True)
 class SlackSection:
-    """`SLACK_*`: configured with a bot token and a way in (a signing secret for HTTP, an
-    app-level token for Socket Mode)."""
+    """`SLACK_*`: configured with a bot token (the first workspace's) or the app's client id
+    and secret ("Add to Slack", more workspaces), or both, and a way in (a signing secret
+    for HTTP, an app-level token for Socket Mode)."""
 
-    bot_token: SecretStr
+    bot_token: SecretStr | None
     signing_secret: SecretStr | None
     app_token: SecretStr | None
     api_url: str
     handoff_channel: str | None
     leads_channel: str | None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    public_url: str = DEFAULT_PUBLIC_URL
+
+    @property
+    def oauth(self) -> bool:
+        """Whether Add to Slack is served (`SLACK_CLIENT_ID` and `SLACK_CLIENT_SECRET`)."""
+        return self.client_id is not None and self.client_secret is not None
 
 
 def section(settings: Settings) -> SlackSection | None:
@@ -46,7 +62,14 @@ def section(settings: Settings) -> SlackSection | None:
         settings.slack_signing_secret,
         settings.slack_app_token,
     )
-    if token is None or (secret is None and app_token is None):
+    client_id, client_secret = settings.slack_client_id, settings.slack_client_secret
+    if (client_id is None) != (client_secret is None):
+        missing = "SLACK_CLIENT_SECRET" if client_secret is None else "SLACK_CLIENT_ID"
+        raise SettingsError(
+            f"invalid configuration: {missing} is unset; SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET go together (both for the Add to Slack flow, or neither)"
+        )
+    if (token is None and client_id is None) or (secret is None and app_token is None):
         return None
     return SlackSection(
         bot_token=token,
@@ -55,6 +78,9 @@ def section(settings: Settings) -> SlackSection | None:
         api_url=settings.slack_api_url,
         handoff_channel=settings.slack_handoff_channel,
         leads_channel=settings.slack_leads_channel,
+        client_id=client_id,
+        client_secret=client_secret,
+        public_url=settings.salesbot_public_url,
     )
 
 
@@ -85,20 +111,67 @@ class _SocketMode:
             await self._handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
 
 
+class _ScopedPause:
+    """A `Sender`: deliveries that go out with a workspace's own installation are sent
+    directly; the others are held while the configured token's installation is paused."""
+
+    def __init__(self, paused: PausedWhile, sender: SlackSender, workspaces: Workspaces) -> None:
+        self._paused, self._sender, self._workspaces = paused, sender, workspaces
+
+    async def _direct(self, delivery: Delivery) -> bool:
+        speaker = await self._workspaces.for_delivery(delivery)
+        return speaker is None or speaker[0] is not self._workspaces.default_client
+
+    async def send(self, delivery: Delivery) -> SendOutcome:
+        if await self._direct(delivery):
+            return await self._sender.send(delivery)
+        return await self._paused.send(delivery)
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        if await self._direct(delivery):
+            return await self._sender.find_sent(delivery)
+        return await self._paused.find_sent(delivery)
+
+
 def _build(
     config: SlackSection, wiring: Wiring, *, client: AsyncWebClient | None, pacing_ms: int
 ) -> Surface:
     settings, store, clock = wiring.settings, wiring.store, wiring.clock
-    client = client or make_client(config.bot_token.get_secret_value(), config.api_url)
+    token = config.bot_token.get_secret_value() if config.bot_token is not None else ""
+    client = client or make_client(token, config.api_url)
     connections = SharedSession(client)
-    directory = SlackDirectory(
-        client,
-        auditors=frozenset(settings.salesbot_auditors),
-        approvers=frozenset(settings.salesbot_approvers),
-        managers=frozenset(settings.salesbot_managers),
-        handoff_channel=config.handoff_channel,
-        leads_channel=config.leads_channel,
+
+    def new_directory(
+        api: AsyncWebClient, handoff: str | None = None, leads: str | None = None
+    ) -> SlackDirectory:
+        # Roles come from SALESBOT_AUDITORS, … for every workspace (user ids are unique
+        # across workspaces; per-installation roles are the next step).
+        return SlackDirectory(
+            api,
+            auditors=frozenset(settings.salesbot_auditors),
+            approvers=frozenset(settings.salesbot_approvers),
+            managers=frozenset(settings.salesbot_managers),
+            handoff_channel=handoff,
+            leads_channel=leads,
+        )
+
+    directory = new_directory(client, config.handoff_channel, config.leads_channel)
+    installations: StoreInstallations | None = None
+    if config.client_secret is not None:
+        seal = TokenSeal.from_setting(config.client_secret.get_secret_value())
+        installations = StoreInstallations(
+            store, clock, seal, on_change=lambda team: workspaces.forget(team)
+        )
+    workspaces = Workspaces(
+        default_client=client,
+        default_directory=directory,
+        installations=installations,
+        new_directory=lambda api, _team: new_directory(api),
+        api_url=config.api_url,
+        clock=clock,
+        has_default=bool(client.token),
     )
+    multi = installations is not None
     responses = ResponseUrls(store, clock, api_url=config.api_url)
     router = SlackRouter(
         handoff_channel=config.handoff_channel,
@@ -107,9 +180,14 @@ def _build(
         on_call=wiring.on_call(NAME),
     )
     sender = SlackSender(
-        client, action_key=wiring.action_key, team_id=directory.team_id, responses=responses
+        client,
+        action_key=wiring.action_key,
+        team_id=directory.team_id,
+        responses=responses,
+        workspace=workspaces.for_delivery if multi else None,
     )
-    installation = SlackInstallation(client, store, clock)  # paused when the token stops working
+    # Paused when the configured token stops working (without one there is nothing to pause).
+    installation = SlackInstallation(client, store, clock, configured=bool(client.token))
     secret = config.signing_secret
     endpoint = SlackEndpoint(
         signing_secret=secret.get_secret_value() if secret is not None else None,
@@ -119,12 +197,35 @@ def _build(
         installation=installation,
         action_key=wiring.action_key,
         responses=responses,
+        workspaces=workspaces if multi else None,
+        installation_store=installations,
     )
     socket = (
         _SocketMode(endpoint, config.app_token.get_secret_value(), client)
         if config.app_token is not None
         else None
     )
+
+    async def installed(new: Installation) -> None:
+        # Masked in every log line from now on, as the configured secrets are.
+        mask_secrets(new.bot_token, new.user_token, new.bot_refresh_token)
+        await installation.installed(new)
+
+    oauth: SlackOAuth | None = None
+    if installations is not None and config.client_id is not None and config.client_secret:
+        oauth = SlackOAuth(
+            client_id=config.client_id,
+            # The first listed secret is the current one (older ones only open tokens).
+            client_secret=config.client_secret.get_secret_value().split(",")[0].strip(),
+            redirect_uri=config.public_url.rstrip("/") + REDIRECT_PATH,
+            scopes=BOT_SCOPES,
+            installations=installations,
+            states=StoreOAuthStates(store, clock),
+            client=make_client("", config.api_url),
+            clock=clock,
+            on_installed=installed,
+        )
+    paused = PausedWhile(installation, sender)
 
     async def start() -> None:
         connections.open()  # before the first call: every call reuses its connections
@@ -136,7 +237,10 @@ def _build(
         await installation.run(stop)
 
     def mount(app: web.Application) -> None:
-        app.router.add_post("/slack/events", endpoint.handle_request)
+        if endpoint.accepts_http:
+            app.router.add_post("/slack/events", endpoint.handle_request)
+        if oauth is not None:
+            oauth.mount(app)
 
     async def close() -> None:
         await responses.close()
@@ -147,10 +251,13 @@ def _build(
         name=NAME,
         scheme=SCHEME,
         router=router,
-        sender=PausedWhile(installation, sender),
+        # The configured token's pause holds its own workspace's replies, never those of a
+        # workspace with an installation of its own.
+        sender=_ScopedPause(paused, sender, workspaces) if multi else paused,
         pacing_ms=pacing_ms,
-        # Without a signing secret only Socket Mode delivers: no HTTP route is mounted.
-        mount=mount if endpoint.accepts_http else None,
+        # Without a signing secret only Socket Mode delivers: no events route is mounted
+        # (the install routes are, when configured: a browser reaches them).
+        mount=mount if endpoint.accepts_http or oauth is not None else None,
         start=start,
         run=run,
         stop=socket.close if socket is not None else None,
@@ -158,5 +265,5 @@ def _build(
         # For `/readyz`: a paused installation is reported, never a reason to fail readiness.
         status=lambda: installation.status,
         describe=lambda _host, _port: "slack (socket mode)" if socket is not None else "slack",
-        parts=(endpoint, installation, client, directory),
+        parts=(endpoint, installation, client, directory) + ((oauth,) if oauth is not None else ()),
     )

@@ -38,6 +38,15 @@ with them, kept as channel "D" + the user id), as one message with `files` and t
     api.files()                         # [{"id", "name", "title", "alt_txt", "content", …}]
     api.messages("DU0REP")              # the DM, with the file's message
 
+More workspaces (the OAuth install flow): `grant` makes a code that `oauth.v2.access` (with
+the fake's `client_id` and `client_secret` as HTTP Basic credentials, as slack_sdk sends
+them) exchanges once for a new workspace's bot token; that token's calls then act as its
+workspace (`auth.test` names it, posted messages carry its team):
+
+    api.grant("code-1", token="xoxb-globex", team_id="T0002", team="Globex")
+    api.add_workspace("xoxb-initech", team_id="T0003")   # installed already
+    api.revoke_token(token="xoxb-globex")
+
 Slash commands' response URLs live on the same server, as Slack's do on hooks.slack.com:
 each posts into its channel (an ephemeral message for its user, or `in_channel` a message
 everyone sees) — whether or not the bot is a member — for 5 uses, and records what it got:
@@ -60,6 +69,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 from tests.fakes.local import serve_locally
@@ -91,6 +101,24 @@ class _ResponseUrl:
 MAX_RESPONSE_URL_USES = 5
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace a bot token acts for."""
+
+    team_id: str
+    team: str
+    bot_user_id: str
+    bot_id: str
+
+
+@dataclass(frozen=True)
+class _Grant:
+    token: str
+    workspace: Workspace
+    installer: str
+    scope: str
+
+
 @dataclass
 class _Fault:
     status: int = 200
@@ -113,10 +141,18 @@ class FakeSlackApi:
         app_id: str = "A0001",
         users: Mapping[str, Mapping[str, Any]] | None = None,
         channels: Iterable[str] | None = None,
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret",
     ) -> None:
         """`channels`, when given, are the only channels that exist (others answer
         `channel_not_found`); by default every channel exists."""
         self.token = token
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._workspaces: dict[str, Workspace] = {}
+        self._grants: dict[str, _Grant] = {}
+        self._revoked_tokens: dict[str, str] = {}
+        self._caller: Workspace | None = None
         self.app_token = app_token
         self.team_id = team_id
         # Socket Mode: the app opens a WebSocket (apps.connections.open) and acks envelopes.
@@ -217,14 +253,94 @@ class FakeSlackApi:
         queue = self._faults.setdefault(method, deque())
         queue.extend(_Fault(drop=True) for _ in range(times))
 
-    def revoke_token(self, error: str = "token_revoked") -> None:
-        """From now on every Web API call with the bot token answers `ok: false, error`
-        (Slack answers `token_revoked` once a bot token is revoked or the app uninstalled)."""
-        self._revoked = error
+    def revoke_token(self, error: str = "token_revoked", *, token: str | None = None) -> None:
+        """From now on every Web API call with the bot token (or `token`, another
+        workspace's) answers `ok: false, error` (Slack answers `token_revoked` once a bot
+        token is revoked or the app uninstalled)."""
+        if token is None:
+            self._revoked = error
+        else:
+            self._revoked_tokens[token] = error
 
     def restore_token(self) -> None:
         """The bot token works again (the app was installed again with it)."""
         self._revoked = None
+
+    def add_workspace(
+        self,
+        token: str,
+        *,
+        team_id: str,
+        team: str | None = None,
+        bot_user_id: str | None = None,
+        bot_id: str | None = None,
+    ) -> Workspace:
+        """Another workspace, whose bot token is `token` (the app installed there)."""
+        workspace = Workspace(
+            team_id,
+            team or f"Team {team_id}",
+            bot_user_id or f"UBOT{team_id}",
+            bot_id or f"B{team_id}",
+        )
+        self._workspaces[token] = workspace
+        return workspace
+
+    def grant(
+        self,
+        code: str,
+        *,
+        token: str,
+        team_id: str,
+        team: str | None = None,
+        installer: str = "U0ADMIN",
+        scope: str = "chat:write,commands",
+    ) -> None:
+        """An authorization code, as Slack hands one to the redirect URL after someone
+        approved the install: `oauth.v2.access` exchanges it once for `token`."""
+        workspace = Workspace(team_id, team or f"Team {team_id}", f"UBOT{team_id}", f"B{team_id}")
+        self._grants[code] = _Grant(token, workspace, installer, scope)
+
+    def _oauth_v2_access(self, request: web.Request, params: dict[str, Any]) -> web.Response:
+        """oauth.v2.access: HTTP Basic client credentials (or form fields), a code used once."""
+        client_id, client_secret = params.pop("client_id", None), params.pop("client_secret", None)
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            basic = aiohttp.BasicAuth.decode(header)
+            client_id, client_secret = basic.login, basic.password
+        method = "oauth.v2.access"
+        if client_id != self.client_id:
+            return self._answer(method, params, {"ok": False, "error": "invalid_client_id"})
+        if client_secret != self.client_secret:
+            return self._answer(method, params, {"ok": False, "error": "bad_client_secret"})
+        queue = self._faults.get(method)
+        fault = queue.popleft() if queue else None
+        if fault is not None and fault.status != 200:
+            self.calls.append(Call(method, params, fault.status))
+            return web.Response(
+                status=fault.status, text="<html>Server error</html>", content_type="text/html"
+            )
+        if fault is not None:
+            return self._answer(method, params, {"ok": False, "error": fault.error})
+        grant = self._grants.pop(str(params.get("code")), None)
+        if grant is None:
+            return self._answer(method, params, {"ok": False, "error": "invalid_code"})
+        self._workspaces[grant.token] = grant.workspace
+        return self._answer(
+            method,
+            params,
+            {
+                "ok": True,
+                "access_token": grant.token,
+                "token_type": "bot",
+                "scope": grant.scope,
+                "bot_user_id": grant.workspace.bot_user_id,
+                "app_id": self.app_id,
+                "team": {"name": grant.workspace.team, "id": grant.workspace.team_id},
+                "enterprise": None,
+                "authed_user": {"id": grant.installer},
+                "is_enterprise_install": False,
+            },
+        )
 
     def not_a_member(self, channel: str) -> None:
         """The bot is not in `channel`: chat.* and history answer `not_in_channel` there."""
@@ -308,6 +424,8 @@ class FakeSlackApi:
         transport = request.transport
         self.peers.append((method, transport.get_extra_info("peername") if transport else None))
         params = await _params(request)
+        if method == "oauth.v2.access":
+            return self._oauth_v2_access(request, params)
         token = params.pop("token", None)
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
@@ -318,10 +436,12 @@ class FakeSlackApi:
             if token != self.app_token:
                 return self._answer(method, params, {"ok": False, "error": "invalid_auth"})
             return self._answer(method, params, {"ok": True, "url": self._ws_url})
-        if token != self.token:
+        if token != self.token and token not in self._workspaces:
             return self._answer(method, params, {"ok": False, "error": "invalid_auth"})
-        if self._revoked is not None:
-            return self._answer(method, params, {"ok": False, "error": self._revoked})
+        revoked = self._revoked if token == self.token else self._revoked_tokens.get(token)
+        if revoked is not None:
+            return self._answer(method, params, {"ok": False, "error": revoked})
+        self._caller = self._workspaces.get(token) if token != self.token else None
 
         queue = self._faults.get(method)
         fault = queue.popleft() if queue else None
@@ -483,6 +603,18 @@ class FakeSlackApi:
         return f"{1_700_000_000 + self._seq // 1_000_000}.{self._seq % 1_000_000:06d}"
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        caller = self._caller
+        if caller is not None:
+            return {
+                "ok": True,
+                "url": f"https://{caller.team_id.lower()}.slack.com/",
+                "team": caller.team,
+                "user": "salesbot",
+                "team_id": caller.team_id,
+                "user_id": caller.bot_user_id,
+                "bot_id": caller.bot_id,
+                "is_enterprise_install": False,
+            }
         return {
             "ok": True,
             "url": f"https://{self.team.lower()}.slack.com/",
@@ -506,10 +638,10 @@ class FakeSlackApi:
         message: dict[str, Any] = {
             "type": "message",
             "ts": self._next_ts(),
-            "user": self.bot_user_id,
-            "bot_id": self.bot_id,
+            "user": self._caller.bot_user_id if self._caller else self.bot_user_id,
+            "bot_id": self._caller.bot_id if self._caller else self.bot_id,
             "app_id": self.app_id,
-            "team": self.team_id,
+            "team": self._caller.team_id if self._caller else self.team_id,
             "text": params.get("text", ""),
             "blocks": params.get("blocks") or [],
         }

@@ -11,6 +11,9 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.models.installation import (
+    Installation as SdkInstallation,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -303,3 +306,32 @@ async def test_the_running_loop_checks_the_token_at_once_and_stops_when_told(
     await slack.checked()
     assert client.calls == 1
     assert slack.status == "paused: auth.test answered token_revoked"
+
+
+async def test_a_workspace_installed_again_through_add_to_slack_is_no_longer_paused(
+    store: MemoryStore,
+) -> None:
+    clock = Clock()
+    slack = await started(store, AuthTest(), clock)
+    await slack.uninstalled(TEAM)
+    assert slack.status == "paused: app_uninstalled"
+    reinstall = SdkInstallation(team_id=TEAM, bot_token="xoxb-new", user_id="U0ADMIN")
+    await slack.installed(reinstall)
+    assert slack.status == "ok"
+    assert slack.held_because() is None
+    assert await store.get_state(KEY_PREFIX + TEAM) == {"paused": None, "since_ms": clock.ms}
+
+
+async def test_without_a_configured_token_nothing_is_checked_or_paused(store: MemoryStore) -> None:
+    client = AuthTest()
+    slack = SlackInstallation(cast(AsyncWebClient, client), store, Clock(), configured=False)
+    await slack.start()
+    slack.tick()
+    await slack.checked()
+    await slack.uninstalled(TEAM)
+    await slack.tokens_revoked(TEAM, bot=[BOT], users=0)
+    assert not await slack.refused("token_revoked")  # a send is refused, never held
+    assert client.calls == 0
+    assert slack.status == "ok"
+    assert slack.held_because() is None
+    assert await store.get_state(KEY_PREFIX + TEAM) is None

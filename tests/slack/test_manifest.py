@@ -80,6 +80,13 @@ def test_events_commands_and_buttons_share_the_one_request_url_from_the_public_u
     assert url in manifest_json("https://sales.acme.test")
 
 
+def test_add_to_slack_returns_to_the_redirect_url_under_the_public_url() -> None:
+    manifest = build_manifest("https://sales.acme.test/")
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        "https://sales.acme.test/slack/oauth_redirect"
+    ]
+
+
 def test_people_can_dm_the_bot_from_its_messages_tab() -> None:
     app_home = build_manifest()["features"]["app_home"]
     assert app_home["messages_tab_enabled"] is True
