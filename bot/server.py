@@ -2,6 +2,7 @@
 
 Each configured surface mounts its own routes (`bot.surfaces`), e.g.
 POST /slack/events   Slack events, slash commands and interactivity (when configured)
+GET  /slack/install, /slack/oauth_redirect   "Add to Slack" (with SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)
 POST /api/messages   Microsoft Teams activities (when configured)
 POST /leads, …       the lead feed
 GET  /, /playground/…  the playground (local only, or behind SALESBOT_PLAYGROUND_TOKEN)
