@@ -1904,7 +1904,7 @@ def _dates(
         if (
             not (has_digit and pattern.on_digit)
             and pattern.words.isdisjoint(words)
-            and not any(sub in low for sub in pattern.substrings)
+            and not (pattern.substrings and any(sub in low for sub in pattern.substrings))
         ):
             continue
         position = 0
@@ -1951,7 +1951,8 @@ def _dates(
                     shown = before.start("xs")
             mention = DateMention(text=text[shown:last].rstrip(), start=span[0], end=span[1])
             found.append((shown, mention))
-    found.sort(key=lambda item: item[0])
+    if len(found) > 1:
+        found.sort(key=lambda item: item[0])
     return tuple(mention for _, mention in found)
 
 
@@ -2021,8 +2022,9 @@ def _counts_a_team(g: _Grammar, low: str, start: int, end: int) -> bool:
 @lru_cache(maxsize=64)
 def _competitor_patterns(
     names: tuple[str, ...],
-) -> tuple[tuple[str, bytes, re.Pattern[str]], ...]:
-    """Per name: itself, its first word (the gate) and a whole-word pattern."""
+) -> tuple[frozenset[bytes], tuple[tuple[str, bytes, re.Pattern[str]], ...]]:
+    """Every name's first word (the gates, together), and per name: itself, its gate and a
+    whole-word pattern."""
     out = []
     for name in names:
         folded = _lower(name.translate(_FOLD)).strip()
@@ -2031,13 +2033,16 @@ def _competitor_patterns(
             continue
         body = r"\s+".join(re.escape(part) for part in folded.split())
         out.append((name, gate[0], re.compile(r"(?<!\w)" + body + r"(?!\w)")))
-    return tuple(out)
+    return frozenset(gate for _, gate, _ in out), tuple(out)
 
 
 def _competitor(low: str, words: frozenset[bytes], competitors: Sequence[str]) -> str | None:
     """The competitor mentioned first (the longer name when two start at the same place)."""
+    gates, patterns = _competitor_patterns(tuple(competitors))
+    if gates.isdisjoint(words):
+        return None  # most messages name none: one set test instead of one per name
     best: tuple[int, int, str] | None = None
-    for name, gate, pattern in _competitor_patterns(tuple(competitors)):
+    for name, gate, pattern in patterns:
         if gate not in words:
             continue
         hit = pattern.search(low)
