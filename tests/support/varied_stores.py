@@ -19,6 +19,11 @@ ERASED = "conv-1"
 """The sales day's conversation erased after the day (its words read `[erased]`)."""
 
 
+async def _migrate(path: Path) -> None:
+    async with await SqliteStore.open(path):
+        pass
+
+
 async def _erase_one(path: Path) -> None:
     async with await SqliteStore.open(path) as store:
         day = SalesDay(store, load_policy("default"))
@@ -28,12 +33,13 @@ async def _erase_one(path: Path) -> None:
 
 
 def varied_stores(directory: Path) -> list[Path]:
-    """Copies of the earlier releases' stores (opening one migrates it) and today's sales
-    day, written under `directory`."""
+    """Copies of the earlier releases' stores, migrated to this release's schema as opening
+    them does, and today's sales day, written under `directory`."""
     paths = []
     for fixture in FIXTURES:
         copy = directory / fixture.name
         shutil.copy(fixture, copy)
+        asyncio.run(_migrate(copy))
         paths.append(copy)
     today = directory / "sales-day.db"
     asyncio.run(a_day_of_sales(today))
