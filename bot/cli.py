@@ -223,6 +223,16 @@ def cmd_teams_package(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """`bot.cli_replay`, imported when it runs: replay needs the store and the domain, not
+    the runtime and the chat surfaces `bot.cli_ops` brings in."""
+    import asyncio
+
+    from bot.cli_replay import replay
+
+    return asyncio.run(replay(args, out, sys.stderr))
+
+
 def _ops(name: str) -> Callable[[argparse.Namespace, TextIO], int]:
     """The async command `name` of `bot.cli_ops`, imported when it runs: those commands open
     the store and build the runtime (aiohttp, SciPy through the analytics), which `--help`
@@ -312,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fail-on-diff", action="store_true", help="exit 1 when any decision would change"
     )
-    p.set_defaults(handler=_ops("replay"), policy_flag_means_candidate=True)
+    p.set_defaults(handler=cmd_replay, policy_flag_means_candidate=True)
 
     p = sub.add_parser(
         "audit", parents=[common], help="every decision on a conversation, lead or quote"

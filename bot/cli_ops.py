@@ -1,4 +1,5 @@
-"""CLI commands that read the configured store: replay, audit, metrics, projections, chat.
+"""CLI commands that read the configured store: audit, metrics, projections, chat (replay is
+`bot.cli_replay`).
 
 They open the store themselves (`SALESBOT_DB`), so they work on a copy of production data
 or next to a running bot (WAL lets readers and the bot's writer work at once).
@@ -16,12 +17,10 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal, TextIO
-
-from pydantic import TypeAdapter
 
 from adapters.ports import Route
 from adapters.terminal.ids import SCHEME as TERMINAL
@@ -29,128 +28,28 @@ from bot.audit_bundle import build_bundle, write_file
 from bot.boot_slot import BootSlot
 from bot.bootstrap import open_store
 from bot.chat import ChatSession
+from bot.cli_replay import progress_bar as progress_bar  # `salesbot verify` draws it too
 from bot.clock import system_now_ms
 from bot.policy_loader import load_checked_policy, load_policy
 from bot.queries import load_audit, load_metrics
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from domain.analytics import render_metrics
-from domain.artifacts import ReplayReport
 from domain.audit import render_audit
 from domain.audit_bundle import BundleManifest
 from domain.cards import Reply
-from domain.chain import ERASED_EVENT_TYPE
-from domain.errors import DomainError, PolicyError
+from domain.errors import DomainError
 from domain.events import Erased
 from domain.fairness_report import LeadSample, fairness_report, lead_sample, render_fairness
 from domain.inbound import Actor, CommandInvoked, Inbound
 from domain.narrative import FairnessConfig
-from domain.policy import Policy, policy_from_json
-from domain.recorded_decisions import RecordedCheck, check_recorded_decisions
-from domain.replay import ConversationReplay, RecordedInbound, replay_conversation
 from domain.state import ConversationState
-from storage.ports import Store
 
-INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
 log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
     """The bot cannot start where it was asked to (a busy port): one line, exit 2."""
-
-
-async def _recorded_policies(store: Store) -> Callable[[str], Policy]:
-    """Each inbound's own policy, rebuilt from the text stored under its hash."""
-    cache: dict[str, Policy] = {}
-    texts: dict[str, str] = {}
-    async for stored in store.all_inbounds():
-        version = stored.policy_version
-        if version not in texts:
-            text = await store.get_policy(version)
-            if text is None:
-                raise PolicyError(f"the store has no policy text for version {version[:12]}")
-            texts[version] = text
-
-    def policy_for(version: str) -> Policy:
-        if version not in cache:
-            cache[version] = policy_from_json(texts[version])
-        return cache[version]
-
-    return policy_for
-
-
-def progress_bar(done: int, total: int, err: TextIO, label: str = "replaying") -> None:
-    """`label [#####.....] done/total` on stderr, redrawn in place; on a terminal only."""
-    if err.isatty():
-        width = 30
-        filled = width * done // max(total, 1)
-        err.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            err.write("\n")
-        err.flush()
-
-
-async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = load_settings()
-    async with open_store(settings) as store:
-        policy_for: Callable[[str], Policy]
-        if args.policy is not None:
-            candidate = load_policy(args.policy)
-            policy_for = lambda _version: candidate  # noqa: E731  (a what-if: one policy for all)
-        else:
-            policy_for = await _recorded_policies(store)
-        conversation_ids = await store.conversation_ids()
-        results: list[ConversationReplay] = []
-        erased: list[RecordedCheck] = []
-        for index, conversation_id in enumerate(conversation_ids, start=1):
-            events = await store.load(conversation_id)
-            if any(env.event.type == ERASED_EVENT_TYPE for env in events):
-                # The inbounds' words are gone: the decisions are re-derived from the
-                # numbers they recorded instead (`domain.recorded_decisions`).
-                erased.append(check_recorded_decisions(conversation_id, events, policy_for))
-                progress_bar(index, len(conversation_ids), err)
-                continue
-            recorded = [
-                RecordedInbound(
-                    inbound=INBOUND.validate_python(stored.inbound),
-                    received_at_ms=stored.received_at_ms,
-                    policy_version=stored.policy_version,
-                )
-                for stored in await store.inbounds(conversation_id)
-            ]
-            results.append(replay_conversation(conversation_id, recorded, events, policy_for))
-            progress_bar(index, len(conversation_ids), err)
-    diffs = (
-        *(d for r in results for d in r.differences),
-        *(d for check in erased for d in check.differences),
-    )
-    summary = ReplayReport(
-        conversations=len(results),
-        inbounds=sum(r.inbounds for r in results),
-        differences=len(diffs),
-        diffs=diffs,
-        erased=tuple(check.conversation_id for check in erased),
-        rederived=sum(check.checked for check in erased),
-    )
-    if args.json:
-        out.write(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
-    else:
-        for d in diffs:
-            out.write(
-                f"{d.conversation_id} #{d.position} ({d.delivery_id}) {d.aspect}: "
-                f"{d.recorded!r} → {d.replayed!r}\n"
-            )
-        for check in erased:
-            out.write(
-                f"{check.conversation_id}: [erased]: {check.checked} recorded decisions "
-                f"re-derived from their recorded features, {len(check.differences)} differences\n"
-            )
-        against = f"policy {args.policy}" if args.policy else "the recorded policies"
-        out.write(
-            f"replayed {summary.conversations} conversations, {summary.inbounds} inbounds "
-            f"against {against}: {summary.differences} differences\n"
-        )
-    return 1 if args.fail_on_diff and diffs else 0
 
 
 def _login() -> str:

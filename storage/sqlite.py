@@ -129,7 +129,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             (conversation_id,),
         )
         keys = await self._keys(conversation_id) if rows else {}
-        return [sealing.open_event(row[0], keys) for row in rows]
+        return sealing.open_events((row[0] for row in rows), keys)
 
     async def stored_events(self, conversation_id: str) -> list[Link]:
         rows = await self._fetch(

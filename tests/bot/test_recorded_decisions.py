@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.bootstrap import open_store
-from bot.cli_ops import _recorded_policies
+from bot.cli_replay import _recorded_policies
 from bot.settings import load_settings
 from domain.events import (
     EventEnvelope,
