@@ -415,6 +415,11 @@ def _words(
         previous = word_key
 
 
+SHAPE_FEATURES = ("shape:question", "shape:short", "shape:long")
+"""Every `shape:` feature `extract` writes: what one message looks like, not what the
+conversation says (`reading.aggregate` keeps only the latest message's)."""
+
+
 def extract(
     text: str,
     model: ReaderModel,
@@ -478,12 +483,13 @@ def extract(
     if spec.words or spec.pairs:
         _words(features, records, primary_scope, _LANGUAGE_POSITION[primary], spec)
 
+    question, short, long = SHAPE_FEATURES
     if "?" in raw or "¿" in raw:
-        features["shape:question"] = 1
+        features[question] = 1
     if word_count <= 3:
-        features["shape:short"] = 1
+        features[short] = 1
     elif word_count >= 40:
-        features["shape:long"] = 1
+        features[long] = 1
 
     entities = extract_entities(
         text, language=language, today=today, competitors=spec_index.competitors

@@ -35,7 +35,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from domain.understanding.features import Extraction, Metadata, extract
+from domain.understanding.features import SHAPE_FEATURES, Extraction, Metadata, extract
 from domain.understanding.model import (
     BINARY_HEADS,
     HEADS,
@@ -271,7 +271,9 @@ def aggregate(
     A message's shape (a question, very short, long) describes that message, not the
     conversation: only the latest message's shape is kept.
     """
-    merged = {name: value for name, value in previous.items() if not name.startswith("shape:")}
+    merged = dict(previous)  # a copy in C; then the three shapes out (was a scan of every name)
+    for name in SHAPE_FEATURES:
+        merged.pop(name, None)
     for feature, value in message.items():
         if merged.get(feature, 0) < value:
             merged[feature] = value
