@@ -179,7 +179,10 @@ class _Scan(NamedTuple):
     problems: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def _scan(text: str) -> _Scan:
+    """Memoized: templates come from policies (a bounded set) and are scanned at every
+    rendering; a scan is immutable."""
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError:
@@ -291,24 +294,37 @@ def _choose_wording(
     """
     texts = template.texts
     start = seed % len(texts)
+    order = [(start + offset) % len(texts) for offset in range(len(texts))]
+    names_of = [ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(texts[i]))) for i in order]
+    # Stop at the first wording that is the answer whatever the later ones render to: a
+    # fresh one that echoes, or a fresh one when no later wording could echo. (Whether a
+    # wording echoes depends on its placeholders only; rendering is the costly part.)
+    echo_after = [False] * len(order)
+    for k in range(len(order) - 2, -1, -1):
+        echo_after[k] = echo_after[k + 1] or bool(names_of[k + 1])
     rendered: list[_Wording] = []
     first_error: RenderError | None = None
-    for offset in range(len(texts)):
-        index = (start + offset) % len(texts)
+    first_fresh: _Wording | None = None
+    for k, index in enumerate(order):
         try:
             out = _render_one(template, texts[index], values, evidence, echoes)
         except RenderError as error:
             first_error = first_error or error
             continue
-        names = ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(texts[index])))
-        echoed = {name: (echoes or {})[name] for name in sorted(names)}
-        rendered.append(_Wording(number=index, text=out, echoed=echoed))
+        echoed = {name: (echoes or {})[name] for name in sorted(names_of[k])}
+        wording = _Wording(number=index, text=out, echoed=echoed)
+        rendered.append(wording)
+        if not repeats(out, avoid):
+            if echoed or (first_fresh is None and not echo_after[k]):
+                return wording
+            first_fresh = first_fresh or wording
+    if first_fresh is not None:
+        return first_fresh
     if not rendered:
         assert first_error is not None
         raise first_error
-    fresh = [wording for wording in rendered if not repeats(wording.text, avoid)] or rendered
-    echoing = [wording for wording in fresh if wording.echoed]
-    return (echoing or fresh)[0]
+    echoing = [wording for wording in rendered if wording.echoed]
+    return (echoing or rendered)[0]
 
 
 def repeats(text: str, last: str | None) -> bool:
