@@ -19,6 +19,7 @@ from domain.events import (
     ApprovalRequested,
     AuditRequested,
     BotReplied,
+    ChannelSet,
     ClaimRefused,
     CommandRefused,
     ConversationAbandoned,
@@ -455,6 +456,7 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
             | ConversationAbandoned()
             | AuditRequested()
             | CommandRefused()
+            | ChannelSet()
             | ActionIgnored()
             | DeliveryDeadLettered()
             | ClaimRefused()
