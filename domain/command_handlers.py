@@ -213,8 +213,8 @@ def _setup(
     if not installation:
         rec.tell(
             actor,
-            "Channels are chosen per Slack workspace, from Slack: "
-            f"`/salesbot setup {purpose} #channel`. Here they come from the configuration.",
+            "Channels are chosen per workspace, in the chat where salesbot is installed "
+            f"(`setup {purpose} #channel`); here they come from the configuration.",
         )
         return
     if channel is None:

@@ -25,7 +25,7 @@ class CommandSpec(Frozen):
     `command:<name>`."""
     names_channel: bool = False
     """Its text names a channel (`setup handoff #deals`): a platform that can send channel
-    mentions resolved (Slack's "escape channels" for slash commands) does so for it."""
+    mentions resolved to their ids does so for it."""
 
     @property
     def permission_key(self) -> str:

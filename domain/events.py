@@ -482,8 +482,8 @@ ChannelPurpose = Literal["handoff", "leads"]
 
 class ChannelSet(_Event):
     """An admin chose where an installation's handoff or leads cards go from now on (`setup
-    handoff #deals`): `installation` as its adapter names it (`slack:T123`, a Slack
-    workspace), `channel` the platform's id of the channel and `name` how people read it.
+    handoff #deals`): `installation` as its adapter names it (its prefix and the
+    workspace's id), `channel` the platform's id of the channel and `name` how people read it.
     Recorded in the conversation the command was run in, so the audit says who moved which
     workspace's cards where, and when; the adapter keeps the choice for its router."""
 

@@ -165,7 +165,7 @@ class MessagePosted(_InboundBase):
 
 class ChannelRef(Frozen):
     """A channel someone named in a command (`setup handoff #deals`), as their platform
-    identifies it: `id` is the platform's (a Slack channel id), `name` how people read it."""
+    identifies it: `id` is the platform's own id of it, `name` how people read it."""
 
     id: str = Field(min_length=1, max_length=200)
     name: str = Field("", max_length=200)
@@ -175,7 +175,7 @@ class CommandInvoked(_InboundBase, Sparse):
     """A slash command, or a text command typed in a thread or chat.
 
     `installation` names the installation the command was run in, as its adapter states it
-    (`slack:T123`, a Slack workspace); `channel` the channel the command's text names, which
+    (its prefix and the workspace or tenant id); `channel` the channel the command's text names, which
     the adapter read from the platform's own mention syntax. Both are set only for commands
     that need them (`setup`), so every other command is stored as before."""
 
