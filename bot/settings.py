@@ -73,6 +73,9 @@ class Settings(LogSettings):
     salesbot_auditors: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_approvers: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_managers: Annotated[tuple[str, ...], NoDecode] = ()
+    # Admins choose each Slack workspace's handoff and leads channels
+    # (`/salesbot setup handoff #channel`); Slack user ids or user groups.
+    salesbot_admins: Annotated[tuple[str, ...], NoDecode] = ()
     salesbot_playground: bool = False
     # Required to serve the playground off loopback or beside a platform; then every
     # playground request must present it.
@@ -135,6 +138,7 @@ class Settings(LogSettings):
         "salesbot_auditors",
         "salesbot_approvers",
         "salesbot_managers",
+        "salesbot_admins",
         "salesbot_outbound_allow",
         mode="before",
     )

@@ -24,6 +24,7 @@ from domain.events import (
     ApprovalRequested,
     AuditRequested,
     BotReplied,
+    ChannelSet,
     ClaimRefused,
     CommandRefused,
     ConversationAbandoned,
@@ -650,6 +651,12 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return f"{event.by} requested the audit of {event.target}", ()
         case CommandRefused():
             return f"Command /{event.command} by {event.by} refused: {event.reason}", ()
+        case ChannelSet():
+            return (
+                f"{event.by} set the {event.purpose} channel of {event.installation} to "
+                f"#{event.name or event.channel}",
+                (f"channel id {event.channel}",),
+            )
         case ActionIgnored():
             return (
                 f"Click {event.action} on {event.target or '(no target)'} by {event.by} "

@@ -22,6 +22,7 @@ from domain.events import (
     ApprovalRequested,
     AuditRequested,
     BotReplied,
+    ChannelSet,
     ClaimRefused,
     CommandRefused,
     ConversationAbandoned,
@@ -320,6 +321,11 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return f"{event.by} opened the audit of {event.target}"
         case CommandRefused():
             return f"{event.by} was refused the {event.command} command: {words(event.reason)}"
+        case ChannelSet():
+            return (
+                f"{event.by} chose #{event.name or event.channel} as the {event.purpose} "
+                f"channel of {event.installation}"
+            )
         case ActionIgnored():
             return (
                 f"{event.by}'s click on “{words(event.action)}” changed nothing: "

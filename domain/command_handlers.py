@@ -1,4 +1,5 @@
-"""Commands: quote, lead (score pasted text), audit, metrics, help, correct (a reading).
+"""Commands: quote, lead (score pasted text), audit, metrics, help, correct (a reading),
+setup (an installation's handoff and leads channels).
 
 Usage mistakes are answered privately with the usage line and change nothing. Refusals
 of sensitive commands are recorded, because who tried to see what is part of the audit.
@@ -17,6 +18,8 @@ from domain.decision import Query, Recorder
 from domain.errors import CommandError, QuoteError
 from domain.events import (
     AuditRequested,
+    ChannelPurpose,
+    ChannelSet,
     CommandRefused,
     LeadScored,
     QuoteIssued,
@@ -24,7 +27,7 @@ from domain.events import (
 )
 from domain.flow import GuardContext
 from domain.handoff import hand_back
-from domain.inbound import Actor
+from domain.inbound import Actor, ChannelRef
 from domain.permissions import permission, permitted
 from domain.presenters import approval_status, band_text, help_card, quote_card, score_card
 from domain.quote_args import parse_quote_args
@@ -34,13 +37,26 @@ from domain.scoring import score_lead
 from domain.understanding.scores import score_text
 
 
-def on_command(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
+def on_command(
+    rec: Recorder,
+    actor: Actor,
+    spec: CommandSpec,
+    args: str,
+    *,
+    installation: str = "",
+    channel: ChannelRef | None = None,
+) -> None:
+    """`installation` and `channel`: where the command was run and the channel its text
+    names, as the platform's adapter read them (`CommandInvoked`); only `setup` uses them."""
     key = spec.permission_key
     if not permitted(actor, key, strict=rec.policy.safeguards.strict_roles):
         # Who tried to run what is part of the audit.
         rule = permission(key)
         rec.record(CommandRefused(command=spec.name, by=actor.id, reason=rule.reason))
         rec.tell(actor, rule.message)
+        return
+    if spec.name == "setup":
+        _setup(rec, actor, spec, args, installation, channel)
         return
     handler = _HANDLERS[spec.name]
     handler(rec, actor, spec, args)
@@ -169,6 +185,60 @@ def _resume(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     """`resume`: the rep hands the conversation back to the bot (as *Return to bot*)."""
     del spec, args
     hand_back(rec, actor, "")
+
+
+_PURPOSES: dict[str, ChannelPurpose] = {"handoff": "handoff", "leads": "leads"}
+_PURPOSE_WORDS = {
+    "handoff": "Handoff tickets and approval requests",
+    "leads": "New leads and team notices",
+}
+
+
+def _setup(
+    rec: Recorder,
+    actor: Actor,
+    spec: CommandSpec,
+    args: str,
+    installation: str,
+    channel: ChannelRef | None,
+) -> None:
+    """`setup handoff|leads #channel`: an admin chooses where this installation's handoff
+    or leads cards go. The choice is recorded (who, which installation, which channel), so
+    the audit shows it and the adapter keeps it; it changes nothing in this conversation."""
+    word = args.strip().split(" ", 1)[0].lower()
+    purpose = _PURPOSES.get(word)
+    if purpose is None:
+        rec.tell(actor, f"Usage: {spec.usage}")
+        return
+    if not installation:
+        rec.tell(
+            actor,
+            "Channels are chosen per workspace, in the chat where salesbot is installed "
+            f"(`setup {purpose} #channel`); here they come from the configuration.",
+        )
+        return
+    if channel is None:
+        rec.tell(
+            actor,
+            f"Which channel? Name it as you type it in a message, picking it from the list "
+            f"that opens at `#`: `setup {purpose} #channel`.",
+        )
+        return
+    name = channel.name or channel.id
+    rec.record(
+        ChannelSet(
+            installation=installation,
+            purpose=purpose,
+            channel=channel.id,
+            name=channel.name,
+            by=actor.id,
+        )
+    )
+    rec.tell(
+        actor,
+        f"{_PURPOSE_WORDS[purpose]} of this workspace now go to #{name}. "
+        "Invite me there if I am not in it yet.",
+    )
 
 
 _HANDLERS = {

@@ -23,6 +23,9 @@ class CommandSpec(Frozen):
     """The row of the roles × actions matrix (`domain.permissions`) the command shares with
     a button that does the same (`button:return_to_bot` for `resume`); None: its own row,
     `command:<name>`."""
+    names_channel: bool = False
+    """Its text names a channel (`setup handoff #deals`): a platform that can send channel
+    mentions resolved to their ids does so for it."""
 
     @property
     def permission_key(self) -> str:
@@ -74,6 +77,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         summary="Record the deal as lost, with one of the policy's lost reasons and a note",
         usage="lost [ID] REASON [note]",
         permission="button:mark_lost",
+    ),
+    CommandSpec(
+        name="setup",
+        summary="Choose this workspace's handoff or leads channel (admins)",
+        usage="setup handoff #channel  |  setup leads #channel",
+        names_channel=True,
     ),
     CommandSpec(
         name="help",

@@ -75,7 +75,14 @@ def decide(
             except CommandError as exc:
                 rec.tell(inbound.actor, str(exc))
             else:
-                on_command(rec, inbound.actor, spec, inbound.args)
+                on_command(
+                    rec,
+                    inbound.actor,
+                    spec,
+                    inbound.args,
+                    installation=inbound.installation,
+                    channel=inbound.channel,
+                )
         case ButtonClicked():
             on_button(rec, inbound)
         case TimerElapsed():

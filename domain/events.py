@@ -476,6 +476,25 @@ class CommandRefused(_Event):
     reason: str
 
 
+ChannelPurpose = Literal["handoff", "leads"]
+"""Which of an installation's channels an admin sets (`setup handoff|leads #channel`)."""
+
+
+class ChannelSet(_Event):
+    """An admin chose where an installation's handoff or leads cards go from now on (`setup
+    handoff #deals`): `installation` as its adapter names it (its prefix and the
+    workspace's id), `channel` the platform's id of the channel and `name` how people read it.
+    Recorded in the conversation the command was run in, so the audit says who moved which
+    workspace's cards where, and when; the adapter keeps the choice for its router."""
+
+    type: Literal["channel_set"] = "channel_set"
+    installation: str
+    purpose: ChannelPurpose
+    channel: str
+    name: str
+    by: str
+
+
 class ActionIgnored(_Event):
     """A click that changed nothing (already handled, not allowed, expired), and why."""
 
@@ -738,6 +757,7 @@ Event = Annotated[
     | ConversationAbandoned
     | AuditRequested
     | CommandRefused
+    | ChannelSet
     | ActionIgnored
     | ClaimRefused
     | FloodLimited

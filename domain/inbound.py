@@ -41,7 +41,7 @@ class Actor(Sparse):
     """Who acted, and what they may do: approver, auditor and manager rights come from
     configuration."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("manager",)
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("manager", "admin")
 
     id: str = Field(min_length=1)
     name: str = ""
@@ -54,6 +54,9 @@ class Actor(Sparse):
     manager: bool = False
     """Configured as a manager (`SALESBOT_MANAGERS`): may claim a routed ticket while it is
     its owner's alone (`[routing] owner_exclusive_ms`)."""
+    admin: bool = False
+    """Configured as an admin (`SALESBOT_ADMINS`): may set where this installation's handoff
+    and leads cards go (`setup handoff #channel`)."""
 
     @property
     def label(self) -> str:
@@ -74,6 +77,11 @@ class Actor(Sparse):
     def may_manage(self) -> bool:
         """As `may_approve`, for a manager's rights."""
         return self.manager and self.role == "rep"
+
+    @property
+    def may_admin(self) -> bool:
+        """As `may_approve`, for an admin's rights."""
+        return self.admin and self.role == "rep"
 
 
 SYSTEM = Actor(id="salesbot", name="salesbot", role="system")
@@ -155,12 +163,28 @@ class MessagePosted(_InboundBase):
     addressed: bool = True
 
 
-class CommandInvoked(_InboundBase):
-    """A slash command, or a text command typed in a thread or chat."""
+class ChannelRef(Frozen):
+    """A channel someone named in a command (`setup handoff #deals`), as their platform
+    identifies it: `id` is the platform's own id of it, `name` how people read it."""
 
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field("", max_length=200)
+
+
+class CommandInvoked(_InboundBase, Sparse):
+    """A slash command, or a text command typed in a thread or chat.
+
+    `installation` names the installation the command was run in, as its adapter states it
+    (its prefix and the workspace or tenant id); `channel` the channel the command's text names, which
+    the adapter read from the platform's own mention syntax. Both are set only for commands
+    that need them (`setup`), so every other command is stored as before."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("installation", "channel")
     kind: Literal["command"] = "command"
     command: str
     args: str = ""
+    installation: str = Field("", max_length=300)
+    channel: ChannelRef | None = None
 
 
 ClickBinding = Literal[

@@ -12,7 +12,9 @@ Capacities, from the actor:
 - *owner*: the rep who owns the conversation (the policy's `[routing]`, `owner_assigned`);
 - *manager*: a rep configured in `SALESBOT_MANAGERS`;
 - *approver*, *auditor*: a rep configured in `SALESBOT_APPROVERS` / `SALESBOT_AUDITORS`
-  (the rights count only for reps: a listed guest or outsider gets none).
+  (the rights count only for reps: a listed guest or outsider gets none);
+- *admin*: a rep configured in `SALESBOT_ADMINS`: sets where the installation's handoff and
+  leads cards go (`setup`), and is no approver, auditor or manager by being one.
 
 Owner and manager rights are a rep's, plus one: while a routed ticket is fresh (`[routing]
 owner_exclusive_ms`), only its owner or a manager may claim it (`Permission.while_fresh`).
@@ -31,11 +33,19 @@ from typing import Literal
 from domain.inbound import Actor
 from domain.model import Frozen
 
-Capacity = Literal["prospect", "rep", "owner", "manager", "approver", "auditor"]
-RefusalReason = Literal["reps_only", "not_approver", "not_auditor", "prospects_act"]
+Capacity = Literal["prospect", "rep", "owner", "manager", "approver", "auditor", "admin"]
+RefusalReason = Literal["reps_only", "not_approver", "not_auditor", "prospects_act", "not_admin"]
 
-CAPACITIES: tuple[Capacity, ...] = ("prospect", "rep", "owner", "manager", "approver", "auditor")
-_RIGHTS_OF_A_REP = frozenset[Capacity]({"owner", "manager", "approver", "auditor"})
+CAPACITIES: tuple[Capacity, ...] = (
+    "prospect",
+    "rep",
+    "owner",
+    "manager",
+    "approver",
+    "auditor",
+    "admin",
+)
+_RIGHTS_OF_A_REP = frozenset[Capacity]({"owner", "manager", "approver", "auditor", "admin"})
 """Capacities that are a rep's, with something more."""
 
 
@@ -106,6 +116,14 @@ MATRIX: tuple[Permission, ...] = (
         allowed=_EVERYONE,
         reason="reps_only",
         message=_SALES_TEAM,
+    ),
+    Permission(
+        key="command:setup",
+        label="`setup` (handoff and leads channels)",
+        allowed=frozenset({"admin"}),
+        reason="not_admin",
+        message="Sorry, only admins can choose the handoff and leads channels. "
+        "Ask whoever runs salesbot to add you to SALESBOT_ADMINS.",
     ),
     Permission(
         key="button:accept_quote",
@@ -220,6 +238,8 @@ def capacities(actor: Actor, owner: str | None = None) -> frozenset[Capacity]:
         held.add("approver")
     if actor.may_audit:
         held.add("auditor")
+    if actor.may_admin:
+        held.add("admin")
     return frozenset(held)
 
 
@@ -275,10 +295,10 @@ FRESH_NOTE = (
 def matrix_markdown() -> str:
     """The matrix as the README shows it (generated, so the two never disagree)."""
     header = (
-        "| action | prospect | rep | owner | manager | approver | auditor "
+        "| action | prospect | rep | owner | manager | approver | auditor | admin "
         "| user of another workspace or tenant |"
     )
-    lines = [header, "|---|:-:|:-:|:-:|:-:|:-:|:-:|:-:|"]
+    lines = [header, "|---|:-:|:-:|:-:|:-:|:-:|:-:|:-:|:-:|"]
     for rule in MATRIX:
         cells = [_cell(rule, capacity) for capacity in CAPACITIES]
         outsider = "as a prospect" if allowed_for(rule, "prospect") else "—"

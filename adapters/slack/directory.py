@@ -1,5 +1,5 @@
 """Who is who in the installing workspace: the bot's own identity, guest status, and the
-members of the user groups named as auditors or approvers.
+members of the user groups named as auditors, approvers, managers or admins.
 
 `auth.test` is asked once; `users.info` once per user (cached, bounded), because a rep's
 role depends on being a full member, not a guest (`is_restricted` / `is_ultra_restricted`),
@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.channels import WorkspaceChannels
 from adapters.slack.inbound import SlackContext
 from domain.presenters import lead_card_ref
 
@@ -35,14 +36,21 @@ class SlackDirectory:
         auditors: frozenset[str],
         approvers: frozenset[str],
         managers: frozenset[str] = frozenset(),
+        admins: frozenset[str] = frozenset(),
         handoff_channel: str | None,
         leads_channel: str | None = None,
+        channels: WorkspaceChannels | None = None,
         capacity: int = 10_000,
     ) -> None:
+        """`handoff_channel`, `leads_channel`: this workspace's configured ones (the first
+        workspace's; None for an installed one); `channels`: the ones its admin chose,
+        which take their place."""
         self._client = client
         self._auditors = auditors
         self._approvers = approvers
         self._managers = managers
+        self._admins = admins
+        self._channels = channels
         self._handoff = handoff_channel
         self._leads = leads_channel
         self._owners: OrderedDict[tuple[str, str], str | None] = OrderedDict()
@@ -58,13 +66,23 @@ class SlackDirectory:
         return self._client
 
     async def context(self) -> SlackContext:
+        installation = await self._installation()
+        handoff, leads = self._handoff, self._leads
+        chosen = self._channels
+        if chosen is not None:
+            team = str(installation["team_id"])
+            handoff = chosen.chosen_for(team, "handoff") or handoff
+            leads = chosen.chosen_for(team, "leads") or leads
+        configured = {self._handoff, self._leads} - {None, handoff, leads}
         return SlackContext(
-            **await self._installation(),
+            **installation,
             auditors=await self._expand(self._auditors),
             approvers=await self._expand(self._approvers),
             managers=await self._expand(self._managers),
-            handoff_channel=self._handoff,
-            leads_channel=self._leads,
+            admins=await self._expand(self._admins),
+            handoff_channel=handoff,
+            leads_channel=leads,
+            card_channels=frozenset(channel for channel in configured if channel is not None),
         )
 
     async def team_id(self) -> str:

@@ -12,6 +12,11 @@ Slack quirks this module absorbs (docs.slack.dev, "Events API", "message" event,
 - messages from other organisations (Slack Connect) carry `user_team` / `source_team`;
 - text arrives with `&`, `<`, `>` escaped as HTML entities;
 - slash commands carry no `thread_ts` (Slack offers none inside threads);
+- a channel named in a command arrives as `<#C123|deals>` (in messages always; in slash
+  commands when the command escapes channels, `should_escape` in the manifest, which
+  `/salesbot` and `/setup` do): `setup` reads the channel out of it (`ChannelRef`), and
+  the other commands under `/salesbot` get the text back as typed (`#deals`, `@pat`, the
+  link's text), as they did before `/salesbot` escaped;
 - a message may be longer than the domain keeps (`MessagePosted.text`, 40,000 characters,
   which is also where Slack itself truncates): it is cut there with a visible marker,
   so it is answered and the record says it was cut, rather than refused or failing.
@@ -29,12 +34,14 @@ from typing import Any, NamedTuple, get_args
 from adapters.ids import LEADS
 from adapters.slack import ids
 from adapters.slack.blocks import NOTE_ID
+from adapters.slack.channels import installation_id
 from domain.commands import COMMANDS, CommandSpec
 from domain.inbound import (
     NOTE_MAX_CHARS,
     ActionId,
     Actor,
     ButtonClicked,
+    ChannelRef,
     ClickBinding,
     CommandInvoked,
     MessagePosted,
@@ -57,8 +64,12 @@ class SlackContext(Frozen):
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
     managers: frozenset[str] = frozenset()
+    admins: frozenset[str] = frozenset()
     handoff_channel: str | None = None
     leads_channel: str | None = None
+    card_channels: frozenset[str] = frozenset()
+    """Further channels where this workspace's ticket and lead cards live: the configured
+    ones, after an admin chose others (cards posted there before still work)."""
 
 
 ThreadOwner = Callable[[str, str], Awaitable[str | None]]
@@ -97,6 +108,10 @@ _BY_NAME: dict[str, CommandSpec] = {
     key: spec for spec in COMMANDS for key in (spec.name, *spec.aliases)
 }
 _UMBRELLA = "salesbot"  # `/salesbot help`: Slack's home for the list's `help`
+_SETUP = "setup"
+_CHANNEL_MENTION = re.compile(r"<#([CG][A-Z0-9]{2,30})(?:\|([^>]*))?>")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{8,30}$")
+_ESCAPED = re.compile(r"<([#@!]?)([^<>|]*)(?:\|([^<>]*))?>")
 
 
 async def from_event(
@@ -149,6 +164,20 @@ async def from_event(
     if thread_owner is not None and channel == ctx.leads_channel and _str(event, "thread_ts"):
         # A lead's thread in the leads channel is a view of the lead's own conversation.
         conversation = await thread_owner(channel, _str(event, "thread_ts")) or conversation
+    head, _, rest = text.partition(" ")
+    if addressed and actor.role == "rep" and head.lstrip("/").lower() == _SETUP:
+        # `@salesbot setup handoff #deals`: the channel is read here, where Slack's syntax
+        # is known; the domain decides it as the slash command.
+        args, named = named_channel(rest.strip())
+        return CommandInvoked(
+            delivery_id=ids.message_delivery_id(channel, ts),
+            conversation_id=conversation,
+            actor=actor,
+            command=_SETUP,
+            args=args,
+            installation=installation_id(ctx.team_id),
+            channel=named,
+        )
     return MessagePosted(
         delivery_id=ids.message_delivery_id(channel, ts),
         conversation_id=conversation,
@@ -167,13 +196,17 @@ async def from_command(
     `/salesbot quote 10 pro` works like `/quote 10 pro`.
     """
     name = _str(form, "command").strip().lstrip("/").lower()
-    text = unescape(_str(form, "text")).strip()
+    raw = _str(form, "text").strip()
+    text = unescape(raw).strip()
     if name == _UMBRELLA:
         head, _, rest = text.partition(" ")
         name, text = (head.lower() or "help"), rest.strip()
         spec = _BY_NAME.get(name.lstrip("/"))
         if spec is None:
-            return CommandUsage(text=f"I don't know “{head}”.\n{command_list()}")
+            return CommandUsage(text=f"I don't know “{plain(head)}”.\n{command_list()}")
+        if not spec.names_channel:
+            # `/salesbot` escapes for `setup`; the others read the text as it was typed.
+            text = unescape(plain(raw)).strip().partition(" ")[2].strip()
     else:
         spec = _BY_NAME.get(name)
         if spec is None or spec.name == "help":
@@ -193,6 +226,17 @@ async def from_command(
         ctx=ctx,
         is_guest=is_guest,
     )
+    if spec.names_channel:
+        args, named = named_channel(text)
+        return CommandInvoked(
+            delivery_id=ids.command_delivery_id(trigger),
+            conversation_id=ids.conversation_id(ctx.team_id, channel),
+            actor=actor,
+            command=spec.name,
+            args=args,
+            installation=installation_id(ctx.team_id),
+            channel=named,
+        )
     return CommandInvoked(
         delivery_id=ids.command_delivery_id(trigger),
         conversation_id=ids.conversation_id(ctx.team_id, channel),
@@ -318,7 +362,9 @@ def _click_place(payload: Mapping[str, Any]) -> _Place | None:
 
 def _place_holds(conversation: str, place: _Place, ctx: SlackContext) -> bool:
     """Whether cards of `conversation` live where the click was made."""
-    if place.channel in (ctx.handoff_channel, ctx.leads_channel):
+    if place.channel in (ctx.handoff_channel, ctx.leads_channel) or (
+        place.channel in ctx.card_channels
+    ):
         return True  # tickets, approvals and lead cards (and lead threads) live there
     where = ids.location(conversation)
     if where is None or where.channel != place.channel:
@@ -362,6 +408,37 @@ def unescape(text: str) -> str:
     `&amp;` goes last, so a typed `&lt;` (sent as `&amp;lt;`) stays `&lt;`.
     """
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def named_channel(text: str) -> tuple[str, ChannelRef | None]:
+    """The first channel `text` names — a mention (`<#C123|deals>`, `<#C123>`) or a bare
+    channel id — and the text with it written as people read it (`#deals`)."""
+    found = _CHANNEL_MENTION.search(text)
+    if found is not None:
+        channel, name = found.group(1), (found.group(2) or "").strip()
+        readable = f"#{name or channel}"
+        return text[: found.start()] + readable + text[found.end() :], ChannelRef(
+            id=channel, name=name
+        )
+    for word in text.split():
+        if _CHANNEL_ID.match(word):
+            return text, ChannelRef(id=word)
+    return text, None
+
+
+def plain(text: str) -> str:
+    """Slack's escaped references as the person typed them: `<#C1|deals>` → `#deals`,
+    `<@U1|pat>` → `@pat`, `<https://x|x>` → `x`, `<!here>` → `@here`."""
+
+    def readable(found: re.Match[str]) -> str:
+        sigil, target, label = found.group(1), found.group(2), found.group(3)
+        if sigil == "!":
+            return f"@{label or target.split('^')[0]}"
+        if sigil:
+            return f"{sigil}{label or target}"
+        return label or target.removeprefix("mailto:")
+
+    return _ESCAPED.sub(readable, text)
 
 
 def strip_mention(text: str, bot_user_id: str) -> str:
@@ -448,6 +525,7 @@ async def _actor(
         auditor=user in ctx.auditors,
         sole_approver=ctx.approvers == frozenset({user}),
         manager=user in ctx.managers,
+        admin=user in ctx.admins,
     )
 
 

@@ -126,7 +126,8 @@ def _slash_command(spec: CommandSpec, request_url: str) -> dict[str, Any]:
         "command": f"/{name}",
         "url": request_url,
         "description": spec.summary[:MAX_COMMAND_DESCRIPTION],
-        "should_escape": False,
+        # Channels named in `setup` arrive as `<#C123|name>` (the umbrella carries it too).
+        "should_escape": spec.names_channel or name == APP_NAME,
     }
     hint = _usage_hint(spec, name)
     if hint:

@@ -21,6 +21,12 @@ ephemeral message needs no membership there), and a new message to the `conversa
 metadata, so a card can be updated in place later and found after a timeout — and through
 the response URL (`in_channel`) when Slack answers that the bot is not in the channel.
 
+Which handoff and leads channel: the conversation's workspace's, as its admin chose it
+(`channels.py`, `/salesbot setup handoff #channel`), else the configured one
+(`SLACK_HANDOFF_CHANNEL`, `SLACK_LEADS_CHANNEL`). The policy's escalation channel, when it
+names one, is the same for every workspace; without one, escalations go to the workspace's
+handoff channel.
+
 Lead conversations (from the lead feed) have a view in the leads channel: the lead card
 is posted there top-level and starts the lead's thread; everything else the lead's
 conversation says (to the prospect or to the team) goes into that thread, found by the
@@ -33,6 +39,7 @@ from collections.abc import Sequence
 from typing import Required, TypedDict
 
 from adapters.ports import Route
+from adapters.slack.channels import WorkspaceChannels
 from adapters.slack.ids import SCHEME, location, response_key
 from domain.cards import Reply
 from domain.inbound import Inbound
@@ -92,11 +99,25 @@ class SlackRouter:
         leads_channel: str | None,
         escalation_channel: str | None = None,
         on_call: str | None = None,
+        channels: WorkspaceChannels | None = None,
     ) -> None:
+        """`channels`: each workspace's own handoff and leads channels (None: the
+        configured ones everywhere)."""
         self._handoff = handoff_channel
         self._leads = leads_channel
-        self._escalation = escalation_channel or handoff_channel
+        self._escalation = escalation_channel
         self._on_call = on_call
+        self._channels = channels
+
+    def _handoff_of(self, team: str | None) -> str | None:
+        if self._channels is None:
+            return self._handoff
+        return self._channels.handoff(team)
+
+    def _leads_of(self, team: str | None) -> str | None:
+        if self._channels is None:
+            return self._leads
+        return self._channels.leads(team)
 
     def route(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         routes = self._routes(inbound, reply, state)
@@ -108,11 +129,14 @@ class SlackRouter:
         return routes
 
     def _routes(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
-        if reply.audience in ("handoff", "approvers"):
-            return [_route(self._handoff)] if self._handoff else []
-        if reply.audience == "escalation":
-            return [_route(self._escalation)] if self._escalation else []
         where = location(inbound.conversation_id)
+        team = where.team if where is not None else None
+        handoff = self._handoff_of(team)
+        if reply.audience in ("handoff", "approvers"):
+            return [_route(handoff)] if handoff else []
+        if reply.audience == "escalation":
+            escalation = self._escalation or handoff
+            return [_route(escalation)] if escalation else []
         if where is None:
             return self._lead_view(inbound, reply, state)
         command = response_key(inbound.delivery_id)
@@ -134,7 +158,7 @@ class SlackRouter:
                     )
                 ]
             case "team":
-                channel = self._leads or self._handoff
+                channel = self._leads_of(team) or handoff
                 return [_route(channel)] if channel else []
         return []
 

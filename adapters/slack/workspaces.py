@@ -9,10 +9,10 @@ sender posts with it (`for_delivery`).
 
 Which workspace a delivery goes out in is the workspace of the channel it is posted to:
 a conversation's own channel (its replies, private notices, charts) belongs to the
-conversation's workspace; the handoff, leads and escalation channels are the configured
-ones (`SLACK_HANDOFF_CHANNEL`, …), which live in the first workspace, so what goes there
-is posted, and its buttons signed, as the first workspace's bot. (Per-workspace handoff and
-leads channels are the next step of the multi-workspace work.)
+conversation's workspace, and so do the handoff and leads channels its admin chose
+(`channels.py`); the configured handoff, leads and escalation channels
+(`SLACK_HANDOFF_CHANNEL`, …) live in the first workspace, so what goes there is posted, and
+its buttons signed, as the first workspace's bot.
 
 A workspace without an installation of its own is served by the configured token, exactly
 as before installations existed: with `SLACK_BOT_TOKEN` alone nothing changes.
@@ -32,6 +32,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.ports import Delivery
+from adapters.slack.channels import WorkspaceChannels
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import location
 from adapters.slack.sender import make_client
@@ -68,10 +69,12 @@ class Workspaces:
         api_url: str,
         clock: Callable[[], int],
         has_default: bool = True,
+        channels: WorkspaceChannels | None = None,
     ) -> None:
         """`has_default` False: no `SLACK_BOT_TOKEN`, only workspaces installed through Add
         to Slack are served (a request from any other is ignored, a delivery to one
-        refused)."""
+        refused). `channels`: the workspaces' own handoff and leads channels."""
+        self._channels = channels
         self._default = _Speaker(default_client, default_directory, False)
         self._has_default = has_default
         self._installations = installations
@@ -130,7 +133,11 @@ class Workspaces:
         module docstring says which workspace that is); None when no bot serves it."""
         where = location(delivery.conversation_id)
         channel = delivery.target.get("channel")
-        team = where.team if where is not None and where.channel == channel else None
+        team = (
+            where.team
+            if where is not None and self._owns(where.team, where.channel, channel)
+            else None
+        )
         if team is None and not self._has_default and where is not None:
             # No first workspace: the configured channels are the conversation's workspace's.
             team = where.team
@@ -141,6 +148,13 @@ class Workspaces:
             return speaker.client, await self._default.directory.team_id()
         assert team is not None
         return speaker.client, team
+
+    def _owns(self, team: str, own_channel: str, channel: object) -> bool:
+        """Whether `channel` is one of `team`'s: the conversation's own, or a handoff or
+        leads channel its admin chose."""
+        if channel == own_channel:
+            return True
+        return self._channels is not None and channel in self._channels.chosen(team)
 
     async def _speaker(self, team: str | None) -> _Speaker | None:
         fallback = self._default if self._has_default else None

@@ -1,9 +1,16 @@
 """Slack's registration: the Events API at `POST /slack/events` (or Socket Mode), replies
-through the Web API, paced per channel, held while the installation is paused."""
+through the Web API, paced per channel, held while the installation is paused.
+
+Each workspace's handoff and leads channels (`adapters/slack/channels.py`) are written when
+a `channel_set` an admin's `/salesbot setup …` recorded has been committed — the endpoint's
+call to the runtime returns only then — read at start, and read again every
+`channels.REFRESH_MS` (another replica's change)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -14,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.ports import Delivery, SendOutcome
 from adapters.slack.app import SlackEndpoint
+from adapters.slack.channels import REFRESH_MS, WorkspaceChannels
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import SCHEME
 from adapters.slack.installation import SlackInstallation
@@ -26,8 +34,13 @@ from adapters.slack.sender import SharedSession, SlackSender, make_client
 from adapters.slack.workspaces import Workspaces
 from bot.logs import mask_secrets
 from bot.pause import PausedWhile
+from bot.runtime import HandleResult
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
+from domain.events import ChannelSet
+from domain.inbound import Inbound
+
+log = logging.getLogger(__name__)
 
 NAME = SCHEME.adapter
 SLACK_PACING_MS = 1000
@@ -141,6 +154,13 @@ def _build(
     client = client or make_client(token, config.api_url)
     connections = SharedSession(client)
 
+    channels = WorkspaceChannels(
+        store,
+        clock,
+        handoff_channel=config.handoff_channel,
+        leads_channel=config.leads_channel,
+    )
+
     def new_directory(
         api: AsyncWebClient, handoff: str | None = None, leads: str | None = None
     ) -> SlackDirectory:
@@ -151,8 +171,10 @@ def _build(
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
             managers=frozenset(settings.salesbot_managers),
+            admins=frozenset(settings.salesbot_admins),
             handoff_channel=handoff,
             leads_channel=leads,
+            channels=channels,
         )
 
     directory = new_directory(client, config.handoff_channel, config.leads_channel)
@@ -170,6 +192,7 @@ def _build(
         api_url=config.api_url,
         clock=clock,
         has_default=bool(client.token),
+        channels=channels,
     )
     multi = installations is not None
     responses = ResponseUrls(store, clock, api_url=config.api_url)
@@ -178,6 +201,7 @@ def _build(
         leads_channel=config.leads_channel,
         escalation_channel=wiring.escalation(NAME),
         on_call=wiring.on_call(NAME),
+        channels=channels,
     )
     sender = SlackSender(
         client,
@@ -193,7 +217,7 @@ def _build(
         signing_secret=secret.get_secret_value() if secret is not None else None,
         client=client,
         directory=directory,
-        handle=wiring.host.handle,
+        handle=lambda inbound: _handle_and_keep(wiring, channels, inbound),
         installation=installation,
         action_key=wiring.action_key,
         responses=responses,
@@ -230,11 +254,12 @@ def _build(
     async def start() -> None:
         connections.open()  # before the first call: every call reuses its connections
         await installation.start()  # a persisted pause holds from the start
+        await channels.load()  # each workspace's channels, before the first reply is routed
         if socket is not None:
             await socket.connect()
 
     async def run(stop: asyncio.Event) -> None:
-        await installation.run(stop)
+        await asyncio.gather(installation.run(stop), _refresh(channels, stop))
 
     def mount(app: web.Application) -> None:
         if endpoint.accepts_http:
@@ -265,5 +290,43 @@ def _build(
         # For `/readyz`: a paused installation is reported, never a reason to fail readiness.
         status=lambda: installation.status,
         describe=lambda _host, _port: "slack (socket mode)" if socket is not None else "slack",
-        parts=(endpoint, installation, client, directory) + ((oauth,) if oauth is not None else ()),
+        parts=(endpoint, installation, client, directory, channels)
+        + ((oauth,) if oauth is not None else ()),
     )
+
+
+async def _handle_and_keep(
+    wiring: Wiring, channels: WorkspaceChannels, inbound: Inbound
+) -> HandleResult:
+    """Decide and commit, then keep a workspace's channel an admin chose: only a committed
+    decision's `channel_set` is kept, so a refused or duplicate command changes nothing."""
+    result = await wiring.host.handle(inbound)
+    if result.status == "committed" and result.decision is not None:
+        for envelope in result.decision.events:
+            if isinstance(envelope.event, ChannelSet):
+                try:
+                    await channels.chose(envelope.event, envelope.at_ms)
+                except Exception:  # recorded, but not kept: the admin is told to retry
+                    log.error(
+                        "slack %s channel of %s recorded in %s but not kept; run the "
+                        "setup command again",
+                        envelope.event.purpose,
+                        envelope.event.installation,
+                        envelope.conversation_id,
+                        exc_info=True,
+                    )
+    return result
+
+
+async def _refresh(channels: WorkspaceChannels, stop: asyncio.Event) -> None:
+    """Read the workspaces' channels again every `REFRESH_MS` until `stop` (another
+    replica's admin may have changed one); a failed read keeps the last one."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REFRESH_MS / 1000)
+        if stop.is_set():
+            return
+        try:
+            await channels.load()
+        except Exception:  # the store briefly unavailable: try again next time
+            log.warning("could not read the slack workspaces' channels", exc_info=True)

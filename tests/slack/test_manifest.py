@@ -54,11 +54,20 @@ def test_every_command_becomes_a_slash_command_and_help_lives_under_salesbot() -
         "/resume",
         "/won",
         "/lost",
+        "/setup",
         "/salesbot",
     ]
     assert [c["description"] for c in commands] == [spec.summary for spec in COMMANDS]
     salesbot = commands[-1]
     assert salesbot["usage_hint"] == "help"
+
+
+def test_only_the_commands_that_name_a_channel_have_slack_escape_it() -> None:
+    # With "escape channels, users, and links" on, `#deals` in the command's text arrives
+    # as `<#C123|deals>`: `setup` needs the id; `/salesbot` carries `setup` too.
+    commands = build_manifest()["features"]["slash_commands"]
+    escaping = [c["command"] for c in commands if c["should_escape"]]
+    assert escaping == ["/setup", "/salesbot"]
 
 
 def test_usage_hints_show_what_follows_the_command_without_repeating_it() -> None:

@@ -89,6 +89,7 @@ def test_every_scope_gets_its_own_menu_with_every_command_and_its_summary() -> N
         "resume",
         "won",
         "lost",
+        "setup",
         "help",
     ]
 

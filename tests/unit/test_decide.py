@@ -432,6 +432,7 @@ def test_metrics_and_help_answer_only_the_person_who_asked(convo: Conversation) 
         "resume",
         "won",
         "lost",
+        "setup",
         "help",
     ]
 

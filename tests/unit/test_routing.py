@@ -292,6 +292,7 @@ def _actor(capacity: Capacity) -> Actor:
         "manager": MANAGER,
         "approver": APPROVER,
         "auditor": AUDITOR,
+        "admin": Actor(id="U_ADM", name="Ada Admin", role="rep", admin=True),
     }[capacity]
 
 

@@ -130,12 +130,14 @@ def test_after_an_unchecked_policy_the_old_cards_are_kept_for_replay(
 # -- the roles × actions matrix ----------------------------------------------------------
 
 MANAGER = Actor(id="U_MGR", name="Mo Manager", role="rep", manager=True)
+ADMIN = Actor(id="U_ADM", name="Ada Admin", role="rep", admin=True)
 ACTORS: dict[Capacity, Actor] = {
     "prospect": PROSPECT,
     "rep": REP,
     "manager": MANAGER,
     "approver": Actor(id="U_APPR", name="Avery Approver", role="rep", approver=True),
     "auditor": AUDITOR,
+    "admin": ADMIN,
 }
 """The owner is whoever the policy routed the conversation to (`actor_for`)."""
 
@@ -147,8 +149,8 @@ def actor_for(capacity: Capacity, convo: Conversation) -> Actor:
     return ACTORS[capacity]
 
 
-P, R, OW, M, A, U = "prospect", "rep", "owner", "manager", "approver", "auditor"
-TEAM = {R, OW, M, A, U}
+P, R, OW, M, A, U, AD = "prospect", "rep", "owner", "manager", "approver", "auditor", "admin"
+TEAM = {R, OW, M, A, U, AD}
 EXPECTED: dict[str, set[str]] = {
     "command:quote": TEAM,
     "command:lead": TEAM,
@@ -156,6 +158,7 @@ EXPECTED: dict[str, set[str]] = {
     "command:metrics": TEAM,
     "command:correct": TEAM,
     "command:help": {P} | TEAM,
+    "command:setup": {AD},
     "button:accept_quote": {P},
     "button:accept_quote_on_behalf": TEAM,
     "button:escalate": {P} | TEAM,
@@ -209,7 +212,12 @@ def test_every_action_is_allowed_or_refused_as_the_matrix_says(
     quote = events_of(convo.command("quote", "10 pro 20%"), QuoteIssued)[0].quote
     actor = actor_for(capacity, convo)
     if kind == "command":
-        args = {"quote": "1 pro", "lead": "budget of 5k", "audit": "conv-1"}.get(name, "")
+        args = {
+            "quote": "1 pro",
+            "lead": "budget of 5k",
+            "audit": "conv-1",
+            "setup": "handoff",
+        }.get(name, "")
         decision = convo.command(name, args, actor)
         refused = [e for e in events_of(decision, CommandRefused) if e.command == name]
     else:
@@ -243,9 +251,13 @@ def test_prospects_may_score_text_only_under_a_policy_from_before_the_matrix(
 def test_the_matrix_as_documented_lists_every_command_and_button() -> None:
     table = matrix_markdown()
     assert table.count("\n") == len(MATRIX) + 3  # the header, its rule, a blank, the note
-    assert "| `audit` | — | — | — | — | — | ✓ | — |" in table
-    assert "| *Accept quote* | ✓ | — | — | — | — | — | as a prospect |" in table
-    assert "| *Claim ticket* | — | ✓ after ¹ | ✓ | ✓ | ✓ after ¹ | ✓ after ¹ | — |" in table
+    assert "| `audit` | — | — | — | — | — | ✓ | — | — |" in table
+    assert "| `setup` (handoff and leads channels) | — | — | — | — | — | — | ✓ | — |" in table
+    assert "| *Accept quote* | ✓ | — | — | — | — | — | — | as a prospect |" in table
+    assert (
+        "| *Claim ticket* | — | ✓ after ¹ | ✓ | ✓ | ✓ after ¹ | ✓ after ¹ | ✓ after ¹ | — |"
+        in table
+    )
     assert table.endswith(
         "only its owner or a manager may claim it; anyone on the team after that."
     )
