@@ -40,6 +40,8 @@ from adapters.teams import book
 from adapters.teams.binding import Placement
 from adapters.teams.cards import activity as render_activity
 from adapters.teams.connector import Connector, ConnectorError, Gone
+from adapters.teams.ids import bf_conversation
+from adapters.teams.tenants import Installation, Tenants
 from domain.cards import Person
 
 log = logging.getLogger(__name__)
@@ -59,24 +61,41 @@ class TeamsSender:
         clock: Callable[[], int],
         action_key: ActionKey,
         tenant_id: str | None = None,
+        tenants: Tenants | None = None,
     ) -> None:
-        """`action_key` signs every button (`binding.py`); `tenant_id` is the bot's tenant,
-        which cards are signed for where no conversation reference says otherwise."""
+        """`action_key` signs every button (`binding.py`); `tenant_id` is the home tenant,
+        which cards are signed for where no conversation reference says otherwise.
+        `tenants` are the installations (`tenants.py`), whose handoff and leads
+        conversations the destinations resolve to; without it, the home tenant's alone
+        (`handoff_conversation`, `leads_conversation`)."""
         self._key = action_key
         self._tenant_id = tenant_id
         self._connector = connector
         self._states = states
-        self._destinations = {"handoff": handoff_conversation, "leads": leads_conversation}
+        self._tenants = tenants or Tenants(
+            states,
+            home_tenant=tenant_id,
+            home_handoff=handoff_conversation,
+            home_leads=leads_conversation,
+            clock=clock,
+        )
         self._clock = clock
 
     async def send(self, delivery: Delivery) -> SendOutcome:
         target = delivery.target
-        where = await self._conversation(target)
+        # Only a destination ("handoff", "leads") depends on the installation: others name
+        # their conversation, which is reached as its own reference says.
+        installation = (
+            await self._installation_of(delivery.conversation_id)
+            if "destination" in target
+            else None
+        )
+        where = await self._conversation(target, installation)
         if isinstance(where, RetryLater | Rejected):
             return where
         conversation = where
         reference = await self._states.get_state(book.conversation_key(conversation))
-        service_url = await self._service_url(reference)
+        service_url = await self._service_url(reference, installation)
         if service_url is None:
             return RetryLater(
                 reason="no Teams service URL known yet: add the bot to the team or chat",
@@ -85,10 +104,12 @@ class TeamsSender:
         reply = delivery.reply
         user = _str(target.get("user"))
         if user is not None:
-            return await self._notice(service_url, conversation, reference, user, delivery)
+            return await self._notice(
+                service_url, conversation, reference, user, delivery, installation
+            )
 
         message = with_mention(
-            self._render(delivery, conversation, self._tenant(reference)),
+            self._render(delivery, conversation, self._tenant(reference, installation)),
             _str(target.get("mention")),
         )
         if not reply.replaces:
@@ -122,12 +143,22 @@ class TeamsSender:
             placement=Placement(self._key, tenant, posted_in),
         )
 
-    def _tenant(self, reference: Mapping[str, Any] | None) -> str:
+    def _tenant(
+        self, reference: Mapping[str, Any] | None, installation: Installation | None
+    ) -> str:
         """The tenant a conversation's cards are signed for: the one its reference states;
-        for a conversation not heard from yet, the bot's own (`TEAMS_APP_TENANT_ID`)."""
+        for a conversation not heard from yet (a handoff channel set at install), the
+        tenant of the installation it serves (the home one: `TEAMS_APP_TENANT_ID`)."""
         if reference is None:
-            return self._tenant_id or ""
+            return (installation.tenant_id if installation else "") or self._tenant_id or ""
         return _str(_map(reference, "conversation").get("tenantId")) or ""
+
+    async def _installation_of(self, conversation_id: str) -> Installation:
+        """The installation a delivery's conversation belongs to (`tenants.py`): its
+        handoff and leads conversations are where its tickets and lead cards go."""
+        bf = bf_conversation(conversation_id)
+        reference = await self._states.get_state(book.conversation_key(bf)) if bf else None
+        return await self._tenants.for_reference(reference)
 
     @property
     def connector(self) -> Connector:
@@ -140,7 +171,9 @@ class TeamsSender:
     async def close(self) -> None:
         await self._connector.close()
 
-    async def _conversation(self, target: Mapping[str, Any]) -> str | RetryLater | Rejected:
+    async def _conversation(
+        self, target: Mapping[str, Any], installation: Installation | None
+    ) -> str | RetryLater | Rejected:
         ref = _str(target.get("thread_of_ref"))
         if ref is not None:
             # The thread, wherever its card went (configuration may have changed since).
@@ -153,23 +186,29 @@ class TeamsSender:
         if conversation is not None:
             return conversation
         destination = _str(target.get("destination"))
-        if destination not in self._destinations:
+        if destination not in ("handoff", "leads") or installation is None:
             return Rejected(reason="the delivery names no Teams conversation")
-        conversation = self._destinations[destination] or await self._installed()
+        conversation = installation.handoff if destination == "handoff" else installation.leads
         if conversation is None:
-            return RetryLater(
-                reason=f"no Teams {destination} conversation: set "
-                f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team",
-                retry_after_ms=WAIT_FOR_ADDRESS_MS,
-            )
+            if installation.home:
+                reason = (
+                    f"no Teams {destination} conversation: set "
+                    f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team"
+                )
+            else:
+                reason = (
+                    f"no Teams {destination} conversation for tenant {installation.tenant_id}: "
+                    f"add the app to a team, or say `setup {destination}` to the bot in a channel"
+                )
+            return RetryLater(reason=reason, retry_after_ms=WAIT_FOR_ADDRESS_MS)
         return conversation
 
-    async def _installed(self) -> str | None:
-        reference = await self._states.get_state(book.INSTALL_KEY)
-        return _str(_map(reference, "conversation").get("id")) if reference else None
-
-    async def _service_url(self, reference: Mapping[str, Any] | None) -> str | None:
+    async def _service_url(
+        self, reference: Mapping[str, Any] | None, installation: Installation | None
+    ) -> str | None:
         found = _str(reference.get("serviceUrl")) if reference else None
+        if found is None and installation is not None:
+            found = installation.service_url
         for fallback in (book.INSTALL_KEY, book.SERVICE_URL_KEY):
             if found is not None:
                 break
@@ -184,13 +223,14 @@ class TeamsSender:
         reference: Mapping[str, Any] | None,
         user: str,
         delivery: Delivery,
+        installation: Installation | None,
     ) -> SendOutcome:
         """A private notice: in a personal chat, there; from a channel or group chat, in the
         person's personal chat with the bot, which only they can read (Teams' targeted
         messages would keep it in place, but they are a developer preview: an audit must
         not depend on one)."""
         if book.is_personal(conversation, reference):
-            message = self._render(delivery, conversation, self._tenant(reference))
+            message = self._render(delivery, conversation, self._tenant(reference, installation))
             return await self._connector.post(service_url, conversation, message)
         account = await self._states.get_state(book.user_key(user))
         teams_id = _str(account.get("id")) if account else None
