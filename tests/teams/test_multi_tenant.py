@@ -193,8 +193,8 @@ async def test_a_tenant_that_adds_the_app_to_a_team_gets_its_own_reps_and_handof
     thread_b = thread_id(SHARED_B, "1700000000100")
     # Before B installs the app, B's rep is a prospect: quotes are for the sales team.
     await tenants.post(tenants.say(thread_b, REP_B, "quote 10 pro 10%", tenant=B, mention=True))
-    (answer,) = await tenants.b.wait_for_posts(thread_b, 1)
-    assert "USD" not in texts([answer])  # a prospect's words, answered as a prospect's
+    (reply,) = await tenants.b.wait_for_posts(thread_b, 1)
+    assert "USD" not in texts([reply])  # a prospect's words, answered as a prospect's
 
     assert (await tenants.post(tenants.install_b())).status == 200
     record = await tenants.store.get_state(tenant_key(B))
@@ -210,8 +210,8 @@ async def test_a_tenant_that_adds_the_app_to_a_team_gets_its_own_reps_and_handof
     (ticket,) = await tenants.b.wait_for_posts(SALES_B, 1)
     assert "refund" in texts([ticket])
     claim = card_data(ticket, "claim_ticket")
-    answer = await tenants.post(tenants.click(SALES_B, REP_B, "claim_ticket", claim, tenant=B))
-    assert "Claimed by Ben of B" in json.dumps(await answer.json())
+    claimed = await tenants.post(tenants.click(SALES_B, REP_B, "claim_ticket", claim, tenant=B))
+    assert "Claimed by Ben of B" in json.dumps(await claimed.json())
 
     await outbox_drained(tenants.client)
     assert tenants.a.all_posts() == [], "nothing of B's reached tenant A's connector"
@@ -299,8 +299,8 @@ async def test_when_b_removes_the_app_its_people_are_prospects_and_its_tickets_w
     assert (await tenants.post(tenants.install_b("remove"))).status == 200
     thread_b = thread_id(SHARED_B, "1700000000600")
     await tenants.post(tenants.say(thread_b, REP_B, "quote 10 pro 10%", tenant=B, mention=True))
-    (answer,) = await tenants.b.wait_for_posts(thread_b, 1)
-    assert "USD" not in texts([answer])
+    (reply,) = await tenants.b.wait_for_posts(thread_b, 1)
+    assert "USD" not in texts([reply])
     await tenants.post(tenants.say(thread_b, PAT, OBJECTION, tenant=B))
     await tenants.b.wait_for_posts(thread_b, 2)  # the prospect is answered in place
     # ... while the ticket waits for a handoff channel of B's: never A's.
