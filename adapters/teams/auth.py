@@ -3,7 +3,9 @@
 Bot Framework signs every activity it delivers with an RS256 JWT ("Authenticate requests
 from the Bot Connector service"). The check here follows that page: the signing key comes
 from the OpenID metadata document's `jwks_uri`; the audience is the bot's app id; the
-issuer is Bot Framework's (or the bot's own Entra tenant); `exp`/`nbf` hold within five
+issuer is Bot Framework's, or Entra's for the home tenant (`TEAMS_APP_TENANT_ID`) or for a
+tenant with an installation (`tenants.py`: looked up only when a token names an Entra
+issuer; any other tenant's is refused); `exp`/`nbf` hold within five
 minutes of clock skew; and a `serviceurl` claim, when present, names the same connector the
 activity asks us to answer — otherwise a token issued for one connector could steer the
 bot's own credentials to another.
