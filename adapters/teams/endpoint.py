@@ -14,8 +14,16 @@ package and no SDK object reaches the runtime. For each request, in order:
    `Action.Execute` click gets its 200 and a message instead); a `serviceUrl` that is not
    https (loopback http in local mode) → 400, so the bot's token is never sent anywhere
    else;
-3. where the conversation is reached is written down (`book.py`), and the sender's role
-   looked up in the roster when only that can tell a member from a guest;
+3. an `installationUpdate` (the app added to or removed from a team or a personal scope)
+   is recorded in its tenant's installation (`tenants.py`) and answered 200, nothing else;
+   for any other activity, its tenant's installation says whose members are reps (the
+   home tenant's, or the activity's own tenant's when installed); where the conversation is
+   reached is written down (`book.py`), and the sender's role looked up in the roster when
+   only that can tell a member from a guest;
+3a. `setup handoff` / `setup leads` said to the bot in a team channel sets that channel as
+   the tenant's handoff or leads conversation, for whoever `may_set_up` allows (decided
+   in `bot/surfaces/teams.py`, by the domain's capacities: the tenant's reps); the answer
+   is posted in reply and nothing goes to the runtime;
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
    runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
    does not match is recorded, refused, in the conversation it was made in;

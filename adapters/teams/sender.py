@@ -1,7 +1,10 @@
 """Delivery to Teams through the connector: the outbox's `Sender` for Teams routes.
 
 A route's target (from `TeamsRouter`) names a conversation, or a destination ("handoff",
-"leads") resolved here to the configured conversation or the channel the bot was added to.
+"leads") resolved here to that conversation of the installation the delivery's conversation
+belongs to (`tenants.py`: its tenant's when installed, else the home tenant's, whose
+conversations are the configured ones or the channel the bot was added to). A tenant's
+tickets never fall back to another tenant's channel: without one of its own they wait.
 Then, in order:
 - `thread_of_ref`: post in the thread the card with that ref started (a lead's thread); if
   the card is still in the outbox, retry later;
@@ -17,7 +20,8 @@ person's personal chat): its buttons are signed for that conversation and its te
 
 Every conversation is reached through the service URL its activities came from; a
 conversation the bot has never heard from (a configured handoff channel before anyone used
-the bot there) borrows the install channel's, else the latest one Teams used. With none
+the bot there) borrows its installation's, else the install channel's, else the latest
+one Teams used. With none
 known yet (no activity ever arrived), the message waits.
 
 Look before resend: Bot Framework offers bots no history to search, so `find_sent` cannot
