@@ -97,6 +97,11 @@ class TeamsSender:
         where = await self._conversation(target, installation)
         if isinstance(where, RetryLater | Rejected):
             return where
+        if "conversation" in target and self._tenants.multi:
+            kept = await self._within_tenant(delivery, where)
+            if isinstance(kept, RetryLater):
+                return kept
+            where, installation = kept
         conversation = where
         reference = await self._states.get_state(book.conversation_key(conversation))
         service_url = await self._service_url(reference, installation)
@@ -156,6 +161,28 @@ class TeamsSender:
         if reference is None:
             return (installation.tenant_id if installation else "") or self._tenant_id or ""
         return _str(_map(reference, "conversation").get("tenantId")) or ""
+
+    async def _within_tenant(
+        self, delivery: Delivery, conversation: str
+    ) -> tuple[str, Installation | None] | RetryLater:
+        """A post into a conversation other than the delivery's own (the policy's escalation
+        conversation) stays within the delivery's installation: a conversation of another
+        tenant's gets its own handoff conversation instead, or waits for one."""
+        own = bf_conversation(delivery.conversation_id)
+        if own is None or book.base_conversation(own) == book.base_conversation(conversation):
+            return conversation, None
+        source = await self._installation_of(delivery.conversation_id)
+        reference = await self._states.get_state(book.conversation_key(conversation))
+        destination = await self._tenants.for_reference(reference)
+        if destination.tenant_id.lower() == source.tenant_id.lower():
+            return conversation, None
+        if source.handoff is None:
+            return RetryLater(
+                reason=f"no Teams handoff conversation for tenant {source.tenant_id}: add the "
+                "app to a team, or say `setup handoff` to the bot in a channel",
+                retry_after_ms=WAIT_FOR_ADDRESS_MS,
+            )
+        return source.handoff, source
 
     async def _installation_of(self, conversation_id: str) -> Installation:
         """The installation a delivery's conversation belongs to (`tenants.py`): its
