@@ -19,12 +19,15 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
+from adapters.teams.connector import NoToken
 from adapters.teams.tenants import tenant_key
 from bot.settings import Settings
 from storage.memory import MemoryStore
 from tests.e2e.harness import eventually, outbox_drained, serving
 from tests.fakes.teams_connector import FakeConnector, thread_id
+from tests.teams.keys import BOT_FRAMEWORK_ISSUER, LocalIssuer
 
 A, B, C = "tenant-aaaa", "tenant-bbbb", "tenant-cccc"
 BOT = "28:app-0001"
@@ -320,3 +323,50 @@ async def test_an_unlisted_tenant_that_installs_the_app_gets_no_reps(tenants: Te
         await outbox_drained(client)
         assert "USD" not in texts(tenants.b.posted(thread_b))
     assert await tenants.store.get_state(tenant_key(B)) is not None  # recorded all the same
+
+
+async def test_with_credentials_an_installed_tenants_entra_tokens_are_let_in() -> None:
+    async with LocalIssuer(app_id="app-0001") as issuer, FakeConnector(tenant_id=B) as b:
+        store = MemoryStore()
+        configured = Settings(
+            teams_app_id="app-0001",
+            teams_app_password=SecretStr("not-used-in-tests"),
+            teams_app_tenant_id=A,
+            teams_openid_metadata_url=issuer.metadata_url,
+            teams_handoff_conversation=HANDOFF_A,
+            teams_tenants=(B,),
+        )
+        # In authenticated mode the service URL must be https (later sends fail, harmlessly).
+        service_url = b.base_url.replace("http://", "https://")
+        async with serving(None, configured, store, teams_tokens=NoToken()) as client:
+
+            async def post(activity: dict[str, Any], iss: str) -> int:
+                activity["serviceUrl"] = service_url
+                token = issuer.token(iss=iss, serviceUrl=service_url)
+                headers = {"Authorization": f"Bearer {token}"}
+                response = await client.post("/api/messages", json=activity, headers=headers)
+                return response.status
+
+            world = Tenants(a=b, b=b, client=client, store=store)
+            hello = world.say(thread_id(SHARED_B, "1700000000800"), PAT, "Hi", tenant=B)
+            entra_b = f"https://sts.windows.net/{B}/"
+            assert await post(dict(hello), entra_b) == 401
+            # Teams' own tokens carry Bot Framework's issuer: the install is let in.
+            assert await post(world.install_b(), BOT_FRAMEWORK_ISSUER) == 200
+            assert await post(dict(hello, id="act-again"), entra_b) == 200
+            assert await post(dict(hello, id="act-c"), f"https://sts.windows.net/{C}/") == 401
+
+
+async def test_the_home_tenants_setup_replaces_the_handoff_conversation_of_the_environment(
+    tenants: Tenants,
+) -> None:
+    desk = "19:desk-a@thread.tacv2"
+    said = thread_id(desk, "1700000000900")
+    await tenants.post(tenants.say(said, REP_A, "setup handoff", tenant=A, mention=True))
+    (done,) = await tenants.a.wait_for_posts(said, 1)
+    assert "Done" in done["text"]
+    thread_a = thread_id(SHARED_A, "1700000000901")
+    await tenants.post(tenants.say(thread_a, QUIN, OBJECTION, tenant=A))
+    (ticket,) = await tenants.a.wait_for_posts(desk, 1)
+    assert "refund" in texts([ticket])
+    assert tenants.a.posted(HANDOFF_A) == []
