@@ -282,13 +282,14 @@ class TeamsEndpoint:
         return web.Response(status=200)
 
     def _home_tenant(self, activity: Mapping[str, Any]) -> bool:
-        """The activity happened in the home tenant; or only the home tenant may be
-        installed (no `TEAMS_TENANTS`), or none is configured: then any channel the bot is
-        added to serves, exactly as before installations existed."""
-        home = self._ctx.tenant_id
-        if home is None or not self._tenants.multi:
+        """The activity happened in the home tenant. Without `TEAMS_TENANTS` any channel
+        the bot is added to serves, exactly as before installations existed; with it, only
+        the home tenant's (none without `TEAMS_APP_TENANT_ID`): another tenant's channel
+        belongs to that tenant's installation."""
+        if not self._tenants.multi:
             return True
-        return activity_tenant(activity) == home.lower()
+        home = self._ctx.tenant_id
+        return home is not None and activity_tenant(activity) == home.lower()
 
     async def _installation_update(self, activity: Mapping[str, Any]) -> web.StreamResponse:
         """The app was added to or removed from a team or a person's personal scope: the

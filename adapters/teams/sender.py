@@ -187,6 +187,8 @@ class TeamsSender:
     async def _installation_of(self, conversation_id: str) -> Installation:
         """The installation a delivery's conversation belongs to (`tenants.py`): its
         handoff and leads conversations are where its tickets and lead cards go."""
+        if not self._tenants.multi:
+            return await self._tenants.home()  # one tenant: no reference to read
         bf = bf_conversation(conversation_id)
         reference = await self._states.get_state(book.conversation_key(bf)) if bf else None
         return await self._tenants.for_reference(reference)

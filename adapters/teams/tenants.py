@@ -182,8 +182,11 @@ class Tenants:
         conversations and the channel the bot was last added to serve everyone, as before
         installations existed)."""
         record = await self._record(self._home) if self._home else None
+        handoff = (_set(record, "handoff") if record else None) or self._home_handoff
+        leads = (_set(record, "leads") if record else None) or self._home_leads
         installed = _installed_channel(record) if record else None
-        if installed is None:
+        if installed is None and (handoff is None or leads is None):
+            # Read only when needed: most deployments configure both conversations.
             legacy = await self._states.get_state(INSTALL_KEY)
             installed = _str(_map(legacy or {}, "conversation").get("id"))
         return Installation(
@@ -191,10 +194,8 @@ class Tenants:
             home=True,
             service_url=_str(record.get("service_url")) if record else None,
             bot=_map_or_none(record.get("bot")) if record else None,
-            handoff=(_set(record, "handoff") if record else None)
-            or self._home_handoff
-            or installed,
-            leads=(_set(record, "leads") if record else None) or self._home_leads or installed,
+            handoff=handoff or installed,
+            leads=leads or installed,
             installed_channel=installed,
         )
 

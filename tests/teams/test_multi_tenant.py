@@ -370,3 +370,22 @@ async def test_the_home_tenants_setup_replaces_the_handoff_conversation_of_the_e
     (ticket,) = await tenants.a.wait_for_posts(desk, 1)
     assert "refund" in texts([ticket])
     assert tenants.a.posted(HANDOFF_A) == []
+
+
+async def test_without_a_home_tenant_a_strangers_ticket_never_lands_in_an_installed_tenant(
+    tenants: Tenants,
+) -> None:
+    no_home = settings(teams_app_tenant_id=None, teams_handoff_conversation=None)
+    async with serving(None, no_home, MemoryStore()) as client:
+        world = Tenants(a=tenants.a, b=tenants.b, client=client, store=tenants.store)
+        assert (await world.post(world.install_b())).status == 200
+        added = world.install_b()
+        added |= {"type": "conversationUpdate", "membersAdded": [{"id": BOT}]}
+        del added["action"]
+        assert (await world.post(added)).status == 200  # the bot added to B's channel
+        personal = "a:personal-pat"
+        objection = world.say(personal, PAT, OBJECTION, tenant=C, kind="personal")
+        await world.post(objection)
+        await tenants.a.wait_for_posts(personal, 1)  # the prospect is answered
+        await outbox_drained(client, leaving=1)  # ... and the ticket waits
+        assert tenants.b.all_posts() == []
