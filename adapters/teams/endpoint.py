@@ -335,15 +335,20 @@ class TeamsEndpoint:
         else:
             team = _map(_map(activity, "channelData"), "team").get("id")
             service_url = activity.get("serviceUrl")
-            await self._tenants.set_destination(
-                tenant,
-                which,
-                where,
-                team=team if isinstance(team, str) and team else None,
-                by=inbound.actor.id,
-                service_url=service_url if isinstance(service_url, str) else None,
-            )
-            answer = f"Done: {_WHAT[which]} for this organisation now come to this channel."
+            try:
+                await self._tenants.set_destination(
+                    tenant,
+                    which,
+                    where,
+                    team=team if isinstance(team, str) and team else None,
+                    by=inbound.actor.id,
+                    service_url=service_url if isinstance(service_url, str) else None,
+                )
+            except ValueError as exc:  # ids no Teams channel has: nothing was written
+                log.info("teams setup refused: %s", exc)
+                answer = "Sorry, this channel cannot be set up."
+            else:
+                answer = f"Done: {_WHAT[which]} for this organisation now come to this channel."
         outcome = await self._connector.post(
             str(activity["serviceUrl"]), where, {"type": "message", "text": answer}
         )

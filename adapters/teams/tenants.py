@@ -217,32 +217,39 @@ class Tenants:
         (tenant,) = tenants
         conversation = _map(activity, "conversation")
         channel_data = _map(activity, "channelData")
-        kind = _str(conversation.get("conversationType")) or ""
-        team = _str(_map(channel_data, "team").get("id"))
+        kind = _id(conversation.get("conversationType")) or ""
+        team = _id(_map(channel_data, "team").get("id"))
+        where = _id(conversation.get("id"))
         if team is not None and kind == "channel":
-            selected = _str(_map(_map(channel_data, "settings"), "selectedChannel").get("id"))
+            selected = _id(_map(_map(channel_data, "settings"), "selectedChannel").get("id"))
             place_key = f"team:{team}"
             place = {
                 "scope": "team",
                 "team": team,
-                "conversation": base_conversation(selected or _str(conversation.get("id")) or team),
+                "conversation": base_conversation(selected or where or team),
             }
-        else:
+        elif kind == "personal":
             sender = _map(activity, "from")
-            who = _str(sender.get("aadObjectId")) or _str(sender.get("id"))
-            where = _str(conversation.get("id"))
+            who = _id(sender.get("aadObjectId")) or _id(sender.get("id"))
             if who is None or where is None:
                 return "installation update without a person or conversation"
-            scope = "personal" if kind == "personal" else (kind or "personal")
-            place_key = f"{scope}:{who}"
-            place = {"scope": scope, "conversation": where}
+            place_key = f"personal:{who}"
+            place = {"scope": "personal", "conversation": where}
+        elif where is not None:
+            # A group chat (or a channel without its team): the place is the conversation.
+            place_key = f"{kind or 'conversation'}:{where}"
+            place = {"scope": kind or "conversation", "conversation": where}
+        else:
+            return "installation update without a conversation"
         now = self._clock()
         record = await self._record(tenant) or _new_record(activity, tenant)
         places = dict(_places(record))
         if action == "add":
-            places.pop(place_key, None)
-            places[place_key] = {**place, "at_ms": now}
-            record["service_url"] = _str(activity.get("serviceUrl")) or record.get("service_url")
+            known = places.pop(place_key, None)
+            # Added again (an upgrade): the place keeps its age, so the first team stays first.
+            since = _at_ms(known) if known is not None else now
+            places[place_key] = {**place, "at_ms": since}
+            record["service_url"] = _id(activity.get("serviceUrl")) or record.get("service_url")
             bot = _map(activity, "recipient")
             if _str(bot.get("id")):
                 record["bot"] = {k: bot[k] for k in ("id", "name") if isinstance(bot.get(k), str)}
@@ -255,7 +262,11 @@ class Tenants:
                     record[which] = None
         record["places"] = places
         record["at_ms"] = now
-        await self._put(tenant, record)
+        try:
+            await self._put(tenant, record)
+        except ValueError as exc:  # over the store's value limit: nothing was written
+            self.forget(tenant)
+            return f"installation record of tenant {tenant} not written: {exc}"
         allowed = self.allowed(tenant)
         installed = tenant == self._home or (allowed and bool(places))
         log.info(
@@ -281,6 +292,8 @@ class Tenants:
         """`setup handoff` / `setup leads`: `conversation` (a channel) becomes the tenant's
         handoff or leads conversation."""
         lowered = tenant.lower()
+        if _id(conversation) is None or (team is not None and _id(team) is None):
+            raise ValueError("a conversation or team id longer than Teams gives")
         now = self._clock()
         record = await self._record(lowered) or _new_record({}, lowered, tenant_id=tenant)
         record[which] = {
@@ -328,8 +341,8 @@ def activity_tenant(activity: Mapping[str, Any]) -> str | None:
 
 
 def _tenants_of(activity: Mapping[str, Any]) -> frozenset[str]:
-    conversation = _str(_map(activity, "conversation").get("tenantId")) or ""
-    channel_data = _str(_map(_map(activity, "channelData"), "tenant").get("id")) or ""
+    conversation = _id(_map(activity, "conversation").get("tenantId")) or ""
+    channel_data = _id(_map(_map(activity, "channelData"), "tenant").get("id")) or ""
     return frozenset({conversation.lower(), channel_data.lower()} - {""})
 
 
@@ -384,6 +397,15 @@ def _trim(places: dict[str, Any]) -> None:
         if not personal:
             return
         places.pop(personal[0])  # insertion order: the oldest first
+
+
+MAX_ID_CHARS = 1024
+"""The longest id, channel or URL kept from an installation update (Teams' are far shorter):
+anything longer is treated as absent, so a record always fits the store's value limit."""
+
+
+def _id(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS else None
 
 
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -264,3 +264,50 @@ async def test_another_replicas_install_is_seen_within_the_cache_time(
     assert not await here.installed(OTHER)
     clock.now += CACHE_MS
     assert await here.installed(OTHER)
+
+
+async def test_a_group_chat_install_is_its_own_place_and_an_upgrade_keeps_the_first_team(
+    store: MemoryStore,
+) -> None:
+    clock = Clock()
+    book_ = tenants(store, clock)
+    chat: dict[str, Any] = {
+        "conversation": {
+            "id": "19:chat@thread.v2",
+            "conversationType": "groupChat",
+            "tenantId": OTHER,
+        },
+        "channelData": {"tenant": {"id": OTHER}},
+    }
+    await book_.record_update(team_install(**chat))
+    await book_.record_update(team_install())
+    second: dict[str, Any] = {
+        "channelData.team": {"id": "19:second@thread.tacv2"},
+        "channelData.settings": {"selectedChannel": {"id": "19:second-sales@thread.tacv2"}},
+    }
+    await book_.record_update(team_install(**second))
+    await book_.record_update(team_install("add-upgrade"))  # the first team, upgraded
+    first = await book_.installation(OTHER)
+    assert first is not None
+    assert first.handoff == SELECTED
+    # Someone else removing the app from the chat removes the chat, whoever added it.
+    removal = team_install("remove", **chat)
+    removal["from"] = {"id": "29:someone-else", "aadObjectId": "aad-else"}
+    await book_.record_update(removal)
+    record = await store.get_state(tenant_key(OTHER))
+    assert record is not None
+    assert sorted(record["places"]) == [
+        "team:19:general-sample@thread.skype",
+        "team:19:second@thread.tacv2",
+    ]
+
+
+async def test_ids_longer_than_teams_gives_are_not_kept(store: MemoryStore) -> None:
+    book_ = tenants(store, Clock())
+    huge = "19:" + "x" * 5000 + "@thread.tacv2"
+    overlong: dict[str, Any] = {"conversation.id": huge, "channelData.team": {}}
+    result = await book_.record_update(team_install(**overlong))
+    assert result == "installation update without a conversation"
+    with pytest.raises(ValueError, match="longer"):
+        await book_.set_destination(OTHER, "handoff", huge, team=None, by="x", service_url=None)
+    assert await store.get_state(tenant_key(OTHER)) is None
