@@ -113,6 +113,14 @@ class Settings(LogSettings):
         "https://login.botframework.com/v1/.well-known/openidconfiguration"
     )
     teams_allow_unauthenticated: bool = False
+    # Tenants besides TEAMS_APP_TENANT_ID that may install the app (comma-separated tenant
+    # ids; `*`: any). Each installed one's members are its own reps (docs/teams-install.md).
+    teams_tenants: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("teams_tenants", mode="before")
+    @classmethod
+    def _teams_tenants(cls, value: object) -> object:
+        return _split_ids(value)
 
     # The CRM the policy's `[crm]` writes go to (README, "CRM"); `none` parks them.
     salesbot_crm: Literal["hubspot", "salesforce", "none"] = "none"

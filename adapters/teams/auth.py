@@ -3,7 +3,9 @@
 Bot Framework signs every activity it delivers with an RS256 JWT ("Authenticate requests
 from the Bot Connector service"). The check here follows that page: the signing key comes
 from the OpenID metadata document's `jwks_uri`; the audience is the bot's app id; the
-issuer is Bot Framework's (or the bot's own Entra tenant); `exp`/`nbf` hold within five
+issuer is Bot Framework's, or Entra's for the home tenant (`TEAMS_APP_TENANT_ID`) or for a
+tenant with an installation (`tenants.py`: looked up only when a token names an Entra
+issuer; any other tenant's is refused); `exp`/`nbf` hold within five
 minutes of clock skew; and a `serviceurl` claim, when present, names the same connector the
 activity asks us to answer — otherwise a token issued for one connector could steer the
 bot's own credentials to another.
@@ -29,6 +31,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -99,12 +102,17 @@ class TokenValidator:
         metadata_url: str,
         leeway_s: int = 300,
         http_timeout_s: float = 10.0,
+        installed: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """`tenant_id` is the home tenant; `installed(tenant)` says whether another tenant
+        has an installation (`tenants.py`): tokens that Entra issued for it are accepted
+        too. Any other tenant's tokens are refused."""
         if not app_id:
             raise ValueError("app_id is required to validate Teams tokens")
         _require_trusted_url(metadata_url, what="OpenID metadata URL")
         self._app_id = app_id
         self._tenant_id = tenant_id
+        self._installed = installed
         self._metadata_url = metadata_url
         self._leeway_s = leeway_s
         self._http_timeout_s = http_timeout_s
@@ -129,7 +137,7 @@ class TokenValidator:
             # Bot Framework publishes which channels each key signs for: a key endorsed for
             # another channel must not vouch for a Teams activity.
             raise AuthError("signing key not endorsed for this channel")
-        issuers = self._accepted_issuers(source)
+        issuers = await self._accepted_issuers(source, token)
         try:
             payload = jwt.decode(
                 token,
@@ -156,14 +164,25 @@ class TokenValidator:
             app_id=self._app_id, issuer=str(payload["iss"]), service_url=claim, raw=payload
         )
 
-    def _accepted_issuers(self, source: _KeySource) -> list[str]:
+    async def _accepted_issuers(self, source: _KeySource, token: str) -> list[str]:
+        """Bot Framework's issuer, the metadata's, and Entra's issuers of the home tenant
+        and, when the token names another tenant's, of that tenant if it is installed."""
         issuers = [BOT_FRAMEWORK_ISSUER]
         if source.issuer:
             issuers.append(source.issuer)
-        if self._tenant_id:
+        tenants = [self._tenant_id] if self._tenant_id else []
+        other = _entra_tenant(token)
+        if (
+            other is not None
+            and other.lower() != (self._tenant_id or "").lower()
+            and self._installed is not None
+            and await self._installed(other)
+        ):
+            tenants.append(other)
+        for tenant in tenants:
             issuers += [
-                f"https://sts.windows.net/{self._tenant_id}/",
-                f"https://login.microsoftonline.com/{self._tenant_id}/v2.0",
+                f"https://sts.windows.net/{tenant}/",
+                f"https://login.microsoftonline.com/{tenant}/v2.0",
             ]
         return issuers
 
@@ -309,6 +328,23 @@ def _key_id(token: str) -> str:
     if not isinstance(kid, str) or not kid:
         raise AuthError("token has no key id")
     return kid
+
+
+_ENTRA_ISSUER = re.compile(
+    r"https://(?:sts\.windows\.net/([0-9A-Za-z.-]{1,128})/"
+    r"|login\.microsoftonline\.com/([0-9A-Za-z.-]{1,128})/v2\.0)"
+)
+
+
+def _entra_tenant(token: str) -> str | None:
+    """The tenant an Entra issuer in the token names, read *unverified*: only to decide
+    which issuers to accept; `jwt.decode` then verifies the token against them."""
+    try:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        return None
+    found = _ENTRA_ISSUER.fullmatch(issuer) if isinstance(issuer, str) else None
+    return (found.group(1) or found.group(2)) if found else None
 
 
 def _reason(exc: jwt.PyJWTError) -> str:

@@ -7,8 +7,9 @@ So the adapter writes down, as raw protocol JSON (it must survive an SDK swap):
     teams:conv:{conversation}    the conversation reference of its latest activity
                                  (a channel's threads share the channel's entry)
     teams:install                the latest team channel the bot was added to (never a group
-                                 chat: a prospect may be in it): the fallback for handoff
-                                 and lead posts
+                                 chat: a prospect may be in it; with other tenants allowed,
+                                 only the home tenant's): the home tenant's fallback for
+                                 handoff and lead posts
     teams:service-url            the latest service URL Teams used (a tenant's conversations
                                  share one): for a configured conversation not yet heard from
     teams:user:{user}            the person's Teams account (`29:` id, tenant, service URL),
@@ -18,6 +19,8 @@ So the adapter writes down, as raw protocol JSON (it must survive an SDK swap):
     teams:thread:{ref}           the thread a lead's card started
     teams:lead-thread:{thread}   the lead conversation a thread belongs to
     teams:invoke:{delivery}      the answer given to a card action, replayed on redelivery
+    teams:tenant:{tenant}        a tenant's installation: where the app is installed, its
+                                 handoff and leads conversations (`tenants.py`)
 
 Losing an entry costs a fallback (a new post instead of an update), never a decision.
 """

@@ -14,8 +14,16 @@ package and no SDK object reaches the runtime. For each request, in order:
    `Action.Execute` click gets its 200 and a message instead); a `serviceUrl` that is not
    https (loopback http in local mode) → 400, so the bot's token is never sent anywhere
    else;
-3. where the conversation is reached is written down (`book.py`), and the sender's role
-   looked up in the roster when only that can tell a member from a guest;
+3. an `installationUpdate` (the app added to or removed from a team or a personal scope)
+   is recorded in its tenant's installation (`tenants.py`) and answered 200, nothing else;
+   for any other activity, its tenant's installation says whose members are reps (the
+   home tenant's, or the activity's own tenant's when installed); where the conversation is
+   reached is written down (`book.py`), and the sender's role looked up in the roster when
+   only that can tell a member from a guest;
+3a. `setup handoff` / `setup leads` said to the bot in a team channel sets that channel as
+   the tenant's handoff or leads conversation, for whoever `may_set_up` allows (decided
+   in `bot/surfaces/teams.py`, by the domain's capacities: the tenant's reps); the answer
+   is posted in reply and nothing goes to the runtime;
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
    runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
    does not match is recorded, refused, in the conversation it was made in;
@@ -32,12 +40,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from adapters.ports import Sent
 from adapters.teams import book
 from adapters.teams.auth import AuthError, TokenValidator
 from adapters.teams.binding import Placement, click_placement
@@ -49,18 +60,23 @@ from adapters.teams.inbound import (
     Greeting,
     Ignored,
     TeamsContext,
+    TeamsInbound,
     conversation_reference,
     from_activity,
 )
 from adapters.teams.request_body import RequestRefusedError, check_shape, read_json
+from adapters.teams.tenants import Destination, Tenants, activity_tenant
 from domain.decision import Decision
-from domain.inbound import ButtonClicked, Inbound, MessagePosted
+from domain.inbound import Actor, ButtonClicked, Inbound, MessagePosted
 
 log = logging.getLogger(__name__)
 
 CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
 MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 ROLE_CACHE = 10_000
+INSTALLATION_UPDATE = "installationUpdate"
+SETUP_COMMAND = re.compile(r"setup\s+(handoff|leads)", re.IGNORECASE)
+_WHAT = {"handoff": "tickets and approvals", "leads": "lead cards"}
 
 
 class HandleOutcome(Protocol):
@@ -86,9 +102,16 @@ class TeamsEndpoint:
         states: book.StateBook,
         handle: Handle,
         clock: Callable[[], int],
+        tenants: Tenants | None = None,
+        may_set_up: Callable[[Actor], bool] | None = None,
     ) -> None:
-        """`validator` None is local unauthenticated mode (the caller checked it is allowed)."""
+        """`validator` None is local unauthenticated mode (the caller checked it is allowed).
+        `tenants` are the installations (default: the home tenant alone); `may_set_up` says
+        who may set a tenant's handoff and leads conversations (None: `setup` is not
+        offered, the words go to the runtime like any message)."""
         self._ctx = context
+        self._tenants = tenants or Tenants(states, home_tenant=context.tenant_id, clock=clock)
+        self._may_set_up = may_set_up
         self._validator = validator
         self._connector = connector
         self._states = states
@@ -132,8 +155,11 @@ class TeamsEndpoint:
         return await self._activity(activity)
 
     async def _activity(self, activity: dict[str, Any]) -> web.StreamResponse:
-        await self._with_role(activity)
-        result = from_activity(activity, self._ctx)
+        if activity.get("type") == INSTALLATION_UPDATE:
+            return await self._installation_update(activity)
+        ctx = await self._context_for(activity)
+        await self._with_role(activity, ctx)
+        result = from_activity(activity, ctx)
         invoke = _is_execute(activity)
         if isinstance(result, Ignored):
             log.debug("teams activity ignored: %s", result.reason)
@@ -142,7 +168,10 @@ class TeamsEndpoint:
             return web.Response(status=200)
         await self._remember(activity)
         if isinstance(result, Greeting):
-            return await self._greet(result)
+            return await self._greet(result, activity)
+        setup = self._setup_request(activity, result)
+        if setup is not None and isinstance(result, MessagePosted):
+            return await self._set_up(activity, result, setup)
         inbound: Inbound = await self._in_lead_thread(result)
         try:
             outcome = await self._handle(inbound)
@@ -159,7 +188,18 @@ class TeamsEndpoint:
             )
         return web.Response(status=200)
 
-    async def _with_role(self, activity: dict[str, Any]) -> None:
+    async def _context_for(self, activity: Mapping[str, Any]) -> TeamsContext:
+        """The translation's context for one activity: its tenant's members are reps when
+        that tenant is installed (`tenants.py`); otherwise the home tenant's, as before."""
+        tenant = activity_tenant(activity)
+        home = self._ctx.tenant_id
+        if tenant is None or (home is not None and tenant == home.lower()):
+            return self._ctx
+        if await self._tenants.installed(tenant):
+            return replace(self._ctx, tenant_id=tenant)
+        return self._ctx
+
+    async def _with_role(self, activity: dict[str, Any], ctx: TeamsContext) -> None:
         """Copy the roster's `userRole` into `from`, where `inbound.py` reads it: only the
         roster tells a guest (who has an id in our tenant) from a member. Asked only for
         people who would otherwise count as members; a failed look-up counts as a guest."""
@@ -167,17 +207,14 @@ class TeamsEndpoint:
         conversation = activity.get("conversation")
         if not isinstance(sender, dict) or not isinstance(conversation, dict):
             return
-        if sender.get("userRole") or not sender.get("aadObjectId") or self._ctx.tenant_id is None:
+        if sender.get("userRole") or not sender.get("aadObjectId") or ctx.tenant_id is None:
             return
-        if (
-            sender.get("tenantId")
-            and str(sender["tenantId"]).lower() != self._ctx.tenant_id.lower()
-        ):
+        if sender.get("tenantId") and str(sender["tenantId"]).lower() != ctx.tenant_id.lower():
             return  # another tenant's user: a prospect whatever the roster says
         channel_data = activity.get("channelData")
         tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
         tenant_id = tenant.get("id") if isinstance(tenant, dict) else conversation.get("tenantId")
-        if not isinstance(tenant_id, str) or tenant_id.lower() != self._ctx.tenant_id.lower():
+        if not isinstance(tenant_id, str) or tenant_id.lower() != ctx.tenant_id.lower():
             return  # another tenant's user: a prospect whatever the roster says
         user, where = sender.get("id"), conversation.get("id")
         if not isinstance(user, str) or not isinstance(where, str):
@@ -228,18 +265,95 @@ class TeamsEndpoint:
         if len(self._written) > ROLE_CACHE:
             self._written.pop(next(iter(self._written)))
 
-    async def _greet(self, greeting: Greeting) -> web.StreamResponse:
+    async def _greet(self, greeting: Greeting, activity: Mapping[str, Any]) -> web.StreamResponse:
         if not greeting.personal:
             conversation = greeting.conversation_reference.get("conversation") or {}
-            if conversation.get("conversationType") == "channel":
-                # A team's channel: where handoff and lead posts go when no conversation is
-                # configured. Never a group chat: a prospect may be in it.
+            if conversation.get("conversationType") == "channel" and self._home_tenant(activity):
+                # A team's channel: where the home tenant's handoff and lead posts go when no
+                # conversation is configured. Never a group chat: a prospect may be in it;
+                # never another tenant's channel: its installation keeps its own
+                # (`installationUpdate`, `tenants.py`).
                 await self._states.put_state(
                     book.INSTALL_KEY, greeting.conversation_reference, self._clock()
                 )
             return web.Response(status=200)
         if greeting.welcome is not None:
             await self._handle(greeting.welcome)
+        return web.Response(status=200)
+
+    def _home_tenant(self, activity: Mapping[str, Any]) -> bool:
+        """The activity happened in the home tenant. Without `TEAMS_TENANTS` any channel
+        the bot is added to serves, exactly as before installations existed; with it, only
+        the home tenant's (none without `TEAMS_APP_TENANT_ID`): another tenant's channel
+        belongs to that tenant's installation."""
+        if not self._tenants.multi:
+            return True
+        home = self._ctx.tenant_id
+        return home is not None and activity_tenant(activity) == home.lower()
+
+    async def _installation_update(self, activity: Mapping[str, Any]) -> web.StreamResponse:
+        """The app was added to or removed from a team or a person's personal scope: the
+        tenant's installation records it (`tenants.py`). Always 200: Teams does not retry
+        an installation update, and nothing about it is decided by the runtime."""
+        change = await self._tenants.record_update(activity)
+        if isinstance(change, str):
+            log.info("teams installation update ignored: %s", change)
+        return web.Response(status=200)
+
+    def _setup_request(
+        self, activity: Mapping[str, Any], inbound: TeamsInbound
+    ) -> Destination | None:
+        """`setup handoff` / `setup leads` said to the bot (with setup enabled), by one of
+        the tenant's reps anywhere or by anyone in a channel; None for any other message."""
+        if self._may_set_up is None or not isinstance(inbound, MessagePosted):
+            return None
+        match = SETUP_COMMAND.fullmatch(inbound.text.strip())
+        if match is None or not inbound.addressed:
+            return None
+        in_channel = _map(activity, "conversation").get("conversationType") == "channel"
+        if not in_channel and inbound.actor.role != "rep":
+            return None  # a prospect's words in their own chat: theirs, not a command
+        which: Destination = "handoff" if match.group(1).lower() == "handoff" else "leads"
+        return which
+
+    async def _set_up(
+        self, activity: Mapping[str, Any], inbound: MessagePosted, which: Destination
+    ) -> web.StreamResponse:
+        """Sets the tenant's handoff or leads conversation to the channel the command was
+        said in, when the one who said it may (`may_set_up`, decided outside the adapter);
+        the answer is posted in reply, in the same thread."""
+        conversation = _map(activity, "conversation")
+        where = str(conversation.get("id") or "")
+        tenant = activity_tenant(activity)
+        if conversation.get("conversationType") != "channel":
+            answer = (
+                f"Say `setup {which}` in the team channel that should receive "
+                f"{_WHAT[which]}: a chat may include people outside your team."
+            )
+        elif tenant is None or self._may_set_up is None or not self._may_set_up(inbound.actor):
+            answer = f"Sorry, only members of this organisation's team can set up {which}."
+        else:
+            team = _map(_map(activity, "channelData"), "team").get("id")
+            service_url = activity.get("serviceUrl")
+            try:
+                await self._tenants.set_destination(
+                    tenant,
+                    which,
+                    where,
+                    team=team if isinstance(team, str) and team else None,
+                    by=inbound.actor.id,
+                    service_url=service_url if isinstance(service_url, str) else None,
+                )
+            except ValueError as exc:  # ids no Teams channel has: nothing was written
+                log.info("teams setup refused: %s", exc)
+                answer = "Sorry, this channel cannot be set up."
+            else:
+                answer = f"Done: {_WHAT[which]} for this organisation now come to this channel."
+        outcome = await self._connector.post(
+            str(activity["serviceUrl"]), where, {"type": "message", "text": answer}
+        )
+        if not isinstance(outcome, Sent):
+            log.warning("teams setup answer not delivered: %s", outcome)
         return web.Response(status=200)
 
     async def _in_lead_thread(self, inbound: Inbound) -> Inbound:

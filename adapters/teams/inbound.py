@@ -64,9 +64,11 @@ MAX_ENTITIES = 64
 class TeamsContext:
     """What the translation needs to know about the bot and its configuration.
 
-    `tenant_id` is the bot's tenant, whose members (not guests) are reps. None — a
-    multi-tenant registration without a home tenant — leaves no one provably a member, so
-    everyone is a prospect: the safe side for discount approval and audits.
+    `tenant_id` is the tenant whose members (not guests) are reps: the home tenant, or,
+    for an activity of a tenant with an installation, that tenant (the endpoint chooses
+    per activity, `tenants.py`). None — no home tenant and no installation — leaves no one
+    provably a member, so everyone is a prospect: the safe side for discount approval and
+    audits.
     The user id sets hold ids as Teams gives them: `aadObjectId`, or `from.id`.
     `action_key` checks the signature on a clicked button's data (`binding.py`).
     """

@@ -17,9 +17,10 @@ Lead conversations (from the lead feed) have a view in the leads conversation: t
 is posted there and starts a thread; everything else the lead's conversation says goes into
 that thread, so reps follow and act on the lead in one place.
 
-"handoff" and "leads" are named, not resolved, here: the sender resolves them to
-`TEAMS_HANDOFF_CONVERSATION` / `TEAMS_LEADS_CONVERSATION`, or to the channel the bot was
-added to when unset (which only the store knows).
+"handoff" and "leads" are named, not resolved, here: the sender resolves them to the
+conversations of the installation the delivery's conversation belongs to (`tenants.py`;
+for the home tenant `TEAMS_HANDOFF_CONVERSATION` / `TEAMS_LEADS_CONVERSATION`, or the
+channel the bot was added to when unset), which only the store knows.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Delivery to Teams through the connector: the outbox's `Sender` for Teams routes.
 
 A route's target (from `TeamsRouter`) names a conversation, or a destination ("handoff",
-"leads") resolved here to the configured conversation or the channel the bot was added to.
+"leads") resolved here to that conversation of the installation the delivery's conversation
+belongs to (`tenants.py`: its tenant's when installed, else the home tenant's, whose
+conversations are the configured ones or the channel the bot was added to). A tenant's
+tickets never fall back to another tenant's channel: without one of its own they wait.
 Then, in order:
 - `thread_of_ref`: post in the thread the card with that ref started (a lead's thread); if
   the card is still in the outbox, retry later;
@@ -17,7 +20,8 @@ person's personal chat): its buttons are signed for that conversation and its te
 
 Every conversation is reached through the service URL its activities came from; a
 conversation the bot has never heard from (a configured handoff channel before anyone used
-the bot there) borrows the install channel's, else the latest one Teams used. With none
+the bot there) borrows its installation's, else the install channel's, else the latest
+one Teams used. With none
 known yet (no activity ever arrived), the message waits.
 
 Look before resend: Bot Framework offers bots no history to search, so `find_sent` cannot
@@ -40,6 +44,8 @@ from adapters.teams import book
 from adapters.teams.binding import Placement
 from adapters.teams.cards import activity as render_activity
 from adapters.teams.connector import Connector, ConnectorError, Gone
+from adapters.teams.ids import bf_conversation
+from adapters.teams.tenants import Installation, Tenants
 from domain.cards import Person
 
 log = logging.getLogger(__name__)
@@ -59,24 +65,46 @@ class TeamsSender:
         clock: Callable[[], int],
         action_key: ActionKey,
         tenant_id: str | None = None,
+        tenants: Tenants | None = None,
     ) -> None:
-        """`action_key` signs every button (`binding.py`); `tenant_id` is the bot's tenant,
-        which cards are signed for where no conversation reference says otherwise."""
+        """`action_key` signs every button (`binding.py`); `tenant_id` is the home tenant,
+        which cards are signed for where no conversation reference says otherwise.
+        `tenants` are the installations (`tenants.py`), whose handoff and leads
+        conversations the destinations resolve to; without it, the home tenant's alone
+        (`handoff_conversation`, `leads_conversation`)."""
         self._key = action_key
         self._tenant_id = tenant_id
         self._connector = connector
         self._states = states
-        self._destinations = {"handoff": handoff_conversation, "leads": leads_conversation}
+        self._tenants = tenants or Tenants(
+            states,
+            home_tenant=tenant_id,
+            home_handoff=handoff_conversation,
+            home_leads=leads_conversation,
+            clock=clock,
+        )
         self._clock = clock
 
     async def send(self, delivery: Delivery) -> SendOutcome:
         target = delivery.target
-        where = await self._conversation(target)
+        # Only a destination ("handoff", "leads") depends on the installation: others name
+        # their conversation, which is reached as its own reference says.
+        installation = (
+            await self._installation_of(delivery.conversation_id)
+            if "destination" in target
+            else None
+        )
+        where = await self._conversation(target, installation)
         if isinstance(where, RetryLater | Rejected):
             return where
+        if "conversation" in target and self._tenants.multi:
+            kept = await self._within_tenant(delivery, where)
+            if isinstance(kept, RetryLater):
+                return kept
+            where, installation = kept
         conversation = where
         reference = await self._states.get_state(book.conversation_key(conversation))
-        service_url = await self._service_url(reference)
+        service_url = await self._service_url(reference, installation)
         if service_url is None:
             return RetryLater(
                 reason="no Teams service URL known yet: add the bot to the team or chat",
@@ -85,10 +113,12 @@ class TeamsSender:
         reply = delivery.reply
         user = _str(target.get("user"))
         if user is not None:
-            return await self._notice(service_url, conversation, reference, user, delivery)
+            return await self._notice(
+                service_url, conversation, reference, user, delivery, installation
+            )
 
         message = with_mention(
-            self._render(delivery, conversation, self._tenant(reference)),
+            self._render(delivery, conversation, self._tenant(reference, installation)),
             _str(target.get("mention")),
         )
         if not reply.replaces:
@@ -122,12 +152,46 @@ class TeamsSender:
             placement=Placement(self._key, tenant, posted_in),
         )
 
-    def _tenant(self, reference: Mapping[str, Any] | None) -> str:
+    def _tenant(
+        self, reference: Mapping[str, Any] | None, installation: Installation | None
+    ) -> str:
         """The tenant a conversation's cards are signed for: the one its reference states;
-        for a conversation not heard from yet, the bot's own (`TEAMS_APP_TENANT_ID`)."""
+        for a conversation not heard from yet (a handoff channel set at install), the
+        tenant of the installation it serves (the home one: `TEAMS_APP_TENANT_ID`)."""
         if reference is None:
-            return self._tenant_id or ""
+            return (installation.tenant_id if installation else "") or self._tenant_id or ""
         return _str(_map(reference, "conversation").get("tenantId")) or ""
+
+    async def _within_tenant(
+        self, delivery: Delivery, conversation: str
+    ) -> tuple[str, Installation | None] | RetryLater:
+        """A post into a conversation other than the delivery's own (the policy's escalation
+        conversation) stays within the delivery's installation: a conversation of another
+        tenant's gets its own handoff conversation instead, or waits for one."""
+        own = bf_conversation(delivery.conversation_id)
+        if own is None or book.base_conversation(own) == book.base_conversation(conversation):
+            return conversation, None
+        source = await self._installation_of(delivery.conversation_id)
+        reference = await self._states.get_state(book.conversation_key(conversation))
+        destination = await self._tenants.for_reference(reference)
+        if destination.tenant_id.lower() == source.tenant_id.lower():
+            return conversation, None
+        if source.handoff is None:
+            return RetryLater(
+                reason=f"no Teams handoff conversation for tenant {source.tenant_id}: add the "
+                "app to a team, or say `setup handoff` to the bot in a channel",
+                retry_after_ms=WAIT_FOR_ADDRESS_MS,
+            )
+        return source.handoff, source
+
+    async def _installation_of(self, conversation_id: str) -> Installation:
+        """The installation a delivery's conversation belongs to (`tenants.py`): its
+        handoff and leads conversations are where its tickets and lead cards go."""
+        if not self._tenants.multi:
+            return await self._tenants.home()  # one tenant: no reference to read
+        bf = bf_conversation(conversation_id)
+        reference = await self._states.get_state(book.conversation_key(bf)) if bf else None
+        return await self._tenants.for_reference(reference)
 
     @property
     def connector(self) -> Connector:
@@ -140,7 +204,9 @@ class TeamsSender:
     async def close(self) -> None:
         await self._connector.close()
 
-    async def _conversation(self, target: Mapping[str, Any]) -> str | RetryLater | Rejected:
+    async def _conversation(
+        self, target: Mapping[str, Any], installation: Installation | None
+    ) -> str | RetryLater | Rejected:
         ref = _str(target.get("thread_of_ref"))
         if ref is not None:
             # The thread, wherever its card went (configuration may have changed since).
@@ -153,23 +219,29 @@ class TeamsSender:
         if conversation is not None:
             return conversation
         destination = _str(target.get("destination"))
-        if destination not in self._destinations:
+        if destination not in ("handoff", "leads") or installation is None:
             return Rejected(reason="the delivery names no Teams conversation")
-        conversation = self._destinations[destination] or await self._installed()
+        conversation = installation.handoff if destination == "handoff" else installation.leads
         if conversation is None:
-            return RetryLater(
-                reason=f"no Teams {destination} conversation: set "
-                f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team",
-                retry_after_ms=WAIT_FOR_ADDRESS_MS,
-            )
+            if installation.home:
+                reason = (
+                    f"no Teams {destination} conversation: set "
+                    f"TEAMS_{destination.upper()}_CONVERSATION or add the bot to a team"
+                )
+            else:
+                reason = (
+                    f"no Teams {destination} conversation for tenant {installation.tenant_id}: "
+                    f"add the app to a team, or say `setup {destination}` to the bot in a channel"
+                )
+            return RetryLater(reason=reason, retry_after_ms=WAIT_FOR_ADDRESS_MS)
         return conversation
 
-    async def _installed(self) -> str | None:
-        reference = await self._states.get_state(book.INSTALL_KEY)
-        return _str(_map(reference, "conversation").get("id")) if reference else None
-
-    async def _service_url(self, reference: Mapping[str, Any] | None) -> str | None:
+    async def _service_url(
+        self, reference: Mapping[str, Any] | None, installation: Installation | None
+    ) -> str | None:
         found = _str(reference.get("serviceUrl")) if reference else None
+        if found is None and installation is not None:
+            found = installation.service_url
         for fallback in (book.INSTALL_KEY, book.SERVICE_URL_KEY):
             if found is not None:
                 break
@@ -184,13 +256,14 @@ class TeamsSender:
         reference: Mapping[str, Any] | None,
         user: str,
         delivery: Delivery,
+        installation: Installation | None,
     ) -> SendOutcome:
         """A private notice: in a personal chat, there; from a channel or group chat, in the
         person's personal chat with the bot, which only they can read (Teams' targeted
         messages would keep it in place, but they are a developer preview: an audit must
         not depend on one)."""
         if book.is_personal(conversation, reference):
-            message = self._render(delivery, conversation, self._tenant(reference))
+            message = self._render(delivery, conversation, self._tenant(reference, installation))
             return await self._connector.post(service_url, conversation, message)
         account = await self._states.get_state(book.user_key(user))
         teams_id = _str(account.get("id")) if account else None

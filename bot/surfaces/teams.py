@@ -18,8 +18,11 @@ from adapters.teams.ids import SCHEME
 from adapters.teams.inbound import TeamsContext
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
+from adapters.teams.tenants import ANY_TENANT, Tenants
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
+from domain.inbound import Actor
+from domain.permissions import capacities
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class TeamsSection:
     handoff_conversation: str | None
     leads_conversation: str | None
     openid_metadata_url: str
+    tenants: tuple[str, ...] = ()
+    """`TEAMS_TENANTS`: the tenants besides the home one that may install the app."""
 
 
 def section(settings: Settings) -> TeamsSection | None:
@@ -53,6 +58,7 @@ def section(settings: Settings) -> TeamsSection | None:
         handoff_conversation=settings.teams_handoff_conversation,
         leads_conversation=settings.teams_leads_conversation,
         openid_metadata_url=settings.teams_openid_metadata_url,
+        tenants=settings.teams_tenants,
     )
 
 
@@ -87,6 +93,19 @@ def registration(*, tokens: TokenProvider | None = None) -> Registration[TeamsSe
 def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surface:
     settings = wiring.settings
     connector = Connector(tokens)
+    tenants = Tenants(
+        wiring.store,
+        home_tenant=config.tenant_id,
+        home_handoff=config.handoff_conversation,
+        home_leads=config.leads_conversation,
+        allowed=config.tenants,
+        clock=wiring.clock,
+    )
+    if ANY_TENANT in config.tenants:
+        log.warning(
+            "TEAMS_TENANTS=*: any tenant that installs the app gets reps of its own; "
+            "metrics and audits are not yet separated by tenant (docs/teams-install.md)"
+        )
     router = TeamsRouter(
         escalation_conversation=wiring.escalation(NAME), on_call=wiring.on_call(NAME)
     )
@@ -98,6 +117,7 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         clock=wiring.clock,
         action_key=wiring.action_key,
         tenant_id=config.tenant_id,
+        tenants=tenants,
     )
     validator = None
     if config.mode == "authenticated":
@@ -105,6 +125,7 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
             app_id=config.app_id or "",
             tenant_id=config.tenant_id,
             metadata_url=config.openid_metadata_url,
+            installed=tenants.installed,
         )
     endpoint = TeamsEndpoint(
         context=TeamsContext(
@@ -120,6 +141,8 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         states=wiring.store,
         handle=wiring.host.handle,
         clock=wiring.clock,
+        tenants=tenants,
+        may_set_up=may_set_up,
     )
 
     def mount(app: web.Application) -> None:
@@ -135,6 +158,14 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         describe=lambda _host, _port: "teams",
         parts=(endpoint, sender),
     )
+
+
+def may_set_up(actor: Actor) -> bool:
+    """Who may choose their organisation's handoff and leads conversations (`setup handoff`,
+    `setup leads`): a rep of that tenant — a member of an installed tenant, not a guest, in
+    the tenant whose channel it is (`inbound.py` states the role, `tenants.py` which
+    tenants are installed). Decided here, not in the adapter, by the domain's capacities."""
+    return "rep" in capacities(actor)
 
 
 def _tokens(config: TeamsSection) -> TokenProvider:
