@@ -331,7 +331,10 @@ class TeamsEndpoint:
                 f"{_WHAT[which]}: a chat may include people outside your team."
             )
         elif tenant is None or self._may_set_up is None or not self._may_set_up(inbound.actor):
-            answer = f"Sorry, only members of this organisation's team can set up {which}."
+            answer = (
+                f"Sorry, only admins of this organisation's team can set up {which}: ask "
+                "whoever runs salesbot to add you to SALESBOT_ADMINS."
+            )
         else:
             team = _map(_map(activity, "channelData"), "team").get("id")
             service_url = activity.get("serviceUrl")

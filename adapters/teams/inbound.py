@@ -79,6 +79,7 @@ class TeamsContext:
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
     managers: frozenset[str] = frozenset()
+    admins: frozenset[str] = frozenset()
 
 
 class Ignored(Frozen):
@@ -336,6 +337,7 @@ def _actor(activity: Mapping[str, Any], ctx: TeamsContext) -> Actor:
         # both): nobody else can approve their requests.
         sole_approver=bool(ctx.approvers) and ctx.approvers <= known,
         manager=bool(known & ctx.managers),
+        admin=bool(known & ctx.admins),
     )
 
 

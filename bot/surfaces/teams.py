@@ -135,6 +135,7 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
             auditors=frozenset(settings.salesbot_auditors),
             approvers=frozenset(settings.salesbot_approvers),
             managers=frozenset(settings.salesbot_managers),
+            admins=frozenset(settings.salesbot_admins),
         ),
         validator=validator,
         connector=sender.connector,
@@ -162,10 +163,12 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
 
 def may_set_up(actor: Actor) -> bool:
     """Who may choose their organisation's handoff and leads conversations (`setup handoff`,
-    `setup leads`): a rep of that tenant — a member of an installed tenant, not a guest, in
-    the tenant whose channel it is (`inbound.py` states the role, `tenants.py` which
-    tenants are installed). Decided here, not in the adapter, by the domain's capacities."""
-    return "rep" in capacities(actor)
+    `setup leads`): an admin (`SALESBOT_ADMINS`, their Entra object id or Teams id) who is a
+    rep of that tenant — a member of an installed tenant, not a guest, in the tenant whose
+    channel it is (`inbound.py` states the role, `tenants.py` which tenants are installed).
+    The same row of the roles matrix as Slack's `/salesbot setup`; decided here, not in the
+    adapter, by the domain's capacities."""
+    return "admin" in capacities(actor)
 
 
 def _tokens(config: TeamsSection) -> TokenProvider:

@@ -51,6 +51,7 @@ class Person:
 
 REP_A = Person("29:ann", "aad-ann", "Ann of A", A)
 REP_B = Person("29:ben", "aad-ben", "Ben of B", B)
+BEA_B = Person("29:bea", "aad-bea", "Bea of B", B)  # a member of B, not an admin
 GUEST_B = Person("29:gil", "aad-gil", "Gil Guest", B)  # a guest in B: an id in B, role guest
 PAT = Person("29:pat", "aad-pat", "Pat Prospect", C)
 QUIN = Person("29:quin", "aad-quin", "Quin Prospect", C)
@@ -175,6 +176,9 @@ def settings(**overrides: Any) -> Settings:
         "teams_app_tenant_id": A,
         "teams_handoff_conversation": HANDOFF_A,
         "teams_tenants": (B,),
+        # Each tenant's admin (`setup handoff` is an admin's, as on Slack): Ann of A by her
+        # Teams id, Ben of B by his Entra object id.
+        "salesbot_admins": (REP_A.teams_id, REP_B.aad),
     }
     return Settings(**(values | overrides))
 
@@ -254,21 +258,24 @@ async def test_a_handoff_never_crosses_tenants_and_a_card_signed_for_b_is_refuse
     assert "Claimed by Ben of B" in json.dumps(await answer.json())
 
 
-async def test_a_rep_of_the_tenant_sets_its_handoff_channel_with_setup_handoff(
+async def test_an_admin_of_the_tenant_sets_its_handoff_channel_with_setup_handoff(
     tenants: Tenants,
 ) -> None:
     await tenants.post(tenants.install_b())
     desk_post = thread_id(DESK_B, "1700000000400")
-    # A guest of B's and a prospect cannot move B's tickets.
-    for who in (GUEST_B, PAT):
+    # A guest of B's, a prospect, a rep of A who is an admin (of A: in B's channel she is
+    # not one of B's people) and a member of B who is no admin cannot move B's tickets.
+    for who in (GUEST_B, PAT, REP_A, BEA_B):
         await tenants.post(
             tenants.say(desk_post, who, "setup handoff", tenant=B, mention=True, team=TEAM_B)
         )
     await tenants.post(
         tenants.say(desk_post, REP_B, "setup handoff", tenant=B, mention=True, team=TEAM_B)
     )
-    answers = await tenants.b.wait_for_posts(desk_post, 3)
-    assert [("only members" in a["text"], "Done" in a["text"]) for a in answers] == [
+    answers = await tenants.b.wait_for_posts(desk_post, 5)
+    assert [("only admins" in a["text"], "Done" in a["text"]) for a in answers] == [
+        (True, False),
+        (True, False),
         (True, False),
         (True, False),
         (False, True),
