@@ -575,8 +575,12 @@ class MemoryStore:
         self._check_open()
         return MetricsProjection(
             counts=self._projection.count_table(),
-            qualification_ms=tuple(self._projection.qualification_times()),
+            time_to_qualify=self._projection.time_to_qualify(),
         )
+
+    async def qualification_times(self) -> tuple[int, ...]:
+        self._check_open()
+        return tuple(self._projection.qualification_times())
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         self._check_open()

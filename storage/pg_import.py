@@ -59,6 +59,8 @@ TABLE_ORDER: tuple[str, ...] = (
     "adapter_state",
     "projection_streams",
     "quote_index",
+    "projection_counters",
+    "projection_times",
     "pending_answers",
     "timers",
     "conversation_keys",

@@ -66,12 +66,14 @@ from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
 from storage.projections import differences
 from storage.sql_rows import (
+    QUALIFICATION_TIMES_READ,
     answer_row,
     event_rows,
     links,
     metrics_projection,
     outbox_row,
     pending_answers,
+    qualification_times,
     rebuild_summary,
     stored_inbound,
 )
@@ -369,6 +371,9 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
 
     async def metrics_projection(self) -> MetricsProjection:
         return metrics_projection(await self._fetch(METRICS_READ))
+
+    async def qualification_times(self) -> tuple[int, ...]:
+        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(

@@ -42,12 +42,20 @@ decided at read time (the policy's `flow.start`, or the most common first state)
 
 from __future__ import annotations
 
+import bisect
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from domain.analytics import Metrics, QuoteCounts, metrics_from_counts
+from domain.analytics import (
+    Metrics,
+    Percentiles,
+    QuoteCounts,
+    metrics_from_counts,
+    percentiles_at,
+)
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
@@ -67,12 +75,14 @@ from domain.events import (
 )
 from domain.metrics_chart import POLICY_KEY, SOURCE_KEY, source_label
 
-PROJECTION_SCHEMA_VERSION = 3
+PROJECTION_SCHEMA_VERSION = 4
 """Version of the projection rows' format. A change to the fold or the row layout bumps it
 and adds a migration that rebuilds them (`salesbot projections rebuild` does the same).
 2: the quote counts (`quotes_issued`, `quotes_revised`, `quotes_superseded`).
 3: the lead source and starting policy marks (`SOURCE_MARK`, `POLICY_MARK`), for
-conversion by lead source and by persona."""
+conversion by lead source and by persona.
+4: the counters and the counted qualification times kept by the commit next to the
+per-conversation rows (`sharded_rows`; the facts' format is version 3's)."""
 
 PROJECTED_TYPES: frozenset[str] = frozenset(
     {
@@ -130,6 +140,50 @@ Ending = Literal["won", "lost", "abandoned"]
 K = TypeVar("K")
 V = TypeVar("V")
 CounterKey = tuple[str, str]
+TimeKey = tuple[int, int]
+"""(level, bucket) of the counted qualification times (`time_buckets`)."""
+
+SHARDS = 16
+"""Each counter is kept as `SHARDS` rows, (kind, name, shard), and read as their sum.
+
+Why shards: the counters are updated by the commit, in the transaction that appends the
+events they count, so they can never disagree with the log. On PostgreSQL several replicas
+commit at once, and a row updated by one transaction is locked until it commits: with one
+row per counter, every commit that moves `engaged` or `current/<state>` would queue behind
+every other replica's commit holding that row, serialising the replicas exactly where they
+should run side by side. A conversation's rows are those of its shard (`shard_of`, a stable
+hash of its id, the same on every replica and backend, so `salesbot migrate` copies rows as
+they are), so two commits contend only when their conversations share a shard (1 in 16)
+and move the same counter. Sixteen keeps the read small — at most 16 rows per counter,
+about 50 counters: under a thousand rows however long the log — while making contention
+rare for the few replicas one database serves; the lock order is fixed (a transaction
+folds one conversation, so one shard, and updates its rows sorted by key: counters, then
+times), so contention never becomes a deadlock. SQLite has one writer and gains nothing
+from shards, but keeps the same rows so both stores hold the same thing."""
+
+TIME_BITS = 8
+TIME_LEVELS = 5
+"""The qualification times are counted, not listed, in a radix tree of `TIME_LEVELS`
+levels: level L counts the times t by `t >> (TIME_BITS * L)` (level 0 is the time itself,
+level 4 buckets of 2^32 ms, 49.7 days). The order statistics p50 and p90 need (the ranks
+`domain.analytics.percentile_ranks` names) are found by descending it: at the top the
+buckets are few (how many 50-day spans the times cover), and below each bucket at most 256
+children, so the read is bounded by the tree's shape, never by how many conversations
+qualified — where `ORDER BY … OFFSET k` on an index steps over k entries (B-trees keep no
+counts). Exact: the leaves are the times themselves."""
+
+
+def shard_of(conversation_id: str) -> int:
+    """The counter shard of a conversation: CRC-32 of its id, stable across processes,
+    releases and backends (Python's `hash` of a string is salted per process)."""
+    return zlib.crc32(conversation_id.encode("utf-8")) % SHARDS
+
+
+def time_buckets(ms: int) -> tuple[TimeKey, ...]:
+    """The (level, bucket) a time is counted under at each level (floor division, so a
+    negative time — a `ConversationStarted` stored after the qualifying score — counts in
+    order too)."""
+    return tuple((level, ms >> (TIME_BITS * level)) for level in range(TIME_LEVELS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +335,10 @@ class StreamChange:
     counter_deltas: dict[CounterKey, int]
     quotes: tuple[str, ...]
     """Quote ids issued by these events, in order."""
+    time_deltas: dict[TimeKey, int] = field(default_factory=dict)
+    """The counted qualification times' change (`time_buckets`): -1 at the old time's
+    buckets, +1 at the new one's (a time changes when a late `ConversationStarted` moves
+    the start, or appears when the conversation qualifies)."""
 
     @property
     def changed(self) -> bool:
@@ -291,12 +349,20 @@ def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChang
     """Fold a conversation's next events; the counters move by the contribution's change."""
     after, quotes = fold_events(before, events)
     deltas: dict[CounterKey, int] = {}
+    times: dict[TimeKey, int] = {}
     if after != before:
         old, new = contribution(before), contribution(after)
         for key in old.keys() | new.keys():
             if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
                 deltas[key] = delta
-    return StreamChange(before, after, deltas, quotes)
+        was, now = before.qualification_ms, after.qualification_ms
+        if was != now:
+            for bucket in () if was is None else time_buckets(was):
+                times[bucket] = times.get(bucket, 0) - 1
+            for bucket in () if now is None else time_buckets(now):
+                times[bucket] = times.get(bucket, 0) + 1
+            times = {key: delta for key, delta in times.items() if delta}
+    return StreamChange(before, after, deltas, quotes, times)
 
 
 def is_projected(envelope: EventEnvelope) -> bool:
@@ -312,11 +378,20 @@ class Projection:
     facts: dict[str, StreamFacts] = field(default_factory=dict)
     counts: Counter[CounterKey] = field(default_factory=Counter)
     quotes: dict[str, str] = field(default_factory=dict)
+    times: list[int] = field(default_factory=list)
+    """One time to qualify per qualified conversation, kept ascending (`bisect`), so the
+    percentiles read their order statistics by index."""
 
     def apply(self, conversation_id: str, events: Sequence[EventEnvelope]) -> StreamChange:
         change = advance(self.facts.get(conversation_id, NO_FACTS), events)
         if change.changed:
             self.facts[conversation_id] = change.after
+            was, now = change.before.qualification_ms, change.after.qualification_ms
+            if was != now:
+                if was is not None:
+                    del self.times[bisect.bisect_left(self.times, was)]
+                if now is not None:
+                    bisect.insort(self.times, now)
         for key, delta in change.counter_deltas.items():
             self.counts[key] += delta
             if self.counts[key] == 0:
@@ -340,10 +415,34 @@ class Projection:
 
     def qualification_times(self) -> list[int]:
         """One time to qualify per qualified conversation, ascending."""
-        return sorted(self.qualified().values())
+        return list(self.times)
+
+    def time_to_qualify(self) -> Percentiles:
+        """The percentiles of `times`, reading only the order statistics they need."""
+        return percentiles_at(len(self.times), self.times.__getitem__)
 
     def count_table(self) -> dict[str, dict[str, int]]:
         return count_table(self.counts.items())
+
+
+ShardedCounts = dict[tuple[str, str, int], int]
+ShardedTimes = dict[tuple[int, int, int], int]
+
+
+def sharded_rows(facts: Mapping[str, StreamFacts]) -> tuple[ShardedCounts, ShardedTimes]:
+    """The stored counters, (kind, name, shard) → value, and counted times, (level,
+    bucket, shard) → how many, of these conversations' facts: what a rebuild or the
+    migration that creates them writes, and what the commits keep moving since."""
+    counts: ShardedCounts = {}
+    times: ShardedTimes = {}
+    for conversation_id, one in facts.items():
+        shard = shard_of(conversation_id)
+        for (kind, name), value in contribution(one).items():
+            counts[kind, name, shard] = counts.get((kind, name, shard), 0) + value
+        if (ms := one.qualification_ms) is not None:
+            for level, bucket in time_buckets(ms):
+                times[level, bucket, shard] = times.get((level, bucket, shard), 0) + 1
+    return counts, times
 
 
 def count_table(rows: Iterable[tuple[CounterKey, int]]) -> dict[str, dict[str, int]]:
@@ -360,13 +459,13 @@ def count_table(rows: Iterable[tuple[CounterKey, int]]) -> dict[str, dict[str, i
 
 def metrics_from_projection(
     counts: Mapping[str, Mapping[str, int]],
-    qualification_ms: Sequence[int],
+    time_to_qualify: Percentiles,
     *,
     states: Sequence[str] = (),
     start: str | None = None,
 ) -> Metrics:
-    """The `Metrics` that `compute_metrics` would give for the log these counters fold,
-    with `states` and `start` meaning what they mean there."""
+    """The `Metrics` that `compute_metrics` would give for the log these counters and
+    qualification percentiles fold, with `states` and `start` meaning what they mean there."""
 
     def count(kind: str, name: str = "") -> int:
         return counts.get(kind, {}).get(name, 0)
@@ -379,7 +478,8 @@ def metrics_from_projection(
         lost=count(ENDING, "lost"),
         abandoned=count(ENDING, "abandoned"),
         still_open=count(ENDING, OPEN),
-        qualification_ms=qualification_ms,
+        qualification_ms=(),
+        time_to_qualify=time_to_qualify,
         funnel=funnel,
         current=current,
         quotes=QuoteCounts(

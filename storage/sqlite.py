@@ -48,14 +48,16 @@ from storage.ports import (
     StoredInbound,
 )
 from storage.projections import differences
-from storage.sql_rows import answer_row as _answer_row
-from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import (
+    QUALIFICATION_TIMES_READ,
     links,
     metrics_projection,
     pending_answers,
+    qualification_times,
     rebuild_summary,
 )
+from storage.sql_rows import answer_row as _answer_row
+from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sql_rows import stored_inbound as _stored_inbound
 from storage.sqlite_outbox import SqliteOutbox, _insert_outbox
@@ -344,6 +346,9 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 
     async def metrics_projection(self) -> MetricsProjection:
         return metrics_projection(await self._fetch(METRICS_READ))
+
+    async def qualification_times(self) -> tuple[int, ...]:
+        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(

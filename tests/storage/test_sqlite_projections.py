@@ -26,6 +26,8 @@ from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_projections import assert_same_metrics
 
 PROJECTION_TABLES = ("projection_streams", "quote_index")
+COUNTER_TABLES = ("projection_counters", "projection_times")
+"""Created by the counters migration (`MIGRATIONS[10]`), kept by every commit since."""
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "release-4e9bee1.db"
 
 
@@ -48,7 +50,7 @@ async def test_every_projection_row_carries_its_schema_version_and_generator(
     path = tmp_path / "salesbot.db"
     day = await sales_day(path, default_policy)
     await day.store.close()
-    for table in PROJECTION_TABLES:
+    for table in (*PROJECTION_TABLES, *COUNTER_TABLES):
         versions = rows(path, f"SELECT DISTINCT schema_version, generator FROM {table}")
         assert versions == [(PROJECTION_SCHEMA_VERSION, GENERATOR)], table
         assert rows(path, f"SELECT COUNT(*) FROM {table}")[0][0] != 0, table
@@ -114,7 +116,10 @@ QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
 
 def _drop_later_migrations(conn: sqlite3.Connection) -> None:
     """Undo what migrations after the quote counts added (ticket and inbound versions, the
-    events' hash chain, the due timers)."""
+    events' hash chain, the due timers, the counters)."""
+    for table in COUNTER_TABLES:
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("DROP INDEX IF EXISTS projection_streams_by_schema")
     for column in ("schema_version", "generator"):
         conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
     conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
