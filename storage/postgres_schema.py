@@ -225,7 +225,7 @@ support starts there, so there is no earlier PostgreSQL schema to upgrade from."
 
 COUNTER_DDL: tuple[str, ...] = (
     """
-    CREATE TABLE projection_counters (
+    CREATE TABLE IF NOT EXISTS projection_counters (
         kind           text   NOT NULL,
         name           text   NOT NULL,
         shard          bigint NOT NULL CHECK (shard >= 0),
@@ -236,7 +236,7 @@ COUNTER_DDL: tuple[str, ...] = (
     )
     """,
     """
-    CREATE TABLE projection_times (
+    CREATE TABLE IF NOT EXISTS projection_times (
         level          bigint NOT NULL CHECK (level >= 0),
         bucket         bigint NOT NULL,
         shard          bigint NOT NULL CHECK (shard >= 0),
@@ -246,7 +246,7 @@ COUNTER_DDL: tuple[str, ...] = (
         PRIMARY KEY (level, bucket, shard)
     )
     """,
-    "CREATE INDEX projection_streams_by_schema ON projection_streams (schema_version)",
+    "CREATE INDEX IF NOT EXISTS projection_streams_by_schema ON projection_streams (schema_version)",
 )
 """`storage.sqlite_projections.COUNTER_DDL` in PostgreSQL's types (schema version 2)."""
 
@@ -261,6 +261,8 @@ async def add_counters(conn: asyncpg.Connection[Any]) -> None:
     from the stored per-conversation facts, the rows stamped version 4 (as SQLite's
     `add_counters`)."""
     await conn.execute(";\n".join(COUNTER_DDL))
+    await conn.execute("DELETE FROM projection_counters")  # idempotent, as SQLite's
+    await conn.execute("DELETE FROM projection_times")
     rows = await conn.fetch(
         f"SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams "
         "WHERE schema_version IN (3, 4)"
