@@ -250,3 +250,66 @@ async def test_projections_of_another_schema_version_are_refused_until_rebuilt(
         summary = await store.rebuild_projections()
         assert summary.changed > 0
         assert_same_metrics(await load_metrics(store, default_policy), expected)
+
+
+BEFORE_COUNTERS = 10
+"""The schema version of a store from before the counters (`MIGRATIONS[10]` adds them)."""
+
+
+def counter_rows(path: Path) -> list[tuple[object, ...]]:
+    return [
+        *rows(path, "SELECT kind, name, shard, value FROM projection_counters WHERE value != 0"),
+        *rows(path, "SELECT level, bucket, shard, n FROM projection_times WHERE n != 0"),
+    ]
+
+
+async def test_the_counters_migration_fills_them_from_the_stored_rows(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=14)
+    expected = await recomputed(day.store, default_policy)
+    await day.store.close()
+    kept = sorted(counter_rows(path), key=str)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        for table in COUNTER_TABLES:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX projection_streams_by_schema")
+        for table in PROJECTION_TABLES:
+            conn.execute(f"UPDATE {table} SET schema_version = 3")
+        conn.execute(f"PRAGMA user_version = {BEFORE_COUNTERS}")
+    async with await SqliteStore.open(path) as store:
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
+    assert sorted(counter_rows(path), key=str) == kept  # what the commits had kept
+    for table in (*PROJECTION_TABLES, *COUNTER_TABLES):
+        assert rows(path, f"SELECT DISTINCT schema_version FROM {table}") == [
+            (PROJECTION_SCHEMA_VERSION,)
+        ], table
+
+
+async def test_the_counters_kept_by_commits_are_row_for_row_those_a_rebuild_writes(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=14)
+    kept = sorted(counter_rows(path), key=str)
+    assert (await day.store.rebuild_projections()).changed == 0
+    await day.store.close()
+    assert sorted(counter_rows(path), key=str) == kept
+    assert len({row[2] for row in kept}) > 1  # spread over shards
+
+
+async def test_counters_of_another_schema_version_are_refused_until_rebuilt(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=6)
+    expected = await recomputed(day.store, default_policy)
+    await day.store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE projection_counters SET schema_version = 3, value = value + 5")
+    async with await SqliteStore.open(path) as store:
+        with pytest.raises(StorageError, match="salesbot projections rebuild"):
+            await store.metrics_projection()
+        await store.rebuild_projections()
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
