@@ -68,8 +68,8 @@ _ADD_COUNTERS = (
     "value = projection_counters.value + excluded.value, generator = excluded.generator"
 )
 _ADD_TIMES = (
-    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
-    "ON CONFLICT (level, bucket, shard) DO UPDATE SET "
+    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (level, bucket) DO UPDATE SET "
     "n = projection_times.n + excluded.n, generator = excluded.generator"
 )
 METRICS_READ = metrics_read(lateral=True)

@@ -239,11 +239,10 @@ COUNTER_DDL: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS projection_times (
         level          bigint NOT NULL CHECK (level >= 0),
         bucket         bigint NOT NULL,
-        shard          bigint NOT NULL CHECK (shard >= 0),
         n              bigint NOT NULL,
         schema_version bigint NOT NULL,
         generator      text   NOT NULL,
-        PRIMARY KEY (level, bucket, shard)
+        PRIMARY KEY (level, bucket)
     )
     """,
     "CREATE INDEX IF NOT EXISTS projection_streams_by_schema ON projection_streams (schema_version)",
@@ -253,7 +252,7 @@ COUNTER_DDL: tuple[str, ...] = (
 _INSERT_COUNTERS = (
     f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
 )
-_INSERT_TIMES = f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+_INSERT_TIMES = f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
 
 
 async def add_counters(conn: asyncpg.Connection[Any]) -> None:

@@ -194,22 +194,23 @@ FACT_COLUMNS = (
 )
 """The projection row's fact columns (`fact_values`, `facts_from_row`)."""
 COUNTER_COLUMNS = "kind, name, shard, value, schema_version, generator"
-TIME_COLUMNS = "level, bucket, shard, n, schema_version, generator"
+TIME_COLUMNS = "level, bucket, n, schema_version, generator"
 
 
 def change_rows(
     conversation_id: str, change: StreamChange
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """What a commit adds to the stored counters and counted times (values of
-    `COUNTER_COLUMNS`, `TIME_COLUMNS`: the deltas, in the conversation's shard), sorted by
-    key: every transaction takes the rows' locks in that one order (see `SHARDS`)."""
+    `COUNTER_COLUMNS`, `TIME_COLUMNS`: the deltas, the counters' in the conversation's
+    shard), sorted by key: every transaction takes the rows' locks in that one order
+    (see `SHARDS`)."""
     shard = shard_of(conversation_id)
     counters: list[tuple[object, ...]] = [
         (kind, name, shard, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
         for (kind, name), delta in sorted(change.counter_deltas.items())
     ]
     times: list[tuple[object, ...]] = [
-        (level, bucket, shard, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
+        (level, bucket, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
         for (level, bucket), delta in sorted(change.time_deltas.items())
     ]
     return counters, times
@@ -244,8 +245,8 @@ def metrics_read(*, lateral: bool) -> str:
     - `rank`: for each rank `domain.analytics.percentile_ranks` names, the time of that
       rank, found by descending the counted times' radix tree (`TIME_LEVELS`): at each
       level, the children of the bucket the rank fell in, their running sum (a window) and
-      the child whose span holds the rank. At most 256 children per level per rank (times
-      shards), whatever the number of conversations.
+      the child whose span holds the rank. At most 32 children per level for each
+      distinct bucket the ranks fell in, whatever the number of conversations.
     """
     top = TIME_LEVELS - 1
     fanout = 1 << TIME_BITS
@@ -257,8 +258,7 @@ def metrics_read(*, lateral: bool) -> str:
             f"SELECT CASE WHEN {lo} + 1 < n THEN {lo} + 1 ELSE n - 1 END FROM total WHERE n > 0"
         )
     parts = [
-        f"c{top} AS (SELECT bucket, CAST(SUM(n) AS BIGINT) AS n FROM projection_times "
-        f"WHERE level = {top} GROUP BY bucket HAVING SUM(n) > 0)",
+        f"c{top} AS (SELECT bucket, n FROM projection_times WHERE level = {top} AND n > 0)",
         f"total AS (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM c{top})",
         "ranks AS (" + " UNION ".join(ranks) + ")",
         f"w{top} AS (SELECT bucket, n, CAST(SUM(n) OVER (ORDER BY bucket) AS BIGINT) - n "
@@ -269,26 +269,28 @@ def metrics_read(*, lateral: bool) -> str:
     for level in range(top - 1, -1, -1):
         up = level + 1
         children = (
-            f"t.level = {level} AND t.bucket BETWEEN p.bucket * {fanout} "
-            f"AND p.bucket * {fanout} + {fanout - 1}"
+            f"t.level = {level} AND t.bucket BETWEEN d.bucket * {fanout} "
+            f"AND d.bucket * {fanout} + {fanout - 1} AND t.n > 0"
         )
+        # The buckets the ranks fell in (often one for all four), each read once.
+        parts.append(f"d{up} AS (SELECT DISTINCT bucket FROM p{up})")
         if lateral:
             parts.append(
-                f"c{level} AS (SELECT p.r, t.bucket, t.n FROM p{up} p CROSS JOIN LATERAL "
-                f"(SELECT t.bucket, CAST(SUM(t.n) AS BIGINT) AS n FROM projection_times t "
-                f"WHERE {children} GROUP BY t.bucket HAVING SUM(t.n) > 0) t)"
+                f"c{level} AS (SELECT d.bucket AS parent, t.bucket, t.n FROM d{up} d "
+                f"CROSS JOIN LATERAL (SELECT t.bucket, t.n FROM projection_times t "
+                f"WHERE {children}) t)"
             )
-        else:
+        else:  # SQLite reads CROSS JOIN's left side first: the few parents, then the index
             parts.append(
-                f"c{level} AS (SELECT p.r, t.bucket, CAST(SUM(t.n) AS BIGINT) AS n "
-                f"FROM p{up} p JOIN projection_times t ON {children} "
-                "GROUP BY p.r, t.bucket HAVING SUM(t.n) > 0)"
+                f"c{level} AS (SELECT d.bucket AS parent, t.bucket, t.n FROM d{up} d "
+                f"CROSS JOIN projection_times t WHERE {children})"
             )
         parts += [
-            f"w{level} AS (SELECT r, bucket, n, CAST(SUM(n) OVER (PARTITION BY r ORDER BY "
-            f"bucket) AS BIGINT) - n AS below FROM c{level})",
+            f"w{level} AS (SELECT parent, bucket, n, CAST(SUM(n) OVER (PARTITION BY parent "
+            f"ORDER BY bucket) AS BIGINT) - n AS below FROM c{level})",
             f"p{level} AS (SELECT p.r, w.bucket, p.rest - w.below AS rest FROM p{up} p "
-            f"JOIN w{level} w ON w.r = p.r AND p.rest >= w.below AND p.rest < w.below + w.n)",
+            f"JOIN w{level} w ON w.parent = p.bucket AND p.rest >= w.below "
+            "AND p.rest < w.below + w.n)",
         ]
     return (
         "WITH " + ",\n".join(parts) + "\n"
@@ -303,8 +305,7 @@ def metrics_read(*, lateral: bool) -> str:
 
 
 QUALIFICATION_TIMES_READ = (
-    "SELECT bucket, CAST(SUM(n) AS BIGINT) FROM projection_times WHERE level = 0 "
-    "GROUP BY bucket HAVING SUM(n) > 0 ORDER BY bucket"
+    "SELECT bucket, n FROM projection_times WHERE level = 0 AND n > 0 ORDER BY bucket"
 )
 """Every counted qualification time and how many conversations took it, ascending: the
 chart's bootstrap resamples the times themselves (`bot.queries`), so this read is linear

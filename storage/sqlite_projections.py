@@ -3,7 +3,7 @@
 What is stored is the per-conversation accumulator (`projection_streams`, one row per
 conversation with a projected event), the quote index, and what `/metrics` reads: the
 counters (`projection_counters`, (kind, name, shard) → value) and the qualification times
-counted in a radix tree (`projection_times`, (level, bucket, shard) → how many). A commit
+counted in a radix tree (`projection_times`, (level, bucket) → how many). A commit
 moves the counters by its conversation's change of contribution (`storage.projections.
 advance`) — a few upserts, only when the conversation's facts change — so the read
 (`METRICS_READ`, one statement) costs the same at 1k events as at 1M. Until schema version
@@ -133,11 +133,10 @@ COUNTER_DDL: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS projection_times (
         level          INTEGER NOT NULL CHECK (level >= 0),
         bucket         INTEGER NOT NULL,
-        shard          INTEGER NOT NULL CHECK (shard >= 0),
         n              INTEGER NOT NULL,
         schema_version INTEGER NOT NULL,
         generator      TEXT    NOT NULL,
-        PRIMARY KEY (level, bucket, shard)
+        PRIMARY KEY (level, bucket)
     ) STRICT
     """,
     # The read checks the rows' versions with two look-ups, not a scan.
@@ -150,8 +149,8 @@ _ADD_COUNTERS = (
     "value = projection_counters.value + excluded.value, generator = excluded.generator"
 )
 _ADD_TIMES = (
-    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (level, bucket, shard) DO UPDATE SET "
+    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (level, bucket) DO UPDATE SET "
     "n = projection_times.n + excluded.n, generator = excluded.generator"
 )
 
@@ -210,6 +209,18 @@ def add_counters(conn: Conn) -> None:
         conn.execute(statement)
     # Idempotent (IF NOT EXISTS, emptied first): a store whose user_version was set back by
     # hand, as the tests' downgrades do, is migrated again to the same rows.
+    recount(conn)
+    for table in ("projection_streams", "quote_index"):
+        conn.execute(
+            f"UPDATE {table} SET schema_version = ?, generator = ? WHERE schema_version IN (3, 4)",
+            _VERSIONS,
+        )
+
+
+def recount(conn: Conn) -> None:
+    """The counters and counted times replaced by those of the stored per-conversation
+    rows (of row version 3 or 4, whose facts have one format): the migration's fill, and
+    what `bench.growth` runs after cloning conversations at the SQL level."""
     conn.execute("DELETE FROM projection_counters")
     conn.execute("DELETE FROM projection_times")
     facts = {
@@ -220,11 +231,6 @@ def add_counters(conn: Conn) -> None:
         )
     }
     _insert_totals(conn, facts)
-    for table in ("projection_streams", "quote_index"):
-        conn.execute(
-            f"UPDATE {table} SET schema_version = ?, generator = ? WHERE schema_version IN (3, 4)",
-            _VERSIONS,
-        )
 
 
 def _insert_totals(conn: Conn, facts: dict[str, StreamFacts]) -> None:
@@ -233,9 +239,7 @@ def _insert_totals(conn: Conn, facts: dict[str, StreamFacts]) -> None:
         f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
         counters,
     )
-    conn.executemany(
-        f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", times
-    )
+    conn.executemany(f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?)", times)
 
 
 # -- the commit path ------------------------------------------------------------------

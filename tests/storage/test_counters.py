@@ -34,19 +34,21 @@ from tests.storage.test_projections import (
 )
 
 TOP = 1 << (TIME_BITS * (TIME_LEVELS - 1))
-"""The span of one top-level bucket of the counted times (2^32 ms)."""
+"""The span of one top-level bucket of the counted times (2^40 ms)."""
 
 TIMES = (
     0,
     1,
-    255,
-    256,
-    257,
+    31,
+    32,
+    33,
+    1_023,
+    1_024,
     65_535,
     65_536,
     -1,
-    -256,
-    -257,
+    -32,
+    -33,
     TOP - 1,
     TOP,
     TOP + 1,

@@ -259,7 +259,7 @@ BEFORE_COUNTERS = 10
 def counter_rows(path: Path) -> list[tuple[object, ...]]:
     return [
         *rows(path, "SELECT kind, name, shard, value FROM projection_counters WHERE value != 0"),
-        *rows(path, "SELECT level, bucket, shard, n FROM projection_times WHERE n != 0"),
+        *rows(path, "SELECT 'time', level, bucket, n FROM projection_times WHERE n != 0"),
     ]
 
 
@@ -296,7 +296,7 @@ async def test_the_counters_kept_by_commits_are_row_for_row_those_a_rebuild_writ
     assert (await day.store.rebuild_projections()).changed == 0
     await day.store.close()
     assert sorted(counter_rows(path), key=str) == kept
-    assert len({row[2] for row in kept}) > 1  # spread over shards
+    assert len({row[2] for row in kept if row[0] != "time"}) > 1  # counters over shards
 
 
 async def test_counters_of_another_schema_version_are_refused_until_rebuilt(
