@@ -74,7 +74,7 @@ _ADD_TIMES = (
 )
 METRICS_READ = metrics_read(lateral=True)
 """`storage.sqlite_projections.METRICS_READ`, each level's children read by a LATERAL
-subquery: an index range scan per bucket descended into, whatever the planner estimates."""
+subquery (`storage.sql_rows.metrics_read`)."""
 
 
 async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelope]) -> None:

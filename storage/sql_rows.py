@@ -233,8 +233,10 @@ def total_rows(
 
 def metrics_read(*, lateral: bool) -> str:
     """The one statement `/metrics` reads, in the SQL both backends run (CTEs, window
-    functions, `CAST`, integer division; `lateral` for PostgreSQL, whose planner is told so
-    to descend through the index rather than choose a scan). One statement, so all of it
+    functions, `CAST`, integer division; `lateral` for PostgreSQL: each level's children
+    in a LATERAL subquery that `OFFSET 0` keeps from being pulled up, so it is an index
+    range scan per bucket descended into, whatever the planner's statistics say — a fresh
+    table without them could otherwise be scanned whole). One statement, so all of it
     comes from one committed snapshot. Its rows, (tag, kind, name, a, b):
 
     - `count`: each counter summed over its shards (`storage.projections.SHARDS`), with
@@ -278,7 +280,7 @@ def metrics_read(*, lateral: bool) -> str:
             parts.append(
                 f"c{level} AS (SELECT d.bucket AS parent, t.bucket, t.n FROM d{up} d "
                 f"CROSS JOIN LATERAL (SELECT t.bucket, t.n FROM projection_times t "
-                f"WHERE {children}) t)"
+                f"WHERE {children} OFFSET 0) t)"
             )
         else:  # SQLite reads CROSS JOIN's left side first: the few parents, then the index
             parts.append(
