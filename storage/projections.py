@@ -10,7 +10,8 @@ it (for `/audit <quote id>`). What the metrics add up from those rows:
   the funnel (`reached`, `current`, keyed by state) and what the funnel needs to place
   conversations that never advanced (`first_from`, `never_advanced`) — each conversation's
   share is `contribution(facts)`;
-- one qualification time per qualified conversation (percentiles need the values);
+- one qualification time per qualified conversation, counted by value (the percentiles
+  need order statistics, not the list);
 - the quotes of started conversations: issued, revised under the same id, superseded;
 - engaged and won conversations by lead source and by the policy that started them (the
   `/metrics` chart's conversion by persona and by lead source: `SOURCE_MARK`).
@@ -18,15 +19,18 @@ it (for `/audit <quote id>`). What the metrics add up from those rows:
 Every store updates the facts in the same transaction as the events they fold
 (`Store.commit`, `EventStore.append`), so they cannot disagree with the log, not even after
 a crash. A commit changes one conversation's row (`fold_events`), so it costs the same at
-1k events as at 1M. `MemoryStore` also keeps the counters, moved by each conversation's
-change of contribution (`advance`, `Projection`); `SqliteStore` sums them from the rows in
-one read statement instead, which keeps its commit path short
-(`storage.sqlite_projections`).
+1k events as at 1M. Every store also keeps the counters, moved in that transaction by the
+conversation's change of contribution (`advance`: subtract the old contribution, add the
+new), and the qualification times counted in a radix tree (`time_buckets`); the SQL stores
+keep the counters in `SHARDS` rows each (why: `SHARDS`). So `/metrics` reads a bounded
+number of rows — the counters, and the few buckets the percentiles' ranks fall in — however
+many conversations there are (issue 17, item 5; docs/benchmarks.md).
 
 Reading is `metrics_from_projection`: the same interval and percentile functions as
-`compute_metrics`, fed from the counters. `tests/storage/test_projections.py` compares the
-two field by field after scripted conversations, after a rebuild and after an older store is
-migrated.
+`compute_metrics` (`domain.analytics.percentiles_at` reads only the order statistics p50
+and p90 need), fed from the counters. `tests/storage/test_projections.py` and
+`test_counters.py` compare the two field by field after scripted conversations, random
+logs, after a rebuild and after an older store is migrated.
 
 Everything here is pure (no I/O, no clock) and could move to `domain/` (next to
 `domain.analytics`, whose definitions it mirrors); it lives in `storage/` for now because
