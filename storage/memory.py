@@ -46,7 +46,12 @@ from storage.ports import (
     StoredInbound,
     TicketRow,
 )
-from storage.projections import PROJECTION_SCHEMA_VERSION, Projection, differences
+from storage.projections import (
+    PROJECTION_SCHEMA_VERSION,
+    Projection,
+    differences,
+    memory_counter_differences,
+)
 
 _UNSENT = ("pending", "in_flight")
 
@@ -590,6 +595,7 @@ class MemoryStore:
         self._check_open()
         rebuilt = Projection.of(self._log)
         changed = differences(self._projection, rebuilt)
+        changed += memory_counter_differences(self._projection, rebuilt)
         self._projection = rebuilt
         return RebuildSummary(
             events=len(self._log),

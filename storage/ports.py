@@ -475,8 +475,8 @@ class MetricsProjection(Frozen):
 
 class RebuildSummary(Frozen):
     """What `rebuild_projections` did: `changed` counts the stored projection rows (one per
-    conversation, one per quote id) that differed from what the log says, 0 when the
-    projections were consistent."""
+    conversation, one per quote id, the counters' and counted times' rows) that differed
+    from what the log says, 0 when the projections were consistent."""
 
     events: int
     conversations: int

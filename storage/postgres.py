@@ -60,11 +60,12 @@ from storage.postgres_projections import (
     apply_events,
     fold_log,
     replace_all,
+    stored_counters,
     stored_projection,
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
-from storage.projections import differences
+from storage.projections import counter_differences, differences
 from storage.sql_rows import (
     QUALIFICATION_TIMES_READ,
     answer_row,
@@ -389,6 +390,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
             projection = await fold_log(conn)
             events = int(await conn.fetchval("SELECT COUNT(*) FROM events"))
             changed = differences(await stored_projection(conn), projection)
+            changed += counter_differences(*await stored_counters(conn), projection.facts)
             await replace_all(conn, projection)
             return rebuild_summary(events, projection, changed)
 

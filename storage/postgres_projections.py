@@ -113,6 +113,21 @@ async def stored_projection(conn: Conn) -> Projection:
     return projection
 
 
+async def stored_counters(
+    conn: Conn,
+) -> tuple[dict[tuple[str, str, int], int], dict[tuple[int, int], int]]:
+    """The stored counter rows and counted-time rows, keyed as `sharded_rows` keys them."""
+    counts = {
+        (row[0], row[1], int(row[2])): int(row[3])
+        for row in await conn.fetch("SELECT kind, name, shard, value FROM projection_counters")
+    }
+    times = {
+        (int(row[0]), int(row[1])): int(row[2])
+        for row in await conn.fetch("SELECT level, bucket, n FROM projection_times")
+    }
+    return counts, times
+
+
 async def fold_log(conn: Conn, page: int = 2000) -> Projection:
     """The projection of every projected event in the log, in append order, read a page
     at a time (keyset on the position)."""

@@ -529,12 +529,36 @@ def _funnel(
 
 def differences(old: Projection, new: Projection) -> int:
     """How many stored rows differ between two projections: conversations' facts and quote
-    index entries (counters and qualification times are functions of the facts). A
+    index entries (the counters' rows are compared by `counter_differences`). A
     conversation whose facts are empty contributes nothing, with or without a row: a stream
     without a start whose only outcome was undone (`ConversationReopened` after
     `ConversationAbandoned`) is empty again, whether folded one event at a time or in one
     commit."""
     return _differing(old.facts, new.facts, NO_FACTS) + _differing(old.quotes, new.quotes)
+
+
+def counter_differences(
+    stored_counts: Mapping[tuple[str, str, int], int],
+    stored_times: Mapping[TimeKey, int],
+    facts: Mapping[str, StreamFacts],
+) -> int:
+    """How many stored counter and counted-time rows differ from what `facts` add up to
+    (rows at 0 count as absent): the SQL stores' share of a rebuild's `changed`."""
+    counts, times = sharded_rows(facts)
+    return _differing(_nonzero(stored_counts), counts, 0) + _differing(
+        _nonzero(stored_times), times, 0
+    )
+
+
+def memory_counter_differences(old: Projection, new: Projection) -> int:
+    """`counter_differences` for `MemoryStore`, whose counters are not sharded."""
+    return _differing(_nonzero(old.counts), _nonzero(new.counts), 0) + _differing(
+        Counter(old.times), Counter(new.times), 0
+    )
+
+
+def _nonzero(rows: Mapping[K, int]) -> dict[K, int]:
+    return {key: value for key, value in rows.items() if value}
 
 
 def _differing(a: Mapping[K, V], b: Mapping[K, V], absent: V | None = None) -> int:

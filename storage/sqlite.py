@@ -47,7 +47,7 @@ from storage.ports import (
     RebuildSummary,
     StoredInbound,
 )
-from storage.projections import differences
+from storage.projections import counter_differences, differences
 from storage.sql_rows import (
     QUALIFICATION_TIMES_READ,
     links,
@@ -68,6 +68,7 @@ from storage.sqlite_projections import (
     log_position,
     projected_events,
     replace_all,
+    stored_counters,
     stored_projection,
 )
 from storage.sqlite_tickets import SqliteTickets, _apply_ticket_change
@@ -373,6 +374,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
                 projection.apply(envelope.conversation_id, (envelope,))
             _, events = log_position(conn)
             changed = differences(stored_projection(conn), projection)
+            changed += counter_differences(*stored_counters(conn), projection.facts)
             replace_all(conn, projection)
             return rebuild_summary(events, projection, changed)
 

@@ -302,6 +302,23 @@ def stored_projection(conn: Conn) -> Projection:
     return projection
 
 
+def stored_counters(
+    conn: Conn,
+) -> tuple[dict[tuple[str, str, int], int], dict[tuple[int, int], int]]:
+    """The stored counter rows and counted-time rows, keyed as `sharded_rows` keys them."""
+    counts = {
+        (kind, name, shard): value
+        for kind, name, shard, value in conn.execute(
+            "SELECT kind, name, shard, value FROM projection_counters"
+        )
+    }
+    times = {
+        (level, bucket): n
+        for level, bucket, n in conn.execute("SELECT level, bucket, n FROM projection_times")
+    }
+    return counts, times
+
+
 # -- rebuilding -------------------------------------------------------------------------
 
 
