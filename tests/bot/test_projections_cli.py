@@ -100,8 +100,9 @@ def test_a_rebuild_repairs_projections_that_disagree_with_the_log(
     expected = full_recomputation(path)
     with sqlite3.connect(path) as conn:  # damage: a conversation's row, a counter, a quote
         conn.execute(
-            "UPDATE projection_counters SET value = value - 1 WHERE rowid = (SELECT MIN(rowid) "
-            "FROM projection_counters WHERE kind = 'ending' AND name = 'won' AND value > 0)"
+            "UPDATE projection_counters SET value = value - 1 WHERE kind = 'ending' AND "
+            "name = 'won' AND shard = (SELECT MIN(shard) FROM projection_counters "
+            "WHERE kind = 'ending' AND name = 'won' AND value > 0)"
         )
         conn.execute(
             "UPDATE projection_streams SET ending = 'lost' WHERE ending = 'won' AND rowid = (SELECT MIN(rowid) FROM projection_streams WHERE ending = 'won')"
