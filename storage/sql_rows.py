@@ -346,7 +346,13 @@ def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int
             qualified = int(b)
         else:
             at[int(a)] = int(b)
-    return count_table(counters.items()), percentiles_at(qualified, at.__getitem__)
+    try:
+        time_to_qualify = percentiles_at(qualified, at.__getitem__)
+    except KeyError:  # a rank the descent did not reach: the counts do not add up
+        raise ValueError(
+            "The stored qualification times do not add up: run `salesbot projections rebuild`."
+        ) from None
+    return count_table(counters.items()), time_to_qualify
 
 
 def links(rows: Iterable[Any], keys: dict[int, bytes]) -> list[Link]:

@@ -313,3 +313,20 @@ async def test_counters_of_another_schema_version_are_refused_until_rebuilt(
             await store.metrics_projection()
         await store.rebuild_projections()
         assert_same_metrics(await load_metrics(store, default_policy), expected)
+
+
+async def test_counted_times_that_do_not_add_up_are_refused_until_rebuilt(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=6)
+    expected = await recomputed(day.store, default_policy)
+    assert expected.time_to_qualify.n > 0
+    await day.store.close()
+    with sqlite3.connect(path) as conn:  # the top level says more than its children hold
+        conn.execute("UPDATE projection_times SET n = n + 5 WHERE level = 8")
+    async with await SqliteStore.open(path) as store:
+        with pytest.raises(StorageError, match="salesbot projections rebuild"):
+            await store.metrics_projection()
+        assert (await store.rebuild_projections()).changed == 1
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
