@@ -8,8 +8,11 @@ PostgreSQL schema by `salesbot migrate`'s own copy (`storage.pg_import.copy_stor
 pages of 5,000 rows, one transaction), which is timed too. Then, on each store, the
 measurements of `bench.growth.per_message_on`: per-message latency through the runtime
 (load, `decide`, the durable commit) and `/metrics` — the answer (`bot.queries.load_metrics`
-and its rendering, read from the projections) and its acknowledgement through the runtime;
-best of three for `/metrics`.
+and its rendering, read from the counters the commits keep; best and median of 15) and its
+acknowledgement through the runtime (best of 3). Before the copy, every conversation is
+given a distinct time to qualify (`spread_qualification`), so the answer reads the
+percentiles' tree at its fullest. Last, the answer again on the four stores side by side,
+alternated for 100 rounds (`paired`): the ratios to read against the target.
 
 PostgreSQL is the tests' throwaway cluster (`tests.support.postgres`: Debian's binaries,
 loopback, `fsync=off` and `synchronous_commit=off`), or `--dsn` for a server of yours (an
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -93,6 +98,91 @@ async def on_sqlite(path: Path, label: str, conversations: int) -> dict[str, flo
         return await per_message_on(store, label, conversations)
 
 
+SPREAD_MS = 14 * 24 * 3600 * 1000
+"""The span the benchmark stores' times to qualify are drawn over (`spread_qualification`)."""
+
+
+def spread_qualification(path: Path) -> int:
+    """Give every started conversation of the SQLite store its own time to qualify, drawn
+    over two weeks (seeded by its id), and recount the counters; the number of times.
+
+    The clones are copies of one conversation that does not qualify, so without this the
+    counted times are empty and `/metrics` would not read the percentiles' tree at all. With
+    it, the tree holds one distinct time per conversation (72 at 1k events, about 71,400
+    at 1M): the read's worst case, measured. The projection then no longer matches the log
+    (`salesbot projections rebuild` would undo it): a benchmark store only."""
+    import zlib
+
+    from storage.sqlite_projections import recount
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        rows = conn.execute(
+            "SELECT conversation_id, started_at_ms FROM projection_streams "
+            "WHERE started_at_ms IS NOT NULL"
+        ).fetchall()
+        conn.executemany(
+            "UPDATE projection_streams SET qualified_at_ms = ? WHERE conversation_id = ?",
+            [
+                (started + random.Random(zlib.crc32(cid.encode())).randrange(SPREAD_MS), cid)
+                for cid, started in rows
+            ],
+        )
+        recount(conn)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return len(rows)
+
+
+PAIRED_ROUNDS = 100
+"""Rounds of the paired `/metrics` answer (`paired`), after 5 of warm-up."""
+
+
+async def paired(files: dict[str, Path], dsn: str) -> dict[str, float]:
+    """The `/metrics` answer on every store at once, alternated round by round: the small
+    and the large store of each backend open side by side, so each ratio compares answers
+    taken under the same load (on this shared machine the load moves more between two
+    phases a minute apart than the answer does between 1k and 1M events). Best and median
+    of `PAIRED_ROUNDS`."""
+    import statistics
+    from contextlib import AsyncExitStack
+
+    from bot.policy_loader import load_policy
+    from bot.queries import load_metrics
+    from domain.analytics import render_metrics
+    from storage.pg_import import copy_store
+    from storage.ports import Store
+    from storage.postgres import PostgresStore
+    from storage.sqlite import SqliteStore
+
+    policy = load_policy("default")
+    async with AsyncExitStack() as stack:
+        stores: dict[str, Store] = {}
+        for label, path in files.items():
+            target = await stack.enter_async_context(fresh_schema(dsn))
+            await copy_store(path, target)
+            stores[f"pg_{label}"] = await stack.enter_async_context(
+                await PostgresStore.open(target)
+            )
+            stores[f"sqlite_{label}"] = await stack.enter_async_context(
+                await SqliteStore.open(path)
+            )
+        took: dict[str, list[float]] = {name: [] for name in stores}
+        for round_ in range(PAIRED_ROUNDS + 5):
+            for name, store in stores.items():
+                start = time.perf_counter()
+                render_metrics(await load_metrics(store, policy))
+                if round_ >= 5:
+                    took[name].append(time.perf_counter() - start)
+    results: dict[str, float] = {}
+    for name, values in took.items():
+        results[f"paired_{name}_answer_ms"] = 1000 * min(values)
+        results[f"paired_{name}_answer_ms_median"] = 1000 * statistics.median(values)
+    return results
+
+
 def measure(events: int = 1_000_000, dsn: str | None = None) -> dict[str, float]:
     from bench import proc
 
@@ -102,12 +192,14 @@ def measure(events: int = 1_000_000, dsn: str | None = None) -> dict[str, float]
         path = Path(name) / "growth.db"
         per = asyncio.run(write_template(path))
         have = 1
+        kept: dict[str, Path] = {}
         for size, label in ((1_000, "1k"), (events, big)):
             wanted = max(-(-size // per), 2)
             clone(path, have, wanted - have)
             have = wanted
             stored_conversations, stored_events = counts(path)
             results[f"growth_pg_stored_events_{label}"] = float(stored_events)
+            results[f"growth_pg_qualified_{label}"] = float(spread_qualification(path))
             # Copied first, so both stores hold the same rows when measured.
             pg = asyncio.run(on_postgres(path, base, label, stored_conversations))
             lite = asyncio.run(on_sqlite(path, label, stored_conversations))
@@ -115,8 +207,23 @@ def measure(events: int = 1_000_000, dsn: str | None = None) -> dict[str, float]
                 results[f"pg_{key.removeprefix('growth_')}"] = value
             for key, value in lite.items():
                 results[f"sqlite_{key.removeprefix('growth_')}"] = value
+            kept[label] = Path(name) / f"growth-{label}.db"
+            with sqlite3.connect(path) as source, sqlite3.connect(kept[label]) as copy:
+                source.backup(copy)  # this size's store, for the paired answers
+        results.update(asyncio.run(paired(kept, base)))
+        for backend in ("sqlite", "pg"):
+            for what in ("answer_ms", "answer_ms_median"):
+                results[f"paired_{backend}_{what}_{big}_vs_1k"] = (
+                    results[f"paired_{backend}_{big}_{what}"]
+                    / results[f"paired_{backend}_1k_{what}"]
+                )
     for backend in ("sqlite", "pg"):
-        for what in ("metrics_answer_ms", "metrics_ack_ms", "message_ms_p50"):
+        for what in (
+            "metrics_answer_ms",
+            "metrics_answer_ms_median",
+            "metrics_ack_ms",
+            "message_ms_p50",
+        ):
             results[f"{backend}_{what}_{big}_vs_1k"] = (
                 results[f"{backend}_{what}_{big}"] / results[f"{backend}_{what}_1k"]
             )

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -268,10 +268,12 @@ def metrics_from_counts(
     meetings_requested: int = 0,
     lost_reasons: Mapping[str, int] | None = None,
     accepted_on_behalf: int = 0,
+    time_to_qualify: Percentiles | None = None,
 ) -> Metrics:
     """The metrics of counts already taken: the rates, intervals, percentiles and warning
     are worked out here only, whether the counts come from folding the log or from the
-    store's projections of it."""
+    store's projections of it. `time_to_qualify`, when given, is `percentiles_at` of the
+    times as a store keeps them counted, and `qualification_ms` is then not read."""
     return Metrics(
         conversations=conversations,
         engaged=engaged,
@@ -282,7 +284,9 @@ def metrics_from_counts(
         conversion_rate=_rate(won, engaged),
         wilson_95=wilson_interval(won, engaged),
         jeffreys_95=jeffreys_interval(won, engaged),
-        time_to_qualify=percentiles(qualification_ms),
+        time_to_qualify=(
+            percentiles(qualification_ms) if time_to_qualify is None else time_to_qualify
+        ),
         abandonment_rate=_rate(abandoned, engaged),
         funnel=funnel,
         current=current,
@@ -333,26 +337,54 @@ def jeffreys_interval(k: int, n: int) -> Interval | None:
     return Interval(low=_unit(low), high=_unit(high))
 
 
+PERCENTILE_POINTS: tuple[Fraction, Fraction] = (Fraction(1, 2), Fraction(9, 10))
+"""The quantiles `Percentiles` reports (p50, p90)."""
+
+
 def percentiles(values_ms: Sequence[int]) -> Percentiles:
     """p50 and p90 by linear interpolation between order statistics (Hyndman–Fan type 7).
 
     Exact rational arithmetic, then rounded half up to whole milliseconds.
     """
     ordered = sorted(values_ms)
-    if not ordered:
+    return percentiles_at(len(ordered), ordered.__getitem__)
+
+
+def percentile_ranks(n: int) -> tuple[int, ...]:
+    """The 0-based ranks of the order statistics `percentiles` reads from `n` ascending
+    values (two per quantile, fewer when they coincide): a store that keeps the values
+    counted rather than listed fetches only these (`storage.projections`)."""
+    if n == 0:
+        return ()
+    ranks: set[int] = set()
+    for p in PERCENTILE_POINTS:
+        ranks.update(_type7_ranks(n, p)[:2])
+    return tuple(sorted(ranks))
+
+
+def percentiles_at(n: int, at: Callable[[int], int]) -> Percentiles:
+    """`percentiles` of `n` values of which `at(rank)` is the one of that 0-based rank in
+    ascending order; only the ranks `percentile_ranks(n)` names are asked for."""
+    if n == 0:
         return Percentiles(n=0, p50_ms=None, p90_ms=None)
-    return Percentiles(
-        n=len(ordered),
-        p50_ms=_type7(ordered, Fraction(1, 2)),
-        p90_ms=_type7(ordered, Fraction(9, 10)),
-    )
+    p50, p90 = PERCENTILE_POINTS
+    return Percentiles(n=n, p50_ms=_type7_at(n, at, p50), p90_ms=_type7_at(n, at, p90))
+
+
+def _type7_ranks(n: int, p: Fraction) -> tuple[int, int, Fraction]:
+    h = (n - 1) * p
+    lo = math.floor(h)
+    return lo, min(lo + 1, n - 1), h - lo
 
 
 def _type7(ordered: Sequence[int], p: Fraction) -> int:
-    h = (len(ordered) - 1) * p
-    lo = math.floor(h)
-    hi = min(lo + 1, len(ordered) - 1)
-    value = ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo])
+    return _type7_at(len(ordered), ordered.__getitem__, p)
+
+
+def _type7_at(n: int, at: Callable[[int], int], p: Fraction) -> int:
+    lo, hi, fraction = _type7_ranks(n, p)
+    low = at(lo)
+    value = low + fraction * (at(hi) - low)
     return math.floor(value + Fraction(1, 2))
 
 

@@ -46,7 +46,12 @@ from storage.ports import (
     StoredInbound,
     TicketRow,
 )
-from storage.projections import PROJECTION_SCHEMA_VERSION, Projection, differences
+from storage.projections import (
+    PROJECTION_SCHEMA_VERSION,
+    Projection,
+    differences,
+    memory_counter_differences,
+)
 
 _UNSENT = ("pending", "in_flight")
 
@@ -575,8 +580,12 @@ class MemoryStore:
         self._check_open()
         return MetricsProjection(
             counts=self._projection.count_table(),
-            qualification_ms=tuple(self._projection.qualification_times()),
+            time_to_qualify=self._projection.time_to_qualify(),
         )
+
+    async def qualification_times(self) -> tuple[int, ...]:
+        self._check_open()
+        return tuple(self._projection.qualification_times())
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         self._check_open()
@@ -586,6 +595,7 @@ class MemoryStore:
         self._check_open()
         rebuilt = Projection.of(self._log)
         changed = differences(self._projection, rebuilt)
+        changed += memory_counter_differences(self._projection, rebuilt)
         self._projection = rebuilt
         return RebuildSummary(
             events=len(self._log),

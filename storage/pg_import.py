@@ -59,12 +59,21 @@ TABLE_ORDER: tuple[str, ...] = (
     "adapter_state",
     "projection_streams",
     "quote_index",
+    "projection_counters",
+    "projection_times",
     "pending_answers",
     "timers",
     "conversation_keys",
 )
 """Every table of the SQLite schema, parents before the rows that reference them (events
 name their stream; inbounds and pending answers their delivery)."""
+
+KEYED = {
+    "projection_counters": "kind, name, shard",
+    "projection_times": "level, bucket",
+}
+"""Tables stored `WITHOUT ROWID` (clustered on their key: the metrics read walks them in
+key order), by their primary key; their order carries no meaning."""
 
 ROWID_IDS = frozenset({"tickets", "outbox_owners"})
 """Tables whose PostgreSQL `id` (their creation order) is SQLite's implicit rowid."""
@@ -338,10 +347,12 @@ def _pages(
     snapshot_path: Path, table_plan: TablePlan, page: int
 ) -> Iterator[list[tuple[Any, ...]]]:
     """The table's rows in their rowid order (SQLite's insertion order for every table
-    here: the log's position, the outbox's id…), a page at a time from one cursor."""
+    here: the log's position, the outbox's id…), or in primary key order for the tables
+    without a rowid (`KEYED`), a page at a time from one cursor."""
     select = ", ".join(table_plan.select)
+    order = KEYED.get(table_plan.table, "rowid")
     with contextlib.closing(_read_only(snapshot_path)) as conn:
-        cursor = conn.execute(f'SELECT {select} FROM "{table_plan.table}" ORDER BY rowid')
+        cursor = conn.execute(f'SELECT {select} FROM "{table_plan.table}" ORDER BY {order}')
         while rows := cursor.fetchmany(page):
             yield rows
 

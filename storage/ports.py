@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from domain import GENERATOR
+from domain.analytics import Percentiles
 from domain.chain import Link
 from domain.events import (
     EventEnvelope,
@@ -461,19 +462,21 @@ class AdapterStateStore(Protocol):
 
 
 class MetricsProjection(Frozen):
-    """What `/metrics` reads: the counters the metrics add up from, and the qualification
-    times their percentiles need (`storage.projections` defines both)."""
+    """What `/metrics` reads: the counters the metrics add up from, and the percentiles of
+    the qualification times (`storage.projections` defines both). A fixed number of values
+    however many conversations there are: the stores keep the counters and the times'
+    order statistics current with each commit rather than list the times."""
 
     counts: dict[str, dict[str, int]]
     """kind → name → how many conversations (no zeros)."""
-    qualification_ms: tuple[int, ...]
-    """One time to qualify per qualified conversation, ascending."""
+    time_to_qualify: Percentiles
+    """p50 and p90 of the times to qualify, and how many conversations qualified."""
 
 
 class RebuildSummary(Frozen):
     """What `rebuild_projections` did: `changed` counts the stored projection rows (one per
-    conversation, one per quote id) that differed from what the log says, 0 when the
-    projections were consistent."""
+    conversation, one per quote id, the counters' and counted times' rows) that differed
+    from what the log says, 0 when the projections were consistent."""
 
     events: int
     conversations: int
@@ -493,7 +496,13 @@ class ProjectionStore(Protocol):
     """
 
     async def metrics_projection(self) -> MetricsProjection:
-        """The metrics' counters and qualification times, as of one committed state."""
+        """The metrics' counters and qualification percentiles, as of one committed state;
+        its cost does not grow with the log or the number of conversations."""
+        ...
+
+    async def qualification_times(self) -> tuple[int, ...]:
+        """One time to qualify per qualified conversation, ascending: what the `/metrics`
+        chart's bootstrap resamples (linear in the conversations, as the bootstrap is)."""
         ...
 
     async def quote_conversation(self, quote_id: str) -> str | None:

@@ -60,18 +60,21 @@ from storage.postgres_projections import (
     apply_events,
     fold_log,
     replace_all,
+    stored_counters,
     stored_projection,
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
-from storage.projections import differences
+from storage.projections import counter_differences, differences
 from storage.sql_rows import (
+    QUALIFICATION_TIMES_READ,
     answer_row,
     event_rows,
     links,
     metrics_projection,
     outbox_row,
     pending_answers,
+    qualification_times,
     rebuild_summary,
     stored_inbound,
 )
@@ -370,6 +373,9 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
     async def metrics_projection(self) -> MetricsProjection:
         return metrics_projection(await self._fetch(METRICS_READ))
 
+    async def qualification_times(self) -> tuple[int, ...]:
+        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ))
+
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(
             "SELECT conversation_id FROM quote_index WHERE quote_id = $1", quote_id
@@ -384,6 +390,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
             projection = await fold_log(conn)
             events = int(await conn.fetchval("SELECT COUNT(*) FROM events"))
             changed = differences(await stored_projection(conn), projection)
+            changed += counter_differences(*await stored_counters(conn), projection.facts)
             await replace_all(conn, projection)
             return rebuild_summary(events, projection, changed)
 

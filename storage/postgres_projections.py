@@ -1,6 +1,12 @@
 """The projections (`storage.projections`) as PostgreSQL tables, kept as SQLite keeps them
-(`storage.sqlite_projections`): one accumulator row per conversation and the quote index,
-updated in the transaction that appends the events they fold, and summed by one read.
+(`storage.sqlite_projections`): one accumulator row per conversation, the quote index, the
+counters and the counted qualification times, updated in the transaction that appends the
+events they fold, and read by one statement whose cost does not grow with the log.
+
+The counters are sharded (`storage.projections.SHARDS`): replicas committing different
+conversations rarely update the same counter row, and when they do (same shard, same
+counter) the second waits for the first's commit, never deadlocks — one transaction folds
+one conversation, so touches one shard's rows, in key order.
 
 Across processes: a commit reads its conversation's row `FOR UPDATE` before folding into
 it, and a rebuild locks `projection_streams` in EXCLUSIVE mode before it reads the log, so a
@@ -16,20 +22,25 @@ from collections.abc import Sequence
 from domain import GENERATOR
 from domain.events import EventEnvelope
 from storage.postgres_pool import Conn, execute_many
+from storage.postgres_schema import insert_totals
 from storage.projections import (
     NO_FACTS,
     PROJECTED_TYPES,
     PROJECTION_SCHEMA_VERSION,
     Projection,
-    fold_events,
+    advance,
     is_projected,
 )
-from storage.sql_rows import fact_values, facts_from_row
-
-FACT_COLUMNS = (
-    "started_at_ms, prospect_messages, qualified_at_ms, ending, first_from_state, "
-    "current_state, reached, quotes_issued, quotes_revised, quotes_superseded"
+from storage.sql_rows import (
+    COUNTER_COLUMNS,
+    FACT_COLUMNS,
+    TIME_COLUMNS,
+    change_rows,
+    fact_values,
+    facts_from_row,
+    metrics_read,
 )
+
 _VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
 _TYPES = sorted(PROJECTED_TYPES)
 
@@ -51,22 +62,19 @@ _INSERT_QUOTE = (
     "VALUES ($1, $2, $3, $4) ON CONFLICT (quote_id) DO NOTHING"
 )
 
-METRICS_READ = """
-SELECT 'profile', schema_version, (prospect_messages > 0)::int::bigint, ending,
-       first_from_state, current_state, reached, COUNT(*)
-FROM projection_streams WHERE started_at_ms IS NOT NULL
-GROUP BY 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 'time', schema_version, NULL, NULL, NULL, NULL, NULL, qualified_at_ms - started_at_ms
-FROM projection_streams WHERE started_at_ms IS NOT NULL AND qualified_at_ms IS NOT NULL
-UNION ALL
-SELECT 'quotes', schema_version, SUM(quotes_issued)::bigint, SUM(quotes_revised)::text,
-       SUM(quotes_superseded)::text, NULL, NULL, NULL
-FROM projection_streams WHERE started_at_ms IS NOT NULL GROUP BY 2
-"""
-"""`storage.sqlite_projections.METRICS_READ` in PostgreSQL's types (a UNION's columns
-share one type: the quote sums in text columns come back as text, which
-`storage.sql_rows.metrics_rows` reads with `int`); one statement, one snapshot."""
+_ADD_COUNTERS = (
+    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (kind, name, shard) DO UPDATE SET "
+    "value = projection_counters.value + excluded.value, generator = excluded.generator"
+)
+_ADD_TIMES = (
+    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (level, bucket) DO UPDATE SET "
+    "n = projection_times.n + excluded.n, generator = excluded.generator"
+)
+METRICS_READ = metrics_read(lateral=True)
+"""`storage.sqlite_projections.METRICS_READ`, each level's children read by a LATERAL
+subquery (`storage.sql_rows.metrics_read`)."""
 
 
 async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
@@ -80,11 +88,16 @@ async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventE
         conversation_id,
     )
     before = NO_FACTS if row is None else facts_from_row(tuple(row))
-    after, quotes = fold_events(before, relevant)
-    if after != before:
-        await conn.execute(_PUT_FACTS, conversation_id, *fact_values(after), *_VERSIONS)
+    change = advance(before, relevant)
+    if change.changed:
+        await conn.execute(_PUT_FACTS, conversation_id, *fact_values(change.after), *_VERSIONS)
+        counters, times = change_rows(conversation_id, change)
+        await execute_many(conn, _ADD_COUNTERS, counters)
+        await execute_many(conn, _ADD_TIMES, times)
     await execute_many(
-        conn, _INSERT_QUOTE, [(quote_id, conversation_id, *_VERSIONS) for quote_id in quotes]
+        conn,
+        _INSERT_QUOTE,
+        [(quote_id, conversation_id, *_VERSIONS) for quote_id in change.quotes],
     )
 
 
@@ -98,6 +111,21 @@ async def stored_projection(conn: Conn) -> Projection:
     ):
         projection.quotes[quote_id] = conversation_id
     return projection
+
+
+async def stored_counters(
+    conn: Conn,
+) -> tuple[dict[tuple[str, str, int], int], dict[tuple[int, int], int]]:
+    """The stored counter rows and counted-time rows, keyed as `sharded_rows` keys them."""
+    counts = {
+        (row[0], row[1], int(row[2])): int(row[3])
+        for row in await conn.fetch("SELECT kind, name, shard, value FROM projection_counters")
+    }
+    times = {
+        (int(row[0]), int(row[1])): int(row[2])
+        for row in await conn.fetch("SELECT level, bucket, n FROM projection_times")
+    }
+    return counts, times
 
 
 async def fold_log(conn: Conn, page: int = 2000) -> Projection:
@@ -122,9 +150,13 @@ async def fold_log(conn: Conn, page: int = 2000) -> Projection:
 
 
 async def replace_all(conn: Conn, projection: Projection) -> None:
-    """Swap the stored projections for `projection` (in the caller's transaction)."""
+    """Swap the stored projections for `projection`, counters and times included (in the
+    caller's transaction)."""
     await conn.execute("DELETE FROM projection_streams")
     await conn.execute("DELETE FROM quote_index")
+    await conn.execute("DELETE FROM projection_counters")
+    await conn.execute("DELETE FROM projection_times")
+    await insert_totals(conn, projection.facts)
     await execute_many(
         conn,
         _INSERT_FACTS,

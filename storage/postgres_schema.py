@@ -22,12 +22,21 @@ lease owners were created in) are identity columns, as SQLite's rowids are.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import asyncpg.pool
 
 from domain import GENERATOR
 from storage.errors import CorruptDatabaseError, SchemaTooNewError
+from storage.projections import PROJECTION_SCHEMA_VERSION, StreamFacts
+from storage.sql_rows import COUNTER_COLUMNS, FACT_COLUMNS, TIME_COLUMNS, facts_from_row, total_rows
+
+if TYPE_CHECKING:  # generic in asyncpg-stubs only
+    AnyConn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+else:
+    AnyConn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 MIGRATION_LOCK = 0x53424F54_0001
 """The advisory lock key migrations run under ("SBOT", 1)."""
@@ -214,7 +223,77 @@ _V1: tuple[str, ...] = (
 """Everything the SQLite store holds at its schema version 9, in one step: PostgreSQL
 support starts there, so there is no earlier PostgreSQL schema to upgrade from."""
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+COUNTER_DDL: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS projection_counters (
+        kind           text   NOT NULL,
+        name           text   NOT NULL,
+        shard          bigint NOT NULL CHECK (shard >= 0),
+        value          bigint NOT NULL,
+        schema_version bigint NOT NULL,
+        generator      text   NOT NULL,
+        PRIMARY KEY (kind, name, shard)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS projection_times (
+        level          bigint NOT NULL CHECK (level >= 0),
+        bucket         bigint NOT NULL,
+        n              bigint NOT NULL,
+        schema_version bigint NOT NULL,
+        generator      text   NOT NULL,
+        PRIMARY KEY (level, bucket)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS projection_streams_by_schema ON projection_streams (schema_version)",
+)
+"""`storage.sqlite_projections.COUNTER_DDL` in PostgreSQL's types (schema version 2)."""
+
+_INSERT_COUNTERS = (
+    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_INSERT_TIMES = f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+
+
+async def add_counters(conn: asyncpg.Connection[Any]) -> None:
+    """The counters migration (schema version 2, row schema version 4): the tables, filled
+    from the stored per-conversation facts, the rows stamped version 4 (as SQLite's
+    `add_counters`)."""
+    await conn.execute(";\n".join(COUNTER_DDL))
+    await conn.execute("DELETE FROM projection_counters")  # idempotent, as SQLite's
+    await conn.execute("DELETE FROM projection_times")
+    rows = await conn.fetch(
+        f"SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams "
+        "WHERE schema_version IN (3, 4)"
+    )
+    await insert_totals(conn, {row[0]: facts_from_row(tuple(row)[1:]) for row in rows})
+    for table in ("projection_streams", "quote_index"):
+        await conn.execute(
+            f"UPDATE {table} SET schema_version = $1, generator = $2 "
+            "WHERE schema_version IN (3, 4)",
+            PROJECTION_SCHEMA_VERSION,
+            GENERATOR,
+        )
+
+
+async def insert_totals(conn: AnyConn, facts: dict[str, StreamFacts]) -> None:
+    """Insert the counters and counted times of `facts` (into emptied tables)."""
+    counters, times = total_rows(facts)
+    for sql, rows in ((_INSERT_COUNTERS, counters), (_INSERT_TIMES, times)):
+        if rows:
+            await conn.executemany(sql, rows)
+
+
+Migration = tuple[str, ...] | Callable[["asyncpg.Connection[Any]"], Awaitable[None]]
+"""A script of statements, or a function run in the migration's transaction (for a step
+that computes rows in Python, as SQLite's migrations do)."""
+
+_V_COUNTERS: Migration = add_counters
+"""The metrics' counters and counted qualification times, kept by the commit from now on
+(row schema version 4; `storage.postgres_projections.add_counters`), filled from the
+stored per-conversation rows: SQLite's schema version 11."""
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V_COUNTERS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = """
@@ -259,7 +338,11 @@ async def migrate(conn: asyncpg.Connection[Any], where: str, target: int = SCHEM
         if found < target:
             await conn.execute(_VERSION_TABLE)
             for version in range(found + 1, target + 1):
-                # One round trip per migration (the simple query protocol runs a script).
-                await conn.execute(";\n".join(MIGRATIONS[version - 1]))
+                migration = MIGRATIONS[version - 1]
+                if isinstance(migration, tuple):
+                    # One round trip (the simple query protocol runs a script).
+                    await conn.execute(";\n".join(migration))
+                else:
+                    await migration(conn)
                 await conn.execute(_STAMP, version, GENERATOR)
     return found

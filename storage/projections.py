@@ -10,7 +10,8 @@ it (for `/audit <quote id>`). What the metrics add up from those rows:
   the funnel (`reached`, `current`, keyed by state) and what the funnel needs to place
   conversations that never advanced (`first_from`, `never_advanced`) — each conversation's
   share is `contribution(facts)`;
-- one qualification time per qualified conversation (percentiles need the values);
+- one qualification time per qualified conversation, counted by value (the percentiles
+  need order statistics, not the list);
 - the quotes of started conversations: issued, revised under the same id, superseded;
 - engaged and won conversations by lead source and by the policy that started them (the
   `/metrics` chart's conversion by persona and by lead source: `SOURCE_MARK`).
@@ -18,15 +19,18 @@ it (for `/audit <quote id>`). What the metrics add up from those rows:
 Every store updates the facts in the same transaction as the events they fold
 (`Store.commit`, `EventStore.append`), so they cannot disagree with the log, not even after
 a crash. A commit changes one conversation's row (`fold_events`), so it costs the same at
-1k events as at 1M. `MemoryStore` also keeps the counters, moved by each conversation's
-change of contribution (`advance`, `Projection`); `SqliteStore` sums them from the rows in
-one read statement instead, which keeps its commit path short
-(`storage.sqlite_projections`).
+1k events as at 1M. Every store also keeps the counters, moved in that transaction by the
+conversation's change of contribution (`advance`: subtract the old contribution, add the
+new), and the qualification times counted in a radix tree (`time_buckets`); the SQL stores
+keep the counters in `SHARDS` rows each (why: `SHARDS`). So `/metrics` reads a bounded
+number of rows — the counters, and the few buckets the percentiles' ranks fall in — however
+many conversations there are (issue 17, item 5; docs/benchmarks.md).
 
 Reading is `metrics_from_projection`: the same interval and percentile functions as
-`compute_metrics`, fed from the counters. `tests/storage/test_projections.py` compares the
-two field by field after scripted conversations, after a rebuild and after an older store is
-migrated.
+`compute_metrics` (`domain.analytics.percentiles_at` reads only the order statistics p50
+and p90 need), fed from the counters. `tests/storage/test_projections.py` and
+`test_counters.py` compare the two field by field after scripted conversations, random
+logs, after a rebuild and after an older store is migrated.
 
 Everything here is pure (no I/O, no clock) and could move to `domain/` (next to
 `domain.analytics`, whose definitions it mirrors); it lives in `storage/` for now because
@@ -42,12 +46,20 @@ decided at read time (the policy's `flow.start`, or the most common first state)
 
 from __future__ import annotations
 
+import bisect
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from domain.analytics import Metrics, QuoteCounts, metrics_from_counts
+from domain.analytics import (
+    Metrics,
+    Percentiles,
+    QuoteCounts,
+    metrics_from_counts,
+    percentiles_at,
+)
 from domain.events import (
     ConversationAbandoned,
     ConversationClosed,
@@ -67,12 +79,14 @@ from domain.events import (
 )
 from domain.metrics_chart import POLICY_KEY, SOURCE_KEY, source_label
 
-PROJECTION_SCHEMA_VERSION = 3
+PROJECTION_SCHEMA_VERSION = 4
 """Version of the projection rows' format. A change to the fold or the row layout bumps it
 and adds a migration that rebuilds them (`salesbot projections rebuild` does the same).
 2: the quote counts (`quotes_issued`, `quotes_revised`, `quotes_superseded`).
 3: the lead source and starting policy marks (`SOURCE_MARK`, `POLICY_MARK`), for
-conversion by lead source and by persona."""
+conversion by lead source and by persona.
+4: the counters and the counted qualification times kept by the commit next to the
+per-conversation rows (`sharded_rows`; the facts' format is version 3's)."""
 
 PROJECTED_TYPES: frozenset[str] = frozenset(
     {
@@ -130,6 +144,61 @@ Ending = Literal["won", "lost", "abandoned"]
 K = TypeVar("K")
 V = TypeVar("V")
 CounterKey = tuple[str, str]
+TimeKey = tuple[int, int]
+"""(level, bucket) of the counted qualification times (`time_buckets`)."""
+
+SHARDS = 16
+"""Each counter is kept as `SHARDS` rows, (kind, name, shard), and read as their sum.
+
+Why shards: the counters are updated by the commit, in the transaction that appends the
+events they count, so they can never disagree with the log. On PostgreSQL several replicas
+commit at once, and a row updated by one transaction is locked until it commits: with one
+row per counter, every commit that moves `engaged` or `current/<state>` would queue behind
+every other replica's commit holding that row, serialising the replicas exactly where they
+should run side by side. A conversation's rows are those of its shard (`shard_of`, a stable
+hash of its id, the same on every replica and backend, so `salesbot migrate` copies rows as
+they are), so two commits contend only when their conversations share a shard (1 in 16)
+and move the same counter. Sixteen keeps the read small — at most 16 rows per counter,
+about 50 counters: under a thousand rows however long the log — while making contention
+rare for the few replicas one database serves; the lock order is fixed (a transaction
+folds one conversation, so one shard, and updates its rows sorted by key: counters, then
+times), so contention never becomes a deadlock. SQLite has one writer and gains nothing
+from shards, but keeps the same rows so both stores hold the same thing.
+
+The counted qualification times (`TIME_LEVELS`) are not sharded: the read descends them
+level by level, and shards would multiply the rows it reads at each level by `SHARDS`
+(measured: 16 × the rows, about 4 ms instead of 0.3 at 20k distinct times on SQLite),
+while a conversation's time rows are written once in its life (when it qualifies; again
+only if a late `ConversationStarted` moves its start), so two replicas' commits meet on
+them only when both qualify a conversation within the other's few milliseconds."""
+
+TIME_BITS = 5
+TIME_LEVELS = 9
+"""The qualification times are counted, not listed, in a radix tree of `TIME_LEVELS`
+levels: level L counts the times t by `t >> (TIME_BITS * L)` (level 0 is the time itself,
+level 8 buckets of 2^40 ms, 35 years). The order statistics p50 and p90 need (the ranks
+`domain.analytics.percentile_ranks` names) are found by descending it: at the top the
+buckets are few (one for any time under 35 years), and below each bucket at most 32
+children, so the read is bounded by the tree's shape (at most 9 levels × 32 children × 4
+ranks), never by how many conversations qualified — where `ORDER BY … OFFSET k` on an
+index steps over k entries (B-trees keep no counts). Exact: the leaves are the times
+themselves. Why 32: at 256 children the read of 20k times spread over two weeks took 3×
+that of 72 (0.76 against 0.24 ms on SQLite: the levels' children are read in full), at 32
+1.3× (0.42 against 0.32 ms); 16 adds levels for no gain. A qualification writes one row
+per level."""
+
+
+def shard_of(conversation_id: str) -> int:
+    """The counter shard of a conversation: CRC-32 of its id, stable across processes,
+    releases and backends (Python's `hash` of a string is salted per process)."""
+    return zlib.crc32(conversation_id.encode("utf-8")) % SHARDS
+
+
+def time_buckets(ms: int) -> tuple[TimeKey, ...]:
+    """The (level, bucket) a time is counted under at each level (floor division, so a
+    negative time — a `ConversationStarted` stored after the qualifying score — counts in
+    order too)."""
+    return tuple((level, ms >> (TIME_BITS * level)) for level in range(TIME_LEVELS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +350,10 @@ class StreamChange:
     counter_deltas: dict[CounterKey, int]
     quotes: tuple[str, ...]
     """Quote ids issued by these events, in order."""
+    time_deltas: dict[TimeKey, int] = field(default_factory=dict)
+    """The counted qualification times' change (`time_buckets`): -1 at the old time's
+    buckets, +1 at the new one's (a time changes when a late `ConversationStarted` moves
+    the start, or appears when the conversation qualifies)."""
 
     @property
     def changed(self) -> bool:
@@ -291,12 +364,20 @@ def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChang
     """Fold a conversation's next events; the counters move by the contribution's change."""
     after, quotes = fold_events(before, events)
     deltas: dict[CounterKey, int] = {}
+    times: dict[TimeKey, int] = {}
     if after != before:
         old, new = contribution(before), contribution(after)
         for key in old.keys() | new.keys():
             if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
                 deltas[key] = delta
-    return StreamChange(before, after, deltas, quotes)
+        was, now = before.qualification_ms, after.qualification_ms
+        if was != now:
+            for bucket in () if was is None else time_buckets(was):
+                times[bucket] = times.get(bucket, 0) - 1
+            for bucket in () if now is None else time_buckets(now):
+                times[bucket] = times.get(bucket, 0) + 1
+            times = {key: delta for key, delta in times.items() if delta}
+    return StreamChange(before, after, deltas, quotes, times)
 
 
 def is_projected(envelope: EventEnvelope) -> bool:
@@ -312,11 +393,20 @@ class Projection:
     facts: dict[str, StreamFacts] = field(default_factory=dict)
     counts: Counter[CounterKey] = field(default_factory=Counter)
     quotes: dict[str, str] = field(default_factory=dict)
+    times: list[int] = field(default_factory=list)
+    """One time to qualify per qualified conversation, kept ascending (`bisect`), so the
+    percentiles read their order statistics by index."""
 
     def apply(self, conversation_id: str, events: Sequence[EventEnvelope]) -> StreamChange:
         change = advance(self.facts.get(conversation_id, NO_FACTS), events)
         if change.changed:
             self.facts[conversation_id] = change.after
+            was, now = change.before.qualification_ms, change.after.qualification_ms
+            if was != now:
+                if was is not None:
+                    del self.times[bisect.bisect_left(self.times, was)]
+                if now is not None:
+                    bisect.insort(self.times, now)
         for key, delta in change.counter_deltas.items():
             self.counts[key] += delta
             if self.counts[key] == 0:
@@ -340,10 +430,34 @@ class Projection:
 
     def qualification_times(self) -> list[int]:
         """One time to qualify per qualified conversation, ascending."""
-        return sorted(self.qualified().values())
+        return list(self.times)
+
+    def time_to_qualify(self) -> Percentiles:
+        """The percentiles of `times`, reading only the order statistics they need."""
+        return percentiles_at(len(self.times), self.times.__getitem__)
 
     def count_table(self) -> dict[str, dict[str, int]]:
         return count_table(self.counts.items())
+
+
+ShardedCounts = dict[tuple[str, str, int], int]
+CountedTimes = dict[TimeKey, int]
+
+
+def sharded_rows(facts: Mapping[str, StreamFacts]) -> tuple[ShardedCounts, CountedTimes]:
+    """The stored counters, (kind, name, shard) → value, and counted times, (level,
+    bucket) → how many, of these conversations' facts: what a rebuild or the migration
+    that creates them writes, and what the commits keep moving since."""
+    counts: ShardedCounts = {}
+    times: CountedTimes = {}
+    for conversation_id, one in facts.items():
+        shard = shard_of(conversation_id)
+        for (kind, name), value in contribution(one).items():
+            counts[kind, name, shard] = counts.get((kind, name, shard), 0) + value
+        if (ms := one.qualification_ms) is not None:
+            for key in time_buckets(ms):
+                times[key] = times.get(key, 0) + 1
+    return counts, times
 
 
 def count_table(rows: Iterable[tuple[CounterKey, int]]) -> dict[str, dict[str, int]]:
@@ -360,13 +474,13 @@ def count_table(rows: Iterable[tuple[CounterKey, int]]) -> dict[str, dict[str, i
 
 def metrics_from_projection(
     counts: Mapping[str, Mapping[str, int]],
-    qualification_ms: Sequence[int],
+    time_to_qualify: Percentiles,
     *,
     states: Sequence[str] = (),
     start: str | None = None,
 ) -> Metrics:
-    """The `Metrics` that `compute_metrics` would give for the log these counters fold,
-    with `states` and `start` meaning what they mean there."""
+    """The `Metrics` that `compute_metrics` would give for the log these counters and
+    qualification percentiles fold, with `states` and `start` meaning what they mean there."""
 
     def count(kind: str, name: str = "") -> int:
         return counts.get(kind, {}).get(name, 0)
@@ -379,7 +493,8 @@ def metrics_from_projection(
         lost=count(ENDING, "lost"),
         abandoned=count(ENDING, "abandoned"),
         still_open=count(ENDING, OPEN),
-        qualification_ms=qualification_ms,
+        qualification_ms=(),
+        time_to_qualify=time_to_qualify,
         funnel=funnel,
         current=current,
         quotes=QuoteCounts(
@@ -414,12 +529,36 @@ def _funnel(
 
 def differences(old: Projection, new: Projection) -> int:
     """How many stored rows differ between two projections: conversations' facts and quote
-    index entries (counters and qualification times are functions of the facts). A
+    index entries (the counters' rows are compared by `counter_differences`). A
     conversation whose facts are empty contributes nothing, with or without a row: a stream
     without a start whose only outcome was undone (`ConversationReopened` after
     `ConversationAbandoned`) is empty again, whether folded one event at a time or in one
     commit."""
     return _differing(old.facts, new.facts, NO_FACTS) + _differing(old.quotes, new.quotes)
+
+
+def counter_differences(
+    stored_counts: Mapping[tuple[str, str, int], int],
+    stored_times: Mapping[TimeKey, int],
+    facts: Mapping[str, StreamFacts],
+) -> int:
+    """How many stored counter and counted-time rows differ from what `facts` add up to
+    (rows at 0 count as absent): the SQL stores' share of a rebuild's `changed`."""
+    counts, times = sharded_rows(facts)
+    return _differing(_nonzero(stored_counts), counts, 0) + _differing(
+        _nonzero(stored_times), times, 0
+    )
+
+
+def memory_counter_differences(old: Projection, new: Projection) -> int:
+    """`counter_differences` for `MemoryStore`, whose counters are not sharded."""
+    return _differing(_nonzero(old.counts), _nonzero(new.counts), 0) + _differing(
+        Counter(old.times), Counter(new.times), 0
+    )
+
+
+def _nonzero(rows: Mapping[K, int]) -> dict[K, int]:
+    return {key: value for key, value in rows.items() if value}
 
 
 def _differing(a: Mapping[K, V], b: Mapping[K, V], absent: V | None = None) -> int:

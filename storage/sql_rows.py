@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from domain import GENERATOR
+from domain.analytics import PERCENTILE_POINTS, Percentiles, percentiles_at
 from domain.chain import Link
 from domain.events import EventEnvelope
 from storage import sealing
@@ -26,12 +27,15 @@ from storage.ports import (
 )
 from storage.projections import (
     PROJECTION_SCHEMA_VERSION,
-    QUOTES,
+    TIME_BITS,
+    TIME_LEVELS,
     CounterKey,
     Projection,
+    StreamChange,
     StreamFacts,
-    contribution,
     count_table,
+    shard_of,
+    sharded_rows,
 )
 from storage.projections import Ending as _Ending
 
@@ -184,38 +188,171 @@ def facts_from_row(row: Sequence[Any]) -> StreamFacts:
     )
 
 
-def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int]], list[int]]:
-    """The metrics read's rows (`METRICS_READ` of either store) as the counters table and the ascending times. Rows of another
-    projection schema mean the projections were not rebuilt after an upgrade: refused."""
-    counters: Counter[CounterKey] = Counter()
-    times: list[int] = []
-    for kind, schema_version, engaged, ending, first, current, reached, value in rows:
-        if schema_version != PROJECTION_SCHEMA_VERSION:
-            raise ValueError(
-                f"The stored projections are schema version {schema_version}, this salesbot "
-                f"reads version {PROJECTION_SCHEMA_VERSION}: run `salesbot projections rebuild`."
-            )
-        if kind == "time":
-            times.append(value)
-            continue
-        if kind == "quotes":
-            # Sums of the quote columns, in the third to fifth places (`METRICS_READ`).
-            for name, total in (("issued", engaged), ("revised", ending), ("superseded", first)):
-                if total:
-                    counters[QUOTES, name] += int(total)
-            continue
-        profile = StreamFacts(
-            started_at_ms=0,
-            prospect_messages=int(engaged),
-            ending=ending,
-            first_from_state=first,
-            current_state=current,
-            reached=tuple(json.loads(reached)),
+FACT_COLUMNS = (
+    "started_at_ms, prospect_messages, qualified_at_ms, ending, first_from_state, "
+    "current_state, reached, quotes_issued, quotes_revised, quotes_superseded"
+)
+"""The projection row's fact columns (`fact_values`, `facts_from_row`)."""
+COUNTER_COLUMNS = "kind, name, shard, value, schema_version, generator"
+TIME_COLUMNS = "level, bucket, n, schema_version, generator"
+
+
+def change_rows(
+    conversation_id: str, change: StreamChange
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """What a commit adds to the stored counters and counted times (values of
+    `COUNTER_COLUMNS`, `TIME_COLUMNS`: the deltas, the counters' in the conversation's
+    shard), sorted by key: every transaction takes the rows' locks in that one order
+    (see `SHARDS`)."""
+    shard = shard_of(conversation_id)
+    counters: list[tuple[object, ...]] = [
+        (kind, name, shard, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
+        for (kind, name), delta in sorted(change.counter_deltas.items())
+    ]
+    times: list[tuple[object, ...]] = [
+        (level, bucket, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
+        for (level, bucket), delta in sorted(change.time_deltas.items())
+    ]
+    return counters, times
+
+
+def total_rows(
+    facts: dict[str, StreamFacts],
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The counters and counted times of these conversations' facts as rows to insert
+    (a rebuild, the migration that creates them)."""
+    counts, times = sharded_rows(facts)
+    return (
+        [
+            (*key, value, PROJECTION_SCHEMA_VERSION, GENERATOR)
+            for key, value in sorted(counts.items())
+        ],
+        [(*key, n, PROJECTION_SCHEMA_VERSION, GENERATOR) for key, n in sorted(times.items())],
+    )
+
+
+def metrics_read(*, lateral: bool) -> str:
+    """The one statement `/metrics` reads, in the SQL both backends run (CTEs, window
+    functions, `CAST`, integer division; `lateral` for PostgreSQL: each level's children
+    in a LATERAL subquery that `OFFSET 0` keeps from being pulled up, so it is an index
+    range scan per bucket descended into, whatever the planner's statistics say — a fresh
+    table without them could otherwise be scanned whole). One statement, so all of it
+    comes from one committed snapshot. Its rows, (tag, kind, name, a, b):
+
+    - `count`: each counter summed over its shards (`storage.projections.SHARDS`), with
+      its rows' schema version in `a`;
+    - `streams`: the lowest and highest schema version of the per-conversation rows (two
+      index look-ups): rows of another version mean the projections were not rebuilt;
+    - `qualified`: how many qualification times are counted;
+    - `rank`: for each rank `domain.analytics.percentile_ranks` names, the time of that
+      rank, found by descending the counted times' radix tree (`TIME_LEVELS`): at each
+      level, the children of the bucket the rank fell in, their running sum (a window) and
+      the child whose span holds the rank. At most 32 children per level for each
+      distinct bucket the ranks fell in, whatever the number of conversations.
+    """
+    top = TIME_LEVELS - 1
+    fanout = 1 << TIME_BITS
+    ranks: list[str] = []
+    for point in PERCENTILE_POINTS:
+        lo = f"((n - 1) * {point.numerator}) / {point.denominator}"
+        ranks.append(f"SELECT {lo} AS r FROM total WHERE n > 0")
+        ranks.append(
+            f"SELECT CASE WHEN {lo} + 1 < n THEN {lo} + 1 ELSE n - 1 END FROM total WHERE n > 0"
         )
-        for key, one in contribution(profile).items():
-            counters[key] += one * value
-    times.sort()
-    return count_table(counters.items()), times
+    parts = [
+        f"c{top} AS (SELECT bucket, n FROM projection_times WHERE level = {top} AND n > 0)",
+        f"total AS (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM c{top})",
+        "ranks AS (" + " UNION ".join(ranks) + ")",
+        f"w{top} AS (SELECT bucket, n, CAST(SUM(n) OVER (ORDER BY bucket) AS BIGINT) - n "
+        f"AS below FROM c{top})",
+        f"p{top} AS (SELECT k.r, w.bucket, k.r - w.below AS rest FROM ranks k JOIN w{top} w "
+        "ON k.r >= w.below AND k.r < w.below + w.n)",
+    ]
+    for level in range(top - 1, -1, -1):
+        up = level + 1
+        children = (
+            f"t.level = {level} AND t.bucket BETWEEN d.bucket * {fanout} "
+            f"AND d.bucket * {fanout} + {fanout - 1} AND t.n > 0"
+        )
+        # The buckets the ranks fell in (often one for all four), each read once.
+        parts.append(f"d{up} AS (SELECT DISTINCT bucket FROM p{up})")
+        if lateral:
+            parts.append(
+                f"c{level} AS (SELECT d.bucket AS parent, t.bucket, t.n FROM d{up} d "
+                f"CROSS JOIN LATERAL (SELECT t.bucket, t.n FROM projection_times t "
+                f"WHERE {children} OFFSET 0) t)"
+            )
+        else:  # SQLite reads CROSS JOIN's left side first: the few parents, then the index
+            parts.append(
+                f"c{level} AS (SELECT d.bucket AS parent, t.bucket, t.n FROM d{up} d "
+                f"CROSS JOIN projection_times t WHERE {children})"
+            )
+        parts += [
+            f"w{level} AS (SELECT parent, bucket, n, CAST(SUM(n) OVER (PARTITION BY parent "
+            f"ORDER BY bucket) AS BIGINT) - n AS below FROM c{level})",
+            f"p{level} AS (SELECT p.r, w.bucket, p.rest - w.below AS rest FROM p{up} p "
+            f"JOIN w{level} w ON w.parent = p.bucket AND p.rest >= w.below "
+            "AND p.rest < w.below + w.n)",
+        ]
+    return (
+        "WITH " + ",\n".join(parts) + "\n"
+        "SELECT 'count', kind, name, schema_version, CAST(SUM(value) AS BIGINT) "
+        "FROM projection_counters GROUP BY kind, name, schema_version\n"
+        "UNION ALL SELECT 'streams', NULL, NULL, "
+        "(SELECT MIN(schema_version) FROM projection_streams), "
+        "(SELECT MAX(schema_version) FROM projection_streams)\n"
+        "UNION ALL SELECT 'qualified', NULL, NULL, NULL, n FROM total\n"
+        "UNION ALL SELECT 'rank', NULL, NULL, r, bucket FROM p0"
+    )
+
+
+QUALIFICATION_TIMES_READ = (
+    "SELECT bucket, n FROM projection_times WHERE level = 0 AND n > 0 ORDER BY bucket"
+)
+"""Every counted qualification time and how many conversations took it, ascending: the
+chart's bootstrap resamples the times themselves (`bot.queries`), so this read is linear
+in the distinct times; `/metrics`' numbers never make it."""
+
+
+def qualification_times(rows: Iterable[Any]) -> tuple[int, ...]:
+    """`QUALIFICATION_TIMES_READ`'s rows as one time per qualified conversation, ascending."""
+    return tuple(int(ms) for ms, count in rows for _ in range(int(count)))
+
+
+def _refused(schema_version: object) -> ValueError:
+    return ValueError(
+        f"The stored projections are schema version {schema_version}, this salesbot "
+        f"reads version {PROJECTION_SCHEMA_VERSION}: run `salesbot projections rebuild`."
+    )
+
+
+def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int]], Percentiles]:
+    """The metrics read's rows (`metrics_read`) as the counters table and the qualification
+    percentiles. Rows of another projection schema mean the projections were not rebuilt
+    after an upgrade: refused (ValueError)."""
+    counters: Counter[CounterKey] = Counter()
+    qualified = 0
+    at: dict[int, int] = {}
+    for tag, kind, name, a, b in rows:
+        if tag == "count":
+            if a != PROJECTION_SCHEMA_VERSION:
+                raise _refused(a)
+            counters[kind, name] += int(b)
+        elif tag == "streams":
+            for version in (a, b):
+                if version is not None and version != PROJECTION_SCHEMA_VERSION:
+                    raise _refused(version)
+        elif tag == "qualified":
+            qualified = int(b)
+        else:
+            at[int(a)] = int(b)
+    try:
+        time_to_qualify = percentiles_at(qualified, at.__getitem__)
+    except KeyError:  # a rank the descent did not reach: the counts do not add up
+        raise ValueError(
+            "The stored qualification times do not add up: run `salesbot projections rebuild`."
+        ) from None
+    return count_table(counters.items()), time_to_qualify
 
 
 def links(rows: Iterable[Any], keys: dict[int, bytes]) -> list[Link]:
@@ -247,10 +384,10 @@ def metrics_projection(rows: Iterable[Any]) -> MetricsProjection:
     """The metrics read's rows as the projection `/metrics` reads; rows of another
     projection schema are a `StorageError` (run `salesbot projections rebuild`)."""
     try:
-        counts, times = metrics_rows([tuple(row) for row in rows])
+        counts, time_to_qualify = metrics_rows([tuple(row) for row in rows])
     except ValueError as exc:
         raise StorageError(str(exc)) from None
-    return MetricsProjection(counts=counts, qualification_ms=tuple(times))
+    return MetricsProjection(counts=counts, time_to_qualify=time_to_qualify)
 
 
 def rebuild_summary(events: int, projection: Projection, changed: int) -> RebuildSummary:

@@ -47,15 +47,17 @@ from storage.ports import (
     RebuildSummary,
     StoredInbound,
 )
-from storage.projections import differences
-from storage.sql_rows import answer_row as _answer_row
-from storage.sql_rows import event_rows as _event_rows
+from storage.projections import counter_differences, differences
 from storage.sql_rows import (
+    QUALIFICATION_TIMES_READ,
     links,
     metrics_projection,
     pending_answers,
+    qualification_times,
     rebuild_summary,
 )
+from storage.sql_rows import answer_row as _answer_row
+from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sql_rows import stored_inbound as _stored_inbound
 from storage.sqlite_outbox import SqliteOutbox, _insert_outbox
@@ -66,6 +68,7 @@ from storage.sqlite_projections import (
     log_position,
     projected_events,
     replace_all,
+    stored_counters,
     stored_projection,
 )
 from storage.sqlite_tickets import SqliteTickets, _apply_ticket_change
@@ -345,6 +348,9 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
     async def metrics_projection(self) -> MetricsProjection:
         return metrics_projection(await self._fetch(METRICS_READ))
 
+    async def qualification_times(self) -> tuple[int, ...]:
+        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ))
+
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(
             "SELECT conversation_id FROM quote_index WHERE quote_id = ?", (quote_id,)
@@ -368,6 +374,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
                 projection.apply(envelope.conversation_id, (envelope,))
             _, events = log_position(conn)
             changed = differences(stored_projection(conn), projection)
+            changed += counter_differences(*stored_counters(conn), projection.facts)
             replace_all(conn, projection)
             return rebuild_summary(events, projection, changed)
 

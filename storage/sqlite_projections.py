@@ -1,13 +1,14 @@
 """The projections (`storage.projections`) and pending answers as SQLite tables.
 
 What is stored is the per-conversation accumulator (`projection_streams`, one row per
-conversation with a projected event) and the quote index; the metrics' counters and
-qualification times are summed from those rows by one read statement (`METRICS_READ`).
-That keeps the commit path to two statements (read the conversation's row, write it
-back) — the writer's cost per statement is what limits group commit — and leaves nothing
-that could drift from the rows it would sum. The read is a scan of one row per
-conversation in SQLite's C code (a few ms for 4k conversations, about 23 events each),
-never a parse of the log; `MemoryStore` keeps the counters themselves.
+conversation with a projected event), the quote index, and what `/metrics` reads: the
+counters (`projection_counters`, (kind, name, shard) → value) and the qualification times
+counted in a radix tree (`projection_times`, (level, bucket) → how many). A commit
+moves the counters by its conversation's change of contribution (`storage.projections.
+advance`) — a few upserts, only when the conversation's facts change — so the read
+(`METRICS_READ`, one statement) costs the same at 1k events as at 1M. Until schema version
+11 the read summed one row per conversation instead (0.7 s at 1M events,
+docs/benchmarks.md).
 
 Written only by the store's one writer, inside the transaction that appends the events they
 fold (`apply_events`, called for every append), so a crash can never leave them behind or
@@ -37,11 +38,18 @@ from storage.projections import (
     PROJECTION_SCHEMA_VERSION,
     Projection,
     StreamFacts,
-    fold_events,
+    advance,
     is_projected,
 )
+from storage.sql_rows import (
+    COUNTER_COLUMNS,
+    TIME_COLUMNS,
+    change_rows,
+    facts_from_row,
+    metrics_read,
+    total_rows,
+)
 from storage.sql_rows import fact_values as _fact_values
-from storage.sql_rows import facts_from_row
 
 Conn = sqlite3.Connection
 
@@ -106,25 +114,51 @@ QUOTE_COUNT_COLUMNS: tuple[str, ...] = (
     "CHECK (quotes_superseded >= 0)",
 )
 
-METRICS_READ = """
-SELECT 'profile', schema_version, prospect_messages > 0, ending, first_from_state,
-       current_state, reached, COUNT(*)
-FROM projection_streams WHERE started_at_ms IS NOT NULL
-GROUP BY 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 'time', schema_version, NULL, NULL, NULL, NULL, NULL, qualified_at_ms - started_at_ms
-FROM projection_streams WHERE started_at_ms IS NOT NULL AND qualified_at_ms IS NOT NULL
-UNION ALL
-SELECT 'quotes', schema_version, SUM(quotes_issued), SUM(quotes_revised),
-       SUM(quotes_superseded), NULL, NULL, NULL
-FROM projection_streams WHERE started_at_ms IS NOT NULL GROUP BY 2
-"""
-"""The started conversations grouped by what they contribute to the counters (engaged or
-not, outcome, first state, current state, states reached: few distinct *profiles*), the
-qualification times, and the quote counts summed (issued, revised and superseded in the
-third to fifth columns); one statement, so all of it comes from one committed snapshot.
-Each profile's counters are `storage.projections.contribution` times its count: the same
-function `MemoryStore` keeps its counters with (`storage.sql_rows.metrics_rows`)."""
+COUNTER_DDL: tuple[str, ...] = (
+    # Row schema version 4: the counters and counted times the commit keeps, clustered on
+    # their keys (WITHOUT ROWID): the read walks key ranges, one B-tree instead of an index
+    # and a table, and an upsert writes one B-tree.
+    """
+    CREATE TABLE IF NOT EXISTS projection_counters (
+        kind           TEXT    NOT NULL,
+        name           TEXT    NOT NULL,
+        shard          INTEGER NOT NULL CHECK (shard >= 0),
+        value          INTEGER NOT NULL,
+        schema_version INTEGER NOT NULL,
+        generator      TEXT    NOT NULL,
+        PRIMARY KEY (kind, name, shard)
+    ) STRICT, WITHOUT ROWID
+    """,
+    # No CHECK (n >= 0) on the counts: SQLite checks an upsert's inserted values before it
+    # finds the conflict, and a commit's -1 (a time that moved) goes to an existing row.
+    """
+    CREATE TABLE IF NOT EXISTS projection_times (
+        level          INTEGER NOT NULL CHECK (level >= 0),
+        bucket         INTEGER NOT NULL,
+        n              INTEGER NOT NULL,
+        schema_version INTEGER NOT NULL,
+        generator      TEXT    NOT NULL,
+        PRIMARY KEY (level, bucket)
+    ) STRICT, WITHOUT ROWID
+    """,
+    # The read checks the rows' versions with two look-ups, not a scan.
+    "CREATE INDEX IF NOT EXISTS projection_streams_by_schema ON projection_streams (schema_version)",
+)
+
+_ADD_COUNTERS = (
+    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (kind, name, shard) DO UPDATE SET "
+    "value = projection_counters.value + excluded.value, generator = excluded.generator"
+)
+_ADD_TIMES = (
+    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (level, bucket) DO UPDATE SET "
+    "n = projection_times.n + excluded.n, generator = excluded.generator"
+)
+
+METRICS_READ = metrics_read(lateral=False)
+"""The counters, the rows' versions and the qualification percentiles' order statistics in
+one statement (`storage.sql_rows.metrics_read`)."""
 
 
 def create_and_fill(conn: Conn) -> None:
@@ -156,7 +190,7 @@ def add_quote_counts(conn: Conn) -> None:
     projection = Projection()
     for envelope in projected_events(conn):
         projection.apply(envelope.conversation_id, (envelope,))
-    replace_all(conn, projection)
+    replace_rows(conn, projection)
 
 
 def refold(conn: Conn) -> None:
@@ -165,7 +199,49 @@ def refold(conn: Conn) -> None:
     projection = Projection()
     for envelope in projected_events(conn):
         projection.apply(envelope.conversation_id, (envelope,))
-    replace_all(conn, projection)
+    replace_rows(conn, projection)
+
+
+def add_counters(conn: Conn) -> None:
+    """The counters migration (row schema version 4): the tables, filled from the stored
+    per-conversation facts (their format is unchanged since version 3, so the log is not
+    read again: seconds saved on a large store), and the rows stamped version 4. Rows of an
+    older version are left as they are: the read refuses them until a rebuild."""
+    for statement in COUNTER_DDL:
+        conn.execute(statement)
+    # Idempotent (IF NOT EXISTS, emptied first): a store whose user_version was set back by
+    # hand, as the tests' downgrades do, is migrated again to the same rows.
+    recount(conn)
+    for table in ("projection_streams", "quote_index"):
+        conn.execute(
+            f"UPDATE {table} SET schema_version = ?, generator = ? WHERE schema_version IN (3, 4)",
+            _VERSIONS,
+        )
+
+
+def recount(conn: Conn) -> None:
+    """The counters and counted times replaced by those of the stored per-conversation
+    rows (of row version 3 or 4, whose facts have one format): the migration's fill, and
+    what `bench.growth` runs after cloning conversations at the SQL level."""
+    conn.execute("DELETE FROM projection_counters")
+    conn.execute("DELETE FROM projection_times")
+    facts = {
+        row[0]: facts_from_row(row[1:])
+        for row in conn.execute(
+            f"SELECT conversation_id, {_FACT_COLUMNS} FROM projection_streams "
+            "WHERE schema_version IN (3, 4)"
+        )
+    }
+    _insert_totals(conn, facts)
+
+
+def _insert_totals(conn: Conn, facts: dict[str, StreamFacts]) -> None:
+    counters, times = total_rows(facts)
+    conn.executemany(
+        f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        counters,
+    )
+    conn.executemany(f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?)", times)
 
 
 # -- the commit path ------------------------------------------------------------------
@@ -182,14 +258,19 @@ def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelop
         (conversation_id,),
     ).fetchone()
     before = NO_FACTS if row is None else facts_from_row(row)
-    after, quotes = fold_events(before, relevant)
-    if after != before:
-        _put_facts(conn, conversation_id, after)
-    if quotes:
+    change = advance(before, relevant)
+    if change.changed:
+        _put_facts(conn, conversation_id, change.after)
+        counters, times = change_rows(conversation_id, change)
+        if counters:
+            conn.executemany(_ADD_COUNTERS, counters)
+        if times:
+            conn.executemany(_ADD_TIMES, times)
+    if change.quotes:
         conn.executemany(
             "INSERT INTO quote_index (quote_id, conversation_id, schema_version, generator) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (quote_id) DO NOTHING",
-            [(quote_id, conversation_id, *_VERSIONS) for quote_id in quotes],
+            [(quote_id, conversation_id, *_VERSIONS) for quote_id in change.quotes],
         )
 
 
@@ -221,6 +302,23 @@ def stored_projection(conn: Conn) -> Projection:
     ):
         projection.quotes[quote_id] = conversation_id
     return projection
+
+
+def stored_counters(
+    conn: Conn,
+) -> tuple[dict[tuple[str, str, int], int], dict[tuple[int, int], int]]:
+    """The stored counter rows and counted-time rows, keyed as `sharded_rows` keys them."""
+    counts = {
+        (kind, name, shard): value
+        for kind, name, shard, value in conn.execute(
+            "SELECT kind, name, shard, value FROM projection_counters"
+        )
+    }
+    times = {
+        (level, bucket): n
+        for level, bucket, n in conn.execute("SELECT level, bucket, n FROM projection_times")
+    }
+    return counts, times
 
 
 # -- rebuilding -------------------------------------------------------------------------
@@ -261,7 +359,18 @@ def fold_snapshot(path: Path, busy_timeout_ms: int) -> tuple[Projection, int]:
 
 
 def replace_all(conn: Conn, projection: Projection) -> None:
-    """Swap the stored projections for `projection` (in the caller's transaction)."""
+    """Swap the stored projections for `projection`, counters and times included (in the
+    caller's transaction): `salesbot projections rebuild`."""
+    replace_rows(conn, projection)
+    conn.execute("DELETE FROM projection_counters")
+    conn.execute("DELETE FROM projection_times")
+    _insert_totals(conn, projection.facts)
+
+
+def replace_rows(conn: Conn, projection: Projection) -> None:
+    """Swap the per-conversation rows and the quote index for `projection`'s: what the
+    migrations before the counters (schema version 11) wrote; they run on stores without
+    the counters' tables."""
     conn.execute("DELETE FROM projection_streams")
     conn.execute("DELETE FROM quote_index")
     conn.executemany(

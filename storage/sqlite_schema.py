@@ -27,7 +27,7 @@ from pathlib import Path
 
 from domain.chain import GENESIS, link
 from storage.errors import SchemaTooNewError
-from storage.sqlite_projections import add_quote_counts, create_and_fill, refold
+from storage.sqlite_projections import add_counters, add_quote_counts, create_and_fill, refold
 
 APPLICATION_ID = 0x53424F54  # "SBOT"
 
@@ -198,6 +198,11 @@ _V_SEGMENT_MARKS: Migration = refold
 schema version 3; `storage.projections.SOURCE_MARK`, `POLICY_MARK`), folded again from the
 log, for the `/metrics` chart's conversion by persona and by lead source."""
 
+_V_COUNTERS: Migration = add_counters
+"""The metrics' counters and counted qualification times, kept by the commit from now on
+(row schema version 4; `storage.sqlite_projections.add_counters`): filled from the stored
+per-conversation rows, so `/metrics` reads a few hundred rows however long the log."""
+
 _V_ARTIFACT_VERSIONS = _statements(
     # Ticket rows carry their format's version and the salesbot that last wrote them, as
     # events, adapter state and projection rows do; stored inbounds (whose JSON carries its
@@ -318,6 +323,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_TIMERS,
     _V_CONVERSATION_KEYS,
     _V_SEGMENT_MARKS,
+    _V_COUNTERS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -20,7 +20,7 @@ from tests.support.cli import run
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "release-4e9bee1.db"
 SUMMARY = re.compile(
     r"projections rebuilt from (\d+) events: (\d+) conversations, (\d+) qualified, "
-    r"(\d+) quotes indexed; (\d+) stored rows differed \(schema 3, salesbot/[\w.]+\)\n"
+    r"(\d+) quotes indexed; (\d+) stored rows differed \(schema 4, salesbot/[\w.]+\)\n"
 )
 
 
@@ -59,7 +59,7 @@ def test_rebuild_prints_one_line_exits_0_and_changes_nothing_the_second_time(
         "qualified": 3,
         "quotes": 8,
         "changed": 0,
-        "schema_version": 3,
+        "schema_version": 4,
         "generator": "salesbot/0.1.0",
     }
 
@@ -98,7 +98,12 @@ def test_a_rebuild_repairs_projections_that_disagree_with_the_log(
 
     asyncio.run(seed())
     expected = full_recomputation(path)
-    with sqlite3.connect(path) as conn:  # damage: a conversation's row and a quote entry
+    with sqlite3.connect(path) as conn:  # damage: a conversation's row, a counter, a quote
+        conn.execute(
+            "UPDATE projection_counters SET value = value - 1 WHERE kind = 'ending' AND "
+            "name = 'won' AND shard = (SELECT MIN(shard) FROM projection_counters "
+            "WHERE kind = 'ending' AND name = 'won' AND value > 0)"
+        )
         conn.execute(
             "UPDATE projection_streams SET ending = 'lost' WHERE ending = 'won' AND rowid = (SELECT MIN(rowid) FROM projection_streams WHERE ending = 'won')"
         )
@@ -108,7 +113,7 @@ def test_a_rebuild_repairs_projections_that_disagree_with_the_log(
     assert json.loads(run("metrics", "--json")[1]) != expected
     code, out, _ = run("projections", "rebuild", "--json")
     assert code == 0
-    assert json.loads(out)["changed"] == 2
+    assert json.loads(out)["changed"] == 3
     assert json.loads(run("metrics", "--json")[1]) == expected
     assert json.loads(run("projections", "rebuild", "--json")[1])["changed"] == 0
 

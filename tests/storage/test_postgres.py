@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from bot.bootstrap import open_store
+from bot.queries import load_metrics
 from bot.settings import Settings
 from domain.chain import GENESIS, link
 from domain.policy import Policy
@@ -25,14 +26,23 @@ from storage.errors import (
 )
 from storage.ports import Commit, CommitResult, OutboxItem
 from storage.postgres import PostgresStore
-from storage.postgres_schema import SCHEMA_VERSION
+from storage.postgres_schema import SCHEMA_VERSION, migrate
+from storage.projections import PROJECTION_SCHEMA_VERSION, shard_of
 from tests.storage.builders import handoff_script
 from tests.storage.conftest import fresh_database
+from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_contract import outbox_item
+from tests.storage.test_projections import assert_same_metrics
 from tests.support.cli import run as run_cli
 from tests.support.postgres import Cluster
 
 T = TypeVar("T")
+PROJECTION_TABLES = (
+    "projection_streams",
+    "quote_index",
+    "projection_counters",
+    "projection_times",
+)
 
 
 @pytest.fixture
@@ -128,6 +138,91 @@ async def test_a_new_conversation_started_by_two_processes_at_once_is_started_on
             dsn, "streams", [lambda: one.commit(first), lambda: two.commit(rival)]
         )
     assert sorted(type(r).__name__ for r in results) == ["CommitResult", "ConcurrencyError"]
+
+
+def one_shard(count: int) -> list[str]:
+    """`count` conversation ids whose counters live in one shard (`SHARDS`)."""
+    ids = (f"conv-{i}" for i in range(10_000))
+    shard = shard_of("conv-0")
+    return [cid for cid in ids if shard_of(cid) == shard][:count]
+
+
+async def test_replicas_committing_conversations_of_one_shard_at_once_are_all_counted(
+    dsn: str, default_policy: Policy
+) -> None:
+    """Four commits from two processes, all moving the same counter rows (one shard), held
+    back and let go together: each waits for the row locks it needs, none deadlocks, and
+    the counters say what the log says."""
+    conversations = one_shard(4)
+    scripts = [handoff_script(default_policy, cid) for cid in conversations]
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        results = await held_back(
+            dsn,
+            "projection_counters",
+            [
+                lambda store=store, script=script: store.commit(script.commits[0])  # type: ignore[misc]
+                for store, script in zip((one, two, one, two), scripts, strict=True)
+            ],
+        )
+        assert [getattr(r, "status", r) for r in results] == ["committed"] * 4
+        metrics = await load_metrics(two, default_policy)
+        assert metrics.conversations == 4
+        assert_same_metrics(metrics, await recomputed(one, default_policy))
+        assert (await one.rebuild_projections()).changed == 0
+        assert_same_metrics(await load_metrics(one, default_policy), metrics)
+
+
+async def downgrade_to_schema_1(dsn: str) -> None:
+    """What a database of the release before the counters looks like: schema version 1,
+    no counters, projection rows of version 3."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DROP TABLE projection_counters; DROP TABLE projection_times; "
+            "DROP INDEX projection_streams_by_schema; "
+            "DELETE FROM schema_version WHERE version > 1; "
+            "UPDATE projection_streams SET schema_version = 3; "
+            "UPDATE quote_index SET schema_version = 3"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("start", range(SCHEMA_VERSION))
+async def test_a_database_at_every_earlier_schema_version_is_migrated_with_its_metrics(
+    dsn: str, default_policy: Policy, start: int
+) -> None:
+    if start == 0:
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await migrate(conn, "test", target=0) == 0
+        finally:
+            await conn.close()
+    else:
+        assert start == 1  # add a downgrade here with the next migration
+        async with await PostgresStore.open(dsn) as store:
+            day = SalesDay(store, default_policy)
+            await day.start()
+            await day.run(conversations=8)
+        await downgrade_to_schema_1(dsn)
+    async with await PostgresStore.open(dsn) as store:
+        expected = await recomputed(store, default_policy)
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
+        kept = await store.metrics_projection()
+        assert (await store.rebuild_projections()).changed == 0
+        assert await store.metrics_projection() == kept
+        await store.commit(handoff_script(default_policy, "after").commits[0])
+        assert_same_metrics(
+            await load_metrics(store, default_policy), await recomputed(store, default_policy)
+        )
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table in PROJECTION_TABLES:
+            versions = await conn.fetch(f"SELECT DISTINCT schema_version FROM {table}")
+            assert {row[0] for row in versions} <= {PROJECTION_SCHEMA_VERSION}, table
+        assert await conn.fetchval("SELECT MAX(version) FROM schema_version") == SCHEMA_VERSION
+    finally:
+        await conn.close()
 
 
 async def test_two_processes_claiming_one_outbox_never_get_the_same_item_nor_overtake(

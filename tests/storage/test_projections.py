@@ -55,10 +55,10 @@ def assert_same_metrics(projected: Metrics, full: Metrics) -> None:
 async def projected(store: Store, policy: Policy | None = None) -> Metrics:
     projection = await store.metrics_projection()
     if policy is None:
-        return metrics_from_projection(projection.counts, projection.qualification_ms)
+        return metrics_from_projection(projection.counts, projection.time_to_qualify)
     flow = policy.flow
     return metrics_from_projection(
-        projection.counts, projection.qualification_ms, states=flow.states, start=flow.start
+        projection.counts, projection.time_to_qualify, states=flow.states, start=flow.start
     )
 
 
@@ -107,7 +107,8 @@ async def test_events_appended_without_a_commit_are_projected_too(store: Store) 
     await store.append("c1", 0, stream.envelopes[:2])
     await store.append("c1", 2, stream.envelopes[2:])
     assert_same_metrics(await projected(store), compute_metrics(stream.envelopes))
-    assert (await store.metrics_projection()).qualification_ms == (1000 + 5000,)
+    assert (await store.qualification_times()) == (1000 + 5000,)
+    assert (await store.metrics_projection()).time_to_qualify.p50_ms == 1000 + 5000
 
 
 async def test_a_rejected_commit_leaves_the_projections_as_they_were(
@@ -379,7 +380,7 @@ async def check_random_log(store: Store, seed: int, conversations: int) -> None:
     for states, start in (((), None), (STATE_NAMES[:-1], "start"), (STATE_NAMES[:3], None)):
         projection = await store.metrics_projection()
         mine = metrics_from_projection(
-            projection.counts, projection.qualification_ms, states=states, start=start
+            projection.counts, projection.time_to_qualify, states=states, start=start
         )
         assert_same_metrics(mine, compute_metrics(log, states=states, start=start))
     assert (await store.rebuild_projections()).changed == 0

@@ -29,6 +29,8 @@ TABLES = {
     "adapter_state",
     "projection_streams",
     "quote_index",
+    "projection_counters",
+    "projection_times",
     "pending_answers",
     "timers",
 }

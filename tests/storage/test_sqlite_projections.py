@@ -26,6 +26,8 @@ from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_projections import assert_same_metrics
 
 PROJECTION_TABLES = ("projection_streams", "quote_index")
+COUNTER_TABLES = ("projection_counters", "projection_times")
+"""Created by the counters migration (`MIGRATIONS[10]`), kept by every commit since."""
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "release-4e9bee1.db"
 
 
@@ -48,7 +50,7 @@ async def test_every_projection_row_carries_its_schema_version_and_generator(
     path = tmp_path / "salesbot.db"
     day = await sales_day(path, default_policy)
     await day.store.close()
-    for table in PROJECTION_TABLES:
+    for table in (*PROJECTION_TABLES, *COUNTER_TABLES):
         versions = rows(path, f"SELECT DISTINCT schema_version, generator FROM {table}")
         assert versions == [(PROJECTION_SCHEMA_VERSION, GENERATOR)], table
         assert rows(path, f"SELECT COUNT(*) FROM {table}")[0][0] != 0, table
@@ -114,7 +116,10 @@ QUOTE_COUNTS = ("quotes_issued", "quotes_revised", "quotes_superseded")
 
 def _drop_later_migrations(conn: sqlite3.Connection) -> None:
     """Undo what migrations after the quote counts added (ticket and inbound versions, the
-    events' hash chain, the due timers)."""
+    events' hash chain, the due timers, the counters)."""
+    for table in COUNTER_TABLES:
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("DROP INDEX IF EXISTS projection_streams_by_schema")
     for column in ("schema_version", "generator"):
         conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
     conn.execute("ALTER TABLE inbounds DROP COLUMN generator")
@@ -244,4 +249,84 @@ async def test_projections_of_another_schema_version_are_refused_until_rebuilt(
             await store.metrics_projection()
         summary = await store.rebuild_projections()
         assert summary.changed > 0
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
+
+
+BEFORE_COUNTERS = 10
+"""The schema version of a store from before the counters (`MIGRATIONS[10]` adds them)."""
+
+
+def counter_rows(path: Path) -> list[tuple[object, ...]]:
+    return [
+        *rows(path, "SELECT kind, name, shard, value FROM projection_counters WHERE value != 0"),
+        *rows(path, "SELECT 'time', level, bucket, n FROM projection_times WHERE n != 0"),
+    ]
+
+
+async def test_the_counters_migration_fills_them_from_the_stored_rows(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=14)
+    expected = await recomputed(day.store, default_policy)
+    await day.store.close()
+    kept = sorted(counter_rows(path), key=str)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        for table in COUNTER_TABLES:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX projection_streams_by_schema")
+        for table in PROJECTION_TABLES:
+            conn.execute(f"UPDATE {table} SET schema_version = 3")
+        conn.execute(f"PRAGMA user_version = {BEFORE_COUNTERS}")
+    async with await SqliteStore.open(path) as store:
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
+    assert sorted(counter_rows(path), key=str) == kept  # what the commits had kept
+    for table in (*PROJECTION_TABLES, *COUNTER_TABLES):
+        assert rows(path, f"SELECT DISTINCT schema_version FROM {table}") == [
+            (PROJECTION_SCHEMA_VERSION,)
+        ], table
+
+
+async def test_the_counters_kept_by_commits_are_row_for_row_those_a_rebuild_writes(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=14)
+    kept = sorted(counter_rows(path), key=str)
+    assert (await day.store.rebuild_projections()).changed == 0
+    await day.store.close()
+    assert sorted(counter_rows(path), key=str) == kept
+    assert len({row[2] for row in kept if row[0] != "time"}) > 1  # counters over shards
+
+
+async def test_counters_of_another_schema_version_are_refused_until_rebuilt(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=6)
+    expected = await recomputed(day.store, default_policy)
+    await day.store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE projection_counters SET schema_version = 3, value = value + 5")
+    async with await SqliteStore.open(path) as store:
+        with pytest.raises(StorageError, match="salesbot projections rebuild"):
+            await store.metrics_projection()
+        await store.rebuild_projections()
+        assert_same_metrics(await load_metrics(store, default_policy), expected)
+
+
+async def test_counted_times_that_do_not_add_up_are_refused_until_rebuilt(
+    tmp_path: Path, default_policy: Policy
+) -> None:
+    path = tmp_path / "salesbot.db"
+    day = await sales_day(path, default_policy, conversations=6)
+    expected = await recomputed(day.store, default_policy)
+    assert expected.time_to_qualify.n > 0
+    await day.store.close()
+    with sqlite3.connect(path) as conn:  # the top level says more than its children hold
+        conn.execute("UPDATE projection_times SET n = n + 5 WHERE level = 8")
+    async with await SqliteStore.open(path) as store:
+        with pytest.raises(StorageError, match="salesbot projections rebuild"):
+            await store.metrics_projection()
+        assert (await store.rebuild_projections()).changed == 1
         assert_same_metrics(await load_metrics(store, default_policy), expected)

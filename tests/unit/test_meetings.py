@@ -227,11 +227,11 @@ def test_metrics_count_meetings_requested_from_the_log_and_the_projections(
     projection = Projection()
     for cid in ("c1", "c2", "c3"):
         projection.apply(cid, [env for env in log if env.conversation_id == cid])
-    times = [
-        f.qualification_ms for f in projection.facts.values() if f.qualification_ms is not None
-    ]
     from_projection = metrics_from_projection(
-        projection.count_table(), times, states=flow.states, start=flow.start
+        projection.count_table(),
+        projection.time_to_qualify(),
+        states=flow.states,
+        start=flow.start,
     )
     assert from_projection == metrics
     assert not any("Meetings" in line for line in render_metrics(compute_metrics([])))
