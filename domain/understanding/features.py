@@ -28,6 +28,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import compress
+from operator import attrgetter, itemgetter
 
 from domain.understanding.entities import Entities, extract_entities
 from domain.understanding.model import ReaderModel, ReaderSpec
@@ -71,8 +73,12 @@ class _Token:
     word_keys: tuple[str, ...]
     plain: tuple[str, ...]
     negated: tuple[str, ...]
-    terms: tuple[tuple[_Term, ...], ...]
-    """Per language, the lexicon terms whose first key is this token's key."""
+    terms: tuple[_Candidates | None, ...]
+    """Per language, the lexicon terms whose first key is this token's key (None: none)."""
+    pair_left: tuple[str, ...] = ()
+    """Per language, the start of a pair feature with this word first (`p:<key>_`)."""
+    notable: bool = False
+    """Whether the token marks a language or repairs a typo (most tokens do neither)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +90,33 @@ class _Term:
     name: str = ""
     negated_name: str = ""
     self_name: str = ""
+    width: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "width", len(self.keys))
         # The feature names a match yields, built once rather than per match.
         object.__setattr__(self, "name", f"lex:{self.lexicon}")
         object.__setattr__(self, "negated_name", f"lex:{self.lexicon}:not")
         object.__setattr__(self, "self_name", f"lex:{self.lexicon}:self")
+
+
+class _Candidates:
+    """The lexicon terms starting with one key, in lexicon order, grouped by what the next
+    key must be: a message's words pick their few possible terms with one dict lookup
+    instead of comparing every phrase that starts with "we" or "no"."""
+
+    __slots__ = ("by_next", "single")
+
+    def __init__(self, terms: list[_Term]) -> None:
+        self.single = tuple(term for term in terms if len(term.keys) == 1)
+        """The one-word terms: all that can match at a message's last word."""
+        self.by_next = {
+            following: tuple(
+                term for term in terms if len(term.keys) == 1 or term.keys[1] == following
+            )
+            for following in {term.keys[1] for term in terms if len(term.keys) > 1}
+        }
+        """Per second key, the terms that may match when it follows (one-word terms too)."""
 
 
 class _LanguageIndex:
@@ -107,6 +134,9 @@ class _LanguageIndex:
                         self.terms_by_first.setdefault(term_keys[0], []).append(
                             _Term(name, term, term_keys, lexicon.negatable)
                         )
+        self.candidates = {
+            first: _Candidates(terms) for first, terms in self.terms_by_first.items()
+        }
         self.negators = [phrase_keys(n, language) for n in (profile.negators if profile else ())]
         self.post_negators = [
             phrase_keys(n, language) for n in (profile.post_negators if profile else ())
@@ -177,22 +207,27 @@ class CompiledSpec:
         word = is_word(text)
         keys = tuple(key(text, language) for language in LANGUAGES)
         word_keys = ("#",) * len(LANGUAGES) if text.isdigit() else keys
+        marks = (
+            tuple(language for language, words_of in self.markers.items() if raw in words_of)
+            if word
+            else ()
+        )
         record = _Token(
             text=text,
             typos=typos,
             word=word,
             digit=text.isdigit(),
             keys=keys,
-            marks=tuple(language for language, words_of in self.markers.items() if raw in words_of)
-            if word
-            else (),
+            marks=marks,
             word_keys=word_keys,
             plain=tuple("w:" + k for k in word_keys),
             negated=tuple("n:" + k for k in word_keys),
             terms=tuple(
-                tuple(self.indexes[language].terms_by_first.get(k, ()))
+                self.indexes[language].candidates.get(k)
                 for language, k in zip(LANGUAGES, keys, strict=True)
             ),
+            pair_left=tuple("p:" + k + "_" for k in word_keys),
+            notable=word and bool(marks or typos),
         )
         if len(self.seen) >= _TOKENS_KEPT:
             self.seen.clear()  # a bound on memory; records are recomputed identically
@@ -215,6 +250,12 @@ class CompiledSpec:
 
 
 _LANGUAGE_POSITION = {language: position for position, language in enumerate(LANGUAGES)}
+_AT = tuple(itemgetter(position) for position in range(len(LANGUAGES)))
+"""Per language position, the getter of that language's entry in a `_Token`'s tuples."""
+_KEYS = attrgetter("keys")
+_TERMS = attrgetter("terms")
+_IS_WORD = attrgetter("word")
+_IS_NOTABLE = attrgetter("notable")
 
 
 def _deletions(word: str) -> list[str]:
@@ -361,20 +402,28 @@ def _metadata(features: dict[str, int], spec: ReaderSpec, metadata: Metadata | N
 def _lexicon(
     features: dict[str, int],
     evidence: dict[str, list[str]],
-    hits: list[tuple[int, tuple[_Term, ...]]],
+    starts: list[int],
+    terms_at: list[_Candidates | None],
     keys_: list[str],
     index: _LanguageIndex,
     scope: list[bool] | None,
     window: int = 0,
 ) -> None:
-    """The `lex:` features of one language's terms starting at `hits`' positions, negated
-    inside `scope` (worked out here, with `window`, when not given and a term is negatable)
-    and marked `:self` where the words describe the writer's own business."""
+    """The `lex:` features of one language's terms (`terms_at`) at the positions `starts`,
+    negated inside `scope` (worked out here, with `window`, when not given and a term is
+    negatable) and marked `:self` where the words describe the writer's own business."""
     own = _self_scope(keys_, index)
-    for start, candidates in hits:
+    last = len(keys_) - 1
+    for start in starts:
+        group = terms_at[start]
+        assert group is not None  # `starts` are the positions with candidates
+        candidates = (
+            group.by_next.get(keys_[start + 1], group.single) if start < last else group.single
+        )
         for term in candidates:
-            width = len(term.keys)
-            if width > 1 and tuple(keys_[start : start + width]) != term.keys:
+            # The first key matched by the index and the second by `by_next`.
+            width = term.width
+            if width > 2 and tuple(keys_[start : start + width]) != term.keys:
                 continue
             if term.negatable and scope is None:
                 scope = _negation_scope(keys_, index, window)
@@ -401,6 +450,18 @@ def _words(
 ) -> None:
     """The word (`w:`/`n:`) and adjacent-pair (`p:`) features, in the text's order."""
     words, pairs = spec.words, spec.pairs
+    if words and pairs and True not in scope:
+        # The common case, one tight loop: no word is negated.
+        left: str | None = None  # the previous word's `p:<key>_`
+        for record in records:
+            if not record.word:
+                left = None
+                continue
+            features[record.plain[position]] = 1
+            if left is not None:
+                features[left + record.word_keys[position]] = 1
+            left = record.pair_left[position]
+        return
     any_negated = True in scope
     previous: str | None = None
     for record, negated in zip(records, scope, strict=True):
@@ -432,18 +493,20 @@ def extract(
     spec = spec_index.spec
     raw = tokens(text)
     seen = spec_index.seen
-    records = [seen.get(token) or spec_index.token(token) for token in raw]
-    # One pass for what the language and the typo features need.
+    try:
+        records = list(map(seen.__getitem__, raw))  # warm: every token seen before
+    except KeyError:
+        records = [seen.get(token) or spec_index.token(token) for token in raw]
+    # What the language and the typo features need, from the few tokens that mark a
+    # language or repair a typo (picked out in C).
     marked: dict[str, tuple[str, ...]] = {}
     typos: list[tuple[str, str]] = []
-    word_count = 0
-    for token, record in zip(raw, records, strict=True):
-        if record.word:
-            word_count += 1
-            if record.marks:
-                marked[token] = record.marks
-            if record.typos:
-                typos.extend(record.typos)
+    word_count = sum(map(_IS_WORD, records))
+    for token, record in compress(zip(raw, records, strict=True), map(_IS_NOTABLE, records)):
+        if record.marks:
+            marked[token] = record.marks
+        if record.typos:
+            typos.extend(record.typos)
     language = language_of(marked, spec_index.marker_languages, spec_index.letters, text)
     features: dict[str, int] = {}
     evidence: dict[str, list[str]] = {}
@@ -466,19 +529,17 @@ def extract(
     for lang in lexicon_languages:
         index = spec_index.indexes[lang]
         position = _LANGUAGE_POSITION[lang]
-        hits = [
-            (start, terms)
-            for start, record in enumerate(records)
-            if (terms := record.terms[position])
-        ]
+        at = _AT[position]
+        terms_at = list(map(at, map(_TERMS, records)))
+        starts = list(compress(range(len(terms_at)), terms_at))
         if lang == primary:
-            keys_ = [record.keys[position] for record in records]
+            keys_ = list(map(at, map(_KEYS, records)))
             primary_scope = _negation_scope(keys_, index, window)
-            if hits:
-                _lexicon(features, evidence, hits, keys_, index, primary_scope)
-        elif hits:
-            keys_ = [record.keys[position] for record in records]
-            _lexicon(features, evidence, hits, keys_, index, None, window)
+            if starts:
+                _lexicon(features, evidence, starts, terms_at, keys_, index, primary_scope)
+        elif starts:
+            keys_ = list(map(at, map(_KEYS, records)))
+            _lexicon(features, evidence, starts, terms_at, keys_, index, None, window)
 
     if spec.words or spec.pairs:
         _words(features, records, primary_scope, _LANGUAGE_POSITION[primary], spec)
