@@ -31,7 +31,7 @@ from datetime import date
 from itertools import compress
 from operator import attrgetter, itemgetter
 
-from domain.understanding.entities import Entities, extract_entities
+from domain.understanding.entities import Entities, read_entities
 from domain.understanding.model import ReaderModel, ReaderSpec
 from domain.understanding.text import (
     LANGUAGES,
@@ -153,6 +153,8 @@ class _LanguageIndex:
         } | self.breaks
         self.negator_firsts = {n[0] for n in self.negators if n}
         self.post_firsts = {n[0] for n in self.post_negators if n}
+        self.scope_firsts = frozenset(self.negator_firsts | self.post_firsts)
+        """Either kind's first keys: one test tells most messages have no negation."""
 
 
 class CompiledSpec:
@@ -307,7 +309,7 @@ def fingerprint(model: ReaderModel) -> str:
 def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> list[bool]:
     """Which positions a negation covers: after a negator, or before a post-negator."""
     scope = [False] * len(keys_)
-    if index.negator_firsts.isdisjoint(keys_) and index.post_firsts.isdisjoint(keys_):
+    if index.scope_firsts.isdisjoint(keys_):
         return scope
     breaks = index.breaks
     n = len(keys_)
@@ -356,8 +358,11 @@ def _self_scope(keys_: list[str], index: _LanguageIndex) -> list[bool] | None:
     return scope
 
 
-def _magnitudes(features: dict[str, int], entities: Entities, today: date, text: str) -> None:
-    if not entities.money and _BARE_AMOUNT.search(text):
+def _magnitudes(
+    features: dict[str, int], entities: Entities, today: date, text: str, digits: bool
+) -> None:
+    """The `ent:` features; `digits` False says the text has no digit (no bare amount)."""
+    if not entities.money and digits and _BARE_AMOUNT.search(text):
         features["ent:amount"] = 1
     if entities.money:
         features["ent:money"] = 1
@@ -552,10 +557,11 @@ def extract(
     elif word_count >= 40:
         features[long] = 1
 
-    entities = extract_entities(
+    entities, has_digit = read_entities(
         text, language=language, today=today, competitors=spec_index.competitors
     )
-    _magnitudes(features, entities, today, text)
+    # An ASCII text without 0-9 has no digit `_BARE_AMOUNT` could start at.
+    _magnitudes(features, entities, today, text, has_digit or not text.isascii())
     _metadata(features, spec, metadata)
     return Extraction(
         language=language,

@@ -214,9 +214,9 @@ def decide_reading(
     thresholds = heads.thresholds
     if not reasons and sums["needs_human"] >= thresholds["needs_human"]:
         reasons.add(_most_likely(model, sums, REASONS))
-    if objection == "contract" and not reasons & set(_CONTRACT_REASONS):
+    if objection == "contract" and reasons.isdisjoint(_CONTRACT_REASONS):
         reasons.add(_most_likely(model, sums, _CONTRACT_REASONS))
-    if "contract_reasons_object" in rules and reasons & set(_CONTRACT_REASONS):
+    if "contract_reasons_object" in rules and not reasons.isdisjoint(_CONTRACT_REASONS):
         objection = "contract"
     if objection is None and "pricing_exception" in reasons:
         objection = "price"
