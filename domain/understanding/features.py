@@ -155,6 +155,18 @@ class _LanguageIndex:
         self.post_firsts = {n[0] for n in self.post_negators if n}
         self.scope_firsts = frozenset(self.negator_firsts | self.post_firsts)
         """Either kind's first keys: one test tells most messages have no negation."""
+        self.negators_at = _by_first(self.negators)
+        self.post_negators_at = _by_first(self.post_negators)
+        self.openers_at = _by_first(self.openers)
+
+
+def _by_first(phrases: list[tuple[str, ...]]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Per first key, the phrases (in their order) that can match where it stands: those
+    starting with it, and an empty phrase, which matches anywhere."""
+    return {
+        first: tuple(phrase for phrase in phrases if not phrase or phrase[0] == first)
+        for first in {phrase[0] for phrase in phrases if phrase}
+    }
 
 
 class CompiledSpec:
@@ -307,28 +319,32 @@ def fingerprint(model: ReaderModel) -> str:
 
 
 def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> list[bool]:
-    """Which positions a negation covers: after a negator, or before a post-negator."""
-    scope = [False] * len(keys_)
-    if index.scope_firsts.isdisjoint(keys_):
+    """Which positions a negation covers: after a negator, or before a post-negator.
+
+    Only the positions holding a negator's first key are visited (picked out in C), and
+    there only the negators starting with that key are tried."""
+    n = len(keys_)
+    scope = [False] * n
+    firsts = index.scope_firsts
+    if firsts.isdisjoint(keys_):
         return scope
     breaks = index.breaks
-    n = len(keys_)
-    for i, k in enumerate(keys_):
-        if k in index.negator_firsts:
-            for negator in index.negators:
-                end = i + len(negator)
-                if tuple(keys_[i:end]) == negator:
-                    for j in range(end, min(n, end + window)):
-                        if keys_[j] in breaks:
-                            break
-                        scope[j] = True
-        if k in index.post_firsts:
-            for negator in index.post_negators:
-                if tuple(keys_[i : i + len(negator)]) == negator:
-                    for j in range(i - 1, max(-1, i - 1 - window), -1):
-                        if keys_[j] in breaks:
-                            break
-                        scope[j] = True
+    negators_at, post_at = index.negators_at, index.post_negators_at
+    for i in compress(range(n), map(firsts.__contains__, keys_)):
+        k = keys_[i]
+        for negator in negators_at.get(k, ()):
+            end = i + len(negator)
+            if tuple(keys_[i:end]) == negator:
+                for j in range(end, min(n, end + window)):
+                    if keys_[j] in breaks:
+                        break
+                    scope[j] = True
+        for negator in post_at.get(k, ()):
+            if tuple(keys_[i : i + len(negator)]) == negator:
+                for j in range(i - 1, max(-1, i - 1 - window), -1):
+                    if keys_[j] in breaks:
+                        break
+                    scope[j] = True
     return scope
 
 
@@ -343,18 +359,20 @@ SELF_WINDOW = 7
 
 def _self_scope(keys_: list[str], index: _LanguageIndex) -> list[bool] | None:
     """Which positions describe the writer's own business; None when nothing does."""
-    if index.opener_firsts.isdisjoint(keys_):
+    firsts = index.opener_firsts
+    if firsts.isdisjoint(keys_):
         return None
-    scope = [False] * len(keys_)
-    for i, k in enumerate(keys_):
-        if k in index.opener_firsts:
-            for opener in index.openers:
-                end = i + len(opener)
-                if tuple(keys_[i:end]) == opener:
-                    for j in range(end, min(len(keys_), end + SELF_WINDOW)):
-                        if keys_[j] in index.self_stops:
-                            break
-                        scope[j] = True
+    n = len(keys_)
+    scope = [False] * n
+    stops, openers_at = index.self_stops, index.openers_at
+    for i in compress(range(n), map(firsts.__contains__, keys_)):
+        for opener in openers_at[keys_[i]]:
+            end = i + len(opener)
+            if tuple(keys_[i:end]) == opener:
+                for j in range(end, min(n, end + SELF_WINDOW)):
+                    if keys_[j] in stops:
+                        break
+                    scope[j] = True
     return scope
 
 
@@ -417,7 +435,8 @@ def _lexicon(
     """The `lex:` features of one language's terms (`terms_at`) at the positions `starts`,
     negated inside `scope` (worked out here, with `window`, when not given and a term is
     negatable) and marked `:self` where the words describe the writer's own business."""
-    own = _self_scope(keys_, index)
+    own: list[bool] | None = None
+    own_known = False  # worked out at the first match that needs it (most never do)
     last = len(keys_) - 1
     for start in starts:
         group = terms_at[start]
@@ -434,10 +453,10 @@ def _lexicon(
                 scope = _negation_scope(keys_, index, window)
             if term.negatable and scope is not None and scope[start]:
                 name = term.negated_name
-            elif own is not None and own[start]:
-                name = term.self_name
             else:
-                name = term.name
+                if not own_known:
+                    own, own_known = _self_scope(keys_, index), True
+                name = term.self_name if own is not None and own[start] else term.name
             features[name] = 1
             found = evidence.get(name)
             if found is None:
