@@ -28,8 +28,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import compress
-from operator import attrgetter, itemgetter
 
 from domain.understanding.entities import Entities, read_entities
 from domain.understanding.model import ReaderModel, ReaderSpec
@@ -77,8 +75,6 @@ class _Token:
     """Per language, the lexicon terms whose first key is this token's key (None: none)."""
     pair_left: tuple[str, ...] = ()
     """Per language, the start of a pair feature with this word first (`p:<key>_`)."""
-    notable: bool = False
-    """Whether the token marks a language or repairs a typo (most tokens do neither)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +237,6 @@ class CompiledSpec:
                 for language, k in zip(LANGUAGES, keys, strict=True)
             ),
             pair_left=tuple("p:" + k + "_" for k in word_keys),
-            notable=word and bool(marks or typos),
         )
         if len(self.seen) >= _TOKENS_KEPT:
             self.seen.clear()  # a bound on memory; records are recomputed identically
@@ -264,12 +259,6 @@ class CompiledSpec:
 
 
 _LANGUAGE_POSITION = {language: position for position, language in enumerate(LANGUAGES)}
-_AT = tuple(itemgetter(position) for position in range(len(LANGUAGES)))
-"""Per language position, the getter of that language's entry in a `_Token`'s tuples."""
-_KEYS = attrgetter("keys")
-_TERMS = attrgetter("terms")
-_IS_WORD = attrgetter("word")
-_IS_NOTABLE = attrgetter("notable")
 
 
 def _deletions(word: str) -> list[str]:
@@ -321,8 +310,8 @@ def fingerprint(model: ReaderModel) -> str:
 def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> list[bool]:
     """Which positions a negation covers: after a negator, or before a post-negator.
 
-    Only the positions holding a negator's first key are visited (picked out in C), and
-    there only the negators starting with that key are tried."""
+    At a position holding a negator's first key only the negators starting with that key
+    are tried."""
     n = len(keys_)
     scope = [False] * n
     firsts = index.scope_firsts
@@ -330,8 +319,9 @@ def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> lis
         return scope
     breaks = index.breaks
     negators_at, post_at = index.negators_at, index.post_negators_at
-    for i in compress(range(n), map(firsts.__contains__, keys_)):
-        k = keys_[i]
+    for i, k in enumerate(keys_):
+        if k not in firsts:
+            continue
         for negator in negators_at.get(k, ()):
             end = i + len(negator)
             if tuple(keys_[i:end]) == negator:
@@ -365,8 +355,10 @@ def _self_scope(keys_: list[str], index: _LanguageIndex) -> list[bool] | None:
     n = len(keys_)
     scope = [False] * n
     stops, openers_at = index.self_stops, index.openers_at
-    for i in compress(range(n), map(firsts.__contains__, keys_)):
-        for opener in openers_at[keys_[i]]:
+    for i, k in enumerate(keys_):
+        if k not in firsts:
+            continue
+        for opener in openers_at[k]:
             end = i + len(opener)
             if tuple(keys_[i:end]) == opener:
                 for j in range(end, min(n, end + SELF_WINDOW)):
@@ -425,22 +417,18 @@ def _metadata(features: dict[str, int], spec: ReaderSpec, metadata: Metadata | N
 def _lexicon(
     features: dict[str, int],
     evidence: dict[str, list[str]],
-    starts: list[int],
-    terms_at: list[_Candidates | None],
+    hits: list[tuple[int, _Candidates]],
     keys_: list[str],
     index: _LanguageIndex,
     scope: list[bool] | None,
     window: int = 0,
 ) -> None:
-    """The `lex:` features of one language's terms (`terms_at`) at the positions `starts`,
-    negated inside `scope` (worked out here, with `window`, when not given and a term is
+    """The `lex:` features of one language's terms starting at `hits`' positions, negated inside `scope` (worked out here, with `window`, when not given and a term is
     negatable) and marked `:self` where the words describe the writer's own business."""
     own: list[bool] | None = None
     own_known = False  # worked out at the first match that needs it (most never do)
     last = len(keys_) - 1
-    for start in starts:
-        group = terms_at[start]
-        assert group is not None  # `starts` are the positions with candidates
+    for start, group in hits:
         candidates = (
             group.by_next.get(keys_[start + 1], group.single) if start < last else group.single
         )
@@ -521,16 +509,18 @@ def extract(
         records = list(map(seen.__getitem__, raw))  # warm: every token seen before
     except KeyError:
         records = [seen.get(token) or spec_index.token(token) for token in raw]
-    # What the language and the typo features need, from the few tokens that mark a
-    # language or repair a typo (picked out in C).
+    # One pass for what the language and the typo features need. (A plain loop: on this
+    # interpreter its attribute reads of a slotted record beat `map(attrgetter(…))`.)
     marked: dict[str, tuple[str, ...]] = {}
     typos: list[tuple[str, str]] = []
-    word_count = sum(map(_IS_WORD, records))
-    for token, record in compress(zip(raw, records, strict=True), map(_IS_NOTABLE, records)):
-        if record.marks:
-            marked[token] = record.marks
-        if record.typos:
-            typos.extend(record.typos)
+    word_count = 0
+    for token, record in zip(raw, records, strict=True):
+        if record.word:
+            word_count += 1
+            if record.marks:
+                marked[token] = record.marks
+            if record.typos:
+                typos.extend(record.typos)
     language = language_of(marked, spec_index.marker_languages, spec_index.letters, text)
     features: dict[str, int] = {}
     evidence: dict[str, list[str]] = {}
@@ -553,17 +543,19 @@ def extract(
     for lang in lexicon_languages:
         index = spec_index.indexes[lang]
         position = _LANGUAGE_POSITION[lang]
-        at = _AT[position]
-        terms_at = list(map(at, map(_TERMS, records)))
-        starts = list(compress(range(len(terms_at)), terms_at))
+        hits = [
+            (start, group)
+            for start, record in enumerate(records)
+            if (group := record.terms[position]) is not None
+        ]
         if lang == primary:
-            keys_ = list(map(at, map(_KEYS, records)))
+            keys_ = [record.keys[position] for record in records]
             primary_scope = _negation_scope(keys_, index, window)
-            if starts:
-                _lexicon(features, evidence, starts, terms_at, keys_, index, primary_scope)
-        elif starts:
-            keys_ = list(map(at, map(_KEYS, records)))
-            _lexicon(features, evidence, starts, terms_at, keys_, index, None, window)
+            if hits:
+                _lexicon(features, evidence, hits, keys_, index, primary_scope)
+        elif hits:
+            keys_ = [record.keys[position] for record in records]
+            _lexicon(features, evidence, hits, keys_, index, None, window)
 
     if spec.words or spec.pairs:
         _words(features, records, primary_scope, _LANGUAGE_POSITION[primary], spec)
