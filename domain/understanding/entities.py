@@ -43,7 +43,7 @@ from decimal import Context, Decimal
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["DateMention", "Entities", "Money", "extract_entities"]
+__all__ = ["DateMention", "Entities", "Money", "extract_entities", "read_entities"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -2065,6 +2065,14 @@ def extract_entities(
     a message with no entities costs a lower-casing, a byte split and a few set tests.
     `language` is "en", "de", "fr", "es" or "und" (any other value reads as "und").
     """
+    return read_entities(text, language=language, today=today, competitors=competitors)[0]
+
+
+def read_entities(
+    text: str, *, language: str, today: date, competitors: Sequence[str]
+) -> tuple[Entities, bool]:
+    """`extract_entities`, and whether the text has an ASCII digit (0-9), worked out on the
+    way: the reader's bare-amount test needs a digit and may skip its search without one."""
     folded = text
     if not text.isascii() and _FOLDABLE.search(text) is not None:
         folded = text.translate(_FOLD)
@@ -2078,5 +2086,5 @@ def extract_entities(
     team = _team_size(g, low, words, has_digit)
     competitor = _competitor(low, words, competitors) if competitors else None
     if not (money or dates or team is not None or competitor is not None):
-        return _EMPTY
-    return Entities(money=money, dates=dates, team_size=team, competitor=competitor)
+        return _EMPTY, has_digit
+    return Entities(money=money, dates=dates, team_size=team, competitor=competitor), has_digit

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from domain.understanding.entities import Entities, extract_entities
+from domain.understanding.entities import Entities, read_entities
 from domain.understanding.model import ReaderModel, ReaderSpec
 from domain.understanding.text import (
     LANGUAGES,
@@ -71,8 +71,10 @@ class _Token:
     word_keys: tuple[str, ...]
     plain: tuple[str, ...]
     negated: tuple[str, ...]
-    terms: tuple[tuple[_Term, ...], ...]
-    """Per language, the lexicon terms whose first key is this token's key."""
+    terms: tuple[_Candidates | None, ...]
+    """Per language, the lexicon terms whose first key is this token's key (None: none)."""
+    pair_left: tuple[str, ...] = ()
+    """Per language, the start of a pair feature with this word first (`p:<key>_`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +86,33 @@ class _Term:
     name: str = ""
     negated_name: str = ""
     self_name: str = ""
+    width: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "width", len(self.keys))
         # The feature names a match yields, built once rather than per match.
         object.__setattr__(self, "name", f"lex:{self.lexicon}")
         object.__setattr__(self, "negated_name", f"lex:{self.lexicon}:not")
         object.__setattr__(self, "self_name", f"lex:{self.lexicon}:self")
+
+
+class _Candidates:
+    """The lexicon terms starting with one key, in lexicon order, grouped by what the next
+    key must be: a message's words pick their few possible terms with one dict lookup
+    instead of comparing every phrase that starts with "we" or "no"."""
+
+    __slots__ = ("by_next", "single")
+
+    def __init__(self, terms: list[_Term]) -> None:
+        self.single = tuple(term for term in terms if len(term.keys) == 1)
+        """The one-word terms: all that can match at a message's last word."""
+        self.by_next = {
+            following: tuple(
+                term for term in terms if len(term.keys) == 1 or term.keys[1] == following
+            )
+            for following in {term.keys[1] for term in terms if len(term.keys) > 1}
+        }
+        """Per second key, the terms that may match when it follows (one-word terms too)."""
 
 
 class _LanguageIndex:
@@ -107,6 +130,9 @@ class _LanguageIndex:
                         self.terms_by_first.setdefault(term_keys[0], []).append(
                             _Term(name, term, term_keys, lexicon.negatable)
                         )
+        self.candidates = {
+            first: _Candidates(terms) for first, terms in self.terms_by_first.items()
+        }
         self.negators = [phrase_keys(n, language) for n in (profile.negators if profile else ())]
         self.post_negators = [
             phrase_keys(n, language) for n in (profile.post_negators if profile else ())
@@ -123,6 +149,20 @@ class _LanguageIndex:
         } | self.breaks
         self.negator_firsts = {n[0] for n in self.negators if n}
         self.post_firsts = {n[0] for n in self.post_negators if n}
+        self.scope_firsts = frozenset(self.negator_firsts | self.post_firsts)
+        """Either kind's first keys: one test tells most messages have no negation."""
+        self.negators_at = _by_first(self.negators)
+        self.post_negators_at = _by_first(self.post_negators)
+        self.openers_at = _by_first(self.openers)
+
+
+def _by_first(phrases: list[tuple[str, ...]]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Per first key, the phrases (in their order) that can match where it stands: those
+    starting with it, and an empty phrase, which matches anywhere."""
+    return {
+        first: tuple(phrase for phrase in phrases if not phrase or phrase[0] == first)
+        for first in {phrase[0] for phrase in phrases if phrase}
+    }
 
 
 class CompiledSpec:
@@ -177,22 +217,26 @@ class CompiledSpec:
         word = is_word(text)
         keys = tuple(key(text, language) for language in LANGUAGES)
         word_keys = ("#",) * len(LANGUAGES) if text.isdigit() else keys
+        marks = (
+            tuple(language for language, words_of in self.markers.items() if raw in words_of)
+            if word
+            else ()
+        )
         record = _Token(
             text=text,
             typos=typos,
             word=word,
             digit=text.isdigit(),
             keys=keys,
-            marks=tuple(language for language, words_of in self.markers.items() if raw in words_of)
-            if word
-            else (),
+            marks=marks,
             word_keys=word_keys,
             plain=tuple("w:" + k for k in word_keys),
             negated=tuple("n:" + k for k in word_keys),
             terms=tuple(
-                tuple(self.indexes[language].terms_by_first.get(k, ()))
+                self.indexes[language].candidates.get(k)
                 for language, k in zip(LANGUAGES, keys, strict=True)
             ),
+            pair_left=tuple("p:" + k + "_" for k in word_keys),
         )
         if len(self.seen) >= _TOKENS_KEPT:
             self.seen.clear()  # a bound on memory; records are recomputed identically
@@ -264,28 +308,33 @@ def fingerprint(model: ReaderModel) -> str:
 
 
 def _negation_scope(keys_: list[str], index: _LanguageIndex, window: int) -> list[bool]:
-    """Which positions a negation covers: after a negator, or before a post-negator."""
-    scope = [False] * len(keys_)
-    if index.negator_firsts.isdisjoint(keys_) and index.post_firsts.isdisjoint(keys_):
+    """Which positions a negation covers: after a negator, or before a post-negator.
+
+    At a position holding a negator's first key only the negators starting with that key
+    are tried."""
+    n = len(keys_)
+    scope = [False] * n
+    firsts = index.scope_firsts
+    if firsts.isdisjoint(keys_):
         return scope
     breaks = index.breaks
-    n = len(keys_)
+    negators_at, post_at = index.negators_at, index.post_negators_at
     for i, k in enumerate(keys_):
-        if k in index.negator_firsts:
-            for negator in index.negators:
-                end = i + len(negator)
-                if tuple(keys_[i:end]) == negator:
-                    for j in range(end, min(n, end + window)):
-                        if keys_[j] in breaks:
-                            break
-                        scope[j] = True
-        if k in index.post_firsts:
-            for negator in index.post_negators:
-                if tuple(keys_[i : i + len(negator)]) == negator:
-                    for j in range(i - 1, max(-1, i - 1 - window), -1):
-                        if keys_[j] in breaks:
-                            break
-                        scope[j] = True
+        if k not in firsts:
+            continue
+        for negator in negators_at.get(k, ()):
+            end = i + len(negator)
+            if tuple(keys_[i:end]) == negator:
+                for j in range(end, min(n, end + window)):
+                    if keys_[j] in breaks:
+                        break
+                    scope[j] = True
+        for negator in post_at.get(k, ()):
+            if tuple(keys_[i : i + len(negator)]) == negator:
+                for j in range(i - 1, max(-1, i - 1 - window), -1):
+                    if keys_[j] in breaks:
+                        break
+                    scope[j] = True
     return scope
 
 
@@ -300,23 +349,30 @@ SELF_WINDOW = 7
 
 def _self_scope(keys_: list[str], index: _LanguageIndex) -> list[bool] | None:
     """Which positions describe the writer's own business; None when nothing does."""
-    if index.opener_firsts.isdisjoint(keys_):
+    firsts = index.opener_firsts
+    if firsts.isdisjoint(keys_):
         return None
-    scope = [False] * len(keys_)
+    n = len(keys_)
+    scope = [False] * n
+    stops, openers_at = index.self_stops, index.openers_at
     for i, k in enumerate(keys_):
-        if k in index.opener_firsts:
-            for opener in index.openers:
-                end = i + len(opener)
-                if tuple(keys_[i:end]) == opener:
-                    for j in range(end, min(len(keys_), end + SELF_WINDOW)):
-                        if keys_[j] in index.self_stops:
-                            break
-                        scope[j] = True
+        if k not in firsts:
+            continue
+        for opener in openers_at[k]:
+            end = i + len(opener)
+            if tuple(keys_[i:end]) == opener:
+                for j in range(end, min(n, end + SELF_WINDOW)):
+                    if keys_[j] in stops:
+                        break
+                    scope[j] = True
     return scope
 
 
-def _magnitudes(features: dict[str, int], entities: Entities, today: date, text: str) -> None:
-    if not entities.money and _BARE_AMOUNT.search(text):
+def _magnitudes(
+    features: dict[str, int], entities: Entities, today: date, text: str, digits: bool
+) -> None:
+    """The `ent:` features; `digits` False says the text has no digit (no bare amount)."""
+    if not entities.money and digits and _BARE_AMOUNT.search(text):
         features["ent:amount"] = 1
     if entities.money:
         features["ent:money"] = 1
@@ -361,29 +417,34 @@ def _metadata(features: dict[str, int], spec: ReaderSpec, metadata: Metadata | N
 def _lexicon(
     features: dict[str, int],
     evidence: dict[str, list[str]],
-    hits: list[tuple[int, tuple[_Term, ...]]],
+    hits: list[tuple[int, _Candidates]],
     keys_: list[str],
     index: _LanguageIndex,
     scope: list[bool] | None,
     window: int = 0,
 ) -> None:
-    """The `lex:` features of one language's terms starting at `hits`' positions, negated
-    inside `scope` (worked out here, with `window`, when not given and a term is negatable)
-    and marked `:self` where the words describe the writer's own business."""
-    own = _self_scope(keys_, index)
-    for start, candidates in hits:
+    """The `lex:` features of one language's terms starting at `hits`' positions, negated inside `scope` (worked out here, with `window`, when not given and a term is
+    negatable) and marked `:self` where the words describe the writer's own business."""
+    own: list[bool] | None = None
+    own_known = False  # worked out at the first match that needs it (most never do)
+    last = len(keys_) - 1
+    for start, group in hits:
+        candidates = (
+            group.by_next.get(keys_[start + 1], group.single) if start < last else group.single
+        )
         for term in candidates:
-            width = len(term.keys)
-            if width > 1 and tuple(keys_[start : start + width]) != term.keys:
+            # The first key matched by the index and the second by `by_next`.
+            width = term.width
+            if width > 2 and tuple(keys_[start : start + width]) != term.keys:
                 continue
             if term.negatable and scope is None:
                 scope = _negation_scope(keys_, index, window)
             if term.negatable and scope is not None and scope[start]:
                 name = term.negated_name
-            elif own is not None and own[start]:
-                name = term.self_name
             else:
-                name = term.name
+                if not own_known:
+                    own, own_known = _self_scope(keys_, index), True
+                name = term.self_name if own is not None and own[start] else term.name
             features[name] = 1
             found = evidence.get(name)
             if found is None:
@@ -401,6 +462,18 @@ def _words(
 ) -> None:
     """The word (`w:`/`n:`) and adjacent-pair (`p:`) features, in the text's order."""
     words, pairs = spec.words, spec.pairs
+    if words and pairs and True not in scope:
+        # The common case, one tight loop: no word is negated.
+        left: str | None = None  # the previous word's `p:<key>_`
+        for record in records:
+            if not record.word:
+                left = None
+                continue
+            features[record.plain[position]] = 1
+            if left is not None:
+                features[left + record.word_keys[position]] = 1
+            left = record.pair_left[position]
+        return
     any_negated = True in scope
     previous: str | None = None
     for record, negated in zip(records, scope, strict=True):
@@ -432,8 +505,12 @@ def extract(
     spec = spec_index.spec
     raw = tokens(text)
     seen = spec_index.seen
-    records = [seen.get(token) or spec_index.token(token) for token in raw]
-    # One pass for what the language and the typo features need.
+    try:
+        records = list(map(seen.__getitem__, raw))  # warm: every token seen before
+    except KeyError:
+        records = [seen.get(token) or spec_index.token(token) for token in raw]
+    # One pass for what the language and the typo features need. (A plain loop: on this
+    # interpreter its attribute reads of a slotted record beat `map(attrgetter(…))`.)
     marked: dict[str, tuple[str, ...]] = {}
     typos: list[tuple[str, str]] = []
     word_count = 0
@@ -467,9 +544,9 @@ def extract(
         index = spec_index.indexes[lang]
         position = _LANGUAGE_POSITION[lang]
         hits = [
-            (start, terms)
+            (start, group)
             for start, record in enumerate(records)
-            if (terms := record.terms[position])
+            if (group := record.terms[position]) is not None
         ]
         if lang == primary:
             keys_ = [record.keys[position] for record in records]
@@ -491,10 +568,11 @@ def extract(
     elif word_count >= 40:
         features[long] = 1
 
-    entities = extract_entities(
+    entities, has_digit = read_entities(
         text, language=language, today=today, competitors=spec_index.competitors
     )
-    _magnitudes(features, entities, today, text)
+    # An ASCII text without 0-9 has no digit `_BARE_AMOUNT` could start at.
+    _magnitudes(features, entities, today, text, has_digit or not text.isascii())
     _metadata(features, spec, metadata)
     return Extraction(
         language=language,

@@ -71,22 +71,24 @@ class Reading:
     """The message's entities as JSON values (`Entities.as_json`), when it was read."""
 
 
-_LANE = 64
-"""Bits per head in a packed row (see `_Heads`)."""
+_LANES = ((32, "i"), (64, "q"))
+"""The lane widths a packed row may use (bits per head, narrowest first; see `_Heads`) with
+each one's signed `struct` code."""
 
 
 class _Heads:
     """All heads fused into one table, so a message is read with one addition per feature.
 
     Each feature's weights in every head (in `HEADS` order) are packed into one Python
-    integer, head `h` in bits `64·h … 64·h+63` (`Σ_h w_h·2^(64h)`). Adding packed rows adds
-    every head's sum at once, exactly: the sum is linear, and after adding 2^63 to every lane
-    each lane holds `S_h + 2^63`, which is in `[0, 2^64)` whenever `|S_h| < 2^63`. That holds
-    for any message of indicator features when the sum of every head's absolute weights is
-    below 2^62, which the table checks when it is built (a model outside that bound, or a
-    feature valued other than 0 or 1, is summed head by head instead). One big-integer
-    addition per feature costs less than a column sum over an array gather at this size
-    (~30 heads, a few dozen features).
+    integer, head `h` in bits `L·h … L·h+L-1` (`Σ_h w_h·2^(Lh)`, lanes of `L` bits). Adding
+    packed rows adds every head's sum at once, exactly: the sum is linear, and after adding
+    2^(L-1) to every lane each lane holds `S_h + 2^(L-1)`, which is in `[0, 2^L)` whenever
+    `|S_h| < 2^(L-1)`. That holds for any message of indicator features when the sum of every
+    head's absolute weights is below 2^(L-2), which the table checks when it is built, taking
+    the narrowest lane that fits (32 bits for the shipped models, half the digits to add; a
+    model outside every bound, or a feature valued other than 0 or 1, is summed head by head
+    instead). One big-integer addition per feature costs less than a column sum over an
+    array gather at this size (~30 heads, a few dozen features).
     """
 
     def __init__(self, model: ReaderModel) -> None:
@@ -104,11 +106,17 @@ class _Heads:
         for row in self.rows.values():
             for head_index, weight in enumerate(row):
                 bound[head_index] += abs(weight)
-        self.packable = max(bound, default=0) < 1 << (_LANE - 2)
-        self.packed = {feature: _pack(row) for feature, row in self.rows.items()}
-        self.half = 1 << (_LANE - 1)
-        self.start = _pack(self.bias) + _pack((self.half,) * len(HEADS))
-        self.lanes = struct.Struct(f"<{len(HEADS)}Q")
+        largest = max(bound, default=0)
+        fitting = [(bits, code) for bits, code in _LANES if largest < 1 << (bits - 2)]
+        self.packable = bool(fitting)
+        bits, code = fitting[0] if fitting else _LANES[-1]
+        self.packed = {feature: _pack(row, bits) for feature, row in self.rows.items()}
+        half = _pack((1 << (bits - 1),) * len(HEADS), bits)
+        self.start = _pack(self.bias, bits) + half
+        # Flipping each lane's top bit turns `S_h + 2^(L-1)` (unsigned) into `S_h` read as a
+        # signed lane: one XOR and one `struct` unpack, no per-head subtraction.
+        self.flip = half
+        self.signed_lanes = struct.Struct(f"<{len(HEADS)}{code}")
 
         def table(names: tuple[str, ...], prefix: str) -> tuple[tuple[str, str, int], ...]:
             return tuple(
@@ -120,15 +128,9 @@ class _Heads:
         self.reason_heads = table(REASONS, "reason")
         self.intent_heads = table(INTENTS, "intent")
 
-    def unpack(self, total: int) -> list[int]:
-        half = self.half
-        return [
-            lane - half for lane in self.lanes.unpack(total.to_bytes(self.lanes.size, "little"))
-        ]
 
-
-def _pack(row: tuple[int, ...]) -> int:
-    return sum(weight << (_LANE * head_index) for head_index, weight in enumerate(row))
+def _pack(row: tuple[int, ...], bits: int) -> int:
+    return sum(weight << (bits * head_index) for head_index, weight in enumerate(row))
 
 
 _FUSED: dict[int, tuple[ReaderModel, _Heads]] = {}
@@ -145,20 +147,19 @@ def _heads(model: ReaderModel) -> _Heads:
     return heads
 
 
+_ONLY_ONES = frozenset((1,))
+
+
 def head_sums(model: ReaderModel, features: Mapping[str, int]) -> dict[str, int]:
     """Every head's `bias + Σ wᵢ·xᵢ`, in millionths (exact: integers throughout)."""
     heads = _heads(model)
-    if heads.packable:
-        total = heads.start
-        packed = heads.packed
-        for feature, value in features.items():
-            row = packed.get(feature)
-            if row is not None and value:
-                if value != 1:
-                    break
-                total += row
-        else:
-            return dict(zip(heads.names, heads.unpack(total), strict=True))
+    if heads.packable and _ONLY_ONES.issuperset(features.values()):
+        # Every value is 1 (what `extract` writes): the packed rows of the features the
+        # model weighs, added in C.
+        total = sum(filter(None, map(heads.packed.get, features)), heads.start)
+        signed = heads.signed_lanes
+        lanes = signed.unpack((total ^ heads.flip).to_bytes(signed.size, "little"))
+        return dict(zip(heads.names, lanes, strict=True))
     sums = list(heads.bias)
     rows = heads.rows
     for feature, value in features.items():
@@ -213,9 +214,9 @@ def decide_reading(
     thresholds = heads.thresholds
     if not reasons and sums["needs_human"] >= thresholds["needs_human"]:
         reasons.add(_most_likely(model, sums, REASONS))
-    if objection == "contract" and not reasons & set(_CONTRACT_REASONS):
+    if objection == "contract" and reasons.isdisjoint(_CONTRACT_REASONS):
         reasons.add(_most_likely(model, sums, _CONTRACT_REASONS))
-    if "contract_reasons_object" in rules and reasons & set(_CONTRACT_REASONS):
+    if "contract_reasons_object" in rules and not reasons.isdisjoint(_CONTRACT_REASONS):
         objection = "contract"
     if objection is None and "pricing_exception" in reasons:
         objection = "price"

@@ -150,15 +150,23 @@ def language_of(
     distinct marker letter 1; a language must score at least 2 and strictly more than every
     other.
     """
+    ascii_text = text.isascii()
+    if not marked and ascii_text:
+        return UNDETERMINED  # every score 0 (letters count only in non-ASCII text)
     scores = dict.fromkeys(languages, 0)
     for marks in marked.values():
         for language in marks:
             scores[language] += 2
-    if not text.isascii():
+    if not ascii_text:
         lowered = text.casefold()
         for language, chars in letters.items():
-            scores[language] = scores.get(language, 0) + sum(1 for c in chars if c in lowered)
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-    if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+            scores[language] = scores.get(language, 0) + sum(map(lowered.__contains__, chars))
+    if not scores:
         return UNDETERMINED
-    return ranked[0][0]
+    # The leader must score at least 2 and strictly more than every other (a sort by score
+    # then name, as the rule reads, picks the same language).
+    best = max(scores.values())
+    if best < 2:
+        return UNDETERMINED
+    leaders = [language for language, score in scores.items() if score == best]
+    return leaders[0] if len(leaders) == 1 else UNDETERMINED
