@@ -93,8 +93,7 @@ async def test_backfill_writes_each_record_once_and_a_second_run_writes_nothing(
         assert (code, err) == (0, "")
         # lead-a: deal, quote, score note, transcript note; lead-b: deal, score note.
         assert out == (
-            "hubspot: backfill of 2 conversation(s): "
-            "created 6, updated 0, unchanged 0, failed 0\n"
+            "hubspot: backfill of 2 conversation(s): created 6, updated 0, unchanged 0, failed 0\n"
         )
         counts = {kind: len(objects) for kind, objects in hubspot.objects.items()}
         assert counts == {"contacts": 2, "deals": 2, "line_items": 1, "notes": 3}
@@ -147,8 +146,7 @@ async def test_since_a_date_and_a_refusal_counted_failed_then_written_by_the_nex
         code, out, _ = await asyncio.to_thread(run, "crm", "backfill", "--since", "2030-01-01")
         assert (code, out) == (
             0,
-            "hubspot: backfill of 0 conversation(s): "
-            "created 0, updated 0, unchanged 0, failed 0\n",
+            "hubspot: backfill of 0 conversation(s): created 0, updated 0, unchanged 0, failed 0\n",
         )
         hubspot.fail_next(
             "POST",
@@ -161,8 +159,7 @@ async def test_since_a_date_and_a_refusal_counted_failed_then_written_by_the_nex
         code, out, _ = await asyncio.to_thread(run, "crm", "backfill", "--since", "2026-09-01")
         assert code == 1
         assert out == (
-            "hubspot: backfill of 2 conversation(s): "
-            "created 5, updated 0, unchanged 0, failed 1\n"
+            "hubspot: backfill of 2 conversation(s): created 5, updated 0, unchanged 0, failed 1\n"
         )
         # The refusal was alerted (an outbox item for the team) and kept without the e-mail.
         async with await SqliteStore.open(env) as store:
@@ -181,8 +178,7 @@ async def test_since_a_date_and_a_refusal_counted_failed_then_written_by_the_nex
         code, out, _ = await asyncio.to_thread(run, "crm", "backfill")
         assert (code, out) == (
             0,
-            "hubspot: backfill of 2 conversation(s): "
-            "created 0, updated 1, unchanged 5, failed 0\n",
+            "hubspot: backfill of 2 conversation(s): created 0, updated 1, unchanged 5, failed 0\n",
         )
         (deal,) = hubspot.by("deals", "salesbot_id", "salesbot:deal:lead-b")
         assert deal["properties"]["dealstage"] == "qualifiedtobuy"

@@ -566,4 +566,3 @@ async def test_a_lead_that_came_from_salesforce_is_written_back_to_its_own_lead_
     tasks = org.records("Task")
     assert tasks
     assert {t["WhoId"] for t in tasks.values()} == {own}
-
