@@ -28,6 +28,7 @@ from domain.cards import Card, Reply, ReplyImage
 from domain.decision import Query
 from domain.errors import DomainError, PolicyError
 from domain.events import EventEnvelope
+from domain.installations import visible_to
 from domain.metrics_chart import Segment, metrics_chart
 from domain.policy import Policy, policy_from_json
 from storage.ports import Store
@@ -39,16 +40,24 @@ CHART_TEXT = "Sales metrics chart"
 """The chart reply's text: its caption where the picture shows, its fallback where not."""
 
 
-async def load_audit(store: Store, target: str) -> AuditReport:
+async def load_audit(store: Store, target: str, installation: str | None = None) -> AuditReport:
     """A conversation (or lead) by id, else a quote by id; DomainError when neither exists.
-    Reads one conversation's events only (and the policies they were decided under)."""
+    Reads one conversation's events only (and the policies they were decided under).
+
+    `installation`: the asker's (`Query.installation`); a conversation of another
+    installation is answered exactly as one that does not exist (`domain.installations`).
+    None: every installation's (the operator's command line)."""
+    missing = DomainError(f"No conversation, lead or quote with id {target!r}.")
     events = await store.load(target)
-    if events:
+    if not events:
+        conversation_id = await store.quote_conversation(target)
+        if conversation_id is None:
+            raise missing
+        events = await store.load(conversation_id)
+    if installation is not None and not visible_to(installation, events):
+        raise missing
+    if events[0].conversation_id == target:
         return audit_conversation(target, events, await _calibration(store, events))
-    conversation_id = await store.quote_conversation(target)
-    if conversation_id is None:
-        raise DomainError(f"No conversation, lead or quote with id {target!r}.")
-    events = await store.load(conversation_id)
     return audit_quote(target, events, await _calibration(store, events))
 
 
@@ -73,7 +82,7 @@ async def _calibration(store: Store, events: Sequence[EventEnvelope]) -> HotCali
 async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[Reply]:
     if query.kind == "audit":
         try:
-            report = await load_audit(store, query.target)
+            report = await load_audit(store, query.target, query.installation)
         except DomainError as exc:
             return [Reply(audience=query.audience, text=str(exc))]
         card = audit_card(report)

@@ -40,6 +40,7 @@ from domain.events import (
     FloodLimited,
     FlowAdvanced,
     HandedBack,
+    InstallationNoted,
     KnowledgeAnswered,
     KnowledgeUnanswered,
     LeadLeftForRep,
@@ -651,6 +652,8 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
             return f"{event.by} requested the audit of {event.target}", ()
         case CommandRefused():
             return f"Command /{event.command} by {event.by} refused: {event.reason}", ()
+        case InstallationNoted():
+            return f"Conversation of installation {event.installation}", ()
         case ChannelSet():
             return (
                 f"{event.by} set the {event.purpose} channel of {event.installation} to "

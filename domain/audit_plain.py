@@ -36,6 +36,7 @@ from domain.events import (
     Event,
     EventEnvelope,
     FlowAdvanced,
+    InstallationNoted,
     KnowledgeAnswered,
     KnowledgeUnanswered,
     LeadLeftForRep,
@@ -321,6 +322,8 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
             return f"{event.by} opened the audit of {event.target}"
         case CommandRefused():
             return f"{event.by} was refused the {event.command} command: {words(event.reason)}"
+        case InstallationNoted():
+            return f"This conversation belongs to installation {event.installation}"
         case ChannelSet():
             return (
                 f"{event.by} chose #{event.name or event.channel} as the {event.purpose} "

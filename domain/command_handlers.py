@@ -131,11 +131,13 @@ def _lead(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
 def _audit(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
     target = args.strip() or rec.state.conversation_id
     rec.record(AuditRequested(target=target, by=actor.id))
-    rec.query(Query(kind="audit", requested_by=actor.id, target=target))
+    rec.query(
+        Query(kind="audit", requested_by=actor.id, target=target, installation=actor.installation)
+    )
 
 
 def _metrics(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:
-    rec.query(Query(kind="metrics", requested_by=actor.id))
+    rec.query(Query(kind="metrics", requested_by=actor.id, installation=actor.installation))
 
 
 def _help(rec: Recorder, actor: Actor, spec: CommandSpec, args: str) -> None:

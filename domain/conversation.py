@@ -120,6 +120,7 @@ def start_if_new(
                 origin=origin,
                 started_by=actor.id,
                 lead=lead,
+                installation=actor.installation,
             )
         )
 

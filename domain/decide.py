@@ -36,6 +36,7 @@ from domain.inbound import (
     MessagePosted,
     TimerElapsed,
 )
+from domain.installations import note_installation
 from domain.lead_room import in_lead_room, marked_for_prospect, send_to_prospect
 from domain.policy import Policy
 from domain.presenters import help_card
@@ -97,6 +98,8 @@ def decide(
             crm_backfill(rec)
         case CrmWriteSettled():
             crm_settled(rec, inbound, alert_ref=f"{ALERT_REF_PREFIX}{inbound.outbox_key}")
+    if not state.version and rec.state.version and not rec.state.started:
+        note_installation(rec, inbound.actor)
     if policy.crm is not None:
         # What the team's CRM should now show, one write per changed record (`domain.crm`).
         for event in crm_events(state, rec.state, policy.crm):

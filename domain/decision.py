@@ -68,6 +68,10 @@ class Query(Frozen):
     requested_by: str
     target: str = ""
     audience: Audience = "requester"
+    installation: str = ""
+    """The requester's installation (`Actor.installation`): the audit of a conversation of
+    another installation is answered as if it did not exist, and the metrics count this
+    installation's conversations only."""
 
 
 class Decision(Frozen):

@@ -39,11 +39,18 @@ class _Sparse(_Event, Sparse):
     JSON while unset), so an event decided as before reads and writes as it did."""
 
 
-class ConversationStarted(_Event):
+class ConversationStarted(_Sparse):
+    """`installation`: the installation the conversation was started through (its first
+    actor's `Actor.installation`; "" the first installation, and every conversation stored
+    before installations were told apart). Its audits and metrics are that installation's."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("installation",)
+
     type: Literal["conversation_started"] = "conversation_started"
     origin: Origin
     started_by: str
     lead: LeadDetails | None = None
+    installation: str = ""
 
 
 class ProspectMessageReceived(_Event):
@@ -476,6 +483,16 @@ class CommandRefused(_Event):
     reason: str
 
 
+class InstallationNoted(_Event):
+    """The installation a stream belongs to, when its first decision started no
+    conversation (a rep's command in a channel: `audit`, `metrics`, `setup`) and came
+    through an installation other than the first (`domain.installations`): its audit is
+    that installation's. A conversation that starts says it in `ConversationStarted`."""
+
+    type: Literal["installation_noted"] = "installation_noted"
+    installation: str
+
+
 ChannelPurpose = Literal["handoff", "leads"]
 """Which of an installation's channels an admin sets (`setup handoff|leads #channel`)."""
 
@@ -757,6 +774,7 @@ Event = Annotated[
     | ConversationAbandoned
     | AuditRequested
     | CommandRefused
+    | InstallationNoted
     | ChannelSet
     | ActionIgnored
     | ClaimRefused

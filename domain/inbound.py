@@ -41,7 +41,7 @@ class Actor(Sparse):
     """Who acted, and what they may do: approver, auditor and manager rights come from
     configuration."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("manager", "admin")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("manager", "admin", "installation")
 
     id: str = Field(min_length=1)
     name: str = ""
@@ -57,6 +57,15 @@ class Actor(Sparse):
     admin: bool = False
     """Configured as an admin (`SALESBOT_ADMINS`): may set where this installation's handoff
     and leads cards go (`setup handoff #channel`)."""
+    installation: str = Field("", max_length=300)
+    """The installation the actor acted through: the workspace or tenant whose bot received
+    what they did, as its adapter names it (its prefix and the workspace's or tenant's
+    id). "" is the
+    first installation — the one configured from the environment, and the playground, the
+    terminal and the lead feed — which is everything stored before installations were
+    told apart. A conversation belongs to the installation it was started through
+    (`ConversationStarted.installation`), and an actor sees the audits and metrics of
+    their own installation's conversations only (`domain.installations`)."""
 
     @property
     def label(self) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.channels import WorkspaceChannels
+from adapters.slack.channels import WorkspaceChannels, installation_id
 from adapters.slack.inbound import SlackContext
 from domain.presenters import lead_card_ref
 
@@ -41,10 +42,15 @@ class SlackDirectory:
         leads_channel: str | None = None,
         channels: WorkspaceChannels | None = None,
         capacity: int = 10_000,
+        first_team: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         """`handoff_channel`, `leads_channel`: this workspace's configured ones (the first
         workspace's; None for an installed one); `channels`: the ones its admin chose,
-        which take their place."""
+        which take their place. `first_team`: for an installed workspace's directory, the
+        first workspace's id (None without a configured token): the same workspace's data
+        stays the first installation's whether it speaks through its own installation or
+        the configured token; None for the first workspace's own directory."""
+        self._first_team = first_team
         self._client = client
         self._auditors = auditors
         self._approvers = approvers
@@ -74,8 +80,11 @@ class SlackDirectory:
             handoff = chosen.chosen_for(team, "handoff") or handoff
             leads = chosen.chosen_for(team, "leads") or leads
         configured = {self._handoff, self._leads} - {None, handoff, leads}
+        team = str(installation["team_id"])
+        first = team if self._first_team is None else await self._first_team()
         return SlackContext(
             **installation,
+            installation="" if team == first else installation_id(team),
             auditors=await self._expand(self._auditors),
             approvers=await self._expand(self._approvers),
             managers=await self._expand(self._managers),

@@ -61,6 +61,9 @@ class SlackContext(Frozen):
     team_id: str
     bot_user_id: str
     bot_id: str | None = None
+    installation: str = ""
+    """The workspace as its actors' `Actor.installation`: "" for the first workspace (the
+    configured `SLACK_BOT_TOKEN`'s), `slack:{team}` for one that added the app itself."""
     auditors: frozenset[str] = frozenset()
     approvers: frozenset[str] = frozenset()
     managers: frozenset[str] = frozenset()
@@ -526,6 +529,7 @@ async def _actor(
         sole_approver=ctx.approvers == frozenset({user}),
         manager=user in ctx.managers,
         admin=user in ctx.admins,
+        installation=ctx.installation,
     )
 
 

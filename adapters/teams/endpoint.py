@@ -54,7 +54,7 @@ from adapters.teams.auth import AuthError, TokenValidator
 from adapters.teams.binding import Placement, click_placement
 from adapters.teams.cards import adaptive_card
 from adapters.teams.connector import Connector, ConnectorError, check_service_url
-from adapters.teams.ids import bf_conversation, parse_action_data
+from adapters.teams.ids import bf_conversation, installation_id, parse_action_data
 from adapters.teams.inbound import (
     EXECUTE_INVOKE,
     Greeting,
@@ -196,7 +196,7 @@ class TeamsEndpoint:
         if tenant is None or (home is not None and tenant == home.lower()):
             return self._ctx
         if await self._tenants.installed(tenant):
-            return replace(self._ctx, tenant_id=tenant)
+            return replace(self._ctx, tenant_id=tenant, installation=installation_id(tenant))
         return self._ctx
 
     async def _with_role(self, activity: dict[str, Any], ctx: TeamsContext) -> None:

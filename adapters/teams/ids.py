@@ -41,6 +41,15 @@ MAX_FIELD = 1024
 """The longest conversation, target, ref, tenant or place in data we wrote."""
 
 
+INSTALLATION_PREFIX = f"{PREFIX}:"
+
+
+def installation_id(tenant: str) -> str:
+    """How an installed tenant other than the home one is named to the domain
+    (`Actor.installation`): Entra tenant ids are GUIDs, compared lower-case."""
+    return f"{INSTALLATION_PREFIX}{tenant.lower()}"
+
+
 def conversation_id(bf_conversation_id: str) -> str:
     return SCHEME.conversation_id(bf_conversation_id)
 

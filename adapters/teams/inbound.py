@@ -80,6 +80,9 @@ class TeamsContext:
     approvers: frozenset[str] = frozenset()
     managers: frozenset[str] = frozenset()
     admins: frozenset[str] = frozenset()
+    installation: str = ""
+    """The tenant as its actors' `Actor.installation`: "" for the home tenant (the first
+    installation), `teams:{tenant}` for another installed tenant (`ids.installation_id`)."""
 
 
 class Ignored(Frozen):
@@ -338,6 +341,7 @@ def _actor(activity: Mapping[str, Any], ctx: TeamsContext) -> Actor:
         sole_approver=bool(ctx.approvers) and ctx.approvers <= known,
         manager=bool(known & ctx.managers),
         admin=bool(known & ctx.admins),
+        installation=ctx.installation,
     )
 
 

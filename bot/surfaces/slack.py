@@ -161,8 +161,16 @@ def _build(
         leads_channel=config.leads_channel,
     )
 
+    async def first_team() -> str | None:
+        """The configured token's workspace: the first installation (None without one)."""
+        return await directory.team_id() if client.token else None
+
     def new_directory(
-        api: AsyncWebClient, handoff: str | None = None, leads: str | None = None
+        api: AsyncWebClient,
+        handoff: str | None = None,
+        leads: str | None = None,
+        *,
+        installed: bool = True,
     ) -> SlackDirectory:
         # Roles come from SALESBOT_AUDITORS, … for every workspace (user ids are unique
         # across workspaces; per-installation roles are the next step).
@@ -175,9 +183,10 @@ def _build(
             handoff_channel=handoff,
             leads_channel=leads,
             channels=channels,
+            first_team=first_team if installed else None,
         )
 
-    directory = new_directory(client, config.handoff_channel, config.leads_channel)
+    directory = new_directory(client, config.handoff_channel, config.leads_channel, installed=False)
     installations: StoreInstallations | None = None
     if config.client_secret is not None:
         seal = TokenSeal.from_setting(config.client_secret.get_secret_value())
