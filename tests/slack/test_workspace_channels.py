@@ -52,7 +52,9 @@ _TRIGGERS = itertools.count(1)
 
 
 @asynccontextmanager
-async def serving(api: FakeSlackApi, path: Path) -> AsyncIterator[Site]:
+async def serving(
+    api: FakeSlackApi, path: Path, *, auditors: tuple[str, ...] = (AUDITOR,)
+) -> AsyncIterator[Site]:
     store = await SqliteStore.open(path)
     settings = Settings(
         slack_bot_token=SecretStr("xoxb-test"),
@@ -62,7 +64,7 @@ async def serving(api: FakeSlackApi, path: Path) -> AsyncIterator[Site]:
         salesbot_public_url="https://bot.example.org",
         salesbot_action_secret=SecretStr("workspaces-action-secret"),
         salesbot_admins=(ADMIN,),
-        salesbot_auditors=(AUDITOR,),
+        salesbot_auditors=auditors,
         slack_client_id=api.client_id,
         slack_client_secret=SecretStr(api.client_secret),
     )
