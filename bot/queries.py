@@ -87,7 +87,7 @@ async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[R
             return [Reply(audience=query.audience, text=str(exc))]
         card = audit_card(report)
         return [Reply(audience=query.audience, text=card.title, card=card)]
-    metrics, counts = await _metrics_and_counts(store, policy)
+    metrics, counts = await _metrics_and_counts(store, policy, query.installation)
     lines = render_metrics(metrics)
     card = Card(kind="notice", title="Sales metrics", lines=lines, ref="metrics")
     replies = [
@@ -100,7 +100,7 @@ async def answer_query(query: Query, store: Store, policy: Policy) -> Sequence[R
         segments = ()
     # The chart's bootstrap resamples the times themselves: a read of its own (linear in
     # the distinct times, as the bootstrap is in the times), which the card never waits on.
-    qualification_ms = await store.qualification_times()
+    qualification_ms = await store.qualification_times(query.installation)
     chart = await metrics_chart_reply(query, metrics, qualification_ms, segments)
     if chart is not None:
         replies.append(chart)
@@ -146,11 +146,11 @@ async def load_metrics(store: Store, policy: Policy) -> Metrics:
 
 
 async def _metrics_and_counts(
-    store: Store, policy: Policy
+    store: Store, policy: Policy, installation: str = ""
 ) -> tuple[Metrics, dict[str, dict[str, int]]]:
-    """The metrics and the counters they came from (the segments by persona and lead
-    source are read from them too)."""
-    projection = await store.metrics_projection()
+    """The metrics of one installation's conversations and the counters they came from
+    (the segments by persona and lead source are read from them too)."""
+    projection = await store.metrics_projection(installation)
     metrics = metrics_from_projection(
         projection.counts,
         projection.time_to_qualify,

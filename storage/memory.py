@@ -576,16 +576,16 @@ class MemoryStore:
 
     # -- projections --------------------------------------------------------------------
 
-    async def metrics_projection(self) -> MetricsProjection:
+    async def metrics_projection(self, installation: str = "") -> MetricsProjection:
         self._check_open()
         return MetricsProjection(
-            counts=self._projection.count_table(),
-            time_to_qualify=self._projection.time_to_qualify(),
+            counts=self._projection.count_table(installation),
+            time_to_qualify=self._projection.time_to_qualify(installation),
         )
 
-    async def qualification_times(self) -> tuple[int, ...]:
+    async def qualification_times(self, installation: str = "") -> tuple[int, ...]:
         self._check_open()
-        return tuple(self._projection.qualification_times())
+        return tuple(self._projection.qualification_times(installation))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         self._check_open()

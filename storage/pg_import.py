@@ -69,8 +69,8 @@ TABLE_ORDER: tuple[str, ...] = (
 name their stream; inbounds and pending answers their delivery)."""
 
 KEYED = {
-    "projection_counters": "kind, name, shard",
-    "projection_times": "level, bucket",
+    "projection_counters": "installation, kind, name, shard",
+    "projection_times": "installation, level, bucket",
 }
 """Tables stored `WITHOUT ROWID` (clustered on their key: the metrics read walks them in
 key order), by their primary key; their order carries no meaning."""

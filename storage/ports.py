@@ -495,14 +495,16 @@ class ProjectionStore(Protocol):
     that wrote it.
     """
 
-    async def metrics_projection(self) -> MetricsProjection:
-        """The metrics' counters and qualification percentiles, as of one committed state;
+    async def metrics_projection(self, installation: str = "") -> MetricsProjection:
+        """The metrics' counters and qualification percentiles of one installation's
+        conversations ("" the first: `domain.installations`), as of one committed state;
         its cost does not grow with the log or the number of conversations."""
         ...
 
-    async def qualification_times(self) -> tuple[int, ...]:
-        """One time to qualify per qualified conversation, ascending: what the `/metrics`
-        chart's bootstrap resamples (linear in the conversations, as the bootstrap is)."""
+    async def qualification_times(self, installation: str = "") -> tuple[int, ...]:
+        """One time to qualify per qualified conversation of `installation`, ascending:
+        what the `/metrics` chart's bootstrap resamples (linear in the conversations, as
+        the bootstrap is)."""
         ...
 
     async def quote_conversation(self, quote_id: str) -> str | None:

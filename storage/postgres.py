@@ -57,6 +57,7 @@ from storage.postgres_outbox import INSERT_OUTBOX, PostgresOutbox
 from storage.postgres_pool import Conn, affected, execute_many
 from storage.postgres_projections import (
     METRICS_READ,
+    QUALIFICATION_TIMES_READ,
     apply_events,
     fold_log,
     replace_all,
@@ -67,7 +68,6 @@ from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
 from storage.projections import counter_differences, differences
 from storage.sql_rows import (
-    QUALIFICATION_TIMES_READ,
     answer_row,
     event_rows,
     links,
@@ -370,11 +370,11 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
 
     # -- projections --------------------------------------------------------------------
 
-    async def metrics_projection(self) -> MetricsProjection:
-        return metrics_projection(await self._fetch(METRICS_READ))
+    async def metrics_projection(self, installation: str = "") -> MetricsProjection:
+        return metrics_projection(await self._fetch(METRICS_READ, installation))
 
-    async def qualification_times(self) -> tuple[int, ...]:
-        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ))
+    async def qualification_times(self, installation: str = "") -> tuple[int, ...]:
+        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ, installation))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(

@@ -39,6 +39,7 @@ from storage.sql_rows import (
     fact_values,
     facts_from_row,
     metrics_read,
+    qualification_times_read,
 )
 
 _VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
@@ -63,18 +64,20 @@ _INSERT_QUOTE = (
 )
 
 _ADD_COUNTERS = (
-    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
-    "ON CONFLICT (kind, name, shard) DO UPDATE SET "
+    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "ON CONFLICT (installation, kind, name, shard) DO UPDATE SET "
     "value = projection_counters.value + excluded.value, generator = excluded.generator"
 )
 _ADD_TIMES = (
-    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
-    "ON CONFLICT (level, bucket) DO UPDATE SET "
+    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (installation, level, bucket) DO UPDATE SET "
     "n = projection_times.n + excluded.n, generator = excluded.generator"
 )
-METRICS_READ = metrics_read(lateral=True)
+METRICS_READ = metrics_read(lateral=True, param="$1")
 """`storage.sqlite_projections.METRICS_READ`, each level's children read by a LATERAL
 subquery (`storage.sql_rows.metrics_read`)."""
+QUALIFICATION_TIMES_READ = qualification_times_read("$1")
 
 
 async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
@@ -115,15 +118,17 @@ async def stored_projection(conn: Conn) -> Projection:
 
 async def stored_counters(
     conn: Conn,
-) -> tuple[dict[tuple[str, str, int], int], dict[tuple[int, int], int]]:
+) -> tuple[dict[tuple[str, str, str, int], int], dict[tuple[str, int, int], int]]:
     """The stored counter rows and counted-time rows, keyed as `sharded_rows` keys them."""
     counts = {
-        (row[0], row[1], int(row[2])): int(row[3])
-        for row in await conn.fetch("SELECT kind, name, shard, value FROM projection_counters")
+        (row[0], row[1], row[2], int(row[3])): int(row[4])
+        for row in await conn.fetch(
+            "SELECT installation, kind, name, shard, value FROM projection_counters"
+        )
     }
     times = {
-        (int(row[0]), int(row[1])): int(row[2])
-        for row in await conn.fetch("SELECT level, bucket, n FROM projection_times")
+        (row[0], int(row[1]), int(row[2])): int(row[3])
+        for row in await conn.fetch("SELECT installation, level, bucket, n FROM projection_times")
     }
     return counts, times
 

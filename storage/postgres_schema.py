@@ -226,23 +226,25 @@ support starts there, so there is no earlier PostgreSQL schema to upgrade from."
 COUNTER_DDL: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS projection_counters (
+        installation   text   NOT NULL,
         kind           text   NOT NULL,
         name           text   NOT NULL,
         shard          bigint NOT NULL CHECK (shard >= 0),
         value          bigint NOT NULL,
         schema_version bigint NOT NULL,
         generator      text   NOT NULL,
-        PRIMARY KEY (kind, name, shard)
+        PRIMARY KEY (installation, kind, name, shard)
     )
     """,
     """
     CREATE TABLE IF NOT EXISTS projection_times (
+        installation   text   NOT NULL,
         level          bigint NOT NULL CHECK (level >= 0),
         bucket         bigint NOT NULL,
         n              bigint NOT NULL,
         schema_version bigint NOT NULL,
         generator      text   NOT NULL,
-        PRIMARY KEY (level, bucket)
+        PRIMARY KEY (installation, level, bucket)
     )
     """,
     "CREATE INDEX IF NOT EXISTS projection_streams_by_schema ON projection_streams (schema_version)",
@@ -250,9 +252,9 @@ COUNTER_DDL: tuple[str, ...] = (
 """`storage.sqlite_projections.COUNTER_DDL` in PostgreSQL's types (schema version 2)."""
 
 _INSERT_COUNTERS = (
-    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
-_INSERT_TIMES = f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+_INSERT_TIMES = f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
 
 
 async def add_counters(conn: asyncpg.Connection[Any]) -> None:
@@ -264,16 +266,25 @@ async def add_counters(conn: asyncpg.Connection[Any]) -> None:
     await conn.execute("DELETE FROM projection_times")
     rows = await conn.fetch(
         f"SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams "
-        "WHERE schema_version IN (3, 4)"
+        "WHERE schema_version IN (3, 4, 5)"
     )
     await insert_totals(conn, {row[0]: facts_from_row(tuple(row)[1:]) for row in rows})
     for table in ("projection_streams", "quote_index"):
         await conn.execute(
             f"UPDATE {table} SET schema_version = $1, generator = $2 "
-            "WHERE schema_version IN (3, 4)",
+            "WHERE schema_version IN (3, 4, 5)",
             PROJECTION_SCHEMA_VERSION,
             GENERATOR,
         )
+
+
+async def scope_counters(conn: asyncpg.Connection[Any]) -> None:
+    """The installations migration (schema version 3, row schema version 5), as SQLite's
+    `scope_counters`: the counters and counted times keyed by installation first, made again
+    and filled from the stored per-conversation facts."""
+    await conn.execute("DROP TABLE IF EXISTS projection_counters")
+    await conn.execute("DROP TABLE IF EXISTS projection_times")
+    await add_counters(conn)
 
 
 async def insert_totals(conn: AnyConn, facts: dict[str, StreamFacts]) -> None:
@@ -293,7 +304,11 @@ _V_COUNTERS: Migration = add_counters
 (row schema version 4; `storage.postgres_projections.add_counters`), filled from the
 stored per-conversation rows: SQLite's schema version 11."""
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V_COUNTERS)
+_V_INSTALLATIONS: Migration = scope_counters
+"""The counters and counted times keyed by installation (row schema version 5): SQLite's
+schema version 12."""
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V_COUNTERS, _V_INSTALLATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = """

@@ -79,14 +79,17 @@ from domain.events import (
 )
 from domain.metrics_chart import POLICY_KEY, SOURCE_KEY, source_label
 
-PROJECTION_SCHEMA_VERSION = 4
+PROJECTION_SCHEMA_VERSION = 5
 """Version of the projection rows' format. A change to the fold or the row layout bumps it
 and adds a migration that rebuilds them (`salesbot projections rebuild` does the same).
 2: the quote counts (`quotes_issued`, `quotes_revised`, `quotes_superseded`).
 3: the lead source and starting policy marks (`SOURCE_MARK`, `POLICY_MARK`), for
 conversion by lead source and by persona.
 4: the counters and the counted qualification times kept by the commit next to the
-per-conversation rows (`sharded_rows`; the facts' format is version 3's)."""
+per-conversation rows (`sharded_rows`; the facts' format is version 3's).
+5: the counters and counted times kept per installation (`INSTALLATION_MARK`): each
+installation's `/metrics` counts its own conversations (the facts' format is unchanged; a
+conversation of the first installation has no mark, as every earlier row)."""
 
 PROJECTED_TYPES: frozenset[str] = frozenset(
     {
@@ -138,14 +141,24 @@ POLICY_MARK = "+" + POLICY_KEY
 persona is that policy's, read at query time), set by its `ConversationStarted`. Counted,
 for engaged conversations, as `SEGMENT_ENGAGED` and, when won, `SEGMENT_WON`: the
 `/metrics` chart's conversion by persona and by lead source without reading the log."""
+INSTALLATION_MARK = "+installation:"
+"""Kept in `reached` like `MEETING_MARK`: the installation the conversation was started
+through (`ConversationStarted.installation`), for a conversation of an installation other
+than the first; its counters and qualification time are that installation's
+(`StreamFacts.installation`)."""
 OPEN = "open"
 
 Ending = Literal["won", "lost", "abandoned"]
 K = TypeVar("K")
 V = TypeVar("V")
 CounterKey = tuple[str, str]
+"""(kind, name) of a counter, within an installation."""
 TimeKey = tuple[int, int]
 """(level, bucket) of the counted qualification times (`time_buckets`)."""
+ScopedCounter = tuple[str, str, str]
+"""(installation, kind, name): a counter of one installation ("" the first)."""
+ScopedTime = tuple[str, int, int]
+"""(installation, level, bucket): a counted time of one installation."""
 
 SHARDS = 16
 """Each counter is kept as `SHARDS` rows, (kind, name, shard), and read as their sum.
@@ -218,6 +231,14 @@ class StreamFacts:
     quotes_superseded: int = 0
 
     @property
+    def installation(self) -> str:
+        """The installation the conversation belongs to ("" the first: no mark)."""
+        for mark in self.reached:
+            if mark.startswith(INSTALLATION_MARK):
+                return mark.removeprefix(INSTALLATION_MARK)
+        return ""
+
+    @property
     def qualification_ms(self) -> int | None:
         """Time to qualify, for a started conversation that qualified; else None."""
         if self.started_at_ms is None or self.qualified_at_ms is None:
@@ -267,7 +288,12 @@ def fold_events(
                 qualified = envelope.at_ms
         elif isinstance(event, ConversationStarted):
             started = envelope.at_ms
-            marks = (SOURCE_MARK + source_label(event), POLICY_MARK + envelope.policy_version)
+            marks: tuple[str, ...] = (
+                SOURCE_MARK + source_label(event),
+                POLICY_MARK + envelope.policy_version,
+            )
+            if event.installation and not started_before(reached):
+                marks += (INSTALLATION_MARK + event.installation,)
             if any(mark not in reached for mark in marks):
                 reached = tuple(sorted({*reached, *marks}))
         elif isinstance(event, ConversationClosed):
@@ -347,10 +373,11 @@ class StreamChange:
 
     before: StreamFacts
     after: StreamFacts
-    counter_deltas: dict[CounterKey, int]
+    counter_deltas: dict[ScopedCounter, int]
+    """The counters' change, each in its installation's."""
     quotes: tuple[str, ...]
     """Quote ids issued by these events, in order."""
-    time_deltas: dict[TimeKey, int] = field(default_factory=dict)
+    time_deltas: dict[ScopedTime, int] = field(default_factory=dict)
     """The counted qualification times' change (`time_buckets`): -1 at the old time's
     buckets, +1 at the new one's (a time changes when a late `ConversationStarted` moves
     the start, or appears when the conversation qualifies)."""
@@ -363,21 +390,38 @@ class StreamChange:
 def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChange:
     """Fold a conversation's next events; the counters move by the contribution's change."""
     after, quotes = fold_events(before, events)
-    deltas: dict[CounterKey, int] = {}
-    times: dict[TimeKey, int] = {}
+    deltas: dict[ScopedCounter, int] = {}
+    times: dict[ScopedTime, int] = {}
     if after != before:
-        old, new = contribution(before), contribution(after)
+        old, new = scoped_contribution(before), scoped_contribution(after)
         for key in old.keys() | new.keys():
             if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
                 deltas[key] = delta
         was, now = before.qualification_ms, after.qualification_ms
-        if was != now:
-            for bucket in () if was is None else time_buckets(was):
+        if was != now or before.installation != after.installation:
+            for bucket in () if was is None else scoped_buckets(before.installation, was):
                 times[bucket] = times.get(bucket, 0) - 1
-            for bucket in () if now is None else time_buckets(now):
+            for bucket in () if now is None else scoped_buckets(after.installation, now):
                 times[bucket] = times.get(bucket, 0) + 1
             times = {key: delta for key, delta in times.items() if delta}
     return StreamChange(before, after, deltas, quotes, times)
+
+
+def scoped_contribution(facts: StreamFacts) -> dict[ScopedCounter, int]:
+    """`contribution`, each counter in the conversation's installation."""
+    installation = facts.installation
+    return {(installation, kind, name): n for (kind, name), n in contribution(facts).items()}
+
+
+def scoped_buckets(installation: str, ms: int) -> tuple[ScopedTime, ...]:
+    """`time_buckets` in an installation's tree."""
+    return tuple((installation, level, bucket) for level, bucket in time_buckets(ms))
+
+
+def started_before(reached: tuple[str, ...]) -> bool:
+    """Whether an earlier `ConversationStarted` already marked the conversation: the first
+    one says which installation it belongs to."""
+    return any(mark.startswith(POLICY_MARK) for mark in reached)
 
 
 def is_projected(envelope: EventEnvelope) -> bool:
@@ -391,22 +435,24 @@ class Projection:
     an id, as `domain.audit.find_quote_conversation` finds it in log order."""
 
     facts: dict[str, StreamFacts] = field(default_factory=dict)
-    counts: Counter[CounterKey] = field(default_factory=Counter)
+    counts: Counter[ScopedCounter] = field(default_factory=Counter)
     quotes: dict[str, str] = field(default_factory=dict)
-    times: list[int] = field(default_factory=list)
-    """One time to qualify per qualified conversation, kept ascending (`bisect`), so the
-    percentiles read their order statistics by index."""
+    times: dict[str, list[int]] = field(default_factory=dict)
+    """By installation, one time to qualify per qualified conversation, kept ascending
+    (`bisect`), so the percentiles read their order statistics by index."""
 
     def apply(self, conversation_id: str, events: Sequence[EventEnvelope]) -> StreamChange:
         change = advance(self.facts.get(conversation_id, NO_FACTS), events)
         if change.changed:
             self.facts[conversation_id] = change.after
-            was, now = change.before.qualification_ms, change.after.qualification_ms
-            if was != now:
+            before, after = change.before, change.after
+            was, now = before.qualification_ms, after.qualification_ms
+            if was != now or before.installation != after.installation:
                 if was is not None:
-                    del self.times[bisect.bisect_left(self.times, was)]
+                    old = self.times[before.installation]
+                    del old[bisect.bisect_left(old, was)]
                 if now is not None:
-                    bisect.insort(self.times, now)
+                    bisect.insort(self.times.setdefault(after.installation, []), now)
         for key, delta in change.counter_deltas.items():
             self.counts[key] += delta
             if self.counts[key] == 0:
@@ -428,35 +474,45 @@ class Projection:
         """Time to qualify by conversation, for the qualified ones."""
         return {cid: t for cid, f in self.facts.items() if (t := f.qualification_ms) is not None}
 
-    def qualification_times(self) -> list[int]:
-        """One time to qualify per qualified conversation, ascending."""
-        return list(self.times)
+    def qualification_times(self, installation: str = "") -> list[int]:
+        """One time to qualify per qualified conversation of `installation`, ascending."""
+        return list(self.times.get(installation, ()))
 
-    def time_to_qualify(self) -> Percentiles:
-        """The percentiles of `times`, reading only the order statistics they need."""
-        return percentiles_at(len(self.times), self.times.__getitem__)
+    def time_to_qualify(self, installation: str = "") -> Percentiles:
+        """The percentiles of `installation`'s times, reading only the order statistics
+        they need."""
+        times = self.times.get(installation, [])
+        return percentiles_at(len(times), times.__getitem__)
 
-    def count_table(self) -> dict[str, dict[str, int]]:
-        return count_table(self.counts.items())
+    def count_table(self, installation: str = "") -> dict[str, dict[str, int]]:
+        """`installation`'s counters as kind → name → value."""
+        return count_table(
+            ((kind, name), n)
+            for (inst, kind, name), n in self.counts.items()
+            if inst == installation
+        )
 
 
-ShardedCounts = dict[tuple[str, str, int], int]
-CountedTimes = dict[TimeKey, int]
+ShardedCounts = dict[tuple[str, str, str, int], int]
+"""(installation, kind, name, shard) → value."""
+CountedTimes = dict[ScopedTime, int]
 
 
 def sharded_rows(facts: Mapping[str, StreamFacts]) -> tuple[ShardedCounts, CountedTimes]:
-    """The stored counters, (kind, name, shard) → value, and counted times, (level,
-    bucket) → how many, of these conversations' facts: what a rebuild or the migration
-    that creates them writes, and what the commits keep moving since."""
+    """The stored counters, (installation, kind, name, shard) → value, and counted times,
+    (installation, level, bucket) → how many, of these conversations' facts: what a
+    rebuild or the migration that creates them writes, and what the commits keep moving
+    since."""
     counts: ShardedCounts = {}
     times: CountedTimes = {}
     for conversation_id, one in facts.items():
         shard = shard_of(conversation_id)
-        for (kind, name), value in contribution(one).items():
-            counts[kind, name, shard] = counts.get((kind, name, shard), 0) + value
+        for (inst, kind, name), value in scoped_contribution(one).items():
+            key = (inst, kind, name, shard)
+            counts[key] = counts.get(key, 0) + value
         if (ms := one.qualification_ms) is not None:
-            for key in time_buckets(ms):
-                times[key] = times.get(key, 0) + 1
+            for bucket in scoped_buckets(one.installation, ms):
+                times[bucket] = times.get(bucket, 0) + 1
     return counts, times
 
 
@@ -538,8 +594,8 @@ def differences(old: Projection, new: Projection) -> int:
 
 
 def counter_differences(
-    stored_counts: Mapping[tuple[str, str, int], int],
-    stored_times: Mapping[TimeKey, int],
+    stored_counts: Mapping[tuple[str, str, str, int], int],
+    stored_times: Mapping[ScopedTime, int],
     facts: Mapping[str, StreamFacts],
 ) -> int:
     """How many stored counter and counted-time rows differ from what `facts` add up to
@@ -553,8 +609,12 @@ def counter_differences(
 def memory_counter_differences(old: Projection, new: Projection) -> int:
     """`counter_differences` for `MemoryStore`, whose counters are not sharded."""
     return _differing(_nonzero(old.counts), _nonzero(new.counts), 0) + _differing(
-        Counter(old.times), Counter(new.times), 0
+        _counted(old.times), _counted(new.times), 0
     )
+
+
+def _counted(times: Mapping[str, list[int]]) -> Counter[tuple[str, int]]:
+    return Counter((inst, ms) for inst, values in times.items() for ms in values)
 
 
 def _nonzero(rows: Mapping[K, int]) -> dict[K, int]:

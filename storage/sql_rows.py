@@ -193,8 +193,8 @@ FACT_COLUMNS = (
     "current_state, reached, quotes_issued, quotes_revised, quotes_superseded"
 )
 """The projection row's fact columns (`fact_values`, `facts_from_row`)."""
-COUNTER_COLUMNS = "kind, name, shard, value, schema_version, generator"
-TIME_COLUMNS = "level, bucket, n, schema_version, generator"
+COUNTER_COLUMNS = "installation, kind, name, shard, value, schema_version, generator"
+TIME_COLUMNS = "installation, level, bucket, n, schema_version, generator"
 
 
 def change_rows(
@@ -206,12 +206,12 @@ def change_rows(
     (see `SHARDS`)."""
     shard = shard_of(conversation_id)
     counters: list[tuple[object, ...]] = [
-        (kind, name, shard, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
-        for (kind, name), delta in sorted(change.counter_deltas.items())
+        (installation, kind, name, shard, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
+        for (installation, kind, name), delta in sorted(change.counter_deltas.items())
     ]
     times: list[tuple[object, ...]] = [
-        (level, bucket, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
-        for (level, bucket), delta in sorted(change.time_deltas.items())
+        (installation, level, bucket, delta, PROJECTION_SCHEMA_VERSION, GENERATOR)
+        for (installation, level, bucket), delta in sorted(change.time_deltas.items())
     ]
     return counters, times
 
@@ -231,7 +231,7 @@ def total_rows(
     )
 
 
-def metrics_read(*, lateral: bool) -> str:
+def metrics_read(*, lateral: bool, param: str) -> str:
     """The one statement `/metrics` reads, in the SQL both backends run (CTEs, window
     functions, `CAST`, integer division; `lateral` for PostgreSQL: each level's children
     in a LATERAL subquery that `OFFSET 0` keeps from being pulled up, so it is an index
@@ -249,6 +249,9 @@ def metrics_read(*, lateral: bool) -> str:
       level, the children of the bucket the rank fell in, their running sum (a window) and
       the child whose span holds the rank. At most 32 children per level for each
       distinct bucket the ranks fell in, whatever the number of conversations.
+
+    All of one installation's (`param`, the dialect's first bind parameter, names it):
+    every key starts with the installation, so the read walks that installation's rows.
     """
     top = TIME_LEVELS - 1
     fanout = 1 << TIME_BITS
@@ -260,7 +263,8 @@ def metrics_read(*, lateral: bool) -> str:
             f"SELECT CASE WHEN {lo} + 1 < n THEN {lo} + 1 ELSE n - 1 END FROM total WHERE n > 0"
         )
     parts = [
-        f"c{top} AS (SELECT bucket, n FROM projection_times WHERE level = {top} AND n > 0)",
+        f"c{top} AS (SELECT bucket, n FROM projection_times WHERE installation = {param} "
+        f"AND level = {top} AND n > 0)",
         f"total AS (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM c{top})",
         "ranks AS (" + " UNION ".join(ranks) + ")",
         f"w{top} AS (SELECT bucket, n, CAST(SUM(n) OVER (ORDER BY bucket) AS BIGINT) - n "
@@ -271,7 +275,7 @@ def metrics_read(*, lateral: bool) -> str:
     for level in range(top - 1, -1, -1):
         up = level + 1
         children = (
-            f"t.level = {level} AND t.bucket BETWEEN d.bucket * {fanout} "
+            f"t.installation = {param} AND t.level = {level} AND t.bucket BETWEEN d.bucket * {fanout} "
             f"AND d.bucket * {fanout} + {fanout - 1} AND t.n > 0"
         )
         # The buckets the ranks fell in (often one for all four), each read once.
@@ -297,7 +301,8 @@ def metrics_read(*, lateral: bool) -> str:
     return (
         "WITH " + ",\n".join(parts) + "\n"
         "SELECT 'count', kind, name, schema_version, CAST(SUM(value) AS BIGINT) "
-        "FROM projection_counters GROUP BY kind, name, schema_version\n"
+        f"FROM projection_counters WHERE installation = {param} "
+        "GROUP BY kind, name, schema_version\n"
         "UNION ALL SELECT 'streams', NULL, NULL, "
         "(SELECT MIN(schema_version) FROM projection_streams), "
         "(SELECT MAX(schema_version) FROM projection_streams)\n"
@@ -306,9 +311,14 @@ def metrics_read(*, lateral: bool) -> str:
     )
 
 
-QUALIFICATION_TIMES_READ = (
-    "SELECT bucket, n FROM projection_times WHERE level = 0 AND n > 0 ORDER BY bucket"
-)
+def qualification_times_read(param: str) -> str:
+    """One installation's (`param`) counted qualification times at level 0."""
+    return (
+        f"SELECT bucket, n FROM projection_times WHERE installation = {param} AND level = 0 "
+        "AND n > 0 ORDER BY bucket"
+    )
+
+
 """Every counted qualification time and how many conversations took it, ascending: the
 chart's bootstrap resamples the times themselves (`bot.queries`), so this read is linear
 in the distinct times; `/metrics`' numbers never make it."""

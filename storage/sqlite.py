@@ -48,21 +48,21 @@ from storage.ports import (
     StoredInbound,
 )
 from storage.projections import counter_differences, differences
+from storage.sql_rows import answer_row as _answer_row
+from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import (
-    QUALIFICATION_TIMES_READ,
     links,
     metrics_projection,
     pending_answers,
     qualification_times,
     rebuild_summary,
 )
-from storage.sql_rows import answer_row as _answer_row
-from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sql_rows import stored_inbound as _stored_inbound
 from storage.sqlite_outbox import SqliteOutbox, _insert_outbox
 from storage.sqlite_projections import (
     METRICS_READ,
+    QUALIFICATION_TIMES_READ,
     apply_events,
     fold_snapshot,
     log_position,
@@ -345,11 +345,11 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 
     # -- projections --------------------------------------------------------------------
 
-    async def metrics_projection(self) -> MetricsProjection:
-        return metrics_projection(await self._fetch(METRICS_READ))
+    async def metrics_projection(self, installation: str = "") -> MetricsProjection:
+        return metrics_projection(await self._fetch(METRICS_READ, (installation,)))
 
-    async def qualification_times(self) -> tuple[int, ...]:
-        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ))
+    async def qualification_times(self, installation: str = "") -> tuple[int, ...]:
+        return qualification_times(await self._fetch(QUALIFICATION_TIMES_READ, (installation,)))
 
     async def quote_conversation(self, quote_id: str) -> str | None:
         rows = await self._fetch(

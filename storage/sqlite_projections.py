@@ -47,6 +47,7 @@ from storage.sql_rows import (
     change_rows,
     facts_from_row,
     metrics_read,
+    qualification_times_read,
     total_rows,
 )
 from storage.sql_rows import fact_values as _fact_values
@@ -120,25 +121,27 @@ COUNTER_DDL: tuple[str, ...] = (
     # and a table, and an upsert writes one B-tree.
     """
     CREATE TABLE IF NOT EXISTS projection_counters (
+        installation   TEXT    NOT NULL,
         kind           TEXT    NOT NULL,
         name           TEXT    NOT NULL,
         shard          INTEGER NOT NULL CHECK (shard >= 0),
         value          INTEGER NOT NULL,
         schema_version INTEGER NOT NULL,
         generator      TEXT    NOT NULL,
-        PRIMARY KEY (kind, name, shard)
+        PRIMARY KEY (installation, kind, name, shard)
     ) STRICT, WITHOUT ROWID
     """,
     # No CHECK (n >= 0) on the counts: SQLite checks an upsert's inserted values before it
     # finds the conflict, and a commit's -1 (a time that moved) goes to an existing row.
     """
     CREATE TABLE IF NOT EXISTS projection_times (
+        installation   TEXT    NOT NULL,
         level          INTEGER NOT NULL CHECK (level >= 0),
         bucket         INTEGER NOT NULL,
         n              INTEGER NOT NULL,
         schema_version INTEGER NOT NULL,
         generator      TEXT    NOT NULL,
-        PRIMARY KEY (level, bucket)
+        PRIMARY KEY (installation, level, bucket)
     ) STRICT, WITHOUT ROWID
     """,
     # The read checks the rows' versions with two look-ups, not a scan.
@@ -146,19 +149,20 @@ COUNTER_DDL: tuple[str, ...] = (
 )
 
 _ADD_COUNTERS = (
-    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (kind, name, shard) DO UPDATE SET "
+    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (installation, kind, name, shard) DO UPDATE SET "
     "value = projection_counters.value + excluded.value, generator = excluded.generator"
 )
 _ADD_TIMES = (
-    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (level, bucket) DO UPDATE SET "
+    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (installation, level, bucket) DO UPDATE SET "
     "n = projection_times.n + excluded.n, generator = excluded.generator"
 )
 
-METRICS_READ = metrics_read(lateral=False)
+METRICS_READ = metrics_read(lateral=False, param="?1")
 """The counters, the rows' versions and the qualification percentiles' order statistics in
-one statement (`storage.sql_rows.metrics_read`)."""
+one statement (`storage.sql_rows.metrics_read`), of the installation bound to `?1`."""
+QUALIFICATION_TIMES_READ = qualification_times_read("?1")
 
 
 def create_and_fill(conn: Conn) -> None:
@@ -214,9 +218,20 @@ def add_counters(conn: Conn) -> None:
     recount(conn)
     for table in ("projection_streams", "quote_index"):
         conn.execute(
-            f"UPDATE {table} SET schema_version = ?, generator = ? WHERE schema_version IN (3, 4)",
+            f"UPDATE {table} SET schema_version = ?, generator = ? "
+            "WHERE schema_version IN (3, 4, 5)",
             _VERSIONS,
         )
+
+
+def scope_counters(conn: Conn) -> None:
+    """The installations migration (row schema version 5): the counters and counted times
+    keyed by installation first, so each installation's `/metrics` reads its own rows. The
+    tables are made again and filled from the stored per-conversation facts (every stored
+    conversation is the first installation's: none was told apart before)."""
+    conn.execute("DROP TABLE IF EXISTS projection_counters")
+    conn.execute("DROP TABLE IF EXISTS projection_times")
+    add_counters(conn)
 
 
 def recount(conn: Conn) -> None:
@@ -229,7 +244,7 @@ def recount(conn: Conn) -> None:
         row[0]: facts_from_row(row[1:])
         for row in conn.execute(
             f"SELECT conversation_id, {_FACT_COLUMNS} FROM projection_streams "
-            "WHERE schema_version IN (3, 4)"
+            "WHERE schema_version IN (3, 4, 5)"
         )
     }
     _insert_totals(conn, facts)
@@ -238,10 +253,12 @@ def recount(conn: Conn) -> None:
 def _insert_totals(conn: Conn, facts: dict[str, StreamFacts]) -> None:
     counters, times = total_rows(facts)
     conn.executemany(
-        f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         counters,
     )
-    conn.executemany(f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?)", times)
+    conn.executemany(
+        f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", times
+    )
 
 
 # -- the commit path ------------------------------------------------------------------
@@ -306,17 +323,19 @@ def stored_projection(conn: Conn) -> Projection:
 
 def stored_counters(
     conn: Conn,
-) -> tuple[dict[tuple[str, str, int], int], dict[tuple[int, int], int]]:
+) -> tuple[dict[tuple[str, str, str, int], int], dict[tuple[str, int, int], int]]:
     """The stored counter rows and counted-time rows, keyed as `sharded_rows` keys them."""
     counts = {
-        (kind, name, shard): value
-        for kind, name, shard, value in conn.execute(
-            "SELECT kind, name, shard, value FROM projection_counters"
+        (installation, kind, name, shard): value
+        for installation, kind, name, shard, value in conn.execute(
+            "SELECT installation, kind, name, shard, value FROM projection_counters"
         )
     }
     times = {
-        (level, bucket): n
-        for level, bucket, n in conn.execute("SELECT level, bucket, n FROM projection_times")
+        (installation, level, bucket): n
+        for installation, level, bucket, n in conn.execute(
+            "SELECT installation, level, bucket, n FROM projection_times"
+        )
     }
     return counts, times
 

@@ -27,7 +27,13 @@ from pathlib import Path
 
 from domain.chain import GENESIS, link
 from storage.errors import SchemaTooNewError
-from storage.sqlite_projections import add_counters, add_quote_counts, create_and_fill, refold
+from storage.sqlite_projections import (
+    add_counters,
+    add_quote_counts,
+    create_and_fill,
+    refold,
+    scope_counters,
+)
 
 APPLICATION_ID = 0x53424F54  # "SBOT"
 
@@ -203,6 +209,11 @@ _V_COUNTERS: Migration = add_counters
 (row schema version 4; `storage.sqlite_projections.add_counters`): filled from the stored
 per-conversation rows, so `/metrics` reads a few hundred rows however long the log."""
 
+_V_INSTALLATIONS: Migration = scope_counters
+"""The counters and counted qualification times keyed by installation (row schema version
+5; `storage.sqlite_projections.scope_counters`): each installation's `/metrics` counts its
+own conversations."""
+
 _V_ARTIFACT_VERSIONS = _statements(
     # Ticket rows carry their format's version and the salesbot that last wrote them, as
     # events, adapter state and projection rows do; stored inbounds (whose JSON carries its
@@ -324,6 +335,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_CONVERSATION_KEYS,
     _V_SEGMENT_MARKS,
     _V_COUNTERS,
+    _V_INSTALLATIONS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

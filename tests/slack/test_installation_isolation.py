@@ -157,3 +157,23 @@ def _quote_id(text: str) -> str:
     found = re.search(r"Q-[0-9a-f]{10}", text)
     assert found is not None, text
     return found.group(0)
+
+
+async def test_each_workspace_s_metrics_count_its_own_conversations(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    async with serving(api, tmp_path / "bot.db", auditors=(ACME_AUDITOR, GLOBEX_AUDITOR)) as site:
+        await site.install("code-globex")
+        for _ in range(3):
+            await site.prospect_says(FIRST, FIRST_CHANNEL, QUESTION)
+        await site.prospect_says(SECOND, SECOND_CHANNEL, QUESTION)
+        await eventually(lambda: len(site.bot_posts(FIRST_CHANNEL)) >= 3, "the first's replies")
+        await eventually(lambda: bool(site.bot_posts(SECOND_CHANNEL)), "the second's reply")
+
+        first = await slash(site, FIRST, FIRST_CHANNEL, ACME_AUDITOR, "/metrics", "")
+        second = await slash(site, SECOND, SECOND_CHANNEL, GLOBEX_REP, "/metrics", "")
+        await eventually(lambda: "Conversations:" in told(site, first, FIRST_CHANNEL), "first")
+        await eventually(lambda: "Conversations:" in told(site, second, SECOND_CHANNEL), "second")
+
+    assert "Conversations: 3 started, 3 engaged" in _answer(told(site, first, FIRST_CHANNEL))
+    assert "Conversations: 1 started, 1 engaged" in _answer(told(site, second, SECOND_CHANNEL))

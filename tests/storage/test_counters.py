@@ -21,10 +21,18 @@ from domain.events import (
     ConversationReopened,
     ConversationStarted,
     DealMarked,
+    EventEnvelope,
+    LeadScored,
 )
 from domain.policy import Policy
 from storage.ports import Store
-from storage.projections import TIME_BITS, TIME_LEVELS, shard_of, time_buckets
+from storage.projections import (
+    TIME_BITS,
+    TIME_LEVELS,
+    metrics_from_projection,
+    shard_of,
+    time_buckets,
+)
 from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_projections import (
     Stream,
@@ -169,3 +177,61 @@ async def test_random_logs_project_to_the_full_recomputation_on_every_store(
     store: Store, seed: int
 ) -> None:
     await check_random_log(store, seed, conversations=25)
+
+
+INSTALLATIONS = ("", "slack:T0002", "teams:7f3c0000-0000-0000-0000-000000000001")
+
+
+def started_in(installation: str) -> ConversationStarted:
+    return ConversationStarted(origin="direct", started_by="P", installation=installation)
+
+
+async def test_each_installation_counts_its_own_conversations_and_nothing_else(
+    store: Store,
+) -> None:
+    """Conversations of three installations, with different outcomes and times to qualify:
+    each installation's counters and percentiles are exactly what the full recomputation
+    says over its own conversations alone, before and after a rebuild; an installation
+    with no conversation has nothing counted."""
+    belongs: dict[str, str] = {}
+    for i in range(12):
+        installation = INSTALLATIONS[i % 3]
+        stream = Stream(f"c{i}").add(started_in(installation), after_ms=0).message()
+        if i % 2:
+            stream.scored(True, after_ms=1_000 * (i + 1) * (INSTALLATIONS.index(installation) + 1))
+        if i % 4 == 1:
+            stream.close("won")
+        elif i % 4 == 3:
+            stream.close("lost")
+        await store.append(stream.conversation_id, 0, stream.envelopes)
+        belongs[stream.conversation_id] = installation
+    log = [env async for env in store.iterate_all()]
+
+    async def check() -> None:
+        for installation in INSTALLATIONS:
+            own = [env for env in log if belongs[env.conversation_id] == installation]
+            projection = await store.metrics_projection(installation)
+            metrics = metrics_from_projection(projection.counts, projection.time_to_qualify)
+            assert_same_metrics(metrics, compute_metrics(own))
+            assert metrics.conversations == 4
+            times = sorted(t for cid, t in _times(own).items() if belongs[cid] == installation)
+            assert await store.qualification_times(installation) == tuple(times)
+        nobody = await store.metrics_projection("slack:T0404")
+        assert nobody.counts == {}
+        assert await store.qualification_times("slack:T0404") == ()
+
+    await check()
+    assert (await store.rebuild_projections()).changed == 0
+    await check()
+
+
+def _times(log: list[EventEnvelope]) -> dict[str, int]:
+    """Time to qualify by conversation, from the log itself."""
+    started: dict[str, int] = {}
+    qualified: dict[str, int] = {}
+    for env in log:
+        if isinstance(env.event, ConversationStarted):
+            started.setdefault(env.conversation_id, env.at_ms)
+        elif isinstance(env.event, LeadScored) and env.event.qualified:
+            qualified.setdefault(env.conversation_id, env.at_ms)
+    return {cid: at - started[cid] for cid, at in qualified.items() if cid in started}

@@ -188,6 +188,34 @@ async def downgrade_to_schema_1(dsn: str) -> None:
         await conn.close()
 
 
+async def downgrade_to_schema_2(dsn: str) -> None:
+    """What a database of the release before installations looks like: schema version 2,
+    the counters and counted times without an installation (as that release wrote them),
+    projection rows of version 4."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "ALTER TABLE projection_counters RENAME TO counters_now; "
+            "ALTER TABLE projection_times RENAME TO times_now; "
+            "CREATE TABLE projection_counters (kind text NOT NULL, name text NOT NULL, "
+            "shard bigint NOT NULL CHECK (shard >= 0), value bigint NOT NULL, "
+            "schema_version bigint NOT NULL, generator text NOT NULL, "
+            "PRIMARY KEY (kind, name, shard)); "
+            "CREATE TABLE projection_times (level bigint NOT NULL CHECK (level >= 0), "
+            "bucket bigint NOT NULL, n bigint NOT NULL, schema_version bigint NOT NULL, "
+            "generator text NOT NULL, PRIMARY KEY (level, bucket)); "
+            "INSERT INTO projection_counters SELECT kind, name, shard, value, 4, generator "
+            "FROM counters_now; "
+            "INSERT INTO projection_times SELECT level, bucket, n, 4, generator FROM times_now; "
+            "DROP TABLE counters_now; DROP TABLE times_now; "
+            "DELETE FROM schema_version WHERE version > 2; "
+            "UPDATE projection_streams SET schema_version = 4; "
+            "UPDATE quote_index SET schema_version = 4"
+        )
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize("start", range(SCHEMA_VERSION))
 async def test_a_database_at_every_earlier_schema_version_is_migrated_with_its_metrics(
     dsn: str, default_policy: Policy, start: int
@@ -199,12 +227,12 @@ async def test_a_database_at_every_earlier_schema_version_is_migrated_with_its_m
         finally:
             await conn.close()
     else:
-        assert start == 1  # add a downgrade here with the next migration
+        assert start in (1, 2)  # add a downgrade here with the next migration
         async with await PostgresStore.open(dsn) as store:
             day = SalesDay(store, default_policy)
             await day.start()
             await day.run(conversations=8)
-        await downgrade_to_schema_1(dsn)
+        await (downgrade_to_schema_1 if start == 1 else downgrade_to_schema_2)(dsn)
     async with await PostgresStore.open(dsn) as store:
         expected = await recomputed(store, default_policy)
         assert_same_metrics(await load_metrics(store, default_policy), expected)
