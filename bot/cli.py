@@ -357,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "metrics", parents=[common], help="conversion, time to qualify, abandonment, funnel"
     )
+    p.add_argument(
+        "--installation",
+        metavar="ID",
+        help="whose conversations: `first` (default: the installation configured from the "
+        "environment) or an id such as slack:T0123 or teams:<tenant id>",
+    )
     p.set_defaults(handler=_ops("metrics"))
 
     p = sub.add_parser(

@@ -32,6 +32,7 @@ from bot.cli_replay import progress_bar as progress_bar  # `salesbot verify` dra
 from bot.clock import system_now_ms
 from bot.policy_loader import load_checked_policy, load_policy
 from bot.queries import load_audit, load_metrics
+from bot.report import installation_option
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from domain.analytics import render_metrics
@@ -194,7 +195,7 @@ async def metrics(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = load_settings()
     policy = load_policy(args.policy)
     async with open_store(settings) as store:
-        result = await load_metrics(store, policy)
+        result = await load_metrics(store, policy, installation_option(args.installation) or "")
     if args.json:
         out.write(result.model_dump_json(indent=2) + "\n")
     else:

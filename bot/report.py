@@ -54,7 +54,20 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, parser_class: type) 
         metavar="ISO",
         help="only conversations started before this time, and only their events before it",
     )
+    p.add_argument(
+        "--installation",
+        metavar="ID",
+        help="only the conversations of one installation: `first` (the one configured from "
+        "the environment) or an id such as slack:T0123 or teams:<tenant id> (default: all)",
+    )
     p.set_defaults(handler=cmd_report)
+
+
+def installation_option(value: str | None) -> str | None:
+    """`--installation`: None (every installation), "" for `first`, else the id as given."""
+    if value is None:
+        return None
+    return "" if value.strip().lower() in {"first", ""} else value.strip()
 
 
 def _time(value: str | None, option: str) -> int | None:
@@ -116,15 +129,19 @@ async def _report_data(
     from bot.policy_loader import load_policy
     from bot.report_reads import crm_deliveries, persona_names
     from bot.settings import load_settings
+    from domain.installations import conversation_installation
     from domain.report_data import persona_lookup, report_data
 
     policy = load_policy(args.policy)
     async with open_store(load_settings()) as store:
         conversations = []
         ids = await store.conversation_ids()
+        wanted = installation_option(args.installation)
         with _progress(len(ids), err) as bar:
             for conversation_id in ids:
-                conversations.append(await store.load(conversation_id))
+                events = await store.load(conversation_id)
+                if wanted is None or conversation_installation(events) == wanted:
+                    conversations.append(events)
                 bar.update(1)
         versions = {e.policy_version for events in conversations for e in events}
         personas = await persona_names(store, versions)

@@ -106,6 +106,17 @@ def test_metrics_counts_engaged_conversations_and_warns_about_the_small_sample(s
     assert "Conversion 0/2 = 0.0%" in text
 
 
+def test_metrics_count_one_installation_s_conversations(seeded: str) -> None:
+    """The seeded conversations are the first installation's: asked by name they are the
+    same two; another installation has none of them."""
+    code, out, _ = run("metrics", "--json", "--installation", "first")
+    assert code == 0
+    assert json.loads(out)["conversations"] == 2
+    code, out, _ = run("metrics", "--json", "--installation", "slack:T0404")
+    assert code == 0
+    assert (json.loads(out)["conversations"], json.loads(out)["engaged"]) == (0, 0)
+
+
 def test_a_database_from_a_newer_salesbot_is_refused_and_left_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
