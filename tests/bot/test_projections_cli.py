@@ -20,7 +20,7 @@ from tests.support.cli import run
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "release-4e9bee1.db"
 SUMMARY = re.compile(
     r"projections rebuilt from (\d+) events: (\d+) conversations, (\d+) qualified, "
-    r"(\d+) quotes indexed; (\d+) stored rows differed \(schema 4, salesbot/[\w.]+\)\n"
+    r"(\d+) quotes indexed; (\d+) stored rows differed \(schema 5, salesbot/[\w.]+\)\n"
 )
 
 
@@ -59,7 +59,7 @@ def test_rebuild_prints_one_line_exits_0_and_changes_nothing_the_second_time(
         "qualified": 3,
         "quotes": 8,
         "changed": 0,
-        "schema_version": 4,
+        "schema_version": 5,
         "generator": "salesbot/0.1.0",
     }
 
