@@ -156,6 +156,8 @@ class ConversationState(Frozen):
     flow_state: str
     started: bool = False
     origin: str | None = None
+    installation: str = ""
+    """The installation the conversation belongs to (`domain.installations`)."""
     lead: LeadDetails | None = None
     prospect_texts: tuple[str, ...] = ()
     transcript: tuple[tuple[str, str], ...] = ()
@@ -273,7 +275,6 @@ UNCHANGING: frozenset[type[object]] = frozenset(
         AuditRequested,
         CommandRefused,
         ChannelSet,
-        InstallationNoted,
         ActionIgnored,
         DeliveryDeadLettered,
         ClaimRefused,
@@ -352,6 +353,15 @@ def _started(
         "lead": event.lead,
         "started_at_ms": envelope.at_ms,
     }
+    if event.installation and not state.started:
+        update["installation"] = event.installation
+
+
+@_on(InstallationNoted)
+def _installation_noted(
+    state: ConversationState, update: Update, event: InstallationNoted, envelope: EventEnvelope
+) -> None:
+    update["installation"] = event.installation
 
 
 @_on(ProspectMessageReceived)
