@@ -67,6 +67,9 @@ class Settings(LogSettings):
     salesbot_port: int = Field(3000, ge=0, le=65535)
     salesbot_public_url: str = "https://salesbot.example.com"
     salesbot_leads_token: SecretStr | None = None
+    # Other installations' own lead feed tokens: `installation=token`, comma-separated (e.g.
+    # `slack:T0123=…,teams:<tenant id>=…`); a lead posted with one is that installation's.
+    salesbot_installation_leads_tokens: SecretStr | None = None
     salesbot_lead_reply_url: str | None = None
     salesbot_lead_reply_secret: SecretStr | None = None
     # Comma-separated user ids or group names (Slack or Teams).
@@ -162,7 +165,9 @@ class Settings(LogSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 raw = value.get_secret_value()
-                values += [raw, *(part.strip() for part in raw.split(",") if part.strip())]
+                parts = [part.strip() for part in raw.split(",") if part.strip()]
+                # A keyed part (`installation=token`): its token alone is masked too.
+                values += [raw, *parts, *(p.partition("=")[2] for p in parts if "=" in p)]
         return values
 
 

@@ -5,6 +5,15 @@ is the lead id the feed returns. Every route needs `Authorization: Bearer
 $SALESBOT_LEADS_TOKEN` (compared in constant time); without a configured token every request
 is refused, so an unconfigured feed is closed, not open.
 
+The token says whose lead it is. `SALESBOT_LEADS_TOKEN` is the first installation's; each
+other installation (a workspace or tenant that installed the app) may have a token of its own
+(`SALESBOT_INSTALLATION_LEADS_TOKENS`), and a lead posted with it belongs to that
+installation (`Actor.installation`): its card goes to that installation's leads channel,
+its audit and metrics are that installation's. A lead is only ever read or written with its
+own installation's token — another's is answered 404, exactly as a lead that does not
+exist — and an installation's idempotency keys are its own (two installations using the
+same key get two leads).
+
 Idempotency follows Stripe's model (RELIABILITY.md). The key is the `Idempotency-Key` header,
 else the body's `external_id`; without either every POST is a new lead. The lead id and the
 delivery id are derived from the key, so a retry lands on the same conversation:
@@ -43,7 +52,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -83,12 +92,16 @@ LEAD_ID = re.compile(rf"^{re.escape(LEADS.conversation_id(''))}[0-9a-f]{{16}}$")
 conversation must not be readable by guessing its id."""
 
 _DISABLED = "The lead feed is disabled until SALESBOT_LEADS_TOKEN is set."
+INSTALLATION = web.RequestKey("installation", str)
+"""The installation whose token a request presented ("" the first)."""
 _UNAUTHORIZED = "A valid bearer token is required (Authorization: Bearer <SALESBOT_LEADS_TOKEN>)."
 
 
-def lead_ids(key: str) -> tuple[str, str]:
-    """The lead (conversation) id and the delivery id for an idempotency key."""
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+def lead_ids(key: str, installation: str = "") -> tuple[str, str]:
+    """The lead (conversation) id and the delivery id for an idempotency key of an
+    installation (the first installation's keys are hashed alone, as before)."""
+    scoped = f"{installation}\x1f{key}" if installation else key
+    digest = hashlib.sha256(scoped.encode("utf-8")).hexdigest()
     return LEADS.conversation_id(digest[:16]), LEADS.delivery_id(digest, kind=LEAD_DELIVERY)
 
 
@@ -98,8 +111,10 @@ def message_delivery_id(lead_id: str, message_id: str) -> str:
     return LEADS.delivery_id(digest, kind=LEAD_MESSAGE_DELIVERY)
 
 
-def prospect(lead_id: str, lead: LeadDetails) -> Actor:
-    return Actor(id=lead_actor_id(lead_id), name=lead.name, role="prospect")
+def prospect(lead_id: str, lead: LeadDetails, installation: str = "") -> Actor:
+    return Actor(
+        id=lead_actor_id(lead_id), name=lead.name, role="prospect", installation=installation
+    )
 
 
 class _EarlyAnswer(Exception):  # noqa: N818  # control flow, not an error
@@ -120,19 +135,26 @@ class LeadFeed:
     """The feed's routes. `handle` is the runtime's (it returns once the inbound is
     committed); `conversation` gives a conversation's folded state, or None when it has no
     events; `first_inbound` gives the inbound stored under a delivery id, or None;
-    `outbound` says which reply URLs a lead may carry."""
+    `outbound` says which reply URLs a lead may carry; `installation_tokens` maps each
+    other installation to its own bearer token."""
 
     def __init__(
         self,
         *,
         token: str | None,
         handle: Handle,
+        installation_tokens: Mapping[str, str] | None = None,
         conversation: Callable[[str], Awaitable[ConversationState | None]],
         first_inbound: Callable[[str], Awaitable[Inbound | None]],
         outbound: OutboundPolicy,
         action_key: ActionKey | None = None,
     ) -> None:
         self._token = token.encode("utf-8") if token else None
+        self._tokens = [("", self._token)] if self._token is not None else []
+        self._tokens += [
+            (installation, value.encode("utf-8"))
+            for installation, value in (installation_tokens or {}).items()
+        ]
         self._action_key = action_key
         self._outbound = outbound
         self._handle = handle
@@ -178,6 +200,8 @@ class LeadFeed:
         return guarded
 
     def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
+        """None, with the installation whose token was presented kept on the request
+        (`INSTALLATION`), or the 401 to answer."""
         if self._token is None:
             return _error(401, _DISABLED, headers=_CHALLENGE)
         header = request.headers.get("Authorization", "")
@@ -186,8 +210,12 @@ class LeadFeed:
             return _error(401, _UNAUTHORIZED, headers=_CHALLENGE)
         scheme, _, credentials = header.partition(" ")
         presented = credentials.strip().encode("ascii")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, self._token):
+        # Every token is compared (in constant time each), so the time taken does not say
+        # which installation's token came closest.
+        matched = [inst for inst, token in self._tokens if hmac.compare_digest(presented, token)]
+        if scheme.lower() != "bearer" or not matched:
             return _error(401, _UNAUTHORIZED, headers=_CHALLENGE)
+        request[INSTALLATION] = matched[0]
         return None
 
     async def _post_lead(self, request: web.Request) -> web.Response:
@@ -203,15 +231,16 @@ class LeadFeed:
         except ValidationError as exc:  # the models mirror LeadDetails: should not happen
             raise _EarlyAnswer(_invalid(exc)) from None
         key = header_key if header_key is not None else body.external_id
+        installation = request[INSTALLATION]
         if key is None:
             lead_id = LEADS.conversation_id(uuid.uuid4().hex[:16])
             delivery_id = LEADS.delivery_id(uuid.uuid4().hex, kind=LEAD_DELIVERY)
         else:
-            lead_id, delivery_id = lead_ids(key)
+            lead_id, delivery_id = lead_ids(key, installation)
         inbound = LeadArrived(
             delivery_id=delivery_id,
             conversation_id=lead_id,
-            actor=prospect(lead_id, details),
+            actor=prospect(lead_id, details, installation),
             lead=details,
         )
 
@@ -222,7 +251,7 @@ class LeadFeed:
 
     async def _post_message(self, request: web.Request) -> web.Response:
         lead_id = request.match_info["id"]
-        state = await self._lead_state(lead_id)
+        state = await self._lead_state(lead_id, request[INSTALLATION])
         if state is None or state.lead is None:
             return _unknown_lead()
         body = _validated(MessageBody, await _json_body(request))
@@ -233,7 +262,7 @@ class LeadFeed:
         inbound = MessagePosted(
             delivery_id=delivery_id,
             conversation_id=lead_id,
-            actor=prospect(lead_id, state.lead),
+            actor=prospect(lead_id, state.lead, state.installation),
             text=body.text,
         )
 
@@ -273,7 +302,7 @@ class LeadFeed:
         inbound = ButtonClicked(
             delivery_id=link_delivery_id(lead_id, action, target, link),
             conversation_id=lead_id,
-            actor=prospect(lead_id, state.lead),
+            actor=prospect(lead_id, state.lead, state.installation),
             action=action,
             target=target,
         )
@@ -285,7 +314,7 @@ class LeadFeed:
 
     async def _get_messages(self, request: web.Request) -> web.Response:
         lead_id = request.match_info["id"]
-        state = await self._lead_state(lead_id)
+        state = await self._lead_state(lead_id, request[INSTALLATION])
         if state is None:
             return _unknown_lead()
         # The state keeps the latest TRANSCRIPT_LIMIT lines; the full log stays in the store.
@@ -295,11 +324,19 @@ class LeadFeed:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def _lead_state(self, lead_id: str) -> ConversationState | None:
+    async def _lead_state(
+        self, lead_id: str, installation: str | None = None
+    ) -> ConversationState | None:
+        """The lead's state; None for an id that is no lead, or (`installation` given: the
+        token's) a lead of another installation."""
         if not LEAD_ID.match(lead_id):
             return None
         state = await self._conversation(lead_id)
-        return state if state is not None and state.lead is not None else None
+        if state is None or state.lead is None:
+            return None
+        if installation is not None and state.installation != installation:
+            return None
+        return state
 
     async def _submit(
         self, inbound: Inbound, *, idempotent: bool, same: Callable[[Inbound], bool]

@@ -30,7 +30,10 @@ handoff channel.
 Lead conversations (from the lead feed) have a view in the leads channel: the lead card
 is posted there top-level and starts the lead's thread; everything else the lead's
 conversation says (to the prospect or to the team) goes into that thread, found by the
-card's `ref` (`thread_of_ref`), so reps follow and act on the lead in one place.
+card's `ref` (`thread_of_ref`), so reps follow and act on the lead in one place. A lead of
+an installed workspace (`ConversationState.installation`, its own lead feed token) is that
+workspace's: its view is in that workspace's leads channel, posted by its own bot (the
+route's `team`); a lead of another platform's installation has no view here.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from collections.abc import Sequence
 from typing import Required, TypedDict
 
 from adapters.ports import Route
-from adapters.slack.channels import WorkspaceChannels
+from adapters.slack.channels import WorkspaceChannels, team_of
 from adapters.slack.ids import SCHEME, location, response_key
 from domain.cards import Reply
 from domain.inbound import Inbound
@@ -65,6 +68,9 @@ class SlackTarget(TypedDict, total=False):
     thread_of_ref: str
     response_key: str
     mention: str
+    team: str
+    """The workspace a lead's view is posted in, for a lead of an installed workspace (a
+    lead's id names no workspace; absent: the first workspace)."""
 
 
 def _route(
@@ -73,6 +79,7 @@ def _route(
     ephemeral_user: str | None = None,
     thread_of_ref: str | None = None,
     response: str | None = None,
+    team: str | None = None,
 ) -> Route:
     target: SlackTarget = {
         "channel": channel,
@@ -83,6 +90,8 @@ def _route(
         target["thread_of_ref"] = thread_of_ref
     if response is not None:
         target["response_key"] = response
+    if team is not None:
+        target["team"] = team
     return Route(
         channel=SCHEME.channel(channel),
         target=dict(target),
@@ -131,14 +140,19 @@ class SlackRouter:
     def _routes(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
         where = location(inbound.conversation_id)
         team = where.team if where is not None else None
+        lead_team = None  # the installed workspace a lead belongs to (None: the first)
+        if where is None and state.installation:
+            lead_team = team = team_of(state.installation)
+            if team is None:
+                return []  # another platform's installation's lead: routed there
         handoff = self._handoff_of(team)
         if reply.audience in ("handoff", "approvers"):
-            return [_route(handoff)] if handoff else []
+            return [_route(handoff, team=lead_team)] if handoff else []
         if reply.audience == "escalation":
             escalation = self._escalation or handoff
-            return [_route(escalation)] if escalation else []
+            return [_route(escalation, team=lead_team)] if escalation else []
         if where is None:
-            return self._lead_view(inbound, reply, state)
+            return self._lead_view(inbound, reply, state, lead_team)
         command = response_key(inbound.delivery_id)
         match reply.audience:
             case "conversation":
@@ -163,16 +177,18 @@ class SlackRouter:
         return []
 
     def _lead_view(
-        self, inbound: Inbound, reply: Reply, state: ConversationState
+        self, inbound: Inbound, reply: Reply, state: ConversationState, team: str | None
     ) -> Sequence[Route]:
-        if state.lead is None or self._leads is None:
+        """`team`: the installed workspace the lead belongs to (None: the first)."""
+        leads = self._leads if team is None else self._leads_of(team)
+        if state.lead is None or leads is None:
             return []
         ref = lead_card_ref(state.conversation_id)
         if reply.card is not None and reply.card.ref == ref and reply.replaces is None:
-            return [_route(self._leads)]  # the lead card itself starts the thread
+            return [_route(leads, team=team)]  # the lead card itself starts the thread
         if reply.audience == "requester":
             # Only someone acting from Slack can be answered privately in Slack.
             if not SCHEME.owns_delivery(inbound.delivery_id) or inbound.actor.role == "system":
                 return []
-            return [_route(self._leads, ephemeral_user=inbound.actor.id, thread_of_ref=ref)]
-        return [_route(self._leads, thread_of_ref=ref)]
+            return [_route(leads, ephemeral_user=inbound.actor.id, thread_of_ref=ref, team=team)]
+        return [_route(leads, thread_of_ref=ref, team=team)]

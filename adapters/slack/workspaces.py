@@ -138,6 +138,10 @@ class Workspaces:
             if where is not None and self._owns(where.team, where.channel, channel)
             else None
         )
+        lead_team = delivery.target.get("team")
+        if where is None and isinstance(lead_team, str) and lead_team:
+            # A lead of an installed workspace: its view is that workspace's (`router.py`).
+            team = lead_team
         if team is None and not self._has_default and where is not None:
             # No first workspace: the configured channels are the conversation's workspace's.
             team = where.team

@@ -50,6 +50,13 @@ def installation_id(tenant: str) -> str:
     return f"{INSTALLATION_PREFIX}{tenant.lower()}"
 
 
+def tenant_of(installation: str) -> str | None:
+    """The tenant an installation id names; None for another platform's."""
+    if not installation.startswith(INSTALLATION_PREFIX):
+        return None
+    return installation.removeprefix(INSTALLATION_PREFIX) or None
+
+
 def conversation_id(bf_conversation_id: str) -> str:
     return SCHEME.conversation_id(bf_conversation_id)
 

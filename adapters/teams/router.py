@@ -15,7 +15,10 @@ A reply that mentions a group (`Reply.mention`) carries the policy's `[handoff.o
 
 Lead conversations (from the lead feed) have a view in the leads conversation: the lead card
 is posted there and starts a thread; everything else the lead's conversation says goes into
-that thread, so reps follow and act on the lead in one place.
+that thread, so reps follow and act on the lead in one place. A lead of an installed tenant
+(`ConversationState.installation`, its own lead feed token) is that tenant's: the route
+names the `tenant` whose leads and handoff conversations it goes to; a lead of another
+platform's installation has no view here.
 
 "handoff" and "leads" are named, not resolved, here: the sender resolves them to the
 conversations of the installation the delivery's conversation belongs to (`tenants.py`;
@@ -48,7 +51,8 @@ class TeamsTarget(TypedDict, total=False):
     """A Teams route's `target`, as the outbox payload stores it (in this key order): a Bot
     Framework `conversation`, or a `destination` the sender resolves; `user` for a private
     reply; `thread_of_ref` / `starts_thread` for a lead's thread in the leads conversation;
-    `mention` the on-call tag (`TAG_ID|Name`)."""
+    `mention` the on-call tag (`TAG_ID|Name`); `tenant` the installed tenant a lead
+    belongs to (absent: the conversation's, or the home tenant's)."""
 
     conversation: str
     destination: Destination
@@ -56,6 +60,7 @@ class TeamsTarget(TypedDict, total=False):
     thread_of_ref: str
     starts_thread: str
     mention: str
+    tenant: str
 
 
 def conversation_route(conversation: str, user: str | None = None) -> Route:
@@ -76,6 +81,7 @@ def destination_route(
     user: str | None = None,
     thread_of_ref: str | None = None,
     starts_thread: str | None = None,
+    tenant: str | None = None,
 ) -> Route:
     target: TeamsTarget = {"destination": destination}
     if user is not None:
@@ -84,6 +90,8 @@ def destination_route(
         target["thread_of_ref"] = thread_of_ref
     if starts_thread is not None:
         target["starts_thread"] = starts_thread
+    if tenant is not None:
+        target["tenant"] = tenant
     return Route(
         channel=ids.SCHEME.channel(destination),
         target=dict(target),
@@ -109,15 +117,20 @@ class TeamsRouter:
         return routes
 
     def _routes(self, inbound: Inbound, reply: Reply, state: ConversationState) -> Sequence[Route]:
+        conversation = ids.bf_conversation(inbound.conversation_id)
+        tenant = None  # the installed tenant a lead belongs to (None: the home tenant)
+        if conversation is None and state.installation:
+            tenant = ids.tenant_of(state.installation)
+            if tenant is None:
+                return []  # another platform's installation's lead: routed there
         if reply.audience in ("handoff", "approvers"):
-            return [destination_route("handoff")]
+            return [destination_route("handoff", tenant=tenant)]
         if reply.audience == "escalation":
             if self._escalation:
                 return [conversation_route(self._escalation)]
-            return [destination_route("handoff")]
-        conversation = ids.bf_conversation(inbound.conversation_id)
+            return [destination_route("handoff", tenant=tenant)]
         if conversation is None:
-            return self._lead_view(inbound, reply, state)
+            return self._lead_view(inbound, reply, state, tenant)
         match reply.audience:
             case "conversation":
                 return [conversation_route(conversation)]
@@ -130,16 +143,18 @@ class TeamsRouter:
         return []
 
     def _lead_view(
-        self, inbound: Inbound, reply: Reply, state: ConversationState
+        self, inbound: Inbound, reply: Reply, state: ConversationState, tenant: str | None
     ) -> Sequence[Route]:
         if state.lead is None:
             return []
         ref = lead_card_ref(state.conversation_id)
         if reply.card is not None and reply.card.ref == ref and reply.replaces is None:
-            return [destination_route("leads", starts_thread=ref)]
+            return [destination_route("leads", starts_thread=ref, tenant=tenant)]
         if reply.audience == "requester":
             # Only someone acting from Teams can be answered privately in Teams.
             if not ids.SCHEME.owns_delivery(inbound.delivery_id) or inbound.actor.role == "system":
                 return []
-            return [destination_route("leads", user=inbound.actor.id, thread_of_ref=ref)]
-        return [destination_route("leads", thread_of_ref=ref)]
+            return [
+                destination_route("leads", user=inbound.actor.id, thread_of_ref=ref, tenant=tenant)
+            ]
+        return [destination_route("leads", thread_of_ref=ref, tenant=tenant)]

@@ -89,11 +89,18 @@ class TeamsSender:
         target = delivery.target
         # Only a destination ("handoff", "leads") depends on the installation: others name
         # their conversation, which is reached as its own reference says.
-        installation = (
-            await self._installation_of(delivery.conversation_id)
-            if "destination" in target
-            else None
-        )
+        installation = None
+        tenant = _str(target.get("tenant"))
+        if "destination" in target and tenant is not None:
+            # A lead of an installed tenant (`router.py`): that tenant's conversations only.
+            installation = await self._tenants.installation(tenant)
+            if installation is None:
+                return RetryLater(
+                    reason=f"tenant {tenant} has no installation: its lead waits for one",
+                    retry_after_ms=WAIT_FOR_ADDRESS_MS,
+                )
+        elif "destination" in target:
+            installation = await self._installation_of(delivery.conversation_id)
         where = await self._conversation(target, installation)
         if isinstance(where, RetryLater | Rejected):
             return where

@@ -29,6 +29,8 @@ class LeadFeedSection:
     reply_url: str | None
     reply_secret: SecretStr | None
     public_url: str
+    installation_tokens: SecretStr | None = None
+    """`SALESBOT_INSTALLATION_LEADS_TOKENS` (`installation_tokens`)."""
 
 
 def section(settings: Settings) -> LeadFeedSection:
@@ -37,7 +39,38 @@ def section(settings: Settings) -> LeadFeedSection:
         reply_url=settings.salesbot_lead_reply_url,
         reply_secret=settings.salesbot_lead_reply_secret,
         public_url=settings.salesbot_public_url,
+        installation_tokens=settings.salesbot_installation_leads_tokens,
     )
+
+
+def installation_tokens(config: LeadFeedSection) -> dict[str, str]:
+    """`SALESBOT_INSTALLATION_LEADS_TOKENS` as installation → token. A malformed entry, a
+    repeated installation or token, or one equal to `SALESBOT_LEADS_TOKEN` stops the start
+    (SettingsError naming the variable, never the token)."""
+    name = "SALESBOT_INSTALLATION_LEADS_TOKENS"
+    if config.installation_tokens is None:
+        return {}
+    tokens: dict[str, str] = {}
+    first = config.token.get_secret_value() if config.token is not None else None
+    for number, part in enumerate(config.installation_tokens.get_secret_value().split(","), 1):
+        if not part.strip():
+            continue
+        installation, equals, token = (piece.strip() for piece in part.partition("="))
+        if not equals or not installation or ":" not in installation or not token:
+            raise SettingsError(
+                f"{name}: entry {number} is not `installation=token` (an installation id such "
+                "as slack:T0123 or teams:<tenant id>)"
+            )
+        if installation in tokens:
+            raise SettingsError(f"{name}: {installation} is listed twice")
+        if token == first or token in tokens.values():
+            raise SettingsError(f"{name}: the token of {installation} is used more than once")
+        if not (token.isascii() and token.isprintable()) or " " in token:
+            raise SettingsError(f"{name}: the token of {installation} must be printable ASCII")
+        tokens[installation] = token
+    if tokens and first is None:
+        raise SettingsError(f"{name} needs SALESBOT_LEADS_TOKEN (the first installation's)")
+    return tokens
 
 
 def registration() -> Registration[LeadFeedSection]:
@@ -45,6 +78,7 @@ def registration() -> Registration[LeadFeedSection]:
 
 
 def _check(config: LeadFeedSection, wiring: Wiring) -> LeadFeedSection:
+    installation_tokens(config)  # a malformed list stops the start, naming the entry
     if config.reply_secret is not None:
         _reply_router(config, wiring)  # a default reply URL it may not reach: refused now
     return config
@@ -76,6 +110,7 @@ def _build(config: LeadFeedSection, wiring: Wiring) -> Surface:
 
     feed = LeadFeed(
         token=config.token.get_secret_value() if config.token is not None else None,
+        installation_tokens=installation_tokens(config),
         handle=wiring.host.handle,
         conversation=wiring.host.conversation,
         first_inbound=first_inbound,

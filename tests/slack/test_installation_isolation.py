@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from tests.e2e.harness import eventually
@@ -177,3 +178,49 @@ async def test_each_workspace_s_metrics_count_its_own_conversations(
 
     assert "Conversations: 3 started, 3 engaged" in _answer(told(site, first, FIRST_CHANNEL))
     assert "Conversations: 1 started, 1 engaged" in _answer(told(site, second, SECOND_CHANNEL))
+
+
+GLOBEX_ADMIN = "U0GLOBEXADMIN"
+FIRST_LEADS, GLOBEX_LEADS = "C0LEADS", "C0GLOBEXLEADS"
+FIRST_TOKEN, GLOBEX_TOKEN = "first-leads-token-0001", "globex-leads-token-0002"
+LEAD = {
+    "name": "Dana Reyes",
+    "company": "Initrode",
+    "email": "dana@initrode.example",
+    "message": "We need pricing for 40 seats this quarter.",
+}
+
+
+async def test_a_workspace_s_own_lead_feed_posts_its_leads_in_its_own_leads_channel(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    """A lead posted with the second workspace's own token is posted, by that workspace's
+    bot, in the leads channel its admin chose — never in the first workspace's; the first
+    workspace's leads still go to the configured channel."""
+    api.add_user(GLOBEX_ADMIN, team_id=SECOND)
+    async with serving(
+        api,
+        tmp_path / "bot.db",
+        slack_leads_channel=FIRST_LEADS,
+        salesbot_leads_token=SecretStr(FIRST_TOKEN),
+        salesbot_installation_leads_tokens=SecretStr(f"slack:{SECOND}={GLOBEX_TOKEN}"),
+    ) as site:
+        await site.install("code-globex")
+        url = await slash(
+            site, SECOND, SECOND_CHANNEL, GLOBEX_ADMIN, "/setup", f"leads <#{GLOBEX_LEADS}|leads>"
+        )
+        await eventually(lambda: "#leads" in told(site, url, SECOND_CHANNEL), "the choice")
+        for token in (GLOBEX_TOKEN, FIRST_TOKEN):
+            response = await site.client.post(
+                "/leads", json=LEAD, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status == 201, await response.text()
+        await eventually(lambda: bool(site.bot_posts(GLOBEX_LEADS)), "the second's lead card")
+        await eventually(lambda: bool(site.bot_posts(FIRST_LEADS)), "the first's lead card")
+
+    # The card and what follows in its thread, each by the workspace's own bot:
+    assert {(m["team"], m["user"]) for m in site.bot_posts(GLOBEX_LEADS)} == {(SECOND, "UBOTT0002")}
+    assert {(m["team"], m["user"]) for m in site.bot_posts(FIRST_LEADS)} == {
+        (FIRST, api.bot_user_id)
+    }
+    assert "Initrode" in json.dumps(site.bot_posts(GLOBEX_LEADS)[0])

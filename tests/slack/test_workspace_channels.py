@@ -53,8 +53,9 @@ _TRIGGERS = itertools.count(1)
 
 @asynccontextmanager
 async def serving(
-    api: FakeSlackApi, path: Path, *, auditors: tuple[str, ...] = (AUDITOR,)
+    api: FakeSlackApi, path: Path, *, auditors: tuple[str, ...] = (AUDITOR,), **more: Any
 ) -> AsyncIterator[Site]:
+    """The server with two workspaces' settings; `more`: further settings."""
     store = await SqliteStore.open(path)
     settings = Settings(
         slack_bot_token=SecretStr("xoxb-test"),
@@ -67,6 +68,7 @@ async def serving(
         salesbot_auditors=auditors,
         slack_client_id=api.client_id,
         slack_client_secret=SecretStr(api.client_secret),
+        **more,
     )
     try:
         service = build_service(

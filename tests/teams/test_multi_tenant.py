@@ -396,3 +396,35 @@ async def test_without_a_home_tenant_a_strangers_ticket_never_lands_in_an_instal
         await tenants.a.wait_for_posts(personal, 1)  # the prospect is answered
         await outbox_drained(client, leaving=1)  # ... and the ticket waits
         assert tenants.b.all_posts() == []
+
+
+async def test_a_tenant_s_own_lead_feed_posts_its_leads_in_its_own_leads_conversation() -> None:
+    """A lead posted with tenant B's own lead feed token is B's: its card goes to B's leads
+    conversation (the channel chosen when B added the app), through B's connector, and
+    nothing of it reaches tenant A."""
+    lead = {
+        "name": "Dana Reyes",
+        "company": "Initrode",
+        "email": "dana@initrode.example",
+        "message": "We need pricing for 40 seats this quarter.",
+    }
+    async with (
+        FakeConnector(members=roster((REP_A, "user")), tenant_id=A) as a,
+        FakeConnector(members=roster((REP_B, "user")), tenant_id=B) as b,
+    ):
+        store = MemoryStore()
+        more = settings(
+            salesbot_leads_token=SecretStr("first-leads-token-0001"),
+            salesbot_installation_leads_tokens=SecretStr(f"teams:{B}=b-leads-token-0002"),
+        )
+        async with serving(None, more, store) as client:
+            site = Tenants(a=a, b=b, client=client, store=store)
+            assert (await site.post(site.install_b())).status == 200
+            response = await client.post(
+                "/leads", json=lead, headers={"Authorization": "Bearer b-leads-token-0002"}
+            )
+            assert response.status == 201, await response.text()
+            (card,) = await b.wait_for_posts(SALES_B, 1)
+            await outbox_drained(client)
+    assert "Initrode" in texts([card])
+    assert "Initrode" not in texts([post for _, post in a.all_posts()])
