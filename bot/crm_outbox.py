@@ -17,7 +17,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from adapters.crm.common import payload_for, record_of, redact
-from adapters.crm.ids import CHANNEL, SCHEME, outbox_key
+from adapters.crm.ids import SCHEME, channel_for, installation_of, outbox_key
 from adapters.ports import OUTBOX_PAYLOAD_SCHEMA_VERSION, Delivery, Sender
 from domain import GENERATOR
 from domain.crm_sync import crm_record
@@ -35,7 +35,8 @@ CRM_PAYLOAD_VERSION = 1
 
 def crm_items(decision: Decision, policy: Policy, now_ms: int) -> Sequence[OutboxItem]:
     """One outbox item per `crm_sync_requested` event of the decision (none without
-    `[crm]`), due at once, in the order the events were recorded."""
+    `[crm]`), due at once, in the order the events were recorded, on the channel of the
+    conversation's installation (`adapters.crm.ids.channel_for`)."""
     config = policy.crm
     if config is None:
         return ()
@@ -55,7 +56,7 @@ def crm_items(decision: Decision, policy: Policy, now_ms: int) -> Sequence[Outbo
             OutboxItem(
                 key=outbox_key(envelope.conversation_id, envelope.seq),
                 conversation_id=envelope.conversation_id,
-                channel=CHANNEL,
+                channel=channel_for(decision.state.installation),
                 payload=payload,
                 created_at_ms=now_ms,
                 available_at_ms=now_ms,
@@ -112,11 +113,11 @@ class CrmOutcomes:
         )
 
     async def on_sent(self, item: OutboxItem, remote_id: str | None) -> None:
-        if item.channel == CHANNEL:
+        if installation_of(item.channel) is not None:
             await self._settle(item, "sent", remote_id=remote_id)
 
     async def on_dead_letter(self, item: OutboxItem, reason: str) -> None:
-        if item.channel != CHANNEL or not await self._settle(
+        if installation_of(item.channel) is None or not await self._settle(
             item, "dead_lettered", reason=redact(reason)
         ):
             await self._dead_letter(item, reason)

@@ -61,11 +61,7 @@ def crm_events(
     before: ConversationState, after: ConversationState, config: CrmConfig
 ) -> list[CrmSyncRequested]:
     """The `crm_sync_requested` events one decision calls for, to be recorded right after
-    its last event (`after.version`). None for a conversation of an installation other
-    than the first: the configured CRM is the first installation's, and another
-    organisation's prospects must never be written into it (`domain.installations`)."""
-    if after.installation:
-        return []
+    its last event (`after.version`)."""
     return [
         CrmSyncRequested(**dict(request))  # the event is the request, on the record
         for request in sync_requests(
@@ -77,12 +73,11 @@ def crm_events(
 def crm_backfill(rec: Recorder) -> None:
     """`salesbot crm backfill` for one conversation: record a `crm_sync_requested` for every
     write that brings the CRM up to what the conversation has reached (`domain.crm.backfill`)
-    — nothing without `[crm]`, nothing once the CRM was asked for all of it, nothing for
-    a conversation whose personal data was erased, and nothing for another installation's
-    conversation (`crm_events`)."""
+    — nothing without `[crm]`, nothing once the CRM was asked for all of it, and nothing for
+    a conversation whose personal data was erased."""
     config = rec.policy.crm
     state = rec.state
-    if config is None or state.erased or state.installation:
+    if config is None or state.erased:
         return
     plan = backfill(state.crm_told, crm_facts(state), config, first_seq=state.version + 1)
     for request in plan.requests:

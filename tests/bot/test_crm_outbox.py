@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from adapters.crm.common import record_of
-from adapters.crm.ids import CHANNEL
-from adapters.ports import Delivery, Route
+from adapters.crm.ids import CHANNEL, outbox_key
+from adapters.ports import Delivery, Route, Sent
 from bot.crm_outbox import crm_items
+from bot.outbox_worker import OutboxWorker
 from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from bot.service import build_service
@@ -184,3 +186,70 @@ async def test_the_report_shows_what_waits_for_the_crm(
     assert crm["oldest_waiting_ms"] >= 0
     html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert "<caption>CRM sync</caption>" in html
+
+
+class Recorded:
+    """A CRM sender that records what it was given to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[Delivery] = []
+
+    async def send(self, delivery: Delivery) -> Sent:
+        self.sent.append(delivery)
+        return Sent(remote_id=f"crm-{len(self.sent)}")
+
+    async def find_sent(self, delivery: Delivery) -> str | None:
+        return None
+
+
+async def test_another_installation_s_writes_wait_on_its_own_channel_never_the_configured_crm(
+    policy: Policy,
+) -> None:
+    """The configured CRM is the first installation's. The same lead and deal, decided
+    for a lead of another installation, ask for the same writes — but on that
+    installation's own channel, where a worker sending the configured CRM's channel never
+    claims them: the first installation's writes are sent, the other's stay parked."""
+    store = MemoryStore()
+    await decided(store, policy)  # the first installation's lead
+    theirs = "lead-crm-globex"
+    elsewhere = Actor(id="feed", role="prospect", installation="slack:T0002")
+    rep_there = Actor(id="R2", name="Rae", role="rep", installation="slack:T0002")
+    ticks = itertools.count()
+    runtime = Runtime(
+        store,
+        policy,
+        Nowhere(),
+        clock=lambda: 1_790_000_500_000 + 1000 * next(ticks),
+        effects=crm_items,
+    )
+    await runtime.start()
+    await runtime.handle(
+        LeadArrived(delivery_id="g1", conversation_id=theirs, actor=elsewhere, lead=DETAILS)
+    )
+    await runtime.handle(
+        CommandInvoked(
+            delivery_id="g2", conversation_id=theirs, actor=rep_there, command="won", args=""
+        )
+    )
+    requested = [env for env in await store.load(theirs) if isinstance(env.event, CrmSyncRequested)]
+    assert requested  # decided as for any lead
+    parked = [await store.outbox_item(outbox_key(theirs, env.seq)) for env in requested]
+    assert {item.channel for item in parked if item is not None} == {"crm-of:slack:T0002"}
+
+    sender = Recorded()
+    worker = OutboxWorker(
+        store,
+        lambda channel: sender if channel == CHANNEL else None,
+        clock=lambda: 1_790_000_900_000,
+        sleep=asyncio.sleep,
+        rng=random.Random(7),
+        pacing_ms=lambda _channel: 0,
+        prefixes=(CHANNEL,),
+    )
+    await worker.drain_once()
+    assert sender.sent
+    assert {delivery.conversation_id for delivery in sender.sent} == {LEAD}
+    for env in requested:
+        item = await store.outbox_item(outbox_key(theirs, env.seq))
+        assert item is not None
+        assert item.status == "pending"

@@ -20,7 +20,7 @@ from domain.crm import (
 from domain.crm_sync import crm_record
 from domain.errors import PolicyError
 from domain.events import CrmSyncRequested, EventEnvelope
-from domain.inbound import SYSTEM, Actor, CrmBackfillRequested, LeadArrived, LeadDetails
+from domain.inbound import Actor, LeadArrived, LeadDetails
 from domain.policy import Policy
 from domain.replay import replay_conversation
 from tests.support.conversation import Recording
@@ -192,28 +192,3 @@ def test_every_stage_must_be_named(tmp_path: Path) -> None:
     body = CRM.replace('lost = "closedlost"\n', "")
     with pytest.raises(PolicyError, match="missing: lost"):
         crm_policy(tmp_path, body)
-
-
-def test_another_installation_s_conversation_is_never_written_to_the_configured_crm(
-    tmp_path: Path,
-) -> None:
-    """The configured CRM is the first installation's: a conversation started through
-    another workspace or tenant (its prospect talking, a rep quoting and winning it) asks
-    for no CRM write at all, and a backfill adds none — while the same conversation in the
-    first installation is synced."""
-    policy = crm_policy(tmp_path)
-    elsewhere = Actor(id="P2", name="Pat", role="prospect", installation="slack:T0002")
-    rep_there = Actor(id="R2", name="Rae", role="rep", installation="slack:T0002")
-    theirs = Recording(policy, "slack:T0002:C1:1700000000.000100")
-    theirs.say(HOT, elsewhere)
-    theirs.command("quote", "10 pro 5%", rep_there)
-    theirs.command("won", "", rep_there)
-    theirs.send(CrmBackfillRequested(actor=SYSTEM, **theirs.ids()))
-    ours = Recording(policy, "slack:T0001:C1:1700000000.000100")
-    ours.say(HOT)
-    ours.command("quote", "10 pro 5%", REP)
-    ours.command("won", "", REP)
-
-    assert [e.event.type for e in theirs.events].count("quote_issued") == 1
-    assert synced(theirs.events) == []
-    assert [d.deal.stage for d in synced(ours.events) if d.artifact == "deal"][-1] == "won"
