@@ -143,6 +143,9 @@ class CrmOutcomes:
         except ValueError:
             return False
         sender = self._sender_for(item.channel)
+        by_installation = getattr(sender, "vendor_sender", None)
+        if callable(by_installation):  # another installation's CRM (`crm_installations`)
+            sender = by_installation(item.channel) or sender
         adapter = getattr(sender, "adapter", None) or str(item.payload.get("adapter", "crm"))
         version = getattr(sender, "adapter_version", None)
         if not isinstance(version, int):

@@ -127,6 +127,9 @@ class Settings(LogSettings):
 
     # The CRM the policy's `[crm]` writes go to (README, "CRM"); `none` parks them.
     salesbot_crm: Literal["hubspot", "salesforce", "none"] = "none"
+    # Other installations' own CRMs: a TOML file, one table per installation
+    # (`bot.surfaces.crm_installations`; docs/crm.md).
+    salesbot_crm_installations_file: str | None = None
     hubspot_access_token: SecretStr | None = None
     hubspot_api_url: str = "https://api.hubapi.com"
     salesforce_login_url: str = "https://login.salesforce.com"

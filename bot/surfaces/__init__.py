@@ -16,7 +16,7 @@ from adapters.playground.access import PlaygroundAccess
 from adapters.playground.hub import PlaygroundHub
 from adapters.slack.installation import SlackInstallation
 from adapters.teams.connector import TokenProvider
-from bot.surfaces import crm, leadfeed, playground, slack, teams
+from bot.surfaces import crm, crm_installations, leadfeed, playground, slack, teams
 from bot.surfaces.base import Registration, Surface, part_of
 from bot.surfaces.slack import SLACK_PACING_MS
 
@@ -39,6 +39,7 @@ def default_registrations(
         playground.registration(),
         leadfeed.registration(),
         crm.registration(),
+        crm_installations.registration(),
     ]
 
 

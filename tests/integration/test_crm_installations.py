@@ -1,0 +1,157 @@
+"""Each installation's own CRM (issue 17, item 7), through the running service and two fake
+HubSpot accounts on 127.0.0.1: the first installation's writes go to the configured CRM
+(`SALESBOT_CRM`), another installation's to the CRM its table in
+`SALESBOT_CRM_INSTALLATIONS_FILE` names — never the other way round — and an installation
+without one keeps its writes parked, not dead-lettered. A file the service cannot use
+refuses the start in one line that names the installation and the setting, never a value."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from adapters.crm.ids import outbox_key
+from bot.service import build_service
+from bot.settings import Settings, SettingsError
+from domain.events import CrmSyncRequested, CrmSyncSettled
+from domain.inbound import Actor, CommandInvoked, LeadArrived, LeadDetails
+from domain.policy import Policy
+from storage.memory import MemoryStore
+from tests.integration.test_crm_hubspot_contract import TOKEN, FakeHubSpot
+from tests.unit.test_crm import crm_policy
+
+GLOBEX, INITECH = "slack:T0002", "teams:7f3c0000-0000-0000-0000-000000000001"
+
+
+def lead(name: str, email: str) -> LeadDetails:
+    return LeadDetails(
+        name=name,
+        email=email,
+        company=f"{name.split()[-1]}co",
+        message="I'm the CTO, $40k budget approved, we want to start next month",
+    )
+
+
+@pytest.fixture
+async def accounts() -> AsyncIterator[tuple[FakeHubSpot, FakeHubSpot]]:
+    async with FakeHubSpot() as first, FakeHubSpot() as globex:
+        for account in (first, globex):
+            account.set_up_salesbot_properties()
+        yield first, globex
+    assert first.spec_errors == []
+    assert globex.spec_errors == []
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    return crm_policy(tmp_path)
+
+
+async def test_each_installation_s_writes_go_to_its_own_crm_and_no_other(
+    accounts: tuple[FakeHubSpot, FakeHubSpot], policy: Policy, tmp_path: Path
+) -> None:
+    first, globex = accounts
+    file = tmp_path / "crms.toml"
+    file.write_text(
+        f'["{GLOBEX}"]\ncrm = "hubspot"\nhubspot_access_token = "{TOKEN}"\n'
+        f'hubspot_api_url = "{globex.base_url}"\n',
+        encoding="utf-8",
+    )
+    settings = Settings(
+        salesbot_crm="hubspot",
+        hubspot_access_token=SecretStr(TOKEN),
+        hubspot_api_url=first.base_url,
+        salesbot_crm_installations_file=str(file),
+    )
+    ticks = itertools.count()
+    store = MemoryStore()
+    service = build_service(
+        settings, policy, store, clock=lambda: 1_790_000_000_000 + 1000 * next(ticks)
+    )
+    leads = {
+        "": ("lead-first", lead("Dana Fox", "dana@fox.example")),
+        GLOBEX: ("lead-globex", lead("Gil Globex", "gil@globex.example")),
+        INITECH: ("lead-initech", lead("Ina Tech", "ina@initech.example")),
+    }
+    for installation, (lead_id, details) in leads.items():
+        feed = Actor(id="feed", role="prospect", installation=installation)
+        rep = Actor(id="R", name="Rae", role="rep", installation=installation)
+        await service.handle(
+            LeadArrived(
+                delivery_id=f"{lead_id}-1", conversation_id=lead_id, actor=feed, lead=details
+            )
+        )
+        await service.handle(
+            CommandInvoked(
+                delivery_id=f"{lead_id}-2",
+                conversation_id=lead_id,
+                actor=rep,
+                command="won",
+                args="",
+            )
+        )
+    for _ in range(20):
+        if not await service.worker.drain_once():
+            break
+
+    assert [c["email"] for c in first.records("contacts")] == ["dana@fox.example"]
+    assert [c["email"] for c in globex.records("contacts")] == ["gil@globex.example"]
+    assert [d["dealstage"] for d in globex.records("deals")] == ["closedwon"]
+    assert [d for d in await store.dead_letters() if d.channel.startswith("crm")] == []
+    # The installation without a CRM: every write still waits, none was attempted.
+    initech = [
+        env for env in await store.load("lead-initech") if isinstance(env.event, CrmSyncRequested)
+    ]
+    assert initech
+    for env in initech:
+        item = await store.outbox_item(outbox_key("lead-initech", env.seq))
+        assert item is not None
+        assert (item.status, item.attempts) == ("pending", 0)
+    # The second installation's writes are recorded as written, by HubSpot.
+    settled = [
+        env.event
+        for env in await store.load("lead-globex")
+        if isinstance(env.event, CrmSyncSettled)
+    ]
+    assert settled
+    assert {event.outcome for event in settled} == {"sent"}
+    assert service.platform_status()["crm-installations"] == f"{GLOBEX} hubspot"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('["slack:T0002"]\ncrm = "hubspot"\n', 'crm = "hubspot" needs hubspot_access_token'),
+        ('["slack:T0002"]\ncrm = "pipedrive"\n', "['slack:T0002']: invalid crm"),
+        ('["slack:T0002"]\ncrm = "hubspot"\nhubspot_token = "s3cret-value"\n', "invalid"),
+        ('[T0002]\ncrm = "hubspot"\n', "is not a table named by an installation id"),
+        ('["slack:T0002"\ncrm = "hubspot"\n', "is not TOML"),
+        (
+            '["teams:x"]\ncrm = "salesforce"\nsalesforce_client_secret = "s3cret-value"\n',
+            "['teams:x']",
+        ),
+    ],
+)
+def test_a_file_the_service_cannot_use_refuses_the_start_in_one_line(
+    policy: Policy, tmp_path: Path, text: str, says: str
+) -> None:
+    file = tmp_path / "crms.toml"
+    file.write_text(text, encoding="utf-8")
+    settings = Settings(salesbot_crm_installations_file=str(file))
+    with pytest.raises(SettingsError) as refused:
+        build_service(settings, policy, MemoryStore(), clock=lambda: 0)
+    message = str(refused.value)
+    assert says in message
+    assert "SALESBOT_CRM_INSTALLATIONS_FILE" in message
+    assert "s3cret-value" not in message
+    assert "\n" not in message
+
+
+def test_a_missing_file_refuses_the_start(policy: Policy, tmp_path: Path) -> None:
+    settings = Settings(salesbot_crm_installations_file=str(tmp_path / "nowhere.toml"))
+    with pytest.raises(SettingsError, match="SALESBOT_CRM_INSTALLATIONS_FILE: no file at"):
+        build_service(settings, policy, MemoryStore(), clock=lambda: 0)
