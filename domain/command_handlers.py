@@ -204,8 +204,13 @@ def _setup(
 ) -> None:
     """`setup handoff|leads #channel`: an admin chooses where this installation's handoff
     or leads cards go. The choice is recorded (who, which installation, which channel), so
-    the audit shows it and the adapter keeps it; it changes nothing in this conversation."""
-    word = args.strip().split(" ", 1)[0].lower()
+    the audit shows it and the adapter keeps it; it changes nothing in this conversation.
+
+    `setup handoff|leads here`: the channel is the one the command was said in, as its
+    adapter resolved `here` into `channel` (on a platform where the command is said in the
+    channel that should receive the cards); the answer says so rather than naming it."""
+    words = args.split()
+    word = words[0].lower() if words else ""
     purpose = _PURPOSES.get(word)
     if purpose is None:
         rec.tell(actor, f"Usage: {spec.usage}")
@@ -234,6 +239,9 @@ def _setup(
             by=actor.id,
         )
     )
+    if [w.lower() for w in words[1:]] == ["here"]:
+        rec.tell(actor, f"Done: {_PURPOSE_WORDS[purpose].lower()} now come to this channel.")
+        return
     rec.tell(
         actor,
         f"{_PURPOSE_WORDS[purpose]} of this workspace now go to #{name}. "

@@ -20,10 +20,14 @@ package and no SDK object reaches the runtime. For each request, in order:
    home tenant's, or the activity's own tenant's when installed); where the conversation is
    reached is written down (`book.py`), and the sender's role looked up in the roster when
    only that can tell a member from a guest;
-3a. `setup handoff` / `setup leads` said to the bot in a team channel sets that channel as
-   the tenant's handoff or leads conversation, for whoever `may_set_up` allows (decided
-   in `bot/surfaces/teams.py`, by the domain's capacities: the tenant's reps); the answer
-   is posted in reply and nothing goes to the runtime;
+3a. `setup handoff` / `setup leads` said to the bot in a team channel becomes the domain's
+   `setup` command of the tenant's installation (`tenants.installation_id`) for that
+   channel (`setup handoff here`): the domain decides who may (an admin of the tenant, as
+   on Slack) and records `channel_set` or `command_refused`, and answers in the thread;
+   the committed choice is applied to the tenant's record by the surface (and, should
+   that fail, by the outbox). The channel's team and service URL are noted first
+   (`book.setup_place_key`): only the activity tells them. Said in a chat, it is answered
+   with where to say it, and nothing is recorded;
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
    runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
    does not match is recorded, refused, in the conversation it was made in;
@@ -65,9 +69,9 @@ from adapters.teams.inbound import (
     from_activity,
 )
 from adapters.teams.request_body import RequestRefusedError, check_shape, read_json
-from adapters.teams.tenants import Destination, Tenants, activity_tenant
+from adapters.teams.tenants import Destination, Tenants, activity_tenant, installation_id
 from domain.decision import Decision
-from domain.inbound import Actor, ButtonClicked, Inbound, MessagePosted
+from domain.inbound import ButtonClicked, ChannelRef, CommandInvoked, Inbound, MessagePosted
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,9 @@ ROLE_CACHE = 10_000
 INSTALLATION_UPDATE = "installationUpdate"
 SETUP_COMMAND = re.compile(r"setup\s+(handoff|leads)", re.IGNORECASE)
 _WHAT = {"handoff": "tickets and approvals", "leads": "lead cards"}
+MAX_CHANNEL_ID = 200
+"""The longest channel id or name a `setup` states to the domain (`domain.inbound.ChannelRef`);
+Teams' are far shorter, and a longer one is stated as no channel at all."""
 
 
 class HandleOutcome(Protocol):
@@ -103,15 +110,15 @@ class TeamsEndpoint:
         handle: Handle,
         clock: Callable[[], int],
         tenants: Tenants | None = None,
-        may_set_up: Callable[[Actor], bool] | None = None,
+        offers_setup: bool = False,
     ) -> None:
         """`validator` None is local unauthenticated mode (the caller checked it is allowed).
-        `tenants` are the installations (default: the home tenant alone); `may_set_up` says
-        who may set a tenant's handoff and leads conversations (None: `setup` is not
-        offered, the words go to the runtime like any message)."""
+        `tenants` are the installations (default: the home tenant alone); `offers_setup`:
+        `setup handoff|leads` said in a channel is the domain's `setup` command of the
+        tenant's installation (False: the words go to the runtime like any message)."""
         self._ctx = context
         self._tenants = tenants or Tenants(states, home_tenant=context.tenant_id, clock=clock)
-        self._may_set_up = may_set_up
+        self._offers_setup = offers_setup
         self._validator = validator
         self._connector = connector
         self._states = states
@@ -170,9 +177,14 @@ class TeamsEndpoint:
         if isinstance(result, Greeting):
             return await self._greet(result, activity)
         setup = self._setup_request(activity, result)
+        inbound: Inbound
         if setup is not None and isinstance(result, MessagePosted):
-            return await self._set_up(activity, result, setup)
-        inbound: Inbound = await self._in_lead_thread(result)
+            command = await self._set_up(activity, result, setup)
+            if command is None:
+                return web.Response(status=200)
+            inbound = command  # said where it is (never a lead's conversation)
+        else:
+            inbound = await self._in_lead_thread(result)
         try:
             outcome = await self._handle(inbound)
         except Exception:
@@ -303,9 +315,9 @@ class TeamsEndpoint:
     def _setup_request(
         self, activity: Mapping[str, Any], inbound: TeamsInbound
     ) -> Destination | None:
-        """`setup handoff` / `setup leads` said to the bot (with setup enabled), by one of
+        """`setup handoff` / `setup leads` said to the bot (with setup offered), by one of
         the tenant's reps anywhere or by anyone in a channel; None for any other message."""
-        if self._may_set_up is None or not isinstance(inbound, MessagePosted):
+        if not self._offers_setup or not isinstance(inbound, MessagePosted):
             return None
         match = SETUP_COMMAND.fullmatch(inbound.text.strip())
         if match is None or not inbound.addressed:
@@ -318,46 +330,56 @@ class TeamsEndpoint:
 
     async def _set_up(
         self, activity: Mapping[str, Any], inbound: MessagePosted, which: Destination
-    ) -> web.StreamResponse:
-        """Sets the tenant's handoff or leads conversation to the channel the command was
-        said in, when the one who said it may (`may_set_up`, decided outside the adapter);
-        the answer is posted in reply, in the same thread."""
+    ) -> CommandInvoked | None:
+        """The domain's `setup {which} here` for the channel the words were said in, of the
+        activity's tenant's installation — after noting the channel's team and service URL
+        for whoever applies the committed choice. Said in a chat, the answer says where to
+        say it (posted in reply, nothing recorded) and None is returned."""
         conversation = _map(activity, "conversation")
         where = str(conversation.get("id") or "")
-        tenant = activity_tenant(activity)
         if conversation.get("conversationType") != "channel":
             answer = (
                 f"Say `setup {which}` in the team channel that should receive "
                 f"{_WHAT[which]}: a chat may include people outside your team."
             )
-        elif tenant is None or self._may_set_up is None or not self._may_set_up(inbound.actor):
-            answer = (
-                f"Sorry, only admins of this organisation's team can set up {which}: ask "
-                "whoever runs salesbot to add you to SALESBOT_ADMINS."
+            outcome = await self._connector.post(
+                str(activity["serviceUrl"]), where, {"type": "message", "text": answer}
             )
-        else:
-            team = _map(_map(activity, "channelData"), "team").get("id")
-            service_url = activity.get("serviceUrl")
-            try:
-                await self._tenants.set_destination(
-                    tenant,
-                    which,
-                    where,
-                    team=team if isinstance(team, str) and team else None,
-                    by=inbound.actor.id,
-                    service_url=service_url if isinstance(service_url, str) else None,
+            if not isinstance(outcome, Sent):
+                log.warning("teams setup answer not delivered: %s", outcome)
+            return None
+        channel = book.base_conversation(where)
+        tenant = activity_tenant(activity)
+        channel_data = _map(activity, "channelData")
+        team = _map(channel_data, "team").get("id")
+        name = _map(channel_data, "channel").get("name")
+        if tenant is not None and len(channel) <= MAX_CHANNEL_ID:
+            await self._write(
+                book.setup_place_key(channel),
+                {
+                    "tenant_id": tenant,
+                    "team": team if isinstance(team, str) and team else None,
+                    "service_url": activity.get("serviceUrl"),
+                },
+            )
+        return CommandInvoked(
+            delivery_id=inbound.delivery_id,
+            conversation_id=inbound.conversation_id,
+            actor=inbound.actor,
+            command="setup",
+            args=f"{which} here",
+            # No tenant stated: no installation (the domain refuses anyone but an admin,
+            # who cannot be one there, and says channels come from the configuration).
+            installation=installation_id(tenant) if tenant is not None else "",
+            channel=(
+                ChannelRef(
+                    id=channel,
+                    name=name if isinstance(name, str) and len(name) <= MAX_CHANNEL_ID else "",
                 )
-            except ValueError as exc:  # ids no Teams channel has: nothing was written
-                log.info("teams setup refused: %s", exc)
-                answer = "Sorry, this channel cannot be set up."
-            else:
-                answer = f"Done: {_WHAT[which]} for this organisation now come to this channel."
-        outcome = await self._connector.post(
-            str(activity["serviceUrl"]), where, {"type": "message", "text": answer}
+                if 0 < len(channel) <= MAX_CHANNEL_ID
+                else None
+            ),
         )
-        if not isinstance(outcome, Sent):
-            log.warning("teams setup answer not delivered: %s", outcome)
-        return web.Response(status=200)
 
     async def _in_lead_thread(self, inbound: Inbound) -> Inbound:
         """A message in a lead's thread belongs to the lead's conversation; so does a refused

@@ -32,13 +32,11 @@ from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
 from adapters.slack.workspaces import Workspaces
+from bot.channel_setup import handle_and_keep
 from bot.logs import mask_secrets
 from bot.pause import PausedWhile
-from bot.runtime import HandleResult
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
-from domain.events import ChannelSet
-from domain.inbound import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +215,7 @@ def _build(
         signing_secret=secret.get_secret_value() if secret is not None else None,
         client=client,
         directory=directory,
-        handle=lambda inbound: _handle_and_keep(wiring, channels, inbound),
+        handle=lambda inbound: handle_and_keep(wiring.host.handle, channels.chose, inbound),
         installation=installation,
         action_key=wiring.action_key,
         responses=responses,
@@ -293,29 +291,6 @@ def _build(
         parts=(endpoint, installation, client, directory, channels)
         + ((oauth,) if oauth is not None else ()),
     )
-
-
-async def _handle_and_keep(
-    wiring: Wiring, channels: WorkspaceChannels, inbound: Inbound
-) -> HandleResult:
-    """Decide and commit, then keep a workspace's channel an admin chose: only a committed
-    decision's `channel_set` is kept, so a refused or duplicate command changes nothing."""
-    result = await wiring.host.handle(inbound)
-    if result.status == "committed" and result.decision is not None:
-        for envelope in result.decision.events:
-            if isinstance(envelope.event, ChannelSet):
-                try:
-                    await channels.chose(envelope.event, envelope.at_ms)
-                except Exception:  # recorded, but not kept: the admin is told to retry
-                    log.error(
-                        "slack %s channel of %s recorded in %s but not kept; run the "
-                        "setup command again",
-                        envelope.event.purpose,
-                        envelope.event.installation,
-                        envelope.conversation_id,
-                        exc_info=True,
-                    )
-    return result
 
 
 async def _refresh(channels: WorkspaceChannels, stop: asyncio.Event) -> None:

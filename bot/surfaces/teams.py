@@ -19,10 +19,9 @@ from adapters.teams.inbound import TeamsContext
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
 from adapters.teams.tenants import ANY_TENANT, Tenants
+from bot.channel_setup import handle_and_keep
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
-from domain.inbound import Actor
-from domain.permissions import capacities
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +139,12 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         validator=validator,
         connector=sender.connector,
         states=wiring.store,
-        handle=wiring.host.handle,
+        # `setup handoff|leads` is the domain's (admins of the tenant, as on Slack); the
+        # committed choice is kept in the tenant's record.
+        handle=lambda inbound: handle_and_keep(wiring.host.handle, tenants.chose, inbound),
         clock=wiring.clock,
         tenants=tenants,
-        may_set_up=may_set_up,
+        offers_setup=True,
     )
 
     def mount(app: web.Application) -> None:
@@ -159,16 +160,6 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         describe=lambda _host, _port: "teams",
         parts=(endpoint, sender),
     )
-
-
-def may_set_up(actor: Actor) -> bool:
-    """Who may choose their organisation's handoff and leads conversations (`setup handoff`,
-    `setup leads`): an admin (`SALESBOT_ADMINS`, their Entra object id or Teams id) who is a
-    rep of that tenant — a member of an installed tenant, not a guest, in the tenant whose
-    channel it is (`inbound.py` states the role, `tenants.py` which tenants are installed).
-    The same row of the roles matrix as Slack's `/salesbot setup`; decided here, not in the
-    adapter, by the domain's capacities."""
-    return "admin" in capacities(actor)
 
 
 def _tokens(config: TeamsSection) -> TokenProvider:

@@ -272,18 +272,35 @@ async def test_an_admin_of_the_tenant_sets_its_handoff_channel_with_setup_handof
     await tenants.post(
         tenants.say(desk_post, REP_B, "setup handoff", tenant=B, mention=True, team=TEAM_B)
     )
-    answers = await tenants.b.wait_for_posts(desk_post, 5)
-    assert [("only admins" in a["text"], "Done" in a["text"]) for a in answers] == [
-        (True, False),
-        (True, False),
-        (True, False),
-        (True, False),
-        (False, True),
+    # The domain's `setup` command: each is answered privately, in their chat with the bot.
+    await eventually(lambda: len(tenants.b.all_posts()) >= 5, "the five answers")
+    whose = {c.conversation_id: c.member_id for c in tenants.b.creations}
+    answers = [(whose.get(conv), post["text"]) for conv, post in tenants.b.all_posts()]
+    assert [(who, "only admins" in text, "Done" in text) for who, text in answers] == [
+        (GUEST_B.teams_id, True, False),
+        (PAT.teams_id, True, False),
+        (REP_A.teams_id, True, False),
+        (BEA_B.teams_id, True, False),
+        (REP_B.teams_id, False, True),
+    ]
+    assert tenants.b.posted(desk_post) == []
+    # The choice and each refusal are recorded, in the thread it was said in.
+    recorded = [
+        (envelope.event.type, getattr(envelope.event, "by", ""))
+        for envelope in await tenants.store.load(f"teams:{desk_post}")
+    ]
+    assert recorded == [
+        ("command_refused", GUEST_B.aad),
+        ("command_refused", PAT.aad),
+        ("command_refused", REP_A.aad),
+        ("command_refused", BEA_B.aad),
+        ("channel_set", REP_B.aad),
     ]
     record = await tenants.store.get_state(tenant_key(B))
     assert record is not None
     assert record["handoff"]["conversation"] == DESK_B
     assert record["handoff"]["by"] == REP_B.aad
+    assert record["handoff"]["team"] == TEAM_B  # cleared should B remove the app from it
 
     thread_b = thread_id(SHARED_B, "1700000000500")
     await tenants.post(tenants.say(thread_b, PAT, OBJECTION, tenant=B))
@@ -370,7 +387,8 @@ async def test_the_home_tenants_setup_replaces_the_handoff_conversation_of_the_e
     desk = "19:desk-a@thread.tacv2"
     said = thread_id(desk, "1700000000900")
     await tenants.post(tenants.say(said, REP_A, "setup handoff", tenant=A, mention=True))
-    (done,) = await tenants.a.wait_for_posts(said, 1)
+    await eventually(lambda: bool(tenants.a.all_posts()), "the answer")
+    ((_, done),) = tenants.a.all_posts()
     assert "Done" in done["text"]
     thread_a = thread_id(SHARED_A, "1700000000901")
     await tenants.post(tenants.say(thread_a, QUIN, OBJECTION, tenant=A))

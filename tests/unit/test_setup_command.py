@@ -116,3 +116,19 @@ def test_a_command_without_the_new_fields_is_stored_as_before() -> None:
         "args",
     }
     assert "admin" not in old.model_dump(mode="json")["actor"]
+
+
+def test_said_in_the_channel_it_sets_the_answer_says_this_channel(
+    default_policy: Policy,
+) -> None:
+    # Teams: `setup handoff` is said in the channel; its adapter resolves `here` to it.
+    here = ChannelRef(id="19:desk@thread.tacv2")
+    decision = setup(default_policy, ADMIN, "handoff here", installation="teams:t1", channel=here)
+    (event,) = [env.event for env in decision.events]
+    assert event == ChannelSet(
+        installation="teams:t1", purpose="handoff", channel=here.id, name="", by="U_ADM"
+    )
+    (answer,) = private(decision)
+    assert answer.text == "Done: handoff tickets and approval requests now come to this channel."
+    refused = setup(default_policy, REP, "leads here", installation="teams:t1", channel=here)
+    assert [env.event.type for env in refused.events] == ["command_refused"]
