@@ -3,7 +3,8 @@ through the Web API, paced per channel, held while the installation is paused.
 
 Each workspace's handoff and leads channels (`adapters/slack/channels.py`) are written when
 a `channel_set` an admin's `/salesbot setup …` recorded has been committed — the endpoint's
-call to the runtime returns only then — read at start, and read again every
+call to the runtime returns only then, and the outbox applies it again should that write
+fail or the process stop first (`bot.channel_setup`) — read at start, and read again every
 `channels.REFRESH_MS` (another replica's change)."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
 from adapters.slack.workspaces import Workspaces
-from bot.channel_setup import handle_and_keep
+from bot.channel_setup import SETUP_ADDRESS, KeepingSetup, handle_and_keep
 from bot.logs import mask_secrets
 from bot.pause import PausedWhile
 from bot.settings import Settings, SettingsError
@@ -276,7 +277,13 @@ def _build(
         router=router,
         # The configured token's pause holds its own workspace's replies, never those of a
         # workspace with an installation of its own.
-        sender=_ScopedPause(paused, sender, workspaces) if multi else paused,
+        # A workspace's channel choice committed with its `channel_set` is applied from the
+        # outbox too (`bot.channel_setup`): never lost to a crash after the commit.
+        sender=KeepingSetup(
+            _ScopedPause(paused, sender, workspaces) if multi else paused,
+            channels.chose,
+            channel=SCHEME.channel(SETUP_ADDRESS),
+        ),
         pacing_ms=pacing_ms,
         # Without a signing secret only Socket Mode delivers: no events route is mounted
         # (the install routes are, when configured: a browser reaches them).
@@ -305,3 +312,4 @@ async def _refresh(channels: WorkspaceChannels, stop: asyncio.Event) -> None:
             await channels.load()
         except Exception:  # the store briefly unavailable: try again next time
             log.warning("could not read the slack workspaces' channels", exc_info=True)
+

@@ -19,7 +19,7 @@ from adapters.teams.inbound import TeamsContext
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
 from adapters.teams.tenants import ANY_TENANT, Tenants
-from bot.channel_setup import handle_and_keep
+from bot.channel_setup import SETUP_ADDRESS, KeepingSetup, handle_and_keep
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
 
@@ -154,7 +154,9 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         name=NAME,
         scheme=SCHEME,
         router=router,
-        sender=sender,
+        # A tenant's channel choice committed with its `channel_set` is applied from the
+        # outbox too (`bot.channel_setup`): never lost to a crash after the commit.
+        sender=KeepingSetup(sender, tenants.chose, channel=SCHEME.channel(SETUP_ADDRESS)),
         mount=mount,
         close=sender.close,
         describe=lambda _host, _port: "teams",

@@ -28,7 +28,7 @@ from bot.server import build_app
 from bot.service import build_service
 from bot.settings import Settings
 from storage.sqlite import SqliteStore
-from tests.e2e.harness import eventually
+from tests.e2e.harness import eventually, outbox_drained
 from tests.fakes.slack_api import FakeSlackApi
 from tests.slack.test_workspaces import (
     FIRST,
@@ -182,3 +182,34 @@ async def test_the_choice_survives_a_restart_and_the_audit_says_who_made_it(
     assert tickets(site, CONFIGURED) == []
     audit = told(site, url)
     assert f"{ADMIN} chose #globex-desk as the handoff channel of slack:{SECOND}" in audit
+
+
+async def test_a_choice_committed_but_not_written_down_is_in_force_after_a_restart(
+    api: FakeSlackApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store takes the commit but not the adapter's write of the choice (a crash between
+    # the two looks the same to the next start): the admin is answered all the same.
+    put_state = SqliteStore.put_state
+
+    async def refusing(self: SqliteStore, key: str, value: Any, at_ms: int) -> None:
+        if key == KEY:
+            raise OSError("disk full")
+        await put_state(self, key, value, at_ms)
+
+    path = tmp_path / "bot.db"
+    monkeypatch.setattr(SqliteStore, "put_state", refusing)
+    async with serving(api, path) as site:
+        await site.install("code-globex")
+        url = await slash(site, ADMIN, "/salesbot", f"setup handoff <#{DESK}|globex-desk>")
+        await eventually(lambda: "#globex-desk" in told(site, url), "the admin's answer")
+        assert await site.store.get_state(KEY) is None
+
+    monkeypatch.setattr(SqliteStore, "put_state", put_state)
+    async with serving(api, path) as site:
+        await outbox_drained(site.client)  # the outbox applied the choice at start
+        document = await site.store.get_state(KEY)
+        assert document is not None
+        assert document["workspaces"][SECOND]["handoff"]["channel"] == DESK
+        await site.prospect_says(SECOND, SECOND_CHANNEL, REFUND)
+        await eventually(lambda: bool(tickets(site, DESK)), "the ticket after the restart")
+    assert tickets(site, CONFIGURED) == []
