@@ -235,7 +235,9 @@ def _build(
         await installation.installed(new)
 
     oauth: SlackOAuth | None = None
+    states: StoreOAuthStates | None = None
     if installations is not None and config.client_id is not None and config.client_secret:
+        states = StoreOAuthStates(store, clock)
         oauth = SlackOAuth(
             client_id=config.client_id,
             # The first listed secret is the current one (older ones only open tokens).
@@ -243,7 +245,7 @@ def _build(
             redirect_uri=config.public_url.rstrip("/") + REDIRECT_PATH,
             scopes=BOT_SCOPES,
             installations=installations,
-            states=StoreOAuthStates(store, clock),
+            states=states,
             client=make_client("", config.api_url),
             clock=clock,
             on_installed=installed,
@@ -254,11 +256,17 @@ def _build(
         connections.open()  # before the first call: every call reuses its connections
         await installation.start()  # a persisted pause holds from the start
         await channels.load()  # each workspace's channels, before the first reply is routed
+        if states is not None:
+            await _forget_expired(states)  # install links abandoned while it was down
         if socket is not None:
             await socket.connect()
 
     async def run(stop: asyncio.Event) -> None:
-        await asyncio.gather(installation.run(stop), _refresh(channels, stop))
+        await asyncio.gather(
+            installation.run(stop),
+            _refresh(channels, stop),
+            *((_sweep_states(states, stop),) if states is not None else ()),
+        )
 
     def mount(app: web.Application) -> None:
         if endpoint.accepts_http:
@@ -313,3 +321,27 @@ async def _refresh(channels: WorkspaceChannels, stop: asyncio.Event) -> None:
         except Exception:  # the store briefly unavailable: try again next time
             log.warning("could not read the slack workspaces' channels", exc_info=True)
 
+
+STATE_SWEEP_MS = 60_000
+"""How often the install links nobody came back with are looked for (they expire after
+`oauth_store.STATE_TTL_MS`)."""
+
+
+async def _sweep_states(states: StoreOAuthStates, stop: asyncio.Event) -> None:
+    """Delete expired install states every `STATE_SWEEP_MS` until `stop` (at start too:
+    `start`). Each replica does; a state deleted twice is deleted once."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), STATE_SWEEP_MS / 1000)
+        if stop.is_set():
+            return
+        await _forget_expired(states)
+
+
+async def _forget_expired(states: StoreOAuthStates) -> None:
+    """One bounded sweep (`StoreOAuthStates.forget_expired`); a failure is retried at the
+    next one."""
+    try:
+        await states.forget_expired()
+    except Exception:  # the store briefly unavailable: next time
+        log.warning("could not forget the expired slack install states", exc_info=True)

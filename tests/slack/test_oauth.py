@@ -23,7 +23,12 @@ from pydantic import SecretStr
 
 from adapters.slack.manifest import BOT_SCOPES
 from adapters.slack.oauth import STATE_COOKIE
-from adapters.slack.oauth_store import STATE_TTL_MS, StoreInstallations, TokenSeal
+from adapters.slack.oauth_store import (
+    STATE_PREFIX,
+    STATE_TTL_MS,
+    StoreInstallations,
+    TokenSeal,
+)
 from adapters.slack.sender import make_client
 from bot.policy_loader import load_policy
 from bot.server import build_app
@@ -187,6 +192,24 @@ async def test_an_expired_state_is_refused(api: FakeSlackApi, tmp_path: Path) ->
         assert "expired" in page
         assert await site.bot_of("T0002") is None
     assert not api.calls_of("oauth.v2.access")
+
+
+async def test_an_install_link_nobody_came_back_with_is_deleted_once_expired(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.db"
+    async with serving(api, path) as site:
+        abandoned = await site.start_install()
+        kept = await site.start_install()
+        # Made a whole time to live before the others (the injected clock).
+        key = f"{STATE_PREFIX}{abandoned}"
+        record = await site.store.get_state(key)
+        assert record is not None
+        await site.store.put_state(key, record, site.clock.now - STATE_TTL_MS)
+    # The next start sweeps the expired states (then every minute), not the others.
+    async with serving(api, path) as site:
+        assert await site.store.get_state(key) is None
+        assert await site.store.get_state(f"{STATE_PREFIX}{kept}") is not None
 
 
 async def test_a_state_from_another_browser_is_refused(api: FakeSlackApi, tmp_path: Path) -> None:
