@@ -1,13 +1,15 @@
-"""Where an installation's handoff and leads cards go, once an admin's `setup` is committed.
+"""An installation's set-up, once an admin's `setup` is committed: where its handoff and
+leads cards go, and who holds its role lists.
 
-The domain decides `setup handoff|leads` (who may, which installation, which channel) and
-records `channel_set`; the platform's adapter keeps the choice in its adapter state, which
-its router and sender read (`adapters/slack/channels.py`, `adapters/teams/tenants.py`). Each
-surface passes its adapter's `keep` (a `Keep`). The choice reaches it twice, so that it is
-never lost between the commit and the adapter's write:
+The domain decides `setup handoff|leads` and `setup approvers|auditors|managers|admins`
+(who may, which installation, which channel or people) and records `channel_set` or
+`roles_set`; the platform's adapter keeps the choice in its adapter state, which its router,
+sender and directory read (`adapters/slack/channels.py`, `adapters/teams/tenants.py`,
+`adapters/roles.py`). Each surface passes its adapter's `keep` (a `Keep`). The choice
+reaches it twice, so that it is never lost between the commit and the adapter's write:
 
 1. **As an outbox item committed with the event** (`setup_items`, one of the runtime's
-   effects): one item per `channel_set`, on the setup channel of the installation's platform
+   effects): one item per such event, on the setup channel of the installation's platform
    (`slack:~setup`, `teams:~setup`: the installation id's prefix is its platform's channel
    prefix). The outbox worker hands it to the platform's surface, whose sender is wrapped
    in `KeepingSetup`: the item is applied with `keep` — retried with the outbox's persisted
@@ -27,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from adapters.ports import (
     OUTBOX_PAYLOAD_SCHEMA_VERSION,
@@ -41,16 +43,21 @@ from adapters.ports import (
 from bot.runtime import HandleResult
 from domain import GENERATOR
 from domain.decision import Decision
-from domain.events import ChannelSet
+from domain.events import ChannelSet, RolesSet
 from domain.inbound import Inbound
 from domain.policy import Policy
 from storage.ports import OutboxItem
 
 log = logging.getLogger(__name__)
 
-Keep = Callable[[ChannelSet, int], Awaitable[bool]]
-"""An adapter keeping a committed `channel_set` (the event, its time): False when the
-installation is another platform's (nothing kept)."""
+SetupEvent = ChannelSet | RolesSet
+"""The events that set an installation up."""
+SETUP_EVENTS = (ChannelSet, RolesSet)
+_SETUP_EVENT: TypeAdapter[SetupEvent] = TypeAdapter(SetupEvent)
+
+Keep = Callable[[SetupEvent, int], Awaitable[bool]]
+"""An adapter keeping a committed `channel_set` or `roles_set` (the event, its time): False
+when the installation is another platform's (nothing kept)."""
 
 SETUP_ADDRESS = "~setup"
 """The address of a platform's setup channel (`slack:~setup`): no platform's channel or
@@ -67,13 +74,14 @@ def setup_channel(installation: str) -> str | None:
 
 
 def setup_items(decision: Decision, policy: Policy, now_ms: int) -> Sequence[OutboxItem]:
-    """One outbox item per `channel_set` the decision records, due at once, keyed by the
-    event's place in its stream (the same decision committed twice enqueues it once)."""
+    """One outbox item per `channel_set` or `roles_set` the decision records, due at once,
+    keyed by the event's place in its stream (the same decision committed twice enqueues it
+    once)."""
     del policy
     items = []
     for envelope in decision.events:
         event = envelope.event
-        if not isinstance(event, ChannelSet):
+        if not isinstance(event, SETUP_EVENTS):
             continue
         channel = setup_channel(event.installation)
         if channel is None:
@@ -84,7 +92,7 @@ def setup_items(decision: Decision, policy: Policy, now_ms: int) -> Sequence[Out
                 conversation_id=envelope.conversation_id,
                 channel=channel,
                 payload={
-                    "channel_set": event.model_dump(mode="json"),
+                    "event": event.model_dump(mode="json"),
                     "at_ms": envelope.at_ms,
                     "seq": envelope.seq,
                     "schema_version": OUTBOX_PAYLOAD_SCHEMA_VERSION,
@@ -99,11 +107,11 @@ def setup_items(decision: Decision, policy: Policy, now_ms: int) -> Sequence[Out
     return items
 
 
-def read_setup(delivery: Delivery) -> tuple[ChannelSet, int] | None:
+def read_setup(delivery: Delivery) -> tuple[SetupEvent, int] | None:
     """The choice a setup item carries and its time; None when it cannot be read."""
     at_ms = delivery.payload.get("at_ms")
     try:
-        event = ChannelSet.model_validate(delivery.payload.get("channel_set"))
+        event = _SETUP_EVENT.validate_python(delivery.payload.get("event"))
     except ValidationError:
         return None
     return (event, at_ms) if isinstance(at_ms, int) else None
@@ -127,8 +135,8 @@ class KeepingSetup:
             kept = await self._keep(event, at_ms)
         except Exception as exc:  # the store briefly unavailable: the outbox tries again
             log.warning(
-                "%s channel of %s not kept yet (%s); trying again",
-                event.purpose,
+                "%s of %s not kept yet (%s); trying again",
+                event.type,
                 event.installation,
                 type(exc).__name__,
             )
@@ -141,6 +149,20 @@ class KeepingSetup:
         if delivery.channel == self._channel:
             return None  # applying it again writes the same entry
         return await self._sender.find_sent(delivery)
+
+
+def keeper(
+    channels: Callable[[ChannelSet, int], Awaitable[bool]],
+    roles: Callable[[RolesSet, int], Awaitable[bool]],
+) -> Keep:
+    """One `Keep` from a platform's channel keeper and its role lists' keeper."""
+
+    async def keep(event: SetupEvent, at_ms: int) -> bool:
+        if isinstance(event, ChannelSet):
+            return await channels(event, at_ms)
+        return await roles(event, at_ms)
+
+    return keep
 
 
 def combine_effects(
@@ -157,19 +179,20 @@ def combine_effects(
 async def handle_and_keep(
     handle: Callable[[Inbound], Awaitable[HandleResult]], keep: Keep, inbound: Inbound
 ) -> HandleResult:
-    """Decide and commit, then keep each installation's channel an admin chose: only a
-    committed decision's `channel_set` is kept, so a refused or duplicate command changes
-    nothing. A failure is left to the choice's outbox item (module docstring)."""
+    """Decide and commit, then keep each installation's set-up an admin chose: only a
+    committed decision's `channel_set` and `roles_set` are kept, so a refused or duplicate
+    command changes nothing. A failure is left to the choice's outbox item (module
+    docstring)."""
     result = await handle(inbound)
     if result.status == "committed" and result.decision is not None:
         for envelope in result.decision.events:
-            if isinstance(envelope.event, ChannelSet):
+            if isinstance(envelope.event, SETUP_EVENTS):
                 try:
                     await keep(envelope.event, envelope.at_ms)
                 except Exception:  # committed with its outbox item: applied from there
                     log.warning(
-                        "%s channel of %s recorded in %s but not kept yet; the outbox applies it",
-                        envelope.event.purpose,
+                        "%s of %s recorded in %s but not kept yet; the outbox applies it",
+                        envelope.event.type,
                         envelope.event.installation,
                         envelope.conversation_id,
                         exc_info=True,

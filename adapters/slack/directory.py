@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.channels import WorkspaceChannels
+from adapters.roles import InstallationRoles, RoleSets
+from adapters.slack.channels import WorkspaceChannels, installation_id
 from adapters.slack.inbound import SlackContext
 from domain.presenters import lead_card_ref
 
@@ -40,17 +41,20 @@ class SlackDirectory:
         handoff_channel: str | None,
         leads_channel: str | None = None,
         channels: WorkspaceChannels | None = None,
+        roles: InstallationRoles | None = None,
         capacity: int = 10_000,
     ) -> None:
         """`handoff_channel`, `leads_channel`: this workspace's configured ones (the first
         workspace's; None for an installed one); `channels`: the ones its admin chose,
-        which take their place."""
+        which take their place. The role lists given are the environment's; `roles`: the
+        lists this workspace's admin set, which take their place (`adapters/roles.py`)."""
         self._client = client
         self._auditors = auditors
         self._approvers = approvers
         self._managers = managers
         self._admins = admins
         self._channels = channels
+        self._roles = roles
         self._handoff = handoff_channel
         self._leads = leads_channel
         self._owners: OrderedDict[tuple[str, str], str | None] = OrderedDict()
@@ -74,12 +78,21 @@ class SlackDirectory:
             handoff = chosen.chosen_for(team, "handoff") or handoff
             leads = chosen.chosen_for(team, "leads") or leads
         configured = {self._handoff, self._leads} - {None, handoff, leads}
+        lists = RoleSets(
+            approvers=self._approvers,
+            auditors=self._auditors,
+            managers=self._managers,
+            admins=self._admins,
+        )
+        if self._roles is not None:
+            team = str(installation["team_id"])
+            lists = await self._roles.for_installation(installation_id(team), lists)
         return SlackContext(
             **installation,
-            auditors=await self._expand(self._auditors),
-            approvers=await self._expand(self._approvers),
-            managers=await self._expand(self._managers),
-            admins=await self._expand(self._admins),
+            auditors=await self._expand(lists.auditors),
+            approvers=await self._expand(lists.approvers),
+            managers=await self._expand(lists.managers),
+            admins=await self._expand(lists.admins),
             handoff_channel=handoff,
             leads_channel=leads,
             card_channels=frozenset(channel for channel in configured if channel is not None),

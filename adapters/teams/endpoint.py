@@ -53,6 +53,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from adapters.ports import Sent
+from adapters.roles import InstallationRoles, RoleSets
 from adapters.teams import book
 from adapters.teams.auth import AuthError, TokenValidator
 from adapters.teams.binding import Placement, click_placement
@@ -61,6 +62,7 @@ from adapters.teams.connector import Connector, ConnectorError, check_service_ur
 from adapters.teams.ids import bf_conversation, parse_action_data
 from adapters.teams.inbound import (
     EXECUTE_INVOKE,
+    MAX_ENTITIES,
     Greeting,
     Ignored,
     TeamsContext,
@@ -71,7 +73,15 @@ from adapters.teams.inbound import (
 from adapters.teams.request_body import RequestRefusedError, check_shape, read_json
 from adapters.teams.tenants import Destination, Tenants, activity_tenant, installation_id
 from domain.decision import Decision
-from domain.inbound import ButtonClicked, ChannelRef, CommandInvoked, Inbound, MessagePosted
+from domain.inbound import (
+    MAX_NAMED_USERS,
+    ButtonClicked,
+    ChannelRef,
+    CommandInvoked,
+    Inbound,
+    MessagePosted,
+    UserRef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,7 @@ MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 ROLE_CACHE = 10_000
 INSTALLATION_UPDATE = "installationUpdate"
 SETUP_COMMAND = re.compile(r"setup\s+(handoff|leads)", re.IGNORECASE)
+SETUP_ROLES = re.compile(r"setup\s+(approvers|auditors|managers|admins)(\s.*)?", re.IGNORECASE)
 _WHAT = {"handoff": "tickets and approvals", "leads": "lead cards"}
 MAX_CHANNEL_ID = 200
 """The longest channel id or name a `setup` states to the domain (`domain.inbound.ChannelRef`);
@@ -111,12 +122,15 @@ class TeamsEndpoint:
         clock: Callable[[], int],
         tenants: Tenants | None = None,
         offers_setup: bool = False,
+        roles: InstallationRoles | None = None,
     ) -> None:
         """`validator` None is local unauthenticated mode (the caller checked it is allowed).
         `tenants` are the installations (default: the home tenant alone); `offers_setup`:
         `setup handoff|leads` said in a channel is the domain's `setup` command of the
-        tenant's installation (False: the words go to the runtime like any message)."""
+        tenant's installation (False: the words go to the runtime like any message);
+        `roles`: the role lists each installation's admin set, over the environment's."""
         self._ctx = context
+        self._role_lists = roles
         self._tenants = tenants or Tenants(states, home_tenant=context.tenant_id, clock=clock)
         self._offers_setup = offers_setup
         self._validator = validator
@@ -177,12 +191,15 @@ class TeamsEndpoint:
         if isinstance(result, Greeting):
             return await self._greet(result, activity)
         setup = self._setup_request(activity, result)
+        roles = self._roles_request(activity, result)
         inbound: Inbound
         if setup is not None and isinstance(result, MessagePosted):
             command = await self._set_up(activity, result, setup)
             if command is None:
                 return web.Response(status=200)
             inbound = command  # said where it is (never a lead's conversation)
+        elif roles is not None:
+            inbound = roles  # said where it is (never a lead's conversation)
         else:
             inbound = await self._in_lead_thread(result)
         try:
@@ -202,14 +219,33 @@ class TeamsEndpoint:
 
     async def _context_for(self, activity: Mapping[str, Any]) -> TeamsContext:
         """The translation's context for one activity: its tenant's members are reps when
-        that tenant is installed (`tenants.py`); otherwise the home tenant's, as before."""
+        that tenant is installed (`tenants.py`); otherwise the home tenant's, as before.
+        The role lists are the installation's own where its admin set them
+        (`adapters/roles.py`), else the environment's."""
         tenant = activity_tenant(activity)
         home = self._ctx.tenant_id
         if tenant is None or (home is not None and tenant == home.lower()):
-            return self._ctx
+            return await self._with_roles(self._ctx, home)
         if await self._tenants.installed(tenant):
-            return replace(self._ctx, tenant_id=tenant)
-        return self._ctx
+            return await self._with_roles(replace(self._ctx, tenant_id=tenant), tenant)
+        return await self._with_roles(self._ctx, home)
+
+    async def _with_roles(self, ctx: TeamsContext, tenant: str | None) -> TeamsContext:
+        if self._role_lists is None or not tenant:
+            return ctx
+        configured = RoleSets(
+            approvers=ctx.approvers, auditors=ctx.auditors, managers=ctx.managers, admins=ctx.admins
+        )
+        lists = await self._role_lists.for_installation(installation_id(tenant), configured)
+        if lists == configured:
+            return ctx
+        return replace(
+            ctx,
+            approvers=lists.approvers,
+            auditors=lists.auditors,
+            managers=lists.managers,
+            admins=lists.admins,
+        )
 
     async def _with_role(self, activity: dict[str, Any], ctx: TeamsContext) -> None:
         """Copy the roster's `userRole` into `from`, where `inbound.py` reads it: only the
@@ -310,6 +346,23 @@ class TeamsEndpoint:
         change = await self._tenants.record_update(activity)
         if isinstance(change, str):
             log.info("teams installation update ignored: %s", change)
+            return web.Response(status=200)
+        home = self._ctx.tenant_id
+        if (
+            self._role_lists is not None
+            and change.action == "add"
+            and change.place.startswith("team:")
+            and (home is None or change.tenant_id != home.lower())
+        ):
+            # Whoever first added the app to a team of another tenant is an admin of that
+            # tenant's installation until its admins are set (the home tenant keeps the
+            # environment's lists; a personal install makes nobody an admin).
+            sender = _map(activity, "from")
+            who = sender.get("aadObjectId") or sender.get("id")
+            if isinstance(who, str) and 0 < len(who) <= MAX_CHANNEL_ID:
+                await self._role_lists.installed_by(
+                    installation_id(change.tenant_id), who, self._clock()
+                )
         return web.Response(status=200)
 
     def _setup_request(
@@ -327,6 +380,29 @@ class TeamsEndpoint:
             return None  # a prospect's words in their own chat: theirs, not a command
         which: Destination = "handoff" if match.group(1).lower() == "handoff" else "leads"
         return which
+
+    def _roles_request(
+        self, activity: Mapping[str, Any], inbound: TeamsInbound
+    ) -> CommandInvoked | None:
+        """`setup approvers @Ann @Ben` (or auditors, managers, admins) said to the bot by
+        one of the tenant's reps, anywhere: the domain's `setup` of the tenant's
+        installation, naming the people @mentioned (their Teams ids, which the role lists
+        match as they match Entra object ids); None for any other message."""
+        if not self._offers_setup or not isinstance(inbound, MessagePosted):
+            return None
+        match = SETUP_ROLES.fullmatch(inbound.text.strip())
+        if match is None or not inbound.addressed or inbound.actor.role != "rep":
+            return None
+        tenant = activity_tenant(activity)  # a rep's: every tenant the activity states
+        return CommandInvoked(
+            delivery_id=inbound.delivery_id,
+            conversation_id=inbound.conversation_id,
+            actor=inbound.actor,
+            command="setup",
+            args=inbound.text.strip().partition(" ")[2].strip(),
+            installation=installation_id(tenant) if tenant is not None else "",
+            users=mentioned_people(activity, self._ctx.bot_id),
+        )
 
     async def _set_up(
         self, activity: Mapping[str, Any], inbound: MessagePosted, which: Destination
@@ -451,6 +527,24 @@ def _invoke_message(text: str) -> web.Response:
 def _is_execute(activity: Mapping[str, Any]) -> bool:
     """An `Action.Execute` click, which Teams needs answered 200 with a message or card."""
     return activity.get("type") == "invoke" and activity.get("name") == EXECUTE_INVOKE
+
+
+def mentioned_people(activity: Mapping[str, Any], bot_id: str) -> tuple[UserRef, ...]:
+    """The people an activity @mentions (its `mention` entities), the bot left out, each
+    once, in order, at most `MAX_NAMED_USERS`: their Teams id and the name shown."""
+    bots = {bot_id, _map(activity, "recipient").get("id")}
+    entities = activity.get("entities")
+    people: dict[str, UserRef] = {}
+    for entity in entities[:MAX_ENTITIES] if isinstance(entities, list) else ():
+        if not isinstance(entity, Mapping) or entity.get("type") != "mention":
+            continue
+        who = _map(entity, "mentioned")
+        person, name = who.get("id"), who.get("name")
+        if not isinstance(person, str) or not 0 < len(person) <= MAX_CHANNEL_ID or person in bots:
+            continue
+        shown = name if isinstance(name, str) else ""
+        people.setdefault(person, UserRef(id=person, name=shown[:MAX_CHANNEL_ID]))
+    return tuple(people.values())[:MAX_NAMED_USERS]
 
 
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -21,8 +21,9 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.ports import Delivery, SendOutcome
+from adapters.roles import InstallationRoles
 from adapters.slack.app import SlackEndpoint
-from adapters.slack.channels import REFRESH_MS, WorkspaceChannels
+from adapters.slack.channels import REFRESH_MS, WorkspaceChannels, installation_id
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import SCHEME
 from adapters.slack.installation import SlackInstallation
@@ -33,7 +34,7 @@ from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
 from adapters.slack.workspaces import Workspaces
-from bot.channel_setup import SETUP_ADDRESS, KeepingSetup, handle_and_keep
+from bot.channel_setup import SETUP_ADDRESS, KeepingSetup, handle_and_keep, keeper
 from bot.logs import mask_secrets
 from bot.pause import PausedWhile
 from bot.settings import Settings, SettingsError
@@ -160,11 +161,14 @@ def _build(
         leads_channel=config.leads_channel,
     )
 
+    roles = InstallationRoles(store, clock)
+    keep = keeper(channels.chose, roles.chose)
+
     def new_directory(
         api: AsyncWebClient, handoff: str | None = None, leads: str | None = None
     ) -> SlackDirectory:
-        # Roles come from SALESBOT_AUDITORS, … for every workspace (user ids are unique
-        # across workspaces; per-installation roles are the next step).
+        # Roles come from SALESBOT_AUDITORS, … (user ids are unique across workspaces),
+        # except the lists a workspace's admin set for it (`adapters/roles.py`).
         return SlackDirectory(
             api,
             auditors=frozenset(settings.salesbot_auditors),
@@ -174,6 +178,7 @@ def _build(
             handoff_channel=handoff,
             leads_channel=leads,
             channels=channels,
+            roles=roles,
         )
 
     directory = new_directory(client, config.handoff_channel, config.leads_channel)
@@ -216,7 +221,7 @@ def _build(
         signing_secret=secret.get_secret_value() if secret is not None else None,
         client=client,
         directory=directory,
-        handle=lambda inbound: handle_and_keep(wiring.host.handle, channels.chose, inbound),
+        handle=lambda inbound: handle_and_keep(wiring.host.handle, keep, inbound),
         installation=installation,
         action_key=wiring.action_key,
         responses=responses,
@@ -233,6 +238,21 @@ def _build(
         # Masked in every log line from now on, as the configured secrets are.
         mask_secrets(new.bot_token, new.user_token, new.bot_refresh_token)
         await installation.installed(new)
+        if new.team_id and new.user_id and not await first_workspace(new.team_id):
+            # Whoever added the app is an admin of the workspace until its admins are set
+            # (the first workspace, SLACK_BOT_TOKEN's, keeps the environment's lists).
+            await roles.installed_by(installation_id(new.team_id), new.user_id, clock())
+
+    async def first_workspace(team: str) -> bool:
+        """`team` is the configured token's workspace; True when that cannot be told now
+        (nobody is made an admin on a guess)."""
+        if not client.token:
+            return False
+        try:
+            return team == await directory.team_id()
+        except Exception:
+            log.warning("could not tell the configured workspace; installer not made admin")
+            return True
 
     oauth: SlackOAuth | None = None
     states: StoreOAuthStates | None = None
@@ -289,7 +309,7 @@ def _build(
         # outbox too (`bot.channel_setup`): never lost to a crash after the commit.
         sender=KeepingSetup(
             _ScopedPause(paused, sender, workspaces) if multi else paused,
-            channels.chose,
+            keep,
             channel=SCHEME.channel(SETUP_ADDRESS),
         ),
         pacing_ms=pacing_ms,

@@ -1,7 +1,8 @@
-"""An admin's channel choice is never lost between the commit and the adapter's write
-(`bot/channel_setup.py`): it is committed with an outbox item that applies it, retried when
-the write fails, and applied after a restart when the process died first — for Slack's
-workspaces and Teams' tenants alike, on the SQLite store, with the injected clock."""
+"""An admin's channel choice (or role list) is never lost between the commit and the
+adapter's write (`bot/channel_setup.py`): it is committed with an outbox item that applies
+it, retried when the write fails, and applied after a restart when the process died first —
+for Slack's workspaces and Teams' tenants alike, on the SQLite store, with the injected
+clock."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.ports import Delivery, Rejected, RetryLater, Route, Sender, Sent
+from adapters.roles import InstallationRoles, RoleSets
 from adapters.slack.channels import KEY, WorkspaceChannels
 from adapters.slack.channels import installation_id as slack_installation
 from adapters.slack.ids import SCHEME as SLACK
@@ -22,7 +24,9 @@ from adapters.teams.tenants import installation_id as teams_installation
 from bot.channel_setup import (
     SETUP_ADDRESS,
     KeepingSetup,
+    SetupEvent,
     handle_and_keep,
+    keeper,
     read_setup,
     setup_channel,
     setup_items,
@@ -31,7 +35,7 @@ from bot.outbox_worker import OutboxWorker
 from bot.runtime import Runtime
 from domain.cards import Reply
 from domain.events import ChannelSet
-from domain.inbound import Actor, ChannelRef, CommandInvoked, Inbound
+from domain.inbound import Actor, ChannelRef, CommandInvoked, Inbound, UserRef
 from domain.policy import Policy
 from domain.state import ConversationState
 from storage.sqlite import SqliteStore
@@ -124,7 +128,10 @@ async def test_a_choice_committed_but_never_kept_is_in_force_after_a_restart(
     runtime = Runtime(store, default_policy, Nowhere(), clock=clock, effects=setup_items)
     slack = command("slack:T2:C9", slack_installation("T2"), "C0DESK", n=1)
     teams = command("teams:19:desk@thread.tacv2", teams_installation(HOME), "19:desk", n=2)
-    for inbound in (slack, teams):
+    auditors = command("slack:T2:C9", slack_installation("T2"), "C0DESK", n=3).model_copy(
+        update={"args": "auditors @ann", "users": (UserRef(id="U_ANN", name="ann"),)}
+    )
+    for inbound in (slack, teams, auditors):
         result = await runtime.handle(inbound)
         assert result.status == "committed"
     # The process dies here: committed, but neither adapter wrote the choice down.
@@ -136,15 +143,22 @@ async def test_a_choice_committed_but_never_kept_is_in_force_after_a_restart(
         channels = WorkspaceChannels(store, clock, handoff_channel="C0HANDOFF", leads_channel=None)
         await channels.load()
         tenants = Tenants(store, home_tenant=HOME, home_handoff="19:env", clock=clock)
+        roles = InstallationRoles(store, clock)
         assert channels.handoff("T2") == "C0HANDOFF"
         assert (await tenants.home()).handoff == "19:env"
 
         senders: dict[str, Sender] = {
-            "slack": KeepingSetup(NoPosts(), channels.chose, channel=SLACK.channel(SETUP_ADDRESS)),
-            "teams": KeepingSetup(NoPosts(), tenants.chose, channel=TEAMS.channel(SETUP_ADDRESS)),
+            "slack": KeepingSetup(
+                NoPosts(), keeper(channels.chose, roles.chose), channel=SLACK.channel(SETUP_ADDRESS)
+            ),
+            "teams": KeepingSetup(
+                NoPosts(), keeper(tenants.chose, roles.chose), channel=TEAMS.channel(SETUP_ADDRESS)
+            ),
         }
-        assert await worker(store, clock, senders).drain_once() == 2
+        assert await worker(store, clock, senders).drain_once() == 3
         assert channels.handoff("T2") == "C0DESK"
+        lists = await roles.for_installation(slack_installation("T2"), RoleSets())
+        assert lists.auditors == {"U_ANN"}
         assert (await tenants.home()).handoff == "19:desk"
         # Kept where the next start reads it, and the outbox has nothing left.
         again = WorkspaceChannels(store, clock, handoff_channel="C0HANDOFF", leads_channel=None)
@@ -167,12 +181,14 @@ async def test_a_failed_write_is_retried_by_the_outbox_and_a_late_older_choice_l
         await channels.load()
         runtime = Runtime(store, default_policy, Nowhere(), clock=clock, effects=setup_items)
         first = command("slack:T2:C9", slack_installation("T2"), "C0OLD", n=1)
-        result = await handle_and_keep(runtime.handle, channels.chose, first)
+        keep = keeper(channels.chose, InstallationRoles(store, clock).chose)
+        result = await handle_and_keep(runtime.handle, keep, first)
         assert result.status == "committed"  # the admin is answered; the write failed
         assert channels.handoff("T2") == "C0HANDOFF"
 
+        keep = keeper(channels.chose, InstallationRoles(store, clock).chose)
         senders: dict[str, Sender] = {
-            "slack": KeepingSetup(NoPosts(), channels.chose, channel=SLACK.channel(SETUP_ADDRESS))
+            "slack": KeepingSetup(NoPosts(), keep, channel=SLACK.channel(SETUP_ADDRESS))
         }
         outbox = worker(store, clock, senders)
         assert await outbox.drain_once() == 1  # failed again: scheduled, not given up
@@ -183,7 +199,7 @@ async def test_a_failed_write_is_retried_by_the_outbox_and_a_late_older_choice_l
         flaky.failing = False
         clock.now += 1_000
         newer = command("slack:T2:C9", slack_installation("T2"), "C0NEW", n=2)
-        await handle_and_keep(runtime.handle, channels.chose, newer)
+        await handle_and_keep(runtime.handle, keep, newer)
         assert channels.handoff("T2") == "C0NEW"
 
         # The first choice's retry comes due after the newer one: it does not undo it.
@@ -202,7 +218,8 @@ async def test_a_failed_write_is_retried_by_the_outbox_and_a_late_older_choice_l
 async def test_a_setup_item_is_applied_never_posted_and_other_items_are_posted() -> None:
     kept: list[tuple[ChannelSet, int]] = []
 
-    async def keep(event: ChannelSet, at_ms: int) -> bool:
+    async def keep(event: SetupEvent, at_ms: int) -> bool:
+        assert isinstance(event, ChannelSet)
         kept.append((event, at_ms))
         return event.installation.startswith("teams:")
 
@@ -216,7 +233,7 @@ async def test_a_setup_item_is_applied_never_posted_and_other_items_are_posted()
     sender = KeepingSetup(Posts(), keep, channel=TEAMS.channel(SETUP_ADDRESS))
     event = ChannelSet(installation="teams:t1", purpose="leads", channel="19:x", name="", by="a")
     dumped = event.model_dump(mode="json")
-    payload = {"channel_set": dumped, "at_ms": 5}
+    payload = {"event": dumped, "at_ms": 5}
     item = Delivery(key="k", conversation_id="c", channel="teams:~setup", payload=payload)
     assert read_setup(item) == (event, 5)
     assert await sender.send(item) == Sent()
@@ -226,12 +243,12 @@ async def test_a_setup_item_is_applied_never_posted_and_other_items_are_posted()
     assert await sender.send(other) == Sent(remote_id="posted")
     assert await sender.find_sent(other) == "posted"
 
-    slack = {"channel_set": {**dumped, "installation": "slack:T1"}, "at_ms": 5}
+    slack = {"event": {**dumped, "installation": "slack:T1"}, "at_ms": 5}
     assert isinstance(await sender.send(item.model_copy(update={"payload": slack})), Rejected)
     unreadable = item.model_copy(update={"payload": {"at_ms": 5}})
     assert isinstance(await sender.send(unreadable), Rejected)
 
-    async def broken(event: ChannelSet, at_ms: int) -> bool:
+    async def broken(event: SetupEvent, at_ms: int) -> bool:
         raise OSError("disk full")
 
     failing = KeepingSetup(Posts(), broken, channel=TEAMS.channel(SETUP_ADDRESS))

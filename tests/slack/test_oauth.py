@@ -145,9 +145,11 @@ async def test_add_to_slack_installs_the_workspace_with_its_own_bot_token(
         assert status == 200
         assert "salesbot was added to <b>Globex</b>" in page
         assert await site.bot_of("T0002") == NEW_TOKEN
+    # The code exchanged, the new token checked, then (once per process) the configured
+    # token's workspace asked, to tell the first workspace from an added one.
     assert [call.method for call in api.calls if call.method.startswith(("oauth", "auth"))][
-        -2:
-    ] == ["oauth.v2.access", "auth.test"]
+        -3:
+    ] == ["oauth.v2.access", "auth.test", "auth.test"]
     assert NEW_TOKEN not in caplog.text
     assert "code-1" not in caplog.text
     with sqlite3.connect(tmp_path / "s.db") as db:

@@ -414,3 +414,52 @@ async def test_without_a_home_tenant_a_strangers_ticket_never_lands_in_an_instal
         await tenants.a.wait_for_posts(personal, 1)  # the prospect is answered
         await outbox_drained(client, leaving=1)  # ... and the ticket waits
         assert tenants.b.all_posts() == []
+
+
+async def test_the_tenants_installer_sets_its_role_lists_for_its_own_people_only(
+    tenants: Tenants,
+) -> None:
+    tenants.b.add_member(BEA_B.aad, id=BEA_B.teams_id, name=BEA_B.name, tenantId=B)
+    # SALESBOT_ADMINS names nobody of B: Ben is an admin of B as the one who added the app.
+    async with serving(None, settings(salesbot_admins=(REP_A.teams_id,)), tenants.store) as app:
+        world = Tenants(a=tenants.a, b=tenants.b, client=app, store=tenants.store)
+        assert (await world.post(world.install_b())).status == 200
+        desk = thread_id(DESK_B, "1700000001000")
+        bea = {
+            "type": "mention",
+            "text": "<at>Bea</at>",
+            "mentioned": {"id": BEA_B.teams_id, "name": "Bea"},
+        }
+
+        def say(who: Person, text: str) -> dict[str, Any]:
+            activity = world.say(desk, who, text, tenant=B, mention=True, team=TEAM_B)
+            if "Bea" in text:
+                activity["text"] += " <at>Bea</at>"
+                activity["entities"].append(bea)
+            return activity
+
+        # Bea (a member of B, no auditor) may not read audits; then Ben makes her B's auditor.
+        await world.post(say(BEA_B, "audit"))
+        await world.post(say(REP_B, "setup auditors"))  # nobody named: nothing set
+        await world.post(say(REP_B, "setup auditors Bea"))
+        await world.post(say(BEA_B, "audit"))
+        await world.post(say(REP_B, "setup admins Bea"))  # the whole list: Ben is no admin now
+        await world.post(say(REP_B, "setup leads"))
+        await outbox_drained(app)
+    whose = {c.conversation_id: c.member_id for c in tenants.b.creations}
+    told = [(whose.get(conv), texts([post])) for conv, post in tenants.b.all_posts()]
+    ben = [text for who, text in told if who == REP_B.teams_id]
+    bea_told = [text for who, text in told if who == BEA_B.teams_id]
+    assert "limited to auditors" in bea_told[0]
+    assert "Name them with @mentions" in ben[0]
+    assert "auditors of this workspace are now Bea" in ben[1]
+    assert "made Bea the auditors" in bea_told[1]  # her audit of the thread (a card)
+    assert "admins of this workspace are now Bea" in ben[2]
+    assert "only admins" in ben[3]
+    record = await tenants.store.get_state(tenant_key(B))
+    assert record is not None
+    assert record["leads"] is None
+    roles = await tenants.store.get_state(f"roles:teams:{B}")
+    assert roles is not None
+    assert roles["installer"]["user"] == REP_B.aad
+    assert [u["id"] for u in roles["lists"]["auditors"]["users"]] == [BEA_B.teams_id]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import itertools
 
+from domain.audit_plain import PlainContext, plain_line
 from domain.cards import Reply
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
-from domain.audit_plain import PlainContext, plain_line
 from domain.events import ChannelSet, CommandRefused, RolesSet
 from domain.inbound import Actor, ChannelRef, CommandInvoked, UserRef
 from domain.policy import Policy
