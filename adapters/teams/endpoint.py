@@ -23,11 +23,17 @@ package and no SDK object reaches the runtime. For each request, in order:
 3a. `setup handoff` / `setup leads` said to the bot in a team channel becomes the domain's
    `setup` command of the tenant's installation (`tenants.installation_id`) for that
    channel (`setup handoff here`): the domain decides who may (an admin of the tenant, as
-   on Slack) and records `channel_set` or `command_refused`, and answers in the thread;
-   the committed choice is applied to the tenant's record by the surface (and, should
-   that fail, by the outbox). The channel's team and service URL are noted first
+   on Slack) and records `channel_set` or `command_refused`, and answers the person
+   privately; the committed choice is applied to the tenant's record by the surface (and,
+   should that fail, by the outbox). The channel's team and service URL are noted first
    (`book.setup_place_key`): only the activity tells them. Said in a chat, it is answered
    with where to say it, and nothing is recorded;
+3b. `setup approvers|auditors|managers|admins @…` said to the bot by a rep, anywhere,
+   becomes the domain's `setup` of the tenant's installation naming the people
+   @mentioned (`mentioned_people`): `roles_set` or `command_refused`; the lists set are
+   read back for every activity of that installation (`_context_for`,
+   `adapters/roles.py`), and whoever first adds the app to a team of another tenant than
+   the home one is noted as its installer (an admin until its admins list is set);
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
    runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
    does not match is recorded, refused, in the conversation it was made in;
@@ -126,8 +132,9 @@ class TeamsEndpoint:
     ) -> None:
         """`validator` None is local unauthenticated mode (the caller checked it is allowed).
         `tenants` are the installations (default: the home tenant alone); `offers_setup`:
-        `setup handoff|leads` said in a channel is the domain's `setup` command of the
-        tenant's installation (False: the words go to the runtime like any message);
+        `setup handoff|leads` said in a channel, and `setup approvers|… @…`, are the
+        domain's `setup` command of the tenant's installation (False: the words go to the
+        runtime like any message);
         `roles`: the role lists each installation's admin set, over the environment's."""
         self._ctx = context
         self._role_lists = roles
