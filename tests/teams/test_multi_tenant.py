@@ -463,3 +463,24 @@ async def test_the_tenants_installer_sets_its_role_lists_for_its_own_people_only
     assert roles is not None
     assert roles["installer"]["user"] == REP_B.aad
     assert [u["id"] for u in roles["lists"]["auditors"]["users"]] == [BEA_B.teams_id]
+
+
+async def test_a_personal_install_or_the_home_tenants_team_makes_nobody_an_admin(
+    tenants: Tenants,
+) -> None:
+    personal = tenants.install_b()
+    personal["conversation"] = {"id": "a:ben", "conversationType": "personal", "tenantId": B}
+    del personal["channelData"]["team"]
+    assert (await tenants.post(personal)).status == 200
+    home = tenants.install_b()
+    home["conversation"]["tenantId"] = A
+    home["channelData"]["tenant"] = {"id": A}
+    home["from"] = account(REP_A)
+    assert (await tenants.post(home)).status == 200
+    assert await tenants.store.get_state(f"roles:teams:{B}") is None
+    assert await tenants.store.get_state(f"roles:teams:{A}") is None
+    # B's first team install does.
+    assert (await tenants.post(tenants.install_b())).status == 200
+    roles = await tenants.store.get_state(f"roles:teams:{B}")
+    assert roles is not None
+    assert roles["installer"]["user"] == REP_B.aad
