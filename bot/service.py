@@ -26,6 +26,7 @@ from adapters.ids import platform_of
 from adapters.outbound import Lookup, OutboundPolicy
 from adapters.ports import Rejected, RetryLater, SendOutcome, Sent, TimedOut
 from bot.action_secret import load_action_secret
+from bot.channel_setup import combine_effects, setup_items
 from bot.crm_outbox import CrmOutcomes, crm_items
 from bot.logs import mask_secrets
 from bot.outbox_worker import OWNER_TTL_MS, OutboxWorker
@@ -207,7 +208,8 @@ class Service(BuiltInViews):
             answer_query=query_answerer(policy),
             cache_bytes=state_cache_bytes,
             on_decided=self.metrics.decide_seconds.observe,
-            effects=crm_items,
+            # CRM writes, and each installation's channel choices (`bot.channel_setup`).
+            effects=combine_effects(crm_items, setup_items),
         )
         self._dispatch = Dispatch(self.surfaces)
         # A CRM write's outcome is recorded in its conversation (and alerted when refused).

@@ -66,6 +66,7 @@ from domain.events import (
     ReplyRedirected,
     RepMessageRecorded,
     RepRepliedToProspect,
+    RolesSet,
     TeamNotified,
     TicketClaimed,
     TicketClaimRefused,
@@ -659,6 +660,12 @@ def _explain(event: Event) -> tuple[str, tuple[str, ...]]:
                 f"{event.by} set the {event.purpose} channel of {event.installation} to "
                 f"#{event.name or event.channel}",
                 (f"channel id {event.channel}",),
+            )
+        case RolesSet():
+            named = ", ".join(user.name or user.id for user in event.users) or "nobody"
+            return (
+                f"{event.by} set the {event.role} of {event.installation} to {named}",
+                tuple(f"{user.name or user.id}: id {user.id}" for user in event.users),
             )
         case ActionIgnored():
             return (

@@ -56,6 +56,7 @@ from domain.events import (
     ReadingCorrected,
     ReplyRedirected,
     RepMessageRecorded,
+    RolesSet,
     TicketClaimRefused,
     TicketOpened,
 )
@@ -329,6 +330,9 @@ def plain_line(env: EventEnvelope, context: PlainContext) -> str | None:
                 f"{event.by} chose #{event.name or event.channel} as the {event.purpose} "
                 f"channel of {event.installation}"
             )
+        case RolesSet():
+            named = ", ".join(user.name or user.id for user in event.users) or "nobody"
+            return f"{event.by} made {named} the {event.role} of {event.installation}"
         case ActionIgnored():
             return (
                 f"{event.by}'s click on “{words(event.action)}” changed nothing: "

@@ -24,10 +24,12 @@ from domain.events import (
     LeadScored,
     QuoteIssued,
     ReadingCorrected,
+    RoleList,
+    RolesSet,
 )
 from domain.flow import GuardContext
 from domain.handoff import hand_back
-from domain.inbound import Actor, ChannelRef
+from domain.inbound import Actor, ChannelRef, UserRef
 from domain.permissions import permission, permitted
 from domain.presenters import approval_status, band_text, help_card, quote_card, score_card
 from domain.quote_args import parse_quote_args
@@ -45,9 +47,11 @@ def on_command(
     *,
     installation: str = "",
     channel: ChannelRef | None = None,
+    users: tuple[UserRef, ...] = (),
 ) -> None:
-    """`installation` and `channel`: where the command was run and the channel its text
-    names, as the platform's adapter read them (`CommandInvoked`); only `setup` uses them."""
+    """`installation`, `channel` and `users`: where the command was run, the channel and
+    the people its text names, as the platform's adapter read them (`CommandInvoked`);
+    only `setup` uses them."""
     key = spec.permission_key
     if not permitted(actor, key, strict=rec.policy.safeguards.strict_roles):
         # Who tried to run what is part of the audit.
@@ -56,7 +60,10 @@ def on_command(
         rec.tell(actor, rule.message)
         return
     if spec.name == "setup":
-        _setup(rec, actor, spec, args, installation, channel)
+        if _ROLE_LISTS.get(args.split(" ", 1)[0].strip().lower()) is not None:
+            _setup_roles(rec, actor, spec, args, installation, users)
+        else:
+            _setup(rec, actor, spec, args, installation, channel)
         return
     handler = _HANDLERS[spec.name]
     handler(rec, actor, spec, args)
@@ -206,8 +213,13 @@ def _setup(
 ) -> None:
     """`setup handoff|leads #channel`: an admin chooses where this installation's handoff
     or leads cards go. The choice is recorded (who, which installation, which channel), so
-    the audit shows it and the adapter keeps it; it changes nothing in this conversation."""
-    word = args.strip().split(" ", 1)[0].lower()
+    the audit shows it and the adapter keeps it; it changes nothing in this conversation.
+
+    `setup handoff|leads here`: the channel is the one the command was said in, as its
+    adapter resolved `here` into `channel` (on a platform where the command is said in the
+    channel that should receive the cards); the answer says so rather than naming it."""
+    words = args.split()
+    word = words[0].lower() if words else ""
     purpose = _PURPOSES.get(word)
     if purpose is None:
         rec.tell(actor, f"Usage: {spec.usage}")
@@ -236,10 +248,62 @@ def _setup(
             by=actor.id,
         )
     )
+    if [w.lower() for w in words[1:]] == ["here"]:
+        rec.tell(actor, f"Done: {_PURPOSE_WORDS[purpose].lower()} now come to this channel.")
+        return
     rec.tell(
         actor,
         f"{_PURPOSE_WORDS[purpose]} of this workspace now go to #{name}. "
         "Invite me there if I am not in it yet.",
+    )
+
+
+_ROLE_LISTS: dict[str, RoleList] = {
+    "approvers": "approvers",
+    "auditors": "auditors",
+    "managers": "managers",
+    "admins": "admins",
+}
+_ROLE_WORDS: dict[RoleList, str] = {
+    "approvers": "approve discounts above the caps",
+    "auditors": "read audits",
+    "managers": "claim a routed ticket while it is still its owner's",
+    "admins": "set up this installation (channels and role lists)",
+}
+
+
+def _setup_roles(
+    rec: Recorder,
+    actor: Actor,
+    spec: CommandSpec,
+    args: str,
+    installation: str,
+    users: tuple[UserRef, ...],
+) -> None:
+    """`setup approvers|auditors|managers|admins @ann @ben …`: an admin sets who holds one
+    of this installation's role lists — the whole list, replacing the one before (the
+    environment's, until first set). Recorded (who, which installation, which list, whom),
+    so the audit shows it and the adapter keeps the list its directory reads. An admin
+    cannot leave the installation without admins: the list of admins must name someone."""
+    del spec
+    role = _ROLE_LISTS[args.split(" ", 1)[0].strip().lower()]
+    usage = f"`setup {role} @person @person …` (the whole list: it replaces the one before)"
+    if not installation:
+        rec.tell(
+            actor,
+            "Role lists are set per workspace, in the chat where salesbot is installed "
+            f"({usage}); here they come from the configuration.",
+        )
+        return
+    if not users:
+        rec.tell(actor, f"Who? Name them with @mentions: {usage}.")
+        return
+    rec.record(RolesSet(installation=installation, role=role, users=users, by=actor.id))
+    named = ", ".join(user.name or user.id for user in users)
+    rec.tell(
+        actor,
+        f"Done: the {role} of this workspace are now {named}. They may "
+        f"{_ROLE_WORDS[role]} here (as reps of this workspace).",
     )
 
 

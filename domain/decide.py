@@ -83,6 +83,7 @@ def decide(
                     inbound.args,
                     installation=inbound.installation,
                     channel=inbound.channel,
+                    users=inbound.users,
                 )
         case ButtonClicked():
             on_button(rec, inbound)

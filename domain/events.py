@@ -16,7 +16,7 @@ from pydantic import Field
 from domain import GENERATOR
 from domain.cards import Audience
 from domain.crm import CrmArtifact, CrmDeal, NoteKind
-from domain.inbound import LeadDetails
+from domain.inbound import LeadDetails, UserRef
 from domain.model import Frozen, Sparse
 from domain.narrative import NarrativeAudit
 from domain.objections import ObjectionResult
@@ -512,6 +512,25 @@ class ChannelSet(_Event):
     by: str
 
 
+RoleList = Literal["approvers", "auditors", "managers", "admins"]
+"""The role lists an installation's admin sets (`setup approvers @ann …`); each replaces the
+environment's list (`SALESBOT_APPROVERS`, …) for that installation."""
+
+
+class RolesSet(_Event):
+    """An admin set who holds one of an installation's role lists from now on (`setup
+    approvers @ann @ben`): `installation` as its adapter names it, `users` the people (or
+    groups) named, as their platform identifies them — the whole list, replacing the one
+    before. Recorded in the conversation the command was run in, so the audit says who gave
+    whom which right where, and when; the adapter keeps the lists its directory reads."""
+
+    type: Literal["roles_set"] = "roles_set"
+    installation: str
+    role: RoleList
+    users: tuple[UserRef, ...]
+    by: str
+
+
 class ActionIgnored(_Event):
     """A click that changed nothing (already handled, not allowed, expired), and why."""
 
@@ -776,6 +795,7 @@ Event = Annotated[
     | CommandRefused
     | InstallationNoted
     | ChannelSet
+    | RolesSet
     | ActionIgnored
     | ClaimRefused
     | FloodLimited

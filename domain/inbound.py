@@ -180,20 +180,35 @@ class ChannelRef(Frozen):
     name: str = Field("", max_length=200)
 
 
+class UserRef(Frozen):
+    """A person (or a group of people) someone named in a command (`setup approvers @ann`),
+    as their platform identifies them: `id` is the platform's own id (the one the role lists
+    hold), `name` how people read it."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field("", max_length=200)
+
+
+MAX_NAMED_USERS = 50
+"""The most people one command may name (`setup approvers @a @b …`)."""
+
+
 class CommandInvoked(_InboundBase, Sparse):
     """A slash command, or a text command typed in a thread or chat.
 
     `installation` names the installation the command was run in, as its adapter states it
     (its prefix and the workspace or tenant id); `channel` the channel the command's text names, which
-    the adapter read from the platform's own mention syntax. Both are set only for commands
-    that need them (`setup`), so every other command is stored as before."""
+    the adapter read from the platform's own mention syntax; `users` the people it names
+    (mentions, in order, each once). All are set only for commands that need them
+    (`setup`), so every other command is stored as before."""
 
-    ADDED_LATER: ClassVar[tuple[str, ...]] = ("installation", "channel")
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("installation", "channel", "users")
     kind: Literal["command"] = "command"
     command: str
     args: str = ""
     installation: str = Field("", max_length=300)
     channel: ChannelRef | None = None
+    users: tuple[UserRef, ...] = Field((), max_length=MAX_NAMED_USERS)
 
 
 ClickBinding = Literal[

@@ -574,6 +574,18 @@ class MemoryStore:
         check_state_key(key)
         return self._state.pop(key, None) is not None
 
+    async def delete_states_before(self, prefix: str, before_ms: int, limit: int) -> int:
+        self._check_open()
+        check_state_key(prefix)
+        old = [
+            key
+            for key, (_, at_ms) in self._state.items()
+            if key.startswith(prefix) and at_ms < before_ms
+        ][: max(0, limit)]
+        for key in old:
+            del self._state[key]
+        return len(old)
+
     # -- projections --------------------------------------------------------------------
 
     async def metrics_projection(self, installation: str = "") -> MetricsProjection:

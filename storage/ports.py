@@ -460,6 +460,13 @@ class AdapterStateStore(Protocol):
         """Forget `key`; True when something was deleted, False when it was unknown."""
         ...
 
+    async def delete_states_before(self, prefix: str, before_ms: int, limit: int) -> int:
+        """Forget up to `limit` values whose key starts with `prefix` (1 to
+        `STATE_KEY_MAX_CHARS` characters) and that were last written before `before_ms`;
+        returns how many. For short-lived documents no reader deletes (an OAuth state
+        nobody came back with): a sweep calls it in bounded batches."""
+        ...
+
 
 class MetricsProjection(Frozen):
     """What `/metrics` reads: the counters the metrics add up from, and the percentiles of

@@ -368,6 +368,24 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
 
         return await self._transaction(run)
 
+    async def delete_states_before(self, prefix: str, before_ms: int, limit: int) -> int:
+        check_state_key(prefix)
+
+        # `starts_with`, not a key range: under a database's linguistic collation the keys
+        # of one prefix need not sort together. Callers sweep rarely and in batches.
+        async def run(conn: Conn) -> int:
+            return affected(
+                await conn.execute(
+                    "DELETE FROM adapter_state WHERE key IN (SELECT key FROM adapter_state "
+                    "WHERE starts_with(key, $1) AND updated_at_ms < $2 LIMIT $3)",
+                    prefix,
+                    before_ms,
+                    max(0, limit),
+                )
+            )
+
+        return await self._transaction(run)
+
     # -- projections --------------------------------------------------------------------
 
     async def metrics_projection(self, installation: str = "") -> MetricsProjection:

@@ -343,6 +343,24 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 
         return await self._write(run)
 
+    async def delete_states_before(self, prefix: str, before_ms: int, limit: int) -> int:
+        check_state_key(prefix)
+        # The keys starting with `prefix` are one range of the primary key (BINARY order):
+        # only that range is read, however much other state there is.
+        last = ord(prefix[-1])
+        end = prefix[:-1] + chr(last + 1) if last < 0x10FFFF else "\U0010ffff" * 1024
+
+        def run(conn: Conn) -> int:
+            cursor = conn.execute(
+                "DELETE FROM adapter_state WHERE key IN (SELECT key FROM adapter_state "
+                "WHERE key >= ? AND key < ? AND substr(key, 1, ?) = ? AND updated_at_ms < ? "
+                "LIMIT ?)",
+                (prefix, end, len(prefix), prefix, before_ms, max(0, limit)),
+            )
+            return max(0, cursor.rowcount)
+
+        return await self._write(run)
+
     # -- projections --------------------------------------------------------------------
 
     async def metrics_projection(self, installation: str = "") -> MetricsProjection:

@@ -121,8 +121,10 @@ class WorkspaceChannels:
             await self.load()
 
     async def chose(self, event: ChannelSet, at_ms: int) -> bool:
-        """Keep a committed `channel_set` of a Slack workspace; False for another
-        platform's installation (nothing kept)."""
+        """Keep a committed `channel_set` of a Slack workspace (made at `at_ms`); False for
+        another platform's installation (nothing kept). Keeping the same choice again
+        writes the same entry, and a choice older than the one kept is not applied, so it
+        is safe to retry in any order."""
         team = team_of(event.installation)
         if team is None:
             return False
@@ -131,6 +133,12 @@ class WorkspaceChannels:
         workspaces = dict(workspaces) if isinstance(workspaces, dict) else {}
         entry = workspaces.get(team)
         entry = dict(entry) if isinstance(entry, dict) else {}
+        kept = entry.get(event.purpose)
+        if isinstance(kept, dict) and isinstance(kept.get("at_ms"), int) and kept["at_ms"] > at_ms:
+            log.info("slack workspace %s: an older %s choice ignored", team, event.purpose)
+            self._chosen = _parse(workspaces)
+            self._loaded_at_ms = self._clock()
+            return True
         entry[event.purpose] = {
             "channel": event.channel,
             "name": event.name,

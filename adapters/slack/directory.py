@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.roles import InstallationRoles, RoleSets
 from adapters.slack.channels import WorkspaceChannels, installation_id
 from adapters.slack.inbound import SlackContext
 from domain.presenters import lead_card_ref
@@ -41,15 +42,18 @@ class SlackDirectory:
         handoff_channel: str | None,
         leads_channel: str | None = None,
         channels: WorkspaceChannels | None = None,
+        roles: InstallationRoles | None = None,
         capacity: int = 10_000,
         first_team: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         """`handoff_channel`, `leads_channel`: this workspace's configured ones (the first
         workspace's; None for an installed one); `channels`: the ones its admin chose,
-        which take their place. `first_team`: for an installed workspace's directory, the
-        first workspace's id (None without a configured token): the same workspace's data
-        stays the first installation's whether it speaks through its own installation or
-        the configured token; None for the first workspace's own directory."""
+        which take their place. The role lists given are the environment's; `roles`: the
+        lists this workspace's admin set, which take their place (`adapters/roles.py`).
+        `first_team`: for an installed workspace's directory, the first workspace's id
+        (None without a configured token): the same workspace's data stays the first
+        installation's whether it speaks through its own installation or the configured
+        token; None for the first workspace's own directory."""
         self._first_team = first_team
         self._client = client
         self._auditors = auditors
@@ -57,6 +61,7 @@ class SlackDirectory:
         self._managers = managers
         self._admins = admins
         self._channels = channels
+        self._roles = roles
         self._handoff = handoff_channel
         self._leads = leads_channel
         self._owners: OrderedDict[tuple[str, str], str | None] = OrderedDict()
@@ -82,13 +87,21 @@ class SlackDirectory:
         configured = {self._handoff, self._leads} - {None, handoff, leads}
         team = str(installation["team_id"])
         first = team if self._first_team is None else await self._first_team()
+        lists = RoleSets(
+            approvers=self._approvers,
+            auditors=self._auditors,
+            managers=self._managers,
+            admins=self._admins,
+        )
+        if self._roles is not None:
+            lists = await self._roles.for_installation(installation_id(team), lists)
         return SlackContext(
             **installation,
             installation="" if team == first else installation_id(team),
-            auditors=await self._expand(self._auditors),
-            approvers=await self._expand(self._approvers),
-            managers=await self._expand(self._managers),
-            admins=await self._expand(self._admins),
+            auditors=await self._expand(lists.auditors),
+            approvers=await self._expand(lists.approvers),
+            managers=await self._expand(lists.managers),
+            admins=await self._expand(lists.admins),
             handoff_channel=handoff,
             leads_channel=leads,
             card_channels=frozenset(channel for channel in configured if channel is not None),

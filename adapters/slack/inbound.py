@@ -37,6 +37,7 @@ from adapters.slack.blocks import NOTE_ID
 from adapters.slack.channels import installation_id
 from domain.commands import COMMANDS, CommandSpec
 from domain.inbound import (
+    MAX_NAMED_USERS,
     NOTE_MAX_CHARS,
     ActionId,
     Actor,
@@ -46,6 +47,7 @@ from domain.inbound import (
     CommandInvoked,
     MessagePosted,
     Role,
+    UserRef,
     fit_message,
 )
 from domain.model import Frozen
@@ -114,6 +116,8 @@ _UMBRELLA = "salesbot"  # `/salesbot help`: Slack's home for the list's `help`
 _SETUP = "setup"
 _CHANNEL_MENTION = re.compile(r"<#([CG][A-Z0-9]{2,30})(?:\|([^>]*))?>")
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{8,30}$")
+_PERSON_MENTION = re.compile(r"<(@[UW]|!subteam\^S)([A-Z0-9]{2,30})(?:\|([^>]*))?>")
+_PERSON_ID = re.compile(r"^[UWS][A-Z0-9]{8,30}$")
 _ESCAPED = re.compile(r"<([#@!]?)([^<>|]*)(?:\|([^<>]*))?>")
 
 
@@ -172,6 +176,7 @@ async def from_event(
         # `@salesbot setup handoff #deals`: the channel is read here, where Slack's syntax
         # is known; the domain decides it as the slash command.
         args, named = named_channel(rest.strip())
+        args, people = named_people(args)
         return CommandInvoked(
             delivery_id=ids.message_delivery_id(channel, ts),
             conversation_id=conversation,
@@ -180,6 +185,7 @@ async def from_event(
             args=args,
             installation=installation_id(ctx.team_id),
             channel=named,
+            users=people,
         )
     return MessagePosted(
         delivery_id=ids.message_delivery_id(channel, ts),
@@ -231,6 +237,7 @@ async def from_command(
     )
     if spec.names_channel:
         args, named = named_channel(text)
+        args, people = named_people(args)
         return CommandInvoked(
             delivery_id=ids.command_delivery_id(trigger),
             conversation_id=ids.conversation_id(ctx.team_id, channel),
@@ -239,6 +246,7 @@ async def from_command(
             args=args,
             installation=installation_id(ctx.team_id),
             channel=named,
+            users=people,
         )
     return CommandInvoked(
         delivery_id=ids.command_delivery_id(trigger),
@@ -427,6 +435,27 @@ def named_channel(text: str) -> tuple[str, ChannelRef | None]:
         if _CHANNEL_ID.match(word):
             return text, ChannelRef(id=word)
     return text, None
+
+
+def named_people(text: str) -> tuple[str, tuple[UserRef, ...]]:
+    """The people and user groups `text` names (`setup approvers @ann @sales-leads`) — user
+    mentions (`<@U123|ann>`, `<@U123>`), user-group mentions (`<!subteam^S123|@sales>`) or
+    bare ids — each once, in order, at most `MAX_NAMED_USERS`; and the text with them
+    written as people read them (`@ann`)."""
+    people: dict[str, UserRef] = {}
+
+    def readable(found: re.Match[str]) -> str:
+        kind, rest, label = found.group(1), found.group(2), (found.group(3) or "").strip()
+        person = ("S" if kind.startswith("!") else kind[1]) + rest
+        name = label.lstrip("@")
+        people.setdefault(person, UserRef(id=person, name=name[:200]))
+        return f"@{name or person}"
+
+    text = _PERSON_MENTION.sub(readable, text)
+    for word in text.split():
+        if _PERSON_ID.match(word):
+            people.setdefault(word, UserRef(id=word))
+    return text, tuple(people.values())[:MAX_NAMED_USERS]
 
 
 def plain(text: str) -> str:

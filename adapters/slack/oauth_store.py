@@ -33,7 +33,9 @@ protect nothing here.
 
 States are single-use and expire (`STATE_TTL_MS`, as bolt's default 600 s): consuming
 one deletes it, and only the caller whose delete removed it gets True, so two replicas
-handed the same redirect cannot both accept it.
+handed the same redirect cannot both accept it. A state nobody came back with (an install
+link opened and abandoned) is deleted once expired by `forget_expired`, which the Slack
+surface runs at start and every minute (`bot/surfaces/slack.py`), in bounded batches.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ INSTALLATION_PREFIX = "slack:oauth:installation:"
 STATE_PREFIX = "slack:oauth:state:"
 STATE_TTL_MS = 600_000
 """How long an issued OAuth state may be consumed (bolt's `state_expiration_seconds`)."""
+STATE_SWEEP_BATCH = 500
+"""Expired states forgotten per store call (`StoreOAuthStates.forget_expired`)."""
+STATE_SWEEP_BATCHES = 10
+"""Store calls per sweep at most: a sweep's work is bounded whatever piled up; the rest
+goes at the next one."""
 NONE_ID = "-"
 SEAL_VERSION = "s1"
 _SEAL_INFO = b"salesbot/slack-installation-tokens/v1"
@@ -82,6 +89,8 @@ class StateBook(Protocol):
     async def get_state(self, key: str) -> dict[str, Any] | None: ...
 
     async def delete_state(self, key: str) -> bool: ...
+
+    async def delete_states_before(self, prefix: str, before_ms: int, limit: int) -> int: ...
 
 
 class TokenSeal:
@@ -477,3 +486,20 @@ class StoreOAuthStates(AsyncOAuthStateStore):
             return False  # unknown, or consumed by another request first
         expires = record.get("expires_at_ms")
         return isinstance(expires, int) and self._clock() < expires
+
+    async def forget_expired(
+        self, *, batch: int = STATE_SWEEP_BATCH, batches: int = STATE_SWEEP_BATCHES
+    ) -> int:
+        """Delete the states issued more than the time to live ago (expired: consuming one
+        would fail anyway), at most `batch` × `batches`; returns how many."""
+        # Issued at or before now − ttl: `async_consume` refuses it from then on.
+        cutoff = self._clock() - self._ttl_ms + 1
+        forgotten = 0
+        for _ in range(batches):
+            deleted = await self._states.delete_states_before(STATE_PREFIX, cutoff, batch)
+            forgotten += deleted
+            if deleted < batch:
+                break
+        if forgotten:
+            log.info("forgot %d expired slack install states", forgotten)
+        return forgotten

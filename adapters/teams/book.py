@@ -21,6 +21,11 @@ So the adapter writes down, as raw protocol JSON (it must survive an SDK swap):
     teams:invoke:{delivery}      the answer given to a card action, replayed on redelivery
     teams:tenant:{tenant}        a tenant's installation: where the app is installed, its
                                  handoff and leads conversations (`tenants.py`)
+    teams:setup-place:{channel}  the team, tenant and service URL of a channel where
+                                 `setup handoff|leads` was said, noted before the command
+                                 is decided, so the committed choice can be applied later
+                                 (after a crash, by the outbox) with what only the
+                                 activity told
 
 Losing an entry costs a fallback (a new post instead of an update), never a decision.
 """
@@ -86,6 +91,10 @@ def thread_key(ref: str) -> str:
 
 def lead_thread_key(thread: str) -> str:
     return f"teams:lead-thread:{thread}"
+
+
+def setup_place_key(channel: str) -> str:
+    return f"teams:setup-place:{base_conversation(channel)}"
 
 
 def invoke_key(delivery_id: str) -> str:

@@ -20,10 +20,20 @@ package and no SDK object reaches the runtime. For each request, in order:
    home tenant's, or the activity's own tenant's when installed); where the conversation is
    reached is written down (`book.py`), and the sender's role looked up in the roster when
    only that can tell a member from a guest;
-3a. `setup handoff` / `setup leads` said to the bot in a team channel sets that channel as
-   the tenant's handoff or leads conversation, for whoever `may_set_up` allows (decided
-   in `bot/surfaces/teams.py`, by the domain's capacities: the tenant's reps); the answer
-   is posted in reply and nothing goes to the runtime;
+3a. `setup handoff` / `setup leads` said to the bot in a team channel becomes the domain's
+   `setup` command of the tenant's installation (`ids.installation_id`) for that
+   channel (`setup handoff here`): the domain decides who may (an admin of the tenant, as
+   on Slack) and records `channel_set` or `command_refused`, and answers the person
+   privately; the committed choice is applied to the tenant's record by the surface (and,
+   should that fail, by the outbox). The channel's team and service URL are noted first
+   (`book.setup_place_key`): only the activity tells them. Said in a chat, it is answered
+   with where to say it, and nothing is recorded;
+3b. `setup approvers|auditors|managers|admins @…` said to the bot by a rep, anywhere,
+   becomes the domain's `setup` of the tenant's installation naming the people
+   @mentioned (`mentioned_people`): `roles_set` or `command_refused`; the lists set are
+   read back for every activity of that installation (`_context_for`,
+   `adapters/roles.py`), and whoever first adds the app to a team of another tenant than
+   the home one is noted as its installer (an admin until its admins list is set);
 4. the activity becomes one `Inbound` (`inbound.py`) and is decided and committed by the
    runtime *before* the answer, as on Slack: a 2xx means it is stored. A click is checked against the signature on its card's data (`binding.py`); one that
    does not match is recorded, refused, in the conversation it was made in;
@@ -49,6 +59,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from adapters.ports import Sent
+from adapters.roles import InstallationRoles, RoleSets
 from adapters.teams import book
 from adapters.teams.auth import AuthError, TokenValidator
 from adapters.teams.binding import Placement, click_placement
@@ -57,6 +68,7 @@ from adapters.teams.connector import Connector, ConnectorError, check_service_ur
 from adapters.teams.ids import bf_conversation, installation_id, parse_action_data
 from adapters.teams.inbound import (
     EXECUTE_INVOKE,
+    MAX_ENTITIES,
     Greeting,
     Ignored,
     TeamsContext,
@@ -67,7 +79,15 @@ from adapters.teams.inbound import (
 from adapters.teams.request_body import RequestRefusedError, check_shape, read_json
 from adapters.teams.tenants import Destination, Tenants, activity_tenant
 from domain.decision import Decision
-from domain.inbound import Actor, ButtonClicked, Inbound, MessagePosted
+from domain.inbound import (
+    MAX_NAMED_USERS,
+    ButtonClicked,
+    ChannelRef,
+    CommandInvoked,
+    Inbound,
+    MessagePosted,
+    UserRef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +96,11 @@ MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 ROLE_CACHE = 10_000
 INSTALLATION_UPDATE = "installationUpdate"
 SETUP_COMMAND = re.compile(r"setup\s+(handoff|leads)", re.IGNORECASE)
+SETUP_ROLES = re.compile(r"setup\s+(approvers|auditors|managers|admins)(\s.*)?", re.IGNORECASE)
 _WHAT = {"handoff": "tickets and approvals", "leads": "lead cards"}
+MAX_CHANNEL_ID = 200
+"""The longest channel id or name a `setup` states to the domain (`domain.inbound.ChannelRef`);
+Teams' are far shorter, and a longer one is stated as no channel at all."""
 
 
 class HandleOutcome(Protocol):
@@ -103,15 +127,19 @@ class TeamsEndpoint:
         handle: Handle,
         clock: Callable[[], int],
         tenants: Tenants | None = None,
-        may_set_up: Callable[[Actor], bool] | None = None,
+        offers_setup: bool = False,
+        roles: InstallationRoles | None = None,
     ) -> None:
         """`validator` None is local unauthenticated mode (the caller checked it is allowed).
-        `tenants` are the installations (default: the home tenant alone); `may_set_up` says
-        who may set a tenant's handoff and leads conversations (None: `setup` is not
-        offered, the words go to the runtime like any message)."""
+        `tenants` are the installations (default: the home tenant alone); `offers_setup`:
+        `setup handoff|leads` said in a channel, and `setup approvers|… @…`, are the
+        domain's `setup` command of the tenant's installation (False: the words go to the
+        runtime like any message);
+        `roles`: the role lists each installation's admin set, over the environment's."""
         self._ctx = context
+        self._role_lists = roles
         self._tenants = tenants or Tenants(states, home_tenant=context.tenant_id, clock=clock)
-        self._may_set_up = may_set_up
+        self._offers_setup = offers_setup
         self._validator = validator
         self._connector = connector
         self._states = states
@@ -170,9 +198,17 @@ class TeamsEndpoint:
         if isinstance(result, Greeting):
             return await self._greet(result, activity)
         setup = self._setup_request(activity, result)
+        roles = self._roles_request(activity, result)
+        inbound: Inbound
         if setup is not None and isinstance(result, MessagePosted):
-            return await self._set_up(activity, result, setup)
-        inbound: Inbound = await self._in_lead_thread(result)
+            command = await self._set_up(activity, result, setup)
+            if command is None:
+                return web.Response(status=200)
+            inbound = command  # said where it is (never a lead's conversation)
+        elif roles is not None:
+            inbound = roles  # said where it is (never a lead's conversation)
+        else:
+            inbound = await self._in_lead_thread(result)
         try:
             outcome = await self._handle(inbound)
         except Exception:
@@ -190,14 +226,35 @@ class TeamsEndpoint:
 
     async def _context_for(self, activity: Mapping[str, Any]) -> TeamsContext:
         """The translation's context for one activity: its tenant's members are reps when
-        that tenant is installed (`tenants.py`); otherwise the home tenant's, as before."""
+        that tenant is installed (`tenants.py`); otherwise the home tenant's, as before.
+        The role lists are the installation's own where its admin set them
+        (`adapters/roles.py`), else the environment's."""
         tenant = activity_tenant(activity)
         home = self._ctx.tenant_id
         if tenant is None or (home is not None and tenant == home.lower()):
-            return self._ctx
+            return await self._with_roles(self._ctx, home)
         if await self._tenants.installed(tenant):
-            return replace(self._ctx, tenant_id=tenant, installation=installation_id(tenant))
-        return self._ctx
+            return await self._with_roles(
+                replace(self._ctx, tenant_id=tenant, installation=installation_id(tenant)), tenant
+            )
+        return await self._with_roles(self._ctx, home)
+
+    async def _with_roles(self, ctx: TeamsContext, tenant: str | None) -> TeamsContext:
+        if self._role_lists is None or not tenant:
+            return ctx
+        configured = RoleSets(
+            approvers=ctx.approvers, auditors=ctx.auditors, managers=ctx.managers, admins=ctx.admins
+        )
+        lists = await self._role_lists.for_installation(installation_id(tenant), configured)
+        if lists == configured:
+            return ctx
+        return replace(
+            ctx,
+            approvers=lists.approvers,
+            auditors=lists.auditors,
+            managers=lists.managers,
+            admins=lists.admins,
+        )
 
     async def _with_role(self, activity: dict[str, Any], ctx: TeamsContext) -> None:
         """Copy the roster's `userRole` into `from`, where `inbound.py` reads it: only the
@@ -298,14 +355,31 @@ class TeamsEndpoint:
         change = await self._tenants.record_update(activity)
         if isinstance(change, str):
             log.info("teams installation update ignored: %s", change)
+            return web.Response(status=200)
+        home = self._ctx.tenant_id
+        if (
+            self._role_lists is not None
+            and change.action == "add"
+            and change.place.startswith("team:")
+            and (home is None or change.tenant_id != home.lower())
+        ):
+            # Whoever first added the app to a team of another tenant is an admin of that
+            # tenant's installation until its admins are set (the home tenant keeps the
+            # environment's lists; a personal install makes nobody an admin).
+            sender = _map(activity, "from")
+            who = sender.get("aadObjectId") or sender.get("id")
+            if isinstance(who, str) and 0 < len(who) <= MAX_CHANNEL_ID:
+                await self._role_lists.installed_by(
+                    installation_id(change.tenant_id), who, self._clock()
+                )
         return web.Response(status=200)
 
     def _setup_request(
         self, activity: Mapping[str, Any], inbound: TeamsInbound
     ) -> Destination | None:
-        """`setup handoff` / `setup leads` said to the bot (with setup enabled), by one of
+        """`setup handoff` / `setup leads` said to the bot (with setup offered), by one of
         the tenant's reps anywhere or by anyone in a channel; None for any other message."""
-        if self._may_set_up is None or not isinstance(inbound, MessagePosted):
+        if not self._offers_setup or not isinstance(inbound, MessagePosted):
             return None
         match = SETUP_COMMAND.fullmatch(inbound.text.strip())
         if match is None or not inbound.addressed:
@@ -316,48 +390,81 @@ class TeamsEndpoint:
         which: Destination = "handoff" if match.group(1).lower() == "handoff" else "leads"
         return which
 
+    def _roles_request(
+        self, activity: Mapping[str, Any], inbound: TeamsInbound
+    ) -> CommandInvoked | None:
+        """`setup approvers @Ann @Ben` (or auditors, managers, admins) said to the bot by
+        one of the tenant's reps, anywhere: the domain's `setup` of the tenant's
+        installation, naming the people @mentioned (their Teams ids, which the role lists
+        match as they match Entra object ids); None for any other message."""
+        if not self._offers_setup or not isinstance(inbound, MessagePosted):
+            return None
+        match = SETUP_ROLES.fullmatch(inbound.text.strip())
+        if match is None or not inbound.addressed or inbound.actor.role != "rep":
+            return None
+        tenant = activity_tenant(activity)  # a rep's: every tenant the activity states
+        return CommandInvoked(
+            delivery_id=inbound.delivery_id,
+            conversation_id=inbound.conversation_id,
+            actor=inbound.actor,
+            command="setup",
+            args=inbound.text.strip().partition(" ")[2].strip(),
+            installation=installation_id(tenant) if tenant is not None else "",
+            users=mentioned_people(activity, self._ctx.bot_id),
+        )
+
     async def _set_up(
         self, activity: Mapping[str, Any], inbound: MessagePosted, which: Destination
-    ) -> web.StreamResponse:
-        """Sets the tenant's handoff or leads conversation to the channel the command was
-        said in, when the one who said it may (`may_set_up`, decided outside the adapter);
-        the answer is posted in reply, in the same thread."""
+    ) -> CommandInvoked | None:
+        """The domain's `setup {which} here` for the channel the words were said in, of the
+        activity's tenant's installation — after noting the channel's team and service URL
+        for whoever applies the committed choice. Said in a chat, the answer says where to
+        say it (posted in reply, nothing recorded) and None is returned."""
         conversation = _map(activity, "conversation")
         where = str(conversation.get("id") or "")
-        tenant = activity_tenant(activity)
         if conversation.get("conversationType") != "channel":
             answer = (
                 f"Say `setup {which}` in the team channel that should receive "
                 f"{_WHAT[which]}: a chat may include people outside your team."
             )
-        elif tenant is None or self._may_set_up is None or not self._may_set_up(inbound.actor):
-            answer = (
-                f"Sorry, only admins of this organisation's team can set up {which}: ask "
-                "whoever runs salesbot to add you to SALESBOT_ADMINS."
+            outcome = await self._connector.post(
+                str(activity["serviceUrl"]), where, {"type": "message", "text": answer}
             )
-        else:
-            team = _map(_map(activity, "channelData"), "team").get("id")
-            service_url = activity.get("serviceUrl")
-            try:
-                await self._tenants.set_destination(
-                    tenant,
-                    which,
-                    where,
-                    team=team if isinstance(team, str) and team else None,
-                    by=inbound.actor.id,
-                    service_url=service_url if isinstance(service_url, str) else None,
+            if not isinstance(outcome, Sent):
+                log.warning("teams setup answer not delivered: %s", outcome)
+            return None
+        channel = book.base_conversation(where)
+        tenant = activity_tenant(activity)
+        channel_data = _map(activity, "channelData")
+        team = _map(channel_data, "team").get("id")
+        name = _map(channel_data, "channel").get("name")
+        if tenant is not None and len(channel) <= MAX_CHANNEL_ID:
+            await self._write(
+                book.setup_place_key(channel),
+                {
+                    "tenant_id": tenant,
+                    "team": team if isinstance(team, str) and team else None,
+                    "service_url": activity.get("serviceUrl"),
+                },
+            )
+        return CommandInvoked(
+            delivery_id=inbound.delivery_id,
+            conversation_id=inbound.conversation_id,
+            actor=inbound.actor,
+            command="setup",
+            args=f"{which} here",
+            # No tenant stated: no installation (the domain refuses anyone but an admin,
+            # who cannot be one there, and says channels come from the configuration).
+            installation=installation_id(tenant) if tenant is not None else "",
+            channel=(
+                ChannelRef(
+                    id=channel,
+                    name=name if isinstance(name, str) and len(name) <= MAX_CHANNEL_ID else "",
                 )
-            except ValueError as exc:  # ids no Teams channel has: nothing was written
-                log.info("teams setup refused: %s", exc)
-                answer = "Sorry, this channel cannot be set up."
-            else:
-                answer = f"Done: {_WHAT[which]} for this organisation now come to this channel."
-        outcome = await self._connector.post(
-            str(activity["serviceUrl"]), where, {"type": "message", "text": answer}
+                if 0 < len(channel) <= MAX_CHANNEL_ID
+                else None
+            ),
         )
-        if not isinstance(outcome, Sent):
-            log.warning("teams setup answer not delivered: %s", outcome)
-        return web.Response(status=200)
 
     async def _in_lead_thread(self, inbound: Inbound) -> Inbound:
         """A message in a lead's thread belongs to the lead's conversation; so does a refused
@@ -429,6 +536,24 @@ def _invoke_message(text: str) -> web.Response:
 def _is_execute(activity: Mapping[str, Any]) -> bool:
     """An `Action.Execute` click, which Teams needs answered 200 with a message or card."""
     return activity.get("type") == "invoke" and activity.get("name") == EXECUTE_INVOKE
+
+
+def mentioned_people(activity: Mapping[str, Any], bot_id: str) -> tuple[UserRef, ...]:
+    """The people an activity @mentions (its `mention` entities), the bot left out, each
+    once, in order, at most `MAX_NAMED_USERS`: their Teams id and the name shown."""
+    bots = {bot_id, _map(activity, "recipient").get("id")}
+    entities = activity.get("entities")
+    people: dict[str, UserRef] = {}
+    for entity in entities[:MAX_ENTITIES] if isinstance(entities, list) else ():
+        if not isinstance(entity, Mapping) or entity.get("type") != "mention":
+            continue
+        who = _map(entity, "mentioned")
+        person, name = who.get("id"), who.get("name")
+        if not isinstance(person, str) or not 0 < len(person) <= MAX_CHANNEL_ID or person in bots:
+            continue
+        shown = name if isinstance(name, str) else ""
+        people.setdefault(person, UserRef(id=person, name=shown[:MAX_CHANNEL_ID]))
+    return tuple(people.values())[:MAX_NAMED_USERS]
 
 
 def _map(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:

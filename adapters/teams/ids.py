@@ -45,8 +45,9 @@ INSTALLATION_PREFIX = f"{PREFIX}:"
 
 
 def installation_id(tenant: str) -> str:
-    """How an installed tenant other than the home one is named to the domain
-    (`Actor.installation`): Entra tenant ids are GUIDs, compared lower-case."""
+    """How a tenant's installation is named to the domain (`CommandInvoked.installation`;
+    `Actor.installation` for a tenant other than the home one): Entra tenant ids are GUIDs,
+    compared lower-case."""
     return f"{INSTALLATION_PREFIX}{tenant.lower()}"
 
 
@@ -54,7 +55,8 @@ def tenant_of(installation: str) -> str | None:
     """The tenant an installation id names; None for another platform's."""
     if not installation.startswith(INSTALLATION_PREFIX):
         return None
-    return installation.removeprefix(INSTALLATION_PREFIX) or None
+    tenant = installation.removeprefix(INSTALLATION_PREFIX)
+    return tenant if tenant and ":" not in tenant else None
 
 
 def conversation_id(bf_conversation_id: str) -> str:

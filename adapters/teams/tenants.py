@@ -20,8 +20,11 @@ How a record changes (`record_update`, `set_destination`):
   `remove` (or `remove-upgrade`) takes it away; a team's removal also clears a handoff or
   leads conversation set in that team (the bot can no longer post there). A tenant with no
   place left is not installed (its record stays, so a later install finds its settings).
-- `setup handoff` / `setup leads`, said to the bot in a channel by one of the tenant's reps,
-  sets the conversation explicitly.
+- `setup handoff` / `setup leads`, said to the bot in a channel by one of the tenant's admins,
+  sets the conversation explicitly: the endpoint hands it to the domain as the `setup`
+  command of the installation `teams:{tenant}` (`ids.installation_id`), which records
+  `channel_set` (or refuses); the committed choice is then applied here (`chose`), newer
+  choices winning over older ones whatever order they arrive in.
 
 The *home* tenant (`TEAMS_APP_TENANT_ID`) is the first installation, seeded from the
 environment rather than written: it is always installed, and its conversations are
@@ -55,8 +58,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from adapters.teams.book import INSTALL_KEY, StateBook, base_conversation
+from adapters.teams.book import INSTALL_KEY, StateBook, base_conversation, setup_place_key
+from adapters.teams.ids import tenant_of
 from domain import GENERATOR
+from domain.events import ChannelSet
 
 log = logging.getLogger(__name__)
 
@@ -288,25 +293,55 @@ class Tenants:
         team: str | None,
         by: str,
         service_url: str | None,
-    ) -> None:
-        """`setup handoff` / `setup leads`: `conversation` (a channel) becomes the tenant's
-        handoff or leads conversation."""
+        at_ms: int | None = None,
+    ) -> bool:
+        """`conversation` (a channel) becomes the tenant's handoff or leads conversation, as
+        of `at_ms` (default: now). A choice older than the one in force is not applied
+        (False): a retried older choice never undoes a newer one."""
         lowered = tenant.lower()
         if _id(conversation) is None or (team is not None and _id(team) is None):
             raise ValueError("a conversation or team id longer than Teams gives")
         now = self._clock()
+        at = now if at_ms is None else at_ms
+        self.forget(lowered)  # decide on the stored record, not a cached one
         record = await self._record(lowered) or _new_record({}, lowered, tenant_id=tenant)
+        current = _map(record, which)
+        if isinstance(current.get("at_ms"), int) and current["at_ms"] > at:
+            log.info("teams %s conversation of tenant %s: an older choice ignored", which, lowered)
+            return False
         record[which] = {
             "conversation": base_conversation(conversation),
             "team": team,
             "by": by,
-            "at_ms": now,
+            "at_ms": at,
         }
         if service_url and not record.get("service_url"):
             record["service_url"] = service_url
         record["at_ms"] = now
         await self._put(lowered, record)
         log.info("teams %s conversation of tenant %s set by %s", which, lowered, by)
+        return True
+
+    async def chose(self, event: ChannelSet, at_ms: int) -> bool:
+        """Apply a committed `channel_set` of a Teams installation (`setup handoff|leads`
+        said in a channel): the channel becomes the tenant's conversation, with the team and
+        service URL the endpoint noted when the command was said (`book.setup_place_key`).
+        False for another platform's installation (nothing kept). Applying the same event
+        again writes the same record: safe to retry."""
+        tenant = tenant_of(event.installation)
+        if tenant is None:
+            return False
+        place = await self._states.get_state(setup_place_key(event.channel)) or {}
+        await self.set_destination(
+            _str(place.get("tenant_id")) or tenant,
+            event.purpose,
+            event.channel,
+            team=_id(place.get("team")),
+            by=event.by,
+            service_url=_id(place.get("service_url")),
+            at_ms=at_ms,
+        )
+        return True
 
     def forget(self, tenant: str) -> None:
         """Look `tenant` up again (another process may have changed it)."""

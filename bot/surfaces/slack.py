@@ -3,7 +3,8 @@ through the Web API, paced per channel, held while the installation is paused.
 
 Each workspace's handoff and leads channels (`adapters/slack/channels.py`) are written when
 a `channel_set` an admin's `/salesbot setup …` recorded has been committed — the endpoint's
-call to the runtime returns only then — read at start, and read again every
+call to the runtime returns only then, and the outbox applies it again should that write
+fail or the process stop first (`bot.channel_setup`) — read at start, and read again every
 `channels.REFRESH_MS` (another replica's change)."""
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.ports import Delivery, SendOutcome
+from adapters.roles import InstallationRoles
 from adapters.slack.app import SlackEndpoint
-from adapters.slack.channels import REFRESH_MS, WorkspaceChannels
+from adapters.slack.channels import REFRESH_MS, WorkspaceChannels, installation_id
 from adapters.slack.directory import SlackDirectory
 from adapters.slack.ids import SCHEME
 from adapters.slack.installation import SlackInstallation
@@ -32,13 +34,11 @@ from adapters.slack.response_url import ResponseUrls
 from adapters.slack.router import SlackRouter
 from adapters.slack.sender import SharedSession, SlackSender, make_client
 from adapters.slack.workspaces import Workspaces
+from bot.channel_setup import SETUP_ADDRESS, KeepingSetup, handle_and_keep, keeper
 from bot.logs import mask_secrets
 from bot.pause import PausedWhile
-from bot.runtime import HandleResult
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
-from domain.events import ChannelSet
-from domain.inbound import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ def _build(
         leads_channel=config.leads_channel,
     )
 
+    roles = InstallationRoles(store, clock)
+    keep = keeper(channels.chose, roles.chose)
+
     async def first_team() -> str | None:
         """The configured token's workspace: the first installation (None without one)."""
         return await directory.team_id() if client.token else None
@@ -172,8 +175,8 @@ def _build(
         *,
         installed: bool = True,
     ) -> SlackDirectory:
-        # Roles come from SALESBOT_AUDITORS, … for every workspace (user ids are unique
-        # across workspaces; per-installation roles are the next step).
+        # Roles come from SALESBOT_AUDITORS, … (user ids are unique across workspaces),
+        # except the lists a workspace's admin set for it (`adapters/roles.py`).
         return SlackDirectory(
             api,
             auditors=frozenset(settings.salesbot_auditors),
@@ -183,6 +186,7 @@ def _build(
             handoff_channel=handoff,
             leads_channel=leads,
             channels=channels,
+            roles=roles,
             first_team=first_team if installed else None,
         )
 
@@ -226,7 +230,7 @@ def _build(
         signing_secret=secret.get_secret_value() if secret is not None else None,
         client=client,
         directory=directory,
-        handle=lambda inbound: _handle_and_keep(wiring, channels, inbound),
+        handle=lambda inbound: handle_and_keep(wiring.host.handle, keep, inbound),
         installation=installation,
         action_key=wiring.action_key,
         responses=responses,
@@ -243,9 +247,26 @@ def _build(
         # Masked in every log line from now on, as the configured secrets are.
         mask_secrets(new.bot_token, new.user_token, new.bot_refresh_token)
         await installation.installed(new)
+        if new.team_id and new.user_id and not await first_workspace(new.team_id):
+            # Whoever added the app is an admin of the workspace until its admins are set
+            # (the first workspace, SLACK_BOT_TOKEN's, keeps the environment's lists).
+            await roles.installed_by(installation_id(new.team_id), new.user_id, clock())
+
+    async def first_workspace(team: str) -> bool:
+        """`team` is the configured token's workspace; True when that cannot be told now
+        (nobody is made an admin on a guess)."""
+        if not client.token:
+            return False
+        try:
+            return team == await directory.team_id()
+        except Exception:
+            log.warning("could not tell the configured workspace; installer not made admin")
+            return True
 
     oauth: SlackOAuth | None = None
+    states: StoreOAuthStates | None = None
     if installations is not None and config.client_id is not None and config.client_secret:
+        states = StoreOAuthStates(store, clock)
         oauth = SlackOAuth(
             client_id=config.client_id,
             # The first listed secret is the current one (older ones only open tokens).
@@ -253,7 +274,7 @@ def _build(
             redirect_uri=config.public_url.rstrip("/") + REDIRECT_PATH,
             scopes=BOT_SCOPES,
             installations=installations,
-            states=StoreOAuthStates(store, clock),
+            states=states,
             client=make_client("", config.api_url),
             clock=clock,
             on_installed=installed,
@@ -264,11 +285,17 @@ def _build(
         connections.open()  # before the first call: every call reuses its connections
         await installation.start()  # a persisted pause holds from the start
         await channels.load()  # each workspace's channels, before the first reply is routed
+        if states is not None:
+            await _forget_expired(states)  # install links abandoned while it was down
         if socket is not None:
             await socket.connect()
 
     async def run(stop: asyncio.Event) -> None:
-        await asyncio.gather(installation.run(stop), _refresh(channels, stop))
+        await asyncio.gather(
+            installation.run(stop),
+            _refresh(channels, stop),
+            *((_sweep_states(states, stop),) if states is not None else ()),
+        )
 
     def mount(app: web.Application) -> None:
         if endpoint.accepts_http:
@@ -287,7 +314,13 @@ def _build(
         router=router,
         # The configured token's pause holds its own workspace's replies, never those of a
         # workspace with an installation of its own.
-        sender=_ScopedPause(paused, sender, workspaces) if multi else paused,
+        # A workspace's channel choice committed with its `channel_set` is applied from the
+        # outbox too (`bot.channel_setup`): never lost to a crash after the commit.
+        sender=KeepingSetup(
+            _ScopedPause(paused, sender, workspaces) if multi else paused,
+            keep,
+            channel=SCHEME.channel(SETUP_ADDRESS),
+        ),
         pacing_ms=pacing_ms,
         # Without a signing secret only Socket Mode delivers: no events route is mounted
         # (the install routes are, when configured: a browser reaches them).
@@ -304,29 +337,6 @@ def _build(
     )
 
 
-async def _handle_and_keep(
-    wiring: Wiring, channels: WorkspaceChannels, inbound: Inbound
-) -> HandleResult:
-    """Decide and commit, then keep a workspace's channel an admin chose: only a committed
-    decision's `channel_set` is kept, so a refused or duplicate command changes nothing."""
-    result = await wiring.host.handle(inbound)
-    if result.status == "committed" and result.decision is not None:
-        for envelope in result.decision.events:
-            if isinstance(envelope.event, ChannelSet):
-                try:
-                    await channels.chose(envelope.event, envelope.at_ms)
-                except Exception:  # recorded, but not kept: the admin is told to retry
-                    log.error(
-                        "slack %s channel of %s recorded in %s but not kept; run the "
-                        "setup command again",
-                        envelope.event.purpose,
-                        envelope.event.installation,
-                        envelope.conversation_id,
-                        exc_info=True,
-                    )
-    return result
-
-
 async def _refresh(channels: WorkspaceChannels, stop: asyncio.Event) -> None:
     """Read the workspaces' channels again every `REFRESH_MS` until `stop` (another
     replica's admin may have changed one); a failed read keeps the last one."""
@@ -339,3 +349,28 @@ async def _refresh(channels: WorkspaceChannels, stop: asyncio.Event) -> None:
             await channels.load()
         except Exception:  # the store briefly unavailable: try again next time
             log.warning("could not read the slack workspaces' channels", exc_info=True)
+
+
+STATE_SWEEP_MS = 60_000
+"""How often the install links nobody came back with are looked for (they expire after
+`oauth_store.STATE_TTL_MS`)."""
+
+
+async def _sweep_states(states: StoreOAuthStates, stop: asyncio.Event) -> None:
+    """Delete expired install states every `STATE_SWEEP_MS` until `stop` (at start too:
+    `start`). Each replica does; a state deleted twice is deleted once."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), STATE_SWEEP_MS / 1000)
+        if stop.is_set():
+            return
+        await _forget_expired(states)
+
+
+async def _forget_expired(states: StoreOAuthStates) -> None:
+    """One bounded sweep (`StoreOAuthStates.forget_expired`); a failure is retried at the
+    next one."""
+    try:
+        await states.forget_expired()
+    except Exception:  # the store briefly unavailable: next time
+        log.warning("could not forget the expired slack install states", exc_info=True)

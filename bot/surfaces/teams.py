@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from adapters.loopback import is_loopback_host
+from adapters.roles import InstallationRoles
 from adapters.teams.auth import TokenValidator
 from adapters.teams.connector import Connector, MsalTokenProvider, NoToken, TokenProvider
 from adapters.teams.endpoint import TeamsEndpoint
@@ -19,10 +20,9 @@ from adapters.teams.inbound import TeamsContext
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
 from adapters.teams.tenants import ANY_TENANT, Tenants
+from bot.channel_setup import SETUP_ADDRESS, KeepingSetup, handle_and_keep, keeper
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
-from domain.inbound import Actor
-from domain.permissions import capacities
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
             "TEAMS_TENANTS=*: any tenant that installs the app gets reps of its own; "
             "metrics and audits are not yet separated by tenant (docs/teams-install.md)"
         )
+    # Each installation's own role lists (`setup approvers @…`), over the environment's.
+    roles = InstallationRoles(wiring.store, wiring.clock)
+    keep = keeper(tenants.chose, roles.chose)
     router = TeamsRouter(
         escalation_conversation=wiring.escalation(NAME), on_call=wiring.on_call(NAME)
     )
@@ -140,10 +143,13 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         validator=validator,
         connector=sender.connector,
         states=wiring.store,
-        handle=wiring.host.handle,
+        # `setup handoff|leads` is the domain's (admins of the tenant, as on Slack); the
+        # committed choice is kept in the tenant's record.
+        handle=lambda inbound: handle_and_keep(wiring.host.handle, keep, inbound),
         clock=wiring.clock,
         tenants=tenants,
-        may_set_up=may_set_up,
+        offers_setup=True,
+        roles=roles,
     )
 
     def mount(app: web.Application) -> None:
@@ -153,22 +159,14 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         name=NAME,
         scheme=SCHEME,
         router=router,
-        sender=sender,
+        # A tenant's channel choice committed with its `channel_set` is applied from the
+        # outbox too (`bot.channel_setup`): never lost to a crash after the commit.
+        sender=KeepingSetup(sender, keep, channel=SCHEME.channel(SETUP_ADDRESS)),
         mount=mount,
         close=sender.close,
         describe=lambda _host, _port: "teams",
         parts=(endpoint, sender),
     )
-
-
-def may_set_up(actor: Actor) -> bool:
-    """Who may choose their organisation's handoff and leads conversations (`setup handoff`,
-    `setup leads`): an admin (`SALESBOT_ADMINS`, their Entra object id or Teams id) who is a
-    rep of that tenant — a member of an installed tenant, not a guest, in the tenant whose
-    channel it is (`inbound.py` states the role, `tenants.py` which tenants are installed).
-    The same row of the roles matrix as Slack's `/salesbot setup`; decided here, not in the
-    adapter, by the domain's capacities."""
-    return "admin" in capacities(actor)
 
 
 def _tokens(config: TeamsSection) -> TokenProvider:

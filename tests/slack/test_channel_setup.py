@@ -14,13 +14,14 @@ from adapters.slack.inbound import (
     from_command,
     from_event,
     named_channel,
+    named_people,
     plain,
 )
 from adapters.slack.router import SlackRouter
 from domain.cards import Reply
 from domain.decide import new_conversation
 from domain.events import ChannelSet
-from domain.inbound import Actor, ChannelRef, CommandInvoked, MessagePosted
+from domain.inbound import Actor, ChannelRef, CommandInvoked, MessagePosted, UserRef
 from domain.policy import Policy
 from storage.memory import MemoryStore
 
@@ -62,6 +63,25 @@ async def test_slash_setup_and_a_mention_without_a_name_or_a_bare_id_work_too() 
     assert named_channel("handoff C0DESK1234")[1] == ChannelRef(id="C0DESK1234")
     # Typed as plain text (a manifest from before `should_escape`): no channel to take.
     assert named_channel("handoff #deals-desk") == ("handoff #deals-desk", None)
+
+
+async def test_setup_of_a_role_list_names_people_and_groups_by_their_ids() -> None:
+    text = "setup approvers <@U0ANN|ann> <!subteam^S0SALES|@sales-leads> <@W0BEN> <@U0ANN>"
+    result = await from_command(form(text), CONTEXT, rep)
+    assert isinstance(result, CommandInvoked)
+    assert result.args == "approvers @ann @sales-leads @W0BEN @U0ANN"
+    assert result.users == (
+        UserRef(id="U0ANN", name="ann"),
+        UserRef(id="S0SALES", name="sales-leads"),
+        UserRef(id="W0BEN"),
+    )
+    assert result.installation == f"slack:{TEAM}"
+    assert named_people("admins U0CARL12345 and nobody else")[1] == (UserRef(id="U0CARL12345"),)
+    # Other commands carry no people: stored exactly as before.
+    quote = await from_command(form("quote 10 pro <@U0ANN|ann>"), CONTEXT, rep)
+    assert isinstance(quote, CommandInvoked)
+    assert quote.users == ()
+    assert "users" not in quote.model_dump(mode="json")
 
 
 async def test_a_rep_who_is_no_admin_carries_no_admin_right() -> None:

@@ -23,7 +23,12 @@ from pydantic import SecretStr
 
 from adapters.slack.manifest import BOT_SCOPES
 from adapters.slack.oauth import STATE_COOKIE
-from adapters.slack.oauth_store import STATE_TTL_MS, StoreInstallations, TokenSeal
+from adapters.slack.oauth_store import (
+    STATE_PREFIX,
+    STATE_TTL_MS,
+    StoreInstallations,
+    TokenSeal,
+)
 from adapters.slack.sender import make_client
 from bot.policy_loader import load_policy
 from bot.server import build_app
@@ -140,9 +145,11 @@ async def test_add_to_slack_installs_the_workspace_with_its_own_bot_token(
         assert status == 200
         assert "salesbot was added to <b>Globex</b>" in page
         assert await site.bot_of("T0002") == NEW_TOKEN
+    # The code exchanged, the new token checked, then (once per process) the configured
+    # token's workspace asked, to tell the first workspace from an added one.
     assert [call.method for call in api.calls if call.method.startswith(("oauth", "auth"))][
-        -2:
-    ] == ["oauth.v2.access", "auth.test"]
+        -3:
+    ] == ["oauth.v2.access", "auth.test", "auth.test"]
     assert NEW_TOKEN not in caplog.text
     assert "code-1" not in caplog.text
     with sqlite3.connect(tmp_path / "s.db") as db:
@@ -187,6 +194,24 @@ async def test_an_expired_state_is_refused(api: FakeSlackApi, tmp_path: Path) ->
         assert "expired" in page
         assert await site.bot_of("T0002") is None
     assert not api.calls_of("oauth.v2.access")
+
+
+async def test_an_install_link_nobody_came_back_with_is_deleted_once_expired(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.db"
+    async with serving(api, path) as site:
+        abandoned = await site.start_install()
+        kept = await site.start_install()
+        # Made a whole time to live before the others (the injected clock).
+        key = f"{STATE_PREFIX}{abandoned}"
+        record = await site.store.get_state(key)
+        assert record is not None
+        await site.store.put_state(key, record, site.clock.now - STATE_TTL_MS)
+    # The next start sweeps the expired states (then every minute), not the others.
+    async with serving(api, path) as site:
+        assert await site.store.get_state(key) is None
+        assert await site.store.get_state(f"{STATE_PREFIX}{kept}") is not None
 
 
 async def test_a_state_from_another_browser_is_refused(api: FakeSlackApi, tmp_path: Path) -> None:

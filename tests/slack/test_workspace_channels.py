@@ -27,8 +27,9 @@ from bot.policy_loader import load_policy
 from bot.server import build_app
 from bot.service import build_service
 from bot.settings import Settings
+from domain.events import RolesSet
 from storage.sqlite import SqliteStore
-from tests.e2e.harness import eventually
+from tests.e2e.harness import eventually, outbox_drained
 from tests.fakes.slack_api import FakeSlackApi
 from tests.slack.test_workspaces import (
     FIRST,
@@ -186,3 +187,70 @@ async def test_the_choice_survives_a_restart_and_the_audit_says_who_made_it(
     assert tickets(site, CONFIGURED) == []
     audit = told(site, url)
     assert f"{ADMIN} chose #globex-desk as the handoff channel of slack:{SECOND}" in audit
+
+
+async def test_a_choice_committed_but_not_written_down_is_in_force_after_a_restart(
+    api: FakeSlackApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store takes the commit but not the adapter's write of the choice (a crash between
+    # the two looks the same to the next start): the admin is answered all the same.
+    put_state = SqliteStore.put_state
+
+    async def refusing(self: SqliteStore, key: str, value: Any, at_ms: int) -> None:
+        if key == KEY:
+            raise OSError("disk full")
+        await put_state(self, key, value, at_ms)
+
+    path = tmp_path / "bot.db"
+    monkeypatch.setattr(SqliteStore, "put_state", refusing)
+    async with serving(api, path) as site:
+        await site.install("code-globex")
+        url = await slash(site, ADMIN, "/salesbot", f"setup handoff <#{DESK}|globex-desk>")
+        await eventually(lambda: "#globex-desk" in told(site, url), "the admin's answer")
+        assert await site.store.get_state(KEY) is None
+
+    monkeypatch.setattr(SqliteStore, "put_state", put_state)
+    async with serving(api, path) as site:
+        await outbox_drained(site.client)  # the outbox applied the choice at start
+        document = await site.store.get_state(KEY)
+        assert document is not None
+        assert document["workspaces"][SECOND]["handoff"]["channel"] == DESK
+        await site.prospect_says(SECOND, SECOND_CHANNEL, REFUND)
+        await eventually(lambda: bool(tickets(site, DESK)), "the ticket after the restart")
+    assert tickets(site, CONFIGURED) == []
+
+
+async def test_a_workspaces_installer_sets_its_own_role_lists_and_only_its_own(
+    api: FakeSlackApi, tmp_path: Path
+) -> None:
+    installer = "U0GLOBEXOWNER"
+    api.grant("code-owner", token=SECOND_TOKEN, team_id=SECOND, team="Globex", installer=installer)
+    api.add_user(installer, team_id=SECOND)
+    conversation = f"slack:{SECOND}:{SECOND_CHANNEL}"
+    async with serving(api, tmp_path / "bot.db") as site:
+        await site.install("code-owner")
+        # Who added the app is an admin of the workspace (SALESBOT_ADMINS does not name them).
+        url = await slash(site, installer, "/salesbot", f"setup auditors <@{REP}|riley>")
+        await eventually(
+            lambda: "auditors of this workspace are now riley" in told(site, url), "the answer"
+        )
+
+        # The rep reads audits there now; the configured auditor no longer does, there.
+        url = await slash(site, REP, "/audit", conversation)
+        await eventually(lambda: "made riley the auditors" in told(site, url), "the audit")
+        url = await slash(site, AUDITOR, "/audit", conversation)
+        await eventually(lambda: "limited to auditors" in told(site, url), "the refusal")
+
+        # Once the admins list is set, it is the whole list: the installer is no admin now.
+        url = await slash(site, installer, "/salesbot", f"setup admins <@{REP}|riley>")
+        await eventually(
+            lambda: "admins of this workspace are now riley" in told(site, url), "the answer"
+        )
+        url = await slash(site, installer, "/salesbot", f"setup handoff <#{DESK}|globex-desk>")
+        await eventually(lambda: "only admins" in told(site, url), "the installer's refusal")
+        events = await site.store.load(conversation)
+    assert [
+        (env.event.role, [u.id for u in env.event.users], env.event.by)
+        for env in events
+        if isinstance(env.event, RolesSet)
+    ] == [("auditors", [REP], installer), ("admins", [REP], installer)]

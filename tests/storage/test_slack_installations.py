@@ -2,7 +2,8 @@
 (`adapters.slack.oauth_store`), once per store (memory, SQLite, PostgreSQL): an installed
 workspace's bot is found again with its token, a token is never stored readable, a
 workspace's uninstall deletes what it had and nothing of another's, and an OAuth state is
-accepted once, only before it expires."""
+accepted once, only before it expires, and one nobody came back with is deleted once
+expired, in bounded batches."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from adapters.slack.oauth_store import (
     BOT_PREFIX,
     INSTALLATION_PREFIX,
+    STATE_PREFIX,
     STATE_TTL_MS,
     StoreInstallations,
     StoreOAuthStates,
@@ -215,6 +217,34 @@ async def test_an_expired_state_is_refused(store: Store) -> None:
     assert await states.async_consume(fresh)
     clock.now += 1
     assert not await states.async_consume(stale)
+
+
+async def test_install_states_nobody_came_back_with_are_deleted_once_expired(
+    store: Store,
+) -> None:
+    clock = Clock()
+    states = StoreOAuthStates(store, clock)
+    abandoned = [await states.async_issue() for _ in range(5)]
+    clock.now += 60_000
+    fresh = await states.async_issue()
+    # Other adapter state, some of it under a key that sorts just after the states' prefix.
+    await store.put_state("slack:oauth:state", {"kept": True}, NOW_MS - 10 * STATE_TTL_MS)
+    await store.put_state("slack:oauth:statf", {"kept": True}, NOW_MS - 10 * STATE_TTL_MS)
+    await store.put_state("slack:channels", {"kept": True}, NOW_MS - 10 * STATE_TTL_MS)
+
+    clock.now = NOW_MS + STATE_TTL_MS - 1
+    assert await states.forget_expired() == 0  # none expired yet
+    clock.now = NOW_MS + STATE_TTL_MS
+    # Bounded: two per store call, two calls per sweep; the rest at the next sweep.
+    assert await states.forget_expired(batch=2, batches=2) == 4
+    assert await states.forget_expired(batch=2, batches=2) == 1
+    assert await states.forget_expired() == 0
+    for state in abandoned:
+        assert await store.get_state(STATE_PREFIX + state) is None
+        assert not await states.async_consume(state)
+    assert await states.async_consume(fresh)  # not expired: still accepted, once
+    for key in ("slack:oauth:state", "slack:oauth:statf", "slack:channels"):
+        assert await store.get_state(key) == {"kept": True}
 
 
 async def test_unknown_or_malformed_states_are_refused(store: Store) -> None:

@@ -272,18 +272,36 @@ async def test_an_admin_of_the_tenant_sets_its_handoff_channel_with_setup_handof
     await tenants.post(
         tenants.say(desk_post, REP_B, "setup handoff", tenant=B, mention=True, team=TEAM_B)
     )
-    answers = await tenants.b.wait_for_posts(desk_post, 5)
-    assert [("only admins" in a["text"], "Done" in a["text"]) for a in answers] == [
-        (True, False),
-        (True, False),
-        (True, False),
-        (True, False),
-        (False, True),
+    # The domain's `setup` command: each is answered privately, in their chat with the bot.
+    await eventually(lambda: len(tenants.b.all_posts()) >= 5, "the five answers")
+    whose = {c.conversation_id: c.member_id for c in tenants.b.creations}
+    answers = [(whose.get(conv), post["text"]) for conv, post in tenants.b.all_posts()]
+    assert [(who, "only admins" in text, "Done" in text) for who, text in answers] == [
+        (GUEST_B.teams_id, True, False),
+        (PAT.teams_id, True, False),
+        (REP_A.teams_id, True, False),
+        (BEA_B.teams_id, True, False),
+        (REP_B.teams_id, False, True),
+    ]
+    assert tenants.b.posted(desk_post) == []
+    # The choice and each refusal are recorded, in the thread it was said in.
+    recorded = [
+        (envelope.event.type, getattr(envelope.event, "by", ""))
+        for envelope in await tenants.store.load(f"teams:{desk_post}")
+    ]
+    assert recorded == [
+        ("command_refused", GUEST_B.aad),
+        ("installation_noted", ""),  # the thread is B's (`domain.installations`)
+        ("command_refused", PAT.aad),
+        ("command_refused", REP_A.aad),
+        ("command_refused", BEA_B.aad),
+        ("channel_set", REP_B.aad),
     ]
     record = await tenants.store.get_state(tenant_key(B))
     assert record is not None
     assert record["handoff"]["conversation"] == DESK_B
     assert record["handoff"]["by"] == REP_B.aad
+    assert record["handoff"]["team"] == TEAM_B  # cleared should B remove the app from it
 
     thread_b = thread_id(SHARED_B, "1700000000500")
     await tenants.post(tenants.say(thread_b, PAT, OBJECTION, tenant=B))
@@ -370,7 +388,8 @@ async def test_the_home_tenants_setup_replaces_the_handoff_conversation_of_the_e
     desk = "19:desk-a@thread.tacv2"
     said = thread_id(desk, "1700000000900")
     await tenants.post(tenants.say(said, REP_A, "setup handoff", tenant=A, mention=True))
-    (done,) = await tenants.a.wait_for_posts(said, 1)
+    await eventually(lambda: bool(tenants.a.all_posts()), "the answer")
+    ((_, done),) = tenants.a.all_posts()
     assert "Done" in done["text"]
     thread_a = thread_id(SHARED_A, "1700000000901")
     await tenants.post(tenants.say(thread_a, QUIN, OBJECTION, tenant=A))
@@ -428,3 +447,73 @@ async def test_a_tenant_s_own_lead_feed_posts_its_leads_in_its_own_leads_convers
             await outbox_drained(client)
     assert "Initrode" in texts([card])
     assert "Initrode" not in texts([post for _, post in a.all_posts()])
+
+
+async def test_the_tenants_installer_sets_its_role_lists_for_its_own_people_only(
+    tenants: Tenants,
+) -> None:
+    tenants.b.add_member(BEA_B.aad, id=BEA_B.teams_id, name=BEA_B.name, tenantId=B)
+    # SALESBOT_ADMINS names nobody of B: Ben is an admin of B as the one who added the app.
+    async with serving(None, settings(salesbot_admins=(REP_A.teams_id,)), tenants.store) as app:
+        world = Tenants(a=tenants.a, b=tenants.b, client=app, store=tenants.store)
+        assert (await world.post(world.install_b())).status == 200
+        desk = thread_id(DESK_B, "1700000001000")
+        bea = {
+            "type": "mention",
+            "text": "<at>Bea</at>",
+            "mentioned": {"id": BEA_B.teams_id, "name": "Bea"},
+        }
+
+        def say(who: Person, text: str) -> dict[str, Any]:
+            activity = world.say(desk, who, text, tenant=B, mention=True, team=TEAM_B)
+            if "Bea" in text:
+                activity["text"] += " <at>Bea</at>"
+                activity["entities"].append(bea)
+            return activity
+
+        # Bea (a member of B, no auditor) may not read audits; then Ben makes her B's auditor.
+        await world.post(say(BEA_B, "audit"))
+        await world.post(say(REP_B, "setup auditors"))  # nobody named: nothing set
+        await world.post(say(REP_B, "setup auditors Bea"))
+        await world.post(say(BEA_B, "audit"))
+        await world.post(say(REP_B, "setup admins Bea"))  # the whole list: Ben is no admin now
+        await world.post(say(REP_B, "setup leads"))
+        await outbox_drained(app)
+    whose = {c.conversation_id: c.member_id for c in tenants.b.creations}
+    told = [(whose.get(conv), texts([post])) for conv, post in tenants.b.all_posts()]
+    ben = [text for who, text in told if who == REP_B.teams_id]
+    bea_told = [text for who, text in told if who == BEA_B.teams_id]
+    assert "limited to auditors" in bea_told[0]
+    assert "Name them with @mentions" in ben[0]
+    assert "auditors of this workspace are now Bea" in ben[1]
+    assert "made Bea the auditors" in bea_told[1]  # her audit of the thread (a card)
+    assert "admins of this workspace are now Bea" in ben[2]
+    assert "only admins" in ben[3]
+    record = await tenants.store.get_state(tenant_key(B))
+    assert record is not None
+    assert record["leads"] is None
+    roles = await tenants.store.get_state(f"roles:teams:{B}")
+    assert roles is not None
+    assert roles["installer"]["user"] == REP_B.aad
+    assert [u["id"] for u in roles["lists"]["auditors"]["users"]] == [BEA_B.teams_id]
+
+
+async def test_a_personal_install_or_the_home_tenants_team_makes_nobody_an_admin(
+    tenants: Tenants,
+) -> None:
+    personal = tenants.install_b()
+    personal["conversation"] = {"id": "a:ben", "conversationType": "personal", "tenantId": B}
+    del personal["channelData"]["team"]
+    assert (await tenants.post(personal)).status == 200
+    home = tenants.install_b()
+    home["conversation"]["tenantId"] = A
+    home["channelData"]["tenant"] = {"id": A}
+    home["from"] = account(REP_A)
+    assert (await tenants.post(home)).status == 200
+    assert await tenants.store.get_state(f"roles:teams:{B}") is None
+    assert await tenants.store.get_state(f"roles:teams:{A}") is None
+    # B's first team install does.
+    assert (await tenants.post(tenants.install_b())).status == 200
+    roles = await tenants.store.get_state(f"roles:teams:{B}")
+    assert roles is not None
+    assert roles["installer"]["user"] == REP_B.aad

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from adapters.teams import book
+from adapters.teams.ids import installation_id, tenant_of
 from adapters.teams.tenants import CACHE_MS, RECORD_SCHEMA, Tenants, tenant_key
 from domain import GENERATOR
+from domain.events import ChannelSet
 from storage.memory import MemoryStore
 
 FIXTURE = Path(__file__).parent / "fixtures" / "installation_update_team.json"
@@ -311,3 +313,57 @@ async def test_ids_longer_than_teams_gives_are_not_kept(store: MemoryStore) -> N
     with pytest.raises(ValueError, match="longer"):
         await book_.set_destination(OTHER, "handoff", huge, team=None, by="x", service_url=None)
     assert await store.get_state(tenant_key(OTHER)) is None
+
+
+async def test_a_committed_setup_is_applied_with_the_team_noted_when_it_was_said(
+    store: MemoryStore,
+) -> None:
+    clock = Clock()
+    book_ = tenants(store, clock)
+    await book_.record_update(team_install())
+    desk = "19:desk@thread.tacv2"
+    await store.put_state(
+        book.setup_place_key(f"{desk};messageid=1700000000001"),
+        {"tenant_id": OTHER, "team": TEAM, "service_url": "https://smba.example/"},
+        clock(),
+    )
+    chosen = ChannelSet(
+        installation=installation_id(OTHER.upper()),
+        purpose="handoff",
+        channel=desk,
+        name="",
+        by="aad-rae",
+    )
+    assert tenant_of(chosen.installation) == OTHER
+    assert await book_.chose(chosen, 1_800_000_001_000)
+    assert await book_.chose(chosen, 1_800_000_001_000)  # again: the same record
+    installation = await book_.installation(OTHER)
+    assert installation is not None
+    assert installation.handoff == desk
+    record = await store.get_state(tenant_key(OTHER))
+    assert record is not None
+    assert record["handoff"] == {
+        "conversation": desk,
+        "team": TEAM,
+        "by": "aad-rae",
+        "at_ms": 1_800_000_001_000,
+    }
+
+    # An older choice arriving late (a retry) never undoes the newer one.
+    older = chosen.model_copy(update={"channel": "19:old@thread.tacv2"})
+    await book_.chose(older, 1_800_000_000_500)
+    after = await book_.installation(OTHER)
+    assert after is not None
+    assert after.handoff == desk
+
+    # Slack's installations are not Teams': nothing kept.
+    slack = chosen.model_copy(update={"installation": "slack:T1"})
+    assert not await book_.chose(slack, 1_800_000_002_000)
+    assert tenant_of("slack:T1") is None
+
+    # The team noted goes with the choice: its removal clears it.
+    await book_.record_update(team_install("remove"))
+    await book_.record_update(team_install("add"))
+    again = await book_.installation(OTHER)
+    assert again is not None
+    assert again.handoff == SELECTED

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import itertools
 
+from domain.audit_plain import PlainContext, plain_line
 from domain.cards import Reply
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
-from domain.events import ChannelSet, CommandRefused
-from domain.inbound import Actor, ChannelRef, CommandInvoked
+from domain.events import ChannelSet, CommandRefused, RolesSet
+from domain.inbound import Actor, ChannelRef, CommandInvoked, UserRef
 from domain.policy import Policy
 from domain.state import fold
 
@@ -28,6 +29,7 @@ def setup(
     *,
     installation: str = "slack:T2",
     channel: ChannelRef | None = DESK,
+    users: tuple[UserRef, ...] = (),
 ) -> Decision:
     state = new_conversation("slack:T2:C9", policy)
     command = CommandInvoked(
@@ -38,6 +40,7 @@ def setup(
         args=args,
         installation=installation,
         channel=channel,
+        users=users,
     )
     return decide(state, command, policy, 1_790_000_000_000)
 
@@ -116,3 +119,59 @@ def test_a_command_without_the_new_fields_is_stored_as_before() -> None:
         "args",
     }
     assert "admin" not in old.model_dump(mode="json")["actor"]
+
+
+def test_said_in_the_channel_it_sets_the_answer_says_this_channel(
+    default_policy: Policy,
+) -> None:
+    # Teams: `setup handoff` is said in the channel; its adapter resolves `here` to it.
+    here = ChannelRef(id="19:desk@thread.tacv2")
+    decision = setup(default_policy, ADMIN, "handoff here", installation="teams:t1", channel=here)
+    (event,) = [env.event for env in decision.events]
+    assert event == ChannelSet(
+        installation="teams:t1", purpose="handoff", channel=here.id, name="", by="U_ADM"
+    )
+    (answer,) = private(decision)
+    assert answer.text == "Done: handoff tickets and approval requests now come to this channel."
+    refused = setup(default_policy, REP, "leads here", installation="teams:t1", channel=here)
+    assert [env.event.type for env in refused.events] == ["command_refused"]
+
+
+ANN, BEN = UserRef(id="U_ANN", name="ann"), UserRef(id="S_SALES", name="sales-leads")
+
+
+def test_an_admin_sets_a_role_list_of_the_installation(default_policy: Policy) -> None:
+    decision = setup(
+        default_policy, ADMIN, "approvers @ann @sales-leads", channel=None, users=(ANN, BEN)
+    )
+    (envelope,) = decision.events
+    assert envelope.event == RolesSet(
+        installation="slack:T2", role="approvers", users=(ANN, BEN), by="U_ADM"
+    )
+    (answer,) = private(decision)
+    assert "the approvers of this workspace are now ann, sales-leads" in answer.text
+    assert plain_line(envelope, PlainContext()) == (
+        "U_ADM made ann, sales-leads the approvers of slack:T2"
+    )
+
+
+def test_each_role_list_and_nothing_without_people_or_an_installation(
+    default_policy: Policy,
+) -> None:
+    for role in ("auditors", "Managers", "admins"):
+        decision = setup(default_policy, ADMIN, f"{role} @ann", channel=None, users=(ANN,))
+        assert [env.event.role for env in decision.events] == [role.lower()]  # type: ignore[union-attr]
+    unnamed = setup(default_policy, ADMIN, "approvers ann", channel=None)
+    assert unnamed.events == ()
+    assert "Name them with @mentions" in private(unnamed)[0].text
+    elsewhere = setup(default_policy, ADMIN, "admins @ann", installation="", users=(ANN,))
+    assert elsewhere.events == ()
+    assert "from the configuration" in private(elsewhere)[0].text
+
+
+def test_only_an_admin_sets_role_lists_and_a_refusal_is_recorded(default_policy: Policy) -> None:
+    for actor in (REP, GUEST_LISTED):
+        decision = setup(default_policy, actor, "admins @ann", channel=None, users=(ANN,))
+        assert [env.event for env in decision.events] == [
+            CommandRefused(command="setup", by=actor.id, reason="not_admin")
+        ]
