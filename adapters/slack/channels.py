@@ -7,10 +7,13 @@ it to place handoff, approval, escalation and team cards by the conversation's w
 the sender to post them as that workspace's bot, the translation to treat the workspace's
 handoff channel as one.
 
-A workspace nobody set a channel for uses the configured one (`SLACK_HANDOFF_CHANNEL`,
-`SLACK_LEADS_CHANNEL`), exactly as before: the configured channels are the first
-workspace's, and stay the fallback for every workspace. Conversations that belong to no
-workspace (leads from the lead feed) use the configured channels too.
+A workspace nobody set a channel for: the first workspace (`SLACK_BOT_TOKEN`'s) uses the
+configured ones (`SLACK_HANDOFF_CHANNEL`, `SLACK_LEADS_CHANNEL`), exactly as before; a
+workspace that added the app itself (Add to Slack) uses the direct messages of whoever
+added it (`installed_by`), never the configured channels, which are the first workspace's:
+one organisation's tickets and leads never reach another's people. Conversations that
+belong to no workspace (the first installation's leads from the lead feed) use the
+configured channels too.
 
 Kept as one document of the store's adapter state (`slack:channels`), read at start and
 again every `REFRESH_MS`, so another replica's change is followed within that time and a
@@ -79,6 +82,7 @@ class WorkspaceChannels:
             "leads": leads_channel,
         }
         self._chosen: dict[str, dict[Purpose, str]] = {}
+        self._installers: dict[str, str] = {}
         self._loaded_at_ms: int | None = None
 
     def handoff(self, team: str | None) -> str | None:
@@ -102,18 +106,50 @@ class WorkspaceChannels:
         """The channel `team`'s admin chose for `purpose`; None when none was chosen."""
         return self._chosen.get(team, {}).get(purpose)
 
+    def installer_channel(self, team: str | None) -> str | None:
+        """Where an installed workspace's cards go while its admin has chosen no channel:
+        the direct messages of whoever added the app (a Slack user id is a channel for
+        `chat.postMessage`: the app's DM with them). None for the first workspace."""
+        return None if team is None else self._installers.get(team)
+
     def _channel(self, team: str | None, purpose: Purpose) -> str | None:
+        """The workspace's chosen channel; else, for a workspace that added the app itself,
+        its installer's direct messages — never the configured channels, which are the
+        first workspace's: one organisation's tickets and leads never reach another's
+        people; else the configured one."""
         if team is not None:
             chosen = self._chosen.get(team, {}).get(purpose)
             if chosen is not None:
                 return chosen
+            installer = self._installers.get(team)
+            if installer is not None:
+                return installer
         return self._configured[purpose]
 
     async def load(self) -> None:
         """Read the document (at start, then whenever it is older than `REFRESH_MS`)."""
         document = await self._states.get_state(KEY) or {}
-        self._chosen = _parse(document.get("workspaces"))
+        self._keep(document.get("workspaces"))
+
+    def _keep(self, workspaces: object) -> None:
+        self._chosen = _parse(workspaces)
+        self._installers = _installers(workspaces)
         self._loaded_at_ms = self._clock()
+
+    async def installed_by(self, team: str, user: str, at_ms: int) -> None:
+        """A workspace other than the first added the app, through `user`: its cards go to
+        their direct messages until its admin chooses channels (`_channel`)."""
+        document = await self._states.get_state(KEY) or {}
+        workspaces = document.get("workspaces")
+        workspaces = dict(workspaces) if isinstance(workspaces, dict) else {}
+        entry = workspaces.get(team)
+        entry = dict(entry) if isinstance(entry, dict) else {}
+        entry["installer"] = {"user": user, "at_ms": at_ms}
+        workspaces[team] = entry
+        await self._states.put_state(
+            KEY, {"schema": SCHEMA, "generator": GENERATOR, "workspaces": workspaces}, at_ms
+        )
+        self._keep(workspaces)
 
     async def refresh_if_stale(self) -> None:
         loaded = self._loaded_at_ms
@@ -136,8 +172,7 @@ class WorkspaceChannels:
         kept = entry.get(event.purpose)
         if isinstance(kept, dict) and isinstance(kept.get("at_ms"), int) and kept["at_ms"] > at_ms:
             log.info("slack workspace %s: an older %s choice ignored", team, event.purpose)
-            self._chosen = _parse(workspaces)
-            self._loaded_at_ms = self._clock()
+            self._keep(workspaces)
             return True
         entry[event.purpose] = {
             "channel": event.channel,
@@ -149,8 +184,7 @@ class WorkspaceChannels:
         await self._states.put_state(
             KEY, {"schema": SCHEMA, "generator": GENERATOR, "workspaces": workspaces}, at_ms
         )
-        self._chosen = _parse(workspaces)
-        self._loaded_at_ms = self._clock()
+        self._keep(workspaces)
         log.info(
             "slack workspace %s: %s channel set to %s by %s",
             team,
@@ -177,3 +211,16 @@ def _parse(value: object) -> dict[str, dict[Purpose, str]]:
         if channels:
             chosen[team] = channels
     return chosen
+
+
+def _installers(value: object) -> dict[str, str]:
+    """Each installed workspace's installer (`installed_by`), by team."""
+    found: dict[str, str] = {}
+    if not isinstance(value, dict):
+        return found
+    for team, entry in value.items():
+        installer = entry.get("installer") if isinstance(entry, dict) else None
+        user = installer.get("user") if isinstance(installer, dict) else None
+        if isinstance(team, str) and isinstance(user, str) and user:
+            found[team] = user
+    return found

@@ -158,7 +158,11 @@ class Workspaces:
         leads channel its admin chose."""
         if channel == own_channel:
             return True
-        return self._channels is not None and channel in self._channels.chosen(team)
+        if self._channels is None:
+            return False
+        return channel in self._channels.chosen(team) or (
+            channel is not None and channel == self._channels.installer_channel(team)
+        )
 
     async def _speaker(self, team: str | None) -> _Speaker | None:
         fallback = self._default if self._has_default else None

@@ -251,6 +251,17 @@ def _build(
             # Whoever added the app is an admin of the workspace until its admins are set
             # (the first workspace, SLACK_BOT_TOKEN's, keeps the environment's lists).
             await roles.installed_by(installation_id(new.team_id), new.user_id, clock())
+            # ... and its cards go to their direct messages until channels are chosen.
+            try:
+                await channels.installed_by(new.team_id, new.user_id, clock())
+            except Exception:
+                # The installation itself is saved: the install succeeds. Until an admin
+                # chooses channels, this workspace's cards have no place of its own.
+                log.exception(
+                    "slack workspace %s: its installer could not be noted; run /salesbot "
+                    "setup handoff #channel there",
+                    new.team_id,
+                )
 
     async def first_workspace(team: str) -> bool:
         """`team` is the configured token's workspace; True when that cannot be told now

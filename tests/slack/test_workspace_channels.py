@@ -46,6 +46,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 CONFIGURED = "C0HANDOFF"
 """`SLACK_HANDOFF_CHANNEL`: a channel of the first workspace."""
 DESK = "C0GLOBEXDESK"
+INSTALLER = "U0ADMIN"
+"""Who added the app to the second workspace (the fake's grant)."""
 """The channel the second workspace's admin chooses."""
 ADMIN, REP, AUDITOR = "U0GLOBEXADMIN", "U0GLOBEXREP", "U0GLOBEXAUDIT"
 REFUND = "Can we cancel the contract and get a refund?"
@@ -158,12 +160,19 @@ async def test_a_rep_who_is_no_admin_is_refused_and_nothing_changes(
         await site.install("code-globex")
         url = await slash(site, REP, "/salesbot", f"setup handoff <#{DESK}|globex-desk>")
         await eventually(lambda: "only admins" in told(site, url), "the refusal")
-        assert await site.store.get_state(KEY) is None
+        document = await site.store.get_state(KEY)
+        assert document is not None
+        assert set(document["workspaces"][SECOND]) == {"installer"}  # no channel chosen
 
         await site.prospect_says(SECOND, SECOND_CHANNEL, REFUND)
-        await eventually(lambda: bool(tickets(site, CONFIGURED)), "the ticket")
+        # No channel chosen: the ticket goes to whoever added the app, in direct messages,
+        # never to the first workspace's configured channel.
+        await eventually(lambda: bool(tickets(site, INSTALLER)), "the ticket")
         events = await site.store.load(f"slack:{SECOND}:{SECOND_CHANNEL}")
     assert tickets(site, DESK) == []
+    assert tickets(site, CONFIGURED) == []
+    (ticket,) = tickets(site, INSTALLER)
+    assert (ticket["team"], ticket["user"]) == (SECOND, "UBOTT0002")  # by its own bot
     refused = [env.event for env in events if env.event.type == "command_refused"]
     assert [(e.command, e.by, e.reason) for e in refused] == [("setup", REP, "not_admin")]
     assert not [env for env in events if env.event.type == "channel_set"]
