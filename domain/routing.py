@@ -19,7 +19,7 @@ from domain.desk_cards import age_words
 from domain.events import OwnerAssigned, TicketClaimRefused
 from domain.inbound import Actor, LeadDetails
 from domain.permissions import permitted
-from domain.routing_config import RoutingConfig, RoutingRule
+from domain.routing_config import Routes, RoutingRule
 from domain.state import ConversationState, TicketRecord
 
 
@@ -57,7 +57,7 @@ def spread_index(conversation_id: str, owners: int) -> int:
 
 
 def choose_owner(
-    config: RoutingConfig, conversation_id: str, lead: LeadDetails | None
+    config: Routes, conversation_id: str, lead: LeadDetails | None
 ) -> OwnerAssigned | None:
     """The owner `config` gives this conversation, as the event that records it; None when
     no rule matches and there is no spread."""
@@ -77,11 +77,15 @@ def choose_owner(
 
 
 def assign_owner(rec: Recorder) -> None:
-    """Give the conversation its owner, once (the prospect has just spoken)."""
+    """Give the conversation its owner, once (the prospect has just spoken): one of its
+    installation's people (`RoutingConfig.for_installation`), or nobody."""
     config = rec.policy.routing
     if config is None or rec.state.owner is not None:
         return
-    chosen = choose_owner(config, rec.state.conversation_id, rec.state.lead)
+    routes = config.for_installation(rec.state.installation)
+    if routes is None:
+        return
+    chosen = choose_owner(routes, rec.state.conversation_id, rec.state.lead)
     if chosen is not None:
         rec.record(chosen)
 

@@ -11,7 +11,12 @@ Kept apart from `domain.routing` because the policy holds this table and the rec
 - `names`: an owner's name as people read it (the lead card, the ticket card, a refused
   claim); an owner without one is shown by their id;
 - `owner_exclusive_ms`: while a routed ticket is younger than this, only its owner or a
-  manager (`SALESBOT_MANAGERS`) may claim it; anyone after. Off when unset.
+  manager (`SALESBOT_MANAGERS`) may claim it; anyone after. Off when unset;
+- `installations`: the owners of another installation's conversations (a workspace or
+  tenant that installed the app: `[routing.installations."slack:T0123"]`, with its own
+  `rules`, `spread` and `names`). The table's own rules and spread are the first
+  installation's people: a conversation of another installation without a table of its own
+  gets no owner (`domain.installations`), never someone of another organisation.
 
 Owner ids are the people's ids as their platform states them (as `SALESBOT_APPROVERS` lists
 them), so a claim can be matched to the owner and a post can mention them. A policy without the table routes nothing and decides
@@ -20,11 +25,11 @@ exactly as before (its canonical JSON omits it).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from domain.model import Frozen
+from domain.model import Frozen, Sparse
 
 LeadField = Literal["territory", "segment", "company_size", "source"]
 TEXT_FIELDS: tuple[LeadField, ...] = ("territory", "segment", "source")
@@ -81,13 +86,13 @@ class RoutingRule(Frozen):
         return f"{self.field} is {' or '.join(self.equals)}"
 
 
-class RoutingConfig(Frozen):
-    """`[routing]` (see the module doc)."""
+class Routes(Frozen):
+    """Who owns a conversation: the rules, the spread and the owners' names (the first
+    installation's in `[routing]` itself, another's in `[routing.installations."…"]`)."""
 
     rules: tuple[RoutingRule, ...] = ()
     spread: tuple[str, ...] = ()
     names: dict[str, str] = Field(default_factory=dict)
-    owner_exclusive_ms: int | None = Field(None, ge=60_000)
 
     @field_validator("spread")
     @classmethod
@@ -106,10 +111,35 @@ class RoutingConfig(Frozen):
         return value
 
     @model_validator(mode="after")
-    def _routes_somewhere(self) -> RoutingConfig:
+    def _routes_somewhere(self) -> Routes:
         if not self.rules and not self.spread:
             raise ValueError("[routing] needs rules, a spread, or both")
         return self
 
     def name_of(self, owner: str) -> str:
         return self.names.get(owner, owner)
+
+
+class RoutingConfig(Routes, Sparse):
+    """`[routing]` (see the module doc)."""
+
+    ADDED_LATER: ClassVar[tuple[str, ...]] = ("installations",)
+
+    owner_exclusive_ms: int | None = Field(None, ge=60_000)
+    installations: dict[str, Routes] = Field(default_factory=dict)
+
+    @field_validator("installations")
+    @classmethod
+    def _installations(cls, value: dict[str, Routes]) -> dict[str, Routes]:
+        for installation in value:
+            if ":" not in installation or installation != installation.strip():
+                raise ValueError(
+                    f"{installation!r} is not an installation id (such as slack:T0123 or "
+                    "teams:<tenant id>)"
+                )
+        return value
+
+    def for_installation(self, installation: str) -> Routes | None:
+        """Whose people own `installation`'s conversations ("" the first: this table's);
+        None for an installation without a table of its own."""
+        return self if not installation else self.installations.get(installation)

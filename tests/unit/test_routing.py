@@ -25,7 +25,7 @@ from domain.events import (
     TicketClaimRefused,
     TicketOpened,
 )
-from domain.inbound import Actor, LeadDetails
+from domain.inbound import Actor, LeadArrived, LeadDetails
 from domain.permissions import (
     CAPACITIES,
     Capacity,
@@ -35,7 +35,7 @@ from domain.permissions import (
 )
 from domain.policy import Policy
 from domain.routing import choose_owner, matches, spread_index
-from domain.routing_config import RoutingConfig, RoutingRule
+from domain.routing_config import Routes, RoutingConfig, RoutingRule
 from tests.unit.test_decide import (
     APPROVER,
     AUDITOR,
@@ -177,6 +177,61 @@ def test_a_direct_conversation_is_spread_and_unowned_without_a_spread(routed: Po
     lone = Conversation(rules_only)
     assert not events_of(lone.say("Hello there"), OwnerAssigned)
     assert lone.state.owner is None
+
+
+def test_another_installation_s_conversation_is_owned_by_its_own_people_or_nobody(
+    routed: Policy,
+) -> None:
+    """`[routing]`'s rules and spread are the first installation's people: a conversation
+    started through another workspace is spread over that workspace's own owners
+    (`[routing.installations."slack:T0002"]`), matched by its own rules, and one of an
+    installation without a table gets no owner at all — never another organisation's rep."""
+    globex = RoutingConfig(
+        **ROUTING.model_dump(exclude={"installations"}),
+        installations={
+            "slack:T0002": Routes(
+                rules=(RoutingRule(field="territory", equals=("EMEA",), owner="U_GLOBEX_EU"),),
+                spread=("U_GLOBEX_1", "U_GLOBEX_2"),
+                names={"U_GLOBEX_1": "Gil Globex"},
+            )
+        },
+    )
+    policy = routed.model_copy(update={"routing": globex})
+    theirs = PROSPECT.model_copy(update={"installation": "slack:T0002"})
+    elsewhere = PROSPECT.model_copy(update={"installation": "teams:7f3c"})
+    owners = {}
+    for n in range(12):
+        convo = Conversation(policy, f"slack:T0002:C1:{n}")
+        (assigned,) = events_of(convo.say("Hello there", theirs), OwnerAssigned)
+        owners[assigned.owner] = assigned.rule
+    assert set(owners) == {"U_GLOBEX_1", "U_GLOBEX_2"}
+    assert set(owners.values()) == {"spread"}
+    eu = Conversation(policy, "slack:T0002:C1:eu")
+    eu.send(
+        LeadArrived(
+            delivery_id="eu-1",
+            conversation_id="slack:T0002:C1:eu",
+            actor=theirs,
+            lead=LeadDetails(name="Eve", message="Hello", territory="EMEA"),
+        )
+    )
+    assert eu.state.owner == "U_GLOBEX_EU"  # its own rule, not EMMA's
+    lone = Conversation(policy, "teams:19:x")
+    assert not events_of(lone.say("Hello there", elsewhere), OwnerAssigned)
+    assert lone.state.owner is None
+    first = Conversation(policy)
+    (assigned,) = events_of(first.say("Hello there"), OwnerAssigned)
+    assert assigned.owner in SPREAD
+
+
+def test_a_routing_table_without_installations_keeps_its_canonical_json(routed: Policy) -> None:
+    """A stored policy's `[routing]` reads and writes as before installations existed."""
+    assert "installations" not in ROUTING.model_dump_json()
+    assert routed.routing is not None
+    assert routed.routing.for_installation("") is routed.routing
+    assert routed.routing.for_installation("slack:T0002") is None
+    with pytest.raises(ValidationError, match="is not an installation id"):
+        RoutingConfig(spread=("U_A",), installations={"T0002": Routes(spread=("U_B",))})
 
 
 # -- the owner on the cards and in the posts ---------------------------------------------
