@@ -517,3 +517,36 @@ async def test_a_personal_install_or_the_home_tenants_team_makes_nobody_an_admin
     roles = await tenants.store.get_state(f"roles:teams:{B}")
     assert roles is not None
     assert roles["installer"]["user"] == REP_B.aad
+
+
+async def test_an_auditor_of_one_tenant_never_reads_another_tenant_s_conversation(
+    tenants: Tenants,
+) -> None:
+    """Ben audits for B, Ann for A (both in `SALESBOT_AUDITORS`). Each reads their own
+    tenant's conversation; asking for the other's is answered as for an id that never
+    existed, and nothing of it (the prospect's words) is shown."""
+    both = settings(salesbot_auditors=(REP_A.teams_id, REP_B.aad))
+    async with serving(None, both, tenants.store) as app:
+        world = Tenants(a=tenants.a, b=tenants.b, client=app, store=tenants.store)
+        await world.post(world.install_b())
+        thread_a = thread_id(SHARED_A, "1700000002000")
+        thread_b = thread_id(SHARED_B, "1700000002100")
+        await world.post(world.say(thread_a, QUIN, f"{OBJECTION} Quinco here.", tenant=A))
+        await world.post(world.say(thread_b, PAT, f"{OBJECTION} Patco here.", tenant=B))
+        await outbox_drained(app)
+        desk = thread_id(DESK_B, "1700000002200")
+        for target in (thread_b, thread_a, "19:never@thread.tacv2"):
+            await world.post(
+                world.say(desk, REP_B, f"audit teams:{target}", tenant=B, mention=True, team=TEAM_B)
+            )
+            await outbox_drained(app)
+    whose = {c.conversation_id: c.member_id for c in tenants.b.creations}
+    ben = [post for conv, post in tenants.b.all_posts() if whose.get(conv) == REP_B.teams_id]
+    own, other = (texts([post]) for post in ben[-3:-1])
+    assert "Patco" in own
+    assert "No conversation, lead or quote" not in own
+    assert "Quinco" not in other
+    assert "No conversation, lead or quote" in other
+    # Word for word the answer for an id that never existed:
+    said = [str(post.get("text", "")) for post in ben[-2:]]
+    assert said[0].replace(thread_a, "X") == said[1].replace("19:never@thread.tacv2", "X")
