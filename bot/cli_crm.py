@@ -36,11 +36,31 @@ BACKFILL_POLL_S = 0.2
 PROGRESS_MIN = 1
 
 
-def _section(args: argparse.Namespace) -> Any:
-    from bot.settings import SettingsError, load_settings
-    from bot.surfaces import crm
+def _installation(args: argparse.Namespace) -> str:
+    """`--installation`: "" for the first installation (`first`, the default), else the id."""
+    from bot.report import installation_option
 
-    config = crm.section(load_settings())
+    return installation_option(getattr(args, "installation", None)) or ""
+
+
+def _section(args: argparse.Namespace) -> Any:
+    """The CRM of the installation `--installation` names: the environment's for the first,
+    its table in `SALESBOT_CRM_INSTALLATIONS_FILE` for another."""
+    from bot.settings import SettingsError, load_settings
+    from bot.surfaces import crm, crm_installations
+
+    installation = _installation(args)
+    settings = load_settings()
+    if installation:
+        found = crm_installations.section(settings)
+        config = None if found is None else found.crms.get(installation)
+        if config is None:
+            raise SettingsError(
+                f"installation {installation} has no CRM: give it a table in "
+                "SALESBOT_CRM_INSTALLATIONS_FILE (docs/crm.md)"
+            )
+        return config
+    config = crm.section(settings)
     if config is None:
         raise SettingsError("no CRM is configured: set SALESBOT_CRM to hubspot or salesforce")
     return config
@@ -147,7 +167,9 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
             ) from None
     if args.wait < 0:
         raise UsageError("--wait cannot be negative")
-    summary = asyncio.run(_backfill(config, policy, since_ms, args.wait, sys.stderr))
+    summary = asyncio.run(
+        _backfill(config, policy, since_ms, args.wait, sys.stderr, _installation(args))
+    )
     if args.json:
         out.write(json.dumps({"schema_version": 1, "crm": config.vendor, **asdict(summary)}))
         out.write("\n")
@@ -157,12 +179,19 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _backfill(
-    config: Any, policy: Any, since_ms: int | None, wait_s: float, err: TextIO
+    config: Any,
+    policy: Any,
+    since_ms: int | None,
+    wait_s: float,
+    err: TextIO,
+    installation: str = "",
 ) -> BackfillSummary:
+    """`installation`'s conversations only, their writes sent on its own channel with its
+    own CRM (`config`)."""
     import asyncio
     import random
 
-    from adapters.crm.ids import CHANNEL, outbox_key
+    from adapters.crm.ids import channel_for, outbox_key
     from bot.bootstrap import open_store
     from bot.clock import system_now_ms
     from bot.crm_outbox import CrmOutcomes
@@ -185,22 +214,23 @@ async def _backfill(
         runtime = service.runtime
         await store.put_policy(policy.version, policy.canonical_json())
         sender = crm.sender_of(config)
+        channel_of_writes = channel_for(installation)
         outcomes = CrmOutcomes(
             runtime.handle,
-            lambda channel: sender if channel == CHANNEL else None,
+            lambda channel: sender if channel == channel_of_writes else None,
             runtime.report_dead_letter,
             clock=system_now_ms,
         )
         worker = OutboxWorker(
             store,
-            lambda channel: sender if channel == CHANNEL else None,
+            lambda channel: sender if channel == channel_of_writes else None,
             clock=system_now_ms,
             sleep=asyncio.sleep,
             rng=random.Random(),
             pacing_ms=lambda _channel: crm.pacing_ms(config),
             on_dead_letter=outcomes.on_dead_letter,
             on_sent=outcomes.on_sent,
-            prefixes=(CHANNEL,),
+            prefixes=(channel_of_writes,),
         )
         written: dict[str, bool] = {}  # outbox key -> written before (an update)
         ids = await store.conversation_ids()
@@ -208,7 +238,9 @@ async def _backfill(
             for conversation_id in ids:
                 bar.update(1)
                 state = await runtime.conversation(conversation_id)
-                if state is None or (since_ms is not None and state.last_activity_ms < since_ms):
+                if state is None or state.installation != installation:
+                    continue  # another installation's: its own CRM, its own backfill
+                if since_ms is not None and state.last_activity_ms < since_ms:
                     continue
                 summary.conversations += 1
                 plan = backfill(
@@ -285,6 +317,15 @@ def _progress(total: int, err: TextIO, unit: str) -> Any:
     )
 
 
+def _installation_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--installation",
+        metavar="ID",
+        help="whose CRM: `first` (default: SALESBOT_CRM's) or an installation id such as "
+        "slack:T0123 with a table in SALESBOT_CRM_INSTALLATIONS_FILE",
+    )
+
+
 def add_commands(sub: Any, common: Any, parser_class: type) -> None:
     crm = sub.add_parser("crm", help="the CRM salesbot writes to: check it, set it up")
     actions = crm.add_subparsers(dest="crm_command", required=True, parser_class=parser_class)
@@ -293,11 +334,13 @@ def add_commands(sub: Any, common: Any, parser_class: type) -> None:
         parents=[common],
         help="is the configured CRM ready (token, scopes, fields, stages)? exit 1 if not",
     )
+    _installation_argument(p)
     p.set_defaults(handler=cmd_check)
     p = actions.add_parser(
         "setup",
         help="create the custom properties salesbot needs (HubSpot), or print the steps",
     )
+    _installation_argument(p)
     p.set_defaults(handler=cmd_setup, policy=None, policy_flag_means_candidate=True)
     p = actions.add_parser(
         "backfill",
@@ -316,4 +359,5 @@ def add_commands(sub: Any, common: Any, parser_class: type) -> None:
         default=BACKFILL_WAIT_S,
         help=f"how long to wait for the writes to be settled (default {BACKFILL_WAIT_S:.0f})",
     )
+    _installation_argument(p)
     p.set_defaults(handler=cmd_backfill)

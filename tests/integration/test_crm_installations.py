@@ -7,6 +7,7 @@ refuses the start in one line that names the installation and the setting, never
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,8 @@ from domain.inbound import Actor, CommandInvoked, LeadArrived, LeadDetails
 from domain.policy import Policy
 from storage.memory import MemoryStore
 from tests.integration.test_crm_hubspot_contract import TOKEN, FakeHubSpot
-from tests.unit.test_crm import crm_policy
+from tests.support.cli import run
+from tests.unit.test_crm import CRM, crm_policy
 
 GLOBEX, INITECH = "slack:T0002", "teams:7f3c0000-0000-0000-0000-000000000001"
 
@@ -155,3 +157,43 @@ def test_a_missing_file_refuses_the_start(policy: Policy, tmp_path: Path) -> Non
     settings = Settings(salesbot_crm_installations_file=str(tmp_path / "nowhere.toml"))
     with pytest.raises(SettingsError, match="SALESBOT_CRM_INSTALLATIONS_FILE: no file at"):
         build_service(settings, policy, MemoryStore(), clock=lambda: 0)
+
+
+async def test_crm_check_and_setup_answer_for_the_installation_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`salesbot crm check|setup --installation slack:T0002` work on that installation's
+    CRM, never the first installation's; an installation without a CRM is one line."""
+    policy_file = tmp_path / "crm.toml"
+    policy_file.write_text(f'extends = "default"\n{CRM}', encoding="utf-8")
+    monkeypatch.setenv("SALESBOT_POLICY", str(policy_file))
+    async with FakeHubSpot() as first, FakeHubSpot() as globex:
+        first.set_up_salesbot_properties()
+        file = tmp_path / "crms.toml"
+        file.write_text(
+            f'["{GLOBEX}"]\ncrm = "hubspot"\nhubspot_access_token = "{TOKEN}"\n'
+            f'hubspot_api_url = "{globex.base_url}"\n',
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("SALESBOT_CRM", "hubspot")
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        monkeypatch.setenv("HUBSPOT_API_URL", first.base_url)
+        monkeypatch.setenv("SALESBOT_CRM_INSTALLATIONS_FILE", str(file))
+        code, out, _ = await asyncio.to_thread(run, "crm", "check")
+        assert (code, out) == (0, "hubspot: ready for salesbot's writes\n")
+        code, out, _ = await asyncio.to_thread(run, "crm", "check", "--installation", GLOBEX)
+        assert code == 1
+        assert "salesbot_id" in out
+        code, out, _ = await asyncio.to_thread(run, "crm", "setup", "--installation", GLOBEX)
+        assert code == 0
+        assert "created deals.salesbot_id" in out
+        code, out, _ = await asyncio.to_thread(run, "crm", "check", "--installation", GLOBEX)
+        assert (code, out) == (0, "hubspot: ready for salesbot's writes\n")
+        code, out, err = await asyncio.to_thread(
+            run, "crm", "check", "--installation", "slack:T0404"
+        )
+    assert (code, out) == (2, "")
+    assert err == (
+        "salesbot: error: installation slack:T0404 has no CRM: give it a table in "
+        "SALESBOT_CRM_INSTALLATIONS_FILE (docs/crm.md)\n"
+    )
