@@ -22,10 +22,11 @@ metadata, so a card can be updated in place later and found after a timeout — 
 the response URL (`in_channel`) when Slack answers that the bot is not in the channel.
 
 Which handoff and leads channel: the conversation's workspace's, as its admin chose it
-(`channels.py`, `/salesbot setup handoff #channel`), else the configured one
-(`SLACK_HANDOFF_CHANNEL`, `SLACK_LEADS_CHANNEL`). The policy's escalation channel, when it
-names one, is the same for every workspace; without one, escalations go to the workspace's
-handoff channel.
+(`channels.py`, `/salesbot setup handoff #channel`), else, for the first workspace, the
+configured one (`SLACK_HANDOFF_CHANNEL`, `SLACK_LEADS_CHANNEL`) and, for a workspace that
+added the app itself, its installer's direct messages. The policy's escalation channel,
+when it names one, is the first workspace's; without one, and for a workspace that added
+the app itself, escalations go to the workspace's handoff channel.
 
 Lead conversations (from the lead feed) have a view in the leads channel: the lead card
 is posted there top-level and starts the lead's thread; everything else the lead's
@@ -149,7 +150,10 @@ class SlackRouter:
         if reply.audience in ("handoff", "approvers"):
             return [_route(handoff, team=lead_team)] if handoff else []
         if reply.audience == "escalation":
-            escalation = self._escalation or handoff
+            # The policy's escalation channel is the first workspace's: a workspace that
+            # added the app itself escalates in its own handoff channel.
+            own = self._channels is not None and self._channels.installer_channel(team) is not None
+            escalation = handoff if own else self._escalation or handoff
             return [_route(escalation, team=lead_team)] if escalation else []
         if where is None:
             return self._lead_view(inbound, reply, state, lead_team)

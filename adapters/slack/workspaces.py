@@ -145,6 +145,15 @@ class Workspaces:
         if team is None and not self._has_default and where is not None:
             # No first workspace: the configured channels are the conversation's workspace's.
             team = where.team
+        if team is None and where is not None and await self._elsewhere(where.team):
+            # A safety net under the router (which places an installed workspace's cards in
+            # its own channels): another organisation's conversation is never posted in
+            # the first workspace's channels, by its bot.
+            log.warning(
+                "slack: a delivery of workspace %s to a channel that is not its own was refused",
+                where.team,
+            )
+            return None
         speaker = await self._speaker(team)
         if speaker is None:
             return None
@@ -152,6 +161,12 @@ class Workspaces:
             return speaker.client, await self._default.directory.team_id()
         assert team is not None
         return speaker.client, team
+
+    async def _elsewhere(self, team: str) -> bool:
+        """Whether `team` is a workspace that added the app itself, not the first one."""
+        if not self._has_default or not await self.has_own(team):
+            return False
+        return team != await self._default.directory.team_id()
 
     def _owns(self, team: str, own_channel: str, channel: object) -> bool:
         """Whether `channel` is one of `team`'s: the conversation's own, or a handoff or

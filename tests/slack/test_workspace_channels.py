@@ -263,3 +263,34 @@ async def test_a_workspaces_installer_sets_its_own_role_lists_and_only_its_own(
         for env in events
         if isinstance(env.event, RolesSet)
     ] == [("auditors", [REP], installer), ("admins", [REP], installer)]
+
+
+async def test_an_installed_workspace_s_ticket_never_lands_in_the_first_workspace_s_channel(
+    api: FakeSlackApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The safety net under the router: when the second workspace has neither a chosen
+    channel nor a noted installer (the store refused that write at install), its ticket is
+    refused rather than posted in the first workspace's configured channel."""
+    put_state = SqliteStore.put_state
+
+    async def refusing(self: SqliteStore, key: str, value: Any, at_ms: int) -> None:
+        if key == KEY:
+            raise OSError("disk full")
+        await put_state(self, key, value, at_ms)
+
+    monkeypatch.setattr(SqliteStore, "put_state", refusing)
+    async with serving(api, tmp_path / "bot.db") as site:
+        await site.install("code-globex")
+        await site.prospect_says(SECOND, SECOND_CHANNEL, REFUND)
+        await site.prospect_says(FIRST, FIRST_CHANNEL, REFUND)
+        await eventually(lambda: bool(tickets(site, CONFIGURED)), "the first's ticket")
+        await outbox_drained(site.client)  # the second's ticket was refused, not retried
+        refused = [
+            item
+            for item in await site.store.dead_letters()
+            if item.channel == f"slack:{CONFIGURED}" and SECOND in item.conversation_id
+        ]
+    assert refused
+    (first,) = tickets(site, CONFIGURED)  # the first workspace's own, nothing of the second's
+    assert first["team"] == FIRST
+    assert tickets(site, INSTALLER) == []
