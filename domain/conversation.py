@@ -51,7 +51,7 @@ from domain.languages import next_language, word_count
 from domain.lead_room import show_prospect_words
 from domain.meetings import on_hot_lead, on_lost_intent, on_meeting_request
 from domain.model import Frozen
-from domain.narrative import assess_narrative
+from domain.narrative import assess_conversation_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
@@ -438,16 +438,17 @@ def _analyse(rec: Recorder, text: str) -> Analysis:
     state = rec.state
     lead = state.lead
     metadata = lead.scoring_metadata() if lead is not None else None
-    conversation_text = MESSAGE_SEPARATOR.join(state.prospect_texts)
     if policy.understanding is not None:
         analysis = _read(rec, text, policy.understanding.reader, metadata)
     else:
-        score = score_lead(conversation_text, policy.scoring, metadata)
+        score = score_lead(MESSAGE_SEPARATOR.join(state.prospect_texts), policy.scoring, metadata)
         qualified = score.band in policy.conversation.qualified_bands
         if score != state.score or qualified != state.qualified:
             rec.record(LeadScored(score=score, qualified=qualified))
     credit = lead.credit_score if lead is not None else None
-    narrative = assess_narrative(conversation_text, policy.narrative, policy.fairness, credit)
+    narrative = assess_conversation_narrative(
+        state.prospect_texts, MESSAGE_SEPARATOR, policy.narrative, policy.fairness, credit
+    )
     if narrative != state.narrative:
         rec.record(NarrativeAssessed(audit=narrative))
     pursuit = pursuit_decision(
