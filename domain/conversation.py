@@ -50,7 +50,7 @@ from domain.inbound import Actor, LeadDetails
 from domain.languages import next_language, word_count
 from domain.lead_room import show_prospect_words
 from domain.meetings import on_hot_lead, on_lost_intent, on_meeting_request
-from domain.model import Frozen
+from domain.model import Frozen, trusted
 from domain.narrative import assess_conversation_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
@@ -487,7 +487,8 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
     for head, (terms, total, threshold) in zip(fired, explained, strict=True):
         calibration = model.head(head).calibration
         result.append(
-            HeadExplanation(
+            trusted(  # validated parts (`domain.model.trusted`): the model's, `explain_rows`'
+                HeadExplanation,
                 head=head,
                 terms=terms,
                 bias=from_micro(model.head(head).bias),
@@ -539,7 +540,8 @@ def _read(
     features = aggregate(state.read_features, reading.features, taken_back)
     conversation = read_conversation(model, reading, features, held, taken_back)
     rec.record(
-        MessageRead(
+        trusted(  # from the reading's validated parts (`domain.model.trusted`)
+            MessageRead,
             reader=reader,
             language=reading.language,
             features=reading.features,

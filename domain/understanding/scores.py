@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 
+from domain.model import trusted
 from domain.scoring import LeadScore
 from domain.understanding.model import ReaderModel, from_micro, to_micro
 from domain.understanding.reading import Reading, read
@@ -32,7 +33,8 @@ def reader_score(
     if model.band.bias:
         contributions["intercept"] = from_micro(model.band.bias)
     calibration = model.head("band").calibration
-    return LeadScore(
+    return trusted(  # built from the model's and the reading's values (`domain.model.trusted`)
+        LeadScore,
         score=reading.score,
         probability=None,
         hot_probability=(
