@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,13 @@ def test_every_event_of_a_decision_equals_itself_validated(policy_name: str) -> 
 
 def test_a_trusted_value_fills_defaults_and_knows_its_fields() -> None:
     zero = Decimal(0)
-    fields = {"head": "band", "terms": (), "bias": zero, "total": zero, "threshold": zero}
+    fields: dict[str, Any] = {
+        "head": "band",
+        "terms": (),
+        "bias": zero,
+        "total": zero,
+        "threshold": zero,
+    }
     explained = trusted(HeadExplanation, **fields)
     assert explained.probability is None
     assert explained.model_fields_set == set(fields)
