@@ -4,6 +4,10 @@ Domain values are immutable and reject unknown fields, so a typo in a policy fil
 stored event is an error instead of a silently ignored key.
 """
 
+from collections.abc import Callable
+from copy import deepcopy
+from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -83,16 +87,38 @@ M = TypeVar("M", bound=BaseModel)
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__
-_LAYOUTS: dict[type[BaseModel], tuple[tuple[str, ...], dict[str, Any]]] = {}
+_REQUIRED = object()
+_IMMUTABLE = (type(None), bool, int, float, str, bytes, Decimal, tuple, frozenset)
 
 
-def _layout(cls: type[BaseModel]) -> tuple[tuple[str, ...], dict[str, Any]]:
-    found = _LAYOUTS.get(cls)
-    if found is None:
-        names = tuple(cls.model_fields)
-        fields = cls.model_fields
-        found = _LAYOUTS[cls] = (names, {name: fields[name] for name in names})
-    return found
+class _Layout:
+    """What `trusted` needs of a class, worked out once: every field in declared order with
+    its default (a placeholder for required ones), which are required, and the factories."""
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        self.template: dict[str, Any] = {}
+        self.required: set[str] = set()
+        self.factories: list[tuple[str, Callable[[], Any]]] = []
+        for name, info in cls.model_fields.items():
+            if info.default_factory is not None:
+                if info.default_factory_takes_validated_data:
+                    raise TypeError(f"{cls.__name__}.{name}: a factory of the validated data")
+                self.template[name] = _REQUIRED
+                self.factories.append((name, info.default_factory))  # type: ignore[arg-type]
+            elif info.is_required():
+                self.template[name] = _REQUIRED
+                self.required.add(name)
+            elif isinstance(info.default, _IMMUTABLE) or (
+                isinstance(info.default, BaseModel) and info.default.model_config.get("frozen")
+            ):
+                self.template[name] = info.default
+            else:  # a mutable default: a copy each time, as validation makes
+                self.template[name] = _REQUIRED
+                self.factories.append((name, partial(deepcopy, info.default)))
+        self.names = self.template.keys()
+
+
+_LAYOUTS: dict[type[BaseModel], _Layout] = {}
 
 
 def trusted(cls: type[M], /, **values: Any) -> M:
@@ -105,21 +131,22 @@ def trusted(cls: type[M], /, **values: Any) -> M:
     set being the names given. Not for classes with validators of their own.
     `tests/unit/test_trusted_values.py` holds every decision's events equal to their
     validated selves."""
-    names, fields = _layout(cls)
-    if len(values) == len(names):
-        ordered = {name: values[name] for name in names}
-    else:
-        if not values.keys() <= fields.keys():
-            raise TypeError(f"{cls.__name__} has no field {sorted(values.keys() - fields.keys())}")
-        ordered = {
-            name: values[name]
-            if name in values
-            else fields[name].get_default(call_default_factory=True)
-            for name in names
-        }
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _LAYOUTS[cls] = _Layout(cls)
+    given = values.keys()
+    if not (given <= layout.names and layout.required <= given):
+        raise TypeError(
+            f"{cls.__name__}: unknown fields {sorted(given - layout.names)}, "
+            f"missing {sorted(layout.required - given)}"
+        )
+    ordered = {**layout.template, **values}
+    for name, factory in layout.factories:
+        if name not in values:
+            ordered[name] = factory()
     instance = _new_object(cls)
     _set_attribute(instance, "__dict__", ordered)
-    _set_attribute(instance, "__pydantic_fields_set__", set(values))
+    _set_attribute(instance, "__pydantic_fields_set__", set(given))
     _set_attribute(instance, "__pydantic_extra__", None)
     _set_attribute(instance, "__pydantic_private__", None)
     return instance
