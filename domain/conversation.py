@@ -68,12 +68,12 @@ from domain.reply_plan import echoes_from, escalation_action, plan_reply
 from domain.routing import assign_owner, owner_label, owner_person
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
-from domain.understanding.model import ReaderModel, from_micro, to_micro
+from domain.understanding.model import ReaderModel
 from domain.understanding.reading import (
     Reading,
     aggregate,
     decide_reading,
-    explain_rows,
+    explained_heads,
     head_sums,
     read,
     read_conversation,
@@ -482,24 +482,20 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
         fired.append("needs_human")
     fired += [f"reason:{name}" for name in reading.reasons]
     fired += [f"intent:{name}" for name in reading.intents]
-    result = []
-    explained = explain_rows(model, fired, reading.features)
-    for head, (terms, total, threshold) in zip(fired, explained, strict=True):
-        calibration = model.head(head).calibration
-        result.append(
-            trusted(  # validated parts (`domain.model.trusted`): the model's, `explain_rows`'
-                HeadExplanation,
-                head=head,
-                terms=terms,
-                bias=from_micro(model.head(head).bias),
-                total=total,
-                threshold=threshold,
-                probability=(
-                    calibration.probability(to_micro(total)) if calibration is not None else None
-                ),
-            )
+    return tuple(
+        trusted(  # validated parts (`domain.model.trusted`): the model's, `explained_heads`'
+            HeadExplanation,
+            head=head,
+            terms=terms,
+            bias=bias,
+            total=total,
+            threshold=threshold,
+            probability=probability,
         )
-    return tuple(result)
+        for head, terms, bias, total, threshold, probability in explained_heads(
+            model, fired, reading.features
+        )
+    )
 
 
 def plain_json(value: object) -> Any:
