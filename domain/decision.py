@@ -126,6 +126,7 @@ class Recorder:
         """Whether this decision's envelopes can be built without validation: the inputs
         that validation would check are of their exact types and in range."""
         self._events: list[EventEnvelope] = []
+        self._rendered: dict[tuple[object, ...], tuple[Persona, Rendered]] = {}
         self._replies: list[Reply] = []
         self._queries: list[Query] = []
 
@@ -198,7 +199,7 @@ class Recorder:
         seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
         avoid = self.state.last_said if audience == "conversation" else None
         lead_in = self._acknowledgement(persona, acknowledge, values, echoes, guard)
-        rendered = render(
+        rendered = self.render(
             persona,
             action,
             values,
@@ -222,6 +223,50 @@ class Recorder:
             echoed={**(lead_in.echoed if lead_in else {}), **rendered.echoed},
         )
         return text
+
+    def render(
+        self,
+        persona: Persona,
+        action: str,
+        values: Mapping[str, str],
+        *,
+        evidence: Mapping[str, str] | None = None,
+        guard: bool = False,
+        echoes: Mapping[str, str] | None = None,
+        seed: int = 0,
+        avoid: str | None = None,
+        fallbacks: bool = True,
+    ) -> Rendered:
+        """`domain.persona.render`, remembered for this decision: a reply planned without
+        parroting (`domain.reply_plan`) is rendered to see whether it may be said and then
+        said with the same arguments; the second rendering is the first one's result (a
+        rendering is a pure function of its arguments and immutable)."""
+        key = (
+            action,
+            tuple(values.items()),
+            None if evidence is None else tuple(evidence.items()),
+            guard,
+            None if echoes is None else tuple(echoes.items()),
+            seed,
+            avoid,
+            fallbacks,
+        )
+        entry = self._rendered.get(key)
+        if entry is not None and entry[0] is persona:
+            return entry[1]
+        rendered = render(
+            persona,
+            action,
+            values,
+            evidence=evidence,
+            guard=guard,
+            echoes=echoes,
+            seed=seed,
+            avoid=avoid,
+            fallbacks=fallbacks,
+        )
+        self._rendered[key] = (persona, rendered)
+        return rendered
 
     def speak(
         self,
@@ -292,7 +337,7 @@ class Recorder:
             return None
         seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
         try:
-            return render(persona, action, values, echoes=echoes, seed=seed, fallbacks=False)
+            return self.render(persona, action, values, echoes=echoes, seed=seed, fallbacks=False)
         except RenderError:
             return None
 
