@@ -558,8 +558,9 @@ def _read(
     score = reader_score(model, conversation, evidence)
     qualified = score.band in rec.policy.conversation.qualified_bands
     if score != state.score or qualified != state.qualified:
-        rec.record(LeadScored(score=score, qualified=qualified))
-    return Analysis(
+        rec.record(trusted(LeadScored, score=score, qualified=qualified))
+    return trusted(  # of the reading's values (`domain.model.trusted`)
+        Analysis,
         sensitive=reading.needs_human,
         low_confidence=False,
         objection=reading.objection,
