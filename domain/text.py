@@ -269,8 +269,8 @@ class _JoinedPlan:
     """How `extract_features_of_texts` reads joined texts one text at a time, for one lexicon.
 
     Tokenizing is per character and per token (apostrophes, case folding, the token pattern,
-    stems: none looks past white space), so the joined text's keys are each text's keys with
-    the separator's between them. A match lies within one text when no needle (term) holds a
+    stems: none looks past white space), so with white space at both ends of the separator
+    the joined text's keys are each text's keys with the separator's between them. A match lies within one text when no needle (term) holds a
     separator key; a negation walk-back stops at the separator when the separator's last key
     is a break and no negator holds a separator key (a negator ending in a text then starts
     in it too). Then a term occurs in the joined text exactly where it occurs in one of the
@@ -296,7 +296,9 @@ class _JoinedPlan:
         self.texts: dict[str, tuple[int, int]] = {}
         self.features: dict[tuple[int, int], dict[str, FeatureValue]] = {}
         gap = _keys_of_text(separator)
-        self.decomposes = bool(gap) and not any(
+        self.decomposes = (
+            separator[:1].isspace() and separator[-1:].isspace() and bool(gap)
+        ) and not any(
             key in gap for needles in self.needles for _, needle in needles for key in needle
         )
         if self.decomposes and negation is not None and negation.enabled:

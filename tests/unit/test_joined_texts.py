@@ -114,3 +114,21 @@ def test_a_conversations_narrative_is_that_of_its_joined_messages() -> None:
                 ) == assess_narrative(
                     SEPARATOR.join(messages), policy.narrative, policy.fairness, credit
                 )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(AT_THE_JOIN + CORPUS[:20]), min_size=1, max_size=4),
+    st.sampled_from(["\n.\n", ".", "x", " ", " , ", "\n", " no ", "\n. ", " .x"]),
+)
+def test_any_separator_reads_as_the_joined_text(texts: list[str], separator: str) -> None:
+    for specs, negation in LEXICONS:
+        joined = extract_features(
+            separator.join(texts), specs, matching="tokens", negation=negation
+        )
+        assert (
+            extract_features_of_texts(
+                texts, separator, tuple(specs), matching="tokens", negation=negation
+            )
+            == joined
+        )
