@@ -96,6 +96,16 @@ class _Layout:
     its default (a placeholder for required ones), which are required, and the factories."""
 
     def __init__(self, cls: type[BaseModel]) -> None:
+        found = cls.__pydantic_decorators__
+        if (
+            found.field_validators
+            or found.model_validators
+            or found.validators
+            or found.root_validators
+            or cls.__private_attributes__
+            or cls.__pydantic_post_init__
+        ):
+            raise TypeError(f"{cls.__name__} checks or sets up its values: validate it")
         self.template: dict[str, Any] = {}
         self.required: set[str] = set()
         self.factories: list[tuple[str, Callable[[], Any]]] = []

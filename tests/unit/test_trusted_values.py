@@ -22,6 +22,7 @@ from domain.events import EventEnvelope, HeadExplanation
 from domain.inbound import Actor, CommandInvoked, Inbound, LeadArrived, LeadDetails, MessagePosted
 from domain.model import trusted
 from domain.scoring import LeadScore
+from domain.text import FeatureSpec
 
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
 REP = Actor(id="R", name="Rae", role="rep")
@@ -100,3 +101,5 @@ def test_a_trusted_value_fills_defaults_and_knows_its_fields() -> None:
     assert score.model_dump_json() == LeadScore.model_validate(score.model_dump()).model_dump_json()
     with pytest.raises(TypeError):
         trusted(HeadExplanation, head="band", colour="red")
+    with pytest.raises(TypeError):  # a class with validators of its own is always validated
+        trusted(FeatureSpec, name="budget", terms=("budget",))
