@@ -13,7 +13,10 @@ neighbours), the best of `--repeat` runs:
 * `fold`: each conversation's state rebuilt from its decoded events (`domain.state.fold`);
 * `read_fold`: both, from the store to the states (what a cache miss costs the runtime);
 * `replay`: `salesbot replay --json --fail-on-diff` in this process (every inbound
-  re-decided under its recorded policy and compared), its imports done beforehand.
+  re-decided under its recorded policy and compared), its imports done beforehand;
+* `replay_decide_compare`: the same deciding and comparing (`domain.replay`) from inbounds
+  and events decoded beforehand, best of `--repeat` after a warm-up: replay's own share,
+  without the store.
 
     python -m bench.replay [EVENTS] [--store PATH] [--repeat N]
 
@@ -41,6 +44,8 @@ from bot.policy_loader import load_policy
 from domain.decide import new_conversation
 from domain.events import EventEnvelope
 from domain.inbound import Inbound
+from domain.policy import Policy, policy_from_json
+from domain.replay import RecordedInbound, replay_conversation
 from domain.state import ConversationState, fold
 from storage.ports import Commit
 from storage.sqlite import SqliteStore
@@ -108,6 +113,52 @@ def _fold_seconds(path: Path, repeat: int) -> float:
     return best
 
 
+async def _recorded(
+    path: Path,
+) -> tuple[list[tuple[str, list[RecordedInbound], list[EventEnvelope]]], dict[str, Policy]]:
+    """Every conversation's inbounds and events, decoded, with the policies they recorded."""
+    async with await SqliteStore.open(path) as store:
+        ids = await store.conversation_ids()
+        conversations = []
+        texts: dict[str, str] = {}
+        for conversation_id in ids:
+            stored = await store.inbounds(conversation_id)
+            for item in stored:
+                if item.policy_version not in texts:
+                    text = await store.get_policy(item.policy_version)
+                    if text is None:
+                        raise RuntimeError(f"no policy text for {item.policy_version[:12]}")
+                    texts[item.policy_version] = text
+            recorded = [
+                RecordedInbound(
+                    inbound=INBOUND.validate_python(item.inbound),
+                    received_at_ms=item.received_at_ms,
+                    policy_version=item.policy_version,
+                )
+                for item in stored
+            ]
+            conversations.append((conversation_id, recorded, await store.load(conversation_id)))
+    return conversations, {version: policy_from_json(text) for version, text in texts.items()}
+
+
+def _decide_seconds(path: Path, repeat: int) -> float:
+    """The best of `repeat` replays of every conversation (`domain.replay`: each inbound
+    re-decided under its recorded policy and compared) from inbounds and events decoded
+    beforehand: what replay costs beyond reading the store."""
+    conversations, policies = asyncio.run(_recorded(path))
+    best = float("inf")
+    for _ in range(repeat + 1):  # the first warms the policies' tables
+        start = time.process_time()
+        differences = sum(
+            len(replay_conversation(cid, recorded, events, policies.__getitem__).differences)
+            for cid, recorded, events in conversations
+        )
+        best = min(best, time.process_time() - start)
+        if differences:
+            raise RuntimeError("the generated store does not replay with 0 differences")
+    return best
+
+
 def _replay_seconds(path: Path) -> float:
     os.environ["SALESBOT_DB"] = str(path)
     start = time.process_time()
@@ -143,6 +194,7 @@ def measure_store(path: Path, repeat: int = 2) -> dict[str, float]:
     folded = _fold_seconds(path, repeat * 3)
     read_fold = _best(repeat, lambda: asyncio.run(_read(path, inbounds=False, fold_too=True)))
     replayed = _best(repeat, lambda: _replay_seconds(path))
+    decided = _decide_seconds(path, repeat)
     return {
         "replay_store_events": float(events),
         "replay_store_conversations": float(conversations),
@@ -153,6 +205,8 @@ def measure_store(path: Path, repeat: int = 2) -> dict[str, float]:
         "replay_read_fold_events_per_s": events / read_fold,
         "replay_events_per_s": events / replayed,
         "replay_inbounds_per_s": inbounds / replayed,
+        "replay_decide_compare_events_per_s": events / decided,
+        "replay_decide_compare_us_per_inbound": decided / inbounds * 1e6,
         "fold_vs_read_decode": read / folded,
         "replay_vs_read_decode": read_inbounds / replayed,
     }

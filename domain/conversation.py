@@ -50,8 +50,8 @@ from domain.inbound import Actor, LeadDetails
 from domain.languages import next_language, word_count
 from domain.lead_room import show_prospect_words
 from domain.meetings import on_hot_lead, on_lost_intent, on_meeting_request
-from domain.model import Frozen
-from domain.narrative import assess_narrative
+from domain.model import Frozen, trusted
+from domain.narrative import assess_conversation_narrative
 from domain.objections import classify_objection
 from domain.persona import ESCALATE, choose_action
 from domain.presenters import lead_card, ticket_card, transcript_summary
@@ -68,12 +68,12 @@ from domain.reply_plan import echoes_from, escalation_action, plan_reply
 from domain.routing import assign_owner, owner_label, owner_person
 from domain.scoring import score_lead
 from domain.understanding.features import fingerprint
-from domain.understanding.model import ReaderModel, from_micro, to_micro
+from domain.understanding.model import ReaderModel
 from domain.understanding.reading import (
     Reading,
     aggregate,
     decide_reading,
-    explain_rows,
+    explained_heads,
     head_sums,
     read,
     read_conversation,
@@ -439,16 +439,17 @@ def _analyse(rec: Recorder, text: str) -> Analysis:
     state = rec.state
     lead = state.lead
     metadata = lead.scoring_metadata() if lead is not None else None
-    conversation_text = MESSAGE_SEPARATOR.join(state.prospect_texts)
     if policy.understanding is not None:
         analysis = _read(rec, text, policy.understanding.reader, metadata)
     else:
-        score = score_lead(conversation_text, policy.scoring, metadata)
+        score = score_lead(MESSAGE_SEPARATOR.join(state.prospect_texts), policy.scoring, metadata)
         qualified = score.band in policy.conversation.qualified_bands
         if score != state.score or qualified != state.qualified:
             rec.record(LeadScored(score=score, qualified=qualified))
     credit = lead.credit_score if lead is not None else None
-    narrative = assess_narrative(conversation_text, policy.narrative, policy.fairness, credit)
+    narrative = assess_conversation_narrative(
+        state.prospect_texts, MESSAGE_SEPARATOR, policy.narrative, policy.fairness, credit
+    )
     if narrative != state.narrative:
         rec.record(NarrativeAssessed(audit=narrative))
     pursuit = pursuit_decision(
@@ -482,23 +483,20 @@ def explanations(model: ReaderModel, reading: Reading) -> tuple[HeadExplanation,
         fired.append("needs_human")
     fired += [f"reason:{name}" for name in reading.reasons]
     fired += [f"intent:{name}" for name in reading.intents]
-    result = []
-    explained = explain_rows(model, fired, reading.features)
-    for head, (terms, total, threshold) in zip(fired, explained, strict=True):
-        calibration = model.head(head).calibration
-        result.append(
-            HeadExplanation(
-                head=head,
-                terms=terms,
-                bias=from_micro(model.head(head).bias),
-                total=total,
-                threshold=threshold,
-                probability=(
-                    calibration.probability(to_micro(total)) if calibration is not None else None
-                ),
-            )
+    return tuple(
+        trusted(  # validated parts (`domain.model.trusted`): the model's, `explained_heads`'
+            HeadExplanation,
+            head=head,
+            terms=terms,
+            bias=bias,
+            total=total,
+            threshold=threshold,
+            probability=probability,
         )
-    return tuple(result)
+        for head, terms, bias, total, threshold, probability in explained_heads(
+            model, fired, reading.features
+        )
+    )
 
 
 def plain_json(value: object) -> Any:
@@ -539,7 +537,8 @@ def _read(
     features = aggregate(state.read_features, reading.features, taken_back)
     conversation = read_conversation(model, reading, features, held, taken_back)
     rec.record(
-        MessageRead(
+        trusted(  # from the reading's validated parts (`domain.model.trusted`)
+            MessageRead,
             reader=reader,
             language=reading.language,
             features=reading.features,
@@ -560,8 +559,9 @@ def _read(
     score = reader_score(model, conversation, evidence)
     qualified = score.band in rec.policy.conversation.qualified_bands
     if score != state.score or qualified != state.qualified:
-        rec.record(LeadScored(score=score, qualified=qualified))
-    return Analysis(
+        rec.record(trusted(LeadScored, score=score, qualified=qualified))
+    return trusted(  # of the reading's values (`domain.model.trusted`)
+        Analysis,
         sensitive=reading.needs_human,
         low_confidence=False,
         objection=reading.objection,

@@ -9,7 +9,7 @@ the tickets in one transaction and only then acknowledges the platform.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 from domain.cards import Audience, Card, CardField, Reply
 from domain.errors import RenderError
@@ -31,11 +31,14 @@ from domain.events import (
 from domain.flow import GuardContext, Transition, next_transition
 from domain.inbound import Actor
 from domain.languages import localized
-from domain.model import Frozen
+from domain.model import Frozen, trusted
 from domain.persona import Persona, Rendered, guard_problems, render, variant_seed
 from domain.policy import Policy
 from domain.state import ConversationState, apply
 from domain.tickets import ticket_key
+
+EVENT_TYPES: frozenset[type[object]] = frozenset(get_args(get_args(Event)[0]))
+"""The classes of `Event`'s union: an instance of one is a valid event by construction."""
 
 PROSPECT_AUDIENCES: tuple[Audience, ...] = ("conversation", "requester")
 """Audiences that hear the prospect's language; every other one hears the team's."""
@@ -115,19 +118,45 @@ class Recorder:
         self.recorded_reading = recorded_reading
         """A replay's recorded reading of this inbound's message: its features are reused
         when the policy's reader extracts the same features (same fingerprint)."""
+        self._plain = (
+            type(now_ms) is int
+            and now_ms >= 0
+            and type(delivery_id) is str
+            and type(policy.version) is str
+            and type(state.conversation_id) is str
+            and type(state.version) is int
+            and state.version >= 0
+        )
+        """Whether this decision's envelopes can be built without validation: the inputs
+        that validation would check are of their exact types and in range."""
         self._events: list[EventEnvelope] = []
+        self._rendered: dict[tuple[object, ...], tuple[Persona, Rendered]] = {}
         self._replies: list[Reply] = []
         self._queries: list[Query] = []
 
     def record(self, event: Event) -> int:
-        envelope = EventEnvelope(
-            conversation_id=self.state.conversation_id,
-            seq=self.state.version + 1,
-            at_ms=self.now_ms,
-            policy_version=self.policy.version,
-            delivery_id=self.delivery_id,
-            event=event,
-        )
+        state = self.state
+        if self._plain and type(event) in EVENT_TYPES:
+            # Every part is valid already (`domain.model.trusted`): the state's id and
+            # version, the event (a model of one of `Event`'s types), the inputs checked once.
+            envelope = trusted(
+                EventEnvelope,
+                conversation_id=state.conversation_id,
+                seq=state.version + 1,
+                at_ms=self.now_ms,
+                policy_version=self.policy.version,
+                delivery_id=self.delivery_id,
+                event=event,
+            )
+        else:
+            envelope = EventEnvelope(
+                conversation_id=state.conversation_id,
+                seq=state.version + 1,
+                at_ms=self.now_ms,
+                policy_version=self.policy.version,
+                delivery_id=self.delivery_id,
+                event=event,
+            )
         self._events.append(envelope)
         self.state = apply(self.state, envelope)
         return envelope.seq
@@ -174,7 +203,7 @@ class Recorder:
         seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
         avoid = self.state.last_said if audience == "conversation" else None
         lead_in = self._acknowledgement(persona, acknowledge, values, echoes, guard)
-        rendered = render(
+        rendered = self.render(
             persona,
             action,
             values,
@@ -198,6 +227,50 @@ class Recorder:
             echoed={**(lead_in.echoed if lead_in else {}), **rendered.echoed},
         )
         return text
+
+    def render(
+        self,
+        persona: Persona,
+        action: str,
+        values: Mapping[str, str],
+        *,
+        evidence: Mapping[str, str] | None = None,
+        guard: bool = False,
+        echoes: Mapping[str, str] | None = None,
+        seed: int = 0,
+        avoid: str | None = None,
+        fallbacks: bool = True,
+    ) -> Rendered:
+        """`domain.persona.render`, remembered for this decision: a reply planned without
+        parroting (`domain.reply_plan`) is rendered to see whether it may be said and then
+        said with the same arguments; the second rendering is the first one's result (a
+        rendering is a pure function of its arguments and immutable)."""
+        key = (
+            action,
+            tuple(values.items()),
+            None if evidence is None else tuple(evidence.items()),
+            guard,
+            None if echoes is None else tuple(echoes.items()),
+            seed,
+            avoid,
+            fallbacks,
+        )
+        entry = self._rendered.get(key)
+        if entry is not None and entry[0] is persona:
+            return entry[1]
+        rendered = render(
+            persona,
+            action,
+            values,
+            evidence=evidence,
+            guard=guard,
+            echoes=echoes,
+            seed=seed,
+            avoid=avoid,
+            fallbacks=fallbacks,
+        )
+        self._rendered[key] = (persona, rendered)
+        return rendered
 
     def speak(
         self,
@@ -268,7 +341,7 @@ class Recorder:
             return None
         seed = variant_seed(self.state.conversation_id, self.state.bot_turns, action)
         try:
-            return render(persona, action, values, echoes=echoes, seed=seed, fallbacks=False)
+            return self.render(persona, action, values, echoes=echoes, seed=seed, fallbacks=False)
         except RenderError:
             return None
 
@@ -327,7 +400,8 @@ class Recorder:
         self.tell(actor, message)
 
     def decision(self) -> Decision:
-        return Decision(
+        return trusted(  # the recorder's own tuples of valid values (`domain.model.trusted`)
+            Decision,
             events=tuple(self._events),
             replies=tuple(self._replies),
             queries=tuple(self._queries),

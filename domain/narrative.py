@@ -12,6 +12,7 @@ reason code, so a reviewer can recompute the penalty and query how often it appl
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Literal
 
@@ -19,7 +20,15 @@ from pydantic import ConfigDict, Field, model_validator
 
 from domain.model import Frozen
 from domain.scoring import Weight, exact_product, exact_sum
-from domain.text import FeatureSpec, Matching, NegationConfig, extract_features
+from domain.text import (
+    FeatureSpec,
+    FeatureValue,
+    Matching,
+    NegationConfig,
+    extract_features,
+    extract_features_of_texts,
+    joined_outcome,
+)
 
 ReasonCode = Literal["no_penalty", "credit_below_threshold", "credit_unknown"]
 
@@ -113,6 +122,58 @@ def assess_narrative(
     values = extract_features(
         text, narrative.features, matching=narrative.matching, negation=narrative.negation
     )
+    return _assessed(values, narrative, fairness, credit)
+
+
+def assess_conversation_narrative(
+    messages: Sequence[str],
+    separator: str,
+    narrative: NarrativeConfig,
+    fairness: FairnessConfig,
+    credit: int | None,
+) -> NarrativeAudit:
+    """`assess_narrative(separator.join(messages), …)`, the same audit, with each message's
+    terms found once (`domain.text.joined_outcome`) rather than every message re-read at
+    each new one. The audit is a function of which terms were heard and negated, the
+    configuration and the credit score, so one is built per such outcome (audits are
+    immutable: the same one may be recorded in many events)."""
+    outcome = joined_outcome(
+        messages,
+        separator,
+        narrative.features,
+        matching=narrative.matching,
+        negation=narrative.negation,
+    )
+    if outcome is None:
+        return assess_narrative(separator.join(messages), narrative, fairness, credit)
+    key = (*outcome, id(narrative), id(fairness), credit)
+    entry = _AUDITS.get(key)
+    if entry is not None and entry[0] is narrative and entry[1] is fairness:
+        return entry[2]
+    values = extract_features_of_texts(
+        messages,
+        separator,
+        narrative.features,
+        matching=narrative.matching,
+        negation=narrative.negation,
+    )
+    audit = _assessed(values, narrative, fairness, credit)
+    if len(_AUDITS) >= _AUDITS_KEPT:
+        _AUDITS.clear()  # a bound on memory; audits are rebuilt identically
+    _AUDITS[key] = (narrative, fairness, audit)
+    return audit
+
+
+_AUDITS: dict[tuple[object, ...], tuple[NarrativeConfig, FairnessConfig, NarrativeAudit]] = {}
+_AUDITS_KEPT = 4096
+
+
+def _assessed(
+    values: Mapping[str, FeatureValue],
+    narrative: NarrativeConfig,
+    fairness: FairnessConfig,
+    credit: int | None,
+) -> NarrativeAudit:
     features = {name: value.value for name, value in values.items()}
     zero = Decimal(0)
     contrib_res = {

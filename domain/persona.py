@@ -35,7 +35,7 @@ from typing import ClassVar, Literal, NamedTuple
 from pydantic import Field, field_validator
 
 from domain.errors import RenderError
-from domain.model import Frozen, Sparse
+from domain.model import Frozen, Sparse, trusted
 
 Evidence = Literal["none", "quote"]
 
@@ -207,6 +207,13 @@ def _placeholders(scan: _Scan) -> tuple[str, ...]:
     return tuple(name for _, name in scan.pieces if name is not None)
 
 
+@functools.lru_cache(maxsize=4096)
+def _echo_names(text: str) -> frozenset[str]:
+    """The echo placeholders of a template's wording, memoized like `_scan`: every reply
+    asks it of each wording of its template."""
+    return ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(text)))
+
+
 def _is_figure_character(char: str) -> bool:
     return char.isnumeric() or char in _PERCENT_SIGNS or unicodedata.category(char) == "Sc"
 
@@ -295,7 +302,7 @@ def _choose_wording(
     texts = template.texts
     start = seed % len(texts)
     order = [(start + offset) % len(texts) for offset in range(len(texts))]
-    names_of = [ECHO_PLACEHOLDERS.intersection(_placeholders(_scan(texts[i]))) for i in order]
+    names_of = [_echo_names(texts[i]) for i in order]
     # Stop at the first wording that is the answer whatever the later ones render to: a
     # fresh one that echoes, or a fresh one when no later wording could echo. (Whether a
     # wording echoes depends on its placeholders only; rendering is the costly part.)
@@ -399,7 +406,8 @@ def render(
             except RenderError as error:
                 skipped.append(f"{current}: {error}")
             else:
-                return Rendered(
+                return trusted(  # of the persona's and this rendering's values
+                    Rendered,
                     action=action,
                     template_action=current,
                     text=wording.text,

@@ -8,6 +8,7 @@ penalty or its reason code: that detail is for `/audit`.
 
 from __future__ import annotations
 
+import heapq
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
@@ -38,13 +39,13 @@ def attribution(score: LeadScore) -> str:
     """Non-zero contributions, largest first, in words with the prospect's own words where
     the score kept them: `budget +0.81 (“$40k approved”), timeline +0.3`. Two places on a
     card; the audit has every contribution exactly, under its feature's name."""
-    parts = sorted(
-        ((name, c) for name, c in score.contributions.items() if c != 0),
-        key=lambda item: (-abs(item[1]), item[0]),
-    )
+    parts = [(name, c) for name, c in score.contributions.items() if c != 0]
+    # `sorted(parts, key=…)[:ATTRIBUTION_SHOWN]`, as `heapq.nsmallest` is documented to be,
+    # without sorting a long conversation's every contribution for the five shown.
+    largest = heapq.nsmallest(ATTRIBUTION_SHOWN, parts, key=lambda item: (-abs(item[1]), item[0]))
     shown = ", ".join(
         f"{feature_words(name)} {signed(_two_places(c))}{_quoted(score.evidence.get(name))}"
-        for name, c in parts[:ATTRIBUTION_SHOWN]
+        for name, c in largest
     )
     more = len(parts) - ATTRIBUTION_SHOWN
     if more > 0:

@@ -11,6 +11,7 @@ a new policy's hash differs by construction, and that alone is not a changed dec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Literal
 
 from domain.decide import decide, new_conversation
@@ -141,6 +142,11 @@ def _facts(events: Sequence[EventEnvelope], flow_state: str) -> dict[Aspect, tup
     team: list[str] = []  # what the team is told, and who is pursued now
     for env in events:
         event = env.event
+        kind = _KINDS.get(type(event))
+        if kind is None:
+            kind = _KINDS[type(event)] = _kind(event)
+        if kind is _Kind.OTHER:
+            continue
         if isinstance(event, BotReplied):
             replies.append(event.text)
         elif isinstance(event, LeadScored) and event.subject == "conversation":
@@ -169,6 +175,32 @@ def _facts(events: Sequence[EventEnvelope], flow_state: str) -> dict[Aspect, tup
         "team": tuple(team),
         "events": tuple(env.event.type for env in events),
     }
+
+
+class _Kind(Enum):
+    COMPARED = "compared"
+    OTHER = "other"
+
+
+_COMPARED_TYPES = (
+    BotReplied,
+    LeadScored,
+    QuoteIssued,
+    QuoteRevised,
+    TicketOpened,
+    TeamNotified,
+    PursuitDecided,
+)
+
+
+def _kind(event: object) -> _Kind:
+    return _Kind.COMPARED if isinstance(event, _COMPARED_TYPES) else _Kind.OTHER
+
+
+_KINDS: dict[type[object], _Kind] = {}
+"""Whether an event type's values are compared (`_facts`), by type: most of a decision's
+events (the reading, the narrative, the message, the flow) are not, and were tried against
+every compared type in turn."""
 
 
 def _shown(values: tuple[str, ...]) -> str:

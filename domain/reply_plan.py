@@ -35,7 +35,7 @@ from domain.decision import Recorder
 from domain.errors import RenderError
 from domain.events import ReplyRedirected
 from domain.model import Frozen
-from domain.persona import ACKNOWLEDGEMENT_PREFIX, ESCALATE, render, variant_seed
+from domain.persona import ACKNOWLEDGEMENT_PREFIX, ESCALATE, variant_seed
 
 QUESTION_PREFIX: Final = "ask."
 GENERIC_QUESTION: Final = "ask_qualifying"
@@ -240,7 +240,7 @@ def _unsayable(
     """Why `action` cannot be said now without parroting, or None when it can."""
     persona = rec.persona_for("conversation")
     try:
-        rendered = render(
+        rendered = rec.render(
             persona,
             action,
             values,

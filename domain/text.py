@@ -263,3 +263,167 @@ def extract_features(
         negated = tuple(hit.term for hit in found if hit.negated)
         values[spec.name] = FeatureValue(value=1 if hits else 0, hits=hits, negated=negated)
     return values
+
+
+class _JoinedPlan:
+    """How `extract_features_of_texts` reads joined texts one text at a time, for one lexicon.
+
+    Tokenizing is per character and per token (apostrophes, case folding, the token pattern,
+    stems: none looks past white space), so with white space at both ends of the separator
+    the joined text's keys are each text's keys with the separator's between them. A match lies within one text when no needle (term) holds a
+    separator key; a negation walk-back stops at the separator when the separator's last key
+    is a break and no negator holds a separator key (a negator ending in a text then starts
+    in it too). Then a term occurs in the joined text exactly where it occurs in one of the
+    texts, each occurrence negated or not exactly as there, so it is heard when some text
+    heard it and negated when some text has it negated and none heard it ("negated only when
+    every occurrence is"). A lexicon where that does not hold (a term or negator with a
+    separator key, no break in the separator, `substring` matching, which compares
+    characters across the join) is read from the joined text.
+
+    A text's outcome is two bit sets over the lexicon's terms (heard, negated), so joining
+    is two ORs a text; the features of an outcome are built once.
+    """
+
+    def __init__(
+        self,
+        specs: tuple[FeatureLike, ...],
+        negation: NegationConfig | None,
+        separator: str,
+    ) -> None:
+        self.specs = specs
+        self.negation = negation
+        self.needles = tuple(_needles(tuple(spec.terms), "tokens") for spec in specs)
+        self.texts: dict[str, tuple[int, int]] = {}
+        self.features: dict[tuple[int, int], dict[str, FeatureValue]] = {}
+        gap = _keys_of_text(separator)
+        self.decomposes = (
+            separator[:1].isspace() and separator[-1:].isspace() and bool(gap)
+        ) and not any(
+            key in gap for needles in self.needles for _, needle in needles for key in needle
+        )
+        if self.decomposes and negation is not None and negation.enabled:
+            rules = _negation_for(negation)
+            self.decomposes = gap[-1] in rules.breaks and not any(
+                key in gap for negators in rules.by_last_key.values() for n in negators for key in n
+            )
+
+    def outcome(self, text: str) -> tuple[int, int]:
+        """The terms `text` has heard and negated (bit sets in spec and term order),
+        memoized: a conversation's earlier messages are read again at each later one."""
+        found = self.texts.get(text)
+        if found is None:
+            matcher = _Matcher(text, "tokens", self.negation)
+            starts = matcher._starts
+            heard = negated = 0
+            bit = 1
+            for spec, needles in zip(self.specs, self.needles, strict=True):
+                for term, needle in needles:
+                    if needle[0] in starts:
+                        hit = matcher._find_one(term, needle, negatable=spec.negatable)
+                        if hit is not None:
+                            if hit.negated:
+                                negated |= bit
+                            else:
+                                heard |= bit
+                    bit <<= 1
+            found = (heard, negated)
+            if len(self.texts) >= _KEPT:
+                self.texts.clear()  # a bound on memory; outcomes are recomputed identically
+            self.texts[text] = found
+        return found
+
+    def values(self, heard: int, negated: int) -> dict[str, FeatureValue]:
+        """The features of an outcome, as `extract_features` builds them (a new dict; the
+        values are immutable and shared)."""
+        key = (heard, negated & ~heard)
+        found = self.features.get(key)
+        if found is None:
+            found = {}
+            bit = 1
+            for spec, needles in zip(self.specs, self.needles, strict=True):
+                hits: list[str] = []
+                negated_terms: list[str] = []
+                for term, _ in needles:
+                    if heard & bit:
+                        hits.append(term)
+                    elif negated & bit:
+                        negated_terms.append(term)
+                    bit <<= 1
+                found[spec.name] = FeatureValue(
+                    value=1 if hits else 0, hits=tuple(hits), negated=tuple(negated_terms)
+                )
+            if len(self.features) >= _KEPT:
+                self.features.clear()
+            self.features[key] = found
+        return dict(found)
+
+
+_KEPT = 4096
+
+_PLANS: dict[
+    tuple[int, str], tuple[tuple[FeatureLike, ...], NegationConfig | None, _JoinedPlan]
+] = {}
+
+
+def _plan(
+    specs: tuple[FeatureLike, ...], negation: NegationConfig | None, separator: str
+) -> _JoinedPlan:
+    """The plan for a policy's lexicon, kept by the identity of its specs (a policy's tuple
+    lives as long as the policy) and checked against it, like `reading._heads`."""
+    key = (id(specs), separator)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0] is specs and entry[1] == negation:
+        return entry[2]
+    plan = _JoinedPlan(specs, negation, separator)
+    while len(_PLANS) >= 16:
+        _PLANS.pop(next(iter(_PLANS)))
+    _PLANS[key] = (specs, negation, plan)
+    return plan
+
+
+JoinedOutcome = tuple[object, int, int]
+"""Which lexicon (an opaque identity), and the terms heard and negated over the texts."""
+
+
+def joined_outcome(
+    texts: Sequence[str],
+    separator: str,
+    specs: tuple[FeatureLike, ...],
+    *,
+    matching: Matching,
+    negation: NegationConfig | None = None,
+) -> JoinedOutcome | None:
+    """What `specs` find in `separator.join(texts)`, from each text's own outcome; None
+    when the lexicon cannot be read text by text (`_JoinedPlan`). Equal outcomes of the
+    same lexicon have equal features (`domain.narrative` keeps its audits by them)."""
+    if matching != "tokens" or not texts:
+        return None
+    plan = _plan(specs, negation, separator)
+    if not plan.decomposes:
+        return None
+    heard = negated = 0
+    for text in texts:
+        more_heard, more_negated = plan.outcome(text)
+        heard |= more_heard
+        negated |= more_negated
+    return plan, heard, negated & ~heard
+
+
+def extract_features_of_texts(
+    texts: Sequence[str],
+    separator: str,
+    specs: tuple[FeatureLike, ...],
+    *,
+    matching: Matching,
+    negation: NegationConfig | None = None,
+) -> dict[str, FeatureValue]:
+    """`extract_features(separator.join(texts), specs, …)`, equal to it value for value, from
+    each text's own matches (`_JoinedPlan`): a conversation's narrative is over all of its
+    messages, and re-tokenizing all of them at each new message made a message's cost grow
+    with the conversation's length."""
+    outcome = joined_outcome(texts, separator, specs, matching=matching, negation=negation)
+    if outcome is None:
+        return extract_features(separator.join(texts), specs, matching=matching, negation=negation)
+    plan, heard, negated = outcome
+    assert isinstance(plan, _JoinedPlan)
+    return plan.values(heard, negated)

@@ -95,6 +95,10 @@ class _Heads:
         self.names = HEADS
         self.position = {name: index for index, name in enumerate(HEADS)}
         self.bias = tuple(model.head(name).bias for name in HEADS)
+        self.exact_bias = tuple(map(from_micro, self.bias))
+        self.calibrations = tuple(model.head(name).calibration for name in HEADS)
+        self.exact: dict[str, tuple[Decimal, ...]] = {}
+        """Each explained feature's row of weights as exact decimals (`_explained`)."""
         self.thresholds = {name: model.heads[name].threshold for name in BINARY_HEADS}
         dense: dict[str, list[int]] = {}
         for head_index, name in enumerate(HEADS):
@@ -351,34 +355,74 @@ def explain_rows(
     features, each feature's weights in every head read from the fused table (`_Heads`),
     since every message stores the explanation of each head that fired on it. Terms are
     ordered by their exact integer |w × x| (in millionths), then by name."""
+    return [
+        (rows, from_micro(total), threshold)
+        for rows, total, threshold in _explained(model, heads, features)
+    ]
+
+
+def _explained(
+    model: ReaderModel, heads: Sequence[str], features: Mapping[str, int]
+) -> list[tuple[tuple[ExplainedRow, ...], int, Decimal]]:
+    """`explain_rows` with each head's total as integer millionths (what its calibration
+    takes). Each weight's exact decimal is read from the fused table's per-feature row of
+    decimals (`_Heads.exact`), made the first time the feature is explained."""
     fused = _heads(model)
     positions = [fused.position[head] for head in heads]
-    found: list[list[tuple[int, str, int, int]]] = [[] for _ in heads]
-    totals = [model.head(head).bias for head in heads]
+    found: list[list[tuple[int, str, Decimal, int, int]]] = [[] for _ in heads]
+    bias = fused.bias
+    totals = [bias[position] for position in positions]
     table = fused.rows
+    exact_rows = fused.exact
     for feature, value in features.items():
         row = table.get(feature) if value else None
         if row is None:
             continue
+        exact_row = exact_rows.get(feature)
+        if exact_row is None:
+            exact_row = exact_rows[feature] = tuple(map(from_micro, row))
         for k, position in enumerate(positions):
             weight = row[position]
             if weight:
                 product = weight * value
                 totals[k] += product
-                found[k].append((-abs(product), feature, weight, value))
+                # (|w × x| descending, then the name: names are unique, so the sort never
+                # compares further)
+                found[k].append((-abs(product), feature, exact_row[position], value, product))
     results = []
     for head, entries, total in zip(heads, found, totals, strict=True):
         entries.sort()
-        rows: list[ExplainedRow] = []
-        for _, feature, weight, value in entries:
-            exact = from_micro(weight)
-            # Features are indicators (1) but for a few counts: w × 1 is the weight itself.
-            rows.append(
-                (feature, exact, value, exact if value == 1 else from_micro(weight * value))
-            )
+        # Features are indicators (1) but for a few counts: w × 1 is the weight itself.
+        rows = tuple(
+            (feature, exact, value, exact if value == 1 else from_micro(product))
+            for _, feature, exact, value, product in entries
+        )
         if head == "band":  # the threshold that decided: hot when reached, else warm
             threshold = model.band.hot if total >= model.band.hot else model.band.warm
         else:
-            threshold = model.head(head).threshold
-        results.append((tuple(rows), from_micro(total), from_micro(threshold)))
+            threshold = model.heads[head].threshold
+        results.append((rows, total, from_micro(threshold)))
     return results
+
+
+def explained_heads(
+    model: ReaderModel, heads: Sequence[str], features: Mapping[str, int]
+) -> list[tuple[str, tuple[ExplainedRow, ...], Decimal, Decimal, Decimal, Decimal | None]]:
+    """For each head: its name, `explain`'s rows, its bias, total and threshold (exact), and
+    its calibrated probability for the total (None without a calibration): what a
+    `message_read` records of every head that fired."""
+    fused = _heads(model)
+    return [
+        (
+            head,
+            rows,
+            fused.exact_bias[fused.position[head]],
+            from_micro(total),
+            threshold,
+            None if calibration is None else calibration.probability(total),
+        )
+        for head, (rows, total, threshold) in zip(
+            heads, _explained(model, heads, features), strict=True
+        )
+        for calibration in (fused.calibrations[fused.position[head]],)
+    ]
