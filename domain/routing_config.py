@@ -13,7 +13,7 @@ Kept apart from `domain.routing` because the policy holds this table and the rec
 - `owner_exclusive_ms`: while a routed ticket is younger than this, only its owner or a
   manager (`SALESBOT_MANAGERS`) may claim it; anyone after. Off when unset;
 - `installations`: the owners of another installation's conversations (a workspace or
-  tenant that installed the app: `[routing.installations."slack:T0123"]`, with its own
+  tenant that installed the app: `[routing.installations."<installation id>"]`, with its own
   `rules`, `spread` and `names`). The table's own rules and spread are the first
   installation's people: a conversation of another installation without a table of its own
   gets no owner (`domain.installations`), never someone of another organisation.
@@ -134,8 +134,8 @@ class RoutingConfig(Routes, Sparse):
         for installation in value:
             if ":" not in installation or installation != installation.strip():
                 raise ValueError(
-                    f"{installation!r} is not an installation id (such as slack:T0123 or "
-                    "teams:<tenant id>)"
+                    f"{installation!r} is not an installation id (its platform, a colon and "
+                    "the workspace's or tenant's id)"
                 )
         return value
 
