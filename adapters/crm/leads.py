@@ -89,8 +89,9 @@ def no_message(vendor: str) -> str:
     return f"(No message: this contact was created in {vendor}.)"
 
 
-def to_inbound(lead: CrmLead) -> LeadArrived:
-    """The lead as the runtime takes it from the feed, without a reply path."""
+def to_inbound(lead: CrmLead, installation: str = "") -> LeadArrived:
+    """The lead as the runtime takes it from the feed, without a reply path; `installation`:
+    whose CRM it came from ("" the first installation's)."""
     lead_id, delivery_id = lead_ids(lead.key)
     name = " ".join(lead.name.split())[:NAME_LIMIT] or lead.email[:NAME_LIMIT] or lead.key
     details = LeadDetails(
@@ -108,6 +109,11 @@ def to_inbound(lead: CrmLead) -> LeadArrived:
     return LeadArrived(
         delivery_id=delivery_id,
         conversation_id=lead_id,
-        actor=Actor(id=lead_actor_id(lead_id), name=details.name, role="prospect"),
+        actor=Actor(
+            id=lead_actor_id(lead_id),
+            name=details.name,
+            role="prospect",
+            installation=installation,
+        ),
         lead=details,
     )

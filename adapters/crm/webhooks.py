@@ -20,6 +20,10 @@ once. Records salesbot wrote are skipped (`adapters.crm.leads.is_salesbot_record
 
 Errors are one-line JSON (HubSpot) or a SOAP-less plain line (Salesforce: it only looks at
 the Ack); nothing echoes the body, a secret or a traceback.
+
+Another installation's own CRM (a workspace or tenant that installed the app) has the same
+routes under `/crm/installations/<installation id>/` (`installation_paths`), checked with
+that installation's own secrets; its leads are that installation's (`Actor.installation`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ Handle = Callable[[Inbound], Awaitable[object]]
 
 HUBSPOT_PATH = "/crm/hubspot"
 SALESFORCE_PATH = "/crm/salesforce"
+INSTALLATIONS_PATH = "/crm/installations"
+
+
+def installation_paths(installation: str) -> tuple[str, str]:
+    """The HubSpot and Salesforce routes of another installation's own CRM."""
+    base = f"{INSTALLATIONS_PATH}/{installation}"
+    return base + HUBSPOT_PATH.removeprefix("/crm"), base + SALESFORCE_PATH.removeprefix("/crm")
 HUBSPOT_MAX_BYTES = 256 * 1024
 SALESFORCE_MAX_BYTES = 1024 * 1024
 
@@ -77,18 +88,27 @@ class CrmWebhooks:
         now_ms: Callable[[], int],
         hubspot: HubSpotInbound | None = None,
         salesforce: SalesforceInbound | None = None,
+        installation: str = "",
     ) -> None:
+        """`installation`: whose CRM this is ("" the first installation's, on the plain
+        routes; another's on `installation_paths`), and so whose leads."""
         self._handle = handle
         self._now_ms = now_ms
         self._hubspot = hubspot
         self._salesforce = salesforce
+        self._installation = installation
 
     def add_routes(self, app: web.Application) -> None:
+        hubspot_path, salesforce_path = (
+            installation_paths(self._installation)
+            if self._installation
+            else (HUBSPOT_PATH, SALESFORCE_PATH)
+        )
         if self._hubspot is not None:
-            app.router.add_post(HUBSPOT_PATH, self._guarded(self._post_hubspot))
+            app.router.add_post(hubspot_path, self._guarded(self._post_hubspot))
         if self._salesforce is not None:
-            app.router.add_post(SALESFORCE_PATH, self._guarded(self._post_salesforce))
-            app.router.add_post(SALESFORCE_PATH + "/{secret}", self._guarded(self._post_salesforce))
+            app.router.add_post(salesforce_path, self._guarded(self._post_salesforce))
+            app.router.add_post(salesforce_path + "/{secret}", self._guarded(self._post_salesforce))
 
     def _guarded(
         self, handler: Callable[[web.Request], Awaitable[web.Response]]
@@ -199,7 +219,7 @@ class CrmWebhooks:
     async def _submit(self, lead: CrmLead) -> dict[str, Any]:
         """The lead through the runtime (committed before this returns); a redelivery is
         the runtime's duplicate of the first."""
-        inbound = to_inbound(lead)
+        inbound = to_inbound(lead, self._installation)
         result = await self._handle(inbound)
         duplicate = getattr(result, "status", None) == "duplicate"
         return {

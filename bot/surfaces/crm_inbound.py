@@ -67,8 +67,10 @@ def webhooks(
     hubspot_api_url: str,
     handle: Handle,
     now_ms: Callable[[], int],
+    installation: str = "",
 ) -> CrmWebhooks:
-    """The configured vendor's inbound route."""
+    """The configured vendor's inbound route (another installation's own CRM's:
+    `installation`)."""
     hubspot = None
     salesforce = None
     if vendor == "hubspot":
@@ -91,4 +93,5 @@ def webhooks(
         now_ms=now_ms,
         hubspot=hubspot,
         salesforce=salesforce,
+        installation=installation,
     )

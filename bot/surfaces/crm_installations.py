@@ -16,6 +16,11 @@ installation's CRM takes from the environment, by the same names in lower case:
     salesforce_client_id = "…"
     salesforce_client_secret = "…"
 
+Leads that start in an installation's own CRM come in on that installation's routes,
+`/crm/installations/<installation id>/hubspot` and `…/salesforce/<secret>`, checked with the
+table's `hubspot_client_secret` or `salesforce_org_id` and `salesforce_webhook_secret`; they
+are that installation's leads (`adapters.crm.webhooks`).
+
 Why a file: a Salesforce connection is six values per installation, which a list in one
 variable would make unreadable, and a secrets manager mounts files. The file is read once,
 at start; a malformed one refuses the start in one line naming the installation and the
@@ -33,14 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from adapters.crm.ids import INSTALLATIONS, installation_of
 from adapters.crm.salesforce_auth import SalesforceCredentials
+from adapters.crm.salesforce_outbound import is_org_id
 from adapters.ports import Delivery, RetryLater, Sender, SendOutcome
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
 from bot.surfaces.crm import HUBSPOT_PACING_MS, SALESFORCE_PACING_MS, CrmSection, sender_of
+from bot.surfaces.crm_inbound import MIN_URL_SECRET, CrmInboundSection, webhooks
 
 NAME = INSTALLATIONS.adapter
 VARIABLE = "SALESBOT_CRM_INSTALLATIONS_FILE"
@@ -64,8 +72,33 @@ class InstallationCrm(BaseModel):
     salesforce_security_token: SecretStr | None = None
     salesforce_api_version: str = "62.0"
     salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
+    hubspot_client_secret: SecretStr | None = None
+    salesforce_org_id: str | None = None
+    salesforce_webhook_secret: SecretStr | None = None
 
-    def section(self, installation: str) -> CrmSection:
+    def inbound(self, installation: str, public_url: str) -> CrmInboundSection:
+        """Its CRM's webhook secrets, checked as the environment's are."""
+        where = f"{VARIABLE}: [{installation!r}]"
+        org_id = (self.salesforce_org_id or "").strip() or None
+        if org_id is not None and not is_org_id(org_id):
+            raise SettingsError(f"{where}: salesforce_org_id must be an organization id")
+        secret = _secret(self.salesforce_webhook_secret)
+        if secret is not None and (
+            len(secret) < MIN_URL_SECRET
+            or not all((c.isascii() and c.isalnum()) or c in "-_" for c in secret)
+        ):
+            raise SettingsError(
+                f"{where}: salesforce_webhook_secret must be at least {MIN_URL_SECRET} "
+                "letters, digits, '-' or '_'"
+            )
+        return CrmInboundSection(
+            hubspot_client_secret=_secret(self.hubspot_client_secret),
+            salesforce_org_id=org_id,
+            salesforce_webhook_secret=secret,
+            public_url=public_url,
+        )
+
+    def section(self, installation: str, public_url: str = "") -> CrmSection:
         """As `bot.surfaces.crm.section` reads the environment's, for this installation."""
         where = f"{VARIABLE}: [{installation!r}]"
         if self.crm == "hubspot":
@@ -75,6 +108,7 @@ class InstallationCrm(BaseModel):
                 vendor="hubspot",
                 hubspot_token=self.hubspot_access_token.get_secret_value(),
                 hubspot_api_url=self.hubspot_api_url,
+                inbound=self.inbound(installation, public_url),
             )
         try:
             credentials = SalesforceCredentials(
@@ -92,6 +126,7 @@ class InstallationCrm(BaseModel):
             salesforce=credentials,
             salesforce_api_version=self.salesforce_api_version,
             salesforce_records=self.salesforce_records,
+            inbound=self.inbound(installation, public_url),
         )
 
 
@@ -106,7 +141,7 @@ class CrmInstallations:
     crms: Mapping[str, CrmSection]
 
 
-def read(path: Path) -> CrmInstallations:
+def read(path: Path, public_url: str = "") -> CrmInstallations:
     """The file's installations; SettingsError (one line, no value) when it cannot be used."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -130,7 +165,7 @@ def read(path: Path) -> CrmInstallations:
                 sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
             )
             raise SettingsError(f"{VARIABLE}: [{installation!r}]: invalid {fields}") from None
-        crms[installation] = entry.section(installation)
+        crms[installation] = entry.section(installation, public_url)
     return CrmInstallations(crms)
 
 
@@ -138,7 +173,7 @@ def section(settings: Settings) -> CrmInstallations | None:
     path = settings.salesbot_crm_installations_file
     if path is None:
         return None
-    return read(Path(path))
+    return read(Path(path), settings.salesbot_public_url)
 
 
 class InstallationSenders:
@@ -185,6 +220,23 @@ def registration() -> Registration[CrmInstallations]:
 
 def _build(config: CrmInstallations, wiring: Wiring) -> Surface:
     senders = InstallationSenders(config)
+    inbound = [
+        webhooks(
+            crm.vendor,
+            crm.inbound,
+            hubspot_token=crm.hubspot_token,
+            hubspot_api_url=crm.hubspot_api_url,
+            handle=wiring.host.handle,
+            now_ms=wiring.clock,
+            installation=installation,
+        )
+        for installation, crm in sorted(config.crms.items())
+    ]
+
+    def mount(app: web.Application) -> None:
+        for routes in inbound:
+            routes.add_routes(app)
+
     vendors = {crm.vendor for crm in config.crms.values()}
     pacing = max(
         (HUBSPOT_PACING_MS if vendor == "hubspot" else SALESFORCE_PACING_MS for vendor in vendors),
@@ -196,6 +248,7 @@ def _build(config: CrmInstallations, wiring: Wiring) -> Surface:
         sender=senders,
         pacing_ms=pacing,
         status=senders.status,
+        mount=mount,
         describe=lambda _host, _port: f"crm for installations ({senders.status()})",
-        parts=(senders,),
+        parts=(senders, *inbound),
     )

@@ -8,17 +8,23 @@ refuses the start in one line that names the installation and the setting, never
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import itertools
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from adapters.crm.ids import outbox_key
 from bot.service import build_service
 from bot.settings import Settings, SettingsError
-from domain.events import CrmSyncRequested, CrmSyncSettled
+from domain.events import ConversationStarted, CrmSyncRequested, CrmSyncSettled
 from domain.inbound import Actor, CommandInvoked, LeadArrived, LeadDetails
 from domain.policy import Policy
 from storage.memory import MemoryStore
@@ -197,3 +203,102 @@ async def test_crm_check_and_setup_answer_for_the_installation_named(
         "salesbot: error: installation slack:T0404 has no CRM: give it a table in "
         "SALESBOT_CRM_INSTALLATIONS_FILE (docs/crm.md)\n"
     )
+
+
+GLOBEX_SECRET = "globex-hubspot-client-secret-7a1c"
+PUBLIC_URL = "https://bot.example.org"
+
+
+def hubspot_signed(path: str, body: bytes, secret: str, at_ms: int) -> dict[str, str]:
+    """HubSpot's signature v3 headers for `body` sent to `path` (computed here as HubSpot
+    documents it, not by the adapter)."""
+    timestamp = str(at_ms)
+    text = "POST" + PUBLIC_URL + path + body.decode() + timestamp
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
+        "X-HubSpot-Request-Timestamp": timestamp,
+        "X-HubSpot-Signature-Version": "v3",
+    }
+
+
+async def test_a_contact_created_in_an_installation_s_own_hubspot_is_that_installation_s_lead(
+    accounts: tuple[FakeHubSpot, FakeHubSpot], policy: Policy, tmp_path: Path
+) -> None:
+    """The second installation's HubSpot calls its own route, signed with its own app's
+    secret: the contact becomes that installation's lead. The same request on the first
+    installation's route, or signed with another secret, is refused and stores nothing."""
+    first, globex = accounts
+    globex.objects["contacts"]["901"] = {
+        "id": "901",
+        "properties": {
+            "hs_object_id": "901",
+            "email": "gil@globex.example",
+            "firstname": "Gil",
+            "lastname": "Globex",
+        },
+        "createdAt": "2026-12-06T00:00:00Z",
+        "updatedAt": "2026-12-06T00:00:00Z",
+    }
+    file = tmp_path / "crms.toml"
+    file.write_text(
+        f'["{GLOBEX}"]\ncrm = "hubspot"\nhubspot_access_token = "{TOKEN}"\n'
+        f'hubspot_api_url = "{globex.base_url}"\nhubspot_client_secret = "{GLOBEX_SECRET}"\n',
+        encoding="utf-8",
+    )
+    now = 1_790_000_000_000
+    settings = Settings(
+        salesbot_crm="hubspot",
+        hubspot_access_token=SecretStr(TOKEN),
+        hubspot_api_url=first.base_url,
+        hubspot_client_secret=SecretStr("first-hubspot-client-secret-0001"),
+        salesbot_public_url=PUBLIC_URL,
+        salesbot_crm_installations_file=str(file),
+    )
+    store = MemoryStore()
+    service = build_service(settings, policy, store, clock=lambda: now)
+    app = web.Application()
+    for surface in service.surfaces:
+        if surface.mount is not None:
+            surface.mount(app)
+    events = [
+        {
+            "eventId": 1001,
+            "subscriptionId": 7,
+            "portalId": 99887766,
+            "appId": 4242,
+            "occurredAt": now,
+            "subscriptionType": "contact.creation",
+            "attemptNumber": 0,
+            "objectId": 901,
+            "changeFlag": "CREATED",
+            "changeSource": "CRM_UI",
+        }
+    ]
+    body = json.dumps(events).encode()
+    own = f"/crm/installations/{GLOBEX}/hubspot"
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        wrong_route = await client.post(
+            "/crm/hubspot",
+            data=body,
+            headers=hubspot_signed("/crm/hubspot", body, GLOBEX_SECRET, now),
+        )
+        wrong_secret = await client.post(
+            own, data=body, headers=hubspot_signed(own, body, "another-secret-entirely", now)
+        )
+        assert await store.conversation_ids() == []
+        answer = await client.post(
+            own, data=body, headers=hubspot_signed(own, body, GLOBEX_SECRET, now)
+        )
+        assert answer.status == 200, await answer.text()
+        (lead,) = (await answer.json())["leads"]
+    assert (wrong_route.status, wrong_secret.status) == (401, 401)
+    started = [
+        env.event
+        for env in await store.load(lead["lead_id"])
+        if isinstance(env.event, ConversationStarted)
+    ]
+    assert [event.installation for event in started] == [GLOBEX]
+    assert started[0].lead is not None
+    assert started[0].lead.email == "gil@globex.example"
