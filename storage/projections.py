@@ -161,7 +161,8 @@ ScopedTime = tuple[str, int, int]
 """(installation, level, bucket): a counted time of one installation."""
 
 SHARDS = 16
-"""Each counter is kept as `SHARDS` rows, (kind, name, shard), and read as their sum.
+"""Each counter is kept as `SHARDS` rows, (installation, kind, name, shard), and read as
+their sum.
 
 Why shards: the counters are updated by the commit, in the transaction that appends the
 events they count, so they can never disagree with the log. On PostgreSQL several replicas

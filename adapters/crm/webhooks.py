@@ -54,6 +54,8 @@ def installation_paths(installation: str) -> tuple[str, str]:
     """The HubSpot and Salesforce routes of another installation's own CRM."""
     base = f"{INSTALLATIONS_PATH}/{installation}"
     return base + HUBSPOT_PATH.removeprefix("/crm"), base + SALESFORCE_PATH.removeprefix("/crm")
+
+
 HUBSPOT_MAX_BYTES = 256 * 1024
 SALESFORCE_MAX_BYTES = 1024 * 1024
 

@@ -106,6 +106,11 @@ class WorkspaceChannels:
         """The channel `team`'s admin chose for `purpose`; None when none was chosen."""
         return self._chosen.get(team, {}).get(purpose)
 
+    def added_itself(self, team: str | None) -> bool:
+        """Whether `team` is a workspace other than the first, which added the app itself
+        (its installer was noted): its cards stay in its own channels."""
+        return team is not None and team in self._installers
+
     def installer_channel(self, team: str | None) -> str | None:
         """Where an installed workspace's cards go while its admin has chosen no channel:
         the direct messages of whoever added the app (a Slack user id is a channel for

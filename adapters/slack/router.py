@@ -152,7 +152,7 @@ class SlackRouter:
         if reply.audience == "escalation":
             # The policy's escalation channel is the first workspace's: a workspace that
             # added the app itself escalates in its own handoff channel.
-            own = self._channels is not None and self._channels.installer_channel(team) is not None
+            own = self._channels is not None and self._channels.added_itself(team)
             escalation = handoff if own else self._escalation or handoff
             return [_route(escalation, team=lead_team)] if escalation else []
         if where is None:

@@ -7,8 +7,11 @@ refuse the start in one line naming the variable."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
+
+from pydantic import SecretStr
 
 from adapters.crm.hubspot import HubSpotSender
 from adapters.crm.ids import SCHEME
@@ -17,7 +20,12 @@ from adapters.crm.salesforce_auth import SalesforceCredentials
 from adapters.ports import Sender
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
-from bot.surfaces.crm_inbound import CrmInboundSection, inbound_section, webhooks
+from bot.surfaces.crm_inbound import (
+    CrmInboundSection,
+    CrmInboundValues,
+    inbound_section,
+    webhooks,
+)
 
 NAME = SCHEME.adapter
 
@@ -43,46 +51,89 @@ class CrmSection:
     """Leads that start in the CRM: its webhook's secrets (`bot.surfaces.crm_inbound`)."""
 
 
+class CrmValues(CrmInboundValues, Protocol):
+    """A CRM's settings by their names: the environment's (`Settings`) or an installation's
+    table (`bot.surfaces.crm_installations`)."""
+
+    @property
+    def hubspot_access_token(self) -> SecretStr | None: ...
+    @property
+    def hubspot_api_url(self) -> str: ...
+    @property
+    def salesforce_login_url(self) -> str: ...
+    @property
+    def salesforce_client_id(self) -> str | None: ...
+    @property
+    def salesforce_client_secret(self) -> SecretStr | None: ...
+    @property
+    def salesforce_username(self) -> str | None: ...
+    @property
+    def salesforce_password(self) -> SecretStr | None: ...
+    @property
+    def salesforce_security_token(self) -> SecretStr | None: ...
+    @property
+    def salesforce_api_version(self) -> str: ...
+    @property
+    def salesforce_records(self) -> Literal["lead", "contact_opportunity"]: ...
+
+
 def section(settings: Settings) -> CrmSection | None:
     vendor = settings.salesbot_crm
     if vendor == "none":
         return None
-    if vendor == "hubspot":
-        if settings.hubspot_access_token is None:
-            raise SettingsError(
-                "invalid configuration: SALESBOT_CRM=hubspot needs HUBSPOT_ACCESS_TOKEN"
-            )
-        return CrmSection(
-            vendor="hubspot",
-            hubspot_token=settings.hubspot_access_token.get_secret_value(),
-            hubspot_api_url=settings.hubspot_api_url,
-            inbound=inbound_section(settings),
-        )
-    return CrmSection(
-        vendor="salesforce",
-        salesforce=salesforce_credentials(settings),
-        salesforce_api_version=settings.salesforce_api_version,
-        salesforce_records=settings.salesforce_records,
-        inbound=inbound_section(settings),
+    return vendor_section(
+        vendor,
+        settings,
+        public_url=settings.salesbot_public_url,
+        where="invalid configuration",
+        chosen=f"SALESBOT_CRM={vendor}",
+        name=str.upper,
     )
 
 
-def salesforce_credentials(settings: Settings) -> SalesforceCredentials:
-    def secret(value: object) -> str | None:
-        get = getattr(value, "get_secret_value", None)
-        return get() if callable(get) else None
-
+def vendor_section(
+    vendor: Literal["hubspot", "salesforce"],
+    values: CrmValues,
+    *,
+    public_url: str,
+    where: str,
+    chosen: str,
+    name: Callable[[str], str],
+) -> CrmSection:
+    """`values` as the chosen vendor's section; a refusal (SettingsError) starts with
+    `where`, names the choice as `chosen` and each setting as `name` spells it."""
+    inbound = inbound_section(values, public_url, where=where, name=name)
+    if vendor == "hubspot":
+        if values.hubspot_access_token is None:
+            raise SettingsError(f"{where}: {chosen} needs {name('hubspot_access_token')}")
+        return CrmSection(
+            vendor="hubspot",
+            hubspot_token=values.hubspot_access_token.get_secret_value(),
+            hubspot_api_url=values.hubspot_api_url,
+            inbound=inbound,
+        )
     try:
-        return SalesforceCredentials(
-            login_url=settings.salesforce_login_url,
-            client_id=settings.salesforce_client_id or "",
-            client_secret=secret(settings.salesforce_client_secret) or "",
-            username=settings.salesforce_username,
-            password=secret(settings.salesforce_password),
-            security_token=secret(settings.salesforce_security_token),
+        credentials = SalesforceCredentials(
+            login_url=values.salesforce_login_url,
+            client_id=values.salesforce_client_id or "",
+            client_secret=_secret(values.salesforce_client_secret) or "",
+            username=values.salesforce_username,
+            password=_secret(values.salesforce_password),
+            security_token=_secret(values.salesforce_security_token),
         )
     except ValueError as exc:
-        raise SettingsError(f"invalid configuration: SALESBOT_CRM=salesforce: {exc}") from None
+        raise SettingsError(f"{where}: {chosen}: {exc}") from None
+    return CrmSection(
+        vendor="salesforce",
+        salesforce=credentials,
+        salesforce_api_version=values.salesforce_api_version,
+        salesforce_records=values.salesforce_records,
+        inbound=inbound,
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def sender_of(config: CrmSection) -> Sender:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import SecretStr
 
 from adapters.crm.hubspot_webhook import HubSpotContactReader
 from adapters.crm.salesforce_outbound import is_org_id
 from adapters.crm.webhooks import CrmWebhooks, Handle, HubSpotInbound, SalesforceInbound
-from bot.settings import Settings, SettingsError
+from bot.settings import SettingsError
 
 MIN_URL_SECRET = 16
 """A secret in a URL is the whole credential: long enough not to be guessed."""
@@ -33,29 +36,48 @@ class CrmInboundSection:
     public_url: str = ""
 
 
-def inbound_section(settings: Settings) -> CrmInboundSection:
-    org_id = (settings.salesforce_org_id or "").strip() or None
+class CrmInboundValues(Protocol):
+    """The webhook secrets by their names (`bot.surfaces.crm.CrmValues`)."""
+
+    @property
+    def hubspot_client_secret(self) -> SecretStr | None: ...
+    @property
+    def salesforce_org_id(self) -> str | None: ...
+    @property
+    def salesforce_webhook_secret(self) -> SecretStr | None: ...
+
+
+def inbound_section(
+    values: CrmInboundValues,
+    public_url: str,
+    *,
+    where: str = "invalid configuration",
+    name: Callable[[str], str] = str.upper,
+) -> CrmInboundSection:
+    """The webhook secrets, checked; a refusal starts with `where` and names each setting
+    as `name` spells it (the environment's variables by default)."""
+    org_id = (values.salesforce_org_id or "").strip() or None
     if org_id is not None and not is_org_id(org_id):
         raise SettingsError(
-            "invalid configuration: SALESFORCE_ORG_ID must be an organization id "
+            f"{where}: {name('salesforce_org_id')} must be an organization id "
             "(00D followed by 12 or 15 letters and digits)"
         )
-    url_secret = settings.salesforce_webhook_secret
+    url_secret = values.salesforce_webhook_secret
     secret = url_secret.get_secret_value() if url_secret is not None else None
     if secret is not None and (
         len(secret) < MIN_URL_SECRET
         or not all((c.isascii() and c.isalnum()) or c in "-_" for c in secret)
     ):
         raise SettingsError(
-            "invalid configuration: SALESFORCE_WEBHOOK_SECRET must be at least "
+            f"{where}: {name('salesforce_webhook_secret')} must be at least "
             f"{MIN_URL_SECRET} letters, digits, '-' or '_' (it ends a URL)"
         )
-    client_secret = settings.hubspot_client_secret
+    client_secret = values.hubspot_client_secret
     return CrmInboundSection(
         hubspot_client_secret=client_secret.get_secret_value() if client_secret else None,
         salesforce_org_id=org_id,
         salesforce_webhook_secret=secret,
-        public_url=settings.salesbot_public_url,
+        public_url=public_url,
     )
 
 

@@ -42,13 +42,17 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from adapters.crm.ids import INSTALLATIONS, installation_of
-from adapters.crm.salesforce_auth import SalesforceCredentials
-from adapters.crm.salesforce_outbound import is_org_id
 from adapters.ports import Delivery, RetryLater, Sender, SendOutcome
 from bot.settings import Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
-from bot.surfaces.crm import HUBSPOT_PACING_MS, SALESFORCE_PACING_MS, CrmSection, sender_of
-from bot.surfaces.crm_inbound import MIN_URL_SECRET, CrmInboundSection, webhooks
+from bot.surfaces.crm import (
+    HUBSPOT_PACING_MS,
+    SALESFORCE_PACING_MS,
+    CrmSection,
+    sender_of,
+    vendor_section,
+)
+from bot.surfaces.crm_inbound import webhooks
 
 NAME = INSTALLATIONS.adapter
 VARIABLE = "SALESBOT_CRM_INSTALLATIONS_FILE"
@@ -57,7 +61,8 @@ PARKED_RETRY_MS = 15 * 60_000
 
 
 class InstallationCrm(BaseModel):
-    """One installation's table: the CRM settings of `bot.settings.Settings`, by name."""
+    """One installation's table: the CRM settings of `bot.settings.Settings`, by name
+    (`bot.surfaces.crm.CrmValues`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,62 +81,16 @@ class InstallationCrm(BaseModel):
     salesforce_org_id: str | None = None
     salesforce_webhook_secret: SecretStr | None = None
 
-    def inbound(self, installation: str, public_url: str) -> CrmInboundSection:
-        """Its CRM's webhook secrets, checked as the environment's are."""
-        where = f"{VARIABLE}: [{installation!r}]"
-        org_id = (self.salesforce_org_id or "").strip() or None
-        if org_id is not None and not is_org_id(org_id):
-            raise SettingsError(f"{where}: salesforce_org_id must be an organization id")
-        secret = _secret(self.salesforce_webhook_secret)
-        if secret is not None and (
-            len(secret) < MIN_URL_SECRET
-            or not all((c.isascii() and c.isalnum()) or c in "-_" for c in secret)
-        ):
-            raise SettingsError(
-                f"{where}: salesforce_webhook_secret must be at least {MIN_URL_SECRET} "
-                "letters, digits, '-' or '_'"
-            )
-        return CrmInboundSection(
-            hubspot_client_secret=_secret(self.hubspot_client_secret),
-            salesforce_org_id=org_id,
-            salesforce_webhook_secret=secret,
-            public_url=public_url,
-        )
-
     def section(self, installation: str, public_url: str = "") -> CrmSection:
         """As `bot.surfaces.crm.section` reads the environment's, for this installation."""
-        where = f"{VARIABLE}: [{installation!r}]"
-        if self.crm == "hubspot":
-            if self.hubspot_access_token is None:
-                raise SettingsError(f'{where}: crm = "hubspot" needs hubspot_access_token')
-            return CrmSection(
-                vendor="hubspot",
-                hubspot_token=self.hubspot_access_token.get_secret_value(),
-                hubspot_api_url=self.hubspot_api_url,
-                inbound=self.inbound(installation, public_url),
-            )
-        try:
-            credentials = SalesforceCredentials(
-                login_url=self.salesforce_login_url,
-                client_id=self.salesforce_client_id or "",
-                client_secret=_secret(self.salesforce_client_secret) or "",
-                username=self.salesforce_username,
-                password=_secret(self.salesforce_password),
-                security_token=_secret(self.salesforce_security_token),
-            )
-        except ValueError as exc:
-            raise SettingsError(f"{where}: {exc}") from None
-        return CrmSection(
-            vendor="salesforce",
-            salesforce=credentials,
-            salesforce_api_version=self.salesforce_api_version,
-            salesforce_records=self.salesforce_records,
-            inbound=self.inbound(installation, public_url),
+        return vendor_section(
+            self.crm,
+            self,
+            public_url=public_url,
+            where=f"{VARIABLE}: [{installation!r}]",
+            chosen=f'crm = "{self.crm}"',
+            name=str,
         )
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return None if value is None else value.get_secret_value()
 
 
 @dataclass(frozen=True)

@@ -76,16 +76,23 @@ def inbounds() -> list[Inbound]:
     ]
 
 
-async def decided(store: Store, policy: Policy) -> list[EventEnvelope]:
+async def crm_runtime(store: Store, policy: Policy, start_ms: int, step_ms: int = 1000) -> Runtime:
+    """A started runtime that commits the CRM's outbox items with each decision and routes
+    nothing else; its clock moves by `step_ms` at each reading."""
     ticks = itertools.count()
     runtime = Runtime(
         store,
         policy,
         Nowhere(),
-        clock=lambda: 1_790_000_000_000 + 1000 * next(ticks),
+        clock=lambda: start_ms + step_ms * next(ticks),
         effects=crm_items,
     )
     await runtime.start()
+    return runtime
+
+
+async def decided(store: Store, policy: Policy) -> list[EventEnvelope]:
+    runtime = await crm_runtime(store, policy, 1_790_000_000_000)
     for inbound in inbounds():
         await runtime.handle(inbound)
     await runtime.handle(inbounds()[1])  # a redelivery: decided once
@@ -150,15 +157,7 @@ async def test_an_erased_conversations_crm_writes_are_redacted_and_never_sent(
 ) -> None:
     store = MemoryStore()
     events = await decided(store, policy)
-    ticks = itertools.count()
-    runtime = Runtime(
-        store,
-        policy,
-        Nowhere(),
-        clock=lambda: 1_790_000_100_000 + next(ticks),
-        effects=crm_items,
-    )
-    await runtime.start()
+    runtime = await crm_runtime(store, policy, 1_790_000_100_000, step_ms=1)
     assert await runtime.erase(LEAD, by="dpo", reason="request") is not None
     items = await crm_outbox(store, events)
     assert {item.status for item in items} == {"dead"}
@@ -214,15 +213,7 @@ async def test_another_installation_s_writes_wait_on_its_own_channel_never_the_c
     theirs = "lead-crm-globex"
     elsewhere = Actor(id="feed", role="prospect", installation="slack:T0002")
     rep_there = Actor(id="R2", name="Rae", role="rep", installation="slack:T0002")
-    ticks = itertools.count()
-    runtime = Runtime(
-        store,
-        policy,
-        Nowhere(),
-        clock=lambda: 1_790_000_500_000 + 1000 * next(ticks),
-        effects=crm_items,
-    )
-    await runtime.start()
+    runtime = await crm_runtime(store, policy, 1_790_000_500_000)
     await runtime.handle(
         LeadArrived(delivery_id="g1", conversation_id=theirs, actor=elsewhere, lead=DETAILS)
     )

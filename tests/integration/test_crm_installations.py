@@ -8,9 +8,6 @@ refuses the start in one line that names the installation and the setting, never
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -29,6 +26,7 @@ from domain.inbound import Actor, CommandInvoked, LeadArrived, LeadDetails
 from domain.policy import Policy
 from storage.memory import MemoryStore
 from tests.integration.test_crm_hubspot_contract import TOKEN, FakeHubSpot
+from tests.integration.test_crm_webhooks_hubspot import PUBLIC_URL, signed
 from tests.support.cli import run
 from tests.unit.test_crm import CRM, crm_policy
 
@@ -206,21 +204,11 @@ async def test_crm_check_and_setup_answer_for_the_installation_named(
 
 
 GLOBEX_SECRET = "globex-hubspot-client-secret-7a1c"
-PUBLIC_URL = "https://bot.example.org"
 
 
 def hubspot_signed(path: str, body: bytes, secret: str, at_ms: int) -> dict[str, str]:
-    """HubSpot's signature v3 headers for `body` sent to `path` (computed here as HubSpot
-    documents it, not by the adapter)."""
-    timestamp = str(at_ms)
-    text = "POST" + PUBLIC_URL + path + body.decode() + timestamp
-    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()
-    return {
-        "Content-Type": "application/json",
-        "X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
-        "X-HubSpot-Request-Timestamp": timestamp,
-        "X-HubSpot-Signature-Version": "v3",
-    }
+    """HubSpot's signature v3 headers for `body` sent to `path`."""
+    return signed(body, at_ms=at_ms, secret=secret, path=path)
 
 
 async def test_a_contact_created_in_an_installation_s_own_hubspot_is_that_installation_s_lead(

@@ -54,11 +54,13 @@ def delivery(*object_ids: int, subscription: str = "contact.creation") -> list[d
     ]
 
 
-def signed(body: bytes, *, at_ms: int = NOW, secret: str = SECRET) -> dict[str, str]:
-    """The headers HubSpot sends: the documented steps, computed here independently of the
-    adapter (HMAC-SHA256 over method + URI + body + timestamp, base64)."""
+def signed(
+    body: bytes, *, at_ms: int = NOW, secret: str = SECRET, path: str = "/crm/hubspot"
+) -> dict[str, str]:
+    """The headers HubSpot sends to `path`: the documented steps, computed here
+    independently of the adapter (HMAC-SHA256 over method + URI + body + timestamp, base64)."""
     timestamp = str(at_ms)
-    text = "POST" + PUBLIC_URL + "/crm/hubspot" + body.decode() + timestamp
+    text = "POST" + PUBLIC_URL + path + body.decode() + timestamp
     digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()
     return {
         "Content-Type": "application/json",

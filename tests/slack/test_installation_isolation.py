@@ -10,25 +10,22 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from pydantic import SecretStr
-from slack_sdk.signature import SignatureVerifier
 
 from tests.e2e.harness import eventually
 from tests.fakes.slack_api import FakeSlackApi
 from tests.slack.test_workspace_channels import serving
+from tests.slack.test_workspace_channels import slash as run_slash
 from tests.slack.test_workspaces import (
     FIRST,
     FIRST_CHANNEL,
     SECOND,
     SECOND_CHANNEL,
     SECOND_TOKEN,
-    SIGNING,
     Site,
 )
 
@@ -54,28 +51,7 @@ async def api() -> AsyncIterator[FakeSlackApi]:
 
 async def slash(site: Site, team: str, channel: str, user: str, command: str, text: str) -> str:
     """Run a slash command in `team`'s `channel`; returns its response URL."""
-    url = site.api.response_url(channel, user)
-    form = {
-        "command": command,
-        "text": text,
-        "user_id": user,
-        "user_name": user.lower(),
-        "channel_id": channel,
-        "team_id": team,
-        "trigger_id": f"trigger-{next(_TRIGGERS)}",
-        "response_url": url,
-    }
-    body = urlencode(form).encode()
-    ts = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING).generate_signature(timestamp=ts, body=body)
-    headers = {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": str(signature),
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    response = await site.client.post("/slack/events", data=body, headers=headers)
-    assert response.status == 200
-    return url
+    return await run_slash(site, user, command, text, team=team, channel=channel)
 
 
 def told(site: Site, url: str, channel: str) -> str:

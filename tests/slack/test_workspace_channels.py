@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,16 +16,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
-from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.channels import KEY
-from adapters.slack.sender import make_client
-from bot.policy_loader import load_policy
-from bot.server import build_app
-from bot.service import build_service
-from bot.settings import Settings
 from domain.events import RolesSet
 from storage.sqlite import SqliteStore
 from tests.e2e.harness import eventually, outbox_drained
@@ -37,9 +28,9 @@ from tests.slack.test_workspaces import (
     SECOND,
     SECOND_CHANNEL,
     SECOND_TOKEN,
-    SIGNING,
     Site,
 )
+from tests.slack.test_workspaces import serving as workspaces_serving
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -58,34 +49,17 @@ _TRIGGERS = itertools.count(1)
 async def serving(
     api: FakeSlackApi, path: Path, *, auditors: tuple[str, ...] = (AUDITOR,), **more: Any
 ) -> AsyncIterator[Site]:
-    """The server with two workspaces' settings; `more`: further settings."""
-    store = await SqliteStore.open(path)
-    settings = Settings(
-        slack_bot_token=SecretStr("xoxb-test"),
-        slack_signing_secret=SecretStr(SIGNING),
-        slack_api_url=api.base_url,
+    """Two workspaces' server (`test_workspaces.serving`) with the configured handoff channel,
+    an admin and auditors; `more`: further settings."""
+    async with workspaces_serving(
+        api,
+        path,
         slack_handoff_channel=CONFIGURED,
-        salesbot_public_url="https://bot.example.org",
-        salesbot_action_secret=SecretStr("workspaces-action-secret"),
         salesbot_admins=(ADMIN,),
         salesbot_auditors=auditors,
-        slack_client_id=api.client_id,
-        slack_client_secret=SecretStr(api.client_secret),
         **more,
-    )
-    try:
-        service = build_service(
-            settings,
-            load_policy("default"),
-            store,
-            clock=lambda: int(time.time() * 1000),
-            slack_client=make_client("xoxb-test", api.base_url, timeout_s=2),
-            slack_pacing_ms=0,
-        )
-        async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
-            yield Site(client, store, api)
-    finally:
-        await store.close()
+    ) as site:
+        yield site
 
 
 @pytest.fixture
@@ -97,28 +71,29 @@ async def api() -> AsyncIterator[FakeSlackApi]:
         yield api
 
 
-async def slash(site: Site, user: str, command: str, text: str) -> str:
-    """Run a slash command in the second workspace's channel; returns its response URL."""
-    url = site.api.response_url(SECOND_CHANNEL, user)
+async def slash(
+    site: Site,
+    user: str,
+    command: str,
+    text: str,
+    *,
+    team: str = SECOND,
+    channel: str = SECOND_CHANNEL,
+) -> str:
+    """Run a slash command in `team`'s `channel` (the second workspace's by default);
+    returns its response URL."""
+    url = site.api.response_url(channel, user)
     form = {
         "command": command,
         "text": text,
         "user_id": user,
         "user_name": user.lower(),
-        "channel_id": SECOND_CHANNEL,
-        "team_id": SECOND,
+        "channel_id": channel,
+        "team_id": team,
         "trigger_id": f"trigger-{next(_TRIGGERS)}",
         "response_url": url,
     }
-    body = urlencode(form).encode()
-    ts = str(int(time.time()))
-    signature = SignatureVerifier(SIGNING).generate_signature(timestamp=ts, body=body)
-    headers = {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": str(signature),
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    response = await site.client.post("/slack/events", data=body, headers=headers)
+    response = await site.signed_post(urlencode(form).encode())
     assert response.status == 200
     assert await response.read() == b""  # taken: the answer follows through the outbox
     return url

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
@@ -78,29 +78,28 @@ class Site:
                 "event": event,
             }
         ).encode()
-        ts = str(int(time.time()))
-        signature = SignatureVerifier(SIGNING).generate_signature(timestamp=ts, body=body)
-        headers = {
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": str(signature),
-            "Content-Type": "application/json",
-        }
-        response = await self.client.post("/slack/events", data=body, headers=headers)
+        response = await self.signed_post(body, "application/json")
         assert response.status == 200
 
     async def command(self, form: dict[str, str]) -> dict[str, Any]:
-        body = urlencode(form).encode()
+        """A slash command answered at once; returns the answer's JSON."""
+        response = await self.signed_post(urlencode(form).encode())
+        assert response.status == 200
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+    async def signed_post(
+        self, body: bytes, content_type: str = "application/x-www-form-urlencoded"
+    ) -> ClientResponse:
+        """`body` to `/slack/events`, signed as Slack signs it."""
         ts = str(int(time.time()))
         signature = SignatureVerifier(SIGNING).generate_signature(timestamp=ts, body=body)
         headers = {
             "X-Slack-Request-Timestamp": ts,
             "X-Slack-Signature": str(signature),
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
         }
-        response = await self.client.post("/slack/events", data=body, headers=headers)
-        assert response.status == 200
-        answer: dict[str, Any] = await response.json()
-        return answer
+        return await self.client.post("/slack/events", data=body, headers=headers)
 
     async def prospect_says(self, team: str, channel: str, text: str) -> None:
         ts = self.api.add_message(channel, text, user=PROSPECT["user"])
@@ -124,10 +123,15 @@ class Site:
 
 @asynccontextmanager
 async def serving(
-    api: FakeSlackApi, path: Path, token: str | None = "xoxb-test", *, socket: bool = False
+    api: FakeSlackApi,
+    path: Path,
+    token: str | None = "xoxb-test",
+    *,
+    socket: bool = False,
+    **more: Any,
 ) -> AsyncIterator[Site]:
     """`token` None: no SLACK_BOT_TOKEN, only Add to Slack installations; `socket`: Socket
-    Mode too (SLACK_APP_TOKEN)."""
+    Mode too (SLACK_APP_TOKEN); `more`: further settings."""
     store = await SqliteStore.open(path)
     settings = Settings(
         slack_bot_token=SecretStr(token) if token else None,
@@ -138,6 +142,7 @@ async def serving(
         salesbot_action_secret=SecretStr("workspaces-action-secret"),
         slack_client_id=api.client_id,
         slack_client_secret=SecretStr(api.client_secret),
+        **more,
     )
     try:
         service = build_service(
