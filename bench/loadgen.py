@@ -158,6 +158,22 @@ def summary(tally: Tally, elapsed: float, cpu_s: float, sent: int) -> dict[str, 
     }
 
 
+async def preopen(session: aiohttp.ClientSession, url: str, count: int) -> None:
+    """Open `count` kept-alive connections before the run (`count` requests to the
+    server's `/healthz` at once). With the pool's `connections` equal to `count`, the
+    generator then holds the same connections all run long — aiohttp hands idle ones out
+    oldest first, so none expires — and the server's descriptors measure the server, not
+    how many connections the generator happened to open during a latency spike."""
+    health = url.split("/", 3)
+    target = "/".join([*health[:3], "healthz"])
+
+    async def one() -> None:
+        async with session.get(target) as response:
+            await response.read()
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
 def _say(event: str) -> None:
     sys.stdout.write(json.dumps({"event": event}) + "\n")
     sys.stdout.flush()
@@ -179,6 +195,8 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=int(job.get("connections", 256)))
     timeout = aiohttp.ClientTimeout(total=float(job.get("timeout_s", 30)))
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        if job.get("preopen"):
+            await preopen(session, url, int(job["preopen"]))
         if mode == "open":
             if warm:
                 await opened(session, url, source, 0, warm, rate)

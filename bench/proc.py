@@ -42,6 +42,39 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_kinds(pid: int, listening_port: int) -> dict[str, int]:
+    """`pid`'s descriptors by kind: TCP connections accepted on `listening_port` (its
+    clients'), other TCP connections (its own, outbound), and everything else (files, the
+    listening socket, pipes, the event loop's) — so a soak tells a leak from a connection
+    pool that grew to its bound."""
+    sockets: set[str] = set()
+    total = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        total += 1
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            total -= 1
+            continue
+        if target.startswith("socket:["):
+            sockets.add(target[len("socket:[") : -1])
+    accepted = outbound = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            columns = line.split()
+            if columns[9] not in sockets:
+                continue
+            local_port = int(columns[1].rsplit(":", 1)[1], 16)
+            remote_port = int(columns[2].rsplit(":", 1)[1], 16)
+            if remote_port == 0:
+                continue  # a listening socket: counted with the rest
+            if local_port == listening_port:
+                accepted += 1
+            else:
+                outbound += 1
+    return {"accepted": accepted, "outbound": outbound, "other": total - accepted - outbound}
+
+
 def sample(pid: int) -> Sample:
     return Sample(cpu_s=cpu_seconds(pid), rss_bytes=rss_bytes(pid), fds=open_fds(pid))
 

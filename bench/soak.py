@@ -7,8 +7,14 @@ its own, signed `event_callback` bodies). First a short saturation run measures 
 maximum (unless `--rate` is given); then the open-loop generator sends at half of it for
 `--minutes`, to blocks of 500 conversations, 10 messages each, then the next 500 (new
 leads keep arriving, as in production, rather than 500 threads growing without end).
-Every `--every` seconds: the server's RSS and open file descriptors (/proc) and its state
-cache (`salesbot_state_cache_bytes` and `_entries` from its own `/metrics`).
+Every `--every` seconds: the server's RSS and open file descriptors (/proc) — also by
+kind: connections accepted from the generator, its own outbound connections (the fake Web
+API), and the rest (`bench.proc.fd_kinds`) — and its state cache
+(`salesbot_state_cache_bytes` and `_entries` from its own `/metrics`). The generator opens
+its 64 connections before the run and keeps them: the descriptors then measure the
+server. The server's outbound pool is aiohttp's, bounded at 100 connections; it grows to
+what the sends' concurrency needs and keeps them alive, so "the rest" is the figure a leak
+would move.
 
 Reported: first, last and maximum of each, and whether every sample after the warm-up
 (the first fifth of the run, at least a minute) stays within ±10 % of the first sample
@@ -39,6 +45,9 @@ from tests.fakes.slack_api import FakeSlackApi
 
 MESSAGES_PER_CONVERSATION = 10
 TOLERANCE = 0.10
+CONNECTIONS = 64
+"""The generator's connections, all opened before the run and held to the end (a pool
+that grows during a latency spike would step the server's descriptors with it)."""
 
 
 async def _cache(session: aiohttp.ClientSession, server: Server) -> tuple[float, float]:
@@ -86,6 +95,7 @@ async def measure(
             server = await Server.start(salesbot_serve(), env, directory / "s.log")
             try:
                 url = f"{server.base_url}/slack/events"
+                port = int(server.base_url.rsplit(":", 1)[1])
                 if rate is None:
                     job = ingest.job(url, "slack", "s", secret=SECRET)
                     peak = await saturate(server, job, 8.0, cap=20_000)
@@ -102,17 +112,23 @@ async def measure(
                     seconds=seconds,
                     warmup_s=0,
                     messages_per_conversation=MESSAGES_PER_CONVERSATION,
+                    connections=CONNECTIONS,
+                    preopen=CONNECTIONS,
                 )
                 running = asyncio.create_task(loadgen(job))
                 start = time.perf_counter()
                 while not running.done():
                     taken = server.sample()
+                    kinds = proc.fd_kinds(server.pid, port)
                     cache_bytes, entries = await _cache(session, server)
                     rows.append(
                         {
                             "t_s": time.perf_counter() - start,
                             "rss_mb": taken.rss_bytes / 2**20,
                             "fds": float(taken.fds),
+                            "fds_accepted": float(kinds["accepted"]),
+                            "fds_outbound": float(kinds["outbound"]),
+                            "fds_other": float(kinds["other"]),
                             "cpu_s": taken.cpu_s,
                             "state_cache_mb": cache_bytes / 2**20,
                             "state_cache_entries": entries,
@@ -138,13 +154,21 @@ async def measure(
     )
     results["soak_samples"] = float(len(rows))
     results["soak_warmup_samples"] = float(warm)
-    for key in ("rss_mb", "fds", "state_cache_mb", "state_cache_entries"):
+    for key in (
+        "rss_mb",
+        "fds",
+        "fds_accepted",
+        "fds_outbound",
+        "fds_other",
+        "state_cache_mb",
+        "state_cache_entries",
+    ):
         values = [row[key] for row in rows]
         results[f"soak_{key}_first"] = values[0]
         results[f"soak_{key}_after_warmup"] = values[warm] if warm < len(values) else float("nan")
         results[f"soak_{key}_last"] = values[-1]
         results[f"soak_{key}_max"] = max(values)
-        if key in ("rss_mb", "fds"):
+        if key in ("rss_mb", "fds", "fds_other"):
             flat, deviation = verdict(values, warm)
             results[f"soak_{key}_flat_within_10pct"] = float(flat)
             results[f"soak_{key}_max_deviation_after_warmup"] = deviation

@@ -227,10 +227,10 @@ class Runtime:
     async def _handle_claimed(self, inbound: Inbound) -> HandleResult:
         conversation_id = inbound.conversation_id
         async with self._lanes.hold(conversation_id):
-            if await self.store.seen(inbound.delivery_id):
-                return HandleResult(
-                    status="duplicate", version=await self.store.version(conversation_id)
-                )
+            # A redelivery the in-memory view no longer holds (older than its window, or
+            # committed by another replica) is not looked up first: the commit refuses a
+            # delivery it already holds, in the same transaction, and `decide` is pure, so a
+            # duplicate costs one wasted decision instead of every inbound a read.
             for attempt in range(1, self._decide_attempts + 1):
                 state = await self._state(conversation_id)
                 now = self._clock()
@@ -239,7 +239,10 @@ class Runtime:
                 replies = list(decision.replies)
                 if not decision.events and not decision.replies and not decision.queries:
                     # Nothing decided (e.g. reps' chatter in a thread the bot does not run):
-                    # nothing to store, so nothing of it is kept.
+                    # nothing to store, so nothing of it is kept — unless it was decided
+                    # and stored before, when it is the duplicate it always was.
+                    if await self.store.seen(inbound.delivery_id):
+                        return HandleResult(status="duplicate", version=state.version)
                     return HandleResult(status="ignored", version=state.version, decision=decision)
                 answers = self._pending_answers(inbound, decision, now)
                 try:
