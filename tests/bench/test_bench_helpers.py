@@ -11,12 +11,14 @@ import os
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.inbound import SlackContext, from_event
 from adapters.teams.inbound import TeamsContext, from_activity
-from bench import growth, proc, profile
+from bench import growth, loadgen, proc, profile
 from bench.ingest_bodies import BOT, TEAM, SlackBodies, TeamsBodies
 from bench.loadgen import place
 from bench.soak import verdict
@@ -101,6 +103,60 @@ def test_a_process_reads_its_own_cpu_memory_and_descriptors():
     assert after.cpu_s > before.cpu_s
     assert after.rss_bytes > 10 * 2**20
     assert after.fds >= 3
+
+
+async def test_descriptors_are_told_apart_by_who_opened_the_connection():
+    """The soak tells a leak from a pool: connections accepted on the server's port, its
+    own outbound ones, and the rest."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def keep(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(keep, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    before = proc.fd_kinds(os.getpid(), port)
+    clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+
+    async def all_accepted() -> None:
+        while len(accepted) < 3:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(all_accepted(), timeout=10)
+    during = proc.fd_kinds(os.getpid(), port)
+    for _, writer in clients:
+        writer.close()
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+    assert during["accepted"] == before["accepted"] + 3
+    assert during["outbound"] == before["outbound"] + 3  # this process is the client too
+    assert during["other"] == before["other"]
+
+
+async def test_the_generator_opens_its_connections_before_the_run():
+    peers: set[object] = set()
+
+    async def health(request: web.Request) -> web.Response:
+        transport = request.transport
+        peers.add(transport.get_extra_info("peername") if transport else None)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        connector = aiohttp.TCPConnector(limit=5)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await loadgen.preopen(session, f"http://127.0.0.1:{port}/slack/events", 5)
+    finally:
+        await runner.cleanup()
+    assert len(peers) == 5
 
 
 def test_the_grown_store_holds_real_conversations(tmp_path: Path, monkeypatch):
