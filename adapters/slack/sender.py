@@ -117,6 +117,10 @@ def make_client(token: str, base_url: str, timeout_s: float = 10.0) -> AsyncWebC
     )
 
 
+CONNECTIONS = 16
+"""The most Web API connections one client keeps open (`SharedSession`)."""
+
+
 class SharedSession:
     """One aiohttp session, i.e. one pool of kept-alive connections, for every Web API call
     a client makes.
@@ -127,6 +131,13 @@ class SharedSession:
     is opened inside the running loop (`open`, from the surface's start) and takes the
     client's own timeout as its default, because slack_sdk passes no per-request timeout to
     a running session; a client that already has a session keeps it.
+
+    The pool holds at most `CONNECTIONS`. Idle connections are handed out oldest first, so
+    none idles long enough to be closed: a pool keeps every connection a burst of sends
+    opened. aiohttp's default bound (100) let a latency spike leave dozens of connections
+    (descriptors) open for good; 16 is several times what a workspace's sends need (Slack
+    allows about one message per second per channel, and a call takes a fraction of a
+    second), and a send that must wait for a connection waits inside its own timeout.
     """
 
     def __init__(self, client: AsyncWebClient) -> None:
@@ -138,6 +149,7 @@ class SharedSession:
         if current is not None and not current.closed:
             return
         self._own = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTIONS),
             timeout=aiohttp.ClientTimeout(total=self._client.timeout),
             trust_env=self._client.trust_env_in_session,
         )

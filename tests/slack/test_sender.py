@@ -3,6 +3,7 @@ Slack's answers become outbox outcomes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from adapters.ports import Delivery, Rejected, RetryLater, Sent, TimedOut
 from adapters.slack.blocks import message
 from adapters.slack.ids import ButtonSigner
 from adapters.slack.response_url import ResponseUrls, allowed
-from adapters.slack.sender import SlackSender, make_client
+from adapters.slack.sender import CONNECTIONS, SharedSession, SlackSender, make_client
 from domain.cards import Button, Card, CardField, Reply
 from storage.memory import MemoryStore
 from tests.fakes.slack_api import FakeSlackApi
@@ -503,3 +504,41 @@ async def test_a_response_url_that_is_not_allowed_is_not_kept(
     assert not await responses.remember(COMMAND, "https://evil.example/x")
     assert not await responses.remember("slack:msg:C1:1.2", "http://127.0.0.1:1/x")
     assert await states.get_state(RESPONSE_KEY) is None
+
+
+async def test_a_burst_of_sends_to_many_channels_keeps_within_the_clients_connections(api):
+    """Sends held up by a slow Slack wait for one of the client's connections instead of each
+    opening its own: a burst leaves at most `CONNECTIONS` sockets open, not one per send."""
+    client = make_client(TOKEN, api.base_url, timeout_s=10.0)
+    connections = SharedSession(client)
+    connections.open()
+    burst = CONNECTIONS + 8
+    release = api.hang_next("chat.postMessage", times=burst)
+    sender = SlackSender(client, action_key=KEY, team_id=team_id)
+    try:
+        sends = [
+            asyncio.create_task(
+                sender.send(
+                    delivery(
+                        Reply(audience="conversation", text=f"Hi {n}"),
+                        key=f"outbox-burst-{n}",
+                        channel=f"C{n:04d}",
+                        conversation=f"slack:T0001:C{n:04d}:1690000000.000100",
+                    )
+                )
+            )
+            for n in range(burst)
+        ]
+
+        async def held() -> None:
+            while len(api.calls_of("chat.postMessage")) < CONNECTIONS:
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(held(), timeout=10)
+        release.set()
+        outcomes = await asyncio.gather(*sends)
+    finally:
+        await connections.close()
+    assert all(isinstance(outcome, Sent) for outcome in outcomes)
+    peers = {peer for method, peer in api.peers if method == "chat.postMessage"}
+    assert len(peers) <= CONNECTIONS
