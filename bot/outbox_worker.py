@@ -57,7 +57,7 @@ import random
 import secrets
 import socket
 import traceback
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from adapters.ports import (
@@ -173,9 +173,25 @@ class OutboxWorker:
         self._sending: set[str] = set()  # of those, the ones whose send may have begun
         self._stopping = asyncio.Event()  # set while `run` winds down: start no new send
         self._wake = asyncio.Event()
+        # `run`'s reasons to claim (see `_worth_claiming`): channels known to hold items
+        # that no claim has taken yet, whether items may wait anywhere, and when it last
+        # claimed (its poll counts from then).
+        self._waiting: set[str] = set()
+        self._anywhere = True
+        self._claimed_at_ms: int | None = None
 
-    def wake(self) -> None:
-        """Something was committed to the outbox: claim now instead of at the next poll."""
+    def wake(self, channels: Iterable[str] | None = None) -> None:
+        """Something was committed to the outbox: claim now instead of at the next poll.
+        `channels` are where the new items wait (None: anywhere), so that a channel whose
+        task ends or whose pace comes due is claimed again only when something waits for
+        it."""
+        if channels is None:
+            self._anywhere = True
+        else:
+            before = len(self._waiting)
+            self._waiting.update(channels)
+            if len(self._waiting) == before:
+                return
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, idle_poll_s: float = 0.25) -> None:
@@ -187,24 +203,35 @@ class OutboxWorker:
         On the way out (stop or cancellation) the sends under way finish, nothing new is
         sent, and every lease is given back (`release`): the next process resumes at once."""
         self._stopping.clear()
+        self._anywhere = True
         active: dict[str, asyncio.Task[int]] = {}
         cancelled = False
         try:
+            poll_ms = round(idle_poll_s * 1000)
             while not stop.is_set():
                 full = False
                 try:
                     now = await self._prepare_round()
-                    paced = {c for c, t in self._next_send_ms.items() if t > now}
-                    items = await self._claim(now, exclude=paced | active.keys())
-                    full = len(items) >= self._batch
-                    for channel, channel_items in _by_channel(items).items():
-                        active[channel] = asyncio.create_task(
-                            self._deliver_channel(channel, channel_items, None),
-                            name=f"outbox:{channel}",
-                        )
+                    if self._worth_claiming(now, active, poll_ms):
+                        paced = {c for c, t in self._next_send_ms.items() if t > now}
+                        excluded = paced | active.keys()
+                        self._anywhere = False
+                        self._claimed_at_ms = now
+                        # What this claim can take is taken; what it skips still waits.
+                        self._waiting &= excluded
+                        items = await self._claim(now, exclude=excluded)
+                        full = len(items) >= self._batch
+                        for channel, channel_items in _by_channel(items).items():
+                            if len(channel_items) >= self._per_channel:
+                                self._waiting.add(channel)  # it may hold more
+                            active[channel] = asyncio.create_task(
+                                self._deliver_channel(channel, channel_items, None),
+                                name=f"outbox:{channel}",
+                            )
                 except Exception as exc:
                     # The type only: messages of storage or SDK errors may quote the payload.
                     log.error("outbox round failed (%s); polling again", _origin(exc))
+                    self._anywhere = True  # what that claim skipped is claimed next time
                 if not full:
                     await self._idle(stop, active, idle_poll_s)
                 for channel in [c for c, task in active.items() if task.done()]:
@@ -277,14 +304,36 @@ class OutboxWorker:
         self._held.update(item.key for item in items)
         return items
 
+    def _worth_claiming(
+        self, now: int, active: Mapping[str, asyncio.Task[int]], poll_ms: int
+    ) -> bool:
+        """Whether a claim may find something: items may wait anywhere (the first round,
+        a `wake` without channels), the poll is due (another process's items, retries and
+        leases coming due), or a channel known to hold items is claimable (not being
+        delivered, its pace passed). A channel's task ending or its pace coming due with
+        nothing waiting for it costs no claim — a write transaction each, two per reply
+        when replies come one at a time."""
+        if self._anywhere or self._claimed_at_ms is None:
+            return True
+        if now - self._claimed_at_ms >= poll_ms:
+            return True
+        return any(
+            c not in active and self._next_send_ms.get(c, 0) <= now for c in self._waiting
+        )
+
     async def _idle(
         self, stop: asyncio.Event, active: dict[str, asyncio.Task[int]], idle_poll_s: float
     ) -> None:
-        """Wait for the first of: a channel task ending, `wake`, `stop`, the next paced
-        channel coming due, or `idle_poll_s`."""
+        """Wait for the first of: a channel task ending, `wake`, `stop`, the pace of a
+        channel with items waiting coming due, or the next poll (`idle_poll_s` after the
+        last claim)."""
         now = self._clock()
-        due = [t for c, t in self._next_send_ms.items() if c not in active]
+        due = [
+            t for c, t in self._next_send_ms.items() if c not in active and c in self._waiting
+        ]
         wait_s = idle_poll_s
+        if self._claimed_at_ms is not None:
+            wait_s = max(0.0, min(wait_s, (self._claimed_at_ms - now) / 1000 + idle_poll_s))
         if due:
             wait_s = max(0.0, min(wait_s, (min(due) - now) / 1000))
         waiters = {

@@ -153,13 +153,16 @@ class Runtime:
         recent_capacity: int = 200_000,
         on_decided: Callable[[float], None] | None = None,
         effects: Effects | None = None,
+        on_enqueued: Callable[[Sequence[str]], None] | None = None,
         decide_attempts: int = DECIDE_ATTEMPTS,
     ) -> None:
         """`cache_bytes` bounds the state cache by serialised size (`cache_size` by count);
         `on_decided` hears how long each `decide` took, in seconds (metrics); `effects`
         turns a decision's events into outbox items of their own, committed with it (the
-        CRM writes: `bot.crm_outbox`); `decide_attempts` bounds the decisions of one
-        inbound whose commits other processes keep refusing."""
+        CRM writes: `bot.crm_outbox`); `on_enqueued` hears the outbox channels of every
+        commit that put items there (the outbox worker, so it delivers them at once);
+        `decide_attempts` bounds the decisions of one inbound whose commits other
+        processes keep refusing."""
         if decide_attempts < 1:
             raise ValueError("decide_attempts must be at least 1.")
         self.store = store
@@ -171,6 +174,7 @@ class Runtime:
         self._cache = StateCache(max_bytes=cache_bytes, max_entries=cache_size)
         self._on_decided = on_decided
         self._effects = effects
+        self._on_enqueued = on_enqueued
         self._decide_attempts = decide_attempts
         self._shared = isinstance(store, SharedStore)
         self._inflight: dict[str, asyncio.Future[HandleResult]] = {}
@@ -259,6 +263,7 @@ class Runtime:
                     self._cache.put(decision.state)
                     for answer in answers:
                         self._answer_soon(answer)
+                    self._enqueued(commit.outbox)
                     return HandleResult(
                         status="committed", version=result.version, decision=decision
                     )
@@ -376,6 +381,11 @@ class Runtime:
             )
         return answers
 
+    def _enqueued(self, items: Sequence[OutboxItem]) -> None:
+        """Tell the outbox worker where committed items wait (`on_enqueued`)."""
+        if self._on_enqueued is not None and items:
+            self._on_enqueued(tuple(dict.fromkeys(item.channel for item in items)))
+
     def _answer_soon(self, answer: PendingAnswer) -> None:
         if answer.key in self._answering:
             return
@@ -432,7 +442,10 @@ class Runtime:
                 for index, reply in enumerate(replies)
                 for route in routes
             ]
-            return await self.store.settle_answer(answer.key, items)
+            settled = await self.store.settle_answer(answer.key, items)
+            if settled:
+                self._enqueued(items)
+            return settled
         except StorageError as exc:  # e.g. the store closed at shutdown: not a bug
             log.warning(
                 "the %s answer %s was not enqueued (%s); it stays pending for the next start",

@@ -210,6 +210,8 @@ class Service(BuiltInViews):
             on_decided=self.metrics.decide_seconds.observe,
             # CRM writes, and each installation's channel choices (`bot.channel_setup`).
             effects=combine_effects(crm_items, setup_items),
+            # Committed replies are delivered now, not at the outbox's next poll.
+            on_enqueued=self._wake_worker,
         )
         self._dispatch = Dispatch(self.surfaces)
         # A CRM write's outcome is recorded in its conversation (and alerted when refused).
@@ -247,8 +249,10 @@ class Service(BuiltInViews):
         """What every adapter calls: decide and commit, then the adapter acknowledges."""
         result = await self.runtime.handle(inbound)
         self.metrics.inbounds.labels(kind=inbound.kind, status=result.status).inc()
-        self.worker.wake()  # its replies are committed: deliver now, not at the next poll
         return result
+
+    def _wake_worker(self, channels: Sequence[str]) -> None:
+        self.worker.wake(channels)
 
     async def conversation(self, conversation_id: str) -> ConversationState | None:
         """A conversation's current state (for readers such as the lead feed's transcript)."""

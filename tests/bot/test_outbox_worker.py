@@ -870,3 +870,55 @@ async def test_a_terminal_chat_and_the_server_on_one_database_each_deliver_only_
     finally:
         await chat_store.close()
         await server_store.close()
+
+
+class CountedClaims(MemoryStore):
+    """A memory store that counts the worker's claims (each a write transaction on SQL)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    async def claim_due(self, *args: Any, **kwargs: Any) -> list[OutboxItem]:
+        self.claims += 1
+        return await super().claim_due(*args, **kwargs)
+
+
+async def test_a_reply_waits_out_its_channels_pace_and_a_pace_with_nothing_waiting_claims_nothing() -> (
+    None
+):
+    time = SteppedTime()
+    platform = ScriptedPlatform(time)
+    store = CountedClaims()
+    worker = make_worker(store, platform)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop, idle_poll_s=60))  # no poll in this test
+    await settle()
+    assert store.claims == 1  # the first round looks everywhere
+
+    await enqueue(store, ("slack:D1", "r1"))
+    worker.wake(["slack:D1"])
+    await settle()
+    assert platform.sent_keys() == ["r1"]
+    claims = store.claims
+
+    await enqueue(store, ("slack:D1", "r2"))  # committed while D1 keeps its pace
+    worker.wake(["slack:D1"])
+    await settle()
+    assert platform.sent_keys() == ["r1"]
+    assert store.claims == claims  # nothing claimable yet: no claim
+
+    await time.advance(PACING_MS)  # the pace ends with r2 waiting: claimed and sent
+    assert platform.sent_keys() == ["r1", "r2"]
+    assert times_of(platform, ["r2"]) == [START_MS + PACING_MS]
+    claims = store.claims
+
+    await time.advance(PACING_MS)  # D1's pace ends again, nothing waits for it
+    await time.advance(PACING_MS)
+    assert store.claims == claims
+
+    await enqueue(store, ("slack:D2", "other"))  # another process's: no wake here
+    await time.advance(60_000)  # the poll finds it
+    assert platform.sent_keys() == ["r1", "r2", "other"]
+    stop.set()
+    await running
