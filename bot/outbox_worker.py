@@ -317,9 +317,7 @@ class OutboxWorker:
             return True
         if now - self._claimed_at_ms >= poll_ms:
             return True
-        return any(
-            c not in active and self._next_send_ms.get(c, 0) <= now for c in self._waiting
-        )
+        return any(c not in active and self._next_send_ms.get(c, 0) <= now for c in self._waiting)
 
     async def _idle(
         self, stop: asyncio.Event, active: dict[str, asyncio.Task[int]], idle_poll_s: float
@@ -328,9 +326,7 @@ class OutboxWorker:
         channel with items waiting coming due, or the next poll (`idle_poll_s` after the
         last claim)."""
         now = self._clock()
-        due = [
-            t for c, t in self._next_send_ms.items() if c not in active and c in self._waiting
-        ]
+        due = [t for c, t in self._next_send_ms.items() if c not in active and c in self._waiting]
         wait_s = idle_poll_s
         if self._claimed_at_ms is not None:
             wait_s = max(0.0, min(wait_s, (self._claimed_at_ms - now) / 1000 + idle_poll_s))
