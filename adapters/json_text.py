@@ -18,6 +18,9 @@ _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The escape of a surrogate half, \ud800 to \udfff in any case. An escaped backslash
+# before a "u" matches too: then the parsed value is searched, so the gate stays exact.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def json_depth(text: str) -> int:
@@ -47,3 +50,15 @@ def has_lone_surrogate(value: object) -> bool:
     if isinstance(value, list):
         return any(has_lone_surrogate(item) for item in value)
     return False
+
+
+def parsed_has_lone_surrogate(text: str, value: object) -> bool:
+    """`has_lone_surrogate(value)` for `value = json.loads(text)`, without walking `value`
+    when `text` cannot spell a surrogate: parsing makes one only from a `\\uD800`-style
+    escape (or from one already in the text, which UTF-8 decoding never leaves), and most
+    bodies have none. A request's body is a few dozen strings: the walk was the cost."""
+    if _SURROGATE_ESCAPE.search(text) is None and (
+        text.isascii() or _SURROGATE.search(text) is None
+    ):
+        return False
+    return has_lone_surrogate(value)

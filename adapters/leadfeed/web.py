@@ -61,7 +61,7 @@ from pydantic import ValidationError
 
 from adapters.action_binding import ActionKey
 from adapters.ids import LEAD_DELIVERY, LEAD_MESSAGE_DELIVERY, LEADS, lead_actor_id
-from adapters.json_text import has_lone_surrogate, nests_deeper_than
+from adapters.json_text import nests_deeper_than, parsed_has_lone_surrogate
 from adapters.leadfeed.links import PROSPECT_ACTIONS, SCOPE
 from adapters.leadfeed.links import delivery_id as link_delivery_id
 from adapters.leadfeed.models import LeadBody, MessageBody
@@ -483,7 +483,7 @@ async def _json_body(request: web.Request) -> Any:
         data = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise _EarlyAnswer(_error(400, "The body must be a JSON object in UTF-8.")) from None
-    if has_lone_surrogate(data):
+    if parsed_has_lone_surrogate(text, data):
         raise _EarlyAnswer(
             _error(
                 400,

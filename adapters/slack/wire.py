@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from adapters.json_text import has_lone_surrogate, nests_deeper_than
+from adapters.json_text import nests_deeper_than, parsed_has_lone_surrogate
 from domain.model import Frozen
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -126,7 +126,7 @@ def json_object(text: str) -> dict[str, Any] | Refused:
         return Refused(status=400, reason="malformed JSON")
     if not isinstance(value, dict):
         return Refused(status=400, reason="the JSON body is not an object")
-    if has_lone_surrogate(value):
+    if parsed_has_lone_surrogate(text, value):
         return Refused(status=400, reason="JSON with a lone surrogate (not Unicode text)")
     return value
 

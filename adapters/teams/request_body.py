@@ -32,7 +32,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from adapters.json_text import has_lone_surrogate, nests_deeper_than
+from adapters.json_text import nests_deeper_than, parsed_has_lone_surrogate
 
 MAX_BODY_BYTES = 1024 * 1024
 """The largest activity accepted; Teams' own messages stay far below it."""
@@ -87,7 +87,7 @@ async def read_json(request: web.Request) -> Any:
         body = json.loads(text)
     except (ValueError, RecursionError):
         raise RequestRefusedError(400, "the body is not JSON") from None
-    if has_lone_surrogate(body):
+    if parsed_has_lone_surrogate(text, body):
         raise RequestRefusedError(400, "the JSON holds a lone surrogate (not valid Unicode)")
     return body
 

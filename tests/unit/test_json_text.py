@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.json_text import has_lone_surrogate, json_depth, nests_deeper_than
+from adapters.json_text import (
+    has_lone_surrogate,
+    json_depth,
+    nests_deeper_than,
+    parsed_has_lone_surrogate,
+)
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:', max_size=8),
@@ -74,7 +79,14 @@ def test_brackets_count_until_a_string_opens_and_not_after_an_unterminated_one()
         ('[1, ["a", "\\ud83d"]]', True),
         ('"\\ud83d\\ude00"', False),  # a pair is one character
         ('{"text": "Grüße ✓"}', False),
+        ('{"text": "\\uD800 upper case"}', True),
+        ('{"text": "\\\\ud800 an escaped backslash, then letters"}', False),
+        ('{"text": "\\u00e9t\\u00e9", "n": [1, {"k": "\\udc00"}]}', True),
+        ('{"text": "plain ascii"}', False),
     ],
 )
 def test_lone_surrogates_are_found_in_keys_values_and_lists(text: str, lone: bool) -> None:
     assert has_lone_surrogate(json.loads(text)) is lone
+    # The endpoints look at the text first and walk the parsed value only when it could
+    # spell one: the same answer either way.
+    assert parsed_has_lone_surrogate(text, json.loads(text)) is lone
