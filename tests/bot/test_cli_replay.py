@@ -97,7 +97,12 @@ def test_replay_in_worker_processes_reports_byte_for_byte_what_one_process_does(
     stricter.write_text(STRICTER, encoding="utf-8")
     # One thread lets the workers be forked; more make them spawned (`_workers`).
     monkeypatch.setattr(threading, "active_count", lambda: 1 if start == "fork" else 2)
-    every = (["--json"], [], ["--policy", str(stricter)], ["--policy", str(stricter), "--json"])
+    every: tuple[list[str], ...] = (
+        ["--json"],
+        [],
+        ["--policy", str(stricter)],
+        ["--policy", str(stricter), "--json"],
+    )
     # Spawned workers start a fresh interpreter each (about a second): fewer runs of those.
     for options in every if start == "fork" else every[2:]:
         serial = run("replay", "--fail-on-diff", *options, "--jobs", "1")
