@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import multiprocessing
 import os
@@ -126,8 +125,6 @@ class Replayer:
         outcomes: list[Outcome] = []
         async for log in self.store.replay_logs(conversation_ids, decode=REPLAY_DECODES):
             outcomes.append(await self._one(log))
-            if len(outcomes) == 1:
-                gc.freeze()  # the policies' tables, built by the first decision: see `frozen`
             done(len(outcomes))
         return outcomes
 
@@ -180,7 +177,7 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     jobs = jobs_wanted(getattr(args, "jobs", 1))
     # The workers start before the store is opened here, while this process has one
     # thread: see `_workers`.
-    with frozen(), _workers(jobs) as pool:
+    with _workers(jobs) as pool:
         async with open_store(settings) as store:
             conversation_ids = await store.conversation_ids()
             total = len(conversation_ids)
@@ -194,26 +191,6 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 )
     report(args, outcomes, out)
     return 1 if args.fail_on_diff and any(outcome.differences for outcome in outcomes) else 0
-
-
-@contextlib.contextmanager
-def frozen() -> Iterator[None]:
-    """What exists now (the modules, the settings, the policy) and what replay keeps until
-    it ends is moved out of the garbage collector's generations while replay runs.
-
-    Decoding and deciding allocate millions of short-lived objects, which set off
-    collections, and each full one walked every long-lived object again — about a quarter
-    of a replay's CPU time for a collector that found almost nothing (replay's objects are
-    freed by their reference counts; docs/benchmarks.md, "Replay and fold"). Objects made
-    after this are collected as before. Undone at the end unless something else froze
-    objects first (a test process calling the command keeps collecting its own)."""
-    mine = gc.get_freeze_count() == 0
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if mine:
-            gc.unfreeze()
 
 
 def report(args: argparse.Namespace, outcomes: Sequence[Outcome], out: TextIO) -> None:
@@ -313,7 +290,6 @@ class _Worker:
         self.loop = loop = asyncio.new_event_loop()
         stack = contextlib.AsyncExitStack()
         store = loop.run_until_complete(stack.enter_async_context(open_store(settings)))
-        gc.freeze()  # as `frozen` does in the command's process
         self.replayer = Replayer(store, load_policy(policy) if policy is not None else None)
         # Run once: by `close`, or as the worker process exits (multiprocessing runs its
         # finalizers there; the interpreter's `atexit` does not run in a worker).
