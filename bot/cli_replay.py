@@ -273,9 +273,18 @@ async def _in_workers(
         for part in parts
     ]
     done = 0
-    for finished in asyncio.as_completed(futures):
-        done += len(await finished)
-        progress_bar(done, total, err)
+    try:
+        for finished in asyncio.as_completed(futures):
+            done += len(await finished)
+            progress_bar(done, total, err)
+    except BaseException:
+        # The first failure is the command's (one line, as without workers); the other
+        # chunks' outcomes and failures are dropped without a word.
+        for future in futures:
+            if future.done() and not future.cancelled():
+                future.exception()
+            future.cancel()
+        raise
     return [outcome for future in futures for outcome in future.result()]
 
 

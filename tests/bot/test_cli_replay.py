@@ -36,13 +36,14 @@ def test_replay_starts_without_the_chat_surfaces_the_runtime_or_the_crm_clients(
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_recorded_policy_missing_from_the_store_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
 ) -> None:
     path, _ = seeded_store_file(tmp_path, monkeypatch)
     with sqlite3.connect(path) as conn:
         conn.execute("DELETE FROM policies")
-    code, out, err = run("replay", "--json")
+    code, out, err = run("replay", "--json", "--jobs", jobs)
     assert code != 0
     assert out == ""
     assert len(err.strip().splitlines()) == 1
