@@ -45,7 +45,7 @@ from domain.replay import (
     RecordedInbound,
     replay_conversation,
 )
-from storage.ports import ConversationLog, Store
+from storage.ports import REPLAY_BATCH, ConversationLog, Store
 
 INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
 
@@ -167,7 +167,7 @@ def jobs_wanted(value: int) -> int:
 def chunks(conversation_ids: Sequence[str], jobs: int) -> list[Sequence[str]]:
     """`conversation_ids` cut in order into about `CHUNKS_PER_JOB` chunks per job (at most
     a store read's batch each, at least one conversation)."""
-    size = max(1, min(200, -(-len(conversation_ids) // (jobs * CHUNKS_PER_JOB))))
+    size = max(1, min(REPLAY_BATCH, -(-len(conversation_ids) // (jobs * CHUNKS_PER_JOB))))
     return [conversation_ids[i : i + size] for i in range(0, len(conversation_ids), size)]
 
 
