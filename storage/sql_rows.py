@@ -141,9 +141,7 @@ def stored_inbound(row: Sequence[Any]) -> StoredInbound:
 def _opened_inbound(row: Sequence[Any], keys: sealing.Keys) -> StoredInbound:
     """A stored inbound from its row (conversation, position, delivery id, received at,
     policy version, inbound JSON, generator), opened with its conversation's `keys`."""
-    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator = (
-        row
-    )
+    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator = row
     return StoredInbound(
         conversation_id=conversation_id,
         position=position,
