@@ -223,6 +223,17 @@ def cmd_teams_package(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _jobs(text: str) -> int:
+    """`--jobs`: a whole number of worker processes, 0 for one per CPU."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
+    return value
+
+
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     """`bot.cli_replay`, imported when it runs: replay needs the store and the domain, not
     the runtime and the chat surfaces `bot.cli_ops` brings in."""
@@ -321,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--fail-on-diff", action="store_true", help="exit 1 when any decision would change"
+    )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="replay in N worker processes (0: one per CPU; default 1); the report is the same",
     )
     p.set_defaults(handler=cmd_replay, policy_flag_means_candidate=True)
 

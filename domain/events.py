@@ -9,7 +9,7 @@ explains every reply, score, quote and ticket to the cent and to the feature.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field
 
@@ -834,3 +834,27 @@ class EventEnvelope(Sparse):
     delivery_id: str
     event: Event
     sealed: str | None = None
+
+
+class UnreadEvent(NamedTuple):
+    """A recorded event replay only needs to know happened: its type, nothing else."""
+
+    type: str
+
+
+class UnreadEnvelope(NamedTuple):
+    """A recorded event's place in the log (conversation, seq, delivery id) and its type,
+    read from the log's columns without decoding its JSON: all replay needs of an event
+    whose values it neither compares nor hands back to `decide` (the types not in
+    `domain.replay.REPLAY_DECODES`). A store hands these to replay instead of full
+    envelopes (`storage.ports.ReplayLogs`), which spares decrypting and validating a third
+    of the log."""
+
+    conversation_id: str
+    seq: int
+    delivery_id: str
+    event: UnreadEvent
+
+
+RecordedEvent = EventEnvelope | UnreadEnvelope
+"""A recorded event as replay reads it: decoded in full, or only its type and place."""

@@ -18,13 +18,13 @@ from domain.decide import decide, new_conversation
 from domain.errors import DomainError
 from domain.events import (
     BotReplied,
-    EventEnvelope,
     FlowAdvanced,
     LeadScored,
     MessageRead,
     PursuitDecided,
     QuoteIssued,
     QuoteRevised,
+    RecordedEvent,
     TeamNotified,
     TicketOpened,
 )
@@ -67,7 +67,7 @@ class ConversationReplay(Frozen):
 def replay_conversation(
     conversation_id: str,
     recorded: Sequence[RecordedInbound],
-    recorded_events: Sequence[EventEnvelope],
+    recorded_events: Sequence[RecordedEvent],
     policy_for: Callable[[str], Policy],
 ) -> ConversationReplay:
     """Re-decide `recorded` (in order, from a new conversation) and compare with the log.
@@ -75,11 +75,13 @@ def replay_conversation(
     `policy_for` receives each inbound's recorded policy version and returns the policy to
     decide it with: the stored policy of that version for a determinism check, or always
     the same candidate policy for a what-if. Recorded events are matched to inbounds by
-    delivery id; events of other conversations are ignored.
+    delivery id; events of other conversations are ignored. Only the events of the types
+    in `REPLAY_DECODES` are read beyond their type, place and delivery id, so the others
+    may come as `UnreadEnvelope`s: the result is the same.
     """
     if not recorded:
         return ConversationReplay(conversation_id=conversation_id, inbounds=0, differences=())
-    groups: dict[str, list[EventEnvelope]] = {}
+    groups: dict[str, list[RecordedEvent]] = {}
     for env in recorded_events:
         if env.conversation_id == conversation_id:
             groups.setdefault(env.delivery_id, []).append(env)
@@ -129,7 +131,7 @@ def replay_conversation(
     )
 
 
-def _facts(events: Sequence[EventEnvelope], flow_state: str) -> dict[Aspect, tuple[str, ...]]:
+def _facts(events: Sequence[RecordedEvent], flow_state: str) -> dict[Aspect, tuple[str, ...]]:
     """The compared aspects of one inbound's decision, as readable values.
 
     Values are built from what the decision means (texts, amounts, bands, reasons), never
@@ -196,6 +198,13 @@ _COMPARED_TYPES = (
 def _kind(event: object) -> _Kind:
     return _Kind.COMPARED if isinstance(event, _COMPARED_TYPES) else _Kind.OTHER
 
+
+REPLAY_DECODES: frozenset[str] = frozenset(
+    cls.model_fields["type"].default for cls in (*_COMPARED_TYPES, MessageRead, FlowAdvanced)
+)
+"""The event types whose values replay reads: the compared ones (`_facts`), the reading it
+hands back to `decide` and the flow's moves. Of any other recorded event it reads only the
+type, the seq and the delivery id."""
 
 _KINDS: dict[type[object], _Kind] = {}
 """Whether an event type's values are compared (`_facts`), by type: most of a decision's

@@ -34,9 +34,11 @@ from storage._rules import (
 from storage.errors import ConcurrencyError, StorageError
 from storage.ports import (
     LEASE_EXPIRED,
+    REPLAY_BATCH,
     ClaimOutcome,
     Commit,
     CommitResult,
+    ConversationLog,
     LeaseOwner,
     MetricsProjection,
     OutboxItem,
@@ -234,6 +236,23 @@ class MemoryStore:
     async def inbounds(self, conversation_id: str) -> list[StoredInbound]:
         self._check_open()
         return list(self._inbounds.get(conversation_id, ()))
+
+    async def replay_logs(
+        self,
+        conversation_ids: Sequence[str],
+        *,
+        decode: Collection[str] | None = None,
+        batch: int = REPLAY_BATCH,
+    ) -> AsyncIterator[ConversationLog]:
+        # The events are held decoded already: every one comes whole, whatever `decode` says.
+        self._check_open()
+        check_limit(batch)
+        for conversation_id in conversation_ids:
+            yield ConversationLog(
+                conversation_id,
+                list(self._streams.get(conversation_id, ())),
+                list(self._inbounds.get(conversation_id, ())),
+            )
 
     async def inbound(self, delivery_id: str) -> StoredInbound | None:
         self._check_open()

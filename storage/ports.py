@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, NamedTuple, Protocol, Self
 
 from domain import GENERATOR
 from domain.analytics import Percentiles
@@ -24,6 +24,7 @@ from domain.chain import Link
 from domain.events import (
     EventEnvelope,
     HandedBack,
+    RecordedEvent,
     TicketClaimed,
     TicketKind,
     TicketOpened,
@@ -416,6 +417,45 @@ class InboundLog(Protocol):
         ...
 
 
+class ConversationLog(NamedTuple):
+    """One conversation's events and inbounds, as `ReplayLogs.replay_logs` reads them."""
+
+    conversation_id: str
+    events: list[RecordedEvent]
+    """As `load` returns them, except events of types not asked to be decoded (see
+    `replay_logs`)."""
+    inbounds: list[StoredInbound]
+    """As `inbounds` returns them."""
+
+
+REPLAY_BATCH = 200
+"""Conversations read per query by `replay_logs` (the stores' default)."""
+
+
+class ReplayLogs(Protocol):
+    """Many conversations' events and inbounds in one pass, for replay: what `load` and
+    `inbounds` give one conversation at a time, without two round trips per conversation."""
+
+    def replay_logs(
+        self,
+        conversation_ids: Sequence[str],
+        *,
+        decode: Collection[str] | None = None,
+        batch: int = REPLAY_BATCH,
+    ) -> AsyncIterator[ConversationLog]:
+        """One `ConversationLog` per id of `conversation_ids`, in that order (an unknown
+        id: no events, no inbounds), read `batch` conversations at a time in one query per
+        batch — one snapshot of the store for the batch's events, keys and inbounds.
+
+        Each log's `events` equal `load(id)` and its `inbounds` `inbounds(id)`, with one
+        exception asked for: with `decode`, an event whose type is not in it may come as an
+        `UnreadEnvelope` (its conversation, seq, delivery id and type, from the log's
+        columns), its JSON neither opened nor validated; every event of a type in `decode`
+        is decoded exactly as `load` decodes it. (The memory store holds decoded events
+        and returns them all.) `batch` below 1 raises `ValueError`."""
+        ...
+
+
 class PolicyStore(Protocol):
     """Policy texts by version, so any past decision can be re-run under its own policy."""
 
@@ -587,6 +627,7 @@ class Store(
     Outbox,
     TicketStore,
     InboundLog,
+    ReplayLogs,
     PolicyStore,
     AdapterStateStore,
     ProjectionStore,

@@ -23,7 +23,7 @@ once waits for the first and then answers `duplicate`, as SQLite does.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -44,9 +44,11 @@ from storage._rules import (
 )
 from storage.errors import ConcurrencyError, StorageError
 from storage.ports import (
+    REPLAY_BATCH,
     STATE_SCHEMA_VERSION,
     Commit,
     CommitResult,
+    ConversationLog,
     MetricsProjection,
     OutboxItem,
     PendingAnswer,
@@ -76,6 +78,8 @@ from storage.sql_rows import (
     pending_answers,
     qualification_times,
     rebuild_summary,
+    replay_logs,
+    replay_read,
     stored_inbound,
 )
 
@@ -92,6 +96,10 @@ _INBOUND_KEYED = (
 )
 """A stored inbound's columns and its conversation's keys (to open what is sealed), as a
 JSON object of key id → hex, the form `storage.sqlite._stored_inbound` reads."""
+
+_REPLAY_READ = replay_read(
+    "= ANY($1::text[])", text="NULL::text", integer="NULL::bigint", blob="NULL::bytea"
+)
 
 _INSERT_EVENTS = (
     "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
@@ -287,6 +295,20 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]
+
+    async def replay_logs(
+        self,
+        conversation_ids: Sequence[str],
+        *,
+        decode: Collection[str] | None = None,
+        batch: int = REPLAY_BATCH,
+    ) -> AsyncIterator[ConversationLog]:
+        check_limit(batch)
+        for start in range(0, len(conversation_ids), batch):
+            ids = list(conversation_ids[start : start + batch])
+            rows = await self._fetch(_REPLAY_READ, ids)
+            for log in replay_logs(ids, (tuple(row) for row in rows), decode):
+                yield log
 
     # -- policies -----------------------------------------------------------------------
 

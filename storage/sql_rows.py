@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from domain import GENERATOR
 from domain.analytics import PERCENTILE_POINTS, Percentiles, percentiles_at
 from domain.chain import Link
-from domain.events import EventEnvelope
+from domain.events import EventEnvelope, RecordedEvent, UnreadEnvelope, UnreadEvent
 from storage import sealing
 from storage._rules import dumps
 from storage.errors import StorageError
 from storage.ports import (
     PENDING_ANSWER_SCHEMA_VERSION,
+    ConversationLog,
     MetricsProjection,
     OutboxItem,
     PendingAnswer,
@@ -132,17 +133,15 @@ def answer_row(answer: PendingAnswer) -> tuple[object, ...]:
 def stored_inbound(row: Sequence[Any]) -> StoredInbound:
     """A stored inbound from its row and its conversation's keys (a JSON object of key id
     to hex, or NULL), with what is sealed opened (or `[erased]` when the key is gone)."""
-    (
-        conversation_id,
-        position,
-        delivery_id,
-        received_at_ms,
-        policy_version,
-        inbound,
-        generator,
-        key_json,
-    ) = row
+    *columns, key_json = row
     keys = {int(k): bytes.fromhex(v) for k, v in json.loads(key_json or "{}").items()}
+    return _opened_inbound(columns, keys)
+
+
+def _opened_inbound(row: Sequence[Any], keys: sealing.Keys) -> StoredInbound:
+    """A stored inbound from its row (conversation, position, delivery id, received at,
+    policy version, inbound JSON, generator), opened with its conversation's `keys`."""
+    conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator = row
     return StoredInbound(
         conversation_id=conversation_id,
         position=position,
@@ -152,6 +151,78 @@ def stored_inbound(row: Sequence[Any]) -> StoredInbound:
         inbound=sealing.open_inbound(json.loads(inbound), keys, conversation_id),
         generator_version=generator,
     )
+
+
+REPLAY_KEY, REPLAY_EVENT, REPLAY_INBOUND = 0, 1, 2
+"""What a row of a replay read holds (its first column): the kinds `replay_logs` reads."""
+
+
+def replay_read(
+    condition: str, *, text: str = "NULL", integer: str = "NULL", blob: str = "NULL"
+) -> str:
+    """The one query that reads a batch of conversations for `replay_logs`: their keys,
+    events and inbounds as rows of one shape — (kind, conversation, key id / seq /
+    position, type / policy version, delivery id, envelope / inbound JSON, received at,
+    generator, key) — in one statement, so from one snapshot. `condition` is the dialect's
+    test of a `conversation_id` column ("IN (?, ?)", "= ANY($1::text[])"); `text`,
+    `integer` and `blob` its NULL of each column type, typed where the dialect needs it."""
+    return (
+        f"SELECT {REPLAY_KEY}, conversation_id, key_id, {text}, {text}, {text}, {integer}, "
+        f"{text}, key FROM conversation_keys WHERE conversation_id {condition} "
+        f"UNION ALL SELECT {REPLAY_EVENT}, conversation_id, seq, type, delivery_id, envelope, "
+        f"{integer}, {text}, {blob} FROM events WHERE conversation_id {condition} "
+        f"UNION ALL SELECT {REPLAY_INBOUND}, conversation_id, position, policy_version, "
+        f"delivery_id, inbound, received_at_ms, generator, {blob} FROM inbounds "
+        f"WHERE conversation_id {condition}"
+    )
+
+
+def replay_logs(
+    conversation_ids: Sequence[str], rows: Iterable[Sequence[Any]], decode: Collection[str] | None
+) -> Iterator[ConversationLog]:
+    """`ConversationLog`s of `conversation_ids`, in that order, from the rows of their
+    `replay_read` (in any order): each conversation's events decoded as `load` decodes them
+    (`sealing.open_events` over its stored JSON in seq order, with its keys) — those whose
+    type is in `decode`, or all when it is None; the others as `UnreadEnvelope`s — and its
+    inbounds opened as `inbounds` opens them.
+
+    Each conversation is decoded when the caller asks for it, not the whole batch at once:
+    then only one conversation's decoded objects are alive at a time, as with `load`. (A
+    batch of 200 decoded at once kept about 100,000 objects alive, which the garbage
+    collector walked again and again: decoding cost 1.6× as much.)"""
+    keys: dict[str, dict[int, bytes]] = {}
+    events: dict[str, list[Sequence[Any]]] = {}
+    inbounds: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        kind, conversation_id = row[0], row[1]
+        if kind == REPLAY_EVENT:
+            events.setdefault(conversation_id, []).append(row)
+        elif kind == REPLAY_INBOUND:
+            inbounds.setdefault(conversation_id, []).append(row)
+        else:
+            keys.setdefault(conversation_id, {})[int(row[2])] = bytes(row[8])
+    for conversation_id in conversation_ids:
+        its_keys = keys.get(conversation_id, {})
+        its_events = sorted(events.get(conversation_id, ()), key=lambda row: int(row[2]))
+        decoded = iter(
+            sealing.open_events(
+                (row[5] for row in its_events if decode is None or row[3] in decode), its_keys
+            )
+        )
+        recorded: list[RecordedEvent] = [
+            next(decoded)
+            if decode is None or row[3] in decode
+            else UnreadEnvelope(conversation_id, int(row[2]), row[4], UnreadEvent(row[3]))
+            for row in its_events
+        ]
+        yield ConversationLog(
+            conversation_id,
+            recorded,
+            [
+                _opened_inbound((*row[1:3], row[4], row[6], row[3], row[5], row[7]), its_keys)
+                for row in sorted(inbounds.get(conversation_id, ()), key=lambda r: int(r[2]))
+            ],
+        )
 
 
 def fact_values(facts: StreamFacts) -> tuple[object, ...]:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from domain import GENERATOR
@@ -38,9 +38,11 @@ from storage.errors import (
     StorageError,
 )
 from storage.ports import (
+    REPLAY_BATCH,
     STATE_SCHEMA_VERSION,
     Commit,
     CommitResult,
+    ConversationLog,
     MetricsProjection,
     OutboxItem,
     PendingAnswer,
@@ -56,6 +58,8 @@ from storage.sql_rows import (
     pending_answers,
     qualification_times,
     rebuild_summary,
+    replay_logs,
+    replay_read,
 )
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sql_rows import stored_inbound as _stored_inbound
@@ -271,6 +275,21 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]
+
+    async def replay_logs(
+        self,
+        conversation_ids: Sequence[str],
+        *,
+        decode: Collection[str] | None = None,
+        batch: int = REPLAY_BATCH,
+    ) -> AsyncIterator[ConversationLog]:
+        check_limit(batch)
+        for start in range(0, len(conversation_ids), batch):
+            ids = list(conversation_ids[start : start + batch])
+            condition = f"IN ({', '.join('?' * len(ids))})"
+            rows = await self._fetch(replay_read(condition), ids * 3)
+            for log in replay_logs(ids, rows, decode):
+                yield log
 
     # -- policies -----------------------------------------------------------------------
 
