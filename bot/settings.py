@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
@@ -60,7 +60,31 @@ class LogSettings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
-class Settings(LogSettings):
+class CrmSettings(BaseModel):
+    """How to reach a CRM: read from the environment for the first installation
+    (`Settings`), and from an installation's own table for the others
+    (`bot.surfaces.crm_installations`), by the same names and defaults."""
+
+    hubspot_access_token: SecretStr | None = None
+    hubspot_api_url: str = "https://api.hubapi.com"
+    salesforce_login_url: str = "https://login.salesforce.com"
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_username: str | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_api_version: str = "62.0"
+    # What a deal is in Salesforce: a Lead, or a Contact with an Opportunity.
+    salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
+    # Leads that start in the CRM (docs/crm.md, "Leads from the CRM"): HubSpot's app client
+    # secret, which signs its webhooks (signature v3); Salesforce's organization id, which
+    # its outbound messages carry, and the secret in their endpoint URL's path.
+    hubspot_client_secret: SecretStr | None = None
+    salesforce_org_id: str | None = None
+    salesforce_webhook_secret: SecretStr | None = None
+
+
+class Settings(LogSettings, CrmSettings):
     salesbot_policy: str | None = None
     salesbot_db: str = "./salesbot.db"
     salesbot_host: str = "127.0.0.1"
@@ -130,23 +154,6 @@ class Settings(LogSettings):
     # Other installations' own CRMs: a TOML file, one table per installation
     # (`bot.surfaces.crm_installations`; docs/crm.md).
     salesbot_crm_installations_file: str | None = None
-    hubspot_access_token: SecretStr | None = None
-    hubspot_api_url: str = "https://api.hubapi.com"
-    salesforce_login_url: str = "https://login.salesforce.com"
-    salesforce_client_id: str | None = None
-    salesforce_client_secret: SecretStr | None = None
-    salesforce_username: str | None = None
-    salesforce_password: SecretStr | None = None
-    salesforce_security_token: SecretStr | None = None
-    salesforce_api_version: str = "62.0"
-    # What a deal is in Salesforce: a Lead, or a Contact with an Opportunity.
-    salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
-    # Leads that start in the CRM (docs/crm.md, "Leads from the CRM"): HubSpot's app client
-    # secret, which signs its webhooks (signature v3); Salesforce's organization id, which
-    # its outbound messages carry, and the secret in their endpoint URL's path.
-    hubspot_client_secret: SecretStr | None = None
-    salesforce_org_id: str | None = None
-    salesforce_webhook_secret: SecretStr | None = None
 
     @field_validator(
         "salesbot_auditors",

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from adapters.crm.ids import INSTALLATIONS, installation_of
 from adapters.ports import Delivery, RetryLater, Sender, SendOutcome
-from bot.settings import Settings, SettingsError
+from bot.settings import CrmSettings, Settings, SettingsError
 from bot.surfaces.base import Registration, Surface, Wiring
 from bot.surfaces.crm import (
     HUBSPOT_PACING_MS,
@@ -60,26 +60,13 @@ PARKED_RETRY_MS = 15 * 60_000
 """How often a write of an installation without a CRM is looked at again."""
 
 
-class InstallationCrm(BaseModel):
-    """One installation's table: the CRM settings of `bot.settings.Settings`, by name
-    (`bot.surfaces.crm.CrmValues`)."""
+class InstallationCrm(CrmSettings):
+    """One installation's table: which CRM, and the CRM settings of `bot.settings.Settings`
+    by their names (`bot.surfaces.crm.CrmValues`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     crm: Literal["hubspot", "salesforce"]
-    hubspot_access_token: SecretStr | None = None
-    hubspot_api_url: str = "https://api.hubapi.com"
-    salesforce_login_url: str = "https://login.salesforce.com"
-    salesforce_client_id: str | None = None
-    salesforce_client_secret: SecretStr | None = None
-    salesforce_username: str | None = None
-    salesforce_password: SecretStr | None = None
-    salesforce_security_token: SecretStr | None = None
-    salesforce_api_version: str = "62.0"
-    salesforce_records: Literal["lead", "contact_opportunity"] = "lead"
-    hubspot_client_secret: SecretStr | None = None
-    salesforce_org_id: str | None = None
-    salesforce_webhook_secret: SecretStr | None = None
 
     def section(self, installation: str, public_url: str = "") -> CrmSection:
         """As `bot.surfaces.crm.section` reads the environment's, for this installation."""
