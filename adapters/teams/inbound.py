@@ -128,10 +128,14 @@ def conversation_reference(activity: Mapping[str, Any]) -> dict[str, Any]:
     does not use (`REFERENCE_FIELDS`): a reference stays small whatever an activity carries.
     The tenant is copied into `conversation.tenantId` when only `channelData` has it (as in
     personal chats), because proactive sends need it there.
+
+    The activity's own id (the SDK's `activityId`) is left out: it names one message, not
+    the conversation, nothing reads it back (posts go to the conversation, not as replies
+    to an activity), and kept, it made the reference differ at every message, so every
+    message wrote it again (one more write transaction per message, issue 18).
     """
     reference: dict[str, Any] = {}
     for key, source in (
-        ("activityId", "id"),
         ("user", "from"),
         ("bot", "recipient"),
         ("conversation", "conversation"),

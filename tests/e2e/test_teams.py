@@ -240,6 +240,28 @@ async def test_the_same_activity_delivered_four_times_gives_one_reply(teams: Tea
     assert len(teams.connector.all_posts()) == 1
 
 
+async def test_a_conversations_reference_is_stored_once_not_at_every_message(
+    teams: Teams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every message of a conversation used to write its reference again (it carried the
+    message's id): one more write transaction per message."""
+    written: list[str] = []
+    put_state = teams.store.put_state
+
+    async def counted(key: str, value: Any, at_ms: int) -> None:
+        written.append(key)
+        await put_state(key, value, at_ms)
+
+    monkeypatch.setattr(teams.store, "put_state", counted)
+    thread = thread_id(SHARED, "1700000000250")
+    for n, text in enumerate(("Hi, we are evaluating CRMs", "We are 40 people", "Pricing?")):
+        assert (await teams.post(say(teams, thread, PROSPECT, text))).status == 200
+        await teams.connector.wait_for_posts(thread, n + 1)
+    assert written.count(f"teams:conv:{SHARED}") == 1
+    reference = await teams.store.get_state(f"teams:conv:{SHARED}")
+    assert reference is not None and reference["serviceUrl"] == teams.connector.base_url
+
+
 async def test_a_contract_objection_is_a_ticket_in_the_handoff_channel_claimed_once(
     teams: Teams,
 ) -> None:

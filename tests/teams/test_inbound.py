@@ -185,7 +185,6 @@ def test_the_bot_added_to_a_team_stores_the_channel_reference_without_greeting()
     assert not result.personal
     assert result.welcome is None
     assert result.conversation_reference == {
-        "activityId": "f:0b9079f4-d4d3-3d8e-b883-798298053c7e",
         "user": activity["from"],
         "bot": activity["recipient"],
         "conversation": activity["conversation"],
@@ -198,7 +197,14 @@ def test_the_bot_added_to_a_team_stores_the_channel_reference_without_greeting()
 def test_a_conversation_reference_carries_the_locale_of_a_message() -> None:
     reference = conversation_reference(load("teams_message_personal.json"))
     assert reference["locale"] == "en-US"
-    assert reference["activityId"] == "1485983408511"
+
+
+def test_a_conversation_reference_is_the_same_for_every_message_of_its_conversation() -> None:
+    """It names the conversation, not the message: stored once, not at every message."""
+    first = load("teams_message_personal.json")
+    second = {**first, "id": "1485983408999", "text": "and another thing"}
+    assert conversation_reference(first) == conversation_reference(second)
+    assert "activityId" not in conversation_reference(first)
 
 
 # --- roles ---------------------------------------------------------------------------------
