@@ -106,9 +106,20 @@ class ConnectorError(Exception):
         self.outcome = outcome
 
 
+CONNECTIONS = 16
+"""The most connector connections one client keeps open (every service URL together)."""
+
+
 class Connector:
     """One aiohttp session for every service URL; the token is fetched per request (MSAL
-    caches it), so a refreshed token is used as soon as it exists."""
+    caches it), so a refreshed token is used as soon as it exists.
+
+    The session's pool holds at most `CONNECTIONS`, as Slack's does (`adapters.slack.sender`,
+    `SharedSession`): aiohttp's default bound (100) let a burst of sends while the connector
+    was slow leave dozens of connections (descriptors) open for good. Teams allows a bot a
+    few messages per second per conversation, and a call takes a fraction of a second, so 16
+    is several times what the outbox's sends need; a send that must wait for a connection
+    waits inside its own timeout."""
 
     def __init__(self, tokens: TokenProvider, *, timeout_s: float = 10.0) -> None:
         self._tokens = tokens
@@ -200,7 +211,9 @@ class Connector:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(json_serialize=_utf8_json)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=CONNECTIONS), json_serialize=_utf8_json
+            )
         try:
             async with self._session.request(
                 method,

@@ -259,7 +259,8 @@ async def test_a_conversations_reference_is_stored_once_not_at_every_message(
         await teams.connector.wait_for_posts(thread, n + 1)
     assert written.count(f"teams:conv:{SHARED}") == 1
     reference = await teams.store.get_state(f"teams:conv:{SHARED}")
-    assert reference is not None and reference["serviceUrl"] == teams.connector.base_url
+    assert reference is not None
+    assert reference["serviceUrl"] == teams.connector.base_url
 
 
 async def test_a_contract_objection_is_a_ticket_in_the_handoff_channel_claimed_once(

@@ -167,6 +167,9 @@ class FakeConnector:
         self.token = token
         self.tenant_id = tenant_id
         self.calls: list[Call] = []
+        self.peers: list[tuple[str, object]] = []
+        """(kind, the client's address and port) per request: which connection carried it,
+        so a test can tell a kept-alive connection from a new one per call."""
         self.updates: list[Update] = []
         self.creations: list[Creation] = []
         self.base_url = ""
@@ -345,6 +348,8 @@ class FakeConnector:
         # Split before decoding, so an encoded conversation id stays one segment.
         parts = [unquote(p) for p in raw_path.strip("/").split("/")]
         kind, conversation_id, activity_id = _route(request.method, parts)
+        transport = request.transport
+        self.peers.append((kind, transport.get_extra_info("peername") if transport else None))
         targeted = request.query.get("isTargetedActivity", "").lower() == "true"
         header = request.headers.get("Authorization")
         body: Any = None

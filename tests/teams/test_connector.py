@@ -4,6 +4,7 @@ where the bot's token goes, and which service URLs it is ever sent to."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import socket
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from adapters.ports import Rejected, RetryLater, Sent, TimedOut
 from adapters.teams.connector import (
+    CONNECTIONS,
     Connector,
     ConnectorError,
     Gone,
@@ -431,3 +433,29 @@ async def test_a_failed_personal_chat_says_whether_to_retry(fake, connector):
 
     assert isinstance(busy.value.outcome, RetryLater)
     assert type(refused.value.outcome) is Rejected
+
+
+async def test_a_burst_of_sends_keeps_within_the_clients_connections(fake: FakeConnector) -> None:
+    """Sends held up by a slow connector wait for one of the client's connections instead of
+    each opening its own: a burst leaves at most `CONNECTIONS` sockets open, not one per
+    send."""
+    burst = CONNECTIONS + 8
+    release = fake.hang_next("send", times=burst)
+    async with client(timeout_s=10.0) as connector:
+        sends = [
+            asyncio.create_task(
+                connector.post(fake.base_url, thread_id(CHANNEL, str(n)), message(f"hi {n}"))
+            )
+            for n in range(burst)
+        ]
+
+        async def held() -> None:
+            while len(fake.calls_of("send")) < CONNECTIONS:
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(held(), timeout=10)
+        release.set()
+        outcomes = await asyncio.gather(*sends)
+    assert all(isinstance(outcome, Sent) for outcome in outcomes)
+    assert len(fake.calls_of("send")) == burst
+    assert len({peer for kind, peer in fake.peers if kind == "send"}) <= CONNECTIONS
