@@ -500,10 +500,15 @@ def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int
 
 def links(rows: Iterable[Any], keys: dict[int, bytes]) -> list[Link]:
     """A stream's stored events (`seq, envelope, chain_hash` rows) as chain links, each
-    with its sealed values opened by the conversation's `keys`."""
+    with its sealed values opened by the conversation's `keys` (each key's cipher set up
+    once for the stream)."""
+    ciphers: dict[int, Any] = {}
     return [
         Link(
-            seq=seq, envelope=envelope, chain_hash=chain, opened=sealing.opened_json(envelope, keys)
+            seq=seq,
+            envelope=envelope,
+            chain_hash=chain,
+            opened=sealing.opened_json(envelope, keys, ciphers),
         )
         for seq, envelope, chain in rows
     ]
