@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,25 @@ def test_verify_reads_in_batches_and_reports_what_one_conversation_at_a_time_did
     assert code == 1
     assert out == expected.model_dump_json(indent=2) + "\n"
     assert expected.replay_skipped == (VISITOR, "c4")
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_verify_in_worker_processes_reports_byte_for_byte_what_one_process_does(
+    damaged: Path, monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    # One thread lets the workers be forked; more make them spawned (`bot.cli_replay`).
+    monkeypatch.setattr(threading, "active_count", lambda: 1 if start == "fork" else 2)
+    for options in (["--json"], []) if start == "fork" else ([],):
+        serial = run("verify", *options)
+        assert serial[0] == 1
+        for jobs in ("2", "3") if start == "fork" else ("2",):
+            assert run("verify", *options, "--jobs", jobs) == serial
+
+
+def test_a_parallel_verify_shows_progress_up_to_every_conversation(
+    damaged: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.cli_verify.PROGRESS_FROM", 2)
+    out, err = io.StringIO(), Terminal()
+    assert main(["verify", "--jobs", "2"], out=out, err=err) == 1
+    assert err.getvalue().endswith("verifying [" + "#" * 30 + "] 7/7\n")
