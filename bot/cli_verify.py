@@ -1,4 +1,4 @@
-"""`salesbot verify [BUNDLE] [--db PATH]`: is the record what was written?
+"""`salesbot verify [BUNDLE] [--db PATH] [--jobs N]`: is the record what was written?
 
 On the live store (`SALESBOT_DB`, or `--db`), every conversation's hash chain is recomputed
 and its inbounds replayed under their recorded policies; on an audit bundle
