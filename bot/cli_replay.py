@@ -264,16 +264,16 @@ def _started() -> None:
     """Nothing: the first task, so the pool starts its workers."""
 
 
-Chunk = TypeVar("Chunk")
+Result = TypeVar("Result")
 
 
 async def in_workers(
     pool: Executor,
-    task: Callable[..., list[Chunk]],
+    task: Callable[..., list[Result]],
     args: tuple[Any, ...],
     parts: list[Sequence[str]],
     done: Callable[[int], None],
-) -> list[Chunk]:
+) -> list[Result]:
     """`task(*args, part)` of every part (conversation ids), run by the workers, its
     results put back in the parts' order; `done(n)` as the n-th result comes back."""
     futures = [asyncio.wrap_future(pool.submit(task, *args, list(part))) for part in parts]

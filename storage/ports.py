@@ -429,7 +429,7 @@ class ConversationLog(NamedTuple):
 
 
 REPLAY_BATCH = 200
-"""Conversations read per query by `replay_logs` (the stores' default)."""
+"""Conversations read per query by `replay_logs` and `verify_logs` (the stores' default)."""
 
 
 class ReplayLogs(Protocol):
