@@ -223,7 +223,7 @@ def cmd_teams_package(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _jobs(text: str) -> int:
+def jobs_arg(text: str) -> int:
     """`--jobs`: a whole number of worker processes, 0 for one per CPU."""
     try:
         value = int(text)
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--jobs",
-        type=_jobs,
+        type=jobs_arg,
         default=1,
         metavar="N",
         help="replay in N worker processes (0: one per CPU; default 1); the report is the same",

@@ -11,7 +11,8 @@ decoded (`domain.replay.REPLAY_DECODES`; the others come as their type and place
 `--jobs N` the conversations are replayed by N worker processes, each with its own
 connection to the store, in chunks handed out in order; the outcomes are put back in
 conversation order, so the report is the one `--jobs 1` writes, byte for byte
-(conversations are independent: nothing one replays changes another's).
+(conversations are independent: nothing one replays changes another's). `salesbot verify
+--jobs N` uses the same workers (`workers`, `in_workers`, `Worker`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing import util as multiprocessing_util
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -176,8 +177,8 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     candidate = load_policy(args.policy) if args.policy is not None else None
     jobs = jobs_wanted(getattr(args, "jobs", 1))
     # The workers start before the store is opened here, while this process has one
-    # thread: see `_workers`.
-    with _workers(jobs) as pool:
+    # thread: see `workers`.
+    with workers(jobs) as pool:
         async with open_store(settings) as store:
             conversation_ids = await store.conversation_ids()
             total = len(conversation_ids)
@@ -186,8 +187,12 @@ async def replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     conversation_ids, lambda done: progress_bar(done, total, err)
                 )
             else:
-                outcomes = await _in_workers(
-                    pool, settings, args.policy, chunks(conversation_ids, jobs), total, err
+                outcomes = await in_workers(
+                    pool,
+                    _replay_chunk,
+                    (settings, args.policy),
+                    chunks(conversation_ids, jobs),
+                    lambda done: progress_bar(done, total, err),
                 )
     report(args, outcomes, out)
     return 1 if args.fail_on_diff and any(outcome.differences for outcome in outcomes) else 0
@@ -234,7 +239,7 @@ def report(args: argparse.Namespace, outcomes: Sequence[Outcome], out: TextIO) -
 
 
 @contextlib.contextmanager
-def _workers(jobs: int) -> Iterator[Executor | None]:
+def workers(jobs: int) -> Iterator[Executor | None]:
     """A pool of `jobs` worker processes (None for one job), started at once.
 
     Forked where the system can fork and this process has a single thread (as
@@ -259,24 +264,24 @@ def _started() -> None:
     """Nothing: the first task, so the pool starts its workers."""
 
 
-async def _in_workers(
+Result = TypeVar("Result")
+
+
+async def in_workers(
     pool: Executor,
-    settings: Settings,
-    policy: str | None,
+    task: Callable[..., list[Result]],
+    args: tuple[Any, ...],
     parts: list[Sequence[str]],
-    total: int,
-    err: TextIO,
-) -> list[Outcome]:
-    """The outcomes of every chunk, replayed by the workers, in the chunks' order."""
-    futures = [
-        asyncio.wrap_future(pool.submit(_replay_chunk, settings, policy, list(part)))
-        for part in parts
-    ]
-    done = 0
+    done: Callable[[int], None],
+) -> list[Result]:
+    """`task(*args, part)` of every part (conversation ids), run by the workers, its
+    results put back in the parts' order; `done(n)` as the n-th result comes back."""
+    futures = [asyncio.wrap_future(pool.submit(task, *args, list(part))) for part in parts]
+    finished_count = 0
     try:
         for finished in asyncio.as_completed(futures):
-            done += len(await finished)
-            progress_bar(done, total, err)
+            finished_count += len(await finished)
+            done(finished_count)
     except BaseException:
         # The first failure is the command's (one line, as without workers); the other
         # chunks' outcomes and failures are dropped without a word.
@@ -288,18 +293,20 @@ async def _in_workers(
     return [outcome for future in futures for outcome in future.result()]
 
 
-class _Worker:
+class Worker:
     """A worker process's store, opened on its first chunk and kept for the next ones (with
-    the recorded policies read so far), closed when the process ends."""
+    the recorded policies read so far: `replayer` for replay, `policy_texts` for verify),
+    closed when the process ends."""
 
-    current: _Worker | None = None
+    current: Worker | None = None
 
     def __init__(self, settings: Settings, policy: str | None) -> None:
         self.key = (settings.salesbot_db, policy)
         self.loop = loop = asyncio.new_event_loop()
         stack = contextlib.AsyncExitStack()
-        store = loop.run_until_complete(stack.enter_async_context(open_store(settings)))
-        self.replayer = Replayer(store, load_policy(policy) if policy is not None else None)
+        self.store = loop.run_until_complete(stack.enter_async_context(open_store(settings)))
+        self.replayer = Replayer(self.store, load_policy(policy) if policy is not None else None)
+        self.policy_texts: dict[str, str | None] = {}
         # Run once: by `close`, or as the worker process exits (multiprocessing runs its
         # finalizers there; the interpreter's `atexit` does not run in a worker).
         self.close = multiprocessing_util.Finalize(
@@ -307,7 +314,7 @@ class _Worker:
         )
 
     @classmethod
-    def for_(cls, settings: Settings, policy: str | None) -> _Worker:
+    def for_(cls, settings: Settings, policy: str | None = None) -> Worker:
         worker = cls.current
         if worker is None or worker.key != (settings.salesbot_db, policy):
             if worker is not None:
@@ -323,5 +330,5 @@ def _close_worker(loop: asyncio.AbstractEventLoop, stack: contextlib.AsyncExitSt
 
 def _replay_chunk(settings: Settings, policy: str | None, ids: list[str]) -> list[Outcome]:
     """In a worker: the outcomes of `ids`, in order."""
-    worker = _Worker.for_(settings, policy)
+    worker = Worker.for_(settings, policy)
     return worker.loop.run_until_complete(worker.replayer.replay(ids))

@@ -47,6 +47,7 @@ from storage.ports import (
     RebuildSummary,
     StoredInbound,
     TicketRow,
+    VerifyLog,
 )
 from storage.projections import (
     PROJECTION_SCHEMA_VERSION,
@@ -132,6 +133,9 @@ class MemoryStore:
 
     async def stored_events(self, conversation_id: str) -> list[Link]:
         self._check_open()
+        return self._stored(conversation_id)
+
+    def _stored(self, conversation_id: str) -> list[Link]:
         keys = self._keys.get(conversation_id, {})
         return [
             stored.model_copy(update={"opened": sealing.opened_json(stored.envelope, keys)})
@@ -253,6 +257,26 @@ class MemoryStore:
                 list(self._streams.get(conversation_id, ())),
                 list(self._inbounds.get(conversation_id, ())),
             )
+
+    async def verify_logs(
+        self, conversation_ids: Sequence[str], *, batch: int = REPLAY_BATCH
+    ) -> AsyncIterator[VerifyLog]:
+        # Each batch is read whole before it is handed out: a commit made while the caller
+        # works through it lands in a later batch or in none, as with one SQL statement.
+        self._check_open()
+        check_limit(batch)
+        for start in range(0, len(conversation_ids), batch):
+            logs = [
+                VerifyLog(
+                    conversation_id,
+                    self._version(conversation_id),
+                    self._stored(conversation_id),
+                    list(self._inbounds.get(conversation_id, ())),
+                )
+                for conversation_id in conversation_ids[start : start + batch]
+            ]
+            for log in logs:
+                yield log
 
     async def inbound(self, delivery_id: str) -> StoredInbound | None:
         self._check_open()

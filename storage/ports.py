@@ -429,7 +429,7 @@ class ConversationLog(NamedTuple):
 
 
 REPLAY_BATCH = 200
-"""Conversations read per query by `replay_logs` (the stores' default)."""
+"""Conversations read per query by `replay_logs` and `verify_logs` (the stores' default)."""
 
 
 class ReplayLogs(Protocol):
@@ -453,6 +453,37 @@ class ReplayLogs(Protocol):
         columns), its JSON neither opened nor validated; every event of a type in `decode`
         is decoded exactly as `load` decodes it. (The memory store holds decoded events
         and returns them all.) `batch` below 1 raises `ValueError`."""
+        ...
+
+
+class VerifyLog(NamedTuple):
+    """One conversation as `VerifyLogs.verify_logs` reads it: what `salesbot verify`
+    checks."""
+
+    conversation_id: str
+    version: int
+    """As `version` returns it."""
+    links: list[Link]
+    """As `stored_events` returns them: each event's JSON exactly as stored and its chain
+    hash (the bytes the chain is recomputed over), its sealed values opened."""
+    inbounds: list[StoredInbound]
+    """As `inbounds` returns them."""
+
+
+class VerifyLogs(Protocol):
+    """Many conversations' versions, stored events and inbounds in one pass, for
+    verification: what `version`, `stored_events` and `inbounds` give one conversation at
+    a time, without three round trips per conversation."""
+
+    def verify_logs(
+        self, conversation_ids: Sequence[str], *, batch: int = REPLAY_BATCH
+    ) -> AsyncIterator[VerifyLog]:
+        """One `VerifyLog` per id of `conversation_ids`, in that order (an unknown id:
+        version 0, no events, no inbounds), read `batch` conversations at a time in one
+        query per batch — one snapshot of the store for the batch's versions, events, keys
+        and inbounds, so a commit landing meanwhile is wholly in a conversation's log or
+        wholly absent from it (never events beyond its version, never a version beyond its
+        events). `batch` below 1 raises `ValueError`."""
         ...
 
 
@@ -628,6 +659,7 @@ class Store(
     TicketStore,
     InboundLog,
     ReplayLogs,
+    VerifyLogs,
     PolicyStore,
     AdapterStateStore,
     ProjectionStore,

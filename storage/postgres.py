@@ -54,6 +54,7 @@ from storage.ports import (
     PendingAnswer,
     RebuildSummary,
     StoredInbound,
+    VerifyLog,
 )
 from storage.postgres_outbox import INSERT_OUTBOX, PostgresOutbox
 from storage.postgres_pool import Conn, affected, execute_many
@@ -81,6 +82,7 @@ from storage.sql_rows import (
     replay_logs,
     replay_read,
     stored_inbound,
+    verify_logs,
 )
 
 _PAGE = 500  # rows per read when iterating the whole log
@@ -97,8 +99,15 @@ _INBOUND_KEYED = (
 """A stored inbound's columns and its conversation's keys (to open what is sealed), as a
 JSON object of key id → hex, the form `storage.sqlite._stored_inbound` reads."""
 
-_REPLAY_READ = replay_read(
-    "= ANY($1::text[])", text="NULL::text", integer="NULL::bigint", blob="NULL::bytea"
+_REPLAY_READ, _VERIFY_READ = (
+    replay_read(
+        "= ANY($1::text[])",
+        verify=verify,
+        text="NULL::text",
+        integer="NULL::bigint",
+        blob="NULL::bytea",
+    )
+    for verify in (False, True)
 )
 
 _INSERT_EVENTS = (
@@ -308,6 +317,16 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
             ids = list(conversation_ids[start : start + batch])
             rows = await self._fetch(_REPLAY_READ, ids)
             for log in replay_logs(ids, (tuple(row) for row in rows), decode):
+                yield log
+
+    async def verify_logs(
+        self, conversation_ids: Sequence[str], *, batch: int = REPLAY_BATCH
+    ) -> AsyncIterator[VerifyLog]:
+        check_limit(batch)
+        for start in range(0, len(conversation_ids), batch):
+            ids = list(conversation_ids[start : start + batch])
+            rows = await self._fetch(_VERIFY_READ, ids)
+            for log in verify_logs(ids, (tuple(row) for row in rows)):
                 yield log
 
     # -- policies -----------------------------------------------------------------------

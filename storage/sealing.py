@@ -128,15 +128,20 @@ def open_events(stored: Iterable[str], keys: Keys) -> list[EventEnvelope]:
     return opened
 
 
-def opened_json(stored: str, keys: Keys) -> str | None:
+def opened_json(stored: str, keys: Keys, ciphers: dict[int, AESGCM] | None = None) -> str | None:
     """The stored event's JSON with its sealed values put back, for replay (`Link.opened`);
-    None when nothing of it is sealed or its key is gone."""
+    None when nothing of it is sealed or its key is gone. The JSON is parsed once (as
+    `open_events` parses it) and `ciphers`, when given, keeps each key's cipher for the
+    conversation's next events (`storage.sql_rows.links`)."""
     if not keys or f'"{SEALED_FIELD}":' not in stored:
         return None
-    sealed = json.loads(stored).get(SEALED_FIELD)
+    data = from_json(stored)
+    sealed = data.pop(SEALED_FIELD, None) if isinstance(data, dict) else None
     if not isinstance(sealed, str) or _key_id(sealed) not in keys:
         return None
-    return open_event(stored, keys).model_dump_json()
+    aad = event_aad(str(data.get("conversation_id")), int(data.get("seq", 0)))
+    data["event"] = join(data["event"], _decrypt(keys, sealed, aad, ciphers))
+    return EventEnvelope.model_validate(data).model_dump_json()
 
 
 def seal_inbound(

@@ -25,6 +25,7 @@ from storage.ports import (
     RebuildSummary,
     StoredInbound,
     TicketRow,
+    VerifyLog,
 )
 from storage.projections import (
     PROJECTION_SCHEMA_VERSION,
@@ -153,28 +154,84 @@ def _opened_inbound(row: Sequence[Any], keys: sealing.Keys) -> StoredInbound:
     )
 
 
-REPLAY_KEY, REPLAY_EVENT, REPLAY_INBOUND = 0, 1, 2
-"""What a row of a replay read holds (its first column): the kinds `replay_logs` reads."""
+REPLAY_KEY, REPLAY_EVENT, REPLAY_INBOUND, REPLAY_VERSION = 0, 1, 2, 3
+"""What a row of a batch read holds (its first column): the kinds `replay_logs` and
+`verify_logs` read."""
 
 
 def replay_read(
-    condition: str, *, text: str = "NULL", integer: str = "NULL", blob: str = "NULL"
+    condition: str,
+    *,
+    verify: bool = False,
+    text: str = "NULL",
+    integer: str = "NULL",
+    blob: str = "NULL",
 ) -> str:
-    """The one query that reads a batch of conversations for `replay_logs`: their keys,
-    events and inbounds as rows of one shape — (kind, conversation, key id / seq /
-    position, type / policy version, delivery id, envelope / inbound JSON, received at,
-    generator, key) — in one statement, so from one snapshot. `condition` is the dialect's
-    test of a `conversation_id` column ("IN (?, ?)", "= ANY($1::text[])"); `text`,
-    `integer` and `blob` its NULL of each column type, typed where the dialect needs it."""
-    return (
+    """The one query that reads a batch of conversations for `replay_logs` (or, with
+    `verify`, `verify_logs`): their keys, events and inbounds — and for verify each stream's
+    version and each event's chain hash — as rows of one shape (kind, conversation, key id
+    / seq / position / version, type / policy version, delivery id, envelope / inbound JSON,
+    received at, generator, key, chain hash) in one statement, so from one snapshot: a
+    stream's version, its events and its inbounds are those of one committed state.
+    `condition` is the dialect's test of a `conversation_id` column ("IN (?, ?)",
+    "= ANY($1::text[])"), which the statement repeats once per part (`read_parts`);
+    `text`, `integer` and `blob` its NULL of each column type, typed where the dialect
+    needs it."""
+    chain = "chain_hash" if verify else text
+    sql = (
         f"SELECT {REPLAY_KEY}, conversation_id, key_id, {text}, {text}, {text}, {integer}, "
-        f"{text}, key FROM conversation_keys WHERE conversation_id {condition} "
+        f"{text}, key, {text} FROM conversation_keys WHERE conversation_id {condition} "
         f"UNION ALL SELECT {REPLAY_EVENT}, conversation_id, seq, type, delivery_id, envelope, "
-        f"{integer}, {text}, {blob} FROM events WHERE conversation_id {condition} "
+        f"{integer}, {text}, {blob}, {chain} FROM events WHERE conversation_id {condition} "
         f"UNION ALL SELECT {REPLAY_INBOUND}, conversation_id, position, policy_version, "
-        f"delivery_id, inbound, received_at_ms, generator, {blob} FROM inbounds "
+        f"delivery_id, inbound, received_at_ms, generator, {blob}, {text} FROM inbounds "
         f"WHERE conversation_id {condition}"
     )
+    if verify:
+        sql += (
+            f" UNION ALL SELECT {REPLAY_VERSION}, conversation_id, version, {text}, {text}, "
+            f"{text}, {integer}, {text}, {blob}, {text} FROM streams "
+            f"WHERE conversation_id {condition}"
+        )
+    return sql
+
+
+def read_parts(*, verify: bool = False) -> int:
+    """How many times `replay_read` repeats its condition (a dialect binding each of its
+    parameters once per use, as SQLite's `?`, passes the ids that many times)."""
+    return 4 if verify else 3
+
+
+class _Batch:
+    """A batch read's rows (`replay_read`, in any order) sorted by conversation and kind,
+    each conversation's events by seq and inbounds by position, so its conversations can
+    then be decoded one at a time, as they are asked for."""
+
+    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
+        self.keys: dict[str, dict[int, bytes]] = {}
+        self.events: dict[str, list[Sequence[Any]]] = {}
+        self.inbounds: dict[str, list[Sequence[Any]]] = {}
+        self.versions: dict[str, int] = {}
+        for row in rows:
+            kind, conversation_id = row[0], row[1]
+            if kind == REPLAY_EVENT:
+                self.events.setdefault(conversation_id, []).append(row)
+            elif kind == REPLAY_INBOUND:
+                self.inbounds.setdefault(conversation_id, []).append(row)
+            elif kind == REPLAY_VERSION:
+                self.versions[conversation_id] = int(row[2])
+            else:
+                self.keys.setdefault(conversation_id, {})[int(row[2])] = bytes(row[8])
+
+    def events_of(self, conversation_id: str) -> list[Sequence[Any]]:
+        return sorted(self.events.get(conversation_id, ()), key=lambda row: int(row[2]))
+
+    def inbounds_of(self, conversation_id: str, keys: sealing.Keys) -> list[StoredInbound]:
+        """The conversation's inbounds by position, opened as `inbounds` opens them."""
+        return [
+            _opened_inbound((*row[1:3], row[4], row[6], row[3], row[5], row[7]), keys)
+            for row in sorted(self.inbounds.get(conversation_id, ()), key=lambda r: int(r[2]))
+        ]
 
 
 def replay_logs(
@@ -190,20 +247,10 @@ def replay_logs(
     then only one conversation's decoded objects are alive at a time, as with `load`. (A
     batch of 200 decoded at once kept about 100,000 objects alive, which the garbage
     collector walked again and again: decoding cost 1.6× as much.)"""
-    keys: dict[str, dict[int, bytes]] = {}
-    events: dict[str, list[Sequence[Any]]] = {}
-    inbounds: dict[str, list[Sequence[Any]]] = {}
-    for row in rows:
-        kind, conversation_id = row[0], row[1]
-        if kind == REPLAY_EVENT:
-            events.setdefault(conversation_id, []).append(row)
-        elif kind == REPLAY_INBOUND:
-            inbounds.setdefault(conversation_id, []).append(row)
-        else:
-            keys.setdefault(conversation_id, {})[int(row[2])] = bytes(row[8])
+    batch = _Batch(rows)
     for conversation_id in conversation_ids:
-        its_keys = keys.get(conversation_id, {})
-        its_events = sorted(events.get(conversation_id, ()), key=lambda row: int(row[2]))
+        its_keys = batch.keys.get(conversation_id, {})
+        its_events = batch.events_of(conversation_id)
         decoded = iter(
             sealing.open_events(
                 (row[5] for row in its_events if decode is None or row[3] in decode), its_keys
@@ -216,12 +263,27 @@ def replay_logs(
             for row in its_events
         ]
         yield ConversationLog(
+            conversation_id, recorded, batch.inbounds_of(conversation_id, its_keys)
+        )
+
+
+def verify_logs(
+    conversation_ids: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> Iterator[VerifyLog]:
+    """`VerifyLog`s of `conversation_ids`, in that order, from the rows of their
+    `replay_read(verify=True)` (in any order): each conversation's stream version as
+    `version` reads it, its events as `stored_events` returns them (`links`: the stored
+    JSON and chain hash untouched, the sealed values opened with its keys) and its
+    inbounds as `inbounds` opens them — each conversation opened when it is asked for, as
+    in `replay_logs`."""
+    batch = _Batch(rows)
+    for conversation_id in conversation_ids:
+        its_keys = batch.keys.get(conversation_id, {})
+        yield VerifyLog(
             conversation_id,
-            recorded,
-            [
-                _opened_inbound((*row[1:3], row[4], row[6], row[3], row[5], row[7]), its_keys)
-                for row in sorted(inbounds.get(conversation_id, ()), key=lambda r: int(r[2]))
-            ],
+            batch.versions.get(conversation_id, 0),
+            links(((row[2], row[5], row[9]) for row in batch.events_of(conversation_id)), its_keys),
+            batch.inbounds_of(conversation_id, its_keys),
         )
 
 
@@ -438,10 +500,15 @@ def metrics_rows(rows: Sequence[Sequence[Any]]) -> tuple[dict[str, dict[str, int
 
 def links(rows: Iterable[Any], keys: dict[int, bytes]) -> list[Link]:
     """A stream's stored events (`seq, envelope, chain_hash` rows) as chain links, each
-    with its sealed values opened by the conversation's `keys`."""
+    with its sealed values opened by the conversation's `keys` (each key's cipher set up
+    once for the stream)."""
+    ciphers: dict[int, Any] = {}
     return [
         Link(
-            seq=seq, envelope=envelope, chain_hash=chain, opened=sealing.opened_json(envelope, keys)
+            seq=seq,
+            envelope=envelope,
+            chain_hash=chain,
+            opened=sealing.opened_json(envelope, keys, ciphers),
         )
         for seq, envelope, chain in rows
     ]

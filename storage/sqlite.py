@@ -48,6 +48,7 @@ from storage.ports import (
     PendingAnswer,
     RebuildSummary,
     StoredInbound,
+    VerifyLog,
 )
 from storage.projections import counter_differences, differences
 from storage.sql_rows import answer_row as _answer_row
@@ -57,9 +58,11 @@ from storage.sql_rows import (
     metrics_projection,
     pending_answers,
     qualification_times,
+    read_parts,
     rebuild_summary,
     replay_logs,
     replay_read,
+    verify_logs,
 )
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sql_rows import stored_inbound as _stored_inbound
@@ -287,8 +290,21 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         for start in range(0, len(conversation_ids), batch):
             ids = list(conversation_ids[start : start + batch])
             condition = f"IN ({', '.join('?' * len(ids))})"
-            rows = await self._fetch(replay_read(condition), ids * 3)
+            rows = await self._fetch(replay_read(condition), ids * read_parts())
             for log in replay_logs(ids, rows, decode):
+                yield log
+
+    async def verify_logs(
+        self, conversation_ids: Sequence[str], *, batch: int = REPLAY_BATCH
+    ) -> AsyncIterator[VerifyLog]:
+        check_limit(batch)
+        for start in range(0, len(conversation_ids), batch):
+            ids = list(conversation_ids[start : start + batch])
+            condition = f"IN ({', '.join('?' * len(ids))})"
+            rows = await self._fetch(
+                replay_read(condition, verify=True), ids * read_parts(verify=True)
+            )
+            for log in verify_logs(ids, rows):
                 yield log
 
     # -- policies -----------------------------------------------------------------------

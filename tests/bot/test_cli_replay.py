@@ -96,7 +96,7 @@ def test_replay_in_worker_processes_reports_byte_for_byte_what_one_process_does(
 ) -> None:
     stricter = tmp_path / "stricter.toml"
     stricter.write_text(STRICTER, encoding="utf-8")
-    # One thread lets the workers be forked; more make them spawned (`_workers`).
+    # One thread lets the workers be forked; more make them spawned (`workers`).
     monkeypatch.setattr(threading, "active_count", lambda: 1 if start == "fork" else 2)
     every: tuple[list[str], ...] = (
         ["--json"],

@@ -5,14 +5,21 @@ inbound. An erasure is a valid link."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+from bench.append import build_commits
 from bot.cli import main
+from bot.cli_verify import verify_store
+from domain.chain import has_erasure, policy_version_of
+from domain.verification import VerifyReport, policies_from, verify_conversation
+from storage.sqlite import SqliteStore
 from tests.bot.seeded_store import (
     LEAD,
     VISITOR,
@@ -198,3 +205,119 @@ def test_a_large_store_shows_progress_on_a_terminal_only(
     err = Terminal()
     assert main(["verify"], out=io.StringIO(), err=err) == 0
     assert err.getvalue() == ""
+
+
+@pytest.fixture
+def damaged(db: Path) -> Path:
+    """The seeded store with five more conversations of three prospect messages (c0…c4),
+    then damaged in every way verify reports, spread over the conversations: an event
+    deleted from the middle of c1 (a missing link), one of c3's events edited (a content
+    hash mismatch), the lead's quote command rewritten (a replay difference), and the
+    visitor and c4 erased (verified by their chains, decisions re-derived)."""
+
+    async def more() -> None:
+        async with await SqliteStore.open(db) as store:
+            for conversation in build_commits(5, 3):
+                for commit in conversation:
+                    await store.commit(commit)
+
+    asyncio.run(more())
+    for erased in (VISITOR, "c4"):
+        assert run("erase", erased, "--by", "dpo@example.org")[0] == 0
+    seq, envelope = event_of(db, "c3", "lead_scored")
+    envelope["event"]["score"]["band"] = "hot"
+    edit_event(db, "c3", seq, envelope)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM events WHERE conversation_id = 'c1' AND seq = 3")
+        (inbound,) = conn.execute(
+            "SELECT inbound FROM inbounds WHERE delivery_id = 'q1'"
+        ).fetchone()
+        conn.execute(
+            "UPDATE inbounds SET inbound = ? WHERE delivery_id = 'q1'",
+            (inbound.replace("10 pro 10%", "10 pro 30%"),),
+        )
+    return db
+
+
+async def _verified_one_at_a_time(path: Path) -> VerifyReport:
+    """What verify reported before it read the store in batches: per conversation, its
+    version, then its inbounds, then its stored events (three reads each)."""
+    texts: dict[str, str | None] = {}
+    policy_for = policies_from(texts, "the store")
+    checks = []
+    async with await SqliteStore.open(path) as store:
+        for conversation_id in await store.conversation_ids():
+            version = await store.version(conversation_id)
+            inbounds = await store.inbounds(conversation_id)
+            stored = await store.stored_events(conversation_id)
+            needs = {row.policy_version for row in inbounds}
+            if has_erasure(stored):
+                needs |= {policy_version_of(link.envelope) or "" for link in stored} - {""}
+            for needed in needs - texts.keys():
+                texts[needed] = await store.get_policy(needed)
+            checks.append(
+                verify_conversation(
+                    conversation_id,
+                    stored,
+                    [row.model_dump() for row in inbounds],
+                    policy_for,
+                    version=version,
+                )
+            )
+    return VerifyReport.of("store", checks)
+
+
+async def _verified_in_batches(path: Path, batch: int) -> VerifyReport:
+    async with await SqliteStore.open(path) as store:
+        return await verify_store(store, batch=batch)
+
+
+def test_verify_reads_in_batches_and_reports_what_one_conversation_at_a_time_did(
+    damaged: Path,
+) -> None:
+    expected = asyncio.run(_verified_one_at_a_time(damaged))
+    for batch in (1, 2, 200):
+        assert asyncio.run(_verified_in_batches(damaged, batch)) == expected
+    code, out, err = run("verify")
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines == [finding.line() for finding in expected.findings] + [lines[-1]]
+    assert [line.split(": ")[1] for line in lines[:-1]] == [
+        "replay difference",
+        "missing link",
+        "content hash mismatch",
+    ]
+    assert lines[0].startswith(f"{LEAD} seq ")
+    assert lines[1] == "c1 seq 3: missing link: seq 3 is not stored; the next stored event is seq 4"
+    assert lines[2].startswith("c3 seq ")
+    assert lines[-1] == (
+        f"verified the store: 7 conversations, {expected.events} events, "
+        f"{expected.inbounds} inbounds: 3 problems; 2 conversations with an erasure: "
+        f"{expected.rederived} decisions re-derived from recorded features"
+    )
+    code, out, _ = run("verify", "--json")
+    assert code == 1
+    assert out == expected.model_dump_json(indent=2) + "\n"
+    assert expected.replay_skipped == (VISITOR, "c4")
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_verify_in_worker_processes_reports_byte_for_byte_what_one_process_does(
+    damaged: Path, monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    # One thread lets the workers be forked; more make them spawned (`bot.cli_replay`).
+    monkeypatch.setattr(threading, "active_count", lambda: 1 if start == "fork" else 2)
+    for options in (["--json"], []) if start == "fork" else ([],):
+        serial = run("verify", *options)
+        assert serial[0] == 1
+        for jobs in ("2", "3") if start == "fork" else ("2",):
+            assert run("verify", *options, "--jobs", jobs) == serial
+
+
+def test_a_parallel_verify_shows_progress_up_to_every_conversation(
+    damaged: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.cli_verify.PROGRESS_FROM", 2)
+    out, err = io.StringIO(), Terminal()
+    assert main(["verify", "--jobs", "2"], out=out, err=err) == 1
+    assert err.getvalue().endswith("verifying [" + "#" * 30 + "] 7/7\n")

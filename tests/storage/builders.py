@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
-from domain.events import TicketOpened
+from domain.events import Erased, EventEnvelope, TicketOpened
 from domain.inbound import (
     ActionId,
     Actor,
@@ -150,3 +150,32 @@ def opened_ticket(commit: Commit) -> TicketOpened:
     opened = [event for event in commit.ticket_events if isinstance(event, TicketOpened)]
     assert len(opened) == 1, commit.ticket_events
     return opened[0]
+
+
+BATCH_IDS = ("conv-a", "conv-b", "conv-c", "conv-d", "conv-e")
+
+
+async def erased_and_continued(store: Store, policy: Policy) -> list[str]:
+    """For the batch reads' tests (`replay_logs`, `verify_logs`): five conversations with
+    sealed words; `conv-b` erased, `conv-d` erased and then continued (its new words sealed
+    under a new key). Returned in an order unlike the store's, with an unknown id among
+    them."""
+    for index, conversation_id in enumerate(BATCH_IDS):
+        for commit in handoff_script(policy, conversation_id, NOW + index).commits:
+            await store.commit(commit)
+    for conversation_id in ("conv-b", "conv-d"):
+        version = await store.version(conversation_id)
+        erased = EventEnvelope(
+            conversation_id=conversation_id,
+            seq=version + 1,
+            at_ms=NOW + 10_000,
+            policy_version="0" * 64,
+            delivery_id=f"erase:{conversation_id}",
+            event=Erased(by="dpo", reason="request"),
+        )
+        await store.erase(conversation_id, version, erased)
+    later = message("conv-d", "conv-d/after", "Still there? Pricing?")
+    assert (await store.commit(await decide_commit(store, policy, later, NOW + 20_000))).status == (
+        "committed"
+    )
+    return ["conv-e", "conv-b", "unknown", "conv-a", "conv-d", "conv-c"]

@@ -8,40 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from domain.events import Erased, EventEnvelope, UnreadEnvelope, UnreadEvent
+from domain.events import EventEnvelope, UnreadEnvelope, UnreadEvent
 from domain.policy import Policy
 from domain.replay import REPLAY_DECODES
 from storage.ports import ConversationLog, Store
-from tests.storage.builders import NOW, Script, decide_commit, handoff_script, message
-
-IDS = ("conv-a", "conv-b", "conv-c", "conv-d", "conv-e")
-
-
-async def _stored(store: Store, policy: Policy) -> list[str]:
-    """Five conversations with sealed words; `conv-b` erased, `conv-d` erased and then
-    continued (its new words sealed under a new key). Returned in an order unlike the
-    store's, with an unknown id among them."""
-    scripts: dict[str, Script] = {}
-    for index, conversation_id in enumerate(IDS):
-        scripts[conversation_id] = handoff_script(policy, conversation_id, NOW + index)
-        for commit in scripts[conversation_id].commits:
-            await store.commit(commit)
-    for conversation_id in ("conv-b", "conv-d"):
-        version = await store.version(conversation_id)
-        erased = EventEnvelope(
-            conversation_id=conversation_id,
-            seq=version + 1,
-            at_ms=NOW + 10_000,
-            policy_version="0" * 64,
-            delivery_id=f"erase:{conversation_id}",
-            event=Erased(by="dpo", reason="request"),
-        )
-        await store.erase(conversation_id, version, erased)
-    later = message("conv-d", "conv-d/after", "Still there? Pricing?")
-    assert (await store.commit(await decide_commit(store, policy, later, NOW + 20_000))).status == (
-        "committed"
-    )
-    return ["conv-e", "conv-b", "unknown", "conv-a", "conv-d", "conv-c"]
+from tests.storage.builders import erased_and_continued
 
 
 async def _logs(store: Store, ids: list[str], **options: object) -> list[ConversationLog]:
@@ -52,7 +23,7 @@ async def _logs(store: Store, ids: list[str], **options: object) -> list[Convers
 async def test_replay_logs_equal_each_conversations_load_and_inbounds(
     store: Store, default_policy: Policy, batch: int
 ) -> None:
-    ids = await _stored(store, default_policy)
+    ids = await erased_and_continued(store, default_policy)
     logs = await _logs(store, ids, batch=batch)
     assert [log.conversation_id for log in logs] == ids
     for log in logs:
@@ -75,7 +46,7 @@ async def test_replay_logs_equal_each_conversations_load_and_inbounds(
 async def test_replay_logs_decode_what_replay_reads_and_place_the_rest(
     store: Store, default_policy: Policy
 ) -> None:
-    ids = await _stored(store, default_policy)
+    ids = await erased_and_continued(store, default_policy)
     logs = await _logs(store, ids, decode=REPLAY_DECODES, batch=2)
     unread = 0
     for log in logs:

@@ -137,6 +137,12 @@ def test_an_erased_event_is_a_valid_link_and_its_stream_is_not_replayed() -> Non
     stored = stream(recorded(1, looked), recorded(2, looked), erased)
     assert has_erasure(stored)
     assert not has_erasure(stored[:2])
+    # However its JSON spells it: an escaped type is still the type.
+    escaped = erased.replace('"erased"', '"\\u0065rased"')
+    assert escaped != erased
+    assert json.loads(escaped) == json.loads(erased)
+    assert has_erasure([*stored[:2], stored[2].model_copy(update={"envelope": escaped})])
+    assert not has_erasure(stream(envelope(1, text="[erased] erased", by="erased")))
     assert first_break("c-1", stored, version=3) is None
 
     inbound = {"inbound": {"erased": True}, "received_at_ms": 1, "policy_version": "v"}
