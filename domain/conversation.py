@@ -553,7 +553,7 @@ def _read(
             intents=reading.intents,
             retracted=taken_back,
             conversation_signals=conversation.signals,
-            explanations=explanations(model, reading),
+            explanations=explanations(model, reading) if rec.explain else (),
         )
     )
     score = reader_score(model, conversation, evidence)

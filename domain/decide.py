@@ -55,16 +55,25 @@ def decide(
     now_ms: int,
     *,
     recorded_reading: MessageRead | None = None,
+    explain: bool = True,
 ) -> Decision:
     """Decide what `inbound` does to the conversation in `state` under `policy` at `now_ms`.
 
     `recorded_reading` is for replay only: the `message_read` this inbound produced when it
     was decided, whose features stand in for extracting them again when the policy's reader
     has the same fingerprint (a what-if under retrained weights).
+
+    `explain=False` is for replay only too: each `message_read` is recorded without its
+    per-head explanations (`MessageRead.explanations` left empty), which only the audit
+    reads. Replay compares what was decided — flow state, replies, scores, quotes,
+    tickets, what the team is told, the event types — and throws the events away;
+    explaining every head of every message was a fifth of its deciding. Nothing else a
+    decision holds or does depends on them (the state folds a reading's features and
+    signals, never its explanations), so everything else is the same.
     """
     if inbound.conversation_id != state.conversation_id:
         raise ValueError("inbound and state belong to different conversations")
-    rec = Recorder(state, policy, now_ms, inbound.delivery_id, recorded_reading)
+    rec = Recorder(state, policy, now_ms, inbound.delivery_id, recorded_reading, explain=explain)
     match inbound:
         case LeadArrived():
             on_lead(rec, inbound.actor, inbound.lead)

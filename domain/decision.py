@@ -110,6 +110,8 @@ class Recorder:
         now_ms: int,
         delivery_id: str,
         recorded_reading: MessageRead | None = None,
+        *,
+        explain: bool = True,
     ) -> None:
         self.state = state
         self.policy = policy
@@ -118,6 +120,9 @@ class Recorder:
         self.recorded_reading = recorded_reading
         """A replay's recorded reading of this inbound's message: its features are reused
         when the policy's reader extracts the same features (same fingerprint)."""
+        self.explain = explain
+        """Whether readings are recorded with their per-head explanations (False in replay
+        only: `decide`)."""
         self._plain = (
             type(now_ms) is int
             and now_ms >= 0

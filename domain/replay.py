@@ -105,6 +105,7 @@ def replay_conversation(
             policy_for(item.policy_version),
             item.received_at_ms,
             recorded_reading=reading,
+            explain=False,  # the audit's, never compared (`decide`)
         )
         state = decision.state
         for env in mine:

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.policy_loader import load_policy
+from domain.decide import decide
 from domain.errors import DomainError
+from domain.events import MessageRead
 from domain.inbound import (
     ActionId,
     Actor,
@@ -327,3 +329,59 @@ def test_a_replay_under_retrained_weights_reuses_the_recorded_features(
     other = _with_reader(vocabulary=(*READER.understanding.reader.vocabulary, "zzzz"))
     with pytest.raises(AssertionError, match="extracted again"):
         replay_conversation(CID, rec.inbounds, rec.events, always(other))
+
+
+def test_replay_does_not_explain_the_readers_heads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-head explanations are the audit's and replay never compares them: working
+    them out was a fifth of replay's deciding. Replay still reports what changed."""
+    rec = _read_by_the_reader()
+
+    def no_explanations(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the heads were explained")
+
+    monkeypatch.setattr("domain.conversation.explanations", no_explanations)
+    assert replay_conversation(CID, rec.inbounds, rec.events, always(READER)).differences == ()
+    changed = replay_conversation(CID, rec.inbounds, rec.events, always(_everyone_hot()))
+    assert {"score", "state"} <= {d.aspect for d in changed.differences}
+
+
+def test_a_decision_without_explanations_is_the_same_decision() -> None:
+    """`decide(..., explain=False)` (replay's) differs from the live decision only in the
+    readings' explanations: every other event, the replies, the queries and the state are
+    equal, message after message."""
+    script = [
+        (FEED, "lead", VAGUE_LEAD),
+        (PROSPECT, "say", HOT_MESSAGE),
+        (PROSPECT, "say", "Our contract terms need legal review, and it is too pricey"),
+        (REP, "command", "quote 10 pro 10%"),
+        (PROSPECT, "say", "Can I talk to a person about the price?"),
+    ]
+    rec = recording(READER)
+    explained_any = False
+    for actor, kind, text in script:
+        state = rec.state
+        if kind == "lead":
+            live = rec.lead(text)
+        elif kind == "say":
+            live = rec.say(text, actor)
+        else:
+            command, _, args = text.partition(" ")
+            live = rec.command(command, args, actor)
+        inbound = rec.inbounds[-1]
+        quiet = decide(state, inbound.inbound, READER, inbound.received_at_ms, explain=False)
+        assert quiet.state == live.state
+        assert quiet.replies == live.replies
+        assert quiet.queries == live.queries
+        assert len(quiet.events) == len(live.events)
+        for mine, theirs in zip(quiet.events, live.events, strict=True):
+            if isinstance(theirs.event, MessageRead):
+                assert isinstance(mine.event, MessageRead)
+                assert mine.event.explanations == ()
+                explained_any = explained_any or bool(theirs.event.explanations)
+                assert mine.event.model_copy(
+                    update={"explanations": theirs.event.explanations}
+                ) == theirs.event
+                assert mine.model_copy(update={"event": theirs.event}) == theirs
+            else:
+                assert mine == theirs
+    assert explained_any  # the live decisions did explain their readings
