@@ -378,9 +378,10 @@ def test_a_decision_without_explanations_is_the_same_decision() -> None:
                 assert isinstance(mine.event, MessageRead)
                 assert mine.event.explanations == ()
                 explained_any = explained_any or bool(theirs.event.explanations)
-                assert mine.event.model_copy(
-                    update={"explanations": theirs.event.explanations}
-                ) == theirs.event
+                assert (
+                    mine.event.model_copy(update={"explanations": theirs.event.explanations})
+                    == theirs.event
+                )
                 assert mine.model_copy(update={"event": theirs.event}) == theirs
             else:
                 assert mine == theirs
