@@ -198,12 +198,22 @@ def test_make_bench_leaves_the_long_benches_out_unless_asked():
     assert "growth" not in default
     assert "soak" not in default
     assert "growth_pg" not in default
-    for alone in ("replay", "replicas", "takeover", "append_pg"):
+    for alone in ("replay", "replicas", "takeover", "append_pg", "replay_pg"):
         assert alone not in default
     short = [
         n
         for n in BENCHES
-        if n not in ("growth", "growth_pg", "soak", "replay", "replicas", "takeover", "append_pg")
+        if n
+        not in (
+            "growth",
+            "growth_pg",
+            "soak",
+            "replay",
+            "replicas",
+            "takeover",
+            "append_pg",
+            "replay_pg",
+        )
     ]
     assert default == short
     assert chosen(parser().parse_args(["--soak"])) == [*short, "soak"]
