@@ -11,7 +11,9 @@ load: the planner's statistics in place). Then, on each store, alternated round 
 * `read`: `Store.replay_logs` over every conversation, every event decoded and every
   inbound validated (`bench.replay.read_logs`, what `bench.replay` reports as
   `read_batched`);
-* `replay`: `salesbot replay --json --fail-on-diff` in this process (`--jobs 1`).
+* `replay`: `salesbot replay --json --fail-on-diff` in this process (`--jobs 1`);
+* `verify`: `salesbot verify --json` in this process (`--jobs 1`: `Store.verify_logs`,
+  every chain recomputed).
 
 Each is charged wall time, this process's CPU (`time.process_time`: the client, and on
 SQLite its reader thread, i.e. all of SQLite's work) and on PostgreSQL the cluster's CPU
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import os
 import shutil
 import tempfile
 import time
@@ -41,6 +45,7 @@ import asyncpg
 from bench import proc
 from bench.replay import _counts, generate, read_logs, replay_in_process
 from bench.replicas import postgres_cpu_s
+from bot.cli import main as cli_main
 from storage.pg_import import copy_store
 from storage.ports import Store
 from storage.postgres import PostgresStore, is_postgres_url
@@ -115,6 +120,15 @@ async def _read(database: str) -> None:
         await read_logs(store, replay_decodes=False)
 
 
+def verify_in_process(database: str) -> None:
+    """`salesbot verify --json` in this process on `database` (`Store.verify_logs` under
+    the command); raises unless every chain verifies."""
+    os.environ["SALESBOT_DB"] = database
+    code = cli_main(["verify", "--json"], out=io.StringIO(), err=io.StringIO())
+    if code != 0:
+        raise RuntimeError(f"the store at {database} does not verify")
+
+
 async def _copy(path: Path, target: str) -> tuple[int, float]:
     """The SQLite store copied into the empty schema at `target`, then analyzed: (rows,
     seconds of the copy)."""
@@ -161,7 +175,9 @@ def measure_store(path: Path, repeat: int = 2, dsn: str | None = None) -> dict[s
 
     asyncio.run(migrated())
     conversations, inbounds, events = asyncio.run(_counts(path))
-    import bot.cli_replay  # noqa: F401  (the command's imports, outside its timing)
+    # The commands' imports, outside their timing.
+    import bot.cli_replay
+    import bot.cli_verify  # noqa: F401
 
     results: dict[str, float] = {
         "replay_pg_load_average_1m_start": proc.load_average()[0],
@@ -185,6 +201,7 @@ def measure_store(path: Path, repeat: int = 2, dsn: str | None = None) -> dict[s
                     runs: dict[str, Callable[[], object]] = {
                         "read": partial(asyncio.run, _read(database)),
                         "replay": partial(replay_in_process, database),
+                        "verify": partial(verify_in_process, database),
                     }
                     for what, run in runs.items():
                         costs.setdefault((backend, what), []).append(metered(charged, run))
