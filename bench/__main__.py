@@ -19,12 +19,14 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from bench import append as append_bench
+from bench import append_pg as append_pg_bench
 from bench import endpoints as endpoints_bench
 from bench import growth as growth_bench
 from bench import growth_pg as growth_pg_bench
 from bench import outbox as outbox_bench
 from bench import queries as queries_bench
 from bench import replay as replay_bench
+from bench import replay_pg as replay_pg_bench
 from bench import replicas as replicas_bench
 from bench import runtime as runtime_bench
 from bench import slack_ingest as slack_ingest_bench
@@ -186,12 +188,24 @@ BENCHES: dict[str, Bench] = {
     "replay": lambda options: replay_bench.measure(options.replay_events),
     "replicas": lambda options: asyncio.run(replicas_bench.measure(options.replicas_seconds)),
     "takeover": lambda _: asyncio.run(takeover_bench.measure_async([3000, 10000])),
+    "append_pg": lambda _: asyncio.run(append_pg_bench.measure()),
+    "replay_pg": lambda options: replay_pg_bench.measure(options.replay_events),
 }
 """Every bench by name, in the order `make bench` runs them."""
 
-LONG = ("growth", "growth_pg", "soak", "replay", "replicas", "takeover")
+LONG = (
+    "growth",
+    "growth_pg",
+    "soak",
+    "replay",
+    "replicas",
+    "takeover",
+    "append_pg",
+    "replay_pg",
+)
 """Not run by default: minutes each (`--growth` runs both growth benches, `--soak`, or
-`--only`); `replicas` and `takeover` start a throwaway PostgreSQL cluster of their own."""
+`--only`); `replicas`, `takeover`, `append_pg` and `replay_pg` start throwaway PostgreSQL
+clusters of their own."""
 
 
 def chosen(options: argparse.Namespace) -> list[str]:

@@ -19,8 +19,10 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import NamedTuple
 
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
@@ -66,33 +68,57 @@ def build_commits(conversations: int, messages: int, first: int = 0) -> list[lis
     return result
 
 
+Side = Callable[[int, list[list[Commit]]], Awaitable[tuple[float, int]]]
+"""One side of a comparison: given the round's number and the commits, commit them all and
+answer (seconds taken, transactions used)."""
+
+
+async def timed(
+    commit: Callable[[Commit], Awaitable[object]], commits: list[list[Commit]]
+) -> float:
+    """Seconds for every conversation to commit its commits through `commit`, all
+    conversations at once and each one's commits in order (each waits for the previous
+    one's answer, as the runtime does): the frame both sides of every backend are timed in."""
+
+    async def one(conversation: list[Commit]) -> None:
+        for each in conversation:
+            await commit(each)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(conversation) for conversation in commits))
+    return time.perf_counter() - start
+
+
 async def product(path: Path, commits: list[list[Commit]]) -> tuple[float, int]:
     store = await SqliteStore.open(path)
     try:
-
-        async def one(conversation: list[Commit]) -> None:
-            for commit in conversation:
-                await store.commit(commit)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(conversation) for conversation in commits))
-        elapsed = time.perf_counter() - start
-        return elapsed, store.batches
+        return await timed(store.commit, commits), store.batches
     finally:
         await store.close()
 
 
-def _rows(
-    commit: Commit,
-) -> tuple[tuple[object, ...], list[tuple[object, ...]], tuple[object, ...]]:
+Row = tuple[object, ...]
+
+
+class RawRows(NamedTuple):
+    """The rows a raw loop writes for one commit, in the schema's columns (the same on
+    SQLite and PostgreSQL): nothing the store adds (chain links, projections, sealing)."""
+
+    stream: Row
+    events: list[Row]
+    delivery: Row
+    inbound: Row
+
+
+def raw_rows(commit: Commit) -> RawRows:
     events: tuple[EventEnvelope, ...] = commit.events
-    stream: tuple[object, ...] = (
+    stream: Row = (
         commit.conversation_id,
         commit.expected_version + len(events),
         events[0].at_ms if events else commit.received_at_ms,
         events[-1].at_ms if events else commit.received_at_ms,
     )
-    rows: list[tuple[object, ...]] = [
+    rows: list[Row] = [
         (
             e.conversation_id,
             e.seq,
@@ -105,7 +131,8 @@ def _rows(
         )
         for e in events
     ]
-    inbound: tuple[object, ...] = (
+    delivery: Row = (commit.delivery_id, commit.conversation_id, commit.received_at_ms, stream[1])
+    inbound: Row = (
         commit.conversation_id,
         commit.expected_version + 1,  # any increasing position: the raw loop does not look
         commit.delivery_id,
@@ -114,7 +141,30 @@ def _rows(
         json.dumps(commit.inbound),
         None,
     )
-    return stream, rows, inbound
+    return RawRows(stream, rows, delivery, inbound)
+
+
+RAW_STREAM = (
+    "INSERT INTO streams (conversation_id, version, created_at_ms, updated_at_ms) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO "
+    "UPDATE SET version = excluded.version, updated_at_ms = excluded.updated_at_ms"
+)
+RAW_EVENTS = (
+    "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
+    "envelope, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+RAW_DELIVERY = (
+    "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, committed_version) "
+    "VALUES (?, ?, ?, ?)"
+)
+RAW_INBOUND = (
+    "INSERT INTO inbounds (conversation_id, position, delivery_id, received_at_ms, "
+    "policy_version, inbound, generator) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+"""The raw loops' four statements, in SQLite's placeholders (`bench.append_pg` numbers
+them for PostgreSQL): the same rows on both backends, in an order the foreign keys accept."""
+RAW_BATCH = 512
+"""The most commits a raw loop puts in one transaction."""
 
 
 class RawGroupCommit:
@@ -145,32 +195,14 @@ class RawGroupCommit:
                     self.ready.wait()
                 if not self.queue:
                     return
-                batch, self.queue = self.queue[:512], self.queue[512:]
+                batch, self.queue = self.queue[:RAW_BATCH], self.queue[RAW_BATCH:]
             self.conn.execute("BEGIN IMMEDIATE")
             for commit, _ in batch:
-                stream, rows, inbound = _rows(commit)
-                self.conn.execute(
-                    "INSERT INTO streams (conversation_id, version, created_at_ms, "
-                    "updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO "
-                    "UPDATE SET version = excluded.version, updated_at_ms = excluded.updated_at_ms",
-                    stream,
-                )
-                self.conn.executemany(
-                    "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, "
-                    "delivery_id, envelope, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self.conn.execute(
-                    "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
-                    "committed_version) VALUES (?, ?, ?, ?)",
-                    (commit.delivery_id, commit.conversation_id, commit.received_at_ms, stream[1]),
-                )
-                self.conn.execute(
-                    "INSERT INTO inbounds (conversation_id, position, delivery_id, "
-                    "received_at_ms, policy_version, inbound, generator) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    inbound,
-                )
+                rows = raw_rows(commit)
+                self.conn.execute(RAW_STREAM, rows.stream)
+                self.conn.executemany(RAW_EVENTS, rows.events)
+                self.conn.execute(RAW_DELIVERY, rows.delivery)
+                self.conn.execute(RAW_INBOUND, rows.inbound)
             self.conn.execute("COMMIT")
             self.batches += 1
             for _, future in batch:
@@ -189,35 +221,59 @@ async def raw(path: Path, commits: list[list[Commit]]) -> tuple[float, int]:
     await store.close()
     writer = RawGroupCommit(path)
     try:
-
-        async def one(conversation: list[Commit]) -> None:
-            for commit in conversation:
-                await asyncio.wrap_future(writer.submit(commit))
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(conversation) for conversation in commits))
-        return time.perf_counter() - start, writer.batches
+        return (
+            await timed(lambda commit: asyncio.wrap_future(writer.submit(commit)), commits),
+            writer.batches,
+        )
     finally:
         writer.close()
 
 
-async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) -> dict[str, float]:
-    commits = build_commits(conversations, messages)
-    count = conversations * messages
+def figures(
+    rounds: Sequence[Mapping[str, tuple[float, int]]], commits: list[list[Commit]]
+) -> dict[str, float]:
+    """The report of alternated rounds (each round: side → (seconds, transactions)): each
+    side's best round (commits and events per second, commits per transaction), events per
+    commit, and the store against the raw loop — best against best, and round by round
+    (`round_<n>_store_vs_raw`, from 1), so a round slowed by someone else's load shows."""
+    count = sum(len(conversation) for conversation in commits)
     events = sum(len(c.events) for conversation in commits for c in conversation)
     best: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as directory:
-        for n in range(rounds):  # alternated, best of each: the machine is shared
-            for name, run in (("store", product), ("raw", raw)):
-                elapsed, batches = await run(Path(directory) / f"{name}-{n}.db", commits)
-                rate = count / elapsed
-                if rate > best.get(f"{name}_commits_per_s", 0.0):
-                    best[f"{name}_commits_per_s"] = rate
-                    best[f"{name}_events_per_s"] = events / elapsed
-                    best[f"{name}_commits_per_batch"] = count / max(1, batches)
+    for outcome in rounds:
+        for name, (elapsed, transactions) in outcome.items():
+            rate = count / elapsed
+            if rate > best.get(f"{name}_commits_per_s", 0.0):
+                best[f"{name}_commits_per_s"] = rate
+                best[f"{name}_events_per_s"] = events / elapsed
+                best[f"{name}_commits_per_batch"] = count / max(1, transactions)
     best["events_per_commit"] = events / count
     best["store_vs_raw"] = best["store_commits_per_s"] / best["raw_commits_per_s"]
+    for n, outcome in enumerate(rounds, start=1):
+        best[f"round_{n}_store_vs_raw"] = outcome["raw"][0] / outcome["store"][0]
     return best
+
+
+async def alternate(
+    sides: Mapping[str, Side], commits: list[list[Commit]], rounds: int = 3
+) -> dict[str, float]:
+    """Run the sides one after the other, `rounds` times over (the machine is shared: a
+    burst of someone else's load then hits one round of one side, not all of one side),
+    and report them (`figures`)."""
+    outcomes = []
+    for n in range(rounds):
+        outcomes.append({name: await side(n, commits) for name, side in sides.items()})
+    return figures(outcomes, commits)
+
+
+async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) -> dict[str, float]:
+    commits = build_commits(conversations, messages)
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        sides: dict[str, Side] = {
+            "store": lambda n, c: product(directory / f"store-{n}.db", c),
+            "raw": lambda n, c: raw(directory / f"raw-{n}.db", c),
+        }
+        return await alternate(sides, commits, rounds)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ from domain.inbound import Inbound
 from domain.policy import Policy, policy_from_json
 from domain.replay import REPLAY_DECODES, RecordedInbound, replay_conversation
 from domain.state import ConversationState, fold
-from storage.ports import Commit
+from storage.ports import Commit, Store
 from storage.sqlite import SqliteStore
 
 INBOUND: TypeAdapter[Inbound] = TypeAdapter(Inbound)
@@ -105,17 +105,23 @@ async def _read(path: Path, *, inbounds: bool, fold_too: bool) -> float:
         return time.process_time() - start
 
 
+async def read_logs(store: Store, *, replay_decodes: bool) -> int:
+    """Read every conversation's events and inbounds in one pass (`replay_logs`), the
+    inbounds validated, every event decoded or only those replay reads; nothing kept past
+    its conversation. The conversations read."""
+    ids = await store.conversation_ids()
+    decode = REPLAY_DECODES if replay_decodes else None
+    async for log in store.replay_logs(ids, decode=decode):
+        for stored in log.inbounds:
+            INBOUND.validate_python(stored.inbound)
+    return len(ids)
+
+
 async def _read_batched(path: Path, *, replay_decodes: bool) -> float:
-    """CPU seconds to read every conversation's events and inbounds in one pass
-    (`replay_logs`), the inbounds validated, every event decoded or only those replay
-    reads; nothing kept past its conversation."""
+    """CPU seconds of `read_logs` on the SQLite store at `path`."""
     async with await SqliteStore.open(path) as store:
-        ids = await store.conversation_ids()
-        decode = REPLAY_DECODES if replay_decodes else None
         start = time.process_time()
-        async for log in store.replay_logs(ids, decode=decode):
-            for stored in log.inbounds:
-                INBOUND.validate_python(stored.inbound)
+        await read_logs(store, replay_decodes=replay_decodes)
         return time.process_time() - start
 
 
@@ -215,14 +221,19 @@ def _decide_seconds(path: Path, repeat: int) -> float:
     return best
 
 
-def _replay_seconds(path: Path) -> float:
-    os.environ["SALESBOT_DB"] = str(path)
-    start = time.process_time()
+def replay_in_process(database: str) -> None:
+    """`salesbot replay --json --fail-on-diff` in this process on `database` (a SQLite
+    path or a PostgreSQL URL, as `SALESBOT_DB` takes it); raises unless 0 differences."""
+    os.environ["SALESBOT_DB"] = database
     code = cli_main(["replay", "--json", "--fail-on-diff"], out=io.StringIO(), err=io.StringIO())
-    elapsed = time.process_time() - start
     if code != 0:
-        raise RuntimeError("the generated store does not replay with 0 differences")
-    return elapsed
+        raise RuntimeError(f"the store at {database} does not replay with 0 differences")
+
+
+def _replay_seconds(path: Path) -> float:
+    start = time.process_time()
+    replay_in_process(str(path))
+    return time.process_time() - start
 
 
 def _best(repeat: int, run: Callable[[], float]) -> float:

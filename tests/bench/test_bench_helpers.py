@@ -198,17 +198,28 @@ def test_make_bench_leaves_the_long_benches_out_unless_asked():
     assert "growth" not in default
     assert "soak" not in default
     assert "growth_pg" not in default
-    for alone in ("replay", "replicas", "takeover"):
+    for alone in ("replay", "replicas", "takeover", "append_pg", "replay_pg"):
         assert alone not in default
     short = [
         n
         for n in BENCHES
-        if n not in ("growth", "growth_pg", "soak", "replay", "replicas", "takeover")
+        if n
+        not in (
+            "growth",
+            "growth_pg",
+            "soak",
+            "replay",
+            "replicas",
+            "takeover",
+            "append_pg",
+            "replay_pg",
+        )
     ]
     assert default == short
     assert chosen(parser().parse_args(["--soak"])) == [*short, "soak"]
     assert chosen(parser().parse_args(["--growth"])) == [*short, "growth", "growth_pg"]
     assert chosen(parser().parse_args(["--only", "takeover"])) == ["takeover"]
+    assert chosen(parser().parse_args(["--only", "append_pg"])) == ["append_pg"]
     assert chosen(parser().parse_args(["--only", "growth, slack_ingest"])) == [
         "growth",
         "slack_ingest",

@@ -57,8 +57,13 @@ def bindir() -> Path:
     return found[-1]
 
 
-def start() -> Cluster:
-    """A new cluster, started and accepting connections on a free loopback port."""
+def start(*, durable: bool = False) -> Cluster:
+    """A new cluster, started and accepting connections on a free loopback port.
+
+    `durable` runs it with PostgreSQL's defaults for durability instead (`fsync=on`,
+    `synchronous_commit=on`, `full_page_writes=on`): each commit waits for its WAL to
+    reach the disk, as on a production server. For benchmarks (`bench.append_pg`), so
+    their figures can be shown both ways; the tests never need it."""
     user = _unprivileged_user()
     base = Path(tempfile.mkdtemp(prefix="salesbot-pg-"))
     base.chmod(0o755)  # the server's user must reach its data directory
@@ -84,10 +89,11 @@ def start() -> Cluster:
                 "--no-sync",
             ],
         )
+        switch = "on" if durable else "off"
         options = (
             f"-p {cluster.port} -c listen_addresses=127.0.0.1 "
-            f"-c unix_socket_directories={base} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=60"
+            f"-c unix_socket_directories={base} -c fsync={switch} "
+            f"-c synchronous_commit={switch} -c full_page_writes={switch} -c max_connections=60"
         )
         _run(
             cluster,

@@ -1,0 +1,139 @@
+"""The durable-append benches' helpers (issue 18, item 3): the raw loop on PostgreSQL writes
+the rows the store writes for the same commits (so the comparison is on the same work), the
+report's arithmetic says what it claims, and the PostgreSQL bench runs end to end on a
+tiny size — on the tests' cluster through `--dsn`, and on clusters of its own, one of them
+durable. No timing is asserted; the figures are `python -m bench.append_pg`'s."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from bench.append import build_commits, figures, timed
+from bench.append_pg import PG_EVENTS, RawPgGroupCommit, measure, numbered
+from storage.postgres import PostgresStore
+from tests.storage.conftest import fresh_database, postgres_cluster  # noqa: F401
+from tests.support.postgres import Cluster
+
+
+def test_placeholders_are_numbered_for_postgresql() -> None:
+    assert numbered("INSERT INTO t (a, b) VALUES (?, ?)") == "INSERT INTO t (a, b) VALUES ($1, $2)"
+    assert numbered("SELECT 1") == "SELECT 1"
+    assert PG_EVENTS.endswith("VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+
+
+def test_the_report_takes_each_sides_best_round_and_every_rounds_ratio() -> None:
+    commits = build_commits(2, 2)  # 4 commits
+    events = sum(len(c.events) for conversation in commits for c in conversation)
+    rounds = [
+        {"store": (2.0, 4), "raw": (1.0, 2)},
+        {"store": (1.0, 4), "raw": (0.5, 1)},  # both sides' best
+        {"store": (4.0, 4), "raw": (4.0, 4)},
+    ]
+    report = figures(rounds, commits)
+    assert report["store_commits_per_s"] == 4.0
+    assert report["raw_commits_per_s"] == 8.0
+    assert report["store_events_per_s"] == events
+    assert report["store_commits_per_batch"] == 1.0
+    assert report["raw_commits_per_batch"] == 4.0
+    assert report["events_per_commit"] == events / 4
+    assert report["store_vs_raw"] == 0.5
+    assert [report[f"round_{n}_store_vs_raw"] for n in (1, 2, 3)] == [0.5, 0.5, 1.0]
+
+
+def _rows(table: str) -> str:
+    keys = {
+        "streams": "conversation_id, version",
+        "events": "conversation_id, seq, at_ms, type, delivery_id",
+        "deliveries": "delivery_id, conversation_id, received_at_ms, committed_version",
+        "inbounds": "conversation_id, delivery_id, received_at_ms, policy_version",
+    }[table]
+    return f"SELECT {keys} FROM {table} ORDER BY {keys}"
+
+
+async def test_the_raw_loop_writes_the_rows_the_store_writes_in_fewer_transactions(
+    postgres_cluster: Cluster,  # noqa: F811
+) -> None:
+    commits = build_commits(4, 3)
+    async with (
+        fresh_database(postgres_cluster) as store_dsn,
+        fresh_database(postgres_cluster) as raw_dsn,
+    ):
+        async with await PostgresStore.open(store_dsn) as store:
+            await timed(store.commit, commits)
+        async with await PostgresStore.open(raw_dsn):
+            pass  # the schema, then the raw loop alone writes
+        conn = await asyncpg.connect(raw_dsn)
+        try:
+            writer = RawPgGroupCommit(conn)
+            await timed(writer.submit, commits)
+            await writer.close()
+        finally:
+            await conn.close()
+        written = {}
+        for dsn in (store_dsn, raw_dsn):
+            conn = await asyncpg.connect(dsn)
+            try:
+                written[dsn] = {
+                    table: [tuple(row) for row in await conn.fetch(_rows(table))]
+                    for table in ("streams", "events", "deliveries", "inbounds")
+                }
+            finally:
+                await conn.close()
+    assert written[raw_dsn] == written[store_dsn]
+    assert len(written[raw_dsn]["deliveries"]) == 12
+    assert written[raw_dsn]["streams"][0][1] == sum(len(c.events) for c in commits[0])
+    # Each conversation waits for its commit's answer: at least 3 batches, at most one
+    # per commit.
+    assert 3 <= writer.batches <= 12
+
+
+async def test_a_raw_batch_that_fails_fails_its_waiters_and_the_loop(
+    postgres_cluster: Cluster,  # noqa: F811
+) -> None:
+    commits = build_commits(1, 1)
+    async with fresh_database(postgres_cluster) as dsn:  # no schema: the insert fails
+        conn = await asyncpg.connect(dsn)
+        try:
+            writer = RawPgGroupCommit(conn)
+            with pytest.raises(asyncpg.UndefinedTableError):
+                await writer.submit(commits[0][0])
+            with pytest.raises(asyncpg.UndefinedTableError):
+                await writer.task
+        finally:
+            await conn.close()
+
+
+async def test_the_postgresql_bench_runs_on_a_server_of_ones_own(
+    postgres_cluster: Cluster,  # noqa: F811
+) -> None:
+    report = await measure(postgres_cluster.dsn, conversations=3, messages=2, rounds=2)
+    assert report["append_pg_server_store_commits_per_batch"] == 1.0
+    assert report["append_pg_server_raw_commits_per_batch"] >= 1.0
+    assert report["append_pg_server_store_vs_raw"] > 0
+    assert {
+        "append_pg_server_round_1_store_vs_raw",
+        "append_pg_server_round_2_store_vs_raw",
+    } <= set(report)
+    assert report["append_pg_server_store_server_cpu_ms_per_commit"] == 0.0  # not ours to read
+    assert report["append_pg_server_server_fsync_on"] == 0.0  # the tests' cluster
+    conn = await asyncpg.connect(postgres_cluster.dsn)
+    try:  # every round's schema is gone
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
+        )
+    finally:
+        await conn.close()
+    assert left == 0
+
+
+def test_the_postgresql_bench_measures_a_throwaway_and_a_durable_cluster() -> None:
+    report = asyncio.run(measure(conversations=2, messages=1, rounds=1))
+    assert report["append_pg_throwaway_server_fsync_on"] == 0.0
+    assert report["append_pg_throwaway_server_synchronous_commit_on"] == 0.0
+    assert report["append_pg_durable_server_fsync_on"] == 1.0
+    assert report["append_pg_durable_server_synchronous_commit_on"] == 1.0
+    assert report["append_pg_durable_store_server_cpu_ms_per_commit"] >= 0.0
+    assert report["append_pg_durable_raw_commits_per_s"] > 0
