@@ -127,7 +127,7 @@ async def _verify_live(args: argparse.Namespace, err: TextIO) -> VerifyReport | 
         return f"cannot verify {database} ({origin}): there is no database file there"
     settings = settings.model_copy(update={"salesbot_db": str(database)})
     jobs: int = getattr(args, "jobs", 1)
-    if jobs == 1:
+    if jobs == 1:  # no workers: nor replay's module, whose imports cost start-up
         async with open_store(settings) as store:
             return await verify_store(store, _progress(err))
     # `salesbot replay --jobs`'s worker processes, started before the store is opened

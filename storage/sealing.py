@@ -76,13 +76,13 @@ def seal_event(
     it holds none (store `envelope.model_dump_json()`, as before sealing existed).
 
     `dumped` is `envelope.model_dump_json()` when the caller has it already (the store's
-    rows do): parsed (by pydantic-core's parser, as reading back parses it: 1.3× the
-    standard library's sealing here), it is the same data as a fresh dump, for a third of
-    the cost. The
-    sealed JSON is written by pydantic's own serialiser from that data rather than by
-    validating it into a model and dumping that: the bytes are the same (data dumped from a
-    valid envelope is unchanged by a round trip; `tests/storage/test_sealing_bytes.py`
-    holds every event type to it), and the hash chain links exactly these bytes.
+    rows do): parsed by pydantic-core's parser (as reading back parses it; sealing costs
+    1.3× less than with the standard library's), it is the same data as a fresh dump, for
+    a third of the cost. The sealed JSON is written by pydantic's own serialiser from that
+    data rather than by validating it into a model and dumping that: the bytes are the same
+    (data dumped from a valid envelope is unchanged by a round trip;
+    `tests/storage/test_sealing_bytes.py` holds every event type to it), and the hash chain
+    links exactly these bytes.
     """
     data = from_json(dumped) if dumped is not None else envelope.model_dump(mode="json")
     masked, taken = split(data["event"], event_paths(envelope.event.type))
@@ -124,10 +124,18 @@ def open_events(stored: Iterable[str], keys: Keys) -> list[EventEnvelope]:
         data = from_json(text)
         sealed = data.pop(SEALED_FIELD, None) if isinstance(data, dict) else None
         if sealed is not None:
-            aad = event_aad(str(data.get("conversation_id")), int(data.get("seq", 0)))
-            data["event"] = join(data["event"], _decrypt(keys, sealed, aad, ciphers))
+            _put_back(data, sealed, keys, ciphers)
         opened.append(EventEnvelope.model_validate(data))
     return opened
+
+
+def _put_back(
+    data: dict[str, Any], sealed: str, keys: Keys, ciphers: dict[int, AESGCM] | None
+) -> None:
+    """`data` (a parsed envelope without its `sealed`) with the values `sealed` holds put
+    back into its event, or `[erased]` where they were when the key is gone."""
+    aad = event_aad(str(data.get("conversation_id")), int(data.get("seq", 0)))
+    data["event"] = join(data["event"], _decrypt(keys, sealed, aad, ciphers))
 
 
 def opened_json(stored: str, keys: Keys, ciphers: dict[int, AESGCM] | None = None) -> str | None:
@@ -141,8 +149,7 @@ def opened_json(stored: str, keys: Keys, ciphers: dict[int, AESGCM] | None = Non
     sealed = data.pop(SEALED_FIELD, None) if isinstance(data, dict) else None
     if not isinstance(sealed, str) or _key_id(sealed) not in keys:
         return None
-    aad = event_aad(str(data.get("conversation_id")), int(data.get("seq", 0)))
-    data["event"] = join(data["event"], _decrypt(keys, sealed, aad, ciphers))
+    _put_back(data, sealed, keys, ciphers)
     return EventEnvelope.model_validate(data).model_dump_json()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.ports import Route
+from bench.append import build_commits
 from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from domain.cards import Reply
@@ -86,6 +87,20 @@ async def seed(path: Path, message: str = URGENT) -> str:
     return next(
         e.event.quote.quote_id for e in result.decision.events if isinstance(e.event, QuoteIssued)
     )
+
+
+def add_conversations(path: Path, conversations: int, messages: int) -> None:
+    """`conversations` more conversations of `messages` prospect messages each, committed
+    to the store at `path` (`bench.append.build_commits`: the envelopes a real `decide`
+    made): enough of them for a command's batches and worker chunks."""
+
+    async def commit_all() -> None:
+        async with await SqliteStore.open(path) as store:
+            for conversation in build_commits(conversations, messages):
+                for commit in conversation:
+                    await store.commit(commit)
+
+    asyncio.run(commit_all())
 
 
 def rows(path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:

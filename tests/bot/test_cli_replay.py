@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.append import build_commits
 from bot import cli_replay
 from storage.sqlite import SqliteStore
-from tests.bot.seeded_store import seeded_store_file
+from tests.bot.seeded_store import add_conversations, seeded_store_file
 from tests.support.cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,13 +78,7 @@ def many(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     chunks per worker, each kind of outcome (replayed, re-derived after an erasure)."""
     path, _ = seeded_store_file(tmp_path, monkeypatch)
 
-    async def more() -> None:
-        async with await SqliteStore.open(path) as store:
-            for conversation in build_commits(7, 3):
-                for commit in conversation:
-                    await store.commit(commit)
-
-    asyncio.run(more())
+    add_conversations(path, 7, 3)
     assert run("erase", "dm-2")[0] == 0
     return path
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.append import build_commits
 from bot.cli import main
 from bot.cli_verify import verify_store
 from domain.chain import has_erasure, policy_version_of
@@ -23,6 +22,7 @@ from storage.sqlite import SqliteStore
 from tests.bot.seeded_store import (
     LEAD,
     VISITOR,
+    add_conversations,
     edit_event,
     event_of,
     rows,
@@ -215,13 +215,7 @@ def damaged(db: Path) -> Path:
     hash mismatch), the lead's quote command rewritten (a replay difference), and the
     visitor and c4 erased (verified by their chains, decisions re-derived)."""
 
-    async def more() -> None:
-        async with await SqliteStore.open(db) as store:
-            for conversation in build_commits(5, 3):
-                for commit in conversation:
-                    await store.commit(commit)
-
-    asyncio.run(more())
+    add_conversations(db, 5, 3)
     for erased in (VISITOR, "c4"):
         assert run("erase", erased, "--by", "dpo@example.org")[0] == 0
     seq, envelope = event_of(db, "c3", "lead_scored")
