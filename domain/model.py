@@ -4,7 +4,7 @@ Domain values are immutable and reject unknown fields, so a typo in a policy fil
 stored event is an error instead of a silently ignored key.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from copy import deepcopy
 from decimal import Decimal
 from functools import partial
@@ -160,3 +160,19 @@ def trusted(cls: type[M], /, **values: Any) -> M:
     _set_attribute(instance, "__pydantic_extra__", None)
     _set_attribute(instance, "__pydantic_private__", None)
     return instance
+
+
+def replaced(model: M, update: Mapping[str, Any]) -> M:
+    """`model.model_copy(update=update)`, without its generic steps (three `copy.copy`
+    calls, then the update written in), which cost more than the work around them on the
+    paths that copy a model per event (`domain.state`, sealing's masked events). The same
+    object results: the fields' values in the same order, `model_fields_set` grown by the
+    updated names, extra and private values copied; like `model_copy`, nothing is
+    validated."""
+    copied = _new_object(type(model))
+    _set_attribute(copied, "__dict__", {**model.__dict__, **update})
+    extra, private = model.__pydantic_extra__, model.__pydantic_private__
+    _set_attribute(copied, "__pydantic_extra__", None if extra is None else dict(extra))
+    _set_attribute(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set_attribute(copied, "__pydantic_private__", None if private is None else dict(private))
+    return copied

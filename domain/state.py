@@ -76,7 +76,7 @@ from domain.events import (
     TicketResolved,
 )
 from domain.inbound import LeadDetails
-from domain.model import Frozen
+from domain.model import Frozen, replaced
 from domain.narrative import NarrativeAudit
 from domain.quotes import Quote
 from domain.scoring import LeadScore
@@ -310,25 +310,10 @@ def apply(state: ConversationState, envelope: EventEnvelope) -> ConversationStat
         handler(state, update, envelope.event, envelope)
     update["version"] = envelope.seq
     update["last_activity_ms"] = envelope.at_ms
-    return _copied(state, update)
-
-
-_new_object = object.__new__
-_set_attribute = object.__setattr__
-
-
-def _copied(state: ConversationState, update: Update) -> ConversationState:
-    """`state.model_copy(update=update)`, without its generic steps: every recorded event of
-    every decision copies the state, and pydantic's copy (three `copy.copy` calls, then the
-    update written in) cost more than the handler. The same object results: the fields'
-    values in the same order, `model_fields_set` grown by the updated names, no extra or
-    private values (the state has neither); `tests/unit/test_fold.py` holds it to `fold`."""
-    copied = _new_object(type(state))
-    _set_attribute(copied, "__dict__", {**state.__dict__, **update})
-    _set_attribute(copied, "__pydantic_extra__", None)
-    _set_attribute(copied, "__pydantic_fields_set__", state.__pydantic_fields_set__ | update.keys())
-    _set_attribute(copied, "__pydantic_private__", None)
-    return copied
+    # `model_copy(update=...)` without its generic steps: every recorded event of every
+    # decision copies the state, and pydantic's copy cost more than the handler;
+    # `tests/unit/test_fold.py` holds the copy to `fold`.
+    return replaced(state, update)
 
 
 def fold(state: ConversationState, envelopes: Iterable[EventEnvelope]) -> ConversationState:

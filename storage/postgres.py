@@ -73,6 +73,7 @@ from storage.projections import counter_differences, differences
 from storage.sql_rows import (
     answer_row,
     event_rows,
+    has_masked,
     links,
     metrics_projection,
     outbox_row,
@@ -81,6 +82,7 @@ from storage.sql_rows import (
     rebuild_summary,
     replay_logs,
     replay_read,
+    sealed_row,
     stored_inbound,
     verify_logs,
 )
@@ -223,17 +225,14 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
                     status="duplicate", version=await _version(conn, conversation_id)
                 )
             await _advance(conn, conversation_id, commit.expected_version, commit.events)
+            key = _Key(conn, conversation_id)
             version = await _append_rows(
-                conn, conversation_id, commit.expected_version, commit.events
+                conn, conversation_id, commit.expected_version, commit.events, key
             )
             if inbound is not None:
                 if sealing.has_personal_inbound(inbound):
-                    key_id, key = await _conversation_key(
-                        conn, conversation_id, version, commit.received_at_ms
-                    )
-                    inbound_json = dumps(
-                        sealing.seal_inbound(inbound, key_id, key, conversation_id)
-                    )
+                    sealer = await key.sealer(version, commit.received_at_ms)
+                    inbound_json = dumps(sealer.inbound(inbound, conversation_id))
                 else:
                     inbound_json = dumps(inbound)
                 await conn.execute(
@@ -584,13 +583,18 @@ async def _schedule(conn: Conn, conversation_id: str, due_at_ms: int | None, ver
 
 
 async def _append_rows(
-    conn: Conn, conversation_id: str, version: int, events: Sequence[EventEnvelope]
+    conn: Conn,
+    conversation_id: str,
+    version: int,
+    events: Sequence[EventEnvelope],
+    key: _Key | None = None,
 ) -> int:
     """Append checked events after `version` (the stream row already advanced by
-    `_advance`, so this transaction holds it); return the new version."""
+    `_advance`, so this transaction holds it); return the new version. `key` is the commit's
+    (its inbound is sealed with the same key read)."""
     if not events:
         return version
-    rows = await _sealed_rows(conn, conversation_id, events, event_rows(events))
+    rows = await _sealed_rows(events, event_rows(events), key or _Key(conn, conversation_id))
     previous: str | None = GENESIS
     if version:
         found = await conn.fetchrow(
@@ -608,25 +612,32 @@ async def _append_rows(
     return version + len(events)
 
 
+class _Key:
+    """One commit's sealer for its conversation (as `storage.sqlite._Key`): the key read
+    (or made) once, when a first value needs it."""
+
+    __slots__ = ("_conn", "_conversation_id", "_sealer")
+
+    def __init__(self, conn: Conn, conversation_id: str) -> None:
+        self._conn = conn
+        self._conversation_id = conversation_id
+        self._sealer: sealing.Sealer | None = None
+
+    async def sealer(self, version: int, at_ms: int) -> sealing.Sealer:
+        if self._sealer is None:
+            key_id, key = await _conversation_key(self._conn, self._conversation_id, version, at_ms)
+            self._sealer = sealing.Sealer(key_id, key)
+        return self._sealer
+
+
 async def _sealed_rows(
-    conn: Conn,
-    conversation_id: str,
-    events: Sequence[EventEnvelope],
-    rows: list[tuple[object, ...]],
+    events: Sequence[EventEnvelope], rows: list[tuple[object, ...]], key: _Key
 ) -> list[tuple[object, ...]]:
-    """`rows` with each personal event's JSON replaced by its sealed form."""
-    if not any(sealing.has_personal_event(env) for env in events):
+    """`rows` with each masked event sealed under the conversation's key."""
+    if not has_masked(rows):
         return rows
-    key_id, key = await _conversation_key(conn, conversation_id, events[0].seq, events[0].at_ms)
-    sealed_rows = []
-    for env, row in zip(events, rows, strict=True):
-        text = (
-            sealing.seal_event(env, key_id, key, dumped=str(row[6]))
-            if sealing.has_personal_event(env)
-            else None
-        )
-        sealed_rows.append(row if text is None else (*row[:6], text))
-    return sealed_rows
+    sealer = await key.sealer(events[0].seq, events[0].at_ms)
+    return [sealed_row(row, sealer) for row in rows]
 
 
 async def _conversation_key(

@@ -102,8 +102,10 @@ def ticket_row(row: Sequence[Any]) -> TicketRow:
 
 
 def event_rows(events: Iterable[EventEnvelope]) -> list[tuple[object, ...]]:
-    """Each event as (conversation, seq, at, policy, type, delivery, envelope JSON): the
-    JSON is the text stored and linked in the chain unless sealing replaces it."""
+    """Each event as (conversation, seq, at, policy, type, delivery, stored form): its JSON,
+    the text stored and linked in the chain, or, for an event with personal values, its
+    `sealing.Masked` form, which the writer seals under the conversation's key
+    (`sealed_row`)."""
     return [
         (
             env.conversation_id,
@@ -112,10 +114,21 @@ def event_rows(events: Iterable[EventEnvelope]) -> list[tuple[object, ...]]:
             env.policy_version,
             env.event.type,
             env.delivery_id,
-            env.model_dump_json(),
+            sealing.stored_form(env),
         )
         for env in events
     ]
+
+
+def sealed_row(row: tuple[object, ...], sealer: sealing.Sealer) -> tuple[object, ...]:
+    """An `event_rows` row whose stored form is masked, sealed by `sealer`."""
+    form = row[6]
+    return (*row[:6], sealer.event(form)) if isinstance(form, sealing.Masked) else row
+
+
+def has_masked(rows: Iterable[tuple[object, ...]]) -> bool:
+    """Whether any of `event_rows`' rows waits for the conversation's key."""
+    return any(isinstance(row[6], sealing.Masked) for row in rows)
 
 
 def answer_row(answer: PendingAnswer) -> tuple[object, ...]:

@@ -54,6 +54,7 @@ from storage.projections import counter_differences, differences
 from storage.sql_rows import answer_row as _answer_row
 from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import (
+    has_masked,
     links,
     metrics_projection,
     pending_answers,
@@ -62,6 +63,7 @@ from storage.sql_rows import (
     rebuild_summary,
     replay_logs,
     replay_read,
+    sealed_row,
     verify_logs,
 )
 from storage.sql_rows import outbox_row as _outbox_row
@@ -203,16 +205,13 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
                 return CommitResult(status="duplicate", version=version)
             if version != commit.expected_version:
                 raise ConcurrencyError(conversation_id, commit.expected_version, version)
-            version = _append_rows(conn, conversation_id, version, commit.events, event_rows)
+            key = _Key(conn, conversation_id)
+            version = _append_rows(conn, conversation_id, version, commit.events, event_rows, key)
             inbound_json = None
             if inbound is not None:
                 if sealing.has_personal_inbound(inbound):
-                    key_id, key = _conversation_key(
-                        conn, conversation_id, version, commit.received_at_ms
-                    )
-                    inbound_json = dumps(
-                        sealing.seal_inbound(inbound, key_id, key, conversation_id)
-                    )
+                    sealer = key.sealer(version, commit.received_at_ms)
+                    inbound_json = dumps(sealer.inbound(inbound, conversation_id))
                 else:
                     inbound_json = dumps(inbound)
             conn.execute(
@@ -534,8 +533,10 @@ def _append_rows(
     version: int,
     events: Sequence[EventEnvelope],
     rows: list[tuple[object, ...]],
+    key: _Key | None = None,
 ) -> int:
-    """Append checked events after `version`; return the new version."""
+    """Append checked events after `version`; return the new version. `key` is the commit's
+    (its inbound is sealed with the same key read)."""
     if not events:
         return version
     new_version = version + len(events)
@@ -548,7 +549,12 @@ def _append_rows(
     conn.executemany(
         "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
         "envelope, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        _linked(conn, conversation_id, version, _sealed_rows(conn, conversation_id, events, rows)),
+        _linked(
+            conn,
+            conversation_id,
+            version,
+            _sealed_rows(events, rows, key or _Key(conn, conversation_id)),
+        ),
     )
     apply_events(conn, conversation_id, events)  # the projections, in the same transaction
     return new_version
@@ -607,26 +613,35 @@ def _conversation_key(
     return version, key
 
 
+class _Key:
+    """One commit's sealer for its conversation: the key read (or made) once, when a first
+    value needs it, and used for the commit's events and its inbound alike. Never kept past
+    the job: an erasure later in the same transaction deletes the key."""
+
+    __slots__ = ("_conn", "_conversation_id", "_sealer")
+
+    def __init__(self, conn: Conn, conversation_id: str) -> None:
+        self._conn = conn
+        self._conversation_id = conversation_id
+        self._sealer: sealing.Sealer | None = None
+
+    def sealer(self, version: int, at_ms: int) -> sealing.Sealer:
+        """The sealer; the key is created at stream `version` if the conversation has none."""
+        if self._sealer is None:
+            key_id, key = _conversation_key(self._conn, self._conversation_id, version, at_ms)
+            self._sealer = sealing.Sealer(key_id, key)
+        return self._sealer
+
+
 def _sealed_rows(
-    conn: Conn,
-    conversation_id: str,
-    events: Sequence[EventEnvelope],
-    rows: list[tuple[object, ...]],
+    events: Sequence[EventEnvelope], rows: list[tuple[object, ...]], key: _Key
 ) -> list[tuple[object, ...]]:
-    """`rows` with the JSON of each event holding personal data replaced by its sealed form
-    (`storage.sealing`), under the conversation's key."""
-    if not any(sealing.has_personal_event(env) for env in events):
+    """`rows` with each masked event sealed under the conversation's key
+    (`storage.sealing`)."""
+    if not has_masked(rows):
         return rows
-    key_id, key = _conversation_key(conn, conversation_id, events[0].seq, events[0].at_ms)
-    sealed_rows = []
-    for env, row in zip(events, rows, strict=True):
-        text = (
-            sealing.seal_event(env, key_id, key, dumped=str(row[6]))
-            if sealing.has_personal_event(env)
-            else None
-        )
-        sealed_rows.append(row if text is None else (*row[:6], text))
-    return sealed_rows
+    sealer = key.sealer(events[0].seq, events[0].at_ms)
+    return [sealed_row(row, sealer) for row in rows]
 
 
 def _linked(
