@@ -10,7 +10,9 @@ shape) spread over 500 conversations, each a thread in a channel of its own.
 
 Measured, each server charged its own CPU from /proc:
 1. saturation (a closed loop, 32 requests in flight): acknowledgements per second and
-   server CPU per request, bare bolt then salesbot;
+   server CPU per request, bare bolt, then salesbot, then the floor (`bench.minimal_bolt`:
+   bolt plus the least any product must do per message — `decide`, a raw durable commit,
+   the reply posted), whose ratio to bare bolt is the ceiling of any such product's;
 2. at half of salesbot's maximum (an open loop, on a schedule): ack latency p50/p99/p99.9,
    salesbot on a fresh process and store (so the saturation run's backlog does not drain
    into it), then bare bolt at the same rate — what the generator and the loopback add;
@@ -103,7 +105,9 @@ async def measure(
                 finally:
                     counts = outbox_counts(db)
                     await product.stop()
+                floor = await _minimal(api, directory, seconds)
                 results.update(flat("slack_ingest_bolt_saturated", bare))
+                results.update(flat("slack_ingest_minimal_saturated", floor))
                 results.update(flat("slack_ingest_salesbot_saturated", ours))
                 results.update(backlog("slack_ingest_salesbot_saturated", counts))
                 rate = ours["acks_per_s"] / 2
@@ -130,11 +134,35 @@ async def measure(
     return results
 
 
+async def _minimal(api: FakeSlackApi, directory: Path, seconds: float) -> dict[str, Any]:
+    """A saturation of the least a product must do per message (`bench.minimal_bolt`):
+    bolt, `decide`, a raw durable commit, the reply posted."""
+    server = await Server.start(
+        [sys.executable, "-m", "bench.minimal_bolt"],
+        _slack_env(directory / "minimal.db", api),
+        directory / "minimal.log",
+    )
+    try:
+        return await saturate(server, _job(server, "m"), seconds, cap=20_000)
+    finally:
+        await server.stop()
+
+
 def ratios(results: dict[str, float]) -> dict[str, float]:
-    """The issue's targets: throughput ≥ 0.6× bare bolt; p99 ≤ 10 ms, p99.9 ≤ 30 ms."""
+    """The issue's targets: throughput ≥ 0.6× bare bolt; p99 ≤ 10 ms, p99.9 ≤ 30 ms. Beside
+    them, the ceiling any product that decides, stores and answers reaches on this machine
+    (`bench.minimal_bolt` against bare bolt), and salesbot against that floor."""
+    saturated = "slack_ingest_{}_saturated_acks_per_s".format
     return {
-        "slack_ingest_throughput_vs_bolt": results["slack_ingest_salesbot_saturated_acks_per_s"]
-        / results["slack_ingest_bolt_saturated_acks_per_s"],
+        "slack_ingest_throughput_vs_bolt": results[saturated("salesbot")]
+        / results[saturated("bolt")],
+        "slack_ingest_minimal_vs_bolt": results[saturated("minimal")] / results[saturated("bolt")],
+        "slack_ingest_salesbot_vs_minimal": results[saturated("salesbot")]
+        / results[saturated("minimal")],
+        "slack_ingest_cpu_per_request_vs_minimal": results[
+            "slack_ingest_salesbot_saturated_server_cpu_ms_per_request"
+        ]
+        / results["slack_ingest_minimal_saturated_server_cpu_ms_per_request"],
         "slack_ingest_cpu_per_request_vs_bolt": results[
             "slack_ingest_salesbot_saturated_server_cpu_ms_per_request"
         ]
