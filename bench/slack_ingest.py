@@ -15,7 +15,8 @@ Measured, each server charged its own CPU from /proc:
    the reply posted), whose ratio to bare bolt is the ceiling of any such product's;
 2. at half of salesbot's maximum (an open loop, on a schedule): ack latency p50/p99/p99.9,
    salesbot on a fresh process and store (so the saturation run's backlog does not drain
-   into it), then bare bolt at the same rate — what the generator and the loopback add;
+   into it), then bare bolt at the same rate — what the generator and the loopback add —
+   and a fresh floor at the same rate — what deciding, storing and answering add;
 3. the outbox backlog (items not yet sent) when each salesbot run ends: replies are paced
    one per second per channel, so acknowledgements, not sends, are the throughput.
 
@@ -105,7 +106,7 @@ async def measure(
                 finally:
                     counts = outbox_counts(db)
                     await product.stop()
-                floor = await _minimal(api, directory, seconds)
+                floor = await _minimal(api, directory / "minimal", None, seconds)
                 results.update(flat("slack_ingest_bolt_saturated", bare))
                 results.update(flat("slack_ingest_minimal_saturated", floor))
                 results.update(flat("slack_ingest_salesbot_saturated", ours))
@@ -122,7 +123,9 @@ async def measure(
                     counts = outbox_counts(db)
                     await product.stop()
                 bare_half = await at_rate(bolt, _job(bolt, "d"), rate, rate_seconds)
+                floor_half = await _minimal(api, directory / "minimal-half", rate, rate_seconds)
                 results.update(flat("slack_ingest_salesbot_half", ours_half))
+                results.update(flat("slack_ingest_minimal_half", floor_half))
                 results.update(flat("slack_ingest_bolt_half", bare_half))
                 results.update(backlog("slack_ingest_salesbot_half", counts))
                 if profile is not None:
@@ -134,16 +137,22 @@ async def measure(
     return results
 
 
-async def _minimal(api: FakeSlackApi, directory: Path, seconds: float) -> dict[str, Any]:
-    """A saturation of the least a product must do per message (`bench.minimal_bolt`):
-    bolt, `decide`, a raw durable commit, the reply posted."""
+async def _minimal(
+    api: FakeSlackApi, directory: Path, rate: float | None, seconds: float
+) -> dict[str, Any]:
+    """A fresh process of the least a product must do per message (`bench.minimal_bolt`:
+    bolt, `decide`, a raw durable commit, the reply posted), on a database of its own in
+    `directory`: saturated (`rate` None) or at `rate` requests per second."""
+    directory.mkdir()
     server = await Server.start(
         [sys.executable, "-m", "bench.minimal_bolt"],
         _slack_env(directory / "minimal.db", api),
         directory / "minimal.log",
     )
     try:
-        return await saturate(server, _job(server, "m"), seconds, cap=20_000)
+        if rate is None:
+            return await saturate(server, _job(server, "m"), seconds, cap=20_000)
+        return await at_rate(server, _job(server, "n"), rate, seconds)
     finally:
         await server.stop()
 
@@ -169,6 +178,8 @@ def ratios(results: dict[str, float]) -> dict[str, float]:
         / results["slack_ingest_bolt_saturated_server_cpu_ms_per_request"],
         "slack_ingest_half_p99_vs_bolt": results["slack_ingest_salesbot_half_latency_p99_ms"]
         / results["slack_ingest_bolt_half_latency_p99_ms"],
+        "slack_ingest_half_p99_vs_minimal": results["slack_ingest_salesbot_half_latency_p99_ms"]
+        / results["slack_ingest_minimal_half_latency_p99_ms"],
     }
 
 
