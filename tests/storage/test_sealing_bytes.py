@@ -103,9 +103,7 @@ def test_values_the_model_split_leaves_alone_go_through_the_json(
     # an entity that is not plain data: a decimal reads as a string in the JSON, so it is
     # masked there (a string), which the model itself cannot hold in place
     odd = read.model_copy(
-        update={
-            "event": read.event.model_copy(update={"entities": {"amount": Decimal("12.50")}})
-        }
+        update={"event": read.event.model_copy(update={"entities": {"amount": Decimal("12.50")}})}
     )
     assert split_model(odd.event, event_paths("message_read")) is None
     expected = reference(odd)
