@@ -26,8 +26,11 @@ from typing import NamedTuple
 
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
+from domain.decision import Decision
 from domain.events import EventEnvelope
 from domain.inbound import Actor, MessagePosted
+from domain.policy import Policy
+from domain.state import ConversationState
 from storage.ports import Commit
 from storage.sqlite import SqliteStore
 
@@ -50,22 +53,28 @@ def build_commits(conversations: int, messages: int, first: int = 0) -> list[lis
                 actor=PROSPECT,
                 text=TEXTS[m % len(TEXTS)],
             )
-            now = NOW_MS + 1000 * m
-            decision = decide(state, inbound, policy, now)
-            commits.append(
-                Commit(
-                    conversation_id=f"c{c}",
-                    expected_version=state.version,
-                    delivery_id=inbound.delivery_id,
-                    received_at_ms=now,
-                    policy_version=policy.version,
-                    inbound=inbound.model_dump(mode="json"),
-                    events=decision.events,
-                )
-            )
+            commit, decision = decided(state, inbound, policy, NOW_MS + 1000 * m)
+            commits.append(commit)
             state = decision.state
         result.append(commits)
     return result
+
+
+def decided(
+    state: ConversationState, inbound: MessagePosted, policy: Policy, now_ms: int
+) -> tuple[Commit, Decision]:
+    """`decide` on `inbound`, and the commit that stores what it decided."""
+    decision = decide(state, inbound, policy, now_ms)
+    commit = Commit(
+        conversation_id=inbound.conversation_id,
+        expected_version=state.version,
+        delivery_id=inbound.delivery_id,
+        received_at_ms=now_ms,
+        policy_version=policy.version,
+        inbound=inbound.model_dump(mode="json"),
+        events=decision.events,
+    )
+    return commit, decision
 
 
 Side = Callable[[int, list[list[Commit]]], Awaitable[tuple[float, int]]]

@@ -38,12 +38,11 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bench.append import RawGroupCommit
+from bench.append import RawGroupCommit, decided
 from bot.policy_loader import load_policy
-from domain.decide import decide, new_conversation
+from domain.decide import new_conversation
 from domain.inbound import Actor, MessagePosted
 from domain.state import ConversationState
-from storage.ports import Commit
 from storage.sqlite import SqliteStore
 
 CONNECTIONS = 16
@@ -84,17 +83,7 @@ def make_app(
             actor=Actor(id=str(event["user"]), name=str(event["user"]), role="prospect"),
             text=str(event.get("text") or ""),
         )
-        now_ms = time.time_ns() // 1_000_000
-        decision = decide(state, inbound, policy, now_ms)
-        commit = Commit(
-            conversation_id=conversation_id,
-            expected_version=state.version,
-            delivery_id=inbound.delivery_id,
-            received_at_ms=now_ms,
-            policy_version=policy.version,
-            inbound=inbound.model_dump(mode="json"),
-            events=decision.events,
-        )
+        commit, decision = decided(state, inbound, policy, time.time_ns() // 1_000_000)
         await asyncio.wrap_future(writer.submit(commit))
         states[conversation_id] = decision.state
         for reply in decision.replies:

@@ -411,9 +411,9 @@ def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChang
 
 def _contribution_inputs(facts: StreamFacts) -> tuple[object, ...]:
     """Everything `scoped_contribution` reads of the facts: where these are equal, so are
-    the counters (most commits only count one more prospect message, which moves no
-    counter after the first, and the two contributions were a quarter of the projections'
-    cost per commit). `tests/storage/test_projections.py` holds it to the contributions."""
+    the counters, and `advance` builds neither contribution (a commit that only counts one
+    more prospect message, once the conversation is engaged, moves no counter).
+    `tests/storage/test_projections.py` holds it to the contributions."""
     return (
         facts.started_at_ms is None,
         facts.prospect_messages > 0,
