@@ -107,10 +107,11 @@ def stored_form(envelope: EventEnvelope) -> str | Masked:
             return envelope.model_dump_json()
         text = replaced(envelope, {"event": event}).model_dump_json()
     else:
-        data = from_json(envelope.model_dump_json())
+        dumped = envelope.model_dump_json()
+        data = from_json(dumped)
         masked, taken = split(data["event"], paths)
         if not taken:
-            return envelope.model_dump_json()
+            return dumped
         data["event"] = masked
         text = to_json(data).decode("utf-8")
     return Masked(text=text, taken=taken, aad=event_aad(envelope.conversation_id, envelope.seq))
