@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import Field
+from pydantic import Field, SerializeAsAny
 
 from domain import GENERATOR
 from domain.cards import Audience
@@ -821,7 +821,12 @@ class EventEnvelope(Sparse):
     `sealed` exists only in the stored JSON: the event's personal values, encrypted by the
     store with the conversation's key (`domain.personal`, `storage.sealing`), while the
     event itself holds placeholders there. An envelope read from the store has them put
-    back (or `[erased]`), and `sealed` None."""
+    back (or `[erased]`), and `sealed` None.
+
+    `event` serialises as its own class (`SerializeAsAny`), which is the union's member it
+    is: the same JSON, without the union's serialiser checking the value against that
+    member in a first pass (which doubled the dump of a read message or a score). Validation
+    still goes through the discriminated union."""
 
     ADDED_LATER: ClassVar[tuple[str, ...]] = ("sealed",)
 
@@ -832,7 +837,7 @@ class EventEnvelope(Sparse):
     at_ms: int = Field(ge=0)
     policy_version: str
     delivery_id: str
-    event: Event
+    event: SerializeAsAny[Event]
     sealed: str | None = None
 
 
