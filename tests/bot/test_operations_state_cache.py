@@ -16,7 +16,7 @@ from bot.runtime import Runtime
 from bot.server import build_app
 from bot.service import build_service
 from bot.settings import Settings
-from bot.state_cache import MIB, StateCache, exact_size
+from bot.state_cache import MIB, REMEASURE_EVERY, StateCache, exact_size
 from domain.cards import Reply
 from domain.decide import new_conversation
 from domain.events import Event
@@ -86,6 +86,27 @@ def test_a_growing_conversation_is_measured_incrementally_and_stays_exact() -> N
     assert cache.nbytes == fresh.nbytes
     exact = exact_size(state)
     assert exact - 2 * escapes(texts) <= cache.nbytes <= exact + 2
+
+
+def test_the_part_without_texts_is_measured_again_every_few_versions() -> None:
+    cache = StateCache()
+    state = state_with("c1", TEXTS[:2]).model_copy(update={"version": 3})
+    cache.put(state)
+    measured = cache.nbytes
+    # The part without texts grows (a long owner name) while the version stays close: the
+    # estimate keeps its last measurement of that part until REMEASURE_EVERY versions on.
+    grown = state.model_copy(update={"owner_name": "n" * 4_000, "version": 3 + REMEASURE_EVERY - 1})
+    cache.put(grown)
+    assert cache.nbytes == measured
+    later = grown.model_copy(update={"version": 3 + REMEASURE_EVERY})
+    cache.put(later)
+    exact = exact_size(later)
+    assert exact - 2 * escapes(TEXTS[:2]) <= cache.nbytes <= exact + 2
+    assert cache.nbytes > measured + 3_900
+    # A state that went back (a re-fold after a failed commit) is measured at once.
+    back = state.model_copy(update={"version": 2})
+    cache.put(back)
+    assert cache.nbytes == measured
 
 
 def test_the_cache_holds_no_more_than_its_bytes_and_evicts_the_least_recently_used() -> None:
