@@ -12,6 +12,12 @@ fixture shape) spread over 500 conversations. Measured as for Slack (`bench.slac
 saturation (acks/s, server CPU per request), latency at half of salesbot's maximum,
 salesbot's outbox backlog at the end.
 
+Beside both, the floor (`bench.minimal_teams`): plain aiohttp, `decide`, a raw durable
+commit before the acknowledgement and the reply posted — the least any product that
+decides, stores and answers must do, without the SDK or salesbot's guarantees. Its ratio to
+the SDK bounds what any such product can reach against the SDK on these cores; salesbot's
+ratio to it is what salesbot's guarantees and machinery cost.
+
 Token checking is off on both sides alike. With it on, the SDK fetches its signing keys
 from Microsoft's fixed addresses (`BOTFRAMEWORK_JWKS_URIS`, login.microsoftonline.com; no
 setting points it at a local JWKS, as our `TEAMS_OPENID_METADATA_URL` does for salesbot) and
@@ -142,6 +148,8 @@ async def measure(seconds: float = 8.0, rate_seconds: float = 10.0) -> dict[str,
                 finally:
                     counts = outbox_counts(db)
                     await product.stop()
+                floor = await _minimal(connector, directory / "minimal", None, seconds)
+                results.update(flat("teams_ingest_minimal_saturated", floor))
                 results.update(flat("teams_ingest_salesbot_saturated", ours))
                 results.update(backlog("teams_ingest_salesbot_saturated", counts))
                 rate = ours["acks_per_s"] / 2
@@ -157,6 +165,10 @@ async def measure(seconds: float = 8.0, rate_seconds: float = 10.0) -> dict[str,
                     await product.stop()
                 results.update(flat("teams_ingest_salesbot_half", half))
                 results.update(backlog("teams_ingest_salesbot_half", counts))
+                floor_half = await _minimal(
+                    connector, directory / "minimal-half", rate, rate_seconds
+                )
+                results.update(flat("teams_ingest_minimal_half", floor_half))
                 if echo is not None:
                     bare_half = await at_rate(echo, _job(echo, "d", connector), rate, rate_seconds)
                     results.update(flat("teams_ingest_sdk_half", bare_half))
@@ -168,11 +180,46 @@ async def measure(seconds: float = 8.0, rate_seconds: float = 10.0) -> dict[str,
     return results
 
 
+async def _minimal(
+    connector: FakeConnector, directory: Path, rate: float | None, seconds: float
+) -> dict[str, Any]:
+    """A fresh process of the least a product must do per activity (`bench.minimal_teams`:
+    aiohttp, `decide`, a raw durable commit, the reply posted), on a database of its own in
+    `directory`: saturated (`rate` None) or at `rate` requests per second."""
+    directory.mkdir()
+    server = await Server.start(
+        [sys.executable, "-m", "bench.minimal_teams"],
+        base_env(directory / "minimal.db"),
+        directory / "minimal.log",
+    )
+    try:
+        job = _job(server, "m" if rate is None else "n", connector)
+        if rate is None:
+            return await saturate(server, job, seconds, 20_000)
+        return await at_rate(server, job, rate, seconds)
+    finally:
+        await server.stop()
+
+
 def ratios(results: dict[str, float]) -> dict[str, float]:
-    """The issue's target: throughput ≥ 1.0× the Agents SDK echo bot."""
+    """The issue's target: throughput ≥ 1.0× the Agents SDK echo bot; and beside it, the
+    floor (`bench.minimal_teams`) against the SDK and salesbot against the floor."""
+    floor = {
+        "teams_ingest_salesbot_vs_minimal": results["teams_ingest_salesbot_saturated_acks_per_s"]
+        / results["teams_ingest_minimal_saturated_acks_per_s"],
+        "teams_ingest_cpu_per_request_vs_minimal": results[
+            "teams_ingest_salesbot_saturated_server_cpu_ms_per_request"
+        ]
+        / results["teams_ingest_minimal_saturated_server_cpu_ms_per_request"],
+        "teams_ingest_half_p99_vs_minimal": results["teams_ingest_salesbot_half_latency_p99_ms"]
+        / results["teams_ingest_minimal_half_latency_p99_ms"],
+    }
     if "teams_ingest_sdk_saturated_acks_per_s" not in results:
-        return {}
+        return floor
     return {
+        **floor,
+        "teams_ingest_minimal_vs_sdk": results["teams_ingest_minimal_saturated_acks_per_s"]
+        / results["teams_ingest_sdk_saturated_acks_per_s"],
         "teams_ingest_throughput_vs_sdk": results["teams_ingest_salesbot_saturated_acks_per_s"]
         / results["teams_ingest_sdk_saturated_acks_per_s"],
         "teams_ingest_cpu_per_request_vs_sdk": results[
