@@ -17,6 +17,7 @@ from adapters.teams.connector import Connector, MsalTokenProvider, NoToken, Toke
 from adapters.teams.endpoint import TeamsEndpoint
 from adapters.teams.ids import SCHEME
 from adapters.teams.inbound import TeamsContext
+from adapters.teams.references import ReferenceCache
 from adapters.teams.router import TeamsRouter
 from adapters.teams.sender import TeamsSender
 from adapters.teams.tenants import ANY_TENANT, Tenants
@@ -112,9 +113,11 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
     router = TeamsRouter(
         escalation_conversation=wiring.escalation(NAME), on_call=wiring.on_call(NAME)
     )
+    # The endpoint writes references through it and the sender reads them from it.
+    references = ReferenceCache(wiring.store, wiring.clock)
     sender = TeamsSender(
         connector,
-        wiring.store,
+        references,
         handoff_conversation=config.handoff_conversation,
         leads_conversation=config.leads_conversation,
         clock=wiring.clock,
@@ -142,7 +145,7 @@ def _build(config: TeamsSection, wiring: Wiring, tokens: TokenProvider) -> Surfa
         ),
         validator=validator,
         connector=sender.connector,
-        states=wiring.store,
+        states=references,
         # `setup handoff|leads` is the domain's (admins of the tenant, as on Slack); the
         # committed choice is kept in the tenant's record.
         handle=lambda inbound: handle_and_keep(wiring.host.handle, keep, inbound),
