@@ -30,23 +30,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bench import floor
 from bench.append import RawGroupCommit, decided
 from bot.policy_loader import load_policy
 from domain.decide import new_conversation
 from domain.inbound import Actor, MessagePosted
 from domain.state import ConversationState
-from storage.sqlite import SqliteStore
-
-CONNECTIONS = 16
-"""Connections to the Web API at most, as salesbot's Slack sender keeps."""
 
 
 def make_app(
@@ -97,28 +92,15 @@ def make_app(
 
 
 async def main() -> None:
-    path = Path(os.environ["SALESBOT_DB"])
-    store = await SqliteStore.open(path)  # the product's schema; then the raw loop writes
-    await store.close()
-    writer = RawGroupCommit(path)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
-    app = make_app(
-        writer,
-        session,
-        token=os.environ["SLACK_BOT_TOKEN"],
-        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-        api_url=os.environ["SLACK_API_URL"],
+    await floor.serve(
+        lambda writer, session: make_app(
+            writer,
+            session,
+            token=os.environ["SLACK_BOT_TOKEN"],
+            signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+            api_url=os.environ["SLACK_API_URL"],
+        ).web_app(path="/slack/events")
     )
-    runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}/", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-        await session.close()
-        writer.close()
 
 
 if __name__ == "__main__":

@@ -28,24 +28,19 @@ It prints the URL it listens on as its first line (`bench.served.Server`).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
+from bench import floor
 from bench.append import RawGroupCommit, decided
 from bot.policy_loader import load_policy
 from domain.decide import new_conversation
 from domain.inbound import Actor, MessagePosted
 from domain.state import ConversationState
-from storage.sqlite import SqliteStore
-
-CONNECTIONS = 16
-"""Connections to the connector at most, as salesbot's Teams connector keeps."""
 
 
 def make_app(writer: RawGroupCommit, session: aiohttp.ClientSession) -> web.Application:
@@ -88,21 +83,7 @@ def make_app(writer: RawGroupCommit, session: aiohttp.ClientSession) -> web.Appl
 
 
 async def main() -> None:
-    path = Path(os.environ["SALESBOT_DB"])
-    store = await SqliteStore.open(path)  # the product's schema; then the raw loop writes
-    await store.close()
-    writer = RawGroupCommit(path)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
-    runner = web.AppRunner(make_app(writer, session), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}/", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-        await session.close()
-        writer.close()
+    await floor.serve(make_app)
 
 
 if __name__ == "__main__":

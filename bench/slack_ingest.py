@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, proc
+from bench import floor, ingest, proc
 from bench.ingest import at_rate, backlog, flat, saturate
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.slack_api import FakeSlackApi
@@ -140,21 +140,10 @@ async def measure(
 async def _minimal(
     api: FakeSlackApi, directory: Path, rate: float | None, seconds: float
 ) -> dict[str, Any]:
-    """A fresh process of the least a product must do per message (`bench.minimal_bolt`:
-    bolt, `decide`, a raw durable commit, the reply posted), on a database of its own in
-    `directory`: saturated (`rate` None) or at `rate` requests per second."""
-    directory.mkdir()
-    server = await Server.start(
-        [sys.executable, "-m", "bench.minimal_bolt"],
-        _slack_env(directory / "minimal.db", api),
-        directory / "minimal.log",
-    )
-    try:
-        if rate is None:
-            return await saturate(server, _job(server, "m"), seconds, cap=20_000)
-        return await at_rate(server, _job(server, "n"), rate, seconds)
-    finally:
-        await server.stop()
+    """The least a product must do per message (`bench.minimal_bolt`: bolt, `decide`, a raw
+    durable commit, the reply posted), on a database of its own in `directory`."""
+    env = _slack_env(directory / "minimal.db", api)
+    return await floor.measure("bench.minimal_bolt", env, _job, directory, rate, seconds)
 
 
 def ratios(results: dict[str, float]) -> dict[str, float]:

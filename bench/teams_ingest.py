@@ -48,7 +48,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, proc
+from bench import floor, ingest, proc
 from bench.ingest import at_rate, backlog, flat, saturate
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.teams_connector import FakeConnector
@@ -183,22 +183,17 @@ async def measure(seconds: float = 8.0, rate_seconds: float = 10.0) -> dict[str,
 async def _minimal(
     connector: FakeConnector, directory: Path, rate: float | None, seconds: float
 ) -> dict[str, Any]:
-    """A fresh process of the least a product must do per activity (`bench.minimal_teams`:
-    aiohttp, `decide`, a raw durable commit, the reply posted), on a database of its own in
-    `directory`: saturated (`rate` None) or at `rate` requests per second."""
-    directory.mkdir()
-    server = await Server.start(
-        [sys.executable, "-m", "bench.minimal_teams"],
-        base_env(directory / "minimal.db"),
-        directory / "minimal.log",
+    """The least a product must do per activity (`bench.minimal_teams`: aiohttp, `decide`,
+    a raw durable commit, the reply posted), on a database of its own in `directory`."""
+    env = base_env(directory / "minimal.db")
+    return await floor.measure(
+        "bench.minimal_teams",
+        env,
+        lambda server, run: _job(server, run, connector),
+        directory,
+        rate,
+        seconds,
     )
-    try:
-        job = _job(server, "m" if rate is None else "n", connector)
-        if rate is None:
-            return await saturate(server, job, seconds, 20_000)
-        return await at_rate(server, job, rate, seconds)
-    finally:
-        await server.stop()
 
 
 def ratios(results: dict[str, float]) -> dict[str, float]:
