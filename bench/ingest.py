@@ -67,6 +67,13 @@ def job(url: str, kind: str, run: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+def median_run(runs: list[dict[str, Any]]) -> int:
+    """The index of the run with the median acknowledgements per second (of an even number,
+    the lower of the two middle ones): its figures are reported together, as one run's."""
+    order = sorted(range(len(runs)), key=lambda index: runs[index]["acks_per_s"])
+    return order[(len(order) - 1) // 2]
+
+
 def flat(prefix: str, result: dict[str, Any]) -> dict[str, float]:
     figures = {
         f"{prefix}_acks_per_s": result["acks_per_s"],

@@ -19,6 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 from adapters.slack.inbound import SlackContext, from_event
 from adapters.teams.inbound import TeamsContext, from_activity
 from bench import growth, loadgen, proc, profile
+from bench.ingest import median_run
 from bench.ingest_bodies import BOT, TEAM, SlackBodies, TeamsBodies
 from bench.loadgen import place
 from bench.soak import verdict
@@ -80,6 +81,13 @@ def test_percentiles_are_nearest_rank():
     assert proc.percentile(values, 99.9) == 999
     assert proc.percentile(values, 100) == 1000
     assert proc.percentile([7.0], 99.9) == 7.0
+
+
+def test_the_median_run_is_reported_whole():
+    runs = [{"acks_per_s": 510.0}, {"acks_per_s": 430.0}, {"acks_per_s": 700.0}]
+    assert median_run(runs) == 0
+    assert median_run([*runs, {"acks_per_s": 600.0}]) == 0  # the lower of the middle two
+    assert median_run(runs[1:2]) == 0
 
 
 def test_the_soak_verdict_flags_growth_after_the_warm_up_only():
