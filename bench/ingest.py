@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import proc, profile
-from bench.served import Server, loadgen
+from bench.served import Server, loadgen, outbox_counts, salesbot_serve
 
 CONVERSATIONS = 500
 CONCURRENCY = 32
@@ -65,6 +65,19 @@ def job(url: str, kind: str, run: str, **fields: Any) -> dict[str, Any]:
         "warmup_s": WARMUP_S,
         **fields,
     }
+
+
+async def saturate_salesbot(
+    env: dict[str, str], log: Path, job: Callable[[Server], dict[str, Any]], seconds: float
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """One saturation of a fresh `salesbot serve` (environment `env`, its store at
+    `SALESBOT_DB`, its output to `log`), and that store's outbox by status at the end."""
+    product = await Server.start(salesbot_serve(), env, log)
+    try:
+        result = await saturate(product, job(product), seconds, 20_000)
+        return result, outbox_counts(Path(env["SALESBOT_DB"]))
+    finally:
+        await product.stop()
 
 
 def median_run(runs: list[dict[str, Any]]) -> int:

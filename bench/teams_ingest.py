@@ -49,11 +49,12 @@ import asyncio
 import importlib.util
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import floor, ingest, proc
-from bench.ingest import at_rate, backlog, flat, median_run, saturate
+from bench.ingest import at_rate, backlog, flat, median_run, saturate, saturate_salesbot
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.teams_connector import FakeConnector
 
@@ -155,7 +156,14 @@ async def measure(
                     if echo is not None:
                         job = _job(echo, f"a{turn}", connector)
                         sdk_runs.append(await saturate(echo, job, seconds, 60_000))
-                    ours_runs.append(await _salesbot(connector, directory, turn, seconds))
+                    ours_runs.append(
+                        await saturate_salesbot(
+                            _teams_env(directory / f"saturation-{turn}.db"),
+                            directory / f"serve-{turn}.log",
+                            partial(_job, run=f"b{turn}", connector=connector),
+                            seconds,
+                        )
+                    )
                     floor_runs.append(
                         await _minimal(connector, directory / f"minimal-{turn}", None, seconds)
                     )
@@ -202,19 +210,6 @@ async def measure(
     results["teams_ingest_load_average_1m_end"] = proc.load_average()[0]
     results.update(ratios(results))
     return results
-
-
-async def _salesbot(
-    connector: FakeConnector, directory: Path, turn: int, seconds: float
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """One saturation of a fresh salesbot on a fresh store, and its outbox at the end."""
-    db = directory / f"saturation-{turn}.db"
-    product = await Server.start(salesbot_serve(), _teams_env(db), directory / f"serve-{turn}.log")
-    try:
-        result = await saturate(product, _job(product, f"b{turn}", connector), seconds, 20_000)
-        return result, outbox_counts(db)
-    finally:
-        await product.stop()
 
 
 async def _minimal(
