@@ -394,11 +394,10 @@ def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChang
     deltas: dict[ScopedCounter, int] = {}
     times: dict[ScopedTime, int] = {}
     if after != before:
-        if _contribution_inputs(after) != _contribution_inputs(before):
-            old, new = scoped_contribution(before), scoped_contribution(after)
-            for key in old.keys() | new.keys():
-                if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
-                    deltas[key] = delta
+        old, new = scoped_contribution(before), scoped_contribution(after)
+        for key in old.keys() | new.keys():
+            if (delta := new.get(key, 0) - old.get(key, 0)) != 0:
+                deltas[key] = delta
         was, now = before.qualification_ms, after.qualification_ms
         if was != now or before.installation != after.installation:
             for bucket in () if was is None else scoped_buckets(before.installation, was):
@@ -407,24 +406,6 @@ def advance(before: StreamFacts, events: Iterable[EventEnvelope]) -> StreamChang
                 times[bucket] = times.get(bucket, 0) + 1
             times = {key: delta for key, delta in times.items() if delta}
     return StreamChange(before, after, deltas, quotes, times)
-
-
-def _contribution_inputs(facts: StreamFacts) -> tuple[object, ...]:
-    """Everything `scoped_contribution` reads of the facts: where these are equal, so are
-    the counters, and `advance` builds neither contribution (a commit that only counts one
-    more prospect message, once the conversation is engaged, moves no counter).
-    `tests/storage/test_projections.py` holds it to the contributions."""
-    return (
-        facts.started_at_ms is None,
-        facts.prospect_messages > 0,
-        facts.quotes_issued,
-        facts.quotes_revised,
-        facts.quotes_superseded,
-        facts.reached,
-        facts.ending,
-        facts.first_from_state,
-        facts.current_state,
-    )
 
 
 def scoped_contribution(facts: StreamFacts) -> dict[ScopedCounter, int]:

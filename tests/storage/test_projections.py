@@ -39,13 +39,7 @@ from domain.scoring import LeadScore
 from storage.errors import ConcurrencyError
 from storage.memory import MemoryStore
 from storage.ports import Commit, OutboxItem, PendingAnswer, Store
-from storage.projections import (
-    NO_FACTS,
-    PROJECTION_SCHEMA_VERSION,
-    advance,
-    metrics_from_projection,
-    scoped_contribution,
-)
+from storage.projections import PROJECTION_SCHEMA_VERSION, metrics_from_projection
 from storage.sqlite import SqliteStore
 from tests.storage.builders import NOW, handoff_script
 from tests.storage.scripted import SalesDay, recomputed
@@ -413,30 +407,6 @@ def test_random_logs_on_sqlite_project_to_the_full_recomputation(
                 await check_random_log(store, seed, conversations)
 
     asyncio.run(run())
-
-
-@settings(max_examples=60)
-@given(seed=st.integers(0, 2**32), conversations=st.integers(1, 30))
-def test_a_commit_moves_the_counters_by_the_whole_change_of_contribution(
-    seed: int, conversations: int
-) -> None:
-    # `advance` skips the two contributions when nothing they read changed: every batch of
-    # every random log moves the counters as the full difference of contributions does.
-    rng = random.Random(seed)
-    streams = random_log(seed, conversations)
-    moved = 0
-    for stream in streams:
-        facts, at = NO_FACTS, 0
-        while at < len(stream):
-            batch = stream[at : at + rng.randrange(1, 4)]
-            change = advance(facts, batch)
-            old, new = scoped_contribution(facts), scoped_contribution(change.after)
-            full = {k: new.get(k, 0) - old.get(k, 0) for k in old.keys() | new.keys()}
-            assert change.counter_deltas == {k: d for k, d in full.items() if d}
-            moved += bool(change.counter_deltas)
-            facts, at = change.after, at + len(batch)
-    started = [s for s in streams if any(isinstance(e.event, ConversationStarted) for e in s)]
-    assert moved >= len(started)  # a start always moves the counters: never vacuous
 
 
 @pytest.mark.parametrize("engaged", [0, 1, 2, 29, 30, 31])
