@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import proc, profile
+from bench.ingest_bodies import TEXTS
 from bench.served import Server, loadgen, outbox_counts, salesbot_serve
 
 CONVERSATIONS = 500
@@ -56,12 +57,16 @@ async def at_rate(
 
 
 def job(url: str, kind: str, run: str, **fields: Any) -> dict[str, Any]:
-    """A load generator job: `run` keeps each run's message ids apart."""
+    """A load generator job: `run` keeps each run's message ids apart. Each conversation
+    is the script's messages once (`bench.loadgen.place`), so every run sends the same mix
+    however long it is: a saturation and the run at half of its rate measure the same
+    work."""
     return {
         "url": url,
         "kind": kind,
         "run": run,
         "conversations": CONVERSATIONS,
+        "messages_per_conversation": len(TEXTS),
         "warmup_s": WARMUP_S,
         **fields,
     }

@@ -11,8 +11,10 @@ Two ways to load a server, both over HTTP/1.1 keep-alive connections on 127.0.0.
   due, not from when it left, so a server (or generator) that falls behind shows it in the
   percentiles instead of quietly sending less (no coordinated omission).
 
-Each request is a new message: request `i` is message `i // conversations` of conversation
-`i % conversations` (`bench.ingest_bodies`). In `closed` mode every request is built and signed
+Each request is a new message in one of `conversations` lanes, round-robin; with
+`messages_per_conversation` each lane runs conversations of that many messages back to back,
+the lanes out of phase so every message of the script is equally represented at any moment
+(`place`; `bench.ingest_bodies` builds message `m` of conversation `c`). In `closed` mode every request is built and signed
 before the clock starts; in `open` mode each is built when it is due (Slack refuses a
 signature more than five minutes old, and a soak runs longer); `warmup_s` of the same load precede the measured part (JIT-free Python still
 warms: imports on first use, caches, the SQLite page cache).
@@ -44,13 +46,20 @@ class Tally:
 
 
 def place(i: int, conversations: int, per: int | None) -> tuple[int, int]:
-    """(conversation, message) of request `i`: round-robin over `conversations`; with
-    `per`, each block of conversations gets `per` messages, then the next block starts (new
-    conversations arriving, as in a long run), else the same ones get ever more."""
+    """(conversation, message) of request `i`: round-robin over `conversations` lanes.
+    Without `per` each lane is one conversation that gets ever more messages. With `per`,
+    each lane runs conversations of `per` messages back to back, lane `l`'s first one
+    joined at message `l % per`, so the lanes are out of phase: at every turn each message
+    of the script is equally represented (with `conversations` a multiple of `per`), and
+    after the first turn a `per`-th of the requests start a conversation. A short run and
+    a long one, or a saturation and a run at half its rate, then send the same mix: with
+    the lanes in phase, a run's mix depended on its length (the first messages of a
+    conversation cost more, and after a handoff the bot only records what is said)."""
+    lane, turn = i % conversations, i // conversations
     if not per:
-        return i % conversations, i // conversations
-    block, rest = divmod(i, conversations * per)
-    return block * conversations + rest % conversations, rest // conversations
+        return lane, turn
+    k, message = divmod(turn + lane % per, per)
+    return k * conversations + lane, message
 
 
 class Source:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -71,7 +72,24 @@ def test_teams_bodies_are_prospect_messages_in_their_own_conversations():
 
 def test_requests_rotate_to_new_conversations_after_their_share_of_messages():
     assert [place(i, 2, None) for i in range(5)] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
-    assert [place(i, 2, 2) for i in range(6)] == [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0)]
+    assert [place(i, 2, 2) for i in range(6)] == [(0, 0), (1, 1), (0, 1), (3, 0), (2, 0), (3, 1)]
+
+
+def test_every_message_of_the_script_is_equally_sent_however_long_the_run():
+    conversations, per = 14, 7
+    turns = [
+        [place(i, conversations, per) for i in range(t, t + conversations)]
+        for t in range(0, 30 * conversations, conversations)
+    ]
+    for turn in turns:
+        assert Counter(message for _, message in turn) == dict.fromkeys(range(per), 2)
+    seen: dict[int, list[int]] = {}
+    for conversation, message in (p for turn in turns for p in turn):
+        seen.setdefault(conversation, []).append(message)
+    for conversation, messages in seen.items():  # in order, none twice, none after the last
+        first = conversation % per if conversation < conversations else 0
+        assert messages == list(range(first, first + len(messages)))
+        assert messages[-1] < per
 
 
 def test_percentiles_are_nearest_rank():
