@@ -21,6 +21,7 @@ never receives it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -77,9 +78,11 @@ class MsalTokenProvider:
         )
 
 
+@functools.lru_cache(maxsize=1024)
 def check_service_url(url: str, *, allow_loopback_http: bool) -> str:
     """The service URL with one trailing `/`, or ValueError: https only, except http to a
-    loopback address while local unauthenticated mode is on."""
+    loopback address while local unauthenticated mode is on. Memoized: every activity
+    carries one, and a tenant's is the same on every message (a refused one is not kept)."""
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -48,7 +48,6 @@ Nothing here logs message text or tokens.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import OrderedDict
@@ -146,7 +145,9 @@ class TeamsEndpoint:
         self._handle = handle
         self._clock = clock
         self._roles: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._written: dict[str, str] = {}  # book key → the JSON last written, to skip rewrites
+        # book key → the value last written, to skip rewrites (compared as data: encoding it
+        # to compare cost more than the rest of the check, four times a message)
+        self._written: dict[str, Mapping[str, Any]] = {}
 
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -314,11 +315,10 @@ class TeamsEndpoint:
                 await self._write(book.user_key(str(user)), account)
 
     async def _write(self, key: str, value: Mapping[str, Any]) -> None:
-        encoded = json.dumps(value, sort_keys=True)
-        if self._written.get(key) == encoded:
+        if self._written.get(key) == value:
             return
         await self._states.put_state(key, value, self._clock())
-        self._written[key] = encoded
+        self._written[key] = value
         if len(self._written) > ROLE_CACHE:
             self._written.pop(next(iter(self._written)))
 

@@ -1,7 +1,7 @@
 """Conversation references kept in memory (`adapters.teams.references`): the sender's read
 before each post costs no store round trip while the reference is fresh, a change the
 endpoint writes is seen at once, another process's change once the copy is old, and no
-other key is cached."""
+other key is cached; and the endpoint writes a reference only when it changed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import pytest
 
 from adapters.teams import book
 from adapters.teams.references import ReferenceCache
+from bench.ingest_bodies import TeamsBodies
+from bot.settings import Settings
 from storage.memory import MemoryStore
+from tests.e2e.harness import serving
+from tests.fakes.teams_connector import FakeConnector
 
 NOW = 1_700_000_000_000
 KEY = book.conversation_key("a:1personal")
@@ -108,3 +112,40 @@ async def test_a_refused_write_is_not_kept() -> None:
         await cache.put_state(KEY, REFERENCE, NOW)
     assert await cache.get_state(KEY) is None
     assert states.reads == [KEY]
+
+
+class CountingStore(MemoryStore):
+    """A store counting what the endpoint writes under each adapter-state key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts: list[str] = []
+
+    async def put_state(self, key: str, value: Mapping[str, Any], at_ms: int) -> None:
+        self.puts.append(key)
+        await super().put_state(key, value, at_ms)
+
+
+async def test_the_endpoint_writes_a_reference_again_only_when_it_changed() -> None:
+    async with FakeConnector(tenant_id="tenant-0001") as first, FakeConnector() as second:
+        store = CountingStore()
+        configured = Settings(teams_allow_unauthenticated=True, teams_app_tenant_id="tenant-0001")
+        async with serving(None, configured, store) as client:
+
+            async def say(bodies: TeamsBodies, message: int) -> None:
+                body, headers = bodies.request(0, message)
+                response = await client.post("/api/messages", data=body, headers=headers)
+                assert response.status == 200
+
+            here = TeamsBodies(first.base_url, run="r")
+            key = book.conversation_key("a:bench-r-00000")
+            for message in range(3):
+                await say(here, message)
+            assert store.puts.count(key) == 1  # three messages, one write
+            assert store.puts.count(book.SERVICE_URL_KEY) == 1
+            await say(TeamsBodies(second.base_url, run="r"), 3)  # the service URL moved
+            assert store.puts.count(key) == 2
+            assert store.puts.count(book.SERVICE_URL_KEY) == 2
+            stored = await store.get_state(key)
+            assert stored is not None
+            assert stored["serviceUrl"] == second.base_url
