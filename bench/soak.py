@@ -5,8 +5,9 @@ The whole product as in `bench.slack_ingest` (a real `salesbot serve` subprocess
 file, the tests' fake Slack Web API so the outbox sends, the load generator in a process of
 its own, signed `event_callback` bodies). First a short saturation run measures the
 maximum (unless `--rate` is given); then the open-loop generator sends at half of it for
-`--minutes`, to blocks of 500 conversations, 10 messages each, then the next 500 (new
-leads keep arriving, as in production, rather than 500 threads growing without end).
+`--minutes`, over 500 lanes of conversations of 10 messages each, the lanes out of phase
+(`bench.loadgen.place`: new leads keep arriving at a steady pace, as in production, rather
+than 500 threads growing without end or a block of 500 starting at once).
 Every `--every` seconds: the server's RSS and open file descriptors (/proc) — also by
 kind: connections accepted from the generator, its own outbound connections (the fake Web
 API), and the rest (`bench.proc.fd_kinds`) — and its state cache
