@@ -10,10 +10,11 @@ maximum (unless `--rate` is given); then the open-loop generator sends at half o
 than 500 threads growing without end or a block of 500 starting at once).
 Every `--every` seconds: the server's RSS and open file descriptors (/proc) — also by
 kind: connections accepted from the generator, its own outbound connections (the fake Web
-API), and the rest (`bench.proc.fd_kinds`) — and its state cache
-(`salesbot_state_cache_bytes` and `_entries` from its own `/metrics`). The generator opens
-its 64 connections before the run and keeps them: the descriptors then measure the
-server. The server's outbound pool is aiohttp's, bounded at 100 connections; it grows to
+API), and the rest (`bench.proc.fd_kinds`) — and, from its own `/metrics`, its state cache
+(`salesbot_state_cache_bytes` and `_entries`) and its dedupe view
+(`salesbot_dedupe_view_entries`: delivery ids, up to 200,000 at about 170 bytes each, so
+RSS grows by up to ≈ 33 MB while it fills). The generator opens its 64 connections before
+the run and keeps them: the descriptors then measure the server. The server's outbound pool is aiohttp's, bounded at 100 connections; it grows to
 what the sends' concurrency needs and keeps them alive, so "the rest" is the figure a leak
 would move.
 
@@ -51,15 +52,26 @@ CONNECTIONS = 64
 that grows during a latency spike would step the server's descriptors with it)."""
 
 
-async def _cache(session: aiohttp.ClientSession, server: Server) -> tuple[float, float]:
-    """(state cache bytes, entries) from the server's Prometheus text."""
-    async with session.get(f"{server.base_url}/metrics") as response:
-        text = await response.text()
+GAUGES = {
+    "state_cache_bytes": "salesbot_state_cache_bytes",
+    "state_cache_entries": "salesbot_state_cache_entries",
+    "dedupe_entries": "salesbot_dedupe_view_entries",
+}
+"""The server's own gauges the soak samples: what its bounded memory holds."""
+
+
+def read_gauges(text: str) -> dict[str, float]:
+    """`GAUGES` from a Prometheus exposition (NaN for one that is missing)."""
     found = {}
-    for name in ("salesbot_state_cache_bytes", "salesbot_state_cache_entries"):
+    for key, name in GAUGES.items():
         match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
-        found[name] = float(match.group(1)) if match else float("nan")
-    return found["salesbot_state_cache_bytes"], found["salesbot_state_cache_entries"]
+        found[key] = float(match.group(1)) if match else float("nan")
+    return found
+
+
+async def _gauges(session: aiohttp.ClientSession, server: Server) -> dict[str, float]:
+    async with session.get(f"{server.base_url}/metrics") as response:
+        return read_gauges(await response.text())
 
 
 def verdict(values: list[float], warm: int) -> tuple[bool, float]:
@@ -121,7 +133,7 @@ async def measure(
                 while not running.done():
                     taken = server.sample()
                     kinds = proc.fd_kinds(server.pid, port)
-                    cache_bytes, entries = await _cache(session, server)
+                    gauges = await _gauges(session, server)
                     rows.append(
                         {
                             "t_s": time.perf_counter() - start,
@@ -131,8 +143,9 @@ async def measure(
                             "fds_outbound": float(kinds["outbound"]),
                             "fds_other": float(kinds["other"]),
                             "cpu_s": taken.cpu_s,
-                            "state_cache_mb": cache_bytes / 2**20,
-                            "state_cache_entries": entries,
+                            "state_cache_mb": gauges["state_cache_bytes"] / 2**20,
+                            "state_cache_entries": gauges["state_cache_entries"],
+                            "dedupe_entries": gauges["dedupe_entries"],
                             "load_1m": proc.load_average()[0],
                         }
                     )
@@ -163,6 +176,7 @@ async def measure(
         "fds_other",
         "state_cache_mb",
         "state_cache_entries",
+        "dedupe_entries",
     ):
         values = [row[key] for row in rows]
         results[f"soak_{key}_first"] = values[0]

@@ -95,6 +95,9 @@ DEDUPE_WINDOW_MS = 7 * 24 * 3600 * 1000
 """How far back the in-memory dedupe view is rebuilt after a restart; older deliveries are
 still found by the store (a platform retries within minutes, Teams within seconds)."""
 
+RECENT_CAPACITY = 200_000
+"""The most delivery ids the in-memory dedupe view holds (the most recent first kept)."""
+
 SWEEP_BATCH = 1000
 """Due conversations one sweep delivers timers to; the rest are due still, at the next."""
 RECHECK_MS = 60_000
@@ -150,7 +153,7 @@ class Runtime:
         answer_query: QueryAnswerer | None = None,
         cache_size: int = DEFAULT_MAX_ENTRIES,
         cache_bytes: int = DEFAULT_MAX_BYTES,
-        recent_capacity: int = 200_000,
+        recent_capacity: int = RECENT_CAPACITY,
         on_decided: Callable[[float], None] | None = None,
         effects: Effects | None = None,
         on_enqueued: Callable[[Sequence[str]], None] | None = None,
@@ -182,6 +185,12 @@ class Runtime:
         self._recent_capacity = recent_capacity
         self._answering: dict[str, asyncio.Task[bool]] = {}
         self._swept_all = False
+
+    @property
+    def remembered_deliveries(self) -> int:
+        """How many delivery ids the in-memory dedupe view holds (at most
+        `recent_capacity`): what it costs in memory grows with it until the bound."""
+        return len(self._recent)
 
     @property
     def state_cache(self) -> StateCache:

@@ -32,7 +32,7 @@ from bot.logs import mask_secrets
 from bot.outbox_worker import OWNER_TTL_MS, OutboxWorker
 from bot.queries import query_answerer
 from bot.routing import CompositeRouter
-from bot.runtime import HandleResult, Runtime
+from bot.runtime import RECENT_CAPACITY, HandleResult, Runtime
 from bot.settings import Settings, SettingsError
 from bot.state_cache import DEFAULT_MAX_BYTES, MIB
 from bot.surfaces import SLACK_PACING_MS, BuiltInViews, TokenProvider, default_registrations
@@ -141,6 +141,12 @@ class Metrics:
         self.state_cache_entries = Gauge(
             "salesbot_state_cache_entries",
             "Conversation states kept in memory",
+            registry=self.registry,
+        )
+        self.dedupe_entries = Gauge(
+            "salesbot_dedupe_view_entries",
+            "Delivery ids kept in memory to refuse a redelivery without reading the store "
+            f"(the most recent, up to {RECENT_CAPACITY:,}: memory that grows until that bound)",
             registry=self.registry,
         )
 
@@ -339,6 +345,7 @@ class Service(BuiltInViews):
         cache = self.runtime.state_cache
         self.metrics.state_cache_bytes.set(cache.nbytes)
         self.metrics.state_cache_entries.set(len(cache))
+        self.metrics.dedupe_entries.set(self.runtime.remembered_deliveries)
 
     async def store_problem(self) -> str | None:
         """Why the store cannot take a write now, or None. Asks with a write (an upsert of

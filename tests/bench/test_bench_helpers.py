@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ from bench import growth, loadgen, proc, profile
 from bench.ingest import median_run
 from bench.ingest_bodies import BOT, TEAM, SlackBodies, TeamsBodies
 from bench.loadgen import place
-from bench.soak import verdict
+from bench.soak import read_gauges, verdict
 from domain.inbound import MessagePosted
 from tests.support.cli import run
 from tests.teams.signing import KEY
@@ -106,6 +107,21 @@ def test_the_median_run_is_reported_whole():
     assert median_run(runs) == 0
     assert median_run([*runs, {"acks_per_s": 600.0}]) == 0  # the lower of the middle two
     assert median_run(runs[1:2]) == 0
+
+
+def test_the_soak_reads_the_servers_bounded_memory_from_its_metrics():
+    text = (
+        "# HELP salesbot_state_cache_bytes x\n# TYPE salesbot_state_cache_bytes gauge\n"
+        "salesbot_state_cache_bytes 4.194304e+06\n"
+        "salesbot_state_cache_entries 615.0\n"
+        "salesbot_dedupe_view_entries 112100.0\n"
+    )
+    assert read_gauges(text) == {
+        "state_cache_bytes": 4_194_304.0,
+        "state_cache_entries": 615.0,
+        "dedupe_entries": 112_100.0,
+    }
+    assert math.isnan(read_gauges("salesbot_state_cache_entries 1.0\n")["dedupe_entries"])
 
 
 def test_the_soak_verdict_flags_growth_after_the_warm_up_only():

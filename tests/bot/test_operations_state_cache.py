@@ -14,7 +14,7 @@ from adapters.ports import Route
 from bot.policy_loader import load_policy
 from bot.runtime import Runtime
 from bot.server import build_app
-from bot.service import build_service
+from bot.service import Service, build_service
 from bot.settings import Settings
 from bot.state_cache import MIB, REMEASURE_EVERY, StateCache, exact_size
 from domain.cards import Reply
@@ -178,6 +178,17 @@ async def test_a_small_cache_changes_nothing_but_memory() -> None:
     assert held <= 200_000
 
 
+async def _metrics(service: Service) -> dict[str, float]:
+    """The service's `/metrics` samples by name."""
+    async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
+        text = await (await client.get("/metrics")).text()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 async def test_the_configured_megabytes_bound_the_cache_and_metrics_show_it() -> None:
     settings = Settings(salesbot_state_cache_mb=1)
     store = MemoryStore()
@@ -195,12 +206,30 @@ async def test_the_configured_megabytes_bound_the_cache_and_metrics_show_it() ->
     cache = service.runtime.state_cache
     assert 0 < cache.nbytes <= MIB
     assert len(cache) == 1  # the long one outgrew the cache; the short one stays
-    async with TestClient(TestServer(build_app(service), host="127.0.0.1")) as client:
-        text = await (await client.get("/metrics")).text()
-    samples = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+    samples = await _metrics(service)
     assert samples["salesbot_state_cache_entries"] == 1
     assert samples["salesbot_state_cache_bytes"] == cache.nbytes
+
+
+async def test_the_dedupe_view_is_bounded_still_refuses_what_it_forgot_and_metrics_count_it() -> (
+    None
+):
+    store = MemoryStore()
+    runtime = Runtime(
+        store, POLICY, OneChannel(), clock=lambda: 1_790_000_000_000, recent_capacity=3
+    )
+    await runtime.start()
+    for n in range(5):
+        message = MessagePosted(delivery_id=f"d{n}", conversation_id="c", actor=PROSPECT, text="hi")
+        assert (await runtime.handle(message)).status == "committed"
+    assert runtime.remembered_deliveries == 3  # the two oldest were let go
+    again = MessagePosted(delivery_id="d0", conversation_id="c", actor=PROSPECT, text="hi")
+    assert (await runtime.handle(again)).status == "duplicate"  # the store still knows it
+    service = build_service(Settings(), POLICY, MemoryStore(), clock=lambda: 1_790_000_000_000)
+    await service.runtime.start()
+    for n in range(4):
+        await service.handle(
+            MessagePosted(delivery_id=f"e{n}", conversation_id="c", actor=PROSPECT, text="hi")
+        )
+    samples = await _metrics(service)
+    assert samples["salesbot_dedupe_view_entries"] == 4
