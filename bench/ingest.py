@@ -18,6 +18,9 @@ from bench.served import Server, loadgen, outbox_counts, salesbot_serve
 CONVERSATIONS = 500
 CONCURRENCY = 32
 WARMUP_S = 2.0
+MESSAGES_PER_CONVERSATION = len(TEXTS)
+"""Each conversation is the script once (`bench.loadgen.place`): reported with the figures
+(`*_messages_per_conversation`), since every figure depends on the mix."""
 
 
 async def phase(
@@ -66,7 +69,7 @@ def job(url: str, kind: str, run: str, **fields: Any) -> dict[str, Any]:
         "kind": kind,
         "run": run,
         "conversations": CONVERSATIONS,
-        "messages_per_conversation": len(TEXTS),
+        "messages_per_conversation": MESSAGES_PER_CONVERSATION,
         "warmup_s": WARMUP_S,
         **fields,
     }

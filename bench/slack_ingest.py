@@ -143,6 +143,9 @@ async def measure(
                 results["slack_ingest_salesbot_vs_minimal_lowest"] = min(vs_floor)
                 results["slack_ingest_salesbot_vs_minimal_highest"] = max(vs_floor)
                 results["slack_ingest_rounds"] = float(rounds)
+                results["slack_ingest_messages_per_conversation"] = float(
+                    ingest.MESSAGES_PER_CONVERSATION
+                )
                 rate = ours["acks_per_s"] / 2
                 results["slack_ingest_half_rate_per_s"] = rate
                 db = directory / "half.db"

@@ -184,6 +184,9 @@ async def measure(
                     results["teams_ingest_throughput_vs_sdk_lowest"] = min(each)
                     results["teams_ingest_throughput_vs_sdk_highest"] = max(each)
                 results["teams_ingest_rounds"] = float(rounds)
+                results["teams_ingest_messages_per_conversation"] = float(
+                    ingest.MESSAGES_PER_CONVERSATION
+                )
                 rate = ours["acks_per_s"] / 2
                 results["teams_ingest_half_rate_per_s"] = rate
                 db = directory / "half.db"
