@@ -12,10 +12,10 @@ Two ways to load a server, both over HTTP/1.1 keep-alive connections on 127.0.0.
   percentiles instead of quietly sending less (no coordinated omission).
 
 Each request is a new message in one of `conversations` lanes, round-robin; with
-`messages_per_conversation` each lane runs conversations of that many messages back to back,
-the lanes out of phase so every message of the script is equally represented at any moment
-(`place`; `bench.ingest_bodies` builds message `m` of conversation `c`). In `closed` mode every request is built and signed
-before the clock starts; in `open` mode each is built when it is due (Slack refuses a
+`messages_per_conversation` each lane runs conversations of that many messages back to
+back, the lanes out of phase so every message of the script is equally represented at any
+moment (`place`; `bench.ingest_bodies` builds message `m` of conversation `c`). In
+`closed` mode every request is built and signed before the clock starts; in `open` mode each is built when it is due (Slack refuses a
 signature more than five minutes old, and a soak runs longer); `warmup_s` of the same load precede the measured part (JIT-free Python still
 warms: imports on first use, caches, the SQLite page cache).
 """

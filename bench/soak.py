@@ -14,9 +14,9 @@ API), and the rest (`bench.proc.fd_kinds`) — and, from its own `/metrics`, its
 (`salesbot_state_cache_bytes` and `_entries`) and its dedupe view
 (`salesbot_dedupe_view_entries`: delivery ids, up to 200,000 at about 170 bytes each, so
 RSS grows by up to ≈ 33 MB while it fills). The generator opens its 64 connections before
-the run and keeps them: the descriptors then measure the server. The server's outbound pool is aiohttp's, bounded at 100 connections; it grows to
-what the sends' concurrency needs and keeps them alive, so "the rest" is the figure a leak
-would move.
+the run and keeps them: the descriptors then measure the server. The server's outbound
+pool is aiohttp's, bounded at 100 connections; it grows to what the sends' concurrency
+needs and keeps them alive, so "the rest" is the figure a leak would move.
 
 Reported: first, last and maximum of each, and whether every sample after the warm-up
 (the first fifth of the run, at least a minute) stays within ±10 % of the first sample

@@ -48,6 +48,7 @@ Nothing here logs message text or tokens.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections import OrderedDict
@@ -318,7 +319,7 @@ class TeamsEndpoint:
         if self._written.get(key) == value:
             return
         await self._states.put_state(key, value, self._clock())
-        self._written[key] = value
+        self._written[key] = copy.deepcopy(value)  # its own: nobody else's change shows here
         if len(self._written) > ROLE_CACHE:
             self._written.pop(next(iter(self._written)))
 
