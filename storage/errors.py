@@ -9,7 +9,8 @@ Programming errors in what a caller asks to store (events of another conversatio
 in sequence numbers, a payload that is not JSON) raise `ValueError`/`TypeError` instead:
 they are bugs to fix, not conditions to handle. Messages are complete sentences that name
 what they are about (the conversation, the versions, the path), so the CLI can print
-`str(error)` and exit 2.
+`str(error)` and exit 2. Every one pickles (`__reduce__` gives back its arguments), so a
+writer in another process can send it back as it was raised.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class ConcurrencyError(StorageError):
             f"version {expected}; nothing was written."
         )
 
+    def __reduce__(self) -> tuple[type[ConcurrencyError], tuple[str, int, int]]:
+        return (type(self), (self.conversation_id, self.expected, self.actual))
+
 
 class SchemaTooNewError(StorageError):
     """Refuse to touch a database whose schema this build does not know (no downgrades)."""
@@ -49,6 +53,9 @@ class SchemaTooNewError(StorageError):
             f"salesbot supports schema versions up to {supported}. Upgrade salesbot to open it."
         )
 
+    def __reduce__(self) -> tuple[type[SchemaTooNewError], tuple[str, int, int]]:
+        return (type(self), (self.path, self.found, self.supported))
+
 
 class CorruptDatabaseError(StorageError):
     """The file is not a SQLite database, not a salesbot one, or fails its integrity check."""
@@ -57,3 +64,6 @@ class CorruptDatabaseError(StorageError):
         self.path = str(path)
         self.detail = detail
         super().__init__(f"{self.path} cannot be used as a salesbot database: {detail}.")
+
+    def __reduce__(self) -> tuple[type[CorruptDatabaseError], tuple[str, str]]:
+        return (type(self), (self.path, self.detail))

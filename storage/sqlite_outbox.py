@@ -4,6 +4,7 @@ waiting to be sent, claimed per channel in order with leases that carry their ow
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from storage._rules import (
@@ -82,33 +83,29 @@ class SqliteOutbox(SqliteConnections):
         per_channel: int | None = None,
     ) -> list[OutboxItem]:
         lease_until = now_ms + lease_ms
-        scope = (tuple(prefixes) if prefixes is not None else None, frozenset(exclude))
-        per_channel_limit = limit if per_channel is None else per_channel
-
-        def run(conn: Conn) -> list[OutboxItem]:
-            if limit <= 0:
-                return []
-            rows = _claim_rows(conn, now_ms, limit, per_channel_limit, *scope)
-            conn.executemany(
-                "UPDATE outbox SET lease_until_ms = ?, lease_owner = ?, "
-                "last_error = CASE WHEN status = 'in_flight' THEN ? ELSE last_error END, "
-                "status = 'in_flight' WHERE id = ?",
-                [(lease_until, owner, LEASE_EXPIRED, row[0]) for row in rows],
+        rows = await self._write(
+            _ClaimJob(
+                now_ms=now_ms,
+                limit=limit,
+                per_channel=limit if per_channel is None else per_channel,
+                prefixes=tuple(prefixes) if prefixes is not None else None,
+                exclude=frozenset(exclude),
+                lease_until_ms=lease_until,
+                owner=owner,
             )
-            claimed = []
-            for row in rows:
-                item = _outbox_item(row[1:])
-                update: dict[str, object] = {
-                    "status": "in_flight",
-                    "lease_until_ms": lease_until,
-                    "lease_owner": owner,
-                }
-                if item.status == "in_flight":
-                    update["last_error"] = LEASE_EXPIRED
-                claimed.append(item.model_copy(update=update))
-            return claimed
-
-        return await self._write(run)
+        )
+        claimed = []
+        for row in rows:
+            item = _outbox_item(row[1:])
+            update: dict[str, object] = {
+                "status": "in_flight",
+                "lease_until_ms": lease_until,
+                "lease_owner": owner,
+            }
+            if item.status == "in_flight":
+                update["last_error"] = LEASE_EXPIRED
+            claimed.append(item.model_copy(update=update))
+        return claimed
 
     async def heartbeat(
         self, owner: str, now_ms: int, alive_until_ms: int, *, identity: str | None = None
@@ -184,15 +181,7 @@ class SqliteOutbox(SqliteConnections):
         return await self._write(run)
 
     async def _update_unsent(self, key: str, assignments: str, params: Params) -> bool:
-        def run(conn: Conn) -> bool:
-            cursor = conn.execute(
-                f"UPDATE outbox SET {assignments}, lease_until_ms = NULL, lease_owner = NULL "
-                "WHERE key = ? AND status IN ('pending', 'in_flight')",
-                (*params, key),
-            )
-            return cursor.rowcount == 1
-
-        return await self._write(run)
+        return await self._write(_UnsentUpdate(key, assignments, tuple(params)))
 
     async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:
         return await self._update_unsent(
@@ -297,3 +286,49 @@ def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:
             "ON CONFLICT (key) DO NOTHING",
             rows,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _ClaimJob:
+    """A claim as the writer runs it: plain data in, the claimed rows out (the items are made
+    by the caller). Like `storage.sqlite._CommitJob`, a job that pickles cheaply."""
+
+    now_ms: int
+    limit: int
+    per_channel: int
+    prefixes: tuple[str, ...] | None
+    exclude: frozenset[str]
+    lease_until_ms: int
+    owner: str | None
+
+    def __call__(self, conn: Conn) -> list[tuple[Any, ...]]:
+        if self.limit <= 0:
+            return []
+        rows = _claim_rows(
+            conn, self.now_ms, self.limit, self.per_channel, self.prefixes, self.exclude
+        )
+        conn.executemany(
+            "UPDATE outbox SET lease_until_ms = ?, lease_owner = ?, "
+            "last_error = CASE WHEN status = 'in_flight' THEN ? ELSE last_error END, "
+            "status = 'in_flight' WHERE id = ?",
+            [(self.lease_until_ms, self.owner, LEASE_EXPIRED, row[0]) for row in rows],
+        )
+        return [tuple(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _UnsentUpdate:
+    """An unsent item marked sent, failed or dead (`assignments` are this module's own SQL,
+    never a caller's text), its lease let go; True when the item was still unsent."""
+
+    key: str
+    assignments: str
+    params: tuple[object, ...]
+
+    def __call__(self, conn: Conn) -> bool:
+        cursor = conn.execute(
+            f"UPDATE outbox SET {self.assignments}, lease_until_ms = NULL, lease_owner = NULL "
+            "WHERE key = ? AND status IN ('pending', 'in_flight')",
+            (*self.params, self.key),
+        )
+        return cursor.rowcount == 1
