@@ -20,7 +20,7 @@ from collections.abc import Collection, Sequence
 from storage._rules import check_limit
 from storage.ports import LEASE_EXPIRED, LeaseOwner, OutboxItem, OutboxStats
 from storage.postgres_pool import Conn, PostgresConnections, Row, affected, execute_many
-from storage.sql_rows import OUTBOX_COLUMNS, outbox_item, outbox_row
+from storage.sql_rows import OUTBOX_COLUMNS, claimed_items, outbox_item, outbox_row
 
 _MARKS = ", ".join(f"${i}" for i in range(1, 14))
 
@@ -99,18 +99,7 @@ class PostgresOutbox(PostgresConnections):
                 LEASE_EXPIRED,
                 [row[0] for row in rows],
             )
-            claimed = []
-            for row in rows:
-                item = outbox_item(tuple(row)[1:])
-                update: dict[str, object] = {
-                    "status": "in_flight",
-                    "lease_until_ms": lease_until,
-                    "lease_owner": owner,
-                }
-                if item.status == "in_flight":
-                    update["last_error"] = LEASE_EXPIRED
-                claimed.append(item.model_copy(update=update))
-            return claimed
+            return claimed_items(rows, lease_until, owner)
 
         return await self._transaction(run)
 

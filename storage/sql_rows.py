@@ -17,6 +17,7 @@ from storage import sealing
 from storage._rules import dumps
 from storage.errors import StorageError
 from storage.ports import (
+    LEASE_EXPIRED,
     PENDING_ANSWER_SCHEMA_VERSION,
     ConversationLog,
     MetricsProjection,
@@ -70,6 +71,24 @@ def outbox_row(item: OutboxItem) -> tuple[object, ...]:
         item.sent_at_ms,
         item.lease_owner,
     )
+
+
+def claimed_items(rows: Iterable[Any], lease_until_ms: int, owner: str | None) -> list[OutboxItem]:
+    """The items claimed rows hand out (`(id, *OUTBOX_COLUMNS)`, read before the claim's
+    update): leased to `owner`, and an item whose earlier lease ran out marked so, since its
+    send may have been cut short (`LEASE_EXPIRED`)."""
+    claimed = []
+    for row in rows:
+        item = outbox_item(tuple(row)[1:])
+        update: dict[str, object] = {
+            "status": "in_flight",
+            "lease_until_ms": lease_until_ms,
+            "lease_owner": owner,
+        }
+        if item.status == "in_flight":
+            update["last_error"] = LEASE_EXPIRED
+        claimed.append(item.model_copy(update=update))
+    return claimed
 
 
 def outbox_item(row: Sequence[Any]) -> OutboxItem:

@@ -17,6 +17,7 @@ from storage.ports import (
     OutboxStats,
 )
 from storage.sql_rows import OUTBOX_COLUMNS as _OUTBOX_COLUMNS
+from storage.sql_rows import claimed_items
 from storage.sql_rows import outbox_item as _outbox_item
 from storage.sql_rows import outbox_row as _outbox_row
 from storage.sqlite_writer import Conn, Params, SqliteConnections
@@ -94,18 +95,7 @@ class SqliteOutbox(SqliteConnections):
                 owner=owner,
             )
         )
-        claimed = []
-        for row in rows:
-            item = _outbox_item(row[1:])
-            update: dict[str, object] = {
-                "status": "in_flight",
-                "lease_until_ms": lease_until,
-                "lease_owner": owner,
-            }
-            if item.status == "in_flight":
-                update["last_error"] = LEASE_EXPIRED
-            claimed.append(item.model_copy(update=update))
-        return claimed
+        return claimed_items(rows, lease_until, owner)
 
     async def heartbeat(
         self, owner: str, now_ms: int, alive_until_ms: int, *, identity: str | None = None
