@@ -300,18 +300,8 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
     # -- adapter state ------------------------------------------------------------------
 
     async def put_state(self, key: str, value: Mapping[str, Any], at_ms: int) -> None:
-        text = state_json(key, value)  # checked and encoded before anything is queued
-
-        def run(conn: Conn) -> None:
-            conn.execute(
-                "INSERT INTO adapter_state (key, value, updated_at_ms, schema_version, "
-                "generator) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                "value = excluded.value, updated_at_ms = excluded.updated_at_ms, "
-                "schema_version = excluded.schema_version, generator = excluded.generator",
-                (key, text, at_ms, STATE_SCHEMA_VERSION, GENERATOR),
-            )
-
-        await self._write(run)
+        # Checked and encoded before anything is queued.
+        await self._write(_PutState(key, state_json(key, value), at_ms))
 
     async def put_state_if_absent(
         self, key: str, value: Mapping[str, Any], at_ms: int
@@ -757,3 +747,22 @@ class _CommitJob:
         if self.timer is not None:
             _schedule(conn, conversation_id, self.timer[0], version)
         return CommitResult(status="committed", version=version)
+
+
+@dataclass(frozen=True, slots=True)
+class _PutState:
+    """An adapter-state row written (its JSON made by the caller): a Teams conversation's
+    reference at its first message, so a job of plain data like `_CommitJob`."""
+
+    key: str
+    text: str
+    at_ms: int
+
+    def __call__(self, conn: Conn) -> None:
+        conn.execute(
+            "INSERT INTO adapter_state (key, value, updated_at_ms, schema_version, "
+            "generator) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = excluded.value, updated_at_ms = excluded.updated_at_ms, "
+            "schema_version = excluded.schema_version, generator = excluded.generator",
+            (self.key, self.text, self.at_ms, STATE_SCHEMA_VERSION, GENERATOR),
+        )

@@ -1,5 +1,6 @@
-"""The SQLite writer's frequent jobs are plain data (issue 18): a commit, a claim and the
-outbox's marks pickle with the standard library, cheaply, and a store whose every such job
+"""The SQLite writer's frequent jobs are plain data (issue 18): a commit, a claim, the
+outbox's marks and an adapter-state write pickle with the standard library, cheaply, and a
+store whose every such job
 and answer crosses a pickle round trip — as it would to a writer in a process of its own —
 stores and answers exactly what the store does without it. The store's errors pickle too."""
 
@@ -20,7 +21,7 @@ from storage.errors import (
     SchemaTooNewError,
     StorageError,
 )
-from storage.sqlite import SqliteStore, _CommitJob
+from storage.sqlite import SqliteStore, _CommitJob, _PutState
 from storage.sqlite_outbox import _ClaimJob, _UnsentUpdate
 from storage.sqlite_writer import Conn
 from tests.storage.builders import handoff_script
@@ -28,18 +29,18 @@ from tests.storage.builders import handoff_script
 T = TypeVar("T")
 POLICY: Policy = load_policy("default")
 NOW = 1_790_000_000_000
-DATA_JOBS = (_CommitJob, _ClaimJob, _UnsentUpdate)
+DATA_JOBS = (_CommitJob, _ClaimJob, _UnsentUpdate, _PutState)
 
 
 class CrossingStore(SqliteStore):
     """Every data job, and what it answers or raises, through `pickle` and back."""
 
-    crossed: list[str]
+    crossed: tuple[str, ...] = ()
 
     async def _write(self, run: Callable[[Conn], T]) -> T:
         if not isinstance(run, DATA_JOBS):
             return await super()._write(run)
-        self.crossed = [*getattr(self, "crossed", []), type(run).__name__]
+        self.crossed = (*self.crossed, type(run).__name__)
         job: Callable[[Conn], T] = pickle.loads(pickle.dumps(run))
 
         def crossing(conn: Conn) -> T:
@@ -54,8 +55,10 @@ class CrossingStore(SqliteStore):
 
 
 async def _story(store: SqliteStore) -> dict[str, Any]:
-    """A lead, a question that opens a ticket, a stale commit refused, the replies claimed,
-    one sent, one failed, one given up on: what the store then holds and answered."""
+    """A conversation's reference kept, a lead, a question that opens a ticket, a stale
+    commit refused, the replies claimed, one sent, one failed, one given up on: what the
+    store then holds and answered."""
+    await store.put_state("teams:conv:a:1", {"serviceUrl": "https://smba.example/"}, NOW)
     script = handoff_script(POLICY, "conv-1", NOW)
     answers: list[Any] = [(await store.commit(commit)).model_dump() for commit in script.commits]
     with pytest.raises(ConcurrencyError) as stale:
@@ -78,6 +81,7 @@ async def _story(store: SqliteStore) -> dict[str, Any]:
             for item in claimed
         ],
         "tickets": [t.model_dump() for t in await store.open_tickets()],
+        "state": await store.get_state("teams:conv:a:1"),
     }
 
 
@@ -89,7 +93,7 @@ async def test_a_store_whose_jobs_cross_a_pickle_round_trip_stores_and_answers_t
     try:
         expected = await _story(plain)
         assert await _story(crossing) == expected
-        assert set(crossing.crossed) == {"_CommitJob", "_ClaimJob", "_UnsentUpdate"}
+        assert set(crossing.crossed) == {"_CommitJob", "_ClaimJob", "_UnsentUpdate", "_PutState"}
     finally:
         await plain.close()
         await crossing.close()
