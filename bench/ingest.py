@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,69 @@ async def saturate_salesbot(
         return result, outbox_counts(Path(env["SALESBOT_DB"]))
     finally:
         await product.stop()
+
+
+Run = dict[str, Any]
+"""One load generator run's figures (`phase`)."""
+
+
+@dataclass
+class Rounds:
+    """Saturations round by round: the baseline (bare bolt, the SDK echo bot; none when it
+    is not installed), a fresh salesbot with its outbox at the end, a fresh floor."""
+
+    baseline: list[Run] = field(default_factory=list)
+    salesbot: list[tuple[Run, dict[str, int]]] = field(default_factory=list)
+    floor: list[Run] = field(default_factory=list)
+
+    @property
+    def salesbot_runs(self) -> list[Run]:
+        return [run for run, _ in self.salesbot]
+
+    def salesbot_median(self) -> tuple[Run, dict[str, int]]:
+        return self.salesbot[median_run(self.salesbot_runs)]
+
+    def figures(self, prefix: str, baseline: str) -> dict[str, float]:
+        """Each server's median run (`<prefix>_<server>_saturated_*`, the baseline's named
+        `baseline`), salesbot's outbox at the end of its, how many rounds, and the mix."""
+        ours, counts = self.salesbot_median()
+        results: dict[str, float] = {}
+        if self.baseline:
+            median = self.baseline[median_run(self.baseline)]
+            results.update(flat(f"{prefix}_{baseline}_saturated", median))
+        results.update(flat(f"{prefix}_minimal_saturated", self.floor[median_run(self.floor)]))
+        results.update(flat(f"{prefix}_salesbot_saturated", ours))
+        results.update(backlog(f"{prefix}_salesbot_saturated", counts))
+        results[f"{prefix}_rounds"] = float(len(self.salesbot))
+        results[f"{prefix}_messages_per_conversation"] = float(MESSAGES_PER_CONVERSATION)
+        return results
+
+
+def spread(runs: list[Run], against: list[Run]) -> tuple[float, float]:
+    """The lowest and highest round-by-round ratio of acknowledgements per second."""
+    ratios = [
+        ours["acks_per_s"] / theirs["acks_per_s"]
+        for ours, theirs in zip(runs, against, strict=True)
+    ]
+    return min(ratios), max(ratios)
+
+
+async def saturate_rounds(
+    rounds: int,
+    baseline: Callable[[int], Awaitable[Run]] | None,
+    salesbot: Callable[[int], Awaitable[tuple[Run, dict[str, int]]]],
+    floor: Callable[[int], Awaitable[Run]],
+) -> Rounds:
+    """`rounds` times, the baseline (when given), salesbot and the floor in turn, each
+    called with the round's number: one saturation of each moves ±25 % from run to run on a
+    2-core machine, so the benches report the median run beside the spread."""
+    result = Rounds()
+    for turn in range(rounds):
+        if baseline is not None:
+            result.baseline.append(await baseline(turn))
+        result.salesbot.append(await salesbot(turn))
+        result.floor.append(await floor(turn))
+    return result
 
 
 def median_run(runs: list[dict[str, Any]]) -> int:

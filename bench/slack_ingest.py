@@ -43,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import floor, ingest, proc
-from bench.ingest import at_rate, backlog, flat, median_run, saturate, saturate_salesbot
+from bench.ingest import (
+    at_rate,
+    backlog,
+    flat,
+    saturate,
+    saturate_rounds,
+    saturate_salesbot,
+    spread,
+)
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.slack_api import FakeSlackApi
 
@@ -111,41 +119,22 @@ async def measure(
                 directory / "bolt.log",
             )
             try:
-                bolt_runs: list[dict[str, Any]] = []
-                ours_runs: list[tuple[dict[str, Any], dict[str, int]]] = []
-                floor_runs: list[dict[str, Any]] = []
-                for turn in range(rounds):
-                    bolt_runs.append(await saturate(bolt, _job(bolt, f"a{turn}"), seconds, 60_000))
-                    ours_runs.append(
-                        await saturate_salesbot(
-                            _slack_env(directory / f"saturation-{turn}.db", api),
-                            directory / f"serve-{turn}.log",
-                            partial(_job, run=f"b{turn}"),
-                            seconds,
-                        )
-                    )
-                    floor_runs.append(
-                        await _minimal(api, directory / f"minimal-{turn}", None, seconds)
-                    )
-                ours, counts = ours_runs[median_run([run for run, _ in ours_runs])]
-                results.update(
-                    flat("slack_ingest_bolt_saturated", bolt_runs[median_run(bolt_runs)])
+                runs = await saturate_rounds(
+                    rounds,
+                    lambda turn: saturate(bolt, _job(bolt, f"a{turn}"), seconds, 60_000),
+                    lambda turn: saturate_salesbot(
+                        _slack_env(directory / f"saturation-{turn}.db", api),
+                        directory / f"serve-{turn}.log",
+                        partial(_job, run=f"b{turn}"),
+                        seconds,
+                    ),
+                    lambda turn: _minimal(api, directory / f"minimal-{turn}", None, seconds),
                 )
-                results.update(
-                    flat("slack_ingest_minimal_saturated", floor_runs[median_run(floor_runs)])
-                )
-                results.update(flat("slack_ingest_salesbot_saturated", ours))
-                results.update(backlog("slack_ingest_salesbot_saturated", counts))
-                vs_floor = [
-                    run["acks_per_s"] / least["acks_per_s"]
-                    for (run, _), least in zip(ours_runs, floor_runs, strict=True)
-                ]
-                results["slack_ingest_salesbot_vs_minimal_lowest"] = min(vs_floor)
-                results["slack_ingest_salesbot_vs_minimal_highest"] = max(vs_floor)
-                results["slack_ingest_rounds"] = float(rounds)
-                results["slack_ingest_messages_per_conversation"] = float(
-                    ingest.MESSAGES_PER_CONVERSATION
-                )
+                results.update(runs.figures("slack_ingest", "bolt"))
+                lowest, highest = spread(runs.salesbot_runs, runs.floor)
+                results["slack_ingest_salesbot_vs_minimal_lowest"] = lowest
+                results["slack_ingest_salesbot_vs_minimal_highest"] = highest
+                ours, _ = runs.salesbot_median()
                 rate = ours["acks_per_s"] / 2
                 results["slack_ingest_half_rate_per_s"] = rate
                 db = directory / "half.db"

@@ -54,7 +54,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import floor, ingest, proc
-from bench.ingest import at_rate, backlog, flat, median_run, saturate, saturate_salesbot
+from bench.ingest import (
+    at_rate,
+    backlog,
+    flat,
+    saturate,
+    saturate_rounds,
+    saturate_salesbot,
+    spread,
+)
 from bench.served import Server, base_env, outbox_counts, salesbot_serve
 from tests.fakes.teams_connector import FakeConnector
 
@@ -122,6 +130,12 @@ def _job(server: Server, run: str, connector: FakeConnector) -> dict[str, Any]:
     return ingest.job(url, "teams", run, service_url=connector.base_url)
 
 
+async def _saturate_sdk(
+    echo: Server, connector: FakeConnector, seconds: float, turn: int
+) -> dict[str, Any]:
+    return await saturate(echo, _job(echo, f"a{turn}", connector), seconds, 60_000)
+
+
 ROUNDS = 3
 """Saturation rounds, each the SDK echo bot, a fresh salesbot and a fresh floor in turn: one
 saturation of each moved ±25 % from run to run on the 2-core machine, so the figures are the
@@ -149,44 +163,23 @@ async def measure(
                     [sys.executable, "-c", ECHO_BOT], env, directory / "echo.log"
                 )
             try:
-                sdk_runs: list[dict[str, Any]] = []
-                ours_runs: list[tuple[dict[str, Any], dict[str, int]]] = []
-                floor_runs: list[dict[str, Any]] = []
-                for turn in range(rounds):
-                    if echo is not None:
-                        job = _job(echo, f"a{turn}", connector)
-                        sdk_runs.append(await saturate(echo, job, seconds, 60_000))
-                    ours_runs.append(
-                        await saturate_salesbot(
-                            _teams_env(directory / f"saturation-{turn}.db"),
-                            directory / f"serve-{turn}.log",
-                            partial(_job, run=f"b{turn}", connector=connector),
-                            seconds,
-                        )
-                    )
-                    floor_runs.append(
-                        await _minimal(connector, directory / f"minimal-{turn}", None, seconds)
-                    )
-                ours, counts = ours_runs[median_run([run for run, _ in ours_runs])]
-                results.update(
-                    flat("teams_ingest_minimal_saturated", floor_runs[median_run(floor_runs)])
+                runs = await saturate_rounds(
+                    rounds,
+                    None if echo is None else partial(_saturate_sdk, echo, connector, seconds),
+                    lambda turn: saturate_salesbot(
+                        _teams_env(directory / f"saturation-{turn}.db"),
+                        directory / f"serve-{turn}.log",
+                        partial(_job, run=f"b{turn}", connector=connector),
+                        seconds,
+                    ),
+                    lambda turn: _minimal(connector, directory / f"minimal-{turn}", None, seconds),
                 )
-                results.update(flat("teams_ingest_salesbot_saturated", ours))
-                results.update(backlog("teams_ingest_salesbot_saturated", counts))
-                if sdk_runs:
-                    results.update(
-                        flat("teams_ingest_sdk_saturated", sdk_runs[median_run(sdk_runs)])
-                    )
-                    each = [
-                        run["acks_per_s"] / bare["acks_per_s"]
-                        for (run, _), bare in zip(ours_runs, sdk_runs, strict=True)
-                    ]
-                    results["teams_ingest_throughput_vs_sdk_lowest"] = min(each)
-                    results["teams_ingest_throughput_vs_sdk_highest"] = max(each)
-                results["teams_ingest_rounds"] = float(rounds)
-                results["teams_ingest_messages_per_conversation"] = float(
-                    ingest.MESSAGES_PER_CONVERSATION
-                )
+                results.update(runs.figures("teams_ingest", "sdk"))
+                if runs.baseline:
+                    lowest, highest = spread(runs.salesbot_runs, runs.baseline)
+                    results["teams_ingest_throughput_vs_sdk_lowest"] = lowest
+                    results["teams_ingest_throughput_vs_sdk_highest"] = highest
+                ours, _ = runs.salesbot_median()
                 rate = ours["acks_per_s"] / 2
                 results["teams_ingest_half_rate_per_s"] = rate
                 db = directory / "half.db"

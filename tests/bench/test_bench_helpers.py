@@ -21,7 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from adapters.slack.inbound import SlackContext, from_event
 from adapters.teams.inbound import TeamsContext, from_activity
 from bench import growth, loadgen, proc, profile
-from bench.ingest import median_run
+from bench.ingest import median_run, saturate_rounds, spread
 from bench.ingest_bodies import BOT, TEAM, SlackBodies, TeamsBodies
 from bench.loadgen import place
 from bench.soak import read_gauges, verdict
@@ -107,6 +107,49 @@ def test_the_median_run_is_reported_whole():
     assert median_run(runs) == 0
     assert median_run([*runs, {"acks_per_s": 600.0}]) == 0  # the lower of the middle two
     assert median_run(runs[1:2]) == 0
+
+
+def _run(acks: float) -> dict[str, object]:
+    return {
+        "acks_per_s": acks,
+        "server_cpu_ms_per_request": 1000 / acks,
+        "server_cpu_share": 1.0,
+        "generator_cpu_share": 0.1,
+        "sent": 10 * acks,
+        "latency_ms": {"p50": 1.0, "p99.9": 9.0},
+    }
+
+
+async def test_rounds_take_turns_and_report_each_servers_median_run_with_the_spread():
+    order: list[str] = []
+    speeds = {"bolt": [900.0, 1000.0, 800.0], "salesbot": [300.0, 500.0, 400.0]}
+
+    async def bolt(turn: int) -> dict[str, object]:
+        order.append(f"bolt {turn}")
+        return _run(speeds["bolt"][turn])
+
+    async def salesbot(turn: int) -> tuple[dict[str, object], dict[str, int]]:
+        order.append(f"salesbot {turn}")
+        counts = {"pending": turn, "in_flight": 0, "sent": 100, "dead": 0}
+        return _run(speeds["salesbot"][turn]), counts
+
+    async def floor(turn: int) -> dict[str, object]:
+        order.append(f"floor {turn}")
+        return _run(600.0)
+
+    runs = await saturate_rounds(3, bolt, salesbot, floor)
+    assert order[:3] == ["bolt 0", "salesbot 0", "floor 0"]
+    assert len(order) == 9
+    figures = runs.figures("x", "bolt")
+    assert figures["x_bolt_saturated_acks_per_s"] == 900.0  # the median run, whole
+    assert figures["x_salesbot_saturated_acks_per_s"] == 400.0
+    assert figures["x_salesbot_saturated_backlog_at_end"] == 2.0  # that run's own outbox
+    assert figures["x_salesbot_saturated_latency_p99_9_ms"] == 9.0
+    assert figures["x_rounds"] == 3.0
+    assert figures["x_messages_per_conversation"] == 7.0
+    assert spread(runs.salesbot_runs, runs.baseline) == (300 / 900, 500 / 1000)
+    without = await saturate_rounds(1, None, salesbot, floor)
+    assert "x_bolt_saturated_acks_per_s" not in without.figures("x", "bolt")
 
 
 def test_the_soak_reads_the_servers_bounded_memory_from_its_metrics():
