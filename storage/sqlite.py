@@ -454,11 +454,8 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         # The key's old page may still sit in the write-ahead log: fold the log into the
         # file (where `secure_delete` zeroed it) and truncate it. Best effort: a reader
         # holding an old snapshot only delays it to the next checkpoint.
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(sqlite3.Error):
-            await loop.run_in_executor(
-                self._executor, self._writer.execute, "PRAGMA wal_checkpoint(TRUNCATE)"
-            )
+        with contextlib.suppress(StorageError):
+            await self._outside(_checkpoint)
         return version
 
     async def idle_conversations(self, before_ms: int, limit: int) -> list[str]:
@@ -507,6 +504,10 @@ def _span(events: Sequence[EventEnvelope]) -> _Span | None:
 def _projected(events: Sequence[EventEnvelope]) -> tuple[EventEnvelope, ...]:
     """The events the projections fold (`apply_events` reads no other)."""
     return tuple(envelope for envelope in events if is_projected(envelope))
+
+
+def _checkpoint(conn: Conn) -> None:
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _append_rows(

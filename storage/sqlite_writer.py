@@ -132,6 +132,17 @@ class SqliteConnections:
         self._queue.put_nowait(_Job(run, future))
         return await future
 
+    async def _outside(self, run: Callable[[Conn], T]) -> T:
+        """Run `run` on the write connection between two batches, outside any transaction
+        (a WAL checkpoint cannot run inside one)."""
+        if self._closing:
+            raise StorageError(f"The store {self.path} is closed.")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, run, self._writer)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
     async def _write_loop(self) -> None:
         try:
             await self._drain_queue()
