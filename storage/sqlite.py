@@ -18,6 +18,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from domain import GENERATOR
@@ -52,7 +53,7 @@ from storage.ports import (
     StoredInbound,
     VerifyLog,
 )
-from storage.projections import counter_differences, differences, is_projected
+from storage.projections import Projection, counter_differences, differences, is_projected
 from storage.sql_rows import answer_row as _answer_row
 from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import (
@@ -115,20 +116,16 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
     ) -> int:
         check_events(conversation_id, expected_version, events)
-        rows = _event_rows(events)
-
-        def run(conn: Conn) -> int:
-            state = _one(
-                conn,
-                "SELECT (SELECT version FROM streams WHERE conversation_id = ?)",
-                (conversation_id,),
+        return await self._write(
+            partial(
+                _append,
+                conversation_id=conversation_id,
+                expected_version=expected_version,
+                span=_span(events),
+                projected=_projected(events),
+                rows=_event_rows(events),
             )
-            actual = state[0] or 0
-            if actual != expected_version:
-                raise ConcurrencyError(conversation_id, expected_version, actual)
-            return _append_rows(conn, conversation_id, expected_version, events, rows)
-
-        return await self._write(run)
+        )
 
     async def _keys(self, conversation_id: str) -> dict[int, bytes]:
         rows = await self._fetch(
@@ -279,17 +276,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
     # -- policies -----------------------------------------------------------------------
 
     async def put_policy(self, version: str, canonical_json: str) -> None:
-        def run(conn: Conn) -> None:
-            conn.execute(
-                "INSERT INTO policies (version, canonical_json) VALUES (?, ?) "
-                "ON CONFLICT (version) DO NOTHING",
-                (version, canonical_json),
-            )
-            stored = _one(conn, "SELECT canonical_json FROM policies WHERE version = ?", (version,))
-            if stored[0] != canonical_json:
-                raise ValueError(f"Policy {version} is stored already with a different text.")
-
-        await self._write(run)
+        await self._write(partial(_put_policy, version=version, canonical_json=canonical_json))
 
     async def get_policy(self, version: str) -> str | None:
         rows = await self._fetch(
@@ -307,17 +294,8 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         self, key: str, value: Mapping[str, Any], at_ms: int
     ) -> dict[str, Any]:
         text = state_json(key, value)
-
-        def run(conn: Conn) -> str:
-            conn.execute(
-                "INSERT INTO adapter_state (key, value, updated_at_ms, schema_version, "
-                "generator) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, text, at_ms, STATE_SCHEMA_VERSION, GENERATOR),
-            )
-            row = conn.execute("SELECT value FROM adapter_state WHERE key = ?", (key,)).fetchone()
-            return str(row[0])
-
-        kept: dict[str, Any] = json.loads(await self._write(run))
+        job = partial(_put_state_if_absent, key=key, text=text, at_ms=at_ms)
+        kept: dict[str, Any] = json.loads(await self._write(job))
         return kept
 
     async def get_state(self, key: str) -> dict[str, Any] | None:
@@ -330,12 +308,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 
     async def delete_state(self, key: str) -> bool:
         check_state_key(key)
-
-        def run(conn: Conn) -> bool:
-            cursor = conn.execute("DELETE FROM adapter_state WHERE key = ?", (key,))
-            return cursor.rowcount == 1
-
-        return await self._write(run)
+        return await self._write(partial(_delete_state, key=key))
 
     async def delete_states_before(self, prefix: str, before_ms: int, limit: int) -> int:
         check_state_key(prefix)
@@ -343,17 +316,9 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         # only that range is read, however much other state there is.
         last = ord(prefix[-1])
         end = prefix[:-1] + chr(last + 1) if last < 0x10FFFF else "\U0010ffff" * 1024
-
-        def run(conn: Conn) -> int:
-            cursor = conn.execute(
-                "DELETE FROM adapter_state WHERE key IN (SELECT key FROM adapter_state "
-                "WHERE key >= ? AND key < ? AND substr(key, 1, ?) = ? AND updated_at_ms < ? "
-                "LIMIT ?)",
-                (prefix, end, len(prefix), prefix, before_ms, max(0, limit)),
-            )
-            return max(0, cursor.rowcount)
-
-        return await self._write(run)
+        return await self._write(
+            partial(_delete_states_before, prefix=prefix, end=end, before_ms=before_ms, limit=limit)
+        )
 
     # -- projections --------------------------------------------------------------------
 
@@ -378,19 +343,9 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             )
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
-
-        def run(conn: Conn) -> RebuildSummary:
-            # What was committed after the snapshot, folded under the write lock; then the
-            # rows are swapped (always: they then all carry this generator).
-            for envelope in projected_events(conn, after_position=position):
-                projection.apply(envelope.conversation_id, (envelope,))
-            _, events = log_position(conn)
-            changed = differences(stored_projection(conn), projection)
-            changed += counter_differences(*stored_counters(conn), projection.facts)
-            replace_all(conn, projection)
-            return rebuild_summary(events, projection, changed)
-
-        return await self._write(run)
+        return await self._write(
+            partial(_rebuild_projections, projection=projection, position=position)
+        )
 
     # -- deferred answers -----------------------------------------------------------------
 
@@ -403,22 +358,18 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 
     async def settle_answer(self, key: str, items: Sequence[OutboxItem]) -> bool:
         rows = [_outbox_row(item) for item in items]
-
-        def run(conn: Conn) -> bool:
-            cursor = conn.execute("DELETE FROM pending_answers WHERE key = ?", (key,))
-            if cursor.rowcount != 1:
-                return False
-            _insert_outbox(conn, rows)
-            return True
-
-        return await self._write(run)
+        return await self._write(partial(_settle_answer, key=key, rows=rows))
 
     # -- timers -------------------------------------------------------------------------
 
     async def schedule_timer(
         self, conversation_id: str, due_at_ms: int | None, version: int
     ) -> bool:
-        return await self._write(lambda conn: _schedule(conn, conversation_id, due_at_ms, version))
+        return await self._write(
+            partial(
+                _schedule, conversation_id=conversation_id, due_at_ms=due_at_ms, version=version
+            )
+        )
 
     async def due_timers(self, now_ms: int, limit: int) -> list[str]:
         check_limit(limit)
@@ -434,23 +385,16 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 
     async def erase(self, conversation_id: str, expected_version: int, event: EventEnvelope) -> int:
         check_events(conversation_id, expected_version, (event,))
-        rows = _event_rows((event,))
-
-        def run(conn: Conn) -> int:
-            (actual,) = _one(
-                conn,
-                "SELECT (SELECT version FROM streams WHERE conversation_id = ?)",
-                (conversation_id,),
+        version = await self._write(
+            partial(
+                _erase,
+                conversation_id=conversation_id,
+                expected_version=expected_version,
+                span=_span((event,)),
+                projected=_projected((event,)),
+                rows=_event_rows((event,)),
             )
-            if (actual or 0) != expected_version:
-                raise ConcurrencyError(conversation_id, expected_version, actual or 0)
-            conn.execute(
-                "DELETE FROM conversation_keys WHERE conversation_id = ?", (conversation_id,)
-            )
-            _redact_copies(conn, conversation_id)
-            return _append_rows(conn, conversation_id, expected_version, (event,), rows)
-
-        version = await self._write(run)
+        )
         # The key's old page may still sit in the write-ahead log: fold the log into the
         # file (where `secure_delete` zeroed it) and truncate it. Best effort: a reader
         # holding an old snapshot only delays it to the next checkpoint.
@@ -468,6 +412,111 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
             (before_ms, limit),
         )
         return [row[0] for row in rows]
+
+
+# -- the writer's jobs ------------------------------------------------------------------
+# Module-level functions bound with `functools.partial` to plain data (as `_CommitJob` and
+# `_PutState` are data classes): every job the writer runs pickles, so it could cross to a
+# writer in a process of its own (issue 18).
+
+
+def _append(
+    conn: Conn,
+    *,
+    conversation_id: str,
+    expected_version: int,
+    span: _Span | None,
+    projected: tuple[EventEnvelope, ...],
+    rows: list[tuple[object, ...]],
+) -> int:
+    """Append if the stream is still at `expected_version`; return the new version."""
+    _check_version(conn, conversation_id, expected_version)
+    return _append_span(conn, conversation_id, expected_version, span, projected, rows)
+
+
+def _check_version(conn: Conn, conversation_id: str, expected_version: int) -> None:
+    (actual,) = _one(
+        conn,
+        "SELECT (SELECT version FROM streams WHERE conversation_id = ?)",
+        (conversation_id,),
+    )
+    if (actual or 0) != expected_version:
+        raise ConcurrencyError(conversation_id, expected_version, actual or 0)
+
+
+def _put_policy(conn: Conn, *, version: str, canonical_json: str) -> None:
+    conn.execute(
+        "INSERT INTO policies (version, canonical_json) VALUES (?, ?) "
+        "ON CONFLICT (version) DO NOTHING",
+        (version, canonical_json),
+    )
+    stored = _one(conn, "SELECT canonical_json FROM policies WHERE version = ?", (version,))
+    if stored[0] != canonical_json:
+        raise ValueError(f"Policy {version} is stored already with a different text.")
+
+
+def _put_state_if_absent(conn: Conn, *, key: str, text: str, at_ms: int) -> str:
+    """The JSON stored under `key`: `text` unless something was there already."""
+    conn.execute(
+        "INSERT INTO adapter_state (key, value, updated_at_ms, schema_version, "
+        "generator) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        (key, text, at_ms, STATE_SCHEMA_VERSION, GENERATOR),
+    )
+    row = conn.execute("SELECT value FROM adapter_state WHERE key = ?", (key,)).fetchone()
+    return str(row[0])
+
+
+def _delete_state(conn: Conn, *, key: str) -> bool:
+    cursor = conn.execute("DELETE FROM adapter_state WHERE key = ?", (key,))
+    return cursor.rowcount == 1
+
+
+def _delete_states_before(conn: Conn, *, prefix: str, end: str, before_ms: int, limit: int) -> int:
+    """`delete_states_before` on the key range [`prefix`, `end`) its caller computed."""
+    cursor = conn.execute(
+        "DELETE FROM adapter_state WHERE key IN (SELECT key FROM adapter_state "
+        "WHERE key >= ? AND key < ? AND substr(key, 1, ?) = ? AND updated_at_ms < ? "
+        "LIMIT ?)",
+        (prefix, end, len(prefix), prefix, before_ms, max(0, limit)),
+    )
+    return max(0, cursor.rowcount)
+
+
+def _rebuild_projections(conn: Conn, *, projection: Projection, position: int) -> RebuildSummary:
+    """`projection`, folded from a snapshot up to `position`, brought up to date and stored."""
+    # What was committed after the snapshot, folded under the write lock; then the rows are
+    # swapped (always: they then all carry this generator).
+    for envelope in projected_events(conn, after_position=position):
+        projection.apply(envelope.conversation_id, (envelope,))
+    _, events = log_position(conn)
+    changed = differences(stored_projection(conn), projection)
+    changed += counter_differences(*stored_counters(conn), projection.facts)
+    replace_all(conn, projection)
+    return rebuild_summary(events, projection, changed)
+
+
+def _settle_answer(conn: Conn, *, key: str, rows: list[tuple[object, ...]]) -> bool:
+    cursor = conn.execute("DELETE FROM pending_answers WHERE key = ?", (key,))
+    if cursor.rowcount != 1:
+        return False
+    _insert_outbox(conn, rows)
+    return True
+
+
+def _erase(
+    conn: Conn,
+    *,
+    conversation_id: str,
+    expected_version: int,
+    span: _Span | None,
+    projected: tuple[EventEnvelope, ...],
+    rows: list[tuple[object, ...]],
+) -> int:
+    """Erase if the stream is still at `expected_version`; return the new version."""
+    _check_version(conn, conversation_id, expected_version)
+    conn.execute("DELETE FROM conversation_keys WHERE conversation_id = ?", (conversation_id,))
+    _redact_copies(conn, conversation_id)
+    return _append_span(conn, conversation_id, expected_version, span, projected, rows)
 
 
 # -- SQL helpers ------------------------------------------------------------------------
@@ -508,20 +557,6 @@ def _projected(events: Sequence[EventEnvelope]) -> tuple[EventEnvelope, ...]:
 
 def _checkpoint(conn: Conn) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-def _append_rows(
-    conn: Conn,
-    conversation_id: str,
-    version: int,
-    events: Sequence[EventEnvelope],
-    rows: list[tuple[object, ...]],
-    key: _Key | None = None,
-) -> int:
-    """Append checked events after `version`; return the new version."""
-    return _append_span(
-        conn, conversation_id, version, _span(events), _projected(events), rows, key
-    )
 
 
 def _append_span(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from storage._rules import (
@@ -70,7 +71,7 @@ class SqliteOutbox(SqliteConnections):
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> None:
         rows = [_outbox_row(item) for item in items]
-        await self._write(lambda conn: _insert_outbox(conn, rows))
+        await self._write(partial(_insert_outbox, rows=rows))
 
     async def claim_due(
         self,
@@ -100,48 +101,18 @@ class SqliteOutbox(SqliteConnections):
     async def heartbeat(
         self, owner: str, now_ms: int, alive_until_ms: int, *, identity: str | None = None
     ) -> list[str]:
-        def run(conn: Conn) -> list[str]:
-            previous: list[str] = []
-            if identity is not None:
-                previous = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT owner FROM outbox_owners WHERE identity = ? AND owner != ? "
-                        "ORDER BY started_at_ms, rowid",
-                        (identity, owner),
-                    )
-                ]
-                conn.execute(
-                    "DELETE FROM outbox_owners WHERE identity = ? AND owner != ?",
-                    (identity, owner),
-                )
-            conn.execute(
-                "DELETE FROM outbox_owners WHERE alive_until_ms <= ? AND owner != ?",
-                (now_ms, owner),
+        return await self._write(
+            partial(
+                _heartbeat,
+                owner=owner,
+                now_ms=now_ms,
+                alive_until_ms=alive_until_ms,
+                identity=identity,
             )
-            conn.execute(
-                "INSERT INTO outbox_owners (owner, identity, started_at_ms, alive_until_ms) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (owner) DO UPDATE SET "
-                "alive_until_ms = excluded.alive_until_ms, "
-                "identity = COALESCE(excluded.identity, identity)",
-                (owner, identity, now_ms, alive_until_ms),
-            )
-            return previous
-
-        return await self._write(run)
+        )
 
     async def release_owner(self, owner: str, now_ms: int) -> int:
-        def run(conn: Conn) -> int:
-            cursor = conn.execute(
-                "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
-                "lease_until_ms = NULL, lease_owner = NULL, last_error = ? "
-                "WHERE status = 'in_flight' AND lease_owner = ?",
-                (now_ms, LEASE_EXPIRED, owner),
-            )
-            conn.execute("DELETE FROM outbox_owners WHERE owner = ?", (owner,))
-            return cursor.rowcount
-
-        return await self._write(run)
+        return await self._write(partial(_release_owner, owner=owner, now_ms=now_ms))
 
     async def lease_owners(self) -> list[LeaseOwner]:
         rows = await self._fetch(
@@ -156,19 +127,9 @@ class SqliteOutbox(SqliteConnections):
     async def release(
         self, keys: Sequence[str], available_at_ms: int, *, owner: str | None = None
     ) -> int:
-        def run(conn: Conn) -> int:
-            released = 0
-            for key in keys:
-                cursor = conn.execute(
-                    "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
-                    "lease_until_ms = NULL, lease_owner = NULL "
-                    "WHERE key = ? AND status = 'in_flight' AND (? IS NULL OR lease_owner = ?)",
-                    (available_at_ms, key, owner, owner),
-                )
-                released += cursor.rowcount
-            return released
-
-        return await self._write(run)
+        return await self._write(
+            partial(_release, keys=tuple(keys), available_at_ms=available_at_ms, owner=owner)
+        )
 
     async def _update_unsent(self, key: str, assignments: str, params: Params) -> bool:
         return await self._write(_UnsentUpdate(key, assignments, tuple(params)))
@@ -267,6 +228,62 @@ def _claim_rows(
             queues.append(queue)
     ranked = sorted(((rank, row[0]), row) for queue in queues for rank, row in enumerate(queue))
     return [row for _position, row in ranked[:limit]]
+
+
+def _heartbeat(
+    conn: Conn, *, owner: str, now_ms: int, alive_until_ms: int, identity: str | None
+) -> list[str]:
+    """`Outbox.heartbeat`: the owners of the same identity that it replaces."""
+    previous: list[str] = []
+    if identity is not None:
+        previous = [
+            row[0]
+            for row in conn.execute(
+                "SELECT owner FROM outbox_owners WHERE identity = ? AND owner != ? "
+                "ORDER BY started_at_ms, rowid",
+                (identity, owner),
+            )
+        ]
+        conn.execute(
+            "DELETE FROM outbox_owners WHERE identity = ? AND owner != ?",
+            (identity, owner),
+        )
+    conn.execute(
+        "DELETE FROM outbox_owners WHERE alive_until_ms <= ? AND owner != ?",
+        (now_ms, owner),
+    )
+    conn.execute(
+        "INSERT INTO outbox_owners (owner, identity, started_at_ms, alive_until_ms) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (owner) DO UPDATE SET "
+        "alive_until_ms = excluded.alive_until_ms, "
+        "identity = COALESCE(excluded.identity, identity)",
+        (owner, identity, now_ms, alive_until_ms),
+    )
+    return previous
+
+
+def _release_owner(conn: Conn, *, owner: str, now_ms: int) -> int:
+    cursor = conn.execute(
+        "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
+        "lease_until_ms = NULL, lease_owner = NULL, last_error = ? "
+        "WHERE status = 'in_flight' AND lease_owner = ?",
+        (now_ms, LEASE_EXPIRED, owner),
+    )
+    conn.execute("DELETE FROM outbox_owners WHERE owner = ?", (owner,))
+    return cursor.rowcount
+
+
+def _release(conn: Conn, *, keys: tuple[str, ...], available_at_ms: int, owner: str | None) -> int:
+    released = 0
+    for key in keys:
+        cursor = conn.execute(
+            "UPDATE outbox SET status = 'pending', available_at_ms = ?, "
+            "lease_until_ms = NULL, lease_owner = NULL "
+            "WHERE key = ? AND status = 'in_flight' AND (? IS NULL OR lease_owner = ?)",
+            (available_at_ms, key, owner, owner),
+        )
+        released += cursor.rowcount
+    return released
 
 
 def _insert_outbox(conn: Conn, rows: list[tuple[object, ...]]) -> None:

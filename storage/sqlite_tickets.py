@@ -3,6 +3,8 @@ approval ticket, claimed once."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from domain import GENERATOR
 from storage._rules import (
     ClaimTicket,
@@ -25,29 +27,13 @@ class SqliteTickets(SqliteConnections):
     """`storage.ports.TicketStore` on the SQLite file."""
 
     async def open_ticket(self, row: TicketRow) -> bool:
-        return await self._write(lambda conn: _insert_ticket(conn, row))
+        return await self._write(partial(_insert_ticket, row=row))
 
     async def claim_ticket(self, key: str, by: str, at_ms: int) -> ClaimOutcome:
-        def run(conn: Conn) -> ClaimOutcome:
-            row = _one(
-                conn, "SELECT status, claimed_by, resolved_by FROM tickets WHERE key = ?", (key,)
-            )
-            if row is None:
-                return ClaimOutcome(claimed=False, holder=None)
-            status, claimed_by, resolved_by = row
-            if status == "open":
-                _apply_ticket_change(conn, ClaimTicket(key, by, at_ms))
-                return ClaimOutcome(claimed=True, holder=by)
-            if status == "claimed":
-                return ClaimOutcome(claimed=claimed_by == by, holder=claimed_by)
-            return ClaimOutcome(claimed=False, holder=resolved_by)
-
-        return await self._write(run)
+        return await self._write(partial(_claim_ticket, key=key, by=by, at_ms=at_ms))
 
     async def resolve_ticket(self, key: str, by: str, at_ms: int) -> bool:
-        return await self._write(
-            lambda conn: _apply_ticket_change(conn, ResolveTicket(key, by, at_ms))
-        )
+        return await self._write(partial(_resolve_ticket, key=key, by=by, at_ms=at_ms))
 
     async def ticket(self, key: str) -> TicketRow | None:
         rows = await self._fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE key = ?", (key,))
@@ -59,6 +45,23 @@ class SqliteTickets(SqliteConnections):
             "ORDER BY opened_at_ms, rowid"
         )
         return [_ticket_row(row) for row in rows]
+
+
+def _claim_ticket(conn: Conn, *, key: str, by: str, at_ms: int) -> ClaimOutcome:
+    row = _one(conn, "SELECT status, claimed_by, resolved_by FROM tickets WHERE key = ?", (key,))
+    if row is None:
+        return ClaimOutcome(claimed=False, holder=None)
+    status, claimed_by, resolved_by = row
+    if status == "open":
+        _apply_ticket_change(conn, ClaimTicket(key, by, at_ms))
+        return ClaimOutcome(claimed=True, holder=by)
+    if status == "claimed":
+        return ClaimOutcome(claimed=claimed_by == by, holder=claimed_by)
+    return ClaimOutcome(claimed=False, holder=resolved_by)
+
+
+def _resolve_ticket(conn: Conn, *, key: str, by: str, at_ms: int) -> bool:
+    return _apply_ticket_change(conn, ResolveTicket(key, by, at_ms))
 
 
 def _insert_ticket(conn: Conn, row: TicketRow) -> bool:

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
 
 import aiosqlite
 
@@ -65,11 +65,75 @@ _CORRUPT = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
 @dataclass(slots=True)
 class _Job(Generic[T]):
-    run: Callable[[Conn], T]
+    run: Any
+    """The job as the writer takes it (`WriteEngine.prepare`)."""
     future: asyncio.Future[T]
 
 
 Outcome = tuple[Any, BaseException | None]
+
+WriterKind = Literal["thread", "process"]
+
+
+class WriteEngine(Protocol):
+    """Where the write connection lives and batches run: a thread of this process
+    (`ThreadWriter`) or a process of its own (`storage.sqlite_process.ProcessWriter`)."""
+
+    in_flight: int
+    """Batches that may be running or on their way at once."""
+
+    def prepare(self, run: Callable[[Conn], Any]) -> object:
+        """The job as it is queued (done in the caller's task)."""
+        ...
+
+    async def transact(self, jobs: list[Any]) -> list[Outcome]:
+        """Run prepared jobs in one transaction, a savepoint each; each one's outcome.
+        Raises when the transaction itself failed (nothing of it is durable) or when it
+        cannot be known whether it committed (the message says so)."""
+        ...
+
+    async def outside(self, run: Callable[[Conn], T]) -> T:
+        """Run `run` on the write connection between batches, outside any transaction."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ThreadWriter:
+    """The write connection on one private thread of this process (the embedded default:
+    the CLI's commands and tests open the store this way)."""
+
+    in_flight = 1
+
+    def __init__(self, conn: Conn, executor: ThreadPoolExecutor) -> None:
+        self._conn = conn
+        self._executor = executor  # one thread: the only one that touches `_conn`
+
+    @classmethod
+    async def start(cls, path: Path, verify: bool) -> Self:
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        try:
+            conn = await loop.run_in_executor(executor, _open_writer, path, verify)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(conn, executor)
+
+    def prepare(self, run: Callable[[Conn], Any]) -> object:
+        return run
+
+    async def transact(self, jobs: list[Any]) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _transact, self._conn, jobs)
+
+    async def outside(self, run: Callable[[Conn], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run, self._conn)
+
+    async def close(self) -> None:
+        # Queued behind any batch still running on the writer thread.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=False)
 
 
 class SqliteConnections:
@@ -80,16 +144,14 @@ class SqliteConnections:
     def __init__(
         self,
         path: Path,
-        writer: Conn,
-        executor: ThreadPoolExecutor,
+        engine: WriteEngine,
         reader: aiosqlite.Connection,
         *,
         max_batch: int = 512,
     ) -> None:
         """Use `open`: this only wires together connections that are ready."""
         self.path = path
-        self._writer = writer
-        self._executor = executor  # one thread: the only one that touches `_writer`
+        self._engine = engine
         self._reader = reader
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Job[Any] | None] = asyncio.Queue()
@@ -101,35 +163,39 @@ class SqliteConnections:
         self._writer_task.add_done_callback(self._on_writer_exit)
 
     @classmethod
-    async def open(cls, path: str | Path, *, verify: bool = True) -> Self:
-        """Open (creating and migrating if needed) the database at `path`.
+    async def open(
+        cls, path: str | Path, *, verify: bool = True, writer: WriterKind = "thread"
+    ) -> Self:
+        """Open (creating and migrating if needed) the database at `path`, its write
+        connection on a thread of this process or in a `writer` process of its own.
 
         Raises `CorruptDatabaseError` for a file that is not a salesbot SQLite database or
         (with `verify`, the default) fails `PRAGMA quick_check`, `SchemaTooNewError` for a
         database from a newer salesbot, and `StorageError` when the file cannot be opened.
         """
         path = Path(path)
-        loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        try:
-            writer = await loop.run_in_executor(executor, _open_writer, path, verify)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
+        engine: WriteEngine
+        if writer == "process":
+            # Imported when asked for: the child's side imports this module.
+            from storage.sqlite_process import ProcessWriter
+
+            engine = await ProcessWriter.start(path, verify)
+        else:
+            engine = await ThreadWriter.start(path, verify)
         try:
             reader = await _open_reader(path)
         except BaseException:
-            await loop.run_in_executor(executor, writer.close)
-            executor.shutdown(wait=False)
+            await engine.close()
             raise
-        return cls(path, writer, executor, reader)
+        return cls(path, engine, reader)
 
     async def _write(self, run: Callable[[Conn], T]) -> T:
         """Run `run` in the writer's next batch; return once that batch committed."""
         if self._closing:
             raise StorageError(f"The store {self.path} is closed.")
+        job = self._engine.prepare(run)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(run, future))
+        self._queue.put_nowait(_Job(job, future))
         return await future
 
     async def _outside(self, run: Callable[[Conn], T]) -> T:
@@ -137,9 +203,8 @@ class SqliteConnections:
         (a WAL checkpoint cannot run inside one)."""
         if self._closing:
             raise StorageError(f"The store {self.path} is closed.")
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, run, self._writer)
+            return await self._engine.outside(run)
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
@@ -155,39 +220,49 @@ class SqliteConnections:
         if not self._closed:
             self._closed = True
             await self._reader.close()
-            # Queued behind any batch still running on the writer thread.
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
-            self._executor.shutdown(wait=False)
+            await self._engine.close()
 
     async def _drain_queue(self) -> None:
-        while True:
-            job = await self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            await self._run_batch(batch)
-            if stop:
-                return
+        slots = asyncio.Semaphore(self._engine.in_flight)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                job = await self._queue.get()
+                if job is None:
+                    return
+                batch = [job]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                if self._engine.in_flight == 1:
+                    await self._run_batch(batch)
+                else:
+                    # The next batch is built and sent while the engine runs this one.
+                    await slots.acquire()
+                    task = asyncio.create_task(self._run_batch(batch))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    task.add_done_callback(lambda _: slots.release())
+                if stop:
+                    return
+        finally:
+            if running:
+                await asyncio.wait(running)
 
     async def _run_batch(self, batch: list[_Job[Any]]) -> None:
         # A caller that was cancelled before its turn gave up: do not write for it.
         live = [job for job in batch if not job.future.done()]
         if not live:
             return
-        runs = [job.run for job in live]
-        loop = asyncio.get_running_loop()
         try:
-            outcomes = await loop.run_in_executor(self._executor, _transact, self._writer, runs)
+            outcomes = await self._engine.transact([job.run for job in live])
         except Exception as exc:
             # BEGIN, a savepoint or the COMMIT itself failed: nothing of the batch is durable.
             failure = _wrap(exc, self.path)

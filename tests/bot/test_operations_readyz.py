@@ -6,6 +6,9 @@ it is ready at the next probe. Probes are rate-limited by the injected clock."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +27,8 @@ from storage.errors import StorageError
 from storage.memory import MemoryStore
 from storage.ports import Store
 from storage.sqlite import SqliteStore
+from storage.sqlite_process import ProcessWriter
+from storage.sqlite_writer import WriterKind
 
 START_MS = 1_790_000_000_000
 
@@ -131,23 +136,48 @@ async def test_a_store_whose_write_never_returns_is_not_ready(
     assert (await response.json())["reason"] == "the store did not complete a write within 0.01 s"
 
 
-async def test_a_read_only_sqlite_database_is_not_ready(tmp_path: Path, clock: Clock) -> None:
-    store = await SqliteStore.open(tmp_path / "salesbot.db")
+def _read_only(conn: sqlite3.Connection) -> None:
+    """What a read-only file or a file system remounted read-only does to SQLite, on the
+    store's one write connection (root ignores file permissions)."""
+    conn.execute("PRAGMA query_only = ON")
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
+async def test_a_read_only_sqlite_database_is_not_ready(
+    tmp_path: Path, clock: Clock, writer: WriterKind
+) -> None:
+    store = await SqliteStore.open(tmp_path / "salesbot.db", writer=writer)
     try:
         async with serve(store, clock) as client:
             assert (await client.get("/readyz")).status == 200
-            # What a read-only file or a file system remounted read-only does to SQLite,
-            # on the store's one write connection (root ignores file permissions).
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                store._executor, store._writer.execute, "PRAGMA query_only = ON"
-            )
+            await store._outside(_read_only)
             clock.now += READY_PROBE_EVERY_MS
             response = await client.get("/readyz")
             assert response.status == 503
             reason = (await response.json())["reason"]
             assert reason.startswith("the store cannot write: ")
             assert "readonly database" in reason
+            assert (await client.get("/healthz")).status == 200
+    finally:
+        await store.close()
+
+
+async def test_a_dead_writer_process_is_not_ready_and_says_so(tmp_path: Path, clock: Clock) -> None:
+    store = await SqliteStore.open(tmp_path / "salesbot.db", writer="process")
+    try:
+        async with serve(store, clock) as client:
+            assert (await client.get("/readyz")).status == 200
+            writer = store._engine
+            assert isinstance(writer, ProcessWriter)
+            os.kill(writer.pid, signal.SIGKILL)
+            await writer.exited()
+            clock.now += READY_PROBE_EVERY_MS
+            response = await client.get("/readyz")
+            assert response.status == 503
+            reason = (await response.json())["reason"]
+            assert "writer process" in reason
+            assert "was killed (signal 9)" in reason
+            assert "until salesbot is restarted" in reason
             assert (await client.get("/healthz")).status == 200
     finally:
         await store.close()

@@ -1,5 +1,6 @@
 """The store fixture: every contract test runs once per implementation — in memory, on a
-SQLite file, and on a fresh PostgreSQL database of the session's throwaway cluster."""
+SQLite file (its writer on a thread, and in a process of its own), and on a fresh PostgreSQL
+database of the session's throwaway cluster."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ from tests.support.postgres import Cluster
 from tests.support.postgres import start as start_cluster
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-process", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     opened: Store
     if request.param == "memory":
         opened = MemoryStore()
     elif request.param == "sqlite":
         opened = await SqliteStore.open(tmp_path / "salesbot.db")
+    elif request.param == "sqlite-process":
+        opened = await SqliteStore.open(tmp_path / "salesbot.db", writer="process")
     else:
         cluster: Cluster = request.getfixturevalue("postgres_cluster")
         async with fresh_database(cluster) as dsn, await PostgresStore.open(dsn) as opened:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from storage.errors import ConcurrencyError, CorruptDatabaseError, SchemaTooNewE
 from storage.ports import LEASE_EXPIRED, STATE_SCHEMA_VERSION, OutboxItem, TicketRow
 from storage.sqlite import SqliteStore
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from storage.sqlite_writer import WriterKind
 from tests.storage.builders import NOW, Script, handoff_script, lead, message, opened_ticket
 
 TABLES = {
@@ -34,6 +36,13 @@ TABLES = {
     "pending_answers",
     "timers",
 }
+
+
+@pytest.fixture(params=["thread", "process"])
+def writer(request: pytest.FixtureRequest) -> WriterKind:
+    """Where the write connection lives: what only the writer decides is shown for both."""
+    kind: WriterKind = request.param
+    return kind
 
 
 def pragma(path: Path, name: str) -> object:
@@ -121,17 +130,17 @@ async def test_a_database_at_an_earlier_schema_version_is_migrated_on_open(
 
 
 async def test_a_database_from_a_newer_salesbot_is_refused_and_left_alone(
-    tmp_path: Path,
+    tmp_path: Path, writer: WriterKind
 ) -> None:
     path = tmp_path / "salesbot.db"
-    async with await SqliteStore.open(path):
+    async with await SqliteStore.open(path, writer=writer):
         pass
     newer = SCHEMA_VERSION + 1
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # closed: its log folded in
         conn.execute(f"PRAGMA user_version = {newer}")
     before = path.read_bytes()
     with pytest.raises(SchemaTooNewError) as caught:
-        await SqliteStore.open(path)
+        await SqliteStore.open(path, writer=writer)
     message_text = str(caught.value)
     assert f"schema version {newer}" in message_text
     assert f"up to {SCHEMA_VERSION}" in message_text
@@ -139,28 +148,32 @@ async def test_a_database_from_a_newer_salesbot_is_refused_and_left_alone(
     assert path.read_bytes() == before
 
 
-async def test_a_file_that_is_not_sqlite_is_refused_with_its_path(tmp_path: Path) -> None:
+async def test_a_file_that_is_not_sqlite_is_refused_with_its_path(
+    tmp_path: Path, writer: WriterKind
+) -> None:
     path = tmp_path / "notes.db"
     path.write_text("These are my meeting notes, not a database.\n" * 50)
     with pytest.raises(CorruptDatabaseError, match="not a SQLite database") as caught:
-        await SqliteStore.open(path)
+        await SqliteStore.open(path, writer=writer)
     assert str(path) in str(caught.value)
 
 
-async def test_another_applications_sqlite_file_is_refused(tmp_path: Path) -> None:
+async def test_another_applications_sqlite_file_is_refused(
+    tmp_path: Path, writer: WriterKind
+) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE contacts (name TEXT)")
     with pytest.raises(CorruptDatabaseError, match="no salesbot schema"):
-        await SqliteStore.open(path)
+        await SqliteStore.open(path, writer=writer)
     assert tables(path) == {"contacts"}
 
 
 async def test_a_database_with_damaged_pages_fails_its_integrity_check(
-    tmp_path: Path, default_policy: Policy
+    tmp_path: Path, default_policy: Policy, writer: WriterKind
 ) -> None:
     path = tmp_path / "salesbot.db"
-    async with await SqliteStore.open(path) as store:
+    async with await SqliteStore.open(path, writer=writer) as store:
         for index in range(20):
             await store.commit(handoff_script(default_policy, f"conv-{index}").commits[0])
     page_size = int(str(pragma(path, "page_size")))
@@ -170,11 +183,11 @@ async def test_a_database_with_damaged_pages_fails_its_integrity_check(
     data[3 * page_size : 6 * page_size] = b"\xa5" * (3 * page_size)
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptDatabaseError, match=str(path)):
-        await SqliteStore.open(path)
+        await SqliteStore.open(path, writer=writer)
 
 
 async def test_two_hundred_concurrent_conversations_keep_their_order_through_one_writer(
-    tmp_path: Path, default_policy: Policy
+    tmp_path: Path, default_policy: Policy, writer: WriterKind
 ) -> None:
     scripts = []
     for index in range(200):
@@ -188,7 +201,7 @@ async def test_two_hundred_concurrent_conversations_keep_their_order_through_one
         for commit in script.commits:  # in order inside a conversation
             assert (await store.commit(commit)).status == "committed"
 
-    async with await SqliteStore.open(tmp_path / "salesbot.db") as store:
+    async with await SqliteStore.open(tmp_path / "salesbot.db", writer=writer) as store:
         await asyncio.gather(*(converse(store, script) for script in scripts))
         assert store.batches < 2 * len(scripts)  # commits shared transactions
         for script in scripts:
@@ -199,12 +212,12 @@ async def test_two_hundred_concurrent_conversations_keep_their_order_through_one
 
 
 async def test_a_rejected_commit_in_a_batch_does_not_undo_the_others(
-    tmp_path: Path, default_policy: Policy
+    tmp_path: Path, default_policy: Policy, writer: WriterKind
 ) -> None:
     first, second = handoff_script(default_policy, "conv-1").commits
     rival = second.model_copy(update={"delivery_id": "conv-1/rival"})
     other = handoff_script(default_policy, "conv-2").commits[0]
-    async with await SqliteStore.open(tmp_path / "salesbot.db") as store:
+    async with await SqliteStore.open(tmp_path / "salesbot.db", writer=writer) as store:
         await store.commit(first)
         batches = store.batches
         results = await asyncio.gather(
@@ -223,10 +236,10 @@ async def test_a_rejected_commit_in_a_batch_does_not_undo_the_others(
 
 
 async def test_closing_finishes_the_writes_already_submitted(
-    tmp_path: Path,
+    tmp_path: Path, writer: WriterKind
 ) -> None:
     path = tmp_path / "salesbot.db"
-    store = await SqliteStore.open(path)
+    store = await SqliteStore.open(path, writer=writer)
     items = [
         OutboxItem(
             key=f"k{n}",
@@ -246,13 +259,13 @@ async def test_closing_finishes_the_writes_already_submitted(
     await asyncio.gather(
         *(store.enqueue([item]) for item in items), store.open_ticket(ticket), store.close()
     )
-    async with await SqliteStore.open(path) as reopened:
+    async with await SqliteStore.open(path, writer=writer) as reopened:
         assert await reopened.pending_count() == 50
         assert await reopened.ticket("T-1") == ticket
 
 
 async def test_a_commit_that_fails_half_way_is_undone_alone(
-    tmp_path: Path, default_policy: Policy
+    tmp_path: Path, default_policy: Policy, writer: WriterKind
 ) -> None:
     first = handoff_script(default_policy, "conv-1").commits[0]
     # SQLite cannot hold this integer: the job fails after its events, delivery and inbound
@@ -260,7 +273,7 @@ async def test_a_commit_that_fails_half_way_is_undone_alone(
     too_late = first.outbox[-1].model_copy(update={"available_at_ms": 2**63})
     broken = first.model_copy(update={"outbox": (*first.outbox[:-1], too_late)})
     other = handoff_script(default_policy, "conv-2").commits[0]
-    async with await SqliteStore.open(tmp_path / "salesbot.db") as store:
+    async with await SqliteStore.open(tmp_path / "salesbot.db", writer=writer) as store:
         results = await asyncio.gather(
             store.commit(broken), store.commit(other), return_exceptions=True
         )
