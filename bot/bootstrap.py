@@ -17,28 +17,34 @@ from storage.memory import MemoryStore
 from storage.ports import Store
 from storage.postgres import PostgresStore, is_postgres_url
 from storage.sqlite import SqliteStore
+from storage.sqlite_writer import WriterKind
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, *, memory: bool = False) -> AsyncIterator[Store]:
+async def open_store(
+    settings: Settings, *, memory: bool = False, serving: bool = False
+) -> AsyncIterator[Store]:
     """The configured store — PostgreSQL when `SALESBOT_DB` is a `postgresql://` URL, else
-    SQLite at that path — or an in-memory one for `--memory`."""
+    SQLite at that path — or an in-memory one for `--memory`. SQLite's writer runs where
+    `SALESBOT_SQLITE_WRITER` says when `serving`, else on a thread (a command that runs
+    for a moment would only pay for starting a process)."""
     store: Store
     if memory:
         store = MemoryStore()
     elif is_postgres_url(settings.salesbot_db):
         store = await PostgresStore.open(settings.salesbot_db)
     else:
-        store = await _open_sqlite(Path(settings.salesbot_db))
+        writer: WriterKind = settings.salesbot_sqlite_writer if serving else "thread"
+        store = await _open_sqlite(Path(settings.salesbot_db), writer)
     try:
         yield store
     finally:
         await store.close()
 
 
-async def _open_sqlite(path: Path) -> SqliteStore:
+async def _open_sqlite(path: Path, writer: WriterKind) -> SqliteStore:
     try:
-        return await SqliteStore.open(path)
+        return await SqliteStore.open(path, writer=writer)
     except StorageError as exc:
         if type(exc) is not StorageError:  # corrupt, too new: their messages say it all
             raise

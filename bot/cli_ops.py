@@ -344,7 +344,7 @@ async def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     host = args.host or settings.salesbot_host
     settings = settings.model_copy(update={"salesbot_host": host})
     port = settings.salesbot_port if args.port is None else args.port
-    async with open_store(settings) as store:
+    async with open_store(settings, serving=True) as store:
         slot = BootSlot.acquire(settings.salesbot_db)  # held until this process ends
         service = build_service(
             settings,

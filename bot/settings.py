@@ -118,6 +118,10 @@ class Settings(LogSettings, CrmSettings):
     # How long the outbox items a process claimed stay its own after its last heartbeat:
     # a killed replica's replies are taken over by another within this (`bot.service`).
     salesbot_outbox_lease_ms: int = Field(20_000, ge=2_000, le=3_600_000)
+    # Where `serve` runs SQLite's writer (`storage.sqlite_process`): `process`, a process of
+    # its own beside the server's, or `thread`, a thread of the server's process (one
+    # process to run; the CLI's other commands always use a thread).
+    salesbot_sqlite_writer: Literal["process", "thread"] = "process"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -1,5 +1,6 @@
 """`salesbot serve` as an operator runs it: a subprocess on a free port, answering the
-operator routes, and stopping cleanly on SIGTERM."""
+operator routes, and stopping cleanly on SIGTERM — or on Ctrl-C, which a terminal sends to
+the whole process group, SQLite's writer process included."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def test_serve_starts_answers_health_checks_and_stops_cleanly(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        process_group=0,  # its own group, as a terminal's foreground job
     )
     try:
         assert process.stdout is not None
@@ -46,8 +48,11 @@ def test_serve_starts_answers_health_checks_and_stops_cleanly(
             assert json.load(response)["status"] == "ready"
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
             assert b"salesbot_outbox_pending" in response.read()
-        process.send_signal(stop)
+        writers = children(process.pid)
+        assert [argv[1:3] for argv in writers.values()] == [["-m", "storage.sqlite_child"]]
+        os.killpg(process.pid, stop)
         assert process.wait(timeout=30) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in writers)
         assert process.stderr is not None
         assert "Traceback" not in process.stderr.read()
         # Closed cleanly: the last connection checkpointed and removed the write-ahead log.
@@ -57,3 +62,17 @@ def test_serve_starts_answers_health_checks_and_stops_cleanly(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def children(parent: int) -> dict[int, list[str]]:
+    """The processes whose parent is `parent`, with their command lines (from /proc)."""
+    found: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == parent:
+                argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+                found[int(stat.parent.name)] = [part.decode() for part in argv if part]
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+    return found

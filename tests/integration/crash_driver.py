@@ -1,8 +1,9 @@
 """Load for the crash test: handles inbounds through the real runtime on SQLite and appends
 each acknowledged delivery id to a log, exactly when an adapter would ack the platform.
 
-Run as `python -m tests.integration.crash_driver DB ACKS START COUNT`. The test kills it
-with SIGKILL at a random point. Each run also re-sends the previous run's last deliveries,
+Run as `python -m tests.integration.crash_driver DB ACKS START COUNT WRITER` (WRITER: where
+SQLite's writer runs, `thread` or `process`). The test kills it with SIGKILL at a random
+point (with a writer process, the writer is left to notice its server died). Each run also re-sends the previous run's last deliveries,
 as a platform does after a missing ack.
 """
 
@@ -20,6 +21,7 @@ from domain.cards import Reply
 from domain.inbound import Actor, Inbound, MessagePosted
 from domain.state import ConversationState
 from storage.sqlite import SqliteStore
+from storage.sqlite_writer import WriterKind
 
 CONVERSATIONS = 40
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
@@ -40,8 +42,8 @@ def inbound(number: int) -> MessagePosted:
     )
 
 
-async def main(db: str, acks_path: str, start: int, count: int) -> None:
-    store = await SqliteStore.open(db)
+async def main(db: str, acks_path: str, start: int, count: int, writer: WriterKind) -> None:
+    store = await SqliteStore.open(db, writer=writer)
     runtime = Runtime(store, load_policy("default"), PerConversation(), clock=system_now_ms)
     await runtime.start()
     with open(acks_path, "a", encoding="utf-8") as acks:
@@ -59,4 +61,5 @@ async def main(db: str, acks_path: str, start: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    kind: WriterKind = "process" if sys.argv[5] == "process" else "thread"
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), kind))

@@ -1,7 +1,8 @@
 """Kill -9 under load, restart, verify (RELIABILITY rule 6).
 
 A subprocess drives inbounds through the runtime into SQLite and is killed with SIGKILL at
-random points, five times. Afterwards: every acknowledged delivery is stored exactly once,
+random points, five times, with SQLite's writer on its thread and in a process of its own
+(which outlives the kill by the batches it still holds: the next run waits for its lock). Afterwards: every acknowledged delivery is stored exactly once,
 no conversation has a sequence gap, the database passes its integrity check, and the outbox
 resumes and drains.
 """
@@ -18,9 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from adapters.ports import Delivery, Sent
 from bot.outbox_worker import OutboxWorker
 from storage.sqlite import SqliteStore
+from storage.sqlite_writer import WriterKind
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
@@ -33,7 +37,7 @@ def _acked(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _run_and_kill(db: Path, acks: Path, start: int, kill_after: int) -> bool:
+def _run_and_kill(db: Path, acks: Path, start: int, kill_after: int, writer: WriterKind) -> bool:
     """Start the driver; SIGKILL it once `kill_after` more acks are logged (or it finishes)."""
     before = len(_acked(acks))
     process = subprocess.Popen(
@@ -45,6 +49,7 @@ def _run_and_kill(db: Path, acks: Path, start: int, kill_after: int) -> bool:
             str(acks),
             str(start),
             str(PER_RUN),
+            writer,
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -112,12 +117,17 @@ async def _no_wait(_seconds: float) -> None:
     return None
 
 
-def test_every_acknowledged_delivery_survives_kill_9_exactly_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_every_acknowledged_delivery_survives_kill_9_exactly_once(
+    tmp_path: Path, writer: WriterKind
+) -> None:
     db, acks = tmp_path / "crash.db", tmp_path / "acks.log"
     rng = random.Random(20261124)
     start, killed = 0, 0
     for _ in range(KILLS):
-        killed += _run_and_kill(db, acks, start, kill_after=rng.randint(20, PER_RUN - 50))
+        killed += _run_and_kill(
+            db, acks, start, kill_after=rng.randint(20, PER_RUN - 50), writer=writer
+        )
         start += PER_RUN
     assert killed == KILLS, "the driver finished before it could be killed"
     acked = set(_acked(acks))
