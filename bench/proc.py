@@ -1,6 +1,7 @@
 """What a process costs, read from Linux's /proc (no dependency): CPU seconds, resident
 memory, open file descriptors. Used by the whole-product benches to charge each server
-process for its own work (every thread, not the load generator's or the fakes')."""
+process for its own work (every thread, and every process it started — salesbot's SQLite
+writer — not the load generator's or the fakes')."""
 
 from __future__ import annotations
 
@@ -16,21 +17,45 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class Sample:
-    """One reading of a process: CPU seconds used so far (user + system, all threads),
-    resident bytes, open file descriptors."""
+    """One reading of a process and the processes it started: CPU seconds used so far (user
+    + system, all threads, children that exited included), resident bytes, open file
+    descriptors."""
 
     cpu_s: float
     rss_bytes: int
     fds: int
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of `pid` so far, every thread included."""
+def _stat(pid: int) -> list[str]:
+    """`pid`'s /proc stat fields from the third on (proc(5) field n is index n - 3)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name (field 2) is in parentheses and may hold spaces: split after it.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / TICKS_PER_S
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of `pid` so far, every thread included, and of its
+    children that exited and were waited for (fields 14–17 of proc(5))."""
+    fields = _stat(pid)
+    return sum(int(field) for field in fields[11:15]) / TICKS_PER_S
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started that still run, and theirs."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry))[1]), []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue  # it ended meanwhile
+    found: list[int] = []
+    waiting = list(children.get(pid, ()))
+    while waiting:
+        child = waiting.pop()
+        found.append(child)
+        waiting += children.get(child, ())
+    return found
 
 
 def rss_bytes(pid: int) -> int:
@@ -76,7 +101,18 @@ def fd_kinds(pid: int, listening_port: int) -> dict[str, int]:
 
 
 def sample(pid: int) -> Sample:
-    return Sample(cpu_s=cpu_seconds(pid), rss_bytes=rss_bytes(pid), fds=open_fds(pid))
+    """`pid` and every process it started that still runs, summed."""
+    total = Sample(cpu_s=cpu_seconds(pid), rss_bytes=rss_bytes(pid), fds=open_fds(pid))
+    for child in descendants(pid):
+        try:
+            total = Sample(
+                cpu_s=total.cpu_s + cpu_seconds(child),
+                rss_bytes=total.rss_bytes + rss_bytes(child),
+                fds=total.fds + open_fds(child),
+            )
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+    return total
 
 
 def load_average() -> tuple[float, float, float]:

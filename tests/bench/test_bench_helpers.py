@@ -9,6 +9,8 @@ import asyncio
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -188,6 +190,32 @@ def test_a_process_reads_its_own_cpu_memory_and_descriptors():
     assert after.cpu_s > before.cpu_s
     assert after.rss_bytes > 10 * 2**20
     assert after.fds >= 3
+
+
+def test_a_process_is_charged_for_the_processes_it_started():
+    """salesbot's SQLite writer runs in a child: its CPU, memory and descriptors are the
+    server's cost too."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nt = time.process_time() + 0.2\n"
+            "while time.process_time() < t: pass\nprint(flush=True)\nsys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # it has used its 0.2 s of CPU
+        assert child.pid in proc.descendants(os.getpid())
+        alone = proc.cpu_seconds(os.getpid())
+        together = proc.sample(os.getpid())
+        assert together.cpu_s - alone >= 0.2
+        assert together.rss_bytes >= proc.rss_bytes(os.getpid()) + proc.rss_bytes(child.pid)
+    finally:
+        child.kill()
+        child.wait()
 
 
 async def test_descriptors_are_told_apart_by_who_opened_the_connection():
