@@ -53,7 +53,13 @@ from storage.ports import (
     StoredInbound,
     VerifyLog,
 )
-from storage.projections import Projection, counter_differences, differences, is_projected
+from storage.projections import (
+    Projection,
+    Step,
+    counter_differences,
+    differences,
+    fold_steps_of,
+)
 from storage.sql_rows import answer_row as _answer_row
 from storage.sql_rows import event_rows as _event_rows
 from storage.sql_rows import (
@@ -75,7 +81,7 @@ from storage.sqlite_outbox import SqliteOutbox, _insert_outbox
 from storage.sqlite_projections import (
     METRICS_READ,
     QUALIFICATION_TIMES_READ,
-    apply_events,
+    apply_steps,
     fold_snapshot,
     log_position,
     projected_events,
@@ -426,7 +432,7 @@ def _append(
     conversation_id: str,
     expected_version: int,
     span: _Span | None,
-    projected: tuple[EventEnvelope, ...],
+    projected: tuple[Step, ...],
     rows: list[tuple[object, ...]],
 ) -> int:
     """Append if the stream is still at `expected_version`; return the new version."""
@@ -509,7 +515,7 @@ def _erase(
     conversation_id: str,
     expected_version: int,
     span: _Span | None,
-    projected: tuple[EventEnvelope, ...],
+    projected: tuple[Step, ...],
     rows: list[tuple[object, ...]],
 ) -> int:
     """Erase if the stream is still at `expected_version`; return the new version."""
@@ -550,9 +556,9 @@ def _span(events: Sequence[EventEnvelope]) -> _Span | None:
     return _Span(len(events), events[0].seq, events[0].at_ms, events[-1].at_ms)
 
 
-def _projected(events: Sequence[EventEnvelope]) -> tuple[EventEnvelope, ...]:
-    """The events the projections fold (`apply_events` reads no other)."""
-    return tuple(envelope for envelope in events if is_projected(envelope))
+def _projected(events: Sequence[EventEnvelope]) -> tuple[Step, ...]:
+    """What the projections fold of the events (`apply_steps` reads nothing else)."""
+    return fold_steps_of(events)
 
 
 def _checkpoint(conn: Conn) -> None:
@@ -564,12 +570,12 @@ def _append_span(
     conversation_id: str,
     version: int,
     span: _Span | None,
-    projected: Sequence[EventEnvelope],
+    projected: Sequence[Step],
     rows: list[tuple[object, ...]],
     key: _Key | None = None,
 ) -> int:
-    """Append the rows of checked events (`span`, of which `projected` are the ones the
-    projections fold) after `version`; return the new version. `key` is the commit's (its
+    """Append the rows of checked events (`span`, and `projected`: what the projections fold
+    of them) after `version`; return the new version. `key` is the commit's (its
     inbound is sealed with the same key read)."""
     if span is None:
         return version
@@ -590,7 +596,7 @@ def _append_span(
             _sealed_rows(span, rows, key or _Key(conn, conversation_id)),
         ),
     )
-    apply_events(conn, conversation_id, projected)  # the projections, in the same transaction
+    apply_steps(conn, conversation_id, projected)  # the projections, in the same transaction
     return new_version
 
 
@@ -714,7 +720,8 @@ def _insert_answers(conn: Conn, rows: list[tuple[object, ...]]) -> None:
 @dataclass(frozen=True, slots=True)
 class _CommitJob:
     """One commit as the writer runs it, made of plain data (the rows already serialised
-    and their personal values masked, only the events the projections fold): a job that
+    and their personal values masked, and what the projections fold of the events: steps,
+    not event models, which cost 54 µs of a commit's 117 to pickle): a job that
     pickles, so it could cross to a writer in a process of its own, and one that costs little
     to pickle (a pickled `Commit` took 99 µs, docs/benchmarks.md, issue 18)."""
 
@@ -725,7 +732,7 @@ class _CommitJob:
     policy_version: str
     inbound: Mapping[str, Any] | None
     span: _Span | None
-    projected: tuple[EventEnvelope, ...]
+    projected: tuple[Step, ...]
     rows: list[tuple[object, ...]]
     outbox_rows: list[tuple[object, ...]]
     answer_rows: list[tuple[object, ...]]

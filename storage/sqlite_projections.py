@@ -5,13 +5,13 @@ conversation with a projected event), the quote index, and what `/metrics` reads
 counters (`projection_counters`, (kind, name, shard) → value) and the qualification times
 counted in a radix tree (`projection_times`, (level, bucket) → how many). A commit
 moves the counters by its conversation's change of contribution (`storage.projections.
-advance`) — a few upserts, only when the conversation's facts change — so the read
+advance_steps`) — a few upserts, only when the conversation's facts change — so the read
 (`METRICS_READ`, one statement) costs the same at 1k events as at 1M. Until schema version
 11 the read summed one row per conversation instead (0.7 s at 1M events,
 docs/benchmarks.md).
 
 Written only by the store's one writer, inside the transaction that appends the events they
-fold (`apply_events`, called for every append), so a crash can never leave them behind or
+fold (`apply_steps`, called for every append), so a crash can never leave them behind or
 ahead of the log. The tables are created and filled from the existing log by the migration
 `_V_PROJECTIONS` (`storage.sqlite_schema`), so an upgraded store answers `/metrics` at once.
 
@@ -37,9 +37,9 @@ from storage.projections import (
     PROJECTED_TYPES,
     PROJECTION_SCHEMA_VERSION,
     Projection,
+    Step,
     StreamFacts,
-    advance,
-    is_projected,
+    advance_steps,
 )
 from storage.sql_rows import (
     COUNTER_COLUMNS,
@@ -264,18 +264,18 @@ def _insert_totals(conn: Conn, facts: dict[str, StreamFacts]) -> None:
 # -- the commit path ------------------------------------------------------------------
 
 
-def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
-    """Fold one conversation's new events into the stored projections (writer thread,
-    inside the transaction that appends them)."""
-    relevant = [envelope for envelope in events if is_projected(envelope)]
-    if not relevant:
+def apply_steps(conn: Conn, conversation_id: str, steps: Sequence[Step]) -> None:
+    """Fold one conversation's new events, as their steps (`fold_steps_of`), into the
+    stored projections (writer thread or process, inside the transaction that appends
+    them)."""
+    if not steps:
         return
     row = conn.execute(
         f"SELECT {_FACT_COLUMNS} FROM projection_streams WHERE conversation_id = ?",
         (conversation_id,),
     ).fetchone()
     before = NO_FACTS if row is None else facts_from_row(row)
-    change = advance(before, relevant)
+    change = advance_steps(before, steps)
     if change.changed:
         _put_facts(conn, conversation_id, change.after)
         counters, times = change_rows(conversation_id, change)

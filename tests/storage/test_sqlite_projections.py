@@ -75,7 +75,7 @@ async def test_the_projections_are_undone_with_a_commit_that_fails_after_writing
     tmp_path: Path, default_policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = handoff_script(default_policy, "conv-1")
-    real = sqlite_projections.apply_events
+    real = sqlite_projections.apply_steps
 
     def apply_then_fail(conn: sqlite3.Connection, *args: object) -> None:
         real(conn, *args)  # type: ignore[arg-type]
@@ -84,10 +84,10 @@ async def test_the_projections_are_undone_with_a_commit_that_fails_after_writing
     async with await SqliteStore.open(tmp_path / "salesbot.db") as store:
         await store.commit(script.commits[0])
         before = await store.metrics_projection()
-        monkeypatch.setattr("storage.sqlite.apply_events", apply_then_fail)
+        monkeypatch.setattr("storage.sqlite.apply_steps", apply_then_fail)
         with pytest.raises(RuntimeError):
             await store.commit(script.commits[1])
-        monkeypatch.setattr("storage.sqlite.apply_events", real)
+        monkeypatch.setattr("storage.sqlite.apply_steps", real)
         assert await store.metrics_projection() == before
         assert await store.version("conv-1") == script.commits[1].expected_version
         await store.commit(script.commits[1])
