@@ -86,6 +86,11 @@ class Masked:
     taken: dict[str, Any]
     aad: bytes
 
+    def __reduce__(self) -> tuple[type[Masked], tuple[str, dict[str, Any], bytes]]:
+        # Pickled with every commit to a writer process: as a tuple, not through the
+        # dataclass's `__getstate__` (a third of the rows' pickling time).
+        return (Masked, (self.text, self.taken, self.aad))
+
 
 def stored_form(envelope: EventEnvelope) -> str | Masked:
     """What the store writes for `envelope`: its JSON when it holds no personal value (as

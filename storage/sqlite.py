@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain import GENERATOR
 from domain.chain import GENESIS, Link, link
@@ -539,12 +539,11 @@ def _schedule(conn: Conn, conversation_id: str, due_at_ms: int | None, version: 
     return cursor.rowcount == 1
 
 
-@dataclass(frozen=True, slots=True)
-class _Span:
+class _Span(NamedTuple):
     """What appending needs of a commit's events besides their rows: how many, the first's
     sequence number and time, the last's time."""
 
-    count: int
+    events: int
     first_seq: int
     first_at_ms: int
     last_at_ms: int
@@ -579,7 +578,7 @@ def _append_span(
     inbound is sealed with the same key read)."""
     if span is None:
         return version
-    new_version = version + span.count
+    new_version = version + span.events
     conn.execute(
         "INSERT INTO streams (conversation_id, version, created_at_ms, updated_at_ms) "
         "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE "
@@ -739,6 +738,10 @@ class _CommitJob:
     changes: list[TicketChange]
     timer: tuple[int | None] | None
     """The timer's due time, when the commit sets one (None inside: cleared)."""
+
+    def __reduce__(self) -> tuple[type[_CommitJob], tuple[object, ...]]:
+        # Its fields as a tuple, not through the dataclass's `__getstate__`.
+        return (_CommitJob, tuple(getattr(self, name) for name in self.__slots__))
 
     def __call__(self, conn: Conn) -> CommitResult:
         conversation_id = self.conversation_id
