@@ -1,5 +1,7 @@
 """Durable append (issue 18, item 3): the SQLite store's `commit` against a raw single-writer
-group-commit loop on the same schema, in one run, 200 conversations committing at once.
+group-commit loop on the same schema, in one run, 200 conversations committing at once —
+the store with its writer on a thread (`store`) and in a process of its own, as `serve`
+runs it (`store_process`).
 
 Both sides write the same rows for each commit — the stream's version, its events (the
 envelopes a real `decide` produced: about four per prospect message, the reading's features
@@ -33,6 +35,7 @@ from domain.policy import Policy
 from domain.state import ConversationState
 from storage.ports import Commit
 from storage.sqlite import SqliteStore
+from storage.sqlite_writer import WriterKind
 
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
 TEXTS = ("Hello", "We have a $5000 budget", "I am the CTO", "too expensive", "next month works")
@@ -98,8 +101,10 @@ async def timed(
     return time.perf_counter() - start
 
 
-async def product(path: Path, commits: list[list[Commit]]) -> tuple[float, int]:
-    store = await SqliteStore.open(path)
+async def product(
+    path: Path, commits: list[list[Commit]], writer: WriterKind = "thread"
+) -> tuple[float, int]:
+    store = await SqliteStore.open(path, writer=writer)
     try:
         return await timed(store.commit, commits), store.batches
     finally:
@@ -256,9 +261,12 @@ def figures(
                 best[f"{name}_events_per_s"] = events / elapsed
                 best[f"{name}_commits_per_batch"] = count / max(1, transactions)
     best["events_per_commit"] = events / count
-    best["store_vs_raw"] = best["store_commits_per_s"] / best["raw_commits_per_s"]
+    stores = [name for name in rounds[0] if name != "raw"]
+    for name in stores:
+        best[f"{name}_vs_raw"] = best[f"{name}_commits_per_s"] / best["raw_commits_per_s"]
     for n, outcome in enumerate(rounds, start=1):
-        best[f"round_{n}_store_vs_raw"] = outcome["raw"][0] / outcome["store"][0]
+        for name in stores:
+            best[f"round_{n}_{name}_vs_raw"] = outcome["raw"][0] / outcome[name][0]
     return best
 
 
@@ -280,6 +288,8 @@ async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) 
         directory = Path(name)
         sides: dict[str, Side] = {
             "store": lambda n, c: product(directory / f"store-{n}.db", c),
+            # `serve`'s: the writer in a process of its own (`storage.sqlite_process`).
+            "store_process": lambda n, c: product(directory / f"process-{n}.db", c, "process"),
             "raw": lambda n, c: raw(directory / f"raw-{n}.db", c),
         }
         return await alternate(sides, commits, rounds)

@@ -43,6 +43,19 @@ def test_the_report_takes_each_sides_best_round_and_every_rounds_ratio() -> None
     assert [report[f"round_{n}_store_vs_raw"] for n in (1, 2, 3)] == [0.5, 0.5, 1.0]
 
 
+def test_every_store_side_is_reported_against_the_raw_loop() -> None:
+    commits = build_commits(2, 2)  # 4 commits
+    rounds = [
+        {"store": (2.0, 4), "store_process": (1.0, 4), "raw": (1.0, 2)},
+        {"store": (1.0, 4), "store_process": (2.0, 4), "raw": (0.5, 1)},
+    ]
+    report = figures(rounds, commits)
+    assert report["store_vs_raw"] == 0.5
+    assert report["store_process_vs_raw"] == 0.5  # 4 against 8 commits/s, both best rounds
+    assert report["round_1_store_process_vs_raw"] == 1.0
+    assert report["round_2_store_process_vs_raw"] == 0.25
+
+
 def _rows(table: str) -> str:
     keys = {
         "streams": "conversation_id, version",
