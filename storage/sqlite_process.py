@@ -159,9 +159,13 @@ class ProcessWriter:
             pass  # the child closed its end: it exited
         except asyncio.CancelledError:
             raise  # closing our end below ends the child
-        except BaseException:
-            self._process.kill()  # an answer that does not read: out of step with the child
-            raise
+        except Exception as exc:  # an answer that does not read: out of step with the child
+            self._stopped = (
+                f"The writer process of {self.path} sent an answer that could not be read "
+                f"({type(exc).__name__}) and was stopped; no write can be made until "
+                "salesbot is restarted."
+            )
+            self._process.kill()
         finally:
             self._writer.close()  # end of file to a child still running
             await self._on_child_exit()
@@ -173,6 +177,13 @@ class ProcessWriter:
             self._stopped = (
                 f"The writer process of {self.path} {how}; no write can be made until "
                 "salesbot is restarted."
+            )
+        if not self._opened.done():
+            self._opened.set_exception(
+                StorageError(
+                    f"The writer process for {self.path} {how} before it opened the file "
+                    "(its error, if any, is in the log)."
+                )
             )
         while self._waiting:
             future = self._waiting.popleft()

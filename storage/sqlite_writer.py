@@ -17,6 +17,11 @@ a job that fails (a `ConcurrencyError`, a bad value) rolls back alone, and resol
 callers' futures only after the COMMIT returned. A caller that sees `committed` therefore
 holds a durable commit, and concurrent conversations share one fsync.
 
+Where the write connection lives is a `WriteEngine`: a thread of this process
+(`ThreadWriter`, below) or, under `serve`, a process of its own
+(`storage.sqlite_process.ProcessWriter`, which says why); the queue, the batches and the
+futures are the same for both.
+
 Why the write connection is a plain `sqlite3` connection on its own thread, not aiosqlite:
 aiosqlite makes one thread hop per statement (~70 µs here) and a commit is about ten
 statements; measured with realistic commits (about four events each), that capped group
@@ -225,8 +230,12 @@ class SqliteConnections:
     async def _drain_queue(self) -> None:
         slots = asyncio.Semaphore(self._engine.in_flight)
         running: set[asyncio.Task[None]] = set()
+        pipelined = self._engine.in_flight > 1
         try:
             while True:
+                if pipelined:
+                    # A free slot first, then the batch: it takes everything queued meanwhile.
+                    await slots.acquire()
                 job = await self._queue.get()
                 if job is None:
                     return
@@ -241,11 +250,10 @@ class SqliteConnections:
                         stop = True
                         break
                     batch.append(more)
-                if self._engine.in_flight == 1:
+                if not pipelined:
                     await self._run_batch(batch)
                 else:
                     # The next batch is built and sent while the engine runs this one.
-                    await slots.acquire()
                     task = asyncio.create_task(self._run_batch(batch))
                     running.add(task)
                     task.add_done_callback(running.discard)

@@ -154,3 +154,13 @@ def test_the_writer_exits_when_the_server_is_killed_and_what_it_committed_stays(
 
     first = handoff_script(default_policy, "conv-1").commits[0]
     assert asyncio.run(committed()) == list(first.events)
+
+
+async def test_a_writer_that_cannot_start_is_one_clear_error_and_opens_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits at once, code 1
+    path = tmp_path / "salesbot.db"
+    with pytest.raises(StorageError, match="exited \\(code 1\\) before it opened the file"):
+        await SqliteStore.open(path, writer="process")
+    assert not path.exists()
