@@ -233,9 +233,6 @@ class SqliteConnections:
         pipelined = self._engine.in_flight > 1
         try:
             while True:
-                if pipelined:
-                    # A free slot first, then the batch: it takes everything queued meanwhile.
-                    await slots.acquire()
                 job = await self._queue.get()
                 if job is None:
                     return
@@ -253,7 +250,10 @@ class SqliteConnections:
                 if not pipelined:
                     await self._run_batch(batch)
                 else:
-                    # The next batch is built and sent while the engine runs this one.
+                    # The next batch is built and sent while the engine runs this one. (Taking
+                    # a slot before the batch, so that it grows while both are busy, measured
+                    # 3 % fewer acks/s: the commits in a larger batch wait longer.)
+                    await slots.acquire()
                     task = asyncio.create_task(self._run_batch(batch))
                     running.add(task)
                     task.add_done_callback(running.discard)
