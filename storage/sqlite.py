@@ -122,16 +122,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         self, conversation_id: str, expected_version: int, events: Sequence[EventEnvelope]
     ) -> int:
         check_events(conversation_id, expected_version, events)
-        return await self._write(
-            partial(
-                _append,
-                conversation_id=conversation_id,
-                expected_version=expected_version,
-                span=_span(events),
-                projected=_projected(events),
-                rows=_event_rows(events),
-            )
-        )
+        return await self._write(_append_job(conversation_id, expected_version, events))
 
     async def _keys(self, conversation_id: str) -> dict[int, bytes]:
         rows = await self._fetch(
@@ -392,14 +383,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
     async def erase(self, conversation_id: str, expected_version: int, event: EventEnvelope) -> int:
         check_events(conversation_id, expected_version, (event,))
         version = await self._write(
-            partial(
-                _erase,
-                conversation_id=conversation_id,
-                expected_version=expected_version,
-                span=_span((event,)),
-                projected=_projected((event,)),
-                rows=_event_rows((event,)),
-            )
+            _append_job(conversation_id, expected_version, (event,), erase=True)
         )
         # The key's old page may still sit in the write-ahead log: fold the log into the
         # file (where `secure_delete` zeroed it) and truncate it. Best effort: a reader
@@ -426,6 +410,25 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
 # writer in a process of its own (issue 18).
 
 
+def _append_job(
+    conversation_id: str,
+    expected_version: int,
+    events: Sequence[EventEnvelope],
+    *,
+    erase: bool = False,
+) -> partial[int]:
+    """`_append` bound to checked events, made in the caller's task."""
+    return partial(
+        _append,
+        conversation_id=conversation_id,
+        expected_version=expected_version,
+        span=_span(events),
+        projected=_projected(events),
+        rows=_event_rows(events),
+        erase=erase,
+    )
+
+
 def _append(
     conn: Conn,
     *,
@@ -434,13 +437,11 @@ def _append(
     span: _Span | None,
     projected: tuple[Step, ...],
     rows: list[tuple[object, ...]],
+    erase: bool,
 ) -> int:
-    """Append if the stream is still at `expected_version`; return the new version."""
-    _check_version(conn, conversation_id, expected_version)
-    return _append_span(conn, conversation_id, expected_version, span, projected, rows)
-
-
-def _check_version(conn: Conn, conversation_id: str, expected_version: int) -> None:
+    """Append if the stream is still at `expected_version`; return the new version. With
+    `erase`, the conversation's key and its copies outside the chain go first (the erasure
+    event is appended in the same transaction)."""
     (actual,) = _one(
         conn,
         "SELECT (SELECT version FROM streams WHERE conversation_id = ?)",
@@ -448,6 +449,10 @@ def _check_version(conn: Conn, conversation_id: str, expected_version: int) -> N
     )
     if (actual or 0) != expected_version:
         raise ConcurrencyError(conversation_id, expected_version, actual or 0)
+    if erase:
+        conn.execute("DELETE FROM conversation_keys WHERE conversation_id = ?", (conversation_id,))
+        _redact_copies(conn, conversation_id)
+    return _append_span(conn, conversation_id, expected_version, span, projected, rows)
 
 
 def _put_policy(conn: Conn, *, version: str, canonical_json: str) -> None:
@@ -507,22 +512,6 @@ def _settle_answer(conn: Conn, *, key: str, rows: list[tuple[object, ...]]) -> b
         return False
     _insert_outbox(conn, rows)
     return True
-
-
-def _erase(
-    conn: Conn,
-    *,
-    conversation_id: str,
-    expected_version: int,
-    span: _Span | None,
-    projected: tuple[Step, ...],
-    rows: list[tuple[object, ...]],
-) -> int:
-    """Erase if the stream is still at `expected_version`; return the new version."""
-    _check_version(conn, conversation_id, expected_version)
-    conn.execute("DELETE FROM conversation_keys WHERE conversation_id = ?", (conversation_id,))
-    _redact_copies(conn, conversation_id)
-    return _append_span(conn, conversation_id, expected_version, span, projected, rows)
 
 
 # -- SQL helpers ------------------------------------------------------------------------

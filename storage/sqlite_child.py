@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from storage.errors import StorageError
 from storage.sqlite_process import BATCH, FAIL, FRAME, OK, OUTSIDE
@@ -31,7 +31,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             conn = _open_writer(path, "--verify" in argv[2:])
         except Exception as exc:
-            _send(channel, (FAIL, _crossing(_wrap(exc, path), path)))
+            _send(channel, (FAIL, _error(exc, path)))
             return 1
         try:
             _send(channel, (OK, None))
@@ -49,18 +49,21 @@ def _serve(channel: socket.socket, conn: Conn, path: Path) -> None:
         answer: tuple[str, object]
         try:
             if kind == BATCH:
-                answer = (OK, _outcomes(_transact(conn, [_job(data) for data in payload]), path))
+                outcomes = _transact(conn, [_job(data) for data in payload])
+                answer = (OK, [(result, _error(error, path)) for result, error in outcomes])
             elif kind == OUTSIDE:
                 answer = (OK, _job(payload)(conn))
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except Exception as exc:
             # BEGIN, a savepoint or the COMMIT failed: nothing of the batch is durable.
-            answer = (FAIL, _crossing(_wrap(exc, path), path))
+            answer = (FAIL, _error(exc, path))
         try:
             data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an outside job's answer that does not pickle
-            data = pickle.dumps((FAIL, _unpicklable(exc, path)), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a job's answer that does not pickle (none of ours)
+            data = pickle.dumps(
+                _without_unpicklable(kind, answer, exc, path), pickle.HIGHEST_PROTOCOL
+            )
         _send_bytes(channel, data)
 
 
@@ -83,30 +86,36 @@ class _Raise:
         raise self.error
 
 
-def _outcomes(outcomes: list[Outcome], path: Path) -> list[Outcome]:
-    """Each job's outcome as it can cross: SQLite's errors as the store's, and an answer or
-    error that does not pickle replaced by an error saying so (the rest of the batch, which
-    committed, still answers as it is)."""
-    crossing: list[Outcome] = []
-    for result, error in outcomes:
-        if error is not None:
-            crossing.append((None, _crossing(_wrap(error, path), path)))
-            continue
-        try:
-            pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            crossing.append((None, _unpicklable(exc, path)))
-        else:
-            crossing.append((result, None))
-    return crossing
-
-
-def _crossing(error: BaseException, path: Path) -> BaseException:
+def _error(error: BaseException | None, path: Path) -> BaseException | None:
+    """An error as it can cross: SQLite's made the store's, and one that does not come back
+    from a pickle round trip replaced by an error saying what it was. Errors are rare: only
+    they are tried, not every answer."""
+    if error is None:
+        return None
+    error = _wrap(error, path)
     try:
         pickle.loads(pickle.dumps(error, pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
         return StorageError(f"The writer process of {path} failed: {error!r} ({exc!r}).")
     return error
+
+
+def _without_unpicklable(
+    kind: str, answer: tuple[str, object], exc: Exception, path: Path
+) -> tuple[str, object]:
+    """`answer` with each result that does not pickle replaced by an error saying so: in a
+    batch, that job's alone (the rest committed and answer as they are)."""
+    if kind != BATCH or answer[0] != OK:
+        return (FAIL, _unpicklable(exc, path))
+    outcomes: list[Outcome] = []
+    for result, error in cast(list[Outcome], answer[1]):
+        try:
+            pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+        except Exception as problem:
+            outcomes.append((None, _unpicklable(problem, path)))
+        else:
+            outcomes.append((result, error))
+    return (OK, outcomes)
 
 
 def _unpicklable(exc: Exception, path: Path) -> StorageError:

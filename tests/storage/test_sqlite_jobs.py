@@ -42,7 +42,6 @@ BOUND_JOBS = {
     "_rebuild_projections",
     "_settle_answer",
     "_schedule",
-    "_erase",
     "_insert_outbox",
     "_heartbeat",
     "_release_owner",

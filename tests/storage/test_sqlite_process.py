@@ -88,6 +88,10 @@ def _fails(conn: Conn) -> None:
     raise _UnpicklableError()
 
 
+def _answers_what_cannot_cross(conn: Conn) -> object:
+    return lambda: None
+
+
 class _UnpicklableError(Exception):
     """An error that holds something pickle cannot carry."""
 
@@ -103,13 +107,21 @@ async def test_a_job_or_an_error_that_cannot_cross_fails_its_own_caller_only(
     results = await asyncio.gather(
         store._write(lambda conn: None),  # a closure: it does not pickle
         store._write(_fails),
+        store._write(_answers_what_cannot_cross),
         store.commit(first),
         return_exceptions=True,
     )
     assert "pickle" in repr(results[0]).lower()
     assert isinstance(results[1], StorageError)
     assert "held a lock" in str(results[1])
-    assert [getattr(result, "status", None) for result in results] == [None, None, "committed"]
+    assert isinstance(results[2], StorageError)
+    assert "made the write but cannot return its answer" in str(results[2])
+    assert [getattr(result, "status", None) for result in results] == [
+        None,
+        None,
+        None,
+        "committed",
+    ]
     assert await store.load("conv-1") == list(first.events)
 
 
