@@ -42,6 +42,9 @@ from bench.proc import percentile
 class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     latencies_s: list[float] = field(default_factory=list)
+    due_s: list[float] = field(default_factory=list)
+    """When each of `latencies_s` was due (`time.perf_counter()`), in the same order: where
+    in the run the slow ones fell."""
     errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -101,6 +104,7 @@ async def _send(
         tally.errors[type(exc).__name__] += 1
         return
     tally.latencies_s.append(time.perf_counter() - due)
+    tally.due_s.append(due)
 
 
 async def closed(
@@ -149,7 +153,40 @@ async def opened(
     return tally, time.perf_counter() - start, count
 
 
-def summary(tally: Tally, elapsed: float, cpu_s: float, sent: int) -> dict[str, Any]:
+WORST = 20
+"""How many of the slowest requests `summary` places in the run."""
+
+
+def worst(tally: Tally, start: float, count: int = WORST) -> list[list[float]]:
+    """The `count` slowest requests as [seconds into the run when due, latency in ms],
+    in the run's order: one stall shows as a cluster of neighbours, a periodic one as a
+    beat."""
+    slowest = sorted(zip(tally.latencies_s, tally.due_s, strict=True), reverse=True)[:count]
+    return [
+        [round(due - start, 3), round(1000 * latency, 1)]
+        for latency, due in sorted(slowest, key=lambda pair: pair[1])
+    ]
+
+
+SLOW_S = 0.1
+"""A request this late (100 ms) counts toward `slow_seconds`."""
+
+
+def slow_seconds(tally: Tally, start: float) -> dict[str, int]:
+    """Each second of the run (from 0) in which a request due then took over `SLOW_S`, and
+    how many did: a stall's length and how often stalls come."""
+    counts = Counter(
+        int(due - start)
+        for latency, due in zip(tally.latencies_s, tally.due_s, strict=True)
+        if latency > SLOW_S
+    )
+    return {str(second): n for second, n in sorted(counts.items())}
+
+
+def summary(
+    tally: Tally, elapsed: float, cpu_s: float, sent: int, start: float = 0.0
+) -> dict[str, Any]:
+    """The run's report; `start` is when it began (`time.perf_counter()`), for `worst`."""
     acked = sum(n for status, n in tally.statuses.items() if 200 <= status < 300)
     ordered = sorted(tally.latencies_s)
     return {
@@ -164,6 +201,8 @@ def summary(tally: Tally, elapsed: float, cpu_s: float, sent: int) -> dict[str, 
             for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
         },
         "generator_cpu_share": cpu_s / elapsed if elapsed else 0.0,
+        "worst": worst(tally, start),
+        "slow_seconds": slow_seconds(tally, start),
     }
 
 
@@ -210,7 +249,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             if warm:
                 await opened(session, url, source, 0, warm, rate)
             _say("start")
-            cpu = time.process_time()
+            began, cpu = time.perf_counter(), time.process_time()
             tally, elapsed, sent = await opened(session, url, source, warm, timed, rate)
             _say("end")
             exhausted = False
@@ -220,11 +259,11 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             if warmup_s:
                 _, _, warm = await closed(session, url, requests, concurrency, warmup_s)
             _say("start")
-            cpu = time.process_time()
+            began, cpu = time.perf_counter(), time.process_time()
             tally, elapsed, sent = await closed(session, url, requests[warm:], concurrency, seconds)
             _say("end")
             exhausted = warm + sent >= count
-    result = summary(tally, elapsed, time.process_time() - cpu, sent)
+    result = summary(tally, elapsed, time.process_time() - cpu, sent, began)
     result["warmup_requests"] = warm
     result["exhausted"] = exhausted
     return result

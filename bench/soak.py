@@ -160,6 +160,7 @@ async def measure(
     results["soak_acks_per_s"] = result["acks_per_s"]
     for key, value in result["latency_ms"].items():
         results[f"soak_latency_{key.replace('.', '_')}_ms"] = value
+    results["soak_seconds_with_a_request_over_100ms"] = float(len(result["slow_seconds"]))
     results["soak_backlog_at_end"] = float(counts["pending"] + counts["in_flight"])
     results["soak_sent_at_end"] = float(counts["sent"])
     results["soak_dead_at_end"] = float(counts["dead"])
@@ -193,7 +194,8 @@ async def measure(
         )
     results["soak_load_average_1m_end"] = proc.load_average()[0]
     if samples is not None:
-        samples.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        late = {"worst": result["worst"], "slow_seconds": result["slow_seconds"]}
+        samples.write_text("".join(json.dumps(row) + "\n" for row in [*rows, late]))
     return results
 
 
@@ -202,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, help="requests/s (default: half the measured max)")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
-    parser.add_argument("--samples", type=Path, metavar="FILE", help="every sample, JSON lines")
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        metavar="FILE",
+        help="every sample, JSON lines; the last line the slowest requests and slow seconds",
+    )
     parser.add_argument("--cache-mb", type=int, help="the server's SALESBOT_STATE_CACHE_MB")
     options = parser.parse_args(argv)
     figures = asyncio.run(
