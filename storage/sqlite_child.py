@@ -2,24 +2,32 @@
 `python -m storage.sqlite_child FD PATH [--verify]`.
 
 It opens the file as the writer thread would (`_open_writer`: checked, migrated, FULL sync)
-and answers that first; then, for each frame the server sends, it runs the batch in one
-transaction (`_transact`) and answers with each job's outcome, until end of file. SQLite's
-errors are turned into the store's here, where their error names are still known.
+and answers that first. Then it runs each job as it arrives, in a savepoint of the open
+transaction (one is begun for the first job after a commit), and at each seal commits and
+answers every job of the transaction, until end of file. A seal followed by another seal
+already waiting in the socket does not commit yet: the child was busy, and both groups
+share the next fsync. SQLite's errors are turned into the store's here, where their error
+names are still known.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from storage.errors import StorageError
-from storage.sqlite_process import BATCH, FAIL, FRAME, OK, OUTSIDE
-from storage.sqlite_writer import Conn, Outcome, _open_writer, _transact, _wrap
+from storage.sqlite_process import ANSWER, DONE, FAIL, FRAME, JOB, LOST, OK, OUTSIDE, SEAL
+from storage.sqlite_writer import Conn, Outcome, _open_writer, _savepointed, _wrap
+
+MERGED_JOBS = 512
+"""A transaction takes in a later group only while it holds fewer jobs than this."""
 
 
 def main(argv: Sequence[str]) -> int:
@@ -44,27 +52,142 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _serve(channel: socket.socket, conn: Conn, path: Path) -> None:
-    while (frame := _receive(channel)) is not None:
-        kind, payload = pickle.loads(frame)
-        answer: tuple[str, object]
+    inbox = _Inbox(channel)
+    open_: _Transaction | None = None
+    while (request := inbox.next()) is not None:
+        kind, payload = request
+        if kind == JOB:
+            if open_ is None:
+                open_ = _Transaction(conn, path)
+            open_.run(payload)
+        elif kind == SEAL:
+            if open_ is None or (len(open_) < MERGED_JOBS and inbox.sealed_later()):
+                continue
+            _send_bytes(channel, open_.finish())
+            open_ = None
+        elif kind == OUTSIDE:
+            if open_ is not None:  # the server seals first; should it not, commit first
+                _send_bytes(channel, open_.finish())
+                open_ = None
+            try:
+                answer: tuple[str, object] = (OK, _job(payload)(conn))
+            except Exception as exc:
+                answer = (FAIL, _error(exc, path))
+            _send_bytes(channel, _pickled(answer, path))
+        else:
+            raise ConnectionResetError(f"the server sent an unknown request ({kind})")
+    if open_ is not None:  # end of file before the seal: the server is gone
+        open_.abandon()
+
+
+class _Transaction:
+    """The open transaction: jobs run as they arrive, each in a savepoint; `finish`
+    commits and gives the answer. After BEGIN or a savepoint fails, the rest of the
+    group is only counted: the whole transaction is lost."""
+
+    def __init__(self, conn: Conn, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.outcomes: list[Outcome] = []
+        self.count = 0
+        self.failure: Exception | None = None
         try:
-            if kind == BATCH:
-                outcomes = _transact(conn, [_job(data) for data in payload])
-                answer = (OK, [(result, _error(error, path)) for result, error in outcomes])
-            elif kind == OUTSIDE:
-                answer = (OK, _job(payload)(conn))
-            else:
-                raise ValueError(f"unknown request {kind!r}")
+            conn.execute("BEGIN IMMEDIATE")
         except Exception as exc:
-            # BEGIN, a savepoint or the COMMIT failed: nothing of the batch is durable.
-            answer = (FAIL, _error(exc, path))
+            self.failure = exc
+
+    def __len__(self) -> int:
+        return self.count
+
+    def run(self, payload: bytes) -> None:
+        self.count += 1
+        if self.failure is not None:
+            return
         try:
-            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # a job's answer that does not pickle (none of ours)
-            data = pickle.dumps(
-                _without_unpicklable(kind, answer, exc, path), pickle.HIGHEST_PROTOCOL
-            )
-        _send_bytes(channel, data)
+            self.outcomes.append(_savepointed(self.conn, _job(payload)))
+        except Exception as exc:  # the savepoint itself failed: the transaction is lost
+            self.failure = exc
+            self.abandon()
+
+    def finish(self) -> bytes:
+        """COMMIT, then every job's outcome in order; or, if the transaction failed, the
+        error for all of its jobs."""
+        if self.failure is None:
+            try:
+                self.conn.execute("COMMIT")
+            except Exception as exc:
+                self.failure = exc
+                self.abandon()
+        if self.failure is not None:
+            return _pickled((LOST, (self.count, _lost(self.failure, self.path))), self.path)
+        errors = [(result, _error(error, self.path)) for result, error in self.outcomes]
+        return _pickled((DONE, errors), self.path)
+
+    def abandon(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+
+class _Inbox:
+    """The requests from the server, read as they come: `next` waits for one;
+    `sealed_later` looks, without waiting, whether a seal is already in the socket before
+    anything that is not a job."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
+        self.buffer = bytearray()
+        self.at = 0
+        self.ended = False
+
+    def next(self) -> tuple[int, bytes] | None:
+        """The next request, waiting for it; None at end of file."""
+        while (frame := self._frame(self.at)) is None:
+            if not self._fill(wait=True):
+                if len(self.buffer) > self.at:
+                    raise ConnectionResetError("the server closed the channel inside a frame")
+                return None
+        size, kind = frame
+        start = self.at + FRAME.size
+        payload = bytes(self.buffer[start : start + size])
+        self.at = start + size
+        if self.at > 1 << 20:  # drop what was read, now and then rather than each time
+            del self.buffer[: self.at]
+            self.at = 0
+        return kind, payload
+
+    def sealed_later(self) -> bool:
+        self._fill(wait=False)
+        at = self.at
+        while (frame := self._frame(at)) is not None:
+            size, kind = frame
+            if kind == SEAL:
+                return True
+            if kind != JOB:
+                return False
+            at += FRAME.size + size
+        return False
+
+    def _frame(self, at: int) -> tuple[int, int] | None:
+        """(payload size, kind) of the whole frame at `at`; None if it is not all here."""
+        if len(self.buffer) - at < FRAME.size:
+            return None
+        size, kind = FRAME.unpack_from(self.buffer, at)
+        return (size, kind) if len(self.buffer) - at - FRAME.size >= size else None
+
+    def _fill(self, *, wait: bool) -> bool:
+        """Read what there is (waiting for something when `wait`); False at end of file."""
+        if self.ended:
+            return False
+        try:
+            chunk = self.channel.recv(1 << 20, 0 if wait else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            self.ended = True
+            return False
+        self.buffer += chunk
+        return True
 
 
 def _job(data: bytes) -> Any:
@@ -100,12 +223,29 @@ def _error(error: BaseException | None, path: Path) -> BaseException | None:
     return error
 
 
+def _lost(error: Exception, path: Path) -> BaseException | None:
+    """The error a whole transaction's jobs fail with: the store's, as the thread's."""
+    crossing = _error(error, path)
+    if isinstance(crossing, StorageError):
+        return crossing
+    return StorageError(f"Writing to {path} failed: {error}")
+
+
+def _pickled(answer: tuple[str, object], path: Path) -> bytes:
+    """The answer as it crosses; a result that does not pickle (none of ours) becomes an
+    error for its own job alone: the rest of the transaction committed and answers as it
+    is. Only when the whole answer fails is each result tried."""
+    try:
+        return pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        return pickle.dumps(_without_unpicklable(answer, exc, path), pickle.HIGHEST_PROTOCOL)
+
+
 def _without_unpicklable(
-    kind: str, answer: tuple[str, object], exc: Exception, path: Path
+    answer: tuple[str, object], exc: Exception, path: Path
 ) -> tuple[str, object]:
-    """`answer` with each result that does not pickle replaced by an error saying so: in a
-    batch, that job's alone (the rest committed and answer as they are)."""
-    if kind != BATCH or answer[0] != OK:
+    """`answer` with each result that does not pickle replaced by an error saying so."""
+    if answer[0] != DONE:
         return (FAIL, _unpicklable(exc, path))
     outcomes: list[Outcome] = []
     for result, error in cast(list[Outcome], answer[1]):
@@ -115,7 +255,7 @@ def _without_unpicklable(
             outcomes.append((None, _unpicklable(problem, path)))
         else:
             outcomes.append((result, error))
-    return (OK, outcomes)
+    return (DONE, outcomes)
 
 
 def _unpicklable(exc: Exception, path: Path) -> StorageError:
@@ -124,34 +264,12 @@ def _unpicklable(exc: Exception, path: Path) -> StorageError:
     )
 
 
-def _receive(channel: socket.socket) -> bytes | None:
-    header = _exactly(channel, FRAME.size)
-    if header is None:
-        return None
-    (size,) = FRAME.unpack(header)
-    body = _exactly(channel, size)
-    if body is None:
-        raise ConnectionResetError("the server closed the channel inside a frame")
-    return body
-
-
-def _exactly(channel: socket.socket, size: int) -> bytes | None:
-    parts: list[bytes] = []
-    while size:
-        chunk = channel.recv(min(size, 1 << 20))
-        if not chunk:
-            return None
-        parts.append(chunk)
-        size -= len(chunk)
-    return b"".join(parts)
-
-
 def _send(channel: socket.socket, answer: tuple[str, object]) -> None:
     _send_bytes(channel, pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
 
 
 def _send_bytes(channel: socket.socket, data: bytes) -> None:
-    channel.sendall(FRAME.pack(len(data)) + data)
+    channel.sendall(ANSWER.pack(len(data)) + data)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ holds a durable commit, and concurrent conversations share one fsync.
 
 Where the write connection lives is a `WriteEngine`: a thread of this process
 (`ThreadWriter`, below) or, under `serve`, a process of its own
-(`storage.sqlite_process.ProcessWriter`, which says why); the queue, the batches and the
-futures are the same for both.
+(`storage.sqlite_process.ProcessWriter`, which says why). The thread's batches are formed
+here from the queue; the process is sent each job at once and groups them itself, at the
+end of each turn of the event loop, so the child runs a job while the server still prepares
+the next (the futures resolve after the COMMIT either way).
 
 Why the write connection is a plain `sqlite3` connection on its own thread, not aiosqlite:
 aiosqlite makes one thread hop per statement (~70 µs here) and a commit is about ten
@@ -81,34 +83,37 @@ WriterKind = Literal["thread", "process"]
 
 
 class WriteEngine(Protocol):
-    """Where the write connection lives and batches run: a thread of this process
-    (`ThreadWriter`) or a process of its own (`storage.sqlite_process.ProcessWriter`)."""
-
-    in_flight: int
-    """Batches that may be running or on their way at once."""
+    """Where the write connection lives: a thread of this process (`ThreadWriter`, whose
+    batches `SqliteConnections` forms) or a process of its own
+    (`storage.sqlite_process.ProcessWriter`, which groups the jobs it is sent itself)."""
 
     def prepare(self, run: Callable[[Conn], Any]) -> object:
-        """The job as it is queued (done in the caller's task)."""
-        ...
-
-    async def transact(self, jobs: list[Any]) -> list[Outcome]:
-        """Run prepared jobs in one transaction, a savepoint each; each one's outcome.
-        Raises when the transaction itself failed (nothing of it is durable) or when it
-        cannot be known whether it committed (the message says so)."""
+        """The job as it is queued or sent (done in the caller's task)."""
         ...
 
     async def outside(self, run: Callable[[Conn], T]) -> T:
-        """Run `run` on the write connection between batches, outside any transaction."""
+        """Run `run` on the write connection between transactions, outside any."""
         ...
 
     async def close(self) -> None: ...
 
 
+class StreamingEngine(WriteEngine, Protocol):
+    """An engine that takes each job as it comes and groups them into transactions itself."""
+
+    transactions: int
+    """Transactions committed so far: metrics."""
+
+    async def submit(self, job: Any) -> Outcome:
+        """Run a prepared job in a savepoint of the engine's next transaction; its outcome
+        once that committed. Raises when the transaction failed as a whole (nothing of it
+        is durable) or when it cannot be known whether it committed (the message says so)."""
+        ...
+
+
 class ThreadWriter:
     """The write connection on one private thread of this process (the embedded default:
     the CLI's commands and tests open the store this way)."""
-
-    in_flight = 1
 
     def __init__(self, conn: Conn, executor: ThreadPoolExecutor) -> None:
         self._conn = conn
@@ -129,6 +134,8 @@ class ThreadWriter:
         return run
 
     async def transact(self, jobs: list[Any]) -> list[Outcome]:
+        """Run prepared jobs in one transaction, a savepoint each; each one's outcome.
+        Raises when the transaction itself failed (nothing of it is durable)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _transact, self._conn, jobs)
 
@@ -149,7 +156,7 @@ class SqliteConnections:
     def __init__(
         self,
         path: Path,
-        engine: WriteEngine,
+        engine: ThreadWriter | StreamingEngine,
         reader: aiosqlite.Connection,
         *,
         max_batch: int = 512,
@@ -162,8 +169,7 @@ class SqliteConnections:
         self._queue: asyncio.Queue[_Job[Any] | None] = asyncio.Queue()
         self._closing = False
         self._closed = False
-        self.batches = 0
-        """Write transactions committed so far (each holds one or more jobs): metrics."""
+        self._batches = 0
         self._writer_task = asyncio.create_task(self._write_loop(), name=f"sqlite-writer:{path}")
         self._writer_task.add_done_callback(self._on_writer_exit)
 
@@ -179,7 +185,7 @@ class SqliteConnections:
         database from a newer salesbot, and `StorageError` when the file cannot be opened.
         """
         path = Path(path)
-        engine: WriteEngine
+        engine: ThreadWriter | StreamingEngine
         if writer == "process":
             # Imported when asked for: the child's side imports this module.
             from storage.sqlite_process import ProcessWriter
@@ -199,6 +205,11 @@ class SqliteConnections:
         if self._closing:
             raise StorageError(f"The store {self.path} is closed.")
         job = self._engine.prepare(run)
+        if not isinstance(self._engine, ThreadWriter):
+            result, error = await self._engine.submit(job)
+            if error is not None:
+                raise _wrap(error, self.path)
+            return cast(T, result)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(job, future))
         return await future
@@ -212,6 +223,13 @@ class SqliteConnections:
             return await self._engine.outside(run)
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
+
+    @property
+    def batches(self) -> int:
+        """Write transactions committed so far (each holds one or more jobs): metrics."""
+        if isinstance(self._engine, ThreadWriter):
+            return self._batches
+        return self._engine.transactions
 
     async def _write_loop(self) -> None:
         try:
@@ -228,47 +246,33 @@ class SqliteConnections:
             await self._engine.close()
 
     async def _drain_queue(self) -> None:
-        slots = asyncio.Semaphore(self._engine.in_flight)
-        running: set[asyncio.Task[None]] = set()
-        pipelined = self._engine.in_flight > 1
-        try:
-            while True:
-                job = await self._queue.get()
-                if job is None:
-                    return
-                batch = [job]
-                stop = False
-                while len(batch) < self._max_batch:
-                    try:
-                        more = self._queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    batch.append(more)
-                if not pipelined:
-                    await self._run_batch(batch)
-                else:
-                    # The next batch is built and sent while the engine runs this one. (Taking
-                    # a slot before the batch, so that it grows while both are busy, measured
-                    # 3 % fewer acks/s: the commits in a larger batch wait longer.)
-                    await slots.acquire()
-                    task = asyncio.create_task(self._run_batch(batch))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                    task.add_done_callback(lambda _: slots.release())
-                if stop:
-                    return
-        finally:
-            if running:
-                await asyncio.wait(running)
+        """The thread's group commit: every job waiting (up to `max_batch`) in one batch.
+        (A streaming engine is sent its jobs directly: nothing is queued for it.)"""
+        while True:
+            job = await self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            await self._run_batch(batch)
+            if stop:
+                return
 
     async def _run_batch(self, batch: list[_Job[Any]]) -> None:
         # A caller that was cancelled before its turn gave up: do not write for it.
         live = [job for job in batch if not job.future.done()]
         if not live:
             return
+        assert isinstance(self._engine, ThreadWriter)  # the only engine with batches
         try:
             outcomes = await self._engine.transact([job.run for job in live])
         except Exception as exc:
@@ -287,7 +291,7 @@ class SqliteConnections:
             for job in live:
                 _settle(job.future, None, unknown)
             raise
-        self.batches += 1
+        self._batches += 1
         for job, (result, error) in zip(live, outcomes, strict=True):
             _settle(job.future, result, None if error is None else _wrap(error, self.path))
 
@@ -422,16 +426,7 @@ def _transact(conn: Conn, runs: Sequence[Callable[[Conn], Any]]) -> list[Outcome
     conn.execute("BEGIN IMMEDIATE")
     try:
         for run in runs:
-            conn.execute("SAVEPOINT job")
-            try:
-                result = run(conn)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((None, exc))
-            else:
-                conn.execute("RELEASE job")
-                outcomes.append((result, None))
+            outcomes.append(_savepointed(conn, run))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -439,6 +434,20 @@ def _transact(conn: Conn, runs: Sequence[Callable[[Conn], Any]]) -> list[Outcome
                 conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _savepointed(conn: Conn, run: Callable[[Conn], Any]) -> Outcome:
+    """One job in a savepoint of the open transaction: its result, or its exception with
+    its writes undone. Raises only when the savepoint itself fails."""
+    conn.execute("SAVEPOINT job")
+    try:
+        result = run(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+        return (None, exc)
+    conn.execute("RELEASE job")
+    return (result, None)
 
 
 def _one(conn: Conn, sql: str, params: Params = ()) -> Any:

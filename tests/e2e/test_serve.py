@@ -49,7 +49,7 @@ def test_serve_starts_answers_health_checks_and_stops_cleanly(
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
             assert b"salesbot_outbox_pending" in response.read()
         writers = children(process.pid)
-        assert [argv[1:3] for argv in writers.values()] == [["-m", "storage.sqlite_child"]]
+        assert [argv[1:4] for argv in writers.values()] == [["-P", "-m", "storage.sqlite_child"]]
         os.killpg(process.pid, stop)
         assert process.wait(timeout=30) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in writers)

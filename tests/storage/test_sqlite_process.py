@@ -176,3 +176,15 @@ async def test_a_writer_that_cannot_start_is_one_clear_error_and_opens_nothing(
     with pytest.raises(StorageError, match="exited \\(code 1\\) before it opened the file"):
         await SqliteStore.open(path, writer="process")
     assert not path.exists()
+
+
+async def test_the_writer_is_this_checkout_s_whatever_the_working_directory_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_policy: Policy
+) -> None:
+    decoy = tmp_path / "elsewhere" / "storage"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('another storage package')\n")
+    monkeypatch.chdir(decoy.parent)  # `python -m` alone would import this one first
+    first = handoff_script(default_policy, "conv-1").commits[0]
+    async with await SqliteStore.open(tmp_path / "salesbot.db", writer="process") as store:
+        assert (await store.commit(first)).status == "committed"
