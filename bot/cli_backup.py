@@ -11,7 +11,6 @@ Errors are one line on stderr with exit 2; nothing is half-written.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,6 +33,8 @@ def _store_path(args: argparse.Namespace) -> Path:
 
 def _report(verb: str, snapshot: Any, out: TextIO, as_json: bool) -> None:
     if as_json:
+        import json
+
         data = {
             "path": str(snapshot.path),
             "schema_version": snapshot.schema_version,

@@ -342,7 +342,7 @@ async def test_a_progress_bar_is_drawn_on_a_terminal_only(
 async def test_a_copy_that_differs_from_its_source_is_reported_line_by_line(
     target: str, tmp_path: Path, env: pytest.MonkeyPatch
 ) -> None:
-    from bot.cli_migrate import verify_copy
+    from bot.migrate_copy import verify_copy
 
     source = tmp_path / "salesbot.db"
     shutil.copy(STORES[-1], source)
