@@ -7,7 +7,7 @@ the outbox's bookkeeping — and it holds the GIL while the event loop waits for
 on two cores (docs/benchmarks.md, issue 18), moving it to a child took a Teams saturation
 from 0.75× to 0.99× the Agents SDK echo bot; the SQL and the fsyncs are a tenth of it.
 
-How. The child is `python -m storage.sqlite_child`, spawned (never forked: the server has
+How. The child is `python -P -m storage.sqlite_child`, spawned (never forked: the server has
 threads) with one end of a socket pair. Every job is pickled by its caller before it is
 sent — the store's jobs are plain data (`storage.sqlite._CommitJob`, `functools.partial`s of
 module functions), so a job that would not cross fails its own caller and nothing else.
@@ -17,21 +17,22 @@ runs it at once, inside an open transaction, each in a savepoint; at the end of 
 loop's turn the parent sends a seal, and at the seal the child commits and answers every
 job of the transaction. So the jobs one turn of the loop writes share one transaction and
 one fsync, as the thread's batches do, and the child runs the first of them while the
-server is still preparing the last (measured: `bench.append` 0.31× → 0.4× the raw loop,
-where a whole batch used to wait for its last job before the child saw any). A child that
-is still committing when the next seal arrives and finds a later seal already waiting
-commits both groups as one transaction: the same number of fsyncs as batches would have
-needed, never more.
+server is still preparing the last (measured with `bench.append`'s commits: 1,832 → 2,539
+commits/s, where a whole batch used to wait for its last job before the child saw any). A
+child that reaches a seal and finds a later seal already waiting commits both groups as one
+transaction: never more fsyncs than batches would have needed.
 
 Durability is the thread's: a caller's future is resolved only from the child's answer,
-which is sent after its COMMIT returned. If the child dies, every batch it had not answered
+which is sent after its COMMIT returned. If the child dies, every write it had not answered
 fails with "may or may not be durable" (it may have committed before dying) and every later
 write fails at once, so `/readyz` reports 503 until salesbot is restarted. If the server
-dies, the child reads end of file, finishes nothing new and exits. The child ignores SIGINT
+dies, the child reads end of file, rolls back a group that was never sealed (none of its
+callers was told anything) and exits. The child ignores SIGINT
 and SIGTERM: Ctrl-C in a terminal reaches the whole process group, and the server, not the
 child, decides when writing stops.
 
-The frames are a 4-byte little-endian length and a pickle. Pickle is safe here because both
+A request is a 4-byte little-endian length, a kind byte and its payload (a pickled job, or
+nothing for a seal); an answer is a length and a pickle. Pickle is safe here because both
 ends are this program: the socket pair is private to the two processes.
 """
 

@@ -10,11 +10,11 @@ events/s with FULL against 47k with NORMAL (RELIABILITY.md, rules 3–4).
 
 One writer (RELIABILITY rule 3). SQLite has a single writer, and a connection shared by
 concurrent tasks silently merges their transactions. So every write — `commit`, `append`,
-the outbox and ticket operations, `put_policy`, `put_state`/`delete_state` — is a job on an
-`asyncio.Queue`. One writer task owns the only write connection: it takes every job waiting
-(up to `max_batch`), runs them in one `BEGIN IMMEDIATE … COMMIT` with a SAVEPOINT per job, so
-a job that fails (a `ConcurrencyError`, a bad value) rolls back alone, and resolves the
-callers' futures only after the COMMIT returned. A caller that sees `committed` therefore
+the outbox and ticket operations, `put_policy`, `put_state`/`delete_state` — is a job for
+the one write connection. With the thread, jobs wait on an `asyncio.Queue` and one writer
+task takes every job waiting (up to `max_batch`), runs them in one `BEGIN IMMEDIATE …
+COMMIT` with a SAVEPOINT per job, so a job that fails (a `ConcurrencyError`, a bad value)
+rolls back alone, and resolves the callers' futures only after the COMMIT returned. A caller that sees `committed` therefore
 holds a durable commit, and concurrent conversations share one fsync.
 
 Where the write connection lives is a `WriteEngine`: a thread of this process
@@ -201,7 +201,7 @@ class SqliteConnections:
         return cls(path, engine, reader)
 
     async def _write(self, run: Callable[[Conn], T]) -> T:
-        """Run `run` in the writer's next batch; return once that batch committed."""
+        """Run `run` in the writer's next transaction; return once that committed."""
         if self._closing:
             raise StorageError(f"The store {self.path} is closed.")
         job = self._engine.prepare(run)
