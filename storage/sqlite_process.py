@@ -53,7 +53,7 @@ from typing import Any, Self, TypeVar
 
 import storage
 from storage.errors import StorageError
-from storage.sqlite_writer import Conn, Outcome
+from storage.sqlite_writer import Conn, Outcome, _settle
 
 T = TypeVar("T")
 
@@ -276,15 +276,6 @@ class ProcessWriter:
         await self.exited()
         with contextlib.suppress(ConnectionError):
             await self._writer.wait_closed()
-
-
-def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
-    if future.done():  # its caller was cancelled (at shutdown): the write was made anyway
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def _child_environment() -> dict[str, str]:

@@ -14,8 +14,9 @@ the outbox and ticket operations, `put_policy`, `put_state`/`delete_state` — i
 the one write connection. With the thread, jobs wait on an `asyncio.Queue` and one writer
 task takes every job waiting (up to `max_batch`), runs them in one `BEGIN IMMEDIATE …
 COMMIT` with a SAVEPOINT per job, so a job that fails (a `ConcurrencyError`, a bad value)
-rolls back alone, and resolves the callers' futures only after the COMMIT returned. A caller that sees `committed` therefore
-holds a durable commit, and concurrent conversations share one fsync.
+rolls back alone, and resolves the callers' futures only after the COMMIT returned. A
+caller that sees `committed` therefore holds a durable commit, and concurrent conversations
+share one fsync.
 
 Where the write connection lives is a `WriteEngine`: a thread of this process
 (`ThreadWriter`, below) or, under `serve`, a process of its own
@@ -468,7 +469,7 @@ def _wrap(exc: BaseException, path: Path) -> BaseException:
 
 
 def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
-    if future.done():  # the caller was cancelled meanwhile
+    if future.done():  # the caller was cancelled meanwhile (the write was made anyway)
         return
     if error is not None:
         future.set_exception(error)
