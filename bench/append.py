@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple
 
+from bench import proc
 from bot.policy_loader import load_policy
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
@@ -80,9 +82,20 @@ def decided(
     return commit, decision
 
 
-Side = Callable[[int, list[list[Commit]]], Awaitable[tuple[float, int]]]
+Outcome = tuple[float, int] | tuple[float, int, float]
+"""(seconds taken, transactions used), and the CPU seconds spent when the side measured
+them."""
+Side = Callable[[int, list[list[Commit]]], Awaitable[Outcome]]
 """One side of a comparison: given the round's number and the commits, commit them all and
-answer (seconds taken, transactions used)."""
+answer its `Outcome`."""
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process (to the microsecond) and of every process it started
+    (the store's writer process; to the clock tick): what a side costs the machine, beside
+    what it takes on the wall clock."""
+    pid = os.getpid()
+    return time.process_time() + proc.sample(pid).cpu_s - proc.cpu_seconds(pid)
 
 
 async def timed(
@@ -103,10 +116,12 @@ async def timed(
 
 async def product(
     path: Path, commits: list[list[Commit]], writer: WriterKind = "thread"
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     store = await SqliteStore.open(path, writer=writer)
     try:
-        return await timed(store.commit, commits), store.batches
+        spent = cpu_s()
+        elapsed = await timed(store.commit, commits)
+        return elapsed, store.batches, cpu_s() - spent
     finally:
         await store.close()
 
@@ -230,40 +245,50 @@ class RawGroupCommit:
         self.conn.close()
 
 
-async def raw(path: Path, commits: list[list[Commit]]) -> tuple[float, int]:
+async def raw(path: Path, commits: list[list[Commit]]) -> tuple[float, int, float]:
     store = await SqliteStore.open(path)  # the same schema, then the store lets go of it
     await store.close()
     writer = RawGroupCommit(path)
     try:
-        return (
-            await timed(lambda commit: asyncio.wrap_future(writer.submit(commit)), commits),
-            writer.batches,
-        )
+        spent = cpu_s()
+        elapsed = await timed(lambda commit: asyncio.wrap_future(writer.submit(commit)), commits)
+        return elapsed, writer.batches, cpu_s() - spent
     finally:
         writer.close()
 
 
 def figures(
-    rounds: Sequence[Mapping[str, tuple[float, int]]], commits: list[list[Commit]]
+    rounds: Sequence[Mapping[str, Outcome]], commits: list[list[Commit]]
 ) -> dict[str, float]:
-    """The report of alternated rounds (each round: side → (seconds, transactions)): each
-    side's best round (commits and events per second, commits per transaction), events per
-    commit, and the store against the raw loop — best against best, and round by round
-    (`round_<n>_store_vs_raw`, from 1), so a round slowed by someone else's load shows."""
+    """The report of alternated rounds (each round: side → its `Outcome`): each side's best
+    round (commits and events per second, commits per transaction), events per commit, and
+    the store against the raw loop — best against best, and round by round
+    (`round_<n>_store_vs_raw`, from 1), so a round slowed by someone else's load shows.
+    Sides that measured their CPU also report their least CPU per commit over the rounds
+    (`<side>_cpu_us_per_commit`) and, against the raw loop's, how many times it that is
+    (`<side>_cpu_vs_raw`): a figure the machine's other load moves less than the rates."""
     count = sum(len(conversation) for conversation in commits)
     events = sum(len(c.events) for conversation in commits for c in conversation)
     best: dict[str, float] = {}
     for outcome in rounds:
-        for name, (elapsed, transactions) in outcome.items():
+        for name, (elapsed, transactions, *spent) in outcome.items():
             rate = count / elapsed
             if rate > best.get(f"{name}_commits_per_s", 0.0):
                 best[f"{name}_commits_per_s"] = rate
                 best[f"{name}_events_per_s"] = events / elapsed
                 best[f"{name}_commits_per_batch"] = count / max(1, transactions)
+            if spent:
+                per_commit = 1e6 * spent[0] / count
+                key = f"{name}_cpu_us_per_commit"
+                best[key] = min(best.get(key, per_commit), per_commit)
     best["events_per_commit"] = events / count
     stores = [name for name in rounds[0] if name != "raw"]
     for name in stores:
         best[f"{name}_vs_raw"] = best[f"{name}_commits_per_s"] / best["raw_commits_per_s"]
+        if best.get("raw_cpu_us_per_commit") and f"{name}_cpu_us_per_commit" in best:
+            best[f"{name}_cpu_vs_raw"] = (
+                best[f"{name}_cpu_us_per_commit"] / best["raw_cpu_us_per_commit"]
+            )
     for n, outcome in enumerate(rounds, start=1):
         for name in stores:
             best[f"round_{n}_{name}_vs_raw"] = outcome["raw"][0] / outcome[name][0]

@@ -7,11 +7,12 @@ durable. No timing is asserted; the figures are `python -m bench.append_pg`'s.""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from bench.append import build_commits, figures, timed
+from bench.append import build_commits, figures, product, raw, timed
 from bench.append_pg import PG_EVENTS, RawPgGroupCommit, measure, numbered
 from storage.postgres import PostgresStore
 from tests.storage.conftest import fresh_database, postgres_cluster  # noqa: F401
@@ -54,6 +55,34 @@ def test_every_store_side_is_reported_against_the_raw_loop() -> None:
     assert report["store_process_vs_raw"] == 0.5  # 4 against 8 commits/s, both best rounds
     assert report["round_1_store_process_vs_raw"] == 1.0
     assert report["round_2_store_process_vs_raw"] == 0.25
+
+
+def test_sides_that_measured_their_cpu_report_their_least_per_commit_against_the_raw_loop() -> None:
+    commits = build_commits(2, 2)  # 4 commits
+    rounds = [
+        {"store": (2.0, 4, 0.004), "store_process": (1.0, 4, 0.006), "raw": (1.0, 2, 0.002)},
+        {"store": (1.0, 4, 0.008), "store_process": (2.0, 4, 0.005), "raw": (0.5, 1, 0.001)},
+    ]
+    report = figures(rounds, commits)
+    assert report["store_cpu_us_per_commit"] == 1000.0  # the least of 4 ms and 8 ms, per 4
+    assert report["store_process_cpu_us_per_commit"] == 1250.0
+    assert report["raw_cpu_us_per_commit"] == 250.0
+    assert report["store_cpu_vs_raw"] == 4.0
+    assert report["store_process_cpu_vs_raw"] == 5.0
+    assert "store_cpu_vs_raw" not in figures([{"store": (1.0, 4), "raw": (1.0, 4)}], commits)
+
+
+async def test_each_sqlite_side_is_charged_the_cpu_it_spent(tmp_path: Path) -> None:
+    commits = build_commits(3, 2)
+    for side in (
+        product(tmp_path / "thread.db", commits),
+        product(tmp_path / "process.db", commits, "process"),
+        raw(tmp_path / "raw.db", commits),
+    ):
+        elapsed, transactions, spent = await side
+        assert transactions >= 2  # each conversation waits for its commit's answer
+        assert spent > 0  # this process's share alone is measured to the microsecond
+        assert elapsed > 0
 
 
 def _rows(table: str) -> str:
