@@ -16,7 +16,9 @@ STORES = sorted((Path(__file__).parents[1] / "fixtures" / "stores").glob("releas
 
 
 def stored_policies(path: Path) -> list[tuple[str, str]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # immutable: a committed fixture, read without the -shm and -wal files a WAL reader
+    # would leave beside it in the checkout
+    connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     try:
         return list(connection.execute("SELECT version, canonical_json FROM policies"))
     finally:
