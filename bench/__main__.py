@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from bench import append as append_bench
 from bench import append_pg as append_pg_bench
+from bench import capacity as capacity_bench
 from bench import endpoints as endpoints_bench
 from bench import growth as growth_bench
 from bench import growth_pg as growth_pg_bench
@@ -185,6 +186,7 @@ BENCHES: dict[str, Bench] = {
     "growth": lambda options: growth_bench.measure(options.events),
     "growth_pg": lambda options: growth_pg_bench.measure(options.events),
     "soak": lambda options: asyncio.run(soak_bench.measure(options.soak_minutes)),
+    "capacity": lambda _: asyncio.run(capacity_bench.measure()),
     "replay": lambda options: replay_bench.measure(options.replay_events),
     "replicas": lambda options: asyncio.run(replicas_bench.measure(options.replicas_seconds)),
     "takeover": lambda _: asyncio.run(takeover_bench.measure_async([3000, 10000])),
@@ -197,6 +199,7 @@ LONG = (
     "growth",
     "growth_pg",
     "soak",
+    "capacity",
     "replay",
     "replicas",
     "takeover",
@@ -204,7 +207,7 @@ LONG = (
     "replay_pg",
 )
 """Not run by default: minutes each (`--growth` runs both growth benches, `--soak`, or
-`--only`); `replicas`, `takeover`, `append_pg` and `replay_pg` start throwaway PostgreSQL
+`--only`, e.g. `--only capacity`); `replicas`, `takeover`, `append_pg` and `replay_pg` start throwaway PostgreSQL
 clusters of their own."""
 
 

@@ -313,6 +313,7 @@ def test_make_bench_leaves_the_long_benches_out_unless_asked():
         "growth",
         "growth_pg",
         "soak",
+        "capacity",
         "replay",
         "replicas",
         "takeover",
@@ -324,6 +325,7 @@ def test_make_bench_leaves_the_long_benches_out_unless_asked():
     assert chosen(parser().parse_args(["--soak"])) == [*short, "soak"]
     assert chosen(parser().parse_args(["--growth"])) == [*short, "growth", "growth_pg"]
     assert chosen(parser().parse_args(["--only", "takeover"])) == ["takeover"]
+    assert chosen(parser().parse_args(["--only", "capacity"])) == ["capacity"]
     assert chosen(parser().parse_args(["--only", "append_pg"])) == ["append_pg"]
     assert chosen(parser().parse_args(["--only", "growth, slack_ingest"])) == [
         "growth",
