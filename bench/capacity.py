@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -88,23 +89,25 @@ async def measure(
                 server = await Server.start(
                     salesbot_serve(), _slack_env(db, api), directory / f"probe-{n}.log"
                 )
+                result: dict[str, Any] | None
                 try:
                     result = await at_rate(server, _job(server, f"p{n}"), rate, seconds)
-                except RuntimeError:  # not every request was acknowledged
-                    result = {"acked": 0, "sent": 1, "latency_ms": {"p99": float("inf")}}
-                    result["server_cpu_ms_per_request"] = float("nan")
+                except RuntimeError:  # not every request was acknowledged: it did not hold
+                    result = None
                 finally:
                     counts = outbox_counts(db)
                     await server.stop()
                 unsent = counts["pending"] + counts["in_flight"]
-                held = holds(result, unsent, rate, p99_ms)
+                held = result is not None and holds(result, unsent, rate, p99_ms)
                 probes.append(
                     {
                         "rate_per_s": rate,
                         "held": float(held),
-                        "p99_ms": result["latency_ms"]["p99"],
+                        "p99_ms": result["latency_ms"]["p99"] if result else math.inf,
                         "unsent_at_end": float(unsent),
-                        "server_cpu_ms_per_request": result["server_cpu_ms_per_request"],
+                        "server_cpu_ms_per_request": (
+                            result["server_cpu_ms_per_request"] if result else math.nan
+                        ),
                     }
                 )
                 return held
@@ -126,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=STEPS, help="bisection steps")
     parser.add_argument("--p99-ms", type=float, default=P99_MS, help="the p99 a rate must keep")
     options = parser.parse_args(argv)
+    if options.seconds <= 0 or options.p99_ms <= 0:
+        parser.error("--seconds and --p99-ms must be positive")
+    if options.steps < 1:
+        parser.error("--steps must be at least 1")
     figures = asyncio.run(measure(options.seconds, options.steps, options.p99_ms))
     for key, value in figures.items():
         print(f"{key:48} {value:14,.4g}")

@@ -149,7 +149,8 @@ class _Inbox:
                 return None
         size, kind = frame
         start = self.at + FRAME.size
-        payload = bytes(self.buffer[start : start + size])
+        with memoryview(self.buffer) as view:  # one copy, and the buffer free to grow again
+            payload = bytes(view[start : start + size])
         self.at = start + size
         if self.at > 1 << 20:  # drop what was read, now and then rather than each time
             del self.buffer[: self.at]

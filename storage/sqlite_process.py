@@ -165,7 +165,8 @@ class ProcessWriter:
         return outcome
 
     async def outside(self, run: Callable[[Conn], T]) -> T:
-        self._seal()  # the jobs sent before it commit first
+        if self._sealing:
+            self._seal()  # the jobs sent before it commit first
         future = self._send(OUTSIDE, self.prepare(run))
         try:
             await self._writer.drain()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.capacity import BACKLOG_S, holds, search
+import pytest
+
+from bench.capacity import BACKLOG_S, holds, main, search
 
 
 def result(acked: int, sent: int, p99_ms: float) -> dict[str, Any]:
@@ -43,3 +45,20 @@ async def test_a_server_that_sustains_nothing_gets_zero() -> None:
     sustained, probes = await search(never, 500.0, steps=3)
     assert sustained == 0.0
     assert [rate for rate, _ in probes] == [250.0, 125.0, 62.5]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--seconds", "0"], "--seconds and --p99-ms must be positive"),
+        (["--p99-ms", "-5"], "--seconds and --p99-ms must be positive"),
+    ],
+)
+def test_bad_options_are_one_line_and_run_nothing(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
