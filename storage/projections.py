@@ -542,6 +542,16 @@ class Projection:
             self.quotes.setdefault(quote_id, conversation_id)
         return change
 
+    def copy(self) -> Projection:
+        """A projection that applying events to leaves this one as it is (the facts are
+        frozen; the containers are copied)."""
+        return Projection(
+            facts=dict(self.facts),
+            counts=Counter(self.counts),
+            quotes=dict(self.quotes),
+            times={installation: list(times) for installation, times in self.times.items()},
+        )
+
     @classmethod
     def of(cls, events: Iterable[EventEnvelope]) -> Projection:
         """Fold a log in append order (each conversation's events in seq order)."""

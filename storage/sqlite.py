@@ -494,9 +494,11 @@ def _delete_states_before(conn: Conn, *, prefix: str, end: str, before_ms: int, 
 
 
 def _rebuild_projections(conn: Conn, *, projection: Projection, position: int) -> RebuildSummary:
-    """`projection`, folded from a snapshot up to `position`, brought up to date and stored."""
+    """`projection`, folded from a snapshot up to `position`, brought up to date and stored
+    (in a copy: a job may be run again, `storage.sqlite_writer.Transaction`)."""
     # What was committed after the snapshot, folded under the write lock; then the rows are
     # swapped (always: they then all carry this generator).
+    projection = projection.copy()
     for envelope in projected_events(conn, after_position=position):
         projection.apply(envelope.conversation_id, (envelope,))
     _, events = log_position(conn)

@@ -2,9 +2,10 @@
 `python -m storage.sqlite_child FD PATH [--verify]`.
 
 It opens the file as the writer thread would (`_open_writer`: checked, migrated, FULL sync)
-and answers that first. Then it runs each job as it arrives, in a savepoint of the open
-transaction (one is begun for the first job after a commit), and at each seal commits and
-answers every job of the transaction, until end of file. A seal followed by another seal
+and answers that first. Then it runs each job as it arrives, in the open transaction (one
+is begun for the first job after a commit; a job that fails is undone alone,
+`storage.sqlite_writer.Transaction`), and at each seal commits and answers every job of
+the transaction, until end of file. A seal followed by another seal
 already waiting in the socket does not commit yet: the child was busy, and both groups
 share the next fsync. SQLite's errors are turned into the store's here, where their error
 names are still known.
@@ -19,12 +20,13 @@ import socket
 import sqlite3
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 from storage.errors import StorageError
 from storage.sqlite_process import ANSWER, DONE, FAIL, FRAME, JOB, LOST, OK, OUTSIDE, SEAL
-from storage.sqlite_writer import Conn, Outcome, _open_writer, _savepointed, _wrap
+from storage.sqlite_writer import Conn, Outcome, Transaction, _open_writer, _wrap
 
 MERGED_JOBS = 512
 """A transaction takes in a later group only while it holds fewer jobs than this."""
@@ -81,18 +83,19 @@ def _serve(channel: socket.socket, conn: Conn, path: Path) -> None:
 
 
 class _Transaction:
-    """The open transaction: jobs run as they arrive, each in a savepoint; `finish`
-    commits and gives the answer. After BEGIN or a savepoint fails, the rest of the
-    group is only counted: the whole transaction is lost."""
+    """The open transaction: jobs run as they arrive (`storage.sqlite_writer.Transaction`:
+    a job that fails is undone alone); `finish` commits and gives the answer. After BEGIN
+    or the transaction itself fails, the rest of the group is only counted: the whole
+    transaction is lost."""
 
     def __init__(self, conn: Conn, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self.outcomes: list[Outcome] = []
         self.count = 0
         self.failure: Exception | None = None
+        self.transaction = Transaction(conn)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self.transaction.begin()
         except Exception as exc:
             self.failure = exc
 
@@ -104,8 +107,9 @@ class _Transaction:
         if self.failure is not None:
             return
         try:
-            self.outcomes.append(_savepointed(self.conn, _job(payload)))
-        except Exception as exc:  # the savepoint itself failed: the transaction is lost
+            # Read from its bytes each time: a job run again starts from what was sent.
+            self.transaction.run(partial(_job, payload))
+        except Exception as exc:  # the transaction itself failed: it is lost
             self.failure = exc
             self.abandon()
 
@@ -114,13 +118,14 @@ class _Transaction:
         error for all of its jobs."""
         if self.failure is None:
             try:
-                self.conn.execute("COMMIT")
+                self.transaction.commit()
             except Exception as exc:
                 self.failure = exc
                 self.abandon()
         if self.failure is not None:
             return _pickled((LOST, (self.count, _lost(self.failure, self.path))), self.path)
-        errors = [(result, _error(error, self.path)) for result, error in self.outcomes]
+        outcomes = self.transaction.outcomes
+        errors = [(result, _error(error, self.path)) for result, error in outcomes]
         return _pickled((DONE, errors), self.path)
 
     def abandon(self) -> None:
@@ -201,7 +206,7 @@ def _job(data: bytes) -> Any:
 
 
 class _Raise:
-    """A job that only fails: one that did not unpickle fails alone, in its savepoint."""
+    """A job that only fails: one that did not unpickle fails alone."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error

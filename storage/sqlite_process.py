@@ -13,7 +13,7 @@ sent — the store's jobs are plain data (`storage.sqlite._CommitJob`, `functool
 module functions), so a job that would not cross fails its own caller and nothing else.
 
 Group commit streams. Each job is sent the moment its caller has it ready, and the child
-runs it at once, inside an open transaction, each in a savepoint; at the end of the event
+runs it at once, inside an open transaction (a job that fails is undone alone); at the end of the event
 loop's turn the parent sends a seal, and at the seal the child commits and answers every
 job of the transaction. So the jobs one turn of the loop writes share one transaction and
 one fsync, as the thread's batches do, and the child runs the first of them while the
@@ -74,8 +74,8 @@ FAIL = "fail"
 DONE = "done"
 """A committed transaction's outcomes, one per job, in the order they were sent."""
 LOST = "lost"
-"""A transaction that failed as a whole (BEGIN, a savepoint or COMMIT): (its job count,
-the error); nothing of it is durable."""
+"""A transaction that failed as a whole (BEGIN, a savepoint or COMMIT, or SQLite rolled it
+back): (its job count, the error); nothing of it is durable."""
 
 
 class ProcessWriter:

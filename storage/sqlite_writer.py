@@ -13,8 +13,8 @@ concurrent tasks silently merges their transactions. So every write — `commit`
 the outbox and ticket operations, `put_policy`, `put_state`/`delete_state` — is a job for
 the one write connection. With the thread, jobs wait on an `asyncio.Queue` and one writer
 task takes every job waiting (up to `max_batch`), runs them in one `BEGIN IMMEDIATE …
-COMMIT` with a SAVEPOINT per job, so a job that fails (a `ConcurrencyError`, a bad value)
-rolls back alone, and resolves the callers' futures only after the COMMIT returned. A
+COMMIT` in which a job that fails (a `ConcurrencyError`, a bad value) is undone alone
+(`Transaction`), and resolves the callers' futures only after the COMMIT returned. A
 caller that sees `committed` therefore holds a durable commit, and concurrent conversations
 share one fsync.
 
@@ -45,6 +45,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
@@ -106,7 +107,7 @@ class StreamingEngine(WriteEngine, Protocol):
     """Transactions committed so far: metrics."""
 
     async def submit(self, job: Any) -> Outcome:
-        """Run a prepared job in a savepoint of the engine's next transaction; its outcome
+        """Run a prepared job in the engine's next transaction; its outcome
         once that committed. Raises when the transaction failed as a whole (nothing of it
         is durable) or when it cannot be known whether it committed (the message says so)."""
         ...
@@ -135,7 +136,7 @@ class ThreadWriter:
         return run
 
     async def transact(self, jobs: list[Any]) -> list[Outcome]:
-        """Run prepared jobs in one transaction, a savepoint each; each one's outcome.
+        """Run prepared jobs in one transaction (`Transaction`); each one's outcome.
         Raises when the transaction itself failed (nothing of it is durable)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _transact, self._conn, jobs)
@@ -421,20 +422,105 @@ async def _open_reader(path: Path) -> aiosqlite.Connection:
 
 
 def _transact(conn: Conn, runs: Sequence[Callable[[Conn], Any]]) -> list[Outcome]:
-    """On the writer thread: one transaction, one savepoint per job. A job's exception
-    undoes that job only; a failure of the transaction itself undoes all and propagates."""
-    outcomes: list[Outcome] = []
-    conn.execute("BEGIN IMMEDIATE")
+    """On the writer thread: one transaction (`Transaction`). A job's exception undoes
+    that job only; a failure of the transaction itself undoes all and propagates."""
+    transaction = Transaction(conn)
+    transaction.begin()
     try:
         for run in runs:
-            outcomes.append(_savepointed(conn, run))
-        conn.execute("COMMIT")
+            transaction.run(partial(_same, run))
+        transaction.commit()
     except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        transaction.rollback()
         raise
-    return outcomes
+    return transaction.outcomes
+
+
+def _same(run: Callable[[Conn], Any]) -> Callable[[Conn], Any]:
+    return run
+
+
+class Transaction:
+    """One write transaction's jobs, each run as it comes, and each one's outcome.
+
+    A job that fails must be undone alone. A savepoint around every job did that, at a
+    cost: SQLite copies each page a savepoint's job first changes into the savepoint's
+    journal, and a commit changes a dozen pages (about 60 µs of a commit's 390 on the
+    writer thread, docs/benchmarks.md, issue 18). Jobs rarely fail, and when they do it is
+    mostly before they write (a `ConcurrencyError`, a duplicate key in the one statement
+    that SQLite undoes itself). So jobs run straight in the transaction, and the
+    connection's count of changed rows tells whether a failed job wrote anything. If it
+    did, the transaction is rolled back and begun again, the jobs before it are run again,
+    each in a savepoint from then on, and the failed one answers with its error: only a
+    rollback can undo what it wrote.
+
+    A job is therefore run again after a rollback now and then: its effects must be its
+    writes through the connection (jobs are plain data and a function; `make` gives the
+    job each time, so a job read from bytes is read again). A job writes only with
+    INSERT, UPDATE and DELETE, which that count sees.
+    """
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.outcomes: list[Outcome] = []
+        self._made: list[Callable[[], Callable[[Conn], Any]]] = []
+        self._guarded = False
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def run(self, make: Callable[[], Callable[[Conn], Any]]) -> None:
+        """Run the job `make` gives and keep its outcome. Raises when the transaction
+        itself failed (SQLite rolled it back, or a savepoint or the new BEGIN failed)."""
+        if self._guarded:
+            self.outcomes.append(_savepointed(self.conn, make()))
+        else:
+            try:
+                self.outcomes.append(_unguarded(self.conn, make()))
+            except _WroteThenFailedError as failed:
+                self._again(failed.error)
+        self._made.append(make)
+
+    def _again(self, error: Exception) -> None:
+        """Undo everything, run the jobs before the failed one again (a savepoint each
+        from now on), and answer the failed one with its error."""
+        self.conn.execute("ROLLBACK")
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._guarded = True
+        self.outcomes = [_savepointed(self.conn, make()) for make in self._made]
+        self.outcomes.append((None, error))
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+
+class _WroteThenFailedError(Exception):
+    """A job failed after some of its statements had written: only a rollback undoes it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _unguarded(conn: Conn, run: Callable[[Conn], Any]) -> Outcome:
+    """One job straight in the open transaction: its result, or its exception when it
+    wrote nothing (a failing statement is undone by SQLite itself). Raises
+    `_WroteThenFailedError` when it had written, and the exception itself when SQLite rolled the
+    whole transaction back (a full disk, an I/O error)."""
+    before = conn.total_changes
+    try:
+        return (run(conn), None)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise
+        if conn.total_changes != before:
+            raise _WroteThenFailedError(exc) from exc
+        return (None, exc)
 
 
 def _savepointed(conn: Conn, run: Callable[[Conn], Any]) -> Outcome:

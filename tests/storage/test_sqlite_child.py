@@ -1,6 +1,7 @@
 """The writer process's requests, spoken to it directly (`storage.sqlite_child`): jobs are
-answered together once their seal committed them, a failing job is undone alone, two groups
-already waiting share one COMMIT, and a group the server never sealed is rolled back."""
+answered together once their seal committed them, a failing job is undone alone (also one
+that had written), two groups already waiting share one COMMIT, and a group the server
+never sealed is rolled back."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def _note(conn: Conn, key: str) -> str:
         (key,),
     )
     return key
+
+
+def _note_then_fail(conn: Conn, key: str) -> None:
+    """A job that writes, then fails: only a rollback can undo it."""
+    _note(conn, key)
+    raise ValueError(f"{key} failed after writing")
 
 
 def _count(conn: Conn) -> int:
@@ -118,6 +125,16 @@ def test_a_job_that_fails_is_undone_alone_and_answered_in_its_place(child: Child
     assert [result for result, _ in outcomes] == ["a", None, "b"]
     assert "UNIQUE constraint failed" in str(outcomes[1][1])
     assert child.answer() == (OK, 2)
+
+
+def test_a_job_that_fails_after_writing_is_undone_alone(child: Child) -> None:
+    broken = (JOB, pickle.dumps(partial(_note_then_fail, key="half")))
+    child.send(job("a"), broken, job("b"), SEALED, COUNT)
+    kind, outcomes = child.answer()
+    assert kind == DONE
+    assert [result for result, _ in outcomes] == ["a", None, "b"]
+    assert "half failed after writing" in str(outcomes[1][1])
+    assert child.answer() == (OK, 2)  # "a" and "b"; what "half" wrote is gone
 
 
 def test_a_group_the_server_never_sealed_is_neither_committed_nor_answered(child: Child) -> None:

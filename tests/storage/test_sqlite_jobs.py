@@ -3,11 +3,15 @@ the outbox's marks, an adapter-state write) are data classes that pickle cheaply
 other one a module-level function bound to plain data with `functools.partial`. A store
 whose every job and answer crosses a pickle round trip — as it would to a writer in a
 process of its own — stores and answers exactly what the store does without it, and a job
-that does not pickle fails the test. The store's errors pickle too."""
+that does not pickle fails the test. The store's errors pickle too. And a job run twice,
+the first run rolled back (as the writer does to the jobs before one that failed after
+writing), stores and answers what one run does."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import sqlite3
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,7 +29,8 @@ from storage.errors import (
     StorageError,
 )
 from storage.ports import Commit, OutboxItem, PendingAnswer, TicketRow
-from storage.sqlite import SqliteStore
+from storage.projections import Projection
+from storage.sqlite import SqliteStore, _rebuild_projections
 from storage.sqlite_writer import Conn
 from tests.storage.builders import handoff_script
 
@@ -75,6 +80,22 @@ class CrossingStore(SqliteStore):
             return crossed
 
         return await super()._write(crossing)
+
+
+class RerunStore(SqliteStore):
+    """Every job run, rolled back and run again: what `storage.sqlite_writer.Transaction`
+    does to the jobs before one that failed after writing."""
+
+    async def _write(self, run: Callable[[Conn], T]) -> T:
+        def twice(conn: Conn) -> T:
+            conn.execute("SAVEPOINT first_run")
+            with contextlib.suppress(Exception):  # it fails again, and answers with that
+                run(conn)
+            conn.execute("ROLLBACK TO first_run")
+            conn.execute("RELEASE first_run")
+            return run(conn)
+
+        return await super()._write(twice)
 
 
 def _item(key: str) -> OutboxItem:
@@ -232,6 +253,40 @@ async def test_a_store_whose_jobs_cross_a_pickle_round_trip_stores_and_answers_t
     finally:
         await plain.close()
         await crossing.close()
+
+
+async def test_a_store_whose_jobs_each_run_twice_stores_and_answers_the_same(
+    tmp_path: Path,
+) -> None:
+    plain = await SqliteStore.open(tmp_path / "plain.db")
+    rerun = await RerunStore.open(tmp_path / "rerun.db")
+    try:
+        assert await _story(rerun) == await _story(plain)
+    finally:
+        await plain.close()
+        await rerun.close()
+
+
+async def test_a_rebuild_run_twice_folds_what_followed_its_snapshot_once(tmp_path: Path) -> None:
+    path = tmp_path / "salesbot.db"
+    async with await SqliteStore.open(path) as store:
+        for commit in handoff_script(POLICY, "conv-1", NOW).commits:
+            await store.commit(commit)
+        expected = (await store.metrics_projection()).model_dump()
+    # A snapshot that saw none of it: the job folds every event under the write lock.
+    rebuild = partial(_rebuild_projections, projection=Projection(), position=0)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        first = rebuild(conn)
+        conn.execute("ROLLBACK")
+        conn.execute("BEGIN IMMEDIATE")
+        assert rebuild(conn) == first
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    async with await SqliteStore.open(path) as store:
+        assert (await store.metrics_projection()).model_dump() == expected
 
 
 def test_the_stores_errors_pickle_whole() -> None:
