@@ -39,6 +39,7 @@ from pydantic_core import from_json, to_json
 from domain.events import EventEnvelope
 from domain.model import replaced
 from domain.personal import ERASED, event_paths, join, paths_of_inbound, split, split_model
+from storage._rules import dumps
 from storage.errors import StorageError
 
 KEY_BYTES = 32
@@ -76,20 +77,23 @@ Keys = Mapping[int, bytes]
 
 @dataclass(frozen=True, slots=True)
 class Masked:
-    """An event as it will be stored, before its seal: the envelope's JSON with its personal
-    values masked (an object without `sealed` yet), and those values by path key.
+    """An event (or a stored inbound) as it will be stored, before its seal: its JSON with
+    its personal values masked (an object without `sealed` yet), and those values as the
+    compact JSON that is encrypted (`plain`: the values by path key).
 
-    Made where the event is serialised (the committing task, `stored_form`), without the
-    key; the writer, which holds the key, only encrypts (`Sealer.event`)."""
+    Made where the record is serialised (the committing task: `stored_form`,
+    `inbound_form`), without the key; the writer, which holds the key, only encrypts
+    (`Sealer.event`). The values go to the writer as their JSON, made here: a writer in a
+    process of its own then neither unpickles them nor serialises them again."""
 
     text: str
-    taken: dict[str, Any]
+    plain: bytes
     aad: bytes
 
-    def __reduce__(self) -> tuple[type[Masked], tuple[str, dict[str, Any], bytes]]:
+    def __reduce__(self) -> tuple[type[Masked], tuple[str, bytes, bytes]]:
         # Pickled with every commit to a writer process: as a tuple, not through the
         # dataclass's `__getstate__` (a third of the rows' pickling time).
-        return (Masked, (self.text, self.taken, self.aad))
+        return (Masked, (self.text, self.plain, self.aad))
 
 
 def stored_form(envelope: EventEnvelope) -> str | Masked:
@@ -119,7 +123,29 @@ def stored_form(envelope: EventEnvelope) -> str | Masked:
             return dumped
         data["event"] = masked
         text = to_json(data).decode("utf-8")
-    return Masked(text=text, taken=taken, aad=event_aad(envelope.conversation_id, envelope.seq))
+    return Masked(
+        text=text,
+        plain=to_json(taken),
+        aad=event_aad(envelope.conversation_id, envelope.seq),
+    )
+
+
+def inbound_form(inbound: Mapping[str, Any], conversation_id: str) -> str | Masked:
+    """What the store writes for an inbound: its JSON when it holds no personal value, else
+    its `Masked` form. `Sealer.event` of that form is the JSON of `Sealer.inbound`'s object
+    (`sealed` is its last member), byte for byte (tests/storage/test_sealing_bytes.py)."""
+    paths = paths_of_inbound(inbound)
+    if not paths:
+        return dumps(inbound)
+    masked, taken = split(inbound, paths)
+    if not taken:
+        return dumps(inbound)
+    delivery_id = str(inbound.get("delivery_id", ""))
+    return Masked(
+        text=dumps(masked),
+        plain=to_json(taken),
+        aad=inbound_aad(conversation_id, delivery_id),
+    )
 
 
 class Sealer:
@@ -138,19 +164,21 @@ class Sealer:
 
     def seal(self, values: Mapping[str, Any], aad: bytes) -> str:
         """`sealed`'s value for `values`: "k<key id>:" + base64(nonce ‖ ciphertext)."""
+        return self._sealed(to_json(values), aad)  # compact UTF-8, as `_decrypt` reads it
+
+    def _sealed(self, plain: bytes, aad: bytes) -> str:
         if not self._nonces:
             self._nonces = os.urandom(NONCE_BYTES * NONCES_PER_DRAW)
         nonce, self._nonces = self._nonces[:NONCE_BYTES], self._nonces[NONCE_BYTES:]
-        plain = to_json(values)  # compact UTF-8 JSON, as `_decrypt` reads it back
         body = base64.b64encode(nonce + self._cipher.encrypt(nonce, plain, aad)).decode("ascii")
         return f"k{self._key_id}:{body}"
 
     def event(self, masked: Masked) -> str:
-        """The stored JSON of a masked event: `sealed` added as its last member (base64 and
-        the key id need no escaping in JSON)."""
-        if not masked.text.endswith("}"):
-            raise StorageError("A masked event is not a JSON object.")
-        return f'{masked.text[:-1]},"{SEALED_FIELD}":"{self.seal(masked.taken, masked.aad)}"}}'
+        """The stored JSON of a masked record: `sealed` added as its last member (base64
+        and the key id need no escaping in JSON)."""
+        if not masked.text.endswith("}") or masked.text == "{}":
+            raise StorageError("A masked record is not a JSON object with members.")
+        return f'{masked.text[:-1]},"{SEALED_FIELD}":"{self._sealed(masked.plain, masked.aad)}"}}'
 
     def inbound(self, inbound: Mapping[str, Any], conversation_id: str) -> dict[str, Any]:
         """A stored inbound's JSON object with its personal values sealed (unchanged when it

@@ -183,7 +183,11 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         conversation_id = commit.conversation_id
         check_events(conversation_id, commit.expected_version, commit.events)
         event_rows = _event_rows(commit.events)
-        inbound = commit.inbound
+        inbound = (
+            None
+            if commit.inbound is None
+            else sealing.inbound_form(commit.inbound, conversation_id)
+        )
         outbox_rows = [_outbox_row(item) for item in commit.outbox]
         answer_rows = [_answer_row(answer) for answer in commit.answers]
         changes = ticket_changes(commit)
@@ -720,7 +724,8 @@ class _CommitJob:
     delivery_id: str
     received_at_ms: int
     policy_version: str
-    inbound: Mapping[str, Any] | None
+    inbound: str | sealing.Masked | None
+    """Its JSON, or its masked form when it holds personal values (`sealing.inbound_form`)."""
     span: _Span | None
     projected: tuple[Step, ...]
     rows: list[tuple[object, ...]]
@@ -752,13 +757,9 @@ class _CommitJob:
         version = _append_span(
             conn, conversation_id, version, self.span, self.projected, self.rows, key
         )
-        inbound_json = None
-        if self.inbound is not None:
-            if sealing.has_personal_inbound(self.inbound):
-                sealer = key.sealer(version, self.received_at_ms)
-                inbound_json = dumps(sealer.inbound(self.inbound, conversation_id))
-            else:
-                inbound_json = dumps(self.inbound)
+        inbound_json = self.inbound
+        if isinstance(inbound_json, sealing.Masked):
+            inbound_json = key.sealer(version, self.received_at_ms).event(inbound_json)
         conn.execute(
             "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
             "committed_version) VALUES (?, ?, ?, ?)",

@@ -15,12 +15,14 @@ import base64
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from domain.events import EventEnvelope
 from domain.personal import event_paths, split, split_model
 from storage import sealing
+from storage._rules import dumps
 from storage.sqlite import SqliteStore
 from tests.bot.test_schema_contract import a_day_of_sales
 
@@ -135,3 +137,38 @@ def test_a_prospects_words_never_reach_the_sealed_json_in_clear(
         assert said not in text
         checked += 1
     assert checked > 10
+
+
+def stored_inbounds(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every inbound of a store, opened: (its conversation, its JSON object)."""
+
+    async def read() -> list[tuple[str, dict[str, Any]]]:
+        async with await SqliteStore.open(path) as store:
+            return [(i.conversation_id, dict(i.inbound)) async for i in store.all_inbounds()]
+
+    return asyncio.run(read())
+
+
+def test_an_inbound_is_stored_as_its_sealed_object_would_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "release.db"
+    copy.write_bytes(STORES[-1].read_bytes())
+    day = tmp_path / "day.db"
+    day_of_sales(day)
+    inbounds = stored_inbounds(copy) + stored_inbounds(day)
+    monkeypatch.setattr("storage.sealing.os.urandom", lambda n: NONCE * (n // len(NONCE)))
+    kinds: set[str] = set()
+    plain = 0
+    for conversation_id, inbound in inbounds:
+        form = sealing.inbound_form(inbound, conversation_id)
+        sealed = sealing.Sealer(7, KEY).inbound(inbound, conversation_id)
+        if isinstance(form, str):  # nothing personal: its JSON, as before sealing existed
+            assert sealing.SEALED_FIELD not in sealed
+            assert form == dumps(inbound)
+            plain += 1
+            continue
+        assert sealing.Sealer(7, KEY).event(form) == dumps(sealed)
+        kinds.add(str(inbound["kind"]))
+    assert {"message", "lead"} <= kinds
+    assert plain > 0
