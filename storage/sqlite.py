@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from domain import GENERATOR
 from domain.chain import GENESIS, Link, link
@@ -192,7 +193,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         answer_rows = [_answer_row(answer) for answer in commit.answers]
         changes = ticket_changes(commit)
 
-        return await self._write(
+        status, version = await self._write(
             _CommitJob(
                 conversation_id=conversation_id,
                 expected_version=commit.expected_version,
@@ -209,6 +210,8 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
                 timer=None if commit.timer is None else (commit.timer.due_at_ms,),
             )
         )
+        # The job answers plain data: cheaper to pickle from a writer process than a model.
+        return CommitResult(status=status, version=version)
 
     # -- deliveries and inbounds --------------------------------------------------------
 
@@ -534,6 +537,17 @@ def _schedule(conn: Conn, conversation_id: str, due_at_ms: int | None, version: 
     return cursor.rowcount == 1
 
 
+class _Unread(enum.Enum):
+    """A value a job has not read yet (a key, a previous link): read it where it is needed."""
+
+    UNREAD = enum.auto()
+
+
+UNREAD = _Unread.UNREAD
+
+CommitStatus = Literal["committed", "duplicate"]
+
+
 class _Span(NamedTuple):
     """What appending needs of a commit's events besides their rows: how many, the first's
     sequence number and time, the last's time."""
@@ -567,10 +581,12 @@ def _append_span(
     projected: Sequence[Step],
     rows: list[tuple[object, ...]],
     key: _Key | None = None,
+    previous: str | _Unread | None = UNREAD,
 ) -> int:
     """Append the rows of checked events (`span`, and `projected`: what the projections fold
     of them) after `version`; return the new version. `key` is the commit's (its
-    inbound is sealed with the same key read)."""
+    inbound is sealed with the same key read); `previous`, the link of the event at
+    `version` when the caller has read it already."""
     if span is None:
         return version
     new_version = version + span.events
@@ -588,6 +604,7 @@ def _append_span(
             conversation_id,
             version,
             _sealed_rows(span, rows, key or _Key(conn, conversation_id)),
+            previous,
         ),
     )
     apply_steps(conn, conversation_id, projected)  # the projections, in the same transaction
@@ -624,6 +641,11 @@ def _redact_copies(conn: Conn, conversation_id: str) -> None:
     )
 
 
+_NEWEST = "ORDER BY key_id DESC LIMIT 1"
+_NEWEST_KEY = f"SELECT {{column}} FROM conversation_keys WHERE conversation_id = ? {_NEWEST}"
+"""The conversation's newest key's `column` (`key_id` or `key`), as a subquery."""
+
+
 def _conversation_key(
     conn: Conn, conversation_id: str, version: int, at_ms: int
 ) -> tuple[int, bytes]:
@@ -632,12 +654,15 @@ def _conversation_key(
     what arrives later is sealed with a new key)."""
     found = _one(
         conn,
-        "SELECT key_id, key FROM conversation_keys WHERE conversation_id = ? "
-        "ORDER BY key_id DESC LIMIT 1",
+        f"SELECT key_id, key FROM conversation_keys WHERE conversation_id = ? {_NEWEST}",
         (conversation_id,),
     )
     if found is not None:
         return int(found[0]), bytes(found[1])
+    return _new_key(conn, conversation_id, version, at_ms)
+
+
+def _new_key(conn: Conn, conversation_id: str, version: int, at_ms: int) -> tuple[int, bytes]:
     key = sealing.new_key()
     conn.execute(
         "INSERT INTO conversation_keys (conversation_id, key_id, key, created_at_ms) "
@@ -652,17 +677,27 @@ class _Key:
     value needs it, and used for the commit's events and its inbound alike. Never kept past
     the job: an erasure later in the same transaction deletes the key."""
 
-    __slots__ = ("_conn", "_conversation_id", "_sealer")
+    __slots__ = ("_conn", "_conversation_id", "_read", "_sealer")
 
-    def __init__(self, conn: Conn, conversation_id: str) -> None:
+    def __init__(
+        self, conn: Conn, conversation_id: str, read: tuple[int, bytes] | _Unread | None = UNREAD
+    ) -> None:
         self._conn = conn
         self._conversation_id = conversation_id
+        self._read = read
+        """The key (id and bytes) when the job has read it already; None: there is none."""
         self._sealer: sealing.Sealer | None = None
 
     def sealer(self, version: int, at_ms: int) -> sealing.Sealer:
         """The sealer; the key is created at stream `version` if the conversation has none."""
         if self._sealer is None:
-            key_id, key = _conversation_key(self._conn, self._conversation_id, version, at_ms)
+            read = self._read
+            if read is UNREAD:
+                key_id, key = _conversation_key(self._conn, self._conversation_id, version, at_ms)
+            elif read is None:
+                key_id, key = _new_key(self._conn, self._conversation_id, version, at_ms)
+            else:
+                key_id, key = read
             self._sealer = sealing.Sealer(key_id, key)
         return self._sealer
 
@@ -679,21 +714,26 @@ def _sealed_rows(
 
 
 def _linked(
-    conn: Conn, conversation_id: str, version: int, rows: list[tuple[object, ...]]
+    conn: Conn,
+    conversation_id: str,
+    version: int,
+    rows: list[tuple[object, ...]],
+    previous: str | _Unread | None = UNREAD,
 ) -> list[tuple[object, ...]]:
     """`rows` with each event's link in its stream's hash chain (`domain.chain`), computed
     here, in the appending transaction, from the JSON about to be stored and the link of
     the event before (read under the write lock, so it is the one committed or written
     earlier in this batch). A stream whose previous event has no link (a store damaged by
     hand) gets none either: verification reports the first missing one."""
-    previous: str | None = GENESIS
-    if version:
-        found = _one(
-            conn,
-            "SELECT chain_hash FROM events WHERE conversation_id = ? AND seq = ?",
-            (conversation_id, version),
-        )
-        previous = None if found is None else found[0]
+    if previous is UNREAD:
+        previous = GENESIS
+        if version:
+            found = _one(
+                conn,
+                "SELECT chain_hash FROM events WHERE conversation_id = ? AND seq = ?",
+                (conversation_id, version),
+            )
+            previous = None if found is None else found[0]
     linked = []
     for row in rows:
         previous = None if previous is None else link(previous, str(row[6]))
@@ -739,27 +779,41 @@ class _CommitJob:
         # Its fields as a tuple, not through the dataclass's `__getstate__`.
         return (_CommitJob, tuple(getattr(self, name) for name in self.__slots__))
 
-    def __call__(self, conn: Conn) -> CommitResult:
+    def __call__(self, conn: Conn) -> tuple[CommitStatus, int]:
         conversation_id = self.conversation_id
-        seen, version, position = _one(
+        expected = self.expected_version
+        # One read for everything the commit looks up before it writes: whether the
+        # delivery is stored, the stream's version, the last inbound's position, the link
+        # of the event it appends after, and the conversation's key (a statement each had
+        # cost as much again).
+        seen, version, position, previous, key_id, key = _one(
             conn,
             "SELECT (SELECT 1 FROM deliveries WHERE delivery_id = ?), "
             "(SELECT version FROM streams WHERE conversation_id = ?), "
-            "(SELECT MAX(position) FROM inbounds WHERE conversation_id = ?)",
-            (self.delivery_id, conversation_id, conversation_id),
+            "(SELECT MAX(position) FROM inbounds WHERE conversation_id = ?), "
+            "(SELECT chain_hash FROM events WHERE conversation_id = ? AND seq = ?), "
+            f"({_NEWEST_KEY.format(column='key_id')}), ({_NEWEST_KEY.format(column='key')})",
+            (self.delivery_id, *(conversation_id,) * 3, expected, *(conversation_id,) * 2),
         )
         version = version or 0
         if seen:
-            return CommitResult(status="duplicate", version=version)
-        if version != self.expected_version:
-            raise ConcurrencyError(conversation_id, self.expected_version, version)
-        key = _Key(conn, conversation_id)
+            return ("duplicate", version)
+        if version != expected:
+            raise ConcurrencyError(conversation_id, expected, version)
+        sealer = _Key(conn, conversation_id, None if key_id is None else (key_id, bytes(key)))
         version = _append_span(
-            conn, conversation_id, version, self.span, self.projected, self.rows, key
+            conn,
+            conversation_id,
+            version,
+            self.span,
+            self.projected,
+            self.rows,
+            sealer,
+            GENESIS if expected == 0 else previous,
         )
         inbound_json = self.inbound
         if isinstance(inbound_json, sealing.Masked):
-            inbound_json = key.sealer(version, self.received_at_ms).event(inbound_json)
+            inbound_json = sealer.sealer(version, self.received_at_ms).event(inbound_json)
         conn.execute(
             "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
             "committed_version) VALUES (?, ?, ?, ?)",
@@ -784,7 +838,7 @@ class _CommitJob:
         _insert_answers(conn, self.answer_rows)
         if self.timer is not None:
             _schedule(conn, conversation_id, self.timer[0], version)
-        return CommitResult(status="committed", version=version)
+        return ("committed", version)
 
 
 @dataclass(frozen=True, slots=True)

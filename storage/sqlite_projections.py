@@ -104,6 +104,7 @@ _V4_FACT_COLUMNS = (
 """The columns the projections migration created (schema version 1 of the rows)."""
 _FACT_COLUMNS = f"{_V4_FACT_COLUMNS}, quotes_issued, quotes_revised, quotes_superseded"
 _VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
+_VERSION_COLUMNS = ("schema_version", "generator")
 
 QUOTE_COUNT_COLUMNS: tuple[str, ...] = (
     # Row schema version 2: the quotes of each conversation (`storage.projections`).
@@ -277,7 +278,7 @@ def apply_steps(conn: Conn, conversation_id: str, steps: Sequence[Step]) -> None
     before = NO_FACTS if row is None else facts_from_row(row)
     change = advance_steps(before, steps)
     if change.changed:
-        _put_facts(conn, conversation_id, change.after)
+        _put_facts(conn, conversation_id, change.after, exists=row is not None)
         counters, times = change_rows(conversation_id, change)
         if counters:
             conn.executemany(_ADD_COUNTERS, counters)
@@ -291,7 +292,20 @@ def apply_steps(conn: Conn, conversation_id: str, steps: Sequence[Step]) -> None
         )
 
 
-def _put_facts(conn: Conn, conversation_id: str, facts: StreamFacts) -> None:
+_UPDATE_FACTS = (
+    "UPDATE projection_streams SET "
+    + ", ".join(f"{column} = ?" for column in (*_FACT_COLUMNS.split(", "), *_VERSION_COLUMNS))
+    + " WHERE conversation_id = ?"
+)
+"""The row's fact columns and versions (`_fact_values`, `_VERSIONS`) by its conversation."""
+
+
+def _put_facts(conn: Conn, conversation_id: str, facts: StreamFacts, *, exists: bool) -> None:
+    """The conversation's row, written: updated when the transaction has just read it (an
+    update costs about three quarters of the upsert), else inserted or updated."""
+    if exists:
+        conn.execute(_UPDATE_FACTS, (*_fact_values(facts), *_VERSIONS, conversation_id))
+        return
     conn.execute(
         f"INSERT INTO projection_streams (conversation_id, {_FACT_COLUMNS}, schema_version, "
         "generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
