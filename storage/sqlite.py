@@ -673,9 +673,10 @@ def _new_key(conn: Conn, conversation_id: str, version: int, at_ms: int) -> tupl
 
 
 class _Key:
-    """One commit's sealer for its conversation: the key read (or made) once, when a first
-    value needs it, and used for the commit's events and its inbound alike. Never kept past
-    the job: an erasure later in the same transaction deletes the key."""
+    """One commit's sealer for its conversation: the key read once (by the commit's first
+    look-up, or when a first value needs it) or made when a first value needs it, and used
+    for the commit's events and its inbound alike. Never kept past the job: an erasure later
+    in the same transaction deletes the key."""
 
     __slots__ = ("_conn", "_conversation_id", "_read", "_sealer")
 
@@ -786,7 +787,7 @@ class _CommitJob:
         # delivery is stored, the stream's version, the last inbound's position, the link
         # of the event it appends after, and the conversation's key (a statement each had
         # cost as much again).
-        seen, version, position, previous, key_id, key = _one(
+        seen, version, position, previous, key_id, key_bytes = _one(
             conn,
             "SELECT (SELECT 1 FROM deliveries WHERE delivery_id = ?), "
             "(SELECT version FROM streams WHERE conversation_id = ?), "
@@ -800,7 +801,7 @@ class _CommitJob:
             return ("duplicate", version)
         if version != expected:
             raise ConcurrencyError(conversation_id, expected, version)
-        sealer = _Key(conn, conversation_id, None if key_id is None else (key_id, bytes(key)))
+        key = _Key(conn, conversation_id, None if key_id is None else (key_id, bytes(key_bytes)))
         version = _append_span(
             conn,
             conversation_id,
@@ -808,12 +809,12 @@ class _CommitJob:
             self.span,
             self.projected,
             self.rows,
-            sealer,
+            key,
             GENESIS if expected == 0 else previous,
         )
         inbound_json = self.inbound
         if isinstance(inbound_json, sealing.Masked):
-            inbound_json = sealer.sealer(version, self.received_at_ms).event(inbound_json)
+            inbound_json = key.sealer(version, self.received_at_ms).event(inbound_json)
         conn.execute(
             "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
             "committed_version) VALUES (?, ?, ?, ?)",

@@ -5,10 +5,9 @@ It opens the file as the writer thread would (`_open_writer`: checked, migrated,
 and answers that first. Then it runs each job as it arrives, in the open transaction (one
 is begun for the first job after a commit; a job that fails is undone alone,
 `storage.sqlite_writer.Transaction`), and at each seal commits and answers every job of
-the transaction, until end of file. A seal followed by another seal
-already waiting in the socket does not commit yet: the child was busy, and both groups
-share the next fsync. SQLite's errors are turned into the store's here, where their error
-names are still known.
+the transaction, until end of file. A seal followed by another seal already waiting in the
+socket does not commit yet: the child was busy, and both groups share the next fsync.
+SQLite's errors are turned into the store's here, where their error names are still known.
 """
 
 from __future__ import annotations

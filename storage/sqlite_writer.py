@@ -107,9 +107,9 @@ class StreamingEngine(WriteEngine, Protocol):
     """Transactions committed so far: metrics."""
 
     async def submit(self, job: Any) -> Outcome:
-        """Run a prepared job in the engine's next transaction; its outcome
-        once that committed. Raises when the transaction failed as a whole (nothing of it
-        is durable) or when it cannot be known whether it committed (the message says so)."""
+        """Run a prepared job in the engine's next transaction; its outcome once that
+        committed. Raises when the transaction failed as a whole (nothing of it is durable)
+        or when it cannot be known whether it committed (the message says so)."""
         ...
 
 
@@ -510,8 +510,8 @@ class _WroteThenFailedError(Exception):
 def _unguarded(conn: Conn, run: Callable[[Conn], Any]) -> Outcome:
     """One job straight in the open transaction: its result, or its exception when it
     wrote nothing (a failing statement is undone by SQLite itself). Raises
-    `_WroteThenFailedError` when it had written, and the exception itself when SQLite rolled the
-    whole transaction back (a full disk, an I/O error)."""
+    `_WroteThenFailedError` when it had written, and the exception itself when SQLite
+    rolled the whole transaction back (a full disk, an I/O error)."""
     before = conn.total_changes
     try:
         return (run(conn), None)
