@@ -207,8 +207,8 @@ LONG = (
     "replay_pg",
 )
 """Not run by default: minutes each (`--growth` runs both growth benches, `--soak`, or
-`--only`, e.g. `--only capacity`); `replicas`, `takeover`, `append_pg` and `replay_pg` start throwaway PostgreSQL
-clusters of their own."""
+`--only`, e.g. `--only capacity`); `replicas`, `takeover`, `append_pg` and `replay_pg`
+start throwaway PostgreSQL clusters of their own."""
 
 
 def chosen(options: argparse.Namespace) -> list[str]:

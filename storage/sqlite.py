@@ -685,8 +685,8 @@ class _Key:
     ) -> None:
         self._conn = conn
         self._conversation_id = conversation_id
+        # The key (id and bytes) when the job has read it already; None: there is none.
         self._read = read
-        """The key (id and bytes) when the job has read it already; None: there is none."""
         self._sealer: sealing.Sealer | None = None
 
     def sealer(self, version: int, at_ms: int) -> sealing.Sealer:

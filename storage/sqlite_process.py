@@ -13,23 +13,23 @@ sent — the store's jobs are plain data (`storage.sqlite._CommitJob`, `functool
 module functions), so a job that would not cross fails its own caller and nothing else.
 
 Group commit streams. Each job is sent the moment its caller has it ready, and the child
-runs it at once, inside an open transaction (a job that fails is undone alone); at the end of the event
-loop's turn the parent sends a seal, and at the seal the child commits and answers every
-job of the transaction. So the jobs one turn of the loop writes share one transaction and
-one fsync, as the thread's batches do, and the child runs the first of them while the
-server is still preparing the last (measured with `bench.append`'s commits: 1,832 → 2,539
-commits/s, where a whole batch used to wait for its last job before the child saw any). A
-child that reaches a seal and finds a later seal already waiting commits both groups as one
-transaction: never more fsyncs than batches would have needed.
+runs it at once, inside an open transaction (a job that fails is undone alone); at the end
+of the event loop's turn the parent sends a seal, and at the seal the child commits and
+answers every job of the transaction. So the jobs one turn of the loop writes share one
+transaction and one fsync, as the thread's batches do, and the child runs the first of them
+while the server is still preparing the last (measured with `bench.append`'s commits:
+1,832 → 2,539 commits/s, where a whole batch used to wait for its last job before the child
+saw any). A child that reaches a seal and finds a later seal already waiting commits both
+groups as one transaction: never more fsyncs than batches would have needed.
 
 Durability is the thread's: a caller's future is resolved only from the child's answer,
 which is sent after its COMMIT returned. If the child dies, every write it had not answered
 fails with "may or may not be durable" (it may have committed before dying) and every later
 write fails at once, so `/readyz` reports 503 until salesbot is restarted. If the server
 dies, the child reads end of file, rolls back a group that was never sealed (none of its
-callers was told anything) and exits. The child ignores SIGINT
-and SIGTERM: Ctrl-C in a terminal reaches the whole process group, and the server, not the
-child, decides when writing stops.
+callers was told anything) and exits. The child ignores SIGINT and SIGTERM: Ctrl-C in a
+terminal reaches the whole process group, and the server, not the child, decides when
+writing stops.
 
 A request is a 4-byte little-endian length, a kind byte and its payload (a pickled job, or
 nothing for a seal); an answer is a length and a pickle. Pickle is safe here because both
