@@ -10,6 +10,14 @@ transaction (one fsync) per batch of whatever is queued. The raw loop does only 
 expected-version check, no dedupe read, no hash chain, no projections, no validation. The
 store's share of the difference is what those guarantees cost.
 
+Between the two, the floor (`StatementGroupCommit`): the raw loop running, for each commit,
+the very statements the store's commit job ran for it (recorded once beforehand,
+`store_statements`). It pays SQLite's whole share of the guarantees and none of their
+Python: the most any store writing the store's rows to SQLite could reach against the raw
+loop. `floor_vs_raw` is what the guarantees' rows cost in SQLite; `store_process_vs_floor`
+what the store's own machinery costs on top (sealing, the chain's hashes, the projections'
+fold, the crossing to its writer process).
+
     python -m bench.append
 """
 
@@ -24,8 +32,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 from bench import proc
 from bot.policy_loader import load_policy
@@ -39,6 +48,7 @@ from storage.ports import Commit
 from storage.sqlite import SqliteStore
 from storage.sqlite_writer import WriterKind
 
+T = TypeVar("T")
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
 TEXTS = ("Hello", "We have a $5000 budget", "I am the CTO", "too expensive", "next month works")
 NOW_MS = 1_790_000_000_000
@@ -205,9 +215,7 @@ class RawGroupCommit:
     """The baseline: one thread, one connection, a queue; each batch is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn = self.connect(path)
         self.queue: list[tuple[Commit, Future[None]]] = []
         self.ready = threading.Condition()
         self.batches = 0
@@ -232,15 +240,25 @@ class RawGroupCommit:
                 batch, self.queue = self.queue[:RAW_BATCH], self.queue[RAW_BATCH:]
             self.conn.execute("BEGIN IMMEDIATE")
             for commit, _ in batch:
-                rows = raw_rows(commit)
-                self.conn.execute(RAW_STREAM, rows.stream)
-                self.conn.executemany(RAW_EVENTS, rows.events)
-                self.conn.execute(RAW_DELIVERY, rows.delivery)
-                self.conn.execute(RAW_INBOUND, rows.inbound)
+                self.write(commit)
             self.conn.execute("COMMIT")
             self.batches += 1
             for _, future in batch:
                 future.set_result(None)
+
+    def connect(self, path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    def write(self, commit: Commit) -> None:
+        """One commit's rows, inside the batch's transaction."""
+        rows = raw_rows(commit)
+        self.conn.execute(RAW_STREAM, rows.stream)
+        self.conn.executemany(RAW_EVENTS, rows.events)
+        self.conn.execute(RAW_DELIVERY, rows.delivery)
+        self.conn.execute(RAW_INBOUND, rows.inbound)
 
     def close(self) -> None:
         with self.ready:
@@ -250,10 +268,124 @@ class RawGroupCommit:
         self.conn.close()
 
 
-async def raw(path: Path, commits: list[list[Commit]]) -> tuple[float, int, float]:
+Statement = tuple[str, Any, bool]
+"""(SQL, its parameters, whether `executemany` ran it) as a commit job ran it."""
+
+
+class _Recording(sqlite3.Connection):
+    """A connection that writes down every statement it runs, with its parameters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.statements: list[Statement] = []
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.statements.append((sql, parameters, False))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        rows = list(parameters)
+        self.statements.append((sql, rows, True))
+        return super().executemany(sql, rows)
+
+
+def _store_connection(path: Path, factory: type[sqlite3.Connection]) -> sqlite3.Connection:
+    """A connection set up as the store's writer sets up its own
+    (`storage.sqlite_writer._prepare_writer`): WAL, a full sync at each commit, foreign
+    keys enforced, deleted rows overwritten."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=factory)
+    for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("PRAGMA secure_delete = ON")
+    return conn
+
+
+class _RecordingStore(SqliteStore):
+    """The store, each of its writes run at once on a `_Recording` connection of its own
+    file, one transaction each."""
+
+    recording: _Recording
+
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.recording
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = run(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+
+async def store_statements(commits: list[list[Commit]]) -> dict[str, list[Statement]]:
+    """The statements the store's commit job runs for each commit (by delivery id), with
+    their parameters: its look-up, its rows, its chain links, its projections, its key,
+    the sealed values already encrypted. Recorded once, on a scratch file, before anything
+    is timed."""
+    recorded: dict[str, list[Statement]] = {}
+    with tempfile.TemporaryDirectory() as name:
+        path = Path(name) / "recorded.db"
+        store = await _RecordingStore.open(path)
+        store.recording = cast(_Recording, _store_connection(path, _Recording))
+        try:
+            for conversation in commits:
+                for commit in conversation:
+                    store.recording.statements = []
+                    await store.commit(commit)
+                    recorded[commit.delivery_id] = [
+                        statement
+                        for statement in store.recording.statements
+                        if statement[0] not in ("BEGIN IMMEDIATE", "COMMIT")
+                    ]
+        finally:
+            store.recording.close()
+            await store.close()
+    return recorded
+
+
+class StatementGroupCommit(RawGroupCommit):
+    """The floor: the raw loop, each commit's rows written by the very statements the
+    store's commit job ran for it (`store_statements`) — SQLite's whole share of the
+    store's guarantees (the dedupe look-up, the expected-version check, the chain links,
+    the projections, the conversation's key, the outbox and answer rows) and none of their
+    Python (sealing, hashing, folding, the job's pickling). The raw loop's own Python per
+    commit (`raw_rows`: each event dumped to JSON, as any store must) is done as well, so
+    the two loops differ in SQL only."""
+
+    def __init__(self, path: Path, statements: Mapping[str, list[Statement]]) -> None:
+        self.statements = statements
+        super().__init__(path)
+
+    def connect(self, path: Path) -> sqlite3.Connection:
+        return _store_connection(path, sqlite3.Connection)
+
+    def write(self, commit: Commit) -> None:
+        raw_rows(commit)  # the raw loop's Python, so that only the SQL differs
+        for sql, parameters, many in self.statements[commit.delivery_id]:
+            if many:
+                self.conn.executemany(sql, parameters)
+            else:
+                self.conn.execute(sql, parameters)
+
+
+async def floor(
+    path: Path, commits: list[list[Commit]], statements: Mapping[str, list[Statement]]
+) -> tuple[float, int, float]:
+    """`raw`, through `StatementGroupCommit`: the most any store writing the store's rows
+    with SQLite can reach against the raw loop."""
+    return await raw(path, commits, partial(StatementGroupCommit, statements=statements))
+
+
+async def raw(
+    path: Path,
+    commits: list[list[Commit]],
+    loop: Callable[[Path], RawGroupCommit] = RawGroupCommit,
+) -> tuple[float, int, float]:
+    """The commits through a raw group-commit `loop` on a file with the store's schema."""
     store = await SqliteStore.open(path)  # the same schema, then the store lets go of it
     await store.close()
-    writer = RawGroupCommit(path)
+    writer = loop(path)
     try:
         spent = cpu_s()
         elapsed = await timed(lambda commit: asyncio.wrap_future(writer.submit(commit)), commits)
@@ -294,6 +426,12 @@ def figures(
             best[f"{name}_cpu_vs_raw"] = (
                 best[f"{name}_cpu_us_per_commit"] / best["raw_cpu_us_per_commit"]
             )
+    if "floor" in rounds[0]:
+        for name in stores:
+            if name != "floor":
+                best[f"{name}_vs_floor"] = (
+                    best[f"{name}_commits_per_s"] / best["floor_commits_per_s"]
+                )
     for n, outcome in enumerate(rounds, start=1):
         for name in stores:
             best[f"round_{n}_{name}_vs_raw"] = outcome["raw"][0] / outcome[name][0]
@@ -314,12 +452,14 @@ async def alternate(
 
 async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) -> dict[str, float]:
     commits = build_commits(conversations, messages)
+    statements = await store_statements(commits)
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         sides: dict[str, Side] = {
             "store": lambda n, c: product(directory / f"store-{n}.db", c),
             # `serve`'s: the writer in a process of its own (`storage.sqlite_process`).
             "store_process": lambda n, c: product(directory / f"process-{n}.db", c, "process"),
+            "floor": lambda n, c: floor(directory / f"floor-{n}.db", c, statements),
             "raw": lambda n, c: raw(directory / f"raw-{n}.db", c),
         }
         return await alternate(sides, commits, rounds)

@@ -7,14 +7,18 @@ durable. No timing is asserted; the figures are `python -m bench.append_pg`'s.""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from bench.append import build_commits, figures, product, raw, timed
+from bench.append import build_commits, figures, floor, product, raw, store_statements, timed
 from bench.append_pg import PG_EVENTS, RawPgGroupCommit, measure, numbered
+from bot.cli_verify import verify_store
+from bot.policy_loader import load_policy
 from storage.postgres import PostgresStore
+from storage.sqlite import SqliteStore
 from tests.storage.conftest import fresh_database, postgres_cluster  # noqa: F401
 from tests.support.postgres import Cluster
 
@@ -57,6 +61,17 @@ def test_every_store_side_is_reported_against_the_raw_loop() -> None:
     assert report["round_2_store_process_vs_raw"] == 0.25
 
 
+def test_with_a_floor_each_store_is_also_reported_against_it() -> None:
+    commits = build_commits(2, 2)  # 4 commits
+    rounds = [{"store_process": (2.0, 4), "floor": (1.0, 2), "raw": (0.5, 1)}]
+    report = figures(rounds, commits)
+    assert report["floor_vs_raw"] == 0.5
+    assert report["store_process_vs_raw"] == 0.25
+    assert report["store_process_vs_floor"] == 0.5
+    assert "floor_vs_floor" not in report
+    assert "store_vs_floor" not in figures([{"store": (1.0, 4), "raw": (1.0, 4)}], commits)
+
+
 def test_sides_that_measured_their_cpu_report_their_least_per_commit_against_the_raw_loop() -> None:
     commits = build_commits(2, 2)  # 4 commits
     rounds = [
@@ -83,6 +98,42 @@ async def test_each_sqlite_side_is_charged_the_cpu_it_spent(tmp_path: Path) -> N
         assert transactions >= 2  # each conversation waits for its commit's answer
         assert spent > 0  # this process's share alone is measured to the microsecond
         assert elapsed > 0
+
+
+async def test_the_floor_writes_the_stores_rows_with_the_stores_own_statements(
+    tmp_path: Path,
+) -> None:
+    """The floor replays the statements the store's jobs ran: its file holds the streams,
+    events, deliveries, inbounds and projections the store's holds for the same commits,
+    and the product reads it back as a store of its own — chain, keys and sealed values
+    included, since they were recorded as the store wrote them."""
+    commits = build_commits(3, 3)
+    statements = await store_statements(commits)
+    assert set(statements) == {c.delivery_id for conversation in commits for c in conversation}
+    await product(tmp_path / "store.db", commits)
+    _, transactions, _ = await floor(tmp_path / "floor.db", commits, statements)
+    assert transactions >= 3  # each conversation waits for its commit's answer
+    queries = {
+        **{table: _rows(table) for table in ("streams", "events", "deliveries", "inbounds")},
+        "projection_streams": "SELECT * FROM projection_streams ORDER BY conversation_id",
+        "projection_counters": "SELECT * FROM projection_counters ORDER BY 1, 2, 3, 4",
+        "keys": "SELECT conversation_id, COUNT(*) FROM conversation_keys GROUP BY 1 ORDER BY 1",
+    }
+    written = {}
+    for name in ("store", "floor"):
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            written[name] = {table: conn.execute(sql).fetchall() for table, sql in queries.items()}
+    assert written["floor"] == written["store"]
+    assert len(written["floor"]["events"]) == sum(
+        len(c.events) for conversation in commits for c in conversation
+    )
+    policy = load_policy("default")  # the commits' (`build_commits`), so verify re-decides
+    async with await SqliteStore.open(tmp_path / "floor.db") as store:
+        await store.put_policy(policy.version, policy.canonical_json())
+        report = await verify_store(store)
+        loaded = await store.load(commits[0][0].conversation_id)
+    assert (report.conversations, report.problems) == (3, 0)
+    assert loaded == [event for commit in commits[0] for event in commit.events]
 
 
 def _rows(table: str) -> str:
