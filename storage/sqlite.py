@@ -94,6 +94,7 @@ from storage.sqlite_tickets import SqliteTickets, _apply_ticket_change
 from storage.sqlite_writer import BUSY_TIMEOUT_MS, Conn, _one, _wrap
 
 _PAGE = 500  # rows per read when iterating the whole log
+_VERSION_READ = "SELECT version FROM streams WHERE conversation_id = ?"
 
 _INBOUND_COLUMNS = (
     "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator"
@@ -133,6 +134,8 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         return {int(key_id): bytes(key) for key_id, key in rows}
 
     async def load(self, conversation_id: str) -> list[EventEnvelope]:
+        if self._peek(_VERSION_READ, (conversation_id,)) == []:
+            return []  # no stream: a conversation's first message (`_peek`: no thread hop)
         rows = await self._fetch(
             "SELECT envelope FROM events WHERE conversation_id = ? ORDER BY seq",
             (conversation_id,),
@@ -149,9 +152,9 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         return links(rows, keys)
 
     async def version(self, conversation_id: str) -> int:
-        rows = await self._fetch(
-            "SELECT version FROM streams WHERE conversation_id = ?", (conversation_id,)
-        )
+        rows = self._peek(_VERSION_READ, (conversation_id,))
+        if rows is None:
+            rows = await self._fetch(_VERSION_READ, (conversation_id,))
         return int(rows[0][0]) if rows else 0
 
     async def iterate_all(self) -> AsyncIterator[EventEnvelope]:
