@@ -17,6 +17,7 @@ import pytest
 from domain.policy import Policy
 from storage import sqlite_writer
 from storage.errors import StorageError
+from storage.ports import Commit
 from storage.sqlite import SqliteStore
 from storage.sqlite_writer import WriterKind
 from tests.storage.builders import handoff_script
@@ -61,15 +62,17 @@ async def test_a_conversation_not_yet_stored_loads_nothing_without_the_readers_t
     assert reader_reads  # the events themselves are read on the reader's thread
 
 
-async def test_a_look_up_sqlite_cannot_answer_at_once_is_read_through_the_reader(
-    store: SqliteStore,
-    default_policy: Policy,
-    reader_reads: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+async def committed(store: SqliteStore, default_policy: Policy) -> Commit:
+    """conv-1's first commit, stored."""
     commit = handoff_script(default_policy, "conv-1").commits[0]
     await store.commit(commit)
+    return commit
 
+
+async def test_a_look_up_sqlite_cannot_answer_at_once_is_read_through_the_reader(
+    store: SqliteStore, committed: Commit, reader_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Busy:
         def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
             raise sqlite3.OperationalError("database is locked")
@@ -78,27 +81,21 @@ async def test_a_look_up_sqlite_cannot_answer_at_once_is_read_through_the_reader
             pass
 
     monkeypatch.setattr(store, "_peeker", Busy())
-    assert await store.version("conv-1") == len(commit.events)
-    assert await store.load("conv-1") == list(commit.events)
+    assert await store.version("conv-1") == len(committed.events)
+    assert await store.load("conv-1") == list(committed.events)
     assert await store.load("conv-new") == []
     assert len(reader_reads) >= 3  # each answered by the reader instead
 
 
 async def test_a_file_that_cannot_be_opened_for_a_look_up_is_read_through_the_reader(
-    store: SqliteStore,
-    default_policy: Policy,
-    reader_reads: list[str],
-    monkeypatch: pytest.MonkeyPatch,
+    store: SqliteStore, committed: Commit, reader_reads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commit = handoff_script(default_policy, "conv-1").commits[0]
-    await store.commit(commit)
-
     def refuse(path: Path) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
     monkeypatch.setattr(store, "_peeker", None)
     monkeypatch.setattr(sqlite_writer, "_open_peeker", refuse)
-    assert await store.version("conv-1") == len(commit.events)
+    assert await store.version("conv-1") == len(committed.events)
     assert reader_reads
 
 
