@@ -325,20 +325,25 @@ class SqliteConnections:
         cannot answer it at once, for the caller to read through `_fetch` instead.
 
         Why not always `_fetch`: its reader connection is on a thread of its own, and the
-        hop there and back costs about 90 µs of CPU where the look-up itself costs 6 (and,
+        hop there and back costs 60–90 µs of CPU where the look-up itself costs 5 (and,
         on a busy event loop, the wait for the interpreter lock on the way back). Reading
         in write-ahead-log mode takes no lock a writer holds, so a look-up of one row by
         its key does not wait on the writer; the rare moment SQLite would make it wait (the
         log being rebuilt after a crash) answers "busy" at once (no busy timeout here), and
-        the caller reads through `_fetch`, which waits. Only for statements that read a
-        handful of rows through an index: anything longer would hold up the event loop."""
+        the caller reads through `_fetch`, which waits. Any other failure is left to
+        `_fetch` too, which reports it as the store's error; the connection is opened again
+        on the next look-up. Only for statements that read a handful of rows through an
+        index: anything longer would hold up the event loop."""
         if self._closing:
             raise StorageError(f"The store {self.path} is closed.")
         try:
             if self._peeker is None:
                 self._peeker = _open_peeker(self.path)
             return self._peeker.execute(sql, params).fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.Error as exc:
+            if not _busy(exc) and self._peeker is not None:
+                self._peeker.close()
+                self._peeker = None
             return None
 
     async def close(self) -> None:
@@ -443,6 +448,12 @@ async def _open_reader(path: Path) -> aiosqlite.Connection:
             raise _wrap(exc, path) from exc
         raise
     return conn
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite only declined to wait (the file busy or locked for a moment)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # None for the module's own errors
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _open_peeker(path: Path) -> sqlite3.Connection:

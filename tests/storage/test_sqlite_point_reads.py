@@ -70,21 +70,49 @@ async def committed(store: SqliteStore, default_policy: Policy) -> Commit:
     return commit
 
 
+class FailingPeeker:
+    """A look-up connection whose every statement fails with `error`."""
+
+    def __init__(self, error: sqlite3.Error) -> None:
+        self.error = error
+        self.closed = False
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def busy() -> sqlite3.OperationalError:
+    """The error SQLite raises when it declines to wait (no busy timeout)."""
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    return error
+
+
 async def test_a_look_up_sqlite_cannot_answer_at_once_is_read_through_the_reader(
     store: SqliteStore, committed: Commit, reader_reads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Busy:
-        def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
-            raise sqlite3.OperationalError("database is locked")
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(store, "_peeker", Busy())
+    peeker = FailingPeeker(busy())
+    monkeypatch.setattr(store, "_peeker", peeker)
     assert await store.version("conv-1") == len(committed.events)
     assert await store.load("conv-1") == list(committed.events)
     assert await store.load("conv-new") == []
     assert len(reader_reads) >= 3  # each answered by the reader instead
+    assert not peeker.closed  # busy for a moment: the same connection is tried next time
+
+
+async def test_a_look_up_connection_that_fails_otherwise_is_replaced(
+    store: SqliteStore, committed: Commit, reader_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = FailingPeeker(sqlite3.DatabaseError("database disk image is malformed"))
+    monkeypatch.setattr(store, "_peeker", broken)
+    assert await store.version("conv-1") == len(committed.events)  # the reader answered
+    assert broken.closed
+    answered_by_reader = len(reader_reads)
+    assert await store.load("conv-new") == []  # a new look-up connection answered
+    assert len(reader_reads) == answered_by_reader
 
 
 async def test_a_file_that_cannot_be_opened_for_a_look_up_is_read_through_the_reader(
