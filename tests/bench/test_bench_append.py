@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
@@ -116,12 +117,12 @@ async def test_the_floor_writes_the_stores_rows_with_the_stores_own_statements(
     queries = {
         **{table: _rows(table) for table in ("streams", "events", "deliveries", "inbounds")},
         "projection_streams": "SELECT * FROM projection_streams ORDER BY conversation_id",
-        "projection_counters": "SELECT * FROM projection_counters ORDER BY 1, 2, 3, 4",
+        "projection_counters": "SELECT * FROM projection_counters ORDER BY 1, 2, 3, 4",  # its key
         "keys": "SELECT conversation_id, COUNT(*) FROM conversation_keys GROUP BY 1 ORDER BY 1",
     }
     written = {}
     for name in ("store", "floor"):
-        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+        with closing(sqlite3.connect(tmp_path / f"{name}.db")) as conn:
             written[name] = {table: conn.execute(sql).fetchall() for table, sql in queries.items()}
     assert written["floor"] == written["store"]
     assert len(written["floor"]["events"]) == sum(
