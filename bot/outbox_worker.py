@@ -70,6 +70,7 @@ from adapters.ports import (
     TimedOut,
 )
 from bot.logs import bind_ids
+from bot.outbox_paces import Paces
 from storage.ports import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class OutboxWorker:
         self._round_ms = max(0, round_ms)
         # channel -> earliest epoch ms of its next send. In memory only: after a restart the
         # first send per channel may come early once, and a 429 then paces it again.
-        self._next_send_ms: dict[str, int] = {}
+        self._paces = Paces()
         self.owner = owner or new_owner_id()
         self.identity = identity
         self._prefixes = None if prefixes is None else tuple(prefixes)
@@ -213,7 +214,9 @@ class OutboxWorker:
                 try:
                     now = await self._prepare_round()
                     if self._worth_claiming(now, active, poll_ms):
-                        paced = {c for c, t in self._next_send_ms.items() if t > now}
+                        # `_prepare_round` just forgot every pace up to `now`: the rest
+                        # are later.
+                        paced = set(self._paces.channels())
                         excluded = paced | active.keys()
                         self._anywhere = False
                         self._claimed_at_ms = now
@@ -288,7 +291,7 @@ class OutboxWorker:
                     len(previous),
                     self.identity,
                 )
-        self._next_send_ms = {c: t for c, t in self._next_send_ms.items() if t > now}
+        self._paces.forget_passed(now)
         return now
 
     async def _claim(self, now: int, *, exclude: Collection[str]) -> list[OutboxItem]:
@@ -317,7 +320,7 @@ class OutboxWorker:
             return True
         if now - self._claimed_at_ms >= poll_ms:
             return True
-        return any(c not in active and self._next_send_ms.get(c, 0) <= now for c in self._waiting)
+        return any(c not in active and self._paces.get(c) <= now for c in self._waiting)
 
     async def _idle(
         self, stop: asyncio.Event, active: dict[str, asyncio.Task[int]], idle_poll_s: float
@@ -326,7 +329,9 @@ class OutboxWorker:
         channel with items waiting coming due, or the next poll (`idle_poll_s` after the
         last claim)."""
         now = self._clock()
-        due = [t for c, t in self._next_send_ms.items() if c not in active and c in self._waiting]
+        due = [
+            t for c in self._waiting if c not in active and (t := self._paces.until(c)) is not None
+        ]
         wait_s = idle_poll_s
         if self._claimed_at_ms is not None:
             wait_s = max(0.0, min(wait_s, (self._claimed_at_ms - now) / 1000 + idle_poll_s))
@@ -384,7 +389,7 @@ class OutboxWorker:
                 if (
                     index > 0
                     and round_ends_ms is not None
-                    and self._next_send_ms.get(channel, 0) > round_ends_ms
+                    and self._paces.get(channel) > round_ends_ms
                 ):
                     break  # the rest waits for the next round (released below)
                 if sender is None:
@@ -464,7 +469,7 @@ class OutboxWorker:
                 if retry_after_ms is not None:
                     until = self._clock() + max(0, retry_after_ms)
                     channel = item.channel
-                    self._next_send_ms[channel] = max(self._next_send_ms.get(channel, 0), until)
+                    self._paces.hold(channel, until)
                 if not attempted:
                     return await self._hold(item, reason, retry_after_ms), False
                 return await self._retry(item, f"retry: {reason}", retry_after_ms), False
@@ -527,7 +532,7 @@ class OutboxWorker:
         """Wait for the channel's pace, then send once, bounded by the send timeout. None
         when the lease ran out while waiting or the worker is stopping: nothing was sent."""
         channel = item.channel
-        wait_ms = self._next_send_ms.get(channel, 0) - self._clock()
+        wait_ms = self._paces.get(channel) - self._clock()
         if wait_ms > 0:
             await self._pause(wait_ms / 1000)
             if self._lease_lost(item):
@@ -539,7 +544,7 @@ class OutboxWorker:
         # Counted from the start of every attempt, whatever its outcome: a timed-out request
         # may have reached the platform and counts against its rate limit.
         pace_until = started + max(0, self._pacing_ms(channel))
-        self._next_send_ms[channel] = max(self._next_send_ms.get(channel, 0), pace_until)
+        self._paces.hold(channel, pace_until)
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 return await sender.send(_delivery(item))
