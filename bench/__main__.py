@@ -25,6 +25,7 @@ from bench import endpoints as endpoints_bench
 from bench import growth as growth_bench
 from bench import growth_pg as growth_pg_bench
 from bench import outbox as outbox_bench
+from bench import outbox_paces as outbox_paces_bench
 from bench import queries as queries_bench
 from bench import replay as replay_bench
 from bench import replay_pg as replay_pg_bench
@@ -179,6 +180,7 @@ BENCHES: dict[str, Bench] = {
     "append": lambda _: {f"append_{k}": v for k, v in asyncio.run(append_bench.measure()).items()},
     "endpoints": lambda _: asyncio.run(endpoints_bench.measure()),
     "outbox": lambda _: asyncio.run(outbox_bench.measure()),
+    "outbox_paces": lambda _: outbox_paces_bench.measure(),
     "queries": lambda _: asyncio.run(queries_bench.measure()),
     "startup": lambda _: startup_bench.measure(),
     "slack_ingest": lambda _: asyncio.run(slack_ingest_bench.measure()),

@@ -12,7 +12,7 @@ In memory only, as before: after a restart a channel's first send may come early
 from __future__ import annotations
 
 import heapq
-from collections.abc import KeysView
+from collections.abc import Collection, Container, KeysView
 
 
 class Paces:
@@ -44,6 +44,15 @@ class Paces:
             at, channel = heapq.heappop(heap)
             if until.get(channel) == at:  # else a later `hold` superseded this entry
                 del until[channel]
+
+    def among(self, channels: Collection[str], skip: Container[str]) -> list[int]:
+        """The paces of `channels` (those paced, and not in `skip`), walking whichever of
+        the two is smaller: the channels with items waiting are usually few, but a backlog
+        can make them many."""
+        until = self._until
+        if len(channels) <= len(until):
+            return [t for c in channels if c not in skip and (t := until.get(c)) is not None]
+        return [t for c, t in until.items() if c not in skip and c in channels]
 
     def channels(self) -> KeysView[str]:
         return self._until.keys()

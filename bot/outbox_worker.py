@@ -214,10 +214,9 @@ class OutboxWorker:
                 try:
                     now = await self._prepare_round()
                     if self._worth_claiming(now, active, poll_ms):
-                        # `_prepare_round` just forgot every pace up to `now`: the rest
-                        # are later.
-                        paced = set(self._paces.channels())
-                        excluded = paced | active.keys()
+                        # Paced channels are skipped: `_prepare_round` just forgot every
+                        # pace up to `now`, so the ones left are later.
+                        excluded = self._paces.channels() | active.keys()
                         self._anywhere = False
                         self._claimed_at_ms = now
                         # What this claim can take is taken; what it skips still waits.
@@ -329,9 +328,7 @@ class OutboxWorker:
         channel with items waiting coming due, or the next poll (`idle_poll_s` after the
         last claim)."""
         now = self._clock()
-        due = [
-            t for c in self._waiting if c not in active and (t := self._paces.until(c)) is not None
-        ]
+        due = self._paces.among(self._waiting, skip=active)
         wait_s = idle_poll_s
         if self._claimed_at_ms is not None:
             wait_s = max(0.0, min(wait_s, (self._claimed_at_ms - now) / 1000 + idle_poll_s))

@@ -55,3 +55,14 @@ def test_forgetting_keeps_exactly_what_the_rebuilt_dict_kept() -> None:
         assert dict(zip(paces.channels(), map(paces.get, paces.channels()), strict=True)) == (
             reference
         )
+
+
+def test_the_paces_among_channels_are_those_paced_and_not_skipped() -> None:
+    paces = Paces()
+    for n in range(6):
+        paces.hold(f"C{n}", 1_000 + n)
+    few = {"C1", "C4", "C9"}  # fewer than the paced channels: walked themselves
+    many = {f"C{n}" for n in range(0, 40, 2)}  # more: the paced channels are walked
+    assert sorted(paces.among(few, skip={"C4"})) == [1_001]
+    assert sorted(paces.among(many, skip={"C2"})) == [1_000, 1_004]
+    assert paces.among(set(), skip=set()) == []
