@@ -152,9 +152,7 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
         return links(rows, keys)
 
     async def version(self, conversation_id: str) -> int:
-        rows = self._peek(_VERSION_READ, (conversation_id,))
-        if rows is None:
-            rows = await self._fetch(_VERSION_READ, (conversation_id,))
+        rows = await self._look_up(_VERSION_READ, (conversation_id,))
         return int(rows[0][0]) if rows else 0
 
     async def iterate_all(self) -> AsyncIterator[EventEnvelope]:
@@ -219,7 +217,8 @@ class SqliteStore(SqliteOutbox, SqliteTickets):
     # -- deliveries and inbounds --------------------------------------------------------
 
     async def seen(self, delivery_id: str) -> bool:
-        rows = await self._fetch("SELECT 1 FROM deliveries WHERE delivery_id = ?", (delivery_id,))
+        # Asked for every message the bot leaves undecided (reps' chatter in a thread).
+        rows = await self._look_up("SELECT 1 FROM deliveries WHERE delivery_id = ?", (delivery_id,))
         return bool(rows)
 
     async def recent(self, since_ms: int) -> set[str]:

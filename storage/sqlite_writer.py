@@ -346,6 +346,12 @@ class SqliteConnections:
                 self._peeker = None
             return None
 
+    async def _look_up(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A point look-up (`_peek`), read through `_fetch` when it cannot be answered at
+        once."""
+        rows = self._peek(sql, params)
+        return rows if rows is not None else await self._fetch(sql, params)
+
     async def close(self) -> None:
         """Let the writer finish every job already queued, then close both connections."""
         if not self._closing:

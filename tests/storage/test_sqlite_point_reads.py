@@ -1,8 +1,8 @@
-"""A conversation's version, and whether it has a stream at all, are looked up on the event
-loop's own thread (`SqliteConnections._peek`) instead of through the reader's thread: a
-new conversation's first message loads nothing without a round trip, what the writer (on
-its thread or in its process) has committed is seen at once, and a look-up SQLite cannot
-answer at once is read through the reader as before."""
+"""A conversation's version, whether it has a stream at all, and whether a delivery was
+stored are looked up on the event loop's own thread (`SqliteConnections._peek`) instead of
+through the reader's thread: a new conversation's first message loads nothing without a
+round trip, what the writer (on its thread or in its process) has committed is seen at
+once, and a look-up SQLite cannot answer at once is read through the reader as before."""
 
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ async def test_a_conversation_not_yet_stored_loads_nothing_without_the_readers_t
     # Committed by the writer (its thread or its process): seen by the very next look-up.
     assert await store.version("conv-1") == len(commits[0].events) + len(commits[1].events)
     assert reader_reads == []
+    assert await store.seen(commits[0].delivery_id)
+    assert not await store.seen("delivery-never-sent")
+    assert reader_reads == []
     loaded = await store.load("conv-1")
     assert loaded == [*commits[0].events, *commits[1].events]
     assert reader_reads  # the events themselves are read on the reader's thread
@@ -99,7 +102,8 @@ async def test_a_look_up_sqlite_cannot_answer_at_once_is_read_through_the_reader
     assert await store.version("conv-1") == len(committed.events)
     assert await store.load("conv-1") == list(committed.events)
     assert await store.load("conv-new") == []
-    assert len(reader_reads) >= 3  # each answered by the reader instead
+    assert await store.seen(committed.delivery_id)
+    assert len(reader_reads) >= 4  # each answered by the reader instead
     assert not peeker.closed  # busy for a moment: the same connection is tried next time
 
 
