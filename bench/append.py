@@ -46,7 +46,7 @@ from domain.policy import Policy
 from domain.state import ConversationState
 from storage.ports import Commit
 from storage.sqlite import SqliteStore
-from storage.sqlite_writer import WriterKind
+from storage.sqlite_writer import WriterKind, _prepare_writer
 
 T = TypeVar("T")
 PROSPECT = Actor(id="P", name="Pat", role="prospect")
@@ -290,13 +290,11 @@ class _Recording(sqlite3.Connection):
 
 
 def _store_connection(path: Path, factory: type[sqlite3.Connection]) -> sqlite3.Connection:
-    """A connection set up as the store's writer sets up its own
-    (`storage.sqlite_writer._prepare_writer`): WAL, a full sync at each commit, foreign
-    keys enforced, deleted rows overwritten."""
+    """A connection set up by the store's writer's own set-up (`_prepare_writer`: WAL, a
+    full sync at each commit, foreign keys enforced, deleted rows overwritten), usable from
+    the loop's thread."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=factory)
-    for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON"):
-        conn.execute(f"PRAGMA {pragma}")
-    conn.execute("PRAGMA secure_delete = ON")
+    _prepare_writer(conn, path, verify=False)
     return conn
 
 

@@ -24,8 +24,9 @@ class Paces:
         self._until: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
 
-    def get(self, channel: str, default: int = 0) -> int:
-        return self._until.get(channel, default)
+    def get(self, channel: str) -> int:
+        """The channel's pace, 0 when it has none."""
+        return self._until.get(channel, 0)
 
     def until(self, channel: str) -> int | None:
         """The channel's pace, None when it has none (never paced, or passed and forgotten)."""
