@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from storage.errors import StorageError
+from storage.sqlite_checkpoints import Checkpointer
 from storage.sqlite_process import ANSWER, DONE, FAIL, FRAME, JOB, LOST, OK, OUTSIDE, SEAL
 from storage.sqlite_writer import Conn, Outcome, Transaction, _open_writer, _wrap
 
@@ -42,18 +43,24 @@ def main(argv: Sequence[str]) -> int:
         except Exception as exc:
             _send(channel, (FAIL, _error(exc, path)))
             return 1
+        checkpointer = Checkpointer.start(path, conn)
         try:
             _send(channel, (OK, None))
-            _serve(channel, conn, path)
+            _serve(channel, conn, path, checkpointer)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server is gone: nothing is waiting for an answer
         finally:
+            if checkpointer is not None:
+                checkpointer.close()
             conn.close()
     return 0
 
 
-def _serve(channel: socket.socket, conn: Conn, path: Path) -> None:
+def _serve(
+    channel: socket.socket, conn: Conn, path: Path, checkpointer: Checkpointer | None
+) -> None:
     inbox = _Inbox(channel)
+    held = checkpointer.held if checkpointer is not None else contextlib.nullcontext
     open_: _Transaction | None = None
     while (request := inbox.next()) is not None:
         kind, payload = request
@@ -66,12 +73,17 @@ def _serve(channel: socket.socket, conn: Conn, path: Path) -> None:
                 continue
             _send_bytes(channel, open_.finish())
             open_ = None
+            if checkpointer is not None:
+                checkpointer.committed()
         elif kind == OUTSIDE:
             if open_ is not None:  # the server seals first; should it not, commit first
                 _send_bytes(channel, open_.finish())
                 open_ = None
+                if checkpointer is not None:
+                    checkpointer.committed()
             try:
-                answer: tuple[str, object] = (OK, _job(payload)(conn))
+                with held():  # the job may checkpoint itself
+                    answer: tuple[str, object] = (OK, _job(payload)(conn))
             except Exception as exc:
                 answer = (FAIL, _error(exc, path))
             _send_bytes(channel, _pickled(answer, path))

@@ -57,6 +57,7 @@ from storage.errors import (
     SchemaTooNewError,
     StorageError,
 )
+from storage.sqlite_checkpoints import Checkpointer
 from storage.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, migrate, user_version
 
 T = TypeVar("T")
@@ -117,9 +118,12 @@ class ThreadWriter:
     """The write connection on one private thread of this process (the embedded default:
     the CLI's commands and tests open the store this way)."""
 
-    def __init__(self, conn: Conn, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, conn: Conn, executor: ThreadPoolExecutor, checkpointer: Checkpointer | None
+    ) -> None:
         self._conn = conn
         self._executor = executor  # one thread: the only one that touches `_conn`
+        self._checkpointer = checkpointer
 
     @classmethod
     async def start(cls, path: Path, verify: bool) -> Self:
@@ -130,7 +134,8 @@ class ThreadWriter:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(conn, executor)
+        checkpointer = await loop.run_in_executor(executor, Checkpointer.start, path, conn)
+        return cls(conn, executor, checkpointer)
 
     def prepare(self, run: Callable[[Conn], Any]) -> object:
         return run
@@ -139,15 +144,38 @@ class ThreadWriter:
         """Run prepared jobs in one transaction (`Transaction`); each one's outcome.
         Raises when the transaction itself failed (nothing of it is durable)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _transact, self._conn, jobs)
+        outcomes = await loop.run_in_executor(self._executor, _transact, self._conn, jobs)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        return outcomes
 
     async def outside(self, run: Callable[[Conn], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run, self._conn)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, _held, self._checkpointer, run, self._conn
+        )
 
     async def close(self) -> None:
         # Queued behind any batch still running on the writer thread.
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, _close_writer, self._conn, self._checkpointer
+        )
         self._executor.shutdown(wait=False)
+
+
+def _held(checkpointer: Checkpointer | None, run: Callable[[Conn], T], conn: Conn) -> T:
+    """`run(conn)` with no background checkpoint under way (the job may checkpoint)."""
+    if checkpointer is None:
+        return run(conn)
+    with checkpointer.held():
+        return run(conn)
+
+
+def _close_writer(conn: Conn, checkpointer: Checkpointer | None) -> None:
+    """The checkpointer first: the writer's connection, closing last, folds the log into
+    the file and removes it, as it did before."""
+    if checkpointer is not None:
+        checkpointer.close()
+    conn.close()
 
 
 class SqliteConnections:
