@@ -21,6 +21,7 @@ from decimal import Decimal
 from bench import append as append_bench
 from bench import append_pg as append_pg_bench
 from bench import capacity as capacity_bench
+from bench import commit_latency as commit_latency_bench
 from bench import endpoints as endpoints_bench
 from bench import growth as growth_bench
 from bench import growth_pg as growth_pg_bench
@@ -178,6 +179,7 @@ BENCHES: dict[str, Bench] = {
     "understanding": lambda _: understanding_bench.measure(),
     "runtime": lambda _: asyncio.run(runtime_bench.measure()),
     "append": lambda _: {f"append_{k}": v for k, v in asyncio.run(append_bench.measure()).items()},
+    "commit_latency": lambda _: asyncio.run(commit_latency_bench.measure()),
     "endpoints": lambda _: asyncio.run(endpoints_bench.measure()),
     "outbox": lambda _: asyncio.run(outbox_bench.measure()),
     "outbox_paces": lambda _: outbox_paces_bench.measure(),
