@@ -14,8 +14,9 @@ each COMMIT. The checkpointer's thread, on its own connection, then runs a PASSI
 checkpoint — which copies what is committed without waiting for, or blocking, the writer
 or any reader — `EVERY_S` after a commit, for every commit of that period together, and
 sleeps on an event while none come. SQLite releases the interpreter lock while it copies,
-so the copying runs beside the writer's next jobs. Durability is unchanged: a commit is durable when its COMMIT
-has fsynced the log, before any checkpoint; the checkpoint only moves durable pages.
+so the copying runs beside the writer's next jobs. Durability is unchanged: a commit is
+durable when its COMMIT has fsynced the log, before any checkpoint; the checkpoint only
+moves durable pages.
 
 A job that checkpoints itself (an erasure truncating the log, `SqliteStore.erase`) runs
 under `held()`, so the two never contend for the checkpoint lock.
@@ -110,11 +111,13 @@ class Checkpointer:
     def _run(self) -> None:
         while True:
             self._due.wait()
+            # Cleared before the period, never after: a `close` that sets it meanwhile
+            # is then seen by the period's wait, or by the next `wait` above.
+            self._due.clear()
             # Let a period's commits gather: one checkpoint copies a page they all
             # rewrote once, and fsyncs the file once.
             if self._stop.wait(self._every_s):
                 return
-            self._due.clear()
             with self._lock:
                 try:
                     self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

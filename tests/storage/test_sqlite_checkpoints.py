@@ -91,6 +91,63 @@ def test_close_stops_the_thread_and_the_writer_closes_the_log_as_before(tmp_path
         assert reader.execute("SELECT COUNT(*) FROM notes").fetchone() == (10,)
 
 
+def test_close_right_after_a_commit_never_waits_forever(tmp_path: Path) -> None:
+    """`close` may come at any point of the thread's round (waiting, gathering a period's
+    commits, checkpointing): each of these cycles ends, however they interleave."""
+    path = tmp_path / "notes.db"
+    writer = _writer(path)
+
+    def cycles() -> None:
+        for n in range(200):
+            checkpointer = Checkpointer.start(path, writer, every_s=0)
+            assert checkpointer is not None
+            for _ in range(n % 3):
+                checkpointer.committed()
+            checkpointer.close()
+
+    running = threading.Thread(target=cycles, daemon=True)
+    running.start()
+    running.join(DEADLINE_S)
+    try:
+        assert not running.is_alive(), "a close waited for a thread that never ended"
+    finally:
+        writer.close()
+
+
+class _ClosedAsThePeriodEnds(threading.Event):
+    """The thread's stop flag, whose first wait (the period's) times out just as `close`
+    sets the stop and due flags: the one interleaving in which a close could be lost."""
+
+    def __init__(self, checkpointer: Checkpointer) -> None:
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.fired = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self.fired:
+            self.fired = True
+            self.set()  # what `close` does: stop, then due …
+            self.checkpointer._due.set()
+            return False  # … as the period's wait had already timed out
+        return super().wait(timeout)
+
+
+def test_a_close_that_comes_as_a_period_ends_ends_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    writer = _writer(path)
+    checkpointer = Checkpointer.start(path, writer, every_s=0)
+    assert checkpointer is not None
+    checkpointer._stop = _ClosedAsThePeriodEnds(checkpointer)
+    try:
+        checkpointer.committed()
+        # No second `close`: the one above must be enough for the thread to end.
+        checkpointer._thread.join(DEADLINE_S)
+        assert not checkpointer._thread.is_alive(), "the close was lost"
+    finally:
+        checkpointer.close()
+        writer.close()
+
+
 def test_a_checkpointer_that_cannot_open_leaves_the_writer_checkpointing_itself(
     tmp_path: Path,
 ) -> None:
