@@ -28,10 +28,6 @@ class Paces:
         """The channel's pace, 0 when it has none."""
         return self._until.get(channel, 0)
 
-    def until(self, channel: str) -> int | None:
-        """The channel's pace, None when it has none (never paced, or passed and forgotten)."""
-        return self._until.get(channel)
-
     def hold(self, channel: str, until_ms: int) -> None:
         """Pace `channel` until `until_ms`, unless it is already paced later."""
         if until_ms > self._until.get(channel, until_ms - 1):
@@ -56,7 +52,5 @@ class Paces:
         return [t for c, t in until.items() if c not in skip and c in channels]
 
     def channels(self) -> KeysView[str]:
+        """The channels paced now (a pace passed and not yet forgotten included)."""
         return self._until.keys()
-
-    def __len__(self) -> int:
-        return len(self._until)

@@ -53,8 +53,6 @@ class Checkpointer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._ran = threading.Event()
-        self.checkpoints = 0
-        """Checkpoints run so far (whether or not they could copy everything)."""
         self.failures = 0
         """Checkpoints SQLite refused (the backstop covers them)."""
         self._thread = threading.Thread(
@@ -123,5 +121,4 @@ class Checkpointer:
                     self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
                     self.failures += 1
-                self.checkpoints += 1
             self._ran.set()

@@ -61,6 +61,12 @@ def _serve(
 ) -> None:
     inbox = _Inbox(channel)
     held = checkpointer.held if checkpointer is not None else contextlib.nullcontext
+
+    def commit(transaction: _Transaction) -> None:
+        _send_bytes(channel, transaction.finish())
+        if checkpointer is not None:
+            checkpointer.committed()
+
     open_: _Transaction | None = None
     while (request := inbox.next()) is not None:
         kind, payload = request
@@ -71,16 +77,12 @@ def _serve(
         elif kind == SEAL:
             if open_ is None or (len(open_) < MERGED_JOBS and inbox.sealed_later()):
                 continue
-            _send_bytes(channel, open_.finish())
+            commit(open_)
             open_ = None
-            if checkpointer is not None:
-                checkpointer.committed()
         elif kind == OUTSIDE:
             if open_ is not None:  # the server seals first; should it not, commit first
-                _send_bytes(channel, open_.finish())
+                commit(open_)
                 open_ = None
-                if checkpointer is not None:
-                    checkpointer.committed()
             try:
                 with held():  # the job may checkpoint itself
                     answer: tuple[str, object] = (OK, _job(payload)(conn))
