@@ -308,7 +308,14 @@ _V_INSTALLATIONS: Migration = scope_counters
 """The counters and counted times keyed by installation (row schema version 5): SQLite's
 schema version 12."""
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V_COUNTERS, _V_INSTALLATIONS)
+_V_LEAN_EVENTS: Migration = (
+    "DROP INDEX IF EXISTS events_by_type",
+    "DROP INDEX IF EXISTS events_by_delivery",
+)
+"""Two indexes of the events no statement reads, dropped (each appended event wrote an
+entry in both): SQLite's schema version 13."""
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V_COUNTERS, _V_INSTALLATIONS, _V_LEAN_EVENTS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = """

@@ -323,6 +323,17 @@ _V_CONVERSATION_KEYS = _statements(
     "CREATE INDEX streams_by_activity ON streams (updated_at_ms)",
 )
 
+_V_LEAN_EVENTS = _statements(
+    # Two indexes of the events no statement reads, dropped: each event appended wrote a
+    # leaf of each (a message's events are of 6 to 8 types, so one leaf of `events_by_type`
+    # per type), about 11 of the 30 pages a commit wrote to the write-ahead log. The
+    # projections' rebuild, the one reader by type, reads the primary key's range of
+    # positions instead (SQLite had read every event of each type through the index and
+    # sorted them). docs/benchmarks.md, issue 18: "the log a commit writes".
+    "DROP INDEX IF EXISTS events_by_type",
+    "DROP INDEX IF EXISTS events_by_delivery",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     _V2,
@@ -336,6 +347,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V_SEGMENT_MARKS,
     _V_COUNTERS,
     _V_INSTALLATIONS,
+    _V_LEAN_EVENTS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

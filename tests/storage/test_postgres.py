@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -216,6 +216,23 @@ async def downgrade_to_schema_2(dsn: str) -> None:
         await conn.close()
 
 
+async def downgrade_to_schema_3(dsn: str) -> None:
+    """What a database of the release before the lean events looks like: schema version 3,
+    the events indexed by type and by delivery id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "CREATE INDEX events_by_delivery ON events (delivery_id); "
+            "CREATE INDEX events_by_type ON events (type, at_ms); "
+            "DELETE FROM schema_version WHERE version > 3"
+        )
+    finally:
+        await conn.close()
+
+
+DOWNGRADES = {1: downgrade_to_schema_1, 2: downgrade_to_schema_2, 3: downgrade_to_schema_3}
+
+
 @pytest.mark.parametrize("start", range(SCHEMA_VERSION))
 async def test_a_database_at_every_earlier_schema_version_is_migrated_with_its_metrics(
     dsn: str, default_policy: Policy, start: int
@@ -227,12 +244,12 @@ async def test_a_database_at_every_earlier_schema_version_is_migrated_with_its_m
         finally:
             await conn.close()
     else:
-        assert start in (1, 2)  # add a downgrade here with the next migration
+        assert start in DOWNGRADES  # add a downgrade here with the next migration
         async with await PostgresStore.open(dsn) as store:
             day = SalesDay(store, default_policy)
             await day.start()
             await day.run(conversations=8)
-        await (downgrade_to_schema_1 if start == 1 else downgrade_to_schema_2)(dsn)
+        await DOWNGRADES[start](dsn)
     async with await PostgresStore.open(dsn) as store:
         expected = await recomputed(store, default_policy)
         assert_same_metrics(await load_metrics(store, default_policy), expected)
@@ -249,8 +266,17 @@ async def test_a_database_at_every_earlier_schema_version_is_migrated_with_its_m
             versions = await conn.fetch(f"SELECT DISTINCT schema_version FROM {table}")
             assert {row[0] for row in versions} <= {PROJECTION_SCHEMA_VERSION}, table
         assert await conn.fetchval("SELECT MAX(version) FROM schema_version") == SCHEMA_VERSION
+        assert await event_indexes(conn) == {"events_pkey", "events_conversation_id_seq_key"}
     finally:
         await conn.close()
+
+
+async def event_indexes(conn: asyncpg.Connection[Any]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'events' "
+        "AND schemaname = current_schema()"
+    )
+    return {row[0] for row in rows}
 
 
 async def test_two_processes_claiming_one_outbox_never_get_the_same_item_nor_overtake(

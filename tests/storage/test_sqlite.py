@@ -127,6 +127,10 @@ async def test_a_database_at_an_earlier_schema_version_is_migrated_on_open(
     assert pragma(path, "user_version") == SCHEMA_VERSION
     async with await SqliteStore.open(path) as store:
         assert await store.load("conv-1") == list(first.events)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        # Only the key of (conversation_id, seq): nothing writes an index nothing reads.
+        indexes = [row[1] for row in conn.execute("PRAGMA index_list(events)")]
+    assert indexes == ["sqlite_autoindex_events_1"]
 
 
 async def test_a_database_from_a_newer_salesbot_is_refused_and_left_alone(
