@@ -3,8 +3,10 @@ maximum), with the write-ahead log checkpointed on its own thread
 (`storage.sqlite_checkpoints`) against SQLite's automatic checkpoints inside the commits,
 in one run.
 
-At a steady rate each message is a transaction of its own, about 47 pages of log in `serve`,
-and SQLite's automatic checkpoint (every 1,000 pages) falls inside one commit in twenty:
+At a steady rate each message is a transaction of its own (its pages of log in `serve`: about
+47 until two unread indexes of the events were dropped; the commit alone writes
+`commit_log_pages`), and SQLite's automatic checkpoint (every 1,000 pages) fell inside one
+commit in twenty:
 that commit waits for the log's pages to be copied into the file and the file fsynced. The
 same commits — the decisions `bench.append` builds, `CONVERSATIONS` conversations
 round-robin, `GAP_S` apart — through the store on the writer thread with and without its
@@ -19,6 +21,8 @@ over `SLOW_MS`, each side's median round.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -28,6 +32,7 @@ from pathlib import Path
 from unittest.mock import patch
 
 from bench.append import build_commits
+from storage import sqlite_checkpoints
 from storage.ports import Commit
 from storage.sqlite import SqliteStore
 from storage.sqlite_checkpoints import Checkpointer
@@ -38,6 +43,11 @@ MESSAGES = 6
 GAP_S = 0.002
 ROUNDS = 3
 SLOW_MS = 3.0
+LOG_CONVERSATIONS = 100
+"""Conversations whose fourth message `commit_log_pages` counts the pages of."""
+LOG_HEADER, FRAME_HEADER = 32, 24
+"""Bytes of the write-ahead log's header, and of each frame's before its page
+(sqlite.org/fileformat2.html, 4.1)."""
 
 
 @contextmanager
@@ -62,6 +72,35 @@ async def latencies(commits: list[Commit], writer: WriterKind, gap_s: float) -> 
             return taken
         finally:
             await store.close()
+
+
+async def log_pages_per_commit(path: Path, conversations: list[list[Commit]]) -> float:
+    """Pages the write-ahead log gains per commit, one commit per transaction: the fourth
+    message of each conversation (a conversation's first messages write more: its stream,
+    its key), committed after the first three with the log emptied, and no checkpoint at
+    all (the checkpointer told nothing, the backstop out of reach), so the log's growth is
+    every page they wrote."""
+    warm = [each[m] for m in range(3) for each in conversations]
+    measured = [each[3] for each in conversations]
+    with (
+        patch.object(Checkpointer, "committed", lambda self: None),
+        patch.object(sqlite_checkpoints, "BACKSTOP_PAGES", 1 << 30),
+    ):
+        store = await SqliteStore.open(path)
+        try:
+            for commit in warm:
+                await store.commit(commit)
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            log = path.with_name(path.name + "-wal")
+            before = max(log.stat().st_size, LOG_HEADER)  # emptied: the header comes back
+            for commit in measured:
+                await store.commit(commit)
+            frames = (log.stat().st_size - before) / (FRAME_HEADER + int(page_size))
+        finally:
+            await store.close()
+    return frames / len(measured)
 
 
 def summary(taken: list[float]) -> dict[str, float]:
@@ -96,6 +135,11 @@ async def measure(
             sides["automatic"].append(summary(await latencies(commits, "thread", gap_s)))
         sides["process"].append(summary(await latencies(commits, "process", gap_s)))
     result: dict[str, float] = {"commits": float(len(commits))}
+    if messages > 3:
+        with tempfile.TemporaryDirectory() as directory:
+            result["commit_log_pages"] = await log_pages_per_commit(
+                Path(directory) / "pages.db", built[:LOG_CONVERSATIONS]
+            )
     for side, figures in sides.items():
         for key, value in median_round(figures).items():
             result[f"commit_latency_{side}_{key}"] = value
