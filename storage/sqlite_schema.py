@@ -326,7 +326,7 @@ _V_CONVERSATION_KEYS = _statements(
 _V_LEAN_EVENTS = _statements(
     # Two indexes of the events no statement reads, dropped: each event appended wrote a
     # leaf of each (a message's events are of 6 to 8 types, so one leaf of `events_by_type`
-    # per type), about 11 of the 30 pages a commit wrote to the write-ahead log. The
+    # per type), about 8 of the 27 pages a commit wrote to the write-ahead log. The
     # projections' rebuild, the one reader by type, reads the primary key's range of
     # positions instead (SQLite had read every event of each type through the index and
     # sorted them). docs/benchmarks.md, issue 18: "the log a commit writes".
