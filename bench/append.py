@@ -18,12 +18,19 @@ loop. `floor_vs_raw` is what the guarantees' rows cost in SQLite; `store_process
 what the store's own machinery costs on top (sealing, the chain's hashes, the projections'
 fold, the crossing to its writer process).
 
+Beside the sides, what the guarantees compute per commit, each computation timed alone
+(`guarantee_costs`: the masked JSON, sealing, the chain's links, the projections' fold, the
+inbound), and two estimates from them (`with_guarantees`): the floor doing them as well in
+one thread, and the most a store could reach with them split over two cores at no cost of
+crossing between them. What separates the store from that bound is its machinery.
+
     python -m bench.append
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sqlite3
@@ -38,13 +45,17 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 from bench import proc
 from bot.policy_loader import load_policy
+from domain.chain import GENESIS, link
 from domain.decide import decide, new_conversation
 from domain.decision import Decision
 from domain.events import EventEnvelope
 from domain.inbound import Actor, MessagePosted
 from domain.policy import Policy
 from domain.state import ConversationState
+from storage import sealing
 from storage.ports import Commit
+from storage.projections import NO_FACTS, advance_steps, fold_steps_of
+from storage.sql_rows import change_rows, event_rows, sealed_row
 from storage.sqlite import SqliteStore
 from storage.sqlite_writer import WriterKind, _prepare_writer
 
@@ -448,6 +459,112 @@ async def alternate(
     return figures(outcomes, commits)
 
 
+def guarantee_costs(commits: list[list[Commit]], repeat: int = 3) -> dict[str, float]:
+    """CPU microseconds per commit of each computation the store's guarantees add to the
+    raw loop's work, timed alone on the same commits (best of `repeat`): what no
+    implementation of those guarantees with these libraries escapes, whatever its
+    machinery (crossing to a writer, transactions, pickling) costs on top.
+
+    * `guarantee_json_us`: the raw loop's own serialisation (each event dumped), for scale;
+    * `guarantee_masked_json_us`: the store's (`event_rows`: each event's personal values
+      split from its JSON to be sealed);
+    * `guarantee_seal_us`: those values encrypted under the conversation's key;
+    * `guarantee_link_us`: each event's link in its conversation's hash chain;
+    * `guarantee_fold_us`: the projections' fold of the events and the counter rows it
+      makes;
+    * `guarantee_inbound_us`: the inbound's personal values split and sealed.
+
+    `guarantees_us_per_commit` is what they add to the raw loop's work: all but the first,
+    less the raw loop's JSON (the masked JSON replaces it)."""
+    flat = [commit for conversation in commits for commit in conversation]
+    sealer = sealing.Sealer(1, sealing.new_key())
+    forms = [event_rows(commit.events) for commit in flat]
+    sealed = [[sealed_row(row, sealer) for row in rows] for rows in forms]
+
+    def json_rows() -> None:
+        for commit in flat:
+            raw_rows(commit)
+
+    def masked_json() -> None:
+        for commit in flat:
+            event_rows(commit.events)
+
+    def seal() -> None:
+        for rows in forms:
+            for row in rows:
+                sealed_row(row, sealer)
+
+    def links() -> None:
+        for rows in sealed:
+            previous = GENESIS
+            for row in rows:
+                previous = link(previous, str(row[6]))
+
+    def fold() -> None:
+        for commit in flat:
+            change = advance_steps(NO_FACTS, fold_steps_of(commit.events))
+            change_rows(commit.conversation_id, change)
+
+    def inbound() -> None:
+        for commit in flat:
+            if commit.inbound is None:
+                continue
+            form = sealing.inbound_form(commit.inbound, commit.conversation_id)
+            if isinstance(form, sealing.Masked):
+                sealer.event(form)
+
+    parts = {
+        "json": json_rows,
+        "masked_json": masked_json,
+        "seal": seal,
+        "link": links,
+        "fold": fold,
+        "inbound": inbound,
+    }
+    costs: dict[str, float] = {}
+    for name, run in parts.items():
+        best = float("inf")
+        for _ in range(repeat):
+            gc.collect()  # the rounds' garbage is not these parts' cost
+            gc.disable()
+            try:
+                start = time.process_time()
+                run()
+                best = min(best, time.process_time() - start)
+            finally:
+                gc.enable()
+        costs[f"guarantee_{name}_us"] = 1e6 * best / len(flat)
+    costs["guarantees_us_per_commit"] = (
+        sum(costs[f"guarantee_{name}_us"] for name in parts if name != "json")
+        - costs["guarantee_json_us"]
+    )
+    return costs
+
+
+def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
+    """What the floor would reach doing the guarantees' computations as well, in one
+    thread (`floor_with_guarantees_vs_raw`: its time per commit plus theirs, against the
+    raw loop's rate), and the most a store could reach with them split across two cores
+    at no cost of crossing (`split_bound_vs_raw`: the slower of the two halves, the
+    floor's SQL with the seal, link and fold on the writer's side and the masked JSON and
+    the inbound on the other). Estimates from figures measured in one run, not a side
+    that ran."""
+    floor_us = 1e6 / report["floor_commits_per_s"]
+    raw_us = 1e6 / report["raw_commits_per_s"]
+    writer_side = (
+        floor_us
+        - report["guarantee_json_us"]
+        + report["guarantee_seal_us"]
+        + report["guarantee_link_us"]
+        + report["guarantee_fold_us"]
+    )
+    other_side = report["guarantee_masked_json_us"] + report["guarantee_inbound_us"]
+    return {
+        "floor_with_guarantees_vs_raw": raw_us / (floor_us + report["guarantees_us_per_commit"]),
+        "split_bound_vs_raw": raw_us / max(writer_side, other_side),
+    }
+
+
 async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) -> dict[str, float]:
     commits = build_commits(conversations, messages)
     statements = await store_statements(commits)
@@ -460,7 +577,10 @@ async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) 
             "floor": lambda n, c: floor(directory / f"floor-{n}.db", c, statements),
             "raw": lambda n, c: raw(directory / f"raw-{n}.db", c),
         }
-        return await alternate(sides, commits, rounds)
+        report = await alternate(sides, commits, rounds)
+    report.update(guarantee_costs(commits))
+    report.update(with_guarantees(report))
+    return report
 
 
 if __name__ == "__main__":

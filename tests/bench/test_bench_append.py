@@ -14,7 +14,17 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bench.append import build_commits, figures, floor, product, raw, store_statements, timed
+from bench.append import (
+    build_commits,
+    figures,
+    floor,
+    guarantee_costs,
+    product,
+    raw,
+    store_statements,
+    timed,
+    with_guarantees,
+)
 from bench.append_pg import PG_EVENTS, RawPgGroupCommit, measure, numbered
 from bot.cli_verify import verify_store
 from bot.policy_loader import load_policy
@@ -231,3 +241,34 @@ def test_the_postgresql_bench_measures_a_throwaway_and_a_durable_cluster() -> No
     assert report["append_pg_durable_server_synchronous_commit_on"] == 1.0
     assert report["append_pg_durable_store_server_cpu_ms_per_commit"] >= 0.0
     assert report["append_pg_durable_raw_commits_per_s"] > 0
+
+
+def test_the_guarantees_costs_are_each_computation_timed_alone_and_what_they_add() -> None:
+    costs = guarantee_costs(build_commits(3, 2), repeat=1)
+    parts = ("json", "masked_json", "seal", "link", "fold", "inbound")
+    assert all(costs[f"guarantee_{part}_us"] > 0 for part in parts)
+    # The store's masked JSON replaces the raw loop's: only the difference is added.
+    assert costs["guarantees_us_per_commit"] == pytest.approx(
+        sum(costs[f"guarantee_{part}_us"] for part in parts[1:]) - costs["guarantee_json_us"]
+    )
+
+
+def test_the_estimates_with_the_guarantees_are_the_floor_plus_them_and_the_slower_half() -> None:
+    report = {
+        "raw_commits_per_s": 5000.0,  # 200 µs a commit
+        "floor_commits_per_s": 4000.0,  # 250 µs a commit
+        "guarantee_json_us": 40.0,
+        "guarantee_masked_json_us": 70.0,
+        "guarantee_seal_us": 10.0,
+        "guarantee_link_us": 10.0,
+        "guarantee_fold_us": 20.0,
+        "guarantee_inbound_us": 10.0,
+        "guarantees_us_per_commit": 80.0,
+    }
+    estimates = with_guarantees(report)
+    assert estimates["floor_with_guarantees_vs_raw"] == pytest.approx(200 / 330)
+    # The writer's half: the floor's 250 µs less the raw JSON (made on the other side),
+    # plus sealing, linking and folding: 250 - 40 + 40 = 250 µs, slower than 70 + 10.
+    assert estimates["split_bound_vs_raw"] == pytest.approx(200 / 250)
+    report["guarantee_masked_json_us"] = 400.0  # now the other half is the slower
+    assert with_guarantees(report)["split_bound_vs_raw"] == pytest.approx(200 / 410)
