@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 from pydantic import SecretStr
 
 from bot.policy_loader import load_policy
@@ -137,6 +138,42 @@ async def test_a_second_quote_turns_the_first_card_into_superseded_in_the_browse
     await expect(old).to_contain_text(first)
     await expect(old.locator("[data-action=accept_quote]")).to_have_count(0)
     await expect(cards.last.get_by_test_id("card-status")).to_contain_text("Ready to accept")
+
+
+async def test_a_line_typed_while_the_one_before_is_being_sent_goes_out_after_it(
+    page: Page,
+) -> None:
+    held: list[Route] = []
+    first_held = asyncio.Event()
+
+    async def hold_the_first(route: Route) -> None:
+        if held:
+            await route.continue_()
+            return
+        held.append(route)  # answered below, once the second line has been typed
+        first_held.set()
+
+    await page.route("**/playground/send", hold_the_first)
+    composer = page.get_by_test_id("composer-input")
+    await say(page, "Hi, we are evaluating CRMs", "prospect")
+    await asyncio.wait_for(first_held.wait(), timeout=15)  # a limit on waiting, not a timing
+    await say(page, "/quote 10 pro 10%", "rep")
+    await expect(composer).to_have_value("")  # taken: nothing typed waits to be wiped
+    await held[0].continue_()
+
+    thread = page.get_by_test_id("thread-messages")
+    await expect(thread.get_by_test_id("card").filter(has_text="Quote Q-")).to_have_count(1)
+    text = await thread.text_content() or ""
+    assert BOT_GREETING.search(text)
+    # One conversation, in the order typed: the prospect's line, then the rep's quote.
+    assert text.index("Hi, we are evaluating CRMs") < text.index("Quote Q-")
+    await expect(composer).to_have_value("")
+
+
+async def test_a_line_the_server_refuses_comes_back_to_the_composer_with_why(page: Page) -> None:
+    await say(page, "/frobnicate 3", "rep")
+    await expect(page.get_by_test_id("composer-error")).to_contain_text("Unknown command")
+    await expect(page.get_by_test_id("composer-input")).to_have_value("/frobnicate 3")
 
 
 async def test_metrics_answer_with_their_card_and_the_chart_drawn_inline(page: Page) -> None:

@@ -37,7 +37,6 @@
     ticketsEmpty: $("open-tickets-empty"),
     composer: $("composer"),
     input: $("composer-input"),
-    send: $("composer-send"),
     error: $("composer-error"),
   };
 
@@ -508,6 +507,12 @@
     }
   }
 
+  // Lines typed while an earlier one is still being sent wait here, in order, and go
+  // out one after another: the composer empties at once, so nothing typed meanwhile is
+  // lost, and each line goes to the conversation the one before it started.
+  const outgoing = [];
+  let sending = false;
+
   async function submit(event) {
     event.preventDefault();
     const text = ui.input.value.trim();
@@ -515,23 +520,32 @@
       showError("Type a message or a command first.");
       return;
     }
-    ui.send.disabled = true;
+    ui.input.value = "";
     showError("");
+    outgoing.push({ role: role(), text });
+    if (sending) return;
+    sending = true;
     try {
-      const answer = await postJson("/playground/send", {
-        role: role(),
-        conversation: model.selected,
-        text,
-      });
-      ui.input.value = "";
-      if (answer.conversation && answer.conversation !== model.selected) {
-        thread(answer.conversation);
-        select(answer.conversation, false);
+      while (outgoing.length) {
+        const line = outgoing.shift();
+        try {
+          const answer = await postJson("/playground/send", {
+            role: line.role,
+            conversation: model.selected,
+            text: line.text,
+          });
+          if (answer.conversation && answer.conversation !== model.selected) {
+            thread(answer.conversation);
+            select(answer.conversation, false);
+          }
+        } catch (error) {
+          showError(error.message); // an unknown command's message lists the commands
+          // The line comes back to be corrected, unless something new is being typed.
+          if (!ui.input.value) ui.input.value = line.text;
+        }
       }
-    } catch (error) {
-      showError(error.message); // an unknown command's message lists the commands
     } finally {
-      ui.send.disabled = false;
+      sending = false;
       ui.input.focus();
     }
   }
