@@ -461,17 +461,18 @@ async def alternate(
 
 def guarantee_costs(commits: list[list[Commit]], repeat: int = 3) -> dict[str, float]:
     """CPU microseconds per commit of each computation the store's guarantees add to the
-    raw loop's work, timed alone on the same commits (best of `repeat`): what no
-    implementation of those guarantees with these libraries escapes, whatever its
+    raw loop's work, as the store computes them, each timed alone on the same commits
+    (best of `repeat`, the collector off): what the store pays for them whatever its
     machinery (crossing to a writer, transactions, pickling) costs on top.
 
-    * `guarantee_json_us`: the raw loop's own serialisation (each event dumped), for scale;
+    * `guarantee_json_us`: the raw loop's own serialisation (each event and the inbound
+      dumped), for scale;
     * `guarantee_masked_json_us`: the store's (`event_rows`: each event's personal values
       split from its JSON to be sealed);
     * `guarantee_seal_us`: those values encrypted under the conversation's key;
     * `guarantee_link_us`: each event's link in its conversation's hash chain;
-    * `guarantee_fold_us`: the projections' fold of the events and the counter rows it
-      makes;
+    * `guarantee_fold_us`: the projections' fold of the events (from a conversation's
+      empty facts) and the counter rows it makes;
     * `guarantee_inbound_us`: the inbound's personal values split and sealed.
 
     `guarantees_us_per_commit` is what they add to the raw loop's work: all but the first,
@@ -547,8 +548,9 @@ def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
     raw loop's rate), and the most a store could reach with them split across two cores
     at no cost of crossing (`split_bound_vs_raw`: the slower of the two halves, the
     floor's SQL with the seal, link and fold on the writer's side and the masked JSON and
-    the inbound on the other). Estimates from figures measured in one run, not a side
-    that ran."""
+    the inbound's form on the other, as `serve` splits them; the inbound's own sealing, a
+    microsecond or two, is counted on that side too). Estimates from figures measured in
+    one run, not a side that ran."""
     floor_us = 1e6 / report["floor_commits_per_s"]
     raw_us = 1e6 / report["raw_commits_per_s"]
     writer_side = (
