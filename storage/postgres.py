@@ -594,15 +594,23 @@ async def _append_rows(
     (its inbound is sealed with the same key read)."""
     if not events:
         return version
-    rows = await _sealed_rows(events, event_rows(events), key or _Key(conn, conversation_id))
+    key = key or _Key(conn, conversation_id)
     previous: str | None = GENESIS
     if version:
+        # The link of the event appended after and the conversation's newest key, in one
+        # round trip: a commit's round trips, more than its rows, are what it costs
+        # (docs/benchmarks_postgres.md).
         found = await conn.fetchrow(
-            "SELECT chain_hash FROM events WHERE conversation_id = $1 AND seq = $2",
+            "SELECT (SELECT chain_hash FROM events WHERE conversation_id = $1 AND seq = $2), "
+            "k.key_id, k.key FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT key_id, key "
+            "FROM conversation_keys WHERE conversation_id = $1 "
+            "ORDER BY key_id DESC LIMIT 1) AS k ON true",
             conversation_id,
             version,
         )
-        previous = None if found is None else found[0]
+        previous, key_id, key_bytes = (None, None, None) if found is None else tuple(found)
+        key.found(None if key_id is None else (int(key_id), bytes(key_bytes)))
+    rows = await _sealed_rows(events, event_rows(events), key)
     linked = []
     for row in rows:
         previous = None if previous is None else link(previous, str(row[6]))
@@ -616,17 +624,27 @@ class _Key:
     """One commit's sealer for its conversation (as `storage.sqlite._Key`): the key read
     (or made) once, when a first value needs it."""
 
-    __slots__ = ("_conn", "_conversation_id", "_sealer")
+    __slots__ = ("_conn", "_conversation_id", "_known", "_read", "_sealer")
 
     def __init__(self, conn: Conn, conversation_id: str) -> None:
         self._conn = conn
         self._conversation_id = conversation_id
+        self._known = False  # whether the key was read in this transaction already
+        self._read: tuple[int, bytes] | None = None  # what was read; None: no key yet
         self._sealer: sealing.Sealer | None = None
+
+    def found(self, read: tuple[int, bytes] | None) -> None:
+        """The newest key as the commit's own read found it (None: there is none yet)."""
+        self._known, self._read = True, read
 
     async def sealer(self, version: int, at_ms: int) -> sealing.Sealer:
         if self._sealer is None:
-            key_id, key = await _conversation_key(self._conn, self._conversation_id, version, at_ms)
-            self._sealer = sealing.Sealer(key_id, key)
+            if not self._known:
+                self.found(await _newest_key(self._conn, self._conversation_id))
+            read = self._read
+            if read is None:
+                read = await _new_key(self._conn, self._conversation_id, version, at_ms)
+            self._sealer = sealing.Sealer(*read)
         return self._sealer
 
 
@@ -640,18 +658,19 @@ async def _sealed_rows(
     return [sealed_row(row, sealer) for row in rows]
 
 
-async def _conversation_key(
-    conn: Conn, conversation_id: str, version: int, at_ms: int
-) -> tuple[int, bytes]:
-    """The conversation's sealing key and its id, created with its first sealed value (as
-    `storage.sqlite._conversation_key`)."""
+async def _newest_key(conn: Conn, conversation_id: str) -> tuple[int, bytes] | None:
+    """The conversation's newest sealing key and its id; None when it has none."""
     found = await conn.fetchrow(
         "SELECT key_id, key FROM conversation_keys WHERE conversation_id = $1 "
         "ORDER BY key_id DESC LIMIT 1",
         conversation_id,
     )
-    if found is not None:
-        return int(found[0]), bytes(found[1])
+    return None if found is None else (int(found[0]), bytes(found[1]))
+
+
+async def _new_key(conn: Conn, conversation_id: str, version: int, at_ms: int) -> tuple[int, bytes]:
+    """A key for the conversation's first sealed value at stream `version` (again after an
+    erasure, under a new id), as `storage.sqlite._new_key`."""
     key = sealing.new_key()
     await conn.execute(
         "INSERT INTO conversation_keys (conversation_id, key_id, key, created_at_ms) "

@@ -128,6 +128,38 @@ async def test_two_processes_at_the_same_expected_version_one_wins_and_nothing_i
             assert link_.chain_hash == previous
 
 
+async def test_a_commit_after_the_first_reads_its_link_and_key_in_one_statement(
+    dsn: str, default_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = handoff_script(default_policy, "conv-1").commits[:2]
+    sent: list[str] = []
+    for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
+        method = getattr(asyncpg.connection.Connection, name)
+
+        def counted(self: Any, query: str, *args: Any, _method: Any = method, **kw: Any) -> Any:
+            sent.append(" ".join(query.split()))
+            return _method(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.connection.Connection, name, counted)
+    async with await PostgresStore.open(dsn) as store:
+        await store.commit(first)
+        sent.clear()
+        await store.commit(second)
+    # Each statement is a round trip; the link of the event appended after and the
+    # conversation's key come back together, and the events are sealed with that key.
+    reads = [q for q in sent if "conversation_keys" in q or "SELECT chain_hash" in q]
+    assert len(reads) == 1, reads
+    assert "chain_hash" in reads[0]
+    assert "conversation_keys" in reads[0]
+    async with await PostgresStore.open(dsn) as store:
+        stored = await store.stored_events("conv-1")
+        assert await store.load("conv-1") == [*first.events, *second.events]
+    previous = GENESIS
+    for link_ in stored:
+        previous = link(previous, link_.envelope)
+        assert link_.chain_hash == previous
+
+
 async def test_a_new_conversation_started_by_two_processes_at_once_is_started_once(
     dsn: str, default_policy: Policy
 ) -> None:
