@@ -4,7 +4,8 @@ Why. In WAL mode every commit appends the pages it changed to the log, and a che
 copies them back into the database file. By default SQLite checkpoints inside the COMMIT
 that takes the log past 1,000 pages: that commit, and every write grouped into it, waits
 while hundreds of pages are read, written and fsynced. Under `serve` at half of its maximum
-a commit writes about 47 pages, so one commit in twenty or so carried a checkpoint, and its
+a message wrote about 47 pages (11 of them into two indexes of the events dropped since),
+so one commit in twenty or so carried a checkpoint, and its
 callers' acknowledgements with it (RELIABILITY.md, rule 4: checkpoints set the tail; the
 measurement is in docs/benchmarks.md, 2026-12-07 "the checkpoints leave the commits").
 
@@ -35,8 +36,9 @@ BACKSTOP_PAGES = 10_000
 1,000): the log grows to about 40 MB at most should the thread fall behind or fail."""
 EVERY_S = 0.1
 """While commits come, one checkpoint this long after the first of them. At half of
-`serve`'s maximum (about 150 commits a second of 47 pages) that is about 700 pages a
-checkpoint, near SQLite's own 1,000: about as many fsyncs of the file as before. Longer
+`serve`'s maximum (about 150 commits a second of 47 pages when it was chosen; fewer pages
+since two indexes were dropped) that is about 700 pages a checkpoint, near SQLite's own
+1,000: about as many fsyncs of the file as before. Longer
 periods make fewer, larger checkpoints, which delay the commits' own fsyncs more (0.25 s
 measured: the p99.9 of a commit no better than with SQLite's checkpoints)."""
 
