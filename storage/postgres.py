@@ -33,7 +33,7 @@ from domain.chain import GENESIS, Link, link
 from domain.events import EventEnvelope
 from domain.personal import erased as erased_record
 from domain.personal import paths_of_inbound
-from storage import sealing
+from storage import postgres_commit, sealing
 from storage._rules import (
     check_events,
     check_limit,
@@ -69,7 +69,13 @@ from storage.postgres_projections import (
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
-from storage.projections import counter_differences, differences
+from storage.projections import (
+    StreamChange,
+    advance,
+    counter_differences,
+    differences,
+    is_projected,
+)
 from storage.sql_rows import (
     answer_row,
     event_rows,
@@ -202,57 +208,53 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
     async def commit(self, commit: Commit) -> CommitResult:
         conversation_id = commit.conversation_id
         check_events(conversation_id, commit.expected_version, commit.events)
-        inbound = commit.inbound
         outbox_rows = [outbox_row(item) for item in commit.outbox]
         answer_rows = [answer_row(answer) for answer in commit.answers]
         changes = ticket_changes(commit)
         new_version = commit.expected_version + len(commit.events)
 
         async def run(conn: Conn) -> CommitResult:
-            # The delivery first: its primary key is the dedupe, and a concurrent commit
-            # of the same delivery waits here for this one's outcome.
-            recorded = await conn.fetchval(
-                "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
-                "committed_version) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
-                commit.delivery_id,
-                conversation_id,
-                commit.received_at_ms,
-                new_version,
-            )
-            if recorded is None:
-                return CommitResult(
-                    status="duplicate", version=await _version(conn, conversation_id)
-                )
-            await _advance(conn, conversation_id, commit.expected_version, commit.events)
-            key = _Key(conn, conversation_id)
-            version = await _append_rows(
-                conn, conversation_id, commit.expected_version, commit.events, key
-            )
-            if inbound is not None:
-                if sealing.has_personal_inbound(inbound):
-                    sealer = await key.sealer(version, commit.received_at_ms)
-                    inbound_json = dumps(sealer.inbound(inbound, conversation_id))
-                else:
-                    inbound_json = dumps(inbound)
-                await conn.execute(
-                    f"INSERT INTO inbounds ({_INBOUND_COLUMNS}) SELECT $1, "
-                    "COALESCE(MAX(position), 0) + 1, $2, $3, $4, $5, $6 "
-                    "FROM inbounds WHERE conversation_id = $1",
-                    conversation_id,
+            if commit.events:
+                written = await _append_commit(conn, commit, new_version)
+                if written is None:
+                    return CommitResult(
+                        status="duplicate", version=await _version(conn, conversation_id)
+                    )
+                linked, change, inbound_row = written
+            else:
+                # The delivery first: its primary key is the dedupe, and a concurrent
+                # commit of the same delivery waits here for this one's outcome.
+                recorded = await conn.fetchval(
+                    "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
+                    "committed_version) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
                     commit.delivery_id,
+                    conversation_id,
                     commit.received_at_ms,
-                    commit.policy_version,
-                    inbound_json,
-                    GENERATOR,
+                    new_version,
                 )
-            await execute_many(conn, INSERT_OUTBOX, outbox_rows)
-            for change in changes:
-                await apply_ticket_change(conn, change)
-            await execute_many(conn, _INSERT_ANSWERS, answer_rows)
-            if commit.timer is not None:
-                await _schedule(conn, conversation_id, commit.timer.due_at_ms, version)
-            return CommitResult(status="committed", version=version)
+                if recorded is None:
+                    return CommitResult(
+                        status="duplicate", version=await _version(conn, conversation_id)
+                    )
+                await _advance(conn, conversation_id, commit.expected_version, commit.events)
+                linked, change = [], None
+                inbound_row = await _inbound_row(conn, _Key(conn, conversation_id), commit)
+            await postgres_commit.write(
+                conn,
+                conversation_id,
+                postgres_commit.Rows(
+                    events=linked,
+                    change=change,
+                    inbound=inbound_row,
+                    outbox=outbox_rows,
+                    answers=answer_rows,
+                    timer=None if commit.timer is None else (commit.timer.due_at_ms, new_version),
+                ),
+            )
+            for ticket_change in changes:
+                await apply_ticket_change(conn, ticket_change)
+            return CommitResult(status="committed", version=new_version)
 
         async with self._lane(conversation_id):
             try:
@@ -533,6 +535,63 @@ async def _version(conn: Conn, conversation_id: str) -> int:
     return int(found or 0)
 
 
+async def _append_commit(
+    conn: Conn, commit: Commit, new_version: int
+) -> tuple[list[tuple[object, ...]], StreamChange | None, tuple[object, ...] | None] | None:
+    """Take a commit's delivery and stream (`storage.postgres_commit.claim`) and read what
+    its rows need: its events sealed and linked, what they change in the projections and
+    its inbound as stored. None when its delivery is stored already."""
+    conversation_id = commit.conversation_id
+    events = commit.events
+    expected = commit.expected_version
+    recorded, moved = await postgres_commit.claim(
+        conn,
+        commit.delivery_id,
+        conversation_id,
+        commit.received_at_ms,
+        expected,
+        new_version,
+        events[0].at_ms,
+        events[-1].at_ms,
+    )
+    if not recorded:
+        return None
+    if not moved:
+        raise ConcurrencyError(conversation_id, expected, await _version(conn, conversation_id))
+    projected = [envelope for envelope in events if is_projected(envelope)]
+    before = await postgres_commit.read_before(conn, conversation_id, expected, bool(projected))
+    key = _Key(conn, conversation_id)
+    key.found(before.key)
+    rows = _linked(await _sealed_rows(events, event_rows(events), key), before.previous)
+    change = advance(before.facts, projected) if projected else None
+    return rows, change, await _inbound_row(conn, key, commit)
+
+
+async def _inbound_row(conn: Conn, key: _Key, commit: Commit) -> tuple[object, ...] | None:
+    """The commit's inbound as `postgres_commit.Rows.inbound`, its personal values sealed
+    with the commit's key (made at the commit's new version if it has none)."""
+    inbound = commit.inbound
+    if inbound is None:
+        return None
+    if sealing.has_personal_inbound(inbound):
+        version = commit.expected_version + len(commit.events)
+        sealer = await key.sealer(version, commit.received_at_ms)
+        text = dumps(sealer.inbound(inbound, commit.conversation_id))
+    else:
+        text = dumps(inbound)
+    return (commit.delivery_id, commit.received_at_ms, commit.policy_version, text)
+
+
+def _linked(rows: list[tuple[object, ...]], previous: str | None) -> list[tuple[object, ...]]:
+    """`rows` with each event's link in its stream's hash chain after `previous` (None:
+    the event before has none, in a store damaged by hand, so neither do these)."""
+    linked = []
+    for row in rows:
+        previous = None if previous is None else link(previous, str(row[6]))
+        linked.append((*row, previous))
+    return linked
+
+
 async def _advance(
     conn: Conn, conversation_id: str, expected: int, events: Sequence[EventEnvelope]
 ) -> None:
@@ -610,11 +669,7 @@ async def _append_rows(
         )
         previous, key_id, key_bytes = (None, None, None) if found is None else tuple(found)
         key.found(None if key_id is None else (int(key_id), bytes(key_bytes)))
-    rows = await _sealed_rows(events, event_rows(events), key)
-    linked = []
-    for row in rows:
-        previous = None if previous is None else link(previous, str(row[6]))
-        linked.append((*row, previous))
+    linked = _linked(await _sealed_rows(events, event_rows(events), key), previous)
     await conn.executemany(_INSERT_EVENTS, linked)
     await apply_events(conn, conversation_id, events)  # the projections, in this transaction
     return version + len(events)

@@ -93,7 +93,11 @@ class PostgresConnections:
             await conn.close()
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=POOL_MIN, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT_S
+                dsn,
+                min_size=POOL_MIN,
+                max_size=POOL_MAX,
+                timeout=CONNECT_TIMEOUT_S,
+                reset=_nothing_left_to_reset,
             )
         except Exception as exc:
             raise wrap(exc, where) from None
@@ -157,6 +161,16 @@ class PostgresConnections:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _nothing_left_to_reset(conn: asyncpg.Connection[Row]) -> None:
+    """The pool's reset of a connection it takes back, after asyncpg's own (which rolls
+    back a transaction left open and drops listeners): nothing more. asyncpg's default
+    sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` at every release,
+    a round trip of every commit's twelve (docs/benchmarks_postgres.md); no connection of
+    this store leaves session state to undo: it sets nothing, listens to nothing, opens
+    cursors only inside transactions, and the one session-level lock it takes (a turn,
+    `storage.postgres_turns`) is released by its holder or its connection closed."""
 
 
 async def execute_many(conn: Conn, sql: str, rows: Sequence[Sequence[object]]) -> None:

@@ -15,9 +15,10 @@ are per database, and the tests (like an operator hosting two installations in o
 database) give each store its own schema: the key is a hash of the schema's name and the
 sweep's kind, so stores in different schemas never take each other's turns.
 
-Releasing: `pg_advisory_unlock` after the sweep; should that fail, asyncpg's pool resets
-a connection it takes back (`pg_advisory_unlock_all()` is part of its reset), so a turn is
-never left held by an idle pooled connection.
+Releasing: `pg_advisory_unlock` after the sweep; should that fail, the connection is closed
+(and its session with it) instead of going back to the pool, so a turn is never left held
+by an idle pooled connection. (The pool does not reset the connections it takes back:
+`storage.postgres_pool._nothing_left_to_reset`.)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from storage.postgres_pool import PostgresConnections, wrap
+from storage.postgres_pool import Conn, PostgresConnections, wrap
 
 TURN_NAMESPACE = 0x5A1E5B07
 """The first key of every salesbot advisory lock (its second: the schema and the kind)."""
@@ -57,17 +58,24 @@ class PostgresTurns(PostgresConnections):
                         f"SELECT pg_try_advisory_lock({TURN_NAMESPACE}, {_KEY})", kind
                     )
                 )
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                raise wrap(exc, self.where) from exc
+            except BaseException as exc:
+                conn.terminate()  # cancelled or cut off, the lock may have been taken
+                if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                    raise wrap(exc, self.where) from exc
+                raise
             try:
                 yield held
             finally:
-                if held:
-                    with contextlib.suppress(
-                        asyncpg.PostgresError, asyncpg.InterfaceError, OSError
-                    ):
-                        await conn.fetchval(
-                            f"SELECT pg_advisory_unlock({TURN_NAMESPACE}, {_KEY})", kind
-                        )
+                if held and not await _unlocked(conn, kind):
+                    conn.terminate()  # its session, and the lock with it, end here
         finally:
             await self._pool.release(conn)
+
+
+async def _unlocked(conn: Conn, kind: str) -> bool:
+    """Release `kind`'s turn; False when that could not be confirmed."""
+    try:
+        released = await conn.fetchval(f"SELECT pg_advisory_unlock({TURN_NAMESPACE}, {_KEY})", kind)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return False
+    return bool(released)

@@ -18,6 +18,7 @@ from bot.queries import load_metrics
 from bot.settings import Settings
 from domain.chain import GENESIS, link
 from domain.policy import Policy
+from storage import postgres_turns
 from storage.errors import (
     ConcurrencyError,
     CorruptDatabaseError,
@@ -28,7 +29,7 @@ from storage.ports import Commit, CommitResult, OutboxItem
 from storage.postgres import PostgresStore
 from storage.postgres_schema import SCHEMA_VERSION, migrate
 from storage.projections import PROJECTION_SCHEMA_VERSION, shard_of
-from tests.storage.builders import handoff_script
+from tests.storage.builders import Script, handoff_script, lead, message
 from tests.storage.conftest import fresh_database
 from tests.storage.scripted import SalesDay, recomputed
 from tests.storage.test_contract import outbox_item
@@ -128,10 +129,8 @@ async def test_two_processes_at_the_same_expected_version_one_wins_and_nothing_i
             assert link_.chain_hash == previous
 
 
-async def test_a_commit_after_the_first_reads_its_link_and_key_in_one_statement(
-    dsn: str, default_policy: Policy, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first, second = handoff_script(default_policy, "conv-1").commits[:2]
+def statements_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement any connection sends from now on (each is a round trip)."""
     sent: list[str] = []
     for name in ("execute", "executemany", "fetch", "fetchrow", "fetchval"):
         method = getattr(asyncpg.connection.Connection, name)
@@ -141,23 +140,119 @@ async def test_a_commit_after_the_first_reads_its_link_and_key_in_one_statement(
             return _method(self, query, *args, **kw)
 
         monkeypatch.setattr(asyncpg.connection.Connection, name, counted)
+    return sent
+
+
+async def test_a_commit_of_a_message_sends_five_statements_and_no_reset(
+    dsn: str, default_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Script(default_policy, "conv-1")
+    first = script.then(lead("conv-1", "conv-1/lead"))
+    second = script.then(message("conv-1", "conv-1/budget", "We have a $5000 budget"))
+    assert second.outbox, "the bot replies"
+    sent = statements_sent(monkeypatch)
     async with await PostgresStore.open(dsn) as store:
         await store.commit(first)
         sent.clear()
         await store.commit(second)
-    # Each statement is a round trip; the link of the event appended after and the
-    # conversation's key come back together, and the events are sealed with that key.
-    reads = [q for q in sent if "conversation_keys" in q or "SELECT chain_hash" in q]
-    assert len(reads) == 1, reads
-    assert "chain_hash" in reads[0]
-    assert "conversation_keys" in reads[0]
+        # BEGIN; the delivery and the stream's row; the link, key and projection's row;
+        # every row written; COMMIT. The pool sends nothing when it takes it back.
+        assert [q.split(" (")[0] for q in sent] == [
+            "BEGIN;",
+            "WITH d AS",
+            "SELECT",
+            "WITH e AS",
+            "COMMIT;",
+        ], sent
+        for read in ("chain_hash", "conversation_keys", "projection_streams", "FOR UPDATE"):
+            assert read in sent[2], sent[2]
+        for table in ("events", "projection_streams", "projection_counters", "inbounds", "outbox"):
+            assert f"INSERT INTO {table} " in sent[3], table
+        assert not any("pg_advisory_unlock_all" in q for q in sent)
     async with await PostgresStore.open(dsn) as store:
         stored = await store.stored_events("conv-1")
         assert await store.load("conv-1") == [*first.events, *second.events]
+        queued = [*first.outbox, *second.outbox]
+        for item in queued:
+            assert await store.outbox_item(item.key) == item
+        due = await store.claim_due(second.received_at_ms + 10**9, 100, 1000, per_channel=100)
+        assert [item.key for item in due] == [item.key for item in queued]
+        inbounds = await store.inbounds("conv-1")
+        assert [i.delivery_id for i in inbounds] == [first.delivery_id, second.delivery_id]
+        assert [i.inbound for i in inbounds] == [first.inbound, second.inbound]
     previous = GENESIS
     for link_ in stored:
         previous = link(previous, link_.envelope)
         assert link_.chain_hash == previous
+
+
+async def test_a_commit_takes_its_counters_before_it_waits_for_the_counted_times(
+    dsn: str, default_policy: Policy
+) -> None:
+    """Counters and counted times are rows every replica shares: each transaction must
+    take them in one order (counters, then times) or two could deadlock. With the times
+    held by another transaction, a qualifying commit already holds its counters while it
+    waits for them."""
+    one, two = one_shard(2)
+    async with await PostgresStore.open(dsn) as store:
+        hot = "We need 40 seats by next month, budget approved, I decide"
+        first = Script(default_policy, one).then(lead(one, f"{one}/lead", hot))
+        assert (await store.commit(first)).status == "committed"
+        holder = await asyncpg.connect(dsn)
+        prober = await asyncpg.connect(dsn)
+        try:
+            held = holder.transaction()
+            await held.start()
+            times = await holder.fetch("SELECT level FROM projection_times FOR UPDATE")
+            assert times, "the first lead qualified: it counted its time"
+            second = Script(default_policy, two).then(lead(two, f"{two}/lead", hot))
+            committing = asyncio.ensure_future(store.commit(second))
+            for _ in range(2000):
+                waiting = await prober.fetchval("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+                if waiting:
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                raise AssertionError("the commit never waited for the counted times")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await prober.fetch(
+                    "SELECT 1 FROM projection_counters WHERE shard = $1 FOR UPDATE NOWAIT",
+                    shard_of(two),
+                )
+            await held.rollback()
+            assert (await committing).status == "committed"
+        finally:
+            await holder.close()
+            await prober.close()
+        metrics = await load_metrics(store, default_policy)
+        assert_same_metrics(metrics, await recomputed(store, default_policy))
+
+
+async def test_a_turn_that_cannot_be_released_ends_its_session_and_frees_the_turn(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool resets nothing when it takes a connection back: a turn whose release
+    fails must not stay held by an idle pooled connection."""
+
+    async def not_released(conn: object, kind: str) -> bool:
+        return False
+
+    async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
+        with monkeypatch.context() as patched:
+            patched.setattr(postgres_turns, "_unlocked", not_released)
+            async with one.turn("sweep") as mine:
+                assert mine
+                async with two.turn("sweep") as theirs:
+                    assert not theirs
+        for _ in range(500):  # the server ends the session once it sees the socket close
+            async with two.turn("sweep") as theirs:
+                if theirs:
+                    break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the turn stayed held after its connection was given back")
+        async with one.turn("sweep") as again:  # the pool replaced the closed connection
+            assert again
 
 
 async def test_a_new_conversation_started_by_two_processes_at_once_is_started_once(

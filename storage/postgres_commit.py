@@ -1,0 +1,297 @@
+"""A PostgreSQL commit that appends events, in three statements inside its transaction.
+
+Why. A commit's cost on PostgreSQL is its round trips, more than its rows: each statement
+is a message to the server and back, a parse-bind-execute there and a wake-up of the
+event loop here (docs/benchmarks_postgres.md). A commit of a prospect's message sent
+twelve: BEGIN, the delivery, the stream's row, the link and the key, the events, the
+projection's row read and written, its counters, counted times and the inbound, COMMIT,
+and the pool's reset, then the outbox, tickets, answers and timer when it had them. It now
+sends BEGIN, `claim`, `read_before`, `write`, COMMIT (and its ticket changes when it has
+them; a new key when it seals its first value).
+
+The order of the rules is kept, statement by statement:
+
+1. `claim`: the delivery's row first (its primary key is the dedupe: a concurrent commit
+   of the same delivery waits here, then finds it taken), and, only if it was inserted,
+   the stream's row moved from the expected version (an update that waits for a
+   concurrent writer of the stream, then finds its version moved) or, for a new stream,
+   inserted (one that waits, then conflicts). One statement: the stream's step reads the
+   delivery's outcome (`EXISTS (SELECT FROM d)`), so a duplicate moves nothing.
+2. `read_before`, a statement of its own after it, so its snapshot is taken once this
+   transaction holds the stream's row and sees the last committed event: that event's
+   link, the conversation's newest key, and the projection's row, locked (`FOR UPDATE`,
+   as a rebuild's lock requires: `storage.postgres_projections`).
+3. `write`: the events (their links and sealing computed here in between), the
+   projection's row, its counters and counted times, new quote ids, the inbound, the
+   replies queued in the outbox, pending answers and the conversation's timer, as
+   data-modifying parts of one statement. The counters are written before the counted
+   times: every transaction takes those shared rows in one order, as one statement each
+   had (`storage.postgres_projections` on lock order). PostgreSQL runs the parts of a
+   statement that nothing reads in an order it does not promise (here: the last first),
+   so the times' part reads the counters' output, which makes it finish them first
+   (`tests/storage/test_postgres.py` holds the counters locked while the times wait).
+
+The rows are the ones the statements they replace wrote, value for value: the events in
+the order given (`WITH ORDINALITY`, so their positions increase as before), each table's
+columns from the same conversions (`storage.sql_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from domain import GENERATOR
+from domain.chain import GENESIS
+from storage.postgres_pool import Conn
+from storage.projections import NO_FACTS, PROJECTION_SCHEMA_VERSION, StreamChange, StreamFacts
+from storage.sql_rows import (
+    FACT_COLUMNS,
+    OUTBOX_COLUMNS,
+    change_rows,
+    fact_values,
+    facts_from_row,
+)
+
+_VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
+
+_DELIVERY = (
+    "WITH d AS (INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
+    "committed_version) VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_id) DO NOTHING "
+    "RETURNING 1), "
+)
+_CLAIM_NEXT = (
+    _DELIVERY + "s AS (UPDATE streams SET version = $4, updated_at_ms = $6 "
+    "WHERE conversation_id = $2 AND version = $5 AND EXISTS (SELECT FROM d) RETURNING 1) "
+    "SELECT EXISTS (SELECT FROM d), EXISTS (SELECT FROM s)"
+)
+"""The delivery, then the stream moved from version $5 to $4 (`_advance`'s update)."""
+_CLAIM_FIRST = (
+    _DELIVERY + "s AS (INSERT INTO streams (conversation_id, version, created_at_ms, "
+    "updated_at_ms) SELECT $2::text, $4::bigint, $5::bigint, $6::bigint "
+    "WHERE EXISTS (SELECT FROM d) ON CONFLICT (conversation_id) DO NOTHING RETURNING 1) "
+    "SELECT EXISTS (SELECT FROM d), EXISTS (SELECT FROM s)"
+)
+"""The delivery, then a new stream's first row (`_advance`'s insert); $5 its first event's
+time."""
+
+
+async def claim(
+    conn: Conn,
+    delivery_id: str,
+    conversation_id: str,
+    received_at_ms: int,
+    expected: int,
+    new_version: int,
+    first_at_ms: int,
+    last_at_ms: int,
+) -> tuple[bool, bool]:
+    """Insert the delivery and move the stream from `expected` to `new_version`:
+    (whether the delivery was new, whether the stream moved). Nothing moves for a
+    delivery already stored."""
+    if expected == 0:
+        sql, fifth = _CLAIM_FIRST, first_at_ms
+    else:
+        sql, fifth = _CLAIM_NEXT, expected
+    row = await conn.fetchrow(
+        sql, delivery_id, conversation_id, received_at_ms, new_version, fifth, last_at_ms
+    )
+    assert row is not None  # a SELECT without FROM returns its one row
+    return bool(row[0]), bool(row[1])
+
+
+class Before(NamedTuple):
+    """What an append reads under the stream's lock."""
+
+    previous: str | None
+    """The link of the event appended after (`GENESIS` for a new stream; None: that event
+    has none, in a store damaged by hand)."""
+    key: tuple[int, bytes] | None
+    """The conversation's newest key; None: it has none."""
+    facts: StreamFacts
+    """The projection's row (`NO_FACTS` when it has none, or when not asked for)."""
+
+
+_LINK_AND_KEY = (
+    "SELECT (SELECT chain_hash FROM events WHERE conversation_id = $1 AND seq = $2), "
+    "k.key_id, k.key{facts} FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT key_id, key "
+    "FROM conversation_keys WHERE conversation_id = $1 ORDER BY key_id DESC LIMIT 1) AS k "
+    "ON true{join}"
+)
+_READ = _LINK_AND_KEY.format(facts="", join="")
+_READ_WITH_FACTS = _LINK_AND_KEY.format(
+    facts=", p.conversation_id, " + ", ".join(f"p.{c}" for c in FACT_COLUMNS.split(", ")),
+    join=f" LEFT JOIN LATERAL (SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams "
+    "WHERE conversation_id = $1 FOR UPDATE) AS p ON true",
+)
+
+
+async def read_before(conn: Conn, conversation_id: str, version: int, facts: bool) -> Before:
+    """The link of the event at `version`, the newest key and, when `facts`, the
+    projection's row (locked)."""
+    row = await conn.fetchrow(_READ_WITH_FACTS if facts else _READ, conversation_id, version)
+    assert row is not None
+    values = tuple(row)
+    previous = GENESIS if version == 0 else values[0]
+    key = None if values[1] is None else (int(values[1]), bytes(values[2]))
+    stored = facts and values[3] is not None
+    return Before(previous, key, facts_from_row(values[4:]) if stored else NO_FACTS)
+
+
+class _Statement:
+    """One statement's parts and arguments, numbered as they are added."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.args: list[object] = []
+
+    def arg(self, value: object, cast: str) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}::{cast}"
+
+    def columns(self, rows: Sequence[Sequence[object]], casts: Sequence[str]) -> str:
+        """`rows`, column by column, as arrays unnested in their order (`u`: c0, c1, …;
+        `o`: the row's ordinal)."""
+        arrays = ", ".join(
+            self.arg([row[i] for row in rows], f"{cast}[]") for i, cast in enumerate(casts)
+        )
+        names = ", ".join(f"c{i}" for i in range(len(casts)))
+        return f"unnest({arrays}) WITH ORDINALITY AS u({names}, o)"
+
+
+_EVENT_CASTS = ("text", "bigint", "bigint", "text", "text", "text", "text", "text")
+_COUNTER_CASTS = ("text", "text", "text", "bigint", "bigint", "bigint", "text")
+_TIME_CASTS = ("text", "bigint", "bigint", "bigint", "bigint", "text")
+_FACT_CASTS = (
+    *("bigint", "bigint", "bigint", "text", "text", "text", "text", "bigint", "bigint", "bigint"),
+    *("bigint", "text"),  # the row's versions
+)
+
+
+def _selected(count: int) -> str:
+    return ", ".join(f"c{i}" for i in range(count))
+
+
+class Rows(NamedTuple):
+    """Everything `write` writes for one commit."""
+
+    events: Sequence[Sequence[object]]
+    """The event rows, sealed and linked (`storage.sql_rows.event_rows`, then the link)."""
+    change: StreamChange | None
+    """What the events change in the projections (None: no event is projected)."""
+    inbound: Sequence[object] | None
+    """Delivery id, received at, policy version and JSON; its position follows the
+    conversation's last."""
+    outbox: Sequence[Sequence[object]]
+    """`storage.sql_rows.outbox_row`s, in the order they are to be sent."""
+    answers: Sequence[Sequence[object]]
+    """`storage.sql_rows.answer_row`s."""
+    timer: tuple[int | None, int] | None
+    """The conversation's next timer (its due time, None: cleared) at its version."""
+
+
+_OUTBOX_CASTS = (
+    *("text", "text", "text", "text", "bigint", "bigint", "bigint"),
+    *("text", "text", "text", "bigint", "bigint", "text"),
+)
+_ANSWER_CASTS = ("text", "text", "text", "text", "bigint", "bigint", "text")
+
+
+async def write(conn: Conn, conversation_id: str, rows: Rows) -> None:
+    """Write `rows` in one statement (nothing when there is nothing to write)."""
+    statement = _Statement()
+    parts = statement.parts
+    if rows.events:
+        events = statement.columns(rows.events, _EVENT_CASTS)
+        parts.append(
+            "e AS (INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, "
+            f"delivery_id, envelope, chain_hash) SELECT {_selected(8)} FROM {events} ORDER BY o)"
+        )
+    change = rows.change
+    if change is not None and change.changed:
+        _fold(statement, conversation_id, change)
+    if change is not None and change.quotes:
+        ids = statement.arg(list(change.quotes), "text[]")
+        at = statement.arg(conversation_id, "text")
+        versions = statement.arg(PROJECTION_SCHEMA_VERSION, "bigint")
+        generator = statement.arg(GENERATOR, "text")
+        parts.append(
+            "q AS (INSERT INTO quote_index (quote_id, conversation_id, schema_version, "
+            f"generator) SELECT c0, {at}, {versions}, {generator} FROM unnest({ids}) "
+            "WITH ORDINALITY AS u(c0, o) ORDER BY o ON CONFLICT (quote_id) DO NOTHING)"
+        )
+    if rows.inbound is not None:
+        at = statement.arg(conversation_id, "text")
+        values = ", ".join(
+            statement.arg(value, cast)
+            for value, cast in zip(
+                (*rows.inbound, GENERATOR), ("text", "bigint", "text", "text", "text"), strict=True
+            )
+        )
+        parts.append(
+            "i AS (INSERT INTO inbounds (conversation_id, position, delivery_id, "
+            f"received_at_ms, policy_version, inbound, generator) SELECT {at}, "
+            f"COALESCE(MAX(position), 0) + 1, {values} FROM inbounds "
+            f"WHERE conversation_id = {at})"
+        )
+    if rows.outbox:
+        items = statement.columns(rows.outbox, _OUTBOX_CASTS)
+        parts.append(
+            f"x AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {_selected(13)} FROM {items} "
+            "ORDER BY o ON CONFLICT (key) DO NOTHING)"
+        )
+    if rows.answers:
+        answers = statement.columns(rows.answers, _ANSWER_CASTS)
+        parts.append(
+            "a AS (INSERT INTO pending_answers (key, conversation_id, delivery_id, payload, "
+            f"created_at_ms, schema_version, generator) SELECT {_selected(7)} FROM {answers} "
+            "ORDER BY o ON CONFLICT (key) DO NOTHING)"
+        )
+    if rows.timer is not None:
+        due, version = rows.timer
+        parts.append(
+            "r AS (INSERT INTO timers (conversation_id, due_at_ms, version) VALUES ("
+            f"{statement.arg(conversation_id, 'text')}, {statement.arg(due, 'bigint')}, "
+            f"{statement.arg(version, 'bigint')}) ON CONFLICT (conversation_id) DO UPDATE SET "
+            "due_at_ms = excluded.due_at_ms, version = excluded.version "
+            "WHERE excluded.version >= timers.version)"
+        )
+    if parts:
+        await conn.execute(f"WITH {', '.join(parts)} SELECT 1", *statement.args)
+
+
+def _fold(statement: _Statement, conversation_id: str, change: StreamChange) -> None:
+    """The projection's row written, then its counters, then its counted times (see the
+    module's docstring on their order)."""
+    parts = statement.parts
+    columns = [*FACT_COLUMNS.split(", "), "schema_version", "generator"]
+    values = ", ".join(
+        statement.arg(value, cast)
+        for value, cast in zip((*fact_values(change.after), *_VERSIONS), _FACT_CASTS, strict=True)
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    parts.append(
+        f"f AS (INSERT INTO projection_streams (conversation_id, {', '.join(columns)}) "
+        f"VALUES ({statement.arg(conversation_id, 'text')}, {values}) "
+        f"ON CONFLICT (conversation_id) DO UPDATE SET {updates})"
+    )
+    counters, times = change_rows(conversation_id, change)
+    after = "true"
+    if counters:
+        rows = statement.columns(counters, _COUNTER_CASTS)
+        parts.append(
+            "c AS (INSERT INTO projection_counters (installation, kind, name, shard, value, "
+            f"schema_version, generator) SELECT {_selected(7)} FROM {rows} ORDER BY o "
+            "ON CONFLICT (installation, kind, name, shard) DO UPDATE SET "
+            "value = projection_counters.value + excluded.value, "
+            "generator = excluded.generator RETURNING 1)"
+        )
+        after = "(SELECT count(*) FROM c) >= 0"
+    if times:
+        rows = statement.columns(times, _TIME_CASTS)
+        parts.append(
+            "t AS (INSERT INTO projection_times (installation, level, bucket, n, "
+            f"schema_version, generator) SELECT {_selected(6)} FROM {rows} WHERE {after} "
+            "ORDER BY o ON CONFLICT (installation, level, bucket) DO UPDATE SET "
+            "n = projection_times.n + excluded.n, generator = excluded.generator)"
+        )
