@@ -242,15 +242,19 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
                 inbound_row = await _inbound_row(conn, _Key(conn, conversation_id), commit)
             await postgres_commit.write(
                 conn,
-                conversation_id,
-                postgres_commit.Rows(
-                    events=linked,
-                    change=change,
-                    inbound=inbound_row,
-                    outbox=outbox_rows,
-                    answers=answer_rows,
-                    timer=None if commit.timer is None else (commit.timer.due_at_ms, new_version),
-                ),
+                [
+                    postgres_commit.Rows(
+                        conversation_id=conversation_id,
+                        events=linked,
+                        change=change,
+                        inbound=inbound_row,
+                        outbox=outbox_rows,
+                        answers=answer_rows,
+                        timer=None
+                        if commit.timer is None
+                        else (commit.timer.due_at_ms, new_version),
+                    )
+                ],
             )
             for ticket_change in changes:
                 await apply_ticket_change(conn, ticket_change)

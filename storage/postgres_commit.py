@@ -39,7 +39,7 @@ columns from the same conversions (`storage.sql_rows`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from domain import GENERATOR
 from domain.chain import GENESIS
@@ -175,6 +175,7 @@ def _selected(count: int) -> str:
 class Rows(NamedTuple):
     """Everything `write` writes for one commit."""
 
+    conversation_id: str
     events: Sequence[Sequence[object]]
     """The event rows, sealed and linked (`storage.sql_rows.event_rows`, then the link)."""
     change: StreamChange | None
@@ -190,95 +191,132 @@ class Rows(NamedTuple):
     """The conversation's next timer (its due time, None: cleared) at its version."""
 
 
+class Group(NamedTuple):
+    """What a group of commits (`storage.postgres_group`) writes beside their `Rows`."""
+
+    moves: Sequence[tuple[str, int, int]]
+    """Streams moved: conversation id, new version, last event's time (their rows are
+    held by the group's transaction already)."""
+    keys: Sequence[tuple[str, int, bytes, int]]
+    """New sealing keys: conversation id, key id, key, created at."""
+    undone: Sequence[str]
+    """Delivery ids the group inserted for commits that then failed their check."""
+
+
+NO_GROUP = Group(moves=(), keys=(), undone=())
+
 _OUTBOX_CASTS = (
     *("text", "text", "text", "text", "bigint", "bigint", "bigint"),
     *("text", "text", "text", "bigint", "bigint", "text"),
 )
 _ANSWER_CASTS = ("text", "text", "text", "text", "bigint", "bigint", "text")
+_INBOUND_CASTS = ("text", "text", "bigint", "text", "text")
+_TIMER_CASTS = ("text", "bigint", "bigint")
 
 
-async def write(conn: Conn, conversation_id: str, rows: Rows) -> None:
-    """Write `rows` in one statement (nothing when there is nothing to write)."""
+async def write(conn: Conn, commits: Sequence[Rows], group: Group = NO_GROUP) -> None:
+    """Write the rows of `commits` (in their order: the events' and the outbox's positions
+    follow it) in one statement; nothing when there is nothing to write."""
     statement = _Statement()
     parts = statement.parts
-    if rows.events:
-        events = statement.columns(rows.events, _EVENT_CASTS)
+    if group.undone:
+        undone = statement.arg(list(group.undone), "text[]")
+        parts.append(f"g AS (DELETE FROM deliveries WHERE delivery_id = ANY({undone}))")
+    if group.moves:
+        moves = statement.columns(group.moves, ("text", "bigint", "bigint"))
+        parts.append(
+            "m AS (UPDATE streams SET version = u.c1, updated_at_ms = u.c2 "
+            f"FROM {moves} WHERE streams.conversation_id = u.c0)"
+        )
+    if group.keys:
+        keys = statement.columns(group.keys, ("text", "bigint", "bytea", "bigint"))
+        parts.append(
+            "k AS (INSERT INTO conversation_keys (conversation_id, key_id, key, created_at_ms) "
+            f"SELECT {_selected(4)} FROM {keys} ORDER BY o)"
+        )
+    events = [row for commit in commits for row in commit.events]
+    if events:
+        rows = statement.columns(events, _EVENT_CASTS)
         parts.append(
             "e AS (INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, "
-            f"delivery_id, envelope, chain_hash) SELECT {_selected(8)} FROM {events} ORDER BY o)"
+            f"delivery_id, envelope, chain_hash) SELECT {_selected(8)} FROM {rows} ORDER BY o)"
         )
-    change = rows.change
-    if change is not None and change.changed:
-        _fold(statement, conversation_id, change)
-    if change is not None and change.quotes:
-        ids = statement.arg(list(change.quotes), "text[]")
-        at = statement.arg(conversation_id, "text")
-        versions = statement.arg(PROJECTION_SCHEMA_VERSION, "bigint")
-        generator = statement.arg(GENERATOR, "text")
-        parts.append(
-            "q AS (INSERT INTO quote_index (quote_id, conversation_id, schema_version, "
-            f"generator) SELECT c0, {at}, {versions}, {generator} FROM unnest({ids}) "
-            "WITH ORDINALITY AS u(c0, o) ORDER BY o ON CONFLICT (quote_id) DO NOTHING)"
-        )
-    if rows.inbound is not None:
-        at = statement.arg(conversation_id, "text")
-        values = ", ".join(
-            statement.arg(value, cast)
-            for value, cast in zip(
-                (*rows.inbound, GENERATOR), ("text", "bigint", "text", "text", "text"), strict=True
-            )
-        )
+    _fold(statement, commits)
+    inbounds = [(commit.conversation_id, *commit.inbound) for commit in commits if commit.inbound]
+    if inbounds:
+        rows = statement.columns(inbounds, _INBOUND_CASTS)
         parts.append(
             "i AS (INSERT INTO inbounds (conversation_id, position, delivery_id, "
-            f"received_at_ms, policy_version, inbound, generator) SELECT {at}, "
-            f"COALESCE(MAX(position), 0) + 1, {values} FROM inbounds "
-            f"WHERE conversation_id = {at})"
+            "received_at_ms, policy_version, inbound, generator) SELECT c0, "
+            "COALESCE((SELECT MAX(position) FROM inbounds WHERE conversation_id = c0), 0) + 1, "
+            f"c1, c2, c3, c4, {statement.arg(GENERATOR, 'text')} FROM {rows} ORDER BY o)"
         )
-    if rows.outbox:
-        items = statement.columns(rows.outbox, _OUTBOX_CASTS)
+    outbox = [row for commit in commits for row in commit.outbox]
+    if outbox:
+        rows = statement.columns(outbox, _OUTBOX_CASTS)
         parts.append(
-            f"x AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {_selected(13)} FROM {items} "
+            f"x AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {_selected(13)} FROM {rows} "
             "ORDER BY o ON CONFLICT (key) DO NOTHING)"
         )
-    if rows.answers:
-        answers = statement.columns(rows.answers, _ANSWER_CASTS)
+    answers = [row for commit in commits for row in commit.answers]
+    if answers:
+        rows = statement.columns(answers, _ANSWER_CASTS)
         parts.append(
             "a AS (INSERT INTO pending_answers (key, conversation_id, delivery_id, payload, "
-            f"created_at_ms, schema_version, generator) SELECT {_selected(7)} FROM {answers} "
+            f"created_at_ms, schema_version, generator) SELECT {_selected(7)} FROM {rows} "
             "ORDER BY o ON CONFLICT (key) DO NOTHING)"
         )
-    if rows.timer is not None:
-        due, version = rows.timer
+    timers = [(c.conversation_id, *c.timer) for c in commits if c.timer is not None]
+    if timers:
+        rows = statement.columns(timers, _TIMER_CASTS)
         parts.append(
-            "r AS (INSERT INTO timers (conversation_id, due_at_ms, version) VALUES ("
-            f"{statement.arg(conversation_id, 'text')}, {statement.arg(due, 'bigint')}, "
-            f"{statement.arg(version, 'bigint')}) ON CONFLICT (conversation_id) DO UPDATE SET "
-            "due_at_ms = excluded.due_at_ms, version = excluded.version "
+            "r AS (INSERT INTO timers (conversation_id, due_at_ms, version) "
+            f"SELECT {_selected(3)} FROM {rows} ORDER BY o ON CONFLICT (conversation_id) "
+            "DO UPDATE SET due_at_ms = excluded.due_at_ms, version = excluded.version "
             "WHERE excluded.version >= timers.version)"
         )
     if parts:
         await conn.execute(f"WITH {', '.join(parts)} SELECT 1", *statement.args)
 
 
-def _fold(statement: _Statement, conversation_id: str, change: StreamChange) -> None:
-    """The projection's row written, then its counters, then its counted times (see the
-    module's docstring on their order)."""
+_FACTS = [*FACT_COLUMNS.split(", "), "schema_version", "generator"]
+
+
+def _fold(statement: _Statement, commits: Sequence[Rows]) -> None:
+    """The projections' rows written, then the counters, then the counted times (see the
+    module's docstring on their order), and new quote ids. Each counter (and counted
+    time) is one row of the statement, its commits' deltas added up: an upsert may not
+    touch a row twice."""
     parts = statement.parts
-    columns = [*FACT_COLUMNS.split(", "), "schema_version", "generator"]
-    values = ", ".join(
-        statement.arg(value, cast)
-        for value, cast in zip((*fact_values(change.after), *_VERSIONS), _FACT_CASTS, strict=True)
-    )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
-    parts.append(
-        f"f AS (INSERT INTO projection_streams (conversation_id, {', '.join(columns)}) "
-        f"VALUES ({statement.arg(conversation_id, 'text')}, {values}) "
-        f"ON CONFLICT (conversation_id) DO UPDATE SET {updates})"
-    )
-    counters, times = change_rows(conversation_id, change)
+    changes = [(c.conversation_id, c.change) for c in commits if c.change is not None]
+    facts = [
+        (conversation_id, *fact_values(change.after), *_VERSIONS)
+        for conversation_id, change in changes
+        if change.changed
+    ]
+    if facts:
+        rows = statement.columns(facts, ("text", *_FACT_CASTS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _FACTS)
+        parts.append(
+            f"f AS (INSERT INTO projection_streams (conversation_id, {', '.join(_FACTS)}) "
+            f"SELECT {_selected(13)} FROM {rows} ORDER BY o "
+            f"ON CONFLICT (conversation_id) DO UPDATE SET {updates})"
+        )
+    counters: dict[tuple[object, ...], int] = {}
+    times: dict[tuple[object, ...], int] = {}
+    for conversation_id, change in changes:
+        if change.changed:
+            counter_rows, time_rows = change_rows(conversation_id, change)
+            for row in counter_rows:
+                counters[row[:4]] = counters.get(row[:4], 0) + cast(int, row[4])
+            for row in time_rows:
+                times[row[:3]] = times.get(row[:3], 0) + cast(int, row[3])
     after = "true"
     if counters:
-        rows = statement.columns(counters, _COUNTER_CASTS)
+        rows = statement.columns(
+            [(*key, delta, *_VERSIONS) for key, delta in sorted(counters.items())],
+            _COUNTER_CASTS,
+        )
         parts.append(
             "c AS (INSERT INTO projection_counters (installation, kind, name, shard, value, "
             f"schema_version, generator) SELECT {_selected(7)} FROM {rows} ORDER BY o "
@@ -288,10 +326,24 @@ def _fold(statement: _Statement, conversation_id: str, change: StreamChange) -> 
         )
         after = "(SELECT count(*) FROM c) >= 0"
     if times:
-        rows = statement.columns(times, _TIME_CASTS)
+        rows = statement.columns(
+            [(*key, delta, *_VERSIONS) for key, delta in sorted(times.items())], _TIME_CASTS
+        )
         parts.append(
             "t AS (INSERT INTO projection_times (installation, level, bucket, n, "
             f"schema_version, generator) SELECT {_selected(6)} FROM {rows} WHERE {after} "
             "ORDER BY o ON CONFLICT (installation, level, bucket) DO UPDATE SET "
             "n = projection_times.n + excluded.n, generator = excluded.generator)"
+        )
+    quotes = [
+        (quote_id, conversation_id, *_VERSIONS)
+        for conversation_id, change in changes
+        for quote_id in change.quotes
+    ]
+    if quotes:
+        rows = statement.columns(quotes, ("text", "text", "bigint", "text"))
+        parts.append(
+            "q AS (INSERT INTO quote_index (quote_id, conversation_id, schema_version, "
+            f"generator) SELECT {_selected(4)} FROM {rows} ORDER BY o "
+            "ON CONFLICT (quote_id) DO NOTHING)"
         )
