@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from domain import GENERATOR
-from domain.chain import GENESIS, Link, link
+from domain.chain import GENESIS, Link
 from domain.events import EventEnvelope
 from domain.personal import erased as erased_record
 from domain.personal import paths_of_inbound
@@ -40,7 +40,6 @@ from storage._rules import (
     check_state_key,
     dumps,
     state_json,
-    ticket_changes,
 )
 from storage.errors import ConcurrencyError, StorageError
 from storage.ports import (
@@ -56,8 +55,9 @@ from storage.ports import (
     StoredInbound,
     VerifyLog,
 )
+from storage.postgres_group import GroupWriter
 from storage.postgres_outbox import INSERT_OUTBOX, PostgresOutbox
-from storage.postgres_pool import Conn, affected, execute_many
+from storage.postgres_pool import Conn, Row, affected, execute_many
 from storage.postgres_projections import (
     METRICS_READ,
     QUALIFICATION_TIMES_READ,
@@ -69,15 +69,8 @@ from storage.postgres_projections import (
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
-from storage.projections import (
-    StreamChange,
-    advance,
-    counter_differences,
-    differences,
-    is_projected,
-)
+from storage.projections import NO_FACTS, counter_differences, differences
 from storage.sql_rows import (
-    answer_row,
     event_rows,
     has_masked,
     links,
@@ -122,11 +115,6 @@ _INSERT_EVENTS = (
     "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
     "envelope, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
-_INSERT_ANSWERS = (
-    "INSERT INTO pending_answers (key, conversation_id, delivery_id, payload, "
-    "created_at_ms, schema_version, generator) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-    "ON CONFLICT (key) DO NOTHING"
-)
 
 
 def is_postgres_url(database: str) -> bool:
@@ -137,6 +125,15 @@ def is_postgres_url(database: str) -> bool:
 
 class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
     """The `Store` ports on PostgreSQL. Create with `await PostgresStore.open(dsn)`."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool[Row]) -> None:
+        super().__init__(dsn, pool)
+        self._group = GroupWriter(self._commit_alone, self._transaction)
+        """Commits with events, grouped across conversations (`storage.postgres_group`)."""
+
+    async def close(self) -> None:
+        await self._group.idle()  # the commits queued are written first
+        await super().close()
 
     # -- events -------------------------------------------------------------------------
 
@@ -206,72 +203,52 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
     # -- the atomic commit --------------------------------------------------------------
 
     async def commit(self, commit: Commit) -> CommitResult:
+        prepared = postgres_commit.prepare(commit)
+        async with self._lane(commit.conversation_id):
+            if commit.events:
+                return await self._group.commit(prepared)
+            return await self._commit_alone(prepared)
+
+    async def _commit_alone(self, prepared: postgres_commit.Prepared) -> CommitResult:
+        """One commit in a transaction of its own (`storage.postgres_commit`)."""
+        commit = prepared.commit
         conversation_id = commit.conversation_id
-        check_events(conversation_id, commit.expected_version, commit.events)
-        outbox_rows = [outbox_row(item) for item in commit.outbox]
-        answer_rows = [answer_row(answer) for answer in commit.answers]
-        changes = ticket_changes(commit)
-        new_version = commit.expected_version + len(commit.events)
 
         async def run(conn: Conn) -> CommitResult:
-            if commit.events:
-                written = await _append_commit(conn, commit, new_version)
-                if written is None:
-                    return CommitResult(
-                        status="duplicate", version=await _version(conn, conversation_id)
-                    )
-                linked, change, inbound_row = written
-            else:
-                # The delivery first: its primary key is the dedupe, and a concurrent
-                # commit of the same delivery waits here for this one's outcome.
-                recorded = await conn.fetchval(
-                    "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
-                    "committed_version) VALUES ($1, $2, $3, $4) "
-                    "ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
-                    commit.delivery_id,
-                    conversation_id,
-                    commit.received_at_ms,
-                    new_version,
+            taken = await (_take_stream if commit.events else _take_delivery)(conn, prepared)
+            if not taken:
+                return CommitResult(
+                    status="duplicate", version=await _version(conn, conversation_id)
                 )
-                if recorded is None:
-                    return CommitResult(
-                        status="duplicate", version=await _version(conn, conversation_id)
-                    )
-                await _advance(conn, conversation_id, commit.expected_version, commit.events)
-                linked, change = [], None
-                inbound_row = await _inbound_row(conn, _Key(conn, conversation_id), commit)
+            if commit.events:
+                (before,) = await postgres_commit.read_before(
+                    conn, [(conversation_id, commit.expected_version)]
+                )
+            else:  # nothing appended: a key is read only for a personal inbound to seal
+                personal = commit.inbound is not None and sealing.has_personal_inbound(
+                    commit.inbound
+                )
+                read = await _newest_key(conn, conversation_id) if personal else None
+                before = postgres_commit.Before(previous=None, key=read, facts=NO_FACTS)
+            key = postgres_commit.CommitKey(conversation_id, before.key)
+            rows = postgres_commit.rows_after(prepared, before, key)
+            made = () if key.made is None else (key.made,)
             await postgres_commit.write(
-                conn,
-                [
-                    postgres_commit.Rows(
-                        conversation_id=conversation_id,
-                        events=linked,
-                        change=change,
-                        inbound=inbound_row,
-                        outbox=outbox_rows,
-                        answers=answer_rows,
-                        timer=None
-                        if commit.timer is None
-                        else (commit.timer.due_at_ms, new_version),
-                    )
-                ],
+                conn, [rows], postgres_commit.Group(moves=(), keys=made, undone=())
             )
-            for ticket_change in changes:
-                await apply_ticket_change(conn, ticket_change)
-            return CommitResult(status="committed", version=new_version)
+            for change in prepared.tickets:
+                await apply_ticket_change(conn, change)
+            return CommitResult(status="committed", version=prepared.new_version)
 
-        async with self._lane(conversation_id):
-            try:
-                return await self._transaction(run)
-            except StorageError as exc:
-                if isinstance(exc.__cause__, asyncpg.UniqueViolationError):
-                    # Another process wrote this conversation's inbound position or key
-                    # first (a commit without events holds no stream row): decide again.
-                    actual = await self.version(conversation_id)
-                    raise ConcurrencyError(
-                        conversation_id, commit.expected_version, actual
-                    ) from None
-                raise
+        try:
+            return await self._transaction(run)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+                # Another process wrote this conversation's inbound position or key
+                # first (a commit without events holds no stream row): decide again.
+                actual = await self.version(conversation_id)
+                raise ConcurrencyError(conversation_id, commit.expected_version, actual) from None
+            raise
 
     # -- deliveries and inbounds --------------------------------------------------------
 
@@ -539,61 +516,44 @@ async def _version(conn: Conn, conversation_id: str) -> int:
     return int(found or 0)
 
 
-async def _append_commit(
-    conn: Conn, commit: Commit, new_version: int
-) -> tuple[list[tuple[object, ...]], StreamChange | None, tuple[object, ...] | None] | None:
-    """Take a commit's delivery and stream (`storage.postgres_commit.claim`) and read what
-    its rows need: its events sealed and linked, what they change in the projections and
-    its inbound as stored. None when its delivery is stored already."""
-    conversation_id = commit.conversation_id
-    events = commit.events
-    expected = commit.expected_version
+async def _take_stream(conn: Conn, prepared: postgres_commit.Prepared) -> bool:
+    """A commit with events: its delivery and its stream moved in one statement
+    (`postgres_commit.claim`); False for a delivery stored already."""
+    commit = prepared.commit
     recorded, moved = await postgres_commit.claim(
         conn,
         commit.delivery_id,
-        conversation_id,
+        commit.conversation_id,
         commit.received_at_ms,
-        expected,
-        new_version,
-        events[0].at_ms,
-        events[-1].at_ms,
+        commit.expected_version,
+        prepared.new_version,
+        commit.events[0].at_ms,
+        commit.events[-1].at_ms,
     )
-    if not recorded:
-        return None
-    if not moved:
-        raise ConcurrencyError(conversation_id, expected, await _version(conn, conversation_id))
-    projected = [envelope for envelope in events if is_projected(envelope)]
-    before = await postgres_commit.read_before(conn, conversation_id, expected, bool(projected))
-    key = _Key(conn, conversation_id)
-    key.found(before.key)
-    rows = _linked(await _sealed_rows(events, event_rows(events), key), before.previous)
-    change = advance(before.facts, projected) if projected else None
-    return rows, change, await _inbound_row(conn, key, commit)
+    if recorded and not moved:
+        actual = await _version(conn, commit.conversation_id)
+        raise ConcurrencyError(commit.conversation_id, commit.expected_version, actual)
+    return recorded
 
 
-async def _inbound_row(conn: Conn, key: _Key, commit: Commit) -> tuple[object, ...] | None:
-    """The commit's inbound as `postgres_commit.Rows.inbound`, its personal values sealed
-    with the commit's key (made at the commit's new version if it has none)."""
-    inbound = commit.inbound
-    if inbound is None:
-        return None
-    if sealing.has_personal_inbound(inbound):
-        version = commit.expected_version + len(commit.events)
-        sealer = await key.sealer(version, commit.received_at_ms)
-        text = dumps(sealer.inbound(inbound, commit.conversation_id))
-    else:
-        text = dumps(inbound)
-    return (commit.delivery_id, commit.received_at_ms, commit.policy_version, text)
-
-
-def _linked(rows: list[tuple[object, ...]], previous: str | None) -> list[tuple[object, ...]]:
-    """`rows` with each event's link in its stream's hash chain after `previous` (None:
-    the event before has none, in a store damaged by hand, so neither do these)."""
-    linked = []
-    for row in rows:
-        previous = None if previous is None else link(previous, str(row[6]))
-        linked.append((*row, previous))
-    return linked
+async def _take_delivery(conn: Conn, prepared: postgres_commit.Prepared) -> bool:
+    """A commit without events: its delivery (the dedupe: a concurrent commit of the same
+    delivery waits here for this one's outcome), then its stream's version held
+    (`_advance`); False for a delivery stored already."""
+    commit = prepared.commit
+    recorded = await conn.fetchval(
+        "INSERT INTO deliveries (delivery_id, conversation_id, received_at_ms, "
+        "committed_version) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
+        commit.delivery_id,
+        commit.conversation_id,
+        commit.received_at_ms,
+        prepared.new_version,
+    )
+    if recorded is None:
+        return False
+    await _advance(conn, commit.conversation_id, commit.expected_version, commit.events)
+    return True
 
 
 async def _advance(
@@ -673,7 +633,7 @@ async def _append_rows(
         )
         previous, key_id, key_bytes = (None, None, None) if found is None else tuple(found)
         key.found(None if key_id is None else (int(key_id), bytes(key_bytes)))
-    linked = _linked(await _sealed_rows(events, event_rows(events), key), previous)
+    linked = postgres_commit.linked(await _sealed_rows(events, event_rows(events), key), previous)
     await conn.executemany(_INSERT_EVENTS, linked)
     await apply_events(conn, conversation_id, events)  # the projections, in this transaction
     return version + len(events)

@@ -42,15 +42,31 @@ from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 from domain import GENERATOR
-from domain.chain import GENESIS
+from domain.chain import GENESIS, link
+from domain.events import EventEnvelope
+from storage import sealing
+from storage._rules import TicketChange, check_events, dumps, ticket_changes
+from storage.ports import Commit
 from storage.postgres_pool import Conn
-from storage.projections import NO_FACTS, PROJECTION_SCHEMA_VERSION, StreamChange, StreamFacts
+from storage.projections import (
+    NO_FACTS,
+    PROJECTION_SCHEMA_VERSION,
+    StreamChange,
+    StreamFacts,
+    advance,
+    is_projected,
+)
 from storage.sql_rows import (
     FACT_COLUMNS,
     OUTBOX_COLUMNS,
+    answer_row,
     change_rows,
+    event_rows,
     fact_values,
     facts_from_row,
+    has_masked,
+    outbox_row,
+    sealed_row,
 )
 
 _VERSIONS = (PROJECTION_SCHEMA_VERSION, GENERATOR)
@@ -112,30 +128,132 @@ class Before(NamedTuple):
     """The projection's row (`NO_FACTS` when it has none, or when not asked for)."""
 
 
-_LINK_AND_KEY = (
-    "SELECT (SELECT chain_hash FROM events WHERE conversation_id = $1 AND seq = $2), "
-    "k.key_id, k.key{facts} FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT key_id, key "
-    "FROM conversation_keys WHERE conversation_id = $1 ORDER BY key_id DESC LIMIT 1) AS k "
-    "ON true{join}"
+_READ = (
+    "SELECT (SELECT chain_hash FROM events WHERE conversation_id = u.c0 AND seq = u.c1), "
+    "k.key_id, k.key, p.conversation_id, "
+    + ", ".join(f"p.{c}" for c in FACT_COLUMNS.split(", "))
+    + " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(c0, c1, o) "
+    "LEFT JOIN LATERAL (SELECT key_id, key FROM conversation_keys "
+    "WHERE conversation_id = u.c0 ORDER BY key_id DESC LIMIT 1) AS k ON true "
+    f"LEFT JOIN LATERAL (SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams "
+    "WHERE conversation_id = u.c0 FOR UPDATE) AS p ON true ORDER BY u.o"
 )
-_READ = _LINK_AND_KEY.format(facts="", join="")
-_READ_WITH_FACTS = _LINK_AND_KEY.format(
-    facts=", p.conversation_id, " + ", ".join(f"p.{c}" for c in FACT_COLUMNS.split(", ")),
-    join=f" LEFT JOIN LATERAL (SELECT conversation_id, {FACT_COLUMNS} FROM projection_streams "
-    "WHERE conversation_id = $1 FOR UPDATE) AS p ON true",
-)
+"""For each conversation and version: the link of the event at that version, the newest
+key, and the projection's row, locked."""
 
 
-async def read_before(conn: Conn, conversation_id: str, version: int, facts: bool) -> Before:
-    """The link of the event at `version`, the newest key and, when `facts`, the
-    projection's row (locked)."""
-    row = await conn.fetchrow(_READ_WITH_FACTS if facts else _READ, conversation_id, version)
-    assert row is not None
-    values = tuple(row)
-    previous = GENESIS if version == 0 else values[0]
-    key = None if values[1] is None else (int(values[1]), bytes(values[2]))
-    stored = facts and values[3] is not None
-    return Before(previous, key, facts_from_row(values[4:]) if stored else NO_FACTS)
+async def read_before(conn: Conn, streams: Sequence[tuple[str, int]]) -> list[Before]:
+    """What the appends to `streams` (conversation id, the version appended after) read,
+    in one statement, in their order."""
+    rows = await conn.fetch(_READ, [c for c, _ in streams], [v for _, v in streams])
+    befores = []
+    for (_conversation_id, version), row in zip(streams, rows, strict=True):
+        values = tuple(row)
+        befores.append(
+            Before(
+                previous=GENESIS if version == 0 else values[0],
+                key=None if values[1] is None else (int(values[1]), bytes(values[2])),
+                facts=NO_FACTS if values[3] is None else facts_from_row(values[4:]),
+            )
+        )
+    return befores
+
+
+class Prepared(NamedTuple):
+    """A commit as the rows it writes, made before any statement is sent (none of them
+    needs the database): what a single commit and a group of them start from."""
+
+    commit: Commit
+    events: list[tuple[object, ...]]
+    """`storage.sql_rows.event_rows`: personal values masked, not yet sealed or linked."""
+    projected: list[EventEnvelope]
+    outbox: list[tuple[object, ...]]
+    answers: list[tuple[object, ...]]
+    tickets: list[TicketChange]
+    new_version: int
+
+
+def prepare(commit: Commit) -> Prepared:
+    """Check the commit's events (`ValueError` for ones that do not follow its expected
+    version) and make its rows."""
+    check_events(commit.conversation_id, commit.expected_version, commit.events)
+    return Prepared(
+        commit=commit,
+        events=event_rows(commit.events),
+        projected=[envelope for envelope in commit.events if is_projected(envelope)],
+        outbox=[outbox_row(item) for item in commit.outbox],
+        answers=[answer_row(answer) for answer in commit.answers],
+        tickets=ticket_changes(commit),
+        new_version=commit.expected_version + len(commit.events),
+    )
+
+
+class CommitKey:
+    """One commit's sealer: the conversation's newest key as read under the stream's
+    lock, or, when it has none, one made for the commit's first sealed value (at that
+    value's version) and written with the commit's rows (`Group.keys`)."""
+
+    __slots__ = ("_conversation_id", "_read", "_sealer", "made")
+
+    def __init__(self, conversation_id: str, read: tuple[int, bytes] | None) -> None:
+        self._conversation_id = conversation_id
+        self._read = read
+        self._sealer: sealing.Sealer | None = None
+        self.made: tuple[str, int, bytes, int] | None = None
+
+    def sealer(self, version: int, at_ms: int) -> sealing.Sealer:
+        if self._sealer is None:
+            read = self._read
+            if read is None:
+                read = (version, sealing.new_key())
+                self.made = (self._conversation_id, version, read[1], at_ms)
+            self._sealer = sealing.Sealer(*read)
+        return self._sealer
+
+
+def rows_after(prepared: Prepared, before: Before, key: CommitKey) -> Rows:
+    """The commit's rows once its stream is held: its events sealed with `key` and linked
+    after `before.previous`, their fold into the projection's row, its inbound sealed."""
+    commit = prepared.commit
+    events = prepared.events
+    if has_masked(events):
+        first = commit.events[0]
+        sealer = key.sealer(first.seq, first.at_ms)
+        events = [sealed_row(row, sealer) for row in events]
+    return Rows(
+        conversation_id=commit.conversation_id,
+        events=linked(events, before.previous),
+        change=advance(before.facts, prepared.projected) if prepared.projected else None,
+        inbound=inbound_row(prepared, key),
+        outbox=prepared.outbox,
+        answers=prepared.answers,
+        timer=None if commit.timer is None else (commit.timer.due_at_ms, prepared.new_version),
+    )
+
+
+def inbound_row(prepared: Prepared, key: CommitKey) -> tuple[object, ...] | None:
+    """The commit's inbound as `Rows.inbound`, its personal values sealed with `key` (a
+    key made for it is made at the commit's new version)."""
+    commit = prepared.commit
+    inbound = commit.inbound
+    if inbound is None:
+        return None
+    if sealing.has_personal_inbound(inbound):
+        sealer = key.sealer(prepared.new_version, commit.received_at_ms)
+        text = dumps(sealer.inbound(inbound, commit.conversation_id))
+    else:
+        text = dumps(inbound)
+    return (commit.delivery_id, commit.received_at_ms, commit.policy_version, text)
+
+
+def linked(rows: list[tuple[object, ...]], previous: str | None) -> list[tuple[object, ...]]:
+    """`rows` with each event's link in its stream's hash chain after `previous` (None:
+    the event before has none, in a store damaged by hand, so neither do these)."""
+    result = []
+    for row in rows:
+        previous = None if previous is None else link(previous, str(row[6]))
+        result.append((*row, previous))
+    return result
 
 
 class _Statement:

@@ -53,10 +53,14 @@ async def dsn(postgres_cluster: Cluster) -> AsyncIterator[str]:
 
 
 async def held_back(
-    dsn: str, table: str, racers: Sequence[Callable[[], Awaitable[T]]]
+    dsn: str,
+    table: str,
+    racers: Sequence[Callable[[], Awaitable[T]]],
+    transactions: int | None = None,
 ) -> list[T | BaseException]:
     """Run `racers` at once, all held back on a lock of `table` until every one of them
-    waits for it, then let them go together: a race that is really run every time."""
+    waits for it (`transactions` of them, when a store groups its racers' commits), then
+    let them go together: a race that is really run every time."""
     holder = await asyncpg.connect(dsn)
     try:
         transaction = holder.transaction()
@@ -68,7 +72,7 @@ async def held_back(
                 "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
                 table,
             )
-            if waiting >= len(racers):
+            if waiting >= (len(racers) if transactions is None else transactions):
                 break
             await asyncio.sleep(0.005)
         else:
@@ -278,8 +282,9 @@ async def test_replicas_committing_conversations_of_one_shard_at_once_are_all_co
     dsn: str, default_policy: Policy
 ) -> None:
     """Four commits from two processes, all moving the same counter rows (one shard), held
-    back and let go together: each waits for the row locks it needs, none deadlocks, and
-    the counters say what the log says."""
+    back and let go together: each process groups its two commits into one transaction,
+    each transaction waits for the row locks it needs, none deadlocks, and the counters
+    say what the log says."""
     conversations = one_shard(4)
     scripts = [handoff_script(default_policy, cid) for cid in conversations]
     async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
@@ -290,8 +295,10 @@ async def test_replicas_committing_conversations_of_one_shard_at_once_are_all_co
                 lambda store=store, script=script: store.commit(script.commits[0])  # type: ignore[misc]
                 for store, script in zip((one, two, one, two), scripts, strict=True)
             ],
+            transactions=2,
         )
         assert [getattr(r, "status", r) for r in results] == ["committed"] * 4
+        assert (one._group.groups, two._group.groups) == (1, 1)
         metrics = await load_metrics(two, default_policy)
         assert metrics.conversations == 4
         assert_same_metrics(metrics, await recomputed(one, default_policy))
