@@ -5,10 +5,10 @@ same schema, in one run, 200 conversations committing at once, 5 commits each.
 The commits are `bench.append`'s (the envelopes a real `decide` produced, about six per
 prospect message), timed in its frame (`timed`, `alternate`: store and raw loop one after
 the other, each round in a fresh schema, best of 3 and the ratio of every round). The
-store commits as the product does: one transaction per commit on its pool of
-`storage.postgres_pool.POOL_MAX` connections (the dedupe insert, the expected-version check
-on the stream row, the chain link read, sealing, the projections' counters), so its
-commits per transaction is 1 by construction. The raw loop is one connection and one task
+store commits as the product does: the commits queued while one transaction is written
+grouped into the next (`storage.postgres_group`: the dedupe inserts, the expected-version
+checks on the stream rows, the chain links read, sealing, the projections' counters), so
+its commits per transaction is the groups' size. The raw loop is one connection and one task
 draining a queue into one transaction per batch of whatever is queued (up to
 `bench.append.RAW_BATCH`), inserting the same stream, event, delivery and inbound rows
 (`bench.append.raw_rows`) and nothing else — each table's rows of the whole batch in one
@@ -162,13 +162,15 @@ class Costs:
 
 
 async def store_side(dsn: str, commits: list[list[Commit]], costs: Costs) -> tuple[float, int]:
-    """The store's commits, in a fresh schema; one transaction per commit."""
+    """The store's commits, in a fresh schema, and the transactions they took (grouped
+    across conversations: `storage.postgres_group`)."""
     async with fresh_schema(dsn) as target, await PostgresStore.open(target) as store:
         # The pool grown to its bound before timing, as a serving process's is.
         await asyncio.gather(*(store.version(f"warm-{n}") for n in range(POOL_MAX)))
+        before = store._group.transactions
         with costs.measuring("store"):
             elapsed = await timed(store.commit, commits)
-    return elapsed, sum(len(conversation) for conversation in commits)
+        return elapsed, store._group.transactions - before
 
 
 async def raw_side(dsn: str, commits: list[list[Commit]], costs: Costs) -> tuple[float, int]:

@@ -93,6 +93,8 @@ class GroupWriter:
         self._writing: asyncio.Task[None] | None = None
         self.groups = 0
         """Groups of more than one commit written in one transaction: tests and benches."""
+        self.transactions = 0
+        """Transactions this writer ran, a commit's alone included: benches."""
 
     async def commit(self, prepared: Prepared) -> CommitResult:
         future: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
@@ -113,6 +115,7 @@ class GroupWriter:
             while self._queue:
                 group = self._take()
                 if len(group) == 1:
+                    self.transactions += 1
                     outcomes: list[Outcome] = [await _outcome(self._alone(group[0][0]))]
                 else:
                     outcomes = await self._write_group([prepared for prepared, _ in group])
@@ -149,8 +152,10 @@ class GroupWriter:
             outcomes: list[Outcome] = await self._transaction(lambda conn: _grouped(conn, group))
         except Exception:
             # Which commit the failure was about is not known: each is written alone.
+            self.transactions += len(group)
             return list(await asyncio.gather(*(_outcome(self._alone(p)) for p in group)))
         self.groups += 1
+        self.transactions += 1
         return outcomes
 
 
