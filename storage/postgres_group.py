@@ -40,7 +40,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from storage.errors import ConcurrencyError
+from storage.errors import ConcurrencyError, StorageError
 from storage.ports import CommitResult
 from storage.postgres_commit import CommitKey, Group, Prepared, Rows, read_before, rows_after, write
 from storage.postgres_pool import Conn
@@ -111,9 +111,12 @@ class GroupWriter:
             await asyncio.shield(self._writing)
 
     async def _write_queue(self) -> None:
+        group: list[tuple[Prepared, asyncio.Future[CommitResult]]] = []
         try:
             while self._queue:
                 group = self._take()
+                if not group:
+                    continue
                 if len(group) == 1:
                     self.transactions += 1
                     outcomes: list[Outcome] = [await _outcome(self._alone(group[0][0]))]
@@ -126,6 +129,17 @@ class GroupWriter:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
+                group = []
+        except BaseException:
+            # Cancelled (the event loop is shutting down) or a bug: nobody may wait for
+            # an answer that will not come.
+            for _, future in [*group, *self._queue]:
+                if not future.done():
+                    future.set_exception(
+                        StorageError("The write was interrupted; it may or may not be stored.")
+                    )
+            self._queue = []
+            raise
         finally:
             self._writing = None
 
@@ -137,6 +151,8 @@ class GroupWriter:
         later: list[tuple[Prepared, asyncio.Future[CommitResult]]] = []
         taken: set[str] = set()
         for queued in self._queue:
+            if queued[1].done():
+                continue  # its caller was cancelled before its turn: not written for it
             commit = queued[0].commit
             keys = (f"c:{commit.conversation_id}", f"d:{commit.delivery_id}")
             if len(group) < self._limit and taken.isdisjoint(keys):

@@ -155,3 +155,19 @@ async def test_a_group_that_fails_is_written_commit_by_commit(
     later = await committed_at_once(store, [script[1] for script in conversations])
     assert [getattr(r, "status", r) for r in later] == ["committed"] * 4
     assert store._group.groups == 1
+
+
+async def test_a_commit_whose_caller_gave_up_before_its_turn_is_not_written(
+    stores: tuple[PostgresStore, PostgresStore], default_policy: Policy
+) -> None:
+    store, _ = stores
+    kept, dropped = (script[0] for script in scripts(default_policy, 2))
+    waiting = asyncio.ensure_future(store.commit(dropped))
+    answered = asyncio.ensure_future(store.commit(kept))
+    await asyncio.sleep(0)  # both queued; the writer starts at the next turn
+    waiting.cancel()
+    assert (await answered).status == "committed"
+    await store._group.idle()
+    assert waiting.cancelled()
+    assert await store.seen(kept.delivery_id)
+    assert not await store.seen(dropped.delivery_id)
