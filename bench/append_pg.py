@@ -18,9 +18,8 @@ PostgreSQL is a throwaway cluster (`tests.support.postgres`), started twice: as 
 run it (`fsync=off`, `synchronous_commit=off`: a commit waits for no disk at all, so the
 figures are CPU and round trips only, and flatter both sides against SQLite's
 `synchronous=FULL`), and `durable` (`fsync`, `synchronous_commit` and `full_page_writes`
-on, PostgreSQL's defaults: each commit waits for its WAL flush, which the raw loop pays
-once per batch and the store once per commit, softened by PostgreSQL's own grouping of
-concurrent flushes). `--dsn` measures a server of yours instead, as it is configured (an
+on, PostgreSQL's defaults: each transaction waits for its WAL flush, which the raw loop
+pays once per batch and the store once per group of commits). `--dsn` measures a server of yours instead, as it is configured (an
 empty database: each round gets a schema of its own, dropped afterwards).
 
 Beside the rates: this process's CPU per commit (the client: the store's Python, or the

@@ -11,7 +11,10 @@ LOCKED`), `storage.postgres_tickets`, `storage.postgres_projections` and
 `storage.postgres_schema` (migrations) and `storage.postgres_turns` (which replica runs a
 sweep now). This module holds the event log and what commits with it.
 
-Across processes: the expected-version check is the stream row's update (`_advance`):
+A commit with events is written by `storage.postgres_commit`'s statements, grouped with
+the other commits under way in this process (`storage.postgres_group`).
+
+Across processes: the expected-version check is the stream row's update:
 `UPDATE streams SET version = $new WHERE conversation_id = $1 AND version = $expected`, or
 the insert of a new stream's first row. A concurrent writer of the same stream holds that
 row until it commits, then the check finds the version moved and raises `ConcurrencyError`:

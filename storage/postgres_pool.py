@@ -6,10 +6,10 @@ Why asyncpg (pinned in pyproject.toml and constraints.txt): the fastest maintain
 driver for PostgreSQL, with prepared statements cached per connection and `executemany` in
 one round trip; the store needs nothing from an ORM.
 
-One write, one transaction. Unlike SQLite there is no single writer to batch behind:
-PostgreSQL takes concurrent writers itself, so every write (`_transaction`) runs on a pooled
-connection in its own transaction at READ COMMITTED, and the rules that SQLite gets from its
-one writer are carried by the SQL instead — the expected-version check is an `UPDATE …
+One write, one transaction (`_transaction`), on a pooled connection at READ COMMITTED —
+except commits with events, which a process groups across conversations into one
+transaction (`storage.postgres_group`). PostgreSQL takes concurrent writers itself, and the
+rules that SQLite gets from its one writer are carried by the SQL instead — the expected-version check is an `UPDATE …
 WHERE version = $expected` (or an insert of the stream's first row) that waits for a
 concurrent writer of the same stream and then finds the version moved; dedupe is the
 deliveries table's primary key; outbox claims lock rows with `FOR UPDATE SKIP LOCKED`.
