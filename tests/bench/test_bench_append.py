@@ -214,7 +214,8 @@ async def test_the_postgresql_bench_runs_on_a_server_of_ones_own(
     postgres_cluster: Cluster,  # noqa: F811
 ) -> None:
     report = await measure(postgres_cluster.dsn, conversations=3, messages=2, rounds=2)
-    assert report["append_pg_server_store_commits_per_batch"] == 1.0
+    # The three conversations' commits, made at once, share each transaction.
+    assert report["append_pg_server_store_commits_per_batch"] == 3.0
     assert report["append_pg_server_raw_commits_per_batch"] >= 1.0
     assert report["append_pg_server_store_vs_raw"] > 0
     assert {
