@@ -22,6 +22,9 @@ on, PostgreSQL's defaults: each transaction waits for its WAL flush, which the r
 pays once per batch and the store once per group of commits). `--dsn` measures a server of yours instead, as it is configured (an
 empty database: each round gets a schema of its own, dropped afterwards).
 
+Beside them, `guarantees_bound_vs_raw` (`guarantees_bound`): the most a store paying only
+for the guarantees' computations could reach against the raw loop.
+
 Beside the rates: this process's CPU per commit (the client: the store's Python, or the
 raw loop's) and the cluster's (postmaster and backends, from /proc, as `bench.replicas`
 reads it), each the least over the rounds.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -50,6 +53,7 @@ from bench.append import (
     Side,
     alternate,
     build_commits,
+    guarantee_costs,
     raw_rows,
     timed,
 )
@@ -219,6 +223,17 @@ def cluster(durable: bool) -> Iterator[Cluster]:
         started.stop()
 
 
+def guarantees_bound(figures: Mapping[str, float], guarantees_us: float) -> float:
+    """The most any store could reach against the raw loop here, paying for the
+    guarantees' own computations (`bench.append.guarantee_costs`: the masked JSON,
+    sealing, links, the projections' fold, the inbound) and nothing else: the raw loop's
+    client and cluster CPU per commit, the guarantees added to the client's. The two add
+    up because each group waits for the one before (a conversation's next commit waits
+    for its answer), on both sides alike. Needs the cluster's CPU: a local cluster."""
+    raw_ms = figures["raw_client_cpu_ms_per_commit"] + figures["raw_server_cpu_ms_per_commit"]
+    return raw_ms / (raw_ms + guarantees_us / 1000)
+
+
 CONFIGURATIONS = {"throwaway": False, "durable": True}
 """The throwaway clusters measured by default, by label: whether each waits for the disk."""
 
@@ -228,6 +243,8 @@ async def measure(
 ) -> dict[str, float]:
     commits = build_commits(conversations, messages)
     results: dict[str, float] = {"append_pg_load_average_1m_start": proc.load_average()[0]}
+    guarantees_us = guarantee_costs(commits)["guarantees_us_per_commit"]
+    results["append_pg_guarantees_us_per_commit"] = guarantees_us
     if dsn is not None:
         figures = await compare(dsn, None, commits, rounds)
         results.update({f"append_pg_server_{k}": v for k, v in figures.items()})
@@ -235,6 +252,7 @@ async def measure(
         for label, durable in CONFIGURATIONS.items():
             with cluster(durable) as started:
                 figures = await compare(started.dsn, started, commits, rounds)
+            figures["guarantees_bound_vs_raw"] = guarantees_bound(figures, guarantees_us)
             results.update({f"append_pg_{label}_{k}": v for k, v in figures.items()})
     results["append_pg_load_average_1m_end"] = proc.load_average()[0]
     return results

@@ -25,7 +25,7 @@ from bench.append import (
     timed,
     with_guarantees,
 )
-from bench.append_pg import PG_EVENTS, RawPgGroupCommit, measure, numbered
+from bench.append_pg import PG_EVENTS, RawPgGroupCommit, guarantees_bound, measure, numbered
 from bot.cli_verify import verify_store
 from bot.policy_loader import load_policy
 from storage.postgres import PostgresStore
@@ -242,6 +242,14 @@ def test_the_postgresql_bench_measures_a_throwaway_and_a_durable_cluster() -> No
     assert report["append_pg_durable_server_synchronous_commit_on"] == 1.0
     assert report["append_pg_durable_store_server_cpu_ms_per_commit"] >= 0.0
     assert report["append_pg_durable_raw_commits_per_s"] > 0
+    assert report["append_pg_guarantees_us_per_commit"] > 0
+    for label in ("throwaway", "durable"):
+        assert 0 < report[f"append_pg_{label}_guarantees_bound_vs_raw"] < 1
+
+
+def test_the_guarantees_bound_adds_their_cost_to_the_raw_loops_client() -> None:
+    figures = {"raw_client_cpu_ms_per_commit": 0.08, "raw_server_cpu_ms_per_commit": 0.12}
+    assert guarantees_bound(figures, 100.0) == pytest.approx(0.2 / 0.3)
 
 
 def test_the_guarantees_costs_are_each_computation_timed_alone_and_what_they_add() -> None:
