@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import asyncpg
 import pytest
 
 from domain.chain import GENESIS, link
@@ -171,3 +172,58 @@ async def test_a_commit_whose_caller_gave_up_before_its_turn_is_not_written(
     assert waiting.cancelled()
     assert await store.seen(kept.delivery_id)
     assert not await store.seen(dropped.delivery_id)
+
+
+async def waiting_for_locks(conn: asyncpg.Connection[Any], count: int) -> None:
+    """Return once `count` lock requests wait on the server."""
+    for _ in range(2000):
+        if await conn.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted") >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{count} lock requests never waited")
+
+
+async def test_two_replicas_groups_on_the_same_conversations_lock_them_in_one_order(
+    postgres_cluster: Cluster, default_policy: Policy
+) -> None:
+    """Two processes each group rival commits to the same four conversations, queued in
+    opposite orders. The last conversation's stream is held by a third transaction: the
+    second process's group takes the first three and waits for it; the first process's
+    group then waits for the first. Released, the second group commits and the first's
+    commits find their versions moved — no deadlock (which would abort a group: its
+    commits would then be written alone). Taken in queue order instead, the second group
+    would wait for the last conversation first, the first group would take the other three,
+    and each would wait for the other."""
+    conversations = scripts(default_policy, 4)
+    async with (
+        fresh_database(postgres_cluster) as dsn,
+        await PostgresStore.open(dsn) as one,
+        await PostgresStore.open(dsn) as two,
+    ):
+        for script in conversations:
+            assert (await one.commit(script[0])).status == "committed"
+        seconds = [script[1] for script in conversations]
+        rivals = [c.model_copy(update={"delivery_id": f"{c.delivery_id}/rival"}) for c in seconds]
+        holder = await asyncpg.connect(dsn)
+        try:
+            held = holder.transaction()
+            await held.start()
+            last = seconds[-1].conversation_id
+            await holder.execute(
+                "SELECT 1 FROM streams WHERE conversation_id = $1 FOR UPDATE", last
+            )
+            theirs = [asyncio.ensure_future(two.commit(c)) for c in reversed(rivals)]
+            await waiting_for_locks(holder, 1)
+            mine = [asyncio.ensure_future(one.commit(c)) for c in seconds]
+            await waiting_for_locks(holder, 2)
+            await held.rollback()
+            won = await asyncio.gather(*theirs, return_exceptions=True)
+            lost = await asyncio.gather(*mine, return_exceptions=True)
+        finally:
+            await holder.close()
+        assert (two._group.groups, one._group.groups) == (1, 1)
+        assert [getattr(r, "status", r) for r in won] == ["committed"] * 4
+        assert all(isinstance(r, ConcurrencyError) for r in lost), lost
+        for script, rival in zip(conversations, rivals, strict=True):
+            stored = await one.load(script[0].conversation_id)
+            assert stored == [*script[0].events, *rival.events]
