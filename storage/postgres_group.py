@@ -106,9 +106,9 @@ class GroupWriter:
         return await future
 
     async def idle(self) -> None:
-        """Return once every queued commit is written."""
-        while self._writing is not None:
-            await asyncio.shield(self._writing)
+        """Return once every queued commit is written (or failed: its caller is told)."""
+        while (writing := self._writing) is not None:
+            await asyncio.wait({writing})
 
     async def _write_queue(self) -> None:
         group: list[tuple[Prepared, asyncio.Future[CommitResult]]] = []
