@@ -91,9 +91,6 @@ from storage.sql_rows import (
 
 _PAGE = 500  # rows per read when iterating the whole log
 
-_INBOUND_COLUMNS = (
-    "conversation_id, position, delivery_id, received_at_ms, policy_version, inbound, generator"
-)
 _INBOUND_KEYED = (
     "i.conversation_id, i.position, i.delivery_id, i.received_at_ms, i.policy_version, "
     "i.inbound, i.generator, (SELECT json_object_agg(k.key_id, encode(k.key, 'hex'))::text "
