@@ -1,4 +1,6 @@
-"""A PostgreSQL commit that appends events, in three statements inside its transaction.
+"""A PostgreSQL commit in three statements inside its transaction, and the rows it writes
+(`prepare`, `rows_after`, `write`: the same for a commit alone and for a group of them,
+`storage.postgres_group`).
 
 Why. A commit's cost on PostgreSQL is its round trips, more than its rows: each statement
 is a message to the server and back, a parse-bind-execute there and a wake-up of the
@@ -7,7 +9,7 @@ twelve: BEGIN, the delivery, the stream's row, the link and the key, the events,
 projection's row read and written, its counters, counted times and the inbound, COMMIT,
 and the pool's reset, then the outbox, tickets, answers and timer when it had them. It now
 sends BEGIN, `claim`, `read_before`, `write`, COMMIT (and its ticket changes when it has
-them; a new key when it seals its first value).
+them). A key made for a first sealed value is written with the rows.
 
 The order of the rules is kept, statement by statement:
 
@@ -30,6 +32,9 @@ The order of the rules is kept, statement by statement:
    statement that nothing reads in an order it does not promise (here: the last first),
    so the times' part reads the counters' output, which makes it finish them first
    (`tests/storage/test_postgres.py` holds the counters locked while the times wait).
+
+A commit without events keeps its delivery insert and its stream's check
+(`storage.postgres._take_delivery`), then writes its inbound and the rest with `write`.
 
 The rows are the ones the statements they replace wrote, value for value: the events in
 the order given (`WITH ORDINALITY`, so their positions increase as before), each table's
