@@ -8,11 +8,12 @@ one round trip; the store needs nothing from an ORM.
 
 One write, one transaction (`_transaction`), on a pooled connection at READ COMMITTED —
 except commits with events, which a process groups across conversations into one
-transaction (`storage.postgres_group`). PostgreSQL takes concurrent writers itself, and the
-rules that SQLite gets from its one writer are carried by the SQL instead — the expected-version check is an `UPDATE …
-WHERE version = $expected` (or an insert of the stream's first row) that waits for a
-concurrent writer of the same stream and then finds the version moved; dedupe is the
-deliveries table's primary key; outbox claims lock rows with `FOR UPDATE SKIP LOCKED`.
+transaction (`storage.postgres_group`). PostgreSQL takes concurrent writers itself, and
+the rules that SQLite gets from its one writer are carried by the SQL instead — the
+expected-version check is an `UPDATE … WHERE version = $expected` (or an insert of the
+stream's first row) that waits for a concurrent writer of the same stream and then finds
+the version moved; dedupe is the deliveries table's primary key; outbox claims lock rows
+with `FOR UPDATE SKIP LOCKED`.
 Those hold across processes (replicas), which SQLite's writer does not need.
 
 Lanes. Within one process, the commits of one conversation are started in the order they
@@ -167,7 +168,7 @@ async def _nothing_left_to_reset(conn: asyncpg.Connection[Row]) -> None:
     """The pool's reset of a connection it takes back, after asyncpg's own (which rolls
     back a transaction left open and drops listeners): nothing more. asyncpg's default
     sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` at every release,
-    a round trip of every commit's twelve (docs/benchmarks_postgres.md); no connection of
+    a round trip a commit (docs/benchmarks_postgres.md); no connection of
     this store leaves session state to undo: it sets nothing, listens to nothing, opens
     cursors only inside transactions, and the one session-level lock it takes (a turn,
     `storage.postgres_turns`) is released by its holder or its connection closed."""

@@ -66,8 +66,13 @@ class PostgresTurns(PostgresConnections):
             try:
                 yield held
             finally:
-                if held and not await _unlocked(conn, kind):
-                    conn.terminate()  # its session, and the lock with it, end here
+                if held:
+                    released = False
+                    try:
+                        released = await _unlocked(conn, kind)
+                    finally:  # not released, or cancelled while releasing:
+                        if not released:
+                            conn.terminate()  # its session, and the lock, end here
         finally:
             await self._pool.release(conn)
 

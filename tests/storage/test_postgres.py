@@ -7,6 +7,7 @@ selects PostgreSQL and reports a database it cannot use."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -232,18 +233,23 @@ async def test_a_commit_takes_its_counters_before_it_waits_for_the_counted_times
         assert_same_metrics(metrics, await recomputed(store, default_policy))
 
 
+async def not_released(conn: object, kind: str) -> bool:
+    return False
+
+
+async def cancelled_while_releasing(conn: object, kind: str) -> bool:
+    raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize("release", [not_released, cancelled_while_releasing])
 async def test_a_turn_that_cannot_be_released_ends_its_session_and_frees_the_turn(
-    dsn: str, monkeypatch: pytest.MonkeyPatch
+    dsn: str, monkeypatch: pytest.MonkeyPatch, release: Callable[..., Awaitable[bool]]
 ) -> None:
     """The pool resets nothing when it takes a connection back: a turn whose release
-    fails must not stay held by an idle pooled connection."""
-
-    async def not_released(conn: object, kind: str) -> bool:
-        return False
-
+    fails, or is cancelled, must not stay held by an idle pooled connection."""
     async with await PostgresStore.open(dsn) as one, await PostgresStore.open(dsn) as two:
-        with monkeypatch.context() as patched:
-            patched.setattr(postgres_turns, "_unlocked", not_released)
+        with monkeypatch.context() as patched, contextlib.suppress(asyncio.CancelledError):
+            patched.setattr(postgres_turns, "_unlocked", release)
             async with one.turn("sweep") as mine:
                 assert mine
                 async with two.turn("sweep") as theirs:
