@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from domain import GENERATOR
-from domain.chain import GENESIS, Link
+from domain.chain import Link
 from domain.events import EventEnvelope
 from domain.personal import erased as erased_record
 from domain.personal import paths_of_inbound
@@ -64,7 +64,6 @@ from storage.postgres_pool import Conn, Row, affected, execute_many
 from storage.postgres_projections import (
     METRICS_READ,
     QUALIFICATION_TIMES_READ,
-    apply_events,
     fold_log,
     replace_all,
     stored_counters,
@@ -72,10 +71,9 @@ from storage.postgres_projections import (
 )
 from storage.postgres_tickets import PostgresTickets, apply_ticket_change
 from storage.postgres_turns import PostgresTurns
-from storage.projections import NO_FACTS, counter_differences, differences
+from storage.projections import NO_FACTS, counter_differences, differences, is_projected
 from storage.sql_rows import (
     event_rows,
-    has_masked,
     links,
     metrics_projection,
     outbox_row,
@@ -84,7 +82,6 @@ from storage.sql_rows import (
     rebuild_summary,
     replay_logs,
     replay_read,
-    sealed_row,
     stored_inbound,
     verify_logs,
 )
@@ -109,11 +106,6 @@ _REPLAY_READ, _VERIFY_READ = (
         blob="NULL::bytea",
     )
     for verify in (False, True)
-)
-
-_INSERT_EVENTS = (
-    "INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, delivery_id, "
-    "envelope, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
 
@@ -232,10 +224,7 @@ class PostgresStore(PostgresOutbox, PostgresTickets, PostgresTurns):
                 before = postgres_commit.Before(previous=None, key=read, facts=NO_FACTS)
             key = postgres_commit.CommitKey(conversation_id, before.key)
             rows = postgres_commit.rows_after(prepared, before, key)
-            made = () if key.made is None else (key.made,)
-            await postgres_commit.write(
-                conn, [rows], postgres_commit.Group(moves=(), keys=made, undone=())
-            )
+            await postgres_commit.write(conn, [rows], postgres_commit.made(key))
             for change in prepared.tickets:
                 await apply_ticket_change(conn, change)
             return CommitResult(status="committed", version=prepared.new_version)
@@ -606,75 +595,21 @@ async def _schedule(conn: Conn, conversation_id: str, due_at_ms: int | None, ver
 
 
 async def _append_rows(
-    conn: Conn,
-    conversation_id: str,
-    version: int,
-    events: Sequence[EventEnvelope],
-    key: _Key | None = None,
+    conn: Conn, conversation_id: str, version: int, events: Sequence[EventEnvelope]
 ) -> int:
     """Append checked events after `version` (the stream row already advanced by
-    `_advance`, so this transaction holds it); return the new version. `key` is the commit's
-    (its inbound is sealed with the same key read)."""
+    `_advance`, so this transaction holds it), with what they change in the projections,
+    as a commit appends its own (`storage.postgres_commit`); return the new version."""
     if not events:
         return version
-    key = key or _Key(conn, conversation_id)
-    previous: str | None = GENESIS
-    if version:
-        # The link of the event appended after and the conversation's newest key, in one
-        # round trip: a commit's round trips, more than its rows, are what it costs
-        # (docs/benchmarks_postgres.md).
-        found = await conn.fetchrow(
-            "SELECT (SELECT chain_hash FROM events WHERE conversation_id = $1 AND seq = $2), "
-            "k.key_id, k.key FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT key_id, key "
-            "FROM conversation_keys WHERE conversation_id = $1 "
-            "ORDER BY key_id DESC LIMIT 1) AS k ON true",
-            conversation_id,
-            version,
-        )
-        previous, key_id, key_bytes = (None, None, None) if found is None else tuple(found)
-        key.found(None if key_id is None else (int(key_id), bytes(key_bytes)))
-    linked = postgres_commit.linked(await _sealed_rows(events, event_rows(events), key), previous)
-    await conn.executemany(_INSERT_EVENTS, linked)
-    await apply_events(conn, conversation_id, events)  # the projections, in this transaction
+    (before,) = await postgres_commit.read_before(conn, [(conversation_id, version)])
+    key = postgres_commit.CommitKey(conversation_id, before.key)
+    projected = [envelope for envelope in events if is_projected(envelope)]
+    rows = postgres_commit.appended(
+        conversation_id, events, event_rows(events), projected, before, key
+    )
+    await postgres_commit.write(conn, [rows], postgres_commit.made(key))
     return version + len(events)
-
-
-class _Key:
-    """One commit's sealer for its conversation (as `storage.sqlite._Key`): the key read
-    (or made) once, when a first value needs it."""
-
-    __slots__ = ("_conn", "_conversation_id", "_known", "_read", "_sealer")
-
-    def __init__(self, conn: Conn, conversation_id: str) -> None:
-        self._conn = conn
-        self._conversation_id = conversation_id
-        self._known = False  # whether the key was read in this transaction already
-        self._read: tuple[int, bytes] | None = None  # what was read; None: no key yet
-        self._sealer: sealing.Sealer | None = None
-
-    def found(self, read: tuple[int, bytes] | None) -> None:
-        """The newest key as the commit's own read found it (None: there is none yet)."""
-        self._known, self._read = True, read
-
-    async def sealer(self, version: int, at_ms: int) -> sealing.Sealer:
-        if self._sealer is None:
-            if not self._known:
-                self.found(await _newest_key(self._conn, self._conversation_id))
-            read = self._read
-            if read is None:
-                read = await _new_key(self._conn, self._conversation_id, version, at_ms)
-            self._sealer = sealing.Sealer(*read)
-        return self._sealer
-
-
-async def _sealed_rows(
-    events: Sequence[EventEnvelope], rows: list[tuple[object, ...]], key: _Key
-) -> list[tuple[object, ...]]:
-    """`rows` with each masked event sealed under the conversation's key."""
-    if not has_masked(rows):
-        return rows
-    sealer = await key.sealer(events[0].seq, events[0].at_ms)
-    return [sealed_row(row, sealer) for row in rows]
 
 
 async def _newest_key(conn: Conn, conversation_id: str) -> tuple[int, bytes] | None:
@@ -685,21 +620,6 @@ async def _newest_key(conn: Conn, conversation_id: str) -> tuple[int, bytes] | N
         conversation_id,
     )
     return None if found is None else (int(found[0]), bytes(found[1]))
-
-
-async def _new_key(conn: Conn, conversation_id: str, version: int, at_ms: int) -> tuple[int, bytes]:
-    """A key for the conversation's first sealed value at stream `version` (again after an
-    erasure, under a new id), as `storage.sqlite._new_key`."""
-    key = sealing.new_key()
-    await conn.execute(
-        "INSERT INTO conversation_keys (conversation_id, key_id, key, created_at_ms) "
-        "VALUES ($1, $2, $3, $4)",
-        conversation_id,
-        version,
-        key,
-        at_ms,
-    )
-    return version, key
 
 
 async def _redact_copies(conn: Conn, conversation_id: str) -> None:

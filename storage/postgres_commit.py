@@ -217,23 +217,49 @@ class CommitKey:
 
 
 def rows_after(prepared: Prepared, before: Before, key: CommitKey) -> Rows:
-    """The commit's rows once its stream is held: its events sealed with `key` and linked
-    after `before.previous`, their fold into the projection's row, its inbound sealed."""
+    """The commit's rows once its stream is held: its events (`appended`), its inbound
+    sealed, its outbox, answers and timer."""
     commit = prepared.commit
-    events = prepared.events
-    if has_masked(events):
-        first = commit.events[0]
-        sealer = key.sealer(first.seq, first.at_ms)
-        events = [sealed_row(row, sealer) for row in events]
-    return Rows(
-        conversation_id=commit.conversation_id,
-        events=linked(events, before.previous),
-        change=advance(before.facts, prepared.projected) if prepared.projected else None,
+    rows = appended(
+        commit.conversation_id, commit.events, prepared.events, prepared.projected, before, key
+    )
+    return rows._replace(
         inbound=inbound_row(prepared, key),
         outbox=prepared.outbox,
         answers=prepared.answers,
         timer=None if commit.timer is None else (commit.timer.due_at_ms, prepared.new_version),
     )
+
+
+def appended(
+    conversation_id: str,
+    envelopes: Sequence[EventEnvelope],
+    rows: list[tuple[object, ...]],
+    projected: Sequence[EventEnvelope],
+    before: Before,
+    key: CommitKey,
+) -> Rows:
+    """Events appended after `before` (`rows`: their `event_rows`): sealed with `key`
+    (a key made for them at the first one's version), linked after `before.previous`, and
+    `projected` folded into the projection's row."""
+    if has_masked(rows):
+        first = envelopes[0]
+        sealer = key.sealer(first.seq, first.at_ms)
+        rows = [sealed_row(row, sealer) for row in rows]
+    return Rows(
+        conversation_id=conversation_id,
+        events=linked(rows, before.previous),
+        change=advance(before.facts, projected) if projected else None,
+        inbound=None,
+        outbox=(),
+        answers=(),
+        timer=None,
+    )
+
+
+def made(key: CommitKey) -> Group:
+    """What one commit writes beside its rows: the key it made, if it made one."""
+    return Group(moves=(), keys=() if key.made is None else (key.made,), undone=())
 
 
 def inbound_row(prepared: Prepared, key: CommitKey) -> tuple[object, ...] | None:
@@ -280,6 +306,24 @@ class _Statement:
         )
         names = ", ".join(f"c{i}" for i in range(len(casts)))
         return f"unnest({arrays}) WITH ORDINALITY AS u({names}, o)"
+
+    def insert(
+        self,
+        name: str,
+        into: str,
+        rows: Sequence[Sequence[object]],
+        casts: Sequence[str],
+        then: str = "",
+        where: str = "true",
+    ) -> None:
+        """A part `name` inserting `rows` into `into` ("table (columns)") in their order,
+        `then` after it (`ON CONFLICT …`, `RETURNING …`); nothing when `rows` is empty."""
+        if rows:
+            source = self.columns(rows, casts)
+            self.parts.append(
+                f"{name} AS (INSERT INTO {into} SELECT {_selected(len(casts))} FROM {source} "
+                f"WHERE {where} ORDER BY o{then})"
+            )
 
 
 _EVENT_CASTS = ("text", "bigint", "bigint", "text", "text", "text", "text", "text")
@@ -351,19 +395,19 @@ async def write(conn: Conn, commits: Sequence[Rows], group: Group = NO_GROUP) ->
             "m AS (UPDATE streams SET version = u.c1, updated_at_ms = u.c2 "
             f"FROM {moves} WHERE streams.conversation_id = u.c0)"
         )
-    if group.keys:
-        keys = statement.columns(group.keys, ("text", "bigint", "bytea", "bigint"))
-        parts.append(
-            "k AS (INSERT INTO conversation_keys (conversation_id, key_id, key, created_at_ms) "
-            f"SELECT {_selected(4)} FROM {keys} ORDER BY o)"
-        )
-    events = [row for commit in commits for row in commit.events]
-    if events:
-        rows = statement.columns(events, _EVENT_CASTS)
-        parts.append(
-            "e AS (INSERT INTO events (conversation_id, seq, at_ms, policy_version, type, "
-            f"delivery_id, envelope, chain_hash) SELECT {_selected(8)} FROM {rows} ORDER BY o)"
-        )
+    statement.insert(
+        "k",
+        "conversation_keys (conversation_id, key_id, key, created_at_ms)",
+        group.keys,
+        ("text", "bigint", "bytea", "bigint"),
+    )
+    statement.insert(
+        "e",
+        "events (conversation_id, seq, at_ms, policy_version, type, delivery_id, envelope, "
+        "chain_hash)",
+        [row for commit in commits for row in commit.events],
+        _EVENT_CASTS,
+    )
     _fold(statement, commits)
     inbounds = [(commit.conversation_id, *commit.inbound) for commit in commits if commit.inbound]
     if inbounds:
@@ -374,30 +418,29 @@ async def write(conn: Conn, commits: Sequence[Rows], group: Group = NO_GROUP) ->
             "COALESCE((SELECT MAX(position) FROM inbounds WHERE conversation_id = c0), 0) + 1, "
             f"c1, c2, c3, c4, {statement.arg(GENERATOR, 'text')} FROM {rows} ORDER BY o)"
         )
-    outbox = [row for commit in commits for row in commit.outbox]
-    if outbox:
-        rows = statement.columns(outbox, _OUTBOX_CASTS)
-        parts.append(
-            f"x AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {_selected(13)} FROM {rows} "
-            "ORDER BY o ON CONFLICT (key) DO NOTHING)"
-        )
-    answers = [row for commit in commits for row in commit.answers]
-    if answers:
-        rows = statement.columns(answers, _ANSWER_CASTS)
-        parts.append(
-            "a AS (INSERT INTO pending_answers (key, conversation_id, delivery_id, payload, "
-            f"created_at_ms, schema_version, generator) SELECT {_selected(7)} FROM {rows} "
-            "ORDER BY o ON CONFLICT (key) DO NOTHING)"
-        )
-    timers = [(c.conversation_id, *c.timer) for c in commits if c.timer is not None]
-    if timers:
-        rows = statement.columns(timers, _TIMER_CASTS)
-        parts.append(
-            "r AS (INSERT INTO timers (conversation_id, due_at_ms, version) "
-            f"SELECT {_selected(3)} FROM {rows} ORDER BY o ON CONFLICT (conversation_id) "
-            "DO UPDATE SET due_at_ms = excluded.due_at_ms, version = excluded.version "
-            "WHERE excluded.version >= timers.version)"
-        )
+    statement.insert(
+        "x",
+        f"outbox ({OUTBOX_COLUMNS})",
+        [row for commit in commits for row in commit.outbox],
+        _OUTBOX_CASTS,
+        " ON CONFLICT (key) DO NOTHING",
+    )
+    statement.insert(
+        "a",
+        "pending_answers (key, conversation_id, delivery_id, payload, created_at_ms, "
+        "schema_version, generator)",
+        [row for commit in commits for row in commit.answers],
+        _ANSWER_CASTS,
+        " ON CONFLICT (key) DO NOTHING",
+    )
+    statement.insert(
+        "r",
+        "timers (conversation_id, due_at_ms, version)",
+        [(c.conversation_id, *c.timer) for c in commits if c.timer is not None],
+        _TIMER_CASTS,
+        " ON CONFLICT (conversation_id) DO UPDATE SET due_at_ms = excluded.due_at_ms, "
+        "version = excluded.version WHERE excluded.version >= timers.version",
+    )
     if parts:
         await conn.execute(f"WITH {', '.join(parts)} SELECT 1", *statement.args)
 
@@ -410,21 +453,20 @@ def _fold(statement: _Statement, commits: Sequence[Rows]) -> None:
     module's docstring on their order), and new quote ids. Each counter (and counted
     time) is one row of the statement, its commits' deltas added up: an upsert may not
     touch a row twice."""
-    parts = statement.parts
     changes = [(c.conversation_id, c.change) for c in commits if c.change is not None]
     facts = [
         (conversation_id, *fact_values(change.after), *_VERSIONS)
         for conversation_id, change in changes
         if change.changed
     ]
-    if facts:
-        rows = statement.columns(facts, ("text", *_FACT_CASTS))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _FACTS)
-        parts.append(
-            f"f AS (INSERT INTO projection_streams (conversation_id, {', '.join(_FACTS)}) "
-            f"SELECT {_selected(13)} FROM {rows} ORDER BY o "
-            f"ON CONFLICT (conversation_id) DO UPDATE SET {updates})"
-        )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _FACTS)
+    statement.insert(
+        "f",
+        f"projection_streams (conversation_id, {', '.join(_FACTS)})",
+        facts,
+        ("text", *_FACT_CASTS),
+        f" ON CONFLICT (conversation_id) DO UPDATE SET {updates}",
+    )
     counters: dict[tuple[object, ...], int] = {}
     times: dict[tuple[object, ...], int] = {}
     for conversation_id, change in changes:
@@ -434,39 +476,32 @@ def _fold(statement: _Statement, commits: Sequence[Rows]) -> None:
                 counters[row[:4]] = counters.get(row[:4], 0) + cast(int, row[4])
             for row in time_rows:
                 times[row[:3]] = times.get(row[:3], 0) + cast(int, row[3])
-    after = "true"
-    if counters:
-        rows = statement.columns(
-            [(*key, delta, *_VERSIONS) for key, delta in sorted(counters.items())],
-            _COUNTER_CASTS,
-        )
-        parts.append(
-            "c AS (INSERT INTO projection_counters (installation, kind, name, shard, value, "
-            f"schema_version, generator) SELECT {_selected(7)} FROM {rows} ORDER BY o "
-            "ON CONFLICT (installation, kind, name, shard) DO UPDATE SET "
-            "value = projection_counters.value + excluded.value, "
-            "generator = excluded.generator RETURNING 1)"
-        )
-        after = "(SELECT count(*) FROM c) >= 0"
-    if times:
-        rows = statement.columns(
-            [(*key, delta, *_VERSIONS) for key, delta in sorted(times.items())], _TIME_CASTS
-        )
-        parts.append(
-            "t AS (INSERT INTO projection_times (installation, level, bucket, n, "
-            f"schema_version, generator) SELECT {_selected(6)} FROM {rows} WHERE {after} "
-            "ORDER BY o ON CONFLICT (installation, level, bucket) DO UPDATE SET "
-            "n = projection_times.n + excluded.n, generator = excluded.generator)"
-        )
-    quotes = [
-        (quote_id, conversation_id, *_VERSIONS)
-        for conversation_id, change in changes
-        for quote_id in change.quotes
-    ]
-    if quotes:
-        rows = statement.columns(quotes, ("text", "text", "bigint", "text"))
-        parts.append(
-            "q AS (INSERT INTO quote_index (quote_id, conversation_id, schema_version, "
-            f"generator) SELECT {_selected(4)} FROM {rows} ORDER BY o "
-            "ON CONFLICT (quote_id) DO NOTHING)"
-        )
+    statement.insert(
+        "c",
+        "projection_counters (installation, kind, name, shard, value, schema_version, generator)",
+        [(*key, delta, *_VERSIONS) for key, delta in sorted(counters.items())],
+        _COUNTER_CASTS,
+        " ON CONFLICT (installation, kind, name, shard) DO UPDATE SET "
+        "value = projection_counters.value + excluded.value, "
+        "generator = excluded.generator RETURNING 1",
+    )
+    statement.insert(
+        "t",
+        "projection_times (installation, level, bucket, n, schema_version, generator)",
+        [(*key, delta, *_VERSIONS) for key, delta in sorted(times.items())],
+        _TIME_CASTS,
+        " ON CONFLICT (installation, level, bucket) DO UPDATE SET "
+        "n = projection_times.n + excluded.n, generator = excluded.generator",
+        where="(SELECT count(*) FROM c) >= 0" if counters else "true",
+    )
+    statement.insert(
+        "q",
+        "quote_index (quote_id, conversation_id, schema_version, generator)",
+        [
+            (quote_id, conversation_id, *_VERSIONS)
+            for conversation_id, change in changes
+            for quote_id in change.quotes
+        ],
+        ("text", "text", "bigint", "text"),
+        " ON CONFLICT (quote_id) DO NOTHING",
+    )

@@ -5,8 +5,12 @@ events they fold, and read by one statement whose cost does not grow with the lo
 
 The counters are sharded (`storage.projections.SHARDS`): replicas committing different
 conversations rarely update the same counter row, and when they do (same shard, same
-counter) the second waits for the first's commit, never deadlocks — one transaction folds
-one conversation, so touches one shard's rows, in key order.
+counter) the second waits for the first's commit, never deadlocks — every transaction (a
+commit, or a group of them: `storage.postgres_group`) takes its counter rows in key
+order, then its counted times' rows in key order.
+
+A commit folds its events into these rows in its own statements
+(`storage.postgres_commit`: the row read with its link and key, written with its events).
 
 Across processes: a commit reads its conversation's row `FOR UPDATE` before folding into
 it, and a rebuild locks `projection_streams` in EXCLUSIVE mode before it reads the log, so a
@@ -17,25 +21,17 @@ is replacing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from domain import GENERATOR
 from domain.events import EventEnvelope
 from storage.postgres_pool import Conn, execute_many
 from storage.postgres_schema import insert_totals
 from storage.projections import (
-    NO_FACTS,
     PROJECTED_TYPES,
     PROJECTION_SCHEMA_VERSION,
     Projection,
-    advance,
-    is_projected,
 )
 from storage.sql_rows import (
-    COUNTER_COLUMNS,
     FACT_COLUMNS,
-    TIME_COLUMNS,
-    change_rows,
     fact_values,
     facts_from_row,
     metrics_read,
@@ -49,59 +45,14 @@ _INSERT_FACTS = (
     f"INSERT INTO projection_streams (conversation_id, {FACT_COLUMNS}, schema_version, "
     "generator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
-_PUT_FACTS = (
-    f"{_INSERT_FACTS} ON CONFLICT (conversation_id) DO UPDATE SET "
-    "started_at_ms = excluded.started_at_ms, prospect_messages = excluded.prospect_messages, "
-    "qualified_at_ms = excluded.qualified_at_ms, ending = excluded.ending, "
-    "first_from_state = excluded.first_from_state, current_state = excluded.current_state, "
-    "reached = excluded.reached, quotes_issued = excluded.quotes_issued, "
-    "quotes_revised = excluded.quotes_revised, quotes_superseded = excluded.quotes_superseded, "
-    "schema_version = excluded.schema_version, generator = excluded.generator"
-)
 _INSERT_QUOTE = (
     "INSERT INTO quote_index (quote_id, conversation_id, schema_version, generator) "
     "VALUES ($1, $2, $3, $4) ON CONFLICT (quote_id) DO NOTHING"
-)
-
-_ADD_COUNTERS = (
-    f"INSERT INTO projection_counters ({COUNTER_COLUMNS}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7) "
-    "ON CONFLICT (installation, kind, name, shard) DO UPDATE SET "
-    "value = projection_counters.value + excluded.value, generator = excluded.generator"
-)
-_ADD_TIMES = (
-    f"INSERT INTO projection_times ({TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
-    "ON CONFLICT (installation, level, bucket) DO UPDATE SET "
-    "n = projection_times.n + excluded.n, generator = excluded.generator"
 )
 METRICS_READ = metrics_read(lateral=True, param="$1")
 """`storage.sqlite_projections.METRICS_READ`, each level's children read by a LATERAL
 subquery (`storage.sql_rows.metrics_read`)."""
 QUALIFICATION_TIMES_READ = qualification_times_read("$1")
-
-
-async def apply_events(conn: Conn, conversation_id: str, events: Sequence[EventEnvelope]) -> None:
-    """Fold one conversation's new events into the stored projections, inside the
-    transaction that appends them."""
-    relevant = [envelope for envelope in events if is_projected(envelope)]
-    if not relevant:
-        return
-    row = await conn.fetchrow(
-        f"SELECT {FACT_COLUMNS} FROM projection_streams WHERE conversation_id = $1 FOR UPDATE",
-        conversation_id,
-    )
-    before = NO_FACTS if row is None else facts_from_row(tuple(row))
-    change = advance(before, relevant)
-    if change.changed:
-        await conn.execute(_PUT_FACTS, conversation_id, *fact_values(change.after), *_VERSIONS)
-        counters, times = change_rows(conversation_id, change)
-        await execute_many(conn, _ADD_COUNTERS, counters)
-        await execute_many(conn, _ADD_TIMES, times)
-    await execute_many(
-        conn,
-        _INSERT_QUOTE,
-        [(quote_id, conversation_id, *_VERSIONS) for quote_id in change.quotes],
-    )
 
 
 async def stored_projection(conn: Conn) -> Projection:
