@@ -26,7 +26,6 @@ from bench import endpoints as endpoints_bench
 from bench import growth as growth_bench
 from bench import growth_pg as growth_pg_bench
 from bench import outbox as outbox_bench
-from bench import outbox_linger as outbox_linger_bench
 from bench import outbox_paces as outbox_paces_bench
 from bench import queries as queries_bench
 from bench import replay as replay_bench
@@ -184,7 +183,6 @@ BENCHES: dict[str, Bench] = {
     "endpoints": lambda _: asyncio.run(endpoints_bench.measure()),
     "outbox": lambda _: asyncio.run(outbox_bench.measure()),
     "outbox_paces": lambda _: outbox_paces_bench.measure(),
-    "outbox_linger": lambda _: asyncio.run(outbox_linger_bench.measure()),
     "queries": lambda _: asyncio.run(queries_bench.measure()),
     "startup": lambda _: startup_bench.measure(),
     "slack_ingest": lambda _: asyncio.run(slack_ingest_bench.measure()),

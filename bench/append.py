@@ -315,7 +315,7 @@ class _RecordingStore(SqliteStore):
 
     recording: _Recording
 
-    async def _write(self, run: Callable[[sqlite3.Connection], T], *, linger: bool = False) -> T:
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
         conn = self.recording
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -94,10 +94,7 @@ class SqliteOutbox(SqliteConnections):
                 exclude=frozenset(exclude),
                 lease_until_ms=lease_until,
                 owner=owner,
-            ),
-            # The claim and the mark of a sent reply acknowledge nothing to a platform:
-            # they may wait for the next commit's transaction (`ProcessWriter.submit`).
-            linger=True,
+            )
         )
         return claimed_items(rows, lease_until, owner)
 
@@ -134,14 +131,12 @@ class SqliteOutbox(SqliteConnections):
             partial(_release, keys=tuple(keys), available_at_ms=available_at_ms, owner=owner)
         )
 
-    async def _update_unsent(
-        self, key: str, assignments: str, params: Params, *, linger: bool = False
-    ) -> bool:
-        return await self._write(_UnsentUpdate(key, assignments, tuple(params)), linger=linger)
+    async def _update_unsent(self, key: str, assignments: str, params: Params) -> bool:
+        return await self._write(_UnsentUpdate(key, assignments, tuple(params)))
 
     async def mark_sent(self, key: str, at_ms: int, remote_id: str | None = None) -> bool:
         return await self._update_unsent(
-            key, "status = 'sent', sent_at_ms = ?, remote_id = ?", (at_ms, remote_id), linger=True
+            key, "status = 'sent', sent_at_ms = ?, remote_id = ?", (at_ms, remote_id)
         )
 
     async def fail(self, key: str, next_attempt_ms: int, error: str) -> bool:

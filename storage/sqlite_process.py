@@ -22,13 +22,6 @@ while the server is still preparing the last (measured with `bench.append`'s com
 saw any). A child that reaches a seal and finds a later seal already waiting commits both
 groups as one transaction: never more fsyncs than batches would have needed.
 
-Writes nobody acknowledges a platform on wait for company. At a moderate rate each message
-made three transactions, each with its fsync: its commit, the outbox's claim of its reply,
-and the mark that the reply was sent. The claim and the mark are submitted to `linger`: when nothing else is
-being written they are not sealed at once but up to `LINGER_S` later, and a commit sent
-meanwhile seals them with it. Measured at 200 messages/s (`docs/benchmarks.md`): 2.9 → 1.0
-transactions a message, the child's CPU a message a fifth to a quarter less.
-
 Durability is the thread's: a caller's future is resolved only from the child's answer,
 which is sent after its COMMIT returned. If the child dies, every write it had not answered
 fails with "may or may not be durable" (it may have committed before dying) and every later
@@ -76,11 +69,6 @@ SEAL = 2
 OUTSIDE = 3
 """A pickled job to run outside any transaction."""
 
-LINGER_S = 0.005
-"""How long a job that may wait for company (`ProcessWriter.submit(..., linger=True)`)
-waits for one: a few milliseconds, so a reply leaves at most that much later, and at a
-moderate rate the next message's commit comes within it."""
-
 OK = "ok"
 FAIL = "fail"
 DONE = "done"
@@ -113,10 +101,6 @@ class ProcessWriter:
         """Why no write can be made any more."""
         self._sealing = False
         """A seal is due at the end of this turn of the event loop."""
-        self._lingering: asyncio.TimerHandle | None = None
-        """A seal due `linger_s` after the first job that may wait for company was sent."""
-        self.linger_s = LINGER_S
-        """How long a job that may wait for company waits for one (`submit`)."""
         self.transactions = 0
         """Transactions the child committed: metrics."""
         self._answers = asyncio.create_task(self._read_answers(), name=f"sqlite-child:{path}")
@@ -165,23 +149,13 @@ class ProcessWriter:
         cross fails its own caller before anything is queued."""
         return pickle.dumps(run, pickle.HIGHEST_PROTOCOL)
 
-    async def submit(self, job: bytes, *, linger: bool = False) -> Outcome:
+    async def submit(self, job: bytes) -> Outcome:
         """Send a prepared job now; its outcome once the transaction it joined committed.
-        Raises when that transaction failed as a whole, or when the child died first.
-
-        A job that may `linger` (the outbox's claims and marks: nobody waits on them for
-        an acknowledgement) is not sealed at the end of its turn by itself: it waits up to
-        `linger_s` for a job that does not linger and is sealed with it, at the end of
-        that job's turn — the next message's commit, usually. It is as durable as any
-        other when it is answered; it is answered at most `linger_s` later."""
+        Raises when that transaction failed as a whole, or when the child died first."""
         future = self._send(JOB, job)
-        loop = asyncio.get_running_loop()
-        if not linger:
-            if not self._sealing:
-                self._sealing = True
-                loop.call_soon(self._seal)
-        elif not self._sealing and self._lingering is None:
-            self._lingering = loop.call_later(self.linger_s, self._seal)
+        if not self._sealing:
+            self._sealing = True
+            asyncio.get_running_loop().call_soon(self._seal)
         try:
             await self._writer.drain()
         except BaseException:
@@ -191,7 +165,7 @@ class ProcessWriter:
         return outcome
 
     async def outside(self, run: Callable[[Conn], T]) -> T:
-        if self._sealing or self._lingering is not None:
+        if self._sealing:
             self._seal()  # the jobs sent before it commit first
         future = self._send(OUTSIDE, self.prepare(run))
         try:
@@ -213,9 +187,6 @@ class ProcessWriter:
     def _seal(self) -> None:
         """Commit what was sent this turn: the child ignores a seal with nothing to seal."""
         self._sealing = False
-        if self._lingering is not None:
-            self._lingering.cancel()
-            self._lingering = None
         if self._stopped is None and not self._writer.is_closing():
             self._writer.write(FRAME.pack(0, SEAL))
 
@@ -296,7 +267,7 @@ class ProcessWriter:
 
     async def close(self) -> None:
         """End of file to the child, which answers what it was sent, then exits."""
-        if self._sealing or self._lingering is not None:
+        if self._sealing:
             self._seal()
         if self._stopped is None:
             self._stopped = f"The store {self.path} is closed."

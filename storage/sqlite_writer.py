@@ -107,11 +107,10 @@ class StreamingEngine(WriteEngine, Protocol):
     transactions: int
     """Transactions committed so far: metrics."""
 
-    async def submit(self, job: Any, *, linger: bool = False) -> Outcome:
+    async def submit(self, job: Any) -> Outcome:
         """Run a prepared job in the engine's next transaction; its outcome once that
         committed. Raises when the transaction failed as a whole (nothing of it is durable)
-        or when it cannot be known whether it committed (the message says so). A job that
-        may `linger` may wait a few milliseconds for another to share its transaction."""
+        or when it cannot be known whether it committed (the message says so)."""
         ...
 
 
@@ -232,16 +231,13 @@ class SqliteConnections:
             raise
         return cls(path, engine, reader)
 
-    async def _write(self, run: Callable[[Conn], T], *, linger: bool = False) -> T:
-        """Run `run` in the writer's next transaction; return once that committed. With
-        `linger`, a writer process may hold the transaction open a few milliseconds for
-        another write to share it (`storage.sqlite_process.LINGER_S`); the thread forms its
-        batches from what is queued and ignores it."""
+    async def _write(self, run: Callable[[Conn], T]) -> T:
+        """Run `run` in the writer's next transaction; return once that committed."""
         if self._closing:
             raise StorageError(f"The store {self.path} is closed.")
         job = self._engine.prepare(run)
         if not isinstance(self._engine, ThreadWriter):
-            result, error = await self._engine.submit(job, linger=linger)
+            result, error = await self._engine.submit(job)
             if error is not None:
                 raise _wrap(error, self.path)
             return cast(T, result)

@@ -26,8 +26,6 @@ from domain.inbound import (
 from domain.policy import Policy
 from domain.state import fold
 from storage.ports import Commit, OutboxItem, Store, TicketEvent
-from storage.sqlite import SqliteStore
-from storage.sqlite_process import ProcessWriter
 
 NOW = 1_790_000_000_000
 FEED = Actor(id="lead-feed", name="lead feed", role="prospect")
@@ -181,10 +179,3 @@ async def erased_and_continued(store: Store, policy: Policy) -> list[str]:
         "committed"
     )
     return ["conv-e", "conv-b", "unknown", "conv-a", "conv-d", "conv-c"]
-
-
-def child_of(store: SqliteStore) -> ProcessWriter:
-    """The writer process of a store opened with `writer="process"`."""
-    writer = store._engine
-    assert isinstance(writer, ProcessWriter)
-    return writer

@@ -67,7 +67,7 @@ class CrossingStore(SqliteStore):
 
     crossed: tuple[str, ...] = ()
 
-    async def _write(self, run: Callable[[Conn], T], *, linger: bool = False) -> T:
+    async def _write(self, run: Callable[[Conn], T]) -> T:
         self.crossed = (*self.crossed, job_name(run))
         job: Callable[[Conn], T] = pickle.loads(pickle.dumps(run))
 
@@ -79,14 +79,14 @@ class CrossingStore(SqliteStore):
             crossed: T = pickle.loads(pickle.dumps(answer))
             return crossed
 
-        return await super()._write(crossing, linger=linger)
+        return await super()._write(crossing)
 
 
 class RerunStore(SqliteStore):
     """Every job run, rolled back and run again: what `storage.sqlite_writer.Transaction`
     does to the jobs before one that failed after writing."""
 
-    async def _write(self, run: Callable[[Conn], T], *, linger: bool = False) -> T:
+    async def _write(self, run: Callable[[Conn], T]) -> T:
         def twice(conn: Conn) -> T:
             conn.execute("SAVEPOINT first_run")
             with contextlib.suppress(Exception):  # it fails again, and answers with that
@@ -95,7 +95,7 @@ class RerunStore(SqliteStore):
             conn.execute("RELEASE first_run")
             return run(conn)
 
-        return await super()._write(twice, linger=linger)
+        return await super()._write(twice)
 
 
 def _item(key: str) -> OutboxItem:

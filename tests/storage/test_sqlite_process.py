@@ -19,8 +19,9 @@ import pytest
 from domain.policy import Policy
 from storage.errors import StorageError
 from storage.sqlite import SqliteStore
+from storage.sqlite_process import ProcessWriter
 from storage.sqlite_writer import Conn
-from tests.storage.builders import child_of, handoff_script
+from tests.storage.builders import handoff_script
 
 DEADLINE_S = 60.0
 """Only a bound on a wait that ends by itself: no outcome depends on it."""
@@ -30,6 +31,12 @@ DEADLINE_S = 60.0
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     async with await SqliteStore.open(tmp_path / "salesbot.db", writer="process") as opened:
         yield opened
+
+
+def child_of(store: SqliteStore) -> ProcessWriter:
+    writer = store._engine
+    assert isinstance(writer, ProcessWriter)
+    return writer
 
 
 def exits(pid: int) -> bool:
@@ -122,7 +129,7 @@ SERVER = textwrap.dedent(
     """
     import asyncio, sys
     from storage.sqlite import SqliteStore
-    from tests.storage.builders import child_of, handoff_script
+    from tests.storage.builders import handoff_script
     from bot.policy_loader import load_policy
 
     async def main() -> None:
