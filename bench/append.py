@@ -22,7 +22,10 @@ Beside the sides, what the guarantees compute per commit, each computation timed
 (`guarantee_costs`: the masked JSON, sealing, the chain's links, the projections' fold, the
 inbound), and two estimates from them (`with_guarantees`): the floor doing them as well in
 one thread, and the most a store could reach with them split over two cores at no cost of
-crossing between them. What separates the store from that bound is its machinery.
+crossing between them. Then the least cost of that crossing (`crossing_costs`: the store's
+own commit jobs pickled and unpickled) and the bound with it (`process_bound_vs_raw`): the
+most a writer in a process of its own could reach, its socket and dispatch free. What
+separates the store from that bound is the rest of its machinery.
 
     python -m bench.append
 """
@@ -33,6 +36,7 @@ import asyncio
 import gc
 import json
 import os
+import pickle
 import sqlite3
 import tempfile
 import threading
@@ -314,8 +318,10 @@ class _RecordingStore(SqliteStore):
     file, one transaction each."""
 
     recording: _Recording
+    jobs: list[bytes]
 
     async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        self.jobs.append(pickle.dumps(run, pickle.HIGHEST_PROTOCOL))  # as it would cross
         conn = self.recording
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -327,11 +333,14 @@ class _RecordingStore(SqliteStore):
         return result
 
 
-async def store_statements(commits: list[list[Commit]]) -> dict[str, list[Statement]]:
+async def store_statements(
+    commits: list[list[Commit]], jobs: dict[str, bytes] | None = None
+) -> dict[str, list[Statement]]:
     """The statements the store's commit job runs for each commit (by delivery id), with
     their parameters: its look-up, its rows, its chain links, its projections, its key,
     the sealed values already encrypted. Recorded once, on a scratch file, before anything
-    is timed."""
+    is timed. Into `jobs`, when given: each commit's job as it crosses to a writer process
+    (pickled, as `storage.sqlite_process.ProcessWriter.prepare` sends it)."""
     recorded: dict[str, list[Statement]] = {}
     with tempfile.TemporaryDirectory() as name:
         path = Path(name) / "recorded.db"
@@ -341,7 +350,10 @@ async def store_statements(commits: list[list[Commit]]) -> dict[str, list[Statem
             for conversation in commits:
                 for commit in conversation:
                     store.recording.statements = []
+                    store.jobs = []
                     await store.commit(commit)
+                    if jobs is not None:
+                        (jobs[commit.delivery_id],) = store.jobs
                     recorded[commit.delivery_id] = [
                         statement
                         for statement in store.recording.statements
@@ -542,6 +554,42 @@ def guarantee_costs(commits: list[list[Commit]], repeat: int = 3) -> dict[str, f
     return costs
 
 
+def crossing_costs(
+    commits: list[list[Commit]], jobs: Mapping[str, bytes], repeat: int = 3
+) -> dict[str, float]:
+    """CPU microseconds per commit of the least a writer in another process adds: the job
+    pickled where the decision is made (`crossing_out_us`) and unpickled in the writer
+    (`crossing_in_us`), each timed alone on the store's own jobs (best of `repeat`, the
+    collector off). The socket, the answer and the job's dispatch come on top, so these
+    are a lower bound of the crossing."""
+    flat = [commit for conversation in commits for commit in conversation]
+    sent = [jobs[commit.delivery_id] for commit in flat]
+    received = [pickle.loads(job) for job in sent]
+
+    def out() -> None:
+        for job in received:
+            pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+
+    def into() -> None:
+        for job in sent:
+            pickle.loads(job)
+
+    costs: dict[str, float] = {}
+    for name, run in (("out", out), ("in", into)):
+        best = float("inf")
+        for _ in range(repeat):
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.process_time()
+                run()
+                best = min(best, time.process_time() - start)
+            finally:
+                gc.enable()
+        costs[f"crossing_{name}_us"] = 1e6 * best / len(flat)
+    return costs
+
+
 def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
     """What the floor would reach doing the guarantees' computations as well, in one
     thread (`floor_with_guarantees_vs_raw`: its time per commit plus theirs, against the
@@ -550,7 +598,12 @@ def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
     floor's SQL with the seal, link and fold on the writer's side and the masked JSON and
     the inbound's form on the other, as `serve` splits them; the inbound's own sealing, a
     microsecond or two, is counted on that side too). Estimates from figures measured in
-    one run, not a side that ran."""
+    one run, not a side that ran.
+
+    With the crossing's least cost measured too (`crossing_costs`),
+    `process_bound_vs_raw`: the split bound with the job unpickled on the writer's side
+    and pickled on the other — the most a writer in a process of its own can reach, its
+    socket and dispatch free."""
     floor_us = 1e6 / report["floor_commits_per_s"]
     raw_us = 1e6 / report["raw_commits_per_s"]
     writer_side = (
@@ -561,15 +614,21 @@ def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
         + report["guarantee_fold_us"]
     )
     other_side = report["guarantee_masked_json_us"] + report["guarantee_inbound_us"]
-    return {
+    bounds = {
         "floor_with_guarantees_vs_raw": raw_us / (floor_us + report["guarantees_us_per_commit"]),
         "split_bound_vs_raw": raw_us / max(writer_side, other_side),
     }
+    if "crossing_in_us" in report:
+        bounds["process_bound_vs_raw"] = raw_us / max(
+            writer_side + report["crossing_in_us"], other_side + report["crossing_out_us"]
+        )
+    return bounds
 
 
 async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) -> dict[str, float]:
     commits = build_commits(conversations, messages)
-    statements = await store_statements(commits)
+    jobs: dict[str, bytes] = {}
+    statements = await store_statements(commits, jobs)
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         sides: dict[str, Side] = {
@@ -581,6 +640,7 @@ async def measure(conversations: int = 200, messages: int = 5, rounds: int = 3) 
         }
         report = await alternate(sides, commits, rounds)
     report.update(guarantee_costs(commits))
+    report.update(crossing_costs(commits, jobs))
     report.update(with_guarantees(report))
     return report
 

@@ -7,6 +7,7 @@ durable. No timing is asserted; the figures are `python -m bench.append_pg`'s.""
 from __future__ import annotations
 
 import asyncio
+import pickle
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from bench.append import (
     build_commits,
+    crossing_costs,
     figures,
     floor,
     guarantee_costs,
@@ -262,6 +264,24 @@ def test_the_guarantees_costs_are_each_computation_timed_alone_and_what_they_add
     )
 
 
+async def test_the_crossing_is_timed_on_the_jobs_the_store_sends_its_writer_process() -> None:
+    commits = build_commits(2, 2)
+    jobs: dict[str, bytes] = {}
+    await store_statements(commits, jobs)
+    flat = [commit for conversation in commits for commit in conversation]
+    assert set(jobs) == {commit.delivery_id for commit in flat}
+    for commit in flat:  # each one the commit's own job, as the writer process reads it
+        job = pickle.loads(jobs[commit.delivery_id])
+        assert (job.conversation_id, job.delivery_id) == (
+            commit.conversation_id,
+            commit.delivery_id,
+        )
+        assert len(job.rows) == len(commit.events)
+    costs = crossing_costs(commits, jobs, repeat=1)
+    assert costs["crossing_in_us"] > 0
+    assert costs["crossing_out_us"] > 0
+
+
 def test_the_estimates_with_the_guarantees_are_the_floor_plus_them_and_the_slower_half() -> None:
     report = {
         "raw_commits_per_s": 5000.0,  # 200 µs a commit
@@ -279,5 +299,28 @@ def test_the_estimates_with_the_guarantees_are_the_floor_plus_them_and_the_slowe
     # The writer's half: the floor's 250 µs less the raw JSON (made on the other side),
     # plus sealing, linking and folding: 250 - 40 + 40 = 250 µs, slower than 70 + 10.
     assert estimates["split_bound_vs_raw"] == pytest.approx(200 / 250)
+    assert "process_bound_vs_raw" not in estimates  # no crossing measured: no such bound
     report["guarantee_masked_json_us"] = 400.0  # now the other half is the slower
     assert with_guarantees(report)["split_bound_vs_raw"] == pytest.approx(200 / 410)
+
+
+def test_the_process_bound_adds_the_crossing_to_each_half() -> None:
+    report = {
+        "raw_commits_per_s": 5000.0,  # 200 µs a commit
+        "floor_commits_per_s": 4000.0,  # 250 µs a commit
+        "guarantee_json_us": 40.0,
+        "guarantee_masked_json_us": 70.0,
+        "guarantee_seal_us": 10.0,
+        "guarantee_link_us": 10.0,
+        "guarantee_fold_us": 20.0,
+        "guarantee_inbound_us": 10.0,
+        "guarantees_us_per_commit": 80.0,
+        "crossing_in_us": 30.0,
+        "crossing_out_us": 15.0,
+    }
+    estimates = with_guarantees(report)
+    assert estimates["split_bound_vs_raw"] == pytest.approx(200 / 250)
+    # The writer's half 250 µs plus the job unpickled (30): slower than 80 + 15.
+    assert estimates["process_bound_vs_raw"] == pytest.approx(200 / 280)
+    report["crossing_out_us"] = 300.0  # now the side that pickles is the slower
+    assert with_guarantees(report)["process_bound_vs_raw"] == pytest.approx(200 / 380)
