@@ -534,19 +534,10 @@ def guarantee_costs(commits: list[list[Commit]], repeat: int = 3) -> dict[str, f
         "fold": fold,
         "inbound": inbound,
     }
-    costs: dict[str, float] = {}
-    for name, run in parts.items():
-        best = float("inf")
-        for _ in range(repeat):
-            gc.collect()  # the rounds' garbage is not these parts' cost
-            gc.disable()
-            try:
-                start = time.process_time()
-                run()
-                best = min(best, time.process_time() - start)
-            finally:
-                gc.enable()
-        costs[f"guarantee_{name}_us"] = 1e6 * best / len(flat)
+    costs = {
+        f"guarantee_{name}_us": 1e6 * best_cpu_s(run, repeat) / len(flat)
+        for name, run in parts.items()
+    }
     costs["guarantees_us_per_commit"] = (
         sum(costs[f"guarantee_{name}_us"] for name in parts if name != "json")
         - costs["guarantee_json_us"]
@@ -574,20 +565,26 @@ def crossing_costs(
         for job in sent:
             pickle.loads(job)
 
-    costs: dict[str, float] = {}
-    for name, run in (("out", out), ("in", into)):
-        best = float("inf")
-        for _ in range(repeat):
-            gc.collect()
-            gc.disable()
-            try:
-                start = time.process_time()
-                run()
-                best = min(best, time.process_time() - start)
-            finally:
-                gc.enable()
-        costs[f"crossing_{name}_us"] = 1e6 * best / len(flat)
-    return costs
+    return {
+        f"crossing_{name}_us": 1e6 * best_cpu_s(run, repeat) / len(flat)
+        for name, run in (("out", out), ("in", into))
+    }
+
+
+def best_cpu_s(run: Callable[[], object], repeat: int) -> float:
+    """The least CPU time `run` took in `repeat` runs, the cycle collector off while it
+    runs (the earlier rounds' garbage is not its cost)."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.process_time()
+            run()
+            best = min(best, time.process_time() - start)
+        finally:
+            gc.enable()
+    return best
 
 
 def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:

@@ -282,18 +282,22 @@ async def test_the_crossing_is_timed_on_the_jobs_the_store_sends_its_writer_proc
     assert costs["crossing_out_us"] > 0
 
 
+REPORT = {
+    "raw_commits_per_s": 5000.0,  # 200 µs a commit
+    "floor_commits_per_s": 4000.0,  # 250 µs a commit
+    "guarantee_json_us": 40.0,
+    "guarantee_masked_json_us": 70.0,
+    "guarantee_seal_us": 10.0,
+    "guarantee_link_us": 10.0,
+    "guarantee_fold_us": 20.0,
+    "guarantee_inbound_us": 10.0,
+    "guarantees_us_per_commit": 80.0,
+}
+"""A run's figures, made up: only the estimates' arithmetic is tested."""
+
+
 def test_the_estimates_with_the_guarantees_are_the_floor_plus_them_and_the_slower_half() -> None:
-    report = {
-        "raw_commits_per_s": 5000.0,  # 200 µs a commit
-        "floor_commits_per_s": 4000.0,  # 250 µs a commit
-        "guarantee_json_us": 40.0,
-        "guarantee_masked_json_us": 70.0,
-        "guarantee_seal_us": 10.0,
-        "guarantee_link_us": 10.0,
-        "guarantee_fold_us": 20.0,
-        "guarantee_inbound_us": 10.0,
-        "guarantees_us_per_commit": 80.0,
-    }
+    report = dict(REPORT)
     estimates = with_guarantees(report)
     assert estimates["floor_with_guarantees_vs_raw"] == pytest.approx(200 / 330)
     # The writer's half: the floor's 250 µs less the raw JSON (made on the other side),
@@ -305,19 +309,7 @@ def test_the_estimates_with_the_guarantees_are_the_floor_plus_them_and_the_slowe
 
 
 def test_the_process_bound_adds_the_crossing_to_each_half() -> None:
-    report = {
-        "raw_commits_per_s": 5000.0,  # 200 µs a commit
-        "floor_commits_per_s": 4000.0,  # 250 µs a commit
-        "guarantee_json_us": 40.0,
-        "guarantee_masked_json_us": 70.0,
-        "guarantee_seal_us": 10.0,
-        "guarantee_link_us": 10.0,
-        "guarantee_fold_us": 20.0,
-        "guarantee_inbound_us": 10.0,
-        "guarantees_us_per_commit": 80.0,
-        "crossing_in_us": 30.0,
-        "crossing_out_us": 15.0,
-    }
+    report = {**REPORT, "crossing_in_us": 30.0, "crossing_out_us": 15.0}
     estimates = with_guarantees(report)
     assert estimates["split_bound_vs_raw"] == pytest.approx(200 / 250)
     # The writer's half 250 µs plus the job unpickled (30): slower than 80 + 15.
