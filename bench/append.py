@@ -23,8 +23,9 @@ Beside the sides, what the guarantees compute per commit, each computation timed
 inbound), and two estimates from them (`with_guarantees`): the floor doing them as well in
 one thread, and the most a store could reach with them split over two cores at no cost of
 crossing between them. Then the least cost of that crossing (`crossing_costs`: the store's
-own commit jobs pickled and unpickled) and the bound with it (`process_bound_vs_raw`): the
-most a writer in a process of its own could reach, its socket and dispatch free. What
+own commit jobs pickled, written to a socket, read and unpickled) and the bound with it
+(`process_bound_vs_raw`): the most a writer in a process of its own could reach, its
+answers and dispatch free. What
 separates the store from that bound is the rest of its machinery.
 
     python -m bench.append
@@ -37,6 +38,7 @@ import gc
 import json
 import os
 import pickle
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -61,6 +63,7 @@ from storage.ports import Commit
 from storage.projections import NO_FACTS, advance_steps, fold_steps_of
 from storage.sql_rows import change_rows, event_rows, sealed_row
 from storage.sqlite import SqliteStore
+from storage.sqlite_process import FRAME, JOB
 from storage.sqlite_writer import WriterKind, _prepare_writer
 
 T = TypeVar("T")
@@ -551,8 +554,9 @@ def crossing_costs(
     """CPU microseconds per commit of the least a writer in another process adds: the job
     pickled where the decision is made (`crossing_out_us`) and unpickled in the writer
     (`crossing_in_us`), each timed alone on the store's own jobs (best of `repeat`, the
-    collector off). The socket, the answer and the job's dispatch come on top, so these
-    are a lower bound of the crossing."""
+    collector off); and the bytes moved between them (`socket_costs`: framed and written
+    on one side, `crossing_send_us`, read on the other, `crossing_recv_us`). The answers
+    and the job's dispatch come on top, so these are a lower bound of the crossing."""
     flat = [commit for conversation in commits for commit in conversation]
     sent = [jobs[commit.delivery_id] for commit in flat]
     received = [pickle.loads(job) for job in sent]
@@ -565,10 +569,57 @@ def crossing_costs(
         for job in sent:
             pickle.loads(job)
 
-    return {
+    costs = {
         f"crossing_{name}_us": 1e6 * best_cpu_s(run, repeat) / len(flat)
         for name, run in (("out", out), ("in", into))
     }
+    send_s, recv_s = socket_costs(sent, repeat)
+    costs["crossing_send_us"] = 1e6 * send_s / len(flat)
+    costs["crossing_recv_us"] = 1e6 * recv_s / len(flat)
+    return costs
+
+
+def socket_costs(sent: Sequence[bytes], repeat: int = 3) -> tuple[float, float]:
+    """The least CPU seconds (best of `repeat`, the collector off) to move `sent` through
+    a socket pair as `storage.sqlite_process` does: each job framed (`FRAME`, `JOB`) and
+    written on one end, the bytes read on the other into one buffer (the writer process
+    reads 1 MB at a time). The jobs go in pieces the socket's buffer holds, each written in
+    one call (fewer calls than the event loop's transport makes) and read before the next
+    is written, so one thread does both and each side's time is its own."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        room = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
+        pieces: list[list[bytes]] = [[]]
+        held = 0
+        for job in sent:
+            size = FRAME.size + len(job)
+            if size > room:
+                raise ValueError(f"a job of {len(job)} bytes does not fit the socket's buffer")
+            if held + size > room:
+                pieces.append([])
+                held = 0
+            pieces[-1].append(job)
+            held += size
+        buffer = memoryview(bytearray(1 << 20))
+        best_send = best_recv = float("inf")
+        for _ in range(repeat):
+            gc.collect()
+            gc.disable()
+            try:
+                send_s = recv_s = 0.0
+                for piece in pieces:
+                    start = time.process_time()
+                    ours.sendall(b"".join([FRAME.pack(len(job), JOB) + job for job in piece]))
+                    written = time.process_time()
+                    due = sum(FRAME.size + len(job) for job in piece)
+                    while due:
+                        due -= theirs.recv_into(buffer)
+                    send_s += written - start
+                    recv_s += time.process_time() - written
+            finally:
+                gc.enable()
+            best_send, best_recv = min(best_send, send_s), min(best_recv, recv_s)
+    return best_send, best_recv
 
 
 def best_cpu_s(run: Callable[[], object], repeat: int) -> float:
@@ -598,9 +649,9 @@ def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
     one run, not a side that ran.
 
     With the crossing's least cost measured too (`crossing_costs`),
-    `process_bound_vs_raw`: the split bound with the job unpickled on the writer's side
-    and pickled on the other — the most a writer in a process of its own can reach, its
-    socket and dispatch free."""
+    `process_bound_vs_raw`: the split bound with the job read off the socket and unpickled
+    on the writer's side, pickled and written on the other — the most a writer in a
+    process of its own can reach, its answers and dispatch free."""
     floor_us = 1e6 / report["floor_commits_per_s"]
     raw_us = 1e6 / report["raw_commits_per_s"]
     writer_side = (
@@ -617,7 +668,8 @@ def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
     }
     if "crossing_in_us" in report:
         bounds["process_bound_vs_raw"] = raw_us / max(
-            writer_side + report["crossing_in_us"], other_side + report["crossing_out_us"]
+            writer_side + report["crossing_in_us"] + report["crossing_recv_us"],
+            other_side + report["crossing_out_us"] + report["crossing_send_us"],
         )
     return bounds
 

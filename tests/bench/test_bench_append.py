@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import socket
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from unittest import mock
 
 import asyncpg
 import pytest
@@ -23,6 +25,7 @@ from bench.append import (
     guarantee_costs,
     product,
     raw,
+    socket_costs,
     store_statements,
     timed,
     with_guarantees,
@@ -32,6 +35,7 @@ from bot.cli_verify import verify_store
 from bot.policy_loader import load_policy
 from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
+from storage.sqlite_process import FRAME, JOB
 from tests.storage.conftest import fresh_database, postgres_cluster  # noqa: F401
 from tests.support.postgres import Cluster
 
@@ -278,8 +282,33 @@ async def test_the_crossing_is_timed_on_the_jobs_the_store_sends_its_writer_proc
         )
         assert len(job.rows) == len(commit.events)
     costs = crossing_costs(commits, jobs, repeat=1)
-    assert costs["crossing_in_us"] > 0
-    assert costs["crossing_out_us"] > 0
+    assert all(costs[f"crossing_{part}_us"] > 0 for part in ("in", "out", "send", "recv"))
+
+
+def test_the_socket_is_timed_moving_every_job_framed_as_the_writer_process_reads_it() -> None:
+    sent = [bytes([n]) * (100 + 50 * n) for n in range(40)]
+    moved: list[bytes] = []
+    real = socket.socket.recv_into
+
+    def recorded(self: socket.socket, buffer: memoryview, *args: int) -> int:
+        size = real(self, buffer, *args)
+        moved.append(bytes(buffer[:size]))
+        return size
+
+    with mock.patch.object(socket.socket, "recv_into", recorded):
+        socket_costs(sent, repeat=1)
+    stream, jobs = b"".join(moved), []
+    while stream:  # the frames the writer process would read: every job, in order, once
+        size, kind = FRAME.unpack_from(stream)
+        assert kind == JOB
+        jobs.append(stream[FRAME.size : FRAME.size + size])
+        stream = stream[FRAME.size + size :]
+    assert jobs == sent
+
+
+def test_a_job_larger_than_the_socket_holds_is_refused_not_waited_on() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        socket_costs([b"x" * (4 << 20)], repeat=1)
 
 
 REPORT = {
@@ -309,10 +338,17 @@ def test_the_estimates_with_the_guarantees_are_the_floor_plus_them_and_the_slowe
 
 
 def test_the_process_bound_adds_the_crossing_to_each_half() -> None:
-    report = {**REPORT, "crossing_in_us": 30.0, "crossing_out_us": 15.0}
+    report = {
+        **REPORT,
+        "crossing_in_us": 30.0,
+        "crossing_out_us": 15.0,
+        "crossing_recv_us": 4.0,
+        "crossing_send_us": 5.0,
+    }
     estimates = with_guarantees(report)
     assert estimates["split_bound_vs_raw"] == pytest.approx(200 / 250)
-    # The writer's half 250 µs plus the job unpickled (30): slower than 80 + 15.
-    assert estimates["process_bound_vs_raw"] == pytest.approx(200 / 280)
-    report["crossing_out_us"] = 300.0  # now the side that pickles is the slower
-    assert with_guarantees(report)["process_bound_vs_raw"] == pytest.approx(200 / 380)
+    # The writer's half 250 µs plus the job read (4) and unpickled (30): slower than
+    # 80 + 15 + 5.
+    assert estimates["process_bound_vs_raw"] == pytest.approx(200 / 284)
+    report["crossing_out_us"] = 300.0  # now the side that pickles and writes is the slower
+    assert with_guarantees(report)["process_bound_vs_raw"] == pytest.approx(200 / 385)
