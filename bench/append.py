@@ -25,8 +25,8 @@ one thread, and the most a store could reach with them split over two cores at n
 crossing between them. Then the least cost of that crossing (`crossing_costs`: the store's
 own commit jobs pickled, written to a socket, read and unpickled) and the bound with it
 (`process_bound_vs_raw`): the most a writer in a process of its own could reach, its
-answers and dispatch free. What
-separates the store from that bound is the rest of its machinery.
+answers and dispatch free. What separates the store from that bound is the rest of its
+machinery.
 
     python -m bench.append
 """
@@ -613,7 +613,10 @@ def socket_costs(sent: Sequence[bytes], repeat: int = 3) -> tuple[float, float]:
                     written = time.process_time()
                     due = sum(FRAME.size + len(job) for job in piece)
                     while due:
-                        due -= theirs.recv_into(buffer)
+                        got = theirs.recv_into(buffer)
+                        if not got:
+                            raise ConnectionError("the socket pair closed mid-piece")
+                        due -= got
                     send_s += written - start
                     recv_s += time.process_time() - written
             finally:
