@@ -34,6 +34,7 @@ machinery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -43,7 +44,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -580,7 +581,7 @@ def crossing_costs(
 
 
 def socket_costs(sent: Sequence[bytes], repeat: int = 3) -> tuple[float, float]:
-    """The least CPU seconds (best of `repeat`, the collector off) to move `sent` through
+    """The least CPU seconds (best of `repeat`, `collector_off`) to move `sent` through
     a socket pair as `storage.sqlite_process` does: each job framed (`FRAME`, `JOB`) and
     written on one end, the bytes read on the other into one buffer (the writer process
     reads 1 MB at a time). The jobs go in pieces the socket's buffer holds, each written in
@@ -603,10 +604,8 @@ def socket_costs(sent: Sequence[bytes], repeat: int = 3) -> tuple[float, float]:
         buffer = memoryview(bytearray(1 << 20))
         best_send = best_recv = float("inf")
         for _ in range(repeat):
-            gc.collect()
-            gc.disable()
-            try:
-                send_s = recv_s = 0.0
+            send_s = recv_s = 0.0
+            with collector_off():
                 for piece in pieces:
                     start = time.process_time()
                     ours.sendall(b"".join([FRAME.pack(len(job), JOB) + job for job in piece]))
@@ -619,26 +618,31 @@ def socket_costs(sent: Sequence[bytes], repeat: int = 3) -> tuple[float, float]:
                         due -= got
                     send_s += written - start
                     recv_s += time.process_time() - written
-            finally:
-                gc.enable()
             best_send, best_recv = min(best_send, send_s), min(best_recv, recv_s)
     return best_send, best_recv
 
 
 def best_cpu_s(run: Callable[[], object], repeat: int) -> float:
-    """The least CPU time `run` took in `repeat` runs, the cycle collector off while it
-    runs (the earlier rounds' garbage is not its cost)."""
+    """The least CPU time `run` took in `repeat` runs, the collector off (`collector_off`)."""
     best = float("inf")
     for _ in range(repeat):
-        gc.collect()
-        gc.disable()
-        try:
+        with collector_off():
             start = time.process_time()
             run()
             best = min(best, time.process_time() - start)
-        finally:
-            gc.enable()
     return best
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """The cycle collector off inside, after one collection: the earlier rounds' garbage is
+    not the timed work's cost."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def with_guarantees(report: Mapping[str, float]) -> dict[str, float]:
